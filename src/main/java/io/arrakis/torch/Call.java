@@ -1,0 +1,180 @@
+package io.arrakis.torch;
+
+import io.arrakis.bindings.arrakis_torch_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One call through {@code torch_call_dispatcher}, built on this thread's reusable stack.
+ *
+ * <p>The stack holds every argument of the op's schema, defaults included, in schema order, each encoded as the 2.10
+ * stable ABI wants it: tensors as fresh handles (the dispatcher steals them), scalars as raw bits, lists and strings
+ * as handles the callee frees, optionals with a value as a heap slot from C++ {@code operator new}, None as 0.
+ * {@link #begin} checks every input tensor is open before anything native is allocated, so a bad input throws
+ * without leaking half a stack.
+ */
+final class Call {
+    private static final ThreadLocal<Call> CURRENT = ThreadLocal.withInitial(Call::new);
+    private static final int MAX_SLOTS = 32;
+
+    private final MemorySegment stack = Arena.ofAuto().allocate(8L * MAX_SLOTS, 8);
+    private final MemorySegment out = Arena.ofAuto().allocate(8L, 8);
+    private final Object[] described = new Object[MAX_SLOTS];
+    private int size;
+    private Op op;
+
+    private Call() {
+    }
+
+    /** Starts a call of {@code op} on this thread, after checking that every tensor it will take is open. */
+    static Call begin(Op op, Tensor... inputs) {
+        for (Tensor t : inputs) {
+            if (t != null) {
+                t.checkOpen();
+            }
+        }
+        Call call = CURRENT.get();
+        call.op = op;
+        call.size = 0;
+        return call;
+    }
+
+    private Call push(long bits, Object description) {
+        described[size] = description;
+        stack.setAtIndex(ValueLayout.JAVA_LONG, size++, bits);
+        return this;
+    }
+
+    Call tensor(Tensor t) {
+        return push(Native.newHandle(t.handle()), t);
+    }
+
+    Call optTensor(Tensor t) {
+        return t == null ? none() : push(Native.heapValue(Native.newHandle(t.handle())), t);
+    }
+
+    Call tensors(List<Tensor> tensors) {
+        MemorySegment list = newList(tensors.size());
+        for (Tensor t : tensors) {
+            Native.check(arrakis_torch_h.torch_list_push_back(list, Native.newHandle(t.handle())), "torch_list_push_back");
+        }
+        return push(list.address(), tensors);
+    }
+
+    Call i64(long v) {
+        return push(v, v);
+    }
+
+    Call optI64(Long v) {
+        return v == null ? none() : push(Native.heapValue(v), v);
+    }
+
+    Call f64(double v) {
+        return push(Double.doubleToRawLongBits(v), v);
+    }
+
+    Call optF64(Double v) {
+        return v == null ? none() : push(Native.heapValue(Double.doubleToRawLongBits(v)), v);
+    }
+
+    Call bool(boolean v) {
+        return push(v ? 1 : 0, v);
+    }
+
+    Call optDtype(DType t) {
+        return t == null ? none() : push(Native.heapValue(t.code()), t);
+    }
+
+    Call optDevice(Device d) {
+        return d == null ? none() : push(Native.heapValue(((long) d.typeCode() << 32) | (d.index() & 0xffffffffL)), d);
+    }
+
+    Call ints(long... values) {
+        return push(intList(values), values);
+    }
+
+    Call optInts(long[] values) {
+        return values == null ? none() : push(Native.heapValue(intList(values)), values);
+    }
+
+    Call str(String s) {
+        return push(string(s), '"' + s + '"');
+    }
+
+    Call optStr(String s) {
+        return s == null ? none() : push(Native.heapValue(string(s)), '"' + s + '"');
+    }
+
+    Call none() {
+        return push(0, "None");
+    }
+
+    private MemorySegment newList(int capacity) {
+        Native.check(arrakis_torch_h.torch_new_list_reserve_size(capacity, out), "torch_new_list_reserve_size");
+        return out.get(ValueLayout.ADDRESS, 0);
+    }
+
+    private long intList(long[] values) {
+        MemorySegment list = newList(values.length);
+        for (long v : values) {
+            Native.check(arrakis_torch_h.torch_list_push_back(list, v), "torch_list_push_back");
+        }
+        return list.address();
+    }
+
+    private long string(String s) {
+        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(bytes.length + 1L);
+            MemorySegment.copy(bytes, 0, data, ValueLayout.JAVA_BYTE, 0, bytes.length);
+            Native.check(arrakis_torch_h.torch_new_string_handle(data, bytes.length, out), "torch_new_string_handle");
+        }
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** Runs the op; its results are then in the first slots. */
+    Call run() {
+        int rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
+                LibTorch.EXTENSION_BUILD_VERSION);
+        if (rc != 0) {
+            Object[] args = java.util.Arrays.copyOf(described, size);
+            java.util.Arrays.fill(described, 0, size, null);
+            throw Native.failure(op.toString(), args);
+        }
+        java.util.Arrays.fill(described, 0, size, null);
+        return this;
+    }
+
+    /** Runs the op and takes its one tensor result. */
+    Tensor tensorResult() {
+        return run().tensorAt(0);
+    }
+
+    /** The tensor result in {@code slot}; the caller owns it. */
+    Tensor tensorAt(int slot) {
+        return Tensor.adopt(stack.getAtIndex(ValueLayout.JAVA_LONG, slot));
+    }
+
+    boolean boolAt(int slot) {
+        return (stack.getAtIndex(ValueLayout.JAVA_LONG, slot) & 0xff) != 0;
+    }
+
+    /** A {@code Tensor[]} result in {@code slot}: the tensors become ours and the list is freed. */
+    List<Tensor> tensorListAt(int slot) {
+        MemorySegment list = MemorySegment.ofAddress(stack.getAtIndex(ValueLayout.JAVA_LONG, slot));
+        Native.check(arrakis_torch_h.torch_list_size(list, out), "torch_list_size");
+        long n = out.get(ValueLayout.JAVA_LONG, 0);
+        List<Tensor> result = new ArrayList<>((int) n);
+        for (long i = 0; i < n; i++) {
+            Native.check(arrakis_torch_h.torch_list_get_item(list, i, out), "torch_list_get_item");
+            result.add(Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0)));
+        }
+        Native.check(arrakis_torch_h.torch_delete_list(list), "torch_delete_list");
+        return result;
+    }
+}

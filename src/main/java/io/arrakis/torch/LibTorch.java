@@ -1,0 +1,300 @@
+package io.arrakis.torch;
+
+import io.arrakis.bindings.arrakis_torch_h;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.SymbolLookup;
+import java.net.URL;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Properties;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * Finds, provisions and loads libtorch's shared libraries, once per JVM.
+ *
+ * <p>By default the CPU libtorch 2.10 carried by the {@code org.bytedeco:pytorch} and {@code org.bytedeco:openblas}
+ * jars on the class path is extracted once into a per-user cache ({@code $XDG_CACHE_HOME/arrakis-jvm} or
+ * {@code ~/.cache/arrakis-jvm}, overridable with {@code -Darrakis.cache}) and loaded from there. A folder of libtorch
+ * shared libraries, such as a PyTorch install's {@code torch/lib} (CUDA builds included), takes precedence when named
+ * by the environment variable {@code ARRAKIS_LIBTORCH} or the system property {@code arrakis.libtorch}.
+ *
+ * <p>Every entry point of this library calls {@link #load()} before touching a binding, so users rarely need to.
+ */
+public final class LibTorch {
+
+    /** The environment variable naming a folder of libtorch shared libraries. */
+    public static final String ENV_FOLDER = "ARRAKIS_LIBTORCH";
+    /** The system property naming a folder of libtorch shared libraries; wins over {@link #ENV_FOLDER}. */
+    public static final String PROPERTY_FOLDER = "arrakis.libtorch";
+
+    /** Libraries of the Maven jars, in dependency order, with the jar resource folder that carries each. */
+    private static final List<String[]> MAVEN_LIBRARIES = List.of(
+            new String[] {"org/bytedeco/openblas/linux-x86_64/", "libquadmath.so.0"},
+            new String[] {"org/bytedeco/openblas/linux-x86_64/", "libgfortran.so.5"},
+            new String[] {"org/bytedeco/openblas/linux-x86_64/", "libopenblas.so.0"},
+            new String[] {"org/bytedeco/pytorch/linux-x86_64/", "libgomp.so.1"},
+            new String[] {"org/bytedeco/pytorch/linux-x86_64/", "libc10.so"},
+            new String[] {"org/bytedeco/pytorch/linux-x86_64/", "libtorch_cpu.so"},
+            new String[] {"org/bytedeco/pytorch/linux-x86_64/", "libtorch.so"});
+
+    /** Libraries of a PyTorch {@code torch/lib} folder, in dependency order; absent ones are skipped. */
+    private static final List<String> FOLDER_LIBRARIES = List.of(
+            "libtorch_global_deps.so", "libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so",
+            "libtorch.so");
+
+    /** The extension build version we speak to the dispatcher: the 2.10 stable ABI. */
+    static final long EXTENSION_BUILD_VERSION = (2L << 56) | (10L << 48);
+
+    private static volatile Info info;
+
+    private LibTorch() {
+    }
+
+    /**
+     * What was loaded.
+     *
+     * @param version libtorch's release version ("2.10.0"), or "unknown" where the folder does not say
+     * @param abiVersion the stable ABI version reported by {@code aoti_torch_abi_version()}, as "major.minor"
+     * @param folder where the shared libraries were loaded from
+     * @param source "maven" for the bundled CPU build, or the variable or property that named the folder
+     * @param cudaBuild whether a CUDA libtorch ({@code libtorch_cuda.so}) was loaded
+     */
+    public record Info(String version, String abiVersion, Path folder, String source, boolean cudaBuild) {
+        @Override
+        public String toString() {
+            return "libtorch " + version + " (stable ABI " + abiVersion + ", " + (cudaBuild ? "CUDA" : "CPU")
+                    + " build) from " + folder + " [" + source + "]";
+        }
+    }
+
+    /**
+     * Loads libtorch if it is not loaded yet, and says what was loaded.
+     *
+     * @throws LibTorchException when no usable libtorch is found, with what was looked for, where, and the remedy
+     */
+    public static Info load() {
+        Info loaded = info;
+        if (loaded != null) {
+            return loaded;
+        }
+        synchronized (LibTorch.class) {
+            if (info == null) {
+                info = loadOnce();
+            }
+            return info;
+        }
+    }
+
+    /** Whether CUDA tensors can be made: a CUDA libtorch is loaded and at least one GPU answers. */
+    public static boolean cudaAvailable() {
+        return cudaDeviceCount() > 0;
+    }
+
+    /** The number of CUDA devices libtorch can use (0 with a CPU build). */
+    public static int cudaDeviceCount() {
+        return Cuda.deviceCount();
+    }
+
+    private static Info loadOnce() {
+        String property = System.getProperty(PROPERTY_FOLDER);
+        String env = System.getenv(ENV_FOLDER);
+        Info loaded;
+        if (property != null && !property.isBlank()) {
+            loaded = loadFolder(Path.of(property), "-D" + PROPERTY_FOLDER);
+        } else if (env != null && !env.isBlank()) {
+            loaded = loadFolder(Path.of(env), "$" + ENV_FOLDER);
+        } else {
+            loaded = loadMaven();
+        }
+        Cuda.initialise(loaded.cudaBuild());
+        return loaded;
+    }
+
+    private static Info loadFolder(Path folder, String source) {
+        if (!Files.isDirectory(folder)) {
+            throw new LibTorchException("libtorch folder " + folder + " (named by " + source
+                    + ") does not exist or is not a directory. Point it at a folder holding libtorch_cpu.so,"
+                    + " e.g. the torch/lib folder of a PyTorch >= 2.10 install, or unset it to use the bundled CPU build.");
+        }
+        if (!Files.isRegularFile(folder.resolve("libtorch_cpu.so"))) {
+            throw new LibTorchException("no libtorch_cpu.so in " + folder + " (named by " + source
+                    + "). Point it at the torch/lib folder of a PyTorch >= 2.10 install.");
+        }
+        for (String name : FOLDER_LIBRARIES) {
+            Path library = folder.resolve(name);
+            if (Files.isRegularFile(library)) {
+                loadLibrary(library);
+            }
+        }
+        boolean cuda = Files.isRegularFile(folder.resolve("libtorch_cuda.so"));
+        return verify(folder, source, folderVersion(folder), cuda);
+    }
+
+    private static Info loadMaven() {
+        String version = mavenVersion();
+        Path folder = cacheRoot().resolve("libtorch-" + version + "-linux-x86_64");
+        List<Resource> resources = new ArrayList<>();
+        for (String[] entry : MAVEN_LIBRARIES) {
+            URL url = LibTorch.class.getClassLoader().getResource(entry[0] + entry[1]);
+            if (url == null) {
+                throw new LibTorchException("libtorch not found: the class path has no " + entry[0] + entry[1]
+                        + " (from org.bytedeco:pytorch:2.10.0-1.5.13:linux-x86_64 and"
+                        + " org.bytedeco:openblas:0.3.31-1.5.13:linux-x86_64). Add those jars, or set " + ENV_FOLDER
+                        + " to a folder of libtorch >= 2.10 shared libraries (e.g. a PyTorch install's torch/lib).");
+            }
+            resources.add(new Resource(entry[1], url));
+        }
+        ExtractedCache.ensure(folder, resources);
+        for (Resource resource : resources) {
+            loadLibrary(folder.resolve(resource.name()));
+        }
+        return verify(folder, "maven", version.replaceFirst("-.*", ""), false);
+    }
+
+    private static void loadLibrary(Path library) {
+        try {
+            System.load(library.toAbsolutePath().toString());
+        } catch (UnsatisfiedLinkError e) {
+            throw new LibTorchException("could not load " + library + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Info verify(Path folder, String source, String version, boolean cuda) {
+        if (SymbolLookup.loaderLookup().find("torch_call_dispatcher").isEmpty()) {
+            throw new LibTorchException("the libtorch in " + folder + " [" + source + "] has no torch_call_dispatcher:"
+                    + " it is older than 2.10 (found version " + version + "). arrakis-jvm needs libtorch >= 2.10;"
+                    + " point " + ENV_FOLDER + " at a newer PyTorch's torch/lib, or unset it to use the bundled CPU build.");
+        }
+        long abi = arrakis_torch_h.aoti_torch_abi_version();
+        String abiVersion = ((abi >>> 56) & 0xff) + "." + ((abi >>> 48) & 0xff);
+        return new Info(version, abiVersion, folder, source, cuda);
+    }
+
+    /** The version of the bundled jar, read from its Maven metadata. */
+    private static String mavenVersion() {
+        try (InputStream in = LibTorch.class.getClassLoader()
+                .getResourceAsStream("META-INF/maven/org.bytedeco/pytorch/pom.properties")) {
+            if (in == null) {
+                return "2.10.0-1.5.13";
+            }
+            Properties properties = new Properties();
+            properties.load(in);
+            return properties.getProperty("version", "2.10.0-1.5.13");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A PyTorch install keeps its version in torch/version.py beside torch/lib. */
+    private static String folderVersion(Path folder) {
+        Path versionFile = folder.toAbsolutePath().getParent().resolve("version.py");
+        try {
+            if (Files.isRegularFile(versionFile)) {
+                Matcher m = Pattern.compile("__version__\\s*=\\s*['\"]([^'\"]+)['\"]").matcher(Files.readString(versionFile));
+                if (m.find()) {
+                    return m.group(1);
+                }
+            }
+        } catch (IOException ignored) {
+            // the version is informative only
+        }
+        return "unknown";
+    }
+
+    private static Path cacheRoot() {
+        String configured = System.getProperty("arrakis.cache");
+        if (configured != null && !configured.isBlank()) {
+            return Path.of(configured);
+        }
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
+        return base.resolve("arrakis-jvm");
+    }
+
+    record Resource(String name, URL url) {
+        long size() {
+            try {
+                return url.openConnection().getContentLengthLong();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    /**
+     * The per-user cache of extracted libraries: a folder that is complete (every file present with its jar entry's
+     * size) or absent. Extraction happens under an inter-process file lock into a temporary folder that is then
+     * renamed into place, so two JVMs starting at once neither clash nor see a half-written library.
+     */
+    static final class ExtractedCache {
+        private ExtractedCache() {
+        }
+
+        static void ensure(Path folder, List<Resource> resources) {
+            try {
+                if (complete(folder, resources)) {
+                    return;
+                }
+                Files.createDirectories(folder.getParent());
+                Path lockFile = folder.resolveSibling(folder.getFileName() + ".lock");
+                try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                     FileLock ignored = channel.lock()) {
+                    if (complete(folder, resources)) {
+                        return; // another process finished while we waited
+                    }
+                    deleteTree(folder);
+                    Path staging = Files.createTempDirectory(folder.getParent(), folder.getFileName() + ".tmp");
+                    try {
+                        for (Resource resource : resources) {
+                            try (InputStream in = resource.url().openStream()) {
+                                Files.copy(in, staging.resolve(resource.name()), StandardCopyOption.REPLACE_EXISTING);
+                            }
+                        }
+                        Files.move(staging, folder, StandardCopyOption.ATOMIC_MOVE);
+                    } finally {
+                        deleteTree(staging);
+                    }
+                }
+                if (!complete(folder, resources)) {
+                    throw new LibTorchException("extracting libtorch into " + folder + " did not produce the expected files");
+                }
+            } catch (IOException e) {
+                throw new LibTorchException("could not extract libtorch into " + folder + ": " + e
+                        + ". Set -Darrakis.cache to a writable folder, or " + ENV_FOLDER + " to an existing libtorch.", e);
+            }
+        }
+
+        static boolean complete(Path folder, List<Resource> resources) throws IOException {
+            for (Resource resource : resources) {
+                Path file = folder.resolve(resource.name());
+                if (!Files.isRegularFile(file) || Files.size(file) != resource.size()) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private static void deleteTree(Path path) throws IOException {
+            if (!Files.exists(path)) {
+                return;
+            }
+            try (Stream<Path> walk = Files.walk(path)) {
+                for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.arrakis.torch;
+
+import io.arrakis.bindings.arrakis_torch_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The one place that turns binding calls into Java values: error codes into exceptions, out-parameters into results.
+ * Out-parameters go through a per-thread scratch segment, so a call allocates nothing.
+ */
+final class Native {
+    /** Slots of 8 bytes for out-parameters; a dispatcher stack never needs more than {@link #STACK_SLOTS}. */
+    static final int OUT_SLOTS = 8;
+    static final int STACK_SLOTS = 32;
+
+    private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(
+            () -> Arena.ofAuto().allocate(8L * (OUT_SLOTS + STACK_SLOTS), 8));
+
+    private Native() {
+    }
+
+    /** This thread's out-parameter slots (8 × 8 bytes). */
+    static MemorySegment out() {
+        return SCRATCH.get();
+    }
+
+    /** This thread's dispatcher stack, just after the out-parameter slots. */
+    static MemorySegment stack() {
+        return SCRATCH.get().asSlice(8L * OUT_SLOTS);
+    }
+
+    static void check(int rc, String op, Object... args) {
+        if (rc != 0) {
+            throw failure(op, args);
+        }
+    }
+
+    /** The exception for a failed native call, naming the op and describing each argument. */
+    static TorchException failure(String op, Object... args) {
+        StringBuilder sb = new StringBuilder(op).append(" failed in libtorch for (");
+        for (int i = 0; i < args.length; i++) {
+            if (i > 0) {
+                sb.append(", ");
+            }
+            Object a = args[i];
+            sb.append(a instanceof Tensor t ? t.describe() : a instanceof long[] l ? java.util.Arrays.toString(l) : String.valueOf(a));
+        }
+        return new TorchException(sb.append("); libtorch's message is on standard error").toString());
+    }
+
+    /** A new owning handle to the same tensor, for arguments the dispatcher steals. */
+    static long newHandle(MemorySegment handle) {
+        MemorySegment out = out();
+        check(arrakis_torch_h.aoti_torch_new_tensor_handle(handle, out), "aoti_torch_new_tensor_handle");
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    static void deleteTensor(long handle) {
+        arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(handle));
+    }
+
+    /** A heap StableIValue holding {@code value}, allocated with C++ operator new because libtorch deletes it. */
+    static long heapValue(long value) {
+        MemorySegment p = arrakis_torch_h._Znwm(8).reinterpret(8);
+        p.set(ValueLayout.JAVA_LONG, 0, value);
+        return p.address();
+    }
+
+    static long getLong(MemorySegment out, int slot) {
+        return out.getAtIndex(ValueLayout.JAVA_LONG, slot);
+    }
+}

@@ -1,0 +1,1463 @@
+package io.arrakis.torch;
+
+import io.arrakis.bindings.arrakis_torch_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * An n-dimensional array in libtorch's memory (off the Java heap), on the CPU or a GPU.
+ *
+ * <p><b>Ownership.</b> A tensor owns one libtorch handle. {@link #close()} frees it at once (closing twice is harmless);
+ * a {@link TensorScope} closes every tensor made inside it; tensors nobody closes are freed by a {@link Cleaner} after
+ * they become unreachable. Any use after close throws {@link IllegalStateException} naming the tensor.
+ *
+ * <p><b>Errors.</b> Common mistakes are caught in Java before libtorch sees them: {@link IllegalArgumentException} for
+ * incompatible shapes, dtypes or devices and dims out of range, {@link IndexOutOfBoundsException} for indices out of
+ * range, {@link IllegalStateException} for closed tensors. Anything libtorch still rejects becomes a
+ * {@link TorchException} naming the op and each argument's shape, dtype and device.
+ *
+ * <p><b>Threads.</b> Tensors can be read and used as op inputs from many threads at once; ops never take a global lock.
+ * Closing a tensor while another thread uses it is a race the caller must avoid.
+ *
+ * <p>Ops return new tensors and never modify their inputs; view ops ({@link #view}, {@link #permute},
+ * {@link #narrow}, ...) share memory with their input, like PyTorch's.
+ */
+public final class Tensor implements AutoCloseable {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    private static final Op MATMUL = Op.of("aten::matmul", "");
+    private static final Op LINEAR = Op.of("aten::linear", "");
+    private static final Op BMM = Op.of("aten::bmm", "");
+    private static final Op EINSUM = Op.of("aten::einsum", "");
+    private static final Op MUL = Op.of("aten::mul", "Tensor");
+    private static final Op DIV = Op.of("aten::div", "Tensor");
+    private static final Op POW = Op.of("aten::pow", "Tensor_Tensor");
+    private static final Op NEG = Op.of("aten::neg", "");
+    private static final Op EXP = Op.of("aten::exp", "");
+    private static final Op LOG = Op.of("aten::log", "");
+    private static final Op SQRT = Op.of("aten::sqrt", "");
+    private static final Op RSQRT = Op.of("aten::rsqrt", "");
+    private static final Op ABS = Op.of("aten::abs", "");
+    private static final Op TANH = Op.of("aten::tanh", "");
+    private static final Op SIGMOID = Op.of("aten::sigmoid", "");
+    private static final Op RELU = Op.of("aten::relu", "");
+    private static final Op GELU = Op.of("aten::gelu", "");
+    private static final Op SILU = Op.of("aten::silu", "");
+    private static final Op COS = Op.of("aten::cos", "");
+    private static final Op SIN = Op.of("aten::sin", "");
+    private static final Op SOFTMAX = Op.of("aten::softmax", "int");
+    private static final Op LOG_SOFTMAX = Op.of("aten::log_softmax", "int");
+    private static final Op LAYER_NORM = Op.of("aten::layer_norm", "");
+    private static final Op RMS_NORM = Op.of("aten::rms_norm", "");
+    private static final Op EMBEDDING = Op.of("aten::embedding", "");
+    private static final Op CAT = Op.of("aten::cat", "");
+    private static final Op STACK = Op.of("aten::stack", "");
+    private static final Op SPLIT = Op.of("aten::split", "Tensor");
+    private static final Op CHUNK = Op.of("aten::chunk", "");
+    private static final Op WHERE = Op.of("aten::where", "self");
+    private static final Op MASKED_FILL = Op.of("aten::masked_fill", "Tensor");
+    private static final Op TRIL = Op.of("aten::tril", "");
+    private static final Op TRIU = Op.of("aten::triu", "");
+    private static final Op SUM = Op.of("aten::sum", "");
+    private static final Op SUM_DIM = Op.of("aten::sum", "dim_IntList");
+    private static final Op MEAN = Op.of("aten::mean", "");
+    private static final Op MEAN_DIM = Op.of("aten::mean", "dim");
+    private static final Op MAX = Op.of("aten::max", "");
+    private static final Op MAX_DIM = Op.of("aten::max", "dim");
+    private static final Op MIN = Op.of("aten::min", "");
+    private static final Op MIN_DIM = Op.of("aten::min", "dim");
+    private static final Op ARGMAX = Op.of("aten::argmax", "");
+    private static final Op TOPK = Op.of("aten::topk", "");
+    private static final Op REPEAT_INTERLEAVE = Op.of("aten::repeat_interleave", "self_int");
+    private static final Op SDPA = Op.of("aten::scaled_dot_product_attention", "");
+    private static final Op SVD = Op.of("aten::linalg_svd", "");
+    private static final Op EIGVALS = Op.of("aten::linalg_eigvals", "");
+    private static final Op VIEW_AS_REAL = Op.of("aten::view_as_real", "");
+    private static final Op ALLCLOSE = Op.of("aten::allclose", "");
+    private static final Op RESHAPE = Op.of("aten::reshape", "");
+    private static final Op VIEW = Op.of("aten::view", "");
+    private static final Op PERMUTE = Op.of("aten::permute", "");
+    private static final Op TRANSPOSE = Op.of("aten::transpose", "int");
+    private static final Op NARROW = Op.of("aten::narrow", "");
+    private static final Op SLICE = Op.of("aten::slice", "Tensor");
+    private static final Op SELECT = Op.of("aten::select", "int");
+    private static final Op INDEX_SELECT = Op.of("aten::index_select", "");
+    private static final Op UNSQUEEZE = Op.of("aten::unsqueeze", "");
+    private static final Op SQUEEZE = Op.of("aten::squeeze", "dim");
+    private static final Op EXPAND = Op.of("aten::expand", "");
+    private static final Op TO_COPY = Op.of("aten::_to_copy", "");
+    private static final Op ZEROS = Op.of("aten::zeros", "");
+    private static final Op ONES = Op.of("aten::ones", "");
+    private static final Op EYE = Op.of("aten::eye", "");
+
+    private final MemorySegment handle;
+    private final Releaser releaser;
+    private final Cleaner.Cleanable cleanable;
+    /** Set when this tensor views memory a Java arena owns: the arena must still be open whenever we touch it. */
+    private final MemorySegment.Scope borrowed;
+    private volatile Meta meta;
+    /** The scope that will close this tensor, if any; only read and written by that scope's thread. */
+    TensorScope scope;
+
+    /** Metadata fixed for a tensor's life, read once. */
+    private record Meta(long[] shape, long[] strides, DType dtype, Device device) {
+    }
+
+    /** Frees the handle once, from {@link #close()} or the cleaner; holds no reference to the tensor. */
+    private static final class Releaser implements Runnable {
+        private final long handle;
+        private volatile boolean released;
+        private volatile Arena segmentArena;
+
+        Releaser(long handle) {
+            this.handle = handle;
+        }
+
+        @Override
+        public void run() {
+            released = true;
+            Arena arena = segmentArena;
+            if (arena != null) {
+                arena.close();
+            }
+            Native.deleteTensor(handle);
+        }
+    }
+
+    private Tensor(long address, MemorySegment.Scope borrowed) {
+        this.handle = MemorySegment.ofAddress(address);
+        this.releaser = new Releaser(address);
+        this.cleanable = CLEANER.register(this, releaser);
+        this.borrowed = borrowed;
+        TensorScope.track(this);
+    }
+
+    /** Takes ownership of a handle libtorch returned. */
+    static Tensor adopt(long address) {
+        return new Tensor(address, null);
+    }
+
+    /** A view op's result, which shares memory with this tensor and so inherits its borrowed memory, if any. */
+    private Tensor viewResult(Tensor result) {
+        if (borrowed == null) {
+            return result;
+        }
+        Tensor tied = new Tensor(Native.newHandle(result.handle), borrowed);
+        result.close();
+        return tied;
+    }
+
+    // ------------------------------------------------------------------------------------------------ lifecycle
+
+    /** The raw handle, for this package's native calls. Checks the tensor is still usable. */
+    MemorySegment handle() {
+        checkOpen();
+        return handle;
+    }
+
+    void checkOpen() {
+        if (releaser.released) {
+            throw new IllegalStateException("tensor " + name() + " was closed and can no longer be used");
+        }
+        if (borrowed != null && !borrowed.isAlive()) {
+            throw new IllegalStateException("tensor " + name()
+                    + " views memory of a closed arena; a tensor made with fromSegment must not outlive its segment's arena");
+        }
+    }
+
+    /** Whether {@link #close()} has run (or the cleaner freed it). */
+    public boolean isClosed() {
+        return releaser.released;
+    }
+
+    /** Frees the native tensor now. Harmless when already closed. */
+    @Override
+    public void close() {
+        cleanable.clean();
+    }
+
+    private String name() {
+        Meta m = meta;
+        String id = "0x" + Long.toHexString(handle.address());
+        return m == null ? id : id + " (" + m.dtype + Arrays.toString(m.shape) + " " + m.device + ")";
+    }
+
+    /** "float32[2, 3] cpu", for messages. */
+    String describe() {
+        if (isClosed()) {
+            return "closed tensor " + name();
+        }
+        Meta m = meta();
+        return m.dtype + Arrays.toString(m.shape) + " " + m.device;
+    }
+
+    // ------------------------------------------------------------------------------------------------ metadata
+
+    private Meta meta() {
+        Meta m = meta;
+        if (m == null) {
+            MemorySegment h = handle();
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_get_dim(h, out), "aoti_torch_get_dim");
+            int ndim = (int) out.get(ValueLayout.JAVA_LONG, 0);
+            Native.check(arrakis_torch_h.aoti_torch_get_sizes(h, out), "aoti_torch_get_sizes");
+            long[] shape = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
+            Native.check(arrakis_torch_h.aoti_torch_get_strides(h, out), "aoti_torch_get_strides");
+            long[] strides = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
+            Native.check(arrakis_torch_h.aoti_torch_get_dtype(h, out), "aoti_torch_get_dtype");
+            DType dtype = DType.fromCode(out.get(ValueLayout.JAVA_INT, 0));
+            Native.check(arrakis_torch_h.aoti_torch_get_device_type(h, out), "aoti_torch_get_device_type");
+            int deviceType = out.get(ValueLayout.JAVA_INT, 0);
+            Native.check(arrakis_torch_h.aoti_torch_get_device_index(h, out), "aoti_torch_get_device_index");
+            Device device = Device.fromCodes(deviceType, out.get(ValueLayout.JAVA_INT, 0));
+            m = new Meta(shape, strides, dtype, device);
+            meta = m;
+        }
+        return m;
+    }
+
+    /** The sizes of each dimension (a copy). */
+    public long[] shape() {
+        return meta().shape.clone();
+    }
+
+    /** The size of dimension {@code dim} (negative counts from the end). */
+    public long size(int dim) {
+        long[] s = meta().shape;
+        return s[normDim(dim, s.length, "size")];
+    }
+
+    /** The element strides of each dimension (a copy). */
+    public long[] strides() {
+        return meta().strides.clone();
+    }
+
+    /** The number of dimensions. */
+    public int dim() {
+        return meta().shape.length;
+    }
+
+    /** The number of elements. */
+    public long numel() {
+        long n = 1;
+        for (long s : meta().shape) {
+            n *= s;
+        }
+        return n;
+    }
+
+    /** The element type. */
+    public DType dtype() {
+        return meta().dtype;
+    }
+
+    /** Where the data lives. */
+    public Device device() {
+        return meta().device;
+    }
+
+    /** Whether the elements are laid out densely in row-major order. */
+    public boolean isContiguous() {
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_is_contiguous(handle(), out), "aoti_torch_is_contiguous", this);
+        return out.get(ValueLayout.JAVA_BOOLEAN, 0);
+    }
+
+    /** The address of the first element, for zero-copy interop checks. */
+    public long dataAddress() {
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_get_data_ptr(handle(), out), "aoti_torch_get_data_ptr", this);
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    // ------------------------------------------------------------------------------------------------ creation
+
+    /** A float32 CPU tensor holding a copy of {@code data}, in row-major order. */
+    public static Tensor of(float[] data, long... shape) {
+        return fromHeap(MemorySegment.ofArray(data), DType.FLOAT32, data.length, shape);
+    }
+
+    /** A float64 CPU tensor holding a copy of {@code data}. */
+    public static Tensor of(double[] data, long... shape) {
+        return fromHeap(MemorySegment.ofArray(data), DType.FLOAT64, data.length, shape);
+    }
+
+    /** An int64 CPU tensor holding a copy of {@code data}. */
+    public static Tensor of(long[] data, long... shape) {
+        return fromHeap(MemorySegment.ofArray(data), DType.INT64, data.length, shape);
+    }
+
+    /** An int32 CPU tensor holding a copy of {@code data}. */
+    public static Tensor of(int[] data, long... shape) {
+        return fromHeap(MemorySegment.ofArray(data), DType.INT32, data.length, shape);
+    }
+
+    /** A bool CPU tensor holding a copy of {@code data}. */
+    public static Tensor of(boolean[] data, long... shape) {
+        byte[] bytes = new byte[data.length];
+        for (int i = 0; i < data.length; i++) {
+            bytes[i] = (byte) (data[i] ? 1 : 0);
+        }
+        return fromHeap(MemorySegment.ofArray(bytes), DType.BOOL, data.length, shape);
+    }
+
+    /** A 0-dimensional float64 CPU tensor. */
+    public static Tensor scalar(double value) {
+        MemorySegment out = Native.out();
+        LibTorch.load();
+        Native.check(arrakis_torch_h.aoti_torch_scalar_to_tensor_float64(value, out), "aoti_torch_scalar_to_tensor_float64", value);
+        return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    private static Tensor fromHeap(MemorySegment data, DType dtype, long length, long[] shape) {
+        long n = checkShape(shape, "Tensor.of");
+        if (n != length) {
+            throw new IllegalArgumentException("Tensor.of: " + length + " values cannot fill shape " + Arrays.toString(shape)
+                    + " (" + n + " elements)");
+        }
+        Tensor t = empty(shape, dtype, Device.CPU);
+        MemorySegment.copy(data, 0, t.dataSegment(), 0, n * dtype.byteSize());
+        return t;
+    }
+
+    /**
+     * A CPU tensor over {@code segment}'s memory, without copying: writes through either are seen by the other. The
+     * tensor (and its views) must not outlive the segment's arena; using it after that arena closes throws
+     * {@link IllegalStateException}.
+     */
+    public static Tensor fromSegment(MemorySegment segment, DType dtype, long... shape) {
+        long n = checkShape(shape, "Tensor.fromSegment");
+        if (segment.isReadOnly()) {
+            throw new IllegalArgumentException("Tensor.fromSegment: the segment is read-only, and libtorch tensors are writable");
+        }
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("Tensor.fromSegment: the segment is on the Java heap, which the garbage"
+                    + " collector may move; use Tensor.of to copy it, or allocate the segment from an Arena");
+        }
+        if (segment.byteSize() < n * dtype.byteSize()) {
+            throw new IllegalArgumentException("Tensor.fromSegment: shape " + Arrays.toString(shape) + " of " + dtype + " needs "
+                    + n * dtype.byteSize() + " bytes but the segment has " + segment.byteSize());
+        }
+        if (segment.address() % dtype.byteSize() != 0) {
+            throw new IllegalArgumentException("Tensor.fromSegment: address 0x" + Long.toHexString(segment.address())
+                    + " is not aligned to the " + dtype.byteSize() + "-byte elements of " + dtype);
+        }
+        LibTorch.load();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
+            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
+                    dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", Arrays.toString(shape), dtype);
+            return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment.scope());
+        }
+    }
+
+    /** An uninitialised contiguous tensor. */
+    public static Tensor empty(long[] shape, DType dtype, Device device) {
+        checkShape(shape, "Tensor.empty");
+        device.checkAvailable();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
+            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_empty_strided(shape.length, sizes, strides, dtype.code(),
+                    device.typeCode(), device.index(), out), "aoti_torch_empty_strided", Arrays.toString(shape), dtype, device);
+            return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+        }
+    }
+
+    /** A float32 CPU tensor of zeros. */
+    public static Tensor zeros(long... shape) {
+        return zeros(shape, DType.FLOAT32, Device.CPU);
+    }
+
+    /** A tensor of zeros. */
+    public static Tensor zeros(long[] shape, DType dtype, Device device) {
+        checkShape(shape, "Tensor.zeros");
+        device.checkAvailable();
+        return Call.begin(ZEROS).ints(shape).optDtype(dtype).none().optDevice(device).none().tensorResult();
+    }
+
+    /** A float32 CPU tensor of ones. */
+    public static Tensor ones(long... shape) {
+        return ones(shape, DType.FLOAT32, Device.CPU);
+    }
+
+    /** A tensor of ones. */
+    public static Tensor ones(long[] shape, DType dtype, Device device) {
+        checkShape(shape, "Tensor.ones");
+        device.checkAvailable();
+        return Call.begin(ONES).ints(shape).optDtype(dtype).none().optDevice(device).none().tensorResult();
+    }
+
+    /** A tensor with every element {@code value}. */
+    public static Tensor full(long[] shape, double value, DType dtype, Device device) {
+        Tensor t = empty(shape, dtype, device);
+        Native.check(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
+        return t;
+    }
+
+    /** The int64 CPU tensor {@code [0, 1, ..., end-1]}. */
+    public static Tensor arange(long end) {
+        return arange(0, end, 1, DType.INT64, Device.CPU);
+    }
+
+    /** {@code [start, start+step, ...)} up to but excluding {@code end}, as PyTorch's arange. */
+    public static Tensor arange(double start, double end, double step, DType dtype, Device device) {
+        if (step == 0 || Double.isNaN(step) || Double.isNaN(start) || Double.isNaN(end)) {
+            throw new IllegalArgumentException("Tensor.arange: step must be non-zero and bounds finite (start=" + start
+                    + ", end=" + end + ", step=" + step + ")");
+        }
+        long n = (long) Math.max(0, Math.ceil((end - start) / step));
+        if (n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("Tensor.arange: " + n + " elements is too many");
+        }
+        double[] values = new double[(int) n];
+        for (int i = 0; i < n; i++) {
+            values[i] = start + i * step;
+        }
+        try (Tensor t = of(values, n)) {
+            return t.to(dtype, device);
+        }
+    }
+
+    /** The {@code n × n} identity matrix. */
+    public static Tensor eye(long n, DType dtype, Device device) {
+        if (n < 0) {
+            throw new IllegalArgumentException("Tensor.eye: n must be >= 0, got " + n);
+        }
+        device.checkAvailable();
+        return Call.begin(EYE).i64(n).optDtype(dtype).none().optDevice(device).none().tensorResult();
+    }
+
+    /** Standard normal samples from {@code generator}. */
+    public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
+        double[] values = new double[(int) checkRandomShape(shape, "Tensor.randn")];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = generator.nextGaussian();
+        }
+        return fromDoubles(values, shape, dtype, device);
+    }
+
+    /** Uniform samples in [0, 1) from {@code generator}. */
+    public static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
+        double[] values = new double[(int) checkRandomShape(shape, "Tensor.rand")];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = generator.nextDouble();
+        }
+        return fromDoubles(values, shape, dtype, device);
+    }
+
+    /** Uniform int64 samples in [low, high) from {@code generator}. */
+    public static Tensor randint(Generator generator, long low, long high, long[] shape, Device device) {
+        if (low >= high) {
+            throw new IllegalArgumentException("Tensor.randint: low (" + low + ") must be < high (" + high + ")");
+        }
+        long[] values = new long[(int) checkRandomShape(shape, "Tensor.randint")];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = generator.nextLong(low, high);
+        }
+        try (Tensor t = of(values, shape)) {
+            return t.to(DType.INT64, device);
+        }
+    }
+
+    private static Tensor fromDoubles(double[] values, long[] shape, DType dtype, Device device) {
+        try (Tensor t = of(values, shape)) {
+            return t.to(dtype, device);
+        }
+    }
+
+    private static long checkRandomShape(long[] shape, String op) {
+        long n = checkShape(shape, op);
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(op + ": " + n + " elements is more than one call draws; draw in parts");
+        }
+        return n;
+    }
+
+    private static long checkShape(long[] shape, String op) {
+        long n = 1;
+        for (long s : shape) {
+            if (s < 0) {
+                throw new IllegalArgumentException(op + ": negative size in shape " + Arrays.toString(shape));
+            }
+            n = Math.multiplyExact(n, s);
+        }
+        return n;
+    }
+
+    private static long[] contiguousStrides(long[] shape) {
+        long[] strides = new long[shape.length];
+        long s = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            strides[i] = s;
+            s *= Math.max(shape[i], 1);
+        }
+        return strides;
+    }
+
+    // ------------------------------------------------------------------------------------------------ reading
+
+    /** The value of a one-element tensor, as a double. */
+    public double item() {
+        checkOneElement("item");
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_item_float64(handle(), out), "aoti_torch_item_float64", this);
+        return out.get(ValueLayout.JAVA_DOUBLE, 0);
+    }
+
+    /** The value of a one-element integer tensor, as a long. */
+    public long itemLong() {
+        checkOneElement("itemLong");
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** The value of a one-element tensor, as a boolean. */
+    public boolean itemBoolean() {
+        checkOneElement("itemBoolean");
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_item_bool(handle(), out), "aoti_torch_item_bool", this);
+        return out.get(ValueLayout.JAVA_BOOLEAN, 0);
+    }
+
+    private void checkOneElement(String op) {
+        if (numel() != 1) {
+            throw new IllegalArgumentException(op + ": needs a one-element tensor, got " + describe());
+        }
+    }
+
+    /**
+     * The memory of a contiguous CPU tensor, without copying. The segment becomes inaccessible when this tensor is
+     * closed.
+     */
+    public MemorySegment asSegment() {
+        Meta m = meta();
+        if (!m.device.isCpu()) {
+            throw new IllegalArgumentException("asSegment: " + describe() + " is not on the CPU; use to(Device.CPU) first");
+        }
+        if (!isContiguous()) {
+            throw new IllegalArgumentException("asSegment: " + describe() + " is not contiguous; use contiguous() first");
+        }
+        Arena arena = releaser.segmentArena;
+        if (arena == null) {
+            synchronized (releaser) {
+                arena = releaser.segmentArena;
+                if (arena == null) {
+                    arena = Arena.ofShared();
+                    releaser.segmentArena = arena;
+                }
+            }
+        }
+        checkOpen();
+        return MemorySegment.ofAddress(dataAddress()).reinterpret(numel() * m.dtype.byteSize(), arena, null);
+    }
+
+    /** The data of a contiguous CPU tensor, valid only while the tensor is open and never handed out. */
+    private MemorySegment dataSegment() {
+        return MemorySegment.ofAddress(dataAddress()).reinterpret(numel() * dtype().byteSize());
+    }
+
+    /** A copy of the elements in row-major order, converted to float. */
+    public float[] toFloatArray() {
+        try (Tensor t = hostCopy(DType.FLOAT32)) {
+            return t.dataSegment().toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    /** A copy of the elements in row-major order, converted to double. */
+    public double[] toDoubleArray() {
+        try (Tensor t = hostCopy(DType.FLOAT64)) {
+            return t.dataSegment().toArray(ValueLayout.JAVA_DOUBLE);
+        }
+    }
+
+    /** A copy of the elements in row-major order, converted to long. */
+    public long[] toLongArray() {
+        try (Tensor t = hostCopy(DType.INT64)) {
+            return t.dataSegment().toArray(ValueLayout.JAVA_LONG);
+        }
+    }
+
+    /** A copy of the elements in row-major order, converted to int. */
+    public int[] toIntArray() {
+        try (Tensor t = hostCopy(DType.INT32)) {
+            return t.dataSegment().toArray(ValueLayout.JAVA_INT);
+        }
+    }
+
+    /** A copy of the elements in row-major order, as booleans (non-zero is true). */
+    public boolean[] toBooleanArray() {
+        try (Tensor t = hostCopy(DType.BOOL)) {
+            byte[] bytes = t.dataSegment().toArray(ValueLayout.JAVA_BYTE);
+            boolean[] values = new boolean[bytes.length];
+            for (int i = 0; i < bytes.length; i++) {
+                values[i] = bytes[i] != 0;
+            }
+            return values;
+        }
+    }
+
+    /** A contiguous CPU copy in {@code dtype}. */
+    private Tensor hostCopy(DType dtype) {
+        if (dtype().equals(DType.COMPLEX64) || dtype().equals(DType.COMPLEX128)) {
+            throw new IllegalArgumentException("cannot copy complex " + describe() + " to a real array; use viewAsReal() first");
+        }
+        return Call.begin(TO_COPY, this).tensor(this).optDtype(dtype).none().optDevice(Device.CPU).none().bool(false)
+                .none().tensorResult().contiguousInPlace();
+    }
+
+    /** Makes a fresh op result contiguous, closing it if a copy was needed. */
+    private Tensor contiguousInPlace() {
+        if (isContiguous()) {
+            return this;
+        }
+        try (this) {
+            return contiguous();
+        }
+    }
+
+    /** Shape, dtype, device and the first few values. */
+    @Override
+    public String toString() {
+        if (isClosed()) {
+            return "Tensor[closed " + name() + "]";
+        }
+        Meta m = meta();
+        StringBuilder sb = new StringBuilder("Tensor[").append(m.dtype).append(", shape=").append(Arrays.toString(m.shape))
+                .append(", ").append(m.device).append("]");
+        if (m.dtype == DType.COMPLEX64 || m.dtype == DType.COMPLEX128) {
+            return sb.toString();
+        }
+        long n = numel();
+        int shown = (int) Math.min(n, 6);
+        try (Tensor flat = reshape(-1); Tensor head = flat.narrow(0, 0, shown)) {
+            double[] values = head.toDoubleArray();
+            sb.append(" [");
+            for (int i = 0; i < shown; i++) {
+                sb.append(i > 0 ? ", " : "").append(m.dtype.isFloatingPoint() ? String.format("%.4g", values[i])
+                        : m.dtype == DType.BOOL ? String.valueOf(values[i] != 0) : String.valueOf((long) values[i]));
+            }
+            sb.append(n > shown ? ", ...]" : "]");
+        }
+        return sb.toString();
+    }
+
+    // ------------------------------------------------------------------------------------------------ views and movement
+
+    /** The same elements in a new shape (one size may be -1); copies only if the layout demands it. */
+    public Tensor reshape(long... shape) {
+        checkReshape(shape, "reshape");
+        return viewResult(Call.begin(RESHAPE, this).tensor(this).ints(shape).tensorResult());
+    }
+
+    /** The same memory in a new shape (one size may be -1); the layout must allow it. */
+    public Tensor view(long... shape) {
+        checkReshape(shape, "view");
+        return viewResult(Call.begin(VIEW, this).tensor(this).ints(shape).tensorResult());
+    }
+
+    private void checkReshape(long[] shape, String op) {
+        long known = 1;
+        int inferred = 0;
+        for (long s : shape) {
+            if (s == -1) {
+                inferred++;
+            } else if (s < 0) {
+                throw new IllegalArgumentException(op + ": invalid size " + s + " in " + Arrays.toString(shape));
+            } else {
+                known *= s;
+            }
+        }
+        long n = numel();
+        if (inferred > 1 || (inferred == 0 && known != n) || (inferred == 1 && (known == 0 || n % known != 0))) {
+            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " is invalid for " + describe()
+                    + " (" + n + " elements)");
+        }
+    }
+
+    /** Reorders the dimensions: result dim i is this tensor's dim {@code dims[i]}. */
+    public Tensor permute(int... dims) {
+        int n = dim();
+        if (dims.length != n) {
+            throw new IllegalArgumentException("permute: " + dims.length + " dims given for " + describe());
+        }
+        long[] normalized = new long[n];
+        boolean[] seen = new boolean[n];
+        for (int i = 0; i < n; i++) {
+            int d = normDim(dims[i], n, "permute");
+            if (seen[d]) {
+                throw new IllegalArgumentException("permute: dim " + d + " repeated in " + Arrays.toString(dims));
+            }
+            seen[d] = true;
+            normalized[i] = d;
+        }
+        return viewResult(Call.begin(PERMUTE, this).tensor(this).ints(normalized).tensorResult());
+    }
+
+    /** Swaps two dimensions. */
+    public Tensor transpose(int dim0, int dim1) {
+        int n = dim();
+        int d0 = normDim(dim0, n, "transpose");
+        int d1 = normDim(dim1, n, "transpose");
+        return viewResult(Call.begin(TRANSPOSE, this).tensor(this).i64(d0).i64(d1).tensorResult());
+    }
+
+    /** Elements {@code start .. start+length-1} along {@code dim}. */
+    public Tensor narrow(int dim, long start, long length) {
+        int d = normDim(dim, dim(), "narrow");
+        long size = meta().shape[d];
+        if (start < 0 || length < 0 || start + length > size) {
+            throw new IndexOutOfBoundsException("narrow: [" + start + ", " + (start + length) + ") is outside dim " + d
+                    + " of size " + size + " of " + describe());
+        }
+        return viewResult(Call.begin(NARROW, this).tensor(this).i64(d).i64(start).i64(length).tensorResult());
+    }
+
+    /** Python's {@code t[..., start:end:step, ...]} on {@code dim}; bounds are clamped as Python clamps them. */
+    public Tensor slice(int dim, long start, long end, long step) {
+        int d = normDim(dim, dim(), "slice");
+        if (step <= 0) {
+            throw new IllegalArgumentException("slice: step must be positive, got " + step);
+        }
+        return viewResult(Call.begin(SLICE, this).tensor(this).i64(d).optI64(start).optI64(end).i64(step).tensorResult());
+    }
+
+    /** The sub-tensor at {@code index} along {@code dim}, which is removed. */
+    public Tensor select(int dim, long index) {
+        int d = normDim(dim, dim(), "select");
+        long size = meta().shape[d];
+        if (index < -size || index >= size) {
+            throw new IndexOutOfBoundsException("select: index " + index + " is out of range for dim " + d + " of size "
+                    + size + " of " + describe());
+        }
+        return viewResult(Call.begin(SELECT, this).tensor(this).i64(d).i64(index).tensorResult());
+    }
+
+    /** The entries at {@code index} (a 1-d int64 or int32 tensor) along {@code dim}, copied. */
+    public Tensor indexSelect(int dim, Tensor index) {
+        int d = normDim(dim, dim(), "indexSelect");
+        if (index.dim() > 1 || !(index.dtype() == DType.INT64 || index.dtype() == DType.INT32)) {
+            throw new IllegalArgumentException("indexSelect: index must be a 1-d int64 or int32 tensor, got " + index.describe());
+        }
+        checkSameDevice("indexSelect", index);
+        checkIndexRange("indexSelect", index, meta().shape[d]);
+        return Call.begin(INDEX_SELECT, this, index).tensor(this).i64(d).tensor(index).tensorResult();
+    }
+
+    /** A new dimension of size 1 at {@code dim}. */
+    public Tensor unsqueeze(int dim) {
+        int d = normDim(dim, dim() + 1, "unsqueeze");
+        return viewResult(Call.begin(UNSQUEEZE, this).tensor(this).i64(d).tensorResult());
+    }
+
+    /** Removes dimension {@code dim} if its size is 1. */
+    public Tensor squeeze(int dim) {
+        int d = normDim(dim, dim(), "squeeze");
+        return viewResult(Call.begin(SQUEEZE, this).tensor(this).i64(d).tensorResult());
+    }
+
+    /** Broadcasts size-1 dimensions to {@code shape} without copying (-1 keeps a size). */
+    public Tensor expand(long... shape) {
+        if (shape.length < dim()) {
+            throw new IllegalArgumentException("expand: shape " + Arrays.toString(shape) + " has fewer dims than " + describe());
+        }
+        return viewResult(Call.begin(EXPAND, this).tensor(this).ints(shape).bool(false).tensorResult());
+    }
+
+    /** This tensor if it is contiguous, else a contiguous copy. */
+    public Tensor contiguous() {
+        Meta m = meta();
+        if (isContiguous()) {
+            return viewResult(adopt(Native.newHandle(handle)));
+        }
+        Tensor copy = empty(m.shape, m.dtype, m.device);
+        Native.check(arrakis_torch_h.aoti_torch_copy_(copy.handle, handle(), 0), "aten::copy_", copy, this);
+        return copy;
+    }
+
+    /** A copy converted to {@code dtype}. */
+    public Tensor to(DType dtype) {
+        return to(dtype, device());
+    }
+
+    /** A copy on {@code device}. */
+    public Tensor to(Device device) {
+        return to(dtype(), device);
+    }
+
+    /** A copy converted to {@code dtype} on {@code device}. */
+    public Tensor to(DType dtype, Device device) {
+        device.checkAvailable();
+        return Call.begin(TO_COPY, this).tensor(this).optDtype(dtype).none().optDevice(device).none().bool(false).none()
+                .tensorResult();
+    }
+
+    /** A copy with its own memory. */
+    public Tensor copy() {
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_clone(handle(), out), "aoti_torch_clone", this);
+        return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    // ------------------------------------------------------------------------------------------------ arithmetic
+
+    /** Elementwise {@code this + other}, broadcasting. */
+    public Tensor add(Tensor other) {
+        checkBinary("add", other);
+        MemorySegment out = Native.out();
+        if (bothCpu(other)) {
+            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle, other.handle, 1.0, out), "aten::add.Tensor", this, other);
+        } else {
+            Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle, other.handle, -1.0, out), "aten::add.Tensor", this, other);
+        }
+        return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    /** Elementwise {@code this - other}, broadcasting. */
+    public Tensor sub(Tensor other) {
+        checkBinary("sub", other);
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle, other.handle, 1.0, out), "aten::sub.Tensor", this, other);
+        return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    /** Elementwise {@code this * other}, broadcasting. */
+    public Tensor mul(Tensor other) {
+        checkBinary("mul", other);
+        if (bothCpu(other)) {
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Tensor(handle, other.handle, out), "aten::mul.Tensor", this, other);
+            return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+        }
+        return Call.begin(MUL, this, other).tensor(this).tensor(other).tensorResult();
+    }
+
+    /** Elementwise true division {@code this / other}, broadcasting. */
+    public Tensor div(Tensor other) {
+        checkBinary("div", other);
+        return Call.begin(DIV, this, other).tensor(this).tensor(other).tensorResult();
+    }
+
+    /** Elementwise {@code this + value}. */
+    public Tensor add(double value) {
+        if (device().isCpu()) {
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Scalar(handle(), value, 1.0, out), "aten::add.Scalar", this, value);
+            return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+        }
+        try (Tensor s = scalarFor(value)) {
+            return add(s);
+        }
+    }
+
+    /** Elementwise {@code this - value}. */
+    public Tensor sub(double value) {
+        return add(-value);
+    }
+
+    /** Elementwise {@code this * value}. */
+    public Tensor mul(double value) {
+        if (device().isCpu()) {
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Scalar(handle(), value, out), "aten::mul.Scalar", this, value);
+            return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+        }
+        try (Tensor s = scalarFor(value)) {
+            return mul(s);
+        }
+    }
+
+    /** Elementwise true division {@code this / value}. */
+    public Tensor div(double value) {
+        try (Tensor s = scalarFor(value)) {
+            return div(s);
+        }
+    }
+
+    /** Elementwise {@code this ^ exponent}. */
+    public Tensor pow(double exponent) {
+        if (device().isCpu()) {
+            MemorySegment out = Native.out();
+            Native.check(arrakis_torch_h.aoti_torch_cpu_pow_Tensor_Scalar(handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
+            return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+        }
+        try (Tensor s = scalarFor(exponent)) {
+            return Call.begin(POW, this, s).tensor(this).tensor(s).tensorResult();
+        }
+    }
+
+    /**
+     * A 0-dim tensor holding {@code value} for a tensor-scalar op: in this tensor's dtype when it is floating point, so
+     * the result keeps that dtype as a Python scalar would; a 0-dim tensor never widens a dimensioned one.
+     */
+    private Tensor scalarFor(double value) {
+        Tensor s = scalar(value);
+        DType dtype = dtype();
+        if (!dtype.isFloatingPoint() || dtype == DType.FLOAT64) {
+            return s;
+        }
+        try (s) {
+            return s.to(dtype);
+        }
+    }
+
+    /** Elementwise {@code -this}. */
+    public Tensor neg() {
+        return unary(NEG);
+    }
+
+    /** Elementwise e^x. */
+    public Tensor exp() {
+        return unary(EXP);
+    }
+
+    /** Elementwise natural logarithm. */
+    public Tensor log() {
+        return unary(LOG);
+    }
+
+    /** Elementwise square root. */
+    public Tensor sqrt() {
+        return unary(SQRT);
+    }
+
+    /** Elementwise 1/sqrt(x). */
+    public Tensor rsqrt() {
+        return unary(RSQRT);
+    }
+
+    /** Elementwise |x|. */
+    public Tensor abs() {
+        return unary(ABS);
+    }
+
+    /** Elementwise hyperbolic tangent. */
+    public Tensor tanh() {
+        return unary(TANH);
+    }
+
+    /** Elementwise logistic sigmoid. */
+    public Tensor sigmoid() {
+        return unary(SIGMOID);
+    }
+
+    /** Elementwise max(x, 0). */
+    public Tensor relu() {
+        return unary(RELU);
+    }
+
+    /** Elementwise x·sigmoid(x). */
+    public Tensor silu() {
+        return unary(SILU);
+    }
+
+    /** Elementwise cosine. */
+    public Tensor cos() {
+        return unary(COS);
+    }
+
+    /** Elementwise sine. */
+    public Tensor sin() {
+        return unary(SIN);
+    }
+
+    /** Exact GELU, x·Φ(x). */
+    public Tensor gelu() {
+        return gelu(false);
+    }
+
+    /** GELU, exact or with the tanh approximation (GPT-2's {@code gelu_new}). */
+    public Tensor gelu(boolean tanhApproximation) {
+        return Call.begin(GELU, this).tensor(this).str(tanhApproximation ? "tanh" : "none").tensorResult();
+    }
+
+    private Tensor unary(Op op) {
+        return Call.begin(op, this).tensor(this).tensorResult();
+    }
+
+    // ------------------------------------------------------------------------------------------------ linear algebra
+
+    /** Matrix product with NumPy broadcasting (1-d, 2-d and batched operands), as {@code torch.matmul}. */
+    public Tensor matmul(Tensor other) {
+        long[] a = meta().shape;
+        long[] b = other.meta().shape;
+        if (a.length == 0 || b.length == 0) {
+            throw new IllegalArgumentException("matmul: both operands need at least 1 dim, got " + describe() + " and "
+                    + other.describe());
+        }
+        long inner = b.length == 1 ? b[0] : b[b.length - 2];
+        if (a[a.length - 1] != inner) {
+            throw new IllegalArgumentException("matmul: inner dimensions differ: " + describe() + " @ " + other.describe()
+                    + " (" + a[a.length - 1] + " vs " + inner + ")");
+        }
+        if (a.length > 2 || b.length > 2) {
+            broadcastShape("matmul", Arrays.copyOf(a, Math.max(a.length - 2, 0)), Arrays.copyOf(b, Math.max(b.length - 2, 0)), other);
+        }
+        checkSameDtype("matmul", other);
+        checkSameDevice("matmul", other);
+        return Call.begin(MATMUL, this, other).tensor(this).tensor(other).tensorResult();
+    }
+
+    /** {@code this @ weightᵀ + bias}, as {@code torch.nn.functional.linear}; {@code bias} may be null. */
+    public Tensor linear(Tensor weight, Tensor bias) {
+        long[] x = meta().shape;
+        long[] w = weight.meta().shape;
+        if (x.length == 0 || w.length != 2 || x[x.length - 1] != w[1]) {
+            throw new IllegalArgumentException("linear: input " + describe() + " does not fit weight " + weight.describe()
+                    + " (weight must be [out, in] with in = input's last size)");
+        }
+        if (bias != null && (bias.dim() != 1 || bias.size(0) != w[0])) {
+            throw new IllegalArgumentException("linear: bias " + bias.describe() + " must be [" + w[0] + "]");
+        }
+        checkSameDtype("linear", weight);
+        checkSameDevice("linear", weight);
+        if (bias != null) {
+            checkSameDtype("linear", bias);
+            checkSameDevice("linear", bias);
+        }
+        return Call.begin(LINEAR, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).tensorResult();
+    }
+
+    /** Batched matrix product of {@code [b, n, m] @ [b, m, p]}. */
+    public Tensor bmm(Tensor other) {
+        long[] a = meta().shape;
+        long[] b = other.meta().shape;
+        if (a.length != 3 || b.length != 3 || a[0] != b[0] || a[2] != b[1]) {
+            throw new IllegalArgumentException("bmm: needs [b, n, m] and [b, m, p], got " + describe() + " and " + other.describe());
+        }
+        checkSameDtype("bmm", other);
+        checkSameDevice("bmm", other);
+        return Call.begin(BMM, this, other).tensor(this).tensor(other).tensorResult();
+    }
+
+    /** Einstein summation, as {@code torch.einsum(equation, operands...)}. */
+    public static Tensor einsum(String equation, Tensor... operands) {
+        if (operands.length == 0) {
+            throw new IllegalArgumentException("einsum: no operands for '" + equation + "'");
+        }
+        String inputs = equation.contains("->") ? equation.substring(0, equation.indexOf("->")) : equation;
+        String[] terms = inputs.split(",", -1);
+        if (terms.length != operands.length) {
+            throw new IllegalArgumentException("einsum: '" + equation + "' has " + terms.length + " operand terms but "
+                    + operands.length + " tensors were given");
+        }
+        for (int i = 0; i < operands.length; i++) {
+            String term = terms[i].trim();
+            if (!term.contains("...") && term.length() != operands[i].dim()) {
+                throw new IllegalArgumentException("einsum: term '" + term + "' of '" + equation + "' names "
+                        + term.length() + " dims but operand " + i + " is " + operands[i].describe());
+            }
+            operands[0].checkSameDevice("einsum", operands[i]);
+        }
+        return Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
+    }
+
+    /** The reduced singular value decomposition {@code this = U diag(S) Vh}; returns [U, S, Vh]. */
+    public List<Tensor> svd() {
+        if (dim() < 2 || !dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException("svd: needs a floating-point matrix (or batch of them), got " + describe());
+        }
+        Call call = Call.begin(SVD, this).tensor(this).bool(false).optStr(null).run();
+        return List.of(call.tensorAt(0), call.tensorAt(1), call.tensorAt(2));
+    }
+
+    /** The eigenvalues of a square matrix, complex in general ({@link #viewAsReal()} splits them). */
+    public Tensor eigvals() {
+        long[] s = meta().shape;
+        if (s.length < 2 || s[s.length - 1] != s[s.length - 2] || !dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException("eigvals: needs a square floating-point matrix, got " + describe());
+        }
+        return unary(EIGVALS);
+    }
+
+    /** A complex tensor as real, with a trailing dimension of size 2 holding (real, imaginary). */
+    public Tensor viewAsReal() {
+        if (dtype() != DType.COMPLEX64 && dtype() != DType.COMPLEX128) {
+            throw new IllegalArgumentException("viewAsReal: needs a complex tensor, got " + describe());
+        }
+        return viewResult(unary(VIEW_AS_REAL));
+    }
+
+    /** Frobenius norm of all elements (the 2-norm of the flattened tensor), as a 0-dim tensor. */
+    public Tensor norm() {
+        try (Tensor squared = mul(this); Tensor total = squared.sum()) {
+            return total.sqrt();
+        }
+    }
+
+    /** Vector 2-norm along {@code dim}. */
+    public Tensor norm(int dim, boolean keepDim) {
+        try (Tensor squared = mul(this); Tensor total = squared.sum(dim, keepDim)) {
+            return total.sqrt();
+        }
+    }
+
+    /** Whether |this − other| ≤ atol + rtol·|other| everywhere, as {@code torch.allclose}. */
+    public boolean allclose(Tensor other, double rtol, double atol) {
+        broadcastShape("allclose", meta().shape, other.meta().shape, other);
+        checkSameDevice("allclose", other);
+        return Call.begin(ALLCLOSE, this, other).tensor(this).tensor(other).f64(rtol).f64(atol).bool(false).run().boolAt(0);
+    }
+
+    // ------------------------------------------------------------------------------------------------ neural-network ops
+
+    /** Softmax along {@code dim}. */
+    public Tensor softmax(int dim) {
+        return Call.begin(SOFTMAX, this).tensor(this).i64(normDim(dim, dim(), "softmax")).optDtype(null).tensorResult();
+    }
+
+    /** Log-softmax along {@code dim}. */
+    public Tensor logSoftmax(int dim) {
+        return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(normDim(dim, dim(), "logSoftmax")).optDtype(null).tensorResult();
+    }
+
+    /** Layer normalisation over the last dimension; {@code weight} and {@code bias} may be null. */
+    public Tensor layerNorm(Tensor weight, Tensor bias, double eps) {
+        long[] normalized = checkNormWeights("layerNorm", weight, bias);
+        return Call.begin(LAYER_NORM, this, weight, bias).tensor(this).ints(normalized).optTensor(weight).optTensor(bias)
+                .f64(eps).bool(true).tensorResult();
+    }
+
+    /** RMS normalisation over the last dimension, {@code w · x / sqrt(mean(x²) + eps)}; {@code weight} may be null. */
+    public Tensor rmsNorm(Tensor weight, double eps) {
+        long[] normalized = checkNormWeights("rmsNorm", weight, null);
+        return Call.begin(RMS_NORM, this, weight).tensor(this).ints(normalized).optTensor(weight).optF64(eps).tensorResult();
+    }
+
+    private long[] checkNormWeights(String op, Tensor weight, Tensor bias) {
+        long[] s = meta().shape;
+        if (s.length == 0) {
+            throw new IllegalArgumentException(op + ": needs at least 1 dim, got " + describe());
+        }
+        long last = s[s.length - 1];
+        for (Tensor p : new Tensor[] {weight, bias}) {
+            if (p != null) {
+                if (p.dim() != 1 || p.size(0) != last) {
+                    throw new IllegalArgumentException(op + ": weight/bias " + p.describe() + " must be [" + last
+                            + "] to normalise " + describe());
+                }
+                checkSameDevice(op, p);
+            }
+        }
+        return new long[] {last};
+    }
+
+    /** Rows of this {@code [vocab, d]} table at the int64 {@code indices}, as {@code torch.nn.functional.embedding}. */
+    public Tensor embedding(Tensor indices) {
+        if (dim() != 2) {
+            throw new IllegalArgumentException("embedding: the table must be 2-d, got " + describe());
+        }
+        if (indices.dtype() != DType.INT64 && indices.dtype() != DType.INT32) {
+            throw new IllegalArgumentException("embedding: indices must be int64 or int32, got " + indices.describe());
+        }
+        checkSameDevice("embedding", indices);
+        checkIndexRange("embedding", indices, meta().shape[0]);
+        return Call.begin(EMBEDDING, this, indices).tensor(this).tensor(indices).i64(-1).bool(false).bool(false).tensorResult();
+    }
+
+    /**
+     * Scaled dot-product attention over {@code [..., seq, d]} query, key and value: softmax(QKᵀ·scale + mask)·V.
+     *
+     * @param mask null, a bool mask (true = attend) or an additive float mask, broadcastable to the scores
+     * @param causal whether to apply a causal mask (not together with {@code mask})
+     * @param scale the score scale, or null for 1/sqrt(d)
+     */
+    public static Tensor scaledDotProductAttention(Tensor query, Tensor key, Tensor value, Tensor mask, boolean causal, Double scale) {
+        long[] q = query.meta().shape;
+        long[] k = key.meta().shape;
+        long[] v = value.meta().shape;
+        if (q.length < 2 || k.length != q.length || v.length != q.length || q[q.length - 1] != k[k.length - 1]
+                || k[k.length - 2] != v[v.length - 2]) {
+            throw new IllegalArgumentException("scaledDotProductAttention: need [..., Lq, d], [..., Lk, d], [..., Lk, dv];"
+                    + " got " + query.describe() + ", " + key.describe() + ", " + value.describe());
+        }
+        if (causal && mask != null) {
+            throw new IllegalArgumentException("scaledDotProductAttention: give a mask or causal=true, not both");
+        }
+        query.checkSameDtype("scaledDotProductAttention", key);
+        query.checkSameDtype("scaledDotProductAttention", value);
+        query.checkSameDevice("scaledDotProductAttention", key);
+        query.checkSameDevice("scaledDotProductAttention", value);
+        if (mask != null) {
+            query.checkSameDevice("scaledDotProductAttention", mask);
+        }
+        return Call.begin(SDPA, query, key, value, mask).tensor(query).tensor(key).tensor(value).optTensor(mask).f64(0.0)
+                .bool(causal).optF64(scale).bool(false).tensorResult();
+    }
+
+    // ------------------------------------------------------------------------------------------------ combining and masking
+
+    /** Joins tensors along an existing dimension. */
+    public static Tensor cat(List<Tensor> tensors, int dim) {
+        checkJoin("cat", tensors, dim, false);
+        return Call.begin(CAT, tensors.toArray(Tensor[]::new)).tensors(tensors).i64(dim).tensorResult();
+    }
+
+    /** Joins equally shaped tensors along a new dimension. */
+    public static Tensor stack(List<Tensor> tensors, int dim) {
+        checkJoin("stack", tensors, dim, true);
+        return Call.begin(STACK, tensors.toArray(Tensor[]::new)).tensors(tensors).i64(dim).tensorResult();
+    }
+
+    private static void checkJoin(String op, List<Tensor> tensors, int dim, boolean newDim) {
+        if (tensors.isEmpty()) {
+            throw new IllegalArgumentException(op + ": no tensors");
+        }
+        Tensor first = tensors.get(0);
+        long[] s0 = first.meta().shape;
+        int d = normDim(dim, s0.length + (newDim ? 1 : 0), op);
+        for (Tensor t : tensors) {
+            long[] s = t.meta().shape;
+            boolean fits = s.length == s0.length;
+            for (int i = 0; fits && i < s.length; i++) {
+                fits = s[i] == s0[i] || (!newDim && i == d);
+            }
+            if (!fits) {
+                throw new IllegalArgumentException(op + ": " + t.describe() + " does not fit " + first.describe()
+                        + (newDim ? " (all shapes must be equal)" : " (shapes may differ only in dim " + d + ")"));
+            }
+            first.checkSameDtype(op, t);
+            first.checkSameDevice(op, t);
+        }
+    }
+
+    /** Splits into pieces of {@code splitSize} along {@code dim} (the last may be smaller); views. */
+    public List<Tensor> split(long splitSize, int dim) {
+        int d = normDim(dim, dim(), "split");
+        if (splitSize <= 0) {
+            throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
+        }
+        return viewResults(Call.begin(SPLIT, this).tensor(this).i64(splitSize).i64(d).run().tensorListAt(0));
+    }
+
+    /** Splits into {@code chunks} nearly equal pieces along {@code dim}; views. */
+    public List<Tensor> chunk(int chunks, int dim) {
+        int d = normDim(dim, dim(), "chunk");
+        if (chunks <= 0) {
+            throw new IllegalArgumentException("chunk: chunks must be positive, got " + chunks);
+        }
+        return viewResults(Call.begin(CHUNK, this).tensor(this).i64(chunks).i64(d).run().tensorListAt(0));
+    }
+
+    private List<Tensor> viewResults(List<Tensor> results) {
+        return results.stream().map(this::viewResult).toList();
+    }
+
+    /** {@code condition ? this : other}, elementwise with broadcasting; condition is a bool tensor. */
+    public Tensor where(Tensor condition, Tensor other) {
+        if (condition.dtype() != DType.BOOL) {
+            throw new IllegalArgumentException("where: condition must be bool, got " + condition.describe());
+        }
+        checkBinary("where", other);
+        broadcastShape("where", condition.meta().shape, meta().shape, condition);
+        checkSameDevice("where", condition);
+        return Call.begin(WHERE, condition, this, other).tensor(condition).tensor(this).tensor(other).tensorResult();
+    }
+
+    /** A copy with {@code value} where the bool {@code mask} is true (mask broadcasts to this shape). */
+    public Tensor maskedFill(Tensor mask, double value) {
+        if (mask.dtype() != DType.BOOL) {
+            throw new IllegalArgumentException("maskedFill: mask must be bool, got " + mask.describe());
+        }
+        long[] target = broadcastShape("maskedFill", meta().shape, mask.meta().shape, mask);
+        if (!Arrays.equals(target, meta().shape)) {
+            throw new IllegalArgumentException("maskedFill: mask " + mask.describe() + " must broadcast to " + describe());
+        }
+        checkSameDevice("maskedFill", mask);
+        try (Tensor v = scalar(value)) {
+            return Call.begin(MASKED_FILL, this, mask, v).tensor(this).tensor(mask).tensor(v).tensorResult();
+        }
+    }
+
+    /** The lower triangle of the last two dims (elements with column − row ≤ diagonal); the rest zero. */
+    public Tensor tril(long diagonal) {
+        checkMatrix("tril");
+        return Call.begin(TRIL, this).tensor(this).i64(diagonal).tensorResult();
+    }
+
+    /** The upper triangle of the last two dims (elements with column − row ≥ diagonal); the rest zero. */
+    public Tensor triu(long diagonal) {
+        checkMatrix("triu");
+        return Call.begin(TRIU, this).tensor(this).i64(diagonal).tensorResult();
+    }
+
+    private void checkMatrix(String op) {
+        if (dim() < 2) {
+            throw new IllegalArgumentException(op + ": needs at least 2 dims, got " + describe());
+        }
+    }
+
+    /** Each element repeated {@code repeats} times along {@code dim}. */
+    public Tensor repeatInterleave(long repeats, int dim) {
+        if (repeats < 0) {
+            throw new IllegalArgumentException("repeatInterleave: repeats must be >= 0, got " + repeats);
+        }
+        long d = normDim(dim, dim(), "repeatInterleave");
+        return Call.begin(REPEAT_INTERLEAVE, this).tensor(this).i64(repeats).optI64(d).none().tensorResult();
+    }
+
+    // ------------------------------------------------------------------------------------------------ reductions
+
+    /** The sum of all elements, as a 0-dim tensor. */
+    public Tensor sum() {
+        return Call.begin(SUM, this).tensor(this).optDtype(null).tensorResult();
+    }
+
+    /** The sum along {@code dim}. */
+    public Tensor sum(int dim, boolean keepDim) {
+        return Call.begin(SUM_DIM, this).tensor(this).optInts(new long[] {normDim(dim, dim(), "sum")}).bool(keepDim)
+                .optDtype(null).tensorResult();
+    }
+
+    /** The mean of all elements (floating point), as a 0-dim tensor. */
+    public Tensor mean() {
+        checkFloating("mean");
+        return Call.begin(MEAN, this).tensor(this).optDtype(null).tensorResult();
+    }
+
+    /** The mean along {@code dim} (floating point). */
+    public Tensor mean(int dim, boolean keepDim) {
+        checkFloating("mean");
+        return Call.begin(MEAN_DIM, this).tensor(this).optInts(new long[] {normDim(dim, dim(), "mean")}).bool(keepDim)
+                .optDtype(null).tensorResult();
+    }
+
+    /** The largest element, as a 0-dim tensor. */
+    public Tensor max() {
+        checkNonEmpty("max");
+        return unary(MAX);
+    }
+
+    /** The largest values along {@code dim} and their indices: [values, indices]. */
+    public List<Tensor> max(int dim, boolean keepDim) {
+        Call call = Call.begin(MAX_DIM, this).tensor(this).i64(checkReducedDim("max", dim)).bool(keepDim).run();
+        return List.of(call.tensorAt(0), call.tensorAt(1));
+    }
+
+    /** The smallest element, as a 0-dim tensor. */
+    public Tensor min() {
+        checkNonEmpty("min");
+        return unary(MIN);
+    }
+
+    /** The smallest values along {@code dim} and their indices: [values, indices]. */
+    public List<Tensor> min(int dim, boolean keepDim) {
+        Call call = Call.begin(MIN_DIM, this).tensor(this).i64(checkReducedDim("min", dim)).bool(keepDim).run();
+        return List.of(call.tensorAt(0), call.tensorAt(1));
+    }
+
+    /** The index of the largest element along {@code dim} (int64). */
+    public Tensor argmax(int dim, boolean keepDim) {
+        return Call.begin(ARGMAX, this).tensor(this).optI64((long) checkReducedDim("argmax", dim)).bool(keepDim).tensorResult();
+    }
+
+    /** The {@code k} largest (or smallest) values along {@code dim}, sorted, and their indices: [values, indices]. */
+    public List<Tensor> topk(long k, int dim, boolean largest) {
+        int d = normDim(dim, dim(), "topk");
+        long size = dim() == 0 ? 1 : meta().shape[d];
+        if (k < 0 || k > size) {
+            throw new IllegalArgumentException("topk: k=" + k + " is outside [0, " + size + "] for dim " + d + " of " + describe());
+        }
+        Call call = Call.begin(TOPK, this).tensor(this).i64(k).i64(d).bool(largest).bool(true).run();
+        return List.of(call.tensorAt(0), call.tensorAt(1));
+    }
+
+    private int checkReducedDim(String op, int dim) {
+        int d = normDim(dim, dim(), op);
+        if (dim() > 0 && meta().shape[d] == 0) {
+            throw new IllegalArgumentException(op + ": dim " + d + " of " + describe() + " is empty");
+        }
+        return d;
+    }
+
+    private void checkNonEmpty(String op) {
+        if (numel() == 0) {
+            throw new IllegalArgumentException(op + ": " + describe() + " has no elements");
+        }
+    }
+
+    private void checkFloating(String op) {
+        if (!dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException(op + ": needs a floating-point tensor, got " + describe() + "; convert with to(DType)");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ validation
+
+    /** Normalises a possibly negative dim against {@code ndim} dims (a 0-d tensor accepts 0 and -1). */
+    static int normDim(long dim, int ndim, String op) {
+        int n = Math.max(ndim, 1);
+        if (dim < -n || dim >= n) {
+            throw new IllegalArgumentException(op + ": dim " + dim + " is out of range for a " + ndim + "-d tensor (expected "
+                    + -n + " to " + (n - 1) + ")");
+        }
+        return (int) (dim < 0 ? dim + n : dim);
+    }
+
+    private boolean bothCpu(Tensor other) {
+        return meta().device.isCpu() && other.meta().device.isCpu();
+    }
+
+    private void checkBinary(String op, Tensor other) {
+        broadcastShape(op, meta().shape, other.meta().shape, other);
+        Device d = meta().device;
+        Device o = other.meta().device;
+        // a 0-dim CPU tensor may meet a tensor on any device, as in PyTorch
+        if (!d.equals(o) && !(o.isCpu() && other.meta().shape.length == 0) && !(d.isCpu() && meta().shape.length == 0)) {
+            throw new IllegalArgumentException(op + ": tensors are on different devices: " + describe() + " and " + other.describe());
+        }
+    }
+
+    private long[] broadcastShape(String op, long[] a, long[] b, Tensor other) {
+        int n = Math.max(a.length, b.length);
+        long[] result = new long[n];
+        for (int i = 0; i < n; i++) {
+            long x = i < n - a.length ? 1 : a[i - (n - a.length)];
+            long y = i < n - b.length ? 1 : b[i - (n - b.length)];
+            if (x != y && x != 1 && y != 1) {
+                throw new IllegalArgumentException(op + ": shapes " + Arrays.toString(a) + " and " + Arrays.toString(b)
+                        + " do not broadcast (" + describe() + " vs " + other.describe() + ")");
+            }
+            result[i] = x == 1 ? y : x;
+        }
+        return result;
+    }
+
+    private void checkSameDtype(String op, Tensor other) {
+        if (dtype() != other.dtype()) {
+            throw new IllegalArgumentException(op + ": dtypes differ: " + describe() + " and " + other.describe()
+                    + "; convert one with to(DType)");
+        }
+    }
+
+    private void checkSameDevice(String op, Tensor other) {
+        if (!device().equals(other.device())) {
+            throw new IllegalArgumentException(op + ": tensors are on different devices: " + describe() + " and "
+                    + other.describe() + "; move one with to(Device)");
+        }
+    }
+
+    /** Indices out of range crash CUDA kernels and corrupt nothing only on the CPU: check them here. */
+    private static void checkIndexRange(String op, Tensor index, long size) {
+        if (index.numel() == 0) {
+            return;
+        }
+        try (Tensor lo = index.min(); Tensor hi = index.max()) {
+            long min = lo.itemLong();
+            long max = hi.itemLong();
+            if (min < 0 || max >= size) {
+                throw new IndexOutOfBoundsException(op + ": indices range over [" + min + ", " + max
+                        + "] but the indexed dim has size " + size);
+            }
+        }
+    }
+}
