@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 source scripts/lib/jdk.sh
 echo "using JDK at $JAVA_HOME"
 export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
-exec mvn -B -ntp verify "$@"
+exec mvn -B -ntp -Dstyle.color=never verify "$@"

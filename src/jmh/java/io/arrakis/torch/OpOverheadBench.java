@@ -1,0 +1,112 @@
+package io.arrakis.torch;
+
+import io.arrakis.bindings.arrakis_torch_h;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Per-call cost of small ops: the Java API against the raw bindings it wraps (the dispatcher stack and the typed CPU
+ * shim), each result freed in the same call. The raw variants are the floor the API's bookkeeping sits on.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+@State(Scope.Thread)
+public class OpOverheadBench {
+    private Tensor a2;
+    private Tensor b2;
+    private Tensor a64;
+    private Tensor b64;
+    private Arena arena;
+    private MemorySegment stack;
+    private MemorySegment out;
+    private MemorySegment mulName;
+    private MemorySegment mulOverload;
+    private MemorySegment matmulName;
+    private MemorySegment defaultOverload;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Generator g = new Generator(0);
+        a2 = Tensor.randn(g, new long[] {2, 2}, DType.FLOAT32, Device.CPU);
+        b2 = Tensor.randn(g, new long[] {2, 2}, DType.FLOAT32, Device.CPU);
+        a64 = Tensor.randn(g, new long[] {64, 64}, DType.FLOAT32, Device.CPU);
+        b64 = Tensor.randn(g, new long[] {64, 64}, DType.FLOAT32, Device.CPU);
+        arena = Arena.ofConfined();
+        stack = arena.allocate(8 * 8, 8);
+        out = arena.allocate(8, 8);
+        mulName = arena.allocateFrom("aten::mul");
+        mulOverload = arena.allocateFrom("Tensor");
+        matmulName = arena.allocateFrom("aten::matmul");
+        defaultOverload = arena.allocateFrom("");
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        a2.close();
+        b2.close();
+        a64.close();
+        b64.close();
+        arena.close();
+    }
+
+    @Benchmark
+    public long mul2x2() {
+        try (Tensor c = a2.mul(b2)) {
+            return c.handle().address();
+        }
+    }
+
+    @Benchmark
+    public long matmul64() {
+        try (Tensor c = a64.matmul(b64)) {
+            return c.handle().address();
+        }
+    }
+
+    @Benchmark
+    public long rawDispatcherMul2x2() {
+        return rawDispatcher(mulName, mulOverload, a2, b2);
+    }
+
+    @Benchmark
+    public long rawDispatcherMatmul64() {
+        return rawDispatcher(matmulName, defaultOverload, a64, b64);
+    }
+
+    @Benchmark
+    public long rawShimMul2x2() {
+        arrakis_torch_h.aoti_torch_cpu_mul_Tensor(a2.handle(), b2.handle(), out);
+        long result = out.get(ValueLayout.JAVA_LONG, 0);
+        arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(result));
+        return result;
+    }
+
+    private long rawDispatcher(MemorySegment name, MemorySegment overload, Tensor x, Tensor y) {
+        arrakis_torch_h.aoti_torch_new_tensor_handle(x.handle(), out);
+        stack.set(ValueLayout.JAVA_LONG, 0, out.get(ValueLayout.JAVA_LONG, 0));
+        arrakis_torch_h.aoti_torch_new_tensor_handle(y.handle(), out);
+        stack.set(ValueLayout.JAVA_LONG, 8, out.get(ValueLayout.JAVA_LONG, 0));
+        arrakis_torch_h.torch_call_dispatcher(name, overload, stack, LibTorch.EXTENSION_BUILD_VERSION);
+        long result = stack.get(ValueLayout.JAVA_LONG, 0);
+        arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(result));
+        return result;
+    }
+}
