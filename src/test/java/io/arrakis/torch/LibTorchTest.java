@@ -1,0 +1,120 @@
+package io.arrakis.torch;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LibTorchTest {
+
+    @Test
+    void loadsTheBundledCpuLibtorch() {
+        LibTorch.Info info = LibTorch.load();
+        assertEquals("2.10.0", info.version());
+        assertEquals("2.10", info.abiVersion(), "aoti_torch_abi_version() decoded");
+        assertFalse(info.cudaBuild());
+        assertTrue(Files.isRegularFile(info.folder().resolve("libtorch_cpu.so")));
+        assertEquals(0, LibTorch.cudaDeviceCount());
+        assertFalse(LibTorch.cudaAvailable());
+        assertTrue(info.toString().contains("2.10.0") && info.toString().contains("CPU build"));
+    }
+
+    @Test
+    void cudaOnACpuBuildIsAClearError() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> Tensor.zeros(new long[] {2}, DType.FLOAT32, Device.cuda(0)));
+        assertTrue(e.getMessage().contains("CPU build") && e.getMessage().contains(LibTorch.ENV_FOLDER), e.getMessage());
+    }
+
+    @Test
+    void aMissingFolderIsNamedWithTheRemedy() throws Exception {
+        String out = probe(List.of("-Darrakis.libtorch=/nonexistent/torch/lib"));
+        assertTrue(out.startsWith("FAILED"), out);
+        assertTrue(out.contains("/nonexistent/torch/lib") && out.contains("-Darrakis.libtorch") && out.contains("does not exist"), out);
+    }
+
+    @Test
+    void aLibtorchWithoutTheStableDispatcherIsRejectedAsTooOld(@TempDir Path dir) throws Exception {
+        // Any shared library stands in for an old libtorch_cpu.so: loadable, but without torch_call_dispatcher.
+        Path impostor = Stream.of("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1")
+                .map(Path::of).filter(Files::isRegularFile).findFirst().orElseThrow();
+        Files.copy(impostor, dir.resolve("libtorch_cpu.so"));
+        String out = probe(List.of("-Darrakis.libtorch=" + dir));
+        assertTrue(out.startsWith("FAILED"), out);
+        assertTrue(out.contains("torch_call_dispatcher") && out.contains("older than 2.10") && out.contains(dir.toString()), out);
+    }
+
+    @Test
+    void twoJvmsExtractIntoAnEmptyCacheAtOnceAndTheThirdReusesIt(@TempDir Path cache) throws Exception {
+        List<String> args = List.of("-Darrakis.cache=" + cache);
+        List<Process> processes = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            processes.add(start(args));
+        }
+        for (Process p : processes) {
+            String out = finish(p);
+            assertTrue(out.startsWith("LOADED") && out.contains("sum=6.0"), out);
+        }
+        Path folder;
+        try (Stream<Path> entries = Files.list(cache)) {
+            List<Path> dirs = entries.filter(Files::isDirectory).toList();
+            assertEquals(1, dirs.size(), "one complete folder and no staging leftovers: " + dirs);
+            folder = dirs.get(0);
+        }
+        FileTime extracted = Files.getLastModifiedTime(folder.resolve("libtorch_cpu.so"));
+        String out = probe(args);
+        assertTrue(out.startsWith("LOADED"), out);
+        assertEquals(extracted, Files.getLastModifiedTime(folder.resolve("libtorch_cpu.so")), "not extracted again");
+    }
+
+    @Test
+    void aDamagedCacheIsRepaired(@TempDir Path cache) throws Exception {
+        List<String> args = List.of("-Darrakis.cache=" + cache);
+        assertTrue(probe(args).startsWith("LOADED"));
+        Path folder;
+        try (Stream<Path> entries = Files.list(cache)) {
+            folder = entries.filter(Files::isDirectory).findFirst().orElseThrow();
+        }
+        Files.write(folder.resolve("libtorch.so"), new byte[] {1, 2, 3}); // truncated, as by a crash or a full disk
+        String out = probe(args);
+        assertTrue(out.startsWith("LOADED"), out);
+        assertTrue(Files.size(folder.resolve("libtorch.so")) > 3);
+    }
+
+    private static String probe(List<String> jvmArgs) throws IOException, InterruptedException {
+        return finish(start(jvmArgs));
+    }
+
+    private static Process start(List<String> jvmArgs) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("--enable-native-access=ALL-UNNAMED");
+        command.addAll(jvmArgs);
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(LoadProbe.class.getName());
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+        pb.environment().remove(LibTorch.ENV_FOLDER);
+        return pb.start();
+    }
+
+    private static String finish(Process p) throws IOException, InterruptedException {
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "probe JVM did not finish");
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        String last = out.lines().filter(l -> l.startsWith("LOADED") || l.startsWith("FAILED")).reduce((a, b) -> b).orElse(out);
+        assertEquals(0, p.exitValue(), out);
+        return last;
+    }
+}
