@@ -777,7 +777,7 @@ public final class Tensor implements AutoCloseable {
     public Tensor contiguous() {
         Meta m = meta();
         if (isContiguous()) {
-            return viewResult(adopt(Native.newHandle(handle)));
+            return viewResult(adopt(Native.newHandle(handle())));
         }
         Tensor copy = empty(m.shape, m.dtype, m.device);
         Native.check(arrakis_torch_h.aoti_torch_copy_(copy.handle, handle(), 0), "aten::copy_", copy, this);
@@ -815,9 +815,9 @@ public final class Tensor implements AutoCloseable {
         checkBinary("add", other);
         MemorySegment out = Native.out();
         if (bothCpu(other)) {
-            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle, other.handle, 1.0, out), "aten::add.Tensor", this, other);
+            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
         } else {
-            Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle, other.handle, -1.0, out), "aten::add.Tensor", this, other);
+            Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), -1.0, out), "aten::add.Tensor", this, other);
         }
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
@@ -826,7 +826,7 @@ public final class Tensor implements AutoCloseable {
     public Tensor sub(Tensor other) {
         checkBinary("sub", other);
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle, other.handle, 1.0, out), "aten::sub.Tensor", this, other);
+        Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -835,7 +835,7 @@ public final class Tensor implements AutoCloseable {
         checkBinary("mul", other);
         if (bothCpu(other)) {
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Tensor(handle, other.handle, out), "aten::mul.Tensor", this, other);
+            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Tensor(handle(), other.handle(), out), "aten::mul.Tensor", this, other);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         return Call.begin(MUL, this, other).tensor(this).tensor(other).tensorResult();
@@ -1408,7 +1408,9 @@ public final class Tensor implements AutoCloseable {
     }
 
     private void checkBinary(String op, Tensor other) {
-        broadcastShape(op, meta().shape, other.meta().shape, other);
+        if (!Arrays.equals(meta().shape, other.meta().shape)) {
+            broadcastShape(op, meta().shape, other.meta().shape, other);
+        }
         Device d = meta().device;
         Device o = other.meta().device;
         // a 0-dim CPU tensor may meet a tensor on any device, as in PyTorch
