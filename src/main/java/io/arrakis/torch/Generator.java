@@ -31,6 +31,14 @@ public final class Generator {
         return (nextLong() >>> 11) * 0x1.0p-53;
     }
 
+    /** Uniform in [0, 1) on a grid of 2^-bits (1 to 53 bits), so the value is exact in a type with that precision. */
+    public double nextDouble(int bits) {
+        if (bits < 1 || bits > 53) {
+            throw new IllegalArgumentException("bits must be in 1..53, got " + bits);
+        }
+        return (nextLong() >>> (64 - bits)) * Math.scalb(1.0, -bits);
+    }
+
     /** Standard normal. */
     public double nextGaussian() {
         if (hasSpare) {

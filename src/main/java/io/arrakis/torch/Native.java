@@ -18,6 +18,10 @@ final class Native {
     private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(
             () -> Arena.ofAuto().allocate(8L * (OUT_SLOTS + STACK_SLOTS), 8));
 
+    static {
+        LibTorch.load();
+    }
+
     private Native() {
     }
 

@@ -30,6 +30,10 @@ import java.util.List;
 public final class Tensor implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
 
+    static {
+        LibTorch.load();
+    }
+
     private static final Op MATMUL = Op.of("aten::matmul", "");
     private static final Op LINEAR = Op.of("aten::linear", "");
     private static final Op BMM = Op.of("aten::bmm", "");
@@ -438,6 +442,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Standard normal samples from {@code generator}. */
     public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
+        checkRandomDtype(dtype, "Tensor.randn");
         double[] values = new double[(int) checkRandomShape(shape, "Tensor.randn")];
         for (int i = 0; i < values.length; i++) {
             values[i] = generator.nextGaussian();
@@ -447,9 +452,16 @@ public final class Tensor implements AutoCloseable {
 
     /** Uniform samples in [0, 1) from {@code generator}. */
     public static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
+        checkRandomDtype(dtype, "Tensor.rand");
         double[] values = new double[(int) checkRandomShape(shape, "Tensor.rand")];
+        int bits = switch (dtype) {
+            case FLOAT16 -> 11;
+            case BFLOAT16 -> 8;
+            case FLOAT32 -> 24;
+            default -> 53;
+        };
         for (int i = 0; i < values.length; i++) {
-            values[i] = generator.nextDouble();
+            values[i] = generator.nextDouble(bits); // exact in dtype, so never rounded up to 1
         }
         return fromDoubles(values, shape, dtype, device);
     }
@@ -471,6 +483,12 @@ public final class Tensor implements AutoCloseable {
     private static Tensor fromDoubles(double[] values, long[] shape, DType dtype, Device device) {
         try (Tensor t = of(values, shape)) {
             return t.to(dtype, device);
+        }
+    }
+
+    private static void checkRandomDtype(DType dtype, String op) {
+        if (!dtype.isFloatingPoint()) {
+            throw new IllegalArgumentException(op + ": needs a floating-point dtype, got " + dtype + "; use randint for integers");
         }
     }
 
@@ -713,7 +731,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Elements {@code start .. start+length-1} along {@code dim}. */
     public Tensor narrow(int dim, long start, long length) {
-        int d = normDim(dim, dim(), "narrow");
+        int d = existingDim(dim, "narrow");
         long size = meta().shape[d];
         if (start < 0 || length < 0 || start + length > size) {
             throw new IndexOutOfBoundsException("narrow: [" + start + ", " + (start + length) + ") is outside dim " + d
@@ -724,7 +742,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Python's {@code t[..., start:end:step, ...]} on {@code dim}; bounds are clamped as Python clamps them. */
     public Tensor slice(int dim, long start, long end, long step) {
-        int d = normDim(dim, dim(), "slice");
+        int d = existingDim(dim, "slice");
         if (step <= 0) {
             throw new IllegalArgumentException("slice: step must be positive, got " + step);
         }
@@ -733,7 +751,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The sub-tensor at {@code index} along {@code dim}, which is removed. */
     public Tensor select(int dim, long index) {
-        int d = normDim(dim, dim(), "select");
+        int d = existingDim(dim, "select");
         long size = meta().shape[d];
         if (index < -size || index >= size) {
             throw new IndexOutOfBoundsException("select: index " + index + " is out of range for dim " + d + " of size "
@@ -744,7 +762,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The entries at {@code index} (a 1-d int64 or int32 tensor) along {@code dim}, copied. */
     public Tensor indexSelect(int dim, Tensor index) {
-        int d = normDim(dim, dim(), "indexSelect");
+        int d = existingDim(dim, "indexSelect");
         if (index.dim() > 1 || !(index.dtype() == DType.INT64 || index.dtype() == DType.INT32)) {
             throw new IllegalArgumentException("indexSelect: index must be a 1-d int64 or int32 tensor, got " + index.describe());
         }
@@ -813,6 +831,9 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise {@code this + other}, broadcasting. */
     public Tensor add(Tensor other) {
         checkBinary("add", other);
+        if (integralResult(other)) {
+            return integralSum(other, false);
+        }
         MemorySegment out = Native.out();
         if (bothCpu(other)) {
             Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
@@ -825,9 +846,52 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise {@code this - other}, broadcasting. */
     public Tensor sub(Tensor other) {
         checkBinary("sub", other);
+        if (integralResult(other)) {
+            return integralSum(other, true);
+        }
         MemorySegment out = Native.out();
         Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    private boolean integralResult(Tensor other) {
+        DType a = dtype();
+        DType b = other.dtype();
+        return (a.isIntegral() || a == DType.BOOL) && (b.isIntegral() || b == DType.BOOL);
+    }
+
+    /**
+     * Integer and bool addition. The shims take alpha as a double, which libtorch refuses for integer results, and the
+     * 2.10 dispatcher cannot pass a Scalar; so sum the two operands stacked, in the promoted dtype.
+     */
+    private Tensor integralSum(Tensor other, boolean subtract) {
+        if (subtract && (dtype() == DType.BOOL || other.dtype() == DType.BOOL)) {
+            throw new IllegalArgumentException("sub: bool tensors cannot be subtracted (as in PyTorch), got " + describe()
+                    + " and " + other.describe() + "; use where(...) or convert with to(DType)");
+        }
+        DType target = promoteIntegral(dtype(), other.dtype());
+        long[] shape = broadcastShape(subtract ? "sub" : "add", meta().shape, other.meta().shape, other);
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor a = to(target).expand(shape);
+            Tensor b = other.to(target).expand(shape);
+            Tensor stacked = stack(List.of(a, subtract ? b.neg() : b), 0);
+            return scope.keep(Call.begin(SUM_DIM, stacked).tensor(stacked).optInts(new long[] {0}).bool(false)
+                    .optDtype(target).tensorResult());
+        }
+    }
+
+    /** PyTorch's promotion of two integer or bool dtypes. */
+    private static DType promoteIntegral(DType a, DType b) {
+        if (a == b || b == DType.BOOL) {
+            return a;
+        }
+        if (a == DType.BOOL) {
+            return b;
+        }
+        if ((a == DType.UINT8 && b == DType.INT8) || (a == DType.INT8 && b == DType.UINT8)) {
+            return DType.INT16;
+        }
+        return a.byteSize() >= b.byteSize() ? a : b;
     }
 
     /** Elementwise {@code this * other}, broadcasting. */
@@ -896,17 +960,18 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * A 0-dim tensor holding {@code value} for a tensor-scalar op: in this tensor's dtype when it is floating point, so
-     * the result keeps that dtype as a Python scalar would; a 0-dim tensor never widens a dimensioned one.
+     * A 0-dim tensor holding {@code value} for a tensor-scalar op, typed so the result has the dtype a Python float
+     * would give: this tensor's dtype when it is floating point (a 0-dim tensor never widens a dimensioned one), else
+     * float32, the default dtype.
      */
     private Tensor scalarFor(double value) {
         Tensor s = scalar(value);
-        DType dtype = dtype();
-        if (!dtype.isFloatingPoint() || dtype == DType.FLOAT64) {
+        DType target = dtype().isFloatingPoint() ? dtype() : DType.FLOAT32;
+        if (target == DType.FLOAT64) {
             return s;
         }
         try (s) {
-            return s.to(dtype);
+            return s.to(target);
         }
     }
 
@@ -1057,6 +1122,7 @@ public final class Tensor implements AutoCloseable {
                         + term.length() + " dims but operand " + i + " is " + operands[i].describe());
             }
             operands[0].checkSameDevice("einsum", operands[i]);
+            operands[0].checkSameDtype("einsum", operands[i]);
         }
         return Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
     }
@@ -1232,7 +1298,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Splits into pieces of {@code splitSize} along {@code dim} (the last may be smaller); views. */
     public List<Tensor> split(long splitSize, int dim) {
-        int d = normDim(dim, dim(), "split");
+        int d = existingDim(dim, "split");
         if (splitSize <= 0) {
             throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
         }
@@ -1241,7 +1307,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Splits into {@code chunks} nearly equal pieces along {@code dim}; views. */
     public List<Tensor> chunk(int chunks, int dim) {
-        int d = normDim(dim, dim(), "chunk");
+        int d = existingDim(dim, "chunk");
         if (chunks <= 0) {
             throw new IllegalArgumentException("chunk: chunks must be positive, got " + chunks);
         }
@@ -1401,6 +1467,15 @@ public final class Tensor implements AutoCloseable {
                     + -n + " to " + (n - 1) + ")");
         }
         return (int) (dim < 0 ? dim + n : dim);
+    }
+
+    /** Like {@link #normDim} for ops that index into a dimension, which a 0-d tensor does not have. */
+    private int existingDim(long dim, String op) {
+        int n = dim();
+        if (n == 0) {
+            throw new IllegalArgumentException(op + ": needs a tensor with at least 1 dim, got " + describe());
+        }
+        return normDim(dim, n, op);
     }
 
     private boolean bothCpu(Tensor other) {

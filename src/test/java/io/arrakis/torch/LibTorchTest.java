@@ -62,6 +62,7 @@ class LibTorchTest {
 
     @Test
     void twoJvmsExtractIntoAnEmptyCacheAtOnceAndTheThirdReusesIt(@TempDir Path cache) throws Exception {
+        assumeBundledLibtorch();
         List<String> args = List.of("-Darrakis.cache=" + cache);
         List<Process> processes = new ArrayList<>();
         for (int i = 0; i < 2; i++) {
@@ -85,6 +86,7 @@ class LibTorchTest {
 
     @Test
     void aDamagedCacheIsRepaired(@TempDir Path cache) throws Exception {
+        assumeBundledLibtorch();
         List<String> args = List.of("-Darrakis.cache=" + cache);
         assertTrue(probe(args).startsWith("LOADED"));
         Path folder;
@@ -95,6 +97,11 @@ class LibTorchTest {
         String out = probe(args);
         assertTrue(out.startsWith("LOADED"), out);
         assertTrue(Files.size(folder.resolve("libtorch.so")) > 3);
+    }
+
+    private static void assumeBundledLibtorch() {
+        assumeTrue(LibTorch.class.getClassLoader().getResource("org/bytedeco/pytorch/linux-x86_64/libtorch_cpu.so") != null,
+                "skipped: the org.bytedeco:pytorch jar is not on the class path");
     }
 
     private static String probe(List<String> jvmArgs) throws IOException, InterruptedException {
