@@ -5,7 +5,6 @@ import io.arrakis.bindings.arrakis_torch_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.Cleaner;
 import java.util.Arrays;
 import java.util.List;
 
@@ -13,8 +12,8 @@ import java.util.List;
  * An n-dimensional array in libtorch's memory (off the Java heap), on the CPU or a GPU.
  *
  * <p><b>Ownership.</b> A tensor owns one libtorch handle. {@link #close()} frees it at once (closing twice is harmless);
- * a {@link TensorScope} closes every tensor made inside it; tensors nobody closes are freed by a {@link Cleaner} after
- * they become unreachable. Any use after close throws {@link IllegalStateException} naming the tensor.
+ * a {@link TensorScope} closes every tensor made inside it; tensors nobody closes are freed by a background thread after
+ * the garbage collector finds them unreachable. Any use after close throws {@link IllegalStateException} naming the tensor.
  *
  * <p><b>Errors.</b> Common mistakes are caught in Java before libtorch sees them: {@link IllegalArgumentException} for
  * incompatible shapes, dtypes or devices and dims out of range, {@link IndexOutOfBoundsException} for indices out of
@@ -28,8 +27,6 @@ import java.util.List;
  * {@link #narrow}, ...) share memory with their input, like PyTorch's.
  */
 public final class Tensor implements AutoCloseable {
-    private static final Cleaner CLEANER = Cleaner.create();
-
     static {
         LibTorch.load();
     }
@@ -100,8 +97,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op EYE = Op.of("aten::eye", "");
 
     private final MemorySegment handle;
-    private final Releaser releaser;
-    private final Cleaner.Cleanable cleanable;
+    private final NativeHandle owner;
     /** Set when this tensor views memory a Java arena owns: the arena must still be open whenever we touch it. */
     private final MemorySegment.Scope borrowed;
     private volatile Meta meta;
@@ -112,31 +108,9 @@ public final class Tensor implements AutoCloseable {
     private record Meta(long[] shape, long[] strides, DType dtype, Device device) {
     }
 
-    /** Frees the handle once, from {@link #close()} or the cleaner; holds no reference to the tensor. */
-    private static final class Releaser implements Runnable {
-        private final long handle;
-        private volatile boolean released;
-        private volatile Arena segmentArena;
-
-        Releaser(long handle) {
-            this.handle = handle;
-        }
-
-        @Override
-        public void run() {
-            released = true;
-            Arena arena = segmentArena;
-            if (arena != null) {
-                arena.close();
-            }
-            Native.deleteTensor(handle);
-        }
-    }
-
     private Tensor(long address, MemorySegment.Scope borrowed) {
         this.handle = MemorySegment.ofAddress(address);
-        this.releaser = new Releaser(address);
-        this.cleanable = CLEANER.register(this, releaser);
+        this.owner = new NativeHandle(this, address);
         this.borrowed = borrowed;
         TensorScope.track(this);
     }
@@ -165,7 +139,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     void checkOpen() {
-        if (releaser.released) {
+        if (owner.isReleased()) {
             throw new IllegalStateException("tensor " + name() + " was closed and can no longer be used");
         }
         if (borrowed != null && !borrowed.isAlive()) {
@@ -176,13 +150,13 @@ public final class Tensor implements AutoCloseable {
 
     /** Whether {@link #close()} has run (or the cleaner freed it). */
     public boolean isClosed() {
-        return releaser.released;
+        return owner.isReleased();
     }
 
     /** Frees the native tensor now. Harmless when already closed. */
     @Override
     public void close() {
-        cleanable.clean();
+        owner.release();
     }
 
     private String name() {
@@ -565,13 +539,13 @@ public final class Tensor implements AutoCloseable {
         if (!isContiguous()) {
             throw new IllegalArgumentException("asSegment: " + describe() + " is not contiguous; use contiguous() first");
         }
-        Arena arena = releaser.segmentArena;
+        Arena arena = owner.segmentArena;
         if (arena == null) {
-            synchronized (releaser) {
-                arena = releaser.segmentArena;
+            synchronized (owner) {
+                arena = owner.segmentArena;
                 if (arena == null) {
                     arena = Arena.ofShared();
-                    releaser.segmentArena = arena;
+                    owner.segmentArena = arena;
                 }
             }
         }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 23+, no Maven and no network.
+#   scripts/gpu-check.sh --prepare   here: build the library and its tests, and a jlink runtime, into .gpu/ (~55 MB)
+#   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch
+# Copy or carry .gpu/ along with the repository. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
+# taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+junit=org.junit.platform:junit-platform-console-standalone:1.14.1
+
+if [ "${1:-}" = "--prepare" ]; then
+  source scripts/lib/jdk.sh
+  export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+  mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
+  mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true
+  rm -rf .gpu/jre .gpu/classes .gpu/test-classes
+  mkdir -p .gpu
+  cp -r target/classes .gpu/classes
+  cp -r target/test-classes .gpu/test-classes
+  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming \
+    --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
+  du -sh .gpu
+  exit 0
+fi
+
+[ -x .gpu/jre/bin/java ] || { echo "error: no .gpu/jre; run scripts/gpu-check.sh --prepare first (on a machine with a JDK 23+)" >&2; exit 1; }
+if [ -z "${ARRAKIS_LIBTORCH:-}" ]; then
+  ARRAKIS_LIBTORCH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+fi
+export ARRAKIS_LIBTORCH
+out=${OUT:-.gpu/out}
+mkdir -p "$out"
+echo "libtorch: $ARRAKIS_LIBTORCH"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+set +e
+.gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g \
+  -cp .gpu/junit-platform-console-standalone.jar:.gpu/classes:.gpu/test-classes \
+  org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+  --scan-classpath .gpu/test-classes --reports-dir "$out" 2>&1 | tee "$out/junit.log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "gpu-check: JUnit exit code $rc"
+exit "$rc"

@@ -1,0 +1,102 @@
+package io.arrakis.torch;
+
+import java.lang.foreign.Arena;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.lang.ref.PhantomReference;
+import java.lang.ref.ReferenceQueue;
+
+/**
+ * A tensor's libtorch handle and its release, freed exactly once: by {@link #release()} (close or scope) or, for
+ * tensors nobody closed, by a daemon thread after the garbage collector finds the tensor unreachable.
+ *
+ * <p>This replaces {@link java.lang.ref.Cleaner}, whose registry is one list behind one lock: here the registry is
+ * striped by thread, so threads creating and freeing tensors at once do not contend, and each tensor costs one object.
+ */
+final class NativeHandle extends PhantomReference<Tensor> {
+    private static final ReferenceQueue<Tensor> QUEUE = new ReferenceQueue<>();
+    private static final int STRIPE_COUNT = 32; // a power of two
+    private static final Stripe[] STRIPES = new Stripe[STRIPE_COUNT];
+    private static final VarHandle RELEASED;
+
+    static {
+        for (int i = 0; i < STRIPE_COUNT; i++) {
+            STRIPES[i] = new Stripe();
+        }
+        try {
+            RELEASED = MethodHandles.lookup().findVarHandle(NativeHandle.class, "released", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+        Thread reaper = new Thread(NativeHandle::reap, "arrakis-tensor-reaper");
+        reaper.setDaemon(true);
+        reaper.start();
+    }
+
+    /** The registered handles of one stripe, a doubly linked list so removal is O(1). */
+    private static final class Stripe {
+        NativeHandle head;
+    }
+
+    final long address;
+    private final Stripe stripe;
+    private NativeHandle prev;
+    private NativeHandle next;
+    private volatile boolean released;
+    /** The arena of segments handed out by {@link Tensor#asSegment()}, closed with the handle. */
+    volatile Arena segmentArena;
+
+    NativeHandle(Tensor owner, long address) {
+        super(owner, QUEUE);
+        this.address = address;
+        this.stripe = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
+        synchronized (stripe) {
+            next = stripe.head;
+            if (next != null) {
+                next.prev = this;
+            }
+            stripe.head = this;
+        }
+    }
+
+    boolean isReleased() {
+        return released;
+    }
+
+    /** Frees the handle if nobody has; safe from any thread, any number of times. */
+    void release() {
+        if (!RELEASED.compareAndSet(this, false, true)) {
+            return;
+        }
+        synchronized (stripe) {
+            if (prev != null) {
+                prev.next = next;
+            } else {
+                stripe.head = next;
+            }
+            if (next != null) {
+                next.prev = prev;
+            }
+            prev = null;
+            next = null;
+        }
+        clear();
+        Arena arena = segmentArena;
+        if (arena != null) {
+            arena.close();
+        }
+        Native.deleteTensor(address);
+    }
+
+    private static void reap() {
+        while (true) {
+            try {
+                ((NativeHandle) QUEUE.remove()).release();
+            } catch (InterruptedException e) {
+                // a daemon: keep reaping until the JVM exits
+            } catch (RuntimeException e) {
+                System.err.println("arrakis: freeing an unreachable tensor failed: " + e);
+            }
+        }
+    }
+}
