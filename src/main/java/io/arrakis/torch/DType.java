@@ -71,6 +71,9 @@ public enum DType {
 
     /** Parses "float32", "bf16", "half", ... case-insensitively. */
     public static DType parse(String name) {
+        if (name == null) {
+            throw new IllegalArgumentException("dtype name must not be null");
+        }
         String n = name.trim().toLowerCase(java.util.Locale.ROOT);
         return switch (n) {
             case "float32", "float", "fp32", "f32" -> FLOAT32;

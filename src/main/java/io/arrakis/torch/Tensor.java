@@ -99,7 +99,7 @@ public final class Tensor implements AutoCloseable {
     private final MemorySegment handle;
     private final NativeHandle owner;
     /** Set when this tensor views memory a Java arena owns: the arena must still be open whenever we touch it. */
-    private final MemorySegment.Scope borrowed;
+    private final MemorySegment borrowed;
     private volatile Meta meta;
     /** The scope that will close this tensor, if any; only read and written by that scope's thread. */
     TensorScope scope;
@@ -108,7 +108,7 @@ public final class Tensor implements AutoCloseable {
     private record Meta(long[] shape, long[] strides, DType dtype, Device device) {
     }
 
-    private Tensor(long address, MemorySegment.Scope borrowed) {
+    private Tensor(long address, MemorySegment borrowed) {
         this.handle = MemorySegment.ofAddress(address);
         this.owner = new NativeHandle(this, address);
         this.borrowed = borrowed;
@@ -142,7 +142,7 @@ public final class Tensor implements AutoCloseable {
         if (owner.isReleased()) {
             throw new IllegalStateException("tensor " + name() + " was closed and can no longer be used");
         }
-        if (borrowed != null && !borrowed.isAlive()) {
+        if (borrowed != null && !borrowed.scope().isAlive()) {
             throw new IllegalStateException("tensor " + name()
                     + " views memory of a closed arena; a tensor made with fromSegment must not outlive its segment's arena");
         }
@@ -178,7 +178,9 @@ public final class Tensor implements AutoCloseable {
 
     private Meta meta() {
         Meta m = meta;
-        if (m == null) {
+        if (m != null) {
+            checkOpen();
+        } else {
             MemorySegment h = handle();
             MemorySegment out = Native.out();
             Native.check(arrakis_torch_h.aoti_torch_get_dim(h, out), "aoti_torch_get_dim");
@@ -206,8 +208,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The size of dimension {@code dim} (negative counts from the end). */
     public long size(int dim) {
-        long[] s = meta().shape;
-        return s[normDim(dim, s.length, "size")];
+        return meta().shape[existingDim(dim, "size")];
     }
 
     /** The element strides of each dimension (a copy). */
@@ -298,7 +299,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.of: " + length + " values cannot fill shape " + Arrays.toString(shape)
                     + " (" + n + " elements)");
         }
-        Tensor t = empty(shape, dtype, Device.CPU);
+        Tensor t = empty(shape, dtype, Device.CPU, "Tensor.of");
         MemorySegment.copy(data, 0, t.dataSegment(), 0, n * dtype.byteSize());
         return t;
     }
@@ -332,13 +333,17 @@ public final class Tensor implements AutoCloseable {
             MemorySegment out = Native.out();
             Native.check(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
                     dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", Arrays.toString(shape), dtype);
-            return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment.scope());
+            return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment);
         }
     }
 
     /** An uninitialised contiguous tensor. */
     public static Tensor empty(long[] shape, DType dtype, Device device) {
-        checkShape(shape, "Tensor.empty");
+        return empty(shape, dtype, device, "Tensor.empty");
+    }
+
+    private static Tensor empty(long[] shape, DType dtype, Device device, String op) {
+        checkShape(shape, op);
         device.checkAvailable();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
@@ -376,7 +381,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A tensor with every element {@code value}. */
     public static Tensor full(long[] shape, double value, DType dtype, Device device) {
-        Tensor t = empty(shape, dtype, device);
+        Tensor t = empty(shape, dtype, device, "Tensor.full");
         Native.check(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
         return t;
     }
@@ -480,7 +485,11 @@ public final class Tensor implements AutoCloseable {
             if (s < 0) {
                 throw new IllegalArgumentException(op + ": negative size in shape " + Arrays.toString(shape));
             }
-            n = Math.multiplyExact(n, s);
+            try {
+                n = Math.multiplyExact(n, s);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
+            }
         }
         return n;
     }
@@ -539,6 +548,12 @@ public final class Tensor implements AutoCloseable {
         if (!isContiguous()) {
             throw new IllegalArgumentException("asSegment: " + describe() + " is not contiguous; use contiguous() first");
         }
+        checkOpen();
+        long bytes = numel() * m.dtype.byteSize();
+        if (borrowed != null) {
+            // memory of a Java arena: hand out a slice of it, which that arena's closing invalidates
+            return borrowed.asSlice(dataAddress() - borrowed.address(), bytes);
+        }
         Arena arena = owner.segmentArena;
         if (arena == null) {
             synchronized (owner) {
@@ -550,7 +565,7 @@ public final class Tensor implements AutoCloseable {
             }
         }
         checkOpen();
-        return MemorySegment.ofAddress(dataAddress()).reinterpret(numel() * m.dtype.byteSize(), arena, null);
+        return MemorySegment.ofAddress(dataAddress()).reinterpret(bytes, arena, null);
     }
 
     /** The data of a contiguous CPU tensor, valid only while the tensor is open and never handed out. */
@@ -560,35 +575,35 @@ public final class Tensor implements AutoCloseable {
 
     /** A copy of the elements in row-major order, converted to float. */
     public float[] toFloatArray() {
-        try (Tensor t = hostCopy(DType.FLOAT32)) {
+        try (Tensor t = hostCopy(DType.FLOAT32, "toFloatArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_FLOAT);
         }
     }
 
     /** A copy of the elements in row-major order, converted to double. */
     public double[] toDoubleArray() {
-        try (Tensor t = hostCopy(DType.FLOAT64)) {
+        try (Tensor t = hostCopy(DType.FLOAT64, "toDoubleArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_DOUBLE);
         }
     }
 
     /** A copy of the elements in row-major order, converted to long. */
     public long[] toLongArray() {
-        try (Tensor t = hostCopy(DType.INT64)) {
+        try (Tensor t = hostCopy(DType.INT64, "toLongArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_LONG);
         }
     }
 
     /** A copy of the elements in row-major order, converted to int. */
     public int[] toIntArray() {
-        try (Tensor t = hostCopy(DType.INT32)) {
+        try (Tensor t = hostCopy(DType.INT32, "toIntArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_INT);
         }
     }
 
     /** A copy of the elements in row-major order, as booleans (non-zero is true). */
     public boolean[] toBooleanArray() {
-        try (Tensor t = hostCopy(DType.BOOL)) {
+        try (Tensor t = hostCopy(DType.BOOL, "toBooleanArray")) {
             byte[] bytes = t.dataSegment().toArray(ValueLayout.JAVA_BYTE);
             boolean[] values = new boolean[bytes.length];
             for (int i = 0; i < bytes.length; i++) {
@@ -599,9 +614,9 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** A contiguous CPU copy in {@code dtype}. */
-    private Tensor hostCopy(DType dtype) {
-        if (dtype().equals(DType.COMPLEX64) || dtype().equals(DType.COMPLEX128)) {
-            throw new IllegalArgumentException("cannot copy complex " + describe() + " to a real array; use viewAsReal() first");
+    private Tensor hostCopy(DType dtype, String op) {
+        if (dtype() == DType.COMPLEX64 || dtype() == DType.COMPLEX128) {
+            throw new IllegalArgumentException(op + ": cannot copy complex " + describe() + " to a real array; use viewAsReal() first");
         }
         return Call.begin(TO_COPY, this).tensor(this).optDtype(dtype).none().optDevice(Device.CPU).none().bool(false)
                 .none().tensorResult().contiguousInPlace();
@@ -654,7 +669,63 @@ public final class Tensor implements AutoCloseable {
     /** The same memory in a new shape (one size may be -1); the layout must allow it. */
     public Tensor view(long... shape) {
         checkReshape(shape, "view");
+        if (!viewable(inferSize(shape))) {
+            throw new IllegalArgumentException("view: shape " + Arrays.toString(shape) + " does not fit the memory layout of "
+                    + describe() + " (strides " + Arrays.toString(meta().strides) + "); use reshape(), which copies when needed");
+        }
         return viewResult(Call.begin(VIEW, this).tensor(this).ints(shape).tensorResult());
+    }
+
+    /** The shape with its -1 (if any) resolved; the shape has passed {@link #checkReshape}. */
+    private long[] inferSize(long[] shape) {
+        long known = 1;
+        int inferred = -1;
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] == -1) {
+                inferred = i;
+            } else {
+                known *= shape[i];
+            }
+        }
+        long[] result = shape.clone();
+        if (inferred >= 0) {
+            result[inferred] = known == 0 ? 0 : numel() / known;
+        }
+        return result;
+    }
+
+    /**
+     * Whether {@code shape} can view this tensor's memory without a copy: ATen's stride computation for view
+     * (each run of dims that is contiguous in memory must map onto whole dims of the new shape).
+     */
+    private boolean viewable(long[] shape) {
+        long[] oldShape = meta().shape;
+        long[] oldStride = meta().strides;
+        if (oldShape.length == 0 || numel() == 0) {
+            return true;
+        }
+        int viewD = shape.length - 1;
+        long chunkBaseStride = oldStride[oldStride.length - 1];
+        long tensorNumel = 1;
+        long viewNumel = 1;
+        for (int tensorD = oldShape.length - 1; tensorD >= 0; tensorD--) {
+            tensorNumel *= oldShape[tensorD];
+            if (tensorD == 0 || (oldShape[tensorD - 1] != 1 && oldStride[tensorD - 1] != tensorNumel * chunkBaseStride)) {
+                while (viewD >= 0 && (viewNumel < tensorNumel || shape[viewD] == 1)) {
+                    viewNumel *= shape[viewD];
+                    viewD--;
+                }
+                if (viewNumel != tensorNumel) {
+                    return false;
+                }
+                if (tensorD > 0) {
+                    chunkBaseStride = oldStride[tensorD - 1];
+                    tensorNumel = 1;
+                    viewNumel = 1;
+                }
+            }
+        }
+        return viewD == -1;
     }
 
     private void checkReshape(long[] shape, String op) {
@@ -707,7 +778,7 @@ public final class Tensor implements AutoCloseable {
     public Tensor narrow(int dim, long start, long length) {
         int d = existingDim(dim, "narrow");
         long size = meta().shape[d];
-        if (start < 0 || length < 0 || start + length > size) {
+        if (start < 0 || length < 0 || start > size - length) {
             throw new IndexOutOfBoundsException("narrow: [" + start + ", " + (start + length) + ") is outside dim " + d
                     + " of size " + size + " of " + describe());
         }
@@ -759,8 +830,18 @@ public final class Tensor implements AutoCloseable {
 
     /** Broadcasts size-1 dimensions to {@code shape} without copying (-1 keeps a size). */
     public Tensor expand(long... shape) {
-        if (shape.length < dim()) {
+        long[] own = meta().shape;
+        int lead = shape.length - own.length;
+        if (lead < 0) {
             throw new IllegalArgumentException("expand: shape " + Arrays.toString(shape) + " has fewer dims than " + describe());
+        }
+        for (int i = 0; i < shape.length; i++) {
+            long have = i < lead ? -2 : own[i - lead];
+            boolean ok = i < lead ? shape[i] >= 0 : shape[i] == -1 || shape[i] == have || (have == 1 && shape[i] >= 0);
+            if (!ok) {
+                throw new IllegalArgumentException("expand: cannot expand " + describe() + " to " + Arrays.toString(shape)
+                        + " (only size-1 dims grow; -1 keeps a size and is not allowed for new leading dims)");
+            }
         }
         return viewResult(Call.begin(EXPAND, this).tensor(this).ints(shape).bool(false).tensorResult());
     }
@@ -1136,6 +1217,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Vector 2-norm along {@code dim}. */
     public Tensor norm(int dim, boolean keepDim) {
+        normDim(dim, dim(), "norm");
         try (Tensor squared = mul(this); Tensor total = squared.sum(dim, keepDim)) {
             return total.sqrt();
         }
@@ -1144,6 +1226,7 @@ public final class Tensor implements AutoCloseable {
     /** Whether |this − other| ≤ atol + rtol·|other| everywhere, as {@code torch.allclose}. */
     public boolean allclose(Tensor other, double rtol, double atol) {
         broadcastShape("allclose", meta().shape, other.meta().shape, other);
+        checkSameDtype("allclose", other);
         checkSameDevice("allclose", other);
         return Call.begin(ALLCLOSE, this, other).tensor(this).tensor(other).f64(rtol).f64(atol).bool(false).run().boolAt(0);
     }
@@ -1186,6 +1269,7 @@ public final class Tensor implements AutoCloseable {
                             + "] to normalise " + describe());
                 }
                 checkSameDevice(op, p);
+                checkSameDtype(op, p);
             }
         }
         return new long[] {last};
@@ -1229,6 +1313,17 @@ public final class Tensor implements AutoCloseable {
         query.checkSameDevice("scaledDotProductAttention", value);
         if (mask != null) {
             query.checkSameDevice("scaledDotProductAttention", mask);
+            if (mask.dtype() != DType.BOOL && mask.dtype() != query.dtype()) {
+                throw new IllegalArgumentException("scaledDotProductAttention: the mask must be bool or " + query.dtype()
+                        + " like the query, got " + mask.describe());
+            }
+            long[] scores = Arrays.copyOf(q, q.length);
+            scores[q.length - 1] = k[k.length - 2];
+            long[] joint = query.broadcastShape("scaledDotProductAttention", scores, mask.meta().shape, mask);
+            if (!Arrays.equals(joint, scores)) {
+                throw new IllegalArgumentException("scaledDotProductAttention: mask " + mask.describe()
+                        + " must broadcast to the scores' shape " + Arrays.toString(scores));
+            }
         }
         return Call.begin(SDPA, query, key, value, mask).tensor(query).tensor(key).tensor(value).optTensor(mask).f64(0.0)
                 .bool(causal).optF64(scale).bool(false).tensorResult();
@@ -1254,6 +1349,9 @@ public final class Tensor implements AutoCloseable {
         }
         Tensor first = tensors.get(0);
         long[] s0 = first.meta().shape;
+        if (!newDim && s0.length == 0) {
+            throw new IllegalArgumentException(op + ": 0-d tensors cannot be concatenated; use stack, or unsqueeze them");
+        }
         int d = normDim(dim, s0.length + (newDim ? 1 : 0), op);
         for (Tensor t : tensors) {
             long[] s = t.meta().shape;
@@ -1298,7 +1396,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("where: condition must be bool, got " + condition.describe());
         }
         checkBinary("where", other);
-        broadcastShape("where", condition.meta().shape, meta().shape, condition);
+        broadcastShape("where", condition.meta().shape, broadcastShape("where", meta().shape, other.meta().shape, other), condition);
         checkSameDevice("where", condition);
         return Call.begin(WHERE, condition, this, other).tensor(condition).tensor(this).tensor(other).tensorResult();
     }

@@ -25,6 +25,8 @@ public final class TensorScope implements AutoCloseable {
     private final Thread owner;
     private final List<Tensor> tensors = new ArrayList<>();
     private boolean closed;
+    /** When the list reaches this size, tensors already closed are dropped from it, so long scopes stay small. */
+    private int compactAt = 1024;
 
     private TensorScope(TensorScope parent) {
         this.parent = parent;
@@ -42,9 +44,17 @@ public final class TensorScope implements AutoCloseable {
     static void track(Tensor t) {
         TensorScope scope = CURRENT.get();
         if (scope != null) {
-            scope.tensors.add(t);
+            scope.add(t);
             t.scope = scope;
         }
+    }
+
+    private void add(Tensor t) {
+        if (tensors.size() >= compactAt) {
+            tensors.removeIf(Tensor::isClosed);
+            compactAt = Math.max(1024, 2 * tensors.size());
+        }
+        tensors.add(t);
     }
 
     /**
@@ -56,7 +66,7 @@ public final class TensorScope implements AutoCloseable {
         if (t.scope == this) {
             t.scope = parent;
             if (parent != null) {
-                parent.tensors.add(t);
+                parent.add(t);
             }
         }
         return t;

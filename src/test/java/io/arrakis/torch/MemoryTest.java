@@ -1,0 +1,380 @@
+package io.arrakis.torch;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Native memory is freed: by close, by {@link TensorScope} and by the cleaner. Leaks are measured as growth of the
+ * process's resident set (VmRSS), after a warm-up of the same loop so that allocator pools, JIT code and the Java heap
+ * have reached their working size.
+ */
+@SuppressWarnings("try") // scopes opened only to be closed
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class MemoryTest {
+    private static final long MB = 1L << 20;
+    /** The growth allowed for a loop that should leak nothing. */
+    private static final long SLACK = 50 * MB;
+    /** float32 elements in 1 MB. */
+    private static final int ONE_MB_FLOATS = 1 << 18;
+
+    /** Loads libtorch first, so that its one-time cost and memory are not measured as a leak. */
+    @BeforeAll
+    static void loadLibTorch() {
+        LibTorch.load();
+    }
+
+    static long rss() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        throw new IllegalStateException("no VmRSS in /proc/self/status");
+    }
+
+    /**
+     * RSS once the garbage collector, the tensor reaper and G1's background uncommit of a shrunk heap have caught up:
+     * collects until two readings 50 ms apart agree within 1 MB (at most ~2 s).
+     */
+    static long settledRss() {
+        long previous = Long.MAX_VALUE;
+        long current = rss();
+        for (int i = 0; i < 40 && Math.abs(current - previous) > MB; i++) {
+            System.gc();
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            previous = current;
+            current = rss();
+        }
+        return current;
+    }
+
+    private static void report(String what, long before, long after) {
+        System.out.printf("MemoryTest %s: RSS %d MB -> %d MB (%+.1f MB); Java heap committed %d MB%n", what, before / MB,
+                after / MB, (after - before) / (double) MB,
+                java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted() / MB);
+    }
+
+    // ------------------------------------------------------------------------------------------------ leaks
+
+    /** One iteration: two small tensors (a factory result and an op result), both closed. */
+    private static double smallPair(int i) {
+        Tensor a = Tensor.of(new float[] {1, 2, 3, i}, 2, 2);
+        Tensor b = a.add(1.0);
+        double last = i % 100_000 == 0 ? b.toFloatArray()[3] : i + 1;
+        b.close();
+        a.close();
+        return last;
+    }
+
+    @Test
+    void millionSmallTensorsCreatedAndClosedDoNotLeak() {
+        for (int i = 0; i < 100_000; i++) {
+            smallPair(i);
+        }
+        long before = settledRss();
+        for (int i = 0; i < 500_000; i++) { // 2 tensors each: 1,000,000 in all
+            assertEquals(i + 1, smallPair(i));
+        }
+        long after = settledRss();
+        report("1,000,000 small tensors", before, after);
+        assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB over 1,000,000 closed tensors");
+    }
+
+    @Test
+    void tenThousandOneMegabyteTensorsDoNotLeak() {
+        float[] data = new float[ONE_MB_FLOATS];
+        data[ONE_MB_FLOATS - 1] = 7;
+        for (int i = 0; i < 300; i++) {
+            oneMegabyte(i, data);
+        }
+        long before = settledRss();
+        double total = 0;
+        for (int i = 0; i < 10_000; i++) {
+            total += oneMegabyte(i, data);
+        }
+        long after = settledRss();
+        report("10,000 x 1 MB tensors", before, after);
+        assertEquals(5_000 * 7.0 + 5_000 * ONE_MB_FLOATS, total);
+        assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB over 10,000 closed 1 MB tensors");
+    }
+
+    /** A 1 MB tensor whose pages are all written (so a leak shows in RSS): a copy of {@code data}, or ones. */
+    private static double oneMegabyte(int i, float[] data) {
+        try (Tensor t = i % 2 == 0 ? Tensor.of(data, ONE_MB_FLOATS) : Tensor.ones(ONE_MB_FLOATS)) {
+            MemorySegment s = t.asSegment();
+            return i % 2 == 0 ? s.getAtIndex(ValueLayout.JAVA_FLOAT, ONE_MB_FLOATS - 1) : ONE_MB_FLOATS;
+        }
+    }
+
+    @Test
+    void scopesFreeOpResultsWithoutLeaking() {
+        try (Tensor w = Tensor.of(new float[] {0, 1, 1, 0}, 2, 2)) {
+            for (int i = 0; i < 20_000; i++) {
+                scopedOps(w, i);
+            }
+            long before = settledRss();
+            for (int i = 0; i < 100_000; i++) { // 4 tensors each
+                assertEquals(2 * i + 2, scopedOps(w, i), 1e-3);
+            }
+            long after = settledRss();
+            report("400,000 tensors in scopes", before, after);
+            assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB over 100,000 scopes");
+        }
+    }
+
+    private static double scopedOps(Tensor w, int i) {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor x = Tensor.of(new float[] {i, 1}, 1, 2);
+            Tensor y = x.matmul(w).add(x); // [1 + i, i + 1]
+            return y.sum().item();
+        }
+    }
+
+    /** Ops that libtorch rejects must still free the argument handles they were given. */
+    @Test
+    void failedLibtorchCallsDoNotLeakTheirArguments() {
+        try (Tensor big = Tensor.zeros(new long[] {1 << 20}, DType.INT64, Device.CPU)) { // 8 MB
+            for (int i = 0; i < 5; i++) {
+                assertThrows(TorchException.class, () -> big.softmax(0));
+            }
+            long before = settledRss();
+            for (int i = 0; i < 50; i++) { // 400 MB if the argument were leaked
+                assertThrows(TorchException.class, () -> big.softmax(0));
+                assertThrows(TorchException.class, () -> big.gelu());
+            }
+            long after = settledRss();
+            report("100 failed libtorch calls on 8 MB", before, after);
+            assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB over 100 failed calls");
+        }
+    }
+
+    /** Tensors nobody closes are freed by the cleaner once unreachable: 4 GB made, RSS stays far below. */
+    @Test
+    void droppedTensorsAreFreedByTheCleaner() {
+        for (int i = 0; i < 200; i++) {
+            Tensor.ones(ONE_MB_FLOATS); // dropped
+        }
+        long before = settledRss();
+        long peak = before;
+        double sum = 0;
+        for (int i = 0; i < 4_000; i++) {
+            Tensor t = Tensor.ones(ONE_MB_FLOATS); // dropped without close
+            if (i % 500 == 0) {
+                sum += t.asSegment().getAtIndex(ValueLayout.JAVA_FLOAT, i % ONE_MB_FLOATS);
+            }
+            if (i % 100 == 99) {
+                System.gc();
+                peak = Math.max(peak, rss());
+            }
+        }
+        long after = settledRss();
+        report("4,000 dropped 1 MB tensors (peak " + peak / MB + " MB)", before, after);
+        assertEquals(8, sum);
+        assertTrue(peak - before < 600 * MB, "RSS peaked " + (peak - before) / MB + " MB above start: the cleaner is not freeing");
+        assertTrue(after - before < 2 * SLACK, "RSS still " + (after - before) / MB + " MB above start after GC");
+    }
+
+    // ------------------------------------------------------------------------------------------------ scopes
+
+    @Test
+    void scopeClosesWhatWasMadeInsideAndNothingElse() {
+        Tensor outside = Tensor.ones(2);
+        Tensor a;
+        Tensor b;
+        List<Tensor> parts;
+        try (TensorScope scope = TensorScope.open()) {
+            a = Tensor.ones(2);
+            b = a.add(outside);
+            parts = b.split(1, 0);
+            assertFalse(a.isClosed());
+            assertFalse(b.isClosed());
+        }
+        assertTrue(a.isClosed());
+        assertTrue(b.isClosed());
+        parts.forEach(p -> assertTrue(p.isClosed()));
+        assertFalse(outside.isClosed(), "a tensor made before the scope was closed by it");
+        assertArrayEquals(new float[] {1, 1}, outside.toFloatArray());
+        outside.close();
+    }
+
+    @Test
+    void keptTensorsSurviveAndMoveToTheParentScope() {
+        Tensor kept;
+        Tensor keptToOuter;
+        Tensor inner;
+        List<Tensor> keptAll;
+        try (TensorScope outer = TensorScope.open()) {
+            try (TensorScope scope = TensorScope.open()) {
+                inner = Tensor.ones(3);
+                kept = scope.keep(inner.mul(2.0));
+                keptAll = scope.keepAll(inner.chunk(3, 0));
+                assertSame(kept, scope.keep(kept), "keep returns its argument");
+            }
+            assertTrue(inner.isClosed());
+            assertFalse(kept.isClosed(), "a kept tensor was closed by its scope");
+            keptAll.forEach(t -> assertFalse(t.isClosed()));
+            assertArrayEquals(new float[] {2, 2, 2}, kept.toFloatArray());
+            assertEquals(1.0, keptAll.get(2).item());
+            try (TensorScope top = TensorScope.open()) {
+                keptToOuter = top.keep(Tensor.ones(1)); // kept past the innermost scope: moves to outer
+            }
+            assertFalse(keptToOuter.isClosed());
+        }
+        assertTrue(kept.isClosed(), "the parent scope did not close the tensor kept from its child");
+        keptAll.forEach(t -> assertTrue(t.isClosed()));
+        assertTrue(keptToOuter.isClosed());
+
+        Tensor free;
+        try (TensorScope only = TensorScope.open()) {
+            free = only.keep(Tensor.ones(2));
+        }
+        assertFalse(free.isClosed(), "a tensor kept from the outermost scope belongs to the caller");
+        assertEquals(2.0, free.sum().item()); // this result belongs to nobody either
+        free.close();
+    }
+
+    @Test
+    void nestedScopesEachCloseTheirOwn() {
+        Tensor outerBefore;
+        Tensor inner;
+        Tensor outerAfter;
+        try (TensorScope outer = TensorScope.open()) {
+            outerBefore = Tensor.ones(1);
+            try (TensorScope scope = TensorScope.open()) {
+                inner = outerBefore.add(1.0);
+            }
+            assertTrue(inner.isClosed());
+            assertFalse(outerBefore.isClosed(), "the inner scope closed a tensor of the outer one");
+            outerAfter = outerBefore.add(2.0); // tracked by outer again
+            assertEquals(3.0, outerAfter.item());
+        }
+        assertTrue(outerBefore.isClosed());
+        assertTrue(outerAfter.isClosed());
+    }
+
+    @Test
+    void tensorsClosedEarlyOrKeptAndClosedAreNotFreedTwice() {
+        Tensor early;
+        Tensor kept;
+        try (TensorScope outer = TensorScope.open()) {
+            try (TensorScope scope = TensorScope.open()) {
+                early = Tensor.ones(4);
+                early.close();
+                kept = scope.keep(Tensor.ones(4));
+            }
+            kept.close();
+        }
+        assertTrue(early.isClosed());
+        assertTrue(kept.isClosed());
+        try (Tensor t = Tensor.ones(2); Tensor s = t.sum()) { // the allocator is still sound
+            assertEquals(2.0, s.item());
+        }
+    }
+
+    @Test
+    void closingScopesOutOfOrderThrows() {
+        TensorScope outer = TensorScope.open();
+        TensorScope inner = TensorScope.open();
+        try {
+            Tensor t = Tensor.ones(1);
+            IllegalStateException e = assertThrows(IllegalStateException.class, outer::close);
+            assertTrue(e.getMessage().contains("out of order"), e.getMessage());
+            assertFalse(t.isClosed(), "the failed close freed tensors");
+            inner.close();
+            assertTrue(t.isClosed());
+            Tensor u = Tensor.ones(1); // outer is current again
+            outer.close();
+            assertTrue(u.isClosed());
+            outer.close(); // closing twice is harmless
+            inner.close();
+        } finally { // never leave a scope open on this thread for the tests that follow
+            inner.close();
+            outer.close();
+        }
+        Tensor untracked = Tensor.ones(1); // no scope is open any more
+        assertFalse(untracked.isClosed());
+        untracked.close();
+    }
+
+    @Test
+    void scopeBelongsToItsThread() throws Exception {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor mine = Tensor.ones(1);
+            Tensor theirs = CompletableFuture.supplyAsync(() -> Tensor.ones(1)).get(30, TimeUnit.SECONDS);
+            IllegalStateException closeElsewhere = CompletableFuture.supplyAsync(
+                    () -> assertThrows(IllegalStateException.class, scope::close)).get(30, TimeUnit.SECONDS);
+            assertTrue(closeElsewhere.getMessage().contains("thread"), closeElsewhere.getMessage());
+            CompletableFuture.runAsync(() -> assertThrows(IllegalStateException.class, () -> scope.keep(mine)))
+                    .get(30, TimeUnit.SECONDS);
+            scope.close();
+            assertTrue(mine.isClosed());
+            assertFalse(theirs.isClosed(), "a scope closed a tensor made on another thread");
+            theirs.close();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ close
+
+    @Test
+    void doubleCloseIsHarmless() {
+        List<Tensor> ts = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            Tensor t = Tensor.of(new float[] {i}, 1);
+            Tensor v = t.view(-1);
+            t.close();
+            t.close();
+            ts.add(v);
+        }
+        for (Tensor v : ts) { // views keep their storage after the base is closed
+            v.close();
+            v.close();
+            assertTrue(v.isClosed());
+        }
+        try (Tensor t = Tensor.of(new float[] {1, 2}, 2); Tensor s = t.sum()) {
+            assertEquals(3.0, s.item());
+        }
+    }
+
+    @Test
+    void useAfterCloseThrowsNamingTheTensor() {
+        Tensor t = Tensor.of(new float[] {1, 2, 3, 4}, 2, 2);
+        t.close();
+        String name = t.toString().substring("Tensor[closed ".length(), t.toString().length() - 1);
+        assertTrue(name.startsWith("0x") && name.contains("float32[2, 2]"), name);
+        List<org.junit.jupiter.api.function.Executable> uses = List.of(
+                () -> t.add(1.0), () -> t.matmul(t), t::sum, () -> t.softmax(0), t::toFloatArray, () -> t.view(-1),
+                t::asSegment, t::contiguous, t::copy, t::dataAddress, () -> t.to(DType.FLOAT64));
+        for (var use : uses) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, use);
+            assertTrue(e.getMessage().contains(name) && e.getMessage().contains("closed"), e.getMessage());
+        }
+    }
+}
