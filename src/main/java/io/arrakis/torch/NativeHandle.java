@@ -12,6 +12,7 @@ import java.lang.ref.ReferenceQueue;
  *
  * <p>This replaces {@link java.lang.ref.Cleaner}, whose registry is one list behind one lock: here the registry is
  * striped by thread, so threads creating and freeing tensors at once do not contend, and each tensor costs one object.
+ * Tensors a {@link TensorScope} owns are not registered at all: the scope frees them.
  */
 final class NativeHandle extends PhantomReference<Tensor> {
     private static final ReferenceQueue<Tensor> QUEUE = new ReferenceQueue<>();
@@ -39,23 +40,34 @@ final class NativeHandle extends PhantomReference<Tensor> {
     }
 
     final long address;
-    private final Stripe stripe;
+    /** The scope that frees this handle, or null when the handle is registered for the garbage collector instead. */
+    TensorScope.Owned owner;
+    private Stripe stripe;
     private NativeHandle prev;
     private NativeHandle next;
     private volatile boolean released;
     /** The arena of segments handed out by {@link Tensor#asSegment()}, closed with the handle. */
     volatile Arena segmentArena;
 
-    NativeHandle(Tensor owner, long address) {
-        super(owner, QUEUE);
+    /** A handle owned by a scope (which frees it), or, with {@code register}, by the garbage collector's backstop. */
+    NativeHandle(Tensor tensor, long address, boolean register) {
+        super(tensor, QUEUE);
         this.address = address;
-        this.stripe = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
-        synchronized (stripe) {
+        if (register) {
+            register();
+        }
+    }
+
+    /** Makes the garbage collector's backstop responsible for this handle. */
+    void register() {
+        Stripe s = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
+        stripe = s;
+        synchronized (s) {
             next = stripe.head;
             if (next != null) {
                 next.prev = this;
             }
-            stripe.head = this;
+            s.head = this;
         }
     }
 
@@ -68,6 +80,19 @@ final class NativeHandle extends PhantomReference<Tensor> {
         if (!RELEASED.compareAndSet(this, false, true)) {
             return;
         }
+        Stripe stripe = this.stripe;
+        if (stripe != null) {
+            unlink(stripe);
+        }
+        clear();
+        Arena arena = segmentArena;
+        if (arena != null) {
+            arena.close();
+        }
+        Native.deleteTensor(address);
+    }
+
+    private void unlink(Stripe stripe) {
         synchronized (stripe) {
             if (prev != null) {
                 prev.next = next;
@@ -80,12 +105,6 @@ final class NativeHandle extends PhantomReference<Tensor> {
             prev = null;
             next = null;
         }
-        clear();
-        Arena arena = segmentArena;
-        if (arena != null) {
-            arena.close();
-        }
-        Native.deleteTensor(address);
     }
 
     private static void reap() {

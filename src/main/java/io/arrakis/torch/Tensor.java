@@ -110,9 +110,12 @@ public final class Tensor implements AutoCloseable {
 
     private Tensor(long address, MemorySegment borrowed) {
         this.handle = MemorySegment.ofAddress(address);
-        this.owner = new NativeHandle(this, address);
+        TensorScope scope = TensorScope.current();
+        this.owner = new NativeHandle(this, address, scope == null);
         this.borrowed = borrowed;
-        TensorScope.track(this);
+        if (scope != null) {
+            scope.adopt(this, owner);
+        }
     }
 
     /** Takes ownership of a handle libtorch returned. */
@@ -131,6 +134,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------------------------------------ lifecycle
+
+    NativeHandle nativeHandle() {
+        return owner;
+    }
 
     /** The raw handle, for this package's native calls. Checks the tensor is still usable. */
     MemorySegment handle() {
@@ -885,12 +892,12 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this + other}, broadcasting. */
     public Tensor add(Tensor other) {
-        checkBinary("add", other);
+        boolean cpu = checkBinary("add", other);
         if (integralResult(other)) {
             return integralSum(other, false);
         }
         MemorySegment out = Native.out();
-        if (bothCpu(other)) {
+        if (cpu) {
             Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
         } else {
             Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), -1.0, out), "aten::add.Tensor", this, other);
@@ -951,8 +958,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this * other}, broadcasting. */
     public Tensor mul(Tensor other) {
-        checkBinary("mul", other);
-        if (bothCpu(other)) {
+        if (checkBinary("mul", other)) {
             MemorySegment out = Native.out();
             Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Tensor(handle(), other.handle(), out), "aten::mul.Tensor", this, other);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
@@ -1550,20 +1556,18 @@ public final class Tensor implements AutoCloseable {
         return normDim(dim, n, op);
     }
 
-    private boolean bothCpu(Tensor other) {
-        return meta().device.isCpu() && other.meta().device.isCpu();
-    }
-
-    private void checkBinary(String op, Tensor other) {
-        if (!Arrays.equals(meta().shape, other.meta().shape)) {
-            broadcastShape(op, meta().shape, other.meta().shape, other);
+    /** Checks that two operands broadcast and share a device; says whether both are on the CPU (for the typed shims). */
+    private boolean checkBinary(String op, Tensor other) {
+        Meta m = meta();
+        Meta o = other.meta();
+        if (!Arrays.equals(m.shape, o.shape)) {
+            broadcastShape(op, m.shape, o.shape, other);
         }
-        Device d = meta().device;
-        Device o = other.meta().device;
         // a 0-dim CPU tensor may meet a tensor on any device, as in PyTorch
-        if (!d.equals(o) && !(o.isCpu() && other.meta().shape.length == 0) && !(d.isCpu() && meta().shape.length == 0)) {
+        if (!m.device.equals(o.device) && !(o.device.isCpu() && o.shape.length == 0) && !(m.device.isCpu() && m.shape.length == 0)) {
             throw new IllegalArgumentException(op + ": tensors are on different devices: " + describe() + " and " + other.describe());
         }
+        return m.device.isCpu() && o.device.isCpu();
     }
 
     private long[] broadcastShape(String op, long[] a, long[] b, Tensor other) {

@@ -1,5 +1,6 @@
 package io.arrakis.torch;
 
+import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -16,21 +17,51 @@ import java.util.List;
  * }
  * }</pre>
  *
- * A scope belongs to the thread that opened it; tensors made on other threads are not tracked by it.
+ * A scope belongs to the thread that opened it; tensors made on other threads are not tracked by it. Tensors a scope
+ * owns cost less to make than free-standing ones: the scope, not a per-tensor registration, is their backstop, so a
+ * scope that becomes unreachable together with all its tensors still frees them.
  */
 public final class TensorScope implements AutoCloseable {
     private static final ThreadLocal<TensorScope> CURRENT = new ThreadLocal<>();
+    private static final Cleaner BACKSTOP = Cleaner.create();
+
+    /** What the scope frees; it never references the scope, so the backstop can run once the scope is unreachable. */
+    static final class Owned implements Runnable {
+        private final List<NativeHandle> handles = new ArrayList<>();
+        /** When the list reaches this size, handles already released are dropped from it, so long scopes stay small. */
+        private int compactAt = 1024;
+
+        void add(NativeHandle h) {
+            if (handles.size() >= compactAt) {
+                handles.removeIf(NativeHandle::isReleased);
+                compactAt = Math.max(1024, 2 * handles.size());
+            }
+            handles.add(h);
+        }
+
+        /** Frees what this scope still owns, newest first. */
+        @Override
+        public void run() {
+            for (int i = handles.size() - 1; i >= 0; i--) {
+                NativeHandle h = handles.get(i);
+                if (h.owner == this) {
+                    h.release();
+                }
+            }
+            handles.clear();
+        }
+    }
 
     private final TensorScope parent;
     private final Thread owner;
-    private final List<Tensor> tensors = new ArrayList<>();
+    private final Owned owned = new Owned();
+    private final Cleaner.Cleanable cleanable;
     private boolean closed;
-    /** When the list reaches this size, tensors already closed are dropped from it, so long scopes stay small. */
-    private int compactAt = 1024;
 
     private TensorScope(TensorScope parent) {
         this.parent = parent;
         this.owner = Thread.currentThread();
+        this.cleanable = BACKSTOP.register(this, owned);
     }
 
     /** Opens a scope nested in this thread's current one. */
@@ -40,21 +71,16 @@ public final class TensorScope implements AutoCloseable {
         return scope;
     }
 
-    /** Called for each new tensor: the innermost open scope of this thread takes it. */
-    static void track(Tensor t) {
-        TensorScope scope = CURRENT.get();
-        if (scope != null) {
-            scope.add(t);
-            t.scope = scope;
-        }
+    /** This thread's innermost open scope, or null. */
+    static TensorScope current() {
+        return CURRENT.get();
     }
 
-    private void add(Tensor t) {
-        if (tensors.size() >= compactAt) {
-            tensors.removeIf(Tensor::isClosed);
-            compactAt = Math.max(1024, 2 * tensors.size());
-        }
-        tensors.add(t);
+    /** Takes ownership of a new tensor. */
+    void adopt(Tensor t, NativeHandle handle) {
+        handle.owner = owned;
+        owned.add(handle);
+        t.scope = this;
     }
 
     /**
@@ -64,9 +90,13 @@ public final class TensorScope implements AutoCloseable {
     public <T extends Tensor> T keep(T t) {
         checkOwner();
         if (t.scope == this) {
-            t.scope = parent;
+            NativeHandle h = t.nativeHandle();
             if (parent != null) {
-                parent.add(t);
+                parent.adopt(t, h);
+            } else {
+                t.scope = null;
+                h.owner = null;
+                h.register();
             }
         }
         return t;
@@ -90,13 +120,7 @@ public final class TensorScope implements AutoCloseable {
         }
         closed = true;
         CURRENT.set(parent);
-        for (int i = tensors.size() - 1; i >= 0; i--) {
-            Tensor t = tensors.get(i);
-            if (t.scope == this) {
-                t.close();
-            }
-        }
-        tensors.clear();
+        cleanable.clean();
     }
 
     private void checkOwner() {

@@ -202,6 +202,33 @@ class MemoryTest {
         assertTrue(after - before < 2 * SLACK, "RSS still " + (after - before) / MB + " MB above start after GC");
     }
 
+    /**
+     * A scope that is never closed, on a thread that ends, becomes unreachable with its tensors: its backstop frees
+     * them. 40 threads each make and abandon 50 MB (2 GB in all); a leak would keep growing. glibc keeps some of the
+     * freed memory of finished threads' malloc arenas for reuse, so the bound is on growth, not on a full return.
+     */
+    @Test
+    void abandonedScopesOfFinishedThreadsAreFreed() throws Exception {
+        long before = settledRss();
+        long peak = before;
+        for (int round = 0; round < 40; round++) {
+            Thread worker = new Thread(() -> {
+                TensorScope.open(); // never closed: a bug the backstop must survive
+                for (int i = 0; i < 50; i++) {
+                    Tensor.ones(ONE_MB_FLOATS);
+                }
+            });
+            worker.start();
+            worker.join();
+            System.gc();
+            peak = Math.max(peak, rss());
+        }
+        long after = settledRss();
+        report("40 abandoned scopes of 50 MB (peak " + peak / MB + " MB)", before, after);
+        assertTrue(peak - before < 500 * MB, "RSS peaked " + (peak - before) / MB + " MB above start: scopes are not freed");
+        assertTrue(after - before < 500 * MB, "RSS still " + (after - before) / MB + " MB above start after GC");
+    }
+
     // ------------------------------------------------------------------------------------------------ scopes
 
     @Test
