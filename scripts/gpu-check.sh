@@ -35,9 +35,9 @@ echo "libtorch: $ARRAKIS_LIBTORCH"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 set +e
 .gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g \
-  -cp .gpu/junit-platform-console-standalone.jar:.gpu/classes:.gpu/test-classes \
+  -cp "$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes" \
   org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
-  --scan-classpath .gpu/test-classes --reports-dir "$out" 2>&1 | tee "$out/junit.log"
+  --scan-classpath "$root/.gpu/test-classes" --reports-dir "$out" 2>&1 | tee "$out/junit.log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "gpu-check: JUnit exit code $rc"
