@@ -1,5 +1,8 @@
 package io.arrakis.cli;
 
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -10,7 +13,10 @@ import io.arrakis.torch.TensorScope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /** The {@code scripts/arrakis} command line. */
 public final class Main {
@@ -19,18 +25,92 @@ public final class Main {
 
     public static void main(String[] args) {
         String command = args.length == 0 ? "help" : args[0];
-        switch (command) {
-            case "info" -> System.out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
-            case "demo" -> demo();
-            default -> {
-                System.out.println("usage: scripts/arrakis <command>\n"
-                        + "  info   which libtorch is loaded, and whether CUDA is available\n"
-                        + "  demo   a short tour: zero-copy tensors and one causal attention head, composed with another");
-                if (!command.equals("help")) {
-                    System.exit(2);
+        try {
+            switch (command) {
+                case "info" -> System.out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
+                case "demo" -> demo();
+                case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length));
+                default -> {
+                    System.out.println(USAGE);
+                    if (!command.equals("help")) {
+                        System.exit(2);
+                    }
+                }
+            }
+        } catch (IllegalArgumentException | IllegalStateException | UnsupportedOperationException e) {
+            System.err.println("arrakis " + command + ": " + e.getMessage());
+            System.exit(2);
+        }
+    }
+
+    private static final String USAGE = "usage: scripts/arrakis <command>\n"
+            + "  info     which libtorch is loaded, and whether CUDA is available\n"
+            + "  demo     a short tour: zero-copy tensors and one causal attention head, composed with another\n"
+            + "  forward  --model DIR --input-ids \"1,2,3;4,5,6\" [--hooks NAME[,NAME...]] [--json]\n"
+            + "           runs a Hugging Face model directory and prints the logits and the chosen activations";
+
+    /** {@code forward --model DIR --input-ids "1,2;3,4" --hooks a,b --json}: activations as one JSON object. */
+    private static void forward(String[] args) {
+        String model = null;
+        String ids = null;
+        List<String> hooks = new ArrayList<>();
+        boolean json = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = value(args, ++i, "--model");
+                case "--input-ids" -> ids = value(args, ++i, "--input-ids");
+                case "--hooks" -> hooks.addAll(Arrays.stream(value(args, ++i, "--hooks").split(","))
+                        .map(String::trim).filter(h -> !h.isEmpty()).toList());
+                case "--json" -> json = true;
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+            }
+        }
+        if (model == null || ids == null) {
+            throw new IllegalArgumentException("--model and --input-ids are required");
+        }
+        long[][] rows = parseIds(ids);
+        long[] flat = Arrays.stream(rows).flatMapToLong(Arrays::stream).toArray();
+        List<String> names = new ArrayList<>(hooks);
+        if (!names.contains("logits")) {
+            names.add("logits");
+        }
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
+             ModelOutput out = m.forward(Tensor.of(flat, rows.length, rows[0].length),
+                     CacheSpec.only(names.toArray(String[]::new)))) {
+            if (json) {
+                System.out.println(out.cache().toJson(names));
+            } else {
+                for (String name : names) {
+                    System.out.println(name + " " + out.cache().get(name));
                 }
             }
         }
+    }
+
+    private static String value(String[] args, int i, String option) {
+        if (i >= args.length) {
+            throw new IllegalArgumentException(option + " needs a value");
+        }
+        return args[i];
+    }
+
+    /** "1,2,3;4,5,6" → two rows of three ids; rows must be equally long. */
+    private static long[][] parseIds(String text) {
+        String[] rows = text.split(";");
+        long[][] ids = new long[rows.length][];
+        for (int r = 0; r < rows.length; r++) {
+            try {
+                ids[r] = Arrays.stream(rows[r].split(",")).map(String::trim).mapToLong(Long::parseLong).toArray();
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--input-ids: '" + rows[r] + "' is not a comma-separated list of integers");
+            }
+            if (ids[r].length != ids[0].length) {
+                throw new IllegalArgumentException("--input-ids: every row needs the same length (row " + r + " has "
+                        + ids[r].length + ", row 0 has " + ids[0].length + ")");
+            }
+        }
+        return ids;
     }
 
     /** One attention head on a repeated random sequence, and how strongly a second head reads what it writes. */

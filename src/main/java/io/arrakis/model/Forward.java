@@ -1,0 +1,183 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+
+import java.util.List;
+
+/**
+ * One forward pass, top to bottom, for every family: the differences (norm, positions, rotary, MLP kind, residual
+ * wiring, attention scaling and windows) are read from the config. All tensors made here belong to the caller's
+ * {@link io.arrakis.torch.TensorScope}; what the cache keeps is handed out by {@link HookedAutoModel.Pass}.
+ */
+final class Forward {
+    private final HookedAutoConfig c;
+    private final Weights w;
+    private final HookedAutoModel.Pass hook;
+
+    Forward(HookedAutoConfig config, Weights weights, HookedAutoModel.Pass pass) {
+        this.c = config;
+        this.w = weights;
+        this.hook = pass;
+    }
+
+    /** Logits {@code [batch, pos, vocab]} for int64 ids {@code [batch, pos]} on the model's device. */
+    Tensor run(Tensor ids) {
+        long batch = ids.size(0);
+        long pos = ids.size(1);
+        Tensor x = hook.at("hook_embed", w.embed.embedding(ids));
+        if (c.embeddingScale() != 1.0) {
+            x = x.mul(c.embeddingScale());
+        }
+        if (!c.rotary()) {
+            Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
+            x = x.add(positions);
+        }
+        Rotary rotary = c.rotary() ? new Rotary(c, pos, w.embed.dtype(), w.embed.device()) : null;
+        for (int i = 0; i < c.nLayers(); i++) {
+            x = block(i, x, rotary);
+        }
+        Tensor normalized = hook.at("ln_final.hook_normalized", norm(x, w.lnfw, w.lnfb));
+        Tensor logits = normalized.matmul(w.unembed);
+        if (w.unembedBias != null) {
+            logits = logits.add(w.unembedBias);
+        }
+        return hook.at("logits", logits);
+    }
+
+    private Tensor block(int i, Tensor x, Rotary rotary) {
+        String b = "blocks." + i + ".";
+        Weights.Layer l = w.layers.get(i);
+        Tensor residPre = hook.at(b + "hook_resid_pre", x);
+        Tensor attnOut = hook.at(b + "hook_attn_out", attention(i, b, l, norm(residPre, l.ln1w(), l.ln1b()), rotary));
+        if (c.parallelResidual()) {
+            Tensor mlpOut = mlp(b, l, norm(residPre, l.ln2w(), l.ln2b()));
+            return hook.at(b + "hook_resid_post", residPre.add(attnOut).add(mlpOut));
+        }
+        Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
+        Tensor mlpOut = mlp(b, l, norm(residMid, l.ln2w(), l.ln2b()));
+        return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
+    }
+
+    private Tensor attention(int layer, String b, Weights.Layer l, Tensor x, Rotary rotary) {
+        long batch = x.size(0);
+        long pos = x.size(1);
+        int heads = c.nHeads();
+        int kvHeads = c.nKvHeads();
+        int dHead = c.dHead();
+        Tensor q = hook.at(b + "attn.hook_q", project(x, l.wq(), l.bq()).view(batch, pos, heads, dHead));
+        Tensor k = hook.at(b + "attn.hook_k", project(x, l.wk(), l.bk()).view(batch, pos, kvHeads, dHead));
+        Tensor v = hook.at(b + "attn.hook_v", project(x, l.wv(), l.bv()).view(batch, pos, kvHeads, dHead));
+        if (rotary != null) {
+            q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
+            k = hook.at(b + "attn.hook_rot_k", rotary.apply(k));
+        }
+        if (kvHeads != heads) { // grouped-query attention: query head h reads key/value head h / (heads / kvHeads)
+            k = k.repeatInterleave(heads / kvHeads, 2);
+            v = v.repeatInterleave(heads / kvHeads, 2);
+        }
+        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
+        if (c.scaleAttention()) {
+            scores = scores.div(Math.sqrt(dHead));
+        }
+        scores = hook.at(b + "attn.hook_attn_scores", scores.maskedFill(mask(layer, pos, x.device()), Double.NEGATIVE_INFINITY));
+        Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
+        Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
+        return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+    }
+
+    /** True where a query may not look: the future, and keys beyond a local or sliding window. */
+    private Tensor mask(int layer, long pos, Device device) {
+        Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
+        Tensor future = ones.triu(1);
+        int window = c.isLocalAttentionLayer(layer) ? c.localWindow() : c.slidingWindow().orElse(0);
+        if (window <= 0 || window >= pos) {
+            return future;
+        }
+        // key k is visible from query q when q - window < k <= q
+        return future.where(future, ones.tril(-window));
+    }
+
+    private Tensor mlp(String b, Weights.Layer l, Tensor x) {
+        if (c.gatedMlp()) {
+            Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), null));
+            Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
+            Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
+            return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+        }
+        Tensor pre = hook.at(b + "mlp.hook_pre", project(x, l.win(), l.bin()));
+        Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
+        return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+    }
+
+    private Tensor activation(Tensor x) {
+        return switch (c.activation()) {
+            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate" -> x.gelu(true);
+            case "gelu" -> x.gelu(false);
+            case "silu", "swish" -> x.silu();
+            case "relu" -> x.relu();
+            default -> throw new UnsupportedOperationException("activation '" + c.activation() + "' is not supported");
+        };
+    }
+
+    private Tensor norm(Tensor x, Tensor weight, Tensor bias) {
+        if (!c.rmsNorm()) {
+            return x.layerNorm(weight, bias, c.normEps());
+        }
+        if (c.normAddsOne()) {
+            return x.rmsNorm(null, c.normEps()).mul(weight.add(1.0));
+        }
+        return x.rmsNorm(weight, c.normEps());
+    }
+
+    private static Tensor project(Tensor x, Tensor weight, Tensor bias) {
+        Tensor y = x.matmul(weight);
+        return bias == null ? y : y.add(bias);
+    }
+
+    /**
+     * Rotary position embeddings in the {@code rotate_half} convention of Llama and GPT-NeoX: the first
+     * {@code rotaryDim} features of each head are rotated, the rest pass through.
+     */
+    static final class Rotary {
+        private final int rotaryDim;
+        private final Tensor cos; // [1, pos, 1, rotaryDim]
+        private final Tensor sin;
+
+        Rotary(HookedAutoConfig c, long pos, DType dtype, Device device) {
+            rotaryDim = c.rotaryDim();
+            int half = rotaryDim / 2;
+            double[] cosValues = new double[(int) pos * rotaryDim];
+            double[] sinValues = new double[(int) pos * rotaryDim];
+            for (int p = 0; p < pos; p++) {
+                for (int i = 0; i < half; i++) {
+                    // inv_freq as Hugging Face computes it, in float32
+                    float invFreq = (float) (1.0 / Math.pow(c.ropeTheta(), (float) (2 * i) / rotaryDim));
+                    float angle = (float) p * invFreq;
+                    double cv = Math.cos(angle);
+                    double sv = Math.sin(angle);
+                    cosValues[p * rotaryDim + i] = cv;
+                    cosValues[p * rotaryDim + i + half] = cv;
+                    sinValues[p * rotaryDim + i] = sv;
+                    sinValues[p * rotaryDim + i + half] = sv;
+                }
+            }
+            try (Tensor cosHost = Tensor.of(cosValues, 1, pos, 1, rotaryDim);
+                 Tensor sinHost = Tensor.of(sinValues, 1, pos, 1, rotaryDim)) {
+                cos = cosHost.to(dtype, device);
+                sin = sinHost.to(dtype, device);
+            }
+        }
+
+        /** Rotates {@code x [batch, pos, heads, d_head]}. */
+        Tensor apply(Tensor x) {
+            long dHead = x.size(-1);
+            Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
+            List<Tensor> halves = rot.chunk(2, -1);
+            Tensor rotated = Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
+            Tensor out = rot.mul(cos).add(rotated.mul(sin));
+            return rotaryDim == dHead ? out : Tensor.cat(List.of(out, x.narrow(-1, rotaryDim, dHead - rotaryDim)), -1);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+package io.arrakis.model;
+
+import io.arrakis.model.safetensors.SafeTensorsDirectory;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A decoder-only transformer with TransformerLens hook points — the Java form of Arrakis's {@code HookedAutoModel}.
+ *
+ * <pre>{@code
+ * try (HookedAutoModel model = HookedAutoModel.fromPretrained(Path.of("gpt2-tiny"));
+ *      ModelOutput out = model.forward(Tensor.of(new long[] {1, 2, 3}, 1, 3))) {
+ *     Tensor logits = out.logits();                                         // [batch, pos, vocab]
+ *     Tensor pattern = out.cache().get("blocks.0.attn.hook_pattern");       // [batch, head, query, key]
+ * }
+ * }</pre>
+ *
+ * <p>Hook points (per layer {@code i}): {@code hook_embed}, {@code hook_pos_embed} (learned positions),
+ * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
+ * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
+ * {@code blocks.i.attn.hook_attn_scores} (scaled, masked with -inf), {@code blocks.i.attn.hook_pattern},
+ * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out}, {@code blocks.i.hook_resid_mid} (sequential
+ * residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
+ * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * {@code ln_final.hook_normalized}, {@code logits}.
+ *
+ * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
+ * their handle is closed.
+ */
+public final class HookedAutoModel implements AutoCloseable {
+    private final HookedAutoConfig config;
+    private final Weights weights;
+    private final DType dtype;
+    private final Device device;
+    private final Set<String> hookNames;
+    private final List<HookSpec> persistentHooks = new CopyOnWriteArrayList<>();
+
+    /** A hook bound to the hook names it runs at. */
+    public record HookSpec(java.util.function.Predicate<String> where, String description, Hook hook) {
+        /** A hook at one hook point. */
+        public static HookSpec at(String hookName, Hook hook) {
+            return new HookSpec(hookName::equals, hookName, hook);
+        }
+
+        /** A hook at every hook point whose name {@code filter} accepts. */
+        public static HookSpec matching(java.util.function.Predicate<String> filter, Hook hook) {
+            return new HookSpec(filter, "a name filter", hook);
+        }
+    }
+
+    /** Removes a hook added with {@link #addHook} when closed. */
+    public interface HookHandle extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    private HookedAutoModel(HookedAutoConfig config, Weights weights, DType dtype, Device device) {
+        this.config = config;
+        this.weights = weights;
+        this.dtype = dtype;
+        this.device = device;
+        this.hookNames = Set.copyOf(hookNamesOf(config));
+    }
+
+    // ------------------------------------------------------------------------------------------------ construction
+
+    /** Loads a Hugging Face model directory ({@code config.json} and safetensors weights) as float32 on the CPU. */
+    public static HookedAutoModel fromPretrained(Path dir) {
+        return fromPretrained(dir, DType.FLOAT32, Device.CPU);
+    }
+
+    /** Loads a Hugging Face model directory in {@code dtype} on {@code device}. */
+    public static HookedAutoModel fromPretrained(Path dir, DType dtype, Device device) {
+        checkDtype(dtype);
+        HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
+        MemoryCheck.require(config, dtype, device);
+        try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir)) {
+            HfWeights.Source source = new HfWeights.Source() {
+                @Override
+                public Set<String> names() {
+                    return files.names();
+                }
+
+                @Override
+                public Tensor load(String name) {
+                    return files.tensor(name);
+                }
+            };
+            return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
+        }
+    }
+
+    /**
+     * A model with random weights, initialised as Hugging Face initialises the family: normal(0, initializer_range)
+     * matrices and embeddings, unit norm weights, zero biases; the same seed gives the same weights.
+     */
+    public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
+        checkDtype(dtype);
+        MemoryCheck.require(config, dtype, device);
+        Generator g = new Generator(seed);
+        RandomSource source = new RandomSource(config, g);
+        return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
+    }
+
+    private static void checkDtype(DType dtype) {
+        if (dtype != DType.FLOAT32 && dtype != DType.FLOAT16 && dtype != DType.BFLOAT16 && dtype != DType.FLOAT64) {
+            throw new IllegalArgumentException("a model's dtype must be float32, float16, bfloat16 or float64, got " + dtype);
+        }
+    }
+
+    /** The config. */
+    public HookedAutoConfig config() {
+        return config;
+    }
+
+    /** The weights' dtype. */
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** Where the weights live. */
+    public Device device() {
+        return device;
+    }
+
+    Weights weights() {
+        return weights;
+    }
+
+    /** Every hook point of this model, in the order a forward pass reaches them. */
+    public Set<String> hookNames() {
+        return hookNames;
+    }
+
+    // ------------------------------------------------------------------------------------------------ hooks
+
+    /** Adds a hook that runs in every forward pass until the returned handle is closed. */
+    public HookHandle addHook(HookSpec spec) {
+        checkHookSpec(spec);
+        persistentHooks.add(spec);
+        return () -> persistentHooks.remove(spec);
+    }
+
+    private void checkHookSpec(HookSpec spec) {
+        if (hookNames.stream().noneMatch(spec.where())) {
+            throw new IllegalArgumentException("no hook point of this " + config.family() + " model matches "
+                    + spec.description() + "; hook points look like " + String.join(", ", hookNames.stream().limit(5).toList()));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ forward
+
+    /** Runs the model on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64), caching every activation. */
+    public ModelOutput forward(Tensor inputIds) {
+        return forward(inputIds, CacheSpec.all());
+    }
+
+    /** Runs the model, caching the activations {@code spec} chooses. */
+    public ModelOutput forward(Tensor inputIds, CacheSpec spec) {
+        return run(inputIds, spec, List.of());
+    }
+
+    /** Runs the model with {@code hooks} added for this call only; returns the logits. */
+    public Tensor runWithHooks(Tensor inputIds, HookSpec... hooks) {
+        for (HookSpec h : hooks) {
+            checkHookSpec(h);
+        }
+        try (ModelOutput out = run(inputIds, CacheSpec.none(), List.of(hooks))) {
+            return detachLogits(out);
+        }
+    }
+
+    /** Runs the model with {@code hooks} added for this call only, caching what {@code spec} chooses. */
+    public ModelOutput runWithHooks(Tensor inputIds, CacheSpec spec, HookSpec... hooks) {
+        for (HookSpec h : hooks) {
+            checkHookSpec(h);
+        }
+        return run(inputIds, spec, List.of(hooks));
+    }
+
+    private static Tensor detachLogits(ModelOutput out) {
+        Tensor logits = out.logits();
+        Tensor copy = logits.view(logits.shape()); // a second handle, so closing the output leaves this one
+        out.close();
+        return copy;
+    }
+
+    private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
+        Set<String> explicit = spec.explicitNames();
+        if (explicit != null) {
+            for (String name : explicit) {
+                if (!hookNames.contains(name)) {
+                    throw new IllegalArgumentException("CacheSpec names '" + name + "', which is not a hook point of this "
+                            + config.family() + " model");
+                }
+            }
+        }
+        Tensor ids = checkInput(inputIds);
+        List<HookSpec> hooks = new ArrayList<>(persistentHooks);
+        hooks.addAll(callHooks);
+        ActivationCache cache = new ActivationCache(config.nLayers());
+        try (TensorScope scope = TensorScope.open()) {
+            Pass pass = new Pass(scope, spec, hooks, cache);
+            Tensor logits = new Forward(config, weights, pass).run(ids);
+            scope.keep(logits);
+            return new ModelOutput(logits, cache);
+        } catch (RuntimeException e) {
+            cache.close();
+            throw e;
+        } finally {
+            if (ids != inputIds) {
+                ids.close();
+            }
+        }
+    }
+
+    private Tensor checkInput(Tensor inputIds) {
+        if (inputIds.dtype() != DType.INT64 && inputIds.dtype() != DType.INT32) {
+            throw new IllegalArgumentException("input ids must be int64 (or int32), got " + inputIds);
+        }
+        if (inputIds.dim() != 1 && inputIds.dim() != 2) {
+            throw new IllegalArgumentException("input ids must be [pos] or [batch, pos], got shape "
+                    + java.util.Arrays.toString(inputIds.shape()));
+        }
+        long pos = inputIds.size(-1);
+        if (inputIds.numel() == 0 || pos == 0) {
+            throw new IllegalArgumentException("input ids are empty (shape " + java.util.Arrays.toString(inputIds.shape()) + ")");
+        }
+        if (pos > config.maxPositions()) {
+            throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
+                    + config.maxPositions() + " (max_position_embeddings / n_positions)");
+        }
+        try (Tensor lo = inputIds.min(); Tensor hi = inputIds.max()) {
+            long min = lo.itemLong();
+            long max = hi.itemLong();
+            if (min < 0 || max >= config.vocabSize()) {
+                throw new IllegalArgumentException("token ids range over [" + min + ", " + max + "] but the vocabulary has "
+                        + config.vocabSize() + " tokens (ids 0 to " + (config.vocabSize() - 1) + ")");
+            }
+        }
+        Tensor ids = inputIds.dim() == 1 ? inputIds.unsqueeze(0) : inputIds;
+        if (!ids.device().equals(device) || ids.dtype() != DType.INT64) {
+            Tensor moved = ids.to(DType.INT64, device);
+            if (ids != inputIds) {
+                ids.close();
+            }
+            ids = moved;
+        }
+        return ids;
+    }
+
+    /**
+     * One forward pass's hook bookkeeping: runs the hooks registered for a hook point, checks their replacements, and
+     * caches what the spec keeps.
+     */
+    static final class Pass {
+        private final TensorScope scope;
+        private final CacheSpec spec;
+        private final List<HookSpec> hooks;
+        private final ActivationCache cache;
+        private final java.util.IdentityHashMap<Tensor, Boolean> cached = new java.util.IdentityHashMap<>();
+
+        Pass(TensorScope scope, CacheSpec spec, List<HookSpec> hooks, ActivationCache cache) {
+            this.scope = scope;
+            this.spec = spec;
+            this.hooks = hooks;
+            this.cache = cache;
+        }
+
+        /** The activation after the hook point {@code name}. */
+        Tensor at(String name, Tensor activation) {
+            Tensor current = activation;
+            for (HookSpec h : hooks) {
+                if (h.where().test(name)) {
+                    Tensor replacement = h.hook().apply(current, name);
+                    if (replacement != null && replacement != current) {
+                        checkReplacement(name, current, replacement);
+                        current = replacement;
+                    }
+                }
+            }
+            if (spec.keeps(name)) {
+                // one tensor can sit at two hook points (resid_post of a block is resid_pre of the next): give each
+                // entry its own handle so removing one entry leaves the other
+                Tensor entry = cached.put(current, Boolean.TRUE) == null ? current : current.view(current.shape());
+                cache.put(name, scope.keep(entry));
+            }
+            return current;
+        }
+
+        private static void checkReplacement(String name, Tensor original, Tensor replacement) {
+            if (replacement.isClosed()) {
+                throw new IllegalStateException("the hook at " + name + " returned a closed tensor");
+            }
+            if (!java.util.Arrays.equals(original.shape(), replacement.shape()) || original.dtype() != replacement.dtype()
+                    || !original.device().equals(replacement.device())) {
+                throw new IllegalArgumentException("the hook at " + name + " returned " + replacement
+                        + " in place of " + original + "; a replacement must keep the shape, dtype and device");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ weights, TransformerLens layout
+
+    /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
+    public Tensor W_Q() {
+        return perHeadIn(l -> l.wq(), config.nHeads());
+    }
+
+    /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor W_K(boolean repeatKv) {
+        return repeatKv(perHeadIn(l -> l.wk(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor W_V(boolean repeatKv) {
+        return repeatKv(perHeadIn(l -> l.wv(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Output weights {@code [layer, head, d_head, d_model]}, a new tensor. */
+    public Tensor W_O() {
+        List<Tensor> perLayer = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Weights.Layer l : weights.layers) {
+                perLayer.add(l.wo().view(config.nHeads(), config.dHead(), config.dModel()));
+            }
+            return scope.keep(Tensor.stack(perLayer, 0));
+        }
+    }
+
+    private Tensor perHeadIn(java.util.function.Function<Weights.Layer, Tensor> pick, int heads) {
+        List<Tensor> perLayer = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Weights.Layer l : weights.layers) {
+                perLayer.add(pick.apply(l).view(config.dModel(), heads, config.dHead()).permute(1, 0, 2));
+            }
+            return scope.keep(Tensor.stack(perLayer, 0));
+        }
+    }
+
+    private Tensor repeatKv(Tensor perKvHead, boolean repeat) {
+        if (!repeat || config.nKvHeads() == config.nHeads()) {
+            return perKvHead;
+        }
+        try (perKvHead) {
+            return perKvHead.repeatInterleave(config.nHeads() / config.nKvHeads(), 1);
+        }
+    }
+
+    /** Frees the weights. */
+    @Override
+    public void close() {
+        weights.close();
+    }
+
+    @Override
+    public String toString() {
+        return "HookedAutoModel[" + config + ", " + dtype + ", " + device + "]";
+    }
+
+    static Set<String> hookNamesOf(HookedAutoConfig config) {
+        Set<String> names = new LinkedHashSet<>();
+        names.add("hook_embed");
+        if (!config.rotary()) {
+            names.add("hook_pos_embed");
+        }
+        for (int i = 0; i < config.nLayers(); i++) {
+            String b = "blocks." + i + ".";
+            names.add(b + "hook_resid_pre");
+            for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
+                names.add(b + "attn." + h);
+            }
+            if (config.rotary()) {
+                names.add(b + "attn.hook_rot_q");
+                names.add(b + "attn.hook_rot_k");
+            }
+            names.add(b + "attn.hook_attn_scores");
+            names.add(b + "attn.hook_pattern");
+            names.add(b + "attn.hook_z");
+            names.add(b + "hook_attn_out");
+            if (!config.parallelResidual()) {
+                names.add(b + "hook_resid_mid");
+            }
+            names.add(b + "mlp.hook_pre");
+            if (config.gatedMlp()) {
+                names.add(b + "mlp.hook_pre_linear");
+            }
+            names.add(b + "mlp.hook_post");
+            names.add(b + "hook_mlp_out");
+            names.add(b + "hook_resid_post");
+        }
+        names.add("ln_final.hook_normalized");
+        names.add("logits");
+        return names;
+    }
+
+    /** Tensors with random values in the Hugging Face shapes of a checkpoint, for {@link #create}. */
+    private static final class RandomSource implements HfWeights.Source {
+        private final Map<String, long[]> shapes;
+        private final Generator generator;
+        private final double std;
+
+        RandomSource(HookedAutoConfig config, Generator generator) {
+            this.shapes = CheckpointLayout.shapes(config);
+            this.generator = generator;
+            this.std = config.initializerRange();
+        }
+
+        @Override
+        public Set<String> names() {
+            return shapes.keySet();
+        }
+
+        @Override
+        public Tensor load(String name) {
+            long[] shape = shapes.get(name);
+            if (name.endsWith("norm.weight") || name.matches(".*ln_[12f]\\.weight")) {
+                return Tensor.ones(shape, DType.FLOAT32, Device.CPU);
+            }
+            if (name.endsWith(".bias")) {
+                return Tensor.zeros(shape, DType.FLOAT32, Device.CPU);
+            }
+            try (Tensor unit = Tensor.randn(generator, shape, DType.FLOAT32, Device.CPU)) {
+                return unit.mul(std);
+            }
+        }
+    }
+}

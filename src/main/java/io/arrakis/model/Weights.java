@@ -1,0 +1,61 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A model's parameters in one layout for every family, the layout the forward pass multiplies with (row-vector
+ * convention, {@code x @ W}): attention projections flattened over heads, {@code wq [d_model, heads·d_head]},
+ * {@code wo [heads·d_head, d_model]}, MLP {@code win/wgate [d_model, d_mlp]}, {@code wout [d_mlp, d_model]}. Optional
+ * parameters are null. The TransformerLens per-head views ({@code W_Q [head, d_model, d_head]}, ...) are reshapes of
+ * these, made on request by {@link HookedAutoModel}.
+ */
+final class Weights implements AutoCloseable {
+
+    /** One block's parameters. */
+    record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
+                 Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
+                 Tensor win, Tensor bin, Tensor wgate, Tensor wout, Tensor bout) {
+        List<Tensor> all() {
+            List<Tensor> list = new ArrayList<>();
+            for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, wout, bout}) {
+                if (t != null) {
+                    list.add(t);
+                }
+            }
+            return list;
+        }
+    }
+
+    final Tensor embed;      // [vocab, d_model]
+    final Tensor posEmbed;   // [n_ctx, d_model], or null without learned positions
+    final List<Layer> layers;
+    final Tensor lnfw;
+    final Tensor lnfb;       // null for RMSNorm
+    final Tensor unembed;    // [d_model, vocab]
+    final Tensor unembedBias; // [vocab] or null
+
+    Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed, Tensor unembedBias) {
+        this.embed = embed;
+        this.posEmbed = posEmbed;
+        this.layers = List.copyOf(layers);
+        this.lnfw = lnfw;
+        this.lnfb = lnfb;
+        this.unembed = unembed;
+        this.unembedBias = unembedBias;
+    }
+
+    @Override
+    public void close() {
+        for (Layer l : layers) {
+            l.all().forEach(Tensor::close);
+        }
+        for (Tensor t : new Tensor[] {embed, posEmbed, lnfw, lnfb, unembed, unembedBias}) {
+            if (t != null) {
+                t.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+package io.arrakis.model.safetensors;
+
+import io.arrakis.json.Json;
+
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Writes tensors to a safetensors file, the way the reference implementation lays it out: names sorted, data packed in
+ * that order, the header padded with spaces to a multiple of 8 bytes.
+ */
+public final class SafeTensorsWriter {
+    private static final long CHUNK = 1L << 30;
+
+    private SafeTensorsWriter() {
+    }
+
+    /**
+     * Writes {@code tensors} (any device, any layout: each is copied to a contiguous CPU tensor first if need be) and
+     * {@code metadata} (may be null or empty; then the header has no {@code "__metadata__"}) to {@code file}. The file
+     * is written under a temporary name in the same folder and moved into place at the end, so readers never see a
+     * partial file and a failed write leaves any earlier file intact.
+     *
+     * @throws SafeTensorsException if a tensor has a dtype the format cannot store (complex128), a name is
+     *                              {@code "__metadata__"}, or writing fails
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(tensors, "tensors");
+        Map<String, Tensor> sorted = new TreeMap<>();
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            String name = Objects.requireNonNull(e.getKey(), "tensor name");
+            if (name.equals(SafeTensorsFile.METADATA_KEY)) {
+                throw new SafeTensorsException(file, "a tensor cannot be called " + SafeTensorsFile.METADATA_KEY
+                        + ", the header key of the metadata");
+            }
+            sorted.put(name, Objects.requireNonNull(e.getValue(), () -> "tensor " + name + " is null"));
+        }
+
+        List<Tensor> temporaries = new ArrayList<>();
+        try {
+            Map<String, Object> header = new LinkedHashMap<>();
+            if (metadata != null && !metadata.isEmpty()) {
+                Map<String, Object> meta = new LinkedHashMap<>();
+                metadata.forEach((k, v) -> meta.put(Objects.requireNonNull(k, "metadata key"),
+                        Objects.requireNonNull(v, () -> "metadata value of " + k)));
+                header.put(SafeTensorsFile.METADATA_KEY, meta);
+            }
+            List<Tensor> data = new ArrayList<>();
+            long offset = 0;
+            for (Map.Entry<String, Tensor> e : sorted.entrySet()) {
+                Tensor t = e.getValue();
+                String dtype = Dtypes.fromDType(t.dtype());
+                if (dtype == null) {
+                    throw new SafeTensorsException(file, "tensor " + Json.quote(e.getKey()) + " is " + t.dtype()
+                            + ", which safetensors cannot store");
+                }
+                Tensor host = t;
+                if (!host.device().isCpu()) {
+                    host = host.to(Device.CPU);
+                    temporaries.add(host);
+                }
+                if (!host.isContiguous()) {
+                    host = host.contiguous();
+                    temporaries.add(host);
+                }
+                long bytes = host.numel() * host.dtype().byteSize();
+                Map<String, Object> entry = new LinkedHashMap<>();
+                entry.put("dtype", dtype);
+                entry.put("shape", host.shape());
+                entry.put("data_offsets", new long[] {offset, offset + bytes});
+                header.put(e.getKey(), entry);
+                data.add(host);
+                offset += bytes;
+            }
+            String json;
+            try {
+                json = Json.write(header);
+            } catch (IllegalArgumentException bad) {
+                throw new SafeTensorsException(file, "cannot write the header: " + bad.getMessage(), bad);
+            }
+            writeAtomically(file, json, data);
+        } finally {
+            for (Tensor t : temporaries) {
+                t.close();
+            }
+        }
+    }
+
+    private static void writeAtomically(Path file, String json, List<Tensor> data) {
+        byte[] headerBytes = json.getBytes(StandardCharsets.UTF_8);
+        int padded = (headerBytes.length + 7) / 8 * 8;
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(headerBytes);
+        while (head.hasRemaining()) {
+            head.put((byte) ' ');
+        }
+        head.flip();
+
+        Path absolute = file.toAbsolutePath();
+        Path dir = absolute.getParent();
+        Path temp = dir.resolve("." + absolute.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong())
+                + ".tmp");
+        try {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+                writeFully(channel, head);
+                for (Tensor t : data) {
+                    MemorySegment segment = t.asSegment();
+                    for (long at = 0; at < segment.byteSize(); at += CHUNK) {
+                        writeFully(channel, segment.asSlice(at, Math.min(CHUNK, segment.byteSize() - at)).asByteBuffer());
+                    }
+                }
+                channel.force(true);
+            }
+            try {
+                Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(temp, absolute, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw new SafeTensorsException(file, "cannot write: " + e, e);
+        } finally {
+            try {
+                Files.deleteIfExists(temp);
+            } catch (IOException ignored) {
+                // the write itself failed or succeeded already; a stray temporary file is all that is left
+            }
+        }
+    }
+
+    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
+        while (buffer.hasRemaining()) {
+            channel.write(buffer);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package io.arrakis.json;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The strict JSON parser and writer. */
+class JsonTest {
+
+    @Test
+    void parsesEveryKindOfValue() {
+        Object v = Json.parse(" {\"a\": [1, -2, 3.5, -0.25e2, 1E3, true, false, null, \"x\"], \"b\": {}, \"c\": [], \"\": 0}\n");
+        Map<?, ?> m = (Map<?, ?>) v;
+        assertEquals(List.of("a", "b", "c", ""), List.copyOf(m.keySet()), "document order is kept");
+        List<?> a = (List<?>) m.get("a");
+        assertEquals(1L, a.get(0));
+        assertEquals(-2L, a.get(1));
+        assertEquals(3.5, a.get(2));
+        assertEquals(-25.0, a.get(3));
+        assertEquals(1000.0, a.get(4));
+        assertEquals(Boolean.TRUE, a.get(5));
+        assertEquals(Boolean.FALSE, a.get(6));
+        assertNull(a.get(7));
+        assertEquals("x", a.get(8));
+        assertEquals(Map.of(), m.get("b"));
+        assertEquals(List.of(), m.get("c"));
+        assertEquals(0L, m.get(""));
+    }
+
+    @Test
+    void numbersAreLongsWhenTheyFitAndDoublesOtherwise() {
+        assertEquals(Long.MAX_VALUE, Json.parse("9223372036854775807"));
+        assertEquals(Long.MIN_VALUE, Json.parse("-9223372036854775808"));
+        assertEquals(9.223372036854775808E18, Json.parse("9223372036854775808"));
+        assertEquals(0L, Json.parse("-0"));
+        assertEquals(2.0, Json.parse("2.0"));
+    }
+
+    @Test
+    void decodesEscapes() {
+        assertEquals("\"\\/\b\f\n\r\t", Json.parse("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""));
+        assertEquals("é€", Json.parse("\"\\u00e9\\u20AC\""));
+        assertEquals("😀", Json.parse("\"\\ud83d\\ude00\""), "a surrogate pair escape is one code point");
+        assertEquals("a😀b ü", Json.parse("\"a😀b ü\""), "raw non-ASCII passes through");
+    }
+
+    @Test
+    void acceptsNestingUpToTheLimit() {
+        String ok = "[".repeat(Json.MAX_DEPTH) + "]".repeat(Json.MAX_DEPTH);
+        Json.parse(ok);
+        String tooDeep = "[".repeat(Json.MAX_DEPTH + 1) + "]".repeat(Json.MAX_DEPTH + 1);
+        Json.ParseException e = assertThrows(Json.ParseException.class, () -> Json.parse(tooDeep));
+        assertTrue(e.getMessage().contains("nesting deeper than"), e.getMessage());
+        // far too deep must not overflow the stack either
+        String hostile = "{\"a\":".repeat(100_000);
+        assertThrows(Json.ParseException.class, () -> Json.parse(hostile));
+    }
+
+    @ParameterizedTest(name = "[{index}] {0}")
+    @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+            "``                | end of input",
+            "`   `             | end of input",
+            "{                 | expected a string key",
+            "{\"a\" 1}         | expected ':'",
+            "{\"a\":1,}        | expected a string key",
+            "[1,]              | expected a value",
+            "[1 2]             | expected ',' or ']'",
+            "{\"a\":1 \"b\":2} | expected ',' or '}'",
+            "{'a':1}           | expected a string key",
+            "{a:1}             | expected a string key",
+            "01                | leading zero",
+            "-                 | expected a digit",
+            "1.                | expected a digit after '.'",
+            "1e                | expected a digit in the exponent",
+            ".5                | expected a value",
+            "+1                | expected a value",
+            "NaN               | expected a value",
+            "Infinity          | expected a value",
+            "1e999             | out of range",
+            "tru               | expected a value",
+            "nul               | expected a value",
+            "\"abc             | unterminated string",
+            "\"a\\x\"          | invalid escape",
+            "\"\\u12\"         | u escape",
+            "\"\\u12G4\"       | u escape",
+            "\"\\ud800\"       | high surrogate",
+            "\"\\udc00\"       | low surrogate",
+            "\"\\ud800\\u0041\" | high surrogate",
+            "{\"a\":1,\"a\":2} | duplicate key \"a\"",
+            "{} x              | after the JSON value",
+            "[] []             | after the JSON value",
+            "/* c */ {}        | expected a value",
+    })
+    void rejectsMalformedInputWithAPosition(String text, String expected) {
+        Json.ParseException e = assertThrows(Json.ParseException.class, () -> Json.parse(text));
+        assertTrue(e.getMessage().contains(expected), () -> "'" + text + "' gave: " + e.getMessage());
+        assertTrue(e.getMessage().contains("at character"), e.getMessage());
+        assertTrue(e.offset() >= 0 && e.offset() <= text.length());
+    }
+
+    @Test
+    void rejectsControlCharactersAndLoneSurrogatesInStrings() {
+        assertThrows(Json.ParseException.class, () -> Json.parse("\"a\nb\""));
+        assertThrows(Json.ParseException.class, () -> Json.parse("\"a\u0000b\""));
+        assertThrows(Json.ParseException.class, () -> Json.parse("\"a\ud800b\""));
+        assertThrows(Json.ParseException.class, () -> Json.parse("\"\udc00\""));
+    }
+
+    @Test
+    void writesWhatItParses() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("s", "q\"b\\s/\n\t\u0001é😀");
+        m.put("l", List.of(1L, -2.5, true, false));
+        m.put("n", null);
+        m.put("a", new long[] {3, 4});
+        m.put("i", 7);
+        String text = Json.write(m);
+        assertEquals("{\"s\":\"q\\\"b\\\\s/\\n\\t\\u0001é😀\",\"l\":[1,-2.5,true,false],\"n\":null,\"a\":[3,4],\"i\":7}", text);
+        Map<?, ?> back = (Map<?, ?>) Json.parse(text);
+        assertEquals(m.get("s"), back.get("s"));
+        assertEquals(List.of(3L, 4L), back.get("a"));
+        assertEquals(7L, back.get("i"));
+    }
+
+    @Test
+    void writeRefusesWhatJsonCannotHold() {
+        assertThrows(IllegalArgumentException.class, () -> Json.write(Double.NaN));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(Double.POSITIVE_INFINITY));
+        assertThrows(IllegalArgumentException.class, () -> Json.write("a\ud800"));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(Map.of(1, 2)));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(new Object()));
+    }
+}

@@ -1,0 +1,28 @@
+package io.arrakis.model;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The reference models of {@code shared/fixtures} (beside the repository; {@code -Darrakis.fixtures} overrides).
+ * They must be there in CI; elsewhere (e.g. a GPU machine that got only the repository) their tests are skipped.
+ */
+final class Fixtures {
+    private Fixtures() {
+    }
+
+    static Path dir(String name) {
+        Path root = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
+        Path dir = root.resolve(name);
+        if (!Files.isDirectory(dir)) {
+            if (System.getenv("CI") != null) {
+                fail("fixture " + dir.toAbsolutePath() + " is missing; CI must have shared/ beside the repository");
+            }
+            assumeTrue(false, "skipped: no fixture at " + dir.toAbsolutePath());
+        }
+        return dir;
+    }
+}

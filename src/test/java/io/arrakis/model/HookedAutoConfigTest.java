@@ -1,0 +1,800 @@
+package io.arrakis.model;
+
+import io.arrakis.json.Json;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Tests for {@link HookedAutoConfig}. Expected defaults come from the {@code transformers}
+ * v4.57.6 configuration classes; parameter counts from published model sizes (checked by hand against the layer
+ * shapes of the modeling files) and from the fixtures' safetensors headers.
+ */
+class HookedAutoConfigTest {
+
+    private static final Path FIXTURES = Path.of("../shared/fixtures");
+    private static final Path GPT2_TINY = FIXTURES.resolve("gpt2-tiny");
+    private static final Path LLAMA_TINY = FIXTURES.resolve("llama-tiny-gqa");
+
+    // --------------------------------------------------------------------------------------- families
+
+    @Test
+    void supportedFamiliesInOrder() {
+        assertEquals(List.of("gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "phi3", "qwen2", "mistral",
+                "stable-lm"), HookedAutoConfig.supportedFamilies());
+        assertThrows(UnsupportedOperationException.class, () -> HookedAutoConfig.supportedFamilies().add("bert"));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neo", "gpt_neox", "stablelm", "GPT2", "Stable-LM"})
+    void acceptsHuggingFaceSpellings(String name) {
+        String canonical = HookedAutoConfig.of(name).family();
+        assertTrue(HookedAutoConfig.supportedFamilies().contains(canonical), canonical);
+        assertEquals(canonical, HookedAutoConfig.of(canonical).family());
+    }
+
+    @Test
+    void hfSpellingsMapToTheirFamilies() {
+        assertEquals("gpt-neo", HookedAutoConfig.of("gpt_neo").family());
+        assertEquals("gpt-neox", HookedAutoConfig.of("gpt_neox").family());
+        assertEquals("stable-lm", HookedAutoConfig.of("stablelm").family());
+        assertEquals(HookedAutoConfig.of("stable-lm"), HookedAutoConfig.of("stablelm"));
+    }
+
+    @Test
+    void unknownFamilyListsTheSupportedNames() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("bert"));
+        assertTrue(e.getMessage().contains("bert"), e.getMessage());
+        for (String name : HookedAutoConfig.supportedFamilies()) {
+            assertTrue(e.getMessage().contains(name), e.getMessage());
+        }
+        assertThrows(NullPointerException.class, () -> HookedAutoConfig.of(null));
+    }
+
+    // --------------------------------------------------------------------------------------- defaults
+
+    @Test
+    void gpt2Defaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("gpt2");
+        Map<String, Object> raw = c.raw();
+        assertEquals(50257, raw.get("vocab_size"));
+        assertEquals(768, raw.get("n_embd"));
+        assertEquals(12, raw.get("n_layer"));
+        assertEquals(1024, raw.get("n_positions"));
+        assertTrue(raw.containsKey("n_inner"));
+        assertNull(raw.get("n_inner"));
+        assertEquals("gelu_new", raw.get("activation_function"));
+        assertEquals(1e-5, raw.get("layer_norm_epsilon"));
+        assertEquals(50256, raw.get("eos_token_id"));
+        assertFalse(raw.containsKey("hidden_size"), "aliases are not stored");
+
+        assertEquals(768, c.dModel());
+        assertEquals(12, c.nLayers());
+        assertEquals(12, c.nHeads());
+        assertEquals(12, c.nKvHeads());
+        assertEquals(64, c.dHead());
+        assertEquals(3072, c.dMlp(), "n_inner None means 4 * n_embd");
+        assertEquals(50257, c.vocabSize());
+        assertEquals(1024, c.maxPositions());
+        assertEquals("gelu_new", c.activation());
+        assertFalse(c.rmsNorm());
+        assertFalse(c.gatedMlp());
+        assertFalse(c.rotary());
+        assertEquals(0, c.rotaryDim());
+        assertTrue(c.tiedEmbeddings());
+        assertTrue(c.qkvBias() && c.outBias() && c.mlpBias());
+        assertTrue(c.scaleAttention());
+        assertFalse(c.parallelResidual());
+        assertEquals(OptionalInt.empty(), c.slidingWindow());
+        assertEquals(1.0, c.embeddingScale());
+        assertEquals(0.02, c.initializerRange());
+        assertFalse(c.with("scale_attn_weights", false).scaleAttention());
+    }
+
+    @Test
+    void gptNeoDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("gpt-neo");
+        assertEquals(List.of(List.of(List.of("global", "local"), 12)), c.raw().get("attention_types"));
+        assertEquals(256, c.raw().get("window_size"));
+        assertEquals(2048, c.dModel());
+        assertEquals(24, c.nLayers());
+        assertEquals(16, c.nHeads());
+        assertEquals(8192, c.dMlp(), "intermediate_size None means 4 * hidden_size");
+        assertEquals(2048, c.maxPositions());
+        assertFalse(c.scaleAttention(), "GPT-Neo does not divide by sqrt(d_head)");
+        assertFalse(c.qkvBias());
+        assertTrue(c.outBias());
+        assertTrue(c.mlpBias());
+        assertTrue(c.tiedEmbeddings());
+        assertEquals(256, c.localWindow());
+        assertFalse(c.isLocalAttentionLayer(0));
+        assertTrue(c.isLocalAttentionLayer(1));
+        assertFalse(c.isLocalAttentionLayer(22));
+        assertTrue(c.isLocalAttentionLayer(23));
+        assertThrows(IndexOutOfBoundsException.class, () -> c.isLocalAttentionLayer(24));
+        assertThrows(IndexOutOfBoundsException.class, () -> c.isLocalAttentionLayer(-1));
+    }
+
+    @Test
+    void gptNeoxDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("gpt-neox");
+        assertEquals(50432, c.vocabSize());
+        assertEquals(6144, c.dModel());
+        assertEquals(44, c.nLayers());
+        assertEquals(64, c.nHeads());
+        assertEquals(96, c.dHead());
+        assertEquals(24576, c.dMlp());
+        assertEquals(0.25, c.raw().get("rotary_pct"));
+        assertEquals(10000.0, c.raw().get("rotary_emb_base"));
+        assertTrue(c.rotary());
+        assertEquals(24, c.rotaryDim(), "int(96 * 0.25)");
+        assertEquals(10000.0, c.ropeTheta());
+        assertTrue(c.parallelResidual());
+        assertFalse(c.tiedEmbeddings());
+        assertEquals("gelu", c.activation());
+        assertFalse(c.gatedMlp());
+        assertFalse(c.rmsNorm());
+        assertEquals(1e-5, c.normEps());
+        assertTrue(c.qkvBias() && c.outBias() && c.mlpBias());
+        HookedAutoConfig noBias = c.with("attention_bias", false);
+        assertFalse(noBias.qkvBias() || noBias.outBias());
+        assertTrue(noBias.mlpBias());
+    }
+
+    @Test
+    void llamaDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("llama");
+        assertEquals(32000, c.vocabSize());
+        assertEquals(4096, c.dModel());
+        assertEquals(11008, c.dMlp());
+        assertEquals(32, c.nLayers());
+        assertEquals(32, c.nHeads());
+        assertNull(c.raw().get("num_key_value_heads"));
+        assertEquals(32, c.nKvHeads(), "None means num_attention_heads");
+        assertEquals(128, c.dHead());
+        assertEquals(2048, c.maxPositions());
+        assertEquals(1e-6, c.normEps());
+        assertTrue(c.rmsNorm());
+        assertFalse(c.normAddsOne());
+        assertEquals("silu", c.activation());
+        assertTrue(c.gatedMlp());
+        assertTrue(c.rotary());
+        assertEquals(128, c.rotaryDim());
+        assertEquals(10000.0, c.ropeTheta());
+        assertFalse(c.tiedEmbeddings());
+        assertFalse(c.qkvBias() || c.outBias() || c.mlpBias());
+        assertTrue(c.scaleAttention());
+        assertEquals(1, c.raw().get("pretraining_tp"));
+        HookedAutoConfig biased = c.with(Map.of("attention_bias", true, "mlp_bias", true));
+        assertTrue(biased.qkvBias() && biased.outBias() && biased.mlpBias());
+    }
+
+    @Test
+    void gemmaDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("gemma");
+        assertEquals(256000, c.vocabSize());
+        assertEquals(3072, c.dModel());
+        assertEquals(28, c.nLayers());
+        assertEquals(16, c.nHeads());
+        assertEquals(16, c.nKvHeads());
+        assertEquals(256, c.dHead(), "explicit head_dim, not 3072 / 16 = 192");
+        assertEquals(24576, c.dMlp());
+        assertEquals(8192, c.maxPositions());
+        assertEquals("gelu_pytorch_tanh", c.activation());
+        assertTrue(c.rmsNorm());
+        assertTrue(c.normAddsOne());
+        assertEquals(Math.sqrt(3072), c.embeddingScale(), 0.0);
+        assertTrue(c.tiedEmbeddings());
+        assertFalse(c.qkvBias() || c.outBias() || c.mlpBias());
+        // hidden_activation, when set, is the activation (hub files carry hidden_act "gelu" next to it)
+        HookedAutoConfig hub = c.with(Map.of("hidden_act", "gelu", "hidden_activation", "gelu_pytorch_tanh"));
+        assertEquals("gelu_pytorch_tanh", hub.activation());
+        assertEquals("gelu", c.with("hidden_act", "gelu").activation());
+    }
+
+    @Test
+    void phi3Defaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("phi3");
+        assertEquals(32064, c.vocabSize());
+        assertEquals(3072, c.dModel());
+        assertEquals(8192, c.dMlp());
+        assertEquals(32, c.nKvHeads());
+        assertEquals(96, c.dHead());
+        assertEquals(1e-5, c.normEps());
+        assertEquals(1.0, c.raw().get("partial_rotary_factor"));
+        assertEquals(96, c.rotaryDim());
+        assertEquals(4096, c.raw().get("original_max_position_embeddings"));
+        assertEquals(32000, c.raw().get("pad_token_id"));
+        assertEquals(OptionalInt.empty(), c.slidingWindow());
+        assertFalse(c.qkvBias() || c.outBias() || c.mlpBias());
+        assertFalse(c.raw().containsKey("head_dim"), "Phi3Config has no head_dim argument");
+        HookedAutoConfig windowed = c.with("sliding_window", 2047);
+        assertEquals(OptionalInt.of(2047), windowed.slidingWindow());
+        assertTrue(windowed.isSlidingWindowLayer(31));
+        assertEquals(48, c.with("partial_rotary_factor", 0.5).rotaryDim());
+    }
+
+    @Test
+    void qwen2Defaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("qwen2");
+        assertEquals(151936, c.vocabSize());
+        assertEquals(4096, c.dModel());
+        assertEquals(22016, c.dMlp());
+        assertEquals(32768, c.maxPositions());
+        assertEquals(32, c.nKvHeads());
+        assertTrue(c.qkvBias(), "Qwen2 q/k/v projections have biases");
+        assertFalse(c.outBias());
+        assertFalse(c.mlpBias());
+        assertEquals(4096, c.raw().get("sliding_window"));
+        assertEquals(false, c.raw().get("use_sliding_window"));
+        assertEquals(OptionalInt.empty(), c.slidingWindow(), "sliding_window is ignored without use_sliding_window");
+        assertFalse(c.isSlidingWindowLayer(31));
+    }
+
+    @Test
+    void mistralDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("mistral");
+        assertEquals(32000, c.vocabSize());
+        assertEquals(14336, c.dMlp());
+        assertEquals(8, c.nKvHeads());
+        assertEquals(128, c.dHead());
+        assertEquals(131072, c.maxPositions(), "4096 * 32");
+        assertEquals(OptionalInt.of(4096), c.slidingWindow());
+        assertTrue(c.isSlidingWindowLayer(0) && c.isSlidingWindowLayer(31));
+        assertFalse(c.qkvBias() || c.outBias() || c.mlpBias());
+        HookedAutoConfig noWindow = c.with("sliding_window", null);
+        assertEquals(OptionalInt.empty(), noWindow.slidingWindow());
+        assertFalse(noWindow.isSlidingWindowLayer(0));
+    }
+
+    @Test
+    void stableLmDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.of("stable-lm");
+        assertEquals(50304, c.vocabSize());
+        assertEquals(2560, c.dModel());
+        assertEquals(6912, c.dMlp());
+        assertEquals(80, c.dHead());
+        assertEquals(0.25, c.raw().get("partial_rotary_factor"));
+        assertEquals(20, c.rotaryDim(), "int(80 * 0.25)");
+        assertEquals(10000.0, c.ropeTheta());
+        assertFalse(c.rmsNorm(), "StableLM uses LayerNorm");
+        assertEquals(1e-5, c.normEps());
+        assertTrue(c.gatedMlp());
+        assertFalse(c.parallelResidual());
+        assertTrue(c.with("use_parallel_residual", true).parallelResidual());
+        assertFalse(c.qkvBias());
+        assertTrue(c.with("use_qkv_bias", true).qkvBias());
+        assertFalse(c.outBias() || c.mlpBias());
+    }
+
+    // ------------------------------------------------------------------------------------ with, aliases
+
+    @Test
+    void withReturnsAValidatedCopy() {
+        HookedAutoConfig base = HookedAutoConfig.of("llama");
+        HookedAutoConfig small = base.with(Map.of("hidden_size", 512, "num_hidden_layers", 4,
+                "num_attention_heads", 8, "num_key_value_heads", 2, "intermediate_size", 1024));
+        assertEquals(512, small.dModel());
+        assertEquals(4, small.nLayers());
+        assertEquals(8, small.nHeads());
+        assertEquals(2, small.nKvHeads());
+        assertEquals(64, small.dHead());
+        assertEquals(4096, base.dModel(), "the original is unchanged");
+        assertEquals(4096, base.raw().get("hidden_size"));
+        assertEquals(1e-5, base.with("rms_norm_eps", 1e-5f).normEps(), "a Float arrives as its decimal value");
+        assertEquals(500000.0, base.with("rope_theta", 500000).raw().get("rope_theta"), "ints become doubles");
+        assertEquals(8, base.with("num_key_value_heads", 8L).raw().get("num_key_value_heads"));
+        assertEquals(List.of(128001, 128009), base.with("eos_token_id", List.of(128001L, 128009)).raw()
+                .get("eos_token_id"));
+        assertEquals(base, base.with(Map.of()));
+    }
+
+    @Test
+    void rawIsDeeplyUnmodifiable() {
+        HookedAutoConfig c = HookedAutoConfig.of("gpt-neo");
+        assertThrows(UnsupportedOperationException.class, () -> c.raw().put("n_embd", 1));
+        List<?> types = (List<?>) c.raw().get("attention_types");
+        assertThrows(UnsupportedOperationException.class, () -> types.clear());
+        assertThrows(UnsupportedOperationException.class, () -> ((List<?>) types.get(0)).clear());
+
+        List<Object> mine = new ArrayList<>(List.of(List.of(List.of("global"), 24)));
+        HookedAutoConfig allGlobal = c.with("attention_types", mine);
+        mine.clear();
+        assertEquals(List.of(List.of(List.of("global"), 24)), allGlobal.raw().get("attention_types"),
+                "the config copied the caller's list");
+        Map<String, Object> scaling = new LinkedHashMap<>(Map.of("rope_type", "linear", "factor", 2.0));
+        HookedAutoConfig scaled = HookedAutoConfig.of("llama").with("rope_scaling", scaling);
+        scaling.put("factor", 4.0);
+        assertEquals(2.0, ((Map<?, ?>) scaled.raw().get("rope_scaling")).get("factor"));
+    }
+
+    @Test
+    void gpt2AttributeMapAliases() {
+        HookedAutoConfig c = HookedAutoConfig.of("gpt2").with(Map.of("hidden_size", 1024,
+                "num_hidden_layers", 24, "num_attention_heads", 16, "max_position_embeddings", 2048));
+        assertEquals(1024, c.raw().get("n_embd"));
+        assertEquals(24, c.raw().get("n_layer"));
+        assertEquals(16, c.raw().get("n_head"));
+        assertEquals(2048, c.raw().get("n_positions"));
+        for (String alias : List.of("hidden_size", "num_hidden_layers", "num_attention_heads",
+                "max_position_embeddings")) {
+            assertFalse(c.raw().containsKey(alias), alias);
+        }
+        assertEquals(c, HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 1024, "n_layer", 24, "n_head", 16,
+                "n_positions", 2048)));
+        // GPT-2 medium: 24 layers, d 1024, 16 heads; published 354,823,168 parameters (hand-checked)
+        assertEquals(354_823_168L, c.with("n_positions", 1024).parameterCount());
+    }
+
+    @Test
+    void gptNeoAndNeoxAliases() {
+        HookedAutoConfig neo = HookedAutoConfig.of("gpt-neo").with(Map.of("num_hidden_layers", 12,
+                "num_attention_heads", 8, "attention_types", List.of(List.of(List.of("global", "local"), 6))));
+        assertEquals(12, neo.raw().get("num_layers"));
+        assertEquals(8, neo.raw().get("num_heads"));
+        assertEquals(12, neo.nLayers());
+
+        HookedAutoConfig neox = HookedAutoConfig.of("gpt-neox").with(Map.of("partial_rotary_factor", 0.5,
+                "rope_theta", 20000));
+        assertEquals(0.5, neox.raw().get("rotary_pct"));
+        assertEquals(20000.0, neox.raw().get("rotary_emb_base"));
+        assertFalse(neox.raw().containsKey("partial_rotary_factor"));
+        assertEquals(48, neox.rotaryDim());
+        assertEquals(20000.0, neox.ropeTheta());
+    }
+
+    @Test
+    void aliasAndRealKeyMustAgree() {
+        Map<String, Object> both = new LinkedHashMap<>();
+        both.put("n_embd", 1536);
+        both.put("hidden_size", 768);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> HookedAutoConfig.of("gpt2").with(both));
+        assertTrue(e.getMessage().contains("n_embd") && e.getMessage().contains("hidden_size"), e.getMessage());
+        both.put("hidden_size", 1536);
+        assertEquals(1536, HookedAutoConfig.of("gpt2").with(both).dModel());
+    }
+
+    // ------------------------------------------------------------------------------------- validation
+
+    private static String rejects(HookedAutoConfig c, String key, Object value) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put(key, value);
+        return rejects(c, m);
+    }
+
+    private static String rejects(HookedAutoConfig c, Map<String, ?> overrides) {
+        return assertThrows(IllegalArgumentException.class, () -> c.with(overrides)).getMessage();
+    }
+
+    @Test
+    void unknownKeyIsRejectedWithValidKeys() {
+        String m = rejects(HookedAutoConfig.of("llama"), "hidden_sise", 12);
+        assertTrue(m.contains("hidden_sise"), m);
+        assertTrue(m.contains("hidden_size") && m.contains("num_hidden_layers"), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "num_layers", 12);
+        assertTrue(m.contains("n_layer") && m.contains("num_hidden_layers"), "lists keys and aliases: " + m);
+        m = rejects(HookedAutoConfig.of("stable-lm"), "head_dim", 64);
+        assertTrue(m.contains("head_dim"), m);
+    }
+
+    @Test
+    void wrongTypesAreRejectedNamingKeyAndValue() {
+        String m = rejects(HookedAutoConfig.of("llama"), "hidden_size", "4096");
+        assertTrue(m.contains("hidden_size") && m.contains("\"4096\""), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "n_embd", 768.0);
+        assertTrue(m.contains("n_embd") && m.contains("768.0"), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "hidden_size", 768.5);
+        assertTrue(m.contains("hidden_size") && m.contains("n_embd"), "names the alias and the key: " + m);
+        m = rejects(HookedAutoConfig.of("llama"), "rms_norm_eps", "1e-6");
+        assertTrue(m.contains("rms_norm_eps"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "attention_bias", 1);
+        assertTrue(m.contains("attention_bias"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "hidden_act", 3);
+        assertTrue(m.contains("hidden_act"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "vocab_size", 5_000_000_000L);
+        assertTrue(m.contains("vocab_size"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "rope_scaling", "linear");
+        assertTrue(m.contains("rope_scaling"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "eos_token_id", List.of(1, "two"));
+        assertTrue(m.contains("eos_token_id"), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "n_embd", null);
+        assertTrue(m.contains("n_embd") && m.contains("null"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "rope_theta", Double.NaN);
+        assertTrue(m.contains("rope_theta"), m);
+        m = rejects(HookedAutoConfig.of("llama"), "torch_dtype", "bfloat16");
+        assertTrue(m.contains("torch_dtype"), "with() does not invent unknown keys: " + m);
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, -1})
+    void nonPositiveSizesAreRejected(int bad) {
+        for (String key : List.of("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "intermediate_size", "max_position_embeddings", "head_dim")) {
+            String m = rejects(HookedAutoConfig.of("llama"), key, bad);
+            assertTrue(m.contains(key) && m.contains(Integer.toString(bad)), m);
+        }
+        for (String key : List.of("n_embd", "n_layer", "n_head", "n_positions", "n_inner")) {
+            String m = rejects(HookedAutoConfig.of("gpt2"), key, bad);
+            assertTrue(m.contains(key), m);
+        }
+        assertTrue(rejects(HookedAutoConfig.of("gpt-neo"), "window_size", bad).contains("window_size"));
+        assertTrue(rejects(HookedAutoConfig.of("mistral"), "sliding_window", bad).contains("sliding_window"));
+        assertTrue(rejects(HookedAutoConfig.of("llama"), "rms_norm_eps", (double) bad).contains("rms_norm_eps"));
+        assertTrue(rejects(HookedAutoConfig.of("llama"), "rope_theta", (double) bad).contains("rope_theta"));
+    }
+
+    @Test
+    void hiddenSizeMustDivideByHeadsUnlessHeadDimIsSet() {
+        String m = rejects(HookedAutoConfig.of("llama"), "hidden_size", 4100);
+        assertTrue(m.contains("hidden_size") && m.contains("4100") && m.contains("32"), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "n_head", 7);
+        assertTrue(m.contains("n_embd") && m.contains("768") && m.contains("n_head"), m);
+        assertTrue(rejects(HookedAutoConfig.of("gpt-neox"), "num_attention_heads", 100).contains("hidden_size"));
+        assertTrue(rejects(HookedAutoConfig.of("stable-lm"), "hidden_size", 2561).contains("hidden_size"));
+
+        HookedAutoConfig explicit = HookedAutoConfig.of("llama").with(Map.of("hidden_size", 4100, "head_dim", 128));
+        assertEquals(128, explicit.dHead());
+        assertEquals(4100, explicit.dModel());
+        // an odd head dimension cannot be rotated: 4000 / 32 = 125
+        m = rejects(HookedAutoConfig.of("llama"), "hidden_size", 4000);
+        assertTrue(m.contains("hidden_size") && m.contains("125"), m);
+        assertEquals(192, HookedAutoConfig.of("gemma").with("head_dim", 192).dHead());
+        HookedAutoConfig qwen = HookedAutoConfig.of("qwen2").with(Map.of("hidden_size", 1001, "head_dim", 64));
+        assertEquals(64, qwen.dHead());
+        assertTrue(rejects(HookedAutoConfig.of("gemma"), "head_dim", null).contains("head_dim"));
+        Map<String, Object> unset = new LinkedHashMap<>();
+        unset.put("head_dim", null);
+        unset.put("hidden_size", 1024);
+        HookedAutoConfig back = qwen.with(unset);
+        assertFalse(back.raw().containsKey("head_dim"), "null removes an optional key");
+        assertEquals(32, back.dHead());
+    }
+
+    @Test
+    void headsMustBeAMultipleOfKeyValueHeads() {
+        String m = rejects(HookedAutoConfig.of("llama"), "num_key_value_heads", 5);
+        assertTrue(m.contains("num_attention_heads") && m.contains("32") && m.contains("5"), m);
+        assertTrue(rejects(HookedAutoConfig.of("mistral"), "num_key_value_heads", 3).contains("num_key_value_heads"));
+        assertEquals(4, HookedAutoConfig.of("mistral").with("num_key_value_heads", 4).nKvHeads());
+    }
+
+    @Test
+    void rotaryFactorMustBeInUnitInterval() {
+        for (double bad : new double[] {0.0, -0.25, 1.5}) {
+            assertTrue(rejects(HookedAutoConfig.of("gpt-neox"), "rotary_pct", bad).contains("rotary_pct"));
+            assertTrue(rejects(HookedAutoConfig.of("stable-lm"), "partial_rotary_factor", bad)
+                    .contains("partial_rotary_factor"));
+            assertTrue(rejects(HookedAutoConfig.of("phi3"), "partial_rotary_factor", bad)
+                    .contains("partial_rotary_factor"));
+        }
+        assertEquals(96, HookedAutoConfig.of("gpt-neox").with("rotary_pct", 1).rotaryDim());
+        // int(80 * 0.01) = 0 rotary dims: rejected rather than silently dropping rotary
+        String m = rejects(HookedAutoConfig.of("stable-lm"), "partial_rotary_factor", 0.01);
+        assertTrue(m.contains("rotary dimension of 0"), m);
+    }
+
+    @Test
+    void gptNeoAttentionTypesMustAddUpToTheLayers() {
+        HookedAutoConfig neo = HookedAutoConfig.of("gpt-neo");
+        String m = rejects(neo, "num_layers", 12);
+        assertTrue(m.contains("attention_types") && m.contains("24") && m.contains("12"), m);
+        m = rejects(neo, "attention_types", List.of(List.of(List.of("global", "sparse"), 12)));
+        assertTrue(m.contains("sparse"), m);
+        m = rejects(neo, "attention_types", List.of(List.of("global", 24)));
+        assertTrue(m.contains("attention_types"), m);
+        HookedAutoConfig mixed = neo.with(Map.of("num_layers", 4,
+                "attention_types", List.of(List.of(List.of("local"), 1), List.of(List.of("global"), 3))));
+        assertTrue(mixed.isLocalAttentionLayer(0));
+        assertFalse(mixed.isLocalAttentionLayer(1) || mixed.isLocalAttentionLayer(3));
+    }
+
+    @Test
+    void otherCrossKeyChecks() {
+        assertTrue(rejects(HookedAutoConfig.of("gpt2"), "activation_function", "gelu_fancy")
+                .contains("activation_function"));
+        assertTrue(rejects(HookedAutoConfig.of("qwen2"), Map.of("use_sliding_window", true,
+                "sliding_window", List.of())).contains("sliding_window"));
+        Map<String, Object> noSize = new LinkedHashMap<>();
+        noSize.put("use_sliding_window", true);
+        noSize.put("sliding_window", null);
+        assertTrue(rejects(HookedAutoConfig.of("qwen2"), noSize).contains("sliding_window"));
+        assertTrue(rejects(HookedAutoConfig.of("qwen2"), "layer_types", List.of("full_attention"))
+                .contains("layer_types"));
+        assertTrue(rejects(HookedAutoConfig.of("llama"), "initializer_range", -0.02).contains("initializer_range"));
+        assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("llama").weightBytes(0));
+    }
+
+    @Test
+    void qwen2SlidingWindowLayers() {
+        HookedAutoConfig c = HookedAutoConfig.of("qwen2").with("use_sliding_window", true);
+        assertEquals(OptionalInt.of(4096), c.slidingWindow());
+        assertFalse(c.isSlidingWindowLayer(27), "layers below max_window_layers = 28 use full attention");
+        assertTrue(c.isSlidingWindowLayer(28));
+        List<String> types = new ArrayList<>();
+        for (int i = 0; i < 32; i++) {
+            types.add(i % 2 == 0 ? "sliding_attention" : "full_attention");
+        }
+        HookedAutoConfig explicit = c.with("layer_types", types);
+        assertTrue(explicit.isSlidingWindowLayer(0));
+        assertFalse(explicit.isSlidingWindowLayer(1));
+    }
+
+    @Test
+    void ropeParametersOfTransformers5TakePrecedence() {
+        HookedAutoConfig c = HookedAutoConfig.of("stable-lm").with("rope_parameters",
+                Map.of("rope_type", "default", "rope_theta", 500000, "partial_rotary_factor", 0.5));
+        assertEquals(500000.0, c.ropeTheta());
+        assertEquals(40, c.rotaryDim());
+        assertTrue(rejects(HookedAutoConfig.of("llama"), "rope_parameters", Map.of("rope_theta", "big"))
+                .contains("rope_parameters"));
+        assertTrue(rejects(HookedAutoConfig.of("gpt2"), "rope_parameters", Map.of()).contains("unknown key"));
+    }
+
+    // ------------------------------------------------------------------------------------ JSON and files
+
+    @Test
+    void gpt2TinyFixture() throws IOException {
+        HookedAutoConfig c = HookedAutoConfig.fromJson(GPT2_TINY.resolve("config.json"));
+        assertEquals("gpt2", c.family());
+        assertEquals(32, c.dModel());
+        assertEquals(2, c.nLayers());
+        assertEquals(4, c.nHeads());
+        assertEquals(8, c.dHead());
+        assertEquals(128, c.dMlp());
+        assertEquals(96, c.vocabSize());
+        assertEquals(32, c.maxPositions());
+        assertEquals(1e-5, c.normEps());
+        assertTrue(c.tiedEmbeddings());
+        assertEquals(List.of("GPT2LMHeadModel"), c.raw().get("architectures"), "unknown keys are kept");
+        assertEquals(50257 - 1, c.raw().get("bos_token_id"), "keys absent from the file keep their defaults");
+        assertFalse(c.raw().containsKey("model_type"));
+        assertEquals(safetensorsParameterCount(GPT2_TINY.resolve("model.safetensors")), c.parameterCount());
+    }
+
+    @Test
+    void llamaTinyGqaFixture() throws IOException {
+        HookedAutoConfig c = HookedAutoConfig.fromJson(LLAMA_TINY.resolve("config.json"));
+        assertEquals("llama", c.family());
+        assertEquals(32, c.dModel());
+        assertEquals(2, c.nLayers());
+        assertEquals(4, c.nHeads());
+        assertEquals(2, c.nKvHeads());
+        assertEquals(8, c.dHead());
+        assertEquals(48, c.dMlp());
+        assertEquals(64, c.maxPositions());
+        assertEquals(1e-6, c.normEps());
+        assertFalse(c.tiedEmbeddings());
+        assertEquals(8, c.rotaryDim());
+        assertEquals(safetensorsParameterCount(LLAMA_TINY.resolve("model.safetensors")), c.parameterCount());
+    }
+
+    @Test
+    void hubStyleConfigJson(@TempDir Path dir) throws IOException {
+        // the keys of EleutherAI/pythia-160m's config.json (a GPT-NeoX model as saved by transformers 4.24)
+        Path file = dir.resolve("config.json");
+        Files.writeString(file, """
+                {
+                  "architectures": ["GPTNeoXForCausalLM"],
+                  "bos_token_id": 0,
+                  "eos_token_id": 0,
+                  "hidden_act": "gelu",
+                  "hidden_size": 768,
+                  "initializer_range": 0.02,
+                  "intermediate_size": 3072,
+                  "layer_norm_eps": 1e-05,
+                  "max_position_embeddings": 2048,
+                  "model_type": "gpt_neox",
+                  "num_attention_heads": 12,
+                  "num_hidden_layers": 12,
+                  "rotary_emb_base": 10000,
+                  "rotary_pct": 0.25,
+                  "tie_word_embeddings": false,
+                  "torch_dtype": "float16",
+                  "transformers_version": "4.24.0",
+                  "use_cache": true,
+                  "use_parallel_residual": true,
+                  "vocab_size": 50304
+                }
+                """);
+        HookedAutoConfig c = HookedAutoConfig.fromJson(file);
+        assertEquals("gpt-neox", c.family());
+        assertEquals(64, c.dHead());
+        assertEquals(16, c.rotaryDim());
+        assertEquals(10000.0, c.raw().get("rotary_emb_base"));
+        assertEquals("float16", c.raw().get("torch_dtype"));
+        assertEquals(162_322_944L, c.parameterCount(), "Pythia-160M, published 162,322,944");
+        assertEquals(c.with("torch_dtype", "bfloat16").raw().get("torch_dtype"), "bfloat16",
+                "with() may change a key the file brought");
+    }
+
+    @Test
+    void fromJsonErrorsNameTheFile(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("config.json");
+        Files.writeString(file, "{\"model_type\": \"bert\", \"hidden_size\": 768}");
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(file)).getMessage();
+        assertTrue(m.contains(file.toString()) && m.contains("bert") && m.contains("gpt_neox"), m);
+
+        Files.writeString(file, "{\"hidden_size\": 768}");
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(file)).getMessage();
+        assertTrue(m.contains("model_type"), m);
+
+        Files.writeString(file, "{\"model_type\": \"llama\", \"hidden_size\": \"big\"}");
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(file)).getMessage();
+        assertTrue(m.contains("hidden_size") && m.contains("big"), m);
+
+        Files.writeString(file, "{\"model_type\": \"llama\",}");
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(file)).getMessage();
+        assertTrue(m.contains("invalid JSON"), m);
+
+        Files.writeString(file, "[]");
+        assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(file));
+        assertThrows(UncheckedIOException.class, () -> HookedAutoConfig.fromJson(dir.resolve("missing.json")));
+    }
+
+    static List<HookedAutoConfig> roundTripCases() {
+        List<HookedAutoConfig> cases = new ArrayList<>();
+        for (String f : HookedAutoConfig.supportedFamilies()) {
+            cases.add(HookedAutoConfig.of(f));
+        }
+        cases.add(HookedAutoConfig.fromJson(GPT2_TINY.resolve("config.json")));
+        cases.add(HookedAutoConfig.fromJson(LLAMA_TINY.resolve("config.json")));
+        cases.add(HookedAutoConfig.of("llama").with(Map.of("rope_scaling",
+                Map.of("rope_type", "llama3", "factor", 8.0, "low_freq_factor", 1, "original_max_position_embeddings",
+                        8192), "eos_token_id", List.of(128001, 128008, 128009), "rope_theta", 500000.0)));
+        cases.add(HookedAutoConfig.of("gpt2").with("summary_activation", "tanh \"quoted\" \\ \n\t é 𝄞"));
+        return cases;
+    }
+
+    @ParameterizedTest
+    @MethodSource("roundTripCases")
+    void toJsonRoundTrips(HookedAutoConfig c, @TempDir Path dir) throws IOException {
+        String json = c.toJson();
+        assertTrue(json.startsWith("{\n  \"model_type\": "), json);
+        Path file = dir.resolve("config.json");
+        Files.writeString(file, json);
+        HookedAutoConfig back = HookedAutoConfig.fromJson(file);
+        assertEquals(c, back);
+        assertEquals(c.hashCode(), back.hashCode());
+        assertEquals(c.parameterCount(), back.parameterCount());
+        assertEquals(json, back.toJson());
+    }
+
+    // ------------------------------------------------------------------------------------ parameter counts
+
+    @Test
+    void parameterCountsOfPublishedModels() {
+        assertEquals(124_439_808L, HookedAutoConfig.of("gpt2").parameterCount(), "GPT-2 small");
+        assertEquals(6_738_415_616L, HookedAutoConfig.of("llama").parameterCount(), "Llama 2 7B");
+        // the defaults of these classes are published models; counts checked by hand against the modeling files
+        assertEquals(1_315_575_808L, HookedAutoConfig.of("gpt-neo").parameterCount(), "GPT-Neo 1.3B");
+        assertEquals(20_554_567_680L, HookedAutoConfig.of("gpt-neox").parameterCount(), "GPT-NeoX-20B");
+        assertEquals(8_537_680_896L, HookedAutoConfig.of("gemma").parameterCount(), "Gemma 7B");
+        assertEquals(7_241_732_096L, HookedAutoConfig.of("mistral").parameterCount(), "Mistral 7B");
+        assertEquals(3_821_079_552L, HookedAutoConfig.of("phi3").parameterCount(), "Phi-3-mini");
+        assertEquals(2_795_443_200L, HookedAutoConfig.of("stable-lm").parameterCount(), "StableLM-3B-4E1T");
+        HookedAutoConfig gemma2b = HookedAutoConfig.of("gemma").with(Map.of("hidden_size", 2048,
+                "intermediate_size", 16384, "num_hidden_layers", 18, "num_attention_heads", 8,
+                "num_key_value_heads", 1));
+        assertEquals(2_506_172_416L, gemma2b.parameterCount(), "Gemma 2B (multi-query)");
+        HookedAutoConfig qwen05 = HookedAutoConfig.of("qwen2").with(Map.of("vocab_size", 151936, "hidden_size", 896,
+                "intermediate_size", 4864, "num_hidden_layers", 24, "num_attention_heads", 14,
+                "num_key_value_heads", 2, "max_window_layers", 24, "tie_word_embeddings", true));
+        assertEquals(494_032_768L, qwen05.parameterCount(), "Qwen2-0.5B (q/k/v biases, tied)");
+    }
+
+    @Test
+    void parameterCountFollowsBiasesNormsAndTying() {
+        // hand computation on a small llama: d = 64, 2 layers, 4 heads of 16, 2 kv heads, mlp 128, vocab 100
+        HookedAutoConfig c = HookedAutoConfig.of("llama").with(Map.of("hidden_size", 64, "num_hidden_layers", 2,
+                "num_attention_heads", 4, "num_key_value_heads", 2, "intermediate_size", 128, "vocab_size", 100));
+        long perLayer = 2 * 64 + 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128;
+        long expected = 100 * 64 + 2 * perLayer + 64 + 100 * 64;
+        assertEquals(expected, c.parameterCount());
+        assertEquals(expected - 100 * 64, c.with("tie_word_embeddings", true).parameterCount());
+        assertEquals(expected + 2 * (64 + 2 * 32 + 64), c.with("attention_bias", true).parameterCount());
+        assertEquals(expected + 2 * (2 * 128 + 64), c.with("mlp_bias", true).parameterCount());
+        assertEquals(4 * expected, c.weightBytes(4));
+
+        // stable-lm: parallel residual drops the post-attention LayerNorm (2d); qk_layernorm adds per-head weights
+        HookedAutoConfig s = HookedAutoConfig.of("stable-lm");
+        assertEquals(s.parameterCount() - 32L * 2 * 2560, s.with("use_parallel_residual", true).parameterCount());
+        assertEquals(s.parameterCount() + 32L * (32 * 80 + 32 * 80), s.with("qk_layernorm", true).parameterCount());
+        assertEquals(s.parameterCount() + 32L * 3 * 2560, s.with("use_qkv_bias", true).parameterCount());
+    }
+
+    /** Sums the element counts of a safetensors file's tensors, leaving out non-parameter buffers. */
+    private static long safetensorsParameterCount(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            ch.read(len, 0);
+            ByteBuffer header = ByteBuffer.allocate(Math.toIntExact(len.getLong(0)));
+            ch.read(header, 8);
+            Map<?, ?> entries = (Map<?, ?>) Json.parse(new String(header.array(), StandardCharsets.UTF_8));
+            long total = 0;
+            int tensors = 0;
+            for (Map.Entry<?, ?> e : entries.entrySet()) {
+                String name = (String) e.getKey();
+                if (name.equals("__metadata__") || name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias")
+                        || name.endsWith("rotary_emb.inv_freq")) {
+                    continue;
+                }
+                long n = 1;
+                for (Object dim : (List<?>) ((Map<?, ?>) e.getValue()).get("shape")) {
+                    n *= ((Number) dim).longValue();
+                }
+                total += n;
+                tensors++;
+            }
+            assertTrue(tensors > 0, "no tensors in " + file);
+            return total;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------ equality, text
+
+    @Test
+    void equalsHashCodeAndToString() {
+        HookedAutoConfig a = HookedAutoConfig.of("llama");
+        HookedAutoConfig b = HookedAutoConfig.of("llama");
+        assertEquals(a, b);
+        assertEquals(a.hashCode(), b.hashCode());
+        assertNotEquals(a, a.with("hidden_size", 2048));
+        assertNotEquals(HookedAutoConfig.of("mistral").with(Map.of("sliding_window", 4096)), a);
+        assertNotEquals(a, null);
+        String s = HookedAutoConfig.of("gpt2").toString();
+        assertTrue(s.contains("gpt2") && s.contains("d_model=768") && s.contains("n_layers=12")
+                && s.contains("d_vocab=50257") && s.contains("124439808"), s);
+    }
+
+    @Test
+    void concurrentUseIsSafe() throws InterruptedException {
+        HookedAutoConfig base = HookedAutoConfig.of("llama");
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        for (int t = 0; t < 8; t++) {
+            int layers = t + 1;
+            threads.add(Thread.ofPlatform().start(() -> {
+                try {
+                    for (int i = 0; i < 200; i++) {
+                        HookedAutoConfig c = base.with("num_hidden_layers", layers);
+                        assertEquals(layers, c.nLayers());
+                        assertEquals(c, HookedAutoConfig.fromJsonText(c.toJson()));
+                    }
+                } catch (Throwable e) {
+                    failures.add(e);
+                }
+            }));
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertEquals(List.of(), failures);
+        assertEquals(32, base.nLayers());
+    }
+}

@@ -1,0 +1,185 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class HookedAutoModelTest {
+
+    private static HookedAutoConfig tinyLlama(int kvHeads) {
+        return HookedAutoConfig.of("llama").with(Map.of("hidden_size", 32, "num_hidden_layers", 2, "num_attention_heads", 4,
+                "num_key_value_heads", kvHeads, "intermediate_size", 48, "vocab_size", 64, "max_position_embeddings", 16));
+    }
+
+    private static HookedAutoConfig tinyGpt2() {
+        return HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 32, "n_layer", 2, "n_head", 4, "vocab_size", 64,
+                "n_positions", 16));
+    }
+
+    private static Tensor ids(long... values) {
+        return Tensor.of(values, 1, values.length);
+    }
+
+    @Test
+    void cacheSpecKeepsWhatItNames() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 1, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3, 4);
+            try (ModelOutput all = model.forward(input)) {
+                assertEquals(model.hookNames(), all.cache().names());
+                assertArrayEquals(new long[] {1, 4, 64}, all.logits().shape());
+                try (Tensor stacked = all.cache().stack("hook_resid_post")) {
+                    assertArrayEquals(new long[] {2, 1, 4, 32}, stacked.shape());
+                }
+                // resid_post of block 0 is resid_pre of block 1: removing one entry must leave the other readable
+                all.cache().remove("blocks.0.hook_resid_post");
+                assertEquals(4 * 32, all.cache().toFloatArray("blocks.1.hook_resid_pre").length);
+            }
+            try (ModelOutput none = model.forward(input, CacheSpec.none())) {
+                assertEquals(0, none.cache().size());
+            }
+            try (ModelOutput one = model.forward(input, CacheSpec.only("blocks.1.attn.hook_pattern"))) {
+                assertEquals(Set.of("blocks.1.attn.hook_pattern"), one.cache().names());
+                assertArrayEquals(new long[] {1, 4, 4, 4}, one.cache().get("blocks.1.attn.hook_pattern").shape());
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> model.forward(input, CacheSpec.only("blocks.9.hook_resid_post")));
+            assertTrue(e.getMessage().contains("blocks.9.hook_resid_post"), e.getMessage());
+        }
+    }
+
+    /** With every attention and MLP output zeroed, the logits are the unembedded final norm of the embeddings alone. */
+    @Test
+    void ablatingEveryBlockLeavesTheDirectPath() {
+        HookedAutoConfig config = tinyGpt2();
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 2, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(5, 9, 2);
+            Hook zero = (activation, name) -> Tensor.zeros(activation.shape(), activation.dtype(), activation.device());
+            Tensor ablated = model.runWithHooks(input,
+                    HookedAutoModel.HookSpec.matching(n -> n.endsWith("hook_attn_out") || n.endsWith("hook_mlp_out"), zero));
+            try (ModelOutput out = model.forward(input)) {
+                Tensor embedded = out.cache().get("hook_embed").add(out.cache().get("hook_pos_embed"));
+                Weights w = model.weights();
+                Tensor expected = embedded.layerNorm(w.lnfw, w.lnfb, config.normEps()).matmul(w.unembed);
+                assertTrue(ablated.allclose(expected, 1e-5, 1e-5), "ablated logits are not the direct path");
+                assertFalse(ablated.allclose(out.logits(), 1e-3, 1e-3), "ablation changed nothing");
+            }
+        }
+    }
+
+    @Test
+    void hooksReplaceActivationsOnlyWhileTheyAreAdded() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyLlama(2), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3, 4, 5);
+            Tensor clean = model.runWithHooks(input);
+            // uniform causal attention in block 0
+            Hook uniform = (pattern, name) -> {
+                long n = pattern.size(-1);
+                Tensor causal = Tensor.ones(new long[] {n, n}, DType.FLOAT32, Device.CPU).tril(0);
+                return causal.div(causal.sum(-1, true)).expand(pattern.shape()).contiguous();
+            };
+            int[] calls = {0};
+            try (HookedAutoModel.HookHandle handle = model.addHook(HookedAutoModel.HookSpec.at("blocks.0.attn.hook_pattern",
+                    (a, name) -> {
+                        calls[0]++;
+                        return uniform.apply(a, name);
+                    }))) {
+                try (ModelOutput out = model.forward(input)) {
+                    Tensor p = out.cache().get("blocks.0.attn.hook_pattern");
+                    assertEquals(1.0 / 3, p.select(0, 0).select(0, 0).select(0, 2).narrow(0, 0, 1).item(), 1e-6);
+                    assertFalse(out.logits().allclose(clean, 1e-4, 1e-4));
+                }
+            }
+            assertEquals(1, calls[0]);
+            assertTrue(model.runWithHooks(input).allclose(clean, 0, 0), "a closed hook still runs");
+            IllegalArgumentException wrong = assertThrows(IllegalArgumentException.class, () -> model.runWithHooks(input,
+                    HookedAutoModel.HookSpec.at("blocks.1.hook_mlp_out", (a, n) -> Tensor.zeros(2, 2))));
+            assertTrue(wrong.getMessage().contains("blocks.1.hook_mlp_out"), wrong.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> model.addHook(HookedAutoModel.HookSpec.at("blocks.7.nothing", uniform)));
+        }
+    }
+
+    @Test
+    void badInputIsRejectedBeforeTheForwardPass() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyLlama(4), 4, DType.FLOAT32, Device.CPU)) {
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> model.forward(ids(1, 64))).getMessage().contains("vocabulary"));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> model.forward(ids(-1))).getMessage().contains("vocabulary"));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> model.forward(Tensor.arange(0, 17, 1, DType.INT64, Device.CPU)))
+                    .getMessage().contains("positions"));
+            assertThrows(IllegalArgumentException.class, () -> model.forward(Tensor.zeros(new long[] {1, 0}, DType.INT64, Device.CPU)));
+            assertThrows(IllegalArgumentException.class, () -> model.forward(Tensor.of(new float[] {1, 2}, 1, 2)));
+            try (ModelOutput out = model.forward(Tensor.of(new long[] {3, 4}, 2))) {
+                assertArrayEquals(new long[] {1, 2, 64}, out.logits().shape());
+            }
+        }
+    }
+
+    @Test
+    void theSameSeedGivesTheSameModel() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel a = HookedAutoModel.create(tinyLlama(2), 7, DType.FLOAT32, Device.CPU);
+             HookedAutoModel b = HookedAutoModel.create(tinyLlama(2), 7, DType.FLOAT32, Device.CPU);
+             HookedAutoModel c = HookedAutoModel.create(tinyLlama(2), 8, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3);
+            assertTrue(a.runWithHooks(input).allclose(b.runWithHooks(input), 0, 0));
+            assertFalse(a.runWithHooks(input).allclose(c.runWithHooks(input), 1e-3, 1e-3));
+        }
+    }
+
+    /** With one key/value head, grouped-query attention is multi-query attention: every head reads the same keys. */
+    @Test
+    void oneKeyValueHeadIsMultiQueryAttention() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyLlama(1), 5, DType.FLOAT32, Device.CPU)) {
+            Tensor wk = model.W_K(true);
+            assertArrayEquals(new long[] {2, 4, 32, 8}, wk.shape());
+            for (int h = 1; h < 4; h++) {
+                assertTrue(wk.select(1, h).allclose(wk.select(1, 0), 0, 0));
+            }
+            try (ModelOutput out = model.forward(ids(1, 2, 3))) {
+                assertArrayEquals(new long[] {1, 3, 1, 8}, out.cache().get("blocks.0.attn.hook_k").shape());
+                assertArrayEquals(new long[] {1, 3, 4, 8}, out.cache().get("blocks.0.attn.hook_q").shape());
+            }
+        }
+    }
+
+    /** Mistral's sliding window: a query sees only the last {@code window} keys. */
+    @Test
+    void mistralsSlidingWindowMasksOlderKeys() {
+        HookedAutoConfig config = HookedAutoConfig.of("mistral").with(Map.of("hidden_size", 32, "num_hidden_layers", 1,
+                "num_attention_heads", 4, "num_key_value_heads", 2, "intermediate_size", 48, "vocab_size", 64,
+                "max_position_embeddings", 16, "sliding_window", 3));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 6, DType.FLOAT32, Device.CPU);
+             ModelOutput out = model.forward(ids(1, 2, 3, 4, 5, 6))) {
+            float[] pattern = out.cache().get("blocks.0.attn.hook_pattern").select(0, 0).select(0, 0).toFloatArray(); // [q, k]
+            for (int q = 0; q < 6; q++) {
+                for (int k = 0; k < 6; k++) {
+                    boolean visible = k <= q && k > q - 3;
+                    assertEquals(visible, pattern[q * 6 + k] > 0, "query " + q + " key " + k);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aSevenBillionParameterLlamaInFloat32FailsFastWithTheFigure() {
+        long available = MemoryCheck.availableBytes();
+        HookedAutoConfig llama = HookedAutoConfig.of("llama");
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0 && available < llama.weightBytes(4),
+                "skipped: this machine has room for a 7B float32 model");
+        long start = System.nanoTime();
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> HookedAutoModel.create(llama, 0, DType.FLOAT32, Device.CPU));
+        assertTrue((System.nanoTime() - start) / 1e9 < 5, "did not fail fast");
+        assertTrue(e.getMessage().contains("6,738,415,616") && e.getMessage().contains("bfloat16"), e.getMessage());
+    }
+}

@@ -1,0 +1,91 @@
+package io.arrakis.model;
+
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Every activation of reference models against our forward pass on the same input: within 1e-4, absolute, or relative
+ * where values exceed 1; -inf where the reference masks. Two sources of references: {@code shared/fixtures} (an
+ * independent PyTorch implementation) and {@code src/test/resources/fixtures-hf} (Hugging Face {@code transformers}
+ * itself, made by {@code scripts/make-hf-fixtures.py}).
+ */
+class ModelParityTest {
+    private static final Path HF_FIXTURES = Path.of("src/test/resources/fixtures-hf");
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa"})
+    void everyHookMatchesTheSharedReference(String fixture) {
+        assertParity(Fixtures.dir(fixture), fixture);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2", "llama", "mistral", "qwen2"})
+    void everyHookMatchesHuggingFace(String family) {
+        assertParity(HF_FIXTURES.resolve(family), family);
+    }
+
+    private static void assertParity(Path dir, String fixture) {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput out = model.forward(reference.tensor("input_ids"))) {
+            List<String> problems = new ArrayList<>();
+            int compared = 0;
+            for (String name : reference.names()) {
+                if (name.equals("input_ids") || name.startsWith("composition.")) {
+                    continue;
+                }
+                if (!out.cache().contains(name)) {
+                    problems.add(name + ": not produced by the model");
+                    continue;
+                }
+                Tensor expected = reference.tensor(name);
+                Tensor actual = out.cache().get(name);
+                if (!Arrays.equals(expected.shape(), actual.shape())) {
+                    problems.add(name + ": shape " + Arrays.toString(actual.shape()) + ", expected " + Arrays.toString(expected.shape()));
+                    continue;
+                }
+                String mismatch = firstMismatch(expected.toDoubleArray(), actual.toDoubleArray());
+                if (mismatch != null) {
+                    problems.add(name + ": " + mismatch);
+                }
+                compared++;
+            }
+            if (!problems.isEmpty()) {
+                fail(fixture + ": " + problems.size() + " hooks differ from the reference:\n  " + String.join("\n  ", problems));
+            }
+            assertTrue(compared >= 20, "only " + compared + " hooks compared");
+            assertArrayEquals(out.logits().toFloatArray(), out.cache().get("logits").toFloatArray());
+        }
+    }
+
+    private static String firstMismatch(double[] expected, double[] actual) {
+        for (int i = 0; i < expected.length; i++) {
+            double e = expected[i];
+            double a = actual[i];
+            if (Double.isInfinite(e) || Double.isInfinite(a)) {
+                if (e != a) {
+                    return "element " + i + " is " + a + ", expected " + e;
+                }
+                continue;
+            }
+            double tolerance = 1e-4 * Math.max(1.0, Math.abs(e));
+            if (!(Math.abs(e - a) <= tolerance)) {
+                return "element " + i + " is " + a + ", expected " + e + " (|diff| " + Math.abs(e - a) + ")";
+            }
+        }
+        return null;
+    }
+}
