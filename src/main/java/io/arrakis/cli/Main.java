@@ -13,6 +13,7 @@ import io.arrakis.torch.TensorScope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -24,22 +25,30 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        int status = run(args, System.out, System.err);
+        if (status != 0) {
+            System.exit(status);
+        }
+    }
+
+    /** Runs one command; returns the exit status (2 for bad usage or input, with one line on {@code err}). */
+    static int run(String[] args, PrintStream out, PrintStream err) {
         String command = args.length == 0 ? "help" : args[0];
         try {
             switch (command) {
-                case "info" -> System.out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
+                case "info" -> out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
                 case "demo" -> demo();
-                case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length));
+                case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
                 default -> {
-                    System.out.println(USAGE);
-                    if (!command.equals("help")) {
-                        System.exit(2);
-                    }
+                    out.println(USAGE);
+                    return command.equals("help") ? 0 : 2;
                 }
             }
-        } catch (IllegalArgumentException | IllegalStateException | UnsupportedOperationException e) {
-            System.err.println("arrakis " + command + ": " + e.getMessage());
-            System.exit(2);
+            return 0;
+        } catch (IllegalArgumentException | IllegalStateException | UnsupportedOperationException
+                 | java.io.UncheckedIOException | io.arrakis.model.safetensors.SafeTensorsException e) {
+            err.println("arrakis " + command + ": " + e.getMessage().lines().findFirst().orElse(""));
+            return 2;
         }
     }
 
@@ -50,7 +59,7 @@ public final class Main {
             + "           runs a Hugging Face model directory and prints the logits and the chosen activations";
 
     /** {@code forward --model DIR --input-ids "1,2;3,4" --hooks a,b --json}: activations as one JSON object. */
-    private static void forward(String[] args) {
+    private static void forward(String[] args, PrintStream out) {
         String model = null;
         String ids = null;
         List<String> hooks = new ArrayList<>();
@@ -76,13 +85,13 @@ public final class Main {
         }
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
-             ModelOutput out = m.forward(Tensor.of(flat, rows.length, rows[0].length),
+             ModelOutput result = m.forward(Tensor.of(flat, rows.length, rows[0].length),
                      CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {
-                System.out.println(out.cache().toJson(names));
+                out.println(result.cache().toJson(names));
             } else {
                 for (String name : names) {
-                    System.out.println(name + " " + out.cache().get(name));
+                    out.println(name + " " + result.cache().get(name));
                 }
             }
         }
