@@ -28,7 +28,11 @@ final class Forward {
         long pos = ids.size(1);
         Tensor x = hook.at("hook_embed", w.embed.embedding(ids));
         if (c.embeddingScale() != 1.0) {
-            x = x.mul(c.embeddingScale());
+            // gemma: the scale is a tensor in the weights' dtype (sqrt(2048) is 45.25 in bfloat16); after hook_embed,
+            // as in TransformerLens, so it is part of blocks.0.hook_resid_pre
+            try (Tensor scale = Tensor.scalar(c.embeddingScale()).to(w.embed.dtype())) {
+                x = x.mul(scale.item());
+            }
         }
         if (!c.rotary()) {
             Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
@@ -50,9 +54,11 @@ final class Forward {
         String b = "blocks." + i + ".";
         Weights.Layer l = w.layers.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
-        Tensor attnOut = hook.at(b + "hook_attn_out", attention(i, b, l, norm(residPre, l.ln1w(), l.ln1b()), rotary));
+        Tensor attnIn = norm(residPre, l.ln1w(), l.ln1b());
+        Tensor attnOut = hook.at(b + "hook_attn_out", attention(i, b, l, attnIn, rotary));
         if (c.parallelResidual()) {
-            Tensor mlpOut = mlp(b, l, norm(residPre, l.ln2w(), l.ln2b()));
+            // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
+            Tensor mlpOut = mlp(b, l, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
             return hook.at(b + "hook_resid_post", residPre.add(attnOut).add(mlpOut));
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
@@ -91,7 +97,8 @@ final class Forward {
     private Tensor mask(int layer, long pos, Device device) {
         Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
         Tensor future = ones.triu(1);
-        int window = c.isLocalAttentionLayer(layer) ? c.localWindow() : c.slidingWindow().orElse(0);
+        int window = c.isLocalAttentionLayer(layer) ? c.localWindow()
+                : c.isSlidingWindowLayer(layer) ? c.slidingWindow().getAsInt() : 0;
         if (window <= 0 || window >= pos) {
             return future;
         }
@@ -101,7 +108,7 @@ final class Forward {
 
     private Tensor mlp(String b, Weights.Layer l, Tensor x) {
         if (c.gatedMlp()) {
-            Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), null));
+            Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), l.bgate()));
             Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
             return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
@@ -126,7 +133,15 @@ final class Forward {
             return x.layerNorm(weight, bias, c.normEps());
         }
         if (c.normAddsOne()) {
-            return x.rmsNorm(null, c.normEps()).mul(weight.add(1.0));
+            // gemma: x · rsqrt(mean(x²) + eps) · (1 + w), all in float32, cast back once
+            if (x.dtype() == DType.FLOAT32 || x.dtype() == DType.FLOAT64) {
+                return x.rmsNorm(null, c.normEps()).mul(weight.add(1.0));
+            }
+            try (Tensor x32 = x.to(DType.FLOAT32); Tensor w32 = weight.to(DType.FLOAT32);
+                 Tensor scale = w32.add(1.0); Tensor normed = x32.rmsNorm(null, c.normEps());
+                 Tensor out = normed.mul(scale)) {
+                return out.to(x.dtype());
+            }
         }
         return x.rmsNorm(weight, c.normEps());
     }

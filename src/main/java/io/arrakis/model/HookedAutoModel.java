@@ -83,6 +83,13 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Loads a Hugging Face model directory in {@code dtype} on {@code device}. */
     public static HookedAutoModel fromPretrained(Path dir, DType dtype, Device device) {
         checkDtype(dtype);
+        if (!java.nio.file.Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("no model directory " + dir + " (expected a Hugging Face model folder with"
+                    + " config.json and model.safetensors)");
+        }
+        if (!java.nio.file.Files.isRegularFile(dir.resolve("config.json"))) {
+            throw new IllegalArgumentException(dir + " has no config.json; a Hugging Face model folder needs one");
+        }
         HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
         MemoryCheck.require(config, dtype, device);
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir)) {
@@ -103,7 +110,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * A model with random weights, initialised as Hugging Face initialises the family: normal(0, initializer_range)
-     * matrices and embeddings, unit norm weights, zero biases; the same seed gives the same weights.
+     * matrices and embeddings, unit norm weights (zero for gemma's {@code (1 + w)} norms), zero biases; the same seed
+     * gives the same weights.
      */
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
         checkDtype(dtype);
@@ -410,11 +418,13 @@ public final class HookedAutoModel implements AutoCloseable {
         private final Map<String, long[]> shapes;
         private final Generator generator;
         private final double std;
+        private final boolean normsStartAtZero;
 
         RandomSource(HookedAutoConfig config, Generator generator) {
             this.shapes = CheckpointLayout.shapes(config);
             this.generator = generator;
             this.std = config.initializerRange();
+            this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
         }
 
         @Override
@@ -425,8 +435,8 @@ public final class HookedAutoModel implements AutoCloseable {
         @Override
         public Tensor load(String name) {
             long[] shape = shapes.get(name);
-            if (name.endsWith("norm.weight") || name.matches(".*ln_[12f]\\.weight")) {
-                return Tensor.ones(shape, DType.FLOAT32, Device.CPU);
+            if (name.endsWith("norm.weight") || name.matches(".*ln_[12f]\\.weight") || name.contains("_layernorm.norms.")) {
+                return normsStartAtZero ? Tensor.zeros(shape, DType.FLOAT32, Device.CPU) : Tensor.ones(shape, DType.FLOAT32, Device.CPU);
             }
             if (name.endsWith(".bias")) {
                 return Tensor.zeros(shape, DType.FLOAT32, Device.CPU);

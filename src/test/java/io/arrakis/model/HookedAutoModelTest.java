@@ -5,9 +5,15 @@ import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -168,6 +174,122 @@ class HookedAutoModelTest {
                 }
             }
         }
+    }
+
+    /** A tiny config of each family, and variants that switch on the optional parts of the layouts. */
+    static Stream<Arguments> tinyConfigs() {
+        Map<String, Object> common = Map.of("hidden_size", 32, "num_attention_heads", 4, "vocab_size", 64,
+                "max_position_embeddings", 16);
+        Map<String, Map<String, Object>> own = new java.util.LinkedHashMap<>();
+        own.put("gpt2", Map.of("n_layer", 2, "n_inner", 48));
+        own.put("gpt-neo", Map.of("num_layers", 2, "attention_types", List.of(List.of(List.of("global", "local"), 1)),
+                "window_size", 3, "intermediate_size", 48));
+        own.put("gpt-neox", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "rotary_pct", 0.5));
+        own.put("gpt-neox sequential, no attention bias, tied", Map.of("num_hidden_layers", 2, "intermediate_size", 48,
+                "use_parallel_residual", false, "attention_bias", false, "tie_word_embeddings", true));
+        own.put("llama", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
+        own.put("llama with biases", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "attention_bias", true,
+                "mlp_bias", true));
+        own.put("gemma", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 1, "head_dim", 16));
+        own.put("phi3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "partial_rotary_factor", 0.5, "sliding_window", 3));
+        own.put("qwen2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
+        own.put("mistral", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
+        own.put("stable-lm", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 4,
+                "use_qkv_bias", true));
+        own.put("stable-lm parallel", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "use_parallel_residual", true));
+        return own.entrySet().stream().map(e -> {
+            String family = e.getKey().split(" ")[0];
+            Map<String, Object> overrides = new HashMap<>(e.getValue());
+            common.forEach((k, v) -> overrides.putIfAbsent(family.equals("gpt2") ? switch (k) {
+                case "hidden_size" -> "n_embd";
+                case "num_attention_heads" -> "n_head";
+                case "max_position_embeddings" -> "n_positions";
+                default -> k;
+            } : family.equals("gpt-neo") && k.equals("num_attention_heads") ? "num_heads" : k, v));
+            return Arguments.of(e.getKey(), HookedAutoConfig.of(family).with(overrides));
+        });
+    }
+
+    /**
+     * {@link HookedAutoModel#create} works for every family: the random checkpoint has the parameter count the config
+     * computes, the forward pass reaches every hook point with the documented shapes, and the logits are finite.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("tinyConfigs")
+    void everyFamilyCanBeCreatedAndRun(String name, HookedAutoConfig config) {
+        long elements = CheckpointLayout.shapes(config).values().stream()
+                .mapToLong(shape -> java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)).sum();
+        assertEquals(config.parameterCount(), elements, "checkpoint layout vs parameterCount()");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 11, DType.FLOAT32, Device.CPU);
+             ModelOutput out = model.forward(Tensor.of(new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 2, 5))) {
+            assertEquals(model.hookNames(), out.cache().names());
+            assertArrayEquals(new long[] {2, 5, 64}, out.logits().shape());
+            for (float v : out.logits().toFloatArray()) {
+                assertTrue(Float.isFinite(v), "logits are not finite");
+            }
+            int heads = config.nHeads();
+            int d = config.dHead();
+            assertArrayEquals(new long[] {2, 5, heads, d}, out.cache().get("blocks.1.attn.hook_q").shape());
+            assertArrayEquals(new long[] {2, 5, config.nKvHeads(), d}, out.cache().get("blocks.1.attn.hook_k").shape());
+            assertArrayEquals(new long[] {2, 5, config.nKvHeads(), d}, out.cache().get("blocks.1.attn.hook_v").shape());
+            assertArrayEquals(new long[] {2, 5, heads, d}, out.cache().get("blocks.1.attn.hook_z").shape());
+            assertArrayEquals(new long[] {2, heads, 5, 5}, out.cache().get("blocks.1.attn.hook_pattern").shape());
+            assertArrayEquals(new long[] {2, 5, 32}, out.cache().get("blocks.1.hook_resid_post").shape());
+            assertArrayEquals(new long[] {2, heads, 32, d}, model.W_Q().shape());
+            assertArrayEquals(new long[] {2, heads, d, 32}, model.W_O().shape());
+        }
+    }
+
+    /** Gemma's (1 + w) norms start at w = 0, and it runs in bfloat16 (its norms compute in float32). */
+    @Test
+    void gemmaRunsInBfloat16CloseToFloat32() {
+        HookedAutoConfig config = HookedAutoConfig.of("gemma").with(Map.of("hidden_size", 32, "num_hidden_layers", 2,
+                "num_attention_heads", 4, "num_key_value_heads", 1, "head_dim", 16, "intermediate_size", 48,
+                "vocab_size", 64, "max_position_embeddings", 16));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel f32 = HookedAutoModel.create(config, 3, DType.FLOAT32, Device.CPU);
+             HookedAutoModel bf16 = HookedAutoModel.create(config, 3, DType.BFLOAT16, Device.CPU)) {
+            for (float v : f32.weights().lnfw.toFloatArray()) {
+                assertEquals(0f, v, "gemma norm weights must start at zero");
+            }
+            Tensor input = ids(1, 2, 3, 4, 5);
+            Tensor a = f32.runWithHooks(input);
+            Tensor b = bf16.runWithHooks(input).to(DType.FLOAT32);
+            assertEquals(DType.FLOAT32, a.dtype());
+            assertTrue(a.allclose(b, 0.1, 0.1), "bfloat16 logits are far from float32");
+        }
+    }
+
+    /** GPT-Neo's local layers see the last {@code window_size} positions; its global layers see everything before. */
+    @Test
+    void gptNeoLocalLayersSeeOnlyTheirWindow() {
+        HookedAutoConfig config = HookedAutoConfig.of("gpt-neo").with(Map.of("hidden_size", 32, "num_layers", 2,
+                "num_heads", 4, "attention_types", List.of(List.of(List.of("global", "local"), 1)), "window_size", 3,
+                "vocab_size", 64, "max_position_embeddings", 16));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 6, DType.FLOAT32, Device.CPU);
+             ModelOutput out = model.forward(ids(1, 2, 3, 4, 5, 6))) {
+            for (int layer = 0; layer < 2; layer++) {
+                float[] pattern = out.cache().get("blocks." + layer + ".attn.hook_pattern").select(0, 0).select(0, 0).toFloatArray();
+                for (int q = 0; q < 6; q++) {
+                    for (int k = 0; k < 6; k++) {
+                        boolean visible = k <= q && (layer == 0 || k > q - 3);
+                        assertEquals(visible, pattern[q * 6 + k] > 0, "layer " + layer + " query " + q + " key " + k);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void stableLmWithQkLayerNormIsRejectedClearly() {
+        HookedAutoConfig config = HookedAutoConfig.of("stable-lm").with(Map.of("hidden_size", 32, "num_hidden_layers", 1,
+                "num_attention_heads", 4, "num_key_value_heads", 4, "intermediate_size", 48, "vocab_size", 64,
+                "max_position_embeddings", 16, "qk_layernorm", true));
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU));
+        assertTrue(e.getMessage().contains("qk_layernorm"), e.getMessage());
     }
 
     @Test

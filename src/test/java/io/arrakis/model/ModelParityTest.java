@@ -31,7 +31,7 @@ class ModelParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "llama", "mistral", "qwen2"})
+    @ValueSource(strings = {"gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "phi3", "qwen2", "mistral", "stable-lm"})
     void everyHookMatchesHuggingFace(String family) {
         assertParity(HF_FIXTURES.resolve(family), family);
     }
