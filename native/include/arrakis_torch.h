@@ -91,6 +91,9 @@ AOTITorchError aoti_torch_aten_fill__Scalar(AtenTensorHandle self, double value)
 /* ---- CUDA runtime, reached through a CUDA libtorch's dependencies; never called with a CPU build. ---- */
 int32_t cudaGetDeviceCount(int32_t* count);
 
+/* ---- C library: setting OpenMP's environment before libtorch's OpenMP runtime reads it at load. ---- */
+int32_t setenv(const char* name, const char* value, int32_t overwrite);
+
 /*
  * C++ `operator new(size_t)` from libstdc++ (mangled name), loaded with libtorch.
  * An optional dispatcher argument with a value is a heap StableIValue that libtorch

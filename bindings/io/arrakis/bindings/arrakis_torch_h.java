@@ -3324,6 +3324,68 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         }
     }
 
+    private static class setenv {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("setenv");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t setenv(const char *name, const char *value, int32_t overwrite)
+     * }
+     */
+    public static FunctionDescriptor setenv$descriptor() {
+        return setenv.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t setenv(const char *name, const char *value, int32_t overwrite)
+     * }
+     */
+    public static MethodHandle setenv$handle() {
+        return setenv.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t setenv(const char *name, const char *value, int32_t overwrite)
+     * }
+     */
+    public static MemorySegment setenv$address() {
+        return setenv.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t setenv(const char *name, const char *value, int32_t overwrite)
+     * }
+     */
+    public static int setenv(MemorySegment name, MemorySegment value, int overwrite) {
+        var mh$ = setenv.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("setenv", name, value, overwrite);
+            }
+            return (int)mh$.invokeExact(name, value, overwrite);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class _Znwm {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_POINTER,

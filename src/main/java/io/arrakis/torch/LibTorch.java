@@ -108,6 +108,7 @@ public final class LibTorch {
     }
 
     private static Info loadOnce() {
+        preferPassiveOpenMpThreads();
         String property = System.getProperty(PROPERTY_FOLDER);
         String env = System.getenv(ENV_FOLDER);
         Info loaded;
@@ -120,6 +121,20 @@ public final class LibTorch {
         }
         Cuda.initialise(loaded.cudaBuild());
         return loaded;
+    }
+
+    /**
+     * libtorch's OpenMP threads spin between parallel regions by default. Inside a JVM that also runs Java threads,
+     * and on machines with few cores, the spinning steals the cores the next op needs: a GPT-2-small forward pass took
+     * about 2x longer on 2 cores. Unless the user chose a policy, OpenMP is told to let idle threads sleep; libgomp
+     * reads this when it is loaded, so it must happen first.
+     */
+    private static void preferPassiveOpenMpThreads() {
+        if (System.getenv("OMP_WAIT_POLICY") == null) {
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                arrakis_torch_h.setenv(arena.allocateFrom("OMP_WAIT_POLICY"), arena.allocateFrom("PASSIVE"), 0);
+            }
+        }
     }
 
     private static Info loadFolder(Path folder, String source) {
