@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 23+, no Maven and no network.
-#   scripts/gpu-check.sh --prepare   here: build the library and its tests, and a jlink runtime, into .gpu/ (~55 MB)
+#   scripts/gpu-check.sh --prepare   here: build the library, its tests and their fixtures, and a jlink runtime, into
+#                                    .gpu/ (~55 MB)
 #   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch
 # Copy or carry .gpu/ along with the repository. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
 # taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary.
@@ -18,6 +19,8 @@ if [ "${1:-}" = "--prepare" ]; then
   mkdir -p .gpu
   cp -r target/classes .gpu/classes
   cp -r target/test-classes .gpu/test-classes
+  rm -rf .gpu/fixtures
+  cp -r ../shared/fixtures .gpu/fixtures   # the reference models the tests read (beside the repository in CI)
   "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming \
     --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
   du -sh .gpu
@@ -35,6 +38,7 @@ echo "libtorch: $ARRAKIS_LIBTORCH"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 set +e
 .gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g \
+  -Darrakis.fixtures="$root/.gpu/fixtures" \
   -cp "$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes" \
   org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --scan-classpath "$root/.gpu/test-classes" --reports-dir "$out" 2>&1 | tee "$out/junit.log"

@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class MainTest {
-    private static final Path GPT2 = Path.of("../shared/fixtures/gpt2-tiny");
+    private static final Path GPT2 = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"), "gpt2-tiny");
 
     private record Result(int status, String out, String err) {
     }
