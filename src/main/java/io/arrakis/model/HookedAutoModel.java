@@ -116,8 +116,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
         checkDtype(dtype);
         MemoryCheck.require(config, dtype, device);
-        Generator g = new Generator(seed);
-        RandomSource source = new RandomSource(config, g);
+        RandomSource source = new RandomSource(config, seed);
         return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
     }
 
@@ -347,6 +346,44 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
+    /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
+    public Tensor b_Q() {
+        return perHeadBias(Weights.Layer::bq, config.nHeads());
+    }
+
+    /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
+    public Tensor b_K(boolean repeatKv) {
+        return repeatKv(perHeadBias(Weights.Layer::bk, config.nKvHeads()), repeatKv);
+    }
+
+    /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
+    public Tensor b_V(boolean repeatKv) {
+        return repeatKv(perHeadBias(Weights.Layer::bv, config.nKvHeads()), repeatKv);
+    }
+
+    /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
+    public Tensor b_O() {
+        List<Tensor> perLayer = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Weights.Layer l : weights.layers) {
+                perLayer.add(l.bo() != null ? l.bo() : Tensor.zeros(new long[] {config.dModel()}, dtype, device));
+            }
+            return scope.keep(Tensor.stack(perLayer, 0));
+        }
+    }
+
+    private Tensor perHeadBias(java.util.function.Function<Weights.Layer, Tensor> pick, int heads) {
+        List<Tensor> perLayer = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Weights.Layer l : weights.layers) {
+                Tensor b = pick.apply(l);
+                perLayer.add(b != null ? b.view(heads, config.dHead())
+                        : Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device));
+            }
+            return scope.keep(Tensor.stack(perLayer, 0));
+        }
+    }
+
     private Tensor perHeadIn(java.util.function.Function<Weights.Layer, Tensor> pick, int heads) {
         List<Tensor> perLayer = new ArrayList<>();
         try (TensorScope scope = TensorScope.open()) {
@@ -413,16 +450,20 @@ public final class HookedAutoModel implements AutoCloseable {
         return names;
     }
 
-    /** Tensors with random values in the Hugging Face shapes of a checkpoint, for {@link #create}. */
-    private static final class RandomSource implements HfWeights.Source {
+    /**
+     * Tensors with random values in the Hugging Face shapes of a checkpoint, for {@link #create}. Each tensor draws
+     * from its own generator, seeded by the model's seed and the tensor's name, so its values do not depend on the
+     * order tensors are loaded in.
+     */
+    static final class RandomSource implements HfWeights.Source {
         private final Map<String, long[]> shapes;
-        private final Generator generator;
+        private final long seed;
         private final double std;
         private final boolean normsStartAtZero;
 
-        RandomSource(HookedAutoConfig config, Generator generator) {
+        RandomSource(HookedAutoConfig config, long seed) {
             this.shapes = CheckpointLayout.shapes(config);
-            this.generator = generator;
+            this.seed = seed;
             this.std = config.initializerRange();
             this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
         }
@@ -441,6 +482,7 @@ public final class HookedAutoModel implements AutoCloseable {
             if (name.endsWith(".bias")) {
                 return Tensor.zeros(shape, DType.FLOAT32, Device.CPU);
             }
+            Generator generator = new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode());
             try (Tensor unit = Tensor.randn(generator, shape, DType.FLOAT32, Device.CPU)) {
                 return unit.mul(std);
             }
