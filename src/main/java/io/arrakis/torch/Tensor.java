@@ -350,7 +350,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     private static Tensor empty(long[] shape, DType dtype, Device device, String op) {
-        checkShape(shape, op);
+        long n = checkShape(shape, op);
+        if (device.isCpu()) {
+            checkHostMemory(n, dtype, shape, op);
+        }
         device.checkAvailable();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
@@ -369,8 +372,11 @@ public final class Tensor implements AutoCloseable {
 
     /** A tensor of zeros. */
     public static Tensor zeros(long[] shape, DType dtype, Device device) {
-        checkShape(shape, "Tensor.zeros");
+        long n = checkShape(shape, "Tensor.zeros");
         device.checkAvailable();
+        if (device.isCpu()) {
+            checkHostMemory(n, dtype, shape, "Tensor.zeros");
+        }
         return Call.begin(ZEROS).ints(shape).optDtype(dtype).none().optDevice(device).none().tensorResult();
     }
 
@@ -381,8 +387,11 @@ public final class Tensor implements AutoCloseable {
 
     /** A tensor of ones. */
     public static Tensor ones(long[] shape, DType dtype, Device device) {
-        checkShape(shape, "Tensor.ones");
+        long n = checkShape(shape, "Tensor.ones");
         device.checkAvailable();
+        if (device.isCpu()) {
+            checkHostMemory(n, dtype, shape, "Tensor.ones");
+        }
         return Call.begin(ONES).ints(shape).optDtype(dtype).none().optDevice(device).none().tensorResult();
     }
 
@@ -429,27 +438,20 @@ public final class Tensor implements AutoCloseable {
     /** Standard normal samples from {@code generator}. */
     public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
         checkRandomDtype(dtype, "Tensor.randn");
-        double[] values = new double[(int) checkRandomShape(shape, "Tensor.randn")];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = generator.nextGaussian();
-        }
-        return fromDoubles(values, shape, dtype, device);
+        return fromDraws(shape, dtype, device, generator::nextGaussian, "Tensor.randn");
     }
 
     /** Uniform samples in [0, 1) from {@code generator}. */
     public static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
         checkRandomDtype(dtype, "Tensor.rand");
-        double[] values = new double[(int) checkRandomShape(shape, "Tensor.rand")];
         int bits = switch (dtype) {
             case FLOAT16 -> 11;
             case BFLOAT16 -> 8;
             case FLOAT32 -> 24;
             default -> 53;
         };
-        for (int i = 0; i < values.length; i++) {
-            values[i] = generator.nextDouble(bits); // exact in dtype, so never rounded up to 1
-        }
-        return fromDoubles(values, shape, dtype, device);
+        // exact in dtype, so never rounded up to 1
+        return fromDraws(shape, dtype, device, () -> generator.nextDouble(bits), "Tensor.rand");
     }
 
     /** Uniform int64 samples in [low, high) from {@code generator}. */
@@ -466,8 +468,30 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    private static Tensor fromDoubles(double[] values, long[] shape, DType dtype, Device device) {
-        try (Tensor t = of(values, shape)) {
+    /**
+     * Draws written straight into a CPU tensor's memory, in row-major order (float64 for a float64 result, else
+     * float32, which holds every draw a narrower type can), then converted and moved: no Java array, so a tensor of
+     * any size costs no heap.
+     */
+    private static Tensor fromDraws(long[] shape, DType dtype, Device device, java.util.function.DoubleSupplier draw, String op) {
+        long n = checkShape(shape, op);
+        device.checkAvailable();
+        DType buffer = dtype == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
+        Tensor t = empty(shape, buffer, Device.CPU, op);
+        MemorySegment data = t.dataSegment();
+        if (buffer == DType.FLOAT64) {
+            for (long i = 0; i < n; i++) {
+                data.setAtIndex(ValueLayout.JAVA_DOUBLE, i, draw.getAsDouble());
+            }
+        } else {
+            for (long i = 0; i < n; i++) {
+                data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) draw.getAsDouble());
+            }
+        }
+        if (buffer == dtype && device.isCpu()) {
+            return t;
+        }
+        try (t) {
             return t.to(dtype, device);
         }
     }
@@ -499,6 +523,44 @@ public final class Tensor implements AutoCloseable {
             }
         }
         return n;
+    }
+
+    /**
+     * Linux hands out more memory than it has and kills the process when the pages are touched: refuse a CPU tensor
+     * larger than the machine's memory up front.
+     */
+    private static void checkHostMemory(long n, DType dtype, long[] shape, String op) {
+        long bytes;
+        try {
+            bytes = Math.multiplyExact(n, (long) dtype.byteSize());
+        } catch (ArithmeticException e) {
+            bytes = Long.MAX_VALUE;
+        }
+        long total = HostMemory.TOTAL_BYTES;
+        if (total > 0 && bytes > total) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
+                    "%s: shape %s of %s needs %.1f GiB, more than this machine's %.1f GiB of memory", op,
+                    Arrays.toString(shape), dtype, bytes / 1073741824.0, total / 1073741824.0));
+        }
+    }
+
+    /** The machine's memory (MemTotal plus swap), read once; 0 where unknown. */
+    private static final class HostMemory {
+        static final long TOTAL_BYTES = read();
+
+        private static long read() {
+            long total = 0;
+            try {
+                for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
+                    if (line.startsWith("MemTotal:") || line.startsWith("SwapTotal:")) {
+                        total += Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                    }
+                }
+            } catch (java.io.IOException | RuntimeException e) {
+                return 0;
+            }
+            return total;
+        }
     }
 
     private static long[] contiguousStrides(long[] shape) {
