@@ -1,0 +1,384 @@
+package io.arrakis.composer;
+
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Q-, K- and V-composition scores between attention heads (Elhage et al., "A Mathematical Framework for Transformer
+ * Circuits"; the TransformerLens definition):
+ *
+ * <pre>score(l1,h1 → l2,h2) = |W_OV(l1,h1) · R(l2,h2)|_F / (|W_OV(l1,h1)|_F · |R(l2,h2)|_F)</pre>
+ *
+ * with R = W_QK (Q-composition), W_QKᵀ (K) or W_OV (V), in the row-vector convention W_QK = W_Q W_Kᵀ and
+ * W_OV = W_V W_O, each {@code d_model × d_model} per head; key/value heads of grouped-query models are repeated per
+ * query head; scores are zero unless l1 &lt; l2. Weights are the raw ones: no LayerNorm/RMSNorm weight is folded in
+ * (TransformerLens' {@code fold_ln} would need the norm weights, which {@link HookedAutoModel} does not expose).
+ *
+ * <p><b>Computation.</b> No {@code d_model × d_model} matrix is ever formed. Writing W_OV = A Bᵀ (A = W_V, B = W_Oᵀ,
+ * both {@code [d_model, d_head]}) and R = C Dᵀ (Q: C = W_Q, D = W_K; K: C = W_K, D = W_Q; V: C = W_V, D = W_Oᵀ),
+ * |A Bᵀ C Dᵀ|_F² = trace(G_A M G_D Mᵀ) with the {@code d_head × d_head} Gram matrices G_A = AᵀA, G_D = DᵀD and the
+ * cross term M = Bᵀ C. Factoring G_A = PᵀP and G_D = Q Qᵀ (from the SVDs of the Gram matrices, in
+ * float64), the score's numerator is |(P Bᵀ)(C Q)|_F: the sender factors P Bᵀ {@code [d_head, d_model]} of all heads
+ * times the receiver factors C Q {@code [d_model, d_head]} of all heads is one matrix product
+ * {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (in float32, or float64 for float64 models), done in blocks of
+ * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (float64) are the
+ * squared numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
+ *
+ * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models
+ * with rotary position embeddings (Llama, GPT-NeoX, ...) queries and keys are rotated by position-dependent angles
+ * before their dot product, so the true QK circuit is W_Q R(Δ) W_Kᵀ, depending on the relative position Δ of query
+ * and key; the score here is that circuit at Δ = 0 only (and TransformerLens computes the same). Q- and K-composition
+ * scores of rotary models therefore measure subspace overlap, not the attention a head would actually give at a
+ * distance. V-composition is unaffected (W_OV involves no rotation).
+ *
+ * <p>A head whose W_OV or R is zero scores 0 against everything.
+ */
+public final class CompositionScores {
+    private CompositionScores() {
+    }
+
+    /** Which circuit of the receiving head the sender's output is composed with. */
+    public enum Mode { Q, K, V }
+
+    /**
+     * @param baseline        also sample the scores of Gaussian random heads of the same shapes (and ranks) and
+     *                        return the scores minus their mean
+     * @param baselineSamples how many random (sender, receiver) pairs the baseline draws (≥ 2)
+     * @param seed            the baseline's random seed
+     * @param progress        a progress bar on {@code System.err}: true, false, or null for "when there are more than
+     *                        {@value #PROGRESS_THRESHOLD} head pairs"
+     * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
+     */
+    public record Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements) {
+        public static final int PROGRESS_THRESHOLD = 1000;
+        public static final Options DEFAULT = builder().build();
+
+        public Options {
+            if (baselineSamples < 2) {
+                throw new IllegalArgumentException("baselineSamples must be at least 2, got " + baselineSamples);
+            }
+            if (maxBlockElements < 1) {
+                throw new IllegalArgumentException("maxBlockElements must be positive, got " + maxBlockElements);
+            }
+        }
+
+        public static Builder builder() {
+            return new Builder();
+        }
+
+        public static final class Builder {
+            private boolean baseline;
+            private int baselineSamples = 200;
+            private long seed;
+            private Boolean progress;
+            private long maxBlockElements = 1L << 25;
+
+            private Builder() {
+            }
+
+            public Builder baseline(boolean on) {
+                this.baseline = on;
+                return this;
+            }
+
+            public Builder baselineSamples(int n) {
+                this.baselineSamples = n;
+                return this;
+            }
+
+            public Builder seed(long seed) {
+                this.seed = seed;
+                return this;
+            }
+
+            public Builder progress(Boolean on) {
+                this.progress = on;
+                return this;
+            }
+
+            public Builder maxBlockElements(long n) {
+                this.maxBlockElements = n;
+                return this;
+            }
+
+            public Options build() {
+                return new Options(baseline, baselineSamples, seed, progress, maxBlockElements);
+            }
+        }
+    }
+
+    /**
+     * Scores {@code [L, H, L, H]} float64; with a baseline, also the scores minus the baseline's mean (zero unless
+     * l1 &lt; l2) and the mean and standard deviation of the baseline sample, else null and NaN.
+     */
+    public record Result(Tensor scores, Tensor baselineCorrected, double baselineMean, double baselineStd)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            scores.close();
+            if (baselineCorrected != null) {
+                baselineCorrected.close();
+            }
+        }
+    }
+
+    /** All-pairs scores, float64 {@code [layer, head, layer, head]}: [l1, h1, l2, h2] is sender (l1,h1) → receiver (l2,h2). */
+    public static Tensor allPairs(HookedAutoModel model, Mode mode) {
+        return compute(model, mode, Options.DEFAULT).scores();
+    }
+
+    /** All-pairs scores with options (baseline, progress, block size). */
+    public static Result compute(HookedAutoModel model, Mode mode, Options options) {
+        Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(options, "options");
+        HookedAutoConfig c = model.config();
+        int layers = c.nLayers();
+        int heads = c.nHeads();
+        int dHead = c.dHead();
+        int dModel = c.dModel();
+        int n = layers * heads;
+        long totalPairs = (long) layers * (layers - 1) / 2 * heads * heads;
+        boolean showProgress = options.progress() != null ? options.progress() : totalPairs > Options.PROGRESS_THRESHOLD;
+        Progress progress = showProgress ? new Progress(System.err, "composition " + mode, totalPairs) : null;
+        DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
+        Device device = model.device();
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor senders = senderFactors(model, n);                      // [n, d_head, d_model]
+            Tensor receivers = receiverFactors(model, mode, n);            // [n, d_model, d_head]
+            double[] senderNorm = safeNorms(senders, n);
+            double[] receiverNorm = safeNorms(receivers, n);
+            Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
+            Tensor receiverNorms = Tensor.of(receiverNorm, layers, heads).to(device);
+            Tensor left = senders.to(productType).reshape((long) n * dHead, dModel);
+            Tensor right = receivers.permute(1, 0, 2).to(productType).reshape(dModel, (long) n * dHead);
+            long rowsPerLayer = (long) heads * dHead;
+            int layersPerChunk = (int) Math.max(1, Math.min(layers, options.maxBlockElements() / (rowsPerLayer * rowsPerLayer)));
+            List<Tensor> rows = new ArrayList<>();
+            for (int l1 = 0; l1 < layers; l1++) {
+                int later = layers - l1 - 1;
+                if (later == 0) {
+                    rows.add(Tensor.zeros(new long[] {heads, layers, heads}, DType.FLOAT64, device));
+                    continue;
+                }
+                Tensor senderRows = left.narrow(0, l1 * rowsPerLayer, rowsPerLayer);
+                List<Tensor> chunks = new ArrayList<>();
+                for (int l2 = l1 + 1; l2 < layers; l2 += layersPerChunk) {
+                    int k = Math.min(layersPerChunk, layers - l2);
+                    try (TensorScope chunkScope = TensorScope.open()) {
+                        Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer))
+                                .to(DType.FLOAT64);                                         // [H·dh, k·H·dh]
+                        Tensor squares = product.mul(product).view(heads, dHead, (long) k * heads, dHead)
+                                .sum(3, false).sum(1, false);                              // [H, k·H]
+                        chunks.add(chunkScope.keep(squares));
+                    }
+                    if (progress != null) {
+                        progress.advance((long) heads * k * heads);
+                    }
+                }
+                Tensor numerator = (chunks.size() == 1 ? chunks.get(0) : Tensor.cat(chunks, 1)).sqrt()
+                        .view(heads, later, heads);
+                Tensor denominator = senderNorms.select(0, l1).view(heads, 1, 1)
+                        .mul(receiverNorms.narrow(0, l1 + 1, later).view(1, later, heads));
+                Tensor score = numerator.div(denominator);
+                rows.add(Tensor.cat(List.of(Tensor.zeros(new long[] {heads, l1 + 1, heads}, DType.FLOAT64, device), score), 1));
+            }
+            if (progress != null) {
+                progress.finish();
+            }
+            Tensor scores = scope.keep(Tensor.stack(rows, 0));
+            if (!options.baseline()) {
+                return new Result(scores, null, Double.NaN, Double.NaN);
+            }
+            double[] sample = baselineSample(c, options.baselineSamples(), options.seed(), device);
+            double mean = 0;
+            for (double s : sample) {
+                mean += s;
+            }
+            mean /= sample.length;
+            double var = 0;
+            for (double s : sample) {
+                var += (s - mean) * (s - mean);
+            }
+            double std = Math.sqrt(var / (sample.length - 1));
+            boolean[] notPair = new boolean[layers * layers];
+            for (int l1 = 0; l1 < layers; l1++) {
+                for (int l2 = 0; l2 < layers; l2++) {
+                    notPair[l1 * layers + l2] = l1 >= l2;
+                }
+            }
+            Tensor mask = Tensor.of(notPair, layers, 1, layers, 1).to(device);
+            Tensor corrected = scope.keep(scores.sub(mean).maskedFill(mask, 0.0));
+            return new Result(scores, corrected, mean, std);
+        }
+    }
+
+    /**
+     * The score of one pair, computed on its own (float64 throughout); 0 unless {@code sender.layer() <
+     * receiver.layer()}, as in {@link #allPairs}. Throws {@link IllegalArgumentException} for a head the model lacks.
+     */
+    public static double pair(HookedAutoModel model, Head sender, Head receiver, Mode mode) {
+        Objects.requireNonNull(mode, "mode");
+        HookedAutoConfig c = model.config();
+        sender.checkIn(c, "sender");
+        receiver.checkIn(c, "receiver");
+        if (sender.layer() >= receiver.layer()) {
+            return 0.0;
+        }
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor a = head(model.W_V(true), sender).unsqueeze(0);
+            Tensor bt = head(model.W_O(), sender).unsqueeze(0);
+            Tensor[] cd = circuit(model, mode, receiver);
+            Tensor s = senderFactors(a, bt);
+            Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
+            double num = s.bmm(r).norm().item();
+            double den = s.norm().item() * r.norm().item();
+            return den == 0 ? 0.0 : num / den;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ factors
+
+    private static Tensor head(Tensor all, Head h) {
+        return all.select(0, h.layer()).select(0, h.index()).to(DType.FLOAT64);
+    }
+
+    /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
+    private static Tensor[] circuit(HookedAutoModel model, Mode mode, Head r) {
+        return switch (mode) {
+            case Q -> new Tensor[] {head(model.W_Q(), r), head(model.W_K(true), r)};
+            case K -> new Tensor[] {head(model.W_K(true), r), head(model.W_Q(), r)};
+            case V -> new Tensor[] {head(model.W_V(true), r), head(model.W_O(), r).transpose(0, 1)};
+        };
+    }
+
+    private static Tensor senderFactors(HookedAutoModel model, int n) {
+        HookedAutoConfig c = model.config();
+        Tensor a = model.W_V(true).to(DType.FLOAT64).reshape(n, c.dModel(), c.dHead());
+        Tensor bt = model.W_O().to(DType.FLOAT64).reshape(n, c.dHead(), c.dModel());
+        return senderFactors(a, bt);
+    }
+
+    private static Tensor receiverFactors(HookedAutoModel model, Mode mode, int n) {
+        HookedAutoConfig c = model.config();
+        long dm = c.dModel();
+        long dh = c.dHead();
+        Tensor wq = null;
+        Tensor wk = null;
+        Tensor wv = null;
+        Tensor woT = null;
+        switch (mode) {
+            case Q, K -> {
+                wq = model.W_Q().to(DType.FLOAT64).reshape(n, dm, dh);
+                wk = model.W_K(true).to(DType.FLOAT64).reshape(n, dm, dh);
+            }
+            case V -> {
+                wv = model.W_V(true).to(DType.FLOAT64).reshape(n, dm, dh);
+                woT = model.W_O().to(DType.FLOAT64).reshape(n, dh, dm).transpose(1, 2);
+            }
+        }
+        return switch (mode) {
+            case Q -> receiverFactors(wq, wk);
+            case K -> receiverFactors(wk, wq);
+            case V -> receiverFactors(wv, woT);
+        };
+    }
+
+    /**
+     * P Bᵀ with PᵀP = G_A = AᵀA: A {@code [n, d_model, d_head]}, Bᵀ {@code [n, d_head, d_model]} →
+     * {@code [n, d_head, d_model]}. G_A = Vhᵀ diag(S) Vh (its SVD; symmetric, positive semi-definite), P = diag(√S) Vh.
+     */
+    private static Tensor senderFactors(Tensor a, Tensor bt) {
+        Tensor p = gramRoot(a);
+        return p.bmm(bt);
+    }
+
+    /** C Q with Q Qᵀ = G_D = DᵀD, Q = Pᵀ: C, D {@code [n, d_model, d_head]} → {@code [n, d_model, d_head]}. */
+    private static Tensor receiverFactors(Tensor c, Tensor d) {
+        Tensor q = gramRoot(d).transpose(1, 2);
+        return c.bmm(q);
+    }
+
+    /** diag(√S) Vh from the SVD of the d_head × d_head Gram matrices XᵀX of X {@code [n, d_model, d_head]}. */
+    private static Tensor gramRoot(Tensor x) {
+        Tensor gram = x.transpose(1, 2).bmm(x);
+        List<Tensor> usv = gram.svd();
+        return usv.get(1).sqrt().unsqueeze(-1).mul(usv.get(2));
+    }
+
+    /** Frobenius norms of the n factors; a zero norm becomes +∞ so that its (zero) scores divide to 0. */
+    private static double[] safeNorms(Tensor factors, int n) {
+        double[] norms = factors.reshape(n, -1).norm(1, false).toDoubleArray();
+        for (int i = 0; i < n; i++) {
+            if (norms[i] == 0) {
+                norms[i] = Double.POSITIVE_INFINITY;
+            }
+        }
+        return norms;
+    }
+
+    /** Scores of independent Gaussian random heads with the model's shapes (rank d_head each). */
+    private static double[] baselineSample(HookedAutoConfig c, int samples, long seed, Device device) {
+        Generator g = new Generator(seed);
+        long[] shape = {samples, c.dModel(), c.dHead()};
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor a = Tensor.randn(g, shape, DType.FLOAT64, device);
+            Tensor b = Tensor.randn(g, shape, DType.FLOAT64, device);
+            Tensor cc = Tensor.randn(g, shape, DType.FLOAT64, device);
+            Tensor d = Tensor.randn(g, shape, DType.FLOAT64, device);
+            Tensor s = senderFactors(a, b.transpose(1, 2));
+            Tensor r = receiverFactors(cc, d);
+            Tensor num = s.bmm(r).reshape(samples, -1).norm(1, false);
+            Tensor den = s.reshape(samples, -1).norm(1, false).mul(r.reshape(samples, -1).norm(1, false));
+            return num.div(den).toDoubleArray();
+        }
+    }
+
+    /** A one-line progress bar, redrawn in place. */
+    private static final class Progress {
+        private final PrintStream out;
+        private final String label;
+        private final long total;
+        private final long start = System.nanoTime();
+        private long done;
+        private int lastPercent = -1;
+
+        Progress(PrintStream out, String label, long total) {
+            this.out = out;
+            this.label = label;
+            this.total = Math.max(1, total);
+            draw();
+        }
+
+        void advance(long pairs) {
+            done = Math.min(total, done + pairs);
+            draw();
+        }
+
+        private void draw() {
+            int percent = (int) (100 * done / total);
+            if (percent == lastPercent) {
+                return;
+            }
+            lastPercent = percent;
+            int width = 30;
+            int filled = percent * width / 100;
+            out.print("\r" + label + " [" + "#".repeat(filled) + " ".repeat(width - filled) + "] " + percent + "% ("
+                    + done + "/" + total + " head pairs, " + (System.nanoTime() - start) / 1_000_000 + " ms)");
+            out.flush();
+        }
+
+        void finish() {
+            out.println();
+        }
+    }
+}

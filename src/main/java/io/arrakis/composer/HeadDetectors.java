@@ -1,0 +1,156 @@
+package io.arrakis.composer;
+
+import io.arrakis.model.ActivationCache;
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Scores every attention head for the three classic attention signatures, measured on seeded repeated random token
+ * sequences {@code [r_1..r_n, r_1..r_n]} (as in Olsson et al. 2022, "In-context Learning and Induction Heads", and
+ * TransformerLens's head detectors).
+ *
+ * <ul>
+ *   <li><b>previous-token</b>: the mean attention from position {@code i} to {@code i - 1}, over {@code i >= 1}
+ *       (both copies) and the batch;</li>
+ *   <li><b>induction</b>: the mean attention from each second-copy position {@code n + j} to {@code j + 1} — the
+ *       token after that token's first occurrence — over {@code j = 0 .. n-2} and the batch;</li>
+ *   <li><b>duplicate-token</b>: the mean attention from {@code n + j} to {@code j} — the token's first occurrence —
+ *       over {@code j = 0 .. n-1} and the batch.</li>
+ * </ul>
+ *
+ * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. The model runs once, caching only the
+ * attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern are seen). Random
+ * tokens may repeat inside the first copy; as in the references, this is not corrected for.
+ */
+public final class HeadDetectors {
+    private HeadDetectors() {
+    }
+
+    /**
+     * The scores, each {@code [layers, heads]} float32 on the CPU. Closing the record frees the three tensors.
+     *
+     * @param previousToken mean attention from {@code i} to {@code i - 1}
+     * @param induction mean attention from {@code n + j} to {@code j + 1}
+     * @param duplicateToken mean attention from {@code n + j} to {@code j}
+     */
+    public record Scores(Tensor previousToken, Tensor induction, Tensor duplicateToken) implements AutoCloseable {
+        @Override
+        public void close() {
+            previousToken.close();
+            induction.close();
+            duplicateToken.close();
+        }
+    }
+
+    /**
+     * The seeded repeated random tokens {@code [batch, 2 * seqLen]}: {@code batch} rows of {@code seqLen} ids drawn
+     * uniformly from {@code [0, vocab)} by {@code new Generator(seed)}, each row followed by itself.
+     */
+    public static Tensor repeatedTokens(HookedAutoModel model, int seqLen, int batch, long seed) {
+        check(model, seqLen, batch);
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor first = Tensor.randint(new Generator(seed), 0, model.config().vocabSize(), new long[] {batch, seqLen},
+                    Device.CPU);
+            return scope.keep(Tensor.cat(List.of(first, first), 1));
+        }
+    }
+
+    /**
+     * Runs {@code model} once on {@link #repeatedTokens} and scores every head.
+     *
+     * @param seqLen the length {@code n} of each random sequence (at least 2; {@code 2 n} must fit the model's
+     *     positions)
+     * @param batch how many sequences (at least 1)
+     * @param seed the seed of the token draw
+     * @throws IllegalArgumentException on a seqLen below 2, a batch below 1, or {@code 2 seqLen} over the model's
+     *     maximum positions
+     */
+    public static Scores detect(HookedAutoModel model, int seqLen, int batch, long seed) {
+        check(model, seqLen, batch);
+        HookedAutoConfig c = model.config();
+        int layers = c.nLayers();
+        int total = 2 * seqLen;
+        float[] prev = new float[total * total];
+        float[] ind = new float[total * total];
+        float[] dup = new float[total * total];
+        for (int i = 1; i < total; i++) {
+            prev[i * total + i - 1] = 1f / (total - 1);
+        }
+        for (int j = 0; j < seqLen; j++) {
+            dup[(seqLen + j) * total + j] = 1f / seqLen;
+            if (j <= seqLen - 2) {
+                ind[(seqLen + j) * total + j + 1] = 1f / (seqLen - 1);
+            }
+        }
+        String[] names = new String[layers];
+        for (int l = 0; l < layers; l++) {
+            names[l] = "blocks." + l + ".attn.hook_pattern";
+        }
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor ids = repeatedTokens(model, seqLen, batch, seed);
+            Tensor prevMask = Tensor.of(prev, total, total).to(model.device());
+            Tensor indMask = Tensor.of(ind, total, total).to(model.device());
+            Tensor dupMask = Tensor.of(dup, total, total).to(model.device());
+            List<Tensor> p = new ArrayList<>();
+            List<Tensor> in = new ArrayList<>();
+            List<Tensor> d = new ArrayList<>();
+            try (ModelOutput out = model.forward(ids, CacheSpec.only(names))) {
+                ActivationCache cache = out.cache();
+                for (int l = 0; l < layers; l++) {
+                    Tensor pattern = cache.get(names[l]).to(DType.FLOAT32); // [batch, head, query, key]
+                    p.add(score(pattern, prevMask));
+                    in.add(score(pattern, indMask));
+                    d.add(score(pattern, dupMask));
+                }
+            }
+            return new Scores(scope.keep(Tensor.stack(p, 0).to(Device.CPU)), scope.keep(Tensor.stack(in, 0).to(Device.CPU)),
+                    scope.keep(Tensor.stack(d, 0).to(Device.CPU)));
+        }
+    }
+
+    /** Sum over query and key of pattern times the (pre-normalised) mask, averaged over the batch: {@code [head]}. */
+    private static Tensor score(Tensor pattern, Tensor mask) {
+        return pattern.mul(mask).sum(3, false).sum(2, false).mean(0, false);
+    }
+
+    /** The head with the highest score in a {@code [layers, heads]} score tensor. */
+    public static Head argmax(Tensor scores) {
+        if (scores.dim() != 2) {
+            throw new IllegalArgumentException("scores must be [layers, heads], got shape "
+                    + java.util.Arrays.toString(scores.shape()));
+        }
+        int heads = (int) scores.size(1);
+        try (Tensor flat = scores.reshape(scores.numel()); Tensor idx = flat.argmax(0, false)) {
+            long i = idx.itemLong();
+            return new Head((int) (i / heads), (int) (i % heads));
+        }
+    }
+
+    private static void check(HookedAutoModel model, int seqLen, int batch) {
+        if (model == null) {
+            throw new IllegalArgumentException("model is null");
+        }
+        if (seqLen < 2) {
+            throw new IllegalArgumentException("seqLen must be at least 2 (the induction score needs a token after the"
+                    + " first occurrence), got " + seqLen);
+        }
+        if (batch < 1) {
+            throw new IllegalArgumentException("batch must be at least 1, got " + batch);
+        }
+        long max = model.config().maxPositions();
+        if (2L * seqLen > max) {
+            throw new IllegalArgumentException("the repeated sequence has 2 * " + seqLen + " = " + (2L * seqLen)
+                    + " positions but the model has " + max + "; use seqLen <= " + (max / 2));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+package io.arrakis.composer;
+
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.HookedAutoModel.HookSpec;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.IntUnaryOperator;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class HeadDetectorsTest {
+    private static final int N = 8;
+    private static final int BATCH = 3;
+
+    static HookedAutoConfig tinyGpt2(int layers) {
+        return HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 32, "n_layer", layers, "n_head", 4, "vocab_size", 64,
+                "n_positions", 32));
+    }
+
+    /**
+     * A hook that overwrites one head's pattern with a one-hot pattern: query q attends only to key {@code target(q)}
+     * (which must be ≤ q, so the pattern stays causal and each row sums to 1).
+     */
+    static HookSpec forceHead(int layer, int head, IntUnaryOperator target) {
+        return HookSpec.at("blocks." + layer + ".attn.hook_pattern", (pattern, name) -> {
+            int t = (int) pattern.size(2);
+            float[] m = new float[t * t];
+            for (int q = 0; q < t; q++) {
+                int k = target.applyAsInt(q);
+                if (k < 0 || k > q) {
+                    throw new IllegalStateException("not causal: " + q + " -> " + k);
+                }
+                m[q * t + k] = 1f;
+            }
+            Tensor forced = Tensor.of(m, 1, 1, t, t).to(pattern.dtype())
+                    .expand(pattern.size(0), 1, t, t);
+            List<Tensor> parts = new ArrayList<>();
+            if (head > 0) {
+                parts.add(pattern.narrow(1, 0, head));
+            }
+            parts.add(forced);
+            if (head < pattern.size(1) - 1) {
+                parts.add(pattern.narrow(1, head + 1, pattern.size(1) - head - 1));
+            }
+            return Tensor.cat(parts, 1);
+        });
+    }
+
+    static final IntUnaryOperator PREVIOUS = q -> Math.max(q - 1, 0);
+    static final IntUnaryOperator INDUCTION = q -> q >= N ? q - N + 1 : 0;
+    static final IntUnaryOperator DUPLICATE = q -> q >= N ? q - N : q;
+
+    private static float at(Tensor scores, Head h) {
+        return scores.toFloatArray()[h.layer() * (int) scores.size(1) + h.index()];
+    }
+
+    @Test
+    void aHeadForcedOntoThePreviousTokenScoresOneAndIsTheArgmax() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(2), 1, DType.FLOAT32, Device.CPU);
+             var hook = model.addHook(forceHead(0, 1, PREVIOUS));
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 7)) {
+            assertArrayEquals(new long[] {2, 4}, s.previousToken().shape());
+            assertEquals(1.0, at(s.previousToken(), new Head(0, 1)), 1e-6);
+            assertEquals(new Head(0, 1), HeadDetectors.argmax(s.previousToken()));
+            float[] prev = s.previousToken().toFloatArray();
+            for (int i = 0; i < prev.length; i++) {
+                if (i != 1) {
+                    assertTrue(prev[i] < 0.6, "an unforced random head scores " + prev[i]);
+                }
+            }
+            // a previous-token head attends from n+j to n+j-1, never to j+1 or j (j+1 = n+j-1 only for n = 2)
+            assertEquals(0.0, at(s.induction(), new Head(0, 1)), 1e-6);
+            assertEquals(0.0, at(s.duplicateToken(), new Head(0, 1)), 1e-6);
+        }
+    }
+
+    @Test
+    void theHandBuiltInductionCircuitIsSingledOut() {
+        // layer 0 head 2: previous-token head; layer 1 head 3: the induction head it K-composes with (its pattern
+        // forced to n+j -> j+1); layer 1 head 0: a duplicate-token head (n+j -> j)
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(2), 2, DType.FLOAT32, Device.CPU);
+             var h1 = model.addHook(forceHead(0, 2, PREVIOUS));
+             var h2 = model.addHook(forceHead(1, 3, INDUCTION));
+             var h3 = model.addHook(forceHead(1, 0, DUPLICATE));
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 3)) {
+            assertEquals(new Head(1, 3), HeadDetectors.argmax(s.induction()));
+            assertEquals(1.0, at(s.induction(), new Head(1, 3)), 1e-6);
+            assertEquals(new Head(0, 2), HeadDetectors.argmax(s.previousToken()));
+            assertEquals(new Head(1, 0), HeadDetectors.argmax(s.duplicateToken()));
+            assertEquals(1.0, at(s.duplicateToken(), new Head(1, 0)), 1e-6);
+            float[] ind = s.induction().toFloatArray();
+            for (int i = 0; i < ind.length; i++) {
+                if (i != 4 + 3) {
+                    assertTrue(ind[i] < 0.5, "head " + i + " has induction score " + ind[i]);
+                }
+            }
+            // the induction head attends to the previous token only where j+1 = n+j-1 (never for n > 2): the
+            // second copy's n-1 queries of 2n-1 give no previous-token attention; the first copy's query 1 does
+            assertEquals(1.0 / (2 * N - 1), at(s.previousToken(), new Head(1, 3)), 1e-6);
+        }
+    }
+
+    @Test
+    void scoresMatchADirectComputationFromTheCachedPatterns() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(2).with("initializer_range", 0.3), 5,
+                     DType.FLOAT32, Device.CPU);
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 11)) {
+            Tensor ids = HeadDetectors.repeatedTokens(model, N, BATCH, 11);
+            long[] flat = ids.toLongArray();
+            for (int b = 0; b < BATCH; b++) {
+                for (int j = 0; j < N; j++) {
+                    assertEquals(flat[b * 2 * N + j], flat[b * 2 * N + N + j]);
+                    assertTrue(flat[b * 2 * N + j] >= 0 && flat[b * 2 * N + j] < 64);
+                }
+            }
+            int t = 2 * N;
+            try (ModelOutput out = model.forward(ids, CacheSpec.all())) {
+                for (int l = 0; l < 2; l++) {
+                    float[] p = out.cache().get("blocks." + l + ".attn.hook_pattern").toFloatArray();
+                    for (int h = 0; h < 4; h++) {
+                        double prev = 0;
+                        double ind = 0;
+                        double dup = 0;
+                        for (int b = 0; b < BATCH; b++) {
+                            int base = (b * 4 + h) * t * t;
+                            for (int i = 1; i < t; i++) {
+                                prev += p[base + i * t + i - 1];
+                            }
+                            for (int j = 0; j < N; j++) {
+                                dup += p[base + (N + j) * t + j];
+                                if (j < N - 1) {
+                                    ind += p[base + (N + j) * t + j + 1];
+                                }
+                            }
+                        }
+                        Head head = new Head(l, h);
+                        assertEquals(prev / BATCH / (t - 1), at(s.previousToken(), head), 1e-5);
+                        assertEquals(ind / BATCH / (N - 1), at(s.induction(), head), 1e-5);
+                        assertEquals(dup / BATCH / N, at(s.duplicateToken(), head), 1e-5);
+                    }
+                }
+            }
+            // the same seed gives the same scores; another seed other tokens
+            try (HeadDetectors.Scores again = HeadDetectors.detect(model, N, BATCH, 11)) {
+                assertTrue(again.induction().allclose(s.induction(), 0, 0));
+            }
+            Tensor other = HeadDetectors.repeatedTokens(model, N, BATCH, 12);
+            assertTrue(!java.util.Arrays.equals(other.toLongArray(), flat));
+        }
+    }
+
+    @Test
+    void invalidArgumentsAreRejected() {
+        try (HookedAutoModel model = HookedAutoModel.create(tinyGpt2(1), 1, DType.FLOAT32, Device.CPU)) {
+            assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 1, 2, 0));
+            assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 4, 0, 0));
+            assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 17, 1, 0)); // 34 > 32
+            assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(null, 4, 1, 0));
+            try (HeadDetectors.Scores s = HeadDetectors.detect(model, 16, 1, 0)) { // 32 positions: just fits
+                assertArrayEquals(new long[] {1, 4}, s.induction().shape());
+            }
+        }
+    }
+}
