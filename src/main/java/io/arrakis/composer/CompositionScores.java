@@ -21,8 +21,11 @@ import java.util.Objects;
  *
  * with R = W_QK (Q-composition), W_QKᵀ (K) or W_OV (V), in the row-vector convention W_QK = W_Q W_Kᵀ and
  * W_OV = W_V W_O, each {@code d_model × d_model} per head; key/value heads of grouped-query models are repeated per
- * query head; scores are zero unless l1 &lt; l2. Weights are the raw ones: no LayerNorm/RMSNorm weight is folded in
- * (TransformerLens' {@code fold_ln} would need the norm weights, which {@link HookedAutoModel} does not expose).
+ * query head; scores are zero unless l1 &lt; l2. By default the weights are the raw ones; with
+ * {@link Options#foldLn()} each block's attention-input norm scale ({@link HookedAutoModel#normWeights()}: the norm
+ * weight, or 1 + w for gemma) is folded into the rows (d_model side) of its W_Q, W_K and W_V, as TransformerLens's
+ * {@code fold_ln} does (W_O is untouched; biases play no part in the scores). TransformerLens also centres the
+ * folded LayerNorm weights along d_model ({@code center_weights}); that is not done here.
  *
  * <p><b>Computation.</b> No {@code d_model × d_model} matrix is ever formed. Writing W_OV = A Bᵀ (A = W_V, B = W_Oᵀ,
  * both {@code [d_model, d_head]}) and R = C Dᵀ (Q: C = W_Q, D = W_K; K: C = W_K, D = W_Q; V: C = W_V, D = W_Oᵀ),
@@ -58,8 +61,11 @@ public final class CompositionScores {
      * @param progress        a progress bar on {@code System.err}: true, false, or null for "when there are more than
      *                        {@value #PROGRESS_THRESHOLD} head pairs"
      * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
+     * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V (TransformerLens's
+     *                        {@code fold_ln}, without centring); a no-op for families whose norm has no weight
      */
-    public record Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements) {
+    public record Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements,
+                          boolean foldLn) {
         public static final int PROGRESS_THRESHOLD = 1000;
         public static final Options DEFAULT = builder().build();
 
@@ -72,6 +78,11 @@ public final class CompositionScores {
             }
         }
 
+        /** Options without {@code foldLn}. */
+        public Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements) {
+            this(baseline, baselineSamples, seed, progress, maxBlockElements, false);
+        }
+
         public static Builder builder() {
             return new Builder();
         }
@@ -82,6 +93,7 @@ public final class CompositionScores {
             private long seed;
             private Boolean progress;
             private long maxBlockElements = 1L << 25;
+            private boolean foldLn;
 
             private Builder() {
             }
@@ -111,8 +123,13 @@ public final class CompositionScores {
                 return this;
             }
 
+            public Builder foldLn(boolean on) {
+                this.foldLn = on;
+                return this;
+            }
+
             public Options build() {
-                return new Options(baseline, baselineSamples, seed, progress, maxBlockElements);
+                return new Options(baseline, baselineSamples, seed, progress, maxBlockElements, foldLn);
             }
         }
     }
@@ -153,8 +170,9 @@ public final class CompositionScores {
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         Device device = model.device();
         try (TensorScope scope = TensorScope.open()) {
-            Tensor senders = senderFactors(model, n);                      // [n, d_head, d_model]
-            Tensor receivers = receiverFactors(model, mode, n);            // [n, d_model, d_head]
+            Tensor scales = options.foldLn() ? model.normWeights() : null;  // [L, d_model] or null
+            Tensor senders = senderFactors(model, scales, n);              // [n, d_head, d_model]
+            Tensor receivers = receiverFactors(model, scales, mode, n);    // [n, d_model, d_head]
             double[] senderNorm = safeNorms(senders, n);
             double[] receiverNorm = safeNorms(receivers, n);
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
@@ -227,7 +245,16 @@ public final class CompositionScores {
      * receiver.layer()}, as in {@link #allPairs}. Throws {@link IllegalArgumentException} for a head the model lacks.
      */
     public static double pair(HookedAutoModel model, Head sender, Head receiver, Mode mode) {
+        return pair(model, sender, receiver, mode, Options.DEFAULT);
+    }
+
+    /**
+     * {@link #pair(HookedAutoModel, Head, Head, Mode)} with options; only {@link Options#foldLn()} applies (the
+     * baseline, progress and block size are for all pairs).
+     */
+    public static double pair(HookedAutoModel model, Head sender, Head receiver, Mode mode, Options options) {
         Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(options, "options");
         HookedAutoConfig c = model.config();
         sender.checkIn(c, "sender");
         receiver.checkIn(c, "receiver");
@@ -235,9 +262,10 @@ public final class CompositionScores {
             return 0.0;
         }
         try (TensorScope scope = TensorScope.open()) {
-            Tensor a = head(model.W_V(true), sender).unsqueeze(0);
+            Tensor scales = options.foldLn() ? model.normWeights() : null;
+            Tensor a = head(wV(model, scales), sender).unsqueeze(0);
             Tensor bt = head(model.W_O(), sender).unsqueeze(0);
-            Tensor[] cd = circuit(model, mode, receiver);
+            Tensor[] cd = circuit(model, scales, mode, receiver);
             Tensor s = senderFactors(a, bt);
             Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
             double num = s.bmm(r).norm().item();
@@ -253,22 +281,44 @@ public final class CompositionScores {
     }
 
     /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
-    private static Tensor[] circuit(HookedAutoModel model, Mode mode, Head r) {
+    private static Tensor[] circuit(HookedAutoModel model, Tensor scales, Mode mode, Head r) {
         return switch (mode) {
-            case Q -> new Tensor[] {head(model.W_Q(), r), head(model.W_K(true), r)};
-            case K -> new Tensor[] {head(model.W_K(true), r), head(model.W_Q(), r)};
-            case V -> new Tensor[] {head(model.W_V(true), r), head(model.W_O(), r).transpose(0, 1)};
+            case Q -> new Tensor[] {head(wQ(model, scales), r), head(wK(model, scales), r)};
+            case K -> new Tensor[] {head(wK(model, scales), r), head(wQ(model, scales), r)};
+            case V -> new Tensor[] {head(wV(model, scales), r), head(model.W_O(), r).transpose(0, 1)};
         };
     }
 
-    private static Tensor senderFactors(HookedAutoModel model, int n) {
+    // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head), float64, with the norm
+    // scales [layer, d_model] folded into their rows where scales is not null
+    private static Tensor wQ(HookedAutoModel model, Tensor scales) {
+        return fold(model.W_Q(), scales);
+    }
+
+    private static Tensor wK(HookedAutoModel model, Tensor scales) {
+        return fold(model.W_K(true), scales);
+    }
+
+    private static Tensor wV(HookedAutoModel model, Tensor scales) {
+        return fold(model.W_V(true), scales);
+    }
+
+    private static Tensor fold(Tensor w, Tensor scales) {
+        Tensor w64 = w.to(DType.FLOAT64);
+        if (scales == null) {
+            return w64;
+        }
+        return w64.mul(scales.to(DType.FLOAT64).view(scales.size(0), 1, scales.size(1), 1));
+    }
+
+    private static Tensor senderFactors(HookedAutoModel model, Tensor scales, int n) {
         HookedAutoConfig c = model.config();
-        Tensor a = model.W_V(true).to(DType.FLOAT64).reshape(n, c.dModel(), c.dHead());
+        Tensor a = wV(model, scales).reshape(n, c.dModel(), c.dHead());
         Tensor bt = model.W_O().to(DType.FLOAT64).reshape(n, c.dHead(), c.dModel());
         return senderFactors(a, bt);
     }
 
-    private static Tensor receiverFactors(HookedAutoModel model, Mode mode, int n) {
+    private static Tensor receiverFactors(HookedAutoModel model, Tensor scales, Mode mode, int n) {
         HookedAutoConfig c = model.config();
         long dm = c.dModel();
         long dh = c.dHead();
@@ -278,11 +328,11 @@ public final class CompositionScores {
         Tensor woT = null;
         switch (mode) {
             case Q, K -> {
-                wq = model.W_Q().to(DType.FLOAT64).reshape(n, dm, dh);
-                wk = model.W_K(true).to(DType.FLOAT64).reshape(n, dm, dh);
+                wq = wQ(model, scales).reshape(n, dm, dh);
+                wk = wK(model, scales).reshape(n, dm, dh);
             }
             case V -> {
-                wv = model.W_V(true).to(DType.FLOAT64).reshape(n, dm, dh);
+                wv = wV(model, scales).reshape(n, dm, dh);
                 woT = model.W_O().to(DType.FLOAT64).reshape(n, dh, dm).transpose(1, 2);
             }
         }

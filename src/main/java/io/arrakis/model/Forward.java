@@ -94,7 +94,7 @@ final class Forward {
     }
 
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */
-    private Tensor mask(int layer, long pos, Device device) {
+    Tensor mask(int layer, long pos, Device device) {
         Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
         Tensor future = ones.triu(1);
         int window = c.isLocalAttentionLayer(layer) ? c.localWindow()
@@ -128,7 +128,8 @@ final class Forward {
         };
     }
 
-    private Tensor norm(Tensor x, Tensor weight, Tensor bias) {
+    /** The family's norm (LayerNorm, RMSNorm, or gemma's (1 + w) RMSNorm) of {@code x} with these parameters. */
+    Tensor norm(Tensor x, Tensor weight, Tensor bias) {
         if (!c.rmsNorm()) {
             return x.layerNorm(weight, bias, c.normEps());
         }

@@ -403,6 +403,75 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------------------------------------ pieces of a block
+
+    /**
+     * Block {@code layer}'s first norm (the attention's input norm, {@code ln_1} / {@code input_layernorm}) applied to
+     * {@code resid [..., d_model]} (e.g. {@code blocks.{layer}.hook_resid_pre}) exactly as the forward pass applies
+     * it; a new tensor.
+     */
+    public Tensor normalize(int layer, Tensor resid) {
+        checkLayer(layer);
+        Weights.Layer l = weights.layers.get(layer);
+        return new Forward(config, weights, null).norm(resid, l.ln1w(), l.ln1b());
+    }
+
+    /**
+     * The rotary position embedding the forward pass applies to queries and keys ({@code hook_q → hook_rot_q}), for
+     * {@code x [batch, pos, heads, d_head]} at positions {@code 0..pos-1}; a new tensor.
+     *
+     * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
+     */
+    public Tensor rotate(Tensor x) {
+        if (!config.rotary()) {
+            throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
+        }
+        if (x.dim() != 4 || x.size(3) != config.dHead()) {
+            throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead()
+                    + "], got shape " + java.util.Arrays.toString(x.shape()));
+        }
+        try (TensorScope scope = TensorScope.open()) {
+            Forward.Rotary rotary = new Forward.Rotary(config, x.size(1), x.dtype(), x.device());
+            return scope.keep(rotary.apply(x));
+        }
+    }
+
+    /**
+     * Block {@code layer}'s attention mask for {@code pos} positions, bool {@code [pos, pos]} on the model's device:
+     * true where query q may not look at key k (the future, and keys beyond a local or sliding window); a new tensor.
+     */
+    public Tensor attentionMask(int layer, long pos) {
+        checkLayer(layer);
+        try (TensorScope scope = TensorScope.open()) {
+            return scope.keep(new Forward(config, weights, null).mask(layer, pos, device));
+        }
+    }
+
+    /**
+     * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]} in the
+     * model's dtype: the norm weight, or {@code 1 + w} for gemma's {@code (1 + w)} RMSNorms; null where the family's
+     * norm has no weight. Folding them into the rows of W_Q, W_K, W_V is TransformerLens's {@code fold_ln} for those
+     * weights. A new tensor.
+     */
+    public Tensor normWeights() {
+        List<Tensor> perLayer = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Weights.Layer l : weights.layers) {
+                if (l.ln1w() == null) {
+                    return null;
+                }
+                perLayer.add(config.normAddsOne() ? l.ln1w().add(1.0) : l.ln1w());
+            }
+            return scope.keep(Tensor.stack(perLayer, 0));
+        }
+    }
+
+    private void checkLayer(int layer) {
+        if (layer < 0 || layer >= config.nLayers()) {
+            throw new IllegalArgumentException("layer " + layer + " is not in this model: layers 0.." + (config.nLayers() - 1));
+        }
+    }
+
     /** Frees the weights. */
     @Override
     public void close() {

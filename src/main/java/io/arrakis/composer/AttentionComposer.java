@@ -1,0 +1,253 @@
+package io.arrakis.composer;
+
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.HookedAutoModel.HookSpec;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.function.Function;
+
+/**
+ * Arrakis's {@code composer} tool ({@code core_arrakis.attention_head_comp}): composite heads built from two heads'
+ * weights, attention "path patching" by weight swapping, and the standard tools of the composer package
+ * ({@link CompositionScores}, {@link HeadDetectors}, {@link PathPatching}) on one model.
+ *
+ * <pre>{@code
+ * AttentionComposer composer = new AttentionComposer(model);
+ * try (AttentionComposer.HeadComposition hc = composer.headComposition(Head.of(0, 0), Head.of(0, 1), 0.5);
+ *      Tensor logits = composer.attentionPathPatching(inputIds, Head.of(0, 0), Head.of(0, 1))) {
+ *     System.out.println(hc);
+ * }
+ * }</pre>
+ *
+ * <p>Heads are named by their query-head index; in grouped-query models a head's key and value weights are those of
+ * its key/value head. Nothing here changes the model's weights.
+ */
+public final class AttentionComposer {
+    private final HookedAutoModel model;
+
+    public AttentionComposer(HookedAutoModel model) {
+        this.model = Objects.requireNonNull(model, "model");
+    }
+
+    public HookedAutoModel model() {
+        return model;
+    }
+
+    /**
+     * A composite head: {@code wQ}, {@code wK}, {@code wV} {@code [d_model, d_head]} are the means of the two heads'
+     * matrices, {@code wO [d_head, d_model]} is {@code alpha · W_O(head1) + (1 − alpha) · W_O(head2)}; the
+     * composition scores are those of head1 → head2 ({@link CompositionScores#pair}), which are 0 unless
+     * {@code head1.layer() < head2.layer()} (a head can only compose with a later one). Closing it frees the four
+     * weight tensors.
+     */
+    public record HeadComposition(Head head1, Head head2, double alpha, Tensor wQ, Tensor wK, Tensor wV, Tensor wO,
+                                  double qComposition, double kComposition, double vComposition)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            for (Tensor t : new Tensor[] {wQ, wK, wV, wO}) {
+                if (t != null) {
+                    t.close();
+                }
+            }
+        }
+
+        private static String shape(Tensor t) {
+            return t == null ? "null" : t.isClosed() ? "(closed)" : Arrays.toString(t.shape());
+        }
+
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT,
+                    "HeadComposition[%s + %s, alpha=%s, W_Q/W_K/W_V %s, W_O %s, %s→%s composition Q=%.6f K=%.6f V=%.6f]",
+                    head1, head2, alpha, shape(wQ), shape(wO), head1, head2,
+                    qComposition, kComposition, vComposition);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ composite heads
+
+    /**
+     * The composite of {@code head1} and {@code head2} (Arrakis's {@code head_composition}): mean Q, K, V weights,
+     * output weights mixed by {@code alpha}, and the Q-/K-/V-composition scores of head1 → head2 (0 unless
+     * {@code head1.layer() < head2.layer()}).
+     *
+     * @throws IllegalArgumentException when alpha is outside [0, 1] (or NaN) or a head is not in the model
+     */
+    public HeadComposition headComposition(Head head1, Head head2, double alpha) {
+        Objects.requireNonNull(head1, "head1");
+        Objects.requireNonNull(head2, "head2");
+        if (!(alpha >= 0.0 && alpha <= 1.0)) {
+            throw new IllegalArgumentException("alpha must lie in [0, 1], got " + alpha);
+        }
+        HookedAutoConfig c = model.config();
+        head1.checkIn(c, "first");
+        head2.checkIn(c, "second");
+        Tensor wq;
+        Tensor wk;
+        Tensor wv;
+        Tensor wo;
+        try (TensorScope scope = TensorScope.open()) {
+            wq = scope.keep(mean(model.W_Q(), head1, head2));
+            wk = scope.keep(mean(model.W_K(true), head1, head2));
+            wv = scope.keep(mean(model.W_V(true), head1, head2));
+            Tensor o = model.W_O();
+            wo = scope.keep(slice(o, head1).mul(alpha).add(slice(o, head2).mul(1.0 - alpha)));
+        }
+        double q = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.Q);
+        double k = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.K);
+        double v = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.V);
+        return new HeadComposition(head1, head2, alpha, wq, wk, wv, wo, q, k, v);
+    }
+
+    /**
+     * The composite head's output {@code [batch, pos, d_model]} on the residual stream entering head1's layer: the
+     * model is run to {@code blocks.{l}.hook_resid_pre} (l = head1's layer), the layer's attention-input norm is
+     * applied as in the forward pass, and the composite's query, key and value ({@code x · W + b}, with biases the
+     * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (the
+     * model's scaling, rotary embeddings where the family has them, the layer's local or sliding window) and are
+     * projected with {@code wO} (no output bias: it belongs to the layer, not to a head). With head1 == head2 and
+     * alpha = 1 this is exactly that head's contribution to {@code hook_attn_out} ({@code hook_z} of the head times
+     * its W_O slice).
+     *
+     * @param inputIds int64 ids {@code [batch, pos]} or {@code [pos]}
+     */
+    public Tensor applyComposedHead(Tensor inputIds, HeadComposition composite) {
+        Objects.requireNonNull(composite, "composite");
+        Head h1 = composite.head1();
+        Head h2 = composite.head2();
+        HookedAutoConfig c = model.config();
+        h1.checkIn(c, "first");
+        h2.checkIn(c, "second");
+        int layer = h1.layer();
+        String residName = "blocks." + layer + ".hook_resid_pre";
+        try (TensorScope scope = TensorScope.open();
+             ModelOutput out = model.forward(inputIds, CacheSpec.only(residName))) {
+            Tensor x = model.normalize(layer, out.cache().get(residName));
+            Tensor bq = mean(model.b_Q(), h1, h2);
+            Tensor bk = mean(model.b_K(true), h1, h2);
+            Tensor bv = mean(model.b_V(true), h1, h2);
+            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv);
+            return scope.keep(z.matmul(composite.wO()));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ weight swapping
+
+    /**
+     * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
+     * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases
+     * on destHead's own input (its layer's normalised residual stream), with destHead's layer's attention scaling,
+     * rotary embeddings and mask; every other head and the rest of the model are unchanged, and destHead keeps its
+     * own W_O. With src == dest the logits are those of a plain forward pass (up to rounding). This is a weight swap,
+     * not path patching in the sense of Wang et al. (clean vs corrupted inputs): that is {@link #pathPatching}.
+     */
+    public Tensor attentionPathPatching(Tensor inputIds, Head srcHead, Head destHead) {
+        Objects.requireNonNull(srcHead, "srcHead");
+        Objects.requireNonNull(destHead, "destHead");
+        HookedAutoConfig c = model.config();
+        srcHead.checkIn(c, "source");
+        destHead.checkIn(c, "destination");
+        int layer = destHead.layer();
+        String b = "blocks." + layer + ".";
+        Tensor[] resid = new Tensor[1];
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor wq = slice(model.W_Q(), srcHead);
+            Tensor wk = slice(model.W_K(true), srcHead);
+            Tensor wv = slice(model.W_V(true), srcHead);
+            Tensor bq = slice(model.b_Q(), srcHead);
+            Tensor bk = slice(model.b_K(true), srcHead);
+            Tensor bv = slice(model.b_V(true), srcHead);
+            HookSpec capture = HookSpec.at(b + "hook_resid_pre", (act, name) -> {
+                resid[0] = act;
+                return null;
+            });
+            HookSpec replace = HookSpec.at(b + "attn.hook_z", (z, name) -> {
+                Tensor x = model.normalize(layer, resid[0]);
+                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv).to(z.dtype());
+                return replaceHead(z, destHead.index(), zNew);
+            });
+            return scope.keep(model.runWithHooks(inputIds, capture, replace));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ the standard tools
+
+    /**
+     * Path patching (Wang et al.): the change in {@code metric} when {@code receiver}'s {@code route} input sees
+     * {@code sender}'s output on {@code corrupted} in place of that on {@code clean}; see
+     * {@link PathPatching#patch(HookedAutoModel, Tensor, Tensor, Head, Head, PathPatching.Route, Function)}.
+     */
+    public double pathPatching(Tensor clean, Tensor corrupted, Head sender, Head receiver, PathPatching.Route route,
+                               PathPatching.Metric metric) {
+        return PathPatching.patch(model, clean, corrupted, sender, receiver, route, metric);
+    }
+
+    /** All-pairs composition scores {@code [layer, head, layer, head]}; see {@link CompositionScores#allPairs}. */
+    public Tensor compositionScores(CompositionScores.Mode mode) {
+        return CompositionScores.allPairs(model, mode);
+    }
+
+    /** Previous-token, induction and duplicate-token head scores; see {@link HeadDetectors#detect}. */
+    public HeadDetectors.Scores detectHeads(int seqLen, int batch, long seed) {
+        return HeadDetectors.detect(model, seqLen, batch, seed);
+    }
+
+    // ------------------------------------------------------------------------------------------------ internals
+
+    /** {@code all [layer, head, ...]} at one head. */
+    private static Tensor slice(Tensor all, Head h) {
+        return all.select(0, h.layer()).select(0, h.index());
+    }
+
+    private static Tensor mean(Tensor all, Head h1, Head h2) {
+        return slice(all, h1).add(slice(all, h2)).div(2.0);
+    }
+
+    /**
+     * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
+     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's.
+     */
+    private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv) {
+        HookedAutoConfig c = model.config();
+        long batch = x.size(0);
+        long pos = x.size(1);
+        int dHead = c.dHead();
+        Tensor q = x.matmul(wq).add(bq).view(batch, pos, 1, dHead);
+        Tensor k = x.matmul(wk).add(bk).view(batch, pos, 1, dHead);
+        Tensor v = x.matmul(wv).add(bv).view(batch, pos, 1, dHead);
+        if (c.rotary()) {
+            q = model.rotate(q);
+            k = model.rotate(k);
+        }
+        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
+        if (c.scaleAttention()) {
+            scores = scores.div(Math.sqrt(dHead));
+        }
+        scores = scores.maskedFill(model.attentionMask(layer, pos), Double.NEGATIVE_INFINITY);
+        Tensor pattern = scores.softmax(-1);
+        return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
+    }
+
+    /** {@code z [batch, pos, head, d_head]} with head {@code index} replaced by {@code zHead [batch, pos, d_head]}. */
+    private static Tensor replaceHead(Tensor z, int index, Tensor zHead) {
+        long heads = z.size(2);
+        List<Tensor> parts = new ArrayList<>();
+        if (index > 0) {
+            parts.add(z.narrow(2, 0, index));
+        }
+        parts.add(zHead.unsqueeze(2));
+        if (index + 1 < heads) {
+            parts.add(z.narrow(2, index + 1, heads - index - 1));
+        }
+        return Tensor.cat(parts, 2);
+    }
+}
