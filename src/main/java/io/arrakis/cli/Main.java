@@ -1,5 +1,9 @@
 package io.arrakis.cli;
 
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.HeadDetectors;
+import io.arrakis.composer.ScoreReport;
+import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
@@ -17,7 +21,10 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /** The {@code scripts/arrakis} command line. */
 public final class Main {
@@ -39,6 +46,8 @@ public final class Main {
                 case "info" -> out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
                 case "demo" -> demo();
                 case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
+                case "composition" -> composition(Arrays.copyOfRange(args, 1, args.length), out);
+                case "heads" -> heads(Arrays.copyOfRange(args, 1, args.length), out);
                 default -> {
                     out.println(USAGE);
                     return command.equals("help") ? 0 : 2;
@@ -56,7 +65,136 @@ public final class Main {
             + "  info     which libtorch is loaded, and whether CUDA is available\n"
             + "  demo     a short tour: zero-copy tensors and one causal attention head, composed with another\n"
             + "  forward  --model DIR --input-ids \"1,2,3;4,5,6\" [--hooks NAME[,NAME...]] [--json]\n"
-            + "           runs a Hugging Face model directory and prints the logits and the chosen activations";
+            + "           runs a Hugging Face model directory and prints the logits and the chosen activations\n"
+            + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
+            + "           all-pairs Q-, K- or V-composition scores: the top K pairs (default 10) as a table, or all\n"
+            + "           [layer][head][layer][head] scores as JSON; --fold-ln folds the attention-input norm scales\n"
+            + "           into W_Q, W_K, W_V first; --png writes a heatmap\n"
+            + "  heads    --model DIR [--seq-len N] [--batch B] [--seed S] [--json]\n"
+            + "           previous-token, induction and duplicate-token scores of every head on repeated random tokens";
+
+    /** {@code composition --model DIR --mode K [--baseline] [--fold-ln] [--top 10] [--png FILE] [--json]}. */
+    private static void composition(String[] args, PrintStream out) {
+        String model = null;
+        CompositionScores.Mode mode = null;
+        boolean baseline = false;
+        boolean foldLn = false;
+        int top = 10;
+        String png = null;
+        boolean json = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = value(args, ++i, "--model");
+                case "--mode" -> {
+                    String m = value(args, ++i, "--mode");
+                    try {
+                        mode = CompositionScores.Mode.valueOf(m.toUpperCase(Locale.ROOT));
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException("--mode must be Q, K or V, got '" + m + "'");
+                    }
+                }
+                case "--baseline" -> baseline = true;
+                case "--fold-ln" -> foldLn = true;
+                case "--top" -> top = positiveInt(args, ++i, "--top", 1);
+                case "--png" -> png = value(args, ++i, "--png");
+                case "--json" -> json = true;
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+            }
+        }
+        if (model == null || mode == null) {
+            throw new IllegalArgumentException("--model and --mode are required");
+        }
+        CompositionScores.Options options = CompositionScores.Options.builder().baseline(baseline).foldLn(foldLn).build();
+        ScoreReport report;
+        try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
+             CompositionScores.Result result = CompositionScores.compute(m, mode, options)) {
+            report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
+        }
+        if (png != null) {
+            report.writeHeatmapPng(Path.of(png), mode + "-composition scores of " + Path.of(model).getFileName()
+                    + (foldLn ? ", norms folded" : "") + (baseline ? " (minus the random baseline)" : ""));
+        }
+        if (json) {
+            Map<String, Object> object = new LinkedHashMap<>();
+            object.put("mode", mode.name());
+            object.putAll(castMap((Map<?, ?>) report.json()));
+            out.println(Json.write(object));
+        } else {
+            out.print(report.table(top));
+            if (png != null) {
+                out.println("heatmap: " + png);
+            }
+        }
+    }
+
+    /** {@code heads --model DIR [--seq-len 50] [--batch 4] [--seed 0] [--json]}. */
+    private static void heads(String[] args, PrintStream out) {
+        String model = null;
+        Integer seqLen = null;
+        int batch = 4;
+        long seed = 0;
+        boolean json = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = value(args, ++i, "--model");
+                case "--seq-len" -> seqLen = positiveInt(args, ++i, "--seq-len", 2);
+                case "--batch" -> batch = positiveInt(args, ++i, "--batch", 1);
+                case "--seed" -> {
+                    String v = value(args, ++i, "--seed");
+                    try {
+                        seed = Long.parseLong(v.trim());
+                    } catch (NumberFormatException e) {
+                        throw new IllegalArgumentException("--seed must be an integer, got '" + v + "'");
+                    }
+                }
+                case "--json" -> json = true;
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+            }
+        }
+        if (model == null) {
+            throw new IllegalArgumentException("--model is required");
+        }
+        Map<String, ScoreReport> reports = new LinkedHashMap<>();
+        try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model))) {
+            int n = seqLen != null ? seqLen : (int) Math.max(2, Math.min(50, m.config().maxPositions() / 2));
+            try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed)) {
+                reports.put("previous_token", ScoreReport.ofHeads(s.previousToken()));
+                reports.put("induction", ScoreReport.ofHeads(s.induction()));
+                reports.put("duplicate_token", ScoreReport.ofHeads(s.duplicateToken()));
+            }
+        }
+        if (json) {
+            Map<String, Object> object = new LinkedHashMap<>();
+            reports.forEach((kind, r) -> object.put(kind, ((Map<?, ?>) r.json()).get("scores")));
+            out.println(Json.write(object));
+        } else {
+            int width = "duplicate_token".length();
+            out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", "kind", "top", "score");
+            reports.forEach((kind, r) -> {
+                ScoreReport.Entry best = r.top(1).getFirst();
+                out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %.6f%n", kind, best.label(), best.score());
+            });
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> castMap(Map<?, ?> m) {
+        return (Map<String, Object>) m;
+    }
+
+    private static int positiveInt(String[] args, int i, String option, int min) {
+        String v = value(args, i, option);
+        int n;
+        try {
+            n = Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + " must be an integer, got '" + v + "'");
+        }
+        if (n < min) {
+            throw new IllegalArgumentException(option + " must be at least " + min + ", got " + n);
+        }
+        return n;
+    }
 
     /** {@code forward --model DIR --input-ids "1,2;3,4" --hooks a,b --json}: activations as one JSON object. */
     private static void forward(String[] args, PrintStream out) {

@@ -3,7 +3,9 @@ package io.arrakis.cli;
 import io.arrakis.json.Json;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import javax.imageio.ImageIO;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -13,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -86,6 +89,134 @@ class MainTest {
                 actual[i] = ((Number) data.get(i)).floatValue();
             }
             assertArrayEquals(expected, actual, 1e-4f);
+        }
+    }
+
+    /** {@code composition --json}: the raw scores are the fixture's reference {@code composition.K}, [L][H][L][H]. */
+    @Test
+    void compositionJsonMatchesTheReferenceScores() throws Exception {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        for (String mode : List.of("Q", "K", "V")) {
+            Result r = run("composition", "--model", GPT2.toString(), "--mode", mode, "--json");
+            assertEquals(0, r.status(), r.err());
+            assertEquals(1, r.out().lines().count(), "exactly one JSON object");
+            Map<?, ?> json = (Map<?, ?>) Json.parse(r.out().trim());
+            assertEquals(List.of("mode", "n_layers", "n_heads", "scores"), List.copyOf(json.keySet()));
+            assertEquals(mode, json.get("mode"));
+            double[] actual = flatten(json.get("scores"), 4, new long[] {2, 4, 2, 4});
+            try (SafeTensorsFile ref = SafeTensorsFile.open(GPT2.resolve("reference.safetensors"))) {
+                double[] expected = ref.tensor("composition." + mode).toDoubleArray();
+                assertArrayEquals(expected, actual, 1e-5, mode);
+            }
+            assertEquals(2L, json.get("n_layers"));
+            assertEquals(4L, json.get("n_heads"));
+        }
+    }
+
+    @Test
+    void compositionWithBaselineTableAndPng(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result r = run("composition", "--model", GPT2.toString(), "--mode", "k", "--baseline", "--json");
+        assertEquals(0, r.status(), r.err());
+        Map<?, ?> json = (Map<?, ?>) Json.parse(r.out().trim());
+        double[] raw = flatten(json.get("scores"), 4, new long[] {2, 4, 2, 4});
+        double[] corrected = flatten(json.get("baseline_corrected"), 4, new long[] {2, 4, 2, 4});
+        // corrected = raw - one baseline mean, on the forward pairs
+        double shift = raw[((0 * 4 + 0) * 2 + 1) * 4] - corrected[((0 * 4 + 0) * 2 + 1) * 4];
+        assertTrue(shift > 0, "the baseline mean of random heads is positive");
+        assertEquals(raw[((0 * 4 + 3) * 2 + 1) * 4 + 2] - shift, corrected[((0 * 4 + 3) * 2 + 1) * 4 + 2], 1e-9);
+
+        Path png = dir.resolve("k.png");
+        Result t = run("composition", "--model", GPT2.toString(), "--mode", "V", "--top", "3", "--png", png.toString());
+        assertEquals(0, t.status(), t.err());
+        List<String> lines = t.out().lines().toList();
+        assertTrue(lines.get(0).startsWith("rank  sender → receiver"), t.out());
+        assertEquals(5, lines.size(), t.out()); // header, 3 pairs, "heatmap: ..."
+        assertTrue(lines.get(1).matches("\\s+1  L0H\\d → L1H\\d\\s+0\\.\\d{6}"), lines.get(1));
+        assertNotNull(ImageIO.read(png.toFile()), "a readable PNG");
+    }
+
+    /** {@code --fold-ln} folds the norm scales in: still [L][H][L][H], and different from the raw scores. */
+    @Test
+    void compositionFoldLnChangesTheScores() {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result raw = run("composition", "--model", GPT2.toString(), "--mode", "Q", "--json");
+        Result folded = run("composition", "--model", GPT2.toString(), "--mode", "Q", "--fold-ln", "--json");
+        assertEquals(0, folded.status(), folded.err());
+        double[] r = flatten(((Map<?, ?>) Json.parse(raw.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
+        double[] f = flatten(((Map<?, ?>) Json.parse(folded.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
+        double maxDiff = 0;
+        for (int i = 0; i < r.length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(r[i] - f[i]));
+        }
+        assertTrue(maxDiff > 1e-6, "folding the norm weights changed nothing");
+    }
+
+    /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */
+    @Test
+    void headsJsonHasOneScorePerHead() {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result r = run("heads", "--model", GPT2.toString(), "--seq-len", "8", "--batch", "2", "--seed", "3", "--json");
+        assertEquals(0, r.status(), r.err());
+        Map<?, ?> json = (Map<?, ?>) Json.parse(r.out().trim());
+        assertEquals(List.of("previous_token", "induction", "duplicate_token"), List.copyOf(json.keySet()));
+        for (Object kind : json.values()) {
+            double[] v = flatten(kind, 2, new long[] {2, 4});
+            for (double x : v) {
+                assertTrue(x >= 0 && x <= 1 + 1e-6, "score " + x);
+            }
+        }
+        Result table = run("heads", "--model", GPT2.toString());
+        assertEquals(0, table.status(), table.err());
+        List<String> lines = table.out().lines().toList();
+        assertEquals(4, lines.size(), table.out());
+        assertTrue(lines.get(2).matches("induction\\s+L\\dH\\d\\s+\\d\\.\\d{6}"), lines.get(2));
+    }
+
+    @Test
+    void compositionAndHeadsRejectBadInput() {
+        String model = GPT2.toString();
+        for (String[] args : List.of(
+                new String[] {"composition", "--model", model},
+                new String[] {"composition", "--mode", "K"},
+                new String[] {"composition", "--model", model, "--mode", "X"},
+                new String[] {"composition", "--model", model, "--mode", "K", "--top", "0"},
+                new String[] {"composition", "--model", model, "--mode", "K", "--top", "many"},
+                new String[] {"composition", "--model", model, "--mode", "K", "--top"},
+                new String[] {"composition", "--model", model, "--mode", "K", "--frobnicate"},
+                new String[] {"composition", "--model", "/nonexistent", "--mode", "K"},
+                new String[] {"heads"},
+                new String[] {"heads", "--model", "/nonexistent"},
+                new String[] {"heads", "--model", model, "--seq-len", "1"},
+                new String[] {"heads", "--model", model, "--seq-len", "100000"},
+                new String[] {"heads", "--model", model, "--batch", "0"},
+                new String[] {"heads", "--model", model, "--seed", "x"},
+                new String[] {"heads", "--model", model, "--json", "--extra"})) {
+            Result r = run(args);
+            assertEquals(2, r.status(), String.join(" ", args));
+            assertEquals(1, r.err().lines().count(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().startsWith("arrakis " + args[0] + ": "), r.err());
+            assertEquals("", r.out(), String.join(" ", args));
+        }
+    }
+
+    /** Nested lists of the given shape, flattened in row-major order. */
+    private static double[] flatten(Object nested, int depth, long[] shape) {
+        java.util.ArrayList<Double> out = new java.util.ArrayList<>();
+        flattenInto(nested, 0, shape, out);
+        assertEquals(depth, shape.length);
+        return out.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    private static void flattenInto(Object o, int level, long[] shape, List<Double> out) {
+        if (level == shape.length) {
+            out.add(((Number) o).doubleValue());
+            return;
+        }
+        List<?> list = (List<?>) o;
+        assertEquals(shape[level], list.size(), "size at level " + level);
+        for (Object e : list) {
+            flattenInto(e, level + 1, shape, out);
         }
     }
 }

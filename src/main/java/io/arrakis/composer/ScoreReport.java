@@ -1,0 +1,444 @@
+package io.arrakis.composer;
+
+import io.arrakis.torch.Tensor;
+
+import org.jfree.chart.ChartRenderingInfo;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.axis.SymbolAxis;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.PaintScale;
+import org.jfree.chart.renderer.xy.XYBlockRenderer;
+import org.jfree.chart.title.PaintScaleLegend;
+import org.jfree.chart.ui.RectangleEdge;
+import org.jfree.chart.ui.RectangleInsets;
+import org.jfree.data.xy.DefaultXYZDataset;
+
+import java.awt.Color;
+import java.awt.Dimension;
+import java.awt.Font;
+import java.awt.Paint;
+import java.awt.geom.Rectangle2D;
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * What a person reads of a score tensor: either all-pairs composition scores {@code [L, H, L, H]} (sender
+ * {@code [l1, h1]} → receiver {@code [l2, h2]}, optionally with their baseline-corrected version), or per-head scores
+ * {@code [L, H]} (e.g. {@link HeadDetectors}).
+ *
+ * <ul>
+ *   <li>{@link #top(int)}: the highest-scoring pairs (only {@code l1 < l2}) or heads, labelled {@code L0H3 → L1H2} or
+ *       {@code L0H3};
+ *   <li>{@link #table(int)}: the same as an aligned text table;
+ *   <li>{@link #json()}: nested lists for {@link io.arrakis.json.Json#write};
+ *   <li>{@link #writeHeatmapPng(Path, String)}: a PNG heatmap (JFreeChart, rendered headless).
+ * </ul>
+ *
+ * The values are copied out of the tensors when the report is made; the tensors may be closed afterwards.
+ */
+public final class ScoreReport {
+    private final int layers;
+    private final int heads;
+    private final boolean pairs;
+    private final double[] scores;
+    private final double[] corrected;
+
+    /** One ranked pair (or head): {@code receiver} is null for per-head scores; {@code corrected} NaN without a baseline. */
+    public record Entry(int rank, Head sender, Head receiver, String label, double score, double corrected) {
+    }
+
+    private ScoreReport(int layers, int heads, boolean pairs, double[] scores, double[] corrected) {
+        this.layers = layers;
+        this.heads = heads;
+        this.pairs = pairs;
+        this.scores = scores;
+        this.corrected = corrected;
+    }
+
+    /** A report of composition scores {@code [L, H, L, H]}; {@code baselineCorrected} (same shape) may be null. */
+    public static ScoreReport ofComposition(Tensor scores, Tensor baselineCorrected) {
+        Objects.requireNonNull(scores, "scores");
+        long[] shape = scores.shape();
+        if (shape.length != 4 || shape[0] != shape[2] || shape[1] != shape[3] || shape[0] < 1 || shape[1] < 1) {
+            throw new IllegalArgumentException("composition scores must be [layers, heads, layers, heads], got shape "
+                    + Arrays.toString(shape));
+        }
+        if (baselineCorrected != null && !Arrays.equals(shape, baselineCorrected.shape())) {
+            throw new IllegalArgumentException("the baseline-corrected scores have shape "
+                    + Arrays.toString(baselineCorrected.shape()) + ", the scores " + Arrays.toString(shape));
+        }
+        return ofComposition(scores.toDoubleArray(), baselineCorrected == null ? null : baselineCorrected.toDoubleArray(),
+                (int) shape[0], (int) shape[1]);
+    }
+
+    /** A report of composition scores given row-major {@code [L, H, L, H]} values; {@code baselineCorrected} may be null. */
+    public static ScoreReport ofComposition(double[] scores, double[] baselineCorrected, int layers, int heads) {
+        Objects.requireNonNull(scores, "scores");
+        checkDims(layers, heads);
+        long n = (long) layers * heads * layers * heads;
+        if (scores.length != n || (baselineCorrected != null && baselineCorrected.length != n)) {
+            throw new IllegalArgumentException("composition scores of " + layers + " layers and " + heads
+                    + " heads need " + n + " values, got " + scores.length
+                    + (baselineCorrected == null ? "" : " and " + baselineCorrected.length));
+        }
+        return new ScoreReport(layers, heads, true, scores.clone(),
+                baselineCorrected == null ? null : baselineCorrected.clone());
+    }
+
+    /** A report of per-head scores {@code [L, H]}. */
+    public static ScoreReport ofHeads(Tensor scores) {
+        Objects.requireNonNull(scores, "scores");
+        long[] shape = scores.shape();
+        if (shape.length != 2 || shape[0] < 1 || shape[1] < 1) {
+            throw new IllegalArgumentException("head scores must be [layers, heads], got shape " + Arrays.toString(shape));
+        }
+        return ofHeads(scores.toDoubleArray(), (int) shape[0], (int) shape[1]);
+    }
+
+    /** A report of per-head scores given row-major {@code [L, H]} values. */
+    public static ScoreReport ofHeads(double[] scores, int layers, int heads) {
+        Objects.requireNonNull(scores, "scores");
+        checkDims(layers, heads);
+        if (scores.length != (long) layers * heads) {
+            throw new IllegalArgumentException("head scores of " + layers + " layers and " + heads + " heads need "
+                    + ((long) layers * heads) + " values, got " + scores.length);
+        }
+        return new ScoreReport(layers, heads, false, scores.clone(), null);
+    }
+
+    private static void checkDims(int layers, int heads) {
+        if (layers < 1 || heads < 1) {
+            throw new IllegalArgumentException("layers and heads must be positive, got " + layers + " and " + heads);
+        }
+    }
+
+    public int layers() {
+        return layers;
+    }
+
+    public int heads() {
+        return heads;
+    }
+
+    /** Whether this reports pairs ({@code [L, H, L, H]}) rather than heads ({@code [L, H]}). */
+    public boolean isComposition() {
+        return pairs;
+    }
+
+    public boolean hasBaseline() {
+        return corrected != null;
+    }
+
+    private int index(int l1, int h1, int l2, int h2) {
+        return ((l1 * heads + h1) * layers + l2) * heads + h2;
+    }
+
+    /**
+     * The {@code k} highest scores, best first (ties in index order): pairs with {@code l1 < l2} only for composition
+     * scores, every head for head scores. Fewer than {@code k} when there are fewer; NaN scores are left out.
+     */
+    public List<Entry> top(int k) {
+        if (k < 0) {
+            throw new IllegalArgumentException("k must be non-negative, got " + k);
+        }
+        List<Entry> all = new ArrayList<>();
+        if (pairs) {
+            for (int l1 = 0; l1 < layers; l1++) {
+                for (int h1 = 0; h1 < heads; h1++) {
+                    for (int l2 = l1 + 1; l2 < layers; l2++) {
+                        for (int h2 = 0; h2 < heads; h2++) {
+                            int i = index(l1, h1, l2, h2);
+                            if (!Double.isNaN(scores[i])) {
+                                Head s = new Head(l1, h1);
+                                Head r = new Head(l2, h2);
+                                all.add(new Entry(0, s, r, s + " → " + r, scores[i],
+                                        corrected == null ? Double.NaN : corrected[i]));
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < heads; h++) {
+                    double v = scores[l * heads + h];
+                    if (!Double.isNaN(v)) {
+                        Head s = new Head(l, h);
+                        all.add(new Entry(0, s, null, s.toString(), v, Double.NaN));
+                    }
+                }
+            }
+        }
+        all.sort(Comparator.comparingDouble(Entry::score).reversed()); // stable: ties keep index order
+        List<Entry> out = new ArrayList<>(Math.min(k, all.size()));
+        for (int i = 0; i < Math.min(k, all.size()); i++) {
+            Entry e = all.get(i);
+            out.add(new Entry(i + 1, e.sender(), e.receiver(), e.label(), e.score(), e.corrected()));
+        }
+        return out;
+    }
+
+    /**
+     * The {@link #top(int)} entries as an aligned text table (a header line, then one line per entry; scores with six
+     * decimals, right-aligned; a "corrected" column when there is a baseline). Lines end with {@code \n}.
+     */
+    public String table(int k) {
+        List<Entry> entries = top(k);
+        String what = pairs ? "sender → receiver" : "head";
+        List<String[]> rows = new ArrayList<>();
+        rows.add(corrected == null ? new String[] {"rank", what, "score"}
+                : new String[] {"rank", what, "score", "corrected"});
+        for (Entry e : entries) {
+            String rank = Integer.toString(e.rank());
+            String score = String.format(Locale.ROOT, "%.6f", e.score());
+            rows.add(corrected == null ? new String[] {rank, e.label(), score}
+                    : new String[] {rank, e.label(), score, String.format(Locale.ROOT, "%.6f", e.corrected())});
+        }
+        int cols = rows.get(0).length;
+        int[] width = new int[cols];
+        for (String[] row : rows) {
+            for (int c = 0; c < cols; c++) {
+                width[c] = Math.max(width[c], row[c].length());
+            }
+        }
+        StringBuilder sb = new StringBuilder();
+        for (String[] row : rows) {
+            StringBuilder line = new StringBuilder();
+            for (int c = 0; c < cols; c++) {
+                if (c > 0) {
+                    line.append("  ");
+                }
+                String pad = " ".repeat(width[c] - row[c].length());
+                // the label column is left-aligned, the numbers right-aligned
+                line.append(c == 1 ? row[c] + pad : pad + row[c]);
+            }
+            sb.append(line.toString().stripTrailing()).append('\n');
+        }
+        return sb.toString();
+    }
+
+    /**
+     * A structure for {@link io.arrakis.json.Json#write}: for composition scores
+     * {@code {"n_layers": L, "n_heads": H, "scores": [L][H][L][H]}} plus {@code "baseline_corrected"} of the same shape
+     * when there is a baseline; for head scores {@code {"n_layers": L, "n_heads": H, "scores": [L][H]}}.
+     */
+    public Object json() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("n_layers", (long) layers);
+        m.put("n_heads", (long) heads);
+        m.put("scores", nested(scores));
+        if (corrected != null) {
+            m.put("baseline_corrected", nested(corrected));
+        }
+        return m;
+    }
+
+    /** The values as nested lists: {@code [L][H][L][H]} or {@code [L][H]}. */
+    private List<Object> nested(double[] values) {
+        List<Object> outer = new ArrayList<>(layers);
+        for (int l1 = 0; l1 < layers; l1++) {
+            List<Object> byHead = new ArrayList<>(heads);
+            for (int h1 = 0; h1 < heads; h1++) {
+                if (!pairs) {
+                    byHead.add(values[l1 * heads + h1]);
+                    continue;
+                }
+                List<Object> byLayer = new ArrayList<>(layers);
+                for (int l2 = 0; l2 < layers; l2++) {
+                    List<Object> row = new ArrayList<>(heads);
+                    for (int h2 = 0; h2 < heads; h2++) {
+                        row.add(values[index(l1, h1, l2, h2)]);
+                    }
+                    byLayer.add(row);
+                }
+                byHead.add(byLayer);
+            }
+            outer.add(byHead);
+        }
+        return outer;
+    }
+
+    // ------------------------------------------------------------------------------------------------ heatmap
+
+    /** Rows of the heatmap: senders (l1 < L-1) for composition scores, layers for head scores. */
+    int heatmapRows() {
+        return pairs ? Math.max(layers - 1, 1) * heads : layers;
+    }
+
+    /** Columns of the heatmap: receivers (l2 > 0) for composition scores, heads for head scores. */
+    int heatmapColumns() {
+        return pairs ? Math.max(layers - 1, 1) * heads : heads;
+    }
+
+    private int cellPixels() {
+        return Math.max(6, Math.min(32, 720 / Math.max(heatmapRows(), heatmapColumns())));
+    }
+
+    /** The size of the PNG that {@link #writeHeatmapPng} writes: grows with the number of cells. */
+    public Dimension heatmapSize() {
+        int cell = cellPixels();
+        return new Dimension(Math.max(480, 200 + heatmapColumns() * cell), Math.max(400, 190 + heatmapRows() * cell));
+    }
+
+    /**
+     * Writes a heatmap PNG of {@link #heatmapSize()} to {@code file}. Composition scores: one row per sender head
+     * {@code (l1, h1)} with {@code l1 < L-1}, one column per receiver head {@code (l2, h2)} with {@code l2 > 0}; cells
+     * with {@code l1 >= l2} stay blank. Head scores: layers as rows, heads as columns. The baseline-corrected scores are
+     * drawn when there are any, else the raw scores; a colour-scale legend is on the right.
+     */
+    public void writeHeatmapPng(Path file, String title) {
+        renderHeatmap(file, title);
+    }
+
+    /** Writes the heatmap and returns the data area (where the cells are) in the image's pixels. */
+    Rectangle2D renderHeatmap(Path file, String title) {
+        Objects.requireNonNull(file, "file");
+        System.setProperty("java.awt.headless", "true");
+        int rows = heatmapRows();
+        int cols = heatmapColumns();
+        String[] rowLabels = new String[rows];
+        String[] colLabels = new String[cols];
+        double[] values = corrected != null ? corrected : scores;
+        List<double[]> cells = new ArrayList<>();
+        if (pairs) {
+            for (int r = 0; r < rows; r++) {
+                rowLabels[r] = new Head(r / heads, r % heads).toString();
+            }
+            for (int c = 0; c < cols; c++) {
+                colLabels[c] = new Head(c / heads + 1, c % heads).toString();
+            }
+            for (int l1 = 0; l1 < layers - 1; l1++) {
+                for (int h1 = 0; h1 < heads; h1++) {
+                    for (int l2 = l1 + 1; l2 < layers; l2++) {
+                        for (int h2 = 0; h2 < heads; h2++) {
+                            double v = values[index(l1, h1, l2, h2)];
+                            if (Double.isFinite(v)) {
+                                cells.add(new double[] {(l2 - 1) * heads + h2, l1 * heads + h1, v});
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
+                rowLabels[r] = "L" + r;
+            }
+            for (int c = 0; c < cols; c++) {
+                colLabels[c] = "H" + c;
+            }
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < heads; h++) {
+                    double v = values[l * heads + h];
+                    if (Double.isFinite(v)) {
+                        cells.add(new double[] {h, l, v});
+                    }
+                }
+            }
+        }
+        double[][] series = new double[3][cells.size()];
+        double lo = 0;
+        double hi = 0;
+        for (int i = 0; i < cells.size(); i++) {
+            for (int j = 0; j < 3; j++) {
+                series[j][i] = cells.get(i)[j];
+            }
+            lo = Math.min(lo, series[2][i]);
+            hi = Math.max(hi, series[2][i]);
+        }
+        if (hi <= lo) {
+            hi = lo + 1;
+        }
+        DefaultXYZDataset dataset = new DefaultXYZDataset();
+        dataset.addSeries("scores", series);
+
+        SymbolAxis xAxis = new SymbolAxis(pairs ? "receiver (later layer)" : "head", colLabels);
+        xAxis.setVerticalTickLabels(true);
+        xAxis.setGridBandsVisible(false);
+        xAxis.setRange(-0.5, cols - 0.5);
+        SymbolAxis yAxis = new SymbolAxis(pairs ? "sender (earlier layer)" : "layer", rowLabels);
+        yAxis.setGridBandsVisible(false);
+        yAxis.setInverted(true);                                    // first row at the top
+        yAxis.setRange(-0.5, rows - 0.5);
+        Font tickFont = new Font(Font.SANS_SERIF, Font.PLAIN, Math.max(7, Math.min(12, cellPixels() - 2)));
+        xAxis.setTickLabelFont(tickFont);
+        yAxis.setTickLabelFont(tickFont);
+
+        Viridis scale = new Viridis(lo, hi);
+        XYBlockRenderer renderer = new XYBlockRenderer();
+        renderer.setPaintScale(scale);
+        XYPlot plot = new XYPlot(dataset, xAxis, yAxis, renderer);
+        plot.setBackgroundPaint(Color.WHITE);                      // blank cells (l1 >= l2) stay white
+        plot.setDomainGridlinesVisible(false);
+        plot.setRangeGridlinesVisible(false);
+        plot.setOutlinePaint(Color.GRAY);
+
+        JFreeChart chart = new JFreeChart(title == null ? "" : title, JFreeChart.DEFAULT_TITLE_FONT, plot, false);
+        chart.setBackgroundPaint(Color.WHITE);
+        NumberAxis legendAxis = new NumberAxis(corrected != null ? "score − baseline mean" : "score");
+        legendAxis.setRange(lo, hi);
+        PaintScaleLegend legend = new PaintScaleLegend(scale, legendAxis);
+        legend.setPosition(RectangleEdge.RIGHT);
+        legend.setStripWidth(14);
+        legend.setAxisOffset(4);
+        legend.setMargin(new RectangleInsets(10, 6, 10, 6));
+        legend.setBackgroundPaint(Color.WHITE);
+        chart.addSubtitle(legend);
+
+        Dimension size = heatmapSize();
+        ChartRenderingInfo info = new ChartRenderingInfo();
+        try {
+            Path parent = file.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            ChartUtils.saveChartAsPNG(file.toFile(), chart, size.width, size.height, info);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
+        }
+        return info.getPlotInfo().getDataArea();
+    }
+
+    /** A perceptually uniform sequential colour scale (viridis, linearly interpolated between 9 stops). */
+    private record Viridis(double lower, double upper) implements PaintScale, Serializable {
+        private static final int[] STOPS = {
+            0x440154, 0x472D7B, 0x3B528B, 0x2C728E, 0x21918C, 0x28AE80, 0x5EC962, 0xADDC30, 0xFDE725};
+
+        @Override
+        public double getLowerBound() {
+            return lower;
+        }
+
+        @Override
+        public double getUpperBound() {
+            return upper;
+        }
+
+        @Override
+        public Paint getPaint(double value) {
+            double t = Double.isNaN(value) ? 0 : Math.max(0, Math.min(1, (value - lower) / (upper - lower)));
+            double pos = t * (STOPS.length - 1);
+            int i = Math.min((int) pos, STOPS.length - 2);
+            double f = pos - i;
+            int a = STOPS[i];
+            int b = STOPS[i + 1];
+            return new Color(mix(a >> 16, b >> 16, f), mix(a >> 8, b >> 8, f), mix(a, b, f));
+        }
+
+        private static int mix(int a, int b, double f) {
+            return (int) Math.round((a & 0xFF) * (1 - f) + (b & 0xFF) * f);
+        }
+    }
+}
