@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 23+, no Maven and no network.
 #   scripts/gpu-check.sh --prepare   here: build the library, its tests and their fixtures, and a jlink runtime, into
-#                                    .gpu/ (~55 MB)
+#                                    .gpu/ (~45 MB, the runtime packed)
 #   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch
 # Copy or carry .gpu/ along with the repository. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
 # taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary.
@@ -14,19 +14,27 @@ if [ "${1:-}" = "--prepare" ]; then
   source scripts/lib/jdk.sh
   export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
+  rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/classes .gpu/test-classes .gpu/lib
   mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true
-  rm -rf .gpu/jre .gpu/classes .gpu/test-classes
+  # runtime dependencies, except the CPU libtorch jars: that machine brings its own libtorch
+  mvn -B -ntp -q -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime -DexcludeGroupIds=org.bytedeco \
+    -DoutputDirectory=.gpu/lib
   mkdir -p .gpu
   cp -r target/classes .gpu/classes
   cp -r target/test-classes .gpu/test-classes
   rm -rf .gpu/fixtures
   cp -r ../shared/fixtures .gpu/fixtures   # the reference models the tests read (beside the repository in CI)
-  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming \
+  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming,java.desktop \
     --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
+  # packed, so that everything that travels stays under 64 MB; unpacked there on first use
+  tar cJf .gpu/jre.tar.xz -C .gpu jre && rm -rf .gpu/jre
   du -sh .gpu
   exit 0
 fi
 
+if [ ! -x .gpu/jre/bin/java ] && [ -f .gpu/jre.tar.xz ]; then
+  tar xJf .gpu/jre.tar.xz -C .gpu
+fi
 [ -x .gpu/jre/bin/java ] || { echo "error: no .gpu/jre; run scripts/gpu-check.sh --prepare first (on a machine with a JDK 23+)" >&2; exit 1; }
 if [ -z "${ARRAKIS_LIBTORCH:-}" ]; then
   ARRAKIS_LIBTORCH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
@@ -39,7 +47,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 set +e
 .gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g \
   -Darrakis.fixtures="$root/.gpu/fixtures" \
-  -cp "$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes" \
+  -Djava.awt.headless=true \
+  -cp "$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes:$root/.gpu/lib/*" \
   org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --scan-classpath "$root/.gpu/test-classes" --reports-dir "$out" 2>&1 | tee "$out/junit.log"
 rc=${PIPESTATUS[0]}
