@@ -300,7 +300,36 @@ public final class ScoreReport {
      * drawn when there are any, else the raw scores; a colour-scale legend is on the right.
      */
     public void writeHeatmapPng(Path file, String title) {
+        checkFonts();
         renderHeatmap(file, title);
+    }
+
+    /**
+     * Whether this JVM can draw text: on Linux, Java 2D finds fonts through fontconfig, and minimal servers and
+     * containers often have none.
+     */
+    public static boolean canRenderText() {
+        System.setProperty("java.awt.headless", "true");
+        try {
+            java.awt.image.BufferedImage probe = new java.awt.image.BufferedImage(1, 1, java.awt.image.BufferedImage.TYPE_INT_RGB);
+            java.awt.Graphics2D g = probe.createGraphics();
+            try {
+                g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+                return g.getFontMetrics().stringWidth("L0H0") > 0;
+            } finally {
+                g.dispose();
+            }
+        } catch (RuntimeException | Error e) {
+            return false;
+        }
+    }
+
+    private static void checkFonts() {
+        if (!canRenderText()) {
+            throw new IllegalStateException("cannot draw the heatmap's labels: Java finds no fonts on this machine"
+                    + " (fontconfig has none configured). Install fontconfig and a font, e.g. on Debian/Ubuntu"
+                    + " 'apt-get install fontconfig fonts-dejavu-core', or use the JSON output instead");
+        }
     }
 
     /** Writes the heatmap and returns the data area (where the cells are) in the image's pixels. */

@@ -116,6 +116,7 @@ class MainTest {
     @Test
     void compositionWithBaselineTableAndPng(@TempDir Path dir) throws Exception {
         assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        assumeTrue(io.arrakis.composer.ScoreReport.canRenderText(), "skipped: no fonts on this machine for the heatmap");
         Result r = run("composition", "--model", GPT2.toString(), "--mode", "k", "--baseline", "--json");
         assertEquals(0, r.status(), r.err());
         Map<?, ?> json = (Map<?, ?>) Json.parse(r.out().trim());
