@@ -1,10 +1,13 @@
 package io.arrakis.cli;
 
+import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.Head;
 import io.arrakis.composer.HeadDetectors;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
@@ -14,10 +17,10 @@ import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
+import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -44,7 +47,7 @@ public final class Main {
         try {
             switch (command) {
                 case "info" -> out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
-                case "demo" -> demo();
+                case "demo" -> demo(out);
                 case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
                 case "composition" -> composition(Arrays.copyOfRange(args, 1, args.length), out);
                 case "heads" -> heads(Arrays.copyOfRange(args, 1, args.length), out);
@@ -63,7 +66,7 @@ public final class Main {
 
     private static final String USAGE = "usage: scripts/arrakis <command>\n"
             + "  info     which libtorch is loaded, and whether CUDA is available\n"
-            + "  demo     a short tour: zero-copy tensors and one causal attention head, composed with another\n"
+            + "  demo     a short tour: zero-copy tensors, a hooked model with its cache, and the composer on it\n"
             + "  forward  --model DIR --input-ids \"1,2,3;4,5,6\" [--hooks NAME[,NAME...]] [--json]\n"
             + "           runs a Hugging Face model directory and prints the logits and the chosen activations\n"
             + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
@@ -260,47 +263,47 @@ public final class Main {
         return ids;
     }
 
-    /** One attention head on a repeated random sequence, and how strongly a second head reads what it writes. */
-    private static void demo() {
-        System.out.println(LibTorch.load());
-        Generator g = new Generator(42);
-        int dModel = 64;
-        int dHead = 16;
-        int seq = 12;
+    /**
+     * The main job in one minute: a small random Llama with hooks and a cache, then the composer on it — the seed
+     * example's {@code head_composition} and {@code attention_path_patching}, K-composition scores of every head pair,
+     * and the head detectors. Zero-copy tensors from Java memory come first, as the library's footing.
+     */
+    private static void demo(PrintStream out) {
+        out.println(LibTorch.load());
         try (TensorScope scope = TensorScope.open(); Arena arena = Arena.ofConfined()) {
-            // Token embeddings written by Java into off-heap memory, then used by libtorch without a copy.
-            MemorySegment embeddings = arena.allocate(ValueLayout.JAVA_FLOAT, (long) seq * dModel);
-            for (long i = 0; i < seq * (long) dModel; i++) {
-                embeddings.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) g.nextGaussian());
+            MemorySegment javaMemory = arena.allocate(ValueLayout.JAVA_FLOAT, 6);
+            for (int i = 0; i < 6; i++) {
+                javaMemory.setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
             }
-            Tensor x = Tensor.fromSegment(embeddings, DType.FLOAT32, seq, dModel);
-            System.out.printf("residual stream %s, data at 0x%x = the Java segment at 0x%x%n", x, x.dataAddress(),
-                    embeddings.address());
+            Tensor shared = Tensor.fromSegment(javaMemory, DType.FLOAT32, 2, 3);
+            out.printf("%nzero copy: %s lives at 0x%x, the Java segment at 0x%x%n", shared, shared.dataAddress(),
+                    javaMemory.address());
 
-            double init = 1 / Math.sqrt(dModel);
-            Tensor wq = Tensor.randn(g, new long[] {dModel, dHead}, DType.FLOAT32, Device.CPU).mul(init);
-            Tensor wk = Tensor.randn(g, new long[] {dModel, dHead}, DType.FLOAT32, Device.CPU).mul(init);
-            Tensor wv = Tensor.randn(g, new long[] {dModel, dHead}, DType.FLOAT32, Device.CPU).mul(init);
-            Tensor wo = Tensor.randn(g, new long[] {dHead, dModel}, DType.FLOAT32, Device.CPU).mul(init);
+            HookedAutoConfig config = HookedAutoConfig.of("llama").with(Map.of("num_hidden_layers", 2,
+                    "hidden_size", 256, "intermediate_size", 688, "num_attention_heads", 8, "num_key_value_heads", 8));
+            out.println("\nmodel: " + config + " (the llama defaults, made small), random weights, seed 0");
+            HookedAutoModel model = HookedAutoModel.create(config, 0, DType.FLOAT32, Device.CPU);
+            Tensor inputIds = Tensor.randint(new Generator(0), 0, config.vocabSize(), new long[] {1, 50}, Device.CPU);
+            try (ModelOutput result = model.forward(inputIds)) {
+                out.println("forward: logits " + Arrays.toString(result.logits().shape()) + ", "
+                        + result.cache().size() + " activations cached, e.g. blocks.0.attn.hook_pattern "
+                        + Arrays.toString(result.cache().get("blocks.0.attn.hook_pattern").shape()));
+            }
 
-            Tensor q = x.matmul(wq);
-            Tensor k = x.matmul(wk);
-            Tensor scores = q.matmul(k.transpose(0, 1)).div(Math.sqrt(dHead));
-            Tensor future = Tensor.ones(new long[] {seq, seq}, DType.BOOL, Device.CPU).triu(1);
-            Tensor pattern = scores.maskedFill(future, Double.NEGATIVE_INFINITY).softmax(-1);
-            Tensor z = pattern.matmul(x.matmul(wv));
-            Tensor out = z.matmul(wo);
-            System.out.println("attention pattern row 3: " + Arrays.toString(
-                    Arrays.copyOf(pattern.select(0, 3).toFloatArray(), 4)) + " (causal: the rest is 0)");
-            System.out.println("head output " + out);
-
-            // Q-composition of this head into a second one: |W_OV · W_QK'|_F / (|W_OV|_F |W_QK'|_F).
-            Tensor wq2 = Tensor.randn(g, new long[] {dModel, dHead}, DType.FLOAT32, Device.CPU).mul(init);
-            Tensor wk2 = Tensor.randn(g, new long[] {dModel, dHead}, DType.FLOAT32, Device.CPU).mul(init);
-            Tensor wov = wv.matmul(wo);
-            Tensor wqk2 = wq2.matmul(wk2.transpose(0, 1));
-            double score = wov.matmul(wqk2).norm().item() / (wov.norm().item() * wqk2.norm().item());
-            System.out.printf("Q-composition score of this head into a second random head: %.4f%n", score);
+            AttentionComposer composer = new AttentionComposer(model);
+            try (AttentionComposer.HeadComposition hc = composer.headComposition(Head.of(0, 0), Head.of(1, 1), 0.5)) {
+                out.println("\nhead_composition(L0H0, L1H1, 0.5): " + hc);
+            }
+            Tensor patched = composer.attentionPathPatching(inputIds, Head.of(0, 0), Head.of(0, 1));
+            out.println("attention_path_patching(L0H0 -> L0H1): logits " + Arrays.toString(patched.shape()));
+            out.println("\nK-composition, strongest pairs (random weights, so all small):");
+            out.print(ScoreReport.ofComposition(composer.compositionScores(CompositionScores.Mode.K), null).table(5));
+            HeadDetectors.Scores heads = composer.detectHeads(20, 4, 0);
+            out.println("\nhead detectors on repeated random tokens (top head of each kind):");
+            out.println("  previous-token " + HeadDetectors.argmax(heads.previousToken())
+                    + ", induction " + HeadDetectors.argmax(heads.induction())
+                    + ", duplicate-token " + HeadDetectors.argmax(heads.duplicateToken()));
+            model.close();
         }
     }
 }

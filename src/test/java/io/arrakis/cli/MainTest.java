@@ -53,6 +53,16 @@ class MainTest {
     }
 
     @Test
+    void theDemoShowsTheMainJob() {
+        Result r = run("demo");
+        assertEquals(0, r.status(), r.err());
+        for (String expected : new String[] {"zero copy", "activations cached", "head_composition(L0H0, L1H1, 0.5)",
+                "attention_path_patching", "K-composition", "L0H", "previous-token"}) {
+            assertTrue(r.out().contains(expected), "the demo does not show '" + expected + "':\n" + r.out());
+        }
+    }
+
+    @Test
     void badInputIsOneLineOnStderrWithStatus2() {
         for (String[] args : List.of(
                 new String[] {"forward", "--model", "/nonexistent", "--input-ids", "1"},
