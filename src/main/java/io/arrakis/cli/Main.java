@@ -5,6 +5,7 @@ import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.HeadDetectors;
 import io.arrakis.composer.ScoreReport;
+import io.arrakis.examples.SeedExample;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
@@ -51,6 +52,7 @@ public final class Main {
                 case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
                 case "composition" -> composition(Arrays.copyOfRange(args, 1, args.length), out);
                 case "heads" -> heads(Arrays.copyOfRange(args, 1, args.length), out);
+                case "seed-example" -> seedExample(Arrays.copyOfRange(args, 1, args.length), out, err);
                 default -> {
                     out.println(USAGE);
                     return command.equals("help") ? 0 : 2;
@@ -67,6 +69,10 @@ public final class Main {
     private static final String USAGE = "usage: scripts/arrakis <command>\n"
             + "  info     which libtorch is loaded, and whether CUDA is available\n"
             + "  demo     a short tour: zero-copy tensors, a hooked model with its cache, and the composer on it\n"
+            + "  seed-example [--json] [--config KEY=VALUE[,KEY=VALUE...]] [--seed S]\n"
+            + "           the seed page's example: llama defaults (bfloat16 when float32 does not fit), random ids\n"
+            + "           (1, 50), an MIExperiment bench, head_composition and attention_path_patching of heads\n"
+            + "           (0,0) and (0,1), alpha 0.5; --config overrides Hugging Face keys (e.g. num_hidden_layers=2)\n"
             + "  forward  --model DIR --input-ids \"1,2,3;4,5,6\" [--hooks NAME[,NAME...]] [--json]\n"
             + "           runs a Hugging Face model directory and prints the logits and the chosen activations\n"
             + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
@@ -142,14 +148,7 @@ public final class Main {
                 case "--model" -> model = value(args, ++i, "--model");
                 case "--seq-len" -> seqLen = positiveInt(args, ++i, "--seq-len", 2);
                 case "--batch" -> batch = positiveInt(args, ++i, "--batch", 1);
-                case "--seed" -> {
-                    String v = value(args, ++i, "--seed");
-                    try {
-                        seed = Long.parseLong(v.trim());
-                    } catch (NumberFormatException e) {
-                        throw new IllegalArgumentException("--seed must be an integer, got '" + v + "'");
-                    }
-                }
+                case "--seed" -> seed = longValue(args, ++i, "--seed");
                 case "--json" -> json = true;
                 default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
             }
@@ -245,6 +244,15 @@ public final class Main {
         return args[i];
     }
 
+    private static long longValue(String[] args, int i, String option) {
+        String v = value(args, i, option);
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + " must be an integer, got '" + v + "'");
+        }
+    }
+
     /** "1,2,3;4,5,6" → two rows of three ids; rows must be equally long. */
     private static long[][] parseIds(String text) {
         String[] rows = text.split(";");
@@ -261,6 +269,50 @@ public final class Main {
             }
         }
         return ids;
+    }
+
+    /** {@code seed-example [--json] [--config num_hidden_layers=2,...] [--seed 0]}. */
+    private static void seedExample(String[] args, PrintStream out, PrintStream err) {
+        boolean json = false;
+        long seed = 0;
+        Map<String, Object> overrides = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--json" -> json = true;
+                case "--seed" -> seed = longValue(args, ++i, "--seed");
+                case "--config" -> {
+                    for (String pair : value(args, ++i, "--config").split(",")) {
+                        String[] kv = pair.split("=", 2);
+                        if (kv.length != 2 || kv[0].isBlank()) {
+                            throw new IllegalArgumentException("--config takes KEY=VALUE pairs, got '" + pair + "'");
+                        }
+                        overrides.put(kv[0].trim(), configValue(kv[1].trim()));
+                    }
+                }
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+            }
+        }
+        PrintStream notes = json ? err : out;
+        try (HookedAutoModel model = SeedExample.buildModel(overrides, seed, notes::println);
+             Tensor ids = SeedExample.inputIds(model.config(), seed)) {
+            long t0 = System.nanoTime();
+            Map<String, Object> result = SeedExample.run(model, ids);
+            notes.printf(java.util.Locale.ROOT, "experiment ran in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            out.println(json ? Json.write(result) : Json.writeIndented(result));
+        }
+    }
+
+    /** A --config value as the JSON scalar it spells (number, boolean, null), else as a string. */
+    private static Object configValue(String text) {
+        try {
+            Object v = Json.parse(text);
+            if (!(v instanceof Map) && !(v instanceof List)) {
+                return v;
+            }
+        } catch (Json.ParseException e) {
+            // not JSON: a bare string such as silu
+        }
+        return text;
     }
 
     /**

@@ -193,18 +193,17 @@ public final class CompositionScores {
                 for (int l2 = l1 + 1; l2 < layers; l2 += layersPerChunk) {
                     int k = Math.min(layersPerChunk, layers - l2);
                     try (TensorScope chunkScope = TensorScope.open()) {
-                        Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer))
-                                .to(DType.FLOAT64);                                         // [H·dh, k·H·dh]
-                        Tensor squares = product.mul(product).view(heads, dHead, (long) k * heads, dHead)
-                                .sum(3, false).sum(1, false);                              // [H, k·H]
-                        chunks.add(chunkScope.keep(squares));
+                        Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer));
+                        // each pair's d_head × d_head block's Frobenius norm, in one pass: [H, k·H]
+                        Tensor norms = product.view(heads, dHead, (long) k * heads, dHead).norm(new int[] {1, 3}, false)
+                                .to(DType.FLOAT64);
+                        chunks.add(chunkScope.keep(norms));
                     }
                     if (progress != null) {
                         progress.advance((long) heads * k * heads);
                     }
                 }
-                Tensor numerator = (chunks.size() == 1 ? chunks.get(0) : Tensor.cat(chunks, 1)).sqrt()
-                        .view(heads, later, heads);
+                Tensor numerator = (chunks.size() == 1 ? chunks.get(0) : Tensor.cat(chunks, 1)).view(heads, later, heads);
                 Tensor denominator = senderNorms.select(0, l1).view(heads, 1, 1)
                         .mul(receiverNorms.narrow(0, l1 + 1, later).view(1, later, heads));
                 Tensor score = numerator.div(denominator);

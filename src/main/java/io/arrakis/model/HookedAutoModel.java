@@ -120,6 +120,14 @@ public final class HookedAutoModel implements AutoCloseable {
         return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
     }
 
+    /**
+     * The memory this process may still use, in bytes ({@code MemAvailable}, capped by a cgroup limit), as
+     * {@link #create} and {@link #fromPretrained} check it before allocating weights; 0 when unknown.
+     */
+    public static long availableMemoryBytes() {
+        return MemoryCheck.availableBytes();
+    }
+
     private static void checkDtype(DType dtype) {
         if (dtype != DType.FLOAT32 && dtype != DType.FLOAT16 && dtype != DType.BFLOAT16 && dtype != DType.FLOAT64) {
             throw new IllegalArgumentException("a model's dtype must be float32, float16, bfloat16 or float64, got " + dtype);

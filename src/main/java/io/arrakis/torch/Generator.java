@@ -4,14 +4,41 @@ package io.arrakis.torch;
  * A seeded source of random numbers for {@link Tensor#randn}, {@link Tensor#rand} and {@link Tensor#randint}.
  *
  * <p>The same seed gives the same numbers on every machine, JDK and device: the stream is SplitMix64 (Steele, Lea and
- * Flood 2014), uniforms take its top 53 bits, normals use the Box-Muller transform, and integers in a range use
- * Lemire's unbiased multiply-shift rejection. Numbers are drawn in Java, in row-major order, then copied to the device,
- * so a CPU and a GPU tensor made from the same seed are equal. A generator is not thread-safe; give each thread its own.
+ * Flood 2014), uniforms take its top 53 bits, normals use Marsaglia and Tsang's ziggurat (2000; 256 layers, 52-bit
+ * draws, the layout NumPy's {@code standard_normal} uses), and integers in a range use Lemire's unbiased multiply-shift
+ * rejection. Numbers are drawn in Java, then copied to the device, so a CPU and a GPU tensor made from the same seed are
+ * equal. A generator is not thread-safe; give each thread its own.
  */
 public final class Generator {
+    private static final int LAYERS = 256;
+    private static final double R = 3.6541528853610088; // where the ziggurat's base strip meets the tail
+    private static final double INV_R = 1 / R;
+    private static final double AREA = 0.00492867323399; // of each layer
+    private static final long[] K = new long[LAYERS]; // fast-accept thresholds on the 52-bit draw
+    private static final double[] W = new double[LAYERS]; // draw-to-x scale of each layer
+    private static final double[] F = new double[LAYERS]; // exp(-x^2/2) at each layer's edge
+
+    static { // Marsaglia and Tsang (2000), section 4, for 52-bit draws
+        double m = 0x1.0p52;
+        double dn = R;
+        double tn = dn;
+        double q = AREA / Math.exp(-0.5 * dn * dn);
+        K[0] = (long) ((dn / q) * m);
+        K[1] = 0;
+        W[0] = q / m;
+        W[LAYERS - 1] = dn / m;
+        F[0] = 1.0;
+        F[LAYERS - 1] = Math.exp(-0.5 * dn * dn);
+        for (int i = LAYERS - 2; i >= 1; i--) {
+            dn = Math.sqrt(-2.0 * Math.log(AREA / dn + Math.exp(-0.5 * dn * dn)));
+            K[i + 1] = (long) ((dn / tn) * m);
+            tn = dn;
+            F[i] = Math.exp(-0.5 * dn * dn);
+            W[i] = dn / m;
+        }
+    }
+
     private long state;
-    private double spareNormal;
-    private boolean hasSpare;
 
     /** A generator starting from {@code seed}. */
     public Generator(long seed) {
@@ -41,19 +68,49 @@ public final class Generator {
 
     /** Standard normal. */
     public double nextGaussian() {
-        if (hasSpare) {
-            hasSpare = false;
-            return spareNormal;
+        long bits = nextLong();
+        int layer = (int) (bits & 0xFF);
+        long draw = (bits >>> 9) & 0x000F_FFFF_FFFF_FFFFL;
+        if (draw < K[layer]) { // inside the layer's rectangle: ~98.5% of draws
+            double x = draw * W[layer];
+            return (bits & 0x100) != 0 ? -x : x;
         }
-        double u1;
-        do {
-            u1 = nextDouble();
-        } while (u1 == 0.0);
-        double u2 = nextDouble();
-        double r = Math.sqrt(-2.0 * Math.log(u1));
-        spareNormal = r * Math.sin(2.0 * Math.PI * u2);
-        hasSpare = true;
-        return r * Math.cos(2.0 * Math.PI * u2);
+        return gaussianOutsideRectangles(bits, layer, draw);
+    }
+
+    /** The ziggurat's slow path, kept out of {@link #nextGaussian} so that the fast path inlines. */
+    private double gaussianOutsideRectangles(long bits, int layer, long draw) {
+        while (true) {
+            boolean negative = (bits & 0x100) != 0;
+            double x = draw * W[layer];
+            if (layer == 0) { // the tail beyond R, by Marsaglia's exponential method
+                double xx;
+                double yy;
+                do {
+                    xx = -INV_R * Math.log1p(-nextDouble());
+                    yy = -Math.log1p(-nextDouble());
+                } while (yy + yy <= xx * xx);
+                return negative ? -(R + xx) : R + xx;
+            }
+            if ((F[layer - 1] - F[layer]) * nextDouble() + F[layer] < Math.exp(-0.5 * x * x)) {
+                return negative ? -x : x;
+            }
+            bits = nextLong();
+            layer = (int) (bits & 0xFF);
+            draw = (bits >>> 9) & 0x000F_FFFF_FFFF_FFFFL;
+            if (draw < K[layer]) {
+                x = draw * W[layer];
+                return (bits & 0x100) != 0 ? -x : x;
+            }
+        }
+    }
+
+    /**
+     * The generator of one chunk of a large draw: chunks of a tensor draw in parallel from independent streams seeded
+     * by the tensor's stream seed and the chunk's index, so the values do not depend on the number of threads.
+     */
+    static Generator forChunk(long streamSeed, long chunk) {
+        return new Generator(new Generator(streamSeed ^ (chunk * 0xD1B54A32D192ED03L)).nextLong());
     }
 
     /** Uniform in [low, high); requires low &lt; high. */

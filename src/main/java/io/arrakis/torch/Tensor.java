@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.List;
+import java.util.stream.LongStream;
 
 /**
  * An n-dimensional array in libtorch's memory (off the Java heap), on the CPU or a GPU.
@@ -66,6 +67,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op TRIU = Op.of("aten::triu", "");
     private static final Op SUM = Op.of("aten::sum", "");
     private static final Op SUM_DIM = Op.of("aten::sum", "dim_IntList");
+    private static final Op NORM_DIMS = Op.of("aten::norm", "ScalarOpt_dim");
     private static final Op MEAN = Op.of("aten::mean", "");
     private static final Op MEAN_DIM = Op.of("aten::mean", "dim");
     private static final Op MAX = Op.of("aten::max", "");
@@ -435,11 +437,37 @@ public final class Tensor implements AutoCloseable {
         return Call.begin(EYE).i64(n).optDtype(dtype).none().optDevice(device).none().tensorResult();
     }
 
-    /** Standard normal samples from {@code generator}. */
+    /**
+     * Standard normal samples from {@code generator}: it gives one 64-bit seed, and chunks of {@value #DRAW_CHUNK}
+     * elements draw in parallel from streams derived from that seed and the chunk's index, so the values are the same
+     * whatever the number of threads (a 7-billion-parameter model's weights take seconds, not minutes).
+     */
     public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
         checkRandomDtype(dtype, "Tensor.randn");
-        return fromDraws(shape, dtype, device, generator::nextGaussian, "Tensor.randn");
+        long n = checkShape(shape, "Tensor.randn");
+        device.checkAvailable();
+        long streamSeed = generator.nextLong();
+        DType buffer = dtype == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
+        Tensor t = empty(shape, buffer, Device.CPU, "Tensor.randn");
+        MemorySegment data = t.dataSegment();
+        long chunks = (n + DRAW_CHUNK - 1) / DRAW_CHUNK;
+        LongStream.range(0, chunks).parallel().forEach(c -> {
+            Generator g = Generator.forChunk(streamSeed, c);
+            long end = Math.min(n, (c + 1) * DRAW_CHUNK);
+            if (buffer == DType.FLOAT64) {
+                for (long i = c * DRAW_CHUNK; i < end; i++) {
+                    data.setAtIndex(ValueLayout.JAVA_DOUBLE, i, g.nextGaussian());
+                }
+            } else {
+                for (long i = c * DRAW_CHUNK; i < end; i++) {
+                    data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) g.nextGaussian());
+                }
+            }
+        });
+        return converted(t, dtype, device);
     }
+
+    private static final long DRAW_CHUNK = 1 << 16;
 
     /** Uniform samples in [0, 1) from {@code generator}. */
     public static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
@@ -488,7 +516,12 @@ public final class Tensor implements AutoCloseable {
                 data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) draw.getAsDouble());
             }
         }
-        if (buffer == dtype && device.isCpu()) {
+        return converted(t, dtype, device);
+    }
+
+    /** {@code t} itself when it already has the dtype and device, else a converted copy (closing {@code t}). */
+    private static Tensor converted(Tensor t, DType dtype, Device device) {
+        if (t.dtype() == dtype && device.isCpu()) {
             return t;
         }
         try (t) {
@@ -1278,17 +1311,40 @@ public final class Tensor implements AutoCloseable {
 
     /** Frobenius norm of all elements (the 2-norm of the flattened tensor), as a 0-dim tensor. */
     public Tensor norm() {
-        try (Tensor squared = mul(this); Tensor total = squared.sum()) {
-            return total.sqrt();
+        checkFloating("norm");
+        if (dim() == 0) {
+            return abs();
         }
+        int[] all = new int[dim()];
+        Arrays.setAll(all, i -> i);
+        return norm(all, false);
     }
 
     /** Vector 2-norm along {@code dim}. */
     public Tensor norm(int dim, boolean keepDim) {
-        normDim(dim, dim(), "norm");
-        try (Tensor squared = mul(this); Tensor total = squared.sum(dim, keepDim)) {
-            return total.sqrt();
+        return norm(new int[] {dim}, keepDim);
+    }
+
+    /**
+     * 2-norm over the dims {@code dims} together (the Frobenius norm of each sub-tensor they span), in one pass; CPU
+     * reductions of float32 and narrower accumulate in float64.
+     */
+    public Tensor norm(int[] dims, boolean keepDim) {
+        checkFloating("norm");
+        if (dims.length == 0) {
+            throw new IllegalArgumentException("norm: needs at least one dim, got none for " + describe());
         }
+        long[] normalized = new long[dims.length];
+        for (int i = 0; i < dims.length; i++) {
+            normalized[i] = normDim(dims[i], dim(), "norm");
+            for (int j = 0; j < i; j++) {
+                if (normalized[j] == normalized[i]) {
+                    throw new IllegalArgumentException("norm: dim " + dims[i] + " appears twice in "
+                            + Arrays.toString(dims) + " for " + describe());
+                }
+            }
+        }
+        return Call.begin(NORM_DIMS, this).tensor(this).none().ints(normalized).bool(keepDim).tensorResult();
     }
 
     /** Whether |this − other| ≤ atol + rtol·|other| everywhere, as {@code torch.allclose}. */

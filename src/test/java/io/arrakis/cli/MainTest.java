@@ -63,6 +63,21 @@ class MainTest {
     }
 
     @Test
+    void seedExampleJsonHasBothResults() {
+        Result r = run("seed-example", "--json", "--config",
+                "num_hidden_layers=2,hidden_size=64,intermediate_size=128,num_attention_heads=4,num_key_value_heads=2");
+        assertEquals(0, r.status(), r.err());
+        Map<?, ?> json = (Map<?, ?>) Json.parse(r.out().trim());
+        assertEquals(List.of("head_composition", "attention_path_patching"), List.copyOf(json.keySet()));
+        assertEquals(List.of(1L, 50L, 32000L), ((Map<?, ?>) json.get("attention_path_patching")).get("shape"));
+        assertTrue(r.err().contains("llama defaults with") && r.err().contains("float32"), r.err());
+
+        Result bad = run("seed-example", "--config", "num_hidden_layer=2");
+        assertEquals(2, bad.status());
+        assertTrue(bad.err().startsWith("arrakis seed-example: ") && bad.err().contains("num_hidden_layer"), bad.err());
+    }
+
+    @Test
     void badInputIsOneLineOnStderrWithStatus2() {
         for (String[] args : List.of(
                 new String[] {"forward", "--model", "/nonexistent", "--input-ids", "1"},

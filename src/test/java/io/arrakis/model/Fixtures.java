@@ -10,11 +10,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * The reference models of {@code shared/fixtures} (beside the repository; {@code -Darrakis.fixtures} overrides).
  * They must be there in CI; elsewhere (e.g. a GPU machine that got only the repository) their tests are skipped.
  */
-final class Fixtures {
+public final class Fixtures {
     private Fixtures() {
     }
 
-    static Path dir(String name) {
+    public static Path dir(String name) {
         Path root = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
         Path dir = root.resolve(name);
         if (!Files.isDirectory(dir)) {

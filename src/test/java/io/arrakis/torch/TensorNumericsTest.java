@@ -382,18 +382,55 @@ class TensorNumericsTest {
         }
 
         @Test
-        void randnFloat64IsBoxMullerOverSplitMix64() {
-            SplitMix ref = new SplitMix(99);
-            double[] expected = new double[10];
-            for (int i = 0; i < expected.length; i += 2) {
-                double u1 = ref.uniform();
-                double u2 = ref.uniform();
-                double r = Math.sqrt(-2 * Math.log(u1));
-                expected[i] = r * Math.cos(2 * Math.PI * u2);
-                expected[i + 1] = r * Math.sin(2 * Math.PI * u2);
+        void randnFollowsTheStandardNormalCdf() {
+            // Kolmogorov-Smirnov against Phi, with erf from Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7): at
+            // n = 2^20 the 0.1% critical value is 1.95 / sqrt(n) = 0.0019.
+            int n = 1 << 20;
+            double[] x = Tensor.randn(new Generator(2024), new long[] {n}, DType.FLOAT64, Device.CPU).toDoubleArray();
+            Arrays.sort(x);
+            double d = 0;
+            for (int i = 0; i < n; i++) {
+                double cdf = 0.5 * (1 + erf(x[i] / Math.sqrt(2)));
+                d = Math.max(d, Math.max(Math.abs(cdf - i / (double) n), Math.abs((i + 1) / (double) n - cdf)));
             }
-            assertClose(expected, Tensor.randn(new Generator(99), new long[] {10}, DType.FLOAT64, Device.CPU)
-                    .toDoubleArray(), 1e-15, 1e-15);
+            assertTrue(d < 1.95 / Math.sqrt(n), "KS distance " + d);
+            // the ziggurat's tail beyond 3.6541528853610088 (its own sampler): P = 2 (1 - Phi(r)) = 2.58e-4
+            long tail = Arrays.stream(x).filter(v -> Math.abs(v) > 3.6541528853610088).count();
+            double expected = n * 2 * 0.5 * (1 - erf(3.6541528853610088 / Math.sqrt(2)));
+            assertEquals(expected, tail, 4.5 * Math.sqrt(expected), "draws in the tail");
+        }
+
+        @Test
+        void randnOfALargeTensorDoesNotDependOnTheNumberOfThreads() throws Exception {
+            long[] shape = {5, 100_000}; // several chunks of parallel draws
+            float[] parallel = Tensor.randn(new Generator(5), shape, DType.FLOAT32, Device.CPU).toFloatArray();
+            java.util.concurrent.ForkJoinPool one = new java.util.concurrent.ForkJoinPool(1);
+            try {
+                float[] serial = one.submit(() -> Tensor.randn(new Generator(5), shape, DType.FLOAT32, Device.CPU)
+                        .toFloatArray()).get();
+                assertArrayEquals(serial, parallel);
+            } finally {
+                one.shutdown();
+            }
+        }
+
+        @Test
+        void generatorNextGaussianHasTheMomentsOfAStandardNormal() {
+            Generator g = new Generator(11);
+            double[] v = new double[200_000];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = g.nextGaussian();
+            }
+            assertEquals(0.0, mean(v), 0.01); // 4.5 sigma
+            assertEquals(1.0, std(v), 0.01);
+        }
+
+        /** erf by Abramowitz and Stegun 7.1.26. */
+        static double erf(double x) {
+            double t = 1 / (1 + 0.3275911 * Math.abs(x));
+            double y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592)
+                    * t * Math.exp(-x * x);
+            return Math.signum(x) * y;
         }
 
         @ParameterizedTest

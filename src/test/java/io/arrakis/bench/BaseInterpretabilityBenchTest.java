@@ -1,0 +1,127 @@
+package io.arrakis.bench;
+
+import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.Head;
+import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BaseInterpretabilityBenchTest {
+    private static HookedAutoModel model;
+    private static Path dir;
+
+    /** The seed's way: derive from the bench. */
+    static final class MIExperiment extends BaseInterpretabilityBench {
+        MIExperiment(HookedAutoModel model) {
+            super(model, Path.of("target/test-experiments"));
+        }
+    }
+
+    record HeadPair(Head head1, Head head2, double alpha) {
+    }
+
+    @BeforeAll
+    static void load() {
+        dir = Fixtures.dir("llama-tiny-gqa");
+        model = HookedAutoModel.fromPretrained(dir);
+    }
+
+    @AfterAll
+    static void close() {
+        if (model != null) {
+            model.close();
+        }
+    }
+
+    @Test
+    void anExperimentReceivesTheComposerAndItsScoresMatchTheReference() {
+        try (MIExperiment exp = new MIExperiment(model);
+             SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
+             TensorScope scope = TensorScope.open()) {
+            Experiment<HeadPair, double[]> test = exp.useTools("composer").experiment("composition_of_a_pair",
+                    (args, tools) -> {
+                        AttentionComposer composer = tools.get("composer", AttentionComposer.class);
+                        assertSame(model, composer.model());
+                        try (AttentionComposer.HeadComposition hc =
+                                     composer.headComposition(args.head1(), args.head2(), args.alpha())) {
+                            return new double[] {hc.qComposition(), hc.kComposition(), hc.vComposition()};
+                        }
+                    });
+            assertEquals("composition_of_a_pair", test.name());
+            double[] scores = test.run(new HeadPair(Head.of(0, 1), Head.of(1, 2), 0.5));
+            // the independent PyTorch reference's [layer, head, layer, head] scores at (0, 1, 1, 2)
+            int at = ((0 * 4 + 1) * 2 + 1) * 4 + 2;
+            String[] modes = {"Q", "K", "V"};
+            for (int m = 0; m < 3; m++) {
+                double expected = reference.tensor("composition." + modes[m]).toDoubleArray()[at];
+                assertEquals(expected, scores[m], 1e-5, modes[m] + "-composition of L0H1 -> L1H2");
+            }
+        }
+    }
+
+    @Test
+    void toolsAreMadeOnceOnFirstUseAndShared() {
+        AtomicInteger made = new AtomicInteger();
+        try (BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model)) {
+            exp.registerTool("counter", m -> {
+                made.incrementAndGet();
+                return new StringBuilder("tool over " + m.config().family());
+            });
+            assertEquals(0, made.get(), "not made before it is asked for");
+            Experiment<Integer, String> first = exp.useTools("counter", "composer").experiment("a",
+                    (n, tools) -> tools.get("counter", StringBuilder.class).toString() + n);
+            Experiment<Integer, Object> second = exp.useTools("counter").experiment("b",
+                    (n, tools) -> tools.get("counter", StringBuilder.class));
+            assertEquals("tool over llama7", first.run(7));
+            assertSame(exp.tool("counter", StringBuilder.class), second.run(0));
+            assertEquals(1, made.get());
+            assertEquals(List.of("composer", "counter"), List.copyOf(exp.toolNames()));
+        }
+    }
+
+    @Test
+    void unknownToolsAndWrongTypesAreRefusedWithTheNamesThatExist() {
+        try (BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> exp.useTools("composr"));
+            assertTrue(e.getMessage().contains("composr") && e.getMessage().contains("[composer]"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> exp.registerTool("composer", AttentionComposer::new));
+            assertThrows(IllegalArgumentException.class, () -> exp.registerTool(" ", m -> "x"));
+            exp.registerTool("nothing", m -> null);
+            assertThrows(NullPointerException.class, () -> exp.useTools("nothing"));
+
+            Experiment<String, Object> undeclared = exp.useTools("composer").experiment("c",
+                    (s, tools) -> tools.get("profiler", Object.class));
+            e = assertThrows(IllegalArgumentException.class, () -> undeclared.run(""));
+            assertTrue(e.getMessage().contains("profiler") && e.getMessage().contains("[composer]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> exp.tool("composer", String.class));
+            assertTrue(e.getMessage().contains(AttentionComposer.class.getName()), e.getMessage());
+        }
+    }
+
+    @Test
+    void closingTheBenchClosesToolsThatHoldResourcesButNotTheModel() {
+        AtomicInteger closed = new AtomicInteger();
+        BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model);
+        exp.registerTool("resource", m -> (AutoCloseable) closed::incrementAndGet);
+        exp.tool("resource", AutoCloseable.class);
+        exp.close();
+        assertEquals(1, closed.get());
+        assertEquals(2, model.config().nLayers(), "the model is still usable");
+        try (var wq = model.W_Q()) {
+            assertEquals(4, wq.shape().length);
+        }
+    }
+}
