@@ -2,7 +2,8 @@
 # Regenerates bindings/ from native/include/arrakis_torch.h with jextract.
 #   scripts/generate-bindings.sh          write the bindings into bindings/
 #   scripts/generate-bindings.sh --check  regenerate into a temporary folder and diff against bindings/
-# jextract is taken from $JEXTRACT, else from PATH.
+# jextract is taken from $JEXTRACT, else from PATH. The committed bindings come from jextract's jdk22 branch, whose
+# output compiles on JDK 22 (jextract master's output calls SymbolLookup.findOrThrow, new in JDK 23).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 header="$root/native/include/arrakis_torch.h"
@@ -10,7 +11,7 @@ package=io.arrakis.bindings
 jextract=${JEXTRACT:-$(command -v jextract || true)}
 if [ -z "$jextract" ] || [ ! -x "$jextract" ]; then
   echo "error: jextract not found: set JEXTRACT to its launcher or put it on PATH" >&2
-  echo "       (jextract for JDK 22+; see https://github.com/openjdk/jextract)" >&2
+  echo "       (jextract built from the jdk22 branch of https://github.com/openjdk/jextract)" >&2
   exit 1
 fi
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 23+, no Maven and no network.
+# GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 22+, no Maven and no network.
 #   scripts/gpu-check.sh --prepare   here: build the library, its tests and their fixtures, and a jlink runtime, into
 #                                    .gpu/ (~45 MB, the runtime packed)
 #   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch
@@ -12,7 +12,8 @@ junit=org.junit.platform:junit-platform-console-standalone:1.14.1
 
 if [ "${1:-}" = "--prepare" ]; then
   source scripts/lib/jdk.sh
-  export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+  # quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
+  if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
   rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/classes .gpu/test-classes .gpu/lib
   mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true
@@ -35,7 +36,7 @@ fi
 if [ ! -x .gpu/jre/bin/java ] && [ -f .gpu/jre.tar.xz ]; then
   tar xJf .gpu/jre.tar.xz -C .gpu
 fi
-[ -x .gpu/jre/bin/java ] || { echo "error: no .gpu/jre; run scripts/gpu-check.sh --prepare first (on a machine with a JDK 23+)" >&2; exit 1; }
+[ -x .gpu/jre/bin/java ] || { echo "error: no .gpu/jre; run scripts/gpu-check.sh --prepare first (on a machine with a JDK 22+)" >&2; exit 1; }
 if [ -z "${ARRAKIS_LIBTORCH:-}" ]; then
   ARRAKIS_LIBTORCH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 fi

@@ -1,4 +1,5 @@
-# Sourced by the scripts: finds a JDK >= 23 (FFM is final from 22; the jextract bindings use SymbolLookup.findOrThrow, new in 23) and exports JAVA_HOME and PATH.
+# Sourced by the scripts: finds a JDK >= 22 (the Foreign Function & Memory API is final from 22; the jextract bindings
+# are generated for JDK 22) and exports JAVA_HOME, PATH and ARRAKIS_JDK_MAJOR (its feature version, e.g. 25).
 # Looks at $JAVA_HOME, then `java` on PATH, then /usr/lib/jvm/*.
 
 jdk_major() { # prints the feature version of the JDK at $1, or nothing
@@ -16,13 +17,13 @@ find_jdk() {
   for c in /usr/lib/jvm/*; do candidates+=("$c"); done
   for c in "${candidates[@]}"; do
     v=$(jdk_major "$c")
-    if [ -n "$v" ] && [ "$v" -ge 23 ]; then
-      export JAVA_HOME="$c" PATH="$c/bin:$PATH"
+    if [ -n "$v" ] && [ "$v" -ge 22 ]; then
+      export JAVA_HOME="$c" PATH="$c/bin:$PATH" ARRAKIS_JDK_MAJOR="$v"
       return 0
     fi
   done
-  echo "error: arrakis-jvm needs a JDK 23 or newer (for the Foreign Function & Memory API)." >&2
-  echo "       Looked at \$JAVA_HOME, 'java' on PATH and /usr/lib/jvm/*; none is >= 23." >&2
+  echo "error: arrakis-jvm needs a JDK 22 or newer (for the Foreign Function & Memory API)." >&2
+  echo "       Looked at \$JAVA_HOME, 'java' on PATH and /usr/lib/jvm/*; none is >= 22." >&2
   echo "       Install one (e.g. Temurin 25) and set JAVA_HOME to it." >&2
   return 1
 }

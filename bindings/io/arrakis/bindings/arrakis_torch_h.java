@@ -12,17 +12,48 @@ import java.util.stream.*;
 import static java.lang.foreign.ValueLayout.*;
 import static java.lang.foreign.MemoryLayout.PathElement.*;
 
-public class arrakis_torch_h extends arrakis_torch_h$shared {
+public class arrakis_torch_h {
 
     arrakis_torch_h() {
         // Should not be called directly
     }
 
     static final Arena LIBRARY_ARENA = Arena.ofAuto();
+    static final boolean TRACE_DOWNCALLS = Boolean.getBoolean("jextract.trace.downcalls");
+
+    static void traceDowncall(String name, Object... args) {
+         String traceArgs = Arrays.stream(args)
+                       .map(Object::toString)
+                       .collect(Collectors.joining(", "));
+         System.out.printf("%s(%s)\n", name, traceArgs);
+    }
+
+    static MemorySegment findOrThrow(String symbol) {
+        return SYMBOL_LOOKUP.find(symbol)
+            .orElseThrow(() -> new UnsatisfiedLinkError("unresolved symbol: " + symbol));
+    }
+
+    static MethodHandle upcallHandle(Class<?> fi, String name, FunctionDescriptor fdesc) {
+        try {
+            return MethodHandles.lookup().findVirtual(fi, name, fdesc.toMethodType());
+        } catch (ReflectiveOperationException ex) {
+            throw new AssertionError(ex);
+        }
+    }
 
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
+    public static final ValueLayout.OfBoolean C_BOOL = ValueLayout.JAVA_BOOLEAN;
+    public static final ValueLayout.OfByte C_CHAR = ValueLayout.JAVA_BYTE;
+    public static final ValueLayout.OfShort C_SHORT = ValueLayout.JAVA_SHORT;
+    public static final ValueLayout.OfInt C_INT = ValueLayout.JAVA_INT;
+    public static final ValueLayout.OfLong C_LONG_LONG = ValueLayout.JAVA_LONG;
+    public static final ValueLayout.OfFloat C_FLOAT = ValueLayout.JAVA_FLOAT;
+    public static final ValueLayout.OfDouble C_DOUBLE = ValueLayout.JAVA_DOUBLE;
+    public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
+            .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
+    public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
     /**
      * {@snippet lang=c :
      * typedef int32_t AOTITorchError
@@ -58,9 +89,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_device_type_cpu");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_device_type_cpu"),
+                    DESC);
     }
 
     /**
@@ -82,17 +113,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_device_type_cpu$handle() {
         return aoti_torch_device_type_cpu.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_device_type_cpu(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_device_type_cpu$address() {
-        return aoti_torch_device_type_cpu.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_device_type_cpu(void)
@@ -105,8 +125,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_device_type_cpu");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -116,9 +134,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_device_type_cuda");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_device_type_cuda"),
+                    DESC);
     }
 
     /**
@@ -140,17 +158,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_device_type_cuda$handle() {
         return aoti_torch_device_type_cuda.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_device_type_cuda(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_device_type_cuda$address() {
-        return aoti_torch_device_type_cuda.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_device_type_cuda(void)
@@ -163,8 +170,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_device_type_cuda");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -174,9 +179,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_bfloat16");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_bfloat16"),
+                    DESC);
     }
 
     /**
@@ -198,17 +203,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_bfloat16$handle() {
         return aoti_torch_dtype_bfloat16.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_bfloat16(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_bfloat16$address() {
-        return aoti_torch_dtype_bfloat16.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_bfloat16(void)
@@ -221,8 +215,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_bfloat16");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -232,9 +224,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_float16");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_float16"),
+                    DESC);
     }
 
     /**
@@ -256,17 +248,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_float16$handle() {
         return aoti_torch_dtype_float16.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_float16(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_float16$address() {
-        return aoti_torch_dtype_float16.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_float16(void)
@@ -279,8 +260,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_float16");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -290,9 +269,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_float32");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_float32"),
+                    DESC);
     }
 
     /**
@@ -314,17 +293,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_float32$handle() {
         return aoti_torch_dtype_float32.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_float32(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_float32$address() {
-        return aoti_torch_dtype_float32.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_float32(void)
@@ -337,8 +305,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_float32");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -348,9 +314,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_float64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_float64"),
+                    DESC);
     }
 
     /**
@@ -372,17 +338,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_float64$handle() {
         return aoti_torch_dtype_float64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_float64(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_float64$address() {
-        return aoti_torch_dtype_float64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_float64(void)
@@ -395,8 +350,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_float64");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -406,9 +359,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_uint8");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_uint8"),
+                    DESC);
     }
 
     /**
@@ -430,17 +383,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_uint8$handle() {
         return aoti_torch_dtype_uint8.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_uint8(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_uint8$address() {
-        return aoti_torch_dtype_uint8.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_uint8(void)
@@ -453,8 +395,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_uint8");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -464,9 +404,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_int8");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_int8"),
+                    DESC);
     }
 
     /**
@@ -488,17 +428,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_int8$handle() {
         return aoti_torch_dtype_int8.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_int8(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_int8$address() {
-        return aoti_torch_dtype_int8.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_int8(void)
@@ -511,8 +440,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_int8");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -522,9 +449,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_int16");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_int16"),
+                    DESC);
     }
 
     /**
@@ -546,17 +473,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_int16$handle() {
         return aoti_torch_dtype_int16.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_int16(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_int16$address() {
-        return aoti_torch_dtype_int16.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_int16(void)
@@ -569,8 +485,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_int16");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -580,9 +494,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_int32");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_int32"),
+                    DESC);
     }
 
     /**
@@ -604,17 +518,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_int32$handle() {
         return aoti_torch_dtype_int32.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_int32(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_int32$address() {
-        return aoti_torch_dtype_int32.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_int32(void)
@@ -627,8 +530,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_int32");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -638,9 +539,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_int64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_int64"),
+                    DESC);
     }
 
     /**
@@ -662,17 +563,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_int64$handle() {
         return aoti_torch_dtype_int64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_int64(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_int64$address() {
-        return aoti_torch_dtype_int64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_int64(void)
@@ -685,8 +575,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_int64");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -696,9 +584,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_bool");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_bool"),
+                    DESC);
     }
 
     /**
@@ -720,17 +608,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_bool$handle() {
         return aoti_torch_dtype_bool.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_bool(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_bool$address() {
-        return aoti_torch_dtype_bool.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_bool(void)
@@ -743,8 +620,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_bool");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -754,9 +629,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_complex64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_complex64"),
+                    DESC);
     }
 
     /**
@@ -778,17 +653,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_complex64$handle() {
         return aoti_torch_dtype_complex64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_complex64(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_complex64$address() {
-        return aoti_torch_dtype_complex64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_complex64(void)
@@ -801,8 +665,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_complex64");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -812,9 +674,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_complex128");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_complex128"),
+                    DESC);
     }
 
     /**
@@ -836,17 +698,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_complex128$handle() {
         return aoti_torch_dtype_complex128.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t aoti_torch_dtype_complex128(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_complex128$address() {
-        return aoti_torch_dtype_complex128.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t aoti_torch_dtype_complex128(void)
@@ -859,8 +710,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_complex128");
             }
             return (int)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -872,9 +721,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_INT
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_dtype_element_size");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_dtype_element_size"),
+                    DESC);
     }
 
     /**
@@ -896,17 +745,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_dtype_element_size$handle() {
         return aoti_torch_dtype_element_size.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * size_t aoti_torch_dtype_element_size(int32_t dtype)
-     * }
-     */
-    public static MemorySegment aoti_torch_dtype_element_size$address() {
-        return aoti_torch_dtype_element_size.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * size_t aoti_torch_dtype_element_size(int32_t dtype)
@@ -919,8 +757,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_dtype_element_size", dtype);
             }
             return (long)mh$.invokeExact(dtype);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -930,9 +766,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_LONG    );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_abi_version");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_abi_version"),
+                    DESC);
     }
 
     /**
@@ -954,17 +790,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_abi_version$handle() {
         return aoti_torch_abi_version.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * uint64_t aoti_torch_abi_version(void)
-     * }
-     */
-    public static MemorySegment aoti_torch_abi_version$address() {
-        return aoti_torch_abi_version.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * uint64_t aoti_torch_abi_version(void)
@@ -977,8 +802,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_abi_version");
             }
             return (long)mh$.invokeExact();
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -990,9 +813,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_delete_tensor_object");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_delete_tensor_object"),
+                    DESC);
     }
 
     /**
@@ -1014,17 +837,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_delete_tensor_object$handle() {
         return aoti_torch_delete_tensor_object.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_delete_tensor_object(AtenTensorHandle tensor)
-     * }
-     */
-    public static MemorySegment aoti_torch_delete_tensor_object$address() {
-        return aoti_torch_delete_tensor_object.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_delete_tensor_object(AtenTensorHandle tensor)
@@ -1037,8 +849,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_delete_tensor_object", tensor);
             }
             return (int)mh$.invokeExact(tensor);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1051,9 +861,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_new_tensor_handle");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_new_tensor_handle"),
+                    DESC);
     }
 
     /**
@@ -1075,17 +885,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_new_tensor_handle$handle() {
         return aoti_torch_new_tensor_handle.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_new_tensor_handle(AtenTensorHandle orig_handle, AtenTensorHandle *new_handle)
-     * }
-     */
-    public static MemorySegment aoti_torch_new_tensor_handle$address() {
-        return aoti_torch_new_tensor_handle.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_new_tensor_handle(AtenTensorHandle orig_handle, AtenTensorHandle *new_handle)
@@ -1098,8 +897,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_new_tensor_handle", orig_handle, new_handle);
             }
             return (int)mh$.invokeExact(orig_handle, new_handle);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1117,9 +914,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_empty_strided");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_empty_strided"),
+                    DESC);
     }
 
     /**
@@ -1141,17 +938,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_empty_strided$handle() {
         return aoti_torch_empty_strided.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_empty_strided(int64_t ndim, const int64_t *sizes_ptr, const int64_t *strides_ptr, int32_t dtype, int32_t device_type, int32_t device_index, AtenTensorHandle *ret_new_tensor)
-     * }
-     */
-    public static MemorySegment aoti_torch_empty_strided$address() {
-        return aoti_torch_empty_strided.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_empty_strided(int64_t ndim, const int64_t *sizes_ptr, const int64_t *strides_ptr, int32_t dtype, int32_t device_type, int32_t device_index, AtenTensorHandle *ret_new_tensor)
@@ -1164,8 +950,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_empty_strided", ndim, sizes_ptr, strides_ptr, dtype, device_type, device_index, ret_new_tensor);
             }
             return (int)mh$.invokeExact(ndim, sizes_ptr, strides_ptr, dtype, device_type, device_index, ret_new_tensor);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1185,9 +969,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_create_tensor_from_blob");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_create_tensor_from_blob"),
+                    DESC);
     }
 
     /**
@@ -1209,17 +993,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_create_tensor_from_blob$handle() {
         return aoti_torch_create_tensor_from_blob.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_create_tensor_from_blob(void *data, int64_t ndim, const int64_t *sizes_ptr, const int64_t *strides_ptr, int64_t storage_offset, int32_t dtype, int32_t device_type, int32_t device_index, AtenTensorHandle *ret)
-     * }
-     */
-    public static MemorySegment aoti_torch_create_tensor_from_blob$address() {
-        return aoti_torch_create_tensor_from_blob.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_create_tensor_from_blob(void *data, int64_t ndim, const int64_t *sizes_ptr, const int64_t *strides_ptr, int64_t storage_offset, int32_t dtype, int32_t device_type, int32_t device_index, AtenTensorHandle *ret)
@@ -1232,8 +1005,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_create_tensor_from_blob", data, ndim, sizes_ptr, strides_ptr, storage_offset, dtype, device_type, device_index, ret);
             }
             return (int)mh$.invokeExact(data, ndim, sizes_ptr, strides_ptr, storage_offset, dtype, device_type, device_index, ret);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1247,9 +1018,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_INT
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_copy_");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_copy_"),
+                    DESC);
     }
 
     /**
@@ -1271,17 +1042,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_copy_$handle() {
         return aoti_torch_copy_.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_copy_(AtenTensorHandle self, AtenTensorHandle src, int32_t non_blocking)
-     * }
-     */
-    public static MemorySegment aoti_torch_copy_$address() {
-        return aoti_torch_copy_.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_copy_(AtenTensorHandle self, AtenTensorHandle src, int32_t non_blocking)
@@ -1294,8 +1054,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_copy_", self, src, non_blocking);
             }
             return (int)mh$.invokeExact(self, src, non_blocking);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1308,9 +1066,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_clone");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_clone"),
+                    DESC);
     }
 
     /**
@@ -1332,17 +1090,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_clone$handle() {
         return aoti_torch_clone.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_clone(AtenTensorHandle self, AtenTensorHandle *ret)
-     * }
-     */
-    public static MemorySegment aoti_torch_clone$address() {
-        return aoti_torch_clone.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_clone(AtenTensorHandle self, AtenTensorHandle *ret)
@@ -1355,8 +1102,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_clone", self, ret);
             }
             return (int)mh$.invokeExact(self, ret);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1369,9 +1114,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_data_ptr");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_data_ptr"),
+                    DESC);
     }
 
     /**
@@ -1393,17 +1138,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_data_ptr$handle() {
         return aoti_torch_get_data_ptr.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_data_ptr(AtenTensorHandle tensor, void **ret_data_ptr)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_data_ptr$address() {
-        return aoti_torch_get_data_ptr.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_data_ptr(AtenTensorHandle tensor, void **ret_data_ptr)
@@ -1416,8 +1150,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_data_ptr", tensor, ret_data_ptr);
             }
             return (int)mh$.invokeExact(tensor, ret_data_ptr);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1430,9 +1162,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_dim");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_dim"),
+                    DESC);
     }
 
     /**
@@ -1454,17 +1186,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_dim$handle() {
         return aoti_torch_get_dim.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_dim(AtenTensorHandle tensor, int64_t *ret_dim)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_dim$address() {
-        return aoti_torch_get_dim.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_dim(AtenTensorHandle tensor, int64_t *ret_dim)
@@ -1477,8 +1198,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_dim", tensor, ret_dim);
             }
             return (int)mh$.invokeExact(tensor, ret_dim);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1491,9 +1210,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_numel");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_numel"),
+                    DESC);
     }
 
     /**
@@ -1515,17 +1234,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_numel$handle() {
         return aoti_torch_get_numel.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_numel(AtenTensorHandle tensor, int64_t *ret_numel)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_numel$address() {
-        return aoti_torch_get_numel.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_numel(AtenTensorHandle tensor, int64_t *ret_numel)
@@ -1538,8 +1246,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_numel", tensor, ret_numel);
             }
             return (int)mh$.invokeExact(tensor, ret_numel);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1552,9 +1258,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_sizes");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_sizes"),
+                    DESC);
     }
 
     /**
@@ -1576,17 +1282,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_sizes$handle() {
         return aoti_torch_get_sizes.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_sizes(AtenTensorHandle tensor, int64_t **ret_sizes)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_sizes$address() {
-        return aoti_torch_get_sizes.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_sizes(AtenTensorHandle tensor, int64_t **ret_sizes)
@@ -1599,8 +1294,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_sizes", tensor, ret_sizes);
             }
             return (int)mh$.invokeExact(tensor, ret_sizes);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1613,9 +1306,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_strides");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_strides"),
+                    DESC);
     }
 
     /**
@@ -1637,17 +1330,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_strides$handle() {
         return aoti_torch_get_strides.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_strides(AtenTensorHandle tensor, int64_t **ret_strides)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_strides$address() {
-        return aoti_torch_get_strides.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_strides(AtenTensorHandle tensor, int64_t **ret_strides)
@@ -1660,8 +1342,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_strides", tensor, ret_strides);
             }
             return (int)mh$.invokeExact(tensor, ret_strides);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1674,9 +1354,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_storage_offset");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_storage_offset"),
+                    DESC);
     }
 
     /**
@@ -1698,17 +1378,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_storage_offset$handle() {
         return aoti_torch_get_storage_offset.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_storage_offset(AtenTensorHandle tensor, int64_t *ret_storage_offset)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_storage_offset$address() {
-        return aoti_torch_get_storage_offset.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_storage_offset(AtenTensorHandle tensor, int64_t *ret_storage_offset)
@@ -1721,8 +1390,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_storage_offset", tensor, ret_storage_offset);
             }
             return (int)mh$.invokeExact(tensor, ret_storage_offset);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1735,9 +1402,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_dtype");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_dtype"),
+                    DESC);
     }
 
     /**
@@ -1759,17 +1426,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_dtype$handle() {
         return aoti_torch_get_dtype.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_dtype(AtenTensorHandle tensor, int32_t *ret_dtype)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_dtype$address() {
-        return aoti_torch_get_dtype.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_dtype(AtenTensorHandle tensor, int32_t *ret_dtype)
@@ -1782,8 +1438,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_dtype", tensor, ret_dtype);
             }
             return (int)mh$.invokeExact(tensor, ret_dtype);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1796,9 +1450,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_device_type");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_device_type"),
+                    DESC);
     }
 
     /**
@@ -1820,17 +1474,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_device_type$handle() {
         return aoti_torch_get_device_type.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_device_type(AtenTensorHandle tensor, int32_t *ret_device_type)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_device_type$address() {
-        return aoti_torch_get_device_type.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_device_type(AtenTensorHandle tensor, int32_t *ret_device_type)
@@ -1843,8 +1486,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_device_type", tensor, ret_device_type);
             }
             return (int)mh$.invokeExact(tensor, ret_device_type);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1857,9 +1498,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_get_device_index");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_get_device_index"),
+                    DESC);
     }
 
     /**
@@ -1881,17 +1522,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_get_device_index$handle() {
         return aoti_torch_get_device_index.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_get_device_index(AtenTensorHandle tensor, int32_t *ret_device_index)
-     * }
-     */
-    public static MemorySegment aoti_torch_get_device_index$address() {
-        return aoti_torch_get_device_index.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_get_device_index(AtenTensorHandle tensor, int32_t *ret_device_index)
@@ -1904,8 +1534,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_get_device_index", tensor, ret_device_index);
             }
             return (int)mh$.invokeExact(tensor, ret_device_index);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1918,9 +1546,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_is_contiguous");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_is_contiguous"),
+                    DESC);
     }
 
     /**
@@ -1942,17 +1570,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_is_contiguous$handle() {
         return aoti_torch_is_contiguous.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_is_contiguous(AtenTensorHandle tensor, bool *ret_is_contiguous)
-     * }
-     */
-    public static MemorySegment aoti_torch_is_contiguous$address() {
-        return aoti_torch_is_contiguous.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_is_contiguous(AtenTensorHandle tensor, bool *ret_is_contiguous)
@@ -1965,8 +1582,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_is_contiguous", tensor, ret_is_contiguous);
             }
             return (int)mh$.invokeExact(tensor, ret_is_contiguous);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -1979,9 +1594,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_item_float64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_item_float64"),
+                    DESC);
     }
 
     /**
@@ -2003,17 +1618,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_item_float64$handle() {
         return aoti_torch_item_float64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_item_float64(AtenTensorHandle tensor, double *ret_value)
-     * }
-     */
-    public static MemorySegment aoti_torch_item_float64$address() {
-        return aoti_torch_item_float64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_item_float64(AtenTensorHandle tensor, double *ret_value)
@@ -2026,8 +1630,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_item_float64", tensor, ret_value);
             }
             return (int)mh$.invokeExact(tensor, ret_value);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2040,9 +1642,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_item_int64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_item_int64"),
+                    DESC);
     }
 
     /**
@@ -2064,17 +1666,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_item_int64$handle() {
         return aoti_torch_item_int64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_item_int64(AtenTensorHandle tensor, int64_t *ret_value)
-     * }
-     */
-    public static MemorySegment aoti_torch_item_int64$address() {
-        return aoti_torch_item_int64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_item_int64(AtenTensorHandle tensor, int64_t *ret_value)
@@ -2087,8 +1678,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_item_int64", tensor, ret_value);
             }
             return (int)mh$.invokeExact(tensor, ret_value);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2101,9 +1690,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_item_bool");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_item_bool"),
+                    DESC);
     }
 
     /**
@@ -2125,17 +1714,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_item_bool$handle() {
         return aoti_torch_item_bool.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_item_bool(AtenTensorHandle tensor, bool *ret_value)
-     * }
-     */
-    public static MemorySegment aoti_torch_item_bool$address() {
-        return aoti_torch_item_bool.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_item_bool(AtenTensorHandle tensor, bool *ret_value)
@@ -2148,8 +1726,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_item_bool", tensor, ret_value);
             }
             return (int)mh$.invokeExact(tensor, ret_value);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2162,9 +1738,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_scalar_to_tensor_float64");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_scalar_to_tensor_float64"),
+                    DESC);
     }
 
     /**
@@ -2186,17 +1762,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_scalar_to_tensor_float64$handle() {
         return aoti_torch_scalar_to_tensor_float64.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_scalar_to_tensor_float64(double value, AtenTensorHandle *ret_new_tensor)
-     * }
-     */
-    public static MemorySegment aoti_torch_scalar_to_tensor_float64$address() {
-        return aoti_torch_scalar_to_tensor_float64.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_scalar_to_tensor_float64(double value, AtenTensorHandle *ret_new_tensor)
@@ -2209,8 +1774,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_scalar_to_tensor_float64", value, ret_new_tensor);
             }
             return (int)mh$.invokeExact(value, ret_new_tensor);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2225,9 +1788,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_LONG
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_call_dispatcher");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_call_dispatcher"),
+                    DESC);
     }
 
     /**
@@ -2249,17 +1812,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_call_dispatcher$handle() {
         return torch_call_dispatcher.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_call_dispatcher(const char *opName, const char *overloadName, StableIValue *stack, uint64_t extension_build_version)
-     * }
-     */
-    public static MemorySegment torch_call_dispatcher$address() {
-        return torch_call_dispatcher.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_call_dispatcher(const char *opName, const char *overloadName, StableIValue *stack, uint64_t extension_build_version)
@@ -2272,8 +1824,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_call_dispatcher", opName, overloadName, stack, extension_build_version);
             }
             return (int)mh$.invokeExact(opName, overloadName, stack, extension_build_version);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2286,9 +1836,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_new_list_reserve_size");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_new_list_reserve_size"),
+                    DESC);
     }
 
     /**
@@ -2310,17 +1860,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_new_list_reserve_size$handle() {
         return torch_new_list_reserve_size.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_new_list_reserve_size(size_t size, StableListHandle *ret)
-     * }
-     */
-    public static MemorySegment torch_new_list_reserve_size$address() {
-        return torch_new_list_reserve_size.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_new_list_reserve_size(size_t size, StableListHandle *ret)
@@ -2333,8 +1872,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_new_list_reserve_size", size, ret);
             }
             return (int)mh$.invokeExact(size, ret);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2347,9 +1884,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_list_size");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_list_size"),
+                    DESC);
     }
 
     /**
@@ -2371,17 +1908,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_list_size$handle() {
         return torch_list_size.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_list_size(StableListHandle list_handle, size_t *size)
-     * }
-     */
-    public static MemorySegment torch_list_size$address() {
-        return torch_list_size.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_list_size(StableListHandle list_handle, size_t *size)
@@ -2394,8 +1920,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_list_size", list_handle, size);
             }
             return (int)mh$.invokeExact(list_handle, size);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2409,9 +1933,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_list_get_item");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_list_get_item"),
+                    DESC);
     }
 
     /**
@@ -2433,17 +1957,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_list_get_item$handle() {
         return torch_list_get_item.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_list_get_item(StableListHandle list_handle, size_t index, StableIValue *element)
-     * }
-     */
-    public static MemorySegment torch_list_get_item$address() {
-        return torch_list_get_item.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_list_get_item(StableListHandle list_handle, size_t index, StableIValue *element)
@@ -2456,8 +1969,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_list_get_item", list_handle, index, element);
             }
             return (int)mh$.invokeExact(list_handle, index, element);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2470,9 +1981,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_LONG
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_list_push_back");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_list_push_back"),
+                    DESC);
     }
 
     /**
@@ -2494,17 +2005,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_list_push_back$handle() {
         return torch_list_push_back.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_list_push_back(StableListHandle list_handle, StableIValue element)
-     * }
-     */
-    public static MemorySegment torch_list_push_back$address() {
-        return torch_list_push_back.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_list_push_back(StableListHandle list_handle, StableIValue element)
@@ -2517,8 +2017,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_list_push_back", list_handle, element);
             }
             return (int)mh$.invokeExact(list_handle, element);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2530,9 +2028,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_delete_list");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_delete_list"),
+                    DESC);
     }
 
     /**
@@ -2554,17 +2052,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_delete_list$handle() {
         return torch_delete_list.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_delete_list(StableListHandle list_handle)
-     * }
-     */
-    public static MemorySegment torch_delete_list$address() {
-        return torch_delete_list.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_delete_list(StableListHandle list_handle)
@@ -2577,8 +2064,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_delete_list", list_handle);
             }
             return (int)mh$.invokeExact(list_handle);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2592,9 +2077,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_new_string_handle");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_new_string_handle"),
+                    DESC);
     }
 
     /**
@@ -2616,17 +2101,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_new_string_handle$handle() {
         return torch_new_string_handle.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_new_string_handle(const char *data, size_t length, StringHandle *handle)
-     * }
-     */
-    public static MemorySegment torch_new_string_handle$address() {
-        return torch_new_string_handle.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_new_string_handle(const char *data, size_t length, StringHandle *handle)
@@ -2639,8 +2113,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_new_string_handle", data, length, handle);
             }
             return (int)mh$.invokeExact(data, length, handle);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2652,9 +2124,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_delete_string");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_delete_string"),
+                    DESC);
     }
 
     /**
@@ -2676,17 +2148,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_delete_string$handle() {
         return torch_delete_string.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_delete_string(StringHandle handle)
-     * }
-     */
-    public static MemorySegment torch_delete_string$address() {
-        return torch_delete_string.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_delete_string(StringHandle handle)
@@ -2699,8 +2160,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_delete_string", handle);
             }
             return (int)mh$.invokeExact(handle);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2714,9 +2173,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_parse_device_string");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_parse_device_string"),
+                    DESC);
     }
 
     /**
@@ -2738,17 +2197,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_parse_device_string$handle() {
         return torch_parse_device_string.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_parse_device_string(const char *device_string, uint32_t *out_device_type, int32_t *out_device_index)
-     * }
-     */
-    public static MemorySegment torch_parse_device_string$address() {
-        return torch_parse_device_string.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_parse_device_string(const char *device_string, uint32_t *out_device_type, int32_t *out_device_index)
@@ -2761,8 +2209,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_parse_device_string", device_string, out_device_type, out_device_index);
             }
             return (int)mh$.invokeExact(device_string, out_device_type, out_device_index);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2774,9 +2220,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("torch_get_num_threads");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("torch_get_num_threads"),
+                    DESC);
     }
 
     /**
@@ -2798,17 +2244,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle torch_get_num_threads$handle() {
         return torch_get_num_threads.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError torch_get_num_threads(uint32_t *out_num_threads)
-     * }
-     */
-    public static MemorySegment torch_get_num_threads$address() {
-        return torch_get_num_threads.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError torch_get_num_threads(uint32_t *out_num_threads)
@@ -2821,8 +2256,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("torch_get_num_threads", out_num_threads);
             }
             return (int)mh$.invokeExact(out_num_threads);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2837,9 +2270,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_cpu_add_Tensor");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cpu_add_Tensor"),
+                    DESC);
     }
 
     /**
@@ -2861,17 +2294,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_cpu_add_Tensor$handle() {
         return aoti_torch_cpu_add_Tensor.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_cpu_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_cpu_add_Tensor$address() {
-        return aoti_torch_cpu_add_Tensor.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_cpu_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
@@ -2884,8 +2306,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_cpu_add_Tensor", self, other, alpha, ret0);
             }
             return (int)mh$.invokeExact(self, other, alpha, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2900,9 +2320,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_cpu_add_Scalar");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cpu_add_Scalar"),
+                    DESC);
     }
 
     /**
@@ -2924,17 +2344,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_cpu_add_Scalar$handle() {
         return aoti_torch_cpu_add_Scalar.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_cpu_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_cpu_add_Scalar$address() {
-        return aoti_torch_cpu_add_Scalar.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_cpu_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle *ret0)
@@ -2947,8 +2356,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_cpu_add_Scalar", self, other, alpha, ret0);
             }
             return (int)mh$.invokeExact(self, other, alpha, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -2962,9 +2369,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_cpu_mul_Tensor");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cpu_mul_Tensor"),
+                    DESC);
     }
 
     /**
@@ -2986,17 +2393,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_cpu_mul_Tensor$handle() {
         return aoti_torch_cpu_mul_Tensor.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_cpu_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_cpu_mul_Tensor$address() {
-        return aoti_torch_cpu_mul_Tensor.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_cpu_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle *ret0)
@@ -3009,8 +2405,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_cpu_mul_Tensor", self, other, ret0);
             }
             return (int)mh$.invokeExact(self, other, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3024,9 +2418,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_cpu_mul_Scalar");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cpu_mul_Scalar"),
+                    DESC);
     }
 
     /**
@@ -3048,17 +2442,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_cpu_mul_Scalar$handle() {
         return aoti_torch_cpu_mul_Scalar.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_cpu_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_cpu_mul_Scalar$address() {
-        return aoti_torch_cpu_mul_Scalar.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_cpu_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle *ret0)
@@ -3071,8 +2454,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_cpu_mul_Scalar", self, other, ret0);
             }
             return (int)mh$.invokeExact(self, other, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3086,9 +2467,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_cpu_pow_Tensor_Scalar");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cpu_pow_Tensor_Scalar"),
+                    DESC);
     }
 
     /**
@@ -3110,17 +2491,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_cpu_pow_Tensor_Scalar$handle() {
         return aoti_torch_cpu_pow_Tensor_Scalar.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_cpu_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_cpu_pow_Tensor_Scalar$address() {
-        return aoti_torch_cpu_pow_Tensor_Scalar.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_cpu_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle *ret0)
@@ -3133,8 +2503,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_cpu_pow_Tensor_Scalar", self, exponent, ret0);
             }
             return (int)mh$.invokeExact(self, exponent, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3149,9 +2517,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_aten_subtract_Tensor");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_aten_subtract_Tensor"),
+                    DESC);
     }
 
     /**
@@ -3173,17 +2541,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_aten_subtract_Tensor$handle() {
         return aoti_torch_aten_subtract_Tensor.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_aten_subtract_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
-     * }
-     */
-    public static MemorySegment aoti_torch_aten_subtract_Tensor$address() {
-        return aoti_torch_aten_subtract_Tensor.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_aten_subtract_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
@@ -3196,8 +2553,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_aten_subtract_Tensor", self, other, alpha, ret0);
             }
             return (int)mh$.invokeExact(self, other, alpha, ret0);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3210,9 +2565,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_DOUBLE
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_aten_fill__Scalar");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_aten_fill__Scalar"),
+                    DESC);
     }
 
     /**
@@ -3234,17 +2589,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle aoti_torch_aten_fill__Scalar$handle() {
         return aoti_torch_aten_fill__Scalar.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * AOTITorchError aoti_torch_aten_fill__Scalar(AtenTensorHandle self, double value)
-     * }
-     */
-    public static MemorySegment aoti_torch_aten_fill__Scalar$address() {
-        return aoti_torch_aten_fill__Scalar.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * AOTITorchError aoti_torch_aten_fill__Scalar(AtenTensorHandle self, double value)
@@ -3257,8 +2601,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("aoti_torch_aten_fill__Scalar", self, value);
             }
             return (int)mh$.invokeExact(self, value);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3270,9 +2612,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("cudaGetDeviceCount");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("cudaGetDeviceCount"),
+                    DESC);
     }
 
     /**
@@ -3294,17 +2636,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle cudaGetDeviceCount$handle() {
         return cudaGetDeviceCount.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t cudaGetDeviceCount(int32_t *count)
-     * }
-     */
-    public static MemorySegment cudaGetDeviceCount$address() {
-        return cudaGetDeviceCount.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t cudaGetDeviceCount(int32_t *count)
@@ -3317,8 +2648,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("cudaGetDeviceCount", count);
             }
             return (int)mh$.invokeExact(count);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3332,9 +2661,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_INT
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("setenv");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("setenv"),
+                    DESC);
     }
 
     /**
@@ -3356,17 +2685,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle setenv$handle() {
         return setenv.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t setenv(const char *name, const char *value, int32_t overwrite)
-     * }
-     */
-    public static MemorySegment setenv$address() {
-        return setenv.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * int32_t setenv(const char *name, const char *value, int32_t overwrite)
@@ -3379,8 +2697,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("setenv", name, value, overwrite);
             }
             return (int)mh$.invokeExact(name, value, overwrite);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3392,9 +2708,9 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
             arrakis_torch_h.C_LONG
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("_Znwm");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("_Znwm"),
+                    DESC);
     }
 
     /**
@@ -3416,17 +2732,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
     public static MethodHandle _Znwm$handle() {
         return _Znwm.HANDLE;
     }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * void *_Znwm(size_t size)
-     * }
-     */
-    public static MemorySegment _Znwm$address() {
-        return _Znwm.ADDR;
-    }
-
     /**
      * {@snippet lang=c :
      * void *_Znwm(size_t size)
@@ -3439,8 +2744,6 @@ public class arrakis_torch_h extends arrakis_torch_h$shared {
                 traceDowncall("_Znwm", size);
             }
             return (MemorySegment)mh$.invokeExact(size);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -320,6 +320,14 @@ public final class Tensor implements AutoCloseable {
      */
     public static Tensor fromSegment(MemorySegment segment, DType dtype, long... shape) {
         long n = checkShape(shape, "Tensor.fromSegment");
+        // Checked here rather than left to the downcall: the generated bindings wrap any exception of the call itself
+        // in an AssertionError ("should not reach here").
+        if (!segment.scope().isAlive()) {
+            throw new IllegalStateException("Tensor.fromSegment: the segment's arena is already closed");
+        }
+        if (!segment.isAccessibleBy(Thread.currentThread())) {
+            throw new WrongThreadException("Tensor.fromSegment: the segment's arena is confined to another thread");
+        }
         if (segment.isReadOnly()) {
             throw new IllegalArgumentException("Tensor.fromSegment: the segment is read-only, and libtorch tensors are writable");
         }

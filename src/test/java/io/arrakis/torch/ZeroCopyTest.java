@@ -191,7 +191,7 @@ class ZeroCopyTest {
     }
 
     @Test
-    void badSegmentsAreRejected() {
+    void badSegmentsAreRejected() throws InterruptedException {
         try (Arena arena = Arena.ofConfined()) {
             List<Executable> bad = List.of(
                     () -> Tensor.fromSegment(MemorySegment.ofArray(new float[4]), DType.FLOAT32, 4), // on the heap
@@ -217,6 +217,20 @@ class ZeroCopyTest {
         MemorySegment dead = closed.allocate(16, 8);
         closed.close();
         assertThrows(IllegalStateException.class, () -> Tensor.fromSegment(dead, DType.FLOAT32, 4));
+        try (Arena mine = Arena.ofConfined()) {
+            MemorySegment confined = mine.allocate(16, 8);
+            Throwable[] thrown = new Throwable[1];
+            Thread other = new Thread(() -> {
+                try {
+                    Tensor.fromSegment(confined, DType.FLOAT32, 4).close();
+                } catch (Throwable t) {
+                    thrown[0] = t;
+                }
+            });
+            other.start();
+            other.join();
+            assertTrue(thrown[0] instanceof WrongThreadException, "from another thread: " + thrown[0]);
+        }
     }
 
     // ------------------------------------------------------------------------------------------------ bugs
