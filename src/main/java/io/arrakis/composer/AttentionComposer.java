@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Function;
+import java.util.function.IntFunction;
 
 /**
  * Arrakis's {@code composer} tool ({@code core_arrakis.attention_head_comp}): composite heads built from two heads'
@@ -96,11 +97,10 @@ public final class AttentionComposer {
         Tensor wv;
         Tensor wo;
         try (TensorScope scope = TensorScope.open()) {
-            wq = scope.keep(mean(model.W_Q(), head1, head2));
-            wk = scope.keep(mean(model.W_K(true), head1, head2));
-            wv = scope.keep(mean(model.W_V(true), head1, head2));
-            Tensor o = model.W_O();
-            wo = scope.keep(slice(o, head1).mul(alpha).add(slice(o, head2).mul(1.0 - alpha)));
+            wq = scope.keep(mean(model::W_Q, head1, head2));
+            wk = scope.keep(mean(l -> model.W_K(l, true), head1, head2));
+            wv = scope.keep(mean(l -> model.W_V(l, true), head1, head2));
+            wo = scope.keep(slice(model::W_O, head1).mul(alpha).add(slice(model::W_O, head2).mul(1.0 - alpha)));
         }
         double q = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.Q);
         double k = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.K);
@@ -132,9 +132,9 @@ public final class AttentionComposer {
         try (TensorScope scope = TensorScope.open();
              ModelOutput out = model.forward(inputIds, CacheSpec.only(residName))) {
             Tensor x = model.normalize(layer, out.cache().get(residName));
-            Tensor bq = mean(model.b_Q(), h1, h2);
-            Tensor bk = mean(model.b_K(true), h1, h2);
-            Tensor bv = mean(model.b_V(true), h1, h2);
+            Tensor bq = mean(model::b_Q, h1, h2);
+            Tensor bk = mean(l -> model.b_K(l, true), h1, h2);
+            Tensor bv = mean(l -> model.b_V(l, true), h1, h2);
             Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv);
             return scope.keep(z.matmul(composite.wO()));
         }
@@ -160,12 +160,12 @@ public final class AttentionComposer {
         String b = "blocks." + layer + ".";
         Tensor[] resid = new Tensor[1];
         try (TensorScope scope = TensorScope.open()) {
-            Tensor wq = slice(model.W_Q(), srcHead);
-            Tensor wk = slice(model.W_K(true), srcHead);
-            Tensor wv = slice(model.W_V(true), srcHead);
-            Tensor bq = slice(model.b_Q(), srcHead);
-            Tensor bk = slice(model.b_K(true), srcHead);
-            Tensor bv = slice(model.b_V(true), srcHead);
+            Tensor wq = slice(model::W_Q, srcHead);
+            Tensor wk = slice(l -> model.W_K(l, true), srcHead);
+            Tensor wv = slice(l -> model.W_V(l, true), srcHead);
+            Tensor bq = slice(model::b_Q, srcHead);
+            Tensor bk = slice(l -> model.b_K(l, true), srcHead);
+            Tensor bv = slice(l -> model.b_V(l, true), srcHead);
             HookSpec capture = HookSpec.at(b + "hook_resid_pre", (act, name) -> {
                 resid[0] = act;
                 return null;
@@ -204,12 +204,13 @@ public final class AttentionComposer {
     // ------------------------------------------------------------------------------------------------ internals
 
     /** {@code all [layer, head, ...]} at one head. */
-    private static Tensor slice(Tensor all, Head h) {
-        return all.select(0, h.layer()).select(0, h.index());
+    /** Head h's slice of a per-layer weight ({@code perLayer} gives a layer's {@code [head, ...]} tensor). */
+    private static Tensor slice(IntFunction<Tensor> perLayer, Head h) {
+        return perLayer.apply(h.layer()).select(0, h.index());
     }
 
-    private static Tensor mean(Tensor all, Head h1, Head h2) {
-        return slice(all, h1).add(slice(all, h2)).div(2.0);
+    private static Tensor mean(IntFunction<Tensor> perLayer, Head h1, Head h2) {
+        return slice(perLayer, h1).add(slice(perLayer, h2)).div(2.0);
     }
 
     /**

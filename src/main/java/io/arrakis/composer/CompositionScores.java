@@ -262,8 +262,8 @@ public final class CompositionScores {
         }
         try (TensorScope scope = TensorScope.open()) {
             Tensor scales = options.foldLn() ? model.normWeights() : null;
-            Tensor a = head(wV(model, scales), sender).unsqueeze(0);
-            Tensor bt = head(model.W_O(), sender).unsqueeze(0);
+            Tensor a = headWeight(model, scales, Weight.V, sender).unsqueeze(0);
+            Tensor bt = headWeight(model, scales, Weight.O, sender).unsqueeze(0);
             Tensor[] cd = circuit(model, scales, mode, receiver);
             Tensor s = senderFactors(a, bt);
             Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
@@ -275,16 +275,35 @@ public final class CompositionScores {
 
     // ------------------------------------------------------------------------------------------------ factors
 
-    private static Tensor head(Tensor all, Head h) {
-        return all.select(0, h.layer()).select(0, h.index()).to(DType.FLOAT64);
+    private enum Weight { Q, K, V, O }
+
+    /**
+     * One head's weight in float64, read from its layer only: W_Q, W_K, W_V {@code [d_model, d_head]} (key/value heads
+     * repeated per query head; the norm scales folded into their rows when {@code scales} is not null), W_O
+     * {@code [d_head, d_model]}.
+     */
+    private static Tensor headWeight(HookedAutoModel model, Tensor scales, Weight w, Head h) {
+        int l = h.layer();
+        Tensor perLayer = switch (w) {
+            case Q -> model.W_Q(l);
+            case K -> model.W_K(l, true);
+            case V -> model.W_V(l, true);
+            case O -> model.W_O(l);
+        };
+        Tensor x = perLayer.select(0, h.index()).to(DType.FLOAT64);
+        if (scales == null || w == Weight.O) {
+            return x;
+        }
+        return x.mul(scales.select(0, l).to(DType.FLOAT64).view(model.config().dModel(), 1));
     }
 
     /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
     private static Tensor[] circuit(HookedAutoModel model, Tensor scales, Mode mode, Head r) {
         return switch (mode) {
-            case Q -> new Tensor[] {head(wQ(model, scales), r), head(wK(model, scales), r)};
-            case K -> new Tensor[] {head(wK(model, scales), r), head(wQ(model, scales), r)};
-            case V -> new Tensor[] {head(wV(model, scales), r), head(model.W_O(), r).transpose(0, 1)};
+            case Q -> new Tensor[] {headWeight(model, scales, Weight.Q, r), headWeight(model, scales, Weight.K, r)};
+            case K -> new Tensor[] {headWeight(model, scales, Weight.K, r), headWeight(model, scales, Weight.Q, r)};
+            case V -> new Tensor[] {headWeight(model, scales, Weight.V, r),
+                    headWeight(model, scales, Weight.O, r).transpose(0, 1)};
         };
     }
 

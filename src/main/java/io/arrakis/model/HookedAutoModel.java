@@ -330,75 +330,114 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
     public Tensor W_Q() {
-        return perHeadIn(l -> l.wq(), config.nHeads());
+        return stackLayers(this::W_Q);
     }
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return repeatKv(perHeadIn(l -> l.wk(), config.nKvHeads()), repeatKv);
+        return stackLayers(l -> W_K(l, repeatKv));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return repeatKv(perHeadIn(l -> l.wv(), config.nKvHeads()), repeatKv);
+        return stackLayers(l -> W_V(l, repeatKv));
     }
 
     /** Output weights {@code [layer, head, d_head, d_model]}, a new tensor. */
     public Tensor W_O() {
-        List<Tensor> perLayer = new ArrayList<>();
-        try (TensorScope scope = TensorScope.open()) {
-            for (Weights.Layer l : weights.layers) {
-                perLayer.add(l.wo().view(config.nHeads(), config.dHead(), config.dModel()));
-            }
-            return scope.keep(Tensor.stack(perLayer, 0));
-        }
+        return stackLayers(this::W_O);
     }
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return perHeadBias(Weights.Layer::bq, config.nHeads());
+        return stackLayers(this::b_Q);
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return repeatKv(perHeadBias(Weights.Layer::bk, config.nKvHeads()), repeatKv);
+        return stackLayers(l -> b_K(l, repeatKv));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return repeatKv(perHeadBias(Weights.Layer::bv, config.nKvHeads()), repeatKv);
+        return stackLayers(l -> b_V(l, repeatKv));
     }
 
     /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
     public Tensor b_O() {
-        List<Tensor> perLayer = new ArrayList<>();
-        try (TensorScope scope = TensorScope.open()) {
-            for (Weights.Layer l : weights.layers) {
-                perLayer.add(l.bo() != null ? l.bo() : Tensor.zeros(new long[] {config.dModel()}, dtype, device));
-            }
-            return scope.keep(Tensor.stack(perLayer, 0));
+        return stackLayers(this::b_O);
+    }
+
+    /** Block {@code layer}'s query weights {@code [head, d_model, d_head]}, a new tensor (one layer's worth of memory). */
+    public Tensor W_Q(int layer) {
+        return perHeadIn(layer(layer).wq(), config.nHeads());
+    }
+
+    /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor W_K(int layer, boolean repeatKv) {
+        return repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor W_V(int layer, boolean repeatKv) {
+        return repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Block {@code layer}'s output weights {@code [head, d_head, d_model]}, a new tensor. */
+    public Tensor W_O(int layer) {
+        try (Tensor view = layer(layer).wo().view(config.nHeads(), config.dHead(), config.dModel())) {
+            return view.copy();
         }
     }
 
-    private Tensor perHeadBias(java.util.function.Function<Weights.Layer, Tensor> pick, int heads) {
-        List<Tensor> perLayer = new ArrayList<>();
+    /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
+    public Tensor b_Q(int layer) {
+        return perHeadBias(layer(layer).bq(), config.nHeads());
+    }
+
+    /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor b_K(int layer, boolean repeatKv) {
+        return repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor b_V(int layer, boolean repeatKv) {
+        return repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv);
+    }
+
+    /** Block {@code layer}'s output bias {@code [d_model]} (zeros where the family has none). */
+    public Tensor b_O(int layer) {
+        Tensor bo = layer(layer).bo();
+        return bo != null ? bo.copy() : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
+    }
+
+    private Weights.Layer layer(int layer) {
+        checkLayer(layer);
+        return weights.layers.get(layer);
+    }
+
+    private Tensor stackLayers(java.util.function.IntFunction<Tensor> perLayer) {
         try (TensorScope scope = TensorScope.open()) {
-            for (Weights.Layer l : weights.layers) {
-                Tensor b = pick.apply(l);
-                perLayer.add(b != null ? b.view(heads, config.dHead())
-                        : Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device));
+            List<Tensor> layers = new ArrayList<>();
+            for (int l = 0; l < config.nLayers(); l++) {
+                layers.add(perLayer.apply(l));
             }
-            return scope.keep(Tensor.stack(perLayer, 0));
+            return scope.keep(Tensor.stack(layers, 0));
         }
     }
 
-    private Tensor perHeadIn(java.util.function.Function<Weights.Layer, Tensor> pick, int heads) {
-        List<Tensor> perLayer = new ArrayList<>();
-        try (TensorScope scope = TensorScope.open()) {
-            for (Weights.Layer l : weights.layers) {
-                perLayer.add(pick.apply(l).view(config.dModel(), heads, config.dHead()).permute(1, 0, 2));
-            }
-            return scope.keep(Tensor.stack(perLayer, 0));
+    private Tensor perHeadBias(Tensor b, int heads) {
+        if (b == null) {
+            return Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device);
+        }
+        try (Tensor view = b.view(heads, config.dHead())) {
+            return view.copy();
+        }
+    }
+
+    private Tensor perHeadIn(Tensor w, int heads) {
+        try (Tensor view = w.view(config.dModel(), heads, config.dHead()); Tensor perHead = view.permute(1, 0, 2)) {
+            return perHead.isContiguous() ? perHead.copy() : perHead.contiguous(); // a copy either way
         }
     }
 
@@ -407,7 +446,7 @@ public final class HookedAutoModel implements AutoCloseable {
             return perKvHead;
         }
         try (perKvHead) {
-            return perKvHead.repeatInterleave(config.nHeads() / config.nKvHeads(), 1);
+            return perKvHead.repeatInterleave(config.nHeads() / config.nKvHeads(), 0);
         }
     }
 

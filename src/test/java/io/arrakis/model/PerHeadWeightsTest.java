@@ -63,4 +63,33 @@ class PerHeadWeightsTest {
             assertArrayEquals(new long[] {c.nLayers(), c.dModel()}, model.b_O().shape());
         }
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa"})
+    void oneLayersWeightsAreThatLayersSliceAndCopies(String fixture) {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir(fixture))) {
+            HookedAutoConfig c = model.config();
+            for (int l = 0; l < c.nLayers(); l++) {
+                assertArrayEquals(model.W_Q().select(0, l).toFloatArray(), model.W_Q(l).toFloatArray());
+                assertArrayEquals(model.W_K(false).select(0, l).toFloatArray(), model.W_K(l, false).toFloatArray());
+                assertArrayEquals(model.W_K(true).select(0, l).toFloatArray(), model.W_K(l, true).toFloatArray());
+                assertArrayEquals(model.W_V(true).select(0, l).toFloatArray(), model.W_V(l, true).toFloatArray());
+                assertArrayEquals(model.W_O().select(0, l).toFloatArray(), model.W_O(l).toFloatArray());
+                assertArrayEquals(model.b_Q().select(0, l).toFloatArray(), model.b_Q(l).toFloatArray());
+                assertArrayEquals(model.b_V(true).select(0, l).toFloatArray(), model.b_V(l, true).toFloatArray());
+                assertArrayEquals(model.b_O().select(0, l).toFloatArray(), model.b_O(l).toFloatArray());
+                assertArrayEquals(new long[] {c.nKvHeads(), c.dModel(), c.dHead()}, model.W_V(l, false).shape());
+                // a copy: writing to it leaves the model's weights alone
+                Tensor w = model.W_Q(l);
+                float before = model.W_Q(l).toFloatArray()[0];
+                w.asSegment().set(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, 123f);
+                assertEquals(before, model.W_Q(l).toFloatArray()[0]);
+            }
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> model.W_Q(c.nLayers()));
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("layer " + c.nLayers()), e.getMessage());
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.W_O(-1));
+        }
+    }
 }
