@@ -1,29 +1,11 @@
 package io.arrakis.composer;
 
+import io.arrakis.plot.Heatmap;
 import io.arrakis.torch.Tensor;
 
-import org.jfree.chart.ChartRenderingInfo;
-import org.jfree.chart.ChartUtils;
-import org.jfree.chart.JFreeChart;
-import org.jfree.chart.axis.NumberAxis;
-import org.jfree.chart.axis.SymbolAxis;
-import org.jfree.chart.plot.XYPlot;
-import org.jfree.chart.renderer.PaintScale;
-import org.jfree.chart.renderer.xy.XYBlockRenderer;
-import org.jfree.chart.title.PaintScaleLegend;
-import org.jfree.chart.ui.RectangleEdge;
-import org.jfree.chart.ui.RectangleInsets;
-import org.jfree.data.xy.DefaultXYZDataset;
 
-import java.awt.Color;
 import java.awt.Dimension;
-import java.awt.Font;
-import java.awt.Paint;
 import java.awt.geom.Rectangle2D;
-import java.io.IOException;
-import java.io.Serializable;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -44,7 +26,8 @@ import java.util.Objects;
  *       {@code L0H3};
  *   <li>{@link #table(int)}: the same as an aligned text table;
  *   <li>{@link #json()}: nested lists for {@link io.arrakis.json.Json#write};
- *   <li>{@link #writeHeatmapPng(Path, String)}: a PNG heatmap (JFreeChart, rendered headless).
+ *   <li>{@link #writeHeatmapPng(Path, String)}: a PNG heatmap (JFreeChart, rendered headless, through
+ *       {@link Heatmap}).
  * </ul>
  *
  * The values are copied out of the tensors when the report is made; the tensors may be closed afterwards.
@@ -300,8 +283,14 @@ public final class ScoreReport {
      * drawn when there are any, else the raw scores; a colour-scale legend is on the right.
      */
     public void writeHeatmapPng(Path file, String title) {
-        checkFonts();
-        renderHeatmap(file, title);
+        Dimension size = heatmapSize();
+        writeHeatmapPng(file, title, size.width, size.height);
+    }
+
+    /** Like {@link #writeHeatmapPng(Path, String)}, as a PNG of {@code width × height} pixels. */
+    public void writeHeatmapPng(Path file, String title, int width, int height) {
+        Heatmap.requireFonts();
+        renderHeatmap(file, title, width, height);
     }
 
     /**
@@ -309,39 +298,26 @@ public final class ScoreReport {
      * containers often have none.
      */
     public static boolean canRenderText() {
-        System.setProperty("java.awt.headless", "true");
-        try {
-            java.awt.image.BufferedImage probe = new java.awt.image.BufferedImage(1, 1, java.awt.image.BufferedImage.TYPE_INT_RGB);
-            java.awt.Graphics2D g = probe.createGraphics();
-            try {
-                g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
-                return g.getFontMetrics().stringWidth("L0H0") > 0;
-            } finally {
-                g.dispose();
-            }
-        } catch (RuntimeException | Error e) {
-            return false;
-        }
+        return Heatmap.canRenderText();
     }
 
-    private static void checkFonts() {
-        if (!canRenderText()) {
-            throw new IllegalStateException("cannot draw the heatmap's labels: Java finds no fonts on this machine"
-                    + " (fontconfig has none configured). Install fontconfig and a font, e.g. on Debian/Ubuntu"
-                    + " 'apt-get install fontconfig fonts-dejavu-core', or use the JSON output instead");
-        }
-    }
-
-    /** Writes the heatmap and returns the data area (where the cells are) in the image's pixels. */
+    /** Writes the heatmap of {@link #heatmapSize()} and returns the data area (where the cells are) in the image's pixels. */
     Rectangle2D renderHeatmap(Path file, String title) {
-        Objects.requireNonNull(file, "file");
-        System.setProperty("java.awt.headless", "true");
+        Dimension size = heatmapSize();
+        return renderHeatmap(file, title, size.width, size.height);
+    }
+
+    /** The heatmap this report draws: cells as described at {@link #writeHeatmapPng(Path, String)}. */
+    Heatmap heatmap(String title) {
         int rows = heatmapRows();
         int cols = heatmapColumns();
         String[] rowLabels = new String[rows];
         String[] colLabels = new String[cols];
         double[] values = corrected != null ? corrected : scores;
-        List<double[]> cells = new ArrayList<>();
+        double[][] grid = new double[rows][cols];
+        for (double[] row : grid) {
+            Arrays.fill(row, Double.NaN);
+        }
         if (pairs) {
             for (int r = 0; r < rows; r++) {
                 rowLabels[r] = new Head(r / heads, r % heads).toString();
@@ -353,10 +329,7 @@ public final class ScoreReport {
                 for (int h1 = 0; h1 < heads; h1++) {
                     for (int l2 = l1 + 1; l2 < layers; l2++) {
                         for (int h2 = 0; h2 < heads; h2++) {
-                            double v = values[index(l1, h1, l2, h2)];
-                            if (Double.isFinite(v)) {
-                                cells.add(new double[] {(l2 - 1) * heads + h2, l1 * heads + h1, v});
-                            }
+                            grid[l1 * heads + h1][(l2 - 1) * heads + h2] = values[index(l1, h1, l2, h2)];
                         }
                     }
                 }
@@ -370,104 +343,32 @@ public final class ScoreReport {
             }
             for (int l = 0; l < layers; l++) {
                 for (int h = 0; h < heads; h++) {
-                    double v = values[l * heads + h];
-                    if (Double.isFinite(v)) {
-                        cells.add(new double[] {h, l, v});
-                    }
+                    grid[l][h] = values[l * heads + h];
                 }
             }
         }
-        double[][] series = new double[3][cells.size()];
         double lo = 0;
         double hi = 0;
-        for (int i = 0; i < cells.size(); i++) {
-            for (int j = 0; j < 3; j++) {
-                series[j][i] = cells.get(i)[j];
+        for (double[] row : grid) {
+            for (double v : row) {
+                if (Double.isFinite(v)) {
+                    lo = Math.min(lo, v);
+                    hi = Math.max(hi, v);
+                }
             }
-            lo = Math.min(lo, series[2][i]);
-            hi = Math.max(hi, series[2][i]);
         }
         if (hi <= lo) {
             hi = lo + 1;
         }
-        DefaultXYZDataset dataset = new DefaultXYZDataset();
-        dataset.addSeries("scores", series);
-
-        SymbolAxis xAxis = new SymbolAxis(pairs ? "receiver (later layer)" : "head", colLabels);
-        xAxis.setVerticalTickLabels(true);
-        xAxis.setGridBandsVisible(false);
-        xAxis.setRange(-0.5, cols - 0.5);
-        SymbolAxis yAxis = new SymbolAxis(pairs ? "sender (earlier layer)" : "layer", rowLabels);
-        yAxis.setGridBandsVisible(false);
-        yAxis.setInverted(true);                                    // first row at the top
-        yAxis.setRange(-0.5, rows - 0.5);
-        Font tickFont = new Font(Font.SANS_SERIF, Font.PLAIN, Math.max(7, Math.min(12, cellPixels() - 2)));
-        xAxis.setTickLabelFont(tickFont);
-        yAxis.setTickLabelFont(tickFont);
-
-        Viridis scale = new Viridis(lo, hi);
-        XYBlockRenderer renderer = new XYBlockRenderer();
-        renderer.setPaintScale(scale);
-        XYPlot plot = new XYPlot(dataset, xAxis, yAxis, renderer);
-        plot.setBackgroundPaint(Color.WHITE);                      // blank cells (l1 >= l2) stay white
-        plot.setDomainGridlinesVisible(false);
-        plot.setRangeGridlinesVisible(false);
-        plot.setOutlinePaint(Color.GRAY);
-
-        JFreeChart chart = new JFreeChart(title == null ? "" : title, JFreeChart.DEFAULT_TITLE_FONT, plot, false);
-        chart.setBackgroundPaint(Color.WHITE);
-        NumberAxis legendAxis = new NumberAxis(corrected != null ? "score − baseline mean" : "score");
-        legendAxis.setRange(lo, hi);
-        PaintScaleLegend legend = new PaintScaleLegend(scale, legendAxis);
-        legend.setPosition(RectangleEdge.RIGHT);
-        legend.setStripWidth(14);
-        legend.setAxisOffset(4);
-        legend.setMargin(new RectangleInsets(10, 6, 10, 6));
-        legend.setBackgroundPaint(Color.WHITE);
-        chart.addSubtitle(legend);
-
-        Dimension size = heatmapSize();
-        ChartRenderingInfo info = new ChartRenderingInfo();
-        try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            ChartUtils.saveChartAsPNG(file.toFile(), chart, size.width, size.height, info);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
-        }
-        return info.getPlotInfo().getDataArea();
+        return new Heatmap(title == null ? "" : title,
+                pairs ? "sender (earlier layer)" : "layer", pairs ? "receiver (later layer)" : "head",
+                rowLabels, colLabels, grid, corrected != null ? "score − baseline mean" : "score", lo, hi,
+                Math.max(7, Math.min(12, cellPixels() - 2)));
     }
 
-    /** A perceptually uniform sequential colour scale (viridis, linearly interpolated between 9 stops). */
-    private record Viridis(double lower, double upper) implements PaintScale, Serializable {
-        private static final int[] STOPS = {
-            0x440154, 0x472D7B, 0x3B528B, 0x2C728E, 0x21918C, 0x28AE80, 0x5EC962, 0xADDC30, 0xFDE725};
-
-        @Override
-        public double getLowerBound() {
-            return lower;
-        }
-
-        @Override
-        public double getUpperBound() {
-            return upper;
-        }
-
-        @Override
-        public Paint getPaint(double value) {
-            double t = Double.isNaN(value) ? 0 : Math.max(0, Math.min(1, (value - lower) / (upper - lower)));
-            double pos = t * (STOPS.length - 1);
-            int i = Math.min((int) pos, STOPS.length - 2);
-            double f = pos - i;
-            int a = STOPS[i];
-            int b = STOPS[i + 1];
-            return new Color(mix(a >> 16, b >> 16, f), mix(a >> 8, b >> 8, f), mix(a, b, f));
-        }
-
-        private static int mix(int a, int b, double f) {
-            return (int) Math.round((a & 0xFF) * (1 - f) + (b & 0xFF) * f);
-        }
+    /** Writes the heatmap at {@code width × height} and returns the data area in the image's pixels. */
+    Rectangle2D renderHeatmap(Path file, String title, int width, int height) {
+        Objects.requireNonNull(file, "file");
+        return heatmap(title).writePng(file, width, height);
     }
 }

@@ -1,0 +1,114 @@
+package io.arrakis.bench;
+
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Arrakis's {@code profile_model}: where one forward pass spends its time and how many bytes its activations take,
+ * measured through read-only hooks on every hook point.
+ *
+ * <p>How it measures: a hook at every hook point notes the clock when it fires; the time since the previous hook
+ * returned (or, for the first, since the forward pass was called) is attributed to the hook point that fired, i.e.
+ * to the computation that produced its activation. Work with no hook point of its own counts to the next hook point
+ * that fires: the layer norm before attention counts to {@code attn.hook_q}, the one before the MLP to
+ * {@code mlp.hook_pre}, rotary tables to {@code blocks.0.hook_resid_pre}, the final projection to {@code logits}. The
+ * hooks' own bookkeeping is measured separately ({@link ModelProfile#hookOverheadNanos()}), as is the time from the
+ * last hook until the forward pass returns ({@link ModelProfile#tailNanos()}), so the components' times sum to less
+ * than the total. Activation bytes are each activation's logical size, {@code numel × element size} (an expanded
+ * view such as {@code hook_pos_embed} counts its full shape).
+ *
+ * <p>The total is the wall time of the hooked forward pass, which is close to an unhooked one's: the hooks only read
+ * the clock and the activations' shapes, a few microseconds per hook point (tens of hook points per layer), nothing
+ * is cached or copied. The first forward pass of a process is slower (libtorch warms up); use
+ * {@link #profile(HookedAutoModel, Tensor, int)} with warm-up runs for steadier figures.
+ *
+ * <p>On a CUDA device libtorch runs kernels asynchronously; the profiler then waits for each activation (by reading
+ * one of its elements) before noting the clock, so times are those of the GPU work, at the cost of one small copy per
+ * hook point.
+ */
+public final class ModelProfiler {
+    private ModelProfiler() {
+    }
+
+    /** Profiles one forward pass of {@code model} on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64). */
+    public static ModelProfile profile(HookedAutoModel model, Tensor inputIds) {
+        return profile(model, inputIds, 0);
+    }
+
+    /**
+     * Runs {@code warmupRuns} profiled forward passes first and discards them (libtorch's first calls and the JVM's
+     * first runs of the hooks are slow), then profiles one.
+     */
+    public static ModelProfile profile(HookedAutoModel model, Tensor inputIds, int warmupRuns) {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(inputIds, "inputIds");
+        if (warmupRuns < 0) {
+            throw new IllegalArgumentException("warmupRuns must be non-negative, got " + warmupRuns);
+        }
+        boolean sync = !model.device().equals(Device.CPU);
+        for (int i = 0; i < warmupRuns; i++) {
+            measure(model, inputIds, new Recorder(sync));   // the same hooks, so their code is warm too
+        }
+        return measure(model, inputIds, new Recorder(sync));
+    }
+
+    private static ModelProfile measure(HookedAutoModel model, Tensor inputIds, Recorder recorder) {
+        long start = System.nanoTime();
+        recorder.last = start;
+        try (ModelOutput out = model.runWithHooks(inputIds, CacheSpec.none(),
+                HookedAutoModel.HookSpec.matching(name -> true, recorder::fire))) {
+            if (recorder.sync) {
+                sync(out.logits());
+            }
+            long end = System.nanoTime();
+            return new ModelProfile(model.config().family(), model.config().nLayers(), inputIds.shape(),
+                    recorder.entries, end - start, end - recorder.last, recorder.overhead);
+        }
+    }
+
+    /** Waits for a device tensor's pending work by reading one element. */
+    private static void sync(Tensor t) {
+        Tensor e = t;
+        List<Tensor> views = new ArrayList<>();
+        while (e.dim() > 0) {
+            e = e.select(0, 0);
+            views.add(e);
+        }
+        e.item();
+        views.forEach(Tensor::close);
+    }
+
+    /** The hook: notes the clock, the name and the activation's size at each hook point. */
+    private static final class Recorder {
+        final boolean sync;
+        final List<ModelProfile.HookTiming> entries = new ArrayList<>();
+        long last;
+        long overhead;
+
+        Recorder(boolean sync) {
+            this.sync = sync;
+        }
+
+        Tensor fire(Tensor activation, String name) {
+            if (sync) {
+                sync(activation);
+            }
+            long now = System.nanoTime();
+            long[] shape = activation.shape();
+            long bytes = activation.numel() * activation.dtype().byteSize();
+            entries.add(new ModelProfile.HookTiming(name, ModelProfile.layerOf(name), ModelProfile.componentOf(name),
+                    now - last, bytes, shape, activation.dtype()));
+            long after = System.nanoTime();
+            overhead += after - now;
+            last = after;
+            return null;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+package io.arrakis.bench;
+
+import io.arrakis.torch.Tensor;
+
+import java.util.List;
+
+/**
+ * Text to token ids and back, for models whose vocabulary the tokenizer matches. Token ids stay the primary input of
+ * the bench and the models; a tokenizer is a convenience for typing prompts and for labelling plots.
+ */
+public interface Tokenizer {
+    /** The number of token ids this tokenizer knows: valid ids are {@code 0} to {@code vocabSize() - 1}. */
+    int vocabSize();
+
+    /** The token ids of {@code text}; empty for empty text. */
+    long[] encode(String text);
+
+    /** The token ids of {@code text} as an int64 CPU tensor {@code [1, n]}, a model's input; the caller owns it. */
+    default Tensor encodeAsTensor(String text) {
+        long[] ids = encode(text);
+        if (ids.length == 0) {
+            throw new IllegalArgumentException("the text is empty: it has no tokens, and a model needs at least one");
+        }
+        return Tensor.of(ids, 1, ids.length);
+    }
+
+    /**
+     * The text of {@code ids}. Throws {@link IllegalArgumentException} for an id outside {@code [0, vocabSize())}.
+     */
+    String decode(long[] ids);
+
+    /**
+     * Each token's own text, one string per id (e.g. for plot tick labels); byte sequences that are not whole UTF-8
+     * characters on their own become U+FFFD. Throws {@link IllegalArgumentException} for an id out of range.
+     */
+    List<String> tokenStrings(long[] ids);
+}

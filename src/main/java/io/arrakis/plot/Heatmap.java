@@ -1,0 +1,225 @@
+package io.arrakis.plot;
+
+import org.jfree.chart.ChartRenderingInfo;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.axis.SymbolAxis;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.PaintScale;
+import org.jfree.chart.renderer.xy.XYBlockRenderer;
+import org.jfree.chart.title.PaintScaleLegend;
+import org.jfree.chart.ui.RectangleEdge;
+import org.jfree.chart.ui.RectangleInsets;
+import org.jfree.data.xy.DefaultXYZDataset;
+
+import java.awt.Color;
+import java.awt.Font;
+import java.awt.Graphics2D;
+import java.awt.Paint;
+import java.awt.geom.Rectangle2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Objects;
+
+/**
+ * A labelled heatmap written as a PNG with JFreeChart, rendered headless: one cell per value of a
+ * {@code rows × columns} grid (the first row at the top), a viridis colour scale with its legend on the right, and the
+ * row and column labels as tick labels. {@code NaN} cells stay blank (white).
+ *
+ * <p>The renderer shared by the composition-score heatmaps of {@link io.arrakis.composer.ScoreReport} and the attention
+ * patterns of {@code io.arrakis.bench.Plots}.
+ *
+ * @param title        the chart's title ({@code null}: none)
+ * @param rowAxis      the vertical axis's label
+ * @param columnAxis   the horizontal axis's label
+ * @param rowLabels    one tick label per row
+ * @param columnLabels one tick label per column (drawn vertically)
+ * @param values       {@code values[row][column]}; NaN or infinite cells are left blank
+ * @param legendTitle  the colour scale's label
+ * @param lower        the value drawn with the bottom colour (dark purple); lower values are clamped to it
+ * @param upper        the value drawn with the top colour (yellow), greater than {@code lower}
+ * @param tickFontSize the tick labels' font size in points
+ */
+public record Heatmap(String title, String rowAxis, String columnAxis, String[] rowLabels, String[] columnLabels,
+                      double[][] values, String legendTitle, double lower, double upper, int tickFontSize) {
+
+    /** Checks the shape: one label per row and column, rectangular values, {@code lower < upper}. */
+    public Heatmap {
+        Objects.requireNonNull(rowLabels, "rowLabels");
+        Objects.requireNonNull(columnLabels, "columnLabels");
+        Objects.requireNonNull(values, "values");
+        if (rowLabels.length == 0 || columnLabels.length == 0) {
+            throw new IllegalArgumentException("a heatmap needs at least one row and one column, got "
+                    + rowLabels.length + " × " + columnLabels.length);
+        }
+        if (values.length != rowLabels.length) {
+            throw new IllegalArgumentException(values.length + " rows of values but " + rowLabels.length + " row labels");
+        }
+        for (int r = 0; r < values.length; r++) {
+            if (values[r] == null || values[r].length != columnLabels.length) {
+                throw new IllegalArgumentException("row " + r + " has " + (values[r] == null ? 0 : values[r].length)
+                        + " values but there are " + columnLabels.length + " column labels");
+            }
+        }
+        if (!(lower < upper) || !Double.isFinite(lower) || !Double.isFinite(upper)) {
+            throw new IllegalArgumentException("the colour range must be finite with lower < upper, got [" + lower + ", "
+                    + upper + "]");
+        }
+        if (tickFontSize < 1) {
+            throw new IllegalArgumentException("the tick font size must be positive, got " + tickFontSize);
+        }
+    }
+
+    /**
+     * Whether this JVM can draw text: on Linux, Java 2D finds fonts through fontconfig, and minimal servers and
+     * containers often have none.
+     */
+    public static boolean canRenderText() {
+        System.setProperty("java.awt.headless", "true");
+        try {
+            BufferedImage probe = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);
+            Graphics2D g = probe.createGraphics();
+            try {
+                g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+                return g.getFontMetrics().stringWidth("L0H0") > 0;
+            } finally {
+                g.dispose();
+            }
+        } catch (RuntimeException | Error e) {
+            return false;
+        }
+    }
+
+    /** Throws {@link IllegalStateException} naming the fix when {@link #canRenderText()} is false. */
+    public static void requireFonts() {
+        if (!canRenderText()) {
+            throw new IllegalStateException("cannot draw the heatmap's labels: Java finds no fonts on this machine"
+                    + " (fontconfig has none configured). Install fontconfig and a font, e.g. on Debian/Ubuntu"
+                    + " 'apt-get install fontconfig fonts-dejavu-core', or use the JSON output instead");
+        }
+    }
+
+    /**
+     * Writes the heatmap as a PNG of {@code width × height} pixels (creating missing parent folders) and returns the
+     * data area (where the cells are) in the image's pixels. Does not check for fonts: call {@link #requireFonts()}
+     * first for a clear error on a machine without any.
+     */
+    public Rectangle2D writePng(Path file, int width, int height) {
+        Objects.requireNonNull(file, "file");
+        if (width < 1 || height < 1) {
+            throw new IllegalArgumentException("the image size must be positive, got " + width + " × " + height);
+        }
+        System.setProperty("java.awt.headless", "true");
+        int rows = rowLabels.length;
+        int cols = columnLabels.length;
+        int finite = 0;
+        for (double[] row : values) {
+            for (double v : row) {
+                if (Double.isFinite(v)) {
+                    finite++;
+                }
+            }
+        }
+        double[][] series = new double[3][finite];
+        int i = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                double v = values[r][c];
+                if (Double.isFinite(v)) {
+                    series[0][i] = c;
+                    series[1][i] = r;
+                    series[2][i] = v;
+                    i++;
+                }
+            }
+        }
+        DefaultXYZDataset dataset = new DefaultXYZDataset();
+        dataset.addSeries("values", series);
+
+        SymbolAxis xAxis = new SymbolAxis(columnAxis, columnLabels);
+        xAxis.setVerticalTickLabels(true);
+        xAxis.setGridBandsVisible(false);
+        xAxis.setRange(-0.5, cols - 0.5);
+        SymbolAxis yAxis = new SymbolAxis(rowAxis, rowLabels);
+        yAxis.setGridBandsVisible(false);
+        yAxis.setInverted(true);                                    // first row at the top
+        yAxis.setRange(-0.5, rows - 0.5);
+        Font tickFont = new Font(Font.SANS_SERIF, Font.PLAIN, tickFontSize);
+        xAxis.setTickLabelFont(tickFont);
+        yAxis.setTickLabelFont(tickFont);
+
+        Viridis scale = new Viridis(lower, upper);
+        XYBlockRenderer renderer = new XYBlockRenderer();
+        renderer.setPaintScale(scale);
+        XYPlot plot = new XYPlot(dataset, xAxis, yAxis, renderer);
+        plot.setBackgroundPaint(Color.WHITE);                      // blank cells stay white
+        plot.setDomainGridlinesVisible(false);
+        plot.setRangeGridlinesVisible(false);
+        plot.setOutlinePaint(Color.GRAY);
+
+        JFreeChart chart = new JFreeChart(title == null ? "" : title, JFreeChart.DEFAULT_TITLE_FONT, plot, false);
+        chart.setBackgroundPaint(Color.WHITE);
+        NumberAxis legendAxis = new NumberAxis(legendTitle);
+        legendAxis.setRange(lower, upper);
+        PaintScaleLegend legend = new PaintScaleLegend(scale, legendAxis);
+        legend.setPosition(RectangleEdge.RIGHT);
+        legend.setStripWidth(14);
+        legend.setAxisOffset(4);
+        legend.setMargin(new RectangleInsets(10, 6, 10, 6));
+        legend.setBackgroundPaint(Color.WHITE);
+        chart.addSubtitle(legend);
+
+        ChartRenderingInfo info = new ChartRenderingInfo();
+        try {
+            Path parent = file.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            ChartUtils.saveChartAsPNG(file.toFile(), chart, width, height, info);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
+        }
+        return info.getPlotInfo().getDataArea();
+    }
+
+    /** The colour {@link #writePng} draws {@code value} with (viridis between {@code lower} and {@code upper}). */
+    public Color colour(double value) {
+        return (Color) new Viridis(lower, upper).getPaint(value);
+    }
+
+    /** A perceptually uniform sequential colour scale (viridis, linearly interpolated between 9 stops). */
+    private record Viridis(double lower, double upper) implements PaintScale, Serializable {
+        private static final int[] STOPS = {
+            0x440154, 0x472D7B, 0x3B528B, 0x2C728E, 0x21918C, 0x28AE80, 0x5EC962, 0xADDC30, 0xFDE725};
+
+        @Override
+        public double getLowerBound() {
+            return lower;
+        }
+
+        @Override
+        public double getUpperBound() {
+            return upper;
+        }
+
+        @Override
+        public Paint getPaint(double value) {
+            double t = Double.isNaN(value) ? 0 : Math.max(0, Math.min(1, (value - lower) / (upper - lower)));
+            double pos = t * (STOPS.length - 1);
+            int i = Math.min((int) pos, STOPS.length - 2);
+            double f = pos - i;
+            int a = STOPS[i];
+            int b = STOPS[i + 1];
+            return new Color(mix(a >> 16, b >> 16, f), mix(a >> 8, b >> 8, f), mix(a, b, f));
+        }
+
+        private static int mix(int a, int b, double f) {
+            return (int) Math.round((a & 0xFF) * (1 - f) + (b & 0xFF) * f);
+        }
+    }
+}
