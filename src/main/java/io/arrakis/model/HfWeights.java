@@ -276,8 +276,18 @@ final class HfWeights {
             if (!raw.dtype().isFloatingPoint()) {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + raw.dtype() + "; weights must be floating point");
             }
+            if (transpose && raw.dtype() == dtype && device.isCpu()) { // the transposing copy is the only one needed
+                try (Tensor t = raw.transpose(0, 1)) {
+                    return t.isContiguous() ? t.copy() : t.contiguous();
+                }
+            }
             try (Tensor converted = raw.to(dtype, device)) {
-                return transpose ? converted.transpose(0, 1).contiguous() : converted.contiguous();
+                if (!transpose) {
+                    return converted.contiguous();
+                }
+                try (Tensor t = converted.transpose(0, 1)) {
+                    return t.contiguous();
+                }
             }
         }
     }

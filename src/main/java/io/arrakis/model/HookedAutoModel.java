@@ -70,7 +70,7 @@ public final class HookedAutoModel implements AutoCloseable {
         this.weights = weights;
         this.dtype = dtype;
         this.device = device;
-        this.hookNames = Set.copyOf(hookNamesOf(config));
+        this.hookNames = java.util.Collections.unmodifiableSet(hookNamesOf(config)); // keeps the forward order
     }
 
     // ------------------------------------------------------------------------------------------------ construction
@@ -116,7 +116,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
         checkDtype(dtype);
         MemoryCheck.require(config, dtype, device);
-        RandomSource source = new RandomSource(config, seed);
+        RandomSource source = new RandomSource(config, seed, dtype);
         return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
     }
 
@@ -576,12 +576,15 @@ public final class HookedAutoModel implements AutoCloseable {
         private final long seed;
         private final double std;
         private final boolean normsStartAtZero;
+        private final DType dtype;
 
-        RandomSource(HookedAutoConfig config, long seed) {
+        /** Tensors drawn in {@code dtype}, the model's, so that loading them needs no conversion. */
+        RandomSource(HookedAutoConfig config, long seed, DType dtype) {
             this.shapes = CheckpointLayout.shapes(config);
             this.seed = seed;
             this.std = config.initializerRange();
             this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
+            this.dtype = dtype;
         }
 
         @Override
@@ -593,15 +596,13 @@ public final class HookedAutoModel implements AutoCloseable {
         public Tensor load(String name) {
             long[] shape = shapes.get(name);
             if (name.endsWith("norm.weight") || name.matches(".*ln_[12f]\\.weight") || name.contains("_layernorm.norms.")) {
-                return normsStartAtZero ? Tensor.zeros(shape, DType.FLOAT32, Device.CPU) : Tensor.ones(shape, DType.FLOAT32, Device.CPU);
+                return normsStartAtZero ? Tensor.zeros(shape, dtype, Device.CPU) : Tensor.ones(shape, dtype, Device.CPU);
             }
             if (name.endsWith(".bias")) {
-                return Tensor.zeros(shape, DType.FLOAT32, Device.CPU);
+                return Tensor.zeros(shape, dtype, Device.CPU);
             }
             Generator generator = new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode());
-            try (Tensor unit = Tensor.randn(generator, shape, DType.FLOAT32, Device.CPU)) {
-                return unit.mul(std);
-            }
+            return Tensor.normal(generator, shape, 0.0, std, dtype, Device.CPU);
         }
     }
 }

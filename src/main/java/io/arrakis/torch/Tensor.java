@@ -445,34 +445,69 @@ public final class Tensor implements AutoCloseable {
         return Call.begin(EYE).i64(n).optDtype(dtype).none().optDevice(device).none().tensorResult();
     }
 
-    /**
-     * Standard normal samples from {@code generator}: it gives one 64-bit seed, and chunks of {@value #DRAW_CHUNK}
-     * elements draw in parallel from streams derived from that seed and the chunk's index, so the values are the same
-     * whatever the number of threads (a 7-billion-parameter model's weights take seconds, not minutes).
-     */
+    /** Standard normal samples from {@code generator}: {@link #normal} with mean 0 and standard deviation 1. */
     public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
-        checkRandomDtype(dtype, "Tensor.randn");
-        long n = checkShape(shape, "Tensor.randn");
+        return normal(generator, shape, 0.0, 1.0, dtype, device, "Tensor.randn");
+    }
+
+    /**
+     * Normal samples {@code mean + std · z} from {@code generator}: it gives one 64-bit seed, and chunks of
+     * {@value #DRAW_CHUNK} elements draw in parallel from streams derived from that seed and the chunk's index, so the
+     * values are the same whatever the number of threads. Each value is rounded to float32 (float64 for a float64
+     * tensor) and then, for float16 and bfloat16, to nearest-even as libtorch converts, straight into the tensor's
+     * memory: no wider temporary, so a 7-billion-parameter model's weights take seconds, not minutes.
+     */
+    public static Tensor normal(Generator generator, long[] shape, double mean, double std, DType dtype, Device device) {
+        return normal(generator, shape, mean, std, dtype, device, "Tensor.normal");
+    }
+
+    private static Tensor normal(Generator generator, long[] shape, double mean, double std, DType dtype, Device device,
+                                 String op) {
+        checkRandomDtype(dtype, op);
+        if (!Double.isFinite(mean) || !(std >= 0) || Double.isInfinite(std)) {
+            throw new IllegalArgumentException(op + ": needs a finite mean and a finite std >= 0, got mean " + mean
+                    + ", std " + std);
+        }
+        long n = checkShape(shape, op);
         device.checkAvailable();
         long streamSeed = generator.nextLong();
-        DType buffer = dtype == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
-        Tensor t = empty(shape, buffer, Device.CPU, "Tensor.randn");
+        Tensor t = empty(shape, dtype, Device.CPU, op);
         MemorySegment data = t.dataSegment();
         long chunks = (n + DRAW_CHUNK - 1) / DRAW_CHUNK;
         LongStream.range(0, chunks).parallel().forEach(c -> {
             Generator g = Generator.forChunk(streamSeed, c);
             long end = Math.min(n, (c + 1) * DRAW_CHUNK);
-            if (buffer == DType.FLOAT64) {
-                for (long i = c * DRAW_CHUNK; i < end; i++) {
-                    data.setAtIndex(ValueLayout.JAVA_DOUBLE, i, g.nextGaussian());
+            switch (dtype) {
+                case FLOAT64 -> {
+                    for (long i = c * DRAW_CHUNK; i < end; i++) {
+                        data.setAtIndex(ValueLayout.JAVA_DOUBLE, i, mean + std * g.nextGaussian());
+                    }
                 }
-            } else {
-                for (long i = c * DRAW_CHUNK; i < end; i++) {
-                    data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) g.nextGaussian());
+                case FLOAT32 -> {
+                    for (long i = c * DRAW_CHUNK; i < end; i++) {
+                        data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (mean + std * g.nextGaussian()));
+                    }
                 }
+                case FLOAT16 -> {
+                    for (long i = c * DRAW_CHUNK; i < end; i++) {
+                        data.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16((float) (mean + std * g.nextGaussian())));
+                    }
+                }
+                case BFLOAT16 -> {
+                    for (long i = c * DRAW_CHUNK; i < end; i++) {
+                        data.setAtIndex(ValueLayout.JAVA_SHORT, i, bfloat16((float) (mean + std * g.nextGaussian())));
+                    }
+                }
+                default -> throw new IllegalArgumentException(op + ": draws float64, float32, float16 or bfloat16, got " + dtype);
             }
         });
         return converted(t, dtype, device);
+    }
+
+    /** float32 to bfloat16, rounding to nearest even as libtorch's {@code c10::BFloat16} does (finite values). */
+    private static short bfloat16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
     private static final long DRAW_CHUNK = 1 << 16;

@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.model.Fixtures;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
@@ -60,7 +61,7 @@ class ModelProfilerTest {
 
     @Test
     void gpt2FixtureTimesAndBytes() {
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(BenchFixtures.dir("gpt2-tiny"));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"));
              Tensor ids = ids(96)) {
             ModelProfile p = ModelProfiler.profile(model, ids);
             checkConsistent(model, p);
@@ -111,7 +112,7 @@ class ModelProfilerTest {
 
     @Test
     void llamaGqaFixture() {
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(BenchFixtures.dir("llama-tiny-gqa"));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("llama-tiny-gqa"));
              Tensor ids = ids(96)) {
             ModelProfile p = ModelProfiler.profile(model, ids, 1);
             checkConsistent(model, p);
@@ -143,7 +144,7 @@ class ModelProfilerTest {
 
     @Test
     void totalIsCloseToAnUnhookedForward() {
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(BenchFixtures.dir("gpt2-tiny"));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"));
              Tensor ids = ids(96)) {
             long best = Long.MAX_VALUE;
             for (int i = 0; i < 5; i++) {
@@ -164,7 +165,7 @@ class ModelProfilerTest {
 
     @Test
     void badArgumentsAreRefused() {
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(BenchFixtures.dir("gpt2-tiny"));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"));
              Tensor ids = ids(96);
              Tensor tooBig = Tensor.of(new long[] {1, 96}, 1, 2)) {
             assertThrows(IllegalArgumentException.class, () -> ModelProfiler.profile(model, ids, -1));

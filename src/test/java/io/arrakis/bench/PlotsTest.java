@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.model.Fixtures;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
@@ -40,7 +41,7 @@ class PlotsTest {
 
     @BeforeAll
     static void run() {
-        gpt2 = HookedAutoModel.fromPretrained(BenchFixtures.dir("gpt2-tiny"));
+        gpt2 = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"));
         ids = Tensor.randint(new Generator(3), 0, 96, new long[] {2, 6}, Device.CPU);
         out = gpt2.forward(ids);
     }
@@ -147,7 +148,7 @@ class PlotsTest {
             readPng(fromModel.get(0), 400, 400);
         }
         // grouped-query attention: the pattern has a row per query head
-        try (HookedAutoModel llama = HookedAutoModel.fromPretrained(BenchFixtures.dir("llama-tiny-gqa"))) {
+        try (HookedAutoModel llama = HookedAutoModel.fromPretrained(Fixtures.dir("llama-tiny-gqa"))) {
             List<Path> gqa = Plots.attentionPatterns(llama, ids, new int[] {0}, new int[] {3}, null, dir.resolve("gqa"),
                     300, 300);
             readPng(gqa.get(0), 300, 300);

@@ -43,6 +43,11 @@ class HookedAutoModelTest {
             Tensor input = ids(1, 2, 3, 4);
             try (ModelOutput all = model.forward(input)) {
                 assertEquals(model.hookNames(), all.cache().names());
+                List<String> order = List.copyOf(model.hookNames()); // in the order the forward pass reaches them
+                assertEquals("hook_embed", order.get(0));
+                assertEquals(List.of("ln_final.hook_normalized", "logits"), order.subList(order.size() - 2, order.size()));
+                assertTrue(order.indexOf("blocks.0.hook_resid_pre") < order.indexOf("blocks.0.attn.hook_pattern"));
+                assertTrue(order.indexOf("blocks.0.hook_resid_post") < order.indexOf("blocks.1.hook_resid_pre"));
                 assertArrayEquals(new long[] {1, 4, 64}, all.logits().shape());
                 try (Tensor stacked = all.cache().stack("hook_resid_post")) {
                     assertArrayEquals(new long[] {2, 1, 4, 32}, stacked.shape());
