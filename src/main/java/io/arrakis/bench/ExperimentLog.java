@@ -11,26 +11,18 @@ import io.arrakis.torch.Tensor;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Objects;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
@@ -50,8 +42,11 @@ import java.util.stream.Stream;
  * {@code {"name", "arguments", "result"}}: compact, object keys sorted, each tensor reduced to its dtype, shape and the
  * SHA-256 of its elements. So equal content gives an equal version whatever the map order, the tensor's device, the
  * value limit or the save option, and any difference in content (a tensor's elements included) gives another one. The
- * start time, duration and environment are not part of it. Logging a version that exists already <b>replaces</b> its
- * record (the same content, run again: the latest run's time and environment win), so a name lists each content once.
+ * start time, duration and environment are not part of it. 64 bits make an accidental collision unlikely below
+ * billions of records of one name. Numbers are written by {@link Double#toString} (the shortest text that reads back
+ * the same double), so the text, and the version, are the same on every JDK this library runs on. Logging a version
+ * that exists already <b>replaces</b> its record (the same content, run again: the latest run's time and environment
+ * win), so a name lists each content once.
  *
  * <h2>Values</h2>
  * Arguments and results may hold {@code null}, booleans, strings, characters, boxed integers and floating-point
@@ -65,19 +60,18 @@ import java.util.stream.Stream;
  *
  * <h2>Safety</h2>
  * Experiment names are single folder names: empty names, {@code .}, {@code ..}, names starting with a dot, names with
- * {@code /}, {@code \}, {@code :} or control characters, and names longer than 200 UTF-8 bytes are refused, so no name
- * reaches outside {@code saveDir}. Each file is written under a temporary name ({@code .<file>.<random>.tmp}) in the
- * same folder, forced to disk and then renamed over the final name with {@code ATOMIC_MOVE}: a crash leaves at most a
- * temporary file, which readers ignore and {@link #removeTempFiles(Duration)} deletes. Any number of threads and
- * processes may log into one folder at once.
+ * {@code /}, {@code \}, {@code :}, control characters or unpaired surrogates, names that start or end with white space,
+ * and names longer than 200 UTF-8 bytes are refused, so no name reaches outside {@code saveDir}. Each file is written
+ * under a temporary name ({@code .<file>.<random>.tmp}) in the same folder, forced to disk and then renamed over the
+ * final name with {@code ATOMIC_MOVE}: a crash leaves at most a temporary file, which readers ignore and {@link
+ * #removeTempFiles(Duration)} deletes (and, when tensors are saved, a complete safetensors file that no record names
+ * yet, since it is written first). Any number of threads and processes may log into one folder at once.
  */
 public final class ExperimentLog {
     /** Hex digits in a version. */
     public static final int VERSION_LENGTH = 16;
 
     private static final Pattern VERSION = Pattern.compile("[0-9a-f]{" + VERSION_LENGTH + "}");
-    private static final Pattern RECORD_FILE = Pattern.compile("[0-9a-f]{" + VERSION_LENGTH + "}\\.json");
-    private static final int MAX_NAME_BYTES = 200;
 
     /**
      * How values are written.
@@ -188,6 +182,8 @@ public final class ExperimentLog {
      * @throws IllegalArgumentException for a bad name, a negative duration, or a value that cannot be logged (naming
      *                                  its type and path)
      * @throws UncheckedIOException     if writing fails; no partial record is left
+     * @throws io.arrakis.model.safetensors.SafeTensorsException with {@link Options#saveTensors()}, if a tensor
+     *                                  cannot be stored as safetensors (complex128); nothing is recorded then
      */
     public ExperimentRecord record(String name, Map<String, ?> arguments, Object result, Instant startTime,
                                    Duration duration, HookedAutoConfig modelConfig) {
@@ -233,8 +229,8 @@ public final class ExperimentLog {
         stored.put("result", res);
         String text = Json.writeIndented(stored) + "\n";
         Path file = dir.resolve(version + ".json");
-        writeAtomically(file, text.getBytes(StandardCharsets.UTF_8));
-        return parse(text, file);
+        RecordFiles.writeAtomically(file, text.getBytes(StandardCharsets.UTF_8), midWrite);
+        return ExperimentRecord.parse(text, file);
     }
 
     /**
@@ -279,47 +275,18 @@ public final class ExperimentLog {
         return ExperimentValues.sha256Hex(ExperimentValues.canonical(content), VERSION_LENGTH);
     }
 
-    private void writeAtomically(Path file, byte[] bytes) {
-        Path dir = file.getParent();
-        Path temp = dir.resolve("." + file.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong())
-                + ".tmp");
-        try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                int half = bytes.length / 2;
-                writeFully(channel, ByteBuffer.wrap(bytes, 0, half));
-                midWrite.accept(temp);
-                writeFully(channel, ByteBuffer.wrap(bytes, half, bytes.length - half));
-                channel.force(true);
-            }
-            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the experiment record " + file + ": " + e, e);
-        } finally {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException ignored) {
-                // the write failed already, or succeeded; a stray temporary file is ignored by readers
-            }
-        }
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
-        }
-    }
-
     // ------------------------------------------------------------------------------------------------ reading
 
     /**
-     * The names of the experiments logged so far, sorted.
+     * The names of the experiments logged so far (folders holding at least one record), sorted.
      *
      * @return experiment names
      */
     public List<String> names() {
         try (Stream<Path> entries = Files.list(saveDir)) {
-            return entries.filter(Files::isDirectory).map(p -> p.getFileName().toString()).filter(ExperimentLog::isName)
-                    .sorted().toList();
+            return entries.filter(Files::isDirectory).filter(p -> RecordFiles.isName(p.getFileName().toString()))
+                    .filter(p -> !RecordFiles.recordFiles(p).isEmpty()).map(p -> p.getFileName().toString()).sorted()
+                    .toList();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot list " + saveDir + ": " + e, e);
         }
@@ -330,15 +297,15 @@ public final class ExperimentLog {
      *
      * @param name the experiment's name
      * @return its records
-     * @throws NoSuchElementException   if nothing was logged under that name
+     * @throws NoSuchElementException   if no record is stored under that name (the message lists the names there are)
      * @throws IllegalArgumentException for a bad name
-     * @throws IllegalStateException    if a record file is not a valid record (it was edited or damaged)
+     * @throws IllegalStateException    if a record file is not a valid record (it was edited or damaged), naming it
      */
     public List<ExperimentRecord> listVersions(String name) {
         Path dir = existingFolder(name);
         List<ExperimentRecord> records = new ArrayList<>();
-        for (Path file : recordFiles(dir)) {
-            ExperimentRecord r = read(file);
+        for (Path file : RecordFiles.recordFiles(dir)) {
+            ExperimentRecord r = RecordFiles.read(file);
             if (r != null) {
                 records.add(r);
             }
@@ -364,9 +331,9 @@ public final class ExperimentLog {
             throw new IllegalArgumentException("not a version: " + Json.quote(version) + " (versions are "
                     + VERSION_LENGTH + " lower-case hex digits)");
         }
-        ExperimentRecord r = read(dir.resolve(version + ".json"));
+        ExperimentRecord r = RecordFiles.read(dir.resolve(version + ".json"));
         if (r == null) {
-            List<String> known = recordFiles(dir).stream().map(p -> p.getFileName().toString().substring(0, VERSION_LENGTH))
+            List<String> known = RecordFiles.recordFiles(dir).stream().map(p -> p.getFileName().toString().substring(0, VERSION_LENGTH))
                     .sorted().toList();
             throw new NoSuchElementException("experiment " + Json.quote(name) + " has no version " + version + " in "
                     + saveDir + "; its versions: " + (known.size() > 20 ? known.subList(0, 20) + " and "
@@ -452,68 +419,14 @@ public final class ExperimentLog {
     public int removeTempFiles(Duration olderThan) {
         Instant cutoff = Instant.now().minus(olderThan);
         int removed = 0;
-        for (String name : names()) {
-            try (Stream<Path> entries = Files.list(saveDir.resolve(name))) {
-                for (Path p : entries.toList()) {
-                    String f = p.getFileName().toString();
-                    if (f.startsWith(".") && f.endsWith(".tmp") && Files.isRegularFile(p)
-                            && Files.getLastModifiedTime(p).toInstant().isBefore(cutoff) && Files.deleteIfExists(p)) {
-                        removed++;
-                    }
-                }
-            } catch (NoSuchFileException gone) {
-                // removed meanwhile
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot clean " + saveDir.resolve(name) + ": " + e, e);
+        try (Stream<Path> entries = Files.list(saveDir)) {
+            for (Path dir : entries.filter(Files::isDirectory).toList()) {
+                removed += RecordFiles.removeTempFiles(dir, cutoff);
             }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + saveDir + ": " + e, e);
         }
         return removed;
-    }
-
-    private List<Path> recordFiles(Path dir) {
-        try (Stream<Path> entries = Files.list(dir)) {
-            return entries.filter(p -> RECORD_FILE.matcher(p.getFileName().toString()).matches()).toList();
-        } catch (NoSuchFileException gone) {
-            return List.of();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list " + dir + ": " + e, e);
-        }
-    }
-
-    /** The record in {@code file}, or null when there is no such file. */
-    private static ExperimentRecord read(Path file) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException missing) {
-            return null;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read the experiment record " + file + ": " + e, e);
-        }
-        return parse(text, file);
-    }
-
-    @SuppressWarnings("unchecked")
-    private static ExperimentRecord parse(String text, Path file) {
-        try {
-            if (!(Json.parse(text) instanceof Map<?, ?> m)) {
-                throw new IllegalArgumentException("not a JSON object");
-            }
-            if (!ExperimentRecord.FORMAT.equals(m.get("format"))) {
-                throw new IllegalArgumentException("format is " + m.get("format") + ", expected "
-                        + ExperimentRecord.FORMAT);
-            }
-            String version = (String) m.get("version");
-            if (!file.getFileName().toString().equals(version + ".json")) {
-                throw new IllegalArgumentException("version " + version + " does not match the file name");
-            }
-            return new ExperimentRecord((String) m.get("name"), version, (Map<String, Object>) m.get("arguments"),
-                    m.get("result"), Instant.parse((String) m.get("start_time")),
-                    Duration.parse((String) m.get("duration")), (String) m.get("library_version"),
-                    (String) m.get("libtorch_version"), (Map<String, Object>) m.get("model_config"), file);
-        } catch (IllegalArgumentException | ClassCastException | NullPointerException | DateTimeException e) {
-            throw new IllegalStateException("not a valid experiment record: " + file + ": " + e.getMessage(), e);
-        }
     }
 
     // ------------------------------------------------------------------------------------------------ names
@@ -529,55 +442,21 @@ public final class ExperimentLog {
 
     private Path existingFolder(String name) {
         Path dir = folder(name);
-        if (!Files.isDirectory(dir)) {
+        if (RecordFiles.recordFiles(dir).isEmpty()) {
             throw new NoSuchElementException("no experiment named " + Json.quote(name) + " in " + saveDir
                     + "; logged experiments: " + names());
         }
         return dir;
     }
 
-    private static boolean isName(String name) {
-        try {
-            checkName(name);
-            return true;
-        } catch (IllegalArgumentException e) {
-            return false;
-        }
-    }
-
     /**
-     * Checks that {@code name} can name an experiment: a single folder name that stays inside the save folder.
+     * Checks that {@code name} can name an experiment: a single folder name that stays inside the save folder (see the
+     * class comment for the rules).
      *
      * @param name the name
      * @throws IllegalArgumentException saying what is wrong with it
      */
     public static void checkName(String name) {
-        Objects.requireNonNull(name, "experiment name");
-        String problem = null;
-        if (name.isEmpty()) {
-            problem = "is empty";
-        } else if (name.startsWith(".")) {
-            problem = "starts with '.' (., .. and hidden names are not allowed)";
-        } else if (name.getBytes(StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
-            problem = "is longer than " + MAX_NAME_BYTES + " UTF-8 bytes";
-        } else if (!name.equals(name.strip())) {
-            problem = "starts or ends with white space";
-        } else {
-            for (int i = 0; i < name.length() && problem == null; i++) {
-                char c = name.charAt(i);
-                if (c == '/' || c == '\\' || c == ':') {
-                    problem = "contains '" + c + "' (names are single folder names)";
-                } else if (Character.isISOControl(c)) {
-                    problem = "contains the control character U+" + HexFormat.of().withUpperCase().toHexDigits(c);
-                } else if (Character.isSurrogate(c) && !(Character.isHighSurrogate(c) && i + 1 < name.length()
-                        && Character.isLowSurrogate(name.charAt(++i)))) {
-                    problem = "contains an unpaired surrogate";
-                }
-            }
-        }
-        if (problem != null) {
-            throw new IllegalArgumentException("experiment name " + Json.quote(name.replaceAll("[\\p{Cntrl}\\p{Cs}]", "?"))
-                    + " " + problem);
-        }
+        RecordFiles.checkName(name);
     }
 }

@@ -3,6 +3,7 @@ package io.arrakis.bench;
 import io.arrakis.json.Json;
 
 import java.nio.file.Path;
+import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -104,6 +105,34 @@ public record ExperimentRecord(String name, String version, Map<String, Object> 
             for (int i = 0; i < l.size(); i++) {
                 collect(l.get(i), path + "[" + i + "]", sink);
             }
+        }
+    }
+
+    /**
+     * Reads a record from the text of {@code file}.
+     *
+     * @throws IllegalStateException naming the file when the text is not a valid record
+     */
+    @SuppressWarnings("unchecked")
+    static ExperimentRecord parse(String text, Path file) {
+        try {
+            if (!(Json.parse(text) instanceof Map<?, ?> m)) {
+                throw new IllegalArgumentException("not a JSON object");
+            }
+            if (!ExperimentRecord.FORMAT.equals(m.get("format"))) {
+                throw new IllegalArgumentException("format is " + m.get("format") + ", expected "
+                        + ExperimentRecord.FORMAT);
+            }
+            String version = (String) m.get("version");
+            if (!file.getFileName().toString().equals(version + ".json")) {
+                throw new IllegalArgumentException("version " + version + " does not match the file name");
+            }
+            return new ExperimentRecord((String) m.get("name"), version, (Map<String, Object>) m.get("arguments"),
+                    m.get("result"), Instant.parse((String) m.get("start_time")),
+                    Duration.parse((String) m.get("duration")), (String) m.get("library_version"),
+                    (String) m.get("libtorch_version"), (Map<String, Object>) m.get("model_config"), file);
+        } catch (IllegalArgumentException | ClassCastException | NullPointerException | DateTimeException e) {
+            throw new IllegalStateException("not a valid experiment record: " + file + ": " + e.getMessage(), e);
         }
     }
 

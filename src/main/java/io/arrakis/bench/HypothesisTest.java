@@ -15,7 +15,7 @@ import java.util.function.ToDoubleFunction;
  * <p>The generators are given the sample index {@code 0 .. n-1}, so a run is reproducible by seeding from it
  * ({@code i -> statistic(new Generator(seed + i))}). All null samples are drawn first, in index order, then all
  * alternative samples, on the calling thread. The null sample is {@link WelchResult#a()}, the alternative
- * {@link WelchResult#b()}, so, as in Arrakis (which calls {@code scipy.stats.ttest_ind(null, alternative)}),
+ * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative)}), so
  * {@code t < 0} when the alternative's mean is larger.
  *
  * <p>The arithmetic is Apache Commons Math 3's ({@link TTest}: Welch's t, the Welch–Satterthwaite degrees of freedom,

@@ -85,7 +85,7 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
 
     /**
      * One line, e.g. {@code Welch's t-test: t = -2.455, df = 24.99, p = 0.02138 (two-sided) < alpha = 0.05: reject the
-     * null hypothesis [null: n = 15, mean = 20.82, variance = 7.384; alternative: ...]}.
+     * null hypothesis [a: n = 15, mean = 20.82, variance = 7.867; b: n = 15, mean = 22.99, variance = 3.813]}.
      */
     @Override
     public String toString() {

@@ -504,8 +504,14 @@ class ExperimentLogTest {
         Files.writeString(r.file(), "{truncated");
         assertThrows(IllegalStateException.class, () -> log.getVersion("e", r.version()));
         Files.writeString(dir.resolve("e").resolve("notes.txt"), "ignored");
+        Files.writeString(dir.resolve("e").resolve(".0123456789abcdef.json.1234.tmp"), "{\"half\": ");
+        ExperimentRecord other = log.record("e", Map.of(), 2, T0, ONE_SECOND, null);
         Files.delete(r.file());
-        assertEquals(List.of(), log.listVersions("e"), "other files are ignored");
+        assertEquals(List.of(other), log.listVersions("e"), "other files are ignored");
+        Files.delete(other.file());
+        // a folder without records is no experiment
+        assertThrows(NoSuchElementException.class, () -> log.listVersions("e"));
+        assertEquals(List.of(), log.names());
     }
 
     // ------------------------------------------------------------------------------------------------ child JVMs
