@@ -1,0 +1,291 @@
+package io.arrakis.bench;
+
+import io.arrakis.json.Json;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.RecordComponent;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Pattern;
+
+/**
+ * Turns the Java values of an experiment (arguments, result) into their JSON form, and computes the canonical text
+ * that the version hash is taken of. See {@link ExperimentLog} for the rules; this class is its implementation.
+ */
+final class ExperimentValues {
+    /** The deepest nesting of lists, maps, arrays and records accepted in one value (stops cycles, too). */
+    static final int MAX_DEPTH = 32;
+
+    /** The key of the one-member object that stands for a tensor. */
+    static final String TENSOR_KEY = "__tensor__";
+
+    private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z_$][A-Za-z0-9_$]*");
+
+    /** A tensor met while encoding: where it was, the tensor, and the (still mutable) summary written for it. */
+    record TensorRef(String key, Tensor tensor, Map<String, Object> summary) {
+    }
+
+    private final int valueLimit;
+    private final List<TensorRef> tensors = new ArrayList<>();
+
+    private ExperimentValues(int valueLimit) {
+        this.valueLimit = valueLimit;
+    }
+
+    /**
+     * The JSON form of {@code value}. Tensors become summaries; each is added to {@code tensors} so that the caller can
+     * add file references or write the data.
+     *
+     * @param value      the value
+     * @param path       where the value sits, for error messages and tensor keys ({@code "result"})
+     * @param valueLimit tensors with at most this many elements carry their values
+     * @param tensors    receives every tensor met, in encounter order
+     * @throws IllegalArgumentException naming the type and the path of anything that cannot be encoded
+     */
+    static Object encode(Object value, String path, int valueLimit, List<TensorRef> tensors) {
+        ExperimentValues encoder = new ExperimentValues(valueLimit);
+        Object json = encoder.encode(value, path, 0);
+        tensors.addAll(encoder.tensors);
+        return json;
+    }
+
+    private Object encode(Object value, String path, int depth) {
+        if (depth > MAX_DEPTH) {
+            throw new IllegalArgumentException("cannot log " + path + ": nesting deeper than " + MAX_DEPTH
+                    + " levels (a cycle?)");
+        }
+        return switch (value) {
+            case null -> null;
+            case Boolean b -> b;
+            case String s -> checkString(s, path);
+            case Character c -> checkString(String.valueOf(c), path);
+            case Long n -> n;
+            case Integer n -> n.longValue();
+            case Short n -> n.longValue();
+            case Byte n -> n.longValue();
+            case Double d -> number(d);
+            case Float f -> number(f.doubleValue());
+            case Enum<?> e -> e.name();
+            case Tensor t -> tensor(t, path);
+            case Record r -> record(r, path, depth);
+            case Map<?, ?> m -> map(m, path, depth);
+            case List<?> l -> {
+                List<Object> out = new ArrayList<>(l.size());
+                int i = 0;
+                for (Object element : l) {
+                    out.add(encode(element, path + "[" + i++ + "]", depth + 1));
+                }
+                yield Collections.unmodifiableList(out);
+            }
+            case Object[] a -> {
+                List<Object> out = new ArrayList<>(a.length);
+                for (int i = 0; i < a.length; i++) {
+                    out.add(encode(a[i], path + "[" + i + "]", depth + 1));
+                }
+                yield Collections.unmodifiableList(out);
+            }
+            case double[] a -> primitives(a.length, i -> number(a[i]));
+            case float[] a -> primitives(a.length, i -> number(a[i]));
+            case long[] a -> primitives(a.length, i -> a[i]);
+            case int[] a -> primitives(a.length, i -> (long) a[i]);
+            case short[] a -> primitives(a.length, i -> (long) a[i]);
+            case byte[] a -> primitives(a.length, i -> (long) a[i]);
+            case boolean[] a -> primitives(a.length, i -> a[i]);
+            case char[] a -> checkString(new String(a), path);
+            default -> throw new IllegalArgumentException("cannot log " + path + ": unsupported type "
+                    + value.getClass().getName() + " (supported: null, Boolean, String, Character, integer and"
+                    + " floating-point boxes, enums, records, Map with String keys, List, arrays, Tensor)");
+        };
+    }
+
+    /**
+     * A finite double as itself; NaN and the infinities, which JSON cannot write, as the strings {@code "NaN"},
+     * {@code "Infinity"} and {@code "-Infinity"} (the spelling of {@link Double#toString} and of Python's json).
+     */
+    static Object number(double d) {
+        if (Double.isFinite(d)) {
+            return d;
+        }
+        return Double.isNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
+    }
+
+    private static String checkString(String s, String path) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw new IllegalArgumentException("cannot log " + path + ": the string has an unpaired surrogate U+"
+                        + String.format("%04X", (int) c) + " at index " + i + ", which JSON cannot carry");
+            }
+        }
+        return s;
+    }
+
+    private static List<Object> primitives(int length, java.util.function.IntFunction<Object> element) {
+        List<Object> out = new ArrayList<>(length);
+        for (int i = 0; i < length; i++) {
+            out.add(element.apply(i));
+        }
+        return Collections.unmodifiableList(out);
+    }
+
+    private Map<String, Object> map(Map<?, ?> m, String path, int depth) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            if (!(e.getKey() instanceof String key)) {
+                throw new IllegalArgumentException("cannot log " + path + ": a Map key is "
+                        + (e.getKey() == null ? "null" : "a " + e.getKey().getClass().getName())
+                        + "; only String keys are supported");
+            }
+            out.put(key, encode(e.getValue(), member(path, key), depth + 1));
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    private Map<String, Object> record(Record r, String path, int depth) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (RecordComponent component : r.getClass().getRecordComponents()) {
+            String member = member(path, component.getName());
+            out.put(component.getName(), encode(componentValue(r, component, member), member, depth + 1));
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    private static Object componentValue(Record r, RecordComponent component, String path) {
+        Method accessor = component.getAccessor();
+        try {
+            try {
+                return accessor.invoke(r);
+            } catch (IllegalAccessException notPublic) {
+                accessor.setAccessible(true); // a record nested in a non-public class
+                return accessor.invoke(r);
+            }
+        } catch (IllegalAccessException | RuntimeException e) {
+            throw new IllegalArgumentException("cannot log " + path + ": cannot read record component "
+                    + component.getName() + " of " + r.getClass().getName() + ": " + e, e);
+        } catch (InvocationTargetException e) {
+            throw new IllegalArgumentException("cannot log " + path + ": the accessor of record component "
+                    + component.getName() + " of " + r.getClass().getName() + " threw " + e.getCause(), e.getCause());
+        }
+    }
+
+    /** {@code path.key}, or {@code path["key"]} when the key is not a plain identifier. */
+    static String member(String path, String key) {
+        return IDENTIFIER.matcher(key).matches() ? path + "." + key : path + "[" + Json.quote(key) + "]";
+    }
+
+    // ------------------------------------------------------------------------------------------------ tensors
+
+    private Map<String, Object> tensor(Tensor t, String path) {
+        if (t.isClosed()) {
+            throw new IllegalArgumentException("cannot log " + path + ": the tensor is closed");
+        }
+        Map<String, Object> summary = new LinkedHashMap<>();
+        summary.put("dtype", t.dtype().toString());
+        List<Object> shape = new ArrayList<>();
+        for (long s : t.shape()) {
+            shape.add(s);
+        }
+        summary.put("shape", Collections.unmodifiableList(shape));
+        summary.put("device", t.device().toString());
+        summary.put("sha256", sha256Hex(t));
+        boolean complex = t.dtype() == DType.COMPLEX64 || t.dtype() == DType.COMPLEX128;
+        if (t.numel() <= valueLimit && !complex) {
+            summary.put("values", values(t));
+        }
+        tensors.add(new TensorRef(path, t, summary));
+        Map<String, Object> wrapper = new LinkedHashMap<>();
+        wrapper.put(TENSOR_KEY, summary);
+        return Collections.unmodifiableMap(wrapper);
+    }
+
+    private static List<Object> values(Tensor t) {
+        if (t.dtype() == DType.BOOL) {
+            boolean[] a = t.toBooleanArray();
+            return primitives(a.length, i -> a[i]);
+        }
+        if (t.dtype().isIntegral()) {
+            long[] a = t.toLongArray();
+            return primitives(a.length, i -> a[i]);
+        }
+        double[] a = t.toDoubleArray();
+        return primitives(a.length, i -> number(a[i]));
+    }
+
+    /** SHA-256 of the tensor's elements: row-major, in its own dtype, in the machine's (little-endian) byte order. */
+    private static String sha256Hex(Tensor t) {
+        Tensor moved = t.device().isCpu() ? null : t.to(Device.CPU);
+        try (Tensor host = (moved == null ? t : moved).contiguous()) {
+            MessageDigest digest = sha256();
+            ByteBuffer bytes = host.asSegment().asByteBuffer();
+            digest.update(bytes);
+            return HexFormat.of().formatHex(digest.digest());
+        } finally {
+            if (moved != null) {
+                moved.close();
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ hashing
+
+    /**
+     * The canonical JSON text of a JSON value, which the version hash is taken of: compact, object keys sorted (by
+     * UTF-16 code units, as {@link String#compareTo}), and each tensor summary reduced to its dtype, shape and data
+     * hash, so that neither the device, nor the value limit, nor whether the data was saved changes the version.
+     */
+    static String canonical(Object json) {
+        return Json.write(canonicalTree(json));
+    }
+
+    private static Object canonicalTree(Object json) {
+        if (json instanceof Map<?, ?> m) {
+            if (m.size() == 1 && m.get(TENSOR_KEY) instanceof Map<?, ?> summary && summary.containsKey("sha256")) {
+                Map<String, Object> reduced = new TreeMap<>();
+                reduced.put("dtype", summary.get("dtype"));
+                reduced.put("shape", summary.get("shape"));
+                reduced.put("sha256", summary.get("sha256"));
+                return Map.of(TENSOR_KEY, reduced);
+            }
+            Map<String, Object> sorted = new TreeMap<>();
+            m.forEach((k, v) -> sorted.put((String) k, canonicalTree(v)));
+            return sorted;
+        }
+        if (json instanceof List<?> l) {
+            List<Object> out = new ArrayList<>(l.size());
+            for (Object o : l) {
+                out.add(canonicalTree(o));
+            }
+            return out;
+        }
+        return json;
+    }
+
+    /** The first {@code hexChars} hex digits of the SHA-256 of {@code text} in UTF-8. */
+    static String sha256Hex(String text, int hexChars) {
+        byte[] digest = sha256().digest(text.getBytes(StandardCharsets.UTF_8));
+        return HexFormat.of().formatHex(digest).substring(0, hexChars);
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("this JVM has no SHA-256, which every Java platform must provide", e);
+        }
+    }
+}

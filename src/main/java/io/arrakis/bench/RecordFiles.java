@@ -1,0 +1,156 @@
+package io.arrakis.bench;
+
+import io.arrakis.json.Json;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Consumer;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/** The file side of {@link ExperimentLog}: experiment names, atomic writes, record files and temporary files. */
+final class RecordFiles {
+    private static final Pattern RECORD_FILE = Pattern.compile("[0-9a-f]{" + ExperimentLog.VERSION_LENGTH + "}\\.json");
+    private static final int MAX_NAME_BYTES = 200;
+
+    private RecordFiles() {
+    }
+
+    /**
+     * Writes {@code bytes} to {@code file} so that readers see the old content or the new, never a mix: into
+     * {@code .<file name>.<random>.tmp} in the same folder, forced to disk, then renamed over {@code file} with
+     * {@code ATOMIC_MOVE}. On failure the temporary file is deleted and {@code file} is untouched.
+     *
+     * @param midWrite called with the temporary file when half of the bytes are in it (a test seam)
+     */
+    static void writeAtomically(Path file, byte[] bytes, Consumer<Path> midWrite) {
+        Path temp = file.resolveSibling("." + file.getFileName() + "."
+                + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
+        try {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+                int half = bytes.length / 2;
+                writeFully(channel, ByteBuffer.wrap(bytes, 0, half));
+                midWrite.accept(temp);
+                writeFully(channel, ByteBuffer.wrap(bytes, half, bytes.length - half));
+                channel.force(true);
+            }
+            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the experiment record " + file + ": " + e, e);
+        } finally {
+            try {
+                Files.deleteIfExists(temp);
+            } catch (IOException ignored) {
+                // the write failed already, or succeeded; a stray temporary file is ignored by readers
+            }
+        }
+    }
+
+    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
+        while (buffer.hasRemaining()) {
+            channel.write(buffer);
+        }
+    }
+
+    /** The record files ({@code <version>.json}) in {@code dir}; none when it does not exist. */
+    static List<Path> recordFiles(Path dir) {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.filter(p -> RECORD_FILE.matcher(p.getFileName().toString()).matches()).toList();
+        } catch (NoSuchFileException gone) {
+            return List.of();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + dir + ": " + e, e);
+        }
+    }
+
+    /** The record in {@code file}, or null when there is no such file. */
+    static ExperimentRecord read(Path file) {
+        String text;
+        try {
+            text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException missing) {
+            return null;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the experiment record " + file + ": " + e, e);
+        }
+        return ExperimentRecord.parse(text, file);
+    }
+
+    /** Deletes the temporary files in {@code dir} last modified before {@code cutoff}; returns how many. */
+    static int removeTempFiles(Path dir, Instant cutoff) {
+        int removed = 0;
+        try (Stream<Path> entries = Files.list(dir)) {
+            for (Path p : entries.toList()) {
+                String f = p.getFileName().toString();
+                try {
+                    if (f.startsWith(".") && f.endsWith(".tmp") && Files.isRegularFile(p)
+                            && Files.getLastModifiedTime(p).toInstant().isBefore(cutoff) && Files.deleteIfExists(p)) {
+                        removed++;
+                    }
+                } catch (NoSuchFileException gone) {
+                    // renamed into place or removed meanwhile
+                }
+            }
+        } catch (NoSuchFileException gone) {
+            return removed;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot clean " + dir + ": " + e, e);
+        }
+        return removed;
+    }
+
+    static boolean isName(String name) {
+        try {
+            checkName(name);
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+    }
+
+    /** See {@link ExperimentLog#checkName(String)}. */
+    static void checkName(String name) {
+        Objects.requireNonNull(name, "experiment name");
+        String problem = null;
+        if (name.isEmpty()) {
+            problem = "is empty";
+        } else if (name.startsWith(".")) {
+            problem = "starts with '.' (., .. and hidden names are not allowed)";
+        } else if (name.getBytes(StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
+            problem = "is longer than " + MAX_NAME_BYTES + " UTF-8 bytes";
+        } else if (!name.equals(name.strip())) {
+            problem = "starts or ends with white space";
+        } else {
+            for (int i = 0; i < name.length() && problem == null; i++) {
+                char c = name.charAt(i);
+                if (c == '/' || c == '\\' || c == ':') {
+                    problem = "contains '" + c + "' (names are single folder names)";
+                } else if (Character.isISOControl(c)) {
+                    problem = "contains the control character U+" + HexFormat.of().withUpperCase().toHexDigits(c);
+                } else if (Character.isHighSurrogate(c) && i + 1 < name.length()
+                        && Character.isLowSurrogate(name.charAt(i + 1))) {
+                    i++; // a supplementary character, e.g. an emoji
+                } else if (Character.isSurrogate(c)) {
+                    problem = "contains an unpaired surrogate";
+                }
+            }
+        }
+        if (problem != null) {
+            throw new IllegalArgumentException("experiment name "
+                    + Json.quote(name.replaceAll("[\\p{Cntrl}\\p{Cs}]", "?")) + " " + problem);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+package io.arrakis.bench;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * How a tensor is logged: in the JSON a one-member object {@code {"__tensor__": {...}}} whose inner object holds
+ * {@code dtype}, {@code shape}, {@code device}, {@code sha256} (of the elements, row-major, in their dtype,
+ * little-endian), {@code values} (row-major, flat; only when the tensor has at most
+ * {@link ExperimentLog.Options#tensorValueLimit()} elements and is not complex) and, when the data was saved,
+ * {@code file} (a safetensors file beside the record) and {@code key} (the tensor's name in it).
+ *
+ * @param key    where the tensor sits in the record, e.g. {@code result.scores[2]}; also its name in the safetensors
+ *               file
+ * @param dtype  the dtype's name, e.g. {@code float32}
+ * @param shape  the shape
+ * @param device where the tensor was, e.g. {@code cpu} or {@code cuda:0}
+ * @param sha256 SHA-256 of its elements, 64 hex digits
+ * @param values the elements, flat and row-major ({@code Double} or the strings {@code "NaN"}, {@code "Infinity"},
+ *               {@code "-Infinity"} for floating point; {@code Long}; {@code Boolean}), or null when not stored
+ * @param file   the safetensors file name (in the record's folder), or null when the data was not saved
+ */
+public record TensorSummary(String key, String dtype, List<Long> shape, String device, String sha256,
+                            List<Object> values, String file) {
+
+    /** Checks the required parts. */
+    public TensorSummary {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(dtype, "dtype");
+        shape = List.copyOf(shape);
+        Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(sha256, "sha256");
+    }
+
+    /**
+     * The summary {@code json} stands for, or null when it is not a tensor summary.
+     *
+     * @param json a JSON value from a record
+     * @param path its path in the record ({@code result.x}), used as the key when the JSON names none
+     * @return the summary or null
+     */
+    @SuppressWarnings("unchecked")
+    public static TensorSummary from(Object json, String path) {
+        if (!(json instanceof Map<?, ?> m) || m.size() != 1
+                || !(m.get(ExperimentValues.TENSOR_KEY) instanceof Map<?, ?> s) || !(s.get("sha256") instanceof String)) {
+            return null;
+        }
+        Object key = s.get("key");
+        return new TensorSummary(key instanceof String k ? k : path, (String) s.get("dtype"),
+                (List<Long>) s.get("shape"), (String) s.get("device"), (String) s.get("sha256"),
+                (List<Object>) s.get("values"), (String) s.get("file"));
+    }
+
+    /**
+     * The number of elements.
+     *
+     * @return the product of the shape
+     */
+    public long numel() {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /**
+     * The stored values as doubles (NaN and the infinities restored, booleans as 0 and 1).
+     *
+     * @return a new array
+     * @throws IllegalStateException when the values were not stored
+     */
+    public double[] valuesAsDoubles() {
+        if (values == null) {
+            throw new IllegalStateException("tensor " + key + " (" + numel() + " elements) was logged without its values;"
+                    + (file == null ? " raise the value limit or save tensors" : " read it with ExperimentLog.loadTensor"));
+        }
+        double[] out = new double[values.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = switch (values.get(i)) {
+                case Number n -> n.doubleValue();
+                case Boolean b -> b ? 1 : 0;
+                case String text -> Double.parseDouble(text); // "NaN", "Infinity", "-Infinity"
+                default -> throw new IllegalStateException("tensor " + key + ": value " + i + " is " + values.get(i));
+            };
+        }
+        return out;
+    }
+}

@@ -1,0 +1,101 @@
+package io.arrakis.bench;
+
+import io.arrakis.json.Json;
+
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The outcome of Welch's unequal-variance t-test of two samples, {@code a} and {@code b}.
+ *
+ * <p>{@code t = (mean(a) - mean(b)) / sqrt(var(a)/n(a) + var(b)/n(b))} with unbiased (n - 1) variances;
+ * {@code degreesOfFreedom} is the Welch–Satterthwaite approximation (not rounded); {@code pValue} is two-sided,
+ * {@code P(|T| >= |t|)} for Student's t with those degrees of freedom; the null hypothesis (equal means) is rejected
+ * when {@code pValue < alpha}.
+ *
+ * @param t                Welch's t statistic
+ * @param degreesOfFreedom the Welch–Satterthwaite degrees of freedom
+ * @param pValue           the two-sided p-value
+ * @param alpha            the significance level
+ * @param rejectNull       whether {@code pValue < alpha}
+ * @param a                the first sample's summary ({@code "null"} in {@link HypothesisTest#test})
+ * @param b                the second sample's summary ({@code "alternative"} in {@link HypothesisTest#test})
+ */
+public record WelchResult(double t, double degreesOfFreedom, double pValue, double alpha, boolean rejectNull,
+                          Sample a, Sample b) {
+
+    /**
+     * One sample's summary.
+     *
+     * @param label    what the sample is ({@code "a"}, {@code "null"}, ...)
+     * @param n        its size
+     * @param mean     its mean
+     * @param variance its unbiased variance (divided by n - 1)
+     */
+    public record Sample(String label, int n, double mean, double variance) {
+        /** Checks the label. */
+        public Sample {
+            Objects.requireNonNull(label, "label");
+        }
+
+        Map<String, Object> toMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("n", n);
+            m.put("mean", mean);
+            m.put("variance", variance);
+            return m;
+        }
+    }
+
+    /** Checks the samples are given. */
+    public WelchResult {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(b, "b");
+    }
+
+    /**
+     * The result as an ordered map: {@code test}, {@code t}, {@code df}, {@code p_value}, {@code alpha},
+     * {@code reject_null}, then each sample under its label ({@code n}, {@code mean}, {@code variance}).
+     *
+     * @return an unmodifiable ordered map
+     */
+    public Map<String, Object> toMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("test", "welch");
+        m.put("t", t);
+        m.put("df", degreesOfFreedom);
+        m.put("p_value", pValue);
+        m.put("alpha", alpha);
+        m.put("reject_null", rejectNull);
+        m.put(a.label(), a.toMap());
+        m.put(b.label(), b.toMap());
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
+    /**
+     * {@link #toMap()} as compact JSON.
+     *
+     * @return JSON text
+     */
+    public String toJson() {
+        return Json.write(toMap());
+    }
+
+    /**
+     * One line, e.g. {@code Welch's t-test: t = -2.455, df = 24.99, p = 0.02138 (two-sided) < alpha = 0.05: reject the
+     * null hypothesis [a: n = 15, mean = 20.82, variance = 7.867; b: n = 15, mean = 22.99, variance = 3.813]}.
+     */
+    @Override
+    public String toString() {
+        return String.format(Locale.ROOT, "Welch's t-test: t = %.4g, df = %.4g, p = %.4g (two-sided) %s alpha = %s: %s"
+                        + " [%s; %s]", t, degreesOfFreedom, pValue, rejectNull ? "<" : ">=", alpha,
+                rejectNull ? "reject the null hypothesis" : "do not reject the null hypothesis", describe(a), describe(b));
+    }
+
+    private static String describe(Sample s) {
+        return String.format(Locale.ROOT, "%s: n = %d, mean = %.4g, variance = %.4g", s.label(), s.n(), s.mean(),
+                s.variance());
+    }
+}

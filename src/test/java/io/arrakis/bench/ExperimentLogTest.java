@@ -1,0 +1,536 @@
+package io.arrakis.bench;
+
+import io.arrakis.Version;
+import io.arrakis.json.Json;
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.LibTorch;
+import io.arrakis.torch.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ExperimentLogTest {
+    private static final Instant T0 = Instant.parse("2026-11-26T12:00:00Z");
+    private static final Duration ONE_SECOND = Duration.ofSeconds(1);
+
+    record Point(int x, String label) {
+    }
+
+    enum Mode { FAST, SLOW }
+
+    @Test
+    void recordRoundTripsInTheSameJvm(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir.resolve("runs/nested")); // created if missing
+        Map<String, Object> args = new LinkedHashMap<>();
+        args.put("layers", 3);
+        args.put("lr", 0.1f);
+        args.put("mode", Mode.FAST);
+        args.put("flag", true);
+        args.put("nothing", null);
+        args.put("ids", new int[] {4, 5});
+        args.put("point", new Point(7, "p"));
+        args.put("chars", 'c');
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("scores", List.of(1.5, Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY));
+        result.put("nested", Map.of("deep", List.of(Map.of("k", (short) 2))));
+        result.put("weights", new double[] {0.25, -1});
+        result.put("flags", new boolean[] {true, false});
+        result.put("names", new String[] {"a", "b"});
+        HookedAutoConfig config = HookedAutoConfig.of("gpt2").with("n_layer", 2);
+
+        ExperimentRecord written = log.record("induction", args, result, T0, Duration.ofMillis(1500), config);
+
+        assertEquals(written, log.getVersion("induction", written.version()));
+        assertEquals(List.of(written), log.listVersions("induction"));
+        assertEquals(List.of("induction"), log.names());
+        assertEquals(log.saveDir().resolve("induction").resolve(written.version() + ".json"), written.file());
+        assertEquals(written.toJson(), Files.readString(written.file()));
+        assertTrue(written.version().matches("[0-9a-f]{16}"), written.version());
+
+        // the JSON forms: integers as Long, floats as Double, enums by name, records as objects, NaN as strings
+        assertEquals(3L, written.arguments().get("layers"));
+        assertEquals((double) 0.1f, written.arguments().get("lr"));
+        assertEquals("FAST", written.arguments().get("mode"));
+        assertEquals(true, written.arguments().get("flag"));
+        assertTrue(written.arguments().containsKey("nothing"));
+        assertNull(written.arguments().get("nothing"));
+        assertEquals(List.of(4L, 5L), written.arguments().get("ids"));
+        assertEquals(Map.of("x", 7L, "label", "p"), written.arguments().get("point"));
+        assertEquals("c", written.arguments().get("chars"));
+        assertEquals(List.of("layers", "lr", "mode", "flag", "nothing", "ids", "point", "chars"),
+                List.copyOf(written.arguments().keySet()), "argument order is kept");
+        Map<?, ?> res = (Map<?, ?>) written.result();
+        assertEquals(List.of(1.5, "NaN", "Infinity", "-Infinity"), res.get("scores"));
+        assertEquals(Map.of("deep", List.of(Map.of("k", 2L))), res.get("nested"));
+        assertEquals(List.of(0.25, -1.0), res.get("weights"));
+        assertEquals(List.of(true, false), res.get("flags"));
+        assertEquals(List.of("a", "b"), res.get("names"));
+
+        assertEquals(T0, written.startTime());
+        assertEquals(Duration.ofMillis(1500), written.duration());
+        assertEquals(Version.get(), written.libraryVersion());
+        assertNotEquals(Version.UNKNOWN, written.libraryVersion(), "the Maven build filters version.properties");
+        assertEquals(LibTorch.load().version(), written.libtorchVersion());
+        assertEquals(Json.parse(config.toJson()), written.modelConfig());
+        assertEquals("gpt2", written.modelConfig().get("model_type"));
+        assertEquals(2L, written.modelConfig().get("n_layer"));
+        // no model: null config
+        ExperimentRecord noModel = log.record("plain", Map.of(), null, T0, Duration.ZERO, null);
+        assertNull(noModel.modelConfig());
+        assertNull(noModel.result());
+        assertEquals(noModel, log.getVersion("plain", noModel.version()));
+    }
+
+    @Test
+    void recordsAWelchResultAsAnObject(@TempDir Path dir) {
+        WelchResult w = HypothesisTest.welch(new double[] {1, 2, 3}, new double[] {2, 4, 7}, 0.05);
+        ExperimentRecord r = new ExperimentLog(dir).record("welch", Map.of("alpha", 0.05), w, T0, ONE_SECOND, null);
+        Map<?, ?> m = (Map<?, ?>) r.result();
+        assertEquals(w.t(), m.get("t"));
+        assertEquals(Map.of("label", "a", "n", 3L, "mean", 2.0, "variance", 1.0), m.get("a"));
+    }
+
+    @Test
+    void versionIsTheHashOfTheCanonicalContent(@TempDir Path dir) throws Exception {
+        ExperimentLog log = new ExperimentLog(dir);
+        // independent reference: SHA-256 of the canonical text written out by hand (keys sorted, compact)
+        String canonical = "{\"arguments\":{\"a\":1,\"b\":[true,null,\"x\"]},\"name\":\"exp\",\"result\":2.5}";
+        String expected = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                .digest(canonical.getBytes(StandardCharsets.UTF_8))).substring(0, 16);
+        Map<String, Object> ab = new LinkedHashMap<>();
+        ab.put("a", 1);
+        ab.put("b", java.util.Arrays.asList(true, null, "x"));
+        Map<String, Object> ba = new LinkedHashMap<>();
+        ba.put("b", java.util.Arrays.asList(true, null, "x"));
+        ba.put("a", 1L);
+        ExperimentRecord r1 = log.record("exp", ab, 2.5, T0, ONE_SECOND, null);
+        assertEquals(expected, r1.version());
+        assertEquals(expected, ExperimentLog.version("exp", ab, 2.5));
+        // equal content, other order, other time, other duration, other model: the same version
+        ExperimentRecord r2 = log.record("exp", ba, 2.5f, T0.plusSeconds(5), Duration.ZERO, HookedAutoConfig.of("llama"));
+        assertEquals(expected, r2.version());
+        // any change of content: another version
+        assertNotEquals(expected, ExperimentLog.version("exp", ab, 2.50001));
+        assertNotEquals(expected, ExperimentLog.version("exp2", ab, 2.5));
+        assertNotEquals(expected, ExperimentLog.version("exp", Map.of("a", 2), 2.5));
+        assertNotEquals(expected, ExperimentLog.version("exp", ab, "2.5"));
+        assertNotEquals(ExperimentLog.version("exp", Map.of(), List.of(1, 2)), ExperimentLog.version("exp", Map.of(), List.of(2, 1)));
+        // tensors: the elements count, the limit and the save option do not
+        try (Tensor t1 = Tensor.of(new float[] {1, 2, 3}, 3); Tensor t2 = Tensor.of(new float[] {1, 2, 4}, 3);
+             Tensor t3 = Tensor.of(new float[] {1, 2, 3}, 3, 1); Tensor t1d = Tensor.of(new double[] {1, 2, 3}, 3)) {
+            String v1 = ExperimentLog.version("t", Map.of(), t1);
+            assertNotEquals(v1, ExperimentLog.version("t", Map.of(), t2));
+            assertNotEquals(v1, ExperimentLog.version("t", Map.of(), t3));
+            assertNotEquals(v1, ExperimentLog.version("t", Map.of(), t1d));
+            ExperimentLog saving = new ExperimentLog(dir.resolve("saving"), new ExperimentLog.Options(0, true));
+            assertEquals(v1, saving.record("t", Map.of(), t1, T0, ONE_SECOND, null).version());
+            assertEquals(v1, log.record("t", Map.of(), t1, T0, ONE_SECOND, null).version());
+        }
+    }
+
+    @Test
+    void theSameVersionLoggedAgainReplacesTheRecord(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord first = log.record("e", Map.of("x", 1), 10, T0, ONE_SECOND, null);
+        ExperimentRecord second = log.record("e", Map.of("x", 1), 10, T0.plusSeconds(60), Duration.ofSeconds(2), null);
+        assertEquals(first.version(), second.version());
+        assertEquals(List.of(second), log.listVersions("e"));
+        assertEquals(second, log.getVersion("e", first.version()));
+        try (Stream<Path> files = Files.list(dir.resolve("e"))) {
+            assertEquals(1, files.count());
+        }
+    }
+
+    @Test
+    void listVersionsIsOrderedByStartTime(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord late = log.record("e", Map.of("i", 1), 1, T0.plusSeconds(100), ONE_SECOND, null);
+        ExperimentRecord early = log.record("e", Map.of("i", 2), 2, T0, ONE_SECOND, null);
+        ExperimentRecord middle = log.record("e", Map.of("i", 3), 3, T0.plusNanos(1), ONE_SECOND, null);
+        assertEquals(List.of(early, middle, late), log.listVersions("e"));
+        ExperimentRecord run = log.run("e", Map.of("i", 4), null, () -> 4);
+        assertEquals(run, log.listVersions("e").getLast());
+        assertEquals(4L, run.result());
+    }
+
+    @Test
+    void namesThatLeaveTheFolderAreRefused(@TempDir Path root) throws IOException {
+        Path dir = root.resolve("log");
+        ExperimentLog log = new ExperimentLog(dir);
+        log.record("ok", Map.of(), 1, T0, ONE_SECOND, null);
+        List<String> bad = List.of("", ".", "..", "../x", "..\\x", "a/b", "a\\b", "/tmp/x", root.resolve("x").toString(),
+                ".hidden", "C:x", "x\u0000", "x\ny", "tab\t", "del\u007f", " x", "x ", "\ud800", "é".repeat(101));
+        for (String name : bad) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> log.record(name, Map.of(), 1, T0, ONE_SECOND, null), name);
+            assertTrue(e.getMessage().startsWith("experiment name "), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> log.listVersions(name), name);
+            assertThrows(IllegalArgumentException.class, () -> log.getVersion(name, "0123456789abcdef"), name);
+            assertThrows(IllegalArgumentException.class, () -> ExperimentLog.version(name, Map.of(), 1), name);
+            assertThrows(IllegalArgumentException.class, () -> log.run(name, Map.of(), null, () -> {
+                throw new AssertionError("ran despite the bad name");
+            }), name);
+        }
+        try (Stream<Path> inRoot = Files.list(root); Stream<Path> inDir = Files.list(dir)) {
+            assertEquals(List.of(dir), inRoot.toList());
+            assertEquals(List.of(dir.resolve("ok")), inDir.toList());
+        }
+        // what is allowed: any other single folder name
+        for (String name : List.of("a b", "x.y", "x..y", "ünïcödé", "emoji\ud83d\ude00", "é".repeat(100))) {
+            ExperimentRecord r = log.record(name, Map.of(), 1, T0, ONE_SECOND, null);
+            assertEquals(r, log.getVersion(name, r.version()));
+        }
+    }
+
+    @Test
+    void unknownNamesAndVersionsSaySo(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord r = log.record("known", Map.of(), 1, T0, ONE_SECOND, null);
+        NoSuchElementException e = assertThrows(NoSuchElementException.class, () -> log.listVersions("unknown"));
+        assertTrue(e.getMessage().contains("no experiment named \"unknown\"") && e.getMessage().contains("[known]"),
+                e.getMessage());
+        assertThrows(NoSuchElementException.class, () -> log.getVersion("unknown", r.version()));
+        e = assertThrows(NoSuchElementException.class, () -> log.getVersion("known", "0123456789abcdef"));
+        assertTrue(e.getMessage().contains("has no version 0123456789abcdef") && e.getMessage().contains(r.version()),
+                e.getMessage());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> log.getVersion("known", "../../x"));
+        assertTrue(bad.getMessage().startsWith("not a version"), bad.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> log.getVersion("known", r.version().toUpperCase()));
+    }
+
+    @Test
+    void unsupportedValuesNameTheirTypeAndPath(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        assertUnsupported("result.scores[2]", "java.lang.Object",
+                () -> log.record("e", Map.of(), Map.of("scores", List.of(1, 2, new Object())), T0, ONE_SECOND, null));
+        assertUnsupported("arguments.ids", "java.util.HashSet",
+                () -> log.record("e", Map.of("ids", new HashSet<>(Set.of(1))), 1, T0, ONE_SECOND, null));
+        assertUnsupported("result[\"a b\"][0].x", "java.math.BigDecimal",
+                () -> log.record("e", Map.of(), Map.of("a b", List.of(Map.of("x", java.math.BigDecimal.ONE))), T0,
+                        ONE_SECOND, null));
+        assertUnsupported("result.p", "sun.nio.fs.UnixPath",
+                () -> log.record("e", Map.of(), new Holder(Path.of("/x")), T0, ONE_SECOND, null));
+        Map<Object, Object> intKeys = new TreeMap<>(Map.of(1, 2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> log.record("e", Map.of(), Map.of("m", intKeys), T0, ONE_SECOND, null));
+        assertTrue(e.getMessage().contains("result.m") && e.getMessage().contains("java.lang.Integer"), e.getMessage());
+        List<Object> cycle = new ArrayList<>();
+        cycle.add(cycle);
+        e = assertThrows(IllegalArgumentException.class, () -> log.record("e", Map.of(), cycle, T0, ONE_SECOND, null));
+        assertTrue(e.getMessage().contains("nesting deeper"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> log.record("e", Map.of(), "\ud800", T0, ONE_SECOND, null));
+        assertThrows(IllegalArgumentException.class, () -> log.record("e", Map.of(), 1, T0, Duration.ofSeconds(-1), null));
+        Tensor closed = Tensor.of(new float[] {1}, 1);
+        closed.close();
+        e = assertThrows(IllegalArgumentException.class, () -> log.record("e", Map.of("t", closed), 1, T0, ONE_SECOND, null));
+        assertTrue(e.getMessage().contains("arguments.t: the tensor is closed"), e.getMessage());
+        assertThrows(NoSuchElementException.class, () -> log.listVersions("e"), "nothing was written");
+    }
+
+    record Holder(Path p) {
+    }
+
+    private static void assertUnsupported(String path, String type, org.junit.jupiter.api.function.Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().startsWith("cannot log " + path + ": unsupported type " + type), e.getMessage());
+    }
+
+    @Test
+    void tensorsAreSummarisedAndSavedInFull(@TempDir Path dir) throws Exception {
+        ExperimentLog log = new ExperimentLog(dir, new ExperimentLog.Options(4, true));
+        float[] small = {1.5f, -2, Float.NaN, 1e-30f};
+        float[] big = new float[60];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (float) Math.sin(i) * 1000;
+        }
+        try (Tensor s = Tensor.of(small, 2, 2); Tensor b = Tensor.of(big, 3, 4, 5); Tensor l = Tensor.of(new long[] {7, -8}, 2);
+             Tensor bools = Tensor.of(new boolean[] {true, false, true}, 3)) {
+            ExperimentRecord r = log.record("tensors", Map.of("mask", bools), Map.of("small", s, "scores", List.of(l, b)),
+                    T0, ONE_SECOND, null);
+            assertEquals(r, log.getVersion("tensors", r.version()));
+            Map<String, TensorSummary> byKey = new TreeMap<>();
+            r.tensors().forEach(t -> byKey.put(t.key(), t));
+            assertEquals(Set.of("arguments.mask", "result.small", "result.scores[0]", "result.scores[1]"), byKey.keySet());
+
+            TensorSummary ss = byKey.get("result.small");
+            assertEquals("float32", ss.dtype());
+            assertEquals(List.of(2L, 2L), ss.shape());
+            assertEquals("cpu", ss.device());
+            assertEquals(sha256(small), ss.sha256());
+            assertEquals(List.of(1.5, -2.0, "NaN", (double) 1e-30f), ss.values());
+            assertArrayEquals(new double[] {1.5, -2, Double.NaN, 1e-30f}, ss.valuesAsDoubles());
+            assertEquals(r.version() + ".safetensors", ss.file());
+
+            TensorSummary bs = byKey.get("result.scores[1]");
+            assertNull(bs.values(), "60 elements > the limit of 4");
+            assertEquals(List.of(3L, 4L, 5L), bs.shape());
+            assertEquals(sha256(big), bs.sha256());
+            assertEquals(List.of(7L, -8L), byKey.get("result.scores[0]").values());
+            assertEquals(List.of(true, false, true), byKey.get("arguments.mask").values());
+
+            // the safetensors file beside the record, named by path, values equal
+            try (SafeTensorsFile st = SafeTensorsFile.open(dir.resolve("tensors").resolve(r.version() + ".safetensors"))) {
+                assertEquals(Set.of("arguments.mask", "result.small", "result.scores[0]", "result.scores[1]"), st.names());
+                assertEquals(Map.of("experiment", "tensors", "version", r.version()), st.metadata());
+            }
+            try (Tensor back = log.loadTensor(r, "result.scores[1]")) {
+                assertEquals(DType.FLOAT32, back.dtype());
+                assertArrayEquals(new long[] {3, 4, 5}, back.shape());
+                assertArrayEquals(big, back.toFloatArray());
+            }
+            try (Tensor back = log.loadTensor(r, "result.small")) {
+                assertArrayEquals(small, back.toFloatArray());
+            }
+            try (Tensor back = log.loadTensor(r, "arguments.mask")) {
+                assertArrayEquals(new boolean[] {true, false, true}, back.toBooleanArray());
+            }
+            assertThrows(NoSuchElementException.class, () -> log.loadTensor(r, "result.nope"));
+
+            // without saving: small tensors come back from the JSON values, big ones cannot
+            ExperimentLog jsonOnly = new ExperimentLog(dir.resolve("json-only"));
+            ExperimentRecord j = jsonOnly.record("tensors", Map.of(), Map.of("small", s, "big", b), T0, ONE_SECOND, null);
+            try (Tensor back = jsonOnly.loadTensor(j, "result.small")) {
+                assertEquals(DType.FLOAT32, back.dtype());
+                assertArrayEquals(small, back.toFloatArray());
+            }
+            assertEquals(60, j.tensors().stream().filter(t -> t.key().equals("result.big")).findFirst().orElseThrow()
+                    .values().size(), "60 <= the default limit of 1024");
+            ExperimentLog noValues = new ExperimentLog(dir.resolve("no-values"), new ExperimentLog.Options(0, false));
+            ExperimentRecord n = noValues.record("tensors", Map.of(), b, T0, ONE_SECOND, null);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> noValues.loadTensor(n, "result"));
+            assertTrue(e.getMessage().contains("without its data"), e.getMessage());
+            assertThrows(IllegalStateException.class, () -> n.tensors().getFirst().valuesAsDoubles());
+        }
+    }
+
+    @Test
+    void aDamagedTensorFileIsDetected(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));
+        try (Tensor t = Tensor.of(new float[] {1, 2, 3}, 3)) {
+            ExperimentRecord r = log.record("e", Map.of(), t, T0, ONE_SECOND, null);
+            Path file = dir.resolve("e").resolve(r.version() + ".safetensors");
+            byte[] bytes = Files.readAllBytes(file);
+            bytes[bytes.length - 1] ^= 1; // flip a bit of the last element
+            Files.write(file, bytes);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> log.loadTensor(r, "result"));
+            assertTrue(e.getMessage().contains("does not match its logged SHA-256"), e.getMessage());
+        }
+    }
+
+    /** SHA-256 of float32 elements, little-endian: the reference for the summaries' hashes. */
+    private static String sha256(float[] values) throws Exception {
+        ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            buf.putFloat(v);
+        }
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(buf.array()));
+    }
+
+    @Test
+    void aFailedWriteLeavesNoRecordAndNoTemporaryFile(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord kept = log.record("e", Map.of("i", 0), 0, T0, ONE_SECOND, null);
+        log.onMidWrite(temp -> {
+            throw new UncheckedIOException(new IOException("disk full (injected)"));
+        });
+        assertThrows(UncheckedIOException.class, () -> log.record("e", Map.of("i", 1), 1, T0, ONE_SECOND, null));
+        // a failed rewrite of an existing version keeps the old record intact
+        assertThrows(UncheckedIOException.class, () -> log.record("e", Map.of("i", 0), 0, T0.plusSeconds(9), ONE_SECOND, null));
+        assertEquals(List.of(kept), log.listVersions("e"));
+        try (Stream<Path> files = Files.list(dir.resolve("e"))) {
+            assertEquals(List.of(kept.file()), files.toList());
+        }
+    }
+
+    @Test
+    void aCrashMidWriteLeavesNoPartialRecord(@TempDir Path dir) throws Exception {
+        Process p = child("crash", dir.toString());
+        String out = finish(p, ExperimentLogChild.CRASH_EXIT);
+        assertFalse(out.contains("NOT REACHED"), out);
+
+        ExperimentLog log = new ExperimentLog(dir);
+        List<ExperimentRecord> records = log.listVersions(ExperimentLogChild.NAME);
+        assertEquals(2, records.size(), records::toString);
+        String crashed;
+        try (Tensor t = ExperimentLogChild.tensor(2)) {
+            crashed = ExperimentLog.version(ExperimentLogChild.NAME, ExperimentLogChild.arguments(2),
+                    ExperimentLogChild.result(2, t));
+        }
+        assertThrows(NoSuchElementException.class, () -> log.getVersion(ExperimentLogChild.NAME, crashed));
+        Path folder = dir.resolve(ExperimentLogChild.NAME);
+        List<Path> temps;
+        try (Stream<Path> files = Files.list(folder)) {
+            temps = files.filter(f -> f.getFileName().toString().endsWith(".tmp")).toList();
+        }
+        assertEquals(1, temps.size(), temps::toString);
+        String partial = Files.readString(temps.getFirst());
+        assertTrue(partial.startsWith("{") && !partial.endsWith("}\n"), "half a record: " + partial);
+        assertTrue(temps.getFirst().getFileName().toString().startsWith("." + crashed + ".json."), temps::toString);
+
+        assertEquals(0, log.removeTempFiles(Duration.ofHours(1)), "the temporary file is younger than an hour");
+        assertEquals(1, log.removeTempFiles(Duration.ZERO));
+        try (Stream<Path> files = Files.list(folder)) {
+            assertTrue(files.noneMatch(f -> f.getFileName().toString().endsWith(".tmp")));
+        }
+        assertEquals(records, log.listVersions(ExperimentLogChild.NAME));
+        // the log goes on: the crashed run can be logged now
+        try (Tensor t = ExperimentLogChild.tensor(2)) {
+            ExperimentRecord again = log.record(ExperimentLogChild.NAME, ExperimentLogChild.arguments(2),
+                    ExperimentLogChild.result(2, t), T0, ONE_SECOND, null);
+            assertEquals(crashed, again.version());
+        }
+        assertEquals(3, log.listVersions(ExperimentLogChild.NAME).size());
+    }
+
+    @Test
+    void recordsWrittenByAnotherJvmReadBack(@TempDir Path dir) throws Exception {
+        String out = finish(child("write", dir.toString()), 0);
+        List<String> versions = out.lines().filter(l -> l.startsWith("VERSION ")).map(l -> l.substring(8)).toList();
+        assertEquals(3, versions.size(), out);
+
+        ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));
+        List<ExperimentRecord> records = log.listVersions(ExperimentLogChild.NAME);
+        assertEquals(versions, records.stream().map(ExperimentRecord::version).toList(), "ordered by start time");
+        // the same content logged here gives the same records (other folder, so other file paths)
+        ExperimentLog here = new ExperimentLog(dir.resolve("here"), ExperimentLog.Options.defaults().withSaveTensors(true));
+        for (int i = 0; i < 3; i++) {
+            ExperimentRecord theirs = records.get(i);
+            ExperimentRecord ours = ExperimentLogChild.log(here, i);
+            assertEquals(ours.version(), theirs.version());
+            assertEquals(ours.arguments(), theirs.arguments());
+            assertEquals(ours.result(), theirs.result());
+            assertEquals(ExperimentLogChild.start(i), theirs.startTime());
+            assertEquals(Duration.ofNanos(1_000_000_007L * (i + 1)), theirs.duration());
+            assertEquals(ours.modelConfig(), theirs.modelConfig());
+            assertEquals(ours.toJson(), theirs.toJson());
+            assertEquals(theirs, log.getVersion(ExperimentLogChild.NAME, theirs.version()));
+            try (Tensor back = log.loadTensor(theirs, "result.tensor"); Tensor expected = ExperimentLogChild.tensor(i)) {
+                assertArrayEquals(expected.toFloatArray(), back.toFloatArray());
+            }
+        }
+    }
+
+    @Test
+    void recordsWrittenHereReadBackInAnotherJvm(@TempDir Path dir) throws Exception {
+        ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));
+        StringBuilder expected = new StringBuilder();
+        for (int i = 2; i >= 0; i--) {
+            ExperimentLogChild.log(log, i);
+        }
+        for (ExperimentRecord r : log.listVersions(ExperimentLogChild.NAME)) {
+            expected.append(r.toJson()).append("END ").append(r.version()).append('\n');
+        }
+        String out = finish(child("read", dir.toString(), ExperimentLogChild.NAME), 0);
+        assertTrue(out.strip().endsWith(expected.toString().strip()), "child read:\n" + out + "\nexpected:\n" + expected);
+    }
+
+    @Test
+    void eightThreadsLogEightHundredRecords(@TempDir Path dir) throws Exception {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        try {
+            List<Future<List<String>>> futures = new ArrayList<>();
+            for (int thread = 0; thread < 8; thread++) {
+                int th = thread;
+                futures.add(pool.submit(() -> {
+                    List<String> versions = new ArrayList<>();
+                    for (int i = 0; i < 100; i++) {
+                        versions.add(log.record("threads", Map.of("thread", th, "i", i), th * 1000 + i,
+                                T0.plusMillis(i), ONE_SECOND, null).version());
+                    }
+                    return versions;
+                }));
+            }
+            Set<String> written = new HashSet<>();
+            for (Future<List<String>> f : futures) {
+                written.addAll(f.get(5, TimeUnit.MINUTES));
+            }
+            assertEquals(800, written.size());
+            List<ExperimentRecord> read = log.listVersions("threads");
+            assertEquals(800, read.size());
+            assertEquals(written, new HashSet<>(read.stream().map(ExperimentRecord::version).toList()));
+            Set<Long> results = new HashSet<>();
+            read.forEach(r -> results.add((Long) r.result()));
+            assertEquals(800, results.size());
+            try (Stream<Path> files = Files.list(dir.resolve("threads"))) {
+                assertEquals(800, files.count(), "no temporary files left");
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void aDamagedRecordFileIsReportedByName(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord r = log.record("e", Map.of(), 1, T0, ONE_SECOND, null);
+        Files.writeString(r.file(), "{\"format\": \"something else\"}");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> log.listVersions("e"));
+        assertTrue(e.getMessage().contains(r.file().toString()), e.getMessage());
+        Files.writeString(r.file(), "{truncated");
+        assertThrows(IllegalStateException.class, () -> log.getVersion("e", r.version()));
+        Files.writeString(dir.resolve("e").resolve("notes.txt"), "ignored");
+        Files.writeString(dir.resolve("e").resolve(".0123456789abcdef.json.1234.tmp"), "{\"half\": ");
+        ExperimentRecord other = log.record("e", Map.of(), 2, T0, ONE_SECOND, null);
+        Files.delete(r.file());
+        assertEquals(List.of(other), log.listVersions("e"), "other files are ignored");
+        Files.delete(other.file());
+        // a folder without records is no experiment
+        assertThrows(NoSuchElementException.class, () -> log.listVersions("e"));
+        assertEquals(List.of(), log.names());
+    }
+
+    // ------------------------------------------------------------------------------------------------ child JVMs
+
+    private static Process child(String... args) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("--enable-native-access=ALL-UNNAMED");
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(ExperimentLogChild.class.getName());
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).start();
+    }
+
+    private static String finish(Process p, int expectedExit) throws IOException, InterruptedException {
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "child JVM did not finish");
+        assertEquals(expectedExit, p.exitValue(), out);
+        return out;
+    }
+}

@@ -1,0 +1,146 @@
+package io.arrakis.bench;
+
+import io.arrakis.json.Json;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class HypothesisTestTest {
+    /*
+     * Wikipedia, "Welch's t-test", section "Examples", first example (two samples of 15 with equal variance):
+     * published Welch t = -2.46, df = 25.0, p = 0.021 (rounded as shown there). The same data through SciPy 1.17.1,
+     * scipy.stats.ttest_ind(A1, A2, equal_var=False): t = -2.455356398286006, p = 0.021378001462866992,
+     * df = 24.988529290231416.
+     */
+    private static final double[] WIKI_A1 = {27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4};
+    private static final double[] WIKI_A2 = {27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4};
+
+    /*
+     * R's t.test(ts1, ts2) (Welch Two Sample t-test, R's default), as printed in an answer on Cross Validated
+     * ("Welch's t-test confidence interval"): t = -1.8325, df = 17.9, p-value = 0.08356. SciPy 1.17.1 on the same data:
+     * t = -1.8325416653445783, p = 0.08355979161922325, df = 17.900310146211787.
+     */
+    private static final double[] R_TS1 = {11, 9, 10, 11, 10, 12, 9, 11, 12, 9};
+    private static final double[] R_TS2 = {11, 13, 10, 13, 12, 9, 11, 12, 12, 11};
+
+    @Test
+    void wikipediaExampleWithinPublishedRounding() {
+        WelchResult r = HypothesisTest.welch(WIKI_A1, WIKI_A2, 0.05);
+        assertEquals(-2.46, r.t(), 0.005);
+        assertEquals(25.0, r.degreesOfFreedom(), 0.05);
+        assertEquals(0.021, r.pValue(), 0.0005);
+        assertTrue(r.rejectNull());
+        // and against SciPy to full precision
+        assertEquals(-2.455356398286006, r.t(), 1e-12);
+        assertEquals(24.988529290231416, r.degreesOfFreedom(), 1e-10);
+        assertEquals(0.021378001462866992, r.pValue(), 1e-10);
+        assertEquals(15, r.a().n());
+        assertEquals(15, r.b().n());
+    }
+
+    @Test
+    void rExampleWithinPublishedRounding() {
+        WelchResult r = HypothesisTest.welch(R_TS1, R_TS2, 0.05);
+        assertEquals(-1.8325, r.t(), 0.00005);
+        assertEquals(17.9, r.degreesOfFreedom(), 0.05);
+        assertEquals(0.08356, r.pValue(), 0.000005);
+        assertFalse(r.rejectNull());
+        assertTrue(HypothesisTest.welch(R_TS1, R_TS2, 0.1).rejectNull());
+        assertEquals(10.4, r.a().mean(), 1e-12); // R: mean of x 10.4, mean of y 11.4
+        assertEquals(11.4, r.b().mean(), 1e-12);
+        assertEquals(0.08355979161922325, r.pValue(), 1e-10);
+        assertEquals(17.900310146211787, r.degreesOfFreedom(), 1e-10);
+    }
+
+    @Test
+    void swappingTheSamplesNegatesT() {
+        WelchResult ab = HypothesisTest.welch(WIKI_A1, WIKI_A2, 0.05);
+        WelchResult ba = HypothesisTest.welch(WIKI_A2, WIKI_A1, 0.05);
+        assertEquals(-ab.t(), ba.t(), 1e-12);
+        assertEquals(ab.pValue(), ba.pValue(), 1e-15);
+        assertEquals(ab.degreesOfFreedom(), ba.degreesOfFreedom(), 1e-12);
+    }
+
+    @Test
+    void oneConstantSampleIsFine() {
+        // SciPy: ttest_ind([1,1,1], [1,2,3,4], equal_var=False) -> t = -2.32379000772445, p = 0.10272807885839899, df = 3
+        WelchResult r = HypothesisTest.welch(new double[] {1, 1, 1}, new double[] {1, 2, 3, 4}, 0.05);
+        assertEquals(-2.32379000772445, r.t(), 1e-12);
+        assertEquals(3.0, r.degreesOfFreedom(), 1e-12);
+        assertEquals(0.10272807885839899, r.pValue(), 1e-10);
+        assertEquals(0.0, r.a().variance());
+    }
+
+    @Test
+    void testDrawsNullThenAlternativeByIndex() {
+        int n = 200;
+        WelchResult r = HypothesisTest.test(i -> new SplittableRandom(i).nextGaussian(), i -> 1 + new SplittableRandom(1000 + i).nextGaussian(),
+                n, 0.01);
+        double[] nul = new double[n];
+        double[] alt = new double[n];
+        for (int i = 0; i < n; i++) {
+            nul[i] = new SplittableRandom(i).nextGaussian();
+            alt[i] = 1 + new SplittableRandom(1000 + i).nextGaussian();
+        }
+        WelchResult direct = HypothesisTest.welch(nul, alt, 0.01);
+        assertEquals(direct.t(), r.t());
+        assertEquals(direct.pValue(), r.pValue());
+        assertEquals("null", r.a().label());
+        assertEquals("alternative", r.b().label());
+        assertTrue(r.t() < 0, "t < 0 when the alternative's mean is larger: " + r);
+        assertTrue(r.rejectNull(), r.toString());
+        assertEquals(n, r.a().n());
+    }
+
+    @Test
+    void sameDistributionIsNotRejectedAndGeneratorFormAgrees() {
+        // SplittableRandom, not Random: Random's first draws from adjacent small seeds are correlated
+        WelchResult r = HypothesisTest.test(i -> new SplittableRandom(i).doubles(10).toArray(),
+                i -> new SplittableRandom(5000 + i).doubles(10).toArray(), v -> java.util.Arrays.stream(v).sum(), 100, 0.001);
+        assertFalse(r.rejectNull(), r.toString());
+        WelchResult scalar = HypothesisTest.test(i -> new SplittableRandom(i).doubles(10).sum(),
+                i -> new SplittableRandom(5000 + i).doubles(10).sum(), 100, 0.001);
+        assertEquals(scalar, r);
+    }
+
+    @Test
+    void badInputsAreRefused() {
+        double[] ok = {1, 2, 3};
+        assertMessage("at least 2", () -> HypothesisTest.welch(new double[] {1}, ok, 0.05));
+        assertMessage("at least 2", () -> HypothesisTest.test(i -> i, i -> i, 1, 0.05));
+        for (double alpha : new double[] {0, 1, -0.1, 1.5, Double.NaN}) {
+            assertMessage("alpha must be in (0, 1)", () -> HypothesisTest.welch(ok, ok, alpha));
+        }
+        assertMessage("observation 1 of the b sample is NaN", () -> HypothesisTest.welch(ok, new double[] {1, Double.NaN}, 0.05));
+        assertMessage("observation 2 of the null sample is Infinity",
+                () -> HypothesisTest.test(i -> i == 2 ? Double.POSITIVE_INFINITY : i, i -> i, 5, 0.05));
+        assertMessage("both samples are constant", () -> HypothesisTest.welch(new double[] {2, 2}, new double[] {3, 3, 3}, 0.05));
+        assertMessage("0/0", () -> HypothesisTest.welch(new double[] {2, 2}, new double[] {2, 2, 2}, 0.05));
+    }
+
+    @Test
+    void readableForms() {
+        WelchResult r = HypothesisTest.welch(WIKI_A1, WIKI_A2, 0.05);
+        String s = r.toString();
+        assertEquals("Welch's t-test: t = -2.455, df = 24.99, p = 0.02138 (two-sided) < alpha = 0.05: reject the null"
+                + " hypothesis [a: n = 15, mean = 20.82, variance = 7.867; b: n = 15, mean = 22.99, variance = 3.813]", s);
+        Map<?, ?> m = (Map<?, ?>) Json.parse(r.toJson());
+        assertEquals(r.t(), (Double) m.get("t"));
+        assertEquals(r.degreesOfFreedom(), (Double) m.get("df"));
+        assertEquals(r.pValue(), (Double) m.get("p_value"));
+        assertEquals(true, m.get("reject_null"));
+        assertEquals(15L, ((Map<?, ?>) m.get("b")).get("n"));
+        assertEquals(r.toMap().keySet().stream().toList(), m.keySet().stream().toList());
+    }
+
+    private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().contains(part), e.getMessage());
+    }
+}
