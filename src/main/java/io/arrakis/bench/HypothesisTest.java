@@ -1,7 +1,9 @@
 package io.arrakis.bench;
 
-import org.apache.commons.math3.stat.StatUtils;
-import org.apache.commons.math3.stat.inference.TTest;
+import org.apache.commons.statistics.descriptive.Mean;
+import org.apache.commons.statistics.descriptive.Variance;
+import org.apache.commons.statistics.inference.DataDispersion;
+import org.apache.commons.statistics.inference.TTest;
 
 import java.util.Objects;
 import java.util.function.IntFunction;
@@ -18,22 +20,15 @@ import java.util.function.ToDoubleFunction;
  * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative)}), so
  * {@code t < 0} when the alternative's mean is larger.
  *
- * <p>The arithmetic is Apache Commons Math 3's ({@link TTest}: Welch's t, the Welch–Satterthwaite degrees of freedom,
- * and the two-sided p-value from its Student's t distribution).
+ * <p>The arithmetic is Apache Commons Statistics' ({@link TTest} with heteroscedastic dispersion: Welch's t, the
+ * Welch–Satterthwaite degrees of freedom, and the two-sided p-value from its Student's t distribution).
  *
  * <p>Refused with an {@link IllegalArgumentException}: fewer than 2 observations in a sample, {@code alpha} outside
  * (0, 1), a NaN or infinite observation (naming which), and two samples that both have zero variance, for which t is
  * 0/0 or ±∞ and no p-value exists. One constant sample is fine (its variance term is 0).
  */
 public final class HypothesisTest {
-    /** Commons Math's TTest, with its Welch–Satterthwaite degrees of freedom made reachable. */
-    private static final class Welch extends TTest {
-        double degreesOfFreedom(double v1, double v2, double n1, double n2) {
-            return df(v1, v2, n1, n2);
-        }
-    }
-
-    private static final Welch WELCH = new Welch();
+    private static final TTest WELCH = TTest.withDefaults().with(DataDispersion.HETEROSCEDASTIC);
 
     private HypothesisTest() {
     }
@@ -104,19 +99,18 @@ public final class HypothesisTest {
         checkN(b.length, "sample " + labelB);
         checkFinite(a, labelA);
         checkFinite(b, labelB);
-        double meanA = StatUtils.mean(a);
-        double meanB = StatUtils.mean(b);
-        double varA = StatUtils.variance(a, meanA);
-        double varB = StatUtils.variance(b, meanB);
+        double meanA = Mean.of(a).getAsDouble();
+        double meanB = Mean.of(b).getAsDouble();
+        double varA = Variance.of(a).getAsDouble(); // unbiased (n - 1)
+        double varB = Variance.of(b).getAsDouble();
         if (varA == 0 && varB == 0) {
             throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
                     + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
                     + " and there is no p-value");
         }
-        double t = WELCH.t(a, b);
-        double df = WELCH.degreesOfFreedom(varA, varB, a.length, b.length);
-        double p = WELCH.tTest(a, b);
-        return new WelchResult(t, df, p, alpha, p < alpha,
+        TTest.Result r = WELCH.test(a, b);
+        double p = r.getPValue();
+        return new WelchResult(r.getStatistic(), r.getDegreesOfFreedom(), p, alpha, p < alpha,
                 new WelchResult.Sample(labelA, a.length, meanA, varA), new WelchResult.Sample(labelB, b.length, meanB, varB));
     }
 

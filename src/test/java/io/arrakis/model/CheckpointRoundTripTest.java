@@ -50,7 +50,7 @@ class CheckpointRoundTripTest {
     void aCheckpointInHuggingFaceNamesLoadsBackAsTheSameModel(String family, @TempDir Path dir) throws Exception {
         HookedAutoConfig config = tiny(family);
         try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 11);
+            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 11, DType.FLOAT32);
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             for (String name : source.names()) {
                 tensors.put(name, source.load(name));

@@ -414,6 +414,29 @@ class TensorNumericsTest {
             }
         }
 
+        @ParameterizedTest
+        @EnumSource(names = {"FLOAT16", "BFLOAT16"})
+        void narrowNormalsAreTheFloat32DrawsRoundedAsLibtorchRoundsThem(DType dtype) {
+            long[] shape = {3, 70_000};
+            Tensor wide = Tensor.normal(new Generator(21), shape, 0.5, 0.02, DType.FLOAT32, Device.CPU);
+            Tensor narrow = Tensor.normal(new Generator(21), shape, 0.5, 0.02, dtype, Device.CPU);
+            assertEquals(dtype, narrow.dtype());
+            assertArrayEquals(wide.to(dtype).toFloatArray(), narrow.toFloatArray());
+        }
+
+        @Test
+        void normalHasTheAskedMeanAndStd() {
+            double[] v = Tensor.normal(new Generator(4), new long[] {100_000}, -3.0, 0.25, DType.FLOAT64, Device.CPU)
+                    .toDoubleArray();
+            assertEquals(-3.0, mean(v), 0.25 * 4.5 / Math.sqrt(v.length));
+            assertEquals(0.25, std(v), 0.0025);
+            for (double[] bad : new double[][] {{Double.NaN, 1}, {0, -1}, {0, Double.POSITIVE_INFINITY}, {Double.NEGATIVE_INFINITY, 1}}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> Tensor.normal(new Generator(0), new long[] {2}, bad[0], bad[1], DType.FLOAT32, Device.CPU));
+                assertTrue(e.getMessage().contains("Tensor.normal"), e.getMessage());
+            }
+        }
+
         @Test
         void generatorNextGaussianHasTheMomentsOfAStandardNormal() {
             Generator g = new Generator(11);
