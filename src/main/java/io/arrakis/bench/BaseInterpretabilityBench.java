@@ -1,15 +1,23 @@
 package io.arrakis.bench;
 
 import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.ScoreReport;
 import io.arrakis.model.HookedAutoModel;
+import io.arrakis.torch.Tensor;
 
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
+import java.util.function.IntToDoubleFunction;
 
 /**
  * Arrakis's bench: a model, a set of named tools handed to user experiments, and a log of experiment runs under
@@ -26,8 +34,10 @@ import java.util.function.Function;
  * }</pre>
  *
  * <p>Tools are made from the model on first use and shared by the bench's experiments; {@code "composer"} (an
- * {@link AttentionComposer}) is built in, {@link #registerTool} adds more. The bench does not own the model: close the
- * model yourself; {@link #close} closes the tools that are {@link AutoCloseable}.
+ * {@link AttentionComposer}) is built in, {@link #registerTool} adds more. {@link #logExperiment} records every run
+ * of an experiment ({@link ExperimentLog}); {@link #profileModel}, {@link #testHypothesis} and the {@code plot}
+ * methods are Arrakis's {@code profile_model}, {@code test_hypothesis} and {@code plot_results}. The bench does not
+ * own the model: close the model yourself; {@link #close} closes the tools that are {@link AutoCloseable}.
  */
 public class BaseInterpretabilityBench implements AutoCloseable {
     /** Where experiment records go unless a bench is given a folder: {@code experiments}, as in Arrakis. */
@@ -37,6 +47,8 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     private final Path saveDir;
     private final Map<String, Function<HookedAutoModel, ?>> factories = new ConcurrentHashMap<>();
     private final Map<String, Object> tools = new ConcurrentHashMap<>();
+    private volatile ExperimentLog log;
+    private volatile Tokenizer tokenizer;
 
     /** A bench over {@code model} that records experiments under {@link #DEFAULT_SAVE_DIR}. */
     public BaseInterpretabilityBench(HookedAutoModel model) {
@@ -134,6 +146,138 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     public interface ToolExperiment<A, R> {
         /** Runs the experiment on {@code args} with the declared {@code tools}. */
         R run(A args, Tools tools);
+    }
+
+    // ------------------------------------------------------------------------------------------------ experiment tracking
+
+    /**
+     * Arrakis's {@code @exp.log_experiment(name)}: {@code experiment}, recording each run under {@link #saveDir} with
+     * its arguments (a record's components, a map's entries, or {@code {"args": value}}), its result, timing, the
+     * library and libtorch versions and the model's config; the version of a run is the hash of its content.
+     */
+    public <A, R> Experiment<A, R> logExperiment(Experiment<A, R> experiment) {
+        Objects.requireNonNull(experiment, "experiment");
+        ExperimentLog.checkName(experiment.name());
+        return new Experiment<>(experiment.name(), args -> {
+            Instant start = Instant.now();
+            long t0 = System.nanoTime();
+            R result = experiment.run(args);
+            experimentLog().record(experiment.name(), argumentsOf(args), result, start,
+                    Duration.ofNanos(System.nanoTime() - t0), model.config());
+            return result;
+        });
+    }
+
+    /** The logged runs of experiment {@code name}, by start time (Arrakis's {@code list_versions}). */
+    public List<ExperimentRecord> listVersions(String name) {
+        return experimentLog().listVersions(name);
+    }
+
+    /** The logged run of {@code name} with content hash {@code version} (Arrakis's {@code get_version}). */
+    public ExperimentRecord getVersion(String name, String version) {
+        return experimentLog().getVersion(name, version);
+    }
+
+    /** The log behind {@link #logExperiment}, over {@link #saveDir} (created on first use). */
+    public ExperimentLog experimentLog() {
+        ExperimentLog l = log;
+        if (l == null) {
+            synchronized (this) {
+                if (log == null) {
+                    log = new ExperimentLog(saveDir);
+                }
+                l = log;
+            }
+        }
+        return l;
+    }
+
+    private static Map<String, ?> argumentsOf(Object args) {
+        if (args == null) {
+            return Map.of();
+        }
+        if (args instanceof Map<?, ?> map) {
+            Map<String, Object> named = new LinkedHashMap<>();
+            map.forEach((k, v) -> named.put(String.valueOf(k), v));
+            return named;
+        }
+        if (args instanceof Record r) {
+            Map<String, Object> named = new LinkedHashMap<>();
+            for (var component : r.getClass().getRecordComponents()) {
+                try {
+                    component.getAccessor().setAccessible(true);
+                    named.put(component.getName(), component.getAccessor().invoke(r));
+                } catch (ReflectiveOperationException e) {
+                    throw new IllegalArgumentException("cannot read argument '" + component.getName() + "' of " + r, e);
+                }
+            }
+            return named;
+        }
+        return Map.of("args", args);
+    }
+
+    // ------------------------------------------------------------------------------------------------ measures
+
+    /** Arrakis's {@code profile_model}: time and activation bytes per layer and component of one forward pass. */
+    public ModelProfile profileModel(Tensor inputIds) {
+        return ModelProfiler.profile(model, inputIds);
+    }
+
+    /**
+     * Arrakis's {@code test_hypothesis}: the statistic drawn {@code n} times under the null and under the alternative
+     * (given the sample index, to seed from), compared by Welch's t-test at {@code alpha}.
+     */
+    public WelchResult testHypothesis(IntToDoubleFunction nullStatistic, IntToDoubleFunction alternativeStatistic,
+                                      int n, double alpha) {
+        return HypothesisTest.test(nullStatistic, alternativeStatistic, n, alpha);
+    }
+
+    /**
+     * Arrakis's {@code plot_results} for attention: one PNG heatmap ({@code width × height}) per chosen layer and head
+     * of the patterns on {@code inputIds}, under {@code saveDir/plots}, with tokens as tick labels when a
+     * {@linkplain #setTokenizer tokenizer} is set.
+     */
+    public List<Path> plotAttentionPatterns(Tensor inputIds, int[] layers, int[] heads, int width, int height) {
+        Tokenizer t = tokenizer;
+        List<String> tokens = null;
+        if (t != null) {
+            if (inputIds.dim() == 2 && inputIds.size(0) != 1) {
+                throw new IllegalArgumentException("token labels need one sequence, got input ids " + inputIds);
+            }
+            tokens = t.tokenStrings(inputIds.toLongArray());
+        }
+        return Plots.attentionPatterns(model, inputIds, layers, heads, tokens, saveDir.resolve("plots"), width, height);
+    }
+
+    /** Arrakis's {@code plot_results} for composition: a PNG heatmap of all-pairs {@code mode} scores, under {@code saveDir/plots}. */
+    public Path plotCompositionScores(CompositionScores.Mode mode, int width, int height) {
+        try (Tensor scores = CompositionScores.allPairs(model, mode)) {
+            return Plots.compositionScores(ScoreReport.ofComposition(scores, null), mode + "-composition",
+                    saveDir.resolve("plots").resolve("composition-" + mode + ".png"), width, height);
+        }
+    }
+
+    /** Sets the tokenizer for text input and plot labels (e.g. {@link Gpt2Tokenizer#get()} for GPT-2's vocabulary). */
+    public void setTokenizer(Tokenizer tokenizer) {
+        this.tokenizer = tokenizer;
+    }
+
+    /** The tokenizer, when one is set. */
+    public Optional<Tokenizer> tokenizer() {
+        return Optional.ofNullable(tokenizer);
+    }
+
+    /**
+     * {@code text} as input ids {@code [1, n]} through the tokenizer; ids stay the primary input, as in Arrakis.
+     *
+     * @throws IllegalStateException when no tokenizer is set
+     */
+    public Tensor encode(String text) {
+        Tokenizer t = tokenizer;
+        if (t == null) {
+            throw new IllegalStateException("no tokenizer is set: call setTokenizer(Gpt2Tokenizer.get()) for a GPT-2 vocabulary");
+        }
+        return t.encodeAsTensor(text);
     }
 
     // ------------------------------------------------------------------------------------------------ lifecycle
