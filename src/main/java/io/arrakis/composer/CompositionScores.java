@@ -24,8 +24,8 @@ import java.util.Objects;
  * query head; scores are zero unless l1 &lt; l2. By default the weights are the raw ones; with
  * {@link Options#foldLn()} each block's attention-input norm scale ({@link HookedAutoModel#normWeights()}: the norm
  * weight, or 1 + w for gemma) is folded into the rows (d_model side) of its W_Q, W_K and W_V, as TransformerLens's
- * {@code fold_ln} does (W_O is untouched; biases play no part in the scores). TransformerLens also centres the
- * folded LayerNorm weights along d_model ({@code center_weights}); that is not done here.
+ * {@code fold_ln} does, and after a LayerNorm (not an RMSNorm) the folded weights are centred along d_model, as its
+ * {@code center_weights} does (W_O is untouched; biases play no part in the scores).
  *
  * <p><b>Computation.</b> No {@code d_model × d_model} matrix is ever formed. Writing W_OV = A Bᵀ (A = W_V, B = W_Oᵀ,
  * both {@code [d_model, d_head]}) and R = C Dᵀ (Q: C = W_Q, D = W_K; K: C = W_K, D = W_Q; V: C = W_V, D = W_Oᵀ),
@@ -61,8 +61,9 @@ public final class CompositionScores {
      * @param progress        a progress bar on {@code System.err}: true, false, or null for "when there are more than
      *                        {@value #PROGRESS_THRESHOLD} head pairs"
      * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
-     * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V (TransformerLens's
-     *                        {@code fold_ln}, without centring); a no-op for families whose norm has no weight
+     * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
+     *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
+     *                        families whose norm has no weight
      */
     public record Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements,
                           boolean foldLn) {
@@ -170,9 +171,9 @@ public final class CompositionScores {
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         Device device = model.device();
         try (TensorScope scope = TensorScope.open()) {
-            Tensor scales = options.foldLn() ? model.normWeights() : null;  // [L, d_model] or null
-            Tensor senders = senderFactors(model, scales, n);              // [n, d_head, d_model]
-            Tensor receivers = receiverFactors(model, scales, mode, n);    // [n, d_model, d_head]
+            Fold fold = Fold.of(model, options);
+            Tensor senders = senderFactors(model, fold, n);              // [n, d_head, d_model]
+            Tensor receivers = receiverFactors(model, fold, mode, n);    // [n, d_model, d_head]
             double[] senderNorm = safeNorms(senders, n);
             double[] receiverNorm = safeNorms(receivers, n);
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
@@ -261,10 +262,10 @@ public final class CompositionScores {
             return 0.0;
         }
         try (TensorScope scope = TensorScope.open()) {
-            Tensor scales = options.foldLn() ? model.normWeights() : null;
-            Tensor a = headWeight(model, scales, Weight.V, sender).unsqueeze(0);
-            Tensor bt = headWeight(model, scales, Weight.O, sender).unsqueeze(0);
-            Tensor[] cd = circuit(model, scales, mode, receiver);
+            Fold fold = Fold.of(model, options);
+            Tensor a = headWeight(model, fold, Weight.V, sender).unsqueeze(0);
+            Tensor bt = headWeight(model, fold, Weight.O, sender).unsqueeze(0);
+            Tensor[] cd = circuit(model, fold, mode, receiver);
             Tensor s = senderFactors(a, bt);
             Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
             double num = s.bmm(r).norm().item();
@@ -279,10 +280,10 @@ public final class CompositionScores {
 
     /**
      * One head's weight in float64, read from its layer only: W_Q, W_K, W_V {@code [d_model, d_head]} (key/value heads
-     * repeated per query head; the norm scales folded into their rows when {@code scales} is not null), W_O
+     * repeated per query head; folded as {@link Fold} says when {@code fold} is not null), W_O
      * {@code [d_head, d_model]}.
      */
-    private static Tensor headWeight(HookedAutoModel model, Tensor scales, Weight w, Head h) {
+    private static Tensor headWeight(HookedAutoModel model, Fold fold, Weight w, Head h) {
         int l = h.layer();
         Tensor perLayer = switch (w) {
             case Q -> model.W_Q(l);
@@ -291,52 +292,67 @@ public final class CompositionScores {
             case O -> model.W_O(l);
         };
         Tensor x = perLayer.select(0, h.index()).to(DType.FLOAT64);
-        if (scales == null || w == Weight.O) {
+        if (fold == null || w == Weight.O) {
             return x;
         }
-        return x.mul(scales.select(0, l).to(DType.FLOAT64).view(model.config().dModel(), 1));
+        Tensor folded = x.mul(fold.scales().select(0, l).to(DType.FLOAT64).view(model.config().dModel(), 1));
+        return fold.centre() ? folded.sub(folded.mean(0, true)) : folded;
     }
 
     /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
-    private static Tensor[] circuit(HookedAutoModel model, Tensor scales, Mode mode, Head r) {
+    private static Tensor[] circuit(HookedAutoModel model, Fold fold, Mode mode, Head r) {
         return switch (mode) {
-            case Q -> new Tensor[] {headWeight(model, scales, Weight.Q, r), headWeight(model, scales, Weight.K, r)};
-            case K -> new Tensor[] {headWeight(model, scales, Weight.K, r), headWeight(model, scales, Weight.Q, r)};
-            case V -> new Tensor[] {headWeight(model, scales, Weight.V, r),
-                    headWeight(model, scales, Weight.O, r).transpose(0, 1)};
+            case Q -> new Tensor[] {headWeight(model, fold, Weight.Q, r), headWeight(model, fold, Weight.K, r)};
+            case K -> new Tensor[] {headWeight(model, fold, Weight.K, r), headWeight(model, fold, Weight.Q, r)};
+            case V -> new Tensor[] {headWeight(model, fold, Weight.V, r),
+                    headWeight(model, fold, Weight.O, r).transpose(0, 1)};
         };
     }
 
     // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head), float64, with the norm
-    // scales [layer, d_model] folded into their rows where scales is not null
-    private static Tensor wQ(HookedAutoModel model, Tensor scales) {
-        return fold(model.W_Q(), scales);
+    // folded as {@link Fold} says where fold is not null
+    private static Tensor wQ(HookedAutoModel model, Fold fold) {
+        return foldInto(model.W_Q(), fold);
     }
 
-    private static Tensor wK(HookedAutoModel model, Tensor scales) {
-        return fold(model.W_K(true), scales);
+    private static Tensor wK(HookedAutoModel model, Fold fold) {
+        return foldInto(model.W_K(true), fold);
     }
 
-    private static Tensor wV(HookedAutoModel model, Tensor scales) {
-        return fold(model.W_V(true), scales);
+    private static Tensor wV(HookedAutoModel model, Fold fold) {
+        return foldInto(model.W_V(true), fold);
     }
 
-    private static Tensor fold(Tensor w, Tensor scales) {
+    private static Tensor foldInto(Tensor w, Fold fold) {
         Tensor w64 = w.to(DType.FLOAT64);
-        if (scales == null) {
+        if (fold == null) {
             return w64;
         }
-        return w64.mul(scales.to(DType.FLOAT64).view(scales.size(0), 1, scales.size(1), 1));
+        Tensor folded = w64.mul(fold.scales().to(DType.FLOAT64).view(fold.scales().size(0), 1, fold.scales().size(1), 1));
+        return fold.centre() ? folded.sub(folded.mean(2, true)) : folded;
     }
 
-    private static Tensor senderFactors(HookedAutoModel model, Tensor scales, int n) {
+    /**
+     * TransformerLens's {@code fold_ln} for the weights that read the attention-input norm: its scale
+     * {@code [layer, d_model]} multiplied into their rows, and, after a LayerNorm (whose output has zero mean, so a
+     * constant row changes nothing), each column centred along d_model ({@code center_weights}).
+     */
+    private record Fold(Fold fold, boolean centre) {
+        /** The fold the options ask for; null for none, or when the family's norm has no scale. */
+        static Fold of(HookedAutoModel model, Options options) {
+            Fold fold = Fold.of(model, options);
+            return scales == null ? null : new Fold(scales, !model.config().rmsNorm());
+        }
+    }
+
+    private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n) {
         HookedAutoConfig c = model.config();
-        Tensor a = wV(model, scales).reshape(n, c.dModel(), c.dHead());
+        Tensor a = wV(model, fold).reshape(n, c.dModel(), c.dHead());
         Tensor bt = model.W_O().to(DType.FLOAT64).reshape(n, c.dHead(), c.dModel());
         return senderFactors(a, bt);
     }
 
-    private static Tensor receiverFactors(HookedAutoModel model, Tensor scales, Mode mode, int n) {
+    private static Tensor receiverFactors(HookedAutoModel model, Fold fold, Mode mode, int n) {
         HookedAutoConfig c = model.config();
         long dm = c.dModel();
         long dh = c.dHead();
@@ -346,11 +362,11 @@ public final class CompositionScores {
         Tensor woT = null;
         switch (mode) {
             case Q, K -> {
-                wq = wQ(model, scales).reshape(n, dm, dh);
-                wk = wK(model, scales).reshape(n, dm, dh);
+                wq = wQ(model, fold).reshape(n, dm, dh);
+                wk = wK(model, fold).reshape(n, dm, dh);
             }
             case V -> {
-                wv = wV(model, scales).reshape(n, dm, dh);
+                wv = wV(model, fold).reshape(n, dm, dh);
                 woT = model.W_O().to(DType.FLOAT64).reshape(n, dh, dm).transpose(1, 2);
             }
         }

@@ -219,9 +219,11 @@ class AttentionComposerTest {
     // ------------------------------------------------------------------------------------------------ foldLn
 
     @Test
-    void foldLnWithUnitNormWeightsChangesNothing() {
-        HookedAutoConfig c = HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 32, "n_layer", 3, "n_head", 4,
-                "vocab_size", 64, "n_positions", 16));
+    void foldLnWithUnitRmsNormWeightsChangesNothing() {
+        // an RMSNorm's output is not centred, so fold_ln only scales (by 1 here) and never centres
+        HookedAutoConfig c = HookedAutoConfig.of("llama").with(Map.of("hidden_size", 32, "num_hidden_layers", 3,
+                "num_attention_heads", 4, "num_key_value_heads", 4, "intermediate_size", 64, "vocab_size", 64,
+                "max_position_embeddings", 16));
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(c, 4, DType.FLOAT32, Device.CPU)) {
             Tensor weights = model.normWeights();
             assertArrayEquals(new long[] {3, 32}, weights.shape());
@@ -262,11 +264,12 @@ class AttentionComposerTest {
                 assertTrue(maxAbsDiff(raw, folded) > 1e-3, mode + ": folding the random ln weights changes the scores");
                 double[] f = folded.toDoubleArray();
                 for (int h1 = 0; h1 < heads; h1++) {
-                    Tensor ov = wv.select(0, 0).select(0, h1).mul(ln[0]).matmul(wo.select(0, 0).select(0, h1)); // [dm, dm]
+                    // TransformerLens: W * ln.w[:, None], then (center_weights, after a LayerNorm) minus its d_model mean
+                    Tensor ov = centred(wv.select(0, 0).select(0, h1).mul(ln[0])).matmul(wo.select(0, 0).select(0, h1));
                     for (int h2 = 0; h2 < heads; h2++) {
-                        Tensor q = wq.select(0, 1).select(0, h2).mul(ln[1]);
-                        Tensor k = wk.select(0, 1).select(0, h2).mul(ln[1]);
-                        Tensor v = wv.select(0, 1).select(0, h2).mul(ln[1]);
+                        Tensor q = centred(wq.select(0, 1).select(0, h2).mul(ln[1]));
+                        Tensor k = centred(wk.select(0, 1).select(0, h2).mul(ln[1]));
+                        Tensor v = centred(wv.select(0, 1).select(0, h2).mul(ln[1]));
                         Tensor r = switch (mode) {
                             case Q -> q.matmul(k.transpose(0, 1));
                             case K -> k.matmul(q.transpose(0, 1));
@@ -282,5 +285,23 @@ class AttentionComposerTest {
                 }
             }
         }
+    }
+
+    /** Each column minus its mean over the rows (d_model), computed in plain Java. */
+    private static Tensor centred(Tensor w) {
+        long rows = w.size(0);
+        long cols = w.size(1);
+        double[] x = w.toDoubleArray();
+        for (int j = 0; j < cols; j++) {
+            double mean = 0;
+            for (int i = 0; i < rows; i++) {
+                mean += x[(int) (i * cols + j)];
+            }
+            mean /= rows;
+            for (int i = 0; i < rows; i++) {
+                x[(int) (i * cols + j)] -= mean;
+            }
+        }
+        return Tensor.of(x, rows, cols);
     }
 }
