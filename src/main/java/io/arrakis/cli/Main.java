@@ -78,7 +78,8 @@ public final class Main {
             + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
             + "           all-pairs Q-, K- or V-composition scores: the top K pairs (default 10) as a table, or all\n"
             + "           [layer][head][layer][head] scores as JSON; --fold-ln folds the attention-input norm scales\n"
-            + "           into W_Q, W_K, W_V first; --png writes a heatmap\n"
+            + "           into W_Q, W_K, W_V first (and centres them after a LayerNorm, as TransformerLens); --png\n"
+            + "           writes a heatmap\n"
             + "  heads    --model DIR [--seq-len N] [--batch B] [--seed S] [--json]\n"
             + "           previous-token, induction and duplicate-token scores of every head on repeated random tokens";
 
