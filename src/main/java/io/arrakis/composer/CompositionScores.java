@@ -337,10 +337,10 @@ public final class CompositionScores {
      * {@code [layer, d_model]} multiplied into their rows, and, after a LayerNorm (whose output has zero mean, so a
      * constant row changes nothing), each column centred along d_model ({@code center_weights}).
      */
-    private record Fold(Fold fold, boolean centre) {
+    private record Fold(Tensor scales, boolean centre) {
         /** The fold the options ask for; null for none, or when the family's norm has no scale. */
         static Fold of(HookedAutoModel model, Options options) {
-            Fold fold = Fold.of(model, options);
+            Tensor scales = options.foldLn() ? model.normWeights() : null;
             return scales == null ? null : new Fold(scales, !model.config().rmsNorm());
         }
     }
