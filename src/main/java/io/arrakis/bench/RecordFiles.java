@@ -1,22 +1,19 @@
 package io.arrakis.bench;
 
+import io.arrakis.io.AtomicFiles;
 import io.arrakis.json.Json;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -37,31 +34,15 @@ final class RecordFiles {
      * @param midWrite called with the temporary file when half of the bytes are in it (a test seam)
      */
     static void writeAtomically(Path file, byte[] bytes, Consumer<Path> midWrite) {
-        Path temp = file.resolveSibling("." + file.getFileName() + "."
-                + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
         try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            AtomicFiles.write(file, (channel, temp) -> {
                 int half = bytes.length / 2;
-                writeFully(channel, ByteBuffer.wrap(bytes, 0, half));
+                AtomicFiles.writeFully(channel, ByteBuffer.wrap(bytes, 0, half));
                 midWrite.accept(temp);
-                writeFully(channel, ByteBuffer.wrap(bytes, half, bytes.length - half));
-                channel.force(true);
-            }
-            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                AtomicFiles.writeFully(channel, ByteBuffer.wrap(bytes, half, bytes.length - half));
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the experiment record " + file + ": " + e, e);
-        } finally {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException ignored) {
-                // the write failed already, or succeeded; a stray temporary file is ignored by readers
-            }
-        }
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
         }
     }
 

@@ -3,26 +3,21 @@ package io.arrakis.model.safetensors;
 import io.arrakis.json.Json;
 
 import io.arrakis.torch.Device;
+import io.arrakis.io.AtomicFiles;
 import io.arrakis.torch.Tensor;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes tensors to a safetensors file, the way the reference implementation lays it out: names sorted, data packed in
@@ -116,40 +111,18 @@ public final class SafeTensorsWriter {
         }
         head.flip();
 
-        Path absolute = file.toAbsolutePath();
-        Path dir = absolute.getParent();
-        Path temp = dir.resolve("." + absolute.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong())
-                + ".tmp");
         try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                writeFully(channel, head);
+            AtomicFiles.write(file, (channel, temp) -> {
+                AtomicFiles.writeFully(channel, head);
                 for (Tensor t : data) {
                     MemorySegment segment = t.asSegment();
                     for (long at = 0; at < segment.byteSize(); at += CHUNK) {
-                        writeFully(channel, segment.asSlice(at, Math.min(CHUNK, segment.byteSize() - at)).asByteBuffer());
+                        AtomicFiles.writeFully(channel, segment.asSlice(at, Math.min(CHUNK, segment.byteSize() - at)).asByteBuffer());
                     }
                 }
-                channel.force(true);
-            }
-            try {
-                Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, absolute, StandardCopyOption.REPLACE_EXISTING);
-            }
+            });
         } catch (IOException e) {
             throw new SafeTensorsException(file, "cannot write: " + e, e);
-        } finally {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException ignored) {
-                // the write itself failed or succeeded already; a stray temporary file is all that is left
-            }
-        }
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
         }
     }
 }

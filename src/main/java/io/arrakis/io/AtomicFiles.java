@@ -1,0 +1,54 @@
+package io.arrakis.io;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Files written so that a reader sees the old content or the new, never a part: the bytes go to
+ * {@code .<file name>.<random>.tmp} beside the file, are forced to disk, and the temporary file is renamed over the
+ * file with {@code ATOMIC_MOVE}. On failure the temporary file is deleted and the file is untouched; a crash can leave
+ * only a temporary file, which readers of the folder should ignore.
+ */
+public final class AtomicFiles {
+    private AtomicFiles() {
+    }
+
+    /** What goes into the file: written to {@code channel}, an empty file at {@code temp}. */
+    @FunctionalInterface
+    public interface Content {
+        void writeTo(FileChannel channel, Path temp) throws IOException;
+    }
+
+    /** Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. */
+    public static void write(Path file, Content content) throws IOException {
+        Path absolute = file.toAbsolutePath();
+        Path temp = absolute.resolveSibling("." + absolute.getFileName() + "."
+                + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
+        try {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+                content.writeTo(channel, temp);
+                channel.force(true);
+            }
+            Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            try {
+                Files.deleteIfExists(temp);
+            } catch (IOException ignored) {
+                // the write failed already, or succeeded; a stray temporary file is ignored by readers
+            }
+        }
+    }
+
+    /** Writes all of {@code buffer} (a channel may take fewer bytes per call). */
+    public static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
+        while (buffer.hasRemaining()) {
+            channel.write(buffer);
+        }
+    }
+}
