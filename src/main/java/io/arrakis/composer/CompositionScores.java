@@ -34,7 +34,7 @@ import java.util.Objects;
  * float64), the score's numerator is |(P Bᵀ)(C Q)|_F: the sender factors P Bᵀ {@code [d_head, d_model]} of all heads
  * times the receiver factors C Q {@code [d_model, d_head]} of all heads is one matrix product
  * {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (in float32, or float64 for float64 models), done in blocks of
- * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (float64) are the
+ * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (in the product's dtype, then float64) are the
  * squared numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
  *
  * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models
@@ -193,10 +193,12 @@ public final class CompositionScores {
                 for (int l2 = l1 + 1; l2 < layers; l2 += layersPerChunk) {
                     int k = Math.min(layersPerChunk, layers - l2);
                     try (TensorScope chunkScope = TensorScope.open()) {
-                        Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer))
-                                .to(DType.FLOAT64);                                         // [H·dh, k·H·dh]
+                        Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer));
+                        // [H·dh, k·H·dh] in the product's dtype: squared and summed in place of a float64 copy (each
+                        // block sums only d_head² squares, far below the float32 product's own rounding; this pass
+                        // over the product is memory-bound, and the copy made it cost as much as the product)
                         Tensor squares = product.mul(product).view(heads, dHead, (long) k * heads, dHead)
-                                .sum(3, false).sum(1, false);                              // [H, k·H]
+                                .sum(3, false).sum(1, false).to(DType.FLOAT64);            // [H, k·H]
                         chunks.add(chunkScope.keep(squares));
                     }
                     if (progress != null) {
