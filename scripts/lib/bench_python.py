@@ -208,7 +208,7 @@ def main():
             W_O.append(weights[f"transformer.h.{i}.attn.c_proj.weight"].reshape(H, dh, d))
         W_Q, W_K, W_V, W_O = (torch.stack(x) for x in (W_Q, W_K, W_V, W_O))
         k = max(1, min(L, args.tl_sender_layers))
-        tl = median_ms(lambda: tl_q_scores(W_Q, W_K, W_V, W_O, k), 0 if quick else 1, 1 if quick else 3)
+        tl = median_ms(lambda: tl_q_scores(W_Q, W_K, W_V, W_O, k), 0, 1 if quick else 2)
         rows["composition_all_pairs_q_tl_algorithm"] = tl * L / k
         log(f"python: TransformerLens all-pairs Q ({k} of {L} sender layers) {tl:.0f} ms -> {tl * L / k:.0f} ms")
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -200,27 +200,31 @@ def main():
     mach["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     mach["suite_seconds"] = round(time.time() - started)
 
+    table = render(row_dicts, targets, mach)
     if args.json:
+        log(table)  # the table for people on stderr, the one JSON object on stdout
         print(json.dumps({"machine": mach, "rows": row_dicts, "targets": targets}, indent=1))
-        return
+    else:
+        print(table)
+
+
+def render(row_dicts, targets, mach):
     header = ["workload", "unit", "ours", "python", "javacpp", "djl", "reference", "ours/python", "ours/javacpp",
               "ours/djl", "ours/reference"]
-    lines = []
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in row_dicts:
         u = r["unit"]
-        lines.append([r["workload"], u] + [fmt(r[k], u) for k in ("ours", "python", "javacpp", "djl", "reference")]
-                     + [fmt(ratio(r["ours"], r[k]), "x") for k in ("python", "javacpp", "djl", "reference")])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for line in lines:
-        print("| " + " | ".join(line) + " |")
-    print()
+        cells = [r["workload"], u] + [fmt(r[k], u) for k in ("ours", "python", "javacpp", "djl", "reference")] \
+            + [fmt(ratio(r["ours"], r[k]), "x") for k in ("python", "javacpp", "djl", "reference")]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
     for t in targets:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
-        print("target %-34s %8s  (%s)  %s — %s" % (t["target"], "—" if t["value"] is None else "%.3f" % t["value"],
-                                                t["limit"], state, t["what"]))
-    print()
-    print("machine: " + json.dumps(mach))
+        out.append("target %-34s %8s  (%s)  %s — %s" % (t["target"], "—" if t["value"] is None else "%.3f" % t["value"],
+                                                     t["limit"], state, t["what"]))
+    out.append("")
+    out.append("machine: " + json.dumps(mach))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
