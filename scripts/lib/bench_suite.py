@@ -145,6 +145,12 @@ def main():
 
     start = startup(java, cp, 3 if quick else 7)
 
+    # ours against ours, A and B alternating in one JVM: immune to drift between JMH forks (see PairedRatios)
+    paired_out = subprocess.run([java, "-Xmx6g", "--enable-native-access=ALL-UNNAMED", "-cp", cp,
+                                 "io.arrakis.suite.PairedRatios", "7" if quick else "15"],
+                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    paired = json.loads(paired_out.stdout.strip().splitlines()[-1]) if paired_out.returncode == 0 else {}
+
     S, P, J, D = "io.arrakis.suite.", "io.arrakis.peers.", "io.arrakis.peers.JavaCppPeer.", "io.arrakis.peers.DjlPeer."
     ref_f32 = pick(m, S + "OursForward.matmulsAlone", "ms", dtype="float32")
     ref_comp = pick(m, S + "OursComposition.unavoidableProduct", "ms")
@@ -188,6 +194,9 @@ def main():
         target("cache/no cache", ratio(by["gpt2s_forward_f32_cache"]["ours"], fwd["ours"]), "<=", 1.05, "full cache vs no cache"),
         target("composition ours/TL algorithm", ratio(comp["ours"], by["composition_all_pairs_q_tl_algorithm"]["ours"]), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
         target("composition ours/product", ratio(comp["ours"], comp["reference"]), "<=", 1.5, "all-pairs Q vs its one matrix product"),
+        target("forward/matmuls, paired", paired.get("forward_vs_matmuls"), "<=", 1.1, "the same, A/B alternating in one JVM"),
+        target("cache/no cache, paired", paired.get("cache_vs_no_cache"), "<=", 1.05, "the same, A/B alternating in one JVM"),
+        target("composition/product, paired", paired.get("composition_vs_product"), "<=", 1.5, "the same, A/B alternating in one JVM"),
         target("threads 4/1", ratio(by["throughput_threads_4"]["ours"], by["throughput_threads_1"]["ours"]), ">=", 1.6, "throughput of small forwards, 4 threads vs 1"),
         target("startup_cold", by["startup_cold"]["ours"], "<=", 1.5, "seconds to first forward, cold JVM"),
     ]
