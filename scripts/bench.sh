@@ -1,11 +1,52 @@
 #!/usr/bin/env bash
 # Builds the JMH benchmarks (src/jmh/java, Maven profile "bench") and runs them.
-#   scripts/bench.sh                  every benchmark
+#   scripts/bench.sh                  every benchmark (JMH defaults of each class)
 #   scripts/bench.sh OpOverheadBench  a subset, by JMH's regular expression; further JMH options may follow
+#   scripts/bench.sh --quick [--json] the comparison suite (issue #6): every workload for ours, JavaCPP's PyTorch API,
+#   scripts/bench.sh --full  [--json] DJL's PyTorch engine and Python eager PyTorch, one table (or one JSON object on
+#                                     stdout, everything else on stderr); --quick takes under 10 minutes on 2 cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/jdk.sh
 # quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
 if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi
-mvn -B -ntp -q -Dstyle.color=never -Pbench -DskipTests package dependency:build-classpath -Dmdep.outputFile=target/bench.classpath
-exec java --enable-native-access=ALL-UNNAMED -cp "target/classes:$(cat target/bench.classpath)" org.openjdk.jmh.Main "$@"
+
+suite=false
+suite_args=()
+if [[ $# -gt 0 && ( "$1" == --quick || "$1" == --full || "$1" == --json ) ]]; then
+    suite=true
+    for a in "$@"; do
+        case "$a" in
+            --quick|--json) suite_args+=("$a") ;;
+            --full) ;;
+            *) echo "bench.sh: unknown option $a (suite mode takes --quick, --full, --json)" >&2; exit 2 ;;
+        esac
+    done
+fi
+
+build() {
+    mvn -B -ntp -q -Dstyle.color=never -Pbench -DskipTests package dependency:build-classpath \
+        -Dmdep.outputFile=target/bench.classpath
+}
+
+if ! $suite; then
+    build
+    exec java --enable-native-access=ALL-UNNAMED -cp "target/classes:$(cat target/bench.classpath)" org.openjdk.jmh.Main "$@"
+fi
+
+# Suite mode: stdout carries only the table or the JSON object.
+build 1>&2
+# Python eager PyTorch: Debian's python3-torch, with OpenBLAS (without it torch falls back to the reference BLAS).
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
+    echo "bench: installing python3-torch and libopenblas0-pthread (Debian)" >&2
+    if [[ $(id -u) -eq 0 ]]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread) >&2
+    else
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread) >&2
+    fi
+fi
+# Idle OpenMP threads sleep instead of spinning, for every implementation alike (ours sets this itself when unset;
+# libtorch's spinning threads steal the JVM's cores: on 2 cores DJL's 64x64 matmul took 11 ms instead of 40 us).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+exec /usr/bin/python3 scripts/lib/bench_suite.py --java "$(command -v java)" \
+    --classpath "target/classes:$(cat target/bench.classpath)" "${suite_args[@]}"

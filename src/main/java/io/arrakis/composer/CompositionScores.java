@@ -34,7 +34,7 @@ import java.util.Objects;
  * float64), the score's numerator is |(P Bᵀ)(C Q)|_F: the sender factors P Bᵀ {@code [d_head, d_model]} of all heads
  * times the receiver factors C Q {@code [d_model, d_head]} of all heads is one matrix product
  * {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (in float32, or float64 for float64 models), done in blocks of
- * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (float64) are the
+ * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (in the product's dtype, then float64) are the
  * squared numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
  *
  * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models

@@ -25,6 +25,7 @@ final class Call {
     private final MemorySegment stack = Arena.ofAuto().allocate(8L * MAX_SLOTS, 8);
     private final MemorySegment out = Arena.ofAuto().allocate(8L, 8);
     private final Object[] described = new Object[MAX_SLOTS];
+    private MemorySegment text = Arena.ofAuto().allocate(64);
     private int size;
     private Op op;
 
@@ -129,11 +130,13 @@ final class Call {
 
     private long string(String s) {
         byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment data = arena.allocate(bytes.length + 1L);
-            MemorySegment.copy(bytes, 0, data, ValueLayout.JAVA_BYTE, 0, bytes.length);
-            Native.check(arrakis_torch_h.torch_new_string_handle(data, bytes.length, out), "torch_new_string_handle");
+        if (text.byteSize() < bytes.length + 1L) { // the thread's text buffer, grown when needed: no Arena per call
+            text = Arena.ofAuto().allocate(Math.max(bytes.length + 1L, 2 * text.byteSize()));
         }
+        MemorySegment.copy(bytes, 0, text, ValueLayout.JAVA_BYTE, 0, bytes.length);
+        text.set(ValueLayout.JAVA_BYTE, bytes.length, (byte) 0);
+        // the string handle copies the bytes, so the buffer is free again once this returns
+        Native.check(arrakis_torch_h.torch_new_string_handle(text, bytes.length, out), "torch_new_string_handle");
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""The benchmark suite's workloads in Python eager PyTorch (run by scripts/bench.sh; JSON on stdout).
+
+Same checkpoint as the JVM implementations (target/bench/gpt2s, written by io.arrakis.model.BenchCheckpoint), same
+thread count (--threads, torch.set_num_threads). Each figure is the median of several timed runs.
+
+Workloads: op_mul_2x2 and op_matmul_64 (us per call), gpt2s_forward_f32 / _bf16 (ms, GPT-2 written as Hugging Face's
+GPT2Model computes it, under torch.no_grad; the float32 logits are checked against ours), and
+composition_all_pairs_q_tl_algorithm (ms): all-pairs Q-composition scores as TransformerLens computes them
+(HookedTransformer.all_composition_scores -> utils.composition_scores on FactoredMatrix: broadcast, collapse, and
+Frobenius norms from SVDs), done for the first --tl-sender-layers sender layers (memory: TransformerLens materialises
+[L, H, L, H, d_model, d_head]) and scaled by L / that number (the cost is linear in the sender layers).
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import struct
+import sys
+import time
+
+import torch
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = bytearray(f.read())
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", name
+        b, e = info["data_offsets"]
+        out[name] = torch.frombuffer(data, dtype=torch.float32, offset=b, count=(e - b) // 4).reshape(info["shape"]).clone()
+    return out
+
+
+def per_call_us(fn, calls, repeats):
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter_ns() - t) / calls / 1e3)
+    return statistics.median(samples)
+
+
+def median_ms(fn, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t) / 1e6)
+    return statistics.median(samples)
+
+
+class Gpt2:
+    """GPT-2 as Hugging Face's GPT2Model computes it (Conv1D weights [in, out], tanh GELU, tied unembedding)."""
+
+    def __init__(self, w, config, dtype):
+        self.layers = config["n_layer"]
+        self.heads = config["n_head"]
+        self.d = config["n_embd"]
+        self.eps = config.get("layer_norm_epsilon", 1e-5)
+        self.w = {k: v.to(dtype) for k, v in w.items()}
+
+    def __call__(self, ids):
+        w, d, h = self.w, self.d, self.heads
+        t = ids.shape[1]
+        dh = d // h
+        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:t]
+        for i in range(self.layers):
+            p = f"transformer.h.{i}."
+            a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
+            q, k, v = (a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]).split(d, dim=2)
+            q = q.view(1, t, h, dh).transpose(1, 2)
+            k = k.view(1, t, h, dh).transpose(1, 2)
+            v = v.view(1, t, h, dh).transpose(1, 2)
+            scores = (q @ k.transpose(-2, -1) / math.sqrt(dh)).masked_fill(mask, float("-inf"))
+            z = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, t, d)
+            x = x + (z @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"])
+            m = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
+            m = torch.nn.functional.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
+            x = x + (m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"])
+        x = torch.nn.functional.layer_norm(x, (d,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], self.eps)
+        return x @ w["transformer.wte.weight"].T
+
+
+# ----------------------------------------------------------------------------- TransformerLens's composition scores
+
+class FactoredMatrix:
+    """The parts of transformer_lens.FactoredMatrix that composition scores use, as TransformerLens writes them."""
+
+    def __init__(self, A, B):
+        self.A, self.B = A, B
+        self.ldim, self.mdim, self.rdim = A.size(-2), A.size(-1), B.size(-1)
+
+    def __matmul__(self, other):
+        if isinstance(other, torch.Tensor):
+            if self.rdim > self.mdim:
+                return FactoredMatrix(self.A, self.B @ other)
+            return FactoredMatrix(self.AB, other)
+        return (self @ other.A) @ other.B
+
+    @property
+    def AB(self):
+        return self.A @ self.B
+
+    def unsqueeze(self, k):
+        return FactoredMatrix(self.A.unsqueeze(k), self.B.unsqueeze(k))
+
+    @property
+    def ndim(self):
+        return len(torch.broadcast_shapes(self.A.shape[:-2], self.B.shape[:-2])) + 2
+
+    def svd(self):
+        Ua, Sa, Vha = torch.svd(self.A)
+        Ub, Sb, Vhb = torch.svd(self.B)
+        middle = Sa[..., :, None] * Vha.transpose(-2, -1) @ Ub * Sb[..., None, :]
+        Um, Sm, Vhm = torch.svd(middle)
+        return Ua @ Um, Sm, Vhb @ Vhm
+
+    def norm(self):
+        return self.svd()[1].pow(2).sum(-1).sqrt()
+
+
+def composition_scores(left, right):
+    """transformer_lens.utils.composition_scores(left, right, broadcast_dims=True)."""
+    r_dims, l_dims = right.ndim - 2, left.ndim - 2
+    for _ in range(l_dims):
+        right = right.unsqueeze(-3 - r_dims)
+    for _ in range(r_dims):
+        left = left.unsqueeze(-3)
+    return (left @ right).norm() / right.norm() / left.norm()
+
+
+def tl_q_scores(W_Q, W_K, W_V, W_O, sender_layers):
+    """HookedTransformer.all_composition_scores("Q") for the first sender_layers sender layers."""
+    L = W_Q.shape[0]
+    right = FactoredMatrix(W_Q, W_K.transpose(-2, -1))  # model.QK
+    rows = []
+    for l1 in range(sender_layers):
+        left = FactoredMatrix(W_V[l1:l1 + 1], W_O[l1:l1 + 1])  # model.OV, one sender layer
+        rows.append(composition_scores(left, right))
+    scores = torch.cat(rows, 0)  # [sender_layers, H, L, H]
+    mask = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)[:sender_layers, None, :, None]
+    return torch.where(mask, scores, torch.zeros_like(scores))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="target/bench")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tl-sender-layers", type=int, default=12)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    rows = {}
+    with torch.no_grad():
+        a2, b2 = torch.randn(2, 2), torch.randn(2, 2)
+        a64, b64 = torch.randn(64, 64), torch.randn(64, 64)
+        rows["op_mul_2x2"] = per_call_us(lambda: a2 * b2, 20000 if quick else 100000, 5 if quick else 10)
+        rows["op_matmul_64"] = per_call_us(lambda: a64 @ b64, 2000 if quick else 10000, 5 if quick else 10)
+        log(f"python: ops done, mul {rows['op_mul_2x2']:.2f} us, matmul64 {rows['op_matmul_64']:.2f} us")
+
+        gdir = os.path.join(args.dir, "gpt2s")
+        config = json.load(open(os.path.join(gdir, "config.json")))
+        weights = load_safetensors(os.path.join(gdir, "model.safetensors"))
+        ids = torch.tensor([[int(i) for i in open(os.path.join(gdir, "ids.txt")).read().strip().split(",")]])
+        t = ids.shape[1]
+        ours = torch.frombuffer(bytearray(open(os.path.join(gdir, "logits.f32"), "rb").read()), dtype=torch.float32).reshape(2, -1)
+        for dtype, name in ((torch.float32, "gpt2s_forward_f32"), (torch.bfloat16, "gpt2s_forward_bf16")):
+            model = Gpt2(weights, config, dtype)
+            logits = model(ids).float()
+            mine = torch.stack([logits[0, 0], logits[0, t - 1]])
+            diff = (mine - ours).abs().max().item()
+            scale = ours.abs().max().item()
+            if dtype == torch.float32:
+                ok = diff <= 1e-3 * max(1.0, scale)
+                log(f"python: GPT-2 logits vs ours: max |diff| {diff:.3g}: {'match' if ok else 'MISMATCH'}")
+                if not ok:
+                    rows[name] = None
+                    continue
+            else:
+                log(f"python: bfloat16 logits vs ours (float32): max |diff| {diff:.3g} of {scale:.3g}")
+            rows[name] = median_ms(lambda: model(ids), 2 if quick else 5, 5 if quick else 15)
+            log(f"python: {name} {rows[name]:.1f} ms")
+            del model
+
+        L, H, d, dh = config["n_layer"], config["n_head"], config["n_embd"], config["n_embd"] // config["n_head"]
+        W_Q, W_K, W_V, W_O = [], [], [], []
+        for i in range(L):
+            wq, wk, wv = weights[f"transformer.h.{i}.attn.c_attn.weight"].split(d, dim=1)  # [d_model, d_model] each
+            W_Q.append(wq.reshape(d, H, dh).permute(1, 0, 2))
+            W_K.append(wk.reshape(d, H, dh).permute(1, 0, 2))
+            W_V.append(wv.reshape(d, H, dh).permute(1, 0, 2))
+            W_O.append(weights[f"transformer.h.{i}.attn.c_proj.weight"].reshape(H, dh, d))
+        W_Q, W_K, W_V, W_O = (torch.stack(x) for x in (W_Q, W_K, W_V, W_O))
+        k = max(1, min(L, args.tl_sender_layers))
+        tl = median_ms(lambda: tl_q_scores(W_Q, W_K, W_V, W_O, k), 0, 1 if quick else 2)
+        rows["composition_all_pairs_q_tl_algorithm"] = tl * L / k
+        log(f"python: TransformerLens all-pairs Q ({k} of {L} sender layers) {tl:.0f} ms -> {tl * L / k:.0f} ms")
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "blas": "openblas" if "openblas" in torch.__config__.show().lower() else "see torch.__config__",
+                      "tl_sender_layers": k, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
