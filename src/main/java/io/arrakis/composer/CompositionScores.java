@@ -30,12 +30,12 @@ import java.util.Objects;
  * <p><b>Computation.</b> No {@code d_model × d_model} matrix is ever formed. Writing W_OV = A Bᵀ (A = W_V, B = W_Oᵀ,
  * both {@code [d_model, d_head]}) and R = C Dᵀ (Q: C = W_Q, D = W_K; K: C = W_K, D = W_Q; V: C = W_V, D = W_Oᵀ),
  * |A Bᵀ C Dᵀ|_F² = trace(G_A M G_D Mᵀ) with the {@code d_head × d_head} Gram matrices G_A = AᵀA, G_D = DᵀD and the
- * cross term M = Bᵀ C. Factoring G_A = PᵀP and G_D = Q Qᵀ (from the SVDs of the Gram matrices, in
- * float64), the score's numerator is |(P Bᵀ)(C Q)|_F: the sender factors P Bᵀ {@code [d_head, d_model]} of all heads
- * times the receiver factors C Q {@code [d_model, d_head]} of all heads is one matrix product
- * {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (in float32, or float64 for float64 models), done in blocks of
- * one sender layer against the later layers, whose {@code d_head × d_head} blocks' squared sums (in the product's dtype, then float64) are the
- * squared numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
+ * cross term M = Bᵀ C. Factoring G_A = PᵀP and G_D = Q Qᵀ (Cholesky of the Gram matrices in float64; the
+ * eigen-decomposition where a head's is singular), the score's numerator is |(P Bᵀ)(C Q)|_F: the sender factors
+ * P Bᵀ {@code [d_head, d_model]} of all heads times the receiver factors C Q {@code [d_model, d_head]} of all heads is
+ * one matrix product {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (factors and product in float32, or
+ * float64 for float64 models), done in blocks of one sender layer against the later layers, whose
+ * {@code d_head × d_head} blocks' Frobenius norms (accumulated in float64 on the CPU) are the numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
  *
  * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models
  * with rotary position embeddings (Llama, GPT-NeoX, ...) queries and keys are rotated by position-dependent angles
@@ -172,14 +172,14 @@ public final class CompositionScores {
         Device device = model.device();
         try (TensorScope scope = TensorScope.open()) {
             Fold fold = Fold.of(model, options);
-            Tensor senders = senderFactors(model, fold, n);              // [n, d_head, d_model]
-            Tensor receivers = receiverFactors(model, fold, mode, n);    // [n, d_model, d_head]
+            Tensor senders = senderFactors(model, fold, n, productType);           // [n, d_head, d_model]
+            Tensor receivers = receiverFactors(model, fold, mode, n, productType); // [n, d_head, d_model], transposed
             double[] senderNorm = safeNorms(senders, n);
             double[] receiverNorm = safeNorms(receivers, n);
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
             Tensor receiverNorms = Tensor.of(receiverNorm, layers, heads).to(device);
-            Tensor left = senders.to(productType).reshape((long) n * dHead, dModel);
-            Tensor right = receivers.permute(1, 0, 2).to(productType).reshape(dModel, (long) n * dHead);
+            Tensor left = senders.reshape((long) n * dHead, dModel);
+            Tensor right = receivers.reshape((long) n * dHead, dModel).transpose(0, 1); // a view: gemm reads it transposed
             long rowsPerLayer = (long) heads * dHead;
             int layersPerChunk = (int) Math.max(1, Math.min(layers, options.maxBlockElements() / (rowsPerLayer * rowsPerLayer)));
             List<Tensor> rows = new ArrayList<>();
@@ -195,8 +195,9 @@ public final class CompositionScores {
                     int k = Math.min(layersPerChunk, layers - l2);
                     try (TensorScope chunkScope = TensorScope.open()) {
                         Tensor product = senderRows.matmul(right.narrow(1, l2 * rowsPerLayer, k * rowsPerLayer));
-                        // each pair's d_head × d_head block's Frobenius norm, in one pass: [H, k·H]
-                        Tensor norms = product.view(heads, dHead, (long) k * heads, dHead).norm(new int[] {1, 3}, false)
+                        // each pair's d_head × d_head block's Frobenius norm [H, k·H]: the norm of the norms of its
+                        // rows, so that the pass over the product reduces contiguous memory (3× faster than both dims)
+                        Tensor norms = product.view(heads, dHead, (long) k * heads, dHead).norm(3, false).norm(1, false)
                                 .to(DType.FLOAT64);
                         chunks.add(chunkScope.keep(norms));
                     }
@@ -268,7 +269,7 @@ public final class CompositionScores {
             Tensor[] cd = circuit(model, fold, mode, receiver);
             Tensor s = senderFactors(a, bt);
             Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
-            double num = s.bmm(r).norm().item();
+            double num = s.bmm(r.transpose(1, 2)).norm().item();
             double den = s.norm().item() * r.norm().item();
             return den == 0 ? 0.0 : num / den;
         }
@@ -311,25 +312,30 @@ public final class CompositionScores {
 
     // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head), float64, with the norm
     // folded as {@link Fold} says where fold is not null
-    private static Tensor wQ(HookedAutoModel model, Fold fold) {
-        return foldInto(model.W_Q(), fold);
+    private static Tensor wQ(HookedAutoModel model, Fold fold, DType dtype) {
+        return foldInto(model.W_Q(), fold, dtype);
     }
 
-    private static Tensor wK(HookedAutoModel model, Fold fold) {
-        return foldInto(model.W_K(true), fold);
+    private static Tensor wK(HookedAutoModel model, Fold fold, DType dtype) {
+        return foldInto(model.W_K(true), fold, dtype);
     }
 
-    private static Tensor wV(HookedAutoModel model, Fold fold) {
-        return foldInto(model.W_V(true), fold);
+    private static Tensor wV(HookedAutoModel model, Fold fold, DType dtype) {
+        return foldInto(model.W_V(true), fold, dtype);
     }
 
-    private static Tensor foldInto(Tensor w, Fold fold) {
-        Tensor w64 = w.to(DType.FLOAT64);
+    private static Tensor foldInto(Tensor w, Fold fold, DType dtype) {
+        Tensor converted = inType(w, dtype);
         if (fold == null) {
-            return w64;
+            return converted;
         }
-        Tensor folded = w64.mul(fold.scales().to(DType.FLOAT64).view(fold.scales().size(0), 1, fold.scales().size(1), 1));
+        Tensor folded = converted.mul(fold.scales().to(dtype).view(fold.scales().size(0), 1, fold.scales().size(1), 1));
         return fold.centre() ? folded.sub(folded.mean(2, true)) : folded;
+    }
+
+    /** {@code w} itself when it has {@code dtype} already, else a converted copy. */
+    private static Tensor inType(Tensor w, DType dtype) {
+        return w.dtype() == dtype ? w : w.to(dtype);
     }
 
     /**
@@ -345,58 +351,58 @@ public final class CompositionScores {
         }
     }
 
-    private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n) {
+    private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n, DType dtype) {
         HookedAutoConfig c = model.config();
-        Tensor a = wV(model, fold).reshape(n, c.dModel(), c.dHead());
-        Tensor bt = model.W_O().to(DType.FLOAT64).reshape(n, c.dHead(), c.dModel());
+        Tensor a = wV(model, fold, dtype).reshape(n, c.dModel(), c.dHead());
+        Tensor bt = inType(model.W_O(), dtype).reshape(n, c.dHead(), c.dModel());
         return senderFactors(a, bt);
     }
 
-    private static Tensor receiverFactors(HookedAutoModel model, Fold fold, Mode mode, int n) {
+    private static Tensor receiverFactors(HookedAutoModel model, Fold fold, Mode mode, int n, DType dtype) {
         HookedAutoConfig c = model.config();
         long dm = c.dModel();
         long dh = c.dHead();
-        Tensor wq = null;
-        Tensor wk = null;
-        Tensor wv = null;
-        Tensor woT = null;
-        switch (mode) {
-            case Q, K -> {
-                wq = wQ(model, fold).reshape(n, dm, dh);
-                wk = wK(model, fold).reshape(n, dm, dh);
-            }
-            case V -> {
-                wv = wV(model, fold).reshape(n, dm, dh);
-                woT = model.W_O().to(DType.FLOAT64).reshape(n, dh, dm).transpose(1, 2);
-            }
-        }
         return switch (mode) {
-            case Q -> receiverFactors(wq, wk);
-            case K -> receiverFactors(wk, wq);
-            case V -> receiverFactors(wv, woT);
+            case Q -> receiverFactors(wQ(model, fold, dtype).reshape(n, dm, dh), wK(model, fold, dtype).reshape(n, dm, dh));
+            case K -> receiverFactors(wK(model, fold, dtype).reshape(n, dm, dh), wQ(model, fold, dtype).reshape(n, dm, dh));
+            case V -> receiverFactors(wV(model, fold, dtype).reshape(n, dm, dh),
+                    inType(model.W_O(), dtype).reshape(n, dh, dm).transpose(1, 2));
         };
     }
 
     /**
      * P Bᵀ with PᵀP = G_A = AᵀA: A {@code [n, d_model, d_head]}, Bᵀ {@code [n, d_head, d_model]} →
-     * {@code [n, d_head, d_model]}. G_A = Vhᵀ diag(S) Vh (its SVD; symmetric, positive semi-definite), P = diag(√S) Vh.
+     * {@code [n, d_head, d_model]}, in A's dtype.
      */
     private static Tensor senderFactors(Tensor a, Tensor bt) {
         Tensor p = gramRoot(a);
         return p.bmm(bt);
     }
 
-    /** C Q with Q Qᵀ = G_D = DᵀD, Q = Pᵀ: C, D {@code [n, d_model, d_head]} → {@code [n, d_model, d_head]}. */
+    /**
+     * The receiver factors C Q with Q Qᵀ = G_D = DᵀD (Q = Pᵀ), transposed: P Cᵀ, for C, D {@code [n, d_model, d_head]}
+     * → {@code [n, d_head, d_model]}; in that layout all heads' factors, read transposed, are the big product's right
+     * operand without a copy.
+     */
     private static Tensor receiverFactors(Tensor c, Tensor d) {
-        Tensor q = gramRoot(d).transpose(1, 2);
-        return c.bmm(q);
+        return gramRoot(d).bmm(c.transpose(1, 2));
     }
 
-    /** diag(√S) Vh from the SVD of the d_head × d_head Gram matrices XᵀX of X {@code [n, d_model, d_head]}. */
+    /**
+     * P with PᵀP = XᵀX for X {@code [n, d_model, d_head]}: the d_head × d_head Gram matrices are decomposed in float64,
+     * by Cholesky (G = L Lᵀ, P = Lᵀ), or, when a head's is singular (a rank-deficient or zero head), by the
+     * eigen-decomposition (G = V diag(λ) Vᵀ, P = diag(√λ) Vᵀ); P is returned in X's dtype.
+     */
     private static Tensor gramRoot(Tensor x) {
-        Tensor gram = x.transpose(1, 2).bmm(x);
-        List<Tensor> usv = gram.svd();
-        return usv.get(1).sqrt().unsqueeze(-1).mul(usv.get(2));
+        Tensor gram = x.transpose(1, 2).bmm(x).to(DType.FLOAT64);
+        Tensor root;
+        try {
+            root = gram.cholesky().transpose(1, 2);
+        } catch (IllegalArgumentException singular) {
+            List<Tensor> eigen = gram.eigh();
+            root = eigen.get(0).relu().sqrt().unsqueeze(-1).mul(eigen.get(1).transpose(1, 2));
+        }
+        return root.to(x.dtype());
     }
 
     /** Frobenius norms of the n factors; a zero norm becomes +∞ so that its (zero) scores divide to 0. */
@@ -421,7 +427,7 @@ public final class CompositionScores {
             Tensor d = Tensor.randn(g, shape, DType.FLOAT64, device);
             Tensor s = senderFactors(a, b.transpose(1, 2));
             Tensor r = receiverFactors(cc, d);
-            Tensor num = s.bmm(r).reshape(samples, -1).norm(1, false);
+            Tensor num = s.bmm(r.transpose(1, 2)).reshape(samples, -1).norm(1, false);
             Tensor den = s.reshape(samples, -1).norm(1, false).mul(r.reshape(samples, -1).norm(1, false));
             return num.div(den).toDoubleArray();
         }

@@ -330,91 +330,91 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
     public Tensor W_Q() {
-        return stackLayers(this::W_Q);
+        return stackLayers(l -> perHeadIn(layer(l).wq(), config.nHeads()));
     }
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return stackLayers(l -> W_K(l, repeatKv));
+        return stackLayers(l -> repeatKv(perHeadIn(layer(l).wk(), config.nKvHeads()), repeatKv));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return stackLayers(l -> W_V(l, repeatKv));
+        return stackLayers(l -> repeatKv(perHeadIn(layer(l).wv(), config.nKvHeads()), repeatKv));
     }
 
     /** Output weights {@code [layer, head, d_head, d_model]}, a new tensor. */
     public Tensor W_O() {
-        return stackLayers(this::W_O);
+        return stackLayers(this::perHeadOut);
     }
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return stackLayers(this::b_Q);
+        return stackLayers(l -> perHeadBias(layer(l).bq(), config.nHeads()));
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return stackLayers(l -> b_K(l, repeatKv));
+        return stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), config.nKvHeads()), repeatKv));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return stackLayers(l -> b_V(l, repeatKv));
+        return stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), config.nKvHeads()), repeatKv));
     }
 
     /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
     public Tensor b_O() {
-        return stackLayers(this::b_O);
+        return stackLayers(this::outBias);
     }
 
     /** Block {@code layer}'s query weights {@code [head, d_model, d_head]}, a new tensor (one layer's worth of memory). */
     public Tensor W_Q(int layer) {
-        return perHeadIn(layer(layer).wq(), config.nHeads());
+        return owned(perHeadIn(layer(layer).wq(), config.nHeads()));
     }
 
     /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(int layer, boolean repeatKv) {
-        return repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv);
+        return owned(repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv));
     }
 
     /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(int layer, boolean repeatKv) {
-        return repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv);
+        return owned(repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv));
     }
 
     /** Block {@code layer}'s output weights {@code [head, d_head, d_model]}, a new tensor. */
     public Tensor W_O(int layer) {
-        try (Tensor view = layer(layer).wo().view(config.nHeads(), config.dHead(), config.dModel())) {
-            return view.copy();
-        }
+        return owned(perHeadOut(layer));
     }
 
     /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
     public Tensor b_Q(int layer) {
-        return perHeadBias(layer(layer).bq(), config.nHeads());
+        return owned(perHeadBias(layer(layer).bq(), config.nHeads()));
     }
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
-        return repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv);
+        return owned(repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
-        return repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv);
+        return owned(repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv));
     }
 
     /** Block {@code layer}'s output bias {@code [d_model]} (zeros where the family has none). */
     public Tensor b_O(int layer) {
-        Tensor bo = layer(layer).bo();
-        return bo != null ? bo.copy() : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
+        return owned(outBias(layer));
     }
 
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);
     }
+
+    // The per-layer pieces below are views of the weights (or fresh zeros): stacking copies them once, and owned()
+    // copies a single layer's, so that no caller can write into the model.
 
     private Tensor stackLayers(java.util.function.IntFunction<Tensor> perLayer) {
         try (TensorScope scope = TensorScope.open()) {
@@ -426,19 +426,29 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    private Tensor perHeadBias(Tensor b, int heads) {
-        if (b == null) {
-            return Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device);
-        }
-        try (Tensor view = b.view(heads, config.dHead())) {
-            return view.copy();
+    private static Tensor owned(Tensor viewOrFresh) {
+        try (viewOrFresh) {
+            return viewOrFresh.isContiguous() ? viewOrFresh.copy() : viewOrFresh.contiguous();
         }
     }
 
     private Tensor perHeadIn(Tensor w, int heads) {
-        try (Tensor view = w.view(config.dModel(), heads, config.dHead()); Tensor perHead = view.permute(1, 0, 2)) {
-            return perHead.isContiguous() ? perHead.copy() : perHead.contiguous(); // a copy either way
+        try (Tensor view = w.view(config.dModel(), heads, config.dHead())) {
+            return view.permute(1, 0, 2);
         }
+    }
+
+    private Tensor perHeadOut(int layer) {
+        return layer(layer).wo().view(config.nHeads(), config.dHead(), config.dModel());
+    }
+
+    private Tensor perHeadBias(Tensor b, int heads) {
+        return b == null ? Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device) : b.view(heads, config.dHead());
+    }
+
+    private Tensor outBias(int layer) {
+        Tensor bo = layer(layer).bo();
+        return bo != null ? bo.view(config.dModel()) : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
     }
 
     private Tensor repeatKv(Tensor perKvHead, boolean repeat) {

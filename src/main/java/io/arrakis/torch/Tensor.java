@@ -79,6 +79,8 @@ public final class Tensor implements AutoCloseable {
     private static final Op REPEAT_INTERLEAVE = Op.of("aten::repeat_interleave", "self_int");
     private static final Op SDPA = Op.of("aten::scaled_dot_product_attention", "");
     private static final Op SVD = Op.of("aten::linalg_svd", "");
+    private static final Op EIGH = Op.of("aten::linalg_eigh", "");
+    private static final Op CHOLESKY_EX = Op.of("aten::linalg_cholesky_ex", "");
     private static final Op EIGVALS = Op.of("aten::linalg_eigvals", "");
     private static final Op VIEW_AS_REAL = Op.of("aten::view_as_real", "");
     private static final Op ALLCLOSE = Op.of("aten::allclose", "");
@@ -1349,6 +1351,52 @@ public final class Tensor implements AutoCloseable {
         }
         Call call = Call.begin(SVD, this).tensor(this).bool(false).optStr(null).run();
         return List.of(call.tensorAt(0), call.tensorAt(1), call.tensorAt(2));
+    }
+
+    /**
+     * Eigen-decomposition of a symmetric matrix (or batch of them), read from the lower triangle: {@code [eigenvalues
+     * (ascending), eigenvectors (columns)]}, so that {@code A = V diag(λ) Vᵀ}.
+     */
+    public List<Tensor> eigh() {
+        long[] s = meta().shape;
+        if (s.length < 2 || s[s.length - 1] != s[s.length - 2] || !dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException("eigh: needs a square floating-point matrix (or batch of them), got " + describe());
+        }
+        if (dtype() == DType.FLOAT16 || dtype() == DType.BFLOAT16) {
+            throw new IllegalArgumentException("eigh: needs float32 or float64 (LAPACK has no " + dtype() + "), got " + describe());
+        }
+        Call call = Call.begin(EIGH, this).tensor(this).str("L").run();
+        return List.of(call.tensorAt(0), call.tensorAt(1));
+    }
+
+    /**
+     * The lower-triangular Cholesky factor L of a symmetric positive-definite matrix (or batch of them), {@code A = L Lᵀ},
+     * read from the lower triangle.
+     *
+     * @throws IllegalArgumentException when a matrix is not positive definite (naming the first such matrix of the batch)
+     */
+    public Tensor cholesky() {
+        long[] s = meta().shape;
+        if (s.length < 2 || s[s.length - 1] != s[s.length - 2] || !dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException("cholesky: needs a square floating-point matrix (or batch of them), got " + describe());
+        }
+        if (dtype() == DType.FLOAT16 || dtype() == DType.BFLOAT16) {
+            throw new IllegalArgumentException("cholesky: needs float32 or float64 (LAPACK has no " + dtype() + "), got " + describe());
+        }
+        Call call = Call.begin(CHOLESKY_EX, this).tensor(this).bool(false).bool(false).run();
+        Tensor l = call.tensorAt(0);
+        try (Tensor info = call.tensorAt(1)) {
+            long[] failed = info.toLongArray();
+            for (int i = 0; i < failed.length; i++) {
+                if (failed[i] != 0) {
+                    l.close();
+                    throw new IllegalArgumentException("cholesky: " + (failed.length > 1 ? "matrix " + i + " of " : "")
+                            + describe() + " is not positive definite (its leading minor of order " + failed[i]
+                            + " is not positive)");
+                }
+            }
+        }
+        return l;
     }
 
     /** The eigenvalues of a square matrix, complex in general ({@link #viewAsReal()} splits them). */

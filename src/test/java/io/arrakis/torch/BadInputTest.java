@@ -140,6 +140,11 @@ class BadInputTest {
         c.add(new Case("einsum unknown output label (libtorch)", TORCH, () -> Tensor.einsum("ij->iz", f23), "einsum"));
         c.add(new Case("svd 1-d", IAE, () -> f3.svd(), "svd"));
         c.add(new Case("svd int64", IAE, () -> i22.svd(), "svd"));
+        c.add(new Case("eigh 1-d", IAE, () -> f3.eigh(), "eigh"));
+        c.add(new Case("cholesky int64", IAE, () -> i22.cholesky(), "cholesky"));
+        c.add(new Case("norm dims repeated", IAE, () -> f3.norm(new int[] {0, -1}, false), "norm"));
+        c.add(new Case("norm no dims", IAE, () -> f3.norm(new int[0], false), "norm"));
+        c.add(new Case("norm int64", IAE, () -> i22.norm(), "norm"));
         c.add(new Case("eigvals non-square", IAE, () -> f23.eigvals(), "eigvals"));
         c.add(new Case("eigvals 1-d", IAE, () -> f3.eigvals(), "eigvals"));
         c.add(new Case("eigvals int64", IAE, () -> i33.eigvals(), "eigvals"));
@@ -501,6 +506,9 @@ class BadInputTest {
         ops.add(new InputOp("scaledDotProductAttention", () -> ts(pos23(), pos23(), pos23(), Tensor.of(new boolean[] {true,
                 false, true, true}, 2, 2)), t -> Tensor.scaledDotProductAttention(t[0], t[1], t[2], t[3], false, null)));
         ops.add(new InputOp("svd", () -> ts(Tensor.of(new float[] {4, 1, 0, 1, 3, 1, 0, 1, 2}, 3, 3)), t -> t[0].svd()));
+        ops.add(new InputOp("eigh", () -> ts(Tensor.of(new float[] {4, 1, 0, 1, 3, 1, 0, 1, 2}, 3, 3)), t -> t[0].eigh()));
+        ops.add(new InputOp("cholesky", () -> ts(Tensor.of(new float[] {4, 1, 0, 1, 3, 1, 0, 1, 2}, 3, 3)), t -> t[0].cholesky()));
+        ops.add(new InputOp("norm(dims)", one, t -> t[0].norm(new int[] {0, 1}, false)));
         ops.add(new InputOp("eigvals", () -> ts(Tensor.of(new float[] {2, 1, 1, 3}, 2, 2)), t -> t[0].eigvals()));
         ops.add(new InputOp("viewAsReal", () -> {
             try (Tensor m = Tensor.of(new float[] {2, 1, 1, 3}, 2, 2)) {

@@ -1707,6 +1707,35 @@ class TensorNumericsTest {
     class Decompositions {
 
         @Test
+        void choleskyAndEighOfAHandMadeSymmetricMatrix() {
+            // A = [[4, 2], [2, 3]]: L = [[2, 0], [1, sqrt(2)]]; eigenvalues (7 -+ sqrt(17)) / 2
+            Tensor a = f64(new double[] {4, 2, 2, 3}, 2, 2);
+            assertClose(new double[] {2, 0, 1, Math.sqrt(2)}, a.cholesky().toDoubleArray(), 1e-14);
+            List<Tensor> eigen = a.eigh();
+            assertClose(new double[] {(7 - Math.sqrt(17)) / 2, (7 + Math.sqrt(17)) / 2}, eigen.get(0).toDoubleArray(), 1e-14);
+            double[] v = eigen.get(1).toDoubleArray(); // columns are eigenvectors: A v = lambda v
+            for (int col = 0; col < 2; col++) {
+                double lambda = eigen.get(0).toDoubleArray()[col];
+                double x = v[col];
+                double y = v[2 + col];
+                assertEquals(lambda * x, 4 * x + 2 * y, 1e-12);
+                assertEquals(lambda * y, 2 * x + 3 * y, 1e-12);
+                assertEquals(1.0, x * x + y * y, 1e-12);
+            }
+        }
+
+        @Test
+        void choleskyNamesTheMatrixOfABatchThatIsNotPositiveDefinite() {
+            Tensor batch = f64(new double[] {4, 2, 2, 3, 1, 2, 2, 1}, 2, 2, 2); // the second has eigenvalues 3 and -1
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, batch::cholesky);
+            assertTrue(e.getMessage().contains("matrix 1") && e.getMessage().contains("not positive definite"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> f64(new double[] {1, 2, 3, 4, 5, 6}, 2, 3).cholesky());
+            assertThrows(IllegalArgumentException.class, () -> f64(new double[] {1, 2, 3, 4, 5, 6}, 2, 3).eigh());
+            assertThrows(IllegalArgumentException.class, () -> Tensor.of(new long[] {1, 0, 0, 1}, 2, 2).eigh());
+            assertThrows(IllegalArgumentException.class, () -> f64(new double[] {1, 0, 0, 1}, 2, 2).to(DType.BFLOAT16).cholesky());
+        }
+
+        @Test
         void svdReconstructsAndIsOrdered() {
             int m = 5;
             int n = 3;
