@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx4g"})
 @State(Scope.Benchmark)
 public class CompositionBench {
-    @Param({"float32"})
+    @Param({"float32", "bfloat16"})
     public String dtype;
 
     private HookedAutoModel model;

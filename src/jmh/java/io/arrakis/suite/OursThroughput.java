@@ -25,12 +25,15 @@ import java.util.concurrent.TimeUnit;
 /**
  * Suite rows {@code throughput_threads_N}: N threads running small forwards (the tiny GPT-2 of
  * {@link BenchCheckpoint}, 32 tokens, no cache) on one shared model; JMH sums the threads' forwards per second.
+ * Configured as a service with many concurrent callers would be: one thread per op ({@code -Darrakis.threads=1}),
+ * so that callers do not each start a pool as large as the machine (with the default pools, 4 callers on 2 cores
+ * got 0.2-0.8x the throughput of one).
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx2g"})
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx2g", "-Darrakis.threads=1"})
 @State(Scope.Benchmark)
 public class OursThroughput {
     private HookedAutoModel model;

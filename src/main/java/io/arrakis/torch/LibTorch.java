@@ -31,6 +31,8 @@ import java.util.stream.Stream;
  * by the environment variable {@code ARRAKIS_LIBTORCH} or the system property {@code arrakis.libtorch}.
  *
  * <p>Every entry point of this library calls {@link #load()} before touching a binding, so users rarely need to.
+ * Before loading, idle OpenMP threads are told to sleep ({@code OMP_WAIT_POLICY=PASSIVE} unless set), and
+ * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers).
  */
 public final class LibTorch {
 
@@ -38,6 +40,10 @@ public final class LibTorch {
     public static final String ENV_FOLDER = "ARRAKIS_LIBTORCH";
     /** The system property naming a folder of libtorch shared libraries; wins over {@link #ENV_FOLDER}. */
     public static final String PROPERTY_FOLDER = "arrakis.libtorch";
+    /** System property: threads per op ({@code OMP_NUM_THREADS} and {@code OPENBLAS_NUM_THREADS}), see {@link #load()}. */
+    public static final String PROPERTY_THREADS = "arrakis.threads";
+    /** Environment variable with the same meaning as {@link #PROPERTY_THREADS}. */
+    public static final String ENV_THREADS = "ARRAKIS_THREADS";
 
     /** Libraries of the Maven jars, in dependency order, with the jar resource folder that carries each. */
     private static final List<String[]> MAVEN_LIBRARIES = List.of(
@@ -109,6 +115,7 @@ public final class LibTorch {
 
     private static Info loadOnce() {
         preferPassiveOpenMpThreads();
+        applyThreadCount();
         String property = System.getProperty(PROPERTY_FOLDER);
         String env = System.getenv(ENV_FOLDER);
         Info loaded;
@@ -133,6 +140,36 @@ public final class LibTorch {
         if (System.getenv("OMP_WAIT_POLICY") == null) {
             try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
                 arrakis_torch_h.setenv(arena.allocateFrom("OMP_WAIT_POLICY"), arena.allocateFrom("PASSIVE"), 0);
+            }
+        }
+    }
+
+    /**
+     * {@code -Darrakis.threads=N} or {@code ARRAKIS_THREADS=N}: how many threads one op may use (libtorch's OpenMP
+     * pool and OpenBLAS's), set as {@code OMP_NUM_THREADS} and {@code OPENBLAS_NUM_THREADS} before they load. The
+     * default, all cores, is fastest for one caller; a service running small forward passes on many Java threads at
+     * once gets more throughput from 1, since every caller would otherwise start a pool as large as the machine.
+     */
+    private static void applyThreadCount() {
+        String property = System.getProperty(PROPERTY_THREADS);
+        String env = System.getenv(ENV_THREADS);
+        String value = property != null ? property : env;
+        if (value == null || value.isBlank()) {
+            return;
+        }
+        int threads;
+        try {
+            threads = Integer.parseInt(value.trim());
+        } catch (NumberFormatException e) {
+            threads = 0;
+        }
+        if (threads < 1) {
+            throw new LibTorchException((property != null ? "-D" + PROPERTY_THREADS : "$" + ENV_THREADS) + " must be a"
+                    + " positive number of threads, got '" + value + "'");
+        }
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            for (String variable : new String[] {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
+                arrakis_torch_h.setenv(arena.allocateFrom(variable), arena.allocateFrom(Integer.toString(threads)), 1);
             }
         }
     }

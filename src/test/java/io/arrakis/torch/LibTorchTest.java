@@ -99,6 +99,23 @@ class LibTorchTest {
         assertTrue(Files.size(folder.resolve("libtorch.so")) > 3);
     }
 
+    @Test
+    void threadsPerOpCanBeCapped() throws Exception {
+        assumeTrue(java.nio.file.Files.isDirectory(Path.of("/proc/self/task")), "skipped: no /proc");
+        long one = threadsOf(probe(List.of("-Darrakis.threads=1")));
+        long two = threadsOf(probe(List.of("-Darrakis.threads=2")));
+        long four = threadsOf(probe(List.of("-Darrakis.threads=4")));
+        // each extra thread per op is one more OpenMP worker and one more OpenBLAS worker
+        assertTrue(one < two && two < four, "native threads with 1, 2, 4 threads per op: " + one + ", " + two + ", " + four);
+        String bad = probe(List.of("-Darrakis.threads=zero"));
+        assertTrue(bad.startsWith("FAILED") && bad.contains("arrakis.threads") && bad.contains("zero"), bad);
+    }
+
+    private static long threadsOf(String probeLine) {
+        assertTrue(probeLine.startsWith("LOADED"), probeLine);
+        return Long.parseLong(probeLine.substring(probeLine.indexOf("native-threads=") + "native-threads=".length()).trim());
+    }
+
     private static void assumeBundledLibtorch() {
         assumeTrue(LibTorch.class.getClassLoader().getResource("org/bytedeco/pytorch/linux-x86_64/libtorch_cpu.so") != null,
                 "skipped: the org.bytedeco:pytorch jar is not on the class path");
