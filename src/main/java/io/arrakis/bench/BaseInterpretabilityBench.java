@@ -47,6 +47,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     private final Path saveDir;
     private final Map<String, Function<HookedAutoModel, ?>> factories = new ConcurrentHashMap<>();
     private final Map<String, Object> tools = new ConcurrentHashMap<>();
+    private final ExperimentLog.Options logOptions;
     private volatile ExperimentLog log;
     private volatile Tokenizer tokenizer;
 
@@ -57,8 +58,17 @@ public class BaseInterpretabilityBench implements AutoCloseable {
 
     /** A bench over {@code model} that records experiments under {@code saveDir} (created on the first record). */
     public BaseInterpretabilityBench(HookedAutoModel model, Path saveDir) {
+        this(model, saveDir, ExperimentLog.Options.defaults());
+    }
+
+    /**
+     * A bench whose experiment log has {@code logOptions}: how many tensor values a record shows, and whether tensors
+     * are also stored in full as safetensors beside it.
+     */
+    public BaseInterpretabilityBench(HookedAutoModel model, Path saveDir, ExperimentLog.Options logOptions) {
         this.model = Objects.requireNonNull(model, "model");
         this.saveDir = Objects.requireNonNull(saveDir, "saveDir");
+        this.logOptions = Objects.requireNonNull(logOptions, "logOptions");
         registerTool("composer", AttentionComposer::new);
     }
 
@@ -184,7 +194,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         if (l == null) {
             synchronized (this) {
                 if (log == null) {
-                    log = new ExperimentLog(saveDir);
+                    log = new ExperimentLog(saveDir, logOptions);
                 }
                 l = log;
             }

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -122,6 +123,25 @@ class BaseInterpretabilityBenchTest {
         assertEquals(2, model.config().nLayers(), "the model is still usable");
         try (var wq = model.W_Q()) {
             assertEquals(4, wq.shape().length);
+        }
+    }
+
+    @Test
+    void aBenchCanStoreLoggedTensorsInFull(@org.junit.jupiter.api.io.TempDir Path saveDir) {
+        ExperimentLog.Options options = ExperimentLog.Options.defaults().withSaveTensors(true);
+        try (BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model, saveDir, options);
+             TensorScope scope = TensorScope.open()) {
+            Experiment<Integer, io.arrakis.torch.Tensor> layerWeights = exp.logExperiment(
+                    exp.useTools("composer").experiment("w_q", (layer, tools) -> model.W_Q(layer)));
+            io.arrakis.torch.Tensor wq = layerWeights.run(1);
+            ExperimentRecord run = exp.listVersions("w_q").get(0);
+            assertEquals(Map.of("args", 1L), run.arguments());
+            TensorSummary summary = run.tensors().get(0);
+            assertEquals(List.of(4L, 32L, 8L), summary.shape());
+            assertTrue(summary.file() != null && java.nio.file.Files.isRegularFile(saveDir.resolve("w_q").resolve(summary.file())),
+                    summary.toString());
+            io.arrakis.torch.Tensor back = exp.experimentLog().loadTensor(run, summary.key());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(wq.toFloatArray(), back.toFloatArray());
         }
     }
 }
