@@ -128,7 +128,8 @@ def main():
 
     timing = (["-f", "1", "-wi", "2", "-w", "1s", "-i", "3", "-r", "1s"] if quick
               else ["-f", "2", "-wi", "3", "-w", "2s", "-i", "5", "-r", "3s"])
-    m = medians(jmh(java, cp, r"io\.arrakis\.(suite|peers)\.", os.path.join(BENCH_DIR, "jmh.json"), timing,
+    m = medians(jmh(java, cp, r"io\.arrakis\.(suite|peers)\.|io\.arrakis\.torch\.OpOverheadBench\.(mul2x2|matmul64)$",
+                    os.path.join(BENCH_DIR, "jmh.json"), timing,
                     excludes=[r"OursCompositionTl"]))
     layers = 12
     tl_layers = 1 if quick else layers
@@ -153,12 +154,12 @@ def main():
 
     S, P, J, D = "io.arrakis.suite.", "io.arrakis.peers.", "io.arrakis.peers.JavaCppPeer.", "io.arrakis.peers.DjlPeer."
     ref_f32 = pick(m, S + "OursForward.matmulsAlone", "ms", dtype="float32")
-    ref_comp = pick(m, S + "OursComposition.unavoidableProduct", "ms")
+    ref_comp = pick(m, S + "OursComposition.unavoidableProduct", "ms", dtype="float32")
     tl_ours = pick(m, S + "OursCompositionTl.tlAlgorithm", "ms", senderLayers=tl_layers)
     rows = [
-        ("op_mul_2x2", "us", pick(m, S + "OursOps.mul2x2", "us"), p.get("op_mul_2x2"),
+        ("op_mul_2x2", "us", pick(m, "io.arrakis.torch.OpOverheadBench.mul2x2", "us"), p.get("op_mul_2x2"),
          pick(m, J + "Ops.mul2x2", "us"), pick(m, D + "Ops.mul2x2", "us"), None),
-        ("op_matmul_64", "us", pick(m, S + "OursOps.matmul64", "us"), p.get("op_matmul_64"),
+        ("op_matmul_64", "us", pick(m, "io.arrakis.torch.OpOverheadBench.matmul64", "us"), p.get("op_matmul_64"),
          pick(m, J + "Ops.matmul64", "us"), pick(m, D + "Ops.matmul64", "us"), None),
         ("gpt2s_forward_f32", "ms", pick(m, S + "OursForward.noCache", "ms", dtype="float32"),
          p.get("gpt2s_forward_f32"), pick(m, J + "Forward.forward", "ms", dtype="float32"),
@@ -167,7 +168,7 @@ def main():
          p.get("gpt2s_forward_bf16"), pick(m, J + "Forward.forward", "ms", dtype="bfloat16"), None,
          pick(m, S + "OursForward.matmulsAlone", "ms", dtype="bfloat16")),
         ("gpt2s_forward_f32_cache", "ms", pick(m, S + "OursForwardCache.fullCache", "ms"), None, None, None, ref_f32),
-        ("composition_all_pairs_q", "ms", pick(m, S + "OursComposition.allPairsQ", "ms"), None, None, None, ref_comp),
+        ("composition_all_pairs_q", "ms", pick(m, S + "OursComposition.allPairsQ", "ms", dtype="float32"), None, None, None, ref_comp),
         ("composition_all_pairs_q_tl_algorithm", "ms", None if tl_ours is None else tl_ours * layers / tl_layers,
          p.get("composition_all_pairs_q_tl_algorithm"), None, None, ref_comp),
         ("path_patching", "ms", pick(m, S + "OursPathPatching.patch", "ms"), None, None, None, None),

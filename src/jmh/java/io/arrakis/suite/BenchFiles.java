@@ -11,11 +11,22 @@ public final class BenchFiles {
         return Path.of(System.getProperty("arrakis.bench.dir", "target/bench"));
     }
 
+    /** The GPT-2-small-shaped checkpoint, written first if a benchmark runs without the suite. */
     public static Path gpt2Small() {
-        return dir().resolve("gpt2s");
+        return ensured().resolve("gpt2s");
     }
 
+    /** The tiny checkpoint of the throughput and start-up rows, written first if needed. */
     public static Path tiny() {
-        return dir().resolve("tiny");
+        return ensured().resolve("tiny");
+    }
+
+    private static Path ensured() {
+        try {
+            io.arrakis.model.BenchCheckpoint.main(new String[] {dir().toString()}); // a no-op when both are there
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot write the benchmark checkpoints under " + dir(), e);
+        }
+        return dir();
     }
 }

@@ -14,6 +14,7 @@ import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -23,8 +24,9 @@ import org.openjdk.jmh.annotations.Warmup;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Suite row {@code composition_all_pairs_q}: all-pairs Q-composition scores of the GPT-2-small-shaped checkpoint
- * ({@code allPairsQ}), and its {@code reference}, the one unavoidable matrix product alone
+ * Suite row {@code composition_all_pairs_q} (float32) and issue #4's benchmark (float32 and bfloat16 models):
+ * all-pairs Q-composition scores of the GPT-2-small-shaped checkpoint ({@code allPairsQ}), and its {@code reference},
+ * the one unavoidable matrix product alone
  * ({@code unavoidableProduct}: the earlier→later blocks of {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]},
  * float32, one sender layer at a time as {@link CompositionScores} does it).
  */
@@ -35,6 +37,9 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx4g"})
 @State(Scope.Benchmark)
 public class OursComposition {
+    @Param({"float32", "bfloat16"})
+    public String dtype;
+
     private HookedAutoModel model;
     private Tensor left;
     private Tensor right;
@@ -44,7 +49,7 @@ public class OursComposition {
 
     @Setup
     public void setUp() {
-        model = HookedAutoModel.fromPretrained(BenchFiles.gpt2Small(), DType.FLOAT32, Device.CPU);
+        model = HookedAutoModel.fromPretrained(BenchFiles.gpt2Small(), DType.parse(dtype), Device.CPU);
         HookedAutoConfig c = model.config();
         layers = c.nLayers();
         rowsPerLayer = (long) c.nHeads() * c.dHead();

@@ -30,6 +30,7 @@ public final class PairedRatios {
         forward.tearDown();
 
         OursComposition composition = new OursComposition();
+        composition.dtype = "float32";
         composition.setUp();
         json.append(", \"composition_vs_product\": ")
                 .append(ratio(rounds, composition::allPairsQ, composition::unavoidableProduct));
