@@ -316,30 +316,38 @@ def main():
     result = {"meta": {"torch": torch.__version__, "transformers": TRANSFORMERS, "device": str(device),
                        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                        "runs": args.runs, "warmup": args.warmup}}
+    def save():  # after each section, so that a run cut short by its time limit keeps what it did
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(json.dumps(result, indent=1) + "\n")
+
     for key, fn in (("parity", lambda: parity(java, args.work, device)),
                     ("forward", lambda: forward(java, device, args.warmup, args.runs))):
+        t = time.time()
         try:
             result[key] = fn()
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             result[key] = {"error": repr(e)}
+        log(f"{key} done in {time.time() - t:.1f} s")
+        save()
     try:
         comp = []
         for jrow in java.get("composition", []):
             heads = args.llama7b_tl_sender_heads if isinstance(jrow, dict) and jrow.get("model") == "llama7b_attention" \
                 else args.tl_sender_heads
             comp += composition({"composition": [jrow]}, args.work, device, args.warmup, args.runs, heads)
+            result["composition"] = comp
+            save()
         result["composition"] = comp
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         result["composition"] = {"error": repr(e)}
-    text = json.dumps(result, indent=1)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        save()
         log(f"wrote {args.out}")
     else:
-        print(text)
+        print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -78,18 +78,19 @@ public final class GpuCheck {
                         + "; usage: GpuCheck --device cuda|cpu [--quick] [--work DIR] [--out FILE] [--runs N] [--warmup N]");
             }
         }
-        Map<String, Object> result = new GpuCheck(device, quick, work, runs, warmup).run();
-        String json = Json.writeIndented(result);
-        if (out == null) {
-            System.out.println(json);
-        } else {
+        if (out != null) {
             Files.createDirectories(out.toAbsolutePath().getParent());
-            Files.writeString(out, json + "\n");
+        }
+        Map<String, Object> result = new GpuCheck(device, quick, work, runs, warmup).run(out);
+        if (out == null) {
+            System.out.println(Json.writeIndented(result));
+        } else {
             System.err.println("gpu-check (java): wrote " + out);
         }
     }
 
-    Map<String, Object> run() throws IOException {
+    /** Runs every section; with {@code out}, the JSON is rewritten after each, so a run cut short keeps what it did. */
+    Map<String, Object> run(Path out) throws IOException {
         Files.createDirectories(work);
         Map<String, Object> result = new LinkedHashMap<>();
         Map<String, Object> meta = new LinkedHashMap<>();
@@ -101,9 +102,16 @@ public final class GpuCheck {
         meta.put("warmup", warmup);
         meta.put("work", work.toAbsolutePath().toString());
         result.put("meta", meta);
-        result.put("parity", section(this::parity));
-        result.put("forward", section(this::forwardBenchmarks));
-        result.put("composition", section(this::compositionBenchmarks));
+        List<Map.Entry<String, ThrowingSupplier<Object>>> sections = List.of(Map.entry("parity", this::parity),
+                Map.entry("forward", this::forwardBenchmarks), Map.entry("composition", this::compositionBenchmarks));
+        for (Map.Entry<String, ThrowingSupplier<Object>> s : sections) {
+            long t0 = System.nanoTime();
+            result.put(s.getKey(), section(s.getValue()));
+            System.err.printf("gpu-check (java): %s done in %.1f s%n", s.getKey(), (System.nanoTime() - t0) / 1e9);
+            if (out != null) {
+                Files.writeString(out, Json.writeIndented(result) + "\n");
+            }
+        }
         return result;
     }
 
