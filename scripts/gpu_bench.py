@@ -14,8 +14,9 @@ same workloads in Python PyTorch on the same device:
   composition  all-pairs Q-composition as TransformerLens computes it (HookedTransformer.all_composition_scores ->
                utils.composition_scores on FactoredMatrix), GPT-2-small from the checkpoint and a Llama-7B attention
                shape from torch.randn on the device (timing does not depend on the values). TransformerLens
-               materialises [senders, L, H, d_model, d_head] matrices; the work is chunked by sender head, and where
-               --tl-sender-heads is below the total the time is that many heads' times scaled up (stated in the row).
+               materialises [senders, L, H, d_model, d_head] matrices; the work is done one sender head at a time
+               within --tl-budget-s per model, and the time is the median per-head time times the number of heads
+               (the row states how many heads were timed).
 
 Without transformers (e.g. Debian's torch 1.13 here) the parity rows say so, GPT-2's forward uses a torch-only GPT-2
 (Hugging Face's GPT2Model computation) and the Llama forward rows are skipped with that reason.
@@ -248,7 +249,10 @@ def gpt2_tl_weights(weights, config, device):
     return [torch.stack(x).to(device) for x in (W_Q, W_K, W_V, W_O)]
 
 
-def composition(java, work, device, warmup, runs, tl_heads):
+def composition(java, work, device, budget_s):
+    """TransformerLens's all-pairs Q-composition, one sender head at a time: one head to warm up, then heads in order
+    until all are done or budget_s has passed; the time is the median per-head time times the number of heads (a
+    head's cost does not depend on which head it is). Parity with ours (GPT-2-small) on the heads computed."""
     rows = []
     for jrow in java.get("composition", []):
         if not isinstance(jrow, dict) or "model" not in jrow:
@@ -267,27 +271,38 @@ def composition(java, work, device, warmup, runs, tl_heads):
                 W = [torch.randn(s, generator=gen, device=device) * 0.02
                      for s in ((L, H, d, dh), (L, H, d, dh), (L, H, d, dh), (L, H, dh, d))]
                 row["weights"] = "torch.randn (same shapes as ours; values do not change the timing)"
-            all_senders = [(l, h) for l in range(L) for h in range(H)]
-            k = len(all_senders) if tl_heads <= 0 else min(tl_heads, len(all_senders))
-            senders = all_senders[:k]
+            senders = [(l, h) for l in range(L) for h in range(H)]
+            times, scores = [], []
             with torch.inference_mode():
-                if name == "gpt2s" and k == len(all_senders):
-                    scores = tl_q_scores(*W, senders).reshape(L, H, L, H).cpu()
-                    ours_file = os.path.join(work, "parity", "gpt2s", "ours_cpu_q_scores.f32")
-                    if os.path.exists(ours_file):
-                        ours = read_f32(ours_file).reshape(L, H, L, H)
-                        upper = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)[:, None, :, None].expand(L, H, L, H)
-                        row["tl_vs_ours_max_abs"] = (ours[upper] - scores[upper]).abs().max().item() if upper.any() else 0.0
-                        row["tl_vs_ours_ok"] = row["tl_vs_ours_max_abs"] <= 1e-3
-                ms = median_ms(lambda: tl_q_scores(*W, senders), device, min(warmup, 1), max(1, min(runs, 3)))
-            row["python_ms"] = ms * len(all_senders) / k
+                tl_q_scores(*W, senders[:1])  # warm-up
+                sync(device)
+                began = time.perf_counter()
+                for sender in senders:
+                    t = time.perf_counter_ns()
+                    scores.append(tl_q_scores(*W, [sender]))
+                    sync(device)
+                    times.append((time.perf_counter_ns() - t) / 1e6)
+                    if time.perf_counter() - began > budget_s:
+                        break
+            k = len(times)
+            row["python_ms"] = statistics.median(times) * len(senders)
+            row["python_ms_per_sender_head"] = statistics.median(times)
             row["sender_heads_timed"] = k
-            row["sender_heads_total"] = len(all_senders)
-            row["extrapolated"] = k < len(all_senders)
+            row["sender_heads_total"] = len(senders)
+            row["extrapolated"] = k < len(senders)
+            ours_file = os.path.join(work, "parity", "gpt2s", "ours_cpu_q_scores.f32")
+            if name == "gpt2s" and os.path.exists(ours_file):
+                mine = torch.cat(scores).reshape(k, L, H).cpu()
+                ours = read_f32(ours_file).reshape(L * H, L, H)[:k]
+                sender_layer = torch.tensor([l for l, _ in senders[:k]])
+                upper = (sender_layer[:, None] < torch.arange(L)[None, :])[:, :, None].expand(k, L, H)
+                row["tl_vs_ours_max_abs"] = (ours[upper] - mine[upper]).abs().max().item() if upper.any() else 0.0
+                row["tl_vs_ours_ok"] = row["tl_vs_ours_max_abs"] <= 1e-3
+                row["tl_vs_ours_sender_heads"] = k
             if "ours_ms" in jrow:
                 row["ours_ms"] = jrow["ours_ms"]
                 row["ours_over_python"] = jrow["ours_ms"] / row["python_ms"]
-            del W
+            del W, scores
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             row["error"] = repr(e)
@@ -306,10 +321,8 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--tl-sender-heads", type=int, default=0,
-                    help="time this many sender heads of TransformerLens's composition and scale (0: all)")
-    ap.add_argument("--llama7b-tl-sender-heads", type=int, default=2,
-                    help="the same for the Llama-7B shape, whose full TransformerLens run takes far too long")
+    ap.add_argument("--tl-budget-s", type=float, default=30,
+                    help="seconds per model for TransformerLens's composition; heads not reached are extrapolated")
     args = ap.parse_args()
     device = torch.device(args.device)
     java = json.load(open(args.java_json))
@@ -334,9 +347,7 @@ def main():
     try:
         comp = []
         for jrow in java.get("composition", []):
-            heads = args.llama7b_tl_sender_heads if isinstance(jrow, dict) and jrow.get("model") == "llama7b_attention" \
-                else args.tl_sender_heads
-            comp += composition({"composition": [jrow]}, args.work, device, args.warmup, args.runs, heads)
+            comp += composition({"composition": [jrow]}, args.work, device, args.tl_budget_s)
             result["composition"] = comp
             save()
         result["composition"] = comp

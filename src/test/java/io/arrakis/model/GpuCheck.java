@@ -66,6 +66,7 @@ public final class GpuCheck {
         Path out = null;
         int runs = 10;
         int warmup = 3;
+        boolean checkpointsOnly = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Device.parse(args[++i]);
@@ -74,9 +75,19 @@ public final class GpuCheck {
                 case "--out" -> out = Path.of(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--checkpoints-only" -> checkpointsOnly = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + "; usage: GpuCheck --device cuda|cpu [--quick] [--work DIR] [--out FILE] [--runs N] [--warmup N]");
+                        + "; usage: GpuCheck --device cuda|cpu [--quick] [--work DIR] [--out FILE] [--runs N] [--warmup N] [--checkpoints-only]");
             }
+        }
+        if (checkpointsOnly) { // writes the benchmark checkpoints (for timing that step, or ahead of a run)
+            long t0 = System.nanoTime();
+            writeCheckpoint(work.resolve("gpt2s"), gpt2Small(quick), DType.FLOAT32);
+            long t1 = System.nanoTime();
+            writeCheckpoint(work.resolve("llama1b"), llama1b(quick), DType.BFLOAT16);
+            System.err.printf("gpu-check (java): checkpoints written: gpt2s %.1f s, llama1b %.1f s%n", (t1 - t0) / 1e9,
+                    (System.nanoTime() - t1) / 1e9);
+            return;
         }
         if (out != null) {
             Files.createDirectories(out.toAbsolutePath().getParent());
