@@ -2,9 +2,15 @@
 # GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 22+, no Maven and no network.
 #   scripts/gpu-check.sh --prepare   here: build the library, its tests and their fixtures, and a jlink runtime, into
 #                                    .gpu/ (~45 MB, the runtime packed)
-#   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch
+#   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch, then the
+#                                    parity and benchmark run (issue #7): io.arrakis.model.GpuCheck (Java) and
+#                                    scripts/gpu_bench.py (PyTorch + transformers on the same checkpoints), merged by
+#                                    scripts/lib/gpu_report.py into $OUT/gpu-check.json and $OUT/gpu-check.txt
+#   scripts/gpu-check.sh --bench-only  there: only the parity and benchmark run
 # Copy or carry .gpu/ along with the repository. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
-# taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary.
+# taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary. Time limits (seconds,
+# sized for a 10-minute device call with the ~35 s test run): GPU_CHECK_JAVA_TIMEOUT (default 240) and
+# GPU_CHECK_PYTHON_TIMEOUT (default 220); GPU_CHECK_PYTHON names the Python (default python3). Checkpoints (~2.7 GB) are written to .gpu/work (GPU_CHECK_WORK), never $OUT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +21,7 @@ if [ "${1:-}" = "--prepare" ]; then
   # quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
   if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
-  rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/classes .gpu/test-classes .gpu/lib
+  rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/work .gpu/classes .gpu/test-classes .gpu/lib
   mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true
   # runtime dependencies, except the CPU libtorch jars: that machine brings its own libtorch
   mvn -B -ntp -q -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime -DexcludeGroupIds=org.bytedeco \
@@ -45,14 +51,33 @@ out=${OUT:-.gpu/out}
 mkdir -p "$out"
 echo "libtorch: $ARRAKIS_LIBTORCH"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+cp="$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes:$root/.gpu/lib/*"
+jvm=(.gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g -Darrakis.fixtures="$root/.gpu/fixtures"
+  -Djava.awt.headless=true -cp "$cp")
 set +e
-.gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g \
-  -Darrakis.fixtures="$root/.gpu/fixtures" \
-  -Djava.awt.headless=true \
-  -cp "$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes:$root/.gpu/lib/*" \
-  org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
-  --scan-classpath "$root/.gpu/test-classes" --reports-dir "$out" 2>&1 | tee "$out/junit.log"
-rc=${PIPESTATUS[0]}
+rc=skipped
+if [ "${1:-}" != "--bench-only" ]; then
+  "${jvm[@]}" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+    --scan-classpath "$root/.gpu/test-classes" --reports-dir "$out" 2>&1 | tee "$out/junit.log"
+  rc=${PIPESTATUS[0]}
+  echo "gpu-check: JUnit exit code $rc"
+fi
+
+# Parity and benchmarks: ours (Java) first, as it writes the checkpoints and our logits the Python half reads.
+work=${GPU_CHECK_WORK:-$root/.gpu/work}
+mkdir -p "$work"
+device=${GPU_CHECK_DEVICE:-cuda}
+start=$(date +%s)
+timeout "${GPU_CHECK_JAVA_TIMEOUT:-240}" "${jvm[@]}" io.arrakis.model.GpuCheck --device "$device" --work "$work" \
+  --out "$out/gpu-java.json" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$out/gpu-java.log"
+echo "gpu-check: Java parity and benchmarks exit code ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"
+start=$(date +%s)
+timeout "${GPU_CHECK_PYTHON_TIMEOUT:-220}" "${GPU_CHECK_PYTHON:-python3}" scripts/gpu_bench.py --device "$device" --work "$work" \
+  --java-json "$out/gpu-java.json" --out "$out/gpu-python.json" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$out/gpu-python.log"
+echo "gpu-check: Python parity and benchmarks exit code ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"
+python3 scripts/lib/gpu_report.py "$out/gpu-java.json" "$out/gpu-python.json" "$out/gpu-check.json" \
+  "$out/gpu-check.txt" "$rc"
 set -e
-echo "gpu-check: JUnit exit code $rc"
+echo "gpu-check: JUnit exit code $rc; parity and benchmarks in $out/gpu-check.json and $out/gpu-check.txt"
+[ "$rc" = skipped ] && exit 0
 exit "$rc"

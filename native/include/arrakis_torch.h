@@ -3,7 +3,7 @@
  *
  * These declarations restate facts of libtorch's exported C interface: the AOTInductor
  * shim (aoti_torch_*), the stable dispatcher (torch_*), and the generated per-device
- * shims (aoti_torch_cpu_*). jextract turns this file into bindings/; after any edit,
+ * shims (aoti_torch_cpu_*, aoti_torch_cuda_*). jextract turns this file into bindings/; after any edit,
  * run scripts/generate-bindings.sh. Keep one declaration per line: the binding check
  * in the unit tests reads this file.
  */
@@ -83,6 +83,14 @@ AOTITorchError aoti_torch_cpu_add_Scalar(AtenTensorHandle self, double other, do
 AOTITorchError aoti_torch_cpu_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle* ret0);
 AOTITorchError aoti_torch_cpu_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle* ret0);
 AOTITorchError aoti_torch_cpu_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle* ret0);
+
+/* ---- The same typed shims for CUDA tensors (libtorch_cuda.so); only a CUDA build has them, so they are reached
+ * only for tensors on a GPU (io.arrakis.torch.TypedShims chooses). ---- */
+AOTITorchError aoti_torch_cuda_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle* ret0);
+AOTITorchError aoti_torch_cuda_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle* ret0);
+AOTITorchError aoti_torch_cuda_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle* ret0);
+AOTITorchError aoti_torch_cuda_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle* ret0);
+AOTITorchError aoti_torch_cuda_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle* ret0);
 
 /* ---- Device-generic shims: the Scalar-taking ops that work on any device. ---- */
 AOTITorchError aoti_torch_aten_subtract_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle* ret0);

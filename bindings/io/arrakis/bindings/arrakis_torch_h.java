@@ -2508,6 +2508,253 @@ public class arrakis_torch_h {
         }
     }
 
+    private static class aoti_torch_cuda_add_Tensor {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_DOUBLE,
+            arrakis_torch_h.C_POINTER
+        );
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cuda_add_Tensor"),
+                    DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_cuda_add_Tensor$descriptor() {
+        return aoti_torch_cuda_add_Tensor.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static MethodHandle aoti_torch_cuda_add_Tensor$handle() {
+        return aoti_torch_cuda_add_Tensor.HANDLE;
+    }
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Tensor(AtenTensorHandle self, AtenTensorHandle other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static int aoti_torch_cuda_add_Tensor(MemorySegment self, MemorySegment other, double alpha, MemorySegment ret0) {
+        var mh$ = aoti_torch_cuda_add_Tensor.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_cuda_add_Tensor", self, other, alpha, ret0);
+            }
+            return (int)mh$.invokeExact(self, other, alpha, ret0);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aoti_torch_cuda_add_Scalar {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_DOUBLE,
+            arrakis_torch_h.C_DOUBLE,
+            arrakis_torch_h.C_POINTER
+        );
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cuda_add_Scalar"),
+                    DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_cuda_add_Scalar$descriptor() {
+        return aoti_torch_cuda_add_Scalar.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static MethodHandle aoti_torch_cuda_add_Scalar$handle() {
+        return aoti_torch_cuda_add_Scalar.HANDLE;
+    }
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_add_Scalar(AtenTensorHandle self, double other, double alpha, AtenTensorHandle *ret0)
+     * }
+     */
+    public static int aoti_torch_cuda_add_Scalar(MemorySegment self, double other, double alpha, MemorySegment ret0) {
+        var mh$ = aoti_torch_cuda_add_Scalar.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_cuda_add_Scalar", self, other, alpha, ret0);
+            }
+            return (int)mh$.invokeExact(self, other, alpha, ret0);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aoti_torch_cuda_mul_Tensor {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_POINTER
+        );
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cuda_mul_Tensor"),
+                    DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_cuda_mul_Tensor$descriptor() {
+        return aoti_torch_cuda_mul_Tensor.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static MethodHandle aoti_torch_cuda_mul_Tensor$handle() {
+        return aoti_torch_cuda_mul_Tensor.HANDLE;
+    }
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Tensor(AtenTensorHandle self, AtenTensorHandle other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static int aoti_torch_cuda_mul_Tensor(MemorySegment self, MemorySegment other, MemorySegment ret0) {
+        var mh$ = aoti_torch_cuda_mul_Tensor.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_cuda_mul_Tensor", self, other, ret0);
+            }
+            return (int)mh$.invokeExact(self, other, ret0);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aoti_torch_cuda_mul_Scalar {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_DOUBLE,
+            arrakis_torch_h.C_POINTER
+        );
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cuda_mul_Scalar"),
+                    DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_cuda_mul_Scalar$descriptor() {
+        return aoti_torch_cuda_mul_Scalar.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static MethodHandle aoti_torch_cuda_mul_Scalar$handle() {
+        return aoti_torch_cuda_mul_Scalar.HANDLE;
+    }
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_mul_Scalar(AtenTensorHandle self, double other, AtenTensorHandle *ret0)
+     * }
+     */
+    public static int aoti_torch_cuda_mul_Scalar(MemorySegment self, double other, MemorySegment ret0) {
+        var mh$ = aoti_torch_cuda_mul_Scalar.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_cuda_mul_Scalar", self, other, ret0);
+            }
+            return (int)mh$.invokeExact(self, other, ret0);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aoti_torch_cuda_pow_Tensor_Scalar {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            arrakis_torch_h.C_INT,
+            arrakis_torch_h.C_POINTER,
+            arrakis_torch_h.C_DOUBLE,
+            arrakis_torch_h.C_POINTER
+        );
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                    arrakis_torch_h.findOrThrow("aoti_torch_cuda_pow_Tensor_Scalar"),
+                    DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle *ret0)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_cuda_pow_Tensor_Scalar$descriptor() {
+        return aoti_torch_cuda_pow_Tensor_Scalar.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle *ret0)
+     * }
+     */
+    public static MethodHandle aoti_torch_cuda_pow_Tensor_Scalar$handle() {
+        return aoti_torch_cuda_pow_Tensor_Scalar.HANDLE;
+    }
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_cuda_pow_Tensor_Scalar(AtenTensorHandle self, double exponent, AtenTensorHandle *ret0)
+     * }
+     */
+    public static int aoti_torch_cuda_pow_Tensor_Scalar(MemorySegment self, double exponent, MemorySegment ret0) {
+        var mh$ = aoti_torch_cuda_pow_Tensor_Scalar.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_cuda_pow_Tensor_Scalar", self, exponent, ret0);
+            }
+            return (int)mh$.invokeExact(self, exponent, ret0);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class aoti_torch_aten_subtract_Tensor {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             arrakis_torch_h.C_INT,

@@ -1048,16 +1048,12 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this + other}, broadcasting. */
     public Tensor add(Tensor other) {
-        boolean cpu = checkBinary("add", other);
+        TypedShims.Path path = checkBinary("add", other);
         if (integralResult(other)) {
             return integralSum(other, false);
         }
         MemorySegment out = Native.out();
-        if (cpu) {
-            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
-        } else {
-            Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), -1.0, out), "aten::add.Tensor", this, other);
-        }
+        Native.check(TypedShims.addTensor(path, handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -1114,9 +1110,10 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this * other}, broadcasting. */
     public Tensor mul(Tensor other) {
-        if (checkBinary("mul", other)) {
+        TypedShims.Path path = checkBinary("mul", other);
+        if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Tensor(handle(), other.handle(), out), "aten::mul.Tensor", this, other);
+            Native.check(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         return Call.begin(MUL, this, other).tensor(this).tensor(other).tensorResult();
@@ -1130,9 +1127,10 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this + value}. */
     public Tensor add(double value) {
-        if (device().isCpu()) {
+        TypedShims.Path path = TypedShims.of(device());
+        if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_cpu_add_Scalar(handle(), value, 1.0, out), "aten::add.Scalar", this, value);
+            Native.check(TypedShims.addScalar(path, handle(), value, 1.0, out), "aten::add.Scalar", this, value);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1147,9 +1145,10 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this * value}. */
     public Tensor mul(double value) {
-        if (device().isCpu()) {
+        TypedShims.Path path = TypedShims.of(device());
+        if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_cpu_mul_Scalar(handle(), value, out), "aten::mul.Scalar", this, value);
+            Native.check(TypedShims.mulScalar(path, handle(), value, out), "aten::mul.Scalar", this, value);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1166,9 +1165,10 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this ^ exponent}. */
     public Tensor pow(double exponent) {
-        if (device().isCpu()) {
+        TypedShims.Path path = TypedShims.of(device());
+        if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_cpu_pow_Tensor_Scalar(handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
+            Native.check(TypedShims.powTensorScalar(path, handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(exponent)) {
@@ -1782,7 +1782,8 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** Checks that two operands broadcast and share a device; says whether both are on the CPU (for the typed shims). */
-    private boolean checkBinary(String op, Tensor other) {
+    /** Checks shapes and devices of a binary op and returns the typed-shim path its operands take. */
+    private TypedShims.Path checkBinary(String op, Tensor other) {
         Meta m = meta();
         Meta o = other.meta();
         if (!Arrays.equals(m.shape, o.shape)) {
@@ -1792,7 +1793,7 @@ public final class Tensor implements AutoCloseable {
         if (!m.device.equals(o.device) && !(o.device.isCpu() && o.shape.length == 0) && !(m.device.isCpu() && m.shape.length == 0)) {
             throw new IllegalArgumentException(op + ": tensors are on different devices: " + describe() + " and " + other.describe());
         }
-        return m.device.isCpu() && o.device.isCpu();
+        return TypedShims.of(m.device, o.device);
     }
 
     private long[] broadcastShape(String op, long[] a, long[] b, Tensor other) {

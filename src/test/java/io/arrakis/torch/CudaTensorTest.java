@@ -115,4 +115,22 @@ class CudaTensorTest {
             assertTrue(missing.getMessage().contains("only " + count), missing.getMessage());
         }
     }
+
+    @Test
+    void typedCudaShimsAndTheMixedDevicePathAgreeWithTheCpu() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor a = Tensor.randn(new Generator(5), new long[] {3, 7}, DType.FLOAT32, Device.CPU);
+            Tensor ga = a.to(GPU);
+            Tensor two = Tensor.scalar(2.0).to(DType.FLOAT32);          // a 0-dim CPU tensor: the generic path
+            double tol = 1e-5;
+            assertSameOnGpu(a.add(a), ga.add(ga), tol);                  // aoti_torch_cuda_add_Tensor
+            assertSameOnGpu(a.mul(a), ga.mul(ga), tol);                  // aoti_torch_cuda_mul_Tensor
+            assertSameOnGpu(a.add(0.25), ga.add(0.25), tol);             // aoti_torch_cuda_add_Scalar
+            assertSameOnGpu(a.mul(-3.0), ga.mul(-3.0), tol);             // aoti_torch_cuda_mul_Scalar
+            assertSameOnGpu(a.pow(3), ga.pow(3), 1e-4);                  // aoti_torch_cuda_pow_Tensor_Scalar
+            assertSameOnGpu(a.mul(two), ga.mul(two), tol);
+            assertSameOnGpu(a.add(two), ga.add(two), tol);
+            assertSameOnGpu(a.add(a).to(DType.BFLOAT16), ga.to(DType.BFLOAT16).add(ga.to(DType.BFLOAT16)), 0.1);
+        }
+    }
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Merges the GPU check's Java half (io.arrakis.model.GpuCheck) and Python half (scripts/gpu_bench.py) into one JSON
+and a short table, with the targets of issue #7 met or missed. Standard library only.
+
+usage: gpu_report.py JAVA_JSON PYTHON_JSON OUT_JSON OUT_TABLE [JUNIT_RC]
+"""
+import json
+import sys
+
+F32_TOL = 1e-3          # float32: GPU vs CPU, ours vs Hugging Face (absolute, or relative above |logit| 1)
+BF16_REL_TOL = 0.05     # bfloat16 logits: max |diff| / max |logit| (bfloat16 keeps 8 bits of mantissa)
+FORWARD_TARGET = 1.0    # ours / Python
+COMPOSITION_TARGET = 0.5
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except Exception as e:  # noqa: BLE001
+        return {"error": f"{path}: {e!r}"}
+
+
+def rows(doc, key):
+    v = doc.get(key) if isinstance(doc, dict) else None
+    return v if isinstance(v, list) else []
+
+
+def fmt(x, spec=".3g"):
+    return "-" if x is None else format(x, spec) if isinstance(x, (int, float)) else str(x)
+
+
+def verdict(ok):
+    return "-" if ok is None else ("ok" if ok else "FAIL")
+
+
+def main():
+    java, python = load(sys.argv[1]), load(sys.argv[2])
+    junit_rc = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].lstrip("-").isdigit() else None
+    lines, summary = [], {"parity": [], "forward": [], "composition": []}
+    py_parity = {r.get("model"): r for r in rows(python, "parity")}
+
+    lines.append("parity (float32 tolerance %g; bfloat16: max|diff|/max|logit| <= %g)" % (F32_TOL, BF16_REL_TOL))
+    lines.append(f"{'model':<11} {'dev-cpu logits':>14} {'dev-cpu cache':>13} {'dev-cpu comp':>12} "
+                 f"{'hf-ours cpu':>11} {'hf-ours dev':>11} {'bf16 rel':>9}  verdict")
+    for j in rows(java, "parity"):
+        p = py_parity.get(j.get("model"), {})
+        comp = j.get("composition_device_vs_cpu_max_abs") or {}
+        comp_max = max(comp.values()) if comp else None
+        checks = [j.get("device_vs_cpu_logits_max_abs"), j.get("device_vs_cpu_cache_max_abs"), comp_max]
+        ok = "error" not in j and all(c is not None and c <= F32_TOL for c in checks)
+        bf16 = p.get("hf_vs_ours_device_bf16_max_rel", j.get("device_bf16_vs_cpu_f32_logits_max_rel"))
+        ok = ok and (bf16 is None or bf16 <= BF16_REL_TOL)
+        for key in ("hf_vs_ours_cpu_f32_ok", "hf_vs_ours_device_f32_ok"):
+            if key in p:
+                ok = ok and bool(p[key])
+        row = {"model": j.get("model"), "ok": ok, "java": j, "python": p}
+        summary["parity"].append(row)
+        hf_note = "" if "hf_vs_ours_cpu_f32_max_abs" in p else "  (no HF: " + str(p.get("skipped", p.get("error", "not run")))[:60] + ")"
+        lines.append(f"{str(j.get('model')):<11} {fmt(checks[0]):>14} {fmt(checks[1]):>13} {fmt(comp_max):>12} "
+                     f"{fmt(p.get('hf_vs_ours_cpu_f32_max_abs')):>11} {fmt(p.get('hf_vs_ours_device_f32_max_abs')):>11} "
+                     f"{fmt(bf16):>9}  {verdict(ok)}{hf_note}" + (f"  error: {j['error']}" if "error" in j else ""))
+
+    py_forward = {(r.get("model"), r.get("seq")): r for r in rows(python, "forward")}
+    lines.append("")
+    lines.append(f"forward latency, bfloat16, batch 1 (target ours/python <= {FORWARD_TARGET})")
+    lines.append(f"{'model':<9} {'tokens':>6} {'ours ms':>9} {'+cache ms':>9} {'python ms':>9} {'ratio':>6}  verdict  python")
+    for j in rows(java, "forward"):
+        p = py_forward.get((j.get("model"), j.get("seq")), {})
+        ratio = j["ours_ms"] / p["python_ms"] if "ours_ms" in j and p.get("python_ms") else None
+        met = None if ratio is None else ratio <= FORWARD_TARGET
+        summary["forward"].append({"model": j.get("model"), "seq": j.get("seq"), "ours_ms": j.get("ours_ms"),
+                                   "ours_with_cache_ms": j.get("ours_with_cache_ms"), "python_ms": p.get("python_ms"),
+                                   "python_impl": p.get("python_impl"), "ratio": ratio, "target_met": met})
+        lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_ms'), '.2f'):>9} "
+                     f"{fmt(j.get('ours_with_cache_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} {fmt(ratio, '.2f'):>6}  "
+                     f"{'met' if met else 'MISSED' if met is False else '-':<7}  "
+                     f"{p.get('python_impl', p.get('skipped', p.get('error', j.get('error', ''))))}")
+
+    py_comp = {r.get("model"): r for r in rows(python, "composition")}
+    lines.append("")
+    lines.append(f"all-pairs Q-composition, float32 (target ours/python <= {COMPOSITION_TARGET}; python = TransformerLens's algorithm)")
+    lines.append(f"{'model':<18} {'L x H':>7} {'ours ms':>9} {'python ms':>10} {'ratio':>7}  verdict  note")
+    for j in rows(java, "composition"):
+        p = py_comp.get(j.get("model"), {})
+        ratio = j["ours_ms"] / p["python_ms"] if "ours_ms" in j and p.get("python_ms") else None
+        met = None if ratio is None else ratio <= COMPOSITION_TARGET
+        note = []
+        if p.get("extrapolated"):
+            note.append(f"python timed {p['sender_heads_timed']} of {p['sender_heads_total']} sender heads, scaled")
+        if "tl_vs_ours_max_abs" in p:
+            note.append(f"TL vs ours max|diff| {p['tl_vs_ours_max_abs']:.2g} {verdict(p.get('tl_vs_ours_ok'))}")
+        for e in (j.get("error"), p.get("error")):
+            if e:
+                note.append("error: " + str(e)[:80])
+        summary["composition"].append({"model": j.get("model"), "ours_ms": j.get("ours_ms"), "python_ms": p.get("python_ms"),
+                                       "ratio": ratio, "target_met": met, "python_extrapolated": p.get("extrapolated"),
+                                       "tl_vs_ours_max_abs": p.get("tl_vs_ours_max_abs")})
+        lines.append(f"{str(j.get('model')):<18} {str(j.get('layers')) + 'x' + str(j.get('heads')):>7} "
+                     f"{fmt(j.get('ours_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.1f'):>10} {fmt(ratio, '.3f'):>7}  "
+                     f"{'met' if met else 'MISSED' if met is False else '-':<7}  {'; '.join(note)}")
+
+    meta = {"java": java.get("meta") if isinstance(java, dict) else None,
+            "python": python.get("meta") if isinstance(python, dict) else None, "junit_rc": junit_rc}
+    head = [f"GPU check: {(meta['python'] or {}).get('gpu') or (meta['java'] or {}).get('device')}; "
+            f"{(meta['java'] or {}).get('libtorch')}; torch {(meta['python'] or {}).get('torch')}, "
+            f"transformers {(meta['python'] or {}).get('transformers')}; JUnit exit code {junit_rc}", ""]
+    for doc, name in ((java, "java"), (python, "python")):
+        if isinstance(doc, dict) and "error" in doc and len(doc) == 1:
+            head.append(f"{name} half: {doc['error']}")
+    table = "\n".join(head + lines) + "\n"
+    with open(sys.argv[3], "w") as f:
+        json.dump({"meta": meta, "summary": summary, "java": java, "python": python}, f, indent=1)
+        f.write("\n")
+    with open(sys.argv[4], "w") as f:
+        f.write(table)
+    print(table, end="")
+
+
+if __name__ == "__main__":
+    main()

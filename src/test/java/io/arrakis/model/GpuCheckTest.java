@@ -1,0 +1,57 @@
+package io.arrakis.model;
+
+import io.arrakis.json.Json;
+import io.arrakis.torch.Device;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The GPU check program's quick mode on the CPU: every section runs, parity is exact, timings are positive. */
+class GpuCheckTest {
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void quickCpuRunWritesEverySection(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("java.json");
+        GpuCheck.main(new String[] {"--device", "cpu", "--quick", "--work", dir.resolve("work").toString(),
+                "--out", out.toString(), "--runs", "2", "--warmup", "1"});
+        Map<String, Object> result = (Map<String, Object>) Json.parse(Files.readString(out));
+        assertEquals("cpu", ((Map<String, Object>) result.get("meta")).get("device"));
+        List<Object> parity = (List<Object>) result.get("parity");
+        assertEquals(10, parity.size(), "nine fixtures and gpt2s: " + parity);
+        for (Object o : parity) {
+            Map<String, Object> row = (Map<String, Object>) o;
+            assertFalse(row.containsKey("error"), row.toString());
+            assertEquals(0.0, ((Number) row.get("device_vs_cpu_logits_max_abs")).doubleValue(), 1e-6, row.toString());
+            assertTrue(((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < 0.1, row.toString());
+            Path files = dir.resolve("work/parity").resolve((String) row.get("model"));
+            assertTrue(Files.size(files.resolve("ours_cpu_logits.f32")) > 0);
+            assertTrue(Files.isRegularFile(files.resolve("ids.txt")));
+        }
+        for (String section : List.of("forward", "composition")) {
+            for (Object o : (List<Object>) result.get(section)) {
+                Map<String, Object> row = (Map<String, Object>) o;
+                assertFalse(row.containsKey("error"), row.toString());
+                assertTrue(((Number) row.get("ours_ms")).doubleValue() > 0, row.toString());
+            }
+        }
+        assertEquals(4, ((List<Object>) result.get("forward")).size());
+        assertEquals(2, ((List<Object>) result.get("composition")).size());
+    }
+
+    @Test
+    void medianOfRuns() {
+        assertEquals(0.0, GpuCheck.maxAbs(new float[] {1, 2}, new float[] {1, 2}));
+        assertEquals(Double.POSITIVE_INFINITY, GpuCheck.maxAbs(new float[] {1}, new float[] {1, 2}));
+        assertTrue(Double.isNaN(GpuCheck.maxAbs(new float[] {Float.NaN}, new float[] {1})));
+        assertEquals(Device.CPU, Device.parse("CPU"));
+    }
+}
