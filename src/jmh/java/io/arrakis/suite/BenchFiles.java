@@ -21,6 +21,12 @@ public final class BenchFiles {
         return ensured().resolve("tiny");
     }
 
+    /** The GPT-2-small checkpoint's input ids {@code [1, 128]}, the ones every implementation runs. */
+    public static io.arrakis.torch.Tensor gpt2SmallIds() {
+        return io.arrakis.torch.Tensor.of(io.arrakis.model.BenchCheckpoint.readIds(gpt2Small()), 1,
+                io.arrakis.model.BenchCheckpoint.SEQ);
+    }
+
     private static Path ensured() {
         try {
             io.arrakis.model.BenchCheckpoint.main(new String[] {dir().toString()}); // a no-op when both are there

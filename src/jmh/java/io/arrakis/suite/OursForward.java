@@ -59,7 +59,7 @@ public class OursForward {
     public void setUp() {
         DType type = DType.parse(dtype);
         model = HookedAutoModel.fromPretrained(BenchFiles.gpt2Small(), type, Device.CPU);
-        ids = Tensor.of(BenchCheckpoint.readIds(BenchFiles.gpt2Small()), 1, BenchCheckpoint.SEQ);
+        ids = BenchFiles.gpt2SmallIds();
         HookedAutoConfig c = model.config();
         Generator g = new Generator(2);
         long seq = BenchCheckpoint.SEQ;

@@ -1,6 +1,5 @@
 package io.arrakis.suite;
 
-import io.arrakis.model.BenchCheckpoint;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
@@ -34,7 +33,7 @@ public class OursForwardCache {
     @Setup
     public void setUp() {
         model = HookedAutoModel.fromPretrained(BenchFiles.gpt2Small(), DType.FLOAT32, Device.CPU);
-        ids = Tensor.of(BenchCheckpoint.readIds(BenchFiles.gpt2Small()), 1, BenchCheckpoint.SEQ);
+        ids = BenchFiles.gpt2SmallIds();
     }
 
     @TearDown

@@ -40,7 +40,7 @@ public class OursPathPatching {
     @Setup
     public void setUp() {
         model = HookedAutoModel.fromPretrained(BenchFiles.gpt2Small(), DType.FLOAT32, Device.CPU);
-        clean = Tensor.of(BenchCheckpoint.readIds(BenchFiles.gpt2Small()), 1, BenchCheckpoint.SEQ);
+        clean = BenchFiles.gpt2SmallIds();
         corrupted = Tensor.randint(new Generator(7), 0, model.config().vocabSize(), new long[] {1, BenchCheckpoint.SEQ}, Device.CPU);
     }
 
