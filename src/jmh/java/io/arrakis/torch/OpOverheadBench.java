@@ -20,8 +20,10 @@ import java.lang.foreign.ValueLayout;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Per-call cost of small ops: the Java API against the raw bindings it wraps (the dispatcher stack and the typed CPU
- * shim), each result freed in the same call. The raw variants are the floor the API's bookkeeping sits on.
+ * Per-call cost of small ops: the Java API against the raw bindings (the dispatcher stack and the typed CPU shim), each
+ * result freed in the same call. The API's 2x2 {@code mul} takes its small-tensor path ({@link SmallElementwise}: the
+ * result allocated by libtorch, the products computed in Java); {@code rawShimMul2x2} is libtorch's own kernel, the
+ * path every larger or mixed-dtype {@code mul} takes. {@code matmul64} goes through the dispatcher, as its raw twin.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)

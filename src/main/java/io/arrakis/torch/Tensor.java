@@ -109,7 +109,7 @@ public final class Tensor implements AutoCloseable {
     TensorScope scope;
 
     /** Metadata fixed for a tensor's life, read once. */
-    private record Meta(long[] shape, long[] strides, DType dtype, Device device) {
+    record Meta(long[] shape, long[] strides, DType dtype, Device device) {
     }
 
     private Tensor(long address, MemorySegment borrowed) {
@@ -187,7 +187,7 @@ public final class Tensor implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ metadata
 
-    private Meta meta() {
+    Meta meta() {
         Meta m = meta;
         if (m != null) {
             checkOpen();
@@ -351,7 +351,7 @@ public final class Tensor implements AutoCloseable {
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
             MemorySegment out = Native.out();
             Native.check(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
-                    dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", Arrays.toString(shape), dtype);
+                    dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", shape, dtype);
             return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment);
         }
     }
@@ -372,7 +372,7 @@ public final class Tensor implements AutoCloseable {
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
             MemorySegment out = Native.out();
             Native.check(arrakis_torch_h.aoti_torch_empty_strided(shape.length, sizes, strides, dtype.code(),
-                    device.typeCode(), device.index(), out), "aoti_torch_empty_strided", Arrays.toString(shape), dtype, device);
+                    device.typeCode(), device.index(), out), "aoti_torch_empty_strided", shape, dtype, device);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
     }
@@ -1049,6 +1049,9 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise {@code this + other}, broadcasting. */
     public Tensor add(Tensor other) {
         TypedShims.Path path = checkBinary("add", other);
+        if (SmallElementwise.applies(meta(), other.meta())) {
+            return small(SmallElementwise.Op.ADD, other);
+        }
         if (integralResult(other)) {
             return integralSum(other, false);
         }
@@ -1060,12 +1063,22 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise {@code this - other}, broadcasting. */
     public Tensor sub(Tensor other) {
         checkBinary("sub", other);
+        if (SmallElementwise.applies(meta(), other.meta())) {
+            return small(SmallElementwise.Op.SUB, other);
+        }
         if (integralResult(other)) {
             return integralSum(other, true);
         }
         MemorySegment out = Native.out();
         Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    /** {@code this op other} for tiny operands, in Java; the result has this tensor's metadata. */
+    private Tensor small(SmallElementwise.Op op, Tensor other) {
+        Tensor result = adopt(SmallElementwise.compute(op, meta(), handle(), other.handle()));
+        result.meta = meta;
+        return result;
     }
 
     private boolean integralResult(Tensor other) {
@@ -1111,6 +1124,9 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise {@code this * other}, broadcasting. */
     public Tensor mul(Tensor other) {
         TypedShims.Path path = checkBinary("mul", other);
+        if (SmallElementwise.applies(meta(), other.meta())) {
+            return small(SmallElementwise.Op.MUL, other);
+        }
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
             Native.check(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
@@ -1122,6 +1138,9 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise true division {@code this / other}, broadcasting. */
     public Tensor div(Tensor other) {
         checkBinary("div", other);
+        if (SmallElementwise.applies(meta(), other.meta())) {
+            return small(SmallElementwise.Op.DIV, other);
+        }
         return Call.begin(DIV, this, other).tensor(this).tensor(other).tensorResult();
     }
 
@@ -1781,7 +1800,6 @@ public final class Tensor implements AutoCloseable {
         return normDim(dim, n, op);
     }
 
-    /** Checks that two operands broadcast and share a device; says whether both are on the CPU (for the typed shims). */
     /** Checks shapes and devices of a binary op and returns the typed-shim path its operands take. */
     private TypedShims.Path checkBinary(String op, Tensor other) {
         Meta m = meta();
