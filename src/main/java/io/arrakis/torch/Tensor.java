@@ -104,7 +104,11 @@ public final class Tensor implements AutoCloseable {
     private final NativeHandle owner;
     /** Set when this tensor views memory a Java arena owns: the arena must still be open whenever we touch it. */
     private final MemorySegment borrowed;
-    private volatile Meta meta;
+    /**
+     * Read lazily; a plain field, like {@code String.hash}: a thread that sees null reads the same values again, and
+     * the record's final fields publish its arrays safely.
+     */
+    private Meta meta;
     /** The scope that will close this tensor, if any; only read and written by that scope's thread. */
     TensorScope scope;
 
