@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
  * Per-call cost of small ops: the Java API against the raw bindings (the dispatcher stack and the typed CPU shim), each
  * result freed in the same call. The API's 2x2 {@code mul} takes its small-tensor path ({@link SmallElementwise}: the
  * result allocated by libtorch, the products computed in Java); {@code rawShimMul2x2} is libtorch's own kernel, the
- * path every larger or mixed-dtype {@code mul} takes. {@code matmul64} goes through the dispatcher, as its raw twin.
+ * path every larger or mixed-dtype {@code mul} takes; {@code rawSmallPathMul2x2} is the small path's native calls and
+ * arithmetic without the API's checks and bookkeeping. {@code matmul64} goes through the dispatcher, as its raw twin.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -43,6 +44,7 @@ public class OpOverheadBench {
     private MemorySegment mulOverload;
     private MemorySegment matmulName;
     private MemorySegment defaultOverload;
+    private MemorySegment dims;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -58,6 +60,7 @@ public class OpOverheadBench {
         mulOverload = arena.allocateFrom("Tensor");
         matmulName = arena.allocateFrom("aten::matmul");
         defaultOverload = arena.allocateFrom("");
+        dims = arena.allocateFrom(ValueLayout.JAVA_LONG, 2, 2, 2, 1); // sizes, then strides
     }
 
     @TearDown(Level.Trial)
@@ -99,6 +102,27 @@ public class OpOverheadBench {
         long result = out.get(ValueLayout.JAVA_LONG, 0);
         arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(result));
         return result;
+    }
+
+    @Benchmark
+    public long rawSmallPathMul2x2() {
+        long x = dataPtr(a2.handle());
+        long y = dataPtr(b2.handle());
+        arrakis_torch_h.aoti_torch_empty_strided(2, dims, dims.asSlice(16), DType.FLOAT32.code(), Device.CPU.typeCode(), 0, out);
+        MemorySegment result = MemorySegment.ofAddress(out.get(ValueLayout.JAVA_LONG, 0));
+        MemorySegment z = MemorySegment.ofAddress(dataPtr(result)).reinterpret(16);
+        MemorySegment p = MemorySegment.ofAddress(x).reinterpret(16);
+        MemorySegment q = MemorySegment.ofAddress(y).reinterpret(16);
+        for (int i = 0; i < 4; i++) {
+            z.setAtIndex(ValueLayout.JAVA_FLOAT, i, p.getAtIndex(ValueLayout.JAVA_FLOAT, i) * q.getAtIndex(ValueLayout.JAVA_FLOAT, i));
+        }
+        arrakis_torch_h.aoti_torch_delete_tensor_object(result);
+        return result.address();
+    }
+
+    private long dataPtr(MemorySegment handle) {
+        arrakis_torch_h.aoti_torch_get_data_ptr(handle, out);
+        return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
     private long rawDispatcher(MemorySegment name, MemorySegment overload, Tensor x, Tensor y) {
