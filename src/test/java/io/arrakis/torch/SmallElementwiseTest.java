@@ -145,6 +145,11 @@ class SmallElementwiseTest {
             assertTrue(SmallElementwise.applies(f.meta(), others.get(6).meta()));
             Tensor tooBig = Tensor.zeros(SmallElementwise.MAX_ELEMENTS + 1);
             assertFalse(SmallElementwise.applies(tooBig.meta(), tooBig.meta()));
+            long[] manyDims = new long[Native.STACK_SLOTS / 2 + 1]; // more dims than the result's sizes+strides slots
+            Arrays.fill(manyDims, 1);
+            Tensor deep = Tensor.zeros(manyDims);
+            assertFalse(SmallElementwise.applies(deep.meta(), deep.meta()));
+            assertArrayEquals(new float[] {2}, Tensor.ones(manyDims).add(Tensor.ones(manyDims)).toFloatArray());
             Tensor justRight = Tensor.zeros(SmallElementwise.MAX_ELEMENTS);
             assertTrue(SmallElementwise.applies(justRight.meta(), justRight.meta()));
             // and the kernels still answer those: transposed operand
