@@ -26,7 +26,6 @@ import json
 import math
 import os
 import statistics
-import struct
 import sys
 import time
 import traceback
@@ -35,6 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from bench_python import FactoredMatrix, composition_scores  # noqa: E402  (TransformerLens's algorithm)
+from safetensors_torch import load_safetensors  # noqa: E402
 
 try:
     import transformers
@@ -74,24 +74,6 @@ def read_f32(path):
 
 def read_ids(path):
     return torch.tensor([[int(x) for x in row.split(",")] for row in open(path).read().strip().split(";")])
-
-
-def load_safetensors(path):
-    """A safetensors file as float32/bfloat16 CPU tensors (no safetensors package needed)."""
-    dtypes = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = bytearray(f.read())
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dt = dtypes[info["dtype"]]
-        b, e = info["data_offsets"]
-        size = torch.tensor([], dtype=dt).element_size()
-        out[name] = torch.frombuffer(data, dtype=dt, offset=b, count=(e - b) // size).reshape(info["shape"]).clone()
-    return out
 
 
 def hf_model(model_dir, dtype, device):

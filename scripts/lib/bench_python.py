@@ -16,30 +16,16 @@ import json
 import math
 import os
 import statistics
-import struct
 import sys
 import time
 
 import torch
 
+from safetensors_torch import load_safetensors
+
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = bytearray(f.read())
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", name
-        b, e = info["data_offsets"]
-        out[name] = torch.frombuffer(data, dtype=torch.float32, offset=b, count=(e - b) // 4).reshape(info["shape"]).clone()
-    return out
 
 
 def per_call_us(fn, calls, repeats):
