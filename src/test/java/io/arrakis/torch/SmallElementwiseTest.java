@@ -3,6 +3,7 @@ package io.arrakis.torch;
 import io.arrakis.bindings.arrakis_torch_h;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -165,6 +166,25 @@ class SmallElementwiseTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> a.mul(b));
         assertTrue(e.getMessage().contains("closed"), e.getMessage());
         assertThrows(IllegalStateException.class, () -> b.add(a));
+        a.close();
+    }
+
+    @Test
+    void tensorsOverAClosedArenaAreRefusedBeforeJavaReadsTheirMemory() {
+        // the small path reads operand memory from Java: a freed segment must be caught first, not read
+        Tensor a;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment m = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 1, 2, 3, 4);
+            a = Tensor.fromSegment(m, DType.FLOAT32, 2, 2);
+            try (Tensor b = Tensor.of(new float[] {1, 1, 1, 1}, 2, 2); Tensor c = a.mul(b)) {
+                assertArrayEquals(new float[] {1, 2, 3, 4}, c.toFloatArray());
+            }
+        }
+        try (Tensor b = Tensor.of(new float[] {1, 1, 1, 1}, 2, 2)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> a.mul(b));
+            assertTrue(e.getMessage().contains("closed arena"), e.getMessage());
+            assertThrows(IllegalStateException.class, () -> b.add(a));
+        }
         a.close();
     }
 
