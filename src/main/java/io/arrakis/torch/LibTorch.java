@@ -32,7 +32,9 @@ import java.util.stream.Stream;
  *
  * <p>Every entry point of this library calls {@link #load()} before touching a binding, so users rarely need to.
  * Before loading, idle OpenMP threads are told to sleep ({@code OMP_WAIT_POLICY=PASSIVE} unless set), and
- * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers).
+ * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers),
+ * and glibc is told to return large freed tensors to the system rather than keep them in per-thread arenas
+ * ({@code -Darrakis.malloc=default} opts out; see {@link NativeHeap}).
  */
 public final class LibTorch {
 
@@ -76,12 +78,14 @@ public final class LibTorch {
      * @param folder where the shared libraries were loaded from
      * @param source "maven" for the bundled CPU build, or the variable or property that named the folder
      * @param cudaBuild whether a CUDA libtorch ({@code libtorch_cuda.so}) was loaded
+     * @param nativeHeap what was done to the C heap before loading: glibc's mmap threshold fixed, or why not
      */
-    public record Info(String version, String abiVersion, Path folder, String source, boolean cudaBuild) {
+    public record Info(String version, String abiVersion, Path folder, String source, boolean cudaBuild,
+            String nativeHeap) {
         @Override
         public String toString() {
             return "libtorch " + version + " (stable ABI " + abiVersion + ", " + (cudaBuild ? "CUDA" : "CPU")
-                    + " build) from " + folder + " [" + source + "]";
+                    + " build) from " + folder + " [" + source + "]; native heap: " + nativeHeap;
         }
     }
 
@@ -114,17 +118,18 @@ public final class LibTorch {
     }
 
     private static Info loadOnce() {
+        NativeHeap.Outcome heap = NativeHeap.configure();
         preferPassiveOpenMpThreads();
         applyThreadCount();
         String property = System.getProperty(PROPERTY_FOLDER);
         String env = System.getenv(ENV_FOLDER);
         Info loaded;
         if (property != null && !property.isBlank()) {
-            loaded = loadFolder(Path.of(property), "-D" + PROPERTY_FOLDER);
+            loaded = loadFolder(Path.of(property), "-D" + PROPERTY_FOLDER, heap);
         } else if (env != null && !env.isBlank()) {
-            loaded = loadFolder(Path.of(env), "$" + ENV_FOLDER);
+            loaded = loadFolder(Path.of(env), "$" + ENV_FOLDER, heap);
         } else {
-            loaded = loadMaven();
+            loaded = loadMaven(heap);
         }
         Cuda.initialise(loaded.cudaBuild());
         return loaded;
@@ -174,7 +179,7 @@ public final class LibTorch {
         }
     }
 
-    private static Info loadFolder(Path folder, String source) {
+    private static Info loadFolder(Path folder, String source, NativeHeap.Outcome heap) {
         if (!Files.isDirectory(folder)) {
             throw new LibTorchException("libtorch folder " + folder + " (named by " + source
                     + ") does not exist or is not a directory. Point it at a folder holding libtorch_cpu.so,"
@@ -191,10 +196,10 @@ public final class LibTorch {
             }
         }
         boolean cuda = Files.isRegularFile(folder.resolve("libtorch_cuda.so"));
-        return verify(folder, source, folderVersion(folder), cuda);
+        return verify(folder, source, folderVersion(folder), cuda, heap);
     }
 
-    private static Info loadMaven() {
+    private static Info loadMaven(NativeHeap.Outcome heap) {
         String version = mavenVersion();
         Path folder = cacheRoot().resolve("libtorch-" + version + "-linux-x86_64");
         List<Resource> resources = new ArrayList<>();
@@ -212,7 +217,7 @@ public final class LibTorch {
         for (Resource resource : resources) {
             loadLibrary(folder.resolve(resource.name()));
         }
-        return verify(folder, "maven", version.replaceFirst("-.*", ""), false);
+        return verify(folder, "maven", version.replaceFirst("-.*", ""), false, heap);
     }
 
     private static void loadLibrary(Path library) {
@@ -223,7 +228,7 @@ public final class LibTorch {
         }
     }
 
-    private static Info verify(Path folder, String source, String version, boolean cuda) {
+    private static Info verify(Path folder, String source, String version, boolean cuda, NativeHeap.Outcome heap) {
         if (SymbolLookup.loaderLookup().find("torch_call_dispatcher").isEmpty()) {
             throw new LibTorchException("the libtorch in " + folder + " [" + source + "] has no torch_call_dispatcher:"
                     + " it is older than 2.10 (found version " + version + "). arrakis-jvm needs libtorch >= 2.10;"
@@ -231,7 +236,7 @@ public final class LibTorch {
         }
         long abi = arrakis_torch_h.aoti_torch_abi_version();
         String abiVersion = ((abi >>> 56) & 0xff) + "." + ((abi >>> 48) & 0xff);
-        return new Info(version, abiVersion, folder, source, cuda);
+        return new Info(version, abiVersion, folder, source, cuda, heap.reason());
     }
 
     /** The version of the bundled jar, read from its Maven metadata. */
