@@ -46,6 +46,8 @@ public final class LibTorch {
     public static final String PROPERTY_THREADS = "arrakis.threads";
     /** Environment variable with the same meaning as {@link #PROPERTY_THREADS}. */
     public static final String ENV_THREADS = "ARRAKIS_THREADS";
+    /** System property: the folder the bundled CPU build is extracted into, instead of the per-user cache. */
+    public static final String PROPERTY_CACHE = "arrakis.cache";
 
     /** Libraries of the Maven jars, in dependency order, with the jar resource folder that carries each. */
     private static final List<String[]> MAVEN_LIBRARIES = List.of(
@@ -271,7 +273,7 @@ public final class LibTorch {
     }
 
     private static Path cacheRoot() {
-        String configured = System.getProperty("arrakis.cache");
+        String configured = System.getProperty(PROPERTY_CACHE);
         if (configured != null && !configured.isBlank()) {
             return Path.of(configured);
         }

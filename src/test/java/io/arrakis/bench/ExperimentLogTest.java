@@ -4,6 +4,7 @@ import io.arrakis.Version;
 import io.arrakis.json.Json;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.testing.ChildJvm;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
@@ -378,8 +379,8 @@ class ExperimentLogTest {
 
     @Test
     void aCrashMidWriteLeavesNoPartialRecord(@TempDir Path dir) throws Exception {
-        Process p = child("crash", dir.toString());
-        String out = finish(p, ExperimentLogChild.CRASH_EXIT);
+        String out = ChildJvm.of(ExperimentLogChild.class, "crash", dir.toString()).start()
+                .finish(ExperimentLogChild.CRASH_EXIT);
         assertFalse(out.contains("NOT REACHED"), out);
 
         ExperimentLog log = new ExperimentLog(dir);
@@ -418,7 +419,7 @@ class ExperimentLogTest {
 
     @Test
     void recordsWrittenByAnotherJvmReadBack(@TempDir Path dir) throws Exception {
-        String out = finish(child("write", dir.toString()), 0);
+        String out = ChildJvm.of(ExperimentLogChild.class, "write", dir.toString()).run();
         List<String> versions = out.lines().filter(l -> l.startsWith("VERSION ")).map(l -> l.substring(8)).toList();
         assertEquals(3, versions.size(), out);
 
@@ -454,7 +455,7 @@ class ExperimentLogTest {
         for (ExperimentRecord r : log.listVersions(ExperimentLogChild.NAME)) {
             expected.append(r.toJson()).append("END ").append(r.version()).append('\n');
         }
-        String out = finish(child("read", dir.toString(), ExperimentLogChild.NAME), 0);
+        String out = ChildJvm.of(ExperimentLogChild.class, "read", dir.toString(), ExperimentLogChild.NAME).run();
         assertTrue(out.strip().endsWith(expected.toString().strip()), "child read:\n" + out + "\nexpected:\n" + expected);
     }
 
@@ -512,25 +513,5 @@ class ExperimentLogTest {
         // a folder without records is no experiment
         assertThrows(NoSuchElementException.class, () -> log.listVersions("e"));
         assertEquals(List.of(), log.names());
-    }
-
-    // ------------------------------------------------------------------------------------------------ child JVMs
-
-    private static Process child(String... args) throws IOException {
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.add("--enable-native-access=ALL-UNNAMED");
-        command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
-        command.add(ExperimentLogChild.class.getName());
-        command.addAll(List.of(args));
-        return new ProcessBuilder(command).redirectErrorStream(true).start();
-    }
-
-    private static String finish(Process p, int expectedExit) throws IOException, InterruptedException {
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "child JVM did not finish");
-        assertEquals(expectedExit, p.exitValue(), out);
-        return out;
     }
 }

@@ -1,5 +1,6 @@
 package io.arrakis.torch;
 
+import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
@@ -755,29 +756,16 @@ class BadInputTest {
         private Child() {
         }
 
-        /** Runs {@code scenario} in a fresh JVM with this class path and fails unless it prints OK and exits 0. */
+        /** Runs {@code scenario} in a fresh JVM and fails unless it prints OK and exits 0. */
         static void expectInFreshJvm(String scenario) {
             try {
                 java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("arrakis-child");
-                String javaBin = java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString();
-                Process p = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
-                        "-XX:ErrorFile=" + dir.resolve("hs_err_pid%p.log"), "-cp", System.getProperty("java.class.path"),
-                        Child.class.getName(), scenario).directory(dir.toFile()).redirectErrorStream(true).start();
-                String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-                boolean done = p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS);
-                if (!done) {
-                    p.destroyForcibly();
-                }
-                int rc = done ? p.exitValue() : -1;
-                String tail = out.length() > 4000 ? out.substring(out.length() - 4000) : out;
-                assertTrue(done && rc == 0 && out.contains("\nOK " + scenario), "scenario " + scenario + " exited with " + rc
-                        + (rc == 134 ? " (JVM crash; hs_err in " + dir + ")" : "") + ":\n" + tail);
+                String out = ChildJvm.of(Child.class, scenario).jvmOption("-XX:ErrorFile=" + dir.resolve("hs_err_pid%p.log"))
+                        .directory(dir).run();
+                assertTrue(out.contains("\nOK " + scenario), "scenario " + scenario + " did not print OK:\n" + out);
                 java.nio.file.Files.deleteIfExists(dir); // empty when the scenario passed
             } catch (java.io.IOException e) {
                 throw new java.io.UncheckedIOException(e);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError(e);
             }
         }
 

@@ -1,15 +1,14 @@
 package io.arrakis.torch;
 
+import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -44,7 +43,7 @@ class LibTorchTest {
 
     @Test
     void aMissingFolderIsNamedWithTheRemedy() throws Exception {
-        String out = probe(List.of("-Darrakis.libtorch=/nonexistent/torch/lib"));
+        String out = resultOf(probe().property(LibTorch.PROPERTY_FOLDER, "/nonexistent/torch/lib").run());
         assertTrue(out.startsWith("FAILED"), out);
         assertTrue(out.contains("/nonexistent/torch/lib") && out.contains("-Darrakis.libtorch") && out.contains("does not exist"), out);
     }
@@ -55,7 +54,7 @@ class LibTorchTest {
         Path impostor = Stream.of("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1")
                 .map(Path::of).filter(Files::isRegularFile).findFirst().orElseThrow();
         Files.copy(impostor, dir.resolve("libtorch_cpu.so"));
-        String out = probe(List.of("-Darrakis.libtorch=" + dir));
+        String out = resultOf(probe().property(LibTorch.PROPERTY_FOLDER, dir.toString()).run());
         assertTrue(out.startsWith("FAILED"), out);
         assertTrue(out.contains("torch_call_dispatcher") && out.contains("older than 2.10") && out.contains(dir.toString()), out);
     }
@@ -63,13 +62,12 @@ class LibTorchTest {
     @Test
     void twoJvmsExtractIntoAnEmptyCacheAtOnceAndTheThirdReusesIt(@TempDir Path cache) throws Exception {
         assumeBundledLibtorch();
-        List<String> args = List.of("-Darrakis.cache=" + cache);
-        List<Process> processes = new ArrayList<>();
+        List<ChildJvm.Running> children = new ArrayList<>();
         for (int i = 0; i < 2; i++) {
-            processes.add(start(args));
+            children.add(bundledProbe(cache).start());
         }
-        for (Process p : processes) {
-            String out = finish(p);
+        for (ChildJvm.Running child : children) {
+            String out = resultOf(child.finish());
             assertTrue(out.startsWith("LOADED") && out.contains("sum=6.0"), out);
         }
         Path folder;
@@ -79,7 +77,7 @@ class LibTorchTest {
             folder = dirs.get(0);
         }
         FileTime extracted = Files.getLastModifiedTime(folder.resolve("libtorch_cpu.so"));
-        String out = probe(args);
+        String out = resultOf(bundledProbe(cache).run());
         assertTrue(out.startsWith("LOADED"), out);
         assertEquals(extracted, Files.getLastModifiedTime(folder.resolve("libtorch_cpu.so")), "not extracted again");
     }
@@ -87,14 +85,13 @@ class LibTorchTest {
     @Test
     void aDamagedCacheIsRepaired(@TempDir Path cache) throws Exception {
         assumeBundledLibtorch();
-        List<String> args = List.of("-Darrakis.cache=" + cache);
-        assertTrue(probe(args).startsWith("LOADED"));
+        assertTrue(resultOf(bundledProbe(cache).run()).startsWith("LOADED"));
         Path folder;
         try (Stream<Path> entries = Files.list(cache)) {
             folder = entries.filter(Files::isDirectory).findFirst().orElseThrow();
         }
         Files.write(folder.resolve("libtorch.so"), new byte[] {1, 2, 3}); // truncated, as by a crash or a full disk
-        String out = probe(args);
+        String out = resultOf(bundledProbe(cache).run());
         assertTrue(out.startsWith("LOADED"), out);
         assertTrue(Files.size(folder.resolve("libtorch.so")) > 3);
     }
@@ -102,13 +99,23 @@ class LibTorchTest {
     @Test
     void threadsPerOpCanBeCapped() throws Exception {
         assumeTrue(java.nio.file.Files.isDirectory(Path.of("/proc/self/task")), "skipped: no /proc");
-        long one = threadsOf(probe(List.of("-Darrakis.threads=1")));
-        long two = threadsOf(probe(List.of("-Darrakis.threads=2")));
-        long four = threadsOf(probe(List.of("-Darrakis.threads=4")));
+        long one = threadsOf(threadsProbe("1"));
+        long two = threadsOf(threadsProbe("2"));
+        long four = threadsOf(threadsProbe("4"));
         // each extra thread per op is one more OpenMP worker and one more OpenBLAS worker
         assertTrue(one < two && two < four, "native threads with 1, 2, 4 threads per op: " + one + ", " + two + ", " + four);
-        String bad = probe(List.of("-Darrakis.threads=zero"));
+        String bad = threadsProbe("zero");
         assertTrue(bad.startsWith("FAILED") && bad.contains("arrakis.threads") && bad.contains("zero"), bad);
+    }
+
+    /** The probe on this JVM's libtorch, with its own cap on threads per op. */
+    private static String threadsProbe(String threads) {
+        return resultOf(probe().property(LibTorch.PROPERTY_THREADS, threads).run());
+    }
+
+    /** The probe on the bundled libtorch, extracted into {@code cache}. */
+    private static ChildJvm bundledProbe(Path cache) {
+        return probe().withBundledLibTorch().property(LibTorch.PROPERTY_CACHE, cache.toString());
     }
 
     private static long threadsOf(String probeLine) {
@@ -121,28 +128,15 @@ class LibTorchTest {
                 "skipped: the org.bytedeco:pytorch jar is not on the class path");
     }
 
-    private static String probe(List<String> jvmArgs) throws IOException, InterruptedException {
-        return finish(start(jvmArgs));
+    /** A child JVM that loads libtorch, on the libtorch of this JVM unless the test says otherwise. */
+    private static ChildJvm probe() {
+        return ChildJvm.of(LoadProbe.class);
     }
 
-    private static Process start(List<String> jvmArgs) throws IOException {
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.add("--enable-native-access=ALL-UNNAMED");
-        command.addAll(jvmArgs);
-        command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
-        command.add(LoadProbe.class.getName());
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
-        pb.environment().remove(LibTorch.ENV_FOLDER);
-        return pb.start();
-    }
-
-    private static String finish(Process p) throws IOException, InterruptedException {
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "probe JVM did not finish");
-        String out = new String(p.getInputStream().readAllBytes()).trim();
-        String last = out.lines().filter(l -> l.startsWith("LOADED") || l.startsWith("FAILED")).reduce((a, b) -> b).orElse(out);
-        assertEquals(0, p.exitValue(), out);
-        return last;
+    /** The probe's last LOADED or FAILED line. */
+    private static String resultOf(String out) {
+        String trimmed = out.strip();
+        return trimmed.lines().filter(l -> l.startsWith("LOADED") || l.startsWith("FAILED")).reduce((a, b) -> b)
+                .orElse(trimmed);
     }
 }

@@ -1,5 +1,6 @@
 package io.arrakis.torch;
 
+import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -12,12 +13,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleBinaryOperator;
 import java.util.function.DoubleUnaryOperator;
 
@@ -1872,14 +1870,8 @@ class TensorNumericsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"zeros", "ones"})
-    void firstCallInAFreshJvmMayBeZerosOrOnes(String factory) throws Exception {
-        String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), FirstCallProbe.class.getName(), factory)
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), out);
+    void firstCallInAFreshJvmMayBeZerosOrOnes(String factory) {
+        String out = ChildJvm.of(FirstCallProbe.class, factory).run();
         assertTrue(out.contains(factory.equals("zeros") ? "values=[0.0, 0.0, 0.0, 0.0]" : "values=[1.0, 1.0, 1.0, 1.0]"), out);
     }
 
