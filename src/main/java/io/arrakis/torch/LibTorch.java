@@ -34,7 +34,7 @@ import java.util.stream.Stream;
  * Before loading, idle OpenMP threads are told to sleep ({@code OMP_WAIT_POLICY=PASSIVE} unless set), and
  * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers),
  * and glibc is told to return large freed tensors to the system rather than keep them in per-thread arenas
- * ({@code -Darrakis.malloc=default} opts out; see {@link NativeHeap}).
+ * ({@code -Darrakis.malloc=default} or {@code ARRAKIS_MALLOC=default} keep glibc's own settings).
  */
 public final class LibTorch {
 
@@ -46,6 +46,10 @@ public final class LibTorch {
     public static final String PROPERTY_THREADS = "arrakis.threads";
     /** Environment variable with the same meaning as {@link #PROPERTY_THREADS}. */
     public static final String ENV_THREADS = "ARRAKIS_THREADS";
+    /** System property: {@code bounded} (the default: large freed tensors go back to the system) or {@code default}. */
+    public static final String PROPERTY_MALLOC = "arrakis.malloc";
+    /** Environment variable with the same meaning as {@link #PROPERTY_MALLOC}. */
+    public static final String ENV_MALLOC = "ARRAKIS_MALLOC";
     /** System property: the folder the bundled CPU build is extracted into, instead of the per-user cache. */
     public static final String PROPERTY_CACHE = "arrakis.cache";
 

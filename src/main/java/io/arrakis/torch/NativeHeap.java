@@ -26,10 +26,8 @@ import java.util.Optional;
  * nothing is changed.
  */
 final class NativeHeap {
-    /** System property choosing the policy: {@code bounded} (the default) or {@code default} (glibc's own). */
-    static final String PROPERTY = "arrakis.malloc";
-    /** Environment variable with the same meaning as {@link #PROPERTY}. */
-    static final String ENV = "ARRAKIS_MALLOC";
+    private static final String PROPERTY = LibTorch.PROPERTY_MALLOC;
+    private static final String ENV = LibTorch.ENV_MALLOC;
     /** glibc's initial mmap threshold, kept fixed. */
     static final int MMAP_THRESHOLD = 128 * 1024;
     /** {@code M_MMAP_THRESHOLD} of glibc's {@code <malloc.h>}. */

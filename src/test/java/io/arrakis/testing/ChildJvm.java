@@ -25,8 +25,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * process, another process writing the same files.
  *
  * <p>The child runs this JVM's {@code java} with this class path, native access and a heap cap, and loads the same
- * libtorch: the test JVM's {@code -Darrakis.libtorch}, {@code -Darrakis.threads} and {@code -Darrakis.cache} are
- * passed on, and the environment ({@code ARRAKIS_LIBTORCH}, {@code ARRAKIS_THREADS}) is inherited. A test that needs
+ * libtorch: the test JVM's {@code -Darrakis.libtorch}, {@code -Darrakis.threads}, {@code -Darrakis.cache} and
+ * {@code -Darrakis.malloc} are passed on, and the environment ({@code ARRAKIS_LIBTORCH}, {@code ARRAKIS_THREADS}) is inherited. A test that needs
  * another libtorch says so with {@link #property} or {@link #withBundledLibTorch}; without that, a run against a
  * PyTorch's {@code torch/lib} would send its children to the Maven jars, which such a run need not have.
  */
@@ -37,7 +37,7 @@ public final class ChildJvm {
     private static final String MAX_HEAP = "-Xmx512m";
     /** The test JVM's system properties that choose libtorch and how it runs, passed on to every child. */
     private static final List<String> LIBTORCH_PROPERTIES = List.of(LibTorch.PROPERTY_FOLDER, LibTorch.PROPERTY_THREADS,
-            LibTorch.PROPERTY_CACHE);
+            LibTorch.PROPERTY_CACHE, LibTorch.PROPERTY_MALLOC);
     private static final int OUTPUT_TAIL = 8000;
     /** The exit status of a JVM that died of a fatal error (SIGABRT after writing its hs_err file). */
     private static final int JVM_CRASH = 134;
