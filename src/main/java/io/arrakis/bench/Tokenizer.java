@@ -12,7 +12,7 @@ public interface Tokenizer {
     /** The number of token ids this tokenizer knows: valid ids are {@code 0} to {@code vocabSize() - 1}. */
     int vocabSize();
 
-    /** The token ids of {@code text}; empty for empty text. */
+    /** The token ids of {@code text}, with the special tokens the tokenizer adds (e.g. a beginning of sequence). */
     long[] encode(String text);
 
     /** The token ids of {@code text} as an int64 CPU tensor {@code [1, n]}, a model's input; the caller owns it. */

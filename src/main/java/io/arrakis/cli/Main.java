@@ -11,6 +11,7 @@ import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
+import io.arrakis.text.HfTokenizer;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -18,10 +19,13 @@ import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -36,7 +40,12 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        int status = run(args, System.out, System.err);
+        // the command line has no logging backend: DJL's logs go nowhere, without slf4j's warning that they do
+        System.setProperty("slf4j.internal.verbosity", "ERROR");
+        // JSON is UTF-8 whatever the locale says (tokens such as "Ġworld" would turn into "?")
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+        int status = run(args, out, err);
         if (status != 0) {
             System.exit(status);
         }
@@ -50,6 +59,7 @@ public final class Main {
                 case "info" -> out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
                 case "demo" -> demo(out);
                 case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
+                case "tokenize" -> tokenize(Arrays.copyOfRange(args, 1, args.length), out);
                 case "composition" -> composition(Arrays.copyOfRange(args, 1, args.length), out);
                 case "heads" -> heads(Arrays.copyOfRange(args, 1, args.length), out);
                 case "seed-example" -> seedExample(Arrays.copyOfRange(args, 1, args.length), out, err);
@@ -73,8 +83,13 @@ public final class Main {
             + "           the seed page's example: llama defaults (bfloat16 when float32 does not fit), random ids\n"
             + "           (1, 50), an MIExperiment bench, head_composition and attention_path_patching of heads\n"
             + "           (0,0) and (0,1), alpha 0.5; --config overrides Hugging Face keys (e.g. num_hidden_layers=2)\n"
-            + "  forward  --model DIR --input-ids \"1,2,3;4,5,6\" [--hooks NAME[,NAME...]] [--json]\n"
-            + "           runs a Hugging Face model directory and prints the logits and the chosen activations\n"
+            + "  forward  --model DIR (--input-ids \"1,2,3;4,5,6\" | --text TEXT [--tokenizer PATH])\n"
+            + "           [--hooks NAME[,NAME...]] [--json]\n"
+            + "           runs a Hugging Face model directory (or hub cache folder models--ORG--NAME) and prints the\n"
+            + "           logits and the chosen activations; --text goes through the folder's tokenizer.json\n"
+            + "           (or PATH's)\n"
+            + "  tokenize --tokenizer PATH (--text TEXT | --decode 1,2,3) [--json]\n"
+            + "           a tokenizer.json (or a folder holding one): the ids and tokens of TEXT, or the text of ids\n"
             + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
             + "           all-pairs Q-, K- or V-composition scores: the top K pairs (default 10) as a table, or all\n"
             + "           [layer][head][layer][head] scores as JSON; --fold-ln folds the attention-input norm scales\n"
@@ -199,34 +214,79 @@ public final class Main {
         return n;
     }
 
+    /** {@code tokenize --tokenizer PATH (--text TEXT | --decode 1,2,3) [--json]}. */
+    private static void tokenize(String[] args, PrintStream out) {
+        String path = null;
+        String text = null;
+        String decode = null;
+        boolean json = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--tokenizer" -> path = value(args, ++i, "--tokenizer");
+                case "--text" -> text = value(args, ++i, "--text");
+                case "--decode" -> decode = value(args, ++i, "--decode");
+                case "--json" -> json = true;
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+            }
+        }
+        if (path == null || (text == null) == (decode == null)) {
+            throw new IllegalArgumentException("--tokenizer and one of --text and --decode are required");
+        }
+        try (HfTokenizer tokenizer = HfTokenizer.load(Path.of(path))) {
+            if (decode != null) {
+                String decoded = tokenizer.decode(parseIdRow(decode, "--decode"));
+                out.println(json ? Json.write(Map.of("text", decoded)) : decoded);
+                return;
+            }
+            HfTokenizer.Tokens t = tokenizer.tokenize(text);
+            if (json) {
+                Map<String, Object> object = new LinkedHashMap<>();
+                object.put("ids", t.ids());
+                object.put("tokens", t.tokens());
+                out.println(Json.write(object));
+            } else {
+                out.println(t.ids().length + " tokens");
+                out.printf(Locale.ROOT, "%5s  %8s  %s%n", "pos", "id", "token");
+                for (int i = 0; i < t.ids().length; i++) {
+                    out.printf(Locale.ROOT, "%5d  %8d  %s%n", i, t.ids()[i], Json.quote(t.tokens().get(i)));
+                }
+            }
+        }
+    }
+
     /** {@code forward --model DIR --input-ids "1,2;3,4" --hooks a,b --json}: activations as one JSON object. */
     private static void forward(String[] args, PrintStream out) {
         String model = null;
         String ids = null;
+        String text = null;
+        String tokenizerPath = null;
         List<String> hooks = new ArrayList<>();
         boolean json = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--model" -> model = value(args, ++i, "--model");
                 case "--input-ids" -> ids = value(args, ++i, "--input-ids");
+                case "--text" -> text = value(args, ++i, "--text");
+                case "--tokenizer" -> tokenizerPath = value(args, ++i, "--tokenizer");
                 case "--hooks" -> hooks.addAll(Arrays.stream(value(args, ++i, "--hooks").split(","))
                         .map(String::trim).filter(h -> !h.isEmpty()).toList());
                 case "--json" -> json = true;
                 default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
             }
         }
-        if (model == null || ids == null) {
-            throw new IllegalArgumentException("--model and --input-ids are required");
+        if (model == null || (ids == null) == (text == null)) {
+            throw new IllegalArgumentException("--model and one of --input-ids and --text are required");
         }
-        long[][] rows = parseIds(ids);
-        long[] flat = Arrays.stream(rows).flatMapToLong(Arrays::stream).toArray();
+        if (tokenizerPath != null && text == null) {
+            throw new IllegalArgumentException("--tokenizer goes with --text");
+        }
         List<String> names = new ArrayList<>(hooks);
         if (!names.contains("logits")) {
             names.add("logits");
         }
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
-             ModelOutput result = m.forward(Tensor.of(flat, rows.length, rows[0].length),
+             ModelOutput result = m.forward(text == null ? idsTensor(ids) : textTensor(m, text, tokenizerPath),
                      CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {
                 out.println(result.cache().toJson(names));
@@ -254,22 +314,43 @@ public final class Main {
         }
     }
 
+    /** "1,2,3;4,5,6" as a {@code [2, 3]} tensor. */
+    private static Tensor idsTensor(String text) {
+        long[][] rows = parseIds(text);
+        return Tensor.of(Arrays.stream(rows).flatMapToLong(Arrays::stream).toArray(), rows.length, rows[0].length);
+    }
+
+    /** {@code text} as {@code [1, pos]} ids through {@code tokenizerPath}'s tokenizer, else the model's. */
+    private static Tensor textTensor(HookedAutoModel model, String text, String tokenizerPath) {
+        if (tokenizerPath == null) {
+            return model.toTokens(text);
+        }
+        try (HfTokenizer tokenizer = HfTokenizer.load(Path.of(tokenizerPath))) {
+            return tokenizer.encodeAsTensor(text);
+        }
+    }
+
     /** "1,2,3;4,5,6" → two rows of three ids; rows must be equally long. */
     private static long[][] parseIds(String text) {
         String[] rows = text.split(";");
         long[][] ids = new long[rows.length][];
         for (int r = 0; r < rows.length; r++) {
-            try {
-                ids[r] = Arrays.stream(rows[r].split(",")).map(String::trim).mapToLong(Long::parseLong).toArray();
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--input-ids: '" + rows[r] + "' is not a comma-separated list of integers");
-            }
+            ids[r] = parseIdRow(rows[r], "--input-ids");
             if (ids[r].length != ids[0].length) {
                 throw new IllegalArgumentException("--input-ids: every row needs the same length (row " + r + " has "
                         + ids[r].length + ", row 0 has " + ids[0].length + ")");
             }
         }
         return ids;
+    }
+
+    /** "1,2,3" → three ids. */
+    private static long[] parseIdRow(String row, String option) {
+        try {
+            return Arrays.stream(row.split(",")).map(String::trim).mapToLong(Long::parseLong).toArray();
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + ": '" + row + "' is not a comma-separated list of integers");
+        }
     }
 
     /** {@code seed-example [--json] [--config num_hidden_layers=2,...] [--seed 0]}. */

@@ -1,6 +1,8 @@
 package io.arrakis.model;
 
+import io.arrakis.io.ModelFolder;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
+import io.arrakis.text.HfTokenizer;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -12,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 
@@ -45,6 +48,8 @@ public final class HookedAutoModel implements AutoCloseable {
     private final Device device;
     private final Set<String> hookNames;
     private final List<HookSpec> persistentHooks = new CopyOnWriteArrayList<>();
+    private final Path tokenizerFile; // null when the model has none
+    private HfTokenizer tokenizer; // read on first use, guarded by this
 
     /** A hook bound to the hook names it runs at. */
     public record HookSpec(java.util.function.Predicate<String> where, String description, Hook hook) {
@@ -65,17 +70,22 @@ public final class HookedAutoModel implements AutoCloseable {
         void close();
     }
 
-    private HookedAutoModel(HookedAutoConfig config, Weights weights, DType dtype, Device device) {
+    private HookedAutoModel(HookedAutoConfig config, Weights weights, DType dtype, Device device, Path tokenizerFile) {
         this.config = config;
         this.weights = weights;
         this.dtype = dtype;
         this.device = device;
+        this.tokenizerFile = tokenizerFile;
         this.hookNames = java.util.Collections.unmodifiableSet(hookNamesOf(config)); // keeps the forward order
     }
 
     // ------------------------------------------------------------------------------------------------ construction
 
-    /** Loads a Hugging Face model directory ({@code config.json} and safetensors weights) as float32 on the CPU. */
+    /**
+     * Loads a Hugging Face model directory ({@code config.json}, safetensors weights, and {@code tokenizer.json} for
+     * {@link #toTokens} when present) as float32 on the CPU. A hub cache folder ({@code models--ORG--NAME}) is read
+     * from the snapshot its {@code refs/main} names.
+     */
     public static HookedAutoModel fromPretrained(Path dir) {
         return fromPretrained(dir, DType.FLOAT32, Device.CPU);
     }
@@ -87,6 +97,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("no model directory " + dir + " (expected a Hugging Face model folder with"
                     + " config.json and model.safetensors)");
         }
+        dir = ModelFolder.resolve(dir);
         if (!java.nio.file.Files.isRegularFile(dir.resolve("config.json"))) {
             throw new IllegalArgumentException(dir + " has no config.json; a Hugging Face model folder needs one");
         }
@@ -104,7 +115,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     return files.tensor(name);
                 }
             };
-            return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
+            Path tokenizerFile = dir.resolve(HfTokenizer.FILE_NAME);
+            return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device,
+                    java.nio.file.Files.isRegularFile(tokenizerFile) ? tokenizerFile : null);
         }
     }
 
@@ -117,7 +130,7 @@ public final class HookedAutoModel implements AutoCloseable {
         checkDtype(dtype);
         MemoryCheck.require(config, dtype, device);
         RandomSource source = new RandomSource(config, seed, dtype);
-        return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device);
+        return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device, null);
     }
 
     /**
@@ -151,6 +164,30 @@ public final class HookedAutoModel implements AutoCloseable {
 
     Weights weights() {
         return weights;
+    }
+
+    /**
+     * The tokenizer of the folder the model was loaded from ({@code tokenizer.json}), read on the first call; empty for
+     * a model without one. It is closed with the model.
+     *
+     * @throws IllegalArgumentException when the folder's tokenizer.json cannot be read
+     */
+    public synchronized Optional<HfTokenizer> tokenizer() {
+        if (tokenizer == null && tokenizerFile != null) {
+            tokenizer = HfTokenizer.load(tokenizerFile);
+        }
+        return Optional.ofNullable(tokenizer);
+    }
+
+    /**
+     * {@code text} as input ids {@code [1, pos]} (int64, CPU) through the model's {@link #tokenizer()}, special tokens
+     * such as a beginning-of-sequence token added as the tokenizer adds them: TransformerLens's {@code to_tokens}.
+     *
+     * @throws IllegalStateException when the model has no tokenizer
+     */
+    public Tensor toTokens(String text) {
+        return tokenizer().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model has no"
+                + " tokenizer: its folder has no " + HfTokenizer.FILE_NAME)).encodeAsTensor(text);
     }
 
     /** Every hook point of this model, in the order a forward pass reaches them. */
@@ -529,10 +566,15 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    /** Frees the weights. */
+    /** Frees the weights and the tokenizer. */
     @Override
     public void close() {
         weights.close();
+        synchronized (this) {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.arrakis.cli;
 
+import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import org.junit.jupiter.api.Test;
@@ -218,6 +219,123 @@ class MainTest {
                 new String[] {"heads", "--model", model, "--batch", "0"},
                 new String[] {"heads", "--model", model, "--seed", "x"},
                 new String[] {"heads", "--model", model, "--json", "--extra"})) {
+            Result r = run(args);
+            assertEquals(2, r.status(), String.join(" ", args));
+            assertEquals(1, r.err().lines().count(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().startsWith("arrakis " + args[0] + ": "), r.err());
+            assertEquals("", r.out(), String.join(" ", args));
+        }
+    }
+
+    private static final Path TOKENIZERS = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"))
+            .resolveSibling("fixtures-hf-more").resolve("tokenizers");
+
+    private static List<Map<?, ?>> tokenizerCases(String kind) throws Exception {
+        Map<?, ?> expected = (Map<?, ?>) Json.parse(Files.readString(TOKENIZERS.resolve(kind).resolve("expected.json")));
+        return ((List<?>) expected.get("cases")).stream().<Map<?, ?>>map(c -> (Map<?, ?>) c).toList();
+    }
+
+    private static String joined(Object ids) {
+        return String.join(",", ((List<?>) ids).stream().map(String::valueOf).toList());
+    }
+
+    /** {@code tokenize --json}: Hugging Face's ids, tokens and decoded text (expected.json) for every case. */
+    @Test
+    void tokenizeJsonGivesHuggingFacesIdsTokensAndText() throws Exception {
+        assumeTrue(Files.isDirectory(TOKENIZERS) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        for (String kind : List.of("bytelevel_bpe", "sentencepiece_bpe", "unigram")) {
+            Path folder = TOKENIZERS.resolve(kind);
+            for (Map<?, ?> c : tokenizerCases(kind)) {
+                String text = (String) c.get("text");
+                // the folder for one kind, the file itself for the others
+                String path = (kind.equals("unigram") ? folder : folder.resolve("tokenizer.json")).toString();
+                Result r = run("tokenize", "--tokenizer", path, "--text", text, "--json");
+                assertEquals(0, r.status(), r.err());
+                assertEquals(1, r.out().lines().count(), r.out());
+                assertEquals(Map.of("ids", c.get("ids"), "tokens", c.get("tokens")), Json.parse(r.out().trim()), kind + ": " + text);
+                if (!((List<?>) c.get("ids")).isEmpty()) {
+                    Result d = run("tokenize", "--tokenizer", path, "--decode", joined(c.get("ids")), "--json");
+                    assertEquals(0, d.status(), d.err());
+                    assertEquals(Map.of("text", c.get("decoded")), Json.parse(d.out().trim()), kind + ": " + text);
+                }
+            }
+        }
+    }
+
+    @Test
+    void tokenizeWithoutJsonIsATable() {
+        assumeTrue(Files.isDirectory(TOKENIZERS) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Path path = TOKENIZERS.resolve("bytelevel_bpe");
+        Result r = run("tokenize", "--tokenizer", path.toString(), "--text", "Hello world");
+        assertEquals(0, r.status(), r.err());
+        List<String> lines = r.out().lines().toList();
+        assertEquals("8 tokens", lines.get(0));
+        assertEquals(List.of("pos", "id", "token"), List.of(lines.get(1).trim().split("\\s+")));
+        assertEquals(List.of("4", "295", "\"Ġw\""), List.of(lines.get(6).trim().split("\\s+")));
+        Result d = run("tokenize", "--tokenizer", path.toString(), "--decode", "40, 69, 309, 79, 295, 261, 76, 68");
+        assertEquals("Hello world\n", d.out().replace(System.lineSeparator(), "\n"));
+    }
+
+    /**
+     * {@code forward --text} runs the ids Hugging Face's tokenizer gives (expected.json): the model folder's
+     * tokenizer.json, or the one {@code --tokenizer} names.
+     */
+    @Test
+    void forwardTakesTextThroughATokenizer(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Path unigram = TOKENIZERS.resolve("unigram");
+        Map<?, ?> hello = tokenizerCases("unigram").stream().filter(c -> c.get("text").equals("Hello world"))
+                .findFirst().orElseThrow();
+        Result byIds = run("forward", "--model", GPT2.toString(), "--input-ids", joined(hello.get("ids")), "--json");
+        assertEquals(0, byIds.status(), byIds.err());
+
+        Result withOption = run("forward", "--model", GPT2.toString(), "--text", "Hello world",
+                "--tokenizer", unigram.toString(), "--json");
+        assertEquals(0, withOption.status(), withOption.err());
+        assertEquals(byIds.out(), withOption.out());
+
+        Path folder = Files.createDirectories(dir.resolve("gpt2-with-tokenizer"));
+        for (String file : List.of("config.json", "model.safetensors")) {
+            Files.copy(GPT2.resolve(file), folder.resolve(file));
+        }
+        Files.copy(unigram.resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        Result fromFolder = run("forward", "--model", folder.toString(), "--text", "Hello world", "--json");
+        assertEquals(0, fromFolder.status(), fromFolder.err());
+        assertEquals(byIds.out(), fromFolder.out());
+    }
+
+    /** A hub cache folder as {@code --model}: the output of the plain folder. */
+    @Test
+    void forwardReadsAHubCacheFolder(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Path hub = HubCacheLayout.build(dir, "arrakis/gpt2-tiny", HubCacheLayout.filesOf(GPT2));
+        Result plain = run("forward", "--model", GPT2.toString(), "--input-ids", "1,2,3;4,5,6", "--json");
+        Result cached = run("forward", "--model", hub.toString(), "--input-ids", "1,2,3;4,5,6", "--json");
+        assertEquals(0, cached.status(), cached.err());
+        assertEquals(plain.out(), cached.out());
+
+        Files.delete(hub.resolve("refs").resolve("main"));
+        Result noRef = run("forward", "--model", hub.toString(), "--input-ids", "1,2,3", "--json");
+        assertEquals(2, noRef.status());
+        assertTrue(noRef.err().startsWith("arrakis forward: ") && noRef.err().contains("no refs/main"), noRef.err());
+    }
+
+    @Test
+    void tokenizeAndTextRejectBadInput() {
+        String tokenizer = TOKENIZERS.resolve("bytelevel_bpe").toString();
+        for (String[] args : List.of(
+                new String[] {"tokenize", "--text", "Hello"},
+                new String[] {"tokenize", "--tokenizer", tokenizer},
+                new String[] {"tokenize", "--tokenizer", tokenizer, "--text", "a", "--decode", "1"},
+                new String[] {"tokenize", "--tokenizer", tokenizer, "--decode", "1,x"},
+                new String[] {"tokenize", "--tokenizer", tokenizer, "--decode", "1,600"},
+                new String[] {"tokenize", "--tokenizer", "/nonexistent", "--text", "a"},
+                new String[] {"tokenize", "--tokenizer", tokenizer, "--text", "a", "--frobnicate"},
+                new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1", "--text", "a"},
+                new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1", "--tokenizer", tokenizer},
+                new String[] {"forward", "--model", GPT2.toString(), "--text", "Hello world"},
+                new String[] {"forward", "--model", GPT2.toString(), "--text", "", "--tokenizer", tokenizer},
+                new String[] {"forward", "--model", GPT2.toString(), "--text", "Hello world", "--tokenizer", tokenizer})) {
             Result r = run(args);
             assertEquals(2, r.status(), String.join(" ", args));
             assertEquals(1, r.err().lines().count(), String.join(" ", args) + ": " + r.err());

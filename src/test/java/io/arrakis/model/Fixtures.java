@@ -15,8 +15,16 @@ public final class Fixtures {
     }
 
     public static Path dir(String name) {
-        Path root = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
-        Path dir = root.resolve(name);
+        return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name));
+    }
+
+    /** A tokenizer of {@code shared/fixtures-hf-more/tokenizers}: {@code tokenizer.json} and {@code expected.json}. */
+    public static Path tokenizer(String kind) {
+        return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"))
+                .resolveSibling("fixtures-hf-more").resolve("tokenizers").resolve(kind));
+    }
+
+    private static Path existing(Path dir) {
         if (!Files.isDirectory(dir)) {
             if (System.getenv("CI") != null) {
                 fail("fixture " + dir.toAbsolutePath() + " is missing; CI must have shared/ beside the repository");

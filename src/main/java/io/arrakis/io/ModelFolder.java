@@ -1,0 +1,80 @@
+package io.arrakis.io;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Where a model's files are: a plain folder, or a Hugging Face hub cache folder ({@code models--ORG--NAME}, as
+ * {@code huggingface_hub} downloads into {@code ~/.cache/huggingface/hub}), whose {@code refs/main} names the snapshot
+ * {@code snapshots/<commit>} that holds the files as symbolic links into {@code blobs/}.
+ */
+public final class ModelFolder {
+    private ModelFolder() {
+    }
+
+    /**
+     * The folder holding the model's files: the snapshot {@code refs/main} names when {@code dir} is a hub cache folder
+     * (it has {@code snapshots/}), else {@code dir}. A path that is not a folder is returned as it is, for the caller
+     * to refuse in its own words.
+     *
+     * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or a file of the
+     *                                  folder is a symbolic link to nothing (a download that did not finish)
+     */
+    public static Path resolve(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            return dir;
+        }
+        Path folder = Files.isDirectory(dir.resolve("snapshots")) ? snapshot(dir) : dir;
+        checkLinks(folder);
+        return folder;
+    }
+
+    private static Path snapshot(Path repo) {
+        Path ref = repo.resolve("refs").resolve("main");
+        if (!Files.isRegularFile(ref)) {
+            throw new IllegalArgumentException(repo + " looks like a Hugging Face hub cache folder (it has snapshots/)"
+                    + " but has no refs/main to name its snapshot; pass a snapshot folder itself, one of "
+                    + list(repo.resolve("snapshots")));
+        }
+        String commit;
+        try {
+            commit = Files.readString(ref).strip();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + ref, e);
+        }
+        if (!commit.matches("[0-9A-Za-z_-]+")) { // a folder name: no path may escape snapshots/
+            throw new IllegalArgumentException(ref + " should hold a commit hash, got '" + commit + "'");
+        }
+        Path snapshot = repo.resolve("snapshots").resolve(commit);
+        if (!Files.isDirectory(snapshot)) {
+            throw new IllegalArgumentException(ref + " names snapshot " + commit + ", but " + snapshot
+                    + " does not exist; the snapshots there: " + list(repo.resolve("snapshots")));
+        }
+        return snapshot;
+    }
+
+    private static void checkLinks(Path folder) {
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(folder)) {
+            for (Path entry : entries) {
+                if (Files.isSymbolicLink(entry) && !Files.exists(entry)) {
+                    throw new IllegalArgumentException(entry + " is a symbolic link to " + Files.readSymbolicLink(entry)
+                            + ", which does not exist (a download that did not finish?)");
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + folder, e);
+        }
+    }
+
+    private static List<String> list(Path dir) {
+        try (var entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + dir, e);
+        }
+    }
+}

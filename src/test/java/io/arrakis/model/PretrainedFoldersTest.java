@@ -1,0 +1,84 @@
+package io.arrakis.model;
+
+import io.arrakis.io.HubCacheLayout;
+import io.arrakis.json.Json;
+import io.arrakis.text.HfTokenizer;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@link HookedAutoModel#fromPretrained} on a hub cache folder, and with the folder's tokenizer. */
+class PretrainedFoldersTest {
+    @TempDir
+    Path tmp;
+
+    /** The hub cache folder holds the same files behind symbolic links: the same logits, bit for bit. */
+    @Test
+    void aHubCacheFolderLoadsAsThePlainFolder() throws Exception {
+        Path plain = Fixtures.dir("gpt2-tiny");
+        Path hub = HubCacheLayout.build(tmp, "arrakis/gpt2-tiny", HubCacheLayout.filesOf(plain));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel a = HookedAutoModel.fromPretrained(plain);
+             HookedAutoModel b = HookedAutoModel.fromPretrained(hub)) {
+            Tensor ids = Tensor.of(new long[] {5, 17, 3, 88, 42, 0}, 2, 3);
+            float[] expected = a.runWithHooks(ids).toFloatArray();
+            assertArrayEquals(expected, b.runWithHooks(ids).toFloatArray());
+            assertEquals(a.config(), b.config());
+        }
+    }
+
+    @Test
+    void aHubCacheFolderWithAMissingBlobIsRefused() throws Exception {
+        Path hub = HubCacheLayout.build(tmp, "arrakis/gpt2-tiny", HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny")));
+        Path weights = hub.resolve("snapshots").resolve(HubCacheLayout.COMMIT).resolve("model.safetensors");
+        Files.delete(weights.toRealPath());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(hub));
+        assertTrue(e.getMessage().contains("model.safetensors is a symbolic link"), e.getMessage());
+    }
+
+    /** The folder's tokenizer.json gives the ids Hugging Face gives (expected.json), as TransformerLens's to_tokens. */
+    @Test
+    void theFoldersTokenizerTurnsTextIntoInput() throws Exception {
+        Path tokenizers = Fixtures.tokenizer("unigram");
+        Path folder = Files.createDirectories(tmp.resolve("with-tokenizer"));
+        for (Path file : HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny"))) {
+            Files.copy(file, folder.resolve(file.getFileName()));
+        }
+        Files.copy(tokenizers.resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        Map<?, ?> hello = ((List<?>) ((Map<?, ?>) Json.parse(Files.readString(tokenizers.resolve("expected.json"))))
+                .get("cases")).stream().map(c -> (Map<?, ?>) c).filter(c -> c.get("text").equals("Hello world"))
+                .findFirst().orElseThrow();
+        long[] expected = ((List<?>) hello.get("ids")).stream().mapToLong(v -> (Long) v).toArray();
+
+        HfTokenizer tokenizer;
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            tokenizer = model.tokenizer().orElseThrow();
+            assertEquals(folder.resolve("tokenizer.json"), tokenizer.file());
+            Tensor tokens = model.toTokens("Hello world");
+            assertArrayEquals(new long[] {1, expected.length}, tokens.shape());
+            assertArrayEquals(expected, tokens.toLongArray());
+            assertEquals("Hello world", model.tokenizer().orElseThrow().decode(expected));
+            assertArrayEquals(model.runWithHooks(Tensor.of(expected, 1, expected.length)).toFloatArray(),
+                    model.runWithHooks(tokens).toFloatArray());
+        }
+        assertThrows(IllegalStateException.class, () -> tokenizer.encode("a"), "closed with the model");
+
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"))) {
+            assertTrue(model.tokenizer().isEmpty());
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.toTokens("Hello"));
+            assertTrue(e.getMessage().contains("no tokenizer.json"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,170 @@
+package io.arrakis.text;
+
+import io.arrakis.io.HubCacheLayout;
+import io.arrakis.json.Json;
+import io.arrakis.model.Fixtures;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The three tokenizers of {@code shared/fixtures-hf-more/tokenizers}, each with the ids, tokens and decoded text that
+ * Hugging Face's Python {@code tokenizers} gave for its test strings ({@code expected.json}).
+ */
+class HfTokenizerTest {
+    static final List<String> KINDS = List.of("bytelevel_bpe", "sentencepiece_bpe", "unigram");
+
+    static List<Map<?, ?>> cases(String kind) throws Exception {
+        Map<?, ?> expected = (Map<?, ?>) Json.parse(Files.readString(Fixtures.tokenizer(kind).resolve("expected.json")));
+        return ((List<?>) expected.get("cases")).stream().<Map<?, ?>>map(c -> (Map<?, ?>) c).toList();
+    }
+
+    static long[] longs(Object list) {
+        return ((List<?>) list).stream().mapToLong(v -> (Long) v).toArray();
+    }
+
+    @TestFactory
+    List<DynamicTest> encodeAndDecodeAsHuggingFace() throws Exception {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String kind : KINDS) {
+            List<Map<?, ?>> cases = cases(kind);
+            assertTrue(cases.size() >= 8, kind + " has " + cases.size() + " cases");
+            tests.add(DynamicTest.dynamicTest(kind, () -> {
+                try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer(kind).resolve("tokenizer.json"))) {
+                    for (Map<?, ?> c : cases) {
+                        String text = (String) c.get("text");
+                        long[] ids = longs(c.get("ids"));
+                        HfTokenizer.Tokens t = tokenizer.tokenize(text);
+                        assertArrayEquals(ids, t.ids(), kind + " ids of " + text);
+                        assertEquals(c.get("tokens"), t.tokens(), kind + " tokens of " + text);
+                        assertArrayEquals(ids, tokenizer.encode(text), kind + " encode of " + text);
+                        assertEquals(c.get("decoded"), tokenizer.decode(ids), kind + " decode of " + text);
+                    }
+                }
+            }));
+        }
+        return tests;
+    }
+
+    /** The cases include the empty string and text beyond ASCII, so the comparison above covers them. */
+    @Test
+    void theFixturesCoverEmptyAndUnicodeText() throws Exception {
+        for (String kind : KINDS) {
+            List<String> texts = cases(kind).stream().map(c -> (String) c.get("text")).toList();
+            assertTrue(texts.contains(""), kind);
+            assertTrue(texts.stream().anyMatch(t -> t.codePoints().anyMatch(cp -> cp > 0xFFFF)), kind + ": no emoji");
+        }
+    }
+
+    /** A folder holding tokenizer.json loads the same tokenizer; the vocabulary size counts the added tokens. */
+    @Test
+    void aFolderAndItsVocabularySize() {
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("sentencepiece_bpe"))) {
+            assertEquals(600, tokenizer.vocabSize()); // model.vocab holds ids 0..599, byte tokens included
+            assertArrayEquals(new long[] {1}, tokenizer.encode(""), "the BOS token <s> even for empty text");
+            assertEquals(List.of("<s>", "H"), tokenizer.tokenStrings(new long[] {1, 298}), "special tokens kept");
+        }
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("unigram"))) {
+            assertEquals(400, tokenizer.vocabSize()); // a Unigram vocabulary is a list: ids are its indices
+        }
+    }
+
+    @Test
+    void aHubCacheFolderHoldingATokenizer(@TempDir Path tmp) throws Exception {
+        Path kind = Fixtures.tokenizer("bytelevel_bpe");
+        Path hub = HubCacheLayout.build(tmp, "org/tokenizer", HubCacheLayout.filesOf(kind));
+        try (HfTokenizer tokenizer = HfTokenizer.load(hub)) {
+            assertEquals(hub.resolve("snapshots").resolve(HubCacheLayout.COMMIT).resolve("tokenizer.json"), tokenizer.file());
+            for (Map<?, ?> c : cases("bytelevel_bpe")) {
+                assertArrayEquals(longs(c.get("ids")), tokenizer.encode((String) c.get("text")));
+            }
+        }
+    }
+
+    /** DJL truncates to 512 tokens unless told not to: a model's input must be the whole text. */
+    @Test
+    void longTextIsNeitherTruncatedNorPadded() {
+        String text = "The cat sat on the mat. ".repeat(200).strip();
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("bytelevel_bpe"))) {
+            long[] ids = tokenizer.encode(text);
+            // expected.json: two sentences are 22 tokens, and the byte-level pre-tokenizer splits at words, so each
+            // sentence is 11 tokens wherever it stands ("ĠT" in place of "T" after the first)
+            assertEquals(11 * 200, ids.length);
+            assertEquals(text, tokenizer.decode(ids));
+        }
+    }
+
+    @Test
+    void badIdsAndClosedTokenizersAreRefused() {
+        HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("unigram"));
+        for (long bad : new long[] {-1, 400, 1L << 32}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> tokenizer.decode(new long[] {3, bad}));
+            assertTrue(e.getMessage().contains("token id " + bad + " at index 1") && e.getMessage().contains("0 to 399"),
+                    e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> tokenizer.tokenStrings(new long[] {bad}));
+        }
+        tokenizer.close();
+        tokenizer.close();
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> tokenizer.encode("a"));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    }
+
+    @Test
+    void missingAndInvalidFilesAreRefused(@TempDir Path dir) throws Exception {
+        assertRefused(dir.resolve("nope.json"), "no tokenizer file");
+        assertRefused(dir, "has no tokenizer.json");
+        for (String json : List.of("{\"model\": ", "[1, 2]", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}")) {
+            Files.writeString(dir.resolve("tokenizer.json"), json);
+            assertRefused(dir, "is not a tokenizer Hugging Face tokenizers can read");
+        }
+        Files.write(dir.resolve("tokenizer.json"), new byte[] {'{', (byte) 0xC3, '}'});
+        assertRefused(dir, "is not UTF-8");
+    }
+
+    private static void assertRefused(Path path, String message) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HfTokenizer.load(path).close());
+        assertTrue(e.getMessage().contains(message) && e.getMessage().contains(path.getFileName().toString()),
+                e.getMessage());
+    }
+
+    /** Hugging Face's tokenizer may be shared: threads encoding at once get the ids one thread gets. */
+    @Test
+    void threadsShareATokenizer() throws Exception {
+        List<Map<?, ?>> cases = cases("bytelevel_bpe");
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("bytelevel_bpe"))) {
+            List<Future<?>> runs = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                runs.add(pool.submit(() -> {
+                    for (int i = 0; i < 50; i++) {
+                        for (Map<?, ?> c : cases) {
+                            assertArrayEquals(longs(c.get("ids")), tokenizer.encode((String) c.get("text")));
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> run : runs) {
+                run.get();
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+}
