@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.text.Tokenizer;
 import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.ScoreReport;
@@ -248,7 +249,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
      * {@linkplain #setTokenizer tokenizer} is set.
      */
     public List<Path> plotAttentionPatterns(Tensor inputIds, int[] layers, int[] heads, int width, int height) {
-        Tokenizer t = tokenizer;
+        Tokenizer t = tokenizer().orElse(null);
         List<String> tokens = null;
         if (t != null) {
             if (inputIds.dim() == 2 && inputIds.size(0) != 1) {
@@ -267,14 +268,15 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         }
     }
 
-    /** Sets the tokenizer for text input and plot labels (e.g. {@link Gpt2Tokenizer#get()} for GPT-2's vocabulary). */
+    /** Sets the tokenizer for text input and plot labels (e.g. {@code Gpt2Tokenizer.get()} for GPT-2's vocabulary); without one, the model's own is used. */
     public void setTokenizer(Tokenizer tokenizer) {
         this.tokenizer = tokenizer;
     }
 
-    /** The tokenizer, when one is set. */
+    /** The tokenizer that was set, else the model's own (its folder's {@code tokenizer.json}), when it has one. */
     public Optional<Tokenizer> tokenizer() {
-        return Optional.ofNullable(tokenizer);
+        Tokenizer t = tokenizer;
+        return t != null ? Optional.of(t) : model.tokenizer().map(Tokenizer.class::cast);
     }
 
     /**
@@ -283,11 +285,9 @@ public class BaseInterpretabilityBench implements AutoCloseable {
      * @throws IllegalStateException when no tokenizer is set
      */
     public Tensor encode(String text) {
-        Tokenizer t = tokenizer;
-        if (t == null) {
-            throw new IllegalStateException("no tokenizer is set: call setTokenizer(Gpt2Tokenizer.get()) for a GPT-2 vocabulary");
-        }
-        return t.encodeAsTensor(text);
+        return tokenizer().orElseThrow(() -> new IllegalStateException("no tokenizer is set and the model's folder has"
+                + " none: call setTokenizer, e.g. with HfTokenizer.load(path) or Gpt2Tokenizer.get() for GPT-2's vocabulary"))
+                .encodeAsTensor(text);
     }
 
     // ------------------------------------------------------------------------------------------------ lifecycle

@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.text.Tokenizer;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.model.ActivationCache;
 import io.arrakis.model.CacheSpec;

@@ -50,6 +50,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private final List<HookSpec> persistentHooks = new CopyOnWriteArrayList<>();
     private final Path tokenizerFile; // null when the model has none
     private HfTokenizer tokenizer; // read on first use, guarded by this
+    private boolean closed; // guarded by this
 
     /** A hook bound to the hook names it runs at. */
     public record HookSpec(java.util.function.Predicate<String> where, String description, Hook hook) {
@@ -171,8 +172,12 @@ public final class HookedAutoModel implements AutoCloseable {
      * a model without one. It is closed with the model.
      *
      * @throws IllegalArgumentException when the folder's tokenizer.json cannot be read
+     * @throws IllegalStateException when the model is closed
      */
     public synchronized Optional<HfTokenizer> tokenizer() {
+        if (closed) {
+            throw new IllegalStateException("this " + config.family() + " model is closed");
+        }
         if (tokenizer == null && tokenizerFile != null) {
             tokenizer = HfTokenizer.load(tokenizerFile);
         }
@@ -571,6 +576,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public void close() {
         weights.close();
         synchronized (this) {
+            closed = true;
             if (tokenizer != null) {
                 tokenizer.close();
             }

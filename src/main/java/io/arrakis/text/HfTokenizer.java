@@ -3,7 +3,6 @@ package io.arrakis.text;
 import ai.djl.engine.EngineException;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import io.arrakis.bench.Tokenizer;
 import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
 

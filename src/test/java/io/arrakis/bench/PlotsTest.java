@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.text.Gpt2Tokenizer;
 import io.arrakis.model.Fixtures;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.model.CacheSpec;

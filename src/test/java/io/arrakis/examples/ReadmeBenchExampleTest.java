@@ -3,7 +3,7 @@ package io.arrakis.examples;
 import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.bench.Experiment;
 import io.arrakis.bench.ExperimentRecord;
-import io.arrakis.bench.Gpt2Tokenizer;
+import io.arrakis.text.Gpt2Tokenizer;
 import io.arrakis.bench.ModelProfile;
 import io.arrakis.bench.Plots;
 import io.arrakis.bench.WelchResult;

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
 import io.arrakis.text.HfTokenizer;
@@ -71,8 +72,16 @@ class PretrainedFoldersTest {
             assertEquals("Hello world", model.tokenizer().orElseThrow().decode(expected));
             assertArrayEquals(model.runWithHooks(Tensor.of(expected, 1, expected.length)).toFloatArray(),
                     model.runWithHooks(tokens).toFloatArray());
+            try (BaseInterpretabilityBench bench = new BaseInterpretabilityBench(model, tmp.resolve("bench"))) {
+                assertEquals(tokenizer, bench.tokenizer().orElseThrow(), "the bench uses the model's own tokenizer");
+                assertArrayEquals(expected, bench.encode("Hello world").toLongArray());
+            }
         }
         assertThrows(IllegalStateException.class, () -> tokenizer.encode("a"), "closed with the model");
+        HookedAutoModel closed = HookedAutoModel.fromPretrained(folder);
+        closed.close();
+        IllegalStateException afterClose = assertThrows(IllegalStateException.class, closed::tokenizer);
+        assertTrue(afterClose.getMessage().contains("closed"), afterClose.getMessage());
 
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.dir("gpt2-tiny"))) {

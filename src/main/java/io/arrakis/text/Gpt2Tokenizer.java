@@ -1,4 +1,4 @@
-package io.arrakis.bench;
+package io.arrakis.text;
 
 import com.knuddels.jtokkit.Encodings;
 import com.knuddels.jtokkit.api.Encoding;

@@ -1,4 +1,4 @@
-package io.arrakis.bench;
+package io.arrakis.text;
 
 import io.arrakis.torch.Tensor;
 
