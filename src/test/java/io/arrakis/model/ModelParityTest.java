@@ -4,14 +4,17 @@ import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -19,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * Every activation of reference models against our forward pass on the same input: within 1e-4, absolute, or relative
  * where values exceed 1; -inf where the reference masks. Two sources of references: {@code shared/fixtures} (an
  * independent PyTorch implementation) and {@code src/test/resources/fixtures-hf} (Hugging Face {@code transformers}
- * itself, made by {@code scripts/make-hf-fixtures.py}).
+ * itself, made by {@code scripts/make-hf-fixtures.py}, one per registered family, whose checkpoints also check
+ * {@link HookedAutoConfig#parameterCount()}).
  */
 class ModelParityTest {
     private static final Path HF_FIXTURES = Path.of("src/test/resources/fixtures-hf");
@@ -30,10 +34,25 @@ class ModelParityTest {
         assertParity(Fixtures.dir(fixture), fixture);
     }
 
+    static List<String> families() {
+        return HookedAutoConfig.supportedFamilies();
+    }
+
+    /** Every registered family has a Hugging Face fixture, named as the family. */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "phi3", "qwen2", "mistral", "stable-lm"})
+    @MethodSource("families")
     void everyHookMatchesHuggingFace(String family) {
-        assertParity(HF_FIXTURES.resolve(family), family);
+        Path dir = HF_FIXTURES.resolve(family);
+        assertTrue(Files.isDirectory(dir), "the " + family + " family has no Hugging Face fixture at " + dir);
+        assertParity(dir, family);
+        assertEquals(checkpointElements(dir), HookedAutoConfig.fromJson(dir.resolve("config.json")).parameterCount(),
+                family + ": parameterCount() vs the elements of the checkpoint Hugging Face saved");
+    }
+
+    private static long checkpointElements(Path dir) {
+        try (SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"))) {
+            return weights.names().stream().mapToLong(name -> weights.info(name).numel()).sum();
+        }
     }
 
     private static void assertParity(Path dir, String fixture) {
