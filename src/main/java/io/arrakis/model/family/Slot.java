@@ -11,11 +11,7 @@ public enum Slot {
     WQ(true, Init.NORMAL), BQ(true, Init.ZERO), WK(true, Init.NORMAL), BK(true, Init.ZERO),
     WV(true, Init.NORMAL), BV(true, Init.ZERO), WO(true, Init.NORMAL), BO(true, Init.ZERO),
     W_IN(true, Init.NORMAL), B_IN(true, Init.ZERO), W_GATE(true, Init.NORMAL), B_GATE(true, Init.ZERO),
-    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO),
-    /** stable-lm's per-head query LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
-    Q_NORM(true, Init.NORM),
-    /** stable-lm's per-head key LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
-    K_NORM(true, Init.NORM);
+    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
