@@ -1,5 +1,7 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.Rope;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -8,16 +10,17 @@ import java.util.List;
 
 /**
  * One forward pass, top to bottom, for every family: the differences (norm, positions, rotary, MLP kind, residual
- * wiring, attention scaling and windows) are read from the config. All tensors made here belong to the caller's
- * {@link io.arrakis.torch.TensorScope}; what the cache keeps is handed out by {@link HookedAutoModel.Pass}.
+ * wiring, attention scaling and windows) are read from the config's {@link Architecture}. All tensors made here
+ * belong to the caller's {@link io.arrakis.torch.TensorScope}; what the cache keeps is handed out by
+ * {@link HookedAutoModel.Pass}.
  */
 final class Forward {
-    private final HookedAutoConfig c;
+    private final Architecture c;
     private final Weights w;
     private final HookedAutoModel.Pass hook;
 
     Forward(HookedAutoConfig config, Weights weights, HookedAutoModel.Pass pass) {
-        this.c = config;
+        this.c = config.architecture();
         this.w = weights;
         this.hook = pass;
     }
@@ -38,7 +41,7 @@ final class Forward {
             Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
             x = x.add(positions);
         }
-        Rotary rotary = c.rotary() ? new Rotary(c, pos, w.embed.dtype(), w.embed.device()) : null;
+        Rotary rotary = c.rotary() ? new Rotary(c.rope(), pos, w.embed.dtype(), w.embed.device()) : null;
         for (int i = 0; i < c.nLayers(); i++) {
             x = block(i, x, rotary);
         }
@@ -97,8 +100,7 @@ final class Forward {
     Tensor mask(int layer, long pos, Device device) {
         Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
         Tensor future = ones.triu(1);
-        int window = c.isLocalAttentionLayer(layer) ? c.localWindow()
-                : c.isSlidingWindowLayer(layer) ? c.slidingWindow().getAsInt() : 0;
+        int window = c.attentionWindow(layer);
         if (window <= 0 || window >= pos) {
             return future;
         }
@@ -119,21 +121,20 @@ final class Forward {
     }
 
     private Tensor activation(Tensor x) {
-        return switch (c.activation()) {
-            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate" -> x.gelu(true);
-            case "gelu" -> x.gelu(false);
-            case "silu", "swish" -> x.silu();
-            case "relu" -> x.relu();
-            default -> throw new UnsupportedOperationException("activation '" + c.activation() + "' is not supported");
+        return switch (c.activationFunction()) {
+            case GELU_TANH -> x.gelu(true);
+            case GELU -> x.gelu(false);
+            case SILU -> x.silu();
+            case RELU -> x.relu();
         };
     }
 
     /** The family's norm (LayerNorm, RMSNorm, or gemma's (1 + w) RMSNorm) of {@code x} with these parameters. */
     Tensor norm(Tensor x, Tensor weight, Tensor bias) {
-        if (!c.rmsNorm()) {
+        if (c.norm() == Architecture.Norm.LAYER_NORM) {
             return x.layerNorm(weight, bias, c.normEps());
         }
-        if (c.normAddsOne()) {
+        if (c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE) {
             // gemma: x · rsqrt(mean(x²) + eps) · (1 + w), all in float32, cast back once
             if (x.dtype() == DType.FLOAT32 || x.dtype() == DType.FLOAT64) {
                 return x.rmsNorm(null, c.normEps()).mul(weight.add(1.0));
@@ -154,25 +155,26 @@ final class Forward {
 
     /**
      * Rotary position embeddings in the {@code rotate_half} convention of Llama and GPT-NeoX: the first
-     * {@code rotaryDim} features of each head are rotated, the rest pass through.
+     * {@code rotaryDim} features of each head are rotated, the rest pass through; cos and sin carry the rope's
+     * attention factor (YaRN's), so it scales the attention scores twice, once through queries and once through keys.
      */
     static final class Rotary {
         private final int rotaryDim;
         private final Tensor cos; // [1, pos, 1, rotaryDim]
         private final Tensor sin;
 
-        Rotary(HookedAutoConfig c, long pos, DType dtype, Device device) {
-            rotaryDim = c.rotaryDim();
+        Rotary(Rope rope, long pos, DType dtype, Device device) {
+            rotaryDim = rope.dim();
             int half = rotaryDim / 2;
+            float[] invFreq = rope.inverseFrequencies();
+            double scale = rope.attentionFactor();
             double[] cosValues = new double[(int) pos * rotaryDim];
             double[] sinValues = new double[(int) pos * rotaryDim];
             for (int p = 0; p < pos; p++) {
                 for (int i = 0; i < half; i++) {
-                    // inv_freq as Hugging Face computes it, in float32
-                    float invFreq = (float) (1.0 / Math.pow(c.ropeTheta(), (float) (2 * i) / rotaryDim));
-                    float angle = (float) p * invFreq;
-                    double cv = Math.cos(angle);
-                    double sv = Math.sin(angle);
+                    float angle = (float) p * invFreq[i]; // in float32, as Hugging Face computes it
+                    double cv = Math.cos(angle) * scale;
+                    double sv = Math.sin(angle) * scale;
                     cosValues[p * rotaryDim + i] = cv;
                     cosValues[p * rotaryDim + i + half] = cv;
                     sinValues[p * rotaryDim + i] = sv;

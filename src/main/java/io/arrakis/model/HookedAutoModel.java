@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.io.ModelFolder;
+import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
 import io.arrakis.torch.DType;
@@ -530,7 +531,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     + "], got shape " + java.util.Arrays.toString(x.shape()));
         }
         try (TensorScope scope = TensorScope.open()) {
-            Forward.Rotary rotary = new Forward.Rotary(config, x.size(1), x.dtype(), x.device());
+            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(), x.size(1), x.dtype(), x.device());
             return scope.keep(rotary.apply(x));
         }
     }
@@ -630,7 +631,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * order tensors are loaded in.
      */
     static final class RandomSource implements HfWeights.Source {
-        private final Map<String, long[]> shapes;
+        private final Map<String, CheckpointTensor> tensors;
         private final long seed;
         private final double std;
         private final boolean normsStartAtZero;
@@ -638,7 +639,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
         /** Tensors drawn in {@code dtype}, the model's, so that loading them needs no conversion. */
         RandomSource(HookedAutoConfig config, long seed, DType dtype) {
-            this.shapes = CheckpointLayout.shapes(config);
+            this.tensors = config.checkpoint().tensors();
             this.seed = seed;
             this.std = config.initializerRange();
             this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
@@ -647,20 +648,19 @@ public final class HookedAutoModel implements AutoCloseable {
 
         @Override
         public Set<String> names() {
-            return shapes.keySet();
+            return tensors.keySet();
         }
 
         @Override
         public Tensor load(String name) {
-            long[] shape = shapes.get(name);
-            if (name.endsWith("norm.weight") || name.matches(".*ln_[12f]\\.weight") || name.contains("_layernorm.norms.")) {
-                return normsStartAtZero ? Tensor.zeros(shape, dtype, Device.CPU) : Tensor.ones(shape, dtype, Device.CPU);
-            }
-            if (name.endsWith(".bias")) {
-                return Tensor.zeros(shape, dtype, Device.CPU);
-            }
-            Generator generator = new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode());
-            return Tensor.normal(generator, shape, 0.0, std, dtype, Device.CPU);
+            CheckpointTensor tensor = tensors.get(name);
+            long[] shape = tensor.shape();
+            return switch (tensor.init()) {
+                case NORM -> normsStartAtZero ? Tensor.zeros(shape, dtype, Device.CPU) : Tensor.ones(shape, dtype, Device.CPU);
+                case ZERO -> Tensor.zeros(shape, dtype, Device.CPU);
+                case NORMAL -> Tensor.normal(new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode()), shape, 0.0, std,
+                        dtype, Device.CPU);
+            };
         }
     }
 }

@@ -28,7 +28,7 @@ final class MemoryCheck {
                     "%s with %,d parameters needs %.1f GiB for its weights in %s, but only %.1f GiB of memory is available"
                             + " to this process; %suse fewer layers (e.g. with(\"%s\", %d))",
                     config.family(), config.parameterCount(), needed / GIB, dtype, available / GIB, smaller,
-                    config.family().equals("gpt2") ? "n_layer" : "num_hidden_layers", Math.max(1, config.nLayers() / 4)));
+                    config.hfKey("num_hidden_layers"), Math.max(1, config.nLayers() / 4)));
         }
     }
 

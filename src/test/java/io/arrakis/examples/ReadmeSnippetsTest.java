@@ -1,5 +1,6 @@
 package io.arrakis.examples;
 
+import io.arrakis.model.HookedAutoConfig;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -14,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The README's Java snippets for the composer and the bench are compiled code: every line of them (but "...") is a
- * line of the example sources the build compiles and the tests run.
+ * line of the example sources the build compiles and the tests run; its list of model families is the registry's.
  */
 class ReadmeSnippetsTest {
     private static final List<Path> SOURCES = List.of(
@@ -43,6 +44,16 @@ class ReadmeSnippetsTest {
             }
         }
         assertTrue(blocks >= 3, "found " + blocks + " snippets");
+    }
+
+    @Test
+    void theReadmeNamesEverySupportedFamily() throws IOException {
+        String readme = Files.readString(Path.of("README.md"));
+        String families = readme.substring(readme.indexOf("`HookedAutoConfig.supportedFamilies()`:"));
+        families = families.substring(0, families.indexOf(");"));
+        for (String family : HookedAutoConfig.supportedFamilies()) {
+            assertTrue(families.contains("`" + family + "`"), "the README's list of families lacks " + family);
+        }
     }
 
     private static String normalise(String line) {

@@ -9,9 +9,11 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -31,8 +33,12 @@ class CudaModelTest {
         assumeTrue(LibTorch.cudaAvailable(), "skipped: no GPU (" + LibTorch.load() + ")");
     }
 
+    static List<String> families() {
+        return HookedAutoConfig.supportedFamilies();
+    }
+
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "phi3", "qwen2", "mistral", "stable-lm"})
+    @MethodSource("families")
     void float32OnTheGpuMatchesTheReference(String family) {
         Path dir = HF_FIXTURES.resolve(family);
         try (TensorScope scope = TensorScope.open();

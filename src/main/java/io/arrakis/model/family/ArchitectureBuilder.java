@@ -1,0 +1,316 @@
+package io.arrakis.model.family;
+
+import io.arrakis.model.family.Architecture.LayerAttention;
+import io.arrakis.model.family.Architecture.Norm;
+
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static io.arrakis.model.family.ConfigValues.describe;
+import static io.arrakis.model.family.ConfigValues.invalid;
+
+/**
+ * Collects what a family reads from its keys, remembering which key each value came from, and checks what holds
+ * for every family when it builds the {@link Architecture}: the activation is known, the heads divide the width
+ * (unless a head dimension is given), query heads are a multiple of key/value heads, the rotary factor and base are
+ * valid. Errors name the family's own key and its value.
+ */
+final class ArchitectureBuilder {
+
+    /** {@code transformers.activations.ACT2CLS} keys (v4.57.6). */
+    private static final Set<String> ACTIVATIONS = Set.of("gelu", "gelu_10", "gelu_fast", "gelu_new", "gelu_python",
+            "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_accurate", "laplace", "leaky_relu", "linear", "mish",
+            "quick_gelu", "relu", "relu2", "relu6", "sigmoid", "silu", "swish", "tanh", "prelu", "xielu");
+
+    private final Settings s;
+    private String widthKey;
+    private int width;
+    private int layers;
+    private String headsKey;
+    private int heads;
+    private String kvHeadsKey;
+    private Integer kvHeads;
+    private boolean headDimMayBeExplicit;
+    private Integer explicitHeadDim;
+    private int mlpWidth;
+    private int positions;
+    private Norm norm;
+    private double normEps;
+    private String activationKey;
+    private String activation;
+    private boolean gatedMlp;
+    private Boolean rotary;
+    private String thetaKey;
+    private String factorKey;
+    private double theta;
+    private double factor;
+    private Rope.Scaling scaling;
+    private String originalMaxPositionsKey;
+    private boolean parallelResidual;
+    private boolean qkvBias;
+    private boolean outBias;
+    private boolean mlpBias;
+    private boolean scaleAttention = true;
+    private List<LayerAttention> layerAttention;
+    private int slidingWindow;
+    private int localWindow;
+    private double embeddingScale = 1.0;
+
+    ArchitectureBuilder(Settings s) {
+        this.s = s;
+    }
+
+    /** The residual stream's width. */
+    ArchitectureBuilder width(String key) {
+        widthKey = key;
+        width = s.integer(key);
+        return this;
+    }
+
+    ArchitectureBuilder layers(String key) {
+        layers = s.integer(key);
+        return this;
+    }
+
+    /** The number of query heads (and of key/value heads unless {@link #keyValueHeads} says otherwise). */
+    ArchitectureBuilder heads(String key) {
+        headsKey = key;
+        heads = s.integer(key);
+        return this;
+    }
+
+    /** Key/value heads for grouped-query attention; a null value means one per query head. */
+    ArchitectureBuilder keyValueHeads(String key) {
+        kvHeadsKey = key;
+        kvHeads = s.integerOrNull(key);
+        return this;
+    }
+
+    /** A head dimension that, when the key is present and not null, replaces width / heads. */
+    ArchitectureBuilder headDim(String key) {
+        headDimMayBeExplicit = true;
+        explicitHeadDim = s.has(key) ? s.integerOrNull(key) : null;
+        return this;
+    }
+
+    ArchitectureBuilder mlpWidth(String key) {
+        mlpWidth = s.integer(key);
+        return this;
+    }
+
+    /** The MLP width, {@code 4 * width} where the key is null (gpt2's {@code n_inner}). */
+    ArchitectureBuilder mlpWidthOrFourTimesWidth(String key) {
+        Integer given = s.integerOrNull(key);
+        if (given != null) {
+            mlpWidth = given;
+        } else {
+            try {
+                mlpWidth = Math.multiplyExact(width, 4);
+            } catch (ArithmeticException e) {
+                throw invalid(widthKey, width, "is too large: 4 times it overflows an int");
+            }
+        }
+        return this;
+    }
+
+    /** The context length. */
+    ArchitectureBuilder positions(String key) {
+        positions = s.integer(key);
+        return this;
+    }
+
+    ArchitectureBuilder norm(Norm kind, String epsKey) {
+        norm = kind;
+        normEps = s.number(epsKey);
+        return this;
+    }
+
+    /** The MLP activation, a {@code transformers} activation name. */
+    ArchitectureBuilder activation(String key) {
+        activationKey = key;
+        activation = s.string(key);
+        return this;
+    }
+
+    /** A gated MLP, {@code down(act(gate(x)) * up(x))}. */
+    ArchitectureBuilder gatedMlp() {
+        gatedMlp = true;
+        return this;
+    }
+
+    /** Learned position embeddings ({@code wpe}), no rotary. */
+    ArchitectureBuilder learnedPositions() {
+        rotary = false;
+        return this;
+    }
+
+    /**
+     * Rotary embeddings with the base under {@code thetaKey} on the fraction {@code factorKey} of each head (null:
+     * the whole head); the entries of a {@code rope_scaling} or {@code rope_parameters} object take precedence, and
+     * its {@code rope_type} scales the frequencies.
+     */
+    ArchitectureBuilder rotary(String thetaKey, String factorKey) {
+        rotary = true;
+        this.thetaKey = thetaKey;
+        this.factorKey = factorKey;
+        return this;
+    }
+
+    /** A top-level pretraining context length that takes precedence over the rotary object's (Phi-3). */
+    ArchitectureBuilder originalMaxPositions(String key) {
+        originalMaxPositionsKey = key;
+        return this;
+    }
+
+    ArchitectureBuilder parallelResidual(boolean parallel) {
+        parallelResidual = parallel;
+        return this;
+    }
+
+    ArchitectureBuilder biases(boolean qkv, boolean out, boolean mlp) {
+        qkvBias = qkv;
+        outBias = out;
+        mlpBias = mlp;
+        return this;
+    }
+
+    /** Whether attention scores are divided by {@code sqrt(d_head)}. */
+    ArchitectureBuilder scaleAttention(boolean scale) {
+        scaleAttention = scale;
+        return this;
+    }
+
+    /** A sliding window on every layer, or none for a null window. */
+    ArchitectureBuilder slidingWindow(Integer window) {
+        slidingWindow = window != null ? window : 0;
+        return this;
+    }
+
+    /** Per layer, which attention it uses; without it every layer is full, or sliding when a window is set. */
+    ArchitectureBuilder layerAttention(List<LayerAttention> perLayer) {
+        layerAttention = perLayer;
+        return this;
+    }
+
+    /** The window of local layers. */
+    ArchitectureBuilder localWindow(int window) {
+        localWindow = window;
+        return this;
+    }
+
+    /** The factor the token embeddings are multiplied by. */
+    ArchitectureBuilder embeddingScale(double scale) {
+        embeddingScale = scale;
+        return this;
+    }
+
+    Architecture build() {
+        if (rotary == null) {
+            throw new IllegalStateException("the family chose neither learned nor rotary positions");
+        }
+        if (rotary) {
+            readRotation();
+        }
+
+        if (!ACTIVATIONS.contains(activation)) {
+            throw invalid(activationKey, activation, "is not an activation of transformers' ACT2FN; known: "
+                    + String.join(", ", ACTIVATIONS.stream().sorted().toList()));
+        }
+        if (Architecture.Activation.of(activation) == null) {
+            throw invalid(activationKey, activation, "is not implemented; implemented activations: "
+                    + String.join(", ", Architecture.Activation.names()));
+        }
+
+        int headDim;
+        if (explicitHeadDim != null) {
+            headDim = explicitHeadDim;
+        } else {
+            if (width % heads != 0) {
+                throw invalid(widthKey, width, "is not divisible by " + headsKey + " = " + heads
+                        + (headDimMayBeExplicit ? " (and head_dim is not set)" : ""));
+            }
+            headDim = width / heads;
+        }
+        int kv = kvHeads != null ? kvHeads : heads;
+        if (heads % kv != 0) {
+            throw invalid(headsKey, heads, "is not a multiple of " + kvHeadsKey + " = " + kv);
+        }
+
+        Rope rope = rotary ? rope(headDim) : null;
+
+        double init = s.number("initializer_range");
+        if (!(init >= 0.0)) {
+            throw invalid("initializer_range", init, "must be >= 0");
+        }
+
+        List<LayerAttention> attention = layerAttention != null ? layerAttention
+                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
+                norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
+                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init);
+    }
+
+    /**
+     * Reads the rotary base, fraction and scaling: the family's keys, overridden by the entries of the rotary
+     * object, {@code rope_scaling} (the {@code config.json} form of {@code transformers} 4) or
+     * {@code rope_parameters} (the form of 5); {@link #thetaKey} and {@link #factorKey} then name where the values
+     * came from.
+     */
+    private void readRotation() {
+        theta = s.number(thetaKey);
+        factor = factorKey != null ? s.number(factorKey) : 1.0;
+        Map<?, ?> scalingObject = nonEmptyMap("rope_scaling");
+        Map<?, ?> parameters = nonEmptyMap("rope_parameters");
+        if (scalingObject != null && parameters != null && !scalingObject.equals(parameters)) {
+            throw new IllegalArgumentException("rope_scaling = " + describe(scalingObject) + " and rope_parameters = "
+                    + describe(parameters) + " disagree; give one of them");
+        }
+        String rotaryKey = scalingObject != null ? "rope_scaling" : "rope_parameters";
+        Map<?, ?> rp = scalingObject != null ? scalingObject : parameters != null ? parameters : Map.of();
+        if (rp.containsKey("rope_theta")) {
+            theta = ropeParameter(rp, rotaryKey, "rope_theta");
+            thetaKey = rotaryKey + ".rope_theta";
+        }
+        if (rp.containsKey("partial_rotary_factor")) {
+            factor = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
+            factorKey = rotaryKey + ".partial_rotary_factor";
+        }
+        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+    }
+
+    private Map<?, ?> nonEmptyMap(String key) {
+        return s.get(key) instanceof Map<?, ?> m && !m.isEmpty() ? m : null;
+    }
+
+    private Rope rope(int headDim) {
+        if (!(factor > 0.0 && factor <= 1.0)) {
+            throw invalid(factorKey, factor, "must be in (0, 1]");
+        }
+        if (!(theta > 0.0)) {
+            throw invalid(thetaKey, theta, "must be > 0");
+        }
+        int dim = (int) Math.floor(headDim * factor); // Python: int(head_dim * factor)
+        if (dim < 2 || dim % 2 != 0) {
+            String problem = "gives a rotary dimension of " + dim + " for head dimension " + headDim
+                    + "; it must be a positive even number";
+            if (factorKey != null) {
+                throw invalid(factorKey, factor, problem);
+            }
+            String headKey = explicitHeadDim != null ? "head_dim" : widthKey;
+            throw invalid(headKey, explicitHeadDim != null ? headDim : width, "with " + headsKey + " = " + heads + " "
+                    + problem);
+        }
+        return new Rope(dim, theta, scaling);
+    }
+
+    private static double ropeParameter(Map<?, ?> rp, String rotaryKey, String name) {
+        Object v = rp.get(name);
+        if (!(v instanceof Integer || v instanceof Long || v instanceof Double)) {
+            throw invalid(rotaryKey, rp, "entry \"" + name + "\" must be a number, got " + describe(v));
+        }
+        return ((Number) v).doubleValue();
+    }
+}

@@ -1,0 +1,173 @@
+package io.arrakis.model.family;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A family's Hugging Face checkpoint for one configuration ({@code *ForCausalLM}, as {@code save_pretrained} writes
+ * it): the tensors outside the blocks, the tensors of each block (the same in every layer), and names a checkpoint
+ * may carry that are not parameters of this configuration (a copy of tied embeddings). Loading, random
+ * initialisation and the parameter count all read it.
+ */
+public final class Checkpoint {
+    private final String basePrefix;
+    private final String layerPrefix;
+    private final int layers;
+    private final List<CheckpointTensor> global;
+    private final List<CheckpointTensor> perLayer;
+    private final List<String> tolerated;
+
+    private Checkpoint(Builder b) {
+        this.basePrefix = b.basePrefix;
+        this.layerPrefix = b.layerPrefix;
+        this.layers = b.layers;
+        this.global = List.copyOf(b.global);
+        this.perLayer = List.copyOf(b.perLayer);
+        this.tolerated = List.copyOf(b.tolerated);
+    }
+
+    /**
+     * Starts a description.
+     *
+     * @param basePrefix the prefix of the base model's tensors ({@code "transformer."}, {@code "model."}); files of
+     *     the base model alone ({@code GPT2Model}) store them without it
+     * @param layerPrefix the prefix of block {@code %d}'s tensors after the base prefix ({@code "h.%d."})
+     * @param layers the number of blocks
+     */
+    static Builder builder(String basePrefix, String layerPrefix, int layers) {
+        return new Builder(basePrefix, layerPrefix, layers);
+    }
+
+    /**
+     * The prefix of the base model's tensors, which files of the base model alone leave out.
+     *
+     * @return e.g. {@code "transformer."}
+     */
+    public String basePrefix() {
+        return basePrefix;
+    }
+
+    /**
+     * The tensors outside the blocks, with their full names.
+     *
+     * @return an unmodifiable list
+     */
+    public List<CheckpointTensor> global() {
+        return global;
+    }
+
+    /**
+     * Block {@code layer}'s tensors, with their full names.
+     *
+     * @param layer the block index
+     * @return a new list
+     */
+    public List<CheckpointTensor> layer(int layer) {
+        String prefix = basePrefix + layerPrefix.formatted(layer);
+        List<CheckpointTensor> named = new ArrayList<>(perLayer.size());
+        for (CheckpointTensor t : perLayer) {
+            named.add(t.named(prefix + t.name()));
+        }
+        return named;
+    }
+
+    /**
+     * Names a checkpoint may hold that are not parameters here (the unembedding of tied embeddings).
+     *
+     * @return an unmodifiable list
+     */
+    public List<String> tolerated() {
+        return tolerated;
+    }
+
+    /**
+     * Every tensor by its full name: those outside the blocks, then each block's.
+     *
+     * @return a new map
+     */
+    public Map<String, CheckpointTensor> tensors() {
+        Map<String, CheckpointTensor> all = new LinkedHashMap<>();
+        global.forEach(t -> all.put(t.name(), t));
+        for (int i = 0; i < layers; i++) {
+            layer(i).forEach(t -> all.put(t.name(), t));
+        }
+        return all;
+    }
+
+    /**
+     * The number of parameters: the elements of every tensor, the unembedding counted once when tied.
+     *
+     * @return the count
+     * @throws ArithmeticException if it overflows a long
+     */
+    public long parameterCount() {
+        long block = 0;
+        for (CheckpointTensor t : perLayer) {
+            block = Math.addExact(block, t.numel());
+        }
+        long total = Math.multiplyExact(block, (long) layers);
+        for (CheckpointTensor t : global) {
+            total = Math.addExact(total, t.numel());
+        }
+        return total;
+    }
+
+    /** Collects a family's tensors in the order its modules are declared. */
+    static final class Builder {
+        private final String basePrefix;
+        private final String layerPrefix;
+        private final int layers;
+        private final List<CheckpointTensor> global = new ArrayList<>();
+        private final List<CheckpointTensor> perLayer = new ArrayList<>();
+        private final List<String> tolerated = new ArrayList<>();
+
+        private Builder(String basePrefix, String layerPrefix, int layers) {
+            this.basePrefix = basePrefix;
+            this.layerPrefix = layerPrefix;
+            this.layers = layers;
+        }
+
+        /** Tensors of the base model outside the blocks, named after the base prefix. */
+        Builder global(CheckpointTensor... tensors) {
+            for (CheckpointTensor t : tensors) {
+                global.add(t.named(basePrefix + t.name()));
+            }
+            return this;
+        }
+
+        /** Tensors outside the blocks that exist only when {@code present}. */
+        Builder globalIf(boolean present, CheckpointTensor... tensors) {
+            return present ? global(tensors) : this;
+        }
+
+        /** Tensors of every block, named after the block's prefix. */
+        Builder layer(CheckpointTensor... tensors) {
+            perLayer.addAll(List.of(tensors));
+            return this;
+        }
+
+        /** Block tensors that exist only when {@code present}. */
+        Builder layerIf(boolean present, CheckpointTensor... tensors) {
+            return present ? layer(tensors) : this;
+        }
+
+        /**
+         * The unembedding, an {@code nn.Linear} {@code [vocab, d_model]} outside the base model ({@code name} is not
+         * prefixed); with tied embeddings it is the embedding, and a copy in the file is ignored.
+         */
+        Builder unembedding(String name, Architecture a) {
+            if (a.tiedEmbeddings()) {
+                tolerated.add(name);
+            } else {
+                global.add(CheckpointTensor.linear(name, Slot.UNEMBED, a.vocabSize(), a.dModel()));
+            }
+            return this;
+        }
+
+        Checkpoint build() {
+            return new Checkpoint(this);
+        }
+    }
+}

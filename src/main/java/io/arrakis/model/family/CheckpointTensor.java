@@ -1,0 +1,107 @@
+package io.arrakis.model.family;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One tensor of a Hugging Face checkpoint and where it goes: its name and shape as {@code save_pretrained} writes
+ * them, whether it is an {@code nn.Linear} weight ({@code [out, in]}, transposed on loading into the {@code x @ W}
+ * layout), and the slots its last dimension fills. A fused tensor fills several: the last dimension is read as
+ * {@code [groups, sum of part sizes]} and each part takes its columns of every group, so that {@code [q | k | v]}
+ * is one group and GPT-NeoX's per-head {@code [head, q | k | v]} is one group per head.
+ *
+ * @param shape the shape in the file
+ * @param transposed whether loading transposes it ({@code nn.Linear} weights)
+ * @param groups how many repetitions of the parts the last dimension holds
+ * @param parts the slots filled, with their sizes per group
+ */
+public record CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts) {
+
+    /**
+     * A slot and how many columns of each group it takes.
+     *
+     * @param slot where the columns go
+     * @param size columns per group
+     */
+    public record Part(Slot slot, long size) {
+    }
+
+    public CheckpointTensor {
+        shape = shape.clone();
+        parts = List.copyOf(parts);
+        long last = transposed ? shape[0] : shape[shape.length - 1];
+        long perGroup = parts.stream().mapToLong(Part::size).sum();
+        if (transposed && shape.length != 2 || parts.isEmpty() || last != groups * perGroup) {
+            throw new IllegalStateException(name + ": shape " + Arrays.toString(shape) + " does not hold " + groups
+                    + " groups of " + parts);
+        }
+    }
+
+    /** A tensor loaded as stored, into one slot. */
+    static CheckpointTensor stored(String name, Slot slot, long... shape) {
+        return new CheckpointTensor(name, shape, false, 1, List.of(new Part(slot, shape[shape.length - 1])));
+    }
+
+    /** An {@code nn.Linear} weight {@code [out, in]}, into one slot as {@code [in, out]}. */
+    static CheckpointTensor linear(String name, Slot slot, long out, long in) {
+        return new CheckpointTensor(name, new long[] {out, in}, true, 1, List.of(new Part(slot, out)));
+    }
+
+    /** A tensor loaded as stored whose last dimension is split into parts. */
+    static CheckpointTensor fusedStored(String name, long[] shape, Part... parts) {
+        return new CheckpointTensor(name, shape, false, 1, List.of(parts));
+    }
+
+    /** An {@code nn.Linear} weight whose output rows hold {@code groups} repetitions of the parts. */
+    static CheckpointTensor fusedLinear(String name, long in, int groups, Part... parts) {
+        long out = groups * Arrays.stream(parts).mapToLong(Part::size).sum();
+        return new CheckpointTensor(name, new long[] {out, in}, true, groups, List.of(parts));
+    }
+
+    /** A vector (a fused bias) holding {@code groups} repetitions of the parts. */
+    static CheckpointTensor fusedVector(String name, int groups, Part... parts) {
+        long size = groups * Arrays.stream(parts).mapToLong(Part::size).sum();
+        return new CheckpointTensor(name, new long[] {size}, false, groups, List.of(parts));
+    }
+
+    static Part part(Slot slot, long size) {
+        return new Part(slot, size);
+    }
+
+    /**
+     * The number of elements.
+     *
+     * @return the product of the shape
+     * @throws ArithmeticException if it overflows a long
+     */
+    public long numel() {
+        long n = 1;
+        for (long s : shape) {
+            n = Math.multiplyExact(n, s);
+        }
+        return n;
+    }
+
+    /**
+     * The shape in the file.
+     *
+     * @return a copy
+     */
+    @Override
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    /**
+     * How a new model initialises this tensor: as its (first) slot.
+     *
+     * @return the initialisation
+     */
+    public Slot.Init init() {
+        return parts.get(0).slot().init();
+    }
+
+    CheckpointTensor named(String newName) {
+        return new CheckpointTensor(newName, shape, transposed, groups, parts);
+    }
+}

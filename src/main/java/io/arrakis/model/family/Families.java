@@ -1,0 +1,53 @@
+package io.arrakis.model.family;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+
+/** The supported model families: the one list that a new family is added to. */
+public final class Families {
+    private static final List<ModelFamily> ALL = List.of(new Gpt2(), new GptNeo(), new GptNeox(), new Llama(),
+            new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm());
+
+    private Families() {
+    }
+
+    /**
+     * Every family, in registration order.
+     *
+     * @return an unmodifiable list
+     */
+    public static List<ModelFamily> all() {
+        return ALL;
+    }
+
+    /**
+     * The family with a canonical name or {@code model_type}, case-insensitive.
+     *
+     * @param name the name
+     * @param what what the name is, for the message ({@code "family"}, {@code "model_type"})
+     * @return the family
+     * @throws IllegalArgumentException for an unknown name, listing the supported ones
+     */
+    public static ModelFamily find(String name, String what) {
+        Objects.requireNonNull(name, what);
+        String n = name.toLowerCase(Locale.ROOT);
+        for (ModelFamily f : ALL) {
+            if (f.name().equals(n) || f.modelType().equals(n)) {
+                return f;
+            }
+        }
+        throw new IllegalArgumentException("unsupported " + what + " \"" + name + "\"; supported families: "
+                + String.join(", ", ALL.stream().map(ModelFamily::name).toList())
+                + " (Hugging Face model_type spellings: " + modelTypes() + ")");
+    }
+
+    /**
+     * The {@code model_type} of every family, comma-separated.
+     *
+     * @return e.g. {@code "gpt2, gpt_neo, ..."}
+     */
+    public static String modelTypes() {
+        return String.join(", ", ALL.stream().map(ModelFamily::modelType).toList());
+    }
+}

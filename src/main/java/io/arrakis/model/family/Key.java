@@ -1,0 +1,175 @@
+package io.arrakis.model.family;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+import static io.arrakis.model.family.ConfigValues.asDouble;
+import static io.arrakis.model.family.ConfigValues.asInt;
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.ConfigValues.normalise;
+
+/**
+ * One Hugging Face {@code config.json} key of a family. The static factories name the common kinds, so that a
+ * family's key table reads like its configuration class's {@code __init__}.
+ *
+ * @param inDefaults whether the family's defaults hold it (false: recognised when given, as {@code head_dim} where
+ *     the configuration class has no such argument but the modeling code reads it)
+ * @param positive for {@code INT}/{@code DOUBLE}: the value must be {@code > 0}
+ */
+record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolean inDefaults, boolean positive) {
+
+    /** The value type a key takes. */
+    enum Kind {
+        INT, DOUBLE, BOOL, STRING, TOKEN_IDS, LIST, MAP
+    }
+
+    static Key pos(String name, int dflt) {
+        return new Key(name, Kind.INT, false, dflt, true, true);
+    }
+
+    static Key posOrNull(String name, Integer dflt) {
+        return new Key(name, Kind.INT, true, dflt, true, true);
+    }
+
+    static Key integer(String name, int dflt) {
+        return new Key(name, Kind.INT, false, dflt, true, false);
+    }
+
+    static Key dbl(String name, double dflt) {
+        return new Key(name, Kind.DOUBLE, false, dflt, true, false);
+    }
+
+    static Key posDbl(String name, double dflt) {
+        return new Key(name, Kind.DOUBLE, false, dflt, true, true);
+    }
+
+    static Key bool(String name, boolean dflt) {
+        return new Key(name, Kind.BOOL, false, dflt, true, false);
+    }
+
+    static Key str(String name, String dflt) {
+        return new Key(name, Kind.STRING, false, dflt, true, false);
+    }
+
+    static Key strOrNull(String name, String dflt) {
+        return new Key(name, Kind.STRING, true, dflt, true, false);
+    }
+
+    static Key tok(String name, Integer dflt) {
+        return new Key(name, Kind.TOKEN_IDS, true, dflt, true, false);
+    }
+
+    static Key list(String name, List<?> dflt) {
+        return new Key(name, Kind.LIST, false, dflt, true, false);
+    }
+
+    static Key listOrNull(String name) {
+        return new Key(name, Kind.LIST, true, null, true, false);
+    }
+
+    static Key mapOrNull(String name) {
+        return new Key(name, Kind.MAP, true, null, true, false);
+    }
+
+    /** {@code head_dim} where the configuration class has no such argument but the modeling code reads it. */
+    static Key optionalHeadDim() {
+        return new Key("head_dim", Kind.INT, true, null, false, true);
+    }
+
+    /**
+     * {@code rope_scaling} where the configuration class has no such argument but the modeling code reads it, as
+     * it does for every rotary family.
+     */
+    static Key optionalRopeScaling() {
+        return new Key("rope_scaling", Kind.MAP, true, null, false, false);
+    }
+
+    /** The {@code transformers} 5 form of the rotary settings, recognised for every rotary family. */
+    static Key ropeParameters() {
+        return new Key("rope_parameters", Kind.MAP, true, null, false, false);
+    }
+
+    /**
+     * Type-checks and normalises a value given for this key.
+     *
+     * @param given the name the caller used (this key or an alias of it), for messages
+     */
+    Object normaliseValue(String given, Object value) {
+        String label = given.equals(name) ? name : given + " (" + name + ")";
+        if (value == null) {
+            if (!nullable) {
+                throw invalid(label, null, "may not be null");
+            }
+            return null;
+        }
+        switch (kind) {
+            case INT -> {
+                Integer i = asInt(value);
+                if (i == null) {
+                    throw invalid(label, value, "must be an integer");
+                }
+                if (positive && i <= 0) {
+                    throw invalid(label, value, "must be positive");
+                }
+                return i;
+            }
+            case DOUBLE -> {
+                Double d = asDouble(value);
+                if (d == null) {
+                    throw invalid(label, value, "must be a number");
+                }
+                if (d.isNaN() || d.isInfinite()) {
+                    throw invalid(label, value, "must be finite");
+                }
+                if (positive && !(d > 0.0)) {
+                    throw invalid(label, value, "must be positive");
+                }
+                return d;
+            }
+            case BOOL -> {
+                if (!(value instanceof Boolean)) {
+                    throw invalid(label, value, "must be a boolean");
+                }
+                return value;
+            }
+            case STRING -> {
+                if (!(value instanceof String)) {
+                    throw invalid(label, value, "must be a string");
+                }
+                return value;
+            }
+            case TOKEN_IDS -> {
+                Integer i = asInt(value);
+                if (i != null) {
+                    return i;
+                }
+                if (value instanceof List<?> list) {
+                    List<Object> ids = new ArrayList<>();
+                    for (Object o : list) {
+                        Integer id = o == null ? null : asInt(o);
+                        if (id == null) {
+                            throw invalid(label, value, "must be a token id or a list of token ids");
+                        }
+                        ids.add(id);
+                    }
+                    return Collections.unmodifiableList(ids);
+                }
+                throw invalid(label, value, "must be a token id or a list of token ids");
+            }
+            case LIST -> {
+                if (!(value instanceof List<?>)) {
+                    throw invalid(label, value, "must be a list");
+                }
+                return normalise(label, value);
+            }
+            case MAP -> {
+                if (!(value instanceof java.util.Map<?, ?>)) {
+                    throw invalid(label, value, "must be a JSON object (a Map)");
+                }
+                return normalise(label, value);
+            }
+            default -> throw new AssertionError(kind);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package io.arrakis.model.family;
+
+import java.util.Map;
+
+/**
+ * One Hugging Face model family ({@code model_type}): its {@code config.json} keys with their defaults and aliases,
+ * how its configuration maps to the normalised {@link Architecture}, and its checkpoint. Subclasses live in this
+ * package and are listed in {@link Families}.
+ */
+public abstract class ModelFamily {
+    private final String name;
+    private final String modelType;
+    private final Keys keys;
+
+    /**
+     * @param name the canonical name ({@code "gpt-neo"})
+     * @param modelType the Hugging Face {@code model_type} ({@code "gpt_neo"})
+     * @param keys the configuration class's keys
+     */
+    ModelFamily(String name, String modelType, Keys keys) {
+        this.name = name;
+        this.modelType = modelType;
+        this.keys = keys;
+    }
+
+    /**
+     * The canonical name.
+     *
+     * @return e.g. {@code "gpt-neo"}
+     */
+    public final String name() {
+        return name;
+    }
+
+    /**
+     * The Hugging Face {@code model_type}.
+     *
+     * @return e.g. {@code "gpt_neo"}
+     */
+    public final String modelType() {
+        return modelType;
+    }
+
+    /**
+     * The keyword defaults of the family's configuration class.
+     *
+     * @return a new, modifiable map in argument order
+     */
+    public final Map<String, Object> defaults() {
+        return keys.defaults();
+    }
+
+    /**
+     * {@code base} with {@code overrides} applied: aliases resolved, family keys type-checked and normalised.
+     *
+     * @param keepUnknown keep keys the family does not define (a {@code config.json}'s {@code architectures}, ...);
+     *     otherwise they are an error unless {@code base} has them
+     * @return a new map
+     * @throws IllegalArgumentException for an unknown key, a value of the wrong type, or an alias and its key given
+     *     different values
+     */
+    public final Map<String, Object> merge(Map<String, Object> base, Map<String, ?> overrides, boolean keepUnknown) {
+        return keys.merge(name, base, overrides, keepUnknown);
+    }
+
+    /**
+     * The family's key for a standard name ({@code num_hidden_layers} is {@code n_layer} for gpt2).
+     *
+     * @param standardName a name of the family's {@code attribute_map}, or any key
+     * @return the real key
+     */
+    public final String realKey(String standardName) {
+        return keys.realKey(standardName);
+    }
+
+    /**
+     * Validates a configuration of this family and derives its normalised view.
+     *
+     * @param raw a map {@link #merge} made
+     * @return the architecture
+     * @throws IllegalArgumentException naming the key and value of anything invalid or not implemented
+     */
+    public final Architecture architecture(Map<String, Object> raw) {
+        return architecture(new Settings(raw));
+    }
+
+    abstract Architecture architecture(Settings s);
+
+    /**
+     * The checkpoint of a configuration of this family.
+     *
+     * @param a an architecture {@link #architecture(Map)} derived for this family
+     * @return the checkpoint's description
+     */
+    public abstract Checkpoint checkpoint(Architecture a);
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

@@ -1,0 +1,89 @@
+package io.arrakis.model.family;
+
+import io.arrakis.model.family.Architecture.LayerAttention;
+import io.arrakis.model.family.Architecture.Norm;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static io.arrakis.model.family.ConfigValues.describe;
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.integer;
+import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.pos;
+import static io.arrakis.model.family.Key.posDbl;
+import static io.arrakis.model.family.Key.posOrNull;
+import static io.arrakis.model.family.Key.ropeParameters;
+import static io.arrakis.model.family.Key.str;
+
+/**
+ * Qwen2 ({@code transformers/models/qwen2}): Llama with biases on q/k/v only, and a sliding window only with
+ * {@code use_sliding_window}, on the layers {@code layer_types} marks {@code "sliding_attention"} or, without it, the
+ * layers from {@code max_window_layers} on.
+ */
+final class Qwen2 extends ModelFamily {
+
+    Qwen2() {
+        super("qwen2", "qwen2", Keys.of(List.of(
+                pos("vocab_size", 151936), pos("hidden_size", 4096), pos("intermediate_size", 22016),
+                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 32),
+                str("hidden_act", "silu"), pos("max_position_embeddings", 32768), dbl("initializer_range", 0.02),
+                posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
+                posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_sliding_window", false),
+                posOrNull("sliding_window", 4096), integer("max_window_layers", 28), listOrNull("layer_types"),
+                dbl("attention_dropout", 0.0), optionalHeadDim(), ropeParameters()),
+                Map.of()));
+    }
+
+    @Override
+    Architecture architecture(Settings s) {
+        Integer window = null;
+        if (s.bool("use_sliding_window")) {
+            window = s.integerOrNull("sliding_window");
+            if (window == null) {
+                throw invalid("sliding_window", null, "must be set when use_sliding_window is true");
+            }
+        }
+        List<LayerAttention> perLayer = slidingLayers(s, s.integer("num_hidden_layers"), window != null);
+        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
+                .rotary("rope_theta", null).biases(true, false, false)
+                .slidingWindow(window).layerAttention(perLayer)
+                .build();
+    }
+
+    private static List<LayerAttention> slidingLayers(Settings s, int layers, boolean windowOn) {
+        List<LayerAttention> perLayer = new ArrayList<>(layers);
+        List<?> types = s.listOrNull("layer_types");
+        if (types != null) {
+            if (types.size() != layers) {
+                throw invalid("layer_types", types, "has " + types.size() + " entries but num_hidden_layers = " + layers);
+            }
+            for (Object t : types) {
+                if (!"full_attention".equals(t) && !"sliding_attention".equals(t)) {
+                    throw invalid("layer_types", types,
+                            "entries must be \"full_attention\" or \"sliding_attention\", got " + describe(t));
+                }
+                perLayer.add(windowOn && "sliding_attention".equals(t) ? LayerAttention.SLIDING : LayerAttention.FULL);
+            }
+        } else {
+            int maxWindowLayers = s.integer("max_window_layers");
+            if (maxWindowLayers < 0) {
+                throw invalid("max_window_layers", maxWindowLayers, "must be >= 0");
+            }
+            for (int i = 0; i < layers; i++) {
+                perLayer.add(windowOn && i >= maxWindowLayers ? LayerAttention.SLIDING : LayerAttention.FULL);
+            }
+        }
+        return perLayer;
+    }
+
+    @Override
+    public Checkpoint checkpoint(Architecture a) {
+        return LlamaLayout.checkpoint(a);
+    }
+}

@@ -1,0 +1,59 @@
+package io.arrakis.model.family;
+
+import java.util.List;
+import java.util.Map;
+
+import static io.arrakis.model.family.ConfigValues.invalid;
+
+/** Typed reads of a configuration's validated, normalised key-value map, for deriving its {@link Architecture}. */
+final class Settings {
+    private final Map<String, Object> raw;
+
+    Settings(Map<String, Object> raw) {
+        this.raw = raw;
+    }
+
+    boolean has(String key) {
+        return raw.containsKey(key);
+    }
+
+    Object get(String key) {
+        return raw.get(key);
+    }
+
+    int integer(String key) {
+        Object v = raw.get(key);
+        if (!(v instanceof Integer i)) {
+            throw invalid(key, v, "must be an integer");
+        }
+        return i;
+    }
+
+    Integer integerOrNull(String key) {
+        return (Integer) raw.get(key);
+    }
+
+    double number(String key) {
+        return (Double) raw.get(key);
+    }
+
+    boolean bool(String key) {
+        return (Boolean) raw.get(key);
+    }
+
+    String string(String key) {
+        return (String) raw.get(key);
+    }
+
+    String stringOrNull(String key) {
+        return (String) raw.get(key);
+    }
+
+    List<?> listOrNull(String key) {
+        return (List<?>) raw.get(key);
+    }
+
+    Map<?, ?> mapOrNull(String key) {
+        return (Map<?, ?>) raw.get(key);
+    }
+}

@@ -1,0 +1,51 @@
+package io.arrakis.model.family;
+
+/**
+ * The places of a model's weights that checkpoint tensors fill, in the layout the forward pass multiplies with
+ * ({@code x @ W}); the names follow {@code io.arrakis.model.Weights}.
+ */
+public enum Slot {
+    EMBED(false, Init.NORMAL), POS_EMBED(false, Init.NORMAL), LNF_W(false, Init.NORM), LNF_B(false, Init.ZERO),
+    UNEMBED(false, Init.NORMAL), UNEMBED_BIAS(false, Init.ZERO),
+    LN1_W(true, Init.NORM), LN1_B(true, Init.ZERO), LN2_W(true, Init.NORM), LN2_B(true, Init.ZERO),
+    WQ(true, Init.NORMAL), BQ(true, Init.ZERO), WK(true, Init.NORMAL), BK(true, Init.ZERO),
+    WV(true, Init.NORMAL), BV(true, Init.ZERO), WO(true, Init.NORMAL), BO(true, Init.ZERO),
+    W_IN(true, Init.NORMAL), B_IN(true, Init.ZERO), W_GATE(true, Init.NORMAL), B_GATE(true, Init.ZERO),
+    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO);
+
+    /** How Hugging Face initialises a tensor of this slot in a new model. */
+    public enum Init {
+        /** normal(0, initializer_range) */
+        NORMAL,
+        /** zeros (biases) */
+        ZERO,
+        /** the identity scale of the norm: ones, or zeros for {@code (1 + w)} norms */
+        NORM
+    }
+
+    private final boolean perLayer;
+    private final Init init;
+
+    Slot(boolean perLayer, Init init) {
+        this.perLayer = perLayer;
+        this.init = init;
+    }
+
+    /**
+     * Whether each layer has its own.
+     *
+     * @return true for block parameters
+     */
+    public boolean perLayer() {
+        return perLayer;
+    }
+
+    /**
+     * How a new model initialises it.
+     *
+     * @return the kind of initialisation
+     */
+    public Init init() {
+        return init;
+    }
+}

@@ -1,0 +1,35 @@
+package io.arrakis.model;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A tiny configuration of any registered family (d_model 32, 2 layers, 4 heads, 16 positions, vocabulary 64), set
+ * through the standard key names that each family's aliases map to its own, so that tests can run every family.
+ */
+final class TinyConfigs {
+    private TinyConfigs() {
+    }
+
+    static HookedAutoConfig of(String family) {
+        HookedAutoConfig defaults = HookedAutoConfig.of(family);
+        Map<String, Object> raw = defaults.raw();
+        Map<String, Object> o = new LinkedHashMap<>(Map.of("hidden_size", 32, "num_hidden_layers", 2,
+                "num_attention_heads", 4, "max_position_embeddings", 16, "vocab_size", 64));
+        if (raw.containsKey("intermediate_size")) {
+            o.put("intermediate_size", 48);
+        }
+        if (raw.containsKey("num_key_value_heads")) {
+            o.put("num_key_value_heads", 2);
+        }
+        if (raw.get("head_dim") != null) {
+            o.put("head_dim", 8);
+        }
+        if (raw.containsKey("attention_types")) {
+            o.put("attention_types", List.of(List.of(List.of("global", "local"), 1)));
+            o.put("window_size", 4);
+        }
+        return defaults.with(o);
+    }
+}
