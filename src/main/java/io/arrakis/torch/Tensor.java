@@ -1081,6 +1081,9 @@ public final class Tensor implements AutoCloseable {
     /** {@code this op other} for tiny operands, in Java; the result has this tensor's metadata. */
     private Tensor small(SmallElementwise.Op op, Tensor other) {
         Tensor result = adopt(SmallElementwise.compute(op, meta(), handle(), other.handle()));
+        // the operands' memory is read in Java after their handles were taken: an operand nothing else refers to
+        // must not be freed by the garbage collector's backstop before then
+        java.lang.ref.Reference.reachabilityFence(other);
         result.meta = meta;
         return result;
     }
