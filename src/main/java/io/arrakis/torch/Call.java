@@ -30,6 +30,7 @@ final class Call {
     private Op op;
 
     private Call() {
+        NativeHeap.noteThread();
     }
 
     /** Starts a call of {@code op} on this thread, after checking that every tensor it will take is open. */

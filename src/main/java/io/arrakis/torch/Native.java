@@ -15,8 +15,10 @@ final class Native {
     static final int OUT_SLOTS = 8;
     static final int STACK_SLOTS = 32;
 
-    private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(
-            () -> Arena.ofAuto().allocate(8L * (OUT_SLOTS + STACK_SLOTS), 8));
+    private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(() -> {
+        NativeHeap.noteThread();
+        return Arena.ofAuto().allocate(8L * (OUT_SLOTS + STACK_SLOTS), 8);
+    });
 
     static {
         LibTorch.load();

@@ -6,46 +6,66 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.ref.WeakReference;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
 /**
- * Keeps the C heap that libtorch's CPU tensors live on from growing under thread churn.
+ * Keeps the C heap that libtorch's CPU tensors live on from growing as threads come and go.
  *
- * <p>libtorch allocates CPU tensors with {@code malloc}. glibc serves a large block with {@code mmap} (returned to the
- * system on free) only while it is above the <em>mmap threshold</em>, and it raises that threshold to the size of each
- * mmapped block freed, up to 32 MiB. After the first large tensor is freed, later ones come from the malloc arena of
- * the thread that allocates them; when a thread ends, its arena keeps the freed memory for a thread that may never
- * come. A service whose pool churns threads (a web server, a Spark executor) then grows by tens of megabytes per
- * thread. Fixing the threshold at glibc's own starting value (128 KiB) with {@code mallopt(M_MMAP_THRESHOLD)} turns
- * the adjustment off: large tensors keep coming from {@code mmap} and go back when freed; small ones stay in arenas.
+ * <p>libtorch allocates CPU tensors with {@code malloc}. After the first large block is freed, glibc serves large
+ * blocks from the malloc arena of the allocating thread rather than from {@code mmap}, and keeps what is freed there
+ * for reuse. That is fast for a thread that keeps working, but when the thread ends its arena keeps the memory, and
+ * glibc makes up to 8 arenas per core: a service whose pool replaces threads (a web server, a Spark executor) grows
+ * by the working set of every thread it has let go. Two settings bound it without slowing the threads that work:
+ * <ul>
+ *   <li>at most one arena per core ({@code mallopt(M_ARENA_MAX)}), so the memory arenas keep is bounded by the
+ *       cores, not by the threads there have been;</li>
+ *   <li>when a thread that used libtorch has ended, a daemon thread hands the free memory of every arena back to the
+ *       system ({@code malloc_trim(0)}), twice: at once, and again shortly after, for tensors of that thread that the
+ *       garbage collector's backstop frees later.</li>
+ * </ul>
+ * Forcing large blocks to {@code mmap} instead (a fixed {@code M_MMAP_THRESHOLD}) would bound memory too, but every
+ * large tensor would then start on fresh pages, a page fault per 4 KiB, which virtual machines make expensive.
  *
  * <p>Applied once, before libtorch loads, unless the user chose otherwise: {@code -Darrakis.malloc=default} or
- * {@code ARRAKIS_MALLOC=default} keeps glibc's behaviour, and so does a threshold of the user's own
- * ({@code MALLOC_MMAP_THRESHOLD_} or a {@code glibc.malloc.mmap_threshold} tunable). On a C library other than glibc
- * nothing is changed.
+ * {@code ARRAKIS_MALLOC=default} keeps glibc's behaviour; an arena limit of the user's own ({@code MALLOC_ARENA_MAX}
+ * or a {@code glibc.malloc.arena_max} tunable) is kept, and the trimming still applies. On a C library other than
+ * glibc nothing is changed.
  */
 final class NativeHeap {
     private static final String PROPERTY = LibTorch.PROPERTY_MALLOC;
     private static final String ENV = LibTorch.ENV_MALLOC;
-    /** glibc's initial mmap threshold, kept fixed. */
-    static final int MMAP_THRESHOLD = 128 * 1024;
-    /** {@code M_MMAP_THRESHOLD} of glibc's {@code <malloc.h>}. */
-    private static final int M_MMAP_THRESHOLD = -3;
+    /** {@code M_ARENA_MAX} of glibc's {@code <malloc.h>}. */
+    private static final int M_ARENA_MAX = -8;
+    /** How often the trimmer looks for threads that have ended. */
+    private static final long POLL_MILLIS = 250;
 
-    /** What was done: the threshold set, or why nothing was. */
+    /** What was done, in words. */
     record Outcome(boolean applied, String reason) {
     }
+
+    private static final List<WeakReference<Thread>> THREADS = new ArrayList<>(); // guarded by itself
+    private static final ThreadLocal<Boolean> REGISTERED = ThreadLocal.withInitial(NativeHeap::register);
+    private static volatile MethodHandle mallocTrim; // set once the policy applies
 
     private NativeHeap() {
     }
 
     /** Applies the policy chosen by the JVM's properties and the environment. */
     static Outcome configure() {
-        return configure(System.getProperty(PROPERTY), System.getenv());
+        Outcome outcome = configure(System.getProperty(PROPERTY), System.getenv(),
+                Runtime.getRuntime().availableProcessors());
+        if (outcome.applied()) {
+            startTrimmer();
+        }
+        return outcome;
     }
 
-    static Outcome configure(String property, Map<String, String> env) {
+    /** Decides and sets the arena limit; the trimmer is started by {@link #configure()}. */
+    static Outcome configure(String property, Map<String, String> env, int cores) {
         String choice = property != null ? property : env.get(ENV);
         String source = property != null ? "-D" + PROPERTY : "$" + ENV;
         if (choice != null && !choice.isBlank()) {
@@ -58,29 +78,91 @@ final class NativeHeap {
                 default -> throw new LibTorchException(source + " must be 'bounded' or 'default', got '" + choice + "'");
             }
         }
-        if (env.containsKey("MALLOC_MMAP_THRESHOLD_")
-                || env.getOrDefault("GLIBC_TUNABLES", "").contains("glibc.malloc.mmap_threshold")) {
-            return new Outcome(false, "the environment sets glibc's mmap threshold");
+        SymbolLookup libc = Linker.nativeLinker().defaultLookup();
+        if (libc.find("gnu_get_libc_version").isEmpty()) {
+            return new Outcome(false, "the C library is not glibc: malloc left as it is");
         }
-        Optional<MemorySegment> mallopt = glibcSymbol("mallopt");
-        if (mallopt.isEmpty()) {
-            return new Outcome(false, "the C library is not glibc");
+        mallocTrim = downcall(libc.find("malloc_trim"), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+        String trimming = "free arena memory returned when a thread that used libtorch ends";
+        if (env.containsKey("MALLOC_ARENA_MAX") || env.getOrDefault("GLIBC_TUNABLES", "").contains("glibc.malloc.arena_max")) {
+            return new Outcome(true, "arena limit from the environment; " + trimming);
         }
-        MethodHandle call = Linker.nativeLinker().downcallHandle(mallopt.get(),
+        int arenas = Math.max(2, cores);
+        MethodHandle mallopt = downcall(libc.find("mallopt"),
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
         int ok;
         try {
-            ok = (int) call.invokeExact(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            ok = (int) mallopt.invokeExact(M_ARENA_MAX, arenas);
         } catch (Throwable t) {
-            throw new LibTorchException("mallopt(M_MMAP_THRESHOLD) failed: " + t, t);
+            throw new LibTorchException("mallopt(M_ARENA_MAX) failed: " + t, t);
         }
-        return ok == 1 ? new Outcome(true, "mmap threshold fixed at " + MMAP_THRESHOLD + " bytes")
-                : new Outcome(false, "glibc refused mallopt(M_MMAP_THRESHOLD, " + MMAP_THRESHOLD + ")");
+        if (ok != 1) {
+            return new Outcome(true, "glibc refused mallopt(M_ARENA_MAX, " + arenas + "); " + trimming);
+        }
+        return new Outcome(true, "at most " + arenas + " malloc arenas; " + trimming);
     }
 
-    /** A symbol of the C library, present only where it is glibc (which alone has {@code gnu_get_libc_version}). */
-    private static Optional<MemorySegment> glibcSymbol(String name) {
-        SymbolLookup libc = Linker.nativeLinker().defaultLookup();
-        return libc.find("gnu_get_libc_version").isPresent() ? libc.find(name) : Optional.empty();
+    /** Called on a thread's first native call; registers the thread with the trimmer once. */
+    static void noteThread() {
+        REGISTERED.get();
+    }
+
+    /** Returns the free memory of every arena to the system now; false where the policy does not apply. */
+    static boolean trim() {
+        MethodHandle trim = mallocTrim;
+        if (trim == null) {
+            return false;
+        }
+        try {
+            int released = (int) trim.invokeExact(0L);
+            return released >= 0;
+        } catch (Throwable t) {
+            throw new LibTorchException("malloc_trim failed: " + t, t);
+        }
+    }
+
+    private static Boolean register() {
+        if (mallocTrim != null) {
+            synchronized (THREADS) {
+                THREADS.add(new WeakReference<>(Thread.currentThread()));
+            }
+        }
+        return Boolean.TRUE;
+    }
+
+    private static void startTrimmer() {
+        Thread trimmer = new Thread(NativeHeap::trimWhenThreadsEnd, "arrakis-heap-trimmer");
+        trimmer.setDaemon(true);
+        trimmer.start();
+    }
+
+    private static void trimWhenThreadsEnd() {
+        boolean again = false;
+        while (true) {
+            try {
+                Thread.sleep(POLL_MILLIS);
+            } catch (InterruptedException e) {
+                return;
+            }
+            boolean ended = removeEndedThreads();
+            if (ended || again) {
+                trim();
+            }
+            again = ended;
+        }
+    }
+
+    private static boolean removeEndedThreads() {
+        synchronized (THREADS) {
+            return THREADS.removeIf(ref -> {
+                Thread t = ref.get();
+                return t == null || !t.isAlive();
+            });
+        }
+    }
+
+    private static MethodHandle downcall(Optional<MemorySegment> symbol, FunctionDescriptor descriptor) {
+        return Linker.nativeLinker().downcallHandle(symbol.orElseThrow(
+                () -> new LibTorchException("glibc without " + descriptor + ": cannot manage the native heap")), descriptor);
     }
 }

@@ -47,6 +47,26 @@ public final class ResidentMemory {
         return current;
     }
 
+    /**
+     * RSS once it has come within {@code bound} bytes above {@code baseline}, or after {@code seconds}: collects and
+     * reads every 100 ms, for memory that the library returns in the background (the heap trimmer, the tensor reaper).
+     */
+    public static long settledWithin(long baseline, long bound, int seconds) {
+        long deadline = System.nanoTime() + seconds * 1_000_000_000L;
+        long current = settled();
+        while (current - baseline >= bound && System.nanoTime() < deadline) {
+            System.gc();
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            current = rss();
+        }
+        return current;
+    }
+
     /** Prints one measurement, so that a passing run still shows its figures. */
     public static void report(String test, String what, long before, long after) {
         System.out.printf("%s %s: RSS %d MB -> %d MB (%+.1f MB); Java heap committed %d MB%n", test, what, before / MB,

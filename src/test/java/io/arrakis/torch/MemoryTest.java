@@ -49,7 +49,7 @@ class MemoryTest {
     private static double smallPair(int i) {
         Tensor a = Tensor.of(new float[] {1, 2, 3, i}, 2, 2);
         Tensor b = a.add(1.0);
-        double last = b.asSegment().getAtIndex(ValueLayout.JAVA_FLOAT, 3);
+        double last = b.toFloatArray()[3];
         b.close();
         a.close();
         return last;
@@ -166,10 +166,10 @@ class MemoryTest {
     /**
      * A scope that is never closed, on a thread that ends, becomes unreachable with its tensors: its backstop frees
      * them. 40 threads one after another each make and abandon 50 MB (2 GB in all). Each thread is joined and a
-     * collection requested before the next starts, so at most the last thread's 50 MB and one more whose cleaner has
-     * not yet run are alive at a reading: the peak may exceed the start by about two threads' worth. Once settled,
-     * nothing of the 2 GB may stay: large tensors come from {@code mmap} (see {@code NativeHeap}), so a finished
-     * thread's malloc arena does not keep them.
+     * collection requested before the next starts, so a reading sees at most the last thread's 50 MB, one more whose
+     * backstop has not yet run, and what the malloc arenas keep for reuse (at most one arena per core, each about one
+     * thread's working set): the peak is bounded by that. Once the threads have ended, the library's heap trimmer
+     * returns the arenas' free memory, so nothing of the 2 GB may stay.
      */
     @Test
     void abandonedScopesOfFinishedThreadsAreFreed() throws Exception {
@@ -187,11 +187,12 @@ class MemoryTest {
             System.gc();
             peak = Math.max(peak, ResidentMemory.rss());
         }
-        long after = ResidentMemory.settled();
+        long after = ResidentMemory.settledWithin(before, SLACK, 10);
         report("40 abandoned scopes of 50 MB (peak " + peak / MB + " MB)", before, after);
-        assertTrue(peak - before < 2 * 50 * MB + SLACK, "RSS peaked " + (peak - before) / MB
-                + " MB above start: scopes are not freed, or finished threads' arenas keep their memory");
-        assertTrue(after - before < SLACK, "RSS still " + (after - before) / MB + " MB above start after GC");
+        long arenas = Math.max(2, Runtime.getRuntime().availableProcessors());
+        assertTrue(peak - before < (2 + arenas) * 50 * MB + SLACK, "RSS peaked " + (peak - before) / MB
+                + " MB above start: scopes are not freed, or malloc arenas are not bounded");
+        assertTrue(after - before < SLACK, "RSS still " + (after - before) / MB + " MB above start once the threads ended");
     }
 
     // ------------------------------------------------------------------------------------------------ scopes

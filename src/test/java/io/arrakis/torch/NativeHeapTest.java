@@ -11,51 +11,52 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The C heap policy: applied by default on glibc, left alone where the user chose otherwise. */
 class NativeHeapTest {
+    private static final String TRIMMING = "free arena memory returned when a thread that used libtorch ends";
 
     @Test
-    void fixesTheThresholdByDefault() {
-        NativeHeap.Outcome outcome = NativeHeap.configure(null, Map.of());
+    void limitsArenasToTheCoresByDefault() {
+        NativeHeap.Outcome outcome = NativeHeap.configure(null, Map.of(), 16);
         assertTrue(outcome.applied(), outcome.reason());
-        assertEquals("mmap threshold fixed at 131072 bytes", outcome.reason());
-        assertTrue(NativeHeap.configure("bounded", Map.of()).applied());
-        assertTrue(NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", " bounded ")).applied());
+        assertEquals("at most 16 malloc arenas; " + TRIMMING, outcome.reason());
+        assertEquals("at most 2 malloc arenas; " + TRIMMING, NativeHeap.configure("bounded", Map.of(), 1).reason());
+        assertTrue(NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", " bounded "), 2).applied());
     }
 
     @Test
     void theLoadedLibraryReportsThePolicy() {
-        String expected = System.getenv("MALLOC_MMAP_THRESHOLD_") != null ? "the environment sets glibc's mmap threshold"
-                : "default".equals(System.getProperty("arrakis.malloc", System.getenv("ARRAKIS_MALLOC")))
-                ? "keeps glibc's own malloc settings" : "mmap threshold fixed at 131072 bytes";
+        String choice = System.getProperty("arrakis.malloc", System.getenv("ARRAKIS_MALLOC"));
+        String expected = "default".equals(choice) ? "keeps glibc's own malloc settings" : TRIMMING;
         assertTrue(LibTorch.load().nativeHeap().contains(expected), LibTorch.load().toString());
-        assertTrue(LibTorch.load().toString().contains("native heap: "), LibTorch.load().toString());
+        assertTrue(LibTorch.load().toString().contains("; native heap: "), LibTorch.load().toString());
+        assertEquals(!"default".equals(choice), NativeHeap.trim(), "malloc_trim is called where the policy applies");
     }
 
     @Test
     void theUsersChoiceWins() {
-        NativeHeap.Outcome property = NativeHeap.configure("default", Map.of("ARRAKIS_MALLOC", "bounded"));
+        NativeHeap.Outcome property = NativeHeap.configure("default", Map.of("ARRAKIS_MALLOC", "bounded"), 2);
         assertFalse(property.applied());
         assertEquals("-Darrakis.malloc=default keeps glibc's own malloc settings", property.reason());
-        NativeHeap.Outcome env = NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", "default"));
+        NativeHeap.Outcome env = NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", "default"), 2);
         assertFalse(env.applied());
         assertEquals("$ARRAKIS_MALLOC=default keeps glibc's own malloc settings", env.reason());
     }
 
     @Test
-    void aThresholdFromTheEnvironmentIsKept() {
-        assertFalse(NativeHeap.configure(null, Map.of("MALLOC_MMAP_THRESHOLD_", "65536")).applied());
-        NativeHeap.Outcome tunable = NativeHeap.configure(null,
-                Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"));
-        assertFalse(tunable.applied());
-        assertEquals("the environment sets glibc's mmap threshold", tunable.reason());
-        assertTrue(NativeHeap.configure(null, Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")).applied());
+    void anArenaLimitFromTheEnvironmentIsKept() {
+        assertEquals("arena limit from the environment; " + TRIMMING,
+                NativeHeap.configure(null, Map.of("MALLOC_ARENA_MAX", "4"), 2).reason());
+        assertEquals("arena limit from the environment; " + TRIMMING, NativeHeap.configure(null,
+                Map.of("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536:glibc.malloc.arena_max=2"), 2).reason());
+        assertEquals("at most 2 malloc arenas; " + TRIMMING,
+                NativeHeap.configure(null, Map.of("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536"), 2).reason());
     }
 
     @Test
     void anUnknownPolicyIsRefusedByName() {
-        LibTorchException e = assertThrows(LibTorchException.class, () -> NativeHeap.configure("mmap", Map.of()));
+        LibTorchException e = assertThrows(LibTorchException.class, () -> NativeHeap.configure("mmap", Map.of(), 2));
         assertEquals("-Darrakis.malloc must be 'bounded' or 'default', got 'mmap'", e.getMessage());
         LibTorchException env = assertThrows(LibTorchException.class,
-                () -> NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", "off")));
+                () -> NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", "off"), 2));
         assertEquals("$ARRAKIS_MALLOC must be 'bounded' or 'default', got 'off'", env.getMessage());
     }
 }
