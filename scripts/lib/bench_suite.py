@@ -262,7 +262,10 @@ def python_figures(python, threads, tl_layers, quick, skip_reason):
                                      + (["--quick"] if quick else []), stdout=out)
         if code != 0:
             return None, process_failure("the Python run", code, lines)
-        return json.load(open(out_path)), None
+        try:
+            return json.load(open(out_path)), None
+        except ValueError as e:
+            return None, "bench_python.py printed no JSON object (%s)" % e
 
     run = twice(attempt)
     if run.value is None:
@@ -297,7 +300,8 @@ def paired_ratios(java, cp, rounds):
         code, lines = run_logged([java, "-Xmx6g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.PairedRatios", str(rounds)])
         if code != 0:
             return None, process_failure("PairedRatios", code, lines)
-        return json.loads(next(l for l in reversed(lines) if l.startswith("{"))), None
+        result = next((l for l in reversed(lines) if l.startswith("{")), None)
+        return (json.loads(result), None) if result else (None, "PairedRatios printed no result")
     return twice(attempt)
 
 
