@@ -4,12 +4,18 @@ the JVM peers (JMH, each in its own fork: JavaCPP's PyTorch API, DJL's PyTorch e
 prints one table (or, with --json, exactly one JSON object on stdout; everything else goes to stderr).
 
 Each figure is a median: of JMH's measurement iterations, of the Python script's timed runs, of the start-up runs.
+
+No figure is lost silently to a crash: a cell whose run died (a JMH fork, the Python process, a JVM of ours) is run
+once more, and its row says so ("retried": {column: why}); a figure still missing after that carries its reason
+("missing": {column: why}), and the table refers to both in notes under it.
 """
 import argparse
+import fcntl
 import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -17,15 +23,88 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
+COLUMNS = ("ours", "python", "javacpp", "djl", "reference")
+# Every JVM runs in ROOT; a crash report or JIT replay file goes under target/, never into the working tree. JMH's forks
+# inherit these flags: without jvmArgs of their own, JMH starts each fork with the arguments of the JVM that runs it.
+JVM_FLAGS = ["-XX:ErrorFile=target/hs_err_pid%p.log", "-XX:ReplayDataFile=target/replay_pid%p.log",
+             "--enable-native-access=ALL-UNNAMED"]
+# JMH refuses to start while another JMH run on the machine (anyone's) holds a lock on this file.
+JMH_LOCK = "/tmp/jmh.lock"
 
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def run(cmd, **kw):
+class Figure:
+    """One cell: its value (None if none), why it was measured a second time, why it has no value."""
+
+    def __init__(self, value=None, retried=None, missing=None):
+        self.value = value
+        self.retried = retried
+        self.missing = missing if value is None else None
+
+
+def second_try(why, value, why_again):
+    """The figure of a cell measured once more because its first run gave none, for the reason why."""
+    if value is not None:
+        return Figure(value, retried=why)
+    return Figure(missing=why if why_again == why else "%s; run again: %s" % (why, why_again))
+
+
+def twice(attempt):
+    """attempt() -> (value, why there is none); a failed attempt is made once more."""
+    value, why = attempt()
+    if value is not None:
+        return Figure(value)
+    log("bench: %s; running it once more" % why)
+    return second_try(why, *attempt())
+
+
+def run_logged(cmd, stdout=None, echo=True):
+    """Runs cmd in ROOT, its output echoed to stderr (with echo); stdout goes to the given file, else with stderr.
+    Returns the exit code and the output lines."""
     log("bench: $ " + " ".join("CLASSPATH" if len(c) > 200 else c for c in cmd))
-    return subprocess.run(cmd, cwd=ROOT, check=True, stdout=kw.pop("stdout", sys.stderr), **kw)
+    lines = []
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=stdout or subprocess.PIPE,
+                          stderr=subprocess.PIPE if stdout else subprocess.STDOUT, text=True, errors="replace") as p:
+        for line in (p.stderr if stdout else p.stdout):
+            if echo:
+                sys.stderr.write(line)
+            lines.append(line.rstrip("\n"))
+    return p.returncode, lines
+
+
+def exit_status(code):
+    if code < 0:
+        try:
+            return "killed by " + signal.Signals(-code).name
+        except ValueError:
+            return "killed by signal %d" % -code
+    return "exit %d" % code
+
+
+def crash_details(lines):
+    """What a dying JVM printed about its crash (signal, problematic frame, report file), as one phrase, or None."""
+    sig = frame = report = None
+    for i, line in enumerate(lines):
+        following = " ".join(lines[i + 1].lstrip("#").split()) if i + 1 < len(lines) else ""
+        m = re.match(r"#\s+(SIG[A-Z0-9]+) \(0x", line)
+        if m and sig is None:
+            sig = m.group(1)
+        elif line.startswith("# Problematic frame:") and frame is None:
+            frame = following
+        elif "error report file with more information is saved as" in line and report is None:
+            report = os.path.relpath(following, ROOT) if following.startswith(ROOT + os.sep) else following
+    if sig is None:
+        return None
+    return sig + (" at " + frame if frame else "") + (", report " + report if report else "")
+
+
+def process_failure(name, code, lines):
+    """Why a process we started gave no figure."""
+    details = crash_details(lines) or next((l.strip() for l in reversed(lines) if l.strip()), None)
+    return "%s failed (%s)%s" % (name, exit_status(code), ": " + details if details else "")
 
 
 def pom_property(name):
@@ -43,7 +122,7 @@ def machine(java, threads):
                 break
     except OSError:
         pass
-    jdk = subprocess.run([java, "-version"], capture_output=True, text=True).stderr.splitlines()
+    jdk = subprocess.run([java] + JVM_FLAGS + ["-version"], cwd=ROOT, capture_output=True, text=True).stderr.splitlines()
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
@@ -57,46 +136,201 @@ def machine(java, threads):
     }
 
 
-def jmh(java, cp, pattern, out, options, excludes=()):
-    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-cp", cp, "org.openjdk.jmh.Main", pattern,
-           "-rf", "json", "-rff", out] + options
-    for e in excludes:
-        cmd += ["-e", e]
-    run(cmd)
-    return json.load(open(out))
+def jmh_key(bench, params=None):
+    """A JMH result's identity: the benchmark and its parameters (as strings, the way JMH reports them)."""
+    return bench, tuple(sorted((k, str(v)) for k, v in (params or {}).items()))
 
 
 def medians(results):
-    """{(benchmark, params...): (median, unit)}"""
+    """{jmh_key: (median, unit)} of a JMH JSON result file's content."""
     out = {}
     for r in results:
         raw = [x for fork in r["primaryMetric"]["rawData"] for x in fork]
-        params = tuple(sorted((r.get("params") or {}).items()))
-        out[(r["benchmark"], params)] = (statistics.median(raw), r["primaryMetric"]["scoreUnit"])
+        out[jmh_key(r["benchmark"], r.get("params"))] = (statistics.median(raw), r["primaryMetric"]["scoreUnit"])
     return out
 
 
-def pick(m, bench, unit, **params):
-    key = (bench, tuple(sorted((k, str(v)) for k, v in params.items())))
-    if key not in m:
-        return None
-    value, jmh_unit = m[key]
-    scale = {("ns/op", "us"): 1e-3, ("us/op", "us"): 1.0, ("ms/op", "ms"): 1.0, ("ops/s", "per_s"): 1.0,
-             ("s/op", "ms"): 1e3, ("ms/op", "s"): 1e-3}[(jmh_unit, unit)]
-    return value * scale
+def jmh_failures(lines):
+    """{jmh_key: why it has no result} from JMH's human-readable output: a forked VM that died, a benchmark that threw."""
+    segments = {}
+    key = None
+    for line in lines:
+        if line.startswith("# Benchmark: "):
+            key = jmh_key(line[len("# Benchmark: "):].strip())
+        elif line.startswith("# Parameters: (") and key:
+            pairs = [p.split(" = ", 1) for p in line[len("# Parameters: ("):].rstrip().rstrip(")").split(", ")]
+            key = jmh_key(key[0], dict(pairs))
+        if key:
+            segments.setdefault(key, []).append(line)
+    reasons = {}
+    for key, seg in segments.items():
+        died = next((m for m in (re.match(r"<forked VM failed with exit code (\d+)>", l) for l in seg) if m), None)
+        if died:
+            details = crash_details(seg)
+            reasons[key] = "forked JVM died (exit %s)%s" % (died.group(1), ": " + details if details else "")
+        elif "<failure>" in seg:
+            thrown = next((l.strip() for l in seg[seg.index("<failure>") + 1:] if l.strip()), "no message")
+            reasons[key] = "the benchmark threw " + thrown
+    return reasons
+
+
+def wait_for_jmh_lock(budget):
+    """Waits, at most budget["s"] seconds over the whole suite, until no other JMH run holds JMH's lock."""
+    try:
+        f = open(JMH_LOCK, "a")
+    except OSError:
+        return  # JMH will say what is wrong with the file
+    with f:
+        said = False
+        while True:
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # JMH takes the same (fcntl) lock
+                fcntl.lockf(f, fcntl.LOCK_UN)
+                return
+            except OSError:
+                if budget["s"] <= 0:
+                    return
+                if not said:
+                    log("bench: another JMH run holds %s; waiting for it to end" % JMH_LOCK)
+                    said = True
+                time.sleep(5)
+                budget["s"] -= 5
+
+
+def jmh_runner(java, cp, lock_wait_s=1800):
+    """run(pattern, options) -> ({jmh_key: (median, unit)}, {jmh_key: why no result}, why a result may be missing
+    beyond those): one JMH run."""
+    count = [0]
+    budget = {"s": lock_wait_s}
+
+    def run(pattern, options):
+        count[0] += 1
+        out = os.path.join(BENCH_DIR, "jmh-%d.json" % count[0])
+        if os.path.exists(out):
+            os.remove(out)  # a file of an earlier suite must not stand in for a run that wrote none
+        wait_for_jmh_lock(budget)
+        code, lines = run_logged([java] + JVM_FLAGS + ["-cp", cp, "org.openjdk.jmh.Main", pattern, "-rf", "json",
+                                                       "-rff", out] + options)
+        results = medians(json.load(open(out))) if os.path.exists(out) else {}
+        return results, jmh_failures(lines), jmh_gave_nothing(code, lines)
+    return run
+
+
+def jmh_gave_nothing(code, lines):
+    """Why a JMH run has no result for a benchmark when its output names no failure of that benchmark."""
+    if code == 0:
+        return "JMH gave no result"
+    error = next((l.strip() for l in lines if l.startswith("ERROR:")), None)
+    return "JMH failed (%s)%s" % (exit_status(code), ": " + error if error else "")
+
+
+def measure_jmh(cells, batches, run):
+    """Figures of the JMH cells ({jmh_key: JMH timing options}): measured by the batches ([(pattern, options)]), and
+    any cell its batch left without a result (a crashed fork, say) measured once more on its own. run is
+    jmh_runner's."""
+    results, failures, nothing = {}, {}, []
+    for pattern, options in batches:
+        r, f, why = run(pattern, options)
+        results.update(r)
+        failures.update(f)
+        nothing.append(why)
+    general = next((w for w in nothing if w != "JMH gave no result"), "JMH gave no result")
+    figures = {}
+    for key, timing in cells.items():
+        if key in results:
+            figures[key] = Figure(results[key])
+            continue
+        why = failures.get(key) or general
+        log("bench: %s%s: %s; running it once more" % (key[0], "".join(" %s=%s" % kv for kv in key[1]), why))
+        r, f, why_again = run("^%s$" % re.escape(key[0]), timing + [a for k, v in key[1] for a in ("-p", "%s=%s" % (k, v))])
+        figures[key] = second_try(why, r.get(key), f.get(key) or why_again)
+    return figures
+
+
+def python_figures(python, threads, tl_layers, quick, skip_reason):
+    """{workload: Figure} of bench_python.py's workloads, its run made once more if the process died."""
+    names = ("op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16",
+             "composition_all_pairs_q_tl_algorithm")
+    if skip_reason:
+        return {n: Figure(missing=skip_reason) for n in names}, {}
+    out_path = os.path.join(BENCH_DIR, "python.json")
+
+    def attempt():
+        with open(out_path, "w") as out:
+            code, lines = run_logged([python, os.path.join(ROOT, "scripts", "lib", "bench_python.py"), "--dir",
+                                      BENCH_DIR, "--threads", str(threads), "--tl-sender-layers", str(tl_layers)]
+                                     + (["--quick"] if quick else []), stdout=out)
+        if code != 0:
+            return None, process_failure("the Python run", code, lines)
+        try:
+            return json.load(open(out_path)), None
+        except ValueError as e:
+            return None, "bench_python.py printed no JSON object (%s)" % e
+
+    run = twice(attempt)
+    if run.value is None:
+        return {n: Figure(missing=run.missing) for n in names}, {}
+    return {n: Figure(run.value["rows"].get(n), retried=run.retried,
+                      missing="bench_python.py gave no figure (see its log)") for n in names}, run.value
 
 
 def startup(java, cp, runs):
-    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-cp", cp, "io.arrakis.suite.StartupProbe",
-           os.path.join(BENCH_DIR, "tiny")]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)  # unmeasured: extraction, page cache
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    log("bench: startup_cold runs (s): " + ", ".join("%.2f" % t for t in times))
-    return statistics.median(times)
+    """Median wall time of a new JVM that loads libtorch and runs a first forward (StartupProbe)."""
+    cmd = [java] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.StartupProbe", os.path.join(BENCH_DIR, "tiny")]
+
+    def attempt():
+        code, lines = run_logged(cmd)  # unmeasured: extraction, page cache
+        if code != 0:
+            return None, process_failure("StartupProbe", code, lines)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            code, lines = run_logged(cmd, echo=False)
+            times.append(time.perf_counter() - t)
+            if code != 0:
+                return None, process_failure("StartupProbe", code, lines)
+        log("bench: startup_cold runs (s): " + ", ".join("%.2f" % t for t in times))
+        return statistics.median(times), None
+    return twice(attempt)
+
+
+def paired_ratios(java, cp, rounds):
+    """Ours against ours, A and B alternating in one JVM: immune to drift between JMH forks (see PairedRatios)."""
+    def attempt():
+        code, lines = run_logged([java, "-Xmx6g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.PairedRatios", str(rounds)])
+        if code != 0:
+            return None, process_failure("PairedRatios", code, lines)
+        result = next((l for l in reversed(lines) if l.startswith("{")), None)
+        return (json.loads(result), None) if result else (None, "PairedRatios printed no result")
+    return twice(attempt)
+
+
+class Jmh:
+    """A cell measured by JMH: benchmark, parameters, the timing options it runs with, and a factor on its value."""
+
+    def __init__(self, bench, timing, scale=1.0, **params):
+        self.key = jmh_key(bench, params)
+        self.timing = timing
+        self.scale = scale
+
+
+class Py:
+    """A cell of bench_python.py."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+UNIT_SCALE = {("ns/op", "us"): 1e-3, ("us/op", "us"): 1.0, ("ms/op", "ms"): 1.0, ("ops/s", "per_s"): 1.0,
+              ("s/op", "ms"): 1e3, ("ms/op", "s"): 1e-3}
+
+
+def in_unit(figure, unit, scale=1.0):
+    """A JMH figure, (median, JMH's unit), in the row's unit."""
+    if figure.value is None:
+        return figure
+    value, jmh_unit = figure.value
+    return Figure(value * UNIT_SCALE[(jmh_unit, unit)] * scale, retried=figure.retried)
 
 
 def ratio(a, b):
@@ -118,88 +352,113 @@ def main():
     ap.add_argument("--java", required=True)
     ap.add_argument("--classpath", required=True)
     ap.add_argument("--python", default="/usr/bin/python3")
+    ap.add_argument("--skip-python", metavar="REASON", help="leave the Python column empty, for this reason")
     args = ap.parse_args()
     quick = args.quick
     java, cp = args.java, args.classpath
     threads = int(os.environ.get("ARRAKIS_BENCH_THREADS", os.cpu_count()))
     started = time.time()
 
-    run([java, "--enable-native-access=ALL-UNNAMED", "-cp", cp, "io.arrakis.model.BenchCheckpoint", BENCH_DIR])
+    subprocess.run([java] + JVM_FLAGS + ["-cp", cp, "io.arrakis.model.BenchCheckpoint", BENCH_DIR], cwd=ROOT,
+                   check=True, stdout=sys.stderr)
 
     timing = (["-f", "1", "-wi", "2", "-w", "1s", "-i", "3", "-r", "1s"] if quick
               else ["-f", "2", "-wi", "3", "-w", "2s", "-i", "5", "-r", "3s"])
-    m = medians(jmh(java, cp, r"io\.arrakis\.(suite|peers)\.|io\.arrakis\.torch\.OpOverheadBench\.(mul2x2|matmul64)$",
-                    os.path.join(BENCH_DIR, "jmh.json"), timing,
-                    excludes=[r"OursCompositionTl"]))
     layers = 12
     tl_layers = 1 if quick else layers
-    m.update(medians(jmh(java, cp, r"io\.arrakis\.suite\.OursCompositionTl", os.path.join(BENCH_DIR, "jmh-tl.json"),
-                         ["-f", "1", "-wi", "0", "-i", "1" if quick else "2", "-p", "senderLayers=%d" % tl_layers])))
+    tl_timing = ["-f", "1", "-wi", "0", "-i", "1" if quick else "2"]
+    batches = [(r"io\.arrakis\.(suite|peers)\.|io\.arrakis\.torch\.OpOverheadBench\.(mul2x2|matmul64)$",
+                timing + ["-e", "OursCompositionTl"]),
+               (r"io\.arrakis\.suite\.OursCompositionTl", tl_timing + ["-p", "senderLayers=%d" % tl_layers])]
 
-    py = subprocess.run([args.python, os.path.join(ROOT, "scripts", "lib", "bench_python.py"), "--dir", BENCH_DIR,
-                         "--threads", str(threads), "--tl-sender-layers", str(tl_layers)] + (["--quick"] if quick else []),
-                        cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    python = json.loads(py.stdout) if py.returncode == 0 else {"rows": {}}
-    if py.returncode != 0:
-        log("bench: the Python run failed (exit %d); its column is empty" % py.returncode)
-    p = python["rows"]
+    S, J, D = "io.arrakis.suite.", "io.arrakis.peers.JavaCppPeer.", "io.arrakis.peers.DjlPeer."
+    O = "io.arrakis.torch.OpOverheadBench."
 
+    def jmh(bench, **params):
+        return Jmh(bench, timing, **params)
+
+    forward_products = jmh(S + "OursForward.matmulsAlone", dtype="float32")
+    composition_product = jmh(S + "OursComposition.unavoidableProduct", dtype="float32")
+    spec = [
+        ("op_mul_2x2", "us", dict(ours=jmh(O + "mul2x2"), python=Py("op_mul_2x2"), javacpp=jmh(J + "Ops.mul2x2"),
+                                  djl=jmh(D + "Ops.mul2x2"))),
+        ("op_matmul_64", "us", dict(ours=jmh(O + "matmul64"), python=Py("op_matmul_64"),
+                                    javacpp=jmh(J + "Ops.matmul64"), djl=jmh(D + "Ops.matmul64"))),
+        ("gpt2s_forward_f32", "ms", dict(ours=jmh(S + "OursForward.noCache", dtype="float32"),
+                                         python=Py("gpt2s_forward_f32"),
+                                         javacpp=jmh(J + "Forward.forward", dtype="float32"),
+                                         djl=jmh(D + "Forward.forward"), reference=forward_products)),
+        ("gpt2s_forward_bf16", "ms", dict(ours=jmh(S + "OursForward.noCache", dtype="bfloat16"),
+                                          python=Py("gpt2s_forward_bf16"),
+                                          javacpp=jmh(J + "Forward.forward", dtype="bfloat16"),
+                                          reference=jmh(S + "OursForward.matmulsAlone", dtype="bfloat16"))),
+        ("gpt2s_forward_f32_cache", "ms", dict(ours=jmh(S + "OursForwardCache.fullCache"),
+                                               reference=forward_products)),
+        ("composition_all_pairs_q", "ms", dict(ours=jmh(S + "OursComposition.allPairsQ", dtype="float32"),
+                                               reference=composition_product)),
+        ("composition_all_pairs_q_tl_algorithm", "ms",
+         dict(ours=Jmh(S + "OursCompositionTl.tlAlgorithm", tl_timing, scale=layers / tl_layers, senderLayers=tl_layers),
+              python=Py("composition_all_pairs_q_tl_algorithm"), reference=composition_product)),
+        ("path_patching", "ms", dict(ours=jmh(S + "OursPathPatching.patch"))),
+    ] + [("throughput_threads_%d" % n, "per_s", dict(ours=jmh(S + "OursThroughput.threads%d" % n))) for n in (1, 2, 4, 8)]
+
+    measured = measure_jmh({c.key: c.timing for _, _, cells in spec for c in cells.values() if isinstance(c, Jmh)},
+                           batches, jmh_runner(java, cp))
+    py, python = python_figures(args.python, threads, tl_layers, quick, args.skip_python)
     start = startup(java, cp, 3 if quick else 7)
+    paired = paired_ratios(java, cp, 7 if quick else 15)
 
-    # ours against ours, A and B alternating in one JVM: immune to drift between JMH forks (see PairedRatios)
-    paired_out = subprocess.run([java, "-Xmx6g", "--enable-native-access=ALL-UNNAMED", "-cp", cp,
-                                 "io.arrakis.suite.PairedRatios", "7" if quick else "15"],
-                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    paired = json.loads(paired_out.stdout.strip().splitlines()[-1]) if paired_out.returncode == 0 else {}
+    figures = {}  # workload -> column -> Figure
+    for workload, unit, cells in spec:
+        figures[workload] = {col: in_unit(measured[c.key], unit, c.scale) if isinstance(c, Jmh) else py[c.name]
+                             for col, c in cells.items()}
+    figures["startup_cold"] = {"ours": start}
 
-    S, P, J, D = "io.arrakis.suite.", "io.arrakis.peers.", "io.arrakis.peers.JavaCppPeer.", "io.arrakis.peers.DjlPeer."
-    ref_f32 = pick(m, S + "OursForward.matmulsAlone", "ms", dtype="float32")
-    ref_comp = pick(m, S + "OursComposition.unavoidableProduct", "ms", dtype="float32")
-    tl_ours = pick(m, S + "OursCompositionTl.tlAlgorithm", "ms", senderLayers=tl_layers)
-    rows = [
-        ("op_mul_2x2", "us", pick(m, "io.arrakis.torch.OpOverheadBench.mul2x2", "us"), p.get("op_mul_2x2"),
-         pick(m, J + "Ops.mul2x2", "us"), pick(m, D + "Ops.mul2x2", "us"), None),
-        ("op_matmul_64", "us", pick(m, "io.arrakis.torch.OpOverheadBench.matmul64", "us"), p.get("op_matmul_64"),
-         pick(m, J + "Ops.matmul64", "us"), pick(m, D + "Ops.matmul64", "us"), None),
-        ("gpt2s_forward_f32", "ms", pick(m, S + "OursForward.noCache", "ms", dtype="float32"),
-         p.get("gpt2s_forward_f32"), pick(m, J + "Forward.forward", "ms", dtype="float32"),
-         pick(m, D + "Forward.forward", "ms"), ref_f32),
-        ("gpt2s_forward_bf16", "ms", pick(m, S + "OursForward.noCache", "ms", dtype="bfloat16"),
-         p.get("gpt2s_forward_bf16"), pick(m, J + "Forward.forward", "ms", dtype="bfloat16"), None,
-         pick(m, S + "OursForward.matmulsAlone", "ms", dtype="bfloat16")),
-        ("gpt2s_forward_f32_cache", "ms", pick(m, S + "OursForwardCache.fullCache", "ms"), None, None, None, ref_f32),
-        ("composition_all_pairs_q", "ms", pick(m, S + "OursComposition.allPairsQ", "ms", dtype="float32"), None, None, None, ref_comp),
-        ("composition_all_pairs_q_tl_algorithm", "ms", None if tl_ours is None else tl_ours * layers / tl_layers,
-         p.get("composition_all_pairs_q_tl_algorithm"), None, None, ref_comp),
-        ("path_patching", "ms", pick(m, S + "OursPathPatching.patch", "ms"), None, None, None, None),
-    ]
-    for n in (1, 2, 4, 8):
-        rows.append(("throughput_threads_%d" % n, "per_s", pick(m, S + "OursThroughput.threads%d" % n, "per_s"),
-                     None, None, None, None))
-    rows.append(("startup_cold", "s", start, None, None, None, None))
-    row_dicts = [dict(zip(("workload", "unit", "ours", "python", "javacpp", "djl", "reference"), r)) for r in rows]
-    by = {r["workload"]: r for r in row_dicts}
+    row_dicts = []
+    for workload, unit in [(w, u) for w, u, _ in spec] + [("startup_cold", "s")]:
+        cells = figures[workload]
+        row = {"workload": workload, "unit": unit}
+        row.update({col: cells[col].value if col in cells else None for col in COLUMNS})
+        row["retried"] = {col: f.retried for col, f in cells.items() if f.retried}
+        row["missing"] = {col: f.missing for col, f in cells.items() if f.missing}
+        row_dicts.append(row)
 
-    def target(name, value, op, limit, why):
-        met = None if value is None else (value <= limit if op == "<=" else value >= limit)
-        return {"target": name, "value": None if value is None else round(value, 3), "limit": "%s %.2f" % (op, limit),
-                "met": met, "what": why}
+    def cell(workload, column):
+        f = figures[workload].get(column) or Figure(missing="not measured")
+        return Figure(f.value, missing=f.missing and "%s %s: %s" % (workload, column, f.missing))
 
-    fwd = by["gpt2s_forward_f32"]
-    comp = by["composition_all_pairs_q"]
+    def quotient(a, b):
+        if a.value is not None and b.value:
+            return Figure(a.value / b.value)
+        return Figure(missing="; ".join(f.missing for f in (a, b) if f.missing) or "a zero denominator")
+
+    def from_paired(name):
+        if paired.value is None:
+            return Figure(missing=paired.missing)
+        return Figure(paired.value.get(name), missing="PairedRatios gave no " + name)
+
+    def target(name, figure, op, limit, why):
+        value = figure.value
+        t = {"target": name, "value": None if value is None else round(value, 3), "limit": "%s %.2f" % (op, limit),
+             "met": None if value is None else (value <= limit if op == "<=" else value >= limit), "what": why}
+        if figure.missing:
+            t["missing"] = figure.missing
+        return t
+
+    fwd, comp = "gpt2s_forward_f32", "composition_all_pairs_q"
     targets = [
-        target("op_mul_2x2 ours/python", ratio(by["op_mul_2x2"]["ours"], by["op_mul_2x2"]["python"]), "<=", 1.0, "per-op 2x2 mul vs Python eager"),
-        target("op_mul_2x2 ours/javacpp", ratio(by["op_mul_2x2"]["ours"], by["op_mul_2x2"]["javacpp"]), "<=", 1.0, "per-op 2x2 mul vs JavaCPP"),
-        target("gpt2s_forward_f32 ours/javacpp", ratio(fwd["ours"], fwd["javacpp"]), "<=", 1.0, "GPT-2-small forward vs JavaCPP"),
-        target("gpt2s_forward_f32 ours/matmuls", ratio(fwd["ours"], fwd["reference"]), "<=", 1.1, "forward vs its matrix products alone"),
-        target("cache/no cache", ratio(by["gpt2s_forward_f32_cache"]["ours"], fwd["ours"]), "<=", 1.05, "full cache vs no cache"),
-        target("composition ours/TL algorithm", ratio(comp["ours"], by["composition_all_pairs_q_tl_algorithm"]["ours"]), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
-        target("composition ours/product", ratio(comp["ours"], comp["reference"]), "<=", 1.5, "all-pairs Q vs its one matrix product"),
-        target("forward/matmuls, paired", paired.get("forward_vs_matmuls"), "<=", 1.1, "the same, A/B alternating in one JVM"),
-        target("cache/no cache, paired", paired.get("cache_vs_no_cache"), "<=", 1.05, "the same, A/B alternating in one JVM"),
-        target("composition/product, paired", paired.get("composition_vs_product"), "<=", 1.5, "the same, A/B alternating in one JVM"),
-        target("threads 4/1", ratio(by["throughput_threads_4"]["ours"], by["throughput_threads_1"]["ours"]), ">=", 1.6, "throughput of small forwards, 4 threads vs 1"),
-        target("startup_cold", by["startup_cold"]["ours"], "<=", 1.5, "seconds to first forward, cold JVM"),
+        target("op_mul_2x2 ours/python", quotient(cell("op_mul_2x2", "ours"), cell("op_mul_2x2", "python")), "<=", 1.0, "per-op 2x2 mul vs Python eager"),
+        target("op_mul_2x2 ours/javacpp", quotient(cell("op_mul_2x2", "ours"), cell("op_mul_2x2", "javacpp")), "<=", 1.0, "per-op 2x2 mul vs JavaCPP"),
+        target("gpt2s_forward_f32 ours/javacpp", quotient(cell(fwd, "ours"), cell(fwd, "javacpp")), "<=", 1.0, "GPT-2-small forward vs JavaCPP"),
+        target("gpt2s_forward_f32 ours/matmuls", quotient(cell(fwd, "ours"), cell(fwd, "reference")), "<=", 1.1, "forward vs its matrix products alone"),
+        target("cache/no cache", quotient(cell("gpt2s_forward_f32_cache", "ours"), cell(fwd, "ours")), "<=", 1.05, "full cache vs no cache"),
+        target("composition ours/TL algorithm", quotient(cell(comp, "ours"), cell("composition_all_pairs_q_tl_algorithm", "ours")), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
+        target("composition ours/product", quotient(cell(comp, "ours"), cell(comp, "reference")), "<=", 1.5, "all-pairs Q vs its one matrix product"),
+        target("forward/matmuls, paired", from_paired("forward_vs_matmuls"), "<=", 1.1, "the same, A/B alternating in one JVM"),
+        target("cache/no cache, paired", from_paired("cache_vs_no_cache"), "<=", 1.05, "the same, A/B alternating in one JVM"),
+        target("composition/product, paired", from_paired("composition_vs_product"), "<=", 1.5, "the same, A/B alternating in one JVM"),
+        target("threads 4/1", quotient(cell("throughput_threads_4", "ours"), cell("throughput_threads_1", "ours")), ">=", 1.6, "throughput of small forwards, 4 threads vs 1"),
+        target("startup_cold", cell("startup_cold", "ours"), "<=", 1.5, "seconds to first forward, cold JVM"),
     ]
     mach = machine(java, threads)
     mach["python_torch"] = python.get("torch")
@@ -209,6 +468,8 @@ def main():
         if tl_layers != layers else "all %d" % layers
     mach["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     mach["suite_seconds"] = round(time.time() - started)
+    if paired.retried:
+        mach["paired_retried"] = paired.retried
 
     table = render(row_dicts, targets, mach)
     if args.json:
@@ -219,19 +480,45 @@ def main():
 
 
 def render(row_dicts, targets, mach):
+    """The rows as a Markdown table, a numbered note for every cell run twice or left without a figure, the targets
+    and the machine."""
+    notes = []  # [(kind, reason, [cells])], numbered from 1 in order of appearance
+
+    def note(kind, reason, where):
+        for i, (k, r, cells) in enumerate(notes):
+            if (k, r) == (kind, reason):
+                cells.append(where)
+                return "[%d]" % (i + 1)
+        notes.append((kind, reason, [where]))
+        return "[%d]" % len(notes)
+
     header = ["workload", "unit", "ours", "python", "javacpp", "djl", "reference", "ours/python", "ours/javacpp",
               "ours/djl", "ours/reference"]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in row_dicts:
         u = r["unit"]
-        cells = [r["workload"], u] + [fmt(r[k], u) for k in ("ours", "python", "javacpp", "djl", "reference")] \
-            + [fmt(ratio(r["ours"], r[k]), "x") for k in ("python", "javacpp", "djl", "reference")]
+        cells = [r["workload"], u]
+        for k in COLUMNS:
+            text = fmt(r[k], u)
+            where = "%s %s" % (r["workload"], k)
+            if k in r["missing"]:
+                text += " " + note("no figure", r["missing"][k], where)
+            elif k in r["retried"]:
+                text += " " + note("measured on a second run; the first", r["retried"][k], where)
+            cells.append(text)
+        cells += [fmt(ratio(r["ours"], r[k]), "x") for k in ("python", "javacpp", "djl", "reference")]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
+    for i, (kind, reason, where) in enumerate(notes):
+        out.append("[%d] %s (%s): %s" % (i + 1, kind, ", ".join(where), reason))
+    if notes:
+        out.append("")
     for t in targets:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
         out.append("target %-34s %8s  (%s)  %s — %s" % (t["target"], "—" if t["value"] is None else "%.3f" % t["value"],
                                                      t["limit"], state, t["what"]))
+        if "missing" in t:
+            out.append("       %-34s no value: %s" % ("", t["missing"]))
     out.append("")
     out.append("machine: " + json.dumps(mach))
     return "\n".join(out)

@@ -1,6 +1,7 @@
 package io.arrakis.peers;
 
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -19,6 +20,8 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -30,7 +33,22 @@ public final class JavaCppPeer {
     private JavaCppPeer() {
     }
 
-    static final String[] JVM_ARGS = {"-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent", "-Xmx4g"};
+    /**
+     * Loads JavaCPP's libtorch; every benchmark's set-up calls it before touching {@code torch}. JavaCPP extracts a
+     * jar's libraries into its cache one by one as it loads them, and it loads libtorch.so before libtorch_cpu.so. On
+     * a first run the dynamic linker then finds no libtorch_cpu.so beside libtorch.so and takes the system's (Debian's
+     * python3-torch, which the suite installs, brings libtorch 1.13's): the process gets two libtorch copies, and the
+     * second one's static registrations crash in the first one's dispatcher. With the whole folder extracted first,
+     * every dependency is found beside its dependent.
+     */
+    static void loadLibtorch() {
+        try {
+            Loader.cacheResources("/org/bytedeco/pytorch/" + Loader.getPlatform() + "/");
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not extract JavaCPP's libtorch into its cache", e);
+        }
+        Loader.load(torch.class);
+    }
 
     static Tensor fromFloats(float[] values, long... shape) {
         try (FloatPointer p = new FloatPointer(values)) {
@@ -52,6 +70,7 @@ public final class JavaCppPeer {
 
         @Setup
         public void setUp() {
+            loadLibtorch();
             System.out.println("bench: javacpp libtorch threads " + torch.get_num_threads());
             a2 = torch.randn(2, 2);
             b2 = torch.randn(2, 2);
@@ -157,6 +176,7 @@ public final class JavaCppPeer {
 
         @Setup
         public void setUp() {
+            loadLibtorch();
             System.out.println("bench: javacpp libtorch threads " + torch.get_num_threads());
             Gpt2Checkpoint ckpt = new Gpt2Checkpoint(Gpt2Checkpoint.gpt2Small());
             torch.ScalarType type = dtype.equals("float32") ? torch.ScalarType.Float : torch.ScalarType.BFloat16;

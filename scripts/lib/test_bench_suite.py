@@ -1,0 +1,154 @@
+"""Tests of the suite driver's bookkeeping (python3 -m unittest discover -s scripts/lib), on JMH output recorded from
+real runs (testdata/): a JavaCPP fork that died of SIGSEGV, a benchmark whose set-up threw, JMH refusing to start."""
+import os
+import unittest
+from unittest import mock
+
+import bench_suite
+from bench_suite import Figure, jmh_key, measure_jmh, render
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FORWARD = "io.arrakis.peers.JavaCppPeer.Forward.forward"
+OPS = "io.arrakis.peers.JavaCppPeer.Ops.mul2x2"
+
+
+def recorded(name):
+    with open(os.path.join(HERE, "testdata", name)) as f:
+        return f.read().splitlines()
+
+
+class JmhOutputTest(unittest.TestCase):
+    def test_a_fork_that_died_is_named_with_its_signal_frame_and_report(self):
+        # recorded in a checkout at /work/wt-bench, before crash reports went under target/
+        with mock.patch.object(bench_suite, "ROOT", "/work/wt-bench"):
+            reasons = bench_suite.jmh_failures(recorded("jmh-fork-crash.txt"))
+        self.assertEqual({jmh_key(FORWARD, {"dtype": "float32"}):
+                          "forked JVM died (exit 134): SIGSEGV at C [libc.so.6+0x8c370] pthread_mutex_lock+0x0,"
+                          " report hs_err_pid15377.log"}, reasons)
+        with mock.patch.object(bench_suite, "ROOT", "/elsewhere"):
+            reasons = bench_suite.jmh_failures(recorded("jmh-fork-crash.txt"))
+        self.assertTrue(reasons[jmh_key(FORWARD, {"dtype": "float32"})].endswith(
+            ", report /work/wt-bench/hs_err_pid15377.log"))
+
+    def test_a_benchmark_that_threw_is_named_with_its_exception(self):
+        reasons = bench_suite.jmh_failures(recorded("jmh-benchmark-threw.txt"))
+        self.assertEqual({jmh_key(FORWARD, {"dtype": "float32"}):
+                          "the benchmark threw java.io.UncheckedIOException: java.nio.file.NoSuchFileException:"
+                          " /nonexistent/gpt2s/config.json"}, reasons)
+
+    def test_jmh_that_did_not_start_says_why(self):
+        lines = recorded("jmh-lock-held.txt")
+        self.assertEqual({}, bench_suite.jmh_failures(lines))
+        why = bench_suite.jmh_gave_nothing(1, lines)
+        self.assertTrue(why.startswith("JMH failed (exit 1): ERROR: "), why)
+        self.assertIn("Unable to acquire the JMH lock", why)
+
+    def test_a_fork_killed_by_a_signal_is_named(self):
+        self.assertEqual("StartupProbe failed (killed by SIGKILL): last words",
+                         bench_suite.process_failure("StartupProbe", -9, ["first", "last words", ""]))
+
+
+class FakeJmh:
+    """Stands in for jmh_runner: each call answers with the next prepared (results, failures, why) and is recorded."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def __call__(self, pattern, options):
+        self.calls.append((pattern, options))
+        return self.answers.pop(0)
+
+
+@mock.patch.object(bench_suite, "log", lambda *args: None)
+class RetryTest(unittest.TestCase):
+    f32 = jmh_key(FORWARD, {"dtype": "float32"})
+    bf16 = jmh_key(FORWARD, {"dtype": "bfloat16"})
+    ops = jmh_key(OPS)
+    timing = ["-f", "1", "-i", "3"]
+
+    def test_a_cell_whose_fork_died_is_run_once_more_on_its_own_and_marked(self):
+        crash = "forked JVM died (exit 134): SIGSEGV"
+        jmh = FakeJmh(({self.bf16: (900.0, "ms/op"), self.ops: (4.6, "ns/op")}, {self.f32: crash}, "JMH gave no result"),
+                      ({self.f32: (500.0, "ms/op")}, {}, "JMH gave no result"))
+        figures = measure_jmh({k: self.timing for k in (self.f32, self.bf16, self.ops)},
+                              [("io\\.arrakis\\.peers\\.", self.timing + ["-e", "Tl"])], jmh)
+        self.assertEqual([("io\\.arrakis\\.peers\\.", self.timing + ["-e", "Tl"]),
+                          ("^io\\.arrakis\\.peers\\.JavaCppPeer\\.Forward\\.forward$",
+                           self.timing + ["-p", "dtype=float32"])], jmh.calls)
+        self.assertEqual((500.0, "ms/op"), figures[self.f32].value)
+        self.assertEqual(crash, figures[self.f32].retried)
+        self.assertIsNone(figures[self.bf16].retried)
+        self.assertIsNone(figures[self.ops].missing)
+
+    def test_a_cell_that_fails_twice_says_why_both_times(self):
+        jmh = FakeJmh(({}, {self.ops: "forked JVM died (exit 134): SIGSEGV"}, "JMH gave no result"),
+                      ({}, {self.ops: "the benchmark threw java.lang.IllegalStateException"}, "JMH gave no result"))
+        figure = measure_jmh({self.ops: self.timing}, [("x", [])], jmh)[self.ops]
+        self.assertIsNone(figure.value)
+        self.assertEqual("forked JVM died (exit 134): SIGSEGV; run again: the benchmark threw"
+                         " java.lang.IllegalStateException", figure.missing)
+        self.assertEqual(("^io\\.arrakis\\.peers\\.JavaCppPeer\\.Ops\\.mul2x2$", self.timing), jmh.calls[1])
+
+    def test_when_jmh_itself_failed_the_reason_is_jmhs(self):
+        refused = "JMH failed (exit 1): ERROR: lock"
+        jmh = FakeJmh(({}, {}, refused), ({}, {}, refused))
+        self.assertEqual(refused, measure_jmh({self.ops: self.timing}, [("x", [])], jmh)[self.ops].missing)
+
+    def test_twice_makes_a_failed_attempt_once_more(self):
+        answers = [(None, "exit 134"), (1.25, None)]
+        figure = bench_suite.twice(lambda: answers.pop(0))
+        self.assertEqual((1.25, "exit 134", None), (figure.value, figure.retried, figure.missing))
+        self.assertEqual([], answers)
+        answers = [(None, "exit 134"), (None, "exit 134"), (9.0, None)]
+        figure = bench_suite.twice(lambda: answers.pop(0))
+        self.assertEqual((None, "exit 134"), (figure.value, figure.missing))
+        self.assertEqual(1, len(answers))
+
+    def test_a_jmh_figure_is_converted_to_the_rows_unit(self):
+        self.assertAlmostEqual(4.6, bench_suite.in_unit(Figure((4600.0, "ns/op")), "us").value)
+        self.assertAlmostEqual(24.0, bench_suite.in_unit(Figure((2.0, "ms/op"), retried="x"), "ms", 12).value)
+        self.assertEqual("x", bench_suite.in_unit(Figure((2.0, "ms/op"), retried="x"), "ms").retried)
+
+
+class TableTest(unittest.TestCase):
+    def test_every_missing_or_retried_cell_points_to_a_note_with_its_reason(self):
+        skipped = "not run: Debian's python3-torch is not installed"
+        rows = [
+            {"workload": "op_mul_2x2", "unit": "us", "ours": 0.9, "python": None, "javacpp": 4.66, "djl": 4.1,
+             "reference": None, "retried": {}, "missing": {"python": skipped}},
+            {"workload": "gpt2s_forward_f32", "unit": "ms", "ours": 606.0, "python": None, "javacpp": 502.0,
+             "djl": None, "reference": 428.0, "retried": {"javacpp": "forked JVM died (exit 134): SIGSEGV"},
+             "missing": {"python": skipped, "djl": "the benchmark threw java.lang.IllegalStateException"}},
+        ]
+        targets = [{"target": "op_mul_2x2 ours/python", "value": None, "limit": "<= 1.00", "met": None,
+                    "what": "per-op 2x2 mul vs Python eager", "missing": "op_mul_2x2 python: " + skipped}]
+        lines = render(rows, targets, {"cores": 2}).splitlines()
+        self.assertEqual("| op_mul_2x2 | us | 0.9 | — [1] | 4.66 | 4.1 | — | — | 0.193 | 0.22 | — |", lines[2])
+        self.assertEqual("| gpt2s_forward_f32 | ms | 606 | — [1] | 502 [2] | — [3] | 428 | — | 1.21 | — | 1.42 |",
+                         lines[3])
+        self.assertEqual(["[1] no figure (op_mul_2x2 python, gpt2s_forward_f32 python): " + skipped,
+                          "[2] measured on a second run; the first (gpt2s_forward_f32 javacpp): forked JVM died"
+                          " (exit 134): SIGSEGV",
+                          "[3] no figure (gpt2s_forward_f32 djl): the benchmark threw java.lang.IllegalStateException"],
+                         lines[5:8])
+        self.assertIn("no value: op_mul_2x2 python: " + skipped, lines[10])
+
+
+@mock.patch.object(bench_suite, "log", lambda *args: None)
+class PythonColumnTest(unittest.TestCase):
+    def test_a_skipped_python_column_gives_every_python_cell_the_reason(self):
+        figures, python = bench_suite.python_figures("/usr/bin/python3", 2, 1, True, "not installed")
+        self.assertEqual({"op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16",
+                          "composition_all_pairs_q_tl_algorithm"}, set(figures))
+        self.assertTrue(all(f.value is None and f.missing == "not installed" for f in figures.values()))
+        self.assertEqual({}, python)
+
+    def test_a_python_run_that_fails_twice_leaves_its_reason_in_every_cell(self):
+        figures, python = bench_suite.python_figures("/bin/false", 2, 1, True, None)
+        self.assertEqual({"the Python run failed (exit 1)"}, {f.missing for f in figures.values()})
+        self.assertEqual({}, python)
+
+
+if __name__ == "__main__":
+    unittest.main()
