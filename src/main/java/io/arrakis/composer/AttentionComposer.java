@@ -226,8 +226,8 @@ public final class AttentionComposer {
         Tensor k = x.matmul(wk).add(bk).view(batch, pos, 1, dHead);
         Tensor v = x.matmul(wv).add(bv).view(batch, pos, 1, dHead);
         if (c.rotary()) {
-            q = model.rotate(q);
-            k = model.rotate(k);
+            q = model.rotate(layer, q);
+            k = model.rotate(layer, k);
         }
         Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
         if (c.scaleAttention()) {

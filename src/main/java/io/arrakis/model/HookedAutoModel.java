@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.torch.DType;
@@ -29,9 +30,12 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>Hook points (per layer {@code i}): {@code hook_embed}, {@code hook_pos_embed} (learned positions),
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
- * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
- * {@code blocks.i.attn.hook_attn_scores} (scaled, masked with -inf), {@code blocks.i.attn.hook_pattern},
- * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out}, {@code blocks.i.hook_resid_mid} (sequential
+ * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
+ * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
+ * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
+ * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf), {@code blocks.i.attn.hook_pattern},
+ * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the attention adds to the residual stream,
+ * after the output norm of families that normalise it), {@code blocks.i.hook_resid_mid} (sequential
  * residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
  * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
  * {@code ln_final.hook_normalized}, {@code logits}.
@@ -475,12 +479,14 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
-     * The rotary position embedding the forward pass applies to queries and keys ({@code hook_q → hook_rot_q}), for
-     * {@code x [batch, pos, heads, d_head]} at positions {@code 0..pos-1}; a new tensor.
+     * The rotary position embedding block {@code layer}'s attention applies to queries and keys
+     * ({@code hook_q → hook_rot_q}, after any query/key norm), for {@code x [batch, pos, heads, d_head]} at positions
+     * {@code 0..pos-1}; a new tensor.
      *
      * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
      */
-    public Tensor rotate(Tensor x) {
+    public Tensor rotate(int layer, Tensor x) {
+        checkLayer(layer);
         if (!config.rotary()) {
             throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
         }
@@ -489,7 +495,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     + "], got shape " + java.util.Arrays.toString(x.shape()));
         }
         try (TensorScope scope = TensorScope.open()) {
-            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(), x.size(1), x.dtype(), x.device());
+            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(layer), x.size(1), x.dtype(), x.device());
             return scope.keep(rotary.apply(x));
         }
     }
@@ -552,6 +558,10 @@ public final class HookedAutoModel implements AutoCloseable {
             names.add(b + "hook_resid_pre");
             for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
                 names.add(b + "attn." + h);
+            }
+            if (config.architecture().qkNorm() != Architecture.QkNorm.NONE) {
+                names.add(b + "attn.hook_q_normed");
+                names.add(b + "attn.hook_k_normed");
             }
             if (config.rotary()) {
                 names.add(b + "attn.hook_rot_q");

@@ -15,8 +15,18 @@ public final class Fixtures {
     }
 
     public static Path dir(String name) {
-        Path root = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
-        Path dir = root.resolve(name);
+        return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name));
+    }
+
+    /**
+     * A model of {@code shared/fixtures-hf-more}: one Hugging Face family made by {@code transformers} 5.17, with its
+     * reference activations ({@code -Darrakis.fixtures.hfMore} overrides the folder).
+     */
+    public static Path hfMore(String name) {
+        return existing(Path.of(System.getProperty("arrakis.fixtures.hfMore", "../shared/fixtures-hf-more")).resolve(name));
+    }
+
+    private static Path existing(Path dir) {
         if (!Files.isDirectory(dir)) {
             if (System.getenv("CI") != null) {
                 fail("fixture " + dir.toAbsolutePath() + " is missing; CI must have shared/ beside the repository");

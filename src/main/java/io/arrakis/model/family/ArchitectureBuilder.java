@@ -4,6 +4,7 @@ import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
 
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -56,6 +57,14 @@ final class ArchitectureBuilder {
     private int localWindow;
     private double embeddingScale = 1.0;
     private boolean qkLayerNorm;
+    private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
+    private boolean inputNorms = true;
+    private boolean outputNorms;
+    private String attentionScalarKey;
+    private double attentionScalar;
+    private double attentionSoftcap;
+    private double logitSoftcap;
+    private final Map<LayerAttention, Map.Entry<String, Double>> rotaryBaseOf = new EnumMap<>(LayerAttention.class);
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -204,6 +213,53 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Norms of the queries and keys after their projections. */
+    ArchitectureBuilder qkNorm(Architecture.QkNorm kind) {
+        qkNorm = kind;
+        return this;
+    }
+
+    /**
+     * Where the blocks normalise: the inputs of attention and MLP (pre-norm, the default), their outputs before the
+     * residual sum (post-norm), or both.
+     */
+    ArchitectureBuilder sublayerNorms(boolean inputs, boolean outputs) {
+        inputNorms = inputs;
+        outputNorms = outputs;
+        return this;
+    }
+
+    /** Attention scores scaled by {@code value^-1/2} instead of {@code d_head^-1/2} (gemma2's query_pre_attn_scalar). */
+    ArchitectureBuilder attentionScalar(String key) {
+        attentionScalarKey = key;
+        attentionScalar = s.number(key);
+        return this;
+    }
+
+    /** Tanh soft-capping of the attention scores and of the logits, from keys that may be null (no capping). */
+    ArchitectureBuilder softcaps(String attentionKey, String logitKey) {
+        attentionSoftcap = softcap(attentionKey);
+        logitSoftcap = softcap(logitKey);
+        return this;
+    }
+
+    private double softcap(String key) {
+        Double cap = (Double) s.get(key);
+        if (cap != null && !(cap > 0.0)) {
+            throw invalid(key, cap, "must be positive (or null for no soft-capping)");
+        }
+        return cap == null ? 0.0 : cap;
+    }
+
+    /**
+     * The layers of one kind rotate with their own base (gemma3's sliding layers); {@code key} names where it came
+     * from. A base for {@link LayerAttention#FULL} layers is also the model's {@link Architecture#rope()}.
+     */
+    ArchitectureBuilder rotaryBaseOf(LayerAttention kind, String key, double base) {
+        rotaryBaseOf.put(kind, Map.entry(key, base));
+        return this;
+    }
+
     Architecture build() {
         if (rotary == null) {
             throw new IllegalStateException("the family chose neither learned nor rotary positions");
@@ -232,19 +288,39 @@ final class ArchitectureBuilder {
             throw invalid(headsKey, heads, "is not a multiple of " + kvHeadsKey + " = " + kv);
         }
 
-        Rope rope = rotary ? rope(headDim) : null;
+        Rope keyedRope = rotary ? rope(headDim) : null;
+        Rope rope = keyedRope;
+        List<LayerAttention> attention = layerAttention != null ? layerAttention
+                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        List<Rope> layerRopes = null;
+        if (keyedRope != null && !rotaryBaseOf.isEmpty()) {
+            Map<LayerAttention, Rope> byKind = new EnumMap<>(LayerAttention.class);
+            rotaryBaseOf.forEach((kind, base) -> byKind.put(kind, ropeWithBase(keyedRope.dim(), base.getKey(),
+                    base.getValue())));
+            layerRopes = attention.stream().map(kind -> byKind.getOrDefault(kind, keyedRope)).toList();
+            rope = byKind.getOrDefault(LayerAttention.FULL, keyedRope);
+        }
 
         double init = s.number("initializer_range");
         if (!(init >= 0.0)) {
             throw invalid("initializer_range", init, "must be >= 0");
         }
 
-        List<LayerAttention> attention = layerAttention != null ? layerAttention
-                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        if (attentionScalarKey != null && !(attentionScalar > 0.0)) {
+            throw invalid(attentionScalarKey, attentionScalar, "must be positive");
+        }
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
-                qkLayerNorm);
+                qkLayerNorm, qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
+                attentionSoftcap, logitSoftcap, layerRopes);
+    }
+
+    private static Rope ropeWithBase(int dim, String key, double base) {
+        if (!(base > 0.0)) {
+            throw invalid(key, base, "must be > 0");
+        }
+        return new Rope(dim, base);
     }
 
     /**

@@ -48,6 +48,10 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.BOOL, false, dflt, true, false);
     }
 
+    static Key boolOrNull(String name, Boolean dflt) {
+        return new Key(name, Kind.BOOL, true, dflt, true, false);
+    }
+
     static Key str(String name, String dflt) {
         return new Key(name, Kind.STRING, false, dflt, true, false);
     }
