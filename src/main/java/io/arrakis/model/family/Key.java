@@ -40,6 +40,10 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.DOUBLE, false, dflt, true, false);
     }
 
+    static Key dblOrNull(String name, Double dflt) {
+        return new Key(name, Kind.DOUBLE, true, dflt, true, false);
+    }
+
     static Key posDbl(String name, double dflt) {
         return new Key(name, Kind.DOUBLE, false, dflt, true, true);
     }
