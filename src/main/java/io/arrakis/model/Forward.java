@@ -102,6 +102,18 @@ final class Forward {
             k = k.repeatInterleave(heads / kvHeads, 2);
             v = v.repeatInterleave(heads / kvHeads, 2);
         }
+        Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
+        Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
+        Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
+        return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+    }
+
+    /**
+     * Attention scores {@code [batch, head, query, key]} of queries and keys {@code [batch, pos, head, d_head]} (after
+     * rotary embeddings, one key head per query head): scaled, soft-capped where the family caps them, -inf where
+     * the layer's mask forbids.
+     */
+    Tensor scores(int layer, Tensor q, Tensor k) {
         Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
         if (c.scaleAttention()) {
             scores = scores.div(Math.sqrt(c.attentionScalar()));
@@ -109,10 +121,7 @@ final class Forward {
         if (c.attentionSoftcap() > 0) {
             scores = softcap(scores, c.attentionSoftcap());
         }
-        scores = hook.at(b + "attn.hook_attn_scores", scores.maskedFill(mask(layer, pos, x.device()), Double.NEGATIVE_INFINITY));
-        Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
-        Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
-        return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+        return scores.maskedFill(mask(layer, q.size(1), q.device()), Double.NEGATIVE_INFINITY);
     }
 
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */

@@ -209,6 +209,13 @@ class HookedAutoModelTest {
                 "use_qkv_bias", true));
         own.put("stable-lm parallel", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
                 "use_parallel_residual", true));
+        own.put("qwen3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "head_dim", 12, "attention_bias", true));
+        own.put("olmo2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
+        own.put("gemma2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "head_dim", 12, "sliding_window", 3, "query_pre_attn_scalar", 10));
+        own.put("gemma3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 1,
+                "head_dim", 16, "sliding_window", 3, "sliding_window_pattern", 2, "attn_logit_softcapping", 5.0));
         return own.entrySet().stream().map(e -> {
             String family = e.getKey().split(" ")[0];
             Map<String, Object> overrides = new HashMap<>(e.getValue());
