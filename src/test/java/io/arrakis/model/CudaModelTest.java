@@ -40,7 +40,8 @@ class CudaModelTest {
     @ParameterizedTest
     @MethodSource("families")
     void float32OnTheGpuMatchesTheReference(String family) {
-        Path dir = HF_FIXTURES.resolve(family);
+        Path dir = java.nio.file.Files.isDirectory(HF_FIXTURES.resolve(family)) ? HF_FIXTURES.resolve(family)
+                : Fixtures.hfMore(family);
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT32, GPU);
@@ -56,7 +57,7 @@ class CudaModelTest {
                 assertTrue(actual.to(Device.CPU).allclose(expected, 1e-3, 1e-3), family + " " + name + " differs on the GPU");
                 compared++;
             }
-            assertTrue(compared >= 20);
+            assertTrue(compared >= Math.min(20, reference.names().size() - 1), compared + " compared");
         }
     }
 

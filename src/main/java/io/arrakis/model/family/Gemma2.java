@@ -27,6 +27,9 @@ import static io.arrakis.model.family.Key.tok;
  * by {@code attn_logit_softcapping}, logits soft-capped by {@code final_logit_softcapping}, and sliding-window layers
  * as {@code layer_types} says (every other layer, from the first, without it). The activation is
  * {@code hidden_activation}.
+ *
+ * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
+ * files on the Hub still carry in place of {@code rope_parameters}.
  */
 final class Gemma2 extends ModelFamily {
 

@@ -32,6 +32,9 @@ import static io.arrakis.model.family.Key.tok;
  * files give {@code rope_theta} (full layers), {@code rope_local_base_freq} (sliding layers) and {@code rope_scaling}
  * (full layers). Without {@code layer_types}, every {@code sliding_window_pattern}-th layer is full, the others
  * sliding.
+ *
+ * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
+ * files on the Hub still carry in place of {@code rope_parameters}.
  */
 final class Gemma3 extends ModelFamily {
     private static final Set<String> LAYER_TYPES = Set.of("full_attention", "sliding_attention");

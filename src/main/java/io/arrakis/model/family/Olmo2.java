@@ -24,6 +24,9 @@ import static io.arrakis.model.family.Key.tok;
  * inputs, and one RMSNorm normalises the whole query projection ({@code q_norm}, {@code [heads·d_head]}) and one the
  * whole key projection before the rotary embedding; biases on the four attention projections as
  * {@code attention_bias} says.
+ *
+ * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
+ * files on the Hub still carry in place of {@code rope_parameters}.
  */
 final class Olmo2 extends ModelFamily {
 

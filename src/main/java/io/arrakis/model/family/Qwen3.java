@@ -26,6 +26,9 @@ import static io.arrakis.model.family.Key.tok;
  * {@code k_norm}, weights {@code [head_dim]} shared by the heads) before the rotary embedding, an explicit
  * {@code head_dim} that need not be {@code hidden_size / num_attention_heads}, and biases on all four attention
  * projections as {@code attention_bias} says. The sliding window follows Qwen2's rules.
+ *
+ * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
+ * files on the Hub still carry in place of {@code rope_parameters}.
  */
 final class Qwen3 extends ModelFamily {
 
