@@ -112,11 +112,13 @@ public final class AttentionComposer {
      * The composite head's output {@code [batch, pos, d_model]} on the residual stream entering head1's layer: the
      * model is run to {@code blocks.{l}.hook_resid_pre} (l = head1's layer), the layer's attention-input norm is
      * applied as in the forward pass, and the composite's query, key and value ({@code x · W + b}, with biases the
-     * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (the
-     * model's scaling, rotary embeddings where the family has them, the layer's local or sliding window) and are
-     * projected with {@code wO} (no output bias: it belongs to the layer, not to a head). With head1 == head2 and
-     * alpha = 1 this is exactly that head's contribution to {@code hook_attn_out} ({@code hook_z} of the head times
-     * its W_O slice).
+     * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (query
+     * and key norms, the model's scaling, rotary embeddings and soft-capping where the family has them, the layer's
+     * local or sliding window) and are projected with {@code wO} (no output bias: it belongs to the layer, not to a
+     * head; nor the norm some families apply to the attention's output, which acts on the sum of the heads). With
+     * head1 == head2 and alpha = 1 this is exactly that head's term of the attention output ({@code hook_z} of the
+     * head times its W_O slice). Families that normalise all heads' queries together (olmo2) are refused with
+     * {@link UnsupportedOperationException}: one head's query has no normalised value on its own.
      *
      * @param inputIds int64 ids {@code [batch, pos]} or {@code [pos]}
      */
@@ -145,8 +147,9 @@ public final class AttentionComposer {
     /**
      * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
      * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases
-     * on destHead's own input (its layer's normalised residual stream), with destHead's layer's attention scaling,
-     * rotary embeddings and mask; every other head and the rest of the model are unchanged, and destHead keeps its
+     * on destHead's own input (its layer's normalised residual stream), with destHead's layer's query and key norms,
+     * attention scaling, rotary embeddings, soft-capping and mask (olmo2 is refused, as in
+     * {@link #applyComposedHead}); every other head and the rest of the model are unchanged, and destHead keeps its
      * own W_O. With src == dest the logits are those of a plain forward pass (up to rounding). This is a weight swap,
      * not path patching in the sense of Wang et al. (clean vs corrupted inputs): that is {@link #pathPatching}.
      */
@@ -215,26 +218,23 @@ public final class AttentionComposer {
 
     /**
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
-     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's.
+     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (query and key norms, rotary
+     * embeddings, scaling, soft-capping, mask). A family that normalises all heads' queries together (olmo2) has no
+     * such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
      */
     private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv) {
         HookedAutoConfig c = model.config();
         long batch = x.size(0);
         long pos = x.size(1);
         int dHead = c.dHead();
-        Tensor q = x.matmul(wq).add(bq).view(batch, pos, 1, dHead);
-        Tensor k = x.matmul(wk).add(bk).view(batch, pos, 1, dHead);
+        Tensor q = model.normalizeQueries(layer, x.matmul(wq).add(bq).view(batch, pos, 1, dHead));
+        Tensor k = model.normalizeKeys(layer, x.matmul(wk).add(bk).view(batch, pos, 1, dHead));
         Tensor v = x.matmul(wv).add(bv).view(batch, pos, 1, dHead);
         if (c.rotary()) {
-            q = model.rotate(q);
-            k = model.rotate(k);
+            q = model.rotate(layer, q);
+            k = model.rotate(layer, k);
         }
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(dHead));
-        }
-        scores = scores.maskedFill(model.attentionMask(layer, pos), Double.NEGATIVE_INFINITY);
-        Tensor pattern = scores.softmax(-1);
+        Tensor pattern = model.attentionScores(layer, q, k).softmax(-1);
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
     }
 

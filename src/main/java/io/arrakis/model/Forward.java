@@ -6,7 +6,9 @@ import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One forward pass, top to bottom, for every family: the differences (norm, positions, rotary, MLP kind, residual
@@ -41,14 +43,20 @@ final class Forward {
             Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
             x = x.add(positions);
         }
-        Rotary rotary = c.rotary() ? new Rotary(c.rope(), pos, w.embed.dtype(), w.embed.device()) : null;
+        Map<Rope, Rotary> rotaries = new HashMap<>(); // one per distinct rope: gemma3's sliding layers have their own
         for (int i = 0; i < c.nLayers(); i++) {
+            Rope rope = c.rope(i);
+            Rotary rotary = rope == null ? null
+                    : rotaries.computeIfAbsent(rope, r -> new Rotary(r, pos, w.embed.dtype(), w.embed.device()));
             x = block(i, x, rotary);
         }
         Tensor normalized = hook.at("ln_final.hook_normalized", norm(x, w.lnfw, w.lnfb));
         Tensor logits = normalized.matmul(w.unembed);
         if (w.unembedBias != null) {
             logits = logits.add(w.unembedBias);
+        }
+        if (c.logitSoftcap() > 0) {
+            logits = softcap(logits, c.logitSoftcap());
         }
         return hook.at("logits", logits);
     }
@@ -57,15 +65,19 @@ final class Forward {
         String b = "blocks." + i + ".";
         Weights.Layer l = w.layers.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
-        Tensor attnIn = norm(residPre, l.ln1w(), l.ln1b());
-        Tensor attnOut = hook.at(b + "hook_attn_out", attention(i, b, l, attnIn, rotary));
+        Tensor attnIn = c.inputNorms() ? norm(residPre, l.ln1w(), l.ln1b()) : residPre;
+        Tensor attnOut = attention(i, b, l, attnIn, rotary);
+        if (c.outputNorms()) { // gemma2, olmo2: the output is normalised before the residual sum
+            attnOut = norm(attnOut, l.attnOutNorm(), null);
+        }
+        attnOut = hook.at(b + "hook_attn_out", attnOut);
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpOut = mlp(b, l, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
             return hook.at(b + "hook_resid_post", residPre.add(attnOut).add(mlpOut));
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
-        Tensor mlpOut = mlp(b, l, norm(residMid, l.ln2w(), l.ln2b()));
+        Tensor mlpOut = mlp(b, l, c.inputNorms() ? norm(residMid, l.ln2w(), l.ln2b()) : residMid);
         return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
     }
 
@@ -78,6 +90,10 @@ final class Forward {
         Tensor q = hook.at(b + "attn.hook_q", project(x, l.wq(), l.bq()).view(batch, pos, heads, dHead));
         Tensor k = hook.at(b + "attn.hook_k", project(x, l.wk(), l.bk()).view(batch, pos, kvHeads, dHead));
         Tensor v = hook.at(b + "attn.hook_v", project(x, l.wv(), l.bv()).view(batch, pos, kvHeads, dHead));
+        if (c.qkNorm() != Architecture.QkNorm.NONE) {
+            q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
+            k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
+        }
         if (rotary != null) {
             q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
             k = hook.at(b + "attn.hook_rot_k", rotary.apply(k));
@@ -86,14 +102,26 @@ final class Forward {
             k = k.repeatInterleave(heads / kvHeads, 2);
             v = v.repeatInterleave(heads / kvHeads, 2);
         }
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(dHead));
-        }
-        scores = hook.at(b + "attn.hook_attn_scores", scores.maskedFill(mask(layer, pos, x.device()), Double.NEGATIVE_INFINITY));
+        Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
         Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
         Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
         return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+    }
+
+    /**
+     * Attention scores {@code [batch, head, query, key]} of queries and keys {@code [batch, pos, head, d_head]} (after
+     * rotary embeddings, one key head per query head): scaled, soft-capped where the family caps them, -inf where
+     * the layer's mask forbids.
+     */
+    Tensor scores(int layer, Tensor q, Tensor k) {
+        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
+        if (c.scaleAttention()) {
+            scores = scores.div(Math.sqrt(c.attentionScalar()));
+        }
+        if (c.attentionSoftcap() > 0) {
+            scores = softcap(scores, c.attentionSoftcap());
+        }
+        return scores.maskedFill(mask(layer, q.size(1), q.device()), Double.NEGATIVE_INFINITY);
     }
 
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */
@@ -113,11 +141,34 @@ final class Forward {
             Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), l.bgate()));
             Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
-            return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, post));
         }
         Tensor pre = hook.at(b + "mlp.hook_pre", project(x, l.win(), l.bin()));
         Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
-        return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+        return hook.at(b + "hook_mlp_out", mlpOutput(l, post));
+    }
+
+    /** The MLP's output projection, normalised where the family normalises sublayer outputs. */
+    private Tensor mlpOutput(Weights.Layer l, Tensor post) {
+        Tensor out = project(post, l.wout(), l.bout());
+        return c.outputNorms() ? norm(out, l.mlpOutNorm(), null) : out;
+    }
+
+    /**
+     * The query or key norm of {@code x [batch, pos, heads, d_head]}: over each head's features (qwen3, gemma3) or
+     * over all heads' features together (olmo2), the family's kind of RMSNorm.
+     */
+    Tensor qkNorm(Tensor x, Tensor weight) {
+        if (c.qkNorm() == Architecture.QkNorm.PER_HEAD) {
+            return norm(x, weight, null);
+        }
+        long[] shape = x.shape();
+        return norm(x.reshape(shape[0], shape[1], shape[2] * shape[3]), weight, null).view(shape);
+    }
+
+    /** Tanh soft-capping, {@code cap · tanh(x / cap)}: smooth, and bounded by ±cap. */
+    private static Tensor softcap(Tensor x, double cap) {
+        return x.div(cap).tanh().mul(cap);
     }
 
     private Tensor activation(Tensor x) {

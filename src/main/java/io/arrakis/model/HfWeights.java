@@ -86,7 +86,8 @@ final class HfWeights {
         return new Weights.Layer(t.get(Slot.LN1_W), t.get(Slot.LN1_B), t.get(Slot.LN2_W), t.get(Slot.LN2_B),
                 t.get(Slot.WQ), t.get(Slot.BQ), t.get(Slot.WK), t.get(Slot.BK), t.get(Slot.WV), t.get(Slot.BV),
                 t.get(Slot.WO), t.get(Slot.BO), t.get(Slot.W_IN), t.get(Slot.B_IN), t.get(Slot.W_GATE),
-                t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT));
+                t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT), t.get(Slot.Q_NORM), t.get(Slot.K_NORM),
+                t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W));
     }
 
     /** Loads the tensors and fills their slots. */

@@ -468,8 +468,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether attention scores are divided by {@code sqrt(dHead)}: false for gpt-neo, gpt2's
-     * {@code scale_attn_weights}, true otherwise.
+     * Whether attention scores are scaled, by {@code dHead^-1/2} or, for gemma2 and gemma3, by
+     * {@code query_pre_attn_scalar^-1/2}: false for gpt-neo, gpt2's {@code scale_attn_weights}, true otherwise.
      *
      * @return true when scaled
      */

@@ -4,6 +4,7 @@ import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
 
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -57,6 +58,14 @@ final class ArchitectureBuilder {
     private int slidingWindow;
     private int localWindow;
     private double embeddingScale = 1.0;
+    private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
+    private boolean inputNorms = true;
+    private boolean outputNorms;
+    private String attentionScalarKey;
+    private double attentionScalar;
+    private double attentionSoftcap;
+    private double logitSoftcap;
+    private final Map<LayerAttention, RotaryObject> rotaryOf = new EnumMap<>(LayerAttention.class);
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -206,6 +215,59 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Norms of the queries and keys after their projections. */
+    ArchitectureBuilder qkNorm(Architecture.QkNorm kind) {
+        qkNorm = kind;
+        return this;
+    }
+
+    /**
+     * Where the blocks normalise: the inputs of attention and MLP (pre-norm, the default), their outputs before the
+     * residual sum (post-norm), or both.
+     */
+    ArchitectureBuilder sublayerNorms(boolean inputs, boolean outputs) {
+        inputNorms = inputs;
+        outputNorms = outputs;
+        return this;
+    }
+
+    /** Attention scores scaled by {@code value^-1/2} instead of {@code d_head^-1/2} (gemma2's query_pre_attn_scalar). */
+    ArchitectureBuilder attentionScalar(String key) {
+        attentionScalarKey = key;
+        attentionScalar = s.number(key);
+        return this;
+    }
+
+    /** Tanh soft-capping of the attention scores and of the logits, from keys that may be null (no capping). */
+    ArchitectureBuilder softcaps(String attentionKey, String logitKey) {
+        attentionSoftcap = softcap(attentionKey);
+        logitSoftcap = softcap(logitKey);
+        return this;
+    }
+
+    private double softcap(String key) {
+        Double cap = (Double) s.get(key);
+        if (cap != null && !(cap > 0.0)) {
+            throw invalid(key, cap, "must be positive (or null for no soft-capping)");
+        }
+        return cap == null ? 0.0 : cap;
+    }
+
+    /**
+     * The layers of one kind rotate as their own rotary object says (gemma3: one {@code rope_parameters} object per
+     * layer type), read as {@link #rotary} reads the model's: its {@code rope_theta}, else the value under
+     * {@code thetaKey}, and its {@code rope_type}; {@code key} names the object in messages. The rope of
+     * {@link LayerAttention#FULL} layers is also the model's {@link Architecture#rope()}; the model-wide
+     * {@code rope_scaling} and {@code rope_parameters} are then left to the family.
+     */
+    ArchitectureBuilder rotaryOf(LayerAttention kind, String key, Map<?, ?> object, String thetaKey) {
+        rotaryOf.put(kind, new RotaryObject(key, object, thetaKey));
+        return this;
+    }
+
+    private record RotaryObject(String key, Map<?, ?> entries, String thetaKey) {
+    }
+
     Architecture build() {
         if (rotary == null) {
             throw new IllegalStateException("the family chose neither learned nor rotary positions");
@@ -239,17 +301,47 @@ final class ArchitectureBuilder {
         }
 
         Rope rope = rotary ? rope(headDim) : null;
+        List<LayerAttention> attention = layerAttention != null ? layerAttention
+                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        List<Rope> layerRopes = null;
+        if (rope != null && !rotaryOf.isEmpty()) {
+            Map<LayerAttention, Rope> byKind = new EnumMap<>(LayerAttention.class);
+            int dim = rope.dim();
+            rotaryOf.forEach((kind, object) -> byKind.put(kind, rope(dim, object)));
+            Rope keyed = rope;
+            layerRopes = attention.stream().map(kind -> byKind.getOrDefault(kind, keyed)).toList();
+            rope = byKind.getOrDefault(LayerAttention.FULL, rope);
+        }
 
         double init = s.number("initializer_range");
         if (!(init >= 0.0)) {
             throw invalid("initializer_range", init, "must be >= 0");
         }
 
-        List<LayerAttention> attention = layerAttention != null ? layerAttention
-                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        if (attentionScalarKey != null && !(attentionScalar > 0.0)) {
+            throw invalid(attentionScalarKey, attentionScalar, "must be positive");
+        }
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
-                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init);
+                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
+                qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
+                attentionSoftcap, logitSoftcap, layerRopes);
+    }
+
+    /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
+    private Rope rope(int dim, RotaryObject object) {
+        Map<?, ?> entries = object.entries();
+        if (entries.containsKey("partial_rotary_factor")) {
+            throw invalid(object.key() + ".partial_rotary_factor", entries.get("partial_rotary_factor"),
+                    "is not implemented per layer type");
+        }
+        String key = entries.containsKey("rope_theta") ? object.key() + ".rope_theta" : object.thetaKey();
+        double base = entries.containsKey("rope_theta") ? ropeParameter(entries, object.key(), "rope_theta")
+                : s.number(object.thetaKey());
+        if (!(base > 0.0)) {
+            throw invalid(key, base, "must be > 0");
+        }
+        return new Rope(dim, base, RopeScalings.read(entries, object.key(), positions, null));
     }
 
     /**
@@ -261,6 +353,10 @@ final class ArchitectureBuilder {
     private void readRotation() {
         theta = s.number(thetaKey);
         factor = factorKey != null ? s.number(factorKey) : 1.0;
+        if (!rotaryOf.isEmpty()) {
+            scaling = new Rope.Unscaled(); // each kind of layer's own object scales its rope
+            return;
+        }
         Map<?, ?> scalingObject = nonEmptyMap("rope_scaling");
         Map<?, ?> parameters = nonEmptyMap("rope_parameters");
         if (scalingObject != null && parameters != null && !scalingObject.equals(parameters)) {

@@ -11,7 +11,15 @@ public enum Slot {
     WQ(true, Init.NORMAL), BQ(true, Init.ZERO), WK(true, Init.NORMAL), BK(true, Init.ZERO),
     WV(true, Init.NORMAL), BV(true, Init.ZERO), WO(true, Init.NORMAL), BO(true, Init.ZERO),
     W_IN(true, Init.NORMAL), B_IN(true, Init.ZERO), W_GATE(true, Init.NORMAL), B_GATE(true, Init.ZERO),
-    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO);
+    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO),
+    /** The weight of the queries' norm ({@link Architecture.QkNorm}) */
+    Q_NORM(true, Init.NORM),
+    /** The weight of the keys' norm, as {@link #Q_NORM} */
+    K_NORM(true, Init.NORM),
+    /** The weight of the norm of the attention's output before the residual sum ({@link Architecture#outputNorms()}) */
+    ATTN_OUT_NORM_W(true, Init.NORM),
+    /** The weight of the norm of the MLP's output before the residual sum */
+    MLP_OUT_NORM_W(true, Init.NORM);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
