@@ -6,6 +6,7 @@ import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -41,7 +42,8 @@ final class Forward {
             Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
             x = x.add(positions);
         }
-        Rotary rotary = c.rotary() ? new Rotary(c.rope(), pos, w.embed.dtype(), w.embed.device()) : null;
+        Rotary rotary = c.rotary() ? new Rotary(c.rope(), c.rotaryInterleaved(), pos, w.embed.dtype(), w.embed.device())
+                : null;
         for (int i = 0; i < c.nLayers(); i++) {
             x = block(i, x, rotary);
         }
@@ -49,6 +51,9 @@ final class Forward {
         Tensor logits = normalized.matmul(w.unembed);
         if (w.unembedBias != null) {
             logits = logits.add(w.unembedBias);
+        }
+        if (c.logitScale() != 1.0) {
+            logits = logits.mul(c.logitScale());
         }
         return hook.at("logits", logits);
     }
@@ -58,7 +63,7 @@ final class Forward {
         Weights.Layer l = w.layers.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
         Tensor attnIn = norm(residPre, l.ln1w(), l.ln1b());
-        Tensor attnOut = hook.at(b + "hook_attn_out", attention(i, b, l, attnIn, rotary));
+        Tensor attnOut = hook.at(b + "hook_attn_out", toResidual(attention(i, b, l, attnIn, rotary)));
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpOut = mlp(b, l, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
@@ -90,6 +95,9 @@ final class Forward {
         if (c.scaleAttention()) {
             scores = scores.div(Math.sqrt(dHead));
         }
+        if (c.attentionMultiplier() != 1.0) {
+            scores = scores.mul(c.attentionMultiplier());
+        }
         scores = hook.at(b + "attn.hook_attn_scores", scores.maskedFill(mask(layer, pos, x.device()), Double.NEGATIVE_INFINITY));
         Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
         Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
@@ -113,11 +121,16 @@ final class Forward {
             Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), l.bgate()));
             Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
-            return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+            return hook.at(b + "hook_mlp_out", toResidual(project(post, l.wout(), l.bout())));
         }
         Tensor pre = hook.at(b + "mlp.hook_pre", project(x, l.win(), l.bin()));
         Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
-        return hook.at(b + "hook_mlp_out", project(post, l.wout(), l.bout()));
+        return hook.at(b + "hook_mlp_out", toResidual(project(post, l.wout(), l.bout())));
+    }
+
+    /** An attention or MLP output as the block adds it to the residual stream (granite scales it first). */
+    private Tensor toResidual(Tensor out) {
+        return c.residualMultiplier() == 1.0 ? out : out.mul(c.residualMultiplier());
     }
 
     private Tensor activation(Tensor x) {
@@ -155,16 +168,19 @@ final class Forward {
     }
 
     /**
-     * Rotary position embeddings in the {@code rotate_half} convention of Llama and GPT-NeoX: the first
-     * {@code rotaryDim} features of each head are rotated, the rest pass through.
+     * Rotary position embeddings: the first {@code rotaryDim} features of each head are rotated, the rest pass
+     * through. Frequency {@code i} turns the pair {@code (i, i + rotaryDim / 2)} in the {@code rotate_half} convention
+     * of Llama and GPT-NeoX, the adjacent pair {@code (2i, 2i + 1)} in GPT-J's {@code rotate_every_two} (interleaved).
      */
     static final class Rotary {
         private final int rotaryDim;
+        private final boolean interleaved;
         private final Tensor cos; // [1, pos, 1, rotaryDim]
         private final Tensor sin;
 
-        Rotary(Rope rope, long pos, DType dtype, Device device) {
+        Rotary(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
             rotaryDim = rope.dim();
+            this.interleaved = interleaved;
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
             double[] cosValues = new double[(int) pos * rotaryDim];
@@ -174,10 +190,12 @@ final class Forward {
                     float angle = (float) p * invFreq[i]; // in float32, as Hugging Face computes it
                     double cv = Math.cos(angle);
                     double sv = Math.sin(angle);
-                    cosValues[p * rotaryDim + i] = cv;
-                    cosValues[p * rotaryDim + i + half] = cv;
-                    sinValues[p * rotaryDim + i] = sv;
-                    sinValues[p * rotaryDim + i + half] = sv;
+                    int first = interleaved ? 2 * i : i; // the two features frequency i turns
+                    int second = interleaved ? 2 * i + 1 : i + half;
+                    cosValues[p * rotaryDim + first] = cv;
+                    cosValues[p * rotaryDim + second] = cv;
+                    sinValues[p * rotaryDim + first] = sv;
+                    sinValues[p * rotaryDim + second] = sv;
                 }
             }
             try (Tensor cosHost = Tensor.of(cosValues, 1, pos, 1, rotaryDim);
@@ -191,10 +209,22 @@ final class Forward {
         Tensor apply(Tensor x) {
             long dHead = x.size(-1);
             Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
-            List<Tensor> halves = rot.chunk(2, -1);
-            Tensor rotated = Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
-            Tensor out = rot.mul(cos).add(rotated.mul(sin));
+            Tensor out = rot.mul(cos).add(rotatePairs(rot).mul(sin));
             return rotaryDim == dHead ? out : Tensor.cat(List.of(out, x.narrow(-1, rotaryDim, dHead - rotaryDim)), -1);
+        }
+
+        /** Each pair {@code (a, b)} that a frequency turns becomes {@code (-b, a)}. */
+        private Tensor rotatePairs(Tensor rot) {
+            if (!interleaved) {
+                List<Tensor> halves = rot.chunk(2, -1);
+                return Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
+            }
+            long[] shape = rot.shape();
+            long[] pairs = Arrays.copyOf(shape, shape.length + 1);
+            pairs[shape.length - 1] = rotaryDim / 2;
+            pairs[shape.length] = 2;
+            List<Tensor> ab = rot.reshape(pairs).chunk(2, -1);
+            return Tensor.cat(List.of(ab.get(1).neg(), ab.get(0)), -1).reshape(shape);
         }
     }
 }

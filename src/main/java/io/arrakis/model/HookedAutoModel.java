@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.torch.DType;
@@ -489,7 +490,8 @@ public final class HookedAutoModel implements AutoCloseable {
                     + "], got shape " + java.util.Arrays.toString(x.shape()));
         }
         try (TensorScope scope = TensorScope.open()) {
-            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(), x.size(1), x.dtype(), x.device());
+            Architecture a = config.architecture();
+            Forward.Rotary rotary = new Forward.Rotary(a.rope(), a.rotaryInterleaved(), x.size(1), x.dtype(), x.device());
             return scope.keep(rotary.apply(x));
         }
     }

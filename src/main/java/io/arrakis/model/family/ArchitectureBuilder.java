@@ -56,6 +56,12 @@ final class ArchitectureBuilder {
     private int localWindow;
     private double embeddingScale = 1.0;
     private boolean qkLayerNorm;
+    private String rotaryDimKey;
+    private boolean rotaryInterleaved;
+    private double attentionMultiplier = 1.0;
+    private double residualMultiplier = 1.0;
+    private double logitScale = 1.0;
+    private boolean sharedNorm;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -84,6 +90,13 @@ final class ArchitectureBuilder {
     ArchitectureBuilder keyValueHeads(String key) {
         kvHeadsKey = key;
         kvHeads = s.integerOrNull(key);
+        return this;
+    }
+
+    /** Multi-query attention ({@code multiQueryKey} true): one key/value head for all query heads. */
+    ArchitectureBuilder oneKeyValueHead(String multiQueryKey) {
+        kvHeadsKey = multiQueryKey;
+        kvHeads = 1;
         return this;
     }
 
@@ -156,8 +169,31 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /**
+     * Rotary embeddings on the first {@code dimKey} features of each head with a fixed base (gpt-j, whose modeling
+     * file hard-codes it).
+     */
+    ArchitectureBuilder rotaryOnFirst(String dimKey, double base) {
+        rotary = true;
+        rotaryDimKey = dimKey;
+        theta = base;
+        return this;
+    }
+
+    /** Rotary embeddings turn adjacent features {@code (2i, 2i + 1)}, GPT-J's {@code rotate_every_two}. */
+    ArchitectureBuilder rotaryInterleaved() {
+        rotaryInterleaved = true;
+        return this;
+    }
+
     ArchitectureBuilder parallelResidual(boolean parallel) {
         parallelResidual = parallel;
+        return this;
+    }
+
+    /** With a parallel residual, the MLP reads the attention's normalised input: one norm per block. */
+    ArchitectureBuilder sharedNorm(boolean shared) {
+        sharedNorm = shared;
         return this;
     }
 
@@ -195,6 +231,24 @@ final class ArchitectureBuilder {
     /** The factor the token embeddings are multiplied by. */
     ArchitectureBuilder embeddingScale(double scale) {
         embeddingScale = scale;
+        return this;
+    }
+
+    /** A factor the attention scores are multiplied by, after any division by {@code sqrt(d_head)}. */
+    ArchitectureBuilder attentionMultiplier(double multiplier) {
+        attentionMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the attention and MLP outputs are multiplied by before they join the residual stream. */
+    ArchitectureBuilder residualMultiplier(double multiplier) {
+        residualMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the logits are multiplied by. */
+    ArchitectureBuilder logitScale(double scale) {
+        logitScale = scale;
         return this;
     }
 
@@ -244,7 +298,7 @@ final class ArchitectureBuilder {
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
-                qkLayerNorm);
+                qkLayerNorm, rotaryInterleaved, attentionMultiplier, residualMultiplier, logitScale, sharedNorm);
     }
 
     /**
@@ -252,6 +306,9 @@ final class ArchitectureBuilder {
      * entries; {@link #thetaKey} and {@link #factorKey} then name where the values came from.
      */
     private void readRotation() {
+        if (rotaryDimKey != null) {
+            return; // a fixed base, and a number of features rather than a fraction
+        }
         theta = s.number(thetaKey);
         factor = factorKey != null ? s.number(factorKey) : 1.0;
         if (s.get("rope_parameters") instanceof Map<?, ?> rp) {
@@ -267,6 +324,13 @@ final class ArchitectureBuilder {
     }
 
     private Rope rope(int headDim) {
+        if (rotaryDimKey != null) {
+            int dim = s.integer(rotaryDimKey);
+            if (dim % 2 != 0 || dim > headDim) {
+                throw invalid(rotaryDimKey, dim, "must be even and at most the head dimension " + headDim);
+            }
+            return new Rope(dim, theta);
+        }
         if (!(factor > 0.0 && factor <= 1.0)) {
             throw invalid(factorKey, factor, "must be in (0, 1]");
         }

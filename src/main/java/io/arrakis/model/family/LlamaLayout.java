@@ -28,15 +28,19 @@ final class LlamaLayout {
     }
 
     /**
-     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm with a parallel residual
-     * (the MLP reads the attention's normalised input), projection biases as the architecture says.
+     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm where the MLP reads the
+     * attention's normalised input ({@link Architecture#sharedNorm()}), projection biases as the architecture says.
      */
     static Checkpoint checkpoint(Architecture a, CheckpointTensor... attentionNorms) {
+        return checkpoint(a, a.norm() == Norm.LAYER_NORM, attentionNorms);
+    }
+
+    /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
+    static Checkpoint checkpoint(Architecture a, boolean normBias, CheckpointTensor... attentionNorms) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
         long mlp = a.dMlp();
-        boolean normBias = a.norm() == Norm.LAYER_NORM;
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d))
@@ -48,8 +52,8 @@ final class LlamaLayout {
                 .layer(attentionNorms)
                 .layer(linear("self_attn.o_proj.weight", WO, d, q))
                 .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layerIf(!a.parallelResidual(), stored("post_attention_layernorm.weight", LN2_W, d))
-                .layerIf(!a.parallelResidual() && normBias, stored("post_attention_layernorm.bias", LN2_B, d))
+                .layerIf(!a.sharedNorm(), stored("post_attention_layernorm.weight", LN2_W, d))
+                .layerIf(!a.sharedNorm() && normBias, stored("post_attention_layernorm.bias", LN2_B, d))
                 .layer(linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
                         linear("mlp.down_proj.weight", W_OUT, d, mlp))
                 .layerIf(a.mlpBias(), stored("mlp.gate_proj.bias", B_GATE, mlp), stored("mlp.up_proj.bias", B_IN, mlp),
