@@ -102,13 +102,13 @@ final class Falcon extends ModelFamily {
         int heads = a.nHeads();
         int kvHeads = a.nKvHeads();
         // the fused rows: per key/value head, its query heads then k and v (one group of them for multi-query)
-        CheckpointTensor.Part q = part(WQ, heads / kvHeads * dh);
-        CheckpointTensor.Part k = part(WK, dh);
-        CheckpointTensor.Part v = part(WV, dh);
+        long q = heads / kvHeads * dh;
         Checkpoint.Builder c = Checkpoint.builder("transformer.", "h.%d.", a.nLayers())
                 .global(stored("word_embeddings.weight", EMBED, a.vocabSize(), d))
-                .layer(fusedLinear("self_attention.query_key_value.weight", d, kvHeads, q, k, v))
-                .layerIf(a.qkvBias(), fusedVector("self_attention.query_key_value.bias", kvHeads, q, k, v))
+                .layer(fusedLinear("self_attention.query_key_value.weight", d, kvHeads,
+                        part(WQ, q), part(WK, dh), part(WV, dh)))
+                .layerIf(a.qkvBias(), fusedVector("self_attention.query_key_value.bias", kvHeads,
+                        part(BQ, q), part(BK, dh), part(BV, dh)))
                 .layer(linear("self_attention.dense.weight", WO, d, heads * dh))
                 .layerIf(a.outBias(), stored("self_attention.dense.bias", BO, d))
                 .layer(linear("mlp.dense_h_to_4h.weight", W_IN, mlp, d))
