@@ -229,10 +229,7 @@ public final class AttentionComposer {
             q = model.rotate(q);
             k = model.rotate(k);
         }
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(dHead));
-        }
+        Tensor scores = model.scaleAttentionScores(Tensor.einsum("bqhd,bkhd->bhqk", q, k));
         scores = scores.maskedFill(model.attentionMask(layer, pos), Double.NEGATIVE_INFINITY);
         Tensor pattern = scores.softmax(-1);
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);

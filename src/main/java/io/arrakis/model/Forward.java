@@ -91,17 +91,22 @@ final class Forward {
             k = k.repeatInterleave(heads / kvHeads, 2);
             v = v.repeatInterleave(heads / kvHeads, 2);
         }
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(dHead));
-        }
-        if (c.attentionMultiplier() != 1.0) {
-            scores = scores.mul(c.attentionMultiplier());
-        }
+        Tensor scores = scale(Tensor.einsum("bqhd,bkhd->bhqk", q, k));
         scores = hook.at(b + "attn.hook_attn_scores", scores.maskedFill(mask(layer, pos, x.device()), Double.NEGATIVE_INFINITY));
         Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
         Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
         return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+    }
+
+    /** Attention scores divided by {@code sqrt(d_head)} where the family does so, times any attention multiplier. */
+    Tensor scale(Tensor scores) {
+        if (c.scaleAttention()) {
+            scores = scores.div(Math.sqrt(c.dHead()));
+        }
+        if (c.attentionMultiplier() != 1.0) {
+            scores = scores.mul(c.attentionMultiplier());
+        }
+        return scores;
     }
 
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */

@@ -497,6 +497,15 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
+     * Attention scores {@code q · k} ({@code hook_rot_q} with {@code hook_rot_k}) scaled as the forward pass scales
+     * them: divided by {@code sqrt(d_head)} where {@link HookedAutoConfig#scaleAttention()}, times granite's
+     * {@code attention_multiplier}; {@code scores} itself where the family scales neither way.
+     */
+    public Tensor scaleAttentionScores(Tensor scores) {
+        return new Forward(config, weights, null).scale(scores);
+    }
+
+    /**
      * Block {@code layer}'s attention mask for {@code pos} positions, bool {@code [pos, pos]} on the model's device:
      * true where query q may not look at key k (the future, and keys beyond a local or sliding window); a new tensor.
      */
