@@ -391,8 +391,8 @@ public final class HookedAutoConfig {
 
     /**
      * How many leading dimensions of each head are rotated: {@code int(dHead * factor)} with the factor
-     * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3), 1 elsewhere; 0 when not
-     * {@link #rotary()}.
+     * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3, phi), 1 elsewhere; gpt-j's
+     * {@code rotary_dim}; 0 when not {@link #rotary()}.
      *
      * @return the rotary dimension, even
      */
@@ -401,7 +401,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}); 0 when not {@link #rotary()}. Any
+     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}, 10000 for gpt-j); 0 when not
+     * {@link #rotary()}. Any
      * {@code rope_scaling} is left in {@link #raw()}.
      *
      * @return theta
@@ -412,7 +413,7 @@ public final class HookedAutoConfig {
 
     /**
      * Whether attention and MLP read the same block input and both add to the residual
-     * ({@code use_parallel_residual} of gpt-neox and stable-lm).
+     * ({@code use_parallel_residual} of gpt-neox and stable-lm; phi, gpt-j, cohere; falcon's {@code parallel_attn}).
      *
      * @return true for a parallel residual
      */
@@ -430,8 +431,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the query, key and value projections have biases: gpt2 and qwen2 yes, gpt-neo, mistral and phi3 no,
-     * gpt-neox, llama and gemma {@code attention_bias}, stable-lm {@code use_qkv_bias}.
+     * Whether the query, key and value projections have biases: gpt2, qwen2 and phi yes, gpt-neo, mistral, phi3 and
+     * gpt-j no, gpt-neox, llama, gemma, granite and cohere {@code attention_bias}, stable-lm {@code use_qkv_bias},
+     * starcoder2 {@code use_bias}, falcon {@code bias}.
      *
      * @return true with q/k/v biases
      */
@@ -440,8 +442,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the attention output projection has a bias: gpt2 and gpt-neo yes, gpt-neox, llama and gemma
-     * {@code attention_bias}, the others no.
+     * Whether the attention output projection has a bias: gpt2, gpt-neo and phi yes, gpt-neox, llama, gemma, granite
+     * and cohere {@code attention_bias}, starcoder2 {@code use_bias}, falcon {@code bias}, the others no.
      *
      * @return true with an output bias
      */
@@ -450,8 +452,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the MLP projections have biases: gpt2, gpt-neo and gpt-neox yes, llama {@code mlp_bias}, the others
-     * no.
+     * Whether the MLP projections have biases: gpt2, gpt-neo, gpt-neox, phi and gpt-j yes, llama and granite
+     * {@code mlp_bias}, starcoder2 {@code use_bias}, falcon {@code bias}, the others no.
      *
      * @return true with MLP biases
      */
@@ -460,8 +462,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether attention scores are divided by {@code sqrt(dHead)}: false for gpt-neo, gpt2's
-     * {@code scale_attn_weights}, true otherwise.
+     * Whether attention scores are divided by {@code sqrt(dHead)}: false for gpt-neo and granite (which multiplies
+     * them by {@code attention_multiplier} instead), gpt2's {@code scale_attn_weights}, true otherwise.
      *
      * @return true when scaled
      */
@@ -518,7 +520,7 @@ public final class HookedAutoConfig {
 
     /**
      * The factor the token embeddings are multiplied by before the first block: {@code sqrt(hidden_size)} for
-     * gemma, 1 otherwise.
+     * gemma, granite's {@code embedding_multiplier}, 1 otherwise.
      *
      * @return the embedding scale
      */

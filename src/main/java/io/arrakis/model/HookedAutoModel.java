@@ -32,9 +32,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
  * {@code blocks.i.attn.hook_attn_scores} (scaled, masked with -inf), {@code blocks.i.attn.hook_pattern},
- * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out}, {@code blocks.i.hook_resid_mid} (sequential
- * residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
- * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream, so
+ * after granite's {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid}
+ * (sequential residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up
+ * projection), {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
  * {@code ln_final.hook_normalized}, {@code logits}.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
