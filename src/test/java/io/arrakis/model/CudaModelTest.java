@@ -40,7 +40,7 @@ class CudaModelTest {
     @ParameterizedTest
     @MethodSource("families")
     void float32OnTheGpuMatchesTheReference(String family) {
-        Path dir = HF_FIXTURES.resolve(family);
+        Path dir = Fixtures.huggingFace(family);
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT32, GPU);
@@ -56,7 +56,7 @@ class CudaModelTest {
                 assertTrue(actual.to(Device.CPU).allclose(expected, 1e-3, 1e-3), family + " " + name + " differs on the GPU");
                 compared++;
             }
-            assertTrue(compared >= 20);
+            assertTrue(compared >= (Fixtures.hasEveryHook(dir) ? 20 : 2 * model.config().nLayers() + 2));
         }
     }
 

@@ -1,6 +1,5 @@
 package io.arrakis.model;
 
-import io.arrakis.model.family.Families;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
@@ -8,7 +7,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,13 +20,11 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Every activation of reference models against our forward pass on the same input: within 1e-4, absolute, or relative
  * where values exceed 1; -inf where the reference masks. Two sources of references: {@code shared/fixtures} (an
- * independent PyTorch implementation) and {@code src/test/resources/fixtures-hf} (Hugging Face {@code transformers}
- * itself, made by {@code scripts/make-hf-fixtures.py}, one per registered family, whose checkpoints also check
- * {@link HookedAutoConfig#parameterCount()}).
+ * independent PyTorch implementation) and Hugging Face {@code transformers} itself, one per registered family, whose
+ * checkpoints also check {@link HookedAutoConfig#parameterCount()}: {@code src/test/resources/fixtures-hf} (made by
+ * {@code scripts/make-hf-fixtures.py}) or {@code shared/fixtures-hf-more}.
  */
 class ModelParityTest {
-    private static final Path HF_FIXTURES = Path.of("src/test/resources/fixtures-hf");
-
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa"})
     void everyHookMatchesTheSharedReference(String fixture) {
@@ -39,22 +35,13 @@ class ModelParityTest {
         return HookedAutoConfig.supportedFamilies();
     }
 
-    /**
-     * Every registered family has a Hugging Face fixture: in {@code fixtures-hf}, named as the family, with every hook
-     * of a block; or in {@code shared/fixtures-hf-more}, named as its {@code model_type}, with each block's
-     * {@code hook_resid_pre} and {@code attn.hook_pattern}, {@code ln_final.hook_normalized} and {@code logits}.
-     */
+    /** Every registered family has a Hugging Face fixture ({@link Fixtures#huggingFace}). */
     @ParameterizedTest
     @MethodSource("families")
     void everyHookMatchesHuggingFace(String family) {
-        Path dir = HF_FIXTURES.resolve(family);
-        if (Files.isDirectory(dir)) {
-            assertParity(dir, family, 20);
-        } else {
-            dir = Fixtures.more(Families.find(family, "family").modelType());
-            int layers = HookedAutoConfig.fromJson(dir.resolve("config.json")).nLayers();
-            assertParity(dir, family, 2 * layers + 2);
-        }
+        Path dir = Fixtures.huggingFace(family);
+        int layers = HookedAutoConfig.fromJson(dir.resolve("config.json")).nLayers();
+        assertParity(dir, family, Fixtures.hasEveryHook(dir) ? 20 : 2 * layers + 2);
         assertEquals(checkpointElements(dir), HookedAutoConfig.fromJson(dir.resolve("config.json")).parameterCount(),
                 family + ": parameterCount() vs the elements of the checkpoint Hugging Face saved");
     }
