@@ -6,6 +6,7 @@ import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -47,13 +48,17 @@ final class Forward {
         for (int i = 0; i < c.nLayers(); i++) {
             Rope rope = c.rope(i);
             Rotary rotary = rope == null ? null
-                    : rotaries.computeIfAbsent(rope, r -> new Rotary(r, pos, w.embed.dtype(), w.embed.device()));
+                    : rotaries.computeIfAbsent(rope, r -> new Rotary(r, c.rotaryInterleaved(), pos, w.embed.dtype(),
+                            w.embed.device()));
             x = block(i, x, rotary);
         }
         Tensor normalized = hook.at("ln_final.hook_normalized", norm(x, w.lnfw, w.lnfb));
         Tensor logits = normalized.matmul(w.unembed);
         if (w.unembedBias != null) {
             logits = logits.add(w.unembedBias);
+        }
+        if (c.logitScale() != 1.0) {
+            logits = logits.mul(c.logitScale());
         }
         if (c.logitSoftcap() > 0) {
             logits = softcap(logits, c.logitSoftcap());
@@ -70,7 +75,7 @@ final class Forward {
         if (c.outputNorms()) { // gemma2, olmo2: the output is normalised before the residual sum
             attnOut = norm(attnOut, l.attnOutNorm(), null);
         }
-        attnOut = hook.at(b + "hook_attn_out", attnOut);
+        attnOut = hook.at(b + "hook_attn_out", toResidual(attnOut));
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpOut = mlp(b, l, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
@@ -110,13 +115,17 @@ final class Forward {
 
     /**
      * Attention scores {@code [batch, head, query, key]} of queries and keys {@code [batch, pos, head, d_head]} (after
-     * rotary embeddings, one key head per query head): scaled, soft-capped where the family caps them, -inf where
-     * the layer's mask forbids.
+     * rotary embeddings, one key head per query head): scaled (by {@code attentionScalar^-1/2} where the family
+     * scales, times granite's attention multiplier), soft-capped where the family caps them, -inf where the layer's
+     * mask forbids.
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
         Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
         if (c.scaleAttention()) {
             scores = scores.div(Math.sqrt(c.attentionScalar()));
+        }
+        if (c.attentionMultiplier() != 1.0) {
+            scores = scores.mul(c.attentionMultiplier());
         }
         if (c.attentionSoftcap() > 0) {
             scores = softcap(scores, c.attentionSoftcap());
@@ -148,10 +157,10 @@ final class Forward {
         return hook.at(b + "hook_mlp_out", mlpOutput(l, post));
     }
 
-    /** The MLP's output projection, normalised where the family normalises sublayer outputs. */
+    /** The MLP's output projection, normalised where the family normalises sublayer outputs, as the block adds it. */
     private Tensor mlpOutput(Weights.Layer l, Tensor post) {
         Tensor out = project(post, l.wout(), l.bout());
-        return c.outputNorms() ? norm(out, l.mlpOutNorm(), null) : out;
+        return toResidual(c.outputNorms() ? norm(out, l.mlpOutNorm(), null) : out);
     }
 
     /**
@@ -169,6 +178,11 @@ final class Forward {
     /** Tanh soft-capping, {@code cap · tanh(x / cap)}: smooth, and bounded by ±cap. */
     private static Tensor softcap(Tensor x, double cap) {
         return x.div(cap).tanh().mul(cap);
+    }
+
+    /** An attention or MLP output as the block adds it to the residual stream (granite scales it first). */
+    private Tensor toResidual(Tensor out) {
+        return c.residualMultiplier() == 1.0 ? out : out.mul(c.residualMultiplier());
     }
 
     private Tensor activation(Tensor x) {
@@ -205,17 +219,21 @@ final class Forward {
     }
 
     /**
-     * Rotary position embeddings in the {@code rotate_half} convention of Llama and GPT-NeoX: the first
-     * {@code rotaryDim} features of each head are rotated, the rest pass through; cos and sin carry the rope's
-     * attention factor (YaRN's), so it scales the attention scores twice, once through queries and once through keys.
+     * Rotary position embeddings: the first {@code rotaryDim} features of each head are rotated, the rest pass
+     * through. Frequency {@code i} turns the pair {@code (i, i + rotaryDim / 2)} in the {@code rotate_half} convention
+     * of Llama and GPT-NeoX, the adjacent pair {@code (2i, 2i + 1)} in GPT-J's {@code rotate_every_two} (interleaved).
+     * cos and sin carry the rope's attention factor (YaRN's), so it scales the attention scores twice, once through
+     * queries and once through keys.
      */
     static final class Rotary {
         private final int rotaryDim;
+        private final boolean interleaved;
         private final Tensor cos; // [1, pos, 1, rotaryDim]
         private final Tensor sin;
 
-        Rotary(Rope rope, long pos, DType dtype, Device device) {
+        Rotary(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
             rotaryDim = rope.dim();
+            this.interleaved = interleaved;
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
             double scale = rope.attentionFactor();
@@ -226,10 +244,12 @@ final class Forward {
                     float angle = (float) p * invFreq[i]; // in float32, as Hugging Face computes it
                     double cv = Math.cos(angle) * scale;
                     double sv = Math.sin(angle) * scale;
-                    cosValues[p * rotaryDim + i] = cv;
-                    cosValues[p * rotaryDim + i + half] = cv;
-                    sinValues[p * rotaryDim + i] = sv;
-                    sinValues[p * rotaryDim + i + half] = sv;
+                    int first = interleaved ? 2 * i : i; // the two features frequency i turns
+                    int second = interleaved ? 2 * i + 1 : i + half;
+                    cosValues[p * rotaryDim + first] = cv;
+                    cosValues[p * rotaryDim + second] = cv;
+                    sinValues[p * rotaryDim + first] = sv;
+                    sinValues[p * rotaryDim + second] = sv;
                 }
             }
             try (Tensor cosHost = Tensor.of(cosValues, 1, pos, 1, rotaryDim);
@@ -243,10 +263,22 @@ final class Forward {
         Tensor apply(Tensor x) {
             long dHead = x.size(-1);
             Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
-            List<Tensor> halves = rot.chunk(2, -1);
-            Tensor rotated = Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
-            Tensor out = rot.mul(cos).add(rotated.mul(sin));
+            Tensor out = rot.mul(cos).add(rotatePairs(rot).mul(sin));
             return rotaryDim == dHead ? out : Tensor.cat(List.of(out, x.narrow(-1, rotaryDim, dHead - rotaryDim)), -1);
+        }
+
+        /** Each pair {@code (a, b)} that a frequency turns becomes {@code (-b, a)}. */
+        private Tensor rotatePairs(Tensor rot) {
+            if (!interleaved) {
+                List<Tensor> halves = rot.chunk(2, -1);
+                return Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
+            }
+            long[] shape = rot.shape();
+            long[] pairs = Arrays.copyOf(shape, shape.length + 1);
+            pairs[shape.length - 1] = rotaryDim / 2;
+            pairs[shape.length] = 2;
+            List<Tensor> ab = rot.reshape(pairs).chunk(2, -1);
+            return Tensor.cat(List.of(ab.get(1).neg(), ab.get(0)), -1).reshape(shape);
         }
     }
 }

@@ -35,12 +35,13 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
- * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
- * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf), {@code blocks.i.attn.hook_pattern},
- * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the attention adds to the residual stream,
- * after the output norm of families that normalise it), {@code blocks.i.hook_resid_mid} (sequential
- * residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
- * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
+ * soft-capped where the family caps them, masked with -inf), {@code blocks.i.attn.hook_pattern},
+ * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
+ * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
+ * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
+ * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
+ * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
  * {@code ln_final.hook_normalized}, {@code logits}.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
@@ -587,7 +588,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     + "], got shape " + java.util.Arrays.toString(x.shape()));
         }
         try (TensorScope scope = TensorScope.open()) {
-            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(layer), x.size(1), x.dtype(), x.device());
+            Architecture a = config.architecture();
+            Forward.Rotary rotary = new Forward.Rotary(a.rope(layer), a.rotaryInterleaved(), x.size(1), x.dtype(),
+                    x.device());
             return scope.keep(rotary.apply(x));
         }
     }

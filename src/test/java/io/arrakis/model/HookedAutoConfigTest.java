@@ -636,10 +636,20 @@ class HookedAutoConfigTest {
             assertTrue(m.contains(at + ".factor") && m.contains("positive"), m);
             m = rejects(c, key, rotaryObject(family, key, Map.of("full_attention", Map.of("rope_type", "default"))));
             assertTrue(m.contains(at) && m.contains("full_attention"), m);
-            assertEquals(new Rope.Linear(2.0), c.with(key, rotaryObject(family, key, Map.of("rope_type", "linear",
-                    "factor", 2.0))).architecture().rope().scaling());
+            Map<String, ?> linear = rotaryObject(family, key, Map.of("rope_type", "linear", "factor", 2.0));
+            if (FIXED_ROTARY.contains(family)) {
+                m = rejects(c, key, linear);
+                assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("no scaling"), m);
+                m = rejects(c, key, Map.of("rope_theta", 5e5));
+                assertTrue(m.contains(at + ".rope_theta") && m.contains("fixed base"), m);
+            } else {
+                assertEquals(new Rope.Linear(2.0), c.with(key, linear).architecture().rope().scaling());
+            }
         }
     }
+
+    /** Families whose modeling file fixes the rotary base and applies no scaling. */
+    static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
     private static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");
@@ -663,7 +673,7 @@ class HookedAutoConfigTest {
     @MethodSource("families")
     void everyFamilyRefusesAnActivationItDoesNotCompute(String family) {
         HookedAutoConfig c = HookedAutoConfig.of(family);
-        String key = Stream.of("activation_function", "hidden_activation", "hidden_act")
+        String key = Stream.of("activation_function", "hidden_activation", "hidden_act", "activation")
                 .filter(k -> c.raw().get(k) != null).findFirst().orElseThrow();
         for (String act : List.of("quick_gelu", "relu2", "gelu_10")) {
             String m = rejects(c, key, act);

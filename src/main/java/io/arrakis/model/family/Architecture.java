@@ -27,13 +27,25 @@ import java.util.List;
  * @param logitSoftcap the logits become {@code cap · tanh(logits / cap)}; 0 for none
  * @param layerRopes per layer, its rotary embedding (gemma3's sliding layers have their own base); null: every
  *     layer uses {@code rope}
+ * @param rotaryInterleaved whether rotary embeddings turn adjacent features {@code (2i, 2i + 1)} of a head (GPT-J's
+ *     {@code rotate_every_two}) rather than the halves {@code (i, i + dim / 2)} ({@code rotate_half})
+ * @param attentionMultiplier a factor the attention scores are multiplied by (granite's {@code attention_multiplier},
+ *     which it uses in place of {@code 1 / sqrt(d_head)}); 1 otherwise
+ * @param residualMultiplier a factor the attention and MLP outputs are multiplied by before they are added to the
+ *     residual stream (granite's {@code residual_multiplier}); 1 otherwise
+ * @param logitScale a factor the logits are multiplied by (cohere's {@code logit_scale}, granite's
+ *     {@code 1 / logits_scaling}); 1 otherwise
+ * @param sharedNorm with a parallel residual, whether the MLP reads the attention's normalised input, the block
+ *     having one norm (stable-lm, phi, gpt-j, cohere, some falcons), rather than normalising with a norm of its own
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
         boolean parallelResidual, boolean tiedEmbeddings, boolean qkvBias, boolean outBias, boolean mlpBias,
         boolean scaleAttention, List<LayerAttention> layerAttention, int slidingWindow, int localWindow,
         double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
-        double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes) {
+        double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
+        boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
+        boolean sharedNorm) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

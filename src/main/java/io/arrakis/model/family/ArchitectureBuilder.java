@@ -66,6 +66,12 @@ final class ArchitectureBuilder {
     private double attentionSoftcap;
     private double logitSoftcap;
     private final Map<LayerAttention, RotaryObject> rotaryOf = new EnumMap<>(LayerAttention.class);
+    private String rotaryDimKey;
+    private boolean rotaryInterleaved;
+    private double attentionMultiplier = 1.0;
+    private double residualMultiplier = 1.0;
+    private double logitScale = 1.0;
+    private boolean sharedNorm;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -94,6 +100,13 @@ final class ArchitectureBuilder {
     ArchitectureBuilder keyValueHeads(String key) {
         kvHeadsKey = key;
         kvHeads = s.integerOrNull(key);
+        return this;
+    }
+
+    /** Multi-query attention ({@code multiQueryKey} true): one key/value head for all query heads. */
+    ArchitectureBuilder oneKeyValueHead(String multiQueryKey) {
+        kvHeadsKey = multiQueryKey;
+        kvHeads = 1;
         return this;
     }
 
@@ -173,8 +186,31 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /**
+     * Rotary embeddings on the first {@code dimKey} features of each head with a fixed base (gpt-j, whose modeling
+     * file hard-codes it).
+     */
+    ArchitectureBuilder rotaryOnFirst(String dimKey, double base) {
+        rotary = true;
+        rotaryDimKey = dimKey;
+        theta = base;
+        return this;
+    }
+
+    /** Rotary embeddings turn adjacent features {@code (2i, 2i + 1)}, GPT-J's {@code rotate_every_two}. */
+    ArchitectureBuilder rotaryInterleaved() {
+        rotaryInterleaved = true;
+        return this;
+    }
+
     ArchitectureBuilder parallelResidual(boolean parallel) {
         parallelResidual = parallel;
+        return this;
+    }
+
+    /** With a parallel residual, the MLP reads the attention's normalised input: one norm per block. */
+    ArchitectureBuilder sharedNorm(boolean shared) {
+        sharedNorm = shared;
         return this;
     }
 
@@ -218,6 +254,24 @@ final class ArchitectureBuilder {
     /** Norms of the queries and keys after their projections. */
     ArchitectureBuilder qkNorm(Architecture.QkNorm kind) {
         qkNorm = kind;
+        return this;
+    }
+
+    /** A factor the attention scores are multiplied by, after any division by {@code sqrt(d_head)}. */
+    ArchitectureBuilder attentionMultiplier(double multiplier) {
+        attentionMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the attention and MLP outputs are multiplied by before they join the residual stream. */
+    ArchitectureBuilder residualMultiplier(double multiplier) {
+        residualMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the logits are multiplied by. */
+    ArchitectureBuilder logitScale(double scale) {
+        logitScale = scale;
         return this;
     }
 
@@ -325,7 +379,8 @@ final class ArchitectureBuilder {
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
-                attentionSoftcap, logitSoftcap, layerRopes);
+                attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
+                logitScale, sharedNorm);
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
@@ -351,8 +406,10 @@ final class ArchitectureBuilder {
      * came from.
      */
     private void readRotation() {
-        theta = s.number(thetaKey);
-        factor = factorKey != null ? s.number(factorKey) : 1.0;
+        if (rotaryDimKey == null) {
+            theta = s.number(thetaKey);
+            factor = factorKey != null ? s.number(factorKey) : 1.0;
+        }
         if (!rotaryOf.isEmpty()) {
             scaling = new Rope.Unscaled(); // each kind of layer's own object scales its rope
             return;
@@ -365,6 +422,11 @@ final class ArchitectureBuilder {
         }
         String rotaryKey = scalingObject != null ? "rope_scaling" : "rope_parameters";
         Map<?, ?> rp = scalingObject != null ? scalingObject : parameters != null ? parameters : Map.of();
+        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
+        if (rotaryDimKey != null) {
+            refuseScalingOfFixedRotary(rp, rotaryKey, originalMaxPositions);
+            return;
+        }
         if (rp.containsKey("rope_theta")) {
             theta = ropeParameter(rp, rotaryKey, "rope_theta");
             thetaKey = rotaryKey + ".rope_theta";
@@ -373,8 +435,26 @@ final class ArchitectureBuilder {
             factor = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
             factorKey = rotaryKey + ".partial_rotary_factor";
         }
-        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+    }
+
+    /**
+     * A fixed rotary embedding ({@link #rotaryOnFirst}) takes no base, fraction or scaling from a rotary object: its
+     * modeling file reads none, so any it sets is refused rather than ignored.
+     */
+    private void refuseScalingOfFixedRotary(Map<?, ?> rp, String rotaryKey, Integer originalMaxPositions) {
+        String fixed = "is not read: this family rotates the first " + rotaryDimKey + " features with the fixed base "
+                + theta + " and no scaling";
+        for (String entry : List.of("rope_theta", "partial_rotary_factor")) {
+            if (rp.containsKey(entry)) {
+                throw invalid(rotaryKey + "." + entry, rp.get(entry), fixed);
+            }
+        }
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+        if (!(scaling instanceof Rope.Unscaled)) {
+            throw invalid(rotaryKey + ".rope_type", rp.containsKey("rope_type") ? rp.get("rope_type") : rp.get("type"),
+                    fixed);
+        }
     }
 
     private Map<?, ?> nonEmptyMap(String key) {
@@ -382,6 +462,13 @@ final class ArchitectureBuilder {
     }
 
     private Rope rope(int headDim) {
+        if (rotaryDimKey != null) {
+            int dim = s.integer(rotaryDimKey);
+            if (dim % 2 != 0 || dim > headDim) {
+                throw invalid(rotaryDimKey, dim, "must be even and at most the head dimension " + headDim);
+            }
+            return new Rope(dim, theta, scaling);
+        }
         if (!(factor > 0.0 && factor <= 1.0)) {
             throw invalid(factorKey, factor, "must be in (0, 1]");
         }

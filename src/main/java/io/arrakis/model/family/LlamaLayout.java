@@ -28,20 +28,25 @@ final class LlamaLayout {
     }
 
     /**
-     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm with a parallel residual
-     * (the MLP reads the attention's normalised input), projection biases as the architecture says, the norms of
-     * sublayer inputs and outputs as {@link Architecture#inputNorms()} and {@link Architecture#outputNorms()} say;
-     * {@code attentionNorms} (query and key norms) follow the q/k/v projections.
+     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm where the MLP reads the
+     * attention's normalised input ({@link Architecture#sharedNorm()}), projection biases as the architecture says,
+     * the norms of sublayer inputs and outputs as {@link Architecture#inputNorms()} and
+     * {@link Architecture#outputNorms()} say; {@code attentionNorms} (query and key norms) follow the q/k/v
+     * projections.
      */
     static Checkpoint checkpoint(Architecture a, CheckpointTensor... attentionNorms) {
+        return checkpoint(a, a.norm() == Norm.LAYER_NORM, attentionNorms);
+    }
+
+    /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
+    static Checkpoint checkpoint(Architecture a, boolean normBias, CheckpointTensor... attentionNorms) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
         long mlp = a.dMlp();
-        boolean normBias = a.norm() == Norm.LAYER_NORM;
         // Llama's post_attention_layernorm is the MLP's input norm; with output norms (gemma2, olmo2) it normalises
         // the attention's output, and the MLP's input norm is pre_feedforward_layernorm
-        boolean preMlpNorm = !a.parallelResidual() && !a.outputNorms();
+        boolean preMlpNorm = !a.sharedNorm() && !a.outputNorms();
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layerIf(a.inputNorms(), stored("input_layernorm.weight", LN1_W, d))
