@@ -15,8 +15,19 @@ public final class Fixtures {
     }
 
     public static Path dir(String name) {
-        Path root = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
-        Path dir = root.resolve(name);
+        return existing(root().resolve(name));
+    }
+
+    /** A family's fixture in {@code shared/fixtures-hf-more} (beside {@code shared/fixtures}), by its model_type. */
+    public static Path moreHf(String modelType) {
+        return existing(root().resolveSibling("fixtures-hf-more").resolve(modelType));
+    }
+
+    private static Path root() {
+        return Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
+    }
+
+    private static Path existing(Path dir) {
         if (!Files.isDirectory(dir)) {
             if (System.getenv("CI") != null) {
                 fail("fixture " + dir.toAbsolutePath() + " is missing; CI must have shared/ beside the repository");

@@ -209,6 +209,9 @@ class HookedAutoModelTest {
                 "use_qkv_bias", true));
         own.put("stable-lm parallel", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
                 "use_parallel_residual", true));
+        own.put("mixtral with a sliding window, three experts, top 1", Map.of("num_hidden_layers", 2,
+                "intermediate_size", 48, "num_key_value_heads", 2, "num_local_experts", 3, "num_experts_per_tok", 1,
+                "sliding_window", 3));
         return own.entrySet().stream().map(e -> {
             String family = e.getKey().split(" ")[0];
             Map<String, Object> overrides = new HashMap<>(e.getValue());

@@ -16,12 +16,16 @@ import java.util.List;
  *     family has none
  * @param qkLayerNorm stable-lm's per-head LayerNorms on queries and keys ({@code qk_layernorm}), which the forward
  *     pass does not implement
+ * @param moe the sparse mixture of experts that replaces the dense MLP, or null for a dense MLP
+ * @param attentionSinks whether each head has a learned sink logit that joins the softmax of every query's
+ *     attention scores without a value (gpt-oss)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
         boolean parallelResidual, boolean tiedEmbeddings, boolean qkvBias, boolean outBias, boolean mlpBias,
         boolean scaleAttention, List<LayerAttention> layerAttention, int slidingWindow, int localWindow,
-        double embeddingScale, double initializerRange, boolean qkLayerNorm) {
+        double embeddingScale, double initializerRange, boolean qkLayerNorm, MixtureOfExperts moe,
+        boolean attentionSinks) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

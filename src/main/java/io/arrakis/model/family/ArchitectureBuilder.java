@@ -56,6 +56,8 @@ final class ArchitectureBuilder {
     private int localWindow;
     private double embeddingScale = 1.0;
     private boolean qkLayerNorm;
+    private MixtureOfExperts moe;
+    private boolean attentionSinks;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -204,6 +206,18 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** A sparse mixture of experts in place of the dense MLP. */
+    ArchitectureBuilder mixtureOfExperts(MixtureOfExperts experts) {
+        moe = experts;
+        return this;
+    }
+
+    /** A learned sink logit per head in the attention softmax. */
+    ArchitectureBuilder attentionSinks() {
+        attentionSinks = true;
+        return this;
+    }
+
     Architecture build() {
         if (rotary == null) {
             throw new IllegalStateException("the family chose neither learned nor rotary positions");
@@ -244,7 +258,7 @@ final class ArchitectureBuilder {
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
-                qkLayerNorm);
+                qkLayerNorm, moe, attentionSinks);
     }
 
     /**

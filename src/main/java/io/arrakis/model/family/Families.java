@@ -7,7 +7,8 @@ import java.util.Objects;
 /** The supported model families: the one list that a new family is added to. */
 public final class Families {
     private static final List<ModelFamily> ALL = List.of(new Gpt2(), new GptNeo(), new GptNeox(), new Llama(),
-            new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm());
+            new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(),
+            new Mixtral());
 
     private Families() {
     }

@@ -2,7 +2,8 @@ package io.arrakis.model.family;
 
 /**
  * The places of a model's weights that checkpoint tensors fill, in the layout the forward pass multiplies with
- * ({@code x @ W}); the names follow {@code io.arrakis.model.Weights}.
+ * ({@code x @ W}); the names follow {@code io.arrakis.model.Weights}. In a mixture of experts the MLP slots
+ * ({@code W_IN}, {@code W_GATE}, {@code W_OUT} and their biases) hold every expert's, with a leading expert dimension.
  */
 public enum Slot {
     EMBED(false, Init.NORMAL), POS_EMBED(false, Init.NORMAL), LNF_W(false, Init.NORM), LNF_B(false, Init.ZERO),
@@ -15,7 +16,13 @@ public enum Slot {
     /** stable-lm's per-head query LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
     Q_NORM(true, Init.NORM),
     /** stable-lm's per-head key LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
-    K_NORM(true, Init.NORM);
+    K_NORM(true, Init.NORM),
+    /** a mixture of experts' router {@code [d_model, experts]} */
+    W_ROUTER(true, Init.NORMAL),
+    /** the router's bias {@code [experts]}; gpt-oss draws it like a weight */
+    B_ROUTER(true, Init.NORMAL),
+    /** a learned sink logit per head {@code [heads]} (gpt-oss) */
+    SINKS(true, Init.NORMAL);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
