@@ -205,12 +205,11 @@ final class Forward {
     }
 
     private Tensor activation(Tensor x) {
-        return switch (c.activation()) {
-            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate" -> x.gelu(true);
-            case "gelu" -> x.gelu(false);
-            case "silu", "swish" -> x.silu();
-            case "relu" -> x.relu();
-            default -> throw new UnsupportedOperationException("activation '" + c.activation() + "' is not supported");
+        return switch (c.activationFunction()) {
+            case GELU_TANH -> x.gelu(true);
+            case GELU -> x.gelu(false);
+            case SILU -> x.silu();
+            case RELU -> x.relu();
         };
     }
 
@@ -240,7 +239,8 @@ final class Forward {
 
     /**
      * Rotary position embeddings in the {@code rotate_half} convention of Llama and GPT-NeoX: the first
-     * {@code rotaryDim} features of each head are rotated, the rest pass through.
+     * {@code rotaryDim} features of each head are rotated, the rest pass through; cos and sin carry the rope's
+     * attention factor (YaRN's), so it scales the attention scores twice, once through queries and once through keys.
      */
     static final class Rotary {
         private final int rotaryDim;
@@ -251,13 +251,14 @@ final class Forward {
             rotaryDim = rope.dim();
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
+            double scale = rope.attentionFactor();
             double[] cosValues = new double[(int) pos * rotaryDim];
             double[] sinValues = new double[(int) pos * rotaryDim];
             for (int p = 0; p < pos; p++) {
                 for (int i = 0; i < half; i++) {
                     float angle = (float) p * invFreq[i]; // in float32, as Hugging Face computes it
-                    double cv = Math.cos(angle);
-                    double sv = Math.sin(angle);
+                    double cv = Math.cos(angle) * scale;
+                    double sv = Math.sin(angle) * scale;
                     cosValues[p * rotaryDim + i] = cv;
                     cosValues[p * rotaryDim + i + half] = cv;
                     sinValues[p * rotaryDim + i] = sv;

@@ -61,7 +61,6 @@ final class HfWeights {
     }
 
     static Weights load(HookedAutoConfig config, Source source, DType dtype, Device device) {
-        checkSupported(config);
         HfWeights reader = new HfWeights(config, source, dtype, device);
         Checkpoint checkpoint = config.checkpoint();
         Weights weights;
@@ -82,14 +81,6 @@ final class HfWeights {
         }
         reader.checkAllUsed(weights);
         return weights;
-    }
-
-    /** Throws for configurations whose checkpoints parse but whose forward pass is not implemented. */
-    static void checkSupported(HookedAutoConfig config) {
-        if (config.architecture().qkLayerNorm()) {
-            throw new UnsupportedOperationException("stable-lm with qk_layernorm=true (per-head LayerNorms on queries and"
-                    + " keys) is not supported");
-        }
     }
 
     private static Weights.Layer layer(Map<Slot, Tensor> t) {

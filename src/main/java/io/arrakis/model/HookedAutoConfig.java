@@ -58,9 +58,14 @@ import java.util.OptionalInt;
  *       {@link #with(String, Object)} rejects a key that is neither a family key nor already present.</li>
  *   <li>Optional keys are recognised (type-checked, honoured) but absent from the defaults because the configuration
  *       class has no such argument while the modeling code reads it ({@code head_dim} of {@code qwen2} and
- *       {@code phi3}), or because they are the {@code transformers} 5 form ({@code rope_parameters}, whose
- *       {@code rope_theta} and {@code partial_rotary_factor} entries take precedence over the top-level keys).
- *       Setting an optional key to {@code null} removes it.</li>
+ *       {@code phi3}, {@code rope_scaling} of {@code gemma} and {@code mistral}), or because they are the
+ *       {@code transformers} 5 form ({@code rope_parameters}). Setting an optional key to {@code null} removes
+ *       it.</li>
+ *   <li>Rotary scaling: the object {@code rope_scaling} (or {@code rope_parameters}; given both, they must agree)
+ *       is read as {@code transformers} 5 reads it. Its {@code rope_theta} and {@code partial_rotary_factor} take
+ *       precedence over the top-level keys, and its {@code rope_type} (or {@code type}) {@code "default"},
+ *       {@code "linear"}, {@code "llama3"} or {@code "yarn"} scales the frequencies; other types
+ *       ({@code "dynamic"}, {@code "longrope"}, ...) and entries the type does not take are refused.</li>
  * </ul>
  *
  * <h2>Validation</h2>
@@ -71,7 +76,9 @@ import java.util.OptionalInt;
  * a rotary factor outside (0, 1] or a rotary dimension that is not a positive even number, a non-positive epsilon or
  * rope base, an activation name unknown to {@code transformers.activations.ACT2FN}, and the families' own cross-key
  * rules ({@code attention_types} of {@code gpt-neo} must expand to its layers, a sliding window switched on needs a
- * size, ...).
+ * size, ...). A value that changes the computation in a way the forward pass does not implement is refused the same
+ * way, never ignored: an activation or rope type it does not compute, {@code qk_layernorm} of {@code stable-lm},
+ * {@code scale_attn_by_inverse_layer_idx} of {@code gpt2}.
  *
  * <p>Instances are immutable and thread-safe; {@link #equals(Object)} compares the family and {@link #raw()}.
  */
@@ -401,8 +408,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}); 0 when not {@link #rotary()}. Any
-     * {@code rope_scaling} is left in {@link #raw()}.
+     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}, or the rotary object's
+     * {@code rope_theta}); 0 when not {@link #rotary()}. A {@code rope_type} other than {@code "default"} rescales
+     * the frequencies derived from it.
      *
      * @return theta
      */

@@ -18,9 +18,13 @@ public final class Fixtures {
         return existing(root().resolve(name));
     }
 
-    /** A family's fixture in {@code shared/fixtures-hf-more} (beside {@code shared/fixtures}), by its model_type. */
+    /**
+     * A family's fixture in {@code shared/fixtures-hf-more} by its model_type ({@code -Darrakis.fixturesHfMore}
+     * overrides the folder).
+     */
     public static Path moreHf(String modelType) {
-        return existing(root().resolveSibling("fixtures-hf-more").resolve(modelType));
+        return existing(Path.of(System.getProperty("arrakis.fixturesHfMore", "../shared/fixtures-hf-more"))
+                .resolve(modelType));
     }
 
     private static Path root() {

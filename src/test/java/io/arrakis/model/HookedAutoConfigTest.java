@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.json.Json;
+import io.arrakis.model.family.Rope;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -558,6 +559,111 @@ class HookedAutoConfigTest {
         assertTrue(rejects(HookedAutoConfig.of("gpt2"), "rope_parameters", Map.of()).contains("unknown key"));
     }
 
+    // -------------------------------------------------------------------- rotary scaling, refused settings
+
+    @Test
+    void rotaryScalingIsReadAsTransformersReadsIt() {
+        // meta-llama/Llama-3.1-8B's config.json keys (transformers 4 form: rope_scaling, top-level rope_theta)
+        HookedAutoConfig llama31 = HookedAutoConfig.fromJsonText("""
+                {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+                 "num_hidden_layers": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+                 "rope_theta": 500000.0, "vocab_size": 128256, "rms_norm_eps": 1e-05,
+                 "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                  "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+                """);
+        assertEquals(new Rope(128, 500000.0, new Rope.Llama3(8.0, 1.0, 4.0, 8192)), llama31.architecture().rope());
+        assertEquals(8_030_261_248L, llama31.parameterCount(), "Llama 3.1 8B, published 8,030,261,248");
+        // the transformers 5 form of the same: rope_theta inside rope_parameters
+        HookedAutoConfig v5 = HookedAutoConfig.of("llama").with("rope_parameters", Map.of("rope_type", "llama3",
+                "rope_theta", 500000.0, "factor", 8.0, "low_freq_factor", 1.0, "high_freq_factor", 4.0,
+                "original_max_position_embeddings", 8192));
+        assertEquals(new Rope(128, 500000.0, new Rope.Llama3(8.0, 1.0, 4.0, 8192)), v5.architecture().rope());
+
+        // "type" is the older name of "rope_type"; mistral's configuration class has no rope_scaling, its model reads it
+        assertEquals(new Rope.Linear(2.0), HookedAutoConfig.of("mistral").with("rope_scaling",
+                Map.of("type", "linear", "factor", 2.0)).architecture().rope().scaling());
+        // Qwen2.5's YaRN: the attention factor defaults to 0.1 ln(factor) + 1, beta_fast/slow to 32/1, truncation on
+        HookedAutoConfig qwen = HookedAutoConfig.of("qwen2").with("rope_scaling",
+                Map.of("factor", 4.0, "original_max_position_embeddings", 32768, "type", "yarn"));
+        assertEquals(new Rope.Yarn(4.0, 0.1 * Math.log(4.0) + 1, 32, 1, 32768, true),
+                qwen.architecture().rope().scaling());
+        // without original_max_position_embeddings the scaled types take max_position_embeddings
+        assertEquals(new Rope.Yarn(4.0, 0.1 * Math.log(4.0) + 1, 32, 1, 32768, true), HookedAutoConfig.of("qwen2")
+                .with("rope_scaling", Map.of("factor", 4.0, "type", "yarn")).architecture().rope().scaling());
+        // DeepSeek's mscale pair sets the attention factor to their ratio
+        assertEquals(1.0, ((Rope.Yarn) HookedAutoConfig.of("llama").with("rope_scaling", Map.of("rope_type", "yarn",
+                "factor", 40.0, "mscale", 0.707, "mscale_all_dim", 0.707)).architecture().rope().scaling())
+                .attentionFactor());
+        // Phi-3 keeps the pretraining context at the top level, and it wins
+        HookedAutoConfig phi3 = HookedAutoConfig.of("phi3").with(Map.of("max_position_embeddings", 131072,
+                "rope_scaling", Map.of("rope_type", "yarn", "factor", 32.0, "original_max_position_embeddings", 2048)));
+        assertEquals(4096, ((Rope.Yarn) phi3.architecture().rope().scaling()).originalMaxPositions());
+        assertEquals(new Rope.Unscaled(), HookedAutoConfig.of("gpt-neox").architecture().rope().scaling());
+
+        String m = rejects(HookedAutoConfig.of("llama"), Map.of("rope_scaling", Map.of("rope_type", "linear",
+                "factor", 2.0), "rope_parameters", Map.of("rope_type", "linear", "factor", 4.0)));
+        assertTrue(m.contains("rope_scaling") && m.contains("rope_parameters") && m.contains("disagree"), m);
+    }
+
+    static List<String> rotaryFamilies() {
+        return HookedAutoConfig.supportedFamilies().stream().filter(f -> HookedAutoConfig.of(f).rotary()).toList();
+    }
+
+    @ParameterizedTest
+    @MethodSource("rotaryFamilies")
+    void everyRotaryFamilyRefusesRotarySettingsItDoesNotCompute(String family) {
+        HookedAutoConfig c = HookedAutoConfig.of(family);
+        for (String key : List.of("rope_scaling", "rope_parameters")) {
+            String m = rejects(c, key, Map.of("rope_type", "dynamic", "factor", 2.0));
+            assertTrue(m.contains(key + ".rope_type") && m.contains("\"dynamic\"") && m.contains("not implemented"), m);
+            m = rejects(c, key, Map.of("type", "longrope", "short_factor", List.of(1.0), "long_factor", List.of(1.0)));
+            assertTrue(m.contains(key + ".rope_type") && m.contains("\"longrope\""), m);
+            m = rejects(c, key, Map.of("rope_type", "su"));
+            assertTrue(m.contains(key + ".rope_type") && m.contains("\"su\""), m);
+            m = rejects(c, key, Map.of("rope_type", "default", "mrope_section", List.of(16, 24, 24)));
+            assertTrue(m.contains(key) && m.contains("mrope_section"), m);
+            m = rejects(c, key, Map.of("rope_type", "llama3", "factor", 8.0, "low_freq_factor", 1.0));
+            assertTrue(m.contains(key) && m.contains("high_freq_factor"), m);
+            m = rejects(c, key, Map.of("rope_type", "linear", "factor", "2"));
+            assertTrue(m.contains(key + ".factor") && m.contains("\"2\""), m);
+            m = rejects(c, key, Map.of("rope_type", "linear", "factor", 0));
+            assertTrue(m.contains(key + ".factor") && m.contains("positive"), m);
+            m = rejects(c, key, Map.of("full_attention", Map.of("rope_type", "default")));
+            assertTrue(m.contains(key) && m.contains("full_attention"), m);
+            assertEquals(new Rope.Linear(2.0),
+                    c.with(key, Map.of("rope_type", "linear", "factor", 2.0)).architecture().rope().scaling());
+        }
+    }
+
+    static List<String> families() {
+        return HookedAutoConfig.supportedFamilies();
+    }
+
+    @ParameterizedTest
+    @MethodSource("families")
+    void everyFamilyRefusesAnActivationItDoesNotCompute(String family) {
+        HookedAutoConfig c = HookedAutoConfig.of(family);
+        String key = c.raw().containsKey("activation_function") ? "activation_function" : "hidden_act";
+        for (String act : List.of("quick_gelu", "relu2", "gelu_10")) {
+            String m = rejects(c, key, act);
+            assertTrue(m.contains(key) && m.contains("\"" + act + "\"") && m.contains("not implemented"), m);
+        }
+        assertEquals("relu", c.with(key, "relu").activation());
+    }
+
+    @Test
+    void familySettingsTheForwardPassDoesNotComputeAreRefused() {
+        String m = rejects(HookedAutoConfig.of("stable-lm"), "qk_layernorm", true);
+        assertTrue(m.contains("qk_layernorm = true") && m.contains("not implemented"), m);
+        m = rejects(HookedAutoConfig.of("gpt2"), "scale_attn_by_inverse_layer_idx", true);
+        assertTrue(m.contains("scale_attn_by_inverse_layer_idx = true") && m.contains("not implemented"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(
+                "{\"model_type\": \"stablelm\", \"qk_layernorm\": true}")).getMessage();
+        assertTrue(m.contains("qk_layernorm"), m);
+        assertFalse(HookedAutoConfig.of("gpt2").with("reorder_and_upcast_attn", true).rotary(),
+                "reorder_and_upcast_attn changes only the precision of half-precision attention");
+    }
+
     // ------------------------------------------------------------------------------------ JSON and files
 
     @Test
@@ -667,8 +773,9 @@ class HookedAutoConfigTest {
         cases.add(HookedAutoConfig.fromJson(GPT2_TINY.resolve("config.json")));
         cases.add(HookedAutoConfig.fromJson(LLAMA_TINY.resolve("config.json")));
         cases.add(HookedAutoConfig.of("llama").with(Map.of("rope_scaling",
-                Map.of("rope_type", "llama3", "factor", 8.0, "low_freq_factor", 1, "original_max_position_embeddings",
-                        8192), "eos_token_id", List.of(128001, 128008, 128009), "rope_theta", 500000.0)));
+                Map.of("rope_type", "llama3", "factor", 8.0, "low_freq_factor", 1, "high_freq_factor", 4.0,
+                        "original_max_position_embeddings", 8192), "eos_token_id", List.of(128001, 128008, 128009),
+                "rope_theta", 500000.0)));
         cases.add(HookedAutoConfig.of("gpt2").with("summary_activation", "tanh \"quoted\" \\ \n\t é 𝄞"));
         return cases;
     }
@@ -723,10 +830,9 @@ class HookedAutoConfigTest {
         assertEquals(expected + 2 * (2 * 128 + 64), c.with("mlp_bias", true).parameterCount());
         assertEquals(4 * expected, c.weightBytes(4));
 
-        // stable-lm: parallel residual drops the post-attention LayerNorm (2d); qk_layernorm adds per-head weights
+        // stable-lm: parallel residual drops the post-attention LayerNorm (2d)
         HookedAutoConfig s = HookedAutoConfig.of("stable-lm");
         assertEquals(s.parameterCount() - 32L * 2 * 2560, s.with("use_parallel_residual", true).parameterCount());
-        assertEquals(s.parameterCount() + 32L * (32 * 80 + 32 * 80), s.with("qk_layernorm", true).parameterCount());
         assertEquals(s.parameterCount() + 32L * 3 * 2560, s.with("use_qkv_bias", true).parameterCount());
     }
 

@@ -163,6 +163,26 @@ class HookedAutoModelTest {
         }
     }
 
+    /**
+     * YaRN multiplies cos and sin by its attention factor, {@code 0.1 ln(factor) + 1}: a rotation keeps each pair's
+     * length, so the rotated queries are that factor longer.
+     */
+    @Test
+    void yarnScalesRotatedQueriesByItsAttentionFactor() {
+        HookedAutoConfig config = tinyLlama(2).with("rope_scaling", Map.of("rope_type", "yarn", "factor", 4.0,
+                "original_max_position_embeddings", 8));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU)) {
+            Tensor x = Tensor.normal(new io.arrakis.torch.Generator(3), new long[] {1, 6, 4, 8}, 0.0, 1.0, DType.FLOAT32, Device.CPU);
+            Tensor rotated = model.rotate(x);
+            for (int p = 0; p < 6; p++) {
+                double ratio = rotated.select(1, p).norm().item() / x.select(1, p).norm().item();
+                assertEquals(0.1 * Math.log(4.0) + 1, ratio, 1e-5, "position " + p);
+            }
+            Tensor unscaled = HookedAutoModel.create(tinyLlama(2), 1, DType.FLOAT32, Device.CPU).rotate(x);
+            assertEquals(1.0, unscaled.norm().item() / x.norm().item(), 1e-5);
+        }
+    }
+
     /** Mistral's sliding window: a query sees only the last {@code window} keys. */
     @Test
     void mistralsSlidingWindowMasksOlderKeys() {
@@ -290,16 +310,6 @@ class HookedAutoModelTest {
                 }
             }
         }
-    }
-
-    @Test
-    void stableLmWithQkLayerNormIsRejectedClearly() {
-        HookedAutoConfig config = HookedAutoConfig.of("stable-lm").with(Map.of("hidden_size", 32, "num_hidden_layers", 1,
-                "num_attention_heads", 4, "num_key_value_heads", 4, "intermediate_size", 48, "vocab_size", 64,
-                "max_position_embeddings", 16, "qk_layernorm", true));
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                () -> HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU));
-        assertTrue(e.getMessage().contains("qk_layernorm"), e.getMessage());
     }
 
     @Test

@@ -46,6 +46,8 @@ final class ArchitectureBuilder {
     private String factorKey;
     private double theta;
     private double factor;
+    private Rope.Scaling scaling;
+    private String originalMaxPositionsKey;
     private boolean parallelResidual;
     private boolean qkvBias;
     private boolean outBias;
@@ -55,7 +57,6 @@ final class ArchitectureBuilder {
     private int slidingWindow;
     private int localWindow;
     private double embeddingScale = 1.0;
-    private boolean qkLayerNorm;
     private MixtureOfExperts moe;
     private boolean attentionSinks;
 
@@ -149,12 +150,19 @@ final class ArchitectureBuilder {
 
     /**
      * Rotary embeddings with the base under {@code thetaKey} on the fraction {@code factorKey} of each head (null:
-     * the whole head); a {@code rope_parameters} object's entries take precedence.
+     * the whole head); the entries of a {@code rope_scaling} or {@code rope_parameters} object take precedence, and
+     * its {@code rope_type} scales the frequencies.
      */
     ArchitectureBuilder rotary(String thetaKey, String factorKey) {
         rotary = true;
         this.thetaKey = thetaKey;
         this.factorKey = factorKey;
+        return this;
+    }
+
+    /** A top-level pretraining context length that takes precedence over the rotary object's (Phi-3). */
+    ArchitectureBuilder originalMaxPositions(String key) {
+        originalMaxPositionsKey = key;
         return this;
     }
 
@@ -200,12 +208,6 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** stable-lm's per-head LayerNorms on queries and keys. */
-    ArchitectureBuilder qkLayerNorm(boolean perHeadNorms) {
-        qkLayerNorm = perHeadNorms;
-        return this;
-    }
-
     /** A sparse mixture of experts in place of the dense MLP. */
     ArchitectureBuilder mixtureOfExperts(MixtureOfExperts experts) {
         moe = experts;
@@ -229,6 +231,10 @@ final class ArchitectureBuilder {
         if (!ACTIVATIONS.contains(activation)) {
             throw invalid(activationKey, activation, "is not an activation of transformers' ACT2FN; known: "
                     + String.join(", ", ACTIVATIONS.stream().sorted().toList()));
+        }
+        if (Architecture.Activation.of(activation) == null) {
+            throw invalid(activationKey, activation, "is not implemented; implemented activations: "
+                    + String.join(", ", Architecture.Activation.names()));
         }
 
         int headDim;
@@ -258,26 +264,40 @@ final class ArchitectureBuilder {
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
-                qkLayerNorm, moe, attentionSinks);
+                moe, attentionSinks);
     }
 
     /**
-     * Reads the rotary base and fraction: the family's keys, overridden by a {@code rope_parameters} object's
-     * entries; {@link #thetaKey} and {@link #factorKey} then name where the values came from.
+     * Reads the rotary base, fraction and scaling: the family's keys, overridden by the entries of the rotary
+     * object, {@code rope_scaling} (the {@code config.json} form of {@code transformers} 4) or
+     * {@code rope_parameters} (the form of 5); {@link #thetaKey} and {@link #factorKey} then name where the values
+     * came from.
      */
     private void readRotation() {
         theta = s.number(thetaKey);
         factor = factorKey != null ? s.number(factorKey) : 1.0;
-        if (s.get("rope_parameters") instanceof Map<?, ?> rp) {
-            if (rp.containsKey("rope_theta")) {
-                theta = ropeParameter(rp, "rope_theta");
-                thetaKey = "rope_parameters.rope_theta";
-            }
-            if (rp.containsKey("partial_rotary_factor")) {
-                factor = ropeParameter(rp, "partial_rotary_factor");
-                factorKey = "rope_parameters.partial_rotary_factor";
-            }
+        Map<?, ?> scalingObject = nonEmptyMap("rope_scaling");
+        Map<?, ?> parameters = nonEmptyMap("rope_parameters");
+        if (scalingObject != null && parameters != null && !scalingObject.equals(parameters)) {
+            throw new IllegalArgumentException("rope_scaling = " + describe(scalingObject) + " and rope_parameters = "
+                    + describe(parameters) + " disagree; give one of them");
         }
+        String rotaryKey = scalingObject != null ? "rope_scaling" : "rope_parameters";
+        Map<?, ?> rp = scalingObject != null ? scalingObject : parameters != null ? parameters : Map.of();
+        if (rp.containsKey("rope_theta")) {
+            theta = ropeParameter(rp, rotaryKey, "rope_theta");
+            thetaKey = rotaryKey + ".rope_theta";
+        }
+        if (rp.containsKey("partial_rotary_factor")) {
+            factor = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
+            factorKey = rotaryKey + ".partial_rotary_factor";
+        }
+        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+    }
+
+    private Map<?, ?> nonEmptyMap(String key) {
+        return s.get(key) instanceof Map<?, ?> m && !m.isEmpty() ? m : null;
     }
 
     private Rope rope(int headDim) {
@@ -298,13 +318,13 @@ final class ArchitectureBuilder {
             throw invalid(headKey, explicitHeadDim != null ? headDim : width, "with " + headsKey + " = " + heads + " "
                     + problem);
         }
-        return new Rope(dim, theta);
+        return new Rope(dim, theta, scaling);
     }
 
-    private static double ropeParameter(Map<?, ?> rp, String name) {
+    private static double ropeParameter(Map<?, ?> rp, String rotaryKey, String name) {
         Object v = rp.get(name);
         if (!(v instanceof Integer || v instanceof Long || v instanceof Double)) {
-            throw invalid("rope_parameters", rp, "entry \"" + name + "\" must be a number, got " + describe(v));
+            throw invalid(rotaryKey, rp, "entry \"" + name + "\" must be a number, got " + describe(v));
         }
         return ((Number) v).doubleValue();
     }

@@ -7,6 +7,7 @@ import java.util.Map;
 
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.ropeParameters;
@@ -29,7 +30,7 @@ final class Gemma extends ModelFamily {
                 pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),
                 bool("tie_word_embeddings", true), posDbl("rope_theta", 10000.0), bool("attention_bias", false),
-                dbl("attention_dropout", 0.0), ropeParameters()),
+                dbl("attention_dropout", 0.0), optionalRopeScaling(), ropeParameters()),
                 Map.of()));
     }
 

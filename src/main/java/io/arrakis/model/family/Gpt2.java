@@ -9,6 +9,7 @@ import static io.arrakis.model.family.CheckpointTensor.fusedStored;
 import static io.arrakis.model.family.CheckpointTensor.fusedVector;
 import static io.arrakis.model.family.CheckpointTensor.part;
 import static io.arrakis.model.family.CheckpointTensor.stored;
+import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.pos;
@@ -21,8 +22,9 @@ import static io.arrakis.model.family.Slot.*;
 
 /**
  * GPT-2 ({@code transformers/models/gpt2}): LayerNorm, learned positions, a two-layer MLP, biases everywhere,
- * attention scaled iff {@code scale_attn_weights}. Its {@code Conv1D} weights are stored {@code [in, out]}, and
- * {@code c_attn} fuses the query, key and value projections.
+ * attention scaled iff {@code scale_attn_weights}; {@code scale_attn_by_inverse_layer_idx} is refused, and
+ * {@code reorder_and_upcast_attn} changes only the precision of half-precision attention. Its {@code Conv1D}
+ * weights are stored {@code [in, out]}, and {@code c_attn} fuses the query, key and value projections.
  */
 final class Gpt2 extends ModelFamily {
 
@@ -43,6 +45,10 @@ final class Gpt2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        if (s.bool("scale_attn_by_inverse_layer_idx")) {
+            throw invalid("scale_attn_by_inverse_layer_idx", true,
+                    "is not implemented (attention scores divided by the layer number)");
+        }
         return new ArchitectureBuilder(s)
                 .width("n_embd").layers("n_layer").heads("n_head").positions("n_positions")
                 .mlpWidthOrFourTimesWidth("n_inner")

@@ -77,6 +77,14 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key("head_dim", Kind.INT, true, null, false, true);
     }
 
+    /**
+     * {@code rope_scaling} where the configuration class has no such argument but the modeling code reads it, as
+     * it does for every rotary family.
+     */
+    static Key optionalRopeScaling() {
+        return new Key("rope_scaling", Kind.MAP, true, null, false, false);
+    }
+
     /** The {@code transformers} 5 form of the rotary settings, recognised for every rotary family. */
     static Key ropeParameters() {
         return new Key("rope_parameters", Kind.MAP, true, null, false, false);

@@ -31,7 +31,7 @@ final class LlamaLayout {
      * The layout for an architecture: norm biases with LayerNorm, no post-attention norm with a parallel residual
      * (the MLP reads the attention's normalised input), projection biases as the architecture says.
      */
-    static Checkpoint checkpoint(Architecture a, CheckpointTensor... attentionNorms) {
+    static Checkpoint checkpoint(Architecture a) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -45,7 +45,6 @@ final class LlamaLayout {
                         linear("self_attn.v_proj.weight", WV, kv, d))
                 .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
                         stored("self_attn.v_proj.bias", BV, kv))
-                .layer(attentionNorms)
                 .layer(linear("self_attn.o_proj.weight", WO, d, q))
                 .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
                 .layerIf(!a.parallelResidual(), stored("post_attention_layernorm.weight", LN2_W, d))

@@ -7,6 +7,7 @@ import java.util.Map;
 
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -28,7 +29,7 @@ final class Mistral extends ModelFamily {
                 dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6), bool("use_cache", true),
                 tok("pad_token_id", null), tok("bos_token_id", 1), tok("eos_token_id", 2),
                 bool("tie_word_embeddings", false), posDbl("rope_theta", 10000.0), posOrNull("sliding_window", 4096),
-                dbl("attention_dropout", 0.0), ropeParameters()),
+                dbl("attention_dropout", 0.0), optionalRopeScaling(), ropeParameters()),
                 Map.of()));
     }
 

@@ -11,6 +11,7 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -44,7 +45,7 @@ final class Mixtral extends ModelFamily {
                 bool("tie_word_embeddings", false), posDbl("rope_theta", 1e6), posOrNull("sliding_window", null),
                 dbl("attention_dropout", 0.0), pos("num_experts_per_tok", 2), pos("num_local_experts", 8),
                 bool("output_router_logits", false), dbl("router_aux_loss_coef", 0.001),
-                dbl("router_jitter_noise", 0.0), ropeParameters()),
+                dbl("router_jitter_noise", 0.0), optionalRopeScaling(), ropeParameters()),
                 Map.of("num_experts", "num_local_experts")));
     }
 

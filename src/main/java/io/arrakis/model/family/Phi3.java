@@ -25,6 +25,8 @@ import static io.arrakis.model.family.Slot.*;
  * Phi-3 ({@code transformers/models/phi3}): Llama without biases, rotary embeddings on
  * {@code int(d_head * partial_rotary_factor)} dimensions, {@code sliding_window} on every layer when not null, and
  * fused projections: {@code qkv_proj} ({@code [q | k | v]} rows) and {@code gate_up_proj} ({@code [gate | up]}).
+ * Its {@code original_max_position_embeddings} is the pretraining context of a scaled rotary embedding (the
+ * {@code longrope} of the long-context models is refused).
  */
 final class Phi3 extends ModelFamily {
 
@@ -45,7 +47,9 @@ final class Phi3 extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
-                .rotary("rope_theta", "partial_rotary_factor").slidingWindow(s.integerOrNull("sliding_window"))
+                .rotary("rope_theta", "partial_rotary_factor")
+                .originalMaxPositions("original_max_position_embeddings")
+                .slidingWindow(s.integerOrNull("sliding_window"))
                 .build();
     }
 

@@ -2,24 +2,133 @@ package io.arrakis.model.family;
 
 /**
  * Rotary position embeddings: the first {@code dim} features of each head are rotated by angles
- * {@code position * inverseFrequencies()[i]}.
+ * {@code position * inverseFrequencies()[i]}, and cos and sin are multiplied by {@link #attentionFactor()}. The
+ * frequencies are computed as {@code transformers} 5 computes them ({@code ROPE_INIT_FUNCTIONS} of
+ * {@code modeling_rope_utils.py}), in float32.
  *
  * @param dim how many features of a head are rotated, even
  * @param theta the base of the frequencies
+ * @param scaling how the frequencies are stretched for longer contexts ({@code rope_type})
  */
-public record Rope(int dim, double theta) {
+public record Rope(int dim, double theta, Scaling scaling) {
+
+    /** A {@code rope_type} and its parameters. */
+    public sealed interface Scaling {
+    }
+
+    /** {@code "default"}: {@code 1 / theta^(2i / dim)}. */
+    public record Unscaled() implements Scaling {
+    }
+
+    /** {@code "linear"}: every frequency divided by {@code factor} (positions interpolated). */
+    public record Linear(double factor) implements Scaling {
+    }
 
     /**
-     * The {@code dim / 2} inverse frequencies, in float32 as Hugging Face computes them:
-     * {@code 1 / theta^(2i / dim)}.
+     * {@code "llama3"} (Llama 3.1): wavelengths longer than {@code originalMaxPositions / lowFreqFactor} divided by
+     * {@code factor}, shorter than {@code originalMaxPositions / highFreqFactor} kept, interpolated between.
+     */
+    public record Llama3(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions)
+            implements Scaling {
+    }
+
+    /**
+     * {@code "yarn"}: per dimension a blend of the interpolated ({@code / factor}) and the original frequency, by a
+     * linear ramp over the dimensions between the correction range of {@code betaFast} and {@code betaSlow}
+     * rotations (rounded outwards when {@code truncate}); cos and sin scaled by {@code attentionFactor}.
+     */
+    public record Yarn(double factor, double attentionFactor, double betaFast, double betaSlow,
+            int originalMaxPositions, boolean truncate) implements Scaling {
+    }
+
+    /**
+     * The {@code dim / 2} inverse frequencies, in float32.
      *
      * @return a new array
      */
     public float[] inverseFrequencies() {
+        return switch (scaling) {
+            case Unscaled u -> unscaled();
+            case Linear l -> linear(l);
+            case Llama3 l -> llama3(l);
+            case Yarn y -> yarn(y);
+        };
+    }
+
+    /**
+     * The factor cos and sin are multiplied by: YaRN's {@code attention_factor}, 1 otherwise.
+     *
+     * @return the factor
+     */
+    public double attentionFactor() {
+        return scaling instanceof Yarn y ? y.attentionFactor() : 1.0;
+    }
+
+    /** {@code 1 / theta^(2i / dim)}, the float32 exponent as {@code arange(0, dim, 2).float() / dim}. */
+    private float[] unscaled() {
         float[] inv = new float[dim / 2];
         for (int i = 0; i < inv.length; i++) {
             inv[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / dim));
         }
         return inv;
+    }
+
+    private float[] linear(Linear l) {
+        float[] inv = unscaled();
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] /= (float) l.factor();
+        }
+        return inv;
+    }
+
+    /** {@code _compute_llama3_parameters}, operation by operation in float32. */
+    private float[] llama3(Llama3 l) {
+        float factor = (float) l.factor();
+        float low = (float) l.lowFreqFactor();
+        float high = (float) l.highFreqFactor();
+        float lowFreqWavelen = (float) (l.originalMaxPositions() / l.lowFreqFactor());
+        float highFreqWavelen = (float) (l.originalMaxPositions() / l.highFreqFactor());
+        float[] inv = unscaled();
+        for (int i = 0; i < inv.length; i++) {
+            float wavelen = (float) (2 * Math.PI) / inv[i];
+            float scaled = wavelen > lowFreqWavelen ? inv[i] / factor : inv[i];
+            if (!(wavelen < highFreqWavelen) && !(wavelen > lowFreqWavelen)) {
+                float smooth = ((float) l.originalMaxPositions() / wavelen - low) / (float) (l.highFreqFactor()
+                        - l.lowFreqFactor());
+                scaled = (1 - smooth) * scaled / factor + smooth * scaled;
+            }
+            inv[i] = scaled;
+        }
+        return inv;
+    }
+
+    /** {@code _compute_yarn_parameters}, the frequencies in float32, the correction range in double as in Python. */
+    private float[] yarn(Yarn y) {
+        double low = correctionDim(y.betaFast(), y.originalMaxPositions());
+        double high = correctionDim(y.betaSlow(), y.originalMaxPositions());
+        if (y.truncate()) {
+            low = Math.floor(low);
+            high = Math.ceil(high);
+        }
+        low = Math.max(low, 0);
+        high = Math.min(high, dim - 1);
+        if (low == high) {
+            high += 0.001; // as transformers: no zero-width ramp
+        }
+        float[] inv = new float[dim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            float posFreq = (float) Math.pow(theta, (float) (2 * i) / dim);
+            float extrapolation = 1.0f / posFreq;
+            float interpolation = 1.0f / ((float) y.factor() * posFreq);
+            float ramp = Math.clamp(((float) i - (float) low) / (float) (high - low), 0f, 1f);
+            float extrapolationFactor = 1 - ramp;
+            inv[i] = interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor;
+        }
+        return inv;
+    }
+
+    /** The dimension whose wavelength fits {@code rotations} times into the original context. */
+    private double correctionDim(double rotations, int originalMaxPositions) {
+        return dim * Math.log(originalMaxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(theta));
     }
 }

@@ -13,10 +13,6 @@ public enum Slot {
     WV(true, Init.NORMAL), BV(true, Init.ZERO), WO(true, Init.NORMAL), BO(true, Init.ZERO),
     W_IN(true, Init.NORMAL), B_IN(true, Init.ZERO), W_GATE(true, Init.NORMAL), B_GATE(true, Init.ZERO),
     W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO),
-    /** stable-lm's per-head query LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
-    Q_NORM(true, Init.NORM),
-    /** stable-lm's per-head key LayerNorms; counted, never loaded: the model refuses {@code qk_layernorm} */
-    K_NORM(true, Init.NORM),
     /** a mixture of experts' router {@code [d_model, experts]} */
     W_ROUTER(true, Init.NORMAL),
     /** the router's bias {@code [experts]}; gpt-oss draws it like a weight */

@@ -2,11 +2,10 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.CheckpointTensor.stored;
+import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
@@ -20,6 +19,7 @@ import static io.arrakis.model.family.Key.tok;
  * StableLM ({@code transformers/models/stablelm}): Llama's layout with LayerNorms (weight and bias), rotary
  * embeddings on {@code int(d_head * partial_rotary_factor)} dimensions, q/k/v biases as {@code use_qkv_bias} says,
  * and {@code use_parallel_residual}, where the MLP reads the attention's normalised input (no post-attention norm).
+ * {@code qk_layernorm} (per-head LayerNorms on queries and keys) is refused.
  */
 final class StableLm extends ModelFamily {
 
@@ -38,28 +38,17 @@ final class StableLm extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        if (s.bool("qk_layernorm")) {
+            throw invalid("qk_layernorm", true, "is not implemented (per-head LayerNorms on queries and keys)");
+        }
         return LlamaLayout.standardKeys(s).norm(Norm.LAYER_NORM, "layer_norm_eps")
                 .rotary("rope_theta", "partial_rotary_factor").parallelResidual(s.bool("use_parallel_residual"))
-                .biases(s.bool("use_qkv_bias"), false, false).qkLayerNorm(s.bool("qk_layernorm"))
+                .biases(s.bool("use_qkv_bias"), false, false)
                 .build();
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return LlamaLayout.checkpoint(a, qkLayerNorms(a));
-    }
-
-    /** StableLmLayerNormPerHead: with {@code qk_layernorm}, one bias-free LayerNorm(d_head) per query and key head. */
-    private static CheckpointTensor[] qkLayerNorms(Architecture a) {
-        List<CheckpointTensor> norms = new ArrayList<>();
-        if (a.qkLayerNorm()) {
-            for (int h = 0; h < a.nHeads(); h++) {
-                norms.add(stored("self_attn.q_layernorm.norms." + h + ".weight", Slot.Q_NORM, a.dHead()));
-            }
-            for (int h = 0; h < a.nKvHeads(); h++) {
-                norms.add(stored("self_attn.k_layernorm.norms." + h + ".weight", Slot.K_NORM, a.dHead()));
-            }
-        }
-        return norms.toArray(CheckpointTensor[]::new);
+        return LlamaLayout.checkpoint(a);
     }
 }

@@ -1,0 +1,171 @@
+package io.arrakis.model.family;
+
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static io.arrakis.model.family.ConfigValues.describe;
+import static io.arrakis.model.family.ConfigValues.invalid;
+
+/**
+ * Reads the scaling of a rotary settings object ({@code rope_scaling}, or {@code transformers} 5's
+ * {@code rope_parameters}) as {@code transformers} 5 reads it: {@code rope_type} (or its older name {@code type}),
+ * default {@code "default"}; for the types with an original context, {@code original_max_position_embeddings}
+ * defaulting to {@code max_position_embeddings}. Types that are not implemented, and entries a type does not take,
+ * are refused rather than ignored.
+ */
+final class RopeScalings {
+
+    /** Entries every type takes; {@code rope_theta} and {@code partial_rotary_factor} are read by the builder. */
+    private static final Set<String> COMMON = Set.of("rope_type", "type", "rope_theta", "partial_rotary_factor");
+
+    private static final Map<String, Set<String>> ENTRIES = Map.of(
+            "default", Set.of(),
+            "linear", Set.of("factor"),
+            "llama3", Set.of("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
+            "yarn", Set.of("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
+                    "mscale", "mscale_all_dim", "truncate"));
+
+    /** Types of {@code transformers}' {@code ROPE_INIT_FUNCTIONS} that the forward pass does not compute. */
+    private static final List<String> NOT_IMPLEMENTED = List.of("dynamic", "longrope", "proportional");
+
+    private final Map<?, ?> entries;
+    private final String key;
+
+    private RopeScalings(Map<?, ?> entries, String key) {
+        this.entries = entries;
+        this.key = key;
+    }
+
+    /**
+     * @param entries the object
+     * @param key its key in the configuration, for messages
+     * @param maxPositions {@code max_position_embeddings}
+     * @param originalMaxPositions a top-level {@code original_max_position_embeddings} that takes precedence (Phi-3
+     *     keeps the pretraining length there), or null
+     */
+    static Rope.Scaling read(Map<?, ?> entries, String key, int maxPositions, Integer originalMaxPositions) {
+        return new RopeScalings(entries, key).scaling(maxPositions, originalMaxPositions);
+    }
+
+    private Rope.Scaling scaling(int maxPositions, Integer originalOverride) {
+        String type = type();
+        if (NOT_IMPLEMENTED.contains(type)) {
+            throw invalid(key + ".rope_type", type, "is not implemented; implemented rope types: "
+                    + String.join(", ", ENTRIES.keySet().stream().sorted().toList()));
+        }
+        Set<String> taken = ENTRIES.get(type);
+        if (taken == null) {
+            throw invalid(key + ".rope_type", type, "is not a rope type of transformers; implemented: "
+                    + String.join(", ", ENTRIES.keySet().stream().sorted().toList()));
+        }
+        Set<String> unknown = new LinkedHashSet<>();
+        for (Object name : entries.keySet()) {
+            if (!COMMON.contains(name) && !taken.contains(name)) {
+                unknown.add(String.valueOf(name));
+            }
+        }
+        if (!unknown.isEmpty()) {
+            throw invalid(key, entries, "has " + String.join(", ", unknown) + ", which rope_type \"" + type
+                    + "\" does not take" + (taken.isEmpty() ? "" : " (it takes " + String.join(", ", taken.stream()
+                    .sorted().toList()) + ")"));
+        }
+        int original = originalOverride != null ? originalOverride
+                : entries.containsKey("original_max_position_embeddings")
+                        ? positiveInt("original_max_position_embeddings") : maxPositions;
+        return switch (type) {
+            case "default" -> new Rope.Unscaled();
+            case "linear" -> new Rope.Linear(positive("factor"));
+            case "llama3" -> llama3(original);
+            case "yarn" -> yarn(original, maxPositions);
+            default -> throw new AssertionError(type);
+        };
+    }
+
+    private String type() {
+        Object type = entries.get("rope_type");
+        Object older = entries.get("type");
+        if (type != null && older != null && !type.equals(older)) {
+            throw invalid(key, entries, "gives rope_type " + describe(type) + " and type " + describe(older));
+        }
+        Object chosen = type != null ? type : older != null ? older : "default";
+        if (!(chosen instanceof String s)) {
+            throw invalid(key + ".rope_type", chosen, "must be a string");
+        }
+        return s;
+    }
+
+    private Rope.Llama3 llama3(int original) {
+        double factor = positive("factor");
+        double low = positive("low_freq_factor");
+        double high = positive("high_freq_factor");
+        if (!(high > low)) {
+            throw invalid(key + ".high_freq_factor", high, "must be greater than low_freq_factor = " + low);
+        }
+        return new Rope.Llama3(factor, low, high, original);
+    }
+
+    /** {@code _compute_yarn_parameters}: a null factor is the context's growth, the attention factor is YaRN's mscale. */
+    private Rope.Yarn yarn(int original, int maxPositions) {
+        require("factor");
+        double factor = entries.get("factor") == null ? (double) maxPositions / original : positive("factor");
+        Double attentionFactor = optionalNumber("attention_factor");
+        if (attentionFactor == null) {
+            Double mscale = optionalNumber("mscale");
+            Double mscaleAllDim = optionalNumber("mscale_all_dim");
+            attentionFactor = mscale != null && mscale != 0 && mscaleAllDim != null && mscaleAllDim != 0
+                    ? mscale(factor, mscale) / mscale(factor, mscaleAllDim) : mscale(factor, 1.0);
+        }
+        Double betaFast = optionalNumber("beta_fast");
+        Double betaSlow = optionalNumber("beta_slow");
+        Object truncate = entries.containsKey("truncate") ? entries.get("truncate") : Boolean.TRUE;
+        if (!(truncate instanceof Boolean t)) {
+            throw invalid(key + ".truncate", truncate, "must be a boolean");
+        }
+        // Python's `beta or default`: 0 and None both mean the default
+        return new Rope.Yarn(factor, attentionFactor, betaFast == null || betaFast == 0 ? 32 : betaFast,
+                betaSlow == null || betaSlow == 0 ? 1 : betaSlow, original, t);
+    }
+
+    private static double mscale(double scale, double mscale) {
+        return scale <= 1 ? 1.0 : 0.1 * mscale * Math.log(scale) + 1.0;
+    }
+
+    private void require(String name) {
+        if (!entries.containsKey(name)) {
+            throw invalid(key, entries, "lacks \"" + name + "\", which rope_type \"" + type() + "\" requires");
+        }
+    }
+
+    private double positive(String name) {
+        require(name);
+        Object v = entries.get(name);
+        if (!(v instanceof Number n)) {
+            throw invalid(key + "." + name, v, "must be a number");
+        }
+        if (!(n.doubleValue() > 0)) {
+            throw invalid(key + "." + name, v, "must be positive");
+        }
+        return n.doubleValue();
+    }
+
+    private int positiveInt(String name) {
+        Object v = entries.get(name);
+        if (!(v instanceof Integer i) || i <= 0) {
+            throw invalid(key + "." + name, v, "must be a positive integer");
+        }
+        return i;
+    }
+
+    private Double optionalNumber(String name) {
+        Object v = entries.get(name);
+        if (v == null) {
+            return null;
+        }
+        if (!(v instanceof Number n)) {
+            throw invalid(key + "." + name, v, "must be a number");
+        }
+        return n.doubleValue();
+    }
+}
