@@ -114,7 +114,8 @@ public final class AttentionComposer {
      * applied as in the forward pass, and the composite's query, key and value ({@code x · W + b}, with biases the
      * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (the
      * model's scaling, rotary embeddings where the family has them, the layer's local or sliding window) and are
-     * projected with {@code wO} (no output bias: it belongs to the layer, not to a head). With head1 == head2 and
+     * projected with {@code wO} (no output bias: it belongs to the layer, not to a head). With attention sinks
+     * (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases. With head1 == head2 and
      * alpha = 1 this is exactly that head's contribution to {@code hook_attn_out} ({@code hook_z} of the head times
      * its W_O slice).
      *
@@ -135,7 +136,8 @@ public final class AttentionComposer {
             Tensor bq = mean(model::b_Q, h1, h2);
             Tensor bk = mean(l -> model.b_K(l, true), h1, h2);
             Tensor bv = mean(l -> model.b_V(l, true), h1, h2);
-            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv);
+            Tensor sink = c.attentionSinks() ? sink(h1).add(sink(h2)).div(2.0) : null;
+            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink);
             return scope.keep(z.matmul(composite.wO()));
         }
     }
@@ -146,8 +148,8 @@ public final class AttentionComposer {
      * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
      * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases
      * on destHead's own input (its layer's normalised residual stream), with destHead's layer's attention scaling,
-     * rotary embeddings and mask; every other head and the rest of the model are unchanged, and destHead keeps its
-     * own W_O. With src == dest the logits are those of a plain forward pass (up to rounding). This is a weight swap,
+     * rotary embeddings and mask (and srcHead's attention sink, where the family has sinks); every other head and the
+     * rest of the model are unchanged, and destHead keeps its own W_O. With src == dest the logits are those of a plain forward pass (up to rounding). This is a weight swap,
      * not path patching in the sense of Wang et al. (clean vs corrupted inputs): that is {@link #pathPatching}.
      */
     public Tensor attentionPathPatching(Tensor inputIds, Head srcHead, Head destHead) {
@@ -166,13 +168,14 @@ public final class AttentionComposer {
             Tensor bq = slice(model::b_Q, srcHead);
             Tensor bk = slice(l -> model.b_K(l, true), srcHead);
             Tensor bv = slice(l -> model.b_V(l, true), srcHead);
+            Tensor sink = c.attentionSinks() ? sink(srcHead) : null;
             HookSpec capture = HookSpec.at(b + "hook_resid_pre", (act, name) -> {
                 resid[0] = act;
                 return null;
             });
             HookSpec replace = HookSpec.at(b + "attn.hook_z", (z, name) -> {
                 Tensor x = model.normalize(layer, resid[0]);
-                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv).to(z.dtype());
+                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv, sink).to(z.dtype());
                 return replaceHead(z, destHead.index(), zNew);
             });
             return scope.keep(model.runWithHooks(inputIds, capture, replace));
@@ -213,11 +216,18 @@ public final class AttentionComposer {
         return slice(perLayer, h1).add(slice(perLayer, h2)).div(2.0);
     }
 
+    /** Head h's attention sink logit, a 0-d tensor. */
+    private Tensor sink(Head h) {
+        return model.attentionSinks(h.layer()).select(0, h.index());
+    }
+
     /**
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
-     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's.
+     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's; {@code sink} is its attention
+     * sink logit, or null.
      */
-    private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv) {
+    private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
+                         Tensor sink) {
         HookedAutoConfig c = model.config();
         long batch = x.size(0);
         long pos = x.size(1);
@@ -234,7 +244,8 @@ public final class AttentionComposer {
             scores = scores.div(Math.sqrt(dHead));
         }
         scores = scores.maskedFill(model.attentionMask(layer, pos), Double.NEGATIVE_INFINITY);
-        Tensor pattern = scores.softmax(-1);
+        Tensor pattern = sink == null ? scores.softmax(-1) : Tensor.cat(List.of(scores,
+                sink.view(1, 1, 1, 1).expand(batch, 1, pos, 1)), -1).softmax(-1).narrow(-1, 0, pos);
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
     }
 

@@ -44,6 +44,11 @@ import java.util.Objects;
  * scores of rotary models therefore measure subspace overlap, not the attention a head would actually give at a
  * distance. V-composition is unaffected (W_OV involves no rotation).
  *
+ * <p><b>Attention sinks.</b> gpt-oss gives each head a learned sink logit that joins the softmax of its scores as
+ * one more key, which has no value. A sink changes how much of each row the real keys receive (the pattern's rows sum
+ * to less than 1), but not W_Q, W_K, W_V or W_O, from which alone the scores are defined: they are those of the same
+ * weights without sinks, and they do not see that a head which gives most of its attention to its sink writes little.
+ *
  * <p>A head whose W_OV or R is zero scores 0 against everything.
  */
 public final class CompositionScores {

@@ -420,6 +420,15 @@ public final class HookedAutoModel implements AutoCloseable {
         return owned(outBias(layer));
     }
 
+    /**
+     * Block {@code layer}'s attention sink logits {@code [head]} (gpt-oss: each joins its head's softmax as a key
+     * without a value), a new tensor; null where the family has no sinks.
+     */
+    public Tensor attentionSinks(int layer) {
+        Tensor sinks = layer(layer).sinks();
+        return sinks == null ? null : sinks.copy();
+    }
+
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);

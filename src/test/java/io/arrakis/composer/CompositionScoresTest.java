@@ -70,7 +70,7 @@ class CompositionScoresTest {
      * unless the sender's layer comes first.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"mixtral"})
+    @ValueSource(strings = {"mixtral", "gpt_oss"})
     void allPairsRunOnTheNewerFamilies(String modelType) {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.moreHf(modelType))) {

@@ -228,11 +228,12 @@ final class ArchitectureBuilder {
             readRotation();
         }
 
-        if (!ACTIVATIONS.contains(activation)) {
+        boolean activationUsed = moe == null || moe.clampedSwiglu() == null; // gpt-oss's experts fix their own
+        if (activationUsed && !ACTIVATIONS.contains(activation)) {
             throw invalid(activationKey, activation, "is not an activation of transformers' ACT2FN; known: "
                     + String.join(", ", ACTIVATIONS.stream().sorted().toList()));
         }
-        if (Architecture.Activation.of(activation) == null) {
+        if (activationUsed && Architecture.Activation.of(activation) == null) {
             throw invalid(activationKey, activation, "is not implemented; implemented activations: "
                     + String.join(", ", Architecture.Activation.names()));
         }

@@ -8,7 +8,7 @@ import java.util.Objects;
 public final class Families {
     private static final List<ModelFamily> ALL = List.of(new Gpt2(), new GptNeo(), new GptNeox(), new Llama(),
             new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(),
-            new Mixtral());
+            new Mixtral(), new GptOss());
 
     private Families() {
     }
