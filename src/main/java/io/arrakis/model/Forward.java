@@ -188,7 +188,9 @@ final class Forward {
         return project(post, l.wout().select(0, e), expertSlice(l.bout(), e));
     }
 
-    /** gpt-oss: {@code (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)} with {@code g = clamp(gate, max = limit)}. */
+    /**
+     * gpt-oss: {@code (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)} with {@code g = clamp(gate, max = limit)}.
+     */
     private static Tensor clampedSwiglu(MixtureOfExperts.ClampedSwiglu s, Tensor gate, Tensor up) {
         Tensor g = gate.clamp(null, s.limit());
         Tensor glu = g.mul(g.mul(s.alpha()).sigmoid());

@@ -525,8 +525,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral); 0 for a
-     * dense MLP.
+     * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral and
+     * gpt-oss); 0 for a dense MLP.
      *
      * @return the number of experts, or 0
      */
