@@ -62,6 +62,11 @@ import java.util.Objects;
  * score after the bilinear form and the attention scalar a global factor; neither enters the scores, which describe
  * the bilinear form before them.
  *
+ * <p><b>Attention sinks.</b> gpt-oss gives each head a learned sink logit that joins the softmax of its scores as
+ * one more key, which has no value. A sink changes how much of each row the real keys receive (the pattern's rows sum
+ * to less than 1), but not W_Q, W_K, W_V or W_O, from which alone the scores are defined: they are those of the same
+ * weights without sinks, and they do not see that a head which gives most of its attention to its sink writes little.
+ *
  * <p>A head whose W_OV or R is zero scores 0 against everything.
  */
 public final class CompositionScores {

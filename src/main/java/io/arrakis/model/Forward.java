@@ -1,11 +1,13 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Rope;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -108,7 +110,8 @@ final class Forward {
             v = v.repeatInterleave(heads / kvHeads, 2);
         }
         Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
-        Tensor pattern = hook.at(b + "attn.hook_pattern", scores.softmax(-1));
+        Tensor pattern = hook.at(b + "attn.hook_pattern", l.sinks() == null ? scores.softmax(-1)
+                : softmaxWithSink(scores, l.sinks()));
         Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
         return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
     }
@@ -133,6 +136,18 @@ final class Forward {
         return scores.maskedFill(mask(layer, q.size(1), q.device()), Double.NEGATIVE_INFINITY);
     }
 
+    /**
+     * gpt-oss's attention sinks: each head's learned logit joins every query's softmax as one more key, which has no
+     * value; the pattern leaves its column out, so a row sums to less than 1 by the share the sink took.
+     */
+    private static Tensor softmaxWithSink(Tensor scores, Tensor sinks) {
+        long batch = scores.size(0);
+        long heads = scores.size(1);
+        long queries = scores.size(2);
+        Tensor sinkColumn = sinks.view(1, heads, 1, 1).expand(batch, heads, queries, 1);
+        return Tensor.cat(List.of(scores, sinkColumn), -1).softmax(-1).narrow(-1, 0, scores.size(3));
+    }
+
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */
     Tensor mask(int layer, long pos, Device device) {
         Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
@@ -146,20 +161,22 @@ final class Forward {
     }
 
     private Tensor mlp(String b, Weights.Layer l, Tensor x) {
+        if (c.moe() != null) {
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(b, l, x)));
+        }
         if (c.gatedMlp()) {
             Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), l.bgate()));
             Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
-            return hook.at(b + "hook_mlp_out", mlpOutput(l, post));
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, project(post, l.wout(), l.bout())));
         }
         Tensor pre = hook.at(b + "mlp.hook_pre", project(x, l.win(), l.bin()));
         Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
-        return hook.at(b + "hook_mlp_out", mlpOutput(l, post));
+        return hook.at(b + "hook_mlp_out", mlpOutput(l, project(post, l.wout(), l.bout())));
     }
 
-    /** The MLP's output projection, normalised where the family normalises sublayer outputs, as the block adds it. */
-    private Tensor mlpOutput(Weights.Layer l, Tensor post) {
-        Tensor out = project(post, l.wout(), l.bout());
+    /** The MLP's output as the block adds it: normalised where the family normalises sublayer outputs. */
+    private Tensor mlpOutput(Weights.Layer l, Tensor out) {
         return toResidual(c.outputNorms() ? norm(out, l.mlpOutNorm(), null) : out);
     }
 
@@ -183,6 +200,75 @@ final class Forward {
     /** An attention or MLP output as the block adds it to the residual stream (granite scales it first). */
     private Tensor toResidual(Tensor out) {
         return c.residualMultiplier() == 1.0 ? out : out.mul(c.residualMultiplier());
+    }
+
+    /**
+     * A sparse mixture of experts: the router's logits choose each token's experts and their weights; each expert
+     * runs on the tokens routed to it (in token order; on none when no token chose it), its outputs multiplied by
+     * their weights; a token's output is the sum of its experts' in expert order, the order in which Hugging Face
+     * accumulates them.
+     */
+    private Tensor mixtureOfExperts(String b, Weights.Layer l, Tensor x) {
+        MixtureOfExperts moe = c.moe();
+        long batch = x.size(0);
+        long pos = x.size(1);
+        long tokens = batch * pos;
+        int k = moe.topK();
+        Tensor logits = hook.at(b + "mlp.hook_router_logits", project(x, l.wrouter(), l.brouter()));
+        List<Tensor> top;
+        Tensor weights;
+        if (moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K) {
+            top = logits.to(DType.FLOAT32).softmax(-1).topk(k, -1, true);
+            weights = top.get(0).div(top.get(0).sum(-1, true));
+        } else {
+            top = logits.topk(k, -1, true);
+            weights = top.get(0).softmax(-1);
+        }
+        Tensor chosen = hook.at(b + "mlp.hook_expert_indices", top.get(1));
+        weights = hook.at(b + "mlp.hook_expert_weights", weights).reshape(tokens * k, 1);
+        ExpertRoutes routes = ExpertRoutes.of(chosen.toLongArray(), k, moe.experts(), b + "mlp.hook_expert_indices");
+        Tensor flat = x.reshape(tokens, c.dModel());
+        List<Tensor> outputs = new ArrayList<>(moe.experts());
+        for (int e = 0; e < moe.experts(); e++) {
+            Tensor rows = indices(routes.tokens()[e], x.device());
+            Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
+            Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
+            outputs.add(out.mul(weight).to(x.dtype())); // mixtral's float32 weights promote, as in Hugging Face
+        }
+        Tensor perToken = Tensor.cat(outputs, 0).indexSelect(0, indices(routes.order(), x.device()))
+                .view(tokens, k, c.dModel());
+        Tensor sum = perToken.select(1, 0);
+        for (int j = 1; j < k; j++) {
+            sum = sum.add(perToken.select(1, j));
+        }
+        return sum.view(batch, pos, c.dModel());
+    }
+
+    /** One expert of layer {@code l}, a gated MLP, on the rows {@code x [tokens, d_model]} routed to it. */
+    private Tensor expert(String name, Weights.Layer l, int e, Tensor x) {
+        Tensor gate = hook.at(name + "hook_pre", project(x, l.wgate().select(0, e), expertSlice(l.bgate(), e)));
+        Tensor up = hook.at(name + "hook_pre_linear", project(x, l.win().select(0, e), expertSlice(l.bin(), e)));
+        MixtureOfExperts.ClampedSwiglu clamped = c.moe().clampedSwiglu();
+        Tensor post = hook.at(name + "hook_post", clamped == null ? activation(gate).mul(up) : clampedSwiglu(clamped, gate, up));
+        return project(post, l.wout().select(0, e), expertSlice(l.bout(), e));
+    }
+
+    /**
+     * gpt-oss: {@code (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)} with {@code g = clamp(gate, max = limit)}.
+     */
+    private static Tensor clampedSwiglu(MixtureOfExperts.ClampedSwiglu s, Tensor gate, Tensor up) {
+        Tensor g = gate.clamp(null, s.limit());
+        Tensor glu = g.mul(g.mul(s.alpha()).sigmoid());
+        return up.clamp(-s.limit(), s.limit()).add(1.0).mul(glu);
+    }
+
+    private static Tensor expertSlice(Tensor perExpert, int e) {
+        return perExpert == null ? null : perExpert.select(0, e);
+    }
+
+    private static Tensor indices(long[] values, Device device) {
+        Tensor host = Tensor.of(values, values.length);
+        return device.isCpu() ? host : host.to(device);
     }
 
     private Tensor activation(Tensor x) {

@@ -529,6 +529,35 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral and
+     * gpt-oss); 0 for a dense MLP.
+     *
+     * @return the number of experts, or 0
+     */
+    public int numExperts() {
+        return arch.moe() == null ? 0 : arch.moe().experts();
+    }
+
+    /**
+     * How many experts each token goes to ({@code num_experts_per_tok}); 0 for a dense MLP.
+     *
+     * @return the experts per token, or 0
+     */
+    public int expertsPerToken() {
+        return arch.moe() == null ? 0 : arch.moe().topK();
+    }
+
+    /**
+     * Whether each attention head has a learned sink logit that joins the softmax of every query's scores without a
+     * value (gpt-oss), so that a head can attend to nothing.
+     *
+     * @return true with attention sinks
+     */
+    public boolean attentionSinks() {
+        return arch.attentionSinks();
+    }
+
+    /**
      * The factor the token embeddings are multiplied by before the first block: {@code sqrt(hidden_size)} for
      * gemma, granite's {@code embedding_multiplier}, 1 otherwise.
      *

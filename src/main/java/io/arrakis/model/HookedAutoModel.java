@@ -42,7 +42,18 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
  * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_normalized}, {@code logits}.
+ * {@code ln_final.hook_normalized}, {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
+ * the share of each row the sink took, so rows sum to less than 1.
+ *
+ * <p>A sparse mixture of experts (mixtral, gpt-oss) has, in place of the dense MLP's {@code mlp.hook_pre},
+ * {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
+ * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
+ * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and {@code blocks.i.mlp.hook_expert_weights}
+ * {@code [batch, pos, k]} (their routing weights, aligned with the indices, summing to 1; float32 for mixtral, which
+ * routes in float32), as TransformerLens names them; replacing the indices or weights reroutes the tokens. Then per
+ * expert {@code e}, on the rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
+ * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection), {@code hook_pre_linear} (the up projection) and
+ * {@code hook_post} (the activation's output). {@code hook_mlp_out} is the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed.
@@ -456,6 +467,15 @@ public final class HookedAutoModel implements AutoCloseable {
         return owned(outBias(layer));
     }
 
+    /**
+     * Block {@code layer}'s attention sink logits {@code [head]} (gpt-oss: each joins its head's softmax as a key
+     * without a value), a new tensor; null where the family has no sinks.
+     */
+    public Tensor attentionSinks(int layer) {
+        Tensor sinks = layer(layer).sinks();
+        return sinks == null ? null : sinks.copy();
+    }
+
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);
@@ -718,11 +738,22 @@ public final class HookedAutoModel implements AutoCloseable {
             if (!config.parallelResidual()) {
                 names.add(b + "hook_resid_mid");
             }
-            names.add(b + "mlp.hook_pre");
-            if (config.gatedMlp()) {
-                names.add(b + "mlp.hook_pre_linear");
+            if (config.numExperts() > 0) {
+                names.add(b + "mlp.hook_router_logits");
+                names.add(b + "mlp.hook_expert_indices");
+                names.add(b + "mlp.hook_expert_weights");
+                for (int e = 0; e < config.numExperts(); e++) {
+                    names.add(b + "mlp.experts." + e + ".hook_pre");
+                    names.add(b + "mlp.experts." + e + ".hook_pre_linear");
+                    names.add(b + "mlp.experts." + e + ".hook_post");
+                }
+            } else {
+                names.add(b + "mlp.hook_pre");
+                if (config.gatedMlp()) {
+                    names.add(b + "mlp.hook_pre_linear");
+                }
+                names.add(b + "mlp.hook_post");
             }
-            names.add(b + "mlp.hook_post");
             names.add(b + "hook_mlp_out");
             names.add(b + "hook_resid_post");
         }

@@ -236,6 +236,13 @@ class HookedAutoModelTest {
                 "head_dim", 12, "sliding_window", 3, "query_pre_attn_scalar", 10));
         own.put("gemma3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 1,
                 "head_dim", 16, "sliding_window", 3, "sliding_window_pattern", 2, "attn_logit_softcapping", 5.0));
+        own.put("mixtral with a sliding window, three experts, top 1", Map.of("num_hidden_layers", 2,
+                "intermediate_size", 48, "num_key_value_heads", 2, "num_local_experts", 3, "num_experts_per_tok", 1,
+                "sliding_window", 3));
+        own.put("gpt-oss without attention biases, full layers, three experts, top 1", Map.of("num_hidden_layers", 2,
+                "intermediate_size", 48, "num_key_value_heads", 2, "head_dim", 8, "num_local_experts", 3,
+                "num_experts_per_tok", 1, "attention_bias", false, "layer_types",
+                List.of("full_attention", "full_attention")));
         return own.entrySet().stream().map(e -> {
             String family = e.getKey().split(" ")[0];
             Map<String, Object> overrides = new HashMap<>(e.getValue());

@@ -37,6 +37,9 @@ import java.util.List;
  *     {@code 1 / logits_scaling}); 1 otherwise
  * @param sharedNorm with a parallel residual, whether the MLP reads the attention's normalised input, the block
  *     having one norm (stable-lm, phi, gpt-j, cohere, some falcons), rather than normalising with a norm of its own
+ * @param moe the sparse mixture of experts that replaces the dense MLP, or null for a dense MLP
+ * @param attentionSinks whether each head has a learned sink logit that joins the softmax of every query's
+ *     attention scores without a value (gpt-oss)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -45,7 +48,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
-        boolean sharedNorm) {
+        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

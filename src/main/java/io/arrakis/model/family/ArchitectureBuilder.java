@@ -72,6 +72,8 @@ final class ArchitectureBuilder {
     private double residualMultiplier = 1.0;
     private double logitScale = 1.0;
     private boolean sharedNorm;
+    private MixtureOfExperts moe;
+    private boolean attentionSinks;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -322,6 +324,18 @@ final class ArchitectureBuilder {
     private record RotaryObject(String key, Map<?, ?> entries, String thetaKey) {
     }
 
+    /** A sparse mixture of experts in place of the dense MLP. */
+    ArchitectureBuilder mixtureOfExperts(MixtureOfExperts experts) {
+        moe = experts;
+        return this;
+    }
+
+    /** A learned sink logit per head in the attention softmax. */
+    ArchitectureBuilder attentionSinks() {
+        attentionSinks = true;
+        return this;
+    }
+
     Architecture build() {
         if (rotary == null) {
             throw new IllegalStateException("the family chose neither learned nor rotary positions");
@@ -330,11 +344,12 @@ final class ArchitectureBuilder {
             readRotation();
         }
 
-        if (!ACTIVATIONS.contains(activation)) {
+        boolean activationUsed = moe == null || moe.clampedSwiglu() == null; // gpt-oss's experts fix their own
+        if (activationUsed && !ACTIVATIONS.contains(activation)) {
             throw invalid(activationKey, activation, "is not an activation of transformers' ACT2FN; known: "
                     + String.join(", ", ACTIVATIONS.stream().sorted().toList()));
         }
-        if (Architecture.Activation.of(activation) == null) {
+        if (activationUsed && Architecture.Activation.of(activation) == null) {
             throw invalid(activationKey, activation, "is not implemented; implemented activations: "
                     + String.join(", ", Architecture.Activation.names()));
         }
@@ -380,7 +395,7 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm);
+                logitScale, sharedNorm, moe, attentionSinks);
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
