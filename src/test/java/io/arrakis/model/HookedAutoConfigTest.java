@@ -652,7 +652,7 @@ class HookedAutoConfigTest {
     static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
-    private static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");
+    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");
 
     /** A rotary object as the value of {@code key}: for those families, the full layers' object. */
     static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {
