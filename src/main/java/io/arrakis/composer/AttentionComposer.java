@@ -112,11 +112,14 @@ public final class AttentionComposer {
      * The composite head's output {@code [batch, pos, d_model]} on the residual stream entering head1's layer: the
      * model is run to {@code blocks.{l}.hook_resid_pre} (l = head1's layer), the layer's attention-input norm is
      * applied as in the forward pass, and the composite's query, key and value ({@code x · W + b}, with biases the
-     * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (the
-     * model's scaling, rotary embeddings where the family has them, the layer's local or sliding window) and are
-     * projected with {@code wO} (no output bias: it belongs to the layer, not to a head). With head1 == head2 and
-     * alpha = 1 this is exactly that head's contribution to {@code hook_attn_out} ({@code hook_z} of the head times
-     * its W_O slice).
+     * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (query
+     * and key norms, the model's scaling, rotary embeddings and soft-capping where the family has them, the layer's
+     * local or sliding window) and are projected with {@code wO} (no output bias: it belongs to the layer, not to a
+     * head; nor the norm some families apply to the attention's output, which acts on the sum of the heads). With
+     * attention sinks (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases. With
+     * head1 == head2 and alpha = 1 this is exactly that head's term of the attention output ({@code hook_z} of the
+     * head times its W_O slice). Families that normalise all heads' queries together (olmo2) are refused with
+     * {@link UnsupportedOperationException}: one head's query has no normalised value on its own.
      *
      * @param inputIds int64 ids {@code [batch, pos]} or {@code [pos]}
      */
@@ -135,7 +138,8 @@ public final class AttentionComposer {
             Tensor bq = mean(model::b_Q, h1, h2);
             Tensor bk = mean(l -> model.b_K(l, true), h1, h2);
             Tensor bv = mean(l -> model.b_V(l, true), h1, h2);
-            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv);
+            Tensor sink = c.attentionSinks() ? sink(h1).add(sink(h2)).div(2.0) : null;
+            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink);
             return scope.keep(z.matmul(composite.wO()));
         }
     }
@@ -145,9 +149,11 @@ public final class AttentionComposer {
     /**
      * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
      * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases
-     * on destHead's own input (its layer's normalised residual stream), with destHead's layer's attention scaling,
-     * rotary embeddings and mask; every other head and the rest of the model are unchanged, and destHead keeps its
-     * own W_O. With src == dest the logits are those of a plain forward pass (up to rounding). This is a weight swap,
+     * on destHead's own input (its layer's normalised residual stream), with destHead's layer's query and key norms,
+     * attention scaling, rotary embeddings, soft-capping and mask (and srcHead's attention sink, where the family has
+     * sinks; olmo2 is refused, as in {@link #applyComposedHead}); every other head and the rest of the model are
+     * unchanged, and destHead keeps its own W_O. With src == dest the logits are those of a plain forward pass (up to
+     * rounding). This is a weight swap,
      * not path patching in the sense of Wang et al. (clean vs corrupted inputs): that is {@link #pathPatching}.
      */
     public Tensor attentionPathPatching(Tensor inputIds, Head srcHead, Head destHead) {
@@ -166,13 +172,14 @@ public final class AttentionComposer {
             Tensor bq = slice(model::b_Q, srcHead);
             Tensor bk = slice(l -> model.b_K(l, true), srcHead);
             Tensor bv = slice(l -> model.b_V(l, true), srcHead);
+            Tensor sink = c.attentionSinks() ? sink(srcHead) : null;
             HookSpec capture = HookSpec.at(b + "hook_resid_pre", (act, name) -> {
                 resid[0] = act;
                 return null;
             });
             HookSpec replace = HookSpec.at(b + "attn.hook_z", (z, name) -> {
                 Tensor x = model.normalize(layer, resid[0]);
-                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv).to(z.dtype());
+                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv, sink).to(z.dtype());
                 return replaceHead(z, destHead.index(), zNew);
             });
             return scope.keep(model.runWithHooks(inputIds, capture, replace));
@@ -213,28 +220,34 @@ public final class AttentionComposer {
         return slice(perLayer, h1).add(slice(perLayer, h2)).div(2.0);
     }
 
+    /** Head h's attention sink logit, a 0-d tensor. */
+    private Tensor sink(Head h) {
+        return model.attentionSinks(h.layer()).select(0, h.index());
+    }
+
     /**
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
-     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's.
+     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (query and key norms, rotary
+     * embeddings, scaling, soft-capping, mask); {@code sink} is its attention sink logit, or null. A family that
+     * normalises all heads' queries together (olmo2) has no such value for a head alone:
+     * {@link HookedAutoModel#normalizeQueries} refuses it.
      */
-    private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv) {
+    private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
+                         Tensor sink) {
         HookedAutoConfig c = model.config();
         long batch = x.size(0);
         long pos = x.size(1);
         int dHead = c.dHead();
-        Tensor q = x.matmul(wq).add(bq).view(batch, pos, 1, dHead);
-        Tensor k = x.matmul(wk).add(bk).view(batch, pos, 1, dHead);
+        Tensor q = model.normalizeQueries(layer, x.matmul(wq).add(bq).view(batch, pos, 1, dHead));
+        Tensor k = model.normalizeKeys(layer, x.matmul(wk).add(bk).view(batch, pos, 1, dHead));
         Tensor v = x.matmul(wv).add(bv).view(batch, pos, 1, dHead);
         if (c.rotary()) {
-            q = model.rotate(q);
-            k = model.rotate(k);
+            q = model.rotate(layer, q);
+            k = model.rotate(layer, k);
         }
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(dHead));
-        }
-        scores = scores.maskedFill(model.attentionMask(layer, pos), Double.NEGATIVE_INFINITY);
-        Tensor pattern = scores.softmax(-1);
+        Tensor scores = model.attentionScores(layer, q, k);
+        Tensor pattern = sink == null ? scores.softmax(-1) : Tensor.cat(List.of(scores,
+                sink.view(1, 1, 1, 1).expand(batch, 1, pos, 1)), -1).softmax(-1).narrow(-1, 0, pos);
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
     }
 

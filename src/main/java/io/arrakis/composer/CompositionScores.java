@@ -44,6 +44,29 @@ import java.util.Objects;
  * scores of rotary models therefore measure subspace overlap, not the attention a head would actually give at a
  * distance. V-composition is unaffected (W_OV involves no rotation).
  *
+ * <p><b>Norms inside the attention, and soft-capping.</b> Some families put non-linear steps between the linear
+ * weights and what a head computes: an RMSNorm of the queries and keys after their projections (qwen3 and gemma3 per
+ * head, olmo2 over all heads together), an RMSNorm of the attention's output before it joins the residual stream
+ * (gemma2, gemma3, olmo2), a tanh soft-cap of the attention scores (gemma2), a scale other than
+ * {@code d_head^-1/2} (gemma2's {@code query_pre_attn_scalar}). Each of those RMSNorms is
+ * {@code w ⊙ x / rms(x)}: a diagonal linear map (its weight, or {@code 1 + w} for the gemma norms) times one positive
+ * number per token, the inverse RMS. The scores are defined on the linear map that remains when the per-token number is
+ * left out: the query-norm scale multiplies the columns (d_head side) of W_Q, the key-norm scale those of W_K, the
+ * output-norm scale the columns (d_model side) of W_O, in every score and always (they are part of the head's
+ * circuit, unlike the attention-input norm, which {@link Options#foldLn()} folds on request). So the Q-composition
+ * circuit of a qwen3 head is W_Q diag(w_q ⊙ w_k) W_Kᵀ at Δ = 0 (the rotation comes after the norms and cancels at equal
+ * positions), and a gemma2 head writes W_V W_O diag(1 + w_post). This is the most faithful linear reading: a score is
+ * a ratio of Frobenius norms, unchanged when R or W_OV is multiplied by a positive number, and the left-out RMS
+ * factors are such numbers for each (query, key) pair or token, although they depend on the input (a sender's write
+ * changes the receiver's RMS), which no weight-based score can capture. The soft-cap is a monotone squashing of each
+ * score after the bilinear form and the attention scalar a global factor; neither enters the scores, which describe
+ * the bilinear form before them.
+ *
+ * <p><b>Attention sinks.</b> gpt-oss gives each head a learned sink logit that joins the softmax of its scores as
+ * one more key, which has no value. A sink changes how much of each row the real keys receive (the pattern's rows sum
+ * to less than 1), but not W_Q, W_K, W_V or W_O, from which alone the scores are defined: they are those of the same
+ * weights without sinks, and they do not see that a head which gives most of its attention to its sink writes little.
+ *
  * <p>A head whose W_OV or R is zero scores 0 against everything.
  */
 public final class CompositionScores {
@@ -293,6 +316,11 @@ public final class CompositionScores {
             case O -> model.W_O(l);
         };
         Tensor x = perLayer.select(0, h.index()).to(DType.FLOAT64);
+        Tensor linear = linearScales(model, w);
+        if (linear != null) { // the q/k norm scale per d_head feature, or the output norm's per d_model feature
+            Tensor scale = w == Weight.O ? linear.select(0, l) : linear.select(0, l).select(0, h.index());
+            x = x.mul(scale.to(DType.FLOAT64));
+        }
         if (fold == null || w == Weight.O) {
             return x;
         }
@@ -313,11 +341,33 @@ public final class CompositionScores {
     // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head), float64, with the norm
     // folded as {@link Fold} says where fold is not null
     private static Tensor wQ(HookedAutoModel model, Fold fold, DType dtype) {
-        return foldInto(model.W_Q(), fold, dtype);
+        return withQkNorm(foldInto(model.W_Q(), fold, dtype), model.queryNormWeights());
     }
 
     private static Tensor wK(HookedAutoModel model, Fold fold, DType dtype) {
-        return foldInto(model.W_K(true), fold, dtype);
+        return withQkNorm(foldInto(model.W_K(true), fold, dtype), model.keyNormWeights(true));
+    }
+
+    /** W_Q or W_K {@code [layer, head, d_model, d_head]} times the q/k norm's scale of each d_head feature, if any. */
+    private static Tensor withQkNorm(Tensor w, Tensor scales) {
+        return scales == null ? w : w.mul(scales.to(w.dtype()).unsqueeze(2));
+    }
+
+    /** W_O {@code [layer, head, d_head, d_model]} in {@code dtype}, times the attention-output norm's scales, if any. */
+    private static Tensor wO(HookedAutoModel model, DType dtype) {
+        Tensor w = inType(model.W_O(), dtype);
+        Tensor scales = model.attentionOutNormWeights();
+        return scales == null ? w : w.mul(scales.to(dtype).view(scales.size(0), 1, 1, scales.size(1)));
+    }
+
+    /** The scales {@link #headWeight} multiplies a weight by: q/k norms for W_Q/W_K, the output norm for W_O. */
+    private static Tensor linearScales(HookedAutoModel model, Weight w) {
+        return switch (w) {
+            case Q -> model.queryNormWeights();
+            case K -> model.keyNormWeights(true);
+            case V -> null;
+            case O -> model.attentionOutNormWeights();
+        };
     }
 
     private static Tensor wV(HookedAutoModel model, Fold fold, DType dtype) {
@@ -354,7 +404,7 @@ public final class CompositionScores {
     private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n, DType dtype) {
         HookedAutoConfig c = model.config();
         Tensor a = wV(model, fold, dtype).reshape(n, c.dModel(), c.dHead());
-        Tensor bt = inType(model.W_O(), dtype).reshape(n, c.dHead(), c.dModel());
+        Tensor bt = wO(model, dtype).reshape(n, c.dHead(), c.dModel());
         return senderFactors(a, bt);
     }
 
@@ -366,7 +416,7 @@ public final class CompositionScores {
             case Q -> receiverFactors(wQ(model, fold, dtype).reshape(n, dm, dh), wK(model, fold, dtype).reshape(n, dm, dh));
             case K -> receiverFactors(wK(model, fold, dtype).reshape(n, dm, dh), wQ(model, fold, dtype).reshape(n, dm, dh));
             case V -> receiverFactors(wV(model, fold, dtype).reshape(n, dm, dh),
-                    inType(model.W_O(), dtype).reshape(n, dh, dm).transpose(1, 2));
+                    wO(model, dtype).reshape(n, dh, dm).transpose(1, 2));
         };
     }
 

@@ -15,6 +15,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
@@ -86,18 +87,36 @@ final class HfWeights {
         return new Weights.Layer(t.get(Slot.LN1_W), t.get(Slot.LN1_B), t.get(Slot.LN2_W), t.get(Slot.LN2_B),
                 t.get(Slot.WQ), t.get(Slot.BQ), t.get(Slot.WK), t.get(Slot.BK), t.get(Slot.WV), t.get(Slot.BV),
                 t.get(Slot.WO), t.get(Slot.BO), t.get(Slot.W_IN), t.get(Slot.B_IN), t.get(Slot.W_GATE),
-                t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT));
+                t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT), t.get(Slot.Q_NORM), t.get(Slot.K_NORM),
+                t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W), t.get(Slot.W_ROUTER), t.get(Slot.B_ROUTER),
+                t.get(Slot.SINKS));
     }
 
-    /** Loads the tensors and fills their slots. */
+    /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */
     private Map<Slot, Tensor> read(List<CheckpointTensor> tensors) {
         Map<Slot, Tensor> slots = new EnumMap<>(Slot.class);
+        Map<Slot, TreeMap<Integer, Tensor>> experts = new EnumMap<>(Slot.class);
         for (CheckpointTensor t : tensors) {
-            Tensor whole = param(t);
-            if (t.groups() == 1 && t.parts().size() == 1) {
-                slots.put(t.parts().getFirst().slot(), whole);
-                continue;
+            Map<Slot, Tensor> filled = split(t, param(t));
+            if (t.expert() < 0) {
+                slots.putAll(filled);
+            } else {
+                filled.forEach((slot, slice) -> experts.computeIfAbsent(slot, s -> new TreeMap<>()).put(t.expert(), slice));
             }
+        }
+        experts.forEach((slot, slices) -> {
+            slots.put(slot, Tensor.stack(List.copyOf(slices.values()), 0));
+            slices.values().forEach(Tensor::close); // one copy of the experts at a time
+        });
+        return slots;
+    }
+
+    /** The slots one tensor fills: itself, or the parts of its last dimension. */
+    private static Map<Slot, Tensor> split(CheckpointTensor t, Tensor whole) {
+        Map<Slot, Tensor> slots = new EnumMap<>(Slot.class);
+        if (t.groups() == 1 && t.parts().size() == 1) {
+            slots.put(t.parts().getFirst().slot(), whole);
+        } else {
             // the last dimension is [groups, parts...]: each part takes its columns of every group
             long[] shape = whole.shape();
             int last = shape.length - 1;
@@ -127,6 +146,12 @@ final class HfWeights {
             if (t.parts().getFirst().slot() == Slot.UNEMBED) {
                 throw new IllegalArgumentException("the checkpoint has no " + name + " but its config says the"
                         + " embeddings are not tied (tie_word_embeddings=false)");
+            }
+            if (source.names().contains(name + "_blocks")) {
+                throw new IllegalArgumentException("tensor '" + name + "' is stored quantized, as '" + name
+                        + "_blocks' and '" + name + "_scales' (MXFP4, as gpt-oss publishes its experts), which is not"
+                        + " supported; dequantize the checkpoint first (transformers: load it with"
+                        + " Mxfp4Config(dequantize=True) and save_pretrained)");
             }
             throw new IllegalArgumentException("the checkpoint has no tensor '" + name + "', which a " + config.family()
                     + " model with this config needs" + near(name));

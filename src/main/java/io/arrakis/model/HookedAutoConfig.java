@@ -41,9 +41,11 @@ import java.util.OptionalInt;
  *   <li>A family's keys and their defaults are {@code HookedAutoConfig.of(family).raw()}: the keyword defaults of
  *       the family's configuration class's {@code __init__} in Hugging Face {@code transformers} <b>v4.57.6</b> (the
  *       last 4.x release, whose files still use the {@code config.json} key names found on the Hub), plus
- *       {@code tie_word_embeddings} where the class inherits it from {@code PretrainedConfig}. Each family's class
- *       in {@code io.arrakis.model.family} holds that table, the source it was read from, and how the modeling file
- *       uses the keys.</li>
+ *       {@code tie_word_embeddings} where the class inherits it from {@code PretrainedConfig}; granite, starcoder2,
+ *       phi, gpt-j, falcon and cohere follow the fields of their 5.17 classes, with the 4.x rotary keys
+ *       ({@code rope_theta}, {@code rope_scaling}, {@code partial_rotary_factor}) that 5.x still reads. Each family's
+ *       class in {@code io.arrakis.model.family} holds that table, the source it was read from, and how the modeling
+ *       file uses the keys.</li>
  *   <li>Values are {@code Integer}, {@code Long}, {@code Double}, {@code Boolean}, {@code String}, {@code null},
  *       unmodifiable {@code List}s and unmodifiable {@code Map}s (JSON objects such as {@code rope_scaling}) of
  *       these. Integer-valued keys hold {@code Integer}; floating-point keys hold {@code Double}, so
@@ -398,8 +400,8 @@ public final class HookedAutoConfig {
 
     /**
      * How many leading dimensions of each head are rotated: {@code int(dHead * factor)} with the factor
-     * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3), 1 elsewhere; 0 when not
-     * {@link #rotary()}.
+     * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3, phi), 1 elsewhere; gpt-j's
+     * {@code rotary_dim}; 0 when not {@link #rotary()}.
      *
      * @return the rotary dimension, even
      */
@@ -408,9 +410,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}, or the rotary object's
-     * {@code rope_theta}); 0 when not {@link #rotary()}. A {@code rope_type} other than {@code "default"} rescales
-     * the frequencies derived from it.
+     * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}, 10000 for gpt-j, or the rotary
+     * object's {@code rope_theta}); 0 when not {@link #rotary()}. A {@code rope_type} other than {@code "default"}
+     * rescales the frequencies derived from it.
      *
      * @return theta
      */
@@ -420,7 +422,7 @@ public final class HookedAutoConfig {
 
     /**
      * Whether attention and MLP read the same block input and both add to the residual
-     * ({@code use_parallel_residual} of gpt-neox and stable-lm).
+     * ({@code use_parallel_residual} of gpt-neox and stable-lm; phi, gpt-j, cohere; falcon's {@code parallel_attn}).
      *
      * @return true for a parallel residual
      */
@@ -438,8 +440,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the query, key and value projections have biases: gpt2 and qwen2 yes, gpt-neo, mistral and phi3 no,
-     * gpt-neox, llama and gemma {@code attention_bias}, stable-lm {@code use_qkv_bias}.
+     * Whether the query, key and value projections have biases: gpt2, qwen2 and phi yes, gpt-neo, mistral, phi3 and
+     * gpt-j no, gpt-neox, llama, gemma, granite and cohere {@code attention_bias}, stable-lm {@code use_qkv_bias},
+     * starcoder2 {@code use_bias}, falcon {@code bias}.
      *
      * @return true with q/k/v biases
      */
@@ -448,8 +451,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the attention output projection has a bias: gpt2 and gpt-neo yes, gpt-neox, llama and gemma
-     * {@code attention_bias}, the others no.
+     * Whether the attention output projection has a bias: gpt2, gpt-neo and phi yes, gpt-neox, llama, gemma, granite
+     * and cohere {@code attention_bias}, starcoder2 {@code use_bias}, falcon {@code bias}, the others no.
      *
      * @return true with an output bias
      */
@@ -458,8 +461,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the MLP projections have biases: gpt2, gpt-neo and gpt-neox yes, llama {@code mlp_bias}, the others
-     * no.
+     * Whether the MLP projections have biases: gpt2, gpt-neo, gpt-neox, phi and gpt-j yes, llama and granite
+     * {@code mlp_bias}, starcoder2 {@code use_bias}, falcon {@code bias}, the others no.
      *
      * @return true with MLP biases
      */
@@ -468,8 +471,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether attention scores are divided by {@code sqrt(dHead)}: false for gpt-neo, gpt2's
-     * {@code scale_attn_weights}, true otherwise.
+     * Whether attention scores are scaled, by {@code dHead^-1/2} or, for gemma2 and gemma3, by
+     * {@code query_pre_attn_scalar^-1/2}: false for gpt-neo, granite (which multiplies them by
+     * {@code attention_multiplier} instead) and gpt2's {@code scale_attn_weights}, true otherwise.
      *
      * @return true when scaled
      */
@@ -525,8 +529,37 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral and
+     * gpt-oss); 0 for a dense MLP.
+     *
+     * @return the number of experts, or 0
+     */
+    public int numExperts() {
+        return arch.moe() == null ? 0 : arch.moe().experts();
+    }
+
+    /**
+     * How many experts each token goes to ({@code num_experts_per_tok}); 0 for a dense MLP.
+     *
+     * @return the experts per token, or 0
+     */
+    public int expertsPerToken() {
+        return arch.moe() == null ? 0 : arch.moe().topK();
+    }
+
+    /**
+     * Whether each attention head has a learned sink logit that joins the softmax of every query's scores without a
+     * value (gpt-oss), so that a head can attend to nothing.
+     *
+     * @return true with attention sinks
+     */
+    public boolean attentionSinks() {
+        return arch.attentionSinks();
+    }
+
+    /**
      * The factor the token embeddings are multiplied by before the first block: {@code sqrt(hidden_size)} for
-     * gemma, 1 otherwise.
+     * gemma, granite's {@code embedding_multiplier}, 1 otherwise.
      *
      * @return the embedding scale
      */

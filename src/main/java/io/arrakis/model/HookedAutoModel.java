@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.io.ModelFolder;
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
@@ -32,12 +33,27 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>Hook points (per layer {@code i}): {@code hook_embed}, {@code hook_pos_embed} (learned positions),
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
- * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families),
- * {@code blocks.i.attn.hook_attn_scores} (scaled, masked with -inf), {@code blocks.i.attn.hook_pattern},
- * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out}, {@code blocks.i.hook_resid_mid} (sequential
- * residual), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
- * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_normalized}, {@code logits}.
+ * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
+ * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
+ * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
+ * soft-capped where the family caps them, masked with -inf), {@code blocks.i.attn.hook_pattern},
+ * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
+ * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
+ * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
+ * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
+ * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * {@code ln_final.hook_normalized}, {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
+ * the share of each row the sink took, so rows sum to less than 1.
+ *
+ * <p>A sparse mixture of experts (mixtral, gpt-oss) has, in place of the dense MLP's {@code mlp.hook_pre},
+ * {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
+ * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
+ * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and {@code blocks.i.mlp.hook_expert_weights}
+ * {@code [batch, pos, k]} (their routing weights, aligned with the indices, summing to 1; float32 for mixtral, which
+ * routes in float32), as TransformerLens names them; replacing the indices or weights reroutes the tokens. Then per
+ * expert {@code e}, on the rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
+ * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection), {@code hook_pre_linear} (the up projection) and
+ * {@code hook_post} (the activation's output). {@code hook_mlp_out} is the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed.
@@ -451,6 +467,15 @@ public final class HookedAutoModel implements AutoCloseable {
         return owned(outBias(layer));
     }
 
+    /**
+     * Block {@code layer}'s attention sink logits {@code [head]} (gpt-oss: each joins its head's softmax as a key
+     * without a value), a new tensor; null where the family has no sinks.
+     */
+    public Tensor attentionSinks(int layer) {
+        Tensor sinks = layer(layer).sinks();
+        return sinks == null ? null : sinks.copy();
+    }
+
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);
@@ -508,21 +533,73 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * Block {@code layer}'s first norm (the attention's input norm, {@code ln_1} / {@code input_layernorm}) applied to
      * {@code resid [..., d_model]} (e.g. {@code blocks.{layer}.hook_resid_pre}) exactly as the forward pass applies
-     * it; a new tensor.
+     * it; a copy of {@code resid} where the family's attention reads the residual stream as it is (olmo2). A new
+     * tensor.
      */
     public Tensor normalize(int layer, Tensor resid) {
         checkLayer(layer);
         Weights.Layer l = weights.layers.get(layer);
+        if (!config.architecture().inputNorms()) {
+            return resid.copy();
+        }
         return new Forward(config, weights, null).norm(resid, l.ln1w(), l.ln1b());
     }
 
     /**
-     * The rotary position embedding the forward pass applies to queries and keys ({@code hook_q → hook_rot_q}), for
-     * {@code x [batch, pos, heads, d_head]} at positions {@code 0..pos-1}; a new tensor.
+     * Block {@code layer}'s query norm applied to queries {@code q [batch, pos, heads, d_head]}
+     * ({@code hook_q → hook_q_normed}) exactly as the forward pass applies it; a copy where the family has none. A
+     * norm over the whole projection (olmo2) needs every query head.
+     */
+    public Tensor normalizeQueries(int layer, Tensor q) {
+        return normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries");
+    }
+
+    /** Block {@code layer}'s key norm applied to keys {@code [batch, pos, kv_heads, d_head]}, as {@link #normalizeQueries}. */
+    public Tensor normalizeKeys(int layer, Tensor k) {
+        return normalizeQk(layer, k, layer(layer).kNorm(), config.nKvHeads(), "keys");
+    }
+
+    private Tensor normalizeQk(int layer, Tensor x, Tensor weight, int heads, String what) {
+        if (x.dim() != 4 || x.size(3) != config.dHead()) {
+            throw new IllegalArgumentException("the " + what + " must be [batch, pos, heads, d_head = " + config.dHead()
+                    + "], got shape " + java.util.Arrays.toString(x.shape()));
+        }
+        Architecture.QkNorm kind = config.architecture().qkNorm();
+        if (kind == Architecture.QkNorm.NONE) {
+            return x.copy();
+        }
+        if (kind == Architecture.QkNorm.WHOLE && x.size(2) != heads) {
+            throw new UnsupportedOperationException("this " + config.family() + " model normalises the " + what
+                    + " of all " + heads + " heads together, so the " + what + " of " + x.size(2)
+                    + " head(s) alone have no normalised value");
+        }
+        try (TensorScope scope = TensorScope.open()) {
+            return scope.keep(new Forward(config, weights, null).qkNorm(x, weight));
+        }
+    }
+
+    /**
+     * Block {@code layer}'s attention scores {@code [batch, head, query, key]} for queries and keys
+     * {@code [batch, pos, head, d_head]} as they enter the dot product (normalised and rotated where the family does
+     * so, one key head per query head): scaled, soft-capped where the family caps them, and -inf where the layer's
+     * mask forbids, as the forward pass computes {@code hook_attn_scores}. A new tensor.
+     */
+    public Tensor attentionScores(int layer, Tensor q, Tensor k) {
+        checkLayer(layer);
+        try (TensorScope scope = TensorScope.open()) {
+            return scope.keep(new Forward(config, weights, null).scores(layer, q, k));
+        }
+    }
+
+    /**
+     * The rotary position embedding block {@code layer}'s attention applies to queries and keys
+     * ({@code hook_q → hook_rot_q}, after any query/key norm), for {@code x [batch, pos, heads, d_head]} at positions
+     * {@code 0..pos-1}; a new tensor.
      *
      * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
      */
-    public Tensor rotate(Tensor x) {
+    public Tensor rotate(int layer, Tensor x) {
+        checkLayer(layer);
         if (!config.rotary()) {
             throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
         }
@@ -531,7 +608,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     + "], got shape " + java.util.Arrays.toString(x.shape()));
         }
         try (TensorScope scope = TensorScope.open()) {
-            Forward.Rotary rotary = new Forward.Rotary(config.architecture().rope(), x.size(1), x.dtype(), x.device());
+            Architecture a = config.architecture();
+            Forward.Rotary rotary = new Forward.Rotary(a.rope(layer), a.rotaryInterleaved(), x.size(1), x.dtype(),
+                    x.device());
             return scope.keep(rotary.apply(x));
         }
     }
@@ -564,6 +643,49 @@ public final class HookedAutoModel implements AutoCloseable {
             }
             return scope.keep(Tensor.stack(perLayer, 0));
         }
+    }
+
+    /**
+     * The effective scales of the query norms, {@code [layer, head, d_head]} in the model's dtype (the weight, or
+     * {@code 1 + w} for gemma3's norms; a norm over the whole projection sliced per head); null where the family has
+     * no query norm. A new tensor.
+     */
+    public Tensor queryNormWeights() {
+        return qkNormScales(Weights.Layer::qNorm, config.nHeads(), false);
+    }
+
+    /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
+    public Tensor keyNormWeights(boolean repeatKv) {
+        return qkNormScales(Weights.Layer::kNorm, config.nKvHeads(), repeatKv);
+    }
+
+    private Tensor qkNormScales(java.util.function.Function<Weights.Layer, Tensor> weight, int heads, boolean repeatKv) {
+        if (config.architecture().qkNorm() == Architecture.QkNorm.NONE) {
+            return null;
+        }
+        boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
+        return stackLayers(l -> {
+            Tensor w = weight.apply(layer(l));
+            Tensor scale = config.normAddsOne() ? w.add(1.0) : w;
+            Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead()) : scale.view(heads, config.dHead());
+            return repeatKv(perHeadScale, repeatKv);
+        });
+    }
+
+    /**
+     * The effective scales of the norms of each block's attention output, {@code [layer, d_model]} in the model's
+     * dtype (the weight, or {@code 1 + w} for gemma2's and gemma3's norms), which multiply what the heads write
+     * (after division by the output's RMS) before it joins the residual stream; null where the family does not
+     * normalise the attention's output. A new tensor.
+     */
+    public Tensor attentionOutNormWeights() {
+        if (!config.architecture().outputNorms()) {
+            return null;
+        }
+        return stackLayers(l -> {
+            Tensor w = layer(l).attnOutNorm();
+            return config.normAddsOne() ? w.add(1.0) : w;
+        });
     }
 
     private void checkLayer(int layer) {
@@ -601,6 +723,10 @@ public final class HookedAutoModel implements AutoCloseable {
             for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
                 names.add(b + "attn." + h);
             }
+            if (config.architecture().qkNorm() != Architecture.QkNorm.NONE) {
+                names.add(b + "attn.hook_q_normed");
+                names.add(b + "attn.hook_k_normed");
+            }
             if (config.rotary()) {
                 names.add(b + "attn.hook_rot_q");
                 names.add(b + "attn.hook_rot_k");
@@ -612,11 +738,22 @@ public final class HookedAutoModel implements AutoCloseable {
             if (!config.parallelResidual()) {
                 names.add(b + "hook_resid_mid");
             }
-            names.add(b + "mlp.hook_pre");
-            if (config.gatedMlp()) {
-                names.add(b + "mlp.hook_pre_linear");
+            if (config.numExperts() > 0) {
+                names.add(b + "mlp.hook_router_logits");
+                names.add(b + "mlp.hook_expert_indices");
+                names.add(b + "mlp.hook_expert_weights");
+                for (int e = 0; e < config.numExperts(); e++) {
+                    names.add(b + "mlp.experts." + e + ".hook_pre");
+                    names.add(b + "mlp.experts." + e + ".hook_pre_linear");
+                    names.add(b + "mlp.experts." + e + ".hook_post");
+                }
+            } else {
+                names.add(b + "mlp.hook_pre");
+                if (config.gatedMlp()) {
+                    names.add(b + "mlp.hook_pre_linear");
+                }
+                names.add(b + "mlp.hook_post");
             }
-            names.add(b + "mlp.hook_post");
             names.add(b + "hook_mlp_out");
             names.add(b + "hook_resid_post");
         }

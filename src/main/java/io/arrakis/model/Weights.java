@@ -17,14 +17,24 @@ final class Weights implements AutoCloseable {
     /**
      * One block's parameters. {@code ln2w}/{@code ln2b} are null where the MLP reads the attention's normalised input
      * (stable-lm's parallel residual); {@code win}/{@code bin} are the up projection of a gated MLP, {@code wgate}/
-     * {@code bgate} its gate (null for two-layer MLPs).
+     * {@code bgate} its gate (null for two-layer MLPs). {@code ln1w}/{@code ln2w} are null where attention and MLP read
+     * the residual stream as it is (olmo2). {@code qNorm}/{@code kNorm} are the weights of the query and key norms
+     * ({@code [d_head]} per head, or {@code [heads·d_head]} over the whole projection), {@code attnOutNorm}/
+     * {@code mlpOutNorm} those of the norms of the attention and MLP outputs; null where the family has none. In a
+     * mixture of experts the MLP weights hold every expert's with a leading expert dimension
+     * ({@code win [experts, d_model, d_mlp]}, {@code bin [experts, d_mlp]}, ...) and {@code wrouter [d_model, experts]}/
+     * {@code brouter} is the router; {@code sinks [heads]} are attention sinks' logits; all three null where the family
+     * has none.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
-                 Tensor win, Tensor bin, Tensor wgate, Tensor bgate, Tensor wout, Tensor bout) {
+                 Tensor win, Tensor bin, Tensor wgate, Tensor bgate, Tensor wout, Tensor bout,
+                 Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
+                 Tensor sinks) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
-            for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout}) {
+            for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
+                    qNorm, kNorm, attnOutNorm, mlpOutNorm, wrouter, brouter, sinks}) {
                 if (t != null) {
                     list.add(t);
                 }

@@ -76,6 +76,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op MIN_DIM = Op.of("aten::min", "dim");
     private static final Op ARGMAX = Op.of("aten::argmax", "");
     private static final Op TOPK = Op.of("aten::topk", "");
+    private static final Op CLAMP = Op.of("aten::clamp", "Tensor");
     private static final Op REPEAT_INTERLEAVE = Op.of("aten::repeat_interleave", "self_int");
     private static final Op SDPA = Op.of("aten::scaled_dot_product_attention", "");
     private static final Op SVD = Op.of("aten::linalg_svd", "");
@@ -1215,6 +1216,16 @@ public final class Tensor implements AutoCloseable {
         }
         try (s) {
             return s.to(target);
+        }
+    }
+
+    /** Elementwise {@code min(max(this, min), max)}; a null bound is not applied (one must be given), NaN stays NaN. */
+    public Tensor clamp(Double min, Double max) {
+        if (min == null && max == null) {
+            throw new IllegalArgumentException("clamp: give a min, a max or both");
+        }
+        try (Tensor lo = min == null ? null : scalarFor(min); Tensor hi = max == null ? null : scalarFor(max)) {
+            return Call.begin(CLAMP, this).tensor(this).optTensor(lo).optTensor(hi).tensorResult();
         }
     }
 

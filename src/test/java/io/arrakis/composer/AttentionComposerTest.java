@@ -3,6 +3,7 @@ package io.arrakis.composer;
 import io.arrakis.composer.AttentionComposer.HeadComposition;
 import io.arrakis.composer.CompositionScores.Mode;
 import io.arrakis.model.CacheSpec;
+import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
@@ -142,6 +143,10 @@ class AttentionComposerTest {
         try (HookedAutoModel model = llamaGqa()) {
             checkOwnHead(model, Head.of(1, 3)); // rotary, RMSNorm, key/value head 1
         }
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("gpt_oss"))) {
+            checkOwnHead(model, Head.of(0, 1)); // attention sinks, a sliding window, YaRN
+            checkOwnHead(model, Head.of(1, 2));
+        }
     }
 
     @Test
@@ -192,6 +197,9 @@ class AttentionComposerTest {
         }
         try (HookedAutoModel model = llamaGqa()) {
             checkPathPatching(model, Head.of(0, 0), Head.of(1, 3));
+        }
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("gpt_oss"))) {
+            checkPathPatching(model, Head.of(1, 0), Head.of(0, 2)); // attention sinks
         }
     }
 

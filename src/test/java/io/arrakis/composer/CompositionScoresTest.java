@@ -2,6 +2,7 @@ package io.arrakis.composer;
 
 import io.arrakis.composer.CompositionScores.Mode;
 import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
@@ -60,6 +61,36 @@ class CompositionScoresTest {
                     worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
                 }
                 assertTrue(worst <= 1e-5, name + " " + mode + ": max |difference| " + worst);
+            }
+        }
+    }
+
+    /**
+     * The composer runs on the Hugging Face fixtures of the newer families: each score is finite, in [0, 1], and zero
+     * unless the sender's layer comes first.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mixtral", "gpt_oss"})
+    void allPairsRunOnTheNewerFamilies(String modelType) {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace(modelType))) {
+            HookedAutoConfig c = model.config();
+            int perLayer = c.nHeads() * c.nLayers() * c.nHeads();
+            for (Mode mode : Mode.values()) {
+                Tensor scores = CompositionScores.allPairs(model, mode);
+                assertArrayEquals(new long[] {c.nLayers(), c.nHeads(), c.nLayers(), c.nHeads()}, scores.shape());
+                double[] v = scores.toDoubleArray();
+                double largest = 0;
+                for (int i = 0; i < v.length; i++) {
+                    int sender = i / perLayer;
+                    int receiver = i / c.nHeads() % c.nLayers();
+                    assertTrue(Double.isFinite(v[i]) && v[i] >= 0 && v[i] <= 1 + 1e-9, mode + " score " + v[i]);
+                    if (sender >= receiver) {
+                        assertEquals(0.0, v[i], mode + " L" + sender + " -> L" + receiver);
+                    }
+                    largest = Math.max(largest, v[i]);
+                }
+                assertTrue(largest > 0, mode + ": every score is zero");
             }
         }
     }

@@ -1,16 +1,34 @@
 package io.arrakis.model;
 
+import io.arrakis.json.Json;
+import io.arrakis.model.family.Families;
+import io.arrakis.model.family.ModelFamily;
+
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * The reference models of {@code shared/fixtures} (beside the repository; {@code -Darrakis.fixtures} overrides).
- * They must be there in CI; elsewhere (e.g. a GPU machine that got only the repository) their tests are skipped.
+ * The reference models beside the repository: {@code shared/fixtures} ({@code -Darrakis.fixtures} overrides) and
+ * {@code shared/fixtures-hf-more} ({@code -Darrakis.fixturesHfMore} overrides), and the Hugging Face fixtures of
+ * {@code src/test/resources/fixtures-hf}. Those of {@code shared/} must be there in CI; elsewhere (e.g. a GPU machine
+ * that got only the repository) their tests are skipped.
  */
 public final class Fixtures {
+    /** One folder per family, named as the family, with every hook of a block as reference. */
+    static final Path HF = Path.of("src/test/resources/fixtures-hf");
+    /**
+     * One folder per later family, and variants of earlier ones; as references each block's {@code hook_resid_pre}
+     * and {@code attn.hook_pattern}, {@code ln_final.hook_normalized} and {@code logits}.
+     */
+    static final Path HF_MORE = Path.of(System.getProperty("arrakis.fixturesHfMore", "../shared/fixtures-hf-more"));
+
     private Fixtures() {
     }
 
@@ -20,8 +38,60 @@ public final class Fixtures {
 
     /** A tokenizer of {@code shared/fixtures-hf-more/tokenizers}: {@code tokenizer.json} and {@code expected.json}. */
     public static Path tokenizer(String kind) {
-        return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"))
-                .resolveSibling("fixtures-hf-more").resolve("tokenizers").resolve(kind));
+        return existing(HF_MORE.resolve("tokenizers").resolve(kind));
+    }
+
+    /**
+     * A registered family's Hugging Face reference model: {@code src/test/resources/fixtures-hf/<family>}, or, for a
+     * family without one there, the folder of {@code shared/fixtures-hf-more} whose {@code config.json} has the
+     * family's {@code model_type}.
+     *
+     * @param family the family's name or {@code model_type}
+     */
+    public static Path huggingFace(String family) {
+        ModelFamily f = Families.find(family, "family");
+        Path own = HF.resolve(f.name());
+        if (Files.isDirectory(own)) {
+            return own;
+        }
+        Path more = existing(HF_MORE);
+        return moreFolders().filter(d -> f.modelType().equals(modelType(d))).findFirst()
+                .orElseGet(() -> fail("the " + f.name() + " family has no Hugging Face fixture: neither " + own
+                        + " nor a folder of " + more + " with model_type " + f.modelType()));
+    }
+
+    /** Whether a fixture of {@link #huggingFace} holds every hook of a block (those of fixtures-hf do). */
+    public static boolean hasEveryHook(Path fixture) {
+        return fixture.startsWith(HF);
+    }
+
+    /** The model folders of {@code shared/fixtures-hf-more}; none when it is missing outside CI. */
+    static List<Path> moreHuggingFace() {
+        if (!Files.isDirectory(HF_MORE)) {
+            if (System.getenv("CI") != null) {
+                throw new IllegalStateException(HF_MORE.toAbsolutePath() + " is missing; CI must have shared/");
+            }
+            return List.of();
+        }
+        return moreFolders().sorted().toList();
+    }
+
+    private static Stream<Path> moreFolders() {
+        try (Stream<Path> dirs = Files.list(HF_MORE)) {
+            return dirs.filter(d -> Files.isRegularFile(d.resolve("reference.safetensors"))).toList().stream();
+        } catch (IOException e) {
+            throw new IllegalStateException("unreadable " + HF_MORE + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The {@code model_type} of a fixture's {@code config.json}. */
+    static String modelType(Path fixture) {
+        try {
+            return String.valueOf(((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json"))))
+                    .get("model_type"));
+        } catch (IOException | Json.ParseException e) {
+            throw new IllegalStateException("unreadable " + fixture.resolve("config.json") + ": " + e.getMessage(), e);
+        }
     }
 
     private static Path existing(Path dir) {

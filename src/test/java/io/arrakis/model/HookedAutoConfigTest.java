@@ -24,6 +24,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import java.util.Set;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -614,36 +616,70 @@ class HookedAutoConfigTest {
     void everyRotaryFamilyRefusesRotarySettingsItDoesNotCompute(String family) {
         HookedAutoConfig c = HookedAutoConfig.of(family);
         for (String key : List.of("rope_scaling", "rope_parameters")) {
-            String m = rejects(c, key, Map.of("rope_type", "dynamic", "factor", 2.0));
-            assertTrue(m.contains(key + ".rope_type") && m.contains("\"dynamic\"") && m.contains("not implemented"), m);
-            m = rejects(c, key, Map.of("type", "longrope", "short_factor", List.of(1.0), "long_factor", List.of(1.0)));
-            assertTrue(m.contains(key + ".rope_type") && m.contains("\"longrope\""), m);
-            m = rejects(c, key, Map.of("rope_type", "su"));
-            assertTrue(m.contains(key + ".rope_type") && m.contains("\"su\""), m);
-            m = rejects(c, key, Map.of("rope_type", "default", "mrope_section", List.of(16, 24, 24)));
-            assertTrue(m.contains(key) && m.contains("mrope_section"), m);
-            m = rejects(c, key, Map.of("rope_type", "llama3", "factor", 8.0, "low_freq_factor", 1.0));
-            assertTrue(m.contains(key) && m.contains("high_freq_factor"), m);
-            m = rejects(c, key, Map.of("rope_type", "linear", "factor", "2"));
-            assertTrue(m.contains(key + ".factor") && m.contains("\"2\""), m);
-            m = rejects(c, key, Map.of("rope_type", "linear", "factor", 0));
-            assertTrue(m.contains(key + ".factor") && m.contains("positive"), m);
-            m = rejects(c, key, Map.of("full_attention", Map.of("rope_type", "default")));
-            assertTrue(m.contains(key) && m.contains("full_attention"), m);
-            assertEquals(new Rope.Linear(2.0),
-                    c.with(key, Map.of("rope_type", "linear", "factor", 2.0)).architecture().rope().scaling());
+            String at = rotaryObjectKey(family, key);
+            String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "dynamic", "factor", 2.0)));
+            assertTrue(m.contains(at + ".rope_type") && m.contains("\"dynamic\"") && m.contains("not implemented"), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("type", "longrope", "short_factor", List.of(1.0),
+                    "long_factor", List.of(1.0))));
+            assertTrue(m.contains(at + ".rope_type") && m.contains("\"longrope\""), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "su")));
+            assertTrue(m.contains(at + ".rope_type") && m.contains("\"su\""), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "default", "mrope_section",
+                    List.of(16, 24, 24))));
+            assertTrue(m.contains(at) && m.contains("mrope_section"), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "llama3", "factor", 8.0,
+                    "low_freq_factor", 1.0)));
+            assertTrue(m.contains(at) && m.contains("high_freq_factor"), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "linear", "factor", "2")));
+            assertTrue(m.contains(at + ".factor") && m.contains("\"2\""), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "linear", "factor", 0)));
+            assertTrue(m.contains(at + ".factor") && m.contains("positive"), m);
+            m = rejects(c, key, rotaryObject(family, key, Map.of("full_attention", Map.of("rope_type", "default"))));
+            assertTrue(m.contains(at) && m.contains("full_attention"), m);
+            Map<String, ?> linear = rotaryObject(family, key, Map.of("rope_type", "linear", "factor", 2.0));
+            if (FIXED_ROTARY.contains(family)) {
+                m = rejects(c, key, linear);
+                assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("no scaling"), m);
+                m = rejects(c, key, Map.of("rope_theta", 5e5));
+                assertTrue(m.contains(at + ".rope_theta") && m.contains("fixed base"), m);
+            } else {
+                assertEquals(new Rope.Linear(2.0), c.with(key, linear).architecture().rope().scaling());
+            }
         }
+    }
+
+    /** Families whose modeling file fixes the rotary base and applies no scaling. */
+    static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
+
+    /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
+    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");
+
+    /** A rotary object as the value of {@code key}: for those families, the full layers' object. */
+    static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {
+        return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters")
+                ? Map.of("full_attention", object) : object;
+    }
+
+    /** Where {@link #rotaryObject} puts the object, as messages name it. */
+    static String rotaryObjectKey(String family, String key) {
+        return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters") ? key + ".full_attention" : key;
     }
 
     static List<String> families() {
         return HookedAutoConfig.supportedFamilies();
     }
 
+    /** The families whose MLP applies the configured activation (gpt-oss's experts fix their own). */
+    static List<String> familiesWithAConfiguredActivation() {
+        return families().stream().filter(f -> !f.equals("gpt-oss")).toList();
+    }
+
     @ParameterizedTest
-    @MethodSource("families")
+    @MethodSource("familiesWithAConfiguredActivation")
     void everyFamilyRefusesAnActivationItDoesNotCompute(String family) {
         HookedAutoConfig c = HookedAutoConfig.of(family);
-        String key = c.raw().containsKey("activation_function") ? "activation_function" : "hidden_act";
+        String key = Stream.of("activation_function", "hidden_activation", "hidden_act", "activation")
+                .filter(k -> c.raw().get(k) != null).findFirst().orElseThrow();
         for (String act : List.of("quick_gelu", "relu2", "gelu_10")) {
             String m = rejects(c, key, act);
             assertTrue(m.contains(key) && m.contains("\"" + act + "\"") && m.contains("not implemented"), m);

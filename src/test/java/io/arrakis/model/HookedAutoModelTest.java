@@ -173,12 +173,12 @@ class HookedAutoModelTest {
                 "original_max_position_embeddings", 8));
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU)) {
             Tensor x = Tensor.normal(new io.arrakis.torch.Generator(3), new long[] {1, 6, 4, 8}, 0.0, 1.0, DType.FLOAT32, Device.CPU);
-            Tensor rotated = model.rotate(x);
+            Tensor rotated = model.rotate(0, x);
             for (int p = 0; p < 6; p++) {
                 double ratio = rotated.select(1, p).norm().item() / x.select(1, p).norm().item();
                 assertEquals(0.1 * Math.log(4.0) + 1, ratio, 1e-5, "position " + p);
             }
-            Tensor unscaled = HookedAutoModel.create(tinyLlama(2), 1, DType.FLOAT32, Device.CPU).rotate(x);
+            Tensor unscaled = HookedAutoModel.create(tinyLlama(2), 1, DType.FLOAT32, Device.CPU).rotate(0, x);
             assertEquals(1.0, unscaled.norm().item() / x.norm().item(), 1e-5);
         }
     }
@@ -229,6 +229,20 @@ class HookedAutoModelTest {
                 "use_qkv_bias", true));
         own.put("stable-lm parallel", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
                 "use_parallel_residual", true));
+        own.put("qwen3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "head_dim", 12, "attention_bias", true));
+        own.put("olmo2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
+        own.put("gemma2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
+                "head_dim", 12, "sliding_window", 3, "query_pre_attn_scalar", 10));
+        own.put("gemma3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 1,
+                "head_dim", 16, "sliding_window", 3, "sliding_window_pattern", 2, "attn_logit_softcapping", 5.0));
+        own.put("mixtral with a sliding window, three experts, top 1", Map.of("num_hidden_layers", 2,
+                "intermediate_size", 48, "num_key_value_heads", 2, "num_local_experts", 3, "num_experts_per_tok", 1,
+                "sliding_window", 3));
+        own.put("gpt-oss without attention biases, full layers, three experts, top 1", Map.of("num_hidden_layers", 2,
+                "intermediate_size", 48, "num_key_value_heads", 2, "head_dim", 8, "num_local_experts", 3,
+                "num_experts_per_tok", 1, "attention_bias", false, "layer_types",
+                List.of("full_attention", "full_attention")));
         return own.entrySet().stream().map(e -> {
             String family = e.getKey().split(" ")[0];
             Map<String, Object> overrides = new HashMap<>(e.getValue());

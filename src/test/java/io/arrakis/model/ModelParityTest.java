@@ -1,6 +1,6 @@
 package io.arrakis.model;
 
-import io.arrakis.json.Json;
+import io.arrakis.model.family.Families;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
@@ -8,14 +8,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -25,15 +22,13 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Every activation of reference models against our forward pass on the same input: within 1e-4, absolute, or relative
  * where values exceed 1; -inf where the reference masks. Two sources of references: {@code shared/fixtures} (an
- * independent PyTorch implementation) and {@code src/test/resources/fixtures-hf} (Hugging Face {@code transformers}
- * itself, made by {@code scripts/make-hf-fixtures.py}, one per registered family, whose checkpoints also check
- * {@link HookedAutoConfig#parameterCount()}), and {@code shared/fixtures-hf-more} (Hugging Face too, fewer hooks).
+ * independent PyTorch implementation) and Hugging Face {@code transformers} itself, one fixture per registered family
+ * ({@link Fixtures#huggingFace}: {@code src/test/resources/fixtures-hf}, made by {@code scripts/make-hf-fixtures.py},
+ * or {@code shared/fixtures-hf-more}, made by {@code transformers} 5.17 with fewer hooks), whose checkpoints also
+ * check {@link HookedAutoConfig#parameterCount()}, and the variants of {@code shared/fixtures-hf-more} that are no
+ * family's own fixture (such as Llama 3.1's rotary scaling).
  */
 class ModelParityTest {
-    private static final Path HF_FIXTURES = Path.of("src/test/resources/fixtures-hf");
-    /** {@code shared/fixtures-hf-more} beside the repository ({@code -Darrakis.fixturesHfMore} overrides). */
-    private static final Path HF_MORE_FIXTURES = Path.of(System.getProperty("arrakis.fixturesHfMore",
-            "../shared/fixtures-hf-more"));
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa"})
@@ -45,53 +40,37 @@ class ModelParityTest {
         return HookedAutoConfig.supportedFamilies();
     }
 
-    /** Every registered family has a Hugging Face fixture, named as the family. */
+    /** Every registered family has a Hugging Face fixture. */
     @ParameterizedTest
     @MethodSource("families")
     void everyHookMatchesHuggingFace(String family) {
-        Path dir = HF_FIXTURES.resolve(family);
-        assertTrue(Files.isDirectory(dir), "the " + family + " family has no Hugging Face fixture at " + dir);
-        assertParity(dir, family, 20);
-        assertEquals(checkpointElements(dir), HookedAutoConfig.fromJson(dir.resolve("config.json")).parameterCount(),
-                family + ": parameterCount() vs the elements of the checkpoint Hugging Face saved");
+        assertMatchesHuggingFace(Fixtures.huggingFace(family), family);
     }
 
     /**
-     * The folders of {@code shared/fixtures-hf-more} whose {@code model_type} is a supported family (the others
-     * await theirs): variants such as Llama 3.1's rotary scaling, and each family's own once it is registered. They
-     * must be there in CI; elsewhere, without them, there is nothing to run.
+     * The folders of {@code shared/fixtures-hf-more} of a family that has its own fixture in
+     * {@code src/test/resources/fixtures-hf}: variants of the family's settings.
      */
-    static List<String> moreHuggingFaceFixtures() throws IOException {
-        if (!Files.isDirectory(HF_MORE_FIXTURES)) {
-            if (System.getenv("CI") != null) {
-                throw new IllegalStateException(HF_MORE_FIXTURES.toAbsolutePath() + " is missing; CI must have shared/");
-            }
-            return List.of();
-        }
-        try (Stream<Path> dirs = Files.list(HF_MORE_FIXTURES)) {
-            return dirs.filter(d -> Files.isRegularFile(d.resolve("reference.safetensors")))
-                    .filter(d -> isSupported(modelType(d)))
-                    .map(d -> d.getFileName().toString()).sorted().toList();
-        }
+    static List<String> variants() {
+        return Fixtures.moreHuggingFace().stream()
+                .filter(d -> isSupported(Fixtures.modelType(d)))
+                .filter(d -> Files.isDirectory(Fixtures.HF.resolve(Families.find(Fixtures.modelType(d), "model_type")
+                        .name())))
+                .map(d -> d.getFileName().toString()).toList();
     }
 
     @ParameterizedTest(allowZeroInvocations = true)
-    @MethodSource("moreHuggingFaceFixtures")
-    void everyReferenceTensorOfTheOtherHuggingFaceFixturesMatches(String folder) {
-        Path dir = HF_MORE_FIXTURES.resolve(folder);
-        HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
-        // these references hold the residual stream before each block, each block's pattern, the final norm, logits
-        assertParity(dir, folder, 2 * config.nLayers() + 2);
-        assertEquals(checkpointElements(dir), config.parameterCount(),
-                folder + ": parameterCount() vs the elements of the checkpoint Hugging Face saved");
+    @MethodSource("variants")
+    void everyReferenceTensorOfTheVariantsMatches(String folder) {
+        assertMatchesHuggingFace(Fixtures.HF_MORE.resolve(folder), folder);
     }
 
-    private static String modelType(Path fixture) {
-        try {
-            return String.valueOf(((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json")))).get("model_type"));
-        } catch (IOException | Json.ParseException e) {
-            throw new IllegalStateException("unreadable " + fixture.resolve("config.json") + ": " + e.getMessage(), e);
-        }
+    private static void assertMatchesHuggingFace(Path dir, String name) {
+        HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
+        // fixtures-hf-more's references: the residual stream before each block, each block's pattern, final norm, logits
+        assertParity(dir, name, Fixtures.hasEveryHook(dir) ? 20 : 2 * config.nLayers() + 2);
+        assertEquals(checkpointElements(dir), config.parameterCount(),
+                name + ": parameterCount() vs the elements of the checkpoint Hugging Face saved");
     }
 
     private static boolean isSupported(String modelType) {

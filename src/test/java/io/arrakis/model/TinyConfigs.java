@@ -26,6 +26,9 @@ final class TinyConfigs {
         if (raw.get("head_dim") != null) {
             o.put("head_dim", 8);
         }
+        if (raw.containsKey("rotary_dim")) {
+            o.put("rotary_dim", 4);
+        }
         if (raw.containsKey("attention_types")) {
             o.put("attention_types", List.of(List.of(List.of("global", "local"), 1)));
             o.put("window_size", 4);

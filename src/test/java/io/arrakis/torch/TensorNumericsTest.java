@@ -1172,6 +1172,21 @@ class TensorNumericsTest {
         }
 
         @Test
+        void clampBoundsEachSideOnlyWhenGiven() {
+            double[] x = {Double.NEGATIVE_INFINITY, -9, -7, -6.5, 0, 6.999, 7, 8.5, Double.POSITIVE_INFINITY};
+            Tensor t = f64(x, x.length);
+            assertClose(map(x, v -> Math.min(Math.max(v, -7), 7)), t.clamp(-7.0, 7.0), 0);
+            assertClose(map(x, v -> Math.min(v, 7)), t.clamp(null, 7.0), 0);
+            assertClose(map(x, v -> Math.max(v, -7)), t.clamp(-7.0, null), 0);
+            assertThrows(IllegalArgumentException.class, () -> t.clamp(null, null));
+            Tensor f = f32(x, x.length).clamp(null, 7.0);
+            assertEquals(DType.FLOAT32, f.dtype(), "the bounds take the tensor's dtype");
+            assertClose(map(x, v -> Math.min((float) v, 7)), f.toDoubleArray(), 0, 0);
+            assertTrue(Double.isNaN(f64(new double[] {Double.NaN}, 1).clamp(-1.0, 1.0).item()), "NaN stays NaN");
+            assertArrayEquals(new long[] {-2, 0, 2}, Tensor.of(new long[] {-3, 0, 5}, 3).clamp(-2.0, 2.0).toLongArray());
+        }
+
+        @Test
         void geluExactIsXTimesPhi() {
             double[] x = linspace(-6, 6, 97);
             assertClose(map(x, v -> v * phi(v)), f64(x, x.length).gelu(), 1e-12);

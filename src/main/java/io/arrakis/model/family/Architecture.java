@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -16,12 +17,38 @@ import java.util.List;
  *     included); 0 when the configuration sets none
  * @param localWindow the window of {@link LayerAttention#LOCAL} layers (gpt-neo's {@code window_size}); 0 when the
  *     family has none
+ * @param qkNorm the norms of queries and keys after their projections, before rotary embeddings
+ * @param inputNorms whether attention and MLP read a normalised residual stream (false: olmo2 reads it as is)
+ * @param outputNorms whether the attention and MLP outputs are normalised before they are added to the residual
+ *     stream (gemma2's and olmo2's post-norms)
+ * @param attentionScalar attention scores are multiplied by {@code attentionScalar^-1/2} when
+ *     {@code scaleAttention}: d_head, or gemma2's {@code query_pre_attn_scalar}
+ * @param attentionSoftcap attention scores become {@code cap · tanh(scores / cap)} before the mask; 0 for none
+ * @param logitSoftcap the logits become {@code cap · tanh(logits / cap)}; 0 for none
+ * @param layerRopes per layer, its rotary embedding (gemma3's sliding layers have their own base); null: every
+ *     layer uses {@code rope}
+ * @param rotaryInterleaved whether rotary embeddings turn adjacent features {@code (2i, 2i + 1)} of a head (GPT-J's
+ *     {@code rotate_every_two}) rather than the halves {@code (i, i + dim / 2)} ({@code rotate_half})
+ * @param attentionMultiplier a factor the attention scores are multiplied by (granite's {@code attention_multiplier},
+ *     which it uses in place of {@code 1 / sqrt(d_head)}); 1 otherwise
+ * @param residualMultiplier a factor the attention and MLP outputs are multiplied by before they are added to the
+ *     residual stream (granite's {@code residual_multiplier}); 1 otherwise
+ * @param logitScale a factor the logits are multiplied by (cohere's {@code logit_scale}, granite's
+ *     {@code 1 / logits_scaling}); 1 otherwise
+ * @param sharedNorm with a parallel residual, whether the MLP reads the attention's normalised input, the block
+ *     having one norm (stable-lm, phi, gpt-j, cohere, some falcons), rather than normalising with a norm of its own
+ * @param moe the sparse mixture of experts that replaces the dense MLP, or null for a dense MLP
+ * @param attentionSinks whether each head has a learned sink logit that joins the softmax of every query's
+ *     attention scores without a value (gpt-oss)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
         boolean parallelResidual, boolean tiedEmbeddings, boolean qkvBias, boolean outBias, boolean mlpBias,
         boolean scaleAttention, List<LayerAttention> layerAttention, int slidingWindow, int localWindow,
-        double embeddingScale, double initializerRange) {
+        double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
+        double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
+        boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
+        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks) {
 
     /** How the residual stream is normalised. */
     public enum Norm {
@@ -79,12 +106,37 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         }
     }
 
+    /** Which norm queries and keys get after their projections. */
+    public enum QkNorm {
+        /** none */
+        NONE,
+        /** one norm over each head's d_head features, its weight shared by the heads (qwen3, gemma3) */
+        PER_HEAD,
+        /** one norm over the whole projection, every head's features together (olmo2) */
+        WHOLE
+    }
+
     public Architecture {
         layerAttention = List.copyOf(layerAttention);
         if (layerAttention.size() != nLayers) {
             throw new IllegalArgumentException("layerAttention has " + layerAttention.size() + " entries for "
                     + nLayers + " layers");
         }
+        layerRopes = layerRopes == null ? (rope == null ? null : Collections.nCopies(nLayers, rope)) : List.copyOf(layerRopes);
+        if (layerRopes != null && layerRopes.size() != nLayers) {
+            throw new IllegalArgumentException("layerRopes has " + layerRopes.size() + " entries for " + nLayers
+                    + " layers");
+        }
+    }
+
+    /**
+     * The rotary embedding of a layer.
+     *
+     * @param layer the layer index
+     * @return its rope, or null without rotary embeddings
+     */
+    public Rope rope(int layer) {
+        return layerRopes == null ? null : layerRopes.get(layer);
     }
 
     /**

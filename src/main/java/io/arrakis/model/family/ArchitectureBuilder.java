@@ -4,6 +4,7 @@ import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
 
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -57,6 +58,22 @@ final class ArchitectureBuilder {
     private int slidingWindow;
     private int localWindow;
     private double embeddingScale = 1.0;
+    private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
+    private boolean inputNorms = true;
+    private boolean outputNorms;
+    private String attentionScalarKey;
+    private double attentionScalar;
+    private double attentionSoftcap;
+    private double logitSoftcap;
+    private final Map<LayerAttention, RotaryObject> rotaryOf = new EnumMap<>(LayerAttention.class);
+    private String rotaryDimKey;
+    private boolean rotaryInterleaved;
+    private double attentionMultiplier = 1.0;
+    private double residualMultiplier = 1.0;
+    private double logitScale = 1.0;
+    private boolean sharedNorm;
+    private MixtureOfExperts moe;
+    private boolean attentionSinks;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -85,6 +102,13 @@ final class ArchitectureBuilder {
     ArchitectureBuilder keyValueHeads(String key) {
         kvHeadsKey = key;
         kvHeads = s.integerOrNull(key);
+        return this;
+    }
+
+    /** Multi-query attention ({@code multiQueryKey} true): one key/value head for all query heads. */
+    ArchitectureBuilder oneKeyValueHead(String multiQueryKey) {
+        kvHeadsKey = multiQueryKey;
+        kvHeads = 1;
         return this;
     }
 
@@ -164,8 +188,31 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /**
+     * Rotary embeddings on the first {@code dimKey} features of each head with a fixed base (gpt-j, whose modeling
+     * file hard-codes it).
+     */
+    ArchitectureBuilder rotaryOnFirst(String dimKey, double base) {
+        rotary = true;
+        rotaryDimKey = dimKey;
+        theta = base;
+        return this;
+    }
+
+    /** Rotary embeddings turn adjacent features {@code (2i, 2i + 1)}, GPT-J's {@code rotate_every_two}. */
+    ArchitectureBuilder rotaryInterleaved() {
+        rotaryInterleaved = true;
+        return this;
+    }
+
     ArchitectureBuilder parallelResidual(boolean parallel) {
         parallelResidual = parallel;
+        return this;
+    }
+
+    /** With a parallel residual, the MLP reads the attention's normalised input: one norm per block. */
+    ArchitectureBuilder sharedNorm(boolean shared) {
+        sharedNorm = shared;
         return this;
     }
 
@@ -206,6 +253,89 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Norms of the queries and keys after their projections. */
+    ArchitectureBuilder qkNorm(Architecture.QkNorm kind) {
+        qkNorm = kind;
+        return this;
+    }
+
+    /** A factor the attention scores are multiplied by, after any division by {@code sqrt(d_head)}. */
+    ArchitectureBuilder attentionMultiplier(double multiplier) {
+        attentionMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the attention and MLP outputs are multiplied by before they join the residual stream. */
+    ArchitectureBuilder residualMultiplier(double multiplier) {
+        residualMultiplier = multiplier;
+        return this;
+    }
+
+    /** A factor the logits are multiplied by. */
+    ArchitectureBuilder logitScale(double scale) {
+        logitScale = scale;
+        return this;
+    }
+
+    /**
+     * Where the blocks normalise: the inputs of attention and MLP (pre-norm, the default), their outputs before the
+     * residual sum (post-norm), or both.
+     */
+    ArchitectureBuilder sublayerNorms(boolean inputs, boolean outputs) {
+        inputNorms = inputs;
+        outputNorms = outputs;
+        return this;
+    }
+
+    /** Attention scores scaled by {@code value^-1/2} instead of {@code d_head^-1/2} (gemma2's query_pre_attn_scalar). */
+    ArchitectureBuilder attentionScalar(String key) {
+        attentionScalarKey = key;
+        attentionScalar = s.number(key);
+        return this;
+    }
+
+    /** Tanh soft-capping of the attention scores and of the logits, from keys that may be null (no capping). */
+    ArchitectureBuilder softcaps(String attentionKey, String logitKey) {
+        attentionSoftcap = softcap(attentionKey);
+        logitSoftcap = softcap(logitKey);
+        return this;
+    }
+
+    private double softcap(String key) {
+        Double cap = (Double) s.get(key);
+        if (cap != null && !(cap > 0.0)) {
+            throw invalid(key, cap, "must be positive (or null for no soft-capping)");
+        }
+        return cap == null ? 0.0 : cap;
+    }
+
+    /**
+     * The layers of one kind rotate as their own rotary object says (gemma3: one {@code rope_parameters} object per
+     * layer type), read as {@link #rotary} reads the model's: its {@code rope_theta}, else the value under
+     * {@code thetaKey}, and its {@code rope_type}; {@code key} names the object in messages. The rope of
+     * {@link LayerAttention#FULL} layers is also the model's {@link Architecture#rope()}; the model-wide
+     * {@code rope_scaling} and {@code rope_parameters} are then left to the family.
+     */
+    ArchitectureBuilder rotaryOf(LayerAttention kind, String key, Map<?, ?> object, String thetaKey) {
+        rotaryOf.put(kind, new RotaryObject(key, object, thetaKey));
+        return this;
+    }
+
+    private record RotaryObject(String key, Map<?, ?> entries, String thetaKey) {
+    }
+
+    /** A sparse mixture of experts in place of the dense MLP. */
+    ArchitectureBuilder mixtureOfExperts(MixtureOfExperts experts) {
+        moe = experts;
+        return this;
+    }
+
+    /** A learned sink logit per head in the attention softmax. */
+    ArchitectureBuilder attentionSinks() {
+        attentionSinks = true;
+        return this;
+    }
+
     Architecture build() {
         if (rotary == null) {
             throw new IllegalStateException("the family chose neither learned nor rotary positions");
@@ -214,11 +344,12 @@ final class ArchitectureBuilder {
             readRotation();
         }
 
-        if (!ACTIVATIONS.contains(activation)) {
+        boolean activationUsed = moe == null || moe.clampedSwiglu() == null; // gpt-oss's experts fix their own
+        if (activationUsed && !ACTIVATIONS.contains(activation)) {
             throw invalid(activationKey, activation, "is not an activation of transformers' ACT2FN; known: "
                     + String.join(", ", ACTIVATIONS.stream().sorted().toList()));
         }
-        if (Architecture.Activation.of(activation) == null) {
+        if (activationUsed && Architecture.Activation.of(activation) == null) {
             throw invalid(activationKey, activation, "is not implemented; implemented activations: "
                     + String.join(", ", Architecture.Activation.names()));
         }
@@ -239,17 +370,48 @@ final class ArchitectureBuilder {
         }
 
         Rope rope = rotary ? rope(headDim) : null;
+        List<LayerAttention> attention = layerAttention != null ? layerAttention
+                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        List<Rope> layerRopes = null;
+        if (rope != null && !rotaryOf.isEmpty()) {
+            Map<LayerAttention, Rope> byKind = new EnumMap<>(LayerAttention.class);
+            int dim = rope.dim();
+            rotaryOf.forEach((kind, object) -> byKind.put(kind, rope(dim, object)));
+            Rope keyed = rope;
+            layerRopes = attention.stream().map(kind -> byKind.getOrDefault(kind, keyed)).toList();
+            rope = byKind.getOrDefault(LayerAttention.FULL, rope);
+        }
 
         double init = s.number("initializer_range");
         if (!(init >= 0.0)) {
             throw invalid("initializer_range", init, "must be >= 0");
         }
 
-        List<LayerAttention> attention = layerAttention != null ? layerAttention
-                : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
+        if (attentionScalarKey != null && !(attentionScalar > 0.0)) {
+            throw invalid(attentionScalarKey, attentionScalar, "must be positive");
+        }
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
-                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init);
+                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
+                qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
+                attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
+                logitScale, sharedNorm, moe, attentionSinks);
+    }
+
+    /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
+    private Rope rope(int dim, RotaryObject object) {
+        Map<?, ?> entries = object.entries();
+        if (entries.containsKey("partial_rotary_factor")) {
+            throw invalid(object.key() + ".partial_rotary_factor", entries.get("partial_rotary_factor"),
+                    "is not implemented per layer type");
+        }
+        String key = entries.containsKey("rope_theta") ? object.key() + ".rope_theta" : object.thetaKey();
+        double base = entries.containsKey("rope_theta") ? ropeParameter(entries, object.key(), "rope_theta")
+                : s.number(object.thetaKey());
+        if (!(base > 0.0)) {
+            throw invalid(key, base, "must be > 0");
+        }
+        return new Rope(dim, base, RopeScalings.read(entries, object.key(), positions, null));
     }
 
     /**
@@ -259,8 +421,14 @@ final class ArchitectureBuilder {
      * came from.
      */
     private void readRotation() {
-        theta = s.number(thetaKey);
-        factor = factorKey != null ? s.number(factorKey) : 1.0;
+        if (rotaryDimKey == null) {
+            theta = s.number(thetaKey);
+            factor = factorKey != null ? s.number(factorKey) : 1.0;
+        }
+        if (!rotaryOf.isEmpty()) {
+            scaling = new Rope.Unscaled(); // each kind of layer's own object scales its rope
+            return;
+        }
         Map<?, ?> scalingObject = nonEmptyMap("rope_scaling");
         Map<?, ?> parameters = nonEmptyMap("rope_parameters");
         if (scalingObject != null && parameters != null && !scalingObject.equals(parameters)) {
@@ -269,6 +437,11 @@ final class ArchitectureBuilder {
         }
         String rotaryKey = scalingObject != null ? "rope_scaling" : "rope_parameters";
         Map<?, ?> rp = scalingObject != null ? scalingObject : parameters != null ? parameters : Map.of();
+        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
+        if (rotaryDimKey != null) {
+            refuseScalingOfFixedRotary(rp, rotaryKey, originalMaxPositions);
+            return;
+        }
         if (rp.containsKey("rope_theta")) {
             theta = ropeParameter(rp, rotaryKey, "rope_theta");
             thetaKey = rotaryKey + ".rope_theta";
@@ -277,8 +450,26 @@ final class ArchitectureBuilder {
             factor = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
             factorKey = rotaryKey + ".partial_rotary_factor";
         }
-        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+    }
+
+    /**
+     * A fixed rotary embedding ({@link #rotaryOnFirst}) takes no base, fraction or scaling from a rotary object: its
+     * modeling file reads none, so any it sets is refused rather than ignored.
+     */
+    private void refuseScalingOfFixedRotary(Map<?, ?> rp, String rotaryKey, Integer originalMaxPositions) {
+        String fixed = "is not read: this family rotates the first " + rotaryDimKey + " features with the fixed base "
+                + theta + " and no scaling";
+        for (String entry : List.of("rope_theta", "partial_rotary_factor")) {
+            if (rp.containsKey(entry)) {
+                throw invalid(rotaryKey + "." + entry, rp.get(entry), fixed);
+            }
+        }
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+        if (!(scaling instanceof Rope.Unscaled)) {
+            throw invalid(rotaryKey + ".rope_type", rp.containsKey("rope_type") ? rp.get("rope_type") : rp.get("type"),
+                    fixed);
+        }
     }
 
     private Map<?, ?> nonEmptyMap(String key) {
@@ -286,6 +477,13 @@ final class ArchitectureBuilder {
     }
 
     private Rope rope(int headDim) {
+        if (rotaryDimKey != null) {
+            int dim = s.integer(rotaryDimKey);
+            if (dim % 2 != 0 || dim > headDim) {
+                throw invalid(rotaryDimKey, dim, "must be even and at most the head dimension " + headDim);
+            }
+            return new Rope(dim, theta, scaling);
+        }
         if (!(factor > 0.0 && factor <= 1.0)) {
             throw invalid(factorKey, factor, "must be in (0, 1]");
         }

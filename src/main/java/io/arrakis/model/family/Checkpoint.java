@@ -166,6 +166,12 @@ public final class Checkpoint {
             return this;
         }
 
+        /** The unembedding's bias {@code [vocab]}, outside the base model ({@code name} is not prefixed). */
+        Builder unembeddingBias(String name, Architecture a) {
+            global.add(CheckpointTensor.stored(name, Slot.UNEMBED_BIAS, a.vocabSize()));
+            return this;
+        }
+
         Checkpoint build() {
             return new Checkpoint(this);
         }

@@ -10,12 +10,17 @@ import java.util.List;
  * {@code [groups, sum of part sizes]} and each part takes its columns of every group, so that {@code [q | k | v]}
  * is one group and GPT-NeoX's per-head {@code [head, q | k | v]} is one group per head.
  *
+ * <p>A checkpoint that stores each expert of a mixture of experts as its own tensor names the expert: the tensor
+ * fills that expert's slice of its slots, which hold every expert's stacked in expert order.
+ *
  * @param shape the shape in the file
  * @param transposed whether loading transposes it ({@code nn.Linear} weights)
  * @param groups how many repetitions of the parts the last dimension holds
  * @param parts the slots filled, with their sizes per group
+ * @param expert the expert whose slice of the slots this tensor fills, or -1 when it fills them whole
  */
-public record CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts) {
+public record CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts,
+        int expert) {
 
     /**
      * A slot and how many columns of each group it takes.
@@ -35,6 +40,11 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
             throw new IllegalStateException(name + ": shape " + Arrays.toString(shape) + " does not hold " + groups
                     + " groups of " + parts);
         }
+    }
+
+    /** A tensor that fills its slots whole. */
+    public CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts) {
+        this(name, shape, transposed, groups, parts, -1);
     }
 
     /** A tensor loaded as stored, into one slot. */
@@ -62,6 +72,11 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
     static CheckpointTensor fusedVector(String name, int groups, Part... parts) {
         long size = groups * Arrays.stream(parts).mapToLong(Part::size).sum();
         return new CheckpointTensor(name, new long[] {size}, false, groups, List.of(parts));
+    }
+
+    /** A tensor loaded as stored whose last dimension holds {@code groups} repetitions of the parts. */
+    static CheckpointTensor interleaved(String name, long[] shape, int groups, Part... parts) {
+        return new CheckpointTensor(name, shape, false, groups, List.of(parts));
     }
 
     static Part part(Slot slot, long size) {
@@ -101,7 +116,12 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
         return parts.get(0).slot().init();
     }
 
+    /** This tensor as expert {@code index}'s slice of its slots. */
+    CheckpointTensor ofExpert(int index) {
+        return new CheckpointTensor(name, shape, transposed, groups, parts, index);
+    }
+
     CheckpointTensor named(String newName) {
-        return new CheckpointTensor(newName, shape, transposed, groups, parts);
+        return new CheckpointTensor(newName, shape, transposed, groups, parts, expert);
     }
 }

@@ -40,12 +40,20 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.DOUBLE, false, dflt, true, false);
     }
 
+    static Key dblOrNull(String name, Double dflt) {
+        return new Key(name, Kind.DOUBLE, true, dflt, true, false);
+    }
+
     static Key posDbl(String name, double dflt) {
         return new Key(name, Kind.DOUBLE, false, dflt, true, true);
     }
 
     static Key bool(String name, boolean dflt) {
         return new Key(name, Kind.BOOL, false, dflt, true, false);
+    }
+
+    static Key boolOrNull(String name, Boolean dflt) {
+        return new Key(name, Kind.BOOL, true, dflt, true, false);
     }
 
     static Key str(String name, String dflt) {

@@ -28,27 +28,41 @@ final class LlamaLayout {
     }
 
     /**
-     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm with a parallel residual
-     * (the MLP reads the attention's normalised input), projection biases as the architecture says.
+     * The layout for an architecture: norm biases with LayerNorm, no post-attention norm where the MLP reads the
+     * attention's normalised input ({@link Architecture#sharedNorm()}), projection biases as the architecture says,
+     * the norms of sublayer inputs and outputs as {@link Architecture#inputNorms()} and
+     * {@link Architecture#outputNorms()} say; {@code attentionNorms} (query and key norms) follow the q/k/v
+     * projections.
      */
-    static Checkpoint checkpoint(Architecture a) {
+    static Checkpoint checkpoint(Architecture a, CheckpointTensor... attentionNorms) {
+        return checkpoint(a, a.norm() == Norm.LAYER_NORM, attentionNorms);
+    }
+
+    /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
+    static Checkpoint checkpoint(Architecture a, boolean normBias, CheckpointTensor... attentionNorms) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
         long mlp = a.dMlp();
-        boolean normBias = a.norm() == Norm.LAYER_NORM;
+        // Llama's post_attention_layernorm is the MLP's input norm; with output norms (gemma2, olmo2) it normalises
+        // the attention's output, and the MLP's input norm is pre_feedforward_layernorm
+        boolean preMlpNorm = !a.sharedNorm() && !a.outputNorms();
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layer(stored("input_layernorm.weight", LN1_W, d))
-                .layerIf(normBias, stored("input_layernorm.bias", LN1_B, d))
+                .layerIf(a.inputNorms(), stored("input_layernorm.weight", LN1_W, d))
+                .layerIf(a.inputNorms() && normBias, stored("input_layernorm.bias", LN1_B, d))
                 .layer(linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
                         linear("self_attn.v_proj.weight", WV, kv, d))
                 .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
                         stored("self_attn.v_proj.bias", BV, kv))
+                .layer(attentionNorms)
                 .layer(linear("self_attn.o_proj.weight", WO, d, q))
                 .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layerIf(!a.parallelResidual(), stored("post_attention_layernorm.weight", LN2_W, d))
-                .layerIf(!a.parallelResidual() && normBias, stored("post_attention_layernorm.bias", LN2_B, d))
+                .layerIf(preMlpNorm, stored("post_attention_layernorm.weight", LN2_W, d))
+                .layerIf(preMlpNorm && normBias, stored("post_attention_layernorm.bias", LN2_B, d))
+                .layerIf(a.outputNorms(), stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d))
+                .layerIf(a.outputNorms() && a.inputNorms(), stored("pre_feedforward_layernorm.weight", LN2_W, d))
+                .layerIf(a.outputNorms(), stored("post_feedforward_layernorm.weight", MLP_OUT_NORM_W, d))
                 .layer(linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
                         linear("mlp.down_proj.weight", W_OUT, d, mlp))
                 .layerIf(a.mlpBias(), stored("mlp.gate_proj.bias", B_GATE, mlp), stored("mlp.up_proj.bias", B_IN, mlp),

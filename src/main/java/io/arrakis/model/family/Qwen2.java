@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.describe;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
@@ -56,19 +55,16 @@ final class Qwen2 extends ModelFamily {
                 .build();
     }
 
-    private static List<LayerAttention> slidingLayers(Settings s, int layers, boolean windowOn) {
+    /**
+     * Per layer, sliding where the window is on and {@code layer_types} marks the layer {@code "sliding_attention"}
+     * or, without it, from {@code max_window_layers} on (qwen2 and qwen3).
+     */
+    static List<LayerAttention> slidingLayers(Settings s, int layers, boolean windowOn) {
+        List<LayerAttention> types = LayerTypes.read(s, layers);
         List<LayerAttention> perLayer = new ArrayList<>(layers);
-        List<?> types = s.listOrNull("layer_types");
         if (types != null) {
-            if (types.size() != layers) {
-                throw invalid("layer_types", types, "has " + types.size() + " entries but num_hidden_layers = " + layers);
-            }
-            for (Object t : types) {
-                if (!"full_attention".equals(t) && !"sliding_attention".equals(t)) {
-                    throw invalid("layer_types", types,
-                            "entries must be \"full_attention\" or \"sliding_attention\", got " + describe(t));
-                }
-                perLayer.add(windowOn && "sliding_attention".equals(t) ? LayerAttention.SLIDING : LayerAttention.FULL);
+            for (LayerAttention t : types) {
+                perLayer.add(windowOn ? t : LayerAttention.FULL);
             }
         } else {
             int maxWindowLayers = s.integer("max_window_layers");

@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -11,6 +12,13 @@ final class Settings {
 
     Settings(Map<String, Object> raw) {
         this.raw = raw;
+    }
+
+    /** These settings with {@code key} set, for a value the configuration class fills in after its arguments. */
+    Settings with(String key, Object value) {
+        Map<String, Object> copy = new LinkedHashMap<>(raw);
+        copy.put(key, value);
+        return new Settings(copy);
     }
 
     boolean has(String key) {

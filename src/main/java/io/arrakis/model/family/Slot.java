@@ -2,7 +2,8 @@ package io.arrakis.model.family;
 
 /**
  * The places of a model's weights that checkpoint tensors fill, in the layout the forward pass multiplies with
- * ({@code x @ W}); the names follow {@code io.arrakis.model.Weights}.
+ * ({@code x @ W}); the names follow {@code io.arrakis.model.Weights}. In a mixture of experts the MLP slots
+ * ({@code W_IN}, {@code W_GATE}, {@code W_OUT} and their biases) hold every expert's, with a leading expert dimension.
  */
 public enum Slot {
     EMBED(false, Init.NORMAL), POS_EMBED(false, Init.NORMAL), LNF_W(false, Init.NORM), LNF_B(false, Init.ZERO),
@@ -11,7 +12,21 @@ public enum Slot {
     WQ(true, Init.NORMAL), BQ(true, Init.ZERO), WK(true, Init.NORMAL), BK(true, Init.ZERO),
     WV(true, Init.NORMAL), BV(true, Init.ZERO), WO(true, Init.NORMAL), BO(true, Init.ZERO),
     W_IN(true, Init.NORMAL), B_IN(true, Init.ZERO), W_GATE(true, Init.NORMAL), B_GATE(true, Init.ZERO),
-    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO);
+    W_OUT(true, Init.NORMAL), B_OUT(true, Init.ZERO),
+    /** The weight of the queries' norm ({@link Architecture.QkNorm}) */
+    Q_NORM(true, Init.NORM),
+    /** The weight of the keys' norm, as {@link #Q_NORM} */
+    K_NORM(true, Init.NORM),
+    /** The weight of the norm of the attention's output before the residual sum ({@link Architecture#outputNorms()}) */
+    ATTN_OUT_NORM_W(true, Init.NORM),
+    /** The weight of the norm of the MLP's output before the residual sum */
+    MLP_OUT_NORM_W(true, Init.NORM),
+    /** a mixture of experts' router {@code [d_model, experts]} */
+    W_ROUTER(true, Init.NORMAL),
+    /** the router's bias {@code [experts]}; gpt-oss draws it like a weight */
+    B_ROUTER(true, Init.NORMAL),
+    /** a learned sink logit per head {@code [heads]} (gpt-oss) */
+    SINKS(true, Init.NORMAL);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {

@@ -43,7 +43,7 @@ final class StableLm extends ModelFamily {
         }
         return LlamaLayout.standardKeys(s).norm(Norm.LAYER_NORM, "layer_norm_eps")
                 .rotary("rope_theta", "partial_rotary_factor").parallelResidual(s.bool("use_parallel_residual"))
-                .biases(s.bool("use_qkv_bias"), false, false)
+                .sharedNorm(s.bool("use_parallel_residual")).biases(s.bool("use_qkv_bias"), false, false)
                 .build();
     }
 

@@ -1,0 +1,57 @@
+package io.arrakis.model.family;
+
+import io.arrakis.model.family.Architecture.Norm;
+
+import java.util.List;
+import java.util.Map;
+
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.pos;
+import static io.arrakis.model.family.Key.posDbl;
+import static io.arrakis.model.family.Key.posOrNull;
+import static io.arrakis.model.family.Key.ropeParameters;
+import static io.arrakis.model.family.Key.str;
+import static io.arrakis.model.family.Key.tok;
+
+/**
+ * Cohere Command-R ({@code transformers/models/cohere}): Llama's projections and gated MLP, attention and MLP in
+ * parallel on one LayerNorm without bias ({@code input_layernorm}), rotary embeddings in the interleaved
+ * ({@code rotate_every_two}) convention, and logits multiplied by {@code logit_scale}. {@code use_qk_norm}
+ * (Command-R+'s LayerNorms on queries and keys) is not implemented.
+ */
+final class Cohere extends ModelFamily {
+
+    Cohere() {
+        super("cohere", "cohere", Keys.of(List.of(
+                pos("vocab_size", 256000), pos("hidden_size", 8192), pos("intermediate_size", 22528),
+                dbl("logit_scale", 0.0625), pos("num_hidden_layers", 40), pos("num_attention_heads", 64),
+                posOrNull("num_key_value_heads", null), str("hidden_act", "silu"),
+                pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("layer_norm_eps", 1e-5),
+                bool("use_cache", true), tok("pad_token_id", 0), tok("bos_token_id", 5), tok("eos_token_id", 255001),
+                bool("tie_word_embeddings", true), posDbl("rope_theta", 500000.0), mapOrNull("rope_scaling"),
+                bool("attention_bias", false), dbl("attention_dropout", 0.0), bool("use_qk_norm", false),
+                optionalHeadDim(), ropeParameters()),
+                Map.of()));
+    }
+
+    @Override
+    Architecture architecture(Settings s) {
+        if (s.bool("use_qk_norm")) {
+            throw invalid("use_qk_norm", true, "is not supported (per-head LayerNorms on queries and keys)");
+        }
+        boolean attentionBias = s.bool("attention_bias");
+        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
+                .rotary("rope_theta", null).rotaryInterleaved().parallelResidual(true).sharedNorm(true)
+                .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"))
+                .build();
+    }
+
+    @Override
+    public Checkpoint checkpoint(Architecture a) {
+        return LlamaLayout.checkpoint(a, false);
+    }
+}

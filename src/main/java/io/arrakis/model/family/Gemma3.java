@@ -1,0 +1,98 @@
+package io.arrakis.model.family;
+
+import io.arrakis.model.family.Architecture.LayerAttention;
+import io.arrakis.model.family.Architecture.QkNorm;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static io.arrakis.model.family.CheckpointTensor.stored;
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.boolOrNull;
+import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.dblOrNull;
+import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.pos;
+import static io.arrakis.model.family.Key.posDbl;
+import static io.arrakis.model.family.Key.posOrNull;
+import static io.arrakis.model.family.Key.ropeParameters;
+import static io.arrakis.model.family.Key.str;
+import static io.arrakis.model.family.Key.tok;
+
+/**
+ * Gemma 3's text model ({@code transformers/models/gemma3}, {@code Gemma3TextConfig}, {@code model_type}
+ * {@code gemma3_text}): Gemma 2's blocks (norms before and after attention and MLP, attention scalar, optional
+ * soft-capping, sliding layers) with a {@code (1 + w)} RMSNorm on each query and key head ({@code q_norm},
+ * {@code k_norm}) before the rotary embedding, and a rotary base per kind of layer: {@code transformers} 5 writes
+ * {@code rope_parameters} as one object per layer type ({@code full_attention}, {@code sliding_attention}), each
+ * with its {@code rope_type}; older files give {@code rope_theta} (full layers), {@code rope_local_base_freq}
+ * (sliding layers) and {@code rope_scaling} (full layers, merged into the full layers' object as
+ * {@code Gemma3TextConfig.convert_rope_params_to_dict} does). Without {@code layer_types}, every
+ * {@code sliding_window_pattern}-th layer is full, the others sliding.
+ *
+ * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
+ * files on the Hub still carry in place of {@code rope_parameters}.
+ */
+final class Gemma3 extends ModelFamily {
+    private static final Set<String> LAYER_TYPES = Set.of("full_attention", "sliding_attention");
+
+    Gemma3() {
+        super("gemma3", "gemma3_text", Keys.of(List.of(
+                pos("vocab_size", 262_208), pos("hidden_size", 2304), pos("intermediate_size", 9216),
+                pos("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
+                pos("head_dim", 256), str("hidden_activation", "gelu_pytorch_tanh"),
+                pos("max_position_embeddings", 131_072), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
+                bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),
+                bool("tie_word_embeddings", true), posDbl("rope_theta", 1_000_000.0),
+                posDbl("rope_local_base_freq", 10_000.0), mapOrNull("rope_scaling"), bool("attention_bias", false),
+                dbl("attention_dropout", 0.0), posDbl("query_pre_attn_scalar", 256), posOrNull("sliding_window", 4096),
+                listOrNull("layer_types"), pos("sliding_window_pattern", 6), dblOrNull("final_logit_softcapping", null),
+                dblOrNull("attn_logit_softcapping", null), boolOrNull("use_bidirectional_attention", false),
+                ropeParameters()),
+                Map.of()));
+    }
+
+    @Override
+    Architecture architecture(Settings s) {
+        if (s.has("text_config")) {
+            throw invalid("text_config", s.get("text_config"), "belongs to Gemma3ForConditionalGeneration's config"
+                    + " (model_type gemma3); only the text model's config (model_type gemma3_text) is supported");
+        }
+        Map<?, ?> rp = s.mapOrNull("rope_parameters");
+        if (rp != null && !LAYER_TYPES.containsAll(rp.keySet())) {
+            throw invalid("rope_parameters", rp, "must hold one object per layer type (full_attention,"
+                    + " sliding_attention) for gemma3");
+        }
+        Map<?, ?> scaling = s.mapOrNull("rope_scaling");
+        Map<Object, Object> full = new LinkedHashMap<>(layerTypeObject(rp, "full_attention"));
+        if (scaling != null) {
+            full.putAll(scaling);
+        }
+        return Gemma2.gemma2Layout(s, s.integer("sliding_window_pattern")).qkNorm(QkNorm.PER_HEAD)
+                .rotary("rope_theta", null)
+                .rotaryOf(LayerAttention.FULL, scaling != null ? "rope_scaling" : "rope_parameters.full_attention",
+                        full, "rope_theta")
+                .rotaryOf(LayerAttention.SLIDING, "rope_parameters.sliding_attention",
+                        layerTypeObject(rp, "sliding_attention"), "rope_local_base_freq")
+                .build();
+    }
+
+    /** The rotary object of one layer type in {@code rope_parameters}; empty when there is none. */
+    private static Map<?, ?> layerTypeObject(Map<?, ?> rp, String layerType) {
+        Object entry = rp == null ? null : rp.get(layerType);
+        if (entry != null && !(entry instanceof Map<?, ?>)) {
+            throw invalid("rope_parameters." + layerType, entry, "must be a JSON object");
+        }
+        return entry == null ? Map.of() : (Map<?, ?>) entry;
+    }
+
+    @Override
+    public Checkpoint checkpoint(Architecture a) {
+        return LlamaLayout.checkpoint(a, stored("self_attn.q_norm.weight", Slot.Q_NORM, a.dHead()),
+                stored("self_attn.k_norm.weight", Slot.K_NORM, a.dHead()));
+    }
+}

@@ -1,0 +1,40 @@
+package io.arrakis.model.family;
+
+/**
+ * A sparse mixture-of-experts MLP in place of the dense one: a linear router gives each token one logit per expert,
+ * the token goes to the {@code topK} experts with the highest logits, and the MLP's output for it is the sum of
+ * those experts' outputs, each multiplied by its routing weight. An expert is a gated MLP.
+ *
+ * @param experts how many experts each layer has ({@code num_local_experts})
+ * @param topK how many experts each token goes to ({@code num_experts_per_tok}), at most {@code experts}
+ * @param routing how the routing weights follow from the router's logits
+ * @param clampedSwiglu gpt-oss's expert activation, or null for the family's gated activation
+ *     {@code act(gate) * up}
+ */
+public record MixtureOfExperts(int experts, int topK, Routing routing, ClampedSwiglu clampedSwiglu) {
+
+    /** How the routing weights of a token's chosen experts are computed. */
+    public enum Routing {
+        /**
+         * Mixtral: the softmax over all experts' logits in float32, its {@code topK} largest values, divided by their
+         * sum (so the weights are float32 whatever the model's dtype).
+         */
+        SOFTMAX_THEN_TOP_K,
+        /** gpt-oss: the softmax over the {@code topK} largest logits only, in the logits' dtype. */
+        TOP_K_THEN_SOFTMAX
+    }
+
+    /**
+     * gpt-oss's expert activation: with {@code gate} clamped to at most {@code limit} and {@code up} to
+     * {@code [-limit, limit]}, {@code (up + 1) * gate * sigmoid(alpha * gate)}.
+     */
+    public record ClampedSwiglu(double alpha, double limit) {
+    }
+
+    public MixtureOfExperts {
+        if (experts < 1 || topK < 1 || topK > experts) {
+            throw new IllegalArgumentException("a mixture of experts needs 1 <= topK <= experts, got topK " + topK
+                    + " of " + experts);
+        }
+    }
+}
