@@ -21,8 +21,9 @@ import java.util.Optional;
  * glibc makes up to 8 arenas per core: a service whose pool replaces threads (a web server, a Spark executor) grows
  * by the working set of every thread it has let go. Two settings bound it without slowing the threads that work:
  * <ul>
- *   <li>at most one arena per core ({@code mallopt(M_ARENA_MAX)}), so the memory arenas keep is bounded by the
- *       cores, not by the threads there have been;</li>
+ *   <li>at most one arena per core, at least 2 ({@code mallopt(M_ARENA_MAX)}), so the memory arenas keep is bounded
+ *       by the cores, not by the threads there have been (glibc fixes its limit when the ninth arena is made, so
+ *       arenas the JVM's own threads made before libtorch loaded still count, and stay);</li>
  *   <li>when a thread that used libtorch has ended, a daemon thread hands the free memory of every arena back to the
  *       system ({@code malloc_trim(0)}), twice: at once, and again shortly after, for tensors of that thread that the
  *       garbage collector's backstop frees later.</li>
