@@ -28,7 +28,6 @@ class NativeHeapTest {
         String expected = "default".equals(choice) ? "keeps glibc's own malloc settings" : TRIMMING;
         assertTrue(LibTorch.load().nativeHeap().contains(expected), LibTorch.load().toString());
         assertTrue(LibTorch.load().toString().contains("; native heap: "), LibTorch.load().toString());
-        assertEquals(!"default".equals(choice), NativeHeap.trim(), "malloc_trim is called where the policy applies");
     }
 
     @Test
