@@ -254,6 +254,7 @@ def python_figures(python, threads, tl_layers, quick, skip_reason):
     if skip_reason:
         return {n: Figure(missing=skip_reason) for n in names}, {}
     out_path = os.path.join(BENCH_DIR, "python.json")
+    os.makedirs(BENCH_DIR, exist_ok=True)
 
     def attempt():
         with open(out_path, "w") as out:
