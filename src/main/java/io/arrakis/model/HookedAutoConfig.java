@@ -41,8 +41,8 @@ import java.util.OptionalInt;
  *   <li>A family's keys and their defaults are {@code HookedAutoConfig.of(family).raw()}: the keyword defaults of
  *       the family's configuration class's {@code __init__} in Hugging Face {@code transformers} <b>v4.57.6</b> (the
  *       last 4.x release, whose files still use the {@code config.json} key names found on the Hub), plus
- *       {@code tie_word_embeddings} where the class inherits it from {@code PretrainedConfig}; granite, starcoder2,
- *       phi, gpt-j, falcon and cohere follow the fields of their 5.17 classes, with the 4.x rotary keys
+ *       {@code tie_word_embeddings} where the class inherits it from {@code PretrainedConfig} (the first nine
+ *       families); the later ones follow the fields of their 5.17 classes, with the 4.x rotary keys
  *       ({@code rope_theta}, {@code rope_scaling}, {@code partial_rotary_factor}) that 5.x still reads. Each family's
  *       class in {@code io.arrakis.model.family} holds that table, the source it was read from, and how the modeling
  *       file uses the keys.</li>
