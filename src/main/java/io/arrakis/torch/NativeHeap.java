@@ -123,7 +123,8 @@ final class NativeHeap {
     }
 
     private static Boolean register() {
-        if (mallocTrim != null) {
+        // malloc arenas belong to OS threads: a virtual thread's end frees none (its carrier lives on)
+        if (mallocTrim != null && !Thread.currentThread().isVirtual()) {
             synchronized (THREADS) {
                 THREADS.add(new WeakReference<>(Thread.currentThread()));
             }
