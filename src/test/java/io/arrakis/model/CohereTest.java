@@ -54,16 +54,7 @@ class CohereTest {
             for (int i = 0; i < x.length; i++) {
                 x[i] = Math.cos(1.3 * i - 0.2);
             }
-            double[] expected = new double[x.length];
-            for (int p = 0; p < pos; p++) {
-                for (int i = 0; i < dHead / 2; i++) {
-                    double angle = p * Math.pow(theta, -2.0 * i / dHead);
-                    double a = x[p * dHead + 2 * i];
-                    double b = x[p * dHead + 2 * i + 1];
-                    expected[p * dHead + 2 * i] = a * Math.cos(angle) - b * Math.sin(angle);
-                    expected[p * dHead + 2 * i + 1] = b * Math.cos(angle) + a * Math.sin(angle);
-                }
-            }
+            double[] expected = InterleavedRotation.of(x, pos, dHead, dHead, theta);
             double[] actual = model.rotate(0, Tensor.of(x, 1, pos, 1, dHead)).toDoubleArray();
             for (int i = 0; i < x.length; i++) {
                 assertEquals(expected[i], actual[i], 1e-6, "feature " + i % dHead + " at position " + i / dHead);

@@ -3,6 +3,8 @@ package io.arrakis.model;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Families;
 import io.arrakis.model.family.ModelFamily;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -34,6 +36,13 @@ public final class Fixtures {
 
     public static Path dir(String name) {
         return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name));
+    }
+
+    /** The {@code input_ids} of a Hugging Face fixture's {@code reference.safetensors}; the caller owns the tensor. */
+    public static Tensor referenceInputIds(Path fixture) {
+        try (SafeTensorsFile reference = SafeTensorsFile.open(fixture.resolve("reference.safetensors"))) {
+            return reference.tensor("input_ids").copy();
+        }
     }
 
     /** A tokenizer of {@code shared/fixtures-hf-more/tokenizers}: {@code tokenizer.json} and {@code expected.json}. */

@@ -64,16 +64,7 @@ class GptJTest {
             for (int i = 0; i < x.length; i++) {
                 x[i] = Math.sin(0.7 * i + 0.3);
             }
-            double[] expected = x.clone();
-            for (int p = 0; p < pos; p++) {
-                for (int i = 0; i < rotaryDim / 2; i++) {
-                    double angle = p * Math.pow(10000, -2.0 * i / rotaryDim);
-                    double a = x[p * dHead + 2 * i];
-                    double b = x[p * dHead + 2 * i + 1];
-                    expected[p * dHead + 2 * i] = a * Math.cos(angle) - b * Math.sin(angle);
-                    expected[p * dHead + 2 * i + 1] = b * Math.cos(angle) + a * Math.sin(angle);
-                }
-            }
+            double[] expected = InterleavedRotation.of(x, pos, dHead, rotaryDim, 10000);
             double[] actual = model.rotate(0, Tensor.of(x, 1, pos, 1, dHead)).toDoubleArray();
             for (int i = 0; i < x.length; i++) {
                 assertEquals(expected[i], actual[i], 1e-6, "feature " + i % dHead + " at position " + i / dHead);

@@ -32,19 +32,13 @@ class GptOssTest {
         return Fixtures.huggingFace("gpt_oss");
     }
 
-    private static Tensor inputIds(Path dir) {
-        try (SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"))) {
-            return reference.tensor("input_ids").copy();
-        }
-    }
-
     /** Each pattern entry is exp(score) / (sum of exp(score) over visible keys + exp(sink of the head)). */
     @Test
     void theSinkTakesItsShareOfEveryRowOfThePattern() {
         Path dir = gptOss();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             ModelOutput out = model.forward(inputIds(dir))) {
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             assertTrue(model.config().attentionSinks());
             for (int layer = 0; layer < 2; layer++) {
                 float[] sinks = weights.tensor("model.layers." + layer + ".self_attn.sinks").toFloatArray();
@@ -75,7 +69,7 @@ class GptOssTest {
     void gptOssRoutesEachTokenBySoftmaxOverItsTopLogits() {
         Path dir = gptOss();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
-             ModelOutput out = model.forward(inputIds(dir))) {
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             for (int layer = 0; layer < 2; layer++) {
                 String b = "blocks." + layer + ".mlp.";
                 float[] l = out.cache().get(b + "hook_router_logits").toFloatArray();
@@ -110,7 +104,7 @@ class GptOssTest {
         Path dir = gptOss();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             ModelOutput out = model.forward(inputIds(dir))) {
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             String p = "model.layers.0.";
             Tensor x = out.cache().get("blocks.0.hook_resid_mid")
                     .rmsNorm(weights.tensor(p + "post_attention_layernorm.weight"), model.config().normEps())
@@ -154,7 +148,7 @@ class GptOssTest {
             return Tensor.of(name.endsWith("hook_pre") ? v : reversed(v), a.shape());
         };
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
-             ModelOutput out = model.runWithHooks(inputIds(dir), CacheSpec.all(), HookedAutoModel.HookSpec.matching(
+             ModelOutput out = model.runWithHooks(Fixtures.referenceInputIds(dir), CacheSpec.all(), HookedAutoModel.HookSpec.matching(
                      n -> n.matches("blocks\\.1\\.mlp\\.experts\\.\\d\\.hook_pre(_linear)?"), ramp))) {
             int checked = 0;
             for (int e = 0; e < 4; e++) {

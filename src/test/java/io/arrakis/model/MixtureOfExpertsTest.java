@@ -26,17 +26,11 @@ class MixtureOfExpertsTest {
         return Fixtures.huggingFace("mixtral");
     }
 
-    private static Tensor inputIds(Path dir) {
-        try (SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"))) {
-            return reference.tensor("input_ids").copy();
-        }
-    }
-
     @Test
     void mixtralRoutesEachTokenToTheTopTwoOfTheSoftmaxRenormalised() {
         Path dir = mixtral();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
-             ModelOutput out = model.forward(inputIds(dir))) {
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             for (int layer = 0; layer < 2; layer++) {
                 String b = "blocks." + layer + ".mlp.";
                 Tensor logits = out.cache().get(b + "hook_router_logits");
@@ -83,7 +77,7 @@ class MixtureOfExpertsTest {
         Path dir = mixtral();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             ModelOutput out = model.forward(inputIds(dir))) {
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             String p = "model.layers.1.";
             Tensor x = out.cache().get("blocks.1.hook_resid_mid")
                     .rmsNorm(weights.tensor(p + "post_attention_layernorm.weight"), model.config().normEps())
@@ -130,7 +124,7 @@ class MixtureOfExpertsTest {
              SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"))) {
             Hook firstTwo = (indices, name) -> Tensor.of(new long[] {0, 1}, 1, 1, 2).expand(indices.shape()).contiguous();
             Hook allOnFirst = (w, name) -> Tensor.of(new float[] {1, 0}, 1, 1, 2).expand(w.shape()).contiguous();
-            try (ModelOutput out = model.runWithHooks(inputIds(dir), CacheSpec.all(),
+            try (ModelOutput out = model.runWithHooks(Fixtures.referenceInputIds(dir), CacheSpec.all(),
                     HookedAutoModel.HookSpec.at("blocks.0.mlp.hook_expert_indices", firstTwo),
                     HookedAutoModel.HookSpec.at("blocks.0.mlp.hook_expert_weights", allOnFirst))) {
                 String p = "model.layers.0.";
@@ -147,7 +141,7 @@ class MixtureOfExpertsTest {
             }
             Hook outOfRange = (indices, name) -> Tensor.full(indices.shape(), 4, DType.INT64, indices.device());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.runWithHooks(
-                    inputIds(dir), HookedAutoModel.HookSpec.at("blocks.1.mlp.hook_expert_indices", outOfRange)));
+                    Fixtures.referenceInputIds(dir), HookedAutoModel.HookSpec.at("blocks.1.mlp.hook_expert_indices", outOfRange)));
             assertTrue(e.getMessage().contains("blocks.1.mlp.hook_expert_indices holds expert 4"), e.getMessage());
         }
     }
