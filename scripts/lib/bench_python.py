@@ -5,7 +5,8 @@ Same checkpoint as the JVM implementations (target/bench/gpt2s, written by io.ar
 thread count (--threads, torch.set_num_threads). Each figure is the median of several timed runs.
 
 Workloads: op_mul_2x2 and op_matmul_64 (us per call), gpt2s_forward_f32 / _bf16 (ms, GPT-2 written as Hugging Face's
-GPT2Model computes it, under torch.no_grad; the float32 logits are checked against ours), and
+GPT2Model computes it, under torch.no_grad; the float32 logits are checked against ours), gpt2_tiny_forward (us, the
+same code on the tiny checkpoint: 2 layers, d_model 128, 4 heads, 32 tokens, float32), and
 composition_all_pairs_q_tl_algorithm (ms): all-pairs Q-composition scores as TransformerLens computes them
 (HookedTransformer.all_composition_scores -> utils.composition_scores on FactoredMatrix: broadcast, collapse, and
 Frobenius norms from SVDs), done for the first --tl-sender-layers sender layers (memory: TransformerLens materialises
@@ -160,29 +161,43 @@ def main():
         rows["op_matmul_64"] = per_call_us(lambda: a64 @ b64, 2000 if quick else 10000, 5 if quick else 10)
         log(f"python: ops done, mul {rows['op_mul_2x2']:.2f} us, matmul64 {rows['op_matmul_64']:.2f} us")
 
-        gdir = os.path.join(args.dir, "gpt2s")
-        config = json.load(open(os.path.join(gdir, "config.json")))
-        weights = load_safetensors(os.path.join(gdir, "model.safetensors"))
-        ids = torch.tensor([[int(i) for i in open(os.path.join(gdir, "ids.txt")).read().strip().split(",")]])
-        t = ids.shape[1]
-        ours = torch.frombuffer(bytearray(open(os.path.join(gdir, "logits.f32"), "rb").read()), dtype=torch.float32).reshape(2, -1)
+        def checkpoint(name):
+            d = os.path.join(args.dir, name)
+            ids = torch.tensor([[int(i) for i in open(os.path.join(d, "ids.txt")).read().strip().split(",")]])
+            ours = torch.frombuffer(bytearray(open(os.path.join(d, "logits.f32"), "rb").read()), dtype=torch.float32)
+            return (json.load(open(os.path.join(d, "config.json"))), load_safetensors(os.path.join(d, "model.safetensors")),
+                    ids, ours.reshape(2, -1))
+
+        def matches(model, ids, ours, what):
+            t = ids.shape[1]
+            logits = model(ids).float()
+            diff = (torch.stack([logits[0, 0], logits[0, t - 1]]) - ours).abs().max().item()
+            ok = diff <= 1e-3 * max(1.0, ours.abs().max().item())
+            log(f"python: {what} logits vs ours: max |diff| {diff:.3g}: {'match' if ok else 'MISMATCH'}")
+            return ok
+
+        config, weights, ids, ours = checkpoint("gpt2s")
         for dtype, name in ((torch.float32, "gpt2s_forward_f32"), (torch.bfloat16, "gpt2s_forward_bf16")):
             model = Gpt2(weights, config, dtype)
-            logits = model(ids).float()
-            mine = torch.stack([logits[0, 0], logits[0, t - 1]])
-            diff = (mine - ours).abs().max().item()
-            scale = ours.abs().max().item()
             if dtype == torch.float32:
-                ok = diff <= 1e-3 * max(1.0, scale)
-                log(f"python: GPT-2 logits vs ours: max |diff| {diff:.3g}: {'match' if ok else 'MISMATCH'}")
-                if not ok:
+                if not matches(model, ids, ours, "GPT-2"):
                     rows[name] = None
                     continue
             else:
-                log(f"python: bfloat16 logits vs ours (float32): max |diff| {diff:.3g} of {scale:.3g}")
+                logits = model(ids).float()
+                diff = (torch.stack([logits[0, 0], logits[0, ids.shape[1] - 1]]) - ours).abs().max().item()
+                log(f"python: bfloat16 logits vs ours (float32): max |diff| {diff:.3g} of {ours.abs().max().item():.3g}")
             rows[name] = median_ms(lambda: model(ids), 2 if quick else 5, 5 if quick else 15)
             log(f"python: {name} {rows[name]:.1f} ms")
             del model
+
+        tiny_config, tiny_weights, tiny_ids, tiny_ours = checkpoint("tiny")
+        tiny = Gpt2(tiny_weights, tiny_config, torch.float32)
+        if matches(tiny, tiny_ids, tiny_ours, "tiny GPT-2"):
+            runs = 200
+            rows["gpt2_tiny_forward"] = statistics.median(
+                median_ms(lambda: [tiny(tiny_ids) for _ in range(runs)], 1, 1) * 1e3 / runs for _ in range(5 if quick else 15))
+            log(f"python: gpt2_tiny_forward {rows['gpt2_tiny_forward']:.0f} us")
 
         L, H, d, dh = config["n_layer"], config["n_head"], config["n_embd"], config["n_embd"] // config["n_head"]
         W_Q, W_K, W_V, W_O = [], [], [], []

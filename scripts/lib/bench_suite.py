@@ -249,7 +249,7 @@ def measure_jmh(cells, batches, run):
 
 def python_figures(python, threads, tl_layers, quick, skip_reason):
     """{workload: Figure} of bench_python.py's workloads, its run made once more if the process died."""
-    names = ("op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16",
+    names = ("op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16", "gpt2_tiny_forward",
              "composition_all_pairs_q_tl_algorithm")
     if skip_reason:
         return {n: Figure(missing=skip_reason) for n in names}, {}
@@ -393,6 +393,9 @@ def main():
                                           python=Py("gpt2s_forward_bf16"),
                                           javacpp=jmh(J + "Forward.forward", dtype="bfloat16"),
                                           reference=jmh(S + "OursForward.matmulsAlone", dtype="bfloat16"))),
+        ("gpt2_tiny_forward", "us", dict(ours=jmh(S + "OursTinyForward.noCache"), python=Py("gpt2_tiny_forward"),
+                                         javacpp=jmh(J + "TinyForward.forward"),
+                                         djl=jmh(D + "TinyForward.forward"))),
         ("gpt2s_forward_f32_cache", "ms", dict(ours=jmh(S + "OursForwardCache.fullCache"),
                                                reference=forward_products)),
         ("composition_all_pairs_q", "ms", dict(ours=jmh(S + "OursComposition.allPairsQ", dtype="float32"),
@@ -450,6 +453,9 @@ def main():
     targets = [
         target("op_mul_2x2 ours/python", quotient(cell("op_mul_2x2", "ours"), cell("op_mul_2x2", "python")), "<=", 1.0, "per-op 2x2 mul vs Python eager"),
         target("op_mul_2x2 ours/javacpp", quotient(cell("op_mul_2x2", "ours"), cell("op_mul_2x2", "javacpp")), "<=", 1.0, "per-op 2x2 mul vs JavaCPP"),
+        target("gpt2_tiny_forward ours/python", quotient(cell("gpt2_tiny_forward", "ours"), cell("gpt2_tiny_forward", "python")), "<=", 0.5, "tiny GPT-2 forward vs Python eager"),
+        target("gpt2_tiny_forward ours/javacpp", quotient(cell("gpt2_tiny_forward", "ours"), cell("gpt2_tiny_forward", "javacpp")), "<=", 0.5, "tiny GPT-2 forward vs JavaCPP"),
+        target("gpt2s_forward_f32 ours/python", quotient(cell(fwd, "ours"), cell(fwd, "python")), "<=", 0.95, "GPT-2-small forward vs Python eager"),
         target("gpt2s_forward_f32 ours/javacpp", quotient(cell(fwd, "ours"), cell(fwd, "javacpp")), "<=", 1.0, "GPT-2-small forward vs JavaCPP"),
         target("gpt2s_forward_f32 ours/matmuls", quotient(cell(fwd, "ours"), cell(fwd, "reference")), "<=", 1.1, "forward vs its matrix products alone"),
         target("cache/no cache", quotient(cell("gpt2s_forward_f32_cache", "ours"), cell(fwd, "ours")), "<=", 1.05, "full cache vs no cache"),

@@ -139,7 +139,7 @@ class TableTest(unittest.TestCase):
 class PythonColumnTest(unittest.TestCase):
     def test_a_skipped_python_column_gives_every_python_cell_the_reason(self):
         figures, python = bench_suite.python_figures("/usr/bin/python3", 2, 1, True, "not installed")
-        self.assertEqual({"op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16",
+        self.assertEqual({"op_mul_2x2", "op_matmul_64", "gpt2s_forward_f32", "gpt2s_forward_bf16", "gpt2_tiny_forward",
                           "composition_all_pairs_q_tl_algorithm"}, set(figures))
         self.assertTrue(all(f.value is None and f.missing == "not installed" for f in figures.values()))
         self.assertEqual({}, python)

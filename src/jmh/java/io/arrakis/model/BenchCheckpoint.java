@@ -24,8 +24,8 @@ import java.util.Map;
  *       weights (seed 0, Hugging Face's initialisation), as {@code config.json} + {@code model.safetensors};
  *       {@code ids.txt}: the 128 input ids every forward benchmark uses; {@code logits.f32}: our float32 logits at
  *       the first and last position ({@code [2, vocab]}, little-endian), which the peers check theirs against;</li>
- *   <li>{@code DIR/tiny}: a small GPT-2 (2 layers, d_model 128, 4 heads, vocab 1000) for the start-up and thread
- *       throughput benchmarks, with {@code ids.txt} (32 ids).</li>
+ *   <li>{@code DIR/tiny}: a small GPT-2 (2 layers, d_model 128, 4 heads, vocab 1000) for the start-up, thread
+ *       throughput and {@code gpt2_tiny_forward} benchmarks, with {@code ids.txt} (32 ids) and {@code logits.f32}.</li>
  * </ul>
  *
  * Usage: {@code BenchCheckpoint DIR} (does nothing for a checkpoint that is already there).
@@ -49,7 +49,7 @@ public final class BenchCheckpoint {
     public static void main(String[] args) throws IOException {
         Path dir = Path.of(args.length > 0 ? args[0] : "target/bench");
         write(dir.resolve("gpt2s"), gpt2Small(), SEQ, true);
-        write(dir.resolve("tiny"), tiny(), TINY_SEQ, false);
+        write(dir.resolve("tiny"), tiny(), TINY_SEQ, true);
     }
 
     static void write(Path dir, HookedAutoConfig config, int seq, boolean logits) throws IOException {

@@ -155,14 +155,61 @@ public final class DjlPeer {
     @State(Scope.Benchmark)
     public static class Forward {
         private NDManager manager;
-        private Gpt2 model;
-        private NDArray ids;
-        private NDArray mask;
+        private Gpt2Run run;
 
         @Setup
         public void setUp() {
             manager = manager();
-            Gpt2Checkpoint ckpt = new Gpt2Checkpoint(Gpt2Checkpoint.gpt2Small());
+            run = new Gpt2Run(manager, Gpt2Checkpoint.gpt2Small());
+        }
+
+        @TearDown
+        public void tearDown() {
+            manager.close();
+        }
+
+        @Benchmark
+        public long forward() {
+            return run.forward();
+        }
+    }
+
+    /** Suite row {@code gpt2_tiny_forward}: the suite's tiny GPT-2 (2 layers, d_model 128, 4 heads, 32 tokens). */
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Warmup(iterations = 3, time = 2)
+    @Measurement(iterations = 5, time = 2)
+    @Fork(value = 1, jvmArgsAppend = {"-Dai.djl.offline=true", "-Xmx4g"})
+    @State(Scope.Benchmark)
+    public static class TinyForward {
+        private NDManager manager;
+        private Gpt2Run run;
+
+        @Setup
+        public void setUp() {
+            manager = manager();
+            run = new Gpt2Run(manager, Gpt2Checkpoint.tiny());
+        }
+
+        @TearDown
+        public void tearDown() {
+            manager.close();
+        }
+
+        @Benchmark
+        public long forward() {
+            return run.forward();
+        }
+    }
+
+    /** A GPT-2 checkpoint loaded with its ids and additive mask, its logits checked against ours once. */
+    static final class Gpt2Run {
+        private final Gpt2 model;
+        private final NDArray ids;
+        private final NDArray mask;
+
+        Gpt2Run(NDManager manager, java.nio.file.Path dir) {
+            Gpt2Checkpoint ckpt = new Gpt2Checkpoint(dir);
             model = new Gpt2(manager, ckpt);
             int t = ckpt.ids.length;
             ids = manager.create(ckpt.ids, new Shape(1, t));
@@ -183,13 +230,7 @@ public final class DjlPeer {
             }
         }
 
-        @TearDown
-        public void tearDown() {
-            manager.close();
-        }
-
-        @Benchmark
-        public long forward() {
+        long forward() {
             try (NDScope scope = new NDScope()) {
                 return model.forward(ids, mask).getShape().dimension();
             }

@@ -106,4 +106,9 @@ public final class Gpt2Checkpoint {
     public static Path gpt2Small() {
         return Path.of(System.getProperty("arrakis.bench.dir", "target/bench")).resolve("gpt2s");
     }
+
+    /** The tiny GPT-2 of the {@code gpt2_tiny_forward} row. */
+    public static Path tiny() {
+        return Path.of(System.getProperty("arrakis.bench.dir", "target/bench")).resolve("tiny");
+    }
 }

@@ -170,15 +170,50 @@ public final class JavaCppPeer {
         @Param({"float32", "bfloat16"})
         public String dtype;
 
-        private Gpt2 model;
-        private Tensor ids;
-        private Tensor mask;
+        private Gpt2Run run;
 
         @Setup
         public void setUp() {
+            run = new Gpt2Run(Gpt2Checkpoint.gpt2Small(), dtype);
+        }
+
+        @Benchmark
+        public long forward() {
+            return run.forward();
+        }
+    }
+
+    /** Suite row {@code gpt2_tiny_forward}: the suite's tiny GPT-2 (2 layers, d_model 128, 4 heads, 32 tokens), float32. */
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Warmup(iterations = 3, time = 2)
+    @Measurement(iterations = 5, time = 2)
+    @Fork(value = 1, jvmArgsAppend = {"-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent", "-Xmx4g"})
+    @State(Scope.Benchmark)
+    public static class TinyForward {
+        private Gpt2Run run;
+
+        @Setup
+        public void setUp() {
+            run = new Gpt2Run(Gpt2Checkpoint.tiny(), "float32");
+        }
+
+        @Benchmark
+        public long forward() {
+            return run.forward();
+        }
+    }
+
+    /** A GPT-2 checkpoint loaded in a dtype, with its ids and mask, its logits checked against ours once. */
+    static final class Gpt2Run {
+        private final Gpt2 model;
+        private final Tensor ids;
+        private final Tensor mask;
+
+        Gpt2Run(java.nio.file.Path dir, String dtype) {
             loadLibtorch();
             System.out.println("bench: javacpp libtorch threads " + torch.get_num_threads());
-            Gpt2Checkpoint ckpt = new Gpt2Checkpoint(Gpt2Checkpoint.gpt2Small());
+            Gpt2Checkpoint ckpt = new Gpt2Checkpoint(dir);
             torch.ScalarType type = dtype.equals("float32") ? torch.ScalarType.Float : torch.ScalarType.BFloat16;
             model = new Gpt2(ckpt, type);
             float[] idValues = new float[ckpt.ids.length];
@@ -207,8 +242,7 @@ public final class JavaCppPeer {
             }
         }
 
-        @Benchmark
-        public long forward() {
+        long forward() {
             try (PointerScope scope = new PointerScope()) {
                 return model.forward(ids, mask).dim();
             }

@@ -18,16 +18,33 @@ import java.util.Map;
  * wiring, attention scaling and windows) are read from the config's {@link Architecture}. All tensors made here
  * belong to the caller's {@link io.arrakis.torch.TensorScope}; what the cache keeps is handed out by
  * {@link HookedAutoModel.Pass}.
+ *
+ * <p>Attention takes one of two routes per layer. The fused route is one {@code scaled_dot_product_attention} (libtorch
+ * picks flash, memory-efficient, cuDNN or math kernels); it is taken where nothing asks for the layer's scores or
+ * pattern (no hook, no cache entry), the family's attention is expressible there (no soft-capping, no sinks), and the
+ * device and dtype have a fused kernel worth calling. Otherwise the layer computes scores, pattern and their product
+ * explicitly. Both routes share everything else: fused Q/K/V and gate/up projections, cached masks and rotary tables.
  */
 final class Forward {
     private final Architecture c;
     private final Weights w;
+    private final ForwardTables tables;
     private final HookedAutoModel.Pass hook;
 
-    Forward(HookedAutoConfig config, Weights weights, HookedAutoModel.Pass pass) {
+    Forward(HookedAutoConfig config, Weights weights, ForwardTables tables, HookedAutoModel.Pass pass) {
         this.c = config.architecture();
         this.w = weights;
+        this.tables = tables;
         this.hook = pass;
+    }
+
+    /**
+     * Whether libtorch's fused attention pays on this device and dtype: on a GPU always; on the CPU in float32 and
+     * float64 only, as its reduced-precision CPU kernel computes in float32 and runs far slower than the explicit
+     * product.
+     */
+    static boolean fusedAttentionPays(Device device, DType dtype) {
+        return !device.isCpu() || dtype == DType.FLOAT32 || dtype == DType.FLOAT64;
     }
 
     /** Logits {@code [batch, pos, vocab]} for int64 ids {@code [batch, pos]} on the model's device. */
@@ -38,9 +55,7 @@ final class Forward {
         if (c.embeddingScale() != 1.0) {
             // gemma: the scale is a tensor in the weights' dtype (sqrt(2048) is 45.25 in bfloat16); after hook_embed,
             // as in TransformerLens, so it is part of blocks.0.hook_resid_pre
-            try (Tensor scale = Tensor.scalar(c.embeddingScale()).to(w.embed.dtype())) {
-                x = x.mul(scale.item());
-            }
+            x = x.mul(w.embed.dtype().round(c.embeddingScale()));
         }
         if (!c.rotary()) {
             Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
@@ -49,16 +64,11 @@ final class Forward {
         Map<Rope, Rotary> rotaries = new HashMap<>(); // one per distinct rope: gemma3's sliding layers have their own
         for (int i = 0; i < c.nLayers(); i++) {
             Rope rope = c.rope(i);
-            Rotary rotary = rope == null ? null
-                    : rotaries.computeIfAbsent(rope, r -> new Rotary(r, c.rotaryInterleaved(), pos, w.embed.dtype(),
-                            w.embed.device()));
+            Rotary rotary = rope == null ? null : rotaries.computeIfAbsent(rope, r -> rotary(r, pos));
             x = block(i, x, rotary);
         }
         Tensor normalized = hook.at("ln_final.hook_normalized", norm(x, w.lnfw, w.lnfb));
-        Tensor logits = normalized.matmul(w.unembed);
-        if (w.unembedBias != null) {
-            logits = logits.add(w.unembedBias);
-        }
+        Tensor logits = w.project(normalized, w.unembed, w.unembedBias);
         if (c.logitScale() != 1.0) {
             logits = logits.mul(c.logitScale());
         }
@@ -71,32 +81,35 @@ final class Forward {
     private Tensor block(int i, Tensor x, Rotary rotary) {
         String b = "blocks." + i + ".";
         Weights.Layer l = w.layers.get(i);
+        Weights.Fused f = w.fused.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
         Tensor attnIn = c.inputNorms() ? norm(residPre, l.ln1w(), l.ln1b()) : residPre;
-        Tensor attnOut = attention(i, b, l, attnIn, rotary);
+        Tensor attnOut = attention(i, b, l, f, attnIn, rotary);
         if (c.outputNorms()) { // gemma2, olmo2: the output is normalised before the residual sum
             attnOut = norm(attnOut, l.attnOutNorm(), null);
         }
         attnOut = hook.at(b + "hook_attn_out", toResidual(attnOut));
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
-            Tensor mlpOut = mlp(b, l, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
+            Tensor mlpOut = mlp(b, l, f, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
             return hook.at(b + "hook_resid_post", residPre.add(attnOut).add(mlpOut));
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
-        Tensor mlpOut = mlp(b, l, c.inputNorms() ? norm(residMid, l.ln2w(), l.ln2b()) : residMid);
+        Tensor mlpOut = mlp(b, l, f, c.inputNorms() ? norm(residMid, l.ln2w(), l.ln2b()) : residMid);
         return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
     }
 
-    private Tensor attention(int layer, String b, Weights.Layer l, Tensor x, Rotary rotary) {
+    private Tensor attention(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x, Rotary rotary) {
         long batch = x.size(0);
         long pos = x.size(1);
         int heads = c.nHeads();
         int kvHeads = c.nKvHeads();
         int dHead = c.dHead();
-        Tensor q = hook.at(b + "attn.hook_q", project(x, l.wq(), l.bq()).view(batch, pos, heads, dHead));
-        Tensor k = hook.at(b + "attn.hook_k", project(x, l.wk(), l.bk()).view(batch, pos, kvHeads, dHead));
-        Tensor v = hook.at(b + "attn.hook_v", project(x, l.wv(), l.bv()).view(batch, pos, kvHeads, dHead));
+        List<Tensor> qkv = w.project(x, f.qkv(), f.qkvBias()).view(batch, pos, heads + 2L * kvHeads, dHead)
+                .split(new long[] {heads, kvHeads, kvHeads}, 2);
+        Tensor q = hook.at(b + "attn.hook_q", qkv.get(0));
+        Tensor k = hook.at(b + "attn.hook_k", qkv.get(1));
+        Tensor v = hook.at(b + "attn.hook_v", qkv.get(2));
         if (c.qkNorm() != Architecture.QkNorm.NONE) {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
             k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
@@ -105,35 +118,96 @@ final class Forward {
             q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
             k = hook.at(b + "attn.hook_rot_k", rotary.apply(k));
         }
-        if (kvHeads != heads) { // grouped-query attention: query head h reads key/value head h / (heads / kvHeads)
-            k = k.repeatInterleave(heads / kvHeads, 2);
-            v = v.repeatInterleave(heads / kvHeads, 2);
+        Tensor z;
+        if (explicitAttention(b, l, q)) {
+            Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
+            Tensor pattern = hook.at(b + "attn.hook_pattern", l.sinks() == null ? scores.softmax(-1)
+                    : softmaxWithSink(scores, l.sinks()));
+            z = patternTimesValues(pattern, v);
+        } else {
+            Tensor mask = windowed(layer, pos) ? additiveMask(layer, pos, q) : null;
+            z = Tensor.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask,
+                    mask == null, scoreScale()).transpose(1, 2);
         }
-        Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
-        Tensor pattern = hook.at(b + "attn.hook_pattern", l.sinks() == null ? scores.softmax(-1)
-                : softmaxWithSink(scores, l.sinks()));
-        Tensor z = hook.at(b + "attn.hook_z", Tensor.einsum("bhqk,bkhd->bqhd", pattern, v));
-        return project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+        z = hook.at(b + "attn.hook_z", z);
+        return w.project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+    }
+
+    /** Whether this layer's attention runs explicitly (see the class comment). */
+    private boolean explicitAttention(String b, Weights.Layer l, Tensor q) {
+        return !fusedAttentionPays(q.device(), q.dtype()) || c.attentionSoftcap() > 0 || l.sinks() != null
+                || hook.observes(b + "attn.hook_attn_scores") || hook.observes(b + "attn.hook_pattern");
+    }
+
+    /** The factor on query-key products: {@code attentionScalar^-1/2} where the family scales, times granite's multiplier. */
+    private double scoreScale() {
+        return (c.scaleAttention() ? 1 / Math.sqrt(c.attentionScalar()) : 1.0) * c.attentionMultiplier();
     }
 
     /**
-     * Attention scores {@code [batch, head, query, key]} of queries and keys {@code [batch, pos, head, d_head]} (after
-     * rotary embeddings, one key head per query head): scaled (by {@code attentionScalar^-1/2} where the family
-     * scales, times granite's attention multiplier), soft-capped where the family caps them, -inf where the layer's
-     * mask forbids.
+     * Attention scores {@code [batch, head, query, key]} of queries {@code [batch, pos, head, d_head]} and keys
+     * {@code [batch, pos, kv_head, d_head]} (after rotary embeddings; query head {@code h} reads key head
+     * {@code h / (heads / kv_heads)}): scaled (see {@link #scoreScale}), soft-capped where the family caps them, -inf
+     * where the layer's mask forbids.
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
-        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        if (c.scaleAttention()) {
-            scores = scores.div(Math.sqrt(c.attentionScalar()));
+        Tensor scores;
+        long groups = q.size(2) / k.size(2);
+        if (groups == 1) {
+            scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
+        } else { // grouped-query attention, without copying keys
+            long[] s = q.shape();
+            Tensor grouped = q.view(s[0], s[1], k.size(2), groups, s[3]);
+            scores = Tensor.einsum("bqngd,bknd->bngqk", grouped, k).reshape(s[0], s[2], s[1], k.size(1));
         }
-        if (c.attentionMultiplier() != 1.0) {
-            scores = scores.mul(c.attentionMultiplier());
+        double scale = scoreScale();
+        if (scale != 1.0) {
+            scores = scores.mul(scale);
         }
         if (c.attentionSoftcap() > 0) {
             scores = softcap(scores, c.attentionSoftcap());
         }
-        return scores.maskedFill(mask(layer, q.size(1), q.device()), Double.NEGATIVE_INFINITY);
+        return scores.add(additiveMask(layer, q.size(1), q));
+    }
+
+    /** {@code z [batch, pos, head, d_head]}: the pattern {@code [batch, head, query, key]} times values {@code [batch, pos, kv_head, d_head]}. */
+    private static Tensor patternTimesValues(Tensor pattern, Tensor v) {
+        long groups = pattern.size(1) / v.size(2);
+        if (groups == 1) {
+            return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v);
+        }
+        long[] p = pattern.shape();
+        Tensor grouped = pattern.view(p[0], v.size(2), groups, p[2], p[3]);
+        return Tensor.einsum("bngqk,bknd->bqngd", grouped, v).reshape(p[0], p[2], p[1], v.size(3));
+    }
+
+    /** Whether the layer's mask is more than causal at this length: a local or sliding window shorter than the input. */
+    private boolean windowed(int layer, long pos) {
+        int window = c.attentionWindow(layer);
+        return window > 0 && window < pos;
+    }
+
+    /** The layer's mask at this length as 0 (may look) and -inf (may not), in the dtype and on the device of {@code like}. */
+    private Tensor additiveMask(int layer, long pos, Tensor like) {
+        int window = windowed(layer, pos) ? c.attentionWindow(layer) : 0;
+        record Key(int window, long pos, DType dtype, Device device) {
+        }
+        return tables.get(new Key(window, pos, like.dtype(), like.device()), () -> {
+            Tensor forbidden = mask(layer, pos, like.device());
+            return List.of(Tensor.zeros(new long[] {pos, pos}, like.dtype(), like.device())
+                    .maskedFill(forbidden, Double.NEGATIVE_INFINITY));
+        }).getFirst();
+    }
+
+    /** The rotary tables of {@code rope} for this length, in the weights' dtype and on their device. */
+    private Rotary rotary(Rope rope, long pos) {
+        record Key(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
+        }
+        DType dtype = w.embed.dtype();
+        Device device = w.embed.device();
+        List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device),
+                () -> Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device));
+        return new Rotary(rope.dim(), c.rotaryInterleaved(), cosSin.get(0), cosSin.get(1));
     }
 
     /**
@@ -160,19 +234,20 @@ final class Forward {
         return future.where(future, ones.tril(-window));
     }
 
-    private Tensor mlp(String b, Weights.Layer l, Tensor x) {
+    private Tensor mlp(String b, Weights.Layer l, Weights.Fused f, Tensor x) {
         if (c.moe() != null) {
             return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(b, l, x)));
         }
         if (c.gatedMlp()) {
-            Tensor gate = hook.at(b + "mlp.hook_pre", project(x, l.wgate(), l.bgate()));
-            Tensor up = hook.at(b + "mlp.hook_pre_linear", project(x, l.win(), l.bin()));
+            List<Tensor> gateUp = w.project(x, f.gateUp(), f.gateUpBias()).chunk(2, -1);
+            Tensor gate = hook.at(b + "mlp.hook_pre", gateUp.get(0));
+            Tensor up = hook.at(b + "mlp.hook_pre_linear", gateUp.get(1));
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
-            return hook.at(b + "hook_mlp_out", mlpOutput(l, project(post, l.wout(), l.bout())));
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, w.project(post, l.wout(), l.bout())));
         }
-        Tensor pre = hook.at(b + "mlp.hook_pre", project(x, l.win(), l.bin()));
+        Tensor pre = hook.at(b + "mlp.hook_pre", w.project(x, l.win(), l.bin()));
         Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
-        return hook.at(b + "hook_mlp_out", mlpOutput(l, project(post, l.wout(), l.bout())));
+        return hook.at(b + "hook_mlp_out", mlpOutput(l, w.project(post, l.wout(), l.bout())));
     }
 
     /** The MLP's output as the block adds it: normalised where the family normalises sublayer outputs. */
@@ -214,7 +289,7 @@ final class Forward {
         long pos = x.size(1);
         long tokens = batch * pos;
         int k = moe.topK();
-        Tensor logits = hook.at(b + "mlp.hook_router_logits", project(x, l.wrouter(), l.brouter()));
+        Tensor logits = hook.at(b + "mlp.hook_router_logits", w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
         if (moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K) {
@@ -246,11 +321,11 @@ final class Forward {
 
     /** One expert of layer {@code l}, a gated MLP, on the rows {@code x [tokens, d_model]} routed to it. */
     private Tensor expert(String name, Weights.Layer l, int e, Tensor x) {
-        Tensor gate = hook.at(name + "hook_pre", project(x, l.wgate().select(0, e), expertSlice(l.bgate(), e)));
-        Tensor up = hook.at(name + "hook_pre_linear", project(x, l.win().select(0, e), expertSlice(l.bin(), e)));
+        Tensor gate = hook.at(name + "hook_pre", w.project(x, l.wgate().select(0, e), expertSlice(l.bgate(), e)));
+        Tensor up = hook.at(name + "hook_pre_linear", w.project(x, l.win().select(0, e), expertSlice(l.bin(), e)));
         MixtureOfExperts.ClampedSwiglu clamped = c.moe().clampedSwiglu();
         Tensor post = hook.at(name + "hook_post", clamped == null ? activation(gate).mul(up) : clampedSwiglu(clamped, gate, up));
-        return project(post, l.wout().select(0, e), expertSlice(l.bout(), e));
+        return w.project(post, l.wout().select(0, e), expertSlice(l.bout(), e));
     }
 
     /**
@@ -299,27 +374,27 @@ final class Forward {
         return x.rmsNorm(weight, c.normEps());
     }
 
-    private static Tensor project(Tensor x, Tensor weight, Tensor bias) {
-        Tensor y = x.matmul(weight);
-        return bias == null ? y : y.add(bias);
-    }
-
     /**
      * Rotary position embeddings: the first {@code rotaryDim} features of each head are rotated, the rest pass
      * through. Frequency {@code i} turns the pair {@code (i, i + rotaryDim / 2)} in the {@code rotate_half} convention
      * of Llama and GPT-NeoX, the adjacent pair {@code (2i, 2i + 1)} in GPT-J's {@code rotate_every_two} (interleaved).
      * cos and sin carry the rope's attention factor (YaRN's), so it scales the attention scores twice, once through
-     * queries and once through keys.
+     * queries and once through keys. A pair {@code (a, b)} becomes {@code (a·cos − b·sin, b·cos + a·sin)}: the
+     * features swapped within their pairs times {@code sin} with the sign of the pair's first feature flipped.
+     *
+     * @param cos {@code [1, pos, 1, rotaryDim]}
+     * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second
      */
-    static final class Rotary {
-        private final int rotaryDim;
-        private final boolean interleaved;
-        private final Tensor cos; // [1, pos, 1, rotaryDim]
-        private final Tensor sin;
+    record Rotary(int rotaryDim, boolean interleaved, Tensor cos, Tensor signedSin) {
 
-        Rotary(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
-            rotaryDim = rope.dim();
-            this.interleaved = interleaved;
+        static Rotary of(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
+            List<Tensor> t = tables(rope, interleaved, pos, dtype, device);
+            return new Rotary(rope.dim(), interleaved, t.get(0), t.get(1));
+        }
+
+        /** cos and signed sin for positions {@code 0 .. pos-1}. */
+        static List<Tensor> tables(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
+            int rotaryDim = rope.dim();
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
             double scale = rope.attentionFactor();
@@ -334,14 +409,13 @@ final class Forward {
                     int second = interleaved ? 2 * i + 1 : i + half;
                     cosValues[p * rotaryDim + first] = cv;
                     cosValues[p * rotaryDim + second] = cv;
-                    sinValues[p * rotaryDim + first] = sv;
+                    sinValues[p * rotaryDim + first] = -sv;
                     sinValues[p * rotaryDim + second] = sv;
                 }
             }
             try (Tensor cosHost = Tensor.of(cosValues, 1, pos, 1, rotaryDim);
                  Tensor sinHost = Tensor.of(sinValues, 1, pos, 1, rotaryDim)) {
-                cos = cosHost.to(dtype, device);
-                sin = sinHost.to(dtype, device);
+                return List.of(cosHost.to(dtype, device), sinHost.to(dtype, device));
             }
         }
 
@@ -349,22 +423,20 @@ final class Forward {
         Tensor apply(Tensor x) {
             long dHead = x.size(-1);
             Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
-            Tensor out = rot.mul(cos).add(rotatePairs(rot).mul(sin));
+            Tensor out = rot.mul(cos).add(swapWithinPairs(rot).mul(signedSin));
             return rotaryDim == dHead ? out : Tensor.cat(List.of(out, x.narrow(-1, rotaryDim, dHead - rotaryDim)), -1);
         }
 
-        /** Each pair {@code (a, b)} that a frequency turns becomes {@code (-b, a)}. */
-        private Tensor rotatePairs(Tensor rot) {
+        /** Each pair {@code (a, b)} that a frequency turns becomes {@code (b, a)}. */
+        private Tensor swapWithinPairs(Tensor rot) {
             if (!interleaved) {
-                List<Tensor> halves = rot.chunk(2, -1);
-                return Tensor.cat(List.of(halves.get(1).neg(), halves.get(0)), -1);
+                return rot.roll(rotaryDim / 2, -1);
             }
             long[] shape = rot.shape();
             long[] pairs = Arrays.copyOf(shape, shape.length + 1);
             pairs[shape.length - 1] = rotaryDim / 2;
             pairs[shape.length] = 2;
-            List<Tensor> ab = rot.reshape(pairs).chunk(2, -1);
-            return Tensor.cat(List.of(ab.get(1).neg(), ab.get(0)), -1).reshape(shape);
+            return rot.reshape(pairs).roll(1, -1).view(shape);
         }
     }
 }

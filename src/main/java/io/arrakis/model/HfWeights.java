@@ -204,19 +204,7 @@ final class HfWeights {
 
     /** Hands every parameter out of the loading scope. */
     private static Weights keep(TensorScope scope, Weights w) {
-        scope.keep(w.embed);
-        if (w.posEmbed != null) {
-            scope.keep(w.posEmbed);
-        }
-        w.layers.forEach(l -> l.all().forEach(scope::keep));
-        scope.keep(w.lnfw);
-        if (w.lnfb != null) {
-            scope.keep(w.lnfb);
-        }
-        scope.keep(w.unembed);
-        if (w.unembedBias != null) {
-            scope.keep(w.unembedBias);
-        }
+        w.all().forEach(scope::keep);
         return w;
     }
 }

@@ -13,6 +13,7 @@ import io.arrakis.torch.TensorScope;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -61,6 +62,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 public final class HookedAutoModel implements AutoCloseable {
     private final HookedAutoConfig config;
     private final Weights weights;
+    private final ForwardTables tables = new ForwardTables();
     private final DType dtype;
     private final Device device;
     private final Set<String> hookNames;
@@ -265,7 +267,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     private static Tensor detachLogits(ModelOutput out) {
         Tensor logits = out.logits();
-        Tensor copy = logits.view(logits.shape()); // a second handle, so closing the output leaves this one
+        Tensor copy = logits.alias(); // a second handle, so closing the output leaves this one
         out.close();
         return copy;
     }
@@ -286,7 +288,7 @@ public final class HookedAutoModel implements AutoCloseable {
         ActivationCache cache = new ActivationCache(config.nLayers());
         try (TensorScope scope = TensorScope.open()) {
             Pass pass = new Pass(scope, spec, hooks, cache);
-            Tensor logits = new Forward(config, weights, pass).run(ids);
+            Tensor logits = new Forward(config, weights, tables, pass).run(ids);
             scope.keep(logits);
             return new ModelOutput(logits, cache);
         } catch (RuntimeException e) {
@@ -315,23 +317,19 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
                     + config.maxPositions() + " (max_position_embeddings / n_positions)");
         }
-        try (Tensor lo = inputIds.min(); Tensor hi = inputIds.max()) {
-            long min = lo.itemLong();
-            long max = hi.itemLong();
-            if (min < 0 || max >= config.vocabSize()) {
-                throw new IllegalArgumentException("token ids range over [" + min + ", " + max + "] but the vocabulary has "
-                        + config.vocabSize() + " tokens (ids 0 to " + (config.vocabSize() - 1) + ")");
-            }
+        // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
+        long[] values = inputIds.toLongArray();
+        long min = Arrays.stream(values).min().orElseThrow();
+        long max = Arrays.stream(values).max().orElseThrow();
+        if (min < 0 || max >= config.vocabSize()) {
+            throw new IllegalArgumentException("token ids range over [" + min + ", " + max + "] but the vocabulary has "
+                    + config.vocabSize() + " tokens (ids 0 to " + (config.vocabSize() - 1) + ")");
         }
-        Tensor ids = inputIds.dim() == 1 ? inputIds.unsqueeze(0) : inputIds;
-        if (!ids.device().equals(device) || ids.dtype() != DType.INT64) {
-            Tensor moved = ids.to(DType.INT64, device);
-            if (ids != inputIds) {
-                ids.close();
-            }
-            ids = moved;
+        long[] shape = {inputIds.dim() == 1 ? 1 : inputIds.size(0), pos};
+        if (!inputIds.device().isCpu()) {
+            return Tensor.of(values, shape); // the embedding copies host ids to the model's device without waiting
         }
-        return ids;
+        return inputIds.dim() == 1 ? inputIds.unsqueeze(0) : inputIds;
     }
 
     /**
@@ -352,6 +350,19 @@ public final class HookedAutoModel implements AutoCloseable {
             this.cache = cache;
         }
 
+        /** Whether a hook or the cache takes the activation at hook point {@code name}. */
+        boolean observes(String name) {
+            if (spec.keeps(name)) {
+                return true;
+            }
+            for (HookSpec h : hooks) {
+                if (h.where().test(name)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
         /** The activation after the hook point {@code name}. */
         Tensor at(String name, Tensor activation) {
             Tensor current = activation;
@@ -367,7 +378,7 @@ public final class HookedAutoModel implements AutoCloseable {
             if (spec.keeps(name)) {
                 // one tensor can sit at two hook points (resid_post of a block is resid_pre of the next): give each
                 // entry its own handle so removing one entry leaves the other
-                Tensor entry = cached.put(current, Boolean.TRUE) == null ? current : current.view(current.shape());
+                Tensor entry = cached.put(current, Boolean.TRUE) == null ? current : current.alias();
                 cache.put(name, scope.keep(entry));
             }
             return current;
@@ -542,7 +553,7 @@ public final class HookedAutoModel implements AutoCloseable {
         if (!config.architecture().inputNorms()) {
             return resid.copy();
         }
-        return new Forward(config, weights, null).norm(resid, l.ln1w(), l.ln1b());
+        return new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b());
     }
 
     /**
@@ -574,7 +585,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     + " head(s) alone have no normalised value");
         }
         try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(new Forward(config, weights, null).qkNorm(x, weight));
+            return scope.keep(new Forward(config, weights, tables, null).qkNorm(x, weight));
         }
     }
 
@@ -587,7 +598,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public Tensor attentionScores(int layer, Tensor q, Tensor k) {
         checkLayer(layer);
         try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(new Forward(config, weights, null).scores(layer, q, k));
+            return scope.keep(new Forward(config, weights, tables, null).scores(layer, q, k));
         }
     }
 
@@ -609,7 +620,7 @@ public final class HookedAutoModel implements AutoCloseable {
         }
         try (TensorScope scope = TensorScope.open()) {
             Architecture a = config.architecture();
-            Forward.Rotary rotary = new Forward.Rotary(a.rope(layer), a.rotaryInterleaved(), x.size(1), x.dtype(),
+            Forward.Rotary rotary = Forward.Rotary.of(a.rope(layer), a.rotaryInterleaved(), x.size(1), x.dtype(),
                     x.device());
             return scope.keep(rotary.apply(x));
         }
@@ -622,7 +633,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public Tensor attentionMask(int layer, long pos) {
         checkLayer(layer);
         try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(new Forward(config, weights, null).mask(layer, pos, device));
+            return scope.keep(new Forward(config, weights, tables, null).mask(layer, pos, device));
         }
     }
 
@@ -697,6 +708,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Frees the weights and the tokenizer. */
     @Override
     public void close() {
+        tables.close();
         weights.close();
         synchronized (this) {
             closed = true;

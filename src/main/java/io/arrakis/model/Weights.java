@@ -3,7 +3,9 @@ package io.arrakis.model;
 import io.arrakis.torch.Tensor;
 
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A model's parameters in one layout for every family, the layout the forward pass multiplies with (row-vector
@@ -43,33 +45,147 @@ final class Weights implements AutoCloseable {
         }
     }
 
+    /**
+     * One block's projections fused for the forward pass, {@code [in, out]} like the others: {@code qkv} is
+     * {@code [d_model, (heads + 2·kv_heads)·d_head]} (queries, keys, values side by side) with {@code qkvBias} (null
+     * where the family has no attention biases), {@code gateUp} {@code [d_model, 2·d_mlp]} (gate, then up) with
+     * {@code gateUpBias}, null where the MLP is not gated or is a mixture of experts. The layer's {@code wq}, {@code wk},
+     * {@code wv}, {@code wgate}, {@code win} and their biases are views of these, so fusing costs no memory.
+     */
+    record Fused(Tensor qkv, Tensor qkvBias, Tensor gateUp, Tensor gateUpBias) {
+    }
+
     final Tensor embed;      // [vocab, d_model]
     final Tensor posEmbed;   // [n_ctx, d_model], or null without learned positions
     final List<Layer> layers;
+    final List<Fused> fused;
     final Tensor lnfw;
     final Tensor lnfb;       // null for RMSNorm
     final Tensor unembed;    // [d_model, vocab]
     final Tensor unembedBias; // [vocab] or null
+    /** Each 2-d {@code [in, out]} weight's {@code [out, in]} view, the layout libtorch's linear takes. */
+    private final Map<Tensor, Tensor> linearViews = new IdentityHashMap<>();
 
     Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed, Tensor unembedBias) {
         this.embed = embed;
         this.posEmbed = posEmbed;
-        this.layers = List.copyOf(layers);
+        List<Layer> fusedLayers = new ArrayList<>();
+        List<Fused> fusedParts = new ArrayList<>();
+        for (Layer l : layers) {
+            Fused f = fuse(l);
+            fusedParts.add(f);
+            fusedLayers.add(viewsOf(l, f));
+        }
+        this.layers = List.copyOf(fusedLayers);
+        this.fused = List.copyOf(fusedParts);
         this.lnfw = lnfw;
         this.lnfb = lnfb;
         this.unembed = unembed;
         this.unembedBias = unembedBias;
+        for (int i = 0; i < this.layers.size(); i++) {
+            Layer l = this.layers.get(i);
+            Fused f = this.fused.get(i);
+            for (Tensor w : new Tensor[] {f.qkv, f.gateUp, l.wq, l.wk, l.wv, l.wo, l.win, l.wgate, l.wout, l.wrouter}) {
+                addLinearView(w);
+            }
+        }
+        addLinearView(unembed);
     }
 
-    @Override
-    public void close() {
-        for (Layer l : layers) {
-            l.all().forEach(Tensor::close);
+    private void addLinearView(Tensor w) {
+        if (w != null && w.dim() == 2 && !linearViews.containsKey(w)) {
+            linearViews.put(w, w.transpose(0, 1));
         }
-        for (Tensor t : new Tensor[] {embed, posEmbed, lnfw, lnfb, unembed, unembedBias}) {
+    }
+
+    /** {@code x @ weight + bias} for an {@code [in, out]} weight, as one libtorch op where the weight is a model's. */
+    Tensor project(Tensor x, Tensor weight, Tensor bias) {
+        Tensor linear = linearViews.get(weight);
+        if (linear != null) {
+            return x.linear(linear, bias);
+        }
+        Tensor y = x.matmul(weight); // an expert's slice of a mixture's stacked weights
+        return bias == null ? y : y.add(bias);
+    }
+
+    /** The block's projections concatenated, once, at load. */
+    private static Fused fuse(Layer l) {
+        Tensor qkv = Tensor.cat(List.of(l.wq, l.wk, l.wv), 1);
+        Tensor qkvBias = l.bq == null && l.bk == null && l.bv == null ? null
+                : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
+        if (l.wgate == null || l.wgate.dim() != 2) {
+            return new Fused(qkv, qkvBias, null, null);
+        }
+        Tensor gateUp = Tensor.cat(List.of(l.wgate, l.win), 1);
+        Tensor gateUpBias = l.bgate == null && l.bin == null ? null
+                : Tensor.cat(List.of(biasOrZeros(l.bgate, l.wgate), biasOrZeros(l.bin, l.win)), 0);
+        return new Fused(qkv, qkvBias, gateUp, gateUpBias);
+    }
+
+    private static Tensor biasOrZeros(Tensor bias, Tensor weight) {
+        return bias != null ? bias : Tensor.zeros(new long[] {weight.size(1)}, weight.dtype(), weight.device());
+    }
+
+    /** The layer with its fused weights replaced by views of {@code f}; the separate copies are freed. */
+    private static Layer viewsOf(Layer l, Fused f) {
+        long q = l.wq.size(1);
+        long k = l.wk.size(1);
+        long v = l.wv.size(1);
+        Tensor wq = f.qkv.narrow(1, 0, q);
+        Tensor wk = f.qkv.narrow(1, q, k);
+        Tensor wv = f.qkv.narrow(1, q + k, v);
+        Tensor bq = l.bq == null ? null : f.qkvBias.narrow(0, 0, q);
+        Tensor bk = l.bk == null ? null : f.qkvBias.narrow(0, q, k);
+        Tensor bv = l.bv == null ? null : f.qkvBias.narrow(0, q + k, v);
+        closeAll(l.wq, l.wk, l.wv, l.bq, l.bk, l.bv);
+        Tensor wgate = l.wgate;
+        Tensor win = l.win;
+        Tensor bgate = l.bgate;
+        Tensor bin = l.bin;
+        if (f.gateUp != null) {
+            long mlp = l.wgate.size(1);
+            wgate = f.gateUp.narrow(1, 0, mlp);
+            win = f.gateUp.narrow(1, mlp, mlp);
+            bgate = l.bgate == null ? null : f.gateUpBias.narrow(0, 0, mlp);
+            bin = l.bin == null ? null : f.gateUpBias.narrow(0, mlp, mlp);
+            closeAll(l.wgate, l.win, l.bgate, l.bin);
+        }
+        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
+                l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks);
+    }
+
+    private static void closeAll(Tensor... tensors) {
+        for (Tensor t : tensors) {
             if (t != null) {
                 t.close();
             }
         }
+    }
+
+    /** Every tensor this holds, views included. */
+    List<Tensor> all() {
+        List<Tensor> list = new ArrayList<>();
+        for (Layer l : layers) {
+            list.addAll(l.all());
+        }
+        for (Fused f : fused) {
+            for (Tensor t : new Tensor[] {f.qkv, f.qkvBias, f.gateUp, f.gateUpBias}) {
+                if (t != null) {
+                    list.add(t);
+                }
+            }
+        }
+        list.addAll(linearViews.values());
+        for (Tensor t : new Tensor[] {embed, posEmbed, lnfw, lnfb, unembed, unembedBias}) {
+            if (t != null) {
+                list.add(t);
+            }
+        }
+        return list;
+    }
+
+    @Override
+    public void close() {
+        all().forEach(Tensor::close);
     }
 }

@@ -143,6 +143,7 @@ final class Call {
 
     /** Runs the op; its results are then in the first slots. */
     Call run() {
+        Native.countOp();
         int rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
                 LibTorch.EXTENSION_BUILD_VERSION);
         if (rc != 0) {

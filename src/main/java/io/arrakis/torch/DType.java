@@ -42,6 +42,27 @@ public enum DType {
         return floatingPoint;
     }
 
+    /**
+     * {@code value} as this floating-point type holds it, rounded as libtorch converts a number (through float32, to
+     * the nearest, ties to even).
+     */
+    public double round(double value) {
+        return switch (this) {
+            case FLOAT64 -> value;
+            case FLOAT32 -> (float) value;
+            case FLOAT16 -> Float.float16ToFloat(Float.floatToFloat16((float) value));
+            case BFLOAT16 -> {
+                int bits = Float.floatToRawIntBits((float) value);
+                if (Float.isNaN((float) value)) {
+                    yield value;
+                }
+                bits += 0x7FFF + ((bits >>> 16) & 1);
+                yield Float.intBitsToFloat(bits & 0xFFFF0000);
+            }
+            default -> throw new IllegalArgumentException("round: " + this + " is not a floating-point type");
+        };
+    }
+
     /** Whether this is an integer type (bool excluded). */
     public boolean isIntegral() {
         return !floatingPoint && this != BOOL && this != COMPLEX64 && this != COMPLEX128;

@@ -118,6 +118,16 @@ public final class LibTorch {
         return cudaDeviceCount() > 0;
     }
 
+    /**
+     * The libtorch operator calls the current thread has made so far: every call that runs an ATen operator (through
+     * the dispatcher or a typed shim, views included) or makes, copies or reads out a tensor; not metadata queries or
+     * handle bookkeeping. The difference around a piece of code is the number of launches it issued; on a GPU each is
+     * at least one kernel launch or allocation from the host.
+     */
+    public static long opCalls() {
+        return Native.opCalls();
+    }
+
     /** The number of CUDA devices libtorch can use (0 with a CPU build). */
     public static int cudaDeviceCount() {
         return Cuda.deviceCount();

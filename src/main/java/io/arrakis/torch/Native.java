@@ -37,6 +37,24 @@ final class Native {
         return SCRATCH.get().asSlice(8L * OUT_SLOTS);
     }
 
+    /** Per thread, the operator calls made so far: see {@link LibTorch#opCalls()}. */
+    private static final ThreadLocal<long[]> OP_CALLS = ThreadLocal.withInitial(() -> new long[1]);
+
+    /** Counts one call that runs an ATen operator or makes a tensor, then checks its return code. */
+    static void op(int rc, String op, Object... args) {
+        OP_CALLS.get()[0]++;
+        check(rc, op, args);
+    }
+
+    /** Counts one dispatcher call (its return code is checked by the caller). */
+    static void countOp() {
+        OP_CALLS.get()[0]++;
+    }
+
+    static long opCalls() {
+        return OP_CALLS.get()[0];
+    }
+
     static void check(int rc, String op, Object... args) {
         if (rc != 0) {
             throw failure(op, args);

@@ -63,7 +63,7 @@ final class SmallElementwise {
         MemorySegment out = Native.out();
         long x = dataPtr(a, out);
         long y = dataPtr(b, out);
-        Native.check(arrakis_torch_h.aoti_torch_empty_strided(ndim, dims, dims.asSlice(8L * ndim),
+        Native.op(arrakis_torch_h.aoti_torch_empty_strided(ndim, dims, dims.asSlice(8L * ndim),
                 meta.dtype().code(), Device.CPU.typeCode(), 0, out), "aoti_torch_empty_strided", shape, meta.dtype());
         long result = out.get(ValueLayout.JAVA_LONG, 0);
         long n = 1;

@@ -60,6 +60,8 @@ public final class Tensor implements AutoCloseable {
     private static final Op CAT = Op.of("aten::cat", "");
     private static final Op STACK = Op.of("aten::stack", "");
     private static final Op SPLIT = Op.of("aten::split", "Tensor");
+    private static final Op SPLIT_WITH_SIZES = Op.of("aten::split_with_sizes", "");
+    private static final Op ROLL = Op.of("aten::roll", "");
     private static final Op CHUNK = Op.of("aten::chunk", "");
     private static final Op WHERE = Op.of("aten::where", "self");
     private static final Op MASKED_FILL = Op.of("aten::masked_fill", "Tensor");
@@ -305,7 +307,7 @@ public final class Tensor implements AutoCloseable {
     public static Tensor scalar(double value) {
         MemorySegment out = Native.out();
         LibTorch.load();
-        Native.check(arrakis_torch_h.aoti_torch_scalar_to_tensor_float64(value, out), "aoti_torch_scalar_to_tensor_float64", value);
+        Native.op(arrakis_torch_h.aoti_torch_scalar_to_tensor_float64(value, out), "aoti_torch_scalar_to_tensor_float64", value);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -355,7 +357,7 @@ public final class Tensor implements AutoCloseable {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
+            Native.op(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
                     dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", shape, dtype);
             return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment);
         }
@@ -376,7 +378,7 @@ public final class Tensor implements AutoCloseable {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
             MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_empty_strided(shape.length, sizes, strides, dtype.code(),
+            Native.op(arrakis_torch_h.aoti_torch_empty_strided(shape.length, sizes, strides, dtype.code(),
                     device.typeCode(), device.index(), out), "aoti_torch_empty_strided", shape, dtype, device);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
@@ -415,7 +417,7 @@ public final class Tensor implements AutoCloseable {
     /** A tensor with every element {@code value}. */
     public static Tensor full(long[] shape, double value, DType dtype, Device device) {
         Tensor t = empty(shape, dtype, device, "Tensor.full");
-        Native.check(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
+        Native.op(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
         return t;
     }
 
@@ -678,7 +680,7 @@ public final class Tensor implements AutoCloseable {
     public double item() {
         checkOneElement("item");
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_item_float64(handle(), out), "aoti_torch_item_float64", this);
+        Native.op(arrakis_torch_h.aoti_torch_item_float64(handle(), out), "aoti_torch_item_float64", this);
         return out.get(ValueLayout.JAVA_DOUBLE, 0);
     }
 
@@ -686,7 +688,7 @@ public final class Tensor implements AutoCloseable {
     public long itemLong() {
         checkOneElement("itemLong");
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);
+        Native.op(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
@@ -694,7 +696,7 @@ public final class Tensor implements AutoCloseable {
     public boolean itemBoolean() {
         checkOneElement("itemBoolean");
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_item_bool(handle(), out), "aoti_torch_item_bool", this);
+        Native.op(arrakis_torch_h.aoti_torch_item_bool(handle(), out), "aoti_torch_item_bool", this);
         return out.get(ValueLayout.JAVA_BOOLEAN, 0);
     }
 
@@ -1021,7 +1023,7 @@ public final class Tensor implements AutoCloseable {
             return viewResult(adopt(Native.newHandle(handle())));
         }
         Tensor copy = empty(m.shape, m.dtype, m.device);
-        Native.check(arrakis_torch_h.aoti_torch_copy_(copy.handle, handle(), 0), "aten::copy_", copy, this);
+        Native.op(arrakis_torch_h.aoti_torch_copy_(copy.handle, handle(), 0), "aten::copy_", copy, this);
         return copy;
     }
 
@@ -1042,10 +1044,20 @@ public final class Tensor implements AutoCloseable {
                 .tensorResult();
     }
 
+    /**
+     * Another handle to this tensor: the same memory and metadata, no copy and no libtorch op. Each handle is closed
+     * on its own; the memory lives while one is open.
+     */
+    public Tensor alias() {
+        Tensor other = viewResult(adopt(Native.newHandle(handle())));
+        other.meta = meta;
+        return other;
+    }
+
     /** A copy with its own memory. */
     public Tensor copy() {
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_clone(handle(), out), "aoti_torch_clone", this);
+        Native.op(arrakis_torch_h.aoti_torch_clone(handle(), out), "aoti_torch_clone", this);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -1061,7 +1073,7 @@ public final class Tensor implements AutoCloseable {
             return integralSum(other, false);
         }
         MemorySegment out = Native.out();
-        Native.check(TypedShims.addTensor(path, handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
+        Native.op(TypedShims.addTensor(path, handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -1075,7 +1087,7 @@ public final class Tensor implements AutoCloseable {
             return integralSum(other, true);
         }
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
+        Native.op(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -1137,7 +1149,7 @@ public final class Tensor implements AutoCloseable {
         }
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
+            Native.op(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         return Call.begin(MUL, this, other).tensor(this).tensor(other).tensorResult();
@@ -1157,7 +1169,7 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(TypedShims.addScalar(path, handle(), value, 1.0, out), "aten::add.Scalar", this, value);
+            Native.op(TypedShims.addScalar(path, handle(), value, 1.0, out), "aten::add.Scalar", this, value);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1175,7 +1187,7 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(TypedShims.mulScalar(path, handle(), value, out), "aten::mul.Scalar", this, value);
+            Native.op(TypedShims.mulScalar(path, handle(), value, out), "aten::mul.Scalar", this, value);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1183,8 +1195,14 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** Elementwise true division {@code this / value}. */
+    /**
+     * Elementwise {@code this / value}. A floating-point tensor is multiplied by {@code 1 / value}, as PyTorch divides
+     * by a number on a GPU: one op and no scalar tensor, within one rounding of true division.
+     */
     public Tensor div(double value) {
+        if (dtype().isFloatingPoint()) {
+            return mul(1.0 / value);
+        }
         try (Tensor s = scalarFor(value)) {
             return div(s);
         }
@@ -1195,7 +1213,7 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.check(TypedShims.powTensorScalar(path, handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
+            Native.op(TypedShims.powTensorScalar(path, handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(exponent)) {
@@ -1543,7 +1561,12 @@ public final class Tensor implements AutoCloseable {
         return new long[] {last};
     }
 
-    /** Rows of this {@code [vocab, d]} table at the int64 {@code indices}, as {@code torch.nn.functional.embedding}. */
+    /**
+     * Rows of this {@code [vocab, d]} table at the int64 or int32 {@code indices}, as
+     * {@code torch.nn.functional.embedding}. Indices on the host serve a table on a GPU too: they are checked there and
+     * copied over without waiting for the GPU. Indices already on a GPU are checked by reading them back, which waits
+     * for the GPU; pass host indices where that matters.
+     */
     public Tensor embedding(Tensor indices) {
         if (dim() != 2) {
             throw new IllegalArgumentException("embedding: the table must be 2-d, got " + describe());
@@ -1551,13 +1574,25 @@ public final class Tensor implements AutoCloseable {
         if (indices.dtype() != DType.INT64 && indices.dtype() != DType.INT32) {
             throw new IllegalArgumentException("embedding: indices must be int64 or int32, got " + indices.describe());
         }
-        checkSameDevice("embedding", indices);
+        Device device = device();
+        if (!indices.device().isCpu()) {
+            checkSameDevice("embedding", indices);
+        }
         checkIndexRange("embedding", indices, meta().shape[0]);
+        if (!indices.device().equals(device)) {
+            try (Tensor moved = Call.begin(TO_COPY, indices).tensor(indices).none().none().optDevice(device).none()
+                    .bool(true).none().tensorResult()) {
+                return Call.begin(EMBEDDING, this, moved).tensor(this).tensor(moved).i64(-1).bool(false).bool(false).tensorResult();
+            }
+        }
         return Call.begin(EMBEDDING, this, indices).tensor(this).tensor(indices).i64(-1).bool(false).bool(false).tensorResult();
     }
 
     /**
      * Scaled dot-product attention over {@code [..., seq, d]} query, key and value: softmax(QKᵀ·scale + mask)·V.
+     * With {@code [..., heads, seq, d]} operands, keys and values with fewer heads than the query, a divisor of its
+     * heads, are grouped-query attention: query head {@code h} reads key and value head {@code h / (heads / kvHeads)},
+     * without copies. libtorch picks the kernel (flash, memory-efficient, cuDNN or math).
      *
      * @param mask null, a bool mask (true = attend) or an additive float mask, broadcastable to the scores
      * @param causal whether to apply a causal mask (not together with {@code mask})
@@ -1574,6 +1609,13 @@ public final class Tensor implements AutoCloseable {
         }
         if (causal && mask != null) {
             throw new IllegalArgumentException("scaledDotProductAttention: give a mask or causal=true, not both");
+        }
+        boolean grouped = q.length >= 3 && q[q.length - 3] != k[k.length - 3];
+        if (grouped && (k[k.length - 3] != v[v.length - 3] || k[k.length - 3] == 0 || q[q.length - 3] % k[k.length - 3] != 0)) {
+            throw new IllegalArgumentException("scaledDotProductAttention: " + k[k.length - 3] + " key and " + v[v.length - 3]
+                    + " value heads cannot serve " + q[q.length - 3] + " query heads (grouped-query attention needs equal"
+                    + " key and value heads dividing the query heads); got " + query.describe() + ", " + key.describe()
+                    + ", " + value.describe());
         }
         query.checkSameDtype("scaledDotProductAttention", key);
         query.checkSameDtype("scaledDotProductAttention", value);
@@ -1594,7 +1636,7 @@ public final class Tensor implements AutoCloseable {
             }
         }
         return Call.begin(SDPA, query, key, value, mask).tensor(query).tensor(key).tensor(value).optTensor(mask).f64(0.0)
-                .bool(causal).optF64(scale).bool(false).tensorResult();
+                .bool(causal).optF64(scale).bool(grouped).tensorResult();
     }
 
     // ------------------------------------------------------------------------------------------------ combining and masking
@@ -1643,6 +1685,29 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
         }
         return viewResults(Call.begin(SPLIT, this).tensor(this).i64(splitSize).i64(d).run().tensorListAt(0));
+    }
+
+    /** Splits into pieces of the given sizes along {@code dim}, which they must add up to; views. */
+    public List<Tensor> split(long[] sizes, int dim) {
+        int d = existingDim(dim, "split");
+        long total = 0;
+        for (long size : sizes) {
+            if (size < 0) {
+                throw new IllegalArgumentException("split: sizes must be >= 0, got " + Arrays.toString(sizes));
+            }
+            total += size;
+        }
+        if (total != meta().shape[d]) {
+            throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up to " + total
+                    + ", not to dim " + d + " of " + describe());
+        }
+        return viewResults(Call.begin(SPLIT_WITH_SIZES, this).tensor(this).ints(sizes).i64(d).run().tensorListAt(0));
+    }
+
+    /** The elements shifted by {@code shift} along {@code dim}, those pushed off the end coming back at the start. */
+    public Tensor roll(long shift, int dim) {
+        int d = existingDim(dim, "roll");
+        return Call.begin(ROLL, this).tensor(this).ints(shift).ints(d).tensorResult();
     }
 
     /** Splits into {@code chunks} nearly equal pieces along {@code dim}; views. */
@@ -1862,17 +1927,39 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** Indices out of range crash CUDA kernels and corrupt nothing only on the CPU: check them here. */
+    /** Checks integer indices lie in {@code [0, size)}: read in place on the host, reduced on a GPU (which waits for it). */
     private static void checkIndexRange(String op, Tensor index, long size) {
         if (index.numel() == 0) {
             return;
         }
+        long[] range = index.device().isCpu() ? hostRange(index) : deviceRange(index);
+        if (range[0] < 0 || range[1] >= size) {
+            throw new IndexOutOfBoundsException(op + ": indices range over [" + range[0] + ", " + range[1]
+                    + "] but the indexed dim has size " + size);
+        }
+    }
+
+    /** {min, max} of a non-empty int64 or int32 tensor on the GPU. */
+    private static long[] deviceRange(Tensor index) {
         try (Tensor lo = index.min(); Tensor hi = index.max()) {
-            long min = lo.itemLong();
-            long max = hi.itemLong();
-            if (min < 0 || max >= size) {
-                throw new IndexOutOfBoundsException(op + ": indices range over [" + min + ", " + max
-                        + "] but the indexed dim has size " + size);
+            return new long[] {lo.itemLong(), hi.itemLong()};
+        }
+    }
+
+    /** {min, max} of a non-empty int64 or int32 tensor on the host, read in Java without a libtorch op. */
+    static long[] hostRange(Tensor index) {
+        try (Tensor dense = index.isContiguous() ? index.alias() : index.contiguous()) {
+            MemorySegment data = dense.dataSegment();
+            boolean wide = dense.dtype() == DType.INT64;
+            long n = dense.numel();
+            long min = Long.MAX_VALUE;
+            long max = Long.MIN_VALUE;
+            for (long i = 0; i < n; i++) {
+                long v = wide ? data.getAtIndex(ValueLayout.JAVA_LONG, i) : data.getAtIndex(ValueLayout.JAVA_INT, i);
+                min = Math.min(min, v);
+                max = Math.max(max, v);
             }
+            return new long[] {min, max};
         }
     }
 }

@@ -71,6 +71,20 @@ public final class TensorScope implements AutoCloseable {
         return scope;
     }
 
+    /**
+     * Makes tensors that outlive every open scope, such as a cache's: {@code make} runs in a scope of its own, and what
+     * it returns is kept by nobody (its owner closes it, or the garbage collector's backstop does); the rest is freed.
+     */
+    public static <C extends Collection<? extends Tensor>> C unscoped(java.util.function.Supplier<C> make) {
+        TensorScope outer = CURRENT.get();
+        CURRENT.set(null);
+        try (TensorScope scope = open()) {
+            return scope.keepAll(make.get());
+        } finally {
+            CURRENT.set(outer);
+        }
+    }
+
     /** This thread's innermost open scope, or null. */
     static TensorScope current() {
         return CURRENT.get();

@@ -1,0 +1,52 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * A model's tables that depend only on the input's length, device and dtype (rotary cos/sin, attention masks), built
+ * once and reused by every forward pass. A lookup hands out new handles ({@link Tensor#alias()}), owned by the
+ * caller's scope, so evicting an entry never frees a table a pass on another thread is still using. The least recently
+ * used entries go beyond {@link #CAPACITY}.
+ */
+final class ForwardTables implements AutoCloseable {
+    static final int CAPACITY = 32;
+
+    private final Map<Object, List<Tensor>> entries = new LinkedHashMap<>(16, 0.75f, true);
+    private boolean closed;
+
+    /** The tables under {@code key}, built by {@code build} the first time; the caller owns what it gets. */
+    synchronized List<Tensor> get(Object key, Supplier<List<Tensor>> build) {
+        if (closed) {
+            throw new IllegalStateException("the model was closed");
+        }
+        List<Tensor> tables = entries.get(key);
+        if (tables == null) {
+            tables = TensorScope.unscoped(build);
+            entries.put(key, tables);
+            if (entries.size() > CAPACITY) {
+                var eldest = entries.entrySet().iterator();
+                eldest.next().getValue().forEach(Tensor::close);
+                eldest.remove();
+            }
+        }
+        return tables.stream().map(Tensor::alias).toList();
+    }
+
+    /** How many entries are held. */
+    synchronized int size() {
+        return entries.size();
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        entries.values().forEach(tables -> tables.forEach(Tensor::close));
+        entries.clear();
+    }
+}
