@@ -193,6 +193,13 @@ class BadInputTest {
                 "scaledDotProductAttention"));
         c.add(new Case("sdpa mask and causal", IAE, () -> Tensor.scaledDotProductAttention(f23, f23, f23, b22, true, null),
                 "scaledDotProductAttention"));
+        c.add(new Case("sdpa 3 query heads, 2 key heads", IAE, () -> Tensor.scaledDotProductAttention(
+                Tensor.ones(3, 2, 4), Tensor.ones(2, 2, 4), Tensor.ones(2, 2, 4), null, true, null), "grouped-query"));
+        c.add(new Case("sdpa key and value heads differ", IAE, () -> Tensor.scaledDotProductAttention(
+                Tensor.ones(4, 2, 4), Tensor.ones(2, 2, 4), Tensor.ones(1, 2, 4), null, true, null), "grouped-query"));
+        c.add(new Case("split sizes short of the dim", IAE, () -> f23.split(new long[] {1, 1}, 1), "add up to"));
+        c.add(new Case("split sizes with a negative one", IAE, () -> f23.split(new long[] {4, -1}, 1), "split"));
+        c.add(new Case("roll of a missing dim", IAE, () -> f23.roll(1, 2), "roll"));
         c.add(new Case("sdpa float64 key", IAE, () -> Tensor.scaledDotProductAttention(f23, d23, f23, null, false, null),
                 "scaledDotProductAttention"));
         c.add(new Case("sdpa float64 value", IAE, () -> Tensor.scaledDotProductAttention(f23, f23, d23, null, false, null),

@@ -1906,4 +1906,94 @@ class TensorNumericsTest {
         assertTrue(t.isClosed());
         assertTrue(t.toString().contains("closed"));
     }
+
+    @Nested
+    @DisplayName("ops of the fused forward pass")
+    class FusedForwardOps {
+        @Test
+        void splitBySizesGivesViewsOfTheGivenSizes() {
+            Tensor t = Tensor.arange(12).view(2, 6);
+            List<Tensor> parts = t.split(new long[] {3, 1, 2}, 1);
+            assertArrayEquals(new long[] {0, 1, 2, 6, 7, 8}, parts.get(0).toLongArray());
+            assertArrayEquals(new long[] {3, 9}, parts.get(1).toLongArray());
+            assertArrayEquals(new long[] {4, 5, 10, 11}, parts.get(2).toLongArray());
+            assertArrayEquals(new long[] {2, 2}, parts.get(2).shape());
+        }
+
+        @Test
+        void rollBringsBackWhatFallsOffTheEnd() {
+            Tensor t = Tensor.arange(8).view(2, 4);
+            assertArrayEquals(new long[] {2, 3, 0, 1, 6, 7, 4, 5}, t.roll(2, -1).toLongArray());
+            assertArrayEquals(new long[] {4, 5, 6, 7, 0, 1, 2, 3}, t.roll(1, 0).toLongArray());
+        }
+
+        @Test
+        void anAliasSharesMemoryAndClosesOnItsOwn() {
+            Tensor t = Tensor.of(new float[] {1, 2, 3}, 3);
+            Tensor a = t.alias();
+            long before = LibTorch.opCalls();
+            Tensor b = t.alias();
+            assertEquals(before, LibTorch.opCalls(), "an alias runs no op");
+            b.close();
+            a.asSegment().setAtIndex(ValueLayout.JAVA_FLOAT, 1, 20f);
+            t.close();
+            assertArrayEquals(new float[] {1, 20, 3}, a.toFloatArray());
+        }
+
+        @Test
+        void divisionByANumberIsOneOpWithinOneRounding() {
+            Tensor t = Tensor.of(new float[] {1, 2, 3, 10, -7}, 5);
+            long before = LibTorch.opCalls();
+            Tensor q = t.div(3.0);
+            assertEquals(1, LibTorch.opCalls() - before);
+            float[] values = q.toFloatArray();
+            float[] inputs = {1, 2, 3, 10, -7};
+            for (int i = 0; i < values.length; i++) {
+                float exact = inputs[i] / 3f;
+                assertTrue(Math.abs(values[i] - exact) <= Math.ulp(exact), values[i] + " vs " + exact);
+            }
+            assertArrayEquals(new double[] {0.5, 1, 1.5}, Tensor.of(new long[] {1, 2, 3}, 3).div(2.0).toDoubleArray(), TIGHT);
+        }
+
+        @Test
+        void groupedQueryAttentionEqualsRepeatedKeysAndValues() {
+            Generator g = new Generator(4);
+            Tensor q = Tensor.randn(g, new long[] {2, 6, 5, 8}, DType.FLOAT32, Device.CPU);
+            Tensor k = Tensor.randn(g, new long[] {2, 2, 5, 8}, DType.FLOAT32, Device.CPU);
+            Tensor v = Tensor.randn(g, new long[] {2, 2, 5, 8}, DType.FLOAT32, Device.CPU);
+            Tensor grouped = Tensor.scaledDotProductAttention(q, k, v, null, true, 0.3);
+            Tensor repeated = Tensor.scaledDotProductAttention(q, k.repeatInterleave(3, 1), v.repeatInterleave(3, 1), null,
+                    true, 0.3);
+            assertTrue(grouped.allclose(repeated, 1e-6, 1e-6));
+            // query head 4 reads key/value head 4 / 3 = 1: the same result as attention over that head alone
+            Tensor alone = Tensor.scaledDotProductAttention(q.narrow(1, 4, 1), k.narrow(1, 1, 1), v.narrow(1, 1, 1), null,
+                    true, 0.3);
+            assertTrue(grouped.narrow(1, 4, 1).allclose(alone, 1e-6, 1e-6));
+        }
+
+        @Test
+        void roundingToADtypeMatchesLibtorchsConversion() {
+            double[] values = {Math.sqrt(2048), Math.sqrt(3072), 1 / 3.0, -1e-3, 65519.0, 1e-8};
+            for (DType dtype : new DType[] {DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64}) {
+                for (double v : values) {
+                    double viaLibtorch = Tensor.of(new double[] {v}, 1).to(dtype).toDoubleArray()[0];
+                    assertEquals(viaLibtorch, dtype.round(v), 0.0, dtype + " " + v);
+                }
+            }
+            assertEquals(45.25, DType.BFLOAT16.round(Math.sqrt(2048)), 0.0); // gemma's embedding scale, as Hugging Face has it
+        }
+
+        @Test
+        void hostIndicesAreCheckedWithoutAnOpAndServeTheirTable() {
+            Tensor table = Tensor.arange(0, 12, 1, DType.FLOAT32, Device.CPU).view(4, 3);
+            Tensor ids = Tensor.of(new long[] {3, 0}, 2);
+            long before = LibTorch.opCalls();
+            Tensor rows = table.embedding(ids);
+            assertEquals(1, LibTorch.opCalls() - before, "the range check reads the ids in place");
+            assertArrayEquals(new float[] {9, 10, 11, 0, 1, 2}, rows.toFloatArray());
+            Tensor strided = Tensor.of(new int[] {1, 9, 2, 9}, 4).slice(0, 0, 4, 2); // int32, not contiguous
+            assertArrayEquals(new float[] {3, 4, 5, 6, 7, 8}, table.embedding(strided).toFloatArray());
+            assertThrows(IndexOutOfBoundsException.class, () -> table.embedding(Tensor.of(new int[] {9, 1, 2, 3}, 4).slice(0, 0, 4, 2)));
+        }
+    }
 }

@@ -1,0 +1,77 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.LibTorch;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The libtorch operator calls ({@link LibTorch#opCalls()}) of a forward pass without a cache: on a GPU each is at
+ * least one launch from the host, so their number is what bounds a batch-1 forward there. A GPT-2 block is the
+ * difference between a two-layer and a one-layer model on the same input.
+ */
+class ForwardLaunchesTest {
+    /**
+     * A GPT-2 block on the fused route: ln_1, the Q/K/V product, its view and split, three transposes into attention,
+     * attention, one transpose out, the reshape before the output product, the output product, the residual sum, ln_2,
+     * the MLP's two products and its GELU, and the second residual sum.
+     */
+    static final int GPT2_BLOCK_CALLS = 17;
+
+    private static long callsOfAPass(HookedAutoModel model, Tensor ids, CacheSpec spec) {
+        model.forward(ids, spec).close(); // tables (masks, rotary) are built on the first pass at a length
+        long before = LibTorch.opCalls();
+        model.forward(ids, spec).close();
+        return LibTorch.opCalls() - before;
+    }
+
+    private static HookedAutoModel gpt2(int layers) {
+        HookedAutoConfig config = HookedAutoConfig.of("gpt2").with(Map.of("n_layer", layers, "n_embd", 64, "n_head", 4,
+                "vocab_size", 100, "n_positions", 32));
+        return HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU);
+    }
+
+    @Test
+    void aGpt2BlockWithoutACacheMakesSeventeenCalls() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel one = gpt2(1); HookedAutoModel two = gpt2(2)) {
+            Tensor ids = Tensor.of(new long[] {1, 7, 42, 99, 3, 3, 0, 12}, 1, 8);
+            long block = callsOfAPass(two, ids, CacheSpec.none()) - callsOfAPass(one, ids, CacheSpec.none());
+            assertEquals(GPT2_BLOCK_CALLS, block, "libtorch calls of one GPT-2 block");
+            assertTrue(block <= 20);
+        }
+    }
+
+    @Test
+    void aFullCacheAddsNoCallsBeyondTheExplicitAttention() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel one = gpt2(1); HookedAutoModel two = gpt2(2)) {
+            Tensor ids = Tensor.of(new long[] {1, 7, 42, 99, 3, 3, 0, 12}, 1, 8);
+            long block = callsOfAPass(two, ids, CacheSpec.all()) - callsOfAPass(one, ids, CacheSpec.all());
+            // the explicit route: scores, their scale and mask, softmax and the pattern's product with the values
+            // replace the three transposes in, attention and the transpose out
+            assertEquals(GPT2_BLOCK_CALLS, block, "libtorch calls of one cached GPT-2 block");
+        }
+    }
+
+    @Test
+    void aLlamaBlockReadsGroupedKeysWithoutCopies() {
+        HookedAutoConfig config = TinyConfigs.of("llama");
+        HookedAutoConfig oneLayer = config.with(Map.of("num_hidden_layers", 1));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel one = HookedAutoModel.create(oneLayer, 1, DType.FLOAT32, Device.CPU);
+             HookedAutoModel two = HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU)) {
+            Tensor ids = Tensor.of(new long[] {1, 7, 42, 9, 3, 3, 0, 12}, 1, 8);
+            long block = callsOfAPass(two, ids, CacheSpec.none()) - callsOfAPass(one, ids, CacheSpec.none());
+            // two RMSNorms, Q/K/V (product, view, split), rotary of queries and keys (4 each), attention (3 transposes
+            // in, one out), output (reshape, product), the residual sums, the MLP (gate/up product, chunk, SiLU,
+            // product, down product)
+            assertEquals(27, block, "libtorch calls of one Llama block (grouped-query attention)");
+        }
+    }
+}
