@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check in two steps, for a GPU machine that has a CUDA PyTorch but no JDK 22+, no Maven and no network.
 #   scripts/gpu-check.sh --prepare   here: build the library, its tests and their fixtures, and a jlink runtime, into
-#                                    .gpu/ (~45 MB, the runtime packed)
+#                                    .gpu/ (~60 MB, the runtime packed)
 #   scripts/gpu-check.sh             there: run the whole unit suite against that machine's CUDA libtorch, then the
 #                                    parity and benchmark run (issue #7): io.arrakis.model.GpuCheck (Java) and
 #                                    scripts/gpu_bench.py (PyTorch + transformers on the same checkpoints), merged by
@@ -26,11 +26,16 @@ if [ "${1:-}" = "--prepare" ]; then
   # runtime dependencies, except the CPU libtorch jars: that machine brings its own libtorch
   mvn -B -ntp -q -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime -DexcludeGroupIds=org.bytedeco \
     -DoutputDirectory=.gpu/lib
+  # the tokenizers jar carries its native library for four platforms; that machine needs only linux-x86_64's
+  for jar in .gpu/lib/tokenizers-*.jar; do
+    command -v zip >/dev/null && zip -q -d "$jar" 'native/lib/linux-aarch64/*' 'native/lib/osx-*' 'native/lib/win-*'
+  done
   mkdir -p .gpu
   cp -r target/classes .gpu/classes
   cp -r target/test-classes .gpu/test-classes
-  rm -rf .gpu/fixtures
+  rm -rf .gpu/fixtures .gpu/fixtures-hf-more
   cp -r ../shared/fixtures .gpu/fixtures   # the reference models the tests read (beside the repository in CI)
+  cp -r ../shared/fixtures-hf-more .gpu/fixtures-hf-more
   "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming,java.desktop \
     --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
   # packed, so that everything that travels stays under 64 MB; unpacked there on first use
@@ -53,6 +58,7 @@ echo "libtorch: $ARRAKIS_LIBTORCH"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 cp="$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes:$root/.gpu/lib/*"
 jvm=(.gpu/jre/bin/java --enable-native-access=ALL-UNNAMED -Xmx8g -Darrakis.fixtures="$root/.gpu/fixtures"
+  -Darrakis.fixturesHfMore="$root/.gpu/fixtures-hf-more"
   -Djava.awt.headless=true -cp "$cp")
 set +e
 rc=skipped

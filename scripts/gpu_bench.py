@@ -161,6 +161,25 @@ def parity(java, work, device):
 
 # ------------------------------------------------------------------------------------------------------ forward
 
+def graph_ms(call, device, warmup, runs, row):
+    """The same forward captured once with torch.cuda.graph and replayed (the ids tensor is the graph's static input):
+    row["python_graph_ms"], or row["python_graph_error"] where capture fails."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(3):
+                call()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph):
+            call()
+        row["python_graph_ms"] = median_ms(graph.replay, device, warmup, runs)
+        del graph
+    except Exception as e:  # noqa: BLE001
+        row["python_graph_error"] = repr(e)[:200]
+
+
 def forward(java, device, warmup, runs):
     rows = []
     models = {}
@@ -194,6 +213,8 @@ def forward(java, device, warmup, runs):
                     call = lambda: model(ids)  # noqa: E731
                 with torch.inference_mode():
                     row["python_ms"] = median_ms(call, device, warmup, runs)
+                if device.startswith("cuda"):
+                    graph_ms(call, device, warmup, runs, row)
                 if "ours_ms" in jrow:
                     row["ours_ms"] = jrow["ours_ms"]
                     row["ours_over_python"] = jrow["ours_ms"] / row["python_ms"]
