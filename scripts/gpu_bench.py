@@ -213,7 +213,7 @@ def forward(java, device, warmup, runs):
                     call = lambda: model(ids)  # noqa: E731
                 with torch.inference_mode():
                     row["python_ms"] = median_ms(call, device, warmup, runs)
-                if device.startswith("cuda"):
+                if str(device).startswith("cuda"):
                     graph_ms(call, device, warmup, runs, row)
                 if "ours_ms" in jrow:
                     row["ours_ms"] = jrow["ours_ms"]

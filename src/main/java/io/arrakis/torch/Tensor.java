@@ -1242,9 +1242,17 @@ public final class Tensor implements AutoCloseable {
         if (min == null && max == null) {
             throw new IllegalArgumentException("clamp: give a min, a max or both");
         }
-        try (Tensor lo = min == null ? null : scalarFor(min); Tensor hi = max == null ? null : scalarFor(max)) {
+        try (Tensor lo = min == null ? null : boundFor(min); Tensor hi = max == null ? null : boundFor(max)) {
             return Call.begin(CLAMP, this).tensor(this).optTensor(lo).optTensor(hi).tensorResult();
         }
+    }
+
+    /** A 0-dim bound for clamp: clamp takes no host number with a GPU tensor, so it is made there, without a copy. */
+    private Tensor boundFor(double value) {
+        if (device().isCpu()) {
+            return scalarFor(value);
+        }
+        return full(new long[0], value, dtype().isFloatingPoint() ? dtype() : DType.FLOAT32, device());
     }
 
     /** Elementwise {@code -this}. */

@@ -62,6 +62,7 @@ class ThreadChurnMemoryTest {
                 long before = ResidentMemory.settled();
                 for (int r = 1; r < ROUNDS; r++) {
                     round(model, ids, expected);
+                    System.out.println("after round " + r + ": RSS " + ResidentMemory.rss() / MB + " MB");
                 }
                 long after = ResidentMemory.settledWithin(before, SLACK, 10);
                 ResidentMemory.report("ThreadChurnMemoryTest", (ROUNDS - 1) * POOL + " threads x 1 forward pass",

@@ -75,6 +75,11 @@ class CudaTensorTest {
             assertSameOnGpu(a.mul(2.5), ga.mul(2.5), tol);
             assertSameOnGpu(a.div(3.0), ga.div(3.0), tol);
             assertSameOnGpu(a.pow(2), ga.pow(2), tol);
+            assertSameOnGpu(a.clamp(-0.5, 0.7), ga.clamp(-0.5, 0.7), 0);
+            assertSameOnGpu(a.clamp(null, 0.7), ga.clamp(null, 0.7), 0);
+            assertSameOnGpu(a.roll(3, -1), ga.roll(3, -1), 0);
+            Tensor hostIds = Tensor.of(new long[] {1, 0, 1}, 3); // host ids serve a table on the GPU
+            assertSameOnGpu(a.reshape(4, 128).embedding(hostIds), ga.reshape(4, 128).embedding(hostIds), 0);
             assertSameOnGpu(a.softmax(-1), ga.softmax(-1), tol);
             assertSameOnGpu(a.gelu(true), ga.gelu(true), tol);
             assertSameOnGpu(a.layerNorm(w, w, 1e-5), ga.layerNorm(gw, gw, 1e-5), tol);
