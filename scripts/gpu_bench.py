@@ -322,8 +322,8 @@ def main():
     ap.add_argument("--java-json", required=True, help="the Java half's JSON")
     ap.add_argument("--out", help="JSON output (default: stdout)")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--tl-budget-s", type=float, default=30,
                     help="seconds per model for TransformerLens's composition; heads not reached are extrapolated")
     args = ap.parse_args()

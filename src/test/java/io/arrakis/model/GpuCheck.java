@@ -64,8 +64,8 @@ public final class GpuCheck {
         boolean quick = false;
         Path work = Path.of("target/gpu-check");
         Path out = null;
-        int runs = 10;
-        int warmup = 3;
+        int runs = 20;
+        int warmup = 30; // our Java code is compiled by the JIT after a few dozen passes
         boolean checkpointsOnly = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -282,6 +282,20 @@ public final class GpuCheck {
         return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
     }
 
+    /** The median time {@code op} takes to return, without waiting for the GPU (each run is synced after its timing). */
+    double hostMs(Supplier<AutoCloseable> op, java.util.function.Function<AutoCloseable, Tensor> resultOf) throws Exception {
+        double[] times = new double[runs];
+        for (int i = 0; i < runs; i++) {
+            long t0 = System.nanoTime();
+            try (AutoCloseable r = op.get()) {
+                times[i] = (System.nanoTime() - t0) / 1e6;
+                sync(resultOf.apply(r));
+            }
+        }
+        Arrays.sort(times);
+        return times[runs / 2];
+    }
+
     /** Copies one element to the host: waits for the work queued on the GPU before it. */
     static double sync(Tensor t) {
         Tensor flat = t.reshape(-1);
@@ -313,6 +327,7 @@ public final class GpuCheck {
                     // host ids, as a tokenizer gives them: the pass copies them to the GPU without waiting for it
                     try (Tensor ids = Tensor.randint(new Generator(1), 0, config.vocabSize(), new long[] {1, seq}, Device.CPU)) {
                         row.put("ours_ms", medianMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
+                        row.put("ours_host_ms", hostMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
                         row.put("ours_with_cache_ms", medianMs(() -> model.forward(ids), r -> ((ModelOutput) r).logits()));
                     } catch (Throwable e) {
                         e.printStackTrace();
