@@ -10,8 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/jdk.sh
-# quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
-if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi
 # JMH's forks inherit these from the JVM that runs JMH (scripts/lib/bench_suite.py passes the same to its JVMs)
 jvm_flags=(-XX:ErrorFile=target/hs_err_pid%p.log -XX:ReplayDataFile=target/replay_pid%p.log)
 export MAVEN_OPTS="${MAVEN_OPTS:-} ${jvm_flags[*]}"

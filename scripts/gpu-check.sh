@@ -18,8 +18,6 @@ junit=org.junit.platform:junit-platform-console-standalone:1.14.1
 
 if [ "${1:-}" = "--prepare" ]; then
   source scripts/lib/jdk.sh
-  # quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
-  if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
   rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/work .gpu/classes .gpu/test-classes .gpu/lib
   mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true

@@ -23,7 +23,6 @@ Without transformers (e.g. Debian's torch 1.13 here) the parity rows say so, GPT
 """
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ import traceback
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bench_python import FactoredMatrix, composition_scores  # noqa: E402  (TransformerLens's algorithm)
+from bench_python import FactoredMatrix, Gpt2, composition_scores  # noqa: E402  (TransformerLens's algorithm, GPT-2 in torch)
 from safetensors_torch import load_safetensors  # noqa: E402
 
 try:
@@ -82,37 +81,6 @@ def hf_model(model_dir, dtype, device):
     kwargs = {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     return model.to(device=device, dtype=dtype).eval()
-
-
-class TorchGpt2:
-    """GPT-2 as Hugging Face's GPT2Model computes it, in plain torch, on any device (used without transformers)."""
-
-    def __init__(self, w, config, dtype, device):
-        self.layers, self.heads, self.d = config["n_layer"], config["n_head"], config["n_embd"]
-        self.eps = config.get("layer_norm_epsilon", 1e-5)
-        self.w = {k: v.to(device=device, dtype=dtype) for k, v in w.items()}
-        self.device = device
-
-    def __call__(self, ids):
-        w, d, h = self.w, self.d, self.heads
-        b, t = ids.shape
-        dh = d // h
-        f = torch.nn.functional
-        mask = torch.ones(t, t, dtype=torch.bool, device=self.device).triu(1)
-        x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:t]
-        for i in range(self.layers):
-            p = f"transformer.h.{i}."
-            a = f.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
-            q, k, v = (a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]).split(d, dim=2)
-            q, k, v = (y.view(b, t, h, dh).transpose(1, 2) for y in (q, k, v))
-            scores = (q @ k.transpose(-2, -1) / math.sqrt(dh)).masked_fill(mask, float("-inf"))
-            z = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
-            x = x + (z @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"])
-            m = f.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
-            m = f.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
-            x = x + (m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"])
-        x = f.layer_norm(x, (d,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], self.eps)
-        return x @ w["transformer.wte.weight"].T
 
 
 def diff_stats(ours, theirs):
@@ -196,8 +164,8 @@ def forward(java, device, warmup, runs):
                     models[name] = ("transformers " + TRANSFORMERS, hf_model(mdir, torch.bfloat16, device))
                 elif config.get("model_type") == "gpt2":
                     models[name] = ("torch-only GPT-2 (no transformers)",
-                                    TorchGpt2(load_safetensors(os.path.join(mdir, "model.safetensors")), config,
-                                              torch.bfloat16, device))
+                                    Gpt2(load_safetensors(os.path.join(mdir, "model.safetensors")), config,
+                                         torch.bfloat16, device))
                 else:
                     models[name] = (None, None)
             impl, model = models[name]

@@ -51,35 +51,34 @@ def median_ms(fn, warmup, repeats):
 
 
 class Gpt2:
-    """GPT-2 as Hugging Face's GPT2Model computes it (Conv1D weights [in, out], tanh GELU, tied unembedding)."""
+    """GPT-2 as Hugging Face's GPT2Model computes it (Conv1D weights [in, out], tanh GELU, tied unembedding), in plain
+    torch on any device (scripts/gpu_bench.py uses it where transformers is missing)."""
 
-    def __init__(self, w, config, dtype):
-        self.layers = config["n_layer"]
-        self.heads = config["n_head"]
-        self.d = config["n_embd"]
+    def __init__(self, w, config, dtype, device="cpu"):
+        self.layers, self.heads, self.d = config["n_layer"], config["n_head"], config["n_embd"]
         self.eps = config.get("layer_norm_epsilon", 1e-5)
-        self.w = {k: v.to(dtype) for k, v in w.items()}
+        self.w = {k: v.to(device=device, dtype=dtype) for k, v in w.items()}
+        self.device = device
 
     def __call__(self, ids):
         w, d, h = self.w, self.d, self.heads
-        t = ids.shape[1]
+        b, t = ids.shape
         dh = d // h
-        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        f = torch.nn.functional
+        mask = torch.ones(t, t, dtype=torch.bool, device=self.device).triu(1)
         x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:t]
         for i in range(self.layers):
             p = f"transformer.h.{i}."
-            a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
+            a = f.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
             q, k, v = (a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]).split(d, dim=2)
-            q = q.view(1, t, h, dh).transpose(1, 2)
-            k = k.view(1, t, h, dh).transpose(1, 2)
-            v = v.view(1, t, h, dh).transpose(1, 2)
+            q, k, v = (y.view(b, t, h, dh).transpose(1, 2) for y in (q, k, v))
             scores = (q @ k.transpose(-2, -1) / math.sqrt(dh)).masked_fill(mask, float("-inf"))
-            z = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, t, d)
+            z = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
             x = x + (z @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"])
-            m = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
-            m = torch.nn.functional.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
+            m = f.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
+            m = f.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
             x = x + (m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"])
-        x = torch.nn.functional.layer_norm(x, (d,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], self.eps)
+        x = f.layer_norm(x, (d,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], self.eps)
         return x @ w["transformer.wte.weight"].T
 
 

@@ -1,5 +1,6 @@
 # Sourced by the scripts: finds a JDK >= 22 (the Foreign Function & Memory API is final from 22; the jextract bindings
-# are generated for JDK 22) and exports JAVA_HOME, PATH and ARRAKIS_JDK_MAJOR (its feature version, e.g. 25).
+# are generated for JDK 22) and exports JAVA_HOME, PATH and ARRAKIS_JDK_MAJOR (its feature version, e.g. 25), and the
+# MAVEN_OPTS every script's Maven runs with.
 # Looks at $JAVA_HOME, then `java` on PATH, then /usr/lib/jvm/*.
 
 jdk_major() { # prints the feature version of the JDK at $1, or nothing
@@ -29,3 +30,6 @@ find_jdk() {
 }
 
 find_jdk || exit 1
+
+# quiets Maven's own sun.misc.Unsafe warnings (JDK 24+); the option exists from JDK 23, and JDK 22 refuses to start with it
+if [ "$ARRAKIS_JDK_MAJOR" -ge 23 ]; then export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"; fi

@@ -45,7 +45,7 @@ public class OursComposition {
     private Tensor right;
     private int layers;
     private long rowsPerLayer;
-    private final CompositionScores.Options options = CompositionScores.Options.builder().progress(false).build();
+    private final CompositionScores.Options options = CompositionScores.Options.DEFAULT;
 
     @Setup
     public void setUp() {

@@ -45,7 +45,7 @@ public class OursCompositionTl {
         try (TensorScope scope = TensorScope.open()) {
             Tensor tl = TlComposition.qScores(model, 1);
             Tensor ours = CompositionScores.compute(model, CompositionScores.Mode.Q,
-                    CompositionScores.Options.builder().progress(false).build()).scores().narrow(0, 0, 1);
+                    CompositionScores.Options.DEFAULT).scores().narrow(0, 0, 1);
             double diff = tl.sub(ours).abs().max().item();
             System.out.printf("bench: TransformerLens algorithm vs CompositionScores (sender layer 0): max |diff| %.3g%n", diff);
             if (!(diff < 1e-4)) {

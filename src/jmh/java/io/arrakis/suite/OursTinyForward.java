@@ -2,11 +2,14 @@ package io.arrakis.suite;
 
 import io.arrakis.model.BenchCheckpoint;
 import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -23,7 +26,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Suite row {@code gpt2_tiny_forward}: the float32 forward pass (no cache) of the suite's tiny GPT-2 (2 layers,
- * d_model 128, 4 heads, 32 tokens), where a pass is a few dozen small ops and what each costs the host shows.
+ * d_model 128, 4 heads, 32 tokens), where a pass is a few dozen small ops and what each costs the host shows; its
+ * {@code reference}, {@code matmulsAlone}: the pass's matrix products alone, with their biases, on operands of the same
+ * shapes (per layer Q/K/V, output, MLP in and out; then the unembedding).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -34,15 +39,40 @@ import java.util.concurrent.TimeUnit;
 public class OursTinyForward {
     private HookedAutoModel model;
     private Tensor ids;
+    private final java.util.List<Tensor[]> products = new java.util.ArrayList<>(); // input, weight [out, in], bias
 
     @Setup
     public void setUp() {
         model = HookedAutoModel.fromPretrained(BenchFiles.tiny(), DType.FLOAT32, Device.CPU);
         ids = Tensor.of(BenchCheckpoint.readIds(BenchFiles.tiny()), 1, BenchCheckpoint.TINY_SEQ);
+        HookedAutoConfig c = model.config();
+        Generator g = new Generator(2);
+        long d = c.dModel();
+        for (int layer = 0; layer < c.nLayers(); layer++) {
+            products.add(operands(g, d, 3 * d, true));
+            products.add(operands(g, d, d, true));
+            products.add(operands(g, d, c.dMlp(), true));
+            products.add(operands(g, c.dMlp(), d, true));
+        }
+        products.add(operands(g, d, c.vocabSize(), false));
+    }
+
+    private static Tensor[] operands(Generator g, long in, long out, boolean bias) {
+        return new Tensor[] {
+                Tensor.randn(g, new long[] {1, BenchCheckpoint.TINY_SEQ, in}, DType.FLOAT32, Device.CPU),
+                Tensor.randn(g, new long[] {out, in}, DType.FLOAT32, Device.CPU),
+                bias ? Tensor.randn(g, new long[] {out}, DType.FLOAT32, Device.CPU) : null};
     }
 
     @TearDown
     public void tearDown() {
+        for (Tensor[] p : products) {
+            for (Tensor t : p) {
+                if (t != null) {
+                    t.close();
+                }
+            }
+        }
         ids.close();
         model.close();
     }
@@ -52,5 +82,16 @@ public class OursTinyForward {
         try (ModelOutput out = model.forward(ids, CacheSpec.none())) {
             return out.logits().numel();
         }
+    }
+
+    @Benchmark
+    public long matmulsAlone() {
+        long n = 0;
+        try (TensorScope scope = TensorScope.open()) {
+            for (Tensor[] p : products) {
+                n += p[0].linear(p[1], p[2]).numel();
+            }
+        }
+        return n;
     }
 }

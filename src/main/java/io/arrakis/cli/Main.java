@@ -129,7 +129,8 @@ public final class Main {
         if (model == null || mode == null) {
             throw new IllegalArgumentException("--model and --mode are required");
         }
-        CompositionScores.Options options = CompositionScores.Options.builder().baseline(baseline).foldLn(foldLn).build();
+        CompositionScores.Options options = CompositionScores.Options.builder().baseline(baseline).foldLn(foldLn)
+                .progress(new ProgressBar(System.err, "composition " + mode)).build();
         ScoreReport report;
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
              CompositionScores.Result result = CompositionScores.compute(m, mode, options)) {
@@ -410,7 +411,7 @@ public final class Main {
                 javaMemory.setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
             }
             Tensor shared = Tensor.fromSegment(javaMemory, DType.FLOAT32, 2, 3);
-            out.printf("%nzero copy: %s lives at 0x%x, the Java segment at 0x%x%n", shared, shared.dataAddress(),
+            out.printf("%nzero copy: %s lives at 0x%x, the Java segment at 0x%x%n", shared, shared.asSegment().address(),
                     javaMemory.address());
 
             HookedAutoConfig config = HookedAutoConfig.of("llama").with(Map.of("num_hidden_layers", 2,

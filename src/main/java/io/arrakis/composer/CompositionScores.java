@@ -8,7 +8,6 @@ import io.arrakis.torch.Generator;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
-import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -76,21 +75,25 @@ public final class CompositionScores {
     /** Which circuit of the receiving head the sender's output is composed with. */
     public enum Mode { Q, K, V }
 
+    /** Told how far an all-pairs computation has come: {@code donePairs} of {@code totalPairs} head pairs scored. */
+    @FunctionalInterface
+    public interface Progress {
+        void advanced(long donePairs, long totalPairs);
+    }
+
     /**
      * @param baseline        also sample the scores of Gaussian random heads of the same shapes (and ranks) and
      *                        return the scores minus their mean
      * @param baselineSamples how many random (sender, receiver) pairs the baseline draws (≥ 2)
      * @param seed            the baseline's random seed
-     * @param progress        a progress bar on {@code System.err}: true, false, or null for "when there are more than
-     *                        {@value #PROGRESS_THRESHOLD} head pairs"
+     * @param progress        told after each block of the big product how many head pairs are scored; null for none
      * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
      * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
      *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
      *                        families whose norm has no weight
      */
-    public record Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements,
+    public record Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements,
                           boolean foldLn) {
-        public static final int PROGRESS_THRESHOLD = 1000;
         public static final Options DEFAULT = builder().build();
 
         public Options {
@@ -103,7 +106,7 @@ public final class CompositionScores {
         }
 
         /** Options without {@code foldLn}. */
-        public Options(boolean baseline, int baselineSamples, long seed, Boolean progress, long maxBlockElements) {
+        public Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements) {
             this(baseline, baselineSamples, seed, progress, maxBlockElements, false);
         }
 
@@ -115,7 +118,7 @@ public final class CompositionScores {
             private boolean baseline;
             private int baselineSamples = 200;
             private long seed;
-            private Boolean progress;
+            private Progress progress;
             private long maxBlockElements = 1L << 25;
             private boolean foldLn;
 
@@ -137,8 +140,8 @@ public final class CompositionScores {
                 return this;
             }
 
-            public Builder progress(Boolean on) {
-                this.progress = on;
+            public Builder progress(Progress listener) {
+                this.progress = listener;
                 return this;
             }
 
@@ -189,8 +192,9 @@ public final class CompositionScores {
         int dModel = c.dModel();
         int n = layers * heads;
         long totalPairs = (long) layers * (layers - 1) / 2 * heads * heads;
-        boolean showProgress = options.progress() != null ? options.progress() : totalPairs > Options.PROGRESS_THRESHOLD;
-        Progress progress = showProgress ? new Progress(System.err, "composition " + mode, totalPairs) : null;
+        Progress progress = options.progress() != null ? options.progress() : (done, total) -> { };
+        long donePairs = 0;
+        progress.advanced(donePairs, totalPairs);
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         Device device = model.device();
         try (TensorScope scope = TensorScope.open()) {
@@ -224,18 +228,14 @@ public final class CompositionScores {
                                 .to(DType.FLOAT64);
                         chunks.add(chunkScope.keep(norms));
                     }
-                    if (progress != null) {
-                        progress.advance((long) heads * k * heads);
-                    }
+                    donePairs += (long) heads * k * heads;
+                    progress.advanced(donePairs, totalPairs);
                 }
                 Tensor numerator = (chunks.size() == 1 ? chunks.get(0) : Tensor.cat(chunks, 1)).view(heads, later, heads);
                 Tensor denominator = senderNorms.select(0, l1).view(heads, 1, 1)
                         .mul(receiverNorms.narrow(0, l1 + 1, later).view(1, later, heads));
                 Tensor score = numerator.div(denominator);
                 rows.add(Tensor.cat(List.of(Tensor.zeros(new long[] {heads, l1 + 1, heads}, DType.FLOAT64, device), score), 1));
-            }
-            if (progress != null) {
-                progress.finish();
             }
             Tensor scores = scope.keep(Tensor.stack(rows, 0));
             if (!options.baseline()) {
@@ -480,45 +480,6 @@ public final class CompositionScores {
             Tensor num = s.bmm(r.transpose(1, 2)).reshape(samples, -1).norm(1, false);
             Tensor den = s.reshape(samples, -1).norm(1, false).mul(r.reshape(samples, -1).norm(1, false));
             return num.div(den).toDoubleArray();
-        }
-    }
-
-    /** A one-line progress bar, redrawn in place. */
-    private static final class Progress {
-        private final PrintStream out;
-        private final String label;
-        private final long total;
-        private final long start = System.nanoTime();
-        private long done;
-        private int lastPercent = -1;
-
-        Progress(PrintStream out, String label, long total) {
-            this.out = out;
-            this.label = label;
-            this.total = Math.max(1, total);
-            draw();
-        }
-
-        void advance(long pairs) {
-            done = Math.min(total, done + pairs);
-            draw();
-        }
-
-        private void draw() {
-            int percent = (int) (100 * done / total);
-            if (percent == lastPercent) {
-                return;
-            }
-            lastPercent = percent;
-            int width = 30;
-            int filled = percent * width / 100;
-            out.print("\r" + label + " [" + "#".repeat(filled) + " ".repeat(width - filled) + "] " + percent + "% ("
-                    + done + "/" + total + " head pairs, " + (System.nanoTime() - start) / 1_000_000 + " ms)");
-            out.flush();
-        }
-
-        void finish() {
-            out.println();
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.json.Json;
 import io.arrakis.torch.Tensor;
 
 import java.util.ArrayList;
@@ -86,25 +87,25 @@ public final class ActivationCache implements AutoCloseable {
     }
 
     /**
-     * The chosen entries as one JSON object {@code {NAME: {"shape": [...], "data": [...]}}}, values row-major; only
-     * the names asked for are copied out of native memory.
+     * The chosen entries as one JSON object {@code {NAME: {"shape": [...], "data": [...]}}}, values row-major, with
+     * the strings {@code "Infinity"}, {@code "-Infinity"} and {@code "NaN"} for values JSON has no number for (masked
+     * attention scores are -inf); only the names asked for are copied out of native memory.
      */
     public String toJson(List<String> hookNames) {
-        StringBuilder sb = new StringBuilder("{");
-        for (int n = 0; n < hookNames.size(); n++) {
-            String name = hookNames.get(n);
+        Map<String, Object> json = new LinkedHashMap<>();
+        for (String name : hookNames) {
             Tensor t = get(name);
-            sb.append(n > 0 ? ", " : "").append('"').append(name).append("\": {\"shape\": ")
-                    .append(java.util.Arrays.toString(t.shape())).append(", \"data\": [");
             float[] values = t.toFloatArray();
-            for (int i = 0; i < values.length; i++) {
-                float v = values[i];
-                sb.append(i > 0 ? ", " : "").append(Float.isFinite(v) ? Float.toString(v) : v > 0 ? "\"Infinity\""
-                        : v < 0 ? "\"-Infinity\"" : "\"NaN\"");
+            List<Object> data = new ArrayList<>(values.length);
+            for (float v : values) {
+                data.add(Float.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
             }
-            sb.append("]}");
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("shape", t.shape());
+            entry.put("data", data);
+            json.put(name, entry);
         }
-        return sb.append("}").toString();
+        return Json.write(json);
     }
 
     /** Frees every entry. */

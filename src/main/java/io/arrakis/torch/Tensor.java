@@ -265,8 +265,8 @@ public final class Tensor implements AutoCloseable {
         return out.get(ValueLayout.JAVA_BOOLEAN, 0);
     }
 
-    /** The address of the first element, for zero-copy interop checks. */
-    public long dataAddress() {
+    /** The address of the first element; outside this package, {@link #asSegment()} gives the memory itself. */
+    long dataAddress() {
         MemorySegment out = Native.out();
         Native.check(arrakis_torch_h.aoti_torch_get_data_ptr(handle(), out), "aoti_torch_get_data_ptr", this);
         return out.get(ValueLayout.JAVA_LONG, 0);

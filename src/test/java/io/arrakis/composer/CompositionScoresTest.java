@@ -14,12 +14,11 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -206,7 +205,7 @@ class CompositionScoresTest {
         Path dir = fixture("gpt2-tiny");
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
             CompositionScores.Options options = CompositionScores.Options.builder().baseline(true).seed(7)
-                    .baselineSamples(400).progress(false).build();
+                    .baselineSamples(400).build();
             CompositionScores.Result a = CompositionScores.compute(model, Mode.K, options);
             CompositionScores.Result b = CompositionScores.compute(model, Mode.K, options);
             assertEquals(a.baselineMean(), b.baselineMean(), 0);
@@ -243,20 +242,19 @@ class CompositionScoresTest {
     }
 
     @Test
-    void aProgressBarGoesToStandardErrorWhenAskedFor() {
+    void progressIsReportedFromNothingToEveryPair() {
         Path dir = fixture("gpt2-tiny");
-        PrintStream saved = System.err;
-        ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+        List<long[]> reports = new ArrayList<>();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
-            System.setErr(new PrintStream(buffer, true, StandardCharsets.UTF_8));
-            CompositionScores.compute(model, Mode.V, CompositionScores.Options.builder().progress(true).build());
-            CompositionScores.compute(model, Mode.V, CompositionScores.Options.DEFAULT); // 16 pairs: no bar
-        } finally {
-            System.setErr(saved);
+            CompositionScores.compute(model, Mode.V, CompositionScores.Options.builder().maxBlockElements(1)
+                    .progress((done, total) -> reports.add(new long[] {done, total})).build());
         }
-        String text = buffer.toString(StandardCharsets.UTF_8);
-        assertTrue(text.contains("100% (16/16 head pairs"), text);
-        assertEquals(1, text.split("\n", -1).length - 1, "one bar, one line: " + text);
+        // 2 layers of 4 heads: 16 (sender, later receiver) pairs, one block per receiving layer
+        assertArrayEquals(new long[] {0, 16}, reports.getFirst());
+        assertArrayEquals(new long[] {16, 16}, reports.getLast());
+        for (int i = 1; i < reports.size(); i++) {
+            assertTrue(reports.get(i)[0] > reports.get(i - 1)[0], "progress only grows");
+        }
     }
 
     /** A Llama checkpoint in Hugging Face names with the given attention weights, everything else simple. */
