@@ -2,6 +2,7 @@ package io.arrakis.cli;
 
 import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
+import io.arrakis.model.Fixtures;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class MainTest {
-    private static final Path GPT2 = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"), "gpt2-tiny");
+    private static final Path GPT2 = Fixtures.SHARED.resolve("gpt2-tiny");
 
     private record Result(int status, String out, String err) {
     }
@@ -227,11 +228,10 @@ class MainTest {
         }
     }
 
-    private static final Path TOKENIZERS = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"))
-            .resolveSibling("fixtures-hf-more").resolve("tokenizers");
+    private static final Path TOKENIZERS = Fixtures.HF_MORE.resolve("tokenizers");
 
     private static List<Map<?, ?>> tokenizerCases(String kind) throws Exception {
-        Map<?, ?> expected = (Map<?, ?>) Json.parse(Files.readString(TOKENIZERS.resolve(kind).resolve("expected.json")));
+        Map<?, ?> expected = (Map<?, ?>) Json.parse(Files.readString(Fixtures.tokenizer(kind).resolve("expected.json")));
         return ((List<?>) expected.get("cases")).stream().<Map<?, ?>>map(c -> (Map<?, ?>) c).toList();
     }
 

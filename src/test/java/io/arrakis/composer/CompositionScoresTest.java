@@ -26,19 +26,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class CompositionScoresTest {
 
     static Path fixture(String name) {
-        Path dir = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name);
-        if (!Files.isDirectory(dir)) {
-            if (System.getenv("CI") != null) {
-                throw new AssertionError("fixture " + dir.toAbsolutePath() + " is missing");
-            }
-            assumeTrue(false, "skipped: no fixture at " + dir.toAbsolutePath());
-        }
-        return dir;
+        return Fixtures.dir(name);
     }
 
     @ParameterizedTest

@@ -29,13 +29,16 @@ public final class Fixtures {
      * One folder per later family, and variants of earlier ones; as references each block's {@code hook_resid_pre}
      * and {@code attn.hook_pattern}, {@code ln_final.hook_normalized} and {@code logits}.
      */
-    static final Path HF_MORE = Path.of(System.getProperty("arrakis.fixturesHfMore", "../shared/fixtures-hf-more"));
+    public static final Path HF_MORE = Path.of(System.getProperty("arrakis.fixturesHfMore", "../shared/fixtures-hf-more"));
+    /** {@code shared/fixtures}: reference models of an independent PyTorch implementation. */
+    public static final Path SHARED = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
 
     private Fixtures() {
     }
 
+    /** A model of {@code shared/fixtures}: required in CI, else its test is skipped where the folder is missing. */
     public static Path dir(String name) {
-        return existing(Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name));
+        return existing(SHARED.resolve(name));
     }
 
     /** The {@code input_ids} of a Hugging Face fixture's {@code reference.safetensors}; the caller owns the tensor. */

@@ -40,7 +40,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class HookedAutoConfigTest {
 
-    private static final Path FIXTURES = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
+    private static final Path FIXTURES = Fixtures.SHARED;
     private static final Path GPT2_TINY = FIXTURES.resolve("gpt2-tiny");
     private static final Path LLAMA_TINY = FIXTURES.resolve("llama-tiny-gqa");
 

@@ -1,5 +1,6 @@
 package io.arrakis.model.safetensors;
 
+import io.arrakis.model.Fixtures;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
 import org.junit.jupiter.api.Test;
@@ -19,8 +20,6 @@ import java.util.regex.Pattern;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The real model files of {@code ../shared/fixtures}, read by the code under test and, independently, by a minimal
@@ -29,14 +28,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 class SafeTensorsFixturesTest {
 
     static Path fixture(String name) {
-        Path dir = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures")).resolve(name);
-        if (!Files.isDirectory(dir)) {
-            if (System.getenv("CI") != null) {
-                fail("fixture " + dir.toAbsolutePath() + " is missing; CI must have shared/ beside the repository");
-            }
-            assumeTrue(false, "skipped: no fixture at " + dir.toAbsolutePath());
-        }
-        return dir;
+        return Fixtures.dir(name);
     }
 
     /** One tensor as the minimal reader sees it. */
