@@ -8,6 +8,9 @@ import io.arrakis.torch.Generator;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
+import org.apache.commons.statistics.descriptive.Mean;
+import org.apache.commons.statistics.descriptive.StandardDeviation;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -242,16 +245,8 @@ public final class CompositionScores {
                 return new Result(scores, null, Double.NaN, Double.NaN);
             }
             double[] sample = baselineSample(c, options.baselineSamples(), options.seed(), device);
-            double mean = 0;
-            for (double s : sample) {
-                mean += s;
-            }
-            mean /= sample.length;
-            double var = 0;
-            for (double s : sample) {
-                var += (s - mean) * (s - mean);
-            }
-            double std = Math.sqrt(var / (sample.length - 1));
+            double mean = Mean.of(sample).getAsDouble();
+            double std = StandardDeviation.of(sample).getAsDouble(); // the sample's, with n - 1
             boolean[] notPair = new boolean[layers * layers];
             for (int l1 = 0; l1 < layers; l1++) {
                 for (int l2 = 0; l2 < layers; l2++) {
