@@ -4,6 +4,7 @@ import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
 import io.arrakis.model.Fixtures;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.testing.Close;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -173,11 +174,7 @@ class MainTest {
         assertEquals(0, folded.status(), folded.err());
         double[] r = flatten(((Map<?, ?>) Json.parse(raw.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
         double[] f = flatten(((Map<?, ?>) Json.parse(folded.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
-        double maxDiff = 0;
-        for (int i = 0; i < r.length; i++) {
-            maxDiff = Math.max(maxDiff, Math.abs(r[i] - f[i]));
-        }
-        assertTrue(maxDiff > 1e-6, "folding the norm weights changed nothing");
+        assertTrue(Close.maxAbsDiff(r, f) > 1e-6, "folding the norm weights changed nothing");
     }
 
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */

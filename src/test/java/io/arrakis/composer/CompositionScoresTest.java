@@ -6,6 +6,7 @@ import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.testing.Close;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
@@ -45,13 +46,8 @@ class CompositionScoresTest {
                 Tensor scores = CompositionScores.allPairs(model, mode);
                 assertEquals(DType.FLOAT64, scores.dtype());
                 assertArrayEquals(new long[] {c.nLayers(), c.nHeads(), c.nLayers(), c.nHeads()}, scores.shape());
-                double[] expected = reference.tensor("composition." + mode).toDoubleArray();
-                double[] actual = scores.toDoubleArray();
-                double worst = 0;
-                for (int i = 0; i < expected.length; i++) {
-                    worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
-                }
-                assertTrue(worst <= 1e-5, name + " " + mode + ": max |difference| " + worst);
+                Close.assertAllClose(reference.tensor("composition." + mode).toDoubleArray(), scores.toDoubleArray(), 0,
+                        1e-5, name + " " + mode);
             }
         }
     }

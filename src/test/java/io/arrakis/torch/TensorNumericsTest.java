@@ -1,6 +1,7 @@
 package io.arrakis.torch;
 
 import io.arrakis.testing.ChildJvm;
+import io.arrakis.testing.Close;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -25,7 +26,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Numerical checks of every op of the public {@link Tensor} API against references that do not come from the code
@@ -89,22 +89,8 @@ class TensorNumericsTest {
         return v;
     }
 
-    /** Asserts |expected − actual| ≤ atol + rtol·|expected| elementwise (NaN and infinities must match exactly). */
     static void assertClose(double[] expected, double[] actual, double rtol, double atol) {
-        assertEquals(expected.length, actual.length, "length");
-        for (int i = 0; i < expected.length; i++) {
-            double e = expected[i];
-            double a = actual[i];
-            if (Double.isNaN(e) || Double.isInfinite(e)) {
-                assertEquals(e, a, "element " + i);
-                continue;
-            }
-            double tol = atol + rtol * Math.abs(e);
-            if (!(Math.abs(e - a) <= tol)) {
-                fail("element " + i + ": expected " + e + " but was " + a + " (|diff| " + Math.abs(e - a) + " > " + tol
-                        + ")\nexpected " + Arrays.toString(expected) + "\nactual   " + Arrays.toString(actual));
-            }
-        }
+        Close.assertAllClose(expected, actual, rtol, atol, "values");
     }
 
     static void assertClose(double[] expected, double[] actual, double tol) {
