@@ -158,7 +158,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * {@link #create} and {@link #fromPretrained} check it before allocating weights; 0 when unknown.
      */
     public static long availableMemoryBytes() {
-        return MemoryCheck.availableBytes();
+        return io.arrakis.torch.HostMemory.availableBytes();
     }
 
     private static void checkDtype(DType dtype) {

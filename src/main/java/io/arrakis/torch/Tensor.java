@@ -7,7 +7,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * An n-dimensional array in libtorch's memory (off the Java heap), on the CPU or a GPU.
@@ -312,7 +311,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     private static Tensor fromHeap(MemorySegment data, DType dtype, long length, long[] shape) {
-        long n = checkShape(shape, "Tensor.of");
+        long n = Shapes.numel(shape, "Tensor.of");
         if (n != length) {
             throw new IllegalArgumentException("Tensor.of: " + length + " values cannot fill shape " + Arrays.toString(shape)
                     + " (" + n + " elements)");
@@ -328,7 +327,7 @@ public final class Tensor implements AutoCloseable {
      * {@link IllegalStateException}.
      */
     public static Tensor fromSegment(MemorySegment segment, DType dtype, long... shape) {
-        long n = checkShape(shape, "Tensor.fromSegment");
+        long n = Shapes.numel(shape, "Tensor.fromSegment");
         // Checked here rather than left to the downcall: the generated bindings wrap any exception of the call itself
         // in an AssertionError ("should not reach here").
         if (!segment.scope().isAlive()) {
@@ -355,7 +354,7 @@ public final class Tensor implements AutoCloseable {
         LibTorch.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
-            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
+            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, Shapes.contiguousStrides(shape));
             MemorySegment out = Native.out();
             Native.op(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
                     dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", shape, dtype);
@@ -368,15 +367,15 @@ public final class Tensor implements AutoCloseable {
         return empty(shape, dtype, device, "Tensor.empty");
     }
 
-    private static Tensor empty(long[] shape, DType dtype, Device device, String op) {
-        long n = checkShape(shape, op);
+    static Tensor empty(long[] shape, DType dtype, Device device, String op) {
+        long n = Shapes.numel(shape, op);
         if (device.isCpu()) {
             checkHostMemory(n, dtype, shape, op);
         }
         device.checkAvailable();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
-            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, contiguousStrides(shape));
+            MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, Shapes.contiguousStrides(shape));
             MemorySegment out = Native.out();
             Native.op(arrakis_torch_h.aoti_torch_empty_strided(shape.length, sizes, strides, dtype.code(),
                     device.typeCode(), device.index(), out), "aoti_torch_empty_strided", shape, dtype, device);
@@ -391,7 +390,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A tensor of zeros. */
     public static Tensor zeros(long[] shape, DType dtype, Device device) {
-        long n = checkShape(shape, "Tensor.zeros");
+        long n = Shapes.numel(shape, "Tensor.zeros");
         device.checkAvailable();
         if (device.isCpu()) {
             checkHostMemory(n, dtype, shape, "Tensor.zeros");
@@ -406,7 +405,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A tensor of ones. */
     public static Tensor ones(long[] shape, DType dtype, Device device) {
-        long n = checkShape(shape, "Tensor.ones");
+        long n = Shapes.numel(shape, "Tensor.ones");
         device.checkAvailable();
         if (device.isCpu()) {
             checkHostMemory(n, dtype, shape, "Tensor.ones");
@@ -456,7 +455,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Standard normal samples from {@code generator}: {@link #normal} with mean 0 and standard deviation 1. */
     public static Tensor randn(Generator generator, long[] shape, DType dtype, Device device) {
-        return normal(generator, shape, 0.0, 1.0, dtype, device, "Tensor.randn");
+        return Sampling.normal(generator, shape, 0.0, 1.0, dtype, device, "Tensor.randn");
     }
 
     /**
@@ -467,163 +466,17 @@ public final class Tensor implements AutoCloseable {
      * memory: no wider temporary, so a 7-billion-parameter model's weights take seconds, not minutes.
      */
     public static Tensor normal(Generator generator, long[] shape, double mean, double std, DType dtype, Device device) {
-        return normal(generator, shape, mean, std, dtype, device, "Tensor.normal");
+        return Sampling.normal(generator, shape, mean, std, dtype, device, "Tensor.normal");
     }
-
-    private static Tensor normal(Generator generator, long[] shape, double mean, double std, DType dtype, Device device,
-                                 String op) {
-        checkRandomDtype(dtype, op);
-        if (!Double.isFinite(mean) || !(std >= 0) || Double.isInfinite(std)) {
-            throw new IllegalArgumentException(op + ": needs a finite mean and a finite std >= 0, got mean " + mean
-                    + ", std " + std);
-        }
-        long n = checkShape(shape, op);
-        device.checkAvailable();
-        long streamSeed = generator.nextLong();
-        Tensor t = empty(shape, dtype, Device.CPU, op);
-        MemorySegment data = t.dataSegment();
-        long chunks = (n + DRAW_CHUNK - 1) / DRAW_CHUNK;
-        int tasks = (int) Math.min(chunks, DRAW_TASKS);
-        // each task fills a Java array per chunk and copies it out in bulk: element-wise stores into native memory
-        // cost twice the drawing itself
-        IntStream.range(0, tasks).parallel().forEach(task -> {
-            Object buffer = switch (dtype) {
-                case FLOAT64 -> new double[(int) DRAW_CHUNK];
-                case FLOAT32 -> new float[(int) DRAW_CHUNK];
-                default -> new short[(int) DRAW_CHUNK];
-            };
-            for (long c = chunks * task / tasks; c < chunks * (task + 1) / tasks; c++) {
-                Generator g = Generator.forChunk(streamSeed, c);
-                int len = (int) Math.min(DRAW_CHUNK, n - c * DRAW_CHUNK);
-                long offset = c * DRAW_CHUNK * dtype.byteSize();
-                switch (buffer) {
-                    case double[] d -> {
-                        for (int i = 0; i < len; i++) {
-                            d[i] = mean + std * g.nextGaussian();
-                        }
-                        MemorySegment.copy(d, 0, data, ValueLayout.JAVA_DOUBLE, offset, len);
-                    }
-                    case float[] f -> {
-                        for (int i = 0; i < len; i++) {
-                            f[i] = (float) (mean + std * g.nextGaussian());
-                        }
-                        MemorySegment.copy(f, 0, data, ValueLayout.JAVA_FLOAT, offset, len);
-                    }
-                    case short[] h when dtype == DType.FLOAT16 -> {
-                        for (int i = 0; i < len; i++) {
-                            h[i] = Float.floatToFloat16((float) (mean + std * g.nextGaussian()));
-                        }
-                        MemorySegment.copy(h, 0, data, ValueLayout.JAVA_SHORT, offset, len);
-                    }
-                    case short[] h -> {
-                        for (int i = 0; i < len; i++) {
-                            h[i] = bfloat16((float) (mean + std * g.nextGaussian()));
-                        }
-                        MemorySegment.copy(h, 0, data, ValueLayout.JAVA_SHORT, offset, len);
-                    }
-                    default -> throw new AssertionError(buffer);
-                }
-            }
-        });
-        return converted(t, dtype, device);
-    }
-
-    /** float32 to bfloat16, rounding to nearest even as libtorch's {@code c10::BFloat16} does (finite values). */
-    private static short bfloat16(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    private static final long DRAW_CHUNK = 1 << 16;
-    private static final int DRAW_TASKS = 64;
 
     /** Uniform samples in [0, 1) from {@code generator}. */
     public static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
-        checkRandomDtype(dtype, "Tensor.rand");
-        int bits = switch (dtype) {
-            case FLOAT16 -> 11;
-            case BFLOAT16 -> 8;
-            case FLOAT32 -> 24;
-            default -> 53;
-        };
-        // exact in dtype, so never rounded up to 1
-        return fromDraws(shape, dtype, device, () -> generator.nextDouble(bits), "Tensor.rand");
+        return Sampling.rand(generator, shape, dtype, device);
     }
 
     /** Uniform int64 samples in [low, high) from {@code generator}. */
     public static Tensor randint(Generator generator, long low, long high, long[] shape, Device device) {
-        if (low >= high) {
-            throw new IllegalArgumentException("Tensor.randint: low (" + low + ") must be < high (" + high + ")");
-        }
-        long[] values = new long[(int) checkRandomShape(shape, "Tensor.randint")];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = generator.nextLong(low, high);
-        }
-        try (Tensor t = of(values, shape)) {
-            return t.to(DType.INT64, device);
-        }
-    }
-
-    /**
-     * Draws written straight into a CPU tensor's memory, in row-major order (float64 for a float64 result, else
-     * float32, which holds every draw a narrower type can), then converted and moved: no Java array, so a tensor of
-     * any size costs no heap.
-     */
-    private static Tensor fromDraws(long[] shape, DType dtype, Device device, java.util.function.DoubleSupplier draw, String op) {
-        long n = checkShape(shape, op);
-        device.checkAvailable();
-        DType buffer = dtype == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
-        Tensor t = empty(shape, buffer, Device.CPU, op);
-        MemorySegment data = t.dataSegment();
-        if (buffer == DType.FLOAT64) {
-            for (long i = 0; i < n; i++) {
-                data.setAtIndex(ValueLayout.JAVA_DOUBLE, i, draw.getAsDouble());
-            }
-        } else {
-            for (long i = 0; i < n; i++) {
-                data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) draw.getAsDouble());
-            }
-        }
-        return converted(t, dtype, device);
-    }
-
-    /** {@code t} itself when it already has the dtype and device, else a converted copy (closing {@code t}). */
-    private static Tensor converted(Tensor t, DType dtype, Device device) {
-        if (t.dtype() == dtype && device.isCpu()) {
-            return t;
-        }
-        try (t) {
-            return t.to(dtype, device);
-        }
-    }
-
-    private static void checkRandomDtype(DType dtype, String op) {
-        if (!dtype.isFloatingPoint()) {
-            throw new IllegalArgumentException(op + ": needs a floating-point dtype, got " + dtype + "; use randint for integers");
-        }
-    }
-
-    private static long checkRandomShape(long[] shape, String op) {
-        long n = checkShape(shape, op);
-        if (n > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(op + ": " + n + " elements is more than one call draws; draw in parts");
-        }
-        return n;
-    }
-
-    private static long checkShape(long[] shape, String op) {
-        long n = 1;
-        for (long s : shape) {
-            if (s < 0) {
-                throw new IllegalArgumentException(op + ": negative size in shape " + Arrays.toString(shape));
-            }
-            try {
-                n = Math.multiplyExact(n, s);
-            } catch (ArithmeticException e) {
-                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
-            }
-        }
-        return n;
+        return Sampling.randint(generator, low, high, shape, device);
     }
 
     /**
@@ -637,41 +490,12 @@ public final class Tensor implements AutoCloseable {
         } catch (ArithmeticException e) {
             bytes = Long.MAX_VALUE;
         }
-        long total = HostMemory.TOTAL_BYTES;
+        long total = HostMemory.totalBytes();
         if (total > 0 && bytes > total) {
             throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
                     "%s: shape %s of %s needs %.1f GiB, more than this machine's %.1f GiB of memory", op,
                     Arrays.toString(shape), dtype, bytes / 1073741824.0, total / 1073741824.0));
         }
-    }
-
-    /** The machine's memory (MemTotal plus swap), read once; 0 where unknown. */
-    private static final class HostMemory {
-        static final long TOTAL_BYTES = read();
-
-        private static long read() {
-            long total = 0;
-            try {
-                for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
-                    if (line.startsWith("MemTotal:") || line.startsWith("SwapTotal:")) {
-                        total += Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-                    }
-                }
-            } catch (java.io.IOException | RuntimeException e) {
-                return 0;
-            }
-            return total;
-        }
-    }
-
-    private static long[] contiguousStrides(long[] shape) {
-        long[] strides = new long[shape.length];
-        long s = 1;
-        for (int i = shape.length - 1; i >= 0; i--) {
-            strides[i] = s;
-            s *= Math.max(shape[i], 1);
-        }
-        return strides;
     }
 
     // ------------------------------------------------------------------------------------------------ reading
@@ -739,7 +563,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** The data of a contiguous CPU tensor, valid only while the tensor is open and never handed out. */
-    private MemorySegment dataSegment() {
+    MemorySegment dataSegment() {
         return MemorySegment.ofAddress(dataAddress()).reinterpret(numel() * dtype().byteSize());
     }
 
@@ -839,63 +663,11 @@ public final class Tensor implements AutoCloseable {
     /** The same memory in a new shape (one size may be -1); the layout must allow it. */
     public Tensor view(long... shape) {
         checkReshape(shape, "view");
-        if (!viewable(inferSize(shape))) {
+        if (!Shapes.viewable(meta().shape, meta().strides, Shapes.inferSize(shape, numel()))) {
             throw new IllegalArgumentException("view: shape " + Arrays.toString(shape) + " does not fit the memory layout of "
                     + describe() + " (strides " + Arrays.toString(meta().strides) + "); use reshape(), which copies when needed");
         }
         return viewResult(Call.begin(VIEW, this).tensor(this).ints(shape).tensorResult());
-    }
-
-    /** The shape with its -1 (if any) resolved; the shape has passed {@link #checkReshape}. */
-    private long[] inferSize(long[] shape) {
-        long known = 1;
-        int inferred = -1;
-        for (int i = 0; i < shape.length; i++) {
-            if (shape[i] == -1) {
-                inferred = i;
-            } else {
-                known *= shape[i];
-            }
-        }
-        long[] result = shape.clone();
-        if (inferred >= 0) {
-            result[inferred] = known == 0 ? 0 : numel() / known;
-        }
-        return result;
-    }
-
-    /**
-     * Whether {@code shape} can view this tensor's memory without a copy: ATen's stride computation for view
-     * (each run of dims that is contiguous in memory must map onto whole dims of the new shape).
-     */
-    private boolean viewable(long[] shape) {
-        long[] oldShape = meta().shape;
-        long[] oldStride = meta().strides;
-        if (oldShape.length == 0 || numel() == 0) {
-            return true;
-        }
-        int viewD = shape.length - 1;
-        long chunkBaseStride = oldStride[oldStride.length - 1];
-        long tensorNumel = 1;
-        long viewNumel = 1;
-        for (int tensorD = oldShape.length - 1; tensorD >= 0; tensorD--) {
-            tensorNumel *= oldShape[tensorD];
-            if (tensorD == 0 || (oldShape[tensorD - 1] != 1 && oldStride[tensorD - 1] != tensorNumel * chunkBaseStride)) {
-                while (viewD >= 0 && (viewNumel < tensorNumel || shape[viewD] == 1)) {
-                    viewNumel *= shape[viewD];
-                    viewD--;
-                }
-                if (viewNumel != tensorNumel) {
-                    return false;
-                }
-                if (tensorD > 0) {
-                    chunkBaseStride = oldStride[tensorD - 1];
-                    tensorNumel = 1;
-                    viewNumel = 1;
-                }
-            }
-        }
-        return viewD == -1;
     }
 
     private void checkReshape(long[] shape, String op) {
@@ -926,7 +698,7 @@ public final class Tensor implements AutoCloseable {
         long[] normalized = new long[n];
         boolean[] seen = new boolean[n];
         for (int i = 0; i < n; i++) {
-            int d = normDim(dims[i], n, "permute");
+            int d = Shapes.normDim(dims[i], n, "permute");
             if (seen[d]) {
                 throw new IllegalArgumentException("permute: dim " + d + " repeated in " + Arrays.toString(dims));
             }
@@ -939,8 +711,8 @@ public final class Tensor implements AutoCloseable {
     /** Swaps two dimensions. */
     public Tensor transpose(int dim0, int dim1) {
         int n = dim();
-        int d0 = normDim(dim0, n, "transpose");
-        int d1 = normDim(dim1, n, "transpose");
+        int d0 = Shapes.normDim(dim0, n, "transpose");
+        int d1 = Shapes.normDim(dim1, n, "transpose");
         return viewResult(Call.begin(TRANSPOSE, this).tensor(this).i64(d0).i64(d1).tensorResult());
     }
 
@@ -988,13 +760,13 @@ public final class Tensor implements AutoCloseable {
 
     /** A new dimension of size 1 at {@code dim}. */
     public Tensor unsqueeze(int dim) {
-        int d = normDim(dim, dim() + 1, "unsqueeze");
+        int d = Shapes.normDim(dim, dim() + 1, "unsqueeze");
         return viewResult(Call.begin(UNSQUEEZE, this).tensor(this).i64(d).tensorResult());
     }
 
     /** Removes dimension {@code dim} if its size is 1. */
     public Tensor squeeze(int dim) {
-        int d = normDim(dim, dim(), "squeeze");
+        int d = Shapes.normDim(dim, dim(), "squeeze");
         return viewResult(Call.begin(SQUEEZE, this).tensor(this).i64(d).tensorResult());
     }
 
@@ -1506,7 +1278,7 @@ public final class Tensor implements AutoCloseable {
         }
         long[] normalized = new long[dims.length];
         for (int i = 0; i < dims.length; i++) {
-            normalized[i] = normDim(dims[i], dim(), "norm");
+            normalized[i] = Shapes.normDim(dims[i], dim(), "norm");
             for (int j = 0; j < i; j++) {
                 if (normalized[j] == normalized[i]) {
                     throw new IllegalArgumentException("norm: dim " + dims[i] + " appears twice in "
@@ -1529,12 +1301,12 @@ public final class Tensor implements AutoCloseable {
 
     /** Softmax along {@code dim}. */
     public Tensor softmax(int dim) {
-        return Call.begin(SOFTMAX, this).tensor(this).i64(normDim(dim, dim(), "softmax")).optDtype(null).tensorResult();
+        return Call.begin(SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "softmax")).optDtype(null).tensorResult();
     }
 
     /** Log-softmax along {@code dim}. */
     public Tensor logSoftmax(int dim) {
-        return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(normDim(dim, dim(), "logSoftmax")).optDtype(null).tensorResult();
+        return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "logSoftmax")).optDtype(null).tensorResult();
     }
 
     /** Layer normalisation over the last dimension; {@code weight} and {@code bias} may be null. */
@@ -1670,7 +1442,7 @@ public final class Tensor implements AutoCloseable {
         if (!newDim && s0.length == 0) {
             throw new IllegalArgumentException(op + ": 0-d tensors cannot be concatenated; use stack, or unsqueeze them");
         }
-        int d = normDim(dim, s0.length + (newDim ? 1 : 0), op);
+        int d = Shapes.normDim(dim, s0.length + (newDim ? 1 : 0), op);
         for (Tensor t : tensors) {
             long[] s = t.meta().shape;
             boolean fits = s.length == s0.length;
@@ -1780,7 +1552,7 @@ public final class Tensor implements AutoCloseable {
         if (repeats < 0) {
             throw new IllegalArgumentException("repeatInterleave: repeats must be >= 0, got " + repeats);
         }
-        long d = normDim(dim, dim(), "repeatInterleave");
+        long d = Shapes.normDim(dim, dim(), "repeatInterleave");
         return Call.begin(REPEAT_INTERLEAVE, this).tensor(this).i64(repeats).optI64(d).none().tensorResult();
     }
 
@@ -1793,7 +1565,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The sum along {@code dim}. */
     public Tensor sum(int dim, boolean keepDim) {
-        return Call.begin(SUM_DIM, this).tensor(this).optInts(new long[] {normDim(dim, dim(), "sum")}).bool(keepDim)
+        return Call.begin(SUM_DIM, this).tensor(this).optInts(new long[] {Shapes.normDim(dim, dim(), "sum")}).bool(keepDim)
                 .optDtype(null).tensorResult();
     }
 
@@ -1806,7 +1578,7 @@ public final class Tensor implements AutoCloseable {
     /** The mean along {@code dim} (floating point). */
     public Tensor mean(int dim, boolean keepDim) {
         checkFloating("mean");
-        return Call.begin(MEAN_DIM, this).tensor(this).optInts(new long[] {normDim(dim, dim(), "mean")}).bool(keepDim)
+        return Call.begin(MEAN_DIM, this).tensor(this).optInts(new long[] {Shapes.normDim(dim, dim(), "mean")}).bool(keepDim)
                 .optDtype(null).tensorResult();
     }
 
@@ -1841,7 +1613,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The {@code k} largest (or smallest) values along {@code dim}, sorted, and their indices: [values, indices]. */
     public List<Tensor> topk(long k, int dim, boolean largest) {
-        int d = normDim(dim, dim(), "topk");
+        int d = Shapes.normDim(dim, dim(), "topk");
         long size = dim() == 0 ? 1 : meta().shape[d];
         if (k < 0 || k > size) {
             throw new IllegalArgumentException("topk: k=" + k + " is outside [0, " + size + "] for dim " + d + " of " + describe());
@@ -1851,7 +1623,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     private int checkReducedDim(String op, int dim) {
-        int d = normDim(dim, dim(), op);
+        int d = Shapes.normDim(dim, dim(), op);
         if (dim() > 0 && meta().shape[d] == 0) {
             throw new IllegalArgumentException(op + ": dim " + d + " of " + describe() + " is empty");
         }
@@ -1873,22 +1645,13 @@ public final class Tensor implements AutoCloseable {
     // ------------------------------------------------------------------------------------------------ validation
 
     /** Normalises a possibly negative dim against {@code ndim} dims (a 0-d tensor accepts 0 and -1). */
-    static int normDim(long dim, int ndim, String op) {
-        int n = Math.max(ndim, 1);
-        if (dim < -n || dim >= n) {
-            throw new IllegalArgumentException(op + ": dim " + dim + " is out of range for a " + ndim + "-d tensor (expected "
-                    + -n + " to " + (n - 1) + ")");
-        }
-        return (int) (dim < 0 ? dim + n : dim);
-    }
-
-    /** Like {@link #normDim} for ops that index into a dimension, which a 0-d tensor does not have. */
+    /** Like {@link Shapes#normDim} for ops that index into a dimension, which a 0-d tensor does not have. */
     private int existingDim(long dim, String op) {
         int n = dim();
         if (n == 0) {
             throw new IllegalArgumentException(op + ": needs a tensor with at least 1 dim, got " + describe());
         }
-        return normDim(dim, n, op);
+        return Shapes.normDim(dim, n, op);
     }
 
     /** Checks shapes and devices of a binary op and returns the typed-shim path its operands take. */
@@ -1906,16 +1669,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     private long[] broadcastShape(String op, long[] a, long[] b, Tensor other) {
-        int n = Math.max(a.length, b.length);
-        long[] result = new long[n];
-        for (int i = 0; i < n; i++) {
-            long x = i < n - a.length ? 1 : a[i - (n - a.length)];
-            long y = i < n - b.length ? 1 : b[i - (n - b.length)];
-            if (x != y && x != 1 && y != 1) {
-                throw new IllegalArgumentException(op + ": shapes " + Arrays.toString(a) + " and " + Arrays.toString(b)
-                        + " do not broadcast (" + describe() + " vs " + other.describe() + ")");
-            }
-            result[i] = x == 1 ? y : x;
+        long[] result = Shapes.broadcast(a, b);
+        if (result == null) {
+            throw new IllegalArgumentException(op + ": shapes " + Arrays.toString(a) + " and " + Arrays.toString(b)
+                    + " do not broadcast (" + describe() + " vs " + other.describe() + ")");
         }
         return result;
     }
@@ -1934,7 +1691,6 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** Indices out of range crash CUDA kernels and corrupt nothing only on the CPU: check them here. */
     /** Checks integer indices lie in {@code [0, size)}: read in place on the host, reduced on a GPU (which waits for it). */
     private static void checkIndexRange(String op, Tensor index, long size) {
         if (index.numel() == 0) {

@@ -325,7 +325,7 @@ class HookedAutoModelTest {
 
     @Test
     void aSevenBillionParameterLlamaInFloat32FailsFastWithTheFigure() {
-        long available = MemoryCheck.availableBytes();
+        long available = io.arrakis.torch.HostMemory.availableBytes();
         HookedAutoConfig llama = HookedAutoConfig.of("llama");
         org.junit.jupiter.api.Assumptions.assumeTrue(available > 0 && available < llama.weightBytes(4),
                 "skipped: this machine has room for a 7B float32 model");
