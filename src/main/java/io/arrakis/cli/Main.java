@@ -18,10 +18,16 @@ import io.arrakis.torch.Generator;
 import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
+import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
 
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -33,10 +39,20 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Callable;
 
-/** The {@code scripts/arrakis} command line. */
-public final class Main {
-    private Main() {
+/** The {@code scripts/arrakis} command line: one subcommand per job, parsed by picocli. */
+@Command(name = "arrakis", description = "Mechanistic interpretability of transformer models on the JVM.",
+        mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
+        subcommands = {CommandLine.HelpCommand.class, Main.Info.class, Main.Demo.class, Main.SeedExampleCommand.class,
+                Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class})
+public final class Main implements Callable<Integer> {
+    private final PrintStream out;
+    private final PrintStream err;
+
+    private Main(PrintStream out, PrintStream err) {
+        this.out = out;
+        this.err = err;
     }
 
     public static void main(String[] args) {
@@ -51,93 +67,225 @@ public final class Main {
         }
     }
 
-    /** Runs one command; returns the exit status (2 for bad usage or input, with one line on {@code err}). */
+    /**
+     * Runs one command; returns the exit status: 0, or 2 for bad usage or input, said in one line on {@code err}
+     * ({@code arrakis COMMAND: what is wrong}).
+     */
     static int run(String[] args, PrintStream out, PrintStream err) {
-        String command = args.length == 0 ? "help" : args[0];
-        try {
-            switch (command) {
-                case "info" -> out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
-                case "demo" -> demo(out);
-                case "forward" -> forward(Arrays.copyOfRange(args, 1, args.length), out);
-                case "tokenize" -> tokenize(Arrays.copyOfRange(args, 1, args.length), out);
-                case "composition" -> composition(Arrays.copyOfRange(args, 1, args.length), out);
-                case "heads" -> heads(Arrays.copyOfRange(args, 1, args.length), out);
-                case "seed-example" -> seedExample(Arrays.copyOfRange(args, 1, args.length), out, err);
-                default -> {
-                    out.println(USAGE);
-                    return command.equals("help") ? 0 : 2;
-                }
+        CommandLine cli = new CommandLine(new Main(out, err));
+        cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
+        cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
+        cli.setExecutionExceptionHandler((e, command, parsed) -> {
+            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
+                    || e instanceof UnsupportedOperationException || e instanceof java.io.UncheckedIOException
+                    || e instanceof io.arrakis.model.safetensors.SafeTensorsException) {
+                return badInput(err, command, e);
             }
-            return 0;
-        } catch (IllegalArgumentException | IllegalStateException | UnsupportedOperationException
-                 | java.io.UncheckedIOException | io.arrakis.model.safetensors.SafeTensorsException e) {
-            err.println("arrakis " + command + ": " + e.getMessage().lines().findFirst().orElse(""));
-            return 2;
+            throw e;
+        });
+        return cli.execute(args);
+    }
+
+    private static int badInput(PrintStream err, CommandLine command, Exception e) {
+        String name = command.getParent() == null ? "" : " " + command.getCommandName();
+        err.println("arrakis" + name + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+        return 2;
+    }
+
+    /** What {@code --version} prints. */
+    static final class LibraryVersion implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            return new String[] {"arrakis-jvm " + io.arrakis.Version.get()};
         }
     }
 
-    private static final String USAGE = "usage: scripts/arrakis <command>\n"
-            + "  info     which libtorch is loaded, and whether CUDA is available\n"
-            + "  demo     a short tour: zero-copy tensors, a hooked model with its cache, and the composer on it\n"
-            + "  seed-example [--json] [--config KEY=VALUE[,KEY=VALUE...]] [--seed S]\n"
-            + "           the seed page's example: llama defaults (bfloat16 when float32 does not fit), random ids\n"
-            + "           (1, 50), an MIExperiment bench, head_composition and attention_path_patching of heads\n"
-            + "           (0,0) and (0,1), alpha 0.5; --config overrides Hugging Face keys (e.g. num_hidden_layers=2)\n"
-            + "  forward  --model DIR (--input-ids \"1,2,3;4,5,6\" | --text TEXT [--tokenizer PATH])\n"
-            + "           [--hooks NAME[,NAME...]] [--json]\n"
-            + "           runs a Hugging Face model directory (or hub cache folder models--ORG--NAME) and prints the\n"
-            + "           logits and the chosen activations; --text goes through the folder's tokenizer.json\n"
-            + "           (or PATH's)\n"
-            + "  tokenize --tokenizer PATH (--text TEXT | --decode 1,2,3) [--json]\n"
-            + "           a tokenizer.json (or a folder holding one): the ids and tokens of TEXT, or the text of ids\n"
-            + "  composition  --model DIR --mode Q|K|V [--baseline] [--fold-ln] [--top K] [--png FILE] [--json]\n"
-            + "           all-pairs Q-, K- or V-composition scores: the top K pairs (default 10) as a table, or all\n"
-            + "           [layer][head][layer][head] scores as JSON; --fold-ln folds the attention-input norm scales\n"
-            + "           into W_Q, W_K, W_V first (and centres them after a LayerNorm, as TransformerLens); --png\n"
-            + "           writes a heatmap\n"
-            + "  heads    --model DIR [--seq-len N] [--batch B] [--seed S] [--json]\n"
-            + "           previous-token, induction and duplicate-token scores of every head on repeated random tokens";
+    /** No command: the usage. */
+    @Override
+    public Integer call() {
+        new CommandLine(this).usage(out);
+        return 0;
+    }
 
-    /** {@code composition --model DIR --mode K [--baseline] [--fold-ln] [--top 10] [--png FILE] [--json]}. */
-    private static void composition(String[] args, PrintStream out) {
-        String model = null;
-        CompositionScores.Mode mode = null;
-        boolean baseline = false;
-        boolean foldLn = false;
-        int top = 10;
-        String png = null;
-        boolean json = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--model" -> model = value(args, ++i, "--model");
-                case "--mode" -> {
-                    String m = value(args, ++i, "--mode");
-                    try {
-                        mode = CompositionScores.Mode.valueOf(m.toUpperCase(Locale.ROOT));
-                    } catch (IllegalArgumentException e) {
-                        throw new IllegalArgumentException("--mode must be Q, K or V, got '" + m + "'");
-                    }
-                }
-                case "--baseline" -> baseline = true;
-                case "--fold-ln" -> foldLn = true;
-                case "--top" -> top = positiveInt(args, ++i, "--top", 1);
-                case "--png" -> png = value(args, ++i, "--png");
-                case "--json" -> json = true;
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
-            }
+    @Command(name = "info", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
+            description = "Which libtorch is loaded, and whether CUDA is available.")
+    static final class Info implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+
+        @Override
+        public Integer call() {
+            main.out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
+            return 0;
         }
-        if (model == null || mode == null) {
-            throw new IllegalArgumentException("--model and --mode are required");
+    }
+
+    @Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
+            description = "A short tour: zero-copy tensors, a hooked model with its cache, and the composer on it.")
+    static final class Demo implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+
+        @Override
+        public Integer call() {
+            demo(main.out);
+            return 0;
         }
+    }
+
+    @Command(name = "seed-example", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "The seed page's example, on the llama defaults.",
+            "Random weights (bfloat16 when float32 does not fit), random ids (1, 50), an MIExperiment bench,",
+            "head_composition and attention_path_patching of heads (0,0) and (0,1), alpha 0.5."})
+    static final class SeedExampleCommand implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--json", description = "the result as one line of JSON (notes go to standard error)")
+        private boolean json;
+        @Option(names = "--config", paramLabel = "KEY=VALUE[,KEY=VALUE...]",
+                description = "Hugging Face config keys to override, e.g. num_hidden_layers=2")
+        private String config;
+        @Option(names = "--seed", description = "the random seed of weights and ids (default 0)")
+        private long seed;
+
+        @Override
+        public Integer call() {
+            seedExample(json, config, seed, main.out, main.err);
+            return 0;
+        }
+    }
+
+    @Command(name = "forward", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "Runs a model and prints the logits and the chosen activations.",
+            "The model is a Hugging Face model folder or hub cache folder (models--ORG--NAME); --text goes through",
+            "its tokenizer.json (or --tokenizer's)."})
+    static final class Forward implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder")
+        private Path model;
+        @ArgGroup(multiplicity = "1")
+        private Input input;
+        @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for --text")
+        private Path tokenizer;
+        @Option(names = "--hooks", split = ",", paramLabel = "NAME", description = "hook points to print")
+        private List<String> hooks = new ArrayList<>();
+        @Option(names = "--json", description = "the activations as one JSON object")
+        private boolean json;
+
+        static final class Input {
+            @Option(names = "--input-ids", required = true, paramLabel = "\"1,2,3;4,5,6\"",
+                    description = "token ids, rows separated by ;")
+            private String ids;
+            @Option(names = "--text", required = true, paramLabel = "TEXT", description = "text to tokenize")
+            private String text;
+        }
+
+        @Override
+        public Integer call() {
+            forward(model, input.ids, input.text, tokenizer, hooks, json, main.out);
+            return 0;
+        }
+    }
+
+    @Command(name = "tokenize", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
+            description = "A tokenizer.json (or a folder holding one): the ids and tokens of TEXT, or the text of ids.")
+    static final class Tokenize implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--tokenizer", required = true, paramLabel = "PATH", description = "the tokenizer.json")
+        private Path tokenizer;
+        @ArgGroup(multiplicity = "1")
+        private What what;
+        @Option(names = "--json", description = "as JSON")
+        private boolean json;
+
+        static final class What {
+            @Option(names = "--text", required = true, paramLabel = "TEXT", description = "text to tokenize")
+            private String text;
+            @Option(names = "--decode", required = true, paramLabel = "1,2,3", description = "ids to decode")
+            private String decode;
+        }
+
+        @Override
+        public Integer call() {
+            tokenize(tokenizer, what.text, what.decode, json, main.out);
+            return 0;
+        }
+    }
+
+    @Command(name = "composition", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "All-pairs Q-, K- or V-composition scores.",
+            "The top pairs as a table, or all [layer][head][layer][head] scores as JSON."})
+    static final class Composition implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder")
+        private Path model;
+        @Option(names = "--mode", required = true, paramLabel = "Q|K|V", description = "which composition")
+        private CompositionScores.Mode mode;
+        @Option(names = "--baseline", description = "subtract the mean score of random heads of the same shapes")
+        private boolean baseline;
+        @Option(names = "--fold-ln", description = "fold the attention-input norm scales into W_Q, W_K, W_V first"
+                + " (and centre them after a LayerNorm, as TransformerLens)")
+        private boolean foldLn;
+        @Option(names = "--top", paramLabel = "K", description = "how many pairs the table shows (default 10)")
+        private int top = 10;
+        @Option(names = "--png", paramLabel = "FILE", description = "also write a heatmap")
+        private Path png;
+        @Option(names = "--json", description = "all scores as JSON")
+        private boolean json;
+
+        @Override
+        public Integer call() {
+            composition(model, mode, baseline, foldLn, atLeast(top, 1, "--top"), png, json, main.out);
+            return 0;
+        }
+    }
+
+    @Command(name = "heads", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description =
+            "Previous-token, induction and duplicate-token scores of every head on repeated random tokens.")
+    static final class Heads implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder")
+        private Path model;
+        @Option(names = "--seq-len", paramLabel = "N", description = "tokens per repeated half (default: up to 50)")
+        private Integer seqLen;
+        @Option(names = "--batch", paramLabel = "B", description = "sequences (default 4)")
+        private int batch = 4;
+        @Option(names = "--seed", paramLabel = "S", description = "the random seed (default 0)")
+        private long seed;
+        @Option(names = "--json", description = "all scores as JSON")
+        private boolean json;
+
+        @Override
+        public Integer call() {
+            heads(model, seqLen == null ? null : atLeast(seqLen, 2, "--seq-len"), atLeast(batch, 1, "--batch"), seed, json,
+                    main.out);
+            return 0;
+        }
+    }
+
+    private static int atLeast(int value, int min, String option) {
+        if (value < min) {
+            throw new IllegalArgumentException(option + " must be at least " + min + ", got " + value);
+        }
+        return value;
+    }
+
+    /** All-pairs composition scores as a table, JSON or a heatmap. */
+    private static void composition(Path model, CompositionScores.Mode mode, boolean baseline, boolean foldLn, int top,
+                                    Path png, boolean json, PrintStream out) {
         CompositionScores.Options options = CompositionScores.Options.builder().baseline(baseline).foldLn(foldLn)
                 .progress(new ProgressBar(System.err, "composition " + mode)).build();
         ScoreReport report;
-        try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
+        try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              CompositionScores.Result result = CompositionScores.compute(m, mode, options)) {
             report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
         }
         if (png != null) {
-            report.writeHeatmapPng(Path.of(png), mode + "-composition scores of " + Path.of(model).getFileName()
+            report.writeHeatmapPng(png, mode + "-composition scores of " + model.getFileName()
                     + (foldLn ? ", norms folded" : "") + (baseline ? " (minus the random baseline)" : ""));
         }
         if (json) {
@@ -153,28 +301,10 @@ public final class Main {
         }
     }
 
-    /** {@code heads --model DIR [--seq-len 50] [--batch 4] [--seed 0] [--json]}. */
-    private static void heads(String[] args, PrintStream out) {
-        String model = null;
-        Integer seqLen = null;
-        int batch = 4;
-        long seed = 0;
-        boolean json = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--model" -> model = value(args, ++i, "--model");
-                case "--seq-len" -> seqLen = positiveInt(args, ++i, "--seq-len", 2);
-                case "--batch" -> batch = positiveInt(args, ++i, "--batch", 1);
-                case "--seed" -> seed = longValue(args, ++i, "--seed");
-                case "--json" -> json = true;
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
-            }
-        }
-        if (model == null) {
-            throw new IllegalArgumentException("--model is required");
-        }
+    /** The head detectors' scores as a table or JSON. */
+    private static void heads(Path model, Integer seqLen, int batch, long seed, boolean json, PrintStream out) {
         Map<String, ScoreReport> reports = new LinkedHashMap<>();
-        try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model))) {
+        try (HookedAutoModel m = HookedAutoModel.fromPretrained(model)) {
             int n = seqLen != null ? seqLen : (int) Math.max(2, Math.min(50, m.config().maxPositions() / 2));
             try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed)) {
                 reports.put("previous_token", ScoreReport.ofHeads(s.previousToken()));
@@ -201,39 +331,9 @@ public final class Main {
         return (Map<String, Object>) m;
     }
 
-    private static int positiveInt(String[] args, int i, String option, int min) {
-        String v = value(args, i, option);
-        int n;
-        try {
-            n = Integer.parseInt(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(option + " must be an integer, got '" + v + "'");
-        }
-        if (n < min) {
-            throw new IllegalArgumentException(option + " must be at least " + min + ", got " + n);
-        }
-        return n;
-    }
-
-    /** {@code tokenize --tokenizer PATH (--text TEXT | --decode 1,2,3) [--json]}. */
-    private static void tokenize(String[] args, PrintStream out) {
-        String path = null;
-        String text = null;
-        String decode = null;
-        boolean json = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--tokenizer" -> path = value(args, ++i, "--tokenizer");
-                case "--text" -> text = value(args, ++i, "--text");
-                case "--decode" -> decode = value(args, ++i, "--decode");
-                case "--json" -> json = true;
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
-            }
-        }
-        if (path == null || (text == null) == (decode == null)) {
-            throw new IllegalArgumentException("--tokenizer and one of --text and --decode are required");
-        }
-        try (HfTokenizer tokenizer = HfTokenizer.load(Path.of(path))) {
+    /** The ids and tokens of {@code text}, or the text of the ids {@code decode}. */
+    private static void tokenize(Path path, String text, String decode, boolean json, PrintStream out) {
+        try (HfTokenizer tokenizer = HfTokenizer.load(path)) {
             if (decode != null) {
                 String decoded = tokenizer.decode(parseIdRow(decode, "--decode"));
                 out.println(json ? Json.write(Map.of("text", decoded)) : decoded);
@@ -255,38 +355,18 @@ public final class Main {
         }
     }
 
-    /** {@code forward --model DIR --input-ids "1,2;3,4" --hooks a,b --json}: activations as one JSON object. */
-    private static void forward(String[] args, PrintStream out) {
-        String model = null;
-        String ids = null;
-        String text = null;
-        String tokenizerPath = null;
-        List<String> hooks = new ArrayList<>();
-        boolean json = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--model" -> model = value(args, ++i, "--model");
-                case "--input-ids" -> ids = value(args, ++i, "--input-ids");
-                case "--text" -> text = value(args, ++i, "--text");
-                case "--tokenizer" -> tokenizerPath = value(args, ++i, "--tokenizer");
-                case "--hooks" -> hooks.addAll(Arrays.stream(value(args, ++i, "--hooks").split(","))
-                        .map(String::trim).filter(h -> !h.isEmpty()).toList());
-                case "--json" -> json = true;
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
-            }
-        }
-        if (model == null || (ids == null) == (text == null)) {
-            throw new IllegalArgumentException("--model and one of --input-ids and --text are required");
-        }
+    /** The logits and the chosen activations of one pass, as text or one JSON object. */
+    private static void forward(Path model, String ids, String text, Path tokenizerPath, List<String> hooks, boolean json,
+                                PrintStream out) {
         if (tokenizerPath != null && text == null) {
             throw new IllegalArgumentException("--tokenizer goes with --text");
         }
-        List<String> names = new ArrayList<>(hooks);
+        List<String> names = new ArrayList<>(hooks.stream().map(String::trim).filter(h -> !h.isEmpty()).toList());
         if (!names.contains("logits")) {
             names.add("logits");
         }
         try (TensorScope scope = TensorScope.open();
-             HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(model));
+             HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              ModelOutput result = m.forward(text == null ? idsTensor(ids) : textTensor(m, text, tokenizerPath),
                      CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {
@@ -299,22 +379,6 @@ public final class Main {
         }
     }
 
-    private static String value(String[] args, int i, String option) {
-        if (i >= args.length) {
-            throw new IllegalArgumentException(option + " needs a value");
-        }
-        return args[i];
-    }
-
-    private static long longValue(String[] args, int i, String option) {
-        String v = value(args, i, option);
-        try {
-            return Long.parseLong(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(option + " must be an integer, got '" + v + "'");
-        }
-    }
-
     /** "1,2,3;4,5,6" as a {@code [2, 3]} tensor. */
     private static Tensor idsTensor(String text) {
         long[][] rows = parseIds(text);
@@ -322,11 +386,11 @@ public final class Main {
     }
 
     /** {@code text} as {@code [1, pos]} ids through {@code tokenizerPath}'s tokenizer, else the model's. */
-    private static Tensor textTensor(HookedAutoModel model, String text, String tokenizerPath) {
+    private static Tensor textTensor(HookedAutoModel model, String text, Path tokenizerPath) {
         if (tokenizerPath == null) {
             return model.toTokens(text);
         }
-        try (HfTokenizer tokenizer = HfTokenizer.load(Path.of(tokenizerPath))) {
+        try (HfTokenizer tokenizer = HfTokenizer.load(tokenizerPath)) {
             return tokenizer.encodeAsTensor(text);
         }
     }
@@ -354,25 +418,16 @@ public final class Main {
         }
     }
 
-    /** {@code seed-example [--json] [--config num_hidden_layers=2,...] [--seed 0]}. */
-    private static void seedExample(String[] args, PrintStream out, PrintStream err) {
-        boolean json = false;
-        long seed = 0;
-        Map<String, Object> overrides = new java.util.LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--json" -> json = true;
-                case "--seed" -> seed = longValue(args, ++i, "--seed");
-                case "--config" -> {
-                    for (String pair : value(args, ++i, "--config").split(",")) {
-                        String[] kv = pair.split("=", 2);
-                        if (kv.length != 2 || kv[0].isBlank()) {
-                            throw new IllegalArgumentException("--config takes KEY=VALUE pairs, got '" + pair + "'");
-                        }
-                        overrides.put(kv[0].trim(), configValue(kv[1].trim()));
-                    }
+    /** The seed page's example, printed as JSON; notes go to {@code err} when the JSON goes to {@code out}. */
+    private static void seedExample(boolean json, String config, long seed, PrintStream out, PrintStream err) {
+        Map<String, Object> overrides = new LinkedHashMap<>();
+        if (config != null) {
+            for (String pair : config.split(",")) {
+                String[] kv = pair.split("=", 2);
+                if (kv.length != 2 || kv[0].isBlank()) {
+                    throw new IllegalArgumentException("--config takes KEY=VALUE pairs, got '" + pair + "'");
                 }
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "'\n" + USAGE);
+                overrides.put(kv[0].trim(), configValue(kv[1].trim()));
             }
         }
         PrintStream notes = json ? err : out;

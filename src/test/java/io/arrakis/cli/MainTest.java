@@ -81,6 +81,23 @@ class MainTest {
     }
 
     @Test
+    void everyCommandHasHelpAndTheToolHasAVersion() {
+        Result top = run("--help");
+        assertEquals(0, top.status(), top.err());
+        for (String command : List.of("info", "demo", "seed-example", "forward", "tokenize", "composition", "heads")) {
+            assertTrue(top.out().contains("  " + command + " "), "the usage lists " + command + ":\n" + top.out());
+            Result help = run(command, "--help");
+            assertEquals(0, help.status(), help.err());
+            assertTrue(help.out().startsWith("Usage: arrakis " + command), help.out());
+        }
+        assertTrue(run("composition", "--help").out().contains("--mode=Q|K|V"));
+        Result version = run("--version");
+        assertEquals(0, version.status());
+        assertTrue(version.out().startsWith("arrakis-jvm "), version.out());
+        assertEquals(0, run().status(), "no command: the usage");
+    }
+
+    @Test
     void badInputIsOneLineOnStderrWithStatus2() {
         for (String[] args : List.of(
                 new String[] {"forward", "--model", "/nonexistent", "--input-ids", "1"},
