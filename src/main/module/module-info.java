@@ -5,7 +5,7 @@
  * grant native access with {@code --enable-native-access=io.arrakis}.
  */
 module io.arrakis {
-    requires java.desktop;                       // heatmaps are drawn with Java 2D
+    requires transitive java.desktop;            // heatmaps are Java 2D images, in the API too
     requires org.jfree.jfreechart;
     requires jtokkit;
     requires ai.djl.api;

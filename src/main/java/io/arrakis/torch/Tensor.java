@@ -1644,7 +1644,6 @@ public final class Tensor implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ validation
 
-    /** Normalises a possibly negative dim against {@code ndim} dims (a 0-d tensor accepts 0 and -1). */
     /** Like {@link Shapes#normDim} for ops that index into a dimension, which a 0-d tensor does not have. */
     private int existingDim(long dim, String op) {
         int n = dim();
