@@ -210,7 +210,6 @@ public final class AttentionComposer {
 
     // ------------------------------------------------------------------------------------------------ internals
 
-    /** {@code all [layer, head, ...]} at one head. */
     /** Head h's slice of a per-layer weight ({@code perLayer} gives a layer's {@code [head, ...]} tensor). */
     private static Tensor slice(IntFunction<Tensor> perLayer, Head h) {
         return perLayer.apply(h.layer()).select(0, h.index());
