@@ -157,10 +157,15 @@ public final class DjlPeer {
         private NDManager manager;
         private Gpt2Run run;
 
+        /** The checkpoint this row runs. */
+        java.nio.file.Path checkpoint() {
+            return Gpt2Checkpoint.gpt2Small();
+        }
+
         @Setup
         public void setUp() {
             manager = manager();
-            run = new Gpt2Run(manager, Gpt2Checkpoint.gpt2Small());
+            run = new Gpt2Run(manager, checkpoint());
         }
 
         @TearDown
@@ -181,24 +186,10 @@ public final class DjlPeer {
     @Measurement(iterations = 5, time = 2)
     @Fork(value = 1, jvmArgsAppend = {"-Dai.djl.offline=true", "-Xmx4g"})
     @State(Scope.Benchmark)
-    public static class TinyForward {
-        private NDManager manager;
-        private Gpt2Run run;
-
-        @Setup
-        public void setUp() {
-            manager = manager();
-            run = new Gpt2Run(manager, Gpt2Checkpoint.tiny());
-        }
-
-        @TearDown
-        public void tearDown() {
-            manager.close();
-        }
-
-        @Benchmark
-        public long forward() {
-            return run.forward();
+    public static class TinyForward extends Forward {
+        @Override
+        java.nio.file.Path checkpoint() {
+            return Gpt2Checkpoint.tiny();
         }
     }
 

@@ -51,16 +51,15 @@ public enum DType {
             case FLOAT64 -> value;
             case FLOAT32 -> (float) value;
             case FLOAT16 -> Float.float16ToFloat(Float.floatToFloat16((float) value));
-            case BFLOAT16 -> {
-                int bits = Float.floatToRawIntBits((float) value);
-                if (Float.isNaN((float) value)) {
-                    yield value;
-                }
-                bits += 0x7FFF + ((bits >>> 16) & 1);
-                yield Float.intBitsToFloat(bits & 0xFFFF0000);
-            }
+            case BFLOAT16 -> Double.isNaN(value) ? value : Float.intBitsToFloat(bfloat16Bits((float) value) << 16);
             default -> throw new IllegalArgumentException("round: " + this + " is not a floating-point type");
         };
+    }
+
+    /** float32 to bfloat16's 16 bits, rounding to nearest even as libtorch's {@code c10::BFloat16} does (not NaN). */
+    static short bfloat16Bits(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
     /** Whether this is an integer type (bool excluded). */

@@ -59,7 +59,7 @@ final class Sampling {
                     }
                     case short[] h -> {
                         for (int i = 0; i < len; i++) {
-                            h[i] = bfloat16((float) (mean + std * g.nextGaussian()));
+                            h[i] = DType.bfloat16Bits((float) (mean + std * g.nextGaussian()));
                         }
                         MemorySegment.copy(h, 0, data, ValueLayout.JAVA_SHORT, offset, len);
                     }
@@ -68,12 +68,6 @@ final class Sampling {
             }
         });
         return converted(t, dtype, device);
-    }
-
-    /** float32 to bfloat16, rounding to nearest even as libtorch's {@code c10::BFloat16} does (finite values). */
-    private static short bfloat16(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
     private static final long DRAW_CHUNK = 1 << 16;
