@@ -273,6 +273,11 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
+        synchronized (this) {
+            if (closed) {
+                throw new IllegalStateException("this " + config.family() + " model is closed");
+            }
+        }
         Set<String> explicit = spec.explicitNames();
         if (explicit != null) {
             for (String name : explicit) {
@@ -708,14 +713,14 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Frees the weights and the tokenizer. */
     @Override
     public void close() {
-        tables.close();
-        weights.close();
         synchronized (this) {
             closed = true;
             if (tokenizer != null) {
                 tokenizer.close();
             }
         }
+        tables.close();
+        weights.close();
     }
 
     @Override

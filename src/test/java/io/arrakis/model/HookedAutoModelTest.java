@@ -38,6 +38,16 @@ class HookedAutoModelTest {
     }
 
     @Test
+    void aClosedModelSaysSoWhenRun() {
+        HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 0, DType.FLOAT32, Device.CPU);
+        model.close();
+        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.forward(ids));
+            assertTrue(e.getMessage().contains("model is closed"), e.getMessage());
+        }
+    }
+
+    @Test
     void cacheSpecKeepsWhatItNames() {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 1, DType.FLOAT32, Device.CPU)) {
             Tensor input = ids(1, 2, 3, 4);
