@@ -13,7 +13,6 @@ module io.arrakis {
     requires org.slf4j;                          // DJL logs through it; as automatic modules they cannot say so
     requires org.apache.commons.statistics.descriptive;
     requires org.apache.commons.statistics.inference;
-    requires info.picocli;
 
     exports io.arrakis;
     exports io.arrakis.torch;
@@ -26,8 +25,4 @@ module io.arrakis {
     exports io.arrakis.plot;
     exports io.arrakis.io;
     exports io.arrakis.json;
-    exports io.arrakis.examples;
-    exports io.arrakis.cli;
-
-    opens io.arrakis.cli to info.picocli;      // picocli sets the commands' option fields reflectively
 }

@@ -35,12 +35,13 @@ class ModuleBoundaryTest {
     }
 
     @Test
-    void onlyTheCommandLineIsOpenAndOnlyToPicocli() throws URISyntaxException {
+    void nothingIsOpenAndTheCommandLineIsNotPartOfTheLibrary() throws URISyntaxException {
         ModuleDescriptor module = descriptor();
         assertFalse(module.isOpen());
-        assertEquals(1, module.opens().size());
-        ModuleDescriptor.Opens opens = module.opens().iterator().next();
-        assertEquals("io.arrakis.cli", opens.source());
-        assertEquals(Set.of("info.picocli"), opens.targets());
+        assertEquals(Set.of(), module.opens());
+        assertFalse(module.packages().contains("io.arrakis.cli"), "the command line ships in its own jar");
+        assertFalse(module.packages().contains("io.arrakis.examples"), "the examples ship with the command line");
+        assertTrue(module.requires().stream().noneMatch(r -> r.name().equals("info.picocli")),
+                "the library does not need picocli");
     }
 }

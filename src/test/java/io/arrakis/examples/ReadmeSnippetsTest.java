@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ReadmeSnippetsTest {
     private static final List<Path> SOURCES = List.of(
-            Path.of("src/main/java/io/arrakis/examples/SeedExample.java"),
+            Path.of("src/cli/java/io/arrakis/examples/SeedExample.java"),
             Path.of("src/test/java/io/arrakis/examples/ReadmeComposerExampleTest.java"),
             Path.of("src/test/java/io/arrakis/examples/ReadmeBenchExampleTest.java"));
 
