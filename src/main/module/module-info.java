@@ -13,6 +13,7 @@ module io.arrakis {
     requires org.slf4j;                          // DJL logs through it; as automatic modules they cannot say so
     requires org.apache.commons.statistics.descriptive;
     requires org.apache.commons.statistics.inference;
+    requires com.fasterxml.jackson.core;
 
     exports io.arrakis;
     exports io.arrakis.torch;

@@ -69,41 +69,43 @@ class JsonTest {
     @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
             "``                | end of input",
             "`   `             | end of input",
-            "{                 | expected a string key",
-            "{\"a\" 1}         | expected ':'",
-            "{\"a\":1,}        | expected a string key",
-            "[1,]              | expected a value",
-            "[1 2]             | expected ',' or ']'",
-            "{\"a\":1 \"b\":2} | expected ',' or '}'",
-            "{'a':1}           | expected a string key",
-            "{a:1}             | expected a string key",
-            "01                | leading zero",
-            "-                 | expected a digit",
-            "1.                | expected a digit after '.'",
-            "1e                | expected a digit in the exponent",
-            ".5                | expected a value",
-            "+1                | expected a value",
-            "NaN               | expected a value",
-            "Infinity          | expected a value",
+            "{                 | expected close marker for Object",
+            "{\"a\" 1}         | was expecting a colon",
+            "{\"a\":1,}        | was expecting double-quote to start field name",
+            "[1,]              | expected a valid value",
+            "[1 2]             | was expecting comma to separate Array entries",
+            "{\"a\":1 \"b\":2} | was expecting comma to separate Object entries",
+            "{'a':1}           | was expecting double-quote to start field name",
+            "{a:1}             | was expecting double-quote to start field name",
+            "01                | Leading zeroes not allowed",
+            "-                 | end-of-input: No digit following sign",
+            "1.                | Decimal point not followed by a digit",
+            "1e                | end-of-input: expected a digit for number exponent",
+            ".5                | expected a valid value",
+            "+1                | JSON spec does not allow numbers to have plus signs",
+            "NaN               | Non-standard token 'NaN'",
+            "Infinity          | Non-standard token 'Infinity'",
             "1e999             | out of range",
-            "tru               | expected a value",
-            "nul               | expected a value",
-            "\"abc             | unterminated string",
-            "\"a\\x\"          | invalid escape",
-            "\"\\u12\"         | u escape",
-            "\"\\u12G4\"       | u escape",
-            "\"\\ud800\"       | high surrogate",
-            "\"\\udc00\"       | low surrogate",
-            "\"\\ud800\\u0041\" | high surrogate",
-            "{\"a\":1,\"a\":2} | duplicate key \"a\"",
-            "{} x              | after the JSON value",
+            "tru               | Unrecognized token 'tru'",
+            "nul               | Unrecognized token 'nul'",
+            "\"abc             | was expecting closing quote",
+            "\"a\\x\"          | Unrecognized character escape 'x'",
+            "\"\\u12\"         | expected a hex-digit",
+            "\"\\u12G4\"       | expected a hex-digit",
+            "\"\\ud800\"       | unpaired surrogate U+D800",
+            "\"\\udc00\"       | unpaired surrogate U+DC00",
+            "\"\\ud800\\u0041\" | unpaired surrogate U+D800",
+            "{\"a\":1,\"a\":2} | Duplicate field 'a'",
+            "{} x              | Unrecognized token 'x'",
             "[] []             | after the JSON value",
-            "/* c */ {}        | expected a value",
+            "/* c */ {}        | maybe a (non-standard) comment?",
     })
     void rejectsMalformedInputWithAPosition(String text, String expected) {
         Json.ParseException e = assertThrows(Json.ParseException.class, () -> Json.parse(text));
         assertTrue(e.getMessage().contains(expected), () -> "'" + text + "' gave: " + e.getMessage());
-        assertTrue(e.getMessage().contains("at character"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("invalid JSON: ") && e.getMessage().contains("at character"), e.getMessage());
+        assertTrue(!e.getMessage().contains("enable") && !e.getMessage().contains("Source:"),
+                () -> "no advice to enable parser features, no source: " + e.getMessage());
         assertTrue(e.offset() >= 0 && e.offset() <= text.length());
     }
 
@@ -129,6 +131,18 @@ class JsonTest {
         assertEquals(m.get("s"), back.get("s"));
         assertEquals(List.of(3L, 4L), back.get("a"));
         assertEquals(7L, back.get("i"));
+    }
+
+    @Test
+    void writesIndentedObjectsOneMemberPerLine() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("a", List.of(1L, 2.5));
+        m.put("b", Map.of("c", true));
+        m.put("e", List.of());
+        m.put("f", Map.of());
+        String expected = "{\n  \"a\": [1, 2.5],\n  \"b\": {\n    \"c\": true\n  },\n  \"e\": [],\n  \"f\": {}\n}";
+        assertEquals(expected, Json.writeIndented(m));
+        assertEquals(expected, Json.writeIndented(m), "each document starts at the left margin again");
     }
 
     @Test

@@ -60,11 +60,11 @@ class SafeTensorsHostileFilesTest {
     /** header JSON, data section size, the phrase the message must hold. */
     static Stream<Arguments> badHeaders() {
         return Stream.of(
-                Arguments.of("", 0, "not valid JSON: unexpected end of input"),
+                Arguments.of("", 0, "not valid JSON: invalid JSON: end of input"),
                 Arguments.of("   ", 0, "not valid JSON"),
                 Arguments.of("{\"a\":", 16, "not valid JSON"),
                 Arguments.of("{" + f32("a", "[1]", 0, 4) + ",}", 16, "not valid JSON"),
-                Arguments.of("{} trailing", 16, "after the JSON value"),
+                Arguments.of("{} trailing", 16, "Unrecognized token 'trailing'"),
                 Arguments.of("[]", 16, "the header must be a JSON object, found an array"),
                 Arguments.of("\"str\"", 16, "must be a JSON object, found the string"),
                 Arguments.of("{\"a\":3}", 16, "tensor \"a\": expected an object with dtype, shape and data_offsets, found the number 3"),
@@ -100,11 +100,11 @@ class SafeTensorsHostileFilesTest {
                         "tensors \"a\" (bytes [0, 8)) and \"b\" (bytes [4, 12)) overlap"),
                 Arguments.of("{" + f32("big", "[4]", 0, 16) + "," + f32("in", "[1]", 8, 12) + "}", 16, "overlap"),
                 Arguments.of("{" + f32("a", "[1]", 0, 4) + "," + f32("b", "[1]", 0, 4) + "}", 16, "overlap"),
-                Arguments.of("{" + f32("a", "[1]", 0, 4) + "," + f32("a", "[1]", 4, 8) + "}", 16, "duplicate key \"a\""),
+                Arguments.of("{" + f32("a", "[1]", 0, 4) + "," + f32("a", "[1]", 4, 8) + "}", 16, "Duplicate field 'a'"),
                 Arguments.of("{\"__metadata__\":[]}", 16, "__metadata__ must be an object of strings, found an array"),
                 Arguments.of("{\"__metadata__\":{\"n\":1}}", 16, "__metadata__ must be an object of strings, but \"n\" is the number 1"),
                 Arguments.of("[".repeat(5000) + "]".repeat(5000), 0, "nesting deeper than 64 levels"),
-                Arguments.of("{\"a\\ud800\":1}", 0, "high surrogate"));
+                Arguments.of("{\"a\\ud800\":1}", 0, "unpaired surrogate U+D800"));
     }
 
     @ParameterizedTest(name = "[{index}] {2}")
