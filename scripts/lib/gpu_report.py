@@ -11,6 +11,8 @@ F32_TOL = 1e-3          # float32: GPU vs CPU, ours vs Hugging Face (absolute, o
 BF16_REL_TOL = 0.05     # bfloat16 logits: max |diff| / max |logit| (bfloat16 keeps 8 bits of mantissa)
 FORWARD_TARGET = 0.6    # ours / Python
 COMPOSITION_TARGET = 0.5
+GRAPH_VS_EAGER_TARGET = 0.25   # ours as one CUDA graph / Python eager, at 128 tokens
+GRAPH_VS_GRAPH_TARGET = 1.1    # ours as one CUDA graph / the Hugging Face model captured by torch.cuda.graph
 
 
 def load(path):
@@ -65,7 +67,11 @@ def main():
     lines.append("")
     lines.append(f"forward latency, bfloat16, batch 1 (target ours/python <= {FORWARD_TARGET})")
     lines.append(f"{'model':<9} {'tokens':>6} {'ours ms':>9} {'+cache ms':>9} {'python ms':>9} {'ratio':>6}  verdict  "
-                 f"{'graph ms':>9}  python")
+                 f"{'py graph':>9}  python")
+    graph_lines = ["", f"forward as one CUDA graph, bfloat16, batch 1 (targets at 128 tokens: ours graph / python eager <= "
+                   f"{GRAPH_VS_EAGER_TARGET}, ours graph / python graph <= {GRAPH_VS_GRAPH_TARGET})",
+                   f"{'model':<9} {'tokens':>6} {'nodes':>6} {'graph ms':>9} {'py eager':>9} {'py graph':>9} "
+                   f"{'/eager':>7} {'/graph':>7} {'=eager':>6}  verdict"]
     for j in rows(java, "forward"):
         p = py_forward.get((j.get("model"), j.get("seq")), {})
         ratio = j["ours_ms"] / p["python_ms"] if "ours_ms" in j and p.get("python_ms") else None
@@ -74,10 +80,29 @@ def main():
                                    "ours_with_cache_ms": j.get("ours_with_cache_ms"), "python_ms": p.get("python_ms"),
                                    "python_impl": p.get("python_impl"), "ratio": ratio, "target_met": met,
                                    "python_graph_ms": p.get("python_graph_ms")})
+        g_eager = j["ours_graph_ms"] / p["python_ms"] if "ours_graph_ms" in j and p.get("python_ms") else None
+        g_graph = j["ours_graph_ms"] / p["python_graph_ms"] if "ours_graph_ms" in j and p.get("python_graph_ms") else None
+        g_met = None
+        if g_eager is not None and g_graph is not None:
+            g_met = g_graph <= GRAPH_VS_GRAPH_TARGET and (j.get("seq") != 128 or g_eager <= GRAPH_VS_EAGER_TARGET)
+        g_met = g_met and j.get("ours_graph_equals_eager", False) if g_met is not None else None
+        summary.setdefault("graph", []).append({"model": j.get("model"), "seq": j.get("seq"), "nodes": j.get("ours_graph_nodes"),
+                                                "ours_graph_ms": j.get("ours_graph_ms"), "python_ms": p.get("python_ms"),
+                                                "python_graph_ms": p.get("python_graph_ms"), "vs_eager": g_eager,
+                                                "vs_graph": g_graph, "equals_eager": j.get("ours_graph_equals_eager"),
+                                                "target_met": g_met, "error": j.get("ours_graph_error")})
+        graph_lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_graph_nodes'), 'd'):>6} "
+                           f"{fmt(j.get('ours_graph_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} "
+                           f"{fmt(p.get('python_graph_ms'), '.2f'):>9} {fmt(g_eager, '.2f'):>7} {fmt(g_graph, '.2f'):>7} "
+                           f"{str(j.get('ours_graph_equals_eager', '-')):>6}  "
+                           f"{'met' if g_met else 'MISSED' if g_met is False else '-':<7}"
+                           + (f"  error: {str(j['ours_graph_error'])[:80]}" if "ours_graph_error" in j else ""))
         lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_ms'), '.2f'):>9} "
                      f"{fmt(j.get('ours_with_cache_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} {fmt(ratio, '.2f'):>6}  "
                      f"{'met' if met else 'MISSED' if met is False else '-':<7}  {fmt(p.get('python_graph_ms'), '.2f'):>9}  "
                      f"{p.get('python_impl', p.get('skipped', p.get('error', j.get('error', ''))))}")
+
+    lines.extend(graph_lines)
 
     py_comp = {r.get("model"): r for r in rows(python, "composition")}
     lines.append("")

@@ -36,7 +36,7 @@ import java.util.stream.Stream;
  *       which compares them with Hugging Face {@code transformers} on the same weights.</li>
  *   <li>Benchmarks: forward latency (no cache) in bfloat16 of GPT-2-small and a ~1.1B-parameter Llama shape
  *       (TinyLlama's: 22 layers, d_model 2048, 32 heads, 4 KV heads, MLP 5632, vocab 32000) at 128 and 1024 tokens;
- *       all-pairs Q-composition (float32) of GPT-2-small and of a Llama-7B attention shape (32 layers x 32 heads,
+ *       the same passes captured as one CUDA graph and replayed (on a GPU); all-pairs Q-composition (float32) of GPT-2-small and of a Llama-7B attention shape (32 layers x 32 heads,
  *       d_model 4096, d_head 128). Each: warm-up, then the median of N runs; the clock is read after one element of
  *       the result has been copied to the host, which waits for the GPU.</li>
  * </ul>
@@ -329,6 +329,9 @@ public final class GpuCheck {
                         row.put("ours_ms", medianMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
                         row.put("ours_host_ms", hostMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
                         row.put("ours_with_cache_ms", medianMs(() -> model.forward(ids), r -> ((ModelOutput) r).logits()));
+                        if (!device.isCpu()) {
+                            graphed(model, ids, seq, row);
+                        }
                     } catch (Throwable e) {
                         e.printStackTrace();
                         row.put("error", e.toString());
@@ -338,6 +341,20 @@ public final class GpuCheck {
             }
         }
         return rows;
+    }
+
+    /** The same pass captured as one CUDA graph and replayed: {@code ours_graph_ms}, or why it could not be. */
+    private void graphed(HookedAutoModel model, Tensor ids, int seq, Map<String, Object> row) {
+        try (CapturedForward captured = model.capture(1, seq, CacheSpec.none())) {
+            row.put("ours_graph_nodes", captured.graphNodes());
+            row.put("ours_graph_ms", medianMs(() -> captured.run(ids), r -> ((ModelOutput) r).logits()));
+            try (ModelOutput eager = model.forward(ids, CacheSpec.none()); ModelOutput replayed = captured.run(ids)) {
+                row.put("ours_graph_equals_eager", replayed.logits().allclose(eager.logits(), 0, 0));
+            }
+        } catch (Throwable e) {
+            e.printStackTrace();
+            row.put("ours_graph_error", e.toString());
+        }
     }
 
     private Object compositionBenchmarks() throws Exception {

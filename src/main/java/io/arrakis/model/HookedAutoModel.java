@@ -70,6 +70,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private final Path tokenizerFile; // null when the model has none
     private HfTokenizer tokenizer; // read on first use, guarded by this
     private boolean closed; // guarded by this
+    private final Set<CapturedForward> captures = new LinkedHashSet<>(); // guarded by this
 
     /** A hook bound to the hook names it runs at. */
     public record HookSpec(java.util.function.Predicate<String> where, String description, Hook hook) {
@@ -272,12 +273,13 @@ public final class HookedAutoModel implements AutoCloseable {
         return copy;
     }
 
-    private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
-        synchronized (this) {
-            if (closed) {
-                throw new IllegalStateException("this " + config.family() + " model is closed");
-            }
+    private synchronized void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("this " + config.family() + " model is closed");
         }
+    }
+
+    private void checkCacheSpec(CacheSpec spec) {
         Set<String> explicit = spec.explicitNames();
         if (explicit != null) {
             for (String name : explicit) {
@@ -287,6 +289,11 @@ public final class HookedAutoModel implements AutoCloseable {
                 }
             }
         }
+    }
+
+    private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
+        checkOpen();
+        checkCacheSpec(spec);
         Tensor ids = checkInput(inputIds);
         List<HookSpec> hooks = new ArrayList<>(persistentHooks);
         hooks.addAll(callHooks);
@@ -304,6 +311,79 @@ public final class HookedAutoModel implements AutoCloseable {
                 ids.close();
             }
         }
+    }
+
+    // ------------------------------------------------------------------------------------------------ CUDA graphs
+
+    /**
+     * Records this model's forward pass for ids of shape {@code [batch, pos]} as a CUDA graph, caching what
+     * {@code spec} names: {@link CapturedForward#run} then replays the whole pass with one launch. Hooks cannot run
+     * inside a graph, which replays kernels and not Java, so a model with hooks is refused here, and a run after hooks
+     * were added fails. Mixture-of-experts models are refused too: their routing reads the router's choice back to the
+     * host. Closing the model closes its captured passes.
+     *
+     * @throws IllegalArgumentException for a shape the model cannot take or a cache entry it does not have
+     * @throws IllegalStateException if the model is closed, has hooks, or is not on a GPU
+     * @throws UnsupportedOperationException for a mixture-of-experts model or a CPU build of libtorch
+     */
+    public CapturedForward capture(int batch, int pos, CacheSpec spec) {
+        checkOpen();
+        if (batch < 1 || pos < 1 || pos > config.maxPositions()) {
+            throw new IllegalArgumentException("cannot capture ids of shape [" + batch + ", " + pos + "]: batch and"
+                    + " positions must be at least 1, positions at most " + config.maxPositions());
+        }
+        checkCacheSpec(spec);
+        checkNoHooks();
+        if (config.architecture().moe() != null) {
+            throw new UnsupportedOperationException("a " + config.family() + " model routes each token by reading the"
+                    + " router's choice back to the host, which a CUDA graph cannot record");
+        }
+        if (device.isCpu()) {
+            throw new IllegalStateException("a CUDA graph records GPU work; this model is on the " + device);
+        }
+        CapturedForward captured = CapturedForward.record(this, new long[] {batch, pos}, spec);
+        synchronized (this) {
+            if (closed) {
+                captured.close();
+                checkOpen();
+            }
+            captures.add(captured);
+        }
+        return captured;
+    }
+
+    private void checkNoHooks() {
+        if (!persistentHooks.isEmpty()) {
+            throw new IllegalStateException("this model has " + persistentHooks.size() + " hook(s), e.g. "
+                    + persistentHooks.get(0).description() + "; a CUDA graph replays kernels, not Java, so it cannot run"
+                    + " hooks: close their handles, or use forward/runWithHooks");
+        }
+    }
+
+    /** The pass a CUDA graph records: ids already checked and on the model's device, no hooks. */
+    ModelOutput forwardOnDevice(Tensor ids, CacheSpec spec) {
+        checkOpen();
+        checkNoHooks();
+        ActivationCache cache = new ActivationCache(config.nLayers());
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor logits = new Forward(config, weights, tables, new Pass(scope, spec, List.of(), cache)).run(ids);
+            return new ModelOutput(scope.keep(logits), cache);
+        } catch (RuntimeException e) {
+            cache.close();
+            throw e;
+        }
+    }
+
+    /** {@code inputIds} checked as {@link #forward} checks them, as a handle of its own that the caller closes. */
+    Tensor checkedIds(Tensor inputIds) {
+        checkOpen();
+        checkNoHooks();
+        Tensor ids = checkInput(inputIds);
+        return ids == inputIds ? inputIds.alias() : ids;
+    }
+
+    synchronized void forget(CapturedForward captured) {
+        captures.remove(captured);
     }
 
     private Tensor checkInput(Tensor inputIds) {
@@ -713,6 +793,11 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Frees the weights and the tokenizer. */
     @Override
     public void close() {
+        List<CapturedForward> open;
+        synchronized (this) {
+            open = List.copyOf(captures);
+        }
+        open.forEach(CapturedForward::close); // their graphs read the weights
         synchronized (this) {
             closed = true;
             if (tokenizer != null) {

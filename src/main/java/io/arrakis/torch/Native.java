@@ -5,6 +5,9 @@ import io.arrakis.bindings.arrakis_torch_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The one place that turns binding calls into Java values: error codes into exceptions, out-parameters into results.
@@ -23,6 +26,11 @@ final class Native {
     static {
         LibTorch.load();
     }
+
+    /** Tensor handles freed on this thread while it holds back frees (it is capturing a CUDA graph), else null. */
+    private static final ThreadLocal<List<Long>> HELD_BACK = new ThreadLocal<>();
+    /** Threads holding back frees now: while there are none, freeing a tensor never reads {@link #HELD_BACK}. */
+    private static final AtomicInteger HOLDING_THREADS = new AtomicInteger();
 
     private Native() {
     }
@@ -82,7 +90,47 @@ final class Native {
     }
 
     static void deleteTensor(long handle) {
+        if (HOLDING_THREADS.get() > 0) {
+            List<Long> held = HELD_BACK.get();
+            if (held != null) {
+                held.add(handle);
+                return;
+            }
+        }
         arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(handle));
+    }
+
+    /**
+     * From now until {@link #stopHoldingBack}, tensor handles freed on this thread are collected in the returned list
+     * instead of deleted (see {@link CudaGraph}); {@link #deleteHeldBack} deletes them later.
+     */
+    static List<Long> holdBackFrees() {
+        if (HELD_BACK.get() != null) {
+            throw new IllegalStateException("this thread already holds back the tensors it frees (a capture inside a capture?)");
+        }
+        List<Long> held = new ArrayList<>();
+        HELD_BACK.set(held);
+        HOLDING_THREADS.incrementAndGet();
+        return held;
+    }
+
+    /** Whether this thread holds back the tensors it frees, which it does while capturing a CUDA graph. */
+    static boolean holdsBackFrees() {
+        return HOLDING_THREADS.get() > 0 && HELD_BACK.get() != null;
+    }
+
+    static void stopHoldingBack() {
+        if (HELD_BACK.get() != null) {
+            HELD_BACK.remove();
+            HOLDING_THREADS.decrementAndGet();
+        }
+    }
+
+    static void deleteHeldBack(List<Long> held) {
+        for (long handle : held) {
+            arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(handle));
+        }
+        held.clear();
     }
 
     /** A heap StableIValue holding {@code value}, allocated with C++ operator new because libtorch deletes it. */

@@ -826,6 +826,18 @@ public final class Tensor implements AutoCloseable {
         return other;
     }
 
+    /**
+     * Writes {@code source}'s values into this tensor's memory, converting to this tensor's dtype and copying across
+     * devices; the shapes must be equal. Returns this tensor.
+     */
+    public Tensor copyFrom(Tensor source) {
+        if (!Arrays.equals(shape(), source.shape())) {
+            throw new IllegalArgumentException("copyFrom: " + source.describe() + " does not fit into " + describe());
+        }
+        Native.op(arrakis_torch_h.aoti_torch_copy_(handle(), source.handle(), 0), "aten::copy_", this, source);
+        return this;
+    }
+
     /** A copy with its own memory. */
     public Tensor copy() {
         MemorySegment out = Native.out();
@@ -1694,6 +1706,9 @@ public final class Tensor implements AutoCloseable {
     private static void checkIndexRange(String op, Tensor index, long size) {
         if (index.numel() == 0) {
             return;
+        }
+        if (!index.device().isCpu() && Native.holdsBackFrees()) {
+            return; // capturing a CUDA graph, where reading back would fail: who writes the captured inputs checks them
         }
         long[] range = index.device().isCpu() ? hostRange(index) : deviceRange(index);
         if (range[0] < 0 || range[1] >= size) {

@@ -24,6 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -622,6 +623,20 @@ class TensorNumericsTest {
 
         static double at(int i, int j, int k) {
             return i * 12 + j * 4 + k;
+        }
+
+        @Test
+        void copyFromWritesIntoTheSameMemoryConvertingTheDtype() {
+            Tensor target = Tensor.zeros(new long[] {2, 3}, DType.INT64, Device.CPU);
+            Tensor view = target.alias();
+            Tensor source = Tensor.of(new int[] {5, -1, 7, 0, 2, 9}, 2, 3);
+            assertSame(target, target.copyFrom(source));
+            assertArrayEquals(new long[] {5, -1, 7, 0, 2, 9}, view.toLongArray(), "the memory itself is written");
+            target.copyFrom(base().select(0, 1).narrow(1, 0, 2).transpose(0, 1)); // a strided float64 view
+            assertArrayEquals(new long[] {12, 16, 20, 13, 17, 21}, view.toLongArray(), "converted to int64, in the view's order");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> target.copyFrom(Tensor.zeros(3, 2)));
+            assertTrue(e.getMessage().contains("does not fit"), e.getMessage());
         }
 
         @Test

@@ -1,0 +1,134 @@
+package io.arrakis.torch;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * GPU work recorded once as a CUDA graph and replayed with one launch: the host no longer issues each kernel, which is
+ * what bounds work made of many small kernels, such as a forward pass at batch 1.
+ *
+ * <p>{@link #capture} runs a warm-up eagerly on a stream of libtorch's pool (cuBLAS and the caching allocator set
+ * themselves up there), then the work under stream capture, in thread-local mode, on the same stream. A replay reads
+ * and writes the memory the captured run used: keep the captured run's inputs and outputs alive, and write new inputs
+ * into them before {@link #replay}. Every tensor the captured run freed is held back until the graph is closed, as
+ * memory handed back during capture could be given to other work and then overwritten by a replay. Work that needs the
+ * host to wait for the GPU (reading a value back, a copy from pageable memory) cannot be captured: {@link #capture}
+ * then throws, naming what failed.
+ */
+public final class CudaGraph implements AutoCloseable {
+    private final Device device;
+    private final MemorySegment graph;
+    private final MemorySegment exec;
+    private final List<Long> heldBack;
+    private final long nodes;
+    private boolean closed;
+
+    private CudaGraph(Device device, MemorySegment graph, MemorySegment exec, List<Long> heldBack) {
+        this.device = device;
+        this.graph = graph;
+        this.exec = exec;
+        this.heldBack = heldBack;
+        this.nodes = CudaRuntime.nodeCount(graph);
+    }
+
+    /**
+     * Runs {@code warmUp} (may be null) and then captures {@code work}, both on the calling thread, on a stream of
+     * libtorch's pool made current for their duration.
+     *
+     * @throws IllegalArgumentException if {@code device} is not a CUDA device
+     * @throws UnsupportedOperationException if the loaded libtorch is not a CUDA build
+     * @throws IllegalStateException if the work could not be captured; the cause says why
+     */
+    public static CudaGraph capture(Device device, Runnable warmUp, Runnable work) {
+        if (device.isCpu()) {
+            throw new IllegalArgumentException("CUDA graphs record GPU work; the device is " + device);
+        }
+        if (!Cuda.cudaBuild()) {
+            throw new UnsupportedOperationException("CUDA graphs need a CUDA build of libtorch; loaded: " + LibTorch.load());
+        }
+        if (device.index() >= Cuda.deviceCount()) {
+            throw new IllegalArgumentException("no " + device + ": this machine has " + Cuda.deviceCount() + " GPU(s)");
+        }
+        int index = device.index();
+        MemorySegment previous = CudaRuntime.currentStream(index);
+        MemorySegment stream = CudaRuntime.streamFromPool(index);
+        CudaRuntime.setCurrentStream(stream, index);
+        try {
+            if (warmUp != null) {
+                warmUp.run();
+            }
+            CudaRuntime.synchronize(stream);
+            return record(device, stream, work);
+        } finally {
+            CudaRuntime.setCurrentStream(previous, index);
+        }
+    }
+
+    private static CudaGraph record(Device device, MemorySegment stream, Runnable work) {
+        List<Long> heldBack = Native.holdBackFrees();
+        RuntimeException failure = null;
+        int[] error = new int[1];
+        MemorySegment graph;
+        try {
+            CudaRuntime.beginCapture(stream);
+            try {
+                work.run();
+            } catch (RuntimeException e) {
+                failure = e;
+            } finally {
+                graph = CudaRuntime.endCapture(stream, error);
+            }
+        } catch (RuntimeException e) {
+            failure = failure == null ? e : failure;
+            graph = null;
+        } finally {
+            Native.stopHoldingBack();
+        }
+        if (failure != null || error[0] != 0) {
+            CudaRuntime.clearLastError();
+            CudaRuntime.destroy(graph, null);
+            CudaRuntime.synchronize(stream);
+            Native.deleteHeldBack(heldBack);
+            String why = error[0] != 0 ? CudaRuntime.errorString(error[0]) : failure.getMessage();
+            throw new IllegalStateException("the work could not be captured as a CUDA graph: " + why + " (work that"
+                    + " makes the host wait for the GPU, such as reading a value back, cannot be captured)", failure);
+        }
+        try {
+            return new CudaGraph(device, graph, CudaRuntime.instantiate(graph), heldBack);
+        } catch (RuntimeException e) {
+            CudaRuntime.destroy(graph, null);
+            Native.deleteHeldBack(heldBack);
+            throw e;
+        }
+    }
+
+    /** The device the graph runs on. */
+    public Device device() {
+        return device;
+    }
+
+    /** The graph's nodes: its kernels, copies and memsets. */
+    public long nodeCount() {
+        return nodes;
+    }
+
+    /** Launches the graph on the calling thread's current stream for its device; returns without waiting. */
+    public synchronized void replay() {
+        if (closed) {
+            throw new IllegalStateException("this CUDA graph is closed");
+        }
+        CudaRuntime.launch(exec, CudaRuntime.currentStream(device.index()));
+    }
+
+    /** Waits for the device, then frees the graph and the memory it held back. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        CudaRuntime.synchronizeDevice();
+        CudaRuntime.destroy(graph, exec);
+        Native.deleteHeldBack(heldBack);
+    }
+}

@@ -1,0 +1,173 @@
+package io.arrakis.torch;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The CUDA runtime's graph calls and libtorch's stream calls that {@link CudaGraph} needs. They exist only in a CUDA
+ * libtorch (and the {@code libcudart} it links), so they are looked up on first use, here, rather than declared in the
+ * generated bindings that every build resolves; a CPU build that reaches them gets a clear exception.
+ */
+final class CudaRuntime {
+    /** {@code cudaStreamCaptureModeThreadLocal}: other threads' unsafe calls do not invalidate the capture. */
+    static final int CAPTURE_MODE_THREAD_LOCAL = 1;
+
+    private CudaRuntime() {
+    }
+
+    /** Resolved on first use, so a CPU build never looks the symbols up. */
+    private static final class Calls {
+        static final MethodHandle STREAM_BEGIN_CAPTURE = find("cudaStreamBeginCapture", JAVA_INT, ADDRESS, JAVA_INT);
+        static final MethodHandle STREAM_END_CAPTURE = find("cudaStreamEndCapture", JAVA_INT, ADDRESS, ADDRESS);
+        static final MethodHandle GRAPH_INSTANTIATE = find("cudaGraphInstantiateWithFlags", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG);
+        static final MethodHandle GRAPH_LAUNCH = find("cudaGraphLaunch", JAVA_INT, ADDRESS, ADDRESS);
+        static final MethodHandle GRAPH_GET_NODES = find("cudaGraphGetNodes", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        static final MethodHandle GRAPH_EXEC_DESTROY = find("cudaGraphExecDestroy", JAVA_INT, ADDRESS);
+        static final MethodHandle GRAPH_DESTROY = find("cudaGraphDestroy", JAVA_INT, ADDRESS);
+        static final MethodHandle STREAM_SYNCHRONIZE = find("cudaStreamSynchronize", JAVA_INT, ADDRESS);
+        static final MethodHandle DEVICE_SYNCHRONIZE = find("cudaDeviceSynchronize", JAVA_INT);
+        static final MethodHandle MEM_GET_INFO = find("cudaMemGetInfo", JAVA_INT, ADDRESS, ADDRESS);
+        static final MethodHandle GET_LAST_ERROR = find("cudaGetLastError", JAVA_INT);
+        static final MethodHandle GET_ERROR_STRING = find("cudaGetErrorString", ADDRESS, JAVA_INT);
+        static final MethodHandle STREAM_FROM_POOL = find("torch_get_cuda_stream_from_pool", JAVA_INT, JAVA_BOOLEAN, JAVA_INT, ADDRESS);
+        static final MethodHandle SET_CURRENT_STREAM = find("torch_set_current_cuda_stream", JAVA_INT, ADDRESS, JAVA_INT);
+        static final MethodHandle GET_CURRENT_STREAM = find("aoti_torch_get_current_cuda_stream", JAVA_INT, JAVA_INT, ADDRESS);
+
+        private static MethodHandle find(String name, MemoryLayout result, MemoryLayout... args) {
+            MemorySegment symbol = SymbolLookup.loaderLookup().find(name).orElseThrow(() -> new UnsupportedOperationException(
+                    name + " is not in the loaded libtorch (" + LibTorch.load() + "): CUDA graphs need a CUDA build of"
+                            + " libtorch ≥ 2.10 and its CUDA runtime (set ARRAKIS_LIBTORCH to a CUDA PyTorch's torch/lib)"));
+            return Linker.nativeLinker().downcallHandle(symbol, FunctionDescriptor.of(result, args));
+        }
+    }
+
+    static void beginCapture(MemorySegment stream) {
+        cuda(call(Calls.STREAM_BEGIN_CAPTURE, stream, CAPTURE_MODE_THREAD_LOCAL), "cudaStreamBeginCapture");
+    }
+
+    /** Ends the capture; the graph, or the error code when the capture was invalidated (the graph is then null). */
+    static MemorySegment endCapture(MemorySegment stream, int[] error) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            error[0] = (int) call(Calls.STREAM_END_CAPTURE, stream, out);
+            MemorySegment graph = out.get(ADDRESS, 0);
+            return error[0] == 0 ? graph : graph.equals(MemorySegment.NULL) ? null : graph;
+        }
+    }
+
+    static MemorySegment instantiate(MemorySegment graph) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            cuda(call(Calls.GRAPH_INSTANTIATE, out, graph, 0L), "cudaGraphInstantiateWithFlags");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    static long nodeCount(MemorySegment graph) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(JAVA_LONG);
+            cuda(call(Calls.GRAPH_GET_NODES, graph, MemorySegment.NULL, count), "cudaGraphGetNodes");
+            return count.get(JAVA_LONG, 0);
+        }
+    }
+
+    static void launch(MemorySegment exec, MemorySegment stream) {
+        int error;
+        try {
+            error = (int) Calls.GRAPH_LAUNCH.invokeExact(exec, stream);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        cuda(error, "cudaGraphLaunch");
+    }
+
+    static void destroy(MemorySegment graph, MemorySegment exec) {
+        if (exec != null) {
+            cuda(call(Calls.GRAPH_EXEC_DESTROY, exec), "cudaGraphExecDestroy");
+        }
+        if (graph != null) {
+            cuda(call(Calls.GRAPH_DESTROY, graph), "cudaGraphDestroy");
+        }
+    }
+
+    static void synchronize(MemorySegment stream) {
+        cuda(call(Calls.STREAM_SYNCHRONIZE, stream), "cudaStreamSynchronize");
+    }
+
+    static void synchronizeDevice() {
+        cuda(call(Calls.DEVICE_SYNCHRONIZE), "cudaDeviceSynchronize");
+    }
+
+    /** Free bytes of the current device, as the driver counts them (the caching allocator's reserve is not free). */
+    static long freeBytes() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG);
+            MemorySegment total = arena.allocate(JAVA_LONG);
+            cuda(call(Calls.MEM_GET_INFO, free, total), "cudaMemGetInfo");
+            return free.get(JAVA_LONG, 0);
+        }
+    }
+
+    /** Clears the runtime's last (non-sticky) error, which a failed capture leaves behind. */
+    static void clearLastError() {
+        call(Calls.GET_LAST_ERROR);
+    }
+
+    static MemorySegment streamFromPool(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            torch(call(Calls.STREAM_FROM_POOL, false, device, out), "torch_get_cuda_stream_from_pool");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    static MemorySegment currentStream(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            torch(call(Calls.GET_CURRENT_STREAM, device, out), "aoti_torch_get_current_cuda_stream");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    static void setCurrentStream(MemorySegment stream, int device) {
+        torch(call(Calls.SET_CURRENT_STREAM, stream, device), "torch_set_current_cuda_stream");
+    }
+
+    static String errorString(int error) {
+        MemorySegment s = (MemorySegment) call(Calls.GET_ERROR_STRING, error);
+        return s.equals(MemorySegment.NULL) ? "unknown CUDA error" : s.reinterpret(1024).getString(0);
+    }
+
+    private static void cuda(Object rc, String call) {
+        int error = (int) rc;
+        if (error != 0) {
+            throw new TorchException(call + " failed: " + errorString(error) + " (CUDA error " + error + ")");
+        }
+    }
+
+    private static void torch(Object rc, String call) {
+        if ((int) rc != 0) {
+            throw new TorchException(call + " failed (libtorch printed why on stderr)");
+        }
+    }
+
+    private static Object call(MethodHandle h, Object... args) {
+        try {
+            return h.invokeWithArguments(args);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+}
