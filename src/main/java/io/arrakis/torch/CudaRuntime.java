@@ -25,30 +25,41 @@ final class CudaRuntime {
     private CudaRuntime() {
     }
 
-    /** Resolved on first use, so a CPU build never looks the symbols up. */
-    private static final class Calls {
-        static final MethodHandle STREAM_BEGIN_CAPTURE = find("cudaStreamBeginCapture", JAVA_INT, ADDRESS, JAVA_INT);
-        static final MethodHandle STREAM_END_CAPTURE = find("cudaStreamEndCapture", JAVA_INT, ADDRESS, ADDRESS);
-        static final MethodHandle GRAPH_INSTANTIATE = find("cudaGraphInstantiateWithFlags", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG);
-        static final MethodHandle GRAPH_LAUNCH = find("cudaGraphLaunch", JAVA_INT, ADDRESS, ADDRESS);
-        static final MethodHandle GRAPH_GET_NODES = find("cudaGraphGetNodes", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
-        static final MethodHandle GRAPH_EXEC_DESTROY = find("cudaGraphExecDestroy", JAVA_INT, ADDRESS);
-        static final MethodHandle GRAPH_DESTROY = find("cudaGraphDestroy", JAVA_INT, ADDRESS);
-        static final MethodHandle STREAM_SYNCHRONIZE = find("cudaStreamSynchronize", JAVA_INT, ADDRESS);
-        static final MethodHandle DEVICE_SYNCHRONIZE = find("cudaDeviceSynchronize", JAVA_INT);
-        static final MethodHandle MEM_GET_INFO = find("cudaMemGetInfo", JAVA_INT, ADDRESS, ADDRESS);
-        static final MethodHandle GET_LAST_ERROR = find("cudaGetLastError", JAVA_INT);
-        static final MethodHandle GET_ERROR_STRING = find("cudaGetErrorString", ADDRESS, JAVA_INT);
-        static final MethodHandle STREAM_FROM_POOL = find("torch_get_cuda_stream_from_pool", JAVA_INT, JAVA_BOOLEAN, JAVA_INT, ADDRESS);
-        static final MethodHandle SET_CURRENT_STREAM = find("torch_set_current_cuda_stream", JAVA_INT, ADDRESS, JAVA_INT);
-        static final MethodHandle GET_CURRENT_STREAM = find("aoti_torch_get_current_cuda_stream", JAVA_INT, JAVA_INT, ADDRESS);
-
-        private static MethodHandle find(String name, MemoryLayout result, MemoryLayout... args) {
-            MemorySegment symbol = SymbolLookup.loaderLookup().find(name).orElseThrow(() -> new UnsupportedOperationException(
-                    name + " is not in the loaded libtorch (" + LibTorch.load() + "): CUDA graphs need a CUDA build of"
-                            + " libtorch ≥ 2.10 and its CUDA runtime (set ARRAKIS_LIBTORCH to a CUDA PyTorch's torch/lib)"));
-            return Linker.nativeLinker().downcallHandle(symbol, FunctionDescriptor.of(result, args));
+    /** A function of a CUDA build, looked up once; null when the loaded libtorch lacks it. */
+    private record Fn(String name, MethodHandle handle) {
+        static Fn of(String name, MemoryLayout result, MemoryLayout... args) {
+            return new Fn(name, SymbolLookup.loaderLookup().find(name)
+                    .map(symbol -> Linker.nativeLinker().downcallHandle(symbol, FunctionDescriptor.of(result, args)))
+                    .orElse(null));
         }
+
+        MethodHandle require() {
+            if (handle == null) {
+                throw new UnsupportedOperationException(name + " is not in the loaded libtorch (" + LibTorch.load()
+                        + "): CUDA graphs need a CUDA build of libtorch ≥ 2.10 and its CUDA runtime (set ARRAKIS_LIBTORCH"
+                        + " to a CUDA PyTorch's torch/lib)");
+            }
+            return handle;
+        }
+    }
+
+    /** Looked up on first use, so a CPU build never looks for them. */
+    private static final class Calls {
+        static final Fn STREAM_BEGIN_CAPTURE = Fn.of("cudaStreamBeginCapture", JAVA_INT, ADDRESS, JAVA_INT);
+        static final Fn STREAM_END_CAPTURE = Fn.of("cudaStreamEndCapture", JAVA_INT, ADDRESS, ADDRESS);
+        static final Fn GRAPH_INSTANTIATE = Fn.of("cudaGraphInstantiateWithFlags", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG);
+        static final Fn GRAPH_LAUNCH = Fn.of("cudaGraphLaunch", JAVA_INT, ADDRESS, ADDRESS);
+        static final Fn GRAPH_GET_NODES = Fn.of("cudaGraphGetNodes", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        static final Fn GRAPH_EXEC_DESTROY = Fn.of("cudaGraphExecDestroy", JAVA_INT, ADDRESS);
+        static final Fn GRAPH_DESTROY = Fn.of("cudaGraphDestroy", JAVA_INT, ADDRESS);
+        static final Fn STREAM_SYNCHRONIZE = Fn.of("cudaStreamSynchronize", JAVA_INT, ADDRESS);
+        static final Fn DEVICE_SYNCHRONIZE = Fn.of("cudaDeviceSynchronize", JAVA_INT);
+        static final Fn MEM_GET_INFO = Fn.of("cudaMemGetInfo", JAVA_INT, ADDRESS, ADDRESS);
+        static final Fn GET_LAST_ERROR = Fn.of("cudaGetLastError", JAVA_INT);
+        static final Fn GET_ERROR_STRING = Fn.of("cudaGetErrorString", ADDRESS, JAVA_INT);
+        static final Fn STREAM_FROM_POOL = Fn.of("torch_get_cuda_stream_from_pool", JAVA_INT, JAVA_BOOLEAN, JAVA_INT, ADDRESS);
+        static final Fn SET_CURRENT_STREAM = Fn.of("torch_set_current_cuda_stream", JAVA_INT, ADDRESS, JAVA_INT);
+        static final Fn GET_CURRENT_STREAM = Fn.of("aoti_torch_get_current_cuda_stream", JAVA_INT, JAVA_INT, ADDRESS);
     }
 
     static void beginCapture(MemorySegment stream) {
@@ -82,9 +93,10 @@ final class CudaRuntime {
     }
 
     static void launch(MemorySegment exec, MemorySegment stream) {
+        MethodHandle graphLaunch = Calls.GRAPH_LAUNCH.require();
         int error;
         try {
-            error = (int) Calls.GRAPH_LAUNCH.invokeExact(exec, stream);
+            error = (int) graphLaunch.invokeExact(exec, stream);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
@@ -161,9 +173,9 @@ final class CudaRuntime {
         }
     }
 
-    private static Object call(MethodHandle h, Object... args) {
+    private static Object call(Fn f, Object... args) {
         try {
-            return h.invokeWithArguments(args);
+            return f.require().invokeWithArguments(args);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

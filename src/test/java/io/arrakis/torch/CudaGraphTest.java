@@ -66,6 +66,13 @@ class CudaGraphTest {
     }
 
     @Test
+    void aCpuBuildLacksTheCudaRuntimeAndSaysWhatIsNeeded() {
+        assumeFalse(Cuda.cudaBuild(), "a CUDA build");
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, CudaRuntime::freeBytes);
+        assertTrue(e.getMessage().contains("cudaMemGetInfo") && e.getMessage().contains("ARRAKIS_LIBTORCH"), e.getMessage());
+    }
+
+    @Test
     @Tag("gpu")
     void aReplayRecomputesFromTheCapturedInputs() {
         assumeTrue(LibTorch.cudaAvailable(), "skipped: no GPU (" + LibTorch.load() + ")");
