@@ -238,7 +238,7 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            composition(model, mode, baseline, foldLn, atLeast(top, 1, "--top"), png, json, main.out);
+            composition(model, mode, baseline, foldLn, atLeast(top, 1, "--top"), png, json, main.out, main.err);
             return 0;
         }
     }
@@ -276,12 +276,12 @@ public final class Main implements Callable<Integer> {
 
     /** All-pairs composition scores as a table, JSON or a heatmap. */
     private static void composition(Path model, CompositionScores.Mode mode, boolean baseline, boolean foldLn, int top,
-                                    Path png, boolean json, PrintStream out) {
-        CompositionScores.Options options = CompositionScores.Options.builder().baseline(baseline).foldLn(foldLn)
-                .progress(new ProgressBar(System.err, "composition " + mode)).build();
+                                    Path png, boolean json, PrintStream out, PrintStream err) {
         ScoreReport report;
-        try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
-             CompositionScores.Result result = CompositionScores.compute(m, mode, options)) {
+        try (TerminalProgress progress = TerminalProgress.of(mode + "-composition", "pairs", json, err);
+             HookedAutoModel m = HookedAutoModel.fromPretrained(model);
+             CompositionScores.Result result = CompositionScores.compute(m, mode, CompositionScores.Options.builder()
+                     .baseline(baseline).foldLn(foldLn).progress(progress).build())) {
             report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
         }
         if (png != null) {
@@ -431,7 +431,11 @@ public final class Main implements Callable<Integer> {
             }
         }
         PrintStream notes = json ? err : out;
-        try (HookedAutoModel model = SeedExample.buildModel(overrides, seed, notes::println);
+        HookedAutoModel built;
+        try (TerminalProgress progress = TerminalProgress.of("random weights", "weights", json, err)) {
+            built = SeedExample.buildModel(overrides, seed, notes::println, progress);
+        }
+        try (HookedAutoModel model = built;
              Tensor ids = SeedExample.inputIds(model.config(), seed)) {
             long t0 = System.nanoTime();
             Map<String, Object> result = SeedExample.run(model, ids);

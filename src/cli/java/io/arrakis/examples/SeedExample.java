@@ -1,5 +1,6 @@
 package io.arrakis.examples;
 
+import io.arrakis.Progress;
 import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.bench.Experiment;
 import io.arrakis.composer.AttentionComposer;
@@ -167,12 +168,16 @@ public final class SeedExample {
         return m;
     }
 
-    /** Builds the model as {@link #chooseModel} decides, reporting the choice to {@code notes}. */
-    public static HookedAutoModel buildModel(Map<String, Object> overrides, long seed, Consumer<String> notes) {
+    /**
+     * Builds the model as {@link #chooseModel} decides, reporting the choice to {@code notes} and the weights drawn to
+     * {@code progress}.
+     */
+    public static HookedAutoModel buildModel(Map<String, Object> overrides, long seed, Consumer<String> notes,
+                                             Progress progress) {
         ModelChoice choice = chooseModel(overrides, HookedAutoModel.availableMemoryBytes());
         notes.accept("model: " + choice.note());
         long t0 = System.nanoTime();
-        HookedAutoModel model = HookedAutoModel.create(choice.config(), seed, choice.dtype(), Device.CPU);
+        HookedAutoModel model = HookedAutoModel.create(choice.config(), seed, choice.dtype(), Device.CPU, progress);
         notes.accept(String.format(Locale.ROOT, "built with random weights (seed %d) in %.1f s", seed,
                 (System.nanoTime() - t0) / 1e9));
         return model;
@@ -180,7 +185,7 @@ public final class SeedExample {
 
     /** {@code java io.arrakis.examples.SeedExample}: the seed example, printed as JSON. */
     public static void main(String[] args) {
-        try (HookedAutoModel model = buildModel(Map.of(), 0, System.err::println);
+        try (HookedAutoModel model = buildModel(Map.of(), 0, System.err::println, Progress.NONE);
              Tensor ids = inputIds(model.config(), 0)) {
             System.out.println(io.arrakis.json.Json.writeIndented(run(model, ids)));
         }

@@ -1,5 +1,6 @@
 package io.arrakis.composer;
 
+import io.arrakis.Progress;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.DType;
@@ -78,18 +79,12 @@ public final class CompositionScores {
     /** Which circuit of the receiving head the sender's output is composed with. */
     public enum Mode { Q, K, V }
 
-    /** Told how far an all-pairs computation has come: {@code donePairs} of {@code totalPairs} head pairs scored. */
-    @FunctionalInterface
-    public interface Progress {
-        void advanced(long donePairs, long totalPairs);
-    }
-
     /**
      * @param baseline        also sample the scores of Gaussian random heads of the same shapes (and ranks) and
      *                        return the scores minus their mean
      * @param baselineSamples how many random (sender, receiver) pairs the baseline draws (≥ 2)
      * @param seed            the baseline's random seed
-     * @param progress        told after each block of the big product how many head pairs are scored; null for none
+     * @param progress        told after each block of the big product how many head pairs are scored
      * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
      * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
      *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
@@ -100,6 +95,7 @@ public final class CompositionScores {
         public static final Options DEFAULT = builder().build();
 
         public Options {
+            progress = progress == null ? Progress.NONE : progress;
             if (baselineSamples < 2) {
                 throw new IllegalArgumentException("baselineSamples must be at least 2, got " + baselineSamples);
             }
@@ -121,7 +117,7 @@ public final class CompositionScores {
             private boolean baseline;
             private int baselineSamples = 200;
             private long seed;
-            private Progress progress;
+            private Progress progress = Progress.NONE;
             private long maxBlockElements = 1L << 25;
             private boolean foldLn;
 
@@ -195,7 +191,7 @@ public final class CompositionScores {
         int dModel = c.dModel();
         int n = layers * heads;
         long totalPairs = (long) layers * (layers - 1) / 2 * heads * heads;
-        Progress progress = options.progress() != null ? options.progress() : (done, total) -> { };
+        Progress progress = options.progress();
         long donePairs = 0;
         progress.advanced(donePairs, totalPairs);
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;

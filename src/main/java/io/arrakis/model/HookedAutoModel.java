@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.Progress;
 import io.arrakis.io.ModelFolder;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
@@ -148,9 +149,15 @@ public final class HookedAutoModel implements AutoCloseable {
      * gives the same weights.
      */
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
+        return create(config, seed, dtype, device, Progress.NONE);
+    }
+
+    /** {@link #create(HookedAutoConfig, long, DType, Device)}, telling {@code progress} how many weights are drawn. */
+    public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device,
+                                         Progress progress) {
         checkDtype(dtype);
         MemoryCheck.require(config, dtype, device);
-        RandomSource source = new RandomSource(config, seed, dtype);
+        RandomSource source = new RandomSource(config, seed, dtype, progress);
         return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device, null);
     }
 
@@ -875,14 +882,24 @@ public final class HookedAutoModel implements AutoCloseable {
         private final double std;
         private final boolean normsStartAtZero;
         private final DType dtype;
+        private final Progress progress;
+        private final long total;
+        private long drawn;
 
         /** Tensors drawn in {@code dtype}, the model's, so that loading them needs no conversion. */
         RandomSource(HookedAutoConfig config, long seed, DType dtype) {
+            this(config, seed, dtype, Progress.NONE);
+        }
+
+        /** The same, telling {@code progress} how many weights are drawn. */
+        RandomSource(HookedAutoConfig config, long seed, DType dtype, Progress progress) {
             this.tensors = config.checkpoint().tensors();
             this.seed = seed;
             this.std = config.initializerRange();
             this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
             this.dtype = dtype;
+            this.progress = progress;
+            this.total = tensors.values().stream().mapToLong(t -> Arrays.stream(t.shape()).reduce(1, Math::multiplyExact)).sum();
         }
 
         @Override
@@ -894,12 +911,15 @@ public final class HookedAutoModel implements AutoCloseable {
         public Tensor load(String name) {
             CheckpointTensor tensor = tensors.get(name);
             long[] shape = tensor.shape();
-            return switch (tensor.init()) {
+            Tensor drawnTensor = switch (tensor.init()) {
                 case NORM -> normsStartAtZero ? Tensor.zeros(shape, dtype, Device.CPU) : Tensor.ones(shape, dtype, Device.CPU);
                 case ZERO -> Tensor.zeros(shape, dtype, Device.CPU);
                 case NORMAL -> Tensor.normal(new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode()), shape, 0.0, std,
                         dtype, Device.CPU);
             };
+            drawn += drawnTensor.numel();
+            progress.advanced(drawn, total);
+            return drawnTensor;
         }
     }
 }

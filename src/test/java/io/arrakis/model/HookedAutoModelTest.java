@@ -38,6 +38,23 @@ class HookedAutoModelTest {
     }
 
     @Test
+    void drawingRandomWeightsReportsEveryParameterOnce() {
+        HookedAutoConfig config = TinyConfigs.of("llama");
+        List<long[]> reports = new java.util.ArrayList<>();
+        try (HookedAutoModel model = HookedAutoModel.create(config, 0, DType.FLOAT32, Device.CPU,
+                (done, total) -> reports.add(new long[] {done, total}))) {
+            assertFalse(reports.isEmpty());
+            long total = reports.get(0)[1];
+            assertEquals(config.parameterCount(), total);
+            for (int i = 1; i < reports.size(); i++) {
+                assertTrue(reports.get(i)[0] > reports.get(i - 1)[0], "done only grows");
+                assertEquals(total, reports.get(i)[1]);
+            }
+            assertEquals(total, reports.get(reports.size() - 1)[0], "ends at the total");
+        }
+    }
+
+    @Test
     void aClosedModelSaysSoWhenRun() {
         HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 0, DType.FLOAT32, Device.CPU);
         model.close();
