@@ -26,4 +26,5 @@ module io.arrakis {
     exports io.arrakis.plot;
     exports io.arrakis.io;
     exports io.arrakis.json;
+    exports io.arrakis.view;
 }

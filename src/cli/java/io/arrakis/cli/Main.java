@@ -4,6 +4,7 @@ import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.HeadDetectors;
+import io.arrakis.composer.PathPatching;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.examples.SeedExample;
 import io.arrakis.json.Json;
@@ -18,6 +19,7 @@ import io.arrakis.torch.Generator;
 import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
+import io.arrakis.view.AttentionView;
 import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -45,7 +47,7 @@ import java.util.concurrent.Callable;
 @Command(name = "arrakis", description = "Mechanistic interpretability of transformer models on the JVM.",
         mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
         subcommands = {CommandLine.HelpCommand.class, Main.Info.class, Main.Demo.class, Main.SeedExampleCommand.class,
-                Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class})
+                Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class, Main.View.class})
 public final class Main implements Callable<Integer> {
     private final PrintStream out;
     private final PrintStream err;
@@ -265,6 +267,99 @@ public final class Main implements Callable<Integer> {
                     main.out);
             return 0;
         }
+    }
+
+    @Command(name = "view", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "One self-contained HTML page of a model on one input: the attention pattern of every layer and head, Q/K/V",
+            "composition, the head detectors' scores and, with a corrupted input, path patching into chosen receivers.",
+            "It opens from file:// with no network."})
+    static final class View implements Callable<Integer> {
+        @ParentCommand
+        private Main main;
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder")
+        private Path model;
+        @ArgGroup(multiplicity = "1")
+        private Forward.Input input;
+        @ArgGroup(multiplicity = "0..1")
+        private Corrupted corrupted;
+        @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for text and labels")
+        private Path tokenizer;
+        @Option(names = "--answer", paramLabel = "ID", description = "patching: the right token (default: the clean input's top token)")
+        private long answer = -1;
+        @Option(names = "--wrong", paramLabel = "ID", description = "patching: the wrong token (default: the corrupted input's top token)")
+        private long wrong = -1;
+        @Option(names = "--receivers", split = ",", paramLabel = "L.H", description = "patching: receiving heads (default: the last layer's)")
+        private List<String> receivers = new ArrayList<>();
+        @Option(names = "--routes", split = ",", paramLabel = "Q|K|V", description = "patching: the receivers' inputs (default: Q,K,V)")
+        private List<PathPatching.Route> routes = new ArrayList<>();
+        @Option(names = "--baseline", description = "composition scores minus the random baseline")
+        private boolean baseline;
+        @Option(names = "--out", paramLabel = "FILE", description = "the page (default: view.html)")
+        private Path out = Path.of("view.html");
+        @Option(names = "--json", description = "print {\"out\": FILE, \"bytes\": N} and no progress")
+        private boolean json;
+
+        static final class Corrupted {
+            @Option(names = "--corrupted-input-ids", required = true, paramLabel = "\"1,2,3\"", description = "patching's corrupted ids")
+            private String ids;
+            @Option(names = "--corrupted-text", required = true, paramLabel = "TEXT", description = "patching's corrupted text")
+            private String text;
+        }
+
+        @Override
+        public Integer call() {
+            view(this, main.out, main.err);
+            return 0;
+        }
+    }
+
+    /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
+    private static void view(View v, PrintStream out, PrintStream err) {
+        List<Head> receivers = v.receivers.stream().map(Main::parseHead).toList();
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel m = HookedAutoModel.fromPretrained(v.model);
+             HfTokenizer tokenizer = v.tokenizer == null ? null : HfTokenizer.load(v.tokenizer);
+             TerminalProgress progress = TerminalProgress.of("view", "steps", v.json, err)) {
+            Tensor ids = v.input.text == null ? idsTensor(v.input.ids) : textTensor(m, v.input.text, v.tokenizer);
+            AttentionView.Options options = AttentionView.Options.defaults().withTitle(v.model.getFileName().toString())
+                    .withTokens(tokenizer).withBaseline(v.baseline).withProgress(progress);
+            if (v.corrupted != null) {
+                Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
+                        : textTensor(m, v.corrupted.text, v.tokenizer);
+                options = options.withPatching(corrupted, v.answer, v.wrong, receivers, v.routes);
+            } else if (v.answer >= 0 || v.wrong >= 0 || !receivers.isEmpty() || !v.routes.isEmpty()) {
+                throw new IllegalArgumentException("--answer, --wrong, --receivers and --routes are for path patching:"
+                        + " give a corrupted input too (--corrupted-input-ids or --corrupted-text)");
+            }
+            Path file = AttentionView.of(m, ids, options).writeHtml(v.out);
+            long bytes;
+            try {
+                bytes = java.nio.file.Files.size(file);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            if (v.json) {
+                Map<String, Object> object = new LinkedHashMap<>();
+                object.put("out", file.toString());
+                object.put("bytes", bytes);
+                out.println(Json.write(object));
+            } else {
+                out.println("wrote " + file + " (" + bytes + " bytes); open it in a browser");
+            }
+        }
+    }
+
+    /** "1.2" → layer 1, head 2. */
+    private static Head parseHead(String text) {
+        String[] parts = text.trim().split("\\.");
+        try {
+            if (parts.length == 2) {
+                return Head.of(Integer.parseInt(parts[0]), Integer.parseInt(parts[1]));
+            }
+        } catch (NumberFormatException e) {
+            // falls through to the message
+        }
+        throw new IllegalArgumentException("--receivers: '" + text + "' is not LAYER.HEAD, e.g. 1.3");
     }
 
     private static int atLeast(int value, int min, String option) {

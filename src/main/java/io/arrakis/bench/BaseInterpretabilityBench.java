@@ -1,12 +1,16 @@
 package io.arrakis.bench;
 
-import io.arrakis.text.Tokenizer;
 import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.model.HookedAutoModel;
+import io.arrakis.text.Tokenizer;
 import io.arrakis.torch.Tensor;
+import io.arrakis.view.AttentionView;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -266,6 +270,22 @@ public class BaseInterpretabilityBench implements AutoCloseable {
             return Plots.compositionScores(ScoreReport.ofComposition(scores, null), mode + "-composition",
                     saveDir.resolve("plots").resolve("composition-" + mode + ".png"), width, height);
         }
+    }
+
+    /**
+     * One self-contained HTML page of the model on {@code inputIds} ({@link AttentionView}: attention patterns of every
+     * layer and head, Q/K/V composition, head detectors), token labels from the bench's tokenizer, written to
+     * {@code saveDir/views/<name>.html}; returns the file.
+     */
+    public Path view(Tensor inputIds, String name) {
+        Path file = saveDir.resolve("views").resolve(name + ".html");
+        try {
+            Files.createDirectories(file.getParent());
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not create " + file.getParent() + ": " + e.getMessage(), e);
+        }
+        AttentionView.Options options = AttentionView.Options.defaults().withTitle(name).withTokens(tokenizer().orElse(null));
+        return AttentionView.of(model, inputIds, options).writeHtml(file);
     }
 
     /** Sets the tokenizer for text input and plot labels (e.g. {@code Gpt2Tokenizer.get()} for GPT-2's vocabulary); without one, the model's own is used. */

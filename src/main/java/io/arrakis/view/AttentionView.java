@@ -1,0 +1,338 @@
+package io.arrakis.view;
+
+import io.arrakis.Progress;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.Head;
+import io.arrakis.composer.HeadDetectors;
+import io.arrakis.composer.PathPatching;
+import io.arrakis.composer.ScoreReport;
+import io.arrakis.io.AtomicFiles;
+import io.arrakis.json.Json;
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.text.Tokenizer;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.stream.LongStream;
+
+/**
+ * A model on one input as one self-contained HTML page: the attention pattern of every layer and head (token labels on
+ * both axes, the weight on hover), Q-, K- and V-composition of every head pair with the strongest pairs ranked, the
+ * previous-token, induction and duplicate-token scores of every head, and, given a corrupted input, the path-patching
+ * effect of every sender on chosen receivers. All script and style are inline: the page needs no network and opens
+ * from {@code file://}.
+ *
+ * <p>The numbers are those of the library's other outputs for the same inputs: the patterns are
+ * {@code blocks.L.attn.hook_pattern} of {@link HookedAutoModel#forward}, the composition scores those of
+ * {@link CompositionScores#compute}, the head scores those of {@link HeadDetectors#detect}, the effects those of
+ * {@link PathPatching#patchAllSenders}.
+ */
+public final class AttentionView {
+    private static final String TEMPLATE = "page.html";
+
+    private final Map<String, Object> data;
+    private final String title;
+
+    private AttentionView(Map<String, Object> data, String title) {
+        this.data = data;
+        this.title = title;
+    }
+
+    /**
+     * What the page shows beyond the patterns, and how.
+     *
+     * @param title             the page's title, e.g. the model folder's name
+     * @param tokens            a tokenizer for the token labels, or null for the model's own (else the ids)
+     * @param baseline          composition scores minus the mean score of random heads of the same shapes
+     * @param detectorSeqLen    tokens per repeated half of the head detectors' input; 0 for up to 50
+     * @param detectorBatch     sequences of the head detectors' input
+     * @param detectorSeed      the head detectors' random seed
+     * @param corrupted         the corrupted input for path patching ({@code [1, pos]}, the clean input's shape), or
+     *                          null for no path patching
+     * @param answer            the token whose logit difference to {@code wrong} the patching measures at the last
+     *                          position; -1 for the clean input's top token
+     * @param wrong             the other token; -1 for the corrupted input's top token
+     * @param receivers         the receiving heads; empty for every head of the last layer
+     * @param routes            the receivers' inputs to patch; empty for Q, K and V
+     * @param progress          told how many of the page's steps are done
+     */
+    public record Options(String title, Tokenizer tokens, boolean baseline, int detectorSeqLen, int detectorBatch,
+                          long detectorSeed, Tensor corrupted, long answer, long wrong, List<Head> receivers,
+                          List<PathPatching.Route> routes, Progress progress) {
+        public Options {
+            receivers = List.copyOf(receivers);
+            routes = List.copyOf(routes);
+            progress = progress == null ? Progress.NONE : progress;
+            if (detectorSeqLen < 0 || detectorBatch < 1) {
+                throw new IllegalArgumentException("the head detectors need a positive batch and a non-negative"
+                        + " length, got batch " + detectorBatch + " and length " + detectorSeqLen);
+            }
+        }
+
+        /** No patching, no baseline, the detectors' defaults (length up to 50, batch 4, seed 0). */
+        public static Options defaults() {
+            return new Options(null, null, false, 0, 4, 0, null, -1, -1, List.of(), List.of(), Progress.NONE);
+        }
+
+        public Options withTitle(String title) {
+            return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed, corrupted, answer,
+                    wrong, receivers, routes, progress);
+        }
+
+        public Options withTokens(Tokenizer tokens) {
+            return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed, corrupted, answer,
+                    wrong, receivers, routes, progress);
+        }
+
+        public Options withBaseline(boolean baseline) {
+            return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed, corrupted, answer,
+                    wrong, receivers, routes, progress);
+        }
+
+        public Options withDetectors(int seqLen, int batch, long seed) {
+            return new Options(title, tokens, baseline, seqLen, batch, seed, corrupted, answer, wrong, receivers, routes,
+                    progress);
+        }
+
+        /** Path patching from {@code corrupted} into {@code receivers} through {@code routes} (see the fields). */
+        public Options withPatching(Tensor corrupted, long answer, long wrong, List<Head> receivers,
+                                    List<PathPatching.Route> routes) {
+            return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed,
+                    Objects.requireNonNull(corrupted, "corrupted"), answer, wrong, receivers, routes, progress);
+        }
+
+        public Options withProgress(Progress progress) {
+            return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed, corrupted, answer,
+                    wrong, receivers, routes, progress);
+        }
+    }
+
+    /** The head detectors' sequence length when none is given: up to 50, and at most half the model's positions. */
+    public static int defaultDetectorSeqLen(HookedAutoModel model) {
+        return (int) Math.max(2, Math.min(50, model.config().maxPositions() / 2));
+    }
+
+    /**
+     * Runs everything the page shows for {@code model} on {@code ids} ({@code [pos]} or {@code [1, pos]}).
+     *
+     * @throws IllegalArgumentException for more than one sequence, a corrupted input of another shape, a one-layer
+     *     model asked for patching, or patching whose clean and corrupted inputs predict the same token with no
+     *     answer and wrong token given
+     */
+    public static AttentionView of(HookedAutoModel model, Tensor ids, Options options) {
+        Objects.requireNonNull(options, "options");
+        if (ids.dim() == 2 && ids.size(0) != 1) {
+            throw new IllegalArgumentException("a view shows one sequence; got input ids of shape " + Arrays.toString(ids.shape()));
+        }
+        int layers = model.config().nLayers();
+        int heads = model.config().nHeads();
+        List<Head> receivers = options.corrupted() == null ? List.of() : receivers(model, options.receivers());
+        List<PathPatching.Route> routes = options.routes().isEmpty() ? List.of(PathPatching.Route.values()) : options.routes();
+        long steps = 1 + CompositionScores.Mode.values().length + 1 + (long) receivers.size() * routes.size();
+        long[] done = {0};
+        Runnable step = () -> options.progress().advanced(++done[0], steps);
+
+        Map<String, Object> data = new LinkedHashMap<>();
+        data.put("format", "arrakis-jvm view 1");
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor clean = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
+            long[] idValues = clean.toLongArray();
+            Map<String, Object> about = new LinkedHashMap<>();
+            about.put("family", model.config().family());
+            about.put("layers", layers);
+            about.put("heads", heads);
+            about.put("name", options.title());
+            data.put("model", about);
+            data.put("ids", idValues);
+            data.put("tokens", labels(model, options.tokens(), idValues));
+            data.put("patterns", patterns(model, clean));
+            step.run();
+
+            Map<String, Object> modes = new LinkedHashMap<>();
+            for (CompositionScores.Mode mode : CompositionScores.Mode.values()) {
+                try (CompositionScores.Result r = CompositionScores.compute(model, mode,
+                        CompositionScores.Options.builder().baseline(options.baseline()).build())) {
+                    modes.put(mode.name(), ScoreReport.ofComposition(r.scores(), r.baselineCorrected()).json());
+                }
+                step.run();
+            }
+            data.put("composition", Map.of("modes", modes));
+
+            int seqLen = options.detectorSeqLen() > 0 ? options.detectorSeqLen() : defaultDetectorSeqLen(model);
+            Map<String, Object> detectors = new LinkedHashMap<>();
+            detectors.put("seq_len", seqLen);
+            detectors.put("batch", options.detectorBatch());
+            detectors.put("seed", options.detectorSeed());
+            try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(), options.detectorSeed())) {
+                detectors.put("previous_token", headScores(s.previousToken()));
+                detectors.put("induction", headScores(s.induction()));
+                detectors.put("duplicate_token", headScores(s.duplicateToken()));
+            }
+            data.put("heads", detectors);
+            step.run();
+
+            data.put("patching", options.corrupted() == null ? null
+                    : patching(model, clean, options, receivers, routes, step));
+        }
+        return new AttentionView(data, options.title() != null ? options.title() : model.config().family());
+    }
+
+    /** The page's data as JSON values: what the page's script reads. */
+    public Map<String, Object> data() {
+        return data;
+    }
+
+    /** The page: the template with the data inlined. */
+    public String html() {
+        String json = Json.write(data).replace("</", "<\\/"); // a string holding "</script>" must not end the script
+        return template().replace("@TITLE@", escapeHtml(title)).replace("@DATA@", json);
+    }
+
+    /** Writes {@link #html()} to {@code file} atomically; returns the file. */
+    public Path writeHtml(Path file) {
+        byte[] bytes = html().getBytes(StandardCharsets.UTF_8);
+        try {
+            AtomicFiles.write(file, (channel, temp) -> AtomicFiles.writeFully(channel, ByteBuffer.wrap(bytes)));
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not write the view to " + file + ": " + e.getMessage(), e);
+        }
+        return file;
+    }
+
+    // ------------------------------------------------------------------------------------------------ the parts
+
+    private static List<String> labels(HookedAutoModel model, Tokenizer given, long[] ids) {
+        Tokenizer tokenizer = given != null ? given : model.tokenizer().orElse(null);
+        if (tokenizer == null) {
+            return LongStream.of(ids).mapToObj(id -> "#" + id).toList();
+        }
+        return tokenizer.tokenStrings(ids);
+    }
+
+    /** Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it. */
+    private static List<Object> patterns(HookedAutoModel model, Tensor clean) {
+        int layers = model.config().nLayers();
+        String[] names = new String[layers];
+        for (int l = 0; l < layers; l++) {
+            names[l] = "blocks." + l + ".attn.hook_pattern";
+        }
+        List<Object> out = new ArrayList<>(layers);
+        try (ModelOutput result = model.forward(clean, CacheSpec.only(names))) {
+            for (String name : names) {
+                out.add(floats(result.cache().get(name).toFloatArray()));
+            }
+        }
+        return out;
+    }
+
+    private static Object headScores(Tensor scores) {
+        return ((Map<?, ?>) ScoreReport.ofHeads(scores).json()).get("scores");
+    }
+
+    private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
+        int layers = model.config().nLayers();
+        if (layers < 2) {
+            throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has one layer");
+        }
+        if (!given.isEmpty()) {
+            return given;
+        }
+        List<Head> last = new ArrayList<>();
+        for (int h = 0; h < model.config().nHeads(); h++) {
+            last.add(Head.of(layers - 1, h));
+        }
+        return last;
+    }
+
+    private static Map<String, Object> patching(HookedAutoModel model, Tensor clean, Options options, List<Head> receivers,
+                                                List<PathPatching.Route> routes, Runnable step) {
+        Tensor corrupted = options.corrupted().dim() == 1 ? options.corrupted().unsqueeze(0) : options.corrupted();
+        if (!Arrays.equals(corrupted.shape(), clean.shape())) {
+            throw new IllegalArgumentException("the corrupted input has shape " + Arrays.toString(corrupted.shape())
+                    + " but the clean input " + Arrays.toString(clean.shape()) + "; path patching needs the same shape");
+        }
+        long answer = options.answer() >= 0 ? options.answer() : topToken(model, clean);
+        long wrong = options.wrong() >= 0 ? options.wrong() : topToken(model, corrupted);
+        if (answer == wrong) {
+            throw new IllegalArgumentException("the clean and the corrupted input both predict token " + answer
+                    + " at the last position, so their logit difference measures nothing: name the answer and the"
+                    + " wrong token");
+        }
+        PathPatching.Metric metric = PathPatching.Metric.logitDiff(answer, wrong);
+        List<Object> effects = new ArrayList<>();
+        for (Head receiver : receivers) {
+            for (PathPatching.Route route : routes) {
+                Map<String, Object> e = new LinkedHashMap<>();
+                e.put("receiver", receiver.toString());
+                e.put("route", route.name());
+                try (Tensor senders = PathPatching.patchAllSenders(model, clean, corrupted, receiver, route, metric,
+                        PathPatching.Mode.PATH)) {
+                    e.put("senders", withNulls(headScores(senders))); // null where a head is not a sender
+                }
+                effects.add(e);
+                step.run();
+            }
+        }
+        long[] corruptedIds = corrupted.toLongArray();
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("metric", "the logit of token " + answer + " minus that of token " + wrong + " at the last position");
+        p.put("answer", answer);
+        p.put("wrong", wrong);
+        p.put("corrupted_ids", corruptedIds);
+        p.put("corrupted_tokens", labels(model, options.tokens(), corruptedIds));
+        p.put("effects", effects);
+        return p;
+    }
+
+    private static long topToken(HookedAutoModel model, Tensor ids) {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor logits = model.runWithHooks(ids);
+            return logits.select(1, logits.size(1) - 1).select(0, 0).argmax(-1, false).itemLong();
+        }
+    }
+
+    /** Nested lists with NaN as null, which JSON can hold. */
+    private static Object withNulls(Object value) {
+        if (value instanceof List<?> list) {
+            return list.stream().map(AttentionView::withNulls).toList();
+        }
+        return value instanceof Double d && d.isNaN() ? null : value;
+    }
+
+    private static List<Object> floats(float[] values) {
+        List<Object> out = new ArrayList<>(values.length);
+        for (float v : values) {
+            out.add(v);
+        }
+        return out;
+    }
+
+    private static String template() {
+        try (InputStream in = AttentionView.class.getResourceAsStream(TEMPLATE)) {
+            if (in == null) {
+                throw new IllegalStateException("the page template " + TEMPLATE + " is missing from the library's jar");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static String escapeHtml(String s) {
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
+    }
+}

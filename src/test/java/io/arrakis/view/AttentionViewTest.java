@@ -1,0 +1,136 @@
+package io.arrakis.view;
+
+import io.arrakis.bench.BaseInterpretabilityBench;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.json.Json;
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.text.Tokenizer;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The view's data and page without a browser ({@link AttentionViewBrowserTest} opens the page in one). */
+class AttentionViewTest {
+    private static final Path MODEL = Fixtures.huggingFace("gpt2");
+
+    private static Tensor ids(long... values) {
+        return Tensor.of(values, 1, values.length);
+    }
+
+    @Test
+    void thePatternsAreForwardsAndTheStepsAreReported() {
+        List<long[]> steps = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            Tensor input = ids(3, 1, 4, 1, 5, 9);
+            AttentionView view = AttentionView.of(model, input, AttentionView.Options.defaults()
+                    .withProgress((done, total) -> steps.add(new long[] {done, total})));
+            Map<String, Object> data = view.data();
+            assertEquals(List.of("#3", "#1", "#4", "#1", "#5", "#9"), data.get("tokens"), "ids label tokens without a tokenizer");
+            List<?> patterns = (List<?>) data.get("patterns");
+            // both layers observed, as the view observes them: each layer then computes its pattern explicitly
+            ModelOutput out = model.forward(input, CacheSpec.only("blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"));
+            float[] expected = out.cache().get("blocks.1.attn.hook_pattern").toFloatArray();
+            List<?> layer1 = (List<?>) patterns.get(1);
+            assertEquals(expected.length, layer1.size());
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], (Float) layer1.get(i), 0f);
+            }
+            assertNull(data.get("patching"));
+            assertEquals(5, steps.size(), "the pass, three compositions, the detectors");
+            assertEquals(5, steps.get(4)[0]);
+            assertEquals(5, steps.get(4)[1]);
+            Map<?, ?> k = (Map<?, ?>) ((Map<?, ?>) ((Map<?, ?>) data.get("composition")).get("modes")).get("K");
+            try (Tensor scores = CompositionScores.allPairs(model, CompositionScores.Mode.K)) {
+                assertEquals(scores.select(0, 0).select(0, 1).select(0, 1).select(0, 3).item(),
+                        (Double) ((List<?>) ((List<?>) ((List<?>) ((List<?>) k.get("scores")).get(0)).get(1)).get(1)).get(3), 0.0);
+            }
+        }
+    }
+
+    @Test
+    void thePageInlinesItsDataAndNoStringCanEndItsScript() {
+        Tokenizer hostile = new Tokenizer() {
+            public int vocabSize() {
+                return 1000;
+            }
+
+            public long[] encode(String text) {
+                throw new UnsupportedOperationException();
+            }
+
+            public String decode(long[] ids) {
+                throw new UnsupportedOperationException();
+            }
+
+            public List<String> tokenStrings(long[] ids) {
+                return java.util.Arrays.stream(ids).mapToObj(id -> "</script><b>" + id + "</b>").toList();
+            }
+        };
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            String html = AttentionView.of(model, ids(1, 2, 3), AttentionView.Options.defaults().withTokens(hostile)
+                    .withTitle("a <b>bold</b> & title")).html();
+            assertEquals(2, html.split("</script>", -1).length - 1, "the page's two scripts end where they should");
+            assertTrue(html.contains("<title>arrakis-jvm view: a &lt;b&gt;bold&lt;/b&gt; &amp; title</title>"), "escaped title");
+            assertFalse(html.contains("@DATA@") || html.contains("@TITLE@"));
+            assertFalse(html.matches("(?s).*(src|href)\\s*=\\s*\"(https?:)?//.*"), "nothing from the network");
+            String json = html.substring(html.indexOf("id=\"arrakis-data\">") + 18, html.indexOf("</script>"));
+            Map<?, ?> data = (Map<?, ?>) Json.parse(json);
+            assertEquals("</script><b>1</b>", ((List<?>) data.get("tokens")).get(0));
+        }
+    }
+
+    @Test
+    void badInputsAreRefusedNamingTheProblem() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            AttentionView.Options options = AttentionView.Options.defaults();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.of(model, Tensor.of(new long[] {1, 2, 3, 4}, 2, 2), options));
+            assertTrue(e.getMessage().contains("one sequence"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3),
+                    options.withPatching(ids(1, 2), -1, -1, List.of(), List.of())));
+            assertTrue(e.getMessage().contains("same shape"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3),
+                    options.withPatching(ids(1, 2, 3), -1, -1, List.of(), List.of())));
+            assertTrue(e.getMessage().contains("both predict token"), e.getMessage());
+        }
+        HookedAutoConfig oneLayer = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 1, "n_embd", 32, "n_head", 2,
+                "vocab_size", 50, "n_positions", 16));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(oneLayer, 0, DType.FLOAT32, Device.CPU)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model,
+                    ids(1, 2, 3), AttentionView.Options.defaults().withPatching(ids(3, 2, 1), 1, 2, List.of(), List.of())));
+            assertTrue(e.getMessage().contains("one layer"), e.getMessage());
+        }
+    }
+
+    @Test
+    void theBenchWritesAViewUnderItsSaveDir(@TempDir Path dir) throws IOException {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL);
+             BaseInterpretabilityBench bench = new BaseInterpretabilityBench(model, dir)) {
+            Path page = bench.view(ids(5, 6, 7, 8), "first look");
+            assertEquals(dir.resolve("views").resolve("first look.html"), page);
+            String html = Files.readString(page);
+            assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("first look"));
+        }
+    }
+}
