@@ -1,5 +1,6 @@
 package io.arrakis.cli;
 
+import io.arrakis.Progress;
 import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
@@ -185,7 +186,7 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            forward(model, input.ids, input.text, tokenizer, hooks, json, main.out);
+            forward(model, input.ids, input.text, tokenizer, hooks, json, main.out, main.err);
             return 0;
         }
     }
@@ -264,7 +265,7 @@ public final class Main implements Callable<Integer> {
         @Override
         public Integer call() {
             heads(model, seqLen == null ? null : atLeast(seqLen, 2, "--seq-len"), atLeast(batch, 1, "--batch"), seed, json,
-                    main.out);
+                    main.out, main.err);
             return 0;
         }
     }
@@ -349,6 +350,21 @@ public final class Main implements Callable<Integer> {
         }
     }
 
+    /**
+     * Tells {@code progress} each block a pass of {@code model} finishes, through a hook that only watches
+     * ({@code hook_resid_post} leaves the attention's route as it is); no hook where nobody watches.
+     */
+    private static HookedAutoModel.HookHandle layerProgress(HookedAutoModel model, Progress progress, boolean json) {
+        if (!TerminalProgress.watched(json)) {
+            return () -> { };
+        }
+        int layers = model.config().nLayers();
+        return model.addHook(HookedAutoModel.HookSpec.matching(name -> name.endsWith(".hook_resid_post"), (activation, name) -> {
+            progress.advanced(Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', 7))) + 1L, layers);
+            return activation;
+        }));
+    }
+
     /** "1.2" → layer 1, head 2. */
     private static Head parseHead(String text) {
         String[] parts = text.trim().split("\\.");
@@ -397,10 +413,13 @@ public final class Main implements Callable<Integer> {
     }
 
     /** The head detectors' scores as a table or JSON. */
-    private static void heads(Path model, Integer seqLen, int batch, long seed, boolean json, PrintStream out) {
+    private static void heads(Path model, Integer seqLen, int batch, long seed, boolean json, PrintStream out,
+                              PrintStream err) {
         Map<String, ScoreReport> reports = new LinkedHashMap<>();
-        try (HookedAutoModel m = HookedAutoModel.fromPretrained(model)) {
-            int n = seqLen != null ? seqLen : (int) Math.max(2, Math.min(50, m.config().maxPositions() / 2));
+        try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
+             TerminalProgress progress = TerminalProgress.of("head detectors", "layers", json, err);
+             HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
+            int n = seqLen != null ? seqLen : AttentionView.defaultDetectorSeqLen(m);
             try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed)) {
                 reports.put("previous_token", ScoreReport.ofHeads(s.previousToken()));
                 reports.put("induction", ScoreReport.ofHeads(s.induction()));
@@ -452,7 +471,7 @@ public final class Main implements Callable<Integer> {
 
     /** The logits and the chosen activations of one pass, as text or one JSON object. */
     private static void forward(Path model, String ids, String text, Path tokenizerPath, List<String> hooks, boolean json,
-                                PrintStream out) {
+                                PrintStream out, PrintStream err) {
         if (tokenizerPath != null && text == null) {
             throw new IllegalArgumentException("--tokenizer goes with --text");
         }
@@ -462,6 +481,8 @@ public final class Main implements Callable<Integer> {
         }
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel m = HookedAutoModel.fromPretrained(model);
+             TerminalProgress progress = TerminalProgress.of("forward", "layers", json, err);
+             HookedAutoModel.HookHandle layers = layerProgress(m, progress, json);
              ModelOutput result = m.forward(text == null ? idsTensor(ids) : textTensor(m, text, tokenizerPath),
                      CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {

@@ -1,14 +1,21 @@
 package io.arrakis.cli;
 
+import io.arrakis.model.Fixtures;
+import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The command line's progress bars: drawn for a person at a terminal, silent for programs. */
 class TerminalProgressTest {
@@ -34,6 +41,33 @@ class TerminalProgressTest {
     @Test
     void aBarNotShownWritesNothing() {
         assertEquals("", drawn(false));
+    }
+
+    /** {@code scripts/arrakis} run with a terminal as its standard output (script(1) gives it one); what it shows. */
+    private static String atATerminal(String... args) throws Exception {
+        ChildJvm child = ChildJvm.of(Main.class, args);
+        String command = child.command().stream().map(a -> "'" + a.replace("'", "'\\''") + "'")
+                .collect(Collectors.joining(" "));
+        ProcessBuilder builder = new ProcessBuilder("script", "-qec", command, "/dev/null").redirectErrorStream(true);
+        builder.environment().putAll(child.environment());
+        Process process = builder.start();
+        process.getOutputStream().close();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(2, TimeUnit.MINUTES), "finished");
+        assertEquals(0, process.exitValue(), output);
+        return output;
+    }
+
+    @Test
+    void aCommandAtATerminalDrawsItsBarButNotWithJson() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/script")), "skipped: no script(1) to give a command a terminal");
+        String model = Fixtures.huggingFace("gpt2").toAbsolutePath().toString();
+        String shown = atATerminal("heads", "--model", model);
+        assertTrue(shown.contains("head detectors") && shown.contains("2/2"), shown);
+        assertTrue(shown.contains("induction"), "and the table: " + shown);
+        String json = atATerminal("heads", "--model", model, "--json");
+        assertFalse(json.contains("head detectors"), json);
+        assertTrue(json.strip().endsWith("}"), json);
     }
 
     @Test
