@@ -146,7 +146,7 @@ public final class PathPatching {
     }
 
     /**
-     * Every head in the layers below the receiver as a sender to {@code receiver}: {@code [layers, heads]} float32 on
+     * Every head in the layers below the receiver as a sender to {@code receiver}: {@code [layers, heads]} float64 on
      * the CPU, with NaN where a head is not a sender (layers at or above the receiver's).
      */
     public static Tensor patchAllSenders(HookedAutoModel model, Tensor clean, Tensor corrupted, Head receiver, Route route,
@@ -297,12 +297,12 @@ public final class PathPatching {
         Tensor all(Head receiver, Route route, Mode mode, java.util.function.BiFunction<Integer, Integer, Tensor> senderZ) {
             int layers = model.config().nLayers();
             int heads = model.config().nHeads();
-            float[] values = new float[layers * heads];
-            Arrays.fill(values, Float.NaN);
+            double[] values = new double[layers * heads];
+            Arrays.fill(values, Double.NaN);
             for (int l = 0; l < receiver.layer(); l++) {
                 for (int h = 0; h < heads; h++) {
                     try (TensorScope scope = TensorScope.open()) {
-                        values[l * heads + h] = (float) effect(new Head(l, h), senderZ.apply(l, h), receiver, route, mode);
+                        values[l * heads + h] = effect(new Head(l, h), senderZ.apply(l, h), receiver, route, mode);
                     }
                 }
             }

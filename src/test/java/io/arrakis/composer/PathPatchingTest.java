@@ -69,6 +69,18 @@ class PathPatchingTest {
     }
 
     @Test
+    void everySendersEffectIsThePairsOwnValueInFloat64() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(2, 3)) {
+            Tensor all = PathPatching.patchAllSenders(m, CLEAN, CORRUPTED, RECEIVER, Route.Q, METRIC, Mode.PATH);
+            assertEquals(io.arrakis.torch.DType.FLOAT64, all.dtype());
+            double[] v = all.toDoubleArray();
+            for (int h = 0; h < 4; h++) {
+                assertEquals(PathPatching.patch(m, CLEAN, CORRUPTED, new Head(0, h), RECEIVER, Route.Q, METRIC), v[h], 0.0);
+            }
+        }
+    }
+
+    @Test
     void groupedQueryRotaryModelsPatchTheSharedKeyValueHead() {
         HookedAutoConfig c = HookedAutoConfig.of("llama").with(Map.of("hidden_size", 32, "num_hidden_layers", 2,
                 "num_attention_heads", 4, "num_key_value_heads", 2, "intermediate_size", 48, "vocab_size", 64,
