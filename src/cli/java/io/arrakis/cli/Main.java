@@ -50,8 +50,8 @@ import java.util.concurrent.Callable;
         subcommands = {CommandLine.HelpCommand.class, Main.Info.class, Main.Demo.class, Main.SeedExampleCommand.class,
                 Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class, Main.View.class})
 public final class Main implements Callable<Integer> {
-    private final PrintStream out;
-    private final PrintStream err;
+    final PrintStream out;
+    final PrintStream err;
 
     private Main(PrintStream out, PrintStream err) {
         this.out = out;
@@ -76,6 +76,7 @@ public final class Main implements Callable<Integer> {
      */
     static int run(String[] args, PrintStream out, PrintStream err) {
         CommandLine cli = new CommandLine(new Main(out, err));
+        addIfBuilt(cli, "io.arrakis.cli.Sweep");
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
@@ -87,6 +88,19 @@ public final class Main implements Callable<Integer> {
             throw e;
         });
         return cli.execute(args);
+    }
+
+    /** Adds the command {@code className} where it was built: {@code sweep} needs Spark, the profile of its own. */
+    private static void addIfBuilt(CommandLine cli, String className) {
+        try {
+            java.lang.reflect.Constructor<?> constructor = Class.forName(className).getDeclaredConstructor();
+            constructor.setAccessible(true);
+            cli.addSubcommand(constructor.newInstance());
+        } catch (ClassNotFoundException | NoClassDefFoundError notBuilt) {
+            // built without that profile: the command does not exist
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     private static int badInput(PrintStream err, CommandLine command, Exception e) {

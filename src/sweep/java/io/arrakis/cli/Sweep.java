@@ -1,0 +1,165 @@
+package io.arrakis.cli;
+
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.Head;
+import io.arrakis.composer.PathPatching;
+import io.arrakis.json.Json;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.sweep.CompositionSweep;
+import io.arrakis.sweep.PatchingSweep;
+import io.arrakis.sweep.PromptFile;
+import io.arrakis.sweep.PromptPair;
+import io.arrakis.sweep.Sweeps;
+import io.arrakis.text.Tokenizer;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code scripts/arrakis sweep}: path patching over many prompt pairs and composition over many checkpoints as Apache
+ * Spark jobs, in this JVM ({@code local[*]}) or on a cluster ({@code --master}). Built with the Maven profile
+ * {@code sweep}, which {@code scripts/arrakis} turns on for this command.
+ */
+@Command(name = "sweep", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class,
+        description = "Sweeps on Apache Spark: path patching over prompt pairs, composition over checkpoints.",
+        subcommands = {Sweep.Patching.class, Sweep.Composition.class})
+final class Sweep implements Callable<Integer> {
+    @ParentCommand
+    private Main main;
+
+    @Override
+    public Integer call() {
+        new picocli.CommandLine(this).usage(main.out);
+        return 0;
+    }
+
+    @Command(name = "patching", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "Path patching of every sender into the receivers, one row per (prompt, sender, receiver, route).",
+            "PROMPTS has one {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id} per line",
+            "(or \"clean_text\"/\"corrupted_text\"). Columns: prompt_id, sender_layer, sender_head, receiver_layer,",
+            "receiver_head, route, effect, clean_metric, corrupted_metric."})
+    static final class Patching implements Callable<Integer> {
+        @ParentCommand
+        private Sweep sweep;
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder (every executor reads it)")
+        private Path model;
+        @Option(names = "--prompts", required = true, paramLabel = "FILE.jsonl", description = "the prompt pairs")
+        private Path prompts;
+        @Option(names = "--route", required = true, paramLabel = "Q|K|V", description = "the receivers' input")
+        private PathPatching.Route route;
+        @Option(names = "--receivers", paramLabel = "all|L.H,...", description = "receiving heads (default: all)")
+        private String receivers = "all";
+        @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
+        private String out;
+        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: local[*], this JVM)")
+        private String master = "local[*]";
+        @Option(names = "--json", description = "print {\"rows\": N, \"seconds\": S, \"top\": [[sender, receiver, mean_effect], ...]}")
+        private boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            Main main = sweep.main;
+            List<PromptPair> pairs;
+            List<Head> heads;
+            String folder = model.toAbsolutePath().toString();
+            try (HookedAutoModel m = HookedAutoModel.fromPretrained(model)) {
+                Tokenizer tokenizer = m.tokenizer().orElse(null);
+                pairs = PromptFile.read(prompts, tokenizer, m.config().vocabSize(), m.config().maxPositions());
+                heads = receivers.equals("all") ? PatchingSweep.allReceivers(m) : parseReceivers(receivers, m);
+            }
+            PatchingSweep.Result result;
+            try (SparkSession spark = Sweeps.session(master, Map.of());
+                 TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
+                result = PatchingSweep.run(spark, folder, pairs, route, heads, out, progress);
+            }
+            if (json) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("rows", result.rows());
+                o.put("seconds", result.seconds());
+                o.put("top", result.top());
+                main.out.println(Json.write(o));
+            } else {
+                main.out.printf(Locale.ROOT, "%d rows from %d prompt pairs in %.1f s (%.2f pairs/s) -> %s%n", result.rows(),
+                        pairs.size(), result.seconds(), pairs.size() / result.seconds(), out);
+                result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %.6f%n", t.get(0), t.get(1), t.get(2)));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "composition", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
+            "All-pairs composition scores of each checkpoint, one row per (checkpoint, sender, receiver).",
+            "Columns: checkpoint, sender_layer, sender_head, receiver_layer, receiver_head, mode, score."})
+    static final class Composition implements Callable<Integer> {
+        @ParentCommand
+        private Sweep sweep;
+        @Option(names = "--checkpoints", required = true, split = ",", paramLabel = "DIR",
+                description = "model folders, or a folder of them")
+        private List<String> checkpoints = new ArrayList<>();
+        @Option(names = "--mode", required = true, paramLabel = "Q|K|V", description = "which composition")
+        private CompositionScores.Mode mode;
+        @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
+        private String out;
+        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: local[*], this JVM)")
+        private String master = "local[*]";
+        @Option(names = "--json", description = "print {\"rows\": N, \"checkpoints\": C, \"seconds\": S}")
+        private boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            Main main = sweep.main;
+            List<String> folders = CompositionSweep.checkpoints(checkpoints).stream()
+                    .map(c -> Path.of(c).toAbsolutePath().toString()).toList();
+            long start = System.nanoTime();
+            long rows;
+            try (SparkSession spark = Sweeps.session(master, Map.of());
+                 TerminalProgress progress = TerminalProgress.of("sweep composition", "checkpoints", json, main.err)) {
+                rows = CompositionSweep.run(spark, folders, mode, out, progress);
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            if (json) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("rows", rows);
+                o.put("checkpoints", (long) folders.size());
+                o.put("seconds", seconds);
+                main.out.println(Json.write(o));
+            } else {
+                main.out.printf(Locale.ROOT, "%d rows from %d checkpoints in %.1f s -> %s%n", rows, folders.size(), seconds, out);
+            }
+            return 0;
+        }
+    }
+
+    /** "1.0,2.3" → those heads, each checked against the model. */
+    private static List<Head> parseReceivers(String text, HookedAutoModel model) {
+        List<Head> heads = new ArrayList<>();
+        for (String part : text.split(",")) {
+            String[] lh = part.trim().split("\\.");
+            int layer;
+            int head;
+            try {
+                layer = Integer.parseInt(lh[0]);
+                head = lh.length == 2 ? Integer.parseInt(lh[1]) : -1;
+            } catch (NumberFormatException e) {
+                layer = -1;
+                head = -1;
+            }
+            if (lh.length != 2 || layer < 1 || layer >= model.config().nLayers() || head < 0 || head >= model.config().nHeads()) {
+                throw new IllegalArgumentException("--receivers: '" + part + "' is not LAYER.HEAD of a receiving head"
+                        + " (layers 1 to " + (model.config().nLayers() - 1) + ", heads 0 to " + (model.config().nHeads() - 1) + ")");
+            }
+            heads.add(Head.of(layer, head));
+        }
+        return heads;
+    }
+}

@@ -1,0 +1,102 @@
+package io.arrakis.sweep;
+
+import io.arrakis.Progress;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.torch.Tensor;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * All-pairs composition scores of many checkpoints (training steps, or a zoo of models), as one Spark job: a task per
+ * checkpoint, which it loads, scores and closes; one row per (checkpoint, sender, receiver) with the sender's layer
+ * below the receiver's.
+ */
+public final class CompositionSweep {
+    /** The columns of the output. */
+    public static final StructType SCHEMA = new StructType()
+            .add("checkpoint", DataTypes.StringType, false)
+            .add("sender_layer", DataTypes.IntegerType, false)
+            .add("sender_head", DataTypes.IntegerType, false)
+            .add("receiver_layer", DataTypes.IntegerType, false)
+            .add("receiver_head", DataTypes.IntegerType, false)
+            .add("mode", DataTypes.StringType, false)
+            .add("score", DataTypes.DoubleType, false);
+
+    private CompositionSweep() {
+    }
+
+    /**
+     * The model folders named: each as given, or, for a folder without a {@code config.json}, its subfolders that have
+     * one, by name.
+     */
+    public static List<String> checkpoints(List<String> given) {
+        List<String> out = new ArrayList<>();
+        for (String g : given) {
+            Path dir = Path.of(g);
+            if (Files.isRegularFile(dir.resolve("config.json"))) {
+                out.add(g);
+                continue;
+            }
+            if (!Files.isDirectory(dir)) {
+                throw new IllegalArgumentException("--checkpoints: " + g + " is not a folder");
+            }
+            try (Stream<Path> children = Files.list(dir)) {
+                List<String> found = children.filter(c -> Files.isRegularFile(c.resolve("config.json"))).sorted()
+                        .map(Path::toString).toList();
+                if (found.isEmpty()) {
+                    throw new IllegalArgumentException("--checkpoints: " + g + " has no config.json, nor subfolders with one");
+                }
+                out.addAll(found);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return out;
+    }
+
+    /** The rows of one checkpoint: what each task computes, without Spark. */
+    public static List<Row> rows(String checkpoint, CompositionScores.Mode mode) {
+        List<Row> rows = new ArrayList<>();
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Path.of(checkpoint));
+             Tensor scores = CompositionScores.allPairs(model, mode)) {
+            int layers = model.config().nLayers();
+            int heads = model.config().nHeads();
+            double[] s = scores.toDoubleArray();
+            for (int l1 = 0; l1 < layers; l1++) {
+                for (int h1 = 0; h1 < heads; h1++) {
+                    for (int l2 = l1 + 1; l2 < layers; l2++) {
+                        for (int h2 = 0; h2 < heads; h2++) {
+                            rows.add(RowFactory.create(checkpoint, l1, h1, l2, h2, mode.name(),
+                                    s[((l1 * heads + h1) * layers + l2) * heads + h2]));
+                        }
+                    }
+                }
+            }
+        }
+        return rows;
+    }
+
+    /** Scores every checkpoint and writes the rows to {@code out}; returns how many. */
+    public static long run(SparkSession spark, List<String> checkpoints, CompositionScores.Mode mode, String out,
+                           Progress progress) {
+        Sweeps.checkNew(spark, out);
+        JavaSparkContext context = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        JavaRDD<Row> rows = context.parallelize(checkpoints, checkpoints.size())
+                .flatMap(c -> rows(c, mode).iterator());
+        return Sweeps.withProgress(spark, progress, () -> Sweeps.write(spark, spark.createDataFrame(rows, SCHEMA), out));
+    }
+}

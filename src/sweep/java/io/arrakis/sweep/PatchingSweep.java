@@ -1,0 +1,119 @@
+package io.arrakis.sweep;
+
+import io.arrakis.Progress;
+import io.arrakis.composer.Head;
+import io.arrakis.composer.PathPatching;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.apache.spark.sql.functions.avg;
+import static org.apache.spark.sql.functions.col;
+
+/**
+ * Path patching of every sender into chosen receivers over many prompt pairs, as one Spark job: a task per slice of
+ * prompts, each on its executor's model ({@link ExecutorModels}); one row per (prompt, sender, receiver) with the
+ * sender's layer below the receiver's, its effect exactly {@link PathPatching#patch}'s value for that pair and prompt.
+ */
+public final class PatchingSweep {
+    /** The columns of the output. */
+    public static final StructType SCHEMA = new StructType()
+            .add("prompt_id", DataTypes.LongType, false)
+            .add("sender_layer", DataTypes.IntegerType, false)
+            .add("sender_head", DataTypes.IntegerType, false)
+            .add("receiver_layer", DataTypes.IntegerType, false)
+            .add("receiver_head", DataTypes.IntegerType, false)
+            .add("route", DataTypes.StringType, false)
+            .add("effect", DataTypes.DoubleType, false)
+            .add("clean_metric", DataTypes.DoubleType, false)
+            .add("corrupted_metric", DataTypes.DoubleType, false);
+
+    /** What a sweep wrote: its rows, its time, and the strongest (sender, receiver, mean effect) over the prompts. */
+    public record Result(long rows, double seconds, List<List<Object>> top) {
+    }
+
+    private PatchingSweep() {
+    }
+
+    /** Every head of layers 1 and up: the receivers of {@code --receivers all}. */
+    public static List<Head> allReceivers(HookedAutoModel model) {
+        List<Head> heads = new ArrayList<>();
+        for (int l = 1; l < model.config().nLayers(); l++) {
+            for (int h = 0; h < model.config().nHeads(); h++) {
+                heads.add(Head.of(l, h));
+            }
+        }
+        return heads;
+    }
+
+    /** The rows of one prompt on {@code model}: what each task computes, without Spark. */
+    public static List<Row> rows(HookedAutoModel model, PromptPair p, PathPatching.Route route, List<Head> receivers) {
+        List<Row> rows = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor clean = Tensor.of(p.clean(), 1, p.clean().length);
+            Tensor corrupted = Tensor.of(p.corrupted(), 1, p.corrupted().length);
+            PathPatching.Metric metric = PathPatching.Metric.logitDiff(p.answer(), p.wrong());
+            double cleanMetric = metric.apply(model.runWithHooks(clean));
+            double corruptedMetric = metric.apply(model.runWithHooks(corrupted));
+            int heads = model.config().nHeads();
+            for (Head receiver : receivers) {
+                double[] effects = PathPatching.patchAllSenders(model, clean, corrupted, receiver, route, metric,
+                        PathPatching.Mode.PATH).toDoubleArray();
+                for (int l = 0; l < receiver.layer(); l++) {
+                    for (int h = 0; h < heads; h++) {
+                        rows.add(RowFactory.create(p.id(), l, h, receiver.layer(), receiver.index(), route.name(),
+                                effects[l * heads + h], cleanMetric, corruptedMetric));
+                    }
+                }
+            }
+        }
+        return rows;
+    }
+
+    /**
+     * Runs the sweep of {@code prompts} on the model in {@code modelFolder} (a path every executor can read) and
+     * writes the rows to {@code out} (see {@link Sweeps#write}).
+     */
+    public static Result run(SparkSession spark, String modelFolder, List<PromptPair> prompts, PathPatching.Route route,
+                             List<Head> receivers, String out, Progress progress) {
+        Sweeps.checkNew(spark, out);
+        long start = System.nanoTime();
+        int[] receiverPairs = new int[2 * receivers.size()]; // records are not serializable; the pairs are
+        for (int i = 0; i < receivers.size(); i++) {
+            receiverPairs[2 * i] = receivers.get(i).layer();
+            receiverPairs[2 * i + 1] = receivers.get(i).index();
+        }
+        JavaSparkContext context = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        int slices = Math.max(1, Math.min(prompts.size(), 4 * context.defaultParallelism()));
+        JavaRDD<Row> rows = context.parallelize(prompts, slices).flatMap(p -> {
+            List<Head> heads = new ArrayList<>();
+            for (int i = 0; i < receiverPairs.length; i += 2) {
+                heads.add(Head.of(receiverPairs[i], receiverPairs[i + 1]));
+            }
+            return rows(ExecutorModels.get(modelFolder), p, route, heads).iterator();
+        });
+        Dataset<Row> frame = spark.createDataFrame(rows, SCHEMA);
+        long written = Sweeps.withProgress(spark, progress, () -> Sweeps.write(spark, frame, out));
+        List<List<Object>> top = new ArrayList<>();
+        for (Row r : Sweeps.read(spark, out)
+                .groupBy("sender_layer", "sender_head", "receiver_layer", "receiver_head")
+                .agg(avg("effect").as("mean_effect"))
+                .orderBy(col("mean_effect").desc(), col("sender_layer"), col("sender_head"), col("receiver_layer"),
+                        col("receiver_head"))
+                .limit(10).collectAsList()) {
+            top.add(List.of("L" + r.getInt(0) + "H" + r.getInt(1), "L" + r.getInt(2) + "H" + r.getInt(3), r.getDouble(4)));
+        }
+        return new Result(written, (System.nanoTime() - start) / 1e9, top);
+    }
+}

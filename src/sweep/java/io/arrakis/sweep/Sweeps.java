@@ -1,0 +1,144 @@
+package io.arrakis.sweep;
+
+import io.arrakis.Progress;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.logging.log4j.Level;
+import org.apache.logging.log4j.core.appender.ConsoleAppender;
+import org.apache.logging.log4j.core.config.Configurator;
+import org.apache.logging.log4j.core.config.builder.api.ConfigurationBuilder;
+import org.apache.logging.log4j.core.config.builder.api.ConfigurationBuilderFactory;
+import org.apache.logging.log4j.core.config.builder.impl.BuiltConfiguration;
+import org.apache.spark.Success$;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+
+/** What the sweeps share: the Spark session, progress from Spark's listener, and output written whole or not at all. */
+public final class Sweeps {
+    private Sweeps() {
+    }
+
+    /**
+     * A Spark session on {@code master} ({@code local[*]}, {@code spark://host:port}, or what spark-submit accepts),
+     * with {@code extra} settings on top. Executors get native access for libtorch; outside local mode they also get
+     * this JVM's class path, which suits machines that share the checkout's path (a shared file system); elsewhere
+     * submit with spark-submit and {@code --jars}.
+     */
+    public static SparkSession session(String master, Map<String, String> extra) {
+        quietLogs();
+        SparkSession.Builder builder = SparkSession.builder().appName("arrakis sweep").master(master)
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.executor.extraJavaOptions", "--enable-native-access=ALL-UNNAMED");
+        if (!master.startsWith("local")) {
+            builder.config("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        }
+        extra.forEach(builder::config);
+        return builder.getOrCreate();
+    }
+
+    /** Spark's logs at WARN on standard error, instead of its INFO default. */
+    public static synchronized void quietLogs() {
+        ConfigurationBuilder<BuiltConfiguration> b = ConfigurationBuilderFactory.newConfigurationBuilder();
+        b.setStatusLevel(Level.ERROR);
+        b.add(b.newAppender("stderr", "Console").addAttribute("target", ConsoleAppender.Target.SYSTEM_ERR)
+                .add(b.newLayout("PatternLayout").addAttribute("pattern", "%d{HH:mm:ss} %p %c{1}: %m%n")));
+        b.add(b.newRootLogger(Level.WARN).add(b.newAppenderRef("stderr")));
+        Configurator.reconfigure(b.build());
+    }
+
+    /** The output format {@code out} names by its extension. */
+    static String format(String out) {
+        String lower = out.toLowerCase(Locale.ROOT);
+        if (lower.endsWith(".parquet")) {
+            return "parquet";
+        }
+        if (lower.endsWith(".csv")) {
+            return "csv";
+        }
+        throw new IllegalArgumentException("--out " + out + ": name it RESULTS.parquet or RESULTS.csv");
+    }
+
+    /** Refuses an output that exists already: a sweep never overwrites, nor mixes its rows into, another's. */
+    static void checkNew(SparkSession spark, String out) {
+        format(out);
+        try {
+            org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(out);
+            if (path.getFileSystem(hadoop(spark)).exists(path)) {
+                throw new IllegalArgumentException("--out " + out + " exists; give a new name or remove it");
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Writes {@code rows} to {@code out} whole or not at all: into a hidden sibling first, renamed to {@code out} when
+     * every task has committed; a failed job leaves nothing at {@code out}. Returns the rows written, read back.
+     */
+    static long write(SparkSession spark, Dataset<Row> rows, String out) {
+        String format = format(out);
+        org.apache.hadoop.fs.Path target = new org.apache.hadoop.fs.Path(out);
+        org.apache.hadoop.fs.Path temp = new org.apache.hadoop.fs.Path(target.getParent(),
+                "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        try {
+            FileSystem fs = target.getFileSystem(hadoop(spark));
+            try {
+                rows.write().format(format).option("header", "true").save(temp.toString());
+                if (!fs.rename(temp, target)) {
+                    throw new IOException("could not rename " + temp + " to " + target + " (does it exist?)");
+                }
+            } finally {
+                fs.delete(temp, true);
+            }
+            return read(spark, out).count();
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing " + out + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    /** What {@link #write} wrote. */
+    public static Dataset<Row> read(SparkSession spark, String out) {
+        return spark.read().format(format(out)).option("header", "true").option("inferSchema", "true").load(out);
+    }
+
+    private static Configuration hadoop(SparkSession spark) {
+        return spark.sparkContext().hadoopConfiguration();
+    }
+
+    /** Runs {@code job} while telling {@code progress} how many of its tasks have finished, from Spark's listener. */
+    static <T> T withProgress(SparkSession spark, Progress progress, Supplier<T> job) {
+        AtomicLong total = new AtomicLong();
+        AtomicLong done = new AtomicLong();
+        SparkListener listener = new SparkListener() {
+            @Override
+            public void onStageSubmitted(SparkListenerStageSubmitted stage) {
+                total.addAndGet(stage.stageInfo().numTasks());
+            }
+
+            @Override
+            public void onTaskEnd(SparkListenerTaskEnd task) {
+                if (task.reason() == Success$.MODULE$) {
+                    progress.advanced(done.incrementAndGet(), Math.max(total.get(), done.get()));
+                }
+            }
+        };
+        spark.sparkContext().addSparkListener(listener);
+        try {
+            return job.get();
+        } finally {
+            spark.sparkContext().removeSparkListener(listener);
+        }
+    }
+}
