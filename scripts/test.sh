@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds arrakis-jvm and runs the unit tests (Maven downloads what it needs, libtorch included).
+# Builds arrakis-jvm and runs the unit tests, the sweeps' (Apache Spark, Maven profile sweep) included; Maven
+# downloads what it needs, libtorch and Spark too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/jdk.sh
@@ -18,4 +19,4 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 # the benchmark suite driver's bookkeeping (retries, reasons, the table), without a JVM
 python3 -m unittest discover -s scripts/lib
-exec mvn -B -ntp -Dstyle.color=never verify "$@"
+exec mvn -B -ntp -Dstyle.color=never -Psweep verify "$@"

@@ -22,7 +22,8 @@ final class ExecutorModels {
     }
 
     static HookedAutoModel get(String folder) {
-        return MODELS.computeIfAbsent(folder, f -> HookedAutoModel.fromPretrained(Path.of(f)));
+        String key = Path.of(folder).toAbsolutePath().normalize().toString();
+        return MODELS.computeIfAbsent(key, f -> HookedAutoModel.fromPretrained(Path.of(f)));
     }
 
     /** How many models this JVM holds. */

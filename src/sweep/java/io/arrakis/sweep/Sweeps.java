@@ -38,9 +38,12 @@ public final class Sweeps {
      */
     public static SparkSession session(String master, Map<String, String> extra) {
         quietLogs();
+        // executors call libtorch; from JDK 24 on Spark's own rows would warn about sun.misc.Unsafe
+        String executorOptions = "--enable-native-access=ALL-UNNAMED"
+                + (Runtime.version().feature() >= 23 ? " --sun-misc-unsafe-memory-access=allow" : "");
         SparkSession.Builder builder = SparkSession.builder().appName("arrakis sweep").master(master)
                 .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.executor.extraJavaOptions", "--enable-native-access=ALL-UNNAMED");
+                .config("spark.executor.extraJavaOptions", executorOptions);
         if (!master.startsWith("local")) {
             builder.config("spark.executor.extraClassPath", System.getProperty("java.class.path"));
         }

@@ -1,0 +1,157 @@
+package io.arrakis.sweep;
+
+import io.arrakis.Progress;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.Head;
+import io.arrakis.composer.PathPatching;
+import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The sweeps in {@code local[2]}: their rows against the library's own values, and their output whole or absent. */
+class PatchingSweepTest {
+    static final Path MODEL = Fixtures.huggingFace("gpt2");
+
+    @TempDir
+    static Path dir;
+    private static SparkSession spark;
+
+    /** {@code count} prompt pairs of 10 tokens drawn from a seeded generator, with the answers 72 and 71. */
+    static List<PromptPair> prompts(int count) {
+        java.util.Random random = new java.util.Random(count);
+        List<PromptPair> out = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            long[] clean = random.longs(10, 0, 90).toArray(); // the fixture has 96 tokens
+            long[] corrupted = clean.clone();
+            corrupted[random.nextInt(10)] = random.nextInt(90);
+            corrupted[9] = random.nextInt(90);
+            out.add(new PromptPair(i, clean, corrupted, 72, 71));
+        }
+        return out;
+    }
+
+    @BeforeAll
+    static void startSpark() {
+        spark = Sweeps.session("local[2]", Map.of("spark.ui.enabled", "false"));
+    }
+
+    @AfterAll
+    static void stopSpark() {
+        spark.stop();
+    }
+
+    private static String out(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    @Test
+    void everyRowIsThatPairsPathPatchingValue() {
+        List<PromptPair> prompts = prompts(6);
+        List<Long> progress = new ArrayList<>();
+        PatchingSweep.Result result = PatchingSweep.run(spark, MODEL.toString(), prompts, PathPatching.Route.K,
+                List.of(Head.of(1, 0), Head.of(1, 3)), out("k.parquet"), (done, total) -> progress.add(done));
+        assertEquals(6L * 2 * 4, result.rows(), "prompts x receivers x senders below them");
+        assertFalse(progress.isEmpty());
+        assertEquals(8, result.top().size(), "every (sender, receiver) pair, as there are fewer than 10");
+        List<Row> rows = Sweeps.read(spark, out("k.parquet")).orderBy("prompt_id", "receiver_head", "sender_head").collectAsList();
+        assertEquals(48, rows.size());
+        Set<List<Object>> keys = new HashSet<>();
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            for (Row r : rows) {
+                assertTrue(keys.add(List.of(r.getAs("prompt_id"), r.getAs("sender_head"), r.getAs("receiver_head"))), "once");
+                assertEquals(0, (int) r.getAs("sender_layer"));
+                assertEquals("K", r.getAs("route"));
+            }
+            for (Row r : List.of(rows.get(0), rows.get(13), rows.get(47))) {
+                PromptPair p = prompts.get((int) (long) (Long) r.getAs("prompt_id"));
+                Tensor clean = Tensor.of(p.clean(), 1, 10);
+                Tensor corrupted = Tensor.of(p.corrupted(), 1, 10);
+                PathPatching.Metric metric = PathPatching.Metric.logitDiff(72, 71);
+                double expected = PathPatching.patch(model, clean, corrupted, Head.of(0, r.getAs("sender_head")),
+                        Head.of(1, r.getAs("receiver_head")), PathPatching.Route.K, metric);
+                assertEquals(expected, (double) r.getAs("effect"), 0.0, "the library's value, exactly");
+                assertEquals(metric.apply(model.runWithHooks(clean)), (double) r.getAs("clean_metric"), 0.0);
+                assertEquals(metric.apply(model.runWithHooks(corrupted)), (double) r.getAs("corrupted_metric"), 0.0);
+            }
+        }
+        assertEquals(1, ExecutorModels.loaded(), "one model in this JVM for all its tasks");
+    }
+
+    @Test
+    void csvHoldsTheSameRowsAsParquet() {
+        List<PromptPair> prompts = prompts(3);
+        List<Head> receivers = List.of(Head.of(1, 1));
+        PatchingSweep.run(spark, MODEL.toString(), prompts, PathPatching.Route.V, receivers, out("v.parquet"), Progress.NONE);
+        PatchingSweep.run(spark, MODEL.toString(), prompts, PathPatching.Route.V, receivers, out("v.csv"), Progress.NONE);
+        assertEquals(sorted(Sweeps.read(spark, out("v.parquet")).collectAsList()), sorted(Sweeps.read(spark, out("v.csv")).collectAsList()));
+    }
+
+    static List<String> sorted(List<Row> rows) {
+        return rows.stream().map(Row::toString).sorted().toList();
+    }
+
+    @Test
+    void aFailedJobLeavesNothingAtOutAndAnExistingOutIsRefused() throws Exception {
+        String out = out("failed.parquet");
+        assertThrows(Exception.class, () -> PatchingSweep.run(spark, dir.resolve("no-such-model").toString(), prompts(2),
+                PathPatching.Route.Q, List.of(Head.of(1, 0)), out, Progress.NONE));
+        assertFalse(Files.exists(Path.of(out)), "nothing at --out");
+        try (Stream<Path> left = Files.list(dir)) {
+            assertTrue(left.noneMatch(p -> p.getFileName().toString().startsWith(".failed.parquet")), "no temporary left");
+        }
+        PatchingSweep.run(spark, MODEL.toString(), prompts(1), PathPatching.Route.Q, List.of(Head.of(1, 0)), out("once.csv"), Progress.NONE);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark,
+                MODEL.toString(), prompts(1), PathPatching.Route.Q, List.of(Head.of(1, 0)), out("once.csv"), Progress.NONE));
+        assertTrue(e.getMessage().contains("exists"), e.getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark, MODEL.toString(), prompts(1),
+                PathPatching.Route.Q, List.of(Head.of(1, 0)), out("rows.json"), Progress.NONE)).getMessage().contains(".parquet"));
+    }
+
+    @Test
+    void compositionOfEachCheckpointIsItsAllPairsScores() {
+        Path llama = Fixtures.huggingFace("llama");
+        List<String> checkpoints = List.of(MODEL.toString(), llama.toString());
+        long rows = CompositionSweep.run(spark, checkpoints, CompositionScores.Mode.Q, out("q.parquet"), Progress.NONE);
+        List<Row> all = Sweeps.read(spark, out("q.parquet")).collectAsList();
+        assertEquals(rows, all.size());
+        for (String c : checkpoints) {
+            try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(c));
+                 Tensor scores = CompositionScores.allPairs(m, CompositionScores.Mode.Q)) {
+                int layers = m.config().nLayers();
+                int heads = m.config().nHeads();
+                List<Row> mine = all.stream().filter(r -> r.getAs("checkpoint").equals(c)).toList();
+                assertEquals(layers * (layers - 1) / 2 * heads * heads, mine.size(), c);
+                for (Row r : mine) {
+                    int l1 = r.getAs("sender_layer");
+                    int l2 = r.getAs("receiver_layer");
+                    assertTrue(l1 < l2);
+                    int h1 = r.getAs("sender_head");
+                    int h2 = r.getAs("receiver_head");
+                    double expected = scores.select(0, l1).select(0, h1).select(0, l2).select(0, h2).item();
+                    assertEquals(expected, (double) r.getAs("score"), 0.0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+package io.arrakis.sweep;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Prompt files: read as written, every mistake reported with its line. */
+class PromptFileTest {
+    private static final String GOOD = "{\"clean\": [1, 2, 3], \"corrupted\": [1, 2, 4], \"answer\": 5, \"wrong\": 6}";
+
+    @TempDir
+    Path dir;
+
+    private Path file(String... lines) throws IOException {
+        return Files.write(dir.resolve("prompts.jsonl"), List.of(lines));
+    }
+
+    @Test
+    void readsEachLineAsAPromptPairSkippingBlankLines() throws IOException {
+        List<PromptPair> prompts = PromptFile.read(file(GOOD, "", "{\"clean\": [7], \"corrupted\": [8], \"answer\": 0, \"wrong\": 9}"),
+                null, 10, 8);
+        assertEquals(2, prompts.size());
+        assertEquals(0, prompts.get(0).id());
+        assertArrayEquals(new long[] {1, 2, 4}, prompts.get(0).corrupted());
+        assertEquals(1, prompts.get(1).id());
+        assertEquals(9, prompts.get(1).wrong());
+    }
+
+    @ParameterizedTest(name = "[{index}] {1}")
+    @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+            "`{\"clean\": [1, 2], \"corrupted\": [1], \"answer\": 5, \"wrong\": 6}` | the same length",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 99], \"answer\": 5, \"wrong\": 6}` | \"corrupted\"[1] = 99 is not a token id",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 5}` | both 5",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5}` | \"wrong\" must be a token id",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6, \"note\": 1}` | unknown key \"note\"",
+            "`{\"clean\": [1, 2.5], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6}` | not an integer token id",
+            "`{\"clean\": [], \"corrupted\": [], \"answer\": 5, \"wrong\": 6}` | non-empty array",
+            "`{\"clean\": [1], \"clean_text\": \"a\", \"corrupted\": [1], \"answer\": 5, \"wrong\": 6}` | exactly one of",
+            "`{\"clean_text\": \"a\", \"corrupted_text\": \"b\", \"answer\": 5, \"wrong\": 6}` | needs a tokenizer",
+            "`{\"clean\": [1, 1, 1, 1, 1, 1, 1, 1, 1], \"corrupted\": [1, 1, 1, 1, 1, 1, 1, 1, 1], \"answer\": 5, \"wrong\": 6}` | at most 8",
+            "`[1, 2]` | expected a JSON object",
+            "`{\"clean\": [1, 2]` | invalid JSON",
+    })
+    void aMistakeNamesTheFileItsLineAndTheProblem(String bad, String problem) throws IOException {
+        Path f = file(GOOD, bad);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PromptFile.read(f, null, 10, 8));
+        assertTrue(e.getMessage().startsWith(f + " line 2: "), e.getMessage());
+        assertTrue(e.getMessage().contains(problem), e.getMessage());
+    }
+
+    @Test
+    void aFileWithoutPromptsIsRefused() throws IOException {
+        Path f = file("", "  ");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> PromptFile.read(f, null, 10, 8)).getMessage()
+                .contains("no prompts"));
+    }
+}
