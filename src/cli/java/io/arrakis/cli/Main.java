@@ -104,8 +104,7 @@ public final class Main implements Callable<Integer> {
     }
 
     private static int badInput(PrintStream err, CommandLine command, Exception e) {
-        String name = command.getParent() == null ? "" : " " + command.getCommandName();
-        err.println("arrakis" + name + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+        err.println(command.getCommandSpec().qualifiedName() + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
         return 2;
     }
 

@@ -61,8 +61,8 @@ final class Sweep implements Callable<Integer> {
         private String receivers = "all";
         @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
         private String out;
-        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: local[*], this JVM)")
-        private String master = "local[*]";
+        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: spark-submit's, else local[*], this JVM)")
+        private String master;
         @Option(names = "--json", description = "print {\"rows\": N, \"seconds\": S, \"top\": [[sender, receiver, mean_effect], ...]}")
         private boolean json;
 
@@ -78,7 +78,7 @@ final class Sweep implements Callable<Integer> {
                 heads = receivers.equals("all") ? PatchingSweep.allReceivers(m) : parseReceivers(receivers, m);
             }
             PatchingSweep.Result result;
-            try (SparkSession spark = Sweeps.session(master, Map.of());
+            try (SparkSession spark = Sweeps.session(master(master), Map.of());
                  TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
                 result = PatchingSweep.run(spark, folder, pairs, route, heads, out, progress);
             }
@@ -110,8 +110,8 @@ final class Sweep implements Callable<Integer> {
         private CompositionScores.Mode mode;
         @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
         private String out;
-        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: local[*], this JVM)")
-        private String master = "local[*]";
+        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: spark-submit's, else local[*], this JVM)")
+        private String master;
         @Option(names = "--json", description = "print {\"rows\": N, \"checkpoints\": C, \"seconds\": S}")
         private boolean json;
 
@@ -122,7 +122,7 @@ final class Sweep implements Callable<Integer> {
                     .map(c -> Path.of(c).toAbsolutePath().toString()).toList();
             long start = System.nanoTime();
             long rows;
-            try (SparkSession spark = Sweeps.session(master, Map.of());
+            try (SparkSession spark = Sweeps.session(master(master), Map.of());
                  TerminalProgress progress = TerminalProgress.of("sweep composition", "checkpoints", json, main.err)) {
                 rows = CompositionSweep.run(spark, folders, mode, out, progress);
             }
@@ -138,6 +138,11 @@ final class Sweep implements Callable<Integer> {
             }
             return 0;
         }
+    }
+
+    /** The master asked for, else the one spark-submit set, else this JVM ({@code local[*]}). */
+    private static String master(String given) {
+        return given != null ? given : System.getProperty("spark.master", "local[*]");
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */

@@ -60,6 +60,45 @@ class PromptFileTest {
     }
 
     @Test
+    void textFormsGoThroughTheTokenizer() throws IOException {
+        io.arrakis.text.Tokenizer letters = new io.arrakis.text.Tokenizer() {
+            public int vocabSize() {
+                return 26;
+            }
+
+            public long[] encode(String text) {
+                return text.chars().mapToLong(c -> c - 'a').toArray();
+            }
+
+            public String decode(long[] ids) {
+                throw new UnsupportedOperationException();
+            }
+
+            public List<String> tokenStrings(long[] ids) {
+                throw new UnsupportedOperationException();
+            }
+        };
+        List<PromptPair> prompts = PromptFile.read(file("{\"clean_text\": \"cab\", \"corrupted\": [3, 0, 1], \"answer\": 4,"
+                + " \"wrong\": 5}"), letters, 26, 8);
+        assertArrayEquals(new long[] {2, 0, 1}, prompts.get(0).clean());
+        assertArrayEquals(new long[] {3, 0, 1}, prompts.get(0).corrupted());
+    }
+
+    @Test
+    void aFolderOfCheckpointsIsItsModelFoldersByName() throws IOException {
+        for (String name : List.of("step-200", "step-100")) {
+            Files.createDirectories(dir.resolve(name));
+            Files.writeString(dir.resolve(name).resolve("config.json"), "{}");
+        }
+        Files.createDirectories(dir.resolve("notes"));
+        assertEquals(List.of(dir.resolve("step-100").toString(), dir.resolve("step-200").toString()),
+                CompositionSweep.checkpoints(List.of(dir.toString())));
+        assertEquals(List.of(dir.resolve("step-200").toString()), CompositionSweep.checkpoints(List.of(dir.resolve("step-200").toString())));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> CompositionSweep.checkpoints(List.of(dir.resolve("notes").toString())))
+                .getMessage().contains("no config.json"));
+    }
+
+    @Test
     void aFileWithoutPromptsIsRefused() throws IOException {
         Path f = file("", "  ");
         assertTrue(assertThrows(IllegalArgumentException.class, () -> PromptFile.read(f, null, 10, 8)).getMessage()

@@ -1,0 +1,64 @@
+package io.arrakis.cli;
+
+import io.arrakis.json.Json;
+import io.arrakis.model.Fixtures;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code scripts/arrakis sweep}: its JSON summary, and a bad prompt file refused by line before Spark starts. */
+class SweepCommandTest {
+    private static final String MODEL = Fixtures.huggingFace("gpt2").toString();
+
+    @TempDir
+    Path dir;
+
+    private static String[] run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new String[] {String.valueOf(status), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+    }
+
+    @Test
+    void patchingPrintsRowsSecondsAndTheTopPairs() throws IOException {
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5, 9, 3], \"corrupted\": [2, 5, 9, 8], \"answer\": 72, \"wrong\": 71}",
+                "{\"clean\": [4, 4, 4, 4], \"corrupted\": [4, 4, 7, 4], \"answer\": 10, \"wrong\": 11}"));
+        String out = dir.resolve("r.csv").toString();
+        String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "Q",
+                "--receivers", "1.1,1.2", "--out", out, "--master", "local[2]", "--json");
+        assertEquals("0", r[0], r[2]);
+        Map<?, ?> summary = (Map<?, ?>) Json.parse(r[1]);
+        assertEquals(2L * 2 * 4, summary.get("rows"));
+        assertTrue(((Number) summary.get("seconds")).doubleValue() > 0);
+        List<?> top = (List<?>) summary.get("top");
+        assertEquals(8, top.size());
+        assertTrue(((List<?>) top.get(0)).get(0).toString().matches("L0H\\d") && ((List<?>) top.get(0)).get(1).toString().matches("L1H[12]"));
+        assertTrue(Files.isDirectory(Path.of(out)));
+    }
+
+    @Test
+    void aBadPromptFileIsOneLineNamingTheLine() throws IOException {
+        Path prompts = Files.write(dir.resolve("bad.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}",
+                "{\"clean\": [1, 5], \"corrupted\": [2], \"answer\": 72, \"wrong\": 71}"));
+        String out = dir.resolve("never.parquet").toString();
+        String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "V", "--out", out);
+        assertEquals("2", r[0]);
+        assertTrue(r[2].startsWith("arrakis sweep patching: " + prompts + " line 2: "), r[2]);
+        assertFalse(Files.exists(Path.of(out)));
+    }
+}
