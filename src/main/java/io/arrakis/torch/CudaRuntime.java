@@ -66,13 +66,13 @@ final class CudaRuntime {
         cuda(call(Calls.STREAM_BEGIN_CAPTURE, stream, CAPTURE_MODE_THREAD_LOCAL), "cudaStreamBeginCapture");
     }
 
-    /** Ends the capture; the graph, or the error code when the capture was invalidated (the graph is then null). */
+    /** Ends the capture: the graph (null if none was made), and in {@code error[0]} the runtime's error code. */
     static MemorySegment endCapture(MemorySegment stream, int[] error) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
             error[0] = (int) call(Calls.STREAM_END_CAPTURE, stream, out);
             MemorySegment graph = out.get(ADDRESS, 0);
-            return error[0] == 0 ? graph : graph.equals(MemorySegment.NULL) ? null : graph;
+            return graph.equals(MemorySegment.NULL) ? null : graph;
         }
     }
 
