@@ -43,6 +43,8 @@ import java.util.stream.LongStream;
  */
 public final class AttentionView {
     private static final String TEMPLATE = "page.html";
+    /** The most pattern weights one page holds: about 100 MB of JSON, which a browser still opens in seconds. */
+    static final long MAX_PATTERN_VALUES = 8_000_000;
 
     private final Map<String, Object> data;
     private final String title;
@@ -140,6 +142,14 @@ public final class AttentionView {
         }
         int layers = model.config().nLayers();
         int heads = model.config().nHeads();
+        long tokens = ids.size(-1);
+        long patternValues = (long) layers * heads * tokens * tokens;
+        if (patternValues > MAX_PATTERN_VALUES) {
+            long most = (long) Math.floor(Math.sqrt((double) MAX_PATTERN_VALUES / ((long) layers * heads)));
+            throw new IllegalArgumentException("a page of every head's attention pattern on " + tokens + " tokens would"
+                    + " hold " + patternValues + " weights (layers x heads x tokens^2), more than a browser takes in one"
+                    + " page; give at most " + most + " tokens for this model");
+        }
         List<Head> receivers = options.corrupted() == null ? List.of() : receivers(model, options.receivers());
         List<PathPatching.Route> routes = options.routes().isEmpty() ? List.of(PathPatching.Route.values()) : options.routes();
         long steps = 1 + CompositionScores.Mode.values().length + 1 + (long) receivers.size() * routes.size();

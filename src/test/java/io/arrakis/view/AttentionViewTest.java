@@ -113,6 +113,15 @@ class AttentionViewTest {
                     options.withPatching(ids(1, 2, 3), -1, -1, List.of(), List.of())));
             assertTrue(e.getMessage().contains("both predict token"), e.getMessage());
         }
+        HookedAutoConfig wide = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 2, "n_embd", 32, "n_head", 2,
+                "vocab_size", 50, "n_positions", 2048));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(wide, 0, DType.FLOAT32, Device.CPU)) {
+            Tensor many = Tensor.zeros(new long[] {1, 1415}, DType.INT64, Device.CPU); // 4 heads x 1415^2 > 8M weights
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.of(model, many, AttentionView.Options.defaults()));
+            assertTrue(e.getMessage().contains("give at most 1414 tokens"), e.getMessage());
+        }
         HookedAutoConfig oneLayer = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 1, "n_embd", 32, "n_head", 2,
                 "vocab_size", 50, "n_positions", 16));
         try (TensorScope scope = TensorScope.open();
