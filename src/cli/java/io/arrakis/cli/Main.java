@@ -74,7 +74,7 @@ public final class Main implements Callable<Integer> {
      * Runs one command; returns the exit status: 0, or 2 for bad usage or input, said in one line on {@code err}
      * ({@code arrakis COMMAND: what is wrong}).
      */
-    static int run(String[] args, PrintStream out, PrintStream err) {
+    public static int run(String[] args, PrintStream out, PrintStream err) {
         CommandLine cli = new CommandLine(new Main(out, err));
         addIfBuilt(cli, "io.arrakis.cli.Sweep");
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);

@@ -1,5 +1,6 @@
 package io.arrakis.view;
 
+import io.arrakis.cli.Main;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.json.Json;
@@ -30,10 +31,8 @@ import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -109,13 +108,10 @@ class AttentionViewBrowserTest {
     }
 
     /** Runs a command of scripts/arrakis in this JVM; returns what it printed. */
-    private static String cli(String... args) throws Exception {
+    private static String cli(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        Method run = Class.forName("io.arrakis.cli.Main").getDeclaredMethod("run", String[].class, PrintStream.class,
-                PrintStream.class);
-        run.setAccessible(true);
-        int status = (int) run.invoke(null, args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        int status = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
                 new PrintStream(err, true, StandardCharsets.UTF_8));
         assertEquals(0, status, () -> String.join(" ", args) + " failed: " + err.toString(StandardCharsets.UTF_8));
         return out.toString(StandardCharsets.UTF_8);
