@@ -50,6 +50,9 @@ public final class CudaGraph implements AutoCloseable {
             throw new IllegalArgumentException("no " + device + ": this machine has " + Cuda.deviceCount() + " GPU(s)");
         }
         int index = device.index();
+        // the pool stream does not wait for the default stream: work queued there before (the inputs' and weights'
+        // writes) must be done before the warm-up and the capture read them
+        CudaRuntime.synchronizeDevice();
         MemorySegment previous = CudaRuntime.currentStream(index);
         MemorySegment stream = CudaRuntime.streamFromPool(index);
         CudaRuntime.setCurrentStream(stream, index);
