@@ -378,8 +378,8 @@ public final class Main implements Callable<Integer> {
         }));
     }
 
-    /** "1.2" → layer 1, head 2. */
-    private static Head parseHead(String text) {
+    /** "1.2" → layer 1, head 2, for the option {@code --receivers}. */
+    static Head parseHead(String text) {
         String[] parts = text.trim().split("\\.");
         try {
             if (parts.length == 2) {

@@ -148,21 +148,14 @@ final class Sweep implements Callable<Integer> {
     private static List<Head> parseReceivers(String text, HookedAutoModel model) {
         List<Head> heads = new ArrayList<>();
         for (String part : text.split(",")) {
-            String[] lh = part.trim().split("\\.");
-            int layer;
-            int head;
-            try {
-                layer = Integer.parseInt(lh[0]);
-                head = lh.length == 2 ? Integer.parseInt(lh[1]) : -1;
-            } catch (NumberFormatException e) {
-                layer = -1;
-                head = -1;
+            Head head = Main.parseHead(part);
+            if (head.layer() < 1 || head.layer() >= model.config().nLayers() || head.index() < 0
+                    || head.index() >= model.config().nHeads()) {
+                throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is not a receiving head of this"
+                        + " model (layers 1 to " + (model.config().nLayers() - 1) + ", heads 0 to "
+                        + (model.config().nHeads() - 1) + ")");
             }
-            if (lh.length != 2 || layer < 1 || layer >= model.config().nLayers() || head < 0 || head >= model.config().nHeads()) {
-                throw new IllegalArgumentException("--receivers: '" + part + "' is not LAYER.HEAD of a receiving head"
-                        + " (layers 1 to " + (model.config().nLayers() - 1) + ", heads 0 to " + (model.config().nHeads() - 1) + ")");
-            }
-            heads.add(Head.of(layer, head));
+            heads.add(head);
         }
         return heads;
     }

@@ -61,4 +61,16 @@ class SweepCommandTest {
         assertTrue(r[2].startsWith("arrakis sweep patching: " + prompts + " line 2: "), r[2]);
         assertFalse(Files.exists(Path.of(out)));
     }
+
+    @Test
+    void aReceiverThatReceivesNothingIsRefused() throws IOException {
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        for (String receivers : List.of("0.1", "1.9", "one")) {
+            String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "V",
+                    "--receivers", receivers, "--out", dir.resolve("x.csv").toString());
+            assertEquals("2", r[0]);
+            assertTrue(r[2].startsWith("arrakis sweep patching: --receivers: '" + receivers + "'"), r[2]);
+        }
+    }
 }
