@@ -28,6 +28,8 @@ final class Call {
     private MemorySegment text = Arena.ofAuto().allocate(64);
     private int size;
     private Op op;
+    private long serialWork; // > 0: a CPU op that runs on this thread alone when each pool thread would get too little
+    private long serialGrain;
 
     private Call() {
         NativeHeap.noteThread();
@@ -43,6 +45,7 @@ final class Call {
         Call call = CURRENT.get();
         call.op = op;
         call.size = 0;
+        call.serialWork = 0;
         return call;
     }
 
@@ -141,11 +144,29 @@ final class Call {
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
+    /**
+     * Lets this op run on the calling thread alone when {@code input} is on the CPU and {@code work} per OpenMP
+     * thread is below {@code grain} (see {@link SmallOps}).
+     */
+    Call serialIfSmall(Tensor input, long work, long grain) {
+        if (input.device().isCpu()) {
+            serialWork = Math.max(1, work);
+            serialGrain = grain;
+        }
+        return this;
+    }
+
     /** Runs the op; its results are then in the first slots. */
     Call run() {
         Native.countOp();
-        int rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
-                LibTorch.EXTENSION_BUILD_VERSION);
+        int team = serialWork > 0 ? SmallOps.serialIfSmall(serialWork, serialGrain, out) : 0;
+        int rc;
+        try {
+            rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
+                    LibTorch.EXTENSION_BUILD_VERSION);
+        } finally {
+            SmallOps.restore(team);
+        }
         if (rc != 0) {
             Object[] args = java.util.Arrays.copyOf(described, size);
             java.util.Arrays.fill(described, 0, size, null);

@@ -1,0 +1,81 @@
+package io.arrakis.torch;
+
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+
+/**
+ * For SmallOpsTest, in a child JVM with two threads per op: prints {@code key=value} lines on libtorch's thread count
+ * around small and large work, and the largest differences of small ops and of models' logits from references.
+ * Arguments: fixture folders (config, model and reference.safetensors with input_ids and logits).
+ */
+public final class SmallOpsProbe {
+    private SmallOpsProbe() {
+    }
+
+    public static void main(String[] fixtures) {
+        LibTorch.load();
+        if (!SmallOps.available()) {
+            System.out.println("unavailable=true");
+            return;
+        }
+        MemorySegment scratch = Arena.ofAuto().allocate(ValueLayout.JAVA_INT);
+        System.out.println("before=" + team(scratch));
+        int small = SmallOps.serialIfSmall(2 * SmallOps.ROW_GRAIN - 1, SmallOps.ROW_GRAIN, scratch);
+        System.out.println("smallReturned=" + small + " smallDuring=" + team(scratch));
+        SmallOps.restore(small);
+        System.out.println("smallAfter=" + team(scratch));
+        int large = SmallOps.serialIfSmall(2 * SmallOps.ROW_GRAIN, SmallOps.ROW_GRAIN, scratch);
+        System.out.println("largeReturned=" + large + " largeDuring=" + team(scratch));
+        SmallOps.restore(large);
+
+        try (TensorScope scope = TensorScope.open()) {
+            Generator g = new Generator(3);
+            Tensor x = Tensor.randn(g, new long[] {2, 5, 16}, DType.FLOAT64, Device.CPU);
+            Tensor mean = x.mean(-1, true);
+            Tensor centred = x.sub(mean);
+            Tensor variance = centred.mul(centred).mean(-1, true);
+            Tensor byDefinition = centred.div(variance.add(1e-5).sqrt());
+            System.out.println("layerNorm=" + x.layerNorm(null, null, 1e-5).sub(byDefinition).abs().max().item());
+            Tensor e = x.exp();
+            System.out.println("softmax=" + x.softmax(-1).sub(e.div(e.sum(-1, true))).abs().max().item());
+            Tensor q = Tensor.randn(g, new long[] {1, 2, 6, 8}, DType.FLOAT64, Device.CPU);
+            Tensor k = Tensor.randn(g, new long[] {1, 2, 6, 8}, DType.FLOAT64, Device.CPU);
+            Tensor v = Tensor.randn(g, new long[] {1, 2, 6, 8}, DType.FLOAT64, Device.CPU);
+            Tensor future = Tensor.ones(new long[] {6, 6}, DType.BOOL, Device.CPU).triu(1);
+            Tensor scores = q.matmul(k.transpose(-2, -1)).div(Math.sqrt(8)).maskedFill(future, Double.NEGATIVE_INFINITY);
+            Tensor attention = scores.softmax(-1).matmul(v);
+            System.out.println("sdpa=" + Tensor.scaledDotProductAttention(q, k, v, null, true, null).sub(attention).abs().max().item());
+            System.out.println("teamAfterOps=" + team(scratch));
+        }
+
+        for (String fixture : fixtures) {
+            Path dir = Path.of(fixture);
+            try (TensorScope scope = TensorScope.open();
+                 SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
+                 HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                Tensor expected = reference.tensor("logits");
+                String[] routes = {"fused", "explicit"}; // no cache entry needs the pattern; every entry does
+                CacheSpec[] specs = {CacheSpec.none(), CacheSpec.all()};
+                for (int i = 0; i < routes.length; i++) {
+                    try (ModelOutput out = model.forward(reference.tensor("input_ids"), specs[i])) {
+                        double diff = out.logits().sub(expected).abs().max().item();
+                        System.out.println("logits." + dir.getFileName() + "." + routes[i] + "=" + diff);
+                    }
+                }
+            }
+        }
+        System.out.println("teamAtEnd=" + team(scratch));
+    }
+
+    private static int team(MemorySegment scratch) {
+        Native.check(io.arrakis.bindings.arrakis_torch_h.torch_get_num_threads(scratch), "torch_get_num_threads");
+        return scratch.get(ValueLayout.JAVA_INT, 0);
+    }
+}
