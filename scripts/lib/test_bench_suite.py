@@ -134,6 +134,14 @@ class TableTest(unittest.TestCase):
                          lines[5:8])
         self.assertIn("no value: op_mul_2x2 python: " + skipped, lines[10])
 
+    def test_a_target_with_a_floor_says_what_the_products_alone_would_give(self):
+        rows = [{"workload": "gpt2_tiny_forward", "unit": "us", "ours": 800.0, "python": 1000.0, "javacpp": None,
+                 "djl": None, "reference": 550.0, "retried": {}, "missing": {}}]
+        targets = [{"target": "gpt2_tiny_forward ours/python", "value": 0.8, "limit": "<= 0.50", "met": False,
+                    "what": "tiny GPT-2 forward vs Python eager", "floor": 0.55}]
+        line = [l for l in render(rows, targets, {"cores": 2}).splitlines() if l.startswith("target")][0]
+        self.assertTrue(line.endswith("MISSED — tiny GPT-2 forward vs Python eager; products alone would give 0.550"), line)
+
 
 @mock.patch.object(bench_suite, "log", lambda *args: None)
 class PythonColumnTest(unittest.TestCase):
