@@ -168,8 +168,9 @@ public final class LibTorch {
     /**
      * {@code -Darrakis.threads=N} or {@code ARRAKIS_THREADS=N}: how many threads one op may use (libtorch's OpenMP
      * pool and OpenBLAS's), set as {@code OMP_NUM_THREADS} and {@code OPENBLAS_NUM_THREADS} before they load. The
-     * default, all cores, is fastest for one caller; a service running small forward passes on many Java threads at
-     * once gets more throughput from 1, since every caller would otherwise start a pool as large as the machine.
+     * default, libtorch's (one per core it finds), suits one caller; a service running small forward passes on many
+     * Java threads at once gets more throughput from 1, since every caller would otherwise start a pool as large as
+     * the machine.
      */
     private static void applyThreadCount() {
         String property = System.getProperty(PROPERTY_THREADS);
