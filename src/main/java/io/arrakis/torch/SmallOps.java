@@ -19,8 +19,8 @@ import java.util.Optional;
  * would get is below a grain, the calling thread's OpenMP team size is set to 1 and put back afterwards: an OpenMP
  * setting of that thread only, so concurrent callers are unaffected, and large inputs still use the pool.
  *
- * <p>This needs the OpenMP runtime that this library loads itself (the bundled build's libgomp); with a libtorch
- * folder, whose runtime is not ours to reach, libtorch's own splitting stands.
+ * <p>The OpenMP runtime is the one libtorch links (found through the libraries this library loaded); a libtorch
+ * without one keeps its own splitting.
  */
 final class SmallOps {
     /** Elements per thread below which a row-wise op (layer norm, softmax) runs on one thread. */
