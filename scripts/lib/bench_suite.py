@@ -358,10 +358,6 @@ def main():
     quick = args.quick
     java, cp = args.java, args.classpath
     threads = int(os.environ.get("ARRAKIS_BENCH_THREADS", os.cpu_count()))
-    # ours gets the threads per op Python is given (torch.set_num_threads), not libtorch's own guess of the cores; the
-    # JVM peers keep their libraries' defaults. A benchmark's own -Darrakis.threads (the throughput rows) comes later
-    # on its command line and wins.
-    JVM_FLAGS.append("-Darrakis.threads=%d" % threads)
     started = time.time()
 
     subprocess.run([java] + JVM_FLAGS + ["-cp", cp, "io.arrakis.model.BenchCheckpoint", BENCH_DIR], cwd=ROOT,
