@@ -11,6 +11,8 @@ composition_all_pairs_q_tl_algorithm (ms): all-pairs Q-composition scores as Tra
 (HookedTransformer.all_composition_scores -> utils.composition_scores on FactoredMatrix: broadcast, collapse, and
 Frobenius norms from SVDs), done for the first --tl-sender-layers sender layers (memory: TransformerLens materialises
 [L, H, L, H, d_model, d_head]) and scaled by L / that number (the cost is linear in the sender layers).
+With --forward-times, only the two float32 forward passes, timed as io.arrakis.suite.ForwardTimes times ours, for the
+suite's paired comparison.
 """
 import argparse
 import json
@@ -143,14 +145,52 @@ def tl_q_scores(W_Q, W_K, W_V, W_O, sender_layers):
     return torch.where(mask, scores, torch.zeros_like(scores))
 
 
+def checkpoint(folder, name):
+    """A suite checkpoint (BenchCheckpoint): config, weights, input ids, and our logits at the first and last position."""
+    d = os.path.join(folder, name)
+    ids = torch.tensor([[int(i) for i in open(os.path.join(d, "ids.txt")).read().strip().split(",")]])
+    ours = torch.frombuffer(bytearray(open(os.path.join(d, "logits.f32"), "rb").read()), dtype=torch.float32)
+    return (json.load(open(os.path.join(d, "config.json"))), load_safetensors(os.path.join(d, "model.safetensors")),
+            ids, ours.reshape(2, -1))
+
+
+def median_of_batches_us(fn, warmup, per_batch, batches):
+    """The median over batches of the mean time of per_batch calls, after warmup calls (as ForwardTimes.java)."""
+    for _ in range(warmup):
+        fn()
+    means = []
+    for _ in range(batches):
+        t = time.perf_counter_ns()
+        for _ in range(per_batch):
+            fn()
+        means.append((time.perf_counter_ns() - t) / 1e3 / per_batch)
+    return statistics.median(means)
+
+
+def forward_times(folder):
+    """Python's side of the suite's paired comparison (see io.arrakis.suite.ForwardTimes): one JSON object."""
+    with torch.no_grad():
+        config, weights, ids, _ = checkpoint(folder, "tiny")
+        tiny = Gpt2(weights, config, torch.float32)
+        tiny_us = median_of_batches_us(lambda: tiny(ids), 300, 100, 7)
+        config, weights, ids, _ = checkpoint(folder, "gpt2s")
+        small = Gpt2(weights, config, torch.float32)
+        small_ms = median_of_batches_us(lambda: small(ids), 3, 1, 5) / 1e3
+    print(json.dumps({"gpt2_tiny_forward": tiny_us, "gpt2s_forward_f32": small_ms}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default="target/bench")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tl-sender-layers", type=int, default=12)
+    ap.add_argument("--forward-times", action="store_true", help="only the paired comparison's forward passes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.forward_times:
+        forward_times(args.dir)
+        return
     quick = args.quick
     rows = {}
     with torch.no_grad():
@@ -160,13 +200,6 @@ def main():
         rows["op_matmul_64"] = per_call_us(lambda: a64 @ b64, 2000 if quick else 10000, 5 if quick else 10)
         log(f"python: ops done, mul {rows['op_mul_2x2']:.2f} us, matmul64 {rows['op_matmul_64']:.2f} us")
 
-        def checkpoint(name):
-            d = os.path.join(args.dir, name)
-            ids = torch.tensor([[int(i) for i in open(os.path.join(d, "ids.txt")).read().strip().split(",")]])
-            ours = torch.frombuffer(bytearray(open(os.path.join(d, "logits.f32"), "rb").read()), dtype=torch.float32)
-            return (json.load(open(os.path.join(d, "config.json"))), load_safetensors(os.path.join(d, "model.safetensors")),
-                    ids, ours.reshape(2, -1))
-
         def matches(model, ids, ours, what):
             t = ids.shape[1]
             logits = model(ids).float()
@@ -175,7 +208,7 @@ def main():
             log(f"python: {what} logits vs ours: max |diff| {diff:.3g}: {'match' if ok else 'MISMATCH'}")
             return ok
 
-        config, weights, ids, ours = checkpoint("gpt2s")
+        config, weights, ids, ours = checkpoint(args.dir, "gpt2s")
         for dtype, name in ((torch.float32, "gpt2s_forward_f32"), (torch.bfloat16, "gpt2s_forward_bf16")):
             model = Gpt2(weights, config, dtype)
             if dtype == torch.float32:
@@ -190,7 +223,7 @@ def main():
             log(f"python: {name} {rows[name]:.1f} ms")
             del model
 
-        tiny_config, tiny_weights, tiny_ids, tiny_ours = checkpoint("tiny")
+        tiny_config, tiny_weights, tiny_ids, tiny_ours = checkpoint(args.dir, "tiny")
         tiny = Gpt2(tiny_weights, tiny_config, torch.float32)
         if matches(tiny, tiny_ids, tiny_ours, "tiny GPT-2"):
             runs = 200

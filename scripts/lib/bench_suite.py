@@ -306,6 +306,43 @@ def paired_ratios(java, cp, rounds):
     return twice(attempt)
 
 
+PAIRED_FORWARDS = ("gpt2_tiny_forward", "gpt2s_forward_f32")
+
+
+def paired_with_python(java, cp, python, threads, turns, skip_reason):
+    """({workload: Figure of the median per-turn ratio ours/Python}, [per-turn figures]): our forward passes
+    (ForwardTimes) and Python's (bench_python.py --forward-times) run in turn, in alternating order, so that drift
+    between processes does not decide the ratio."""
+    if skip_reason:
+        return {w: Figure(missing=skip_reason) for w in PAIRED_FORWARDS}, []
+    ours_cmd = [java, "-Xmx4g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.ForwardTimes"]
+    python_cmd = [python, os.path.join(ROOT, "scripts", "lib", "bench_python.py"), "--dir", BENCH_DIR, "--threads",
+                  str(threads), "--forward-times"]
+
+    def figures(who, cmd):
+        code, lines = run_logged(cmd, echo=False)
+        result = next((l for l in reversed(lines) if l.startswith("{")), None)
+        if code != 0 or result is None:
+            return None, process_failure(who, code, lines) if code != 0 else who + " printed no result"
+        return json.loads(result), None
+
+    turns_seen, ratios = [], {w: [] for w in PAIRED_FORWARDS}
+    for turn in range(turns):
+        order = [("ours", ours_cmd), ("python", python_cmd)]
+        if turn % 2:
+            order.reverse()
+        seen = {}
+        for who, cmd in order:
+            seen[who], why = figures("ForwardTimes" if who == "ours" else "bench_python.py --forward-times", cmd)
+            if why:
+                return {w: Figure(missing=why) for w in PAIRED_FORWARDS}, turns_seen
+        turns_seen.append(seen)
+        for w in PAIRED_FORWARDS:
+            ratios[w].append(seen["ours"][w] / seen["python"][w])
+        log("bench: paired turn %d: %s" % (turn + 1, json.dumps(seen)))
+    return {w: Figure(statistics.median(r)) for w, r in ratios.items()}, turns_seen
+
+
 class Jmh:
     """A cell measured by JMH: benchmark, parameters, the timing options it runs with, and a factor on its value."""
 
@@ -368,8 +405,13 @@ def main():
     layers = 12
     tl_layers = 1 if quick else layers
     tl_timing = ["-f", "1", "-wi", "0", "-i", "1" if quick else "2"]
+    # a tiny model's pass is a millisecond of many small calls: on 2 cores the JIT still competes with it for seconds
+    # after a JVM starts, so every JVM implementation gets a longer warm-up there (Python has no JIT to wait for)
+    tiny_timing = (["-f", "1", "-wi", "8", "-w", "1s", "-i", "3", "-r", "1s"] if quick
+                   else ["-f", "2", "-wi", "10", "-w", "2s", "-i", "5", "-r", "3s"])
     batches = [(r"io\.arrakis\.(suite|peers)\.|io\.arrakis\.torch\.OpOverheadBench\.(mul2x2|matmul64)$",
-                timing + ["-e", "OursCompositionTl"]),
+                timing + ["-e", "OursCompositionTl|TinyForward"]),
+               (r"io\.arrakis\.suite\.OursTinyForward\.|io\.arrakis\.peers\.\w+\.TinyForward\.", tiny_timing),
                (r"io\.arrakis\.suite\.OursCompositionTl", tl_timing + ["-p", "senderLayers=%d" % tl_layers])]
 
     S, J, D = "io.arrakis.suite.", "io.arrakis.peers.JavaCppPeer.", "io.arrakis.peers.DjlPeer."
@@ -393,10 +435,11 @@ def main():
                                           python=Py("gpt2s_forward_bf16"),
                                           javacpp=jmh(J + "Forward.forward", dtype="bfloat16"),
                                           reference=jmh(S + "OursForward.matmulsAlone", dtype="bfloat16"))),
-        ("gpt2_tiny_forward", "us", dict(ours=jmh(S + "OursTinyForward.noCache"), python=Py("gpt2_tiny_forward"),
-                                         javacpp=jmh(J + "TinyForward.forward"),
-                                         djl=jmh(D + "TinyForward.forward"),
-                                         reference=jmh(S + "OursTinyForward.matmulsAlone"))),
+        ("gpt2_tiny_forward", "us", dict(ours=Jmh(S + "OursTinyForward.noCache", tiny_timing),
+                                         python=Py("gpt2_tiny_forward"),
+                                         javacpp=Jmh(J + "TinyForward.forward", tiny_timing),
+                                         djl=Jmh(D + "TinyForward.forward", tiny_timing),
+                                         reference=Jmh(S + "OursTinyForward.matmulsAlone", tiny_timing))),
         ("gpt2s_forward_f32_cache", "ms", dict(ours=jmh(S + "OursForwardCache.fullCache"),
                                                reference=forward_products)),
         ("composition_all_pairs_q", "ms", dict(ours=jmh(S + "OursComposition.allPairsQ", dtype="float32"),
@@ -412,6 +455,7 @@ def main():
     py, python = python_figures(args.python, threads, tl_layers, quick, args.skip_python)
     start = startup(java, cp, 3 if quick else 7)
     paired = paired_ratios(java, cp, 7 if quick else 15)
+    with_python, python_turns = paired_with_python(java, cp, args.python, threads, 3 if quick else 7, args.skip_python)
 
     figures = {}  # workload -> column -> Figure
     for workload, unit, cells in spec:
@@ -464,6 +508,8 @@ def main():
         target("gpt2_tiny_forward ours/javacpp", quotient(cell("gpt2_tiny_forward", "ours"), cell("gpt2_tiny_forward", "javacpp")), "<=", 0.5, "tiny GPT-2 forward vs JavaCPP", floor("gpt2_tiny_forward", "javacpp")),
         target("gpt2s_forward_f32 ours/python", quotient(cell(fwd, "ours"), cell(fwd, "python")), "<=", 0.95, "GPT-2-small forward vs Python eager", floor(fwd, "python")),
         target("gpt2s_forward_f32 ours/javacpp", quotient(cell(fwd, "ours"), cell(fwd, "javacpp")), "<=", 1.0, "GPT-2-small forward vs JavaCPP", floor(fwd, "javacpp")),
+        target("gpt2_tiny_forward ours/python, paired", with_python["gpt2_tiny_forward"], "<=", 0.5, "the same, ours and Python in turn"),
+        target("gpt2s_forward_f32 ours/python, paired", with_python[fwd], "<=", 0.95, "the same, ours and Python in turn"),
         target("gpt2s_forward_f32 ours/matmuls", quotient(cell(fwd, "ours"), cell(fwd, "reference")), "<=", 1.1, "forward vs its matrix products alone"),
         target("cache/no cache", quotient(cell("gpt2s_forward_f32_cache", "ours"), cell(fwd, "ours")), "<=", 1.05, "full cache vs no cache"),
         target("composition ours/TL algorithm", quotient(cell(comp, "ours"), cell("composition_all_pairs_q_tl_algorithm", "ours")), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
@@ -481,6 +527,7 @@ def main():
     mach["tl_algorithm_sender_layers"] = "%d of %d (time scaled by %d)" % (tl_layers, layers, layers // tl_layers) \
         if tl_layers != layers else "all %d" % layers
     mach["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    mach["paired_with_python"] = python_turns
     mach["suite_seconds"] = round(time.time() - started)
     if paired.retried:
         mach["paired_retried"] = paired.retried

@@ -1,5 +1,6 @@
 """Tests of the suite driver's bookkeeping (python3 -m unittest discover -s scripts/lib), on JMH output recorded from
 real runs (testdata/): a JavaCPP fork that died of SIGSEGV, a benchmark whose set-up threw, JMH refusing to start."""
+import json
 import os
 import unittest
 from unittest import mock
@@ -156,6 +157,35 @@ class PythonColumnTest(unittest.TestCase):
         figures, python = bench_suite.python_figures("/bin/false", 2, 1, True, None)
         self.assertEqual({"the Python run failed (exit 1)"}, {f.missing for f in figures.values()})
         self.assertEqual({}, python)
+
+
+@mock.patch.object(bench_suite, "log", lambda *args: None)
+class PairedWithPythonTest(unittest.TestCase):
+    def test_the_ratio_is_the_median_of_the_turns_and_the_order_alternates(self):
+        ours = iter([(100.0, 300.0), (120.0, 310.0), (90.0, 280.0)])
+        python = iter([(200.0, 250.0), (200.0, 250.0), (100.0, 250.0)])
+        calls = []
+
+        def fake_run(cmd, echo=True):
+            who = "python" if "--forward-times" in cmd else "ours"
+            calls.append(who)
+            tiny, small = next(ours if who == "ours" else python)
+            return 0, ["WARNING: a JVM warning", json.dumps({"gpt2_tiny_forward": tiny, "gpt2s_forward_f32": small})]
+
+        with mock.patch.object(bench_suite, "run_logged", fake_run):
+            figures, turns = bench_suite.paired_with_python("java", "cp", "python3", 2, 3, None)
+        self.assertEqual(["ours", "python", "python", "ours", "ours", "python"], calls)
+        self.assertAlmostEqual(0.6, figures["gpt2_tiny_forward"].value)  # median of 0.5, 0.6, 0.9
+        self.assertAlmostEqual(1.2, figures["gpt2s_forward_f32"].value)  # median of 1.2, 1.24, 1.12
+        self.assertEqual(3, len(turns))
+
+    def test_a_failed_process_leaves_its_reason_and_a_skipped_python_its_own(self):
+        with mock.patch.object(bench_suite, "run_logged", lambda cmd, echo=True: (1, ["boom"])):
+            figures, _ = bench_suite.paired_with_python("java", "cp", "python3", 2, 3, None)
+        self.assertEqual({"ForwardTimes failed (exit 1)"}, {f.missing.split(":")[0] for f in figures.values()})
+        figures, turns = bench_suite.paired_with_python("java", "cp", "python3", 2, 3, "not installed")
+        self.assertEqual({"not installed"}, {f.missing for f in figures.values()})
+        self.assertEqual([], turns)
 
 
 if __name__ == "__main__":
