@@ -576,7 +576,7 @@ def render(row_dicts, targets, mach):
         out.append("")
     for t in targets:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
-        out.append("target %-34s %8s  (%s)  %s — %s%s" % (t["target"], "—" if t["value"] is None else "%.3f" % t["value"],
+        out.append("target %-38s %8s  (%s)  %s — %s%s" % (t["target"], "—" if t["value"] is None else "%.3f" % t["value"],
                                                        t["limit"], state, t["what"],
                                                        "; products alone would give %.3f" % t["floor"] if "floor" in t else ""))
         if "missing" in t:
