@@ -130,6 +130,7 @@ def machine(java, threads):
         "jdk": jdk[0] if jdk else None,
         "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),  # set, it chooses every OpenBLAS's kernels here
         "libtorch_ours": pom_property("libtorch.version"),
         "javacpp_pytorch": pom_property("libtorch.version"),
         "djl": "%s (pytorch-native-cpu %s)" % (pom_property("djl.version"), pom_property("djl.pytorch.version")),
