@@ -13,6 +13,7 @@ import io.arrakis.sweep.Sweeps;
 import io.arrakis.text.Tokenizer;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
@@ -58,10 +59,8 @@ final class Sweep implements Callable<Integer> {
         private PathPatching.Route route;
         @Option(names = "--receivers", paramLabel = "all|L.H,...", description = "receiving heads (default: all)")
         private String receivers = "all";
-        @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
-        private String out;
-        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: spark-submit's, else local[*], this JVM)")
-        private String master;
+        @Mixin
+        private SparkJob job;
         @Option(names = "--json", description = "print {\"rows\": N, \"seconds\": S, \"top\": [[sender, receiver, mean_effect], ...]}")
         private boolean json;
 
@@ -77,9 +76,9 @@ final class Sweep implements Callable<Integer> {
                 heads = receivers.equals("all") ? PatchingSweep.allReceivers(m) : parseReceivers(receivers, m);
             }
             PatchingSweep.Result result;
-            try (SparkSession spark = Sweeps.session(master(master), Map.of());
+            try (SparkSession spark = Sweeps.session(job.master(), Map.of());
                  TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
-                result = PatchingSweep.run(spark, folder, pairs, route, heads, out, progress);
+                result = PatchingSweep.run(spark, folder, pairs, route, heads, job.out, progress);
             }
             if (json) {
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -89,7 +88,7 @@ final class Sweep implements Callable<Integer> {
                 main.out.println(Json.write(o));
             } else {
                 main.out.printf(Locale.ROOT, "%d rows from %d prompt pairs in %.1f s (%.2f pairs/s) -> %s%n", result.rows(),
-                        pairs.size(), result.seconds(), pairs.size() / result.seconds(), out);
+                        pairs.size(), result.seconds(), pairs.size() / result.seconds(), job.out);
                 result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %.6f%n", t.get(0), t.get(1), t.get(2)));
             }
             return 0;
@@ -107,10 +106,8 @@ final class Sweep implements Callable<Integer> {
         private List<String> checkpoints = new ArrayList<>();
         @Option(names = "--mode", required = true, paramLabel = "Q|K|V", description = "which composition")
         private CompositionScores.Mode mode;
-        @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
-        private String out;
-        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: spark-submit's, else local[*], this JVM)")
-        private String master;
+        @Mixin
+        private SparkJob job;
         @Option(names = "--json", description = "print {\"rows\": N, \"checkpoints\": C, \"seconds\": S}")
         private boolean json;
 
@@ -121,9 +118,9 @@ final class Sweep implements Callable<Integer> {
                     .map(c -> Path.of(c).toAbsolutePath().toString()).toList();
             long start = System.nanoTime();
             long rows;
-            try (SparkSession spark = Sweeps.session(master(master), Map.of());
+            try (SparkSession spark = Sweeps.session(job.master(), Map.of());
                  TerminalProgress progress = TerminalProgress.of("sweep composition", "checkpoints", json, main.err)) {
-                rows = CompositionSweep.run(spark, folders, mode, out, progress);
+                rows = CompositionSweep.run(spark, folders, mode, job.out, progress);
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             if (json) {
@@ -133,15 +130,23 @@ final class Sweep implements Callable<Integer> {
                 o.put("seconds", seconds);
                 main.out.println(Json.write(o));
             } else {
-                main.out.printf(Locale.ROOT, "%d rows from %d checkpoints in %.1f s -> %s%n", rows, folders.size(), seconds, out);
+                main.out.printf(Locale.ROOT, "%d rows from %d checkpoints in %.1f s -> %s%n", rows, folders.size(), seconds, job.out);
             }
             return 0;
         }
     }
 
-    /** The master asked for, else the one spark-submit set, else this JVM ({@code local[*]}). */
-    private static String master(String given) {
-        return given != null ? given : System.getProperty("spark.master", "local[*]");
+    /** The options every sweep takes: where its results go and which Spark runs it. */
+    static final class SparkJob {
+        @Option(names = "--out", required = true, paramLabel = "RESULTS", description = "RESULTS.parquet or RESULTS.csv (a new path)")
+        String out;
+        @Option(names = "--master", paramLabel = "URL", description = "Spark's master (default: spark-submit's, else local[*], this JVM)")
+        private String master;
+
+        /** The master asked for, else the one spark-submit set, else this JVM ({@code local[*]}). */
+        String master() {
+            return master != null ? master : System.getProperty("spark.master", "local[*]");
+        }
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */
