@@ -396,6 +396,9 @@ def main():
     quick = args.quick
     java, cp = args.java, args.classpath
     threads = int(os.environ.get("ARRAKIS_BENCH_THREADS", os.cpu_count()))
+    # the same intra-op threads for every implementation: Python gets torch.set_num_threads(threads), and each libtorch
+    # in a JVM (ours, JavaCPP's, DJL's) reads OMP_NUM_THREADS when it starts, as do their OpenBLAS pools
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     started = time.time()
 
     subprocess.run([java] + JVM_FLAGS + ["-cp", cp, "io.arrakis.model.BenchCheckpoint", BENCH_DIR], cwd=ROOT,

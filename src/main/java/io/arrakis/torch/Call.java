@@ -28,8 +28,8 @@ final class Call {
     private MemorySegment text = Arena.ofAuto().allocate(64);
     private int size;
     private Op op;
-    private long serialWork; // > 0: a CPU op that runs on this thread alone when each pool thread would get too little
-    private long serialGrain;
+    private long work; // > 0: a CPU op that gets fewer threads when each pool thread would get too little
+    private long grain;
 
     private Call() {
         NativeHeap.noteThread();
@@ -45,7 +45,7 @@ final class Call {
         Call call = CURRENT.get();
         call.op = op;
         call.size = 0;
-        call.serialWork = 0;
+        call.work = 0;
         return call;
     }
 
@@ -145,13 +145,13 @@ final class Call {
     }
 
     /**
-     * Lets this op run on the calling thread alone when {@code input} is on the CPU and {@code work} per OpenMP
-     * thread is below {@code grain} (see {@link SmallOps}).
+     * Gives this op, when {@code input} is on the CPU, only as many OpenMP threads as get at least {@code grain} of
+     * {@code work} each (see {@link SmallOps}).
      */
-    Call serialIfSmall(Tensor input, long work, long grain) {
+    Call fitTeam(Tensor input, long work, long grain) {
         if (input.device().isCpu()) {
-            serialWork = Math.max(1, work);
-            serialGrain = grain;
+            this.work = Math.max(1, work);
+            this.grain = grain;
         }
         return this;
     }
@@ -159,7 +159,7 @@ final class Call {
     /** Runs the op; its results are then in the first slots. */
     Call run() {
         Native.countOp();
-        int team = serialWork > 0 ? SmallOps.serialIfSmall(serialWork, serialGrain, out) : 0;
+        int team = work > 0 ? SmallOps.fitTeam(work, grain, out) : 0;
         int rc;
         try {
             rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,

@@ -3,8 +3,12 @@ package io.arrakis.torch;
 import io.arrakis.bindings.arrakis_torch_h;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -138,6 +142,15 @@ final class Native {
         MemorySegment p = arrakis_torch_h._Znwm(8).reinterpret(8);
         p.set(ValueLayout.JAVA_LONG, 0, value);
         return p.address();
+    }
+
+    /**
+     * A downcall to a C function of libtorch or of a library it loaded (found through this class loader's libraries),
+     * or null where there is none: for functions only some libtorch builds have.
+     */
+    static MethodHandle optionalFunction(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        return SymbolLookup.loaderLookup().find(name)
+                .map(s -> Linker.nativeLinker().downcallHandle(s, descriptor, options)).orElse(null);
     }
 
     static long getLong(MemorySegment out, int slot) {

@@ -1153,6 +1153,9 @@ public final class Tensor implements AutoCloseable {
             checkSameDtype("linear", bias);
             checkSameDevice("linear", bias);
         }
+        if (OneDnnLinear.covers(this, weight, bias)) {
+            return OneDnnLinear.linear(this, weight, bias);
+        }
         return Call.begin(LINEAR, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).tensorResult();
     }
 
@@ -1314,7 +1317,7 @@ public final class Tensor implements AutoCloseable {
     /** Softmax along {@code dim}. */
     public Tensor softmax(int dim) {
         return Call.begin(SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "softmax")).optDtype(null)
-                .serialIfSmall(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
+                .fitTeam(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
     }
 
     /** Log-softmax along {@code dim}. */
@@ -1326,7 +1329,7 @@ public final class Tensor implements AutoCloseable {
     public Tensor layerNorm(Tensor weight, Tensor bias, double eps) {
         long[] normalized = checkNormWeights("layerNorm", weight, bias);
         return Call.begin(LAYER_NORM, this, weight, bias).tensor(this).ints(normalized).optTensor(weight).optTensor(bias)
-                .f64(eps).bool(true).serialIfSmall(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
+                .f64(eps).bool(true).fitTeam(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
     }
 
     /** RMS normalisation over the last dimension, {@code w · x / sqrt(mean(x²) + eps)}; {@code weight} may be null. */
@@ -1431,7 +1434,7 @@ public final class Tensor implements AutoCloseable {
         long keys = Math.max(1, k[k.length - 2]);
         long work = query.numel() > Long.MAX_VALUE / keys ? Long.MAX_VALUE : query.numel() * keys; // multiply-adds of q·kᵀ
         return Call.begin(SDPA, query, key, value, mask).tensor(query).tensor(key).tensor(value).optTensor(mask).f64(0.0)
-                .bool(causal).optF64(scale).bool(grouped).serialIfSmall(query, work, SmallOps.ATTENTION_GRAIN).tensorResult();
+                .bool(causal).optF64(scale).bool(grouped).fitTeam(query, work, SmallOps.ATTENTION_GRAIN).tensorResult();
     }
 
     // ------------------------------------------------------------------------------------------------ combining and masking

@@ -11,7 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 
 /**
- * For SmallOpsTest, in a child JVM with two threads per op: prints {@code key=value} lines on libtorch's thread count
+ * For SmallOpsTest, in a child JVM with three threads per op: prints {@code key=value} lines on libtorch's thread count
  * around small and large work, and the largest differences of small ops and of models' logits from references.
  * Arguments: fixture folders (config, model and reference.safetensors with input_ids and logits).
  */
@@ -27,11 +27,14 @@ public final class SmallOpsProbe {
         }
         MemorySegment scratch = Arena.ofAuto().allocate(ValueLayout.JAVA_INT);
         System.out.println("before=" + team(scratch));
-        int small = SmallOps.serialIfSmall(2 * SmallOps.ROW_GRAIN - 1, SmallOps.ROW_GRAIN, scratch);
+        int small = SmallOps.fitTeam(2 * SmallOps.ROW_GRAIN - 1, SmallOps.ROW_GRAIN, scratch);
         System.out.println("smallReturned=" + small + " smallDuring=" + team(scratch));
         SmallOps.restore(small);
         System.out.println("smallAfter=" + team(scratch));
-        int large = SmallOps.serialIfSmall(2 * SmallOps.ROW_GRAIN, SmallOps.ROW_GRAIN, scratch);
+        int medium = SmallOps.fitTeam(2 * SmallOps.ROW_GRAIN, SmallOps.ROW_GRAIN, scratch);
+        System.out.println("mediumReturned=" + medium + " mediumDuring=" + team(scratch));
+        SmallOps.restore(medium);
+        int large = SmallOps.fitTeam(3 * SmallOps.ROW_GRAIN, SmallOps.ROW_GRAIN, scratch);
         System.out.println("largeReturned=" + large + " largeDuring=" + team(scratch));
         SmallOps.restore(large);
 
@@ -52,6 +55,18 @@ public final class SmallOpsProbe {
             Tensor scores = q.matmul(k.transpose(-2, -1)).div(Math.sqrt(8)).maskedFill(future, Double.NEGATIVE_INFINITY);
             Tensor attention = scores.softmax(-1).matmul(v);
             System.out.println("sdpa=" + Tensor.scaledDotProductAttention(q, k, v, null, true, null).sub(attention).abs().max().item());
+            // linear layers: a small one on a cut team, a large one on the whole team (oneDNN, where libtorch has it)
+            long[][] linears = {{4, 64, 32}, {128, 768, 2304}};
+            for (int i = 0; i < linears.length; i++) {
+                long[] s = linears[i];
+                Tensor a = Tensor.randn(g, new long[] {1, s[0], s[1]}, DType.FLOAT32, Device.CPU);
+                Tensor w = Tensor.randn(g, new long[] {s[2], s[1]}, DType.FLOAT32, Device.CPU);
+                Tensor b = Tensor.randn(g, new long[] {s[2]}, DType.FLOAT32, Device.CPU);
+                Tensor exact = a.to(DType.FLOAT64).matmul(w.to(DType.FLOAT64).transpose(0, 1)).add(b.to(DType.FLOAT64));
+                double relative = a.linear(w, b).to(DType.FLOAT64).sub(exact).abs().max().item() / exact.abs().max().item();
+                System.out.println("linear" + i + "=" + relative + " linear" + i + "Route="
+                        + (OneDnnLinear.covers(a, w, b) ? "onednn" : "blas"));
+            }
             System.out.println("teamAfterOps=" + team(scratch));
         }
 

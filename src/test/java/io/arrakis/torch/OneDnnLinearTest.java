@@ -1,0 +1,105 @@
+package io.arrakis.torch;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Float32 CPU linear layers through oneDNN equal the product computed in float64 by libtorch's BLAS route, for the
+ * shapes and layouts a model passes; operands the shim does not take go the BLAS route and are right too.
+ */
+class OneDnnLinearTest {
+    private final Generator g = new Generator(11);
+
+    private Tensor randn(long... shape) {
+        return Tensor.randn(g, shape, DType.FLOAT32, Device.CPU);
+    }
+
+    /** {@code x · wᵀ + b} in float64 (a dtype the oneDNN route never takes), as float32. */
+    private static Tensor reference(Tensor x, Tensor w, Tensor b) {
+        Tensor y = x.to(DType.FLOAT64).matmul(w.to(DType.FLOAT64).transpose(0, 1));
+        return (b == null ? y : y.add(b.to(DType.FLOAT64))).to(DType.FLOAT32);
+    }
+
+    private static void assertLinear(Tensor x, Tensor w, Tensor b) {
+        Tensor expected = reference(x, w, b);
+        Tensor actual = x.linear(w, b);
+        assertArrayEquals(expected.shape(), actual.shape());
+        double scale = Math.max(1, expected.abs().max().item());
+        double diff = actual.sub(expected).abs().max().item();
+        assertTrue(diff <= 1e-5 * scale, "linear of " + x.describe() + " and " + w.describe() + " off by " + diff
+                + " (largest value " + scale + ")");
+    }
+
+    @Test
+    void theBundledLibtorchHasTheShim() {
+        assumeTrue(System.getProperty("os.arch").equals("amd64") && LibTorch.load().source().equals("maven"),
+                "the bundled x86-64 build is the one known to have oneDNN");
+        assertTrue(OneDnnLinear.available());
+    }
+
+    @Test
+    void modelShapesMatchFloat64() {
+        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+        long[][] shapes = {{1, 32, 128, 384}, {1, 128, 768, 2304}, {1, 32, 3072, 768}, {2, 7, 64, 1000}, {1, 1, 16, 8}};
+        for (long[] s : shapes) {
+            Tensor x = randn(s[0], s[1], s[2]);
+            Tensor b = randn(s[3]);
+            for (Tensor w : new Tensor[] {randn(s[3], s[2]), randn(s[2], s[3]).transpose(0, 1)}) { // [out, in]; a model's [in, out]
+                assertTrue(OneDnnLinear.covers(x, w, b));
+                assertLinear(x, w, b);
+                assertLinear(x, w, null);
+            }
+        }
+    }
+
+    @Test
+    void anyInputRankAndLayout() {
+        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+        Tensor w = randn(6, 5);
+        Tensor b = randn(6);
+        assertLinear(randn(5), w, b);                          // a vector: [6]
+        assertLinear(randn(3, 5), w, b);
+        assertLinear(randn(2, 3, 4, 5), w, b);
+        Tensor strided = randn(5, 3).transpose(0, 1);          // [3, 5], not contiguous
+        assertFalse(strided.isContiguous());
+        assertTrue(OneDnnLinear.covers(strided, w, b));
+        assertLinear(strided, w, b);
+        Tensor transposed = randn(5, 6).transpose(0, 1);       // a model's [in, out] weight, as linear takes it
+        assertTrue(OneDnnLinear.covers(randn(3, 5), transposed, b));
+        assertLinear(randn(2, 3, 5), transposed, b);
+        assertLinear(randn(2, 3, 5), transposed, null);
+        Tensor transposedRows = randn(8, 6).narrow(0, 1, 5).transpose(0, 1); // transposed, at an offset
+        assertTrue(OneDnnLinear.covers(randn(3, 5), transposedRows, b));
+        assertLinear(randn(3, 5), transposedRows, b);
+        Tensor rows = randn(10, 5).narrow(0, 4, 6);            // contiguous, at an offset into its storage
+        assertTrue(OneDnnLinear.covers(randn(3, 5), rows, b));
+        assertLinear(randn(3, 5), rows, b);
+    }
+
+    @Test
+    void operandsTheShimDoesNotTakeGoTheBlasRoute() {
+        Tensor w = randn(6, 5);
+        Tensor b = randn(6);
+        Tensor columns = randn(6, 10).narrow(1, 2, 5);          // every row strided by 10, not 5
+        assertFalse(OneDnnLinear.covers(randn(3, 5), columns, b));
+        assertLinear(randn(3, 5), columns, b);
+        Tensor transposedColumns = randn(5, 8).narrow(1, 1, 6).transpose(0, 1); // [6, 5], rows 8 apart
+        assertFalse(OneDnnLinear.covers(randn(3, 5), transposedColumns, b));
+        assertLinear(randn(3, 5), transposedColumns, b);
+        Tensor everyOther = randn(12).narrow(0, 0, 12).view(6, 2).select(1, 0); // a strided bias
+        assertFalse(OneDnnLinear.covers(randn(3, 5), w, everyOther));
+        assertLinear(randn(3, 5), w, everyOther);
+        assertFalse(OneDnnLinear.covers(randn(0, 5), w, b));
+        assertArrayEquals(new long[] {0, 6}, randn(0, 5).linear(w, b).shape());
+        Tensor noInputs = randn(3, 0).linear(Tensor.zeros(new long[] {6, 0}, DType.FLOAT32, Device.CPU), b);
+        assertEquals(0, noInputs.sub(b.expand(3, 6)).abs().max().item());  // an empty sum: the bias alone
+        Tensor x64 = randn(3, 5).to(DType.FLOAT64);
+        assertFalse(OneDnnLinear.covers(x64, w.to(DType.FLOAT64), null));
+        assertEquals(0, x64.linear(w.to(DType.FLOAT64), null).sub(x64.matmul(w.to(DType.FLOAT64).transpose(0, 1))).abs().max().item(), 1e-12);
+    }
+}
