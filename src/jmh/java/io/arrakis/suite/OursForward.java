@@ -30,8 +30,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * Suite rows {@code gpt2s_forward_f32} / {@code _bf16} ({@code noCache}), {@code gpt2s_forward_f32_cache}
  * ({@code fullCache}, every hook point cached) and their {@code reference}: {@code matmulsAlone}, the forward pass's
- * matrix products alone on operands of the same shapes and dtype (per layer Q, K, V, O, MLP in and out, the two
- * attention products of 12 heads, then the unembedding {@code [128, 768] × [768, 50257]}).
+ * matrix products alone on operands of the same shapes, dtype and layout, through the same ops (per layer Q, K, V, O,
+ * MLP in and out as linear layers, the two attention products of 12 heads as einsums, then the unembedding
+ * {@code [128, 768] × [768, 50257]}).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -67,11 +68,12 @@ public class OursForward {
         h = operand(g, type, 1, seq, c.dMlp());
         q = operand(g, type, 1, seq, c.nHeads(), c.dHead());
         pattern = operand(g, type, 1, c.nHeads(), seq, seq);
-        wd = operand(g, type, c.dModel(), c.dModel());
-        wIn = operand(g, type, c.dModel(), c.dMlp());
-        wOut = operand(g, type, c.dMlp(), c.dModel());
-        unembed = operand(g, type, c.vocabSize(), c.dModel()).transpose(0, 1); // tied: the embedding, transposed
-        operands.add(unembed);
+        // as the model holds them: [in, out] weights, passed to linear as [out, in] views; the tied unembedding is the
+        // embedding itself, [vocab, d_model]
+        wd = linearView(operand(g, type, c.dModel(), c.dModel()));
+        wIn = linearView(operand(g, type, c.dModel(), c.dMlp()));
+        wOut = linearView(operand(g, type, c.dMlp(), c.dModel()));
+        unembed = operand(g, type, c.vocabSize(), c.dModel());
     }
 
     private Tensor operand(Generator g, DType type, long... shape) {
@@ -80,6 +82,12 @@ public class OursForward {
             operands.add(t);
             return t;
         }
+    }
+
+    private Tensor linearView(Tensor inOut) {
+        Tensor view = inOut.transpose(0, 1);
+        operands.add(view);
+        return view;
     }
 
     @TearDown
@@ -102,14 +110,14 @@ public class OursForward {
         try (TensorScope scope = TensorScope.open()) {
             for (int layer = 0; layer < model.config().nLayers(); layer++) {
                 for (int i = 0; i < 4; i++) { // Q, K, V, O
-                    n += x.matmul(wd).numel();
+                    n += x.linear(wd, null).numel();
                 }
-                n += x.matmul(wIn).numel();
-                n += h.matmul(wOut).numel();
+                n += x.linear(wIn, null).numel();
+                n += h.linear(wOut, null).numel();
                 n += Tensor.einsum("bqhd,bkhd->bhqk", q, q).numel();
                 n += Tensor.einsum("bhqk,bkhd->bqhd", pattern, q).numel();
             }
-            n += x.matmul(unembed).numel();
+            n += x.linear(unembed, null).numel();
         }
         return n;
     }

@@ -31,7 +31,8 @@ import java.util.stream.Stream;
  * by the environment variable {@code ARRAKIS_LIBTORCH} or the system property {@code arrakis.libtorch}.
  *
  * <p>Every entry point of this library calls {@link #load()} before touching a binding, so users rarely need to.
- * Before loading, idle OpenMP threads are told to sleep ({@code OMP_WAIT_POLICY=PASSIVE} unless set), and
+ * Before loading, idle OpenMP and OpenBLAS threads are told to sleep ({@code OMP_WAIT_POLICY=PASSIVE},
+ * {@code OPENBLAS_THREAD_TIMEOUT=4}, unless set), and
  * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers),
  * and glibc is told to return large freed tensors to the system rather than keep them in per-thread arenas
  * ({@code -Darrakis.malloc=default} or {@code ARRAKIS_MALLOC=default} keep glibc's own settings).
@@ -135,7 +136,7 @@ public final class LibTorch {
 
     private static Info loadOnce() {
         NativeHeap.Outcome heap = NativeHeap.configure();
-        preferPassiveOpenMpThreads();
+        preferSleepingIdleThreads();
         applyThreadCount();
         String property = System.getProperty(PROPERTY_FOLDER);
         String env = System.getenv(ENV_FOLDER);
@@ -152,15 +153,23 @@ public final class LibTorch {
     }
 
     /**
-     * libtorch's OpenMP threads spin between parallel regions by default. Inside a JVM that also runs Java threads,
-     * and on machines with few cores, the spinning steals the cores the next op needs: a GPT-2-small forward pass took
-     * about 2x longer on 2 cores. Unless the user chose a policy, OpenMP is told to let idle threads sleep; libgomp
-     * reads this when it is loaded, so it must happen first.
+     * libtorch's OpenMP threads, and OpenBLAS's own pool beside them, spin between parallel regions by default. Inside
+     * a JVM that also runs Java threads, and on machines with few cores, the spinning steals the cores the next op
+     * needs, and OpenBLAS's spinning threads those of the oneDNN products that follow a BLAS one. Unless the user
+     * chose, both are told to let idle threads sleep (OpenBLAS's timeout is 2^n cycles, n = 4 its least); each
+     * library reads this when it is loaded, so it must happen first.
      */
-    private static void preferPassiveOpenMpThreads() {
-        if (System.getenv("OMP_WAIT_POLICY") == null) {
+    private static void preferSleepingIdleThreads() {
+        setUnlessSet("OMP_WAIT_POLICY", "PASSIVE");
+        if (System.getenv("GOTO_THREAD_TIMEOUT") == null) {
+            setUnlessSet("OPENBLAS_THREAD_TIMEOUT", "4");
+        }
+    }
+
+    private static void setUnlessSet(String variable, String value) {
+        if (System.getenv(variable) == null) {
             try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-                arrakis_torch_h.setenv(arena.allocateFrom("OMP_WAIT_POLICY"), arena.allocateFrom("PASSIVE"), 0);
+                arrakis_torch_h.setenv(arena.allocateFrom(variable), arena.allocateFrom(value), 0);
             }
         }
     }

@@ -4,11 +4,18 @@ import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -31,6 +38,28 @@ class LibTorchTest {
         assertEquals(0, LibTorch.cudaDeviceCount());
         assertFalse(LibTorch.cudaAvailable());
         assertTrue(info.toString().contains("2.10.0") && info.toString().contains("CPU build"));
+    }
+
+    /** Idle OpenMP and OpenBLAS threads sleep unless the user chose otherwise, as the process's libraries see it. */
+    @Test
+    void idleThreadsAreToldToSleepUnlessTheUserChose() throws Throwable {
+        LibTorch.load();
+        MethodHandle getenv = Linker.nativeLinker().downcallHandle(
+                Linker.nativeLinker().defaultLookup().find("getenv").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+        Function<String, String> seen = name -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment value = (MemorySegment) getenv.invokeExact(arena.allocateFrom(name));
+                return value.equals(MemorySegment.NULL) ? null : value.reinterpret(64).getString(0);
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+        };
+        String policy = System.getenv("OMP_WAIT_POLICY");
+        assertEquals(policy != null ? policy : "PASSIVE", seen.apply("OMP_WAIT_POLICY"));
+        String timeout = System.getenv("OPENBLAS_THREAD_TIMEOUT");
+        String expected = timeout != null ? timeout : System.getenv("GOTO_THREAD_TIMEOUT") != null ? null : "4";
+        assertEquals(expected, seen.apply("OPENBLAS_THREAD_TIMEOUT"));
     }
 
     @Test
