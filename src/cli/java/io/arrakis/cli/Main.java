@@ -131,7 +131,8 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            main.out.println(LibTorch.load() + "; CUDA devices: " + LibTorch.cudaDeviceCount());
+            main.out.println(LibTorch.load() + "; CPU float32 linear layers: "
+                    + (LibTorch.oneDnnLinear() ? "oneDNN" : "BLAS") + "; CUDA devices: " + LibTorch.cudaDeviceCount());
             return 0;
         }
     }

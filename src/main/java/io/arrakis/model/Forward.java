@@ -24,6 +24,8 @@ import java.util.Map;
  * pattern (no hook, no cache entry), the family's attention is expressible there (no soft-capping, no sinks), and the
  * device and dtype have a fused kernel worth calling. Otherwise the layer computes scores, pattern and their product
  * explicitly. Both routes share everything else: fused Q/K/V and gate/up projections, cached masks and rotary tables.
+ * Likewise a GELU MLP's input projection applies the activation as it writes its output (one op where the device has
+ * one) unless something observes {@code mlp.hook_pre}, the activation's input.
  */
 final class Forward {
     private final Architecture c;
@@ -245,8 +247,15 @@ final class Forward {
             Tensor post = hook.at(b + "mlp.hook_post", activation(gate).mul(up));
             return hook.at(b + "hook_mlp_out", mlpOutput(l, w.project(post, l.wout(), l.bout())));
         }
-        Tensor pre = hook.at(b + "mlp.hook_pre", w.project(x, l.win(), l.bin()));
-        Tensor post = hook.at(b + "mlp.hook_post", activation(pre));
+        Architecture.Activation act = c.activationFunction();
+        Tensor post;
+        if ((act == Architecture.Activation.GELU || act == Architecture.Activation.GELU_TANH)
+                && !hook.observes(b + "mlp.hook_pre")) { // the product applies the activation as it writes
+            post = w.projectGelu(x, l.win(), l.bin(), act == Architecture.Activation.GELU_TANH);
+        } else {
+            post = activation(hook.at(b + "mlp.hook_pre", w.project(x, l.win(), l.bin())));
+        }
+        post = hook.at(b + "mlp.hook_post", post);
         return hook.at(b + "hook_mlp_out", mlpOutput(l, w.project(post, l.wout(), l.bout())));
     }
 

@@ -108,6 +108,15 @@ final class Weights implements AutoCloseable {
         return bias == null ? y : y.add(bias);
     }
 
+    /** {@code gelu(x @ weight + bias)} for an {@code [in, out]} weight, as one libtorch op where it can be. */
+    Tensor projectGelu(Tensor x, Tensor weight, Tensor bias, boolean tanhApproximation) {
+        Tensor linear = linearViews.get(weight);
+        if (linear != null) {
+            return x.linearGelu(linear, bias, tanhApproximation);
+        }
+        return project(x, weight, bias).gelu(tanhApproximation);
+    }
+
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
         Tensor qkv = Tensor.cat(List.of(l.wq, l.wk, l.wv), 1);

@@ -129,6 +129,14 @@ public final class LibTorch {
         return Native.opCalls();
     }
 
+    /**
+     * Whether float32 linear layers on the CPU run oneDNN's inner product on libtorch's OpenMP threads (a libtorch
+     * built with oneDNN, as the bundled one is), rather than libtorch's BLAS.
+     */
+    public static boolean oneDnnLinear() {
+        return OneDnnLinear.available();
+    }
+
     /** The number of CUDA devices libtorch can use (0 with a CPU build). */
     public static int cudaDeviceCount() {
         return Cuda.deviceCount();

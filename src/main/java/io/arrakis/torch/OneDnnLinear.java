@@ -23,8 +23,28 @@ final class OneDnnLinear {
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS));
-    /** No activation fused after the product. */
-    private static final MemorySegment NO_ACTIVATION = Arena.global().allocateFrom("none");
+
+    /** What oneDNN applies to the product before writing it out. */
+    enum PostOp {
+        NONE("none", null),
+        /** GELU with the exact erf. */
+        GELU("gelu", "none"),
+        /** GELU's tanh approximation. */
+        GELU_TANH("gelu", "tanh");
+
+        private final MemorySegment attr;
+        private final MemorySegment algorithm; // a pointer to the C string, as the shim takes an optional string
+
+        PostOp(String attr, String algorithm) {
+            this.attr = Arena.global().allocateFrom(attr);
+            if (algorithm == null) {
+                this.algorithm = MemorySegment.NULL;
+            } else {
+                this.algorithm = Arena.global().allocate(ValueLayout.ADDRESS);
+                this.algorithm.set(ValueLayout.ADDRESS, 0, Arena.global().allocateFrom(algorithm));
+            }
+        }
+    }
 
     private OneDnnLinear() {
     }
@@ -46,8 +66,8 @@ final class OneDnnLinear {
         return weight.isContiguous() || (strides[0] == 1 && strides[1] == weight.size(0));
     }
 
-    /** {@code input · weightᵀ + bias} for operands {@link #covers} accepts. */
-    static Tensor linear(Tensor input, Tensor weight, Tensor bias) {
+    /** {@code post(input · weightᵀ + bias)} for operands {@link #covers} accepts. */
+    static Tensor linear(Tensor input, Tensor weight, Tensor bias, PostOp post) {
         MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
         MemorySegment biasSlot = MemorySegment.NULL;
         if (bias != null) {
@@ -58,14 +78,14 @@ final class OneDnnLinear {
         int team = SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8));
         int rc;
         try {
-            rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), weight.handle(), biasSlot, NO_ACTIVATION,
-                    MemorySegment.NULL, 0L, MemorySegment.NULL, out);
+            rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), weight.handle(), biasSlot, post.attr,
+                    MemorySegment.NULL, 0L, post.algorithm, out);
         } catch (Throwable t) {
             throw new LibTorchException("aoti_torch_cpu__linear_pointwise failed: " + t, t);
         } finally {
             SmallOps.restore(team);
         }
-        Native.op(rc, "mkldnn::_linear_pointwise", input, weight, bias);
+        Native.op(rc, "mkldnn::_linear_pointwise", input, weight, bias, post);
         return Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 }

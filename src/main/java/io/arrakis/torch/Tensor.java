@@ -1138,6 +1138,29 @@ public final class Tensor implements AutoCloseable {
 
     /** {@code this @ weightᵀ + bias}, as {@code torch.nn.functional.linear}; {@code bias} may be null. */
     public Tensor linear(Tensor weight, Tensor bias) {
+        checkLinear(weight, bias);
+        if (OneDnnLinear.covers(this, weight, bias)) {
+            return OneDnnLinear.linear(this, weight, bias, OneDnnLinear.PostOp.NONE);
+        }
+        return Call.begin(LINEAR, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).tensorResult();
+    }
+
+    /**
+     * {@code gelu(this @ weightᵀ + bias)}, as {@link #linear} then {@link #gelu}: one op where the product can apply
+     * the activation as it writes its output (oneDNN on the CPU), two elsewhere.
+     */
+    public Tensor linearGelu(Tensor weight, Tensor bias, boolean tanhApproximation) {
+        checkLinear(weight, bias);
+        if (OneDnnLinear.covers(this, weight, bias)) {
+            return OneDnnLinear.linear(this, weight, bias,
+                    tanhApproximation ? OneDnnLinear.PostOp.GELU_TANH : OneDnnLinear.PostOp.GELU);
+        }
+        try (Tensor product = linear(weight, bias)) {
+            return product.gelu(tanhApproximation);
+        }
+    }
+
+    private void checkLinear(Tensor weight, Tensor bias) {
         long[] x = meta().shape;
         long[] w = weight.meta().shape;
         if (x.length == 0 || w.length != 2 || x[x.length - 1] != w[1]) {
@@ -1153,10 +1176,6 @@ public final class Tensor implements AutoCloseable {
             checkSameDtype("linear", bias);
             checkSameDevice("linear", bias);
         }
-        if (OneDnnLinear.covers(this, weight, bias)) {
-            return OneDnnLinear.linear(this, weight, bias);
-        }
-        return Call.begin(LINEAR, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).tensorResult();
     }
 
     /** Batched matrix product of {@code [b, n, m] @ [b, m, p]}. */

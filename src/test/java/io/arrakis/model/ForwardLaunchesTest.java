@@ -24,6 +24,8 @@ class ForwardLaunchesTest {
      * the MLP's two products and its GELU, and the second residual sum.
      */
     static final int GPT2_BLOCK_CALLS = 17;
+    /** Where the MLP's first product applies the GELU as it writes (on the CPU, with oneDNN), one call fewer. */
+    static final int GPT2_BLOCK_CALLS_FUSED_GELU = 16;
 
     private static long callsOfAPass(HookedAutoModel model, Tensor ids, CacheSpec spec) {
         model.forward(ids, spec).close(); // tables (masks, rotary) are built on the first pass at a length
@@ -43,7 +45,8 @@ class ForwardLaunchesTest {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel one = gpt2(1); HookedAutoModel two = gpt2(2)) {
             Tensor ids = Tensor.of(new long[] {1, 7, 42, 99, 3, 3, 0, 12}, 1, 8);
             long block = callsOfAPass(two, ids, CacheSpec.none()) - callsOfAPass(one, ids, CacheSpec.none());
-            assertEquals(GPT2_BLOCK_CALLS, block, "libtorch calls of one GPT-2 block");
+            assertEquals(LibTorch.oneDnnLinear() ? GPT2_BLOCK_CALLS_FUSED_GELU : GPT2_BLOCK_CALLS, block,
+                    "libtorch calls of one GPT-2 block");
             assertTrue(block <= 20);
         }
     }
@@ -54,7 +57,8 @@ class ForwardLaunchesTest {
             Tensor ids = Tensor.of(new long[] {1, 7, 42, 99, 3, 3, 0, 12}, 1, 8);
             long block = callsOfAPass(two, ids, CacheSpec.all()) - callsOfAPass(one, ids, CacheSpec.all());
             // the explicit route: scores, their scale and mask, softmax and the pattern's product with the values
-            // replace the three transposes in, attention and the transpose out
+            // replace the three transposes in, attention and the transpose out; the cache keeps mlp.hook_pre, so the
+            // GELU is an op of its own
             assertEquals(GPT2_BLOCK_CALLS, block, "libtorch calls of one cached GPT-2 block");
         }
     }

@@ -82,6 +82,21 @@ class OneDnnLinearTest {
     }
 
     @Test
+    void geluAppliedByTheProductEqualsTheActivationAfterIt() {
+        Tensor x = randn(2, 7, 64);
+        Tensor b = randn(96);
+        for (Tensor w : new Tensor[] {randn(96, 64), randn(64, 96).transpose(0, 1), randn(96, 80).narrow(1, 0, 64)}) {
+            for (boolean tanh : new boolean[] {true, false}) {
+                Tensor expected = reference(x, w, b).to(DType.FLOAT64).gelu(tanh).to(DType.FLOAT32);
+                Tensor actual = x.linearGelu(w, b, tanh);
+                double diff = actual.sub(expected).abs().max().item();
+                assertTrue(diff <= 1e-5 * Math.max(1, expected.abs().max().item()), "gelu(linear) off by " + diff
+                        + " (tanh " + tanh + ", weight " + w.describe() + ")");
+            }
+        }
+    }
+
+    @Test
     void operandsTheShimDoesNotTakeGoTheBlasRoute() {
         Tensor w = randn(6, 5);
         Tensor b = randn(6);
