@@ -607,10 +607,13 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** A contiguous CPU copy in {@code dtype}. */
+    /** A contiguous CPU tensor in {@code dtype} to read the elements from: this one's memory where it already is one. */
     private Tensor hostCopy(DType dtype, String op) {
         if (dtype() == DType.COMPLEX64 || dtype() == DType.COMPLEX128) {
             throw new IllegalArgumentException(op + ": cannot copy complex " + describe() + " to a real array; use viewAsReal() first");
+        }
+        if (device().isCpu() && dtype() == dtype && isContiguous()) {
+            return alias();
         }
         return Call.begin(TO_COPY, this).tensor(this).optDtype(dtype).none().optDevice(Device.CPU).none().bool(false)
                 .none().tensorResult().contiguousInPlace();

@@ -23,6 +23,24 @@ class ZeroCopyTest {
         LibTorch.load();
     }
 
+    /** Elements already on the host, contiguous and in the asked dtype are read in place: no libtorch op. */
+    @Test
+    void readingOutAHostTensorCopiesOnlyWhenItMust() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor t = Tensor.of(new long[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 3, 4);
+            long before = LibTorch.opCalls();
+            assertArrayEquals(new long[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, t.toLongArray());
+            Tensor rows = t.narrow(0, 1, 2);                  // contiguous, at an offset
+            long afterView = LibTorch.opCalls();
+            assertArrayEquals(new long[] {4, 5, 6, 7, 8, 9, 10, 11}, rows.toLongArray());
+            assertEquals(afterView, LibTorch.opCalls(), "a contiguous int64 host tensor is read without an op");
+            assertEquals(1, afterView - before, "only the view");
+            assertArrayEquals(new long[] {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}, t.transpose(0, 1).toLongArray());
+            assertArrayEquals(new int[] {4, 5, 6, 7, 8, 9, 10, 11}, rows.toIntArray());
+            assertArrayEquals(new double[] {1, 5, 9}, t.select(1, 1).toDoubleArray());
+        }
+    }
+
     @Test
     void fromSegmentSharesTheSegmentsMemoryBothWays() {
         try (Arena arena = Arena.ofConfined()) {
