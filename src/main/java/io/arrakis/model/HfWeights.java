@@ -137,8 +137,8 @@ final class HfWeights {
     }
 
     /**
-     * The tensor {@code t} names with its Hugging Face shape, in the model's dtype and device, transposed for
-     * {@code nn.Linear}'s {@code [out, in]}.
+     * The tensor {@code t} names with its Hugging Face shape, in the model's dtype and device; {@code nn.Linear}'s
+     * {@code [out, in]} weights as {@code [in, out]} views of their contiguous copy.
      */
     private Tensor param(CheckpointTensor t) {
         String name = t.name().startsWith(missingPrefix) ? t.name().substring(missingPrefix.length()) : t.name();
@@ -165,18 +165,14 @@ final class HfWeights {
             if (!raw.dtype().isFloatingPoint()) {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + raw.dtype() + "; weights must be floating point");
             }
-            if (t.transposed() && raw.dtype() == dtype && device.isCpu()) { // the transposing copy is the only one needed
-                try (Tensor transposed = raw.transpose(0, 1)) {
-                    return transposed.isContiguous() ? transposed.copy() : transposed.contiguous();
+            // nn.Linear's [out, in] stays as it is stored, and the model reads it through an [in, out] view
+            if (t.transposed() && raw.dtype() == dtype && device.isCpu()) { // a copy, off the checkpoint's memory
+                try (Tensor rows = raw.isContiguous() ? raw.copy() : raw.contiguous()) {
+                    return rows.transpose(0, 1);
                 }
             }
-            try (Tensor converted = raw.to(dtype, device)) {
-                if (!t.transposed()) {
-                    return converted.contiguous();
-                }
-                try (Tensor transposed = converted.transpose(0, 1)) {
-                    return transposed.contiguous();
-                }
+            try (Tensor converted = raw.to(dtype, device); Tensor rows = converted.contiguous()) {
+                return t.transposed() ? rows.transpose(0, 1) : rows.alias();
             }
         }
     }

@@ -12,7 +12,8 @@ import java.util.Map;
  * convention, {@code x @ W}): attention projections flattened over heads, {@code wq [d_model, heads·d_head]},
  * {@code wo [heads·d_head, d_model]}, MLP {@code win/wgate [d_model, d_mlp]}, {@code wout [d_mlp, d_model]}. Optional
  * parameters are null. The TransformerLens per-head views ({@code W_Q [head, d_model, d_head]}, ...) are reshapes of
- * these, made on request by {@link HookedAutoModel}.
+ * these, made on request by {@link HookedAutoModel}. Each 2-d projection is stored as the transpose of a contiguous
+ * {@code [out, in]} tensor, {@code nn.Linear}'s layout, which linear layers read.
  */
 final class Weights implements AutoCloseable {
 
@@ -72,15 +73,16 @@ final class Weights implements AutoCloseable {
         List<Layer> fusedLayers = new ArrayList<>();
         List<Fused> fusedParts = new ArrayList<>();
         for (Layer l : layers) {
-            Fused f = fuse(l);
+            Layer rows = inLinearLayout(l);
+            Fused f = fuse(rows);
             fusedParts.add(f);
-            fusedLayers.add(viewsOf(l, f));
+            fusedLayers.add(viewsOf(rows, f));
         }
         this.layers = List.copyOf(fusedLayers);
         this.fused = List.copyOf(fusedParts);
         this.lnfw = lnfw;
         this.lnfb = lnfb;
-        this.unembed = unembed;
+        this.unembed = linearLayout(unembed);
         this.unembedBias = unembedBias;
         for (int i = 0; i < this.layers.size(); i++) {
             Layer l = this.layers.get(i);
@@ -89,7 +91,7 @@ final class Weights implements AutoCloseable {
                 addLinearView(w);
             }
         }
-        addLinearView(unembed);
+        addLinearView(this.unembed);
     }
 
     private void addLinearView(Tensor w) {
@@ -117,15 +119,55 @@ final class Weights implements AutoCloseable {
         return project(x, weight, bias).gelu(tanhApproximation);
     }
 
+    /**
+     * An {@code [in, out]} weight as the transpose of a contiguous {@code [out, in]} one: the layout linear layers
+     * read, and the only one oneDNN's takes. A weight laid out otherwise is copied once, and closed.
+     */
+    private static Tensor linearLayout(Tensor w) {
+        if (w == null || w.dim() != 2) {
+            return w;
+        }
+        try (Tensor rows = w.transpose(0, 1)) {
+            if (rows.isContiguous()) {
+                return w;
+            }
+            try (Tensor copy = rows.contiguous()) {
+                Tensor view = copy.transpose(0, 1);
+                w.close();
+                return view;
+            }
+        }
+    }
+
+    private static Layer inLinearLayout(Layer l) {
+        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, linearLayout(l.wq), l.bq, linearLayout(l.wk), l.bk,
+                linearLayout(l.wv), l.bv, linearLayout(l.wo), l.bo, linearLayout(l.win), l.bin, linearLayout(l.wgate),
+                l.bgate, linearLayout(l.wout), l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm,
+                linearLayout(l.wrouter), l.brouter, l.sinks);
+    }
+
+    /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
+    private static Tensor sideBySide(Tensor... weights) {
+        List<Tensor> rows = new ArrayList<>();
+        for (Tensor w : weights) {
+            rows.add(w.transpose(0, 1));
+        }
+        try (Tensor stacked = Tensor.cat(rows, 0)) {
+            return stacked.transpose(0, 1);
+        } finally {
+            rows.forEach(Tensor::close);
+        }
+    }
+
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
-        Tensor qkv = Tensor.cat(List.of(l.wq, l.wk, l.wv), 1);
+        Tensor qkv = sideBySide(l.wq, l.wk, l.wv);
         Tensor qkvBias = l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
         if (l.wgate == null || l.wgate.dim() != 2) {
             return new Fused(qkv, qkvBias, null, null);
         }
-        Tensor gateUp = Tensor.cat(List.of(l.wgate, l.win), 1);
+        Tensor gateUp = sideBySide(l.wgate, l.win);
         Tensor gateUpBias = l.bgate == null && l.bin == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bgate, l.wgate), biasOrZeros(l.bin, l.win)), 0);
         return new Fused(qkv, qkvBias, gateUp, gateUpBias);

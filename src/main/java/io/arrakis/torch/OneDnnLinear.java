@@ -15,8 +15,8 @@ import java.lang.invoke.MethodHandle;
  * product. oneDNN runs on libtorch's OpenMP pool, so a pass's products and its other ops share one pool, and it picks
  * its kernels for the CPU it finds. Products too small to split profitably get fewer threads
  * ({@link SmallOps#LINEAR_OUTPUT_GRAIN}). A libtorch built without oneDNN has no such shim and keeps the BLAS route,
- * as do operands it does not cover: other dtypes and devices, empty operands, weights other than {@code [out, in]}
- * or a transposed {@code [in, out]}, strided biases.
+ * as do operands it does not cover: other dtypes and devices, empty operands, weights other than a contiguous
+ * {@code [out, in]} (libtorch 2.10's oneDNN linear corrupts the C heap with a transposed weight), strided biases.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
@@ -57,13 +57,7 @@ final class OneDnnLinear {
     /** Whether {@link #linear} computes {@code input · weightᵀ + bias} for these operands, already checked to fit. */
     static boolean covers(Tensor input, Tensor weight, Tensor bias) {
         return available() && input.device().isCpu() && input.dtype() == DType.FLOAT32 && input.numel() > 0
-                && weight.numel() > 0 && dense(weight) && (bias == null || bias.isContiguous());
-    }
-
-    /** A weight laid out as {@code [out, in]} or as the transpose of a contiguous {@code [in, out]}. */
-    private static boolean dense(Tensor weight) {
-        long[] strides = weight.strides();
-        return weight.isContiguous() || (strides[0] == 1 && strides[1] == weight.size(0));
+                && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
     }
 
     /** {@code post(input · weightᵀ + bias)} for operands {@link #covers} accepts. */

@@ -49,11 +49,10 @@ class OneDnnLinearTest {
         for (long[] s : shapes) {
             Tensor x = randn(s[0], s[1], s[2]);
             Tensor b = randn(s[3]);
-            for (Tensor w : new Tensor[] {randn(s[3], s[2]), randn(s[2], s[3]).transpose(0, 1)}) { // [out, in]; a model's [in, out]
-                assertTrue(OneDnnLinear.covers(x, w, b));
-                assertLinear(x, w, b);
-                assertLinear(x, w, null);
-            }
+            Tensor w = randn(s[3], s[2]);
+            assertTrue(OneDnnLinear.covers(x, w, b));
+            assertLinear(x, w, b);
+            assertLinear(x, w, null);
         }
     }
 
@@ -69,13 +68,6 @@ class OneDnnLinearTest {
         assertFalse(strided.isContiguous());
         assertTrue(OneDnnLinear.covers(strided, w, b));
         assertLinear(strided, w, b);
-        Tensor transposed = randn(5, 6).transpose(0, 1);       // a model's [in, out] weight, as linear takes it
-        assertTrue(OneDnnLinear.covers(randn(3, 5), transposed, b));
-        assertLinear(randn(2, 3, 5), transposed, b);
-        assertLinear(randn(2, 3, 5), transposed, null);
-        Tensor transposedRows = randn(8, 6).narrow(0, 1, 5).transpose(0, 1); // transposed, at an offset
-        assertTrue(OneDnnLinear.covers(randn(3, 5), transposedRows, b));
-        assertLinear(randn(3, 5), transposedRows, b);
         Tensor rows = randn(10, 5).narrow(0, 4, 6);            // contiguous, at an offset into its storage
         assertTrue(OneDnnLinear.covers(randn(3, 5), rows, b));
         assertLinear(randn(3, 5), rows, b);
@@ -85,7 +77,7 @@ class OneDnnLinearTest {
     void geluAppliedByTheProductEqualsTheActivationAfterIt() {
         Tensor x = randn(2, 7, 64);
         Tensor b = randn(96);
-        for (Tensor w : new Tensor[] {randn(96, 64), randn(64, 96).transpose(0, 1), randn(96, 80).narrow(1, 0, 64)}) {
+        for (Tensor w : new Tensor[] {randn(96, 64), randn(100, 64).narrow(0, 2, 96), randn(64, 96).transpose(0, 1)}) {
             for (boolean tanh : new boolean[] {true, false}) {
                 Tensor expected = reference(x, w, b).to(DType.FLOAT64).gelu(tanh).to(DType.FLOAT32);
                 Tensor actual = x.linearGelu(w, b, tanh);
@@ -100,6 +92,11 @@ class OneDnnLinearTest {
     void operandsTheShimDoesNotTakeGoTheBlasRoute() {
         Tensor w = randn(6, 5);
         Tensor b = randn(6);
+        // a transposed weight: libtorch 2.10's oneDNN linear reads it right but corrupts the C heap doing so
+        Tensor transposed = randn(5, 6).transpose(0, 1);
+        assertFalse(OneDnnLinear.covers(randn(3, 5), transposed, b));
+        assertLinear(randn(2, 3, 5), transposed, b);
+        assertLinear(randn(2, 3, 5), transposed, null);
         Tensor columns = randn(6, 10).narrow(1, 2, 5);          // every row strided by 10, not 5
         assertFalse(OneDnnLinear.covers(randn(3, 5), columns, b));
         assertLinear(randn(3, 5), columns, b);
