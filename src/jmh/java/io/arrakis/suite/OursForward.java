@@ -68,11 +68,10 @@ public class OursForward {
         h = operand(g, type, 1, seq, c.dMlp());
         q = operand(g, type, 1, seq, c.nHeads(), c.dHead());
         pattern = operand(g, type, 1, c.nHeads(), seq, seq);
-        // as the model holds them: [in, out] weights, passed to linear as [out, in] views; the tied unembedding is the
-        // embedding itself, [vocab, d_model]
-        wd = linearView(operand(g, type, c.dModel(), c.dModel()));
-        wIn = linearView(operand(g, type, c.dModel(), c.dMlp()));
-        wOut = linearView(operand(g, type, c.dMlp(), c.dModel()));
+        // as the model passes them to linear layers: contiguous [out, in]
+        wd = operand(g, type, c.dModel(), c.dModel());
+        wIn = operand(g, type, c.dMlp(), c.dModel());
+        wOut = operand(g, type, c.dModel(), c.dMlp());
         unembed = operand(g, type, c.vocabSize(), c.dModel());
     }
 
@@ -82,12 +81,6 @@ public class OursForward {
             operands.add(t);
             return t;
         }
-    }
-
-    private Tensor linearView(Tensor inOut) {
-        Tensor view = inOut.transpose(0, 1);
-        operands.add(view);
-        return view;
     }
 
     @TearDown
