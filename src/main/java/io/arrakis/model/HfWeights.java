@@ -72,8 +72,8 @@ final class HfWeights {
             }
             Tensor embed = global.get(Slot.EMBED);
             Tensor unembed = global.get(Slot.UNEMBED);
-            if (unembed == null) { // tied: the unembedding is the embedding, and a stored copy goes unread
-                unembed = embed.transpose(0, 1).contiguous();
+            if (unembed == null) { // tied: the unembedding is a view of the embedding, and a stored copy goes unread
+                unembed = embed.transpose(0, 1);
                 reader.used.addAll(checkpoint.tolerated());
             }
             weights = keep(scope, new Weights(embed, global.get(Slot.POS_EMBED), layers, global.get(Slot.LNF_W),

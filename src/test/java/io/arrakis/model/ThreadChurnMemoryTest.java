@@ -25,8 +25,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ThreadChurnMemoryTest {
     private static final long MB = ResidentMemory.MB;
-    /** The growth allowed for a loop that should leak nothing (as in the torch package's MemoryTest). */
-    private static final long SLACK = 50 * MB;
+    /**
+     * The growth allowed: above what the per-thread state of libtorch and oneDNN grows to while new threads keep
+     * coming (it levels off only after about a hundred), below what glibc's own settings keep in finished threads'
+     * arenas here.
+     */
+    private static final long SLACK = 80 * MB;
     /** Threads alive at once. */
     private static final int POOL = 8;
     private static final int ROUNDS = 9;
