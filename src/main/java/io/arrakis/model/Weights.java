@@ -139,11 +139,11 @@ final class Weights implements AutoCloseable {
         }
     }
 
+    /** The layer with its unfused projections in the linear layout; Q, K and V are laid out when they are fused. */
     private static Layer inLinearLayout(Layer l) {
-        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, linearLayout(l.wq), l.bq, linearLayout(l.wk), l.bk,
-                linearLayout(l.wv), l.bv, linearLayout(l.wo), l.bo, linearLayout(l.win), l.bin, linearLayout(l.wgate),
-                l.bgate, linearLayout(l.wout), l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm,
-                linearLayout(l.wrouter), l.brouter, l.sinks);
+        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, l.wq, l.bq, l.wk, l.bk, l.wv, l.bv, linearLayout(l.wo), l.bo,
+                linearLayout(l.win), l.bin, linearLayout(l.wgate), l.bgate, linearLayout(l.wout), l.bout, l.qNorm,
+                l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks);
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */

@@ -10,7 +10,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Path;
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -22,12 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class MlpRoutesTest {
 
-    static List<String> families() {
-        return HookedAutoConfig.supportedFamilies();
-    }
-
     @ParameterizedTest
-    @MethodSource("families")
+    @MethodSource("io.arrakis.model.HookedAutoConfig#supportedFamilies")
     void bothRoutesMatchHuggingFaceAndEachOther(String family) {
         Path dir = Fixtures.huggingFace(family);
         try (TensorScope scope = TensorScope.open();
