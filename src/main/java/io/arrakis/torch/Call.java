@@ -30,6 +30,7 @@ final class Call {
     private Op op;
     private long work; // > 0: a CPU op that gets fewer threads when each pool thread would get too little
     private long grain;
+    private boolean blasInsideRegions; // a CPU op that calls BLAS from its OpenMP threads (see OpenBlasThreads)
 
     private Call() {
         NativeHeap.noteThread();
@@ -46,6 +47,7 @@ final class Call {
         call.op = op;
         call.size = 0;
         call.work = 0;
+        call.blasInsideRegions = false;
         return call;
     }
 
@@ -156,16 +158,29 @@ final class Call {
         return this;
     }
 
+    /** Marks a CPU op that calls BLAS from inside its parallel regions: OpenBLAS keeps to one thread meanwhile. */
+    Call blasInsideRegions(Tensor input) {
+        blasInsideRegions = input.device().isCpu();
+        return this;
+    }
+
     /** Runs the op; its results are then in the first slots. */
     Call run() {
         Native.countOp();
         int team = work > 0 ? SmallOps.fitTeam(work, grain, out) : 0;
+        boolean singleBlas = blasInsideRegions;
+        if (singleBlas) {
+            OpenBlasThreads.enter();
+        }
         int rc;
         try {
             rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
                     LibTorch.EXTENSION_BUILD_VERSION);
         } finally {
             SmallOps.restore(team);
+            if (singleBlas) {
+                OpenBlasThreads.leave();
+            }
         }
         if (rc != 0) {
             Object[] args = java.util.Arrays.copyOf(described, size);

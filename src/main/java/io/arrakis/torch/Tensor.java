@@ -1456,7 +1456,8 @@ public final class Tensor implements AutoCloseable {
         long keys = Math.max(1, k[k.length - 2]);
         long work = query.numel() > Long.MAX_VALUE / keys ? Long.MAX_VALUE : query.numel() * keys; // multiply-adds of q·kᵀ
         return Call.begin(SDPA, query, key, value, mask).tensor(query).tensor(key).tensor(value).optTensor(mask).f64(0.0)
-                .bool(causal).optF64(scale).bool(grouped).fitTeam(query, work, SmallOps.ATTENTION_GRAIN).tensorResult();
+                .bool(causal).optF64(scale).bool(grouped).fitTeam(query, work, SmallOps.ATTENTION_GRAIN)
+                .blasInsideRegions(query).tensorResult();
     }
 
     // ------------------------------------------------------------------------------------------------ combining and masking
