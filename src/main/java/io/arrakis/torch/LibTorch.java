@@ -137,6 +137,14 @@ public final class LibTorch {
         return OneDnnLinear.available();
     }
 
+    /**
+     * Whether two-operand float32 and float64 einsums on the CPU run as one batched product of the bundled OpenBLAS
+     * (large enough products in layouts BLAS reads in place), rather than libtorch's einsum.
+     */
+    public static boolean batchedEinsum() {
+        return OpenBlasBatch.available();
+    }
+
     /** The number of CUDA devices libtorch can use (0 with a CPU build). */
     public static int cudaDeviceCount() {
         return Cuda.deviceCount();

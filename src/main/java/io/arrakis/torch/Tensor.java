@@ -1213,6 +1213,12 @@ public final class Tensor implements AutoCloseable {
             operands[0].checkSameDevice("einsum", operands[i]);
             operands[0].checkSameDtype("einsum", operands[i]);
         }
+        if (operands.length == 2) {
+            Tensor batched = OpenBlasBatch.einsum(equation, operands[0], operands[1]);
+            if (batched != null) {
+                return batched;
+            }
+        }
         return Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
     }
 
