@@ -138,8 +138,8 @@ public final class LibTorch {
     }
 
     /**
-     * Whether two-operand float32 and float64 einsums on the CPU run as one batched product of the bundled OpenBLAS
-     * (large enough products in layouts BLAS reads in place), rather than libtorch's einsum.
+     * Whether two-operand float32 and float64 einsums and batched matrix products on the CPU run as one batched product
+     * of the bundled OpenBLAS (large enough products in layouts BLAS reads in place), rather than libtorch's own.
      */
     public static boolean batchedEinsum() {
         return OpenBlasBatch.available();

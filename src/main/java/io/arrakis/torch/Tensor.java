@@ -1190,6 +1190,10 @@ public final class Tensor implements AutoCloseable {
         }
         checkSameDtype("bmm", other);
         checkSameDevice("bmm", other);
+        Tensor batched = OpenBlasBatch.einsum("bij,bjk->bik", this, other);
+        if (batched != null) {
+            return batched;
+        }
         return Call.begin(BMM, this, other).tensor(this).tensor(other).tensorResult();
     }
 

@@ -11,7 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * Two-operand einsums through OpenBLAS's batched product equal libtorch's own einsum in float64, for the layouts
+ * Two-operand einsums and batched matrix products through OpenBLAS's batched product equal libtorch's own einsum in
+ * float64, for the layouts
  * attention passes (strided views of a fused projection, grouped-query keys shared by several query heads, outputs in
  * the equation's order) and for transposed operands and outputs; contractions the route does not cover go to libtorch
  * and are right too.
@@ -105,6 +106,18 @@ class OpenBlasBatchTest {
         assertEinsum("kbm,bkn->bmn", a.transpose(0, 1).contiguous(), b, true);
         assertEinsum("ij,jk->ik", randn(DType.FLOAT32, 160, 130), randn(DType.FLOAT32, 130, 100), true);
         assertEinsum("ij , jk -> ki", randn(DType.FLOAT32, 160, 130), randn(DType.FLOAT32, 130, 100), true);
+    }
+
+    @Test
+    void batchedMatrixProductsTakeTheRouteToo() {
+        assumeTrue(OpenBlasBatch.available(), "this libtorch's BLAS is not the checked OpenBLAS");
+        Tensor s = randn(DType.FLOAT32, 24, 64, 768);
+        Tensor r = randn(DType.FLOAT32, 24, 64, 768);
+        Tensor product = s.bmm(r.transpose(1, 2)); // as the composition scores multiply their factors
+        Tensor expected = reference("bij,bkj->bik", s, r);
+        assertArrayEquals(expected.shape(), product.shape());
+        assertTrue(product.to(DType.FLOAT64).allclose(expected, 1e-4, 1e-4));
+        assertNotNull(OpenBlasBatch.einsum("bij,bjk->bik", s, r.transpose(1, 2)));
     }
 
     @Test
