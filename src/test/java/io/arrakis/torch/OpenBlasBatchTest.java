@@ -2,7 +2,12 @@ package io.arrakis.torch;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -118,6 +123,43 @@ class OpenBlasBatchTest {
         assertArrayEquals(expected.shape(), product.shape());
         assertTrue(product.to(DType.FLOAT64).allclose(expected, 1e-4, 1e-4));
         assertNotNull(OpenBlasBatch.einsum("bij,bjk->bik", s, r.transpose(1, 2)));
+    }
+
+    @Test
+    void concurrentCallersGetTheSingleThreadedResults() throws Exception {
+        assumeTrue(OpenBlasBatch.available(), "this libtorch's BLAS is not the checked OpenBLAS");
+        List<Tensor> qkv = randn(DType.FLOAT32, 1, 256, 3 * 8 * 64).view(1, 256, 24, 64).split(new long[] {8, 8, 8}, 2);
+        Tensor q = qkv.get(0);
+        Tensor k = qkv.get(1);
+        Tensor v = qkv.get(2);
+        Tensor scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
+        // fused attention on other threads meanwhile sets OpenBLAS to one thread and back (OpenBlasThreads)
+        Tensor attention = Tensor.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                null, true, 0.125);
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<Integer>> results = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                results.add(pool.submit(() -> {
+                    int mismatches = 0;
+                    for (int i = 0; i < 20; i++) {
+                        try (TensorScope scope = TensorScope.open()) {
+                            if (!Tensor.einsum("bqhd,bkhd->bhqk", q, k).allclose(scores, 1e-6, 1e-6)
+                                    || !Tensor.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2),
+                                            v.transpose(1, 2), null, true, 0.125).allclose(attention, 1e-6, 1e-6)) {
+                                mismatches++;
+                            }
+                        }
+                    }
+                    return mismatches;
+                }));
+            }
+            for (Future<Integer> r : results) {
+                assertTrue(r.get(60, TimeUnit.SECONDS) == 0, "results differing from the single-threaded ones");
+            }
+        } finally {
+            pool.shutdownNow();
+        }
     }
 
     @Test
