@@ -9,7 +9,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Two-operand einsum contractions (and {@code bmm}, one of them) on the CPU as one batched product of the bundled OpenBLAS
+ * Two-operand einsum contractions (and batched matrix products, which are such contractions) on the CPU as one batched
+ * product of the bundled OpenBLAS
  * ({@code cblas_sgemm_batch}, {@code cblas_dgemm_batch}): each operand's matrices are read in place through its
  * strides, and OpenBLAS splits the batch over its threads.
  *

@@ -123,6 +123,15 @@ class OpenBlasBatchTest {
         assertArrayEquals(expected.shape(), product.shape());
         assertTrue(product.to(DType.FLOAT64).allclose(expected, 1e-4, 1e-4));
         assertNotNull(OpenBlasBatch.einsum("bij,bjk->bik", s, r.transpose(1, 2)));
+        // matmul of batches of matrices, of any rank
+        Tensor q = randn(DType.FLOAT64, 2, 3, 128, 64);
+        Tensor k = randn(DType.FLOAT64, 2, 3, 128, 64);
+        Tensor viaMatmul = q.matmul(k.transpose(2, 3));
+        assertTrue(viaMatmul.allclose(reference("abxy,abzy->abxz", q, k), 1e-12, 1e-12));
+        assertTrue(viaMatmul.isContiguous());
+        // broadcast batches go to libtorch, and are right too
+        Tensor shared = randn(DType.FLOAT64, 1, 3, 64, 128);
+        assertTrue(q.matmul(shared).allclose(reference("abxy,byz->abxz", q, shared.select(0, 0)), 1e-12, 1e-12));
     }
 
     @Test

@@ -57,7 +57,7 @@ class OpenBlasThreadsTest {
         double fused = Double.parseDouble(seen.get("fused"));
         double explicit = Double.parseDouble(seen.get("explicit"));
         // OpenBLAS splitting each block over its own threads from every OpenMP thread made the fused op 10-100x slower
-        assertTrue(fused < 3 * explicit, "fused attention took " + fused + " ms against " + explicit + " ms explicitly");
+        assertTrue(fused < 4 * explicit, "fused attention took " + fused + " ms against " + explicit + " ms explicitly");
         assertTrue(Integer.parseInt(seen.get("threadsAfter")) != 1, "OpenBLAS was left on one thread: " + out);
     }
 }
