@@ -199,7 +199,7 @@ final class OpenBlasBatch {
                 os[i] = outStrides[out.indexOf(c2)];
                 count *= sizes[i];
             }
-            if (!fitsInt(m, n, k, a.leading(), b.leading(), c.leading(), count)) {
+            if (count == 0 || !fitsInt(m, n, k, a.leading(), b.leading(), c.leading(), count)) {
                 return null;
             }
             return new Plan(outShape, m, n, k, a, b, c.leading(), swapped, (int) count, sizes, ls, rs, os);

@@ -185,5 +185,9 @@ class OpenBlasBatchTest {
         Tensor strided = randn(DType.FLOAT32, 2, 120, 150, 2).select(3, 0); // neither matrix stride is 1
         assertEinsum("bij,bjk->bik", a, strided, false);
         assertEinsum("bij,bjk->bik", a.to(DType.BFLOAT16), b.to(DType.BFLOAT16), false);
+        Tensor none = randn(DType.FLOAT32, 0, 200, 120);
+        Tensor noneRight = randn(DType.FLOAT32, 0, 120, 150);
+        assertNull(OpenBlasBatch.einsum("bij,bjk->bik", none, noneRight), "a batch of no matrices");
+        assertArrayEquals(new long[] {0, 200, 150}, Tensor.einsum("bij,bjk->bik", none, noneRight).shape());
     }
 }
