@@ -1136,9 +1136,10 @@ public final class Tensor implements AutoCloseable {
         }
         checkSameDtype("matmul", other);
         checkSameDevice("matmul", other);
-        if (a.length == b.length && a.length >= 3 && a.length <= 26
+        String batchLetters = "abcdefghijklmnopqrstuvw"; // x, y and z name the matrices' dims
+        if (a.length == b.length && a.length >= 3 && a.length - 2 <= batchLetters.length()
                 && Arrays.equals(a, 0, a.length - 2, b, 0, b.length - 2)) { // batches of matrices, no broadcasting
-            String batch = "abcdefghijklmnopqrstuvw".substring(0, a.length - 2);
+            String batch = batchLetters.substring(0, a.length - 2);
             Tensor batched = OpenBlasBatch.einsum(batch + "xy," + batch + "yz->" + batch + "xz", this, other);
             if (batched != null) {
                 return batched;
