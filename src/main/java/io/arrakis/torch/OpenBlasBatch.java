@@ -10,9 +10,8 @@ import java.util.List;
 
 /**
  * Two-operand einsum contractions (and batched matrix products, which are such contractions) on the CPU as one batched
- * product of the bundled OpenBLAS
- * ({@code cblas_sgemm_batch}, {@code cblas_dgemm_batch}): each operand's matrices are read in place through its
- * strides, and OpenBLAS splits the batch over its threads.
+ * product of the bundled OpenBLAS ({@code cblas_sgemm_batch}, {@code cblas_dgemm_batch}): each operand's matrices are
+ * read in place through its strides, and OpenBLAS splits the batch over its threads.
  *
  * <p>libtorch's einsum permutes and copies its operands into one {@code bmm}, which, built without MKL as the bundled
  * libtorch is, multiplies the batch's matrices one after another, each split over the threads: attention's per-head
@@ -30,8 +29,8 @@ import java.util.List;
 final class OpenBlasBatch {
     /** The OpenBLAS this route was checked with, as {@code openblas_get_config()} begins. */
     static final String CHECKED_VERSION = "OpenBLAS 0.3.31 ";
-    /** Products of at most this many multiply-adds stay with libtorch (see the class comment). */
-    static final double SMALLEST_EXCLUDED = 100.0 * 100.0 * 100.0;
+    /** OpenBLAS's small-matrix path takes products of at most this many multiply-adds: they stay with libtorch. */
+    static final double SMALL_MATRIX_LIMIT = 100.0 * 100.0 * 100.0;
 
     private static final int ROW_MAJOR = 101;
     private static final int NO_TRANS = 111;
@@ -40,21 +39,21 @@ final class OpenBlasBatch {
     private static final ValueLayout A = ValueLayout.ADDRESS;
     private static final FunctionDescriptor BATCH = FunctionDescriptor.ofVoid(INT, A, A, A, A, A, A, A, A, A, A, A, A,
             A, INT, A);
-    private static final MethodHandle SGEMM_BATCH = batchRoutine("cblas_sgemm_batch");
-    private static final MethodHandle DGEMM_BATCH = batchRoutine("cblas_dgemm_batch");
+    private static final boolean CHECKED = checkedOpenBlas();
+    private static final MethodHandle SGEMM_BATCH = CHECKED ? Native.optionalFunction("cblas_sgemm_batch", BATCH) : null;
+    private static final MethodHandle DGEMM_BATCH = CHECKED ? Native.optionalFunction("cblas_dgemm_batch", BATCH) : null;
 
     private OpenBlasBatch() {
     }
 
-    private static MethodHandle batchRoutine(String name) {
+    /** Whether the loaded OpenBLAS is the version this route was checked with. */
+    private static boolean checkedOpenBlas() {
         MethodHandle config = Native.optionalFunction("openblas_get_config", FunctionDescriptor.of(A));
         if (config == null) {
-            return null;
+            return false;
         }
         try {
-            String version = ((MemorySegment) config.invokeExact()).reinterpret(256).getString(0);
-            return version.startsWith(CHECKED_VERSION)
-                    ? Native.optionalFunction(name, BATCH) : null;
+            return ((MemorySegment) config.invokeExact()).reinterpret(256).getString(0).startsWith(CHECKED_VERSION);
         } catch (Throwable t) {
             throw new LibTorchException("openblas_get_config failed: " + t, t);
         }
@@ -166,7 +165,7 @@ final class OpenBlasBatch {
             long m = lShape[l.indexOf(mLetter)];
             long n = rShape[r.indexOf(nLetter)];
             long k = lShape[l.indexOf(kLetter)];
-            if ((double) m * n * k <= SMALLEST_EXCLUDED) {
+            if ((double) m * n * k <= SMALL_MATRIX_LIMIT) {
                 return null;
             }
             long outM = outStrides[out.indexOf(mLetter)];
