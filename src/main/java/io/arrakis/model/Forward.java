@@ -163,13 +163,11 @@ final class Forward {
             scores = Tensor.einsum("bqngd,bknd->bngqk", grouped, k).reshape(s[0], s[2], s[1], k.size(1));
         }
         double scale = scoreScale();
-        if (scale != 1.0) {
-            scores = scores.mul(scale);
-        }
+        Tensor mask = additiveMask(layer, q.size(1), q);
         if (c.attentionSoftcap() > 0) {
-            scores = softcap(scores, c.attentionSoftcap());
+            return softcap(scale == 1.0 ? scores : scores.mul(scale), c.attentionSoftcap()).add(mask);
         }
-        return scores.add(additiveMask(layer, q.size(1), q));
+        return mask.add(scores, scale); // the mask plus the scaled products in one op
     }
 
     /** {@code z [batch, pos, head, d_head]}: the pattern {@code [batch, head, query, key]} times values {@code [batch, pos, kv_head, d_head]}. */

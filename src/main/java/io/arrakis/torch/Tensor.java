@@ -864,6 +864,24 @@ public final class Tensor implements AutoCloseable {
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
+    /**
+     * Elementwise {@code this + alpha · other}, broadcasting, in one op, as {@code torch.add(this, other, alpha=alpha)}:
+     * a scaled sum without the scaled copy. An integer result takes only {@code alpha} 1.
+     */
+    public Tensor add(Tensor other, double alpha) {
+        if (alpha == 1.0) {
+            return add(other);
+        }
+        TypedShims.Path path = checkBinary("add", other);
+        if (integralResult(other)) {
+            throw new IllegalArgumentException("add: alpha " + alpha + " needs a floating-point operand, got "
+                    + describe() + " and " + other.describe());
+        }
+        MemorySegment out = Native.out();
+        Native.op(TypedShims.addTensor(path, handle(), other.handle(), alpha, out), "aten::add.Tensor", this, other, alpha);
+        return adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
     /** Elementwise {@code this - other}, broadcasting. */
     public Tensor sub(Tensor other) {
         checkBinary("sub", other);

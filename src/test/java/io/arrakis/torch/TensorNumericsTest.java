@@ -1028,6 +1028,21 @@ class TensorNumericsTest {
         }
 
         @Test
+        void scaledSumBroadcastsBothWays() {
+            Tensor m = f64(a, 2, 3);
+            Tensor r = f64(row, 3);
+            assertClose(broadcast(a, row, col, (x, y) -> x + 0.125 * y, true), m.add(r, 0.125), TIGHT);
+            // the smaller operand first: the result takes the broadcast shape
+            assertClose(broadcast(a, row, col, (x, y) -> y - 2.5 * x, true), r.add(m, -2.5), TIGHT);
+            Tensor inf = f64(new double[] {0, Double.NEGATIVE_INFINITY, 0}, 3);
+            assertArrayEquals(new double[] {0.25, Double.NEGATIVE_INFINITY, 0.875, 1, Double.NEGATIVE_INFINITY, -1.5},
+                    inf.add(m, 0.25).toDoubleArray());
+            Tensor i = Tensor.of(new long[] {7, -7, 9}, 3);
+            assertThrows(IllegalArgumentException.class, () -> i.add(i, 0.5));
+            assertArrayEquals(new long[] {14, -14, 18}, i.add(i, 1.0).toLongArray());
+        }
+
+        @Test
         void float32AndIntegerArithmetic() {
             Tensor x = f32(a, 2, 3);
             Tensor y = f32(new double[] {3, 3, 3, 3, 3, 3}, 2, 3);
