@@ -10,10 +10,10 @@ import java.lang.invoke.MethodHandle;
  *
  * <p>The bundled OpenBLAS runs its own pool of threads (a pthreads build) that knows nothing of OpenMP. libtorch's CPU
  * flash attention multiplies its blocks from each of its OpenMP threads at once; each of those products hands work to
- * the same few OpenBLAS threads and waits for them, and the op slows down by one to two orders of magnitude once its
- * blocks are large enough for OpenBLAS to split (a few hundred tokens). While any thread runs such an op, OpenBLAS is
- * set to one thread, and put back when the last one leaves. The setting is process-wide, so products elsewhere run on
- * one thread meanwhile: slower, never wrong. An OpenBLAS without these functions, or another BLAS, is left alone.
+ * the same few OpenBLAS threads and waits for them, and the op becomes many times slower once its blocks are large
+ * enough for OpenBLAS to split (a few hundred tokens). While any thread runs such an op, OpenBLAS is set to one thread,
+ * and put back when the last one leaves. The setting is process-wide, so products elsewhere run on one thread
+ * meanwhile: slower, never wrong. An OpenBLAS without these functions, or another BLAS, is left alone.
  */
 final class OpenBlasThreads {
     private static final MethodHandle SET = Native.optionalFunction("openblas_set_num_threads",
