@@ -61,12 +61,12 @@ def twice(attempt):
     return second_try(why, *attempt())
 
 
-def run_logged(cmd, stdout=None, echo=True):
-    """Runs cmd in ROOT, its output echoed to stderr (with echo); stdout goes to the given file, else with stderr.
-    Returns the exit code and the output lines."""
+def run_logged(cmd, stdout=None, echo=True, env=None):
+    """Runs cmd in ROOT (in env, else this process's environment), its output echoed to stderr (with echo); stdout goes
+    to the given file, else with stderr. Returns the exit code and the output lines."""
     log("bench: $ " + " ".join("CLASSPATH" if len(c) > 200 else c for c in cmd))
     lines = []
-    with subprocess.Popen(cmd, cwd=ROOT, stdout=stdout or subprocess.PIPE,
+    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=stdout or subprocess.PIPE,
                           stderr=subprocess.PIPE if stdout else subprocess.STDOUT, text=True, errors="replace") as p:
         for line in (p.stderr if stdout else p.stdout):
             if echo:
@@ -310,10 +310,10 @@ def paired_ratios(java, cp, rounds):
 PAIRED_FORWARDS = ("gpt2_tiny_forward", "gpt2s_forward_f32")
 
 
-def paired_with_python(java, cp, python, threads, turns, skip_reason):
+def paired_with_python(java, cp, python, threads, turns, skip_reason, env=None):
     """({workload: Figure of the median per-turn ratio ours/Python}, [per-turn figures]): our forward passes
     (ForwardTimes) and Python's (bench_python.py --forward-times) run in turn, in alternating order, so that drift
-    between processes does not decide the ratio."""
+    between processes does not decide the ratio; both in env (None: this process's environment)."""
     if skip_reason:
         return {w: Figure(missing=skip_reason) for w in PAIRED_FORWARDS}, []
     ours_cmd = [java, "-Xmx4g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.ForwardTimes"]
@@ -321,7 +321,7 @@ def paired_with_python(java, cp, python, threads, turns, skip_reason):
                   str(threads), "--forward-times"]
 
     def figures(who, cmd):
-        code, lines = run_logged(cmd, echo=False)
+        code, lines = run_logged(cmd, echo=False, env=env)
         result = next((l for l in reversed(lines) if l.startswith("{")), None)
         if code != 0 or result is None:
             return None, process_failure(who, code, lines) if code != 0 else who + " printed no result"
@@ -340,7 +340,7 @@ def paired_with_python(java, cp, python, threads, turns, skip_reason):
         turns_seen.append(seen)
         for w in PAIRED_FORWARDS:
             ratios[w].append(seen["ours"][w] / seen["python"][w])
-        log("bench: paired turn %d: %s" % (turn + 1, json.dumps(seen)))
+        log("bench: paired turn %d%s: %s" % (turn + 1, "" if env is None else " (OpenBLAS's own kernels)", json.dumps(seen)))
     return {w: Figure(statistics.median(r)) for w, r in ratios.items()}, turns_seen
 
 
@@ -460,6 +460,14 @@ def main():
     start = startup(java, cp, 3 if quick else 7)
     paired = paired_ratios(java, cp, 7 if quick else 15)
     with_python, python_turns = paired_with_python(java, cp, args.python, threads, 3 if quick else 7, args.skip_python)
+    # a forced OpenBLAS core (OPENBLAS_CORETYPE) handicaps whoever multiplies through OpenBLAS (Python's products, not
+    # our oneDNN linear layers): the comparison runs once more with every OpenBLAS choosing its kernels for this CPU
+    forced_core = os.environ.get("OPENBLAS_CORETYPE")
+    own_kernels_env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    with_python_own, python_turns_own = paired_with_python(
+        java, cp, args.python, threads, 3 if quick else 7,
+        args.skip_python or (None if forced_core else "OPENBLAS_CORETYPE is not set: the comparison above is this one"),
+        own_kernels_env)
 
     figures = {}  # workload -> column -> Figure
     for workload, unit, cells in spec:
@@ -514,6 +522,8 @@ def main():
         target("gpt2s_forward_f32 ours/javacpp", quotient(cell(fwd, "ours"), cell(fwd, "javacpp")), "<=", 1.0, "GPT-2-small forward vs JavaCPP", floor(fwd, "javacpp")),
         target("gpt2_tiny_forward ours/python, paired", with_python["gpt2_tiny_forward"], "<=", 0.5, "the same, ours and Python in turn"),
         target("gpt2s_forward_f32 ours/python, paired", with_python[fwd], "<=", 0.95, "the same, ours and Python in turn"),
+        target("gpt2_tiny_forward ours/python, own BLAS", with_python_own["gpt2_tiny_forward"], "<=", 0.5, "the same, OpenBLAS choosing its kernels (no OPENBLAS_CORETYPE)"),
+        target("gpt2s_forward_f32 ours/python, own BLAS", with_python_own[fwd], "<=", 0.95, "the same, OpenBLAS choosing its kernels (no OPENBLAS_CORETYPE)"),
         target("gpt2s_forward_f32 ours/matmuls", quotient(cell(fwd, "ours"), cell(fwd, "reference")), "<=", 1.1, "forward vs its matrix products alone"),
         target("cache/no cache", quotient(cell("gpt2s_forward_f32_cache", "ours"), cell(fwd, "ours")), "<=", 1.05, "full cache vs no cache"),
         target("composition ours/TL algorithm", quotient(cell(comp, "ours"), cell("composition_all_pairs_q_tl_algorithm", "ours")), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
@@ -532,6 +542,8 @@ def main():
         if tl_layers != layers else "all %d" % layers
     mach["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     mach["paired_with_python"] = python_turns
+    if python_turns_own:
+        mach["paired_with_python_own_blas_kernels"] = python_turns_own
     mach["suite_seconds"] = round(time.time() - started)
     if paired.retried:
         mach["paired_retried"] = paired.retried

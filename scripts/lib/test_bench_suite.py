@@ -166,7 +166,7 @@ class PairedWithPythonTest(unittest.TestCase):
         python = iter([(200.0, 250.0), (200.0, 250.0), (100.0, 250.0)])
         calls = []
 
-        def fake_run(cmd, echo=True):
+        def fake_run(cmd, echo=True, env=None):
             who = "python" if "--forward-times" in cmd else "ours"
             calls.append(who)
             tiny, small = next(ours if who == "ours" else python)
@@ -180,12 +180,25 @@ class PairedWithPythonTest(unittest.TestCase):
         self.assertEqual(3, len(turns))
 
     def test_a_failed_process_leaves_its_reason_and_a_skipped_python_its_own(self):
-        with mock.patch.object(bench_suite, "run_logged", lambda cmd, echo=True: (1, ["boom"])):
+        with mock.patch.object(bench_suite, "run_logged", lambda cmd, echo=True, env=None: (1, ["boom"])):
             figures, _ = bench_suite.paired_with_python("java", "cp", "python3", 2, 3, None)
         self.assertEqual({"ForwardTimes failed (exit 1)"}, {f.missing.split(":")[0] for f in figures.values()})
         figures, turns = bench_suite.paired_with_python("java", "cp", "python3", 2, 3, "not installed")
         self.assertEqual({"not installed"}, {f.missing for f in figures.values()})
         self.assertEqual([], turns)
+
+    def test_every_process_of_the_comparison_runs_in_the_environment_given(self):
+        envs = []
+
+        def fake_run(cmd, echo=True, env=None):
+            envs.append(env)
+            return 0, [json.dumps({"gpt2_tiny_forward": 1.0, "gpt2s_forward_f32": 1.0})]
+
+        own_kernels = {"PATH": "/usr/bin"}
+        with mock.patch.object(bench_suite, "run_logged", fake_run):
+            bench_suite.paired_with_python("java", "cp", "python3", 2, 2, None, own_kernels)
+            bench_suite.paired_with_python("java", "cp", "python3", 2, 1, None)
+        self.assertEqual([own_kernels] * 4 + [None] * 2, envs)
 
 
 if __name__ == "__main__":
