@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.torch.LinearWeight;
 import io.arrakis.torch.Tensor;
 
 import java.util.ArrayList;
@@ -64,8 +65,8 @@ final class Weights implements AutoCloseable {
     final Tensor lnfb;       // null for RMSNorm
     final Tensor unembed;    // [d_model, vocab]
     final Tensor unembedBias; // [vocab] or null
-    /** Each 2-d {@code [in, out]} weight's {@code [out, in]} view, the layout libtorch's linear takes. */
-    private final Map<Tensor, Tensor> linearViews = new IdentityHashMap<>();
+    /** Each 2-d {@code [in, out]} weight's products, through its {@code [out, in]} view, which linear layers take. */
+    private final Map<Tensor, LinearWeight> linear = new IdentityHashMap<>();
 
     Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed, Tensor unembedBias) {
         this.embed = embed;
@@ -95,16 +96,16 @@ final class Weights implements AutoCloseable {
     }
 
     private void addLinearView(Tensor w) {
-        if (w != null && w.dim() == 2 && !linearViews.containsKey(w)) {
-            linearViews.put(w, w.transpose(0, 1));
+        if (w != null && w.dim() == 2 && !linear.containsKey(w)) {
+            linear.put(w, new LinearWeight(w.transpose(0, 1)));
         }
     }
 
     /** {@code x @ weight + bias} for an {@code [in, out]} weight, as one libtorch op where the weight is a model's. */
     Tensor project(Tensor x, Tensor weight, Tensor bias) {
-        Tensor linear = linearViews.get(weight);
-        if (linear != null) {
-            return x.linear(linear, bias);
+        LinearWeight products = linear.get(weight);
+        if (products != null) {
+            return products.apply(x, bias);
         }
         Tensor y = x.matmul(weight); // an expert's slice of a mixture's stacked weights
         return bias == null ? y : y.add(bias);
@@ -112,9 +113,9 @@ final class Weights implements AutoCloseable {
 
     /** {@code gelu(x @ weight + bias)} for an {@code [in, out]} weight, as one libtorch op where it can be. */
     Tensor projectGelu(Tensor x, Tensor weight, Tensor bias, boolean tanhApproximation) {
-        Tensor linear = linearViews.get(weight);
-        if (linear != null) {
-            return x.linearGelu(linear, bias, tanhApproximation);
+        LinearWeight products = linear.get(weight);
+        if (products != null) {
+            return products.applyGelu(x, bias, tanhApproximation);
         }
         return project(x, weight, bias).gelu(tanhApproximation);
     }
@@ -226,7 +227,7 @@ final class Weights implements AutoCloseable {
                 }
             }
         }
-        list.addAll(linearViews.values());
+        linear.values().forEach(products -> list.add(products.weight()));
         for (Tensor t : new Tensor[] {embed, posEmbed, lnfw, lnfb, unembed, unembedBias}) {
             if (t != null) {
                 list.add(t);
@@ -237,6 +238,7 @@ final class Weights implements AutoCloseable {
 
     @Override
     public void close() {
+        linear.values().forEach(LinearWeight::close);
         all().forEach(Tensor::close);
     }
 }

@@ -17,6 +17,14 @@ import java.lang.invoke.MethodHandle;
  * ({@link SmallOps#LINEAR_OUTPUT_GRAIN}). A libtorch built without oneDNN has no such shim and keeps the BLAS route,
  * as do operands it does not cover: other dtypes and devices, empty operands, weights other than a contiguous
  * {@code [out, in]} (libtorch 2.10's oneDNN linear corrupts the C heap with a transposed weight), strided biases.
+ *
+ * <p>A weight multiplied again and again ({@link LinearWeight}) can also be handed over in oneDNN's own blocked
+ * layout, packed once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models): on a
+ * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
+ * for that layout, which pays for large weights and costs more set-up than it saves on small products. libtorch 2.10
+ * multiplies wrongly, without a word, by packed weights of many output sizes that are not multiples of 32 (1,000,
+ * 1,008 or 50,257 outputs, at 16 rows and more), so only weights whose sizes are both multiples of 64 are packed, and
+ * {@link LinearWeight} checks each packed copy against the weight as it is before using it.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
@@ -46,7 +54,27 @@ final class OneDnnLinear {
         }
     }
 
+    /** Elements of a weight below which its packed layout does not pay. */
+    static final long PACK_MIN_WEIGHT = 1L << 19;
+    /** Multiply-adds of a product below which the packed layout's set-up costs more than it saves. */
+    static final long PACK_MIN_WORK = 1L << 22;
+    private static final Op REORDER = Op.of("mkldnn::_reorder_linear_weight", "");
+
     private OneDnnLinear() {
+    }
+
+    /** Whether a product of {@code rows} rows with a weight {@code [out, in]} should read a packed copy of it. */
+    static boolean packs(long rows, long out, long in) {
+        long elements = out * in;
+        return out % 64 == 0 && in % 64 == 0 && elements >= PACK_MIN_WEIGHT && rows * elements >= PACK_MIN_WORK;
+    }
+
+    /**
+     * oneDNN's packed copy of a weight {@link #covers} accepts, laid out for products of about {@code rows} rows: an
+     * opaque tensor only {@link #linear} reads.
+     */
+    static Tensor pack(Tensor weight, long rows) {
+        return Call.begin(REORDER, weight).tensor(weight).optI64(rows).tensorResult();
     }
 
     /** Whether this libtorch has oneDNN's linear shim. */
@@ -62,6 +90,11 @@ final class OneDnnLinear {
 
     /** {@code post(input · weightᵀ + bias)} for operands {@link #covers} accepts. */
     static Tensor linear(Tensor input, Tensor weight, Tensor bias, PostOp post) {
+        return linear(input, weight, null, bias, post);
+    }
+
+    /** The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null. */
+    static Tensor linear(Tensor input, Tensor weight, Tensor packed, Tensor bias, PostOp post) {
         MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
         MemorySegment biasSlot = MemorySegment.NULL;
         if (bias != null) {
@@ -72,8 +105,9 @@ final class OneDnnLinear {
         int team = SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8));
         int rc;
         try {
-            rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), weight.handle(), biasSlot, post.attr,
-                    MemorySegment.NULL, 0L, post.algorithm, out);
+            MemorySegment factor = (packed != null ? packed : weight).handle();
+            rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), factor, biasSlot, post.attr, MemorySegment.NULL, 0L,
+                    post.algorithm, out);
         } catch (Throwable t) {
             throw new LibTorchException("aoti_torch_cpu__linear_pointwise failed: " + t, t);
         } finally {

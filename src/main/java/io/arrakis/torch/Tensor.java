@@ -1190,7 +1190,7 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    private void checkLinear(Tensor weight, Tensor bias) {
+    void checkLinear(Tensor weight, Tensor bias) {
         long[] x = meta().shape;
         long[] w = weight.meta().shape;
         if (x.length == 0 || w.length != 2 || x[x.length - 1] != w[1]) {

@@ -1,0 +1,116 @@
+package io.arrakis.torch;
+
+import java.util.List;
+
+/**
+ * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
+ * {@link Tensor#linear}. Where oneDNN multiplies (float32 on the CPU) and the weight is large, the products read a
+ * copy of it in oneDNN's own blocked layout, made at the first product that pays for it (see {@code OneDnnLinear}) and
+ * freed by {@link #close}. The copy costs the weight's memory once more, so it is not made where the memory this
+ * process may still use is less than twice the weight's size, and it is used only once products of a few row counts
+ * through it have matched products through the weight as it is; otherwise the products read the weight as it is. The
+ * weight must not change while this is open, as the copy would not follow it.
+ */
+public final class LinearWeight implements AutoCloseable {
+    private final Tensor weight;
+    /** Rows of the products a packed copy must get right before it is used. */
+    private static final long[] CHECKED_ROWS = {1, 16, 33};
+    /** The most a checked product through the packed copy may differ from one through the weight, relatively. */
+    private static final double CHECK_TOLERANCE = 1e-4;
+    private final Object lock = new Object();
+    private volatile Tensor packed;
+    private volatile boolean decided; // whether the packed copy was made or found not to fit
+
+    /** Products with {@code weight [out, in]}, which stays its owner's. */
+    public LinearWeight(Tensor weight) {
+        if (weight.dim() != 2) {
+            throw new IllegalArgumentException("a linear weight must be [out, in], got " + weight.describe());
+        }
+        this.weight = weight;
+    }
+
+    /** The weight {@code [out, in]}. */
+    public Tensor weight() {
+        return weight;
+    }
+
+    /** {@code x · weightᵀ + bias}; {@code bias} may be null. */
+    public Tensor apply(Tensor x, Tensor bias) {
+        return product(x, bias, OneDnnLinear.PostOp.NONE);
+    }
+
+    /** {@code gelu(x · weightᵀ + bias)}, as {@link Tensor#linearGelu}. */
+    public Tensor applyGelu(Tensor x, Tensor bias, boolean tanhApproximation) {
+        return product(x, bias, tanhApproximation ? OneDnnLinear.PostOp.GELU_TANH : OneDnnLinear.PostOp.GELU);
+    }
+
+    /** Whether products now read a packed copy of the weight. */
+    public boolean isPacked() {
+        return packed != null;
+    }
+
+    private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
+        x.checkLinear(weight, bias);
+        if (!OneDnnLinear.covers(x, weight, bias)) {
+            return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
+                    : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
+        }
+        return OneDnnLinear.linear(x, weight, packedFor(x.numel() / x.size(-1)), bias, post);
+    }
+
+    /** The packed copy for a product of {@code rows} rows, made now if this is the first that pays; null where none. */
+    private Tensor packedFor(long rows) {
+        if (!OneDnnLinear.packs(rows, weight.size(0), weight.size(1))) {
+            return null;
+        }
+        if (decided) {
+            return packed;
+        }
+        synchronized (lock) {
+            if (!decided) {
+                long available = HostMemory.availableBytes();
+                long bytes = weight.numel() * weight.dtype().byteSize();
+                if (available <= 0 || available / 2 >= bytes) {
+                    // owned by this object, not by the scope of the pass that happens to make it
+                    Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
+                    if (agrees(weight, candidate)) {
+                        packed = candidate;
+                    } else {
+                        candidate.close();
+                    }
+                }
+                decided = true;
+            }
+            return packed;
+        }
+    }
+
+    /** Whether products through {@code candidate}, a packed copy of {@code weight}, match those through the weight. */
+    static boolean agrees(Tensor weight, Tensor candidate) {
+        Generator generator = new Generator(0);
+        try (TensorScope scope = TensorScope.open()) {
+            for (long rows : CHECKED_ROWS) {
+                Tensor x = Tensor.randn(generator, new long[] {rows, weight.size(1)}, weight.dtype(), weight.device());
+                Tensor expected = OneDnnLinear.linear(x, weight, null, OneDnnLinear.PostOp.NONE);
+                Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE);
+                double scale = expected.abs().max().item();
+                if (!(actual.sub(expected).abs().max().item() <= CHECK_TOLERANCE * scale)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    /** Frees the packed copy, if one was made; the weight stays its owner's. */
+    @Override
+    public void close() {
+        synchronized (lock) {
+            decided = true;
+            if (packed != null) {
+                packed.close();
+                packed = null;
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package io.arrakis.model;
+
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A float32 model whose projections are large enough for oneDNN's packed weights (see
+ * {@link io.arrakis.torch.LinearWeight}) gives the logits and cached activations of the same checkpoint loaded in
+ * float64, whose products take libtorch's own linear, with and without a cache, for one token and for sixteen.
+ */
+class PackedWeightsForwardTest {
+
+    private static HookedAutoConfig config(String family) {
+        Map<String, Object> o = family.equals("gpt2")
+                ? Map.of("n_layer", 1, "n_embd", 768, "n_head", 12, "n_positions", 32, "vocab_size", 1000)
+                : Map.of("num_hidden_layers", 1, "hidden_size", 512, "intermediate_size", 1536, "num_attention_heads", 8,
+                        "num_key_value_heads", 2, "max_position_embeddings", 32, "vocab_size", 1000);
+        return HookedAutoConfig.of(family).with(o);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2", "llama"})
+    void float32WithPackedWeightsMatchesFloat64(String family, @TempDir Path dir) throws Exception {
+        HookedAutoConfig config = config(family);
+        try (TensorScope scope = TensorScope.open()) {
+            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : source.names()) {
+                tensors.put(name, source.load(name));
+            }
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            Files.writeString(dir.resolve("config.json"), config.toJson());
+            try (HookedAutoModel packed = HookedAutoModel.fromPretrained(dir, DType.FLOAT32, Device.CPU);
+                 HookedAutoModel reference = HookedAutoModel.fromPretrained(dir, DType.FLOAT64, Device.CPU)) {
+                for (int length : new int[] {16, 1}) {
+                    Tensor ids = Tensor.randint(new io.arrakis.torch.Generator(length), 0, 1000, new long[] {1, length},
+                            Device.CPU);
+                    assertClose(reference.runWithHooks(ids), packed.runWithHooks(ids), family + " logits, " + length);
+                    try (ModelOutput a = packed.forward(ids, CacheSpec.all());
+                         ModelOutput b = reference.forward(ids, CacheSpec.all())) {
+                        assertClose(b.logits(), a.logits(), family + " logits with a cache, " + length);
+                        for (String hook : new String[] {"blocks.0.attn.hook_q", "blocks.0.hook_attn_out",
+                                "blocks.0.mlp.hook_post", "blocks.0.hook_mlp_out"}) {
+                            assertClose(b.cache().get(hook), a.cache().get(hook), family + " " + hook + ", " + length);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void assertClose(Tensor expected, Tensor actual, String what) {
+        double scale = Math.max(1, expected.abs().max().item());
+        double diff = actual.to(DType.FLOAT64).sub(expected).abs().max().item();
+        assertTrue(diff <= 1e-5 * scale, what + " off by " + diff + " (largest value " + scale + ")");
+    }
+}

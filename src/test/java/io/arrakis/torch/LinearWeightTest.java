@@ -1,0 +1,177 @@
+package io.arrakis.torch;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Products through {@link LinearWeight} equal {@code x · weightᵀ + bias} (and its GELU) computed in float64, whether
+ * they read oneDNN's packed copy of the weight (large weights, enough rows) or the weight as it is, for any number of
+ * rows after the copy was made, from several threads at once, and after the scope that made the copy has closed.
+ */
+class LinearWeightTest {
+    private final Generator g = new Generator(11);
+
+    private Tensor randn(DType dtype, long... shape) {
+        return Tensor.randn(g, shape, dtype, Device.CPU);
+    }
+
+    private static void assumeOneDnn() {
+        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN linear layers to pack weights for");
+    }
+
+    /** {@code x · weightᵀ + bias} in float64, through libtorch's matmul and add. */
+    private static Tensor reference(Tensor x, Tensor weight, Tensor bias) {
+        Tensor product = x.to(DType.FLOAT64).matmul(weight.to(DType.FLOAT64).transpose(0, 1));
+        return bias == null ? product : product.add(bias.to(DType.FLOAT64));
+    }
+
+    private static void assertClose(Tensor expected, Tensor actual, String what) {
+        assertArrayEquals(expected.shape(), actual.shape(), what);
+        double scale = Math.max(1, expected.abs().max().item());
+        double diff = actual.to(DType.FLOAT64).sub(expected).abs().max().item();
+        assertTrue(diff <= 1e-5 * scale, what + " off by " + diff + " (largest value " + scale + ")");
+    }
+
+    @Test
+    void aLargeWeightIsPackedAndItsProductsAreRight() {
+        assumeOneDnn();
+        try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT32, 1024, 768))) {
+            Tensor bias = randn(DType.FLOAT32, 1024);
+            Tensor x = randn(DType.FLOAT32, 2, 8, 768);
+            assertClose(reference(x, w.weight(), bias), w.apply(x, bias), "16 rows");
+            assertTrue(w.isPacked(), "a [1024, 768] weight times 16 rows reads the packed copy");
+            for (long rows : new long[] {1, 5, 300}) { // fewer or more rows than it was packed for
+                Tensor y = randn(DType.FLOAT32, rows, 768);
+                assertClose(reference(y, w.weight(), bias), w.apply(y, bias), rows + " rows");
+                assertClose(reference(y, w.weight(), null), w.apply(y, null), rows + " rows, no bias");
+            }
+            Tensor pre = reference(x, w.weight(), bias);
+            assertClose(pre.gelu(false), w.applyGelu(x, bias, false), "erf GELU");
+            assertClose(pre.gelu(true), w.applyGelu(x, bias, true), "tanh GELU");
+        }
+    }
+
+    @Test
+    void smallWeightsAndSmallProductsReadTheWeightAsItIs() {
+        assumeOneDnn();
+        try (TensorScope scope = TensorScope.open();
+             LinearWeight small = new LinearWeight(randn(DType.FLOAT32, 128, 128));
+             LinearWeight large = new LinearWeight(randn(DType.FLOAT32, 1024, 768))) {
+            Tensor x = randn(DType.FLOAT32, 64, 128);
+            assertClose(reference(x, small.weight(), null), small.apply(x, null), "small weight");
+            assertFalse(small.isPacked(), "a [128, 128] weight is not worth packing");
+            Tensor row = randn(DType.FLOAT32, 1, 768);
+            assertClose(reference(row, large.weight(), null), large.apply(row, null), "one row");
+            assertFalse(large.isPacked(), "one row of a [1024, 768] weight is not worth packing");
+        }
+    }
+
+    @Test
+    void outputSizesLibtorchMultipliesWronglyWhenPackedReadTheWeightAsItIs() {
+        assumeOneDnn();
+        for (long out : new long[] {1000, 1008, 50257}) {
+            try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT32, out, 768))) {
+                Tensor x = randn(DType.FLOAT32, 16, 768);
+                assertClose(reference(x, w.weight(), null), w.apply(x, null), out + " outputs");
+                assertFalse(w.isPacked(), out + " outputs is not a multiple of 64");
+            }
+        }
+    }
+
+    @Test
+    void theCheckOfAPackedCopyRefusesOneThatMultipliesWrongly() {
+        assumeOneDnn();
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor weight = randn(DType.FLOAT32, 1024, 768);
+            assertTrue(LinearWeight.agrees(weight, OneDnnLinear.pack(weight, 16)));
+            Tensor other = weight.add(randn(DType.FLOAT32, 1024, 768).mul(1e-2)); // off by about 1%
+            assertFalse(LinearWeight.agrees(weight, OneDnnLinear.pack(other, 16)));
+        }
+    }
+
+    @Test
+    void otherDtypesTakeLibtorchsLinear() {
+        try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT64, 1024, 768))) {
+            Tensor x = randn(DType.FLOAT64, 16, 768);
+            Tensor bias = randn(DType.FLOAT64, 1024);
+            Tensor expected = x.matmul(w.weight().transpose(0, 1)).add(bias);
+            assertTrue(w.apply(x, bias).sub(expected).abs().max().item() <= 1e-9 * expected.abs().max().item());
+            assertFalse(w.isPacked(), "oneDNN's linear layers are float32");
+        }
+    }
+
+    @Test
+    void thePackedCopyOutlivesTheScopeOfTheProductThatMadeIt() {
+        assumeOneDnn();
+        try (TensorScope outer = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT32, 1024, 768))) {
+            Tensor x = randn(DType.FLOAT32, 16, 768);
+            try (TensorScope pass = TensorScope.open()) {
+                w.apply(x, null);
+            }
+            assertTrue(w.isPacked());
+            assertClose(reference(x, w.weight(), null), w.apply(x, null), "after the first scope closed");
+            w.close();
+            assertFalse(w.isPacked(), "close frees the packed copy");
+            assertFalse(w.weight().isClosed(), "the weight stays its owner's");
+            assertClose(reference(x, w.weight(), null), w.apply(x, null), "after close, from the weight itself");
+        }
+    }
+
+    @Test
+    void threadsMakingTheFirstProductsAtOnceShareOneRightCopy() throws Exception {
+        assumeOneDnn();
+        try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT32, 1024, 768))) {
+            List<Tensor> inputs = new ArrayList<>();
+            List<Tensor> expected = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                inputs.add(randn(DType.FLOAT32, 16 + i, 768));
+                expected.add(reference(inputs.get(i), w.weight(), null));
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(4);
+            try {
+                List<Future<double[]>> results = new ArrayList<>();
+                for (int i = 0; i < inputs.size(); i++) {
+                    Tensor x = inputs.get(i);
+                    Tensor e = expected.get(i);
+                    results.add(pool.submit(() -> {
+                        try (TensorScope own = TensorScope.open()) {
+                            Tensor y = w.apply(x, null);
+                            return new double[] {y.to(DType.FLOAT64).sub(e).abs().max().item(), e.abs().max().item()};
+                        }
+                    }));
+                }
+                for (Future<double[]> r : results) {
+                    double[] diffAndScale = r.get();
+                    assertTrue(diffAndScale[0] <= 1e-5 * diffAndScale[1], "off by " + diffAndScale[0]);
+                }
+            } finally {
+                pool.shutdown();
+            }
+            assertTrue(w.isPacked());
+        }
+    }
+
+    @Test
+    void aWeightMustBeTwoDimensional() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor cube = randn(DType.FLOAT32, 2, 3, 4);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new LinearWeight(cube));
+            assertTrue(e.getMessage().contains("[out, in]"), e.getMessage());
+            LinearWeight w = new LinearWeight(randn(DType.FLOAT32, 4, 3));
+            assertThrows(IllegalArgumentException.class, () -> w.apply(randn(DType.FLOAT32, 2, 5), null));
+            assertEquals(2, w.weight().dim());
+        }
+    }
+}
