@@ -8,6 +8,7 @@ import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
+import io.arrakis.torch.LinearWeight;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -31,8 +32,8 @@ import java.util.concurrent.TimeUnit;
  * Suite rows {@code gpt2s_forward_f32} / {@code _bf16} ({@code noCache}), {@code gpt2s_forward_f32_cache}
  * ({@code fullCache}, every hook point cached) and their {@code reference}: {@code matmulsAlone}, the forward pass's
  * matrix products alone on operands of the same shapes, dtype and layout, through the same ops (per layer Q, K, V, O,
- * MLP in and out as linear layers, the two attention products of 12 heads as einsums, then the unembedding
- * {@code [128, 768] × [768, 50257]}).
+ * MLP in and out as linear layers, each weight a {@link LinearWeight} as the model's are, the two attention products of
+ * 12 heads as einsums, then the unembedding {@code [128, 768] × [768, 50257]}).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -51,10 +52,10 @@ public class OursForward {
     private Tensor h;
     private Tensor q;
     private Tensor pattern;
-    private Tensor wd;
-    private Tensor wIn;
-    private Tensor wOut;
-    private Tensor unembed;
+    private LinearWeight wd;
+    private LinearWeight wIn;
+    private LinearWeight wOut;
+    private LinearWeight unembed;
 
     @Setup
     public void setUp() {
@@ -69,10 +70,10 @@ public class OursForward {
         q = operand(g, type, 1, seq, c.nHeads(), c.dHead());
         pattern = operand(g, type, 1, c.nHeads(), seq, seq);
         // as the model passes them to linear layers: contiguous [out, in]
-        wd = operand(g, type, c.dModel(), c.dModel());
-        wIn = operand(g, type, c.dMlp(), c.dModel());
-        wOut = operand(g, type, c.dModel(), c.dMlp());
-        unembed = operand(g, type, c.vocabSize(), c.dModel());
+        wd = new LinearWeight(operand(g, type, c.dModel(), c.dModel()));
+        wIn = new LinearWeight(operand(g, type, c.dMlp(), c.dModel()));
+        wOut = new LinearWeight(operand(g, type, c.dModel(), c.dMlp()));
+        unembed = new LinearWeight(operand(g, type, c.vocabSize(), c.dModel()));
     }
 
     private Tensor operand(Generator g, DType type, long... shape) {
@@ -85,6 +86,9 @@ public class OursForward {
 
     @TearDown
     public void tearDown() {
+        for (LinearWeight w : new LinearWeight[] {wd, wIn, wOut, unembed}) {
+            w.close();
+        }
         operands.forEach(Tensor::close);
         ids.close();
         model.close();
@@ -103,14 +107,14 @@ public class OursForward {
         try (TensorScope scope = TensorScope.open()) {
             for (int layer = 0; layer < model.config().nLayers(); layer++) {
                 for (int i = 0; i < 4; i++) { // Q, K, V, O
-                    n += x.linear(wd, null).numel();
+                    n += wd.apply(x, null).numel();
                 }
-                n += x.linear(wIn, null).numel();
-                n += h.linear(wOut, null).numel();
+                n += wIn.apply(x, null).numel();
+                n += wOut.apply(h, null).numel();
                 n += Tensor.einsum("bqhd,bkhd->bhqk", q, q).numel();
                 n += Tensor.einsum("bhqk,bkhd->bqhd", pattern, q).numel();
             }
-            n += x.linear(unembed, null).numel();
+            n += unembed.apply(x, null).numel();
         }
         return n;
     }
