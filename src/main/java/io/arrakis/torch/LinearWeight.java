@@ -12,11 +12,12 @@ import java.util.List;
  * weight must not change while this is open, as the copy would not follow it.
  */
 public final class LinearWeight implements AutoCloseable {
-    private final Tensor weight;
     /** Rows of the products a packed copy must get right before it is used. */
     private static final long[] CHECKED_ROWS = {1, 16, 33};
     /** The most a checked product through the packed copy may differ from one through the weight, relatively. */
     private static final double CHECK_TOLERANCE = 1e-4;
+
+    private final Tensor weight;
     private final Object lock = new Object();
     private volatile Tensor packed;
     private volatile boolean decided; // whether the packed copy was made or found not to fit
