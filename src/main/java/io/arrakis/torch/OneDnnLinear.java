@@ -22,9 +22,9 @@ import java.lang.invoke.MethodHandle;
  * layout, packed once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models): on a
  * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
  * for that layout, which pays for large weights and costs more set-up than it saves on small products. libtorch 2.10
- * multiplies wrongly, without a word, by packed weights of many output sizes that are not multiples of 32 (1,000,
- * 1,008 or 50,257 outputs, at 16 rows and more), so only weights whose sizes are both multiples of 64 are packed, and
- * {@link LinearWeight} checks each packed copy against the weight as it is before using it.
+ * multiplies wrongly, without a word, by packed weights of many output sizes that are not multiples of 32 (GPT-2's
+ * vocabulary among them), so only weights whose sizes are both multiples of 64 are packed, and {@link LinearWeight}
+ * checks each packed copy against the weight as it is before using it.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
