@@ -24,6 +24,7 @@ public final class LinearWeight implements AutoCloseable {
 
     /** Products with {@code weight [out, in]}, which stays its owner's. */
     public LinearWeight(Tensor weight) {
+        java.util.Objects.requireNonNull(weight, "a linear weight must not be null");
         if (weight.dim() != 2) {
             throw new IllegalArgumentException("a linear weight must be [out, in], got " + weight.describe());
         }
@@ -51,11 +52,11 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
-        x.checkLinear(weight, bias);
-        if (!OneDnnLinear.covers(x, weight, bias)) {
+        if (!OneDnnLinear.covers(x, weight, bias)) { // libtorch's route, which checks the operands itself
             return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
                     : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
         }
+        x.checkLinear(weight, bias);
         return OneDnnLinear.linear(x, weight, packedFor(x.numel() / x.size(-1)), bias, post);
     }
 

@@ -1,6 +1,5 @@
 package io.arrakis.model;
 
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -9,11 +8,8 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,13 +28,7 @@ class CheckpointRoundTripTest {
     void aCheckpointInHuggingFaceNamesLoadsBackAsTheSameModel(String family, @TempDir Path dir) throws Exception {
         HookedAutoConfig config = TinyConfigs.of(family);
         try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 11, DType.FLOAT32);
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (String name : source.names()) {
-                tensors.put(name, source.load(name));
-            }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(dir.resolve("config.json"), config.toJson());
+            Fixtures.writeRandomCheckpoint(config, 11, dir);
             Tensor ids = Tensor.of(new long[] {3, 1, 4, 1, 5, 9, 2, 6}, 1, 8);
             try (HookedAutoModel loaded = HookedAutoModel.fromPretrained(dir);
                  HookedAutoModel created = HookedAutoModel.create(config, 11, DType.FLOAT32, Device.CPU)) {

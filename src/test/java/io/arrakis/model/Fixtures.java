@@ -4,11 +4,14 @@ import io.arrakis.json.Json;
 import io.arrakis.model.family.Families;
 import io.arrakis.model.family.ModelFamily;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -34,6 +37,21 @@ public final class Fixtures {
     public static final Path SHARED = Path.of(System.getProperty("arrakis.fixtures", "../shared/fixtures"));
 
     private Fixtures() {
+    }
+
+    /**
+     * Writes into {@code dir} a float32 checkpoint in the family's Hugging Face names and layout ({@code config.json},
+     * {@code model.safetensors}) holding the random tensors {@code HookedAutoModel.create} draws with {@code seed};
+     * they stay open in the caller's scope.
+     */
+    static void writeRandomCheckpoint(HookedAutoConfig config, long seed, Path dir) throws IOException {
+        HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, seed, DType.FLOAT32);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (String name : source.names()) {
+            tensors.put(name, source.load(name));
+        }
+        SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        Files.writeString(dir.resolve("config.json"), config.toJson());
     }
 
     /** A model of {@code shared/fixtures}: required in CI, else its test is skipped where the folder is missing. */

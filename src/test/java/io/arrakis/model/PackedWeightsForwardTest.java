@@ -1,6 +1,5 @@
 package io.arrakis.model;
 
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -9,9 +8,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -36,13 +33,7 @@ class PackedWeightsForwardTest {
     void float32WithPackedWeightsMatchesFloat64(String family, @TempDir Path dir) throws Exception {
         HookedAutoConfig config = config(family);
         try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (String name : source.names()) {
-                tensors.put(name, source.load(name));
-            }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(dir.resolve("config.json"), config.toJson());
+            Fixtures.writeRandomCheckpoint(config, 3, dir);
             try (HookedAutoModel packed = HookedAutoModel.fromPretrained(dir, DType.FLOAT32, Device.CPU);
                  HookedAutoModel reference = HookedAutoModel.fromPretrained(dir, DType.FLOAT64, Device.CPU)) {
                 for (int length : new int[] {16, 1}) {
