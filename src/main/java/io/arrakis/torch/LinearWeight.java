@@ -4,9 +4,9 @@ import java.util.List;
 
 /**
  * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
- * {@link Tensor#linear}. Where oneDNN multiplies (float32 on the CPU) and the weight is large, the products read a
- * copy of it in oneDNN's own blocked layout, made at the first product that pays for it (see {@code OneDnnLinear}) and
- * freed by {@link #close}. The copy costs the weight's memory once more, so it is not made where the memory this
+ * {@link Tensor#linear}. On the CPU, float32 products of large weights and bfloat16 products (where the CPU has
+ * AVX-512) read a copy of the weight in oneDNN's own blocked layout, made at the first product that pays for it (see
+ * {@code OneDnnLinear}) and freed by {@link #close}. The copy costs the weight's memory once more, so it is not made where the memory this
  * process may still use is less than twice the weight's size, and it is used only once products of a few row counts
  * through it have matched products through the weight as it is; otherwise the products read the weight as it is. The
  * weight must not change while this is open, as the copy would not follow it.
@@ -14,8 +14,13 @@ import java.util.List;
 public final class LinearWeight implements AutoCloseable {
     /** Rows of the products a packed copy must get right before it is used. */
     private static final long[] CHECKED_ROWS = {1, 17};
-    /** The most a checked product through the packed copy may differ from one through the weight, relatively. */
+    /**
+     * The most a checked float32 product through the packed copy may differ from one through the weight, relative to
+     * the largest value; libtorch's wrong copies are off by a third or more.
+     */
     private static final double CHECK_TOLERANCE = 1e-4;
+    /** The same in bfloat16: two roundings to 8 significant bits, each up to 2^-8 of a value, apart. */
+    private static final double CHECK_TOLERANCE_BFLOAT16 = 2e-2;
 
     private final Tensor weight;
     private final Object lock = new Object();
@@ -52,17 +57,25 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
-        if (!OneDnnLinear.covers(x, weight, bias)) { // libtorch's route, which checks the operands itself
-            return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
-                    : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
+        if (OneDnnLinear.covers(x, weight, bias)) {
+            x.checkLinear(weight, bias);
+            return OneDnnLinear.linear(x, weight, packedFor(x.numel() / x.size(-1)), bias, post);
         }
-        x.checkLinear(weight, bias);
-        return OneDnnLinear.linear(x, weight, packedFor(x.numel() / x.size(-1)), bias, post);
+        if (OneDnnLinear.coversPacked(x, weight, bias)) {
+            x.checkLinear(weight, bias);
+            Tensor copy = packedFor(x.numel() / x.size(-1));
+            if (copy != null) {
+                return OneDnnLinear.linear(x, weight, copy, bias, post);
+            }
+        }
+        // libtorch's route, which checks the operands itself
+        return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
+                : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
     }
 
     /** The packed copy for a product of {@code rows} rows, made now if this is the first that pays; null where none. */
     private Tensor packedFor(long rows) {
-        if (!OneDnnLinear.packs(rows, weight.size(0), weight.size(1))) {
+        if (!OneDnnLinear.packs(rows, weight.size(0), weight.size(1), weight.dtype())) {
             return null;
         }
         if (decided) {
@@ -87,16 +100,20 @@ public final class LinearWeight implements AutoCloseable {
         }
     }
 
-    /** Whether products through {@code candidate}, a packed copy of {@code weight}, match those through the weight. */
+    /**
+     * Whether products through {@code candidate}, a packed copy of {@code weight}, match those of {@link Tensor#linear}
+     * through the weight.
+     */
     static boolean agrees(Tensor weight, Tensor candidate) {
         Generator generator = new Generator(0);
+        double tolerance = weight.dtype() == DType.BFLOAT16 ? CHECK_TOLERANCE_BFLOAT16 : CHECK_TOLERANCE;
         try (TensorScope scope = TensorScope.open()) {
             for (long rows : CHECKED_ROWS) {
                 Tensor x = Tensor.randn(generator, new long[] {rows, weight.size(1)}, weight.dtype(), weight.device());
-                Tensor expected = OneDnnLinear.linear(x, weight, null, OneDnnLinear.PostOp.NONE);
-                Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE);
+                Tensor expected = x.linear(weight, null).to(DType.FLOAT32);
+                Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE).to(DType.FLOAT32);
                 double scale = expected.abs().max().item();
-                if (!(actual.sub(expected).abs().max().item() <= CHECK_TOLERANCE * scale)) {
+                if (!(actual.sub(expected).abs().max().item() <= tolerance * scale)) {
                     return false;
                 }
             }

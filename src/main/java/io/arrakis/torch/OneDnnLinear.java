@@ -21,10 +21,13 @@ import java.lang.invoke.MethodHandle;
  * <p>A weight multiplied again and again ({@link LinearWeight}) can also be handed over in oneDNN's own blocked
  * layout, packed once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models): on a
  * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
- * for that layout, which pays for large weights and costs more set-up than it saves on small products. libtorch 2.10
- * multiplies wrongly, without a word, by packed weights of many output sizes that are not multiples of 32 (GPT-2's
- * vocabulary among them), so only weights whose sizes are both multiples of 64 are packed, and {@link LinearWeight}
- * checks each packed copy against the weight as it is before using it.
+ * for that layout. In float32 that pays for large weights and costs more set-up than it saves on small products;
+ * libtorch 2.10 also multiplies wrongly, without a word, by packed float32 weights of many output sizes that are not
+ * multiples of 32 (GPT-2's vocabulary among them), so only float32 weights whose sizes are both multiples of 64 are
+ * packed. In bfloat16, on CPUs with AVX-512 (where oneDNN runs bfloat16 kernels; libtorch refuses its bfloat16 linear
+ * layers elsewhere), packed weights beat libtorch's linear at every size and row count, and every weight is packed;
+ * plain bfloat16 weights keep libtorch's route, which is as fast or faster. {@link LinearWeight} checks each packed
+ * copy against the weight as it is before using it.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
@@ -54,7 +57,12 @@ final class OneDnnLinear {
         }
     }
 
-    /** Elements of a weight below which its packed layout does not pay. */
+    private static final MethodHandle AVX512 = Native.optionalFunction("_ZN2at3cpu19is_avx512_supportedEv",
+            FunctionDescriptor.of(ValueLayout.JAVA_BOOLEAN));
+    /** Whether oneDNN's bfloat16 linear layers run here: libtorch's own test, AVX-512 F, BW, VL and DQ. */
+    private static final boolean BFLOAT16 = available() && avx512();
+
+    /** Elements of a float32 weight below which its packed layout does not pay. */
     static final long PACK_MIN_WEIGHT = 1L << 19;
     /** Multiply-adds of a product below which the packed layout's set-up costs more than it saves. */
     static final long PACK_MIN_WORK = 1L << 22;
@@ -63,8 +71,14 @@ final class OneDnnLinear {
     private OneDnnLinear() {
     }
 
-    /** Whether a product of {@code rows} rows with a weight {@code [out, in]} should read a packed copy of it. */
-    static boolean packs(long rows, long out, long in) {
+    /**
+     * Whether a product of {@code rows} rows with a weight {@code [out, in]} of {@code dtype} should read a packed copy
+     * of it, for operands {@link #covers} or {@link #coversPacked} accepts.
+     */
+    static boolean packs(long rows, long out, long in, DType dtype) {
+        if (dtype == DType.BFLOAT16) {
+            return true;
+        }
         long elements = out * in;
         return out % 64 == 0 && in % 64 == 0 && elements >= PACK_MIN_WEIGHT && rows * elements >= PACK_MIN_WORK;
     }
@@ -88,12 +102,24 @@ final class OneDnnLinear {
                 && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
     }
 
+    /**
+     * Whether {@link #linear} computes {@code input · weightᵀ + bias} for these operands, already checked to fit, when
+     * it reads a {@link #pack packed} copy of the weight: bfloat16 on a CPU where oneDNN runs it.
+     */
+    static boolean coversPacked(Tensor input, Tensor weight, Tensor bias) {
+        return BFLOAT16 && input.device().isCpu() && input.dtype() == DType.BFLOAT16 && input.numel() > 0
+                && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
+    }
+
     /** {@code post(input · weightᵀ + bias)} for operands {@link #covers} accepts. */
     static Tensor linear(Tensor input, Tensor weight, Tensor bias, PostOp post) {
         return linear(input, weight, null, bias, post);
     }
 
-    /** The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null. */
+    /**
+     * The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null;
+     * for operands {@link #coversPacked} accepts, {@code packed} must not be null.
+     */
     static Tensor linear(Tensor input, Tensor weight, Tensor packed, Tensor bias, PostOp post) {
         MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
         MemorySegment biasSlot = MemorySegment.NULL;
@@ -115,5 +141,16 @@ final class OneDnnLinear {
         }
         Native.op(rc, "mkldnn::_linear_pointwise", input, weight, bias, post);
         return Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    private static boolean avx512() {
+        if (AVX512 == null) {
+            return false;
+        }
+        try {
+            return (boolean) AVX512.invokeExact();
+        } catch (Throwable t) {
+            throw new LibTorchException("at::cpu::is_avx512_supported failed: " + t, t);
+        }
     }
 }

@@ -45,10 +45,19 @@ public final class Fixtures {
      * they stay open in the caller's scope.
      */
     static void writeRandomCheckpoint(HookedAutoConfig config, long seed, Path dir) throws IOException {
+        writeRandomCheckpoint(config, seed, dir, DType.FLOAT32);
+    }
+
+    /**
+     * The same, each value first rounded to {@code precision} (a float32 checkpoint still), so that the checkpoint
+     * loads without rounding in that dtype and in any wider one.
+     */
+    static void writeRandomCheckpoint(HookedAutoConfig config, long seed, Path dir, DType precision) throws IOException {
         HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, seed, DType.FLOAT32);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         for (String name : source.names()) {
-            tensors.put(name, source.load(name));
+            Tensor t = source.load(name);
+            tensors.put(name, precision == DType.FLOAT32 ? t : t.to(precision).to(DType.FLOAT32));
         }
         SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         Files.writeString(dir.resolve("config.json"), config.toJson());

@@ -101,6 +101,52 @@ class LinearWeightTest {
         }
     }
 
+    /**
+     * bfloat16 products against float64 from the same bfloat16 operands: each output is rounded once to 8 significant
+     * bits (up to 2^-8 of it), and the float32 sums of 768 terms may round differently, so 1% of the largest value.
+     */
+    private static void assertCloseBfloat16(Tensor expected, Tensor actual, String what) {
+        assertEquals(DType.BFLOAT16, actual.dtype(), what);
+        assertArrayEquals(expected.shape(), actual.shape(), what);
+        double scale = expected.abs().max().item();
+        double diff = actual.to(DType.FLOAT64).sub(expected).abs().max().item();
+        assertTrue(diff <= 1e-2 * scale, what + " off by " + diff + " (largest value " + scale + ")");
+    }
+
+    @Test
+    void bfloat16WeightsArePackedOnCpusWithAvx512AndTheirProductsAreRight() {
+        assumeOneDnn();
+        // output sizes that are not multiples of 32 included: libtorch's packed float32 weights get those wrong
+        for (long out : new long[] {384, 1000, 2056}) {
+            try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.BFLOAT16, out, 128))) {
+                Tensor bias = randn(DType.BFLOAT16, out);
+                for (long rows : new long[] {1, 7, 32, 130}) {
+                    Tensor x = randn(DType.BFLOAT16, rows, 128);
+                    assertCloseBfloat16(reference(x, w.weight(), bias), w.apply(x, bias), out + " outputs, " + rows + " rows");
+                    assertEquals(OneDnnLinear.coversPacked(x, w.weight(), bias), w.isPacked(),
+                            "bfloat16 weights are packed wherever oneDNN runs bfloat16 (AVX-512)");
+                }
+                Tensor x = randn(DType.BFLOAT16, 2, 9, 128);
+                Tensor pre = reference(x, w.weight(), bias);
+                assertCloseBfloat16(pre.gelu(true), w.applyGelu(x, bias, true), out + " outputs, tanh GELU");
+                assertCloseBfloat16(pre.gelu(false), w.applyGelu(x, bias, false), out + " outputs, erf GELU");
+            }
+        }
+    }
+
+    @Test
+    void theCheckOfAPackedBfloat16CopyRefusesOneThatMultipliesWrongly() {
+        assumeOneDnn();
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor weight = randn(DType.BFLOAT16, 256, 128);
+            assumeTrue(OneDnnLinear.coversPacked(randn(DType.BFLOAT16, 1, 128), weight, null),
+                    "oneDNN runs no bfloat16 linear layers on this CPU");
+            assertTrue(LinearWeight.agrees(weight, OneDnnLinear.pack(weight, 16)));
+            Tensor other = weight.add(randn(DType.BFLOAT16, 256, 128).mul(0.1)); // off by about 10%
+            assertFalse(LinearWeight.agrees(weight, OneDnnLinear.pack(other, 16)));
+        }
+    }
+
     @Test
     void otherDtypesTakeLibtorchsLinear() {
         try (TensorScope scope = TensorScope.open(); LinearWeight w = new LinearWeight(randn(DType.FLOAT64, 1024, 768))) {
@@ -108,7 +154,7 @@ class LinearWeightTest {
             Tensor bias = randn(DType.FLOAT64, 1024);
             Tensor expected = x.matmul(w.weight().transpose(0, 1)).add(bias);
             assertTrue(w.apply(x, bias).sub(expected).abs().max().item() <= 1e-9 * expected.abs().max().item());
-            assertFalse(w.isPacked(), "oneDNN's linear layers are float32");
+            assertFalse(w.isPacked(), "oneDNN's linear layers are float32 and bfloat16");
         }
     }
 
