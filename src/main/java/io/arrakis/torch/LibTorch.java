@@ -138,6 +138,15 @@ public final class LibTorch {
     }
 
     /**
+     * Whether bfloat16 products with a model's weights on the CPU ({@link LinearWeight}) run oneDNN's inner product
+     * on packed copies of the weights: a libtorch with oneDNN on a CPU with AVX-512; elsewhere they take libtorch's
+     * linear.
+     */
+    public static boolean oneDnnBfloat16Weights() {
+        return OneDnnLinear.bfloat16();
+    }
+
+    /**
      * Whether two-operand float32 and float64 einsums and batched matrix products on the CPU run as one batched product
      * of the bundled OpenBLAS (large enough products in layouts BLAS reads in place), rather than libtorch's own.
      */

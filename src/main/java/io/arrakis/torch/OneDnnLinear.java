@@ -102,6 +102,11 @@ final class OneDnnLinear {
                 && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
     }
 
+    /** Whether oneDNN's bfloat16 linear layers run here. */
+    static boolean bfloat16() {
+        return BFLOAT16;
+    }
+
     /**
      * Whether {@link #linear} computes {@code input · weightᵀ + bias} for these operands, already checked to fit, when
      * it reads a {@link #pack packed} copy of the weight: bfloat16 on a CPU where oneDNN runs it.
