@@ -4,12 +4,13 @@ import java.util.List;
 
 /**
  * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
- * {@link Tensor#linear}. On the CPU, float32 products of large weights and bfloat16 products (where the CPU has
- * AVX-512) read a copy of the weight in oneDNN's own blocked layout, made at the first product that pays for it (see
- * {@code OneDnnLinear}) and freed by {@link #close}. The copy costs the weight's memory once more, so it is not made where the memory this
- * process may still use is less than twice the weight's size, and it is used only once products of a few row counts
- * through it have matched products through the weight as it is; otherwise the products read the weight as it is. The
- * weight must not change while this is open, as the copy would not follow it.
+ * {@link Tensor#linear}. On the CPU, float32 products with weights whose sizes are both multiples of 64, and bfloat16
+ * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
+ * {@code OneDnnLinear}), made at the first product and freed by {@link #close}. The copy costs the weight's memory
+ * once more, so it is not made where the memory this process may still use is less than twice the weight's size, and
+ * it is used only once products of a few row counts through it have matched products through the weight as it is;
+ * otherwise the products read the weight as it is. The weight must not change while this is open, as the copy would
+ * not follow it.
  */
 public final class LinearWeight implements AutoCloseable {
     /** Rows of the products a packed copy must get right before it is used. */
@@ -73,9 +74,9 @@ public final class LinearWeight implements AutoCloseable {
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
     }
 
-    /** The packed copy for a product of {@code rows} rows, made now if this is the first that pays; null where none. */
+    /** The packed copy, made now (laid out for products of {@code rows} rows) if this is the first product; null where none. */
     private Tensor packedFor(long rows) {
-        if (!OneDnnLinear.packs(rows, weight.size(0), weight.size(1), weight.dtype())) {
+        if (!OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype())) {
             return null;
         }
         if (decided) {

@@ -21,13 +21,12 @@ import java.lang.invoke.MethodHandle;
  * <p>A weight multiplied again and again ({@link LinearWeight}) can also be handed over in oneDNN's own blocked
  * layout, packed once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models): on a
  * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
- * for that layout. In float32 that pays for large weights and costs more set-up than it saves on small products;
- * libtorch 2.10 also multiplies wrongly, without a word, by packed float32 weights of many output sizes that are not
- * multiples of 32 (GPT-2's vocabulary among them), so only float32 weights whose sizes are both multiples of 64 are
- * packed. In bfloat16, on CPUs with AVX-512 (where oneDNN runs bfloat16 kernels; libtorch refuses its bfloat16 linear
- * layers elsewhere), packed weights beat libtorch's linear at every size and row count, and every weight is packed;
- * plain bfloat16 weights keep libtorch's route, which is as fast or faster. {@link LinearWeight} checks each packed
- * copy against the weight as it is before using it.
+ * for that layout, as fast or faster at every size and row count. libtorch 2.10 multiplies wrongly, without a word,
+ * by packed float32 weights of many output sizes that are not multiples of 32 (GPT-2's vocabulary among them), so
+ * only float32 weights whose sizes are both multiples of 64 are packed. In bfloat16, on CPUs with AVX-512 (where oneDNN
+ * runs bfloat16 kernels; libtorch refuses its bfloat16 linear layers elsewhere), every weight is packed; plain
+ * bfloat16 weights keep libtorch's route, which is as fast or faster than oneDNN's on them. {@link LinearWeight}
+ * checks each packed copy against the weight as it is before using it.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
@@ -62,25 +61,17 @@ final class OneDnnLinear {
     /** Whether oneDNN's bfloat16 linear layers run here: libtorch's own test, AVX-512 F, BW, VL and DQ. */
     private static final boolean BFLOAT16 = available() && avx512();
 
-    /** Elements of a float32 weight below which its packed layout does not pay. */
-    static final long PACK_MIN_WEIGHT = 1L << 19;
-    /** Multiply-adds of a product below which the packed layout's set-up costs more than it saves. */
-    static final long PACK_MIN_WORK = 1L << 22;
     private static final Op REORDER = Op.of("mkldnn::_reorder_linear_weight", "");
 
     private OneDnnLinear() {
     }
 
     /**
-     * Whether a product of {@code rows} rows with a weight {@code [out, in]} of {@code dtype} should read a packed copy
-     * of it, for operands {@link #covers} or {@link #coversPacked} accepts.
+     * Whether products with a weight {@code [out, in]} of {@code dtype} should read a packed copy of it, for operands
+     * {@link #covers} or {@link #coversPacked} accepts.
      */
-    static boolean packs(long rows, long out, long in, DType dtype) {
-        if (dtype == DType.BFLOAT16) {
-            return true;
-        }
-        long elements = out * in;
-        return out % 64 == 0 && in % 64 == 0 && elements >= PACK_MIN_WEIGHT && rows * elements >= PACK_MIN_WORK;
+    static boolean packs(long out, long in, DType dtype) {
+        return dtype == DType.BFLOAT16 || (out % 64 == 0 && in % 64 == 0);
     }
 
     /**
