@@ -11,6 +11,7 @@ import java.nio.file.Path;
  */
 public final class HostMemory {
     private static final long TOTAL = readTotal();
+    private static final long USABLE = readUsable();
 
     private HostMemory() {
     }
@@ -18,6 +19,11 @@ public final class HostMemory {
     /** MemTotal plus swap, read once. */
     public static long totalBytes() {
         return TOTAL;
+    }
+
+    /** MemTotal without swap, capped by this process's cgroup limit when there is one; read once. */
+    public static long usableBytes() {
+        return USABLE;
     }
 
     /** MemAvailable, capped by this process's cgroup limit (less what the cgroup uses) when there is one; read now. */
@@ -35,6 +41,12 @@ public final class HostMemory {
         return total > 0 ? total + meminfo("SwapTotal:") : 0;
     }
 
+    private static long readUsable() {
+        long total = meminfo("MemTotal:");
+        long limit = cgroupLimit();
+        return limit > 0 && (total <= 0 || limit < total) ? limit : total;
+    }
+
     private static long meminfo(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
@@ -49,14 +61,26 @@ public final class HostMemory {
     }
 
     private static long cgroupRoom() {
+        long limit = cgroupLimit();
+        if (limit <= 0) {
+            return 0;
+        }
+        try {
+            Path current = Path.of("/sys/fs/cgroup/memory.current");
+            return limit - (Files.isReadable(current) ? Long.parseLong(Files.readString(current).trim()) : 0);
+        } catch (IOException | RuntimeException e) {
+            return limit;
+        }
+    }
+
+    /** The cgroup v2 memory limit, or 0 where there is none or it is unreadable. */
+    private static long cgroupLimit() {
         try {
             Path max = Path.of("/sys/fs/cgroup/memory.max");
-            Path current = Path.of("/sys/fs/cgroup/memory.current");
             if (Files.isReadable(max)) {
                 String text = Files.readString(max).trim();
                 if (!text.equals("max")) {
-                    long used = Files.isReadable(current) ? Long.parseLong(Files.readString(current).trim()) : 0;
-                    return Long.parseLong(text) - used;
+                    return Long.parseLong(text);
                 }
             }
         } catch (IOException | RuntimeException e) {

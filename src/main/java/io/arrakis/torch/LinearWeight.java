@@ -7,8 +7,9 @@ import java.util.List;
  * {@link Tensor#linear}. On the CPU, float32 products with weights whose sizes are both multiples of 64, and bfloat16
  * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
  * {@code OneDnnLinear}), made at the first product and freed by {@link #close}. The copy costs the weight's memory
- * once more, so it is not made where the memory this process may still use is less than twice the weight's size, and
- * it is used only once products of a few row counts through it have matched products through the weight as it is;
+ * once more, so it is not made where it would leave less than an eighth of the memory this process may use, or less
+ * than its own size, available ({@link HostMemory}), and it is used only once products of a few row counts through it
+ * have matched products through the weight as it is;
  * otherwise the products read the weight as it is. The weight must not change while this is open, as the copy would
  * not follow it.
  */
@@ -74,7 +75,7 @@ public final class LinearWeight implements AutoCloseable {
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
     }
 
-    /** The packed copy, made now (laid out for products of {@code rows} rows) if this is the first product; null where none. */
+    /** The packed copy, made now for products of about {@code rows} rows if this is the first; null where none. */
     private Tensor packedFor(long rows) {
         if (!OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype())) {
             return null;
@@ -84,9 +85,8 @@ public final class LinearWeight implements AutoCloseable {
         }
         synchronized (lock) {
             if (!decided) {
-                long available = HostMemory.availableBytes();
                 long bytes = weight.numel() * weight.dtype().byteSize();
-                if (available <= 0 || available / 2 >= bytes) {
+                if (roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
                     // owned by this object, not by the scope of the pass that happens to make it
                     Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
                     if (agrees(weight, candidate)) {
@@ -102,6 +102,15 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     /**
+     * Whether a packed copy of {@code bytes} may be made with {@code available} bytes of memory available (0: unknown)
+     * out of {@code usable} (0: unknown): the passes need room for their activations too, so an eighth of the usable
+     * memory, and at least as much as the copy, must stay available after it.
+     */
+    static boolean roomFor(long bytes, long available, long usable) {
+        return available <= 0 || available - bytes >= Math.max(bytes, usable / 8);
+    }
+
+    /**
      * Whether products through {@code candidate}, a packed copy of {@code weight}, match those of {@link Tensor#linear}
      * through the weight.
      */
@@ -112,7 +121,8 @@ public final class LinearWeight implements AutoCloseable {
             for (long rows : CHECKED_ROWS) {
                 Tensor x = Tensor.randn(generator, new long[] {rows, weight.size(1)}, weight.dtype(), weight.device());
                 Tensor expected = x.linear(weight, null).to(DType.FLOAT32);
-                Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE).to(DType.FLOAT32);
+                Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE)
+                        .to(DType.FLOAT32);
                 double scale = expected.abs().max().item();
                 if (!(actual.sub(expected).abs().max().item() <= tolerance * scale)) {
                     return false;

@@ -210,6 +210,17 @@ class LinearWeightTest {
     }
 
     @Test
+    void aPackedCopyLeavesAnEighthOfTheMemoryAndAtLeastItsOwnSizeAvailable() {
+        long gib = 1L << 30;
+        assertTrue(LinearWeight.roomFor(gib, 10 * gib, 16 * gib), "9 GiB left of 16");
+        assertFalse(LinearWeight.roomFor(gib, 3 * gib, 24 * gib), "2 GiB left of 24 is under an eighth");
+        assertTrue(LinearWeight.roomFor(gib, 4 * gib, 24 * gib), "3 GiB left of 24 is an eighth");
+        assertFalse(LinearWeight.roomFor(4 * gib, 7 * gib, 16 * gib), "3 GiB left is less than the copy");
+        assertTrue(LinearWeight.roomFor(gib, 2 * gib, 0), "usable memory unknown: the copy's size must stay");
+        assertTrue(LinearWeight.roomFor(gib, 0, 16 * gib), "available memory unknown (not Linux)");
+    }
+
+    @Test
     void aWeightMustBeTwoDimensional() {
         try (TensorScope scope = TensorScope.open()) {
             Tensor cube = randn(DType.FLOAT32, 2, 3, 4);
