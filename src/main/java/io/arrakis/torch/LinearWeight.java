@@ -9,9 +9,8 @@ import java.util.List;
  * {@code OneDnnLinear}), made at the first product and freed by {@link #close}. The copy costs the weight's memory
  * once more, so it is not made where it would leave less than an eighth of the memory this process may use, or less
  * than its own size, available ({@link HostMemory}), and it is used only once products of a few row counts through it
- * have matched products through the weight as it is;
- * otherwise the products read the weight as it is. The weight must not change while this is open, as the copy would
- * not follow it.
+ * have matched products through the weight as it is; otherwise the products read the weight as it is. The weight must
+ * not change while this is open, as the copy would not follow it.
  */
 public final class LinearWeight implements AutoCloseable {
     /** Rows of the products a packed copy must get right before it is used. */

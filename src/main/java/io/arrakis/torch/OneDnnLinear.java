@@ -58,7 +58,7 @@ final class OneDnnLinear {
 
     private static final MethodHandle AVX512 = Native.optionalFunction("_ZN2at3cpu19is_avx512_supportedEv",
             FunctionDescriptor.of(ValueLayout.JAVA_BOOLEAN));
-    /** Whether oneDNN's bfloat16 linear layers run here: libtorch's own test, AVX-512 F, BW, VL and DQ. */
+    /** Whether oneDNN's bfloat16 linear layers run here: the CPU has AVX-512 F, BW, VL and DQ, as libtorch reports. */
     private static final boolean BFLOAT16 = available() && avx512();
 
     private static final Op REORDER = Op.of("mkldnn::_reorder_linear_weight", "");
