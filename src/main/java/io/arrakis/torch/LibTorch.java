@@ -35,7 +35,8 @@ import java.util.stream.Stream;
  * {@code OPENBLAS_THREAD_TIMEOUT=4}, unless set), and
  * {@code -Darrakis.threads=N} / {@code ARRAKIS_THREADS=N} caps the threads one op uses (1 suits many concurrent callers),
  * and glibc is told to return large freed tensors to the system rather than keep them in per-thread arenas
- * ({@code -Darrakis.malloc=default} or {@code ARRAKIS_MALLOC=default} keep glibc's own settings).
+ * ({@code -Darrakis.malloc=default} or {@code ARRAKIS_MALLOC=default} keep glibc's own settings);
+ * {@code -Darrakis.packedWeights=off} or {@code ARRAKIS_PACKED_WEIGHTS=off} keeps models' CPU weights unpacked.
  */
 public final class LibTorch {
 
@@ -51,6 +52,13 @@ public final class LibTorch {
     public static final String PROPERTY_MALLOC = "arrakis.malloc";
     /** Environment variable with the same meaning as {@link #PROPERTY_MALLOC}. */
     public static final String ENV_MALLOC = "ARRAKIS_MALLOC";
+    /**
+     * System property: {@code on} (the default: CPU products with a model's weights read copies packed in oneDNN's
+     * layout, see {@link LinearWeight}) or {@code off} (no copies: less memory, slower products).
+     */
+    public static final String PROPERTY_PACKED_WEIGHTS = "arrakis.packedWeights";
+    /** Environment variable with the same meaning as {@link #PROPERTY_PACKED_WEIGHTS}. */
+    public static final String ENV_PACKED_WEIGHTS = "ARRAKIS_PACKED_WEIGHTS";
     /** System property: the folder the bundled CPU build is extracted into, instead of the per-user cache. */
     public static final String PROPERTY_CACHE = "arrakis.cache";
 
@@ -73,6 +81,7 @@ public final class LibTorch {
     static final long EXTENSION_BUILD_VERSION = (2L << 56) | (10L << 48);
 
     private static volatile Info info;
+    private static volatile boolean packedWeights = true; // set by load()
 
     private LibTorch() {
     }
@@ -163,6 +172,7 @@ public final class LibTorch {
         NativeHeap.Outcome heap = NativeHeap.configure();
         preferSleepingIdleThreads();
         applyThreadCount();
+        packedWeights = packedWeightsSetting(System.getProperty(PROPERTY_PACKED_WEIGHTS), System.getenv(ENV_PACKED_WEIGHTS));
         String property = System.getProperty(PROPERTY_FOLDER);
         String env = System.getenv(ENV_FOLDER);
         Info loaded;
@@ -175,6 +185,28 @@ public final class LibTorch {
         }
         Cuda.initialise(loaded.cudaBuild());
         return loaded;
+    }
+
+    /** Whether CPU products with a model's weights may read packed copies of them ({@link #PROPERTY_PACKED_WEIGHTS}). */
+    static boolean packedWeights() {
+        return packedWeights;
+    }
+
+    /**
+     * {@code -Darrakis.packedWeights} (wins) or {@code ARRAKIS_PACKED_WEIGHTS}: {@code on} (the default) or
+     * {@code off}; any other value is refused.
+     */
+    static boolean packedWeightsSetting(String property, String env) {
+        String value = property != null ? property : env;
+        if (value == null || value.isBlank()) {
+            return true;
+        }
+        return switch (value.trim()) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new LibTorchException((property != null ? "-D" + PROPERTY_PACKED_WEIGHTS
+                    : "$" + ENV_PACKED_WEIGHTS) + " must be 'on' or 'off', got '" + value + "'");
+        };
     }
 
     /**

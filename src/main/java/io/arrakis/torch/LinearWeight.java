@@ -1,5 +1,6 @@
 package io.arrakis.torch;
 
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
@@ -10,9 +11,12 @@ import java.util.List;
  * once more, so it is not made where it would leave less than an eighth of the memory this process may use, or less
  * than its own size, available ({@link HostMemory}), and it is used only once products of a few row counts through it
  * have matched products through the weight as it is; otherwise the products read the weight as it is. The weight must
- * not change while this is open, as the copy would not follow it.
+ * not change while this is open, as the copy would not follow it. {@code -Darrakis.packedWeights=off} or
+ * {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
  */
 public final class LinearWeight implements AutoCloseable {
+    /** The out-parameter slot this class reads libtorch's thread count into (OneDnnLinear uses the first three). */
+    private static final long TEAM_SLOT = 24;
     /** Rows of the products a packed copy must get right before it is used. */
     private static final long[] CHECKED_ROWS = {1, 17};
     /**
@@ -25,8 +29,15 @@ public final class LinearWeight implements AutoCloseable {
 
     private final Tensor weight;
     private final Object lock = new Object();
-    private volatile Tensor packed;
+    private volatile Packed packed;
     private volatile boolean decided; // whether the packed copy was made or found not to fit
+
+    /**
+     * A packed copy and the number of threads it was packed for: oneDNN lays a weight out for the team that packs it
+     * and reads it as laid out for the team that multiplies, so every product through it runs on that team.
+     */
+    private record Packed(Tensor copy, int team) {
+    }
 
     /** Products with {@code weight [out, in]}, which stays its owner's. */
     public LinearWeight(Tensor weight) {
@@ -58,15 +69,20 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
-        if (OneDnnLinear.covers(x, weight, bias)) {
+        boolean plainToo = OneDnnLinear.covers(x, weight, bias);
+        if (plainToo || OneDnnLinear.coversPacked(x, weight, bias)) {
             x.checkLinear(weight, bias);
-            return OneDnnLinear.linear(x, weight, packedFor(x.numel() / x.size(-1)), bias, post);
-        }
-        if (OneDnnLinear.coversPacked(x, weight, bias)) {
-            x.checkLinear(weight, bias);
-            Tensor copy = packedFor(x.numel() / x.size(-1));
-            if (copy != null) {
-                return OneDnnLinear.linear(x, weight, copy, bias, post);
+            Packed p = packedFor(x.numel() / x.size(-1));
+            if (p != null) {
+                int team = SmallOps.exactTeam(p.team(), Native.out().asSlice(TEAM_SLOT, 8));
+                try {
+                    return OneDnnLinear.linear(x, weight, p.copy(), bias, post);
+                } finally {
+                    SmallOps.restore(team);
+                }
+            }
+            if (plainToo) {
+                return OneDnnLinear.linear(x, weight, null, bias, post);
             }
         }
         // libtorch's route, which checks the operands itself
@@ -74,9 +90,13 @@ public final class LinearWeight implements AutoCloseable {
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
     }
 
-    /** The packed copy, made now for products of about {@code rows} rows if this is the first; null where none. */
-    private Tensor packedFor(long rows) {
-        if (!OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype())) {
+    /**
+     * The packed copy, made now if this is the first product, for about {@code rows} rows on the team such a product
+     * gets; null where none.
+     */
+    private Packed packedFor(long rows) {
+        if (!LibTorch.packedWeights() || !SmallOps.available()
+                || !OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype())) {
             return null;
         }
         if (decided) {
@@ -86,12 +106,19 @@ public final class LinearWeight implements AutoCloseable {
             if (!decided) {
                 long bytes = weight.numel() * weight.dtype().byteSize();
                 if (roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
-                    // owned by this object, not by the scope of the pass that happens to make it
-                    Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
-                    if (agrees(weight, candidate)) {
-                        packed = candidate;
-                    } else {
-                        candidate.close();
+                    MemorySegment scratch = Native.out().asSlice(TEAM_SLOT, 8);
+                    int team = SmallOps.fittedTeam(rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN, scratch);
+                    int restore = SmallOps.exactTeam(team, scratch);
+                    try {
+                        // owned by this object, not by the scope of the pass that happens to make it
+                        Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
+                        if (agrees(weight, candidate)) {
+                            packed = new Packed(candidate, team);
+                        } else {
+                            candidate.close();
+                        }
+                    } finally {
+                        SmallOps.restore(restore);
                     }
                 }
                 decided = true;
@@ -111,7 +138,7 @@ public final class LinearWeight implements AutoCloseable {
 
     /**
      * Whether products through {@code candidate}, a packed copy of {@code weight}, match those of {@link Tensor#linear}
-     * through the weight.
+     * through the weight, on the calling thread's team as it is.
      */
     static boolean agrees(Tensor weight, Tensor candidate) {
         Generator generator = new Generator(0);
@@ -137,7 +164,7 @@ public final class LinearWeight implements AutoCloseable {
         synchronized (lock) {
             decided = true;
             if (packed != null) {
-                packed.close();
+                packed.copy().close();
                 packed = null;
             }
         }

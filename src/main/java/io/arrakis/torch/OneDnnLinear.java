@@ -75,8 +75,9 @@ final class OneDnnLinear {
     }
 
     /**
-     * oneDNN's packed copy of a weight {@link #covers} accepts, laid out for products of about {@code rows} rows: an
-     * opaque tensor only {@link #linear} reads.
+     * oneDNN's packed copy of a weight {@link #covers} or {@link #coversPacked} accepts, laid out for products of about
+     * {@code rows} rows on the calling thread's team as it is: an opaque tensor only {@link #linear} reads, on the
+     * same team.
      */
     static Tensor pack(Tensor weight, long rows) {
         return Call.begin(REORDER, weight).tensor(weight).optI64(rows).tensorResult();
@@ -114,7 +115,9 @@ final class OneDnnLinear {
 
     /**
      * The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null;
-     * for operands {@link #coversPacked} accepts, {@code packed} must not be null.
+     * for operands {@link #coversPacked} accepts, {@code packed} must not be null. A packed copy's layout depends on the
+     * number of threads it was packed for, and its products assume their own: they run on the calling thread's team as
+     * it is, which the caller sets to the team the copy was packed under; plain products get a team fitted to them.
      */
     static Tensor linear(Tensor input, Tensor weight, Tensor packed, Tensor bias, PostOp post) {
         MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
@@ -124,7 +127,7 @@ final class OneDnnLinear {
             biasSlot.set(ValueLayout.ADDRESS, 0, bias.handle());
         }
         long outputs = input.numel() / input.size(-1) * weight.size(0);
-        int team = SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8));
+        int team = packed == null ? SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8)) : 0;
         int rc;
         try {
             MemorySegment factor = (packed != null ? packed : weight).handle();

@@ -49,15 +49,37 @@ final class SmallOps {
         if (!available()) {
             return 0;
         }
-        // libtorch's count, not OpenMP's: it first gives this thread libtorch's default if it has none yet
-        Native.check(arrakis_torch_h.torch_get_num_threads(scratch), "torch_get_num_threads");
-        int team = scratch.get(ValueLayout.JAVA_INT, 0);
+        int team = threads(scratch);
         long fitting = Math.max(1, work / grain);
         if (fitting >= team) {
             return 0;
         }
         setThreads((int) fitting);
         return team;
+    }
+
+    /** The team {@link #fitTeam} would give {@code work} on the calling thread. */
+    static int fittedTeam(long work, long grain, MemorySegment scratch) {
+        return (int) Math.min(threads(scratch), Math.max(1, work / grain));
+    }
+
+    /**
+     * Sets the calling thread's team for its next parallel regions to exactly {@code threads}; returns the team size to
+     * put back with {@link #restore}, or 0 where nothing was changed.
+     */
+    static int exactTeam(int threads, MemorySegment scratch) {
+        int team = threads(scratch);
+        if (team == threads) {
+            return 0;
+        }
+        setThreads(threads);
+        return team;
+    }
+
+    /** libtorch's thread count for the calling thread, not OpenMP's: it first gives the thread libtorch's default. */
+    private static int threads(MemorySegment scratch) {
+        Native.check(arrakis_torch_h.torch_get_num_threads(scratch), "torch_get_num_threads");
+        return scratch.get(ValueLayout.JAVA_INT, 0);
     }
 
     /** Puts back the team size {@link #fitTeam} returned (0: nothing to do). */

@@ -221,6 +221,85 @@ class LinearWeightTest {
     }
 
     @Test
+    void packedCopiesAreOnUnlessTurnedOffAndOtherSettingsAreRefused() {
+        assertTrue(LibTorch.packedWeightsSetting(null, null));
+        assertTrue(LibTorch.packedWeightsSetting(null, "on"));
+        assertFalse(LibTorch.packedWeightsSetting(null, "off"));
+        assertFalse(LibTorch.packedWeightsSetting("off", "on"), "the property wins");
+        assertTrue(LibTorch.packedWeightsSetting(" on ", null));
+        LibTorchException e = assertThrows(LibTorchException.class, () -> LibTorch.packedWeightsSetting(null, "no"));
+        assertTrue(e.getMessage().contains("$ARRAKIS_PACKED_WEIGHTS") && e.getMessage().contains("'no'"), e.getMessage());
+        e = assertThrows(LibTorchException.class, () -> LibTorch.packedWeightsSetting("false", null));
+        assertTrue(e.getMessage().contains("-Darrakis.packedWeights"), e.getMessage());
+        assertTrue(LibTorch.packedWeights(), "on in this JVM");
+    }
+
+    @Test
+    void withPackedWeightsTurnedOffNoCopyIsMade() {
+        assumeOneDnn();
+        String on = io.arrakis.testing.ChildJvm.of(PackedOrNot.class).run();
+        String off = io.arrakis.testing.ChildJvm.of(PackedOrNot.class)
+                .property(LibTorch.PROPERTY_PACKED_WEIGHTS, "off").run();
+        assertTrue(on.contains("packed true"), on);
+        assertTrue(off.contains("packed false"), off);
+    }
+
+    /**
+     * oneDNN lays a packed weight out for the number of threads that packs it: on two threads, small weights packed for
+     * one or four rows and multiplied on one thread gave wrong products (every row, off by a quarter or more). Each
+     * copy's products therefore run on the team it was packed on; here, in a JVM with two threads, small weights first
+     * multiplied by 1 or 4 rows (one thread) and then by 600 (enough for two) are packed, and every product is right.
+     */
+    @Test
+    void productsThroughACopyRunOnTheTeamItWasPackedOn() {
+        assumeOneDnn();
+        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class).property(LibTorch.PROPERTY_THREADS, "2").run();
+        assertTrue(out.contains("wrong 0 of 40, packed 8 of 8"), out);
+    }
+
+    /** Prints how many products through packed small weights were wrong, and how many weights were packed. */
+    public static final class TeamsAndRows {
+        public static void main(String[] args) {
+            Generator g = new Generator(5);
+            int wrong = 0;
+            int products = 0;
+            int packed = 0;
+            int weights = 0;
+            for (long out : new long[] {64, 128}) {
+                for (long in : new long[] {64, 128}) {
+                    for (long first : new long[] {1, 4}) {
+                        try (TensorScope scope = TensorScope.open();
+                             LinearWeight w = new LinearWeight(Tensor.randn(g, new long[] {out, in}, DType.FLOAT32, Device.CPU))) {
+                            for (long rows : new long[] {first, 1, 4, 17, 600}) {
+                                Tensor x = Tensor.randn(g, new long[] {rows, in}, DType.FLOAT32, Device.CPU);
+                                Tensor expected = reference(x, w.weight(), null);
+                                double diff = w.apply(x, null).to(DType.FLOAT64).sub(expected).abs().max().item();
+                                wrong += diff <= 1e-5 * Math.max(1, expected.abs().max().item()) ? 0 : 1;
+                                products++;
+                            }
+                            packed += w.isPacked() ? 1 : 0;
+                            weights++;
+                        }
+                    }
+                }
+            }
+            System.out.println("wrong " + wrong + " of " + products + ", packed " + packed + " of " + weights);
+        }
+    }
+
+    /** Prints whether a float32 {@code [128, 64]} weight is packed after a product, in a JVM of its own. */
+    public static final class PackedOrNot {
+        public static void main(String[] args) {
+            try (TensorScope scope = TensorScope.open();
+                 LinearWeight w = new LinearWeight(Tensor.randn(new Generator(1), new long[] {128, 64}, DType.FLOAT32,
+                         Device.CPU))) {
+                w.apply(Tensor.randn(new Generator(2), new long[] {4, 64}, DType.FLOAT32, Device.CPU), null);
+                System.out.println("packed " + w.isPacked());
+            }
+        }
+    }
+
+    @Test
     void aWeightMustBeTwoDimensional() {
         try (TensorScope scope = TensorScope.open()) {
             Tensor cube = randn(DType.FLOAT32, 2, 3, 4);
