@@ -10,9 +10,10 @@ import java.util.List;
  * {@code OneDnnLinear}), made at the first product and freed by {@link #close}. The copy costs the weight's memory
  * once more, so it is not made where it would leave less than an eighth of the memory this process may use, or less
  * than its own size, available ({@link HostMemory}), and it is used only once products of a few row counts through it
- * have matched products through the weight as it is; otherwise the products read the weight as it is. The weight must
- * not change while this is open, as the copy would not follow it. {@code -Darrakis.packedWeights=off} or
- * {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
+ * have matched products through the weight as it is; otherwise the products read the weight as it is. The copy is laid
+ * out for the number of threads of the first product (all of libtorch's, or fewer for a small one), and every product
+ * through it runs on that many. The weight must not change while this is open, as the copy would not follow it.
+ * {@code -Darrakis.packedWeights=off} or {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
  */
 public final class LinearWeight implements AutoCloseable {
     /** The out-parameter slot this class reads libtorch's thread count into (OneDnnLinear uses the first three). */
