@@ -70,8 +70,8 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
-        boolean plainToo = OneDnnLinear.covers(x, weight, bias);
-        if (plainToo || OneDnnLinear.coversPacked(x, weight, bias)) {
+        boolean oneDnnPlain = OneDnnLinear.covers(x, weight, bias);
+        if (oneDnnPlain || OneDnnLinear.coversPacked(x, weight, bias)) {
             x.checkLinear(weight, bias);
             Packed p = packedFor(x.numel() / x.size(-1));
             if (p != null) {
@@ -82,7 +82,7 @@ public final class LinearWeight implements AutoCloseable {
                     SmallOps.restore(team);
                 }
             }
-            if (plainToo) {
+            if (oneDnnPlain) {
                 return OneDnnLinear.linear(x, weight, null, bias, post);
             }
         }
