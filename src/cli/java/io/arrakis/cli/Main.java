@@ -132,7 +132,8 @@ public final class Main implements Callable<Integer> {
         @Override
         public Integer call() {
             main.out.println(LibTorch.load() + "; CPU float32 linear layers: "
-                    + (LibTorch.oneDnnLinear() ? "oneDNN" : "BLAS") + "; CPU bfloat16 model weights: "
+                    + (LibTorch.oneDnnLinear() ? "oneDNN" : "BLAS") + "; packed weights: "
+                    + (LibTorch.packedWeights() ? "on" : "off") + "; CPU bfloat16 model weights: "
                     + (LibTorch.oneDnnBfloat16Weights() ? "oneDNN, packed" : "libtorch") + "; CPU einsum products: "
                     + (LibTorch.batchedEinsum() ? "OpenBLAS batched" : "libtorch") + "; CUDA devices: "
                     + LibTorch.cudaDeviceCount());

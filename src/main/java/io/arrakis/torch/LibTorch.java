@@ -147,12 +147,20 @@ public final class LibTorch {
     }
 
     /**
+     * Whether CPU products with a model's weights ({@link LinearWeight}) may read copies packed in oneDNN's layout:
+     * on unless {@code -Darrakis.packedWeights=off} or {@code ARRAKIS_PACKED_WEIGHTS=off}.
+     */
+    public static boolean packedWeights() {
+        return packedWeights;
+    }
+
+    /**
      * Whether bfloat16 products with a model's weights on the CPU ({@link LinearWeight}) run oneDNN's inner product
-     * on packed copies of the weights: a libtorch with oneDNN on a CPU with AVX-512; elsewhere they take libtorch's
-     * linear.
+     * on packed copies of the weights: a libtorch with oneDNN on a CPU with AVX-512, packed weights on; elsewhere they
+     * take libtorch's linear.
      */
     public static boolean oneDnnBfloat16Weights() {
-        return OneDnnLinear.bfloat16();
+        return OneDnnLinear.bfloat16() && packedWeights;
     }
 
     /**
@@ -185,11 +193,6 @@ public final class LibTorch {
         }
         Cuda.initialise(loaded.cudaBuild());
         return loaded;
-    }
-
-    /** Whether CPU products with a model's weights may read packed copies of them ({@link #PROPERTY_PACKED_WEIGHTS}). */
-    static boolean packedWeights() {
-        return packedWeights;
     }
 
     /**
