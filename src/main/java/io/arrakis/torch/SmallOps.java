@@ -50,17 +50,22 @@ final class SmallOps {
             return 0;
         }
         int team = threads(scratch);
-        long fitting = Math.max(1, work / grain);
-        if (fitting >= team) {
+        int fitting = fitted(team, work, grain);
+        if (fitting == team) {
             return 0;
         }
-        setThreads((int) fitting);
+        setThreads(fitting);
         return team;
     }
 
     /** The team {@link #fitTeam} would give {@code work} on the calling thread. */
     static int fittedTeam(long work, long grain, MemorySegment scratch) {
-        return (int) Math.min(threads(scratch), Math.max(1, work / grain));
+        return fitted(threads(scratch), work, grain);
+    }
+
+    /** As many of {@code team} threads as get at least {@code grain} of {@code work} each, and at least one. */
+    private static int fitted(int team, long work, long grain) {
+        return (int) Math.min(team, Math.max(1, work / grain));
     }
 
     /**
