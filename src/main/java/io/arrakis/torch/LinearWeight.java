@@ -2,18 +2,25 @@ package io.arrakis.torch;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Collectors;
 
 /**
  * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
  * {@link Tensor#linear}. On the CPU, float32 products with weights whose sizes are both multiples of 64, and bfloat16
  * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
- * {@code OneDnnLinear}), made at the first product and freed by {@link #close}. The copy costs the weight's memory
- * once more, so it is not made where it would leave less than an eighth of the memory this process may use, or less
- * than its own size, available ({@link HostMemory}), and it is used only once products of a few row counts through it
- * have matched products through the weight as it is; otherwise the products read the weight as it is. The copy is laid
- * out for the number of threads of the first product (all of libtorch's, or fewer for a small one), and every product
- * through it runs on that many. The weight must not change while this is open, as the copy would not follow it.
- * {@code -Darrakis.packedWeights=off} or {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
+ * {@code OneDnnLinear}), freed by {@link #close}. oneDNN lays a copy out for the number of threads that multiply
+ * through it, so there are up to two: one for products small enough for a single thread, made at the first such
+ * product unless the other exists (small products then read that one), and one for the rest, on all of libtorch's
+ * threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made where it
+ * would leave less than an eighth of the memory this process may use, or less than its own size, available
+ * ({@link HostMemory}), and one is used only once products of a few row counts through it have matched products
+ * through the weight as it is; otherwise the products read the weight as it is. The weight must not change while this
+ * is open, as the copies would not follow it. {@code -Darrakis.packedWeights=off} or
+ * {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
  */
 public final class LinearWeight implements AutoCloseable {
     /** The out-parameter slot this class reads libtorch's thread count into (OneDnnLinear uses the first three). */
@@ -30,15 +37,9 @@ public final class LinearWeight implements AutoCloseable {
 
     private final Tensor weight;
     private final Object lock = new Object();
-    private volatile Packed packed;
-    private volatile boolean decided; // whether the packed copy was made or found not to fit
-
-    /**
-     * A packed copy and the number of threads it was packed for: oneDNN lays a weight out for the team that packs it
-     * and reads it as laid out for the team that multiplies, so every product through it runs on that team.
-     */
-    private record Packed(Tensor copy, int team) {
-    }
+    /** Packed copies by the number of threads they were laid out for; empty where none could be made. */
+    private final Map<Integer, Optional<Tensor>> copies = new ConcurrentHashMap<>();
+    private boolean closed; // guarded by lock
 
     /** Products with {@code weight [out, in]}, which stays its owner's. */
     public LinearWeight(Tensor weight) {
@@ -66,20 +67,33 @@ public final class LinearWeight implements AutoCloseable {
 
     /** Whether products now read a packed copy of the weight. */
     public boolean isPacked() {
-        return packed != null;
+        return copies.values().stream().anyMatch(Optional::isPresent);
+    }
+
+    /** The numbers of threads the packed copies made so far are laid out for. */
+    Set<Integer> packedTeams() {
+        return copies.entrySet().stream().filter(e -> e.getValue().isPresent()).map(Map.Entry::getKey)
+                .collect(Collectors.toUnmodifiableSet());
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
         boolean oneDnnPlain = OneDnnLinear.covers(x, weight, bias);
         if (oneDnnPlain || OneDnnLinear.coversPacked(x, weight, bias)) {
             x.checkLinear(weight, bias);
-            Packed p = packedFor(x.numel() / x.size(-1));
-            if (p != null) {
-                int team = SmallOps.exactTeam(p.team(), Native.out().asSlice(TEAM_SLOT, 8));
-                try {
-                    return OneDnnLinear.linear(x, weight, p.copy(), bias, post);
-                } finally {
-                    SmallOps.restore(team);
+            if (packable()) {
+                MemorySegment scratch = Native.out().asSlice(TEAM_SLOT, 8);
+                long rows = x.numel() / x.size(-1);
+                int all = SmallOps.threads(scratch);
+                boolean small = SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
+                int team = small && !copies.getOrDefault(all, Optional.empty()).isPresent() ? 1 : all;
+                Tensor copy = packedFor(rows, team, scratch);
+                if (copy != null) {
+                    int restore = SmallOps.exactTeam(team, scratch);
+                    try {
+                        return OneDnnLinear.linear(x, weight, copy, bias, post);
+                    } finally {
+                        SmallOps.restore(restore);
+                    }
                 }
             }
             if (oneDnnPlain) {
@@ -91,40 +105,48 @@ public final class LinearWeight implements AutoCloseable {
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
     }
 
-    /**
-     * The packed copy, made now if this is the first product, for about {@code rows} rows on the team such a product
-     * gets; null where none.
-     */
-    private Packed packedFor(long rows) {
-        if (!LibTorch.packedWeights() || !SmallOps.available()
-                || !OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype())) {
-            return null;
-        }
-        if (decided) {
-            return packed;
+    /** Whether this weight's products may read packed copies. */
+    private boolean packable() {
+        return LibTorch.packedWeights() && SmallOps.available()
+                && OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype());
+    }
+
+    /** The copy laid out for {@code team} threads, made now for about {@code rows} rows if it is the first; or null. */
+    private Tensor packedFor(long rows, int team, MemorySegment scratch) {
+        Optional<Tensor> copy = copies.get(team);
+        if (copy != null) {
+            return copy.orElse(null);
         }
         synchronized (lock) {
-            if (!decided) {
-                long bytes = weight.numel() * weight.dtype().byteSize();
-                if (roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
-                    MemorySegment scratch = Native.out().asSlice(TEAM_SLOT, 8);
-                    int team = SmallOps.fittedTeam(rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN, scratch);
-                    int restore = SmallOps.exactTeam(team, scratch);
-                    try {
-                        // owned by this object, not by the scope of the pass that happens to make it
-                        Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
-                        if (agrees(weight, candidate)) {
-                            packed = new Packed(candidate, team);
-                        } else {
-                            candidate.close();
-                        }
-                    } finally {
-                        SmallOps.restore(restore);
-                    }
-                }
-                decided = true;
+            if (closed) {
+                return null;
             }
-            return packed;
+            copy = copies.get(team);
+            if (copy == null) {
+                copy = Optional.ofNullable(pack(rows, team, scratch));
+                copies.put(team, copy);
+            }
+            return copy.orElse(null);
+        }
+    }
+
+    /** A checked copy packed on {@code team} threads, or null where there is no room for one or it is wrong. */
+    private Tensor pack(long rows, int team, MemorySegment scratch) {
+        long bytes = weight.numel() * weight.dtype().byteSize();
+        if (!roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
+            return null;
+        }
+        int restore = SmallOps.exactTeam(team, scratch);
+        try {
+            // owned by this object, not by the scope of the pass that happens to make it
+            Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
+            if (agrees(weight, candidate)) {
+                return candidate;
+            }
+            candidate.close();
+            return null;
+        } finally {
+            SmallOps.restore(restore);
         }
     }
 
@@ -159,15 +181,13 @@ public final class LinearWeight implements AutoCloseable {
         }
     }
 
-    /** Frees the packed copy, if one was made; the weight stays its owner's. */
+    /** Frees the packed copies; the weight stays its owner's, and later products read it as it is. */
     @Override
     public void close() {
         synchronized (lock) {
-            decided = true;
-            if (packed != null) {
-                packed.copy().close();
-                packed = null;
-            }
+            closed = true;
+            copies.values().forEach(copy -> copy.ifPresent(Tensor::close));
+            copies.clear();
         }
     }
 }

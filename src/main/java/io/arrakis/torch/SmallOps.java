@@ -58,13 +58,8 @@ final class SmallOps {
         return team;
     }
 
-    /** The team {@link #fitTeam} would give {@code work} on the calling thread. */
-    static int fittedTeam(long work, long grain, MemorySegment scratch) {
-        return fitted(threads(scratch), work, grain);
-    }
-
     /** As many of {@code team} threads as get at least {@code grain} of {@code work} each, and at least one. */
-    private static int fitted(int team, long work, long grain) {
+    static int fitted(int team, long work, long grain) {
         return (int) Math.min(team, Math.max(1, work / grain));
     }
 
@@ -82,7 +77,7 @@ final class SmallOps {
     }
 
     /** libtorch's thread count for the calling thread, not OpenMP's: it first gives the thread libtorch's default. */
-    private static int threads(MemorySegment scratch) {
+    static int threads(MemorySegment scratch) {
         Native.check(arrakis_torch_h.torch_get_num_threads(scratch), "torch_get_num_threads");
         return scratch.get(ValueLayout.JAVA_INT, 0);
     }

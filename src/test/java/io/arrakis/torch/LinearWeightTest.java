@@ -260,6 +260,40 @@ class LinearWeightTest {
     }
 
     /**
+     * A copy laid out for one thread must not hold later large products to one thread: in a JVM with two threads, a
+     * weight first multiplied by one row and then by 600 (enough for two) gets a copy for each team, and a weight first
+     * multiplied by 600 rows serves one row from its two-thread copy rather than making another.
+     */
+    @Test
+    void largeProductsAfterASmallFirstOneGetACopyForAllThreads() {
+        assumeOneDnn();
+        String out = io.arrakis.testing.ChildJvm.of(TeamsOfCopies.class).property(LibTorch.PROPERTY_THREADS, "2").run();
+        assertTrue(out.contains("small first: teams [1, 2], wrong 0"), out);
+        assertTrue(out.contains("large first: teams [2], wrong 0"), out);
+    }
+
+    /** Prints the teams of the copies a float32 {@code [128, 64]} weight gets from products of 1, 600 and 1 rows. */
+    public static final class TeamsOfCopies {
+        public static void main(String[] args) {
+            Generator g = new Generator(3);
+            for (long[] rows : new long[][] {{1, 600, 1}, {600, 1, 600}}) {
+                try (TensorScope scope = TensorScope.open();
+                     LinearWeight w = new LinearWeight(Tensor.randn(g, new long[] {128, 64}, DType.FLOAT32, Device.CPU))) {
+                    int wrong = 0;
+                    for (long r : rows) {
+                        Tensor x = Tensor.randn(g, new long[] {r, 64}, DType.FLOAT32, Device.CPU);
+                        Tensor expected = reference(x, w.weight(), null);
+                        double diff = w.apply(x, null).to(DType.FLOAT64).sub(expected).abs().max().item();
+                        wrong += diff <= 1e-5 * Math.max(1, expected.abs().max().item()) ? 0 : 1;
+                    }
+                    System.out.println((rows[0] == 1 ? "small" : "large") + " first: teams "
+                            + new java.util.TreeSet<>(w.packedTeams()) + ", wrong " + wrong);
+                }
+            }
+        }
+    }
+
+    /**
      * Prints, per dtype, how many products through packed small weights were wrong (float32: 1e-5 of the largest
      * value; bfloat16: 1e-2) and how many weights were packed.
      */
