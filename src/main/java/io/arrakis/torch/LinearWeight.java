@@ -14,8 +14,8 @@ import java.util.stream.Collectors;
  * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
  * {@code OneDnnLinear}), freed by {@link #close}. oneDNN lays a copy out for the number of threads that multiply
  * through it, so there are up to two: one for products small enough for a single thread, made at the first such
- * product unless the other exists (small products then read that one), and one for the rest, on all of libtorch's
- * threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made where it
+ * product unless the other already exists (small products then read that one), and one for the rest, on all of
+ * libtorch's threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made where it
  * would leave less than an eighth of the memory this process may use, or less than its own size, available
  * ({@link HostMemory}), and one is used only once products of a few row counts through it have matched products
  * through the weight as it is; otherwise the products read the weight as it is. The weight must not change while this
@@ -85,7 +85,7 @@ public final class LinearWeight implements AutoCloseable {
                 long rows = x.numel() / x.size(-1);
                 int all = SmallOps.threads(scratch);
                 boolean small = SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
-                int team = small && !copies.getOrDefault(all, Optional.empty()).isPresent() ? 1 : all;
+                int team = small && (hasCopy(1) || !hasCopy(all)) ? 1 : all;
                 Tensor copy = packedFor(rows, team, scratch);
                 if (copy != null) {
                     int restore = SmallOps.exactTeam(team, scratch);
@@ -103,6 +103,10 @@ public final class LinearWeight implements AutoCloseable {
         // libtorch's route, which checks the operands itself
         return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
+    }
+
+    private boolean hasCopy(int team) {
+        return copies.getOrDefault(team, Optional.empty()).isPresent();
     }
 
     /** Whether this weight's products may read packed copies. */
