@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.stream.LongStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -253,9 +254,26 @@ class LinearWeightTest {
     @Test
     void productsThroughACopyRunOnTheTeamItWasPackedOn() {
         assumeOneDnn();
-        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class).property(LibTorch.PROPERTY_THREADS, "2").run();
+        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class, "64,128", "1,4", "1,4,17,600")
+                .property(LibTorch.PROPERTY_THREADS, "2").run();
         assertTrue(out.contains("float32: wrong 0 of 40, packed 8 of 8"), out);
         assertTrue(out.contains("bfloat16: wrong 0 of 40, packed 8 of 8") || out.contains("bfloat16: not packed here"),
+                out);
+    }
+
+    /**
+     * oneDNN chooses a packed layout by the number of threads, whatever the cores, so a JVM told to use 16 lays copies
+     * out as a many-core machine would (there, float32 copies packed on 16 threads and multiplied by a few rows on one
+     * were wrong for half the products): with weights of 128 and 768, first products of 1 and 128 rows (one thread,
+     * or all sixteen for 768 outputs) and later ones of other counts, every copy is used and every product is right.
+     */
+    @Test
+    void productsOnSixteenThreadsThroughTheirCopiesAreRight() {
+        assumeOneDnn();
+        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class, "128,768", "1,128", "1,17,333")
+                .property(LibTorch.PROPERTY_THREADS, "16").run();
+        assertTrue(out.contains("float32: wrong 0 of 32, packed 8 of 8"), out);
+        assertTrue(out.contains("bfloat16: wrong 0 of 32, packed 8 of 8") || out.contains("bfloat16: not packed here"),
                 out);
     }
 
@@ -294,11 +312,15 @@ class LinearWeightTest {
     }
 
     /**
-     * Prints, per dtype, how many products through packed small weights were wrong (float32: 1e-5 of the largest
-     * value; bfloat16: 1e-2) and how many weights were packed.
+     * Prints, per dtype, how many products through packed weights were wrong (float32: 1e-5 of the largest value;
+     * bfloat16: 1e-2) and how many weights were packed. Arguments, each a comma-separated list: the sizes (every pair
+     * is a weight's out and in), the rows of each weight's first product, and the rows of the products after it.
      */
     public static final class TeamsAndRows {
         public static void main(String[] args) {
+            long[] sizes = longs(args[0]);
+            long[] firsts = longs(args[1]);
+            long[] later = longs(args[2]);
             for (DType dtype : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
                 Generator g = new Generator(5);
                 if (!OneDnnLinear.coversPacked(Tensor.zeros(new long[] {1, 64}, dtype, Device.CPU),
@@ -311,12 +333,12 @@ class LinearWeightTest {
                 int products = 0;
                 int packed = 0;
                 int weights = 0;
-                for (long out : new long[] {64, 128}) {
-                    for (long in : new long[] {64, 128}) {
-                        for (long first : new long[] {1, 4}) {
+                for (long out : sizes) {
+                    for (long in : sizes) {
+                        for (long first : firsts) {
                             try (TensorScope scope = TensorScope.open();
                                  LinearWeight w = new LinearWeight(Tensor.randn(g, new long[] {out, in}, dtype, Device.CPU))) {
-                                for (long rows : new long[] {first, 1, 4, 17, 600}) {
+                                for (long rows : LongStream.concat(LongStream.of(first), LongStream.of(later)).toArray()) {
                                     Tensor x = Tensor.randn(g, new long[] {rows, in}, dtype, Device.CPU);
                                     Tensor expected = reference(x, w.weight(), null);
                                     double diff = w.apply(x, null).to(DType.FLOAT64).sub(expected).abs().max().item();
@@ -331,6 +353,10 @@ class LinearWeightTest {
                 }
                 System.out.println(dtype + ": wrong " + wrong + " of " + products + ", packed " + packed + " of " + weights);
             }
+        }
+
+        private static long[] longs(String list) {
+            return java.util.Arrays.stream(list.split(",")).mapToLong(Long::parseLong).toArray();
         }
     }
 
