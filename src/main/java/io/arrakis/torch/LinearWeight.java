@@ -15,8 +15,8 @@ import java.util.stream.Collectors;
  * {@code OneDnnLinear}), freed by {@link #close}. oneDNN lays a copy out for the number of threads that multiply
  * through it, so there are up to two: one for products small enough for a single thread, made at the first such
  * product unless the other already exists (small products then read that one), and one for the rest, on all of
- * libtorch's threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made where it
- * would leave less than an eighth of the memory this process may use, or less than its own size, available
+ * libtorch's threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made
+ * where it would leave less than an eighth of the memory this process may use, or less than its own size, available
  * ({@link HostMemory}), and one is used only once products of a few row counts through it have matched products
  * through the weight as it is; otherwise the products read the weight as it is. The weight must not change while this
  * is open, as the copies would not follow it. {@code -Darrakis.packedWeights=off} or
@@ -86,9 +86,9 @@ public final class LinearWeight implements AutoCloseable {
                 int all = SmallOps.threads(scratch);
                 boolean small = SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
                 int team = small && (hasCopy(1) || !hasCopy(all)) ? 1 : all;
-                Tensor copy = packedFor(rows, team, scratch);
+                Tensor copy = packedFor(rows, team, all);
                 if (copy != null) {
-                    int restore = SmallOps.exactTeam(team, scratch);
+                    int restore = SmallOps.exactTeam(team, all);
                     try {
                         return OneDnnLinear.linear(x, weight, copy, bias, post);
                     } finally {
@@ -115,8 +115,11 @@ public final class LinearWeight implements AutoCloseable {
                 && OneDnnLinear.packs(weight.size(0), weight.size(1), weight.dtype());
     }
 
-    /** The copy laid out for {@code team} threads, made now for about {@code rows} rows if it is the first; or null. */
-    private Tensor packedFor(long rows, int team, MemorySegment scratch) {
+    /**
+     * The copy laid out for {@code team} threads, made now for about {@code rows} rows if it is the first; or null.
+     * {@code all} is the calling thread's team now.
+     */
+    private Tensor packedFor(long rows, int team, int all) {
         Optional<Tensor> copy = copies.get(team);
         if (copy != null) {
             return copy.orElse(null);
@@ -127,20 +130,20 @@ public final class LinearWeight implements AutoCloseable {
             }
             copy = copies.get(team);
             if (copy == null) {
-                copy = Optional.ofNullable(pack(rows, team, scratch));
+                copy = Optional.ofNullable(pack(rows, team, all));
                 copies.put(team, copy);
             }
             return copy.orElse(null);
         }
     }
 
-    /** A checked copy packed on {@code team} threads, or null where there is no room for one or it is wrong. */
-    private Tensor pack(long rows, int team, MemorySegment scratch) {
+    /** A checked copy packed on {@code team} threads (from {@code all}), or null: no room, or it is wrong. */
+    private Tensor pack(long rows, int team, int all) {
         long bytes = weight.numel() * weight.dtype().byteSize();
         if (!roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
             return null;
         }
-        int restore = SmallOps.exactTeam(team, scratch);
+        int restore = SmallOps.exactTeam(team, all);
         try {
             // owned by this object, not by the scope of the pass that happens to make it
             Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();

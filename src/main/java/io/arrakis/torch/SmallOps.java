@@ -64,16 +64,15 @@ final class SmallOps {
     }
 
     /**
-     * Sets the calling thread's team for its next parallel regions to exactly {@code threads}; returns the team size to
-     * put back with {@link #restore}, or 0 where nothing was changed.
+     * Sets the calling thread's team for its next parallel regions to exactly {@code threads}, from {@code current}
+     * (its {@link #threads} now); returns the team size to put back with {@link #restore}, or 0 where nothing changed.
      */
-    static int exactTeam(int threads, MemorySegment scratch) {
-        int team = threads(scratch);
-        if (team == threads) {
+    static int exactTeam(int threads, int current) {
+        if (current == threads) {
             return 0;
         }
         setThreads(threads);
-        return team;
+        return current;
     }
 
     /** libtorch's thread count for the calling thread, not OpenMP's: it first gives the thread libtorch's default. */

@@ -254,11 +254,7 @@ class LinearWeightTest {
     @Test
     void productsThroughACopyRunOnTheTeamItWasPackedOn() {
         assumeOneDnn();
-        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class, "64,128", "1,4", "1,4,17,600")
-                .property(LibTorch.PROPERTY_THREADS, "2").run();
-        assertTrue(out.contains("float32: wrong 0 of 40, packed 8 of 8"), out);
-        assertTrue(out.contains("bfloat16: wrong 0 of 40, packed 8 of 8") || out.contains("bfloat16: not packed here"),
-                out);
+        assertAllPackedAndRight("2", "64,128", "1,4", "1,4,17,600", 40);
     }
 
     /**
@@ -270,11 +266,16 @@ class LinearWeightTest {
     @Test
     void productsOnSixteenThreadsThroughTheirCopiesAreRight() {
         assumeOneDnn();
-        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class, "128,768", "1,128", "1,17,333")
-                .property(LibTorch.PROPERTY_THREADS, "16").run();
-        assertTrue(out.contains("float32: wrong 0 of 32, packed 8 of 8"), out);
-        assertTrue(out.contains("bfloat16: wrong 0 of 32, packed 8 of 8") || out.contains("bfloat16: not packed here"),
-                out);
+        assertAllPackedAndRight("16", "128,768", "1,128", "1,17,333", 32);
+    }
+
+    /** Runs {@link TeamsAndRows} on {@code threads} and expects its 8 weights packed and its products all right. */
+    private static void assertAllPackedAndRight(String threads, String sizes, String firsts, String later, int products) {
+        String out = io.arrakis.testing.ChildJvm.of(TeamsAndRows.class, sizes, firsts, later)
+                .property(LibTorch.PROPERTY_THREADS, threads).run();
+        String all = "wrong 0 of " + products + ", packed 8 of 8";
+        assertTrue(out.contains("float32: " + all), out);
+        assertTrue(out.contains("bfloat16: " + all) || out.contains("bfloat16: not packed here"), out);
     }
 
     /**
