@@ -312,13 +312,29 @@ PAIRED_FORWARDS = ("gpt2_tiny_forward", "gpt2s_forward_f32")
 
 def paired_with_python(java, cp, python, threads, turns, skip_reason, env=None):
     """({workload: Figure of the median per-turn ratio ours/Python}, [per-turn figures]): our forward passes
-    (ForwardTimes) and Python's (bench_python.py --forward-times) run in turn, in alternating order, so that drift
-    between processes does not decide the ratio; both in env (None: this process's environment)."""
+    (ForwardTimes) and Python's (bench_python.py --forward-times) in turn; both in env (None: this process's
+    environment)."""
+    python_cmd = [python, os.path.join(ROOT, "scripts", "lib", "bench_python.py"), "--dir", BENCH_DIR, "--threads",
+                  str(threads), "--forward-times"]
+    return paired_forwards(java, cp, ("python", "bench_python.py --forward-times", python_cmd), turns, skip_reason, env)
+
+
+def paired_with_javacpp(java, cp, turns):
+    """The same against JavaCPP's forward passes (JavaCppForwardTimes), each in a JVM of its own as its JMH rows are."""
+    javacpp_cmd = [java, "-Xmx4g", "-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent"] + JVM_FLAGS + [
+        "-cp", cp, "io.arrakis.peers.JavaCppForwardTimes"]
+    return paired_forwards(java, cp, ("javacpp", "JavaCppForwardTimes", javacpp_cmd), turns, None)
+
+
+def paired_forwards(java, cp, peer, turns, skip_reason, env=None):
+    """({workload: Figure of the median per-turn ratio ours/peer}, [per-turn figures]): our forward passes
+    (ForwardTimes) and the peer's, given as (name, what to call it in a message, command), run in turn, in alternating
+    order, so that drift between processes does not decide the ratio; both in env (None: this process's
+    environment)."""
     if skip_reason:
         return {w: Figure(missing=skip_reason) for w in PAIRED_FORWARDS}, []
     ours_cmd = [java, "-Xmx4g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.ForwardTimes"]
-    python_cmd = [python, os.path.join(ROOT, "scripts", "lib", "bench_python.py"), "--dir", BENCH_DIR, "--threads",
-                  str(threads), "--forward-times"]
+    name, label, peer_cmd = peer
 
     def figures(who, cmd):
         code, lines = run_logged(cmd, echo=False, env=env)
@@ -329,18 +345,19 @@ def paired_with_python(java, cp, python, threads, turns, skip_reason, env=None):
 
     turns_seen, ratios = [], {w: [] for w in PAIRED_FORWARDS}
     for turn in range(turns):
-        order = [("ours", ours_cmd), ("python", python_cmd)]
+        order = [("ours", "ForwardTimes", ours_cmd), (name, label, peer_cmd)]
         if turn % 2:
             order.reverse()
         seen = {}
-        for who, cmd in order:
-            seen[who], why = figures("ForwardTimes" if who == "ours" else "bench_python.py --forward-times", cmd)
+        for who, what, cmd in order:
+            seen[who], why = figures(what, cmd)
             if why:
                 return {w: Figure(missing=why) for w in PAIRED_FORWARDS}, turns_seen
         turns_seen.append(seen)
         for w in PAIRED_FORWARDS:
-            ratios[w].append(seen["ours"][w] / seen["python"][w])
-        log("bench: paired turn %d%s: %s" % (turn + 1, "" if env is None else " (OpenBLAS's own kernels)", json.dumps(seen)))
+            ratios[w].append(seen["ours"][w] / seen[name][w])
+        log("bench: paired turn %d with %s%s: %s" % (turn + 1, name, "" if env is None else " (OpenBLAS's own kernels)",
+                                                     json.dumps(seen)))
     return {w: Figure(statistics.median(r)) for w, r in ratios.items()}, turns_seen
 
 
@@ -468,6 +485,7 @@ def main():
         java, cp, args.python, threads, 3 if quick else 7,
         args.skip_python or (None if forced_core else "OPENBLAS_CORETYPE is not set: the comparison above is this one"),
         own_kernels_env)
+    with_javacpp, javacpp_turns = paired_with_javacpp(java, cp, 3 if quick else 7)
 
     figures = {}  # workload -> column -> Figure
     for workload, unit, cells in spec:
@@ -524,6 +542,8 @@ def main():
         target("gpt2s_forward_f32 ours/python, paired", with_python[fwd], "<=", 0.95, "the same, ours and Python in turn"),
         target("gpt2_tiny_forward ours/python, own BLAS", with_python_own["gpt2_tiny_forward"], "<=", 0.5, "the same, OpenBLAS choosing its kernels (no OPENBLAS_CORETYPE)"),
         target("gpt2s_forward_f32 ours/python, own BLAS", with_python_own[fwd], "<=", 0.95, "the same, OpenBLAS choosing its kernels (no OPENBLAS_CORETYPE)"),
+        target("gpt2_tiny_forward ours/javacpp, paired", with_javacpp["gpt2_tiny_forward"], "<=", 0.5, "tiny GPT-2 forward, ours and JavaCPP in turn"),
+        target("gpt2s_forward_f32 ours/javacpp, paired", with_javacpp[fwd], "<=", 1.0, "GPT-2-small forward, ours and JavaCPP in turn"),
         target("gpt2s_forward_f32 ours/matmuls", quotient(cell(fwd, "ours"), cell(fwd, "reference")), "<=", 1.1, "forward vs its matrix products alone"),
         target("cache/no cache", quotient(cell("gpt2s_forward_f32_cache", "ours"), cell(fwd, "ours")), "<=", 1.05, "full cache vs no cache"),
         target("composition ours/TL algorithm", quotient(cell(comp, "ours"), cell("composition_all_pairs_q_tl_algorithm", "ours")), "<=", 0.5, "all-pairs Q vs TransformerLens's algorithm, same libtorch"),
@@ -544,6 +564,7 @@ def main():
     mach["paired_with_python"] = python_turns
     if python_turns_own:
         mach["paired_with_python_own_blas_kernels"] = python_turns_own
+    mach["paired_with_javacpp"] = javacpp_turns
     mach["suite_seconds"] = round(time.time() - started)
     if paired.retried:
         mach["paired_retried"] = paired.retried

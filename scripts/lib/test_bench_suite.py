@@ -201,5 +201,43 @@ class PairedWithPythonTest(unittest.TestCase):
         self.assertEqual([own_kernels] * 4 + [None] * 2, envs)
 
 
+@mock.patch.object(bench_suite, "log", lambda *args: None)
+class PairedWithJavaCppTest(unittest.TestCase):
+    def test_javacpp_runs_in_its_own_jvm_in_turn_with_ours(self):
+        javacpp = iter([(400.0, 300.0), (500.0, 200.0), (300.0, 100.0)])
+        commands = []
+
+        def fake_run(cmd, echo=True, env=None):
+            commands.append(cmd)
+            if "io.arrakis.peers.JavaCppForwardTimes" in cmd:
+                tiny, small = next(javacpp)
+            else:
+                self.assertIn("io.arrakis.suite.ForwardTimes", cmd)
+                tiny, small = 100.0, 100.0
+            return 0, ["bench: javacpp libtorch threads 2", json.dumps({"gpt2_tiny_forward": tiny, "gpt2s_forward_f32": small})]
+
+        with mock.patch.object(bench_suite, "run_logged", fake_run):
+            figures, turns = bench_suite.paired_with_javacpp("java", "cp", 3)
+        peers = ["javacpp" if "io.arrakis.peers.JavaCppForwardTimes" in c else "ours" for c in commands]
+        self.assertEqual(["ours", "javacpp", "javacpp", "ours", "ours", "javacpp"], peers)
+        javacpp_cmd = commands[1]
+        self.assertEqual("java", javacpp_cmd[0])
+        self.assertIn("-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent", javacpp_cmd)
+        self.assertAlmostEqual(0.25, figures["gpt2_tiny_forward"].value)  # median of 0.25, 0.2, 0.333
+        self.assertAlmostEqual(0.5, figures["gpt2s_forward_f32"].value)  # median of 0.333, 0.5, 1.0
+        self.assertEqual([{"ours": {"gpt2_tiny_forward": 100.0, "gpt2s_forward_f32": 100.0},
+                           "javacpp": {"gpt2_tiny_forward": 400.0, "gpt2s_forward_f32": 300.0}}], turns[:1])
+
+    def test_a_failed_javacpp_run_is_named(self):
+        def fake_run(cmd, echo=True, env=None):
+            if "io.arrakis.peers.JavaCppForwardTimes" in cmd:
+                return 1, ["boom"]
+            return 0, [json.dumps({"gpt2_tiny_forward": 1.0, "gpt2s_forward_f32": 1.0})]
+
+        with mock.patch.object(bench_suite, "run_logged", fake_run):
+            figures, _ = bench_suite.paired_with_javacpp("java", "cp", 2)
+        self.assertEqual({"JavaCppForwardTimes failed (exit 1)"}, {f.missing.split(":")[0] for f in figures.values()})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -7,18 +7,19 @@ import java.util.function.LongSupplier;
  * Our side of the suite's paired comparison with Python: the float32 forward passes, without a cache, of the tiny
  * GPT-2 ({@code gpt2_tiny_forward}, µs) and of GPT-2-small ({@code gpt2s_forward_f32}, ms), the same passes as their
  * JMH rows, each the median of several timed batches after a warm-up; prints one JSON object on stdout.
- * {@code bench_python.py --forward-times} measures Python's the same way, and the suite runs the two in turn, several
- * times, taking the median of the per-turn ratios, so that a machine whose speed drifts between processes does not
- * decide the verdict.
+ * {@code bench_python.py --forward-times} measures Python's the same way, {@code JavaCppForwardTimes} JavaCPP's, and
+ * the suite runs ours and each peer in turn, several times, taking the median of the per-turn ratios, so that a
+ * machine whose speed drifts between processes does not decide the verdict.
  */
 public final class ForwardTimes {
     /** As the suite's JMH row: on few cores the JIT competes with a millisecond pass for seconds after start. */
-    private static final long TINY_WARM_UP_NANOS = 8_000_000_000L;
+    public static final long TINY_WARM_UP_NANOS = 8_000_000_000L;
 
     private ForwardTimes() {
     }
 
-    private static void warmUp(LongSupplier pass, long nanos) {
+    /** Runs {@code pass} again and again for {@code nanos}. */
+    public static void warmUp(LongSupplier pass, long nanos) {
         long until = System.nanoTime() + nanos;
         while (System.nanoTime() < until) {
             pass.getAsLong();
@@ -36,11 +37,16 @@ public final class ForwardTimes {
         small.setUp();
         double smallMillis = medianMicros(small::noCache, 3, 1, 5) / 1e3;
         small.tearDown();
+        printResult(tinyMicros, smallMillis);
+    }
+
+    /** The one JSON line the suite reads: the tiny pass in µs, GPT-2-small's in ms. */
+    public static void printResult(double tinyMicros, double smallMillis) {
         System.out.printf("{\"gpt2_tiny_forward\": %.3f, \"gpt2s_forward_f32\": %.3f}%n", tinyMicros, smallMillis);
     }
 
     /** The median over {@code batches} of the mean time of {@code perBatch} passes, after {@code warmUp} passes. */
-    static double medianMicros(LongSupplier pass, int warmUp, int perBatch, int batches) {
+    public static double medianMicros(LongSupplier pass, int warmUp, int perBatch, int batches) {
         for (int i = 0; i < warmUp; i++) {
             pass.getAsLong();
         }
