@@ -5,6 +5,7 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -111,6 +112,9 @@ final class OpenBlasBatch {
             String r = terms[1];
             long[] lShape = left.meta().shape();
             long[] rShape = right.meta().shape();
+            if (l.length() != lShape.length || r.length() != rShape.length || !letters(l + r + out)) {
+                return null; // libtorch's einsum reports what is wrong
+            }
             long[] lStrides = left.meta().strides();
             long[] rStrides = right.meta().strides();
             String summed = "";
@@ -248,6 +252,11 @@ final class OpenBlasBatch {
             } catch (Throwable t) {
                 out.close();
                 throw new LibTorchException("cblas_" + (single ? "s" : "d") + "gemm_batch failed: " + t, t);
+            } finally {
+                // OpenBLAS read the operands' memory through addresses taken above: an operand nothing else refers
+                // to must not be freed by the garbage collector's backstop before it is done
+                Reference.reachabilityFence(left);
+                Reference.reachabilityFence(right);
             }
             Native.countOp();
             return out;
@@ -255,6 +264,10 @@ final class OpenBlasBatch {
 
         private static Layout flip(Layout layout) {
             return new Layout(!layout.transposed(), layout.leading());
+        }
+
+        private static boolean letters(String subscripts) {
+            return subscripts.chars().allMatch(c -> (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
         }
 
         private static boolean repeats(String term) {

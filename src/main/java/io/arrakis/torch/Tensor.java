@@ -343,6 +343,10 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.fromSegment: the segment is on the Java heap, which the garbage"
                     + " collector may move; use Tensor.of to copy it, or allocate the segment from an Arena");
         }
+        if (n > Long.MAX_VALUE / dtype.byteSize()) {
+            throw new IllegalArgumentException("Tensor.fromSegment: shape " + Arrays.toString(shape) + " of " + dtype
+                    + " needs more than " + Long.MAX_VALUE + " bytes");
+        }
         if (segment.byteSize() < n * dtype.byteSize()) {
             throw new IllegalArgumentException("Tensor.fromSegment: shape " + Arrays.toString(shape) + " of " + dtype + " needs "
                     + n * dtype.byteSize() + " bytes but the segment has " + segment.byteSize());
@@ -921,7 +925,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("sub: bool tensors cannot be subtracted (as in PyTorch), got " + describe()
                     + " and " + other.describe() + "; use where(...) or convert with to(DType)");
         }
-        DType target = promoteIntegral(dtype(), other.dtype());
+        DType target = promoteIntegral(this, other);
         long[] shape = broadcastShape(subtract ? "sub" : "add", meta().shape, other.meta().shape, other);
         try (TensorScope scope = TensorScope.open()) {
             Tensor a = to(target).expand(shape);
@@ -930,6 +934,19 @@ public final class Tensor implements AutoCloseable {
             return scope.keep(Call.begin(SUM_DIM, stacked).tensor(stacked).optInts(new long[] {0}).bool(false)
                     .optDtype(target).tensorResult());
         }
+    }
+
+    /**
+     * PyTorch's promotion of two integer or bool tensors: a 0-d tensor beside a dimensioned one decides the dtype only
+     * where its category is higher (an integer beside bools); otherwise the dimensioned one's dtype is the result's.
+     */
+    private static DType promoteIntegral(Tensor x, Tensor y) {
+        if ((x.dim() == 0) != (y.dim() == 0)) {
+            DType dimensioned = (x.dim() == 0 ? y : x).dtype();
+            DType zeroDim = (x.dim() == 0 ? x : y).dtype();
+            return dimensioned == DType.BOOL && zeroDim != DType.BOOL ? zeroDim : dimensioned;
+        }
+        return promoteIntegral(x.dtype(), y.dtype());
     }
 
     /** PyTorch's promotion of two integer or bool dtypes. */
@@ -1236,7 +1253,7 @@ public final class Tensor implements AutoCloseable {
                     + operands.length + " tensors were given");
         }
         for (int i = 0; i < operands.length; i++) {
-            String term = terms[i].trim();
+            String term = terms[i].replace(" ", ""); // libtorch skips spaces anywhere in the equation
             if (!term.contains("...") && term.length() != operands[i].dim()) {
                 throw new IllegalArgumentException("einsum: term '" + term + "' of '" + equation + "' names "
                         + term.length() + " dims but operand " + i + " is " + operands[i].describe());
@@ -1250,7 +1267,9 @@ public final class Tensor implements AutoCloseable {
                 return batched;
             }
         }
-        return Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
+        Tensor result = Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
+        // with one operand and nothing summed, libtorch returns a view of it (a permutation or a diagonal)
+        return operands.length == 1 ? operands[0].viewResult(result) : result;
     }
 
     /** The reduced singular value decomposition {@code this = U diag(S) Vh}; returns [U, S, Vh]. */

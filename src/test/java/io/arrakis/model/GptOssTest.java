@@ -227,6 +227,13 @@ class GptOssTest {
         assertTrue(m.contains("layer_types") && m.contains("chunked_attention"), m);
         m = assertThrows(IllegalArgumentException.class, () -> defaults.with("num_experts_per_tok", 129)).getMessage();
         assertTrue(m.contains("num_experts_per_tok = 129") && m.contains("num_local_experts = 128"), m);
+        // the published files' activation constants are the experts' own; others describe a different model
+        assertEquals(defaults.architecture(), defaults.with(Map.of("swiglu_limit", 7.0, "swiglu_alpha", 1.702))
+                .architecture());
+        m = assertThrows(IllegalArgumentException.class, () -> defaults.with("swiglu_limit", 10.0)).getMessage();
+        assertTrue(m.contains("swiglu_limit = 10.0") && m.contains("7.0"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> defaults.with("swiglu_alpha", 1.0)).getMessage();
+        assertTrue(m.contains("swiglu_alpha = 1.0") && m.contains("1.702"), m);
     }
 
     /** The published checkpoints store the experts in MXFP4 ({@code _blocks}, {@code _scales}); they are refused by name. */

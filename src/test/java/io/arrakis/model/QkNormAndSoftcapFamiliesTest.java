@@ -218,6 +218,10 @@ class QkNormAndSoftcapFamiliesTest {
         assertRefused(qwen3, Map.of("num_hidden_layers", 1, "layer_types", List.of("chunked_attention")),
                 "layer_types", "chunked_attention");
 
+        // Gemma's attention is non-causal where use_bidirectional_attention is true (transformers 5.x)
+        assertRefused(HookedAutoConfig.of("gemma"), Map.of("use_bidirectional_attention", true),
+                "use_bidirectional_attention", "true");
+
         HookedAutoConfig gemma2 = HookedAutoConfig.of("gemma2");
         assertRefused(gemma2, Map.of("hidden_size", 2300), "hidden_size", "2300", "num_attention_heads");
         assertRefused(gemma2, Map.of("use_bidirectional_attention", true), "use_bidirectional_attention", "true");

@@ -834,6 +834,23 @@ class BadInputTest {
                         }
                     }
                 }
+                case "einsumViewAfterArenaCloses" -> {
+                    Arena arena = Arena.ofConfined();
+                    MemorySegment seg = arena.allocate(64L << 20, 64);
+                    Tensor t = Tensor.fromSegment(seg, DType.FLOAT32, 4096, 4096);
+                    // one operand, nothing summed: libtorch's einsum returns views of it
+                    List<Tensor> views = List.of(Tensor.einsum("ij->ji", t), Tensor.einsum("ij->ij", t),
+                            Tensor.einsum("ii->i", t));
+                    arena.close();
+                    for (Tensor view : views) {
+                        try {
+                            closeAll(view.sum());
+                            throw new AssertionError("an einsum view read the memory of a closed arena without an exception");
+                        } catch (IllegalStateException expected) {
+                            check(expected.getMessage().contains("arena"), expected.getMessage());
+                        }
+                    }
+                }
                 default -> throw new IllegalArgumentException(scenario);
             }
             try (Tensor a = Tensor.ones(3); Tensor s = a.sum()) {

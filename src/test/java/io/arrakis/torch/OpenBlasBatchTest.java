@@ -190,4 +190,24 @@ class OpenBlasBatchTest {
         assertNull(OpenBlasBatch.einsum("bij,bjk->bik", none, noneRight), "a batch of no matrices");
         assertArrayEquals(new long[] {0, 200, 150}, Tensor.einsum("bij,bjk->bik", none, noneRight).shape());
     }
+
+    /**
+     * Was: a space inside a term made the term's length match one more dim than it names, and the route multiplied
+     * the operand's first slice along the dim no letter names (no exception). Spaces are skipped as libtorch skips
+     * them, and subscripts other than letters are left to libtorch, which refuses them.
+     */
+    @Test
+    void spacesAreSkippedAndSubscriptsOtherThanLettersAreRefused() {
+        assumeTrue(OpenBlasBatch.available(), "this libtorch's BLAS is not the checked OpenBLAS");
+        Tensor a = randn(DType.FLOAT32, 2, 200, 120);
+        Tensor b = randn(DType.FLOAT32, 2, 120, 150);
+        assertEinsum("b i j, b j k -> b i k", a, b, true);
+        Tensor fourDims = randn(DType.FLOAT32, 2, 2, 128, 128).permute(1, 2, 3, 0);
+        Tensor right = randn(DType.FLOAT32, 2, 128, 128);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> Tensor.einsum("bm k,bkn->bmn", fourDims, right));
+        assertTrue(e.getMessage().contains("names 3 dims"), e.getMessage());
+        assertNull(OpenBlasBatch.einsum("b_k,bkn->b_n", a, b), "'_' is no subscript");
+        org.junit.jupiter.api.Assertions.assertThrows(TorchException.class, () -> Tensor.einsum("b_k,bkn->b_n", a, b));
+    }
 }

@@ -1083,6 +1083,32 @@ class TensorNumericsTest {
             assertArrayEquals(new boolean[] {true, false}, b.add(b).toBooleanArray());
         }
 
+        /**
+         * PyTorch's promotion: a 0-d tensor of the same category does not widen a dimensioned one (int8 stays int8
+         * and wraps, as {@code mul} does), one of a higher category decides (bools plus an int64 0-d tensor are
+         * int64), and two 0-d tensors promote as usual. Was: the wider of the two dtypes, whatever the dims.
+         */
+        @Test
+        void aZeroDimIntegerOperandDoesNotWidenADimensionedOne() {
+            Tensor int8 = Tensor.of(new int[] {100, -3}, 2).to(DType.INT8);
+            Tensor hundred = Tensor.of(new long[] {100});
+            for (Tensor sum : List.of(int8.add(hundred), hundred.add(int8))) {
+                assertEquals(DType.INT8, sum.dtype());
+                assertArrayEquals(new long[] {-56, 97}, sum.to(DType.INT64).toLongArray()); // 200 wraps to -56
+            }
+            assertEquals(DType.INT8, int8.mul(hundred).dtype(), "as libtorch promotes mul");
+            Tensor diff = int8.sub(hundred);
+            assertEquals(DType.INT8, diff.dtype());
+            assertArrayEquals(new long[] {0, -103}, diff.to(DType.INT64).toLongArray());
+            Tensor bools = Tensor.of(new boolean[] {true, false}, 2);
+            Tensor five = Tensor.of(new long[] {5});
+            assertEquals(DType.INT64, bools.add(five).dtype());
+            assertArrayEquals(new long[] {6, 5}, bools.add(five).toLongArray());
+            Tensor zeroDimInt8 = int8.select(0, 0);
+            assertEquals(DType.INT64, zeroDimInt8.add(hundred).dtype(), "two 0-d tensors promote as usual");
+            assertEquals(200, zeroDimInt8.add(hundred).itemLong());
+        }
+
         @Test
         void tensorScalar() {
             Tensor m = f64(a, 2, 3);

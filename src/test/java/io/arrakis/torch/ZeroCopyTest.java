@@ -221,7 +221,8 @@ class ZeroCopyTest {
                     () -> Tensor.fromSegment(arena.allocate(64, 8).asSlice(4), DType.FLOAT64, 2),
                     () -> Tensor.fromSegment(arena.allocate(64, 8).asSlice(2), DType.INT32, 1),
                     () -> Tensor.fromSegment(arena.allocate(16, 8).asReadOnly(), DType.FLOAT32, 4), // read-only
-                    () -> Tensor.fromSegment(arena.allocate(16, 8), DType.FLOAT32, -1, -4)); // negative size
+                    () -> Tensor.fromSegment(arena.allocate(16, 8), DType.FLOAT32, -1, -4), // negative size
+                    () -> Tensor.fromSegment(arena.allocate(16, 8), DType.FLOAT64, 1L << 61)); // bytes overflow
             for (Executable call : bad) {
                 IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
                 assertTrue(e.getMessage().contains("fromSegment"), e.getMessage());
@@ -265,5 +266,14 @@ class ZeroCopyTest {
     @Test
     void binaryOpsOnATensorWhoseArenaClosedThrow() {
         BadInputTest.Child.expectInFreshJvm("binaryOpAfterArenaCloses");
+    }
+
+    /**
+     * Was: an einsum of one operand, which libtorch returns as a view of it, lost its tie to the operand's arena, and
+     * using it after the arena closed read freed memory; in a child JVM, as above.
+     */
+    @Test
+    void einsumViewsOfATensorWhoseArenaClosedThrow() {
+        BadInputTest.Child.expectInFreshJvm("einsumViewAfterArenaCloses");
     }
 }

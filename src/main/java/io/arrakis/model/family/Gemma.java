@@ -5,7 +5,9 @@ import io.arrakis.model.family.Architecture.Norm;
 import java.util.List;
 import java.util.Map;
 
+import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
@@ -30,12 +32,16 @@ final class Gemma extends ModelFamily {
                 pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),
                 bool("tie_word_embeddings", true), posDbl("rope_theta", 10000.0), bool("attention_bias", false),
-                dbl("attention_dropout", 0.0), optionalRopeScaling(), ropeParameters()),
+                dbl("attention_dropout", 0.0), boolOrNull("use_bidirectional_attention", null), optionalRopeScaling(),
+                ropeParameters()),
                 Map.of()));
     }
 
     @Override
     Architecture architecture(Settings s) {
+        if (Boolean.TRUE.equals(s.get("use_bidirectional_attention"))) {
+            throw invalid("use_bidirectional_attention", true, "is not supported: only causal attention is");
+        }
         boolean attentionBias = s.bool("attention_bias");
         ArchitectureBuilder b = LlamaLayout.standardKeys(s).headDim("head_dim")
                 .norm(Norm.RMS_NORM_PLUS_ONE, "rms_norm_eps").rotary("rope_theta", null)

@@ -18,6 +18,7 @@ import static io.arrakis.model.family.ConfigValues.describe;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
@@ -67,12 +68,15 @@ final class GptOss extends ModelFamily {
                 dbl("attention_dropout", 0.0), pos("num_experts_per_tok", 4), dbl("router_aux_loss_coef", 0.001),
                 bool("output_router_logits", false), bool("use_cache", true), listOrNull("layer_types"),
                 tok("pad_token_id", null), tok("bos_token_id", null), tok("eos_token_id", null),
-                bool("attention_bias", true), optionalRopeScaling(), ropeParameters()),
+                bool("attention_bias", true), dblOrNull("swiglu_alpha", null), dblOrNull("swiglu_limit", null),
+                optionalRopeScaling(), ropeParameters()),
                 Map.of("num_experts", "num_local_experts")));
     }
 
     @Override
     Architecture architecture(Settings s) {
+        requireActivationConstant(s, "swiglu_alpha", ACTIVATION.alpha());
+        requireActivationConstant(s, "swiglu_limit", ACTIVATION.limit());
         boolean bias = s.bool("attention_bias");
         List<LayerAttention> perLayer = layerAttention(s, s.integer("num_hidden_layers"));
         Integer window = s.integerOrNull("sliding_window");
@@ -84,6 +88,17 @@ final class GptOss extends ModelFamily {
                 .slidingWindow(window).layerAttention(perLayer).attentionSinks()
                 .mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_SOFTMAX, ACTIVATION))
                 .build();
+    }
+
+    /**
+     * Published configurations carry the experts' activation constants ({@code swiglu_limit} 7.0); Hugging Face's
+     * experts use fixed ones, so another value describes a model neither computes.
+     */
+    private static void requireActivationConstant(Settings s, String key, double fixed) {
+        Object value = s.get(key);
+        if (value != null && ((Number) value).doubleValue() != fixed) {
+            throw invalid(key, value, "is not supported: gpt-oss's experts use " + fixed);
+        }
     }
 
     /** {@code GptOssConfig.__post_init__}: without rotary settings, YaRN with these parameters. */
