@@ -23,7 +23,8 @@ import java.util.List;
  *   <li><b>previous-token</b>: the mean attention from position {@code i} to {@code i - 1}, over {@code i >= 1}
  *       (both copies) and the batch;</li>
  *   <li><b>induction</b>: the mean attention from each second-copy position {@code n + j} to {@code j + 1} — the
- *       token after that token's first occurrence — over {@code j = 0 .. n-2} and the batch;</li>
+ *       token after that token's first occurrence (for the last, {@code j = n-1}, the second copy's first token) —
+ *       over {@code j = 0 .. n-1} and the batch;</li>
  *   <li><b>duplicate-token</b>: the mean attention from {@code n + j} to {@code j} — the token's first occurrence —
  *       over {@code j = 0 .. n-1} and the batch.</li>
  * </ul>
@@ -88,9 +89,7 @@ public final class HeadDetectors {
         }
         for (int j = 0; j < seqLen; j++) {
             dup[(seqLen + j) * total + j] = 1f / seqLen;
-            if (j <= seqLen - 2) {
-                ind[(seqLen + j) * total + j + 1] = 1f / (seqLen - 1);
-            }
+            ind[(seqLen + j) * total + j + 1] = 1f / seqLen;
         }
         String[] names = new String[layers];
         for (int l = 0; l < layers; l++) {

@@ -42,7 +42,9 @@ import java.util.function.Function;
  *
  * <p>The result is {@code metric(patched logits) - metric(clean logits)}. Because step 3 recomputes the receiver's
  * projection from the full residual (norm included), the method is exact for every norm, bias and family, and needs no
- * weights. For grouped-query attention the K and V routes patch the receiver's key/value head, which the other query
+ * weights. In families that normalise queries and keys the Q and K routes carry the normalised value
+ * ({@code hook_q_normed}, {@code hook_k_normed}): olmo2 normalises all heads together, and only there does one head's
+ * value not change the others'. For grouped-query attention the K and V routes patch the receiver's key/value head, which the other query
  * heads of its group share.
  *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
@@ -283,7 +285,7 @@ public final class PathPatching {
                     return clean.view(clean.shape());
                 }));
             }
-            String routeName = route.hookName(receiver.layer());
+            String routeName = patchedHook(model, route, receiver.layer());
             int index = route == Route.Q ? receiver.index() : receiver.index() / (c.nHeads() / c.nKvHeads());
             try (TensorScope scope = TensorScope.open();
                  ModelOutput second = model.runWithHooks(ids, CacheSpec.only(routeName), hooks.toArray(HookSpec[]::new))) {
@@ -292,6 +294,16 @@ public final class PathPatching {
                     return evaluate(patched) - metricValue;
                 }
             }
+        }
+
+        /**
+         * Where the route's value is replaced: its hook point, or, in families that normalise queries and keys, the
+         * normalised query or key, since olmo2 normalises all heads' queries (keys) together and replacing one head's
+         * raw query would change the others' through the shared norm (per head, as in qwen3, either point is exact).
+         */
+        private static String patchedHook(HookedAutoModel model, Route route, int layer) {
+            String normed = route.hookName(layer) + "_normed";
+            return route != Route.V && model.hookNames().contains(normed) ? normed : route.hookName(layer);
         }
 
         Tensor all(Head receiver, Route route, Mode mode, java.util.function.BiFunction<Integer, Integer, Tensor> senderZ) {

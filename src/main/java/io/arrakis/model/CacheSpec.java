@@ -29,7 +29,7 @@ public final class CacheSpec {
 
     /** Exactly these hook names; a name the model does not have is rejected by the forward pass. */
     public static CacheSpec only(String... names) {
-        Set<String> set = Set.of(names);
+        Set<String> set = Set.copyOf(java.util.Arrays.asList(names)); // a name given twice is cached once
         return new CacheSpec(set::contains, set);
     }
 

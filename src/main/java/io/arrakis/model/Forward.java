@@ -60,8 +60,11 @@ final class Forward {
             x = x.mul(w.embed.dtype().round(c.embeddingScale()));
         }
         if (!c.rotary()) {
-            Tensor positions = hook.at("hook_pos_embed", w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel()));
-            x = x.add(positions);
+            Tensor positions = w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel());
+            if (hook.observes("hook_pos_embed")) {
+                positions = positions.copy(); // a view of the weights: what a hook or the cache writes must not reach them
+            }
+            x = x.add(hook.at("hook_pos_embed", positions));
         }
         Map<Rope, Rotary> rotaries = new HashMap<>(); // one per distinct rope: gemma3's sliding layers have their own
         for (int i = 0; i < c.nLayers(); i++) {

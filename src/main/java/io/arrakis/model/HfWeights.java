@@ -111,12 +111,17 @@ final class HfWeights {
         return slots;
     }
 
-    /** The slots one tensor fills: itself, or the parts of its last dimension. */
-    private static Map<Slot, Tensor> split(CheckpointTensor t, Tensor whole) {
+    /**
+     * The slots one tensor fills: itself, or the parts of its last dimension. The fused tensor's handle and the steps
+     * in between are closed here, so memory no part holds is freed at once, not when the whole model is loaded.
+     */
+    static Map<Slot, Tensor> split(CheckpointTensor t, Tensor whole) {
         Map<Slot, Tensor> slots = new EnumMap<>(Slot.class);
         if (t.groups() == 1 && t.parts().size() == 1) {
             slots.put(t.parts().getFirst().slot(), whole);
-        } else {
+            return slots;
+        }
+        try (TensorScope scope = TensorScope.open()) {
             // the last dimension is [groups, parts...]: each part takes its columns of every group
             long[] shape = whole.shape();
             int last = shape.length - 1;
@@ -129,10 +134,11 @@ final class HfWeights {
             for (CheckpointTensor.Part part : t.parts()) {
                 long[] flat = shape.clone();
                 flat[last] = t.groups() * part.size();
-                slots.put(part.slot(), view.narrow(-1, offset, part.size()).reshape(flat).contiguous());
+                slots.put(part.slot(), scope.keep(view.narrow(-1, offset, part.size()).reshape(flat).contiguous()));
                 offset += part.size();
             }
         }
+        whole.close();
         return slots;
     }
 

@@ -307,8 +307,8 @@ public final class HookedAutoModel implements AutoCloseable {
         ActivationCache cache = new ActivationCache(config.nLayers());
         try (TensorScope scope = TensorScope.open()) {
             Pass pass = new Pass(scope, spec, hooks, cache);
-            Tensor logits = new Forward(config, weights, tables, pass).run(ids);
-            scope.keep(logits);
+            // its own handle: the cache may hold the pass's, and closing one must leave the other
+            Tensor logits = scope.keep(new Forward(config, weights, tables, pass).run(ids).alias());
             return new ModelOutput(logits, cache);
         } catch (RuntimeException e) {
             cache.close();
@@ -463,7 +463,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     Tensor replacement = h.hook().apply(current, name);
                     if (replacement != null && replacement != current) {
                         checkReplacement(name, current, replacement);
-                        current = replacement;
+                        // the pass's own handle: the outputs it hands out, closed by their owner, must not close a
+                        // tensor the hook made elsewhere (a patch, another output's cache entry)
+                        current = replacement.alias();
                     }
                 }
             }

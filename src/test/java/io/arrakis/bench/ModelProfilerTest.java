@@ -10,6 +10,7 @@ import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 
 import org.junit.jupiter.api.Test;
 
@@ -57,6 +58,19 @@ class ModelProfilerTest {
         assertEquals(sum, p.groups().stream().mapToLong(g -> g.totals().nanos()).sum());
         assertEquals(p.activationBytes(), p.groups().stream().mapToLong(g -> g.totals().bytes()).sum());
         assertEquals(p.hooks().size(), p.byComponent().values().stream().mapToInt(ModelProfile.Totals::hooks).sum());
+    }
+
+    /**
+     * Was: waiting for an empty activation (an expert of a mixture no token chose, on a GPU) selected element 0 of a
+     * size-0 dimension and failed the whole profile.
+     */
+    @Test
+    void waitingForAnEmptyActivationIsANoOp() {
+        try (TensorScope scope = TensorScope.open()) {
+            ModelProfiler.sync(Tensor.zeros(0, 4));
+            ModelProfiler.sync(Tensor.zeros(2, 0, 3));
+            ModelProfiler.sync(Tensor.ones(2, 3));
+        }
     }
 
     @Test

@@ -115,6 +115,21 @@ class HeadDetectorsTest {
         }
     }
 
+    /**
+     * Was: the last second-copy query ({@code 2n-1}, the token {@code r_n}) was left out of the induction score,
+     * although the token after {@code r_n}'s first occurrence (position {@code n}) is its induction target, as in
+     * TransformerLens's detection pattern; a head doing induction only there scored 0.
+     */
+    @Test
+    void theLastQueryOfTheSecondCopyIsAnInductionQueryToo() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(1), 1, DType.FLOAT32, Device.CPU);
+             var hook = model.addHook(forceHead(0, 1, q -> q == 2 * N - 1 ? N : 0));
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 4)) {
+            assertEquals(1.0 / N, at(s.induction(), new Head(0, 1)), 1e-6);
+        }
+    }
+
     @Test
     void scoresMatchADirectComputationFromTheCachedPatterns() {
         try (TensorScope scope = TensorScope.open();
@@ -144,14 +159,12 @@ class HeadDetectorsTest {
                             }
                             for (int j = 0; j < N; j++) {
                                 dup += p[base + (N + j) * t + j];
-                                if (j < N - 1) {
-                                    ind += p[base + (N + j) * t + j + 1];
-                                }
+                                ind += p[base + (N + j) * t + j + 1];
                             }
                         }
                         Head head = new Head(l, h);
                         assertEquals(prev / BATCH / (t - 1), at(s.previousToken(), head), 1e-5);
-                        assertEquals(ind / BATCH / (N - 1), at(s.induction(), head), 1e-5);
+                        assertEquals(ind / BATCH / N, at(s.induction(), head), 1e-5);
                         assertEquals(dup / BATCH / N, at(s.duplicateToken(), head), 1e-5);
                     }
                 }

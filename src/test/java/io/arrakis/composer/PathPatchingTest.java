@@ -46,6 +46,50 @@ class PathPatchingTest {
         return PathPatching.replaceHead(x, index, value);
     }
 
+    /**
+     * Patching one receiver head's query or key leaves every other head of its layer as in the clean run: the
+     * patterns the final (patched) pass computes differ from the clean run's in the receiver's head only (its whole
+     * key-value group for the key route). Was: olmo2, which normalises all heads' queries and keys together, had
+     * the raw query replaced, and the shared norm carried the change into the other heads.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"olmo2", "qwen3", "llama"})
+    void patchingOneHeadLeavesTheOtherHeadsOfItsLayerAlone(String family) {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel m = HookedAutoModel.fromPretrained(io.arrakis.model.Fixtures.huggingFace(family))) {
+            Tensor clean = Tensor.of(new long[] {5, 9, 2, 33, 4, 17}, 1, 6);
+            Tensor corrupted = Tensor.of(new long[] {5, 9, 21, 33, 40, 17}, 1, 6);
+            int heads = m.config().nHeads();
+            int group = heads / m.config().nKvHeads();
+            Head receiver = new Head(1, 1);
+            for (Route route : new Route[] {Route.Q, Route.K}) {
+                List<float[]> patterns = new ArrayList<>();
+                try (HookHandle h = m.addHook(HookSpec.at("blocks.1.attn.hook_pattern", (a, n) -> {
+                    patterns.add(a.toFloatArray());
+                    return a;
+                }))) {
+                    double effect = PathPatching.patch(m, clean, corrupted, new Head(0, 2), receiver, route, METRIC);
+                    assertTrue(Double.isFinite(effect));
+                }
+                float[] first = patterns.getFirst(); // the clean run
+                float[] last = patterns.getLast(); // the run with the receiver's input replaced
+                int perHead = first.length / heads;
+                boolean receiverChanged = false;
+                for (int head = 0; head < heads; head++) {
+                    boolean patchedHead = route == Route.Q ? head == receiver.index() : head / group == receiver.index() / group;
+                    for (int i = head * perHead; i < (head + 1) * perHead; i++) {
+                        if (patchedHead) {
+                            receiverChanged |= first[i] != last[i];
+                        } else {
+                            assertEquals(first[i], last[i], family + " " + route + ": head " + head + " changed");
+                        }
+                    }
+                }
+                assertTrue(receiverChanged, family + " " + route + ": the receiver's pattern should change");
+            }
+        }
+    }
+
     @Test
     void theEffectIsExactlyZeroWhenCleanEqualsCorrupted() {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(3, 1)) {

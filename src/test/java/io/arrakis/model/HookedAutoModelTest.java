@@ -86,7 +86,8 @@ class HookedAutoModelTest {
             try (ModelOutput none = model.forward(input, CacheSpec.none())) {
                 assertEquals(0, none.cache().size());
             }
-            try (ModelOutput one = model.forward(input, CacheSpec.only("blocks.1.attn.hook_pattern"))) {
+            try (ModelOutput one = model.forward(input, CacheSpec.only("blocks.1.attn.hook_pattern",
+                    "blocks.1.attn.hook_pattern"))) { // a name given twice is cached once
                 assertEquals(Set.of("blocks.1.attn.hook_pattern"), one.cache().names());
                 assertArrayEquals(new long[] {1, 4, 4, 4}, one.cache().get("blocks.1.attn.hook_pattern").shape());
             }
@@ -144,6 +145,51 @@ class HookedAutoModelTest {
                     HookedAutoModel.HookSpec.at("blocks.1.hook_mlp_out", (a, n) -> Tensor.zeros(2, 2))));
             assertTrue(wrong.getMessage().contains("blocks.1.hook_mlp_out"), wrong.getMessage());
             assertThrows(IllegalArgumentException.class, () -> model.addHook(HookedAutoModel.HookSpec.at("blocks.7.nothing", uniform)));
+        }
+    }
+
+    /**
+     * Was: a replacement a hook made outside the pass was handed out as the pass's own, so closing the output closed
+     * the hook's tensor (the next pass then failed, blaming the hook), and the cached logits were the output's
+     * logits, so removing them from the cache closed {@code logits()}.
+     */
+    @Test
+    void closingAnOutputClosesOnlyWhatThePassMade() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3, 4);
+            Tensor patch = Tensor.zeros(new long[] {1, 4, 32}, DType.FLOAT32, Device.CPU);
+            try (HookedAutoModel.HookHandle handle = model.addHook(HookedAutoModel.HookSpec.at("blocks.0.hook_mlp_out",
+                    (a, n) -> patch))) {
+                model.forward(input).close();
+                assertFalse(patch.isClosed(), "the hook's tensor is its owner's");
+                try (ModelOutput again = model.forward(input)) {
+                    assertEquals(0.0, again.cache().get("blocks.0.hook_mlp_out").abs().max().item());
+                }
+            }
+            try (ModelOutput clean = model.forward(input);
+                 ModelOutput patched = model.runWithHooks(input, CacheSpec.all(),
+                         HookedAutoModel.HookSpec.at("blocks.1.hook_resid_pre", (a, n) -> clean.cache().get(n)))) {
+                patched.close();
+                assertFalse(clean.cache().get("blocks.1.hook_resid_pre").isClosed());
+                clean.cache().remove("logits");
+                assertFalse(clean.logits().isClosed(), "the logits outlive their cache entry");
+                assertEquals(4 * 64, clean.logits().numel());
+            }
+        }
+    }
+
+    /** Was: {@code hook_pos_embed} was a view of the position embeddings, so writing into it rewrote the model. */
+    @Test
+    void writingIntoTheCachedPositionEmbeddingLeavesTheModelAlone() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3, 4);
+            Tensor before = model.runWithHooks(input);
+            try (ModelOutput out = model.forward(input)) {
+                Tensor positions = out.cache().get("hook_pos_embed");
+                positions.copyFrom(Tensor.zeros(positions.shape()));
+            }
+            model.runWithHooks(input, HookedAutoModel.HookSpec.at("hook_pos_embed", (a, n) -> a.copyFrom(a.mul(3.0)))).close();
+            assertTrue(model.runWithHooks(input).allclose(before, 0, 0), "the position embeddings changed");
         }
     }
 
