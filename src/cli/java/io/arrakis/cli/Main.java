@@ -332,6 +332,12 @@ public final class Main implements Callable<Integer> {
         }
     }
 
+    /** The folder's own name, or the whole path where it has none (the file system's root). */
+    private static String folderName(Path folder) {
+        Path name = folder.toAbsolutePath().normalize().getFileName();
+        return name == null ? folder.toString() : name.toString();
+    }
+
     /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
     private static void view(View v, PrintStream out, PrintStream err) {
         List<Head> receivers = v.receivers.stream().map(Main::parseHead).toList();
@@ -340,7 +346,7 @@ public final class Main implements Callable<Integer> {
              HfTokenizer tokenizer = v.tokenizer == null ? null : HfTokenizer.load(v.tokenizer);
              TerminalProgress progress = TerminalProgress.of("view", "steps", v.json, err)) {
             Tensor ids = v.input.text == null ? idsTensor(v.input.ids) : textTensor(m, v.input.text, v.tokenizer);
-            AttentionView.Options options = AttentionView.Options.defaults().withTitle(v.model.getFileName().toString())
+            AttentionView.Options options = AttentionView.Options.defaults().withTitle(folderName(v.model))
                     .withTokens(tokenizer).withBaseline(v.baseline).withProgress(progress);
             if (v.corrupted != null) {
                 Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
@@ -414,7 +420,7 @@ public final class Main implements Callable<Integer> {
             report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
         }
         if (png != null) {
-            report.writeHeatmapPng(png, mode + "-composition scores of " + model.getFileName()
+            report.writeHeatmapPng(png, mode + "-composition scores of " + folderName(model)
                     + (foldLn ? ", norms folded" : "") + (baseline ? " (minus the random baseline)" : ""));
         }
         if (json) {

@@ -275,9 +275,11 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     /**
      * One self-contained HTML page of the model on {@code inputIds} ({@link AttentionView}: attention patterns of every
      * layer and head, Q/K/V composition, head detectors), token labels from the bench's tokenizer, written to
-     * {@code saveDir/views/<name>.html}; returns the file.
+     * {@code saveDir/views/<name>.html}; returns the file. The name follows the rules of experiment names (one file
+     * name, inside that folder).
      */
     public Path view(Tensor inputIds, String name) {
+        ExperimentLog.checkName(name);
         Path file = saveDir.resolve("views").resolve(name + ".html");
         try {
             Files.createDirectories(file.getParent());

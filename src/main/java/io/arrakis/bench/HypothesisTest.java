@@ -108,10 +108,30 @@ public final class HypothesisTest {
                     + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
                     + " and there is no p-value");
         }
-        TTest.Result r = WELCH.test(a, b);
+        // t, its degrees of freedom and p do not depend on the unit; in one where the largest magnitude is about 1,
+        // the squared variances in the degrees of freedom neither overflow nor underflow
+        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(a), maxAbs(b))));
+        TTest.Result r = WELCH.test(scaled(a, scale), scaled(b, scale));
         double p = r.getPValue();
         return new WelchResult(r.getStatistic(), r.getDegreesOfFreedom(), p, alpha, p < alpha,
                 new WelchResult.Sample(labelA, a.length, meanA, varA), new WelchResult.Sample(labelB, b.length, meanB, varB));
+    }
+
+    private static double maxAbs(double[] sample) {
+        double max = 0;
+        for (double x : sample) {
+            max = Math.max(max, Math.abs(x));
+        }
+        return max;
+    }
+
+    /** The sample times a power of two: exact, unless a value becomes subnormal. */
+    private static double[] scaled(double[] sample, double scale) {
+        double[] out = new double[sample.length];
+        for (int i = 0; i < sample.length; i++) {
+            out[i] = sample[i] * scale;
+        }
+        return out;
     }
 
     private static void checkN(int n, String what) {

@@ -41,7 +41,9 @@ public final class Json {
     public static final int MAX_DEPTH = 64;
 
     private static final JsonFactory FACTORY = JsonFactory.builder()
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH).build())
+            // the text is already in memory: strings and names as long as a writer made them are read back
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
+                    .maxStringLength(Integer.MAX_VALUE).maxNameLength(Integer.MAX_VALUE).build())
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
             .build();
 
@@ -85,8 +87,9 @@ public final class Json {
             }
             return value;
         } catch (StreamConstraintsException e) {
-            throw new ParseException("nesting deeper than " + MAX_DEPTH + " levels (" + e.getOriginalMessage() + ")",
-                    offset(e.getLocation(), text));
+            String limit = e.getOriginalMessage().contains("nesting") ? "nesting deeper than " + MAX_DEPTH + " levels"
+                    : "beyond a limit of the reader";
+            throw new ParseException(limit + " (" + e.getOriginalMessage() + ")", offset(e.getLocation(), text));
         } catch (JsonProcessingException e) {
             throw new ParseException(withoutParserAdvice(e.getOriginalMessage()), offset(e.getLocation(), text));
         } catch (IOException e) {

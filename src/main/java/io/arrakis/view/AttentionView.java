@@ -27,6 +27,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.LongStream;
 
 /**
@@ -208,9 +210,20 @@ public final class AttentionView {
 
     /** The page: the template with the data inlined. */
     public String html() {
-        String json = Json.write(data).replace("</", "<\\/"); // a string holding "</script>" must not end the script
-        return template().replace("@TITLE@", escapeHtml(title)).replace("@DATA@", json);
+        // inside the script element no string may hold markup the HTML parser reads there ("</script>", "<!--"):
+        // in JSON, <, > and & only occur inside strings, where their escapes mean the same
+        String json = Json.write(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026");
+        // one pass, so that a title holding a placeholder stays text
+        Matcher placeholder = PLACEHOLDER.matcher(template());
+        StringBuilder page = new StringBuilder();
+        while (placeholder.find()) {
+            placeholder.appendReplacement(page, Matcher.quoteReplacement(
+                    placeholder.group().equals("@TITLE@") ? escapeHtml(title) : json));
+        }
+        return placeholder.appendTail(page).toString();
     }
+
+    private static final Pattern PLACEHOLDER = Pattern.compile("@TITLE@|@DATA@");
 
     /** Writes {@link #html()} to {@code file} atomically; returns the file. */
     public Path writeHtml(Path file) {

@@ -42,13 +42,24 @@ public final class Sweeps {
         String executorOptions = "--enable-native-access=ALL-UNNAMED"
                 + (Runtime.version().feature() >= 23 ? " --sun-misc-unsafe-memory-access=allow" : "");
         SparkSession.Builder builder = SparkSession.builder().appName("arrakis sweep").master(master)
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.executor.extraJavaOptions", executorOptions);
-        if (!master.startsWith("local")) {
-            builder.config("spark.executor.extraClassPath", System.getProperty("java.class.path"));
-        }
+                .config("spark.ui.showConsoleProgress", "false");
         extra.forEach(builder::config);
+        // the options the user gave (spark-submit --conf, spark-defaults.conf, or extra) are kept, ours added
+        builder.config(EXECUTOR_JAVA_OPTIONS, withUsers(EXECUTOR_JAVA_OPTIONS, extra, executorOptions, " "));
+        if (!master.startsWith("local")) {
+            builder.config(EXECUTOR_CLASS_PATH, withUsers(EXECUTOR_CLASS_PATH, extra,
+                    System.getProperty("java.class.path"), java.io.File.pathSeparator));
+        }
         return builder.getOrCreate();
+    }
+
+    private static final String EXECUTOR_JAVA_OPTIONS = "spark.executor.extraJavaOptions";
+    private static final String EXECUTOR_CLASS_PATH = "spark.executor.extraClassPath";
+
+    /** The user's value of {@code key} ({@code extra} first, then spark-submit's), followed by {@code ours}. */
+    static String withUsers(String key, Map<String, String> extra, String ours, String separator) {
+        String users = extra.getOrDefault(key, System.getProperty(key));
+        return users == null || users.isBlank() ? ours : users + separator + ours;
     }
 
     /** Spark's logs at WARN on standard error, instead of its INFO default. */

@@ -109,6 +109,22 @@ class HypothesisTestTest {
         assertEquals(scalar, r);
     }
 
+    /**
+     * t, its degrees of freedom and p do not depend on the unit. Was: at magnitudes near 1e80 (or 1e-160) the squared
+     * variances in the Welch–Satterthwaite degrees of freedom overflowed (underflowed), giving p = NaN for finite data.
+     */
+    @Test
+    void theOutcomeDoesNotDependOnTheUnit() {
+        WelchResult unit = HypothesisTest.welch(new double[] {0, 1, 0.5}, new double[] {0, 2, 3}, 0.05);
+        for (double scale : new double[] {1e80, 1e-160, 1e300, 3.0}) {
+            WelchResult r = HypothesisTest.welch(new double[] {0, scale, 0.5 * scale}, new double[] {0, 2 * scale, 3 * scale},
+                    0.05);
+            assertEquals(unit.t(), r.t(), 1e-12 * Math.abs(unit.t()), "t at scale " + scale);
+            assertEquals(unit.degreesOfFreedom(), r.degreesOfFreedom(), 1e-9, "df at scale " + scale);
+            assertEquals(unit.pValue(), r.pValue(), 1e-12, "p at scale " + scale);
+        }
+    }
+
     @Test
     void badInputsAreRefused() {
         double[] ok = {1, 2, 3};

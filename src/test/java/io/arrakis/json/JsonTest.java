@@ -53,6 +53,15 @@ class JsonTest {
         assertEquals("a😀b ü", Json.parse("\"a😀b ü\""), "raw non-ASCII passes through");
     }
 
+    /** Was: strings and names past Jackson's default read limits were written but could not be read back. */
+    @Test
+    void whatTheWriterWritesIsReadBackHoweverLong() {
+        String longString = "x".repeat(21_000_000);
+        String longName = "k".repeat(60_000);
+        Object back = Json.parse(Json.write(java.util.Map.of(longName, longString)));
+        assertEquals(java.util.Map.of(longName, longString), back);
+    }
+
     @Test
     void acceptsNestingUpToTheLimit() {
         String ok = "[".repeat(Json.MAX_DEPTH) + "]".repeat(Json.MAX_DEPTH);

@@ -83,19 +83,26 @@ class AttentionViewTest {
             }
 
             public List<String> tokenStrings(long[] ids) {
-                return java.util.Arrays.stream(ids).mapToObj(id -> "</script><b>" + id + "</b>").toList();
+                return java.util.Arrays.stream(ids).mapToObj(id -> id == 2 ? "<!--<script>" : "</script><b>" + id + "</b>")
+                        .toList();
             }
         };
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            // "<!--<script>" in the data would keep the data's own </script> from ending it (the HTML parser's
+            // script data escape), and "@DATA@" in the title was once filled in with the data, unescaped
             String html = AttentionView.of(model, ids(1, 2, 3), AttentionView.Options.defaults().withTokens(hostile)
-                    .withTitle("a <b>bold</b> & title")).html();
+                    .withTitle("a <b>bold</b> & title @DATA@")).html();
             assertEquals(2, html.split("</script>", -1).length - 1, "the page's two scripts end where they should");
-            assertTrue(html.contains("<title>arrakis-jvm view: a &lt;b&gt;bold&lt;/b&gt; &amp; title</title>"), "escaped title");
-            assertFalse(html.contains("@DATA@") || html.contains("@TITLE@"));
+            assertTrue(html.contains("<title>arrakis-jvm view: a &lt;b&gt;bold&lt;/b&gt; &amp; title @DATA@</title>"),
+                    "escaped title");
+            String data0 = html.substring(html.indexOf("id=\"arrakis-data\">"));
+            assertFalse(data0.substring(0, data0.indexOf("</script>")).contains("<!--"), "no comment opener in the data");
+            assertFalse(html.replace("title @DATA@", "").contains("@DATA@") || html.contains("@TITLE@"));
             assertFalse(html.matches("(?s).*(src|href)\\s*=\\s*\"(https?:)?//.*"), "nothing from the network");
             String json = html.substring(html.indexOf("id=\"arrakis-data\">") + 18, html.indexOf("</script>"));
             Map<?, ?> data = (Map<?, ?>) Json.parse(json);
             assertEquals("</script><b>1</b>", ((List<?>) data.get("tokens")).get(0));
+            assertEquals("<!--<script>", ((List<?>) data.get("tokens")).get(1));
         }
     }
 
@@ -140,6 +147,11 @@ class AttentionViewTest {
             assertEquals(dir.resolve("views").resolve("first look.html"), page);
             String html = Files.readString(page);
             assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("first look"));
+            // a name is one file name: the page stays under views/ (was: written wherever "../" led)
+            for (String bad : new String[] {"../outside", "a/b", ""}) {
+                assertThrows(IllegalArgumentException.class, () -> bench.view(ids(5, 6, 7, 8), bad), bad);
+            }
+            assertFalse(Files.exists(dir.resolve("outside.html")));
         }
     }
 }
