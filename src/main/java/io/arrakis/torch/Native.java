@@ -153,6 +153,31 @@ final class Native {
                 .map(s -> Linker.nativeLinker().downcallHandle(s, descriptor, options)).orElse(null);
     }
 
+    /** A downcall to a C function every supported libtorch exports. */
+    static MethodHandle requiredFunction(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MethodHandle handle = optionalFunction(name, descriptor, options);
+        if (handle == null) {
+            throw new LibTorchException("this libtorch does not export " + name + "; arrakis-jvm needs libtorch >= 2.10");
+        }
+        return handle;
+    }
+
+    private static final MethodHandle SCALAR_FLOAT32 = requiredFunction("aoti_torch_scalar_to_tensor_float32",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_FLOAT, ValueLayout.ADDRESS));
+
+    /** A new 0-d float32 CPU tensor holding {@code value}. */
+    static long scalarFloat32(float value) {
+        MemorySegment out = out();
+        int rc;
+        try {
+            rc = (int) SCALAR_FLOAT32.invokeExact(value, out);
+        } catch (Throwable t) {
+            throw new LibTorchException("aoti_torch_scalar_to_tensor_float32 failed: " + t, t);
+        }
+        op(rc, "aoti_torch_scalar_to_tensor_float32", value);
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
     static long getLong(MemorySegment out, int slot) {
         return out.getAtIndex(ValueLayout.JAVA_LONG, slot);
     }

@@ -429,15 +429,34 @@ public final class Tensor implements AutoCloseable {
         return arange(0, end, 1, DType.INT64, Device.CPU);
     }
 
-    /** {@code [start, start+step, ...)} up to but excluding {@code end}, as PyTorch's arange. */
+    /**
+     * {@code [start, start+step, ...)} up to but excluding {@code end}, as PyTorch's arange. For an integer or bool
+     * dtype the bounds and step must be whole numbers (they are then exact at any size).
+     */
     public static Tensor arange(double start, double end, double step, DType dtype, Device device) {
-        if (step == 0 || Double.isNaN(step) || Double.isNaN(start) || Double.isNaN(end)) {
-            throw new IllegalArgumentException("Tensor.arange: step must be non-zero and bounds finite (start=" + start
-                    + ", end=" + end + ", step=" + step + ")");
+        String args = " (start=" + start + ", end=" + end + ", step=" + step + ")";
+        if (step == 0 || !Double.isFinite(step) || !Double.isFinite(start) || !Double.isFinite(end)) {
+            throw new IllegalArgumentException("Tensor.arange: step must be non-zero and bounds finite" + args);
+        }
+        if ((step > 0 && end < start) || (step < 0 && end > start)) {
+            throw new IllegalArgumentException("Tensor.arange: the bounds are inconsistent with the step's sign" + args);
+        }
+        boolean whole = start == Math.rint(start) && end == Math.rint(end) && step == Math.rint(step);
+        if (!dtype.isFloatingPoint() && !whole) {
+            throw new IllegalArgumentException("Tensor.arange: " + dtype + " needs whole-number bounds and step" + args);
         }
         long n = (long) Math.max(0, Math.ceil((end - start) / step));
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("Tensor.arange: " + n + " elements is too many");
+        }
+        if (!dtype.isFloatingPoint()) {
+            long[] values = new long[(int) n];
+            for (int i = 0; i < n; i++) {
+                values[i] = (long) start + i * (long) step;
+            }
+            try (Tensor t = of(values, n)) {
+                return t.to(dtype, device);
+            }
         }
         double[] values = new double[(int) n];
         for (int i = 0; i < n; i++) {
@@ -1001,6 +1020,10 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code this - value}. */
     public Tensor sub(double value) {
+        if (dtype() == DType.BOOL) {
+            throw new IllegalArgumentException("sub: bool tensors cannot be subtracted from (as in PyTorch), got "
+                    + describe() + "; convert with to(DType) first");
+        }
         return add(-value);
     }
 
@@ -1018,16 +1041,25 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Elementwise {@code this / value}. A floating-point tensor is multiplied by {@code 1 / value}, as PyTorch divides
-     * by a number on a GPU: one op and no scalar tensor, within one rounding of true division.
+     * Elementwise {@code this / value}, as PyTorch divides by a Python number: on a GPU a floating-point tensor is
+     * multiplied by {@code 1 / value} (PyTorch's CUDA kernels do the same: one op, within one rounding of true
+     * division); on the CPU it is true division, by {@code value} in float32 (float64 for a float64 tensor), except
+     * where {@code 1 / value} is exact (a power of two), which multiplies.
      */
     public Tensor div(double value) {
-        if (dtype().isFloatingPoint()) {
+        if (dtype().isFloatingPoint() && (!device().isCpu() || exactReciprocal(value))) {
             return mul(1.0 / value);
         }
-        try (Tensor s = scalarFor(value)) {
-            return div(s);
+        try (Tensor divisor = dtype() == DType.FLOAT64 ? scalar(value) : adopt(Native.scalarFloat32((float) value))) {
+            return div(divisor);
         }
+    }
+
+    /** Whether {@code 1 / value} is exact in float32 and float64: a power of two well inside float32's normal range. */
+    private static boolean exactReciprocal(double value) {
+        int exponent = Math.getExponent(value);
+        return Double.isFinite(value) && value != 0 && Math.abs(exponent) < 120
+                && Math.abs(value) == Math.scalb(1.0, exponent);
     }
 
     /** Elementwise {@code this ^ exponent}. */

@@ -335,6 +335,13 @@ class TensorNumericsTest {
             double[] tenths = Tensor.arange(0, 1, 0.1, DType.FLOAT64, Device.CPU).toDoubleArray();
             assertEquals(10, tenths.length);
             assertEquals(0.9, tenths[9], 1e-15);
+            assertArrayEquals(new int[] {-3, 1, 5}, Tensor.arange(-3, 9, 4, DType.INT32, Device.CPU).toIntArray());
+            // what PyTorch refuses, or computes inconsistently for integer dtypes, is refused (was: silently filled)
+            for (double[] bad : new double[][] {{0, 6, 1.5}, {-0.5, 2, 1}, {5, 0, 1}, {0, 5, -1}, {0, Double.POSITIVE_INFINITY, 1}}) {
+                assertThrows(IllegalArgumentException.class,
+                        () -> Tensor.arange(bad[0], bad[1], bad[2], DType.INT64, Device.CPU), Arrays.toString(bad));
+            }
+            assertThrows(IllegalArgumentException.class, () -> Tensor.arange(5, 0, 1, DType.FLOAT32, Device.CPU));
         }
     }
 
@@ -1107,6 +1114,36 @@ class TensorNumericsTest {
             Tensor zeroDimInt8 = int8.select(0, 0);
             assertEquals(DType.INT64, zeroDimInt8.add(hundred).dtype(), "two 0-d tensors promote as usual");
             assertEquals(200, zeroDimInt8.add(hundred).itemLong());
+        }
+
+        /**
+         * On the CPU a division by a number is true division, by the number in float32 (float64 for float64 tensors),
+         * as PyTorch's CPU kernels divide by a Python number; Java's float and double division are the reference.
+         * Was: a multiplication by 1 / value, one rounding off (5 / 3 in float32), and infinite where 1 / value
+         * overflowed float32.
+         */
+        @Test
+        void divisionByANumberIsTrueDivisionOnTheCpu() {
+            float[] xs = {5f, 1e-38f, 1e30f, -7f, 0f};
+            double[] divisors = {3.0, 1e-40, 1e39, 49.0, 0.1};
+            for (float x : xs) {
+                for (double v : divisors) {
+                    float expected = x / (float) v;
+                    float actual = Tensor.of(new float[] {x}, 1).div(v).toFloatArray()[0];
+                    assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(actual), x + " / " + v);
+                }
+            }
+            assertEquals(1.0, Tensor.of(new double[] {49}, 1).div(49.0).toDoubleArray()[0]);
+            assertEquals(0.1 / 3.0, Tensor.of(new double[] {0.1}, 1).div(3.0).toDoubleArray()[0]);
+            // bfloat16: float(a) / 3f, rounded to bfloat16 once: 1/3 is 0x3EAB
+            assertEquals(0.333984375, Tensor.of(new float[] {1f}, 1).to(DType.BFLOAT16).div(3.0).toDoubleArray()[0]);
+            // powers of two multiply, exactly
+            assertEquals(1.25f, Tensor.of(new float[] {5f}, 1).div(4.0).toFloatArray()[0]);
+            Tensor ints = Tensor.of(new long[] {7}, 1);
+            assertEquals(DType.FLOAT32, ints.div(2.0).dtype());
+            assertEquals(3.5f, ints.div(2.0).toFloatArray()[0]);
+            assertThrows(IllegalArgumentException.class, () -> Tensor.of(new boolean[] {true}, 1).sub(1.0),
+                    "PyTorch refuses to subtract from bools");
         }
 
         @Test
@@ -1982,17 +2019,20 @@ class TensorNumericsTest {
             assertArrayEquals(new float[] {1, 20, 3}, a.toFloatArray());
         }
 
+        /** On the CPU: the number as a 0-d tensor and the division (one op where 1 / value is exact); exact. */
         @Test
-        void divisionByANumberIsOneOpWithinOneRounding() {
+        void divisionByANumberOnTheCpuIsTwoOpsAndExact() {
             Tensor t = Tensor.of(new float[] {1, 2, 3, 10, -7}, 5);
             long before = LibTorch.opCalls();
             Tensor q = t.div(3.0);
-            assertEquals(1, LibTorch.opCalls() - before);
+            assertEquals(2, LibTorch.opCalls() - before);
+            before = LibTorch.opCalls();
+            t.div(0.25).close();
+            assertEquals(1, LibTorch.opCalls() - before, "a power of two multiplies");
             float[] values = q.toFloatArray();
             float[] inputs = {1, 2, 3, 10, -7};
             for (int i = 0; i < values.length; i++) {
-                float exact = inputs[i] / 3f;
-                assertTrue(Math.abs(values[i] - exact) <= Math.ulp(exact), values[i] + " vs " + exact);
+                assertEquals(inputs[i] / 3f, values[i], 0f);
             }
             assertArrayEquals(new double[] {0.5, 1, 1.5}, Tensor.of(new long[] {1, 2, 3}, 3).div(2.0).toDoubleArray(), TIGHT);
         }
