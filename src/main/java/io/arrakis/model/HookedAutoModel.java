@@ -233,7 +233,13 @@ public final class HookedAutoModel implements AutoCloseable {
     public HookHandle addHook(HookSpec spec) {
         checkHookSpec(spec);
         persistentHooks.add(spec);
-        return () -> persistentHooks.remove(spec);
+        java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean(true);
+        // once: closing a handle again must not remove another registration of an equal spec
+        return () -> {
+            if (open.compareAndSet(true, false)) {
+                persistentHooks.remove(spec);
+            }
+        };
     }
 
     private void checkHookSpec(HookSpec spec) {
@@ -360,9 +366,10 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private void checkNoHooks() {
-        if (!persistentHooks.isEmpty()) {
-            throw new IllegalStateException("this model has " + persistentHooks.size() + " hook(s), e.g. "
-                    + persistentHooks.get(0).description() + "; a CUDA graph replays kernels, not Java, so it cannot run"
+        List<HookSpec> hooks = List.copyOf(persistentHooks); // one snapshot: another thread may remove hooks meanwhile
+        if (!hooks.isEmpty()) {
+            throw new IllegalStateException("this model has " + hooks.size() + " hook(s), e.g. "
+                    + hooks.getFirst().description() + "; a CUDA graph replays kernels, not Java, so it cannot run"
                     + " hooks: close their handles, or use forward/runWithHooks");
         }
     }

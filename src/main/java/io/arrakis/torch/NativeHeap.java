@@ -132,7 +132,13 @@ final class NativeHeap {
         return Boolean.TRUE;
     }
 
+    private static final java.util.concurrent.atomic.AtomicBoolean TRIMMER_STARTED = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Starts the trimmer once per JVM, however many times loading is tried. */
     private static void startTrimmer() {
+        if (!TRIMMER_STARTED.compareAndSet(false, true)) {
+            return;
+        }
         Thread trimmer = new Thread(NativeHeap::trimWhenThreadsEnd, "arrakis-heap-trimmer");
         trimmer.setDaemon(true);
         trimmer.start();

@@ -178,6 +178,27 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Was: closing a hook's handle twice removed another registration of the same spec. */
+    @Test
+    void closingAHookHandleTwiceRemovesOnlyItsOwnRegistration() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            int[] calls = {0};
+            HookedAutoModel.HookSpec spec = HookedAutoModel.HookSpec.at("blocks.0.hook_mlp_out", (a, n) -> {
+                calls[0]++;
+                return a;
+            });
+            HookedAutoModel.HookHandle first = model.addHook(spec);
+            try (HookedAutoModel.HookHandle second = model.addHook(spec)) {
+                first.close();
+                first.close();
+                model.runWithHooks(ids(1, 2, 3)).close();
+                assertEquals(1, calls[0], "the second registration still runs");
+            }
+            model.runWithHooks(ids(1, 2, 3)).close();
+            assertEquals(1, calls[0]);
+        }
+    }
+
     /** Was: {@code hook_pos_embed} was a view of the position embeddings, so writing into it rewrote the model. */
     @Test
     void writingIntoTheCachedPositionEmbeddingLeavesTheModelAlone() {
