@@ -1,5 +1,7 @@
 package io.arrakis.sweep;
 
+import io.arrakis.io.ModelFolder;
+
 import io.arrakis.Progress;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.model.HookedAutoModel;
@@ -41,13 +43,13 @@ public final class CompositionSweep {
 
     /**
      * The model folders named: each as given, or, for a folder without a {@code config.json}, its subfolders that have
-     * one, by name.
+     * one, by name; a Hugging Face hub cache folder ({@code models--ORG--NAME}) counts as the model folder it holds.
      */
     public static List<String> checkpoints(List<String> given) {
         List<String> out = new ArrayList<>();
         for (String g : given) {
             Path dir = Path.of(g);
-            if (Files.isRegularFile(dir.resolve("config.json"))) {
+            if (isModelFolder(dir)) {
                 out.add(g);
                 continue;
             }
@@ -55,7 +57,7 @@ public final class CompositionSweep {
                 throw new IllegalArgumentException("--checkpoints: " + g + " is not a folder");
             }
             try (Stream<Path> children = Files.list(dir)) {
-                List<String> found = children.filter(c -> Files.isRegularFile(c.resolve("config.json"))).sorted()
+                List<String> found = children.filter(CompositionSweep::isModelFolder).sorted()
                         .map(Path::toString).toList();
                 if (found.isEmpty()) {
                     throw new IllegalArgumentException("--checkpoints: " + g + " has no config.json, nor subfolders with one");
@@ -66,6 +68,10 @@ public final class CompositionSweep {
             }
         }
         return out;
+    }
+
+    private static boolean isModelFolder(Path dir) {
+        return Files.isRegularFile(ModelFolder.resolve(dir).resolve("config.json"));
     }
 
     /** The rows of one checkpoint: what each task computes, without Spark. */

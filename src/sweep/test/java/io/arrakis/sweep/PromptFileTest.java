@@ -98,6 +98,22 @@ class PromptFileTest {
                 .getMessage().contains("no config.json"));
     }
 
+    /** Was: a hub cache folder, which every other command takes as a model folder, had "no config.json". */
+    @Test
+    void aHubCacheFolderIsTheModelFolderItHolds() throws IOException {
+        Path hub = dir.resolve("hub");
+        for (String name : List.of("models--org--a", "models--org--b")) {
+            Path snapshot = hub.resolve(name).resolve("snapshots").resolve("abc123");
+            Files.createDirectories(snapshot);
+            Files.writeString(snapshot.resolve("config.json"), "{}");
+            Files.createDirectories(hub.resolve(name).resolve("refs"));
+            Files.writeString(hub.resolve(name).resolve("refs").resolve("main"), "abc123");
+        }
+        String a = hub.resolve("models--org--a").toString();
+        assertEquals(List.of(a), CompositionSweep.checkpoints(List.of(a)));
+        assertEquals(List.of(a, hub.resolve("models--org--b").toString()), CompositionSweep.checkpoints(List.of(hub.toString())));
+    }
+
     @Test
     void aFileWithoutPromptsIsRefused() throws IOException {
         Path f = file("", "  ");
