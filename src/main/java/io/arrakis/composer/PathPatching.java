@@ -44,8 +44,8 @@ import java.util.function.Function;
  * projection from the full residual (norm included), the method is exact for every norm, bias and family, and needs no
  * weights. In families that normalise queries and keys the Q and K routes carry the normalised value
  * ({@code hook_q_normed}, {@code hook_k_normed}): olmo2 normalises all heads together, and only there does one head's
- * value not change the others'. For grouped-query attention the K and V routes patch the receiver's key/value head, which the other query
- * heads of its group share.
+ * value not change the others'. For grouped-query attention the K and V routes patch the receiver's key/value head, which the
+ * other query heads of its group share.
  *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
  * the batch and positions on that input.

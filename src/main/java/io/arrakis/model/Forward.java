@@ -61,8 +61,9 @@ final class Forward {
         }
         if (!c.rotary()) {
             Tensor positions = w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel());
+            // a view of the weights: what a hook or a reader of the cache writes into it must not reach them
             if (hook.observes("hook_pos_embed")) {
-                positions = positions.copy(); // a view of the weights: what a hook or the cache writes must not reach them
+                positions = positions.copy();
             }
             x = x.add(hook.at("hook_pos_embed", positions));
         }

@@ -21,6 +21,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A decoder-only transformer with TransformerLens hook points — the Java form of Arrakis's {@code HookedAutoModel}.
@@ -233,7 +234,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public HookHandle addHook(HookSpec spec) {
         checkHookSpec(spec);
         persistentHooks.add(spec);
-        java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean(true);
+        AtomicBoolean open = new AtomicBoolean(true);
         // once: closing a handle again must not remove another registration of an equal spec
         return () -> {
             if (open.compareAndSet(true, false)) {

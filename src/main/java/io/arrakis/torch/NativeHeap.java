@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Keeps the C heap that libtorch's CPU tensors live on from growing as threads come and go.
@@ -132,7 +133,7 @@ final class NativeHeap {
         return Boolean.TRUE;
     }
 
-    private static final java.util.concurrent.atomic.AtomicBoolean TRIMMER_STARTED = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final AtomicBoolean TRIMMER_STARTED = new AtomicBoolean();
 
     /** Starts the trimmer once per JVM, however many times loading is tried. */
     private static void startTrimmer() {
