@@ -247,6 +247,8 @@ public final class AttentionComposer {
         Tensor scores = model.attentionScores(layer, q, k);
         Tensor pattern = sink == null ? scores.softmax(-1) : Tensor.cat(List.of(scores,
                 sink.view(1, 1, 1, 1).expand(batch, 1, pos, 1)), -1).softmax(-1).narrow(-1, 0, pos);
+        // the scores may be float32 in a reduced-precision model (gpt-neo, gpt-j), the pattern is the values' dtype
+        pattern = pattern.dtype() == v.dtype() ? pattern : pattern.to(v.dtype());
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
     }
 

@@ -127,8 +127,8 @@ final class Forward {
         Tensor z;
         if (explicitAttention(b, l, q)) {
             Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
-            Tensor pattern = hook.at(b + "attn.hook_pattern", l.sinks() == null ? scores.softmax(-1)
-                    : softmaxWithSink(scores, l.sinks()));
+            Tensor pattern = l.sinks() == null ? scores.softmax(-1) : softmaxWithSink(scores, l.sinks());
+            pattern = hook.at(b + "attn.hook_pattern", pattern.dtype() == v.dtype() ? pattern : pattern.to(v.dtype()));
             z = patternTimesValues(pattern, v);
         } else {
             Tensor mask = windowed(layer, pos) ? additiveMask(layer, pos, q) : null;
@@ -154,9 +154,13 @@ final class Forward {
      * Attention scores {@code [batch, head, query, key]} of queries {@code [batch, pos, head, d_head]} and keys
      * {@code [batch, pos, kv_head, d_head]} (after rotary embeddings; query head {@code h} reads key head
      * {@code h / (heads / kv_heads)}): scaled (see {@link #scoreScale}), soft-capped where the family caps them, -inf
-     * where the layer's mask forbids.
+     * where the layer's mask forbids; in float32 where the family computes them so from reduced precision.
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
+        if (c.scoresInFloat32() && (q.dtype() == DType.BFLOAT16 || q.dtype() == DType.FLOAT16)) {
+            q = q.to(DType.FLOAT32);
+            k = k.to(DType.FLOAT32);
+        }
         Tensor scores;
         long groups = q.size(2) / k.size(2);
         if (groups == 1) {

@@ -40,6 +40,8 @@ import java.util.List;
  * @param moe the sparse mixture of experts that replaces the dense MLP, or null for a dense MLP
  * @param attentionSinks whether each head has a learned sink logit that joins the softmax of every query's
  *     attention scores without a value (gpt-oss)
+ * @param scoresInFloat32 whether a float16 or bfloat16 model computes its attention scores and their softmax from
+ *     queries and keys converted to float32, the pattern then converted back (gpt-neo, gpt-j, to avoid overflow)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -48,7 +50,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
-        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks) {
+        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

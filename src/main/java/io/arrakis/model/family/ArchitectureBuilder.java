@@ -74,6 +74,7 @@ final class ArchitectureBuilder {
     private boolean sharedNorm;
     private MixtureOfExperts moe;
     private boolean attentionSinks;
+    private boolean scoresInFloat32;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -330,6 +331,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Attention scores and their softmax in float32 for float16 and bfloat16 models. */
+    ArchitectureBuilder scoresInFloat32() {
+        scoresInFloat32 = true;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -395,7 +402,7 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm, moe, attentionSinks);
+                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32);
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */

@@ -48,7 +48,7 @@ final class GptNeo extends ModelFamily {
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation_function")
                 .learnedPositions().biases(false, true, true).scaleAttention(false)
                 .layerAttention(expandAttentionTypes(s, s.integer("num_layers")))
-                .localWindow(s.integer("window_size"))
+                .localWindow(s.integer("window_size")).scoresInFloat32()
                 .build();
     }
 
