@@ -259,7 +259,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
             if (inputIds.dim() == 2 && inputIds.size(0) != 1) {
                 throw new IllegalArgumentException("token labels need one sequence, got input ids " + inputIds);
             }
-            tokens = t.tokenStrings(inputIds.toLongArray());
+            tokens = t.labels(inputIds.toLongArray());
         }
         return Plots.attentionPatterns(model, inputIds, layers, heads, tokens, saveDir.resolve("plots"), width, height);
     }

@@ -214,7 +214,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * {@code text} as input ids {@code [1, pos]} (int64, CPU) through the model's {@link #tokenizer()}, special tokens
-     * such as a beginning-of-sequence token added as the tokenizer adds them: TransformerLens's {@code to_tokens}.
+     * such as a beginning-of-sequence token added as the tokenizer adds them (Llama's adds one, GPT-2's none): as
+     * TransformerLens's {@code to_tokens} with {@code prepend_bos=False}, whose default prepends one to every model.
      *
      * @throws IllegalStateException when the model has no tokenizer
      */

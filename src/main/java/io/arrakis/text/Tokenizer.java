@@ -34,4 +34,16 @@ public interface Tokenizer {
      * characters on their own become U+FFFD. Throws {@link IllegalArgumentException} for an id out of range.
      */
     List<String> tokenStrings(long[] ids);
+
+    /**
+     * Labels for plots and pages: {@link #tokenStrings} of the ids this tokenizer knows, {@code #id} for the others
+     * (a model's vocabulary may be padded beyond its tokenizer's, and the model accepts those ids).
+     */
+    default List<String> labels(long[] ids) {
+        List<String> labels = new java.util.ArrayList<>(ids.length);
+        for (long id : ids) {
+            labels.add(id >= 0 && id < vocabSize() ? tokenStrings(new long[] {id}).getFirst() : "#" + id);
+        }
+        return List.copyOf(labels);
+    }
 }

@@ -243,7 +243,7 @@ public final class AttentionView {
         if (tokenizer == null) {
             return LongStream.of(ids).mapToObj(id -> "#" + id).toList();
         }
-        return tokenizer.tokenStrings(ids);
+        return tokenizer.labels(ids);
     }
 
     /** Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it. */

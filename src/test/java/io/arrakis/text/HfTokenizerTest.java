@@ -109,6 +109,19 @@ class HfTokenizerTest {
         }
     }
 
+    /**
+     * Labels name ids beyond the tokenizer's vocabulary by number: a model's vocabulary may be padded past its
+     * tokenizer's (Pythia's 50,304 against 50,277), and the model takes those ids. Was: the page and the plots refused
+     * them.
+     */
+    @Test
+    void labelsNumberIdsBeyondTheVocabulary() {
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("unigram"))) {
+            assertEquals(List.of(tokenizer.tokenStrings(new long[] {3}).getFirst(), "#400", "#512"),
+                    tokenizer.labels(new long[] {3, 400, 512}));
+        }
+    }
+
     @Test
     void badIdsAndClosedTokenizersAreRefused() {
         HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("unigram"));
