@@ -352,7 +352,7 @@ public final class Main implements Callable<Integer> {
                 Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
                         : textTensor(m, v.corrupted.text, v.tokenizer);
                 options = options.withPatching(corrupted, v.answer, v.wrong, receivers, v.routes);
-            } else if (v.answer >= 0 || v.wrong >= 0 || !receivers.isEmpty() || !v.routes.isEmpty()) {
+            } else if (v.answer != -1 || v.wrong != -1 || !receivers.isEmpty() || !v.routes.isEmpty()) {
                 throw new IllegalArgumentException("--answer, --wrong, --receivers and --routes are for path patching:"
                         + " give a corrupted input too (--corrupted-input-ids or --corrupted-text)");
             }
@@ -391,7 +391,7 @@ public final class Main implements Callable<Integer> {
 
     /** "1.2" → layer 1, head 2, for the option {@code --receivers}. */
     static Head parseHead(String text) {
-        String[] parts = text.trim().split("\\.");
+        String[] parts = text.trim().split("\\.", -1);
         try {
             if (parts.length == 2) {
                 return Head.of(Integer.parseInt(parts[0]), Integer.parseInt(parts[1]));
@@ -537,7 +537,7 @@ public final class Main implements Callable<Integer> {
 
     /** "1,2,3;4,5,6" → two rows of three ids; rows must be equally long. */
     private static long[][] parseIds(String text) {
-        String[] rows = text.split(";");
+        String[] rows = text.split(";", -1); // an empty row ("1,2;" or ";") is refused, not dropped
         long[][] ids = new long[rows.length][];
         for (int r = 0; r < rows.length; r++) {
             ids[r] = parseIdRow(rows[r], "--input-ids");
@@ -552,7 +552,7 @@ public final class Main implements Callable<Integer> {
     /** "1,2,3" → three ids. */
     private static long[] parseIdRow(String row, String option) {
         try {
-            return Arrays.stream(row.split(",")).map(String::trim).mapToLong(Long::parseLong).toArray();
+            return Arrays.stream(row.split(",", -1)).map(String::trim).mapToLong(Long::parseLong).toArray();
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(option + ": '" + row + "' is not a comma-separated list of integers");
         }

@@ -115,6 +115,12 @@ public final class AttentionView {
         /** Path patching from {@code corrupted} into {@code receivers} through {@code routes} (see the fields). */
         public Options withPatching(Tensor corrupted, long answer, long wrong, List<Head> receivers,
                                     List<PathPatching.Route> routes) {
+            for (long token : new long[] {answer, wrong}) {
+                if (token < -1) {
+                    throw new IllegalArgumentException("path patching: the answer and the wrong token are token ids, or"
+                            + " -1 for the top token; got " + token);
+                }
+            }
             return new Options(title, tokens, baseline, detectorSeqLen, detectorBatch, detectorSeed,
                     Objects.requireNonNull(corrupted, "corrupted"), answer, wrong, receivers, routes, progress);
         }

@@ -3,7 +3,9 @@ package io.arrakis.cli;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
+import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.sweep.CompositionSweep;
 import io.arrakis.sweep.PatchingSweep;
@@ -116,6 +118,8 @@ final class Sweep implements Callable<Integer> {
             Main main = sweep.main;
             List<String> folders = CompositionSweep.checkpoints(checkpoints).stream()
                     .map(c -> Path.of(c).toAbsolutePath().toString()).toList();
+            // a configuration the library refuses is named here, not by a failed Spark task
+            folders.forEach(f -> HookedAutoConfig.fromJson(ModelFolder.resolve(Path.of(f)).resolve("config.json")));
             long start = System.nanoTime();
             long rows;
             try (SparkSession spark = Sweeps.session(job.master(), Map.of());

@@ -19,6 +19,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -97,6 +98,15 @@ class MainTest {
         assertEquals(0, run().status(), "no command: the usage");
     }
 
+    /** Was: a trailing dot ("1.3.") was dropped. */
+    @Test
+    void headsAreLayerDotHead() {
+        assertEquals(io.arrakis.composer.Head.of(1, 3), Main.parseHead(" 1.3 "));
+        for (String bad : new String[] {"1.3.", "1", "1.x", ".3", "1..3"}) {
+            assertThrows(IllegalArgumentException.class, () -> Main.parseHead(bad), bad);
+        }
+    }
+
     @Test
     void badInputIsOneLineOnStderrWithStatus2() {
         for (String[] args : List.of(
@@ -104,6 +114,10 @@ class MainTest {
                 new String[] {"forward", "--input-ids", "1"},
                 new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2;3"},
                 new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,x"},
+                // empty rows and ids were dropped ("1,2;", "1,2,") or crashed with a stack trace (";")
+                new String[] {"forward", "--model", GPT2.toString(), "--input-ids", ";"},
+                new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2;"},
+                new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2,"},
                 new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2", "--hooks", "nope"},
                 new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2", "--frobnicate"},
                 new String[] {"nonsense"})) {

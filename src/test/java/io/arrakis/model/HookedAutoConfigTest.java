@@ -143,6 +143,15 @@ class HookedAutoConfigTest {
         assertTrue(c.isLocalAttentionLayer(23));
         assertThrows(IndexOutOfBoundsException.class, () -> c.isLocalAttentionLayer(24));
         assertThrows(IndexOutOfBoundsException.class, () -> c.isLocalAttentionLayer(-1));
+        // a file's attention_layers takes the place of the expansion, as transformers' super().__init__(**kwargs)
+        // sets it last (was: ignored)
+        HookedAutoConfig two = c.with(Map.of("num_layers", 2, "attention_types", List.of(List.of(List.of("global", "local"), 1)),
+                "attention_layers", List.of("local", "local")));
+        assertTrue(two.isLocalAttentionLayer(0) && two.isLocalAttentionLayer(1));
+        assertThrows(IllegalArgumentException.class, () -> c.with(Map.of("num_layers", 2,
+                "attention_types", List.of(List.of(List.of("global", "local"), 1)), "attention_layers", List.of("local"))));
+        assertThrows(IllegalArgumentException.class, () -> c.with(Map.of("num_layers", 2,
+                "attention_types", List.of(List.of(List.of("global", "local"), 1)), "attention_layers", List.of("local", "x"))));
     }
 
     @Test

@@ -119,6 +119,10 @@ class AttentionViewTest {
             e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3),
                     options.withPatching(ids(1, 2, 3), -1, -1, List.of(), List.of())));
             assertTrue(e.getMessage().contains("both predict token"), e.getMessage());
+            // was: a negative answer other than -1 meant "the top token" without a word
+            e = assertThrows(IllegalArgumentException.class, () -> options.withPatching(ids(1, 2, 3), -5, -1, List.of(),
+                    List.of()));
+            assertTrue(e.getMessage().contains("-5"), e.getMessage());
         }
         HookedAutoConfig wide = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 2, "n_embd", 32, "n_head", 2,
                 "vocab_size", 50, "n_positions", 2048));

@@ -14,6 +14,7 @@ import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.list;
+import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -32,6 +33,7 @@ final class GptNeo extends ModelFamily {
         super("gpt-neo", "gpt_neo", Keys.of(List.of(
                 pos("vocab_size", 50257), pos("max_position_embeddings", 2048), pos("hidden_size", 2048),
                 pos("num_layers", 24), list("attention_types", List.of(List.of(List.of("global", "local"), 12))),
+                listOrNull("attention_layers"),
                 pos("num_heads", 16), posOrNull("intermediate_size", null), pos("window_size", 256),
                 str("activation_function", "gelu_new"), dbl("resid_dropout", 0.0), dbl("embed_dropout", 0.0),
                 dbl("attention_dropout", 0.0), dbl("classifier_dropout", 0.1), posDbl("layer_norm_epsilon", 1e-5),
@@ -47,9 +49,32 @@ final class GptNeo extends ModelFamily {
                 .mlpWidthOrFourTimesWidth("intermediate_size")
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation_function")
                 .learnedPositions().biases(false, true, true).scaleAttention(false)
-                .layerAttention(expandAttentionTypes(s, s.integer("num_layers")))
+                .layerAttention(layerKinds(s, s.integer("num_layers")))
                 .localWindow(s.integer("window_size")).scoresInFloat32()
                 .build();
+    }
+
+    /**
+     * Each layer's attention: {@code attention_types} expanded (and checked against the layers, as transformers checks
+     * it), unless the file also has {@code attention_layers}, which transformers then uses in its place.
+     */
+    private static List<LayerAttention> layerKinds(Settings s, int layers) {
+        List<LayerAttention> expanded = expandAttentionTypes(s, layers);
+        List<?> given = s.listOrNull("attention_layers");
+        if (given == null) {
+            return expanded;
+        }
+        if (given.size() != layers) {
+            throw invalid("attention_layers", given, "names " + given.size() + " layers but num_layers = " + layers);
+        }
+        List<LayerAttention> perLayer = new ArrayList<>(layers);
+        for (Object kind : given) {
+            if (!"global".equals(kind) && !"local".equals(kind)) {
+                throw invalid("attention_layers", given, "may only name \"global\" and \"local\", got " + describe(kind));
+            }
+            perLayer.add("local".equals(kind) ? LayerAttention.LOCAL : LayerAttention.FULL);
+        }
+        return perLayer;
     }
 
     /** {@code GPTNeoConfig.expand_attention_types_params}: {@code [[kinds, repeat], ...]} to one kind per layer. */

@@ -13,18 +13,22 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.TreeMap;
 
 /**
- * Writes tensors to a safetensors file, the way the reference implementation lays it out: names sorted, data packed in
- * that order, the header padded with spaces to a multiple of 8 bytes.
+ * Writes tensors to a safetensors file, the way the reference implementation lays it out: tensors ordered by dtype,
+ * widest first (so that each starts aligned to its element size), then by name, data packed in that order, the header
+ * padded with spaces to a multiple of 8 bytes.
  */
 public final class SafeTensorsWriter {
     private static final long CHUNK = 1L << 30;
+    /** The reference's dtypes in the order of its {@code Dtype} enum, which it sorts by (descending) before names. */
+    private static final List<String> DTYPE_ORDER = List.of("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32",
+            "U32", "F32", "C64", "F64", "I64", "U64");
 
     private SafeTensorsWriter() {
     }
@@ -41,15 +45,17 @@ public final class SafeTensorsWriter {
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(tensors, "tensors");
-        Map<String, Tensor> sorted = new TreeMap<>();
+        List<Map.Entry<String, Tensor>> sorted = new ArrayList<>();
         for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
             String name = Objects.requireNonNull(e.getKey(), "tensor name");
             if (name.equals(SafeTensorsFile.METADATA_KEY)) {
                 throw new SafeTensorsException(file, "a tensor cannot be called " + SafeTensorsFile.METADATA_KEY
                         + ", the header key of the metadata");
             }
-            sorted.put(name, Objects.requireNonNull(e.getValue(), () -> "tensor " + name + " is null"));
+            sorted.add(Map.entry(name, Objects.requireNonNull(e.getValue(), () -> "tensor " + name + " is null")));
         }
+        sorted.sort(Comparator.<Map.Entry<String, Tensor>>comparingInt(e -> -DTYPE_ORDER.indexOf(
+                Dtypes.fromDType(e.getValue().dtype()))).thenComparing(Map.Entry::getKey));
 
         List<Tensor> temporaries = new ArrayList<>();
         try {
@@ -62,7 +68,7 @@ public final class SafeTensorsWriter {
             }
             List<Tensor> data = new ArrayList<>();
             long offset = 0;
-            for (Map.Entry<String, Tensor> e : sorted.entrySet()) {
+            for (Map.Entry<String, Tensor> e : sorted) {
                 Tensor t = e.getValue();
                 String dtype = Dtypes.fromDType(t.dtype());
                 if (dtype == null) {

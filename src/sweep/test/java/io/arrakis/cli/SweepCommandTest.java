@@ -62,6 +62,18 @@ class SweepCommandTest {
         assertFalse(Files.exists(Path.of(out)));
     }
 
+    /** Was: a configuration the library refuses failed inside a Spark task, with a stack trace. */
+    @Test
+    void aCheckpointWhoseConfigIsRefusedIsOneLineBeforeSparkStarts() throws IOException {
+        Path bad = Files.createDirectories(dir.resolve("bad-model"));
+        Files.writeString(bad.resolve("config.json"), "{\"model_type\": \"no-such-family\"}");
+        String out = dir.resolve("never.parquet").toString();
+        String[] r = run("sweep", "composition", "--checkpoints", bad.toString(), "--mode", "Q", "--out", out);
+        assertEquals("2", r[0]);
+        assertTrue(r[2].startsWith("arrakis sweep composition: ") && r[2].contains("no-such-family"), r[2]);
+        assertFalse(Files.exists(Path.of(out)));
+    }
+
     @Test
     void aReceiverThatReceivesNothingIsRefused() throws IOException {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(

@@ -162,6 +162,30 @@ class SafeTensorsRoundTripTest {
         assertEquals(8 + n + 12, bytes.length);
     }
 
+    /**
+     * Mixed dtypes: the widest first, then by name, as the reference orders them, so every tensor starts aligned to its
+     * element size. Was: by name only, which put a float32 tensor at byte 3 after three bools.
+     */
+    @Test
+    void widerDtypesComeFirstSoEveryTensorIsAligned() throws IOException {
+        Map<String, Tensor> in = new LinkedHashMap<>();
+        in.put("a", Tensor.of(new boolean[] {true, false, true}, 3));
+        in.put("b", Tensor.of(new float[] {1, 2}, 2));
+        in.put("c", Tensor.of(new long[] {7}, 1));
+        Path file = dir.resolve("mixed.safetensors");
+        SafeTensorsWriter.write(file, in, null);
+        byte[] bytes = Files.readAllBytes(file);
+        long n = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        String header = new String(bytes, 8, (int) n, StandardCharsets.UTF_8).stripTrailing();
+        assertEquals("{\"c\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+                + "\"a\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[16,19]}}", header);
+        try (SafeTensorsFile back = SafeTensorsFile.open(file)) {
+            assertArrayEquals(new float[] {1, 2}, back.tensor("b").toFloatArray());
+            assertArrayEquals(new long[] {7}, back.tensor("c").toLongArray());
+        }
+    }
+
     /** The exact bytes of the reference implementation's own serialization tests (safetensors/src/tensor.rs). */
     @Test
     void writesTheReferenceImplementationsBytes() throws IOException {
