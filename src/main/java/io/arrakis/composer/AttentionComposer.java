@@ -76,6 +76,11 @@ public final class AttentionComposer {
 
     // ------------------------------------------------------------------------------------------------ composite heads
 
+    /** {@link #headComposition(Head, Head, double)} with Arrakis's default alpha, 0.5: the output weights averaged. */
+    public HeadComposition headComposition(Head head1, Head head2) {
+        return headComposition(head1, head2, 0.5);
+    }
+
     /**
      * The composite of {@code head1} and {@code head2} (Arrakis's {@code head_composition}): mean Q, K, V weights,
      * output weights mixed by {@code alpha}, and the Q-/K-/V-composition scores of head1 → head2 (0 unless

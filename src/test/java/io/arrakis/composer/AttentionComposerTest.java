@@ -103,6 +103,14 @@ class AttentionComposerTest {
             }
             composer.headComposition(a, b, 0.0).close();
             composer.headComposition(a, b, 1.0).close();
+            // Arrakis's default alpha, 0.5: the output weights averaged, as the explicit call gives them
+            try (HeadComposition byDefault = composer.headComposition(a, b);
+                 HeadComposition half = composer.headComposition(a, b, 0.5)) {
+                assertEquals(0.5, byDefault.alpha());
+                assertTrue(byDefault.wO().allclose(half.wO(), 0, 0));
+                assertTrue(byDefault.wO().allclose(model.W_O().select(0, 0).select(0, 0)
+                        .add(model.W_O().select(0, 0).select(0, 1)).mul(0.5), 1e-6, 1e-6));
+            }
             assertThrows(IllegalArgumentException.class, () -> composer.headComposition(Head.of(2, 0), b, 0.5));
             assertThrows(IllegalArgumentException.class, () -> composer.headComposition(a, Head.of(0, 4), 0.5));
             assertThrows(IllegalArgumentException.class, () -> composer.attentionPathPatching(IDS, a, Head.of(5, 0)));
