@@ -1,11 +1,13 @@
 package io.arrakis.model;
 
 import io.arrakis.json.Json;
+import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
 
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -24,6 +26,7 @@ import java.util.Set;
 public final class ActivationCache implements AutoCloseable {
     private final Map<String, Tensor> entries = new LinkedHashMap<>();
     private final int layers;
+    private boolean closed;
 
     ActivationCache(int layers) {
         this.layers = layers;
@@ -38,6 +41,7 @@ public final class ActivationCache implements AutoCloseable {
 
     /** The activation at {@code hookName}; it stays owned by the cache. */
     public Tensor get(String hookName) {
+        checkOpen();
         Tensor t = entries.get(hookName);
         if (t == null) {
             throw new IllegalArgumentException("no activation '" + hookName + "' in the cache; it holds " + entries.size()
@@ -51,9 +55,9 @@ public final class ActivationCache implements AutoCloseable {
         return entries.containsKey(hookName);
     }
 
-    /** The hook names held, in the order the forward pass reached them. */
+    /** The hook names held, in the order the forward pass reached them: a copy, so entries may be removed meanwhile. */
     public Set<String> names() {
-        return Collections.unmodifiableSet(entries.keySet());
+        return Collections.unmodifiableSet(new LinkedHashSet<>(entries.keySet()));
     }
 
     /** The number of entries. */
@@ -87,18 +91,29 @@ public final class ActivationCache implements AutoCloseable {
     }
 
     /**
-     * The chosen entries as one JSON object {@code {NAME: {"shape": [...], "data": [...]}}}, values row-major, with
-     * the strings {@code "Infinity"}, {@code "-Infinity"} and {@code "NaN"} for values JSON has no number for (masked
-     * attention scores are -inf); only the names asked for are copied out of native memory.
+     * The chosen entries as one JSON object {@code {NAME: {"shape": [...], "data": [...]}}}, values row-major: float64
+     * entries at full precision, integer and bool ones (expert indices) as integers, the rest as float32 (which holds
+     * bfloat16 and float16 exactly), with the strings {@code "Infinity"}, {@code "-Infinity"} and {@code "NaN"} for
+     * values JSON has no number for (masked attention scores are -inf); only the names asked for are copied out of
+     * native memory.
      */
     public String toJson(List<String> hookNames) {
         Map<String, Object> json = new LinkedHashMap<>();
         for (String name : hookNames) {
             Tensor t = get(name);
-            float[] values = t.toFloatArray();
-            List<Object> data = new ArrayList<>(values.length);
-            for (float v : values) {
-                data.add(Float.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
+            List<Object> data = new ArrayList<>((int) t.numel());
+            if (!t.dtype().isFloatingPoint()) {
+                for (long v : t.to(DType.INT64).toLongArray()) {
+                    data.add(v);
+                }
+            } else if (t.dtype() == DType.FLOAT64) {
+                for (double v : t.toDoubleArray()) {
+                    data.add(Double.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
+                }
+            } else {
+                for (float v : t.toFloatArray()) {
+                    data.add(Float.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
+                }
             }
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("shape", t.shape());
@@ -108,9 +123,16 @@ public final class ActivationCache implements AutoCloseable {
         return Json.write(json);
     }
 
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("this activation cache is closed (its output was closed)");
+        }
+    }
+
     /** Frees every entry. */
     @Override
     public void close() {
+        closed = true;
         entries.values().forEach(Tensor::close);
         entries.clear();
     }

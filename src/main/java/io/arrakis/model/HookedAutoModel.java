@@ -700,6 +700,15 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor attentionScores(int layer, Tensor q, Tensor k) {
         checkLayer(layer);
+        long[] qs = q.shape();
+        long[] ks = k.shape();
+        // the mask is [pos, pos]: keys of another length would broadcast against it without a word
+        if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] || ks[2] == 0
+                || qs[2] % ks[2] != 0) {
+            throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head]"
+                    + " with the same batch, positions and d_head, and query heads a multiple of key heads; got "
+                    + Arrays.toString(qs) + " and " + Arrays.toString(ks));
+        }
         try (TensorScope scope = TensorScope.open()) {
             return scope.keep(new Forward(config, weights, tables, null).scores(layer, q, k));
         }

@@ -178,6 +178,58 @@ class HookedAutoModelTest {
         }
     }
 
+    /**
+     * The cache's JSON keeps float64 entries at full precision and integer ones as integers (were float32 and
+     * 3.0), its names are a copy (removing while iterating threw), and a closed cache says it is closed.
+     */
+    @Test
+    void theCacheKeepsPrecisionAndSaysWhenItIsClosed() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT64, Device.CPU)) {
+            ModelOutput out = model.forward(ids(1, 2, 3));
+            Tensor resid = out.cache().get("blocks.0.hook_resid_post");
+            double first = resid.toDoubleArray()[0];
+            Map<?, ?> json = (Map<?, ?>) io.arrakis.json.Json.parse(out.cache().toJson(List.of("blocks.0.hook_resid_post")));
+            Object value = ((List<?>) ((Map<?, ?>) json.get("blocks.0.hook_resid_post")).get("data")).get(0);
+            assertEquals(first, ((Number) value).doubleValue(), 0.0, "float64 at full precision");
+            for (String name : out.cache().names()) {
+                if (name.startsWith("blocks.1.")) {
+                    out.cache().remove(name);
+                }
+            }
+            assertFalse(out.cache().contains("blocks.1.hook_resid_post"));
+            out.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> out.cache().get("blocks.0.hook_resid_post"));
+            assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        }
+        HookedAutoConfig moe = TinyConfigs.of("mixtral");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(moe, 3, DType.FLOAT32, Device.CPU);
+             ModelOutput out = model.forward(ids(1, 2, 3))) {
+            Map<?, ?> json = (Map<?, ?>) io.arrakis.json.Json.parse(out.cache().toJson(
+                    List.of("blocks.0.mlp.hook_expert_indices")));
+            Object index = ((List<?>) ((Map<?, ?>) json.get("blocks.0.mlp.hook_expert_indices")).get("data")).get(0);
+            assertTrue(index instanceof Long, "an expert index is an integer: " + index);
+        }
+    }
+
+    /**
+     * attentionScores takes queries and keys of one length and head size. Was: keys of one position broadcast against
+     * the [pos, pos] mask and gave [batch, head, pos, pos] scores without a word.
+     */
+    @Test
+    void attentionScoresRefusesQueriesAndKeysThatDoNotMatch() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyLlama(2), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor q = Tensor.zeros(1, 5, 4, 8);
+            assertArrayEquals(new long[] {1, 4, 5, 5}, model.attentionScores(0, q, Tensor.zeros(1, 5, 2, 8)).shape());
+            for (Tensor k : List.of(Tensor.zeros(1, 1, 2, 8), Tensor.zeros(1, 5, 3, 8), Tensor.zeros(1, 5, 2, 4),
+                    Tensor.zeros(5, 2, 8))) {
+                assertThrows(IllegalArgumentException.class, () -> model.attentionScores(0, q, k), k.toString());
+            }
+        }
+    }
+
     /** Was: closing a hook's handle twice removed another registration of the same spec. */
     @Test
     void closingAHookHandleTwiceRemovesOnlyItsOwnRegistration() {
