@@ -60,21 +60,9 @@ final class GptNeo extends ModelFamily {
      */
     private static List<LayerAttention> layerKinds(Settings s, int layers) {
         List<LayerAttention> expanded = expandAttentionTypes(s, layers);
-        List<?> given = s.listOrNull("attention_layers");
-        if (given == null) {
-            return expanded;
-        }
-        if (given.size() != layers) {
-            throw invalid("attention_layers", given, "names " + given.size() + " layers but num_layers = " + layers);
-        }
-        List<LayerAttention> perLayer = new ArrayList<>(layers);
-        for (Object kind : given) {
-            if (!"global".equals(kind) && !"local".equals(kind)) {
-                throw invalid("attention_layers", given, "may only name \"global\" and \"local\", got " + describe(kind));
-            }
-            perLayer.add("local".equals(kind) ? LayerAttention.LOCAL : LayerAttention.FULL);
-        }
-        return perLayer;
+        List<LayerAttention> given = LayerTypes.read(s, "attention_layers", layers, "num_layers",
+                Map.of("global", LayerAttention.FULL, "local", LayerAttention.LOCAL));
+        return given != null ? given : expanded;
     }
 
     /** {@code GPTNeoConfig.expand_attention_types_params}: {@code [[kinds, repeat], ...]} to one kind per layer. */

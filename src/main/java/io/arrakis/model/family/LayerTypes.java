@@ -4,6 +4,8 @@ import io.arrakis.model.family.Architecture.LayerAttention;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
 
 import static io.arrakis.model.family.ConfigValues.describe;
 import static io.arrakis.model.family.ConfigValues.invalid;
@@ -20,20 +22,33 @@ final class LayerTypes {
      * @throws IllegalArgumentException naming the key when it has the wrong length or an unknown entry
      */
     static List<LayerAttention> read(Settings s, int layers) {
-        List<?> types = s.listOrNull("layer_types");
+        return read(s, "layer_types", layers, "num_hidden_layers",
+                Map.of("full_attention", LayerAttention.FULL, "sliding_attention", LayerAttention.SLIDING));
+    }
+
+    /**
+     * The layers the list at {@code key} names, one entry per layer, each a name of {@code kinds}; null when the key
+     * is null.
+     *
+     * @throws IllegalArgumentException naming the key when it has the wrong length or an unknown entry
+     */
+    static List<LayerAttention> read(Settings s, String key, int layers, String layersKey,
+                                     Map<String, LayerAttention> kinds) {
+        List<?> types = s.listOrNull(key);
         if (types == null) {
             return null;
         }
         if (types.size() != layers) {
-            throw invalid("layer_types", types, "has " + types.size() + " entries but num_hidden_layers = " + layers);
+            throw invalid(key, types, "has " + types.size() + " entries but " + layersKey + " = " + layers);
         }
         List<LayerAttention> perLayer = new ArrayList<>(layers);
         for (Object t : types) {
-            if (!"full_attention".equals(t) && !"sliding_attention".equals(t)) {
-                throw invalid("layer_types", types,
-                        "entries must be \"full_attention\" or \"sliding_attention\", got " + describe(t));
+            LayerAttention kind = t instanceof String name ? kinds.get(name) : null;
+            if (kind == null) {
+                throw invalid(key, types, "entries must be " + kinds.keySet().stream().sorted()
+                        .map(n -> "\"" + n + "\"").collect(Collectors.joining(" or ")) + ", got " + describe(t));
             }
-            perLayer.add("sliding_attention".equals(t) ? LayerAttention.SLIDING : LayerAttention.FULL);
+            perLayer.add(kind);
         }
         return perLayer;
     }
