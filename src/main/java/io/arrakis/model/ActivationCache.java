@@ -103,16 +103,18 @@ public final class ActivationCache implements AutoCloseable {
             Tensor t = get(name);
             List<Object> data = new ArrayList<>((int) t.numel());
             if (!t.dtype().isFloatingPoint()) {
-                for (long v : t.to(DType.INT64).toLongArray()) {
-                    data.add(v);
+                try (Tensor ints = t.to(DType.INT64)) {
+                    for (long v : ints.toLongArray()) {
+                        data.add(v);
+                    }
                 }
             } else if (t.dtype() == DType.FLOAT64) {
                 for (double v : t.toDoubleArray()) {
-                    data.add(Double.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
+                    data.add(jsonNumber(v));
                 }
             } else {
                 for (float v : t.toFloatArray()) {
-                    data.add(Float.isFinite(v) ? (Object) v : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN");
+                    data.add(jsonNumber(v));
                 }
             }
             Map<String, Object> entry = new LinkedHashMap<>();
@@ -121,6 +123,12 @@ public final class ActivationCache implements AutoCloseable {
             json.put(name, entry);
         }
         return Json.write(json);
+    }
+
+    /** The number, or the string JSON readers take for a value JSON has no number for. */
+    private static Object jsonNumber(Number value) {
+        double v = value.doubleValue();
+        return Double.isFinite(v) ? value : v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN";
     }
 
     private void checkOpen() {

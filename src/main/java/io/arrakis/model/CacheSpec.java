@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import java.util.Arrays;
 import java.util.Set;
 import java.util.function.Predicate;
 
@@ -29,7 +30,7 @@ public final class CacheSpec {
 
     /** Exactly these hook names; a name the model does not have is rejected by the forward pass. */
     public static CacheSpec only(String... names) {
-        Set<String> set = Set.copyOf(java.util.Arrays.asList(names)); // a name given twice is cached once
+        Set<String> set = Set.copyOf(Arrays.asList(names)); // a name given twice is cached once
         return new CacheSpec(set::contains, set);
     }
 

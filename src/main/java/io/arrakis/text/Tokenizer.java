@@ -2,7 +2,10 @@ package io.arrakis.text;
 
 import io.arrakis.torch.Tensor;
 
+import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
+import java.util.stream.LongStream;
 
 /**
  * Text to token ids and back, for models whose vocabulary the tokenizer matches. Token ids stay the primary input of
@@ -40,9 +43,12 @@ public interface Tokenizer {
      * (a model's vocabulary may be padded beyond its tokenizer's, and the model accepts those ids).
      */
     default List<String> labels(long[] ids) {
-        List<String> labels = new java.util.ArrayList<>(ids.length);
+        int vocabSize = vocabSize();
+        long[] known = LongStream.of(ids).filter(id -> id >= 0 && id < vocabSize).toArray();
+        Iterator<String> strings = tokenStrings(known).iterator(); // one call for the ids it knows
+        List<String> labels = new ArrayList<>(ids.length);
         for (long id : ids) {
-            labels.add(id >= 0 && id < vocabSize() ? tokenStrings(new long[] {id}).getFirst() : "#" + id);
+            labels.add(id >= 0 && id < vocabSize ? strings.next() : "#" + id);
         }
         return List.copyOf(labels);
     }

@@ -17,6 +17,7 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Locale;
@@ -48,7 +49,7 @@ public final class Sweeps {
         builder.config(EXECUTOR_JAVA_OPTIONS, withUsers(EXECUTOR_JAVA_OPTIONS, extra, executorOptions, " "));
         if (!master.startsWith("local")) {
             builder.config(EXECUTOR_CLASS_PATH, withUsers(EXECUTOR_CLASS_PATH, extra,
-                    System.getProperty("java.class.path"), java.io.File.pathSeparator));
+                    System.getProperty("java.class.path"), File.pathSeparator));
         }
         return builder.getOrCreate();
     }
