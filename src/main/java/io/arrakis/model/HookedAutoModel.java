@@ -22,6 +22,8 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 
 /**
  * A decoder-only transformer with TransformerLens hook points — the Java form of Arrakis's {@code HookedAutoModel}.
@@ -59,7 +61,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code hook_post} (the activation's output). {@code hook_mlp_out} is the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
- * their handle is closed.
+ * their handle is closed. {@link #close} waits for the passes and weight reads running on other threads to finish.
  */
 public final class HookedAutoModel implements AutoCloseable {
     private final HookedAutoConfig config;
@@ -71,7 +73,10 @@ public final class HookedAutoModel implements AutoCloseable {
     private final List<HookSpec> persistentHooks = new CopyOnWriteArrayList<>();
     private final Path tokenizerFile; // null when the model has none
     private HfTokenizer tokenizer; // read on first use, guarded by this
-    private boolean closed; // guarded by this
+    // forward passes and weight reads hold the read lock; close takes the write lock, so it waits for them instead of
+    // freeing weights under a running pass
+    private final ReentrantReadWriteLock uses = new ReentrantReadWriteLock();
+    private volatile boolean closed; // set under the write lock
     private final Set<CapturedForward> captures = new LinkedHashSet<>(); // guarded by this
 
     /** A hook bound to the hook names it runs at. */
@@ -288,9 +293,20 @@ public final class HookedAutoModel implements AutoCloseable {
         return copy;
     }
 
-    private synchronized void checkOpen() {
+    private void checkOpen() {
         if (closed) {
             throw new IllegalStateException("this " + config.family() + " model is closed");
+        }
+    }
+
+    /** Runs {@code body}, which reads the weights, with the model held open. */
+    private <T> T using(Supplier<T> body) {
+        uses.readLock().lock();
+        try {
+            checkOpen();
+            return body.get();
+        } finally {
+            uses.readLock().unlock();
         }
     }
 
@@ -307,25 +323,26 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
-        checkOpen();
-        checkCacheSpec(spec);
-        Tensor ids = checkInput(inputIds);
-        List<HookSpec> hooks = new ArrayList<>(persistentHooks);
-        hooks.addAll(callHooks);
-        ActivationCache cache = new ActivationCache(config.nLayers());
-        try (TensorScope scope = TensorScope.open()) {
-            Pass pass = new Pass(scope, spec, hooks, cache);
-            // its own handle: the cache may hold the pass's, and closing one must leave the other
-            Tensor logits = scope.keep(new Forward(config, weights, tables, pass).run(ids).alias());
-            return new ModelOutput(logits, cache);
-        } catch (RuntimeException e) {
-            cache.close();
-            throw e;
-        } finally {
-            if (ids != inputIds) {
-                ids.close();
+        return using(() -> {
+            checkCacheSpec(spec);
+            Tensor ids = checkInput(inputIds);
+            List<HookSpec> hooks = new ArrayList<>(persistentHooks);
+            hooks.addAll(callHooks);
+            ActivationCache cache = new ActivationCache(config.nLayers());
+            try (TensorScope scope = TensorScope.open()) {
+                Pass pass = new Pass(scope, spec, hooks, cache);
+                // its own handle: the cache may hold the pass's, and closing one must leave the other
+                Tensor logits = scope.keep(new Forward(config, weights, tables, pass).run(ids).alias());
+                return new ModelOutput(logits, cache);
+            } catch (RuntimeException e) {
+                cache.close();
+                throw e;
+            } finally {
+                if (ids != inputIds) {
+                    ids.close();
+                }
             }
-        }
+        });
     }
 
     // ------------------------------------------------------------------------------------------------ CUDA graphs
@@ -342,7 +359,10 @@ public final class HookedAutoModel implements AutoCloseable {
      * @throws UnsupportedOperationException for a mixture-of-experts model or a CPU build of libtorch
      */
     public CapturedForward capture(int batch, int pos, CacheSpec spec) {
-        checkOpen();
+        return using(() -> record(batch, pos, spec));
+    }
+
+    private CapturedForward record(int batch, int pos, CacheSpec spec) {
         if (batch < 1 || pos < 1 || pos > config.maxPositions()) {
             throw new IllegalArgumentException("cannot capture ids of shape [" + batch + ", " + pos + "]: batch and"
                     + " positions must be at least 1, positions at most " + config.maxPositions());
@@ -358,11 +378,7 @@ public final class HookedAutoModel implements AutoCloseable {
         }
         CapturedForward captured = CapturedForward.record(this, new long[] {batch, pos}, spec);
         synchronized (this) {
-            if (closed) {
-                captured.close();
-                checkOpen();
-            }
-            captures.add(captured);
+            captures.add(captured); // before close can look: it waits for this call
         }
         return captured;
     }
@@ -378,24 +394,26 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** The pass a CUDA graph records: ids already checked and on the model's device, no hooks. */
     ModelOutput forwardOnDevice(Tensor ids, CacheSpec spec) {
-        checkOpen();
-        checkNoHooks();
-        ActivationCache cache = new ActivationCache(config.nLayers());
-        try (TensorScope scope = TensorScope.open()) {
-            Tensor logits = new Forward(config, weights, tables, new Pass(scope, spec, List.of(), cache)).run(ids);
-            return new ModelOutput(scope.keep(logits), cache);
-        } catch (RuntimeException e) {
-            cache.close();
-            throw e;
-        }
+        return using(() -> {
+            checkNoHooks();
+            ActivationCache cache = new ActivationCache(config.nLayers());
+            try (TensorScope scope = TensorScope.open()) {
+                Tensor logits = new Forward(config, weights, tables, new Pass(scope, spec, List.of(), cache)).run(ids);
+                return new ModelOutput(scope.keep(logits), cache);
+            } catch (RuntimeException e) {
+                cache.close();
+                throw e;
+            }
+        });
     }
 
     /** {@code inputIds} checked as {@link #forward} checks them, as a handle of its own that the caller closes. */
     Tensor checkedIds(Tensor inputIds) {
-        checkOpen();
-        checkNoHooks();
-        Tensor ids = checkInput(inputIds);
-        return ids == inputIds ? inputIds.alias() : ids;
+        return using(() -> {
+            checkNoHooks();
+            Tensor ids = checkInput(inputIds);
+            return ids == inputIds ? inputIds.alias() : ids;
+        });
     }
 
     synchronized void forget(CapturedForward captured) {
@@ -503,82 +521,82 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
     public Tensor W_Q() {
-        return stackLayers(l -> perHeadIn(layer(l).wq(), config.nHeads()));
+        return using(() -> stackLayers(l -> perHeadIn(layer(l).wq(), config.nHeads())));
     }
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return stackLayers(l -> repeatKv(perHeadIn(layer(l).wk(), config.nKvHeads()), repeatKv));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(layer(l).wk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return stackLayers(l -> repeatKv(perHeadIn(layer(l).wv(), config.nKvHeads()), repeatKv));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(layer(l).wv(), config.nKvHeads()), repeatKv)));
     }
 
     /** Output weights {@code [layer, head, d_head, d_model]}, a new tensor. */
     public Tensor W_O() {
-        return stackLayers(this::perHeadOut);
+        return using(() -> stackLayers(this::perHeadOut));
     }
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return stackLayers(l -> perHeadBias(layer(l).bq(), config.nHeads()));
+        return using(() -> stackLayers(l -> perHeadBias(layer(l).bq(), config.nHeads())));
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), config.nKvHeads()), repeatKv));
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), config.nKvHeads()), repeatKv));
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), config.nKvHeads()), repeatKv)));
     }
 
     /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
     public Tensor b_O() {
-        return stackLayers(this::outBias);
+        return using(() -> stackLayers(this::outBias));
     }
 
     /** Block {@code layer}'s query weights {@code [head, d_model, d_head]}, a new tensor (one layer's worth of memory). */
     public Tensor W_Q(int layer) {
-        return owned(perHeadIn(layer(layer).wq(), config.nHeads()));
+        return using(() -> owned(perHeadIn(layer(layer).wq(), config.nHeads())));
     }
 
     /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(int layer, boolean repeatKv) {
-        return owned(repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv));
+        return using(() -> owned(repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(int layer, boolean repeatKv) {
-        return owned(repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv));
+        return using(() -> owned(repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s output weights {@code [head, d_head, d_model]}, a new tensor. */
     public Tensor W_O(int layer) {
-        return owned(perHeadOut(layer));
+        return using(() -> owned(perHeadOut(layer)));
     }
 
     /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
     public Tensor b_Q(int layer) {
-        return owned(perHeadBias(layer(layer).bq(), config.nHeads()));
+        return using(() -> owned(perHeadBias(layer(layer).bq(), config.nHeads())));
     }
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
-        return owned(repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv));
+        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
-        return owned(repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv));
+        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s output bias {@code [d_model]} (zeros where the family has none). */
     public Tensor b_O(int layer) {
-        return owned(outBias(layer));
+        return using(() -> owned(outBias(layer)));
     }
 
     /**
@@ -586,8 +604,10 @@ public final class HookedAutoModel implements AutoCloseable {
      * without a value), a new tensor; null where the family has no sinks.
      */
     public Tensor attentionSinks(int layer) {
-        Tensor sinks = layer(layer).sinks();
-        return sinks == null ? null : sinks.copy();
+        return using(() -> {
+            Tensor sinks = layer(layer).sinks();
+            return sinks == null ? null : sinks.copy();
+        });
     }
 
     private Weights.Layer layer(int layer) {
@@ -651,12 +671,14 @@ public final class HookedAutoModel implements AutoCloseable {
      * tensor.
      */
     public Tensor normalize(int layer, Tensor resid) {
-        checkLayer(layer);
-        Weights.Layer l = weights.layers.get(layer);
-        if (!config.architecture().inputNorms()) {
-            return resid.copy();
-        }
-        return new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b());
+        return using(() -> {
+            checkLayer(layer);
+            Weights.Layer l = weights.layers.get(layer);
+            if (!config.architecture().inputNorms()) {
+                return resid.copy();
+            }
+            return new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b());
+        });
     }
 
     /**
@@ -665,12 +687,12 @@ public final class HookedAutoModel implements AutoCloseable {
      * norm over the whole projection (olmo2) needs every query head.
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
-        return normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries");
+        return using(() -> normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries"));
     }
 
     /** Block {@code layer}'s key norm applied to keys {@code [batch, pos, kv_heads, d_head]}, as {@link #normalizeQueries}. */
     public Tensor normalizeKeys(int layer, Tensor k) {
-        return normalizeQk(layer, k, layer(layer).kNorm(), config.nKvHeads(), "keys");
+        return using(() -> normalizeQk(layer, k, layer(layer).kNorm(), config.nKvHeads(), "keys"));
     }
 
     private Tensor normalizeQk(int layer, Tensor x, Tensor weight, int heads, String what) {
@@ -699,19 +721,21 @@ public final class HookedAutoModel implements AutoCloseable {
      * mask forbids, as the forward pass computes {@code hook_attn_scores}. A new tensor.
      */
     public Tensor attentionScores(int layer, Tensor q, Tensor k) {
-        checkLayer(layer);
-        long[] qs = q.shape();
-        long[] ks = k.shape();
-        // the mask is [pos, pos]: keys of another length would broadcast against it without a word
-        if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] || ks[2] == 0
-                || qs[2] % ks[2] != 0) {
-            throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head]"
-                    + " with the same batch, positions and d_head, and query heads a multiple of key heads; got "
-                    + Arrays.toString(qs) + " and " + Arrays.toString(ks));
-        }
-        try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(new Forward(config, weights, tables, null).scores(layer, q, k));
-        }
+        return using(() -> {
+            checkLayer(layer);
+            long[] qs = q.shape();
+            long[] ks = k.shape();
+            // the mask is [pos, pos]: keys of another length would broadcast against it without a word
+            if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] || ks[2] == 0
+                    || qs[2] % ks[2] != 0) {
+                throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head]"
+                        + " with the same batch, positions and d_head, and query heads a multiple of key heads; got "
+                        + Arrays.toString(qs) + " and " + Arrays.toString(ks));
+            }
+            try (TensorScope scope = TensorScope.open()) {
+                return scope.keep(new Forward(config, weights, tables, null).scores(layer, q, k));
+            }
+        });
     }
 
     /**
@@ -743,10 +767,12 @@ public final class HookedAutoModel implements AutoCloseable {
      * true where query q may not look at key k (the future, and keys beyond a local or sliding window); a new tensor.
      */
     public Tensor attentionMask(int layer, long pos) {
-        checkLayer(layer);
-        try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(new Forward(config, weights, tables, null).mask(layer, pos, device));
-        }
+        return using(() -> {
+            checkLayer(layer);
+            try (TensorScope scope = TensorScope.open()) {
+                return scope.keep(new Forward(config, weights, tables, null).mask(layer, pos, device));
+            }
+        });
     }
 
     /**
@@ -756,16 +782,18 @@ public final class HookedAutoModel implements AutoCloseable {
      * weights. A new tensor.
      */
     public Tensor normWeights() {
-        List<Tensor> perLayer = new ArrayList<>();
-        try (TensorScope scope = TensorScope.open()) {
-            for (Weights.Layer l : weights.layers) {
-                if (l.ln1w() == null) {
-                    return null;
+        return using(() -> {
+            List<Tensor> perLayer = new ArrayList<>();
+            try (TensorScope scope = TensorScope.open()) {
+                for (Weights.Layer l : weights.layers) {
+                    if (l.ln1w() == null) {
+                        return null;
+                    }
+                    perLayer.add(config.normAddsOne() ? l.ln1w().add(1.0) : l.ln1w());
                 }
-                perLayer.add(config.normAddsOne() ? l.ln1w().add(1.0) : l.ln1w());
+                return scope.keep(Tensor.stack(perLayer, 0));
             }
-            return scope.keep(Tensor.stack(perLayer, 0));
-        }
+        });
     }
 
     /**
@@ -774,12 +802,12 @@ public final class HookedAutoModel implements AutoCloseable {
      * no query norm. A new tensor.
      */
     public Tensor queryNormWeights() {
-        return qkNormScales(Weights.Layer::qNorm, config.nHeads(), false);
+        return using(() -> qkNormScales(Weights.Layer::qNorm, config.nHeads(), false));
     }
 
     /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
     public Tensor keyNormWeights(boolean repeatKv) {
-        return qkNormScales(Weights.Layer::kNorm, config.nKvHeads(), repeatKv);
+        return using(() -> qkNormScales(Weights.Layer::kNorm, config.nKvHeads(), repeatKv));
     }
 
     private Tensor qkNormScales(java.util.function.Function<Weights.Layer, Tensor> weight, int heads, boolean repeatKv) {
@@ -802,12 +830,14 @@ public final class HookedAutoModel implements AutoCloseable {
      * normalise the attention's output. A new tensor.
      */
     public Tensor attentionOutNormWeights() {
-        if (!config.architecture().outputNorms()) {
-            return null;
-        }
-        return stackLayers(l -> {
-            Tensor w = layer(l).attnOutNorm();
-            return config.normAddsOne() ? w.add(1.0) : w;
+        return using(() -> {
+            if (!config.architecture().outputNorms()) {
+                return null;
+            }
+            return stackLayers(l -> {
+                Tensor w = layer(l).attnOutNorm();
+                return config.normAddsOne() ? w.add(1.0) : w;
+            });
         });
     }
 
@@ -817,20 +847,35 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    /** Frees the weights and the tokenizer. */
+    /**
+     * Frees the weights, the tokenizer and the captured passes, once the forward passes and calls running on other
+     * threads have finished; later calls throw {@link IllegalStateException}.
+     *
+     * @throws IllegalStateException when called from inside a pass or call of this model (a hook, say)
+     */
     @Override
     public void close() {
+        if (uses.getReadHoldCount() > 0) {
+            throw new IllegalStateException("this " + config.family() + " model cannot be closed by code running inside"
+                    + " one of its own passes (a hook, say)");
+        }
+        uses.writeLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        } finally {
+            uses.writeLock().unlock();
+        }
         List<CapturedForward> open;
         synchronized (this) {
             open = List.copyOf(captures);
-        }
-        open.forEach(CapturedForward::close); // their graphs read the weights
-        synchronized (this) {
-            closed = true;
             if (tokenizer != null) {
                 tokenizer.close();
             }
         }
+        open.forEach(CapturedForward::close); // waits for a replay in progress: their graphs read the weights
         tables.close();
         weights.close();
     }

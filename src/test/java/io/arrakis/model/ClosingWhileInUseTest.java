@@ -1,0 +1,110 @@
+package io.arrakis.model;
+
+import io.arrakis.model.HookedAutoModel.HookSpec;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Closing a model while another thread runs it waits for that pass instead of freeing the weights under it. */
+class ClosingWhileInUseTest {
+
+    @Test
+    void closeWaitsForAPassInFlightAndLaterCallsAreRefused() throws Exception {
+        HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 4, DType.FLOAT32, Device.CPU);
+        try (Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4)) {
+            Tensor expected = model.runWithHooks(ids);
+            CountDownLatch inPass = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            // the hook holds the pass half-way through its blocks, with block 1's weights still to be read
+            HookSpec pause = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
+                inPass.countDown();
+                await(release);
+                return activation;
+            });
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, pause));
+            assertTrue(inPass.await(30, TimeUnit.SECONDS), "the pass reached its hook");
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close);
+            Thread.sleep(300);
+            assertFalse(closing.isDone(), "close returned while a pass was using the weights");
+            release.countDown();
+            try (Tensor logits = pass.get(30, TimeUnit.SECONDS)) {
+                assertTrue(logits.allclose(expected, 0, 0), "the pass in flight finished on intact weights");
+            }
+            closing.get(30, TimeUnit.SECONDS);
+            expected.close();
+
+            IllegalStateException forward = assertThrows(IllegalStateException.class, () -> model.forward(ids));
+            assertTrue(forward.getMessage().contains("model is closed"), forward.getMessage());
+            IllegalStateException weights = assertThrows(IllegalStateException.class, () -> model.W_Q(0));
+            assertTrue(weights.getMessage().contains("model is closed"), weights.getMessage());
+            model.close(); // a second close does nothing
+        }
+    }
+
+    @Test
+    void aHookCannotCloseItsOwnModel() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("llama"), 5, DType.FLOAT32, Device.CPU);
+             Tensor ids = Tensor.of(new long[] {1, 2, 3}, 1, 3)) {
+            HookSpec closer = HookSpec.at("blocks.0.hook_resid_pre", (activation, name) -> {
+                model.close();
+                return activation;
+            });
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.runWithHooks(ids, closer));
+            assertEquals("this llama model cannot be closed by code running inside one of its own passes (a hook, say)",
+                    e.getMessage());
+            try (Tensor logits = model.runWithHooks(ids)) {
+                assertEquals(3, logits.size(1), "the model is still open");
+            }
+        }
+    }
+
+    @Test
+    void weightsReadInsideAHookWhileCloseWaits() throws Exception {
+        HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 6, DType.FLOAT32, Device.CPU);
+        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2); Tensor wq = model.W_Q(1)) {
+            CountDownLatch inPass = new CountDownLatch(1);
+            CountDownLatch closeQueued = new CountDownLatch(1);
+            Tensor[] readInHook = new Tensor[1];
+            // a reader queued behind a waiting close must not block a pass that already holds the model
+            HookSpec reader = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
+                inPass.countDown();
+                await(closeQueued);
+                readInHook[0] = TensorScope.unscoped(() -> List.of(model.W_Q(1))).getFirst(); // outlives the pass
+                return activation;
+            });
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, reader));
+            assertTrue(inPass.await(30, TimeUnit.SECONDS));
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close);
+            Thread.sleep(300);
+            closeQueued.countDown();
+            pass.get(30, TimeUnit.SECONDS).close();
+            closing.get(30, TimeUnit.SECONDS);
+            try (Tensor read = readInHook[0]) {
+                assertTrue(read.allclose(wq, 0, 0));
+            }
+        }
+    }
+
+    private static void await(CountDownLatch latch) {
+        try {
+            if (!latch.await(30, TimeUnit.SECONDS)) {
+                throw new IllegalStateException("timed out");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+}
