@@ -554,8 +554,9 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * The memory of a contiguous CPU tensor, without copying. The segment becomes inaccessible when this tensor is
-     * closed.
+     * The memory of a contiguous CPU tensor, without copying. The segment becomes inaccessible (its accesses throw
+     * {@link IllegalStateException}) when this tensor is closed, or freed by the garbage collector's backstop: keep
+     * the tensor reachable while the segment is in use.
      */
     public MemorySegment asSegment() {
         Meta m = meta();
