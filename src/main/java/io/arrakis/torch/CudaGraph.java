@@ -69,14 +69,14 @@ public final class CudaGraph implements AutoCloseable {
 
     private static CudaGraph record(Device device, MemorySegment stream, Runnable work) {
         List<Long> heldBack = Native.holdBackFrees();
-        RuntimeException failure = null;
+        Throwable failure = null;
         int[] error = new int[1];
         MemorySegment graph;
         try {
             CudaRuntime.beginCapture(stream);
             try {
                 work.run();
-            } catch (RuntimeException e) {
+            } catch (Throwable e) { // an Error too: the capture must end and what it held back be freed
                 failure = e;
             } finally {
                 graph = CudaRuntime.endCapture(stream, error);
@@ -92,6 +92,9 @@ public final class CudaGraph implements AutoCloseable {
             CudaRuntime.destroy(graph, null);
             CudaRuntime.synchronize(stream);
             Native.deleteHeldBack(heldBack);
+            if (failure instanceof Error fatal) {
+                throw fatal;
+            }
             String why = error[0] != 0 ? CudaRuntime.errorString(error[0]) : failure.getMessage();
             throw new IllegalStateException("the work could not be captured as a CUDA graph: " + why + " (work that"
                     + " makes the host wait for the GPU, such as reading a value back, cannot be captured)", failure);
@@ -103,6 +106,11 @@ public final class CudaGraph implements AutoCloseable {
             Native.deleteHeldBack(heldBack);
             throw e;
         }
+    }
+
+    /** Whether the calling thread is capturing a CUDA graph now: GPU work it issues is recorded, not run. */
+    public static boolean capturing() {
+        return Native.holdsBackFrees();
     }
 
     /** The device the graph runs on. */
