@@ -7,24 +7,29 @@ import java.util.List;
  * GPU work recorded once as a CUDA graph and replayed with one launch: the host no longer issues each kernel, which is
  * what bounds work made of many small kernels, such as a forward pass at batch 1.
  *
- * <p>{@link #capture} runs a warm-up eagerly on a stream of libtorch's pool (cuBLAS and the caching allocator set
+ * <p>{@link #capture} runs a warm-up eagerly on a stream of the graph's own (cuBLAS and the caching allocator set
  * themselves up there), then the work under stream capture, in thread-local mode, on the same stream. A replay reads
  * and writes the memory the captured run used: keep the captured run's inputs and outputs alive, and write new inputs
- * into them before {@link #replay}. Every tensor the captured run freed is held back until the graph is closed, as
- * memory handed back during capture could be given to other work and then overwritten by a replay. Work that needs the
- * host to wait for the GPU (reading a value back, a copy from pageable memory) cannot be captured: {@link #capture}
- * then throws, naming what failed.
+ * into them before {@link #replay}. That memory must not go to other work while the graph lives, or a replay would
+ * overwrite it: every tensor the captured run freed is held back until the graph is closed, and what libtorch frees
+ * inside an op (its temporaries) returns to the caching allocator under the graph's stream, whose blocks it gives only
+ * to work on that stream, which nothing else uses. (The allocator can still hand unused cached blocks back to the
+ * driver when an allocation runs out of memory, or when its cache is emptied; a graph's temporaries would then be
+ * exposed.) Work that needs the host to wait for the GPU (reading a value back, a copy from pageable memory) cannot be
+ * captured: {@link #capture} then throws, naming what failed.
  */
 public final class CudaGraph implements AutoCloseable {
     private final Device device;
+    private final MemorySegment stream;
     private final MemorySegment graph;
     private final MemorySegment exec;
     private final List<Long> heldBack;
     private final long nodes;
     private boolean closed;
 
-    private CudaGraph(Device device, MemorySegment graph, MemorySegment exec, List<Long> heldBack) {
+    private CudaGraph(Device device, MemorySegment stream, MemorySegment graph, MemorySegment exec, List<Long> heldBack) {
         this.device = device;
+        this.stream = stream;
         this.graph = graph;
         this.exec = exec;
         this.heldBack = heldBack;
@@ -32,8 +37,8 @@ public final class CudaGraph implements AutoCloseable {
     }
 
     /**
-     * Runs {@code warmUp} (may be null) and then captures {@code work}, both on the calling thread, on a stream of
-     * libtorch's pool made current for their duration.
+     * Runs {@code warmUp} (may be null) and then captures {@code work}, both on the calling thread, on the graph's own
+     * stream, made current for their duration.
      *
      * @throws IllegalArgumentException if {@code device} is not a CUDA device
      * @throws UnsupportedOperationException if the loaded libtorch is not a CUDA build
@@ -50,20 +55,29 @@ public final class CudaGraph implements AutoCloseable {
             throw new IllegalArgumentException("no " + device + ": this machine has " + Cuda.deviceCount() + " GPU(s)");
         }
         int index = device.index();
-        // the pool stream does not wait for the default stream: work queued there before (the inputs' and weights'
+        // the graph's stream does not wait for the default stream: work queued there before (the inputs' and weights'
         // writes) must be done before the warm-up and the capture read them
         CudaRuntime.synchronizeDevice();
         MemorySegment previous = CudaRuntime.currentStream(index);
-        MemorySegment stream = CudaRuntime.streamFromPool(index);
-        CudaRuntime.setCurrentStream(stream, index);
+        MemorySegment stream = CudaRuntime.createStream(index);
+        CudaGraph made = null;
         try {
-            if (warmUp != null) {
-                warmUp.run();
+            CudaRuntime.setCurrentStream(stream, index);
+            try {
+                if (warmUp != null) {
+                    warmUp.run();
+                }
+                CudaRuntime.synchronize(stream);
+                made = record(device, stream, work);
+                return made;
+            } finally {
+                CudaRuntime.setCurrentStream(previous, index);
             }
-            CudaRuntime.synchronize(stream);
-            return record(device, stream, work);
         } finally {
-            CudaRuntime.setCurrentStream(previous, index);
+            if (made == null) {
+                CudaRuntime.synchronizeDevice();
+                CudaRuntime.destroyStream(stream);
+            }
         }
     }
 
@@ -100,7 +114,7 @@ public final class CudaGraph implements AutoCloseable {
                     + " makes the host wait for the GPU, such as reading a value back, cannot be captured)", failure);
         }
         try {
-            return new CudaGraph(device, graph, CudaRuntime.instantiate(graph), heldBack);
+            return new CudaGraph(device, stream, graph, CudaRuntime.instantiate(graph), heldBack);
         } catch (RuntimeException e) {
             CudaRuntime.destroy(graph, null);
             Native.deleteHeldBack(heldBack);
@@ -131,7 +145,7 @@ public final class CudaGraph implements AutoCloseable {
         CudaRuntime.launch(exec, CudaRuntime.currentStream(device.index()));
     }
 
-    /** Waits for the device, then frees the graph and the memory it held back. */
+    /** Waits for the device, then frees the graph, its stream and the memory it held back. */
     @Override
     public synchronized void close() {
         if (closed) {
@@ -140,6 +154,7 @@ public final class CudaGraph implements AutoCloseable {
         closed = true;
         CudaRuntime.synchronizeDevice();
         CudaRuntime.destroy(graph, exec);
+        CudaRuntime.destroyStream(stream);
         Native.deleteHeldBack(heldBack);
     }
 }

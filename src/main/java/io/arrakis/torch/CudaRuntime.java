@@ -9,7 +9,6 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -21,6 +20,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class CudaRuntime {
     /** {@code cudaStreamCaptureModeThreadLocal}: other threads' unsafe calls do not invalidate the capture. */
     static final int CAPTURE_MODE_THREAD_LOCAL = 1;
+    /** {@code cudaStreamNonBlocking}. */
+    private static final int STREAM_NON_BLOCKING = 1;
 
     private CudaRuntime() {
     }
@@ -57,7 +58,10 @@ final class CudaRuntime {
         static final Fn MEM_GET_INFO = Fn.of("cudaMemGetInfo", JAVA_INT, ADDRESS, ADDRESS);
         static final Fn GET_LAST_ERROR = Fn.of("cudaGetLastError", JAVA_INT);
         static final Fn GET_ERROR_STRING = Fn.of("cudaGetErrorString", ADDRESS, JAVA_INT);
-        static final Fn STREAM_FROM_POOL = Fn.of("torch_get_cuda_stream_from_pool", JAVA_INT, JAVA_BOOLEAN, JAVA_INT, ADDRESS);
+        static final Fn STREAM_CREATE = Fn.of("cudaStreamCreateWithFlags", JAVA_INT, ADDRESS, JAVA_INT);
+        static final Fn STREAM_DESTROY = Fn.of("cudaStreamDestroy", JAVA_INT, ADDRESS);
+        static final Fn GET_DEVICE = Fn.of("cudaGetDevice", JAVA_INT, ADDRESS);
+        static final Fn SET_DEVICE = Fn.of("cudaSetDevice", JAVA_INT, JAVA_INT);
         static final Fn SET_CURRENT_STREAM = Fn.of("torch_set_current_cuda_stream", JAVA_INT, ADDRESS, JAVA_INT);
         static final Fn GET_CURRENT_STREAM = Fn.of("aoti_torch_get_current_cuda_stream", JAVA_INT, JAVA_INT, ADDRESS);
     }
@@ -135,12 +139,25 @@ final class CudaRuntime {
         call(Calls.GET_LAST_ERROR);
     }
 
-    static MemorySegment streamFromPool(int device) {
+    /** A new stream on {@code device} that does not wait for the default stream; {@link #destroyStream} frees it. */
+    static MemorySegment createStream(int device) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ADDRESS);
-            torch(call(Calls.STREAM_FROM_POOL, false, device, out), "torch_get_cuda_stream_from_pool");
-            return out.get(ADDRESS, 0);
+            MemorySegment current = arena.allocate(JAVA_INT);
+            cuda(call(Calls.GET_DEVICE, current), "cudaGetDevice");
+            int previous = current.get(JAVA_INT, 0);
+            cuda(call(Calls.SET_DEVICE, device), "cudaSetDevice");
+            try {
+                MemorySegment out = arena.allocate(ADDRESS);
+                cuda(call(Calls.STREAM_CREATE, out, STREAM_NON_BLOCKING), "cudaStreamCreateWithFlags");
+                return out.get(ADDRESS, 0);
+            } finally {
+                cuda(call(Calls.SET_DEVICE, previous), "cudaSetDevice");
+            }
         }
+    }
+
+    static void destroyStream(MemorySegment stream) {
+        cuda(call(Calls.STREAM_DESTROY, stream), "cudaStreamDestroy");
     }
 
     static MemorySegment currentStream(int device) {
