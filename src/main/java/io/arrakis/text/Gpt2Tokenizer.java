@@ -55,8 +55,7 @@ public final class Gpt2Tokenizer implements Tokenizer {
 
     @Override
     public long[] encode(String text) {
-        Objects.requireNonNull(text, "text");
-        int[] ids = encoding.encodeOrdinary(text).toArray();
+        int[] ids = encoding.encodeOrdinary(UnicodeText.checked(text)).toArray();
         long[] out = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
             out[i] = ids[i];

@@ -169,8 +169,14 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
     /** The ids of {@code text} and their token strings. */
     public Tokens tokenize(String text) {
-        Objects.requireNonNull(text, "text");
-        Encoding encoding = withHandle(() -> tokenizer.encode(text));
+        UnicodeText.checked(text);
+        Encoding encoding = withHandle(() -> {
+            try {
+                return tokenizer.encode(text);
+            } catch (RuntimeException e) { // the native tokenizer's own error, e.g. an unknown token it cannot name
+                throw new IllegalArgumentException(file + " could not encode the text: " + e.getMessage(), e);
+            }
+        });
         return new Tokens(encoding.getIds(), List.of(encoding.getTokens()));
     }
 

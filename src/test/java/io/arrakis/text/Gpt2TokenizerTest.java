@@ -97,4 +97,12 @@ class Gpt2TokenizerTest {
         assertThrows(IllegalArgumentException.class, () -> tok.tokenStrings(new long[] {1L << 33}));
         assertThrows(NullPointerException.class, () -> tok.encode(null));
     }
+
+    /** A lone surrogate became "?" and gave the ids of another text; Hugging Face's Python tokenizers refuse it. */
+    @Test
+    void loneSurrogatesAreRefused() {
+        LoneSurrogates.assertRefused(tok);
+        String emoji = "ok \uD83D\uDC4D then";
+        assertEquals(emoji, tok.decode(tok.encode(emoji)), "a whole pair is a character like any other");
+    }
 }

@@ -138,6 +138,19 @@ class HfTokenizerTest {
         assertTrue(e.getMessage().contains("closed"), e.getMessage());
     }
 
+    /**
+     * A lone surrogate made the native side re-decode the whole text lossily: every emoji in it, not only the stray
+     * half, turned into U+FFFD tokens.
+     */
+    @Test
+    void loneSurrogatesAreRefused() {
+        for (String kind : KINDS) {
+            try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer(kind))) {
+                LoneSurrogates.assertRefused(tokenizer);
+            }
+        }
+    }
+
     @Test
     void missingAndInvalidFilesAreRefused(@TempDir Path dir) throws Exception {
         assertRefused(dir.resolve("nope.json"), "no tokenizer file");
