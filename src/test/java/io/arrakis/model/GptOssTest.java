@@ -192,6 +192,8 @@ class GptOssTest {
         assertEquals(150000.0, defaults.ropeTheta());
         assertEquals(new Rope.Yarn(32.0, 0.1 * Math.log(32.0) + 1, 32.0, 1.0, 4096, false),
                 defaults.architecture().rope().scaling());
+        assertEquals(defaults.architecture().rope(), defaults.with("rope_scaling", Map.of()).architecture().rope(),
+                "an empty rope_scaling leaves the default (rope_scaling or rope_parameters)");
         // the published sizes: gpt-oss-120b are the defaults, gpt-oss-20b has 24 layers of 32 experts
         assertEquals(116_829_156_672L, defaults.parameterCount());
         assertEquals(20_914_757_184L, defaults.with(Map.of("num_hidden_layers", 24, "num_local_experts", 32))

@@ -605,10 +605,29 @@ class HookedAutoConfigTest {
         assertEquals(1.0, ((Rope.Yarn) HookedAutoConfig.of("llama").with("rope_scaling", Map.of("rope_type", "yarn",
                 "factor", 40.0, "mscale", 0.707, "mscale_all_dim", 0.707)).architecture().rope().scaling())
                 .attentionFactor());
-        // Phi-3 keeps the pretraining context at the top level, and it wins
-        HookedAutoConfig phi3 = HookedAutoConfig.of("phi3").with(Map.of("max_position_embeddings", 131072,
-                "rope_scaling", Map.of("rope_type", "yarn", "factor", 32.0, "original_max_position_embeddings", 2048)));
-        assertEquals(4096, ((Rope.Yarn) phi3.architecture().rope().scaling()).originalMaxPositions());
+        // a pretraining context at the top level (Phi-3's class has one, other files carry one) wins over the
+        // rotary object's for the types that read it, as transformers' standardize_rope_params moves it there
+        HookedAutoConfig topLevel = HookedAutoConfig.fromJsonText("""
+                {"model_type": "qwen2", "max_position_embeddings": 131072, "original_max_position_embeddings": 32768,
+                 "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 65536}}
+                """);
+        assertEquals(32768, ((Rope.Yarn) topLevel.architecture().rope().scaling()).originalMaxPositions());
+        assertEquals(new Rope.Linear(2.0), HookedAutoConfig.fromJsonText("""
+                {"model_type": "qwen2", "original_max_position_embeddings": 4096,
+                 "rope_scaling": {"type": "linear", "factor": 2.0}}
+                """).architecture().rope().scaling());
+        // Phi3Config takes default and longrope only (reading yarn and su as longrope), and longrope is refused
+        for (String type : List.of("yarn", "linear", "su")) {
+            String m = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", type, "factor", 4.0));
+            assertTrue(m.contains("rope_scaling.rope_type") && m.contains(type), m);
+        }
+        // Llama's model rotates the whole head whatever partial_rotary_factor says: refused, not guessed
+        String partial = rejects(HookedAutoConfig.of("llama"), "rope_parameters", Map.of("rope_type", "default",
+                "partial_rotary_factor", 0.5));
+        assertTrue(partial.contains("rope_parameters.partial_rotary_factor = 0.5") && partial.contains("whole head"),
+                partial);
+        assertEquals(128, HookedAutoConfig.of("llama").with("rope_parameters", Map.of("rope_type", "default",
+                "partial_rotary_factor", 1.0)).architecture().rope().dim());
         assertEquals(new Rope.Unscaled(), HookedAutoConfig.of("gpt-neox").architecture().rope().scaling());
 
         String m = rejects(HookedAutoConfig.of("llama"), Map.of("rope_scaling", Map.of("rope_type", "linear",
@@ -651,6 +670,9 @@ class HookedAutoConfigTest {
                 assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("no scaling"), m);
                 m = rejects(c, key, Map.of("rope_theta", 5e5));
                 assertTrue(m.contains(at + ".rope_theta") && m.contains("fixed base"), m);
+            } else if (UNSCALED_ROTARY.contains(family)) {
+                m = rejects(c, key, linear);
+                assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("longrope"), m);
             } else {
                 assertEquals(new Rope.Linear(2.0), c.with(key, linear).architecture().rope().scaling());
             }
@@ -659,6 +681,9 @@ class HookedAutoConfigTest {
 
     /** Families whose modeling file fixes the rotary base and applies no scaling. */
     static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
+
+    /** Families whose configuration class takes no rotary scaling that the forward pass computes. */
+    static final Set<String> UNSCALED_ROTARY = Set.of("phi3");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
     static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");

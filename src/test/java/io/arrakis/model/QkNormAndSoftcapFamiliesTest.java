@@ -192,6 +192,25 @@ class QkNormAndSoftcapFamiliesTest {
         assertEquals(older.architecture().rope(1), v5.architecture().rope(1));
     }
 
+    /**
+     * transformers' YaRN reads {@code truncate} from the top level of {@code rope_parameters}, which per-layer-type
+     * parameters never have there, so it truncates whatever a layer type's object says: false is refused.
+     */
+    @Test
+    void gemma3RefusesATruncateItsModelWouldNotRead() {
+        Map<String, Object> yarn = Map.of("rope_type", "yarn", "factor", 8.0, "rope_theta", 1e6);
+        HookedAutoConfig base = HookedAutoConfig.of("gemma3").with(Map.of("num_hidden_layers", 2, "sliding_window_pattern", 2));
+        Map<String, Object> truncating = new java.util.HashMap<>(yarn);
+        truncating.put("truncate", true);
+        assertEquals(((Rope.Yarn) base.with("rope_parameters", Map.of("full_attention", yarn)).architecture().rope(1)
+                .scaling()), base.with("rope_parameters", Map.of("full_attention", truncating)).architecture().rope(1)
+                .scaling());
+        truncating.put("truncate", false);
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> base.with("rope_parameters", Map.of("full_attention", truncating))).getMessage();
+        assertTrue(m.contains("rope_parameters.full_attention.truncate = false") && m.contains("refused"), m);
+    }
+
     // --------------------------------------------------------------------------------------- refused values
 
     /** A map of alternating keys and values that may be null (which Map.of refuses). */

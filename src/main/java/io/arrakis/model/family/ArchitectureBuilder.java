@@ -48,7 +48,6 @@ final class ArchitectureBuilder {
     private double theta;
     private double factor;
     private Rope.Scaling scaling;
-    private String originalMaxPositionsKey;
     private boolean parallelResidual;
     private boolean qkvBias;
     private boolean outBias;
@@ -183,11 +182,6 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** A top-level pretraining context length that takes precedence over the rotary object's (Phi-3). */
-    ArchitectureBuilder originalMaxPositions(String key) {
-        originalMaxPositionsKey = key;
-        return this;
-    }
 
     /**
      * Rotary embeddings on the first {@code dimKey} features of each head with a fixed base (gpt-j, whose modeling
@@ -412,6 +406,12 @@ final class ArchitectureBuilder {
             throw invalid(object.key() + ".partial_rotary_factor", entries.get("partial_rotary_factor"),
                     "is not implemented per layer type");
         }
+        if (entries.containsKey("truncate") && !Boolean.TRUE.equals(entries.get("truncate"))) {
+            // transformers' yarn reads truncate from the top level of rope_parameters, where per-layer-type
+            // parameters never have it, so it always truncates
+            throw invalid(object.key() + ".truncate", entries.get("truncate"), "is not read per layer type by"
+                    + " transformers, which truncates all the same; refused rather than guessed");
+        }
         String key = entries.containsKey("rope_theta") ? object.key() + ".rope_theta" : object.thetaKey();
         double base = entries.containsKey("rope_theta") ? ropeParameter(entries, object.key(), "rope_theta")
                 : s.number(object.thetaKey());
@@ -444,7 +444,7 @@ final class ArchitectureBuilder {
         }
         String rotaryKey = scalingObject != null ? "rope_scaling" : "rope_parameters";
         Map<?, ?> rp = scalingObject != null ? scalingObject : parameters != null ? parameters : Map.of();
-        Integer originalMaxPositions = originalMaxPositionsKey != null ? s.integer(originalMaxPositionsKey) : null;
+        Integer originalMaxPositions = topLevelOriginalMaxPositions();
         if (rotaryDimKey != null) {
             refuseScalingOfFixedRotary(rp, rotaryKey, originalMaxPositions);
             return;
@@ -454,7 +454,13 @@ final class ArchitectureBuilder {
             thetaKey = rotaryKey + ".rope_theta";
         }
         if (rp.containsKey("partial_rotary_factor")) {
-            factor = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
+            double partial = ropeParameter(rp, rotaryKey, "partial_rotary_factor");
+            if (factorKey == null && partial != 1.0) {
+                // transformers accepts the entry for these families and rotates the whole head all the same
+                throw invalid(rotaryKey + ".partial_rotary_factor", partial, "is not read by this family's model in"
+                        + " transformers, which rotates the whole head; refused rather than guessed");
+            }
+            factor = partial;
             factorKey = rotaryKey + ".partial_rotary_factor";
         }
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
@@ -477,6 +483,23 @@ final class ArchitectureBuilder {
             throw invalid(rotaryKey + ".rope_type", rp.containsKey("rope_type") ? rp.get("rope_type") : rp.get("type"),
                     fixed);
         }
+    }
+
+    /**
+     * A pretraining context length at the top level of the configuration (Phi-3's configuration class has one; other
+     * files may carry it): transformers moves it into a single rotary object, over the object's own, for the types
+     * that read it; null when there is none.
+     */
+    private Integer topLevelOriginalMaxPositions() {
+        String key = "original_max_position_embeddings";
+        Object v = s.get(key);
+        if (v == null) {
+            return null;
+        }
+        if (!(v instanceof Integer i) || i <= 0) {
+            throw invalid(key, v, "must be a positive integer");
+        }
+        return i;
     }
 
     private Map<?, ?> nonEmptyMap(String key) {

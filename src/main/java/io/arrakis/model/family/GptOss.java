@@ -101,9 +101,12 @@ final class GptOss extends ModelFamily {
         }
     }
 
-    /** {@code GptOssConfig.__post_init__}: without rotary settings, YaRN with these parameters. */
+    /**
+     * {@code GptOssConfig.__post_init__}: without {@code rope_parameters}, YaRN with these parameters, which an empty
+     * {@code rope_scaling} does not replace ({@code rope_scaling or rope_parameters}).
+     */
     private static Settings withDefaultRotaryScaling(Settings s) {
-        if (s.get("rope_parameters") != null || s.get("rope_scaling") != null) {
+        if (s.get("rope_parameters") != null || (s.get("rope_scaling") instanceof Map<?, ?> m && !m.isEmpty())) {
             return s;
         }
         Map<String, Object> yarn = new LinkedHashMap<>();

@@ -9,6 +9,7 @@ import static io.arrakis.model.family.CheckpointTensor.fusedLinear;
 import static io.arrakis.model.family.CheckpointTensor.linear;
 import static io.arrakis.model.family.CheckpointTensor.part;
 import static io.arrakis.model.family.CheckpointTensor.stored;
+import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
@@ -25,8 +26,8 @@ import static io.arrakis.model.family.Slot.*;
  * Phi-3 ({@code transformers/models/phi3}): Llama without biases, rotary embeddings on
  * {@code int(d_head * partial_rotary_factor)} dimensions, {@code sliding_window} on every layer when not null, and
  * fused projections: {@code qkv_proj} ({@code [q | k | v]} rows) and {@code gate_up_proj} ({@code [gate | up]}).
- * Its {@code original_max_position_embeddings} is the pretraining context of a scaled rotary embedding (the
- * {@code longrope} of the long-context models is refused).
+ * Its rotary embedding is unscaled: transformers' configuration class takes only {@code longrope} besides (the
+ * long-context models' scaling, and what it makes of {@code yarn} and {@code su}), which is refused here.
  */
 final class Phi3 extends ModelFamily {
 
@@ -46,11 +47,18 @@ final class Phi3 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
+        Architecture a = LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", "partial_rotary_factor")
-                .originalMaxPositions("original_max_position_embeddings")
                 .slidingWindow(s.integerOrNull("sliding_window"))
                 .build();
+        if (!(a.rope().scaling() instanceof Rope.Unscaled)) {
+            String key = s.get("rope_scaling") instanceof Map<?, ?> m && !m.isEmpty() ? "rope_scaling" : "rope_parameters";
+            Map<?, ?> object = (Map<?, ?>) s.get(key);
+            throw invalid(key + ".rope_type", object.containsKey("rope_type") ? object.get("rope_type") : object.get("type"),
+                    "is not a rope type of Phi-3: transformers' Phi3Config takes \"default\" and \"longrope\" (it reads"
+                    + " \"yarn\" and \"su\" as \"longrope\"), and longrope is not implemented");
+        }
+        return a;
     }
 
     @Override
