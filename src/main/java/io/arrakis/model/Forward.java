@@ -215,7 +215,7 @@ final class Forward {
         Device device = w.embed.device();
         List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device),
                 () -> Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device));
-        return new Rotary(rope.dim(), c.rotaryInterleaved(), cosSin.get(0), cosSin.get(1));
+        return new Rotary(rope.dim(), c.rotaryInterleaved(), c.rotaryInFloat32(), cosSin.get(0), cosSin.get(1));
     }
 
     /**
@@ -397,14 +397,15 @@ final class Forward {
      * queries and once through keys. A pair {@code (a, b)} becomes {@code (a·cos − b·sin, b·cos + a·sin)}: the
      * features swapped within their pairs times {@code sin} with the sign of the pair's first feature flipped.
      *
+     * @param inFloat32 whether float16 and bfloat16 inputs are rotated in float32 and converted back (cohere)
      * @param cos {@code [1, pos, 1, rotaryDim]}
      * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second
      */
-    record Rotary(int rotaryDim, boolean interleaved, Tensor cos, Tensor signedSin) {
+    record Rotary(int rotaryDim, boolean interleaved, boolean inFloat32, Tensor cos, Tensor signedSin) {
 
-        static Rotary of(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
-            List<Tensor> t = tables(rope, interleaved, pos, dtype, device);
-            return new Rotary(rope.dim(), interleaved, t.get(0), t.get(1));
+        static Rotary of(Architecture a, Rope rope, long pos, DType dtype, Device device) {
+            List<Tensor> t = tables(rope, a.rotaryInterleaved(), pos, dtype, device);
+            return new Rotary(rope.dim(), a.rotaryInterleaved(), a.rotaryInFloat32(), t.get(0), t.get(1));
         }
 
         /** cos and signed sin for positions {@code 0 .. pos-1}. */
@@ -436,6 +437,13 @@ final class Forward {
 
         /** Rotates {@code x [batch, pos, heads, d_head]}. */
         Tensor apply(Tensor x) {
+            if (inFloat32 && (x.dtype() == DType.BFLOAT16 || x.dtype() == DType.FLOAT16)) {
+                return rotate(x.to(DType.FLOAT32)).to(x.dtype());
+            }
+            return rotate(x);
+        }
+
+        private Tensor rotate(Tensor x) {
             long dHead = x.size(-1);
             Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
             Tensor out = rot.mul(cos).add(swapWithinPairs(rot).mul(signedSin));

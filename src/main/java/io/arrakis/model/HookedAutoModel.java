@@ -756,7 +756,7 @@ public final class HookedAutoModel implements AutoCloseable {
         }
         try (TensorScope scope = TensorScope.open()) {
             Architecture a = config.architecture();
-            Forward.Rotary rotary = Forward.Rotary.of(a.rope(layer), a.rotaryInterleaved(), x.size(1), x.dtype(),
+            Forward.Rotary rotary = Forward.Rotary.of(a, a.rope(layer), x.size(1), x.dtype(),
                     x.device());
             return scope.keep(rotary.apply(x));
         }

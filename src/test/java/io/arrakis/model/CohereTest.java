@@ -61,4 +61,56 @@ class CohereTest {
             }
         }
     }
+
+    /**
+     * Cohere's {@code apply_rotary_pos_emb} turns bfloat16 queries and keys in float32, with cos and sin rounded to
+     * bfloat16, and rounds the result once: each pair {@code (a, b)} becomes {@code bf16(a·c − b·s)},
+     * {@code bf16(b·c + a·s)} with float32 products and sums. Rotating in bfloat16 rounds three times.
+     */
+    @Test
+    void bfloat16RotatesInFloat32AsCoheresModelDoes() {
+        HookedAutoConfig config = HookedAutoConfig.of("cohere").with(java.util.Map.of("hidden_size", 64,
+                "num_hidden_layers", 1, "num_attention_heads", 2, "intermediate_size", 32, "vocab_size", 16));
+        int dHead = config.dHead();
+        int pos = 6;
+        float[] x = new float[pos * dHead];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = bf16((float) (3 * Math.sin(0.7 * i + 0.1)));
+        }
+        float[] invFreq = config.architecture().rope().inverseFrequencies();
+        float[] inFloat32 = new float[x.length];
+        float[] inBfloat16 = new float[x.length];
+        for (int p = 0; p < pos; p++) {
+            for (int i = 0; i < dHead / 2; i++) {
+                float angle = (float) p * invFreq[i];
+                float c = bf16((float) Math.cos(angle));
+                float s = bf16((float) Math.sin(angle));
+                int first = p * dHead + 2 * i;
+                float a = x[first];
+                float b = x[first + 1];
+                inFloat32[first] = bf16(a * c + b * -s);
+                inFloat32[first + 1] = bf16(b * c + a * s);
+                inBfloat16[first] = bf16(bf16(a * c) + bf16(b * -s));
+                inBfloat16[first + 1] = bf16(bf16(b * c) + bf16(a * s));
+            }
+        }
+        assertFalse(java.util.Arrays.equals(inFloat32, inBfloat16), "the input tells the two apart");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 3, io.arrakis.torch.DType.BFLOAT16,
+                     io.arrakis.torch.Device.CPU)) {
+            Tensor rotated = model.rotate(0, Tensor.of(x, 1, pos, 1, dHead).to(io.arrakis.torch.DType.BFLOAT16));
+            assertEquals(io.arrakis.torch.DType.BFLOAT16, rotated.dtype());
+            float[] actual = rotated.toFloatArray();
+            for (int i = 0; i < x.length; i++) {
+                assertEquals(inFloat32[i], actual[i], 0.0f, "feature " + i % dHead + " at position " + i / dHead);
+            }
+        }
+    }
+
+    /** {@code f} rounded to the nearest bfloat16, ties to even. */
+    private static float bf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return Float.intBitsToFloat(bits & 0xFFFF0000);
+    }
 }

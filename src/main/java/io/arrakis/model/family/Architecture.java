@@ -42,6 +42,8 @@ import java.util.List;
  *     attention scores without a value (gpt-oss)
  * @param scoresInFloat32 whether a float16 or bfloat16 model computes its attention scores and their softmax from
  *     queries and keys converted to float32, the pattern then converted back (gpt-neo, gpt-j, to avoid overflow)
+ * @param rotaryInFloat32 whether a float16 or bfloat16 model rotates its queries and keys in float32 (with cos and
+ *     sin in the model's dtype), the result then converted back (cohere)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -50,7 +52,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
-        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32) {
+        boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
+        boolean rotaryInFloat32) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

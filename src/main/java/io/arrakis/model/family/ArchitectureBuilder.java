@@ -74,6 +74,7 @@ final class ArchitectureBuilder {
     private MixtureOfExperts moe;
     private boolean attentionSinks;
     private boolean scoresInFloat32;
+    private boolean rotaryInFloat32;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -331,6 +332,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Queries and keys rotated in float32 for float16 and bfloat16 models. */
+    ArchitectureBuilder rotaryInFloat32() {
+        rotaryInFloat32 = true;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -396,7 +403,7 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32);
+                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32);
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */

@@ -20,7 +20,7 @@ import static io.arrakis.model.family.Key.tok;
 /**
  * Cohere Command-R ({@code transformers/models/cohere}): Llama's projections and gated MLP, attention and MLP in
  * parallel on one LayerNorm without bias ({@code input_layernorm}), rotary embeddings in the interleaved
- * ({@code rotate_every_two}) convention, and logits multiplied by {@code logit_scale}. {@code use_qk_norm}
+ * ({@code rotate_every_two}) convention, computed in float32 for float16 and bfloat16 models, and logits multiplied by {@code logit_scale}. {@code use_qk_norm}
  * (Command-R+'s LayerNorms on queries and keys) is not implemented.
  */
 final class Cohere extends ModelFamily {
@@ -45,7 +45,7 @@ final class Cohere extends ModelFamily {
         }
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
-                .rotary("rope_theta", null).rotaryInterleaved().parallelResidual(true).sharedNorm(true)
+                .rotary("rope_theta", null).rotaryInterleaved().rotaryInFloat32().parallelResidual(true).sharedNorm(true)
                 .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"))
                 .build();
     }
