@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.json.Json;
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Rope;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -714,11 +715,14 @@ class HookedAutoConfigTest {
         HookedAutoConfig c = HookedAutoConfig.of(family);
         String key = Stream.of("activation_function", "hidden_activation", "hidden_act", "activation")
                 .filter(k -> c.raw().get(k) != null).findFirst().orElseThrow();
-        for (String act : List.of("quick_gelu", "relu2", "gelu_10")) {
+        for (String act : List.of("quick_gelu", "relu2", "gelu_10", "hardswish", "sqrtsoftplus")) {
             String m = rejects(c, key, act);
             assertTrue(m.contains(key) && m.contains("\"" + act + "\"") && m.contains("not implemented"), m);
         }
         assertEquals("relu", c.with(key, "relu").activation());
+        // transformers' GELUTanh in Python: the same tanh approximation
+        assertEquals(Architecture.Activation.GELU_TANH, c.with(key, "gelu_python_tanh").architecture()
+                .activationFunction());
     }
 
     @Test

@@ -80,7 +80,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** the exact GELU, {@code x * Phi(x)} */
         GELU("gelu", "gelu_python"),
         /** the tanh approximation of GELU */
-        GELU_TANH("gelu_new", "gelu_pytorch_tanh", "gelu_fast"),
+        GELU_TANH("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast"),
         SILU("silu", "swish"),
         RELU("relu");
 

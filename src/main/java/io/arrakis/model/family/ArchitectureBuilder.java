@@ -20,10 +20,11 @@ import static io.arrakis.model.family.ConfigValues.invalid;
  */
 final class ArchitectureBuilder {
 
-    /** {@code transformers.activations.ACT2CLS} keys (v4.57.6). */
+    /** {@code transformers.activations.ACT2CLS} keys (v5.17). */
     private static final Set<String> ACTIVATIONS = Set.of("gelu", "gelu_10", "gelu_fast", "gelu_new", "gelu_python",
-            "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_accurate", "laplace", "leaky_relu", "linear", "mish",
-            "quick_gelu", "relu", "relu2", "relu6", "sigmoid", "silu", "swish", "tanh", "prelu", "xielu");
+            "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_accurate", "hardswish", "laplace", "leaky_relu", "linear",
+            "mish", "quick_gelu", "relu", "relu2", "relu6", "sigmoid", "silu", "sqrtsoftplus", "swish", "tanh", "prelu",
+            "xielu");
 
     private final Settings s;
     private String widthKey;
