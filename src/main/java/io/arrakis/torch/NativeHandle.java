@@ -4,7 +4,11 @@ import java.lang.foreign.Arena;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.lang.ref.PhantomReference;
+import java.lang.ref.Reference;
 import java.lang.ref.ReferenceQueue;
+import java.lang.ref.WeakReference;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
  * A tensor's libtorch handle and its release, freed exactly once: by {@link #release()} (close or scope) or, for
@@ -16,6 +20,10 @@ import java.lang.ref.ReferenceQueue;
  */
 final class NativeHandle extends PhantomReference<Tensor> {
     private static final ReferenceQueue<Tensor> QUEUE = new ReferenceQueue<>();
+    /** Released handles whose segments a native call was reading: the reaper frees them once it is done. */
+    private static final Queue<NativeHandle> BUSY = new ConcurrentLinkedQueue<>();
+    private static final long BUSY_RETRY_MILLIS = 50;
+    private static final Thread REAPER;
     private static final int STRIPE_COUNT = 32; // a power of two
     private static final Stripe[] STRIPES = new Stripe[STRIPE_COUNT];
     private static final VarHandle RELEASED;
@@ -29,9 +37,9 @@ final class NativeHandle extends PhantomReference<Tensor> {
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
-        Thread reaper = new Thread(NativeHandle::reap, "arrakis-tensor-reaper");
-        reaper.setDaemon(true);
-        reaper.start();
+        REAPER = new Thread(NativeHandle::reap, "arrakis-tensor-reaper");
+        REAPER.setDaemon(true);
+        REAPER.start();
     }
 
     /** The registered handles of one stripe, a doubly linked list so removal is O(1). */
@@ -46,8 +54,11 @@ final class NativeHandle extends PhantomReference<Tensor> {
     private NativeHandle prev;
     private NativeHandle next;
     private volatile boolean released;
-    /** The arena of segments handed out by {@link Tensor#asSegment()}, closed with the handle. */
-    volatile Arena segmentArena;
+    /**
+     * The arena of segments handed out by {@link Tensor#asSegment()}, closed with the handle. Weak: the tensor holds
+     * it, and it holds the tensor (so that a segment keeps its tensor reachable), and this handle must not keep them.
+     */
+    volatile WeakReference<Arena> segmentArena;
 
     /** A handle owned by a scope (which frees it), or, with {@code register}, by the garbage collector's backstop. */
     NativeHandle(Tensor tensor, long address, boolean register) {
@@ -85,9 +96,22 @@ final class NativeHandle extends PhantomReference<Tensor> {
             unlink(stripe);
         }
         clear();
-        Arena arena = segmentArena;
+        free();
+    }
+
+    private void free() {
+        WeakReference<Arena> ref = segmentArena;
+        Arena arena = ref == null ? null : ref.get();
         if (arena != null) {
-            arena.close();
+            try {
+                arena.close();
+            } catch (IllegalStateException acquired) {
+                BUSY.add(this); // a downcall on another thread holds one of its segments: free the tensor after it
+                if (Thread.currentThread() != REAPER) {
+                    REAPER.interrupt(); // wakes it to retry
+                }
+                return;
+            }
         }
         Native.deleteTensor(address);
     }
@@ -110,7 +134,16 @@ final class NativeHandle extends PhantomReference<Tensor> {
     private static void reap() {
         while (true) {
             try {
-                ((NativeHandle) QUEUE.remove()).release();
+                Reference<? extends Tensor> unreachable = QUEUE.remove(BUSY.isEmpty() ? 0 : BUSY_RETRY_MILLIS);
+                if (unreachable != null) {
+                    ((NativeHandle) unreachable).release();
+                }
+                for (int n = BUSY.size(); n > 0; n--) {
+                    NativeHandle busy = BUSY.poll();
+                    if (busy != null) {
+                        busy.free();
+                    }
+                }
             } catch (InterruptedException e) {
                 // a daemon: keep reaping until the JVM exits
             } catch (RuntimeException e) {

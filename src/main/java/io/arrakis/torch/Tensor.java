@@ -5,6 +5,8 @@ import io.arrakis.bindings.arrakis_torch_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
+import java.lang.ref.WeakReference;
 import java.util.Arrays;
 import java.util.List;
 
@@ -113,6 +115,8 @@ public final class Tensor implements AutoCloseable {
     private Meta meta;
     /** The scope that will close this tensor, if any; only read and written by that scope's thread. */
     TensorScope scope;
+    /** The arena of {@link #asSegment()}'s segments, made on first use; see {@link NativeHandle#segmentArena}. */
+    private volatile Arena segmentArena;
 
     /** Metadata fixed for a tensor's life, read once. */
     record Meta(long[] shape, long[] strides, DType dtype, Device device) {
@@ -162,6 +166,10 @@ public final class Tensor implements AutoCloseable {
         if (borrowed != null && !borrowed.scope().isAlive()) {
             throw new IllegalStateException("tensor " + name()
                     + " views memory of a closed arena; a tensor made with fromSegment must not outlive its segment's arena");
+        }
+        if (borrowed != null && !borrowed.isAccessibleBy(Thread.currentThread())) {
+            // its owner could close the arena while this thread's op reads the memory
+            throw new WrongThreadException("tensor " + name() + " views memory of an arena confined to another thread");
         }
     }
 
@@ -360,8 +368,17 @@ public final class Tensor implements AutoCloseable {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, Shapes.contiguousStrides(shape));
             MemorySegment out = Native.out();
-            Native.op(arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
-                    dtype.code(), Device.CPU.typeCode(), 0, out), "aoti_torch_create_tensor_from_blob", shape, dtype);
+            int rc;
+            try {
+                rc = arrakis_torch_h.aoti_torch_create_tensor_from_blob(segment, shape.length, sizes, strides, 0,
+                        dtype.code(), Device.CPU.typeCode(), 0, out);
+            } catch (AssertionError e) { // the bindings' wrapper of the downcall's own failure
+                if (e.getCause() instanceof IllegalStateException closed) {
+                    throw new IllegalStateException("Tensor.fromSegment: the segment's arena was closed meanwhile", closed);
+                }
+                throw e;
+            }
+            Native.op(rc, "aoti_torch_create_tensor_from_blob", shape, dtype);
             return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment);
         }
     }
@@ -554,9 +571,8 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * The memory of a contiguous CPU tensor, without copying. The segment becomes inaccessible (its accesses throw
-     * {@link IllegalStateException}) when this tensor is closed, or freed by the garbage collector's backstop: keep
-     * the tensor reachable while the segment is in use.
+     * The memory of a contiguous CPU tensor, without copying. The segment keeps this tensor reachable, and becomes
+     * inaccessible (its accesses throw {@link IllegalStateException}) when this tensor is closed.
      */
     public MemorySegment asSegment() {
         Meta m = meta();
@@ -572,13 +588,17 @@ public final class Tensor implements AutoCloseable {
             // memory of a Java arena: hand out a slice of it, which that arena's closing invalidates
             return borrowed.asSlice(dataAddress() - borrowed.address(), bytes);
         }
-        Arena arena = owner.segmentArena;
+        Arena arena = segmentArena;
         if (arena == null) {
             synchronized (owner) {
-                arena = owner.segmentArena;
+                arena = segmentArena;
                 if (arena == null) {
                     arena = Arena.ofShared();
-                    owner.segmentArena = arena;
+                    // the arena's one cleanup action holds this tensor, so every segment of the arena keeps it
+                    // reachable: the garbage collector's backstop must not free memory a segment still shows
+                    MemorySegment.NULL.reinterpret(0, arena, ignored -> Reference.reachabilityFence(this));
+                    owner.segmentArena = new WeakReference<>(arena);
+                    segmentArena = arena;
                 }
             }
         }

@@ -110,7 +110,9 @@ public final class TensorScope implements AutoCloseable {
             } else {
                 t.scope = null;
                 h.owner = null;
-                h.register();
+                if (!h.isReleased()) {
+                    h.register();
+                }
             }
         }
         return t;

@@ -851,6 +851,44 @@ class BadInputTest {
                         }
                     }
                 }
+                case "viewOfAnUnreachableTensorsSegment" -> {
+                    // the source tensor is dropped at once: only its segment, and the tensor over it, stay
+                    Thread collector = Thread.ofPlatform().daemon().start(() -> {
+                        while (true) {
+                            System.gc();
+                            Thread.onSpinWait();
+                        }
+                    });
+                    for (int round = 0; round < 200; round++) {
+                        Tensor view = Tensor.fromSegment(Tensor.ones(new long[] {1L << 20}, DType.FLOAT32, Device.CPU)
+                                .asSegment(), DType.FLOAT32, 1L << 20);
+                        try (Tensor doubled = view.mul(2.0); Tensor s = doubled.sum()) {
+                            check(s.item() == 2.0 * (1L << 20), "round " + round + ": the sum is " + s.item());
+                        }
+                        view.close();
+                    }
+                    collector.interrupt();
+                }
+                case "foreignThreadOnAConfinedArenasTensor" -> {
+                    Arena arena = Arena.ofConfined();
+                    Tensor t = Tensor.fromSegment(arena.allocate(64L << 20, 64), DType.FLOAT32, 16L << 20);
+                    Throwable[] got = new Throwable[1];
+                    Thread other = Thread.ofPlatform().start(() -> {
+                        try {
+                            closeAll(t.mul(2.0));
+                        } catch (Throwable e) {
+                            got[0] = e;
+                        }
+                    });
+                    try {
+                        other.join();
+                    } catch (InterruptedException e) {
+                        throw new AssertionError(e);
+                    }
+                    check(got[0] instanceof WrongThreadException && got[0].getMessage().contains("confined"),
+                            "another thread used a confined arena's tensor: " + got[0]);
+                    arena.close();
+                }
                 default -> throw new IllegalArgumentException(scenario);
             }
             try (Tensor a = Tensor.ones(3); Tensor s = a.sum()) {

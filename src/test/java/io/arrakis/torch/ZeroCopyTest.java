@@ -276,4 +276,65 @@ class ZeroCopyTest {
     void einsumViewsOfATensorWhoseArenaClosedThrow() {
         BadInputTest.Child.expectInFreshJvm("einsumViewAfterArenaCloses");
     }
+
+    /**
+     * Was: a tensor over another tensor's {@code asSegment()} read freed memory (SIGSEGV) once the garbage collector's
+     * backstop freed the other tensor, which nothing kept reachable; the segment now keeps it. In a child JVM, as above.
+     */
+    @Test
+    void aSegmentKeepsItsTensorFromTheGarbageCollector() {
+        BadInputTest.Child.expectInFreshJvm("viewOfAnUnreachableTensorsSegment");
+    }
+
+    /** Was: another thread could use a tensor over a confined arena, whose owner could close it meanwhile. */
+    @Test
+    void aConfinedArenasTensorIsRefusedOnOtherThreads() {
+        BadInputTest.Child.expectInFreshJvm("foreignThreadOnAConfinedArenasTensor");
+    }
+
+    /** The segment keeps its tensor, but nothing keeps both: dropped together, the tensor is collected. */
+    @Test
+    void aTensorAndItsSegmentDroppedTogetherAreCollected() throws InterruptedException {
+        java.lang.ref.WeakReference<Tensor> ref = tensorWithASegment();
+        for (int i = 0; i < 50 && ref.get() != null; i++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertTrue(ref.get() == null, "a tensor whose segment is gone stayed reachable");
+    }
+
+    private static java.lang.ref.WeakReference<Tensor> tensorWithASegment() {
+        Tensor t = TensorScope.unscoped(() -> List.of(Tensor.ones(4))).getFirst();
+        assertEquals(1.0f, t.asSegment().getAtIndex(ValueLayout.JAVA_FLOAT, 3));
+        return new java.lang.ref.WeakReference<>(t);
+    }
+
+    /**
+     * Closing a tensor while a native call on another thread reads its {@code asSegment()} memory waits for that
+     * call instead of freeing the memory under it (the arena refuses to close while the call holds the segment).
+     */
+    @Test
+    void closingATensorWhoseSegmentANativeCallReadsFreesItAfterTheCall() throws Exception {
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        java.lang.invoke.MethodHandle nanosleep = linker.downcallHandle(linker.defaultLookup().find("nanosleep").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+        Tensor request = TensorScope.unscoped(() -> List.of(Tensor.of(new long[] {0, 300_000_000L}, 2))).getFirst(); // 0.3 s
+        MemorySegment timespec = request.asSegment();
+        Thread sleeper = Thread.ofPlatform().start(() -> {
+            try {
+                int rc = (int) nanosleep.invokeExact(timespec, MemorySegment.NULL);
+                assertEquals(0, rc);
+            } catch (Throwable e) {
+                throw new AssertionError(e);
+            }
+        });
+        Thread.sleep(100); // the call now holds the segment
+        request.close(); // must not throw, nor free the memory the call reads
+        assertTrue(request.isClosed());
+        sleeper.join();
+        for (int i = 0; i < 100 && timespec.scope().isAlive(); i++) {
+            Thread.sleep(20);
+        }
+        assertFalse(timespec.scope().isAlive(), "freed once the call was done");
+    }
 }
