@@ -255,7 +255,7 @@ public final class SafeTensorsFile implements AutoCloseable {
             tensors.put(name, info);
             ranges.add(new Range(name, info.offset() - dataStart, info.offset() - dataStart + info.byteSize()));
         }
-        checkOverlaps(file, ranges);
+        checkLayout(file, ranges, dataLength);
         return new Header(Collections.unmodifiableMap(tensors), metadata);
     }
 
@@ -363,20 +363,31 @@ public final class SafeTensorsFile implements AutoCloseable {
         return result;
     }
 
-    private static void checkOverlaps(Path file, List<Range> ranges) {
+    /**
+     * The format's rule, which Hugging Face's reader enforces: in the order of their offsets the tensors fill the data
+     * section from its first byte to its last, without gaps or overlaps. Offsets that break it (shifted by a corrupt or
+     * hand-edited header) would otherwise read other tensors' bytes as this one's.
+     */
+    private static void checkLayout(Path file, List<Range> ranges, long dataLength) {
         ranges.sort(Comparator.comparingLong(Range::begin).thenComparingLong(Range::end));
-        Range reach = null; // the non-empty range reaching furthest so far
+        Range previous = null;
+        long end = 0;
         for (Range r : ranges) {
-            if (r.begin == r.end) {
-                continue;
+            if (r.begin < end) {
+                throw new SafeTensorsException(file, "tensors " + Json.quote(previous.name) + " (bytes [" + previous.begin
+                        + ", " + previous.end + ")) and " + Json.quote(r.name) + " (bytes [" + r.begin + ", " + r.end
+                        + ")) overlap");
             }
-            if (reach != null && r.begin < reach.end) {
-                throw new SafeTensorsException(file, "tensors " + Json.quote(reach.name) + " (bytes [" + reach.begin + ", "
-                        + reach.end + ")) and " + Json.quote(r.name) + " (bytes [" + r.begin + ", " + r.end + ")) overlap");
+            if (r.begin > end) {
+                throw new SafeTensorsException(file, "bytes [" + end + ", " + r.begin + ") of the data section, before"
+                        + " tensor " + Json.quote(r.name) + ", belong to no tensor; safetensors data has no gaps");
             }
-            if (reach == null || r.end > reach.end) {
-                reach = r;
-            }
+            end = r.end;
+            previous = r;
+        }
+        if (end != dataLength) {
+            throw new SafeTensorsException(file, "the data section has " + (dataLength - end) + " bytes after the last"
+                    + " tensor; safetensors data ends with its last tensor");
         }
     }
 

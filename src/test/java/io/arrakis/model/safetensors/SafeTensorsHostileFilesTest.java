@@ -166,21 +166,34 @@ class SafeTensorsHostileFilesTest {
         assertRejected(dir, "not a regular file");
     }
 
+    /**
+     * Was: gaps and trailing bytes were accepted, so a header whose offsets were all shifted loaded every tensor from
+     * the wrong bytes. The format (and Hugging Face's reader) wants the tensors to fill the data section exactly.
+     */
     @Test
-    void gapsBetweenTensorsAndTrailingBytesAreAllowed() throws IOException {
-        Path p = file("{" + f32("a", "[1]", 4, 8) + "," + f32("b", "[2]", 12, 20) + "," + f32("z", "[0]", 6, 6) + "}", 32);
+    void gapsAndTrailingBytesAreRefused() throws IOException {
+        assertRejected(file("{" + f32("a", "[1]", 4, 8) + "," + f32("b", "[2]", 8, 16) + "}", 16),
+                "bytes [0, 4) of the data section, before tensor \"a\", belong to no tensor");
+        assertRejected(file("{" + f32("a", "[1]", 0, 4) + "," + f32("b", "[2]", 8, 16) + "}", 16),
+                "bytes [4, 8) of the data section, before tensor \"b\", belong to no tensor");
+        assertRejected(file("{" + f32("a", "[1]", 0, 4) + "," + f32("b", "[2]", 4, 12) + "}", 16),
+                "the data section has 4 bytes after the last tensor");
+        // empty tensors sit anywhere along the way
+        Path p = file("{" + f32("a", "[1]", 0, 4) + "," + f32("b", "[2]", 4, 12) + "," + f32("z", "[0]", 4, 4) + ","
+                + f32("e", "[0]", 12, 12) + "}", 12);
         try (SafeTensorsFile st = SafeTensorsFile.open(p)) {
-            assertEquals(List.of("a", "b", "z"), List.copyOf(st.names()));
+            assertEquals(List.of("a", "b", "e", "z"), List.copyOf(st.names()));
             assertEquals(8, st.info("b").byteSize());
         }
     }
+
 
     @Test
     void unloadableDtypesOpenAndAreReportedByNameWhenAsked() throws IOException {
         Path p = file("{\"fp8\":{\"dtype\":\"F8_E4M3\",\"shape\":[2,2],\"data_offsets\":[0,4]},"
                 + "\"u32\":{\"dtype\":\"U32\",\"shape\":[1],\"data_offsets\":[4,8]},"
                 + "\"odd\":{\"dtype\":\"Q4_K\",\"shape\":[7],\"data_offsets\":[8,13]},"
-                + f32("ok", "[1]", 16, 20) + "}", 20);
+                + f32("ok", "[1]", 13, 17) + "}", 17);
         try (SafeTensorsFile st = SafeTensorsFile.open(p)) {
             assertEquals(List.of("fp8", "odd", "ok", "u32"), List.copyOf(st.names()));
             TensorInfo fp8 = st.info("fp8");
