@@ -58,17 +58,17 @@ final class Call {
     }
 
     Call tensor(Tensor t) {
-        return push(Native.newHandle(t.handle()), t);
+        return push(t.newHandle(), t);
     }
 
     Call optTensor(Tensor t) {
-        return t == null ? none() : push(Native.heapValue(Native.newHandle(t.handle())), t);
+        return t == null ? none() : push(Native.heapValue(t.newHandle()), t);
     }
 
     Call tensors(List<Tensor> tensors) {
         MemorySegment list = newList(tensors.size());
         for (Tensor t : tensors) {
-            Native.check(arrakis_torch_h.torch_list_push_back(list, Native.newHandle(t.handle())), "torch_list_push_back");
+            Native.check(arrakis_torch_h.torch_list_push_back(list, t.newHandle()), "torch_list_push_back");
         }
         return push(list.address(), tensors);
     }

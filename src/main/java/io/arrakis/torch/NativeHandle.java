@@ -12,13 +12,15 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
  * A tensor's libtorch handle and its release, freed exactly once: by {@link #release()} (close or scope) or, for
- * tensors nobody closed, by a daemon thread after the garbage collector finds the tensor unreachable.
+ * tensors nobody closed, by a daemon thread after the garbage collector finds the tensor unreachable. Native calls
+ * hold the handle ({@link #enter()} to {@link #close()}): a release while calls are in flight, on other threads, marks
+ * the tensor closed at once and leaves the freeing to the last of them, so no call reads a freed handle.
  *
  * <p>This replaces {@link java.lang.ref.Cleaner}, whose registry is one list behind one lock: here the registry is
  * striped by thread, so threads creating and freeing tensors at once do not contend, and each tensor costs one object.
  * Tensors a {@link TensorScope} owns are not registered at all: the scope frees them.
  */
-final class NativeHandle extends PhantomReference<Tensor> {
+final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held {
     private static final ReferenceQueue<Tensor> QUEUE = new ReferenceQueue<>();
     /** Released handles whose segments a native call was reading: the reaper frees them once it is done. */
     private static final Queue<NativeHandle> BUSY = new ConcurrentLinkedQueue<>();
@@ -26,14 +28,16 @@ final class NativeHandle extends PhantomReference<Tensor> {
     private static final Thread REAPER;
     private static final int STRIPE_COUNT = 32; // a power of two
     private static final Stripe[] STRIPES = new Stripe[STRIPE_COUNT];
-    private static final VarHandle RELEASED;
+    private static final VarHandle STATE;
+    /** The bit of {@link #state} that says the handle is released; the other bits count the calls holding it. */
+    private static final int RELEASED = Integer.MIN_VALUE;
 
     static {
         for (int i = 0; i < STRIPE_COUNT; i++) {
             STRIPES[i] = new Stripe();
         }
         try {
-            RELEASED = MethodHandles.lookup().findVarHandle(NativeHandle.class, "released", boolean.class);
+            STATE = MethodHandles.lookup().findVarHandle(NativeHandle.class, "state", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -53,7 +57,7 @@ final class NativeHandle extends PhantomReference<Tensor> {
     private Stripe stripe;
     private NativeHandle prev;
     private NativeHandle next;
-    private volatile boolean released;
+    private volatile int state;
     /**
      * The arena of segments handed out by {@link Tensor#asSegment()}, closed with the handle. Weak: the tensor holds
      * it, and it holds the tensor (so that a segment keeps its tensor reachable), and this handle must not keep them.
@@ -83,20 +87,55 @@ final class NativeHandle extends PhantomReference<Tensor> {
     }
 
     boolean isReleased() {
-        return released;
+        return state < 0;
     }
 
-    /** Frees the handle if nobody has; safe from any thread, any number of times. */
-    void release() {
-        if (!RELEASED.compareAndSet(this, false, true)) {
-            return;
+    /** Whether some thread holds the handle for native calls now. */
+    boolean isHeld() {
+        return (state & ~RELEASED) != 0;
+    }
+
+    /** Holds the handle for one native call; false when it is released. */
+    boolean enter() {
+        while (true) {
+            int s = state;
+            if (s < 0) {
+                return false;
+            }
+            if (STATE.compareAndSet(this, s, s + 1)) {
+                return true;
+            }
         }
+    }
+
+    /** Ends a hold of {@link #enter()}; the last hold after a release frees the handle. */
+    @Override
+    public void close() {
+        if ((int) STATE.getAndAdd(this, -1) - 1 == RELEASED) {
+            free();
+        }
+    }
+
+    /**
+     * Frees the handle if nobody has, or marks it released for the last call holding it to free; safe from any thread,
+     * any number of times.
+     */
+    void release() {
+        int s;
+        do {
+            s = state;
+            if (s < 0) {
+                return;
+            }
+        } while (!STATE.compareAndSet(this, s, s | RELEASED));
         Stripe stripe = this.stripe;
         if (stripe != null) {
             unlink(stripe);
         }
         clear();
-        free();
+        if (s == 0) {
+            free();
+        }
     }
 
     private void free() {

@@ -121,22 +121,25 @@ final class OneDnnLinear {
      */
     static Tensor linear(Tensor input, Tensor weight, Tensor packed, Tensor bias, PostOp post) {
         MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
-        MemorySegment biasSlot = MemorySegment.NULL;
-        if (bias != null) {
-            biasSlot = out.asSlice(8, 8);
-            biasSlot.set(ValueLayout.ADDRESS, 0, bias.handle());
-        }
         long outputs = input.numel() / input.size(-1) * weight.size(0);
-        int team = packed == null ? SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8)) : 0;
+        Tensor factor = packed != null ? packed : weight;
         int rc;
-        try {
-            MemorySegment factor = (packed != null ? packed : weight).handle();
-            rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), factor, biasSlot, post.attr, MemorySegment.NULL, 0L,
-                    post.algorithm, out);
-        } catch (Throwable t) {
-            throw new LibTorchException("aoti_torch_cpu__linear_pointwise failed: " + t, t);
-        } finally {
-            SmallOps.restore(team);
+        try (Tensor.Held in = input.hold(); Tensor.Held by = factor.hold(); Tensor.Held plus = bias == null ? null
+                : bias.hold()) {
+            MemorySegment biasSlot = MemorySegment.NULL;
+            if (bias != null) {
+                biasSlot = out.asSlice(8, 8);
+                biasSlot.set(ValueLayout.ADDRESS, 0, bias.handle());
+            }
+            int team = packed == null ? SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8)) : 0;
+            try {
+                rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), factor.handle(), biasSlot, post.attr,
+                        MemorySegment.NULL, 0L, post.algorithm, out);
+            } catch (Throwable t) {
+                throw new LibTorchException("aoti_torch_cpu__linear_pointwise failed: " + t, t);
+            } finally {
+                SmallOps.restore(team);
+            }
         }
         Native.op(rc, "mkldnn::_linear_pointwise", input, weight, bias, post);
         return Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));

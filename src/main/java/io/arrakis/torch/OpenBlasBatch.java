@@ -5,7 +5,6 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -211,6 +210,13 @@ final class OpenBlasBatch {
         Tensor run(Tensor left, Tensor right) {
             boolean single = left.dtype() == DType.FLOAT32;
             long bytes = single ? 4 : 8;
+            // held: OpenBLAS reads the operands' memory through addresses taken here
+            try (Tensor.Held l = left.hold(); Tensor.Held r = right.hold()) {
+                return product(left, right, single, bytes);
+            }
+        }
+
+        private Tensor product(Tensor left, Tensor right, boolean single, long bytes) {
             Tensor out = Tensor.empty(outShape, left.dtype(), Device.CPU, "einsum");
             try (Arena arena = Arena.ofConfined()) {
                 // swapped: Cᵀ (n × m) = Bᵀ · Aᵀ, so the right operand goes first with its layout transposed
@@ -224,8 +230,8 @@ final class OpenBlasBatch {
                 MemorySegment firsts = arena.allocate(ValueLayout.JAVA_LONG, count);
                 MemorySegment seconds = arena.allocate(ValueLayout.JAVA_LONG, count);
                 MemorySegment outs = arena.allocate(ValueLayout.JAVA_LONG, count);
-                long leftBase = left.dataAddress();
-                long rightBase = right.dataAddress();
+                long leftBase = left.heldDataAddress();
+                long rightBase = right.heldDataAddress();
                 long outBase = out.dataAddress();
                 long[] index = new long[batchSizes.length];
                 for (int i = 0; i < count; i++) {
@@ -252,11 +258,6 @@ final class OpenBlasBatch {
             } catch (Throwable t) {
                 out.close();
                 throw new LibTorchException("cblas_" + (single ? "s" : "d") + "gemm_batch failed: " + t, t);
-            } finally {
-                // OpenBLAS read the operands' memory through addresses taken above: an operand nothing else refers
-                // to must not be freed by the garbage collector's backstop before it is done
-                Reference.reachabilityFence(left);
-                Reference.reachabilityFence(right);
             }
             Native.countOp();
             return out;

@@ -23,7 +23,9 @@ import java.util.List;
  * {@link TorchException} naming the op and each argument's shape, dtype and device.
  *
  * <p><b>Threads.</b> Tensors can be read and used as op inputs from many threads at once; ops never take a global lock.
- * Closing a tensor while another thread uses it is a race the caller must avoid.
+ * Closing a tensor while another thread's op reads it marks it closed at once (later uses throw) and frees it when that
+ * op is done. A tensor over a shared arena's memory ({@link #fromSegment}) is the exception: closing that arena while an
+ * op reads the memory is a race the caller must avoid.
  *
  * <p>Ops return new tensors and never modify their inputs; view ops ({@link #view}, {@link #permute},
  * {@link #narrow}, ...) share memory with their input, like PyTorch's.
@@ -153,15 +155,46 @@ public final class Tensor implements AutoCloseable {
         return owner;
     }
 
-    /** The raw handle, for this package's native calls. Checks the tensor is still usable. */
-    MemorySegment handle() {
+    /** A hold on a tensor's handle for native calls ({@link #hold()}); closing it ends the hold. */
+    interface Held extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Holds this tensor's handle for native calls, which read it with {@link #handle()} until the hold is closed: a
+     * close on another thread meanwhile marks the tensor closed, and the hold's end frees it, so no call reads a freed
+     * handle.
+     *
+     * @throws IllegalStateException when the tensor is closed, or views memory of a closed arena
+     */
+    Held hold() {
         checkOpen();
+        if (!owner.enter()) {
+            throw closedException(); // closed meanwhile
+        }
+        return owner;
+    }
+
+    /** A new owning handle to this tensor (a libtorch reference of its own), which the caller frees or adopts. */
+    long newHandle() {
+        try (Held held = hold()) {
+            return Native.newHandle(handle());
+        }
+    }
+
+    /** The raw handle, for native calls made while the tensor is held ({@link #hold()}). */
+    MemorySegment handle() {
+        if (!owner.isHeld()) {
+            checkOpen();
+            throw new IllegalStateException("tensor " + name() + ": a native call without a hold on its handle");
+        }
         return handle;
     }
 
     void checkOpen() {
         if (owner.isReleased()) {
-            throw new IllegalStateException("tensor " + name() + " was closed and can no longer be used");
+            throw closedException();
         }
         if (borrowed != null && !borrowed.scope().isAlive()) {
             throw new IllegalStateException("tensor " + name()
@@ -171,6 +204,10 @@ public final class Tensor implements AutoCloseable {
             // its owner could close the arena while this thread's op reads the memory
             throw new WrongThreadException("tensor " + name() + " views memory of an arena confined to another thread");
         }
+    }
+
+    private IllegalStateException closedException() {
+        return new IllegalStateException("tensor " + name() + " was closed and can no longer be used");
     }
 
     /** Whether {@link #close()} has run (or the cleaner freed it). */
@@ -206,24 +243,28 @@ public final class Tensor implements AutoCloseable {
         if (m != null) {
             checkOpen();
         } else {
-            MemorySegment h = handle();
-            MemorySegment out = Native.out();
-            Native.check(arrakis_torch_h.aoti_torch_get_dim(h, out), "aoti_torch_get_dim");
-            int ndim = (int) out.get(ValueLayout.JAVA_LONG, 0);
-            Native.check(arrakis_torch_h.aoti_torch_get_sizes(h, out), "aoti_torch_get_sizes");
-            long[] shape = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
-            Native.check(arrakis_torch_h.aoti_torch_get_strides(h, out), "aoti_torch_get_strides");
-            long[] strides = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
-            Native.check(arrakis_torch_h.aoti_torch_get_dtype(h, out), "aoti_torch_get_dtype");
-            DType dtype = DType.fromCode(out.get(ValueLayout.JAVA_INT, 0));
-            Native.check(arrakis_torch_h.aoti_torch_get_device_type(h, out), "aoti_torch_get_device_type");
-            int deviceType = out.get(ValueLayout.JAVA_INT, 0);
-            Native.check(arrakis_torch_h.aoti_torch_get_device_index(h, out), "aoti_torch_get_device_index");
-            Device device = Device.fromCodes(deviceType, out.get(ValueLayout.JAVA_INT, 0));
-            m = new Meta(shape, strides, dtype, device);
+            try (Held held = hold()) {
+                m = readMeta(handle());
+            }
             meta = m;
         }
         return m;
+    }
+
+    private static Meta readMeta(MemorySegment h) {
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_get_dim(h, out), "aoti_torch_get_dim");
+        int ndim = (int) out.get(ValueLayout.JAVA_LONG, 0);
+        Native.check(arrakis_torch_h.aoti_torch_get_sizes(h, out), "aoti_torch_get_sizes");
+        long[] shape = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
+        Native.check(arrakis_torch_h.aoti_torch_get_strides(h, out), "aoti_torch_get_strides");
+        long[] strides = out.get(ValueLayout.ADDRESS, 0).reinterpret(8L * ndim).toArray(ValueLayout.JAVA_LONG);
+        Native.check(arrakis_torch_h.aoti_torch_get_dtype(h, out), "aoti_torch_get_dtype");
+        DType dtype = DType.fromCode(out.get(ValueLayout.JAVA_INT, 0));
+        Native.check(arrakis_torch_h.aoti_torch_get_device_type(h, out), "aoti_torch_get_device_type");
+        int deviceType = out.get(ValueLayout.JAVA_INT, 0);
+        Native.check(arrakis_torch_h.aoti_torch_get_device_index(h, out), "aoti_torch_get_device_index");
+        return new Meta(shape, strides, dtype, Device.fromCodes(deviceType, out.get(ValueLayout.JAVA_INT, 0)));
     }
 
     /** The sizes of each dimension (a copy). */
@@ -268,12 +309,25 @@ public final class Tensor implements AutoCloseable {
     /** Whether the elements are laid out densely in row-major order. */
     public boolean isContiguous() {
         MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_is_contiguous(handle(), out), "aoti_torch_is_contiguous", this);
+        try (Held held = hold()) {
+            Native.check(arrakis_torch_h.aoti_torch_is_contiguous(handle(), out), "aoti_torch_is_contiguous", this);
+        }
         return out.get(ValueLayout.JAVA_BOOLEAN, 0);
     }
 
-    /** The address of the first element; outside this package, {@link #asSegment()} gives the memory itself. */
+    /**
+     * The address of the first element, valid while the tensor is open: a caller that reads the memory after this
+     * returns holds the tensor ({@link #hold()}) meanwhile, or owns it alone. Outside this package, {@link #asSegment()}
+     * gives the memory itself.
+     */
     long dataAddress() {
+        try (Held held = hold()) {
+            return heldDataAddress();
+        }
+    }
+
+    /** {@link #dataAddress()} of a tensor the caller holds ({@link #hold()}). */
+    long heldDataAddress() {
         MemorySegment out = Native.out();
         Native.check(arrakis_torch_h.aoti_torch_get_data_ptr(handle(), out), "aoti_torch_get_data_ptr", this);
         return out.get(ValueLayout.JAVA_LONG, 0);
@@ -437,7 +491,9 @@ public final class Tensor implements AutoCloseable {
     /** A tensor with every element {@code value}. */
     public static Tensor full(long[] shape, double value, DType dtype, Device device) {
         Tensor t = empty(shape, dtype, device, "Tensor.full");
-        Native.op(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
+        try (Held held = t.hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
+        }
         return t;
     }
 
@@ -544,7 +600,9 @@ public final class Tensor implements AutoCloseable {
     public double item() {
         checkOneElement("item");
         MemorySegment out = Native.out();
-        Native.op(arrakis_torch_h.aoti_torch_item_float64(handle(), out), "aoti_torch_item_float64", this);
+        try (Held held = hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_item_float64(handle(), out), "aoti_torch_item_float64", this);
+        }
         return out.get(ValueLayout.JAVA_DOUBLE, 0);
     }
 
@@ -552,7 +610,9 @@ public final class Tensor implements AutoCloseable {
     public long itemLong() {
         checkOneElement("itemLong");
         MemorySegment out = Native.out();
-        Native.op(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);
+        try (Held held = hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);
+        }
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
@@ -560,7 +620,9 @@ public final class Tensor implements AutoCloseable {
     public boolean itemBoolean() {
         checkOneElement("itemBoolean");
         MemorySegment out = Native.out();
-        Native.op(arrakis_torch_h.aoti_torch_item_bool(handle(), out), "aoti_torch_item_bool", this);
+        try (Held held = hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_item_bool(handle(), out), "aoti_torch_item_bool", this);
+        }
         return out.get(ValueLayout.JAVA_BOOLEAN, 0);
     }
 
@@ -839,10 +901,12 @@ public final class Tensor implements AutoCloseable {
     public Tensor contiguous() {
         Meta m = meta();
         if (isContiguous()) {
-            return viewResult(adopt(Native.newHandle(handle())));
+            return alias();
         }
         Tensor copy = empty(m.shape, m.dtype, m.device);
-        Native.op(arrakis_torch_h.aoti_torch_copy_(copy.handle, handle(), 0), "aten::copy_", copy, this);
+        try (Held held = hold(); Held target = copy.hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_copy_(copy.handle(), handle(), 0), "aten::copy_", copy, this);
+        }
         return copy;
     }
 
@@ -868,7 +932,7 @@ public final class Tensor implements AutoCloseable {
      * on its own; the memory lives while one is open.
      */
     public Tensor alias() {
-        Tensor other = viewResult(adopt(Native.newHandle(handle())));
+        Tensor other = viewResult(adopt(newHandle()));
         other.meta = meta;
         return other;
     }
@@ -881,14 +945,18 @@ public final class Tensor implements AutoCloseable {
         if (!Arrays.equals(shape(), source.shape())) {
             throw new IllegalArgumentException("copyFrom: " + source.describe() + " does not fit into " + describe());
         }
-        Native.op(arrakis_torch_h.aoti_torch_copy_(handle(), source.handle(), 0), "aten::copy_", this, source);
+        try (Held held = hold(); Held from = source.hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_copy_(handle(), source.handle(), 0), "aten::copy_", this, source);
+        }
         return this;
     }
 
     /** A copy with its own memory. */
     public Tensor copy() {
         MemorySegment out = Native.out();
-        Native.op(arrakis_torch_h.aoti_torch_clone(handle(), out), "aoti_torch_clone", this);
+        try (Held held = hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_clone(handle(), out), "aoti_torch_clone", this);
+        }
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -904,7 +972,9 @@ public final class Tensor implements AutoCloseable {
             return integralSum(other, false);
         }
         MemorySegment out = Native.out();
-        Native.op(TypedShims.addTensor(path, handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
+        try (Held held = hold(); Held operand = other.hold()) {
+            Native.op(TypedShims.addTensor(path, handle(), other.handle(), 1.0, out), "aten::add.Tensor", this, other);
+        }
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -922,7 +992,10 @@ public final class Tensor implements AutoCloseable {
                     + describe() + " and " + other.describe());
         }
         MemorySegment out = Native.out();
-        Native.op(TypedShims.addTensor(path, handle(), other.handle(), alpha, out), "aten::add.Tensor", this, other, alpha);
+        try (Held held = hold(); Held operand = other.hold()) {
+            Native.op(TypedShims.addTensor(path, handle(), other.handle(), alpha, out), "aten::add.Tensor", this, other,
+                    alpha);
+        }
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
@@ -936,16 +1009,21 @@ public final class Tensor implements AutoCloseable {
             return integralSum(other, true);
         }
         MemorySegment out = Native.out();
-        Native.op(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out), "aten::sub.Tensor", this, other);
+        try (Held held = hold(); Held operand = other.hold()) {
+            Native.op(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(handle(), other.handle(), 1.0, out),
+                    "aten::sub.Tensor", this, other);
+        }
         return adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
     /** {@code this op other} for tiny operands, in Java; the result has this tensor's metadata. */
     private Tensor small(SmallElementwise.Op op, Tensor other) {
-        Tensor result = adopt(SmallElementwise.compute(op, meta(), handle(), other.handle()));
-        // the operands' memory is read in Java after their handles were taken: an operand nothing else refers to
-        // must not be freed by the garbage collector's backstop before then
-        java.lang.ref.Reference.reachabilityFence(other);
+        Meta m = meta();
+        long address;
+        try (Held held = hold(); Held operand = other.hold()) { // their memory is read in Java
+            address = SmallElementwise.compute(op, m, handle(), other.handle());
+        }
+        Tensor result = adopt(address);
         result.meta = meta;
         return result;
     }
@@ -1011,7 +1089,9 @@ public final class Tensor implements AutoCloseable {
         }
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.op(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
+            try (Held held = hold(); Held operand = other.hold()) {
+                Native.op(TypedShims.mulTensor(path, handle(), other.handle(), out), "aten::mul.Tensor", this, other);
+            }
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         return Call.begin(MUL, this, other).tensor(this).tensor(other).tensorResult();
@@ -1031,7 +1111,9 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.op(TypedShims.addScalar(path, handle(), value, 1.0, out), "aten::add.Scalar", this, value);
+            try (Held held = hold()) {
+                Native.op(TypedShims.addScalar(path, handle(), value, 1.0, out), "aten::add.Scalar", this, value);
+            }
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1053,7 +1135,9 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.op(TypedShims.mulScalar(path, handle(), value, out), "aten::mul.Scalar", this, value);
+            try (Held held = hold()) {
+                Native.op(TypedShims.mulScalar(path, handle(), value, out), "aten::mul.Scalar", this, value);
+            }
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(value)) {
@@ -1088,7 +1172,10 @@ public final class Tensor implements AutoCloseable {
         TypedShims.Path path = TypedShims.of(device());
         if (path != TypedShims.Path.GENERIC) {
             MemorySegment out = Native.out();
-            Native.op(TypedShims.powTensorScalar(path, handle(), exponent, out), "aten::pow.Tensor_Scalar", this, exponent);
+            try (Held held = hold()) {
+                Native.op(TypedShims.powTensorScalar(path, handle(), exponent, out), "aten::pow.Tensor_Scalar", this,
+                        exponent);
+            }
             return adopt(out.get(ValueLayout.JAVA_LONG, 0));
         }
         try (Tensor s = scalarFor(exponent)) {

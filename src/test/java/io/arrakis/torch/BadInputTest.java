@@ -889,6 +889,41 @@ class BadInputTest {
                             "another thread used a confined arena's tensor: " + got[0]);
                     arena.close();
                 }
+                case "closeWhileAnotherThreadComputes" -> {
+                    // each op reads y while the main thread closes it: the op finishes, or says y is closed
+                    List<Function<Tensor[], Tensor>> ops = List.of(t -> t[0].add(t[1]), t -> t[0].mul(t[1]),
+                            t -> t[1].mul(2.0), t -> t[1].copy(), t -> t[0].matmul(t[1]), t -> t[1].sum(),
+                            t -> t[1].transpose(0, 1).contiguous(), t -> Tensor.einsum("ij,jk->ik", t[0], t[1]),
+                            t -> Tensor.of(new float[] {(float) t[1].narrow(0, 0, 1).sum().item()}, 1));
+                    for (int round = 0; round < 40; round++) {
+                        Function<Tensor[], Tensor> op = ops.get(round % ops.size());
+                        Tensor x = Tensor.ones(new long[] {1024, 1024}, DType.FLOAT32, Device.CPU);
+                        Tensor y = Tensor.ones(new long[] {1024, 1024}, DType.FLOAT32, Device.CPU);
+                        Throwable[] failure = new Throwable[1];
+                        Thread worker = Thread.ofPlatform().start(() -> {
+                            try {
+                                for (int i = 0; i < 10_000; i++) {
+                                    op.apply(new Tensor[] {x, y}).close();
+                                }
+                            } catch (IllegalStateException closed) {
+                                if (!closed.getMessage().contains("closed")) {
+                                    failure[0] = closed;
+                                }
+                            } catch (Throwable e) {
+                                failure[0] = e;
+                            }
+                        });
+                        try {
+                            Thread.sleep(1 + round % 4);
+                            y.close();
+                            worker.join();
+                        } catch (InterruptedException e) {
+                            throw new AssertionError(e);
+                        }
+                        check(failure[0] == null, "round " + round + ": " + failure[0]);
+                        x.close();
+                    }
+                }
                 default -> throw new IllegalArgumentException(scenario);
             }
             try (Tensor a = Tensor.ones(3); Tensor s = a.sum()) {

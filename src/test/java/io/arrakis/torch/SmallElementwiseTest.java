@@ -222,11 +222,15 @@ class SmallElementwiseTest {
         MemorySegment out = Native.out();
         return switch (op) {
             case ADD -> {
-                Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(a.handle(), b.handle(), 1.0, out), "add");
+                try (Tensor.Held x = a.hold(); Tensor.Held y = b.hold()) {
+                    Native.check(arrakis_torch_h.aoti_torch_cpu_add_Tensor(a.handle(), b.handle(), 1.0, out), "add");
+                }
                 yield Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));
             }
             case SUB -> {
-                Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(a.handle(), b.handle(), 1.0, out), "sub");
+                try (Tensor.Held x = a.hold(); Tensor.Held y = b.hold()) {
+                    Native.check(arrakis_torch_h.aoti_torch_aten_subtract_Tensor(a.handle(), b.handle(), 1.0, out), "sub");
+                }
                 yield Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));
             }
             case MUL -> Call.begin(MUL, a, b).tensor(a).tensor(b).tensorResult();
@@ -244,9 +248,7 @@ class SmallElementwiseTest {
     }
 
     private static long dataPtr(Tensor t) {
-        MemorySegment out = Native.out();
-        Native.check(arrakis_torch_h.aoti_torch_get_data_ptr(t.handle(), out), "data_ptr");
-        return out.get(ValueLayout.JAVA_LONG, 0);
+        return t.dataAddress();
     }
 
     private static long numel(long[] shape) {

@@ -286,6 +286,15 @@ class ZeroCopyTest {
         BadInputTest.Child.expectInFreshJvm("viewOfAnUnreachableTensorsSegment");
     }
 
+    /**
+     * Was: closing a tensor while another thread's op read it freed the handle under the op (SIGSEGV); the op now
+     * holds the handle, and the last hold frees it. In a child JVM, as above.
+     */
+    @Test
+    void closingATensorWhileAnotherThreadComputesWithIt() {
+        BadInputTest.Child.expectInFreshJvm("closeWhileAnotherThreadComputes");
+    }
+
     /** Was: another thread could use a tensor over a confined arena, whose owner could close it meanwhile. */
     @Test
     void aConfinedArenasTensorIsRefusedOnOtherThreads() {
