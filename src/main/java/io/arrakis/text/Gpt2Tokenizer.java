@@ -63,6 +63,7 @@ public final class Gpt2Tokenizer implements Tokenizer {
         return out;
     }
 
+    /** The text of {@code ids}; id 50256 decodes to {@code <|endoftext|>} (Hugging Face's tokenizers skip it). */
     @Override
     public String decode(long[] ids) {
         return utf8(bytes(ids));
