@@ -558,6 +558,11 @@ class HookedAutoConfigTest {
         HookedAutoConfig explicit = c.with("layer_types", types);
         assertTrue(explicit.isSlidingWindowLayer(0));
         assertFalse(explicit.isSlidingWindowLayer(1));
+        // without use_sliding_window there is no window: transformers refuses sliding layers, and so does this
+        String m = rejects(explicit, "use_sliding_window", false);
+        assertTrue(m.contains("layer_types") && m.contains("use_sliding_window is false"), m);
+        assertFalse(HookedAutoConfig.of("qwen2").with("layer_types", java.util.Collections.nCopies(32,
+                "full_attention")).isSlidingWindowLayer(0));
     }
 
     @Test

@@ -63,9 +63,12 @@ final class Qwen2 extends ModelFamily {
         List<LayerAttention> types = LayerTypes.read(s, layers);
         List<LayerAttention> perLayer = new ArrayList<>(layers);
         if (types != null) {
-            for (LayerAttention t : types) {
-                perLayer.add(windowOn ? t : LayerAttention.FULL);
+            if (!windowOn && types.contains(LayerAttention.SLIDING)) {
+                // transformers drops the window without use_sliding_window, then refuses sliding layers with none
+                throw invalid("layer_types", s.get("layer_types"), "has sliding_attention layers, but"
+                        + " use_sliding_window is false, so there is no window for them");
             }
+            perLayer.addAll(types);
         } else {
             int maxWindowLayers = s.integer("max_window_layers");
             if (maxWindowLayers < 0) {
