@@ -52,16 +52,19 @@ public final class ActivationCache implements AutoCloseable {
 
     /** Whether the cache holds {@code hookName}. */
     public boolean contains(String hookName) {
+        checkOpen();
         return entries.containsKey(hookName);
     }
 
     /** The hook names held, in the order the forward pass reached them: a copy, so entries may be removed meanwhile. */
     public Set<String> names() {
+        checkOpen();
         return Collections.unmodifiableSet(new LinkedHashSet<>(entries.keySet()));
     }
 
     /** The number of entries. */
     public int size() {
+        checkOpen();
         return entries.size();
     }
 
@@ -79,6 +82,7 @@ public final class ActivationCache implements AutoCloseable {
 
     /** Frees one entry now. */
     public void remove(String hookName) {
+        checkOpen();
         Tensor t = entries.remove(hookName);
         if (t != null) {
             t.close();
@@ -98,6 +102,7 @@ public final class ActivationCache implements AutoCloseable {
      * native memory.
      */
     public String toJson(List<String> hookNames) {
+        checkOpen();
         Map<String, Object> json = new LinkedHashMap<>();
         for (String name : hookNames) {
             Tensor t = get(name);

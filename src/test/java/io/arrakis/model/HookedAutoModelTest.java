@@ -199,9 +199,15 @@ class HookedAutoModelTest {
             }
             assertFalse(out.cache().contains("blocks.1.hook_resid_post"));
             out.close();
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> out.cache().get("blocks.0.hook_resid_post"));
-            assertTrue(e.getMessage().contains("closed"), e.getMessage());
+            ActivationCache closed = out.cache();
+            // every read says so: a closed cache must not pass for one without the entry
+            for (org.junit.jupiter.api.function.Executable read : List.<org.junit.jupiter.api.function.Executable>of(
+                    () -> closed.get("blocks.0.hook_resid_post"), () -> closed.contains("blocks.0.hook_resid_post"),
+                    closed::names, closed::size, () -> closed.remove("blocks.0.hook_resid_post"),
+                    () -> closed.toJson(List.of()))) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, read);
+                assertTrue(e.getMessage().contains("closed"), e.getMessage());
+            }
         }
         HookedAutoConfig moe = TinyConfigs.of("mixtral");
         try (TensorScope scope = TensorScope.open();
