@@ -746,20 +746,21 @@ public final class HookedAutoModel implements AutoCloseable {
      * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
      */
     public Tensor rotate(int layer, Tensor x) {
-        checkLayer(layer);
-        if (!config.rotary()) {
-            throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
-        }
-        if (x.dim() != 4 || x.size(3) != config.dHead()) {
-            throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead()
-                    + "], got shape " + java.util.Arrays.toString(x.shape()));
-        }
-        try (TensorScope scope = TensorScope.open()) {
-            Architecture a = config.architecture();
-            Forward.Rotary rotary = Forward.Rotary.of(a, a.rope(layer), x.size(1), x.dtype(),
-                    x.device());
-            return scope.keep(rotary.apply(x));
-        }
+        return using(() -> {
+            checkLayer(layer);
+            if (!config.rotary()) {
+                throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
+            }
+            if (x.dim() != 4 || x.size(3) != config.dHead()) {
+                throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead()
+                        + "], got shape " + java.util.Arrays.toString(x.shape()));
+            }
+            try (TensorScope scope = TensorScope.open()) {
+                Architecture a = config.architecture();
+                Forward.Rotary rotary = Forward.Rotary.of(a, a.rope(layer), x.size(1), x.dtype(), x.device());
+                return scope.keep(rotary.apply(x));
+            }
+        });
     }
 
     /**

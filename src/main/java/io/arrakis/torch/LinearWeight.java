@@ -60,8 +60,16 @@ public final class LinearWeight implements AutoCloseable {
         return product(x, bias, OneDnnLinear.PostOp.NONE);
     }
 
-    /** {@code gelu(x · weightᵀ + bias)}, as {@link Tensor#linearGelu}. */
+    /**
+     * {@code gelu(x · weightᵀ + bias)}, as {@link Tensor#linearGelu}: in one product for float32; in narrower dtypes
+     * the product is rounded to the dtype before the activation, as an unfused pass (and Hugging Face's) rounds it.
+     */
     public Tensor applyGelu(Tensor x, Tensor bias, boolean tanhApproximation) {
+        if (x.dtype() != DType.FLOAT32) {
+            try (Tensor product = apply(x, bias)) {
+                return product.gelu(tanhApproximation);
+            }
+        }
         return product(x, bias, tanhApproximation ? OneDnnLinear.PostOp.GELU_TANH : OneDnnLinear.PostOp.GELU);
     }
 

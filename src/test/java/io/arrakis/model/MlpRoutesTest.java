@@ -45,6 +45,25 @@ class MlpRoutesTest {
         }
     }
 
+    /**
+     * Was: in bfloat16 the fused route applied GELU to the product before rounding it, so observing
+     * {@code mlp.hook_pre} (which rounds first, as Hugging Face does) moved logits by a bfloat16 step.
+     */
+    @ParameterizedTest
+    @MethodSource("io.arrakis.model.HookedAutoConfig#supportedFamilies")
+    void observingThePreActivationChangesNothingInBfloat16(String family) {
+        Path dir = Fixtures.huggingFace(family);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU)) {
+            Tensor ids = reference.tensor("input_ids");
+            ModelOutput plain = model.forward(ids, CacheSpec.none());
+            ModelOutput observed = model.forward(ids, CacheSpec.matching(name -> name.endsWith("mlp.hook_pre")));
+            assertTrue(plain.logits().allclose(observed.logits(), 0, 0), family + ": observing hook_pre moved the"
+                    + " logits by up to " + plain.logits().sub(observed.logits()).abs().max().item());
+        }
+    }
+
     @Test
     void aReplacedActivationWorksOnTheFusedRoute() {
         HookedAutoConfig config = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 2, "n_embd", 64,
