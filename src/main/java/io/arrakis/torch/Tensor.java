@@ -215,7 +215,10 @@ public final class Tensor implements AutoCloseable {
         return owner.isReleased();
     }
 
-    /** Frees the native tensor now. Harmless when already closed. */
+    /**
+     * Frees the native tensor now, or, while an op on another thread reads it, when that op ends; either way it is
+     * closed from now on. Harmless when already closed.
+     */
     @Override
     public void close() {
         owner.release();
