@@ -29,9 +29,11 @@ import java.util.List;
  *       over {@code j = 0 .. n-1} and the batch.</li>
  * </ul>
  *
- * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. The model runs once, caching only the
- * attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern are seen). Random
- * tokens may repeat inside the first copy; as in the references, this is not corrected for.
+ * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. A layer whose sliding or local window
+ * does not reach back as far as a score looks (1 position, {@code n - 1}, {@code n}) gets NaN for it: its heads cannot
+ * attend there, which says nothing of what they would do, where a 0 would read as "not such a head". The model runs
+ * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
+ * are seen). Random tokens may repeat inside the first copy; as in the references, this is not corrected for.
  */
 public final class HeadDetectors {
     private HeadDetectors() {
@@ -107,9 +109,10 @@ public final class HeadDetectors {
                 ActivationCache cache = out.cache();
                 for (int l = 0; l < layers; l++) {
                     Tensor pattern = cache.get(names[l]).to(DType.FLOAT32); // [batch, head, query, key]
-                    p.add(score(pattern, prevMask));
-                    in.add(score(pattern, indMask));
-                    d.add(score(pattern, dupMask));
+                    int window = window(c, l);
+                    p.add(score(pattern, prevMask, window, 1));
+                    in.add(score(pattern, indMask, window, seqLen - 1));
+                    d.add(score(pattern, dupMask, window, seqLen));
                 }
             }
             return new Scores(scope.keep(Tensor.stack(p, 0).to(Device.CPU)), scope.keep(Tensor.stack(in, 0).to(Device.CPU)),
@@ -117,22 +120,48 @@ public final class HeadDetectors {
         }
     }
 
-    /** Sum over query and key of pattern times the (pre-normalised) mask, averaged over the batch: {@code [head]}. */
-    private static Tensor score(Tensor pattern, Tensor mask) {
+    /** How many positions a query of {@code layer} sees, its own included; 0 for every earlier one. */
+    private static int window(HookedAutoConfig c, int layer) {
+        if (c.isSlidingWindowLayer(layer)) {
+            return c.slidingWindow().orElse(0);
+        }
+        return c.isLocalAttentionLayer(layer) ? c.localWindow() : 0;
+    }
+
+    /**
+     * Sum over query and key of pattern times the (pre-normalised) mask, averaged over the batch: {@code [head]}; NaN
+     * where the layer's window (0: none) does not reach {@code distance} positions back.
+     */
+    private static Tensor score(Tensor pattern, Tensor mask, int window, int distance) {
+        if (window > 0 && distance >= window) {
+            return Tensor.full(new long[] {pattern.size(1)}, Double.NaN, DType.FLOAT32, pattern.device());
+        }
         return pattern.mul(mask).sum(3, false).sum(2, false).mean(0, false);
     }
 
-    /** The head with the highest score in a {@code [layers, heads]} score tensor. */
+    /**
+     * The head with the highest score in a {@code [layers, heads]} score tensor, NaN scores left out (the first of
+     * equal ones).
+     *
+     * @throws IllegalArgumentException when every score is NaN
+     */
     public static Head argmax(Tensor scores) {
         if (scores.dim() != 2) {
             throw new IllegalArgumentException("scores must be [layers, heads], got shape "
                     + java.util.Arrays.toString(scores.shape()));
         }
         int heads = (int) scores.size(1);
-        try (Tensor flat = scores.reshape(scores.numel()); Tensor idx = flat.argmax(0, false)) {
-            long i = idx.itemLong();
-            return new Head((int) (i / heads), (int) (i % heads));
+        float[] values = scores.toFloatArray();
+        int best = -1;
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isNaN(values[i]) && (best < 0 || values[i] > values[best])) {
+                best = i;
+            }
         }
+        if (best < 0) {
+            throw new IllegalArgumentException("no head has a score: every layer's window is too short for it");
+        }
+        return new Head(best / heads, best % heads);
     }
 
     private static void check(HookedAutoModel model, int seqLen, int batch) {

@@ -33,8 +33,10 @@ import java.util.function.Function;
  *       {@code hook_q}/{@code hook_k}/{@code hook_v}: in {@link Mode#PATH} (the default) every attention and MLP output
  *       that could carry the sender's change on its way to the receiver — {@code blocks.l.hook_attn_out} and
  *       {@code blocks.l.hook_mlp_out} for {@code sender.layer < l < receiver.layer}, and the sender layer's MLP — is
- *       frozen to its clean value, so the receiver's input differs from clean by exactly the sender's change in
- *       contribution (the sender layer's other heads read the clean {@code resid_pre} and are clean already); in
+ *       frozen to its clean value, so the receiver's input differs from clean by the sender's change in contribution
+ *       alone (the sender layer's other heads read the clean {@code resid_pre} and are clean already; in families that
+ *       normalise the attention's output, gemma2, gemma3 and olmo2, that norm acts on all heads' sum, so one head's
+ *       change also rescales the others' terms in the sender layer's {@code hook_attn_out}); in
  *       {@link Mode#TOTAL} nothing is frozen, so intermediate heads and MLPs also see the corrupted sender (the total
  *       effect of the sender through the route);</li>
  *   <li>a clean run where only the receiver head's q (k, v) is replaced by the value cached in step 2.</li>
@@ -43,9 +45,10 @@ import java.util.function.Function;
  * <p>The result is {@code metric(patched logits) - metric(clean logits)}. Because step 3 recomputes the receiver's
  * projection from the full residual (norm included), the method is exact for every norm, bias and family, and needs no
  * weights. In families that normalise queries and keys the Q and K routes carry the normalised value
- * ({@code hook_q_normed}, {@code hook_k_normed}): olmo2 normalises all heads together, and only there does one head's
- * value not change the others'. For grouped-query attention the K and V routes patch the receiver's key/value head, which the
- * other query heads of its group share.
+ * ({@code hook_q_normed}, {@code hook_k_normed}), so that patching one head's value leaves the other heads' as they
+ * were even in olmo2, which normalises all heads together. For grouped-query attention the K and V routes patch the
+ * receiver's key/value head, which the other query heads of its group share: the result is the whole group's effect,
+ * and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
  * the batch and positions on that input.

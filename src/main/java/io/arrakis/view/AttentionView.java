@@ -196,9 +196,10 @@ public final class AttentionView {
             detectors.put("batch", options.detectorBatch());
             detectors.put("seed", options.detectorSeed());
             try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(), options.detectorSeed())) {
-                detectors.put("previous_token", headScores(s.previousToken()));
-                detectors.put("induction", headScores(s.induction()));
-                detectors.put("duplicate_token", headScores(s.duplicateToken()));
+                // null where a layer's window does not reach that far back (NaN scores)
+                detectors.put("previous_token", withNulls(headScores(s.previousToken())));
+                detectors.put("induction", withNulls(headScores(s.induction())));
+                detectors.put("duplicate_token", withNulls(headScores(s.duplicateToken())));
             }
             data.put("heads", detectors);
             step.run();

@@ -178,6 +178,45 @@ class HeadDetectorsTest {
         }
     }
 
+    /**
+     * Was: a sliding window shorter than the distance a score looks back forced it to 0, as if no head did that. Here
+     * layer 0 slides with a window of {@code N}: it sees the induction position ({@code N - 1} back) but not the
+     * duplicate ({@code N} back), so only the latter is NaN there; layer 1 attends in full. With a window of 1 nothing
+     * reaches even the previous token. The argmax leaves NaN out.
+     */
+    @Test
+    void layersWhoseWindowDoesNotReachAreNotScored() {
+        Map<String, Object> sizes = Map.of("hidden_size", 32, "num_hidden_layers", 2, "num_attention_heads", 4,
+                "num_key_value_heads", 2, "intermediate_size", 48, "vocab_size", 64, "max_position_embeddings", 32,
+                "use_sliding_window", true, "sliding_window", N);
+        HookedAutoConfig config = HookedAutoConfig.of("qwen2").with(sizes)
+                .with("layer_types", List.of("sliding_attention", "full_attention"));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 2, DType.FLOAT32, Device.CPU);
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 0)) {
+            float[] dup = s.duplicateToken().toFloatArray();
+            float[] ind = s.induction().toFloatArray();
+            float[] prev = s.previousToken().toFloatArray();
+            for (int h = 0; h < 4; h++) {
+                assertTrue(Float.isNaN(dup[h]), "layer 0 cannot see " + N + " back");
+                assertTrue(!Float.isNaN(ind[h]) && !Float.isNaN(prev[h]), "layer 0 sees " + (N - 1) + " back");
+                assertTrue(!Float.isNaN(dup[4 + h]) && dup[4 + h] > 0, "layer 1 attends in full");
+            }
+            assertEquals(1, HeadDetectors.argmax(s.duplicateToken()).layer(), "NaN is never the argmax");
+        }
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config.with("sliding_window", 1)
+                     .with("layer_types", List.of("sliding_attention", "sliding_attention")), 2, DType.FLOAT32, Device.CPU);
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 0)) {
+            for (float v : s.previousToken().toFloatArray()) {
+                assertTrue(Float.isNaN(v), "a window of 1 sees only the query itself");
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.argmax(s.previousToken()));
+            assertTrue(e.getMessage().contains("window"), e.getMessage());
+        }
+    }
+
     @Test
     void invalidArgumentsAreRejected() {
         try (HookedAutoModel model = HookedAutoModel.create(tinyGpt2(1), 1, DType.FLOAT32, Device.CPU)) {
