@@ -458,8 +458,13 @@ public final class Main implements Callable<Integer> {
             int width = "duplicate_token".length();
             out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", "kind", "top", "score");
             reports.forEach((kind, r) -> {
-                ScoreReport.Entry best = r.top(1).getFirst();
-                out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %.6f%n", kind, best.label(), best.score());
+                List<ScoreReport.Entry> best = r.top(1);
+                if (best.isEmpty()) { // every layer's window is too short for this score
+                    out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", kind, "-", "none: windows too short");
+                } else {
+                    out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %.6f%n", kind, best.getFirst().label(),
+                            best.getFirst().score());
+                }
             });
         }
     }

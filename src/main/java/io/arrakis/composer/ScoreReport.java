@@ -216,7 +216,8 @@ public final class ScoreReport {
     /**
      * A structure for {@link io.arrakis.json.Json#write}: for composition scores
      * {@code {"n_layers": L, "n_heads": H, "scores": [L][H][L][H]}} plus {@code "baseline_corrected"} of the same shape
-     * when there is a baseline; for head scores {@code {"n_layers": L, "n_heads": H, "scores": [L][H]}}.
+     * when there is a baseline; for head scores {@code {"n_layers": L, "n_heads": H, "scores": [L][H]}}. A NaN score
+     * (a head a detector cannot measure) is {@code null}, which JSON has in place of NaN.
      */
     public Object json() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -229,6 +230,10 @@ public final class ScoreReport {
         return m;
     }
 
+    private static Double orNull(double v) {
+        return Double.isNaN(v) ? null : v;
+    }
+
     /** The values as nested lists: {@code [L][H][L][H]} or {@code [L][H]}. */
     private List<Object> nested(double[] values) {
         List<Object> outer = new ArrayList<>(layers);
@@ -236,14 +241,14 @@ public final class ScoreReport {
             List<Object> byHead = new ArrayList<>(heads);
             for (int h1 = 0; h1 < heads; h1++) {
                 if (!pairs) {
-                    byHead.add(values[l1 * heads + h1]);
+                    byHead.add(orNull(values[l1 * heads + h1]));
                     continue;
                 }
                 List<Object> byLayer = new ArrayList<>(layers);
                 for (int l2 = 0; l2 < layers; l2++) {
                     List<Object> row = new ArrayList<>(heads);
                     for (int h2 = 0; h2 < heads; h2++) {
-                        row.add(values[index(l1, h1, l2, h2)]);
+                        row.add(orNull(values[index(l1, h1, l2, h2)]));
                     }
                     byLayer.add(row);
                 }

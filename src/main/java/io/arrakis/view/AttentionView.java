@@ -196,10 +196,10 @@ public final class AttentionView {
             detectors.put("batch", options.detectorBatch());
             detectors.put("seed", options.detectorSeed());
             try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(), options.detectorSeed())) {
-                // null where a layer's window does not reach that far back (NaN scores)
-                detectors.put("previous_token", withNulls(headScores(s.previousToken())));
-                detectors.put("induction", withNulls(headScores(s.induction())));
-                detectors.put("duplicate_token", withNulls(headScores(s.duplicateToken())));
+                // null where a layer's window does not reach that far back
+                detectors.put("previous_token", headScores(s.previousToken()));
+                detectors.put("induction", headScores(s.induction()));
+                detectors.put("duplicate_token", headScores(s.duplicateToken()));
             }
             data.put("heads", detectors);
             step.run();
@@ -311,7 +311,7 @@ public final class AttentionView {
                 e.put("route", route.name());
                 try (Tensor senders = PathPatching.patchAllSenders(model, clean, corrupted, receiver, route, metric,
                         PathPatching.Mode.PATH)) {
-                    e.put("senders", withNulls(headScores(senders))); // null where a head is not a sender
+                    e.put("senders", headScores(senders)); // null where a head is not a sender
                 }
                 effects.add(e);
                 step.run();
@@ -336,13 +336,6 @@ public final class AttentionView {
     }
 
     /** Nested lists with NaN as null, which JSON can hold. */
-    private static Object withNulls(Object value) {
-        if (value instanceof List<?> list) {
-            return list.stream().map(AttentionView::withNulls).toList();
-        }
-        return value instanceof Double d && d.isNaN() ? null : value;
-    }
-
     private static List<Object> floats(float[] values) {
         List<Object> out = new ArrayList<>(values.length);
         for (float v : values) {

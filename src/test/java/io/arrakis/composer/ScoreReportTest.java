@@ -119,6 +119,11 @@ class ScoreReportTest {
 
         Map<?, ?> heads = (Map<?, ?>) ScoreReport.ofHeads(new double[] {1, 2, 3, 4, 5, 6}, 2, 3).json();
         assertEquals(List.of(List.of(1.0, 2.0, 3.0), List.of(4.0, 5.0, 6.0)), heads.get("scores"));
+        // a score a detector cannot measure (NaN) is null, which JSON can write
+        Map<?, ?> unmeasured = (Map<?, ?>) Json.parse(Json.write(ScoreReport.ofHeads(
+                new double[] {Double.NaN, 2, 3, 4}, 2, 2).json()));
+        assertEquals(java.util.Arrays.asList(java.util.Arrays.asList(null, 2.0), List.of(3.0, 4.0)),
+                unmeasured.get("scores"));
     }
 
     private static double at(List<?> nested, int... index) {
