@@ -12,8 +12,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.time.Instant;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -167,19 +166,22 @@ public class BaseInterpretabilityBench implements AutoCloseable {
 
     /**
      * Arrakis's {@code @exp.log_experiment(name)}: {@code experiment}, recording each run under {@link #saveDir} with
-     * its arguments (a record's components, a map's entries, or {@code {"args": value}}), its result, timing, the
+     * its arguments as they were before it ran (a record's components, a map's entries, which need {@code String}
+     * keys, or {@code {"args": value}}), its result, timing, the
      * library and libtorch versions and the model's config; the version of a run is the hash of its content.
      */
     public <A, R> Experiment<A, R> logExperiment(Experiment<A, R> experiment) {
         Objects.requireNonNull(experiment, "experiment");
         ExperimentLog.checkName(experiment.name());
         return new Experiment<>(experiment.name(), args -> {
-            Instant start = Instant.now();
-            long t0 = System.nanoTime();
-            R result = experiment.run(args);
-            experimentLog().record(experiment.name(), argumentsOf(args), result, start,
-                    Duration.ofNanos(System.nanoTime() - t0), model.config());
-            return result;
+            List<R> result = new ArrayList<>(1);
+            // the arguments are logged as they are before the run, which may change them
+            experimentLog().run(experiment.name(), argumentsOf(args), model.config(), () -> {
+                R r = experiment.run(args);
+                result.add(r);
+                return r;
+            });
+            return result.getFirst();
         });
     }
 
@@ -213,7 +215,13 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         }
         if (args instanceof Map<?, ?> map) {
             Map<String, Object> named = new LinkedHashMap<>();
-            map.forEach((k, v) -> named.put(String.valueOf(k), v));
+            map.forEach((k, v) -> {
+                if (!(k instanceof String key)) { // String.valueOf would merge 1 and "1"
+                    throw new IllegalArgumentException("cannot log the arguments: a map of arguments needs String keys,"
+                            + " got " + (k == null ? "null" : k.getClass().getName() + " " + k));
+                }
+                named.put(key, v);
+            });
             return named;
         }
         if (args instanceof Record r) {

@@ -8,6 +8,7 @@ import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -54,7 +55,9 @@ import java.util.stream.Stream;
  * {@code String} keys (in iteration order), {@code List}s, object and primitive arrays, and {@link Tensor}s (see
  * {@link TensorSummary}). Integers are read back as {@code Long}, floating-point numbers as {@code Double}. JSON has no
  * NaN or infinity: they are written as the strings {@code "NaN"}, {@code "Infinity"} and {@code "-Infinity"}, and read
- * back as those strings ({@link TensorSummary#valuesAsDoubles()} turns them back into doubles). Anything else — a
+ * back as those strings ({@link TensorSummary#valuesAsDoubles()} turns them back into doubles); so the number NaN and
+ * the string {@code "NaN"} are one content to the log, with one version. Arguments are taken as they are when
+ * {@link #run} starts, before the experiment may change or close them. Anything else — a
  * {@code Set}, a {@code BigDecimal}, a {@code Path}, any other object — is refused with an
  * {@link IllegalArgumentException} naming the type and where it sits, e.g. {@code result.scores[2]}.
  *
@@ -187,15 +190,56 @@ public final class ExperimentLog {
      */
     public ExperimentRecord record(String name, Map<String, ?> arguments, Object result, Instant startTime,
                                    Duration duration, HookedAutoConfig modelConfig) {
+        folder(name);
+        try (Arguments args = arguments(arguments)) {
+            return record(name, args, result, startTime, duration, modelConfig);
+        }
+    }
+
+    /**
+     * Arguments as the log keeps them, taken before the experiment runs (which may change or close them): their JSON,
+     * and with {@link Options#saveTensors()} copies of their tensors, freed when this is closed.
+     */
+    private final class Arguments implements AutoCloseable {
+        final Object json;
+        final List<ExperimentValues.TensorRef> tensors = new ArrayList<>();
+
+        Arguments(Map<String, ?> arguments) {
+            List<ExperimentValues.TensorRef> found = new ArrayList<>();
+            json = ExperimentValues.encode(arguments, "arguments", options.tensorValueLimit(), found);
+            try {
+                for (ExperimentValues.TensorRef ref : found) {
+                    tensors.add(options.saveTensors() ? new ExperimentValues.TensorRef(ref.key(),
+                            TensorScope.unscoped(() -> List.of(ref.tensor().copy())).getFirst(), ref.summary()) : ref);
+                }
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() {
+            if (options.saveTensors()) {
+                tensors.forEach(ref -> ref.tensor().close());
+            }
+        }
+    }
+
+    private Arguments arguments(Map<String, ?> arguments) {
+        return new Arguments(Objects.requireNonNull(arguments, "arguments"));
+    }
+
+    private ExperimentRecord record(String name, Arguments arguments, Object result, Instant startTime,
+                                    Duration duration, HookedAutoConfig modelConfig) {
         Path dir = folder(name);
-        Objects.requireNonNull(arguments, "arguments");
         Objects.requireNonNull(startTime, "startTime");
         Objects.requireNonNull(duration, "duration");
         if (duration.isNegative()) {
             throw new IllegalArgumentException("duration must not be negative, got " + duration);
         }
-        List<ExperimentValues.TensorRef> tensors = new ArrayList<>();
-        Object args = ExperimentValues.encode(arguments, "arguments", options.tensorValueLimit(), tensors);
+        List<ExperimentValues.TensorRef> tensors = new ArrayList<>(arguments.tensors);
+        Object args = arguments.json;
         Object res = ExperimentValues.encode(result, "result", options.tensorValueLimit(), tensors);
         String version = hash(name, args, res);
 
@@ -245,11 +289,13 @@ public final class ExperimentLog {
     public ExperimentRecord run(String name, Map<String, ?> arguments, HookedAutoConfig modelConfig,
                                 Supplier<?> experiment) {
         folder(name); // a bad name fails before the work is done
-        Instant start = Instant.now();
-        long t0 = System.nanoTime();
-        Object result = experiment.get();
-        Duration took = Duration.ofNanos(System.nanoTime() - t0);
-        return record(name, arguments, result, start, took, modelConfig);
+        try (Arguments args = arguments(arguments)) { // as they are before the work, which may change them
+            Instant start = Instant.now();
+            long t0 = System.nanoTime();
+            Object result = experiment.get();
+            Duration took = Duration.ofNanos(System.nanoTime() - t0);
+            return record(name, args, result, start, took, modelConfig);
+        }
     }
 
     /**

@@ -9,6 +9,7 @@ import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.RecordComponent;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -226,19 +227,58 @@ final class ExperimentValues {
         return primitives(a.length, i -> number(a[i]));
     }
 
-    /** SHA-256 of the tensor's elements: row-major, in its own dtype, in the machine's (little-endian) byte order. */
+    /**
+     * SHA-256 of the tensor's elements: row-major, in its own dtype, in the machine's (little-endian) byte order, every
+     * NaN as its dtype's canonical quiet NaN. The log keeps NaN as the string {@code "NaN"}, which reads back as that
+     * one NaN, while arithmetic makes others (0/0 is {@code 0xffc00000} in float32 on x86).
+     */
     private static String sha256Hex(Tensor t) {
         Tensor moved = t.device().isCpu() ? null : t.to(Device.CPU);
         try (Tensor host = (moved == null ? t : moved).contiguous()) {
             MessageDigest digest = sha256();
-            ByteBuffer bytes = host.asSegment().asByteBuffer();
-            digest.update(bytes);
+            ByteBuffer bytes = host.asSegment().asByteBuffer().order(ByteOrder.nativeOrder());
+            int width = switch (host.dtype()) {
+                case FLOAT16, BFLOAT16 -> 2;
+                case FLOAT32, COMPLEX64 -> 4;
+                case FLOAT64, COMPLEX128 -> 8;
+                default -> 0;
+            };
+            if (width == 0) {
+                digest.update(bytes);
+            } else {
+                ByteBuffer chunk = ByteBuffer.allocate(1 << 16).order(ByteOrder.nativeOrder());
+                while (bytes.hasRemaining()) {
+                    chunk.clear();
+                    while (bytes.hasRemaining() && chunk.hasRemaining()) {
+                        switch (width) {
+                            case 2 -> chunk.putShort(canonicalNaN(bytes.getShort(), host.dtype() == DType.BFLOAT16));
+                            case 4 -> {
+                                float f = bytes.getFloat();
+                                chunk.putInt(Float.isNaN(f) ? 0x7fc00000 : Float.floatToRawIntBits(f));
+                            }
+                            default -> {
+                                double d = bytes.getDouble();
+                                chunk.putLong(Double.isNaN(d) ? 0x7ff8000000000000L : Double.doubleToRawLongBits(d));
+                            }
+                        }
+                    }
+                    digest.update(chunk.flip());
+                }
+            }
             return HexFormat.of().formatHex(digest.digest());
         } finally {
             if (moved != null) {
                 moved.close();
             }
         }
+    }
+
+    /** A float16 or bfloat16 value's bits, a NaN as the canonical quiet NaN. */
+    private static short canonicalNaN(short bits, boolean bfloat16) {
+        int exponent = bfloat16 ? 0x7f80 : 0x7c00;
+        int fraction = bfloat16 ? 0x007f : 0x03ff;
+        boolean nan = (bits & exponent) == exponent && (bits & fraction) != 0;
+        return nan ? (short) (bfloat16 ? 0x7fc0 : 0x7e00) : bits;
     }
 
     // ------------------------------------------------------------------------------------------------ hashing

@@ -101,20 +101,24 @@ public final class HypothesisTest {
         checkFinite(b, labelB);
         double meanA = Mean.of(a).getAsDouble();
         double meanB = Mean.of(b).getAsDouble();
-        double varA = Variance.of(a).getAsDouble(); // unbiased (n - 1)
-        double varB = Variance.of(b).getAsDouble();
+        // t, its degrees of freedom and p do not depend on the unit; in one where the largest magnitude is about 1,
+        // the variances and their squares in the degrees of freedom neither overflow nor underflow
+        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(a), maxAbs(b))));
+        double[] scaledA = scaled(a, scale);
+        double[] scaledB = scaled(b, scale);
+        double varA = Variance.of(scaledA).getAsDouble(); // unbiased (n - 1), in the scaled unit
+        double varB = Variance.of(scaledB).getAsDouble();
         if (varA == 0 && varB == 0) {
             throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
                     + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
                     + " and there is no p-value");
         }
-        // t, its degrees of freedom and p do not depend on the unit; in one where the largest magnitude is about 1,
-        // the squared variances in the degrees of freedom neither overflow nor underflow
-        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(a), maxAbs(b))));
-        TTest.Result r = WELCH.test(scaled(a, scale), scaled(b, scale));
+        TTest.Result r = WELCH.test(scaledA, scaledB);
         double p = r.getPValue();
+        // back in the samples' unit: 0 or infinite where the variance itself does not fit a double
         return new WelchResult(r.getStatistic(), r.getDegreesOfFreedom(), p, alpha, p < alpha,
-                new WelchResult.Sample(labelA, a.length, meanA, varA), new WelchResult.Sample(labelB, b.length, meanB, varB));
+                new WelchResult.Sample(labelA, a.length, meanA, varA / scale / scale),
+                new WelchResult.Sample(labelB, b.length, meanB, varB / scale / scale));
     }
 
     private static double maxAbs(double[] sample) {

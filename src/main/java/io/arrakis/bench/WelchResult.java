@@ -43,8 +43,8 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("n", n);
-            m.put("mean", mean);
-            m.put("variance", variance);
+            m.put("mean", ExperimentValues.number(mean));
+            m.put("variance", ExperimentValues.number(variance)); // "Infinity" when it does not fit a double
             return m;
         }
     }

@@ -144,4 +144,20 @@ class BaseInterpretabilityBenchTest {
             org.junit.jupiter.api.Assertions.assertArrayEquals(wq.toFloatArray(), back.toFloatArray());
         }
     }
+
+    /** Was: map keys went through String.valueOf, so the arguments 1 and "1" became one, silently. */
+    @Test
+    void argumentMapsNeedStringKeys(@org.junit.jupiter.api.io.TempDir Path saveDir) {
+        try (BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model, saveDir)) {
+            Experiment<Map<Object, String>, Integer> sizes = exp.logExperiment(new Experiment<>("sizes", Map::size));
+            Map<Object, String> mixed = new java.util.LinkedHashMap<>();
+            mixed.put(1, "number key");
+            mixed.put("1", "string key");
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> sizes.run(mixed));
+            assertTrue(e.getMessage().contains("String keys") && e.getMessage().contains("java.lang.Integer 1"),
+                    e.getMessage());
+            assertEquals(2, sizes.run(Map.of("a", "x", "b", "y")));
+        }
+    }
 }

@@ -22,6 +22,7 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -335,6 +336,48 @@ class ExperimentLogTest {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> noValues.loadTensor(n, "result"));
             assertTrue(e.getMessage().contains("without its data"), e.getMessage());
             assertThrows(IllegalStateException.class, () -> n.tensors().getFirst().valuesAsDoubles());
+        }
+    }
+
+    /**
+     * Was: a NaN that arithmetic made (0/0 is 0xffc00000 in float32 on x86) was logged as "NaN", which reads back as
+     * another NaN, so its hash did not match and loading said the record was damaged.
+     */
+    @Test
+    void aNanFromArithmeticLoadsBack(@TempDir Path dir) {
+        for (boolean save : new boolean[] {false, true}) {
+            ExperimentLog log = new ExperimentLog(dir.resolve("save-" + save), new ExperimentLog.Options(1024, save));
+            for (DType dtype : List.of(DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16)) {
+                try (Tensor zero = Tensor.of(new float[] {0, 2}, 2).to(dtype); Tensor nan = zero.div(zero)) {
+                    ExperimentRecord r = log.record("nan", Map.of(), nan, T0, ONE_SECOND, null);
+                    try (Tensor back = log.loadTensor(r, "result")) {
+                        double[] values = back.toDoubleArray();
+                        assertTrue(Double.isNaN(values[0]) && values[1] == 1.0, dtype + ": " + Arrays.toString(values));
+                    }
+                }
+            }
+        }
+    }
+
+    /** Was: the arguments were encoded after the run, so an experiment that changed them logged what it left. */
+    @Test
+    void argumentsAreLoggedAsTheyWereBeforeTheRun(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir, new ExperimentLog.Options(1024, true));
+        List<Long> xs = new ArrayList<>(List.of(1L, 2L, 3L));
+        Tensor t = Tensor.of(new float[] {1, 2}, 2);
+        ExperimentRecord r = log.run("mutating", Map.of("xs", xs, "t", t), null, () -> {
+            long sum = xs.stream().mapToLong(Long::longValue).sum();
+            xs.clear();
+            try (Tensor zeros = Tensor.zeros(2)) {
+                t.copyFrom(zeros);
+            }
+            t.close();
+            return sum;
+        });
+        assertEquals(List.of(1L, 2L, 3L), r.arguments().get("xs"));
+        assertEquals(6L, r.result());
+        try (Tensor back = log.loadTensor(r, "arguments.t")) {
+            assertArrayEquals(new float[] {1, 2}, back.toFloatArray());
         }
     }
 

@@ -123,6 +123,18 @@ class HypothesisTestTest {
             assertEquals(unit.degreesOfFreedom(), r.degreesOfFreedom(), 1e-9, "df at scale " + scale);
             assertEquals(unit.pValue(), r.pValue(), 1e-12, "p at scale " + scale);
         }
+        // Was: the variances were taken before the change of unit, so at 1e-200 they underflowed to 0 and the samples
+        // were refused as constant, and at 1e200 they overflowed and the result's JSON could not be written
+        WelchResult tiny = HypothesisTest.welch(new double[] {1e-200, 2e-200, 3e-200},
+                new double[] {4e-200, 5e-200, 7e-200}, 0.05);
+        WelchResult plain = HypothesisTest.welch(new double[] {1, 2, 3}, new double[] {4, 5, 7}, 0.05);
+        assertEquals(plain.t(), tiny.t(), 1e-12 * Math.abs(plain.t()));
+        assertEquals(plain.pValue(), tiny.pValue(), 1e-12);
+        WelchResult huge = HypothesisTest.welch(new double[] {1e200, 2e200, 3e200}, new double[] {4e200, 5e200, 7e200},
+                0.05);
+        assertEquals(plain.pValue(), huge.pValue(), 1e-12);
+        assertEquals(Double.POSITIVE_INFINITY, huge.a().variance(), "1e400 does not fit a double");
+        assertTrue(huge.toJson().contains("\"variance\":\"Infinity\""), huge.toJson());
     }
 
     @Test
