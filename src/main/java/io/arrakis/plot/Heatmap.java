@@ -1,5 +1,6 @@
 package io.arrakis.plot;
 
+import io.arrakis.io.AtomicFiles;
 import org.jfree.chart.ChartRenderingInfo;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
@@ -22,6 +23,7 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
+import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Objects;
@@ -180,7 +182,9 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            ChartUtils.saveChartAsPNG(file.toFile(), chart, width, height, info);
+            // whole or not at all: a reader never finds half a PNG
+            AtomicFiles.write(file, (channel, temp) -> ChartUtils.writeChartAsPNG(Channels.newOutputStream(channel),
+                    chart, width, height, info));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
         }
