@@ -98,7 +98,9 @@ final class Forward {
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpOut = mlp(b, l, f, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
-            return hook.at(b + "hook_resid_post", residPre.add(attnOut).add(mlpOut));
+            Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
+                    : residPre.add(attnOut).add(mlpOut);
+            return hook.at(b + "hook_resid_post", residPost);
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
         Tensor mlpOut = mlp(b, l, f, c.inputNorms() ? norm(residMid, l.ln2w(), l.ln2b()) : residMid);
@@ -220,14 +222,16 @@ final class Forward {
 
     /**
      * gpt-oss's attention sinks: each head's learned logit joins every query's softmax as one more key, which has no
-     * value; the pattern leaves its column out, so a row sums to less than 1 by the share the sink took.
+     * value; the pattern leaves its column out, so a row sums to less than 1 by the share the sink took. As in its
+     * model, each row's maximum is subtracted first, in the scores' dtype (which rounds in float16 and bfloat16).
      */
     private static Tensor softmaxWithSink(Tensor scores, Tensor sinks) {
         long batch = scores.size(0);
         long heads = scores.size(1);
         long queries = scores.size(2);
         Tensor sinkColumn = sinks.view(1, heads, 1, 1).expand(batch, heads, queries, 1);
-        return Tensor.cat(List.of(scores, sinkColumn), -1).softmax(-1).narrow(-1, 0, scores.size(3));
+        Tensor combined = Tensor.cat(List.of(scores, sinkColumn), -1);
+        return combined.sub(combined.max(-1, true).getFirst()).softmax(-1).narrow(-1, 0, scores.size(3));
     }
 
     /** True where a query may not look: the future, and keys beyond a local or sliding window. */
@@ -256,7 +260,8 @@ final class Forward {
         Architecture.Activation act = c.activationFunction();
         Tensor post;
         if ((act == Architecture.Activation.GELU || act == Architecture.Activation.GELU_TANH)
-                && !hook.observes(b + "mlp.hook_pre")) { // the product applies the activation as it writes
+                && x.dtype() == DType.FLOAT32 && !hook.observes(b + "mlp.hook_pre")) {
+            // the product applies the activation as it writes (in narrower dtypes the family's own rounding is kept)
             post = w.projectGelu(x, l.win(), l.bin(), act == Architecture.Activation.GELU_TANH);
         } else {
             post = activation(hook.at(b + "mlp.hook_pre", w.project(x, l.win(), l.bin())));
@@ -363,14 +368,35 @@ final class Forward {
 
     private Tensor activation(Tensor x) {
         return switch (c.activationFunction()) {
-            case GELU_TANH -> x.gelu(true);
+            case GELU_TANH -> reducedPrecision(x) ? tanhGeluAsWritten(x) : x.gelu(true);
             case GELU -> x.gelu(false);
             case SILU -> x.silu();
             case RELU -> x.relu();
         };
     }
 
-    /** The family's norm (LayerNorm, RMSNorm, or gemma's (1 + w) RMSNorm) of {@code x} with these parameters. */
+    private static boolean reducedPrecision(Tensor x) {
+        return x.dtype() == DType.BFLOAT16 || x.dtype() == DType.FLOAT16;
+    }
+
+    /**
+     * The tanh GELU as the family's {@code transformers} activation computes it, op by op in {@code x}'s dtype, each
+     * op rounding in float16 and bfloat16: {@code gelu_new} and {@code gelu_python_tanh} are
+     * {@code 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))}, {@code gelu_fast}
+     * {@code 0.5 x (1 + tanh(0.7978845608 x (1 + 0.044715 x x)))}; {@code gelu_pytorch_tanh} is libtorch's one op.
+     */
+    private Tensor tanhGeluAsWritten(Tensor x) {
+        return switch (c.activation()) {
+            case "gelu_pytorch_tanh" -> x.gelu(true);
+            case "gelu_fast" -> x.mul(0.5).mul(x.mul(0.7978845608).mul(x.mul(0.044715).mul(x).add(1.0)).tanh().add(1.0));
+            default -> x.mul(0.5).mul(x.pow(3.0).mul(0.044715).add(x).mul(Math.sqrt(2.0 / Math.PI)).tanh().add(1.0));
+        };
+    }
+
+    /**
+     * The family's norm (LayerNorm, RMSNorm, or gemma's (1 + w) RMSNorm) of {@code x} with these parameters, rounded in
+     * float16 and bfloat16 where the family's model rounds.
+     */
     Tensor norm(Tensor x, Tensor weight, Tensor bias) {
         if (c.norm() == Architecture.Norm.LAYER_NORM) {
             return x.layerNorm(weight, bias, c.normEps());
@@ -385,6 +411,9 @@ final class Forward {
                  Tensor out = normed.mul(scale)) {
                 return out.to(x.dtype());
             }
+        }
+        if (c.norm() == Architecture.Norm.RMS_NORM && (x.dtype() == DType.BFLOAT16 || x.dtype() == DType.FLOAT16)) {
+            return x.rmsNorm(null, c.normEps()).mul(weight); // llama: back in the dtype before the weight
         }
         return x.rmsNorm(weight, c.normEps());
     }

@@ -42,6 +42,9 @@ import java.util.List;
  *     attention scores without a value (gpt-oss)
  * @param scoresInFloat32 whether a float16 or bfloat16 model computes its attention scores and their softmax from
  *     queries and keys converted to float32, the pattern then converted back (gpt-neo, gpt-j, to avoid overflow)
+ * @param outputsSummedFirst with a parallel residual, whether the attention and MLP outputs are summed before the
+ *     residual stream is added (gpt-j, gpt-neox, falcon, phi) rather than the residual stream plus the attention's, then
+ *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
  * @param rotaryInFloat32 whether a float16 or bfloat16 model rotates its queries and keys in float32 (with cos and
  *     sin in the model's dtype), the result then converted back (cohere)
  */
@@ -53,14 +56,19 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
-        boolean rotaryInFloat32) {
+        boolean rotaryInFloat32, boolean outputsSummedFirst) {
 
     /** How the residual stream is normalised. */
     public enum Norm {
         /** LayerNorm with weight and bias. */
         LAYER_NORM,
-        /** RMSNorm scaled by its weight. */
+        /**
+         * RMSNorm scaled by its weight, as Llama's: normalised in float32 and converted back to the model's dtype before
+         * the weight multiplies it (in float16 and bfloat16, two roundings).
+         */
         RMS_NORM,
+        /** RMSNorm whose weight multiplies in float32, converted back once (olmo2, gpt-oss). */
+        RMS_NORM_WEIGHT_IN_FLOAT32,
         /** RMSNorm scaled by {@code (1 + weight)}, as Gemma stores it (weights start at zero). */
         RMS_NORM_PLUS_ONE
     }

@@ -76,6 +76,7 @@ final class ArchitectureBuilder {
     private boolean attentionSinks;
     private boolean scoresInFloat32;
     private boolean rotaryInFloat32;
+    private boolean outputsSummedFirst;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -333,6 +334,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** In a parallel block, the attention and MLP outputs summed before the residual stream is added. */
+    ArchitectureBuilder outputsSummedFirst() {
+        outputsSummedFirst = true;
+        return this;
+    }
+
     /** Queries and keys rotated in float32 for float16 and bfloat16 models. */
     ArchitectureBuilder rotaryInFloat32() {
         rotaryInFloat32 = true;
@@ -404,7 +411,8 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32);
+                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32,
+                outputsSummedFirst);
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */

@@ -66,7 +66,7 @@ final class Falcon extends ModelFamily {
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .positions("max_position_embeddings").mlpWidthOrFourTimesWidth("ffn_hidden_size")
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation")
-                .rotary("rope_theta", null).parallelResidual(parallel)
+                .rotary("rope_theta", null).parallelResidual(parallel).outputsSummedFirst()
                 .sharedNorm(parallel && (!newArchitecture || Integer.valueOf(1).equals(norms)))
                 .biases(s.bool("bias"), s.bool("bias"), s.bool("bias"));
         if (newArchitecture) {

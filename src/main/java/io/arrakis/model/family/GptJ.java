@@ -46,7 +46,7 @@ final class GptJ extends ModelFamily {
                 .mlpWidthOrFourTimesWidth("n_inner")
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation_function")
                 .rotaryOnFirst("rotary_dim", 10000.0).rotaryInterleaved()
-                .parallelResidual(true).sharedNorm(true).biases(false, false, true).scoresInFloat32()
+                .parallelResidual(true).outputsSummedFirst().sharedNorm(true).biases(false, false, true).scoresInFloat32()
                 .build();
     }
 

@@ -50,7 +50,7 @@ final class GptNeox extends ModelFamily {
                 .positions("max_position_embeddings").mlpWidth("intermediate_size")
                 .norm(Norm.LAYER_NORM, "layer_norm_eps").activation("hidden_act")
                 .rotary("rotary_emb_base", "rotary_pct")
-                .parallelResidual(s.bool("use_parallel_residual")).biases(attentionBias, attentionBias, true)
+                .parallelResidual(s.bool("use_parallel_residual")).outputsSummedFirst().biases(attentionBias, attentionBias, true)
                 .build();
     }
 

@@ -84,7 +84,7 @@ final class GptOss extends ModelFamily {
             throw invalid("sliding_window", null, "must be set: layer_types has sliding_attention layers");
         }
         return LlamaLayout.standardKeys(withDefaultRotaryScaling(s)).headDim("head_dim")
-                .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null).biases(bias, bias, false)
+                .norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps").rotary("rope_theta", null).biases(bias, bias, false)
                 .slidingWindow(window).layerAttention(perLayer).attentionSinks()
                 .mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_SOFTMAX, ACTIVATION))
                 .build();

@@ -45,7 +45,7 @@ final class Olmo2 extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         boolean attentionBias = s.bool("attention_bias");
-        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
+        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(attentionBias, attentionBias, false).qkNorm(QkNorm.WHOLE)
                 .sublayerNorms(false, true)
                 .build();

@@ -51,7 +51,7 @@ final class Phi extends ModelFamily {
                 .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
                 .positions("max_position_embeddings").activation("hidden_act")
                 .norm(Norm.LAYER_NORM, "layer_norm_eps").rotary("rope_theta", "partial_rotary_factor")
-                .parallelResidual(true).sharedNorm(true).biases(true, true, true)
+                .parallelResidual(true).outputsSummedFirst().sharedNorm(true).biases(true, true, true)
                 .build();
     }
 

@@ -1,0 +1,207 @@
+package io.arrakis.model;
+
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.IntToDoubleFunction;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * In bfloat16 each family rounds where its {@code transformers} model rounds. The references are worked out here in
+ * Java float arithmetic, rounding to bfloat16 after each step the model's Python code takes; the values of {@code exp},
+ * {@code tanh} and a row's sum may differ from libtorch's by a float32 unit, which rarely moves a bfloat16 rounding, so
+ * a few mismatches are allowed. Each reference is checked to differ from the one-rounding alternative the pass used
+ * before, so the comparison tells them apart.
+ */
+class HuggingFaceRoundingTest {
+    private static final int POS = 6;
+
+    /** Llama's RMSNorm: normalised in float32, rounded to bfloat16, then multiplied by the weight and rounded again. */
+    @Test
+    void llamaRmsNormRoundsBeforeItsWeight(@TempDir Path dir) throws Exception {
+        HookedAutoConfig config = TinyConfigs.of("llama").with("hidden_size", 64);
+        // norm weights as training leaves them, not the ones they start at (which round alike either way)
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 7, DType.FLOAT32);
+        try (TensorScope scope = TensorScope.open()) {
+            for (String name : source.names()) {
+                Tensor t = source.load(name);
+                tensors.put(name, name.endsWith("norm.weight")
+                        ? Tensor.randn(new Generator(name.hashCode()), t.shape(), DType.FLOAT32, Device.CPU).mul(0.7).add(1.0)
+                        : t);
+            }
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            Files.writeString(dir.resolve("config.json"), config.toJson());
+        }
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU)) {
+            int d = config.dModel();
+            float[] w = model.normWeights().select(0, 0).toFloatArray();
+            Tensor x = Tensor.randn(new Generator(3), new long[] {1, POS, d}, DType.FLOAT32, Device.CPU).mul(3.0)
+                    .to(DType.BFLOAT16);
+            float[] xs = x.toFloatArray();
+            float[] got = model.normalize(0, x).toFloatArray();
+            float eps = (float) config.normEps();
+            float[] twoRoundings = new float[xs.length];
+            float[] oneRounding = new float[xs.length];
+            for (int p = 0; p < POS; p++) {
+                float sum = 0;
+                for (int i = 0; i < d; i++) {
+                    sum += xs[p * d + i] * xs[p * d + i];
+                }
+                float inv = (float) (1 / Math.sqrt(sum / d + eps));
+                for (int i = 0; i < d; i++) {
+                    float h = xs[p * d + i] * inv;
+                    twoRoundings[p * d + i] = bf16(w[i] * bf16(h));
+                    oneRounding[p * d + i] = bf16(w[i] * h);
+                }
+            }
+            assertAgree(twoRoundings, got, oneRounding);
+        }
+    }
+
+    /** GPT-2's {@code gelu_new}: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}, each op rounding. */
+    @Test
+    void gpt2GeluNewRoundsAfterEachOp() {
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 5, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(config), CacheSpec.only("blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"))) {
+            float[] pre = out.cache().get("blocks.0.mlp.hook_pre").toFloatArray();
+            float[] got = out.cache().get("blocks.0.mlp.hook_post").toFloatArray();
+            float[] asWritten = new float[pre.length];
+            float[] oneOp = new float[pre.length];
+            float c = (float) Math.sqrt(2 / Math.PI);
+            for (int i = 0; i < pre.length; i++) {
+                float x = pre[i];
+                float inner = bf16(c * bf16(x + bf16(0.044715f * bf16(x * x * x))));
+                asWritten[i] = bf16(bf16(0.5f * x) * bf16(1 + bf16((float) Math.tanh(inner))));
+                oneOp[i] = bf16((float) (0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))));
+            }
+            assertAgree(asWritten, got, oneOp);
+        }
+    }
+
+    /** gpt-oss subtracts each row's maximum in bfloat16 before its softmax over the scores and the sink. */
+    @Test
+    void gptOssSinkSoftmaxSubtractsTheMaximumInBfloat16() {
+        HookedAutoConfig config = TinyConfigs.of("gpt-oss");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 9, DType.BFLOAT16, Device.CPU);
+             // scores of a trained model's size: the subtraction rounds at their magnitude
+             ModelOutput out = model.runWithHooks(ids(config), CacheSpec.only("blocks.1.attn.hook_attn_scores",
+                     "blocks.1.attn.hook_pattern"), HookedAutoModel.HookSpec.at("blocks.1.attn.hook_attn_scores",
+                     (scores, name) -> scores.mul(37.0)))) {
+            float[] sinks = model.attentionSinks(1).toFloatArray();
+            Tensor scores = out.cache().get("blocks.1.attn.hook_attn_scores");
+            float[] s = scores.toFloatArray();
+            float[] got = out.cache().get("blocks.1.attn.hook_pattern").toFloatArray();
+            int heads = (int) scores.size(1);
+            float[] shifted = new float[s.length];
+            float[] unshifted = new float[s.length];
+            for (int h = 0; h < heads; h++) {
+                for (int q = 0; q < POS; q++) {
+                    int row = (h * POS + q) * POS;
+                    float max = sinks[h];
+                    for (int k = 0; k < POS; k++) {
+                        max = Math.max(max, s[row + k]);
+                    }
+                    float m = max;
+                    softmaxRow(k -> bf16(s[row + k] - m), bf16(sinks[h] - m), shifted, row);
+                    softmaxRow(k -> s[row + k], sinks[h], unshifted, row);
+                }
+            }
+            assertAgree(shifted, got, unshifted);
+        }
+    }
+
+    /** GPT-NeoX's parallel block sums the attention and MLP outputs, then adds the residual stream. */
+    @Test
+    void gptNeoxAddsTheResidualLast() {
+        HookedAutoConfig config = TinyConfigs.of("gpt-neox");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 11, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(config), CacheSpec.matching(name -> name.startsWith("blocks.0.hook_")))) {
+            float[] resid = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+            float[] attn = out.cache().get("blocks.0.hook_attn_out").toFloatArray();
+            float[] mlp = out.cache().get("blocks.0.hook_mlp_out").toFloatArray();
+            float[] got = out.cache().get("blocks.0.hook_resid_post").toFloatArray();
+            float[] outputsFirst = new float[got.length];
+            float[] residualFirst = new float[got.length];
+            for (int i = 0; i < got.length; i++) {
+                outputsFirst[i] = bf16(bf16(attn[i] + mlp[i]) + resid[i]);
+                residualFirst[i] = bf16(bf16(resid[i] + attn[i]) + mlp[i]);
+            }
+            assertArrayEquals(outputsFirst, got, 0f);
+            assertTrue(mismatches(residualFirst, outputsFirst) > 0, "the two orders round alike on this input");
+        }
+    }
+
+    private static Tensor ids(HookedAutoConfig config) {
+        long[] ids = new long[POS];
+        for (int i = 0; i < POS; i++) {
+            ids[i] = (7L * i + 3) % config.vocabSize();
+        }
+        return Tensor.of(ids, 1, POS);
+    }
+
+    /** softmax over the row's keys and the sink, in float32, each probability rounded once; the sink's is dropped. */
+    private static void softmaxRow(IntToDoubleFunction logit, float sink, float[] into, int row) {
+        float max = sink;
+        for (int k = 0; k < POS; k++) {
+            max = Math.max(max, (float) logit.applyAsDouble(k));
+        }
+        float sum = (float) Math.exp(sink - max);
+        float[] e = new float[POS];
+        for (int k = 0; k < POS; k++) {
+            e[k] = (float) logit.applyAsDouble(k) == Float.NEGATIVE_INFINITY ? 0
+                    : (float) Math.exp((float) logit.applyAsDouble(k) - max);
+            sum += e[k];
+        }
+        for (int k = 0; k < POS; k++) {
+            into[row + k] = bf16(e[k] / sum);
+        }
+    }
+
+    /** {@code reference} matches {@code got} but for a few values, and {@code before} does not. */
+    private static void assertAgree(float[] reference, float[] got, float[] before) {
+        assertEquals(reference.length, got.length);
+        int off = mismatches(reference, got);
+        assertTrue(off <= got.length / 50, off + " of " + got.length + " values round otherwise than the model's code");
+        assertTrue(mismatches(before, reference) >= got.length / 20, "the old rounding is not told apart: only "
+                + mismatches(before, reference) + " of " + got.length + " values differ");
+    }
+
+    private static int mismatches(float[] a, float[] b) {
+        int n = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (Float.floatToIntBits(a[i]) != Float.floatToIntBits(b[i])) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** {@code f} rounded to the nearest bfloat16, ties to even. */
+    private static float bf16(float f) {
+        if (Float.isNaN(f) || Float.isInfinite(f)) {
+            return f;
+        }
+        int bits = Float.floatToRawIntBits(f);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return Float.intBitsToFloat(bits & 0xFFFF0000);
+    }
+}
