@@ -177,6 +177,10 @@ final class Forward {
         if (c.attentionSoftcap() > 0) {
             return softcap(scale == 1.0 ? scores : scores.mul(scale), c.attentionSoftcap()).add(mask);
         }
+        if (reducedPrecision(scores) && scores.device().isCpu()) {
+            // libtorch's CPU add rounds its alpha to the dtype: scale in float32, as the family's model does
+            return scores.mul(scale).add(mask);
+        }
         return mask.add(scores, scale); // the mask plus the scaled products in one op
     }
 

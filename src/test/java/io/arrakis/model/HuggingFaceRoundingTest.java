@@ -150,6 +150,55 @@ class HuggingFaceRoundingTest {
         }
     }
 
+    /**
+     * The scores are the products, rounded to bfloat16, times {@code d_head^-0.5} in float32, rounded again. With
+     * d_head 80 that scale is not a bfloat16 number, and libtorch's CPU add with a scale rounds it to one first, which
+     * moves few scores (of the products 1 to 256, only 135's). Integer entries make the float32 products exact, so
+     * every score is known.
+     */
+    @Test
+    void scoresAreScaledInFloat32() {
+        int pos = 16;
+        HookedAutoConfig config = TinyConfigs.of("llama").with(Map.of("hidden_size", 320, "num_attention_heads", 4,
+                "num_key_value_heads", 4));
+        int dHead = config.dHead();
+        assertEquals(80, dHead);
+        float[] q = new float[pos * 4 * dHead];
+        float[] k = new float[pos * 4 * dHead];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (i * 7 + 3) % 7 - 3;
+            k[i] = (i * 5 + 1) % 11 - 5;
+        }
+        // query 0 and key 0 of head 0: a product of 135, the one integer up to 256 whose score the rounded scale moves
+        for (int d = 0; d < dHead; d++) {
+            q[d] = 1;
+            k[d] = d == 0 ? 56 : 1;
+        }
+        float scale = (float) Math.pow(dHead, -0.5);
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 13, DType.BFLOAT16, Device.CPU)) {
+            float[] got = model.attentionScores(0, Tensor.of(q, 1, pos, 4, dHead).to(DType.BFLOAT16),
+                    Tensor.of(k, 1, pos, 4, dHead).to(DType.BFLOAT16)).toFloatArray();
+            float[] expected = new float[got.length];
+            float[] roundedScale = new float[got.length];
+            for (int h = 0; h < 4; h++) {
+                for (int i = 0; i < pos; i++) {
+                    for (int j = 0; j < pos; j++) {
+                        float dot = 0;
+                        for (int d = 0; d < dHead; d++) {
+                            dot += q[(i * 4 + h) * dHead + d] * k[(j * 4 + h) * dHead + d];
+                        }
+                        int at = (h * pos + i) * pos + j;
+                        expected[at] = j > i ? Float.NEGATIVE_INFINITY : bf16(bf16(dot) * scale);
+                        roundedScale[at] = j > i ? Float.NEGATIVE_INFINITY : bf16(bf16(dot) * bf16(scale));
+                    }
+                }
+            }
+            assertArrayEquals(expected, got, 0f);
+            assertTrue(mismatches(roundedScale, expected) > 0, "the rounded scale gives the same scores here");
+        }
+    }
+
     private static Tensor ids(HookedAutoConfig config) {
         long[] ids = new long[POS];
         for (int i = 0; i < POS; i++) {
