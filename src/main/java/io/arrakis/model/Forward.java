@@ -159,7 +159,7 @@ final class Forward {
      * where the layer's mask forbids; in float32 where the family computes them so from reduced precision.
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
-        if (c.scoresInFloat32() && (q.dtype() == DType.BFLOAT16 || q.dtype() == DType.FLOAT16)) {
+        if (c.scoresInFloat32() && reducedPrecision(q)) {
             q = q.to(DType.FLOAT32);
             k = k.to(DType.FLOAT32);
         }
@@ -416,7 +416,7 @@ final class Forward {
                 return out.to(x.dtype());
             }
         }
-        if (c.norm() == Architecture.Norm.RMS_NORM && (x.dtype() == DType.BFLOAT16 || x.dtype() == DType.FLOAT16)) {
+        if (c.norm() == Architecture.Norm.RMS_NORM && reducedPrecision(x)) {
             return x.rmsNorm(null, c.normEps()).mul(weight); // llama: back in the dtype before the weight
         }
         return x.rmsNorm(weight, c.normEps());
@@ -470,7 +470,7 @@ final class Forward {
 
         /** Rotates {@code x [batch, pos, heads, d_head]}. */
         Tensor apply(Tensor x) {
-            if (inFloat32 && (x.dtype() == DType.BFLOAT16 || x.dtype() == DType.FLOAT16)) {
+            if (inFloat32 && reducedPrecision(x)) {
                 return rotate(x.to(DType.FLOAT32)).to(x.dtype());
             }
             return rotate(x);

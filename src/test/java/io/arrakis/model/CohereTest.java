@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.testing.Bfloat16;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
@@ -64,8 +65,8 @@ class CohereTest {
 
     /**
      * Cohere's {@code apply_rotary_pos_emb} turns bfloat16 queries and keys in float32, with cos and sin rounded to
-     * bfloat16, and rounds the result once: each pair {@code (a, b)} becomes {@code bf16(a·c − b·s)},
-     * {@code bf16(b·c + a·s)} with float32 products and sums. Rotating in bfloat16 rounds three times.
+     * bfloat16, and rounds the result once: each pair {@code (a, b)} becomes {@code Bfloat16.round(a·c − b·s)},
+     * {@code Bfloat16.round(b·c + a·s)} with float32 products and sums. Rotating in bfloat16 rounds three times.
      */
     @Test
     void bfloat16RotatesInFloat32AsCoheresModelDoes() {
@@ -75,7 +76,7 @@ class CohereTest {
         int pos = 6;
         float[] x = new float[pos * dHead];
         for (int i = 0; i < x.length; i++) {
-            x[i] = bf16((float) (3 * Math.sin(0.7 * i + 0.1)));
+            x[i] = Bfloat16.round((float) (3 * Math.sin(0.7 * i + 0.1)));
         }
         float[] invFreq = config.architecture().rope().inverseFrequencies();
         float[] inFloat32 = new float[x.length];
@@ -83,15 +84,15 @@ class CohereTest {
         for (int p = 0; p < pos; p++) {
             for (int i = 0; i < dHead / 2; i++) {
                 float angle = (float) p * invFreq[i];
-                float c = bf16((float) Math.cos(angle));
-                float s = bf16((float) Math.sin(angle));
+                float c = Bfloat16.round((float) Math.cos(angle));
+                float s = Bfloat16.round((float) Math.sin(angle));
                 int first = p * dHead + 2 * i;
                 float a = x[first];
                 float b = x[first + 1];
-                inFloat32[first] = bf16(a * c + b * -s);
-                inFloat32[first + 1] = bf16(b * c + a * s);
-                inBfloat16[first] = bf16(bf16(a * c) + bf16(b * -s));
-                inBfloat16[first + 1] = bf16(bf16(b * c) + bf16(a * s));
+                inFloat32[first] = Bfloat16.round(a * c + b * -s);
+                inFloat32[first + 1] = Bfloat16.round(b * c + a * s);
+                inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * c) + Bfloat16.round(b * -s));
+                inBfloat16[first + 1] = Bfloat16.round(Bfloat16.round(b * c) + Bfloat16.round(a * s));
             }
         }
         assertFalse(java.util.Arrays.equals(inFloat32, inBfloat16), "the input tells the two apart");
@@ -105,12 +106,5 @@ class CohereTest {
                 assertEquals(inFloat32[i], actual[i], 0.0f, "feature " + i % dHead + " at position " + i / dHead);
             }
         }
-    }
-
-    /** {@code f} rounded to the nearest bfloat16, ties to even. */
-    private static float bf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        bits += 0x7FFF + ((bits >> 16) & 1);
-        return Float.intBitsToFloat(bits & 0xFFFF0000);
     }
 }

@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.testing.Bfloat16;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -65,8 +66,8 @@ class HuggingFaceRoundingTest {
                 float inv = (float) (1 / Math.sqrt(sum / d + eps));
                 for (int i = 0; i < d; i++) {
                     float h = xs[p * d + i] * inv;
-                    twoRoundings[p * d + i] = bf16(w[i] * bf16(h));
-                    oneRounding[p * d + i] = bf16(w[i] * h);
+                    twoRoundings[p * d + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                    oneRounding[p * d + i] = Bfloat16.round(w[i] * h);
                 }
             }
             assertAgree(twoRoundings, got, oneRounding);
@@ -87,9 +88,9 @@ class HuggingFaceRoundingTest {
             float c = (float) Math.sqrt(2 / Math.PI);
             for (int i = 0; i < pre.length; i++) {
                 float x = pre[i];
-                float inner = bf16(c * bf16(x + bf16(0.044715f * bf16(x * x * x))));
-                asWritten[i] = bf16(bf16(0.5f * x) * bf16(1 + bf16((float) Math.tanh(inner))));
-                oneOp[i] = bf16((float) (0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))));
+                float inner = Bfloat16.round(c * Bfloat16.round(x + Bfloat16.round(0.044715f * Bfloat16.round(x * x * x))));
+                asWritten[i] = Bfloat16.round(Bfloat16.round(0.5f * x) * Bfloat16.round(1 + Bfloat16.round((float) Math.tanh(inner))));
+                oneOp[i] = Bfloat16.round((float) (0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))));
             }
             assertAgree(asWritten, got, oneOp);
         }
@@ -120,7 +121,7 @@ class HuggingFaceRoundingTest {
                         max = Math.max(max, s[row + k]);
                     }
                     float m = max;
-                    softmaxRow(k -> bf16(s[row + k] - m), bf16(sinks[h] - m), shifted, row);
+                    softmaxRow(k -> Bfloat16.round(s[row + k] - m), Bfloat16.round(sinks[h] - m), shifted, row);
                     softmaxRow(k -> s[row + k], sinks[h], unshifted, row);
                 }
             }
@@ -142,8 +143,8 @@ class HuggingFaceRoundingTest {
             float[] outputsFirst = new float[got.length];
             float[] residualFirst = new float[got.length];
             for (int i = 0; i < got.length; i++) {
-                outputsFirst[i] = bf16(bf16(attn[i] + mlp[i]) + resid[i]);
-                residualFirst[i] = bf16(bf16(resid[i] + attn[i]) + mlp[i]);
+                outputsFirst[i] = Bfloat16.round(Bfloat16.round(attn[i] + mlp[i]) + resid[i]);
+                residualFirst[i] = Bfloat16.round(Bfloat16.round(resid[i] + attn[i]) + mlp[i]);
             }
             assertArrayEquals(outputsFirst, got, 0f);
             assertTrue(mismatches(residualFirst, outputsFirst) > 0, "the two orders round alike on this input");
@@ -189,8 +190,8 @@ class HuggingFaceRoundingTest {
                             dot += q[(i * 4 + h) * dHead + d] * k[(j * 4 + h) * dHead + d];
                         }
                         int at = (h * pos + i) * pos + j;
-                        expected[at] = j > i ? Float.NEGATIVE_INFINITY : bf16(bf16(dot) * scale);
-                        roundedScale[at] = j > i ? Float.NEGATIVE_INFINITY : bf16(bf16(dot) * bf16(scale));
+                        expected[at] = j > i ? Float.NEGATIVE_INFINITY : Bfloat16.round(Bfloat16.round(dot) * scale);
+                        roundedScale[at] = j > i ? Float.NEGATIVE_INFINITY : Bfloat16.round(Bfloat16.round(dot) * Bfloat16.round(scale));
                     }
                 }
             }
@@ -221,7 +222,7 @@ class HuggingFaceRoundingTest {
             sum += e[k];
         }
         for (int k = 0; k < POS; k++) {
-            into[row + k] = bf16(e[k] / sum);
+            into[row + k] = Bfloat16.round(e[k] / sum);
         }
     }
 
@@ -242,15 +243,5 @@ class HuggingFaceRoundingTest {
             }
         }
         return n;
-    }
-
-    /** {@code f} rounded to the nearest bfloat16, ties to even. */
-    private static float bf16(float f) {
-        if (Float.isNaN(f) || Float.isInfinite(f)) {
-            return f;
-        }
-        int bits = Float.floatToRawIntBits(f);
-        bits += 0x7FFF + ((bits >> 16) & 1);
-        return Float.intBitsToFloat(bits & 0xFFFF0000);
     }
 }
