@@ -250,6 +250,10 @@ public final class Main implements Callable<Integer> {
         @Option(names = "--fold-ln", description = "fold the attention-input norm scales into W_Q, W_K, W_V first"
                 + " (and centre them after a LayerNorm, as TransformerLens)")
         private boolean foldLn;
+        @Option(names = "--center-writing", description = "centre each W_O along d_model first, as TransformerLens's"
+                + " center_writing_weights (LayerNorm models only; with --fold-ln, TransformerLens's from_pretrained"
+                + " defaults)")
+        private boolean centerWriting;
         @Option(names = "--top", paramLabel = "K", description = "how many pairs the table shows (default 10)")
         private int top = 10;
         @Option(names = "--png", paramLabel = "FILE", description = "also write a heatmap")
@@ -259,7 +263,9 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            composition(model, mode, baseline, foldLn, atLeast(top, 1, "--top"), png, json, main.out, main.err);
+            CompositionScores.Options.Builder options = CompositionScores.Options.builder().baseline(baseline)
+                    .foldLn(foldLn).centerWritingWeights(centerWriting);
+            composition(model, mode, options, atLeast(top, 1, "--top"), png, json, main.out, main.err);
             return 0;
         }
     }
@@ -410,18 +416,21 @@ public final class Main implements Callable<Integer> {
     }
 
     /** All-pairs composition scores as a table, JSON or a heatmap. */
-    private static void composition(Path model, CompositionScores.Mode mode, boolean baseline, boolean foldLn, int top,
-                                    Path png, boolean json, PrintStream out, PrintStream err) {
+    private static void composition(Path model, CompositionScores.Mode mode, CompositionScores.Options.Builder options,
+                                    int top, Path png, boolean json, PrintStream out, PrintStream err) {
         ScoreReport report;
+        CompositionScores.Options chosen;
         try (TerminalProgress progress = TerminalProgress.of(mode + "-composition", "pairs", json, err);
-             HookedAutoModel m = HookedAutoModel.fromPretrained(model);
-             CompositionScores.Result result = CompositionScores.compute(m, mode, CompositionScores.Options.builder()
-                     .baseline(baseline).foldLn(foldLn).progress(progress).build())) {
-            report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
+             HookedAutoModel m = HookedAutoModel.fromPretrained(model)) {
+            chosen = options.progress(progress).build();
+            try (CompositionScores.Result result = CompositionScores.compute(m, mode, chosen)) {
+                report = ScoreReport.ofComposition(result.scores(), result.baselineCorrected());
+            }
         }
         if (png != null) {
             report.writeHeatmapPng(png, mode + "-composition scores of " + folderName(model)
-                    + (foldLn ? ", norms folded" : "") + (baseline ? " (minus the random baseline)" : ""));
+                    + (chosen.foldLn() ? ", norms folded" : "") + (chosen.centerWritingWeights() ? ", W_O centred" : "")
+                    + (chosen.baseline() ? " (minus the random baseline)" : ""));
         }
         if (json) {
             Map<String, Object> object = new LinkedHashMap<>();

@@ -28,7 +28,9 @@ import java.util.Objects;
  * {@link Options#foldLn()} each block's attention-input norm scale ({@link HookedAutoModel#normWeights()}: the norm
  * weight, or 1 + w for gemma) is folded into the rows (d_model side) of its W_Q, W_K and W_V, as TransformerLens's
  * {@code fold_ln} does, and after a LayerNorm (not an RMSNorm) the folded weights are centred along d_model, as its
- * {@code center_weights} does (W_O is untouched; biases play no part in the scores).
+ * {@code center_weights} does. With {@link Options#centerWritingWeights()} each W_O is centred along d_model as well,
+ * as TransformerLens's {@code center_writing_weights} does; its {@code from_pretrained} does both by default, so
+ * those are the options to compare its scores with. Biases play no part in the scores.
  *
  * <p><b>Computation.</b> No {@code d_model × d_model} matrix is ever formed. Writing W_OV = A Bᵀ (A = W_V, B = W_Oᵀ,
  * both {@code [d_model, d_head]}) and R = C Dᵀ (Q: C = W_Q, D = W_K; K: C = W_K, D = W_Q; V: C = W_V, D = W_Oᵀ),
@@ -89,9 +91,12 @@ public final class CompositionScores {
      * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
      *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
      *                        families whose norm has no weight
+     * @param centerWritingWeights centre each W_O along d_model (TransformerLens's {@code center_writing_weights}):
+     *                        every reader of the residual stream then sees the same, since a LayerNorm removes the
+     *                        mean anyway; refused for an RMSNorm family, whose norm keeps the mean
      */
     public record Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements,
-                          boolean foldLn) {
+                          boolean foldLn, boolean centerWritingWeights) {
         public static final Options DEFAULT = builder().build();
 
         public Options {
@@ -104,9 +109,9 @@ public final class CompositionScores {
             }
         }
 
-        /** Options without {@code foldLn}. */
+        /** Options without {@code foldLn} or {@code centerWritingWeights}. */
         public Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements) {
-            this(baseline, baselineSamples, seed, progress, maxBlockElements, false);
+            this(baseline, baselineSamples, seed, progress, maxBlockElements, false, false);
         }
 
         public static Builder builder() {
@@ -120,6 +125,7 @@ public final class CompositionScores {
             private Progress progress = Progress.NONE;
             private long maxBlockElements = 1L << 25;
             private boolean foldLn;
+            private boolean centerWritingWeights;
 
             private Builder() {
             }
@@ -154,8 +160,14 @@ public final class CompositionScores {
                 return this;
             }
 
+            public Builder centerWritingWeights(boolean on) {
+                this.centerWritingWeights = on;
+                return this;
+            }
+
             public Options build() {
-                return new Options(baseline, baselineSamples, seed, progress, maxBlockElements, foldLn);
+                return new Options(baseline, baselineSamples, seed, progress, maxBlockElements, foldLn,
+                        centerWritingWeights);
             }
         }
     }
@@ -264,8 +276,8 @@ public final class CompositionScores {
     }
 
     /**
-     * {@link #pair(HookedAutoModel, Head, Head, Mode)} with options; only {@link Options#foldLn()} applies (the
-     * baseline, progress and block size are for all pairs).
+     * {@link #pair(HookedAutoModel, Head, Head, Mode)} with options; only {@link Options#foldLn()} and
+     * {@link Options#centerWritingWeights()} apply (the baseline, progress and block size are for all pairs).
      */
     public static double pair(HookedAutoModel model, Head sender, Head receiver, Mode mode, Options options) {
         Objects.requireNonNull(mode, "mode");
@@ -294,9 +306,8 @@ public final class CompositionScores {
     private enum Weight { Q, K, V, O }
 
     /**
-     * One head's weight in float64, read from its layer only: W_Q, W_K, W_V {@code [d_model, d_head]} (key/value heads
-     * repeated per query head; folded as {@link Fold} says when {@code fold} is not null), W_O
-     * {@code [d_head, d_model]}.
+     * One head's weight in float64, read from its layer only, prepared as {@code fold} says: W_Q, W_K, W_V
+     * {@code [d_model, d_head]} (key/value heads repeated per query head), W_O {@code [d_head, d_model]}.
      */
     private static Tensor headWeight(HookedAutoModel model, Fold fold, Weight w, Head h) {
         int l = h.layer();
@@ -312,11 +323,14 @@ public final class CompositionScores {
             Tensor scale = w == Weight.O ? linear.select(0, l) : linear.select(0, l).select(0, h.index());
             x = x.mul(scale.to(DType.FLOAT64));
         }
-        if (fold == null || w == Weight.O) {
+        if (w == Weight.O) {
+            return fold.centreWriting() ? x.sub(x.mean(1, true)) : x;
+        }
+        if (fold.scales() == null) {
             return x;
         }
         Tensor folded = x.mul(fold.scales().select(0, l).to(DType.FLOAT64).view(model.config().dModel(), 1));
-        return fold.centre() ? folded.sub(folded.mean(0, true)) : folded;
+        return fold.centreReading() ? folded.sub(folded.mean(0, true)) : folded;
     }
 
     /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
@@ -329,8 +343,8 @@ public final class CompositionScores {
         };
     }
 
-    // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head), float64, with the norm
-    // folded as {@link Fold} says where fold is not null
+    // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head) with the norm folded as
+    // {@link Fold} says
     private static Tensor wQ(HookedAutoModel model, Fold fold, DType dtype) {
         return withQkNorm(foldInto(model.W_Q(), fold, dtype), model.queryNormWeights());
     }
@@ -344,11 +358,15 @@ public final class CompositionScores {
         return scales == null ? w : w.mul(scales.to(w.dtype()).unsqueeze(2));
     }
 
-    /** W_O {@code [layer, head, d_head, d_model]} in {@code dtype}, times the attention-output norm's scales, if any. */
-    private static Tensor wO(HookedAutoModel model, DType dtype) {
+    /**
+     * W_O {@code [layer, head, d_head, d_model]} in {@code dtype}, times the attention-output norm's scales, if any, and
+     * centred as {@link Fold} says.
+     */
+    private static Tensor wO(HookedAutoModel model, Fold fold, DType dtype) {
         Tensor w = inType(model.W_O(), dtype);
         Tensor scales = model.attentionOutNormWeights();
-        return scales == null ? w : w.mul(scales.to(dtype).view(scales.size(0), 1, 1, scales.size(1)));
+        Tensor scaled = scales == null ? w : w.mul(scales.to(dtype).view(scales.size(0), 1, 1, scales.size(1)));
+        return fold.centreWriting() ? scaled.sub(scaled.mean(3, true)) : scaled;
     }
 
     /** The scales {@link #headWeight} multiplies a weight by: q/k norms for W_Q/W_K, the output norm for W_O. */
@@ -367,11 +385,11 @@ public final class CompositionScores {
 
     private static Tensor foldInto(Tensor w, Fold fold, DType dtype) {
         Tensor converted = inType(w, dtype);
-        if (fold == null) {
+        if (fold.scales() == null) {
             return converted;
         }
         Tensor folded = converted.mul(fold.scales().to(dtype).view(fold.scales().size(0), 1, fold.scales().size(1), 1));
-        return fold.centre() ? folded.sub(folded.mean(2, true)) : folded;
+        return fold.centreReading() ? folded.sub(folded.mean(2, true)) : folded;
     }
 
     /** {@code w} itself when it has {@code dtype} already, else a converted copy. */
@@ -380,22 +398,29 @@ public final class CompositionScores {
     }
 
     /**
-     * TransformerLens's {@code fold_ln} for the weights that read the attention-input norm: its scale
-     * {@code [layer, d_model]} multiplied into their rows, and, after a LayerNorm (whose output has zero mean, so a
-     * constant row changes nothing), each column centred along d_model ({@code center_weights}).
+     * What the options do to the weights before scoring. TransformerLens's {@code fold_ln} for the weights that read
+     * the attention-input norm: its scale {@code [layer, d_model]} (null for none asked, or a norm without one)
+     * multiplied into their rows, and, after a LayerNorm (whose output has zero mean, so a constant row changes
+     * nothing), each column centred along d_model ({@code center_weights}). And its {@code center_writing_weights}:
+     * each W_O's rows centred along d_model.
      */
-    private record Fold(Tensor scales, boolean centre) {
-        /** The fold the options ask for; null for none, or when the family's norm has no scale. */
+    private record Fold(Tensor scales, boolean centreReading, boolean centreWriting) {
         static Fold of(HookedAutoModel model, Options options) {
+            boolean layerNorm = !model.config().rmsNorm();
+            if (options.centerWritingWeights() && !layerNorm) {
+                throw new IllegalArgumentException("centerWritingWeights needs a LayerNorm model: "
+                        + model.config().family() + " normalises with an RMSNorm, which keeps the mean that"
+                        + " centring W_O would remove, so the centred weights would not be the model's");
+            }
             Tensor scales = options.foldLn() ? model.normWeights() : null;
-            return scales == null ? null : new Fold(scales, !model.config().rmsNorm());
+            return new Fold(scales, scales != null && layerNorm, options.centerWritingWeights());
         }
     }
 
     private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n, DType dtype) {
         HookedAutoConfig c = model.config();
         Tensor a = wV(model, fold, dtype).reshape(n, c.dModel(), c.dHead());
-        Tensor bt = wO(model, dtype).reshape(n, c.dHead(), c.dModel());
+        Tensor bt = wO(model, fold, dtype).reshape(n, c.dHead(), c.dModel());
         return senderFactors(a, bt);
     }
 
@@ -407,7 +432,7 @@ public final class CompositionScores {
             case Q -> receiverFactors(wQ(model, fold, dtype).reshape(n, dm, dh), wK(model, fold, dtype).reshape(n, dm, dh));
             case K -> receiverFactors(wK(model, fold, dtype).reshape(n, dm, dh), wQ(model, fold, dtype).reshape(n, dm, dh));
             case V -> receiverFactors(wV(model, fold, dtype).reshape(n, dm, dh),
-                    wO(model, dtype).reshape(n, dh, dm).transpose(1, 2));
+                    wO(model, fold, dtype).reshape(n, dh, dm).transpose(1, 2));
         };
     }
 

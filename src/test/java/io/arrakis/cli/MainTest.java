@@ -1,8 +1,10 @@
 package io.arrakis.cli;
 
+import io.arrakis.composer.CompositionScores;
 import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
 import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.testing.Close;
 import org.junit.jupiter.api.Test;
@@ -206,6 +208,28 @@ class MainTest {
         double[] r = flatten(((Map<?, ?>) Json.parse(raw.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
         double[] f = flatten(((Map<?, ?>) Json.parse(folded.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
         assertTrue(Close.maxAbsDiff(r, f) > 1e-6, "folding the norm weights changed nothing");
+    }
+
+    /**
+     * {@code --center-writing} with {@code --fold-ln} gives the library's scores with both options; on an RMSNorm
+     * model it is refused.
+     */
+    @Test
+    void compositionCenterWritingIsTheLibrarysOption() {
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result centred = run("composition", "--model", GPT2.toString(), "--mode", "V", "--fold-ln", "--center-writing",
+                "--json");
+        assertEquals(0, centred.status(), centred.err());
+        double[] cli = flatten(((Map<?, ?>) Json.parse(centred.out().trim())).get("scores"), 4, new long[] {2, 4, 2, 4});
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(GPT2);
+             CompositionScores.Result library = CompositionScores.compute(model, CompositionScores.Mode.V,
+                     CompositionScores.Options.builder().foldLn(true).centerWritingWeights(true).build())) {
+            assertTrue(Close.maxAbsDiff(library.scores().toDoubleArray(), cli) < 1e-12);
+        }
+        Result refused = run("composition", "--model", Fixtures.SHARED.resolve("llama-tiny-gqa").toString(), "--mode",
+                "Q", "--center-writing");
+        assertTrue(refused.status() != 0);
+        assertTrue(refused.err().contains("RMSNorm"), refused.err());
     }
 
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */

@@ -256,6 +256,34 @@ class AttentionComposerTest {
 
     @Test
     void foldLnMatchesScoresOfHandFoldedWeights() {
+        assertMatchesHandPreparedWeights(false);
+    }
+
+    @Test
+    void centerWritingWeightsMatchesScoresOfHandCentredWeights() {
+        assertMatchesHandPreparedWeights(true);
+    }
+
+    @Test
+    void centerWritingWeightsIsRefusedForAnRmsNormModel() {
+        HookedAutoConfig c = HookedAutoConfig.of("llama").with(Map.of("hidden_size", 32, "num_hidden_layers", 2,
+                "num_attention_heads", 4, "num_key_value_heads", 4, "intermediate_size", 64, "vocab_size", 64,
+                "max_position_embeddings", 16));
+        try (HookedAutoModel model = HookedAutoModel.create(c, 4, DType.FLOAT32, Device.CPU)) {
+            CompositionScores.Options centre = CompositionScores.Options.builder().centerWritingWeights(true).build();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> CompositionScores.compute(model, Mode.Q, centre));
+            assertTrue(e.getMessage().contains("RMSNorm"), e.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> CompositionScores.pair(model, Head.of(0, 0), Head.of(1, 0), Mode.V, centre));
+        }
+    }
+
+    /**
+     * Scores with {@code foldLn} (and {@code centerWritingWeights} if asked) against TransformerLens's recipe applied
+     * by hand to the checkpoint's tensors.
+     */
+    private static void assertMatchesHandPreparedWeights(boolean centreWriting) {
         Path dir = gpt2Tiny();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"))) {
@@ -273,11 +301,21 @@ class AttentionComposerTest {
             Tensor wk = model.W_K(true).to(DType.FLOAT64);
             Tensor wv = model.W_V(true).to(DType.FLOAT64);
             Tensor wo = model.W_O().to(DType.FLOAT64);
-            CompositionScores.Options fold = CompositionScores.Options.builder().foldLn(true).build();
+            if (centreWriting) { // TransformerLens: W_O minus its mean over d_model
+                wo = Tensor.of(centred(wo.reshape(-1, c.dModel()).transpose(0, 1)).transpose(0, 1).toDoubleArray(),
+                        wo.shape());
+            }
+            CompositionScores.Options fold = CompositionScores.Options.builder().foldLn(true)
+                    .centerWritingWeights(centreWriting).build();
+            CompositionScores.Options foldOnly = CompositionScores.Options.builder().foldLn(true).build();
             for (Mode mode : Mode.values()) {
                 Tensor raw = CompositionScores.allPairs(model, mode);
                 Tensor folded = CompositionScores.compute(model, mode, fold).scores();
                 assertTrue(maxAbsDiff(raw, folded) > 1e-3, mode + ": folding the random ln weights changes the scores");
+                if (centreWriting) {
+                    Tensor notCentred = CompositionScores.compute(model, mode, foldOnly).scores();
+                    assertTrue(maxAbsDiff(notCentred, folded) > 1e-4, mode + ": centring W_O changes the scores");
+                }
                 double[] f = folded.toDoubleArray();
                 for (int h1 = 0; h1 < heads; h1++) {
                     // TransformerLens: W * ln.w[:, None], then (center_weights, after a LayerNorm) minus its d_model mean
