@@ -4,6 +4,7 @@ import io.arrakis.Progress;
 import io.arrakis.io.ModelFolder;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
+import io.arrakis.model.family.Slot;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
 import io.arrakis.torch.DType;
@@ -151,8 +152,9 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * A model with random weights, initialised as Hugging Face initialises the family: normal(0, initializer_range)
-     * matrices and embeddings, unit norm weights (zero for gemma's {@code (1 + w)} norms), zero biases; the same seed
-     * gives the same weights.
+     * matrices and embeddings, the embedding's padding row ({@code pad_token_id}'s, in the families whose embedding has
+     * one) zero, unit norm weights (zero for gemma's {@code (1 + w)} norms), zero biases; the same seed gives the same
+     * weights.
      */
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device) {
         return create(config, seed, dtype, device, Progress.NONE);
@@ -947,6 +949,7 @@ public final class HookedAutoModel implements AutoCloseable {
         private final long seed;
         private final double std;
         private final boolean normsStartAtZero;
+        private final int paddingIndex;
         private final DType dtype;
         private final Progress progress;
         private final long total;
@@ -963,6 +966,7 @@ public final class HookedAutoModel implements AutoCloseable {
             this.seed = seed;
             this.std = config.initializerRange();
             this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
+            this.paddingIndex = config.architecture().paddingIndex();
             this.dtype = dtype;
             this.progress = progress;
             this.total = tensors.values().stream().mapToLong(t -> Arrays.stream(t.shape()).reduce(1, Math::multiplyExact)).sum();
@@ -983,6 +987,10 @@ public final class HookedAutoModel implements AutoCloseable {
                 case NORMAL -> Tensor.normal(new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode()), shape, 0.0, std,
                         dtype, Device.CPU);
             };
+            if (paddingIndex >= 0 && tensor.parts().stream().anyMatch(part -> part.slot() == Slot.EMBED)) {
+                Tensor row = drawnTensor.select(0, paddingIndex);
+                row.copyFrom(Tensor.zeros(row.shape(), dtype, Device.CPU));
+            }
             drawn += drawnTensor.numel();
             progress.advanced(drawn, total);
             return drawnTensor;

@@ -374,7 +374,7 @@ class HookedAutoModelTest {
                 "mlp_bias", true));
         own.put("gemma", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 1, "head_dim", 16));
         own.put("phi3", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2,
-                "partial_rotary_factor", 0.5, "sliding_window", 3));
+                "partial_rotary_factor", 0.5, "sliding_window", 3, "pad_token_id", 63));
         own.put("qwen2", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
         own.put("mistral", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 2));
         own.put("stable-lm", Map.of("num_hidden_layers", 2, "intermediate_size", 48, "num_key_value_heads", 4,
@@ -433,6 +433,41 @@ class HookedAutoModelTest {
             assertArrayEquals(new long[] {2, heads, 32, d}, model.W_Q().shape());
             assertArrayEquals(new long[] {2, heads, d, 32}, model.W_O().shape());
         }
+    }
+
+    /**
+     * The families whose Hugging Face embedding is {@code nn.Embedding(vocab, d_model, padding_idx=pad_token_id)}
+     * (transformers 5.17's modeling files; GPT-2, GPT-Neo, GPT-NeoX, GPT-J and Falcon pass no padding_idx), whose
+     * {@code _init_weights} zeroes that row.
+     */
+    private static final Set<String> PADDED_EMBEDDINGS = Set.of("cohere", "gemma", "gemma2", "gemma3", "gpt-oss",
+            "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "stable-lm", "starcoder2");
+
+    @ParameterizedTest
+    @MethodSource("families")
+    void createZeroesThePaddingRowWhereTheFamilysEmbeddingHasOne(String family) {
+        HookedAutoConfig config = TinyConfigs.of(family).with("pad_token_id", 5);
+        try (HookedAutoModel model = HookedAutoModel.create(config, 3, DType.FLOAT32, Device.CPU)) {
+            Tensor embed = model.weights().embed;
+            assertEquals(PADDED_EMBEDDINGS.contains(family), embed.select(0, 5).abs().max().item() == 0, family);
+            assertTrue(embed.select(0, 4).abs().max().item() > 0, family);
+            assertTrue(embed.select(0, 6).abs().max().item() > 0, family);
+        }
+    }
+
+    @Test
+    void paddingTokenCountsFromTheEndWhenNegativeAndIsRefusedOutsideTheVocabulary() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("llama").with("pad_token_id", -1), 3,
+                DType.FLOAT32, Device.CPU)) {
+            assertEquals(0.0, model.weights().embed.select(0, 63).abs().max().item());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TinyConfigs.of("llama").with("pad_token_id", 64).dModel());
+        assertTrue(e.getMessage().contains("pad_token_id") && e.getMessage().contains("vocab_size 64"), e.getMessage());
+    }
+
+    static Stream<String> families() {
+        return HookedAutoConfig.supportedFamilies().stream();
     }
 
     /** Gemma's (1 + w) norms start at w = 0, and it runs in bfloat16 (its norms compute in float32). */

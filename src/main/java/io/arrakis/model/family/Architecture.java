@@ -47,6 +47,8 @@ import java.util.List;
  *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
  * @param rotaryInFloat32 whether a float16 or bfloat16 model rotates its queries and keys in float32 (with cos and
  *     sin in the model's dtype), the result then converted back (cohere)
+ * @param paddingIndex the token whose embedding row a new model starts with zeros ({@code pad_token_id}, which the
+ *     family's embedding takes as its {@code padding_idx}); -1 for none
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -56,7 +58,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
-        boolean rotaryInFloat32, boolean outputsSummedFirst) {
+        boolean rotaryInFloat32, boolean outputsSummedFirst, int paddingIndex) {
 
     /** How the residual stream is normalised. */
     public enum Norm {

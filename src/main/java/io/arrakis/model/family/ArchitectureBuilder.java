@@ -58,6 +58,7 @@ final class ArchitectureBuilder {
     private int slidingWindow;
     private int localWindow;
     private double embeddingScale = 1.0;
+    private String paddingKey;
     private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
     private boolean inputNorms = true;
     private boolean outputNorms;
@@ -245,6 +246,15 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /**
+     * The key of the token whose embedding row starts at zero, as the family's {@code nn.Embedding(..., padding_idx)}
+     * has it; families without one do not call this.
+     */
+    ArchitectureBuilder paddingToken(String key) {
+        paddingKey = key;
+        return this;
+    }
+
     /** The factor the token embeddings are multiplied by. */
     ArchitectureBuilder embeddingScale(double scale) {
         embeddingScale = scale;
@@ -406,13 +416,32 @@ final class ArchitectureBuilder {
         if (attentionScalarKey != null && !(attentionScalar > 0.0)) {
             throw invalid(attentionScalarKey, attentionScalar, "must be positive");
         }
-        return new Architecture(width, layers, heads, kv, headDim, mlpWidth, s.integer("vocab_size"), positions,
+        int vocab = s.integer("vocab_size");
+        return new Architecture(width, layers, heads, kv, headDim, mlpWidth, vocab, positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32,
-                outputsSummedFirst);
+                outputsSummedFirst, paddingIndex(vocab));
+    }
+
+    /**
+     * The embedding's padding row, or -1: a negative {@code pad_token_id} counts from the vocabulary's end and one
+     * outside it is refused, as {@code nn.Embedding} does.
+     */
+    private int paddingIndex(int vocab) {
+        Object id = paddingKey == null ? null : s.get(paddingKey);
+        if (id == null) {
+            return -1;
+        }
+        if (!(id instanceof Integer index)) {
+            throw invalid(paddingKey, id, "must be one token id, the embedding's padding row");
+        }
+        if (index < -vocab || index >= vocab) {
+            throw invalid(paddingKey, id, "must lie within the vocabulary (vocab_size " + vocab + ")");
+        }
+        return index < 0 ? index + vocab : index;
     }
 
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */

@@ -77,7 +77,7 @@ final class Gemma2 extends ModelFamily {
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
-                .positions("max_position_embeddings").activation("hidden_activation").gatedMlp()
+                .positions("max_position_embeddings").paddingToken("pad_token_id").activation("hidden_activation").gatedMlp()
                 .norm(Norm.RMS_NORM_PLUS_ONE, "rms_norm_eps").sublayerNorms(true, true)
                 .biases(attentionBias, attentionBias, false).embeddingScale(Math.sqrt(width))
                 .attentionScalar("query_pre_attn_scalar").softcaps("attn_logit_softcapping", "final_logit_softcapping")

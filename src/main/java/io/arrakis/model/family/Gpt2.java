@@ -37,7 +37,7 @@ final class Gpt2 extends ModelFamily {
                 str("summary_type", "cls_index"), bool("summary_use_proj", true), strOrNull("summary_activation", null),
                 bool("summary_proj_to_labels", true), dbl("summary_first_dropout", 0.1),
                 bool("scale_attn_weights", true), bool("use_cache", true), tok("bos_token_id", 50256),
-                tok("eos_token_id", 50256), bool("scale_attn_by_inverse_layer_idx", false),
+                tok("eos_token_id", 50256), tok("pad_token_id", null), bool("scale_attn_by_inverse_layer_idx", false),
                 bool("reorder_and_upcast_attn", false), bool("tie_word_embeddings", true)),
                 Map.of("hidden_size", "n_embd", "max_position_embeddings", "n_positions",
                         "num_attention_heads", "n_head", "num_hidden_layers", "n_layer")));

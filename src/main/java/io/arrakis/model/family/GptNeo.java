@@ -38,7 +38,7 @@ final class GptNeo extends ModelFamily {
                 str("activation_function", "gelu_new"), dbl("resid_dropout", 0.0), dbl("embed_dropout", 0.0),
                 dbl("attention_dropout", 0.0), dbl("classifier_dropout", 0.1), posDbl("layer_norm_epsilon", 1e-5),
                 dbl("initializer_range", 0.02), bool("use_cache", true), tok("bos_token_id", 50256),
-                tok("eos_token_id", 50256), bool("tie_word_embeddings", true)),
+                tok("eos_token_id", 50256), tok("pad_token_id", null), bool("tie_word_embeddings", true)),
                 Map.of("num_attention_heads", "num_heads", "num_hidden_layers", "num_layers")));
     }
 

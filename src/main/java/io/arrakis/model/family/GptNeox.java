@@ -36,9 +36,9 @@ final class GptNeox extends ModelFamily {
                 posDbl("rotary_pct", 0.25), posDbl("rotary_emb_base", 10000.0), dbl("attention_dropout", 0.0),
                 dbl("hidden_dropout", 0.0), dbl("classifier_dropout", 0.1), pos("max_position_embeddings", 2048),
                 dbl("initializer_range", 0.02), posDbl("layer_norm_eps", 1e-5), bool("use_cache", true),
-                tok("bos_token_id", 0), tok("eos_token_id", 2), bool("tie_word_embeddings", false),
-                bool("use_parallel_residual", true), mapOrNull("rope_scaling"), bool("attention_bias", true),
-                ropeParameters()),
+                tok("bos_token_id", 0), tok("eos_token_id", 2), tok("pad_token_id", null),
+                bool("tie_word_embeddings", false), bool("use_parallel_residual", true), mapOrNull("rope_scaling"),
+                bool("attention_bias", true), ropeParameters()),
                 Map.of("partial_rotary_factor", "rotary_pct", "rope_theta", "rotary_emb_base")));
     }
 

@@ -18,13 +18,13 @@ final class LlamaLayout {
     /**
      * Reads {@code hidden_size}, {@code num_hidden_layers}, {@code num_attention_heads},
      * {@code num_key_value_heads}, {@code intermediate_size}, {@code max_position_embeddings} and
-     * {@code hidden_act}, for a gated MLP.
+     * {@code hidden_act}, for a gated MLP whose embedding's padding row is {@code pad_token_id}'s.
      */
     static ArchitectureBuilder standardKeys(Settings s) {
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").mlpWidth("intermediate_size")
-                .positions("max_position_embeddings").activation("hidden_act").gatedMlp();
+                .positions("max_position_embeddings").activation("hidden_act").gatedMlp().paddingToken("pad_token_id");
     }
 
     /**

@@ -49,7 +49,7 @@ final class Phi extends ModelFamily {
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
-                .positions("max_position_embeddings").activation("hidden_act")
+                .positions("max_position_embeddings").paddingToken("pad_token_id").activation("hidden_act")
                 .norm(Norm.LAYER_NORM, "layer_norm_eps").rotary("rope_theta", "partial_rotary_factor")
                 .parallelResidual(true).outputsSummedFirst().sharedNorm(true).biases(true, true, true)
                 .build();

@@ -19,6 +19,7 @@ import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
 import static io.arrakis.model.family.Key.ropeParameters;
 import static io.arrakis.model.family.Key.str;
+import static io.arrakis.model.family.Key.tok;
 
 /**
  * Qwen2 ({@code transformers/models/qwen2}): Llama with biases on q/k/v only, and a sliding window only with
@@ -35,7 +36,7 @@ final class Qwen2 extends ModelFamily {
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_sliding_window", false),
                 posOrNull("sliding_window", 4096), integer("max_window_layers", 28), listOrNull("layer_types"),
-                dbl("attention_dropout", 0.0), optionalHeadDim(), ropeParameters()),
+                dbl("attention_dropout", 0.0), tok("pad_token_id", null), optionalHeadDim(), ropeParameters()),
                 Map.of()));
     }
 

@@ -32,7 +32,7 @@ final class StableLm extends ModelFamily {
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_qkv_bias", false),
                 bool("qk_layernorm", false), bool("use_parallel_residual", false), dbl("hidden_dropout", 0.0),
                 dbl("attention_dropout", 0.0), posDbl("partial_rotary_factor", 0.25), tok("bos_token_id", 0),
-                tok("eos_token_id", 0), ropeParameters()),
+                tok("eos_token_id", 0), tok("pad_token_id", null), ropeParameters()),
                 Map.of()));
     }
 

@@ -46,7 +46,7 @@ final class Starcoder2 extends ModelFamily {
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
-                .positions("max_position_embeddings").activation("hidden_act")
+                .positions("max_position_embeddings").paddingToken("pad_token_id").activation("hidden_act")
                 .norm(Norm.LAYER_NORM, "norm_epsilon").rotary("rope_theta", null).biases(bias, bias, bias)
                 .slidingWindow(s.integerOrNull("sliding_window"))
                 .build();
