@@ -37,8 +37,10 @@ import java.util.function.Function;
  *       alone (the sender layer's other heads read the clean {@code resid_pre} and are clean already; in families that
  *       normalise the attention's output, gemma2, gemma3 and olmo2, that norm acts on all heads' sum, so one head's
  *       change also rescales the others' terms in the sender layer's {@code hook_attn_out}); in
- *       {@link Mode#TOTAL} nothing is frozen, so intermediate heads and MLPs also see the corrupted sender (the total
- *       effect of the sender through the route);</li>
+ *       {@link Mode#PATH_THROUGH_MLPS} only the attention outputs are frozen and every MLP recomputes, so the sender
+ *       also reaches the receiver through MLPs (the recipe of Wang et al. as ARENA's IOI exercises implement it: every
+ *       head but the sender frozen, MLPs not); in {@link Mode#TOTAL} nothing is frozen, so intermediate heads and MLPs
+ *       also see the corrupted sender (the total effect of the sender through the route);</li>
  *   <li>a clean run where only the receiver head's q (k, v) is replaced by the value cached in step 2.</li>
  * </ol>
  *
@@ -78,10 +80,15 @@ public final class PathPatching {
         }
     }
 
-    /** Whether intermediate layers are frozen (the path only) or see the changed sender (the total effect). */
+    /** Which of the layers between sender and receiver are frozen to their clean outputs. */
     public enum Mode {
         /** Only the direct path sender → residual → receiver route: intermediate attention and MLP outputs clean. */
         PATH,
+        /**
+         * The direct path and the paths through MLPs: intermediate attention outputs clean, every MLP recomputed from
+         * the changed residual stream.
+         */
+        PATH_THROUGH_MLPS,
         /** Intermediate heads and MLPs see the changed sender too; its effect through them reaches the route. */
         TOTAL
     }
@@ -276,13 +283,20 @@ public final class PathPatching {
             ActivationCache cache = out.cache();
             List<HookSpec> hooks = new ArrayList<>();
             hooks.add(HookSpec.at(zName(sender.layer()), (z, n) -> replaceHead(z, sender.index(), senderZ)));
-            if (mode == Mode.PATH) {
-                Set<String> frozen = new HashSet<>();
-                frozen.add("blocks." + sender.layer() + ".hook_mlp_out");
+            Set<String> frozen = new HashSet<>();
+            if (mode != Mode.TOTAL) {
+                boolean mlps = mode == Mode.PATH;
+                if (mlps) {
+                    frozen.add("blocks." + sender.layer() + ".hook_mlp_out");
+                }
                 for (int l = sender.layer() + 1; l < receiver.layer(); l++) {
                     frozen.add("blocks." + l + ".hook_attn_out");
-                    frozen.add("blocks." + l + ".hook_mlp_out");
+                    if (mlps) {
+                        frozen.add("blocks." + l + ".hook_mlp_out");
+                    }
                 }
+            }
+            if (!frozen.isEmpty()) {
                 hooks.add(HookSpec.matching(frozen::contains, (a, n) -> {
                     Tensor clean = cache.get(n);
                     return clean.view(clean.shape());

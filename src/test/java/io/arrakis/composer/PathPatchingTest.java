@@ -259,6 +259,37 @@ class PathPatchingTest {
     }
 
     @Test
+    void pathThroughMlpsFreezesTheIntermediateHeadsAndLetsTheMlpsRecompute() {
+        // sender L0H1, receiver L2H0 in a 3-layer model: the sender reaches the receiver directly, through MLP 0, layer
+        // 1's heads and MLP 1. PATH_THROUGH_MLPS cuts layer 1's heads only: with MLPs 0 and 1 frozen by hand it is PATH,
+        // and TOTAL with layer 1's attention frozen by hand is it.
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(3, 9)) {
+            Head receiver = new Head(2, 0);
+            for (Route route : Route.values()) {
+                double path = PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, receiver, route, METRIC, Mode.PATH);
+                double viaMlps = PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, receiver, route, METRIC,
+                        Mode.PATH_THROUGH_MLPS);
+                double total = PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, receiver, route, METRIC, Mode.TOTAL);
+                assertTrue(Math.abs(viaMlps - path) > 1e-4, route + ": " + viaMlps + " vs path " + path);
+                assertTrue(Math.abs(viaMlps - total) > 1e-4, route + ": " + viaMlps + " vs total " + total);
+                double tolerance = 1e-5 * Math.max(1, Math.abs(viaMlps));
+                try (ModelOutput out = m.forward(CLEAN, CacheSpec.all())) {
+                    try (HookHandle mlps = m.addHook(HookSpec.matching(n -> n.equals("blocks.0.hook_mlp_out")
+                            || n.equals("blocks.1.hook_mlp_out"), (a, n) -> out.cache().get(n).copy()))) {
+                        assertEquals(path, PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, receiver, route, METRIC,
+                                Mode.PATH_THROUGH_MLPS), 1e-5 * Math.max(1, Math.abs(path)), route.toString());
+                    }
+                    try (HookHandle heads = m.addHook(HookSpec.at("blocks.1.hook_attn_out",
+                            (a, n) -> out.cache().get(n).copy()))) {
+                        assertEquals(viaMlps, PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, receiver, route, METRIC,
+                                Mode.TOTAL), tolerance, route.toString());
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void theLogitDifferenceMetricAveragesTheLastPositionOverTheBatch() {
         float[] v = new float[2 * 3 * 5];
         for (int i = 0; i < v.length; i++) {
