@@ -216,8 +216,10 @@ public final class ScoreReport {
     /**
      * A structure for {@link io.arrakis.json.Json#write}: for composition scores
      * {@code {"n_layers": L, "n_heads": H, "scores": [L][H][L][H]}} plus {@code "baseline_corrected"} of the same shape
-     * when there is a baseline; for head scores {@code {"n_layers": L, "n_heads": H, "scores": [L][H]}}. A NaN score
-     * (a head a detector cannot measure) is {@code null}, which JSON has in place of NaN.
+     * when there is a baseline; for head scores {@code {"n_layers": L, "n_heads": H, "scores": [L][H]}}. JSON has no
+     * number for NaN or an infinity: a NaN score (a head a detector cannot measure) is {@code null}, an infinite one
+     * the string {@code "Infinity"} or {@code "-Infinity"}, as {@link io.arrakis.model.ActivationCache#toJson} writes
+     * it.
      */
     public Object json() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -230,8 +232,8 @@ public final class ScoreReport {
         return m;
     }
 
-    private static Double orNull(double v) {
-        return Double.isNaN(v) ? null : v;
+    private static Object jsonScore(double v) {
+        return Double.isNaN(v) ? null : Double.isInfinite(v) ? (v > 0 ? "Infinity" : "-Infinity") : (Object) v;
     }
 
     /** The values as nested lists: {@code [L][H][L][H]} or {@code [L][H]}. */
@@ -241,14 +243,14 @@ public final class ScoreReport {
             List<Object> byHead = new ArrayList<>(heads);
             for (int h1 = 0; h1 < heads; h1++) {
                 if (!pairs) {
-                    byHead.add(orNull(values[l1 * heads + h1]));
+                    byHead.add(jsonScore(values[l1 * heads + h1]));
                     continue;
                 }
                 List<Object> byLayer = new ArrayList<>(layers);
                 for (int l2 = 0; l2 < layers; l2++) {
                     List<Object> row = new ArrayList<>(heads);
                     for (int h2 = 0; h2 < heads; h2++) {
-                        row.add(orNull(values[index(l1, h1, l2, h2)]));
+                        row.add(jsonScore(values[index(l1, h1, l2, h2)]));
                     }
                     byLayer.add(row);
                 }

@@ -124,6 +124,10 @@ class ScoreReportTest {
                 new double[] {Double.NaN, 2, 3, 4}, 2, 2).json()));
         assertEquals(java.util.Arrays.asList(java.util.Arrays.asList(null, 2.0), List.of(3.0, 4.0)),
                 unmeasured.get("scores"));
+        // an infinite score is written as the activations' JSON writes it, not refused
+        Map<?, ?> infinite = (Map<?, ?>) Json.parse(Json.write(ScoreReport.ofHeads(
+                new double[] {Double.POSITIVE_INFINITY, 2, 3, Double.NEGATIVE_INFINITY}, 2, 2).json()));
+        assertEquals(List.of(List.of("Infinity", 2.0), List.of(3.0, "-Infinity")), infinite.get("scores"));
     }
 
     private static double at(List<?> nested, int... index) {
