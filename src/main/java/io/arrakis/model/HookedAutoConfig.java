@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Checkpoint;
@@ -158,6 +159,30 @@ public final class HookedAutoConfig {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The configuration of a Hugging Face model folder, or of the snapshot a hub cache folder names: its
+     * {@code config.json}, without reading the weights.
+     *
+     * @throws IllegalArgumentException when {@code dir} is not a model folder with a {@code config.json}, or as
+     *     {@link #fromJson(Path)}
+     */
+    public static HookedAutoConfig fromPretrained(Path dir) {
+        return fromJson(modelFolder(dir).resolve("config.json"));
+    }
+
+    /** The folder holding a model's files ({@link ModelFolder#resolve}), refused when it has no config.json. */
+    static Path modelFolder(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("no model directory " + dir + " (expected a Hugging Face model folder with"
+                    + " config.json and model.safetensors)");
+        }
+        Path folder = ModelFolder.resolve(dir);
+        if (!Files.isRegularFile(folder.resolve("config.json"))) {
+            throw new IllegalArgumentException(folder + " has no config.json; a Hugging Face model folder needs one");
+        }
+        return folder;
     }
 
     /**

@@ -1,7 +1,6 @@
 package io.arrakis.model;
 
 import io.arrakis.Progress;
-import io.arrakis.io.ModelFolder;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.family.Slot;
@@ -122,14 +121,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Loads a Hugging Face model directory in {@code dtype} on {@code device}. */
     public static HookedAutoModel fromPretrained(Path dir, DType dtype, Device device) {
         checkDtype(dtype);
-        if (!java.nio.file.Files.isDirectory(dir)) {
-            throw new IllegalArgumentException("no model directory " + dir + " (expected a Hugging Face model folder with"
-                    + " config.json and model.safetensors)");
-        }
-        dir = ModelFolder.resolve(dir);
-        if (!java.nio.file.Files.isRegularFile(dir.resolve("config.json"))) {
-            throw new IllegalArgumentException(dir + " has no config.json; a Hugging Face model folder needs one");
-        }
+        dir = HookedAutoConfig.modelFolder(dir);
         HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
         MemoryCheck.require(config, dtype, device);
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir)) {

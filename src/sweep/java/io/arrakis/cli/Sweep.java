@@ -6,19 +6,19 @@ import io.arrakis.composer.PathPatching;
 import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
 import io.arrakis.model.HookedAutoConfig;
-import io.arrakis.model.HookedAutoModel;
 import io.arrakis.sweep.CompositionSweep;
 import io.arrakis.sweep.PatchingSweep;
 import io.arrakis.sweep.PromptFile;
 import io.arrakis.sweep.PromptPair;
 import io.arrakis.sweep.Sweeps;
-import io.arrakis.text.Tokenizer;
+import io.arrakis.text.HfTokenizer;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -72,11 +72,13 @@ final class Sweep implements Callable<Integer> {
             List<PromptPair> pairs;
             List<Head> heads;
             String folder = model.toAbsolutePath().toString();
-            try (HookedAutoModel m = HookedAutoModel.fromPretrained(model)) {
-                Tokenizer tokenizer = m.tokenizer().orElse(null);
-                pairs = PromptFile.read(prompts, tokenizer, m.config().vocabSize(), m.config().maxPositions());
-                heads = receivers.equals("all") ? PatchingSweep.allReceivers(m) : parseReceivers(receivers, m);
+            // the driver needs the config and the tokenizer only: the weights are the executors' (ExecutorModels)
+            HookedAutoConfig config = HookedAutoConfig.fromPretrained(model);
+            Path tokenizerFile = ModelFolder.resolve(model).resolve(HfTokenizer.FILE_NAME);
+            try (HfTokenizer tokenizer = Files.isRegularFile(tokenizerFile) ? HfTokenizer.load(tokenizerFile) : null) {
+                pairs = PromptFile.read(prompts, tokenizer, config.vocabSize(), config.maxPositions());
             }
+            heads = receivers.equals("all") ? PatchingSweep.allReceivers(config) : parseReceivers(receivers, config);
             PatchingSweep.Result result;
             try (SparkSession spark = Sweeps.session(job.master(), Map.of());
                  TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
@@ -154,15 +156,15 @@ final class Sweep implements Callable<Integer> {
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */
-    private static List<Head> parseReceivers(String text, HookedAutoModel model) {
+    private static List<Head> parseReceivers(String text, HookedAutoConfig config) {
         List<Head> heads = new ArrayList<>();
         for (String part : text.split(",")) {
             Head head = Main.parseHead(part);
-            if (head.layer() < 1 || head.layer() >= model.config().nLayers() || head.index() < 0
-                    || head.index() >= model.config().nHeads()) {
+            if (head.layer() < 1 || head.layer() >= config.nLayers() || head.index() < 0
+                    || head.index() >= config.nHeads()) {
                 throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is not a receiving head of this"
-                        + " model (layers 1 to " + (model.config().nLayers() - 1) + ", heads 0 to "
-                        + (model.config().nHeads() - 1) + ")");
+                        + " model (layers 1 to " + (config.nLayers() - 1) + ", heads 0 to "
+                        + (config.nHeads() - 1) + ")");
             }
             heads.add(head);
         }

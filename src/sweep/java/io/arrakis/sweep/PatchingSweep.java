@@ -3,6 +3,7 @@ package io.arrakis.sweep;
 import io.arrakis.Progress;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
@@ -47,10 +48,10 @@ public final class PatchingSweep {
     }
 
     /** Every head of layers 1 and up: the receivers of {@code --receivers all}. */
-    public static List<Head> allReceivers(HookedAutoModel model) {
+    public static List<Head> allReceivers(HookedAutoConfig config) {
         List<Head> heads = new ArrayList<>();
-        for (int l = 1; l < model.config().nLayers(); l++) {
-            for (int h = 0; h < model.config().nHeads(); h++) {
+        for (int l = 1; l < config.nLayers(); l++) {
+            for (int h = 0; h < config.nHeads(); h++) {
                 heads.add(Head.of(l, h));
             }
         }

@@ -39,6 +39,24 @@ class PretrainedFoldersTest {
         }
     }
 
+    /** The config alone, from a plain or a hub cache folder, with no weights there to read. */
+    @Test
+    void theConfigOfAFolderReadsNoWeights() throws Exception {
+        Path plain = Fixtures.dir("gpt2-tiny");
+        Path configOnly = Files.createDirectories(tmp.resolve("config-only"));
+        Files.copy(plain.resolve("config.json"), configOnly.resolve("config.json"));
+        Path hub = HubCacheLayout.build(tmp, "arrakis/config-only", List.of(configOnly.resolve("config.json")));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(plain)) {
+            assertEquals(model.config(), HookedAutoConfig.fromPretrained(configOnly));
+            assertEquals(model.config(), HookedAutoConfig.fromPretrained(hub));
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> HookedAutoConfig.fromPretrained(tmp.resolve("no-such-folder")));
+        assertTrue(e.getMessage().contains("no model directory"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(tmp));
+        assertTrue(e.getMessage().contains("has no config.json"), e.getMessage());
+    }
+
     @Test
     void aHubCacheFolderWithAMissingBlobIsRefused() throws Exception {
         Path hub = HubCacheLayout.build(tmp, "arrakis/gpt2-tiny", HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny")));
