@@ -294,7 +294,7 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /** Runs {@code body}, which reads the weights, with the model held open. */
-    private <T> T using(Supplier<T> body) {
+    <T> T using(Supplier<T> body) {
         uses.readLock().lock();
         try {
             checkOpen();
@@ -593,6 +593,17 @@ public final class HookedAutoModel implements AutoCloseable {
         return using(() -> owned(outBias(layer)));
     }
 
+    /** Unembedding weights {@code [d_model, vocab]} (the embeddings' transpose where they are tied), a new tensor. */
+    public Tensor W_U() {
+        return using(() -> owned(weights.unembed.alias()));
+    }
+
+    /** Unembedding bias {@code [vocab]} (zeros where the family has none), a new tensor. */
+    public Tensor b_U() {
+        return using(() -> weights.unembedBias == null
+                ? Tensor.zeros(new long[] {config.vocabSize()}, dtype, device) : owned(weights.unembedBias.alias()));
+    }
+
     /**
      * Block {@code layer}'s attention sink logits {@code [head]} (gpt-oss: each joins its head's softmax as a key
      * without a value), a new tensor; null where the family has no sinks.
@@ -672,6 +683,15 @@ public final class HookedAutoModel implements AutoCloseable {
                 return resid.copy();
             }
             return new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b());
+        });
+    }
+
+    /** The final norm applied to {@code resid [..., d_model]} exactly as the forward pass applies it; a new tensor. */
+    Tensor normalizeFinal(Tensor resid) {
+        return using(() -> {
+            try (TensorScope scope = TensorScope.open()) {
+                return scope.keep(new Forward(config, weights, tables, null).norm(resid, weights.lnfw, weights.lnfb));
+            }
         });
     }
 

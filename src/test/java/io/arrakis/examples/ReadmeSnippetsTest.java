@@ -14,19 +14,22 @@ import java.util.regex.Pattern;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The README's Java snippets for the composer and the bench are compiled code: every line of them (but "...") is a
- * line of the example sources the build compiles and the tests run; its list of model families is the registry's.
+ * The README's Java snippets for the residual stream, the composer and the bench are compiled code: every line of them
+ * (but "...") is a line of the example sources the build compiles and the tests run; its list of model families is the
+ * registry's.
  */
 class ReadmeSnippetsTest {
     private static final List<Path> SOURCES = List.of(
             Path.of("src/cli/java/io/arrakis/examples/SeedExample.java"),
             Path.of("src/test/java/io/arrakis/examples/ReadmeComposerExampleTest.java"),
-            Path.of("src/test/java/io/arrakis/examples/ReadmeBenchExampleTest.java"));
+            Path.of("src/test/java/io/arrakis/examples/ReadmeBenchExampleTest.java"),
+            Path.of("src/test/java/io/arrakis/examples/ReadmeResidualStreamExampleTest.java"));
 
     @Test
-    void composerAndBenchSnippetsAreLinesOfTestedSources() throws IOException {
+    void residualStreamComposerAndBenchSnippetsAreLinesOfTestedSources() throws IOException {
         String readme = Files.readString(Path.of("README.md"));
-        String sections = readme.substring(readme.indexOf("### The composer"), readme.indexOf("### Choosing libtorch"));
+        String sections = readme.substring(readme.indexOf("### The residual stream"), readme.indexOf("### Text in"))
+                + readme.substring(readme.indexOf("### The composer"), readme.indexOf("### Choosing libtorch"));
         List<String> known = new ArrayList<>();
         for (Path source : SOURCES) {
             Files.readAllLines(source).forEach(line -> known.add(normalise(line)));
@@ -43,7 +46,7 @@ class ReadmeSnippetsTest {
                 assertTrue(known.contains(l), "README line not found in the example sources: " + line.strip());
             }
         }
-        assertTrue(blocks >= 2, "found " + blocks + " snippets");
+        assertTrue(blocks >= 3, "found " + blocks + " snippets");
     }
 
     @Test

@@ -1,0 +1,295 @@
+package io.arrakis.model;
+
+import io.arrakis.model.family.Architecture;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * TransformerLens's residual-stream tools ({@code ActivationCache.accumulated_resid}, {@code decompose_resid},
+ * {@code stack_head_results}, {@code apply_ln_to_stack}, {@code logit_attrs}) over one forward pass's cache:
+ *
+ * <pre>{@code
+ * try (ModelOutput out = model.forward(ids)) {
+ *     ResidualStream resid = new ResidualStream(model, out.cache());
+ *     try (ResidualStream.Components parts = resid.decomposeResid(false)) {
+ *         Tensor attrs = resid.logitAttrs(parts.stack(), answers);   // [component, batch, pos]
+ *     }
+ * }
+ * }</pre>
+ *
+ * <p>A class of its own, built from a model and a cache, because every one of these needs both: this library's
+ * {@link ActivationCache} is activations by name and nothing else, and {@link ModelOutput} the logits beside it,
+ * while the final norm, {@code W_O} and {@code W_U} are the model's. Nothing is read or copied until a method is
+ * called; the model and the cache must stay open until then.
+ *
+ * <p>Stacks are {@code [component, batch, pos, d_model]}, with one label per component. Every tensor returned is new
+ * and owned by the caller: by the innermost open {@link TensorScope}, or closed by the caller
+ * ({@link Components#close}). A method that needs cache entries the cache lacks throws
+ * {@link IllegalArgumentException} naming them and the {@link CacheSpec} that keeps them.
+ *
+ * <p>The cache holds no statistic of the final norm (TransformerLens's {@code ln_final.hook_scale}), so
+ * {@link #applyLnToStack} recomputes it from the last block's {@code hook_resid_post} as the family's final norm
+ * does: the variance of the centred stream (LayerNorm) or its mean square (RMSNorm), plus epsilon, in float32.
+ */
+public final class ResidualStream {
+    private final HookedAutoModel model;
+    private final ActivationCache cache;
+    private final Architecture arch;
+    private final String finalResid;
+
+    /**
+     * A labelled stack of residual-stream components.
+     *
+     * @param stack {@code [component, batch, pos, d_model]}, owned by the caller
+     * @param labels one per component, in stack order
+     */
+    public record Components(Tensor stack, List<String> labels) implements AutoCloseable {
+        public Components {
+            labels = List.copyOf(labels);
+        }
+
+        /** Frees the stack. */
+        @Override
+        public void close() {
+            stack.close();
+        }
+    }
+
+    /** The tools over {@code cache}, which a forward pass of {@code model} filled. */
+    public ResidualStream(HookedAutoModel model, ActivationCache cache) {
+        this.model = model;
+        this.cache = cache;
+        this.arch = model.config().architecture();
+        this.finalResid = "blocks." + (arch.nLayers() - 1) + ".hook_resid_post";
+    }
+
+    /**
+     * The residual stream at each layer boundary, as TransformerLens's {@code accumulated_resid()}: every block's
+     * {@code hook_resid_pre} (labels {@code "0_pre"}, ...), with {@code includeMid} each block's
+     * {@code hook_resid_mid} after it ({@code "0_mid"}), and last the final {@code hook_resid_post}
+     * ({@code "final_post"}).
+     *
+     * @param applyLn pass each stream through the final norm on its own statistics (the logit lens; the last one
+     *     becomes {@code ln_final.hook_normalized}), rather than through {@link #applyLnToStack}'s shared scale, as
+     *     TransformerLens does for the whole stream
+     * @throws UnsupportedOperationException with {@code includeMid} for a family that runs attention and MLP in
+     *     parallel: its blocks have no mid point
+     */
+    public Components accumulatedResid(boolean includeMid, boolean applyLn) {
+        if (includeMid && arch.parallelResidual()) {
+            throw new UnsupportedOperationException("a " + model.config().family() + " block runs attention and MLP in"
+                    + " parallel on the same input: it has no mid point (hook_resid_mid) to include");
+        }
+        List<String> names = new ArrayList<>();
+        List<String> labels = new ArrayList<>();
+        for (int l = 0; l < arch.nLayers(); l++) {
+            names.add("blocks." + l + ".hook_resid_pre");
+            labels.add(l + "_pre");
+            if (includeMid) {
+                names.add("blocks." + l + ".hook_resid_mid");
+                labels.add(l + "_mid");
+            }
+        }
+        names.add(finalResid);
+        labels.add("final_post");
+        List<Tensor> parts = require("accumulatedResid", names);
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor stack = Tensor.stack(parts, 0);
+            return new Components(scope.keep(applyLn ? model.normalizeFinal(stack) : stack), labels);
+        }
+    }
+
+    /**
+     * What each part of the model wrote into the final residual stream, as TransformerLens's
+     * {@code decompose_resid()}: {@code "embed"}, {@code "pos_embed"} where the family learns positions, then per
+     * block {@code "0_attn_out"}, {@code "0_mlp_out"}, ... The components sum to the last block's
+     * {@code hook_resid_post} in every family: {@code "embed"} is {@code hook_embed} times the family's embedding
+     * scale (gemma's {@code sqrt(d_model)}, granite's {@code embedding_multiplier}), which the forward pass applies
+     * after that hook, and {@code hook_attn_out}/{@code hook_mlp_out} are what joins the residual stream, after any
+     * output norm (gemma2, gemma3, olmo2) or residual multiplier (granite), in parallel blocks too.
+     *
+     * @param applyLn pass the stack through {@link #applyLnToStack}
+     */
+    public Components decomposeResid(boolean applyLn) {
+        List<String> names = new ArrayList<>(List.of("hook_embed"));
+        List<String> labels = new ArrayList<>(List.of("embed"));
+        if (!arch.rotary()) {
+            names.add("hook_pos_embed");
+            labels.add("pos_embed");
+        }
+        for (int l = 0; l < arch.nLayers(); l++) {
+            names.add("blocks." + l + ".hook_attn_out");
+            labels.add(l + "_attn_out");
+            names.add("blocks." + l + ".hook_mlp_out");
+            labels.add(l + "_mlp_out");
+        }
+        List<Tensor> parts = new ArrayList<>(require("decomposeResid", withFinalResid(names, applyLn)));
+        try (TensorScope scope = TensorScope.open()) {
+            if (arch.embeddingScale() != 1.0) { // as the forward pass scales it: a number in the weights' dtype
+                parts.set(0, parts.getFirst().mul(model.dtype().round(arch.embeddingScale())));
+            }
+            Tensor stack = Tensor.stack(parts.subList(0, labels.size()), 0);
+            return new Components(scope.keep(applyLn ? applyLnToStack(stack) : stack), labels);
+        }
+    }
+
+    /**
+     * Each attention head's output, {@code z · W_O} times granite's residual multiplier, labelled {@code "L0H0"},
+     * {@code "L0H1"}, ..., as TransformerLens's {@code stack_head_results()}. A block's heads sum to its
+     * {@code hook_attn_out} less its output bias {@code b_O} (times the multiplier), which, like everything else in
+     * the stream, belongs to the remainder.
+     *
+     * @param includeRemainder add {@code "remainder"}: the final {@code hook_resid_post} less every head, so that the
+     *     stack sums to it
+     * @param applyLn pass the stack through {@link #applyLnToStack}
+     * @throws UnsupportedOperationException for families that normalise the attention output before it joins the
+     *     residual stream (gemma2, gemma3, olmo2): what joins is no sum of per-head terms
+     */
+    public Components stackHeadResults(boolean includeRemainder, boolean applyLn) {
+        if (arch.outputNorms()) {
+            throw new UnsupportedOperationException("a " + model.config().family() + " model normalises each attention"
+                    + " output before it joins the residual stream, so that output is not a sum of per-head terms;"
+                    + " decomposeResid gives each block's whole attention output");
+        }
+        List<String> names = new ArrayList<>();
+        for (int l = 0; l < arch.nLayers(); l++) {
+            names.add("blocks." + l + ".attn.hook_z");
+        }
+        List<Tensor> z = require("stackHeadResults", withFinalResid(names, includeRemainder || applyLn));
+        List<String> labels = new ArrayList<>();
+        try (TensorScope scope = TensorScope.open()) {
+            List<Tensor> perLayer = new ArrayList<>();
+            for (int l = 0; l < arch.nLayers(); l++) {
+                Tensor heads = Tensor.einsum("bphd,hdm->hbpm", z.get(l), model.W_O(l));
+                perLayer.add(arch.residualMultiplier() == 1.0 ? heads : heads.mul(arch.residualMultiplier()));
+                for (int h = 0; h < arch.nHeads(); h++) {
+                    labels.add("L" + l + "H" + h);
+                }
+            }
+            Tensor stack = Tensor.cat(perLayer, 0);
+            if (includeRemainder) {
+                Tensor remainder = cache.get(finalResid).sub(stack.sum(0, false));
+                stack = Tensor.cat(List.of(stack, remainder.unsqueeze(0)), 0);
+                labels.add("remainder");
+            }
+            return new Components(scope.keep(applyLn ? applyLnToStack(stack) : stack), labels);
+        }
+    }
+
+    /**
+     * The final norm applied to a stack of components of the final residual stream, linearly: each component
+     * centred (LayerNorm families), divided by the scale of the actual final stream (see the class comment) and
+     * multiplied by the norm's weight ({@code 1 + w} for gemma's norms); the norm's bias, where it has one, is shared
+     * equally among the components. A complete decomposition ({@link #decomposeResid}, or {@link #stackHeadResults}
+     * with its remainder) then still sums to {@code ln_final.hook_normalized}, and through {@code W_U} to the logits.
+     * TransformerLens only centres and divides, leaving weight and bias to be folded into {@code W_U} and
+     * {@code b_U}; this library does not fold them.
+     *
+     * @param stack {@code [component, batch, pos, d_model]} in the cache's dtype and device and of its batch and
+     *     positions; float16 and bfloat16 stacks are computed on in their dtype, the scale in float32
+     * @return a new stack of the same shape
+     */
+    public Tensor applyLnToStack(Tensor stack) {
+        Tensor resid = require("applyLnToStack", List.of(finalResid)).getFirst();
+        checkStack(stack, resid);
+        return model.using(() -> {
+            try (TensorScope scope = TensorScope.open()) {
+                Weights w = model.weights();
+                boolean layerNorm = arch.norm() == Architecture.Norm.LAYER_NORM;
+                Tensor x = resid.dtype() == DType.FLOAT32 || resid.dtype() == DType.FLOAT64 ? resid : resid.to(DType.FLOAT32);
+                Tensor centred = layerNorm ? x.sub(x.mean(-1, true)) : x;
+                Tensor inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt().to(stack.dtype());
+                Tensor parts = layerNorm ? stack.sub(stack.mean(-1, true)) : stack;
+                Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? w.lnfw.add(1.0) : w.lnfw;
+                Tensor normalized = parts.mul(inverseScale).mul(weight);
+                return scope.keep(w.lnfb == null ? normalized : normalized.add(w.lnfb.div(stack.size(0))));
+            }
+        });
+    }
+
+    /** {@link #logitAttrs(Tensor, Tensor, Tensor)} for the tokens alone. */
+    public Tensor logitAttrs(Tensor stack, Tensor tokens) {
+        return logitAttrs(stack, tokens, null);
+    }
+
+    /**
+     * Direct logit attribution, as TransformerLens's {@code logit_attrs}: each component after
+     * {@link #applyLnToStack}, projected onto the unembedding direction ({@code W_U}'s column) of {@code tokens},
+     * less that of {@code incorrectTokens} where given, and multiplied by the family's logit scale (cohere's
+     * {@code logit_scale}, granite's {@code 1 / logits_scaling}). For a complete decomposition the components sum
+     * to the token's logit less its unembedding bias (times the scale), or to the logit difference; for families
+     * that soft-cap their logits (gemma2, gemma3), to that value before the cap, which is not linear.
+     *
+     * @param stack {@code [component, batch, pos, d_model]}, as for {@link #applyLnToStack}
+     * @param tokens int64 ids: {@code [batch, pos]} (one per position, e.g. each next token), {@code [batch]} (one
+     *     per example, at every position) or a 0-dim tensor (one for all)
+     * @param incorrectTokens null, or ids of the same shape
+     * @return {@code [component, batch, pos]}, new
+     */
+    public Tensor logitAttrs(Tensor stack, Tensor tokens, Tensor incorrectTokens) {
+        long[] resid = require("logitAttrs", List.of(finalResid)).getFirst().shape();
+        long[] t = tokens.shape();
+        if (!(t.length == 0 || t.length == 1 && t[0] == resid[0] || t.length == 2 && t[0] == resid[0] && t[1] == resid[1])) {
+            throw new IllegalArgumentException("logitAttrs: tokens must be [batch, pos] = [" + resid[0] + ", " + resid[1]
+                    + "], [batch] or 0-dim, got shape " + Arrays.toString(t));
+        }
+        if (incorrectTokens != null && !Arrays.equals(t, incorrectTokens.shape())) {
+            throw new IllegalArgumentException("logitAttrs: incorrect tokens must have the tokens' shape "
+                    + Arrays.toString(t) + ", got " + Arrays.toString(incorrectTokens.shape()));
+        }
+        return model.using(() -> {
+            try (TensorScope scope = TensorScope.open()) {
+                Tensor rows = model.weights().unembed.transpose(0, 1); // [vocab, d_model]
+                Tensor directions = rows.embedding(perPosition(tokens));
+                if (incorrectTokens != null) {
+                    directions = directions.sub(rows.embedding(perPosition(incorrectTokens)));
+                }
+                Tensor attrs = applyLnToStack(stack).mul(directions).sum(-1, false);
+                return scope.keep(arch.logitScale() == 1.0 ? attrs : attrs.mul(arch.logitScale()));
+            }
+        });
+    }
+
+    /** Ids as {@code [batch, pos]}, or {@code [batch or 1, 1]} to broadcast over positions. */
+    private static Tensor perPosition(Tensor tokens) {
+        return tokens.dim() == 2 ? tokens : tokens.reshape(Math.max(1, tokens.numel()), 1);
+    }
+
+    private List<String> withFinalResid(List<String> names, boolean needed) {
+        if (!needed) {
+            return names;
+        }
+        List<String> all = new ArrayList<>(names);
+        all.add(finalResid);
+        return all;
+    }
+
+    /** The cache's entries at {@code names}, or the exception that says which are missing and how to keep them. */
+    private List<Tensor> require(String method, List<String> names) {
+        List<String> missing = names.stream().filter(name -> !cache.contains(name)).toList();
+        if (!missing.isEmpty()) {
+            throw new IllegalArgumentException(method + " needs the cache entries " + String.join(", ", missing)
+                    + ", which this cache lacks: run the forward pass with CacheSpec.all(), or with CacheSpec.only(\""
+                    + String.join("\", \"", names) + "\") and whatever else you need");
+        }
+        return names.stream().map(cache::get).toList();
+    }
+
+    private void checkStack(Tensor stack, Tensor resid) {
+        long[] r = resid.shape();
+        long[] s = stack.shape();
+        if (s.length != 4 || s[1] != r[0] || s[2] != r[1] || s[3] != r[2]) {
+            throw new IllegalArgumentException("a stack of residual-stream components must be [component, batch, pos,"
+                    + " d_model] = [n, " + r[0] + ", " + r[1] + ", " + r[2] + "], got shape " + Arrays.toString(s));
+        }
+        if (stack.dtype() != resid.dtype() || !stack.device().equals(resid.device())) {
+            throw new IllegalArgumentException("a stack of residual-stream components must be " + resid.dtype() + " on "
+                    + resid.device() + " as the cache is, got " + stack.dtype() + " on " + stack.device());
+        }
+    }
+}
