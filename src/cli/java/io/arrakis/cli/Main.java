@@ -42,6 +42,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 
 /** The {@code scripts/arrakis} command line: one subcommand per job, parsed by picocli. */
@@ -283,13 +284,16 @@ public final class Main implements Callable<Integer> {
         private int batch = 4;
         @Option(names = "--seed", paramLabel = "S", description = "the random seed (default 0)")
         private long seed;
+        @Option(names = "--bos", description = "start every sequence with the config's bos_token_id, as TransformerLens's"
+                + " to_tokens does")
+        private boolean bos;
         @Option(names = "--json", description = "all scores as JSON")
         private boolean json;
 
         @Override
         public Integer call() {
-            heads(model, seqLen == null ? null : atLeast(seqLen, 2, "--seq-len"), atLeast(batch, 1, "--batch"), seed, json,
-                    main.out, main.err);
+            heads(model, seqLen == null ? null : atLeast(seqLen, 2, "--seq-len"), atLeast(batch, 1, "--batch"), seed, bos,
+                    json, main.out, main.err);
             return 0;
         }
     }
@@ -446,14 +450,19 @@ public final class Main implements Callable<Integer> {
     }
 
     /** The head detectors' scores as a table or JSON. */
-    private static void heads(Path model, Integer seqLen, int batch, long seed, boolean json, PrintStream out,
-                              PrintStream err) {
+    private static void heads(Path model, Integer seqLen, int batch, long seed, boolean bos, boolean json,
+                              PrintStream out, PrintStream err) {
         Map<String, ScoreReport> reports = new LinkedHashMap<>();
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              TerminalProgress progress = TerminalProgress.of("head detectors", "layers", json, err);
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
-            int n = seqLen != null ? seqLen : AttentionView.defaultDetectorSeqLen(m);
-            try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed)) {
+            OptionalLong bosId = bos ? m.config().bosTokenId() : OptionalLong.empty();
+            if (bos && bosId.isEmpty()) {
+                throw new IllegalArgumentException("--bos: this model's config.json sets no bos_token_id");
+            }
+            int n = seqLen != null ? seqLen
+                    : (int) Math.min(AttentionView.defaultDetectorSeqLen(m), (m.config().maxPositions() - (bos ? 1 : 0)) / 2);
+            try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed, bosId)) {
                 reports.put("previous_token", ScoreReport.ofHeads(s.previousToken()));
                 reports.put("induction", ScoreReport.ofHeads(s.induction()));
                 reports.put("duplicate_token", ScoreReport.ofHeads(s.duplicateToken()));

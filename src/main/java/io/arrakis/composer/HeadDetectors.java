@@ -13,6 +13,7 @@ import io.arrakis.torch.TensorScope;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
 
 /**
  * Scores every attention head for the three classic attention signatures, measured on seeded repeated random token
@@ -34,6 +35,11 @@ import java.util.List;
  * attend there, which says nothing of what they would do, where a 0 would read as "not such a head". The model runs
  * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
  * are seen). Random tokens may repeat inside the first copy; as in the references, this is not corrected for.
+ *
+ * <p>With a beginning-of-sequence token ({@link #detect(HookedAutoModel, int, int, long, OptionalLong)}) every row
+ * starts with it, as TransformerLens's {@code to_tokens} prepends one by default: pretrained models park attention on
+ * their first position, and without it the first random token takes that role. The positions above then count from
+ * the token after it, and attention to it counts for no score.
  */
 public final class HeadDetectors {
     private HeadDetectors() {
@@ -60,11 +66,22 @@ public final class HeadDetectors {
      * uniformly from {@code [0, vocab)} by {@code new Generator(seed)}, each row followed by itself.
      */
     public static Tensor repeatedTokens(HookedAutoModel model, int seqLen, int batch, long seed) {
-        check(model, seqLen, batch);
+        return repeatedTokens(model, seqLen, batch, seed, OptionalLong.empty());
+    }
+
+    /** {@link #repeatedTokens(HookedAutoModel, int, int, long)}, each row after {@code bos} where it is present. */
+    public static Tensor repeatedTokens(HookedAutoModel model, int seqLen, int batch, long seed, OptionalLong bos) {
+        check(model, seqLen, batch, bos);
         try (TensorScope scope = TensorScope.open()) {
             Tensor first = Tensor.randint(new Generator(seed), 0, model.config().vocabSize(), new long[] {batch, seqLen},
                     Device.CPU);
-            return scope.keep(Tensor.cat(List.of(first, first), 1));
+            List<Tensor> parts = new ArrayList<>();
+            if (bos.isPresent()) {
+                parts.add(Tensor.full(new long[] {batch, 1}, bos.getAsLong(), DType.INT64, Device.CPU));
+            }
+            parts.add(first);
+            parts.add(first);
+            return scope.keep(Tensor.cat(parts, 1));
         }
     }
 
@@ -79,26 +96,37 @@ public final class HeadDetectors {
      *     maximum positions
      */
     public static Scores detect(HookedAutoModel model, int seqLen, int batch, long seed) {
-        check(model, seqLen, batch);
+        return detect(model, seqLen, batch, seed, OptionalLong.empty());
+    }
+
+    /**
+     * {@link #detect(HookedAutoModel, int, int, long)} on rows that start with {@code bos} where it is present (see
+     * the class comment); {@code 2 seqLen + 1} positions must then fit the model.
+     *
+     * @throws IllegalArgumentException also on a {@code bos} outside the vocabulary
+     */
+    public static Scores detect(HookedAutoModel model, int seqLen, int batch, long seed, OptionalLong bos) {
+        check(model, seqLen, batch, bos);
         HookedAutoConfig c = model.config();
         int layers = c.nLayers();
-        int total = 2 * seqLen;
+        int o = bos.isPresent() ? 1 : 0; // where the repeated tokens start
+        int total = o + 2 * seqLen;
         float[] prev = new float[total * total];
         float[] ind = new float[total * total];
         float[] dup = new float[total * total];
-        for (int i = 1; i < total; i++) {
-            prev[i * total + i - 1] = 1f / (total - 1);
+        for (int i = o + 1; i < total; i++) {
+            prev[i * total + i - 1] = 1f / (2 * seqLen - 1);
         }
         for (int j = 0; j < seqLen; j++) {
-            dup[(seqLen + j) * total + j] = 1f / seqLen;
-            ind[(seqLen + j) * total + j + 1] = 1f / seqLen;
+            dup[(o + seqLen + j) * total + o + j] = 1f / seqLen;
+            ind[(o + seqLen + j) * total + o + j + 1] = 1f / seqLen;
         }
         String[] names = new String[layers];
         for (int l = 0; l < layers; l++) {
             names[l] = "blocks." + l + ".attn.hook_pattern";
         }
         try (TensorScope scope = TensorScope.open()) {
-            Tensor ids = repeatedTokens(model, seqLen, batch, seed);
+            Tensor ids = repeatedTokens(model, seqLen, batch, seed, bos);
             Tensor prevMask = Tensor.of(prev, total, total).to(model.device());
             Tensor indMask = Tensor.of(ind, total, total).to(model.device());
             Tensor dupMask = Tensor.of(dup, total, total).to(model.device());
@@ -164,7 +192,7 @@ public final class HeadDetectors {
         return new Head(best / heads, best % heads);
     }
 
-    private static void check(HookedAutoModel model, int seqLen, int batch) {
+    private static void check(HookedAutoModel model, int seqLen, int batch, OptionalLong bos) {
         if (model == null) {
             throw new IllegalArgumentException("model is null");
         }
@@ -175,10 +203,17 @@ public final class HeadDetectors {
         if (batch < 1) {
             throw new IllegalArgumentException("batch must be at least 1, got " + batch);
         }
+        long vocab = model.config().vocabSize();
+        if (bos.isPresent() && (bos.getAsLong() < 0 || bos.getAsLong() >= vocab)) {
+            throw new IllegalArgumentException("the beginning-of-sequence token " + bos.getAsLong() + " is outside the"
+                    + " vocabulary [0, " + vocab + ")");
+        }
         long max = model.config().maxPositions();
-        if (2L * seqLen > max) {
-            throw new IllegalArgumentException("the repeated sequence has 2 * " + seqLen + " = " + (2L * seqLen)
-                    + " positions but the model has " + max + "; use seqLen <= " + (max / 2));
+        long positions = 2L * seqLen + (bos.isPresent() ? 1 : 0);
+        if (positions > max) {
+            throw new IllegalArgumentException("the repeated sequence has " + (bos.isPresent() ? "1 + " : "") + "2 * "
+                    + seqLen + " = " + positions + " positions but the model has " + max + "; use seqLen <= "
+                    + ((max - (bos.isPresent() ? 1 : 0)) / 2));
         }
     }
 }

@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.OptionalInt;
+import java.util.OptionalLong;
 
 /**
  * A transformer configuration of one of the {@linkplain #supportedFamilies() supported model families}, with the
@@ -252,6 +253,16 @@ public final class HookedAutoConfig {
     }
 
     // --------------------------------------------------------------------------------------------- accessors
+
+    /**
+     * The configuration's {@code bos_token_id}, where it names one token: what TransformerLens's {@code to_tokens}
+     * prepends by default.
+     *
+     * @return the id, or empty where the configuration sets none (or a list)
+     */
+    public OptionalLong bosTokenId() {
+        return raw.get("bos_token_id") instanceof Number id ? OptionalLong.of(id.longValue()) : OptionalLong.empty();
+    }
 
     /**
      * The family's canonical name, one of {@link #supportedFamilies()}.

@@ -232,6 +232,27 @@ class MainTest {
         assertTrue(refused.err().contains("RMSNorm"), refused.err());
     }
 
+    /**
+     * {@code heads --bos} starts each sequence with the config's bos_token_id: the library's scores with it; GPT-2's
+     * default 50256 lies outside the tiny fixture's vocabulary, which is refused.
+     */
+    @Test
+    void headsWithTheBeginningOfSequenceToken() {
+        Path gpt2 = Fixtures.huggingFace("gpt2");
+        Result r = run("heads", "--model", gpt2.toString(), "--seq-len", "6", "--batch", "2", "--bos", "--json");
+        assertEquals(0, r.status(), r.err());
+        double[] cli = flatten(((Map<?, ?>) Json.parse(r.out().trim())).get("induction"), 2, new long[] {2, 4});
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(gpt2);
+             io.arrakis.composer.HeadDetectors.Scores s = io.arrakis.composer.HeadDetectors.detect(model, 6, 2, 0,
+                     java.util.OptionalLong.of(1))) {
+            assertTrue(Close.maxAbsDiff(s.induction().toDoubleArray(), cli) < 1e-6);
+        }
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result refused = run("heads", "--model", GPT2.toString(), "--bos");
+        assertTrue(refused.status() != 0);
+        assertTrue(refused.err().contains("50256") && refused.err().contains("vocabulary"), refused.err());
+    }
+
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */
     @Test
     void headsJsonHasOneScorePerHead() {

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.function.IntUnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -127,6 +128,53 @@ class HeadDetectorsTest {
              var hook = model.addHook(forceHead(0, 1, q -> q == 2 * N - 1 ? N : 0));
              HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 4)) {
             assertEquals(1.0 / N, at(s.induction(), new Head(0, 1)), 1e-6);
+        }
+    }
+
+    /**
+     * With a beginning-of-sequence token every row is {@code [bos, r_1..r_n, r_1..r_n]}: the signatures are those of
+     * the repeated tokens one position later, and attention to the first position counts for no score.
+     */
+    @Test
+    void aBeginningOfSequenceTokenShiftsEverySignatureByOnePosition() {
+        OptionalLong bos = OptionalLong.of(5);
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2(2), 2, DType.FLOAT32, Device.CPU)) {
+            long[] ids = HeadDetectors.repeatedTokens(model, N, BATCH, 3, bos).toLongArray();
+            long[] plain = HeadDetectors.repeatedTokens(model, N, BATCH, 3).toLongArray();
+            for (int b = 0; b < BATCH; b++) {
+                assertEquals(5, ids[b * (2 * N + 1)]);
+                for (int i = 0; i < 2 * N; i++) {
+                    assertEquals(plain[b * 2 * N + i], ids[b * (2 * N + 1) + 1 + i]);
+                }
+            }
+            try (var previous = model.addHook(forceHead(0, 1, q -> Math.max(q - 1, 0)));
+                 var sink = model.addHook(forceHead(0, 3, q -> 0));
+                 var induction = model.addHook(forceHead(1, 3, q -> q >= N + 1 ? q - N + 1 : 0));
+                 var duplicate = model.addHook(forceHead(1, 0, q -> q >= N + 1 ? q - N : q));
+                 HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 3, bos)) {
+                assertEquals(1.0, at(s.previousToken(), new Head(0, 1)), 1e-6);
+                assertEquals(1.0, at(s.induction(), new Head(1, 3)), 1e-6);
+                assertEquals(1.0, at(s.duplicateToken(), new Head(1, 0)), 1e-6);
+                for (Tensor scores : List.of(s.previousToken(), s.induction(), s.duplicateToken())) {
+                    assertEquals(0.0, at(scores, new Head(0, 3)), 0.0, "attention to the first position scores nothing");
+                }
+            }
+        }
+    }
+
+    @Test
+    void aBeginningOfSequenceTokenMustBeInTheVocabularyAndFitThePositions() {
+        try (HookedAutoModel model = HookedAutoModel.create(tinyGpt2(1), 1, DType.FLOAT32, Device.CPU)) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.detect(model, N, BATCH, 0, OptionalLong.of(64)));
+            assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.detect(model, N, BATCH, 0, OptionalLong.of(-1)));
+            // 32 positions: 2 * 16 fit without it, not with it
+            HeadDetectors.detect(model, 16, 1, 0).close();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.detect(model, 16, 1, 0, OptionalLong.of(1)));
+            assertTrue(e.getMessage().contains("seqLen <= 15"), e.getMessage());
         }
     }
 

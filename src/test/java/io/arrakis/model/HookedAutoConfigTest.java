@@ -821,6 +821,14 @@ class HookedAutoConfigTest {
     }
 
     @Test
+    void theBeginningOfSequenceTokenIsTheConfigsWhereItNamesOne() {
+        assertEquals(java.util.OptionalLong.of(50256), HookedAutoConfig.of("gpt2").bosTokenId());
+        assertEquals(java.util.OptionalLong.of(7), HookedAutoConfig.of("llama").with("bos_token_id", 7).bosTokenId());
+        assertTrue(HookedAutoConfig.of("qwen3").bosTokenId().isEmpty(), "qwen3's default is None");
+        assertTrue(HookedAutoConfig.of("llama").with("bos_token_id", List.of(1, 2)).bosTokenId().isEmpty());
+    }
+
+    @Test
     void fromJsonErrorsNameTheFile(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("config.json");
         Files.writeString(file, "{\"model_type\": \"bert\", \"hidden_size\": 768}");
