@@ -109,6 +109,12 @@ public final class CompositionScores {
             }
         }
 
+        /** Options without {@code centerWritingWeights}. */
+        public Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements,
+                       boolean foldLn) {
+            this(baseline, baselineSamples, seed, progress, maxBlockElements, foldLn, false);
+        }
+
         /** Options without {@code foldLn} or {@code centerWritingWeights}. */
         public Options(boolean baseline, int baselineSamples, long seed, Progress progress, long maxBlockElements) {
             this(baseline, baselineSamples, seed, progress, maxBlockElements, false, false);

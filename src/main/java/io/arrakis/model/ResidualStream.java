@@ -184,11 +184,12 @@ public final class ResidualStream {
     /**
      * The final norm applied to a stack of components of the final residual stream, linearly: each component
      * centred (LayerNorm families), divided by the scale of the actual final stream (see the class comment) and
-     * multiplied by the norm's weight ({@code 1 + w} for gemma's norms); the norm's bias, where it has one, is shared
-     * equally among the components. A complete decomposition ({@link #decomposeResid}, or {@link #stackHeadResults}
-     * with its remainder) then still sums to {@code ln_final.hook_normalized}, and through {@code W_U} to the logits.
-     * TransformerLens only centres and divides, leaving weight and bias to be folded into {@code W_U} and
-     * {@code b_U}; this library does not fold them.
+     * multiplied by the norm's weight ({@code 1 + w} for gemma's norms). The norm's bias, where it has one, belongs to
+     * no component, so it is left out, as TransformerLens leaves it out (its {@code fold_ln} moves it into
+     * {@code b_U}): a complete decomposition ({@link #decomposeResid}, or {@link #stackHeadResults} with its
+     * remainder) sums to {@code ln_final.hook_normalized} less that bias, and each component's value does not depend
+     * on which others share the stack. TransformerLens only centres and divides, leaving the weight to be folded
+     * into {@code W_U}; this library does not fold it, and multiplies here instead.
      *
      * @param stack {@code [component, batch, pos, d_model]} in the cache's dtype and device and of its batch and
      *     positions; float16 and bfloat16 stacks are computed on in their dtype, the scale in float32
@@ -206,8 +207,7 @@ public final class ResidualStream {
                 Tensor inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt().to(stack.dtype());
                 Tensor parts = layerNorm ? stack.sub(stack.mean(-1, true)) : stack;
                 Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? w.lnfw.add(1.0) : w.lnfw;
-                Tensor normalized = parts.mul(inverseScale).mul(weight);
-                return scope.keep(w.lnfb == null ? normalized : normalized.add(w.lnfb.div(stack.size(0))));
+                return scope.keep(parts.mul(inverseScale).mul(weight));
             }
         });
     }
@@ -222,8 +222,11 @@ public final class ResidualStream {
      * {@link #applyLnToStack}, projected onto the unembedding direction ({@code W_U}'s column) of {@code tokens},
      * less that of {@code incorrectTokens} where given, and multiplied by the family's logit scale (cohere's
      * {@code logit_scale}, granite's {@code 1 / logits_scaling}). For a complete decomposition the components sum
-     * to the token's logit less its unembedding bias (times the scale), or to the logit difference; for families
-     * that soft-cap their logits (gemma2, gemma3), to that value before the cap, which is not linear.
+     * to the token's logit less what the biases give it (the unembedding bias and the final norm's bias through
+     * {@code W_U}, times the scale), or to the difference of two such; for families that soft-cap their logits
+     * (gemma2, gemma3), to that value before the cap, which is not linear. {@code W_U} is the model's: TransformerLens's
+     * {@code from_pretrained} centres it by default ({@code center_unembed}), which moves single-token attributions
+     * by a per-component constant but leaves differences of two tokens as they are.
      *
      * @param stack {@code [component, batch, pos, d_model]}, as for {@link #applyLnToStack}
      * @param tokens int64 ids: {@code [batch, pos]} (one per position, e.g. each next token), {@code [batch]} (one

@@ -57,14 +57,15 @@ class ResidualStreamTest {
             assertEquals(labels, parts.labels());
             assertClose(finalResid.toDoubleArray(), sumOverComponents(parts.stack()), 1e-5, family + " decomposition");
 
-            Tensor normalized = resid.applyLnToStack(parts.stack()).sum(0, false);
+            // the final norm's bias is no component's: the normalised components sum to the norm's output less it
+            Tensor normalized = withFinalNormBias(model, resid.applyLnToStack(parts.stack()).sum(0, false));
             assertClose(reference.tensor("ln_final.hook_normalized").toDoubleArray(), normalized.toDoubleArray(), 1e-4,
                     family + " normalised decomposition");
             assertClose(reference.tensor("logits").toDoubleArray(), logits(model, normalized).toDoubleArray(), 1e-4,
                     family + " logits of the normalised decomposition");
-            assertArrayEquals(parts.stack().toFloatArray(), resid.decomposeResid(false).stack().toFloatArray());
             assertClose(reference.tensor("ln_final.hook_normalized").toDoubleArray(),
-                    resid.decomposeResid(true).stack().sum(0, false).toDoubleArray(), 1e-4, family + " decomposeResid(true)");
+                    withFinalNormBias(model, resid.decomposeResid(true).stack().sum(0, false)).toDoubleArray(), 1e-4,
+                    family + " decomposeResid(true)");
 
             ResidualStream.Components accumulated = resid.accumulatedResid(false, false);
             assertEquals(layers + 1, accumulated.labels().size());
@@ -98,7 +99,10 @@ class ResidualStreamTest {
             double[] difference = resid.logitAttrs(parts, tokens, ids).sum(0, false).toDoubleArray();
             assertArrayEquals(new long[] {parts.size(0), shape[0], shape[1]}, resid.logitAttrs(parts, tokens).shape());
             double[] logits = reference.tensor("logits").toDoubleArray();
-            double[] bias = model.b_U().toDoubleArray();
+            // what the biases give each token: b_U, and the final norm's bias through W_U
+            Tensor normBias = model.weights().lnfb;
+            double[] bias = (normBias == null ? model.b_U()
+                    : normBias.unsqueeze(0).matmul(model.W_U()).squeeze(0).add(model.b_U())).toDoubleArray();
             long[] t = tokens.toLongArray();
             long[] u = ids.toLongArray();
             int vocab = a.vocabSize();
@@ -112,6 +116,33 @@ class ResidualStreamTest {
             }
             assertClose(expected, attrs, 1e-4, family + " logit attributions");
             assertClose(expectedDifference, difference, 1e-4, family + " logit difference attributions");
+        }
+    }
+
+    /**
+     * A component's attribution is its own: the same alone, among the heads, or with the remainder too (the final
+     * norm of this fixture has a bias, which belongs to no component).
+     */
+    @Test
+    void aComponentsAttributionDoesNotDependOnTheRestOfTheStack() {
+        Path dir = Fixtures.huggingFace("gpt2");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
+            assertTrue(model.weights().lnfb.abs().max().item() > 0.1, "the fixture's final norm has a bias");
+            ResidualStream resid = new ResidualStream(model, out.cache());
+            Tensor heads = resid.stackHeadResults(false, false).stack();
+            Tensor withRemainder = resid.stackHeadResults(true, false).stack();
+            Tensor tokens = Tensor.of(new long[] {7});
+            Tensor wrong = Tensor.of(new long[] {3});
+            float[] alone = resid.logitAttrs(heads.narrow(0, 0, 1), tokens, wrong).toFloatArray();
+            float[] amongHeads = resid.logitAttrs(heads, tokens, wrong).select(0, 0).toFloatArray();
+            float[] amongAll = resid.logitAttrs(withRemainder, tokens, wrong).select(0, 0).toFloatArray();
+            assertTrue(Math.abs(alone[0]) > 1e-3, "L0H0 matters: " + alone[0]);
+            for (int i = 0; i < alone.length; i++) {
+                assertEquals(alone[i], amongHeads[i], 1e-6);
+                assertEquals(alone[i], amongAll[i], 1e-6);
+            }
         }
     }
 
@@ -186,8 +217,8 @@ class ResidualStreamTest {
             assertClose(out.cache().get("blocks." + (a.nLayers() - 1) + ".hook_resid_post").toDoubleArray(),
                     sumOverComponents(heads.stack()), 1e-5, family + " heads and remainder");
             assertClose(out.cache().get("ln_final.hook_normalized").toDoubleArray(),
-                    resid.stackHeadResults(true, true).stack().sum(0, false).toDoubleArray(), 1e-5,
-                    family + " normalised heads and remainder");
+                    withFinalNormBias(model, resid.stackHeadResults(true, true).stack().sum(0, false)).toDoubleArray(),
+                    1e-5, family + " normalised heads and remainder");
         }
     }
 
@@ -251,6 +282,12 @@ class ResidualStreamTest {
     private static void assertMissing(String names, org.junit.jupiter.api.function.Executable call) {
         String message = assertThrows(IllegalArgumentException.class, call).getMessage();
         assertTrue(message.contains("needs the cache entries " + names + ", which this cache lacks"), message);
+    }
+
+    /** The sum of normalised components plus the final norm's bias, where it has one: the norm's output. */
+    private static Tensor withFinalNormBias(HookedAutoModel model, Tensor normalized) {
+        Tensor bias = model.weights().lnfb;
+        return bias == null ? normalized : normalized.add(bias);
     }
 
     /** The logits of a normalised stream as the forward pass makes them: unembedding, bias, scale, soft-cap. */
