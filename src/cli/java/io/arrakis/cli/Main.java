@@ -81,10 +81,13 @@ public final class Main implements Callable<Integer> {
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
-            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
-                    || e instanceof UnsupportedOperationException || e instanceof java.io.UncheckedIOException
-                    || e instanceof io.arrakis.model.safetensors.SafeTensorsException) {
-                return badInput(err, command, e);
+            // a Spark job that failed carries its task's exception: a bad model folder is found there by a sweep
+            Throwable cause = e.getClass().getName().equals("org.apache.spark.SparkException") && e.getCause() != null
+                    ? e.getCause() : e;
+            if (cause instanceof IllegalArgumentException || cause instanceof IllegalStateException
+                    || cause instanceof UnsupportedOperationException || cause instanceof java.io.UncheckedIOException
+                    || cause instanceof io.arrakis.model.safetensors.SafeTensorsException) {
+                return badInput(err, command, cause);
             }
             throw e;
         });
@@ -104,7 +107,7 @@ public final class Main implements Callable<Integer> {
         }
     }
 
-    private static int badInput(PrintStream err, CommandLine command, Exception e) {
+    private static int badInput(PrintStream err, CommandLine command, Throwable e) {
         err.println(command.getCommandSpec().qualifiedName() + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
         return 2;
     }

@@ -121,7 +121,7 @@ final class Sweep implements Callable<Integer> {
             List<String> folders = CompositionSweep.checkpoints(checkpoints).stream()
                     .map(c -> Path.of(c).toAbsolutePath().toString()).toList();
             // a configuration the library refuses is named here, not by a failed Spark task
-            folders.forEach(f -> HookedAutoConfig.fromJson(ModelFolder.resolve(Path.of(f)).resolve("config.json")));
+            folders.forEach(f -> HookedAutoConfig.fromPretrained(Path.of(f)));
             long start = System.nanoTime();
             long rows;
             try (SparkSession spark = Sweeps.session(job.master(), Map.of());
@@ -165,6 +165,9 @@ final class Sweep implements Callable<Integer> {
                 throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is not a receiving head of this"
                         + " model (layers 1 to " + (config.nLayers() - 1) + ", heads 0 to "
                         + (config.nHeads() - 1) + ")");
+            }
+            if (heads.contains(head)) {
+                throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is named twice");
             }
             heads.add(head);
         }

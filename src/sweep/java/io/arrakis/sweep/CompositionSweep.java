@@ -19,7 +19,9 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 /**
@@ -43,29 +45,50 @@ public final class CompositionSweep {
 
     /**
      * The model folders named: each as given, or, for a folder without a {@code config.json}, its subfolders that have
-     * one, by name; a Hugging Face hub cache folder ({@code models--ORG--NAME}) counts as the model folder it holds.
+     * one, by name. A Hugging Face hub cache folder ({@code models--ORG--NAME}) counts as the model folder it holds,
+     * resolved here to the snapshot its {@code refs/main} names (the rows' {@code checkpoint} then says which
+     * revision was scored, and every executor reads that one).
+     *
+     * @throws IllegalArgumentException for a name that is no folder, a folder without models, or one model folder
+     *     reached twice (its rows would be too)
      */
     public static List<String> checkpoints(List<String> given) {
-        List<String> out = new ArrayList<>();
+        List<String> found = new ArrayList<>();
         for (String g : given) {
             Path dir = Path.of(g);
             if (isModelFolder(dir)) {
-                out.add(g);
+                found.add(g);
                 continue;
             }
             if (!Files.isDirectory(dir)) {
                 throw new IllegalArgumentException("--checkpoints: " + g + " is not a folder");
             }
             try (Stream<Path> children = Files.list(dir)) {
-                List<String> found = children.filter(CompositionSweep::isModelFolder).sorted()
+                List<String> inside = children.filter(CompositionSweep::isModelFolder).sorted()
                         .map(Path::toString).toList();
-                if (found.isEmpty()) {
+                if (inside.isEmpty()) {
                     throw new IllegalArgumentException("--checkpoints: " + g + " has no config.json, nor subfolders with one");
                 }
-                out.addAll(found);
+                found.addAll(inside);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
+        }
+        Map<Path, String> byFolder = new LinkedHashMap<>();
+        List<String> out = new ArrayList<>();
+        for (String f : found) {
+            Path folder = ModelFolder.resolve(Path.of(f));
+            Path real;
+            try {
+                real = folder.toRealPath();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            String earlier = byFolder.putIfAbsent(real, f);
+            if (earlier != null) {
+                throw new IllegalArgumentException("--checkpoints: " + f + " and " + earlier + " are the same model folder");
+            }
+            out.add(folder.equals(Path.of(f)) ? f : folder.toString());
         }
         return out;
     }

@@ -3,6 +3,7 @@ package io.arrakis.sweep;
 import io.arrakis.Progress;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
+import io.arrakis.io.ModelFolder;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.Tensor;
@@ -16,9 +17,12 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 
+import static org.apache.spark.sql.functions.abs;
 import static org.apache.spark.sql.functions.avg;
 import static org.apache.spark.sql.functions.col;
 
@@ -40,7 +44,10 @@ public final class PatchingSweep {
             .add("clean_metric", DataTypes.DoubleType, false)
             .add("corrupted_metric", DataTypes.DoubleType, false);
 
-    /** What a sweep wrote: its rows, its time, and the strongest (sender, receiver, mean effect) over the prompts. */
+    /**
+     * What a sweep wrote: its rows, its time, and the strongest (sender, receiver, mean effect) over the prompts, up to
+     * 10, by the mean effect's magnitude (an important sender often lowers the metric).
+     */
     public record Result(long rows, double seconds, List<List<Object>> top) {
     }
 
@@ -84,11 +91,18 @@ public final class PatchingSweep {
 
     /**
      * Runs the sweep of {@code prompts} on the model in {@code modelFolder} (a path every executor can read) and
-     * writes the rows to {@code out} (see {@link Sweeps#write}).
+     * writes the rows to {@code out} (see {@link Sweeps#write}). A hub cache folder is resolved here, once, to the
+     * snapshot its {@code refs/main} names, so that every executor reads the same one.
+     *
+     * @throws IllegalArgumentException for a receiver named twice, or an output that exists
      */
     public static Result run(SparkSession spark, String modelFolder, List<PromptPair> prompts, PathPatching.Route route,
                              List<Head> receivers, String out, Progress progress) {
+        if (new HashSet<>(receivers).size() != receivers.size()) {
+            throw new IllegalArgumentException("a receiver is named twice in " + receivers + ": its rows would be too");
+        }
         Sweeps.checkNew(spark, out);
+        String folder = ModelFolder.resolve(Path.of(modelFolder)).toAbsolutePath().normalize().toString();
         long start = System.nanoTime();
         int[] receiverPairs = new int[2 * receivers.size()]; // records are not serializable; the pairs are
         for (int i = 0; i < receivers.size(); i++) {
@@ -102,7 +116,7 @@ public final class PatchingSweep {
             for (int i = 0; i < receiverPairs.length; i += 2) {
                 heads.add(Head.of(receiverPairs[i], receiverPairs[i + 1]));
             }
-            return rows(ExecutorModels.get(modelFolder), p, route, heads).iterator();
+            return rows(ExecutorModels.get(folder), p, route, heads).iterator();
         });
         Dataset<Row> frame = spark.createDataFrame(rows, SCHEMA);
         long written = Sweeps.withProgress(spark, progress, () -> Sweeps.write(spark, frame, out));
@@ -110,7 +124,7 @@ public final class PatchingSweep {
         for (Row r : Sweeps.read(spark, out)
                 .groupBy("sender_layer", "sender_head", "receiver_layer", "receiver_head")
                 .agg(avg("effect").as("mean_effect"))
-                .orderBy(col("mean_effect").desc(), col("sender_layer"), col("sender_head"), col("receiver_layer"),
+                .orderBy(abs(col("mean_effect")).desc(), col("sender_layer"), col("sender_head"), col("receiver_layer"),
                         col("receiver_head"))
                 .limit(10).collectAsList()) {
             top.add(List.of("L" + r.getInt(0) + "H" + r.getInt(1), "L" + r.getInt(2) + "H" + r.getInt(3), r.getDouble(4)));

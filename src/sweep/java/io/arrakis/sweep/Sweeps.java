@@ -2,7 +2,10 @@ package io.arrakis.sweep;
 
 import io.arrakis.Progress;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileAlreadyExistsException;
+import org.apache.hadoop.fs.FileContext;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Options;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.core.appender.ConsoleAppender;
 import org.apache.logging.log4j.core.config.Configurator;
@@ -111,8 +114,14 @@ public final class Sweeps {
             FileSystem fs = target.getFileSystem(hadoop(spark));
             try {
                 rows.write().format(format).option("header", "true").save(temp.toString());
-                if (!fs.rename(temp, target)) {
-                    throw new IOException("could not rename " + temp + " to " + target + " (does it exist?)");
+                // a plain FileSystem.rename onto an existing folder moves the temporary inside it, where no reader
+                // looks: another sweep that wrote the same --out meanwhile must make this one fail instead
+                try {
+                    FileContext.getFileContext(fs.getUri(), hadoop(spark)).rename(fs.makeQualified(temp),
+                            fs.makeQualified(target), Options.Rename.NONE);
+                } catch (FileAlreadyExistsException e) {
+                    throw new IllegalStateException("--out " + out + " was written by someone else while this sweep"
+                            + " ran; its rows were not written", e);
                 }
             } finally {
                 fs.delete(temp, true);

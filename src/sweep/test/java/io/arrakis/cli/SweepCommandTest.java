@@ -74,6 +74,32 @@ class SweepCommandTest {
         assertFalse(Files.exists(Path.of(out)));
     }
 
+    /** Was: a model folder without weights failed inside a Spark task, with the job's stack trace. */
+    @Test
+    void aModelFolderWithoutWeightsIsOneLine() throws IOException {
+        Path weightless = Files.createDirectories(dir.resolve("weightless"));
+        Files.copy(Path.of(MODEL).resolve("config.json"), weightless.resolve("config.json"));
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        String out = dir.resolve("never.csv").toString();
+        String[] r = run("sweep", "patching", "--model", weightless.toString(), "--prompts", prompts.toString(),
+                "--route", "V", "--receivers", "1.0", "--out", out, "--master", "local[1]");
+        assertEquals("2", r[0], r[2]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
+        assertTrue(r[2].startsWith("arrakis sweep patching: "), r[2]);
+        assertFalse(Files.exists(Path.of(out)));
+    }
+
+    @Test
+    void aReceiverNamedTwiceIsRefused() throws IOException {
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "V",
+                "--receivers", "1.1,1.1", "--out", dir.resolve("never.csv").toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("'1.1' is named twice"), r[2]);
+    }
+
     @Test
     void aReceiverThatReceivesNothingIsRefused() throws IOException {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(

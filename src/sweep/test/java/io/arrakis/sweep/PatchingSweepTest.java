@@ -76,6 +76,17 @@ class PatchingSweepTest {
         assertEquals(8, result.top().size(), "every (sender, receiver) pair, as there are fewer than 10");
         List<Row> rows = Sweeps.read(spark, out("k.parquet")).orderBy("prompt_id", "receiver_head", "sender_head").collectAsList();
         assertEquals(48, rows.size());
+        // the top pairs, by the magnitude of their mean effect over the prompts, from the rows
+        Map<String, Double> sums = new java.util.TreeMap<>();
+        for (Row r : rows) {
+            sums.merge("L0H" + r.getAs("sender_head") + " L1H" + r.getAs("receiver_head"), (double) r.getAs("effect"),
+                    Double::sum);
+        }
+        List<String> strongest = sums.entrySet().stream()
+                .sorted((x, y) -> Double.compare(Math.abs(y.getValue()), Math.abs(x.getValue())))
+                .map(Map.Entry::getKey).toList();
+        assertEquals(strongest, result.top().stream().map(t -> t.get(0) + " " + t.get(1)).toList());
+        assertTrue(sums.values().stream().anyMatch(v -> v < 0), "the ordering is tested with negative effects too");
         Set<List<Object>> keys = new HashSet<>();
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
             for (Row r : rows) {
@@ -96,6 +107,33 @@ class PatchingSweepTest {
             }
         }
         assertEquals(1, ExecutorModels.loaded(), "one model in this JVM for all its tasks");
+    }
+
+    /**
+     * Was: a second sweep writing the same output, both having found it absent at their start, renamed its rows into
+     * a hidden folder inside the first one's output, where no reader looks, and reported the first one's rows.
+     */
+    @Test
+    void aSecondWriterOfTheSameOutputFailsAndTheFirstOnesRowsStay() throws Exception {
+        org.apache.spark.sql.types.StructType schema = new org.apache.spark.sql.types.StructType()
+                .add("x", org.apache.spark.sql.types.DataTypes.LongType, false);
+        String out = out("race.csv");
+        assertEquals(2, Sweeps.write(spark, spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create(1L),
+                org.apache.spark.sql.RowFactory.create(2L)), schema), out));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Sweeps.write(spark,
+                spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create(3L)), schema), out));
+        assertTrue(e.getMessage().contains("written by someone else"), e.getMessage());
+        assertEquals(2, Sweeps.read(spark, out).count());
+        try (Stream<Path> inside = Files.list(Path.of(out)); Stream<Path> beside = Files.list(dir)) {
+            assertTrue(inside.noneMatch(p -> p.getFileName().toString().startsWith(".race.csv")), "nothing moved inside");
+            assertTrue(beside.noneMatch(p -> p.getFileName().toString().startsWith(".race.csv")), "no temporary left");
+        }
+    }
+
+    @Test
+    void aReceiverNamedTwiceIsRefused() {
+        assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark, MODEL.toString(), prompts(1),
+                PathPatching.Route.Q, List.of(Head.of(1, 0), Head.of(1, 0)), out("twice.csv"), Progress.NONE));
     }
 
     @Test

@@ -109,9 +109,26 @@ class PromptFileTest {
             Files.createDirectories(hub.resolve(name).resolve("refs"));
             Files.writeString(hub.resolve(name).resolve("refs").resolve("main"), "abc123");
         }
+        // pinned to the snapshot refs/main names when the sweep starts: the executors read that one
         String a = hub.resolve("models--org--a").toString();
-        assertEquals(List.of(a), CompositionSweep.checkpoints(List.of(a)));
-        assertEquals(List.of(a, hub.resolve("models--org--b").toString()), CompositionSweep.checkpoints(List.of(hub.toString())));
+        String aSnapshot = hub.resolve("models--org--a").resolve("snapshots").resolve("abc123").toString();
+        String bSnapshot = hub.resolve("models--org--b").resolve("snapshots").resolve("abc123").toString();
+        assertEquals(List.of(aSnapshot), CompositionSweep.checkpoints(List.of(a)));
+        assertEquals(List.of(aSnapshot, bSnapshot), CompositionSweep.checkpoints(List.of(hub.toString())));
+    }
+
+    /** Was: a model folder named twice (or reached through its parent too) was scored, and its rows written, twice. */
+    @Test
+    void aModelFolderReachedTwiceIsRefused() throws IOException {
+        Files.createDirectories(dir.resolve("step-1"));
+        Files.writeString(dir.resolve("step-1").resolve("config.json"), "{}");
+        String step = dir.resolve("step-1").toString();
+        for (List<String> twice : List.of(List.of(step, step), List.of(dir.toString(), step),
+                List.of(step, dir.resolve("step-1").resolve(".").toString()))) {
+            String message = assertThrows(IllegalArgumentException.class, () -> CompositionSweep.checkpoints(twice))
+                    .getMessage();
+            assertTrue(message.contains("are the same model folder"), message);
+        }
     }
 
     @Test
