@@ -353,7 +353,7 @@ public final class ExperimentLog {
         for (Path file : RecordFiles.recordFiles(dir)) {
             ExperimentRecord r = RecordFiles.read(file);
             if (r != null) {
-                records.add(r);
+                records.add(checked(r, name));
             }
         }
         records.sort(Comparator.comparing(ExperimentRecord::startTime).thenComparing(ExperimentRecord::version));
@@ -384,6 +384,23 @@ public final class ExperimentLog {
             throw new NoSuchElementException("experiment " + Json.quote(name) + " has no version " + version + " in "
                     + saveDir + "; its versions: " + (known.size() > 20 ? known.subList(0, 20) + " and "
                     + (known.size() - 20) + " more" : known));
+        }
+        return checked(r, name);
+    }
+
+    /**
+     * {@code r}, read from {@code name}'s folder, once its content is found to be what its version and folder say: a
+     * record edited after it was logged, or copied into another experiment's folder, is refused.
+     */
+    private static ExperimentRecord checked(ExperimentRecord r, String name) {
+        if (!r.name().equals(name)) {
+            throw new IllegalStateException("not a valid experiment record: " + r.file() + ": it records experiment "
+                    + Json.quote(r.name()) + " but lies in the folder of " + Json.quote(name));
+        }
+        String content = hash(r.name(), r.arguments(), r.result());
+        if (!content.equals(r.version())) {
+            throw new IllegalStateException("not a valid experiment record: " + r.file() + ": its content is version "
+                    + content + ", not " + r.version() + " (it was edited or damaged)");
         }
         return r;
     }

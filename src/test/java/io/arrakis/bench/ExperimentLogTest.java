@@ -538,6 +538,25 @@ class ExperimentLogTest {
         }
     }
 
+    /** Was: a record whose values were edited, or that was copied into another experiment's folder, read as valid. */
+    @Test
+    void anEditedOrMovedRecordIsRefused(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord r = log.record("a", Map.of("alpha", 0.5), Map.of("score", 0.25), T0, ONE_SECOND, null);
+        assertEquals(r, log.getVersion("a", r.version()), "an untouched record reads back");
+        Path copy = Files.createDirectories(dir.resolve("b")).resolve(r.file().getFileName());
+        Files.copy(r.file(), copy);
+        IllegalStateException moved = assertThrows(IllegalStateException.class, () -> log.getVersion("b", r.version()));
+        assertTrue(moved.getMessage().contains("lies in the folder of \"b\""), moved.getMessage());
+        assertThrows(IllegalStateException.class, () -> log.listVersions("b"));
+        Files.writeString(r.file(), Files.readString(r.file()).replace("0.25", "0.75"));
+        IllegalStateException edited = assertThrows(IllegalStateException.class, () -> log.getVersion("a", r.version()));
+        assertTrue(edited.getMessage().contains("edited or damaged")
+                && edited.getMessage().contains(ExperimentLog.version("a", Map.of("alpha", 0.5), Map.of("score", 0.75))),
+                edited.getMessage());
+        assertThrows(IllegalStateException.class, () -> log.listVersions("a"));
+    }
+
     @Test
     void aDamagedRecordFileIsReportedByName(@TempDir Path dir) throws IOException {
         ExperimentLog log = new ExperimentLog(dir);
