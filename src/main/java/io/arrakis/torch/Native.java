@@ -80,10 +80,20 @@ final class Native {
             if (i > 0) {
                 sb.append(", ");
             }
-            Object a = args[i];
-            sb.append(a instanceof Tensor t ? t.describe() : a instanceof long[] l ? java.util.Arrays.toString(l) : String.valueOf(a));
+            sb.append(describe(args[i]));
         }
         return new TorchException(sb.append("); libtorch's message is on standard error").toString());
+    }
+
+    /** An argument in words, never its values: a tensor's may be on a GPU whose stream is being captured. */
+    private static String describe(Object a) {
+        return switch (a) {
+            case Tensor t -> t.describe();
+            case long[] l -> java.util.Arrays.toString(l);
+            case List<?> list -> list.stream().map(Native::describe).collect(java.util.stream.Collectors.joining(", ", "[", "]"));
+            case null -> "null";
+            default -> a.toString();
+        };
     }
 
     /** A new owning handle to the same tensor, for arguments the dispatcher steals. */

@@ -27,6 +27,19 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class LibTorchTest {
 
+    /**
+     * A failed call's message describes its tensors, lists of tensors included, by dtype, shape and device, and never
+     * reads their values (on a GPU that would be a device read, which a CUDA graph capture cannot contain).
+     */
+    @Test
+    void aFailureDescribesItsTensorsWithoutTheirValues() {
+        try (Tensor a = Tensor.of(new float[] {1.5f, 2.5f}, 2); Tensor b = Tensor.of(new float[] {7.25f}, 1)) {
+            String message = Native.failure("aten::cat", List.of(a, b), 3L, null).getMessage();
+            assertEquals("aten::cat failed in libtorch for ([float32[2] cpu, float32[1] cpu], 3, null); libtorch's"
+                    + " message is on standard error", message);
+        }
+    }
+
     @Test
     void loadsTheBundledCpuLibtorch() {
         LibTorch.Info info = LibTorch.load();
