@@ -219,8 +219,14 @@ final class Forward {
         }
         DType dtype = w.embed.dtype();
         Device device = w.embed.device();
-        List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device),
-                () -> Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device));
+        List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device), () -> {
+            if (tables.capturing()) {
+                throw new IllegalStateException("the rotary tables for " + pos + " positions are not built, and"
+                        + " building them copies from the host, which a CUDA graph capture cannot contain: run a pass"
+                        + " of this length before capturing one (HookedAutoModel.capture does)");
+            }
+            return Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device);
+        });
         return new Rotary(rope.dim(), c.rotaryInterleaved(), c.rotaryInFloat32(), cosSin.get(0), cosSin.get(1));
     }
 

@@ -15,7 +15,7 @@ import java.util.function.Supplier;
  * once and reused by every forward pass. A lookup hands out new handles ({@link Tensor#alias()}), owned by the
  * caller's scope, so evicting an entry never frees a table a pass on another thread is still using. The least recently
  * used entries go beyond {@link #CAPACITY}. Tables missing while a CUDA graph is captured are built for that pass
- * alone.
+ * alone, where that needs no copy from the host (masks; rotary tables do).
  */
 final class ForwardTables implements AutoCloseable {
     static final int CAPACITY = 32;
@@ -55,6 +55,11 @@ final class ForwardTables implements AutoCloseable {
             }
         }
         return tables.stream().map(Tensor::alias).toList();
+    }
+
+    /** Whether the calling thread's GPU work is being recorded into a CUDA graph now. */
+    boolean capturing() {
+        return capturing.getAsBoolean();
     }
 
     /** How many entries are held. */

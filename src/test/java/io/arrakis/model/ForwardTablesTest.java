@@ -10,8 +10,10 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ForwardTablesTest {
@@ -57,6 +59,30 @@ class ForwardTablesTest {
                 tables.get("k", () -> build(builds));
             }
             assertEquals(2, builds.get(), "a table built outside a capture is filled and serves captures too");
+        }
+    }
+
+    /**
+     * During a capture a pass builds a missing mask for itself, but a missing rotary table is refused by name: it is
+     * copied from the host, which a CUDA graph capture cannot contain (the capture would fail with the driver's code).
+     */
+    @Test
+    void whileCapturingAMissingRotaryTableIsRefusedByName() {
+        Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4);
+        for (String family : List.of("gpt2", "llama")) {
+            try (TensorScope scope = TensorScope.open();
+                 HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of(family), 1, DType.FLOAT32, Device.CPU);
+                 ForwardTables capturing = new ForwardTables(() -> true);
+                 ActivationCache cache = new ActivationCache(2)) {
+                Forward pass = new Forward(model.config(), model.weights(), capturing,
+                        new HookedAutoModel.Pass(scope, CacheSpec.none(), List.of(), cache));
+                if (family.equals("gpt2")) {
+                    assertArrayEquals(model.runWithHooks(ids).toFloatArray(), pass.run(ids).toFloatArray());
+                } else {
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> pass.run(ids));
+                    assertTrue(e.getMessage().contains("rotary tables for 4 positions"), e.getMessage());
+                }
+            }
         }
     }
 
