@@ -84,7 +84,7 @@ public final class CapturedForward implements AutoCloseable {
                     + ", got " + Arrays.toString(inputIds.shape()) + "; capture another for that shape");
         }
         try (Tensor checked = model.checkedIds(inputIds)) {
-            ids.copyFrom(checked);
+            ids.copyFrom(checked, true); // queued behind the last replay, which still reads the ids, without waiting
         }
         graph.replay();
         ActivationCache copies = new ActivationCache(model.config().nLayers());

@@ -1,16 +1,24 @@
 package io.arrakis.torch;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Deque;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
 
 /**
  * GPU work recorded once as a CUDA graph and replayed with one launch: the host no longer issues each kernel, which is
  * what bounds work made of many small kernels, such as a forward pass at batch 1.
  *
  * <p>{@link #capture} runs a warm-up eagerly on a stream of the graph's own (cuBLAS and the caching allocator set
- * themselves up there), then the work under stream capture, in thread-local mode, on the same stream. A replay reads
- * and writes the memory the captured run used: keep the captured run's inputs and outputs alive, and write new inputs
- * into them before {@link #replay}. That memory must not go to other work while the graph lives, or a replay would
+ * themselves up there), then the work under stream capture, in thread-local mode, on the same stream. No live graph
+ * shares its stream; a closed graph's stream goes to the next capture on its device, with the memory the caching
+ * allocator keeps for that stream. Nothing here waits for the whole device, which would break another thread's
+ * capture: a capture and closing wait for the calling thread's current stream, and closing for the last replay.
+ *
+ * <p>A replay reads and writes the memory the captured run used: keep the captured run's inputs and outputs alive, and
+ * write new inputs into them before {@link #replay}. That memory must not go to other work while the graph lives, or a replay would
  * overwrite it: every tensor the captured run freed is held back until the graph is closed, and what libtorch frees
  * inside an op (its temporaries) returns to the caching allocator under the graph's stream, whose blocks it gives only
  * to work on that stream, which nothing else uses. (The allocator can still hand unused cached blocks back to the
@@ -19,19 +27,25 @@ import java.util.List;
  * captured: {@link #capture} then throws, naming what failed.
  */
 public final class CudaGraph implements AutoCloseable {
+    /** Per device, the streams of closed graphs, for the next captures. */
+    private static final Map<Integer, Deque<MemorySegment>> IDLE_STREAMS = new ConcurrentHashMap<>();
+
     private final Device device;
     private final MemorySegment stream;
     private final MemorySegment graph;
     private final MemorySegment exec;
+    private final MemorySegment replayed;
     private final List<Long> heldBack;
     private final long nodes;
     private boolean closed;
 
-    private CudaGraph(Device device, MemorySegment stream, MemorySegment graph, MemorySegment exec, List<Long> heldBack) {
+    private CudaGraph(Device device, MemorySegment stream, MemorySegment graph, MemorySegment exec,
+                      MemorySegment replayed, List<Long> heldBack) {
         this.device = device;
         this.stream = stream;
         this.graph = graph;
         this.exec = exec;
+        this.replayed = replayed;
         this.heldBack = heldBack;
         this.nodes = CudaRuntime.nodeCount(graph);
     }
@@ -41,10 +55,17 @@ public final class CudaGraph implements AutoCloseable {
      * stream, made current for their duration.
      *
      * @throws IllegalArgumentException if {@code device} is not a CUDA device
-     * @throws UnsupportedOperationException if the loaded libtorch is not a CUDA build
+     * @throws UnsupportedOperationException if the loaded libtorch is not a CUDA build, or the calling thread is
+     *     virtual (libtorch's current stream and the capture belong to the operating-system thread, which a virtual
+     *     thread may leave at any lock)
      * @throws IllegalStateException if the work could not be captured; the cause says why
      */
     public static CudaGraph capture(Device device, Runnable warmUp, Runnable work) {
+        if (Thread.currentThread().isVirtual()) {
+            throw new UnsupportedOperationException("a CUDA graph cannot be captured on a virtual thread: the capture"
+                    + " and libtorch's current stream belong to the carrier thread, which a virtual thread may change;"
+                    + " capture on a platform thread");
+        }
         if (device.isCpu()) {
             throw new IllegalArgumentException("CUDA graphs record GPU work; the device is " + device);
         }
@@ -55,11 +76,12 @@ public final class CudaGraph implements AutoCloseable {
             throw new IllegalArgumentException("no " + device + ": this machine has " + Cuda.deviceCount() + " GPU(s)");
         }
         int index = device.index();
-        // the graph's stream does not wait for the default stream: work queued there before (the inputs' and weights'
-        // writes) must be done before the warm-up and the capture read them
-        CudaRuntime.synchronizeDevice();
         MemorySegment previous = CudaRuntime.currentStream(index);
-        MemorySegment stream = CudaRuntime.createStream(index);
+        // the graph's stream does not wait for the current one: work queued there before (the inputs' and weights'
+        // writes) must be done before the warm-up and the capture read them
+        CudaRuntime.synchronize(previous);
+        MemorySegment idle = IDLE_STREAMS.computeIfAbsent(index, i -> new ConcurrentLinkedDeque<>()).poll();
+        MemorySegment stream = idle != null ? idle : CudaRuntime.createStream(index);
         CudaGraph made = null;
         try {
             CudaRuntime.setCurrentStream(stream, index);
@@ -75,8 +97,8 @@ public final class CudaGraph implements AutoCloseable {
             }
         } finally {
             if (made == null) {
-                CudaRuntime.synchronizeDevice();
-                CudaRuntime.destroyStream(stream);
+                CudaRuntime.synchronize(stream);
+                IDLE_STREAMS.get(index).push(stream);
             }
         }
     }
@@ -113,10 +135,17 @@ public final class CudaGraph implements AutoCloseable {
             throw new IllegalStateException("the work could not be captured as a CUDA graph: " + why + " (work that"
                     + " makes the host wait for the GPU, such as reading a value back, cannot be captured)", failure);
         }
+        MemorySegment exec = null;
+        MemorySegment replayed = null;
         try {
-            return new CudaGraph(device, stream, graph, CudaRuntime.instantiate(graph), heldBack);
+            exec = CudaRuntime.instantiate(graph);
+            replayed = CudaRuntime.createEvent(device.index());
+            return new CudaGraph(device, stream, graph, exec, replayed, heldBack);
         } catch (RuntimeException e) {
-            CudaRuntime.destroy(graph, null);
+            if (replayed != null) {
+                CudaRuntime.destroyEvent(replayed);
+            }
+            CudaRuntime.destroy(graph, exec);
             Native.deleteHeldBack(heldBack);
             throw e;
         }
@@ -137,24 +166,35 @@ public final class CudaGraph implements AutoCloseable {
         return nodes;
     }
 
-    /** Launches the graph on the calling thread's current stream for its device; returns without waiting. */
+    /**
+     * Launches the graph on the calling thread's current stream for its device; returns without waiting. A replay on
+     * another stream than the last one waits on the GPU for the last one, as both use the same memory.
+     */
     public synchronized void replay() {
         if (closed) {
             throw new IllegalStateException("this CUDA graph is closed");
         }
-        CudaRuntime.launch(exec, CudaRuntime.currentStream(device.index()));
+        MemorySegment current = CudaRuntime.currentStream(device.index());
+        CudaRuntime.waitEvent(current, replayed);
+        CudaRuntime.launch(exec, current);
+        CudaRuntime.recordEvent(replayed, current);
     }
 
-    /** Waits for the device, then frees the graph, its stream and the memory it held back. */
+    /**
+     * Waits for the last replay and for the work queued on the calling thread's current stream (what read the
+     * replay's outputs there), then frees the graph and the memory it held back; its stream goes to the next capture.
+     */
     @Override
     public synchronized void close() {
         if (closed) {
             return;
         }
         closed = true;
-        CudaRuntime.synchronizeDevice();
+        CudaRuntime.synchronize(CudaRuntime.currentStream(device.index()));
+        CudaRuntime.synchronizeEvent(replayed);
+        CudaRuntime.destroyEvent(replayed);
         CudaRuntime.destroy(graph, exec);
-        CudaRuntime.destroyStream(stream);
         Native.deleteHeldBack(heldBack);
+        IDLE_STREAMS.get(device.index()).push(stream);
     }
 }

@@ -22,6 +22,8 @@ final class CudaRuntime {
     static final int CAPTURE_MODE_THREAD_LOCAL = 1;
     /** {@code cudaStreamNonBlocking}. */
     private static final int STREAM_NON_BLOCKING = 1;
+    /** {@code cudaEventDisableTiming}: an event for ordering only, the cheapest kind. */
+    private static final int EVENT_DISABLE_TIMING = 2;
 
     private CudaRuntime() {
     }
@@ -54,16 +56,19 @@ final class CudaRuntime {
         static final Fn GRAPH_EXEC_DESTROY = Fn.of("cudaGraphExecDestroy", JAVA_INT, ADDRESS);
         static final Fn GRAPH_DESTROY = Fn.of("cudaGraphDestroy", JAVA_INT, ADDRESS);
         static final Fn STREAM_SYNCHRONIZE = Fn.of("cudaStreamSynchronize", JAVA_INT, ADDRESS);
-        static final Fn DEVICE_SYNCHRONIZE = Fn.of("cudaDeviceSynchronize", JAVA_INT);
         static final Fn MEM_GET_INFO = Fn.of("cudaMemGetInfo", JAVA_INT, ADDRESS, ADDRESS);
         static final Fn GET_LAST_ERROR = Fn.of("cudaGetLastError", JAVA_INT);
         static final Fn GET_ERROR_STRING = Fn.of("cudaGetErrorString", ADDRESS, JAVA_INT);
         static final Fn STREAM_CREATE = Fn.of("cudaStreamCreateWithFlags", JAVA_INT, ADDRESS, JAVA_INT);
-        static final Fn STREAM_DESTROY = Fn.of("cudaStreamDestroy", JAVA_INT, ADDRESS);
         static final Fn GET_DEVICE = Fn.of("cudaGetDevice", JAVA_INT, ADDRESS);
         static final Fn SET_DEVICE = Fn.of("cudaSetDevice", JAVA_INT, JAVA_INT);
         static final Fn SET_CURRENT_STREAM = Fn.of("torch_set_current_cuda_stream", JAVA_INT, ADDRESS, JAVA_INT);
         static final Fn GET_CURRENT_STREAM = Fn.of("aoti_torch_get_current_cuda_stream", JAVA_INT, JAVA_INT, ADDRESS);
+        static final Fn EVENT_CREATE = Fn.of("cudaEventCreateWithFlags", JAVA_INT, ADDRESS, JAVA_INT);
+        static final Fn EVENT_RECORD = Fn.of("cudaEventRecord", JAVA_INT, ADDRESS, ADDRESS);
+        static final Fn EVENT_SYNCHRONIZE = Fn.of("cudaEventSynchronize", JAVA_INT, ADDRESS);
+        static final Fn EVENT_DESTROY = Fn.of("cudaEventDestroy", JAVA_INT, ADDRESS);
+        static final Fn STREAM_WAIT_EVENT = Fn.of("cudaStreamWaitEvent", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
     }
 
     static void beginCapture(MemorySegment stream) {
@@ -120,10 +125,6 @@ final class CudaRuntime {
         cuda(call(Calls.STREAM_SYNCHRONIZE, stream), "cudaStreamSynchronize");
     }
 
-    static void synchronizeDevice() {
-        cuda(call(Calls.DEVICE_SYNCHRONIZE), "cudaDeviceSynchronize");
-    }
-
     /** Free bytes of the current device, as the driver counts them (the caching allocator's reserve is not free). */
     static long freeBytes() {
         try (Arena arena = Arena.ofConfined()) {
@@ -139,8 +140,18 @@ final class CudaRuntime {
         call(Calls.GET_LAST_ERROR);
     }
 
-    /** A new stream on {@code device} that does not wait for the default stream; {@link #destroyStream} frees it. */
+    /** A new stream on {@code device} that does not wait for the default stream; it lives as long as the process. */
     static MemorySegment createStream(int device) {
+        return createOn(device, Calls.STREAM_CREATE, STREAM_NON_BLOCKING, "cudaStreamCreateWithFlags");
+    }
+
+    /** A new event on {@code device}, for ordering (no timing); {@link #destroyEvent} frees it. */
+    static MemorySegment createEvent(int device) {
+        return createOn(device, Calls.EVENT_CREATE, EVENT_DISABLE_TIMING, "cudaEventCreateWithFlags");
+    }
+
+    /** {@code create(&out, flags)} with {@code device} current meanwhile, as streams and events belong to one. */
+    private static MemorySegment createOn(int device, Fn create, int flags, String name) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment current = arena.allocate(JAVA_INT);
             cuda(call(Calls.GET_DEVICE, current), "cudaGetDevice");
@@ -148,7 +159,7 @@ final class CudaRuntime {
             cuda(call(Calls.SET_DEVICE, device), "cudaSetDevice");
             try {
                 MemorySegment out = arena.allocate(ADDRESS);
-                cuda(call(Calls.STREAM_CREATE, out, STREAM_NON_BLOCKING), "cudaStreamCreateWithFlags");
+                cuda(call(create, out, flags), name);
                 return out.get(ADDRESS, 0);
             } finally {
                 cuda(call(Calls.SET_DEVICE, previous), "cudaSetDevice");
@@ -156,8 +167,23 @@ final class CudaRuntime {
         }
     }
 
-    static void destroyStream(MemorySegment stream) {
-        cuda(call(Calls.STREAM_DESTROY, stream), "cudaStreamDestroy");
+    /** Marks the point {@code stream} has reached: work queued on it so far. */
+    static void recordEvent(MemorySegment event, MemorySegment stream) {
+        cuda(call(Calls.EVENT_RECORD, event, stream), "cudaEventRecord");
+    }
+
+    /** Makes {@code stream}'s later work wait for {@code event}'s point, without the host waiting; none if unrecorded. */
+    static void waitEvent(MemorySegment stream, MemorySegment event) {
+        cuda(call(Calls.STREAM_WAIT_EVENT, stream, event, 0), "cudaStreamWaitEvent");
+    }
+
+    /** The host waits until the work before {@code event}'s point is done; at once if it was never recorded. */
+    static void synchronizeEvent(MemorySegment event) {
+        cuda(call(Calls.EVENT_SYNCHRONIZE, event), "cudaEventSynchronize");
+    }
+
+    static void destroyEvent(MemorySegment event) {
+        cuda(call(Calls.EVENT_DESTROY, event), "cudaEventDestroy");
     }
 
     static MemorySegment currentStream(int device) {

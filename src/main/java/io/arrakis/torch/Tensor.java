@@ -945,11 +945,22 @@ public final class Tensor implements AutoCloseable {
      * devices; the shapes must be equal. Returns this tensor.
      */
     public Tensor copyFrom(Tensor source) {
+        return copyFrom(source, false);
+    }
+
+    /**
+     * {@link #copyFrom(Tensor)}; with {@code nonBlocking}, a copy between the host and a GPU is queued on the current
+     * stream and the host does not wait for the GPU's earlier work (as PyTorch's {@code copy_(src, non_blocking=True)}).
+     * Host memory this library allocates is pageable, which the driver stages before the call returns, so the source
+     * may be closed at once.
+     */
+    public Tensor copyFrom(Tensor source, boolean nonBlocking) {
         if (!Arrays.equals(shape(), source.shape())) {
             throw new IllegalArgumentException("copyFrom: " + source.describe() + " does not fit into " + describe());
         }
         try (Held held = hold(); Held from = source.hold()) {
-            Native.op(arrakis_torch_h.aoti_torch_copy_(handle(), source.handle(), 0), "aten::copy_", this, source);
+            Native.op(arrakis_torch_h.aoti_torch_copy_(handle(), source.handle(), nonBlocking ? 1 : 0), "aten::copy_",
+                    this, source);
         }
         return this;
     }

@@ -58,6 +58,20 @@ class CudaGraphTest {
     }
 
     @Test
+    void aVirtualThreadIsRefused() throws Exception {
+        Throwable[] thrown = new Throwable[1];
+        Thread.ofVirtual().start(() -> {
+            try {
+                CudaGraph.capture(GPU, null, () -> { });
+            } catch (Throwable t) {
+                thrown[0] = t;
+            }
+        }).join();
+        assertTrue(thrown[0] instanceof UnsupportedOperationException && thrown[0].getMessage().contains("virtual thread"),
+                String.valueOf(thrown[0]));
+    }
+
+    @Test
     void aCpuBuildOfLibtorchIsRefused() {
         assumeFalse(Cuda.cudaBuild(), "a CUDA build");
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
@@ -104,6 +118,44 @@ class CudaGraphTest {
             assertTrue(e.getMessage().contains("could not be captured"), e.getMessage());
             assertEquals(1000.0, x.sum().item(), "eager work after the failed capture");
             assertFalse(Native.holdsBackFrees());
+        }
+    }
+
+    /**
+     * Graphs captured on two threads at once, each closing its graphs while the other captures: nothing waits for the
+     * whole device (which would break the other thread's capture), and every replay computes its own inputs.
+     */
+    @Test
+    @Tag("gpu")
+    void twoThreadsCaptureReplayAndCloseAtOnce() throws Exception {
+        assumeTrue(LibTorch.cudaAvailable(), "skipped: no GPU (" + LibTorch.load() + ")");
+        java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(2);
+        java.util.concurrent.Callable<Void> worker = () -> {
+            for (int round = 0; round < 10; round++) {
+                try (TensorScope scope = TensorScope.open()) {
+                    Tensor x = Tensor.randn(new Generator(round), new long[] {256, 256}, DType.FLOAT32, GPU);
+                    Tensor[] y = new Tensor[1];
+                    together.await(60, java.util.concurrent.TimeUnit.SECONDS);
+                    try (CudaGraph graph = CudaGraph.capture(GPU, () -> x.matmul(x).relu().close(),
+                            () -> y[0] = scope.keep(x.matmul(x).relu()))) {
+                        for (int i = 0; i < 3; i++) {
+                            x.copyFrom(Tensor.randn(new Generator(100 + i), new long[] {256, 256}, DType.FLOAT32,
+                                    Device.CPU));
+                            graph.replay();
+                            assertTrue(y[0].allclose(x.matmul(x).relu(), 0, 0), "round " + round + " replay " + i);
+                        }
+                    }
+                }
+            }
+            return null;
+        };
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+            for (java.util.concurrent.Future<Void> f : pool.invokeAll(List.of(worker, worker))) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
         }
     }
 
