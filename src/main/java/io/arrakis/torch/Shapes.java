@@ -100,6 +100,16 @@ final class Shapes {
         return viewD == -1;
     }
 
+    /** A new dimension's position among {@code ndim + 1}, for a tensor of {@code ndim} (unsqueeze, stack). */
+    static int normNewDim(long dim, int ndim, String op) {
+        int n = ndim + 1;
+        if (dim < -n || dim >= n) {
+            throw new IllegalArgumentException(op + ": dim " + dim + " is out of range for a new dim of a " + ndim
+                    + "-d tensor (expected " + -n + " to " + (n - 1) + ")");
+        }
+        return (int) (dim < 0 ? dim + n : dim);
+    }
+
     /** {@code dim} as an index in {@code [0, ndim)} (negative counts from the end; a 0-d tensor takes 0 and -1). */
     static int normDim(long dim, int ndim, String op) {
         int n = Math.max(ndim, 1);

@@ -518,8 +518,15 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.arange: the bounds are inconsistent with the step's sign" + args);
         }
         boolean whole = start == Math.rint(start) && end == Math.rint(end) && step == Math.rint(step);
+        if (dtype == DType.BOOL) {
+            throw new IllegalArgumentException("Tensor.arange: no arange of bool, as in PyTorch" + args);
+        }
         if (!dtype.isFloatingPoint() && !whole) {
             throw new IllegalArgumentException("Tensor.arange: " + dtype + " needs whole-number bounds and step" + args);
+        }
+        if (!dtype.isFloatingPoint() && !(fitsInt64(start) && fitsInt64(end) && fitsInt64(step))) {
+            throw new IllegalArgumentException("Tensor.arange: " + dtype + " counts in int64, which cannot hold these"
+                    + " bounds or step" + args);
         }
         long n = (long) Math.max(0, Math.ceil((end - start) / step));
         if (n > Integer.MAX_VALUE) {
@@ -527,8 +534,10 @@ public final class Tensor implements AutoCloseable {
         }
         if (!dtype.isFloatingPoint()) {
             long[] values = new long[(int) n];
-            for (int i = 0; i < n; i++) {
-                values[i] = (long) start + i * (long) step;
+            long value = (long) start;
+            for (int i = 0; i < n; i++) { // each value lies between start and end, so stepping never overflows
+                values[i] = value;
+                value = i + 1 < n ? value + (long) step : value;
             }
             try (Tensor t = of(values, n)) {
                 return t.to(dtype, device);
@@ -541,6 +550,11 @@ public final class Tensor implements AutoCloseable {
         try (Tensor t = of(values, n)) {
             return t.to(dtype, device);
         }
+    }
+
+    /** Whether a whole number lies in int64's range. */
+    private static boolean fitsInt64(double v) {
+        return v >= -0x1p63 && v < 0x1p63;
     }
 
     /** The {@code n × n} identity matrix. */
@@ -721,6 +735,10 @@ public final class Tensor implements AutoCloseable {
         if (dtype() == DType.COMPLEX64 || dtype() == DType.COMPLEX128) {
             throw new IllegalArgumentException(op + ": cannot copy complex " + describe() + " to a real array; use viewAsReal() first");
         }
+        if (numel() > Integer.MAX_VALUE - 8) { // the most elements a Java array takes
+            throw new IllegalArgumentException(op + ": " + describe() + " has " + numel() + " elements, more than a Java"
+                    + " array holds; read it in parts (narrow) or, on the CPU, through asSegment()");
+        }
         if (device().isCpu() && dtype() == dtype && isContiguous()) {
             return alias();
         }
@@ -752,8 +770,16 @@ public final class Tensor implements AutoCloseable {
         }
         long n = numel();
         int shown = (int) Math.min(n, 6);
-        try (Tensor flat = reshape(-1); Tensor head = flat.narrow(0, 0, shown)) {
-            double[] values = head.toDoubleArray();
+        try (TensorScope scope = TensorScope.open()) {
+            // the first elements lie in a small corner: narrowed to it first, the flat copy is small at any size or
+            // layout (an expanded view's whole copy may not even fit in memory)
+            Tensor corner = this;
+            long inner = 1; // elements per index of the dim, capped at what is shown
+            for (int d = m.shape.length - 1; d >= 0 && shown > 0; d--) {
+                corner = corner.narrow(d, 0, Math.min(m.shape[d], (shown - 1) / inner + 1));
+                inner = m.shape[d] >= shown ? shown : Math.min(shown, inner * m.shape[d]);
+            }
+            double[] values = shown == 0 ? new double[0] : corner.reshape(-1).narrow(0, 0, shown).toDoubleArray();
             sb.append(" [");
             for (int i = 0; i < shown; i++) {
                 sb.append(i > 0 ? ", " : "").append(m.dtype.isFloatingPoint() ? String.format("%.4g", values[i])
@@ -783,17 +809,16 @@ public final class Tensor implements AutoCloseable {
     }
 
     private void checkReshape(long[] shape, String op) {
-        long known = 1;
         int inferred = 0;
         for (long s : shape) {
             if (s == -1) {
                 inferred++;
             } else if (s < 0) {
                 throw new IllegalArgumentException(op + ": invalid size " + s + " in " + Arrays.toString(shape));
-            } else {
-                known *= s;
             }
         }
+        long[] given = Arrays.stream(shape).filter(s -> s != -1).toArray();
+        long known = Arrays.stream(given).anyMatch(s -> s == 0) ? 0 : Shapes.numel(given, op);
         long n = numel();
         if (inferred > 1 || (inferred == 0 && known != n) || (inferred == 1 && (known == 0 || n % known != 0))) {
             throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " is invalid for " + describe()
@@ -872,7 +897,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A new dimension of size 1 at {@code dim}. */
     public Tensor unsqueeze(int dim) {
-        int d = Shapes.normDim(dim, dim() + 1, "unsqueeze");
+        int d = Shapes.normNewDim(dim, dim(), "unsqueeze");
         return viewResult(Call.begin(UNSQUEEZE, this).tensor(this).i64(d).tensorResult());
     }
 
@@ -896,6 +921,13 @@ public final class Tensor implements AutoCloseable {
                 throw new IllegalArgumentException("expand: cannot expand " + describe() + " to " + Arrays.toString(shape)
                         + " (only size-1 dims grow; -1 keeps a size and is not allowed for new leading dims)");
             }
+        }
+        long[] sizes = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            sizes[i] = shape[i] == -1 ? own[i - lead] : shape[i];
+        }
+        if (Arrays.stream(sizes).noneMatch(s -> s == 0)) {
+            Shapes.numel(sizes, "expand"); // refuses a count past 2^63
         }
         return viewResult(Call.begin(EXPAND, this).tensor(this).ints(shape).bool(false).tensorResult());
     }
@@ -1638,8 +1670,17 @@ public final class Tensor implements AutoCloseable {
         if (causal && mask != null) {
             throw new IllegalArgumentException("scaledDotProductAttention: give a mask or causal=true, not both");
         }
+        int batchDims = Math.max(0, q.length - 3);
+        long[] batch = query.broadcastShape("scaledDotProductAttention", Arrays.copyOf(q, batchDims),
+                Arrays.copyOf(k, batchDims), key);
+        query.broadcastShape("scaledDotProductAttention", batch, Arrays.copyOf(v, batchDims), value);
         boolean grouped = q.length >= 3 && q[q.length - 3] != k[k.length - 3];
-        if (grouped && (k[k.length - 3] != v[v.length - 3] || k[k.length - 3] == 0 || q[q.length - 3] % k[k.length - 3] != 0)) {
+        if (q.length >= 3 && k[k.length - 3] != v[v.length - 3]) {
+            throw new IllegalArgumentException("scaledDotProductAttention: " + k[k.length - 3] + " key heads and "
+                    + v[v.length - 3] + " value heads differ (attention, grouped-query attention too, needs as many"
+                    + " of each); got " + query.describe() + ", " + key.describe() + ", " + value.describe());
+        }
+        if (grouped && (k[k.length - 3] == 0 || q[q.length - 3] % k[k.length - 3] != 0)) {
             throw new IllegalArgumentException("scaledDotProductAttention: " + k[k.length - 3] + " key and " + v[v.length - 3]
                     + " value heads cannot serve " + q[q.length - 3] + " query heads (grouped-query attention needs equal"
                     + " key and value heads dividing the query heads); got " + query.describe() + ", " + key.describe()
@@ -1651,6 +1692,10 @@ public final class Tensor implements AutoCloseable {
         query.checkSameDevice("scaledDotProductAttention", value);
         if (mask != null) {
             query.checkSameDevice("scaledDotProductAttention", mask);
+            if (mask.dim() < 2) {
+                throw new IllegalArgumentException("scaledDotProductAttention: the mask needs at least the 2 dims"
+                        + " [..., Lq, Lk], got " + mask.describe());
+            }
             if (mask.dtype() != DType.BOOL && mask.dtype() != query.dtype()) {
                 throw new IllegalArgumentException("scaledDotProductAttention: the mask must be bool or " + query.dtype()
                         + " like the query, got " + mask.describe());
@@ -1693,7 +1738,7 @@ public final class Tensor implements AutoCloseable {
         if (!newDim && s0.length == 0) {
             throw new IllegalArgumentException(op + ": 0-d tensors cannot be concatenated; use stack, or unsqueeze them");
         }
-        int d = Shapes.normDim(dim, s0.length + (newDim ? 1 : 0), op);
+        int d = newDim ? Shapes.normNewDim(dim, s0.length, op) : Shapes.normDim(dim, s0.length, op);
         for (Tensor t : tensors) {
             long[] s = t.meta().shape;
             boolean fits = s.length == s0.length;
@@ -1722,15 +1767,20 @@ public final class Tensor implements AutoCloseable {
     public List<Tensor> split(long[] sizes, int dim) {
         int d = existingDim(dim, "split");
         long total = 0;
+        boolean overflow = false;
         for (long size : sizes) {
             if (size < 0) {
                 throw new IllegalArgumentException("split: sizes must be >= 0, got " + Arrays.toString(sizes));
             }
-            total += size;
+            try {
+                total = Math.addExact(total, size);
+            } catch (ArithmeticException tooLarge) {
+                overflow = true;
+            }
         }
-        if (total != meta().shape[d]) {
-            throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up to " + total
-                    + ", not to dim " + d + " of " + describe());
+        if (overflow || total != meta().shape[d]) {
+            throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up to "
+                    + (overflow ? "more than 2^63" : total) + ", not to dim " + d + " of " + describe());
         }
         return viewResults(Call.begin(SPLIT_WITH_SIZES, this).tensor(this).ints(sizes).i64(d).run().tensorListAt(0));
     }
@@ -1738,7 +1788,9 @@ public final class Tensor implements AutoCloseable {
     /** The elements shifted by {@code shift} along {@code dim}, those pushed off the end coming back at the start. */
     public Tensor roll(long shift, int dim) {
         int d = existingDim(dim, "roll");
-        return Call.begin(ROLL, this).tensor(this).ints(shift).ints(d).tensorResult();
+        long size = meta().shape[d];
+        long within = size == 0 ? 0 : Math.floorMod(shift, size); // the same roll, and one libtorch takes at any shift
+        return Call.begin(ROLL, this).tensor(this).ints(within).ints(d).tensorResult();
     }
 
     /** Splits into {@code chunks} nearly equal pieces along {@code dim}; views. */
@@ -1802,6 +1854,10 @@ public final class Tensor implements AutoCloseable {
     public Tensor repeatInterleave(long repeats, int dim) {
         if (repeats < 0) {
             throw new IllegalArgumentException("repeatInterleave: repeats must be >= 0, got " + repeats);
+        }
+        if (dim() == 0) {
+            throw new IllegalArgumentException("repeatInterleave: a 0-d tensor has no dim " + dim + " to repeat along;"
+                    + " reshape(1) it first");
         }
         long d = Shapes.normDim(dim, dim(), "repeatInterleave");
         return Call.begin(REPEAT_INTERLEAVE, this).tensor(this).i64(repeats).optI64(d).none().tensorResult();
