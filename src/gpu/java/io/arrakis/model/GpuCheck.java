@@ -50,6 +50,9 @@ public final class GpuCheck {
     private final Path work;
     private final int runs;
     private final int warmup;
+    /** What {@link #run} has so far, and where it writes it (null: nowhere). */
+    private final Map<String, Object> result = new LinkedHashMap<>();
+    private Path out;
 
     GpuCheck(Device device, boolean quick, Path work, int runs, int warmup) {
         this.device = device;
@@ -100,10 +103,13 @@ public final class GpuCheck {
         }
     }
 
-    /** Runs every section; with {@code out}, the JSON is rewritten after each, so a run cut short keeps what it did. */
+    /**
+     * Runs every section; with {@code out}, the JSON is rewritten after each (and after each forward row), so a run cut
+     * short keeps what it did.
+     */
     Map<String, Object> run(Path out) throws IOException {
         Files.createDirectories(work);
-        Map<String, Object> result = new LinkedHashMap<>();
+        this.out = out;
         Map<String, Object> meta = new LinkedHashMap<>();
         meta.put("device", device.toString());
         meta.put("libtorch", LibTorch.load().toString());
@@ -119,11 +125,16 @@ public final class GpuCheck {
             long t0 = System.nanoTime();
             result.put(s.getKey(), section(s.getValue()));
             System.err.printf("gpu-check (java): %s done in %.1f s%n", s.getKey(), (System.nanoTime() - t0) / 1e9);
-            if (out != null) {
-                Files.writeString(out, Json.writeIndented(result) + "\n");
-            }
+            flush();
         }
         return result;
+    }
+
+    /** Writes what there is so far to {@code out}, if there is one. */
+    private void flush() throws IOException {
+        if (out != null) {
+            Files.writeString(out, Json.writeIndented(result) + "\n");
+        }
     }
 
     /** Runs one section; a failure is recorded (and printed) instead of ending the run. */
@@ -308,6 +319,7 @@ public final class GpuCheck {
 
     private Object forwardBenchmarks() throws Exception {
         List<Object> rows = new ArrayList<>();
+        result.put("forward", rows); // each row is written as soon as it is measured
         int[] seqs = quick ? new int[] {16, 32} : new int[] {128, 1024};
         Object[][] models = {
                 {"gpt2s", gpt2Small(quick), DType.FLOAT32},
@@ -337,6 +349,7 @@ public final class GpuCheck {
                         row.put("error", e.toString());
                     }
                     rows.add(row);
+                    flush();
                 }
             }
         }
