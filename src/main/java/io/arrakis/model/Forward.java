@@ -173,15 +173,20 @@ final class Forward {
             scores = Tensor.einsum("bqngd,bknd->bngqk", grouped, k).reshape(s[0], s[2], s[1], k.size(1));
         }
         double scale = scoreScale();
-        Tensor mask = additiveMask(layer, q.size(1), q);
+        Tensor scaled = scale == 1.0 ? scores : scores.mul(scale);
         if (c.attentionSoftcap() > 0) {
-            return softcap(scale == 1.0 ? scores : scores.mul(scale), c.attentionSoftcap()).add(mask);
+            scaled = softcap(scaled, c.attentionSoftcap());
         }
-        if (reducedPrecision(scores) && scores.device().isCpu()) {
-            // libtorch's CPU add rounds its alpha to the dtype: scale in float32, as the family's model does
-            return scores.mul(scale).add(mask);
+        // chosen, not added: an infinite score at a forbidden key would make its row NaN through inf + -inf
+        return negativeInfinity(scaled).where(forbidden(layer, q.size(1), q.device()), scaled);
+    }
+
+    /** A 0-d -inf in the dtype and on the device of {@code like}, kept with the masks so no pass allocates one. */
+    private Tensor negativeInfinity(Tensor like) {
+        record Key(DType dtype, Device device) {
         }
-        return mask.add(scores, scale); // the mask plus the scaled products in one op
+        return tables.get(new Key(like.dtype(), like.device()), () -> List.of(
+                Tensor.full(new long[] {}, Double.NEGATIVE_INFINITY, like.dtype(), like.device()))).getFirst();
     }
 
     /** {@code z [batch, pos, head, d_head]}: the pattern {@code [batch, head, query, key]} times values {@code [batch, pos, kv_head, d_head]}. */
@@ -206,11 +211,17 @@ final class Forward {
         int window = windowed(layer, pos) ? c.attentionWindow(layer) : 0;
         record Key(int window, long pos, DType dtype, Device device) {
         }
-        return tables.get(new Key(window, pos, like.dtype(), like.device()), () -> {
-            Tensor forbidden = mask(layer, pos, like.device());
-            return List.of(Tensor.zeros(new long[] {pos, pos}, like.dtype(), like.device())
-                    .maskedFill(forbidden, Double.NEGATIVE_INFINITY));
-        }).getFirst();
+        return tables.get(new Key(window, pos, like.dtype(), like.device()), () -> List.of(
+                Tensor.zeros(new long[] {pos, pos}, like.dtype(), like.device())
+                        .maskedFill(forbidden(layer, pos, like.device()), Double.NEGATIVE_INFINITY))).getFirst();
+    }
+
+    /** Where the layer's queries may not look at this length, {@code [query, key]} bool on {@code device}. */
+    private Tensor forbidden(int layer, long pos, Device device) {
+        int window = windowed(layer, pos) ? c.attentionWindow(layer) : 0;
+        record Key(int window, long pos, Device device) {
+        }
+        return tables.get(new Key(window, pos, device), () -> List.of(mask(layer, pos, device))).getFirst();
     }
 
     /** The rotary tables of {@code rope} for this length, in the weights' dtype and on their device. */

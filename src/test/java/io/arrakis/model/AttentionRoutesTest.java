@@ -50,6 +50,41 @@ class AttentionRoutesTest {
         }
     }
 
+    /**
+     * Was: the explicit route added its -inf mask to the scores, so an infinite score at a key a query may not see
+     * made that query's row NaN (inf + -inf), and observing a pattern spread a later position's overflow into earlier
+     * ones. Keys of 3e38 at the last position overflow every score with it; positions before it do not see it.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"gpt2", "llama"})
+    void anInfiniteScoreAtAForbiddenKeyLeavesEarlierQueriesAlone(String family) {
+        HookedAutoConfig config = TinyConfigs.of(family).with("num_hidden_layers", 1);
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 3, DType.FLOAT32, Device.CPU)) {
+            Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4);
+            HookedAutoModel.HookSpec ones = HookedAutoModel.HookSpec.at("blocks.0.attn.hook_q",
+                    (q, name) -> Tensor.ones(q.shape(), q.dtype(), q.device()));
+            HookedAutoModel.HookSpec hugeLastKey = HookedAutoModel.HookSpec.at("blocks.0.attn.hook_k", (k, name) -> {
+                Tensor keys = Tensor.ones(k.shape(), k.dtype(), k.device());
+                keys.narrow(1, 3, 1).copyFrom(Tensor.full(keys.narrow(1, 3, 1).shape(), 3e38, k.dtype(), k.device()));
+                return keys;
+            });
+            Tensor fused = model.runWithHooks(ids, ones, hugeLastKey);
+            ModelOutput explicit = model.runWithHooks(ids, CacheSpec.only("blocks.0.attn.hook_attn_scores", "logits"),
+                    ones, hugeLastKey);
+            float[] scores = explicit.cache().get("blocks.0.attn.hook_attn_scores").select(0, 0).select(0, 0).toFloatArray();
+            assertTrue(Float.isFinite(scores[0]), "query 0 sees key 0");
+            for (int key = 1; key < 4; key++) {
+                assertEquals(Float.NEGATIVE_INFINITY, scores[key], "query 0 may not see key " + key);
+            }
+            Tensor early = explicit.logits().narrow(1, 0, 3);
+            for (float x : early.toFloatArray()) {
+                assertTrue(Float.isFinite(x), family + ": positions 0-2 stay finite");
+            }
+            assertTrue(early.allclose(fused.narrow(1, 0, 3), 1e-5, 1e-5), family + ": the routes agree on them");
+        }
+    }
+
     @Test
     void onlyTheObservedLayerRunsExplicitlyAndReplacementsWorkOnBothRoutes() {
         HookedAutoConfig config = TinyConfigs.of("llama"); // grouped-query attention, rotary
