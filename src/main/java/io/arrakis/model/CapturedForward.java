@@ -45,7 +45,7 @@ public final class CapturedForward implements AutoCloseable {
                         () -> model.forwardOnDevice(ids, spec).close(),
                         () -> captured[0] = model.forwardOnDevice(ids, spec));
                 made[0] = new CapturedForward(model, shape, ids, captured[0], graph);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 if (captured[0] != null) {
                     captured[0].close();
                 }
@@ -93,7 +93,7 @@ public final class CapturedForward implements AutoCloseable {
                 copies.put(name, cache.get(name).copy());
             }
             return new ModelOutput(logits.copy(), copies);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             copies.close();
             throw e;
         }

@@ -4,8 +4,10 @@ import io.arrakis.torch.Tensor;
 
 /**
  * A function run at a hook point during a forward pass, as in TransformerLens: it sees the activation and may return a
- * replacement (same shape and dtype), or null to leave it unchanged. The activation belongs to the forward pass: read
- * it, or derive a new tensor from it, but do not close it.
+ * replacement (same shape, dtype and device), or null to leave it unchanged. The activation belongs to the forward
+ * pass: read it, or derive a new tensor from it, but do not close it. Tensors the hook makes belong to the pass too, and
+ * are freed when it ends; to keep an activation, cache its hook point ({@link CacheSpec}), or make the copy inside
+ * {@link io.arrakis.torch.TensorScope#unscoped} and close it yourself.
  */
 @FunctionalInterface
 public interface Hook {

@@ -81,6 +81,11 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** A hook bound to the hook names it runs at. */
     public record HookSpec(java.util.function.Predicate<String> where, String description, Hook hook) {
+        public HookSpec {
+            java.util.Objects.requireNonNull(where, "where");
+            java.util.Objects.requireNonNull(hook, "hook");
+        }
+
         /** A hook at one hook point. */
         public static HookSpec at(String hookName, Hook hook) {
             return new HookSpec(hookName::equals, hookName, hook);
@@ -230,7 +235,10 @@ public final class HookedAutoModel implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ hooks
 
-    /** Adds a hook that runs in every forward pass until the returned handle is closed. */
+    /**
+     * Adds a hook that runs in every forward pass until the returned handle is closed. A pass takes the hooks as they
+     * are when it starts: one added or removed meanwhile (by a hook, or another thread) counts from the next pass.
+     */
     public HookHandle addHook(HookSpec spec) {
         checkHookSpec(spec);
         persistentHooks.add(spec);
@@ -328,7 +336,7 @@ public final class HookedAutoModel implements AutoCloseable {
                 // its own handle: the cache may hold the pass's, and closing one must leave the other
                 Tensor logits = scope.keep(new Forward(config, weights, tables, pass).run(ids).alias());
                 return new ModelOutput(logits, cache);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 cache.close();
                 throw e;
             } finally {
@@ -394,7 +402,7 @@ public final class HookedAutoModel implements AutoCloseable {
             try (TensorScope scope = TensorScope.open()) {
                 Tensor logits = new Forward(config, weights, tables, new Pass(scope, spec, List.of(), cache)).run(ids);
                 return new ModelOutput(scope.keep(logits), cache);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 cache.close();
                 throw e;
             }
@@ -482,6 +490,10 @@ public final class HookedAutoModel implements AutoCloseable {
             for (HookSpec h : hooks) {
                 if (h.where().test(name)) {
                     Tensor replacement = h.hook().apply(current, name);
+                    if (current.isClosed()) {
+                        throw new IllegalStateException("the hook at " + name + " closed the activation it was given,"
+                                + " which belongs to the forward pass; return a replacement instead");
+                    }
                     if (replacement != null && replacement != current) {
                         checkReplacement(name, current, replacement);
                         // the pass's own handle: the outputs it hands out, closed by their owner, must not close a

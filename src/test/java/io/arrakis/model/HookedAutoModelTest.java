@@ -470,6 +470,38 @@ class HookedAutoModelTest {
         return HookedAutoConfig.supportedFamilies().stream();
     }
 
+    /** Was: an Error from a hook (an assertion, say) skipped closing the pass's cache, which then leaked. */
+    @Test
+    void anErrorFromAHookStillFreesThePassesActivations() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 1, DType.FLOAT32, Device.CPU)) {
+            List<Tensor> seen = new java.util.ArrayList<>();
+            Tensor ids = ids(1, 2, 3);
+            assertThrows(AssertionError.class, () -> model.runWithHooks(ids, CacheSpec.all(),
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_resid_pre", (a, n) -> {
+                        seen.add(a);
+                        return null;
+                    }),
+                    HookedAutoModel.HookSpec.at("blocks.1.hook_resid_pre", (a, n) -> {
+                        throw new AssertionError("a failing check inside a hook");
+                    })));
+            assertTrue(seen.getFirst().isClosed(), "the cached activation was freed");
+            assertEquals(3, model.runWithHooks(ids).size(1), "the model runs on");
+        }
+    }
+
+    @Test
+    void aHookThatClosesItsActivationIsNamedAndANullHookRefused() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 1, DType.FLOAT32, Device.CPU)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.runWithHooks(ids(1, 2),
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_resid_mid", (a, n) -> {
+                        a.close();
+                        return null;
+                    })));
+            assertTrue(e.getMessage().contains("the hook at blocks.0.hook_resid_mid closed the activation"), e.getMessage());
+            assertThrows(NullPointerException.class, () -> HookedAutoModel.HookSpec.at("logits", null));
+        }
+    }
+
     /** Gemma's (1 + w) norms start at w = 0, and it runs in bfloat16 (its norms compute in float32). */
     @Test
     void gemmaRunsInBfloat16CloseToFloat32() {
