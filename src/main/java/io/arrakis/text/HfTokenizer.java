@@ -4,7 +4,6 @@ import ai.djl.engine.EngineException;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import io.arrakis.io.ModelFolder;
-import io.arrakis.json.Json;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -62,12 +61,12 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     private final Path file;
     private final ReadWriteLock lock = new ReentrantReadWriteLock(); // close waits until no call uses the native handle
     private boolean closed;
-    // read from the file when first needed (checking ids to decode), as parsing a large tokenizer.json takes a second
-    private volatile int vocabSize = -1;
+    private final int vocabSize;
 
-    private HfTokenizer(HuggingFaceTokenizer tokenizer, Path file) {
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, Path file, int vocabSize) {
         this.tokenizer = tokenizer;
         this.file = file;
+        this.vocabSize = vocabSize;
     }
 
     /**
@@ -104,46 +103,13 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
             throw new IllegalArgumentException(file + " is not a tokenizer Hugging Face tokenizers can read: "
                     + e.getMessage(), e);
         }
-        return new HfTokenizer(tokenizer, file);
-    }
-
-    /** One more than the largest id of the model's vocabulary and of the added tokens (DJL does not expose it). */
-    private static int readVocabSize(Path file) {
-        Object root;
         try {
-            root = Json.parse(Files.readString(file));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file, e);
-        } catch (Json.ParseException e) {
-            throw new IllegalArgumentException("cannot read the vocabulary size of " + file + ": " + e.getMessage(), e);
+            // from this text, not the file, which may change later
+            return new HfTokenizer(tokenizer, file, VocabularySize.of(json, file.toString()));
+        } catch (RuntimeException e) {
+            tokenizer.close();
+            throw e;
         }
-        if (!(root instanceof Map<?, ?> top) || !(top.get("model") instanceof Map<?, ?> model)) {
-            throw new IllegalArgumentException(file + " has no \"model\" object");
-        }
-        long size = switch (model.get("vocab")) {
-            case List<?> pieces -> pieces.size(); // Unigram: [piece, score] pairs, the id is the index
-            case Map<?, ?> ids -> 1 + ids.values().stream().mapToLong(HfTokenizer::id).max().orElse(-1);
-            case null, default -> throw new IllegalArgumentException(file + ": model.vocab is neither a list of pieces"
-                    + " nor a map of tokens to ids");
-        };
-        if (top.get("added_tokens") instanceof List<?> added) {
-            for (Object token : added) {
-                if (token instanceof Map<?, ?> t) {
-                    size = Math.max(size, id(t.get("id")) + 1);
-                }
-            }
-        }
-        if (size > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(file + " has token ids up to " + (size - 1) + ", beyond an int");
-        }
-        return (int) size;
-    }
-
-    private static long id(Object value) {
-        if (!(value instanceof Long id) || id < 0) {
-            throw new IllegalArgumentException("a token id in tokenizer.json is not a non-negative integer: " + value);
-        }
-        return id;
     }
 
     /** The tokenizer.json this tokenizer was read from. */
@@ -153,12 +119,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
     @Override
     public int vocabSize() {
-        int size = vocabSize;
-        if (size < 0) {
-            size = readVocabSize(file); // two threads may both read it, and get the same
-            vocabSize = size;
-        }
-        return size;
+        return vocabSize;
     }
 
     /** The ids of {@code text}, with the special tokens the tokenizer adds (so not always empty for empty text). */

@@ -84,6 +84,32 @@ class HfTokenizerTest {
         }
     }
 
+    /**
+     * An added token declared at an id past the vocabulary gets the next id from Hugging Face's library, whatever the
+     * file says: the vocabulary size is what the library assigns (it was the declared id + 1, so ids in between
+     * passed the check and decoded to nothing). The size is read when the tokenizer loads: the file may go afterwards.
+     */
+    @Test
+    void theVocabularySizeIsWhatTheLibraryAssignsAndIsReadOnce(@TempDir Path tmp) throws Exception {
+        Map<String, Object> json = new java.util.LinkedHashMap<>(
+                (Map<String, Object>) Json.parse(Files.readString(Fixtures.tokenizer("bytelevel_bpe").resolve("tokenizer.json"))));
+        List<Object> added = new java.util.ArrayList<>((List<?>) json.get("added_tokens"));
+        added.add(Map.of("id", 1000L, "content", "<extra>", "single_word", false, "lstrip", false, "rstrip", false,
+                "normalized", false, "special", true));
+        json.put("added_tokens", added);
+        Path file = tmp.resolve("tokenizer.json");
+        Files.writeString(file, Json.write(json));
+        try (HfTokenizer tokenizer = HfTokenizer.load(file)) {
+            long[] ids = tokenizer.encode("<extra>");
+            long extra = java.util.Arrays.stream(ids).max().orElseThrow();
+            assertEquals(600, extra, "Hugging Face's library gives it the next id");
+            assertEquals(601, tokenizer.vocabSize());
+            assertThrows(IllegalArgumentException.class, () -> tokenizer.decode(new long[] {601}));
+            Files.delete(file);
+            assertEquals("<extra>", tokenizer.tokenStrings(new long[] {600}).getFirst());
+        }
+    }
+
     @Test
     void aHubCacheFolderHoldingATokenizer(@TempDir Path tmp) throws Exception {
         Path kind = Fixtures.tokenizer("bytelevel_bpe");
