@@ -41,7 +41,8 @@ import java.util.stream.LongStream;
  * <p>The numbers are those of the library's other outputs for the same inputs: the patterns are
  * {@code blocks.L.attn.hook_pattern} of {@link HookedAutoModel#forward}, the composition scores those of
  * {@link CompositionScores#compute}, the head scores those of {@link HeadDetectors#detect}, the effects those of
- * {@link PathPatching#patchAllSenders}.
+ * {@link PathPatching#patchAllSenders}. A value that is no finite number (a head a detector cannot measure, a weight a
+ * model computed as NaN or infinite) shows as {@code ·}.
  */
 public final class AttentionView {
     private static final String TEMPLATE = "page.html";
@@ -184,7 +185,7 @@ public final class AttentionView {
             for (CompositionScores.Mode mode : CompositionScores.Mode.values()) {
                 try (CompositionScores.Result r = CompositionScores.compute(model, mode,
                         CompositionScores.Options.builder().baseline(options.baseline()).build())) {
-                    modes.put(mode.name(), ScoreReport.ofComposition(r.scores(), r.baselineCorrected()).json());
+                    modes.put(mode.name(), finiteOrNull(ScoreReport.ofComposition(r.scores(), r.baselineCorrected()).json()));
                 }
                 step.run();
             }
@@ -270,7 +271,25 @@ public final class AttentionView {
     }
 
     private static Object headScores(Tensor scores) {
-        return ((Map<?, ?>) ScoreReport.ofHeads(scores).json()).get("scores");
+        return finiteOrNull(((Map<?, ?>) ScoreReport.ofHeads(scores).json()).get("scores"));
+    }
+
+    /**
+     * A report's JSON with every value that is no finite number as null, which the page shows as such: the report
+     * writes infinities as strings, which the page would take for numbers.
+     */
+    private static Object finiteOrNull(Object json) {
+        return switch (json) {
+            case Map<?, ?> m -> {
+                Map<Object, Object> out = new LinkedHashMap<>();
+                m.forEach((k, v) -> out.put(k, finiteOrNull(v)));
+                yield out;
+            }
+            case List<?> l -> l.stream().map(AttentionView::finiteOrNull).toList();
+            case Double d when !Double.isFinite(d) -> null;
+            case String text when text.equals("Infinity") || text.equals("-Infinity") -> null;
+            case null, default -> json;
+        };
     }
 
     private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
@@ -335,11 +354,11 @@ public final class AttentionView {
         }
     }
 
-    /** Nested lists with NaN as null, which JSON can hold. */
+    /** The values, with NaN and the infinities as null, which JSON can hold. */
     private static List<Object> floats(float[] values) {
         List<Object> out = new ArrayList<>(values.length);
         for (float v : values) {
-            out.add(v);
+            out.add(Float.isFinite(v) ? v : null);
         }
         return out;
     }

@@ -67,6 +67,27 @@ class AttentionViewTest {
         }
     }
 
+    /** Was: a NaN or infinite weight in any pattern (a model being debugged) made the page impossible to write. */
+    @Test
+    void aPatternThatIsNotFiniteShowsAsNoValue() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL);
+             HookedAutoModel.HookHandle broken = model.addHook(HookedAutoModel.HookSpec.at("blocks.1.attn.hook_pattern",
+                     (p, name) -> {
+                         float[] v = p.toFloatArray();
+                         v[0] = Float.NaN;
+                         v[1] = Float.POSITIVE_INFINITY;
+                         return Tensor.of(v, p.shape());
+                     }))) {
+            AttentionView view = AttentionView.of(model, ids(3, 1, 4), AttentionView.Options.defaults());
+            String html = view.html();
+            String json = html.substring(html.indexOf("id=\"arrakis-data\">") + 18, html.indexOf("</script>"));
+            List<?> layer1 = (List<?>) ((List<?>) ((Map<?, ?>) Json.parse(json)).get("patterns")).get(1);
+            assertNull(layer1.get(0));
+            assertNull(layer1.get(1));
+            assertTrue(layer1.get(2) instanceof Double, "the rest stay numbers");
+        }
+    }
+
     @Test
     void thePageInlinesItsDataAndNoStringCanEndItsScript() {
         Tokenizer hostile = new Tokenizer() {
