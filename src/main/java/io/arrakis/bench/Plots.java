@@ -136,9 +136,9 @@ public final class Plots {
     }
 
     private static void checkSize(int width, int height) {
-        if (width < 64 || height < 64 || width > 16384 || height > 16384) {
-            throw new IllegalArgumentException("the image size must be between 64 and 16384 pixels a side, got "
-                    + width + " × " + height);
+        if (width < 64 || height < 64 || width > Heatmap.MAX_SIDE || height > Heatmap.MAX_SIDE) {
+            throw new IllegalArgumentException("the image size must be between 64 and " + Heatmap.MAX_SIDE
+                    + " pixels a side, got " + width + " × " + height);
         }
     }
 
@@ -203,12 +203,27 @@ public final class Plots {
         return map.writePng(out, width, height);
     }
 
-    /** A token as a tick label: control characters escaped, an empty token shown as ∅. */
+    /** The longest tick label drawn in full, in characters; a longer one ends in an ellipsis. */
+    static final int LABEL_LENGTH = 20;
+
+    /**
+     * A token as a tick label: control characters escaped (a newline as {@code \n}, others by their code), spaces
+     * shown as ␣ when the token is nothing else, an empty token as ∅, at most {@value #LABEL_LENGTH} characters.
+     */
     static String label(String token) {
         Objects.requireNonNull(token, "token label");
         if (token.isEmpty()) {
             return "∅";
         }
-        return token.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t");
+        StringBuilder sb = new StringBuilder();
+        token.codePoints().forEach(cp -> sb.append(switch (cp) {
+            case '\n' -> "\\n";
+            case '\r' -> "\\r";
+            case '\t' -> "\\t";
+            default -> Character.isISOControl(cp) ? String.format("\\u%04x", cp) : Character.toString(cp);
+        }));
+        String label = token.isBlank() ? sb.toString().replace(' ', '␣') : sb.toString();
+        return label.codePointCount(0, label.length()) <= LABEL_LENGTH ? label
+                : label.substring(0, label.offsetByCodePoints(0, LABEL_LENGTH - 1)) + "…";
     }
 }

@@ -316,6 +316,10 @@ public final class ScoreReport {
 
     /** The heatmap this report draws: cells as described at {@link #writeHeatmapPng(Path, String)}. */
     Heatmap heatmap(String title) {
+        if (pairs && layers < 2) {
+            throw new IllegalArgumentException("a one-layer model has no head that sends to another layer's: there is"
+                    + " no composition to draw");
+        }
         int rows = heatmapRows();
         int cols = heatmapColumns();
         String[] rowLabels = new String[rows];

@@ -49,6 +49,8 @@ import java.util.Objects;
  */
 public record Heatmap(String title, String rowAxis, String columnAxis, String[] rowLabels, String[] columnLabels,
                       double[][] values, String legendTitle, double lower, double upper, int tickFontSize) {
+    /** The largest image side {@link #writePng} draws, in pixels. */
+    public static final int MAX_SIDE = 16384;
 
     /** Checks the shape: one label per row and column, rectangular values, {@code lower < upper}. */
     public Heatmap {
@@ -71,6 +73,16 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         if (!(lower < upper) || !Double.isFinite(lower) || !Double.isFinite(upper)) {
             throw new IllegalArgumentException("the colour range must be finite with lower < upper, got [" + lower + ", "
                     + upper + "]");
+        }
+        double span = upper - lower;
+        if (!Double.isFinite(span) || span < 1e-300 || span < 1e-12 * Math.max(Math.abs(lower), Math.abs(upper))) {
+            throw new IllegalArgumentException("the colour range [" + lower + ", " + upper + "] is too "
+                    + (Double.isFinite(span) ? "narrow" : "wide") + " for its scale to be drawn");
+        }
+        for (String[] labels : new String[][] {rowLabels, columnLabels}) {
+            for (String label : labels) {
+                Objects.requireNonNull(label, "a row or column label");
+            }
         }
         if (tickFontSize < 1) {
             throw new IllegalArgumentException("the tick font size must be positive, got " + tickFontSize);
@@ -113,8 +125,9 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
      */
     public Rectangle2D writePng(Path file, int width, int height) {
         Objects.requireNonNull(file, "file");
-        if (width < 1 || height < 1) {
-            throw new IllegalArgumentException("the image size must be positive, got " + width + " × " + height);
+        if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
+            throw new IllegalArgumentException("the image size must be 1 to " + MAX_SIDE + " pixels a side, got "
+                    + width + " × " + height);
         }
         System.setProperty("java.awt.headless", "true");
         int rows = rowLabels.length;
@@ -177,14 +190,21 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         chart.addSubtitle(legend);
 
         ChartRenderingInfo info = new ChartRenderingInfo();
+        BufferedImage image = chart.createBufferedImage(width, height, info);
+        Rectangle2D area = info.getPlotInfo().getDataArea();
+        if (area.getWidth() < cols || area.getHeight() < rows) {
+            throw new IllegalArgumentException("at " + width + " × " + height + " pixels the title, labels and legend"
+                    + " leave " + (int) area.getWidth() + " × " + (int) area.getHeight() + " pixels for " + cols + " × "
+                    + rows + " cells: make the image larger, or the labels shorter or their font smaller");
+        }
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
             // whole or not at all: a reader never finds half a PNG
-            AtomicFiles.write(file, (channel, temp) -> ChartUtils.writeChartAsPNG(Channels.newOutputStream(channel),
-                    chart, width, height, info));
+            AtomicFiles.write(file, (channel, temp) -> ChartUtils.writeBufferedImageAsPNG(
+                    Channels.newOutputStream(channel), image));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
         }

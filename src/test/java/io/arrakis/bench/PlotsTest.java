@@ -206,6 +206,25 @@ class PlotsTest {
         assertEquals("\\n", Plots.label("\n"));
         assertEquals("∅", Plots.label(""));
         assertEquals(" cat", Plots.label(" cat"));
+        assertEquals("a\\u0000b", Plots.label("a\u0000b"), "NUL was drawn as an empty box");
+        assertEquals("␣␣", Plots.label("  "), "a token of spaces was an invisible label");
+        assertEquals("-".repeat(Plots.LABEL_LENGTH - 1) + "…", Plots.label("-".repeat(64)), "long labels squeezed the cells");
+        assertEquals("😀".repeat(Plots.LABEL_LENGTH), Plots.label("😀".repeat(Plots.LABEL_LENGTH)), "counted in characters");
+    }
+
+    /** Was: labels, or a small image, could leave the cells no room, and the PNG showed only the legend. */
+    @Test
+    void anImageThatLeavesTheCellsNoRoomIsRefused(@TempDir Path dir) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Heatmap.canRenderText(), "no fonts");
+        String[] labels = new String[40];
+        java.util.Arrays.fill(labels, "x".repeat(60));
+        double[][] values = new double[40][40];
+        Heatmap map = new Heatmap("t", "r", "c", labels, labels, values, "v", 0, 1, 10);
+        Path png = dir.resolve("squeezed.png");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> map.writePng(png, 400, 400));
+        assertTrue(e.getMessage().contains("for 40 × 40 cells"), e.getMessage());
+        assertTrue(!Files.exists(png));
+        assertThrows(IllegalArgumentException.class, () -> map.writePng(png, 50000, 50000));
     }
 
     @Test
@@ -219,5 +238,12 @@ class PlotsTest {
                 () -> new Heatmap(null, "", "", two, two, new double[][] {{0, 1}, {0, 1}}, "", 1, 1, 10));
         assertThrows(IllegalArgumentException.class,
                 () -> new Heatmap(null, "", "", new String[0], two, new double[0][], "", 0, 1, 10));
+        double[][] square = {{0, 1}, {0, 1}};
+        // a scale JFreeChart cannot draw: it hung on the first, threw from inside on the second
+        assertThrows(IllegalArgumentException.class, () -> new Heatmap(null, "", "", two, two, square, "", 0, 1e-307, 10));
+        assertThrows(IllegalArgumentException.class,
+                () -> new Heatmap(null, "", "", two, two, square, "", -1e308, 1e308, 10));
+        assertThrows(NullPointerException.class,
+                () -> new Heatmap(null, "", "", new String[] {"a", null}, two, square, "", 0, 1, 10));
     }
 }

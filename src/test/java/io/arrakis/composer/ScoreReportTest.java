@@ -149,6 +149,15 @@ class ScoreReportTest {
         }
     }
 
+    /** Was: a one-layer model's composition heatmap was blank, its columns labelled with heads it does not have. */
+    @Test
+    void aOneLayerCompositionHeatmapIsRefused(@TempDir Path dir) {
+        ScoreReport oneLayer = ScoreReport.ofComposition(new double[4], null, 1, 2);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> oneLayer.writeHeatmapPng(dir.resolve("none.png"), "K"));
+        assertTrue(e.getMessage().contains("one-layer"), e.getMessage());
+    }
+
     @Test
     void heatmapIsAReadablePngWithDistinctCells(@TempDir Path dir) throws Exception {
         assumeTrue(ScoreReport.canRenderText(), "skipped: this machine has no fonts (fontconfig), so no heatmap can be drawn");
