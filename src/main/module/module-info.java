@@ -12,7 +12,7 @@ module io.arrakis {
     requires ai.djl.tokenizers;
     requires org.slf4j;                          // DJL logs through it; as automatic modules they cannot say so
     requires org.apache.commons.statistics.descriptive;
-    requires org.apache.commons.statistics.inference;
+    requires org.apache.commons.statistics.distribution;
     requires com.fasterxml.jackson.core;
 
     exports io.arrakis;

@@ -2,8 +2,7 @@ package io.arrakis.bench;
 
 import org.apache.commons.statistics.descriptive.Mean;
 import org.apache.commons.statistics.descriptive.Variance;
-import org.apache.commons.statistics.inference.DataDispersion;
-import org.apache.commons.statistics.inference.TTest;
+import org.apache.commons.statistics.distribution.TDistribution;
 
 import java.util.Objects;
 import java.util.function.IntFunction;
@@ -20,15 +19,15 @@ import java.util.function.ToDoubleFunction;
  * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative)}), so
  * {@code t < 0} when the alternative's mean is larger.
  *
- * <p>The arithmetic is Apache Commons Statistics' ({@link TTest} with heteroscedastic dispersion: Welch's t, the
- * Welch–Satterthwaite degrees of freedom, and the two-sided p-value from its Student's t distribution).
+ * <p>Welch's t and the Welch–Satterthwaite degrees of freedom are computed from the ratio of the two squared standard
+ * errors, so that no magnitude of the samples overflows or underflows them; the two-sided p-value is that of Apache
+ * Commons Statistics' Student's t distribution ({@link TDistribution}).
  *
  * <p>Refused with an {@link IllegalArgumentException}: fewer than 2 observations in a sample, {@code alpha} outside
  * (0, 1), a NaN or infinite observation (naming which), and two samples that both have zero variance, for which t is
  * 0/0 or ±∞ and no p-value exists. One constant sample is fine (its variance term is 0).
  */
 public final class HypothesisTest {
-    private static final TTest WELCH = TTest.withDefaults().with(DataDispersion.HETEROSCEDASTIC);
 
     private HypothesisTest() {
     }
@@ -101,24 +100,42 @@ public final class HypothesisTest {
         checkFinite(b, labelB);
         double meanA = Mean.of(a).getAsDouble();
         double meanB = Mean.of(b).getAsDouble();
-        // t, its degrees of freedom and p do not depend on the unit; in one where the largest magnitude is about 1,
-        // the variances and their squares in the degrees of freedom neither overflow nor underflow
-        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(a), maxAbs(b))));
-        double[] scaledA = scaled(a, scale);
-        double[] scaledB = scaled(b, scale);
-        double varA = Variance.of(scaledA).getAsDouble(); // unbiased (n - 1), in the scaled unit
-        double varB = Variance.of(scaledB).getAsDouble();
-        if (varA == 0 && varB == 0) {
+        double sdA = standardDeviation(a);
+        double sdB = standardDeviation(b);
+        if (sdA == 0 && sdB == 0) {
             throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
                     + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
                     + " and there is no p-value");
         }
-        TTest.Result r = WELCH.test(scaledA, scaledB);
-        double p = r.getPValue();
-        // back in the samples' unit: 0 or infinite where the variance itself does not fit a double
-        return new WelchResult(r.getStatistic(), r.getDegreesOfFreedom(), p, alpha, p < alpha,
-                new WelchResult.Sample(labelA, a.length, meanA, varA / scale / scale),
-                new WelchResult.Sample(labelB, b.length, meanB, varB / scale / scale));
+        // the squared standard errors of the means only through their ratio r <= 1 (the larger one factored out), so
+        // that neither they nor their squares in the degrees of freedom overflow or underflow at any magnitude
+        double seA = sdA / Math.sqrt(a.length);
+        double seB = sdB / Math.sqrt(b.length);
+        boolean aLarger = seA >= seB;
+        double larger = aLarger ? seA : seB;
+        double ratio = (aLarger ? seB : seA) / larger;
+        double r = ratio * ratio;
+        double df = (1 + r) * (1 + r) / (1.0 / ((aLarger ? a.length : b.length) - 1) + r * r / ((aLarger ? b.length : a.length) - 1));
+        // t in a unit where the largest of the means and the standard error is about 1
+        double unit = Math.scalb(1.0, -Math.getExponent(Math.max(Math.max(Math.abs(meanA), Math.abs(meanB)), larger)));
+        double t = (meanA * unit - meanB * unit) / (larger * unit * Math.sqrt(1 + r));
+        double p = Math.min(1, 2 * TDistribution.of(df).survivalProbability(Math.abs(t)));
+        // each variance in the samples' unit: 0 or infinite where it does not fit a double
+        return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, meanA, sdA * sdA),
+                new WelchResult.Sample(labelB, b.length, meanB, sdB * sdB));
+    }
+
+    /**
+     * The sample's standard deviation (n - 1), computed where its largest magnitude is about 1 and scaled back: it
+     * neither overflows nor underflows where the deviation itself fits a double.
+     */
+    private static double standardDeviation(double[] sample) {
+        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(sample), Double.MIN_NORMAL)));
+        double[] scaled = new double[sample.length];
+        for (int i = 0; i < sample.length; i++) {
+            scaled[i] = sample[i] * scale;
+        }
+        return Math.sqrt(Variance.of(scaled).getAsDouble()) / scale;
     }
 
     private static double maxAbs(double[] sample) {
@@ -127,15 +144,6 @@ public final class HypothesisTest {
             max = Math.max(max, Math.abs(x));
         }
         return max;
-    }
-
-    /** The sample times a power of two: exact, unless a value becomes subnormal. */
-    private static double[] scaled(double[] sample, double scale) {
-        double[] out = new double[sample.length];
-        for (int i = 0; i < sample.length; i++) {
-            out[i] = sample[i] * scale;
-        }
-        return out;
     }
 
     private static void checkN(int n, String what) {

@@ -137,6 +137,38 @@ class HypothesisTestTest {
         assertTrue(huge.toJson().contains("\"variance\":\"Infinity\""), huge.toJson());
     }
 
+    /**
+     * One sample's spread far below the other's magnitude. The degrees of freedom tend to the varying sample's n - 1,
+     * and with 1 or 2 of them Student's t has closed forms: two-sided p = (2/π)·atan(1/|t|) for 1, and
+     * 2 / (√(t²+2)·(√(t²+2) + |t|)) for 2. Was: df and p NaN ("not rejected"), or p 4.3 times too small, from squared
+     * variances that underflowed; a sample that is not constant was called constant; a variance that fits a double
+     * was reported as 0.
+     */
+    @Test
+    void aSpreadFarBelowTheOtherSamplesMagnitudeKeepsItsDegreesOfFreedom() {
+        WelchResult two = HypothesisTest.welch(new double[] {1, 1, 1}, new double[] {1e-90, 2e-90, 3e-90}, 0.05);
+        double t = (1 - 2e-90) / (1e-90 / Math.sqrt(3));
+        assertEquals(t, two.t(), t * 1e-12);
+        assertEquals(2, two.degreesOfFreedom(), 1e-12);
+        double root = Math.sqrt(t * t + 2);
+        assertEquals(2 / (root * (root + t)), two.pValue(), 2 / (root * (root + t)) * 1e-9);
+        assertTrue(two.rejectNull());
+
+        WelchResult one = HypothesisTest.welch(new double[] {1, 1}, new double[] {0, 1e-80}, 0.05);
+        assertEquals(1, one.degreesOfFreedom(), 1e-12);
+        double tOne = (1 - 5e-81) / (1e-80 / Math.sqrt(2) / Math.sqrt(2));
+        assertEquals(tOne, one.t(), tOne * 1e-12);
+        assertEquals(2 / Math.PI * Math.atan(1 / tOne), one.pValue(), 3.2e-81 * 1e-9);
+
+        WelchResult tiny = HypothesisTest.welch(new double[] {1e6, 1e6, 1e6}, new double[] {-1e-160, 1e-160, 0}, 0.05);
+        assertEquals(2, tiny.degreesOfFreedom(), 1e-12);
+        assertEquals(0.0, tiny.pValue(), "about 3e-333, below the least double");
+        assertTrue(tiny.rejectNull());
+
+        WelchResult apart = HypothesisTest.welch(new double[] {1e300, 1.0000001e300}, new double[] {1e-10, 2e-10}, 0.05);
+        assertEquals(5e-21, apart.b().variance(), 5e-21 * 1e-9);
+    }
+
     @Test
     void badInputsAreRefused() {
         double[] ok = {1, 2, 3};
