@@ -51,6 +51,8 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     private final Path saveDir;
     private final Map<String, Function<HookedAutoModel, ?>> factories = new ConcurrentHashMap<>();
     private final Map<String, Object> tools = new ConcurrentHashMap<>();
+    /** The tools whose factories are running, in order, guarded by this bench. */
+    private final Set<String> making = new java.util.LinkedHashSet<>();
     private final ExperimentLog.Options logOptions;
     private volatile ExperimentLog log;
     private volatile Tokenizer tokenizer;
@@ -131,13 +133,31 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         return new ToolUse(new Tools(chosen));
     }
 
-    private Object instance(String name) {
+    /**
+     * The tool, made on first use. A factory may ask for other tools (one lock, held again by the same thread, rather
+     * than a map's atomic update, which refuses an update nested in another); one that asks for itself is refused.
+     */
+    private synchronized Object instance(String name) {
+        Objects.requireNonNull(name, "tool name");
         Function<HookedAutoModel, ?> factory = factories.get(name);
         if (factory == null) {
             throw new IllegalArgumentException("no tool named '" + name + "'; registered tools: " + toolNames());
         }
-        return tools.computeIfAbsent(name, n -> Objects.requireNonNull(factory.apply(model),
-                () -> "the factory of tool '" + n + "' returned null"));
+        Object made = tools.get(name);
+        if (made != null) {
+            return made;
+        }
+        if (!making.add(name)) {
+            throw new IllegalStateException("the factory of tool '" + name + "' asks for tool '" + name + "' while"
+                    + " making it (through " + making + ")");
+        }
+        try {
+            made = Objects.requireNonNull(factory.apply(model), () -> "the factory of tool '" + name + "' returned null");
+        } finally {
+            making.remove(name);
+        }
+        tools.put(name, made);
+        return made;
     }
 
     /** The tools chosen by {@link #useTools}, ready to be handed to an experiment. */

@@ -152,6 +152,10 @@ final class ExperimentValues {
                         + (e.getKey() == null ? "null" : "a " + e.getKey().getClass().getName())
                         + "; only String keys are supported");
             }
+            if (key.equals(TENSOR_KEY)) {
+                throw new IllegalArgumentException("cannot log " + path + ": the key \"" + TENSOR_KEY + "\" is the"
+                        + " log's own, for tensor summaries; name it otherwise");
+            }
             out.put(key, encode(e.getValue(), member(path, key), depth + 1));
         }
         return Collections.unmodifiableMap(out);

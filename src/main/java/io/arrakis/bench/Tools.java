@@ -1,6 +1,7 @@
 package io.arrakis.bench;
 
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /** The tools an experiment declared with {@link BaseInterpretabilityBench#useTools}, by name. */
@@ -17,6 +18,8 @@ public final class Tools {
      * @throws IllegalArgumentException when the experiment did not declare that tool, or it is not a {@code type}
      */
     public <T> T get(String name, Class<T> type) {
+        Objects.requireNonNull(name, "tool name");
+        Objects.requireNonNull(type, "tool type");
         Object tool = tools.get(name);
         if (tool == null) {
             throw new IllegalArgumentException("tool '" + name + "' was not declared by this experiment; it declared "

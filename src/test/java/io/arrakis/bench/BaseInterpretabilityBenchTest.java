@@ -160,4 +160,22 @@ class BaseInterpretabilityBenchTest {
             assertEquals(2, sizes.run(Map.of("a", "x", "b", "y")));
         }
     }
+
+    /**
+     * Was: a factory that asks for another tool failed with "Recursive update" when the two names shared a bucket
+     * of the bench's map ("paths" and "composer" do), and a null name failed inside the map.
+     */
+    @Test
+    void aToolsFactoryMayUseOtherToolsButNotItself() {
+        record Paths(AttentionComposer composer) {
+        }
+        MIExperiment bench = new MIExperiment(model);
+        bench.registerTool("paths", m -> new Paths(bench.tool("composer", AttentionComposer.class)));
+        assertSame(bench.tool("composer", AttentionComposer.class), bench.tool("paths", Paths.class).composer());
+        bench.registerTool("loop", m -> bench.tool("loop", Object.class));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> bench.tool("loop", Object.class));
+        assertTrue(e.getMessage().contains("asks for tool 'loop'"), e.getMessage());
+        NullPointerException n = assertThrows(NullPointerException.class, () -> bench.tool(null, Object.class));
+        assertTrue(n.getMessage().contains("tool name"), n.getMessage());
+    }
 }

@@ -538,6 +538,15 @@ class ExperimentLogTest {
         }
     }
 
+    /** Was: a map keyed "__tensor__" was taken for a tensor summary: two different results shared one version. */
+    @Test
+    void theTensorSummaryKeyIsRefusedInLoggedMaps(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> log.record("v", Map.of(),
+                Map.of("__tensor__", Map.of("sha256", "s", "note", "first run")), T0, ONE_SECOND, null));
+        assertTrue(e.getMessage().contains("__tensor__") && e.getMessage().contains("result"), e.getMessage());
+    }
+
     /** Was: a record whose values were edited, or that was copied into another experiment's folder, read as valid. */
     @Test
     void anEditedOrMovedRecordIsRefused(@TempDir Path dir) throws IOException {
