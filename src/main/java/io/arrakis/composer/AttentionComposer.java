@@ -242,19 +242,26 @@ public final class AttentionComposer {
         long batch = x.size(0);
         long pos = x.size(1);
         int dHead = c.dHead();
-        Tensor q = model.normalizeQueries(layer, x.matmul(wq).add(bq).view(batch, pos, 1, dHead));
-        Tensor k = model.normalizeKeys(layer, x.matmul(wk).add(bk).view(batch, pos, 1, dHead));
-        Tensor v = x.matmul(wv).add(bv).view(batch, pos, 1, dHead);
+        Tensor q = model.normalizeQueries(layer, project(x, wq, bq).view(batch, pos, 1, dHead));
+        Tensor k = model.normalizeKeys(layer, project(x, wk, bk).view(batch, pos, 1, dHead));
+        Tensor v = project(x, wv, bv).view(batch, pos, 1, dHead);
         if (c.rotary()) {
             q = model.rotate(layer, q);
             k = model.rotate(layer, k);
         }
         Tensor scores = model.attentionScores(layer, q, k);
-        Tensor pattern = sink == null ? scores.softmax(-1) : Tensor.cat(List.of(scores,
-                sink.view(1, 1, 1, 1).expand(batch, 1, pos, 1)), -1).softmax(-1).narrow(-1, 0, pos);
+        Tensor pattern = model.attentionPattern(scores, sink == null ? null : sink.view(1));
         // the scores may be float32 in a reduced-precision model (gpt-neo, gpt-j), the pattern is the values' dtype
         pattern = pattern.dtype() == v.dtype() ? pattern : pattern.to(v.dtype());
         return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
+    }
+
+    /**
+     * {@code x W + b} for a head's {@code W [d_model, d_head]} as one linear op, bias included, which rounds once in
+     * float16 and bfloat16, as the forward pass's projection does.
+     */
+    private static Tensor project(Tensor x, Tensor w, Tensor b) {
+        return x.linear(w.transpose(0, 1).contiguous(), b);
     }
 
     /** {@code z [batch, pos, head, d_head]} with head {@code index} replaced by {@code zHead [batch, pos, d_head]}. */

@@ -179,10 +179,10 @@ public final class HeadDetectors {
                     + java.util.Arrays.toString(scores.shape()));
         }
         int heads = (int) scores.size(1);
-        float[] values = scores.toFloatArray();
+        double[] values = scores.toDoubleArray(); // path patching's effects are float64: close ones must not tie
         int best = -1;
         for (int i = 0; i < values.length; i++) {
-            if (!Float.isNaN(values[i]) && (best < 0 || values[i] > values[best])) {
+            if (!Double.isNaN(values[i]) && (best < 0 || values[i] > values[best])) {
                 best = i;
             }
         }

@@ -246,7 +246,7 @@ final class Forward {
      * value; the pattern leaves its column out, so a row sums to less than 1 by the share the sink took. As in its
      * model, each row's maximum is subtracted first, in the scores' dtype (which rounds in float16 and bfloat16).
      */
-    private static Tensor softmaxWithSink(Tensor scores, Tensor sinks) {
+    static Tensor softmaxWithSink(Tensor scores, Tensor sinks) {
         long batch = scores.size(0);
         long heads = scores.size(1);
         long queries = scores.size(2);

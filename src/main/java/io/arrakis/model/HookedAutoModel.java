@@ -741,6 +741,22 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
+     * The attention pattern of {@code scores} {@code [batch, head, query, key]} as the forward pass computes
+     * {@code hook_pattern} from them: their softmax, or, with {@code sinks} {@code [head]} (gpt-oss's learned logits;
+     * null for none), the softmax with each head's sink as one more key, whose column is left out. A new tensor.
+     */
+    public Tensor attentionPattern(Tensor scores, Tensor sinks) {
+        if (scores.dim() != 4 || (sinks != null && (sinks.dim() != 1 || sinks.size(0) != scores.size(1)))) {
+            throw new IllegalArgumentException("attentionPattern: scores must be [batch, head, query, key] and sinks"
+                    + " [head]; got " + Arrays.toString(scores.shape())
+                    + (sinks == null ? "" : " and " + Arrays.toString(sinks.shape())));
+        }
+        try (TensorScope scope = TensorScope.open()) {
+            return scope.keep(sinks == null ? scores.softmax(-1) : Forward.softmaxWithSink(scores, sinks));
+        }
+    }
+
+    /**
      * Block {@code layer}'s attention scores {@code [batch, head, query, key]} for queries and keys
      * {@code [batch, pos, head, d_head]} as they enter the dot product (normalised and rotated where the family does
      * so, one key head per query head): scaled, soft-capped where the family caps them, and -inf where the layer's
@@ -803,10 +819,10 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
-     * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]} in the
-     * model's dtype: the norm weight, or {@code 1 + w} for gemma's {@code (1 + w)} RMSNorms; null where the family's
-     * norm has no weight. Folding them into the rows of W_Q, W_K, W_V is TransformerLens's {@code fold_ln} for those
-     * weights. A new tensor.
+     * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the
+     * norm weight in the model's dtype, or {@code 1 + w} for gemma's {@code (1 + w)} RMSNorms (in float32 for a
+     * float16 or bfloat16 model, as its forward pass forms it); null where the family's norm has no weight. Folding
+     * them into the rows of W_Q, W_K, W_V is TransformerLens's {@code fold_ln} for those weights. A new tensor.
      */
     public Tensor normWeights() {
         return using(() -> {
@@ -816,7 +832,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     if (l.ln1w() == null) {
                         return null;
                     }
-                    perLayer.add(config.normAddsOne() ? l.ln1w().add(1.0) : l.ln1w());
+                    perLayer.add(config.normAddsOne() ? plusOne(l.ln1w()) : l.ln1w());
                 }
                 return scope.keep(Tensor.stack(perLayer, 0));
             }
@@ -825,7 +841,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The effective scales of the query norms, {@code [layer, head, d_head]} in the model's dtype (the weight, or
-     * {@code 1 + w} for gemma3's norms; a norm over the whole projection sliced per head); null where the family has
+     * {@code 1 + w} for gemma3's norms, in float32 as {@link #normWeights()} says; a norm over the whole projection
+     * sliced per head); null where the family has
      * no query norm. A new tensor.
      */
     public Tensor queryNormWeights() {
@@ -844,7 +861,7 @@ public final class HookedAutoModel implements AutoCloseable {
         boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
         return stackLayers(l -> {
             Tensor w = weight.apply(layer(l));
-            Tensor scale = config.normAddsOne() ? w.add(1.0) : w;
+            Tensor scale = config.normAddsOne() ? plusOne(w) : w;
             Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead()) : scale.view(heads, config.dHead());
             return repeatKv(perHeadScale, repeatKv);
         });
@@ -852,7 +869,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The effective scales of the norms of each block's attention output, {@code [layer, d_model]} in the model's
-     * dtype (the weight, or {@code 1 + w} for gemma2's and gemma3's norms), which multiply what the heads write
+     * dtype (the weight, or {@code 1 + w} for gemma2's and gemma3's norms, in float32 as {@link #normWeights()} says),
+     * which multiply what the heads write
      * (after division by the output's RMS) before it joins the residual stream; null where the family does not
      * normalise the attention's output. A new tensor.
      */
@@ -863,9 +881,17 @@ public final class HookedAutoModel implements AutoCloseable {
             }
             return stackLayers(l -> {
                 Tensor w = layer(l).attnOutNorm();
-                return config.normAddsOne() ? w.add(1.0) : w;
+                return config.normAddsOne() ? plusOne(w) : w;
             });
         });
+    }
+
+    /**
+     * A gemma norm's scale {@code 1 + w} as its forward pass forms it: in float32 for a float16 or bfloat16 model, where
+     * the dtype would round it.
+     */
+    private static Tensor plusOne(Tensor w) {
+        return (w.dtype() == DType.FLOAT16 || w.dtype() == DType.BFLOAT16 ? w.to(DType.FLOAT32) : w).add(1.0);
     }
 
     private void checkLayer(int layer) {
