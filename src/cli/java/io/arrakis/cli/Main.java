@@ -86,12 +86,25 @@ public final class Main implements Callable<Integer> {
                     ? e.getCause() : e;
             if (cause instanceof IllegalArgumentException || cause instanceof IllegalStateException
                     || cause instanceof UnsupportedOperationException || cause instanceof java.io.UncheckedIOException
-                    || cause instanceof io.arrakis.model.safetensors.SafeTensorsException) {
+                    || cause instanceof io.arrakis.model.safetensors.SafeTensorsException
+                    || cause instanceof io.arrakis.torch.LibTorchException) {
                 return badInput(err, command, cause);
+            }
+            if (cause instanceof io.arrakis.torch.TorchException) { // an op libtorch could not do (out of memory, ...)
+                err.println(command.getCommandSpec().qualifiedName() + ": " + firstLine(cause));
+                return 1;
             }
             throw e;
         });
-        return cli.execute(args);
+        try {
+            return cli.execute(args);
+        } catch (ExceptionInInitializerError e) { // a libtorch that cannot load fails the initialisation of a class
+            if (e.getCause() instanceof io.arrakis.torch.LibTorchException cause) {
+                err.println("arrakis: " + firstLine(cause));
+                return 2;
+            }
+            throw e;
+        }
     }
 
     /** Adds the command {@code className} where it was built: {@code sweep} needs Spark, the profile of its own. */
@@ -108,8 +121,12 @@ public final class Main implements Callable<Integer> {
     }
 
     private static int badInput(PrintStream err, CommandLine command, Throwable e) {
-        err.println(command.getCommandSpec().qualifiedName() + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+        err.println(command.getCommandSpec().qualifiedName() + ": " + firstLine(e));
         return 2;
+    }
+
+    private static String firstLine(Throwable e) {
+        return String.valueOf(e.getMessage()).lines().findFirst().orElse("");
     }
 
     /** What {@code --version} prints. */

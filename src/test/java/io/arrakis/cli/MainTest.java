@@ -253,6 +253,21 @@ class MainTest {
         assertTrue(refused.err().contains("50256") && refused.err().contains("vocabulary"), refused.err());
     }
 
+    /** Was: a libtorch that cannot be found printed a stack trace (or an initialiser's error) and exited with 1. */
+    @Test
+    void aLibTorchThatCannotLoadIsOneLine(@org.junit.jupiter.api.io.TempDir Path dir) {
+        String model = Fixtures.huggingFace("gpt2").toString();
+        for (String command : List.of("info", "forward")) {
+            String[] args = command.equals("info") ? new String[] {"info"}
+                    : new String[] {"forward", "--model", model, "--input-ids", "1"};
+            String out = io.arrakis.testing.ChildJvm.of(Main.class, args)
+                    .property(io.arrakis.torch.LibTorch.PROPERTY_FOLDER, dir.resolve("missing").toString())
+                    .start().finish(2);
+            assertEquals(1, out.strip().lines().count(), out);
+            assertTrue(out.contains("libtorch folder") && out.contains("missing"), out);
+        }
+    }
+
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */
     @Test
     void headsJsonHasOneScorePerHead() {
