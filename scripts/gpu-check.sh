@@ -7,7 +7,8 @@
 #                                    scripts/gpu_bench.py (PyTorch + transformers on the same checkpoints), merged by
 #                                    scripts/lib/gpu_report.py into $OUT/gpu-check.json and $OUT/gpu-check.txt
 #   scripts/gpu-check.sh --bench-only  there: only the parity and benchmark run
-# Copy or carry .gpu/ along with the repository. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
+# Copy or carry .gpu/ along with the repository. --prepare takes the fixtures from ../shared, or from ARRAKIS_FIXTURES
+# and ARRAKIS_FIXTURES_HF_MORE. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
 # taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary. Time limits (seconds,
 # sized for a 10-minute device call with the ~35 s test run): GPU_CHECK_JAVA_TIMEOUT (default 240) and
 # GPU_CHECK_PYTHON_TIMEOUT (default 220); GPU_CHECK_PYTHON names the Python (default python3). Checkpoints (~2.7 GB) are written to .gpu/work (GPU_CHECK_WORK), never $OUT.
@@ -17,6 +18,12 @@ cd "$root"
 junit=org.junit.platform:junit-platform-console-standalone:1.14.1
 
 if [ "${1:-}" = "--prepare" ]; then
+  # the reference models the tests read: shared/ beside the repository (as in CI), or where these name it
+  fixtures=${ARRAKIS_FIXTURES:-../shared/fixtures}
+  fixtures_more=${ARRAKIS_FIXTURES_HF_MORE:-../shared/fixtures-hf-more}
+  for dir in "$fixtures" "$fixtures_more"; do
+    [ -d "$dir" ] || { echo "gpu-check: no fixtures at $dir (set ARRAKIS_FIXTURES and ARRAKIS_FIXTURES_HF_MORE)" >&2; exit 2; }
+  done
   source scripts/lib/jdk.sh
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
   rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/work .gpu/classes .gpu/test-classes .gpu/lib
@@ -32,8 +39,9 @@ if [ "${1:-}" = "--prepare" ]; then
   cp -r target/classes .gpu/classes
   cp -r target/test-classes .gpu/test-classes
   rm -rf .gpu/fixtures .gpu/fixtures-hf-more
-  cp -r ../shared/fixtures .gpu/fixtures   # the reference models the tests read (beside the repository in CI)
-  cp -r ../shared/fixtures-hf-more .gpu/fixtures-hf-more
+  cp -r "$fixtures" .gpu/fixtures
+  cp -r "$fixtures_more" .gpu/fixtures-hf-more
+  chmod -R u+w .gpu/fixtures .gpu/fixtures-hf-more # read-only copies would stop the next --prepare's rm
   "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming,java.desktop \
     --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
   # packed, so that everything that travels stays under 64 MB; unpacked there on first use

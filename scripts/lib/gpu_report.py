@@ -32,6 +32,11 @@ def fmt(x, spec=".3g"):
     return "-" if x is None else format(x, spec) if isinstance(x, (int, float)) else str(x)
 
 
+def within(x, tol):
+    """Whether a deviation is a number no larger than tol: "NaN" or "Infinity" (written as strings) are failures."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x <= tol
+
+
 def verdict(ok):
     return "-" if ok is None else ("ok" if ok else "FAIL")
 
@@ -48,11 +53,12 @@ def main():
     for j in rows(java, "parity"):
         p = py_parity.get(j.get("model"), {})
         comp = j.get("composition_device_vs_cpu_max_abs") or {}
-        comp_max = max(comp.values()) if comp else None
+        numbers = [v for v in comp.values() if isinstance(v, (int, float))]
+        comp_max = (max(numbers) if len(numbers) == len(comp) else "NaN") if comp else None
         checks = [j.get("device_vs_cpu_logits_max_abs"), j.get("device_vs_cpu_cache_max_abs"), comp_max]
-        ok = "error" not in j and all(c is not None and c <= F32_TOL for c in checks)
+        ok = "error" not in j and all(within(c, F32_TOL) for c in checks)
         bf16 = p.get("hf_vs_ours_device_bf16_max_rel", j.get("device_bf16_vs_cpu_f32_logits_max_rel"))
-        ok = ok and (bf16 is None or bf16 <= BF16_REL_TOL)
+        ok = ok and (bf16 is None or within(bf16, BF16_REL_TOL))
         for key in ("hf_vs_ours_cpu_f32_ok", "hf_vs_ours_device_f32_ok"):
             if key in p:
                 ok = ok and bool(p[key])
@@ -135,6 +141,10 @@ def main():
     for doc, name in ((java, "java"), (python, "python")):
         if isinstance(doc, dict) and "error" in doc and len(doc) == 1:
             head.append(f"{name} half: {doc['error']}")
+        elif isinstance(doc, dict) and name == "java":  # it writes every section, unless it was cut short
+            missing = [k for k in ("parity", "forward", "composition") if k not in doc]
+            if missing:
+                head.append(f"{name} half: FAIL, no {', '.join(missing)} section (the run was cut short, or failed)")
     table = "\n".join(head + lines) + "\n"
     with open(sys.argv[3], "w") as f:
         json.dump({"meta": meta, "summary": summary, "java": java, "python": python}, f, indent=1)

@@ -97,7 +97,7 @@ public final class GpuCheck {
         }
         Map<String, Object> result = new GpuCheck(device, quick, work, runs, warmup).run(out);
         if (out == null) {
-            System.out.println(Json.writeIndented(result));
+            System.out.println(Json.writeIndented(jsonSafe(result)));
         } else {
             System.err.println("gpu-check (java): wrote " + out);
         }
@@ -133,8 +133,26 @@ public final class GpuCheck {
     /** Writes what there is so far to {@code out}, if there is one. */
     private void flush() throws IOException {
         if (out != null) {
-            Files.writeString(out, Json.writeIndented(result) + "\n");
+            Files.writeString(out, Json.writeIndented(jsonSafe(result)) + "\n");
         }
+    }
+
+    /**
+     * {@code value} with every non-finite number as the string {@code "NaN"}, {@code "Infinity"} or
+     * {@code "-Infinity"}: a deviation that is one is a failure the report must show, which JSON has no number for.
+     */
+    static Object jsonSafe(Object value) {
+        return switch (value) {
+            case Map<?, ?> m -> {
+                Map<Object, Object> out = new LinkedHashMap<>();
+                m.forEach((k, v) -> out.put(k, jsonSafe(v)));
+                yield out;
+            }
+            case List<?> l -> l.stream().map(GpuCheck::jsonSafe).toList();
+            case Double d when !Double.isFinite(d) -> d.toString();
+            case Float f when !Float.isFinite(f) -> Double.toString(f);
+            case null, default -> value;
+        };
     }
 
     /** Runs one section; a failure is recorded (and printed) instead of ending the run. */
@@ -249,7 +267,7 @@ public final class GpuCheck {
                 String worstHook = "";
                 for (String hook : a.cache().names()) {
                     double d = maxAbs(host(a.cache().get(hook)), host(b.cache().get(hook)));
-                    if (d > worst) {
+                    if (!(d <= worst)) { // a NaN is the worst
                         worst = d;
                         worstHook = hook;
                     }

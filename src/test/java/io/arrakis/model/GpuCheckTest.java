@@ -47,6 +47,16 @@ class GpuCheckTest {
         assertEquals(2, ((List<Object>) result.get("composition")).size());
     }
 
+    /** Was: a deviation of NaN or infinity (a device gone wrong) made the JSON unwritable, and the run kept no rows. */
+    @Test
+    void deviationsThatAreNotNumbersAreWrittenAsStrings() {
+        Object safe = GpuCheck.jsonSafe(java.util.Map.of("rows", java.util.List.of(java.util.Map.of("d", Double.NaN,
+                "e", Double.POSITIVE_INFINITY, "f", 0.5))));
+        String json = io.arrakis.json.Json.write(safe);
+        assertTrue(json.contains("\"d\":\"NaN\"") && json.contains("\"e\":\"Infinity\"") && json.contains("\"f\":0.5"),
+                json);
+    }
+
     @Test
     void medianOfRuns() {
         assertEquals(0.0, GpuCheck.maxAbs(new float[] {1, 2}, new float[] {1, 2}));
