@@ -20,6 +20,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -233,13 +234,17 @@ public final class AttentionView {
 
     private static final Pattern PLACEHOLDER = Pattern.compile("@TITLE@|@DATA@");
 
-    /** Writes {@link #html()} to {@code file} atomically; returns the file. */
+    /** Writes {@link #html()} to {@code file} atomically, creating missing parent folders; returns the file. */
     public Path writeHtml(Path file) {
         byte[] bytes = html().getBytes(StandardCharsets.UTF_8);
         try {
+            Path parent = file.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
             AtomicFiles.write(file, (channel, temp) -> AtomicFiles.writeFully(channel, ByteBuffer.wrap(bytes)));
         } catch (IOException e) {
-            throw new UncheckedIOException("could not write the view to " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("could not write the view to " + file + ": " + e, e);
         }
         return file;
     }
@@ -317,9 +322,10 @@ public final class AttentionView {
         long answer = options.answer() >= 0 ? options.answer() : topToken(model, clean);
         long wrong = options.wrong() >= 0 ? options.wrong() : topToken(model, corrupted);
         if (answer == wrong) {
-            throw new IllegalArgumentException("the clean and the corrupted input both predict token " + answer
-                    + " at the last position, so their logit difference measures nothing: name the answer and the"
-                    + " wrong token");
+            throw new IllegalArgumentException(options.answer() >= 0 && options.wrong() >= 0
+                    ? "the answer and the wrong token are both " + answer + ", so their logit difference measures nothing"
+                    : "the clean and the corrupted input both predict token " + answer + " at the last position, so"
+                    + " their logit difference measures nothing: name the answer and the wrong token");
         }
         PathPatching.Metric metric = PathPatching.Metric.logitDiff(answer, wrong);
         List<Object> effects = new ArrayList<>();

@@ -88,6 +88,20 @@ class AttentionViewTest {
         }
     }
 
+    /** Was: a page for a folder not yet there failed with the temporary file's name and no reason. */
+    @Test
+    void thePageIsWrittenIntoFoldersItCreatesAndTheSameTokenTwiceIsNamed(@org.junit.jupiter.api.io.TempDir Path dir) {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            Path page = dir.resolve("new/folder/view.html");
+            AttentionView.of(model, ids(3, 1, 4), AttentionView.Options.defaults()).writeHtml(page);
+            assertTrue(java.nio.file.Files.isRegularFile(page));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model,
+                    ids(3, 1, 4), AttentionView.Options.defaults().withPatching(ids(3, 2, 4), 5, 5, List.of(),
+                            List.of())));
+            assertTrue(e.getMessage().contains("the answer and the wrong token are both 5"), e.getMessage());
+        }
+    }
+
     @Test
     void thePageInlinesItsDataAndNoStringCanEndItsScript() {
         Tokenizer hostile = new Tokenizer() {
