@@ -8,6 +8,10 @@
 #   ... --install-python              installs the Python column's Debian packages if missing (else it is left empty)
 # A JVM's crash report (hs_err_pid*.log) or JIT replay file goes under target/, never into the working tree.
 set -euo pipefail
+if [[ "${1:-}" == --help || "${1:-}" == -h ]]; then # this header, without building anything
+    sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
+    exit 0
+fi
 cd "$(dirname "$0")/.."
 source scripts/lib/jdk.sh
 # JMH's forks inherit these from the JVM that runs JMH (scripts/lib/bench_suite.py passes the same to its JVMs)

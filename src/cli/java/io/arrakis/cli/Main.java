@@ -542,7 +542,8 @@ public final class Main implements Callable<Integer> {
         if (tokenizerPath != null && text == null) {
             throw new IllegalArgumentException("--tokenizer goes with --text");
         }
-        List<String> names = new ArrayList<>(hooks.stream().map(String::trim).filter(h -> !h.isEmpty()).toList());
+        List<String> names = new ArrayList<>(hooks.stream().map(String::trim).filter(h -> !h.isEmpty()).distinct()
+                .toList());
         if (!names.contains("logits")) {
             names.add("logits");
         }

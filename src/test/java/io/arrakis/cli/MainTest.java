@@ -56,6 +56,8 @@ class MainTest {
         assertEquals(1.0, ((Number) data.get(0)).doubleValue(), 1e-6);
         assertEquals(0.0, ((Number) data.get(1)).doubleValue(), 0);
         assertEquals(List.of(2L, 3L, 96L), ((Map<?, ?>) json.get("logits")).get("shape"));
+        Result twice = run("forward", "--model", GPT2.toString(), "--input-ids", "1,2", "--hooks", "logits,logits");
+        assertEquals(1, twice.out().lines().filter(l -> l.startsWith("logits")).count(), "named twice, printed once");
     }
 
     @Test
