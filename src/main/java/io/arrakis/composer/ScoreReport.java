@@ -176,7 +176,8 @@ public final class ScoreReport {
 
     /**
      * The {@link #top(int)} entries as an aligned text table (a header line, then one line per entry; scores with six
-     * decimals, right-aligned; a "corrected" column when there is a baseline). Lines end with {@code \n}.
+     * decimals, right-aligned; a "corrected" column when there is a baseline), and a last line counting the entries
+     * without a score, if any. Lines end with {@code \n}.
      */
     public String table(int k) {
         List<Entry> entries = top(k);
@@ -209,6 +210,10 @@ public final class ScoreReport {
                 line.append(c == 1 ? row[c] + pad : pad + row[c]);
             }
             sb.append(line.toString().stripTrailing()).append('\n');
+        }
+        long unscored = Arrays.stream(scores).filter(Double::isNaN).count();
+        if (unscored > 0) {
+            sb.append(unscored).append(pairs ? " pairs" : " heads").append(" without a score (NaN) left out\n");
         }
         return sb.toString();
     }

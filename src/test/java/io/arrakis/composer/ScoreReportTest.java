@@ -90,6 +90,14 @@ class ScoreReportTest {
                    2  L1H0  0.400000
                    3  L1H2  0.300000
                 """, heads);
+        // heads a detector cannot measure are counted, not left out without a word
+        String unmeasured = ScoreReport.ofHeads(new double[] {Double.NaN, 0.7, Double.NaN, 0.4}, 2, 2).table(5);
+        assertEquals("""
+                rank  head     score
+                   1  L0H1  0.700000
+                   2  L1H1  0.400000
+                2 heads without a score (NaN) left out
+                """, unmeasured);
     }
 
     @Test
