@@ -100,6 +100,28 @@ final class Shapes {
         return viewD == -1;
     }
 
+    /**
+     * The product of the sizes other than -1 (all others non-negative): 0 where one is 0, else refused past 2^63. The
+     * element count of a reshape's or an expand's target, checked on every call, so without allocating.
+     */
+    static long knownProduct(long[] sizes, String op) {
+        long product = 1;
+        boolean overflow = false;
+        for (long s : sizes) {
+            if (s == 0) {
+                return 0;
+            }
+            if (s != -1) {
+                overflow |= product > Long.MAX_VALUE / s;
+                product *= s;
+            }
+        }
+        if (overflow) {
+            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(sizes) + " has more than 2^63 elements");
+        }
+        return product;
+    }
+
     /** A new dimension's position among {@code ndim + 1}, for a tensor of {@code ndim} (unsqueeze, stack). */
     static int normNewDim(long dim, int ndim, String op) {
         int n = ndim + 1;

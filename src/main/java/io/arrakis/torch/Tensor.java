@@ -817,8 +817,7 @@ public final class Tensor implements AutoCloseable {
                 throw new IllegalArgumentException(op + ": invalid size " + s + " in " + Arrays.toString(shape));
             }
         }
-        long[] given = Arrays.stream(shape).filter(s -> s != -1).toArray();
-        long known = Arrays.stream(given).anyMatch(s -> s == 0) ? 0 : Shapes.numel(given, op);
+        long known = Shapes.knownProduct(shape, op);
         long n = numel();
         if (inferred > 1 || (inferred == 0 && known != n) || (inferred == 1 && (known == 0 || n % known != 0))) {
             throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " is invalid for " + describe()
@@ -926,9 +925,7 @@ public final class Tensor implements AutoCloseable {
         for (int i = 0; i < shape.length; i++) {
             sizes[i] = shape[i] == -1 ? own[i - lead] : shape[i];
         }
-        if (Arrays.stream(sizes).noneMatch(s -> s == 0)) {
-            Shapes.numel(sizes, "expand"); // refuses a count past 2^63
-        }
+        Shapes.knownProduct(sizes, "expand"); // refuses a count past 2^63
         return viewResult(Call.begin(EXPAND, this).tensor(this).ints(shape).bool(false).tensorResult());
     }
 
