@@ -68,13 +68,24 @@ final class Shapes {
     }
 
     /**
-     * Whether {@code shape} can view memory laid out as {@code oldShape}/{@code oldStride} without a copy: ATen's
-     * stride computation for view (each run of dims that is contiguous in memory must map onto whole dims of the new
-     * shape).
+     * The strides with which {@code shape} views memory laid out as {@code oldShape}/{@code oldStride} without a copy,
+     * or null where it cannot: ATen's stride computation for view (each run of dims that is contiguous in memory must
+     * map onto whole dims of the new shape; a tensor without elements takes any shape, contiguously).
      */
-    static boolean viewable(long[] oldShape, long[] oldStride, long[] shape) {
-        if (oldShape.length == 0 || Arrays.stream(oldShape).anyMatch(s -> s == 0)) {
-            return true;
+    static long[] viewStrides(long[] oldShape, long[] oldStride, long[] shape) {
+        long[] strides = new long[shape.length];
+        if (oldShape.length == 0) {
+            Arrays.fill(strides, 1);
+            return strides;
+        }
+        if (Arrays.stream(oldShape).anyMatch(s -> s == 0)) {
+            if (Arrays.equals(oldShape, shape)) {
+                return oldStride.clone();
+            }
+            for (int d = shape.length - 1; d >= 0; d--) {
+                strides[d] = d == shape.length - 1 ? 1 : Math.max(shape[d + 1], 1) * strides[d + 1];
+            }
+            return strides;
         }
         int viewD = shape.length - 1;
         long chunkBaseStride = oldStride[oldStride.length - 1];
@@ -84,11 +95,12 @@ final class Shapes {
             tensorNumel *= oldShape[tensorD];
             if (tensorD == 0 || (oldShape[tensorD - 1] != 1 && oldStride[tensorD - 1] != tensorNumel * chunkBaseStride)) {
                 while (viewD >= 0 && (viewNumel < tensorNumel || shape[viewD] == 1)) {
+                    strides[viewD] = viewNumel * chunkBaseStride;
                     viewNumel *= shape[viewD];
                     viewD--;
                 }
                 if (viewNumel != tensorNumel) {
-                    return false;
+                    return null;
                 }
                 if (tensorD > 0) {
                     chunkBaseStride = oldStride[tensorD - 1];
@@ -97,7 +109,7 @@ final class Shapes {
                 }
             }
         }
-        return viewD == -1;
+        return viewD == -1 ? strides : null;
     }
 
     /**

@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.ref.Reference;
 import java.lang.ref.WeakReference;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -28,7 +29,9 @@ import java.util.List;
  * op reads the memory is a race the caller must avoid.
  *
  * <p>Ops return new tensors and never modify their inputs; view ops ({@link #view}, {@link #permute},
- * {@link #narrow}, ...) share memory with their input, like PyTorch's.
+ * {@link #narrow}, ...) share memory with their input, like PyTorch's. Their sizes and strides are computed here, as
+ * ATen computes them, and the view is made without libtorch's dispatcher, so they cost no operator call; an op that
+ * is a view only for some layouts ({@link #reshape}) calls libtorch when it copies.
  */
 public final class Tensor implements AutoCloseable {
     static {
@@ -62,10 +65,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op EMBEDDING = Op.of("aten::embedding", "");
     private static final Op CAT = Op.of("aten::cat", "");
     private static final Op STACK = Op.of("aten::stack", "");
-    private static final Op SPLIT = Op.of("aten::split", "Tensor");
-    private static final Op SPLIT_WITH_SIZES = Op.of("aten::split_with_sizes", "");
     private static final Op ROLL = Op.of("aten::roll", "");
-    private static final Op CHUNK = Op.of("aten::chunk", "");
     private static final Op WHERE = Op.of("aten::where", "self");
     private static final Op MASKED_FILL = Op.of("aten::masked_fill", "Tensor");
     private static final Op TRIL = Op.of("aten::tril", "");
@@ -91,16 +91,8 @@ public final class Tensor implements AutoCloseable {
     private static final Op VIEW_AS_REAL = Op.of("aten::view_as_real", "");
     private static final Op ALLCLOSE = Op.of("aten::allclose", "");
     private static final Op RESHAPE = Op.of("aten::reshape", "");
-    private static final Op VIEW = Op.of("aten::view", "");
-    private static final Op PERMUTE = Op.of("aten::permute", "");
-    private static final Op TRANSPOSE = Op.of("aten::transpose", "int");
-    private static final Op NARROW = Op.of("aten::narrow", "");
     private static final Op SLICE = Op.of("aten::slice", "Tensor");
-    private static final Op SELECT = Op.of("aten::select", "int");
     private static final Op INDEX_SELECT = Op.of("aten::index_select", "");
-    private static final Op UNSQUEEZE = Op.of("aten::unsqueeze", "");
-    private static final Op SQUEEZE = Op.of("aten::squeeze", "dim");
-    private static final Op EXPAND = Op.of("aten::expand", "");
     private static final Op TO_COPY = Op.of("aten::_to_copy", "");
     private static final Op ZEROS = Op.of("aten::zeros", "");
     private static final Op ONES = Op.of("aten::ones", "");
@@ -147,6 +139,30 @@ public final class Tensor implements AutoCloseable {
         Tensor tied = new Tensor(Native.newHandle(result.handle), borrowed);
         result.close();
         return tied;
+    }
+
+    /**
+     * A view of this tensor's memory with {@code shape} and {@code strides} (arrays the view keeps), starting
+     * {@code offset} elements past this tensor's first element: the geometry libtorch's view op would compute, made
+     * without its dispatcher. The caller has checked that the view reads only this tensor's elements.
+     */
+    private Tensor restrided(long[] shape, long[] strides, long offset) {
+        Meta m = meta();
+        long address;
+        try (Held held = hold()) {
+            address = Native.reinterpret(handle(), shape, strides, offset);
+        }
+        Tensor view = new Tensor(address, borrowed);
+        view.meta = new Meta(shape, strides, m.dtype, m.device);
+        return view;
+    }
+
+    /** The view along {@code dim} of {@code length} elements from {@code start}, checked by the caller. */
+    private Tensor narrowed(int dim, long start, long length) {
+        Meta m = meta();
+        long[] shape = m.shape.clone();
+        shape[dim] = length;
+        return restrided(shape, m.strides.clone(), start * m.strides[dim]);
     }
 
     // ------------------------------------------------------------------------------------------------ lifecycle
@@ -795,17 +811,24 @@ public final class Tensor implements AutoCloseable {
     /** The same elements in a new shape (one size may be -1); copies only if the layout demands it. */
     public Tensor reshape(long... shape) {
         checkReshape(shape, "reshape");
+        long[] target = Shapes.inferSize(shape, numel());
+        long[] strides = Shapes.viewStrides(meta().shape, meta().strides, target);
+        if (strides != null) {
+            return restrided(target, strides, 0);
+        }
         return viewResult(Call.begin(RESHAPE, this).tensor(this).ints(shape).tensorResult());
     }
 
     /** The same memory in a new shape (one size may be -1); the layout must allow it. */
     public Tensor view(long... shape) {
         checkReshape(shape, "view");
-        if (!Shapes.viewable(meta().shape, meta().strides, Shapes.inferSize(shape, numel()))) {
+        long[] target = Shapes.inferSize(shape, numel());
+        long[] strides = Shapes.viewStrides(meta().shape, meta().strides, target);
+        if (strides == null) {
             throw new IllegalArgumentException("view: shape " + Arrays.toString(shape) + " does not fit the memory layout of "
                     + describe() + " (strides " + Arrays.toString(meta().strides) + "); use reshape(), which copies when needed");
         }
-        return viewResult(Call.begin(VIEW, this).tensor(this).ints(shape).tensorResult());
+        return restrided(target, strides, 0);
     }
 
     private void checkReshape(long[] shape, String op) {
@@ -831,7 +854,9 @@ public final class Tensor implements AutoCloseable {
         if (dims.length != n) {
             throw new IllegalArgumentException("permute: " + dims.length + " dims given for " + describe());
         }
-        long[] normalized = new long[n];
+        Meta m = meta();
+        long[] shape = new long[n];
+        long[] strides = new long[n];
         boolean[] seen = new boolean[n];
         for (int i = 0; i < n; i++) {
             int d = Shapes.normDim(dims[i], n, "permute");
@@ -839,9 +864,10 @@ public final class Tensor implements AutoCloseable {
                 throw new IllegalArgumentException("permute: dim " + d + " repeated in " + Arrays.toString(dims));
             }
             seen[d] = true;
-            normalized[i] = d;
+            shape[i] = m.shape[d];
+            strides[i] = m.strides[d];
         }
-        return viewResult(Call.begin(PERMUTE, this).tensor(this).ints(normalized).tensorResult());
+        return restrided(shape, strides, 0);
     }
 
     /** Swaps two dimensions. */
@@ -849,7 +875,14 @@ public final class Tensor implements AutoCloseable {
         int n = dim();
         int d0 = Shapes.normDim(dim0, n, "transpose");
         int d1 = Shapes.normDim(dim1, n, "transpose");
-        return viewResult(Call.begin(TRANSPOSE, this).tensor(this).i64(d0).i64(d1).tensorResult());
+        Meta m = meta();
+        long[] shape = m.shape.clone();
+        long[] strides = m.strides.clone();
+        shape[d0] = m.shape[d1];
+        shape[d1] = m.shape[d0];
+        strides[d0] = m.strides[d1];
+        strides[d1] = m.strides[d0];
+        return restrided(shape, strides, 0);
     }
 
     /** Elements {@code start .. start+length-1} along {@code dim}. */
@@ -860,7 +893,7 @@ public final class Tensor implements AutoCloseable {
             throw new IndexOutOfBoundsException("narrow: [" + start + ", " + (start + length) + ") is outside dim " + d
                     + " of size " + size + " of " + describe());
         }
-        return viewResult(Call.begin(NARROW, this).tensor(this).i64(d).i64(start).i64(length).tensorResult());
+        return narrowed(d, start, length);
     }
 
     /** Python's {@code t[..., start:end:step, ...]} on {@code dim}; bounds are clamped as Python clamps them. */
@@ -880,7 +913,9 @@ public final class Tensor implements AutoCloseable {
             throw new IndexOutOfBoundsException("select: index " + index + " is out of range for dim " + d + " of size "
                     + size + " of " + describe());
         }
-        return viewResult(Call.begin(SELECT, this).tensor(this).i64(d).i64(index).tensorResult());
+        Meta m = meta();
+        long at = index < 0 ? index + size : index;
+        return restrided(without(m.shape, d), without(m.strides, d), at * m.strides[d]);
     }
 
     /** The entries at {@code index} (a 1-d int64 or int32 tensor) along {@code dim}, copied. */
@@ -897,13 +932,30 @@ public final class Tensor implements AutoCloseable {
     /** A new dimension of size 1 at {@code dim}. */
     public Tensor unsqueeze(int dim) {
         int d = Shapes.normNewDim(dim, dim(), "unsqueeze");
-        return viewResult(Call.begin(UNSQUEEZE, this).tensor(this).i64(d).tensorResult());
+        Meta m = meta();
+        int n = m.shape.length;
+        long[] shape = new long[n + 1];
+        long[] strides = new long[n + 1];
+        for (int i = 0, j = 0; i <= n; i++) {
+            if (i == d) {
+                shape[i] = 1;
+                strides[i] = d < n ? m.shape[d] * m.strides[d] : 1;
+            } else {
+                shape[i] = m.shape[j];
+                strides[i] = m.strides[j++];
+            }
+        }
+        return restrided(shape, strides, 0);
     }
 
     /** Removes dimension {@code dim} if its size is 1. */
     public Tensor squeeze(int dim) {
         int d = Shapes.normDim(dim, dim(), "squeeze");
-        return viewResult(Call.begin(SQUEEZE, this).tensor(this).i64(d).tensorResult());
+        Meta m = meta();
+        if (m.shape.length == 0 || m.shape[d] != 1) {
+            return restrided(m.shape.clone(), m.strides.clone(), 0);
+        }
+        return restrided(without(m.shape, d), without(m.strides, d), 0);
     }
 
     /** Broadcasts size-1 dimensions to {@code shape} without copying (-1 keeps a size). */
@@ -926,7 +978,18 @@ public final class Tensor implements AutoCloseable {
             sizes[i] = shape[i] == -1 ? own[i - lead] : shape[i];
         }
         Shapes.knownProduct(sizes, "expand"); // refuses a count past 2^63
-        return viewResult(Call.begin(EXPAND, this).tensor(this).ints(shape).bool(false).tensorResult());
+        // ATen's geometry: a grown dim reads its one element with stride 0; a new leading dim of size 1 gets the
+        // stride it would have if contiguous over the dims after it
+        long[] ownStrides = meta().strides;
+        long[] strides = new long[shape.length];
+        for (int i = shape.length - 1; i >= 0 && own.length > 0; i--) {
+            if (i >= lead) {
+                strides[i] = sizes[i] == own[i - lead] ? ownStrides[i - lead] : 0;
+            } else {
+                strides[i] = sizes[i] == 1 ? sizes[i + 1] * strides[i + 1] : 0;
+            }
+        }
+        return restrided(sizes, strides, 0);
     }
 
     /** This tensor if it is contiguous, else a contiguous copy. */
@@ -1757,7 +1820,7 @@ public final class Tensor implements AutoCloseable {
         if (splitSize <= 0) {
             throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
         }
-        return viewResults(Call.begin(SPLIT, this).tensor(this).i64(splitSize).i64(d).run().tensorListAt(0));
+        return pieces(d, splitSize, Math.max((meta().shape[d] + splitSize - 1) / splitSize, 1));
     }
 
     /** Splits into pieces of the given sizes along {@code dim}, which they must add up to; views. */
@@ -1779,7 +1842,13 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up to "
                     + (overflow ? "more than 2^63" : total) + ", not to dim " + d + " of " + describe());
         }
-        return viewResults(Call.begin(SPLIT_WITH_SIZES, this).tensor(this).ints(sizes).i64(d).run().tensorListAt(0));
+        List<Tensor> pieces = new ArrayList<>(sizes.length);
+        long start = 0;
+        for (long size : sizes) {
+            pieces.add(narrowed(d, start, size));
+            start += size;
+        }
+        return List.copyOf(pieces);
     }
 
     /** The elements shifted by {@code shift} along {@code dim}, those pushed off the end coming back at the start. */
@@ -1796,11 +1865,31 @@ public final class Tensor implements AutoCloseable {
         if (chunks <= 0) {
             throw new IllegalArgumentException("chunk: chunks must be positive, got " + chunks);
         }
-        return viewResults(Call.begin(CHUNK, this).tensor(this).i64(chunks).i64(d).run().tensorListAt(0));
+        long size = meta().shape[d];
+        if (size == 0) { // as many empty pieces as asked for, as libtorch gives
+            return pieces(d, 0, chunks);
+        }
+        long pieceSize = (size + chunks - 1) / chunks;
+        return pieces(d, pieceSize, (size + pieceSize - 1) / pieceSize);
     }
 
-    private List<Tensor> viewResults(List<Tensor> results) {
-        return results.stream().map(this::viewResult).toList();
+    /** {@code count} views along {@code dim} of {@code pieceSize} elements each, the last taking what is left. */
+    private List<Tensor> pieces(int dim, long pieceSize, long count) {
+        long size = meta().shape[dim];
+        List<Tensor> pieces = new ArrayList<>();
+        for (long i = 0; i < count; i++) {
+            long start = i * pieceSize;
+            pieces.add(narrowed(dim, start, i < count - 1 ? pieceSize : size - start));
+        }
+        return List.copyOf(pieces);
+    }
+
+    /** {@code values} without the entry at {@code index}. */
+    private static long[] without(long[] values, int index) {
+        long[] rest = new long[values.length - 1];
+        System.arraycopy(values, 0, rest, 0, index);
+        System.arraycopy(values, index + 1, rest, index, rest.length - index);
+        return rest;
     }
 
     /** {@code condition ? this : other}, elementwise with broadcasting; condition is a bool tensor. */

@@ -4,10 +4,8 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Shape arithmetic against hand-derived cases (NumPy's and ATen's rules), without libtorch. */
 class ShapesTest {
@@ -43,16 +41,20 @@ class ShapesTest {
     void viewsFollowAtensStrideRules() {
         long[] shape = {2, 3, 4};
         long[] strides = {12, 4, 1};
-        assertTrue(Shapes.viewable(shape, strides, new long[] {6, 4}));
-        assertTrue(Shapes.viewable(shape, strides, new long[] {2, 3, 2, 2}));
+        assertArrayEquals(new long[] {4, 1}, Shapes.viewStrides(shape, strides, new long[] {6, 4}));
+        assertArrayEquals(new long[] {12, 4, 2, 1}, Shapes.viewStrides(shape, strides, new long[] {2, 3, 2, 2}));
         // the transpose of the last two dims: only splits and merges within a contiguous run are views
         long[] transposed = {2, 4, 3};
         long[] tStrides = {12, 1, 4};
-        assertFalse(Shapes.viewable(transposed, tStrides, new long[] {2, 12}));
-        assertTrue(Shapes.viewable(transposed, tStrides, new long[] {2, 4, 3, 1}));
+        assertNull(Shapes.viewStrides(transposed, tStrides, new long[] {2, 12}));
+        assertArrayEquals(new long[] {12, 1, 4, 4}, Shapes.viewStrides(transposed, tStrides, new long[] {2, 4, 3, 1}));
         // a narrowed last dim ([2, 6] of a [2, 9] tensor): its rows split, the rows do not merge
-        assertTrue(Shapes.viewable(new long[] {2, 6}, new long[] {9, 1}, new long[] {2, 2, 3}));
-        assertFalse(Shapes.viewable(new long[] {2, 6}, new long[] {9, 1}, new long[] {12}));
+        assertArrayEquals(new long[] {9, 3, 1}, Shapes.viewStrides(new long[] {2, 6}, new long[] {9, 1}, new long[] {2, 2, 3}));
+        assertNull(Shapes.viewStrides(new long[] {2, 6}, new long[] {9, 1}, new long[] {12}));
+        // a 0-d tensor's views have strides 1; one without elements is laid out anew unless its shape stays
+        assertArrayEquals(new long[] {1, 1}, Shapes.viewStrides(new long[0], new long[0], new long[] {1, 1}));
+        assertArrayEquals(new long[] {1, 7}, Shapes.viewStrides(new long[] {0, 5}, new long[] {1, 7}, new long[] {0, 5}));
+        assertArrayEquals(new long[] {1, 1, 1}, Shapes.viewStrides(new long[] {0, 5}, new long[] {1, 7}, new long[] {5, 0, 1}));
     }
 
     @Test

@@ -34,7 +34,7 @@ class ZeroCopyTest {
             long afterView = LibTorch.opCalls();
             assertArrayEquals(new long[] {4, 5, 6, 7, 8, 9, 10, 11}, rows.toLongArray());
             assertEquals(afterView, LibTorch.opCalls(), "a contiguous int64 host tensor is read without an op");
-            assertEquals(1, afterView - before, "only the view");
+            assertEquals(0, afterView - before, "a view runs no op");
             assertArrayEquals(new long[] {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}, t.transpose(0, 1).toLongArray());
             assertArrayEquals(new int[] {4, 5, 6, 7, 8, 9, 10, 11}, rows.toIntArray());
             assertArrayEquals(new double[] {1, 5, 9}, t.select(1, 1).toDoubleArray());
