@@ -39,35 +39,6 @@ final class Native {
     private Native() {
     }
 
-    private static final MethodHandle REINTERPRET_TENSOR = requiredFunction("aoti_torch__reinterpret_tensor",
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS,
-                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
-
-    /**
-     * A new handle to a tensor over {@code handle}'s storage with {@code shape} and {@code strides}, starting
-     * {@code offset} elements past {@code handle}'s first element: AOTInductor's {@code aoti_torch__reinterpret_tensor},
-     * which makes the view directly, not through the dispatcher: like a new handle, no operator call.
-     */
-    static long reinterpret(MemorySegment handle, long[] shape, long[] strides, long offset) {
-        int ndim = shape.length;
-        try (Arena large = 2 * ndim > STACK_SLOTS ? Arena.ofConfined() : null) {
-            MemorySegment dims = large == null ? stack() : large.allocate(16L * ndim, 8);
-            for (int i = 0; i < ndim; i++) {
-                dims.setAtIndex(ValueLayout.JAVA_LONG, i, shape[i]);
-                dims.setAtIndex(ValueLayout.JAVA_LONG, ndim + i, strides[i]);
-            }
-            MemorySegment out = out();
-            int rc;
-            try {
-                rc = (int) REINTERPRET_TENSOR.invokeExact(handle, (long) ndim, dims, dims.asSlice(8L * ndim), offset, out);
-            } catch (Throwable t) {
-                throw new LibTorchException("aoti_torch__reinterpret_tensor failed: " + t, t);
-            }
-            check(rc, "aoti_torch__reinterpret_tensor", shape, strides, offset);
-            return out.get(ValueLayout.JAVA_LONG, 0);
-        }
-    }
-
     /** This thread's out-parameter slots (8 × 8 bytes). */
     static MemorySegment out() {
         return SCRATCH.get();
@@ -215,6 +186,35 @@ final class Native {
         }
         op(rc, "aoti_torch_scalar_to_tensor_float32", value);
         return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    private static final MethodHandle REINTERPRET_TENSOR = requiredFunction("aoti_torch__reinterpret_tensor",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+
+    /**
+     * A new handle to a tensor over {@code handle}'s storage with {@code shape} and {@code strides}, starting
+     * {@code offset} elements past {@code handle}'s first element: AOTInductor's {@code aoti_torch__reinterpret_tensor},
+     * which makes the view directly, not through the dispatcher: like a new handle, no operator call.
+     */
+    static long reinterpret(MemorySegment handle, long[] shape, long[] strides, long offset) {
+        int ndim = shape.length;
+        try (Arena large = 2 * ndim > STACK_SLOTS ? Arena.ofConfined() : null) {
+            MemorySegment dims = large == null ? stack() : large.allocate(16L * ndim, 8);
+            for (int i = 0; i < ndim; i++) {
+                dims.setAtIndex(ValueLayout.JAVA_LONG, i, shape[i]);
+                dims.setAtIndex(ValueLayout.JAVA_LONG, ndim + i, strides[i]);
+            }
+            MemorySegment out = out();
+            int rc;
+            try {
+                rc = (int) REINTERPRET_TENSOR.invokeExact(handle, (long) ndim, dims, dims.asSlice(8L * ndim), offset, out);
+            } catch (Throwable t) {
+                throw new LibTorchException("aoti_torch__reinterpret_tensor failed: " + t, t);
+            }
+            check(rc, "aoti_torch__reinterpret_tensor", shape, strides, offset);
+            return out.get(ValueLayout.JAVA_LONG, 0);
+        }
     }
 
     static long getLong(MemorySegment out, int slot) {
