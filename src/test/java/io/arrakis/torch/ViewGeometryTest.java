@@ -144,6 +144,28 @@ class ViewGeometryTest {
         }
     }
 
+    @Test
+    void aZeroDimTensorTakesDimsZeroAndMinusOne() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor scalar = Tensor.full(new long[] {}, 3.5, DType.FLOAT32, Device.CPU);
+            for (int d : new int[] {0, -1}) {
+                for (int e : new int[] {0, -1}) {
+                    assertSameView(aten("aten::transpose", "int", scalar, c -> c.i64(d).i64(e)), scalar.transpose(d, e),
+                            "transpose " + d + "," + e + " of a 0-d tensor");
+                }
+                assertSameView(aten("aten::squeeze", "dim", scalar, c -> c.i64(d)), scalar.squeeze(d),
+                        "squeeze " + d + " of a 0-d tensor");
+                assertSameView(aten("aten::unsqueeze", "", scalar, c -> c.i64(d)), scalar.unsqueeze(d),
+                        "unsqueeze " + d + " of a 0-d tensor");
+            }
+            assertSameView(aten("aten::permute", "", scalar, c -> c.ints()), scalar.permute(), "permute of a 0-d tensor");
+            assertThrows(IllegalArgumentException.class, () -> scalar.narrow(0, 0, 1));
+            assertThrows(IllegalArgumentException.class, () -> scalar.select(0, 0));
+            assertThrows(IllegalArgumentException.class, () -> scalar.split(1, 0));
+            assertThrows(IllegalArgumentException.class, () -> scalar.chunk(1, 0));
+        }
+    }
+
     private static void assertSameViews(List<Tensor> expected, List<Tensor> actual, String what) {
         assertEquals(expected.size(), actual.size(), what + ": pieces");
         for (int i = 0; i < expected.size(); i++) {
