@@ -113,25 +113,27 @@ final class Shapes {
     }
 
     /**
-     * The product of the sizes other than -1 (all others non-negative): 0 where one is 0, else refused past 2^63. The
-     * element count of a reshape's or an expand's target, checked on every call, so without allocating.
+     * The product of the sizes other than -1 (all others non-negative): 0 where one is 0. Refused where the sizes
+     * other than 0 multiply past 2^63, as libtorch refuses a tensor with such sizes, elements or not. The element count
+     * of a reshape's or an expand's target, checked on every call, so without allocating.
      */
     static long knownProduct(long[] sizes, String op) {
         long product = 1;
+        boolean zero = false;
         boolean overflow = false;
         for (long s : sizes) {
             if (s == 0) {
-                return 0;
-            }
-            if (s != -1) {
+                zero = true;
+            } else if (s != -1) {
                 overflow |= product > Long.MAX_VALUE / s;
                 product *= s;
             }
         }
         if (overflow) {
-            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(sizes) + " has more than 2^63 elements");
+            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(sizes) + (zero
+                    ? "'s sizes other than 0 multiply to more than 2^63" : " has more than 2^63 elements"));
         }
-        return product;
+        return zero ? 0 : product;
     }
 
     /** A new dimension's position among {@code ndim + 1}, for a tensor of {@code ndim} (unsqueeze, stack). */

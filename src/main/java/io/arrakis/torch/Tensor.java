@@ -150,6 +150,11 @@ public final class Tensor implements AutoCloseable {
         Meta m = meta();
         long address;
         try (Held held = hold()) {
+            // only a tensor without elements can start a view past 2^63 elements into its memory
+            if (offset < 0 || offset != 0 && numel() == 0 && offset > Long.MAX_VALUE - storageOffset()) {
+                throw new IllegalArgumentException("a view of " + describe() + " would start past 2^63 elements into"
+                        + " its memory, which libtorch refuses");
+            }
             address = Native.reinterpret(handle(), shape, strides, offset);
         }
         Tensor view = new Tensor(address, borrowed);
@@ -162,7 +167,7 @@ public final class Tensor implements AutoCloseable {
         Meta m = meta();
         long[] shape = m.shape.clone();
         shape[dim] = length;
-        return restrided(shape, m.strides.clone(), start * m.strides[dim]);
+        return restrided(shape, m.strides.clone(), offset(start, m.strides[dim]));
     }
 
     // ------------------------------------------------------------------------------------------------ lifecycle
@@ -918,7 +923,7 @@ public final class Tensor implements AutoCloseable {
         }
         Meta m = meta();
         long at = index < 0 ? index + size : index;
-        return restrided(without(m.shape, d), without(m.strides, d), at * m.strides[d]);
+        return restrided(without(m.shape, d), without(m.strides, d), offset(at, m.strides[d]));
     }
 
     /** The entries at {@code index} (a 1-d int64 or int32 tensor) along {@code dim}, copied. */
@@ -1885,6 +1890,19 @@ public final class Tensor implements AutoCloseable {
             pieces.add(narrowed(dim, start, i < count - 1 ? pieceSize : size - start));
         }
         return List.copyOf(pieces);
+    }
+
+    /** Elements between the start of this tensor's memory and its first element; read while held. */
+    private long storageOffset() {
+        MemorySegment out = Native.out();
+        Native.check(arrakis_torch_h.aoti_torch_get_storage_offset(handle(), out), "aoti_torch_get_storage_offset");
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** {@code index · stride} elements, where a view starts; -1 where that is past 2^63 ({@link #restrided} refuses). */
+    private static long offset(long index, long stride) {
+        long elements = index * stride;
+        return Math.multiplyHigh(index, stride) == 0 && elements >= 0 ? elements : -1;
     }
 
     /** {@code values} without the entry at {@code index}. */

@@ -166,6 +166,31 @@ class ViewGeometryTest {
         }
     }
 
+    @Test
+    void viewsStartingOrSizedPast2To63AreRefusedAsLibtorchRefusesThem() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor empty = Tensor.zeros(new long[] {4, 0, 1L << 62}, DType.FLOAT32, Device.CPU); // strides [2^62, 2^62, 1]
+            assertThrows(TorchException.class, () -> aten("aten::narrow", "", empty, c -> c.i64(0).i64(2).i64(1)));
+            assertThrows(IllegalArgumentException.class, () -> empty.narrow(0, 2, 1));
+            assertThrows(IllegalArgumentException.class, () -> empty.select(0, 3));
+            assertThrows(IllegalArgumentException.class, () -> empty.split(1, 0));
+            assertThrows(IllegalArgumentException.class, () -> empty.chunk(4, 0));
+            // within range, libtorch's geometry; a second step that would pass 2^63 from there is refused too
+            Tensor later = empty.narrow(0, 1, 3); // starts 2^62 elements in
+            assertSameView(aten("aten::narrow", "", empty, c -> c.i64(0).i64(1).i64(3)), later, "narrow 0 1+3 of " + empty);
+            assertThrows(TorchException.class, () -> aten("aten::narrow", "", later, c -> c.i64(0).i64(1).i64(1)));
+            assertThrows(IllegalArgumentException.class, () -> later.narrow(0, 1, 1));
+            Tensor wide = Tensor.zeros(new long[] {0, 2}, DType.FLOAT32, Device.CPU).expand(3, 0, 2);
+            assertSameView(aten("aten::narrow", "", wide, c -> c.i64(0).i64(2).i64(1)), wide.narrow(0, 2, 1), "narrow of " + wide);
+
+            Tensor none = Tensor.zeros(new long[] {0}, DType.FLOAT32, Device.CPU);
+            assertThrows(TorchException.class, () -> aten("aten::view", "", none, c -> c.ints(Long.MAX_VALUE, Long.MAX_VALUE, 0)));
+            assertThrows(IllegalArgumentException.class, () -> none.view(Long.MAX_VALUE, Long.MAX_VALUE, 0));
+            assertThrows(IllegalArgumentException.class, () -> none.reshape(Long.MAX_VALUE, Long.MAX_VALUE, 0));
+            assertThrows(IllegalArgumentException.class, () -> none.expand(Long.MAX_VALUE, Long.MAX_VALUE, 0));
+        }
+    }
+
     private static void assertSameViews(List<Tensor> expected, List<Tensor> actual, String what) {
         assertEquals(expected.size(), actual.size(), what + ": pieces");
         for (int i = 0; i < expected.size(); i++) {
