@@ -29,6 +29,9 @@ final class HfWeights {
     interface Source {
         Set<String> names();
 
+        /** The tensor's shape, without loading it. */
+        long[] shape(String name);
+
         /** The tensor on the CPU in the file's dtype; the caller owns it. */
         Tensor load(String name);
     }
@@ -74,6 +77,7 @@ final class HfWeights {
             Tensor unembed = global.get(Slot.UNEMBED);
             if (unembed == null) { // tied: the unembedding is a view of the embedding, and a stored copy goes unread
                 unembed = embed.transpose(0, 1);
+                checkpoint.tolerated().stream().filter(source.names()::contains).forEach(n -> reader.checkTiedCopy(n, embed));
                 reader.used.addAll(checkpoint.tolerated());
             }
             weights = keep(scope, new Weights(embed, global.get(Slot.POS_EMBED), layers, global.get(Slot.LNF_W),
@@ -81,6 +85,19 @@ final class HfWeights {
         }
         reader.checkAllUsed(weights);
         return weights;
+    }
+
+    /**
+     * Refuses a stored unembedding of tied embeddings whose shape is not the embedding's: Hugging Face refuses it as a
+     * size mismatch, and it means the config does not describe this checkpoint.
+     */
+    private void checkTiedCopy(String name, Tensor embed) {
+        long[] stored = source.shape(name);
+        if (!Arrays.equals(stored, embed.shape())) {
+            throw new IllegalArgumentException("tensor '" + name + "' has shape " + Arrays.toString(stored) + ", but the"
+                    + " config ties the embeddings (tie_word_embeddings), so the unembedding is the embedding, "
+                    + Arrays.toString(embed.shape()) + " — is config.json for this checkpoint?");
+        }
     }
 
     private static Weights.Layer layer(Map<Slot, Tensor> t) {

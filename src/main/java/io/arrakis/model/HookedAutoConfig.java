@@ -10,6 +10,7 @@ import io.arrakis.model.family.ModelFamily;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -139,11 +140,11 @@ public final class HookedAutoConfig {
     /**
      * Reads a Hugging Face {@code config.json}: its {@code "model_type"} picks the family (as in {@link #of}), its
      * family keys (or their aliases) override the defaults, and its other keys are kept in {@link #raw()} but
-     * otherwise ignored.
+     * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented.
      *
      * @param configJson the file (UTF-8)
      * @return the configuration
-     * @throws IllegalArgumentException if the file is not strict JSON, not an object, has no string
+     * @throws IllegalArgumentException if the file is not UTF-8 strict JSON, not an object, has no string
      *     {@code model_type}, names an unsupported family, or holds an invalid value (the message names the file)
      * @throws UncheckedIOException if the file cannot be read
      */
@@ -152,6 +153,8 @@ public final class HookedAutoConfig {
         String text;
         try {
             text = Files.readString(configJson);
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException(configJson + ": not UTF-8 text, which a config.json is", e);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + configJson + ": " + e.getMessage(), e);
         }

@@ -137,6 +137,11 @@ public final class HookedAutoModel implements AutoCloseable {
                 }
 
                 @Override
+                public long[] shape(String name) {
+                    return files.info(name).shape();
+                }
+
+                @Override
                 public Tensor load(String name) {
                     return files.tensor(name);
                 }
@@ -1025,6 +1030,11 @@ public final class HookedAutoModel implements AutoCloseable {
         @Override
         public Set<String> names() {
             return tensors.keySet();
+        }
+
+        @Override
+        public long[] shape(String name) {
+            return tensors.get(name).shape();
         }
 
         @Override

@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -115,7 +116,8 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
             case INT -> {
                 Integer i = asInt(value);
                 if (i == null) {
-                    throw invalid(label, value, "must be an integer");
+                    throw invalid(label, value, value instanceof Long || value instanceof BigInteger
+                            ? "is out of range: an integer from -2^31 to 2^31 - 1 is expected" : "must be an integer");
                 }
                 if (positive && i <= 0) {
                     throw invalid(label, value, "must be positive");

@@ -81,6 +81,13 @@ public abstract class ModelFamily {
      * @throws IllegalArgumentException naming the key and value of anything invalid or not implemented
      */
     public final Architecture architecture(Map<String, Object> raw) {
+        Object quantization = raw.get("quantization_config");
+        if (quantization != null) {
+            // Hugging Face quantizes the layers as it loads them, or reads weights stored quantized: either way its
+            // model computes something other than the floating-point weights this library multiplies by
+            throw ConfigValues.invalid("quantization_config", quantization, "is not implemented: only models whose"
+                    + " weights are stored and used in floating point load here");
+        }
         return architecture(new Settings(raw));
     }
 

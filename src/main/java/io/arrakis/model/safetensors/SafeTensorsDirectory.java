@@ -65,6 +65,11 @@ public final class SafeTensorsDirectory implements AutoCloseable {
             throw new SafeTensorsException(dir, Files.exists(dir) ? "not a directory" : "no such directory");
         }
         Path single = dir.resolve(SINGLE_FILE);
+        for (Path weights : List.of(single, dir.resolve(INDEX_FILE))) {
+            if (Files.isSymbolicLink(weights) && !Files.exists(weights)) {
+                throw new SafeTensorsException(weights, "a link to a file that does not exist (a download cut short?)");
+            }
+        }
         if (Files.exists(single)) {
             SafeTensorsFile f = SafeTensorsFile.open(single);
             Map<String, SafeTensorsFile> byName = new TreeMap<>();

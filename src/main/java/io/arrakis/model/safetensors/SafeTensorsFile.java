@@ -181,6 +181,10 @@ public final class SafeTensorsFile implements AutoCloseable {
                 MemorySegment.copy(mapping, info.offset(), tensor.asSegment(), 0, info.byteSize());
             }
             return tensor;
+        } catch (InternalError fault) { // the JVM's answer to a read past the end of a mapped file that shrank
+            tensor.close();
+            throw new SafeTensorsException(file, "cannot read tensor " + Json.quote(name) + ": the file is shorter than"
+                    + " when it was opened (truncated or replaced since)", fault);
         } catch (RuntimeException | Error e) {
             tensor.close();
             throw e;

@@ -1,0 +1,119 @@
+package io.arrakis.model;
+
+import io.arrakis.model.safetensors.SafeTensorsDirectory;
+import io.arrakis.model.safetensors.SafeTensorsException;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Checkpoints and configs that disagree, or files that changed under us: refused with a message that names the
+ * problem, never loaded as a model that differs from Hugging Face's.
+ */
+class CheckpointMismatchTest {
+
+    /** The tensors of a random tiny checkpoint of {@code config}, with {@code extra} added; written with its config. */
+    private static void write(HookedAutoConfig config, Map<String, Tensor> extra, Path dir) throws IOException {
+        HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (String name : source.names()) {
+            tensors.put(name, source.load(name));
+        }
+        tensors.putAll(extra);
+        SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        Files.writeString(dir.resolve("config.json"), config.toJson());
+    }
+
+    private static String refusal(Path dir) {
+        return assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(dir)).getMessage();
+    }
+
+    @Test
+    void aStoredUnembeddingOfTiedEmbeddingsWithAnotherShapeIsRefused(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("gpt2"); // ties its embeddings
+        try (TensorScope scope = TensorScope.open()) {
+            write(config, Map.of("lm_head.weight", Tensor.zeros(7, 3)), dir);
+            String m = refusal(dir);
+            assertTrue(m.contains("lm_head.weight") && m.contains("[7, 3]") && m.contains("tie_word_embeddings"), m);
+        }
+    }
+
+    @Test
+    void aStoredUnembeddingOfTiedEmbeddingsOfTheirShapeStaysUnread(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        try (TensorScope scope = TensorScope.open()) {
+            // Hugging Face ties it to the embedding after loading, whatever its values
+            write(config, Map.of("lm_head.weight", Tensor.zeros(config.vocabSize(), config.dModel())), dir);
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                assertTrue(model.W_U().abs().max().item() > 0, "the unembedding is the embedding, not the zeros stored");
+            }
+        }
+    }
+
+    @Test
+    void aQuantizationConfigIsRefusedNotIgnored(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("llama");
+        try (TensorScope scope = TensorScope.open()) {
+            write(config, Map.of(), dir);
+        }
+        String json = Files.readString(dir.resolve("config.json"));
+        Files.writeString(dir.resolve("config.json"), json.replaceFirst("\\{",
+                "{\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}, "));
+        String m = refusal(dir);
+        assertTrue(m.contains("quantization_config") && m.contains("bitsandbytes") && m.contains("not implemented"), m);
+        assertThrows(IllegalArgumentException.class,
+                () -> config.with(Map.of("quantization_config", Map.of("quant_method", "fp8"))));
+    }
+
+    @Test
+    void aSizeOutOfIntsRangeIsCalledThatNotANonInteger() {
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> TinyConfigs.of("gpt2").with(Map.of("n_embd", 2147483648L))).getMessage();
+        assertTrue(m.contains("n_embd") && m.contains("out of range") && !m.contains("must be an integer"), m);
+    }
+
+    @Test
+    void aConfigThatIsNotUtf8IsCalledThat(@TempDir Path dir) throws IOException {
+        Files.write(dir.resolve("config.json"), new byte[] {'{', '"', (byte) 0xC3, (byte) 0x28, '"', ':', '1', '}'});
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> HookedAutoConfig.fromJson(dir.resolve("config.json"))).getMessage();
+        assertTrue(m.contains("not UTF-8"), m);
+    }
+
+    @Test
+    void aFileTruncatedWhileOpenIsNamedWhenRead(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("model.safetensors");
+        try (TensorScope scope = TensorScope.open()) {
+            SafeTensorsWriter.write(file, Map.of("a", Tensor.zeros(1024, 1024)), Map.of());
+        }
+        try (SafeTensorsFile open = SafeTensorsFile.open(file)) {
+            try (RandomAccessFile shorten = new RandomAccessFile(file.toFile(), "rw")) {
+                shorten.setLength(4096);
+            }
+            SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> open.tensor("a"));
+            assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("shorter"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aWeightsFileThatIsABrokenLinkIsCalledThat(@TempDir Path dir) throws IOException {
+        Files.createSymbolicLink(dir.resolve("model.safetensors"), dir.resolve("missing-blob"));
+        SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> SafeTensorsDirectory.open(dir));
+        assertTrue(e.getMessage().contains("model.safetensors") && e.getMessage().contains("does not exist"),
+                e.getMessage());
+    }
+}
