@@ -39,6 +39,22 @@ final class Native {
     private Native() {
     }
 
+    private static final MethodHandle VIEW_DTYPE = requiredFunction("aoti_torch_view_dtype",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+
+    /** A new handle to {@code handle}'s memory read as {@code dtype} ({@code Tensor.view(dtype)}). */
+    static long viewDtype(MemorySegment handle, DType dtype) {
+        MemorySegment out = out();
+        int rc;
+        try {
+            rc = (int) VIEW_DTYPE.invokeExact(handle, dtype.code(), out);
+        } catch (Throwable t) {
+            throw new LibTorchException("aoti_torch_view_dtype failed: " + t, t);
+        }
+        check(rc, "aoti_torch_view_dtype", dtype);
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
     /** This thread's out-parameter slots (8 × 8 bytes). */
     static MemorySegment out() {
         return SCRATCH.get();

@@ -9,7 +9,10 @@ import java.lang.ref.Reference;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * An n-dimensional array in libtorch's memory (off the Java heap), on the CPU or a GPU.
@@ -26,7 +29,8 @@ import java.util.List;
  * <p><b>Threads.</b> Tensors can be read and used as op inputs from many threads at once; ops never take a global lock.
  * Closing a tensor while another thread's op reads it marks it closed at once (later uses throw) and frees it when that
  * op is done. A tensor over a shared arena's memory ({@link #fromSegment}) is the exception: closing that arena while an
- * op reads the memory is a race the caller must avoid.
+ * op reads the memory is a race the caller must avoid. Memory another tensor's {@link #asSegment()} handed out is not
+ * such an arena: a tensor made over it shares that tensor's storage, so closing either waits for ops in flight.
  *
  * <p>Ops return new tensors and never modify their inputs; view ops ({@link #view}, {@link #permute},
  * {@link #narrow}, ...) share memory with their input, like PyTorch's. Their sizes and strides are computed here, as
@@ -102,6 +106,12 @@ public final class Tensor implements AutoCloseable {
     private final NativeHandle owner;
     /** Set when this tensor views memory a Java arena owns: the arena must still be open whenever we touch it. */
     private final MemorySegment borrowed;
+    /** The tensors whose memory {@link #asSegment()} handed out, by the scope of their segments' arena. */
+    private static final Map<MemorySegment.Scope, Lender> LENDERS = Collections.synchronizedMap(new WeakHashMap<>());
+
+    /** A contiguous tensor whose memory {@link #asSegment()} handed out: its handle, dtype, elements and address. */
+    private record Lender(NativeHandle handle, DType dtype, long numel, long address) {
+    }
     /**
      * Read lazily; a plain field, like {@code String.hash}: a thread that sees null reads the same values again, and
      * the record's final fields publish its arrays safely.
@@ -410,7 +420,8 @@ public final class Tensor implements AutoCloseable {
     /**
      * A CPU tensor over {@code segment}'s memory, without copying: writes through either are seen by the other. The
      * tensor (and its views) must not outlive the segment's arena; using it after that arena closes throws
-     * {@link IllegalStateException}.
+     * {@link IllegalStateException}. Over memory of another tensor ({@link #asSegment()}), it is a view of that
+     * tensor's storage, which stays allocated while an op on this one runs, whoever closes the other meanwhile.
      */
     public static Tensor fromSegment(MemorySegment segment, DType dtype, long... shape) {
         long n = Shapes.numel(shape, "Tensor.fromSegment");
@@ -442,6 +453,14 @@ public final class Tensor implements AutoCloseable {
                     + " is not aligned to the " + dtype.byteSize() + "-byte elements of " + dtype);
         }
         LibTorch.load();
+        Lender lender = LENDERS.get(segment.scope());
+        if (lender != null && lender.handle.enter()) {
+            try {
+                return new Tensor(viewOf(lender, segment.address() - lender.address, dtype, shape), segment);
+            } finally {
+                lender.handle.close();
+            }
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sizes = arena.allocateFrom(ValueLayout.JAVA_LONG, shape);
             MemorySegment strides = arena.allocateFrom(ValueLayout.JAVA_LONG, Shapes.contiguousStrides(shape));
@@ -458,6 +477,49 @@ public final class Tensor implements AutoCloseable {
             }
             Native.op(rc, "aoti_torch_create_tensor_from_blob", shape, dtype);
             return new Tensor(out.get(ValueLayout.JAVA_LONG, 0), segment);
+        }
+    }
+
+    /**
+     * A handle to {@code shape} of {@code dtype}, contiguous, {@code byteOffset} bytes into the memory of {@code lender}
+     * (held): a view of its storage, so that libtorch frees that memory only when neither tensor, nor an op running
+     * on either, still needs it. In another dtype the view passes through the bytes ({@code view(dtype)} twice).
+     */
+    private static long viewOf(Lender lender, long byteOffset, DType dtype, long[] shape) {
+        MemorySegment own = MemorySegment.ofAddress(lender.handle.address);
+        long[] strides = Shapes.contiguousStrides(shape);
+        long flat = Native.reinterpret(own, new long[] {lender.numel}, new long[] {1}, 0);
+        if (dtype == lender.dtype) {
+            try {
+                return Native.reinterpret(MemorySegment.ofAddress(flat), shape, strides, byteOffset / dtype.byteSize());
+            } finally {
+                Native.deleteTensor(flat);
+            }
+        }
+        long bytes;
+        try {
+            bytes = Native.viewDtype(MemorySegment.ofAddress(flat), DType.UINT8);
+        } finally {
+            Native.deleteTensor(flat);
+        }
+        long slice;
+        try {
+            long n = Shapes.numel(shape, "Tensor.fromSegment");
+            slice = Native.reinterpret(MemorySegment.ofAddress(bytes), new long[] {n * dtype.byteSize()}, new long[] {1},
+                    byteOffset);
+        } finally {
+            Native.deleteTensor(bytes);
+        }
+        long typed;
+        try {
+            typed = Native.viewDtype(MemorySegment.ofAddress(slice), dtype);
+        } finally {
+            Native.deleteTensor(slice);
+        }
+        try {
+            return Native.reinterpret(MemorySegment.ofAddress(typed), shape, strides, 0);
+        } finally {
+            Native.deleteTensor(typed);
         }
     }
 
@@ -698,6 +760,7 @@ public final class Tensor implements AutoCloseable {
                     // reachable: the garbage collector's backstop must not free memory a segment still shows
                     MemorySegment.NULL.reinterpret(0, arena, ignored -> Reference.reachabilityFence(this));
                     owner.segmentArena = new WeakReference<>(arena);
+                    LENDERS.put(arena.scope(), new Lender(owner, m.dtype, numel(), dataAddress()));
                     segmentArena = arena;
                 }
             }

@@ -346,4 +346,68 @@ class ZeroCopyTest {
         }
         assertFalse(timespec.scope().isAlive(), "freed once the call was done");
     }
+
+    /**
+     * A tensor over another tensor's memory ({@code fromSegment(t.asSegment())}): closing {@code t} while an op on
+     * another thread reads that memory leaves it to the op's end, as closing a tensor in use does; later ops refuse.
+     */
+    @Test
+    void closingATensorWhileAnotherThreadReadsItsMemoryThroughASegmentWaitsForTheRead() throws Exception {
+        long n = 1L << 24;
+        for (int round = 0; round < 5; round++) {
+            Tensor t = Tensor.ones(new long[] {n}, DType.FLOAT32, Device.CPU);
+            Tensor u = Tensor.fromSegment(t.asSegment(), DType.FLOAT32, n);
+            java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+            List<Double> sums = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+            int[] refused = new int[1];
+            Thread reader = new Thread(() -> {
+                started.countDown();
+                for (int i = 0; i < 40; i++) {
+                    try (TensorScope scope = TensorScope.open()) {
+                        sums.add(u.sum().item());
+                    } catch (IllegalStateException closed) {
+                        refused[0]++;
+                    }
+                }
+            });
+            reader.start();
+            started.await();
+            Thread.sleep(3);
+            t.close();
+            try (Tensor reuse = Tensor.zeros(new long[] {n}, DType.FLOAT32, Device.CPU)) { // takes freed memory, if any
+                reader.join();
+                assertEquals(40, sums.size() + refused[0]);
+                assertTrue(refused[0] > 0, "ops after the close are refused");
+                for (double sum : sums) {
+                    assertEquals(n, sum, 0.0, "a read that began before the close saw the tensor's own memory");
+                }
+            }
+            assertThrows(IllegalStateException.class, u::sum);
+            u.close();
+        }
+    }
+
+    /** fromSegment over part of a tensor's asSegment, in its dtype or another: the same bytes, both ways. */
+    @Test
+    void aTensorOverPartOfAnotherTensorsMemorySharesItInAnyDtype() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor t = Tensor.of(new float[] {0, 1, 2, 3, 4, 5, 6, 7}, 8);
+            MemorySegment middle = t.asSegment().asSlice(8, 16); // elements 2..5
+            Tensor same = Tensor.fromSegment(middle, DType.FLOAT32, 2, 2);
+            assertArrayEquals(new float[] {2, 3, 4, 5}, same.toFloatArray());
+            Tensor bits = Tensor.fromSegment(middle, DType.INT32, 4);
+            assertArrayEquals(new int[] {Float.floatToIntBits(2), Float.floatToIntBits(3), Float.floatToIntBits(4),
+                    Float.floatToIntBits(5)}, bits.toIntArray());
+            Tensor bytes = Tensor.fromSegment(middle.asSlice(4, 4), DType.UINT8, 4);
+            bits.select(0, 1).copyFrom(Tensor.of(new int[] {Float.floatToIntBits(-9)}));
+            assertArrayEquals(new float[] {0, 1, 2, -9, 4, 5, 6, 7}, t.toFloatArray());
+            byte[] nine = new byte[4];
+            java.nio.ByteBuffer.wrap(nine).order(java.nio.ByteOrder.LITTLE_ENDIAN).putFloat(-9f);
+            long[] expected = new long[4];
+            for (int i = 0; i < 4; i++) {
+                expected[i] = nine[i] & 0xFF;
+            }
+            assertArrayEquals(expected, bytes.toLongArray());
+        }
+    }
 }
