@@ -61,7 +61,8 @@ import java.util.function.Supplier;
  * {@code hook_post} (the activation's output). {@code hook_mlp_out} is the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
- * their handle is closed. {@link #close} waits for the passes and weight reads running on other threads to finish.
+ * their handle is closed. {@link #close} waits for the passes and weight reads running on other threads to finish;
+ * once it has begun, a pass or read that starts on a thread not already inside one is refused as closed.
  */
 public final class HookedAutoModel implements AutoCloseable {
     private final HookedAutoConfig config;
@@ -76,6 +77,9 @@ public final class HookedAutoModel implements AutoCloseable {
     // forward passes and weight reads hold the read lock; close takes the write lock, so it waits for them instead of
     // freeing weights under a running pass
     private final ReentrantReadWriteLock uses = new ReentrantReadWriteLock();
+    // set when close begins: from then on a thread that holds no use is refused at once instead of queueing behind
+    // close, which may be waiting for a pass whose hook waits for that thread
+    private volatile boolean closing;
     private volatile boolean closed; // set under the write lock
     private final Set<CapturedForward> captures = new LinkedHashSet<>(); // guarded by this
 
@@ -308,7 +312,11 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Runs {@code body}, which reads the weights, with the model held open. */
     <T> T using(Supplier<T> body) {
-        uses.readLock().lock();
+        // tryLock takes the read lock unless close holds the write lock, even while close waits for it: a use this
+        // thread already holds, or one that began before close did, goes on, and close waits for it
+        if (closing && uses.getReadHoldCount() == 0 || !uses.readLock().tryLock()) {
+            throw new IllegalStateException("this " + config.family() + " model is closed");
+        }
         try {
             checkOpen();
             return body.get();
@@ -917,6 +925,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalStateException("this " + config.family() + " model cannot be closed by code running inside"
                     + " one of its own passes (a hook, say)");
         }
+        closing = true;
         uses.writeLock().lock();
         try {
             if (closed) {

@@ -19,6 +19,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Closing a model while another thread runs it waits for that pass instead of freeing the weights under it. */
 class ClosingWhileInUseTest {
+    /** Threads for a pass and a close at once: the common pool may have a single thread, which the pass would hold. */
+    private static final java.util.concurrent.Executor THREADS = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "closing-while-in-use");
+        t.setDaemon(true);
+        return t;
+    });
 
     @Test
     void closeWaitsForAPassInFlightAndLaterCallsAreRefused() throws Exception {
@@ -33,9 +39,9 @@ class ClosingWhileInUseTest {
                 await(release);
                 return activation;
             });
-            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, pause));
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, pause), THREADS);
             assertTrue(inPass.await(30, TimeUnit.SECONDS), "the pass reached its hook");
-            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close);
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close, THREADS);
             Thread.sleep(300);
             assertFalse(closing.isDone(), "close returned while a pass was using the weights");
             release.countDown();
@@ -84,9 +90,9 @@ class ClosingWhileInUseTest {
                 readInHook[0] = TensorScope.unscoped(() -> List.of(model.W_Q(1))).getFirst(); // outlives the pass
                 return activation;
             });
-            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, reader));
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, reader), THREADS);
             assertTrue(inPass.await(30, TimeUnit.SECONDS));
-            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close);
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close, THREADS);
             Thread.sleep(300);
             closeQueued.countDown();
             pass.get(30, TimeUnit.SECONDS).close();
@@ -94,6 +100,47 @@ class ClosingWhileInUseTest {
             try (Tensor read = readInHook[0]) {
                 assertTrue(read.allclose(wq, 0, 0));
             }
+        }
+    }
+
+    /**
+     * A hook that hands a read of the model to another thread while close waits for the hook's pass: that thread is
+     * refused at once ("closed"), where queueing it behind close would hang all three threads.
+     */
+    @Test
+    void aReadHandedToAnotherThreadWhileCloseWaitsIsRefusedNotHung() throws Exception {
+        HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 7, DType.FLOAT32, Device.CPU);
+        java.util.concurrent.ExecutorService helper = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2)) {
+            CountDownLatch inPass = new CountDownLatch(1);
+            CountDownLatch closeQueued = new CountDownLatch(1);
+            Throwable[] handedOff = new Throwable[1];
+            HookSpec delegating = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
+                inPass.countDown();
+                await(closeQueued);
+                try {
+                    helper.submit(() -> {
+                        model.W_Q(0).close();
+                        return null;
+                    }).get(20, TimeUnit.SECONDS);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    handedOff[0] = e.getCause();
+                } catch (Exception e) {
+                    handedOff[0] = e;
+                }
+                return activation;
+            });
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, delegating), THREADS);
+            assertTrue(inPass.await(30, TimeUnit.SECONDS));
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close, THREADS);
+            Thread.sleep(300);
+            closeQueued.countDown();
+            pass.get(30, TimeUnit.SECONDS).close();
+            closing.get(30, TimeUnit.SECONDS);
+            assertTrue(handedOff[0] instanceof IllegalStateException e && e.getMessage().contains("model is closed"),
+                    "the other thread's read: " + handedOff[0]);
+        } finally {
+            helper.shutdownNow();
         }
     }
 
