@@ -255,7 +255,7 @@ public final class Tensor implements AutoCloseable {
         owner.release();
     }
 
-    private String name() {
+    String name() {
         Meta m = meta;
         String id = "0x" + Long.toHexString(handle.address());
         return m == null ? id : id + " (" + m.dtype + Arrays.toString(m.shape) + " " + m.device + ")";

@@ -99,11 +99,24 @@ public final class TensorScope implements AutoCloseable {
 
     /**
      * Keeps {@code t} alive past this scope: it moves to the enclosing scope, or to nobody (the caller then closes it,
-     * or the garbage collector's backstop does).
+     * or the garbage collector's backstop does). A tensor of an enclosing scope, or of none, already outlives this one
+     * and stays where it is.
+     *
+     * @throws IllegalStateException if this scope is closed, or {@code t} belongs to a scope that this one does not
+     *     nest in (a scope opened inside this one, or on another thread)
      */
     public <T extends Tensor> T keep(T t) {
         checkOwner();
-        if (t.scope == this) {
+        if (closed) {
+            throw new IllegalStateException("keep: this TensorScope is closed, and its tensors with it; keep them before"
+                    + " it closes");
+        }
+        TensorScope from = t.scope;
+        if (from != this && from != null && !encloses(from)) {
+            throw new IllegalStateException("keep: tensor " + t.name() + " belongs to another TensorScope (opened inside"
+                    + " this one, or on another thread), which will free it; keep it through that scope");
+        }
+        if (from == this) {
             NativeHandle h = t.nativeHandle();
             if (parent != null) {
                 parent.adopt(t, h);
@@ -116,6 +129,16 @@ public final class TensorScope implements AutoCloseable {
             }
         }
         return t;
+    }
+
+    /** Whether {@code scope} is one this scope is nested in, which outlives it. */
+    private boolean encloses(TensorScope scope) {
+        for (TensorScope p = parent; p != null; p = p.parent) {
+            if (p == scope) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** {@link #keep} for each tensor of a collection. */

@@ -191,6 +191,44 @@ class MemoryTest {
     }
 
     /** The abandoned scopes, in a JVM of its own: prints {@code RSS <before> -> <after>, peak <peak>} in bytes. */
+    @Test
+    void keepRefusesATensorThatAnotherScopeWillFree() throws Exception {
+        try (TensorScope outer = TensorScope.open()) {
+            Tensor mine = Tensor.zeros(2);
+            try (TensorScope inner = TensorScope.open()) {
+                Tensor innerTensor = Tensor.zeros(2);
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> outer.keep(innerTensor));
+                assertTrue(e.getMessage().contains("belongs to another TensorScope"), e.getMessage());
+                assertSame(mine, inner.keep(mine), "a tensor of an enclosing scope already outlives this one");
+                assertSame(innerTensor, inner.keep(innerTensor));
+            }
+            Tensor[] otherThreads = new Tensor[1];
+            java.util.concurrent.CountDownLatch made = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+            Thread other = new Thread(() -> {
+                try (TensorScope scope = TensorScope.open()) {
+                    otherThreads[0] = Tensor.zeros(2);
+                    made.countDown();
+                    done.await();
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            other.start();
+            made.await();
+            try {
+                assertThrows(IllegalStateException.class, () -> outer.keep(otherThreads[0]));
+            } finally {
+                done.countDown();
+                other.join();
+            }
+        }
+        TensorScope closed = TensorScope.open();
+        Tensor t = Tensor.zeros(2);
+        closed.close();
+        assertThrows(IllegalStateException.class, () -> closed.keep(t));
+    }
+
     public static final class AbandonedScopes {
         public static void main(String[] args) throws InterruptedException {
             LibTorch.load();
