@@ -141,9 +141,16 @@ public final class Tensor implements AutoCloseable {
         return new Tensor(address, null);
     }
 
-    /** A view op's result, which shares memory with this tensor and so inherits its borrowed memory, if any. */
+    /**
+     * The result of an op that may return a view (reshape, a one-operand einsum, an alias): one that reads this
+     * tensor's borrowed memory, if any, inherits it; a copy does not.
+     */
     private Tensor viewResult(Tensor result) {
         if (borrowed == null) {
+            return result;
+        }
+        long at = result.dataAddress() - borrowed.address();
+        if (at < 0 || at >= borrowed.byteSize()) {
             return result;
         }
         Tensor tied = new Tensor(Native.newHandle(result.handle), borrowed);

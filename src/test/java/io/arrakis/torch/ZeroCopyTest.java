@@ -410,4 +410,26 @@ class ZeroCopyTest {
             assertArrayEquals(expected, bytes.toLongArray());
         }
     }
+
+    /** What an op copies out of Java memory is the op's own: usable after the arena closes, unlike views of it. */
+    @Test
+    void copiesOutOfJavaMemoryOutliveItsArenaAndViewsDoNot() {
+        Arena arena = Arena.ofConfined();
+        try (TensorScope scope = TensorScope.open()) {
+            MemorySegment memory = arena.allocate(4L * 6, 4);
+            for (int i = 0; i < 6; i++) {
+                memory.setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
+            }
+            Tensor t = Tensor.fromSegment(memory, DType.FLOAT32, 2, 3);
+            Tensor copied = t.transpose(0, 1).reshape(6); // not a view: reshape copies
+            Tensor summed = Tensor.einsum("ij->i", t);
+            Tensor viewed = t.reshape(3, 2);
+            Tensor permuted = Tensor.einsum("ij->ji", t);
+            arena.close();
+            assertArrayEquals(new float[] {0, 3, 1, 4, 2, 5}, copied.toFloatArray());
+            assertArrayEquals(new float[] {3, 12}, summed.toFloatArray());
+            assertThrows(IllegalStateException.class, viewed::toFloatArray);
+            assertThrows(IllegalStateException.class, permuted::toFloatArray);
+        }
+    }
 }
