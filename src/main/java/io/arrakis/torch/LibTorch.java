@@ -131,8 +131,8 @@ public final class LibTorch {
     /**
      * The libtorch operator calls the current thread has made so far: every call that runs an ATen operator (through
      * the dispatcher or a typed shim) or makes, copies or reads out a tensor; not metadata queries or handle
-     * bookkeeping, and not the views {@link Tensor} makes itself (a new handle with its own sizes and strides over the
-     * same memory). The difference around a piece of code is the number of launches it issued; on a GPU each is at
+     * bookkeeping, and not the views {@link Tensor} makes itself, without the dispatcher (a new handle with its own
+     * sizes, strides or dtype over the same memory). The difference around a piece of code is the number of launches it issued; on a GPU each is at
      * least one kernel launch or allocation from the host.
      */
     public static long opCalls() {

@@ -461,7 +461,12 @@ public final class Tensor implements AutoCloseable {
         }
         LibTorch.load();
         Lender lender = LENDERS.get(segment.scope());
-        if (lender != null && lender.handle.enter()) {
+        if (lender != null) {
+            // closed, its memory freed when the ops still reading it end: a tensor over it would outlive it
+            if (!lender.handle.enter()) {
+                throw new IllegalStateException("Tensor.fromSegment: the segment is the memory of a tensor that was"
+                        + " closed");
+            }
             try {
                 return new Tensor(viewOf(lender, segment.address() - lender.address, dtype, shape), segment);
             } finally {
@@ -1898,7 +1903,7 @@ public final class Tensor implements AutoCloseable {
         if (splitSize <= 0) {
             throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
         }
-        return pieces(d, splitSize, Math.max((meta().shape[d] + splitSize - 1) / splitSize, 1));
+        return pieces(d, splitSize, Math.max(Math.ceilDiv(meta().shape[d], splitSize), 1));
     }
 
     /** Splits into pieces of the given sizes along {@code dim}, which they must add up to; views. */
@@ -1947,8 +1952,8 @@ public final class Tensor implements AutoCloseable {
         if (size == 0) { // as many empty pieces as asked for, as libtorch gives
             return pieces(d, 0, chunks);
         }
-        long pieceSize = (size + chunks - 1) / chunks;
-        return pieces(d, pieceSize, (size + pieceSize - 1) / pieceSize);
+        long pieceSize = Math.ceilDiv(size, chunks);
+        return pieces(d, pieceSize, Math.ceilDiv(size, pieceSize));
     }
 
     /** {@code count} views along {@code dim} of {@code pieceSize} elements each, the last taking what is left. */
@@ -1963,7 +1968,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** Elements between the start of this tensor's memory and its first element; read while held. */
-    private long storageOffset() {
+    long storageOffset() {
         MemorySegment out = Native.out();
         Native.check(arrakis_torch_h.aoti_torch_get_storage_offset(handle(), out), "aoti_torch_get_storage_offset");
         return out.get(ValueLayout.JAVA_LONG, 0);

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -70,13 +71,35 @@ class CheckpointMismatchTest {
         try (TensorScope scope = TensorScope.open()) {
             write(config, Map.of(), dir);
         }
-        String json = Files.readString(dir.resolve("config.json"));
-        Files.writeString(dir.resolve("config.json"), json.replaceFirst("\\{",
-                "{\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}, "));
+        withQuantization(dir, "{\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}");
         String m = refusal(dir);
         assertTrue(m.contains("quantization_config") && m.contains("bitsandbytes") && m.contains("not implemented"), m);
-        assertThrows(IllegalArgumentException.class,
-                () -> config.with(Map.of("quantization_config", Map.of("quant_method", "fp8"))));
+    }
+
+    /** Adds {@code "quantization_config": json} to the folder's config.json. */
+    private static void withQuantization(Path dir, String json) throws IOException {
+        String config = Files.readString(dir.resolve("config.json"));
+        int open = config.indexOf('{') + 1;
+        Files.writeString(dir.resolve("config.json"),
+                config.substring(0, open) + "\"quantization_config\": " + json + ", " + config.substring(open));
+    }
+
+    @Test
+    void gptOssMxfp4IsToldToDequantizeAndADequantizedCheckpointLoads(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("llama");
+        try (TensorScope scope = TensorScope.open()) {
+            write(config, Map.of(), dir);
+        }
+        String plain = Files.readString(dir.resolve("config.json"));
+        withQuantization(dir, "{\"quant_method\": \"mxfp4\"}");
+        String m = refusal(dir);
+        assertTrue(m.contains("Mxfp4Config(dequantize=True)"), m);
+        // a checkpoint saved after dequantizing may keep the setting: its weights are floating point
+        Files.writeString(dir.resolve("config.json"), plain);
+        withQuantization(dir, "{\"quant_method\": \"mxfp4\", \"dequantize\": true}");
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+            assertEquals(config.nLayers(), model.config().nLayers());
+        }
     }
 
     @Test

@@ -190,7 +190,6 @@ class MemoryTest {
                 + " threads ended:\n" + out);
     }
 
-    /** The abandoned scopes, in a JVM of its own: prints {@code RSS <before> -> <after>, peak <peak>} in bytes. */
     @Test
     void keepRefusesATensorThatAnotherScopeWillFree() throws Exception {
         try (TensorScope outer = TensorScope.open()) {
@@ -229,6 +228,7 @@ class MemoryTest {
         assertThrows(IllegalStateException.class, () -> closed.keep(t));
     }
 
+    /** The abandoned scopes, in a JVM of its own: prints {@code RSS <before> -> <after>, peak <peak>} in bytes. */
     public static final class AbandonedScopes {
         public static void main(String[] args) throws InterruptedException {
             LibTorch.load();

@@ -41,6 +41,14 @@ class ViewGeometryTest {
         if (expected.numel() > 0) {
             assertEquals(expected.dataAddress(), actual.dataAddress(), what + ": first element");
         }
+        // where the view starts in its memory, also where it has no elements to read
+        assertEquals(storageOffset(expected), storageOffset(actual), what + ": storage offset");
+    }
+
+    private static long storageOffset(Tensor t) {
+        try (Tensor.Held held = t.hold()) {
+            return t.storageOffset();
+        }
     }
 
     /** The same sizes, strides and values, and the metadata libtorch reports; in memory of their own. */

@@ -432,4 +432,20 @@ class ZeroCopyTest {
             assertThrows(IllegalStateException.class, permuted::toFloatArray);
         }
     }
+
+    /**
+     * The memory of a tensor closed while an op still reads it is freed when that op ends: a tensor over it would
+     * outlive it, so fromSegment refuses it, though the segment's arena stays open until then.
+     */
+    @Test
+    void fromSegmentRefusesTheMemoryOfATensorClosedWhileInUse() {
+        Tensor t = Tensor.ones(new long[] {16}, DType.FLOAT32, Device.CPU);
+        MemorySegment memory = t.asSegment();
+        try (Tensor.Held inUse = t.hold()) { // as an op on another thread would hold it
+            t.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> Tensor.fromSegment(memory, DType.FLOAT32, 16));
+            assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        }
+    }
 }

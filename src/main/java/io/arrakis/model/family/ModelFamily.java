@@ -82,11 +82,15 @@ public abstract class ModelFamily {
      */
     public final Architecture architecture(Map<String, Object> raw) {
         Object quantization = raw.get("quantization_config");
-        if (quantization != null) {
-            // Hugging Face quantizes the layers as it loads them, or reads weights stored quantized: either way its
-            // model computes something other than the floating-point weights this library multiplies by
+        // Hugging Face quantizes the layers as it loads them, or reads weights stored quantized: either way its model
+        // computes something other than the floating-point weights this library multiplies by, unless it was told to
+        // dequantize them (as a dequantized gpt-oss checkpoint's config may still say)
+        if (quantization != null && !(quantization instanceof Map<?, ?> q && Boolean.TRUE.equals(q.get("dequantize")))) {
+            boolean mxfp4 = quantization instanceof Map<?, ?> q && "mxfp4".equals(q.get("quant_method"));
             throw ConfigValues.invalid("quantization_config", quantization, "is not implemented: only models whose"
-                    + " weights are stored and used in floating point load here");
+                    + " weights are stored and used in floating point load here" + (mxfp4 ? "; dequantize the"
+                    + " checkpoint first (transformers: load it with Mxfp4Config(dequantize=True) and save_pretrained)"
+                    : ""));
         }
         return architecture(new Settings(raw));
     }
