@@ -103,6 +103,17 @@ class CheckpointMismatchTest {
     }
 
     @Test
+    void aTopLevelPartialRotaryFactorOfAFamilyThatRotatesWholeHeadsIsRefused() {
+        String json = TinyConfigs.of("llama").toJson();
+        int open = json.indexOf('{') + 1;
+        String half = json.substring(0, open) + "\"partial_rotary_factor\": 0.5, " + json.substring(open);
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(half)).getMessage();
+        assertTrue(m.contains("partial_rotary_factor") && m.contains("whole head"), m);
+        String whole = json.substring(0, open) + "\"partial_rotary_factor\": 1.0, " + json.substring(open);
+        assertEquals(TinyConfigs.of("llama").architecture(), HookedAutoConfig.fromJsonText(whole).architecture());
+    }
+
+    @Test
     void aSizeOutOfIntsRangeIsCalledThatNotANonInteger() {
         String m = assertThrows(IllegalArgumentException.class,
                 () -> TinyConfigs.of("gpt2").with(Map.of("n_embd", 2147483648L))).getMessage();

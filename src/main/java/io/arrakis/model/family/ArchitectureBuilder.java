@@ -477,6 +477,12 @@ final class ArchitectureBuilder {
             theta = s.number(thetaKey);
             factor = factorKey != null ? s.number(factorKey) : 1.0;
         }
+        Object topLevelFactor = factorKey == null ? s.get("partial_rotary_factor") : null;
+        if (topLevelFactor != null && !Double.valueOf(1.0).equals(ConfigValues.asDouble(topLevelFactor))) {
+            // refused as the rotary object's entry is below: transformers rotates the whole head or fails on it
+            throw invalid("partial_rotary_factor", topLevelFactor, "is not read by this family's model in"
+                    + " transformers, which rotates the whole head; refused rather than guessed");
+        }
         if (!rotaryOf.isEmpty()) {
             scaling = new Rope.Unscaled(); // each kind of layer's own object scales its rope
             return;
