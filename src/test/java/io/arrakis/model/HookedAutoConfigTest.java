@@ -226,9 +226,11 @@ class HookedAutoConfigTest {
         assertEquals(Math.sqrt(3072), c.embeddingScale(), 0.0);
         assertTrue(c.tiedEmbeddings());
         assertFalse(c.qkvBias() || c.outBias() || c.mlpBias());
-        // hidden_activation, when set, is the activation (hub files carry hidden_act "gelu" next to it)
-        HookedAutoConfig hub = c.with(Map.of("hidden_act", "gelu", "hidden_activation", "gelu_pytorch_tanh"));
-        assertEquals("gelu_pytorch_tanh", hub.activation());
+        // transformers 5 applies hidden_act; older hub files carry hidden_activation too, which earlier versions
+        // applied: where the two disagree, which one the checkpoint was trained with cannot be told
+        String m = rejects(c.with("hidden_act", "gelu"), "hidden_activation", "gelu_pytorch_tanh");
+        assertTrue(m.contains("hidden_activation") && m.contains("hidden_act = \"gelu\""), m);
+        assertEquals("gelu", c.with(Map.of("hidden_act", "gelu", "hidden_activation", "gelu")).activation());
         assertEquals("gelu", c.with("hidden_act", "gelu").activation());
     }
 

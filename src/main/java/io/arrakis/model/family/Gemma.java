@@ -19,8 +19,9 @@ import static io.arrakis.model.family.Key.tok;
 
 /**
  * Gemma ({@code transformers/models/gemma}): Llama's layout with RMSNorms that scale by {@code (1 + w)}, embeddings
- * multiplied by {@code sqrt(hidden_size)}, an explicit {@code head_dim}, and the activation
- * {@code hidden_activation} when set (hub files carry {@code hidden_act} next to it), else {@code hidden_act}.
+ * multiplied by {@code sqrt(hidden_size)}, an explicit {@code head_dim}, and the activation {@code hidden_act}, which
+ * {@code transformers} 5 applies. Older hub files also carry {@code hidden_activation}, which earlier versions applied
+ * instead; where the two disagree the config is refused.
  */
 final class Gemma extends ModelFamily {
 
@@ -46,8 +47,11 @@ final class Gemma extends ModelFamily {
         ArchitectureBuilder b = LlamaLayout.standardKeys(s).headDim("head_dim")
                 .norm(Norm.RMS_NORM_PLUS_ONE, "rms_norm_eps").rotary("rope_theta", null)
                 .biases(attentionBias, attentionBias, false).embeddingScale(Math.sqrt(s.integer("hidden_size")));
-        if (s.stringOrNull("hidden_activation") != null) {
-            b.activation("hidden_activation");
+        String legacy = s.stringOrNull("hidden_activation");
+        if (legacy != null && !legacy.equals(s.string("hidden_act"))) {
+            throw invalid("hidden_activation", legacy, "disagrees with hidden_act = \"" + s.string("hidden_act")
+                    + "\": transformers 5 computes with hidden_act, earlier versions with hidden_activation; give"
+                    + " both the activation meant");
         }
         return b.build();
     }
