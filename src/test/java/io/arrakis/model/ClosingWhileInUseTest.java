@@ -79,25 +79,11 @@ class ClosingWhileInUseTest {
     @Test
     void weightsReadInsideAHookWhileCloseWaits() throws Exception {
         HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 6, DType.FLOAT32, Device.CPU);
-        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2); Tensor wq = model.W_Q(1)) {
-            CountDownLatch inPass = new CountDownLatch(1);
-            CountDownLatch closeQueued = new CountDownLatch(1);
+        try (Tensor wq = model.W_Q(1)) {
             Tensor[] readInHook = new Tensor[1];
             // a reader queued behind a waiting close must not block a pass that already holds the model
-            HookSpec reader = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
-                inPass.countDown();
-                await(closeQueued);
-                readInHook[0] = TensorScope.unscoped(() -> List.of(model.W_Q(1))).getFirst(); // outlives the pass
-                return activation;
-            });
-            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, reader), THREADS);
-            assertTrue(inPass.await(30, TimeUnit.SECONDS));
-            CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close, THREADS);
-            Thread.sleep(300);
-            closeQueued.countDown();
-            pass.get(30, TimeUnit.SECONDS).close();
-            closing.get(30, TimeUnit.SECONDS);
-            try (Tensor read = readInHook[0]) {
+            closeWhileAHookRuns(model, () -> readInHook[0] = TensorScope.unscoped(() -> List.of(model.W_Q(1))).getFirst());
+            try (Tensor read = readInHook[0]) { // outlived the pass
                 assertTrue(read.allclose(wq, 0, 0));
             }
         }
@@ -111,13 +97,9 @@ class ClosingWhileInUseTest {
     void aReadHandedToAnotherThreadWhileCloseWaitsIsRefusedNotHung() throws Exception {
         HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 7, DType.FLOAT32, Device.CPU);
         java.util.concurrent.ExecutorService helper = java.util.concurrent.Executors.newSingleThreadExecutor();
-        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2)) {
-            CountDownLatch inPass = new CountDownLatch(1);
-            CountDownLatch closeQueued = new CountDownLatch(1);
+        try {
             Throwable[] handedOff = new Throwable[1];
-            HookSpec delegating = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
-                inPass.countDown();
-                await(closeQueued);
+            closeWhileAHookRuns(model, () -> {
                 try {
                     helper.submit(() -> {
                         model.W_Q(0).close();
@@ -128,19 +110,35 @@ class ClosingWhileInUseTest {
                 } catch (Exception e) {
                     handedOff[0] = e;
                 }
-                return activation;
             });
-            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, delegating), THREADS);
-            assertTrue(inPass.await(30, TimeUnit.SECONDS));
+            assertTrue(handedOff[0] instanceof IllegalStateException e && e.getMessage().contains("model is closed"),
+                    "the other thread's read: " + handedOff[0]);
+        } finally {
+            helper.shutdownNow();
+        }
+    }
+
+    /**
+     * Runs a pass whose hook, once {@code close()} has been called on another thread and waits for the pass, runs
+     * {@code inHook}; returns when the pass and the close have both finished.
+     */
+    private static void closeWhileAHookRuns(HookedAutoModel model, Runnable inHook) throws Exception {
+        CountDownLatch inPass = new CountDownLatch(1);
+        CountDownLatch closeQueued = new CountDownLatch(1);
+        HookSpec hook = HookSpec.at("blocks.0.hook_resid_post", (activation, name) -> {
+            inPass.countDown();
+            await(closeQueued);
+            inHook.run();
+            return activation;
+        });
+        try (Tensor ids = Tensor.of(new long[] {1, 2}, 1, 2)) {
+            CompletableFuture<Tensor> pass = CompletableFuture.supplyAsync(() -> model.runWithHooks(ids, hook), THREADS);
+            assertTrue(inPass.await(30, TimeUnit.SECONDS), "the pass reached its hook");
             CompletableFuture<Void> closing = CompletableFuture.runAsync(model::close, THREADS);
             Thread.sleep(300);
             closeQueued.countDown();
             pass.get(30, TimeUnit.SECONDS).close();
             closing.get(30, TimeUnit.SECONDS);
-            assertTrue(handedOff[0] instanceof IllegalStateException e && e.getMessage().contains("model is closed"),
-                    "the other thread's read: " + handedOff[0]);
-        } finally {
-            helper.shutdownNow();
         }
     }
 
