@@ -495,43 +495,24 @@ public final class Tensor implements AutoCloseable {
     /**
      * A handle to {@code shape} of {@code dtype}, contiguous, {@code byteOffset} bytes into the memory of {@code lender}
      * (held): a view of its storage, so that libtorch frees that memory only when neither tensor, nor an op running
-     * on either, still needs it. In another dtype the view passes through the bytes ({@code view(dtype)} twice).
+     * on either, still needs it. The view passes through the bytes ({@code view(dtype)} to bytes and to {@code dtype}).
      */
     private static long viewOf(Lender lender, long byteOffset, DType dtype, long[] shape) {
-        MemorySegment own = MemorySegment.ofAddress(lender.handle.address);
-        long[] strides = Shapes.contiguousStrides(shape);
-        long flat = Native.reinterpret(own, new long[] {lender.numel}, new long[] {1}, 0);
-        if (dtype == lender.dtype) {
-            try {
-                return Native.reinterpret(MemorySegment.ofAddress(flat), shape, strides, byteOffset / dtype.byteSize());
-            } finally {
-                Native.deleteTensor(flat);
-            }
-        }
-        long bytes;
+        long bytes = Shapes.numel(shape, "Tensor.fromSegment") * dtype.byteSize();
+        long flat = Native.reinterpret(MemorySegment.ofAddress(lender.handle.address), new long[] {lender.numel},
+                new long[] {1}, 0);
+        long asBytes = replaced(flat, h -> Native.viewDtype(h, DType.UINT8));
+        long slice = replaced(asBytes, h -> Native.reinterpret(h, new long[] {bytes}, new long[] {1}, byteOffset));
+        long typed = replaced(slice, h -> Native.viewDtype(h, dtype));
+        return replaced(typed, h -> Native.reinterpret(h, shape, Shapes.contiguousStrides(shape), 0));
+    }
+
+    /** {@code next} of the tensor handle {@code handle}, which is freed after it. */
+    private static long replaced(long handle, java.util.function.ToLongFunction<MemorySegment> next) {
         try {
-            bytes = Native.viewDtype(MemorySegment.ofAddress(flat), DType.UINT8);
+            return next.applyAsLong(MemorySegment.ofAddress(handle));
         } finally {
-            Native.deleteTensor(flat);
-        }
-        long slice;
-        try {
-            long n = Shapes.numel(shape, "Tensor.fromSegment");
-            slice = Native.reinterpret(MemorySegment.ofAddress(bytes), new long[] {n * dtype.byteSize()}, new long[] {1},
-                    byteOffset);
-        } finally {
-            Native.deleteTensor(bytes);
-        }
-        long typed;
-        try {
-            typed = Native.viewDtype(MemorySegment.ofAddress(slice), dtype);
-        } finally {
-            Native.deleteTensor(slice);
-        }
-        try {
-            return Native.reinterpret(MemorySegment.ofAddress(typed), shape, strides, 0);
-        } finally {
-            Native.deleteTensor(typed);
+            Native.deleteTensor(handle);
         }
     }
 
