@@ -98,14 +98,19 @@ public final class HypothesisTest {
         checkN(b.length, "sample " + labelB);
         checkFinite(a, labelA);
         checkFinite(b, labelB);
-        double meanA = Mean.of(a).getAsDouble();
-        double meanB = Mean.of(b).getAsDouble();
-        double sdA = standardDeviation(a);
-        double sdB = standardDeviation(b);
+        // near the largest double a spread may not fit one (up to twice it): t and df, which do not depend on the unit,
+        // are then taken in one 2^64 times larger
+        double unitChange = Math.max(maxAbs(a), maxAbs(b)) >= 0x1p1000 ? 0x1p-64 : 1.0;
+        double[] x = scaled(a, unitChange);
+        double[] y = scaled(b, unitChange);
+        double meanA = Mean.of(x).getAsDouble();
+        double meanB = Mean.of(y).getAsDouble();
+        double sdA = standardDeviation(x);
+        double sdB = standardDeviation(y);
         if (sdA == 0 && sdB == 0) {
-            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
-                    + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
-                    + " and there is no p-value");
+            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = "
+                    + meanA / unitChange + ", " + labelB + " = " + meanB / unitChange + "; variance 0), so t is "
+                    + (meanA == meanB ? "0/0" : "infinite") + " and there is no p-value");
         }
         // the squared standard errors of the means only through their ratio r <= 1 (the larger one factored out), so
         // that neither they nor their squares in the degrees of freedom overflow or underflow at any magnitude
@@ -120,9 +125,26 @@ public final class HypothesisTest {
         double unit = Math.scalb(1.0, -Math.getExponent(Math.max(Math.max(Math.abs(meanA), Math.abs(meanB)), larger)));
         double t = (meanA * unit - meanB * unit) / (larger * unit * Math.sqrt(1 + r));
         double p = Math.min(1, 2 * TDistribution.of(df).survivalProbability(Math.abs(t)));
-        // each variance in the samples' unit: 0 or infinite where it does not fit a double
-        return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, meanA, sdA * sdA),
-                new WelchResult.Sample(labelB, b.length, meanB, sdB * sdB));
+        // each mean and variance in the samples' unit: a variance is 0 or infinite where it does not fit a double
+        return new WelchResult(t, df, p, alpha, p < alpha,
+                new WelchResult.Sample(labelA, a.length, meanA / unitChange, square(sdA / unitChange)),
+                new WelchResult.Sample(labelB, b.length, meanB / unitChange, square(sdB / unitChange)));
+    }
+
+    private static double square(double v) {
+        return v * v;
+    }
+
+    /** The sample times {@code factor}, a power of two; the sample itself where it is 1. */
+    private static double[] scaled(double[] sample, double factor) {
+        if (factor == 1.0) {
+            return sample;
+        }
+        double[] scaled = new double[sample.length];
+        for (int i = 0; i < sample.length; i++) {
+            scaled[i] = sample[i] * factor;
+        }
+        return scaled;
     }
 
     /**

@@ -64,9 +64,9 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("test", "welch");
-        m.put("t", t);
-        m.put("df", degreesOfFreedom);
-        m.put("p_value", pValue);
+        m.put("t", ExperimentValues.number(t)); // "Infinity" where the samples are far apart for their spread
+        m.put("df", ExperimentValues.number(degreesOfFreedom));
+        m.put("p_value", ExperimentValues.number(pValue));
         m.put("alpha", alpha);
         m.put("reject_null", rejectNull);
         m.put(a.label(), a.toMap());

@@ -135,6 +135,23 @@ class HypothesisTestTest {
         assertEquals(plain.pValue(), huge.pValue(), 1e-12);
         assertEquals(Double.POSITIVE_INFINITY, huge.a().variance(), "1e400 does not fit a double");
         assertTrue(huge.toJson().contains("\"variance\":\"Infinity\""), huge.toJson());
+        // Was: near the largest double the standard deviation of b (1.9e308) overflowed, giving t = 0 and p = 1
+        WelchResult edge = HypothesisTest.welch(new double[] {1e308, -1e308, 1.7e308},
+                new double[] {-1.7e308, 1.6e308, -1.7e308}, 0.05);
+        WelchResult small = HypothesisTest.welch(new double[] {1, -1, 1.7}, new double[] {-1.7, 1.6, -1.7}, 0.05);
+        double varA = (Math.pow(1 - 0.5667, 2) + Math.pow(-1 - 0.5667, 2) + Math.pow(1.7 - 0.5667, 2)) / 2; // by hand
+        double varB = (Math.pow(-1.7 + 0.6, 2) + Math.pow(1.6 + 0.6, 2) + Math.pow(-1.7 + 0.6, 2)) / 2;
+        assertEquals((1.7 / 3 + 0.6) / Math.sqrt(varA / 3 + varB / 3), small.t(), 1e-3);
+        assertEquals(small.t(), edge.t(), 1e-12 * small.t());
+        assertEquals(small.degreesOfFreedom(), edge.degreesOfFreedom(), 1e-9);
+        assertEquals(small.pValue(), edge.pValue(), 1e-12);
+        assertEquals(1.7e308 / 3, edge.a().mean(), 1e294);
+        assertEquals(-0.6e308, edge.b().mean(), 1e294);
+        // Was: an infinite t (here the rounding of about 2e600) made toJson() throw
+        WelchResult apart = HypothesisTest.welch(new double[] {1e300, 1e300}, new double[] {0, 1e-300}, 0.05);
+        assertEquals(Double.POSITIVE_INFINITY, apart.t());
+        assertTrue(apart.toJson().contains("\"t\":\"Infinity\""), apart.toJson());
+        assertEquals(Double.POSITIVE_INFINITY, edge.b().variance(), "3.6e616 does not fit a double");
     }
 
     /**
