@@ -110,26 +110,12 @@ public final class HeadDetectors {
         HookedAutoConfig c = model.config();
         int layers = c.nLayers();
         int o = bos.isPresent() ? 1 : 0; // where the repeated tokens start
-        int total = o + 2 * seqLen;
-        float[] prev = new float[total * total];
-        float[] ind = new float[total * total];
-        float[] dup = new float[total * total];
-        for (int i = o + 1; i < total; i++) {
-            prev[i * total + i - 1] = 1f / (2 * seqLen - 1);
-        }
-        for (int j = 0; j < seqLen; j++) {
-            dup[(o + seqLen + j) * total + o + j] = 1f / seqLen;
-            ind[(o + seqLen + j) * total + o + j + 1] = 1f / seqLen;
-        }
         String[] names = new String[layers];
         for (int l = 0; l < layers; l++) {
             names[l] = "blocks." + l + ".attn.hook_pattern";
         }
         try (TensorScope scope = TensorScope.open()) {
             Tensor ids = repeatedTokens(model, seqLen, batch, seed, bos);
-            Tensor prevMask = Tensor.of(prev, total, total).to(model.device());
-            Tensor indMask = Tensor.of(ind, total, total).to(model.device());
-            Tensor dupMask = Tensor.of(dup, total, total).to(model.device());
             List<Tensor> p = new ArrayList<>();
             List<Tensor> in = new ArrayList<>();
             List<Tensor> d = new ArrayList<>();
@@ -138,9 +124,12 @@ public final class HeadDetectors {
                 for (int l = 0; l < layers; l++) {
                     Tensor pattern = cache.get(names[l]).to(DType.FLOAT32); // [batch, head, query, key]
                     int window = window(c, l);
-                    p.add(score(pattern, prevMask, window, 1));
-                    in.add(score(pattern, indMask, window, seqLen - 1));
-                    d.add(score(pattern, dupMask, window, seqLen));
+                    // each query of the repeat looks back seqLen - 1 keys (the token after its first occurrence) for
+                    // induction, seqLen (the first occurrence itself) for duplicates; every query but the first one
+                    // back 1 for the previous token
+                    p.add(score(pattern, window, 1, o, 2L * seqLen - 1));
+                    in.add(score(pattern, window, seqLen - 1, o + 1, seqLen));
+                    d.add(score(pattern, window, seqLen, o, seqLen));
                 }
             }
             return new Scores(scope.keep(Tensor.stack(p, 0).to(Device.CPU)), scope.keep(Tensor.stack(in, 0).to(Device.CPU)),
@@ -157,14 +146,15 @@ public final class HeadDetectors {
     }
 
     /**
-     * Sum over query and key of pattern times the (pre-normalised) mask, averaged over the batch: {@code [head]}; NaN
-     * where the layer's window (0: none) does not reach {@code distance} positions back.
+     * The mean attention of {@code count} queries to the key {@code distance} positions back, averaged over the batch:
+     * {@code [head]}; the queries are entries {@code first ..} of that diagonal of the pattern. NaN where the layer's
+     * window (0: none) does not reach {@code distance} positions back.
      */
-    private static Tensor score(Tensor pattern, Tensor mask, int window, int distance) {
+    private static Tensor score(Tensor pattern, int window, int distance, long first, long count) {
         if (window > 0 && distance >= window) {
             return Tensor.full(new long[] {pattern.size(1)}, Double.NaN, DType.FLOAT32, pattern.device());
         }
-        return pattern.mul(mask).sum(3, false).sum(2, false).mean(0, false);
+        return pattern.diagonal(-distance, 2, 3).narrow(2, first, count).sum(2, false).mean(0, false).div(count);
     }
 
     /**

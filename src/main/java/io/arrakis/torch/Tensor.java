@@ -982,6 +982,30 @@ public final class Tensor implements AutoCloseable {
         return restrided(without(m.shape, d), without(m.strides, d), offset(at, m.strides[d]));
     }
 
+    /**
+     * The diagonal of dims {@code dim1} and {@code dim2}, as {@code torch.diagonal}: entries {@code [i, i + offset]}
+     * (above the main diagonal where {@code offset} is positive, below where negative), those two dims removed and the
+     * diagonal appended as the last; a view, empty where the offset passes the matrix.
+     */
+    public Tensor diagonal(long offset, int dim1, int dim2) {
+        int d1 = existingDim(dim1, "diagonal");
+        int d2 = existingDim(dim2, "diagonal");
+        if (d1 == d2) {
+            throw new IllegalArgumentException("diagonal: dim1 and dim2 must differ, both are " + d1 + " of " + describe());
+        }
+        Meta m = meta();
+        long length = Math.max(0, offset >= 0 ? Math.min(m.shape[d1], m.shape[d2] - offset)
+                : Math.min(m.shape[d1] + offset, m.shape[d2]));
+        long start = length == 0 ? 0 : offset >= 0 ? offset(offset, m.strides[d2]) : offset(-offset, m.strides[d1]);
+        long[] shape = without(without(m.shape, Math.max(d1, d2)), Math.min(d1, d2));
+        long[] strides = without(without(m.strides, Math.max(d1, d2)), Math.min(d1, d2));
+        shape = java.util.Arrays.copyOf(shape, shape.length + 1);
+        strides = java.util.Arrays.copyOf(strides, strides.length + 1);
+        shape[shape.length - 1] = length;
+        strides[strides.length - 1] = Math.addExact(m.strides[d1], m.strides[d2]);
+        return restrided(shape, strides, start);
+    }
+
     /** The entries at {@code index} (a 1-d int64 or int32 tensor) along {@code dim}, copied. */
     public Tensor indexSelect(int dim, Tensor index) {
         int d = existingDim(dim, "indexSelect");

@@ -13,6 +13,7 @@ import java.util.function.Function;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The view ops whose geometry is computed in Java ({@code Tensor.restrided}) against libtorch's own view ops through
@@ -86,6 +87,11 @@ class ViewGeometryTest {
                         int y = d1;
                         assertSameView(aten("aten::transpose", "int", base, c -> c.i64(x).i64(y)), base.transpose(x, y),
                                 "transpose " + x + "," + y + " of " + b);
+                        for (long offset = -base.size(x) - 1; x != y && offset <= base.size(y) + 1; offset++) {
+                            long o = offset;
+                            assertSameView(aten("aten::diagonal", "", base, c -> c.i64(o).i64(x).i64(y)),
+                                    base.diagonal(o, x, y), "diagonal " + o + " of " + x + "," + y + " of " + b);
+                        }
                     }
                     int d = d0;
                     long size = base.size(d);
@@ -169,8 +175,24 @@ class ViewGeometryTest {
             assertSameView(aten("aten::permute", "", scalar, c -> c.ints()), scalar.permute(), "permute of a 0-d tensor");
             assertThrows(IllegalArgumentException.class, () -> scalar.narrow(0, 0, 1));
             assertThrows(IllegalArgumentException.class, () -> scalar.select(0, 0));
+            assertThrows(IllegalArgumentException.class, () -> scalar.diagonal(0, 0, 1));
             assertThrows(IllegalArgumentException.class, () -> scalar.split(1, 0));
             assertThrows(IllegalArgumentException.class, () -> scalar.chunk(1, 0));
+        }
+    }
+
+    @Test
+    void aDiagonalOfOneDimOrOffsetsPastTheMatrixAreRefusedOrEmptyAsLibtorchMakesThem() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor m = Tensor.arange(6).reshape(2, 3);
+            IllegalArgumentException same = assertThrows(IllegalArgumentException.class, () -> m.diagonal(0, 1, -1));
+            assertTrue(same.getMessage().contains("dim1 and dim2 must differ"), same.getMessage());
+            assertThrows(TorchException.class, () -> aten("aten::diagonal", "", m, c -> c.i64(0).i64(1).i64(-1)));
+            for (long offset : new long[] {Long.MIN_VALUE, Long.MAX_VALUE, -2, 3}) {
+                assertArrayEquals(new long[] {0}, m.diagonal(offset, 0, 1).shape(), "offset " + offset);
+            }
+            assertArrayEquals(new long[] {1, 5}, m.diagonal(1, 0, 1).toLongArray()); // [0, 1] and [1, 2]
+            assertArrayEquals(new long[] {3}, m.diagonal(-1, 0, 1).toLongArray()); // [1, 0]
         }
     }
 
