@@ -150,6 +150,14 @@ public final class AttentionView {
         if (ids.dim() == 2 && ids.size(0) != 1) {
             throw new IllegalArgumentException("a view shows one sequence; got input ids of shape " + Arrays.toString(ids.shape()));
         }
+        if (options.corrupted() != null) { // before any of the work the page takes
+            long[] clean = asRow(ids.shape());
+            long[] corrupted = asRow(options.corrupted().shape());
+            if (!Arrays.equals(corrupted, clean)) {
+                throw new IllegalArgumentException("the corrupted input has shape " + Arrays.toString(corrupted)
+                        + " but the clean input " + Arrays.toString(clean) + "; path patching needs the same shape");
+            }
+        }
         int layers = model.config().nLayers();
         int heads = model.config().nHeads();
         long tokens = ids.size(-1);
@@ -196,7 +204,7 @@ public final class AttentionView {
             Map<String, Object> detectors = new LinkedHashMap<>();
             detectors.put("seq_len", seqLen);
             detectors.put("batch", options.detectorBatch());
-            detectors.put("seed", options.detectorSeed());
+            detectors.put("seed", Long.toString(options.detectorSeed())); // JavaScript's numbers hold 53 bits
             try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(), options.detectorSeed())) {
                 // null where a layer's window does not reach that far back
                 detectors.put("previous_token", headScores(s.previousToken()));
@@ -312,13 +320,14 @@ public final class AttentionView {
         return last;
     }
 
+    /** The shape of input ids {@code [pos]} as one row, {@code [1, pos]}; other shapes as they are. */
+    private static long[] asRow(long[] shape) {
+        return shape.length == 1 ? new long[] {1, shape[0]} : shape;
+    }
+
     private static Map<String, Object> patching(HookedAutoModel model, Tensor clean, Options options, List<Head> receivers,
                                                 List<PathPatching.Route> routes, Runnable step) {
         Tensor corrupted = options.corrupted().dim() == 1 ? options.corrupted().unsqueeze(0) : options.corrupted();
-        if (!Arrays.equals(corrupted.shape(), clean.shape())) {
-            throw new IllegalArgumentException("the corrupted input has shape " + Arrays.toString(corrupted.shape())
-                    + " but the clean input " + Arrays.toString(clean.shape()) + "; path patching needs the same shape");
-        }
         long answer = options.answer() >= 0 ? options.answer() : topToken(model, clean);
         long wrong = options.wrong() >= 0 ? options.wrong() : topToken(model, corrupted);
         if (answer == wrong) {

@@ -141,6 +141,16 @@ class AttentionViewTest {
         }
     }
 
+    /** Was: the seed was written as a JSON number, which a browser reads as a double, rounding seeds past 2^53. */
+    @Test
+    void theDetectorSeedReachesThePageExactly() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            AttentionView view = AttentionView.of(model, ids(1, 2, 3),
+                    AttentionView.Options.defaults().withDetectors(4, 1, 1234567890123456789L));
+            assertEquals("1234567890123456789", ((Map<?, ?>) view.data().get("heads")).get("seed"));
+        }
+    }
+
     @Test
     void badInputsAreRefusedNamingTheProblem() {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
