@@ -33,7 +33,10 @@ import java.util.function.Supplier;
  * }</pre>
  *
  * <p>Encoding adds the special tokens the file's post-processor adds (e.g. a beginning-of-sequence token), and never
- * truncates or pads; decoding skips special tokens. The library's native code comes inside DJL's jar and is copied on
+ * truncates or pads, whatever the file's {@code truncation} and {@code padding} say (as {@code transformers} turns
+ * them off unless a call asks for them); a BPE {@code dropout} in the file applies, as in Hugging Face's library, so
+ * encoding is then random. Decoding skips special tokens. A file with a setting on which that library would end the
+ * process rather than fail (a {@code Replace} of the empty string, for one) is refused when it loads. The library's native code comes inside DJL's jar and is copied on
  * first use to {@code ~/.djl.ai/tokenizers} ({@code DJL_CACHE_DIR} overrides); nothing is downloaded. An instance may
  * be used by many threads at once; it holds native memory until closed.
  */
@@ -88,6 +91,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file, e);
         }
+        // from this text, not the file, which may change later; before the library reads it (see TokenizerFile)
+        int vocabSize = TokenizerFile.checkedVocabSize(json, file.toString());
         HuggingFaceTokenizer tokenizer;
         try {
             // DJL's defaults truncate to 512 tokens and pad; a model's input must be the whole text, as it is
@@ -103,13 +108,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
             throw new IllegalArgumentException(file + " is not a tokenizer Hugging Face tokenizers can read: "
                     + e.getMessage(), e);
         }
-        try {
-            // from this text, not the file, which may change later
-            return new HfTokenizer(tokenizer, file, VocabularySize.of(json, file.toString()));
-        } catch (RuntimeException e) {
-            tokenizer.close();
-            throw e;
-        }
+        return new HfTokenizer(tokenizer, file, vocabSize);
     }
 
     /** The tokenizer.json this tokenizer was read from. */

@@ -189,6 +189,68 @@ class HfTokenizerTest {
         assertRefused(dir, "is not UTF-8");
     }
 
+    /** The fixture {@code kind}'s tokenizer.json with {@code field} set to {@code value}, written into {@code dir}. */
+    @SuppressWarnings("unchecked")
+    private static Path withField(String kind, String field, Object value, Path dir) throws Exception {
+        Map<String, Object> json = new java.util.LinkedHashMap<>(
+                (Map<String, Object>) Json.parse(Files.readString(Fixtures.tokenizer(kind).resolve("tokenizer.json"))));
+        json.put(field, value);
+        Path file = dir.resolve(kind + "-" + field + ".json");
+        Files.writeString(file, Json.write(json));
+        return file;
+    }
+
+    private static Map<String, Object> replace(Map<String, Object> pattern) {
+        return Map.of("type", "Replace", "pattern", pattern, "content", "x");
+    }
+
+    /**
+     * Settings on which Hugging Face's tokenizers library panics, which through DJL aborted the JVM ("fatal runtime
+     * error: failed to initiate panic", exit 134): at load (a character map that does not parse), at encode (a Replace
+     * matching an empty string), at decode (a Strip from the end of a one-character token). Refused before the library
+     * reads them; the settings real files use still load.
+     */
+    @Test
+    void settingsOnWhichTheLibraryEndsTheProcessAreRefused(@TempDir Path dir) throws Exception {
+        for (String regex : List.of("", " *", "^(?=\\p{Latin})", "(?=a)")) {
+            assertRefused(withField("bytelevel_bpe", "normalizer", replace(Map.of("Regex", regex)), dir),
+                    "matches an empty string");
+        }
+        assertRefused(withField("bytelevel_bpe", "normalizer", Map.of("type", "Sequence", "normalizers",
+                List.of(Map.of("type", "NFC"), replace(Map.of("String", "")))), dir), "Replace of the empty string");
+        assertRefused(withField("sentencepiece_bpe", "decoder", Map.of("type", "Sequence", "decoders", List.of(
+                Map.of("type", "Strip", "content", " ", "start", 1L, "stop", 1L))), dir), "Strip decoder with stop 1");
+        for (String charsMap : List.of("AAAA", "not base64!", "CAAAAA==")) { // 3 bytes; not base64; an 8-byte trie in 4
+            assertRefused(withField("unigram", "normalizer", Map.of("type", "Precompiled", "precompiled_charsmap",
+                    charsMap), dir), "precompiled_charsmap");
+        }
+        assertRefused(withField("sentencepiece_bpe", "post_processor", Map.of("type", "TemplateProcessing",
+                "single", List.of(Map.of("SpecialToken", Map.of("id", "<s>", "type_id", 0L)),
+                        Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "pair", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "special_tokens", Map.of("<s>", Map.of("id", "<s>", "ids", List.of(99999L), "tokens", List.of("<s>")))),
+                dir), "has id 99999");
+        try (HfTokenizer fine = HfTokenizer.load(withField("bytelevel_bpe", "normalizer",
+                replace(Map.of("Regex", "\\s+")), dir))) {
+            assertArrayEquals(fine.encode("axb"), fine.encode("a  b"), "a regex that matches text loads and applies");
+        }
+    }
+
+    /** Hugging Face's library ignores an added token without text; it gets no id. */
+    @Test
+    @SuppressWarnings("unchecked")
+    void anAddedTokenWithoutTextTakesNoId(@TempDir Path dir) throws Exception {
+        Map<String, Object> json = (Map<String, Object>) Json.parse(
+                Files.readString(Fixtures.tokenizer("bytelevel_bpe").resolve("tokenizer.json")));
+        List<Object> added = new ArrayList<>((List<?>) json.get("added_tokens"));
+        added.add(Map.of("id", 600L, "content", "", "single_word", false, "lstrip", false, "rstrip", false,
+                "normalized", false, "special", true));
+        try (HfTokenizer tokenizer = HfTokenizer.load(withField("bytelevel_bpe", "added_tokens", added, dir))) {
+            assertEquals(600, tokenizer.vocabSize());
+            assertThrows(IllegalArgumentException.class, () -> tokenizer.decode(new long[] {600}));
+        }
+    }
+
     private static void assertRefused(Path path, String message) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HfTokenizer.load(path).close());
         assertTrue(e.getMessage().contains(message) && e.getMessage().contains(path.getFileName().toString()),
