@@ -10,9 +10,11 @@ import java.util.stream.Collectors;
 
 /**
  * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
- * {@link Tensor#linear}. On the CPU, float32 products with weights whose sizes are both multiples of 64, and bfloat16
+ * {@link Tensor#linear}. On the CPU, float32 products with weights whose inputs are a multiple of 64, and bfloat16
  * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
- * {@code OneDnnLinear}), freed by {@link #close}. oneDNN lays a copy out for the number of threads that multiply
+ * {@code OneDnnLinear}), freed by {@link #close}. A float32 copy has zero rows added up to a multiple of 64 outputs
+ * where few are needed (GPT-2's vocabulary of 50,257 takes 47), and products through it return a view of their first
+ * {@code out} columns. oneDNN lays a copy out for the number of threads that multiply
  * through it, so there are up to two: one for products small enough for a single thread, made at the first such
  * product unless the other already exists (small products then read that one), and one for the rest, on all of
  * libtorch's threads, made at the first larger product. Each copy costs the weight's memory once more, so none is made
@@ -39,6 +41,8 @@ public final class LinearWeight implements AutoCloseable {
     private final Object lock = new Object();
     /** Packed copies by the number of threads they were laid out for; empty where none could be made. */
     private final Map<Integer, Optional<Tensor>> copies = new ConcurrentHashMap<>();
+    /** Zeros for the outputs a packed copy adds, which a bias is extended by; null where the copy adds none. */
+    private volatile Tensor addedBias; // made with the first copy, under lock
     private boolean closed; // guarded by lock
 
     /** Products with {@code weight [out, in]}, which stays its owner's. */
@@ -55,7 +59,10 @@ public final class LinearWeight implements AutoCloseable {
         return weight;
     }
 
-    /** {@code x · weightᵀ + bias}; {@code bias} may be null. */
+    /**
+     * {@code x · weightᵀ + bias}; {@code bias} may be null. Through a packed copy with rows added, the result is a view
+     * of the first {@code out} columns of a wider one (not contiguous).
+     */
     public Tensor apply(Tensor x, Tensor bias) {
         return product(x, bias, OneDnnLinear.PostOp.NONE);
     }
@@ -98,7 +105,7 @@ public final class LinearWeight implements AutoCloseable {
                 if (copy != null) {
                     int restore = SmallOps.exactTeam(team, all);
                     try {
-                        return OneDnnLinear.linear(x, weight, copy, bias, post);
+                        return throughCopy(x, copy, bias, post);
                     } finally {
                         SmallOps.restore(restore);
                     }
@@ -111,6 +118,18 @@ public final class LinearWeight implements AutoCloseable {
         // libtorch's route, which checks the operands itself
         return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
                 : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
+    }
+
+    /** The product through a packed copy, narrowed back to this weight's outputs where the copy has more. */
+    private Tensor throughCopy(Tensor x, Tensor copy, Tensor bias, OneDnnLinear.PostOp post) {
+        Tensor zeros = addedBias;
+        if (zeros == null) {
+            return OneDnnLinear.linear(x, weight, copy, bias, post);
+        }
+        try (Tensor extended = bias == null ? null : Tensor.cat(List.of(bias, zeros), 0);
+             Tensor full = OneDnnLinear.linear(x, weight, copy, extended, post)) {
+            return full.narrow(-1, 0, weight.size(0));
+        }
     }
 
     private boolean hasCopy(int team) {
@@ -147,18 +166,34 @@ public final class LinearWeight implements AutoCloseable {
 
     /** A checked copy packed on {@code team} threads (from {@code all}), or null: no room, or it is wrong. */
     private Tensor pack(long rows, int team, int all) {
-        long bytes = weight.numel() * weight.dtype().byteSize();
-        if (!roomFor(bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
+        long out = weight.size(0);
+        long outputs = OneDnnLinear.packedOutputs(out, weight.dtype());
+        long bytes = outputs * weight.size(1) * weight.dtype().byteSize();
+        // a weight with rows added is made whole first, and freed once packed
+        if (!roomFor(outputs == out ? bytes : 2 * bytes, HostMemory.availableBytes(), HostMemory.usableBytes())) {
             return null;
         }
         int restore = SmallOps.exactTeam(team, all);
         try {
             // owned by this object, not by the scope of the pass that happens to make it
-            Tensor candidate = TensorScope.unscoped(() -> List.of(OneDnnLinear.pack(weight, rows))).getFirst();
+            List<Tensor> made = TensorScope.unscoped(() -> {
+                if (outputs == out) {
+                    return List.of(OneDnnLinear.pack(weight, rows));
+                }
+                Tensor zeroRows = Tensor.zeros(new long[] {outputs - out, weight.size(1)}, weight.dtype(), weight.device());
+                Tensor zeros = Tensor.zeros(new long[] {outputs - out}, weight.dtype(), weight.device());
+                return List.of(OneDnnLinear.pack(Tensor.cat(List.of(weight, zeroRows), 0), rows), zeros);
+            });
+            Tensor candidate = made.getFirst();
             if (agrees(weight, candidate)) {
+                if (made.size() > 1 && addedBias == null) {
+                    addedBias = made.get(1);
+                } else if (made.size() > 1) {
+                    made.get(1).close();
+                }
                 return candidate;
             }
-            candidate.close();
+            made.forEach(Tensor::close);
             return null;
         } finally {
             SmallOps.restore(restore);
@@ -186,7 +221,7 @@ public final class LinearWeight implements AutoCloseable {
                 Tensor x = Tensor.randn(generator, new long[] {rows, weight.size(1)}, weight.dtype(), weight.device());
                 Tensor expected = x.linear(weight, null).to(DType.FLOAT32);
                 Tensor actual = OneDnnLinear.linear(x, weight, candidate, null, OneDnnLinear.PostOp.NONE)
-                        .to(DType.FLOAT32);
+                        .narrow(-1, 0, weight.size(0)).to(DType.FLOAT32);
                 double scale = expected.abs().max().item();
                 if (!(actual.sub(expected).abs().max().item() <= tolerance * scale)) {
                     return false;
@@ -203,6 +238,10 @@ public final class LinearWeight implements AutoCloseable {
             closed = true;
             copies.values().forEach(copy -> copy.ifPresent(Tensor::close));
             copies.clear();
+            if (addedBias != null) {
+                addedBias.close();
+                addedBias = null;
+            }
         }
     }
 }

@@ -23,7 +23,8 @@ import java.lang.invoke.MethodHandle;
  * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
  * for that layout, as fast or faster at every size and row count. libtorch 2.10 multiplies wrongly, without a word,
  * by packed float32 weights of many output sizes that are not multiples of 32 (GPT-2's vocabulary among them), so
- * only float32 weights whose sizes are both multiples of 64 are packed. In bfloat16, on CPUs with AVX-512 (where oneDNN
+ * float32 weights are packed with zero rows added up to a multiple of 64 outputs, and only where their inputs are a
+ * multiple of 64 and the rows added are few. In bfloat16, on CPUs with AVX-512 (where oneDNN
  * runs bfloat16 kernels; libtorch refuses its bfloat16 linear layers elsewhere), every weight is packed; plain
  * bfloat16 weights keep libtorch's route, which is as fast or faster than oneDNN's on them. {@link LinearWeight}
  * checks each packed copy against the weight as it is before using it.
@@ -68,10 +69,21 @@ final class OneDnnLinear {
 
     /**
      * Whether products with a weight {@code [out, in]} of {@code dtype} should read a packed copy of it, for operands
-     * {@link #covers} or {@link #coversPacked} accepts.
+     * {@link #covers} or {@link #coversPacked} accepts: every bfloat16 weight; a float32 one where {@code in} is a
+     * multiple of 64 and {@code out} is one too or takes at most a sixteenth more to round up to one (see
+     * {@link #packedOutputs}).
      */
     static boolean packs(long out, long in, DType dtype) {
-        return dtype == DType.BFLOAT16 || (out % 64 == 0 && in % 64 == 0);
+        return dtype == DType.BFLOAT16 || (in % 64 == 0 && packedOutputs(out, dtype) * 16 <= out * 17);
+    }
+
+    /**
+     * The outputs of a packed copy of a weight with {@code out} outputs: a float32 weight is packed with zero rows added
+     * up to a multiple of 64 (libtorch multiplies wrongly by packed float32 weights of other sizes), and the products
+     * through it are narrowed back to {@code out}.
+     */
+    static long packedOutputs(long out, DType dtype) {
+        return dtype == DType.BFLOAT16 ? out : Math.ceilDiv(out, 64) * 64;
     }
 
     /**
