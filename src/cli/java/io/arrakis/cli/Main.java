@@ -125,7 +125,7 @@ public final class Main implements Callable<Integer> {
         return 2;
     }
 
-    private static String firstLine(Throwable e) {
+    static String firstLine(Throwable e) {
         return String.valueOf(e.getMessage()).lines().findFirst().orElse("");
     }
 

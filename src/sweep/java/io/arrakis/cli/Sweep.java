@@ -49,7 +49,8 @@ final class Sweep implements Callable<Integer> {
             "Path patching of every sender into the receivers, one row per (prompt, sender, receiver, route).",
             "PROMPTS has one {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id} per line",
             "(or \"clean_text\"/\"corrupted_text\"). Columns: prompt_id, sender_layer, sender_head, receiver_layer,",
-            "receiver_head, route, effect, clean_metric, corrupted_metric."})
+            "receiver_head, route, effect, clean_metric, corrupted_metric; prompt_id counts PROMPTS' pairs from 0,",
+            "blank lines left out (an error names the line of the file, from 1)."})
     static final class Patching implements Callable<Integer> {
         @ParentCommand
         private Sweep sweep;
@@ -80,7 +81,7 @@ final class Sweep implements Callable<Integer> {
             }
             heads = receivers.equals("all") ? PatchingSweep.allReceivers(config) : parseReceivers(receivers, config);
             PatchingSweep.Result result;
-            try (SparkSession spark = Sweeps.session(job.master(), Map.of());
+            try (SparkSession spark = job.start();
                  TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
                 result = PatchingSweep.run(spark, folder, pairs, route, heads, job.out, progress);
             }
@@ -93,7 +94,7 @@ final class Sweep implements Callable<Integer> {
             } else {
                 main.out.printf(Locale.ROOT, "%d rows from %d prompt pairs in %.1f s (%.2f pairs/s) -> %s%n", result.rows(),
                         pairs.size(), result.seconds(), pairs.size() / result.seconds(), job.out);
-                result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %.6f%n", t.get(0), t.get(1), t.get(2)));
+                result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %.6g%n", t.get(0), t.get(1), t.get(2)));
             }
             return 0;
         }
@@ -124,7 +125,7 @@ final class Sweep implements Callable<Integer> {
             folders.forEach(f -> HookedAutoConfig.fromPretrained(Path.of(f)));
             long start = System.nanoTime();
             long rows;
-            try (SparkSession spark = Sweeps.session(job.master(), Map.of());
+            try (SparkSession spark = job.start();
                  TerminalProgress progress = TerminalProgress.of("sweep composition", "checkpoints", json, main.err)) {
                 rows = CompositionSweep.run(spark, folders, mode, job.out, progress);
             }
@@ -153,12 +154,28 @@ final class Sweep implements Callable<Integer> {
         String master() {
             return master != null ? master : System.getProperty("spark.master", "local[*]");
         }
+
+        /** A Spark session on {@link #master()}, or a message saying why there is none. */
+        SparkSession start() {
+            String url = master();
+            SparkSession spark;
+            try {
+                spark = Sweeps.session(url, Map.of());
+            } catch (Exception e) { // Spark's own exception is checked, thrown without being declared
+                throw new IllegalArgumentException("cannot start Spark on " + url + ": " + Main.firstLine(e), e);
+            }
+            if (spark.sparkContext().isStopped()) { // Spark gives up on an unreachable master, stopping the context
+                spark.stop();
+                throw new IllegalArgumentException("Spark on " + url + " stopped as it started: is the master reachable?");
+            }
+            return spark;
+        }
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */
     private static List<Head> parseReceivers(String text, HookedAutoConfig config) {
         List<Head> heads = new ArrayList<>();
-        for (String part : text.split(",")) {
+        for (String part : text.split(",", -1)) {
             Head head = Main.parseHead(part);
             if (head.layer() < 1 || head.layer() >= config.nLayers() || head.index() < 0
                     || head.index() >= config.nHeads()) {

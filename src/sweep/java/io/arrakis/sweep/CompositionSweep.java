@@ -74,6 +74,9 @@ public final class CompositionSweep {
                 throw new UncheckedIOException(e);
             }
         }
+        if (found.isEmpty()) {
+            throw new IllegalArgumentException("--checkpoints: no folders given");
+        }
         Map<Path, String> byFolder = new LinkedHashMap<>();
         List<String> out = new ArrayList<>();
         for (String f : found) {

@@ -56,6 +56,9 @@ public final class PatchingSweep {
 
     /** Every head of layers 1 and up: the receivers of {@code --receivers all}. */
     public static List<Head> allReceivers(HookedAutoConfig config) {
+        if (config.nLayers() < 2) {
+            throw new IllegalArgumentException("this model has one layer: no head receives from another");
+        }
         List<Head> heads = new ArrayList<>();
         for (int l = 1; l < config.nLayers(); l++) {
             for (int h = 0; h < config.nHeads(); h++) {

@@ -23,6 +23,7 @@ import org.apache.spark.sql.SparkSession;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
@@ -38,7 +39,7 @@ public final class Sweeps {
      * A Spark session on {@code master} ({@code local[*]}, {@code spark://host:port}, or what spark-submit accepts),
      * with {@code extra} settings on top. Executors get native access for libtorch; outside local mode they also get
      * this JVM's class path, which suits machines that share the checkout's path (a shared file system); elsewhere
-     * submit with spark-submit and {@code --jars}.
+     * submit with spark-submit and {@code --jars}. Sets this JVM's logging as {@link #quietLogs} does.
      */
     public static SparkSession session(String master, Map<String, String> extra) {
         quietLogs();
@@ -66,15 +67,28 @@ public final class Sweeps {
         return users == null || users.isBlank() ? ours : users + separator + ours;
     }
 
-    /** Spark's logs at WARN on standard error, instead of its INFO default. */
+    /**
+     * Spark's logs at WARN on standard error, instead of its INFO default, less the failures of tasks and jobs, which
+     * Spark logs with their stack traces as they happen: the exception the job throws carries them. Replaces the
+     * JVM's log4j configuration.
+     */
     public static synchronized void quietLogs() {
         ConfigurationBuilder<BuiltConfiguration> b = ConfigurationBuilderFactory.newConfigurationBuilder();
         b.setStatusLevel(Level.ERROR);
         b.add(b.newAppender("stderr", "Console").addAttribute("target", ConsoleAppender.Target.SYSTEM_ERR)
                 .add(b.newLayout("PatternLayout").addAttribute("pattern", "%d{HH:mm:ss} %p %c{1}: %m%n")));
         b.add(b.newRootLogger(Level.WARN).add(b.newAppenderRef("stderr")));
+        for (String logger : FAILURE_LOGGERS) {
+            b.add(b.newLogger(logger, Level.OFF));
+        }
         Configurator.reconfigure(b.build());
     }
+
+    /** The loggers through which Spark reports a failed task, job or start as it happens. */
+    private static final List<String> FAILURE_LOGGERS = List.of("org.apache.spark.SparkContext",
+            "org.apache.spark.executor.Executor",
+            "org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.util.Utils",
+            "org.apache.spark.sql.execution.datasources.FileFormatWriter");
 
     /** The output format {@code out} names by its extension. */
     static String format(String out) {

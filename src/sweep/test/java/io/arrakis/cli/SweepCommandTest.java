@@ -82,12 +82,61 @@ class SweepCommandTest {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
                 "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
         String out = dir.resolve("never.csv").toString();
-        String[] r = run("sweep", "patching", "--model", weightless.toString(), "--prompts", prompts.toString(),
-                "--route", "V", "--receivers", "1.0", "--out", out, "--master", "local[1]");
+        // Spark logs to the process's standard error, not to the stream the command is given: was 355 lines there
+        PrintStream processErr = System.err;
+        ByteArrayOutputStream logged = new ByteArrayOutputStream();
+        String[] r;
+        System.setErr(new PrintStream(logged, true, StandardCharsets.UTF_8));
+        try {
+            r = run("sweep", "patching", "--model", weightless.toString(), "--prompts", prompts.toString(),
+                    "--route", "V", "--receivers", "1.0", "--out", out, "--master", "local[1]");
+        } finally {
+            System.setErr(processErr);
+        }
         assertEquals("2", r[0], r[2]);
         assertEquals(1, r[2].strip().lines().count(), r[2]);
         assertTrue(r[2].startsWith("arrakis sweep patching: "), r[2]);
+        String log = logged.toString(StandardCharsets.UTF_8);
+        assertFalse(log.contains("\tat "), "Spark logged the task's failure with its stack trace:\n" + log);
         assertFalse(Files.exists(Path.of(out)));
+    }
+
+    @Test
+    void aMasterSparkCannotStartOnIsOneLine() throws IOException {
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        PrintStream processErr = System.err;
+        ByteArrayOutputStream logged = new ByteArrayOutputStream();
+        String[] r;
+        System.setErr(new PrintStream(logged, true, StandardCharsets.UTF_8));
+        try {
+            r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "V",
+                    "--receivers", "1.0", "--out", dir.resolve("never.csv").toString(), "--master", "bogus");
+        } finally {
+            System.setErr(processErr);
+        }
+        assertFalse(logged.toString(StandardCharsets.UTF_8).contains("\tat "), logged.toString(StandardCharsets.UTF_8));
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].startsWith("arrakis sweep patching: cannot start Spark on bogus: "), r[2]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
+    }
+
+    @Test
+    void noCheckpointsAndAOneLayerModelsDefaultReceiversAreRefusedBeforeSparkStarts() throws IOException {
+        String[] r = run("sweep", "composition", "--checkpoints", ",", "--mode", "K", "--out",
+                dir.resolve("c.csv").toString());
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("--checkpoints: no folders given"), r[2]);
+
+        Path oneLayer = Files.createDirectories(dir.resolve("one-layer"));
+        Files.writeString(oneLayer.resolve("config.json"), Files.readString(Path.of(MODEL).resolve("config.json"))
+                .replaceFirst("\"n_layer\":\\s*\\d+", "\"n_layer\": 1"));
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        r = run("sweep", "patching", "--model", oneLayer.toString(), "--prompts", prompts.toString(), "--route", "V",
+                "--out", dir.resolve("never.csv").toString());
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("this model has one layer"), r[2]);
     }
 
     @Test
@@ -104,11 +153,12 @@ class SweepCommandTest {
     void aReceiverThatReceivesNothingIsRefused() throws IOException {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
                 "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
-        for (String receivers : List.of("0.1", "1.9", "one")) {
+        for (String receivers : List.of("0.1", "1.9", "one", "1.1,")) { // the last was taken as "1.1"
             String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "V",
                     "--receivers", receivers, "--out", dir.resolve("x.csv").toString());
             assertEquals("2", r[0]);
-            assertTrue(r[2].startsWith("arrakis sweep patching: --receivers: '" + receivers + "'"), r[2]);
+            String bad = receivers.endsWith(",") ? "" : receivers;
+            assertTrue(r[2].startsWith("arrakis sweep patching: --receivers: '" + bad + "'"), r[2]);
         }
     }
 }
