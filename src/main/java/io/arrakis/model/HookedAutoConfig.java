@@ -212,7 +212,7 @@ public final class HookedAutoConfig {
             throw new IllegalArgumentException("a config.json needs a string \"model_type\" (one of "
                     + Families.modelTypes() + "), got " + ConfigValues.describe(modelType));
         }
-        ModelFamily f = Families.find(mt, "model_type");
+        ModelFamily f = Families.forModelType(mt);
         Map<String, Object> overrides = new LinkedHashMap<>();
         for (Map.Entry<?, ?> e : top.entrySet()) {
             if (!"model_type".equals(e.getKey())) {

@@ -537,14 +537,36 @@ class HookedAutoConfigTest {
                 .contains("activation_function"));
         assertTrue(rejects(HookedAutoConfig.of("qwen2"), Map.of("use_sliding_window", true,
                 "sliding_window", List.of())).contains("sliding_window"));
+        // transformers' Qwen2Config keeps no window then, and every layer attends in full (was: refused)
         Map<String, Object> noSize = new LinkedHashMap<>();
         noSize.put("use_sliding_window", true);
         noSize.put("sliding_window", null);
-        assertTrue(rejects(HookedAutoConfig.of("qwen2"), noSize).contains("sliding_window"));
+        HookedAutoConfig windowless = HookedAutoConfig.of("qwen2").with(noSize);
+        assertEquals(OptionalInt.empty(), windowless.slidingWindow());
+        assertFalse(windowless.isSlidingWindowLayer(31));
         assertTrue(rejects(HookedAutoConfig.of("qwen2"), "layer_types", List.of("full_attention"))
                 .contains("layer_types"));
         assertTrue(rejects(HookedAutoConfig.of("llama"), "initializer_range", -0.02).contains("initializer_range"));
         assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("llama").weightBytes(0));
+    }
+
+    /**
+     * transformers reads a mistral config with {@code layer_types} as ministral's, whose window applies to the sliding
+     * layers only (was: ignored, every layer sliding).
+     */
+    @Test
+    void mistralLayerTypesPutTheWindowOnTheSlidingLayersOnly() {
+        HookedAutoConfig c = HookedAutoConfig.of("mistral").with(Map.of("num_hidden_layers", 2, "sliding_window", 8));
+        assertTrue(c.isSlidingWindowLayer(0) && c.isSlidingWindowLayer(1), "without layer_types every layer slides");
+        HookedAutoConfig alternating = c.with("layer_types", List.of("full_attention", "sliding_attention"));
+        assertFalse(alternating.isSlidingWindowLayer(0));
+        assertTrue(alternating.isSlidingWindowLayer(1));
+        assertEquals(OptionalInt.of(8), alternating.slidingWindow());
+        Map<String, Object> noWindow = new LinkedHashMap<>();
+        noWindow.put("sliding_window", null);
+        noWindow.put("layer_types", List.of("full_attention", "sliding_attention"));
+        assertTrue(rejects(c, noWindow).contains("sliding_window is null"));
+        assertTrue(rejects(c, "layer_types", List.of("full_attention")).contains("layer_types"));
     }
 
     @Test
@@ -743,6 +765,20 @@ class HookedAutoConfigTest {
         assertTrue(m.contains("qk_layernorm"), m);
         assertFalse(HookedAutoConfig.of("gpt2").with("reorder_and_upcast_attn", true).rotary(),
                 "reorder_and_upcast_attn changes only the precision of half-precision attention");
+    }
+
+    /**
+     * A config.json's model_type is matched against Hugging Face's types only. Was: "gemma3", the type of Gemma 3's
+     * multimodal config, was taken for the text family (named gemma3, type gemma3_text) and its top-level keys read as
+     * text settings, where transformers builds a default text model.
+     */
+    @Test
+    void aModelTypeIsNotMatchedAgainstTheFamiliesOwnNames() {
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(
+                "{\"model_type\": \"gemma3\", \"hidden_size\": 64}")).getMessage();
+        assertTrue(m.contains("unsupported model_type \"gemma3\"") && m.contains("text_config"), m);
+        assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText("{\"model_type\": \"gpt-neox\"}"));
+        assertEquals("gemma3", HookedAutoConfig.fromJsonText("{\"model_type\": \"gemma3_text\"}").family());
     }
 
     // ------------------------------------------------------------------------------------ JSON and files

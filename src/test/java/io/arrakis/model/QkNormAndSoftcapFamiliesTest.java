@@ -232,7 +232,8 @@ class QkNormAndSoftcapFamiliesTest {
     @Test
     void valuesThatAreNotImplementedOrInvalidAreRefusedByName() {
         HookedAutoConfig qwen3 = HookedAutoConfig.of("qwen3");
-        assertRefused(qwen3, nullable("use_sliding_window", true, "sliding_window", null), "sliding_window", "null");
+        assertFalse(qwen3.with(nullable("use_sliding_window", true, "sliding_window", null)).isSlidingWindowLayer(0),
+                "no window: every layer attends in full, as transformers' Qwen3Config has it");
         assertRefused(qwen3, Map.of("num_hidden_layers", 2, "layer_types", List.of("full_attention")), "layer_types");
         assertRefused(qwen3, Map.of("num_hidden_layers", 1, "layer_types", List.of("chunked_attention")),
                 "layer_types", "chunked_attention");

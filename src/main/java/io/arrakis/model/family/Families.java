@@ -45,6 +45,25 @@ public final class Families {
     }
 
     /**
+     * The family whose Hugging Face {@code model_type} is {@code modelType}, as a {@code config.json} names it: not
+     * matched against the families' own names, which may be another model's type ({@code gemma3} is Gemma 3's
+     * multimodal config, whose text model is {@code gemma3_text}).
+     *
+     * @throws IllegalArgumentException naming the supported types when none is
+     */
+    public static ModelFamily forModelType(String modelType) {
+        Objects.requireNonNull(modelType, "model_type");
+        for (ModelFamily f : ALL) {
+            if (f.modelType().equals(modelType)) {
+                return f;
+            }
+        }
+        throw new IllegalArgumentException("unsupported model_type \"" + modelType + "\"; supported: " + modelTypes()
+                + (ALL.stream().anyMatch(f -> f.name().equals(modelType)) ? " (\"" + modelType + "\" names another"
+                + " model's config here: a multimodal model's holds its text model's in text_config)" : ""));
+    }
+
+    /**
      * The {@code model_type} of every family, comma-separated.
      *
      * @return e.g. {@code "gpt2, gpt_neo, ..."}

@@ -42,13 +42,8 @@ final class Qwen2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        Integer window = null;
-        if (s.bool("use_sliding_window")) {
-            window = s.integerOrNull("sliding_window");
-            if (window == null) {
-                throw invalid("sliding_window", null, "must be set when use_sliding_window is true");
-            }
-        }
+        // transformers keeps the window only with use_sliding_window; a null one leaves every layer full
+        Integer window = s.bool("use_sliding_window") ? s.integerOrNull("sliding_window") : null;
         List<LayerAttention> perLayer = slidingLayers(s, s.integer("num_hidden_layers"), window != null);
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(true, false, false)
@@ -67,7 +62,7 @@ final class Qwen2 extends ModelFamily {
             if (!windowOn && types.contains(LayerAttention.SLIDING)) {
                 // transformers drops the window without use_sliding_window, then refuses sliding layers with none
                 throw invalid("layer_types", s.get("layer_types"), "has sliding_attention layers, but"
-                        + " use_sliding_window is false, so there is no window for them");
+                        + " use_sliding_window is false or sliding_window null, so there is no window for them");
             }
             perLayer.addAll(types);
         } else {

@@ -47,13 +47,8 @@ final class Qwen3 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        Integer window = null;
-        if (s.bool("use_sliding_window")) {
-            window = s.integerOrNull("sliding_window");
-            if (window == null) {
-                throw invalid("sliding_window", null, "must be set when use_sliding_window is true");
-            }
-        }
+        // transformers keeps the window only with use_sliding_window; a null one leaves every layer full
+        Integer window = s.bool("use_sliding_window") ? s.integerOrNull("sliding_window") : null;
         List<LayerAttention> perLayer = Qwen2.slidingLayers(s, s.integer("num_hidden_layers"), window != null);
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
