@@ -18,7 +18,10 @@ import java.util.Objects;
  * returned (or, for the first, since the forward pass was called) is attributed to the hook point that fired, i.e.
  * to the computation that produced its activation. Work with no hook point of its own counts to the next hook point
  * that fires: the layer norm before attention counts to {@code attn.hook_q}, the one before the MLP to
- * {@code mlp.hook_pre}, rotary tables to {@code blocks.0.hook_resid_pre}, the final projection to {@code logits}. The
+ * {@code mlp.hook_pre}, rotary tables to {@code blocks.0.hook_resid_pre}, the final projection to {@code logits}; a
+ * projection that makes several activations at once counts to the first of them (a fused Q, K and V projection to
+ * {@code attn.hook_q}, leaving {@code hook_k} and {@code hook_v} almost nothing). Hooks the model holds
+ * ({@code addHook}) run as in any pass, and their time counts to their hook points. The
  * hooks' own bookkeeping is measured separately ({@link ModelProfile#hookOverheadNanos()}), as is the time from the
  * last hook until the forward pass returns ({@link ModelProfile#tailNanos()}), so the components' times sum to less
  * than the total. Activation bytes are each activation's logical size, {@code numel × element size} (an expanded

@@ -73,10 +73,7 @@ public final class Plots {
         Objects.requireNonNull(layers, "layers");
         Objects.requireNonNull(heads, "heads");
         Objects.requireNonNull(dir, "dir");
-        if (layers.length == 0 || heads.length == 0) {
-            throw new IllegalArgumentException("choose at least one layer and one head, got layers "
-                    + Arrays.toString(layers) + " and heads " + Arrays.toString(heads));
-        }
+        checkChoice(layers, heads);
         checkSize(width, height);
         for (int l : layers) {
             for (int h : heads) {
@@ -103,6 +100,9 @@ public final class Plots {
                                                List<String> tokens, Path dir, int width, int height) {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(layers, "layers");
+        Objects.requireNonNull(heads, "heads");
+        checkChoice(layers, heads); // before the forward pass, as the size is
+        checkSize(width, height);
         int nLayers = model.config().nLayers();
         String[] names = new String[layers.length];
         for (int i = 0; i < layers.length; i++) {
@@ -114,6 +114,19 @@ public final class Plots {
         }
         try (ModelOutput out = model.forward(inputIds, CacheSpec.only(names))) {
             return attentionPatterns(out.cache(), layers, heads, tokens, dir, width, height);
+        }
+    }
+
+    /** At least one layer and one head, none twice (each pair names one file). */
+    private static void checkChoice(int[] layers, int[] heads) {
+        if (layers.length == 0 || heads.length == 0) {
+            throw new IllegalArgumentException("choose at least one layer and one head, got layers "
+                    + Arrays.toString(layers) + " and heads " + Arrays.toString(heads));
+        }
+        if (Arrays.stream(layers).distinct().count() < layers.length
+                || Arrays.stream(heads).distinct().count() < heads.length) {
+            throw new IllegalArgumentException("a layer or head is chosen twice: layers " + Arrays.toString(layers)
+                    + ", heads " + Arrays.toString(heads) + " (each pair writes one file)");
         }
     }
 

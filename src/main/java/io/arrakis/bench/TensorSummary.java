@@ -33,12 +33,17 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
         Objects.requireNonNull(sha256, "sha256");
     }
 
+    /** How the values of a record spell the numbers JSON has no form for. */
+    private static final java.util.Set<String> NON_FINITE = java.util.Set.of("NaN", "Infinity", "-Infinity");
+
     /**
      * The summary {@code json} stands for, or null when it is not a tensor summary.
      *
      * @param json a JSON value from a record
      * @param path its path in the record ({@code result.x}), used as the key when the JSON names none
      * @return the summary or null
+     * @throws IllegalArgumentException naming {@code path} when it is a tensor summary with fields of the wrong kind
+     *     (a record edited by hand, or damaged)
      */
     @SuppressWarnings("unchecked")
     public static TensorSummary from(Object json, String path) {
@@ -46,21 +51,50 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
                 || !(m.get(ExperimentValues.TENSOR_KEY) instanceof Map<?, ?> s) || !(s.get("sha256") instanceof String)) {
             return null;
         }
+        String what = "the tensor summary at " + path;
+        if (!(s.get("dtype") instanceof String dtype) || !(s.get("device") instanceof String device)) {
+            throw new IllegalArgumentException(what + " needs a string dtype and device, got " + s.get("dtype") + " and "
+                    + s.get("device"));
+        }
+        if (!(s.get("shape") instanceof List<?> shape) || shape.stream().anyMatch(d -> !(d instanceof Long n) || n < 0)) {
+            throw new IllegalArgumentException(what + " needs a shape of non-negative integers, got " + s.get("shape"));
+        }
+        Object values = s.get("values");
+        Object file = s.get("file");
+        if (values != null && !(values instanceof List<?> list && list.stream().allMatch(v ->
+                v instanceof Number || v instanceof Boolean || NON_FINITE.contains(v)))) {
+            throw new IllegalArgumentException(what + " needs its values as a list of numbers, booleans or"
+                    + " \"NaN\"/\"Infinity\"/\"-Infinity\", got " + values);
+        }
+        if (file != null && !(file instanceof String)) {
+            throw new IllegalArgumentException(what + " needs a string file, got " + file);
+        }
         Object key = s.get("key");
-        return new TensorSummary(key instanceof String k ? k : path, (String) s.get("dtype"),
-                (List<Long>) s.get("shape"), (String) s.get("device"), (String) s.get("sha256"),
-                (List<Object>) s.get("values"), (String) s.get("file"));
+        TensorSummary summary = new TensorSummary(key instanceof String k ? k : path, dtype, (List<Long>) shape, device,
+                (String) s.get("sha256"), (List<Object>) values, (String) file);
+        long n;
+        try {
+            n = summary.numel();
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(what + " has a shape " + shape + " of more elements than a long holds");
+        }
+        if (values != null && ((List<?>) values).size() != n) {
+            throw new IllegalArgumentException(what + " has " + ((List<?>) values).size() + " values for its shape "
+                    + shape + " of " + n + " elements");
+        }
+        return summary;
     }
 
     /**
      * The number of elements.
      *
      * @return the product of the shape
+     * @throws ArithmeticException where it does not fit a long
      */
     public long numel() {
         long n = 1;
         for (long d : shape) {
-            n *= d;
+            n = Math.multiplyExact(n, d);
         }
         return n;
     }

@@ -3,6 +3,7 @@ package io.arrakis.io;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -11,11 +12,14 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Files written so that a reader sees the old content or the new, never a part: the bytes go to
- * {@code .<file name>.<random>.tmp} beside the file, are forced to disk, and the temporary file is renamed over the
+ * {@code .<file name>.<random>.tmp} beside the file ({@code .<random>.tmp} where that name would be too long), are
+ * forced to disk, and the temporary file is renamed over the
  * file with {@code ATOMIC_MOVE}. On failure the temporary file is deleted and the file is untouched; a crash can leave
  * only a temporary file, which readers of the folder should ignore.
  */
 public final class AtomicFiles {
+    private static final int MAX_NAME_BYTES = 255;
+
     private AtomicFiles() {
     }
 
@@ -28,8 +32,11 @@ public final class AtomicFiles {
     /** Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. */
     public static void write(Path file, Content content) throws IOException {
         Path absolute = file.toAbsolutePath();
-        Path temp = absolute.resolveSibling("." + absolute.getFileName() + "."
-                + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
+        String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
+        String tempName = "." + absolute.getFileName() + "." + random + ".tmp";
+        // file systems take names of up to 255 bytes: a name near that keeps only the random part
+        Path temp = absolute.resolveSibling(tempName.getBytes(StandardCharsets.UTF_8).length <= MAX_NAME_BYTES ? tempName
+                : "." + random + ".tmp");
         try {
             try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 content.writeTo(channel, temp);

@@ -57,6 +57,13 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         Objects.requireNonNull(rowLabels, "rowLabels");
         Objects.requireNonNull(columnLabels, "columnLabels");
         Objects.requireNonNull(values, "values");
+        // copies, so that the caller's arrays changing later cannot undo the checks below
+        rowLabels = rowLabels.clone();
+        columnLabels = columnLabels.clone();
+        values = values.clone();
+        for (int r = 0; r < values.length; r++) {
+            values[r] = values[r] == null ? null : values[r].clone();
+        }
         if (rowLabels.length == 0 || columnLabels.length == 0) {
             throw new IllegalArgumentException("a heatmap needs at least one row and one column, got "
                     + rowLabels.length + " × " + columnLabels.length);
@@ -211,7 +218,11 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         return info.getPlotInfo().getDataArea();
     }
 
-    /** The colour {@link #writePng} draws {@code value} with (viridis between {@code lower} and {@code upper}). */
+    /**
+     * The colour {@link #writePng} draws {@code value} with (viridis between {@code lower} and {@code upper}, values
+     * and the infinities clamped to its ends); NaN gives the lowest colour, although the cells of NaN and of the
+     * infinities are left blank in the image.
+     */
     public Color colour(double value) {
         return (Color) new Viridis(lower, upper).getPaint(value);
     }

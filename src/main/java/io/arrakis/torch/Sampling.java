@@ -114,14 +114,6 @@ final class Sampling {
         }
     }
 
-    private static long checkRandomShape(long[] shape, String op) {
-        long n = Shapes.numel(shape, op);
-        if (n > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(op + ": " + n + " elements is more than one call draws; draw in parts");
-        }
-        return n;
-    }
-
     /** Uniform samples in [0, 1), exact in the dtype (so never rounded up to 1). */
     static Tensor rand(Generator generator, long[] shape, DType dtype, Device device) {
         checkRandomDtype(dtype, "Tensor.rand");
@@ -140,12 +132,13 @@ final class Sampling {
         if (low >= high) {
             throw new IllegalArgumentException("Tensor.randint: low (" + low + ") must be < high (" + high + ")");
         }
-        long[] values = new long[(int) checkRandomShape(shape, "Tensor.randint")];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = generator.nextLong(low, high);
+        long n = Shapes.numel(shape, "Tensor.randint");
+        device.checkAvailable();
+        Tensor t = Tensor.empty(shape, DType.INT64, Device.CPU, "Tensor.randint");
+        MemorySegment data = t.dataSegment();
+        for (long i = 0; i < n; i++) {
+            data.setAtIndex(ValueLayout.JAVA_LONG, i, generator.nextLong(low, high));
         }
-        try (Tensor t = Tensor.of(values, shape)) {
-            return t.to(DType.INT64, device);
-        }
+        return converted(t, DType.INT64, device);
     }
 }

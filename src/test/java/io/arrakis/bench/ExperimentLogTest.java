@@ -547,6 +547,30 @@ class ExperimentLogTest {
         assertTrue(e.getMessage().contains("__tensor__") && e.getMessage().contains("result"), e.getMessage());
     }
 
+    /**
+     * A summary in a record edited by hand, or damaged, is refused naming where it lies. Was: a NullPointerException
+     * or ClassCastException without a word, a shape whose size overflowed to 0, fewer values than the shape taken.
+     */
+    @Test
+    void aMalformedTensorSummaryIsRefusedNamingItsPath() {
+        Map<String, Object> good = new java.util.LinkedHashMap<>(Map.of("sha256", "s", "dtype", "float32",
+                "device", "cpu", "shape", List.of(2L), "values", List.of(1.0, "NaN")));
+        assertEquals(2, TensorSummary.from(Map.of("__tensor__", good), "result.x").valuesAsDoubles().length);
+        List<Map<String, Object>> bad = List.of(Map.of("shape", "2"), Map.of("shape", List.of(2.0)),
+                Map.of("dtype", 3L), Map.of("values", List.of(1.0)), Map.of("values", List.of(1.0, "one")),
+                Map.of("shape", List.of(1L << 32, 1L << 32)), Map.of("file", 7L));
+        for (Map<String, Object> change : bad) {
+            Map<String, Object> summary = new java.util.LinkedHashMap<>(good);
+            summary.putAll(change);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> TensorSummary.from(Map.of("__tensor__", summary), "result.x"), change.toString());
+            assertTrue(e.getMessage().contains("result.x"), e.getMessage());
+        }
+        Map<String, Object> noShape = new java.util.LinkedHashMap<>(good);
+        noShape.remove("shape");
+        assertThrows(IllegalArgumentException.class, () -> TensorSummary.from(Map.of("__tensor__", noShape), "r"));
+    }
+
     /** Was: a record whose values were edited, or that was copied into another experiment's folder, read as valid. */
     @Test
     void anEditedOrMovedRecordIsRefused(@TempDir Path dir) throws IOException {

@@ -198,6 +198,19 @@ class PlotsTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> Plots.attentionPatterns(gpt2, ids, new int[] {2}, new int[] {0}, null, dir, 400, 400));
         assertTrue(e.getMessage().contains("layers 0 to 1"), e.getMessage());
+        // was: four identical files for layers {0, 0} and heads {1, 1}; and a size was checked after the forward pass
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Plots.attentionPatterns(gpt2, ids, new int[] {0, 0}, new int[] {1, 1}, null, dir, 400, 400));
+        assertTrue(e.getMessage().contains("chosen twice"), e.getMessage());
+        int[] passes = {0};
+        try (HookedAutoModel.HookHandle counting = gpt2.addHook(HookedAutoModel.HookSpec.at("hook_embed", (t, name) -> {
+            passes[0]++;
+            return t;
+        }))) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {0}, null, dir, 10, 10));
+        }
+        assertEquals(0, passes[0], "a bad size is refused before the forward pass");
         assertTrue(!Files.exists(f));
     }
 
@@ -245,5 +258,11 @@ class PlotsTest {
                 () -> new Heatmap(null, "", "", two, two, square, "", -1e308, 1e308, 10));
         assertThrows(NullPointerException.class,
                 () -> new Heatmap(null, "", "", new String[] {"a", null}, two, square, "", 0, 1, 10));
+        // was: the arrays were kept as given, so a row changed after the checks went unnoticed
+        Heatmap kept = new Heatmap(null, "", "", two, two, square, "", 0, 1, 10);
+        square[0] = new double[] {5, 5, 5};
+        two[1] = null;
+        assertEquals(2, kept.values()[0].length);
+        assertEquals("b", kept.columnLabels()[1]);
     }
 }

@@ -546,6 +546,21 @@ class TensorNumericsTest {
                     () -> Tensor.randn(new Generator(1), new long[] {4}, dtype, Device.CPU));
         }
 
+        /**
+         * The draws are the generator's, in order, written straight into native memory (was: into a Java array first,
+         * so that sizes the heap could not hold failed with OutOfMemoryError, where rand and randn took them).
+         */
+        @Test
+        void randintDrawsTheGeneratorsSequenceInOrderWithoutAJavaArray() {
+            Generator g = new Generator(9);
+            long[] expected = new long[24];
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] = g.nextLong(10, 1000);
+            }
+            assertArrayEquals(expected, Tensor.randint(new Generator(9), 10, 1000, new long[] {2, 3, 4}, Device.CPU)
+                    .toLongArray());
+        }
+
         @Test
         void randintWithHugeRangeStaysInRange() {
             long[] v = Tensor.randint(new Generator(1), Long.MIN_VALUE / 2, Long.MAX_VALUE / 2 + 1, new long[] {1000},
