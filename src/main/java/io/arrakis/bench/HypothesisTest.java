@@ -98,66 +98,70 @@ public final class HypothesisTest {
         checkN(b.length, "sample " + labelB);
         checkFinite(a, labelA);
         checkFinite(b, labelB);
-        // near the largest double a spread may not fit one (up to twice it): t and df, which do not depend on the unit,
-        // are then taken in one 2^64 times larger
-        double unitChange = Math.max(maxAbs(a), maxAbs(b)) >= 0x1p1000 ? 0x1p-64 : 1.0;
-        double[] x = scaled(a, unitChange);
-        double[] y = scaled(b, unitChange);
-        double meanA = Mean.of(x).getAsDouble();
-        double meanB = Mean.of(y).getAsDouble();
-        double sdA = standardDeviation(x);
-        double sdB = standardDeviation(y);
-        if (sdA == 0 && sdB == 0) {
-            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = "
-                    + meanA / unitChange + ", " + labelB + " = " + meanB / unitChange + "; variance 0), so t is "
-                    + (meanA == meanB ? "0/0" : "infinite") + " and there is no p-value");
+        double meanA = Mean.of(a).getAsDouble(); // fits a double: no larger than the largest value
+        double meanB = Mean.of(b).getAsDouble();
+        Scaled sdA = standardDeviation(a);
+        Scaled sdB = standardDeviation(b);
+        if (sdA.mantissa() == 0 && sdB.mantissa() == 0) {
+            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
+                    + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
+                    + " and there is no p-value");
         }
         // the squared standard errors of the means only through their ratio r <= 1 (the larger one factored out), so
         // that neither they nor their squares in the degrees of freedom overflow or underflow at any magnitude
-        double seA = sdA / Math.sqrt(a.length);
-        double seB = sdB / Math.sqrt(b.length);
-        boolean aLarger = seA >= seB;
-        double larger = aLarger ? seA : seB;
-        double ratio = (aLarger ? seB : seA) / larger;
+        Scaled seA = sdA.dividedBy(Math.sqrt(a.length));
+        Scaled seB = sdB.dividedBy(Math.sqrt(b.length));
+        boolean aLarger = seA.over(seB) >= 1;
+        Scaled larger = aLarger ? seA : seB;
+        double ratio = (aLarger ? seB : seA).over(larger);
         double r = ratio * ratio;
         double df = (1 + r) * (1 + r) / (1.0 / ((aLarger ? a.length : b.length) - 1) + r * r / ((aLarger ? b.length : a.length) - 1));
-        // t in a unit where the largest of the means and the standard error is about 1
-        double unit = Math.scalb(1.0, -Math.getExponent(Math.max(Math.max(Math.abs(meanA), Math.abs(meanB)), larger)));
-        double t = (meanA * unit - meanB * unit) / (larger * unit * Math.sqrt(1 + r));
+        // t in a unit 2^e where the largest of the means and the standard error is about 1
+        int e = Math.max(Math.max(Math.getExponent(meanA), Math.getExponent(meanB)), larger.binaryExponent());
+        double t = (Math.scalb(meanA, -e) - Math.scalb(meanB, -e)) / (larger.inUnit(e) * Math.sqrt(1 + r));
         double p = Math.min(1, 2 * TDistribution.of(df).survivalProbability(Math.abs(t)));
-        // each mean and variance in the samples' unit: a variance is 0 or infinite where it does not fit a double
-        return new WelchResult(t, df, p, alpha, p < alpha,
-                new WelchResult.Sample(labelA, a.length, meanA / unitChange, square(sdA / unitChange)),
-                new WelchResult.Sample(labelB, b.length, meanB / unitChange, square(sdB / unitChange)));
+        return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, meanA, sdA.squared()),
+                new WelchResult.Sample(labelB, b.length, meanB, sdB.squared()));
     }
 
-    private static double square(double v) {
-        return v * v;
-    }
+    /** A non-negative {@code mantissa · 2^exponent}: a spread near the largest double may not fit one. */
+    private record Scaled(double mantissa, int exponent) {
+        Scaled dividedBy(double d) {
+            return new Scaled(mantissa / d, exponent);
+        }
 
-    /** The sample times {@code factor}, a power of two; the sample itself where it is 1. */
-    private static double[] scaled(double[] sample, double factor) {
-        if (factor == 1.0) {
-            return sample;
+        /** This divided by {@code other}, which is not 0; infinite where this is the far larger. */
+        double over(Scaled other) {
+            return Math.scalb(mantissa / other.mantissa, exponent - other.exponent);
         }
-        double[] scaled = new double[sample.length];
-        for (int i = 0; i < sample.length; i++) {
-            scaled[i] = sample[i] * factor;
+
+        /** The exponent of the value's leading bit. */
+        int binaryExponent() {
+            return Math.getExponent(mantissa) + exponent;
         }
-        return scaled;
+
+        /** The value in units of {@code 2^e}. */
+        double inUnit(int e) {
+            return Math.scalb(mantissa, exponent - e);
+        }
+
+        /** The square as a double: 0 or infinite where it does not fit one. */
+        double squared() {
+            return Math.scalb(mantissa * mantissa, 2 * exponent);
+        }
     }
 
     /**
-     * The sample's standard deviation (n - 1), computed where its largest magnitude is about 1 and scaled back: it
-     * neither overflows nor underflows where the deviation itself fits a double.
+     * The sample's standard deviation (n - 1), computed where its largest magnitude is about 1, with that unit: it
+     * neither overflows nor underflows, whatever the sample's magnitude.
      */
-    private static double standardDeviation(double[] sample) {
-        double scale = Math.scalb(1.0, -Math.getExponent(Math.max(maxAbs(sample), Double.MIN_NORMAL)));
+    private static Scaled standardDeviation(double[] sample) {
+        int exponent = Math.getExponent(Math.max(maxAbs(sample), Double.MIN_NORMAL));
         double[] scaled = new double[sample.length];
         for (int i = 0; i < sample.length; i++) {
-            scaled[i] = sample[i] * scale;
+            scaled[i] = Math.scalb(sample[i], -exponent);
         }
-        return Math.sqrt(Variance.of(scaled).getAsDouble()) / scale;
+        return new Scaled(Math.sqrt(Variance.of(scaled).getAsDouble()), exponent);
     }
 
     private static double maxAbs(double[] sample) {

@@ -138,7 +138,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Reads a Hugging Face {@code config.json}: its {@code "model_type"} picks the family (as in {@link #of}), its
+     * Reads a Hugging Face {@code config.json}: its {@code "model_type"} picks the family (Hugging Face's spelling
+     * exactly, e.g. {@code gpt_neox} and {@code gemma3_text}; {@link #of} takes the families' own names too), its
      * family keys (or their aliases) override the defaults, and its other keys are kept in {@link #raw()} but
      * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented.
      *
@@ -521,8 +522,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The sliding attention window: mistral's and phi3's {@code sliding_window} when not null, qwen2's when
-     * {@code use_sliding_window}; empty otherwise. Which layers use it: {@link #isSlidingWindowLayer(int)}.
+     * The sliding attention window: mistral's and phi3's {@code sliding_window} when not null, qwen2's and qwen3's
+     * when {@code use_sliding_window} (and not null); the windows of the other families that have one; empty
+     * otherwise. Which layers use it: {@link #isSlidingWindowLayer(int)}.
      *
      * @return the window, in positions (the query's own included), or empty
      */
@@ -531,9 +533,11 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether a layer attends through {@link #slidingWindow()}: every layer for mistral and phi3 when the window is
-     * set; for qwen2 with {@code use_sliding_window}, the layers {@code layer_types} marks
-     * {@code "sliding_attention"}, or, without {@code layer_types}, the layers from {@code max_window_layers} on.
+     * Whether a layer attends through {@link #slidingWindow()}: for mistral, the layers {@code layer_types} marks
+     * {@code "sliding_attention"}, or every layer without it, when the window is set; every layer for phi3 when the
+     * window is set; for qwen2 and qwen3 with a window, the layers {@code layer_types} marks, or, without it, the
+     * layers from {@code max_window_layers} on; for the other families with sliding layers, those their
+     * {@code layer_types} or pattern marks.
      *
      * @param layer the layer index, {@code 0 <= layer < nLayers()}
      * @return true when that layer uses the sliding window

@@ -6,6 +6,8 @@ import com.fasterxml.jackson.core.JsonToken;
 import io.arrakis.json.Json;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashSet;
@@ -13,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -25,17 +26,14 @@ import java.util.regex.PatternSyntaxException;
  *       added token whose text the vocabulary lacks, on the next id, in file order (the ids the file declares for them
  *       are not what the library assigns when they disagree; an added token without text is ignored, as there);</li>
  *   <li>settings on which that library's Rust code panics, which through DJL ends the whole process rather than
- *       throwing: a {@code Replace} whose pattern matches an empty string, a {@code Strip} decoder that strips from the
- *       end ({@code stop} above 0), a {@code Precompiled} normalizer whose character map does not parse, and
- *       post-processor special tokens whose ids are outside the vocabulary (encoding would give ids nothing can
- *       decode). These are refused with a message.</li>
+ *       throwing: a {@code Replace} whose pattern can match an empty string (judged in Java's regular expressions,
+ *       which read Oniguruma's common syntax; one they do not read is refused too), a {@code Strip} decoder that
+ *       strips from the end ({@code stop} above 0), a {@code Precompiled} normalizer whose character map does not
+ *       parse or whose trie reads past its end, and post-processor special tokens whose ids are outside the
+ *       vocabulary (encoding would give ids nothing can decode). These are refused with a message.</li>
  * </ul>
  */
 final class TokenizerFile {
-    /** Texts on which a {@code Replace} regex must not find an empty match (the library's matcher cannot move past one). */
-    private static final List<String> PROBES = List.of("", "a", "Hello world", "A b  c\n\td", "12.5, x!?", "é Ωλ 漢字",
-            "😀 ▁x", " ", "\u00a0");
-
     private static final Pattern SCRIPT = Pattern.compile("\\\\([pP])\\{([A-Za-z_]+)\\}");
 
     private final String what;
@@ -219,23 +217,85 @@ final class TokenizerFile {
                     + " the process");
         }
         if (p.get("Regex") instanceof String regex) {
-            Pattern compiled = javaPattern(regex);
-            if (compiled == null) {
+            // zero-width assertions only narrow where a regex matches: without them it matches the empty string
+            // wherever it may with them
+            Pattern bare = javaPattern(withoutAssertions(regex));
+            if (bare == null || javaPattern(regex) == null) {
                 throw refused("a Replace whose regex " + Json.quote(regex) + " this library cannot check for empty"
                         + " matches (Java's regular expressions do not read it), on which Hugging Face's tokenizers"
                         + " library would end the process");
             }
-            for (String probe : PROBES) {
-                Matcher m = compiled.matcher(probe);
-                while (m.find()) {
-                    if (m.start() == m.end()) {
-                        throw refused("a Replace whose regex " + Json.quote(regex) + " matches an empty string (at "
-                                + m.start() + " of " + Json.quote(probe) + "), which Hugging Face's tokenizers library"
-                                + " fails on by ending the process");
-                    }
-                }
+            if (bare.matcher("").matches()) {
+                throw refused("a Replace whose regex " + Json.quote(regex) + " can match an empty string, which"
+                        + " Hugging Face's tokenizers library fails on by ending the process");
             }
         }
+    }
+
+    /**
+     * {@code regex} without its lookarounds, anchors ({@code ^ $ \A \z \Z \G}) and word boundaries
+     * ({@code \b \B}), outside character classes.
+     */
+    static String withoutAssertions(String regex) {
+        StringBuilder out = new StringBuilder();
+        boolean inClass = false;
+        int i = 0;
+        while (i < regex.length()) {
+            char c = regex.charAt(i);
+            if (c == '\\' && i + 1 < regex.length()) {
+                char next = regex.charAt(i + 1);
+                if (inClass || "bBAzZG".indexOf(next) < 0) {
+                    out.append(c).append(next);
+                }
+                i += 2;
+            } else if (inClass) {
+                inClass = c != ']';
+                out.append(c);
+                i++;
+            } else if (c == '[') {
+                inClass = true;
+                out.append(c);
+                i++;
+                if (regex.startsWith("^", i)) {
+                    out.append('^');
+                    i++;
+                }
+                if (regex.startsWith("]", i)) { // a literal ] first in a class
+                    out.append(']');
+                    i++;
+                }
+            } else if (c == '^' || c == '$') {
+                i++;
+            } else if (regex.startsWith("(?=", i) || regex.startsWith("(?!", i) || regex.startsWith("(?<=", i)
+                    || regex.startsWith("(?<!", i)) {
+                i = groupEnd(regex, i) + 1;
+            } else {
+                out.append(c);
+                i++;
+            }
+        }
+        return out.toString();
+    }
+
+    /** The index of the parenthesis that closes the group opening at {@code start}; the end where none does. */
+    private static int groupEnd(String regex, int start) {
+        int depth = 0;
+        boolean inClass = false;
+        for (int i = start; i < regex.length(); i++) {
+            char c = regex.charAt(i);
+            if (c == '\\') {
+                i++;
+            } else if (inClass) {
+                inClass = c != ']';
+            } else if (c == '[') {
+                inClass = true;
+            } else if (c == '(') {
+                depth++;
+            } else if (c == ')' && --depth == 0) {
+                return i;
+            }
+        }
+        return regex.length();
     }
 
     /**
@@ -256,17 +316,84 @@ final class TokenizerFile {
     private void checkCharsMap(Object charsMap) {
         byte[] bytes;
         try {
-            bytes = charsMap instanceof String s ? Base64.getDecoder().decode(s) : null;
+            bytes = charsMap instanceof String text ? Base64.getDecoder().decode(text) : null;
         } catch (IllegalArgumentException e) {
             bytes = null;
         }
-        // a little-endian 32-bit size of the trie, then the trie, then the normalized strings
-        long trie = bytes == null || bytes.length < 4 ? -1
-                : Integer.toUnsignedLong((bytes[0] & 0xff) | (bytes[1] & 0xff) << 8 | (bytes[2] & 0xff) << 16
-                        | (bytes[3] & 0xff) << 24);
-        if (trie < 0 || 4 + trie / 4 * 4 > bytes.length) {
-            throw refused("a Precompiled normalizer whose precompiled_charsmap is not a base64 character map (its"
-                    + " trie does not fit), which Hugging Face's tokenizers library fails on by ending the process");
+        if (bytes == null || !CharsMap.sound(bytes)) {
+            throw refused("a Precompiled normalizer whose precompiled_charsmap is not a sound base64 character map"
+                    + " (its trie reads past its end), which Hugging Face's tokenizers library fails on by ending the"
+                    + " process");
+        }
+    }
+
+    /**
+     * SentencePiece's precompiled character map: a little-endian 32-bit size of a double-array trie (darts-clone's,
+     * of 32-bit units), the trie, then the normalized strings, each ended by a zero byte, which the trie's leaves
+     * point into.
+     */
+    static final class CharsMap {
+        private CharsMap() {
+        }
+
+        /**
+         * Whether every lookup the library makes reads inside the map: from every node the trie reaches, the unit for
+         * any next byte, and each leaf's string.
+         */
+        static boolean sound(byte[] bytes) {
+            if (bytes.length < 4) {
+                return false;
+            }
+            ByteBuffer buffer = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+            long trieBytes = Integer.toUnsignedLong(buffer.getInt(0));
+            if (trieBytes / 4 == 0 || 4 + trieBytes / 4 * 4 > bytes.length) {
+                return false;
+            }
+            int[] units = new int[(int) (trieBytes / 4)];
+            buffer.position(4);
+            buffer.asIntBuffer().get(units);
+            long strings = bytes.length - 4 - (long) units.length * 4;
+            boolean[] seen = new boolean[units.length];
+            java.util.ArrayDeque<Long> nodes = new java.util.ArrayDeque<>();
+            nodes.add(offset(units[0]));
+            while (!nodes.isEmpty()) {
+                long node = nodes.poll();
+                for (int c = 1; c < 256; c++) {
+                    long at = node ^ c;
+                    if (at >= units.length) {
+                        return false;
+                    }
+                    int unit = units[(int) at];
+                    if (label(unit) != c) {
+                        continue;
+                    }
+                    long next = at ^ offset(unit);
+                    if (next >= units.length) {
+                        return false;
+                    }
+                    if (hasLeaf(unit) && (units[(int) next] & 0x7FFFFFFFL) > strings) {
+                        return false;
+                    }
+                    if (!seen[(int) next]) {
+                        seen[(int) next] = true;
+                        nodes.add(next);
+                    }
+                }
+            }
+            return true;
+        }
+
+        private static long offset(int unit) {
+            long u = Integer.toUnsignedLong(unit);
+            return (u >>> 10) << ((u & (1 << 9)) >>> 6);
+        }
+
+        private static long label(int unit) {
+            return Integer.toUnsignedLong(unit) & ((1L << 31) | 0xFF);
+        }
+
+        private static boolean hasLeaf(int unit) {
+            return ((unit >>> 8) & 1) == 1;
         }
     }
 

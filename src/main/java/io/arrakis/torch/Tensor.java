@@ -1002,7 +1002,12 @@ public final class Tensor implements AutoCloseable {
         shape = java.util.Arrays.copyOf(shape, shape.length + 1);
         strides = java.util.Arrays.copyOf(strides, strides.length + 1);
         shape[shape.length - 1] = length;
-        strides[strides.length - 1] = Math.addExact(m.strides[d1], m.strides[d2]);
+        long step = m.strides[d1] + m.strides[d2];
+        if (step < 0) { // both are non-negative: their sum wrapped
+            throw new IllegalArgumentException("diagonal: the stride of the diagonal of " + describe() + " would pass"
+                    + " 2^63 elements");
+        }
+        strides[strides.length - 1] = step;
         return restrided(shape, strides, start);
     }
 

@@ -84,8 +84,9 @@ public final class Sweeps {
         Configurator.reconfigure(b.build());
     }
 
-    /** The loggers through which Spark reports a failed task, job or start as it happens. */
+    /** The loggers through which Spark reports a failed task, job or start as it happens (and stops after it). */
     private static final List<String> FAILURE_LOGGERS = List.of("org.apache.spark.SparkContext",
+            "org.apache.spark.metrics.MetricsSystem",
             "org.apache.spark.executor.Executor",
             "org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.util.Utils",
             "org.apache.spark.sql.execution.datasources.FileFormatWriter");

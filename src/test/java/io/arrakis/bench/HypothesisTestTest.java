@@ -147,6 +147,14 @@ class HypothesisTestTest {
         assertEquals(small.pValue(), edge.pValue(), 1e-12);
         assertEquals(1.7e308 / 3, edge.a().mean(), 1e294);
         assertEquals(-0.6e308, edge.b().mean(), 1e294);
+        // the other sample keeps its own precision beside one near the largest double (a first fix rescaled both)
+        WelchResult beside = HypothesisTest.welch(new double[] {1.7e308, -1.7e308, 1e308},
+                new double[] {1e-306, 2e-306, 4e-306}, 0.05);
+        assertEquals(7e-306 / 3, beside.b().mean(), 7e-306 / 3 * 1e-12);
+        WelchResult constantBeside = HypothesisTest.welch(new double[] {1.7e308, 1.7e308}, new double[] {1e-306, 2e-306},
+                0.05);
+        assertEquals(Double.POSITIVE_INFINITY, constantBeside.t(), "about 3.4e614: b is not constant");
+        assertEquals(1, constantBeside.degreesOfFreedom(), 1e-12);
         // Was: an infinite t (here the rounding of about 2e600) made toJson() throw
         WelchResult apart = HypothesisTest.welch(new double[] {1e300, 1e300}, new double[] {0, 1e-300}, 0.05);
         assertEquals(Double.POSITIVE_INFINITY, apart.t());

@@ -212,15 +212,19 @@ class HfTokenizerTest {
      */
     @Test
     void settingsOnWhichTheLibraryEndsTheProcessAreRefused(@TempDir Path dir) throws Exception {
-        for (String regex : List.of("", " *", "^(?=\\p{Latin})", "(?=a)")) {
+        // "(?=z)" passed a first version of the check, which looked for empty matches in a few sample texts
+        for (String regex : List.of("", " *", "^(?=\\p{Latin})", "(?=a)", "(?=z)", "a|", "\\b", "(?<=(a|b))",
+                "[^x]?$")) {
             assertRefused(withField("bytelevel_bpe", "normalizer", replace(Map.of("Regex", regex)), dir),
-                    "matches an empty string");
+                    "can match an empty string");
         }
         assertRefused(withField("bytelevel_bpe", "normalizer", Map.of("type", "Sequence", "normalizers",
                 List.of(Map.of("type", "NFC"), replace(Map.of("String", "")))), dir), "Replace of the empty string");
         assertRefused(withField("sentencepiece_bpe", "decoder", Map.of("type", "Sequence", "decoders", List.of(
                 Map.of("type", "Strip", "content", " ", "start", 1L, "stop", 1L))), dir), "Strip decoder with stop 1");
-        for (String charsMap : List.of("AAAA", "not base64!", "CAAAAA==")) { // 3 bytes; not base64; an 8-byte trie in 4
+        // 3 bytes; not base64; an 8-byte trie in 4; an empty trie; a unit pointing far past the trie (the last two
+        // passed a first version of the check)
+        for (String charsMap : List.of("AAAA", "not base64!", "CAAAAA==", "AAAAAA==", "BAAAAP////8=")) {
             assertRefused(withField("unigram", "normalizer", Map.of("type", "Precompiled", "precompiled_charsmap",
                     charsMap), dir), "precompiled_charsmap");
         }
@@ -231,8 +235,16 @@ class HfTokenizerTest {
                 "special_tokens", Map.of("<s>", Map.of("id", "<s>", "ids", List.of(99999L), "tokens", List.of("<s>")))),
                 dir), "has id 99999");
         try (HfTokenizer fine = HfTokenizer.load(withField("bytelevel_bpe", "normalizer",
-                replace(Map.of("Regex", "\\s+")), dir))) {
+                replace(Map.of("Regex", "^\\s+|(?<=a)\\s+(?=b)")), dir))) {
             assertArrayEquals(fine.encode("axb"), fine.encode("a  b"), "a regex that matches text loads and applies");
+        }
+        // a map of one block of units none of which has a label: sound, and it changes nothing
+        byte[] map = new byte[4 + 1024];
+        map[1] = 4; // 1024 bytes of trie, little-endian
+        try (HfTokenizer idle = HfTokenizer.load(withField("unigram", "normalizer", Map.of("type", "Precompiled",
+                "precompiled_charsmap", java.util.Base64.getEncoder().encodeToString(map)), dir));
+             HfTokenizer plain = HfTokenizer.load(withField("unigram", "normalizer", null, dir))) {
+            assertArrayEquals(plain.encode("Hello world"), idle.encode("Hello world"));
         }
     }
 
