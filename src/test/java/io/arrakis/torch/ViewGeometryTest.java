@@ -193,6 +193,9 @@ class ViewGeometryTest {
             }
             assertArrayEquals(new long[] {1, 5}, m.diagonal(1, 0, 1).toLongArray()); // [0, 1] and [1, 2]
             assertArrayEquals(new long[] {3}, m.diagonal(-1, 0, 1).toLongArray()); // [1, 0]
+            // strides 2^62 and 2^62: the diagonal's would wrap (was an ArithmeticException; libtorch refuses it too)
+            Tensor wide = Tensor.zeros(new long[] {0, 1, 1L << 62}, DType.FLOAT32, Device.CPU);
+            assertThrows(IllegalArgumentException.class, () -> wide.diagonal(0, 0, 1));
         }
     }
 
