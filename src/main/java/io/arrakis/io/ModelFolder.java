@@ -18,7 +18,7 @@ public final class ModelFolder {
 
     /**
      * The folder holding the model's files: the snapshot {@code refs/main} names when {@code dir} is a hub cache folder
-     * (it has {@code snapshots/}), else {@code dir}. A path that is not a folder is returned as it is, for the caller
+     * (it has {@code snapshots/} and no {@code config.json} of its own), else {@code dir}. A path that is not a folder is returned as it is, for the caller
      * to refuse in its own words.
      *
      * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or a file of the
@@ -28,7 +28,8 @@ public final class ModelFolder {
         if (!Files.isDirectory(dir)) {
             return dir;
         }
-        Path folder = Files.isDirectory(dir.resolve("snapshots")) ? snapshot(dir) : dir;
+        boolean hubCache = Files.isDirectory(dir.resolve("snapshots")) && !Files.exists(dir.resolve("config.json"));
+        Path folder = hubCache ? snapshot(dir) : dir;
         checkLinks(folder);
         return folder;
     }

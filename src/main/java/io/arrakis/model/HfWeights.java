@@ -165,6 +165,13 @@ final class HfWeights {
      */
     private Tensor param(CheckpointTensor t) {
         String name = t.name().startsWith(missingPrefix) ? t.name().substring(missingPrefix.length()) : t.name();
+        if (!source.names().contains(name) && t.parts().getFirst().slot() == Slot.EMBED) {
+            // tied embeddings saved by safetensors' save_model keep one name of the two, the first in order:
+            // lm_head.weight for gpt2 and llama; transformers then fills the embedding from it
+            String tied = config.checkpoint().tolerated().stream().filter(source.names()::contains).findFirst()
+                    .orElse(null);
+            name = tied != null ? tied : name;
+        }
         if (!source.names().contains(name)) {
             if (t.parts().getFirst().slot() == Slot.UNEMBED) {
                 throw new IllegalArgumentException("the checkpoint has no " + name + " but its config says the"

@@ -36,6 +36,14 @@ class ModelFolderTest {
         assertEquals(tmp.resolve("nope"), ModelFolder.resolve(tmp.resolve("nope")), "left to the caller to refuse");
     }
 
+    /** A model folder that also holds a snapshots/ folder of its own is still the model folder (was: refused). */
+    @Test
+    void aModelFolderWithASnapshotsSubfolderIsItself(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("config.json"), "{}");
+        Files.createDirectories(dir.resolve("snapshots"));
+        assertEquals(dir, ModelFolder.resolve(dir));
+    }
+
     @Test
     void aMissingRefOrSnapshotIsNamed() throws Exception {
         Path folder = hubFolder();

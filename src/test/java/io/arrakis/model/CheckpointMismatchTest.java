@@ -65,6 +65,37 @@ class CheckpointMismatchTest {
         }
     }
 
+    /**
+     * safetensors' {@code save_model} keeps one name of tied tensors, the first in order: a gpt2 saved so holds
+     * {@code lm_head.weight} and no {@code transformer.wte.weight}, and transformers fills the embedding from it. Was:
+     * refused as missing the embedding.
+     */
+    @Test
+    void tiedEmbeddingsStoredOnlyAsTheUnembeddingLoadFromIt(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        Path both = dir.resolve("both");
+        Path onlyHead = dir.resolve("only-head");
+        try (TensorScope scope = TensorScope.open()) {
+            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : source.names()) {
+                tensors.put(name, source.load(name));
+            }
+            Files.createDirectories(both);
+            SafeTensorsWriter.write(both.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            Files.writeString(both.resolve("config.json"), config.toJson());
+            tensors.put("lm_head.weight", tensors.remove("transformer.wte.weight"));
+            Files.createDirectories(onlyHead);
+            SafeTensorsWriter.write(onlyHead.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            Files.writeString(onlyHead.resolve("config.json"), config.toJson());
+            Tensor ids = Tensor.of(new long[] {1, 2, 3}, 1, 3);
+            try (HookedAutoModel a = HookedAutoModel.fromPretrained(both);
+                 HookedAutoModel b = HookedAutoModel.fromPretrained(onlyHead)) {
+                assertEquals(0.0, a.runWithHooks(ids).sub(b.runWithHooks(ids)).abs().max().item());
+            }
+        }
+    }
+
     @Test
     void aQuantizationConfigIsRefusedNotIgnored(@TempDir Path dir) throws IOException {
         HookedAutoConfig config = TinyConfigs.of("llama");

@@ -39,7 +39,8 @@ import java.util.TreeMap;
  *
  * <p>{@link #open} maps the whole file (nothing is read onto the Java heap but the header) and validates the header
  * completely before returning: a truncated, corrupt or hostile file fails there with a {@link SafeTensorsException}
- * saying what is wrong, and never makes the reader allocate more than the file holds. Tensors of a dtype arrakis-jvm
+ * saying what is wrong, and never makes the reader allocate for data the file does not hold (the header itself, at
+ * most {@link #MAX_HEADER_BYTES}, is parsed on the heap; a shape has at most {@link #MAX_DIMS} dims). Tensors of a dtype arrakis-jvm
  * cannot load (fp8, unsigned wider than 8 bits, ...) do not stop the file from opening; asking for them as a
  * {@link Tensor} fails with a message naming the dtype, while {@link #data} still gives their bytes.
  *
@@ -50,6 +51,8 @@ import java.util.TreeMap;
 public final class SafeTensorsFile implements AutoCloseable {
     /** The largest header accepted, in bytes (the reference implementation's limit). */
     public static final long MAX_HEADER_BYTES = 100_000_000L;
+    /** The most dims a tensor's shape may have: far more than any model's tensors, far fewer than a hostile header's. */
+    public static final int MAX_DIMS = 1024;
 
     /** The header key of the string-to-string metadata. */
     static final String METADATA_KEY = "__metadata__";
@@ -273,6 +276,9 @@ public final class SafeTensorsFile implements AutoCloseable {
     }
 
     private static Map<String, String> parseMetadata(Path file, Object value) {
+        if (value == null) { // the format's metadata is optional, and its reader takes null for none
+            return Map.of();
+        }
         if (!(value instanceof Map<?, ?> map)) {
             throw new SafeTensorsException(file, METADATA_KEY + " must be an object of strings, found " + describe(value));
         }
@@ -297,7 +303,12 @@ public final class SafeTensorsFile implements AutoCloseable {
         if (!(dtypeValue instanceof String dtypeName) || dtypeName.isEmpty()) {
             throw new SafeTensorsException(file, where + ": dtype must be a non-empty string, found " + describe(dtypeValue));
         }
-        long[] shape = longs(file, where + ": shape", field(file, where, entry, "shape"), -1);
+        Object shapeValue = field(file, where, entry, "shape");
+        if (shapeValue instanceof List<?> dims && dims.size() > MAX_DIMS) {
+            throw new SafeTensorsException(file, where + ": shape has " + dims.size() + " dims; at most " + MAX_DIMS
+                    + " are read");
+        }
+        long[] shape = longs(file, where + ": shape", shapeValue, -1);
         long[] offsets = longs(file, where + ": data_offsets", field(file, where, entry, "data_offsets"), 2);
         long begin = offsets[0];
         long end = offsets[1];

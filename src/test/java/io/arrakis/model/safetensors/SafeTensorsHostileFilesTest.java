@@ -16,6 +16,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -101,6 +103,7 @@ class SafeTensorsHostileFilesTest {
                 Arguments.of("{" + f32("big", "[4]", 0, 16) + "," + f32("in", "[1]", 8, 12) + "}", 16, "overlap"),
                 Arguments.of("{" + f32("a", "[1]", 0, 4) + "," + f32("b", "[1]", 0, 4) + "}", 16, "overlap"),
                 Arguments.of("{" + f32("a", "[1]", 0, 4) + "," + f32("a", "[1]", 4, 8) + "}", 16, "Duplicate field 'a'"),
+                Arguments.of("{" + f32("a", "[" + "1,".repeat(1024) + "1]", 0, 4) + "}", 16, "shape has 1025 dims; at most 1024"),
                 Arguments.of("{\"__metadata__\":[]}", 16, "__metadata__ must be an object of strings, found an array"),
                 Arguments.of("{\"__metadata__\":{\"n\":1}}", 16, "__metadata__ must be an object of strings, but \"n\" is the number 1"),
                 Arguments.of("[".repeat(5000) + "]".repeat(5000), 0, "nesting deeper than 64 levels"),
@@ -111,6 +114,15 @@ class SafeTensorsHostileFilesTest {
     @MethodSource("badHeaders")
     void badHeadersAreRejectedWithAClearMessage(String header, int dataBytes, String expected) throws IOException {
         assertRejected(file(header, dataBytes), expected);
+    }
+
+    /** The format's metadata is optional, and its own reader takes null for none (was: refused). */
+    @Test
+    void nullMetadataIsNone() throws IOException {
+        try (SafeTensorsFile f = SafeTensorsFile.open(file("{\"__metadata__\":null," + f32("a", "[1]", 0, 4) + "}", 4))) {
+            assertEquals(Map.of(), f.metadata());
+            assertEquals(Set.of("a"), f.names());
+        }
     }
 
     @Test
