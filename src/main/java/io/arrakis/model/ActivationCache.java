@@ -14,7 +14,9 @@ import java.util.Set;
 
 /**
  * Activations of one forward pass by hook name, as TransformerLens's {@code ActivationCache}: the libtorch tensors
- * themselves (no copies, nothing on the Java heap), freed when the cache is closed.
+ * themselves (no copies, nothing on the Java heap), freed when the cache is closed, or when the {@code TensorScope}
+ * open around the forward pass closes (as every tensor the pass made): use the cache inside that scope, or
+ * {@code keep} what should outlive it.
  *
  * <pre>{@code
  * try (ModelOutput out = model.forward(ids)) {

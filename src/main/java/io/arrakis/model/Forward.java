@@ -56,7 +56,7 @@ final class Forward {
         Tensor x = hook.at("hook_embed", w.embed.embedding(ids));
         if (c.embeddingScale() != 1.0) {
             // gemma: the scale is a tensor in the weights' dtype (sqrt(2048) is 45.25 in bfloat16); after hook_embed,
-            // as in TransformerLens, so it is part of blocks.0.hook_resid_pre
+            // so it is part of blocks.0.hook_resid_pre (TransformerLens folds it into W_E, so its hook_embed has it)
             x = x.mul(w.embed.dtype().round(c.embeddingScale()));
         }
         if (!c.rotary()) {

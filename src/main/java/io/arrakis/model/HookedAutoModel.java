@@ -21,7 +21,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
 
@@ -36,7 +35,8 @@ import java.util.function.Supplier;
  * }
  * }</pre>
  *
- * <p>Hook points (per layer {@code i}): {@code hook_embed}, {@code hook_pos_embed} (learned positions),
+ * <p>Hook points (per layer {@code i}): {@code hook_embed} (for gemma before its scale by {@code sqrt(d_model)},
+ * which TransformerLens folds into W_E and so into its {@code hook_embed}), {@code hook_pos_embed} (learned positions),
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
@@ -55,10 +55,14 @@ import java.util.function.Supplier;
  * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
  * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and {@code blocks.i.mlp.hook_expert_weights}
  * {@code [batch, pos, k]} (their routing weights, aligned with the indices, summing to 1; float32 for mixtral, which
- * routes in float32), as TransformerLens names them; replacing the indices or weights reroutes the tokens. Then per
- * expert {@code e}, on the rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
- * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection), {@code hook_pre_linear} (the up projection) and
- * {@code hook_post} (the activation's output). {@code hook_mlp_out} is the experts' weighted sum.
+ * routes in float32); replacing the indices or weights reroutes the tokens. TransformerLens's hooks of these names
+ * differ: its {@code hook_expert_weights} is the softmax over every expert before the top k are chosen,
+ * {@code [batch * pos, experts]}, and its indices are {@code [batch * pos, k]}. Then per expert {@code e}, on the
+ * rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
+ * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection, as the dense gated MLP's {@code hook_pre} is),
+ * {@code hook_pre_linear} (the up projection) and {@code hook_post} (the activation's output); TransformerLens's
+ * experts name the gate projection {@code hook_gate} and the up projection {@code hook_pre}. {@code hook_mlp_out} is
+ * the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed. {@link #close} waits for the passes and weight reads running on other threads to finish;
@@ -71,7 +75,16 @@ public final class HookedAutoModel implements AutoCloseable {
     private final DType dtype;
     private final Device device;
     private final Set<String> hookNames;
-    private final List<HookSpec> persistentHooks = new CopyOnWriteArrayList<>();
+    /** The added hooks in order, each registration its own object, so that closing one removes no equal other. */
+    private final List<Registration> persistentHooks = new CopyOnWriteArrayList<>();
+
+    private static final class Registration {
+        private final HookSpec spec;
+
+        Registration(HookSpec spec) {
+            this.spec = spec;
+        }
+    }
     private final Path tokenizerFile; // null when the model has none
     private HfTokenizer tokenizer; // read on first use, guarded by this
     // forward passes and weight reads hold the read lock; close takes the write lock, so it waits for them instead of
@@ -250,14 +263,10 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public HookHandle addHook(HookSpec spec) {
         checkHookSpec(spec);
-        persistentHooks.add(spec);
-        AtomicBoolean open = new AtomicBoolean(true);
-        // once: closing a handle again must not remove another registration of an equal spec
-        return () -> {
-            if (open.compareAndSet(true, false)) {
-                persistentHooks.remove(spec);
-            }
-        };
+        Registration registration = new Registration(spec);
+        persistentHooks.add(registration);
+        // its own registration, once: closing a handle must not remove (or reorder) a registration of an equal spec
+        return () -> persistentHooks.remove(registration);
     }
 
     private void checkHookSpec(HookSpec spec) {
@@ -341,7 +350,7 @@ public final class HookedAutoModel implements AutoCloseable {
         return using(() -> {
             checkCacheSpec(spec);
             Tensor ids = checkInput(inputIds);
-            List<HookSpec> hooks = new ArrayList<>(persistentHooks);
+            List<HookSpec> hooks = new ArrayList<>(persistentHooks.stream().map(r -> r.spec).toList());
             hooks.addAll(callHooks);
             ActivationCache cache = new ActivationCache(config.nLayers());
             try (TensorScope scope = TensorScope.open()) {
@@ -399,7 +408,8 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private void checkNoHooks() {
-        List<HookSpec> hooks = List.copyOf(persistentHooks); // one snapshot: another thread may remove hooks meanwhile
+        // one snapshot: another thread may remove hooks meanwhile
+        List<HookSpec> hooks = persistentHooks.stream().map(r -> r.spec).toList();
         if (!hooks.isEmpty()) {
             throw new IllegalStateException("this model has " + hooks.size() + " hook(s), e.g. "
                     + hooks.getFirst().description() + "; a CUDA graph replays kernels, not Java, so it cannot run"
@@ -835,7 +845,8 @@ public final class HookedAutoModel implements AutoCloseable {
      * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the
      * norm weight in the model's dtype, or {@code 1 + w} for gemma's {@code (1 + w)} RMSNorms (in float32 for a
      * float16 or bfloat16 model, as its forward pass forms it); null where the family's norm has no weight. Folding
-     * them into the rows of W_Q, W_K, W_V is TransformerLens's {@code fold_ln} for those weights. A new tensor.
+     * them into the rows of W_Q, W_K, W_V is the weights' part of TransformerLens's {@code fold_ln}, which for
+     * LayerNorm families also folds the norm's bias into b_Q, b_K, b_V and centres the weights. A new tensor.
      */
     public Tensor normWeights() {
         return using(() -> {

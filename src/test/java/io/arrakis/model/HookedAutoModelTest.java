@@ -257,6 +257,31 @@ class HookedAutoModelTest {
         }
     }
 
+    /**
+     * Closing a handle removes its own registration and keeps the others in order (PyTorch's handles do). Was: the
+     * first registration equal to it was removed, so closing the third of (times 2, plus 1, times 2) left
+     * (plus 1, times 2).
+     */
+    @Test
+    void closingAHookHandleKeepsTheOtherHooksInTheirOrder() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            java.util.function.Predicate<String> at = "blocks.0.hook_mlp_out"::equals;
+            Hook times2 = (a, n) -> a.mul(2.0);
+            Hook plus1 = (a, n) -> a.add(1.0);
+            Tensor plain;
+            try (ModelOutput out = model.forward(ids(1, 2, 3), CacheSpec.only("blocks.0.hook_mlp_out"))) {
+                plain = out.cache().get("blocks.0.hook_mlp_out").copy();
+            }
+            model.addHook(HookedAutoModel.HookSpec.matching(at, times2));
+            model.addHook(HookedAutoModel.HookSpec.matching(at, plus1));
+            model.addHook(HookedAutoModel.HookSpec.matching(at, times2)).close();
+            try (ModelOutput out = model.forward(ids(1, 2, 3), CacheSpec.only("blocks.0.hook_mlp_out"))) {
+                assertEquals(0.0, out.cache().get("blocks.0.hook_mlp_out").sub(plain.mul(2.0).add(1.0)).abs().max().item(),
+                        1e-6, "2x + 1, not (x + 1) * 2");
+            }
+        }
+    }
+
     /** Was: {@code hook_pos_embed} was a view of the position embeddings, so writing into it rewrote the model. */
     @Test
     void writingIntoTheCachedPositionEmbeddingLeavesTheModelAlone() {
