@@ -6,6 +6,7 @@ import io.arrakis.model.family.Rope;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -28,6 +29,10 @@ import java.util.Map;
  * one) unless something observes {@code mlp.hook_pre}, the activation's input.
  */
 final class Forward {
+    /** -inf as a number for in-place fills: a 0-dim CPU tensor, shared, never written. */
+    private static final Tensor NEGATIVE_INFINITY = TensorScope.unscoped(
+            () -> List.of(Tensor.scalar(Double.NEGATIVE_INFINITY))).getFirst();
+
     private final Architecture c;
     private final Weights w;
     private final ForwardTables tables;
@@ -163,22 +168,22 @@ final class Forward {
             q = q.to(DType.FLOAT32);
             k = k.to(DType.FLOAT32);
         }
-        Tensor scores;
         long groups = q.size(2) / k.size(2);
-        if (groups == 1) {
-            scores = Tensor.einsum("bqhd,bkhd->bhqk", q, k);
-        } else { // grouped-query attention, without copying keys
-            long[] s = q.shape();
-            Tensor grouped = q.view(s[0], s[1], k.size(2), groups, s[3]);
-            scores = Tensor.einsum("bqngd,bknd->bngqk", grouped, k).reshape(s[0], s[2], s[1], k.size(1));
-        }
-        double scale = scoreScale();
-        Tensor scaled = scale == 1.0 ? scores : scores.mul(scale);
+        long[] s = q.shape();
+        // grouped-query attention reads each key head for its group of query heads, without copying keys
+        String equation = groups == 1 ? "bqhd,bkhd->bhqk" : "bqngd,bknd->bngqk";
+        Tensor queries = groups == 1 ? q : q.view(s[0], s[1], k.size(2), groups, s[3]);
+        Tensor forbidden = forbidden(layer, q.size(1), q.device());
+        Tensor scores;
         if (c.attentionSoftcap() > 0) {
-            scaled = softcap(scaled, c.attentionSoftcap());
+            Tensor product = Tensor.einsum(equation, queries, k);
+            Tensor capped = softcap(scoreScale() == 1.0 ? product : product.mul(scoreScale()), c.attentionSoftcap());
+            // chosen, not added: an infinite score at a forbidden key would make its row NaN through inf + -inf
+            scores = negativeInfinity(capped).where(forbidden, capped);
+        } else { // the same, in the one tensor the product writes
+            scores = Tensor.einsumMasked(equation, queries, k, scoreScale(), forbidden, NEGATIVE_INFINITY);
         }
-        // chosen, not added: an infinite score at a forbidden key would make its row NaN through inf + -inf
-        return negativeInfinity(scaled).where(forbidden(layer, q.size(1), q.device()), scaled);
+        return groups == 1 ? scores : scores.reshape(s[0], s[2], s[1], k.size(1));
     }
 
     /** A 0-d -inf in the dtype and on the device of {@code like}, kept with the masks so no pass allocates one. */

@@ -64,14 +64,17 @@ final class OpenBlasBatch {
         return SGEMM_BATCH != null && DGEMM_BATCH != null;
     }
 
-    /** The contraction as one batched product, or null where this route does not cover it (see the class comment). */
-    static Tensor einsum(String equation, Tensor left, Tensor right) {
+    /**
+     * The contraction times {@code scale} (the product's own factor) as one batched product, or null where this route
+     * does not cover it (see the class comment).
+     */
+    static Tensor einsum(String equation, Tensor left, Tensor right, double scale) {
         if (!available() || !left.device().isCpu() || left.dtype() != right.dtype()
                 || (left.dtype() != DType.FLOAT32 && left.dtype() != DType.FLOAT64)) {
             return null;
         }
         Plan plan = Plan.of(equation.replace(" ", ""), left, right);
-        return plan == null ? null : plan.run(left, right);
+        return plan == null ? null : plan.run(left, right, scale);
     }
 
     /** How BLAS reads one matrix: transposed or not, and its leading dimension. */
@@ -207,16 +210,16 @@ final class OpenBlasBatch {
             return new Plan(outShape, m, n, k, a, b, c.leading(), swapped, (int) count, sizes, ls, rs, os);
         }
 
-        Tensor run(Tensor left, Tensor right) {
+        Tensor run(Tensor left, Tensor right, double scale) {
             boolean single = left.dtype() == DType.FLOAT32;
             long bytes = single ? 4 : 8;
             // held: OpenBLAS reads the operands' memory through addresses taken here
             try (Tensor.Held l = left.hold(); Tensor.Held r = right.hold()) {
-                return product(left, right, single, bytes);
+                return product(left, right, scale, single, bytes);
             }
         }
 
-        private Tensor product(Tensor left, Tensor right, boolean single, long bytes) {
+        private Tensor product(Tensor left, Tensor right, double scale, boolean single, long bytes) {
             Tensor out = Tensor.empty(outShape, left.dtype(), Device.CPU, "einsum");
             try (Arena arena = Arena.ofConfined()) {
                 // swapped: Cᵀ (n × m) = Bᵀ · Aᵀ, so the right operand goes first with its layout transposed
@@ -225,8 +228,8 @@ final class OpenBlasBatch {
                 MemorySegment ints = arena.allocateFrom(INT, first.transposed() ? TRANS : NO_TRANS,
                         second.transposed() ? TRANS : NO_TRANS, (int) (swapped ? n : m), (int) (swapped ? m : n),
                         (int) k, (int) first.leading(), (int) second.leading(), (int) ldc, count);
-                MemorySegment scalars = single ? arena.allocateFrom(ValueLayout.JAVA_FLOAT, 1f, 0f)
-                        : arena.allocateFrom(ValueLayout.JAVA_DOUBLE, 1.0, 0.0);
+                MemorySegment scalars = single ? arena.allocateFrom(ValueLayout.JAVA_FLOAT, (float) scale, 0f)
+                        : arena.allocateFrom(ValueLayout.JAVA_DOUBLE, scale, 0.0);
                 MemorySegment firsts = arena.allocate(ValueLayout.JAVA_LONG, count);
                 MemorySegment seconds = arena.allocate(ValueLayout.JAVA_LONG, count);
                 MemorySegment outs = arena.allocate(ValueLayout.JAVA_LONG, count);

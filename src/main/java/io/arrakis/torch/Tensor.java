@@ -72,6 +72,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op ROLL = Op.of("aten::roll", "");
     private static final Op WHERE = Op.of("aten::where", "self");
     private static final Op MASKED_FILL = Op.of("aten::masked_fill", "Tensor");
+    private static final Op MASKED_FILL_ = Op.of("aten::masked_fill_", "Tensor");
     private static final Op TRIL = Op.of("aten::tril", "");
     private static final Op TRIU = Op.of("aten::triu", "");
     private static final Op SUM = Op.of("aten::sum", "");
@@ -1514,7 +1515,7 @@ public final class Tensor implements AutoCloseable {
         if (a.length == b.length && a.length >= 3 && a.length - 2 <= batchLetters.length()
                 && Arrays.equals(a, 0, a.length - 2, b, 0, b.length - 2)) { // batches of matrices, no broadcasting
             String batch = batchLetters.substring(0, a.length - 2);
-            Tensor batched = OpenBlasBatch.einsum(batch + "xy," + batch + "yz->" + batch + "xz", this, other);
+            Tensor batched = OpenBlasBatch.einsum(batch + "xy," + batch + "yz->" + batch + "xz", this, other, 1.0);
             if (batched != null) {
                 return batched;
             }
@@ -1573,7 +1574,7 @@ public final class Tensor implements AutoCloseable {
         }
         checkSameDtype("bmm", other);
         checkSameDevice("bmm", other);
-        Tensor batched = OpenBlasBatch.einsum("bij,bjk->bik", this, other);
+        Tensor batched = OpenBlasBatch.einsum("bij,bjk->bik", this, other, 1.0);
         if (batched != null) {
             return batched;
         }
@@ -1601,7 +1602,7 @@ public final class Tensor implements AutoCloseable {
             operands[0].checkSameDtype("einsum", operands[i]);
         }
         if (operands.length == 2) {
-            Tensor batched = OpenBlasBatch.einsum(equation, operands[0], operands[1]);
+            Tensor batched = OpenBlasBatch.einsum(equation, operands[0], operands[1], 1.0);
             if (batched != null) {
                 return batched;
             }
@@ -1609,6 +1610,50 @@ public final class Tensor implements AutoCloseable {
         Tensor result = Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
         // with one operand and nothing summed, libtorch returns a view of it (a permutation or a diagonal)
         return operands.length == 1 ? operands[0].viewResult(result) : result;
+    }
+
+    /**
+     * {@code einsum(equation, left, right).mul(scale)} with {@code fill} (a 0-dim CPU tensor, read as a number) where
+     * {@code mask} (bool, broadcasting to the product) is true, as {@code where} would choose it: an explicit attention's
+     * scores. The product is filled in place, where {@code where} would write a tensor of the scores' size once more,
+     * and where OpenBLAS multiplies (CPU, float32 and float64) the scale is the product's own factor.
+     */
+    public static Tensor einsumMasked(String equation, Tensor left, Tensor right, double scale, Tensor mask,
+                                      Tensor fill) {
+        java.util.Objects.requireNonNull(mask, "mask");
+        java.util.Objects.requireNonNull(fill, "fill");
+        if (mask.dtype() != DType.BOOL) {
+            throw new IllegalArgumentException("einsumMasked: mask must be bool, got " + mask.describe());
+        }
+        if (fill.dim() != 0 || !fill.device().isCpu()) {
+            throw new IllegalArgumentException("einsumMasked: fill must be a 0-dim CPU tensor, got " + fill.describe());
+        }
+        left.checkSameDevice("einsumMasked", mask);
+        if (!Double.isFinite(scale)) {
+            throw new IllegalArgumentException("einsumMasked: the scale must be finite, got " + scale);
+        }
+        Tensor product = OpenBlasBatch.einsum(equation, left, right, scale);
+        if (product == null) {
+            product = einsum(equation, left, right); // two operands: new memory, never a view of theirs
+            if (!product.dtype().isFloatingPoint()) {
+                product.close();
+                throw new IllegalArgumentException("einsumMasked: needs floating-point operands, got " + left.describe());
+            }
+            if (scale != 1.0) {
+                try (Tensor unscaled = product) {
+                    product = unscaled.mul(scale);
+                }
+            }
+        }
+        long[] target = product.broadcastShape("einsumMasked", product.meta().shape, mask.meta().shape, mask);
+        if (!Arrays.equals(target, product.meta().shape)) {
+            String message = "einsumMasked: mask " + mask.describe() + " must broadcast to the product " + product.describe();
+            product.close();
+            throw new IllegalArgumentException(message);
+        }
+        // the op returns the product again, under a handle of its own
+        Call.begin(MASKED_FILL_, product, mask, fill).tensor(product).tensor(mask).tensor(fill).tensorResult().close();
+        return product;
     }
 
     /** The reduced singular value decomposition {@code this = U diag(S) Vh}; returns [U, S, Vh]. */

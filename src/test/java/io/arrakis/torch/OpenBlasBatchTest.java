@@ -43,7 +43,7 @@ class OpenBlasBatchTest {
     }
 
     private static void assertEinsum(String equation, Tensor a, Tensor b, boolean batched) {
-        Tensor direct = OpenBlasBatch.einsum(equation, a, b);
+        Tensor direct = OpenBlasBatch.einsum(equation, a, b, 1.0);
         if (batched) {
             assertNotNull(direct, equation + " on " + a.describe() + ", " + b.describe() + " should take the batched route");
         } else {
@@ -122,7 +122,7 @@ class OpenBlasBatchTest {
         Tensor expected = reference("bij,bkj->bik", s, r);
         assertArrayEquals(expected.shape(), product.shape());
         assertTrue(product.to(DType.FLOAT64).allclose(expected, 1e-4, 1e-4));
-        assertNotNull(OpenBlasBatch.einsum("bij,bjk->bik", s, r.transpose(1, 2)));
+        assertNotNull(OpenBlasBatch.einsum("bij,bjk->bik", s, r.transpose(1, 2), 1.0));
         // matmul of batches of matrices, of any rank
         Tensor q = randn(DType.FLOAT64, 2, 3, 128, 64);
         Tensor k = randn(DType.FLOAT64, 2, 3, 128, 64);
@@ -187,7 +187,7 @@ class OpenBlasBatchTest {
         assertEinsum("bij,bjk->bik", a.to(DType.BFLOAT16), b.to(DType.BFLOAT16), false);
         Tensor none = randn(DType.FLOAT32, 0, 200, 120);
         Tensor noneRight = randn(DType.FLOAT32, 0, 120, 150);
-        assertNull(OpenBlasBatch.einsum("bij,bjk->bik", none, noneRight), "a batch of no matrices");
+        assertNull(OpenBlasBatch.einsum("bij,bjk->bik", none, noneRight, 1.0), "a batch of no matrices");
         assertArrayEquals(new long[] {0, 200, 150}, Tensor.einsum("bij,bjk->bik", none, noneRight).shape());
     }
 
@@ -207,7 +207,7 @@ class OpenBlasBatchTest {
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> Tensor.einsum("bm k,bkn->bmn", fourDims, right));
         assertTrue(e.getMessage().contains("names 3 dims"), e.getMessage());
-        assertNull(OpenBlasBatch.einsum("b_k,bkn->b_n", a, b), "'_' is no subscript");
+        assertNull(OpenBlasBatch.einsum("b_k,bkn->b_n", a, b, 1.0), "'_' is no subscript");
         org.junit.jupiter.api.Assertions.assertThrows(TorchException.class, () -> Tensor.einsum("b_k,bkn->b_n", a, b));
     }
 }

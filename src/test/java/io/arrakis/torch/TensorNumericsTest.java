@@ -9,6 +9,7 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -1804,6 +1805,86 @@ class TensorNumericsTest {
                 assertClose(reference(slice(qq, h * nq * d, nq * d), slice(kk, h * nk * d, nk * d), slice(vv, h * nk * dv, nk * dv),
                         nq, nk, d, dv, 1 / Math.sqrt(d), null), slice(o, h * nq * dv, nq * dv), 1e-12);
             }
+        }
+
+        /**
+         * Scores {@code [b, h, i, j] = scale · Σ_d q[b, i, h, d] k[b, j, h / groups, d]}, -inf where the causal mask
+         * forbids (j > i), from the definitions, against einsumMasked on every route: OpenBLAS's batched product (the
+         * scale its factor) in float32 and float64, libtorch's einsum (the scale applied in place) in bfloat16, and the
+         * grouped equation of grouped-query attention.
+         */
+        @ParameterizedTest
+        @CsvSource({"FLOAT32, 5", "FLOAT64, 5", "BFLOAT16, 5", "FLOAT32, 130", "FLOAT64, 130"})
+        void einsumMaskedIsTheScaledProductWithTheMaskFilled(DType dtype, int n) {
+            // 130 positions: per head more than OpenBLAS's small-product limit, so its batched product runs
+            int batch = n > 100 ? 1 : 2;
+            int heads = 4;
+            int dh = n > 100 ? 64 : 8;
+            double scale = 0.3;
+            double[] qv = gaussians(51, batch * n * heads * dh);
+            double[] kv = gaussians(52, batch * n * heads * dh);
+            Tensor qt = f64(qv, batch, n, heads, dh).to(dtype);
+            Tensor kt = f64(kv, batch, n, heads, dh).to(dtype);
+            double[] qr = qt.toDoubleArray(); // the operands as rounded to the dtype
+            double[] kr = kt.toDoubleArray();
+            Tensor forbidden = Tensor.ones(new long[] {n, n}, DType.BOOL, Device.CPU).triu(1);
+            for (int groups : new int[] {1, 2}) {
+                int kvHeads = heads / groups;
+                Tensor keys = kt.narrow(2, 0, kvHeads);
+                Tensor minusInfinity = Tensor.scalar(Double.NEGATIVE_INFINITY);
+                Tensor scores = groups == 1
+                        ? Tensor.einsumMasked("bqhd,bkhd->bhqk", qt, keys, scale, forbidden, minusInfinity)
+                        : Tensor.einsumMasked("bqngd,bknd->bngqk", qt.view(batch, n, kvHeads, groups, dh), keys, scale,
+                                forbidden, minusInfinity).reshape(batch, heads, n, n);
+                assertEquals(dtype, scores.dtype());
+                double[] got = scores.toDoubleArray();
+                double tol = dtype == DType.BFLOAT16 ? 0.05 : dtype == DType.FLOAT32 ? 1e-5 : 1e-12;
+                for (int b = 0; b < batch; b++) {
+                    for (int h = 0; h < heads; h++) {
+                        for (int i = 0; i < n; i++) {
+                            for (int j = 0; j < n; j++) {
+                                double expected = Double.NEGATIVE_INFINITY;
+                                if (j <= i) {
+                                    expected = 0;
+                                    for (int c = 0; c < dh; c++) {
+                                        expected += qr[((b * n + i) * heads + h) * dh + c]
+                                                * kr[((b * n + j) * heads + h / groups) * dh + c];
+                                    }
+                                    expected *= scale;
+                                }
+                                double actual = got[((b * heads + h) * n + i) * n + j];
+                                String at = dtype + " n " + n + " groups " + groups + " [" + b + "," + h + "," + i + "," + j
+                                        + "]";
+                                if (j > i) {
+                                    assertEquals(Double.NEGATIVE_INFINITY, actual, at);
+                                } else {
+                                    assertEquals(expected, actual, tol * Math.max(1, Math.abs(expected)), at);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            assertArrayEquals(qr, qt.toDoubleArray(), "the operands are left as they were");
+        }
+
+        @Test
+        void einsumMaskedRefusesAMaskOrFillItCannotUse() {
+            Tensor a = Tensor.ones(new long[] {1, 3, 2, 4}, DType.FLOAT32, Device.CPU);
+            String eq = "bqhd,bkhd->bhqk"; // [1, 2, 3, 3]
+            Tensor ok = Tensor.ones(new long[] {3, 3}, DType.BOOL, Device.CPU);
+            Tensor zero = Tensor.scalar(0);
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, 1, ok.to(DType.FLOAT32), zero));
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, 1,
+                    Tensor.ones(new long[] {2, 1, 3, 3}, DType.BOOL, Device.CPU), zero), "it would widen the product");
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, 1,
+                    Tensor.ones(new long[] {4, 3}, DType.BOOL, Device.CPU), zero));
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, Double.NaN, ok, zero));
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, 1, ok, Tensor.ones(1)));
+            Tensor ints = Tensor.ones(new long[] {1, 3, 2, 4}, DType.INT64, Device.CPU);
+            assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, ints, ints, 1, ok, zero));
+            assertArrayEquals(new float[] {0, 0, 0, 0}, Tensor.einsumMasked("ij,jk->ik", Tensor.ones(2, 2),
+                    Tensor.ones(2, 2), 2, Tensor.ones(new long[] {2, 2}, DType.BOOL, Device.CPU), zero).toFloatArray());
         }
     }
 
