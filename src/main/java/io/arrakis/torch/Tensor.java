@@ -1356,7 +1356,15 @@ public final class Tensor implements AutoCloseable {
             return mul(1.0 / value);
         }
         try (Tensor divisor = dtype() == DType.FLOAT64 ? scalar(value) : adopt(Native.scalarFloat32((float) value))) {
-            return div(divisor);
+            Tensor quotient = div(divisor);
+            if (quotient.dtype() == dtype() || !dtype().isFloatingPoint()) {
+                return quotient;
+            }
+            // a 0-dim float16 or bfloat16 tensor divided by the 0-dim float32 divisor promotes; a Python number would
+            // not, and PyTorch rounds its float32 quotient to the tensor's dtype once, as this does
+            try (quotient) {
+                return quotient.to(dtype());
+            }
         }
     }
 
@@ -1660,6 +1668,13 @@ public final class Tensor implements AutoCloseable {
     public List<Tensor> svd() {
         if (dim() < 2 || !dtype().isFloatingPoint()) {
             throw new IllegalArgumentException("svd: needs a floating-point matrix (or batch of them), got " + describe());
+        }
+        if (numel() > 0) {
+            try (Tensor magnitude = abs(); Tensor largest = magnitude.max()) {
+                if (!Double.isFinite(largest.item())) { // LAPACK's iteration never ends on an infinite entry
+                    throw new IllegalArgumentException("svd: the matrix has a NaN or infinite entry: " + describe());
+                }
+            }
         }
         Call call = Call.begin(SVD, this).tensor(this).bool(false).optStr(null).run();
         return List.of(call.tensorAt(0), call.tensorAt(1), call.tensorAt(2));

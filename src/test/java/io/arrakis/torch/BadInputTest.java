@@ -141,6 +141,9 @@ class BadInputTest {
         c.add(new Case("einsum unknown output label (libtorch)", TORCH, () -> Tensor.einsum("ij->iz", f23), "einsum"));
         c.add(new Case("svd 1-d", IAE, () -> f3.svd(), "svd"));
         c.add(new Case("svd int64", IAE, () -> i22.svd(), "svd"));
+        // was: LAPACK iterated for ever on an infinite entry
+        c.add(new Case("svd of an infinite entry", IAE, () -> Tensor.of(new double[] {1, 2, Double.NEGATIVE_INFINITY, 5},
+                2, 2).svd(), "infinite"));
         c.add(new Case("eigh 1-d", IAE, () -> f3.eigh(), "eigh"));
         c.add(new Case("cholesky int64", IAE, () -> i22.cholesky(), "cholesky"));
         c.add(new Case("norm dims repeated", IAE, () -> f3.norm(new int[] {0, -1}, false), "norm"));

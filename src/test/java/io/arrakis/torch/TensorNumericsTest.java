@@ -1153,6 +1153,12 @@ class TensorNumericsTest {
             assertEquals(0.1 / 3.0, Tensor.of(new double[] {0.1}, 1).div(3.0).toDoubleArray()[0]);
             // bfloat16: float(a) / 3f, rounded to bfloat16 once: 1/3 is 0x3EAB
             assertEquals(0.333984375, Tensor.of(new float[] {1f}, 1).to(DType.BFLOAT16).div(3.0).toDoubleArray()[0]);
+            // the same of a 0-dim tensor, which stays bfloat16 (was: float32 0.33333334, the divisor's dtype)
+            for (DType half : new DType[] {DType.BFLOAT16, DType.FLOAT16}) {
+                Tensor q = Tensor.scalar(1.0).to(half).div(3.0);
+                assertEquals(half, q.dtype());
+                assertEquals(Tensor.of(new float[] {1f / 3f}, 1).to(half).toDoubleArray()[0], q.item());
+            }
             // powers of two multiply, exactly
             assertEquals(1.25f, Tensor.of(new float[] {5f}, 1).div(4.0).toFloatArray()[0]);
             Tensor ints = Tensor.of(new long[] {7}, 1);
