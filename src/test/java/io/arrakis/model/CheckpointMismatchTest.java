@@ -27,16 +27,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class CheckpointMismatchTest {
 
-    /** The tensors of a random tiny checkpoint of {@code config}, with {@code extra} added; written with its config. */
-    private static void write(HookedAutoConfig config, Map<String, Tensor> extra, Path dir) throws IOException {
+    /** The tensors of a random tiny checkpoint of {@code config}, by name, in a map the caller may change. */
+    private static Map<String, Tensor> tensors(HookedAutoConfig config) {
         HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         for (String name : source.names()) {
             tensors.put(name, source.load(name));
         }
-        tensors.putAll(extra);
+        return tensors;
+    }
+
+    /** {@code tensors} as a model folder {@code dir} with {@code config}. */
+    private static void write(HookedAutoConfig config, Map<String, Tensor> tensors, Path dir) throws IOException {
+        Files.createDirectories(dir);
         SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         Files.writeString(dir.resolve("config.json"), config.toJson());
+    }
+
+    /** The tensors of a random tiny checkpoint of {@code config}, with {@code extra} added; written with its config. */
+    private static void writeWith(HookedAutoConfig config, Map<String, Tensor> extra, Path dir) throws IOException {
+        Map<String, Tensor> all = tensors(config);
+        all.putAll(extra);
+        write(config, all, dir);
     }
 
     private static String refusal(Path dir) {
@@ -47,7 +59,7 @@ class CheckpointMismatchTest {
     void aStoredUnembeddingOfTiedEmbeddingsWithAnotherShapeIsRefused(@TempDir Path dir) throws IOException {
         HookedAutoConfig config = TinyConfigs.of("gpt2"); // ties its embeddings
         try (TensorScope scope = TensorScope.open()) {
-            write(config, Map.of("lm_head.weight", Tensor.zeros(7, 3)), dir);
+            writeWith(config, Map.of("lm_head.weight", Tensor.zeros(7, 3)), dir);
             String m = refusal(dir);
             assertTrue(m.contains("lm_head.weight") && m.contains("[7, 3]") && m.contains("tie_word_embeddings"), m);
         }
@@ -58,7 +70,7 @@ class CheckpointMismatchTest {
         HookedAutoConfig config = TinyConfigs.of("gpt2");
         try (TensorScope scope = TensorScope.open()) {
             // Hugging Face ties it to the embedding after loading, whatever its values
-            write(config, Map.of("lm_head.weight", Tensor.zeros(config.vocabSize(), config.dModel())), dir);
+            writeWith(config, Map.of("lm_head.weight", Tensor.zeros(config.vocabSize(), config.dModel())), dir);
             try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
                 assertTrue(model.W_U().abs().max().item() > 0, "the unembedding is the embedding, not the zeros stored");
             }
@@ -76,18 +88,10 @@ class CheckpointMismatchTest {
         Path both = dir.resolve("both");
         Path onlyHead = dir.resolve("only-head");
         try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (String name : source.names()) {
-                tensors.put(name, source.load(name));
-            }
-            Files.createDirectories(both);
-            SafeTensorsWriter.write(both.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(both.resolve("config.json"), config.toJson());
+            Map<String, Tensor> tensors = tensors(config);
+            write(config, tensors, both);
             tensors.put("lm_head.weight", tensors.remove("transformer.wte.weight"));
-            Files.createDirectories(onlyHead);
-            SafeTensorsWriter.write(onlyHead.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(onlyHead.resolve("config.json"), config.toJson());
+            write(config, tensors, onlyHead);
             Tensor ids = Tensor.of(new long[] {1, 2, 3}, 1, 3);
             try (HookedAutoModel a = HookedAutoModel.fromPretrained(both);
                  HookedAutoModel b = HookedAutoModel.fromPretrained(onlyHead)) {
@@ -100,7 +104,7 @@ class CheckpointMismatchTest {
     void aQuantizationConfigIsRefusedNotIgnored(@TempDir Path dir) throws IOException {
         HookedAutoConfig config = TinyConfigs.of("llama");
         try (TensorScope scope = TensorScope.open()) {
-            write(config, Map.of(), dir);
+            writeWith(config, Map.of(), dir);
         }
         withQuantization(dir, "{\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}");
         String m = refusal(dir);
@@ -119,7 +123,7 @@ class CheckpointMismatchTest {
     void gptOssMxfp4IsToldToDequantizeAndADequantizedCheckpointLoads(@TempDir Path dir) throws IOException {
         HookedAutoConfig config = TinyConfigs.of("llama");
         try (TensorScope scope = TensorScope.open()) {
-            write(config, Map.of(), dir);
+            writeWith(config, Map.of(), dir);
         }
         String plain = Files.readString(dir.resolve("config.json"));
         withQuantization(dir, "{\"quant_method\": \"mxfp4\"}");
