@@ -180,18 +180,35 @@ public final class SafeTensorsFile implements AutoCloseable {
                     + Arrays.toString(info.shape()) + ", " + info.byteSize() + " bytes): " + e.getMessage(), e);
         }
         try {
+            // looked at first: the fault of a read past a shrunk file's end may reach the JVM only after this method
+            if (info.byteSize() > 0 && currentSize() < info.offset() + info.byteSize()) {
+                throw new SafeTensorsException(file, shorter(name));
+            }
             if (info.byteSize() > 0) {
                 MemorySegment.copy(mapping, info.offset(), tensor.asSegment(), 0, info.byteSize());
             }
             return tensor;
         } catch (InternalError fault) { // the JVM's answer to a read past the end of a mapped file that shrank
             tensor.close();
-            throw new SafeTensorsException(file, "cannot read tensor " + Json.quote(name) + ": the file is shorter than"
-                    + " when it was opened (truncated or replaced since)", fault);
+            throw new SafeTensorsException(file, shorter(name), fault);
         } catch (RuntimeException | Error e) {
             tensor.close();
             throw e;
         }
+    }
+
+    /** The file's size now, or the mapped size where it cannot be read (a deleted file stays mapped whole). */
+    private long currentSize() {
+        try {
+            return Files.size(file);
+        } catch (IOException e) {
+            return mapping.byteSize();
+        }
+    }
+
+    private static String shorter(String name) {
+        return "cannot read tensor " + Json.quote(name) + ": the file is shorter than when it was opened (truncated"
+                + " or replaced since)";
     }
 
     /** Unmaps the file. Closing twice is harmless. */
