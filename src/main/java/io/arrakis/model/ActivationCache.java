@@ -34,6 +34,11 @@ public final class ActivationCache implements AutoCloseable {
         this.layers = layers;
     }
 
+    /** The blocks of the model whose pass filled the cache. */
+    int layers() {
+        return layers;
+    }
+
     void put(String name, Tensor activation) {
         Tensor previous = entries.put(name, activation);
         if (previous != null && previous != activation) {

@@ -47,7 +47,9 @@ import java.util.function.Supplier;
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
  * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_normalized}, {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
+ * {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied: what the unembedding reads;
+ * TransformerLens's hook of this name is taken before the weight and bias, the stream centred where the norm is a
+ * LayerNorm and divided by its scale), {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
  * the share of each row the sink took, so rows sum to less than 1.
  *
  * <p>A sparse mixture of experts (mixtral, gpt-oss) has, in place of the dense MLP's {@code mlp.hook_pre},

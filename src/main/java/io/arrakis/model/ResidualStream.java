@@ -60,8 +60,17 @@ public final class ResidualStream {
         }
     }
 
-    /** The tools over {@code cache}, which a forward pass of {@code model} filled. */
+    /**
+     * The tools over {@code cache}, which a forward pass of {@code model} filled.
+     *
+     * @throws IllegalArgumentException if a model of another depth filled the cache: its decompositions would end at
+     *     another layer's stream
+     */
     public ResidualStream(HookedAutoModel model, ActivationCache cache) {
+        if (cache.layers() != model.config().architecture().nLayers()) {
+            throw new IllegalArgumentException("the cache is of a pass through " + cache.layers() + " blocks, the model"
+                    + " has " + model.config().architecture().nLayers() + ": give the cache of a pass of this model");
+        }
         this.model = model;
         this.cache = cache;
         this.arch = model.config().architecture();
@@ -192,7 +201,7 @@ public final class ResidualStream {
      * into {@code W_U}; this library does not fold it, and multiplies here instead.
      *
      * @param stack {@code [component, batch, pos, d_model]} in the cache's dtype and device and of its batch and
-     *     positions; float16 and bfloat16 stacks are computed on in their dtype, the scale in float32
+     *     positions; float16 and bfloat16 stacks are computed on in float32 and rounded once, to their dtype
      * @return a new stack of the same shape
      */
     public Tensor applyLnToStack(Tensor stack) {
@@ -204,12 +213,18 @@ public final class ResidualStream {
                 boolean layerNorm = arch.norm() == Architecture.Norm.LAYER_NORM;
                 Tensor x = resid.dtype() == DType.FLOAT32 || resid.dtype() == DType.FLOAT64 ? resid : resid.to(DType.FLOAT32);
                 Tensor centred = layerNorm ? x.sub(x.mean(-1, true)) : x;
-                Tensor inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt().to(stack.dtype());
-                Tensor parts = layerNorm ? stack.sub(stack.mean(-1, true)) : stack;
+                Tensor inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt();
+                DType wide = stack.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
+                Tensor widened = as(stack, wide);
+                Tensor parts = layerNorm ? widened.sub(widened.mean(-1, true)) : widened;
                 Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? w.lnfw.add(1.0) : w.lnfw;
-                return scope.keep(parts.mul(inverseScale).mul(weight));
+                return scope.keep(as(parts.mul(as(inverseScale, wide)).mul(as(weight, wide)), stack.dtype()));
             }
         });
+    }
+
+    private static Tensor as(Tensor t, DType dtype) {
+        return t.dtype() == dtype ? t : t.to(dtype);
     }
 
     /** {@link #logitAttrs(Tensor, Tensor, Tensor)} for the tokens alone. */

@@ -279,6 +279,69 @@ class ResidualStreamTest {
         }
     }
 
+    @Test
+    void aBfloat16StackIsNormalisedInFloat32AndRoundedOnce() {
+        Path dir = Fixtures.huggingFace("gpt2");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
+            ResidualStream resid = new ResidualStream(model, out.cache());
+            Tensor stack = resid.decomposeResid(false).stack();
+            Tensor normalised = resid.applyLnToStack(stack);
+            assertEquals(DType.BFLOAT16, normalised.dtype());
+            int d = (int) stack.size(3);
+            int rows = (int) (stack.numel() / d);
+            int positions = rows / (int) stack.size(0);
+            double[] parts = stack.toDoubleArray();
+            double[] got = normalised.toDoubleArray();
+            double[] fin = out.cache().get("blocks.1.hook_resid_post").toDoubleArray();
+            double[] weight = model.weights().lnfw.toDoubleArray();
+            double eps = model.config().architecture().normEps();
+            for (int r = 0; r < rows; r++) {
+                int p = r % positions; // the final stream's row that scales this component's row
+                double scale = Math.sqrt(variance(fin, p * d, d) + eps);
+                double mean = mean(parts, r * d, d);
+                for (int j = 0; j < d; j++) {
+                    double expected = (parts[r * d + j] - mean) / scale * weight[j];
+                    double error = Math.abs(got[r * d + j] - expected);
+                    // one rounding to bfloat16 (8 significant bits), plus float32's own
+                    assertTrue(error <= Math.abs(expected) / 256 + 1e-6, "row " + r + " column " + j + ": " + got[r * d + j]
+                            + " for " + expected);
+                }
+            }
+        }
+    }
+
+    private static double mean(double[] x, int from, int n) {
+        double sum = 0;
+        for (int i = from; i < from + n; i++) {
+            sum += x[i];
+        }
+        return sum / n;
+    }
+
+    private static double variance(double[] x, int from, int n) {
+        double mean = mean(x, from, n);
+        double sum = 0;
+        for (int i = from; i < from + n; i++) {
+            sum += (x[i] - mean) * (x[i] - mean);
+        }
+        return sum / n;
+    }
+
+    @Test
+    void aCacheOfAModelOfAnotherDepthIsRefused() {
+        Path dir = Fixtures.huggingFace("gpt2");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel two = HookedAutoModel.fromPretrained(dir);
+             HookedAutoModel one = HookedAutoModel.create(two.config().with("n_layer", 1), 0, DType.FLOAT32, Device.CPU);
+             ModelOutput out = two.forward(Fixtures.referenceInputIds(dir))) {
+            String message = assertThrows(IllegalArgumentException.class, () -> new ResidualStream(one, out.cache()))
+                    .getMessage();
+            assertTrue(message.contains("through 2 blocks, the model has 1"), message);
+        }
+    }
+
     private static void assertMissing(String names, org.junit.jupiter.api.function.Executable call) {
         String message = assertThrows(IllegalArgumentException.class, call).getMessage();
         assertTrue(message.contains("needs the cache entries " + names + ", which this cache lacks"), message);
