@@ -10,8 +10,9 @@
 # Copy or carry .gpu/ along with the repository. --prepare takes the fixtures from ../shared, or from ARRAKIS_FIXTURES
 # and ARRAKIS_FIXTURES_HF_MORE. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
 # taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary. Time limits (seconds,
-# sized for a 10-minute device call with the ~35 s test run): GPU_CHECK_JAVA_TIMEOUT (default 240) and
-# GPU_CHECK_PYTHON_TIMEOUT (default 220); GPU_CHECK_PYTHON names the Python (default python3). Checkpoints (~2.7 GB) are written to .gpu/work (GPU_CHECK_WORK), never $OUT.
+# sized for a 10-minute device call with the ~35 s test run): GPU_CHECK_JUNIT_TIMEOUT (default 120),
+# GPU_CHECK_JAVA_TIMEOUT (default 240) and GPU_CHECK_PYTHON_TIMEOUT (default 220); the exit status is JUnit's, else 1
+# where the report found a wrong result; GPU_CHECK_PYTHON names the Python (default python3). Checkpoints (~2.7 GB) are written to .gpu/work (GPU_CHECK_WORK), never $OUT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -70,7 +71,7 @@ set +e
 rc=skipped
 if [ "${1:-}" != "--bench-only" ]; then
   # the browser tests need Selenium and Chromium, which that machine has no use for
-  "${jvm[@]}" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+  timeout "${GPU_CHECK_JUNIT_TIMEOUT:-120}" "${jvm[@]}" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
     --scan-classpath "$root/.gpu/test-classes" --exclude-classname '.*BrowserTest' --reports-dir "$out" 2>&1 \
     | tee "$out/junit.log"
   rc=${PIPESTATUS[0]}
@@ -91,7 +92,9 @@ timeout "${GPU_CHECK_PYTHON_TIMEOUT:-220}" "${GPU_CHECK_PYTHON:-python3}" script
 echo "gpu-check: Python parity and benchmarks exit code ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"
 python3 scripts/lib/gpu_report.py "$out/gpu-java.json" "$out/gpu-python.json" "$out/gpu-check.json" \
   "$out/gpu-check.txt" "$rc"
+report=$?
 set -e
-echo "gpu-check: JUnit exit code $rc; parity and benchmarks in $out/gpu-check.json and $out/gpu-check.txt"
-[ "$rc" = skipped ] && exit 0
-exit "$rc"
+echo "gpu-check: JUnit exit code $rc; report exit code $report (1: a wrong result); parity and benchmarks in" \
+  "$out/gpu-check.json and $out/gpu-check.txt"
+[ "$rc" = skipped ] || [ "$rc" = 0 ] || exit "$rc"
+exit "$report"

@@ -3,6 +3,8 @@
 and a short table, with the targets of issue #7 met or missed. Standard library only.
 
 usage: gpu_report.py JAVA_JSON PYTHON_JSON OUT_JSON OUT_TABLE [JUNIT_RC]
+Exits with 1 where a result is wrong (a parity check, a CUDA graph that failed or differs from the eager pass, a half
+that wrote nothing or was cut short); a missed speed target is reported, not an exit status.
 """
 import json
 import sys
@@ -44,7 +46,7 @@ def verdict(ok):
 def main():
     java, python = load(sys.argv[1]), load(sys.argv[2])
     junit_rc = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].lstrip("-").isdigit() else None
-    lines, summary = [], {"parity": [], "forward": [], "composition": []}
+    lines, summary, failures = [], {"parity": [], "forward": [], "composition": []}, []
     py_parity = {r.get("model"): r for r in rows(python, "parity")}
 
     lines.append("parity (float32 tolerance %g; bfloat16: max|diff|/max|logit| <= %g)" % (F32_TOL, BF16_REL_TOL))
@@ -62,6 +64,8 @@ def main():
         for key in ("hf_vs_ours_cpu_f32_ok", "hf_vs_ours_device_f32_ok"):
             if key in p:
                 ok = ok and bool(p[key])
+        if not ok:
+            failures.append(f"parity {j.get('model')}")
         row = {"model": j.get("model"), "ok": ok, "java": j, "python": p}
         summary["parity"].append(row)
         hf_note = "" if "hf_vs_ours_cpu_f32_max_abs" in p else "  (no HF: " + str(p.get("skipped", p.get("error", "not run")))[:60] + ")"
@@ -91,17 +95,21 @@ def main():
         g_met = None
         if g_eager is not None and g_graph is not None:
             g_met = g_graph <= GRAPH_VS_GRAPH_TARGET and (j.get("seq") != 128 or g_eager <= GRAPH_VS_EAGER_TARGET)
-        g_met = g_met and j.get("ours_graph_equals_eager", False) if g_met is not None else None
+        # a graph that could not be captured, or whose logits differ from the eager pass's, is wrong, not slow
+        g_ok = None if "ours_graph_error" not in j and "ours_graph_equals_eager" not in j else (
+            "ours_graph_error" not in j and j.get("ours_graph_equals_eager") is True)
+        if g_ok is False:
+            failures.append(f"graph {j.get('model')} {j.get('seq')}")
         summary.setdefault("graph", []).append({"model": j.get("model"), "seq": j.get("seq"), "nodes": j.get("ours_graph_nodes"),
                                                 "ours_graph_ms": j.get("ours_graph_ms"), "python_ms": p.get("python_ms"),
                                                 "python_graph_ms": p.get("python_graph_ms"), "vs_eager": g_eager,
                                                 "vs_graph": g_graph, "equals_eager": j.get("ours_graph_equals_eager"),
-                                                "target_met": g_met, "error": j.get("ours_graph_error")})
+                                                "ok": g_ok, "target_met": g_met, "error": j.get("ours_graph_error")})
         graph_lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_graph_nodes'), 'd'):>6} "
                            f"{fmt(j.get('ours_graph_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} "
                            f"{fmt(p.get('python_graph_ms'), '.2f'):>9} {fmt(g_eager, '.2f'):>7} {fmt(g_graph, '.2f'):>7} "
                            f"{str(j.get('ours_graph_equals_eager', '-')):>6}  "
-                           f"{'met' if g_met else 'MISSED' if g_met is False else '-':<7}"
+                           f"{'FAIL' if g_ok is False else 'met' if g_met else 'MISSED' if g_met is False else '-':<7}"
                            + (f"  error: {str(j['ours_graph_error'])[:80]}" if "ours_graph_error" in j else ""))
         lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_ms'), '.2f'):>9} "
                      f"{fmt(j.get('ours_with_cache_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} {fmt(ratio, '.2f'):>6}  "
@@ -141,10 +149,14 @@ def main():
     for doc, name in ((java, "java"), (python, "python")):
         if isinstance(doc, dict) and "error" in doc and len(doc) == 1:
             head.append(f"{name} half: {doc['error']}")
+            failures.append(f"{name} half")
         elif isinstance(doc, dict) and name == "java":  # it writes every section, unless it was cut short
             missing = [k for k in ("parity", "forward", "composition") if k not in doc]
             if missing:
                 head.append(f"{name} half: FAIL, no {', '.join(missing)} section (the run was cut short, or failed)")
+                failures.append(f"{name} half")
+    if failures:
+        head.append(f"FAILED: {', '.join(failures)}")
     table = "\n".join(head + lines) + "\n"
     with open(sys.argv[3], "w") as f:
         json.dump({"meta": meta, "summary": summary, "java": java, "python": python}, f, indent=1)
@@ -152,7 +164,8 @@ def main():
     with open(sys.argv[4], "w") as f:
         f.write(table)
     print(table, end="")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -380,6 +380,11 @@ public final class HookedAutoModel implements AutoCloseable {
      * were added fails. Mixture-of-experts models are refused too: their routing reads the router's choice back to the
      * host. Closing the model closes its captured passes.
      *
+     * <p>A replay writes the temporaries of the captured ops into memory that libtorch's caching allocator keeps for
+     * the graph's stream; it hands such memory back to the driver only when an allocation runs out of GPU memory or
+     * its cache is emptied. After either, close the captured passes and capture again: a replay could otherwise write
+     * memory that other tensors now use.
+     *
      * @throws IllegalArgumentException for a shape the model cannot take or a cache entry it does not have
      * @throws IllegalStateException if the model is closed, has hooks, or is not on a GPU
      * @throws UnsupportedOperationException for a mixture-of-experts model or a CPU build of libtorch
@@ -955,7 +960,22 @@ public final class HookedAutoModel implements AutoCloseable {
                 tokenizer.close();
             }
         }
-        open.forEach(CapturedForward::close); // waits for a replay in progress: their graphs read the weights
+        RuntimeException failed = null;
+        for (CapturedForward capture : open) {
+            try {
+                capture.close(); // waits for a replay in progress: the graphs read the weights
+            } catch (RuntimeException e) {
+                if (failed == null) {
+                    failed = e;
+                } else {
+                    failed.addSuppressed(e);
+                }
+            }
+        }
+        if (failed != null) {
+            throw new IllegalStateException("a captured pass of this model could not be closed, so its weights stay"
+                    + " allocated: a replay may still read them", failed);
+        }
         tables.close();
         weights.close();
     }

@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Deque;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 
@@ -61,6 +62,8 @@ public final class CudaGraph implements AutoCloseable {
      * @throws IllegalStateException if the work could not be captured; the cause says why
      */
     public static CudaGraph capture(Device device, Runnable warmUp, Runnable work) {
+        Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(work, "work");
         if (Thread.currentThread().isVirtual()) {
             throw new UnsupportedOperationException("a CUDA graph cannot be captured on a virtual thread: the capture"
                     + " and libtorch's current stream belong to the carrier thread, which a virtual thread may change;"
@@ -82,7 +85,6 @@ public final class CudaGraph implements AutoCloseable {
         CudaRuntime.synchronize(previous);
         MemorySegment idle = IDLE_STREAMS.computeIfAbsent(index, i -> new ConcurrentLinkedDeque<>()).poll();
         MemorySegment stream = idle != null ? idle : CudaRuntime.createStream(index);
-        CudaGraph made = null;
         try {
             CudaRuntime.setCurrentStream(stream, index);
             try {
@@ -90,16 +92,18 @@ public final class CudaGraph implements AutoCloseable {
                     warmUp.run();
                 }
                 CudaRuntime.synchronize(stream);
-                made = record(device, stream, work);
-                return made;
+                return record(device, stream, work);
             } finally {
                 CudaRuntime.setCurrentStream(previous, index);
             }
-        } finally {
-            if (made == null) {
+        } catch (RuntimeException | Error e) {
+            try {
                 CudaRuntime.synchronize(stream);
-                IDLE_STREAMS.get(index).push(stream);
+            } catch (RuntimeException waitFailed) {
+                e.addSuppressed(waitFailed);
             }
+            IDLE_STREAMS.get(index).push(stream);
+            throw e;
         }
     }
 
@@ -125,9 +129,12 @@ public final class CudaGraph implements AutoCloseable {
         }
         if (failure != null || error[0] != 0) {
             CudaRuntime.clearLastError();
-            CudaRuntime.destroy(graph, null);
-            CudaRuntime.synchronize(stream);
-            Native.deleteHeldBack(heldBack);
+            try {
+                CudaRuntime.destroy(graph, null);
+                CudaRuntime.synchronize(stream);
+            } finally {
+                Native.deleteHeldBack(heldBack);
+            }
             if (failure instanceof Error fatal) {
                 throw fatal;
             }
@@ -183,18 +190,25 @@ public final class CudaGraph implements AutoCloseable {
     /**
      * Waits for the last replay and for the work queued on the calling thread's current stream (what read the
      * replay's outputs there), then frees the graph and the memory it held back; its stream goes to the next capture.
+     * Where a wait fails (a device error, or a capture under way on the calling thread) it throws and the graph stays
+     * open, unfreed, so that no replay still running writes freed memory.
      */
     @Override
     public synchronized void close() {
         if (closed) {
             return;
         }
-        closed = true;
+        // a wait that fails (inside another capture, or after a device error) leaves the graph open, to be closed
+        // again: its memory must not be freed while a replay may still write it
         CudaRuntime.synchronize(CudaRuntime.currentStream(device.index()));
         CudaRuntime.synchronizeEvent(replayed);
-        CudaRuntime.destroyEvent(replayed);
-        CudaRuntime.destroy(graph, exec);
-        Native.deleteHeldBack(heldBack);
-        IDLE_STREAMS.get(device.index()).push(stream);
+        closed = true;
+        try {
+            CudaRuntime.destroyEvent(replayed);
+            CudaRuntime.destroy(graph, exec);
+        } finally {
+            Native.deleteHeldBack(heldBack);
+            IDLE_STREAMS.get(device.index()).push(stream);
+        }
     }
 }

@@ -58,6 +58,15 @@ class CudaGraphTest {
     }
 
     @Test
+    void noWorkIsRefusedBeforeTheWarmUpRuns() {
+        boolean[] warmedUp = new boolean[1];
+        NullPointerException e = assertThrows(NullPointerException.class,
+                () -> CudaGraph.capture(GPU, () -> warmedUp[0] = true, null));
+        assertTrue(e.getMessage().contains("work"), e.getMessage());
+        assertFalse(warmedUp[0]);
+    }
+
+    @Test
     void aVirtualThreadIsRefused() throws Exception {
         Throwable[] thrown = new Throwable[1];
         Thread.ofVirtual().start(() -> {
