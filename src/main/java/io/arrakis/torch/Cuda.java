@@ -9,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 /** What the CUDA runtime behind a CUDA libtorch reports; a CPU build has no GPU. */
 final class Cuda {
     private static volatile int deviceCount = -1;
+    private static volatile String noDevices = "";
     private static boolean cudaBuild;
 
     private Cuda() {
@@ -31,13 +32,22 @@ final class Cuda {
             if (cudaBuild) {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment out = arena.allocate(ValueLayout.JAVA_INT);
-                    if (arrakis_torch_h.cudaGetDeviceCount(out) == 0) {
+                    int error = arrakis_torch_h.cudaGetDeviceCount(out);
+                    if (error == 0) {
                         count = out.get(ValueLayout.JAVA_INT, 0);
+                    } else {
+                        noDevices = CudaRuntime.errorString(error) + " (CUDA error " + error + ")";
                     }
                 }
             }
             deviceCount = count;
         }
         return count;
+    }
+
+    /** Why the CUDA runtime reported no device, in its words; empty where it reported a count. */
+    static String whyNoDevices() {
+        deviceCount();
+        return noDevices;
     }
 }

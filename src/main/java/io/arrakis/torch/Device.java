@@ -90,8 +90,9 @@ public record Device(Type type, int index) {
         }
         int count = Cuda.deviceCount();
         if (count == 0) {
+            String why = Cuda.whyNoDevices();
             throw new IllegalStateException("cannot use " + this + ": the CUDA libtorch is loaded but no GPU answers"
-                    + " (no driver, or CUDA_VISIBLE_DEVICES hides them)");
+                    + (why.isEmpty() ? " (no driver, or CUDA_VISIBLE_DEVICES hides them)" : ": " + why));
         }
         if (index >= count) {
             throw new IllegalStateException("cannot use " + this + ": only " + count + " GPU(s), cuda:0 to cuda:" + (count - 1));
