@@ -360,7 +360,7 @@ public final class HookedAutoModel implements AutoCloseable {
                 // its own handle: the cache may hold the pass's, and closing one must leave the other
                 Tensor logits = scope.keep(new Forward(config, weights, tables, pass).run(ids).alias());
                 return new ModelOutput(logits, cache);
-            } catch (RuntimeException | Error e) {
+            } catch (Throwable e) { // a hook may throw a checked exception too
                 cache.close();
                 throw e;
             } finally {
@@ -724,7 +724,9 @@ public final class HookedAutoModel implements AutoCloseable {
             if (!config.architecture().inputNorms()) {
                 return resid.copy();
             }
-            return new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b());
+            try (TensorScope scope = TensorScope.open()) {
+                return scope.keep(new Forward(config, weights, tables, null).norm(resid, l.ln1w(), l.ln1b()));
+            }
         });
     }
 

@@ -54,7 +54,7 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
     final long address;
     /** The scope that frees this handle, or null when the handle is registered for the garbage collector instead. */
     TensorScope.Owned owner;
-    private Stripe stripe;
+    private volatile Stripe stripe;
     private NativeHandle prev;
     private NativeHandle next;
     private volatile int state;
@@ -78,11 +78,14 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
         Stripe s = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
         stripe = s;
         synchronized (s) {
-            next = stripe.head;
+            next = s.head;
             if (next != null) {
                 next.prev = this;
             }
             s.head = this;
+        }
+        if (isReleased()) { // released on another thread before it could see the stripe, so it could not unlink
+            unlink(s);
         }
     }
 
@@ -157,6 +160,9 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
 
     private void unlink(Stripe stripe) {
         synchronized (stripe) {
+            if (prev == null && stripe.head != this) {
+                return; // not linked, or unlinked already
+            }
             if (prev != null) {
                 prev.next = next;
             } else {

@@ -18,6 +18,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -512,6 +513,29 @@ class HookedAutoModelTest {
             assertTrue(seen.getFirst().isClosed(), "the cached activation was freed");
             assertEquals(3, model.runWithHooks(ids).size(1), "the model runs on");
         }
+    }
+
+    /** Was: a checked exception thrown through a hook (as Kotlin or a sneaky throw can) left the cache to the GC. */
+    @Test
+    void aCheckedExceptionFromAHookStillFreesThePassesActivations() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 1, DType.FLOAT32, Device.CPU)) {
+            List<Tensor> seen = new java.util.ArrayList<>();
+            java.io.IOException thrown = new java.io.IOException("a file the hook wanted to write");
+            Throwable caught = assertThrows(java.io.IOException.class, () -> model.runWithHooks(ids(1, 2, 3),
+                    CacheSpec.all(),
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_resid_pre", (a, n) -> {
+                        seen.add(a);
+                        return null;
+                    }),
+                    HookedAutoModel.HookSpec.at("blocks.1.hook_resid_pre", (a, n) -> sneakyThrow(thrown))));
+            assertSame(thrown, caught);
+            assertTrue(seen.getFirst().isClosed(), "the cached activation was freed");
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <E extends Throwable> Tensor sneakyThrow(Throwable t) throws E {
+        throw (E) t;
     }
 
     @Test
