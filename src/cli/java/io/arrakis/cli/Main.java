@@ -27,10 +27,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
+import java.io.BufferedWriter;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStreamWriter;
 import java.io.PrintStream;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -554,7 +559,15 @@ public final class Main implements Callable<Integer> {
              ModelOutput result = m.forward(text == null ? idsTensor(ids) : textTensor(m, text, tokenizerPath),
                      CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {
-                out.println(result.cache().toJson(names));
+                // written as it goes: the logits of a long batch need not fit the heap as one string
+                Writer writer = new BufferedWriter(new OutputStreamWriter(out, out.charset()));
+                try {
+                    result.cache().writeJson(names, writer);
+                    writer.flush();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+                out.println();
             } else {
                 for (String name : names) {
                     out.println(name + " " + result.cache().get(name));

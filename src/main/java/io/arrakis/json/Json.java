@@ -8,6 +8,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.StreamWriteFeature;
 import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
@@ -16,6 +17,7 @@ import com.fasterxml.jackson.core.util.Separators;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -41,6 +43,7 @@ public final class Json {
     public static final int MAX_DEPTH = 64;
 
     private static final JsonFactory FACTORY = JsonFactory.builder()
+            .disable(StreamWriteFeature.AUTO_CLOSE_TARGET)                   // a caller's writer stays open
             // the text is already in memory: strings and names as long as a writer made them are read back
             .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
                     .maxStringLength(Integer.MAX_VALUE).maxNameLength(Integer.MAX_VALUE).build())
@@ -165,10 +168,21 @@ public final class Json {
     /**
      * Writes {@code value} as compact JSON. Accepts what {@link #parse} returns: maps with string keys, lists, strings,
      * numbers ({@link Long}, {@link Integer}, {@link Short}, {@link Byte}, finite {@link Double} and {@link Float}),
-     * {@code long[]} (as an array), booleans and {@code null}. Strings with unpaired surrogates are rejected.
+     * {@code long[]} (as an array), booleans and {@code null}; and any other {@link Iterable}, as an array whose
+     * elements are asked for as they are written. Strings with unpaired surrogates are rejected.
      */
     public static String write(Object value) {
         return write(value, false);
+    }
+
+    /**
+     * {@link #write(Object)} onto {@code out} as it goes, for documents too large to hold as one string; {@code out} is
+     * flushed, not closed.
+     */
+    public static void write(Object value, Writer out) throws IOException {
+        try (JsonGenerator g = FACTORY.createGenerator(out)) {
+            write(g, value, 0);
+        }
     }
 
     /** Like {@link #write}, with each object member on its own line, indented by two spaces per level. */
@@ -219,7 +233,7 @@ public final class Json {
                 }
                 g.writeEndObject();
             }
-            case List<?> l -> {
+            case Iterable<?> l -> {
                 g.writeStartArray();
                 for (Object o : l) {
                     write(g, o, depth + 1);

@@ -4,12 +4,18 @@ import io.arrakis.json.Json;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
 
+import java.io.IOException;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.NoSuchElementException;
 import java.util.Set;
 
 /**
@@ -106,35 +112,101 @@ public final class ActivationCache implements AutoCloseable {
      * entries at full precision, integer and bool ones (expert indices) as integers, the rest as float32 (which holds
      * bfloat16 and float16 exactly), with the strings {@code "Infinity"}, {@code "-Infinity"} and {@code "NaN"} for
      * values JSON has no number for (masked attention scores are -inf); only the names asked for are copied out of
-     * native memory.
+     * native memory. {@link #writeJson} writes the same without holding it in memory.
      */
     public String toJson(List<String> hookNames) {
+        StringWriter out = new StringWriter();
+        try {
+            writeJson(hookNames, out);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return out.toString();
+    }
+
+    /**
+     * {@link #toJson} onto {@code out} as it goes, the values copied out of native memory a block at a time: for
+     * entries too large to hold as one string (the logits of a long batch). {@code out} is flushed, not closed.
+     */
+    public void writeJson(List<String> hookNames, Writer out) throws IOException {
         checkOpen();
         Map<String, Object> json = new LinkedHashMap<>();
         for (String name : hookNames) {
             Tensor t = get(name);
-            List<Object> data = new ArrayList<>((int) t.numel());
-            if (!t.dtype().isFloatingPoint()) {
-                try (Tensor ints = t.to(DType.INT64)) {
-                    for (long v : ints.toLongArray()) {
-                        data.add(v);
-                    }
-                }
-            } else if (t.dtype() == DType.FLOAT64) {
-                for (double v : t.toDoubleArray()) {
-                    data.add(jsonNumber(v));
-                }
-            } else {
-                for (float v : t.toFloatArray()) {
-                    data.add(jsonNumber(v));
-                }
-            }
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("shape", t.shape());
-            entry.put("data", data);
+            entry.put("data", (Iterable<Object>) () -> new JsonValues(t));
             json.put(name, entry);
         }
-        return Json.write(json);
+        Json.write(json, out);
+    }
+
+    /** A tensor's values in row-major order as JSON writes them, read from native memory a block at a time. */
+    private static final class JsonValues implements Iterator<Object> {
+        private static final int BLOCK = 1 << 16;
+        private final Tensor flat;
+        private final long count;
+        private long next;
+        private Object[] block = new Object[0];
+        private int inBlock;
+
+        JsonValues(Tensor t) {
+            // a contiguous flat copy in the dtype the values are written in, freed once read
+            DType as = !t.dtype().isFloatingPoint() ? DType.INT64 : t.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
+            try (Tensor copy = t.to(as)) {
+                this.flat = copy.reshape(-1);
+            }
+            this.count = t.numel();
+        }
+
+        @Override
+        public boolean hasNext() {
+            boolean more = next < count;
+            if (!more) {
+                flat.close();
+            }
+            return more;
+        }
+
+        @Override
+        public Object next() {
+            if (!hasNext()) {
+                throw new NoSuchElementException();
+            }
+            if (inBlock == block.length) {
+                read();
+            }
+            next++;
+            return block[inBlock++];
+        }
+
+        private void read() {
+            int n = (int) Math.min(BLOCK, count - next);
+            block = new Object[n];
+            inBlock = 0;
+            try (Tensor part = flat.narrow(0, next, n)) {
+                switch (flat.dtype()) {
+                    case INT64 -> {
+                        long[] v = part.toLongArray();
+                        for (int i = 0; i < n; i++) {
+                            block[i] = v[i];
+                        }
+                    }
+                    case FLOAT64 -> {
+                        double[] v = part.toDoubleArray();
+                        for (int i = 0; i < n; i++) {
+                            block[i] = jsonNumber(v[i]);
+                        }
+                    }
+                    default -> {
+                        float[] v = part.toFloatArray();
+                        for (int i = 0; i < n; i++) {
+                            block[i] = jsonNumber(v[i]);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /** The number, or the string JSON readers take for a value JSON has no number for. */

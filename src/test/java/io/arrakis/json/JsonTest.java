@@ -53,6 +53,24 @@ class JsonTest {
         assertEquals("a😀b ü", Json.parse("\"a😀b ü\""), "raw non-ASCII passes through");
     }
 
+    @Test
+    void writesOntoAWriterWithoutClosingItAndAsksIterablesForElementsAsItGoes() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
+        Iterable<Object> counted = () -> java.util.stream.IntStream.range(0, 3)
+                .mapToObj(i -> (Object) (long) asked.incrementAndGet()).iterator();
+        java.io.StringWriter out = new java.io.StringWriter() {
+            @Override
+            public void close() {
+                throw new AssertionError("the caller's writer was closed");
+            }
+        };
+        Json.write(Map.of("n", counted), out);
+        out.write("!");
+        assertEquals("{\"n\":[1,2,3]}!", out.toString());
+        assertEquals(3, asked.get());
+        assertEquals("[1,2,3]", Json.write(new java.util.ArrayDeque<>(List.of(1L, 2L, 3L))), "any collection");
+    }
+
     /** Was: strings and names past Jackson's default read limits were written but could not be read back. */
     @Test
     void whatTheWriterWritesIsReadBackHoweverLong() {

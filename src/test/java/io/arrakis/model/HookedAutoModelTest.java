@@ -221,6 +221,31 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Entries larger than the block writeJson reads at a time come out whole and in order, non-finite values named. */
+    @Test
+    void writeJsonStreamsLargeEntriesAsToJsonWritesThem() throws Exception {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2().with("vocab_size", 30_000), 3, DType.FLOAT32,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(1, 2, 3), CacheSpec.only("logits", "blocks.0.attn.hook_attn_scores"))) {
+            List<String> names = List.of("logits", "blocks.0.attn.hook_attn_scores");
+            java.io.StringWriter streamed = new java.io.StringWriter();
+            out.cache().writeJson(names, streamed);
+            assertEquals(out.cache().toJson(names), streamed.toString());
+            Map<?, ?> json = (Map<?, ?>) io.arrakis.json.Json.parse(streamed.toString());
+            float[] logits = out.cache().get("logits").toFloatArray();
+            List<?> data = (List<?>) ((Map<?, ?>) json.get("logits")).get("data");
+            assertEquals(90_000, logits.length);
+            assertEquals(logits.length, data.size());
+            for (int i = 0; i < logits.length; i += 997) {
+                assertEquals(logits[i], ((Number) data.get(i)).floatValue(), 0f, "value " + i);
+            }
+            assertEquals(logits[logits.length - 1], ((Number) data.getLast()).floatValue(), 0f);
+            List<?> scores = (List<?>) ((Map<?, ?>) json.get("blocks.0.attn.hook_attn_scores")).get("data");
+            assertEquals("-Infinity", scores.get(1), "a masked score: query 0 does not see key 1");
+        }
+    }
+
     /**
      * attentionScores takes queries and keys of one length and head size. Was: keys of one position broadcast against
      * the [pos, pos] mask and gave [batch, head, pos, pos] scores without a word.
