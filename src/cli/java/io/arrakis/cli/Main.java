@@ -478,6 +478,7 @@ public final class Main implements Callable<Integer> {
     private static void heads(Path model, Integer seqLen, int batch, long seed, boolean bos, boolean json,
                               PrintStream out, PrintStream err) {
         Map<String, ScoreReport> reports = new LinkedHashMap<>();
+        boolean windowed;
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              TerminalProgress progress = TerminalProgress.of("head detectors", "layers", json, err);
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
@@ -487,6 +488,9 @@ public final class Main implements Callable<Integer> {
             }
             int n = seqLen != null ? seqLen
                     : (int) Math.min(AttentionView.defaultDetectorSeqLen(m), (m.config().maxPositions() - (bos ? 1 : 0)) / 2);
+            HookedAutoConfig c = m.config();
+            windowed = java.util.stream.IntStream.range(0, c.nLayers())
+                    .anyMatch(l -> c.isSlidingWindowLayer(l) || c.isLocalAttentionLayer(l));
             try (HeadDetectors.Scores s = HeadDetectors.detect(m, n, batch, seed, bosId)) {
                 reports.put("previous_token", ScoreReport.ofHeads(s.previousToken()));
                 reports.put("induction", ScoreReport.ofHeads(s.induction()));
@@ -502,8 +506,10 @@ public final class Main implements Callable<Integer> {
             out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", "kind", "top", "score");
             reports.forEach((kind, r) -> {
                 List<ScoreReport.Entry> best = r.top(1);
-                if (best.isEmpty()) { // every layer's window is too short for this score
-                    out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", kind, "-", "none: windows too short");
+                if (best.isEmpty()) { // every score is NaN
+                    out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %s%n", kind, "-", windowed
+                            ? "none: windows too short, or NaN in the attention patterns"
+                            : "none: the attention patterns hold NaN");
                 } else {
                     out.printf(Locale.ROOT, "%-" + width + "s  %-6s  %.6f%n", kind, best.getFirst().label(),
                             best.getFirst().score());
