@@ -190,7 +190,8 @@ public final class Main implements Callable<Integer> {
         @Option(names = "--json", description = "the result as one line of JSON (notes go to standard error)")
         private boolean json;
         @Option(names = "--config", paramLabel = "KEY=VALUE[,KEY=VALUE...]",
-                description = "Hugging Face config keys to override, e.g. num_hidden_layers=2")
+                description = "Hugging Face config keys to override, e.g. num_hidden_layers=2; a value may be JSON,"
+                        + " e.g. rope_scaling={\"rope_type\":\"linear\",\"factor\":2.0}")
         private String config;
         @Option(names = "--seed", description = "the random seed of weights and ids (default 0)")
         private long seed;
@@ -324,9 +325,9 @@ public final class Main implements Callable<Integer> {
     }
 
     @Command(name = "view", mixinStandardHelpOptions = true, versionProvider = Main.LibraryVersion.class, description = {
-            "One self-contained HTML page of a model on one input: the attention pattern of every layer and head, Q/K/V",
-            "composition, the head detectors' scores and, with a corrupted input, path patching into chosen receivers.",
-            "It opens from file:// with no network."})
+            "One self-contained HTML page of a model on one input, which opens from file:// with no network.",
+            "It shows the attention pattern of every layer and head, Q/K/V composition, the head detectors' scores",
+            "and, with a corrupted input, path patching into chosen receivers."})
     static final class View implements Callable<Integer> {
         @ParentCommand
         private Main main;
@@ -625,7 +626,7 @@ public final class Main implements Callable<Integer> {
     private static void seedExample(boolean json, String config, long seed, PrintStream out, PrintStream err) {
         Map<String, Object> overrides = new LinkedHashMap<>();
         if (config != null) {
-            for (String pair : config.split(",")) {
+            for (String pair : topLevelPairs(config)) {
                 String[] kv = pair.split("=", 2);
                 if (kv.length != 2 || kv[0].isBlank()) {
                     throw new IllegalArgumentException("--config takes KEY=VALUE pairs, got '" + pair + "'");
@@ -647,17 +648,42 @@ public final class Main implements Callable<Integer> {
         }
     }
 
-    /** A --config value as the JSON scalar it spells (number, boolean, null), else as a string. */
+    /** {@code text} split at the commas outside JSON objects, arrays and strings: the values may be JSON. */
+    static List<String> topLevelPairs(String text) {
+        List<String> pairs = new ArrayList<>();
+        int depth = 0;
+        boolean inString = false;
+        int start = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (inString) {
+                if (c == '\\') {
+                    i++;
+                } else if (c == '"') {
+                    inString = false;
+                }
+            } else if (c == '"') {
+                inString = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                pairs.add(text.substring(start, i));
+                start = i + 1;
+            }
+        }
+        pairs.add(text.substring(start));
+        return pairs;
+    }
+
+    /** A --config value as the JSON it spells (number, boolean, null, object, array), else as a string. */
     private static Object configValue(String text) {
         try {
-            Object v = Json.parse(text);
-            if (!(v instanceof Map) && !(v instanceof List)) {
-                return v;
-            }
+            return Json.parse(text);
         } catch (Json.ParseException e) {
-            // not JSON: a bare string such as silu
+            return text; // not JSON: a bare string such as silu
         }
-        return text;
     }
 
     /**

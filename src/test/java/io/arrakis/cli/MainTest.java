@@ -89,6 +89,20 @@ class MainTest {
         assertTrue(bad.err().startsWith("arrakis seed-example: ") && bad.err().contains("num_hidden_layer"), bad.err());
     }
 
+    /** Was: an object value was passed on as a string and refused, and its commas split the pairs. */
+    @Test
+    void seedExampleConfigValuesMayBeJson() {
+        assertEquals(List.of("a=1", "rope_scaling={\"rope_type\":\"linear\",\"factor\":2.0}", "b=[1,2]", "c=\"x,}\""),
+                Main.topLevelPairs("a=1,rope_scaling={\"rope_type\":\"linear\",\"factor\":2.0},b=[1,2],c=\"x,}\""));
+        String small = "num_hidden_layers=1,hidden_size=64,intermediate_size=128,num_attention_heads=4,num_key_value_heads=2";
+        Result r = run("seed-example", "--json", "--config",
+                small + ",rope_scaling={\"rope_type\":\"linear\",\"factor\":2.0}");
+        assertEquals(0, r.status(), r.err());
+        Result bad = run("seed-example", "--json", "--config", small + ",rope_scaling={\"rope_type\":\"bogus\"}");
+        assertEquals(2, bad.status());
+        assertTrue(bad.err().contains("rope_scaling.rope_type") && bad.err().contains("bogus"), bad.err());
+    }
+
     @Test
     void everyCommandHasHelpAndTheToolHasAVersion() {
         Result top = run("--help");
