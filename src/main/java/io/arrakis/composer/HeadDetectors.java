@@ -8,11 +8,13 @@ import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
+import io.arrakis.torch.HostMemory;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.OptionalLong;
 
 /**
@@ -204,6 +206,17 @@ public final class HeadDetectors {
             throw new IllegalArgumentException("the repeated sequence has " + (bos.isPresent() ? "1 + " : "") + "2 * "
                     + seqLen + " = " + positions + " positions but the model has " + max + "; use seqLen <= "
                     + ((max - (bos.isPresent() ? 1 : 0)) / 2));
+        }
+        // the cached patterns of every layer, at least, are held at once: refuse what cannot fit before allocating
+        HookedAutoConfig c = model.config();
+        double patternBytes = (double) c.nLayers() * batch * c.nHeads() * positions * positions
+                * model.dtype().byteSize();
+        long available = model.device().isCpu() ? HostMemory.availableBytes() : 0;
+        if (available > 0 && patternBytes > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "a batch of %,d sequences of %,d positions"
+                    + " needs %.1f GiB for the attention patterns of %d layers, but %.1f GiB of memory is available;"
+                    + " use a smaller batch or seqLen", batch, positions, patternBytes / (1L << 30), c.nLayers(),
+                    available / (double) (1L << 30)));
         }
     }
 }

@@ -272,6 +272,10 @@ class HeadDetectorsTest {
             assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 4, 0, 0));
             assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 17, 1, 0)); // 34 > 32
             assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(null, 4, 1, 0));
+            // was: libtorch's allocation failed, printing its C++ stack trace
+            String tooMany = assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.detect(model, 16, Integer.MAX_VALUE, 0)).getMessage();
+            assertTrue(tooMany.contains("GiB for the attention patterns") && tooMany.contains("smaller batch"), tooMany);
             try (HeadDetectors.Scores s = HeadDetectors.detect(model, 16, 1, 0)) { // 32 positions: just fits
                 assertArrayEquals(new long[] {1, 4}, s.induction().shape());
             }
