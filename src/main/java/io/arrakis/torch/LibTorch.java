@@ -81,6 +81,9 @@ public final class LibTorch {
     static final long EXTENSION_BUILD_VERSION = (2L << 56) | (10L << 48);
 
     private static volatile Info info;
+    /** A failed load after which native libraries stayed in the process: no later attempt may load more. */
+    private static LibTorchException failed; // guarded by LibTorch.class
+    private static boolean librariesLoaded; // guarded by LibTorch.class
     private static volatile boolean packedWeights = true; // set by load()
 
     private LibTorch() {
@@ -117,7 +120,18 @@ public final class LibTorch {
         }
         synchronized (LibTorch.class) {
             if (info == null) {
-                info = loadOnce();
+                if (failed != null) {
+                    throw new LibTorchException(failed.getMessage() + " (the libraries of that attempt stay loaded in"
+                            + " this JVM, which cannot load another libtorch beside them: restart it)", failed);
+                }
+                try {
+                    info = loadOnce();
+                } catch (LibTorchException e) {
+                    if (librariesLoaded) {
+                        failed = e; // another attempt would load a second libtorch over the first's symbols
+                    }
+                    throw e;
+                }
             }
             return info;
         }
@@ -152,6 +166,7 @@ public final class LibTorch {
      * on unless {@code -Darrakis.packedWeights=off} or {@code ARRAKIS_PACKED_WEIGHTS=off}.
      */
     public static boolean packedWeights() {
+        load();
         return packedWeights;
     }
 
@@ -161,7 +176,7 @@ public final class LibTorch {
      * take libtorch's linear.
      */
     public static boolean oneDnnBfloat16Weights() {
-        return OneDnnLinear.bfloat16() && packedWeights;
+        return OneDnnLinear.bfloat16() && packedWeights();
     }
 
     /**
@@ -186,9 +201,9 @@ public final class LibTorch {
         String env = System.getenv(ENV_FOLDER);
         Info loaded;
         if (property != null && !property.isBlank()) {
-            loaded = loadFolder(Path.of(property), "-D" + PROPERTY_FOLDER, heap);
+            loaded = loadFolder(folderPath(property, "-D" + PROPERTY_FOLDER), "-D" + PROPERTY_FOLDER, heap);
         } else if (env != null && !env.isBlank()) {
-            loaded = loadFolder(Path.of(env), "$" + ENV_FOLDER, heap);
+            loaded = loadFolder(folderPath(env, "$" + ENV_FOLDER), "$" + ENV_FOLDER, heap);
         } else {
             loaded = loadMaven(heap);
         }
@@ -196,20 +211,38 @@ public final class LibTorch {
         return loaded;
     }
 
+    private static Path folderPath(String text, String source) {
+        try {
+            return Path.of(text);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new LibTorchException(source + " = '" + text + "' is not a path here (" + e.getReason() + "; the JVM"
+                    + " reads paths in the locale's charset, here " + System.getProperty("sun.jnu.encoding")
+                    + "): run under a UTF-8 locale, or name a folder whose path is ASCII", e);
+        }
+    }
+
+    /** A setting's value and where it came from: the property when set and not blank (it wins), else the variable. */
+    record Setting(String value, String source) {
+        static Setting of(String property, String propertyValue, String variable, String variableValue) {
+            return propertyValue != null && !propertyValue.isBlank() ? new Setting(propertyValue, "-D" + property)
+                    : new Setting(variableValue == null || variableValue.isBlank() ? null : variableValue, "$" + variable);
+        }
+    }
+
     /**
      * {@code -Darrakis.packedWeights} (wins) or {@code ARRAKIS_PACKED_WEIGHTS}: {@code on} (the default) or
      * {@code off}; any other value is refused.
      */
     static boolean packedWeightsSetting(String property, String env) {
-        String value = property != null ? property : env;
-        if (value == null || value.isBlank()) {
+        Setting setting = Setting.of(PROPERTY_PACKED_WEIGHTS, property, ENV_PACKED_WEIGHTS, env);
+        if (setting.value() == null) {
             return true;
         }
-        return switch (value.trim()) {
+        return switch (setting.value().trim()) {
             case "on" -> true;
             case "off" -> false;
-            default -> throw new LibTorchException((property != null ? "-D" + PROPERTY_PACKED_WEIGHTS
-                    : "$" + ENV_PACKED_WEIGHTS) + " must be 'on' or 'off', got '" + value + "'");
+            default -> throw new LibTorchException(setting.source() + " must be 'on' or 'off', got '" + setting.value()
+                    + "'");
         };
     }
 
@@ -243,27 +276,38 @@ public final class LibTorch {
      * the machine.
      */
     private static void applyThreadCount() {
-        String property = System.getProperty(PROPERTY_THREADS);
-        String env = System.getenv(ENV_THREADS);
-        String value = property != null ? property : env;
-        if (value == null || value.isBlank()) {
+        int threads = threadCount(Setting.of(PROPERTY_THREADS, System.getProperty(PROPERTY_THREADS), ENV_THREADS,
+                System.getenv(ENV_THREADS)), Runtime.getRuntime().availableProcessors());
+        if (threads == 0) {
             return;
-        }
-        int threads;
-        try {
-            threads = Integer.parseInt(value.trim());
-        } catch (NumberFormatException e) {
-            threads = 0;
-        }
-        if (threads < 1) {
-            throw new LibTorchException((property != null ? "-D" + PROPERTY_THREADS : "$" + ENV_THREADS) + " must be a"
-                    + " positive number of threads, got '" + value + "'");
         }
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
             for (String variable : new String[] {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
                 arrakis_torch_h.setenv(arena.allocateFrom(variable), arena.allocateFrom(Integer.toString(threads)), 1);
             }
         }
+    }
+
+    /**
+     * The thread count a setting asks for, 0 where it asks for none; refused unless a whole number from 1 to
+     * {@code max(64, 4 cores)} (every thread of a pool takes its own buffers: thousands exhaust the memory).
+     */
+    static int threadCount(Setting setting, int cores) {
+        if (setting.value() == null) {
+            return 0;
+        }
+        int most = Math.max(64, 4 * cores);
+        int threads;
+        try {
+            threads = Integer.parseInt(setting.value().trim());
+        } catch (NumberFormatException e) {
+            threads = 0;
+        }
+        if (threads < 1 || threads > most) {
+            throw new LibTorchException(setting.source() + " must be a number of threads from 1 to " + most + " (4 per"
+                    + " core, at least 64), got '" + setting.value() + "'");
+        }
+        return threads;
     }
 
     private static Info loadFolder(Path folder, String source, NativeHeap.Outcome heap) {
@@ -308,6 +352,7 @@ public final class LibTorch {
     }
 
     private static void loadLibrary(Path library) {
+        librariesLoaded = true; // a failed System.load may still leave the libraries it needed loaded
         try {
             System.load(library.toAbsolutePath().toString());
         } catch (UnsatisfiedLinkError e) {

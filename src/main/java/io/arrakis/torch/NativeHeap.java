@@ -68,9 +68,10 @@ final class NativeHeap {
 
     /** Decides and sets the arena limit; the trimmer is started by {@link #configure()}. */
     static Outcome configure(String property, Map<String, String> env, int cores) {
-        String choice = property != null ? property : env.get(ENV);
-        String source = property != null ? "-D" + PROPERTY : "$" + ENV;
-        if (choice != null && !choice.isBlank()) {
+        LibTorch.Setting setting = LibTorch.Setting.of(PROPERTY, property, ENV, env.get(ENV));
+        String choice = setting.value();
+        String source = setting.source();
+        if (choice != null) {
             switch (choice.trim()) {
                 case "default" -> {
                     return new Outcome(false, source + "=default keeps glibc's own malloc settings");

@@ -101,6 +101,37 @@ class LibTorchTest {
         assertTrue(out.contains("torch_call_dispatcher") && out.contains("older than 2.10") && out.contains(dir.toString()), out);
     }
 
+    /** Was: a second attempt loaded the bundled libtorch over the first attempt's libraries, and the JVM crashed. */
+    @Test
+    void afterAFailedLoadLeftLibrariesInTheJvmNoOtherIsLoaded(@TempDir Path dir) throws Exception {
+        Path impostor = Stream.of("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1")
+                .map(Path::of).filter(Files::isRegularFile).findFirst().orElseThrow();
+        Files.copy(impostor, dir.resolve("libtorch_cpu.so"));
+        String out = ChildJvm.of(LoadProbe.class, "--retry-bundled").property(LibTorch.PROPERTY_FOLDER, dir.toString())
+                .run();
+        List<String> lines = out.strip().lines().filter(l -> l.startsWith("FAILED") || l.startsWith("RETRY")).toList();
+        assertTrue(lines.get(0).startsWith("FAILED") && lines.get(0).contains("older than 2.10"), out);
+        assertTrue(lines.get(1).startsWith("RETRY FAILED") && lines.get(1).contains("older than 2.10")
+                && lines.get(1).contains("restart it"), out);
+    }
+
+    @Test
+    void aThreadCountIsAWholeNumberWithinReason() {
+        assertEquals(0, LibTorch.threadCount(LibTorch.Setting.of("p", null, "V", null), 2));
+        assertEquals(8, LibTorch.threadCount(LibTorch.Setting.of("p", null, "V", " 8 "), 2));
+        assertEquals(3, LibTorch.threadCount(LibTorch.Setting.of("p", "3", "V", "8"), 2), "the property wins");
+        assertEquals(8, LibTorch.threadCount(LibTorch.Setting.of("p", "", "V", "8"), 2), "a blank property is none");
+        assertEquals(64, LibTorch.threadCount(LibTorch.Setting.of("p", "64", "V", null), 2));
+        assertEquals(128, LibTorch.threadCount(LibTorch.Setting.of("p", "128", "V", null), 32));
+        for (String bad : List.of("0", "-1", "zero", "65", "10000", "99999999999")) {
+            String message = assertThrows(LibTorchException.class,
+                    () -> LibTorch.threadCount(LibTorch.Setting.of("p", null, "V", bad), 2)).getMessage();
+            assertTrue(message.startsWith("$V must be a number of threads from 1 to 64") && message.contains(bad), message);
+        }
+        assertThrows(LibTorchException.class, () -> LibTorch.packedWeightsSetting("", "sometimes"),
+                "a blank property leaves the variable to decide");
+    }
+
     @Test
     void twoJvmsExtractIntoAnEmptyCacheAtOnceAndTheThirdReusesIt(@TempDir Path cache) throws Exception {
         assumeBundledLibtorch();

@@ -37,6 +37,14 @@ public final class LoadProbe {
             }
         } catch (LibTorchException e) {
             System.out.println("FAILED " + e.getMessage());
+            if (args.length > 0 && args[0].equals("--retry-bundled")) {
+                System.clearProperty(LibTorch.PROPERTY_FOLDER);
+                try {
+                    System.out.println("RETRY LOADED " + LibTorch.load());
+                } catch (LibTorchException again) {
+                    System.out.println("RETRY FAILED " + again.getMessage());
+                }
+            }
         }
     }
 }
