@@ -62,6 +62,7 @@ public final class SeedExample {
      */
     public static ModelChoice chooseModel(Map<String, Object> overrides, long availableBytes) {
         HookedAutoConfig config = HookedAutoConfig.of("llama").with(overrides); // keep default values for other args
+        requireRoomForTheExample(config);
         String shape = String.format(Locale.ROOT, "llama %s (%,d parameters)", overrides.isEmpty() ? "defaults"
                 : "defaults with " + overrides, config.parameterCount());
         if (availableBytes <= 0 || fits(config, 4, availableBytes)) {
@@ -82,6 +83,22 @@ public final class SeedExample {
         return new ModelChoice(smaller, DType.BFLOAT16, String.format(Locale.ROOT,
                 "%s does not fit in %s even in bfloat16; using num_hidden_layers=%d (%,d parameters) in bfloat16",
                 shape, gib, layers, smaller.parameterCount()));
+    }
+
+    /** What the example reads of the model, checked before the weights are made. */
+    private static void requireRoomForTheExample(HookedAutoConfig c) {
+        if (c.nHeads() < 2) {
+            throw new IllegalArgumentException("the seed example composes heads (0, 0) and (0, 1):"
+                    + " num_attention_heads must be at least 2, got " + c.nHeads());
+        }
+        if (c.maxPositions() < 50) {
+            throw new IllegalArgumentException("the seed example runs 50 positions: max_position_embeddings"
+                    + " must be at least 50, got " + c.maxPositions());
+        }
+        if (c.vocabSize() < 5) {
+            throw new IllegalArgumentException("the seed example lists the 5 likeliest tokens: vocab_size"
+                    + " must be at least 5, got " + c.vocabSize());
+        }
     }
 
     private static boolean fits(HookedAutoConfig config, int bytesPerWeight, long availableBytes) {

@@ -98,6 +98,15 @@ class MainTest {
         Result r = run("seed-example", "--json", "--config",
                 small + ",rope_scaling={\"rope_type\":\"linear\",\"factor\":2.0}");
         assertEquals(0, r.status(), r.err());
+        for (String[] tooSmall : List.of(new String[] {"num_attention_heads=1,num_key_value_heads=1", "at least 2"},
+                new String[] {"max_position_embeddings=16", "at least 50"}, new String[] {"vocab_size=1", "at least 5"})) {
+            Result refused = run("seed-example", "--config", small.replace(",num_attention_heads=4,num_key_value_heads=2",
+                    "") + "," + (tooSmall[0].startsWith("num_attention") ? tooSmall[0]
+                    : "num_attention_heads=4,num_key_value_heads=2," + tooSmall[0]));
+            assertEquals(2, refused.status(), refused.err());
+            assertTrue(refused.err().contains(tooSmall[1]) && !refused.err().contains("built with random weights"),
+                    refused.err());
+        }
         Result bad = run("seed-example", "--json", "--config", small + ",rope_scaling={\"rope_type\":\"bogus\"}");
         assertEquals(2, bad.status());
         assertTrue(bad.err().contains("rope_scaling.rope_type") && bad.err().contains("bogus"), bad.err());
