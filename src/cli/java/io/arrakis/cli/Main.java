@@ -487,8 +487,9 @@ public final class Main implements Callable<Integer> {
             if (bos && bosId.isEmpty()) {
                 throw new IllegalArgumentException("--bos: this model's config.json sets no bos_token_id");
             }
-            int n = seqLen != null ? seqLen
-                    : (int) Math.min(AttentionView.defaultDetectorSeqLen(m), (m.config().maxPositions() - (bos ? 1 : 0)) / 2);
+            // where the context is too short for any length, the library's refusal names the model's context
+            int n = seqLen != null ? seqLen : (int) Math.max(2,
+                    Math.min(AttentionView.defaultDetectorSeqLen(m), (m.config().maxPositions() - (bos ? 1 : 0)) / 2));
             HookedAutoConfig c = m.config();
             windowed = java.util.stream.IntStream.range(0, c.nLayers())
                     .anyMatch(l -> c.isSlidingWindowLayer(l) || c.isLocalAttentionLayer(l));

@@ -202,6 +202,12 @@ public final class HeadDetectors {
         }
         long max = model.config().maxPositions();
         long positions = 2L * seqLen + (bos.isPresent() ? 1 : 0);
+        long least = 4 + (bos.isPresent() ? 1 : 0);
+        if (max < least) {
+            throw new IllegalArgumentException("the model takes " + max + " positions, too few for the head detectors:"
+                    + " the shortest repeated sequence (seqLen 2) has " + (bos.isPresent() ? "1 + " : "") + "2 * 2 = "
+                    + least);
+        }
         if (positions > max) {
             throw new IllegalArgumentException("the repeated sequence has " + (bos.isPresent() ? "1 + " : "") + "2 * "
                     + seqLen + " = " + positions + " positions but the model has " + max + "; use seqLen <= "

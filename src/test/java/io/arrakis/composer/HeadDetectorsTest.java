@@ -280,5 +280,12 @@ class HeadDetectorsTest {
                 assertArrayEquals(new long[] {1, 4}, s.induction().shape());
             }
         }
+        // was: "use seqLen <= 1", a length it refuses too
+        try (HookedAutoModel shortContext = HookedAutoModel.create(tinyGpt2(1).with("n_positions", 3), 1, DType.FLOAT32,
+                Device.CPU)) {
+            String message = assertThrows(IllegalArgumentException.class,
+                    () -> HeadDetectors.detect(shortContext, 2, 1, 0)).getMessage();
+            assertTrue(message.contains("takes 3 positions, too few for the head detectors"), message);
+        }
     }
 }
