@@ -468,6 +468,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
                     + config.maxPositions() + " (max_position_embeddings / n_positions)");
         }
+        MemoryCheck.requireLogits(config, inputIds.numel(), dtype, device);
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
         long[] values = inputIds.toLongArray();
         long min = Arrays.stream(values).min().orElseThrow();

@@ -221,6 +221,23 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Was: libtorch's allocation of the logits failed, printing its C++ stack trace. */
+    @Test
+    void aPassWhoseLogitsCannotFitIsRefusedBeforeAnythingIsAllocated() {
+        long available = io.arrakis.torch.HostMemory.availableBytes();
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown here");
+        int vocab = 1 << 20;
+        long ids = available / (4L * vocab) + 1;
+        long batch = (ids + 127) / 128;
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(
+                     tinyGpt2().with(Map.of("vocab_size", vocab, "n_positions", 128)), 1, DType.FLOAT32, Device.CPU)) {
+            Tensor input = Tensor.zeros(new long[] {batch, 128}, DType.INT64, Device.CPU);
+            String message = assertThrows(IllegalArgumentException.class, () -> model.forward(input)).getMessage();
+            assertTrue(message.contains("GiB for their logits alone") && message.contains("fewer sequences"), message);
+        }
+    }
+
     /** Entries larger than the block writeJson reads at a time come out whole and in order, non-finite values named. */
     @Test
     void writeJsonStreamsLargeEntriesAsToJsonWritesThem() throws Exception {
