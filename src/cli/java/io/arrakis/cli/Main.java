@@ -376,7 +376,9 @@ public final class Main implements Callable<Integer> {
 
     /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
     private static void view(View v, PrintStream out, PrintStream err) {
-        List<Head> receivers = v.receivers.stream().map(Main::parseHead).toList();
+        // a head or route named twice is patched once
+        List<Head> receivers = v.receivers.stream().map(Main::parseHead).distinct().toList();
+        List<PathPatching.Route> routes = v.routes.stream().distinct().toList();
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel m = HookedAutoModel.fromPretrained(v.model);
              HfTokenizer tokenizer = v.tokenizer == null ? null : HfTokenizer.load(v.tokenizer);
@@ -387,8 +389,8 @@ public final class Main implements Callable<Integer> {
             if (v.corrupted != null) {
                 Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
                         : textTensor(m, v.corrupted.text, v.tokenizer);
-                options = options.withPatching(corrupted, v.answer, v.wrong, receivers, v.routes);
-            } else if (v.answer != -1 || v.wrong != -1 || !receivers.isEmpty() || !v.routes.isEmpty()) {
+                options = options.withPatching(corrupted, v.answer, v.wrong, receivers, routes);
+            } else if (v.answer != -1 || v.wrong != -1 || !receivers.isEmpty() || !routes.isEmpty()) {
                 throw new IllegalArgumentException("--answer, --wrong, --receivers and --routes are for path patching:"
                         + " give a corrupted input too (--corrupted-input-ids or --corrupted-text)");
             }

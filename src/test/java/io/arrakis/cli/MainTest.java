@@ -317,6 +317,22 @@ class MainTest {
         assertTrue(r.out().contains("induction        -       none: the attention patterns hold NaN"), r.out());
     }
 
+    /** Was: a receiver or route named twice was patched, and shown, twice. */
+    @Test
+    void viewPatchesAReceiverNamedTwiceOnce(@TempDir Path dir) throws Exception {
+        String gpt2 = Fixtures.huggingFace("gpt2").toString();
+        List<byte[]> pages = new java.util.ArrayList<>();
+        for (String[] receiversAndRoutes : List.of(new String[] {"1.0,1.2", "Q,V"}, new String[] {"1.0,1.2,1.0", "Q,V,Q"})) {
+            Path page = dir.resolve(pages.size() + ".html");
+            Result r = run("view", "--model", gpt2, "--input-ids", "1,2,3,4,5", "--corrupted-input-ids", "1,2,3,4,6",
+                    "--answer", "7", "--wrong", "8", "--receivers", receiversAndRoutes[0], "--routes",
+                    receiversAndRoutes[1], "--out", page.toString());
+            assertEquals(0, r.status(), r.err());
+            pages.add(Files.readAllBytes(page));
+        }
+        assertArrayEquals(pages.get(0), pages.get(1));
+    }
+
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */
     @Test
     void headsJsonHasOneScorePerHead() {
