@@ -12,6 +12,8 @@ import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.text.Tokenizer;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
@@ -205,11 +207,22 @@ public final class AttentionView {
             detectors.put("seq_len", seqLen);
             detectors.put("batch", options.detectorBatch());
             detectors.put("seed", Long.toString(options.detectorSeed())); // JavaScript's numbers hold 53 bits
-            try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(), options.detectorSeed())) {
-                // null where a layer's window does not reach that far back
-                detectors.put("previous_token", headScores(s.previousToken()));
-                detectors.put("induction", headScores(s.induction()));
-                detectors.put("duplicate_token", headScores(s.duplicateToken()));
+            if (options.detectorSeqLen() <= 0 && model.config().maxPositions() < 2L * seqLen) {
+                // a context too short for any repeated sequence: no head has a score, as where a window is too short
+                try (Tensor none = Tensor.full(new long[] {model.config().nLayers(), model.config().nHeads()}, Double.NaN,
+                        DType.FLOAT32, Device.CPU)) {
+                    for (String kind : List.of("previous_token", "induction", "duplicate_token")) {
+                        detectors.put(kind, headScores(none));
+                    }
+                }
+            } else {
+                try (HeadDetectors.Scores s = HeadDetectors.detect(model, seqLen, options.detectorBatch(),
+                        options.detectorSeed())) {
+                    // null where a layer's window does not reach that far back
+                    detectors.put("previous_token", headScores(s.previousToken()));
+                    detectors.put("induction", headScores(s.induction()));
+                    detectors.put("duplicate_token", headScores(s.duplicateToken()));
+                }
             }
             data.put("heads", detectors);
             step.run();

@@ -151,6 +151,22 @@ class AttentionViewTest {
         }
     }
 
+    /** Was: a model too short for any repeated sequence refused the whole page, not only the detectors. */
+    @Test
+    void aContextTooShortForTheDetectorsShowsTheRestWithoutScores() {
+        HookedAutoConfig tiny = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 1, "n_embd", 32, "n_head", 2,
+                "vocab_size", 50, "n_positions", 3));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tiny, 0, DType.FLOAT32, Device.CPU)) {
+            AttentionView view = AttentionView.of(model, ids(1, 2, 3), AttentionView.Options.defaults());
+            Map<?, ?> heads = (Map<?, ?>) view.data().get("heads");
+            assertEquals(List.of(java.util.Arrays.asList(null, null)), heads.get("induction"), "one layer of two heads");
+            // asked for explicitly, a length the context cannot hold is still refused
+            assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3),
+                    AttentionView.Options.defaults().withDetectors(2, 1, 0)));
+        }
+    }
+
     @Test
     void badInputsAreRefusedNamingTheProblem() {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
