@@ -274,7 +274,8 @@ public final class CompositionScores {
     }
 
     /**
-     * The score of one pair, computed on its own (float64 throughout); 0 unless {@code sender.layer() <
+     * The score of one pair, computed on its own in float64 (the norm scales a family folds into the weights are
+     * formed as the model forms them: gemma's {@code 1 + w} in float32); 0 unless {@code sender.layer() <
      * receiver.layer()}, as in {@link #allPairs}. Throws {@link IllegalArgumentException} for a head the model lacks.
      */
     public static double pair(HookedAutoModel model, Head sender, Head receiver, Mode mode) {
