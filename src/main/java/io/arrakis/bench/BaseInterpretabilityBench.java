@@ -342,12 +342,12 @@ public class BaseInterpretabilityBench implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ lifecycle
 
-    /** Closes the tools that hold resources; the model stays open. */
+    /** Closes the tools that hold resources; the model stays open, even where a tool is the model itself. */
     @Override
     public void close() {
         RuntimeException failure = null;
         for (Object tool : tools.values()) {
-            if (tool instanceof AutoCloseable c) {
+            if (tool instanceof AutoCloseable c && tool != model) {
                 try {
                     c.close();
                 } catch (Exception e) {

@@ -5,6 +5,7 @@ import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.RecordComponent;
@@ -164,6 +165,11 @@ final class ExperimentValues {
     private Map<String, Object> record(Record r, String path, int depth) {
         Map<String, Object> out = new LinkedHashMap<>();
         for (RecordComponent component : r.getClass().getRecordComponents()) {
+            if (component.getName().equals(TENSOR_KEY)) {
+                throw new IllegalArgumentException("cannot log " + path + ": the component " + TENSOR_KEY + " of "
+                        + r.getClass().getName() + " is named as the log's own key, for tensor summaries; name it"
+                        + " otherwise");
+            }
             String member = member(path, component.getName());
             out.put(component.getName(), encode(componentValue(r, component, member), member, depth + 1));
         }
@@ -237,43 +243,60 @@ final class ExperimentValues {
      * one NaN, while arithmetic makes others (0/0 is {@code 0xffc00000} in float32 on x86).
      */
     private static String sha256Hex(Tensor t) {
+        return sha256Hex(t, HASH_SLICE_BYTES);
+    }
+
+    /** {@link #sha256Hex(Tensor)}, reading the memory {@code sliceBytes} (a multiple of 8) at a time. */
+    static String sha256Hex(Tensor t, long sliceBytes) {
         Tensor moved = t.device().isCpu() ? null : t.to(Device.CPU);
         try (Tensor host = (moved == null ? t : moved).contiguous()) {
             MessageDigest digest = sha256();
-            ByteBuffer bytes = host.asSegment().asByteBuffer().order(ByteOrder.nativeOrder());
+            MemorySegment all = host.asSegment();
             int width = switch (host.dtype()) {
                 case FLOAT16, BFLOAT16 -> 2;
                 case FLOAT32, COMPLEX64 -> 4;
                 case FLOAT64, COMPLEX128 -> 8;
                 default -> 0;
             };
-            if (width == 0) {
-                digest.update(bytes);
-            } else {
-                ByteBuffer chunk = ByteBuffer.allocate(1 << 16).order(ByteOrder.nativeOrder());
-                while (bytes.hasRemaining()) {
-                    chunk.clear();
-                    while (bytes.hasRemaining() && chunk.hasRemaining()) {
-                        switch (width) {
-                            case 2 -> chunk.putShort(canonicalNaN(bytes.getShort(), host.dtype() == DType.BFLOAT16));
-                            case 4 -> {
-                                float f = bytes.getFloat();
-                                chunk.putInt(Float.isNaN(f) ? 0x7fc00000 : Float.floatToRawIntBits(f));
-                            }
-                            default -> {
-                                double d = bytes.getDouble();
-                                chunk.putLong(Double.isNaN(d) ? 0x7ff8000000000000L : Double.doubleToRawLongBits(d));
-                            }
-                        }
-                    }
-                    digest.update(chunk.flip());
-                }
+            // a ByteBuffer holds at most 2 GiB: larger tensors are read a slice at a time, slices whole elements
+            for (long from = 0; from < all.byteSize(); from += sliceBytes) {
+                ByteBuffer bytes = all.asSlice(from, Math.min(sliceBytes, all.byteSize() - from)).asByteBuffer()
+                        .order(ByteOrder.nativeOrder());
+                digestElements(digest, bytes, width, host.dtype());
             }
             return HexFormat.of().formatHex(digest.digest());
         } finally {
             if (moved != null) {
                 moved.close();
             }
+        }
+    }
+
+    /** Bytes hashed per slice of a tensor's memory; a multiple of every element width. */
+    private static final long HASH_SLICE_BYTES = 1L << 30;
+
+    private static void digestElements(MessageDigest digest, ByteBuffer bytes, int width, DType dtype) {
+        if (width == 0) {
+            digest.update(bytes);
+            return;
+        }
+        ByteBuffer chunk = ByteBuffer.allocate(1 << 16).order(ByteOrder.nativeOrder());
+        while (bytes.hasRemaining()) {
+            chunk.clear();
+            while (bytes.hasRemaining() && chunk.hasRemaining()) {
+                switch (width) {
+                    case 2 -> chunk.putShort(canonicalNaN(bytes.getShort(), dtype == DType.BFLOAT16));
+                    case 4 -> {
+                        float f = bytes.getFloat();
+                        chunk.putInt(Float.isNaN(f) ? 0x7fc00000 : Float.floatToRawIntBits(f));
+                    }
+                    default -> {
+                        double d = bytes.getDouble();
+                        chunk.putLong(Double.isNaN(d) ? 0x7ff8000000000000L : Double.doubleToRawLongBits(d));
+                    }
+                }
+            }
+            digest.update(chunk.flip());
         }
     }
 

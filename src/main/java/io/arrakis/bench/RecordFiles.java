@@ -102,6 +102,11 @@ final class RecordFiles {
         }
     }
 
+    /** White space, no-break and zero-width spaces among them: a name that ends in one looks like the name without. */
+    private static boolean blank(int c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x200B || c == 0x2060 || c == 0xFEFF;
+    }
+
     /** See {@link ExperimentLog#checkName(String)}. */
     static void checkName(String name) {
         Objects.requireNonNull(name, "experiment name");
@@ -112,7 +117,7 @@ final class RecordFiles {
             problem = "starts with '.' (., .. and hidden names are not allowed)";
         } else if (name.getBytes(StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
             problem = "is longer than " + MAX_NAME_BYTES + " UTF-8 bytes";
-        } else if (!name.equals(name.strip())) {
+        } else if (blank(name.codePointAt(0)) || blank(name.codePointBefore(name.length()))) {
             problem = "starts or ends with white space";
         } else {
             for (int i = 0; i < name.length() && problem == null; i++) {

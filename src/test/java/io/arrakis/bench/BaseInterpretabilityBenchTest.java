@@ -118,6 +118,8 @@ class BaseInterpretabilityBenchTest {
         BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model);
         exp.registerTool("resource", m -> (AutoCloseable) closed::incrementAndGet);
         exp.tool("resource", AutoCloseable.class);
+        exp.registerTool("the model itself", m -> m); // was: closed with the tools
+        exp.tool("the model itself", io.arrakis.model.HookedAutoModel.class);
         exp.close();
         assertEquals(1, closed.get());
         assertEquals(2, model.config().nLayers(), "the model is still usable");

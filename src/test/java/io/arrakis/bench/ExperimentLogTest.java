@@ -8,6 +8,7 @@ import io.arrakis.testing.ChildJvm;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -195,7 +196,8 @@ class ExperimentLogTest {
         ExperimentLog log = new ExperimentLog(dir);
         log.record("ok", Map.of(), 1, T0, ONE_SECOND, null);
         List<String> bad = List.of("", ".", "..", "../x", "..\\x", "a/b", "a\\b", "/tmp/x", root.resolve("x").toString(),
-                ".hidden", "C:x", "x\u0000", "x\ny", "tab\t", "del\u007f", " x", "x ", "\ud800", "é".repeat(101));
+                ".hidden", "C:x", "x\u0000", "x\ny", "tab\t", "del\u007f", " x", "x ", "\ud800", "é".repeat(101),
+                "nbsp\u00a0", "\u200bzero-width");
         for (String name : bad) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> log.record(name, Map.of(), 1, T0, ONE_SECOND, null), name);
@@ -545,6 +547,26 @@ class ExperimentLogTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> log.record("v", Map.of(),
                 Map.of("__tensor__", Map.of("sha256", "s", "note", "first run")), T0, ONE_SECOND, null));
         assertTrue(e.getMessage().contains("__tensor__") && e.getMessage().contains("result"), e.getMessage());
+        // a record's component of that name too
+        IllegalArgumentException component = assertThrows(IllegalArgumentException.class, () -> log.record("v",
+                Map.of(), Map.of("w", new NamedLikeTheLogsKey("first run")), T0, ONE_SECOND, null));
+        assertTrue(component.getMessage().contains("__tensor__") && component.getMessage().contains("result.w"),
+                component.getMessage());
+    }
+
+    record NamedLikeTheLogsKey(Object __tensor__) {
+    }
+
+    /** Was: a tensor over 2 GiB could not be hashed (a ByteBuffer holds at most 2 GiB); now read a slice at a time. */
+    @Test
+    void aTensorIsHashedTheSameWhateverTheSlicesItIsReadIn() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor t = Tensor.of(new float[] {1, Float.NaN, -0f, 3.5f, 7, 8, 9, 10, 11}, 9);
+            String whole = ExperimentValues.sha256Hex(t, 1L << 30);
+            assertEquals(whole, ExperimentValues.sha256Hex(t, 8));
+            assertEquals(whole, ExperimentValues.sha256Hex(t, 16));
+            assertNotEquals(whole, ExperimentValues.sha256Hex(t.narrow(0, 0, 8), 8));
+        }
     }
 
     /**
