@@ -96,7 +96,7 @@ public final class CudaGraph implements AutoCloseable {
             } finally {
                 CudaRuntime.setCurrentStream(previous, index);
             }
-        } catch (RuntimeException | Error e) {
+        } catch (Throwable e) { // the warm-up is the caller's code, which may throw a checked exception too
             try {
                 CudaRuntime.synchronize(stream);
             } catch (RuntimeException waitFailed) {
