@@ -10,8 +10,8 @@ import java.io.UncheckedIOException;
 import java.io.Writer;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -151,10 +151,15 @@ public final class ActivationCache implements AutoCloseable {
         private int inBlock;
 
         JsonValues(Tensor t) {
-            // a contiguous flat copy in the dtype the values are written in, freed once read
+            // a flat handle in the dtype the values are written in (a copy only where the dtype or layout needs one),
+            // freed once read; the entry stays the cache's
             DType as = !t.dtype().isFloatingPoint() ? DType.INT64 : t.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
-            try (Tensor copy = t.to(as)) {
-                this.flat = copy.reshape(-1);
+            if (t.dtype() == as) {
+                this.flat = t.reshape(-1);
+            } else {
+                try (Tensor converted = t.to(as)) {
+                    this.flat = converted.reshape(-1);
+                }
             }
             this.count = t.numel();
         }

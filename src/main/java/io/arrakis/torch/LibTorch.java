@@ -197,16 +197,10 @@ public final class LibTorch {
         preferSleepingIdleThreads();
         applyThreadCount();
         packedWeights = packedWeightsSetting(System.getProperty(PROPERTY_PACKED_WEIGHTS), System.getenv(ENV_PACKED_WEIGHTS));
-        String property = System.getProperty(PROPERTY_FOLDER);
-        String env = System.getenv(ENV_FOLDER);
-        Info loaded;
-        if (property != null && !property.isBlank()) {
-            loaded = loadFolder(folderPath(property, "-D" + PROPERTY_FOLDER), "-D" + PROPERTY_FOLDER, heap);
-        } else if (env != null && !env.isBlank()) {
-            loaded = loadFolder(folderPath(env, "$" + ENV_FOLDER), "$" + ENV_FOLDER, heap);
-        } else {
-            loaded = loadMaven(heap);
-        }
+        Setting folder = Setting.of(PROPERTY_FOLDER, System.getProperty(PROPERTY_FOLDER), ENV_FOLDER,
+                System.getenv(ENV_FOLDER));
+        Info loaded = folder.value() == null ? loadMaven(heap)
+                : loadFolder(folderPath(folder.value(), folder.source()), folder.source(), heap);
         Cuda.initialise(loaded.cudaBuild());
         return loaded;
     }
