@@ -35,6 +35,8 @@ final class ExperimentValues {
     static final String TENSOR_KEY = "__tensor__";
 
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z_$][A-Za-z0-9_$]*");
+    /** Bytes hashed per slice of a tensor's memory (a ByteBuffer holds at most 2 GiB); a multiple of every width. */
+    private static final long HASH_SLICE_BYTES = 1L << 30;
 
     /** A tensor met while encoding: where it was, the tensor, and the (still mutable) summary written for it. */
     record TensorRef(String key, Tensor tensor, Map<String, Object> summary) {
@@ -258,7 +260,6 @@ final class ExperimentValues {
                 case FLOAT64, COMPLEX128 -> 8;
                 default -> 0;
             };
-            // a ByteBuffer holds at most 2 GiB: larger tensors are read a slice at a time, slices whole elements
             for (long from = 0; from < all.byteSize(); from += sliceBytes) {
                 ByteBuffer bytes = all.asSlice(from, Math.min(sliceBytes, all.byteSize() - from)).asByteBuffer()
                         .order(ByteOrder.nativeOrder());
@@ -271,9 +272,6 @@ final class ExperimentValues {
             }
         }
     }
-
-    /** Bytes hashed per slice of a tensor's memory; a multiple of every element width. */
-    private static final long HASH_SLICE_BYTES = 1L << 30;
 
     private static void digestElements(MessageDigest digest, ByteBuffer bytes, int width, DType dtype) {
         if (width == 0) {
