@@ -436,8 +436,8 @@ public final class ExperimentLog {
             t = fromValues(summary, dtype, shape);
         } else {
             throw new IllegalStateException("tensor " + key + " of record " + record.name() + " " + record.version()
-                    + " was logged without its data (" + summary.numel() + " elements, over the value limit, and"
-                    + " tensors were not saved)");
+                    + " was logged without its data (" + summary.numel() + " elements, " + (summary.isComplex()
+                    ? "complex, whose values are not stored" : "over the value limit") + ", and tensors were not saved)");
         }
         List<ExperimentValues.TensorRef> refs = new ArrayList<>();
         ExperimentValues.encode(t, key, 0, refs);

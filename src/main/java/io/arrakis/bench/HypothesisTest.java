@@ -1,6 +1,5 @@
 package io.arrakis.bench;
 
-import org.apache.commons.statistics.descriptive.Mean;
 import org.apache.commons.statistics.descriptive.Variance;
 import org.apache.commons.statistics.distribution.TDistribution;
 
@@ -14,13 +13,17 @@ import java.util.function.ToDoubleFunction;
  * compares the two samples with Welch's unequal-variance t-test ({@link #welch}).
  *
  * <p>The generators are given the sample index {@code 0 .. n-1}, so a run is reproducible by seeding from it
- * ({@code i -> statistic(new Generator(seed + i))}). All null samples are drawn first, in index order, then all
+ * ({@code i -> statistic(new Generator(seed + i))}). Give the two hypotheses different seeds: with the same ones, the
+ * samples are paired, which this unpaired test does not use. All null samples are drawn first, in index order, then all
  * alternative samples, on the calling thread. The null sample is {@link WelchResult#a()}, the alternative
  * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative)}), so
  * {@code t < 0} when the alternative's mean is larger.
  *
- * <p>Welch's t and the Welch–Satterthwaite degrees of freedom are computed from the ratio of the two squared standard
- * errors, so that no magnitude of the samples overflows or underflows them; the two-sided p-value is that of Apache
+ * <p>Each sample's mean and variance are computed where its largest magnitude is about 1, the mean with a correction
+ * pass that keeps what rounding its sum lost, so a constant sample reports its value exactly and a spread in the last
+ * digits of a double still gives the right t. Welch's t and the Welch–Satterthwaite degrees of freedom are computed
+ * from the ratio of the two squared standard errors, so that no magnitude of the samples overflows or underflows them;
+ * the two-sided p-value is that of Apache
  * Commons Statistics' Student's t distribution ({@link TDistribution}).
  *
  * <p>Refused with an {@link IllegalArgumentException}: fewer than 2 observations in a sample, {@code alpha} outside
@@ -98,14 +101,14 @@ public final class HypothesisTest {
         checkN(b.length, "sample " + labelB);
         checkFinite(a, labelA);
         checkFinite(b, labelB);
-        double meanA = Mean.of(a).getAsDouble(); // fits a double: no larger than the largest value
-        double meanB = Mean.of(b).getAsDouble();
-        Scaled sdA = standardDeviation(a);
-        Scaled sdB = standardDeviation(b);
+        Summary sa = Summary.of(a);
+        Summary sb = Summary.of(b);
+        Scaled sdA = sa.sd();
+        Scaled sdB = sb.sd();
         if (sdA.mantissa() == 0 && sdB.mantissa() == 0) {
-            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = " + meanA
-                    + ", " + labelB + " = " + meanB + "; variance 0), so t is " + (meanA == meanB ? "0/0" : "infinite")
-                    + " and there is no p-value");
+            throw new IllegalArgumentException("Welch's t-test: both samples are constant (" + labelA + " = "
+                    + sa.mean() + ", " + labelB + " = " + sb.mean() + "; variance 0), so t is "
+                    + (sa.mean() == sb.mean() ? "0/0" : "infinite") + " and there is no p-value");
         }
         // the squared standard errors of the means only through their ratio r <= 1 (the larger one factored out), so
         // that neither they nor their squares in the degrees of freedom overflow or underflow at any magnitude
@@ -116,12 +119,12 @@ public final class HypothesisTest {
         double ratio = (aLarger ? seB : seA).over(larger);
         double r = ratio * ratio;
         double df = (1 + r) * (1 + r) / (1.0 / ((aLarger ? a.length : b.length) - 1) + r * r / ((aLarger ? b.length : a.length) - 1));
-        // t in a unit 2^e where the largest of the means and the standard error is about 1
-        int e = Math.max(Math.max(Math.getExponent(meanA), Math.getExponent(meanB)), larger.binaryExponent());
-        double t = (Math.scalb(meanA, -e) - Math.scalb(meanB, -e)) / (larger.inUnit(e) * Math.sqrt(1 + r));
+        // t in a unit 2^e where the larger of the samples' magnitudes and the standard error is about 1
+        int e = Math.max(Math.max(sa.exponent(), sb.exponent()), larger.binaryExponent());
+        double t = sa.meanMinus(sb, e) / (larger.inUnit(e) * Math.sqrt(1 + r));
         double p = Math.min(1, 2 * TDistribution.of(df).survivalProbability(Math.abs(t)));
-        return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, meanA, sdA.squared()),
-                new WelchResult.Sample(labelB, b.length, meanB, sdB.squared()));
+        return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, sa.mean(), sdA.squared()),
+                new WelchResult.Sample(labelB, b.length, sb.mean(), sdB.squared()));
     }
 
     /** A non-negative {@code mantissa · 2^exponent}: a spread near the largest double may not fit one. */
@@ -152,16 +155,38 @@ public final class HypothesisTest {
     }
 
     /**
-     * The sample's standard deviation (n - 1), computed where its largest magnitude is about 1, with that unit: it
-     * neither overflows nor underflows, whatever the sample's magnitude.
+     * A sample's mean and standard deviation (n - 1), computed on a copy scaled by {@code 2^-exponent} so that its largest
+     * magnitude is about 1: neither overflows nor underflows, whatever the sample's magnitude. The mean is
+     * {@code head + tail} in that unit, the tail being what the rounding of the head lost.
      */
-    private static Scaled standardDeviation(double[] sample) {
-        int exponent = Math.getExponent(Math.max(maxAbs(sample), Double.MIN_NORMAL));
-        double[] scaled = new double[sample.length];
-        for (int i = 0; i < sample.length; i++) {
-            scaled[i] = Math.scalb(sample[i], -exponent);
+    private record Summary(double head, double tail, Scaled sd, int exponent) {
+        static Summary of(double[] sample) {
+            int exponent = Math.getExponent(Math.max(maxAbs(sample), Double.MIN_NORMAL));
+            double[] scaled = new double[sample.length];
+            double sum = 0;
+            for (int i = 0; i < sample.length; i++) {
+                scaled[i] = Math.scalb(sample[i], -exponent);
+                sum += scaled[i];
+            }
+            double head = sum / sample.length;
+            double residuals = 0;
+            for (double x : scaled) {
+                residuals += x - head;
+            }
+            return new Summary(head, residuals / sample.length,
+                    new Scaled(Math.sqrt(Variance.of(scaled).getAsDouble()), exponent), exponent);
         }
-        return new Scaled(Math.sqrt(Variance.of(scaled).getAsDouble()), exponent);
+
+        /** The mean, rounded once to a double. */
+        double mean() {
+            return Math.scalb(head + tail, exponent);
+        }
+
+        /** This mean less {@code other}'s, in units of {@code 2^e}, with no exponent below either sample's. */
+        double meanMinus(Summary other, int e) {
+            double heads = Math.scalb(head, exponent - e) - Math.scalb(other.head, other.exponent - e);
+            return heads + (Math.scalb(tail, exponent - e) - Math.scalb(other.tail, other.exponent - e));
+        }
     }
 
     private static double maxAbs(double[] sample) {

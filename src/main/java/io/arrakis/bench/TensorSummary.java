@@ -3,6 +3,7 @@ package io.arrakis.bench;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * How a tensor is logged: in the JSON a one-member object {@code {"__tensor__": {...}}} whose inner object holds
@@ -24,17 +25,41 @@ import java.util.Objects;
 public record TensorSummary(String key, String dtype, List<Long> shape, String device, String sha256,
                             List<Object> values, String file) {
 
-    /** Checks the required parts. */
+    /** How the values of a record spell the numbers JSON has no form for. */
+    private static final Set<String> NON_FINITE = Set.of("NaN", "Infinity", "-Infinity");
+
+    /**
+     * Checks the parts agree with one another.
+     *
+     * @throws IllegalArgumentException for a negative dimension, a shape of more elements than a long holds, values that
+     *                                  are not numbers, booleans or {@code "NaN"}/{@code "Infinity"}/{@code "-Infinity"},
+     *                                  or as many values as the shape has elements
+     */
     public TensorSummary {
         Objects.requireNonNull(key, "key");
         Objects.requireNonNull(dtype, "dtype");
-        shape = List.copyOf(shape);
+        Objects.requireNonNull(shape, "shape");
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(sha256, "sha256");
+        shape = List.copyOf(shape);
+        String what = "the tensor summary " + key;
+        if (shape.stream().anyMatch(d -> d < 0)) {
+            throw new IllegalArgumentException(what + " needs a shape of non-negative integers, got " + shape);
+        }
+        long n = elements(shape, what);
+        if (values != null) {
+            if (!values.stream().allMatch(v -> v instanceof Number || v instanceof Boolean
+                    || v instanceof String text && NON_FINITE.contains(text))) {
+                throw new IllegalArgumentException(what + " needs its values as a list of numbers, booleans or"
+                        + " \"NaN\"/\"Infinity\"/\"-Infinity\", got " + values);
+            }
+            if (values.size() != n) {
+                throw new IllegalArgumentException(what + " has " + values.size() + " values for its shape " + shape
+                        + " of " + n + " elements");
+            }
+            values = List.copyOf(values);
+        }
     }
-
-    /** How the values of a record spell the numbers JSON has no form for. */
-    private static final java.util.Set<String> NON_FINITE = java.util.Set.of("NaN", "Infinity", "-Infinity");
 
     /**
      * The summary {@code json} stands for, or null when it is not a tensor summary.
@@ -56,47 +81,52 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
             throw new IllegalArgumentException(what + " needs a string dtype and device, got " + s.get("dtype") + " and "
                     + s.get("device"));
         }
-        if (!(s.get("shape") instanceof List<?> shape) || shape.stream().anyMatch(d -> !(d instanceof Long n) || n < 0)) {
+        if (!(s.get("shape") instanceof List<?> shape) || shape.stream().anyMatch(d -> !(d instanceof Long))) {
             throw new IllegalArgumentException(what + " needs a shape of non-negative integers, got " + s.get("shape"));
         }
         Object values = s.get("values");
-        Object file = s.get("file");
-        if (values != null && !(values instanceof List<?> list && list.stream().allMatch(v ->
-                v instanceof Number || v instanceof Boolean || NON_FINITE.contains(v)))) {
-            throw new IllegalArgumentException(what + " needs its values as a list of numbers, booleans or"
-                    + " \"NaN\"/\"Infinity\"/\"-Infinity\", got " + values);
+        if (values != null && !(values instanceof List<?>)) {
+            throw new IllegalArgumentException(what + " needs its values as a list, got " + values);
         }
+        Object file = s.get("file");
         if (file != null && !(file instanceof String)) {
             throw new IllegalArgumentException(what + " needs a string file, got " + file);
         }
-        Object key = s.get("key");
-        TensorSummary summary = new TensorSummary(key instanceof String k ? k : path, dtype, (List<Long>) shape, device,
-                (String) s.get("sha256"), (List<Object>) values, (String) file);
-        long n;
+        String key = s.get("key") instanceof String k ? k : path;
         try {
-            n = summary.numel();
-        } catch (ArithmeticException e) {
-            throw new IllegalArgumentException(what + " has a shape " + shape + " of more elements than a long holds");
+            return new TensorSummary(key, dtype, (List<Long>) shape, device, (String) s.get("sha256"),
+                    (List<Object>) values, (String) file);
+        } catch (IllegalArgumentException e) {
+            throw key.equals(path) ? e : new IllegalArgumentException("at " + path + ", " + e.getMessage(), e);
         }
-        if (values != null && ((List<?>) values).size() != n) {
-            throw new IllegalArgumentException(what + " has " + ((List<?>) values).size() + " values for its shape "
-                    + shape + " of " + n + " elements");
-        }
-        return summary;
     }
 
     /**
      * The number of elements.
      *
      * @return the product of the shape
-     * @throws ArithmeticException where it does not fit a long
      */
     public long numel() {
+        return elements(shape, key);
+    }
+
+    private static long elements(List<Long> shape, String what) {
+        if (shape.contains(0L)) {
+            return 0;
+        }
         long n = 1;
         for (long d : shape) {
-            n = Math.multiplyExact(n, d);
+            if (d > Long.MAX_VALUE / n) {
+                throw new IllegalArgumentException(what + " has a shape " + shape + " of more elements than a long holds");
+            }
+            n *= d;
         }
         return n;
+    }
+
+    /** Whether the dtype is one whose values are never stored in a record. */
+    boolean isComplex() {
+        return dtype.startsWith("complex");
     }
 
     /**
@@ -108,7 +138,9 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
     public double[] valuesAsDoubles() {
         if (values == null) {
             throw new IllegalStateException("tensor " + key + " (" + numel() + " elements) was logged without its values;"
-                    + (file == null ? " raise the value limit or save tensors" : " read it with ExperimentLog.loadTensor"));
+                    + (file != null ? " read it with ExperimentLog.loadTensor"
+                    : isComplex() ? " a complex tensor's values are not stored, so save tensors (complex64 only)"
+                    : " raise the value limit or save tensors"));
         }
         double[] out = new double[values.size()];
         for (int i = 0; i < out.length; i++) {

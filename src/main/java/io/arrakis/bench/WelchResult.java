@@ -6,6 +6,8 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The outcome of Welch's unequal-variance t-test of two samples, {@code a} and {@code b}.
@@ -32,27 +34,59 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
      * @param label    what the sample is ({@code "a"}, {@code "null"}, ...)
      * @param n        its size
      * @param mean     its mean
-     * @param variance its unbiased variance (divided by n - 1)
+     * @param variance its unbiased variance (divided by n - 1); 0 or infinite where the true variance does not fit a
+     *                 double (a sample of subnormal numbers, or of numbers near the largest double)
      */
     public record Sample(String label, int n, double mean, double variance) {
-        /** Checks the label. */
+        /**
+         * Checks the summary is one a sample can have.
+         *
+         * @throws IllegalArgumentException for fewer than 2 observations, a mean that is not finite or a variance that is
+         *                                  negative or NaN
+         */
         public Sample {
             Objects.requireNonNull(label, "label");
+            if (n < 2 || !Double.isFinite(mean) || !(variance >= 0)) {
+                throw new IllegalArgumentException("sample " + label + ": needs n >= 2, a finite mean and a variance >= 0,"
+                        + " got n = " + n + ", mean = " + mean + ", variance = " + variance);
+            }
         }
 
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("n", n);
             m.put("mean", ExperimentValues.number(mean));
-            m.put("variance", ExperimentValues.number(variance)); // "Infinity" when it does not fit a double
+            m.put("variance", ExperimentValues.number(variance)); // "Infinity" where it does not fit a double
             return m;
         }
     }
 
-    /** Checks the samples are given. */
+    /** The keys of {@link #toMap()} that a sample's label cannot take. */
+    private static final Set<String> KEYS = Set.of("test", "t", "df", "p_value", "alpha", "reject_null");
+
+    /**
+     * Checks the parts agree with one another.
+     *
+     * @throws IllegalArgumentException for a NaN t, degrees of freedom that are not positive, a p-value outside
+     *                                  [0, 1], {@code alpha} outside (0, 1), {@code rejectNull} other than
+     *                                  {@code pValue < alpha}, or labels that are equal or a key of {@link #toMap()}
+     */
     public WelchResult {
         Objects.requireNonNull(a, "a");
         Objects.requireNonNull(b, "b");
+        if (Double.isNaN(t) || !(degreesOfFreedom > 0) || !(pValue >= 0 && pValue <= 1) || !(alpha > 0 && alpha < 1)) {
+            throw new IllegalArgumentException("Welch's t-test result: needs a t that is not NaN, degrees of freedom > 0,"
+                    + " a p-value in [0, 1] and alpha in (0, 1), got t = " + t + ", df = " + degreesOfFreedom + ", p = "
+                    + pValue + ", alpha = " + alpha);
+        }
+        if (rejectNull != pValue < alpha) {
+            throw new IllegalArgumentException("Welch's t-test result: rejectNull is " + rejectNull + " but p = " + pValue
+                    + (pValue < alpha ? " < " : " >= ") + "alpha = " + alpha);
+        }
+        if (a.label().equals(b.label()) || KEYS.contains(a.label()) || KEYS.contains(b.label())) {
+            throw new IllegalArgumentException("Welch's t-test result: the samples need two different labels, neither of"
+                    + " them one of " + new TreeSet<>(KEYS) + ", got " + a.label() + " and " + b.label());
+        }
     }
 
     /**

@@ -649,11 +649,12 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Normal samples {@code mean + std · z} from {@code generator}: it gives one 64-bit seed, and chunks of
-     * {@value #DRAW_CHUNK} elements draw in parallel from streams derived from that seed and the chunk's index, so the
+     * Normal samples {@code mean + std · z} from {@code generator}: it gives one 64-bit seed, and chunks of 65,536
+     * elements draw in parallel from streams derived from that seed and the chunk's index, so the
      * values are the same whatever the number of threads. Each value is rounded to float32 (float64 for a float64
      * tensor) and then, for float16 and bfloat16, to nearest-even as libtorch converts, straight into the tensor's
-     * memory: no wider temporary, so a 7-billion-parameter model's weights take seconds, not minutes.
+     * memory: no wider temporary, so a 7-billion-parameter model's weights take seconds, not minutes. As in PyTorch, a
+     * value beyond the dtype's range (a mean or std near it) is infinite.
      */
     public static Tensor normal(Generator generator, long[] shape, double mean, double std, DType dtype, Device device) {
         return Sampling.normal(generator, shape, mean, std, dtype, device, "Tensor.normal");

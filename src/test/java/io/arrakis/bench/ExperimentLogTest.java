@@ -593,6 +593,32 @@ class ExperimentLogTest {
         assertThrows(IllegalArgumentException.class, () -> TensorSummary.from(Map.of("__tensor__", noShape), "r"));
     }
 
+    @Test
+    void aTensorSummaryIsCheckedWhereverItIsMade() {
+        assertThrows(IllegalArgumentException.class, () -> new TensorSummary("k", "float32", List.of(-2L, 3L), "cpu",
+                "s", null, null));
+        assertThrows(IllegalArgumentException.class, () -> new TensorSummary("k", "float32", List.of(2L), "cpu", "s",
+                List.of(1.0), null));
+        assertThrows(IllegalArgumentException.class, () -> new TensorSummary("k", "float32", List.of(1L), "cpu", "s",
+                List.of("abc"), null));
+        assertThrows(NullPointerException.class, () -> new TensorSummary("k", "float32", null, "cpu", "s", null, null));
+        // no elements, whatever the other dimensions
+        assertEquals(0, new TensorSummary("k", "float32", List.of(1L << 62, 1L << 62, 0L), "cpu", "s", List.of(), null)
+                .numel());
+        List<Object> values = new java.util.ArrayList<>(List.of(1.0, 2.0));
+        TensorSummary copy = new TensorSummary("k", "float32", List.of(2L), "cpu", "s", values, null);
+        values.set(0, 5.0);
+        assertEquals(1.0, copy.valuesAsDoubles()[0]);
+    }
+
+    /** Was: told to raise the value limit, which a complex tensor's values never obey. */
+    @Test
+    void aComplexTensorLoggedWithoutItsDataSaysWhy() {
+        TensorSummary complex = new TensorSummary("k", "complex128", List.of(2L), "cpu", "s", null, null);
+        IllegalStateException e = assertThrows(IllegalStateException.class, complex::valuesAsDoubles);
+        assertTrue(e.getMessage().contains("a complex tensor's values are not stored"), e.getMessage());
+    }
+
     /** Was: a record whose values were edited, or that was copied into another experiment's folder, read as valid. */
     @Test
     void anEditedOrMovedRecordIsRefused(@TempDir Path dir) throws IOException {

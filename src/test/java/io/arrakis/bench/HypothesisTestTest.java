@@ -194,6 +194,56 @@ class HypothesisTestTest {
         assertEquals(5e-21, apart.b().variance(), 5e-21 * 1e-9);
     }
 
+    /** Was: the means were off in their last digit, so a constant sample did not report its value and t was -6. */
+    @Test
+    void aSpreadInTheLastDigitGivesTheExactT() {
+        double x = 0.7;
+        // b's deviations from its mean are -u/3, -u/3 and 2u/3 (u = ulp(0.7)): variance u^2/3, standard error u/3, and
+        // the means differ by u/3, so t = -1 exactly; a is constant, so df = n(b) - 1 = 2, and for Student's t with 2
+        // degrees of freedom P(|T| >= 1) = 1 - 1/sqrt(3)
+        WelchResult r = HypothesisTest.welch(new double[] {x, x, x}, new double[] {x, x, Math.nextUp(x)}, 0.05);
+        assertEquals(x, r.a().mean());
+        assertEquals(-1.0, r.t(), 1e-12);
+        assertEquals(2.0, r.degreesOfFreedom(), 1e-12);
+        assertEquals(1 - 1 / Math.sqrt(3), r.pValue(), 1e-12);
+        assertFalse(r.rejectNull());
+        assertEquals(0.1, HypothesisTest.welch(new double[] {0.1, 0.1, 0.1, 0.1, 0.1}, new double[] {1, 2}, 0.05)
+                .a().mean());
+    }
+
+    /** Was: the means were taken before scaling, so samples of subnormal numbers had means of 0 and t = 0. */
+    @Test
+    void subnormalSamplesGiveTheTOfTheirUnit() {
+        double u = Double.MIN_VALUE;
+        WelchResult tiny = HypothesisTest.welch(new double[] {0, u}, new double[] {0, 2 * u, u}, 0.05);
+        WelchResult unit = HypothesisTest.welch(new double[] {0, 1}, new double[] {0, 2, 1}, 0.05);
+        // means 0.5 and 1, variances 0.5 and 1: t = -0.5 / sqrt(0.5/2 + 1/3)
+        assertEquals(-0.5 / Math.sqrt(0.25 + 1.0 / 3), unit.t(), 1e-15);
+        assertEquals(unit.t(), tiny.t(), 1e-15);
+        assertEquals(unit.degreesOfFreedom(), tiny.degreesOfFreedom(), 1e-12);
+        assertEquals(unit.pValue(), tiny.pValue(), 1e-15);
+        assertEquals(u, tiny.b().mean()); // the variances, u^2, are below the smallest double: 0, as documented
+        assertEquals(0.0, tiny.b().variance());
+    }
+
+    @Test
+    void aResultWhosePartsDisagreeIsRefused() {
+        WelchResult.Sample a = new WelchResult.Sample("a", 3, 1, 1);
+        WelchResult.Sample b = new WelchResult.Sample("b", 3, 2, 1);
+        assertEquals(0.4, new WelchResult(-1.2, 4, 0.4, 0.05, false, a, b).pValue());
+        assertMessage("rejectNull is true", () -> new WelchResult(-1.2, 4, 0.4, 0.05, true, a, b));
+        assertMessage("alpha in (0, 1)", () -> new WelchResult(-1.2, 4, 0.4, Double.NaN, false, a, b));
+        assertMessage("t that is not NaN", () -> new WelchResult(Double.NaN, 4, 0.4, 0.05, false, a, b));
+        assertMessage("p-value in [0, 1]", () -> new WelchResult(-1.2, 4, 1.5, 0.05, false, a, b));
+        assertMessage("degrees of freedom > 0", () -> new WelchResult(-1.2, -1, 0.4, 0.05, false, a, b));
+        assertMessage("two different labels", () -> new WelchResult(-1.2, 4, 0.4, 0.05, false, a, a));
+        assertMessage("two different labels", () -> new WelchResult(-1.2, 4, 0.4, 0.05, false,
+                new WelchResult.Sample("t", 3, 1, 1), b));
+        assertMessage("variance >= 0", () -> new WelchResult.Sample("a", 3, 1, -1));
+        assertMessage("n >= 2", () -> new WelchResult.Sample("a", 1, 1, 0));
+        assertMessage("finite mean", () -> new WelchResult.Sample("a", 3, Double.NaN, 0));
+    }
+
     @Test
     void badInputsAreRefused() {
         double[] ok = {1, 2, 3};
