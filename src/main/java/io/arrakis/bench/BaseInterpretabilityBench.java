@@ -1,5 +1,6 @@
 package io.arrakis.bench;
 
+import io.arrakis.io.IoErrors;
 import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.ScoreReport;
@@ -312,7 +313,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         try {
             Files.createDirectories(file.getParent());
         } catch (IOException e) {
-            throw new UncheckedIOException("could not create " + file.getParent() + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("could not create " + file.getParent() + ": " + IoErrors.reason(e), e);
         }
         AttentionView.Options options = AttentionView.Options.defaults().withTitle(name).withTokens(tokenizer().orElse(null));
         return AttentionView.of(model, inputIds, options).writeHtml(file);

@@ -48,6 +48,12 @@ public final class ModelProfile {
         public long[] shape() {
             return shape.clone();
         }
+
+        @Override
+        public String toString() {
+            return "HookTiming[" + hookName + ", layer " + layer + ", " + component + ", " + nanos + " ns, " + bytes
+                    + " bytes, " + java.util.Arrays.toString(shape) + ", " + dtype + "]";
+        }
     }
 
     /** A sum over hook points: their count, time and activation bytes. */

@@ -10,6 +10,7 @@ import io.arrakis.plot.Heatmap;
 import io.arrakis.torch.Tensor;
 
 import java.awt.geom.Rectangle2D;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -80,11 +81,12 @@ public final class Plots {
                 checkedPattern(cache, l, h, 0, tokens).close();
             }
         }
+        checkFolder(dir, layers, heads);
         Heatmap.requireFonts();
         List<Path> files = new ArrayList<>();
         for (int l : layers) {
             for (int h : heads) {
-                Path file = dir.resolve("attention_L" + l + "H" + h + ".png");
+                Path file = patternFile(dir, l, h);
                 renderAttention(cache, l, h, 0, tokens, file, width, height);
                 files.add(file);
             }
@@ -101,8 +103,22 @@ public final class Plots {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(layers, "layers");
         Objects.requireNonNull(heads, "heads");
-        checkChoice(layers, heads); // before the forward pass, as the size is
+        Objects.requireNonNull(inputIds, "inputIds");
+        Objects.requireNonNull(dir, "dir");
+        checkChoice(layers, heads); // before the forward pass, as the size, heads and labels are
         checkSize(width, height);
+        checkFolder(dir, layers, heads);
+        int nHeads = model.config().nHeads();
+        for (int h : heads) {
+            if (h < 0 || h >= nHeads) {
+                throw new IllegalArgumentException("head " + h + " does not exist: this " + model.config().family()
+                        + " model has heads 0 to " + (nHeads - 1));
+            }
+        }
+        long[] idShape = inputIds.shape();
+        if (tokens != null && idShape.length == 2 && tokens.size() != idShape[1]) {
+            throw new IllegalArgumentException(tokens.size() + " token labels for " + idShape[1] + " positions");
+        }
         int nLayers = model.config().nLayers();
         String[] names = new String[layers.length];
         for (int i = 0; i < layers.length; i++) {
@@ -146,6 +162,24 @@ public final class Plots {
 
     static String patternName(int layer) {
         return "blocks." + layer + ".attn.hook_pattern";
+    }
+
+    private static Path patternFile(Path dir, int layer, int head) {
+        return dir.resolve("attention_L" + layer + "H" + head + ".png");
+    }
+
+    /** That {@code dir} is not a file and no folder sits where one of the images goes. */
+    private static void checkFolder(Path dir, int[] layers, int[] heads) {
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw new IllegalArgumentException(dir + " is a file, not a folder for the attention patterns");
+        }
+        for (int l : layers) {
+            for (int h : heads) {
+                if (Files.isDirectory(patternFile(dir, l, h))) {
+                    throw new IllegalArgumentException("a folder sits where " + patternFile(dir, l, h) + " goes");
+                }
+            }
+        }
     }
 
     private static void checkSize(int width, int height) {
@@ -220,23 +254,45 @@ public final class Plots {
     static final int LABEL_LENGTH = 20;
 
     /**
-     * A token as a tick label: control characters escaped (a newline as {@code \n}, others by their code), spaces
-     * shown as ␣ when the token is nothing else, an empty token as ∅, at most {@value #LABEL_LENGTH} characters.
+     * A token as a tick label: characters that draw nothing or change the drawing's direction escaped (a newline as
+     * {@code \n}, control and format characters and spaces other than U+0020 by their code, e.g. {@code \u00a0}), spaces
+     * shown as ␣ when the token is nothing else, an empty token as ∅, at most {@value #LABEL_LENGTH} characters, cut only
+     * between escapes.
      */
     static String label(String token) {
         Objects.requireNonNull(token, "token label");
         if (token.isEmpty()) {
             return "∅";
         }
-        StringBuilder sb = new StringBuilder();
-        token.codePoints().forEach(cp -> sb.append(switch (cp) {
+        boolean onlySpaces = token.isBlank();
+        List<String> pieces = token.codePoints().mapToObj(cp -> switch (cp) {
             case '\n' -> "\\n";
             case '\r' -> "\\r";
             case '\t' -> "\\t";
-            default -> Character.isISOControl(cp) ? String.format("\\u%04x", cp) : Character.toString(cp);
-        }));
-        String label = token.isBlank() ? sb.toString().replace(' ', '␣') : sb.toString();
-        return label.codePointCount(0, label.length()) <= LABEL_LENGTH ? label
-                : label.substring(0, label.offsetByCodePoints(0, LABEL_LENGTH - 1)) + "…";
+            case ' ' -> onlySpaces ? "␣" : " ";
+            default -> drawsNothing(cp) ? String.format("\\u%04x", cp) : Character.toString(cp);
+        }).toList();
+        if (pieces.stream().mapToInt(p -> p.codePointCount(0, p.length())).sum() <= LABEL_LENGTH) {
+            return String.join("", pieces);
+        }
+        StringBuilder sb = new StringBuilder();
+        int length = 0;
+        for (String piece : pieces) {
+            length += piece.codePointCount(0, piece.length());
+            if (length > LABEL_LENGTH - 1) {
+                break;
+            }
+            sb.append(piece);
+        }
+        return sb.append('…').toString();
+    }
+
+    /** Control, format (e.g. a zero-width space or a right-to-left override) and separator characters. */
+    private static boolean drawsNothing(int cp) {
+        return switch (Character.getType(cp)) {
+            case Character.CONTROL, Character.FORMAT, Character.SPACE_SEPARATOR, Character.LINE_SEPARATOR,
+                 Character.PARAGRAPH_SEPARATOR, Character.UNASSIGNED, Character.SURROGATE -> true;
+            default -> false;
+        };
     }
 }

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.io.IoErrors;
 import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
@@ -157,7 +158,7 @@ public final class HookedAutoConfig {
         } catch (CharacterCodingException e) {
             throw new IllegalArgumentException(configJson + ": not UTF-8 text, which a config.json is", e);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + configJson + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot read " + configJson + ": " + IoErrors.reason(e), e);
         }
         try {
             return fromJsonText(text);

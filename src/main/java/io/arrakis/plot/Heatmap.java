@@ -1,5 +1,6 @@
 package io.arrakis.plot;
 
+import io.arrakis.io.IoErrors;
 import io.arrakis.io.AtomicFiles;
 import org.jfree.chart.ChartRenderingInfo;
 import org.jfree.chart.ChartUtils;
@@ -26,6 +27,7 @@ import java.io.UncheckedIOException;
 import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -160,8 +162,6 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
                 }
             }
         }
-        DefaultXYZDataset dataset = new DefaultXYZDataset();
-        dataset.addSeries("values", series);
 
         SymbolAxis xAxis = new SymbolAxis(columnAxis, columnLabels);
         xAxis.setVerticalTickLabels(true);
@@ -178,7 +178,7 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         Viridis scale = new Viridis(lower, upper);
         XYBlockRenderer renderer = new XYBlockRenderer();
         renderer.setPaintScale(scale);
-        XYPlot plot = new XYPlot(dataset, xAxis, yAxis, renderer);
+        XYPlot plot = new XYPlot(new DefaultXYZDataset(), xAxis, yAxis, renderer);
         plot.setBackgroundPaint(Color.WHITE);                      // blank cells stay white
         plot.setDomainGridlinesVisible(false);
         plot.setRangeGridlinesVisible(false);
@@ -196,14 +196,17 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         legend.setBackgroundPaint(Color.WHITE);
         chart.addSubtitle(legend);
 
-        ChartRenderingInfo info = new ChartRenderingInfo();
-        BufferedImage image = chart.createBufferedImage(width, height, info);
-        Rectangle2D area = info.getPlotInfo().getDataArea();
+        // laid out first without the cells, whose drawing would be wasted on an image that cannot hold them
+        Rectangle2D area = dataArea(chart, width, height);
         if (area.getWidth() < cols || area.getHeight() < rows) {
             throw new IllegalArgumentException("at " + width + " × " + height + " pixels the title, labels and legend"
                     + " leave " + (int) area.getWidth() + " × " + (int) area.getHeight() + " pixels for " + cols + " × "
                     + rows + " cells: make the image larger, or the labels shorter or their font smaller");
         }
+        DefaultXYZDataset dataset = new DefaultXYZDataset();
+        dataset.addSeries("values", series);
+        plot.setDataset(dataset);
+        BufferedImage image = chart.createBufferedImage(width, height);
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {
@@ -213,9 +216,65 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
             AtomicFiles.write(file, (channel, temp) -> ChartUtils.writeBufferedImageAsPNG(
                     Channels.newOutputStream(channel), image));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the heatmap " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write the heatmap " + file + ": " + IoErrors.reason(e), e);
         }
-        return info.getPlotInfo().getDataArea();
+        return area;
+    }
+
+    /** Where {@code chart} puts its plot's data area in an image of {@code width × height}, without drawing it there. */
+    private static Rectangle2D dataArea(JFreeChart chart, int width, int height) {
+        BufferedImage scratch = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = scratch.createGraphics();
+        try {
+            ChartRenderingInfo info = new ChartRenderingInfo(null); // no entity per cell: only the area is read
+            chart.draw(g, new Rectangle2D.Double(0, 0, width, height), info);
+            return info.getPlotInfo().getDataArea();
+        } finally {
+            g.dispose();
+        }
+    }
+
+    /** A copy of the row labels. */
+    @Override
+    public String[] rowLabels() {
+        return rowLabels.clone();
+    }
+
+    /** A copy of the column labels. */
+    @Override
+    public String[] columnLabels() {
+        return columnLabels.clone();
+    }
+
+    /** A copy of the values. */
+    @Override
+    public double[][] values() {
+        double[][] copy = values.clone();
+        for (int r = 0; r < copy.length; r++) {
+            copy[r] = copy[r].clone();
+        }
+        return copy;
+    }
+
+    /** Equal to a heatmap of the same labels, values and settings. */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Heatmap h && Objects.equals(title, h.title) && Objects.equals(rowAxis, h.rowAxis)
+                && Objects.equals(columnAxis, h.columnAxis) && Arrays.equals(rowLabels, h.rowLabels)
+                && Arrays.equals(columnLabels, h.columnLabels) && Arrays.deepEquals(values, h.values)
+                && Objects.equals(legendTitle, h.legendTitle) && Double.compare(lower, h.lower) == 0
+                && Double.compare(upper, h.upper) == 0 && tickFontSize == h.tickFontSize;
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(title, rowAxis, columnAxis, Arrays.hashCode(rowLabels), Arrays.hashCode(columnLabels),
+                Arrays.deepHashCode(values), legendTitle, lower, upper, tickFontSize);
+    }
+
+    @Override
+    public String toString() {
+        return "Heatmap[" + title + ", " + rowLabels.length + " × " + columnLabels.length + "]";
     }
 
     /**

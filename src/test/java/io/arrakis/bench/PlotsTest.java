@@ -202,6 +202,13 @@ class PlotsTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> Plots.attentionPatterns(gpt2, ids, new int[] {0, 0}, new int[] {1, 1}, null, dir, 400, 400));
         assertTrue(e.getMessage().contains("chosen twice"), e.getMessage());
+        // were checked only after the forward pass
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {9}, null, dir, 400, 400));
+        assertTrue(e.getMessage().contains("heads 0 to 3"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {0}, List.of("a"), dir, 400, 400));
+        assertTrue(e.getMessage().contains("1 token labels for 6 positions"), e.getMessage());
         int[] passes = {0};
         try (HookedAutoModel.HookHandle counting = gpt2.addHook(HookedAutoModel.HookSpec.at("hook_embed", (t, name) -> {
             passes[0]++;
@@ -209,8 +216,12 @@ class PlotsTest {
         }))) {
             assertThrows(IllegalArgumentException.class,
                     () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {0}, null, dir, 10, 10));
+            assertThrows(IllegalArgumentException.class,
+                    () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {9}, null, dir, 400, 400));
+            assertThrows(IllegalArgumentException.class,
+                    () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {0}, List.of("a"), dir, 400, 400));
         }
-        assertEquals(0, passes[0], "a bad size is refused before the forward pass");
+        assertEquals(0, passes[0], "a bad size, head or labels are refused before the forward pass");
         assertTrue(!Files.exists(f));
     }
 
@@ -223,6 +234,13 @@ class PlotsTest {
         assertEquals("␣␣", Plots.label("  "), "a token of spaces was an invisible label");
         assertEquals("-".repeat(Plots.LABEL_LENGTH - 1) + "…", Plots.label("-".repeat(64)), "long labels squeezed the cells");
         assertEquals("😀".repeat(Plots.LABEL_LENGTH), Plots.label("😀".repeat(Plots.LABEL_LENGTH)), "counted in characters");
+        // were drawn as nothing, or reversed the label
+        assertEquals("\\u00a0", Plots.label("\u00a0"), "a no-break space");
+        assertEquals("a\\u200bb", Plots.label("a\u200bb"), "a zero-width space");
+        assertEquals("\\u202eabc", Plots.label("\u202eabc"), "a right-to-left override");
+        assertEquals("\\t␣", Plots.label("\t "));
+        // was: cut inside an escape, "\u0001\u0001\u0001\…"
+        assertEquals("\\u0001".repeat(3) + "…", Plots.label("\u0001".repeat(10)));
     }
 
     /** Was: labels, or a small image, could leave the cells no room, and the PNG showed only the legend. */
@@ -238,6 +256,48 @@ class PlotsTest {
         assertTrue(e.getMessage().contains("for 40 × 40 cells"), e.getMessage());
         assertTrue(!Files.exists(png));
         assertThrows(IllegalArgumentException.class, () -> map.writePng(png, 50000, 50000));
+    }
+
+    /** Was: a cell's worth of chart entities per value, and the size checked only after drawing: out of memory. */
+    @Test
+    void aGridLargerThanItsImageIsRefusedBeforeDrawing(@TempDir Path dir) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Heatmap.canRenderText(), "no fonts");
+        String[] labels = new String[4000];
+        java.util.Arrays.fill(labels, "x");
+        Heatmap map = new Heatmap("t", "r", "c", labels, labels, new double[4000][4000], "v", 0, 1, 6);
+        long start = System.nanoTime();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> map.writePng(dir.resolve("big.png"), 800, 800));
+        assertTrue(e.getMessage().contains("for 4000 × 4000 cells"), e.getMessage());
+        assertTrue(System.nanoTime() - start < 10_000_000_000L, "refused without drawing the cells");
+    }
+
+    /** Was: the accessors handed out the arrays the checks had passed, and equal heatmaps were not equal. */
+    @Test
+    void aHeatmapCannotBeChangedThroughItsAccessors() {
+        String[] two = {"a", "b"};
+        Heatmap map = new Heatmap(null, "", "", two, two, new double[][] {{0, 1}, {2, 3}}, "", 0, 3, 10);
+        map.values()[0] = new double[0];
+        map.values()[1][1] = 7;
+        map.rowLabels()[0] = null;
+        assertEquals(3, map.values()[1][1]);
+        assertEquals("a", map.rowLabels()[0]);
+        Heatmap same = new Heatmap(null, "", "", two, two, new double[][] {{0, 1}, {2, 3}}, "", 0, 3, 10);
+        assertEquals(map, same);
+        assertEquals(map.hashCode(), same.hashCode());
+        assertTrue(!map.equals(new Heatmap(null, "", "", two, two, new double[][] {{0, 1}, {2, 4}}, "", 0, 4, 10)));
+    }
+
+    /** Was: "cannot write the heatmap x/y.png: x", the bare path. */
+    @Test
+    void aFileWhereTheFolderGoesIsNamedAsTheReason(@TempDir Path dir) throws java.io.IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Heatmap.canRenderText(), "no fonts");
+        Path file = Files.writeString(dir.resolve("afile"), "x");
+        String[] two = {"a", "b"};
+        Heatmap map = new Heatmap(null, "", "", two, two, new double[][] {{0, 1}, {2, 3}}, "", 0, 3, 10);
+        java.io.UncheckedIOException e = assertThrows(java.io.UncheckedIOException.class,
+                () -> map.writePng(file.resolve("x.png"), 200, 200));
+        assertTrue(e.getMessage().contains("already exists"), e.getMessage());
     }
 
     @Test
