@@ -189,7 +189,7 @@ final class HfWeights {
         used.add(name);
         try (Tensor raw = source.load(name)) {
             if (!Arrays.equals(raw.shape(), t.shape())) {
-                throw new IllegalArgumentException("tensor '" + name + "' has shape " + Arrays.toString(raw.shape())
+                throw new IllegalArgumentException("tensor '" + name + "' has shape " + clipped(Arrays.toString(raw.shape()))
                         + " but the config needs " + Arrays.toString(t.shape()));
             }
             if (!raw.dtype().isFloatingPoint()) {
@@ -210,7 +210,14 @@ final class HfWeights {
     private String near(String name) {
         String tail = name.substring(name.lastIndexOf('.', name.length() - 8) + 1);
         List<String> similar = source.names().stream().filter(n -> n.endsWith(tail)).limit(3).toList();
-        return similar.isEmpty() ? "" : " (the file has e.g. " + String.join(", ", similar) + ")";
+        return similar.isEmpty() ? "" : " (the file has e.g. " + String.join(", ", similar.stream().map(HfWeights::clipped)
+                .toList()) + ")";
+    }
+
+    /** Text from the file as a message shows it: at most 100 characters, as a file may hold names of any length. */
+    private static String clipped(String text) {
+        return text.length() <= 100 ? text
+                : text.substring(0, Character.isHighSurrogate(text.charAt(98)) ? 98 : 99) + "…";
     }
 
     private void checkAllUsed(Weights weights) {
@@ -223,7 +230,7 @@ final class HfWeights {
         if (!unexpected.isEmpty()) {
             weights.close();
             throw new IllegalArgumentException("the checkpoint has tensors a " + config.family() + " model with this config"
-                    + " does not use, e.g. " + String.join(", ", unexpected.stream().limit(5).toList())
+                    + " does not use, e.g. " + String.join(", ", unexpected.stream().limit(5).map(HfWeights::clipped).toList())
                     + " — is config.json for this checkpoint?");
         }
     }

@@ -89,6 +89,8 @@ import java.util.OptionalLong;
  * <p>Instances are immutable and thread-safe; {@link #equals(Object)} compares the family and {@link #raw()}.
  */
 public final class HookedAutoConfig {
+    /** The largest config.json read, in bytes: real ones are a few kilobytes. */
+    static final long MAX_CONFIG_BYTES = 16L << 20;
 
     private static final List<String> SUPPORTED = Families.all().stream().map(ModelFamily::name).toList();
 
@@ -154,6 +156,11 @@ public final class HookedAutoConfig {
         Objects.requireNonNull(configJson, "configJson");
         String text;
         try {
+            long size = Files.size(configJson);
+            if (size > MAX_CONFIG_BYTES) {
+                throw new IllegalArgumentException(configJson + " is " + size + " bytes, over the " + MAX_CONFIG_BYTES
+                        + " a config.json may have (is it one?)");
+            }
             text = Files.readString(configJson);
         } catch (CharacterCodingException e) {
             throw new IllegalArgumentException(configJson + ": not UTF-8 text, which a config.json is", e);

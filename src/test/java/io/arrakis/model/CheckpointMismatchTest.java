@@ -163,6 +163,28 @@ class CheckpointMismatchTest {
         assertTrue(m.contains("not UTF-8"), m);
     }
 
+    /** Was: read whole, so a file of gigabytes ran the heap out. */
+    @Test
+    void aConfigTooLargeToBeOneIsRefusedUnread(@TempDir Path dir) throws IOException {
+        Path config = dir.resolve("config.json");
+        try (RandomAccessFile sparse = new RandomAccessFile(config.toFile(), "rw")) {
+            sparse.setLength(HookedAutoConfig.MAX_CONFIG_BYTES + 1);
+        }
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJson(config)).getMessage();
+        assertTrue(m.contains(config.toString()) && m.contains((HookedAutoConfig.MAX_CONFIG_BYTES + 1) + " bytes"), m);
+    }
+
+    /** Was: a name from the file whole in the message, however long. */
+    @Test
+    void anUnusedTensorsLongNameIsShortenedInTheRefusal(@TempDir Path dir) throws IOException {
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        try (TensorScope scope = TensorScope.open()) {
+            writeWith(config, Map.of("x".repeat(100_000), Tensor.zeros(2)), dir);
+            String m = refusal(dir);
+            assertTrue(m.contains("does not use") && m.contains("x".repeat(99) + "…") && m.length() < 1000, m);
+        }
+    }
+
     @Test
     void aFileTruncatedWhileOpenIsNamedWhenRead(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("model.safetensors");

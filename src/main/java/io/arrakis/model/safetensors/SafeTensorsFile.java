@@ -100,6 +100,9 @@ public final class SafeTensorsFile implements AutoCloseable {
         } catch (IOException e) {
             arena.close();
             throw new SafeTensorsException(file, "cannot read: " + e, e);
+        } catch (InternalError fault) { // the JVM's answer to a read past the end of a mapped file that shrank
+            arena.close();
+            throw new SafeTensorsException(file, "the file became shorter while its header was read", fault);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -186,6 +189,10 @@ public final class SafeTensorsFile implements AutoCloseable {
             }
             if (info.byteSize() > 0) {
                 MemorySegment.copy(mapping, info.offset(), tensor.asSegment(), 0, info.byteSize());
+                // and again: a file cut short during the copy reads as zeros, not a fault, within its last page
+                if (currentSize() < info.offset() + info.byteSize()) {
+                    throw new SafeTensorsException(file, shorter(name));
+                }
             }
             return tensor;
         } catch (InternalError fault) { // the JVM's answer to a read past the end of a mapped file that shrank
