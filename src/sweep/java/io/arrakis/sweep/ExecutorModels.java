@@ -1,17 +1,30 @@
 package io.arrakis.sweep;
 
 import io.arrakis.model.HookedAutoModel;
+import org.apache.spark.sql.SparkSession;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
 
 /**
- * The models of one JVM (a Spark executor, or the driver in local mode), one per model folder: loaded, memory-mapped,
- * by the first task that needs it and shared by every later task and thread of the JVM; closed when the JVM ends,
- * which is when its executor stops. Weights are never broadcast and never loaded per task.
+ * The models of one JVM (a Spark executor, or the driver in local mode), one per model folder and version of its files:
+ * loaded, memory-mapped, by the first task that needs it and shared by every later task and thread of the JVM. Weights
+ * are never broadcast and never loaded per task. A folder whose config or weights changed (size, time or file) is
+ * loaded again. In local mode the models are closed when no sweep of the JVM is running; on an executor, when its JVM
+ * ends.
  */
 final class ExecutorModels {
     private static final ConcurrentHashMap<String, HookedAutoModel> MODELS = new ConcurrentHashMap<>();
+    /** Sweeps running in local mode, in whose JVM their tasks load models. */
+    private static int localRuns;
 
     static {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> MODELS.values().forEach(HookedAutoModel::close),
@@ -22,8 +35,43 @@ final class ExecutorModels {
     }
 
     static HookedAutoModel get(String folder) {
-        String key = Path.of(folder).toAbsolutePath().normalize().toString();
-        return MODELS.computeIfAbsent(key, f -> HookedAutoModel.fromPretrained(Path.of(f)));
+        Path path = Path.of(folder).toAbsolutePath().normalize();
+        return MODELS.computeIfAbsent(path + "\n" + version(path), key -> HookedAutoModel.fromPretrained(path));
+    }
+
+    /** The size, modification time and file identity of the folder's config and weights, which loading reads. */
+    private static String version(Path folder) {
+        List<String> parts = new ArrayList<>();
+        try (Stream<Path> files = Files.list(folder)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().equals("config.json")
+                    || f.getFileName().toString().contains(".safetensors")).sorted().toList()) {
+                BasicFileAttributes a = Files.readAttributes(f, BasicFileAttributes.class); // through links, as loading
+                parts.add(f.getFileName() + " " + a.size() + " " + a.lastModifiedTime().toMillis() + " " + a.fileKey());
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the model folder " + folder + ": " + e.getMessage(), e);
+        }
+        return String.join("; ", parts);
+    }
+
+    /** Runs {@code sweep}; in local mode, closes the models once no sweep of this JVM runs any more. */
+    static <T> T during(SparkSession spark, Supplier<T> sweep) {
+        if (!spark.sparkContext().isLocal()) {
+            return sweep.get();
+        }
+        synchronized (ExecutorModels.class) {
+            localRuns++;
+        }
+        try {
+            return sweep.get();
+        } finally {
+            synchronized (ExecutorModels.class) {
+                if (--localRuns == 0) {
+                    MODELS.values().forEach(HookedAutoModel::close);
+                    MODELS.clear();
+                }
+            }
+        }
     }
 
     /** How many models this JVM holds. */

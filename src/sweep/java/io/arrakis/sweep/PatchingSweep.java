@@ -97,15 +97,27 @@ public final class PatchingSweep {
      * writes the rows to {@code out} (see {@link Sweeps#write}). A hub cache folder is resolved here, once, to the
      * snapshot its {@code refs/main} names, so that every executor reads the same one.
      *
-     * @throws IllegalArgumentException for a receiver named twice, or an output that exists
+     * @throws IllegalArgumentException for no receivers, a receiver named twice or not in the model's layers 1 and up,
+     *                                  no prompts, two prompts of one id, or an output that exists
      */
     public static Result run(SparkSession spark, String modelFolder, List<PromptPair> prompts, PathPatching.Route route,
                              List<Head> receivers, String out, Progress progress) {
-        if (new HashSet<>(receivers).size() != receivers.size()) {
-            throw new IllegalArgumentException("a receiver is named twice in " + receivers + ": its rows would be too");
+        if (receivers.isEmpty() || new HashSet<>(receivers).size() != receivers.size()) {
+            throw new IllegalArgumentException("the receivers " + receivers + " are none, or name one twice: name each"
+                    + " once");
+        }
+        if (prompts.isEmpty() || prompts.stream().map(PromptPair::id).distinct().count() != prompts.size()) {
+            throw new IllegalArgumentException("the sweep needs prompts, each of its own id: its rows are keyed by it");
         }
         Sweeps.checkNew(spark, out);
         String folder = ModelFolder.resolve(Path.of(modelFolder)).toAbsolutePath().normalize().toString();
+        HookedAutoConfig config = HookedAutoConfig.fromJson(Path.of(folder, "config.json"));
+        for (Head r : receivers) {
+            if (r.layer() < 1 || r.layer() >= config.nLayers() || r.index() >= config.nHeads()) {
+                throw new IllegalArgumentException("receiver " + r + " is not a head of layers 1 to "
+                        + (config.nLayers() - 1) + " (heads 0 to " + (config.nHeads() - 1) + ") of " + modelFolder);
+            }
+        }
         long start = System.nanoTime();
         int[] receiverPairs = new int[2 * receivers.size()]; // records are not serializable; the pairs are
         for (int i = 0; i < receivers.size(); i++) {
@@ -122,7 +134,8 @@ public final class PatchingSweep {
             return rows(ExecutorModels.get(folder), p, route, heads).iterator();
         });
         Dataset<Row> frame = spark.createDataFrame(rows, SCHEMA);
-        long written = Sweeps.withProgress(spark, progress, () -> Sweeps.write(spark, frame, out));
+        long written = ExecutorModels.during(spark,
+                () -> Sweeps.withProgress(spark, progress, () -> Sweeps.write(spark, frame, out)));
         List<List<Object>> top = new ArrayList<>();
         for (Row r : Sweeps.read(spark, out)
                 .groupBy("sender_layer", "sender_head", "receiver_layer", "receiver_head")

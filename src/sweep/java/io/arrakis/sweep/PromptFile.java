@@ -3,19 +3,26 @@ package io.arrakis.sweep;
 import io.arrakis.json.Json;
 import io.arrakis.text.Tokenizer;
 
+import io.arrakis.io.IoErrors;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
 /**
  * A sweep's prompts: one JSON object per line, {@code {"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}},
- * with {@code "clean_text"}/{@code "corrupted_text"} in place of the ids where the model has a tokenizer. Blank lines
- * are skipped. Every mistake is reported with its line number and what is wrong, before any work starts.
+ * with {@code "clean_text"}/{@code "corrupted_text"} in place of the ids where the model has a tokenizer, in UTF-8 (a
+ * byte-order mark is skipped). Blank lines are skipped. Every mistake is reported with its line number and what is wrong, before any work starts.
  */
 public final class PromptFile {
     private static final Set<String> KEYS = Set.of("clean", "corrupted", "clean_text", "corrupted_text", "answer", "wrong");
@@ -30,12 +37,7 @@ public final class PromptFile {
      * @throws IllegalArgumentException naming the file, the line and the problem
      */
     public static List<PromptPair> read(Path file, Tokenizer tokenizer, long vocabSize, long maxPositions) {
-        List<String> lines;
-        try {
-            lines = Files.readAllLines(file);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read the prompt file " + file + ": " + e.getMessage(), e);
-        }
+        List<String> lines = lines(file);
         List<PromptPair> prompts = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {
             if (lines.get(i).isBlank()) {
@@ -52,6 +54,34 @@ public final class PromptFile {
             throw new IllegalArgumentException(file + " holds no prompts");
         }
         return prompts;
+    }
+
+    /** The file's lines, decoded as UTF-8 (a byte-order mark skipped), a line that is not UTF-8 refused by number. */
+    private static List<String> lines(Path file) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the prompt file " + file + ": " + IoErrors.reason(e), e);
+        }
+        int start = bytes.length >= 3 && (bytes[0] & 0xFF) == 0xEF && (bytes[1] & 0xFF) == 0xBB
+                && (bytes[2] & 0xFF) == 0xBF ? 3 : 0;
+        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder();
+        List<String> lines = new ArrayList<>();
+        for (int from = start; from <= bytes.length; ) {
+            int end = from;
+            while (end < bytes.length && bytes[end] != '\n') {
+                end++;
+            }
+            int length = end - from - (end > from && bytes[end - 1] == '\r' ? 1 : 0);
+            try {
+                lines.add(utf8.decode(ByteBuffer.wrap(bytes, from, length)).toString());
+            } catch (CharacterCodingException e) {
+                throw new IllegalArgumentException(file + " line " + (lines.size() + 1) + ": not UTF-8 text", e);
+            }
+            from = end + 1;
+        }
+        return lines;
     }
 
     private static PromptPair parse(long id, String line, Tokenizer tokenizer, long vocabSize, long maxPositions) {
@@ -76,6 +106,9 @@ public final class PromptFile {
         long wrong = token(object, "wrong", vocabSize);
         if (answer == wrong) {
             throw new IllegalArgumentException("answer and wrong are both " + answer + ": their logit difference is 0");
+        }
+        if (Arrays.equals(clean, corrupted)) {
+            throw new IllegalArgumentException("clean and corrupted are the same tokens: every effect would be 0");
         }
         return new PromptPair(id, clean, corrupted, answer, wrong);
     }
@@ -118,7 +151,9 @@ public final class PromptFile {
 
     private static long token(Map<?, ?> object, String key, long vocabSize) {
         if (!(object.get(key) instanceof Long v)) {
-            throw new IllegalArgumentException("\"" + key + "\" must be a token id, got " + object.get(key));
+            Object got = object.get(key);
+            throw new IllegalArgumentException("\"" + key + "\" must be a token id, got "
+                    + (got instanceof String text ? "the string " + Json.quote(text) : got));
         }
         if (v < 0 || v >= vocabSize) {
             throw new IllegalArgumentException("\"" + key + "\" = " + v + " is not a token id of this model (0 to "

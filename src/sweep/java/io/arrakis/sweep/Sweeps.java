@@ -103,17 +103,42 @@ public final class Sweeps {
         throw new IllegalArgumentException("--out " + out + ": name it RESULTS.parquet or RESULTS.csv");
     }
 
-    /** Refuses an output that exists already: a sweep never overwrites, nor mixes its rows into, another's. */
+    /**
+     * Refuses an output that exists already (a sweep never overwrites, nor mixes its rows into, another's), a name that
+     * Spark would read back as a pattern or a URI, and a folder where the output cannot be written.
+     */
     static void checkNew(SparkSession spark, String out) {
         format(out);
+        String name = out.substring(out.lastIndexOf('/') + 1);
+        if (name.chars().anyMatch(c -> "[]{}*?\\:".indexOf(c) >= 0)) {
+            throw new IllegalArgumentException("--out " + out + ": a name with any of [ ] { } * ? \\ : is read back as a"
+                    + " pattern or a URI; choose one without them");
+        }
         try {
             org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(out);
-            if (path.getFileSystem(hadoop(spark)).exists(path)) {
+            FileSystem fs = path.getFileSystem(hadoop(spark));
+            if (fs.exists(path)) {
                 throw new IllegalArgumentException("--out " + out + " exists; give a new name or remove it");
+            }
+            // where the job would fail only after its work, at its first write
+            org.apache.hadoop.fs.Path probe = temporary(path);
+            try {
+                if (!fs.mkdirs(probe)) {
+                    throw new IllegalArgumentException("--out " + out + ": cannot create a folder beside it");
+                }
+            } catch (IOException e) {
+                throw new IllegalArgumentException("--out " + out + ": cannot write beside it: " + e.getMessage(), e);
+            } finally {
+                fs.delete(probe, true);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** A hidden sibling of {@code target}, unique to this call. */
+    private static org.apache.hadoop.fs.Path temporary(org.apache.hadoop.fs.Path target) {
+        return new org.apache.hadoop.fs.Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
     }
 
     /**
@@ -123,12 +148,11 @@ public final class Sweeps {
     static long write(SparkSession spark, Dataset<Row> rows, String out) {
         String format = format(out);
         org.apache.hadoop.fs.Path target = new org.apache.hadoop.fs.Path(out);
-        org.apache.hadoop.fs.Path temp = new org.apache.hadoop.fs.Path(target.getParent(),
-                "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        org.apache.hadoop.fs.Path temp = temporary(target);
         try {
             FileSystem fs = target.getFileSystem(hadoop(spark));
             try {
-                rows.write().format(format).option("header", "true").save(temp.toString());
+                rows.write().format(format).options(CSV_OPTIONS).save(temp.toString());
                 // a plain FileSystem.rename onto an existing folder moves the temporary inside it, where no reader
                 // looks: another sweep that wrote the same --out meanwhile must make this one fail instead
                 try {
@@ -149,8 +173,16 @@ public final class Sweeps {
 
     /** What {@link #write} wrote. */
     public static Dataset<Row> read(SparkSession spark, String out) {
-        return spark.read().format(format(out)).option("header", "true").option("inferSchema", "true").load(out);
+        return spark.read().format(format(out)).options(CSV_OPTIONS).option("inferSchema", "true")
+                .option("multiLine", "true").load(out);
     }
+
+    /**
+     * A header, quotes doubled inside quoted fields (as RFC 4180 and Python's csv module read them; Spark's default
+     * escapes them with a backslash), and white space at either end of a field kept, as folder names may have it.
+     */
+    private static final Map<String, String> CSV_OPTIONS = Map.of("header", "true", "escape", "\"",
+            "ignoreLeadingWhiteSpace", "false", "ignoreTrailingWhiteSpace", "false");
 
     private static Configuration hadoop(SparkSession spark) {
         return spark.sparkContext().hadoopConfiguration();

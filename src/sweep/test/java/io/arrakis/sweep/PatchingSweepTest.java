@@ -69,8 +69,13 @@ class PatchingSweepTest {
     void everyRowIsThatPairsPathPatchingValue() {
         List<PromptPair> prompts = prompts(6);
         List<Long> progress = new ArrayList<>();
-        PatchingSweep.Result result = PatchingSweep.run(spark, MODEL.toString(), prompts, PathPatching.Route.K,
-                List.of(Head.of(1, 0), Head.of(1, 3)), out("k.parquet"), (done, total) -> progress.add(done));
+        int[] loadedDuring = new int[1];
+        PatchingSweep.Result result = ExecutorModels.during(spark, () -> {
+            PatchingSweep.Result r = PatchingSweep.run(spark, MODEL.toString(), prompts, PathPatching.Route.K,
+                    List.of(Head.of(1, 0), Head.of(1, 3)), out("k.parquet"), (done, total) -> progress.add(done));
+            loadedDuring[0] = ExecutorModels.loaded();
+            return r;
+        });
         assertEquals(6L * 2 * 4, result.rows(), "prompts x receivers x senders below them");
         assertFalse(progress.isEmpty());
         assertEquals(8, result.top().size(), "every (sender, receiver) pair, as there are fewer than 10");
@@ -106,7 +111,91 @@ class PatchingSweepTest {
                 assertEquals(metric.apply(model.runWithHooks(corrupted)), (double) r.getAs("corrupted_metric"), 0.0);
             }
         }
-        assertEquals(1, ExecutorModels.loaded(), "one model in this JVM for all its tasks");
+        assertEquals(1, loadedDuring[0], "one model in this JVM for all its tasks");
+        assertEquals(0, ExecutorModels.loaded(), "closed once no sweep of local mode runs");
+    }
+
+    /** Was: models were cached by folder only, so a sweep after the weights were replaced used the old ones. */
+    @Test
+    void aFolderWhoseWeightsChangedIsLoadedAgain() throws Exception {
+        Path copy = Files.createDirectories(dir.resolve("changing"));
+        for (String f : List.of("config.json", "model.safetensors")) {
+            Files.copy(MODEL.resolve(f), copy.resolve(f));
+        }
+        List<PromptPair> one = prompts(1);
+        List<Head> receiver = List.of(Head.of(1, 0));
+        ExecutorModels.during(spark, () -> {
+            PatchingSweep.run(spark, copy.toString(), one, PathPatching.Route.Q, receiver, out("before.parquet"),
+                    Progress.NONE);
+            try {
+                halveWeights(copy.resolve("model.safetensors"));
+            } catch (java.io.IOException x) {
+                throw new java.io.UncheckedIOException(x);
+            }
+            PatchingSweep.run(spark, copy.toString(), one, PathPatching.Route.Q, receiver, out("after.parquet"),
+                    Progress.NONE);
+            assertEquals(2, ExecutorModels.loaded(), "the old weights and the new");
+            return null;
+        });
+        double before = Sweeps.read(spark, out("before.parquet")).first().getAs("clean_metric");
+        double after = Sweeps.read(spark, out("after.parquet")).first().getAs("clean_metric");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(copy)) {
+            PromptPair p = one.getFirst();
+            double expected = PathPatching.Metric.logitDiff(p.answer(), p.wrong())
+                    .apply(model.runWithHooks(Tensor.of(p.clean(), 1, p.clean().length)));
+            assertEquals(expected, after, 0.0);
+            assertTrue(before != after, "the weights changed the metric");
+        }
+    }
+
+    /** Rewrites the file with every tensor halved, as a download replacing it would: a new file renamed over it. */
+    private static void halveWeights(Path file) throws java.io.IOException {
+        Path temp = file.resolveSibling("new.safetensors.part");
+        try (TensorScope scope = TensorScope.open();
+             io.arrakis.model.safetensors.SafeTensorsFile old = io.arrakis.model.safetensors.SafeTensorsFile.open(file)) {
+            Map<String, Tensor> halved = new java.util.TreeMap<>();
+            for (String name : old.names()) {
+                halved.put(name, old.tensor(name).mul(0.5));
+            }
+            io.arrakis.model.safetensors.SafeTensorsWriter.write(temp, halved, Map.of("format", "pt"));
+        }
+        Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Were: failures after the work (a pattern read back, a folder that cannot be made) or a message of the temporary. */
+    @Test
+    void anOutputSparkCannotWriteOrReadBackIsRefusedFirst() {
+        for (String bad : List.of("run[1].csv", "brace{a,b}.csv", "a:b.csv", "star*.parquet")) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark,
+                    MODEL.toString(), prompts(1), PathPatching.Route.Q, List.of(Head.of(1, 0)), out(bad), Progress.NONE));
+            assertTrue(e.getMessage().contains("--out " + out(bad)) && e.getMessage().contains("pattern"), e.getMessage());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark,
+                MODEL.toString(), prompts(1), PathPatching.Route.Q, List.of(Head.of(1, 0)), "/proc/rows.csv", Progress.NONE));
+        assertTrue(e.getMessage().contains("/proc/rows.csv"), e.getMessage());
+    }
+
+    /** Were: quotes escaped with a backslash (Python's csv read them wrong), spaces at an end trimmed, newlines split rows. */
+    @Test
+    void csvTextRoundTripsAsOtherReadersReadIt() throws Exception {
+        org.apache.spark.sql.types.StructType schema = new org.apache.spark.sql.types.StructType()
+                .add("name", org.apache.spark.sql.types.DataTypes.StringType, false);
+        List<String> names = List.of("q\"uote", "trail ", " lead", "two\nlines", "comma,é");
+        String out = out("text.csv");
+        assertEquals(names.size(), Sweeps.write(spark, spark.createDataFrame(names.stream()
+                .map(n -> org.apache.spark.sql.RowFactory.create(n)).toList(), schema), out));
+        assertEquals(names.stream().sorted().toList(),
+                Sweeps.read(spark, out).collectAsList().stream().map(r -> r.getString(0)).sorted().toList());
+        try (Stream<Path> parts = Files.list(Path.of(out))) {
+            String text = parts.filter(p -> p.getFileName().toString().endsWith(".csv")).map(p -> {
+                try {
+                    return Files.readString(p);
+                } catch (java.io.IOException x) {
+                    throw new java.io.UncheckedIOException(x);
+                }
+            }).reduce("", String::concat);
+            assertTrue(text.contains("\"q\"\"uote\"") && text.contains("trail \n") && !text.contains("\\"), text);
+        }
     }
 
     /**
@@ -152,7 +241,9 @@ class PatchingSweepTest {
     @Test
     void aFailedJobLeavesNothingAtOutAndAnExistingOutIsRefused() throws Exception {
         String out = out("failed.parquet");
-        assertThrows(Exception.class, () -> PatchingSweep.run(spark, dir.resolve("no-such-model").toString(), prompts(2),
+        List<PromptPair> outOfVocabulary = List.of(prompts(1).getFirst(),
+                new PromptPair(1, new long[] {1, 100_000}, new long[] {1, 2}, 72, 71)); // refused inside its task
+        assertThrows(Exception.class, () -> PatchingSweep.run(spark, MODEL.toString(), outOfVocabulary,
                 PathPatching.Route.Q, List.of(Head.of(1, 0)), out, Progress.NONE));
         assertFalse(Files.exists(Path.of(out)), "nothing at --out");
         try (Stream<Path> left = Files.list(dir)) {

@@ -37,6 +37,24 @@ class PromptFileTest {
         assertEquals(9, prompts.get(1).wrong());
     }
 
+    /** Were: a byte-order mark refused as invalid JSON, bytes that are not UTF-8 without a line, a missing file as its path. */
+    @Test
+    void theFilesEncodingIsCheckedByLine() throws IOException {
+        Path bom = Files.write(dir.resolve("bom.jsonl"), ("\uFEFF" + GOOD + "\r\n" + GOOD).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals(2, PromptFile.read(bom, null, 10, 8).size());
+        byte[] good = (GOOD + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bad = new byte[good.length + 2];
+        System.arraycopy(good, 0, bad, 0, good.length);
+        bad[good.length] = (byte) 0xC3; // a lead byte without its continuation
+        bad[good.length + 1] = '(';
+        Path latin = Files.write(dir.resolve("bad.jsonl"), bad);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PromptFile.read(latin, null, 10, 8));
+        assertTrue(e.getMessage().equals(latin + " line 2: not UTF-8 text"), e.getMessage());
+        java.io.UncheckedIOException missing = assertThrows(java.io.UncheckedIOException.class,
+                () -> PromptFile.read(dir.resolve("none.jsonl"), null, 10, 8));
+        assertTrue(missing.getMessage().contains("no such file"), missing.getMessage());
+    }
+
     @ParameterizedTest(name = "[{index}] {1}")
     @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
             "`{\"clean\": [1, 2], \"corrupted\": [1], \"answer\": 5, \"wrong\": 6}` | the same length",
@@ -51,6 +69,8 @@ class PromptFileTest {
             "`{\"clean\": [1, 1, 1, 1, 1, 1, 1, 1, 1], \"corrupted\": [1, 1, 1, 1, 1, 1, 1, 1, 1], \"answer\": 5, \"wrong\": 6}` | at most 8",
             "`[1, 2]` | expected a JSON object",
             "`{\"clean\": [1, 2]` | invalid JSON",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": \"5\", \"wrong\": 6}` | got the string \"5\"",
+            "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6}` | every effect would be 0",
     })
     void aMistakeNamesTheFileItsLineAndTheProblem(String bad, String problem) throws IOException {
         Path f = file(GOOD, bad);
