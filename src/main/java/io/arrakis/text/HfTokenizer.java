@@ -49,6 +49,9 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         defaultProperty("OPT_OUT_TRACKING", "true");
     }
 
+    /** The longest text encoded in one call, in UTF-16 characters. */
+    public static final int MAX_TEXT_CHARS = 1_000_000;
+
     /** The file name a Hugging Face model folder gives its tokenizer. */
     public static final String FILE_NAME = "tokenizer.json";
 
@@ -121,15 +124,30 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         return vocabSize;
     }
 
-    /** The ids of {@code text}, with the special tokens the tokenizer adds (so not always empty for empty text). */
+    /**
+     * The ids of {@code text}, with the special tokens the tokenizer adds (so not always empty for empty text).
+     *
+     * @throws IllegalArgumentException as {@link #tokenize} does
+     */
     @Override
     public long[] encode(String text) {
         return tokenize(text).ids();
     }
 
-    /** The ids of {@code text} and their token strings. */
+    /**
+     * The ids of {@code text} and their token strings.
+     *
+     * @throws IllegalArgumentException for a text with a lone UTF-16 surrogate (it is not Unicode), or of more than
+     *                                  {@value #MAX_TEXT_CHARS} characters
+     */
     public Tokens tokenize(String text) {
         UnicodeText.checked(text);
+        if (text.length() > MAX_TEXT_CHARS) {
+            throw new IllegalArgumentException("the text has " + text.length() + " characters, over the "
+                    + MAX_TEXT_CHARS + " encoded at once: the library's regular expressions end the process where a"
+                    + " match backtracks past Oniguruma's limit, which a long enough run of spaces reaches; encode the"
+                    + " text in pieces");
+        }
         Encoding encoding = withHandle(() -> {
             try {
                 return tokenizer.encode(text);

@@ -15,7 +15,10 @@ public interface Tokenizer {
     /** The number of token ids this tokenizer knows: valid ids are {@code 0} to {@code vocabSize() - 1}. */
     int vocabSize();
 
-    /** The token ids of {@code text}, with the special tokens the tokenizer adds (e.g. a beginning of sequence). */
+    /**
+     * The token ids of {@code text}, with the special tokens the tokenizer adds (e.g. a beginning of sequence). Throws
+     * {@link IllegalArgumentException} for a text with a lone UTF-16 surrogate, which is not Unicode and has no ids.
+     */
     long[] encode(String text);
 
     /** The token ids of {@code text} as an int64 CPU tensor {@code [1, n]}, a model's input; the caller owns it. */

@@ -8,8 +8,10 @@ import io.arrakis.json.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.BitSet;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -24,17 +26,26 @@ import java.util.regex.PatternSyntaxException;
  * <ul>
  *   <li>how many ids it gives, as that library counts them (DJL does not say): the model's vocabulary, then each
  *       added token whose text the vocabulary lacks, on the next id, in file order (the ids the file declares for them
- *       are not what the library assigns when they disagree; an added token without text is ignored, as there);</li>
+ *       are not what the library assigns when they disagree; an added token without text is ignored, as there). As
+ *       the library numbers added tokens from the vocabulary's size, a vocabulary whose ids are not 0 to n - 1, each
+ *       once, would give two tokens one id, and is refused; so is a key given twice anywhere in the file;</li>
  *   <li>settings on which that library's Rust code panics, which through DJL ends the whole process rather than
- *       throwing: a {@code Replace} whose pattern can match an empty string (judged in Java's regular expressions,
- *       which read Oniguruma's common syntax; one they do not read is refused too), a {@code Strip} decoder that
+ *       throwing, refused with a message: a {@code Replace} whose pattern can match an empty string (judged in Java's
+ *       regular expressions, which read Oniguruma's common syntax; one they do not read, or one that refers back to
+ *       a group, is refused too), a {@code Replace} or {@code Split} regex that repeats a repetition ({@code (a+)+},
+ *       whose backtracking reaches Oniguruma's limit), a {@code Prepend} of nothing, a {@code Strip} decoder that
  *       strips from the end ({@code stop} above 0), a {@code Precompiled} normalizer whose character map does not
- *       parse or whose trie reads past its end, and post-processor special tokens whose ids are outside the
- *       vocabulary (encoding would give ids nothing can decode). These are refused with a message.</li>
+ *       parse, whose trie reads past its end or whose strings are cut inside a character, a BPE merge too short for
+ *       the continuing-subword prefix cut off it, and a template post-processor that names a special token it does
+ *       not define, gives one ids and token strings of different counts, or ids outside the vocabulary (encoding
+ *       would give ids nothing can decode).</li>
  * </ul>
  */
 final class TokenizerFile {
     private static final Pattern SCRIPT = Pattern.compile("\\\\([pP])\\{([A-Za-z_]+)\\}");
+    private static final Pattern UNBOUNDED_COUNT = Pattern.compile("\\{[0-9]*,\\s*}");
+    /** A backreference of Oniguruma's syntax: {@code \1} to {@code \9}, {@code \k<name>}, {@code \g<...>} calls. */
+    private static final Pattern BACKREFERENCE = Pattern.compile("(?<!\\\\)(\\\\\\\\)*\\\\([1-9]|k<|k'|g<|g')");
 
     private final String what;
     private final Set<String> vocabulary = new HashSet<>();
@@ -54,7 +65,7 @@ final class TokenizerFile {
      */
     static int checkedVocabSize(String json, String what) {
         TokenizerFile file = new TokenizerFile(what);
-        try (JsonParser p = new JsonFactory().createParser(json)) {
+        try (JsonParser p = new JsonFactory().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION).createParser(json)) {
             file.readTop(p);
         } catch (IOException e) {
             throw file.unreadable(e.getMessage(), e);
@@ -102,19 +113,40 @@ final class TokenizerFile {
     }
 
     private void readModel(JsonParser p) throws IOException {
+        String prefix = null;
+        List<String> mergedSeconds = new ArrayList<>();
         while (p.nextToken() == JsonToken.FIELD_NAME) {
             String field = p.currentName();
             JsonToken value = p.nextToken();
-            if (!field.equals("vocab")) {
+            if (field.equals("continuing_subword_prefix") && value == JsonToken.VALUE_STRING) {
+                prefix = p.getText();
+            } else if (field.equals("merges") && value == JsonToken.START_ARRAY) {
+                readMerges(p, mergedSeconds);
+            } else if (!field.equals("vocab")) {
                 p.skipChildren();
             } else if (value == JsonToken.START_OBJECT) { // BPE, WordPiece, WordLevel: token to id
-                long maxId = -1;
+                BitSet ids = new BitSet();
+                long count = 0;
                 while (p.nextToken() == JsonToken.FIELD_NAME) {
-                    vocabulary.add(p.currentName());
+                    String token = p.currentName();
+                    vocabulary.add(token);
                     p.nextToken();
-                    maxId = Math.max(maxId, p.getLongValue());
+                    long id = p.getLongValue();
+                    if (id < 0 || id >= Integer.MAX_VALUE || ids.get((int) id)) {
+                        throw refused("the id " + id + " of " + Json.quote(token) + " in model.vocab, "
+                                + (id < 0 || id >= Integer.MAX_VALUE ? "out of range" : "given twice")
+                                + ": the library numbers added tokens from the vocabulary's size, so ids must be"
+                                + " 0 to n - 1, each once");
+                    }
+                    ids.set((int) id);
+                    count++;
                 }
-                modelSize = maxId + 1;
+                if (ids.length() != count) {
+                    throw refused("no token of id " + ids.nextClearBit(0) + " in model.vocab, whose " + count
+                            + " ids reach " + (ids.length() - 1) + ": the library numbers added tokens from the"
+                            + " vocabulary's size, so ids must be 0 to n - 1, each once");
+                }
+                modelSize = count;
             } else if (value == JsonToken.START_ARRAY) { // Unigram: [piece, score] pairs, the id is the index
                 long count = 0;
                 while (p.nextToken() == JsonToken.START_ARRAY) {
@@ -128,6 +160,50 @@ final class TokenizerFile {
                 modelSize = count;
             } else {
                 throw unreadable("its model.vocab is neither a list of pieces nor a map of tokens to ids", null);
+            }
+        }
+        if (prefix != null) {
+            checkMergesTakePrefix(prefix, mergedSeconds);
+        }
+    }
+
+    /** The second part of each merge, {@code "a b"} or {@code ["a", "b"]}, into {@code seconds}. */
+    private static void readMerges(JsonParser p, List<String> seconds) throws IOException {
+        JsonToken t;
+        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+            if (t == JsonToken.VALUE_STRING) {
+                String merge = p.getText();
+                int space = merge.indexOf(' ');
+                if (space >= 0) {
+                    seconds.add(merge.substring(space + 1));
+                }
+            } else if (t == JsonToken.START_ARRAY) {
+                List<String> parts = new ArrayList<>();
+                while (p.nextToken() != JsonToken.END_ARRAY) {
+                    parts.add(p.getText());
+                    p.skipChildren();
+                }
+                if (parts.size() == 2 && parts.get(1) != null) {
+                    seconds.add(parts.get(1));
+                }
+            } else {
+                p.skipChildren();
+            }
+        }
+    }
+
+    /**
+     * A BPE model cuts its continuing-subword prefix off the second part of every merge by its length in bytes:
+     * where that part is shorter, or the cut falls inside a character, the library ends the process while loading.
+     */
+    private void checkMergesTakePrefix(String prefix, List<String> seconds) {
+        int cut = prefix.getBytes(StandardCharsets.UTF_8).length;
+        for (String second : seconds) {
+            byte[] bytes = second.getBytes(StandardCharsets.UTF_8);
+            if (bytes.length < cut || (cut < bytes.length && (bytes[cut] & 0xC0) == 0x80)) {
+                throw refused("a BPE merge whose second part " + Json.quote(second) + " does not begin with a whole "
+                        + cut + "-byte continuing_subword_prefix " + Json.quote(prefix) + ", on which Hugging Face's"
+                        + " tokenizers library ends the process while loading");
             }
         }
     }
@@ -184,19 +260,24 @@ final class TokenizerFile {
             list.forEach(n -> check(n, size));
         } else if (node instanceof Map<?, ?> map) {
             Object type = map.get("type");
+            if (map.get("pattern") instanceof Map<?, ?> pattern && pattern.get("Regex") instanceof String regex
+                    && repeatsARepetition(regex)) {
+                throw refused("a " + type + " whose regex " + Json.quote(regex) + " repeats a repetition (as (a+)+ does),"
+                        + " on which Oniguruma's backtracking can reach its limit, where Hugging Face's tokenizers library"
+                        + " ends the process");
+            }
             if ("Replace".equals(type)) {
                 checkReplace(map.get("pattern"));
-            } else if ("Strip".equals(type) && map.get("stop") instanceof Number stop && stop.longValue() > 0) {
+            } else if ("Strip".equals(type) && map.get("stop") instanceof Number stop && stop.doubleValue() > 0) {
                 throw refused("a Strip decoder with stop " + stop + " (stripping from the end), on which Hugging Face's"
                         + " tokenizers library fails on short tokens by ending the process");
             } else if ("Precompiled".equals(type)) {
                 checkCharsMap(map.get("precompiled_charsmap"));
-            } else if ("TemplateProcessing".equals(type) && map.get("special_tokens") instanceof Map<?, ?> tokens) {
-                for (Object token : tokens.values()) {
-                    if (token instanceof Map<?, ?> t && t.get("ids") instanceof List<?> ids) {
-                        ids.forEach(id -> checkSpecialId(t.get("id"), id, size));
-                    }
-                }
+            } else if ("Prepend".equals(type) && "".equals(map.get("prepend"))) {
+                throw refused("a Prepend normalizer of the empty string, on which Hugging Face's tokenizers library"
+                        + " ends the process");
+            } else if ("TemplateProcessing".equals(type)) {
+                checkTemplate(map, size);
             } else if (("BertProcessing".equals(type) || "RobertaProcessing".equals(type))) {
                 for (String role : new String[] {"sep", "cls"}) {
                     if (map.get(role) instanceof List<?> pair && pair.size() == 2) {
@@ -208,6 +289,46 @@ final class TokenizerFile {
         }
     }
 
+    /**
+     * Each special token of a template has its ids (each a vocabulary id) and as many token strings, and each one the
+     * templates name is defined: the library ends the process on one that is not, and pairs ids and strings by index.
+     */
+    private void checkTemplate(Map<?, ?> template, long size) {
+        Map<?, ?> tokens = template.get("special_tokens") instanceof Map<?, ?> m ? m : Map.of();
+        for (Object token : tokens.values()) {
+            if (token instanceof Map<?, ?> t && t.get("ids") instanceof List<?> ids) {
+                ids.forEach(id -> checkSpecialId(t.get("id"), id, size));
+                if (!(t.get("tokens") instanceof List<?> strings) || strings.size() != ids.size()) {
+                    throw refused("the post-processor's special token " + t.get("id") + " with " + ids.size()
+                            + " ids and tokens " + t.get("tokens") + ": each id needs its token");
+                }
+            }
+        }
+        for (String role : new String[] {"single", "pair"}) {
+            for (String name : templateSpecialTokens(template.get(role))) {
+                if (!tokens.containsKey(name)) {
+                    throw refused("a post-processor whose " + role + " template names the special token "
+                            + Json.quote(name) + ", which its special_tokens do not define: Hugging Face's tokenizers"
+                            + " library ends the process when it encodes");
+                }
+            }
+        }
+    }
+
+    /** The special tokens a template names, its {@code {"SpecialToken": {"id": ...}}} pieces. */
+    private static List<String> templateSpecialTokens(Object template) {
+        List<String> names = new ArrayList<>();
+        if (template instanceof List<?> pieces) {
+            for (Object piece : pieces) {
+                if (piece instanceof Map<?, ?> m && m.get("SpecialToken") instanceof Map<?, ?> special
+                        && special.get("id") instanceof String id) {
+                    names.add(id);
+                }
+            }
+        }
+        return names;
+    }
+
     private void checkReplace(Object pattern) {
         if (!(pattern instanceof Map<?, ?> p)) {
             return;
@@ -217,6 +338,11 @@ final class TokenizerFile {
                     + " the process");
         }
         if (p.get("Regex") instanceof String regex) {
+            if (BACKREFERENCE.matcher(withoutClasses(regex)).find()) {
+                throw refused("a Replace whose regex " + Json.quote(regex) + " refers back to a group, which this"
+                        + " library cannot check for empty matches, on which Hugging Face's tokenizers library would"
+                        + " end the process");
+            }
             // zero-width assertions only narrow where a regex matches: without them it matches the empty string
             // wherever it may with them
             Pattern bare = javaPattern(withoutAssertions(regex));
@@ -230,6 +356,69 @@ final class TokenizerFile {
                         + " Hugging Face's tokenizers library fails on by ending the process");
             }
         }
+    }
+
+    /**
+     * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}) on a group holding one: the shape whose
+     * backtracking grows exponentially with the text.
+     */
+    static boolean repeatsARepetition(String regex) {
+        String r = withoutClasses(regex);
+        java.util.ArrayDeque<boolean[]> groups = new java.util.ArrayDeque<>(); // per open group: holds an unbounded one
+        groups.push(new boolean[1]);
+        boolean closedRepeating = false; // the token just read is a group that holds one
+        for (int i = 0; i < r.length(); i++) {
+            char c = r.charAt(i);
+            boolean unbounded = c == '*' || c == '+' || c == '{' && UNBOUNDED_COUNT.matcher(r).region(i, r.length())
+                    .lookingAt();
+            if (unbounded) {
+                if (closedRepeating) {
+                    return true;
+                }
+                groups.peek()[0] = true;
+            }
+            if (c == '\\') {
+                i++;
+                closedRepeating = false;
+            } else if (c == '(') {
+                groups.push(new boolean[1]);
+                closedRepeating = false;
+            } else if (c == ')' && groups.size() > 1) {
+                closedRepeating = groups.pop()[0];
+                groups.peek()[0] |= closedRepeating;
+            } else if (!unbounded && c != '?') { // a lazy or possessive mark keeps the quantifier's group
+                closedRepeating = false;
+            }
+        }
+        return false;
+    }
+
+    /** {@code regex} with its character classes left out, escapes kept in pairs. */
+    private static String withoutClasses(String regex) {
+        StringBuilder out = new StringBuilder();
+        boolean inClass = false;
+        for (int i = 0; i < regex.length(); i++) {
+            char c = regex.charAt(i);
+            if (c == '\\' && i + 1 < regex.length()) {
+                if (!inClass) {
+                    out.append(c).append(regex.charAt(i + 1));
+                }
+                i++;
+            } else if (inClass) {
+                inClass = c != ']';
+            } else if (c == '[') {
+                inClass = true;
+                if (regex.startsWith("^", i + 1)) {
+                    i++;
+                }
+                if (regex.startsWith("]", i + 1)) { // a literal ] first in a class
+                    i++;
+                }
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
     }
 
     /**
@@ -322,8 +511,8 @@ final class TokenizerFile {
         }
         if (bytes == null || !CharsMap.sound(bytes)) {
             throw refused("a Precompiled normalizer whose precompiled_charsmap is not a sound base64 character map"
-                    + " (its trie reads past its end), which Hugging Face's tokenizers library fails on by ending the"
-                    + " process");
+                    + " (its trie reads past its end, or points inside a character of its strings), which Hugging Face's"
+                    + " tokenizers library fails on by ending the process");
         }
     }
 
@@ -371,7 +560,7 @@ final class TokenizerFile {
                     if (next >= units.length) {
                         return false;
                     }
-                    if (hasLeaf(unit) && (units[(int) next] & 0x7FFFFFFFL) > strings) {
+                    if (hasLeaf(unit) && !isText(bytes, 4 + units.length * 4L, strings, units[(int) next] & 0x7FFFFFFFL)) {
                         return false;
                     }
                     if (!seen[(int) next]) {
@@ -381,6 +570,28 @@ final class TokenizerFile {
                 }
             }
             return true;
+        }
+
+        /**
+         * Whether the string a leaf points to, {@code offset} bytes into the strings that start at {@code start}, is
+         * inside them and is UTF-8 from its first byte to its zero byte (or the map's end): the library reads it as a
+         * Rust string slice, which ends the process where it would cut a character.
+         */
+        private static boolean isText(byte[] bytes, long start, long strings, long offset) {
+            if (offset > strings) {
+                return false;
+            }
+            int from = (int) (start + offset);
+            int end = from;
+            while (end < bytes.length && bytes[end] != 0) {
+                end++;
+            }
+            try {
+                StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes, from, end - from));
+                return true;
+            } catch (java.nio.charset.CharacterCodingException e) {
+                return false;
+            }
         }
 
         private static long offset(int unit) {

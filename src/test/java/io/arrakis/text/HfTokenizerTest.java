@@ -248,6 +248,104 @@ class HfTokenizerTest {
         }
     }
 
+    /**
+     * More settings on which the library panicked and the JVM ended (exit 134), found by mutating the fixtures, and
+     * vocabularies on which it gave two tokens one id. Refused before the library reads them.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void moreSettingsOnWhichTheLibraryEndsTheProcessAreRefused(@TempDir Path dir) throws Exception {
+        // removing the lookahead left a bare \1, which never matches in Java: judged safe, it panicked at encode
+        for (String regex : List.of("(?=(a*))\\1", "(?<=(a?))\\1", "(a)\\k<1>")) {
+            assertRefused(withField("bytelevel_bpe", "normalizer", replace(Map.of("Regex", regex)), dir),
+                    "refers back to a group");
+        }
+        for (String regex : List.of("(a+)+b", "(?:\\s*x)*y", "((ab)*c)+", "(a{2,})*")) {
+            assertRefused(withField("bytelevel_bpe", "pre_tokenizer", Map.of("type", "Split", "pattern",
+                    Map.of("Regex", regex), "behavior", "Isolated", "invert", false), dir), "repeats a repetition");
+        }
+        assertRefused(withField("bytelevel_bpe", "normalizer", Map.of("type", "Prepend", "prepend", ""), dir),
+                "Prepend normalizer of the empty string");
+        // 2^64 - 1 was read as a long, -1, and passed as "not from the end"
+        Path strip = withField("sentencepiece_bpe", "decoder", Map.of("type", "Strip", "content", " ", "start", 0L,
+                "stop", "STOP"), dir);
+        Files.writeString(strip, Files.readString(strip).replace("\"STOP\"", "18446744073709551615"));
+        assertRefused(strip, "Strip decoder with stop 18446744073709551615");
+        // a trie whose one leaf, for "a", points to the strings "é\0", at their start (sound) or inside the é
+        for (int offset : new int[] {0, 1}) {
+            byte[] map = new byte[4 + 2048 + 3];
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(map).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            b.putInt(0, 2048);
+            b.putInt(4 + 4 * 97, 0x58561); // label 'a', a leaf, next unit at 97 ^ 353 = 256
+            b.putInt(4 + 4 * 256, offset);
+            map[4 + 2048] = (byte) 0xC3;
+            map[4 + 2049] = (byte) 0xA9;
+            Path file = withField("unigram", "normalizer", Map.of("type", "Precompiled", "precompiled_charsmap",
+                    java.util.Base64.getEncoder().encodeToString(map)), dir);
+            if (offset == 1) {
+                assertRefused(file, "points inside a character");
+            } else {
+                try (HfTokenizer mapped = HfTokenizer.load(file);
+                     HfTokenizer plain = HfTokenizer.load(withField("unigram", "normalizer", null, dir))) {
+                    assertArrayEquals(plain.encode("é"), mapped.encode("a"), "the map's one rule, a to é");
+                }
+            }
+        }
+        Map<String, Object> bpe = (Map<String, Object>) Json.parse(
+                Files.readString(Fixtures.tokenizer("bytelevel_bpe").resolve("tokenizer.json")));
+        Map<String, Object> prefixed = new java.util.LinkedHashMap<>((Map<String, Object>) bpe.get("model"));
+        prefixed.put("continuing_subword_prefix", "##");
+        assertRefused(withField("bytelevel_bpe", "model", prefixed, dir), "continuing_subword_prefix \"##\"");
+        Map<String, Object> template = Map.of("type", "TemplateProcessing",
+                "single", List.of(Map.of("SpecialToken", Map.of("id", "<s>", "type_id", 0L)),
+                        Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "pair", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L)),
+                        Map.of("SpecialToken", Map.of("id", "<s>", "type_id", 1L)),
+                        Map.of("Sequence", Map.of("id", "B", "type_id", 1L))),
+                "special_tokens", Map.of("<s>", Map.of("id", "<s>", "ids", List.of(1L), "tokens", List.of("<s>"))));
+        try (HfTokenizer fine = HfTokenizer.load(withField("sentencepiece_bpe", "post_processor", template, dir))) {
+            assertEquals(1, fine.encode("Hello")[0], "the template as it is, which loads");
+        }
+        Map<String, Object> undefined = new java.util.LinkedHashMap<>(template);
+        undefined.put("pair", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L)),
+                Map.of("SpecialToken", Map.of("id", "</s>", "type_id", 1L))));
+        assertRefused(withField("sentencepiece_bpe", "post_processor", undefined, dir), "names the special token \"</s>\"");
+        Map<String, Object> uneven = new java.util.LinkedHashMap<>(template);
+        uneven.put("special_tokens", Map.of("<s>", Map.of("id", "<s>", "ids", List.of(1L, 2L, 1L), "tokens", List.of("<s>"))));
+        assertRefused(withField("sentencepiece_bpe", "post_processor", uneven, dir), "each id needs its token");
+        // vocabularies: a hole at id 0 gave " Java" and the first added token one id; a repeated id let an added token
+        // take the vocabulary's size as its id; a repeated key counted twice
+        Map<String, Object> vocab = (Map<String, Object>) prefixed.get("vocab");
+        for (boolean hole : new boolean[] {true, false}) {
+            Map<String, Object> v = new java.util.LinkedHashMap<>(vocab);
+            String first = v.keySet().iterator().next();
+            if (hole) {
+                v.remove(first);
+            } else {
+                v.put(first, 1L); // two tokens of id 1
+            }
+            Map<String, Object> model = new java.util.LinkedHashMap<>((Map<String, Object>) bpe.get("model"));
+            model.put("vocab", v);
+            assertRefused(withField("bytelevel_bpe", "model", model, dir), hole ? "no token of id 0" : "given twice");
+        }
+        String text = Files.readString(Fixtures.tokenizer("bytelevel_bpe").resolve("tokenizer.json"));
+        Path twice = dir.resolve("twice-key.json");
+        Files.writeString(twice, text.replaceFirst("\"vocab\":\\s*\\{", "\"vocab\": {\"!\": 1, "));
+        assertRefused(twice, "Duplicate field");
+    }
+
+    /** Was: the Llama 3 pre-tokenizer's regex passed Oniguruma's backtracking limit on a long run of spaces: exit 134. */
+    @Test
+    void aTextTooLongToEncodeAtOnceIsRefused() {
+        try (HfTokenizer tokenizer = HfTokenizer.load(Fixtures.tokenizer("bytelevel_bpe"))) {
+            String spaces = " ".repeat(HfTokenizer.MAX_TEXT_CHARS);
+            assertEquals(1, tokenizer.encode(spaces).length > 0 ? 1 : 0);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> tokenizer.encode(spaces + "x"));
+            assertTrue(e.getMessage().contains("encode the text in pieces"), e.getMessage());
+        }
+    }
+
     /** Hugging Face's library ignores an added token without text; it gets no id. */
     @Test
     @SuppressWarnings("unchecked")
