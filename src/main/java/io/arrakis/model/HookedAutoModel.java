@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Objects;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -264,6 +265,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * are when it starts: one added or removed meanwhile (by a hook, or another thread) counts from the next pass.
      */
     public HookHandle addHook(HookSpec spec) {
+        checkOpen();
         checkHookSpec(spec);
         Registration registration = new Registration(spec);
         persistentHooks.add(registration);
@@ -272,6 +274,7 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private void checkHookSpec(HookSpec spec) {
+        Objects.requireNonNull(spec, "hook spec");
         if (hookNames.stream().noneMatch(spec.where())) {
             throw new IllegalArgumentException("no hook point of this " + config.family() + " model matches "
                     + spec.description() + "; hook points look like " + String.join(", ", hookNames.stream().limit(5).toList()));
@@ -526,10 +529,7 @@ public final class HookedAutoModel implements AutoCloseable {
                                 + " which belongs to the forward pass; return a replacement instead");
                     }
                     if (replacement != null && replacement != current) {
-                        checkReplacement(name, current, replacement);
-                        // the pass's own handle: the outputs it hands out, closed by their owner, must not close a
-                        // tensor the hook made elsewhere (a patch, another output's cache entry)
-                        current = replacement.alias();
+                        current = accepted(name, current, replacement);
                     }
                 }
             }
@@ -542,15 +542,25 @@ public final class HookedAutoModel implements AutoCloseable {
             return current;
         }
 
-        private static void checkReplacement(String name, Tensor original, Tensor replacement) {
-            if (replacement.isClosed()) {
-                throw new IllegalStateException("the hook at " + name + " returned a closed tensor");
+        /**
+         * The pass's own handle to a hook's replacement, after checking it: the outputs the pass hands out, closed by
+         * their owner, must not close a tensor the hook made elsewhere (a patch, another output's cache entry).
+         */
+        private static Tensor accepted(String name, Tensor original, Tensor replacement) {
+            Tensor own;
+            try {
+                own = replacement.alias();
+            } catch (IllegalStateException | WrongThreadException e) { // closed, or the arena of its memory is
+                throw new IllegalStateException("the hook at " + name + " returned a tensor that can no longer be used: "
+                        + e.getMessage(), e);
             }
-            if (!java.util.Arrays.equals(original.shape(), replacement.shape()) || original.dtype() != replacement.dtype()
-                    || !original.device().equals(replacement.device())) {
+            if (!java.util.Arrays.equals(original.shape(), own.shape()) || original.dtype() != own.dtype()
+                    || !original.device().equals(own.device())) {
+                own.close();
                 throw new IllegalArgumentException("the hook at " + name + " returned " + replacement
                         + " in place of " + original + "; a replacement must keep the shape, dtype and device");
             }
+            return own;
         }
     }
 

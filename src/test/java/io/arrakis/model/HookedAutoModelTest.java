@@ -645,4 +645,31 @@ class HookedAutoModelTest {
         assertTrue((System.nanoTime() - start) / 1e9 < 5, "did not fail fast");
         assertTrue(e.getMessage().contains("6,738,415,616") && e.getMessage().contains("bfloat16"), e.getMessage());
     }
+
+    /** Was: a handle came back from a closed model, and its hook never ran. */
+    @Test
+    void addingAHookToAClosedModelIsRefused() {
+        HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.SHARED.resolve("gpt2-tiny"));
+        model.close();
+        assertThrows(IllegalStateException.class,
+                () -> model.addHook(HookedAutoModel.HookSpec.at("logits", (a, n) -> null)));
+    }
+
+    /** Were: a bare NullPointerException for a null spec, and a refusal of a dead replacement that named no hook. */
+    @Test
+    void aNullSpecAndAReplacementOverAClosedArenaAreNamed() {
+        java.nio.file.Path gpt2 = Fixtures.SHARED.resolve("gpt2-tiny");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(gpt2)) {
+            NullPointerException npe = assertThrows(NullPointerException.class, () -> model.addHook(null));
+            assertTrue(npe.getMessage().startsWith("hook spec"), npe.getMessage());
+            Tensor ids = Fixtures.referenceInputIds(gpt2);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.runWithHooks(ids,
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_resid_mid", (a, n) -> {
+                        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                            return Tensor.fromSegment(arena.allocate(a.numel() * 4, 64), DType.FLOAT32, a.shape());
+                        }
+                    })));
+            assertTrue(e.getMessage().contains("the hook at blocks.0.hook_resid_mid"), e.getMessage());
+        }
+    }
 }
