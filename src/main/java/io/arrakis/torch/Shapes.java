@@ -7,20 +7,35 @@ final class Shapes {
     private Shapes() {
     }
 
-    /** The number of elements of {@code shape}; refuses negative sizes and counts past 2^63. */
+    /**
+     * The number of elements of {@code shape}; refuses negative sizes, counts past 2^63, and (for a shape with a 0)
+     * contiguous strides past 2^63, which libtorch refuses to make.
+     */
     static long numel(long[] shape, String op) {
-        long n = 1;
+        boolean empty = false;
         for (long s : shape) {
             if (s < 0) {
                 throw new IllegalArgumentException(op + ": negative size in shape " + Arrays.toString(shape));
             }
-            try {
-                n = Math.multiplyExact(n, s);
-            } catch (ArithmeticException e) {
-                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
-            }
+            empty |= s == 0;
         }
-        return n;
+        long stride = 1;
+        for (int i = shape.length - 1; i > 0; i--) { // the stride of dim 0 is the largest
+            long s = Math.max(shape[i], 1);
+            if (stride > Long.MAX_VALUE / s) {
+                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + (empty
+                        ? "'s strides pass 2^63" : " has more than 2^63 elements"));
+            }
+            stride *= s;
+        }
+        if (empty) {
+            return 0;
+        }
+        try {
+            return Math.multiplyExact(stride, shape.length == 0 ? 1 : shape[0]);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
+        }
     }
 
     /** Row-major strides of a contiguous tensor of {@code shape}. */
@@ -114,8 +129,9 @@ final class Shapes {
 
     /**
      * The product of the sizes other than -1 (all others non-negative): 0 where one is 0. Refused where the sizes
-     * other than 0 multiply past 2^63, as libtorch refuses a tensor with such sizes, elements or not. The element count
-     * of a reshape's or an expand's target, checked on every call, so without allocating.
+     * other than 0 multiply past 2^63, whatever their order: libtorch refuses some such shapes and not others,
+     * depending on where the 0 stands, and their strides would not fit a long. The element count of a reshape's or an
+     * expand's target, checked on every call, so without allocating.
      */
     static long knownProduct(long[] sizes, String op) {
         long product = 1;

@@ -951,15 +951,19 @@ public final class Tensor implements AutoCloseable {
         return restrided(shape, strides, 0);
     }
 
-    /** Elements {@code start .. start+length-1} along {@code dim}. */
+    /**
+     * Elements {@code start .. start+length-1} along {@code dim}; a negative {@code start} counts from the end, as in
+     * PyTorch.
+     */
     public Tensor narrow(int dim, long start, long length) {
         int d = existingDim(dim, "narrow");
         long size = meta().shape[d];
-        if (start < 0 || length < 0 || start > size - length) {
-            throw new IndexOutOfBoundsException("narrow: [" + start + ", " + (start + length) + ") is outside dim " + d
-                    + " of size " + size + " of " + describe());
+        long from = start < 0 && start >= -size ? start + size : start;
+        if (from < 0 || length < 0 || from > size - length) {
+            throw new IndexOutOfBoundsException("narrow: [" + start + ", " + start + " + " + length + ") is outside dim "
+                    + d + " of size " + size + " of " + describe());
         }
-        return narrowed(d, start, length);
+        return narrowed(d, from, length);
     }
 
     /** Python's {@code t[..., start:end:step, ...]} on {@code dim}; bounds are clamped as Python clamps them. */
@@ -967,6 +971,10 @@ public final class Tensor implements AutoCloseable {
         int d = existingDim(dim, "slice");
         if (step <= 0) {
             throw new IllegalArgumentException("slice: step must be positive, got " + step);
+        }
+        if (step > 1 && Math.abs(meta().strides[d]) > Long.MAX_VALUE / step) {
+            throw new IllegalArgumentException("slice: a step of " + step + " on dim " + d + " of " + describe()
+                    + " takes a stride beyond 2^63");
         }
         return viewResult(Call.begin(SLICE, this).tensor(this).i64(d).optI64(start).optI64(end).i64(step).tensorResult());
     }
@@ -1024,6 +1032,15 @@ public final class Tensor implements AutoCloseable {
         return Call.begin(INDEX_SELECT, this, index).tensor(this).i64(d).tensor(index).tensorResult();
     }
 
+    private static long unsqueezedStride(long size, long stride) {
+        try {
+            return Math.multiplyExact(size, stride);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("unsqueeze: the new dim's stride, " + size + " × " + stride
+                    + ", is beyond 2^63");
+        }
+    }
+
     /** A new dimension of size 1 at {@code dim}. */
     public Tensor unsqueeze(int dim) {
         int d = Shapes.normNewDim(dim, dim(), "unsqueeze");
@@ -1034,7 +1051,7 @@ public final class Tensor implements AutoCloseable {
         for (int i = 0, j = 0; i <= n; i++) {
             if (i == d) {
                 shape[i] = 1;
-                strides[i] = d < n ? m.shape[d] * m.strides[d] : 1;
+                strides[i] = d < n ? unsqueezedStride(m.shape[d], m.strides[d]) : 1;
             } else {
                 shape[i] = m.shape[j];
                 strides[i] = m.strides[j++];
@@ -1971,10 +1988,12 @@ public final class Tensor implements AutoCloseable {
     /** Splits into pieces of {@code splitSize} along {@code dim} (the last may be smaller); views. */
     public List<Tensor> split(long splitSize, int dim) {
         int d = existingDim(dim, "split");
-        if (splitSize <= 0) {
-            throw new IllegalArgumentException("split: size must be positive, got " + splitSize);
+        long size = meta().shape[d];
+        if (splitSize < 0 || splitSize == 0 && size != 0) { // PyTorch's rule: 0 only for a dim of size 0
+            throw new IllegalArgumentException("split: size must be positive (or 0 for a dim of size 0), got "
+                    + splitSize + " for dim " + d + " of " + describe());
         }
-        return pieces(d, splitSize, Math.max(Math.ceilDiv(meta().shape[d], splitSize), 1));
+        return pieces(d, splitSize, splitSize == 0 ? 1 : Math.max(Math.ceilDiv(size, splitSize), 1));
     }
 
     /** Splits into pieces of the given sizes along {@code dim}, which they must add up to; views. */
@@ -2030,6 +2049,10 @@ public final class Tensor implements AutoCloseable {
     /** {@code count} views along {@code dim} of {@code pieceSize} elements each, the last taking what is left. */
     private List<Tensor> pieces(int dim, long pieceSize, long count) {
         long size = meta().shape[dim];
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("split: " + count + " pieces of dim " + dim + " of " + describe()
+                    + ", more than a list holds");
+        }
         List<Tensor> pieces = new ArrayList<>();
         for (long i = 0; i < count; i++) {
             long start = i * pieceSize;

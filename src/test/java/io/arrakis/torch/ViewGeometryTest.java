@@ -224,6 +224,33 @@ class ViewGeometryTest {
         }
     }
 
+    /**
+     * Found by a differential run against PyTorch 1.13: narrow refused a negative start and split(0) a dim of size 0,
+     * which both take; unsqueeze wrapped a stride past 2^63 (on an empty tensor, where libtorch wraps it too, or
+     * refuses it later); a shape's refusal depended on where its 0 stood.
+     */
+    @Test
+    void negativeStartsEmptySplitsAndStridesPast2To63AsLibtorch() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor five = Tensor.arange(5);
+            assertSameView(aten("aten::narrow", "", five, c -> c.i64(0).i64(-2).i64(2)), five.narrow(0, -2, 2),
+                    "narrow from -2");
+            assertArrayEquals(new long[] {3, 4}, five.narrow(0, -2, 2).contiguous().toLongArray());
+            assertThrows(IndexOutOfBoundsException.class, () -> five.narrow(0, -6, 1));
+            Tensor none = Tensor.zeros(new long[] {2, 0}, DType.FLOAT32, Device.CPU);
+            List<Tensor> pieces = none.split(0, 1);
+            assertEquals(1, pieces.size());
+            assertSameLayout(none, pieces.getFirst(), "split(0) of " + none);
+            assertThrows(IllegalArgumentException.class, () -> five.split(0, 0));
+            Tensor wide = Tensor.zeros(new long[] {5, 0, 1L << 62}, DType.INT64, Device.CPU); // strides [2^62, 2^62, 1]
+            assertThrows(IllegalArgumentException.class, () -> wide.unsqueeze(0));
+            assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.zeros(new long[] {0, 1L << 62, 4}, DType.FLOAT32, Device.CPU));
+            assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(1).expand(1L << 40).split(1, 0),
+                    "2^40 pieces");
+        }
+    }
+
     private static void assertSameViews(List<Tensor> expected, List<Tensor> actual, String what) {
         assertEquals(expected.size(), actual.size(), what + ": pieces");
         for (int i = 0; i < expected.size(); i++) {
