@@ -2,7 +2,8 @@
  * arrakis-jvm: hooked transformer models with an activation cache, a bench for experiments and a composer for head
  * composition and path patching, over libtorch through the Foreign Function & Memory API. The generated bindings
  * ({@code io.arrakis.bindings}) stay inside; {@code io.arrakis.torch} is the tensor API over them. On the module path,
- * grant native access with {@code --enable-native-access=io.arrakis}.
+ * grant native access with {@code --enable-native-access=io.arrakis,ai.djl.tokenizers} (the tokenizers' library loads
+ * its own native code).
  */
 module io.arrakis {
     requires transitive java.desktop;            // heatmaps are Java 2D images, in the API too

@@ -29,7 +29,7 @@ import java.util.function.IntToDoubleFunction;
  * {@code saveDir}. Subclass it as the seed example does ({@code class MIExperiment extends BaseInterpretabilityBench}).
  *
  * <pre>{@code
- * MIExperiment exp = new MIExperiment(model);
+ * MIExperiment exp = new MIExperiment(model, Path.of("experiments"));
  * Experiment<HeadPair, Map<String, Object>> test = exp.useTools("composer").experiment("test_attention_composer",
  *         (args, tools) -> {
  *             AttentionComposer composer = tools.get("composer", AttentionComposer.class);

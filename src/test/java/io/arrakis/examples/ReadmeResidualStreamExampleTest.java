@@ -25,10 +25,10 @@ class ReadmeResidualStreamExampleTest {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.create(config, 0, DType.FLOAT32, Device.CPU)) {
             Tensor ids = Tensor.of(new long[] {464, 3290, 3332}, 1, 3);
-            Tensor answers = Tensor.of(new long[] {319}, 1);   // one answer per example, at every position
-            Tensor wrong = Tensor.of(new long[] {262}, 1);
             // --- README: residual stream example ---
-            try (ModelOutput out = model.forward(ids)) {
+            Tensor answers = Tensor.of(new long[] {319}, 1);   // one answer per sequence of ids, at every position
+            Tensor wrong = Tensor.of(new long[] {262}, 1);
+            try (ModelOutput out = model.forward(ids)) {        // model and ids as in "Hooked models"
                 ResidualStream resid = new ResidualStream(model, out.cache());
                 ResidualStream.Components parts = resid.decomposeResid(false);          // embed, pos_embed, 0_attn_out, 0_mlp_out, ...
                 Tensor attrs = resid.logitAttrs(parts.stack(), answers, wrong);         // [component, batch, pos]: direct logit attribution
