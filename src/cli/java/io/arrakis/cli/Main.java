@@ -368,6 +368,21 @@ public final class Main implements Callable<Integer> {
         }
     }
 
+    /** Refuses, before any work, an output file that is a folder or whose nearest existing ancestor is no folder. */
+    private static void checkOutput(Path file, String flag) {
+        if (java.nio.file.Files.isDirectory(file)) {
+            throw new IllegalArgumentException(flag + " " + file + " is a folder; name a file");
+        }
+        for (Path p = file.toAbsolutePath().getParent(); p != null; p = p.getParent()) {
+            if (java.nio.file.Files.exists(p)) {
+                if (!java.nio.file.Files.isDirectory(p)) {
+                    throw new IllegalArgumentException(flag + " " + file + ": " + p + " is a file, not a folder");
+                }
+                return;
+            }
+        }
+    }
+
     /** The folder's own name, or the whole path where it has none (the file system's root). */
     private static String folderName(Path folder) {
         Path name = folder.toAbsolutePath().normalize().getFileName();
@@ -376,6 +391,7 @@ public final class Main implements Callable<Integer> {
 
     /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
     private static void view(View v, PrintStream out, PrintStream err) {
+        checkOutput(v.out, "--out");
         // a head or route named twice is patched once
         List<Head> receivers = v.receivers.stream().map(Main::parseHead).distinct().toList();
         List<PathPatching.Route> routes = v.routes.stream().distinct().toList();
@@ -450,6 +466,9 @@ public final class Main implements Callable<Integer> {
     /** All-pairs composition scores as a table, JSON or a heatmap. */
     private static void composition(Path model, CompositionScores.Mode mode, CompositionScores.Options.Builder options,
                                     int top, Path png, boolean json, PrintStream out, PrintStream err) {
+        if (png != null) {
+            checkOutput(png, "--png");
+        }
         ScoreReport report;
         CompositionScores.Options chosen;
         try (TerminalProgress progress = TerminalProgress.of(mode + "-composition", "pairs", json, err);

@@ -7,6 +7,7 @@ import io.arrakis.composer.HeadDetectors;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.io.AtomicFiles;
+import io.arrakis.io.IoErrors;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoModel;
@@ -49,8 +50,11 @@ import java.util.stream.LongStream;
  */
 public final class AttentionView {
     private static final String TEMPLATE = "page.html";
-    /** The most pattern weights one page holds: about 100 MB of JSON, which a browser still opens in seconds. */
-    static final long MAX_PATTERN_VALUES = 8_000_000;
+    /**
+     * The most values (pattern weights and composition scores) one page holds: about 100 MB of JSON, which a browser
+     * still opens in seconds.
+     */
+    static final long MAX_PAGE_VALUES = 8_000_000;
 
     private final Map<String, Object> data;
     private final String title;
@@ -163,14 +167,27 @@ public final class AttentionView {
         int layers = model.config().nLayers();
         int heads = model.config().nHeads();
         long tokens = ids.size(-1);
-        long patternValues = (long) layers * heads * tokens * tokens;
-        if (patternValues > MAX_PATTERN_VALUES) {
-            long most = (long) Math.floor(Math.sqrt((double) MAX_PATTERN_VALUES / ((long) layers * heads)));
+        long allHeads = (long) layers * heads;
+        // every mode's score of every pair of heads, twice with the baseline
+        long compositionValues = CompositionScores.Mode.values().length * allHeads * allHeads * (options.baseline() ? 2 : 1);
+        if (compositionValues > MAX_PAGE_VALUES) {
+            throw new IllegalArgumentException("a page of this model's composition would hold " + compositionValues
+                    + " scores (" + CompositionScores.Mode.values().length + " modes x (layers x heads)^2"
+                    + (options.baseline() ? " x 2 with the baseline" : "") + "), more than a browser takes in one page"
+                    + " (" + MAX_PAGE_VALUES + " values); use the composer's API or the composition command");
+        }
+        long patternValues = allHeads * tokens * tokens;
+        if (patternValues + compositionValues > MAX_PAGE_VALUES) {
+            long most = (long) Math.floor(Math.sqrt((double) (MAX_PAGE_VALUES - compositionValues) / allHeads));
             throw new IllegalArgumentException("a page of every head's attention pattern on " + tokens + " tokens would"
-                    + " hold " + patternValues + " weights (layers x heads x tokens^2), more than a browser takes in one"
-                    + " page; give at most " + most + " tokens for this model");
+                    + " hold " + patternValues + " weights (layers x heads x tokens^2) besides " + compositionValues
+                    + " composition scores, more than a browser takes in one page (" + MAX_PAGE_VALUES + " values);"
+                    + " give at most " + most + " tokens for this model");
         }
         List<Head> receivers = options.corrupted() == null ? List.of() : receivers(model, options.receivers());
+        if (options.corrupted() != null) {
+            checkPatching(model, options, receivers);
+        }
         List<PathPatching.Route> routes = options.routes().isEmpty() ? List.of(PathPatching.Route.values()) : options.routes();
         long steps = 1 + CompositionScores.Mode.values().length + 1 + (long) receivers.size() * routes.size();
         long[] done = {0};
@@ -203,11 +220,12 @@ public final class AttentionView {
             data.put("composition", Map.of("modes", modes));
 
             int seqLen = options.detectorSeqLen() > 0 ? options.detectorSeqLen() : defaultDetectorSeqLen(model);
+            boolean tooShort = options.detectorSeqLen() <= 0 && model.config().maxPositions() < 2L * seqLen;
             Map<String, Object> detectors = new LinkedHashMap<>();
-            detectors.put("seq_len", seqLen);
+            detectors.put("seq_len", tooShort ? null : seqLen); // null: the detectors did not run
             detectors.put("batch", options.detectorBatch());
             detectors.put("seed", Long.toString(options.detectorSeed())); // JavaScript's numbers hold 53 bits
-            if (options.detectorSeqLen() <= 0 && model.config().maxPositions() < 2L * seqLen) {
+            if (tooShort) {
                 // a context too short for any repeated sequence: no head has a score, as where a window is too short
                 try (Tensor none = Tensor.full(new long[] {model.config().nLayers(), model.config().nHeads()}, Double.NaN,
                         DType.FLOAT32, Device.CPU)) {
@@ -257,6 +275,9 @@ public final class AttentionView {
 
     /** Writes {@link #html()} to {@code file} atomically, creating missing parent folders; returns the file. */
     public Path writeHtml(Path file) {
+        if (Files.isDirectory(file)) {
+            throw new IllegalArgumentException("could not write the view to " + file + ": it is a folder");
+        }
         byte[] bytes = html().getBytes(StandardCharsets.UTF_8);
         try {
             Path parent = file.toAbsolutePath().getParent();
@@ -265,7 +286,7 @@ public final class AttentionView {
             }
             AtomicFiles.write(file, (channel, temp) -> AtomicFiles.writeFully(channel, ByteBuffer.wrap(bytes)));
         } catch (IOException e) {
-            throw new UncheckedIOException("could not write the view to " + file + ": " + e, e);
+            throw new UncheckedIOException("could not write the view to " + file + ": " + IoErrors.reason(e), e);
         }
         return file;
     }
@@ -318,6 +339,29 @@ public final class AttentionView {
         };
     }
 
+    /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
+    private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers) {
+        int layers = model.config().nLayers();
+        int heads = model.config().nHeads();
+        for (Head r : receivers) {
+            if (r.layer() < 1 || r.layer() >= layers || r.index() >= heads) {
+                throw new IllegalArgumentException("receiver " + r + " is not a head of layers 1 to " + (layers - 1)
+                        + " (heads 0 to " + (heads - 1) + "): a receiver needs a layer below it to send");
+            }
+        }
+        long vocab = model.config().vocabSize();
+        for (long token : new long[] {options.answer(), options.wrong()}) {
+            if (token >= vocab) {
+                throw new IllegalArgumentException("path patching: token " + token + " is not one of the model's "
+                        + vocab + " tokens");
+            }
+        }
+        if (options.answer() >= 0 && options.answer() == options.wrong()) {
+            throw new IllegalArgumentException("the answer and the wrong token are both " + options.answer()
+                    + ", so their logit difference measures nothing");
+        }
+    }
+
     private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
         int layers = model.config().nLayers();
         if (layers < 2) {
@@ -343,11 +387,13 @@ public final class AttentionView {
         Tensor corrupted = options.corrupted().dim() == 1 ? options.corrupted().unsqueeze(0) : options.corrupted();
         long answer = options.answer() >= 0 ? options.answer() : topToken(model, clean);
         long wrong = options.wrong() >= 0 ? options.wrong() : topToken(model, corrupted);
-        if (answer == wrong) {
-            throw new IllegalArgumentException(options.answer() >= 0 && options.wrong() >= 0
-                    ? "the answer and the wrong token are both " + answer + ", so their logit difference measures nothing"
-                    : "the clean and the corrupted input both predict token " + answer + " at the last position, so"
-                    + " their logit difference measures nothing: name the answer and the wrong token");
+        if (answer == wrong) { // two named tokens were checked before the work
+            throw new IllegalArgumentException(options.answer() < 0 && options.wrong() < 0
+                    ? "the clean and the corrupted input both predict token " + answer + " at the last position, so"
+                    + " their logit difference measures nothing: name the answer and the wrong token"
+                    : "the answer and the wrong token are both " + answer + ", as the " + (options.answer() >= 0
+                    ? "corrupted" : "clean") + " input predicts it at the last position: name the "
+                    + (options.answer() >= 0 ? "wrong token" : "answer"));
         }
         PathPatching.Metric metric = PathPatching.Metric.logitDiff(answer, wrong);
         List<Object> effects = new ArrayList<>();

@@ -161,6 +161,21 @@ class MainTest {
         }
     }
 
+    /** Were: refused only after the model's work, naming the hidden temporary file. */
+    @Test
+    void anOutputThatCannotBeWrittenIsRefusedBeforeTheWork(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.writeString(dir.resolve("afile"), "x");
+        for (String[] args : List.of(
+                new String[] {"view", "--model", "/nonexistent", "--input-ids", "1,2", "--out", dir.toString()},
+                new String[] {"view", "--model", "/nonexistent", "--input-ids", "1,2", "--out", file.resolve("x.html").toString()},
+                new String[] {"composition", "--model", "/nonexistent", "--mode", "K", "--png", file.resolve("x.png").toString()})) {
+            Result r = run(args);
+            assertEquals(2, r.status(), String.join(" ", args));
+            assertTrue(r.err().contains("is a folder") || r.err().contains("is a file, not a folder"), r.err());
+        }
+    }
+
     @Test
     void forwardMatchesTheReferenceLogits() throws Exception {
         assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");

@@ -144,8 +144,9 @@ class AttentionViewBrowserTest {
             WebElement canvas = browser.findElement(By.id("pattern-canvas"));
             double expected = forwardPattern(layer, head, query, key);
             String shown = hover(canvas, query, key);
-            assertTrue(shown.contains("query \"#" + CLEAN.split(",")[query] + "\" (" + query + ")"), shown);
-            assertTrue(shown.contains("key \"#" + CLEAN.split(",")[key] + "\" (" + key + ")"), shown);
+            // each token isolated (U+2068 ... U+2069), so that one holding a direction override cannot reorder the rest
+            assertTrue(shown.contains("query \u2068\"#" + CLEAN.split(",")[query] + "\"\u2069 (" + query + ")"), shown);
+            assertTrue(shown.contains("key \u2068\"#" + CLEAN.split(",")[key] + "\"\u2069 (" + key + ")"), shown);
             assertEquals(expected, Double.parseDouble(shown.substring(shown.lastIndexOf(':') + 1).trim()), 5e-5, shown);
             assertEquals(expected, Double.parseDouble(browser.findElement(By.id("tooltip")).getDomAttribute("data-value")),
                     0.0, "the tooltip's exact value");

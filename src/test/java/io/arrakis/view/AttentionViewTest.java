@@ -4,6 +4,7 @@ import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
+import io.arrakis.composer.Head;
 import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
@@ -161,6 +162,7 @@ class AttentionViewTest {
             AttentionView view = AttentionView.of(model, ids(1, 2, 3), AttentionView.Options.defaults());
             Map<?, ?> heads = (Map<?, ?>) view.data().get("heads");
             assertEquals(List.of(java.util.Arrays.asList(null, null)), heads.get("induction"), "one layer of two heads");
+            assertNull(heads.get("seq_len"), "was: the length the detectors would have run at, on a page saying they ran");
             // asked for explicitly, a length the context cannot hold is still refused
             assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3),
                     AttentionView.Options.defaults().withDetectors(2, 1, 0)));
@@ -201,6 +203,35 @@ class AttentionViewTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model,
                     ids(1, 2, 3), AttentionView.Options.defaults().withPatching(ids(3, 2, 1), 1, 2, List.of(), List.of())));
             assertTrue(e.getMessage().contains("one layer"), e.getMessage());
+        }
+    }
+
+    /** Were: a page of 1 to 2 GB for a model of many heads (the cap counted patterns only), and late refusals. */
+    @Test
+    void compositionCountsTowardsThePagesSizeAndPatchingIsCheckedBeforeTheWork(@TempDir Path dir) {
+        HookedAutoConfig manyHeads = HookedAutoConfig.of("gpt2").with(java.util.Map.of("n_layer", 48, "n_embd", 40,
+                "n_head", 40, "vocab_size", 50, "n_positions", 16)); // 1,920 heads: 3 x 1920^2 > 8M scores
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(manyHeads, 0, DType.FLOAT32, Device.CPU)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.of(model, ids(1, 2), AttentionView.Options.defaults()));
+            assertTrue(e.getMessage().contains("11059200 scores"), e.getMessage());
+        }
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            int[] steps = {0};
+            AttentionView.Options counted = AttentionView.Options.defaults().withProgress((done, total) -> steps[0]++);
+            int layers = model.config().nLayers();
+            for (AttentionView.Options bad : List.of(
+                    counted.withPatching(ids(3, 2, 1), 1, 2, List.of(Head.of(0, 1)), List.of()),
+                    counted.withPatching(ids(3, 2, 1), 1, 2, List.of(Head.of(layers - 1, 99)), List.of()),
+                    counted.withPatching(ids(3, 2, 1), model.config().vocabSize(), 2, List.of(), List.of()),
+                    counted.withPatching(ids(3, 2, 1), 5, 5, List.of(), List.of()))) {
+                assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3), bad));
+            }
+            assertEquals(0, steps[0], "refused before any step of the page's work");
+            AttentionView view = AttentionView.of(model, ids(1, 2, 3), AttentionView.Options.defaults());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> view.writeHtml(dir));
+            assertTrue(e.getMessage().contains("it is a folder"), e.getMessage());
         }
     }
 
