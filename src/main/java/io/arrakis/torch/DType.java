@@ -51,13 +51,16 @@ public enum DType {
             case FLOAT64 -> value;
             case FLOAT32 -> (float) value;
             case FLOAT16 -> Float.float16ToFloat(Float.floatToFloat16((float) value));
-            case BFLOAT16 -> Double.isNaN(value) ? value : Float.intBitsToFloat(bfloat16Bits((float) value) << 16);
+            case BFLOAT16 -> Float.intBitsToFloat(bfloat16Bits((float) value) << 16);
             default -> throw new IllegalArgumentException("round: " + this + " is not a floating-point type");
         };
     }
 
-    /** float32 to bfloat16's 16 bits, rounding to nearest even as libtorch's {@code c10::BFloat16} does (not NaN). */
+    /** float32 to bfloat16's 16 bits, rounding to nearest even as libtorch's {@code c10::BFloat16} does. */
     static short bfloat16Bits(float value) {
+        if (Float.isNaN(value)) { // rounding would carry some NaNs into the exponent: infinities or zeros
+            return (short) 0x7FC0;
+        }
         int bits = Float.floatToRawIntBits(value);
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.WeakHashMap;
 
@@ -568,8 +569,15 @@ public final class Tensor implements AutoCloseable {
         return Call.begin(ONES).ints(shape).optDtype(dtype).none().optDevice(device).none().tensorResult();
     }
 
-    /** A tensor with every element {@code value}. */
+    /**
+     * A tensor with every element {@code value}. For an integer dtype the value must be a whole number within int64's
+     * range (as a double, it is exact only to 2^53); libtorch refuses one outside a smaller type's range.
+     */
     public static Tensor full(long[] shape, double value, DType dtype, Device device) {
+        if (dtype.isIntegral() && !(value == Math.rint(value) && fitsInt64(value))) {
+            throw new IllegalArgumentException("Tensor.full: " + value + " is no " + dtype + " value (a whole number in"
+                    + " int64's range)");
+        }
         Tensor t = empty(shape, dtype, device, "Tensor.full");
         try (Held held = t.hold()) {
             Native.op(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
@@ -583,8 +591,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * {@code [start, start+step, ...)} up to but excluding {@code end}, as PyTorch's arange. For an integer or bool
-     * dtype the bounds and step must be whole numbers (they are then exact at any size).
+     * {@code [start, start+step, ...)} up to but excluding {@code end}, with as many elements as PyTorch's arange. For an
+     * integer dtype the bounds and step must be whole numbers (the values are then exact at any size); for a floating
+     * dtype each value is {@code start + i·step} in float64, rounded once to the dtype, where PyTorch's kernel may
+     * differ in the last place.
      */
     public static Tensor arange(double start, double end, double step, DType dtype, Device device) {
         String args = " (start=" + start + ", end=" + end + ", step=" + step + ")";
@@ -783,14 +793,21 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** A copy of the elements in row-major order, converted to long. */
+    /**
+     * A copy of the elements in row-major order, converted to long as libtorch converts: floating values truncated
+     * towards zero; NaN, infinities and values beyond the range are undefined in C++ (on x86-64, {@code Long.MIN_VALUE}).
+     */
     public long[] toLongArray() {
         try (Tensor t = hostCopy(DType.INT64, "toLongArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_LONG);
         }
     }
 
-    /** A copy of the elements in row-major order, converted to int. */
+    /**
+     * A copy of the elements in row-major order, converted to int as libtorch converts: int64 values wrap modulo 2^32;
+     * floating values are truncated towards zero, with NaN, infinities and values beyond the range undefined in C++
+     * (on x86-64, {@code Integer.MIN_VALUE}).
+     */
     public int[] toIntArray() {
         try (Tensor t = hostCopy(DType.INT32, "toIntArray")) {
             return t.dataSegment().toArray(ValueLayout.JAVA_INT);
@@ -858,11 +875,13 @@ public final class Tensor implements AutoCloseable {
                 corner = corner.narrow(d, 0, Math.min(m.shape[d], (shown - 1) / inner + 1));
                 inner = m.shape[d] >= shown ? shown : Math.min(shown, inner * m.shape[d]);
             }
-            double[] values = shown == 0 ? new double[0] : corner.reshape(-1).narrow(0, 0, shown).toDoubleArray();
+            Tensor first = shown == 0 ? null : corner.reshape(-1).narrow(0, 0, shown);
+            double[] values = first == null || !m.dtype.isFloatingPoint() ? null : first.toDoubleArray();
+            long[] whole = first == null || m.dtype.isFloatingPoint() ? null : first.toLongArray(); // exact past 2^53
             sb.append(" [");
             for (int i = 0; i < shown; i++) {
-                sb.append(i > 0 ? ", " : "").append(m.dtype.isFloatingPoint() ? String.format("%.4g", values[i])
-                        : m.dtype == DType.BOOL ? String.valueOf(values[i] != 0) : String.valueOf((long) values[i]));
+                sb.append(i > 0 ? ", " : "").append(values != null ? String.format(Locale.ROOT, "%.4g", values[i])
+                        : m.dtype == DType.BOOL ? String.valueOf(whole[i] != 0) : String.valueOf(whole[i]));
             }
             sb.append(n > shown ? ", ...]" : "]");
         }
@@ -1117,7 +1136,10 @@ public final class Tensor implements AutoCloseable {
         return copy;
     }
 
-    /** A copy converted to {@code dtype}. */
+    /**
+     * A copy converted to {@code dtype}, as libtorch converts: to a floating dtype rounded to nearest even; to an integer
+     * dtype truncated towards zero (NaN, infinities and values beyond its range are undefined in C++).
+     */
     public Tensor to(DType dtype) {
         return to(dtype, device());
     }

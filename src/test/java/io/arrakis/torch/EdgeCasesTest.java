@@ -76,6 +76,38 @@ class EdgeCasesTest {
     }
 
     /** Was: the FFM API's "Segment is too large to wrap", after a full copy of the tensor to the host. */
+    /** Were: int64 values read through doubles (2^53 + 1 shown as 2^53), and a decimal comma under a German locale. */
+    @Test
+    void toStringShowsInt64ValuesExactlyAndFloatsInAnyLocale() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor longs = Tensor.of(new long[] {(1L << 53) + 1, Long.MIN_VALUE + 1, 123456789012345679L}, 3);
+            assertTrue(longs.toString().endsWith("[9007199254740993, -9223372036854775807, 123456789012345679]"),
+                    longs.toString());
+            java.util.Locale before = java.util.Locale.getDefault();
+            try {
+                java.util.Locale.setDefault(java.util.Locale.GERMANY);
+                assertTrue(Tensor.of(new float[] {1.5f}, 1).toString().endsWith("[1.500]"));
+            } finally {
+                java.util.Locale.setDefault(before);
+            }
+        }
+    }
+
+    /** Was: Long.MAX_VALUE as a double, 2^63, filled an int64 tensor with Long.MIN_VALUE. */
+    @Test
+    void fullRefusesAnIntegerValueOutsideInt64OrNotWhole() {
+        try (TensorScope scope = TensorScope.open()) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.full(new long[] {1}, (double) Long.MAX_VALUE, DType.INT64, Device.CPU));
+            assertThrows(IllegalArgumentException.class, () -> Tensor.full(new long[] {1}, 1.5, DType.INT32, Device.CPU));
+            assertArrayEquals(new long[] {-(1L << 63)}, Tensor.full(new long[] {1}, -0x1p63, DType.INT64, Device.CPU)
+                    .toLongArray());
+            // a NaN float32 whose rounding carried into the exponent became infinity in bfloat16
+            short bits = DType.bfloat16Bits(Float.intBitsToFloat(0x7F800001));
+            assertTrue((bits & 0x7F80) == 0x7F80 && (bits & 0x7F) != 0, Integer.toHexString(bits));
+        }
+    }
+
     @Test
     void anArrayOfMoreElementsThanJavaHoldsIsRefusedBeforeAnyCopy() {
         try (Tensor one = Tensor.ones(new long[] {1}, DType.BOOL, Device.CPU); Tensor many = one.expand((1L << 31) + 8)) {
