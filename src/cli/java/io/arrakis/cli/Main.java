@@ -102,7 +102,13 @@ public final class Main implements Callable<Integer> {
             throw e;
         });
         try {
-            return cli.execute(args);
+            int status = cli.execute(args);
+            // a PrintStream keeps its write errors (a full disk, a closed pipe) to itself: the output is incomplete
+            if (out.checkError()) {
+                err.println("arrakis: cannot write standard output; what was written is incomplete");
+                return status == 0 ? 1 : status;
+            }
+            return status;
         } catch (ExceptionInInitializerError e) { // a libtorch that cannot load fails the initialisation of a class
             if (e.getCause() instanceof io.arrakis.torch.LibTorchException cause) {
                 err.println("arrakis: " + firstLine(cause));

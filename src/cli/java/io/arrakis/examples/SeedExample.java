@@ -1,5 +1,6 @@
 package io.arrakis.examples;
 
+import io.arrakis.json.Json;
 import io.arrakis.Progress;
 import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.bench.Experiment;
@@ -142,14 +143,14 @@ public final class SeedExample {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("head1", List.of(hc.head1().layer(), hc.head1().index()));
         m.put("head2", List.of(hc.head2().layer(), hc.head2().index()));
-        m.put("alpha", hc.alpha());
+        m.put("alpha", Json.number(hc.alpha()));
         m.put("W_Q", tensorSummary(hc.wQ()));
         m.put("W_K", tensorSummary(hc.wK()));
         m.put("W_V", tensorSummary(hc.wV()));
         m.put("W_O", tensorSummary(hc.wO()));
-        m.put("q_composition", hc.qComposition());
-        m.put("k_composition", hc.kComposition());
-        m.put("v_composition", hc.vComposition());
+        m.put("q_composition", Json.number(hc.qComposition()));
+        m.put("k_composition", Json.number(hc.kComposition()));
+        m.put("v_composition", Json.number(hc.vComposition()));
         m.put("note", hc.head1().layer() < hc.head2().layer() ? "scores of head1 -> head2"
                 : "composition scores are 0: a head composes only with heads of later layers");
         return m;
@@ -162,8 +163,8 @@ public final class SeedExample {
             Tensor cleanLast = clean.logits().select(1, patched.shape()[1] - 1).select(0, 0).to(DType.FLOAT32);
             Tensor change = patched.to(DType.FLOAT32).sub(clean.logits().to(DType.FLOAT32)).abs();
             Map<String, Object> m = tensorSummary(patched);
-            m.put("max_abs_change_vs_clean", change.max().item());
-            m.put("mean_abs_change_vs_clean", change.mean().item());
+            m.put("max_abs_change_vs_clean", Json.number(change.max().item()));
+            m.put("mean_abs_change_vs_clean", Json.number(change.mean().item()));
             m.put("top5_last_position", topTokens(last, 5));
             m.put("top5_last_position_clean", topTokens(cleanLast, 5));
             return m;
@@ -180,7 +181,7 @@ public final class SeedExample {
         m.put("shape", java.util.Arrays.stream(t.shape()).boxed().toList());
         m.put("dtype", t.dtype().toString());
         try (Tensor f = t.to(DType.FLOAT32); Tensor norm = f.norm()) {
-            m.put("frobenius_norm", norm.item());
+            m.put("frobenius_norm", Json.number(norm.item()));
         }
         return m;
     }

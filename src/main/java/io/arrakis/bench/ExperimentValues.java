@@ -80,8 +80,8 @@ final class ExperimentValues {
             case Integer n -> n.longValue();
             case Short n -> n.longValue();
             case Byte n -> n.longValue();
-            case Double d -> number(d);
-            case Float f -> number(f.doubleValue());
+            case Double d -> Json.number(d);
+            case Float f -> Json.number(f.doubleValue());
             case Enum<?> e -> e.name();
             case Tensor t -> tensor(t, path);
             case Record r -> record(r, path, depth);
@@ -101,8 +101,8 @@ final class ExperimentValues {
                 }
                 yield Collections.unmodifiableList(out);
             }
-            case double[] a -> primitives(a.length, i -> number(a[i]));
-            case float[] a -> primitives(a.length, i -> number(a[i]));
+            case double[] a -> primitives(a.length, i -> Json.number(a[i]));
+            case float[] a -> primitives(a.length, i -> Json.number(a[i]));
             case long[] a -> primitives(a.length, i -> a[i]);
             case int[] a -> primitives(a.length, i -> (long) a[i]);
             case short[] a -> primitives(a.length, i -> (long) a[i]);
@@ -113,17 +113,6 @@ final class ExperimentValues {
                     + value.getClass().getName() + " (supported: null, Boolean, String, Character, integer and"
                     + " floating-point boxes, enums, records, Map with String keys, List, arrays, Tensor)");
         };
-    }
-
-    /**
-     * A finite double as itself; NaN and the infinities, which JSON cannot write, as the strings {@code "NaN"},
-     * {@code "Infinity"} and {@code "-Infinity"} (the spelling of {@link Double#toString} and of Python's json).
-     */
-    static Object number(double d) {
-        if (Double.isFinite(d)) {
-            return d;
-        }
-        return Double.isNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
     }
 
     private static String checkString(String s, String path) {
@@ -236,7 +225,7 @@ final class ExperimentValues {
             return primitives(a.length, i -> a[i]);
         }
         double[] a = t.toDoubleArray();
-        return primitives(a.length, i -> number(a[i]));
+        return primitives(a.length, i -> Json.number(a[i]));
     }
 
     /**

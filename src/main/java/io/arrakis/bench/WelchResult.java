@@ -55,8 +55,8 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("n", n);
-            m.put("mean", ExperimentValues.number(mean));
-            m.put("variance", ExperimentValues.number(variance)); // "Infinity" where it does not fit a double
+            m.put("mean", Json.number(mean));
+            m.put("variance", Json.number(variance)); // "Infinity" where it does not fit a double
             return m;
         }
     }
@@ -98,9 +98,9 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("test", "welch");
-        m.put("t", ExperimentValues.number(t)); // "Infinity" where the samples are far apart for their spread
-        m.put("df", ExperimentValues.number(degreesOfFreedom));
-        m.put("p_value", ExperimentValues.number(pValue));
+        m.put("t", Json.number(t)); // "Infinity" where the samples are far apart for their spread
+        m.put("df", Json.number(degreesOfFreedom));
+        m.put("p_value", Json.number(pValue));
         m.put("alpha", alpha);
         m.put("reject_null", rejectNull);
         m.put(a.label(), a.toMap());

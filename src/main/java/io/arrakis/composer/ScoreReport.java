@@ -133,6 +133,24 @@ public final class ScoreReport {
      * The {@code k} highest scores, best first (ties in index order): pairs with {@code l1 < l2} only for composition
      * scores, every head for head scores. Fewer than {@code k} when there are fewer; NaN scores are left out.
      */
+    /** The NaN scores among those {@link #top} could rank: pairs of a sender below its receiver, or every head. */
+    private long unscored() {
+        if (!pairs) {
+            return Arrays.stream(scores).filter(Double::isNaN).count();
+        }
+        long n = 0;
+        for (int l1 = 0; l1 < layers; l1++) {
+            for (int h1 = 0; h1 < heads; h1++) {
+                for (int l2 = l1 + 1; l2 < layers; l2++) {
+                    for (int h2 = 0; h2 < heads; h2++) {
+                        n += Double.isNaN(scores[index(l1, h1, l2, h2)]) ? 1 : 0;
+                    }
+                }
+            }
+        }
+        return n;
+    }
+
     public List<Entry> top(int k) {
         if (k < 0) {
             throw new IllegalArgumentException("k must be non-negative, got " + k);
@@ -211,7 +229,7 @@ public final class ScoreReport {
             }
             sb.append(line.toString().stripTrailing()).append('\n');
         }
-        long unscored = Arrays.stream(scores).filter(Double::isNaN).count();
+        long unscored = unscored();
         if (unscored > 0) {
             sb.append(unscored).append(pairs ? " pairs" : " heads").append(" without a score (NaN) left out\n");
         }

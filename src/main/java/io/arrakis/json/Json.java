@@ -81,18 +81,21 @@ public final class Json {
     /** Parses {@code text}, which must hold exactly one JSON value (surrounding whitespace allowed). */
     public static Object parse(String text) {
         try (JsonParser p = FACTORY.createParser(text)) {
-            if (p.nextToken() == null) {
-                throw new ParseException("end of input, expected a value", text.length());
+            try {
+                if (p.nextToken() == null) {
+                    throw new ParseException("end of input, expected a value", text.length());
+                }
+                Object value = value(p);
+                if (p.nextToken() != null) {
+                    throw error(p, "unexpected " + p.getText() + " after the JSON value");
+                }
+                return value;
+            } catch (StreamConstraintsException e) { // it carries no location: the parser's is where it stopped
+                String limit = e.getOriginalMessage().contains("nesting") ? "nesting deeper than " + MAX_DEPTH
+                        + " levels" : "beyond a limit of the reader";
+                throw new ParseException(limit + " (" + e.getOriginalMessage() + ")", offset(
+                        e.getLocation() != null ? e.getLocation() : p.currentLocation(), text));
             }
-            Object value = value(p);
-            if (p.nextToken() != null) {
-                throw error(p, "unexpected " + p.currentToken().asString() + " after the JSON value");
-            }
-            return value;
-        } catch (StreamConstraintsException e) {
-            String limit = e.getOriginalMessage().contains("nesting") ? "nesting deeper than " + MAX_DEPTH + " levels"
-                    : "beyond a limit of the reader";
-            throw new ParseException(limit + " (" + e.getOriginalMessage() + ")", offset(e.getLocation(), text));
         } catch (JsonProcessingException e) {
             throw new ParseException(withoutParserAdvice(e.getOriginalMessage()), offset(e.getLocation(), text));
         } catch (IOException e) {
@@ -209,7 +212,8 @@ public final class Json {
     }
 
     private static void write(JsonGenerator g, Object value, int depth) throws IOException {
-        if (depth > MAX_DEPTH) {
+        // a container at depth d is level d + 1: what parse refuses is not written
+        if (depth >= MAX_DEPTH && (value instanceof Map<?, ?> || value instanceof Iterable<?> || value instanceof long[])) {
             throw new IllegalArgumentException("Json.write: nesting deeper than " + MAX_DEPTH + " levels (a cycle?)");
         }
         switch (value) {
@@ -243,6 +247,21 @@ public final class Json {
             case long[] a -> g.writeArray(a, 0, a.length);
             default -> throw new IllegalArgumentException("Json.write: cannot write a " + value.getClass().getName());
         }
+    }
+
+    /**
+     * A finite double as itself; NaN and the infinities, which JSON cannot write, as the strings {@code "NaN"},
+     * {@code "Infinity"} and {@code "-Infinity"} (the spelling of {@link Double#toString} and of Python's json): how
+     * this library's outputs spell them.
+     *
+     * @param d a number
+     * @return a {@link Double} or one of those strings
+     */
+    public static Object number(double d) {
+        if (Double.isFinite(d)) {
+            return d;
+        }
+        return Double.isNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
     }
 
     private static double finite(double d) {

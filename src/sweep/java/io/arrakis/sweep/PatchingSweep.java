@@ -4,6 +4,7 @@ import io.arrakis.Progress;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.io.ModelFolder;
+import io.arrakis.json.Json;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.Tensor;
@@ -143,7 +144,8 @@ public final class PatchingSweep {
                 .orderBy(abs(col("mean_effect")).desc(), col("sender_layer"), col("sender_head"), col("receiver_layer"),
                         col("receiver_head"))
                 .limit(10).collectAsList()) {
-            top.add(List.of("L" + r.getInt(0) + "H" + r.getInt(1), "L" + r.getInt(2) + "H" + r.getInt(3), r.getDouble(4)));
+            top.add(List.of("L" + r.getInt(0) + "H" + r.getInt(1), "L" + r.getInt(2) + "H" + r.getInt(3),
+                    Json.number(r.getDouble(4))));
         }
         return new Result(written, (System.nanoTime() - start) / 1e9, top);
     }

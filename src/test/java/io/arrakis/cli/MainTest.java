@@ -107,6 +107,11 @@ class MainTest {
             assertTrue(refused.err().contains(tooSmall[1]) && !refused.err().contains("built with random weights"),
                     refused.err());
         }
+        // was: "Json.write: Infinity has no JSON form", status 2, after the whole example ran
+        Result huge = run("seed-example", "--json", "--config", small + ",initializer_range=1e30");
+        assertEquals(0, huge.status(), huge.err());
+        assertTrue(huge.out().contains("Infinity") || huge.out().contains("NaN"), huge.out());
+        io.arrakis.json.Json.parse(huge.out().strip());
         Result bad = run("seed-example", "--json", "--config", small + ",rope_scaling={\"rope_type\":\"bogus\"}");
         assertEquals(2, bad.status());
         assertTrue(bad.err().contains("rope_scaling.rope_type") && bad.err().contains("bogus"), bad.err());
@@ -174,6 +179,22 @@ class MainTest {
             assertEquals(2, r.status(), String.join(" ", args));
             assertTrue(r.err().contains("is a folder") || r.err().contains("is a file, not a folder"), r.err());
         }
+    }
+
+    /** Was: status 0 with the output lost, writing to a full disk or a closed pipe. */
+    @Test
+    void anOutputThatCannotBeWrittenGivesStatus1() {
+        PrintStream full = new PrintStream(new java.io.OutputStream() {
+            @Override
+            public void write(int b) throws java.io.IOException {
+                throw new java.io.IOException("No space left on device");
+            }
+        }, true, StandardCharsets.UTF_8);
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Main.run(new String[] {"forward", "--model", GPT2.toString(), "--input-ids", "1,2", "--json"}, full,
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(1, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("cannot write standard output"), err.toString());
     }
 
     @Test

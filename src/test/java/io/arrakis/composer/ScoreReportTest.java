@@ -98,6 +98,10 @@ class ScoreReportTest {
                    2  L1H1  0.400000
                 2 heads without a score (NaN) left out
                 """, unmeasured);
+        // was: "16 pairs", counting the 12 of a sender not below its receiver, which are never ranked
+        double[] none = new double[16];
+        java.util.Arrays.fill(none, Double.NaN);
+        assertTrue(ScoreReport.ofComposition(none, null, 2, 2).table(5).endsWith("4 pairs without a score (NaN) left out\n"));
     }
 
     @Test

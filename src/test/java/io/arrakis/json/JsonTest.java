@@ -90,6 +90,22 @@ class JsonTest {
         // far too deep must not overflow the stack either
         String hostile = "{\"a\":".repeat(100_000);
         assertThrows(Json.ParseException.class, () -> Json.parse(hostile));
+        // was: the offset of the text's end, 200,000, where the reader stopped at the 65th level
+        String deep = "[".repeat(100_000) + "]".repeat(100_000);
+        assertTrue(assertThrows(Json.ParseException.class, () -> Json.parse(deep)).getMessage()
+                .contains("at character 65"), "where the 65th level opens");
+    }
+
+    /** Was: 65 levels of lists were written, which parse refuses. */
+    @Test
+    void writeNestsAsDeepAsParseReads() {
+        Object value = List.of();
+        for (int i = 1; i < Json.MAX_DEPTH; i++) {
+            value = List.of(value);
+        }
+        assertEquals(value, Json.parse(Json.write(value)), "64 levels");
+        Object deeper = List.of(value);
+        assertThrows(IllegalArgumentException.class, () -> Json.write(deeper));
     }
 
     @ParameterizedTest(name = "[{index}] {0}")
@@ -125,6 +141,8 @@ class JsonTest {
             "{\"a\":1,\"a\":2} | Duplicate field 'a'",
             "{} x              | Unrecognized token 'x'",
             "[] []             | after the JSON value",
+            "1 2               | unexpected 2 after the JSON value",
+            "{} \"b\"          | unexpected b after the JSON value",
             "/* c */ {}        | maybe a (non-standard) comment?",
     })
     void rejectsMalformedInputWithAPosition(String text, String expected) {

@@ -55,7 +55,7 @@ public final class SafeTensorsWriter {
             sorted.add(Map.entry(name, Objects.requireNonNull(e.getValue(), () -> "tensor " + name + " is null")));
         }
         sorted.sort(Comparator.<Map.Entry<String, Tensor>>comparingInt(e -> -DTYPE_ORDER.indexOf(
-                Dtypes.fromDType(e.getValue().dtype()))).thenComparing(Map.Entry::getKey));
+                Dtypes.fromDType(e.getValue().dtype()))).thenComparing(Map.Entry::getKey, SafeTensorsWriter::byUtf8));
 
         List<Tensor> temporaries = new ArrayList<>();
         try {
@@ -130,5 +130,10 @@ public final class SafeTensorsWriter {
         } catch (IOException e) {
             throw new SafeTensorsException(file, "cannot write: " + e, e);
         }
+    }
+
+    /** The reference's order of names, by their UTF-8 bytes: code point order, which UTF-16's differs from. */
+    private static int byUtf8(String a, String b) {
+        return java.util.Arrays.compare(a.codePoints().toArray(), b.codePoints().toArray());
     }
 }

@@ -186,6 +186,20 @@ class SafeTensorsRoundTripTest {
         }
     }
 
+    /** Was: names of one dtype in UTF-16 order, where the reference sorts their UTF-8 bytes. */
+    @Test
+    void namesOfOneDtypeAreInTheirUtf8Order() throws IOException {
+        Map<String, Tensor> in = new LinkedHashMap<>();
+        in.put("\uFF01", Tensor.of(new float[] {1}, 1));       // U+FF01: EF BC 81 in UTF-8, 0xFF01 in UTF-16
+        in.put("\uD83D\uDE00", Tensor.of(new float[] {2}, 1)); // U+1F600: F0 9F 98 80 in UTF-8, 0xD83D first in UTF-16
+        Path file = dir.resolve("order.safetensors");
+        SafeTensorsWriter.write(file, in, null);
+        byte[] bytes = Files.readAllBytes(file);
+        long n = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        String header = new String(bytes, 8, (int) n, StandardCharsets.UTF_8);
+        assertTrue(header.indexOf("\uFF01") < header.indexOf("\uD83D\uDE00"), header);
+    }
+
     /** The exact bytes of the reference implementation's own serialization tests (safetensors/src/tensor.rs). */
     @Test
     void writesTheReferenceImplementationsBytes() throws IOException {
