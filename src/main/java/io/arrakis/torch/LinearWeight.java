@@ -41,8 +41,6 @@ public final class LinearWeight implements AutoCloseable {
     private final Object lock = new Object();
     /** Packed copies by the number of threads they were laid out for; empty where none could be made. */
     private final Map<Integer, Optional<Tensor>> copies = new ConcurrentHashMap<>();
-    /** Zeros for the outputs a packed copy adds, which a bias is extended by; null where the copy adds none. */
-    private volatile Tensor addedBias; // made with the first copy, under lock
     private boolean closed; // guarded by lock
 
     /** Products with {@code weight [out, in]}, which stays its owner's. */
@@ -102,9 +100,11 @@ public final class LinearWeight implements AutoCloseable {
                 boolean small = SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
                 int team = small && (hasCopy(1) || !hasCopy(all)) ? 1 : all;
                 Tensor copy = packedFor(rows, team, all);
-                if (copy != null) {
+                // held for the product, or the weight as it is: close() on another thread may free it meanwhile
+                Tensor.Held held = copy == null ? null : copy.holdIfOpen();
+                if (held != null) {
                     int restore = SmallOps.exactTeam(team, all);
-                    try {
+                    try (held) {
                         return throughCopy(x, copy, bias, post);
                     } finally {
                         SmallOps.restore(restore);
@@ -122,13 +122,15 @@ public final class LinearWeight implements AutoCloseable {
 
     /** The product through a packed copy, narrowed back to this weight's outputs where the copy has more. */
     private Tensor throughCopy(Tensor x, Tensor copy, Tensor bias, OneDnnLinear.PostOp post) {
-        Tensor zeros = addedBias;
-        if (zeros == null) {
+        long out = weight.size(0);
+        long added = OneDnnLinear.packedOutputs(out, weight.dtype()) - out;
+        if (added == 0) {
             return OneDnnLinear.linear(x, weight, copy, bias, post);
         }
-        try (Tensor extended = bias == null ? null : Tensor.cat(List.of(bias, zeros), 0);
+        try (Tensor zeros = bias == null ? null : Tensor.zeros(new long[] {added}, bias.dtype(), bias.device());
+             Tensor extended = bias == null ? null : Tensor.cat(List.of(bias, zeros), 0);
              Tensor full = OneDnnLinear.linear(x, weight, copy, extended, post)) {
-            return full.narrow(-1, 0, weight.size(0));
+            return full.narrow(-1, 0, out);
         }
     }
 
@@ -176,24 +178,19 @@ public final class LinearWeight implements AutoCloseable {
         int restore = SmallOps.exactTeam(team, all);
         try {
             // owned by this object, not by the scope of the pass that happens to make it
-            List<Tensor> made = TensorScope.unscoped(() -> {
+            Tensor candidate = TensorScope.unscoped(() -> {
                 if (outputs == out) {
                     return List.of(OneDnnLinear.pack(weight, rows));
                 }
-                Tensor zeroRows = Tensor.zeros(new long[] {outputs - out, weight.size(1)}, weight.dtype(), weight.device());
-                Tensor zeros = Tensor.zeros(new long[] {outputs - out}, weight.dtype(), weight.device());
-                return List.of(OneDnnLinear.pack(Tensor.cat(List.of(weight, zeroRows), 0), rows), zeros);
-            });
-            Tensor candidate = made.getFirst();
-            if (agrees(weight, candidate)) {
-                if (made.size() > 1 && addedBias == null) {
-                    addedBias = made.get(1);
-                } else if (made.size() > 1) {
-                    made.get(1).close();
+                try (Tensor zeroRows = Tensor.zeros(new long[] {outputs - out, weight.size(1)}, weight.dtype(),
+                        weight.device()); Tensor whole = Tensor.cat(List.of(weight, zeroRows), 0)) {
+                    return List.of(OneDnnLinear.pack(whole, rows));
                 }
+            }).getFirst();
+            if (agrees(weight, candidate)) {
                 return candidate;
             }
-            made.forEach(Tensor::close);
+            candidate.close();
             return null;
         } finally {
             SmallOps.restore(restore);
@@ -216,7 +213,7 @@ public final class LinearWeight implements AutoCloseable {
     static boolean agrees(Tensor weight, Tensor candidate) {
         Generator generator = new Generator(0);
         double tolerance = weight.dtype() == DType.BFLOAT16 ? CHECK_TOLERANCE_BFLOAT16 : CHECK_TOLERANCE;
-        try (TensorScope scope = TensorScope.open()) {
+        try (TensorScope scope = TensorScope.open(); Tensor.Held held = candidate.hold()) {
             for (long rows : CHECKED_ROWS) {
                 Tensor x = Tensor.randn(generator, new long[] {rows, weight.size(1)}, weight.dtype(), weight.device());
                 Tensor expected = x.linear(weight, null).to(DType.FLOAT32);
@@ -238,10 +235,6 @@ public final class LinearWeight implements AutoCloseable {
             closed = true;
             copies.values().forEach(copy -> copy.ifPresent(Tensor::close));
             copies.clear();
-            if (addedBias != null) {
-                addedBias.close();
-                addedBias = null;
-            }
         }
     }
 }

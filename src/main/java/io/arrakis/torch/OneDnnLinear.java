@@ -127,7 +127,8 @@ final class OneDnnLinear {
 
     /**
      * The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null;
-     * for operands {@link #coversPacked} accepts, {@code packed} must not be null. A packed copy's layout depends on the
+     * for operands {@link #coversPacked} accepts, {@code packed} must not be null. The caller holds {@code packed}
+     * ({@link Tensor#holdIfOpen}), which its owner may close meanwhile. A packed copy's layout depends on the
      * number of threads it was packed for, and its products assume their own: they run on the calling thread's team as
      * it is, which the caller sets to the team the copy was packed under; plain products get a team fitted to them.
      */
@@ -136,8 +137,8 @@ final class OneDnnLinear {
         long outputs = input.numel() / input.size(-1) * weight.size(0);
         Tensor factor = packed != null ? packed : weight;
         int rc;
-        try (Tensor.Held in = input.hold(); Tensor.Held by = factor.hold(); Tensor.Held plus = bias == null ? null
-                : bias.hold()) {
+        try (Tensor.Held in = input.hold(); Tensor.Held by = packed != null ? null : weight.hold();
+             Tensor.Held plus = bias == null ? null : bias.hold()) {
             MemorySegment biasSlot = MemorySegment.NULL;
             if (bias != null) {
                 biasSlot = out.asSlice(8, 8);

@@ -216,6 +216,11 @@ public final class Tensor implements AutoCloseable {
         return owner;
     }
 
+    /** A hold as {@link #hold()} takes, or null where this tensor is closed (meanwhile, by another thread). */
+    Held holdIfOpen() {
+        return owner.enter() ? owner : null;
+    }
+
     /** A new owning handle to this tensor (a libtorch reference of its own), which the caller frees or adopts. */
     long newHandle() {
         try (Held held = hold()) {

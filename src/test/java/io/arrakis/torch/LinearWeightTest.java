@@ -404,4 +404,43 @@ class LinearWeightTest {
             assertEquals(2, w.weight().dim());
         }
     }
+
+    /** Was: a product racing close() threw "tensor ... was closed", where the class says it reads the weight as it is. */
+    @Test
+    void productsRacingCloseReadTheWeightAsItIs() throws Exception {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor weight = randn(DType.FLOAT32, 1000, 768); // a copy padded to 1,024 outputs, with added bias zeros
+            Tensor x = randn(DType.FLOAT32, 17, 768);
+            Tensor bias = randn(DType.FLOAT32, 1000);
+            Tensor expected = reference(x, weight, bias);
+            for (int round = 0; round < 5; round++) {
+                LinearWeight w = new LinearWeight(weight);
+                w.apply(x, bias).close(); // packs where this machine can
+                java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+                java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+                List<Thread> threads = new java.util.ArrayList<>();
+                for (int t = 0; t < 3; t++) {
+                    threads.add(Thread.ofPlatform().start(() -> {
+                        while (!stop.get() && failure.get() == null) {
+                            try (TensorScope inner = TensorScope.open()) {
+                                assertClose(expected, w.apply(x, bias), "racing close");
+                            } catch (Throwable e) {
+                                failure.compareAndSet(null, e);
+                            }
+                        }
+                    }));
+                }
+                Thread.sleep(20);
+                w.close();
+                Thread.sleep(20);
+                stop.set(true);
+                for (Thread t : threads) {
+                    t.join();
+                }
+                if (failure.get() != null) {
+                    throw new AssertionError("round " + round, failure.get());
+                }
+            }
+        }
+    }
 }
