@@ -45,10 +45,10 @@ import java.util.stream.Stream;
  * value limit or the save option, and any difference in content (a tensor's elements included) gives another one. The
  * start time, duration and environment are not part of it. 64 bits make an accidental collision unlikely below
  * billions of records of one name. Numbers are written by {@link Double#toString} (the shortest text that reads back
- * the same double), and strings as Jackson escapes them (quote, backslash and control characters only, the latter as
- * {@code \n}, {@code \t}, ... or <code>&#92;u001F</code> with upper-case hex digits; everything else as UTF-8 text), so the
- * text, and the version, are the same on every JDK this library runs on. Logging a version
- * that exists already <b>replaces</b> its record (the same content, run again: the latest run's time and environment
+ * the same double), and strings as Jackson escapes them (quote, backslash and control characters only, the latter
+ * as {@code \n}, {@code \t}, ... or <code>&#92;u001F</code> with upper-case hex digits; everything else as UTF-8
+ * text), so the text, and the version, are the same on every JDK this library runs on. Logging a version that exists
+ * already <b>replaces</b> its record (the same content, run again: the latest run's time and environment
  * win), so a name lists each content once.
  *
  * <h2>Values</h2>

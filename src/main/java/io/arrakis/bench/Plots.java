@@ -255,9 +255,9 @@ public final class Plots {
 
     /**
      * A token as a tick label: characters that draw nothing or change the drawing's direction escaped (a newline as
-     * {@code \n}, control and format characters and spaces other than U+0020 by their code, e.g. {@code \u00a0}), spaces
-     * shown as ␣ when the token is nothing else, an empty token as ∅, at most {@value #LABEL_LENGTH} characters, cut only
-     * between escapes.
+     * {@code \n}, control and format characters and spaces other than U+0020 by their code, e.g.
+     * <code>&#92;u00a0</code>), spaces shown as ␣ when the token is nothing else, an empty token as ∅, at most
+     * {@value #LABEL_LENGTH} characters, cut only between escapes.
      */
     static String label(String token) {
         Objects.requireNonNull(token, "token label");

@@ -165,10 +165,7 @@ public final class PathPatching {
                                          Function<Tensor, Double> metric, Mode mode) {
         checkCommon(model, receiver, route, metric, mode);
         checkInputs(clean, corrupted);
-        checkHead(model, receiver, "receiver");
-        if (receiver.layer() == 0) {
-            throw new IllegalArgumentException("the receiver " + receiver + " is in layer 0: no head sends to it");
-        }
+        checkReceiver(model.config(), receiver);
         String[] names = new String[receiver.layer()];
         for (int l = 0; l < names.length; l++) {
             names[l] = zName(l);
@@ -209,10 +206,7 @@ public final class PathPatching {
         checkCommon(model, receiver, route, metric, mode);
         Objects.requireNonNull(input, "input");
         Objects.requireNonNull(ablation, "ablation");
-        checkHead(model, receiver, "receiver");
-        if (receiver.layer() == 0) {
-            throw new IllegalArgumentException("the receiver " + receiver + " is in layer 0: no head sends to it");
-        }
+        checkReceiver(model.config(), receiver);
         try (TensorScope scope = TensorScope.open(); CleanRun base = new CleanRun(model, input, receiver.layer(), metric)) {
             return scope.keep(base.all(receiver, route, mode, (l, h) -> base.ablated(l, h, ablation)));
         }
@@ -377,11 +371,25 @@ public final class PathPatching {
         }
     }
 
-    private static void checkHead(HookedAutoModel model, Head head, String role) {
+    /**
+     * Refuses a receiver that is not a head of {@code config}'s model, or is in layer 0, to which no head sends: what
+     * the patching of all senders checks, for callers that check before other work.
+     *
+     * @param config   the model's configuration
+     * @param receiver the receiving head
+     * @throws IllegalArgumentException naming the receiver and the model's range
+     */
+    public static void checkReceiver(HookedAutoConfig config, Head receiver) {
+        checkHead(config, receiver, "receiver");
+        if (receiver.layer() == 0) {
+            throw new IllegalArgumentException("the receiver " + receiver + " is in layer 0: no head sends to it");
+        }
+    }
+
+    private static void checkHead(HookedAutoConfig c, Head head, String role) {
         if (head == null) {
             throw new IllegalArgumentException("the " + role + " head is null");
         }
-        HookedAutoConfig c = model.config();
         if (head.layer() < 0 || head.layer() >= c.nLayers() || head.index() < 0 || head.index() >= c.nHeads()) {
             throw new IllegalArgumentException("the " + role + " " + head + " is out of range: the model has "
                     + c.nLayers() + " layers of " + c.nHeads() + " heads");
@@ -389,8 +397,8 @@ public final class PathPatching {
     }
 
     private static void checkSender(HookedAutoModel model, Head sender, Head receiver) {
-        checkHead(model, sender, "sender");
-        checkHead(model, receiver, "receiver");
+        checkHead(model.config(), sender, "sender");
+        checkHead(model.config(), receiver, "receiver");
         if (sender.layer() >= receiver.layer()) {
             throw new IllegalArgumentException("the sender " + sender + " must be in a layer below the receiver "
                     + receiver);

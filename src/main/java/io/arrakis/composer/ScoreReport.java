@@ -133,28 +133,12 @@ public final class ScoreReport {
      * The {@code k} highest scores, best first (ties in index order): pairs with {@code l1 < l2} only for composition
      * scores, every head for head scores. Fewer than {@code k} when there are fewer; NaN scores are left out.
      */
-    /** The NaN scores among those {@link #top} could rank: pairs of a sender below its receiver, or every head. */
-    private long unscored() {
-        if (!pairs) {
-            return Arrays.stream(scores).filter(Double::isNaN).count();
-        }
-        long n = 0;
-        for (int l1 = 0; l1 < layers; l1++) {
-            for (int h1 = 0; h1 < heads; h1++) {
-                for (int l2 = l1 + 1; l2 < layers; l2++) {
-                    for (int h2 = 0; h2 < heads; h2++) {
-                        n += Double.isNaN(scores[index(l1, h1, l2, h2)]) ? 1 : 0;
-                    }
-                }
-            }
-        }
-        return n;
+    public List<Entry> top(int k) {
+        return ranked(scored(), k);
     }
 
-    public List<Entry> top(int k) {
-        if (k < 0) {
-            throw new IllegalArgumentException("k must be non-negative, got " + k);
-        }
+    /** The entries {@link #top} ranks, in index order: pairs of a sender below its receiver, or every head, not NaN. */
+    private List<Entry> scored() {
         List<Entry> all = new ArrayList<>();
         if (pairs) {
             for (int l1 = 0; l1 < layers; l1++) {
@@ -183,6 +167,15 @@ public final class ScoreReport {
                 }
             }
         }
+        return all;
+    }
+
+    /** The {@code k} best of {@code scored}, numbered from 1. */
+    private static List<Entry> ranked(List<Entry> scored, int k) {
+        if (k < 0) {
+            throw new IllegalArgumentException("k must be non-negative, got " + k);
+        }
+        List<Entry> all = new ArrayList<>(scored);
         all.sort(Comparator.comparingDouble(Entry::score).reversed()); // stable: ties keep index order
         List<Entry> out = new ArrayList<>(Math.min(k, all.size()));
         for (int i = 0; i < Math.min(k, all.size()); i++) {
@@ -192,13 +185,19 @@ public final class ScoreReport {
         return out;
     }
 
+    /** How many scores {@link #top} could rank: the pairs of a sender below its receiver, or every head. */
+    private long candidates() {
+        return pairs ? (long) heads * heads * layers * (layers - 1) / 2 : (long) layers * heads;
+    }
+
     /**
      * The {@link #top(int)} entries as an aligned text table (a header line, then one line per entry; scores with six
      * decimals, right-aligned; a "corrected" column when there is a baseline), and a last line counting the entries
      * without a score, if any. Lines end with {@code \n}.
      */
     public String table(int k) {
-        List<Entry> entries = top(k);
+        List<Entry> scored = scored();
+        List<Entry> entries = ranked(scored, k);
         String what = pairs ? "sender → receiver" : "head";
         List<String[]> rows = new ArrayList<>();
         rows.add(corrected == null ? new String[] {"rank", what, "score"}
@@ -229,7 +228,7 @@ public final class ScoreReport {
             }
             sb.append(line.toString().stripTrailing()).append('\n');
         }
-        long unscored = unscored();
+        long unscored = candidates() - scored.size();
         if (unscored > 0) {
             sb.append(unscored).append(pairs ? " pairs" : " heads").append(" without a score (NaN) left out\n");
         }

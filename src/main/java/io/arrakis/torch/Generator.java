@@ -5,8 +5,8 @@ package io.arrakis.torch;
  *
  * <p>The same seed gives the same numbers on every machine, JDK and device: the stream is SplitMix64 (Steele, Lea and
  * Flood 2014), uniforms take its top 53 bits, normals use Marsaglia and Tsang's ziggurat (2000; 256 layers, 52-bit
- * draws laid out in the word as NumPy's {@code standard_normal} lays them out, though not its tables), and integers in a range use Lemire's unbiased multiply-shift
- * rejection. Numbers are drawn in Java, then copied to the device, so a CPU and a GPU tensor made from the same seed are
+ * draws laid out in the word as NumPy's {@code standard_normal} lays them out, though not its tables), and integers
+ * in a range use Lemire's unbiased multiply-shift rejection. Numbers are drawn in Java, then copied to the device, so a CPU and a GPU tensor made from the same seed are
  * equal. A generator is not thread-safe; give each thread its own.
  */
 public final class Generator {

@@ -341,14 +341,7 @@ public final class AttentionView {
 
     /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
     private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers) {
-        int layers = model.config().nLayers();
-        int heads = model.config().nHeads();
-        for (Head r : receivers) {
-            if (r.layer() < 1 || r.layer() >= layers || r.index() >= heads) {
-                throw new IllegalArgumentException("receiver " + r + " is not a head of layers 1 to " + (layers - 1)
-                        + " (heads 0 to " + (heads - 1) + "): a receiver needs a layer below it to send");
-            }
-        }
+        receivers.forEach(r -> PathPatching.checkReceiver(model.config(), r));
         long vocab = model.config().vocabSize();
         for (long token : new long[] {options.answer(), options.wrong()}) {
             if (token >= vocab) {

@@ -113,12 +113,7 @@ public final class PatchingSweep {
         Sweeps.checkNew(spark, out);
         String folder = ModelFolder.resolve(Path.of(modelFolder)).toAbsolutePath().normalize().toString();
         HookedAutoConfig config = HookedAutoConfig.fromJson(Path.of(folder, "config.json"));
-        for (Head r : receivers) {
-            if (r.layer() < 1 || r.layer() >= config.nLayers() || r.index() >= config.nHeads()) {
-                throw new IllegalArgumentException("receiver " + r + " is not a head of layers 1 to "
-                        + (config.nLayers() - 1) + " (heads 0 to " + (config.nHeads() - 1) + ") of " + modelFolder);
-            }
-        }
+        receivers.forEach(r -> PathPatching.checkReceiver(config, r));
         long start = System.nanoTime();
         int[] receiverPairs = new int[2 * receivers.size()]; // records are not serializable; the pairs are
         for (int i = 0; i < receivers.size(); i++) {
