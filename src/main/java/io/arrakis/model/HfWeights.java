@@ -75,9 +75,8 @@ final class HfWeights {
             }
             Tensor embed = global.get(Slot.EMBED);
             Tensor unembed = global.get(Slot.UNEMBED);
-            if (unembed == null) { // tied: the unembedding is a view of the embedding, and a stored copy goes unread
-                unembed = embed.transpose(0, 1);
-                checkpoint.tolerated().stream().filter(source.names()::contains).forEach(n -> reader.checkTiedCopy(n, embed));
+            if (unembed == null) {
+                unembed = reader.tiedUnembedding(checkpoint, embed);
                 reader.used.addAll(checkpoint.tolerated());
             }
             weights = keep(scope, new Weights(embed, global.get(Slot.POS_EMBED), layers, global.get(Slot.LNF_W),
@@ -85,6 +84,30 @@ final class HfWeights {
         }
         reader.checkAllUsed(weights);
         return weights;
+    }
+
+    /**
+     * The unembedding of tied embeddings: a view of the embedding, unless the checkpoint also stores an unembedding
+     * with other values, which transformers 5 then keeps, leaving the two untied.
+     */
+    private Tensor tiedUnembedding(Checkpoint checkpoint, Tensor embed) {
+        Tensor tied = embed.transpose(0, 1);
+        for (String name : checkpoint.tolerated()) {
+            if (!source.names().contains(name) || used.contains(name)) { // absent, or read as the embedding
+                continue;
+            }
+            checkTiedCopy(name, embed);
+            long vocab = embed.shape()[0];
+            Tensor stored = param(new CheckpointTensor(name, embed.shape(), true, 1,
+                    List.of(new CheckpointTensor.Part(Slot.UNEMBED, vocab))));
+            if (stored.allclose(tied, 0.0, 0.0)) { // torch.equal, as transformers compares them
+                stored.close();
+            } else {
+                tied.close();
+                return stored;
+            }
+        }
+        return tied;
     }
 
     /**

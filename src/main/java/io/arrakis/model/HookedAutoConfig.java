@@ -480,7 +480,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the unembedding is the token embedding ({@code tie_word_embeddings}).
+     * Whether the unembedding is the token embedding ({@code tie_word_embeddings}); a checkpoint that also stores an
+     * unembedding with other values loads it untied all the same, as {@code transformers} 5 does.
      *
      * @return true when tied
      */

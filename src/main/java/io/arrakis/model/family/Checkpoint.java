@@ -74,7 +74,8 @@ public final class Checkpoint {
     }
 
     /**
-     * Names a checkpoint may hold that are not parameters here (the unembedding of tied embeddings).
+     * Names a checkpoint may hold that are not parameters of this configuration (the unembedding of tied embeddings,
+     * used where it differs from the embedding).
      *
      * @return an unmodifiable list
      */
@@ -155,7 +156,8 @@ public final class Checkpoint {
 
         /**
          * The unembedding, an {@code nn.Linear} {@code [vocab, d_model]} outside the base model ({@code name} is not
-         * prefixed); with tied embeddings it is the embedding, and a copy in the file is ignored.
+         * prefixed); with tied embeddings it is the embedding, unless the file stores a copy with other values, which
+         * transformers 5 then keeps untied.
          */
         Builder unembedding(String name, Architecture a) {
             if (a.tiedEmbeddings()) {
