@@ -57,6 +57,8 @@ public final class SafeTensorsFile implements AutoCloseable {
     /** The header key of the string-to-string metadata. */
     static final String METADATA_KEY = "__metadata__";
 
+    /** How a Git LFS pointer file begins: what a clone without Git LFS leaves in place of the weights. */
+    private static final byte[] LFS_POINTER = "version https://git-lfs".getBytes(StandardCharsets.US_ASCII);
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Path file;
@@ -252,6 +254,11 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     private static Header parseHeader(Path file, MemorySegment mapping) {
         long size = mapping.byteSize();
+        if (size >= LFS_POINTER.length && Arrays.equals(mapping.asSlice(0, LFS_POINTER.length).toArray(ValueLayout.JAVA_BYTE),
+                LFS_POINTER)) {
+            throw new SafeTensorsException(file, "this is a Git LFS pointer, not the weights: the repository was cloned"
+                    + " without Git LFS; fetch the file itself (git lfs pull, or hf download)");
+        }
         long n = mapping.get(U64_LE, 0);
         if (n < 0 || n > MAX_HEADER_BYTES) {
             throw new SafeTensorsException(file, "the header length " + Long.toUnsignedString(n) + " exceeds the limit of "

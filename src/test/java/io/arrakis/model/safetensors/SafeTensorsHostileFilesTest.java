@@ -145,6 +145,14 @@ class SafeTensorsHostileFilesTest {
         assertRejected(file(header, -2, 0), "the header length 18446744073709551614 exceeds the limit");
     }
 
+    /** What a clone without Git LFS leaves in place of the weights (its first 8 bytes read as a 2.3e18-byte header). */
+    @Test
+    void aGitLfsPointerIsNamed() throws IOException {
+        Path p = dir.resolve("lfs.safetensors");
+        Files.writeString(p, "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0".repeat(64) + "\nsize 548105171\n");
+        assertRejected(p, "this is a Git LFS pointer, not the weights");
+    }
+
     @Test
     void headerNotUtf8() throws IOException {
         assertRejected(file(new byte[] {'{', '"', (byte) 0xC3, '"', ':', '1', '}'}, -1, 0), "the header is not valid UTF-8");
