@@ -58,15 +58,15 @@ public final class SeedExample {
     }
 
     /**
-     * The llama defaults in float32 if they fit in {@code availableBytes} (with room for activations), else bfloat16,
-     * else bfloat16 with fewer layers; {@code overrides} (Hugging Face keys) are applied first.
+     * The llama defaults in float32 if they fit in {@code availableBytes} (with room for activations; -1: unknown),
+     * else bfloat16, else bfloat16 with fewer layers; {@code overrides} (Hugging Face keys) are applied first.
      */
     public static ModelChoice chooseModel(Map<String, Object> overrides, long availableBytes) {
         HookedAutoConfig config = HookedAutoConfig.of("llama").with(overrides); // keep default values for other args
         requireRoomForTheExample(config);
         String shape = String.format(Locale.ROOT, "llama %s (%,d parameters)", overrides.isEmpty() ? "defaults"
                 : "defaults with " + overrides, config.parameterCount());
-        if (availableBytes <= 0 || fits(config, 4, availableBytes)) {
+        if (availableBytes < 0 || fits(config, 4, availableBytes)) {
             return new ModelChoice(config, DType.FLOAT32, shape + " in float32");
         }
         String gib = String.format(Locale.ROOT, "%.1f GiB", availableBytes / (double) (1L << 30));

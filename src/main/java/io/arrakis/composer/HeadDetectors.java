@@ -217,8 +217,8 @@ public final class HeadDetectors {
         HookedAutoConfig c = model.config();
         double patternBytes = (double) c.nLayers() * batch * c.nHeads() * positions * positions
                 * model.dtype().byteSize();
-        long available = model.device().isCpu() ? HostMemory.availableBytes() : 0;
-        if (available > 0 && patternBytes > available) {
+        long available = model.device().isCpu() ? HostMemory.availableBytes() : -1;
+        if (available >= 0 && patternBytes > available) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "a batch of %,d sequences of %,d positions"
                     + " needs %.1f GiB for the attention patterns of %d layers, but %.1f GiB of memory is available;"
                     + " use a smaller batch or seqLen", batch, positions, patternBytes / (1L << 30), c.nLayers(),

@@ -193,7 +193,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The memory this process may still use, in bytes ({@code MemAvailable}, capped by a cgroup limit), as
-     * {@link #create} and {@link #fromPretrained} check it before allocating weights; 0 when unknown.
+     * {@link #create} and {@link #fromPretrained} check it before allocating weights; 0 when none is left, -1 when
+     * unknown.
      */
     public static long availableMemoryBytes() {
         return io.arrakis.torch.HostMemory.availableBytes();

@@ -29,7 +29,7 @@ final class MemoryCheck {
             return; // far from the limit: spare every pass reading the kernel's figures
         }
         long available = HostMemory.availableBytes();
-        if (available > 0 && needed > available) {
+        if (available >= 0 && needed > available) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "%,d input ids need %.1f GiB for their"
                     + " logits alone (%,d per id in %s), but only %.1f GiB of memory is available to this process; run"
                     + " fewer sequences or positions at once", tokens, needed / GIB, config.vocabSize(), dtype,
@@ -43,7 +43,7 @@ final class MemoryCheck {
         }
         long needed = config.weightBytes(dtype.byteSize());
         long available = HostMemory.availableBytes();
-        if (available > 0 && needed > available) {
+        if (available >= 0 && needed > available) {
             String smaller = dtype.byteSize() > 2
                     ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", config.weightBytes(2) / GIB) : "";
             throw new IllegalStateException(String.format(Locale.ROOT,

@@ -7,8 +7,8 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * This machine's memory as Linux reports it, in bytes (0 where unknown: not Linux, or unreadable). Two questions, two
- * figures: whether a tensor can ever be backed ({@link #totalBytes()}: Linux hands out more than it has and kills the
+ * This machine's memory as Linux reports it, in bytes: totals 0 where unknown (not Linux, or unreadable), what is
+ * available now -1 where unknown, as 0 means none is left. Two questions, two figures: whether a tensor can ever be backed ({@link #totalBytes()}: Linux hands out more than it has and kills the
  * process when the pages are touched), and whether something fits now ({@link #availableBytes()}).
  */
 public final class HostMemory {
@@ -31,7 +31,7 @@ public final class HostMemory {
     /**
      * MemAvailable, capped by the room this process's cgroups leave when one has a limit: the limit less what the
      * cgroup uses, not counting the file cache the kernel reclaims first ({@code inactive_file}), 0 once it is full;
-     * read now.
+     * read now; -1 where neither is known.
      */
     public static long availableBytes() {
         return capped(meminfo("MemAvailable:"), cgroupLimit(), true);
@@ -39,20 +39,20 @@ public final class HostMemory {
 
     private static long readTotal() {
         long total = meminfo("MemTotal:");
-        return total > 0 ? total + meminfo("SwapTotal:") : 0;
+        return total > 0 ? total + Math.max(0, meminfo("SwapTotal:")) : 0;
     }
 
     private static long readUsable() {
-        return capped(meminfo("MemTotal:"), cgroupLimit(), false);
+        return Math.max(0, capped(meminfo("MemTotal:"), cgroupLimit(), false));
     }
 
-    /** {@code bytes} (0: unknown) capped by the limit's room ({@code room}) or by the limit itself. */
+    /** {@code bytes} (-1: unknown) capped by the limit's room ({@code room}) or by the limit itself. */
     static long capped(long bytes, Limit limit, boolean room) {
         if (limit == null) {
             return bytes;
         }
         long cap = room ? limit.room() : limit.max();
-        return bytes > 0 ? Math.min(bytes, cap) : cap;
+        return bytes >= 0 ? Math.min(bytes, cap) : cap;
     }
 
     private static long meminfo(String key) {
@@ -65,7 +65,7 @@ public final class HostMemory {
         } catch (IOException | RuntimeException e) {
             // not Linux, or unreadable: unknown
         }
-        return 0;
+        return -1;
     }
 
     /** A cgroup's memory limit and what its processes use now, less the file cache the kernel can reclaim at once. */

@@ -198,12 +198,12 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     /**
-     * Whether a packed copy of {@code bytes} may be made with {@code available} bytes of memory available (0: unknown)
+     * Whether a packed copy of {@code bytes} may be made with {@code available} bytes of memory available (-1: unknown)
      * out of {@code usable} (0: unknown): the passes need room for their activations too, so an eighth of the usable
      * memory, and at least as much as the copy, must stay available after it.
      */
     static boolean roomFor(long bytes, long available, long usable) {
-        return available <= 0 || available - bytes >= Math.max(bytes, usable / 8);
+        return available < 0 || available - bytes >= Math.max(bytes, usable / 8);
     }
 
     /**

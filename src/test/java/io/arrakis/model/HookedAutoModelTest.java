@@ -225,7 +225,7 @@ class HookedAutoModelTest {
     @Test
     void aPassWhoseLogitsCannotFitIsRefusedBeforeAnythingIsAllocated() {
         long available = io.arrakis.torch.HostMemory.availableBytes();
-        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown here");
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown or full here");
         int vocab = 1 << 20;
         long ids = available / (4L * vocab) + 1;
         long batch = (ids + 127) / 128;

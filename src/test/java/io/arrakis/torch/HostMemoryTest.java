@@ -46,6 +46,8 @@ class HostMemoryTest {
         assertEquals(new HostMemory.Limit(4 * GIB, 4395630592L), limit);
         assertEquals(0, HostMemory.capped(20 * GIB, limit, true));
         assertEquals(4 * GIB, HostMemory.capped(20 * GIB, limit, false));
+        assertEquals(0, HostMemory.capped(-1, limit, true), "full, where MemAvailable is unknown");
+        assertEquals(-1, HostMemory.capped(-1, null, true), "unknown stays unknown, not 0: none left");
     }
 
     @Test

@@ -237,8 +237,9 @@ class LinearWeightTest {
         assertFalse(LinearWeight.roomFor(gib, 3 * gib, 24 * gib), "2 GiB left of 24 is under an eighth");
         assertTrue(LinearWeight.roomFor(gib, 4 * gib, 24 * gib), "3 GiB left of 24 is an eighth");
         assertFalse(LinearWeight.roomFor(4 * gib, 7 * gib, 16 * gib), "3 GiB left is less than the copy");
+        assertFalse(LinearWeight.roomFor(gib, 0, 16 * gib), "none left (a full cgroup), not unknown");
         assertTrue(LinearWeight.roomFor(gib, 2 * gib, 0), "usable memory unknown: the copy's size must stay");
-        assertTrue(LinearWeight.roomFor(gib, 0, 16 * gib), "available memory unknown (not Linux)");
+        assertTrue(LinearWeight.roomFor(gib, -1, 16 * gib), "available memory unknown (not Linux)");
     }
 
     @Test
