@@ -69,9 +69,12 @@ final class OpenBlasBatch {
      * does not cover it (see the class comment).
      */
     static Tensor einsum(String equation, Tensor left, Tensor right, double scale) {
-        if (!available() || !left.device().isCpu() || left.dtype() != right.dtype()
+        if (!available() || !left.device().isCpu() || !right.device().isCpu() || left.dtype() != right.dtype()
                 || (left.dtype() != DType.FLOAT32 && left.dtype() != DType.FLOAT64)) {
             return null;
+        }
+        if ((left.dtype() == DType.FLOAT32 ? (float) scale : scale) == 0) {
+            return null; // BLAS skips the operands for a factor of 0, where their NaN and infinities make NaN
         }
         Plan plan = Plan.of(equation.replace(" ", ""), left, right);
         return plan == null ? null : plan.run(left, right, scale);

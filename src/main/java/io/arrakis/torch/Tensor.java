@@ -1681,6 +1681,7 @@ public final class Tensor implements AutoCloseable {
         if (fill.dim() != 0 || !fill.device().isCpu()) {
             throw new IllegalArgumentException("einsumMasked: fill must be a 0-dim CPU tensor, got " + fill.describe());
         }
+        left.checkSameDevice("einsumMasked", right);
         left.checkSameDevice("einsumMasked", mask);
         if (!Double.isFinite(scale)) {
             throw new IllegalArgumentException("einsumMasked: the scale must be finite, got " + scale);

@@ -1874,6 +1874,19 @@ class TensorNumericsTest {
             assertArrayEquals(qr, qt.toDoubleArray(), "the operands are left as they were");
         }
 
+        /** A factor of 0 times an infinity is NaN, as einsum(...).mul(0) gives; BLAS skips its operands for it. */
+        @ParameterizedTest
+        @CsvSource({"FLOAT32", "FLOAT64"})
+        void einsumMaskedByZeroKeepsTheOperandsNaN(DType dtype) {
+            // 2 × 128³ multiply-adds: above OpenBLAS's small-product limit, so its batched product would run
+            Tensor a = Tensor.ones(new long[] {2, 128, 128}, dtype, Device.CPU);
+            a.select(0, 0).select(0, 0).select(0, 0).copyFrom(Tensor.scalar(Double.POSITIVE_INFINITY).to(dtype));
+            Tensor none = Tensor.zeros(new long[] {1}, DType.BOOL, Device.CPU);
+            double[] got = Tensor.einsumMasked("bij,bjk->bik", a, a, 0.0, none, Tensor.scalar(-1)).toDoubleArray();
+            assertTrue(Double.isNaN(got[0]), "inf · 0 at [0, 0, 0], got " + got[0]);
+            assertEquals(0.0, got[got.length - 1]);
+        }
+
         @Test
         void einsumMaskedRefusesAMaskOrFillItCannotUse() {
             Tensor a = Tensor.ones(new long[] {1, 3, 2, 4}, DType.FLOAT32, Device.CPU);
