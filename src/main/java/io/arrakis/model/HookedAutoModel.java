@@ -659,6 +659,79 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
+     * Token embeddings {@code [vocab, d_model]} as stored, a new tensor: {@code hook_embed} reads rows of it. The pass
+     * then multiplies by {@link HookedAutoConfig#embeddingScale()} where it is not 1 (gemma's {@code sqrt(d_model)},
+     * granite's {@code embedding_multiplier}), which TransformerLens folds into its {@code W_E}.
+     */
+    public Tensor W_E() {
+        return using(() -> owned(weights.embed.alias()));
+    }
+
+    /** Learned position embeddings {@code [n_ctx, d_model]}, a new tensor; null where the family has none. */
+    public Tensor W_pos() {
+        return using(() -> weights.posEmbed == null ? null : owned(weights.posEmbed.alias()));
+    }
+
+    /**
+     * MLP input weights {@code [layer, d_model, d_mlp]}: the up projection of a gated MLP (which
+     * {@code mlp.hook_pre_linear} reads), with an expert dimension after the layer's in a mixture of experts
+     * ({@code [layer, expert, d_model, d_mlp]}); a new tensor.
+     */
+    public Tensor W_in() {
+        return using(() -> stackLayers(l -> layer(l).win().alias()));
+    }
+
+    /** A gated MLP's gate weights, laid out as {@link #W_in()}'s; null where the MLP is not gated. */
+    public Tensor W_gate() {
+        return using(() -> config.gatedMlp() ? stackLayers(l -> layer(l).wgate().alias()) : null);
+    }
+
+    /** MLP output weights {@code [layer, d_mlp, d_model]} ({@code [layer, expert, d_mlp, d_model]} with experts). */
+    public Tensor W_out() {
+        return using(() -> stackLayers(l -> layer(l).wout().alias()));
+    }
+
+    /** MLP input biases {@code [layer, d_mlp]} ({@code [layer, expert, d_mlp]}; zeros where the family has none). */
+    public Tensor b_in() {
+        return using(() -> stackLayers(l -> mlpBias(layer(l).bin(), layer(l).win())));
+    }
+
+    /** MLP output biases {@code [layer, d_model]} ({@code [layer, expert, d_model]}; zeros where none). */
+    public Tensor b_out() {
+        return using(() -> stackLayers(l -> mlpBias(layer(l).bout(), layer(l).wout())));
+    }
+
+    /** Block {@code layer}'s MLP input weights {@code [d_model, d_mlp]} ({@code [expert, d_model, d_mlp]}). */
+    public Tensor W_in(int layer) {
+        return using(() -> owned(layer(layer).win().alias()));
+    }
+
+    /** Block {@code layer}'s gate weights, laid out as {@link #W_in(int)}'s; null where the MLP is not gated. */
+    public Tensor W_gate(int layer) {
+        return using(() -> config.gatedMlp() ? owned(layer(layer).wgate().alias()) : null);
+    }
+
+    /** Block {@code layer}'s MLP output weights {@code [d_mlp, d_model]} ({@code [expert, d_mlp, d_model]}). */
+    public Tensor W_out(int layer) {
+        return using(() -> owned(layer(layer).wout().alias()));
+    }
+
+    /** Block {@code layer}'s MLP input bias {@code [d_mlp]} ({@code [expert, d_mlp]}; zeros where none). */
+    public Tensor b_in(int layer) {
+        return using(() -> owned(mlpBias(layer(layer).bin(), layer(layer).win())));
+    }
+
+    /** Block {@code layer}'s gate bias, laid out as {@link #b_in(int)}'s; null where the MLP is not gated. */
+    public Tensor b_gate(int layer) {
+        return using(() -> config.gatedMlp() ? owned(mlpBias(layer(layer).bgate(), layer(layer).wgate())) : null);
+    }
+
+    /** Block {@code layer}'s MLP output bias {@code [d_model]} ({@code [expert, d_model]}; zeros where none). */
+    public Tensor b_out(int layer) {
+        return using(() -> owned(mlpBias(layer(layer).bout(), layer(layer).wout())));
+    }
+
+    /**
      * Block {@code layer}'s attention sink logits {@code [head]} (gpt-oss: each joins its head's softmax as a key
      * without a value), a new tensor; null where the family has no sinks.
      */
@@ -710,6 +783,17 @@ public final class HookedAutoModel implements AutoCloseable {
     private Tensor outBias(int layer) {
         Tensor bo = layer(layer).bo();
         return bo != null ? bo.view(config.dModel()) : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
+    }
+
+    /** An MLP bias, or zeros shaped as the outputs of {@code weight [..., in, out]}: {@code [..., out]}. */
+    private Tensor mlpBias(Tensor bias, Tensor weight) {
+        if (bias != null) {
+            return bias.alias();
+        }
+        long[] w = weight.shape();
+        long[] shape = java.util.Arrays.copyOf(w, w.length - 1);
+        shape[w.length - 2] = w[w.length - 1];
+        return Tensor.zeros(shape, dtype, device);
     }
 
     private Tensor repeatKv(Tensor perKvHead, boolean repeat) {
