@@ -696,6 +696,11 @@ public final class HookedAutoModel implements AutoCloseable {
         return using(() -> stackLayers(l -> mlpBias(layer(l).bin(), layer(l).win())));
     }
 
+    /** A gated MLP's gate biases, laid out as {@link #b_in()}'s; null where the MLP is not gated. */
+    public Tensor b_gate() {
+        return using(() -> config.gatedMlp() ? stackLayers(l -> mlpBias(layer(l).bgate(), layer(l).wgate())) : null);
+    }
+
     /** MLP output biases {@code [layer, d_model]} ({@code [layer, expert, d_model]}; zeros where none). */
     public Tensor b_out() {
         return using(() -> stackLayers(l -> mlpBias(layer(l).bout(), layer(l).wout())));

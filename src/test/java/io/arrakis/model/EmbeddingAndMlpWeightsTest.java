@@ -43,6 +43,7 @@ class EmbeddingAndMlpWeightsTest {
             assertNull(model.W_gate());
             assertNull(model.W_gate(0));
             assertNull(model.b_gate(0));
+            assertNull(model.b_gate());
             Tensor copy = model.W_in(0);
             copy.copyFrom(Tensor.zeros(copy.shape()));
             assertSame(file.tensor("transformer.h.0.mlp.c_fc.weight"), model.W_in(0), "a copy, not the model's memory");
@@ -67,6 +68,7 @@ class EmbeddingAndMlpWeightsTest {
             }
             assertSame(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_in(), "b_in");
             assertSame(Tensor.zeros(c.dMlp()), model.b_gate(0), "b_gate");
+            assertSame(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_gate(), "stacked b_gate");
             assertSame(Tensor.zeros(c.nLayers(), c.dModel()), model.b_out(), "b_out");
         }
     }
