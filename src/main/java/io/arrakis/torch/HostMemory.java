@@ -8,8 +8,9 @@ import java.util.List;
 
 /**
  * This machine's memory as Linux reports it, in bytes: totals 0 where unknown (not Linux, or unreadable), what is
- * available now -1 where unknown, as 0 means none is left. Two questions, two figures: whether a tensor can ever be backed ({@link #totalBytes()}: Linux hands out more than it has and kills the
- * process when the pages are touched), and whether something fits now ({@link #availableBytes()}).
+ * available now -1 where unknown, as 0 means none is left. Two questions, two figures: whether a tensor can ever be
+ * backed ({@link #totalBytes()}: Linux hands out more than it has and kills the process when the pages are touched),
+ * and whether something fits now ({@link #availableBytes()}).
  */
 public final class HostMemory {
     private static final long TOTAL = readTotal();

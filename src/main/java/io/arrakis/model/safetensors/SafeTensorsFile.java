@@ -254,8 +254,8 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     private static Header parseHeader(Path file, MemorySegment mapping) {
         long size = mapping.byteSize();
-        if (size >= LFS_POINTER.length && Arrays.equals(mapping.asSlice(0, LFS_POINTER.length).toArray(ValueLayout.JAVA_BYTE),
-                LFS_POINTER)) {
+        if (size >= LFS_POINTER.length
+                && Arrays.equals(mapping.asSlice(0, LFS_POINTER.length).toArray(ValueLayout.JAVA_BYTE), LFS_POINTER)) {
             throw new SafeTensorsException(file, "this is a Git LFS pointer, not the weights: the repository was cloned"
                     + " without Git LFS; fetch the file itself (git lfs pull, or hf download)");
         }
