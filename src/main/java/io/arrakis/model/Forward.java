@@ -326,8 +326,9 @@ final class Forward {
     /**
      * A sparse mixture of experts: the router's logits choose each token's experts and their weights; each expert
      * runs on the tokens routed to it (in token order; on none when no token chose it), its outputs multiplied by
-     * their weights; a token's output is the sum of its experts' in expert order, the order in which Hugging Face
-     * accumulates them.
+     * their weights; a token's output is the sum of its experts' in expert order, the order in which Hugging Face's
+     * eager experts accumulate them (its grouped implementation sums a token's outputs in one op, which in reduced
+     * precision may round a last bit otherwise).
      */
     private Tensor mixtureOfExperts(String b, Weights.Layer l, Tensor x) {
         MixtureOfExperts moe = c.moe();
