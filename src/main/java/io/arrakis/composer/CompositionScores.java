@@ -292,6 +292,7 @@ public final class CompositionScores {
         HookedAutoConfig c = model.config();
         sender.checkIn(c, "sender");
         receiver.checkIn(c, "receiver");
+        Fold.check(c, options);
         if (sender.layer() >= receiver.layer()) {
             return 0.0;
         }
@@ -413,14 +414,17 @@ public final class CompositionScores {
      */
     private record Fold(Tensor scales, boolean centreReading, boolean centreWriting) {
         static Fold of(HookedAutoModel model, Options options) {
-            boolean layerNorm = !model.config().rmsNorm();
-            if (options.centerWritingWeights() && !layerNorm) {
-                throw new IllegalArgumentException("centerWritingWeights needs a LayerNorm model: "
-                        + model.config().family() + " normalises with an RMSNorm, which keeps the mean that"
-                        + " centring W_O would remove, so the centred weights would not be the model's");
-            }
+            check(model.config(), options);
             Tensor scales = options.foldLn() ? model.normWeights() : null;
-            return new Fold(scales, scales != null && layerNorm, options.centerWritingWeights());
+            return new Fold(scales, scales != null && !model.config().rmsNorm(), options.centerWritingWeights());
+        }
+
+        static void check(HookedAutoConfig c, Options options) {
+            if (options.centerWritingWeights() && c.rmsNorm()) {
+                throw new IllegalArgumentException("centerWritingWeights needs a LayerNorm model: " + c.family()
+                        + " normalises with an RMSNorm, which keeps the mean that centring W_O would remove, so the"
+                        + " centred weights would not be the model's");
+            }
         }
     }
 

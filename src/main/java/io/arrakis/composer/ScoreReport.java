@@ -176,7 +176,8 @@ public final class ScoreReport {
             throw new IllegalArgumentException("k must be non-negative, got " + k);
         }
         List<Entry> all = new ArrayList<>(scored);
-        all.sort(Comparator.comparingDouble(Entry::score).reversed()); // stable: ties keep index order
+        // stable: ties keep index order; 0.0 + x makes -0.0 the tie of 0.0 it is numerically (Double.compare orders them)
+        all.sort(Comparator.comparingDouble((Entry e) -> 0.0 + e.score()).reversed());
         List<Entry> out = new ArrayList<>(Math.min(k, all.size()));
         for (int i = 0; i < Math.min(k, all.size()); i++) {
             Entry e = all.get(i);

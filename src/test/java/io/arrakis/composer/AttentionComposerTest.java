@@ -276,6 +276,8 @@ class AttentionComposerTest {
             assertTrue(e.getMessage().contains("RMSNorm"), e.getMessage());
             assertThrows(IllegalArgumentException.class,
                     () -> CompositionScores.pair(model, Head.of(0, 0), Head.of(1, 0), Mode.V, centre));
+            assertThrows(IllegalArgumentException.class, // refused as every pair is, not scored 0 as a same-layer pair
+                    () -> CompositionScores.pair(model, Head.of(1, 0), Head.of(1, 1), Mode.Q, centre));
         }
     }
 

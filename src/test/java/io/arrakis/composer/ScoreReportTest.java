@@ -62,6 +62,18 @@ class ScoreReportTest {
         assertThrows(IllegalArgumentException.class, () -> r.top(-1));
     }
 
+    /** -0.0 and 0.0 are one score: their tie keeps index order, as any other tie does. */
+    @Test
+    void signedZerosTie() {
+        double[] v = new double[16];
+        v[idx(0, 0, 1, 0)] = -0.0;
+        v[idx(0, 0, 1, 1)] = 0.0;
+        try (Tensor t = Tensor.of(v, 2, 2, 2, 2)) {
+            assertEquals(List.of("L0H0 → L1H0", "L0H0 → L1H1", "L0H1 → L1H0", "L0H1 → L1H1"),
+                    ScoreReport.ofComposition(t, null).top(4).stream().map(ScoreReport.Entry::label).toList());
+        }
+    }
+
     @Test
     void baselineCorrectedScoresTravelWithTheirPair() {
         double[] s = handMade();
