@@ -63,18 +63,37 @@ public final class ResidualStream {
     /**
      * The tools over {@code cache}, which a forward pass of {@code model} filled.
      *
-     * @throws IllegalArgumentException if a model of another depth filled the cache: its decompositions would end at
-     *     another layer's stream
+     * @throws IllegalArgumentException if a model of another depth or width filled the cache: its decompositions
+     *     would end at another layer's stream, or mix its activations with this model's weights
      */
     public ResidualStream(HookedAutoModel model, ActivationCache cache) {
         if (cache.layers() != model.config().architecture().nLayers()) {
             throw new IllegalArgumentException("the cache is of a pass through " + cache.layers() + " blocks, the model"
                     + " has " + model.config().architecture().nLayers() + ": give the cache of a pass of this model");
         }
+        checkWidths(model.config(), cache);
         this.model = model;
         this.cache = cache;
         this.arch = model.config().architecture();
         this.finalResid = "blocks." + (arch.nLayers() - 1) + ".hook_resid_post";
+    }
+
+    /** Refuses a cache whose residual streams or heads have another shape than this model's. */
+    private static void checkWidths(HookedAutoConfig config, ActivationCache cache) {
+        Architecture a = config.architecture();
+        for (String name : cache.names()) {
+            long[] shape = cache.get(name).shape();
+            boolean stream = name.endsWith("hook_resid_pre") || name.endsWith("hook_resid_mid")
+                    || name.endsWith("hook_resid_post") || name.endsWith("hook_attn_out") || name.endsWith("hook_mlp_out")
+                    || name.equals("hook_embed") || name.equals("hook_pos_embed") || name.equals("ln_final.hook_normalized");
+            boolean wrong = stream ? shape[shape.length - 1] != config.dModel()
+                    : name.endsWith("attn.hook_z") && (shape[shape.length - 2] != a.nHeads() || shape[shape.length - 1] != a.dHead());
+            if (wrong) {
+                throw new IllegalArgumentException("the cache's " + name + " is " + Arrays.toString(shape)
+                        + ", which a pass of this model (d_model " + config.dModel() + ", " + a.nHeads() + " heads of "
+                        + a.dHead() + ") does not make: give the cache of a pass of this model");
+            }
+        }
     }
 
     /**
@@ -220,7 +239,8 @@ public final class ResidualStream {
                 DType wide = stack.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
                 Tensor widened = as(stack, wide);
                 Tensor parts = layerNorm ? widened.sub(widened.mean(-1, true)) : widened;
-                Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? w.lnfw.add(1.0) : w.lnfw;
+                // gemma's 1 + w formed in the wide dtype, as the forward pass forms it
+                Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? as(w.lnfw, wide).add(1.0) : w.lnfw;
                 return scope.keep(as(parts.mul(as(inverseScale, wide)).mul(as(weight, wide)), stack.dtype()));
             }
         });

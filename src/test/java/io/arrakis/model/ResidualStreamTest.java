@@ -342,6 +342,39 @@ class ResidualStreamTest {
         }
     }
 
+    /** Of the same depth and head shape, but another width: its streams would meet this model's weights. */
+    @Test
+    void aCacheOfAModelOfAnotherWidthIsRefused() {
+        HookedAutoConfig narrow = TinyConfigs.of("llama");
+        HookedAutoConfig wide = narrow.with(Map.of("hidden_size", 64, "head_dim", narrow.dHead()));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel a = HookedAutoModel.create(narrow, 0, DType.FLOAT32, Device.CPU);
+             HookedAutoModel b = HookedAutoModel.create(wide, 0, DType.FLOAT32, Device.CPU);
+             ModelOutput out = b.forward(Tensor.of(new long[] {1, 2, 3}, 1, 3))) {
+            String message = assertThrows(IllegalArgumentException.class, () -> new ResidualStream(a, out.cache()))
+                    .getMessage();
+            assertTrue(message.contains("[1, 3, 64]") && message.contains("d_model 32"), message);
+        }
+    }
+
+    /**
+     * gemma's final norm scales by 1 + w, which the pass forms in float32: a bfloat16 stream normalised as a stack of
+     * one component is the norm's output to the bit (was: 1 + w rounded to bfloat16 first, a fifth of it off by one).
+     */
+    @Test
+    void aReducedPrecisionGemmaStackIsRoundedOnce() {
+        Path dir = Fixtures.huggingFace("gemma");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
+            ResidualStream resid = new ResidualStream(model, out.cache());
+            Tensor last = out.cache().get("blocks." + (model.config().nLayers() - 1) + ".hook_resid_post");
+            Tensor normalized = resid.applyLnToStack(last.unsqueeze(0)).select(0, 0);
+            assertEquals(0.0, normalized.to(DType.FLOAT32).sub(out.cache().get("ln_final.hook_normalized")
+                    .to(DType.FLOAT32)).abs().max().item());
+        }
+    }
+
     private static void assertMissing(String names, org.junit.jupiter.api.function.Executable call) {
         String message = assertThrows(IllegalArgumentException.class, call).getMessage();
         assertTrue(message.contains("needs the cache entries " + names + ", which this cache lacks"), message);
