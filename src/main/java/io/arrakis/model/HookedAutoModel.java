@@ -37,20 +37,22 @@ import java.util.function.Supplier;
  * }</pre>
  *
  * <p>Hook points (per layer {@code i}): {@code hook_embed} (for gemma before its scale by {@code sqrt(d_model)},
- * which TransformerLens folds into W_E and so into its {@code hook_embed}), {@code hook_pos_embed} (learned positions),
+ * which TransformerLens folds into W_E and so into its {@code hook_embed}, and for granite before its
+ * {@code embedding_multiplier}), {@code hook_pos_embed} (learned positions),
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
- * soft-capped where the family caps them, masked with -inf), {@code blocks.i.attn.hook_pattern},
+ * soft-capped where the family caps them, masked with -inf; float32 for gpt-neo and gpt-j in reduced precision, as
+ * Hugging Face computes their scores and softmax), {@code blocks.i.attn.hook_pattern},
  * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
  * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
  * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied: what the unembedding reads;
- * TransformerLens's hook of this name is taken before the weight and bias, the stream centred where the norm is a
- * LayerNorm and divided by its scale), {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
+ * {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied: what the unembedding reads,
+ * as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm take the hook before the
+ * weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale), {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
  * the share of each row the sink took, so rows sum to less than 1.
  *
  * <p>A sparse mixture of experts (mixtral, gpt-oss) has, in place of the dense MLP's {@code mlp.hook_pre},
