@@ -68,9 +68,8 @@ import java.util.OptionalLong;
  *       {@code transformers} 5 form ({@code rope_parameters}). Setting an optional key to {@code null} removes
  *       it.</li>
  *   <li>Rotary scaling: the object {@code rope_scaling} (or {@code rope_parameters}; given both, they must agree)
- *       is read as {@code transformers} 5 reads it. Its {@code rope_theta} takes precedence over the top-level key;
- *       its {@code partial_rotary_factor} must equal the top-level fraction (or that key's default), by which
- *       {@code transformers} sizes the rotation; and its {@code rope_type} (or {@code type}) {@code "default"},
+ *       is read as {@code transformers} 5 reads it. Its {@code rope_theta} and {@code partial_rotary_factor} take
+ *       precedence over the top-level keys, and its {@code rope_type} (or {@code type}) {@code "default"},
  *       {@code "linear"}, {@code "llama3"} or {@code "yarn"} scales the frequencies; other types
  *       ({@code "dynamic"}, {@code "longrope"}, ...) and entries the type does not take are refused.</li>
  * </ul>

@@ -591,36 +591,20 @@ class HookedAutoConfigTest {
 
     @Test
     void ropeParametersOfTransformers5TakePrecedence() {
-        HookedAutoConfig c = HookedAutoConfig.of("stable-lm").with(Map.of("partial_rotary_factor", 0.5,
-                "rope_parameters", Map.of("rope_type", "default", "rope_theta", 500000, "partial_rotary_factor", 0.5)));
+        HookedAutoConfig c = HookedAutoConfig.of("stable-lm").with("rope_parameters",
+                Map.of("rope_type", "default", "rope_theta", 500000, "partial_rotary_factor", 0.5));
         assertEquals(500000.0, c.ropeTheta());
         assertEquals(40, c.rotaryDim());
+        // as transformers 5.17 saves gpt-neox and phi3: the fraction only in rope_parameters, which takes priority
+        HookedAutoConfig neox = HookedAutoConfig.of("gpt-neox").with("rope_parameters",
+                Map.of("rope_type", "default", "rope_theta", 10000, "partial_rotary_factor", 1.0));
+        assertEquals(neox.dHead(), neox.rotaryDim());
         assertTrue(rejects(HookedAutoConfig.of("llama"), "rope_parameters", Map.of("rope_theta", "big"))
                 .contains("rope_parameters"));
         assertTrue(rejects(HookedAutoConfig.of("gpt2"), "rope_parameters", Map.of()).contains("unknown key"));
     }
 
     // -------------------------------------------------------------------- rotary scaling, refused settings
-
-    /**
-     * phi, phi3, stable-lm and gpt-neox size the rotation by the top-level fraction (its default when absent), which
-     * transformers 5 writes over the rotary object's: an object that says otherwise is refused, not taken.
-     */
-    @Test
-    void aRotaryObjectsFractionOtherThanTheTopLevelOneIsRefused() {
-        String stableLm = rejects(HookedAutoConfig.of("stable-lm").with("partial_rotary_factor", 0.25),
-                "rope_scaling", Map.of("rope_type", "linear", "factor", 2.0, "partial_rotary_factor", 1.0));
-        assertTrue(stableLm.contains("rope_scaling.partial_rotary_factor = 1.0")
-                && stableLm.contains("partial_rotary_factor = 0.25"), stableLm);
-        String phi = rejects(HookedAutoConfig.of("phi"), "rope_parameters",
-                Map.of("rope_type", "default", "partial_rotary_factor", 0.25));
-        assertTrue(phi.contains("partial_rotary_factor = 0.5 (given, or the default)"), phi);
-        String neox = rejects(HookedAutoConfig.of("gpt-neox").with("rotary_pct", 0.25), "rope_scaling",
-                Map.of("rope_type", "linear", "factor", 2.0, "partial_rotary_factor", 0.5));
-        assertTrue(neox.contains("rotary_pct = 0.25"), neox);
-        assertTrue(rejects(HookedAutoConfig.of("phi3"), "rope_parameters",
-                Map.of("rope_type", "default", "partial_rotary_factor", 0.5)).contains("partial_rotary_factor = 1.0"));
-    }
 
     @Test
     void rotaryScalingIsReadAsTransformersReadsIt() {

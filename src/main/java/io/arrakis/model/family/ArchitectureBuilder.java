@@ -176,8 +176,8 @@ final class ArchitectureBuilder {
 
     /**
      * Rotary embeddings with the base under {@code thetaKey} on the fraction {@code factorKey} of each head (null:
-     * the whole head); the base of a {@code rope_scaling} or {@code rope_parameters} object takes precedence, its
-     * fraction must agree with {@code factorKey}'s, and its {@code rope_type} scales the frequencies.
+     * the whole head); the entries of a {@code rope_scaling} or {@code rope_parameters} object take precedence, and
+     * its {@code rope_type} scales the frequencies.
      */
     ArchitectureBuilder rotary(String thetaKey, String factorKey) {
         rotary = true;
@@ -467,9 +467,10 @@ final class ArchitectureBuilder {
     }
 
     /**
-     * Reads the rotary base, fraction and scaling: the family's keys, the base overridden by the rotary object,
-     * {@code rope_scaling} (the {@code config.json} form of {@code transformers} 4) or {@code rope_parameters} (the
-     * form of 5); {@link #thetaKey} then names where the base came from.
+     * Reads the rotary base, fraction and scaling: the family's keys, overridden by the entries of the rotary
+     * object, {@code rope_scaling} (the {@code config.json} form of {@code transformers} 4) or
+     * {@code rope_parameters} (the form of 5); {@link #thetaKey} and {@link #factorKey} then name where the values
+     * came from.
      */
     private void readRotation() {
         if (rotaryDimKey == null) {
@@ -510,13 +511,8 @@ final class ArchitectureBuilder {
                 throw invalid(rotaryKey + ".partial_rotary_factor", partial, "is not read by this family's model in"
                         + " transformers, which rotates the whole head; refused rather than guessed");
             }
-            if (factorKey != null && partial != factor) {
-                // transformers sizes the rotation by the top-level key (its default when absent), which overwrites
-                // the object's entry, so a file whose two values differ says two things
-                throw invalid(rotaryKey + ".partial_rotary_factor", partial, "disagrees with " + factorKey + " = "
-                        + factor + " (given, or the default), by which transformers sizes the rotation; give one"
-                        + " value");
-            }
+            factor = partial;
+            factorKey = rotaryKey + ".partial_rotary_factor";
         }
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
     }
