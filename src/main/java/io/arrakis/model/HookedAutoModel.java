@@ -52,8 +52,9 @@ import java.util.function.Supplier;
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
  * {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied: what the unembedding reads,
  * as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm take the hook before the
- * weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale), {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out
- * the share of each row the sink took, so rows sum to less than 1.
+ * weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale), {@code logits}. With
+ * attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took, so rows sum to less
+ * than 1.
  *
  * <p>A sparse mixture of experts (mixtral, gpt-oss) has, in place of the dense MLP's {@code mlp.hook_pre},
  * {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
@@ -675,8 +676,8 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
-     * MLP input weights {@code [layer, d_model, d_mlp]}: the up projection of a gated MLP (which
-     * {@code mlp.hook_pre_linear} reads), with an expert dimension after the layer's in a mixture of experts
+     * MLP input weights {@code [layer, d_model, d_mlp]}: the up projection of a gated MLP (whose output is
+     * {@code mlp.hook_pre_linear}), with an expert dimension after the layer's in a mixture of experts
      * ({@code [layer, expert, d_model, d_mlp]}); a new tensor.
      */
     public Tensor W_in() {
@@ -1026,7 +1027,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * A gemma norm's scale {@code 1 + w} as its forward pass forms it: in float32 for a float16 or bfloat16 model, where
      * the dtype would round it.
      */
-    private static Tensor plusOne(Tensor w) {
+    static Tensor plusOne(Tensor w) {
         return (w.dtype() == DType.FLOAT16 || w.dtype() == DType.BFLOAT16 ? w.to(DType.FLOAT32) : w).add(1.0);
     }
 

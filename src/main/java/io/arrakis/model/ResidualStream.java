@@ -239,8 +239,7 @@ public final class ResidualStream {
                 DType wide = stack.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
                 Tensor widened = as(stack, wide);
                 Tensor parts = layerNorm ? widened.sub(widened.mean(-1, true)) : widened;
-                // gemma's 1 + w formed in the wide dtype, as the forward pass forms it
-                Tensor weight = arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE ? as(w.lnfw, wide).add(1.0) : w.lnfw;
+                Tensor weight = model.config().normAddsOne() ? HookedAutoModel.plusOne(w.lnfw) : w.lnfw;
                 return scope.keep(as(parts.mul(as(inverseScale, wide)).mul(as(weight, wide)), stack.dtype()));
             }
         });

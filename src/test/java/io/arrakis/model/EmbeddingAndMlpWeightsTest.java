@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
  */
 class EmbeddingAndMlpWeightsTest {
 
-    private static void assertSame(Tensor expected, Tensor actual, String what) {
+    private static void assertValuesEqual(Tensor expected, Tensor actual, String what) {
         assertArrayEquals(expected.shape(), actual.shape(), what);
         assertEquals(0.0, expected.sub(actual).abs().max().item(), what);
     }
@@ -29,16 +29,16 @@ class EmbeddingAndMlpWeightsTest {
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
-            assertSame(file.tensor("transformer.wte.weight"), model.W_E(), "W_E");
-            assertSame(file.tensor("transformer.wpe.weight"), model.W_pos(), "W_pos");
+            assertValuesEqual(file.tensor("transformer.wte.weight"), model.W_E(), "W_E");
+            assertValuesEqual(file.tensor("transformer.wpe.weight"), model.W_pos(), "W_pos");
             for (int l = 0; l < model.config().nLayers(); l++) {
                 String mlp = "transformer.h." + l + ".mlp.";
-                assertSame(file.tensor(mlp + "c_fc.weight"), model.W_in(l), "W_in " + l);
-                assertSame(file.tensor(mlp + "c_fc.bias"), model.b_in(l), "b_in " + l);
-                assertSame(file.tensor(mlp + "c_proj.weight"), model.W_out(l), "W_out " + l);
-                assertSame(file.tensor(mlp + "c_proj.bias"), model.b_out(l), "b_out " + l);
-                assertSame(model.W_in().select(0, l), model.W_in(l), "stacked W_in " + l);
-                assertSame(model.b_out().select(0, l), model.b_out(l), "stacked b_out " + l);
+                assertValuesEqual(file.tensor(mlp + "c_fc.weight"), model.W_in(l), "W_in " + l);
+                assertValuesEqual(file.tensor(mlp + "c_fc.bias"), model.b_in(l), "b_in " + l);
+                assertValuesEqual(file.tensor(mlp + "c_proj.weight"), model.W_out(l), "W_out " + l);
+                assertValuesEqual(file.tensor(mlp + "c_proj.bias"), model.b_out(l), "b_out " + l);
+                assertValuesEqual(model.W_in().select(0, l), model.W_in(l), "stacked W_in " + l);
+                assertValuesEqual(model.b_out().select(0, l), model.b_out(l), "stacked b_out " + l);
             }
             assertNull(model.W_gate());
             assertNull(model.W_gate(0));
@@ -46,7 +46,7 @@ class EmbeddingAndMlpWeightsTest {
             assertNull(model.b_gate());
             Tensor copy = model.W_in(0);
             copy.copyFrom(Tensor.zeros(copy.shape()));
-            assertSame(file.tensor("transformer.h.0.mlp.c_fc.weight"), model.W_in(0), "a copy, not the model's memory");
+            assertValuesEqual(file.tensor("transformer.h.0.mlp.c_fc.weight"), model.W_in(0), "a copy, not the model's memory");
         }
     }
 
@@ -57,19 +57,19 @@ class EmbeddingAndMlpWeightsTest {
              SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
             HookedAutoConfig c = model.config();
-            assertSame(file.tensor("model.embed_tokens.weight"), model.W_E(), "W_E");
+            assertValuesEqual(file.tensor("model.embed_tokens.weight"), model.W_E(), "W_E");
             assertNull(model.W_pos(), "rotary: no learned positions");
             for (int l = 0; l < c.nLayers(); l++) {
                 String mlp = "model.layers." + l + ".mlp.";
-                assertSame(file.tensor(mlp + "up_proj.weight").transpose(0, 1), model.W_in(l), "W_in " + l);
-                assertSame(file.tensor(mlp + "gate_proj.weight").transpose(0, 1), model.W_gate(l), "W_gate " + l);
-                assertSame(file.tensor(mlp + "down_proj.weight").transpose(0, 1), model.W_out(l), "W_out " + l);
-                assertSame(model.W_gate().select(0, l), model.W_gate(l), "stacked W_gate " + l);
+                assertValuesEqual(file.tensor(mlp + "up_proj.weight").transpose(0, 1), model.W_in(l), "W_in " + l);
+                assertValuesEqual(file.tensor(mlp + "gate_proj.weight").transpose(0, 1), model.W_gate(l), "W_gate " + l);
+                assertValuesEqual(file.tensor(mlp + "down_proj.weight").transpose(0, 1), model.W_out(l), "W_out " + l);
+                assertValuesEqual(model.W_gate().select(0, l), model.W_gate(l), "stacked W_gate " + l);
             }
-            assertSame(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_in(), "b_in");
-            assertSame(Tensor.zeros(c.dMlp()), model.b_gate(0), "b_gate");
-            assertSame(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_gate(), "stacked b_gate");
-            assertSame(Tensor.zeros(c.nLayers(), c.dModel()), model.b_out(), "b_out");
+            assertValuesEqual(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_in(), "b_in");
+            assertValuesEqual(Tensor.zeros(c.dMlp()), model.b_gate(0), "b_gate");
+            assertValuesEqual(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_gate(), "stacked b_gate");
+            assertValuesEqual(Tensor.zeros(c.nLayers(), c.dModel()), model.b_out(), "b_out");
         }
     }
 
@@ -81,8 +81,8 @@ class EmbeddingAndMlpWeightsTest {
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
             long mlp = model.config().dMlp();
             Tensor gateUp = file.tensor("model.layers.0.mlp.gate_up_proj.weight"); // [2 * d_mlp, d_model]
-            assertSame(gateUp.narrow(0, 0, mlp).transpose(0, 1), model.W_gate(0), "W_gate");
-            assertSame(gateUp.narrow(0, mlp, mlp).transpose(0, 1), model.W_in(0), "W_in");
+            assertValuesEqual(gateUp.narrow(0, 0, mlp).transpose(0, 1), model.W_gate(0), "W_gate");
+            assertValuesEqual(gateUp.narrow(0, mlp, mlp).transpose(0, 1), model.W_in(0), "W_in");
         }
     }
 
@@ -97,11 +97,11 @@ class EmbeddingAndMlpWeightsTest {
             assertArrayEquals(new long[] {c.nLayers(), experts, c.dModel(), c.dMlp()}, model.W_in().shape());
             for (int e = 0; e < experts; e++) {
                 String expert = "model.layers.1.block_sparse_moe.experts." + e + ".";
-                assertSame(file.tensor(expert + "w3.weight").transpose(0, 1), model.W_in(1).select(0, e), "W_in " + e);
-                assertSame(file.tensor(expert + "w1.weight").transpose(0, 1), model.W_gate(1).select(0, e), "W_gate " + e);
-                assertSame(file.tensor(expert + "w2.weight").transpose(0, 1), model.W_out(1).select(0, e), "W_out " + e);
+                assertValuesEqual(file.tensor(expert + "w3.weight").transpose(0, 1), model.W_in(1).select(0, e), "W_in " + e);
+                assertValuesEqual(file.tensor(expert + "w1.weight").transpose(0, 1), model.W_gate(1).select(0, e), "W_gate " + e);
+                assertValuesEqual(file.tensor(expert + "w2.weight").transpose(0, 1), model.W_out(1).select(0, e), "W_out " + e);
             }
-            assertSame(Tensor.zeros(experts, c.dModel()), model.b_out(1), "b_out");
+            assertValuesEqual(Tensor.zeros(experts, c.dModel()), model.b_out(1), "b_out");
         }
     }
 }
