@@ -6,6 +6,7 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
+import java.util.function.BiConsumer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -18,6 +19,15 @@ import static org.junit.jupiter.api.Assertions.assertNull;
  */
 class EmbeddingAndMlpWeightsTest {
 
+    /** Runs {@code check} on a fixture's model and its stored tensors. */
+    private static void withStored(Path dir, BiConsumer<SafeTensorsFile, HookedAutoModel> check) {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+            check.accept(file, model);
+        }
+    }
+
     private static void assertValuesEqual(Tensor expected, Tensor actual, String what) {
         assertArrayEquals(expected.shape(), actual.shape(), what);
         assertEquals(0.0, expected.sub(actual).abs().max().item(), what);
@@ -25,10 +35,7 @@ class EmbeddingAndMlpWeightsTest {
 
     @Test
     void gpt2sAreItsConv1DTensorsAsStored() {
-        Path dir = Fixtures.dir("gpt2-tiny");
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+        withStored(Fixtures.dir("gpt2-tiny"), (file, model) -> {
             assertValuesEqual(file.tensor("transformer.wte.weight"), model.W_E(), "W_E");
             assertValuesEqual(file.tensor("transformer.wpe.weight"), model.W_pos(), "W_pos");
             for (int l = 0; l < model.config().nLayers(); l++) {
@@ -47,15 +54,12 @@ class EmbeddingAndMlpWeightsTest {
             Tensor copy = model.W_in(0);
             copy.copyFrom(Tensor.zeros(copy.shape()));
             assertValuesEqual(file.tensor("transformer.h.0.mlp.c_fc.weight"), model.W_in(0), "a copy, not the model's memory");
-        }
+        });
     }
 
     @Test
     void llamasAreItsLinearWeightsTransposedWithZeroBiases() {
-        Path dir = Fixtures.dir("llama-tiny-gqa");
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+        withStored(Fixtures.dir("llama-tiny-gqa"), (file, model) -> {
             HookedAutoConfig c = model.config();
             assertValuesEqual(file.tensor("model.embed_tokens.weight"), model.W_E(), "W_E");
             assertNull(model.W_pos(), "rotary: no learned positions");
@@ -70,28 +74,22 @@ class EmbeddingAndMlpWeightsTest {
             assertValuesEqual(Tensor.zeros(c.dMlp()), model.b_gate(0), "b_gate");
             assertValuesEqual(Tensor.zeros(c.nLayers(), c.dMlp()), model.b_gate(), "stacked b_gate");
             assertValuesEqual(Tensor.zeros(c.nLayers(), c.dModel()), model.b_out(), "b_out");
-        }
+        });
     }
 
     @Test
     void phi3sFusedGateAndUpAreSplitGateFirst() {
-        Path dir = Fixtures.huggingFace("phi3");
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+        withStored(Fixtures.huggingFace("phi3"), (file, model) -> {
             long mlp = model.config().dMlp();
             Tensor gateUp = file.tensor("model.layers.0.mlp.gate_up_proj.weight"); // [2 * d_mlp, d_model]
             assertValuesEqual(gateUp.narrow(0, 0, mlp).transpose(0, 1), model.W_gate(0), "W_gate");
             assertValuesEqual(gateUp.narrow(0, mlp, mlp).transpose(0, 1), model.W_in(0), "W_in");
-        }
+        });
     }
 
     @Test
     void mixtralsExpertsStackAfterTheLayer() {
-        Path dir = Fixtures.huggingFace("mixtral");
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+        withStored(Fixtures.huggingFace("mixtral"), (file, model) -> {
             HookedAutoConfig c = model.config();
             int experts = (int) model.W_in(0).size(0);
             assertArrayEquals(new long[] {c.nLayers(), experts, c.dModel(), c.dMlp()}, model.W_in().shape());
@@ -102,6 +100,6 @@ class EmbeddingAndMlpWeightsTest {
                 assertValuesEqual(file.tensor(expert + "w2.weight").transpose(0, 1), model.W_out(1).select(0, e), "W_out " + e);
             }
             assertValuesEqual(Tensor.zeros(experts, c.dModel()), model.b_out(1), "b_out");
-        }
+        });
     }
 }

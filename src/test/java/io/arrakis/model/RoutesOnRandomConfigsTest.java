@@ -48,7 +48,7 @@ class RoutesOnRandomConfigsTest {
     void theRoutesAgree(String family, int index, @TempDir Path dir) throws IOException {
         Random random = new Random(family.hashCode() * 31L + index);
         HookedAutoConfig config = RandomConfigs.of(family, random);
-        writeRandomCheckpoint(config, family.hashCode() + index, dir);
+        writeFullyRandomCheckpoint(config, family.hashCode() + index, dir);
         String which = family + " #" + index + ", config " + config.toJson().replace("\n", " ");
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel f64 = HookedAutoModel.fromPretrained(dir, DType.FLOAT64, Device.CPU);
@@ -133,7 +133,7 @@ class RoutesOnRandomConfigsTest {
      * Every tensor of the checkpoint drawn at random: norms around their identity, biases and embeddings of unit
      * scale, matrices scaled so that attention is sharp; in float32 values that bfloat16 holds exactly.
      */
-    private static void writeRandomCheckpoint(HookedAutoConfig config, long seed, Path dir) throws IOException {
+    private static void writeFullyRandomCheckpoint(HookedAutoConfig config, long seed, Path dir) throws IOException {
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         double embedStd = 1.0 / Math.max(1.0, config.architecture().embeddingScale());
         try (TensorScope scope = TensorScope.open()) {
