@@ -168,19 +168,20 @@ final class Call {
     Call run() {
         Native.countOp();
         int team = work > 0 ? SmallOps.fitTeam(work, grain, out) : 0;
-        boolean singleBlas = blasInsideRegions;
-        if (singleBlas) {
-            OpenBlasThreads.enter();
-        }
+        boolean singleBlas = false;
         int rc;
         try {
+            if (blasInsideRegions) {
+                OpenBlasThreads.enter();
+                singleBlas = true;
+            }
             rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
                     LibTorch.EXTENSION_BUILD_VERSION);
         } finally {
-            SmallOps.restore(team);
             if (singleBlas) {
                 OpenBlasThreads.leave();
             }
+            SmallOps.restore(team);
         }
         if (rc != 0) {
             Object[] args = java.util.Arrays.copyOf(described, size);

@@ -33,12 +33,13 @@ final class OpenBlasThreads {
             return;
         }
         synchronized (LOCK) {
-            if (inside++ == 0) {
+            if (inside == 0) {
                 saved = threads();
                 if (saved > 1) {
                     set(1);
                 }
             }
+            inside++; // counted once the setting took, so that a failure leaves nothing to put back
         }
     }
 

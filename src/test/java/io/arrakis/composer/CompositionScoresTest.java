@@ -5,7 +5,6 @@ import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.safetensors.SafeTensorsFile;
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.testing.Close;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
@@ -15,7 +14,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -280,8 +278,7 @@ class CompositionScoresTest {
             if (!c.tiedEmbeddings()) {
                 t.put("lm_head.weight", Tensor.of(new float[vocab * dm], vocab, dm));
             }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
-            Files.writeString(dir.resolve("config.json"), c.toJson());
+            Fixtures.writeCheckpoint(c, t, dir);
         }
     }
 

@@ -37,18 +37,11 @@ class CheckpointMismatchTest {
         return tensors;
     }
 
-    /** {@code tensors} as a model folder {@code dir} with {@code config}. */
-    private static void write(HookedAutoConfig config, Map<String, Tensor> tensors, Path dir) throws IOException {
-        Files.createDirectories(dir);
-        SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-        Files.writeString(dir.resolve("config.json"), config.toJson());
-    }
-
     /** The tensors of a random tiny checkpoint of {@code config}, with {@code extra} added; written with its config. */
     private static void writeWith(HookedAutoConfig config, Map<String, Tensor> extra, Path dir) throws IOException {
         Map<String, Tensor> all = tensors(config);
         all.putAll(extra);
-        write(config, all, dir);
+        Fixtures.writeCheckpoint(config, all, dir);
     }
 
     private static String refusal(Path dir) {
@@ -77,12 +70,12 @@ class CheckpointMismatchTest {
         Path negated = dir.resolve("negated");
         try (TensorScope scope = TensorScope.open()) {
             Map<String, Tensor> tensors = tensors(config);
-            write(config, tensors, plain);
+            Fixtures.writeCheckpoint(config, tensors, plain);
             Tensor embedding = tensors.get("transformer.wte.weight");
             tensors.put("lm_head.weight", embedding.copy());
-            write(config, tensors, same);
+            Fixtures.writeCheckpoint(config, tensors, same);
             tensors.put("lm_head.weight", embedding.neg());
-            write(config, tensors, negated);
+            Fixtures.writeCheckpoint(config, tensors, negated);
             Tensor ids = Tensor.of(new long[] {1, 2, 3}, 1, 3);
             try (HookedAutoModel a = HookedAutoModel.fromPretrained(plain);
                  HookedAutoModel b = HookedAutoModel.fromPretrained(same);
@@ -107,9 +100,9 @@ class CheckpointMismatchTest {
         Path onlyHead = dir.resolve("only-head");
         try (TensorScope scope = TensorScope.open()) {
             Map<String, Tensor> tensors = tensors(config);
-            write(config, tensors, both);
+            Fixtures.writeCheckpoint(config, tensors, both);
             tensors.put("lm_head.weight", tensors.remove("transformer.wte.weight"));
-            write(config, tensors, onlyHead);
+            Fixtures.writeCheckpoint(config, tensors, onlyHead);
             Tensor ids = Tensor.of(new long[] {1, 2, 3}, 1, 3);
             try (HookedAutoModel a = HookedAutoModel.fromPretrained(both);
                  HookedAutoModel b = HookedAutoModel.fromPretrained(onlyHead)) {

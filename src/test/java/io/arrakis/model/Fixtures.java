@@ -59,6 +59,13 @@ public final class Fixtures {
             Tensor t = source.load(name);
             tensors.put(name, precision == DType.FLOAT32 ? t : t.to(precision).to(DType.FLOAT32));
         }
+        writeCheckpoint(config, tensors, dir);
+    }
+
+    /** Writes {@code tensors} and {@code config} into {@code dir} as a model folder, creating it where needed. */
+    public static void writeCheckpoint(HookedAutoConfig config, Map<String, Tensor> tensors, Path dir)
+            throws IOException {
+        Files.createDirectories(dir);
         SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         Files.writeString(dir.resolve("config.json"), config.toJson());
     }

@@ -2,7 +2,6 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Rope;
 import io.arrakis.model.safetensors.SafeTensorsFile;
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -10,7 +9,6 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -254,8 +252,7 @@ class GptOssTest {
             // 32 values per block: [experts, 2 d_mlp, d_model / 32, 16 bytes] and one scale per block
             tensors.put(quantized + "_blocks", Tensor.zeros(new long[] {4, 96, 1, 16}, DType.UINT8, Device.CPU));
             tensors.put(quantized + "_scales", Tensor.zeros(new long[] {4, 96, 1}, DType.UINT8, Device.CPU));
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(dir.resolve("config.json"), config.toJson());
+            Fixtures.writeCheckpoint(config, tensors, dir);
             String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(dir))
                     .getMessage();
             assertTrue(m.contains("'" + quantized + "'") && m.contains("MXFP4") && m.contains("_blocks"), m);

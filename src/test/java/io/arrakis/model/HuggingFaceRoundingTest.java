@@ -1,6 +1,5 @@
 package io.arrakis.model;
 
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.testing.Bfloat16;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -10,7 +9,6 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -44,8 +42,7 @@ class HuggingFaceRoundingTest {
                         ? Tensor.randn(new Generator(name.hashCode()), t.shape(), DType.FLOAT32, Device.CPU).mul(0.7).add(1.0)
                         : t);
             }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-            Files.writeString(dir.resolve("config.json"), config.toJson());
+            Fixtures.writeCheckpoint(config, tensors, dir);
         }
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU)) {

@@ -2,7 +2,6 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.family.Slot;
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -14,7 +13,6 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -149,9 +147,8 @@ class RoutesOnRandomConfigsTest {
                 };
                 tensors.put(e.getKey(), v.to(DType.BFLOAT16).to(DType.FLOAT32));
             }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            Fixtures.writeCheckpoint(config, tensors, dir);
         }
-        Files.writeString(dir.resolve("config.json"), config.toJson());
     }
 
     private static boolean embedding(CheckpointTensor t) {
