@@ -358,7 +358,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
         return using(() -> {
             checkCacheSpec(spec);
-            Tensor ids = checkInput(inputIds);
+            Tensor ids = checkInput(inputIds, spec);
             List<HookSpec> hooks = new ArrayList<>(persistentHooks.stream().map(r -> r.spec).toList());
             hooks.addAll(callHooks);
             ActivationCache cache = new ActivationCache(config.nLayers());
@@ -450,7 +450,7 @@ public final class HookedAutoModel implements AutoCloseable {
     Tensor checkedIds(Tensor inputIds) {
         return using(() -> {
             checkNoHooks();
-            Tensor ids = checkInput(inputIds);
+            Tensor ids = checkInput(inputIds, CacheSpec.none());
             return ids == inputIds ? inputIds.alias() : ids;
         });
     }
@@ -459,7 +459,7 @@ public final class HookedAutoModel implements AutoCloseable {
         captures.remove(captured);
     }
 
-    private Tensor checkInput(Tensor inputIds) {
+    private Tensor checkInput(Tensor inputIds, CacheSpec spec) {
         if (inputIds.dtype() != DType.INT64 && inputIds.dtype() != DType.INT32) {
             throw new IllegalArgumentException("input ids must be int64 (or int32), got " + inputIds);
         }
@@ -475,7 +475,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
                     + config.maxPositions() + " (max_position_embeddings / n_positions)");
         }
-        MemoryCheck.requireLogits(config, inputIds.numel(), dtype, device);
+        MemoryCheck.requirePass(config, hookNames, spec, inputIds.numel() / pos, pos, dtype, device);
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
         long[] values = inputIds.toLongArray();
         long min = Arrays.stream(values).min().orElseThrow();

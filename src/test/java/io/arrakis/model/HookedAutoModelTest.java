@@ -238,6 +238,32 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Attention patterns grow with the square of the positions: caching them can need far more than the logits. */
+    @Test
+    void aPassWhoseCacheCannotFitIsRefusedBeforeAnythingIsAllocated() {
+        long available = io.arrakis.torch.HostMemory.availableBytes();
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown or full here");
+        int layers = 8;
+        int heads = 8;
+        int pos = 1024;
+        long patternBytes = (long) layers * heads * pos * pos * Float.BYTES; // per sequence, each of scores and pattern
+        long batch = available / patternBytes + 1; // the patterns alone exceed what is available
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(tinyGpt2().with(Map.of("n_layer", layers, "n_head", heads,
+                     "n_embd", 64, "n_positions", pos)), 1, DType.FLOAT32, Device.CPU)) {
+            Tensor input = Tensor.zeros(new long[] {batch, pos}, DType.INT64, Device.CPU);
+            String message = assertThrows(IllegalArgumentException.class, () -> model.forward(input,
+                    CacheSpec.matching(name -> name.endsWith("hook_pattern")))).getMessage();
+            assertTrue(message.contains("caching this pass's activations over [" + batch + ", 1024] input ids")
+                    && message.contains("cache fewer hook points"), message);
+            org.junit.jupiter.api.Assumptions.assumeTrue(available > 4 * patternBytes, "one sequence would not fit");
+            try (ModelOutput one = model.forward(Tensor.zeros(new long[] {1, pos}, DType.INT64, Device.CPU),
+                    CacheSpec.matching(name -> name.endsWith("hook_pattern")))) {
+                assertArrayEquals(new long[] {1, heads, pos, pos}, one.cache().get("blocks.7.attn.hook_pattern").shape());
+            }
+        }
+    }
+
     /** Entries larger than the block writeJson reads at a time come out whole and in order, non-finite values named. */
     @Test
     void writeJsonStreamsLargeEntriesAsToJsonWritesThem() throws Exception {
