@@ -94,6 +94,27 @@ final class MemoryCheck {
         };
     }
 
+    /**
+     * Refuses a CPU stack of {@code components} tensors of {@code elementsEach} elements in {@code dtype} that cannot
+     * be held twice (its parts, then the stack they are joined into) in the memory available.
+     */
+    static void requireStack(String method, long components, long elementsEach, DType dtype, Device device) {
+        if (!device.isCpu()) {
+            return;
+        }
+        double needed = 2.0 * components * elementsEach * dtype.byteSize();
+        if (needed < HostMemory.usableBytes() / 8.0) {
+            return;
+        }
+        long available = HostMemory.availableBytes();
+        if (available >= 0 && needed > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s stacks %,d components of %,d elements"
+                    + " in %s, which with their parts needs %.1f GiB, but only %.1f GiB of memory is available to this"
+                    + " process; run the pass over fewer sequences or positions", method, components, elementsEach,
+                    dtype, needed / GIB, available / GIB));
+        }
+    }
+
     static void require(HookedAutoConfig config, DType dtype, Device device) {
         if (!device.isCpu()) {
             return; // GPU memory is checked by the allocator; a CUDA out-of-memory is a clean TorchException

@@ -119,6 +119,29 @@ class ResidualStreamTest {
         }
     }
 
+    /** One term per head and position: a long pass's cache fits where its heads' stack cannot. */
+    @Test
+    void aHeadStackThatCannotFitIsRefusedBeforeAnythingIsAllocated() {
+        long available = io.arrakis.torch.HostMemory.availableBytes();
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown or full here");
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        Architecture a = config.architecture();
+        long each = (long) a.nHeads() * a.nLayers() * config.dModel() * Float.BYTES; // a position's heads
+        long positions = available / each + 1;
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 1, DType.FLOAT32, Device.CPU)) {
+            ActivationCache cache = new ActivationCache(a.nLayers());
+            // broadcast views: as large as a real cache's entries, without their memory
+            for (int l = 0; l < a.nLayers(); l++) {
+                cache.put("blocks." + l + ".attn.hook_z", Tensor.zeros(1).expand(1, positions, a.nHeads(), a.dHead()));
+            }
+            String message = assertThrows(IllegalArgumentException.class,
+                    () -> new ResidualStream(model, cache).stackHeadResults(false, false)).getMessage();
+            assertTrue(message.startsWith("stackHeadResults stacks " + a.nLayers() * a.nHeads() + " components")
+                    && message.contains("fewer sequences or positions"), message);
+        }
+    }
+
     /**
      * A component's attribution is its own: the same alone, among the heads, or with the remainder too (the final
      * norm of this fixture has a bias, which belongs to no component).
