@@ -222,6 +222,9 @@ public final class Main implements Callable<Integer> {
         private Input input;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for --text")
         private Path tokenizer;
+        @Option(names = "--prepend-bos", description = "begin --text with the model's bos_token_id, as TransformerLens's"
+                + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
+        private boolean prependBos;
         @Option(names = "--hooks", split = ",", paramLabel = "NAME", description = "hook points to print")
         private List<String> hooks = new ArrayList<>();
         @Option(names = "--json", description = "the activations as one JSON object")
@@ -237,7 +240,7 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            forward(model, input.ids, input.text, tokenizer, hooks, json, main.out, main.err);
+            forward(model, input.ids, input.text, tokenizer, prependBos, hooks, json, main.out, main.err);
             return 0;
         }
     }
@@ -345,6 +348,9 @@ public final class Main implements Callable<Integer> {
         private Corrupted corrupted;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for text and labels")
         private Path tokenizer;
+        @Option(names = "--prepend-bos", description = "begin --text and --corrupted-text with the model's bos_token_id, as TransformerLens's"
+                + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
+        private boolean prependBos;
         @Option(names = "--answer", paramLabel = "ID", description = "patching: the right token (default: the clean input's top token)")
         private long answer = -1;
         @Option(names = "--wrong", paramLabel = "ID", description = "patching: the wrong token (default: the corrupted input's top token)")
@@ -398,6 +404,9 @@ public final class Main implements Callable<Integer> {
     /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
     private static void view(View v, PrintStream out, PrintStream err) {
         checkOutput(v.out, "--out");
+        if (v.prependBos && v.input.text == null && (v.corrupted == null || v.corrupted.text == null)) {
+            throw new IllegalArgumentException("--prepend-bos goes with --text or --corrupted-text");
+        }
         // a head or route named twice is patched once
         List<Head> receivers = v.receivers.stream().map(Main::parseHead).distinct().toList();
         List<PathPatching.Route> routes = v.routes.stream().distinct().toList();
@@ -405,12 +414,13 @@ public final class Main implements Callable<Integer> {
              HookedAutoModel m = HookedAutoModel.fromPretrained(v.model);
              HfTokenizer tokenizer = v.tokenizer == null ? null : HfTokenizer.load(v.tokenizer);
              TerminalProgress progress = TerminalProgress.of("view", "steps", v.json, err)) {
-            Tensor ids = v.input.text == null ? idsTensor(v.input.ids) : textTensor(m, v.input.text, v.tokenizer);
+            Tensor ids = v.input.text == null ? idsTensor(v.input.ids)
+                    : textTensor(m, v.input.text, v.tokenizer, v.prependBos);
             AttentionView.Options options = AttentionView.Options.defaults().withTitle(folderName(v.model))
                     .withTokens(tokenizer).withBaseline(v.baseline).withProgress(progress);
             if (v.corrupted != null) {
                 Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
-                        : textTensor(m, v.corrupted.text, v.tokenizer);
+                        : textTensor(m, v.corrupted.text, v.tokenizer, v.prependBos);
                 options = options.withPatching(corrupted, v.answer, v.wrong, receivers, routes);
             } else if (v.answer != -1 || v.wrong != -1 || !receivers.isEmpty() || !routes.isEmpty()) {
                 throw new IllegalArgumentException("--answer, --wrong, --receivers and --routes are for path patching:"
@@ -577,10 +587,13 @@ public final class Main implements Callable<Integer> {
     }
 
     /** The logits and the chosen activations of one pass, as text or one JSON object. */
-    private static void forward(Path model, String ids, String text, Path tokenizerPath, List<String> hooks, boolean json,
-                                PrintStream out, PrintStream err) {
+    private static void forward(Path model, String ids, String text, Path tokenizerPath, boolean prependBos,
+                                List<String> hooks, boolean json, PrintStream out, PrintStream err) {
         if (tokenizerPath != null && text == null) {
             throw new IllegalArgumentException("--tokenizer goes with --text");
+        }
+        if (prependBos && text == null) {
+            throw new IllegalArgumentException("--prepend-bos goes with --text");
         }
         List<String> names = new ArrayList<>(hooks.stream().map(String::trim).filter(h -> !h.isEmpty()).distinct()
                 .toList());
@@ -591,8 +604,8 @@ public final class Main implements Callable<Integer> {
              HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              TerminalProgress progress = TerminalProgress.of("forward", "layers", json, err);
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json);
-             ModelOutput result = m.forward(text == null ? idsTensor(ids) : textTensor(m, text, tokenizerPath),
-                     CacheSpec.only(names.toArray(String[]::new)))) {
+             ModelOutput result = m.forward(text == null ? idsTensor(ids)
+                     : textTensor(m, text, tokenizerPath, prependBos), CacheSpec.only(names.toArray(String[]::new)))) {
             if (json) {
                 // written as it goes: the logits of a long batch need not fit the heap as one string
                 Writer writer = new BufferedWriter(new OutputStreamWriter(out, out.charset()));
@@ -617,13 +630,21 @@ public final class Main implements Callable<Integer> {
         return Tensor.of(Arrays.stream(rows).flatMapToLong(Arrays::stream).toArray(), rows.length, rows[0].length);
     }
 
-    /** {@code text} as {@code [1, pos]} ids through {@code tokenizerPath}'s tokenizer, else the model's. */
-    private static Tensor textTensor(HookedAutoModel model, String text, Path tokenizerPath) {
+    /**
+     * {@code text} as {@code [1, pos]} ids through {@code tokenizerPath}'s tokenizer, else the model's; beginning with
+     * the model's beginning-of-sequence token where {@code prependBos}.
+     */
+    private static Tensor textTensor(HookedAutoModel model, String text, Path tokenizerPath, boolean prependBos) {
         if (tokenizerPath == null) {
-            return model.toTokens(text);
+            return prependBos ? model.toTokens(text, true) : model.toTokens(text);
         }
         try (HfTokenizer tokenizer = HfTokenizer.load(tokenizerPath)) {
-            return tokenizer.encodeAsTensor(text);
+            if (!prependBos) {
+                return tokenizer.encodeAsTensor(text);
+            }
+            long bos = model.config().bosTokenId().orElseThrow(() -> new IllegalArgumentException("--prepend-bos: the"
+                    + " model's config.json names no bos_token_id"));
+            return tokenizer.encodeAsTensor(text, bos, true);
         }
     }
 

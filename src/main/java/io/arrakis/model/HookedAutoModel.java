@@ -6,6 +6,7 @@ import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.family.Slot;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
+import io.arrakis.text.Tokenizer;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -247,14 +248,34 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * {@code text} as input ids {@code [1, pos]} (int64, CPU) through the model's {@link #tokenizer()}, special tokens
-     * such as a beginning-of-sequence token added as the tokenizer adds them (Llama's adds one, GPT-2's none): as
-     * TransformerLens's {@code to_tokens} with {@code prepend_bos=False}, whose default prepends one to every model.
+     * such as a beginning-of-sequence token added as the tokenizer adds them (Llama's adds one, GPT-2's none), as
+     * Hugging Face's tokenizer gives them. TransformerLens's {@code to_tokens} prepends one to every model by default:
+     * {@link #toTokens(String, boolean)} does what it does.
      *
      * @throws IllegalStateException when the model has no tokenizer
      */
     public Tensor toTokens(String text) {
+        return requireTokenizer().encodeAsTensor(text);
+    }
+
+    /**
+     * {@code text} as input ids {@code [1, pos]} beginning with the configuration's {@code bos_token_id} where
+     * {@code prependBos}, and without it where not, as TransformerLens's {@code to_tokens(text, prepend_bos)}: see
+     * {@link Tokenizer#encode(String, long, boolean)}.
+     *
+     * @throws IllegalStateException when the model has no tokenizer, or its configuration names no {@code bos_token_id}
+     */
+    public Tensor toTokens(String text, boolean prependBos) {
+        Tokenizer tokenizer = requireTokenizer();
+        long bos = config.bosTokenId().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model's"
+                + " configuration names no bos_token_id, so there is no beginning-of-sequence token to prepend or"
+                + " remove; toTokens(text) gives the tokenizer's ids"));
+        return tokenizer.encodeAsTensor(text, bos, prependBos);
+    }
+
+    private Tokenizer requireTokenizer() {
         return tokenizer().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model has no"
-                + " tokenizer: its folder has no " + HfTokenizer.FILE_NAME)).encodeAsTensor(text);
+                + " tokenizer: its folder has no " + HfTokenizer.FILE_NAME));
     }
 
     /** Every hook point of this model, in the order a forward pass reaches them. */

@@ -23,7 +23,38 @@ public interface Tokenizer {
 
     /** The token ids of {@code text} as an int64 CPU tensor {@code [1, n]}, a model's input; the caller owns it. */
     default Tensor encodeAsTensor(String text) {
+        return asInput(encode(text));
+    }
+
+    /**
+     * The token ids of {@code text} beginning with the beginning-of-sequence token {@code bos} where
+     * {@code prependBos}, and without it where not, as TransformerLens's {@code to_tokens(prepend_bos=...)}: a
+     * {@code bos} the tokenizer adds itself is kept or removed, one it does not add is prepended or left out. A
+     * {@code bos} written in the text stays.
+     *
+     * @throws IllegalArgumentException for a {@code bos} outside {@code [0, vocabSize())}
+     */
+    default long[] encode(String text, long bos, boolean prependBos) {
+        if (bos < 0 || bos >= vocabSize()) {
+            throw new IllegalArgumentException("the beginning-of-sequence id " + bos + " is not one of this tokenizer's"
+                    + " ids 0 to " + (vocabSize() - 1));
+        }
         long[] ids = encode(text);
+        long[] nothing = encode("");
+        boolean addsBos = nothing.length > 0 && nothing[0] == bos;
+        if (addsBos == prependBos) {
+            return ids;
+        }
+        return prependBos ? LongStream.concat(LongStream.of(bos), LongStream.of(ids)).toArray()
+                : java.util.Arrays.copyOfRange(ids, 1, ids.length);
+    }
+
+    /** {@link #encode(String, long, boolean)} as an int64 CPU tensor {@code [1, n]}; the caller owns it. */
+    default Tensor encodeAsTensor(String text, long bos, boolean prependBos) {
+        return asInput(encode(text, bos, prependBos));
+    }
+
+    private static Tensor asInput(long[] ids) {
         if (ids.length == 0) {
             throw new IllegalArgumentException("the text is empty: it has no tokens, and a model needs at least one");
         }

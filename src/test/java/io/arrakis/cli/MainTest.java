@@ -493,6 +493,35 @@ class MainTest {
         assertEquals(byIds.out(), fromFolder.out());
     }
 
+    /**
+     * {@code --prepend-bos} begins the text's ids with the config's bos_token_id (1 here), as TransformerLens's
+     * {@code to_tokens} does by default; it goes with text, and with a BOS the tokenizer has.
+     */
+    @Test
+    void forwardPrependsTheBeginningOfSequenceWhenAsked() throws Exception {
+        Path gpt2 = Fixtures.huggingFace("gpt2");
+        Path unigram = TOKENIZERS.resolve("unigram");
+        Map<?, ?> hello = tokenizerCases("unigram").stream().filter(c -> c.get("text").equals("Hello world"))
+                .findFirst().orElseThrow();
+        Result byIds = run("forward", "--model", gpt2.toString(), "--input-ids", "1," + joined(hello.get("ids")),
+                "--json");
+        assertEquals(0, byIds.status(), byIds.err());
+        Result withBos = run("forward", "--model", gpt2.toString(), "--text", "Hello world", "--tokenizer",
+                unigram.toString(), "--prepend-bos", "--json");
+        assertEquals(0, withBos.status(), withBos.err());
+        assertEquals(byIds.out(), withBos.out());
+
+        Result noText = run("forward", "--model", gpt2.toString(), "--input-ids", "1,2", "--prepend-bos");
+        assertEquals(2, noText.status());
+        assertTrue(noText.err().contains("--prepend-bos goes with --text"), noText.err());
+        assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
+        Result otherBos = run("forward", "--model", GPT2.toString(), "--text", "Hello world", "--tokenizer",
+                unigram.toString(), "--prepend-bos");
+        assertEquals(2, otherBos.status());
+        assertTrue(otherBos.err().contains("id 50256 is not one of this tokenizer's ids 0 to 399"),
+                "GPT2Config's default BOS: " + otherBos.err());
+    }
+
     /** A hub cache folder as {@code --model}: the output of the plain folder. */
     @Test
     void forwardReadsAHubCacheFolder(@TempDir Path dir) throws Exception {

@@ -108,4 +108,38 @@ class PretrainedFoldersTest {
             assertTrue(e.getMessage().contains("no tokenizer.json"), e.getMessage());
         }
     }
+
+    /** TransformerLens's to_tokens(text, prepend_bos): the config's bos_token_id, which the unigram tokenizer never adds. */
+    @Test
+    void toTokensPrependsTheConfigsBeginningOfSequenceWhenAsked() throws Exception {
+        Path tokenizers = Fixtures.tokenizer("unigram");
+        Path folder = Files.createDirectories(tmp.resolve("with-bos"));
+        for (Path file : HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny"))) {
+            Files.copy(file, folder.resolve(file.getFileName()));
+        }
+        Files.copy(tokenizers.resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        long[] hello = {3, 78, 8, 83, 10, 3, 40, 34, 23, 24}; // "Hello world" in its expected.json
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertArrayEquals(hello, model.toTokens("Hello world").toLongArray());
+            String m = assertThrows(IllegalArgumentException.class, () -> model.toTokens("Hello world", true))
+                    .getMessage();
+            assertTrue(m.contains("id 50256 is not one of this tokenizer's ids"), "GPT2Config's default BOS: " + m);
+        }
+        Map<Object, Object> config = new java.util.LinkedHashMap<>(
+                (Map<?, ?>) Json.parse(Files.readString(folder.resolve("config.json"))));
+        config.put("bos_token_id", null);
+        Files.writeString(folder.resolve("config.json"), Json.write(config));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            String m = assertThrows(IllegalStateException.class, () -> model.toTokens("Hello world", false))
+                    .getMessage();
+            assertTrue(m.contains("names no bos_token_id"), m);
+        }
+        config.put("bos_token_id", 2L);
+        Files.writeString(folder.resolve("config.json"), Json.write(config));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertArrayEquals(new long[] {2, 3, 78, 8, 83, 10, 3, 40, 34, 23, 24},
+                    model.toTokens("Hello world", true).toLongArray());
+            assertArrayEquals(hello, model.toTokens("Hello world", false).toLongArray());
+        }
+    }
 }

@@ -61,6 +61,41 @@ class HfTokenizerTest {
         return tests;
     }
 
+    /**
+     * TransformerLens's {@code to_tokens(prepend_bos=...)}: a BOS the tokenizer adds is kept or removed, one it does
+     * not add is prepended or left out, and one written in the text stays; for every case of a tokenizer that adds
+     * {@code <s>} (id 1) and of one that adds nothing (BOS {@code <|endoftext|>}, id 0).
+     */
+    @Test
+    void encodeWithOrWithoutABeginningOfSequenceAsTransformerLens() throws Exception {
+        try (HfTokenizer adds = HfTokenizer.load(Fixtures.tokenizer("sentencepiece_bpe"));
+             HfTokenizer addsNone = HfTokenizer.load(Fixtures.tokenizer("bytelevel_bpe"))) {
+            for (Map<?, ?> c : cases("sentencepiece_bpe")) {
+                String text = (String) c.get("text");
+                long[] ids = longs(c.get("ids"));
+                assertEquals(1, ids[0], "the fixture's tokenizer adds <s>: " + text);
+                assertArrayEquals(ids, adds.encode(text, 1, true), text);
+                assertArrayEquals(java.util.Arrays.copyOfRange(ids, 1, ids.length), adds.encode(text, 1, false), text);
+            }
+            for (Map<?, ?> c : cases("bytelevel_bpe")) {
+                String text = (String) c.get("text");
+                long[] ids = longs(c.get("ids"));
+                assertArrayEquals(ids, addsNone.encode(text, 0, false), text);
+                long[] withBos = new long[ids.length + 1];
+                System.arraycopy(ids, 0, withBos, 1, ids.length);
+                assertArrayEquals(withBos, addsNone.encode(text, 0, true), text);
+            }
+            long[] written = adds.encode("<s>Hi");
+            assertArrayEquals(new long[] {1, 1}, java.util.Arrays.copyOf(written, 2), "<s> in the text is a token too");
+            assertArrayEquals(java.util.Arrays.copyOfRange(written, 1, written.length), adds.encode("<s>Hi", 1, false));
+            assertArrayEquals(new long[] {0}, addsNone.encode("", 0, true));
+            assertEquals("the text is empty: it has no tokens, and a model needs at least one",
+                    assertThrows(IllegalArgumentException.class, () -> adds.encodeAsTensor("", 1, false)).getMessage());
+            String m = assertThrows(IllegalArgumentException.class, () -> adds.encode("Hi", 600, true)).getMessage();
+            assertTrue(m.contains("600 is not one of this tokenizer's ids 0 to 599"), m);
+        }
+    }
+
     /** The cases include the empty string and text beyond ASCII, so the comparison above covers them. */
     @Test
     void theFixturesCoverEmptyAndUnicodeText() throws Exception {
