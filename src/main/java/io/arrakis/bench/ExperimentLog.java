@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -434,8 +435,15 @@ public final class ExperimentLog {
             try (SafeTensorsFile st = SafeTensorsFile.open(file)) {
                 t = st.tensor(key);
             }
+            if (t.dtype() != dtype || !Arrays.equals(t.shape(), shape)) {
+                String read = t.dtype() + " " + Arrays.toString(t.shape());
+                t.close();
+                throw new IllegalStateException("tensor " + key + " of record " + record.file() + " is logged as "
+                        + dtype + " " + Arrays.toString(shape) + " but its file " + file + " holds " + read
+                        + " (the file was changed or damaged)");
+            }
         } else if (summary.values() != null) {
-            t = fromValues(summary, dtype, shape);
+            t = fromValues(summary, dtype, shape, record);
         } else {
             throw new IllegalStateException("tensor " + key + " of record " + record.name() + " " + record.version()
                     + " was logged without its data (" + summary.numel() + " elements, " + (summary.isComplex()
@@ -452,19 +460,19 @@ public final class ExperimentLog {
         return t;
     }
 
-    private static Tensor fromValues(TensorSummary summary, DType dtype, long[] shape) {
+    private static Tensor fromValues(TensorSummary summary, DType dtype, long[] shape, ExperimentRecord record) {
         List<Object> values = summary.values();
         if (dtype == DType.BOOL) {
             boolean[] a = new boolean[values.size()];
             for (int i = 0; i < a.length; i++) {
-                a[i] = (Boolean) values.get(i);
+                a[i] = values.get(i) instanceof Boolean b ? b : wrongValue(summary, record, i, "true or false");
             }
             return Tensor.of(a, shape);
         }
         if (dtype.isIntegral()) {
             long[] a = new long[values.size()];
             for (int i = 0; i < a.length; i++) {
-                a[i] = ((Number) values.get(i)).longValue();
+                a[i] = values.get(i) instanceof Number n ? n.longValue() : wrongValue(summary, record, i, "an integer");
             }
             try (Tensor wide = Tensor.of(a, shape)) {
                 return wide.to(dtype);
@@ -475,17 +483,33 @@ public final class ExperimentLog {
         }
     }
 
+    /** Refuses a record whose value {@code index} of {@code summary} is not {@code expected}. */
+    private static <T> T wrongValue(TensorSummary summary, ExperimentRecord record, int index, String expected) {
+        throw new IllegalStateException("tensor " + summary.key() + " of record " + record.file() + " is logged as "
+                + summary.dtype() + " but its value " + index + " is " + summary.values().get(index) + ", not "
+                + expected + " (the file was changed or damaged)");
+    }
+
     /**
-     * Deletes temporary files that writes interrupted by a crash left behind.
+     * Deletes temporary files that writes interrupted by a crash left behind, in the experiments' folders.
      *
-     * @param olderThan only files last modified longer ago than this (a live write of another process is younger)
+     * @param olderThan only files last modified longer ago than this (a live write of another process is younger);
+     *     not negative
      * @return how many were deleted
+     * @throws IllegalArgumentException for a negative age, which would reach live writes
      */
     public int removeTempFiles(Duration olderThan) {
-        Instant cutoff = Instant.now().minus(olderThan);
+        if (olderThan.isNegative()) {
+            throw new IllegalArgumentException("removeTempFiles takes an age, not a negative duration: " + olderThan);
+        }
+        Instant now = Instant.now();
+        // an age beyond the clock's start reaches nothing
+        Instant cutoff = olderThan.compareTo(Duration.between(Instant.EPOCH, now)) > 0 ? Instant.EPOCH
+                : now.minus(olderThan);
         int removed = 0;
         try (Stream<Path> entries = Files.list(saveDir)) {
-            for (Path dir : entries.filter(Files::isDirectory).toList()) {
+            for (Path dir : entries.filter(Files::isDirectory)
+                    .filter(p -> RecordFiles.isName(p.getFileName().toString())).toList()) {
                 removed += RecordFiles.removeTempFiles(dir, cutoff);
             }
         } catch (IOException e) {

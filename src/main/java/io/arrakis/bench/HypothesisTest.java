@@ -24,13 +24,16 @@ import java.util.function.ToDoubleFunction;
  * digits of a double still gives the right t. Welch's t and the Welch–Satterthwaite degrees of freedom are computed
  * from the ratio of the two squared standard errors, so that no magnitude of the samples overflows or underflows them;
  * the two-sided p-value is that of Apache
- * Commons Statistics' Student's t distribution ({@link TDistribution}).
+ * Commons Statistics' Student's t distribution ({@link TDistribution}), its far tail scaled where t's square would
+ * overflow.
  *
  * <p>Refused with an {@link IllegalArgumentException}: fewer than 2 observations in a sample, {@code alpha} outside
  * (0, 1), a NaN or infinite observation (naming which), and two samples that both have zero variance, for which t is
  * 0/0 or ±∞ and no p-value exists. One constant sample is fine (its variance term is 0).
  */
 public final class HypothesisTest {
+    /** Where the t distribution's tail is scaled rather than computed (see {@link #survival}). */
+    private static final double LARGE_T = 1e100;
 
     private HypothesisTest() {
     }
@@ -122,9 +125,20 @@ public final class HypothesisTest {
         // t in a unit 2^e where the larger of the samples' magnitudes and the standard error is about 1
         int e = Math.max(Math.max(sa.exponent(), sb.exponent()), larger.binaryExponent());
         double t = sa.meanMinus(sb, e) / (larger.inUnit(e) * Math.sqrt(1 + r));
-        double p = Math.min(1, 2 * TDistribution.of(df).survivalProbability(Math.abs(t)));
+        double p = Math.min(1, 2 * survival(df, Math.abs(t)));
         return new WelchResult(t, df, p, alpha, p < alpha, new WelchResult.Sample(labelA, a.length, sa.mean(), sdA.squared()),
                 new WelchResult.Sample(labelB, b.length, sb.mean(), sdB.squared()));
+    }
+
+    /**
+     * {@code P(T > t)} for Student's t with {@code df} degrees of freedom, {@code t >= 0}. Commons Statistics squares
+     * {@code t}, which overflows past about 1e154; beyond {@link #LARGE_T} the tail follows {@code t^-df} to within a
+     * relative {@code df / t²}, far below a double's precision, so it is scaled from there.
+     */
+    private static double survival(double df, double t) {
+        TDistribution distribution = TDistribution.of(df);
+        return t <= LARGE_T ? distribution.survivalProbability(t)
+                : distribution.survivalProbability(LARGE_T) * Math.pow(LARGE_T / t, df);
     }
 
     /** A non-negative {@code mantissa · 2^exponent}: a spread near the largest double may not fit one. */

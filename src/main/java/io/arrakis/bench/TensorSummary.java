@@ -33,7 +33,7 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
      *
      * @throws IllegalArgumentException for a negative dimension, a shape of more elements than a long holds, values that
      *                                  are not numbers, booleans or {@code "NaN"}/{@code "Infinity"}/{@code "-Infinity"},
-     *                                  or as many values as the shape has elements
+     *                                  or not as many values as the shape has elements
      */
     public TensorSummary {
         Objects.requireNonNull(key, "key");
@@ -147,8 +147,9 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
             out[i] = switch (values.get(i)) {
                 case Number n -> n.doubleValue();
                 case Boolean b -> b ? 1 : 0;
-                case String text -> Double.parseDouble(text); // "NaN", "Infinity", "-Infinity"
-                default -> throw new IllegalStateException("tensor " + key + ": value " + i + " is " + values.get(i));
+                case String text when NON_FINITE.contains(text) -> Double.parseDouble(text);
+                default -> throw new IllegalStateException("tensor " + key + ": value " + i + " is " + values.get(i)
+                        + ", not a number");
             };
         }
         return out;

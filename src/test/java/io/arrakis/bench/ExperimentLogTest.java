@@ -4,6 +4,7 @@ import io.arrakis.Version;
 import io.arrakis.json.Json;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.testing.ChildJvm;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.LibTorch;
@@ -397,6 +398,46 @@ class ExperimentLogTest {
         }
     }
 
+    /** The hash covers the elements' bytes only: the same bytes under another shape or dtype are refused too. */
+    @Test
+    void aTensorFileOfAnotherShapeOrDtypeIsDetected(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));
+        try (TensorScope scope = TensorScope.open()) {
+            ExperimentRecord r = log.record("e", Map.of(), Tensor.of(new float[] {1, 2, 3, 4}, 2, 2), T0, ONE_SECOND,
+                    null);
+            Path file = dir.resolve("e").resolve(r.version() + ".safetensors");
+            SafeTensorsWriter.write(file, Map.of("result", Tensor.of(new float[] {1, 2, 3, 4}, 4)), Map.of());
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> log.loadTensor(r, "result"));
+            assertTrue(e.getMessage().contains("is logged as float32 [2, 2] but its file") && e.getMessage()
+                    .contains("holds float32 [4]"), e.getMessage());
+            int[] sameBytes = {Float.floatToIntBits(1), Float.floatToIntBits(2), Float.floatToIntBits(3),
+                    Float.floatToIntBits(4)};
+            SafeTensorsWriter.write(file, Map.of("result", Tensor.of(sameBytes, 2, 2)), Map.of());
+            e = assertThrows(IllegalStateException.class, () -> log.loadTensor(r, "result"));
+            assertTrue(e.getMessage().contains("holds int32 [2, 2]"), e.getMessage());
+        }
+    }
+
+    /** A record's values edited to another kind (they are not part of its version) are named, not cast. */
+    @Test
+    void editedValuesOfAnotherKindAreNamed(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        try (TensorScope scope = TensorScope.open()) {
+            ExperimentRecord ints = log.record("i", Map.of(), Tensor.of(new long[] {1, 2}, 2), T0, ONE_SECOND, null);
+            ExperimentRecord bools = log.record("b", Map.of(), Tensor.of(new boolean[] {true, false}, 2), T0,
+                    ONE_SECOND, null);
+            Files.writeString(ints.file(), Files.readString(ints.file()).replace("[1, 2]", "[true, 2]"));
+            Files.writeString(bools.file(), Files.readString(bools.file()).replace("[true, false]", "[1, 0]"));
+            ExperimentRecord editedInts = log.getVersion("i", ints.version());
+            ExperimentRecord editedBools = log.getVersion("b", bools.version());
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> log.loadTensor(editedInts, "result"));
+            assertTrue(e.getMessage().contains("its value 0 is true, not an integer"), e.getMessage());
+            e = assertThrows(IllegalStateException.class, () -> log.loadTensor(editedBools, "result"));
+            assertTrue(e.getMessage().contains("its value 0 is 1, not true or false"), e.getMessage());
+        }
+    }
+
     /** SHA-256 of float32 elements, little-endian: the reference for the summaries' hashes. */
     private static String sha256(float[] values) throws Exception {
         ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
@@ -448,7 +489,12 @@ class ExperimentLogTest {
         assertTrue(temps.getFirst().getFileName().toString().startsWith("." + crashed + ".json."), temps::toString);
 
         assertEquals(0, log.removeTempFiles(Duration.ofHours(1)), "the temporary file is younger than an hour");
+        assertThrows(IllegalArgumentException.class, () -> log.removeTempFiles(Duration.ofMinutes(-5)));
+        assertEquals(0, log.removeTempFiles(Duration.ofSeconds(Long.MAX_VALUE)), "older than the clock: none");
+        Path notAnExperiment = Files.createDirectories(dir.resolve(".cache")).resolve(".notes.tmp");
+        Files.writeString(notAnExperiment, "someone else's");
         assertEquals(1, log.removeTempFiles(Duration.ZERO));
+        assertTrue(Files.exists(notAnExperiment), "a folder no experiment can have is left alone");
         try (Stream<Path> files = Files.list(folder)) {
             assertTrue(files.noneMatch(f -> f.getFileName().toString().endsWith(".tmp")));
         }

@@ -29,6 +29,21 @@ class HypothesisTestTest {
     private static final double[] R_TS1 = {11, 9, 10, 11, 10, 12, 9, 11, 12, 9};
     private static final double[] R_TS2 = {11, 13, 10, 13, 12, 9, 11, 12, 12, 11};
 
+    /**
+     * With one degree of freedom the two-sided p-value is {@code (2/π)·atan(1/t)}; it stays so where t's square
+     * overflows (it was 0 past t ≈ 1.3e154). Samples {m, m} and {0, 1} give t = 2m − 1 and df = 1.
+     */
+    @Test
+    void pValuesOfHugeTAsTheClosedFormOfOneDegreeOfFreedom() {
+        for (double m : new double[] {5e98, 5e100, 1e160, 5e307}) {
+            WelchResult r = HypothesisTest.welch(new double[] {m, m}, new double[] {0, 1}, 0.05);
+            assertEquals(1.0, r.degreesOfFreedom(), 1e-12);
+            double expected = 2 / Math.PI * Math.atan(1 / r.t());
+            assertTrue(expected > 0, "representable: " + expected);
+            assertEquals(expected, r.pValue(), expected * 1e-12, "t " + r.t());
+        }
+    }
+
     @Test
     void wikipediaExampleWithinPublishedRounding() {
         WelchResult r = HypothesisTest.welch(WIKI_A1, WIKI_A2, 0.05);
