@@ -369,6 +369,28 @@ class MainTest {
         assertArrayEquals(pages.get(0), pages.get(1));
     }
 
+    /** {@code view --prepend-bos}: the page of the ids with the config's BOS (1) first; it goes with text. */
+    @Test
+    void viewPrependsTheBeginningOfSequenceWhenAsked(@TempDir Path dir) throws Exception {
+        String gpt2 = Fixtures.huggingFace("gpt2").toString();
+        String unigram = TOKENIZERS.resolve("unigram").toString();
+        Map<?, ?> hello = tokenizerCases("unigram").stream().filter(c -> c.get("text").equals("Hello world"))
+                .findFirst().orElseThrow();
+        Path byIds = dir.resolve("ids.html");
+        Path byText = dir.resolve("text.html");
+        Result ids = run("view", "--model", gpt2, "--input-ids", "1," + joined(hello.get("ids")), "--tokenizer",
+                unigram, "--out", byIds.toString());
+        assertEquals(0, ids.status(), ids.err());
+        Result text = run("view", "--model", gpt2, "--text", "Hello world", "--tokenizer", unigram, "--prepend-bos",
+                "--out", byText.toString());
+        assertEquals(0, text.status(), text.err());
+        assertArrayEquals(Files.readAllBytes(byIds), Files.readAllBytes(byText));
+        Result noText = run("view", "--model", gpt2, "--input-ids", "1,2", "--prepend-bos", "--out",
+                dir.resolve("no.html").toString());
+        assertEquals(2, noText.status());
+        assertTrue(noText.err().contains("--prepend-bos goes with --text or --corrupted-text"), noText.err());
+    }
+
     /** {@code heads --json}: three [layer][head] score arrays with values in [0, 1]. */
     @Test
     void headsJsonHasOneScorePerHead() {
