@@ -55,7 +55,8 @@ import java.util.stream.Stream;
  * <h2>Values</h2>
  * Arguments and results may hold {@code null}, booleans, strings, characters, boxed integers and floating-point
  * numbers, enums (by name), records (as objects of their components, in declaration order), {@code Map}s with
- * {@code String} keys (in iteration order), {@code List}s, object and primitive arrays, and {@link Tensor}s (see
+ * {@code String} keys (in iteration order), {@code List}s, object and primitive arrays (a {@code char[]} as the string
+ * it spells), and {@link Tensor}s (see
  * {@link TensorSummary}). Integers are read back as {@code Long}, floating-point numbers as {@code Double}. JSON has no
  * NaN or infinity: they are written as the strings {@code "NaN"}, {@code "Infinity"} and {@code "-Infinity"}, and read
  * back as those strings ({@link TensorSummary#valuesAsDoubles()} turns them back into doubles); so the number NaN and
