@@ -18,6 +18,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -94,7 +95,9 @@ final class Sweep implements Callable<Integer> {
             } else {
                 main.out.printf(Locale.ROOT, "%d rows from %d prompt pairs in %.1f s (%.2f pairs/s) -> %s%n", result.rows(),
                         pairs.size(), result.seconds(), pairs.size() / result.seconds(), job.out);
-                result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %.6g%n", t.get(0), t.get(1), t.get(2)));
+                // a NaN or infinite mean comes as the string JSON writes it
+                result.top().forEach(t -> main.out.printf(Locale.ROOT, "  %s -> %s  mean effect %s%n", t.get(0), t.get(1),
+                        t.get(2) instanceof Number n ? String.format(Locale.ROOT, "%.6g", n.doubleValue()) : t.get(2)));
             }
             return 0;
         }
@@ -158,6 +161,7 @@ final class Sweep implements Callable<Integer> {
         /** A Spark session on {@link #master()}, or a message saying why there is none. */
         SparkSession start() {
             String url = master();
+            checkAnswers(url);
             SparkSession spark;
             try {
                 spark = Sweeps.session(url, Map.of());
@@ -170,6 +174,34 @@ final class Sweep implements Callable<Integer> {
             }
             return spark;
         }
+    }
+
+    /**
+     * Refuses a standalone master ({@code spark://host:port[,host:port]}) where nothing accepts a connection: Spark
+     * would retry for a minute, logging each try, before failing with a message that does not say why.
+     */
+    static void checkAnswers(String url) {
+        if (!url.startsWith("spark://")) {
+            return;
+        }
+        List<String> silent = new ArrayList<>();
+        for (String address : url.substring("spark://".length()).split(",")) {
+            int colon = address.lastIndexOf(':');
+            String host = (colon < 0 ? address : address.substring(0, colon)).replaceAll("^\\[|]$", "");
+            int port;
+            try {
+                port = colon < 0 ? 7077 : Integer.parseInt(address.substring(colon + 1));
+                try (java.net.Socket socket = new java.net.Socket()) {
+                    socket.connect(new java.net.InetSocketAddress(host, port), 5_000);
+                    return;
+                }
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--master " + url + ": '" + address + "' has no port number", e);
+            } catch (IOException | IllegalArgumentException e) {
+                silent.add(address + " (" + e.getMessage() + ")");
+            }
+        }
+        throw new IllegalArgumentException("--master " + url + ": no master answers at " + String.join(", ", silent));
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */

@@ -55,6 +55,9 @@ public final class CompositionSweep {
     public static List<String> checkpoints(List<String> given) {
         List<String> found = new ArrayList<>();
         for (String g : given) {
+            if (g.isBlank()) { // Path.of("") would be the working folder, and a folder of models there would be swept
+                throw new IllegalArgumentException("--checkpoints: an empty folder name ('" + g + "'; a comma too many?)");
+            }
             Path dir = Path.of(g);
             if (isModelFolder(dir)) {
                 found.add(g);

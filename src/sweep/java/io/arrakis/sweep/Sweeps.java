@@ -114,6 +114,11 @@ public final class Sweeps {
             throw new IllegalArgumentException("--out " + out + ": a name with any of [ ] { } * ? \\ : is read back as a"
                     + " pattern or a URI; choose one without them");
         }
+        String folders = new org.apache.hadoop.fs.Path(out).toUri().getPath(); // without a scheme and authority
+        if (folders.chars().anyMatch(c -> "[]{}*?\\".indexOf(c) >= 0)) {
+            throw new IllegalArgumentException("--out " + out + ": a folder with any of [ ] { } * ? \\ in its name is"
+                    + " read back as a pattern, matching other folders' files; write elsewhere");
+        }
         try {
             org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(out);
             FileSystem fs = path.getFileSystem(hadoop(spark));

@@ -2,6 +2,10 @@ package io.arrakis.cli;
 
 import io.arrakis.json.Json;
 import io.arrakis.model.Fixtures;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -11,6 +15,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -48,6 +53,43 @@ class SweepCommandTest {
         assertEquals(8, top.size());
         assertTrue(((List<?>) top.get(0)).get(0).toString().matches("L0H\\d") && ((List<?>) top.get(0)).get(1).toString().matches("L1H[12]"));
         assertTrue(Files.isDirectory(Path.of(out)));
+    }
+
+    /** Was: a NaN mean effect ended the text summary with "g != java.lang.String" and exit 2, the rows written. */
+    @Test
+    void aNaNMeanEffectIsPrinted() throws IOException {
+        Path nan = Files.createDirectories(dir.resolve("nan-model"));
+        Path gpt2 = Path.of(MODEL);
+        Files.copy(gpt2.resolve("config.json"), nan.resolve("config.json"));
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(gpt2.resolve("model.safetensors"))) {
+            for (String name : file.names()) {
+                Tensor t = file.tensor(name);
+                tensors.put(name, name.endsWith("h.1.attn.c_attn.weight")
+                        ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
+            }
+            SafeTensorsWriter.write(nan.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        String[] r = run("sweep", "patching", "--model", nan.toString(), "--prompts", prompts.toString(), "--route",
+                "V", "--receivers", "1.0", "--out", dir.resolve("nan.csv").toString(), "--master", "local[1]");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("-> L1H0  mean effect NaN"), r[1]);
+    }
+
+    /** Were: an empty entry swept every model in the working folder; an unreachable master failed after a minute. */
+    @Test
+    void anEmptyCheckpointAndASilentMasterAreRefusedBeforeSparkStarts() {
+        String[] r = run("sweep", "composition", "--checkpoints", "," + MODEL, "--mode", "K", "--out",
+                dir.resolve("c.csv").toString());
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("--checkpoints: an empty folder name"), r[2]);
+        r = run("sweep", "composition", "--checkpoints", MODEL, "--mode", "K", "--out", dir.resolve("c.csv").toString(),
+                "--master", "spark://127.0.0.1:1");
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("--master spark://127.0.0.1:1: no master answers at 127.0.0.1:1 ("), r[2]);
     }
 
     @Test

@@ -165,7 +165,8 @@ class PatchingSweepTest {
     /** Were: failures after the work (a pattern read back, a folder that cannot be made) or a message of the temporary. */
     @Test
     void anOutputSparkCannotWriteOrReadBackIsRefusedFirst() {
-        for (String bad : List.of("run[1].csv", "brace{a,b}.csv", "a:b.csv", "star*.parquet")) {
+        for (String bad : List.of("run[1].csv", "brace{a,b}.csv", "a:b.csv", "star*.parquet", "run[1]/c.csv",
+                "r*/t.csv")) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark,
                     MODEL.toString(), prompts(1), PathPatching.Route.Q, List.of(Head.of(1, 0)), out(bad), Progress.NONE));
             assertTrue(e.getMessage().contains("--out " + out(bad)) && e.getMessage().contains("pattern"), e.getMessage());
