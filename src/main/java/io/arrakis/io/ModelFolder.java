@@ -38,22 +38,27 @@ public final class ModelFolder {
         Path ref = repo.resolve("refs").resolve("main");
         if (!Files.isRegularFile(ref)) {
             throw new IllegalArgumentException(repo + " looks like a Hugging Face hub cache folder (it has snapshots/)"
-                    + " but has no refs/main to name its snapshot; pass a snapshot folder itself, one of "
+                    + " but " + (Files.exists(ref) ? "its refs/main is no file" : "has no refs/main")
+                    + " to name its snapshot; pass a snapshot folder itself, one of "
                     + list(repo.resolve("snapshots")));
         }
         String commit;
         try {
-            commit = Files.readString(ref).strip();
+            byte[] bytes = Files.readAllBytes(ref);
+            // as many characters as the file has bytes, whatever they are: a hash is ASCII
+            commit = new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1).strip();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + ref, e);
         }
-        if (!commit.matches("[0-9A-Za-z_-]+")) { // a folder name: no path may escape snapshots/
-            throw new IllegalArgumentException(ref + " should hold a commit hash, got '" + commit + "'");
+        if (!commit.matches("[0-9A-Za-z_-]{1,256}")) { // a folder name: no path may escape snapshots/
+            String shown = commit.length() > 80 ? commit.substring(0, 80) + "..." : commit;
+            throw new IllegalArgumentException(ref + " should hold a commit hash, got '" + shown + "'");
         }
         Path snapshot = repo.resolve("snapshots").resolve(commit);
         if (!Files.isDirectory(snapshot)) {
-            throw new IllegalArgumentException(ref + " names snapshot " + commit + ", but " + snapshot
-                    + " does not exist; the snapshots there: " + list(repo.resolve("snapshots")));
+            throw new IllegalArgumentException(ref + " names snapshot " + commit + ", but " + snapshot + " is "
+                    + (Files.exists(snapshot) ? "no folder" : "missing") + "; the snapshots there: "
+                    + list(repo.resolve("snapshots")));
         }
         return snapshot;
     }

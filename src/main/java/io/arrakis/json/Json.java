@@ -280,8 +280,8 @@ public final class Json {
         return s;
     }
 
-    /** The index of the first surrogate in {@code s} that is not half of a pair, or -1. */
-    private static int unpairedSurrogate(String s) {
+    /** The index of the first surrogate in {@code s} that is not half of a pair (which JSON cannot hold), or -1. */
+    public static int unpairedSurrogate(String s) {
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
             if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {

@@ -57,6 +57,21 @@ class ModelFolderTest {
             Files.writeString(ref, escape);
             assertTrue(refused(folder).contains("should hold a commit hash"), escape);
         }
+        Files.write(ref, new byte[] {(byte) 0xFF, 'a'}); // not UTF-8: was an UncheckedIOException
+        assertTrue(refused(folder).contains("should hold a commit hash"));
+        Files.writeString(ref, "a".repeat(100_000));
+        message = refused(folder);
+        assertTrue(message.contains("should hold a commit hash") && message.length() < 1000, message);
+        Files.delete(ref);
+        Files.createDirectories(ref);
+        message = refused(folder);
+        assertTrue(message.contains("its refs/main is no file"), message);
+        Files.delete(ref);
+        Files.writeString(ref, "0123abcd");
+        Files.writeString(folder.resolve("snapshots").resolve("0123abcd"), "a file");
+        message = refused(folder);
+        assertTrue(message.contains("names snapshot 0123abcd") && message.contains("is no folder"), message);
+        Files.delete(folder.resolve("snapshots").resolve("0123abcd"));
 
         Files.delete(ref);
         message = refused(folder);

@@ -409,6 +409,63 @@ class HookedAutoConfigTest {
         return assertThrows(IllegalArgumentException.class, () -> c.with(overrides)).getMessage();
     }
 
+    /** Were: an OutOfMemoryError (layers) or a minute's work and one (experts) while building per-layer tables. */
+    @Test
+    void layerAndExpertCountsBeyondAnyModelAreRefused() {
+        String m = rejects(HookedAutoConfig.of("llama"), "num_hidden_layers", Integer.MAX_VALUE);
+        assertTrue(m.contains("num_hidden_layers = 2147483647") && m.contains("is more than the 65536 this library takes"), m);
+        for (String family : List.of("gpt2", "gpt-neo", "gemma2")) {
+            HookedAutoConfig c = HookedAutoConfig.of(family);
+            String key = c.hfKey("num_hidden_layers");
+            assertTrue(rejects(c, key, 600_000_000).contains("is more than the 65536"), family);
+        }
+        m = rejects(HookedAutoConfig.of("mixtral"), "num_local_experts", 5_000_000);
+        assertTrue(m.contains("num_local_experts = 5000000") && m.contains("is more than the 65536"), m);
+        assertEquals(65_536, HookedAutoConfig.of("llama").with("num_hidden_layers", 65_536).nLayers());
+    }
+
+    /** Were: NaN frequencies or an infinite attention factor, where transformers fails on the same maths. */
+    @Test
+    void yarnSettingsWithoutFiniteFrequenciesAreRefused() {
+        HookedAutoConfig llama = HookedAutoConfig.of("llama");
+        Map<String, Object> yarn = Map.of("rope_type", "yarn", "factor", 4.0);
+        for (Map.Entry<String, Object> bad : List.<Map.Entry<String, Object>>of(Map.entry("beta_fast", -1.0),
+                Map.entry("beta_slow", -1.0))) {
+            Map<String, Object> scaling = new LinkedHashMap<>(yarn);
+            scaling.put(bad.getKey(), bad.getValue());
+            String m = rejects(llama, "rope_scaling", scaling);
+            assertTrue(m.contains("rope_scaling." + bad.getKey() + " = -1.0") && m.contains("must be positive"), m);
+        }
+        String m = rejects(llama, Map.of("rope_theta", 1.0, "rope_scaling", yarn));
+        assertTrue(m.contains("give the inverse frequency NaN for dimension 0"), m);
+        m = rejects(llama, "rope_scaling", Map.of("rope_type", "yarn", "factor", 4.0, "beta_fast", 1e-320));
+        assertTrue(m.contains("inverse frequency NaN"), m);
+        m = rejects(llama, "rope_scaling", Map.of("rope_type", "yarn", "factor", 4.0, "mscale", 1.0,
+                "mscale_all_dim", -1 / (0.1 * Math.log(4.0))));
+        assertTrue(m.contains("rope_scaling.mscale = 1.0") && m.contains("gives an attention factor of Infinity"), m);
+        for (double factor : new double[] {0.0, -1.0}) {
+            m = rejects(llama, "rope_scaling", Map.of("rope_type", "yarn", "factor", 4.0, "attention_factor", factor));
+            assertTrue(m.contains("rope_scaling.attention_factor = " + factor) && m.contains("gives an attention factor"), m);
+        }
+    }
+
+    /** Were: a StackOverflowError, or a value accepted that toJson() could not write. */
+    @Test
+    void valuesJsonCannotHoldAreRefusedByWith() {
+        HookedAutoConfig llama = HookedAutoConfig.of("llama");
+        List<Object> cycle = new java.util.ArrayList<>();
+        cycle.add(cycle);
+        String m = rejects(llama, "rope_scaling", Map.of("rope_type", "default", "x", cycle));
+        assertTrue(m.contains("deeper than 64 levels"), m);
+        Object deep = List.of();
+        for (int i = 0; i < 100; i++) {
+            deep = List.of(deep);
+        }
+        assertTrue(rejects(llama, "rope_scaling", Map.of("rope_type", "default", "x", deep)).contains("deeper than 64"));
+        m = rejects(llama, "rope_scaling", Map.of("rope_type", "default", "x", "a\uD800b"));
+        assertTrue(m.contains("has an unpaired surrogate at index 1"), m);
+    }
+
     @Test
     void unknownKeyIsRejectedWithValidKeys() {
         String m = rejects(HookedAutoConfig.of("llama"), "hidden_sise", 12);

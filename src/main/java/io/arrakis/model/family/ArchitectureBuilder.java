@@ -463,7 +463,7 @@ final class ArchitectureBuilder {
         if (!(base > 0.0)) {
             throw invalid(key, base, "must be > 0");
         }
-        return new Rope(dim, base, RopeScalings.read(entries, object.key(), positions, null));
+        return new Rope(dim, base, RopeScalings.read(entries, object.key(), positions, null)).checked();
     }
 
     /**
@@ -563,7 +563,7 @@ final class ArchitectureBuilder {
             if (dim % 2 != 0 || dim > headDim) {
                 throw invalid(rotaryDimKey, dim, "must be even and at most the head dimension " + headDim);
             }
-            return new Rope(dim, theta, scaling);
+            return new Rope(dim, theta, scaling).checked();
         }
         if (!(factor > 0.0 && factor <= 1.0)) {
             throw invalid(factorKey, factor, "must be in (0, 1]");
@@ -582,7 +582,7 @@ final class ArchitectureBuilder {
             throw invalid(headKey, explicitHeadDim != null ? headDim : width, "with " + headsKey + " = " + heads + " "
                     + problem);
         }
-        return new Rope(dim, theta, scaling);
+        return new Rope(dim, theta, scaling).checked();
     }
 
     private static double ropeParameter(Map<?, ?> rp, String rotaryKey, String name) {

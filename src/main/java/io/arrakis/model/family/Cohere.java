@@ -10,6 +10,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -28,7 +29,7 @@ final class Cohere extends ModelFamily {
     Cohere() {
         super("cohere", "cohere", Keys.of(List.of(
                 pos("vocab_size", 256000), pos("hidden_size", 8192), pos("intermediate_size", 22528),
-                dbl("logit_scale", 0.0625), pos("num_hidden_layers", 40), pos("num_attention_heads", 64),
+                dbl("logit_scale", 0.0625), count("num_hidden_layers", 40), pos("num_attention_heads", 64),
                 posOrNull("num_key_value_heads", null), str("hidden_act", "silu"),
                 pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("layer_norm_eps", 1e-5),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("bos_token_id", 5), tok("eos_token_id", 255001),

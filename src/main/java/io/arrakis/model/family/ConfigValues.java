@@ -1,5 +1,7 @@
 package io.arrakis.model.family;
 
+import io.arrakis.json.Json;
+
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
@@ -46,8 +48,24 @@ public final class ConfigValues {
 
     /** Normalises any JSON-representable value; deep, unmodifiable copies of lists and maps. */
     static Object normalise(String name, Object value) {
-        if (value == null || value instanceof String || value instanceof Boolean) {
+        return normalise(name, value, 1);
+    }
+
+    /** {@code value} at {@code depth} of the configuration's JSON, where the configuration itself is 0. */
+    private static Object normalise(String name, Object value, int depth) {
+        if (value instanceof String s) {
+            int at = Json.unpairedSurrogate(s);
+            if (at >= 0) {
+                throw invalid(name, value, "has an unpaired surrogate at index " + at + ", which JSON cannot hold");
+            }
+            return s;
+        }
+        if (value == null || value instanceof Boolean) {
             return value;
+        }
+        if ((value instanceof List<?> || value instanceof Map<?, ?>) && depth >= Json.MAX_DEPTH) {
+            throw new IllegalArgumentException("config key '" + name + "' nests lists and objects deeper than "
+                    + Json.MAX_DEPTH + " levels (a cycle?), which JSON round trips do not take");
         }
         if (value instanceof Number n) {
             Integer i = asInt(n);
@@ -72,7 +90,7 @@ public final class ConfigValues {
         if (value instanceof List<?> list) {
             List<Object> copy = new ArrayList<>(list.size());
             for (Object o : list) {
-                copy.add(normalise(name, o));
+                copy.add(normalise(name, o, depth + 1));
             }
             return Collections.unmodifiableList(copy);
         }
@@ -82,7 +100,7 @@ public final class ConfigValues {
                 if (!(e.getKey() instanceof String k)) {
                     throw invalid(name, value, "has a non-string key " + describe(e.getKey()));
                 }
-                copy.put(k, normalise(name, e.getValue()));
+                copy.put((String) normalise(name, k, depth + 1), normalise(name, e.getValue(), depth + 1));
             }
             return Collections.unmodifiableMap(copy);
         }

@@ -14,6 +14,7 @@ import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -42,7 +43,7 @@ final class Falcon extends ModelFamily {
 
     Falcon() {
         super("falcon", "falcon", Keys.of(List.of(
-                pos("vocab_size", 65024), pos("hidden_size", 4544), pos("num_hidden_layers", 32),
+                pos("vocab_size", 65024), pos("hidden_size", 4544), count("num_hidden_layers", 32),
                 pos("num_attention_heads", 71), posOrNull("num_ln_in_parallel_attn", null),
                 posDbl("layer_norm_epsilon", 1e-5), dbl("initializer_range", 0.02), bool("use_cache", true),
                 dbl("hidden_dropout", 0.0), dbl("attention_dropout", 0.0), posOrNull("num_kv_heads", null),

@@ -10,6 +10,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.ropeParameters;
@@ -28,7 +29,7 @@ final class Gemma extends ModelFamily {
     Gemma() {
         super("gemma", "gemma", Keys.of(List.of(
                 pos("vocab_size", 256000), pos("hidden_size", 3072), pos("intermediate_size", 24576),
-                pos("num_hidden_layers", 28), pos("num_attention_heads", 16), pos("num_key_value_heads", 16),
+                count("num_hidden_layers", 28), pos("num_attention_heads", 16), pos("num_key_value_heads", 16),
                 pos("head_dim", 256), str("hidden_act", "gelu_pytorch_tanh"), strOrNull("hidden_activation", null),
                 pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),

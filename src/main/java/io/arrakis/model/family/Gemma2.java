@@ -13,6 +13,7 @@ import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -37,7 +38,7 @@ final class Gemma2 extends ModelFamily {
     Gemma2() {
         super("gemma2", "gemma2", Keys.of(List.of(
                 pos("vocab_size", 256000), pos("hidden_size", 2304), pos("intermediate_size", 9216),
-                pos("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
+                count("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
                 pos("head_dim", 256), str("hidden_activation", "gelu_pytorch_tanh"),
                 pos("max_position_embeddings", 8192), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),

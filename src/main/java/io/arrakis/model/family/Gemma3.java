@@ -16,6 +16,7 @@ import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -43,7 +44,7 @@ final class Gemma3 extends ModelFamily {
     Gemma3() {
         super("gemma3", "gemma3_text", Keys.of(List.of(
                 pos("vocab_size", 262_208), pos("hidden_size", 2304), pos("intermediate_size", 9216),
-                pos("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
+                count("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
                 pos("head_dim", 256), str("hidden_activation", "gelu_pytorch_tanh"),
                 pos("max_position_embeddings", 131_072), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", 0), tok("eos_token_id", 1), tok("bos_token_id", 2),

@@ -12,6 +12,7 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -30,7 +31,7 @@ final class Gpt2 extends ModelFamily {
 
     Gpt2() {
         super("gpt2", "gpt2", Keys.of(List.of(
-                pos("vocab_size", 50257), pos("n_positions", 1024), pos("n_embd", 768), pos("n_layer", 12),
+                pos("vocab_size", 50257), pos("n_positions", 1024), pos("n_embd", 768), count("n_layer", 12),
                 pos("n_head", 12), posOrNull("n_inner", null), str("activation_function", "gelu_new"),
                 dbl("resid_pdrop", 0.1), dbl("embd_pdrop", 0.1), dbl("attn_pdrop", 0.1),
                 posDbl("layer_norm_epsilon", 1e-5), dbl("initializer_range", 0.02),

@@ -10,6 +10,7 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -28,7 +29,7 @@ final class GptJ extends ModelFamily {
 
     GptJ() {
         super("gpt-j", "gptj", Keys.of(List.of(
-                pos("vocab_size", 50400), pos("n_positions", 2048), pos("n_embd", 4096), pos("n_layer", 28),
+                pos("vocab_size", 50400), pos("n_positions", 2048), pos("n_embd", 4096), count("n_layer", 28),
                 pos("n_head", 16), pos("rotary_dim", 64), posOrNull("n_inner", null),
                 str("activation_function", "gelu_new"), dbl("resid_pdrop", 0.0), dbl("embd_pdrop", 0.0),
                 dbl("attn_pdrop", 0.0), posDbl("layer_norm_epsilon", 1e-5), dbl("initializer_range", 0.02),

@@ -15,6 +15,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.list;
 import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -32,7 +33,7 @@ final class GptNeo extends ModelFamily {
     GptNeo() {
         super("gpt-neo", "gpt_neo", Keys.of(List.of(
                 pos("vocab_size", 50257), pos("max_position_embeddings", 2048), pos("hidden_size", 2048),
-                pos("num_layers", 24), list("attention_types", List.of(List.of(List.of("global", "local"), 12))),
+                count("num_layers", 24), list("attention_types", List.of(List.of(List.of("global", "local"), 12))),
                 listOrNull("attention_layers"),
                 pos("num_heads", 16), posOrNull("intermediate_size", null), pos("window_size", 256),
                 str("activation_function", "gelu_new"), dbl("resid_dropout", 0.0), dbl("embed_dropout", 0.0),

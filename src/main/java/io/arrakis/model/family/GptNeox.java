@@ -13,6 +13,7 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.ropeParameters;
@@ -31,7 +32,7 @@ final class GptNeox extends ModelFamily {
 
     GptNeox() {
         super("gpt-neox", "gpt_neox", Keys.of(List.of(
-                pos("vocab_size", 50432), pos("hidden_size", 6144), pos("num_hidden_layers", 44),
+                pos("vocab_size", 50432), pos("hidden_size", 6144), count("num_hidden_layers", 44),
                 pos("num_attention_heads", 64), pos("intermediate_size", 24576), str("hidden_act", "gelu"),
                 posDbl("rotary_pct", 0.25), posDbl("rotary_emb_base", 10000.0), dbl("attention_dropout", 0.0),
                 dbl("hidden_dropout", 0.0), dbl("classifier_dropout", 0.1), pos("max_position_embeddings", 2048),

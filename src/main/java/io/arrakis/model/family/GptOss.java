@@ -21,6 +21,7 @@ import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -60,7 +61,7 @@ final class GptOss extends ModelFamily {
 
     GptOss() {
         super("gpt-oss", "gpt_oss", Keys.of(List.of(
-                pos("num_hidden_layers", 36), pos("num_local_experts", 128), pos("vocab_size", 201088),
+                count("num_hidden_layers", 36), count("num_local_experts", 128), pos("vocab_size", 201088),
                 pos("hidden_size", 2880), pos("intermediate_size", 2880), posOrNull("head_dim", 64),
                 pos("num_attention_heads", 64), posOrNull("num_key_value_heads", 8), posOrNull("sliding_window", 128),
                 bool("tie_word_embeddings", false), str("hidden_act", "silu"), dbl("initializer_range", 0.02),

@@ -17,8 +17,15 @@ import static io.arrakis.model.family.ConfigValues.normalise;
  * @param inDefaults whether the family's defaults hold it (false: recognised when given, as {@code head_dim} where
  *     the configuration class has no such argument but the modeling code reads it)
  * @param positive for {@code INT}/{@code DOUBLE}: the value must be {@code > 0}
+ * @param max for {@code INT}: the largest value accepted
  */
-record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolean inDefaults, boolean positive) {
+record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolean inDefaults, boolean positive,
+           int max) {
+    /**
+     * The most layers, or experts in a layer, a configuration may ask for: far beyond any model, and few enough that
+     * the per-layer and per-expert tables built before any weight is read stay small.
+     */
+    static final int MAX_COUNT = 1 << 16;
 
     /** The value type a key takes. */
     enum Kind {
@@ -26,64 +33,69 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
     }
 
     static Key pos(String name, int dflt) {
-        return new Key(name, Kind.INT, false, dflt, true, true);
+        return new Key(name, Kind.INT, false, dflt, true, true, Integer.MAX_VALUE);
+    }
+
+    /** A number of layers or of experts: positive, at most {@link #MAX_COUNT}. */
+    static Key count(String name, int dflt) {
+        return new Key(name, Kind.INT, false, dflt, true, true, MAX_COUNT);
     }
 
     static Key posOrNull(String name, Integer dflt) {
-        return new Key(name, Kind.INT, true, dflt, true, true);
+        return new Key(name, Kind.INT, true, dflt, true, true, Integer.MAX_VALUE);
     }
 
     static Key integer(String name, int dflt) {
-        return new Key(name, Kind.INT, false, dflt, true, false);
+        return new Key(name, Kind.INT, false, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key dbl(String name, double dflt) {
-        return new Key(name, Kind.DOUBLE, false, dflt, true, false);
+        return new Key(name, Kind.DOUBLE, false, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key dblOrNull(String name, Double dflt) {
-        return new Key(name, Kind.DOUBLE, true, dflt, true, false);
+        return new Key(name, Kind.DOUBLE, true, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key posDbl(String name, double dflt) {
-        return new Key(name, Kind.DOUBLE, false, dflt, true, true);
+        return new Key(name, Kind.DOUBLE, false, dflt, true, true, Integer.MAX_VALUE);
     }
 
     static Key bool(String name, boolean dflt) {
-        return new Key(name, Kind.BOOL, false, dflt, true, false);
+        return new Key(name, Kind.BOOL, false, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key boolOrNull(String name, Boolean dflt) {
-        return new Key(name, Kind.BOOL, true, dflt, true, false);
+        return new Key(name, Kind.BOOL, true, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key str(String name, String dflt) {
-        return new Key(name, Kind.STRING, false, dflt, true, false);
+        return new Key(name, Kind.STRING, false, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key strOrNull(String name, String dflt) {
-        return new Key(name, Kind.STRING, true, dflt, true, false);
+        return new Key(name, Kind.STRING, true, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key tok(String name, Integer dflt) {
-        return new Key(name, Kind.TOKEN_IDS, true, dflt, true, false);
+        return new Key(name, Kind.TOKEN_IDS, true, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key list(String name, List<?> dflt) {
-        return new Key(name, Kind.LIST, false, dflt, true, false);
+        return new Key(name, Kind.LIST, false, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key listOrNull(String name) {
-        return new Key(name, Kind.LIST, true, null, true, false);
+        return new Key(name, Kind.LIST, true, null, true, false, Integer.MAX_VALUE);
     }
 
     static Key mapOrNull(String name) {
-        return new Key(name, Kind.MAP, true, null, true, false);
+        return new Key(name, Kind.MAP, true, null, true, false, Integer.MAX_VALUE);
     }
 
     /** {@code head_dim} where the configuration class has no such argument but the modeling code reads it. */
     static Key optionalHeadDim() {
-        return new Key("head_dim", Kind.INT, true, null, false, true);
+        return new Key("head_dim", Kind.INT, true, null, false, true, Integer.MAX_VALUE);
     }
 
     /**
@@ -91,12 +103,12 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
      * it does for every rotary family.
      */
     static Key optionalRopeScaling() {
-        return new Key("rope_scaling", Kind.MAP, true, null, false, false);
+        return new Key("rope_scaling", Kind.MAP, true, null, false, false, Integer.MAX_VALUE);
     }
 
     /** The {@code transformers} 5 form of the rotary settings, recognised for every rotary family. */
     static Key ropeParameters() {
-        return new Key("rope_parameters", Kind.MAP, true, null, false, false);
+        return new Key("rope_parameters", Kind.MAP, true, null, false, false, Integer.MAX_VALUE);
     }
 
     /**
@@ -121,6 +133,9 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
                 }
                 if (positive && i <= 0) {
                     throw invalid(label, value, "must be positive");
+                }
+                if (i > max) {
+                    throw invalid(label, value, "is more than the " + max + " this library takes");
                 }
                 return i;
             }

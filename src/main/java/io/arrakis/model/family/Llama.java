@@ -8,6 +8,7 @@ import java.util.Map;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -24,7 +25,7 @@ final class Llama extends ModelFamily {
     Llama() {
         super("llama", "llama", Keys.of(List.of(
                 pos("vocab_size", 32000), pos("hidden_size", 4096), pos("intermediate_size", 11008),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), tok("pad_token_id", null),
                 tok("bos_token_id", 1), tok("eos_token_id", 2), pos("pretraining_tp", 1),

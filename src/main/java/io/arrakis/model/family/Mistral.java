@@ -11,6 +11,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -28,7 +29,7 @@ final class Mistral extends ModelFamily {
     Mistral() {
         super("mistral", "mistral", Keys.of(List.of(
                 pos("vocab_size", 32000), pos("hidden_size", 4096), pos("intermediate_size", 14336),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 8),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 8),
                 posOrNull("head_dim", null), str("hidden_act", "silu"), pos("max_position_embeddings", 4096 * 32),
                 dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6), bool("use_cache", true),
                 tok("pad_token_id", null), tok("bos_token_id", 1), tok("eos_token_id", 2),

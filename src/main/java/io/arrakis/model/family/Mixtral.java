@@ -12,6 +12,7 @@ import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -38,12 +39,12 @@ final class Mixtral extends ModelFamily {
     Mixtral() {
         super("mixtral", "mixtral", Keys.of(List.of(
                 pos("vocab_size", 32000), pos("hidden_size", 4096), pos("intermediate_size", 14336),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 8),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 8),
                 posOrNull("head_dim", null), str("hidden_act", "silu"), pos("max_position_embeddings", 4096 * 32),
                 dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-5), bool("use_cache", true),
                 tok("pad_token_id", null), tok("bos_token_id", 1), tok("eos_token_id", 2),
                 bool("tie_word_embeddings", false), posDbl("rope_theta", 1e6), posOrNull("sliding_window", null),
-                dbl("attention_dropout", 0.0), pos("num_experts_per_tok", 2), pos("num_local_experts", 8),
+                dbl("attention_dropout", 0.0), pos("num_experts_per_tok", 2), count("num_local_experts", 8),
                 bool("output_router_logits", false), dbl("router_aux_loss_coef", 0.001),
                 dbl("router_jitter_noise", 0.0), optionalRopeScaling(), ropeParameters()),
                 Map.of("num_experts", "num_local_experts")));

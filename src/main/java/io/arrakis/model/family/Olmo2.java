@@ -11,6 +11,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -33,7 +34,7 @@ final class Olmo2 extends ModelFamily {
     Olmo2() {
         super("olmo2", "olmo2", Keys.of(List.of(
                 pos("vocab_size", 50304), pos("hidden_size", 4096), pos("intermediate_size", 11008),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 bool("use_cache", true), tok("pad_token_id", 1), tok("bos_token_id", null),
                 tok("eos_token_id", 50279), bool("tie_word_embeddings", false), posDbl("rope_theta", 10000.0),

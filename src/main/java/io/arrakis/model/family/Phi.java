@@ -12,6 +12,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -31,7 +32,7 @@ final class Phi extends ModelFamily {
     Phi() {
         super("phi", "phi", Keys.of(List.of(
                 pos("vocab_size", 51200), pos("hidden_size", 2048), pos("intermediate_size", 8192),
-                pos("num_hidden_layers", 24), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
+                count("num_hidden_layers", 24), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
                 dbl("resid_pdrop", 0.0), dbl("embd_pdrop", 0.0), dbl("attention_dropout", 0.0),
                 str("hidden_act", "gelu_new"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 posDbl("layer_norm_eps", 1e-5), bool("use_cache", true), bool("tie_word_embeddings", false),

@@ -14,6 +14,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -34,7 +35,7 @@ final class Phi3 extends ModelFamily {
     Phi3() {
         super("phi3", "phi3", Keys.of(List.of(
                 pos("vocab_size", 32064), pos("hidden_size", 3072), pos("intermediate_size", 8192),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
                 dbl("resid_pdrop", 0.0), dbl("embd_pdrop", 0.0), dbl("attention_dropout", 0.0),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 4096),
                 pos("original_max_position_embeddings", 4096), dbl("initializer_range", 0.02),

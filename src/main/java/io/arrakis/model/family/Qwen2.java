@@ -14,6 +14,7 @@ import static io.arrakis.model.family.Key.integer;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -31,7 +32,7 @@ final class Qwen2 extends ModelFamily {
     Qwen2() {
         super("qwen2", "qwen2", Keys.of(List.of(
                 pos("vocab_size", 151936), pos("hidden_size", 4096), pos("intermediate_size", 22016),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 32),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 32),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 32768), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_sliding_window", false),

@@ -56,6 +56,24 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
+     * This rope, once its inverse frequencies are checked to be positive and finite.
+     *
+     * @throws IllegalArgumentException naming the frequency that is not, and {@code theta} and the scaling that gave
+     *     it (e.g. YaRN's correction range with {@code theta} 1, or a vanishing beta)
+     */
+    Rope checked() {
+        float[] inv = inverseFrequencies();
+        for (int i = 0; i < inv.length; i++) {
+            if (!(inv[i] > 0) || Float.isInfinite(inv[i])) {
+                throw new IllegalArgumentException("rotary embeddings with rope_theta " + theta + " and " + scaling
+                        + " give the inverse frequency " + inv[i] + " for dimension " + 2 * i + " of " + dim
+                        + "; every one must be a positive number");
+            }
+        }
+        return this;
+    }
+
+    /**
      * The factor cos and sin are multiplied by: YaRN's {@code attention_factor}, 1 otherwise.
      *
      * @return the factor

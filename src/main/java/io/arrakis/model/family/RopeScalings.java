@@ -111,14 +111,20 @@ final class RopeScalings {
         require("factor");
         double factor = entries.get("factor") == null ? (double) maxPositions / original : positive("factor");
         Double attentionFactor = optionalNumber("attention_factor");
+        String attentionFrom = "attention_factor";
         if (attentionFactor == null) {
             Double mscale = optionalNumber("mscale");
             Double mscaleAllDim = optionalNumber("mscale_all_dim");
             attentionFactor = mscale != null && mscale != 0 && mscaleAllDim != null && mscaleAllDim != 0
                     ? mscale(factor, mscale) / mscale(factor, mscaleAllDim) : mscale(factor, 1.0);
+            attentionFrom = "mscale";
         }
-        Double betaFast = optionalNumber("beta_fast");
-        Double betaSlow = optionalNumber("beta_slow");
+        if (!(attentionFactor > 0) || attentionFactor.isInfinite()) {
+            throw invalid(key + "." + attentionFrom, entries.get(attentionFrom), "gives an attention factor of "
+                    + attentionFactor + ", which must be a positive number (cos and sin are scaled by it)");
+        }
+        Double betaFast = nonNegative("beta_fast");
+        Double betaSlow = nonNegative("beta_slow");
         Object truncate = entries.containsKey("truncate") ? entries.get("truncate") : Boolean.TRUE;
         if (!(truncate instanceof Boolean t)) {
             throw invalid(key + ".truncate", truncate, "must be a boolean");
@@ -156,6 +162,15 @@ final class RopeScalings {
             throw invalid(key + "." + name, v, "must be a positive integer");
         }
         return i;
+    }
+
+    /** An optional number of rotations: a negative one has no correction dimension (its logarithm is NaN). */
+    private Double nonNegative(String name) {
+        Double v = optionalNumber(name);
+        if (v != null && v < 0) {
+            throw invalid(key + "." + name, v, "must be positive (a number of rotations; 0 means the default)");
+        }
+        return v;
     }
 
     private Double optionalNumber(String name) {

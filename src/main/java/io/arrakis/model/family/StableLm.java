@@ -9,6 +9,7 @@ import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.ropeParameters;
@@ -26,7 +27,7 @@ final class StableLm extends ModelFamily {
     StableLm() {
         super("stable-lm", "stablelm", Keys.of(List.of(
                 pos("vocab_size", 50304), pos("intermediate_size", 6912), pos("hidden_size", 2560),
-                pos("num_hidden_layers", 32), pos("num_attention_heads", 32), pos("num_key_value_heads", 32),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), pos("num_key_value_heads", 32),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 4096), dbl("initializer_range", 0.02),
                 posDbl("layer_norm_eps", 1e-5), bool("use_cache", true), bool("tie_word_embeddings", false),
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_qkv_bias", false),

@@ -11,6 +11,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
+import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -30,7 +31,7 @@ final class Starcoder2 extends ModelFamily {
     Starcoder2() {
         super("starcoder2", "starcoder2", Keys.of(List.of(
                 pos("vocab_size", 49152), pos("hidden_size", 3072), pos("intermediate_size", 12288),
-                pos("num_hidden_layers", 30), pos("num_attention_heads", 24), pos("num_key_value_heads", 2),
+                count("num_hidden_layers", 30), pos("num_attention_heads", 24), pos("num_key_value_heads", 2),
                 str("hidden_act", "gelu_pytorch_tanh"), pos("max_position_embeddings", 4096),
                 dbl("initializer_range", 0.018042), posDbl("norm_epsilon", 1e-5), bool("use_cache", true),
                 tok("bos_token_id", 50256), tok("eos_token_id", 50256), tok("pad_token_id", null),
