@@ -32,6 +32,10 @@ public final class AtomicFiles {
     /** Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. */
     public static void write(Path file, Content content) throws IOException {
         Path absolute = file.toAbsolutePath();
+        if (absolute.getFileName() == null || Files.isDirectory(absolute)) {
+            throw new IllegalArgumentException("cannot write " + (file.toString().isEmpty() ? "''" : file)
+                    + ": it names a folder, not a file");
+        }
         String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
         String tempName = "." + absolute.getFileName() + "." + random + ".tmp";
         // file systems take names of up to 255 bytes: a name near that keeps only the random part

@@ -210,7 +210,7 @@ public final class HookedAutoConfig {
         try {
             parsed = Json.parse(text);
         } catch (Json.ParseException e) {
-            throw new IllegalArgumentException("invalid JSON: " + e.getMessage(), e);
+            throw new IllegalArgumentException(e.getMessage(), e);
         }
         if (!(parsed instanceof Map<?, ?> top)) {
             throw new IllegalArgumentException("a config.json must hold a JSON object, got "

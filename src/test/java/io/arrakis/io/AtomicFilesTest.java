@@ -19,6 +19,17 @@ class AtomicFilesTest {
     }
 
     /** Was: the temporary name added about 19 characters, so a name of 240 or more failed with "File name too long". */
+    /** Were: a temporary named after nothing in the working folder ("/"), or in its parent (""), then a vague failure. */
+    @Test
+    void aPathThatNamesAFolderIsRefused(@TempDir Path dir) {
+        for (Path folder : new Path[] {Path.of("/"), Path.of(""), dir}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> AtomicFiles.write(folder, (channel, temp) -> channel.write(ByteBuffer.wrap(new byte[] {1}))));
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().endsWith("it names a folder, not a file"),
+                    e.getMessage());
+        }
+    }
+
     @Test
     void aNameNearTheFileSystemsLimitIsWrittenAndNothingIsLeftBeside(@TempDir Path dir) throws IOException {
         for (int length : new int[] {5, 250, 255}) {

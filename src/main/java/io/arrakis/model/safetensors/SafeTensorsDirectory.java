@@ -196,7 +196,7 @@ public final class SafeTensorsDirectory implements AutoCloseable {
         try {
             root = Json.parse(text);
         } catch (Json.ParseException e) {
-            throw new SafeTensorsException(index, "not valid JSON: " + e.getMessage(), e);
+            throw new SafeTensorsException(index, e.getMessage(), e);
         }
         if (!(root instanceof Map<?, ?> map)) {
             throw new SafeTensorsException(index, "must be a JSON object, found " + SafeTensorsFile.describe(root));

@@ -275,7 +275,7 @@ public final class SafeTensorsFile implements AutoCloseable {
         try {
             root = Json.parse(text);
         } catch (Json.ParseException e) {
-            throw new SafeTensorsException(file, "the header is not valid JSON: " + e.getMessage(), e);
+            throw new SafeTensorsException(file, "the header: " + e.getMessage(), e);
         }
         if (!(root instanceof Map<?, ?> entries)) {
             throw new SafeTensorsException(file, "the header must be a JSON object, found " + describe(root));

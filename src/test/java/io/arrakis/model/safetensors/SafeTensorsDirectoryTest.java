@@ -180,7 +180,7 @@ class SafeTensorsDirectoryTest {
         shard("s1.safetensors", "a");
         Path index = dir.resolve(SafeTensorsDirectory.INDEX_FILE);
         Map<String, String> cases = Map.of(
-                "{\"weight_map\": ", "not valid JSON",
+                "{\"weight_map\": ", "invalid JSON",
                 "[]", "must be a JSON object",
                 "{\"metadata\": {}}", "\"weight_map\" must be an object",
                 "{\"weight_map\": []}", "\"weight_map\" must be an object",

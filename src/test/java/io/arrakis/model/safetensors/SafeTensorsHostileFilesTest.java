@@ -62,10 +62,10 @@ class SafeTensorsHostileFilesTest {
     /** header JSON, data section size, the phrase the message must hold. */
     static Stream<Arguments> badHeaders() {
         return Stream.of(
-                Arguments.of("", 0, "not valid JSON: invalid JSON: end of input"),
-                Arguments.of("   ", 0, "not valid JSON"),
-                Arguments.of("{\"a\":", 16, "not valid JSON"),
-                Arguments.of("{" + f32("a", "[1]", 0, 4) + ",}", 16, "not valid JSON"),
+                Arguments.of("", 0, "the header: invalid JSON: end of input"),
+                Arguments.of("   ", 0, "the header: invalid JSON"),
+                Arguments.of("{\"a\":", 16, "the header: invalid JSON"),
+                Arguments.of("{" + f32("a", "[1]", 0, 4) + ",}", 16, "the header: invalid JSON"),
                 Arguments.of("{} trailing", 16, "Unrecognized token 'trailing'"),
                 Arguments.of("[]", 16, "the header must be a JSON object, found an array"),
                 Arguments.of("\"str\"", 16, "must be a JSON object, found the string"),
