@@ -494,8 +494,8 @@ public final class ExperimentLog {
     /**
      * Deletes temporary files that writes interrupted by a crash left behind, in the experiments' folders.
      *
-     * @param olderThan only files last modified longer ago than this (a live write of another process is younger);
-     *     not negative
+     * @param olderThan only files last modified longer ago than this: longer than any write of this log, or of another
+     *     process on it, takes (one still under way is younger); not negative
      * @return how many were deleted
      * @throws IllegalArgumentException for a negative age, which would reach live writes
      */

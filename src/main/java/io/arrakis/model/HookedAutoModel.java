@@ -549,6 +549,11 @@ public final class HookedAutoModel implements AutoCloseable {
             for (HookSpec h : hooks) {
                 if (h.where().test(name)) {
                     Tensor replacement = h.hook().apply(current, name);
+                    int left = scope.closeInnerScopes();
+                    if (left > 0) {
+                        throw new IllegalStateException("the hook at " + name + " left " + left + " TensorScope(s) open"
+                                + " (closed now, their tensors freed): close the scopes a hook opens before it returns");
+                    }
                     if (current.isClosed()) {
                         throw new IllegalStateException("the hook at " + name + " closed the activation it was given,"
                                 + " which belongs to the forward pass; return a replacement instead");

@@ -3,10 +3,13 @@ package io.arrakis.torch;
 import io.arrakis.bindings.arrakis_torch_h;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -16,15 +19,27 @@ import java.util.List;
  * stable ABI wants it: tensors as fresh handles (the dispatcher steals them), scalars as raw bits, lists and strings
  * as handles the callee frees, optionals with a value as a heap slot from C++ {@code operator new}, None as 0.
  * {@link #begin} checks every input tensor is open before anything native is allocated, so a bad input throws
- * without leaking half a stack.
+ * without leaking half a stack; an input another thread closes while the stack is built fails it, and what the stack
+ * holds by then is freed.
  */
 final class Call {
     private static final ThreadLocal<Call> CURRENT = ThreadLocal.withInitial(Call::new);
     private static final int MAX_SLOTS = 32;
+    private static final byte PLAIN = 0;
+    private static final byte TENSOR = 1;
+    private static final byte LIST = 2;
+    private static final byte STRING = 3;
+    /** C++ {@code operator delete}, for the heap slots of a stack the op never took. */
+    private static final MethodHandle DELETE = Native.optionalFunction("_ZdlPv",
+            FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
 
     private final MemorySegment stack = Arena.ofAuto().allocate(8L * MAX_SLOTS, 8);
     private final MemorySegment out = Arena.ofAuto().allocate(8L, 8);
     private final Object[] described = new Object[MAX_SLOTS];
+    /** What each slot owns until the op takes it: {@link #PLAIN}, {@link #TENSOR}, {@link #LIST}, {@link #STRING}. */
+    private final byte[] kinds = new byte[MAX_SLOTS];
+    private final boolean[] boxed = new boolean[MAX_SLOTS]; // the value sits in a heap slot
+    private final long[][] listed = new long[MAX_SLOTS][]; // a list's tensor handles, which deleting it leaves
     private MemorySegment text = Arena.ofAuto().allocate(64);
     private int size;
     private Op op;
@@ -52,25 +67,92 @@ final class Call {
     }
 
     private Call push(long bits, Object description) {
+        return push(bits, description, PLAIN, false, null);
+    }
+
+    private Call push(long bits, Object description, byte kind, boolean inHeap, long[] handles) {
         described[size] = description;
+        kinds[size] = kind;
+        boxed[size] = inHeap;
+        listed[size] = handles;
         stack.setAtIndex(ValueLayout.JAVA_LONG, size++, bits);
         return this;
     }
 
     Call tensor(Tensor t) {
-        return push(t.newHandle(), t);
+        return push(handleOf(t), t, TENSOR, false, null);
     }
 
     Call optTensor(Tensor t) {
-        return t == null ? none() : push(Native.heapValue(t.newHandle()), t);
+        return t == null ? none() : push(Native.heapValue(handleOf(t)), t, TENSOR, true, null);
     }
 
     Call tensors(List<Tensor> tensors) {
         MemorySegment list = newList(tensors.size());
-        for (Tensor t : tensors) {
-            Native.check(arrakis_torch_h.torch_list_push_back(list, t.newHandle()), "torch_list_push_back");
+        long[] handles = new long[tensors.size()];
+        int taken = 0;
+        try {
+            for (Tensor t : tensors) {
+                handles[taken] = t.newHandle();
+                taken++;
+                Native.check(arrakis_torch_h.torch_list_push_back(list, handles[taken - 1]), "torch_list_push_back");
+            }
+        } catch (RuntimeException | Error e) {
+            deleteTensors(Arrays.copyOf(handles, taken));
+            arrakis_torch_h.torch_delete_list(list);
+            abandon();
+            throw e;
         }
-        return push(list.address(), tensors);
+        return push(list.address(), tensors, LIST, false, handles);
+    }
+
+    /** A new handle to {@code t}; where another thread closed it meanwhile, the stack is freed first. */
+    private long handleOf(Tensor t) {
+        try {
+            return t.newHandle();
+        } catch (RuntimeException | Error e) {
+            abandon();
+            throw e;
+        }
+    }
+
+    /** Frees what the slots pushed so far own: the op that would have taken them does not run. */
+    private void abandon() {
+        for (int i = 0; i < size; i++) {
+            long bits = stack.getAtIndex(ValueLayout.JAVA_LONG, i);
+            if (bits == 0 || kinds[i] == PLAIN && !boxed[i]) {
+                continue;
+            }
+            long value = boxed[i] ? MemorySegment.ofAddress(bits).reinterpret(8).get(ValueLayout.JAVA_LONG, 0) : bits;
+            switch (kinds[i]) {
+                case TENSOR -> deleteTensors(new long[] {value});
+                case LIST -> {
+                    if (listed[i] != null) {
+                        deleteTensors(listed[i]);
+                    }
+                    arrakis_torch_h.torch_delete_list(MemorySegment.ofAddress(value));
+                }
+                case STRING -> arrakis_torch_h.torch_delete_string(MemorySegment.ofAddress(value));
+                default -> {
+                }
+            }
+            if (boxed[i] && DELETE != null) {
+                try {
+                    DELETE.invokeExact(MemorySegment.ofAddress(bits));
+                } catch (Throwable t) {
+                    throw new LibTorchException("operator delete failed: " + t, t);
+                }
+            }
+        }
+        Arrays.fill(described, 0, size, null);
+        Arrays.fill(listed, 0, size, null);
+        size = 0;
+    }
+
+    private static void deleteTensors(long[] handles) {
+        for (long h : handles) {
+            arrakis_torch_h.aoti_torch_delete_tensor_object(MemorySegment.ofAddress(h));
+        }
     }
 
     Call i64(long v) {
@@ -78,7 +160,7 @@ final class Call {
     }
 
     Call optI64(Long v) {
-        return v == null ? none() : push(Native.heapValue(v), v);
+        return v == null ? none() : push(Native.heapValue(v), v, PLAIN, true, null);
     }
 
     Call f64(double v) {
@@ -86,7 +168,7 @@ final class Call {
     }
 
     Call optF64(Double v) {
-        return v == null ? none() : push(Native.heapValue(Double.doubleToRawLongBits(v)), v);
+        return v == null ? none() : push(Native.heapValue(Double.doubleToRawLongBits(v)), v, PLAIN, true, null);
     }
 
     Call bool(boolean v) {
@@ -94,27 +176,28 @@ final class Call {
     }
 
     Call optDtype(DType t) {
-        return t == null ? none() : push(Native.heapValue(t.code()), t);
+        return t == null ? none() : push(Native.heapValue(t.code()), t, PLAIN, true, null);
     }
 
     Call optDevice(Device d) {
-        return d == null ? none() : push(Native.heapValue(((long) d.typeCode() << 32) | (d.index() & 0xffffffffL)), d);
+        return d == null ? none() : push(Native.heapValue(((long) d.typeCode() << 32) | (d.index() & 0xffffffffL)), d,
+                PLAIN, true, null);
     }
 
     Call ints(long... values) {
-        return push(intList(values), values);
+        return push(intList(values), values, LIST, false, null);
     }
 
     Call optInts(long[] values) {
-        return values == null ? none() : push(Native.heapValue(intList(values)), values);
+        return values == null ? none() : push(Native.heapValue(intList(values)), values, LIST, true, null);
     }
 
     Call str(String s) {
-        return push(string(s), '"' + s + '"');
+        return push(string(s), '"' + s + '"', STRING, false, null);
     }
 
     Call optStr(String s) {
-        return s == null ? none() : push(Native.heapValue(string(s)), '"' + s + '"');
+        return s == null ? none() : push(Native.heapValue(string(s)), '"' + s + '"', STRING, true, null);
     }
 
     Call none() {
@@ -184,11 +267,11 @@ final class Call {
             SmallOps.restore(team);
         }
         if (rc != 0) {
-            Object[] args = java.util.Arrays.copyOf(described, size);
-            java.util.Arrays.fill(described, 0, size, null);
+            Object[] args = Arrays.copyOf(described, size);
+            Arrays.fill(described, 0, size, null);
             throw Native.failure(op.toString(), args);
         }
-        java.util.Arrays.fill(described, 0, size, null);
+        Arrays.fill(described, 0, size, null);
         return this;
     }
 

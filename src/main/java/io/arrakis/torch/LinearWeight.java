@@ -97,17 +97,20 @@ public final class LinearWeight implements AutoCloseable {
                 MemorySegment scratch = Native.out().asSlice(TEAM_SLOT, 8);
                 long rows = x.numel() / x.size(-1);
                 int all = SmallOps.threads(scratch);
-                boolean small = SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
+                boolean small = SmallOps.cutsTeams()
+                        && SmallOps.fitted(all, rows * weight.size(0), SmallOps.LINEAR_OUTPUT_GRAIN) == 1;
                 int team = small && (hasCopy(1) || !hasCopy(all)) ? 1 : all;
                 Tensor copy = packedFor(rows, team, all);
                 // held for the product, or the weight as it is: close() on another thread may free it meanwhile
                 Tensor.Held held = copy == null ? null : copy.holdIfOpen();
                 if (held != null) {
-                    int restore = SmallOps.exactTeam(team, all);
                     try (held) {
-                        return throughCopy(x, copy, bias, post);
-                    } finally {
-                        SmallOps.restore(restore);
+                        int restore = SmallOps.exactTeam(team, all);
+                        try {
+                            return throughCopy(x, copy, bias, post);
+                        } finally {
+                            SmallOps.restore(restore);
+                        }
                     }
                 }
             }

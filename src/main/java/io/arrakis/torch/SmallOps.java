@@ -16,7 +16,8 @@ import java.lang.invoke.MethodHandle;
  * the end costs more than the whole op on a small input, and a small model's forward pass is mostly such ops. Around
  * these ops the calling thread's OpenMP team is cut to as many threads as get at least a grain of work each (one, for
  * the smallest) and put back afterwards: an OpenMP setting of that thread only, so concurrent callers are unaffected,
- * and large inputs still use the whole pool.
+ * and large inputs still use the whole pool. A virtual thread keeps the whole team: between the cut and the restore
+ * it may move to another carrier, another OS thread with a setting of its own, leaving the first one cut.
  *
  * <p>The OpenMP runtime is the one libtorch links (found through the libraries this library loaded); a libtorch
  * without one keeps its own splitting.
@@ -40,13 +41,18 @@ final class SmallOps {
         return SET_NUM_THREADS != null;
     }
 
+    /** Whether the calling thread's team may be cut: where it can be set, and not on a virtual thread. */
+    static boolean cutsTeams() {
+        return available() && !Thread.currentThread().isVirtual();
+    }
+
     /**
      * Cuts the calling thread's team for its next parallel regions to as many threads as get at least {@code grain}
      * of {@code work} each; returns the team size to put back with {@link #restore}, or 0 where nothing was changed.
      * {@code scratch} holds the answer of libtorch's thread count (4 bytes).
      */
     static int fitTeam(long work, long grain, MemorySegment scratch) {
-        if (!available()) {
+        if (!cutsTeams()) {
             return 0;
         }
         int team = threads(scratch);

@@ -90,6 +90,33 @@ public final class TensorScope implements AutoCloseable {
         return CURRENT.get();
     }
 
+    /**
+     * Closes the scopes opened inside this one that are still open, innermost first, freeing their tensors: for code
+     * that calls code it does not own (a hook) and must find its scope innermost again afterwards.
+     *
+     * @return how many were open
+     * @throws IllegalStateException if this scope is closed, or not open on the calling thread
+     */
+    public int closeInnerScopes() {
+        checkOwner();
+        if (closed) {
+            throw new IllegalStateException("closeInnerScopes: this TensorScope is closed");
+        }
+        TensorScope inner = CURRENT.get();
+        while (inner != null && inner != this) {
+            inner = inner.parent;
+        }
+        if (inner == null) {
+            throw new IllegalStateException("closeInnerScopes: this TensorScope is not among the thread's open scopes");
+        }
+        int open = 0;
+        while (CURRENT.get() != this) {
+            CURRENT.get().close(); // the innermost: close makes its parent current
+            open++;
+        }
+        return open;
+    }
+
     /** Takes ownership of a new tensor. */
     void adopt(Tensor t, NativeHandle handle) {
         handle.owner = owned;
@@ -111,10 +138,14 @@ public final class TensorScope implements AutoCloseable {
             throw new IllegalStateException("keep: this TensorScope is closed, and its tensors with it; keep them before"
                     + " it closes");
         }
+        if (t.isClosed()) {
+            throw new IllegalStateException("keep: tensor " + t.name() + " is closed already");
+        }
         TensorScope from = t.scope;
         if (from != this && from != null && !encloses(from)) {
             throw new IllegalStateException("keep: tensor " + t.name() + " belongs to another TensorScope (opened inside"
-                    + " this one, or on another thread), which will free it; keep it through that scope");
+                    + " this one, around TensorScope.unscoped, or on another thread), which will free it; keep it"
+                    + " through that scope");
         }
         if (from == this) {
             NativeHandle h = t.nativeHandle();

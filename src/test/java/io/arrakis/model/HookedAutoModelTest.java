@@ -150,6 +150,32 @@ class HookedAutoModelTest {
     }
 
     /**
+     * Was: a hook that left a scope open failed the pass with a message about keep, and left the pass's scope open on
+     * the thread for good, the hook's current: every later tensor of the thread went into it.
+     */
+    @Test
+    void aHookThatLeavesAScopeOpenIsNamedAndTheThreadsScopesAreAsBefore() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3);
+            Tensor[] made = new Tensor[1];
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.runWithHooks(input,
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_resid_pre", (a, n) -> {
+                        TensorScope.open(); // never closed
+                        made[0] = Tensor.ones(2);
+                        return null;
+                    })));
+            assertTrue(e.getMessage().startsWith("the hook at blocks.0.hook_resid_pre left 1 TensorScope(s) open"),
+                    e.getMessage());
+            assertTrue(made[0].isClosed(), "freed with the scope it was made in");
+            assertEquals(0, scope.closeInnerScopes(), "this test's scope is the thread's innermost again");
+            Tensor after = Tensor.ones(1);
+            scope.keep(after); // would fail were it another scope's
+            after.close();
+            assertTrue(model.runWithHooks(input).allclose(model.runWithHooks(input), 0, 0));
+        }
+    }
+
+    /**
      * Was: a replacement a hook made outside the pass was handed out as the pass's own, so closing the output closed
      * the hook's tensor (the next pass then failed, blaming the hook), and the cached logits were the output's
      * logits, so removing them from the cache closed {@code logits()}.

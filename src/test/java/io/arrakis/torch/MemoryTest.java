@@ -140,6 +140,50 @@ class MemoryTest {
         }
     }
 
+    /**
+     * An input another thread closes after {@code Call.begin} checked it fails the op when its handle is taken, and
+     * what the stack held by then is freed: a tensor, a list of tensors, an optional tensor and the lists before it.
+     */
+    @Test
+    void anInputClosedWhileACallIsBuiltLeavesNothingBehind() {
+        Op mul = Op.of("aten::mul", "Tensor");
+        Op cat = Op.of("aten::cat", "");
+        Op layerNorm = Op.of("aten::layer_norm", "");
+        for (int i = 0; i < 2; i++) {
+            failHalfBuilt(mul, cat, layerNorm);
+        }
+        long before = ResidentMemory.settled();
+        for (int i = 0; i < 5; i++) { // 180 MB a kind of call if the handles taken were leaked
+            failHalfBuilt(mul, cat, layerNorm);
+        }
+        long after = ResidentMemory.settled();
+        report("15 calls failed half built with 36 MB inputs", before, after);
+        assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB");
+        try (Tensor two = Tensor.ones(2)) {
+            assertEquals(2.0, two.mul(two).sum().item(), "the thread's stack works after");
+        }
+    }
+
+    private static void failHalfBuilt(Op mul, Op cat, Op layerNorm) {
+        // above glibc's largest mmap threshold, so that freeing it returns it at once
+        try (Tensor big = Tensor.ones(36 * ONE_MB_FLOATS)) {
+            Tensor closed = Tensor.ones(1);
+            Call product = Call.begin(mul, big, closed).tensor(big);
+            closed.close(); // as another thread may, once begin has checked it
+            assertThrows(IllegalStateException.class, () -> product.tensor(closed));
+
+            Tensor closedInList = Tensor.ones(1);
+            Call joined = Call.begin(cat, big, closedInList);
+            closedInList.close();
+            assertThrows(IllegalStateException.class, () -> joined.tensors(List.of(big, big, closedInList)));
+
+            Tensor weight = Tensor.ones(1);
+            Call normed = Call.begin(layerNorm, big, weight).tensor(big).ints(1);
+            weight.close();
+            assertThrows(IllegalStateException.class, () -> normed.optTensor(weight));
+        }
+    }
+
     /** Tensors nobody closes are freed by the cleaner once unreachable: 4 GB made, RSS stays far below. */
     @Test
     void droppedTensorsAreFreedByTheCleaner() {

@@ -37,6 +37,18 @@ public final class SmallOpsProbe {
         int large = SmallOps.fitTeam(3 * SmallOps.ROW_GRAIN, SmallOps.ROW_GRAIN, scratch);
         System.out.println("largeReturned=" + large + " largeDuring=" + team(scratch));
         SmallOps.restore(large);
+        // a virtual thread keeps its team: it may move to another carrier before the restore
+        Thread virtual = Thread.ofVirtual().start(() -> {
+            MemorySegment own = Arena.ofAuto().allocate(ValueLayout.JAVA_INT);
+            int cut = SmallOps.fitTeam(1, SmallOps.ROW_GRAIN, own);
+            System.out.println("virtualReturned=" + cut + " virtualDuring=" + team(own));
+            SmallOps.restore(cut);
+        });
+        try {
+            virtual.join();
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
 
         try (TensorScope scope = TensorScope.open()) {
             Generator g = new Generator(3);

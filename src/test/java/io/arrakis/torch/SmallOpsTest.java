@@ -35,6 +35,8 @@ class SmallOpsTest {
         assertEquals("2", seen.get("mediumDuring"), out);
         assertEquals("0", seen.get("largeReturned"), out);
         assertEquals("3", seen.get("largeDuring"), out);
+        assertEquals("0", seen.get("virtualReturned"), out);
+        assertEquals("3", seen.get("virtualDuring"), out);
         assertEquals("3", seen.get("teamAfterOps"), out);
         assertEquals("3", seen.get("teamAtEnd"), out);
         for (String op : new String[] {"layerNorm", "softmax", "sdpa"}) {
