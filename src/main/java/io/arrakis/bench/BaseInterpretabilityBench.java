@@ -54,6 +54,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     private final Map<String, Object> tools = new ConcurrentHashMap<>();
     /** The tools whose factories are running, in order, guarded by this bench. */
     private final Set<String> making = new java.util.LinkedHashSet<>();
+    private boolean closed; // guarded by this bench
     private final ExperimentLog.Options logOptions;
     private volatile ExperimentLog log;
     private volatile Tokenizer tokenizer;
@@ -143,6 +144,9 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         Function<HookedAutoModel, ?> factory = factories.get(name);
         if (factory == null) {
             throw new IllegalArgumentException("no tool named '" + name + "'; registered tools: " + toolNames());
+        }
+        if (closed) {
+            throw new IllegalStateException("this bench is closed, and its tools with it");
         }
         Object made = tools.get(name);
         if (made != null) {
@@ -343,9 +347,13 @@ public class BaseInterpretabilityBench implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ lifecycle
 
-    /** Closes the tools that hold resources; the model stays open, even where a tool is the model itself. */
+    /**
+     * Closes the tools that hold resources, after a factory running on another thread has made its tool; the model
+     * stays open, even where a tool is the model itself. A tool asked for afterwards is refused.
+     */
     @Override
-    public void close() {
+    public synchronized void close() {
+        closed = true;
         RuntimeException failure = null;
         for (Object tool : tools.values()) {
             if (tool instanceof AutoCloseable c && tool != model) {

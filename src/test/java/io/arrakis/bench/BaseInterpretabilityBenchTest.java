@@ -122,10 +122,39 @@ class BaseInterpretabilityBenchTest {
         exp.tool("the model itself", io.arrakis.model.HookedAutoModel.class);
         exp.close();
         assertEquals(1, closed.get());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> exp.tool("resource", AutoCloseable.class));
+        assertEquals("this bench is closed, and its tools with it", e.getMessage());
         assertEquals(2, model.config().nLayers(), "the model is still usable");
         try (var wq = model.W_Q()) {
             assertEquals(4, wq.shape().length);
         }
+    }
+
+    /** Was: close returned while another thread's factory ran, and the tool it made stayed open, handed out after. */
+    @Test
+    void closeWaitsForAToolBeingMadeAndClosesItToo() throws Exception {
+        AtomicInteger closed = new AtomicInteger();
+        java.util.concurrent.CountDownLatch making = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch finish = new java.util.concurrent.CountDownLatch(1);
+        BaseInterpretabilityBench exp = new BaseInterpretabilityBench(model);
+        exp.registerTool("slow", m -> {
+            making.countDown();
+            try {
+                finish.await();
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            return (AutoCloseable) closed::incrementAndGet;
+        });
+        Thread maker = Thread.ofPlatform().start(() -> exp.tool("slow", AutoCloseable.class));
+        making.await();
+        Thread closer = Thread.ofPlatform().start(exp::close);
+        closer.join(200);
+        assertTrue(closer.isAlive(), "close waits for the factory");
+        finish.countDown();
+        maker.join();
+        closer.join();
+        assertEquals(1, closed.get(), "the tool made meanwhile is closed");
     }
 
     @Test
