@@ -49,6 +49,19 @@ public final class ModelProfile {
             return shape.clone();
         }
 
+        /** Equal when every component is, the shape by its values. */
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof HookTiming t && hookName.equals(t.hookName) && layer == t.layer
+                    && Objects.equals(component, t.component) && nanos == t.nanos && bytes == t.bytes
+                    && java.util.Arrays.equals(shape, t.shape) && dtype == t.dtype;
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hash(hookName, layer, component, nanos, bytes, java.util.Arrays.hashCode(shape), dtype);
+        }
+
         @Override
         public String toString() {
             return "HookTiming[" + hookName + ", layer " + layer + ", " + component + ", " + nanos + " ns, " + bytes

@@ -116,8 +116,9 @@ public final class Plots {
             }
         }
         long[] idShape = inputIds.shape();
-        if (tokens != null && idShape.length == 2 && tokens.size() != idShape[1]) {
-            throw new IllegalArgumentException(tokens.size() + " token labels for " + idShape[1] + " positions");
+        long positions = idShape.length == 0 ? 0 : idShape[idShape.length - 1]; // [batch, pos] or [pos]
+        if (tokens != null && tokens.size() != positions) {
+            throw new IllegalArgumentException(tokens.size() + " token labels for " + positions + " positions");
         }
         int nLayers = model.config().nLayers();
         String[] names = new String[layers.length];

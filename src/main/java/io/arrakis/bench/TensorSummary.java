@@ -41,8 +41,11 @@ public record TensorSummary(String key, String dtype, List<Long> shape, String d
         Objects.requireNonNull(shape, "shape");
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(sha256, "sha256");
-        shape = List.copyOf(shape);
         String what = "the tensor summary " + key;
+        if (shape.stream().anyMatch(Objects::isNull)) {
+            throw new IllegalArgumentException(what + " needs a shape of non-negative integers, got " + shape);
+        }
+        shape = List.copyOf(shape);
         if (shape.stream().anyMatch(d -> d < 0)) {
             throw new IllegalArgumentException(what + " needs a shape of non-negative integers, got " + shape);
         }

@@ -27,7 +27,7 @@ public final class Tools {
         }
         if (!type.isInstance(tool)) {
             throw new IllegalArgumentException("tool '" + name + "' is a " + tool.getClass().getName() + ", not a "
-                    + type.getName());
+                    + type.getName() + (type.isPrimitive() ? " (a primitive type holds no object: ask for its box)" : ""));
         }
         return type.cast(tool);
     }

@@ -648,6 +648,10 @@ class ExperimentLogTest {
         assertThrows(IllegalArgumentException.class, () -> new TensorSummary("k", "float32", List.of(1L), "cpu", "s",
                 List.of("abc"), null));
         assertThrows(NullPointerException.class, () -> new TensorSummary("k", "float32", null, "cpu", "s", null, null));
+        List<Long> holed = new java.util.ArrayList<>(List.of(2L));
+        holed.add(null);
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new TensorSummary("k", "float32", holed, "cpu",
+                "s", null, null)).getMessage().contains("needs a shape of non-negative integers, got [2, null]"));
         // no elements, whatever the other dimensions
         assertEquals(0, new TensorSummary("k", "float32", List.of(1L << 62, 1L << 62, 0L), "cpu", "s", List.of(), null)
                 .numel());

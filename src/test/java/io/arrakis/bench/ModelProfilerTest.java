@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -186,6 +187,19 @@ class ModelProfilerTest {
             assertThrows(IllegalArgumentException.class, () -> ModelProfiler.profile(model, tooBig));
             assertThrows(NullPointerException.class, () -> ModelProfiler.profile(null, ids));
         }
+    }
+
+    /** Was: a record compares an array component by identity, and the constructor copies it: never equal. */
+    @Test
+    void hookTimingsOfEqualValuesAreEqual() {
+        ModelProfile.HookTiming a = new ModelProfile.HookTiming("blocks.0.hook_resid_pre", 0, "resid", 5, 64,
+                new long[] {1, 4, 4}, DType.FLOAT32);
+        ModelProfile.HookTiming b = new ModelProfile.HookTiming("blocks.0.hook_resid_pre", 0, "resid", 5, 64,
+                new long[] {1, 4, 4}, DType.FLOAT32);
+        assertEquals(a, b);
+        assertEquals(a.hashCode(), b.hashCode());
+        assertNotEquals(a, new ModelProfile.HookTiming("blocks.0.hook_resid_pre", 0, "resid", 5, 64,
+                new long[] {1, 4, 5}, DType.FLOAT32));
     }
 
     @Test

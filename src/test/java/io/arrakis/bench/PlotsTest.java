@@ -220,6 +220,11 @@ class PlotsTest {
                     () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {9}, null, dir, 400, 400));
             assertThrows(IllegalArgumentException.class,
                     () -> Plots.attentionPatterns(gpt2, ids, new int[] {0}, new int[] {0}, List.of("a"), dir, 400, 400));
+            // ids of one sequence, [pos]: were checked against the labels only after the pass
+            try (Tensor row = ids.select(0, 0)) {
+                assertThrows(IllegalArgumentException.class, () -> Plots.attentionPatterns(gpt2, row, new int[] {0},
+                        new int[] {0}, List.of("a"), dir, 400, 400));
+            }
         }
         assertEquals(0, passes[0], "a bad size, head or labels are refused before the forward pass");
         assertTrue(!Files.exists(f));
