@@ -64,7 +64,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         this(model, DEFAULT_SAVE_DIR);
     }
 
-    /** A bench over {@code model} that records experiments under {@code saveDir} (created on the first record). */
+    /** A bench over {@code model} that records experiments under {@code saveDir} (created when the log is first used). */
     public BaseInterpretabilityBench(HookedAutoModel model, Path saveDir) {
         this(model, saveDir, ExperimentLog.Options.defaults());
     }
@@ -337,7 +337,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     /**
      * {@code text} as input ids {@code [1, n]} through the tokenizer; ids stay the primary input, as in Arrakis.
      *
-     * @throws IllegalStateException when no tokenizer is set
+     * @throws IllegalStateException when no tokenizer is set and the model has none
      */
     public Tensor encode(String text) {
         return tokenizer().orElseThrow(() -> new IllegalStateException("no tokenizer is set and the model's folder has"

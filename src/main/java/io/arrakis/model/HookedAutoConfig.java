@@ -144,7 +144,8 @@ public final class HookedAutoConfig {
      * Reads a Hugging Face {@code config.json}: its {@code "model_type"} picks the family (Hugging Face's spelling
      * exactly, e.g. {@code gpt_neox} and {@code gemma3_text}; {@link #of} takes the families' own names too), its
      * family keys (or their aliases) override the defaults, and its other keys are kept in {@link #raw()} but
-     * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented.
+     * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented, unless it
+     * sets {@code "dequantize": true} (the checkpoint then holds plain weights).
      *
      * @param configJson the file (UTF-8)
      * @return the configuration
