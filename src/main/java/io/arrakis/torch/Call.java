@@ -98,7 +98,7 @@ final class Call {
                 Native.check(arrakis_torch_h.torch_list_push_back(list, handles[taken - 1]), "torch_list_push_back");
             }
         } catch (RuntimeException | Error e) {
-            deleteTensors(Arrays.copyOf(handles, taken));
+            deleteTensors(Arrays.copyOf(handles, taken)); // a list's deletion leaves the tensors it holds
             arrakis_torch_h.torch_delete_list(list);
             abandon();
             throw e;
@@ -205,14 +205,14 @@ final class Call {
     }
 
     private MemorySegment newList(int capacity) {
-        Native.check(arrakis_torch_h.torch_new_list_reserve_size(capacity, out), "torch_new_list_reserve_size");
+        building(arrakis_torch_h.torch_new_list_reserve_size(capacity, out), "torch_new_list_reserve_size", null);
         return out.get(ValueLayout.ADDRESS, 0);
     }
 
     private long intList(long[] values) {
         MemorySegment list = newList(values.length);
         for (long v : values) {
-            Native.check(arrakis_torch_h.torch_list_push_back(list, v), "torch_list_push_back");
+            building(arrakis_torch_h.torch_list_push_back(list, v), "torch_list_push_back", list);
         }
         return list.address();
     }
@@ -225,8 +225,19 @@ final class Call {
         MemorySegment.copy(bytes, 0, text, ValueLayout.JAVA_BYTE, 0, bytes.length);
         text.set(ValueLayout.JAVA_BYTE, bytes.length, (byte) 0);
         // the string handle copies the bytes, so the buffer is free again once this returns
-        Native.check(arrakis_torch_h.torch_new_string_handle(text, bytes.length, out), "torch_new_string_handle");
+        building(arrakis_torch_h.torch_new_string_handle(text, bytes.length, out), "torch_new_string_handle", null);
         return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** Checks a native step of building the stack; where it failed, frees {@code partial} and the stack first. */
+    private void building(int rc, String what, MemorySegment partial) {
+        if (rc != 0) {
+            if (partial != null) {
+                arrakis_torch_h.torch_delete_list(partial);
+            }
+            abandon();
+            Native.check(rc, what);
+        }
     }
 
     /**
