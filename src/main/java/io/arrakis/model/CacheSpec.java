@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.Set;
 import java.util.function.Predicate;
 
@@ -34,9 +35,12 @@ public final class CacheSpec {
         return new CacheSpec(set::contains, set);
     }
 
-    /** Hook names accepted by {@code filter}, e.g. {@code name -> name.endsWith("hook_pattern")}. */
+    /**
+     * Hook names accepted by {@code filter}, e.g. {@code name -> name.endsWith("hook_pattern")}. The filter is asked
+     * any number of times about a name in a pass: its answer must depend on the name alone.
+     */
     public static CacheSpec matching(Predicate<String> filter) {
-        return new CacheSpec(filter, null);
+        return new CacheSpec(Objects.requireNonNull(filter, "filter"), null);
     }
 
     Set<String> explicitNames() {

@@ -134,7 +134,7 @@ final class Forward {
         Tensor z;
         if (explicitAttention(b, l, q)) {
             Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));
-            Tensor pattern = l.sinks() == null ? scores.softmax(-1) : softmaxWithSink(scores, l.sinks());
+            Tensor pattern = pattern(scores, l.sinks(), hook.hooks(b + "attn.hook_attn_scores"));
             pattern = hook.at(b + "attn.hook_pattern", pattern.dtype() == v.dtype() ? pattern : pattern.to(v.dtype()));
             z = patternTimesValues(pattern, v);
         } else {
@@ -244,6 +244,21 @@ final class Forward {
             return Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device);
         });
         return new Rotary(rope.dim(), c.rotaryInterleaved(), c.rotaryInFloat32(), cosSin.get(0), cosSin.get(1));
+    }
+
+    /**
+     * The softmax of {@code scores} over their keys, with gpt-oss's {@code sinks} where not null. Where
+     * {@code hooked}, a row a hook masked whole (-inf for every key) has a NaN softmax, which is set to 0 as
+     * TransformerLens sets it (without a hook the causal mask always leaves a query its own key).
+     */
+    static Tensor pattern(Tensor scores, Tensor sinks, boolean hooked) {
+        Tensor pattern = sinks == null ? scores.softmax(-1) : softmaxWithSink(scores, sinks);
+        if (!hooked) {
+            return pattern;
+        }
+        try (Tensor nan = pattern.isNan()) {
+            return pattern.maskedFill(nan, 0);
+        }
     }
 
     /**

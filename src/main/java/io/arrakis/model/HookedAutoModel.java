@@ -115,7 +115,10 @@ public final class HookedAutoModel implements AutoCloseable {
             return new HookSpec(hookName::equals, hookName, hook);
         }
 
-        /** A hook at every hook point whose name {@code filter} accepts. */
+        /**
+         * A hook at every hook point whose name {@code filter} accepts. The filter is asked any number of times about
+         * a name in a pass: its answer must depend on the name alone.
+         */
         public static HookSpec matching(java.util.function.Predicate<String> filter, Hook hook) {
             return new HookSpec(filter, "a name filter", hook);
         }
@@ -315,6 +318,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Runs the model, caching the activations {@code spec} chooses. */
     public ModelOutput forward(Tensor inputIds, CacheSpec spec) {
+        Objects.requireNonNull(spec, "spec");
         return run(inputIds, spec, List.of());
     }
 
@@ -330,6 +334,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Runs the model with {@code hooks} added for this call only, caching what {@code spec} chooses. */
     public ModelOutput runWithHooks(Tensor inputIds, CacheSpec spec, HookSpec... hooks) {
+        Objects.requireNonNull(spec, "spec");
         for (HookSpec h : hooks) {
             checkHookSpec(h);
         }
@@ -532,9 +537,11 @@ public final class HookedAutoModel implements AutoCloseable {
 
         /** Whether a hook or the cache takes the activation at hook point {@code name}. */
         boolean observes(String name) {
-            if (spec.keeps(name)) {
-                return true;
-            }
+            return spec.keeps(name) || hooks(name);
+        }
+
+        /** Whether a hook runs at hook point {@code name}. */
+        boolean hooks(String name) {
             for (HookSpec h : hooks) {
                 if (h.where().test(name)) {
                     return true;
@@ -904,8 +911,9 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The attention pattern of {@code scores} {@code [batch, head, query, key]} as the forward pass computes
-     * {@code hook_pattern} from them: their softmax, or, with {@code sinks} {@code [head]} (gpt-oss's learned logits;
-     * null for none), the softmax with each head's sink as one more key, whose column is left out. A new tensor.
+     * {@code hook_pattern} from scores a hook gave it: their softmax, or, with {@code sinks} {@code [head]} (gpt-oss's
+     * learned logits; null for none), the softmax with each head's sink as one more key, whose column is left out; a
+     * row masked whole (-inf for every key) is 0, as in TransformerLens. A new tensor.
      */
     public Tensor attentionPattern(Tensor scores, Tensor sinks) {
         if (scores.dim() != 4 || (sinks != null && (sinks.dim() != 1 || sinks.size(0) != scores.size(1)))) {
@@ -914,7 +922,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     + (sinks == null ? "" : " and " + Arrays.toString(sinks.shape())));
         }
         try (TensorScope scope = TensorScope.open()) {
-            return scope.keep(sinks == null ? scores.softmax(-1) : Forward.softmaxWithSink(scores, sinks));
+            return scope.keep(Forward.pattern(scores, sinks, true));
         }
     }
 

@@ -58,6 +58,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op ABS = Op.of("aten::abs", "");
     private static final Op TANH = Op.of("aten::tanh", "");
     private static final Op SIGMOID = Op.of("aten::sigmoid", "");
+    private static final Op IS_NAN = Op.of("aten::isnan", "");
     private static final Op RELU = Op.of("aten::relu", "");
     private static final Op GELU = Op.of("aten::gelu", "");
     private static final Op SILU = Op.of("aten::silu", "");
@@ -1508,6 +1509,11 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise logistic sigmoid. */
     public Tensor sigmoid() {
         return unary(SIGMOID);
+    }
+
+    /** Whether each element is NaN, as a bool tensor of this shape ({@code torch.isnan}). */
+    public Tensor isNan() {
+        return unary(IS_NAN);
     }
 
     /** Elementwise max(x, 0). */

@@ -149,6 +149,45 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Were: NullPointerExceptions from inside the pass ("because this.keep is null"). */
+    @Test
+    void aNullCacheSpecOrFilterIsNamed() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            assertEquals("filter", assertThrows(NullPointerException.class, () -> CacheSpec.matching(null)).getMessage());
+            assertEquals("spec", assertThrows(NullPointerException.class, () -> model.forward(ids(1, 2), null))
+                    .getMessage());
+            assertEquals("spec", assertThrows(NullPointerException.class, () -> model.runWithHooks(ids(1, 2),
+                    (CacheSpec) null)).getMessage());
+        }
+    }
+
+    /**
+     * Was: a hook that masks a query's every key (-inf for key 0, all query 0 may see) made its softmax NaN, which
+     * reached every logit through the later queries' attention to key 0. TransformerLens sets such a row of the
+     * pattern to 0 ({@code abstract_attention.py}), so the query's z is 0 and the logits stay finite.
+     */
+    @Test
+    void aRowAHookMasksWholeIsAZeroPatternAsInTransformerLens() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            int pos = 4;
+            boolean[] firstKey = new boolean[pos * pos];
+            for (int q = 0; q < pos; q++) {
+                firstKey[q * pos] = true;
+            }
+            Tensor noFirstKey = Tensor.of(firstKey, 1, 1, pos, pos);
+            try (ModelOutput out = model.runWithHooks(ids(5, 6, 7, 8), CacheSpec.all(), HookedAutoModel.HookSpec.at(
+                    "blocks.0.attn.hook_attn_scores", (scores, n) -> scores.maskedFill(noFirstKey, Double.NEGATIVE_INFINITY)))) {
+                Tensor pattern = out.cache().get("blocks.0.attn.hook_pattern"); // [1, heads, pos, pos]
+                assertEquals(0.0, pattern.narrow(2, 0, 1).abs().max().item(), "query 0's row");
+                assertEquals(0.0, pattern.narrow(3, 0, 1).abs().max().item(), "key 0's column");
+                Tensor rows = pattern.narrow(2, 1, pos - 1).sum(-1, false);
+                assertEquals(0.0, rows.sub(1.0).abs().max().item(), 1e-6, "the other rows sum to 1");
+                assertEquals(0.0, out.cache().get("blocks.0.attn.hook_z").narrow(1, 0, 1).abs().max().item());
+                assertFalse(Double.isNaN(out.logits().abs().max().item()), "finite logits");
+            }
+        }
+    }
+
     /**
      * Was: a hook that left a scope open failed the pass with a message about keep, and left the pass's scope open on
      * the thread for good, the hook's current: every later tensor of the thread went into it.

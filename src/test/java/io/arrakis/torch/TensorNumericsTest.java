@@ -1244,6 +1244,13 @@ class TensorNumericsTest {
             assertEquals(Double.NEGATIVE_INFINITY, special[1]);
             assertEquals(Double.POSITIVE_INFINITY, special[2]);
             assertEquals(Double.POSITIVE_INFINITY, Tensor.of(new double[] {0}, 1).rsqrt().item());
+            for (DType dtype : new DType[] {DType.FLOAT64, DType.FLOAT32, DType.BFLOAT16}) {
+                Tensor nan = Tensor.of(new double[] {Double.NaN, 0, Double.POSITIVE_INFINITY, -1, Double.NaN}, 5)
+                        .to(dtype).isNan();
+                assertEquals(DType.BOOL, nan.dtype());
+                assertEquals("[true, false, false, false, true]", java.util.Arrays.toString(nan.toBooleanArray()),
+                        dtype.toString());
+            }
         }
 
         @Test
