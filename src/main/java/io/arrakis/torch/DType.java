@@ -56,6 +56,17 @@ public enum DType {
         };
     }
 
+    /** The largest finite value of this floating-point type. */
+    public double maxFinite() {
+        return switch (this) {
+            case FLOAT64 -> Double.MAX_VALUE;
+            case FLOAT32 -> Float.MAX_VALUE;
+            case FLOAT16 -> 65504;
+            case BFLOAT16 -> Float.intBitsToFloat(0x7F7F0000);
+            default -> throw new IllegalArgumentException("maxFinite: " + this + " is not a floating-point type");
+        };
+    }
+
     /** float32 to bfloat16's 16 bits, rounding to nearest even as libtorch's {@code c10::BFloat16} does. */
     static short bfloat16Bits(float value) {
         if (Float.isNaN(value)) { // rounding would carry some NaNs into the exponent: infinities or zeros

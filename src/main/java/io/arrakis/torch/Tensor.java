@@ -584,6 +584,11 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.full: " + value + " is no " + dtype + " value (a whole number in"
                     + " int64's range)");
         }
+        // as torch refuses it; libtorch fills one element without the check
+        if (dtype.isFloatingPoint() && Double.isFinite(value) && Math.abs(value) > dtype.maxFinite()) {
+            throw new IllegalArgumentException("Tensor.full: " + value + " is beyond " + dtype + "'s range (at most "
+                    + dtype.maxFinite() + " in magnitude)");
+        }
         Tensor t = empty(shape, dtype, device, "Tensor.full");
         try (Held held = t.hold()) {
             Native.op(arrakis_torch_h.aoti_torch_aten_fill__Scalar(t.handle(), value), "aten::fill_.Scalar", t, value);
@@ -717,9 +722,19 @@ public final class Tensor implements AutoCloseable {
         return out.get(ValueLayout.JAVA_DOUBLE, 0);
     }
 
-    /** The value of a one-element integer tensor, as a long. */
+    /**
+     * The value of a one-element tensor, as a long: an integer tensor's exactly, a floating-point one's truncated toward
+     * zero. A floating value outside int64's range, or NaN, is refused.
+     */
     public long itemLong() {
         checkOneElement("itemLong");
+        if (dtype().isFloatingPoint()) {
+            double v = item();
+            if (!(v >= -0x1p63 && v < 0x1p63)) { // libtorch's check lets 2^63 through, as Long.MIN_VALUE
+                throw new IllegalArgumentException("itemLong: " + v + " is not within int64's range");
+            }
+            return (long) v;
+        }
         MemorySegment out = Native.out();
         try (Held held = hold()) {
             Native.op(arrakis_torch_h.aoti_torch_item_int64(handle(), out), "aoti_torch_item_int64", this);

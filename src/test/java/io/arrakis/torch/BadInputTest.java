@@ -272,6 +272,17 @@ class BadInputTest {
         c.add(new Case("item of 6 elements", IAE, () -> f23.item(), "item"));
         c.add(new Case("item of no elements", IAE, () -> empty0.item(), "item"));
         c.add(new Case("itemLong of 3 elements", IAE, () -> i3.itemLong(), "itemLong"));
+        // was: libtorch's range check lets 2^63 through, as Long.MIN_VALUE
+        c.add(new Case("itemLong of 2^63", IAE, () -> Tensor.of(new double[] {0x1p63}, 1).itemLong(), "itemLong",
+                "int64's range"));
+        c.add(new Case("itemLong of NaN", IAE, () -> Tensor.of(new float[] {Float.NaN}, 1).itemLong(), "itemLong"));
+        // was: inf in one element, refused in two (torch refuses both)
+        for (long[] shape : new long[][] {{}, {1}, {2}}) {
+            c.add(new Case("full float16 1e6 " + Arrays.toString(shape), IAE,
+                    () -> Tensor.full(shape, 1e6, DType.FLOAT16, Device.CPU), "Tensor.full", "beyond float16's range"));
+            c.add(new Case("full bfloat16 3.4e38 " + Arrays.toString(shape), IAE,
+                    () -> Tensor.full(shape, 3.4e38, DType.BFLOAT16, Device.CPU), "Tensor.full", "bfloat16"));
+        }
         c.add(new Case("itemBoolean of 2 elements", IAE, () -> b2.itemBoolean(), "itemBoolean"));
         // (these messages should name the op too: see messagesNameTheOpCalled)
         c.add(new Case("toFloatArray of complex", IAE, () -> c2.toFloatArray(), "toFloatArray", "complex"));

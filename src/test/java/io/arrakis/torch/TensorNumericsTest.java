@@ -1244,6 +1244,13 @@ class TensorNumericsTest {
             assertEquals(Double.NEGATIVE_INFINITY, special[1]);
             assertEquals(Double.POSITIVE_INFINITY, special[2]);
             assertEquals(Double.POSITIVE_INFINITY, Tensor.of(new double[] {0}, 1).rsqrt().item());
+            assertEquals(2, Tensor.of(new double[] {2.7}, 1).itemLong(), "truncated toward zero, as torch's int()");
+            assertEquals(-2, Tensor.of(new float[] {-2.7f}, 1).itemLong());
+            assertEquals(Long.MIN_VALUE, Tensor.of(new double[] {-0x1p63}, 1).itemLong());
+            assertEquals(Long.MAX_VALUE, Tensor.of(new long[] {Long.MAX_VALUE}, 1).itemLong());
+            assertEquals(65504.0, Tensor.full(new long[] {1}, 65504, DType.FLOAT16, Device.CPU).item(), "float16's max");
+            assertEquals(Double.POSITIVE_INFINITY,
+                    Tensor.full(new long[] {1}, Double.POSITIVE_INFINITY, DType.FLOAT16, Device.CPU).item());
             for (DType dtype : new DType[] {DType.FLOAT64, DType.FLOAT32, DType.BFLOAT16}) {
                 Tensor nan = Tensor.of(new double[] {Double.NaN, 0, Double.POSITIVE_INFINITY, -1, Double.NaN}, 5)
                         .to(dtype).isNan();
