@@ -1932,7 +1932,8 @@ public final class Tensor implements AutoCloseable {
      * Scaled dot-product attention over {@code [..., seq, d]} query, key and value: softmax(QKᵀ·scale + mask)·V.
      * With {@code [..., heads, seq, d]} operands, keys and values with fewer heads than the query, a divisor of its
      * heads, are grouped-query attention: query head {@code h} reads key and value head {@code h / (heads / kvHeads)},
-     * without copies. libtorch picks the kernel (flash, memory-efficient, cuDNN or math).
+     * without copies. libtorch picks the kernel (flash, memory-efficient, cuDNN or math). A query whose every key the
+     * mask forbids gets 0 (libtorch 2.10's kernels), where {@link #softmax} of its scores is NaN.
      *
      * @param mask null, a bool mask (true = attend) or an additive float mask, broadcastable to the scores
      * @param causal whether to apply a causal mask (not together with {@code mask})
