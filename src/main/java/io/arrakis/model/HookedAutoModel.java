@@ -267,6 +267,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * {@link Tokenizer#encode(String, long, boolean)}.
      *
      * @throws IllegalStateException when the model has no tokenizer, or its configuration names no {@code bos_token_id}
+     * @throws IllegalArgumentException when that id is not one of the tokenizer's
      */
     public Tensor toTokens(String text, boolean prependBos) {
         Tokenizer tokenizer = requireTokenizer();

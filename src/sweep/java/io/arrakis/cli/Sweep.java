@@ -180,17 +180,16 @@ final class Sweep implements Callable<Integer> {
      * Refuses a standalone master ({@code spark://host:port[,host:port]}) where nothing accepts a connection: Spark
      * would retry for a minute, logging each try, before failing with a message that does not say why.
      */
-    static void checkAnswers(String url) {
+    private static void checkAnswers(String url) {
         if (!url.startsWith("spark://")) {
             return;
         }
         List<String> silent = new ArrayList<>();
         for (String address : url.substring("spark://".length()).split(",")) {
-            int colon = address.lastIndexOf(':');
+            int colon = address.endsWith("]") ? -1 : address.lastIndexOf(':'); // [IPv6] without a port
             String host = (colon < 0 ? address : address.substring(0, colon)).replaceAll("^\\[|]$", "");
-            int port;
             try {
-                port = colon < 0 ? 7077 : Integer.parseInt(address.substring(colon + 1));
+                int port = colon < 0 ? 7077 : Integer.parseInt(address.substring(colon + 1));
                 try (java.net.Socket socket = new java.net.Socket()) {
                     socket.connect(new java.net.InetSocketAddress(host, port), 5_000);
                     return;
