@@ -9,10 +9,12 @@
 #   scripts/gpu-check.sh --bench-only  there: only the parity and benchmark run
 # Copy or carry .gpu/ along with the repository. --prepare takes the fixtures from ../shared, or from ARRAKIS_FIXTURES
 # and ARRAKIS_FIXTURES_HF_MORE. ARRAKIS_LIBTORCH may name the torch/lib folder; by default it is
-# taken from the python3 on PATH. Reports go to $OUT (or .gpu/out) as JUnit XML plus a summary. Time limits (seconds,
-# sized for a 10-minute device call with the ~35 s test run): GPU_CHECK_JUNIT_TIMEOUT (default 120),
-# GPU_CHECK_JAVA_TIMEOUT (default 240) and GPU_CHECK_PYTHON_TIMEOUT (default 220); the exit status is JUnit's, else 1
-# where the report found a wrong result; GPU_CHECK_PYTHON names the Python (default python3). Checkpoints (~2.7 GB) are written to .gpu/work (GPU_CHECK_WORK), never $OUT.
+# taken from GPU_CHECK_PYTHON (default python3). Reports go to $OUT (or .gpu/out), six files (a device call brings
+# back eight at most): junit.log, junit-xml.tgz, gpu-java.log, gpu-python.log, gpu-check.json and gpu-check.txt. Time
+# limits (seconds, together well inside a 10-minute device call): GPU_CHECK_JUNIT_TIMEOUT (default 100),
+# GPU_CHECK_JAVA_TIMEOUT (default 200) and GPU_CHECK_PYTHON_TIMEOUT (default 160), each step killed 10 s after its
+# limit; the exit status is JUnit's, else 1 where the report found a wrong result. Checkpoints (~2.7 GB) are written to
+# .gpu/work (GPU_CHECK_WORK), never $OUT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -27,7 +29,7 @@ if [ "${1:-}" = "--prepare" ]; then
   done
   source scripts/lib/jdk.sh
   mvn -B -ntp -q -Dstyle.color=never -DskipTests test-compile
-  rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/work .gpu/classes .gpu/test-classes .gpu/lib
+  rm -rf .gpu/jre .gpu/jre.tar.xz .gpu/out .gpu/work .gpu/classes .gpu/test-classes .gpu/lib .gpu/halves .gpu/junit
   mvn -B -ntp -q -Dstyle.color=never dependency:copy -Dartifact=$junit -DoutputDirectory=.gpu -Dmdep.stripVersion=true
   # runtime dependencies, except the CPU libtorch jars: that machine brings its own libtorch
   mvn -B -ntp -q -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime -DexcludeGroupIds=org.bytedeco \
@@ -43,11 +45,17 @@ if [ "${1:-}" = "--prepare" ]; then
   cp -r "$fixtures" .gpu/fixtures
   cp -r "$fixtures_more" .gpu/fixtures-hf-more
   chmod -R u+w .gpu/fixtures .gpu/fixtures-hf-more # read-only copies would stop the next --prepare's rm
+  # modules stored uncompressed, which xz then packs far smaller than zipped ones
   "$JAVA_HOME/bin/jlink" --add-modules java.base,java.sql,java.logging,java.xml,java.management,jdk.unsupported,java.naming,java.desktop \
-    --strip-debug --no-man-pages --no-header-files --compress zip-9 --output .gpu/jre
-  # packed, so that everything that travels stays under 64 MB; unpacked there on first use
+    --strip-debug --no-man-pages --no-header-files --compress zip-0 --output .gpu/jre
+  # packed, so that everything that travels stays under 64 MiB; unpacked there on first use
   tar cJf .gpu/jre.tar.xz -C .gpu jre && rm -rf .gpu/jre
-  du -sh .gpu
+  # what a device call carries: the tracked and untracked files git does not ignore, and .gpu
+  tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  gpu=$(du -sb .gpu | cut -f1)
+  total=$((tree + gpu))
+  echo "gpu-check: .gpu $((gpu / 1048576)) MiB, with the working tree $((total / 1048576)) MiB of the 64 a device call carries"
+  [ "$total" -le $((64 * 1048576)) ] || { echo "gpu-check: over 64 MiB: the device call would refuse it" >&2; exit 1; }
   exit 0
 fi
 
@@ -55,12 +63,18 @@ if [ ! -x .gpu/jre/bin/java ] && [ -f .gpu/jre.tar.xz ]; then
   tar xJf .gpu/jre.tar.xz -C .gpu
 fi
 [ -x .gpu/jre/bin/java ] || { echo "error: no .gpu/jre; run scripts/gpu-check.sh --prepare first (on a machine with a JDK 22+)" >&2; exit 1; }
+python=${GPU_CHECK_PYTHON:-python3}
 if [ -z "${ARRAKIS_LIBTORCH:-}" ]; then
-  ARRAKIS_LIBTORCH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  ARRAKIS_LIBTORCH=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') \
+    || { echo "gpu-check: $python has no torch; set ARRAKIS_LIBTORCH to a CUDA libtorch's lib folder" >&2; exit 1; }
 fi
 export ARRAKIS_LIBTORCH
+# that machine has no network: the Hugging Face half reads the checkpoints written here
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 out=${OUT:-.gpu/out}
-mkdir -p "$out"
+halves=$root/.gpu/halves # the two halves' JSON, merged into $out/gpu-check.json
+mkdir -p "$out" "$halves"
+rm -f "$halves"/gpu-*.json # a half that does not finish must not leave an earlier run's results
 echo "libtorch: $ARRAKIS_LIBTORCH"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 cp="$root/.gpu/junit-platform-console-standalone.jar:$root/.gpu/classes:$root/.gpu/test-classes:$root/.gpu/lib/*"
@@ -71,10 +85,14 @@ set +e
 rc=skipped
 if [ "${1:-}" != "--bench-only" ]; then
   # the browser tests need Selenium and Chromium, which that machine has no use for
-  timeout "${GPU_CHECK_JUNIT_TIMEOUT:-120}" "${jvm[@]}" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
-    --scan-classpath "$root/.gpu/test-classes" --exclude-classname '.*BrowserTest' --reports-dir "$out" 2>&1 \
-    | tee "$out/junit.log"
+  # one line per test as it ends, so a run cut off at its limit still says how far it got
+  rm -rf .gpu/junit
+  timeout -k 10 "${GPU_CHECK_JUNIT_TIMEOUT:-100}" "${jvm[@]}" org.junit.platform.console.ConsoleLauncher execute \
+    --disable-banner --disable-ansi-colors --details=testfeed --scan-classpath "$root/.gpu/test-classes" \
+    --exclude-classname '.*BrowserTest' --reports-dir .gpu/junit 2>&1 | tee "$out/junit.log"
   rc=${PIPESTATUS[0]}
+  [ "$rc" != 124 ] && [ "$rc" != 137 ] || echo "gpu-check: the unit suite ran past its ${GPU_CHECK_JUNIT_TIMEOUT:-100} s"
+  [ -d .gpu/junit ] && tar czf "$out/junit-xml.tgz" -C .gpu junit
   echo "gpu-check: JUnit exit code $rc"
 fi
 
@@ -83,14 +101,14 @@ work=${GPU_CHECK_WORK:-$root/.gpu/work}
 mkdir -p "$work"
 device=${GPU_CHECK_DEVICE:-cuda}
 start=$(date +%s)
-timeout "${GPU_CHECK_JAVA_TIMEOUT:-240}" "${jvm[@]}" io.arrakis.model.GpuCheck --device "$device" --work "$work" \
-  --out "$out/gpu-java.json" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$out/gpu-java.log"
+timeout -k 10 "${GPU_CHECK_JAVA_TIMEOUT:-200}" "${jvm[@]}" io.arrakis.model.GpuCheck --device "$device" --work "$work" \
+  --out "$halves/gpu-java.json" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$out/gpu-java.log"
 echo "gpu-check: Java parity and benchmarks exit code ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"
 start=$(date +%s)
-timeout "${GPU_CHECK_PYTHON_TIMEOUT:-220}" "${GPU_CHECK_PYTHON:-python3}" scripts/gpu_bench.py --device "$device" --work "$work" \
-  --java-json "$out/gpu-java.json" --out "$out/gpu-python.json" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$out/gpu-python.log"
+timeout -k 10 "${GPU_CHECK_PYTHON_TIMEOUT:-160}" "$python" scripts/gpu_bench.py --device "$device" --work "$work" \
+  --java-json "$halves/gpu-java.json" --out "$halves/gpu-python.json" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$out/gpu-python.log"
 echo "gpu-check: Python parity and benchmarks exit code ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"
-python3 scripts/lib/gpu_report.py "$out/gpu-java.json" "$out/gpu-python.json" "$out/gpu-check.json" \
+python3 scripts/lib/gpu_report.py "$halves/gpu-java.json" "$halves/gpu-python.json" "$out/gpu-check.json" \
   "$out/gpu-check.txt" "$rc"
 report=$?
 set -e

@@ -161,7 +161,10 @@ def forward(java, device, warmup, runs):
             if name not in models:
                 models.clear()
                 if TRANSFORMERS is not None:
-                    models[name] = ("transformers " + TRANSFORMERS, hf_model(mdir, torch.bfloat16, device))
+                    hf = hf_model(mdir, torch.bfloat16, device)
+                    # which attention was timed (transformers 5 picks sdpa where it can)
+                    attention = getattr(hf.config, "_attn_implementation", None) or "default"
+                    models[name] = (f"transformers {TRANSFORMERS}, {attention} attention", hf)
                 elif config.get("model_type") == "gpt2":
                     models[name] = ("torch-only GPT-2 (no transformers)",
                                     Gpt2(load_safetensors(os.path.join(mdir, "model.safetensors")), config,

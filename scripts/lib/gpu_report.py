@@ -114,7 +114,8 @@ def main():
         lines.append(f"{str(j.get('model')):<9} {fmt(j.get('seq'), 'd'):>6} {fmt(j.get('ours_ms'), '.2f'):>9} "
                      f"{fmt(j.get('ours_with_cache_ms'), '.2f'):>9} {fmt(p.get('python_ms'), '.2f'):>9} {fmt(ratio, '.2f'):>6}  "
                      f"{'met' if met else 'MISSED' if met is False else '-':<7}  {fmt(p.get('python_graph_ms'), '.2f'):>9}  "
-                     f"{p.get('python_impl', p.get('skipped', p.get('error', j.get('error', ''))))}")
+                     f"{p.get('python_impl', p.get('skipped', p.get('error', '')))}"
+                     + (f"  java error: {str(j['error'])[:80]}" if "error" in j else ""))
 
     lines.extend(graph_lines)
 
@@ -155,6 +156,11 @@ def main():
             if missing:
                 head.append(f"{name} half: FAIL, no {', '.join(missing)} section (the run was cut short, or failed)")
                 failures.append(f"{name} half")
+        if isinstance(doc, dict):  # a section that failed as a whole is written as its error, not as rows
+            for key in ("parity", "forward", "composition"):
+                if key in doc and not isinstance(doc[key], list):
+                    head.append(f"{name} half: FAIL, its {key} section: {str(doc[key])[:120]}")
+                    failures.append(f"{name} {key}")
     if failures:
         head.append(f"FAILED: {', '.join(failures)}")
     table = "\n".join(head + lines) + "\n"

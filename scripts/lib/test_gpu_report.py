@@ -75,6 +75,24 @@ class GpuReportTest(unittest.TestCase):
         self.assertIn("java half: FAIL, no forward, composition section", out)
         self.assertEqual(1, self.run_report({"meta": {}, "parity": []})[1])
 
+    def test_a_section_that_failed_as_a_whole_fails_and_says_why(self):
+        # was: an empty table, exit 0, as if the rows had never been asked for
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "forward": {"error": "CUDA out of memory"}, "composition": []}
+        out, rc = self.run_report(java)
+        self.assertEqual(1, rc)
+        self.assertIn("java half: FAIL, its forward section: {'error': 'CUDA out of memory'}", out)
+        out, rc = self.run_report({"meta": {}, "parity": [self.GOOD_PARITY], "forward": [], "composition": []},
+                                  {"parity": {"error": "no transformers"}})
+        self.assertEqual(1, rc)
+        self.assertIn("python half: FAIL, its parity section", out)
+
+    def test_a_java_forward_rows_error_is_shown_beside_pythons_figures(self):
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "composition": [],
+                "forward": [{"model": "gpt2s", "seq": 128, "error": "loading failed"}]}
+        out, _ = self.run_report(java, {"forward": [{"model": "gpt2s", "seq": 128, "python_ms": 6.0,
+                                                     "python_impl": "eager"}]})
+        self.assertIn("java error: loading failed", out)
+
 
 if __name__ == "__main__":
     unittest.main()
