@@ -6,10 +6,7 @@ import io.arrakis.json.Json;
 import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.safetensors.SafeTensorsFile;
-import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.testing.Close;
-import io.arrakis.torch.Tensor;
-import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -19,7 +16,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -336,18 +332,7 @@ class MainTest {
     /** Was: a model whose attention gives NaN read "none: windows too short", though it has no window. */
     @Test
     void headsSaysWhyEveryScoreIsMissing(@TempDir Path dir) throws Exception {
-        Path gpt2 = Fixtures.huggingFace("gpt2");
-        Files.copy(gpt2.resolve("config.json"), dir.resolve("config.json"));
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(gpt2.resolve("model.safetensors"))) {
-            for (String name : file.names()) {
-                Tensor t = file.tensor(name);
-                tensors.put(name, name.endsWith("attn.c_attn.weight")
-                        ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
-            }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-        }
+        Fixtures.writeWithNaN(Fixtures.huggingFace("gpt2"), "attn.c_attn.weight", dir);
         Result r = run("heads", "--model", dir.toString(), "--seq-len", "4");
         assertEquals(0, r.status(), r.err());
         assertTrue(r.out().contains("induction        -       none: the attention patterns hold NaN"), r.out());

@@ -62,6 +62,24 @@ public final class Fixtures {
         writeCheckpoint(config, tensors, dir);
     }
 
+    /**
+     * Copies the model folder {@code fixture} into {@code dir} with every tensor whose name ends with {@code suffix}
+     * set to NaN: a model whose attention (or whatever that weight feeds) gives NaN.
+     */
+    public static void writeWithNaN(Path fixture, String suffix, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        Files.copy(fixture.resolve("config.json"), dir.resolve("config.json"));
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (io.arrakis.torch.TensorScope scope = io.arrakis.torch.TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(fixture.resolve("model.safetensors"))) {
+            for (String name : file.names()) {
+                Tensor t = file.tensor(name);
+                tensors.put(name, name.endsWith(suffix) ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
+            }
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+    }
+
     /** Writes {@code tensors} and {@code config} into {@code dir} as a model folder, creating it where needed. */
     public static void writeCheckpoint(HookedAutoConfig config, Map<String, Tensor> tensors, Path dir)
             throws IOException {

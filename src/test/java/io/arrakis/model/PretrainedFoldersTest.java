@@ -9,6 +9,7 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -70,11 +71,7 @@ class PretrainedFoldersTest {
     @Test
     void theFoldersTokenizerTurnsTextIntoInput() throws Exception {
         Path tokenizers = Fixtures.tokenizer("unigram");
-        Path folder = Files.createDirectories(tmp.resolve("with-tokenizer"));
-        for (Path file : HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny"))) {
-            Files.copy(file, folder.resolve(file.getFileName()));
-        }
-        Files.copy(tokenizers.resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        Path folder = gpt2TinyWithUnigram("with-tokenizer");
         Map<?, ?> hello = ((List<?>) ((Map<?, ?>) Json.parse(Files.readString(tokenizers.resolve("expected.json"))))
                 .get("cases")).stream().map(c -> (Map<?, ?>) c).filter(c -> c.get("text").equals("Hello world"))
                 .findFirst().orElseThrow();
@@ -109,15 +106,20 @@ class PretrainedFoldersTest {
         }
     }
 
-    /** TransformerLens's to_tokens(text, prepend_bos): the config's bos_token_id, which the unigram tokenizer never adds. */
-    @Test
-    void toTokensPrependsTheConfigsBeginningOfSequenceWhenAsked() throws Exception {
-        Path tokenizers = Fixtures.tokenizer("unigram");
-        Path folder = Files.createDirectories(tmp.resolve("with-bos"));
+    /** A copy of gpt2-tiny's folder under {@code name} with the unigram fixture's tokenizer.json. */
+    private Path gpt2TinyWithUnigram(String name) throws IOException {
+        Path folder = Files.createDirectories(tmp.resolve(name));
         for (Path file : HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny"))) {
             Files.copy(file, folder.resolve(file.getFileName()));
         }
-        Files.copy(tokenizers.resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        Files.copy(Fixtures.tokenizer("unigram").resolve("tokenizer.json"), folder.resolve("tokenizer.json"));
+        return folder;
+    }
+
+    /** TransformerLens's to_tokens(text, prepend_bos): the config's bos_token_id, which the unigram tokenizer never adds. */
+    @Test
+    void toTokensPrependsTheConfigsBeginningOfSequenceWhenAsked() throws Exception {
+        Path folder = gpt2TinyWithUnigram("with-bos");
         long[] hello = {3, 78, 8, 83, 10, 3, 40, 34, 23, 24}; // "Hello world" in its expected.json
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             assertArrayEquals(hello, model.toTokens("Hello world").toLongArray());

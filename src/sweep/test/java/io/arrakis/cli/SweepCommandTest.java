@@ -2,10 +2,6 @@ package io.arrakis.cli;
 
 import io.arrakis.json.Json;
 import io.arrakis.model.Fixtures;
-import io.arrakis.model.safetensors.SafeTensorsFile;
-import io.arrakis.model.safetensors.SafeTensorsWriter;
-import io.arrakis.torch.Tensor;
-import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -15,7 +11,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -58,19 +53,8 @@ class SweepCommandTest {
     /** Was: a NaN mean effect ended the text summary with "g != java.lang.String" and exit 2, the rows written. */
     @Test
     void aNaNMeanEffectIsPrinted() throws IOException {
-        Path nan = Files.createDirectories(dir.resolve("nan-model"));
-        Path gpt2 = Path.of(MODEL);
-        Files.copy(gpt2.resolve("config.json"), nan.resolve("config.json"));
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(gpt2.resolve("model.safetensors"))) {
-            for (String name : file.names()) {
-                Tensor t = file.tensor(name);
-                tensors.put(name, name.endsWith("h.1.attn.c_attn.weight")
-                        ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
-            }
-            SafeTensorsWriter.write(nan.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-        }
+        Path nan = dir.resolve("nan-model");
+        Fixtures.writeWithNaN(Path.of(MODEL), "h.1.attn.c_attn.weight", nan);
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
                 "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
         String[] r = run("sweep", "patching", "--model", nan.toString(), "--prompts", prompts.toString(), "--route",
