@@ -271,6 +271,13 @@ public final class Json {
         return d;
     }
 
+    private static float finite(float f) {
+        if (!Float.isFinite(f)) {
+            throw new IllegalArgumentException("Json.write: " + f + " has no JSON form");
+        }
+        return f;
+    }
+
     private static String writable(String s) {
         int at = unpairedSurrogate(s);
         if (at >= 0) {

@@ -179,6 +179,12 @@ class JsonTest {
     }
 
     @Test
+    void writesAFloatAsItsShortestFloatSpelling() {
+        assertEquals("[0.1,1.4E-45,3.4028235E38]", Json.write(List.of(0.1f, Float.MIN_VALUE, Float.MAX_VALUE)));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(Float.NaN));
+    }
+
+    @Test
     void writesIndentedObjectsOneMemberPerLine() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("a", List.of(1L, 2.5));
