@@ -44,6 +44,7 @@ import java.util.Set;
 import java.util.logging.Level;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -211,6 +212,25 @@ class AttentionViewBrowserTest {
                 assertEquals(json, Double.parseDouble(cells.get(3).getDomAttribute("data-value")), 0.0);
                 assertEquals(valid.get(r), json, 0.0, mode + ": rank " + (r + 1) + " is the " + (r + 1) + "th strongest");
             }
+        }
+    }
+
+    @Test
+    void aScoreThatIsNoNumberRanksLast() {
+        new Select(browser.findElement(By.id("composition-mode"))).selectByValue("Q");
+        // the page's data as a report with a NaN score and a negative one (scores minus a baseline can be) would give
+        String shown = "(data.composition.modes.Q.baseline_corrected || data.composition.modes.Q.scores)";
+        js("window.savedQ = JSON.stringify(data.composition.modes.Q);"
+                + shown + "[0][1][1][2] = null;" + shown + "[0][2][1][3] = -1; drawComposition();");
+        try {
+            List<WebElement> rows = browser.findElements(By.cssSelector("#top-pairs tr.pair"));
+            assertEquals(15, rows.size(), "16 pairs, 15 shown");
+            List<String> pairs = rows.stream().map(r -> r.findElements(By.tagName("td")))
+                    .map(c -> c.get(1).getText() + ">" + c.get(2).getText()).toList();
+            assertEquals("L0H2>L1H3", pairs.get(14), "the negative score is the last number: " + pairs);
+            assertFalse(pairs.contains("L0H1>L1H2"), "the missing score ranks after every number: " + pairs);
+        } finally {
+            js("data.composition.modes.Q = JSON.parse(window.savedQ); drawComposition();");
         }
     }
 
