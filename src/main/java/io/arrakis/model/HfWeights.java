@@ -87,6 +87,19 @@ final class HfWeights {
     }
 
     /**
+     * The parameters of an unembedding stored beside tied embeddings in a checkpoint of these {@code names}, which
+     * loads untied if its values differ (see {@link #tiedUnembedding}); 0 if the embeddings are untied or it stores none.
+     */
+    static long storedUntiedCopy(HookedAutoConfig config, Set<String> names) {
+        Checkpoint checkpoint = config.checkpoint();
+        CheckpointTensor embed = checkpoint.global().getFirst();
+        String prefix = checkpoint.basePrefix();
+        boolean embedStored = names.contains(embed.name())
+                || embed.name().startsWith(prefix) && names.contains(embed.name().substring(prefix.length()));
+        return embedStored && checkpoint.tolerated().stream().anyMatch(names::contains) ? embed.numel() : 0;
+    }
+
+    /**
      * The unembedding of tied embeddings: a view of the embedding, unless the checkpoint also stores an unembedding
      * with other values, which transformers 5 then keeps, leaving the two untied.
      */

@@ -155,8 +155,8 @@ public final class HookedAutoModel implements AutoCloseable {
         checkDtype(dtype);
         dir = HookedAutoConfig.modelFolder(dir);
         HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
-        MemoryCheck.require(config, dtype, device);
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir)) {
+            MemoryCheck.require(config, HfWeights.storedUntiedCopy(config, files.names()), dtype, device);
             HfWeights.Source source = new HfWeights.Source() {
                 @Override
                 public Set<String> names() {
@@ -193,7 +193,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public static HookedAutoModel create(HookedAutoConfig config, long seed, DType dtype, Device device,
                                          Progress progress) {
         checkDtype(dtype);
-        MemoryCheck.require(config, dtype, device);
+        MemoryCheck.require(config, 0, dtype, device);
         RandomSource source = new RandomSource(config, seed, dtype, progress);
         return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device, null);
     }

@@ -115,19 +115,25 @@ final class MemoryCheck {
         }
     }
 
-    static void require(HookedAutoConfig config, DType dtype, Device device) {
+    /**
+     * Refuses weights that cannot fit in the memory available: the config's parameters, plus {@code untiedCopy}
+     * parameters where the file stores an unembedding beside tied embeddings (which loads untied if its values differ).
+     */
+    static void require(HookedAutoConfig config, long untiedCopy, DType dtype, Device device) {
         if (!device.isCpu()) {
             return; // GPU memory is checked by the allocator; a CUDA out-of-memory is a clean TorchException
         }
-        long needed = config.weightBytes(dtype.byteSize());
+        long parameters = Math.addExact(config.parameterCount(), untiedCopy);
+        long needed = Math.multiplyExact(parameters, (long) dtype.byteSize());
         long available = HostMemory.availableBytes();
         if (available >= 0 && needed > available) {
             String smaller = dtype.byteSize() > 2
-                    ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", config.weightBytes(2) / GIB) : "";
+                    ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", 2.0 * parameters / GIB) : "";
+            String copy = untiedCopy > 0 ? " (its file stores an unembedding beside its tied embeddings)" : "";
             throw new IllegalStateException(String.format(Locale.ROOT,
-                    "%s with %,d parameters needs %.1f GiB for its weights in %s, but only %.1f GiB of memory is available"
-                            + " to this process; %suse fewer layers (e.g. with(\"%s\", %d))",
-                    config.family(), config.parameterCount(), needed / GIB, dtype, available / GIB, smaller,
+                    "%s with %,d parameters%s needs %.1f GiB for its weights in %s, but only %.1f GiB of memory is"
+                            + " available to this process; %suse fewer layers (e.g. with(\"%s\", %d))",
+                    config.family(), parameters, copy, needed / GIB, dtype, available / GIB, smaller,
                     config.hfKey("num_hidden_layers"), Math.max(1, config.nLayers() / 4)));
         }
     }
