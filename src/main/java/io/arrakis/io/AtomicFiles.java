@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -19,6 +20,7 @@ import java.util.concurrent.ThreadLocalRandom;
  */
 public final class AtomicFiles {
     private static final int MAX_NAME_BYTES = 255;
+    private static final int MAX_LINKS = 40; // Linux's limit when it resolves a path
 
     private AtomicFiles() {
     }
@@ -29,9 +31,12 @@ public final class AtomicFiles {
         void writeTo(FileChannel channel, Path temp) throws IOException;
     }
 
-    /** Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. */
+    /**
+     * Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. A symbolic
+     * link is written through, as a shell's {@code >} does: the file it points to is replaced and the link kept.
+     */
     public static void write(Path file, Content content) throws IOException {
-        Path absolute = file.toAbsolutePath();
+        Path absolute = throughLinks(file.toAbsolutePath());
         if (absolute.getFileName() == null || Files.isDirectory(absolute)) {
             throw new IllegalArgumentException("cannot write " + (file.toString().isEmpty() ? "''" : file)
                     + ": it names a folder, not a file");
@@ -54,6 +59,17 @@ public final class AtomicFiles {
                 // the write failed already, or succeeded; a stray temporary file is ignored by readers
             }
         }
+    }
+
+    /** The file {@code path} ends at after its symbolic links, which need not exist yet. */
+    private static Path throughLinks(Path path) throws IOException {
+        for (int links = 0; Files.isSymbolicLink(path); links++) {
+            if (links == MAX_LINKS) {
+                throw new FileSystemException(path.toString(), null, "too many levels of symbolic links");
+            }
+            path = path.resolveSibling(Files.readSymbolicLink(path)).toAbsolutePath();
+        }
+        return path;
     }
 
     /** Writes all of {@code buffer} (a channel may take fewer bytes per call). */

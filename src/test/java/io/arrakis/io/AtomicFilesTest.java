@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class AtomicFilesTest {
     private static void write(Path file, String text) throws IOException {
@@ -18,7 +19,6 @@ class AtomicFilesTest {
                 ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8))));
     }
 
-    /** Was: the temporary name added about 19 characters, so a name of 240 or more failed with "File name too long". */
     /** Were: a temporary named after nothing in the working folder ("/"), or in its parent (""), then a vague failure. */
     @Test
     void aPathThatNamesAFolderIsRefused(@TempDir Path dir) {
@@ -30,6 +30,7 @@ class AtomicFilesTest {
         }
     }
 
+    /** Was: the temporary name added about 19 characters, so a name of 240 or more failed with "File name too long". */
     @Test
     void aNameNearTheFileSystemsLimitIsWrittenAndNothingIsLeftBeside(@TempDir Path dir) throws IOException {
         for (int length : new int[] {5, 250, 255}) {
@@ -40,6 +41,28 @@ class AtomicFilesTest {
         }
         try (Stream<Path> entries = Files.list(dir)) {
             assertEquals(3, entries.count(), "no temporary file is left");
+        }
+    }
+
+    /** Was: the link was replaced by a file, and the file it pointed to kept its old content. */
+    @Test
+    void aSymbolicLinkIsWrittenThrough(@TempDir Path dir) throws IOException {
+        Path target = Files.createDirectories(dir.resolve("results")).resolve("view.html");
+        write(target, "old");
+        Path link = Files.createSymbolicLink(dir.resolve("latest.html"), Path.of("results", "view.html"));
+        Path chained = Files.createSymbolicLink(dir.resolve("chained.html"), link);
+        write(chained, "new");
+        assertEquals("new", Files.readString(target));
+        assertEquals(Path.of("results", "view.html"), Files.readSymbolicLink(link), "the links stay links");
+        assertEquals(link, Files.readSymbolicLink(chained));
+        Path dangling = Files.createSymbolicLink(dir.resolve("next.html"), Path.of("results", "next.html"));
+        write(dangling, "made");
+        assertEquals("made", Files.readString(dir.resolve("results").resolve("next.html")));
+        Path loop = dir.resolve("loop");
+        Files.createSymbolicLink(loop, loop);
+        assertThrows(java.nio.file.FileSystemException.class, () -> write(loop, "x"));
+        try (Stream<Path> entries = Files.list(dir.resolve("results"))) {
+            assertEquals(2, entries.count(), "no temporary file is left");
         }
     }
 }
