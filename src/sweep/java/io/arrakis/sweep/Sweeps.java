@@ -6,6 +6,7 @@ import org.apache.hadoop.fs.FileAlreadyExistsException;
 import org.apache.hadoop.fs.FileContext;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Options;
+import org.apache.hadoop.util.ShutdownHookManager;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.core.appender.ConsoleAppender;
 import org.apache.logging.log4j.core.config.Configurator;
@@ -156,6 +157,15 @@ public final class Sweeps {
         org.apache.hadoop.fs.Path temp = temporary(target);
         try {
             FileSystem fs = target.getFileSystem(hadoop(spark));
+            // a sweep stopped by a signal or Ctrl-C: after Spark's own hooks have stopped its jobs
+            Runnable removeTemp = () -> {
+                try {
+                    fs.delete(temp, true);
+                } catch (IOException ignored) {
+                    // the JVM is going down; nothing more can be done
+                }
+            };
+            ShutdownHookManager.get().addShutdownHook(removeTemp, FileSystem.SHUTDOWN_HOOK_PRIORITY + 20);
             try {
                 rows.write().format(format).options(CSV_OPTIONS).save(temp.toString());
                 // a plain FileSystem.rename onto an existing folder moves the temporary inside it, where no reader
@@ -169,6 +179,7 @@ public final class Sweeps {
                 }
             } finally {
                 fs.delete(temp, true);
+                ShutdownHookManager.get().removeShutdownHook(removeTemp);
             }
             return read(spark, out).count();
         } catch (IOException e) {

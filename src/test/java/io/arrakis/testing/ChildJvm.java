@@ -41,6 +41,8 @@ public final class ChildJvm {
     private static final int OUTPUT_TAIL = 8000;
     /** The exit status of a JVM that died of a fatal error (SIGABRT after writing its hs_err file). */
     private static final int JVM_CRASH = 134;
+    /** The exit status of a JVM stopped by SIGTERM after its shutdown hooks ran. */
+    private static final int SIGTERM_EXIT = 143;
 
     private final String java;
     private final String classPath;
@@ -177,6 +179,12 @@ public final class ChildJvm {
          */
         public String finish(int expectedExit) {
             return finish(expectedExit, TIMEOUT);
+        }
+
+        /** Stops the child with SIGTERM, as a terminal's kill does, and returns its output once it has exited. */
+        public String terminate() {
+            process.destroy();
+            return finish(SIGTERM_EXIT);
         }
 
         String finish(int expectedExit, Duration timeout) {

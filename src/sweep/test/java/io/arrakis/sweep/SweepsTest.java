@@ -1,12 +1,19 @@
 package io.arrakis.sweep;
 
+import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The executor settings a sweep needs join the user's instead of replacing them. */
+/** The executor settings a sweep needs join the user's instead of replacing them; what a stopped sweep leaves. */
 class SweepsTest {
     private static final String KEY = "spark.executor.extraJavaOptions";
 
@@ -30,5 +37,28 @@ class SweepsTest {
         }
         assertEquals("a.jar:" + "b.jar", Sweeps.withUsers("spark.executor.extraClassPath",
                 Map.of("spark.executor.extraClassPath", "a.jar"), "b.jar", ":"));
+    }
+
+    /** Was: a sweep stopped by SIGTERM or Ctrl-C while writing left its hidden {@code .<out>.tmp-<uuid>} folder. */
+    @Test
+    void aSweepStoppedByASignalWhileWritingLeavesNothingBehind(@TempDir Path dir) throws Exception {
+        Path out = Files.createDirectory(dir.resolve("out"));
+        Path blocked = dir.resolve("blocked");
+        ChildJvm.Running child = ChildJvm.of(BlockedWrite.class, out.resolve("stopped.csv").toString(),
+                blocked.toString()).start();
+        long deadline = System.nanoTime() + 90_000_000_000L;
+        while (!Files.exists(blocked)) {
+            assertTrue(System.nanoTime() < deadline, "the child's task never began");
+            Thread.sleep(50);
+        }
+        assertTrue(entries(out).getFirst().startsWith(".stopped.csv.tmp-"), entries(out).toString());
+        child.terminate();
+        assertEquals(List.of(), entries(out));
+    }
+
+    private static List<String> entries(Path dir) throws java.io.IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(p -> p.getFileName().toString()).toList();
+        }
     }
 }
