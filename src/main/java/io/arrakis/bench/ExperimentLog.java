@@ -289,6 +289,7 @@ public final class ExperimentLog {
      * @param modelConfig the model's configuration, or null
      * @param experiment  computes the result
      * @return the stored record
+     * @throws ExperimentNotLoggedException if the run cannot be recorded, holding its result and why
      */
     public ExperimentRecord run(String name, Map<String, ?> arguments, HookedAutoConfig modelConfig,
                                 Supplier<?> experiment) {
@@ -298,7 +299,11 @@ public final class ExperimentLog {
             long t0 = System.nanoTime();
             Object result = experiment.get();
             Duration took = Duration.ofNanos(System.nanoTime() - t0);
-            return record(name, args, result, start, took, modelConfig);
+            try {
+                return record(name, args, result, start, took, modelConfig);
+            } catch (RuntimeException e) {
+                throw new ExperimentNotLoggedException(name, result, e);
+            }
         }
     }
 

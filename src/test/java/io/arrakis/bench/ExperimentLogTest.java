@@ -44,6 +44,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -264,6 +265,24 @@ class ExperimentLogTest {
         e = assertThrows(IllegalArgumentException.class, () -> log.record("e", Map.of("t", closed), 1, T0, ONE_SECOND, null));
         assertTrue(e.getMessage().contains("arguments.t: the tensor is closed"), e.getMessage());
         assertThrows(NoSuchElementException.class, () -> log.listVersions("e"), "nothing was written");
+    }
+
+    /** Was: the result of a run that could not be recorded was lost with the record. */
+    @Test
+    void aRunThatCannotBeRecordedKeepsItsResultInTheException(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        Holder result = new Holder(Path.of("/x"));
+        ExperimentNotLoggedException e = assertThrows(ExperimentNotLoggedException.class,
+                () -> log.run("e", Map.of("i", 1), null, () -> result));
+        assertSame(result, e.result());
+        assertTrue(e.getMessage().contains("experiment 'e' ran") && e.getMessage().contains("unsupported type"),
+                e.getMessage());
+        assertTrue(e.getCause() instanceof IllegalArgumentException, e.getCause().toString());
+        assertThrows(NoSuchElementException.class, () -> log.listVersions("e"), "nothing was written");
+        IllegalStateException thrown = new IllegalStateException("the experiment failed");
+        assertSame(thrown, assertThrows(IllegalStateException.class, () -> log.run("e", Map.of(), null, () -> {
+            throw thrown;
+        })), "what the experiment throws passes unchanged");
     }
 
     record Holder(Path p) {
