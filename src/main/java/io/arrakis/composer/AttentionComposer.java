@@ -46,10 +46,11 @@ public final class AttentionComposer {
      * A composite head: {@code wQ}, {@code wK}, {@code wV} {@code [d_model, d_head]} are the means of the two heads'
      * matrices, {@code wO [d_head, d_model]} is {@code alpha · W_O(head1) + (1 − alpha) · W_O(head2)}; the
      * composition scores are those of head1 → head2 ({@link CompositionScores#pair}), which are 0 unless
-     * {@code head1.layer() < head2.layer()} (a head can only compose with a later one). Closing it frees the four
-     * weight tensors.
+     * {@code head1.layer() < head2.layer()} (a head can only compose with a later one). {@code model} is the model
+     * whose heads they are: only its composer applies the composite. Closing it frees the four weight tensors.
      */
-    public record HeadComposition(Head head1, Head head2, double alpha, Tensor wQ, Tensor wK, Tensor wV, Tensor wO,
+    public record HeadComposition(HookedAutoModel model, Head head1, Head head2, double alpha, Tensor wQ, Tensor wK,
+                                  Tensor wV, Tensor wO,
                                   double qComposition, double kComposition, double vComposition)
             implements AutoCloseable {
         @Override
@@ -110,7 +111,7 @@ public final class AttentionComposer {
         double q = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.Q);
         double k = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.K);
         double v = CompositionScores.pair(model, head1, head2, CompositionScores.Mode.V);
-        return new HeadComposition(head1, head2, alpha, wq, wk, wv, wo, q, k, v);
+        return new HeadComposition(model, head1, head2, alpha, wq, wk, wv, wo, q, k, v);
     }
 
     /**
@@ -130,11 +131,20 @@ public final class AttentionComposer {
      */
     public Tensor applyComposedHead(Tensor inputIds, HeadComposition composite) {
         Objects.requireNonNull(composite, "composite");
+        if (composite.model() != model) {
+            throw new IllegalArgumentException("the composite was made from the heads of another model; make it with"
+                    + " headComposition of this composer, whose model runs it");
+        }
         Head h1 = composite.head1();
         Head h2 = composite.head2();
         HookedAutoConfig c = model.config();
         h1.checkIn(c, "first");
         h2.checkIn(c, "second");
+        long[] in = {c.dModel(), c.dHead()};
+        for (Tensor w : new Tensor[] {composite.wQ(), composite.wK(), composite.wV()}) {
+            checkShape(w, in, "W_Q, W_K and W_V");
+        }
+        checkShape(composite.wO(), new long[] {c.dHead(), c.dModel()}, "W_O");
         int layer = h1.layer();
         String residName = "blocks." + layer + ".hook_resid_pre";
         try (TensorScope scope = TensorScope.open();
@@ -146,6 +156,14 @@ public final class AttentionComposer {
             Tensor sink = c.attentionSinks() ? sink(h1).add(sink(h2)).div(2.0) : null;
             Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink);
             return scope.keep(z.matmul(composite.wO()));
+        }
+    }
+
+    private static void checkShape(Tensor w, long[] shape, String which) {
+        Objects.requireNonNull(w, which);
+        if (!Arrays.equals(w.shape(), shape)) {
+            throw new IllegalArgumentException("the composite's " + which + " must be " + Arrays.toString(shape)
+                    + " ([d_model, d_head] in, [d_head, d_model] out), got " + Arrays.toString(w.shape()));
         }
     }
 

@@ -117,6 +117,32 @@ class AttentionComposerTest {
         }
     }
 
+    /**
+     * Was: a composite of llama-tiny-gqa's heads, applied by gpt2-tiny's composer (both d_model 32, d_head 8), gave a
+     * tensor mixing the two models' weights, biases, norms and residual streams.
+     */
+    @Test
+    void aCompositeRunsOnlyOnTheModelWhoseHeadsItMixes() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel gpt2 = HookedAutoModel.fromPretrained(gpt2Tiny());
+             HookedAutoModel llama = HookedAutoModel.fromPretrained(CompositionScoresTest.fixture("llama-tiny-gqa"))) {
+            AttentionComposer composer = new AttentionComposer(gpt2);
+            try (HeadComposition ofLlama = new AttentionComposer(llama).headComposition(Head.of(0, 0), Head.of(1, 3))) {
+                assertArrayEquals(ofLlama.wQ().shape(), composer.headComposition(Head.of(0, 0), Head.of(1, 3)).wQ().shape());
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> composer.applyComposedHead(IDS, ofLlama));
+                assertTrue(e.getMessage().contains("another model"), e.getMessage());
+            }
+            try (HeadComposition own = composer.headComposition(Head.of(0, 0), Head.of(1, 3))) {
+                HeadComposition transposed = new HeadComposition(gpt2, own.head1(), own.head2(), own.alpha(), own.wQ(),
+                        own.wK(), own.wV(), own.wQ(), 0, 0, 0);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> composer.applyComposedHead(IDS, transposed));
+                assertTrue(e.getMessage().contains("W_O must be [8, 32]"), e.getMessage());
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------------ applyComposedHead
 
     /** Head (l, h)'s own contribution to hook_attn_out: its hook_z slice times its W_O slice, from a plain forward. */
