@@ -556,7 +556,13 @@ public final class HookedAutoModel implements AutoCloseable {
             Tensor current = activation;
             for (HookSpec h : hooks) {
                 if (h.where().test(name)) {
-                    Tensor replacement = h.hook().apply(current, name);
+                    Tensor replacement;
+                    try {
+                        replacement = h.hook().apply(current, name);
+                    } catch (Throwable e) { // scopes the hook opened go with it, or the pass's own could not close
+                        scope.closeInnerScopes();
+                        throw e;
+                    }
                     int left = scope.closeInnerScopes();
                     if (left > 0) {
                         throw new IllegalStateException("the hook at " + name + " left " + left + " TensorScope(s) open"

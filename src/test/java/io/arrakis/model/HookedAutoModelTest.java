@@ -215,6 +215,31 @@ class HookedAutoModelTest {
     }
 
     /**
+     * Was: a hook that opened a scope and threw left that scope and the pass's open on the thread, two more a failure:
+     * every later tensor of the thread went into the hook's scope, never to be freed before the thread ended.
+     */
+    @Test
+    void aHookThatThrowsWithAScopeOpenLeavesTheThreadsScopesAsBefore() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.create(tinyGpt2(), 3, DType.FLOAT32, Device.CPU)) {
+            Tensor input = ids(1, 2, 3);
+            Tensor[] made = new Tensor[1];
+            IllegalArgumentException thrown = new IllegalArgumentException("the hook's own failure");
+            assertSame(thrown, assertThrows(IllegalArgumentException.class, () -> model.runWithHooks(input,
+                    HookedAutoModel.HookSpec.at("blocks.0.hook_mlp_out", (a, n) -> {
+                        TensorScope.open(); // never closed
+                        made[0] = a.mul(3.0);
+                        throw thrown;
+                    }))));
+            assertEquals(0, thrown.getSuppressed().length, "the pass's scope closed in order");
+            assertTrue(made[0].isClosed(), "freed with the scope it was made in");
+            assertEquals(0, scope.closeInnerScopes(), "this test's scope is the thread's innermost again");
+            Tensor after = Tensor.ones(1);
+            scope.keep(after); // would fail were it another scope's
+            after.close();
+        }
+    }
+
+    /**
      * Was: a replacement a hook made outside the pass was handed out as the pass's own, so closing the output closed
      * the hook's tensor (the next pass then failed, blaming the hook), and the cached logits were the output's
      * logits, so removing them from the cache closed {@code logits()}.
