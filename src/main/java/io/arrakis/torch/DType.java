@@ -92,8 +92,10 @@ public enum DType {
         return c;
     }
 
+    private static final DType[] ALL = values(); // values() copies its array on every call
+
     static DType fromCode(int code) {
-        for (DType t : values()) {
+        for (DType t : ALL) {
             if (t.code() == code) {
                 return t;
             }

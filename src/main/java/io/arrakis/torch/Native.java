@@ -112,6 +112,27 @@ final class Native {
         };
     }
 
+    /** Per thread, out-parameters of {@link #byteSize}, which a caller may call between reading its own out slots. */
+    private static final ThreadLocal<MemorySegment> SIZE_SCRATCH = ThreadLocal.withInitial(
+            () -> Arena.ofAuto().allocate(8L, 8));
+
+    /** The bytes of tensor {@code handle}'s elements (its numel times its element size). */
+    static long byteSize(long handle) {
+        MemorySegment h = MemorySegment.ofAddress(handle);
+        MemorySegment out = SIZE_SCRATCH.get();
+        check(arrakis_torch_h.aoti_torch_get_numel(h, out), "aoti_torch_get_numel");
+        long numel = out.get(ValueLayout.JAVA_LONG, 0);
+        check(arrakis_torch_h.aoti_torch_get_dtype(h, out), "aoti_torch_get_dtype");
+        int code = out.get(ValueLayout.JAVA_INT, 0);
+        int elementSize;
+        try {
+            elementSize = DType.fromCode(code).byteSize();
+        } catch (TorchException unsupported) {
+            elementSize = 8; // a dtype this library does not make: refused where it is used, only estimated here
+        }
+        return numel * elementSize;
+    }
+
     /** A new owning handle to the same tensor, for arguments the dispatcher steals. */
     static long newHandle(MemorySegment handle) {
         MemorySegment out = out();

@@ -54,6 +54,8 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
     final long address;
     /** The scope that frees this handle, or null when the handle is registered for the garbage collector instead. */
     TensorScope.Owned owner;
+    /** The bytes of the tensor's elements, counted by {@link NativePressure} while the handle is registered. */
+    private long bytes;
     private volatile Stripe stripe;
     private NativeHandle prev;
     private NativeHandle next;
@@ -75,6 +77,7 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
 
     /** Makes the garbage collector's backstop responsible for this handle. */
     void register() {
+        bytes = Native.byteSize(address);
         Stripe s = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
         stripe = s;
         synchronized (s) {
@@ -83,10 +86,12 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
                 next.prev = this;
             }
             s.head = this;
+            NativePressure.registered(bytes); // under the lock that unlinking takes, so it is counted before it leaves
         }
         if (isReleased()) { // released on another thread before it could see the stripe, so it could not unlink
             unlink(s);
         }
+        NativePressure.collectIfDue();
     }
 
     boolean isReleased() {
@@ -173,6 +178,7 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
             }
             prev = null;
             next = null;
+            NativePressure.released(bytes);
         }
     }
 

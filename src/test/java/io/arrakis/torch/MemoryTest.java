@@ -211,6 +211,28 @@ class MemoryTest {
     }
 
     /**
+     * Was: a loop that drops its tensors and makes little Java garbage held gigabytes, since collections come from the
+     * Java heap, where a tensor is a few dozen bytes. The native bytes left to the backstop now ask for collections
+     * themselves: three steps of them are dropped here, and nobody calls {@code System.gc()}.
+     */
+    @Test
+    void droppedTensorsAreFreedWithoutAnyoneAskingForACollection() {
+        long before = ResidentMemory.settled();
+        long peak = before;
+        long tensors = 3 * NativePressure.STEP / (4L * ONE_MB_FLOATS);
+        for (long i = 0; i < tensors; i++) {
+            Tensor.ones(ONE_MB_FLOATS); // dropped without close
+            if (i % 50 == 49) {
+                peak = Math.max(peak, ResidentMemory.rss());
+            }
+        }
+        report(tensors + " dropped 1 MB tensors, no System.gc() (peak " + peak / MB + " MB, step "
+                + NativePressure.STEP / MB + " MB)", before, ResidentMemory.settled());
+        assertTrue(peak - before < 2 * NativePressure.STEP + SLACK, "RSS peaked " + (peak - before) / MB
+                + " MB above start: the dropped tensors waited for the Java heap to fill");
+    }
+
+    /**
      * A scope that is never closed, on a thread that ends, becomes unreachable with its tensors: its backstop frees
      * them. 40 threads one after another each make and abandon 50 MB (2 GB in all), in a fresh JVM (the malloc arenas
      * a process already has decide how much a freed thread can leave behind). The library allows one malloc arena per

@@ -1,0 +1,55 @@
+package io.arrakis.torch;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Makes the garbage collector's backstop see native memory. A tensor nobody closed is freed only when a collection
+ * finds it unreachable, and collections come from pressure on the Java heap, where a tensor is a few dozen bytes
+ * however much native memory it holds: a loop that forgets its outputs and makes little other garbage would hold
+ * gigabytes before a collection came. So this counts the bytes of the tensors left to the backstop and asks for a
+ * collection once they have grown by {@link #STEP} over the least they were since the last one, as the JDK does for
+ * direct buffers.
+ */
+final class NativePressure {
+    /** The growth that asks for a collection. */
+    static final long STEP = Math.max(256L << 20, HostMemory.usableBytes() / 32);
+
+    private static final AtomicLong REGISTERED = new AtomicLong();
+    /** Where {@link #REGISTERED} asks for the next collection. */
+    private static final AtomicLong COLLECT_AT = new AtomicLong(STEP);
+    private static final long MIN_INTERVAL_NANOS = 100_000_000L;
+    private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
+
+    private NativePressure() {
+    }
+
+    /** A tensor of {@code bytes} was left to the backstop. */
+    static void registered(long bytes) {
+        REGISTERED.addAndGet(bytes);
+    }
+
+    /** A tensor of {@code bytes} the backstop was responsible for was freed (closed, or reaped). */
+    static void released(long bytes) {
+        long lowered = REGISTERED.addAndGet(-bytes) + STEP;
+        if (lowered < COLLECT_AT.get()) {
+            COLLECT_AT.accumulateAndGet(lowered, Math::min);
+        }
+    }
+
+    /**
+     * Asks for a collection, on this thread, once the bytes left to the backstop have grown by {@link #STEP}; at most
+     * one per {@link #MIN_INTERVAL_NANOS}, so that a burst of long-lived tensors (a model's weights) costs one.
+     */
+    static void collectIfDue() {
+        long now = REGISTERED.get();
+        if (now < COLLECT_AT.get()) {
+            return;
+        }
+        long time = System.nanoTime();
+        long last = LAST_COLLECTION.get();
+        if (time - last >= MIN_INTERVAL_NANOS && LAST_COLLECTION.compareAndSet(last, time)) {
+            COLLECT_AT.set(now + STEP);
+            System.gc();
+        }
+    }
+}
