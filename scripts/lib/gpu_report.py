@@ -3,8 +3,9 @@
 and a short table, with the targets of issue #7 met or missed. Standard library only.
 
 usage: gpu_report.py JAVA_JSON PYTHON_JSON OUT_JSON OUT_TABLE [JUNIT_RC]
-Exits with 1 where a result is wrong (a parity check, a CUDA graph that failed or differs from the eager pass, a half
-that wrote nothing or was cut short); a missed speed target is reported, not an exit status.
+Exits with 1 where a result is wrong or missing (a parity check, or a comparison with Hugging Face or TransformerLens,
+that failed or could not be made; a CUDA graph that failed or differs from the eager pass; a row that could not be
+measured; a half that wrote nothing or was cut short); a missed speed target is reported, not an exit status.
 """
 import json
 import sys
@@ -64,6 +65,7 @@ def main():
         for key in ("hf_vs_ours_cpu_f32_ok", "hf_vs_ours_device_f32_ok"):
             if key in p:
                 ok = ok and bool(p[key])
+        ok = ok and "error" not in p  # a comparison with Hugging Face that failed checked nothing
         if not ok:
             failures.append(f"parity {j.get('model')}")
         row = {"model": j.get("model"), "ok": ok, "java": j, "python": p}
@@ -100,6 +102,8 @@ def main():
             "ours_graph_error" not in j and j.get("ours_graph_equals_eager") is True)
         if g_ok is False:
             failures.append(f"graph {j.get('model')} {j.get('seq')}")
+        if "error" in j:  # the pass could not be timed, and its CUDA graph was not tried
+            failures.append(f"forward {j.get('model')} {j.get('seq')}")
         summary.setdefault("graph", []).append({"model": j.get("model"), "seq": j.get("seq"), "nodes": j.get("ours_graph_nodes"),
                                                 "ours_graph_ms": j.get("ours_graph_ms"), "python_ms": p.get("python_ms"),
                                                 "python_graph_ms": p.get("python_graph_ms"), "vs_eager": g_eager,
@@ -132,9 +136,12 @@ def main():
             note.append(f"python timed {p['sender_heads_timed']} of {p['sender_heads_total']} sender heads, scaled")
         if "tl_vs_ours_max_abs" in p:
             note.append(f"TL vs ours max|diff| {p['tl_vs_ours_max_abs']:.2g} {verdict(p.get('tl_vs_ours_ok'))}")
+        if p.get("tl_vs_ours_ok") is False:
+            failures.append(f"composition {j.get('model')} against TransformerLens")
         for e in (j.get("error"), p.get("error")):
             if e:
                 note.append("error: " + str(e)[:80])
+                failures.append(f"composition {j.get('model')}")
         summary["composition"].append({"model": j.get("model"), "ours_ms": j.get("ours_ms"), "python_ms": p.get("python_ms"),
                                        "ratio": ratio, "target_met": met, "python_extrapolated": p.get("extrapolated"),
                                        "tl_vs_ours_max_abs": p.get("tl_vs_ours_max_abs")})

@@ -93,6 +93,35 @@ class GpuReportTest(unittest.TestCase):
                                                      "python_impl": "eager"}]})
         self.assertIn("java error: loading failed", out)
 
+    def test_a_row_that_could_not_be_measured_fails(self):
+        # were: exit 0, as if the row had been measured
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "composition": [],
+                "forward": [{"model": "gpt2s", "seq": 128, "error": "CUDA out of memory"}]}
+        out, rc = self.run_report(java)
+        self.assertEqual(1, rc, out)
+        self.assertIn("FAILED: forward gpt2s 128", out)
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "forward": [],
+                "composition": [{"model": "gpt2s", "layers": 12, "heads": 12, "error": "failed"}]}
+        self.assertEqual(1, self.run_report(java)[1])
+
+    def test_a_comparison_with_hugging_face_that_failed_fails(self):
+        # was: "ok", exit 0, the bfloat16 figure taken from the Java half instead
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "forward": [], "composition": []}
+        out, rc = self.run_report(java, {"parity": [{"model": "gpt2", "error": "logits differ in shape"}]})
+        line = next(l for l in out.splitlines() if l.startswith("gpt2"))
+        self.assertIn("FAIL", line)
+        self.assertEqual(1, rc, out)
+
+    def test_composition_that_differs_from_transformer_lens_fails(self):
+        # was: "FAIL" in the table, exit 0
+        java = {"meta": {}, "parity": [self.GOOD_PARITY], "forward": [],
+                "composition": [{"model": "gpt2s", "layers": 12, "heads": 12, "ours_ms": 10.0}]}
+        python = {"composition": [{"model": "gpt2s", "python_ms": 100.0, "tl_vs_ours_max_abs": 0.5,
+                                   "tl_vs_ours_ok": False}]}
+        out, rc = self.run_report(java, python)
+        self.assertEqual(1, rc, out)
+        self.assertIn("FAILED: composition gpt2s against TransformerLens", out)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -356,15 +356,17 @@ public final class GpuCheck {
                     row.put("seq", seq);
                     // host ids, as a tokenizer gives them: the pass copies them to the GPU without waiting for it
                     try (Tensor ids = Tensor.randint(new Generator(1), 0, config.vocabSize(), new long[] {1, seq}, Device.CPU)) {
-                        row.put("ours_ms", medianMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
-                        row.put("ours_host_ms", hostMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
-                        row.put("ours_with_cache_ms", medianMs(() -> model.forward(ids), r -> ((ModelOutput) r).logits()));
-                        if (!device.isCpu()) {
+                        try {
+                            row.put("ours_ms", medianMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
+                            row.put("ours_host_ms", hostMs(() -> model.forward(ids, CacheSpec.none()), r -> ((ModelOutput) r).logits()));
+                            row.put("ours_with_cache_ms", medianMs(() -> model.forward(ids), r -> ((ModelOutput) r).logits()));
+                        } catch (Throwable e) {
+                            e.printStackTrace();
+                            row.put("error", e.toString());
+                        }
+                        if (!device.isCpu()) { // tried whatever the eager timings gave: it records its own failure
                             graphed(model, ids, seq, row);
                         }
-                    } catch (Throwable e) {
-                        e.printStackTrace();
-                        row.put("error", e.toString());
                     }
                     rows.add(row);
                     flush();

@@ -99,19 +99,22 @@ public final class CapturedForward implements AutoCloseable {
         }
     }
 
-    /** Frees the graph and its buffers; the model stays open. */
+    /**
+     * Frees the graph and its buffers; the model stays open. Where the graph cannot be closed (it could not wait for
+     * the last replay) this throws and frees nothing, since a replay still running writes the buffers.
+     */
     @Override
     public synchronized void close() {
         if (closed) {
             return;
         }
+        graph.close();
         closed = true;
         try {
-            graph.close();
-        } finally {
             cache.close();
             logits.close();
             ids.close();
+        } finally {
             model.forget(this);
         }
     }

@@ -415,9 +415,11 @@ public final class HookedAutoModel implements AutoCloseable {
      * host. Closing the model closes its captured passes.
      *
      * <p>A replay writes the temporaries of the captured ops into memory that libtorch's caching allocator keeps for
-     * the graph's stream; it hands such memory back to the driver only when an allocation runs out of GPU memory or
-     * its cache is emptied. After either, close the captured passes and capture again: a replay could otherwise write
-     * memory that other tensors now use.
+     * the graph's stream. The allocator hands such memory back to the driver when its cache is emptied, and whenever
+     * an allocation on the device runs short of memory, silently where its retry then succeeds; a replay could then
+     * write memory that other tensors use. libtorch's C interface offers no pool of the graph's own (as
+     * {@code torch.cuda.graph} has), so use captured passes where other work leaves the GPU memory to spare, and
+     * capture again after its cache was emptied.
      *
      * @throws IllegalArgumentException for a shape the model cannot take or a cache entry it does not have
      * @throws IllegalStateException if the model is closed, has hooks, or is not on a GPU

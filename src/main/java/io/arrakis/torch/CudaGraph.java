@@ -22,9 +22,10 @@ import java.util.concurrent.ConcurrentLinkedDeque;
  * write new inputs into them before {@link #replay}. That memory must not go to other work while the graph lives, or a replay would
  * overwrite it: every tensor the captured run freed is held back until the graph is closed, and what libtorch frees
  * inside an op (its temporaries) returns to the caching allocator under the graph's stream, whose blocks it gives only
- * to work on that stream, which nothing else uses. (The allocator can still hand unused cached blocks back to the
- * driver when an allocation runs out of memory, or when its cache is emptied; a graph's temporaries would then be
- * exposed.) Work that needs the host to wait for the GPU (reading a value back, a copy from pageable memory) cannot be
+ * to work on that stream, which nothing else uses. (The allocator still hands unused cached blocks back to the
+ * driver when its cache is emptied, and whenever an allocation runs short of memory, silently where its retry then
+ * succeeds; a graph's temporaries are then exposed. A pool of the graph's own, as {@code torch.cuda.graph} uses, is
+ * not open to libtorch's C interface.) Work that needs the host to wait for the GPU (reading a value back, a copy from pageable memory) cannot be
  * captured: {@link #capture} then throws, naming what failed.
  */
 public final class CudaGraph implements AutoCloseable {

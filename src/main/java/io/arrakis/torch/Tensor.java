@@ -1307,8 +1307,17 @@ public final class Tensor implements AutoCloseable {
         DType target = promoteIntegral(this, other);
         long[] shape = broadcastShape(subtract ? "sub" : "add", meta().shape, other.meta().shape, other);
         try (TensorScope scope = TensorScope.open()) {
-            Tensor a = to(target).expand(shape);
-            Tensor b = other.to(target).expand(shape);
+            Tensor a = to(target);
+            Tensor b = other.to(target);
+            if (a.device().isCpu() != b.device().isCpu()) { // a 0-d CPU operand beside a GPU one, as checkBinary allows
+                if (a.device().isCpu()) {
+                    a = a.to(b.device());
+                } else {
+                    b = b.to(a.device());
+                }
+            }
+            a = a.expand(shape);
+            b = b.expand(shape);
             Tensor stacked = stack(List.of(a, subtract ? b.neg() : b), 0);
             return scope.keep(Call.begin(SUM_DIM, stacked).tensor(stacked).optInts(new long[] {0}).bool(false)
                     .optDtype(target).tensorResult());

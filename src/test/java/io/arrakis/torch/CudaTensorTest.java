@@ -138,4 +138,18 @@ class CudaTensorTest {
             assertSameOnGpu(a.add(a).to(DType.BFLOAT16), ga.to(DType.BFLOAT16).add(ga.to(DType.BFLOAT16)), 0.1);
         }
     }
+
+    /** Was: integer sums stack their operands, and the stack refused a 0-d CPU operand beside a GPU one. */
+    @Test
+    void integerSumsTakeA0dCpuOperandAsPyTorchDoes() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor ids = Tensor.of(new long[] {3, 5, 7}, 3);
+            Tensor gpuIds = ids.to(GPU);
+            Tensor one = Tensor.of(new long[] {1}, 1).reshape(); // 0-d, on the CPU
+            assertArrayEquals(new long[] {4, 6, 8}, gpuIds.add(one).to(Device.CPU).toLongArray());
+            assertArrayEquals(new long[] {2, 4, 6}, gpuIds.sub(one).to(Device.CPU).toLongArray());
+            assertArrayEquals(new long[] {4, 6, 8}, one.add(gpuIds).to(Device.CPU).toLongArray());
+            assertEquals(GPU, one.add(gpuIds).device());
+        }
+    }
 }
