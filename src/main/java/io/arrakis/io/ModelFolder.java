@@ -2,7 +2,6 @@ package io.arrakis.io;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -13,6 +12,10 @@ import java.util.List;
  * {@code snapshots/<commit>} that holds the files as symbolic links into {@code blobs/}.
  */
 public final class ModelFolder {
+    /** The files of a folder a model and its tokenizer are read from, besides the shards an index names. */
+    private static final List<String> READ = List.of("config.json", "tokenizer.json", "model.safetensors",
+            "model.safetensors.index.json");
+
     private ModelFolder() {
     }
 
@@ -21,8 +24,8 @@ public final class ModelFolder {
      * (it has {@code snapshots/} and no {@code config.json} of its own), else {@code dir}. A path that is not a folder is returned as it is, for the caller
      * to refuse in its own words.
      *
-     * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or a file of the
-     *                                  folder is a symbolic link to nothing (a download that did not finish)
+     * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or a file a model is
+     *                                  read from is a symbolic link to nothing (a download that did not finish)
      */
     public static Path resolve(Path dir) {
         if (!Files.isDirectory(dir)) {
@@ -63,16 +66,21 @@ public final class ModelFolder {
         return snapshot;
     }
 
+    /**
+     * Refuses a link to nothing among the files a model is read from; others (a pickle checkpoint whose blob was
+     * deleted to save room) do not matter, as to transformers. Shards are checked as the index names them.
+     */
     private static void checkLinks(Path folder) {
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(folder)) {
-            for (Path entry : entries) {
-                if (Files.isSymbolicLink(entry) && !Files.exists(entry)) {
+        for (String name : READ) {
+            Path entry = folder.resolve(name);
+            if (Files.isSymbolicLink(entry) && !Files.exists(entry)) {
+                try {
                     throw new IllegalArgumentException(entry + " is a symbolic link to " + Files.readSymbolicLink(entry)
-                            + ", which does not exist (a download that did not finish?)");
+                            + ", which does not exist (a download that did not finish, or a blob deleted?)");
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot read the link " + entry, e);
                 }
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list " + folder, e);
         }
     }
 

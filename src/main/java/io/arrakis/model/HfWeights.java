@@ -210,6 +210,13 @@ final class HfWeights {
         }
         if (!source.names().contains(name)) {
             if (t.parts().getFirst().slot() == Slot.UNEMBED) {
+                List<String> heads = source.names().stream()
+                        .filter(n -> n.startsWith("score.") || n.startsWith("classifier.")).sorted().toList();
+                if (!heads.isEmpty()) { // AutoModelForCausalLM would give such a checkpoint a random lm_head
+                    throw new IllegalArgumentException("the checkpoint has no " + name + " but a classification head "
+                            + heads + " (its config's architectures: " + config.raw().get("architectures") + "):"
+                            + " this library runs causal language models, whose head maps to the vocabulary");
+                }
                 throw new IllegalArgumentException("the checkpoint has no " + name + " but its config says the"
                         + " embeddings are not tied (tie_word_embeddings=false)");
             }

@@ -155,7 +155,11 @@ public final class HookedAutoModel implements AutoCloseable {
         checkDtype(dtype);
         dir = HookedAutoConfig.modelFolder(dir);
         HookedAutoConfig config = HookedAutoConfig.fromJson(dir.resolve("config.json"));
-        try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir)) {
+        Object weightsFile = config.raw().get("transformers_weights"); // transformers reads it before the usual names
+        if (weightsFile != null && !(weightsFile instanceof String)) {
+            throw new IllegalArgumentException("config.json's transformers_weights must be a file name, got " + weightsFile);
+        }
+        try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir, (String) weightsFile)) {
             MemoryCheck.require(config, HfWeights.storedUntiedCopy(config, files.names()), dtype, device);
             HfWeights.Source source = new HfWeights.Source() {
                 @Override

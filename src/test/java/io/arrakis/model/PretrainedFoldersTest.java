@@ -67,6 +67,74 @@ class PretrainedFoldersTest {
         assertTrue(e.getMessage().contains("model.safetensors is a symbolic link"), e.getMessage());
     }
 
+    /**
+     * Was: any link to nothing refused the folder, though transformers reads only its files: a blob deleted to save
+     * room (a pickle checkpoint beside the safetensors one) stopped a model from loading.
+     */
+    @Test
+    void aLinkToNothingAmongFilesNotReadDoesNotMatter() throws Exception {
+        Path hub = HubCacheLayout.build(tmp, "arrakis/gpt2-tiny", HubCacheLayout.filesOf(Fixtures.dir("gpt2-tiny")));
+        Path snapshot = hub.resolve("snapshots").resolve(HubCacheLayout.COMMIT);
+        Files.createSymbolicLink(snapshot.resolve("pytorch_model.bin"), Path.of("..", "..", "blobs", "deleted"));
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(hub)) {
+            assertEquals(2, model.config().nLayers());
+        }
+    }
+
+    /**
+     * Was: config.json's transformers_weights was ignored, and the model loaded from a stale model.safetensors beside
+     * the file it names, which transformers reads first.
+     */
+    @Test
+    void theWeightsFileTheConfigNamesIsTheOneLoaded() throws Exception {
+        Path fixture = Fixtures.dir("gpt2-tiny");
+        Path dir = Files.createDirectories(tmp.resolve("named"));
+        Map<String, Object> config = new java.util.LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(fixture.resolve("config.json"))));
+        config.put("transformers_weights", "model-hf.safetensors");
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        Files.copy(fixture.resolve("model.safetensors"), dir.resolve("model-hf.safetensors"));
+        Fixtures.writeWithNaN(fixture, "ln_f.weight", tmp.resolve("stale"));
+        Files.copy(tmp.resolve("stale").resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel plain = HookedAutoModel.fromPretrained(fixture);
+             HookedAutoModel named = HookedAutoModel.fromPretrained(dir)) {
+            Tensor ids = Tensor.of(new long[] {5, 17, 3, 88}, 1, 4);
+            assertArrayEquals(plain.runWithHooks(ids).toFloatArray(), named.runWithHooks(ids).toFloatArray());
+        }
+        config.put("transformers_weights", 3);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(dir));
+        assertTrue(e.getMessage().contains("transformers_weights must be a file name"), e.getMessage());
+    }
+
+    /** Was: "no lm_head.weight but its config says the embeddings are not tied", pointing at the wrong setting. */
+    @Test
+    void aClassificationCheckpointIsRefusedForWhatItIs() throws Exception {
+        Path fixture = Fixtures.dir("llama-tiny-gqa");
+        Path dir = Files.createDirectories(tmp.resolve("classifier"));
+        Map<String, Object> config = new java.util.LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(fixture.resolve("config.json"))));
+        config.put("architectures", List.of("LlamaForSequenceClassification"));
+        config.put("tie_word_embeddings", false);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        Map<String, Tensor> tensors = new java.util.LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open();
+             io.arrakis.model.safetensors.SafeTensorsFile file = io.arrakis.model.safetensors.SafeTensorsFile.open(
+                     fixture.resolve("model.safetensors"))) {
+            for (String name : file.names()) {
+                if (!name.equals("lm_head.weight")) {
+                    tensors.put(name, file.tensor(name));
+                }
+            }
+            tensors.put("score.weight", Tensor.zeros(2, 32));
+            io.arrakis.model.safetensors.SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(dir));
+        assertTrue(e.getMessage().contains("a classification head [score.weight]")
+                && e.getMessage().contains("LlamaForSequenceClassification"), e.getMessage());
+    }
+
     /** The folder's tokenizer.json gives the ids Hugging Face gives (expected.json), as TransformerLens's to_tokens. */
     @Test
     void theFoldersTokenizerTurnsTextIntoInput() throws Exception {

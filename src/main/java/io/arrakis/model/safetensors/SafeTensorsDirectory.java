@@ -61,33 +61,71 @@ public final class SafeTensorsDirectory implements AutoCloseable {
      *                              pickle checkpoints), or any file is invalid or inconsistent with the index
      */
     public static SafeTensorsDirectory open(Path dir) {
+        return open(dir, null);
+    }
+
+    /**
+     * Opens the weights in {@code dir} that {@code weightsFile} names, as transformers reads a config's
+     * {@code transformers_weights} before the usual names: a {@code .safetensors} file, or a
+     * {@code .safetensors.index.json} index of shards. Where it is null, as {@link #open(Path)}.
+     *
+     * @throws SafeTensorsException as {@link #open(Path)}, and if {@code weightsFile} is no plain file name of such a
+     *                              kind, or no file in {@code dir}
+     */
+    public static SafeTensorsDirectory open(Path dir, String weightsFile) {
         if (!Files.isDirectory(dir)) {
             throw new SafeTensorsException(dir, Files.exists(dir) ? "not a directory" : "no such directory");
         }
-        Path single = dir.resolve(SINGLE_FILE);
-        for (Path weights : List.of(single, dir.resolve(INDEX_FILE))) {
-            if (Files.isSymbolicLink(weights) && !Files.exists(weights)) {
-                throw new SafeTensorsException(weights, "a link to a file that does not exist (a download cut short?)");
+        if (weightsFile == null) {
+            Path single = dir.resolve(SINGLE_FILE);
+            Path index = dir.resolve(INDEX_FILE);
+            checkLink(single);
+            checkLink(index);
+            if (Files.exists(single)) {
+                return openSingle(dir, single);
             }
-        }
-        if (Files.exists(single)) {
-            SafeTensorsFile f = SafeTensorsFile.open(single);
-            Map<String, SafeTensorsFile> byName = new TreeMap<>();
-            for (String name : f.names()) {
-                byName.put(name, f);
+            if (Files.exists(index)) {
+                return openSharded(dir, index);
             }
-            return new SafeTensorsDirectory(dir, List.of(f), Collections.unmodifiableMap(byName), f.metadata());
+            throw noWeights(dir);
         }
-        Path index = dir.resolve(INDEX_FILE);
-        if (Files.exists(index)) {
-            return openSharded(dir, index);
+        String problem = fileNameProblem(weightsFile);
+        if (problem == null && !weightsFile.endsWith(".safetensors") && !weightsFile.endsWith(".safetensors.index.json")) {
+            problem = "is neither a .safetensors file nor a .safetensors.index.json index";
         }
-        throw noWeights(dir);
+        if (problem != null) {
+            throw new SafeTensorsException(dir, "config.json's transformers_weights " + Json.quote(weightsFile) + " "
+                    + problem);
+        }
+        Path named = dir.resolve(weightsFile);
+        checkLink(named);
+        if (!Files.isRegularFile(named)) {
+            throw new SafeTensorsException(dir, "config.json's transformers_weights names " + Json.quote(weightsFile)
+                    + ", which is not a file here");
+        }
+        return weightsFile.endsWith(".safetensors") ? openSingle(dir, named) : openSharded(dir, named);
+    }
+
+    private static void checkLink(Path weights) {
+        if (Files.isSymbolicLink(weights) && !Files.exists(weights)) {
+            throw new SafeTensorsException(weights, "a link to a file that does not exist (a download cut short?)");
+        }
+    }
+
+    private static SafeTensorsDirectory openSingle(Path dir, Path file) {
+        SafeTensorsFile f = SafeTensorsFile.open(file);
+        Map<String, SafeTensorsFile> byName = new TreeMap<>();
+        for (String name : f.names()) {
+            byName.put(name, f);
+        }
+        return new SafeTensorsDirectory(dir, List.of(f), Collections.unmodifiableMap(byName), f.metadata());
     }
 
     private static SafeTensorsException noWeights(Path dir) {
         List<String> pickles = new ArrayList<>();
-        List<String> others = new ArrayList<>();
+        List<String> safetensors = new ArrayList<>();
+        List<String> gguf = new ArrayList<>();
+        List<String> flaxOrTf = new ArrayList<>();
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
             for (Path p : entries) {
                 String name = p.getFileName().toString();
@@ -96,23 +134,45 @@ public final class SafeTensorsDirectory implements AutoCloseable {
                         || lower.equals("pytorch_model.bin.index.json")) {
                     pickles.add(name);
                 } else if (lower.endsWith(".safetensors")) {
-                    others.add(name);
+                    safetensors.add(name);
+                } else if (lower.endsWith(".gguf")) {
+                    gguf.add(name);
+                } else if (lower.endsWith(".msgpack") || lower.endsWith(".h5")) {
+                    flaxOrTf.add(name);
                 }
             }
         } catch (IOException e) {
             return new SafeTensorsException(dir, "cannot list the folder: " + e, e);
         }
         Collections.sort(pickles);
-        Collections.sort(others);
-        if (!others.isEmpty()) {
-            return new SafeTensorsException(dir, "no " + SINGLE_FILE + " or " + INDEX_FILE + " here, only " + others
-                    + "; open such a file with SafeTensorsFile.open");
+        Collections.sort(safetensors);
+        String none = "no " + SINGLE_FILE + " or " + INDEX_FILE + " here, ";
+        if (safetensors.contains("adapter_model.safetensors")) {
+            return new SafeTensorsException(dir, none + "but a PEFT adapter " + safetensors + ", which needs its base"
+                    + " model: merge it in Python (peft: model.merge_and_unload(), then save_pretrained)");
+        }
+        if (safetensors.stream().anyMatch(n -> n.matches(".*-\\d+-of-\\d+\\.safetensors"))) {
+            return new SafeTensorsException(dir, none + "but shards " + safetensors + " without the index that names"
+                    + " their tensors: fetch " + INDEX_FILE + " too");
+        }
+        if (!safetensors.isEmpty()) {
+            return new SafeTensorsException(dir, none + "only " + safetensors + "; name the weights file in config.json's"
+                    + " transformers_weights, as transformers reads it, or open it with SafeTensorsFile.open");
         }
         if (!pickles.isEmpty()) {
             return new SafeTensorsException(dir, "only PyTorch pickle checkpoints here " + pickles + ". arrakis-jvm does not"
                     + " load pickle files, because unpickling can run arbitrary code; it needs safetensors weights ("
                     + SINGLE_FILE + " or " + INDEX_FILE + "). Convert the model in Python, e.g."
                     + " model.save_pretrained(dir, safe_serialization=True), or download its safetensors files");
+        }
+        if (!gguf.isEmpty()) {
+            return new SafeTensorsException(dir, none + "only GGUF " + gguf + ", which holds quantized weights: load it"
+                    + " in Python (transformers: from_pretrained(dir, gguf_file=...)) and save_pretrained it");
+        }
+        if (!flaxOrTf.isEmpty()) {
+            return new SafeTensorsException(dir, none + "only Flax or TensorFlow weights " + flaxOrTf + ": convert them"
+                    + " in Python (transformers 4: from_pretrained(dir, from_flax=True or from_tf=True), then"
+                    + " save_pretrained)");
         }
         return new SafeTensorsException(dir, "no model weights here: expected " + SINGLE_FILE + " or " + INDEX_FILE);
     }
@@ -221,27 +281,33 @@ public final class SafeTensorsDirectory implements AutoCloseable {
 
     /** Rejects shard names that could reach outside the folder: separators, "." and "..", absolute paths. */
     private static void checkPlainFileName(Path index, String tensor, String shard) {
-        String problem = null;
-        if (shard.isEmpty()) {
-            problem = "is empty";
-        } else if (shard.indexOf('/') >= 0 || shard.indexOf('\\') >= 0) {
-            problem = "contains a path separator";
-        } else if (shard.equals(".") || shard.equals("..")) {
-            problem = "is not a file name";
-        } else {
-            try {
-                Path p = Path.of(shard);
-                if (p.isAbsolute() || p.getNameCount() != 1 || !p.getFileName().toString().equals(shard)) {
-                    problem = "is not a plain file name";
-                }
-            } catch (InvalidPathException e) {
-                problem = "is not a valid file name (" + e.getReason() + ")";
-            }
-        }
+        String problem = fileNameProblem(shard);
         if (problem != null) {
             throw new SafeTensorsException(index, "\"weight_map\" maps " + Json.quote(tensor) + " to shard " + Json.quote(shard)
                     + ", which " + problem + "; shards must be plain file names in the model folder");
         }
+    }
+
+    /** Why {@code name} is no plain file name of a folder (a separator, "." or "..", an absolute path), or null. */
+    private static String fileNameProblem(String name) {
+        if (name.isEmpty()) {
+            return "is empty";
+        }
+        if (name.indexOf('/') >= 0 || name.indexOf('\\') >= 0) {
+            return "contains a path separator";
+        }
+        if (name.equals(".") || name.equals("..")) {
+            return "is not a file name";
+        }
+        try {
+            Path p = Path.of(name);
+            if (p.isAbsolute() || p.getNameCount() != 1 || !p.getFileName().toString().equals(name)) {
+                return "is not a plain file name";
+            }
+        } catch (InvalidPathException e) {
+            return "is not a valid file name (" + e.getReason() + ")";
+        }
+        return null;
     }
 
     /** The model folder. */

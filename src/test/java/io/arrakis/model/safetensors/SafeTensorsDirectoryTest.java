@@ -170,9 +170,42 @@ class SafeTensorsDirectoryTest {
     void foldersWithoutWeightsAndNonFolders() throws IOException {
         fails("no model weights here");
         Files.writeString(dir.resolve("adapter.safetensors"), "");
-        fails("only [adapter.safetensors]");
+        fails("only [adapter.safetensors]; name the weights file in config.json's transformers_weights");
         assertThrows(SafeTensorsException.class, () -> SafeTensorsDirectory.open(dir.resolve("nope")));
         assertThrows(SafeTensorsException.class, () -> SafeTensorsDirectory.open(dir.resolve("adapter.safetensors")));
+    }
+
+    /** Were: "no model weights here", or "open such a file with SafeTensorsFile.open", naming no remedy. */
+    @Test
+    void foldersOfOtherWeightsSayWhatToDo() throws IOException {
+        Files.writeString(dir.resolve("model.gguf"), "");
+        assertTrue(fails("only GGUF [model.gguf]").getMessage().contains("gguf_file="));
+        Files.writeString(dir.resolve("flax_model.msgpack"), "");
+        Files.delete(dir.resolve("model.gguf"));
+        assertTrue(fails("only Flax or TensorFlow weights [flax_model.msgpack]").getMessage().contains("from_flax=True"));
+        shard("model-00001-of-00002.safetensors", "a");
+        fails("without the index that names their tensors: fetch model.safetensors.index.json");
+        shard("adapter_model.safetensors", "lora");
+        fails("a PEFT adapter [adapter_model.safetensors, model-00001-of-00002.safetensors]");
+    }
+
+    /** A config's transformers_weights names the weights, as transformers reads it before the usual names. */
+    @Test
+    void aNamedWeightsFileIsOpenedBeforeTheUsualNames() throws IOException {
+        shard("model.safetensors", "stale");
+        shard("model-hf.safetensors", "a", "b");
+        try (SafeTensorsDirectory d = SafeTensorsDirectory.open(dir, "model-hf.safetensors")) {
+            assertEquals(java.util.Set.of("a", "b"), d.names());
+        }
+        shard("s1.safetensors", "c");
+        Files.writeString(dir.resolve("other.safetensors.index.json"), "{\"weight_map\": {\"c\": \"s1.safetensors\"}}");
+        try (SafeTensorsDirectory d = SafeTensorsDirectory.open(dir, "other.safetensors.index.json")) {
+            assertEquals(java.util.Set.of("c"), d.names());
+        }
+        for (String bad : new String[] {"../model.safetensors", "model.bin", "missing.safetensors", ""}) {
+            SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> SafeTensorsDirectory.open(dir, bad));
+            assertTrue(e.getMessage().contains("transformers_weights"), e.getMessage());
+        }
     }
 
     @Test
