@@ -178,7 +178,7 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
             }
             prev = null;
             next = null;
-            NativePressure.released(bytes);
+            NativePressure.released(bytes, Thread.currentThread() == REAPER);
         }
     }
 

@@ -7,18 +7,20 @@ import java.util.concurrent.atomic.AtomicLong;
  * finds it unreachable, and collections come from pressure on the Java heap, where a tensor is a few dozen bytes
  * however much native memory it holds: a loop that forgets its outputs and makes little other garbage would hold
  * gigabytes before a collection came. So this counts the bytes of the tensors left to the backstop and asks for a
- * collection once they have grown by {@link #STEP} over the least they were since the last one, as the JDK does for
- * direct buffers.
+ * collection once they have grown by {@link #STEP} over what the last collection left, as the JDK does for direct
+ * buffers. Tensors closed do not lower that mark, tensors the collection found do: work whose tensors in use grow
+ * past a step and are closed each time (a large cache per pass) pays one collection, not one each time.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
     static final long STEP = Math.max(256L << 20, HostMemory.usableBytes() / 32);
+    private static final long MIN_INTERVAL_NANOS = 100_000_000L;
 
     private static final AtomicLong REGISTERED = new AtomicLong();
     /** Where {@link #REGISTERED} asks for the next collection. */
     private static final AtomicLong COLLECT_AT = new AtomicLong(STEP);
-    private static final long MIN_INTERVAL_NANOS = 100_000_000L;
     private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
+    private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
     }
@@ -28,10 +30,10 @@ final class NativePressure {
         REGISTERED.addAndGet(bytes);
     }
 
-    /** A tensor of {@code bytes} the backstop was responsible for was freed (closed, or reaped). */
-    static void released(long bytes) {
+    /** A tensor of {@code bytes} the backstop was responsible for was freed: closed, or {@code reaped}. */
+    static void released(long bytes, boolean reaped) {
         long lowered = REGISTERED.addAndGet(-bytes) + STEP;
-        if (lowered < COLLECT_AT.get()) {
+        if (reaped && lowered < COLLECT_AT.get()) {
             COLLECT_AT.accumulateAndGet(lowered, Math::min);
         }
     }
@@ -49,7 +51,13 @@ final class NativePressure {
         long last = LAST_COLLECTION.get();
         if (time - last >= MIN_INTERVAL_NANOS && LAST_COLLECTION.compareAndSet(last, time)) {
             COLLECT_AT.set(now + STEP);
+            COLLECTIONS.incrementAndGet();
             System.gc();
         }
+    }
+
+    /** The collections asked for so far. */
+    static long collectionsAsked() {
+        return COLLECTIONS.get();
     }
 }
