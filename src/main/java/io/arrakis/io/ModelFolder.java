@@ -12,9 +12,8 @@ import java.util.List;
  * {@code snapshots/<commit>} that holds the files as symbolic links into {@code blobs/}.
  */
 public final class ModelFolder {
-    /** The files of a folder a model and its tokenizer are read from, besides the shards an index names. */
-    private static final List<String> READ = List.of("config.json", "tokenizer.json", "model.safetensors",
-            "model.safetensors.index.json");
+    /** The files of a folder a model's config and tokenizer are read from (its weights' reader checks their links). */
+    private static final List<String> READ = List.of("config.json", "tokenizer.json");
 
     private ModelFolder() {
     }
@@ -24,8 +23,8 @@ public final class ModelFolder {
      * (it has {@code snapshots/} and no {@code config.json} of its own), else {@code dir}. A path that is not a folder is returned as it is, for the caller
      * to refuse in its own words.
      *
-     * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or a file a model is
-     *                                  read from is a symbolic link to nothing (a download that did not finish)
+     * @throws IllegalArgumentException when {@code refs/main} or the snapshot it names is missing, or the config or
+     *                                  tokenizer is a symbolic link to nothing (a download that did not finish)
      */
     public static Path resolve(Path dir) {
         if (!Files.isDirectory(dir)) {
@@ -67,8 +66,8 @@ public final class ModelFolder {
     }
 
     /**
-     * Refuses a link to nothing among the files a model is read from; others (a pickle checkpoint whose blob was
-     * deleted to save room) do not matter, as to transformers. Shards are checked as the index names them.
+     * Refuses a link to nothing among the files read here; others (a pickle checkpoint whose blob was deleted to save
+     * room) do not matter, as to transformers.
      */
     private static void checkLinks(Path folder) {
         for (String name : READ) {

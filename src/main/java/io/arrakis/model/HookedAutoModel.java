@@ -566,7 +566,11 @@ public final class HookedAutoModel implements AutoCloseable {
                     try {
                         replacement = h.hook().apply(current, name);
                     } catch (Throwable e) { // scopes the hook opened go with it, or the pass's own could not close
-                        scope.closeInnerScopes();
+                        try {
+                            scope.closeInnerScopes();
+                        } catch (RuntimeException closing) {
+                            e.addSuppressed(closing);
+                        }
                         throw e;
                     }
                     int left = scope.closeInnerScopes();

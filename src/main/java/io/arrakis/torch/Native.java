@@ -112,25 +112,23 @@ final class Native {
         };
     }
 
-    /** Per thread, out-parameters of {@link #byteSize}, which a caller may call between reading its own out slots. */
+    private static final MethodHandle STORAGE_SIZE = requiredFunction("aoti_torch_get_storage_size",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+    /** Per thread, the out-parameter of {@link #storageBytes}, which a caller may call between reading its out slots. */
     private static final ThreadLocal<MemorySegment> SIZE_SCRATCH = ThreadLocal.withInitial(
             () -> Arena.ofAuto().allocate(8L, 8));
 
-    /** The bytes of tensor {@code handle}'s elements (its numel times its element size). */
-    static long byteSize(long handle) {
-        MemorySegment h = MemorySegment.ofAddress(handle);
+    /**
+     * The bytes of the memory tensor {@code handle} keeps alive (its storage's, which views share: an expanded
+     * element counts once), or 0 where libtorch cannot say.
+     */
+    static long storageBytes(MemorySegment handle) {
         MemorySegment out = SIZE_SCRATCH.get();
-        check(arrakis_torch_h.aoti_torch_get_numel(h, out), "aoti_torch_get_numel");
-        long numel = out.get(ValueLayout.JAVA_LONG, 0);
-        check(arrakis_torch_h.aoti_torch_get_dtype(h, out), "aoti_torch_get_dtype");
-        int code = out.get(ValueLayout.JAVA_INT, 0);
-        int elementSize;
         try {
-            elementSize = DType.fromCode(code).byteSize();
-        } catch (TorchException unsupported) {
-            elementSize = 8; // a dtype this library does not make: refused where it is used, only estimated here
+            return (int) STORAGE_SIZE.invokeExact(handle, out) == 0 ? out.get(ValueLayout.JAVA_LONG, 0) : 0;
+        } catch (Throwable t) {
+            throw new LibTorchException("aoti_torch_get_storage_size failed: " + t, t);
         }
-        return numel * elementSize;
     }
 
     /** A new owning handle to the same tensor, for arguments the dispatcher steals. */

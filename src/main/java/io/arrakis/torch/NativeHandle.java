@@ -1,6 +1,7 @@
 package io.arrakis.torch;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.lang.ref.PhantomReference;
@@ -54,7 +55,7 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
     final long address;
     /** The scope that frees this handle, or null when the handle is registered for the garbage collector instead. */
     TensorScope.Owned owner;
-    /** The bytes of the tensor's elements, counted by {@link NativePressure} while the handle is registered. */
+    /** The bytes of the tensor's storage, counted by {@link NativePressure} while the handle is registered. */
     private long bytes;
     private volatile Stripe stripe;
     private NativeHandle prev;
@@ -77,7 +78,14 @@ final class NativeHandle extends PhantomReference<Tensor> implements Tensor.Held
 
     /** Makes the garbage collector's backstop responsible for this handle. */
     void register() {
-        bytes = Native.byteSize(address);
+        if (!enter()) {
+            return; // released by another thread already: nothing left to register
+        }
+        try {
+            bytes = Native.storageBytes(MemorySegment.ofAddress(address));
+        } finally {
+            close();
+        }
         Stripe s = STRIPES[(int) Thread.currentThread().threadId() & (STRIPE_COUNT - 1)];
         stripe = s;
         synchronized (s) {

@@ -178,8 +178,13 @@ public final class Sweeps {
                             + " ran; its rows were not written", e);
                 }
             } finally {
-                fs.delete(temp, true);
-                ShutdownHookManager.get().removeShutdownHook(removeTemp);
+                try {
+                    fs.delete(temp, true);
+                } finally {
+                    if (!ShutdownHookManager.get().isShutdownInProgress()) { // removing one then throws
+                        ShutdownHookManager.get().removeShutdownHook(removeTemp);
+                    }
+                }
             }
             return read(spark, out).count();
         } catch (IOException e) {

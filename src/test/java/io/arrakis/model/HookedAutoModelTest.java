@@ -330,39 +330,29 @@ class HookedAutoModelTest {
 
     /**
      * Tied embeddings count once, but a file that also stores an unembedding loads it untied where its values differ
-     * (transformers 5 keeps both): the check before loading counts it. The file is sparse, its weights never read.
+     * (transformers 5 keeps both): the check before loading counts it. Was: counted once.
      */
     @Test
-    void weightsWithAStoredUnembeddingBesideTiedEmbeddingsThatCannotFitAreRefusedBeforeLoading(
-            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+    void theMemoryCheckCountsAnUnembeddingStoredBesideTiedEmbeddings() {
+        HookedAutoConfig tied = tinyGpt2();
+        Set<String> names = tied.checkpoint().tensors().keySet();
+        assertEquals(0, HfWeights.storedUntiedCopy(tied, names));
+        Set<String> withHead = new java.util.HashSet<>(names);
+        withHead.add("lm_head.weight");
+        assertEquals(64L * 32, HfWeights.storedUntiedCopy(tied, withHead));
+        Set<String> headAlone = new java.util.HashSet<>(withHead);
+        headAlone.remove("transformer.wte.weight");
+        assertEquals(0, HfWeights.storedUntiedCopy(tied, headAlone), "read as the embedding, as transformers does");
+        assertEquals(0, HfWeights.storedUntiedCopy(tied.with(Map.of("tie_word_embeddings", false)), withHead));
+
         long available = io.arrakis.torch.HostMemory.availableBytes();
         org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown or full here");
-        int dModel = 1024;
-        long vocab = available * 3 / 5 / (4L * dModel); // the embedding alone fits, twice it does not
+        long vocab = available * 9 / 10 / (4L * 1024); // the embedding alone would fit, twice it would not
         org.junit.jupiter.api.Assumptions.assumeTrue(vocab < Integer.MAX_VALUE, "skipped: more memory than a vocabulary");
-        HookedAutoConfig config = HookedAutoConfig.of("gpt2").with(Map.of("n_embd", dModel, "n_layer", 1, "n_head", 8,
+        HookedAutoConfig large = HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 1024, "n_layer", 1, "n_head", 8,
                 "vocab_size", (int) vocab, "n_positions", 16));
-        assertTrue(config.weightBytes(4) < available, "the config's own count fits");
-        Map<String, Object> header = new java.util.LinkedHashMap<>();
-        long offset = 0;
-        Map<String, long[]> shapes = new java.util.LinkedHashMap<>();
-        config.checkpoint().tensors().forEach((name, t) -> shapes.put(name, t.shape()));
-        shapes.put("lm_head.weight", new long[] {vocab, dModel});
-        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-            long bytes = 4 * java.util.Arrays.stream(e.getValue()).reduce(1, Math::multiplyExact);
-            header.put(e.getKey(), Map.of("dtype", "F32", "shape", e.getValue(), "data_offsets",
-                    new long[] {offset, offset + bytes}));
-            offset += bytes;
-        }
-        byte[] json = io.arrakis.json.Json.write(header).getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        try (java.io.RandomAccessFile file = new java.io.RandomAccessFile(dir.resolve("model.safetensors").toFile(), "rw")) {
-            file.write(java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(json.length).array());
-            file.write(json);
-            file.setLength(8 + json.length + offset);
-        }
-        java.nio.file.Files.writeString(dir.resolve("config.json"), config.toJson());
         String message = assertThrows(IllegalStateException.class,
-                () -> HookedAutoModel.fromPretrained(dir)).getMessage();
+                () -> MemoryCheck.require(large, vocab * 1024, DType.FLOAT32, Device.CPU)).getMessage();
         assertTrue(message.contains("its file stores an unembedding beside its tied embeddings")
                 && message.contains("for its weights in float32"), message);
     }

@@ -108,7 +108,8 @@ public final class SafeTensorsDirectory implements AutoCloseable {
 
     private static void checkLink(Path weights) {
         if (Files.isSymbolicLink(weights) && !Files.exists(weights)) {
-            throw new SafeTensorsException(weights, "a link to a file that does not exist (a download cut short?)");
+            throw new SafeTensorsException(weights, "a symbolic link to a file that does not exist (a download that did"
+                    + " not finish, or a blob deleted?)");
         }
     }
 
@@ -202,6 +203,7 @@ public final class SafeTensorsDirectory implements AutoCloseable {
             Map<String, SafeTensorsFile> shards = new TreeMap<>();
             for (String shard : new TreeSet<>(shardOf.values())) {
                 Path path = dir.resolve(shard);
+                checkLink(path);
                 if (!Files.isRegularFile(path)) {
                     throw new SafeTensorsException(index, "names shard " + Json.quote(shard) + ", which is not a file in " + dir);
                 }

@@ -51,7 +51,8 @@ class SweepsTest {
             assertTrue(System.nanoTime() < deadline, "the child's task never began");
             Thread.sleep(50);
         }
-        assertTrue(entries(out).getFirst().startsWith(".stopped.csv.tmp-"), entries(out).toString());
+        List<String> writing = entries(out);
+        assertTrue(writing.size() == 1 && writing.getFirst().startsWith(".stopped.csv.tmp-"), writing.toString());
         child.terminate();
         assertEquals(List.of(), entries(out));
     }
