@@ -60,9 +60,9 @@ final class Forward {
         long pos = ids.size(1);
         Tensor x = hook.at("hook_embed", w.embed.embedding(ids));
         if (c.embeddingScale() != 1.0) {
-            // gemma: the scale is a tensor in the weights' dtype (sqrt(2048) is 45.25 in bfloat16); after hook_embed,
-            // so it is part of blocks.0.hook_resid_pre (TransformerLens folds it into W_E, so its hook_embed has it)
-            x = x.mul(w.embed.dtype().round(c.embeddingScale()));
+            // gemma's is a tensor in the weights' dtype (sqrt(2048) is 45.25 in bfloat16); after hook_embed, so it is
+            // part of blocks.0.hook_resid_pre (TransformerLens folds it into W_E, so its hook_embed has it)
+            x = x.mul(c.embeddingScale(w.embed.dtype()));
         }
         if (!c.rotary()) {
             Tensor positions = w.posEmbed.narrow(0, 0, pos).unsqueeze(0).expand(batch, pos, c.dModel());

@@ -161,8 +161,8 @@ public final class ResidualStream {
         }
         List<Tensor> parts = new ArrayList<>(require("decomposeResid", withFinalResid(names, applyLn)));
         try (TensorScope scope = TensorScope.open()) {
-            if (arch.embeddingScale() != 1.0) { // as the forward pass scales it: a number in the weights' dtype
-                parts.set(0, parts.getFirst().mul(model.dtype().round(arch.embeddingScale())));
+            if (arch.embeddingScale() != 1.0) { // as the forward pass scales it
+                parts.set(0, parts.getFirst().mul(arch.embeddingScale(model.dtype())));
             }
             Tensor stack = Tensor.stack(parts.subList(0, labels.size()), 0);
             return new Components(scope.keep(applyLn ? applyLnToStack(stack) : stack), labels);

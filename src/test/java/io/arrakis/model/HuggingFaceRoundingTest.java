@@ -93,6 +93,29 @@ class HuggingFaceRoundingTest {
         }
     }
 
+    /**
+     * Granite multiplies its embeddings by {@code embedding_multiplier}, a Python float: in float32, rounded once.
+     * Gemma's normalizer is a tensor in the model's dtype, rounded first (its test is the fixtures' parity). Was:
+     * granite's multiplier rounded first too (12.3 as 12.3125).
+     */
+    @Test
+    void graniteMultipliesItsEmbeddingsByTheNumberItself() {
+        HookedAutoConfig config = TinyConfigs.of("granite").with(Map.of("embedding_multiplier", 12.3));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 5, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(config), CacheSpec.only("hook_embed", "blocks.0.hook_resid_pre"))) {
+            float[] embed = out.cache().get("hook_embed").toFloatArray();
+            float[] got = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+            float[] once = new float[embed.length];
+            float[] roundedFirst = new float[embed.length];
+            for (int i = 0; i < embed.length; i++) {
+                once[i] = Bfloat16.round(embed[i] * 12.3f);
+                roundedFirst[i] = Bfloat16.round(embed[i] * Bfloat16.round(12.3f));
+            }
+            assertAgree(once, got, roundedFirst);
+        }
+    }
+
     /** gpt-oss subtracts each row's maximum in bfloat16 before its softmax over the scores and the sink. */
     @Test
     void gptOssSinkSoftmaxSubtractsTheMaximumInBfloat16() {

@@ -17,6 +17,8 @@ import java.util.List;
  *     included); 0 when the configuration sets none
  * @param localWindow the window of {@link LayerAttention#LOCAL} layers (gpt-neo's {@code window_size}); 0 when the
  *     family has none
+ * @param embeddingScaleRounded whether the embeddings are multiplied by the scale rounded to the model's dtype (a
+ *     tensor in it: gemma's normalizer) or by the number itself (granite's multiplier, a Python float)
  * @param qkNorm the norms of queries and keys after their projections, before rotary embeddings
  * @param inputNorms whether attention and MLP read a normalised residual stream (false: olmo2 reads it as is)
  * @param outputNorms whether the attention and MLP outputs are normalised before they are added to the residual
@@ -41,7 +43,8 @@ import java.util.List;
  * @param attentionSinks whether each head has a learned sink logit that joins the softmax of every query's
  *     attention scores without a value (gpt-oss)
  * @param scoresInFloat32 whether a float16 or bfloat16 model computes its attention scores and their softmax from
- *     queries and keys converted to float32, the pattern then converted back (gpt-neo, gpt-j, to avoid overflow)
+ *     queries and keys converted to float32, the pattern then converted back (gpt-neo, gpt-j, gpt-2's
+ *     {@code reorder_and_upcast_attn}, to avoid overflow)
  * @param outputsSummedFirst with a parallel residual, whether the attention and MLP outputs are summed before the
  *     residual stream is added (gpt-j, gpt-neox, falcon, phi) rather than the residual stream plus the attention's, then
  *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
@@ -54,11 +57,16 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
         boolean parallelResidual, boolean tiedEmbeddings, boolean qkvBias, boolean outBias, boolean mlpBias,
         boolean scaleAttention, List<LayerAttention> layerAttention, int slidingWindow, int localWindow,
-        double embeddingScale, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
+        double embeddingScale, boolean embeddingScaleRounded, double initializerRange, QkNorm qkNorm, boolean inputNorms, boolean outputNorms,
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         boolean rotaryInFloat32, boolean outputsSummedFirst, int paddingIndex) {
+
+    /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
+    public double embeddingScale(io.arrakis.torch.DType dtype) {
+        return embeddingScaleRounded ? dtype.round(embeddingScale) : embeddingScale;
+    }
 
     /** How the residual stream is normalised. */
     public enum Norm {

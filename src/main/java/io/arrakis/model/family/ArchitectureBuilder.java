@@ -58,6 +58,7 @@ final class ArchitectureBuilder {
     private int slidingWindow;
     private int localWindow;
     private double embeddingScale = 1.0;
+    private boolean embeddingScaleRounded;
     private String paddingKey;
     private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
     private boolean inputNorms = true;
@@ -255,9 +256,17 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** The factor the token embeddings are multiplied by. */
+    /** The factor the token embeddings are multiplied by, as a tensor in the model's dtype (gemma's normalizer). */
     ArchitectureBuilder embeddingScale(double scale) {
         embeddingScale = scale;
+        embeddingScaleRounded = true;
+        return this;
+    }
+
+    /** The factor the token embeddings are multiplied by, as a number (granite's {@code embedding_multiplier}). */
+    ArchitectureBuilder embeddingMultiplier(double multiplier) {
+        embeddingScale = multiplier;
+        embeddingScaleRounded = false;
         return this;
     }
 
@@ -419,7 +428,7 @@ final class ArchitectureBuilder {
         int vocab = s.integer("vocab_size");
         return new Architecture(width, layers, heads, kv, headDim, mlpWidth, vocab, positions,
                 norm, normEps, activation, gatedMlp, rope, parallelResidual, s.bool("tie_word_embeddings"), qkvBias,
-                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, init,
+                outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, embeddingScaleRounded, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32,

@@ -24,7 +24,7 @@ import static io.arrakis.model.family.Slot.*;
 /**
  * GPT-2 ({@code transformers/models/gpt2}): LayerNorm, learned positions, a two-layer MLP, biases everywhere,
  * attention scaled iff {@code scale_attn_weights}; {@code scale_attn_by_inverse_layer_idx} is refused, and
- * {@code reorder_and_upcast_attn} changes only the precision of half-precision attention. Its {@code Conv1D}
+ * {@code reorder_and_upcast_attn} computes half-precision attention scores in float32. Its {@code Conv1D}
  * weights are stored {@code [in, out]}, and {@code c_attn} fuses the query, key and value projections.
  */
 final class Gpt2 extends ModelFamily {
@@ -50,12 +50,13 @@ final class Gpt2 extends ModelFamily {
             throw invalid("scale_attn_by_inverse_layer_idx", true,
                     "is not implemented (attention scores divided by the layer number)");
         }
-        return new ArchitectureBuilder(s)
+        ArchitectureBuilder b = new ArchitectureBuilder(s)
                 .width("n_embd").layers("n_layer").heads("n_head").positions("n_positions")
                 .mlpWidthOrFourTimesWidth("n_inner")
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation_function")
-                .learnedPositions().biases(true, true, true).scaleAttention(s.bool("scale_attn_weights"))
-                .build();
+                .learnedPositions().biases(true, true, true).scaleAttention(s.bool("scale_attn_weights"));
+        // transformers' _upcast_and_reordered_attn: scaled scores and their softmax in float32 from float32 q and k
+        return (s.bool("reorder_and_upcast_attn") ? b.scoresInFloat32() : b).build();
     }
 
     @Override

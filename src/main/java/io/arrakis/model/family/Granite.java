@@ -49,7 +49,7 @@ final class Granite extends ModelFamily {
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(attentionBias, attentionBias, s.bool("mlp_bias"))
-                .embeddingScale(s.number("embedding_multiplier"))
+                .embeddingMultiplier(s.number("embedding_multiplier"))
                 .scaleAttention(false).attentionMultiplier(s.number("attention_multiplier"))
                 .residualMultiplier(s.number("residual_multiplier")).logitScale(1.0 / logitsScaling)
                 .build();
