@@ -102,9 +102,10 @@ public final class ResidualStream {
      * {@code hook_resid_mid} after it ({@code "0_mid"}), and last the final {@code hook_resid_post}
      * ({@code "final_post"}).
      *
-     * @param applyLn pass each stream through the final norm on its own statistics (the logit lens; the last one
-     *     becomes {@code ln_final.hook_normalized}), rather than through {@link #applyLnToStack}'s shared scale, as
-     *     TransformerLens does for the whole stream
+     * @param applyLn pass each stream through the final norm, its weight and bias included, on the stream's own
+     *     statistics: the logit lens (the last one becomes {@code ln_final.hook_normalized}). TransformerLens 2's
+     *     {@code accumulated_resid(apply_ln=True)} instead divides every stream by the final stream's scale
+     *     ({@code apply_ln_to_stack}); for its numbers, pass false and give the stack to {@link #applyLnToStack}
      * @throws UnsupportedOperationException with {@code includeMid} for a family that runs attention and MLP in
      *     parallel: its blocks have no mid point
      */
