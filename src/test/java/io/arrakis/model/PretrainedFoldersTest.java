@@ -90,10 +90,7 @@ class PretrainedFoldersTest {
     void theWeightsFileTheConfigNamesIsTheOneLoaded() throws Exception {
         Path fixture = Fixtures.dir("gpt2-tiny");
         Path dir = Files.createDirectories(tmp.resolve("named"));
-        Map<String, Object> config = new java.util.LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(fixture.resolve("config.json"))));
-        config.put("transformers_weights", "model-hf.safetensors");
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        writeConfig(fixture, dir, c -> c.put("transformers_weights", "model-hf.safetensors"));
         Files.copy(fixture.resolve("model.safetensors"), dir.resolve("model-hf.safetensors"));
         Fixtures.writeWithNaN(fixture, "ln_f.weight", tmp.resolve("stale"));
         Files.copy(tmp.resolve("stale").resolve("model.safetensors"), dir.resolve("model.safetensors"));
@@ -103,8 +100,7 @@ class PretrainedFoldersTest {
             Tensor ids = Tensor.of(new long[] {5, 17, 3, 88}, 1, 4);
             assertArrayEquals(plain.runWithHooks(ids).toFloatArray(), named.runWithHooks(ids).toFloatArray());
         }
-        config.put("transformers_weights", 3);
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        writeConfig(dir, dir, c -> c.put("transformers_weights", 3));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(dir));
         assertTrue(e.getMessage().contains("transformers_weights must be a file name"), e.getMessage());
     }
@@ -114,11 +110,10 @@ class PretrainedFoldersTest {
     void aClassificationCheckpointIsRefusedForWhatItIs() throws Exception {
         Path fixture = Fixtures.dir("llama-tiny-gqa");
         Path dir = Files.createDirectories(tmp.resolve("classifier"));
-        Map<String, Object> config = new java.util.LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(fixture.resolve("config.json"))));
-        config.put("architectures", List.of("LlamaForSequenceClassification"));
-        config.put("tie_word_embeddings", false);
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        writeConfig(fixture, dir, c -> {
+            c.put("architectures", List.of("LlamaForSequenceClassification"));
+            c.put("tie_word_embeddings", false);
+        });
         Map<String, Tensor> tensors = new java.util.LinkedHashMap<>();
         try (TensorScope scope = TensorScope.open();
              io.arrakis.model.safetensors.SafeTensorsFile file = io.arrakis.model.safetensors.SafeTensorsFile.open(
@@ -196,21 +191,26 @@ class PretrainedFoldersTest {
                     .getMessage();
             assertTrue(m.contains("id 50256 is not one of this tokenizer's ids"), "GPT2Config's default BOS: " + m);
         }
-        Map<Object, Object> config = new java.util.LinkedHashMap<>(
-                (Map<?, ?>) Json.parse(Files.readString(folder.resolve("config.json"))));
-        config.put("bos_token_id", null);
-        Files.writeString(folder.resolve("config.json"), Json.write(config));
+        writeConfig(folder, folder, c -> c.put("bos_token_id", null));
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             String m = assertThrows(IllegalStateException.class, () -> model.toTokens("Hello world", false))
                     .getMessage();
             assertTrue(m.contains("names no bos_token_id"), m);
         }
-        config.put("bos_token_id", 2L);
-        Files.writeString(folder.resolve("config.json"), Json.write(config));
+        writeConfig(folder, folder, c -> c.put("bos_token_id", 2L));
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             assertArrayEquals(new long[] {2, 3, 78, 8, 83, 10, 3, 40, 34, 23, 24},
                     model.toTokens("Hello world", true).toLongArray());
             assertArrayEquals(hello, model.toTokens("Hello world", false).toLongArray());
         }
+    }
+
+    /** Writes {@code source}'s config.json, edited, into {@code dir}. */
+    private static void writeConfig(Path source, Path dir, java.util.function.Consumer<Map<String, Object>> edit)
+            throws IOException {
+        Map<String, Object> config = new java.util.LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(source.resolve("config.json")))).forEach((k, v) -> config.put((String) k, v));
+        edit.accept(config);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
     }
 }
