@@ -114,20 +114,46 @@ final class Native {
 
     private static final MethodHandle STORAGE_SIZE = requiredFunction("aoti_torch_get_storage_size",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+    private static final MethodHandle LAYOUT = requiredFunction("aoti_torch_get_layout",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+    private static final int STRIDED = layoutCode("aoti_torch_layout_strided");
+    private static final int MKLDNN = layoutCode("aoti_torch_layout__mkldnn");
     /** Per thread, the out-parameter of {@link #storageBytes}, which a caller may call between reading its out slots. */
     private static final ThreadLocal<MemorySegment> SIZE_SCRATCH = ThreadLocal.withInitial(
             () -> Arena.ofAuto().allocate(8L, 8));
 
+    private static int layoutCode(String function) {
+        try {
+            return (int) requiredFunction(function, FunctionDescriptor.of(ValueLayout.JAVA_INT)).invokeExact();
+        } catch (Throwable t) {
+            throw new LibTorchException(function + " failed: " + t, t);
+        }
+    }
+
     /**
      * The bytes of the memory tensor {@code handle} keeps alive (its storage's, which views share: an expanded
-     * element counts once), or 0 where libtorch cannot say.
+     * element counts once), or 0 where libtorch cannot say. Only strided tensors have a storage to ask about (asking
+     * an opaque one, as oneDNN's packed weights are, fails with a C++ exception printed to stderr): a oneDNN tensor
+     * counts its elements, which it holds alone.
      */
     static long storageBytes(MemorySegment handle) {
         MemorySegment out = SIZE_SCRATCH.get();
         try {
-            return (int) STORAGE_SIZE.invokeExact(handle, out) == 0 ? out.get(ValueLayout.JAVA_LONG, 0) : 0;
+            if ((int) LAYOUT.invokeExact(handle, out) != 0) {
+                return 0;
+            }
+            int layout = out.get(ValueLayout.JAVA_INT, 0);
+            if (layout == STRIDED) {
+                return (int) STORAGE_SIZE.invokeExact(handle, out) == 0 ? out.get(ValueLayout.JAVA_LONG, 0) : 0;
+            }
+            if (layout != MKLDNN || arrakis_torch_h.aoti_torch_get_numel(handle, out) != 0) {
+                return 0;
+            }
+            long numel = out.get(ValueLayout.JAVA_LONG, 0);
+            return arrakis_torch_h.aoti_torch_get_dtype(handle, out) == 0
+                    ? numel * DType.fromCode(out.get(ValueLayout.JAVA_INT, 0)).byteSize() : 0;
         } catch (Throwable t) {
-            throw new LibTorchException("aoti_torch_get_storage_size failed: " + t, t);
+            throw new LibTorchException("reading the storage size of a tensor failed: " + t, t);
         }
     }
 

@@ -114,4 +114,22 @@ class OneDnnLinearTest {
         assertFalse(OneDnnLinear.covers(x64, w.to(DType.FLOAT64), null));
         assertEquals(0, x64.linear(w.to(DType.FLOAT64), null).sub(x64.matmul(w.to(DType.FLOAT64).transpose(0, 1))).abs().max().item(), 1e-12);
     }
+
+    /**
+     * The backstop counts what a tensor left to it holds: asking an opaque tensor (a packed weight) for its storage
+     * fails in libtorch, which prints a C++ exception to stderr, so its elements are counted instead.
+     */
+    @Test
+    void theBackstopCountsAPackedWeightsBytes() {
+        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+        Tensor weight = randn(128, 64);
+        Tensor packed = OneDnnLinear.pack(weight, 32);
+        try (Tensor.Held held = packed.hold()) {
+            assertEquals(128 * 64 * 4, Native.storageBytes(packed.handle()));
+        }
+        Tensor rows = weight.narrow(0, 8, 4); // a view counts the storage it keeps alive
+        try (Tensor.Held held = rows.hold()) {
+            assertEquals(128 * 64 * 4, Native.storageBytes(rows.handle()));
+        }
+    }
 }
