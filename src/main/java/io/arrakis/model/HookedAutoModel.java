@@ -316,7 +316,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ forward
 
-    /** Runs the model on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64), caching every activation. */
+    /** Runs the model on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64 or int32), caching every activation. */
     public ModelOutput forward(Tensor inputIds) {
         return forward(inputIds, CacheSpec.all());
     }
@@ -955,10 +955,11 @@ public final class HookedAutoModel implements AutoCloseable {
             long[] qs = q.shape();
             long[] ks = k.shape();
             // the mask is [pos, pos]: keys of another length would broadcast against it without a word
-            if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] || ks[2] == 0
-                    || qs[2] % ks[2] != 0) {
-                throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head]"
-                        + " with the same batch, positions and d_head, and query heads a multiple of key heads; got "
+            // the scale is the model's d_head's: queries of another size would be scaled for it without a word
+            if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != config.dHead()
+                    || ks[3] != config.dHead() || ks[2] == 0 || qs[2] % ks[2] != 0) {
+                throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head = "
+                        + config.dHead() + "] with the same batch and positions, and query heads a multiple of key heads; got "
                         + Arrays.toString(qs) + " and " + Arrays.toString(ks));
             }
             try (TensorScope scope = TensorScope.open()) {
@@ -997,6 +998,9 @@ public final class HookedAutoModel implements AutoCloseable {
      * true where query q may not look at key k (the future, and keys beyond a local or sliding window); a new tensor.
      */
     public Tensor attentionMask(int layer, long pos) {
+        if (pos < 0) {
+            throw new IllegalArgumentException("attentionMask: pos must not be negative, got " + pos);
+        }
         return using(() -> {
             checkLayer(layer);
             try (TensorScope scope = TensorScope.open()) {
@@ -1090,7 +1094,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Frees the weights, the tokenizer and the captured passes, once the forward passes and calls running on other
-     * threads have finished; later calls throw {@link IllegalStateException}.
+     * threads have finished; later calls that read them throw {@link IllegalStateException} (the configuration, the
+     * hook names and {@link #attentionPattern}, which reads no weights, stay usable).
      *
      * @throws IllegalStateException when called from inside a pass or call of this model (a hook, say)
      */
