@@ -38,7 +38,8 @@ import java.util.function.IntToDoubleFunction;
  * test.run(new HeadPair(Head.of(0, 0), Head.of(0, 1), 0.5));
  * }</pre>
  *
- * <p>Tools are made from the model on first use and shared by the bench's experiments; {@code "composer"} (an
+ * <p>Tools are made from the model when first asked for ({@link #useTools}, {@link #tool}) and shared by the bench's
+ * experiments; {@code "composer"} (an
  * {@link AttentionComposer}) is built in, {@link #registerTool} adds more. {@link #logExperiment} records every run
  * of an experiment ({@link ExperimentLog}); {@link #profileModel}, {@link #testHypothesis} and the {@code plot}
  * methods are Arrakis's {@code profile_model}, {@code test_hypothesis} and {@code plot_results}. The bench does not
@@ -93,14 +94,19 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     // ------------------------------------------------------------------------------------------------ tools
 
     /**
-     * Adds a tool that experiments can ask for by {@code name}; {@code factory} makes it from the model on first use.
+     * Adds a tool that experiments can ask for by {@code name}; {@code factory} makes it from the model when it is
+     * first asked for.
      *
      * @throws IllegalArgumentException when the name is blank or already registered
+     * @throws IllegalStateException when the bench is closed
      */
-    public final void registerTool(String name, Function<HookedAutoModel, ?> factory) {
+    public final synchronized void registerTool(String name, Function<HookedAutoModel, ?> factory) {
         Objects.requireNonNull(factory, "factory");
         if (name == null || name.isBlank()) {
             throw new IllegalArgumentException("a tool needs a name, got '" + name + "'");
+        }
+        if (closed) {
+            throw new IllegalStateException("this bench is closed: it takes no more tools");
         }
         if (factories.putIfAbsent(name, factory) != null) {
             throw new IllegalArgumentException("a tool named '" + name + "' is already registered");
@@ -113,7 +119,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     }
 
     /**
-     * The tool {@code name} as a {@code type}, made on first use.
+     * The tool {@code name} as a {@code type}, made if this is the first time it is asked for.
      *
      * @throws IllegalArgumentException when no such tool is registered (the message lists those that are), or it is not
      *                                  a {@code type}

@@ -31,7 +31,7 @@ import java.util.Objects;
  * a fully cached pass takes: attention computed explicitly (scores and pattern are hook points) and the MLP's
  * activation as an op of its own (its input is one), where an unobserved pass fuses them on devices that can; the
  * profile is that pass's, which may be slower than an unhooked one. The hooks themselves only read the clock and the
- * activations' shapes, a few microseconds per hook point, nothing is cached or copied. The first forward pass of a
+ * activations' shapes, a few microseconds per hook point, and cache nothing. The first forward pass of a
  * process is slower (libtorch warms up); use {@link #profile(HookedAutoModel, Tensor, int)} with warm-up runs for
  * steadier figures.
  *

@@ -7,7 +7,10 @@ import io.arrakis.torch.Tensor;
  * replacement (same shape, dtype and device), or null to leave it unchanged. The activation belongs to the forward
  * pass: read it, or derive a new tensor from it, but do not close it. Tensors the hook makes belong to the pass too, and
  * are freed when it ends; to keep an activation, cache its hook point ({@link CacheSpec}), or make the copy inside
- * {@link io.arrakis.torch.TensorScope#unscoped} and close it yourself.
+ * {@link io.arrakis.torch.TensorScope#unscoped} and close it yourself. Writing into the activation in place changes
+ * every tensor that shares its memory (the cache's entries of it included, as one activation may sit at two hook
+ * points, {@code blocks.0.hook_resid_post} and {@code blocks.1.hook_resid_pre}), as in TransformerLens: return a
+ * replacement to change this hook point alone.
  */
 @FunctionalInterface
 public interface Hook {

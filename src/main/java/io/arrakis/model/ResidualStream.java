@@ -61,7 +61,9 @@ public final class ResidualStream {
     }
 
     /**
-     * The tools over {@code cache}, which a forward pass of {@code model} filled.
+     * The tools over {@code cache}, which a forward pass of {@code model} filled, or of a model computing the same
+     * function (the same checkpoint loaded again, say). Only the cache's depth and widths can be checked: a cache of
+     * another model of the same shape gives numbers that mean nothing, without a word.
      *
      * @throws IllegalArgumentException if a model of another depth or width filled the cache: its decompositions
      *     would end at another layer's stream, or mix its activations with this model's weights
@@ -289,14 +291,24 @@ public final class ResidualStream {
         return model.using(() -> {
             try (TensorScope scope = TensorScope.open()) {
                 Tensor rows = model.weights().unembed.transpose(0, 1); // [vocab, d_model]
-                Tensor directions = rows.embedding(perPosition(tokens));
+                Tensor directions = unembeddingRows(rows, tokens, "tokens");
                 if (incorrectTokens != null) {
-                    directions = directions.sub(rows.embedding(perPosition(incorrectTokens)));
+                    directions = directions.sub(unembeddingRows(rows, incorrectTokens, "incorrect tokens"));
                 }
                 Tensor attrs = applyLnToStack(stack).mul(directions).sum(-1, false);
                 return scope.keep(arch.logitScale() == 1.0 ? attrs : attrs.mul(arch.logitScale()));
             }
         });
+    }
+
+    /** The unembedding directions of {@code tokens}, per position (see {@link #perPosition}). */
+    private static Tensor unembeddingRows(Tensor rows, Tensor tokens, String what) {
+        try {
+            return rows.embedding(perPosition(tokens));
+        } catch (IndexOutOfBoundsException e) {
+            throw new IndexOutOfBoundsException("logitAttrs: the " + what + " must be ids of the vocabulary, [0, "
+                    + rows.size(0) + "): " + e.getMessage());
+        }
     }
 
     /** Ids as {@code [batch, pos]}, or {@code [batch or 1, 1]} to broadcast over positions. */

@@ -124,6 +124,8 @@ class BaseInterpretabilityBenchTest {
         assertEquals(1, closed.get());
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> exp.tool("resource", AutoCloseable.class));
         assertEquals("this bench is closed, and its tools with it", e.getMessage());
+        assertThrows(IllegalStateException.class, () -> exp.registerTool("late", m -> m)); // was: taken, then refused
+        assertEquals(java.util.Set.of("composer", "resource", "the model itself"), exp.toolNames());
         assertEquals(2, model.config().nLayers(), "the model is still usable");
         try (var wq = model.W_Q()) {
             assertEquals(4, wq.shape().length);

@@ -352,6 +352,26 @@ class ResidualStreamTest {
         return sum / n;
     }
 
+    /** Was: an id past the vocabulary was refused by "embedding", naming neither logitAttrs nor its argument. */
+    @Test
+    void logitAttrsRefusesIdsOutsideTheVocabularyByName() {
+        Path dir = Fixtures.huggingFace("gpt2");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
+            ResidualStream resid = new ResidualStream(model, out.cache());
+            Tensor parts = resid.decomposeResid(false).stack();
+            int vocab = model.config().architecture().vocabSize();
+            String message = assertThrows(IndexOutOfBoundsException.class,
+                    () -> resid.logitAttrs(parts, Tensor.of(new long[] {vocab}).reshape(), Tensor.of(new long[] {0}).reshape())).getMessage();
+            assertTrue(message.startsWith("logitAttrs: the tokens must be ids of the vocabulary, [0, " + vocab + ")"),
+                    message);
+            message = assertThrows(IndexOutOfBoundsException.class,
+                    () -> resid.logitAttrs(parts, Tensor.of(new long[] {0}).reshape(), Tensor.of(new long[] {-1}).reshape())).getMessage();
+            assertTrue(message.startsWith("logitAttrs: the incorrect tokens must be ids"), message);
+        }
+    }
+
     @Test
     void aCacheOfAModelOfAnotherDepthIsRefused() {
         Path dir = Fixtures.huggingFace("gpt2");
