@@ -427,6 +427,7 @@ public final class Main implements Callable<Integer> {
                         + " give a corrupted input too (--corrupted-input-ids or --corrupted-text)");
             }
             Path file = AttentionView.of(m, ids, options).writeHtml(v.out);
+            progress.close();
             long bytes;
             try {
                 bytes = java.nio.file.Files.size(file);
@@ -606,6 +607,7 @@ public final class Main implements Callable<Integer> {
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json);
              ModelOutput result = m.forward(text == null ? idsTensor(ids)
                      : textTensor(m, text, tokenizerPath, prependBos), CacheSpec.only(names.toArray(String[]::new)))) {
+            progress.close();
             if (json) {
                 // written as it goes: the logits of a long batch need not fit the heap as one string
                 Writer writer = new BufferedWriter(new OutputStreamWriter(out, out.charset()));
@@ -686,7 +688,7 @@ public final class Main implements Callable<Integer> {
         PrintStream notes = json ? err : out;
         HookedAutoModel built;
         try (TerminalProgress progress = TerminalProgress.of("random weights", "weights", json, err)) {
-            built = SeedExample.buildModel(overrides, seed, notes::println, progress);
+            built = SeedExample.buildModel(overrides, seed, progress.printer(notes), progress);
         }
         try (HookedAutoModel model = built;
              Tensor ids = SeedExample.inputIds(model.config(), seed)) {

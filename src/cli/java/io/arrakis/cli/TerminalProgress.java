@@ -8,10 +8,19 @@ import me.tongfei.progressbar.ProgressBarStyle;
 
 import java.io.Console;
 import java.io.PrintStream;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * A long step's progress drawn as a bar on standard error by me.tongfei's progressbar, only where a person watches:
- * when standard output is a terminal and the command does not print JSON. Piped and scripted runs stay silent.
+ * when standard output and standard error are a terminal and the command does not print JSON. Piped and scripted
+ * runs, and standard error sent to a file, stay silent. Close it before printing a result: its last frame is drawn
+ * then.
  */
 final class TerminalProgress implements Progress, AutoCloseable {
     private final String task;
@@ -19,6 +28,7 @@ final class TerminalProgress implements Progress, AutoCloseable {
     private final PrintStream err;
     private final boolean shown;
     private ProgressBar bar; // made on the first report, which brings the total
+    private final List<Runnable> afterBar = new ArrayList<>();
 
     TerminalProgress(String task, String unit, PrintStream err, boolean shown) {
         this.task = task;
@@ -32,14 +42,45 @@ final class TerminalProgress implements Progress, AutoCloseable {
         return new TerminalProgress(task, unit, err, watched(json));
     }
 
-    /** Whether progress is worth drawing: output to a terminal, and not JSON for a program to read. */
+    /**
+     * Whether progress is worth drawing: output to a terminal, and not JSON for a program to read; and standard error,
+     * where it is drawn, a terminal too (the JDK's console looks at standard input and output only).
+     */
     static boolean watched(boolean json) {
         Console console = System.console();
-        return !json && console != null && console.isTerminal();
+        return !json && console != null && console.isTerminal() && standardErrorIsTerminal();
+    }
+
+    private static boolean standardErrorIsTerminal() {
+        Linker linker = Linker.nativeLinker();
+        MethodHandle isatty = linker.defaultLookup().find("isatty")
+                .map(f -> linker.downcallHandle(f, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT)))
+                .orElse(null);
+        try {
+            return isatty != null && (int) isatty.invokeExact(2) == 1;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /**
+     * Prints each line to {@code to} at once while no bar is drawn, and otherwise once the bar is closed, so that no
+     * frame of it lands on the line.
+     */
+    Consumer<String> printer(PrintStream to) {
+        return line -> {
+            synchronized (this) {
+                if (bar == null) {
+                    to.println(line);
+                } else {
+                    afterBar.add(() -> to.println(line));
+                }
+            }
+        };
     }
 
     @Override
-    public void advanced(long done, long total) {
+    public synchronized void advanced(long done, long total) {
         if (!shown) {
             return;
         }
@@ -52,10 +93,14 @@ final class TerminalProgress implements Progress, AutoCloseable {
         bar.stepTo(done);
     }
 
+    /** Draws the bar's last frame and prints what waited for it; again, nothing more. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (bar != null) {
             bar.close();
+            bar = null;
         }
+        afterBar.forEach(Runnable::run);
+        afterBar.clear();
     }
 }

@@ -3,6 +3,7 @@ package io.arrakis.cli;
 import io.arrakis.model.Fixtures;
 import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -38,6 +39,23 @@ class TerminalProgressTest {
         assertTrue(text.contains("75%"), text);
     }
 
+    /** Was: the seed example's note on the model it built was printed while the bar still drew, which drew over it. */
+    @Test
+    void linesPrintedWhileABarIsDrawnComeAfterItsLastFrame() {
+        ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+        PrintStream stream = new PrintStream(buffer, true, StandardCharsets.UTF_8);
+        try (TerminalProgress bar = new TerminalProgress("random weights", "weights", stream, true)) {
+            java.util.function.Consumer<String> notes = bar.printer(stream);
+            notes.accept("model: tiny");
+            bar.advanced(1, 2);
+            notes.accept("built");
+            bar.advanced(2, 2);
+        }
+        String text = buffer.toString(StandardCharsets.UTF_8);
+        assertTrue(text.startsWith("model: tiny"), text);
+        assertTrue(text.contains("2/2") && text.endsWith("built" + System.lineSeparator()), text);
+    }
+
     @Test
     void aBarNotShownWritesNothing() {
         assertEquals("", drawn(false));
@@ -45,9 +63,14 @@ class TerminalProgressTest {
 
     /** {@code scripts/arrakis} run with a terminal as its standard output (script(1) gives it one); what it shows. */
     private static String atATerminal(String... args) throws Exception {
+        return atATerminal(null, args);
+    }
+
+    /** The same with standard error sent to {@code errors} unless null. */
+    private static String atATerminal(Path errors, String... args) throws Exception {
         ChildJvm child = ChildJvm.of(Main.class, args);
-        String command = child.command().stream().map(a -> "'" + a.replace("'", "'\\''") + "'")
-                .collect(Collectors.joining(" "));
+        String command = child.command().stream().map(TerminalProgressTest::quoted).collect(Collectors.joining(" "))
+                + (errors == null ? "" : " 2>" + quoted(errors.toString()));
         ProcessBuilder builder = new ProcessBuilder("script", "-qec", command, "/dev/null").redirectErrorStream(true);
         builder.environment().putAll(child.environment());
         Process process = builder.start();
@@ -68,6 +91,34 @@ class TerminalProgressTest {
         String json = atATerminal("heads", "--model", model, "--json");
         assertFalse(json.contains("head detectors"), json);
         assertTrue(json.strip().endsWith("}"), json);
+    }
+
+    private static String quoted(String argument) {
+        return "'" + argument.replace("'", "'\\''") + "'";
+    }
+
+    /** Was: a terminal's standard output was enough, and the bar's frames went to the file. */
+    @Test
+    void standardErrorSentToAFileGetsNoBar(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/script")), "skipped: no script(1) to give a command a terminal");
+        String model = Fixtures.huggingFace("gpt2").toAbsolutePath().toString();
+        Path errors = dir.resolve("errors.log");
+        String shown = atATerminal(errors, "heads", "--model", model);
+        assertTrue(shown.contains("induction"), "the table: " + shown);
+        assertFalse(shown.contains("head detectors"), shown);
+        assertEquals("", Files.readString(errors));
+    }
+
+    /** Was: the bar's last frames were drawn after (and on) the result's line. */
+    @Test
+    void theBarIsDoneBeforeTheResultIsPrinted(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/script")), "skipped: no script(1) to give a command a terminal");
+        String model = Fixtures.huggingFace("gpt2").toAbsolutePath().toString();
+        String view = atATerminal("view", "--model", model, "--input-ids", "1,2,3,4,5,6", "--corrupted-input-ids",
+                "1,2,9,4,5,6", "--answer", "3", "--wrong", "9", "--out", dir.resolve("v.html").toString());
+        assertTrue(view.contains(" steps") && view.lastIndexOf(" steps") < view.indexOf("wrote "), view);
+        String forward = atATerminal("forward", "--model", model, "--input-ids", "1,2,3,4,5,6");
+        assertTrue(forward.contains(" layers") && forward.lastIndexOf(" layers") < forward.indexOf("logits "), forward);
     }
 
     @Test
