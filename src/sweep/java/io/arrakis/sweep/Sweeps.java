@@ -70,8 +70,8 @@ public final class Sweeps {
 
     /**
      * Spark's logs at WARN on standard error, instead of its INFO default, less the failures of tasks and jobs, which
-     * Spark logs with their stack traces as they happen: the exception the job throws carries them. Replaces the
-     * JVM's log4j configuration.
+     * Spark logs with their stack traces as they happen (the exception the job throws carries them), and less
+     * Hadoop's warning that its native library is missing. Replaces the JVM's log4j configuration.
      */
     public static synchronized void quietLogs() {
         ConfigurationBuilder<BuiltConfiguration> b = ConfigurationBuilderFactory.newConfigurationBuilder();
@@ -82,8 +82,12 @@ public final class Sweeps {
         for (String logger : FAILURE_LOGGERS) {
             b.add(b.newLogger(logger, Level.OFF));
         }
+        // warns on every start that Hadoop's own native library is missing; its Java classes serve
+        b.add(b.newLogger(HADOOP_NATIVE_CODE_LOADER, Level.ERROR));
         Configurator.reconfigure(b.build());
     }
+
+    static final String HADOOP_NATIVE_CODE_LOADER = "org.apache.hadoop.util.NativeCodeLoader";
 
     /** The loggers through which Spark reports a failed task, job or start as it happens (and stops after it). */
     private static final List<String> FAILURE_LOGGERS = List.of("org.apache.spark.SparkContext",

@@ -57,6 +57,21 @@ class SweepsTest {
         assertEquals(List.of(), entries(out));
     }
 
+    /** Was: every sweep began with Hadoop's warning that its native library is missing, which nothing needs. */
+    @Test
+    void quietLogsLeaveOutHadoopsMissingNativeLibrary() {
+        assertEquals("hadoop's classes loaded\n", ChildJvm.of(HadoopAfterQuietLogs.class).run());
+    }
+
+    /** A child JVM that loads Hadoop's native code loader, which warns where the library is missing, after quietLogs. */
+    public static final class HadoopAfterQuietLogs {
+        public static void main(String[] args) throws ClassNotFoundException {
+            Sweeps.quietLogs();
+            Class.forName(Sweeps.HADOOP_NATIVE_CODE_LOADER);
+            System.out.println("hadoop's classes loaded");
+        }
+    }
+
     private static List<String> entries(Path dir) throws java.io.IOException {
         try (Stream<Path> files = Files.list(dir)) {
             return files.map(p -> p.getFileName().toString()).toList();
