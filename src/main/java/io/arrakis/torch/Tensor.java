@@ -1497,6 +1497,9 @@ public final class Tensor implements AutoCloseable {
 
     /** Elementwise {@code -this}. */
     public Tensor neg() {
+        if (dtype() == DType.BOOL) {
+            throw new IllegalArgumentException("neg: a bool tensor has no negation, got " + describe());
+        }
         return unary(NEG);
     }
 
@@ -1567,6 +1570,7 @@ public final class Tensor implements AutoCloseable {
 
     /** GELU, exact or with the tanh approximation (GPT-2's {@code gelu_new}). */
     public Tensor gelu(boolean tanhApproximation) {
+        checkFloating("gelu");
         return Call.begin(GELU, this).tensor(this).str(tanhApproximation ? "tanh" : "none").tensorResult();
     }
 
@@ -1684,6 +1688,7 @@ public final class Tensor implements AutoCloseable {
             operands[0].checkSameDevice("einsum", operands[i]);
             operands[0].checkSameDtype("einsum", operands[i]);
         }
+        checkEinsumSubscripts(equation, terms);
         if (operands.length == 2) {
             Tensor batched = OpenBlasBatch.einsum(equation, operands[0], operands[1], 1.0);
             if (batched != null) {
@@ -1693,6 +1698,49 @@ public final class Tensor implements AutoCloseable {
         Tensor result = Call.begin(EINSUM, operands).str(equation).tensors(List.of(operands)).none().tensorResult();
         // with one operand and nothing summed, libtorch returns a view of it (a permutation or a diagonal)
         return operands.length == 1 ? operands[0].viewResult(result) : result;
+    }
+
+    /**
+     * Refuses what libtorch's einsum would: subscripts other than letters (and one {@code ...} per term), and an output
+     * subscript that no operand has or that appears twice.
+     */
+    private static void checkEinsumSubscripts(String equation, String[] terms) {
+        java.util.Set<Character> inputLabels = new java.util.HashSet<>();
+        for (String term : terms) {
+            inputLabels.addAll(einsumLabels(equation, term));
+        }
+        if (!equation.contains("->")) {
+            return;
+        }
+        String output = equation.substring(equation.indexOf("->") + 2);
+        List<Character> outputLabels = einsumLabels(equation, output);
+        for (int i = 0; i < outputLabels.size(); i++) {
+            char label = outputLabels.get(i);
+            if (!inputLabels.contains(label)) {
+                throw new IllegalArgumentException("einsum: output subscript " + label + " of '" + equation
+                        + "' is no operand's");
+            }
+            if (outputLabels.subList(0, i).contains(label)) {
+                throw new IllegalArgumentException("einsum: output subscript " + label + " appears twice in '"
+                        + equation + "'");
+            }
+        }
+    }
+
+    /** The letters of one term of {@code equation}, which must be letters, spaces and at most one {@code ...}. */
+    private static List<Character> einsumLabels(String equation, String term) {
+        String compact = term.replace(" ", "");
+        int ellipsis = compact.indexOf("...");
+        String letters = ellipsis < 0 ? compact : compact.substring(0, ellipsis) + compact.substring(ellipsis + 3);
+        List<Character> labels = new ArrayList<>();
+        for (char ch : letters.toCharArray()) {
+            if (!(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z')) {
+                throw new IllegalArgumentException("einsum: subscripts are letters (and one '...' per term); '" + term
+                        + "' of '" + equation + "' has '" + ch + "'");
+            }
+            labels.add(ch);
+        }
+        return labels;
     }
 
     /**
@@ -1869,12 +1917,14 @@ public final class Tensor implements AutoCloseable {
 
     /** Softmax along {@code dim}. */
     public Tensor softmax(int dim) {
+        checkFloating("softmax");
         return Call.begin(SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "softmax")).optDtype(null)
                 .fitTeam(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
     }
 
     /** Log-softmax along {@code dim}. */
     public Tensor logSoftmax(int dim) {
+        checkFloating("logSoftmax");
         return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "logSoftmax")).optDtype(null).tensorResult();
     }
 
