@@ -626,7 +626,12 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.arange: " + dtype + " counts in int64, which cannot hold these"
                     + " bounds or step" + args);
         }
-        long n = (long) Math.max(0, Math.ceil((end - start) / step));
+        // int64 ranges are counted in integers, as PyTorch counts them: in float64 a span past 2^53 rounds
+        long n = dtype.isFloatingPoint() ? (long) Math.max(0, Math.ceil((end - start) / step))
+                : java.math.BigInteger.valueOf((long) end).subtract(java.math.BigInteger.valueOf((long) start))
+                        .add(java.math.BigInteger.valueOf((long) step - (long) Math.signum(step)))
+                        .divide(java.math.BigInteger.valueOf((long) step)).max(java.math.BigInteger.ZERO)
+                        .min(java.math.BigInteger.valueOf(Long.MAX_VALUE)).longValue();
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("Tensor.arange: " + n + " elements is too many");
         }

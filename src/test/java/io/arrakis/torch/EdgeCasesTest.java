@@ -34,6 +34,24 @@ class EdgeCasesTest {
         assertTrue(m.contains("bool"), m);
     }
 
+    /**
+     * Was: the count of an int64 range was taken in float64, which rounded a span past 2^53 and dropped the last
+     * value. PyTorch counts int64 ranges in integers: {@code torch.arange(-1, 2**62, 2**60)} has five values.
+     */
+    @Test
+    void integerArangeCountsSpansPastTwoToThe53InIntegers() {
+        long p60 = 1L << 60;
+        try (Tensor t = Tensor.arange(-1, 0x1p62, 0x1p60, DType.INT64, Device.CPU)) {
+            assertArrayEquals(new long[] {-1, p60 - 1, 2 * p60 - 1, 3 * p60 - 1, 4 * p60 - 1}, t.toLongArray());
+        }
+        try (Tensor t = Tensor.arange(0x1p62, -1, -0x1p60, DType.INT64, Device.CPU)) {
+            assertArrayEquals(new long[] {4 * p60, 3 * p60, 2 * p60, p60, 0}, t.toLongArray());
+        }
+        try (Tensor t = Tensor.arange(-1, 0x1p62, 0x1p40, DType.INT64, Device.CPU)) {
+            assertEquals((1 << 22) + 1, t.numel());
+        }
+    }
+
     /** Was: sizes whose sum wrapped around to the dim's size passed, giving overlapping pieces. */
     @Test
     void splitSizesThatOverflowAreRefused() {
