@@ -626,7 +626,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.arange: " + dtype + " counts in int64, which cannot hold these"
                     + " bounds or step" + args);
         }
-        // int64 ranges are counted in integers, as PyTorch counts them: in float64 a span past 2^53 rounds
+        // integer ranges are counted in integers, as PyTorch counts int64 ones: in float64 a span past 2^53 rounds
         long n = dtype.isFloatingPoint() ? (long) Math.max(0, Math.ceil((end - start) / step))
                 : java.math.BigInteger.valueOf((long) end).subtract(java.math.BigInteger.valueOf((long) start))
                         .add(java.math.BigInteger.valueOf((long) step - (long) Math.signum(step)))
