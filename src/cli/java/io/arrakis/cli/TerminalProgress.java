@@ -27,7 +27,10 @@ final class TerminalProgress implements Progress, AutoCloseable {
     private final String unit;
     private final PrintStream err;
     private final boolean shown;
+    /** {@code isatty} of the C library, or null where it has none. */
+    private static final MethodHandle ISATTY = isatty();
     private ProgressBar bar; // made on the first report, which brings the total
+    private boolean closed;
     private final List<Runnable> afterBar = new ArrayList<>();
 
     TerminalProgress(String task, String unit, PrintStream err, boolean shown) {
@@ -52,14 +55,20 @@ final class TerminalProgress implements Progress, AutoCloseable {
     }
 
     private static boolean standardErrorIsTerminal() {
-        Linker linker = Linker.nativeLinker();
-        MethodHandle isatty = linker.defaultLookup().find("isatty")
-                .map(f -> linker.downcallHandle(f, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT)))
-                .orElse(null);
         try {
-            return isatty != null && (int) isatty.invokeExact(2) == 1;
+            return ISATTY != null && (int) ISATTY.invokeExact(2) == 1;
         } catch (Throwable t) {
             return false;
+        }
+    }
+
+    private static MethodHandle isatty() {
+        try {
+            Linker linker = Linker.nativeLinker();
+            return linker.defaultLookup().find("isatty").map(f -> linker.downcallHandle(f,
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT))).orElse(null);
+        } catch (RuntimeException noNativeAccess) { // IllegalCallerException where native access is denied
+            return null;
         }
     }
 
@@ -81,7 +90,7 @@ final class TerminalProgress implements Progress, AutoCloseable {
 
     @Override
     public synchronized void advanced(long done, long total) {
-        if (!shown) {
+        if (!shown || closed) {
             return;
         }
         if (bar == null) {
@@ -93,9 +102,10 @@ final class TerminalProgress implements Progress, AutoCloseable {
         bar.stepTo(done);
     }
 
-    /** Draws the bar's last frame and prints what waited for it; again, nothing more. */
+    /** Draws the bar's last frame and prints what waited for it; later reports draw nothing. */
     @Override
     public synchronized void close() {
+        closed = true;
         if (bar != null) {
             bar.close();
             bar = null;

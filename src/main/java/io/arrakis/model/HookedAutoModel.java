@@ -316,7 +316,10 @@ public final class HookedAutoModel implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ forward
 
-    /** Runs the model on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64 or int32), caching every activation. */
+    /**
+     * Runs the model on {@code inputIds} ({@code [batch, pos]} or {@code [pos]}, int64 or int32), caching every
+     * activation.
+     */
     public ModelOutput forward(Tensor inputIds) {
         return forward(inputIds, CacheSpec.all());
     }
@@ -955,12 +958,12 @@ public final class HookedAutoModel implements AutoCloseable {
             long[] qs = q.shape();
             long[] ks = k.shape();
             // the mask is [pos, pos]: keys of another length would broadcast against it without a word
-            // the scale is the model's d_head's: queries of another size would be scaled for it without a word
+            // the scale is the model's: queries of another head size would be scaled as its heads without a word
             if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != config.dHead()
                     || ks[3] != config.dHead() || ks[2] == 0 || qs[2] % ks[2] != 0) {
-                throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads, d_head = "
-                        + config.dHead() + "] with the same batch and positions, and query heads a multiple of key heads; got "
-                        + Arrays.toString(qs) + " and " + Arrays.toString(ks));
+                throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads,"
+                        + " d_head = " + config.dHead() + "] with the same batch and positions, and query heads a"
+                        + " multiple of key heads; got " + Arrays.toString(qs) + " and " + Arrays.toString(ks));
             }
             try (TensorScope scope = TensorScope.open()) {
                 return scope.keep(new Forward(config, weights, tables, null).scores(layer, q, k));

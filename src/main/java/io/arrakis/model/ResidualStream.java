@@ -306,8 +306,10 @@ public final class ResidualStream {
         try {
             return rows.embedding(perPosition(tokens));
         } catch (IndexOutOfBoundsException e) {
-            throw new IndexOutOfBoundsException("logitAttrs: the " + what + " must be ids of the vocabulary, [0, "
-                    + rows.size(0) + "): " + e.getMessage());
+            IndexOutOfBoundsException named = new IndexOutOfBoundsException("logitAttrs: the " + what
+                    + " must be ids of the vocabulary, [0, " + rows.size(0) + "): " + e.getMessage());
+            named.initCause(e);
+            throw named;
         }
     }
 

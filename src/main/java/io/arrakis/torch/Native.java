@@ -150,8 +150,14 @@ final class Native {
                 return 0;
             }
             long numel = out.get(ValueLayout.JAVA_LONG, 0);
-            return arrakis_torch_h.aoti_torch_get_dtype(handle, out) == 0
-                    ? numel * DType.fromCode(out.get(ValueLayout.JAVA_INT, 0)).byteSize() : 0;
+            if (arrakis_torch_h.aoti_torch_get_dtype(handle, out) != 0) {
+                return 0;
+            }
+            try {
+                return numel * DType.fromCode(out.get(ValueLayout.JAVA_INT, 0)).byteSize();
+            } catch (TorchException unknownDtype) {
+                return 0;
+            }
         } catch (Throwable t) {
             throw new LibTorchException("reading the storage size of a tensor failed: " + t, t);
         }

@@ -626,8 +626,9 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.arange: " + dtype + " counts in int64, which cannot hold these"
                     + " bounds or step" + args);
         }
-        // integer ranges are counted in integers, as PyTorch counts int64 ones: in float64 a span past 2^53 rounds
-        long n = dtype.isFloatingPoint() ? (long) Math.max(0, Math.ceil((end - start) / step))
+        // int64 ranges are counted in integers, as PyTorch counts them (in float64 a span past 2^53 rounds); the
+        // other dtypes in float64, as PyTorch counts them
+        long n = dtype != DType.INT64 ? (long) Math.max(0, Math.ceil((end - start) / step))
                 : java.math.BigInteger.valueOf((long) end).subtract(java.math.BigInteger.valueOf((long) start))
                         .add(java.math.BigInteger.valueOf((long) step - (long) Math.signum(step)))
                         .divide(java.math.BigInteger.valueOf((long) step)).max(java.math.BigInteger.ZERO)
@@ -1732,11 +1733,14 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** The letters of one term of {@code equation}, which must be letters, spaces and at most one {@code ...}. */
+    /**
+     * The letters of one term of {@code equation}, which must be letters, spaces and at most one {@code ...} (spaces
+     * may not split it).
+     */
     private static List<Character> einsumLabels(String equation, String term) {
-        String compact = term.replace(" ", "");
-        int ellipsis = compact.indexOf("...");
-        String letters = ellipsis < 0 ? compact : compact.substring(0, ellipsis) + compact.substring(ellipsis + 3);
+        int ellipsis = term.indexOf("...");
+        String letters = ellipsis < 0 ? term : term.substring(0, ellipsis) + term.substring(ellipsis + 3);
+        letters = letters.replace(" ", "");
         List<Character> labels = new ArrayList<>();
         for (char ch : letters.toCharArray()) {
             if (!(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z')) {

@@ -411,7 +411,7 @@ class HookedAutoModelTest {
     /**
      * attentionScores takes queries and keys of one length and the model's head size. Was: keys of one position
      * broadcast against the [pos, pos] mask and gave [batch, head, pos, pos] scores without a word; queries and keys of
-     * another head size were scaled by the model's d_head^-1/2 without a word.
+     * another head size were scaled as the model's heads without a word.
      */
     @Test
     void attentionScoresRefusesQueriesAndKeysThatDoNotMatch() {
@@ -424,7 +424,8 @@ class HookedAutoModelTest {
             }
             Tensor q7 = Tensor.zeros(1, 5, 4, 7);
             assertThrows(IllegalArgumentException.class, () -> model.attentionScores(0, q7, Tensor.zeros(1, 5, 2, 7)));
-            String message = assertThrows(IllegalArgumentException.class, () -> model.attentionMask(0, -1)).getMessage();
+            String message = assertThrows(IllegalArgumentException.class, () -> model.attentionMask(0, -1))
+                    .getMessage();
             assertEquals("attentionMask: pos must not be negative, got -1", message); // was: Tensor.ones's refusal
         }
     }

@@ -363,13 +363,18 @@ class ResidualStreamTest {
             Tensor parts = resid.decomposeResid(false).stack();
             int vocab = model.config().architecture().vocabSize();
             String message = assertThrows(IndexOutOfBoundsException.class,
-                    () -> resid.logitAttrs(parts, Tensor.of(new long[] {vocab}).reshape(), Tensor.of(new long[] {0}).reshape())).getMessage();
+                    () -> resid.logitAttrs(parts, oneId(vocab), oneId(0))).getMessage();
             assertTrue(message.startsWith("logitAttrs: the tokens must be ids of the vocabulary, [0, " + vocab + ")"),
                     message);
             message = assertThrows(IndexOutOfBoundsException.class,
-                    () -> resid.logitAttrs(parts, Tensor.of(new long[] {0}).reshape(), Tensor.of(new long[] {-1}).reshape())).getMessage();
+                    () -> resid.logitAttrs(parts, oneId(0), oneId(-1))).getMessage();
             assertTrue(message.startsWith("logitAttrs: the incorrect tokens must be ids"), message);
         }
+    }
+
+    /** A 0-dim int64 id. */
+    private static Tensor oneId(long id) {
+        return Tensor.of(new long[] {id}).reshape();
     }
 
     @Test

@@ -140,6 +140,7 @@ class BadInputTest {
         c.add(new Case("einsum float32 with float64", IAE, () -> Tensor.einsum("ij,jk->ik", f23, d34), "einsum"));
         c.add(new Case("einsum unknown output label", IAE, () -> Tensor.einsum("ij->iz", f23), "einsum"));
         c.add(new Case("einsum output label twice", IAE, () -> Tensor.einsum("ij->ii", f23), "einsum"));
+        c.add(new Case("einsum ellipsis split by a space", IAE, () -> Tensor.einsum(". ..ij->ij", f23), "einsum"));
         c.add(new Case("einsum subscript not a letter", IAE, () -> Tensor.einsum("i_->i", f23), "einsum"));
         c.add(new Case("svd 1-d", IAE, () -> f3.svd(), "svd"));
         c.add(new Case("svd int64", IAE, () -> i22.svd(), "svd"));

@@ -50,6 +50,9 @@ class EdgeCasesTest {
         try (Tensor t = Tensor.arange(-1, 0x1p62, 0x1p40, DType.INT64, Device.CPU)) {
             assertEquals((1 << 22) + 1, t.numel());
         }
+        try (Tensor t = Tensor.arange(-1, 0x1p62, 0x1p60, DType.INT32, Device.CPU)) {
+            assertEquals(4, t.numel(), "PyTorch counts the other integer dtypes in float64");
+        }
     }
 
     /** Was: sizes whose sum wrapped around to the dim's size passed, giving overlapping pieces. */

@@ -63,7 +63,7 @@ class SweepsTest {
         assertEquals("hadoop's classes loaded\n", ChildJvm.of(HadoopAfterQuietLogs.class).run());
     }
 
-    /** A child JVM that loads Hadoop's native code loader, which warns where the library is missing, after quietLogs. */
+    /** A child JVM that loads Hadoop's native code loader (which warns where its library is missing) after quietLogs. */
     public static final class HadoopAfterQuietLogs {
         public static void main(String[] args) throws ClassNotFoundException {
             Sweeps.quietLogs();
