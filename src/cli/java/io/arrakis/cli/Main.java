@@ -86,9 +86,7 @@ public final class Main implements Callable<Integer> {
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
-            // a Spark job that failed carries its task's exception: a bad model folder is found there by a sweep
-            Throwable cause = e.getClass().getName().equals("org.apache.spark.SparkException") && e.getCause() != null
-                    ? e.getCause() : e;
+            Throwable cause = reported(e);
             if (cause instanceof IllegalArgumentException || cause instanceof IllegalStateException
                     || cause instanceof UnsupportedOperationException || cause instanceof java.io.UncheckedIOException
                     || cause instanceof io.arrakis.model.safetensors.SafeTensorsException
@@ -380,8 +378,12 @@ public final class Main implements Callable<Integer> {
         }
     }
 
-    /** Refuses, before any work, an output file that is a folder or whose nearest existing ancestor is no folder. */
-    private static void checkOutput(Path file, String flag) {
+    /**
+     * Refuses, before any work, an output file that is a folder, whose nearest existing ancestor is no folder or cannot
+     * be written in, or that is one of the command's inputs: a file of the {@code model} folder that loading reads, or
+     * the {@code tokenizer} file (null for none).
+     */
+    private static void checkOutput(Path file, String flag, Path model, Path tokenizer) {
         if (java.nio.file.Files.isDirectory(file)) {
             throw new IllegalArgumentException(flag + " " + file + " is a folder; name a file");
         }
@@ -390,9 +392,44 @@ public final class Main implements Callable<Integer> {
                 if (!java.nio.file.Files.isDirectory(p)) {
                     throw new IllegalArgumentException(flag + " " + file + ": " + p + " is a file, not a folder");
                 }
-                return;
+                if (!java.nio.file.Files.isWritable(p)) {
+                    throw new IllegalArgumentException(flag + " " + file + ": cannot write in " + p);
+                }
+                break;
             }
         }
+        if (!java.nio.file.Files.exists(file)) {
+            return;
+        }
+        try {
+            String name = file.getFileName().toString();
+            boolean modelFile = name.equals("config.json") || name.equals("tokenizer.json")
+                    || name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json");
+            Path parent = file.toAbsolutePath().getParent();
+            if (modelFile && java.nio.file.Files.exists(model) && java.nio.file.Files.isSameFile(parent, model)
+                    || tokenizer != null && java.nio.file.Files.exists(tokenizer)
+                    && java.nio.file.Files.isSameFile(file, tokenizer)) {
+                throw new IllegalArgumentException(flag + " " + file + " is one of this command's inputs; name"
+                        + " another file");
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot compare " + flag + " " + file + " with the inputs", e);
+        }
+    }
+
+    /**
+     * What {@code e} reports: a libtorch that could not load, wherever in its causes (it fails the initialisation of a
+     * class, in a Spark task too); otherwise a failed Spark job's task's exception (a sweep finds a bad model folder
+     * there); otherwise {@code e}.
+     */
+    private static Throwable reported(Throwable e) {
+        for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+            if (t instanceof io.arrakis.torch.LibTorchException) {
+                return t;
+            }
+        }
+        return e.getClass().getName().equals("org.apache.spark.SparkException") && e.getCause() != null
+                ? e.getCause() : e;
     }
 
     /** The folder's own name, or the whole path where it has none (the file system's root). */
@@ -403,7 +440,7 @@ public final class Main implements Callable<Integer> {
 
     /** The page of {@code v}'s model and inputs, written to {@code v.out}. */
     private static void view(View v, PrintStream out, PrintStream err) {
-        checkOutput(v.out, "--out");
+        checkOutput(v.out, "--out", v.model, v.tokenizer);
         if (v.prependBos && v.input.text == null && (v.corrupted == null || v.corrupted.text == null)) {
             throw new IllegalArgumentException("--prepend-bos goes with --text or --corrupted-text");
         }
@@ -421,6 +458,11 @@ public final class Main implements Callable<Integer> {
             if (v.corrupted != null) {
                 Tensor corrupted = v.corrupted.text == null ? idsTensor(v.corrupted.ids)
                         : textTensor(m, v.corrupted.text, v.tokenizer, v.prependBos);
+                if (Arrays.equals(ids.shape(), corrupted.shape())
+                        && Arrays.equals(ids.toLongArray(), corrupted.toLongArray())) {
+                    throw new IllegalArgumentException("the clean and corrupted inputs are the same tokens: every"
+                            + " patching effect would be 0");
+                }
                 options = options.withPatching(corrupted, v.answer, v.wrong, receivers, routes);
             } else if (v.answer != -1 || v.wrong != -1 || !receivers.isEmpty() || !routes.isEmpty()) {
                 throw new IllegalArgumentException("--answer, --wrong, --receivers and --routes are for path patching:"
@@ -484,7 +526,7 @@ public final class Main implements Callable<Integer> {
     private static void composition(Path model, CompositionScores.Mode mode, CompositionScores.Options.Builder options,
                                     int top, Path png, boolean json, PrintStream out, PrintStream err) {
         if (png != null) {
-            checkOutput(png, "--png");
+            checkOutput(png, "--png", model, null);
         }
         ScoreReport report;
         CompositionScores.Options chosen;

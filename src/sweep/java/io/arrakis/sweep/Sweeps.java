@@ -94,7 +94,8 @@ public final class Sweeps {
             "org.apache.spark.metrics.MetricsSystem",
             "org.apache.spark.executor.Executor",
             "org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.util.Utils",
-            "org.apache.spark.sql.execution.datasources.FileFormatWriter");
+            "org.apache.spark.sql.execution.datasources.FileFormatWriter",
+            "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter");
 
     /** The output format {@code out} names by its extension. */
     static String format(String out) {

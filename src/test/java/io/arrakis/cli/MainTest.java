@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -336,6 +337,35 @@ class MainTest {
         Result r = run("heads", "--model", dir.toString(), "--seq-len", "4");
         assertEquals(0, r.status(), r.err());
         assertTrue(r.out().contains("induction        -       none: the attention patterns hold NaN"), r.out());
+    }
+
+    /**
+     * Was: an output named as one of the command's inputs overwrote it (the model's weights with a page, its config
+     * with a heatmap), and a page whose clean and corrupted inputs were the same tokens, every effect 0, was written.
+     */
+    @Test
+    void anOutputThatIsAnInputAndCleanInputsThatAreTheCorruptedAreRefused(@TempDir Path dir) throws Exception {
+        Path model = Files.createDirectory(dir.resolve("model"));
+        for (String file : List.of("config.json", "model.safetensors")) {
+            Files.copy(Fixtures.huggingFace("gpt2").resolve(file), model.resolve(file));
+        }
+        byte[] weights = Files.readAllBytes(model.resolve("model.safetensors"));
+        Result r = run("view", "--model", model.toString(), "--input-ids", "1,2,3", "--out",
+                model.resolve("model.safetensors").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+        assertArrayEquals(weights, Files.readAllBytes(model.resolve("model.safetensors")));
+        r = run("composition", "--model", model.toString(), "--mode", "K", "--png", model.resolve("config.json").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+        r = run("view", "--model", model.toString(), "--input-ids", "1,2,3", "--out", model.resolve("page.html").toString());
+        assertEquals(0, r.status(), r.err() + " (a new file in the model's folder is no input)");
+
+        r = run("view", "--model", model.toString(), "--input-ids", "1,2,3", "--corrupted-input-ids", "1,2,3",
+                "--answer", "5", "--wrong", "6", "--out", dir.resolve("same.html").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("the clean and corrupted inputs are the same tokens"), r.err());
+        assertFalse(Files.exists(dir.resolve("same.html")));
     }
 
     /** Was: a receiver or route named twice was patched, and shown, twice. */

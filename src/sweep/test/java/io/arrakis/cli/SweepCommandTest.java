@@ -127,6 +127,24 @@ class SweepCommandTest {
         assertFalse(Files.exists(Path.of(out)));
     }
 
+    /** Was: a libtorch that could not load in a Spark task gave the job's stack trace (178 lines). */
+    @Test
+    void aLibtorchThatCannotLoadInASweepIsOneLine() throws IOException {
+        Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
+                "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
+        Path missing = dir.resolve("no-libtorch-here");
+        io.arrakis.testing.ChildJvm child = io.arrakis.testing.ChildJvm.of(Main.class, "sweep", "patching", "--model",
+                        MODEL, "--prompts", prompts.toString(), "--route", "V", "--receivers", "1.0", "--out",
+                        dir.resolve("never.csv").toString(), "--master", "local[1]")
+                .property(io.arrakis.torch.LibTorch.PROPERTY_FOLDER, missing.toString());
+        if (Runtime.version().feature() >= 23) { // as scripts/arrakis runs sweeps: Spark's Unsafe, without a warning
+            child.jvmOption("--sun-misc-unsafe-memory-access=allow");
+        }
+        String output = child.start().finish(2);
+        assertFalse(output.contains("\tat "), output);
+        assertTrue(output.strip().startsWith("arrakis sweep patching: ") && output.contains(missing.toString()), output);
+    }
+
     @Test
     void aMasterSparkCannotStartOnIsOneLine() throws IOException {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
