@@ -626,13 +626,9 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("Tensor.arange: " + dtype + " counts in int64, which cannot hold these"
                     + " bounds or step" + args);
         }
-        // int64 ranges are counted in integers, as PyTorch counts them (in float64 a span past 2^53 rounds); the
-        // other dtypes in float64, as PyTorch counts them
-        long n = dtype != DType.INT64 ? (long) Math.max(0, Math.ceil((end - start) / step))
-                : java.math.BigInteger.valueOf((long) end).subtract(java.math.BigInteger.valueOf((long) start))
-                        .add(java.math.BigInteger.valueOf((long) step - (long) Math.signum(step)))
-                        .divide(java.math.BigInteger.valueOf((long) step)).max(java.math.BigInteger.ZERO)
-                        .min(java.math.BigInteger.valueOf(Long.MAX_VALUE)).longValue();
+        // as PyTorch counts: int64 ranges in integers (in float64 a span past 2^53 rounds), the other dtypes in float64
+        long n = dtype == DType.INT64 ? int64RangeLength((long) start, (long) end, (long) step)
+                : (long) Math.max(0, Math.ceil((end - start) / step));
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("Tensor.arange: " + n + " elements is too many");
         }
@@ -654,6 +650,14 @@ public final class Tensor implements AutoCloseable {
         try (Tensor t = of(values, n)) {
             return t.to(dtype, device);
         }
+    }
+
+    /** {@code ceil((end - start) / step)} exactly, as PyTorch's int64 arange counts; at least 0, at most Long.MAX_VALUE. */
+    private static long int64RangeLength(long start, long end, long step) {
+        java.math.BigInteger span = java.math.BigInteger.valueOf(end).subtract(java.math.BigInteger.valueOf(start));
+        java.math.BigInteger length = span.add(java.math.BigInteger.valueOf(step - Long.signum(step)))
+                .divide(java.math.BigInteger.valueOf(step));
+        return length.max(java.math.BigInteger.ZERO).min(java.math.BigInteger.valueOf(Long.MAX_VALUE)).longValue();
     }
 
     /** Whether a whole number lies in int64's range. */
