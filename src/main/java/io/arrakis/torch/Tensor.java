@@ -1777,6 +1777,8 @@ public final class Tensor implements AutoCloseable {
         if (!Double.isFinite(scale)) {
             throw new IllegalArgumentException("einsumMasked: the scale must be finite, got " + scale);
         }
+        double value = fill.item();
+        checkFillFits("einsumMasked", value, left.dtype());
         Tensor product = OpenBlasBatch.einsum(equation, left, right, scale);
         if (product == null) {
             product = einsum(equation, left, right); // two operands: new memory, never a view of theirs
@@ -1795,6 +1797,10 @@ public final class Tensor implements AutoCloseable {
             String message = "einsumMasked: mask " + mask.describe() + " must broadcast to the product " + product.describe();
             product.close();
             throw new IllegalArgumentException(message);
+        }
+        if (MatrixMaskFill.applies(product.meta(), mask.meta())) {
+            MatrixMaskFill.fill(product, mask, value);
+            return product;
         }
         // the op returns the product again, under a handle of its own
         Call.begin(MASKED_FILL_, product, mask, fill).tensor(product).tensor(mask).tensor(fill).tensorResult().close();
@@ -2215,6 +2221,14 @@ public final class Tensor implements AutoCloseable {
         return Call.begin(WHERE, condition, this, other).tensor(condition).tensor(this).tensor(other).tensorResult();
     }
 
+    /** Refuses, as libtorch would on standard error, a finite fill beyond a floating-point dtype's range. */
+    private static void checkFillFits(String op, double value, DType dtype) {
+        if (dtype.isFloatingPoint() && Double.isFinite(value) && Math.abs(value) > dtype.maxFinite()) {
+            throw new IllegalArgumentException(op + ": the fill " + value + " is beyond " + dtype + "'s range (at most "
+                    + dtype.maxFinite() + " in magnitude)");
+        }
+    }
+
     /** A copy with {@code value} where the bool {@code mask} is true (mask broadcasts to this shape). */
     public Tensor maskedFill(Tensor mask, double value) {
         if (mask.dtype() != DType.BOOL) {
@@ -2225,6 +2239,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("maskedFill: mask " + mask.describe() + " must broadcast to " + describe());
         }
         checkSameDevice("maskedFill", mask);
+        checkFillFits("maskedFill", value, dtype());
         try (Tensor v = scalar(value)) {
             return Call.begin(MASKED_FILL, this, mask, v).tensor(this).tensor(mask).tensor(v).tensorResult();
         }
