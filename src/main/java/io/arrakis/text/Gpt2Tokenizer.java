@@ -5,7 +5,6 @@ import com.knuddels.jtokkit.api.Encoding;
 import com.knuddels.jtokkit.api.EncodingType;
 import com.knuddels.jtokkit.api.IntArrayList;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -94,9 +93,9 @@ public final class Gpt2Tokenizer implements Tokenizer {
         return encoding.decodeBytes(list);
     }
 
-    /** UTF-8 text of {@code bytes}; sequences that are not whole characters become U+FFFD. */
+    /** UTF-8 text of {@code bytes}; sequences that are not whole characters become U+FFFD, as in Hugging Face's. */
     private static String utf8(byte[] bytes) {
-        return new String(bytes, StandardCharsets.UTF_8);
+        return UnicodeText.fromUtf8Lossy(bytes);
     }
 
     @Override

@@ -31,19 +31,21 @@ import java.util.regex.PatternSyntaxException;
  *       once, would give two tokens one id, and is refused; so is a key given twice anywhere in the file;</li>
  *   <li>settings on which that library's Rust code panics, which through DJL ends the whole process rather than
  *       throwing, refused with a message: a {@code Replace} whose pattern can match an empty string (judged in Java's
- *       regular expressions, which read Oniguruma's common syntax; one they do not read, or one that refers back to
- *       a group, is refused too), a {@code Replace} or {@code Split} regex that repeats a repetition ({@code (a+)+},
- *       whose backtracking reaches Oniguruma's limit), a {@code Prepend} of nothing, a {@code Strip} decoder that
- *       strips from the end ({@code stop} above 0), a {@code Precompiled} normalizer whose character map does not
- *       parse, whose trie reads past its end or whose strings are cut inside a character, a BPE merge too short for
- *       the continuing-subword prefix cut off it, and a template post-processor that names a special token it does
- *       not define, gives one ids and token strings of different counts, or ids outside the vocabulary (encoding
- *       would give ids nothing can decode).</li>
+ *       regular expressions, which read Oniguruma's common syntax; one they do not read, or one that refers back to a
+ *       group, is refused too), a {@code Replace} or {@code Split} regex that repeats a group holding a quantifier or
+ *       an alternation ({@code (a+)+}, {@code (a|aa)+}, whose backtracking reaches Oniguruma's limit), a
+ *       {@code Prepend} of nothing, a {@code Strip} decoder that strips from the end ({@code stop} above 0), a
+ *       {@code Precompiled} normalizer whose character map does not parse, whose trie reads past its end or whose
+ *       strings are cut inside a character, a BPE merge too short for the continuing-subword prefix cut off it, and a
+ *       template post-processor that names a special token it does not define, gives one ids and token strings of
+ *       different counts, gives ids outside the vocabulary (encoding would give ids nothing can decode), or whose
+ *       single-text template names a second text ({@code $B}).</li>
  * </ul>
  */
 final class TokenizerFile {
     private static final Pattern SCRIPT = Pattern.compile("\\\\([pP])\\{([A-Za-z_]+)\\}");
-    private static final Pattern UNBOUNDED_COUNT = Pattern.compile("\\{[0-9]*,\\s*}");
+    /** A counted quantifier: {@code {n}}, {@code {n,}}, {@code {n,m}} or {@code {,m}}. */
+    private static final Pattern COUNT = Pattern.compile("\\{([0-9]*)(,\\s*([0-9]*))?}");
     /** A backreference of Oniguruma's syntax: {@code \1} to {@code \9}, {@code \k<name>}, {@code \g<...>} calls. */
     private static final Pattern BACKREFERENCE = Pattern.compile("(?<!\\\\)(\\\\\\\\)*\\\\([1-9]|k<|k'|g<|g')");
 
@@ -261,10 +263,10 @@ final class TokenizerFile {
         } else if (node instanceof Map<?, ?> map) {
             Object type = map.get("type");
             if (map.get("pattern") instanceof Map<?, ?> pattern && pattern.get("Regex") instanceof String regex
-                    && repeatsARepetition(regex)) {
-                throw refused("a " + type + " whose regex " + Json.quote(regex) + " repeats a repetition (as (a+)+ does),"
-                        + " on which Oniguruma's backtracking can reach its limit, where Hugging Face's tokenizers library"
-                        + " ends the process");
+                    && repeatsAnAmbiguousGroup(regex)) {
+                throw refused("a " + type + " whose regex " + Json.quote(regex) + " repeats a group holding a"
+                        + " quantifier or an alternation (as (a+)+ and (a|aa)+ do), on which Oniguruma's backtracking"
+                        + " can reach its limit, where Hugging Face's tokenizers library ends the process");
             }
             if ("Replace".equals(type)) {
                 checkReplace(map.get("pattern"));
@@ -304,6 +306,10 @@ final class TokenizerFile {
                 }
             }
         }
+        if (templateSequences(template.get("single")).stream().anyMatch(id -> !"A".equals(id))) {
+            throw refused("a post-processor whose single template names a second text ($B): this library encodes one"
+                    + " text at a time, and Hugging Face's tokenizers library ends the process on such a template");
+        }
         for (String role : new String[] {"single", "pair"}) {
             for (String name : templateSpecialTokens(template.get(role))) {
                 if (!tokens.containsKey(name)) {
@@ -313,6 +319,19 @@ final class TokenizerFile {
                 }
             }
         }
+    }
+
+    /** The texts a template names, its {@code {"Sequence": {"id": "A" or "B"}}} pieces. */
+    private static List<String> templateSequences(Object template) {
+        List<String> ids = new ArrayList<>();
+        if (template instanceof List<?> pieces) {
+            for (Object piece : pieces) {
+                if (piece instanceof Map<?, ?> m && m.get("Sequence") instanceof Map<?, ?> sequence) {
+                    ids.add(String.valueOf(sequence.get("id")));
+                }
+            }
+        }
+        return ids;
     }
 
     /** The special tokens a template names, its {@code {"SpecialToken": {"id": ...}}} pieces. */
@@ -359,35 +378,59 @@ final class TokenizerFile {
     }
 
     /**
-     * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}) on a group holding one: the shape whose
-     * backtracking grows exponentially with the text.
+     * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}) on a group that can match one text in more
+     * than one way, as a group holding a quantifier or an alternation can ({@code (a+)+}, {@code (a|aa)+},
+     * {@code (a?a)*}): the shape whose backtracking grows exponentially with the text. A few such groups backtrack
+     * little ({@code (a|b)+}); they are refused too, as telling them apart is more than this check reads.
      */
-    static boolean repeatsARepetition(String regex) {
+    static boolean repeatsAnAmbiguousGroup(String regex) {
         String r = withoutClasses(regex);
-        java.util.ArrayDeque<boolean[]> groups = new java.util.ArrayDeque<>(); // per open group: holds an unbounded one
+        // per open group: whether it holds a quantifier or an alternation
+        java.util.ArrayDeque<boolean[]> groups = new java.util.ArrayDeque<>();
         groups.push(new boolean[1]);
-        boolean closedRepeating = false; // the token just read is a group that holds one
+        boolean closedAmbiguous = false; // the token just read is a group that holds one
+        boolean afterQuantifier = false; // a ? or + here makes the quantifier lazy or possessive
         for (int i = 0; i < r.length(); i++) {
             char c = r.charAt(i);
-            boolean unbounded = c == '*' || c == '+' || c == '{' && UNBOUNDED_COUNT.matcher(r).region(i, r.length())
-                    .lookingAt();
-            if (unbounded) {
-                if (closedRepeating) {
+            if (afterQuantifier && (c == '?' || c == '+')) {
+                afterQuantifier = false;
+                continue;
+            }
+            java.util.regex.Matcher count = c == '{' ? COUNT.matcher(r).region(i, r.length()) : null;
+            boolean isCount = count != null && count.lookingAt() && count.group().matches(".*[0-9].*");
+            if (c == '*' || c == '+' || c == '?' || isCount) {
+                boolean exact = isCount && count.group(2) == null;
+                boolean unbounded = c == '*' || c == '+'
+                        || isCount && count.group(2) != null && count.group(3).isEmpty();
+                if (unbounded && closedAmbiguous) {
                     return true;
                 }
-                groups.peek()[0] = true;
+                groups.peek()[0] |= !exact;
+                closedAmbiguous = false;
+                afterQuantifier = true;
+                if (isCount) {
+                    i = count.end() - 1;
+                }
+                continue;
             }
+            afterQuantifier = false;
+            closedAmbiguous = false;
             if (c == '\\') {
                 i++;
-                closedRepeating = false;
             } else if (c == '(') {
                 groups.push(new boolean[1]);
-                closedRepeating = false;
+                if (r.startsWith("?", i + 1)) { // a group's syntax, (?: (?i: (?= (?<= (?<name> (?>, is no quantifier
+                    int j = i + 2;
+                    while (j < r.length() && ":=!>)".indexOf(r.charAt(j)) < 0) {
+                        j++;
+                    }
+                    i = j < r.length() && r.charAt(j) == ')' ? j - 1 : j;
+                }
             } else if (c == ')' && groups.size() > 1) {
-                closedRepeating = groups.pop()[0];
-                groups.peek()[0] |= closedRepeating;
-            } else if (!unbounded && c != '?') { // a lazy or possessive mark keeps the quantifier's group
-                closedRepeating = false;
+                closedAmbiguous = groups.pop()[0];
+                groups.peek()[0] |= closedAmbiguous;
+            } else if (c == '|') {
+                groups.peek()[0] = true;
             }
         }
         return false;

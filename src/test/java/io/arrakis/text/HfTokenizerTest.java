@@ -19,6 +19,7 @@ import java.util.concurrent.Future;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -295,10 +296,13 @@ class HfTokenizerTest {
             assertRefused(withField("bytelevel_bpe", "normalizer", replace(Map.of("Regex", regex)), dir),
                     "refers back to a group");
         }
-        for (String regex : List.of("(a+)+b", "(?:\\s*x)*y", "((ab)*c)+", "(a{2,})*")) {
+        for (String regex : List.of("(a+)+b", "(?:\\s*x)*y", "((ab)*c)+", "(a{2,})*", "(a|aa)+b", "(?:a|a)+b",
+                "(a?a)*b", "(a{1,2}){3,}b")) {
             assertRefused(withField("bytelevel_bpe", "pre_tokenizer", Map.of("type", "Split", "pattern",
-                    Map.of("Regex", regex), "behavior", "Isolated", "invert", false), dir), "repeats a repetition");
+                    Map.of("Regex", regex), "behavior", "Isolated", "invert", false), dir), "repeats a group holding");
         }
+        assertRefused(withField("bytelevel_bpe", "normalizer", replace(Map.of("Regex", "(a|aa)+b")), dir),
+                "repeats a group holding");
         assertRefused(withField("bytelevel_bpe", "normalizer", Map.of("type", "Prepend", "prepend", ""), dir),
                 "Prepend normalizer of the empty string");
         // 2^64 - 1 was read as a long, -1, and passed as "not from the end"
@@ -348,6 +352,10 @@ class HfTokenizerTest {
         Map<String, Object> uneven = new java.util.LinkedHashMap<>(template);
         uneven.put("special_tokens", Map.of("<s>", Map.of("id", "<s>", "ids", List.of(1L, 2L, 1L), "tokens", List.of("<s>"))));
         assertRefused(withField("sentencepiece_bpe", "post_processor", uneven, dir), "each id needs its token");
+        Map<String, Object> second = new java.util.LinkedHashMap<>(template);
+        second.put("single", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L)),
+                Map.of("Sequence", Map.of("id", "B", "type_id", 1L))));
+        assertRefused(withField("sentencepiece_bpe", "post_processor", second, dir), "names a second text ($B)");
         // vocabularies: a hole at id 0 gave " Java" and the first added token one id; a repeated id let an added token
         // take the vocabulary's size as its id; a repeated key counted twice
         Map<String, Object> vocab = (Map<String, Object>) prefixed.get("vocab");
@@ -367,6 +375,24 @@ class HfTokenizerTest {
         Path twice = dir.resolve("twice-key.json");
         Files.writeString(twice, text.replaceFirst("\"vocab\":\\s*\\{", "\"vocab\": {\"!\": 1, "));
         assertRefused(twice, "Duplicate field");
+    }
+
+    /**
+     * Regexes that repeat a group that can match one text in several ways are refused; the pre-tokenizer regexes of
+     * GPT-2, Llama 3 and Qwen2 (optional and bounded groups, nothing repeated that holds a choice) are not.
+     */
+    @Test
+    void onlyRepeatedAmbiguousGroupsAreJudgedExponential() {
+        for (String regex : List.of("(a+)+", "(a|aa)+", "(a|b)*", "(?:a?a)+", "(x{1,2})+", "((a|b)c)+", "(a*)*",
+                "(?i:a|b)+", "(a+?)+", "(a|b){2,}")) {
+            assertTrue(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
+        }
+        for (String regex : List.of("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+                "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+                        + "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                "(?i:'s|'t)?x", "(ab)+", "(a{3})+", "(?:ab)*c", "[(a|b)]+", "\\(a|b\\)+", "(a|b){2}", "(a|b)?")) {
+            assertFalse(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
+        }
     }
 
     /** Was: the Llama 3 pre-tokenizer's regex passed Oniguruma's backtracking limit on a long run of spaces: exit 134. */
