@@ -54,7 +54,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     private final Map<String, Function<HookedAutoModel, ?>> factories = new ConcurrentHashMap<>();
     private final Map<String, Object> tools = new ConcurrentHashMap<>();
     /** The tools whose factories are running, in order, guarded by this bench. */
-    private final Set<String> making = new java.util.LinkedHashSet<>();
+    private final java.util.SequencedSet<String> making = new java.util.LinkedHashSet<>();
     private boolean closed; // guarded by this bench
     private final ExperimentLog.Options logOptions;
     private volatile ExperimentLog log;
@@ -158,10 +158,12 @@ public class BaseInterpretabilityBench implements AutoCloseable {
         if (made != null) {
             return made;
         }
-        if (!making.add(name)) {
-            throw new IllegalStateException("the factory of tool '" + name + "' asks for tool '" + name + "' while"
-                    + " making it (through " + making + ")");
+        if (making.contains(name)) {
+            String asking = making.getLast(); // the factory being run now
+            throw new IllegalStateException("the factory of tool '" + asking + "' asks for tool '" + name + "', which"
+                    + " is being made (" + String.join(" asks for ", making) + " asks for " + name + ")");
         }
+        making.add(name);
         try {
             made = Objects.requireNonNull(factory.apply(model), () -> "the factory of tool '" + name + "' returned null");
         } finally {

@@ -411,6 +411,15 @@ public final class ExperimentLog {
             throw new IllegalStateException("not a valid experiment record: " + r.file() + ": its content is version "
                     + content + ", not " + r.version() + " (it was edited or damaged)");
         }
+        // the version hashes each tensor's summary, its SHA-256 included, but not the values written beside it
+        for (TensorSummary summary : r.tensors()) {
+            if (summary.values() != null) {
+                long[] shape = summary.shape().stream().mapToLong(Long::longValue).toArray();
+                try (Tensor t = fromValues(summary, DType.parse(summary.dtype()), shape, r)) {
+                    checkHash(summary, t, r);
+                }
+            }
+        }
         return r;
     }
 
@@ -455,15 +464,25 @@ public final class ExperimentLog {
                     + " was logged without its data (" + summary.numel() + " elements, " + (summary.isComplex()
                     ? "complex, whose values are not stored" : "over the value limit") + ", and tensors were not saved)");
         }
-        List<ExperimentValues.TensorRef> refs = new ArrayList<>();
-        ExperimentValues.encode(t, key, 0, refs);
-        Object actual = refs.getFirst().summary().get("sha256");
-        if (!summary.sha256().equals(actual)) {
+        try {
+            checkHash(summary, t, record);
+        } catch (RuntimeException e) {
             t.close();
-            throw new IllegalStateException("tensor " + key + " of record " + record.file() + " does not match its"
-                    + " logged SHA-256 (the file was changed or damaged): logged " + summary.sha256() + ", read " + actual);
+            throw e;
         }
         return t;
+    }
+
+    /** Refuses a tensor read back for {@code summary} whose elements do not hash to the logged SHA-256. */
+    private static void checkHash(TensorSummary summary, Tensor t, ExperimentRecord record) {
+        List<ExperimentValues.TensorRef> refs = new ArrayList<>();
+        ExperimentValues.encode(t, summary.key(), 0, refs);
+        Object actual = refs.getFirst().summary().get("sha256");
+        if (!summary.sha256().equals(actual)) {
+            throw new IllegalStateException("tensor " + summary.key() + " of record " + record.file() + " does not match"
+                    + " its logged SHA-256 (the file was changed or damaged): logged " + summary.sha256() + ", read "
+                    + actual);
+        }
     }
 
     private static Tensor fromValues(TensorSummary summary, DType dtype, long[] shape, ExperimentRecord record) {

@@ -74,8 +74,8 @@ final class ExperimentValues {
         return switch (value) {
             case null -> null;
             case Boolean b -> b;
-            case String s -> checkString(s, path);
-            case Character c -> checkString(String.valueOf(c), path);
+            case String s -> checkString(s, path, "the string");
+            case Character c -> checkString(String.valueOf(c), path, "the string");
             case Long n -> n;
             case Integer n -> n.longValue();
             case Short n -> n.longValue();
@@ -108,20 +108,21 @@ final class ExperimentValues {
             case short[] a -> primitives(a.length, i -> (long) a[i]);
             case byte[] a -> primitives(a.length, i -> (long) a[i]);
             case boolean[] a -> primitives(a.length, i -> a[i]);
-            case char[] a -> checkString(new String(a), path);
+            case char[] a -> checkString(new String(a), path, "the string");
             default -> throw new IllegalArgumentException("cannot log " + path + ": unsupported type "
                     + value.getClass().getName() + " (supported: null, Boolean, String, Character, integer and"
                     + " floating-point boxes, enums, records, Map with String keys, List, arrays, Tensor)");
         };
     }
 
-    private static String checkString(String s, String path) {
+    /** {@code s}, unless it has an unpaired surrogate; {@code what} it is (the string, a key) names it in the refusal. */
+    private static String checkString(String s, String path, String what) {
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
             if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
                 i++;
             } else if (Character.isSurrogate(c)) {
-                throw new IllegalArgumentException("cannot log " + path + ": the string has an unpaired surrogate U+"
+                throw new IllegalArgumentException("cannot log " + path + ": " + what + " has an unpaired surrogate U+"
                         + String.format("%04X", (int) c) + " at index " + i + ", which JSON cannot carry");
             }
         }
@@ -144,6 +145,7 @@ final class ExperimentValues {
                         + (e.getKey() == null ? "null" : "a " + e.getKey().getClass().getName())
                         + "; only String keys are supported");
             }
+            checkString(key, path, "a key");
             if (key.equals(TENSOR_KEY)) {
                 throw new IllegalArgumentException("cannot log " + path + ": the key \"" + TENSOR_KEY + "\" is the"
                         + " log's own, for tensor summaries; name it otherwise");

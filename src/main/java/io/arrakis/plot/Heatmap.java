@@ -100,10 +100,11 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
 
     /**
      * Whether this JVM can draw text: on Linux, Java 2D finds fonts through fontconfig, and minimal servers and
-     * containers often have none.
+     * containers often have none. Like {@link #writePng}, it sets {@code java.awt.headless} to true unless the JVM was
+     * given a value for it (see {@link #writePng}).
      */
     public static boolean canRenderText() {
-        System.setProperty("java.awt.headless", "true");
+        headlessUnlessChosen();
         try {
             BufferedImage probe = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);
             Graphics2D g = probe.createGraphics();
@@ -115,6 +116,13 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
             }
         } catch (RuntimeException | Error e) {
             return false;
+        }
+    }
+
+    /** Sets {@code java.awt.headless} to true where nothing set it (see {@link #writePng}). */
+    private static void headlessUnlessChosen() {
+        if (System.getProperty("java.awt.headless") == null) {
+            System.setProperty("java.awt.headless", "true");
         }
     }
 
@@ -131,6 +139,10 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
      * Writes the heatmap as a PNG of {@code width × height} pixels (creating missing parent folders) and returns the
      * data area (where the cells are) in the image's pixels. Does not check for fonts: call {@link #requireFonts()}
      * first for a clear error on a machine without any.
+     *
+     * <p>The image is drawn off-screen, and where the JVM was given no {@code java.awt.headless} this sets it to true,
+     * so that a {@code DISPLAY} naming no reachable X server does not stop the drawing: AWT reads the property once,
+     * so a desktop application that shows windows after a plot starts with {@code -Djava.awt.headless=false}.
      */
     public Rectangle2D writePng(Path file, int width, int height) {
         Objects.requireNonNull(file, "file");
@@ -138,7 +150,7 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
             throw new IllegalArgumentException("the image size must be 1 to " + MAX_SIDE + " pixels a side, got "
                     + width + " × " + height);
         }
-        System.setProperty("java.awt.headless", "true");
+        headlessUnlessChosen();
         int rows = rowLabels.length;
         int cols = columnLabels.length;
         int finite = 0;

@@ -207,7 +207,13 @@ class BaseInterpretabilityBenchTest {
         assertSame(bench.tool("composer", AttentionComposer.class), bench.tool("paths", Paths.class).composer());
         bench.registerTool("loop", m -> bench.tool("loop", Object.class));
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> bench.tool("loop", Object.class));
-        assertTrue(e.getMessage().contains("asks for tool 'loop'"), e.getMessage());
+        assertTrue(e.getMessage().contains("the factory of tool 'loop' asks for tool 'loop'"), e.getMessage());
+        // was: blamed the first factory, 'a', where 'b' asked for it
+        bench.registerTool("a", m -> bench.tool("b", Object.class));
+        bench.registerTool("b", m -> bench.tool("a", Object.class));
+        IllegalStateException cycle = assertThrows(IllegalStateException.class, () -> bench.tool("a", Object.class));
+        assertTrue(cycle.getMessage().contains("the factory of tool 'b' asks for tool 'a', which is being made (a asks"
+                + " for b asks for a)"), cycle.getMessage());
         NullPointerException n = assertThrows(NullPointerException.class, () -> bench.tool(null, Object.class));
         assertTrue(n.getMessage().contains("tool name"), n.getMessage());
     }

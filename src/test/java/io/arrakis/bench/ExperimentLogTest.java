@@ -47,6 +47,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 class ExperimentLogTest {
     private static final Instant T0 = Instant.parse("2026-11-26T12:00:00Z");
@@ -437,7 +438,7 @@ class ExperimentLogTest {
         }
     }
 
-    /** A record's values edited to another kind (they are not part of its version) are named, not cast. */
+    /** A record's values edited to another kind (they are not part of its version) are named when it is read. */
     @Test
     void editedValuesOfAnotherKindAreNamed(@TempDir Path dir) throws IOException {
         ExperimentLog log = new ExperimentLog(dir);
@@ -447,12 +448,10 @@ class ExperimentLogTest {
                     ONE_SECOND, null);
             Files.writeString(ints.file(), Files.readString(ints.file()).replace("[1, 2]", "[true, 2]"));
             Files.writeString(bools.file(), Files.readString(bools.file()).replace("[true, false]", "[1, 0]"));
-            ExperimentRecord editedInts = log.getVersion("i", ints.version());
-            ExperimentRecord editedBools = log.getVersion("b", bools.version());
             IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> log.loadTensor(editedInts, "result"));
+                    () -> log.getVersion("i", ints.version()));
             assertTrue(e.getMessage().contains("its value 0 is true, not an integer"), e.getMessage());
-            e = assertThrows(IllegalStateException.class, () -> log.loadTensor(editedBools, "result"));
+            e = assertThrows(IllegalStateException.class, () -> log.getVersion("b", bools.version()));
             assertTrue(e.getMessage().contains("its value 0 is 1, not true or false"), e.getMessage());
         }
     }
@@ -705,6 +704,34 @@ class ExperimentLogTest {
                 && edited.getMessage().contains(ExperimentLog.version("a", Map.of("alpha", 0.5), Map.of("score", 0.75))),
                 edited.getMessage());
         assertThrows(IllegalStateException.class, () -> log.listVersions("a"));
+    }
+
+    /** JSON carries no unpaired surrogate: a run whose arguments hold one is refused before it runs, saying where. */
+    @Test
+    void anUnpairedSurrogateInAStringOrKeyIsRefusedByPath(@TempDir Path dir) {
+        ExperimentLog log = new ExperimentLog(dir);
+        IllegalArgumentException value = assertThrows(IllegalArgumentException.class,
+                () -> log.run("e", Map.of("x", Map.of("k", "bad\uD800")), null, () -> fail("ran")));
+        assertTrue(value.getMessage().contains("cannot log arguments.x.k: the string has an unpaired surrogate U+D800"
+                + " at index 3"), value.getMessage());
+        // was: "Json.write: unpaired surrogate U+D800 in string at index 3", with no path
+        IllegalArgumentException key = assertThrows(IllegalArgumentException.class,
+                () -> log.run("e", Map.of("x", Map.of("bad\uD800", 1)), null, () -> fail("ran")));
+        assertTrue(key.getMessage().contains("cannot log arguments.x: a key has an unpaired surrogate U+D800 at index 3"),
+                key.getMessage());
+    }
+
+    /** Was: the version hashes a tensor's summary but not the values beside it, so edited values read back. */
+    @Test
+    void aRecordWhoseTensorValuesWereEditedIsRefused(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir);
+        ExperimentRecord r = log.record("e", Map.of(), Map.of("scores", Tensor.of(new float[] {1.5f, 2.5f}, 2)), T0,
+                ONE_SECOND, null);
+        assertArrayEquals(new double[] {1.5, 2.5}, log.getVersion("e", r.version()).tensors().getFirst().valuesAsDoubles());
+        Files.writeString(r.file(), Files.readString(r.file()).replace("1.5", "9.5"));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> log.getVersion("e", r.version()));
+        assertTrue(e.getMessage().contains("does not match its logged SHA-256"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> log.listVersions("e"));
     }
 
     @Test

@@ -56,6 +56,23 @@ class PlotsTest {
         }
     }
 
+    /** Was: a plot set java.awt.headless to true even where the JVM was started with it false (a desktop application). */
+    @Test
+    void aPlotKeepsTheHeadlessSettingTheJvmWasGiven() {
+        assertTrue(io.arrakis.testing.ChildJvm.of(HeadlessSetting.class).property("java.awt.headless", "false").run()
+                .contains("headless false"));
+        assertTrue(io.arrakis.testing.ChildJvm.of(HeadlessSetting.class).run().contains("headless true"),
+                "where nothing chose, the drawing is off-screen, whatever DISPLAY says");
+    }
+
+    /** Asks whether text can be drawn, then prints java.awt.headless. */
+    public static final class HeadlessSetting {
+        public static void main(String[] args) {
+            Heatmap.canRenderText();
+            System.out.println("headless " + System.getProperty("java.awt.headless"));
+        }
+    }
+
     private static void assumeFonts() {
         assumeTrue(Plots.canRenderText(), "skipped: this machine has no fonts (fontconfig), so no heatmap can be drawn");
     }
