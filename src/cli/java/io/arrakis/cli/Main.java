@@ -341,7 +341,7 @@ public final class Main implements Callable<Integer> {
         @Option(names = "--model", required = true, paramLabel = "DIR", description = "the model folder")
         private Path model;
         @ArgGroup(multiplicity = "1")
-        private Forward.Input input;
+        private Clean input;
         @ArgGroup(multiplicity = "0..1")
         private Corrupted corrupted;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for text and labels")
@@ -363,6 +363,13 @@ public final class Main implements Callable<Integer> {
         private Path out = Path.of("view.html");
         @Option(names = "--json", description = "print {\"out\": FILE, \"bytes\": N} and no progress")
         private boolean json;
+
+        static final class Clean {
+            @Option(names = "--input-ids", required = true, paramLabel = "\"1,2,3\"", description = "the token ids of one sequence")
+            private String ids;
+            @Option(names = "--text", required = true, paramLabel = "TEXT", description = "text to tokenize")
+            private String text;
+        }
 
         static final class Corrupted {
             @Option(names = "--corrupted-input-ids", required = true, paramLabel = "\"1,2,3\"", description = "patching's corrupted ids")

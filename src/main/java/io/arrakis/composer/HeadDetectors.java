@@ -184,7 +184,13 @@ public final class HeadDetectors {
         return new Head(best / heads, best % heads);
     }
 
-    private static void check(HookedAutoModel model, int seqLen, int batch, OptionalLong bos) {
+    /**
+     * Refuses, before any work, what {@link #detect(HookedAutoModel, int, int, long, OptionalLong)} would refuse for
+     * these inputs.
+     *
+     * @throws IllegalArgumentException as {@code detect} does
+     */
+    public static void check(HookedAutoModel model, int seqLen, int batch, OptionalLong bos) {
         if (model == null) {
             throw new IllegalArgumentException("model is null");
         }

@@ -31,16 +31,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.LongStream;
 
 /**
  * A model on one input as one self-contained HTML page: the attention pattern of every layer and head (token labels on
- * both axes, the weight on hover), Q-, K- and V-composition of every head pair with the strongest pairs ranked, the
- * previous-token, induction and duplicate-token scores of every head, and, given a corrupted input, the path-patching
- * effect of every sender on chosen receivers. All script and style are inline: the page needs no network and opens
- * from {@code file://}.
+ * both axes, every second or more where a cell is under 8 pixels, past 80 tokens; the weight on hover), Q-, K- and
+ * V-composition of every head pair with the strongest pairs ranked, the previous-token, induction and duplicate-token
+ * scores of every head, and, given a corrupted input, the path-patching effect of every sender on chosen receivers.
+ * All script and style are inline: the page needs no network and opens from {@code file://}.
  *
  * <p>The numbers are those of the library's other outputs for the same inputs: the patterns are
  * {@code blocks.L.attn.hook_pattern} of {@link HookedAutoModel#forward}, the composition scores those of
@@ -92,6 +93,17 @@ public final class AttentionView {
             if (detectorSeqLen < 0 || detectorBatch < 1) {
                 throw new IllegalArgumentException("the head detectors need a positive batch and a non-negative"
                         + " length, got batch " + detectorBatch + " and length " + detectorSeqLen);
+            }
+            if (title != null) {
+                for (int i = 0; i < title.length(); i++) {
+                    if (Character.isHighSurrogate(title.charAt(i)) && i + 1 < title.length()
+                            && Character.isLowSurrogate(title.charAt(i + 1))) {
+                        i++;
+                    } else if (Character.isSurrogate(title.charAt(i))) { // no page can carry it
+                        throw new IllegalArgumentException(String.format("the title has an unpaired surrogate U+%04X at"
+                                + " index %d", (int) title.charAt(i), i));
+                    }
+                }
             }
         }
 
@@ -183,6 +195,9 @@ public final class AttentionView {
                     + " hold " + patternValues + " weights (layers x heads x tokens^2) besides " + compositionValues
                     + " composition scores, more than a browser takes in one page (" + MAX_PAGE_VALUES + " values);"
                     + " give at most " + most + " tokens for this model");
+        }
+        if (options.detectorSeqLen() > 0) {
+            HeadDetectors.check(model, options.detectorSeqLen(), options.detectorBatch(), OptionalLong.empty());
         }
         List<Head> receivers = options.corrupted() == null ? List.of() : receivers(model, options.receivers());
         if (options.corrupted() != null) {

@@ -154,6 +154,33 @@ class AttentionViewBrowserTest {
         }
     }
 
+    /**
+     * The pointer on the first and on the last pixel of a cell shows that cell. Was: the canvas's border was counted
+     * as part of the drawing, so the last pixel column and row of every cell showed the next cell's weight.
+     */
+    @Test
+    void everyPixelOfACellShowsThatCell() {
+        new Select(browser.findElement(By.id("pattern-layer"))).selectByValue("1");
+        new Select(browser.findElement(By.id("pattern-head"))).selectByValue("2");
+        WebElement canvas = browser.findElement(By.id("pattern-canvas"));
+        double cell = Double.parseDouble(canvas.getDomAttribute("data-cell"));
+        double left = Double.parseDouble(canvas.getDomAttribute("data-origin-x"));
+        double top = Double.parseDouble(canvas.getDomAttribute("data-origin-y"));
+        for (int[] at : new int[][] {{3, 1}, {11, 6}, {7, 7}, {5, 0}}) {
+            int query = at[0], key = at[1];
+            for (double inside : new double[] {0.5, cell - 0.5}) {
+                // a pointer event at this pixel of the drawing, inside the canvas's border
+                js("const c = arguments[0], r = c.getBoundingClientRect();"
+                        + "c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + c.clientLeft + arguments[1],"
+                        + " clientY: r.top + c.clientTop + arguments[2], bubbles: true}));",
+                        canvas, left + key * cell + inside, top + query * cell + inside);
+                assertEquals(forwardPattern(1, 2, query, key),
+                        Double.parseDouble(browser.findElement(By.id("tooltip")).getDomAttribute("data-value")), 0.0,
+                        "query " + query + " key " + key + " at " + inside + " px into the cell");
+            }
+        }
+    }
+
     /** Moves the mouse over cell (row, col) of a heatmap canvas; returns the tooltip's text. */
     private static String hover(WebElement canvas, int row, int col) {
         double cell = Double.parseDouble(canvas.getDomAttribute("data-cell"));

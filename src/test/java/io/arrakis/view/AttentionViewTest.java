@@ -103,6 +103,25 @@ class AttentionViewTest {
         }
     }
 
+    /** Was: a detector length the model cannot take, or a title no page can carry, failed after all the other work. */
+    @Test
+    void badDetectorLengthsAndTitlesAreRefusedBeforeTheWork() {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            for (int seqLen : new int[] {1, (int) model.config().maxPositions()}) {
+                boolean[] worked = {false};
+                AttentionView.Options options = AttentionView.Options.defaults().withDetectors(seqLen, 4, 0)
+                        .withProgress((done, total) -> worked[0] = true);
+                assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(3, 1, 4), options),
+                        "length " + seqLen);
+                assertFalse(worked[0], "refused before the first step, at length " + seqLen);
+            }
+            IllegalArgumentException title = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.Options.defaults().withTitle("x\uD800"));
+            assertTrue(title.getMessage().contains("the title has an unpaired surrogate U+D800 at index 1"),
+                    title.getMessage());
+        }
+    }
+
     @Test
     void thePageInlinesItsDataAndNoStringCanEndItsScript() {
         Tokenizer hostile = new Tokenizer() {
