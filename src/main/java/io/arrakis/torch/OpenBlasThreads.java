@@ -13,7 +13,9 @@ import java.lang.invoke.MethodHandle;
  * the same few OpenBLAS threads and waits for them, and the op becomes many times slower once its blocks are large
  * enough for OpenBLAS to split (a few hundred tokens). While any thread runs such an op, OpenBLAS is set to one thread,
  * and put back when the last one leaves. The setting is process-wide, so products elsewhere run on one thread
- * meanwhile: slower, never wrong. An OpenBLAS without these functions, or another BLAS, is left alone.
+ * meanwhile: slower, never wrong, though OpenBLAS may round their last bits otherwise on one thread than on several, so
+ * what they give depends to rounding on what other threads run. An OpenBLAS without these functions, or another BLAS,
+ * is left alone.
  */
 final class OpenBlasThreads {
     private static final MethodHandle SET = Native.optionalFunction("openblas_set_num_threads",

@@ -27,7 +27,9 @@ import java.util.WeakHashMap;
  * range, {@link IllegalStateException} for closed tensors. Anything libtorch still rejects becomes a
  * {@link TorchException} naming the op and each argument's shape, dtype and device.
  *
- * <p><b>Threads.</b> Tensors can be read and used as op inputs from many threads at once; ops never take a global lock.
+ * <p><b>Threads.</b> Tensors can be read and used as op inputs from many threads at once; the one lock ops share is held
+ * for a moment by fused CPU attention, which keeps OpenBLAS to one thread meanwhile (see the README's CPU notes: other
+ * threads' OpenBLAS products may then round otherwise).
  * Closing a tensor while another thread's op reads it marks it closed at once (later uses throw) and frees it when that
  * op is done. A tensor over a shared arena's memory ({@link #fromSegment}) is the exception: closing that arena while an
  * op reads the memory is a race the caller must avoid. Memory another tensor's {@link #asSegment()} handed out is not
