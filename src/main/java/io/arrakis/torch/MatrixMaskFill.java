@@ -18,6 +18,8 @@ import java.util.Arrays;
  * tensor and the mask row-major contiguous, the mask's leading dims (if any) all 1, its last two the tensor's.
  */
 final class MatrixMaskFill {
+    /** The largest mask taken, in elements (4,096 positions squared): it is read onto the heap. */
+    static final long MAX_MASK_ELEMENTS = 1L << 24;
     /** All of memory, to read and write at absolute addresses without a segment per tensor. */
     private static final MemorySegment ALL = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
 
@@ -42,7 +44,7 @@ final class MatrixMaskFill {
         }
         long rows = t[t.length - 2];
         long cols = t[t.length - 1];
-        return rows * cols <= Integer.MAX_VALUE && cols * target.dtype().byteSize() <= Integer.MAX_VALUE;
+        return rows * cols <= MAX_MASK_ELEMENTS;
     }
 
     /**

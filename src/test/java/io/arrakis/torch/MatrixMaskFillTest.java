@@ -15,8 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * with libtorch's on a copy of the same tensor, over masks of many shapes of runs and fill values that round.
  */
 class MatrixMaskFillTest {
-    private static final double[] VALUES = {Double.NEGATIVE_INFINITY, Double.NaN, 0.0, -0.0, 2.5, 1e300, -1e300, 3.4028235e38, 1e-50,
-        Double.MIN_VALUE, 0.1};
+    private static final double[] VALUES = {Double.NEGATIVE_INFINITY, Double.NaN, 0.0, -0.0, 2.5, 1e300, -1e300,
+        3.4028235e38, 1e-50, Double.MIN_VALUE, 0.1};
 
     @Test
     void everyMaskShapeAndValueMatchesLibtorchBitForBit() {
@@ -83,7 +83,12 @@ class MatrixMaskFillTest {
             assertFalse(MatrixMaskFill.applies(square.meta(), mask.select(0, 3).meta()), "a mask of one dim");
             Tensor perMatrix = Tensor.ones(new long[] {2, 4, 4}, DType.BOOL, Device.CPU);
             assertFalse(MatrixMaskFill.applies(square.meta(), perMatrix.meta()), "a mask that differs per matrix");
-            assertFalse(MatrixMaskFill.applies(square.select(0, 0).meta(), perMatrix.meta()), "a mask wider than its target");
+            assertFalse(MatrixMaskFill.applies(square.select(0, 0).meta(), perMatrix.meta()),
+                    "a mask wider than its target");
+            Tensor.Meta huge = new Tensor.Meta(new long[] {4097, 4096}, new long[] {4096, 1}, DType.BOOL, Device.CPU);
+            Tensor.Meta scores = new Tensor.Meta(new long[] {1, 4097, 4096}, new long[] {4097L * 4096, 4096, 1},
+                    DType.FLOAT32, Device.CPU);
+            assertFalse(MatrixMaskFill.applies(scores, huge), "a mask too large to read onto the heap");
         }
     }
 
