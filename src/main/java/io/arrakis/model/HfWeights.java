@@ -226,15 +226,25 @@ final class HfWeights {
                         + " supported; dequantize the checkpoint first (transformers: load it with"
                         + " Mxfp4Config(dequantize=True) and save_pretrained)");
             }
+            if (source.names().isEmpty()) {
+                throw new IllegalArgumentException("the checkpoint holds no tensor at all (is the weight_map of its"
+                        + " model.safetensors.index.json empty?)");
+            }
             throw new IllegalArgumentException("the checkpoint has no tensor '" + name + "', which a " + config.family()
                     + " model with this config needs" + near(name));
         }
         used.add(name);
+        if (source.names().contains(name + "_scale_inv")) {
+            throw new IllegalArgumentException("tensor '" + name + "' is stored quantized, with block scales in '" + name
+                    + "_scale_inv' (FP8, as DeepSeek-V3 and Qwen3's FP8 checkpoints publish their weights), which is"
+                    + " not supported; use the checkpoint in bfloat16, or dequantize it first");
+        }
+        long[] stored = source.shape(name); // from the header: a tensor of another size is never read
+        if (!Arrays.equals(stored, t.shape())) {
+            throw new IllegalArgumentException("tensor '" + name + "' has shape " + clipped(Arrays.toString(stored))
+                    + " but the config needs " + Arrays.toString(t.shape()));
+        }
         try (Tensor raw = source.load(name)) {
-            if (!Arrays.equals(raw.shape(), t.shape())) {
-                throw new IllegalArgumentException("tensor '" + name + "' has shape " + clipped(Arrays.toString(raw.shape()))
-                        + " but the config needs " + Arrays.toString(t.shape()));
-            }
             if (!raw.dtype().isFloatingPoint()) {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + raw.dtype() + "; weights must be floating point");
             }

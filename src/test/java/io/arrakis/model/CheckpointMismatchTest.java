@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -208,6 +209,93 @@ class CheckpointMismatchTest {
             }
             SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> open.tensor("a"));
             assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("shorter"), e.getMessage());
+        }
+    }
+
+    /** Was: a tensor of another shape was read in full (from a hostile file, gigabytes) before its shape was compared. */
+    @Test
+    void aTensorOfAnotherShapeIsRefusedFromItsHeaderUnread() {
+        HookedAutoConfig config = TinyConfigs.of("gpt2");
+        HookedAutoModel.RandomSource random = new HookedAutoModel.RandomSource(config, 1, DType.FLOAT32);
+        String name = "transformer.wte.weight";
+        HfWeights.Source wide = new HfWeights.Source() {
+            public java.util.Set<String> names() {
+                return random.names();
+            }
+
+            public long[] shape(String n) {
+                return n.equals(name) ? new long[] {config.vocabSize(), 1L << 40} : random.shape(n);
+            }
+
+            public Tensor load(String n) {
+                if (n.equals(name)) {
+                    throw new AssertionError("read " + n);
+                }
+                return random.load(n);
+            }
+        };
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> HfWeights.load(config, wide, DType.FLOAT32, io.arrakis.torch.Device.CPU));
+        assertTrue(e.getMessage().contains("tensor '" + name + "' has shape [" + config.vocabSize() + ", 1099511627776]"
+                + " but the config needs"), e.getMessage());
+    }
+
+    /**
+     * Was: an FP8 checkpoint's weight (with its block scales beside it) was refused as a dtype the reader cannot load,
+     * advising to read its raw bytes; an empty checkpoint was refused for its first missing tensor.
+     */
+    @Test
+    void fp8AndEmptyCheckpointsAreRefusedSayingSo() {
+        HookedAutoConfig config = TinyConfigs.of("llama");
+        HookedAutoModel.RandomSource random = new HookedAutoModel.RandomSource(config, 1, DType.FLOAT32);
+        String quantized = "model.layers.0.mlp.down_proj.weight";
+        java.util.Set<String> names = new java.util.HashSet<>(random.names());
+        names.add(quantized + "_scale_inv");
+        HfWeights.Source fp8 = new HfWeights.Source() {
+            public java.util.Set<String> names() {
+                return names;
+            }
+
+            public long[] shape(String n) {
+                return random.shape(n);
+            }
+
+            public Tensor load(String n) {
+                return random.load(n);
+            }
+        };
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> HfWeights.load(config, fp8, DType.FLOAT32, io.arrakis.torch.Device.CPU)).getMessage();
+        assertTrue(m.contains("'" + quantized + "' is stored quantized") && m.contains("FP8"), m);
+        HfWeights.Source empty = new HfWeights.Source() {
+            public java.util.Set<String> names() {
+                return java.util.Set.of();
+            }
+
+            public long[] shape(String n) {
+                throw new AssertionError(n);
+            }
+
+            public Tensor load(String n) {
+                throw new AssertionError(n);
+            }
+        };
+        m = assertThrows(IllegalArgumentException.class,
+                () -> HfWeights.load(config, empty, DType.FLOAT32, io.arrakis.torch.Device.CPU)).getMessage();
+        assertTrue(m.contains("the checkpoint holds no tensor at all"), m);
+    }
+
+    /** Was: refused as "shorter than when it was opened", as the size was read from the file now at the path. */
+    @Test
+    void aFileReplacedAtItsPathWhileOpenStillReadsWhatWasMapped(@TempDir Path dir) {
+        Path file = dir.resolve("model.safetensors");
+        try (TensorScope scope = TensorScope.open()) {
+            SafeTensorsWriter.write(file, Map.of("a", Tensor.zeros(1000), "b", Tensor.of(new float[] {1, 2, 3}, 3)),
+                    Map.of());
+            try (SafeTensorsFile open = SafeTensorsFile.open(file)) {
+                SafeTensorsWriter.write(file, Map.of("c", Tensor.of(new float[] {9}, 1)), Map.of()); // renamed in
+                assertArrayEquals(new float[] {1, 2, 3}, open.tensor("b").toFloatArray());
+            }
         }
     }
 

@@ -18,6 +18,7 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -66,15 +67,18 @@ public final class SafeTensorsFile implements AutoCloseable {
     private final MemorySegment mapping;
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
+    /** The mapped file's identity (device and inode), to tell it from a file put in its place since; may be null. */
+    private final Object fileKey;
     private volatile boolean closed;
 
     private SafeTensorsFile(Path file, Arena arena, MemorySegment mapping, Map<String, TensorInfo> tensors,
-                            Map<String, String> metadata) {
+                            Map<String, String> metadata, Object fileKey) {
         this.file = file;
         this.arena = arena;
         this.mapping = mapping;
         this.tensors = tensors;
         this.metadata = metadata;
+        this.fileKey = fileKey;
     }
 
     /**
@@ -89,6 +93,7 @@ public final class SafeTensorsFile implements AutoCloseable {
         Arena arena = Arena.ofShared();
         try {
             MemorySegment mapping;
+            Object fileKey = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
             try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
                 long size = channel.size();
                 if (size < 8) {
@@ -98,7 +103,7 @@ public final class SafeTensorsFile implements AutoCloseable {
                 mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             }
             Header header = parseHeader(file, mapping);
-            return new SafeTensorsFile(file, arena, mapping.asReadOnly(), header.tensors, header.metadata);
+            return new SafeTensorsFile(file, arena, mapping.asReadOnly(), header.tensors, header.metadata, fileKey);
         } catch (IOException e) {
             arena.close();
             throw new SafeTensorsException(file, "cannot read: " + e, e);
@@ -206,10 +211,14 @@ public final class SafeTensorsFile implements AutoCloseable {
         }
     }
 
-    /** The file's size now, or the mapped size where it cannot be read (a deleted file stays mapped whole). */
+    /**
+     * The mapped file's size now: the mapped size where the path now names another file or none (a file replaced or
+     * deleted stays mapped whole), or where its size cannot be read.
+     */
     private long currentSize() {
         try {
-            return Files.size(file);
+            BasicFileAttributes now = Files.readAttributes(file, BasicFileAttributes.class);
+            return fileKey != null && fileKey.equals(now.fileKey()) ? now.size() : mapping.byteSize();
         } catch (IOException e) {
             return mapping.byteSize();
         }
@@ -343,7 +352,12 @@ public final class SafeTensorsFile implements AutoCloseable {
         long[] offsets = longs(file, where + ": data_offsets", field(file, where, entry, "data_offsets"), 2);
         long begin = offsets[0];
         long end = offsets[1];
-        if (begin > end || end > dataLength) {
+        if (begin <= end && end > dataLength) {
+            throw new SafeTensorsException(file, where + ": its data_offsets [" + begin + ", " + end + "] reach past the"
+                    + " data section's " + dataLength + " bytes: the file is shorter than its header says (cut short by"
+                    + " an interrupted download or copy?)");
+        }
+        if (begin > end) {
             throw new SafeTensorsException(file, where + ": data_offsets [" + begin + ", " + end
                     + "] must satisfy 0 <= begin <= end <= " + dataLength + " (the size of the data section)");
         }
