@@ -60,6 +60,13 @@ public final class ActivationCache implements AutoCloseable {
             throw new IllegalArgumentException("no activation '" + hookName + "' in the cache; it holds " + entries.size()
                     + " entries" + (entries.isEmpty() ? "" : ", e.g. " + String.join(", ", entries.keySet().stream().limit(6).toList())));
         }
+        if (t.isClosed()) {
+            throw new IllegalStateException(entries.values().stream().allMatch(Tensor::isClosed)
+                    ? "the activation cache's entries, '" + hookName + "' among them, were freed when the TensorScope"
+                    + " open around its forward pass closed: use the cache inside that scope, or keep what should"
+                    + " outlive it"
+                    : "the activation cache's entry '" + hookName + "' was closed");
+        }
         return t;
     }
 

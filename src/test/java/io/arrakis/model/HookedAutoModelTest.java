@@ -55,6 +55,26 @@ class HookedAutoModelTest {
         }
     }
 
+    /** Was: "tensor 0x… was closed and can no longer be used", naming neither the hook point nor the scope. */
+    @Test
+    void aCacheReadAfterTheScopeAroundItsPassClosedSaysSo() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 0, DType.FLOAT32, Device.CPU);
+             Tensor input = ids(1, 2, 3)) {
+            ModelOutput out;
+            try (io.arrakis.torch.TensorScope scope = io.arrakis.torch.TensorScope.open()) {
+                out = model.forward(input);
+                out.cache().get("blocks.0.hook_resid_post").close(); // one entry closed by hand
+                IllegalStateException one = assertThrows(IllegalStateException.class,
+                        () -> out.cache().get("blocks.0.hook_resid_post"));
+                assertEquals("the activation cache's entry 'blocks.0.hook_resid_post' was closed", one.getMessage());
+            }
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> out.cache().stack("hook_resid_pre"));
+            assertTrue(e.getMessage().contains("'blocks.0.hook_resid_pre' among them, were freed when the TensorScope"
+                    + " open around its forward pass closed"), e.getMessage());
+            out.close();
+        }
+    }
+
     @Test
     void aClosedModelSaysSoWhenRun() {
         HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("gpt2"), 0, DType.FLOAT32, Device.CPU);
