@@ -84,19 +84,22 @@ public final class CompositionSweep {
         List<String> out = new ArrayList<>();
         for (String f : found) {
             Path folder = ModelFolder.resolve(Path.of(f));
-            Path real;
-            try {
-                real = folder.toRealPath();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-            String earlier = byFolder.putIfAbsent(real, f);
+            String earlier = byFolder.putIfAbsent(realFolder(f), f);
             if (earlier != null) {
                 throw new IllegalArgumentException("--checkpoints: " + f + " and " + earlier + " are the same model folder");
             }
             out.add(folder.equals(Path.of(f)) ? f : folder.toString());
         }
         return out;
+    }
+
+    /** The model folder {@code name} reaches, links and hub caches followed. */
+    private static Path realFolder(String name) {
+        try {
+            return ModelFolder.resolve(Path.of(name)).toRealPath();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the model folder " + name + ": " + e.getMessage(), e);
+        }
     }
 
     private static boolean isModelFolder(Path dir) {
@@ -106,8 +109,13 @@ public final class CompositionSweep {
     /** The rows of one checkpoint: what each task computes, without Spark. */
     public static List<Row> rows(String checkpoint, CompositionScores.Mode mode) {
         List<Row> rows = new ArrayList<>();
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Path.of(checkpoint));
-             Tensor scores = CompositionScores.allPairs(model, mode)) {
+        HookedAutoModel loaded;
+        try {
+            loaded = HookedAutoModel.fromPretrained(Path.of(checkpoint));
+        } catch (IllegalArgumentException e) { // among many checkpoints, say which
+            throw new IllegalArgumentException("checkpoint " + checkpoint + ": " + e.getMessage(), e);
+        }
+        try (HookedAutoModel model = loaded; Tensor scores = CompositionScores.allPairs(model, mode)) {
             int layers = model.config().nLayers();
             int heads = model.config().nHeads();
             double[] s = scores.toDoubleArray();
@@ -125,9 +133,20 @@ public final class CompositionSweep {
         return rows;
     }
 
-    /** Scores every checkpoint and writes the rows to {@code out}; returns how many. */
+    /**
+     * Scores every checkpoint and writes the rows to {@code out}; returns how many.
+     *
+     * @throws IllegalArgumentException for one model folder named twice (its rows would be too)
+     */
     public static long run(SparkSession spark, List<String> checkpoints, CompositionScores.Mode mode, String out,
                            Progress progress) {
+        Map<Path, String> byFolder = new LinkedHashMap<>();
+        for (String c : checkpoints) {
+            String earlier = byFolder.putIfAbsent(realFolder(c), c);
+            if (earlier != null) {
+                throw new IllegalArgumentException("checkpoints " + c + " and " + earlier + " are the same model folder");
+            }
+        }
         Sweeps.checkNew(spark, out);
         JavaSparkContext context = JavaSparkContext.fromSparkContext(spark.sparkContext());
         JavaRDD<Row> rows = context.parallelize(checkpoints, checkpoints.size())

@@ -18,11 +18,14 @@ import java.util.stream.Stream;
  * The models of one JVM (a Spark executor, or the driver in local mode), one per model folder and version of its files:
  * loaded, memory-mapped, by the first task that needs it and shared by every later task and thread of the JVM. Weights
  * are never broadcast and never loaded per task. A folder whose config or weights changed (size, time or file) is
- * loaded again. In local mode the models are closed when no sweep of the JVM is running; on an executor, when its JVM
- * ends.
+ * loaded again for a later sweep; within one sweep, a task that finds other files than its sweep's earlier tasks read
+ * on this JVM fails, so that no sweep mixes rows of two models. In local mode the models are closed when no sweep of
+ * the JVM is running; on an executor, when its JVM ends.
  */
 final class ExecutorModels {
     private static final ConcurrentHashMap<String, HookedAutoModel> MODELS = new ConcurrentHashMap<>();
+    /** The version of a folder's files that a sweep's first task on this JVM read, by sweep and folder. */
+    private static final ConcurrentHashMap<String, String> FIRST_READ = new ConcurrentHashMap<>();
     /** Sweeps running in local mode, in whose JVM their tasks load models. */
     private static int localRuns;
 
@@ -34,9 +37,21 @@ final class ExecutorModels {
     private ExecutorModels() {
     }
 
-    static HookedAutoModel get(String folder) {
+    /**
+     * The model in {@code folder} for a task of sweep {@code sweep} (an id of the sweep's own).
+     *
+     * @throws IllegalStateException where the folder's files are not those the sweep's earlier tasks here read
+     */
+    static HookedAutoModel get(String folder, String sweep) {
         Path path = Path.of(folder).toAbsolutePath().normalize();
-        return MODELS.computeIfAbsent(path + "\n" + version(path), key -> HookedAutoModel.fromPretrained(path));
+        String version = version(path);
+        String first = FIRST_READ.putIfAbsent(sweep + "\n" + path, version);
+        if (first != null && !first.equals(version)) {
+            throw new IllegalStateException("the model folder " + path + " changed while the sweep ran: its config or"
+                    + " weights are not the files its earlier tasks read, and a sweep's rows must all come from one"
+                    + " model; run it again once the files stay as they are");
+        }
+        return MODELS.computeIfAbsent(path + "\n" + version, key -> HookedAutoModel.fromPretrained(path));
     }
 
     /** The size, modification time and file identity of the folder's config and weights, which loading reads. */
@@ -69,6 +84,7 @@ final class ExecutorModels {
                 if (--localRuns == 0) {
                     MODELS.values().forEach(HookedAutoModel::close);
                     MODELS.clear();
+                    FIRST_READ.clear();
                 }
             }
         }

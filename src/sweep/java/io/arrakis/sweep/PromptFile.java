@@ -142,8 +142,11 @@ public final class PromptFile {
         }
         for (int i = 0; i < out.length; i++) {
             if (out[i] < 0 || out[i] >= vocabSize) {
-                throw new IllegalArgumentException("\"" + key + "\"[" + i + "] = " + out[i] + " is not a token id of"
-                        + " this model (0 to " + (vocabSize - 1) + ")");
+                throw new IllegalArgumentException(text != null
+                        ? "\"" + key + "_text\" gives token " + i + " the id " + out[i] + ", which is not a token id of"
+                        + " this model (0 to " + (vocabSize - 1) + "): is the tokenizer this model's?"
+                        : "\"" + key + "\"[" + i + "] = " + out[i] + " is not a token id of this model (0 to "
+                        + (vocabSize - 1) + ")");
             }
         }
         return out;

@@ -115,6 +115,29 @@ class PatchingSweepTest {
         assertEquals(0, ExecutorModels.loaded(), "closed once no sweep of local mode runs");
     }
 
+    /** Was: a task after the weights were replaced loaded the new ones, and the sweep mixed rows of two models. */
+    @Test
+    void aSweepWhoseWeightsChangeBetweenItsTasksFails() throws Exception {
+        Path copy = Files.createDirectories(dir.resolve("changing-within"));
+        for (String f : List.of("config.json", "model.safetensors")) {
+            Files.copy(MODEL.resolve(f), copy.resolve(f));
+        }
+        ExecutorModels.during(spark, () -> {
+            ExecutorModels.get(copy.toString(), "one");
+            try {
+                halveWeights(copy.resolve("model.safetensors"));
+            } catch (java.io.IOException x) {
+                throw new java.io.UncheckedIOException(x);
+            }
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> ExecutorModels.get(copy.toString(), "one"));
+            assertTrue(e.getMessage().contains("changed while the sweep ran"), e.getMessage());
+            ExecutorModels.get(copy.toString(), "two"); // a later sweep reads the files as they are now
+            assertEquals(2, ExecutorModels.loaded(), "the old weights and the new");
+            return null;
+        });
+    }
+
     /** Was: models were cached by folder only, so a sweep after the weights were replaced used the old ones. */
     @Test
     void aFolderWhoseWeightsChangedIsLoadedAgain() throws Exception {
@@ -283,5 +306,23 @@ class PatchingSweepTest {
                 }
             }
         }
+    }
+
+    /**
+     * Was: one folder given twice (by two spellings) gave its rows twice; a checkpoint that failed to load was not
+     * named among the others.
+     */
+    @Test
+    void compositionRefusesAFolderTwiceAndNamesACheckpointThatFailsToLoad() throws Exception {
+        IllegalArgumentException twice = assertThrows(IllegalArgumentException.class, () -> CompositionSweep.run(spark,
+                List.of(MODEL.toString(), MODEL + "/"), CompositionScores.Mode.Q, out("twice.parquet"), Progress.NONE));
+        assertTrue(twice.getMessage().contains("are the same model folder"), twice.getMessage());
+        Path mismatched = Files.createDirectories(dir.resolve("mismatched"));
+        Files.writeString(mismatched.resolve("config.json"), Files.readString(MODEL.resolve("config.json"))
+                .replaceFirst("\"n_layer\":\\s*\\d+", "\"n_layer\": 7"));
+        Files.copy(MODEL.resolve("model.safetensors"), mismatched.resolve("model.safetensors"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CompositionSweep.rows(mismatched.toString(), CompositionScores.Mode.Q));
+        assertTrue(e.getMessage().startsWith("checkpoint " + mismatched + ": "), e.getMessage());
     }
 }

@@ -102,6 +102,11 @@ class PromptFileTest {
                 + " \"wrong\": 5}"), letters, 26, 8);
         assertArrayEquals(new long[] {2, 0, 1}, prompts.get(0).clean());
         assertArrayEquals(new long[] {3, 0, 1}, prompts.get(0).corrupted());
+        // was: reported as "clean"[0], a key the line does not have
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PromptFile.read(
+                file("{\"clean_text\": \"zab\", \"corrupted\": [3, 0, 1], \"answer\": 4, \"wrong\": 5}"), letters, 20, 8));
+        assertTrue(e.getMessage().contains("\"clean_text\" gives token 0 the id 25, which is not a token id of this model"
+                + " (0 to 19): is the tokenizer this model's?"), e.getMessage());
     }
 
     @Test
