@@ -56,6 +56,11 @@ import java.util.concurrent.Callable;
         subcommands = {CommandLine.HelpCommand.class, Main.Info.class, Main.Demo.class, Main.SeedExampleCommand.class,
                 Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class, Main.View.class})
 public final class Main implements Callable<Integer> {
+    /** The exit status of a command stopped by a signal, as a shell reports Ctrl-C. */
+    static final int INTERRUPTED = 130;
+    /** Set once the JVM begins to shut down (Ctrl-C, SIGTERM): a command that fails meanwhile was interrupted. */
+    static volatile boolean shuttingDown;
+
     final PrintStream out;
     final PrintStream err;
 
@@ -70,6 +75,7 @@ public final class Main implements Callable<Integer> {
         // JSON is UTF-8 whatever the locale says (tokens such as "Ġworld" would turn into "?")
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> shuttingDown = true, "arrakis-shutdown"));
         int status = run(args, out, err);
         if (status != 0) {
             System.exit(status);
@@ -86,6 +92,10 @@ public final class Main implements Callable<Integer> {
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
+            if (shuttingDown) { // what failed was stopped under it (a sweep's Spark context, stopped by its own hook)
+                err.println(command.getCommandSpec().qualifiedName() + ": interrupted");
+                return INTERRUPTED;
+            }
             Throwable cause = reported(e);
             if (cause instanceof IllegalArgumentException || cause instanceof IllegalStateException
                     || cause instanceof UnsupportedOperationException || cause instanceof java.io.UncheckedIOException

@@ -44,6 +44,8 @@ import java.util.regex.PatternSyntaxException;
  */
 final class TokenizerFile {
     private static final Pattern SCRIPT = Pattern.compile("\\\\([pP])\\{([A-Za-z_]+)\\}");
+    /** The largest upper bound of a count ({@code {n,m}}) that is not judged as unbounded as {@code +}. */
+    private static final long MAX_HARMLESS_COUNT = 8;
     /** A counted quantifier: {@code {n}}, {@code {n,}}, {@code {n,m}} or {@code {,m}}. */
     private static final Pattern COUNT = Pattern.compile("\\{([0-9]*)(,\\s*([0-9]*))?}");
     /** A backreference of Oniguruma's syntax: {@code \1} to {@code \9}, {@code \k<name>}, {@code \g<...>} calls. */
@@ -378,18 +380,19 @@ final class TokenizerFile {
     }
 
     /**
-     * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}) on a group that can match one text in more
-     * than one way, as a group holding a quantifier or an alternation can ({@code (a+)+}, {@code (a|aa)+},
-     * {@code (a?a)*}): the shape whose backtracking grows exponentially with the text. A few such groups backtrack
-     * little ({@code (a|b)+}); they are refused too, as telling them apart is more than this check reads.
+     * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}, or a count of more than
+     * {@value #MAX_HARMLESS_COUNT}) on something that can match one text in more than one way, as a group holding a
+     * quantifier or an alternation can ({@code (a+)+}, {@code (a|aa)+}, {@code (a?a)*}, {@code a{1,2}+}): the shape
+     * whose backtracking grows exponentially with the text. A few such groups backtrack little ({@code (a|b)+}); they
+     * are refused too, as telling them apart is more than this check reads.
      */
     static boolean repeatsAnAmbiguousGroup(String regex) {
         String r = withoutClasses(regex);
         // per open group: whether it holds a quantifier or an alternation
         java.util.ArrayDeque<boolean[]> groups = new java.util.ArrayDeque<>();
         groups.push(new boolean[1]);
-        boolean closedAmbiguous = false; // the token just read is a group that holds one
-        boolean afterQuantifier = false; // a ? or + here makes the quantifier lazy or possessive
+        boolean closedAmbiguous = false; // what was just read holds a quantifier or an alternation
+        boolean afterQuantifier = false; // a ? or + after * + ? makes it lazy or possessive (after a count, + repeats)
         for (int i = 0; i < r.length(); i++) {
             char c = r.charAt(i);
             if (afterQuantifier && (c == '?' || c == '+')) {
@@ -400,16 +403,21 @@ final class TokenizerFile {
             boolean isCount = count != null && count.lookingAt() && count.group().matches(".*[0-9].*");
             if (c == '*' || c == '+' || c == '?' || isCount) {
                 boolean exact = isCount && count.group(2) == null;
-                boolean unbounded = c == '*' || c == '+'
-                        || isCount && count.group(2) != null && count.group(3).isEmpty();
+                // a count of up to MAX_HARMLESS_COUNT repeats backtracks little; a larger one as much as +
+                boolean unbounded = c == '*' || c == '+' || isCount && count.group(2) != null
+                        && (count.group(3).isEmpty() || count.group(3).length() > 9
+                        || Long.parseLong(count.group(3)) > MAX_HARMLESS_COUNT);
                 if (unbounded && closedAmbiguous) {
                     return true;
                 }
                 groups.peek()[0] |= !exact;
-                closedAmbiguous = false;
-                afterQuantifier = true;
-                if (isCount) {
+                if (isCount) { // Oniguruma's Ruby syntax reads a{1,2}+ as (?:a{1,2})+
                     i = count.end() - 1;
+                    closedAmbiguous = !exact;
+                    afterQuantifier = false;
+                } else {
+                    closedAmbiguous = false;
+                    afterQuantifier = true;
                 }
                 continue;
             }
@@ -419,7 +427,10 @@ final class TokenizerFile {
                 i++;
             } else if (c == '(') {
                 groups.push(new boolean[1]);
-                if (r.startsWith("?", i + 1)) { // a group's syntax, (?: (?i: (?= (?<= (?<name> (?>, is no quantifier
+                if (r.startsWith("?'", i + 1)) { // a named group, (?'name'
+                    int close = r.indexOf('\'', i + 3);
+                    i = close < 0 ? r.length() : close;
+                } else if (r.startsWith("?", i + 1)) { // (?: (?i: (?= (?<= (?<name> (?>: no quantifier
                     int j = i + 2;
                     while (j < r.length() && ":=!>)".indexOf(r.charAt(j)) < 0) {
                         j++;

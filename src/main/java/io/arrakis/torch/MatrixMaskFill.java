@@ -11,7 +11,7 @@ import java.util.Arrays;
  * {@code true} per row, and each run of each matrix becomes one copy from a row of the fill value.
  *
  * <p>Why: libtorch's masked_fill reads the broadcast mask element by element for every matrix, in a loop it does not
- * vectorise, and costs several times an addition of the same size; here the per-element work is a memory copy.
+ * vectorise; here the mask is read once, and the per-element work is a memory copy.
  *
  * <p>The result is exactly masked_fill's: every element where the mask is true becomes the fill value rounded to the
  * tensor's dtype, every other element is left as it was. It applies only where that is simple to be sure of: the

@@ -1800,7 +1800,8 @@ public final class Tensor implements AutoCloseable {
             product.close();
             throw new IllegalArgumentException(message);
         }
-        if (MatrixMaskFill.applies(product.meta(), mask.meta())) {
+        // an integer fill goes through libtorch, which rounds it to the product's dtype once, not through a double
+        if (fill.dtype().isFloatingPoint() && MatrixMaskFill.applies(product.meta(), mask.meta())) {
             MatrixMaskFill.fill(product, mask, value);
             return product;
         }

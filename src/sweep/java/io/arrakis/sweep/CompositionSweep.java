@@ -95,8 +95,12 @@ public final class CompositionSweep {
 
     /** The model folder {@code name} reaches, links and hub caches followed. */
     private static Path realFolder(String name) {
+        Path folder = ModelFolder.resolve(Path.of(name));
+        if (!Files.isDirectory(folder)) {
+            throw new IllegalArgumentException("checkpoint " + name + " is not a folder");
+        }
         try {
-            return ModelFolder.resolve(Path.of(name)).toRealPath();
+            return folder.toRealPath();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the model folder " + name + ": " + e.getMessage(), e);
         }

@@ -120,7 +120,7 @@ public final class PatchingSweep {
             receiverPairs[2 * i] = receivers.get(i).layer();
             receiverPairs[2 * i + 1] = receivers.get(i).index();
         }
-        String sweep = java.util.UUID.randomUUID().toString();
+        String version = ExecutorModels.version(folder); // every task must read the files as they are now
         JavaSparkContext context = JavaSparkContext.fromSparkContext(spark.sparkContext());
         int slices = Math.max(1, Math.min(prompts.size(), 4 * context.defaultParallelism()));
         JavaRDD<Row> rows = context.parallelize(prompts, slices).flatMap(p -> {
@@ -128,7 +128,7 @@ public final class PatchingSweep {
             for (int i = 0; i < receiverPairs.length; i += 2) {
                 heads.add(Head.of(receiverPairs[i], receiverPairs[i + 1]));
             }
-            return rows(ExecutorModels.get(folder, sweep), p, route, heads).iterator();
+            return rows(ExecutorModels.get(folder, version), p, route, heads).iterator();
         });
         Dataset<Row> frame = spark.createDataFrame(rows, SCHEMA);
         long written = ExecutorModels.during(spark,

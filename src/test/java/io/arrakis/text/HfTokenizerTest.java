@@ -384,13 +384,15 @@ class HfTokenizerTest {
     @Test
     void onlyRepeatedAmbiguousGroupsAreJudgedExponential() {
         for (String regex : List.of("(a+)+", "(a|aa)+", "(a|b)*", "(?:a?a)+", "(x{1,2})+", "((a|b)c)+", "(a*)*",
-                "(?i:a|b)+", "(a+?)+", "(a|b){2,}")) {
+                "(?i:a|b)+", "(a+?)+", "(a|b){2,}", "a{1,2}+b", "(?'n'a|aa)+b", "(a|aa){1,1000}b", "a{1,2}*",
+                "(a|aa){1,99999999999999999999}", "\\p{N}{1,3}+x")) {
             assertTrue(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
         }
         for (String regex : List.of("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
                 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
                         + "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
-                "(?i:'s|'t)?x", "(ab)+", "(a{3})+", "(?:ab)*c", "[(a|b)]+", "\\(a|b\\)+", "(a|b){2}", "(a|b)?")) {
+                "(?i:'s|'t)?x", "(ab)+", "(a{3})+", "(?:ab)*c", "[(a|b)]+", "\\(a|b\\)+", "(a|b){2}", "(a|b)?",
+                "(a|aa){1,3}b", "a{3}+", "a*+b", "(?'n'ab)+")) {
             assertFalse(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
         }
     }

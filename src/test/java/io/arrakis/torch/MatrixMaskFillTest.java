@@ -70,6 +70,21 @@ class MatrixMaskFillTest {
         }
     }
 
+    /** Was: an int64 fill was read as a double and rounded again to float32, where libtorch rounds it once. */
+    @Test
+    void anIntegerFillIsRoundedOnceAsByLibtorch() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor q = Tensor.ones(new long[] {1, 2, 2, 2}, DType.FLOAT32, Device.CPU);
+            Tensor mask = Tensor.ones(new long[] {2, 2}, DType.BOOL, Device.CPU).triu(1);
+            long big = (1L << 60) + (1L << 36) + 1;
+            Tensor filled = Tensor.einsumMasked("bqhd,bkhd->bhqk", q, q, 1.0, mask, Tensor.of(new long[] {big}, 1).view());
+            // libtorch's own conversion of the int64 to float32, chosen where the mask is true
+            Tensor reference = Tensor.of(new long[] {big}, 1).view().to(DType.FLOAT32).where(mask,
+                    Tensor.einsum("bqhd,bkhd->bhqk", q, q));
+            assertArrayEquals(bits(reference), bits(filled));
+        }
+    }
+
     @Test
     void otherLayoutsAndDtypesAreLeftToLibtorch() {
         try (TensorScope scope = TensorScope.open()) {

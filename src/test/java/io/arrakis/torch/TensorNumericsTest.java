@@ -1917,8 +1917,8 @@ class TensorNumericsTest {
             assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, a, a, 1, ok, Tensor.scalar(1e39)),
                     "beyond float32's range, as libtorch refuses it");
             assertThrows(IllegalArgumentException.class, () -> a.maskedFill(ok, -1e39));
-            assertEquals(Double.NEGATIVE_INFINITY, a.to(DType.FLOAT64).maskedFill(Tensor.ones(new long[] {4}, DType.BOOL,
-                    Device.CPU), -1e39).max().item() * 1e300, "float64 holds it");
+            assertEquals(-1e39, a.to(DType.FLOAT64).maskedFill(Tensor.ones(new long[] {4}, DType.BOOL, Device.CPU), -1e39)
+                    .max().item(), "float64 holds it");
             Tensor ints = Tensor.ones(new long[] {1, 3, 2, 4}, DType.INT64, Device.CPU);
             assertThrows(IllegalArgumentException.class, () -> Tensor.einsumMasked(eq, ints, ints, 1, ok, zero));
             assertArrayEquals(new float[] {0, 0, 0, 0}, Tensor.einsumMasked("ij,jk->ik", Tensor.ones(2, 2),

@@ -90,6 +90,19 @@ public final class SafeTensorsFile implements AutoCloseable {
         if (!Files.isRegularFile(file)) {
             throw new SafeTensorsException(file, Files.exists(file) ? "not a regular file" : "no such file");
         }
+        for (int attempt = 1; ; attempt++) {
+            SafeTensorsFile opened = open(file, attempt == 3);
+            if (opened != null) {
+                return opened;
+            }
+        }
+    }
+
+    /**
+     * Maps {@code file}, or returns null where another file was put at its path meanwhile (the identity read would not
+     * be the mapped file's), unless {@code last}: then that is an error.
+     */
+    private static SafeTensorsFile open(Path file, boolean last) {
         Arena arena = Arena.ofShared();
         try {
             MemorySegment mapping;
@@ -101,6 +114,13 @@ public final class SafeTensorsFile implements AutoCloseable {
                             + " bytes long, shorter than the 8-byte header length that starts a safetensors file");
                 }
                 mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            }
+            if (!java.util.Objects.equals(fileKey, Files.readAttributes(file, BasicFileAttributes.class).fileKey())) {
+                if (last) {
+                    throw new SafeTensorsException(file, "another file was put at this path each time it was opened");
+                }
+                arena.close();
+                return null;
             }
             Header header = parseHeader(file, mapping);
             return new SafeTensorsFile(file, arena, mapping.asReadOnly(), header.tensors, header.metadata, fileKey);

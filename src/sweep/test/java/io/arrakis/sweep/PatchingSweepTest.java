@@ -123,16 +123,18 @@ class PatchingSweepTest {
             Files.copy(MODEL.resolve(f), copy.resolve(f));
         }
         ExecutorModels.during(spark, () -> {
-            ExecutorModels.get(copy.toString(), "one");
+            String began = ExecutorModels.version(copy.toString());
+            ExecutorModels.get(copy.toString(), began);
             try {
                 halveWeights(copy.resolve("model.safetensors"));
             } catch (java.io.IOException x) {
                 throw new java.io.UncheckedIOException(x);
             }
             IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> ExecutorModels.get(copy.toString(), "one"));
-            assertTrue(e.getMessage().contains("changed while the sweep ran"), e.getMessage());
-            ExecutorModels.get(copy.toString(), "two"); // a later sweep reads the files as they are now
+                    () -> ExecutorModels.get(copy.toString(), began));
+            assertTrue(e.getMessage().contains("is not as it was when the sweep began"), e.getMessage());
+            // a later sweep reads the files as they are now
+            ExecutorModels.get(copy.toString(), ExecutorModels.version(copy.toString()));
             assertEquals(2, ExecutorModels.loaded(), "the old weights and the new");
             return null;
         });
@@ -317,6 +319,10 @@ class PatchingSweepTest {
         IllegalArgumentException twice = assertThrows(IllegalArgumentException.class, () -> CompositionSweep.run(spark,
                 List.of(MODEL.toString(), MODEL + "/"), CompositionScores.Mode.Q, out("twice.parquet"), Progress.NONE));
         assertTrue(twice.getMessage().contains("are the same model folder"), twice.getMessage());
+        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> CompositionSweep.run(spark,
+                List.of(dir.resolve("no-such-model").toString()), CompositionScores.Mode.Q, out("missing.parquet"),
+                Progress.NONE));
+        assertTrue(missing.getMessage().contains("no-such-model is not a folder"), missing.getMessage());
         Path mismatched = Files.createDirectories(dir.resolve("mismatched"));
         Files.writeString(mismatched.resolve("config.json"), Files.readString(MODEL.resolve("config.json"))
                 .replaceFirst("\"n_layer\":\\s*\\d+", "\"n_layer\": 7"));
