@@ -40,6 +40,22 @@ class MainTest {
         return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
+    /**
+     * Was: a command that failed because the JVM was shutting down (Ctrl-C during a sweep, whose Spark context its own
+     * hook stops) printed that failure's stack trace, Spark's "internal error".
+     */
+    @Test
+    void aCommandThatFailsWhileTheJvmShutsDownSaysItWasInterrupted() {
+        Main.shuttingDown = true;
+        try {
+            Result r = run("forward", "--model", "/no/such/model", "--input-ids", "1");
+            assertEquals(Main.INTERRUPTED, r.status());
+            assertEquals("arrakis forward: interrupted\n", r.err());
+        } finally {
+            Main.shuttingDown = false;
+        }
+    }
+
     /** The JSON of {@code forward} carries the fixture's reference activation for the same input. */
     @Test
     void forwardPrintsTheRequestedActivationsAsJson() {
