@@ -15,7 +15,7 @@ import org.apache.logging.log4j.core.config.builder.api.ConfigurationBuilderFact
 import org.apache.logging.log4j.core.config.builder.impl.BuiltConfiguration;
 import org.apache.spark.Success$;
 import org.apache.spark.scheduler.SparkListener;
-import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -214,19 +214,30 @@ public final class Sweeps {
         return spark.sparkContext().hadoopConfiguration();
     }
 
-    /** Runs {@code job} while telling {@code progress} how many of its tasks have finished, from Spark's listener. */
+    /**
+     * Runs {@code job} while telling {@code progress} how many tasks of its first Spark job (the sweep's own, which
+     * writes its rows; reading them back after it runs jobs of its own) have finished, from Spark's listener.
+     */
     static <T> T withProgress(SparkSession spark, Progress progress, Supplier<T> job) {
         AtomicLong total = new AtomicLong();
         AtomicLong done = new AtomicLong();
+        java.util.Set<Integer> stages = java.util.concurrent.ConcurrentHashMap.newKeySet(); // the first job's
+        java.util.concurrent.atomic.AtomicBoolean started = new java.util.concurrent.atomic.AtomicBoolean();
         SparkListener listener = new SparkListener() {
             @Override
-            public void onStageSubmitted(SparkListenerStageSubmitted stage) {
-                total.addAndGet(stage.stageInfo().numTasks());
+            public void onJobStart(SparkListenerJobStart start) {
+                if (started.compareAndSet(false, true)) {
+                    for (org.apache.spark.scheduler.StageInfo stage
+                            : scala.jdk.javaapi.CollectionConverters.asJava(start.stageInfos())) {
+                        stages.add(stage.stageId());
+                        total.addAndGet(stage.numTasks());
+                    }
+                }
             }
 
             @Override
             public void onTaskEnd(SparkListenerTaskEnd task) {
-                if (task.reason() == Success$.MODULE$) {
+                if (task.reason() == Success$.MODULE$ && stages.contains(task.stageId())) {
                     progress.advanced(done.incrementAndGet(), Math.max(total.get(), done.get()));
                 }
             }

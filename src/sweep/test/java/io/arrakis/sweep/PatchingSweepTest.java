@@ -287,7 +287,11 @@ class PatchingSweepTest {
     void compositionOfEachCheckpointIsItsAllPairsScores() {
         Path llama = Fixtures.huggingFace("llama");
         List<String> checkpoints = List.of(MODEL.toString(), llama.toString());
-        long rows = CompositionSweep.run(spark, checkpoints, CompositionScores.Mode.Q, out("q.parquet"), Progress.NONE);
+        List<long[]> reports = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        long rows = CompositionSweep.run(spark, checkpoints, CompositionScores.Mode.Q, out("q.parquet"),
+                (done, total) -> reports.add(new long[] {done, total}));
+        // was: the read-back jobs' tasks counted too, so that 2 checkpoints ended as more of more
+        assertEquals(List.of("1/2", "2/2"), reports.stream().map(r -> r[0] + "/" + r[1]).toList());
         List<Row> all = Sweeps.read(spark, out("q.parquet")).collectAsList();
         assertEquals(rows, all.size());
         for (String c : checkpoints) {
