@@ -165,6 +165,10 @@ public final class AttentionView {
      */
     public static AttentionView of(HookedAutoModel model, Tensor ids, Options options) {
         Objects.requireNonNull(options, "options");
+        if (ids.dim() < 1 || ids.dim() > 2) {
+            throw new IllegalArgumentException("the input ids must be [pos] or [1, pos], got shape "
+                    + Arrays.toString(ids.shape()));
+        }
         if (ids.dim() == 2 && ids.size(0) != 1) {
             throw new IllegalArgumentException("a view shows one sequence; got input ids of shape " + Arrays.toString(ids.shape()));
         }

@@ -115,6 +115,10 @@ class AttentionViewTest {
                         "length " + seqLen);
                 assertFalse(worked[0], "refused before the first step, at length " + seqLen);
             }
+            // was: "size: needs a tensor with at least 1 dim"
+            IllegalArgumentException scalar = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.of(model, Tensor.of(new long[] {3}, 1).view(), AttentionView.Options.defaults()));
+            assertEquals("the input ids must be [pos] or [1, pos], got shape []", scalar.getMessage());
             IllegalArgumentException title = assertThrows(IllegalArgumentException.class,
                     () -> AttentionView.Options.defaults().withTitle("x\uD800"));
             assertTrue(title.getMessage().contains("the title has an unpaired surrogate U+D800 at index 1"),
