@@ -25,15 +25,16 @@ import java.util.Objects;
  * hooks' own bookkeeping is measured separately ({@link ModelProfile#hookOverheadNanos()}), as is the time from the
  * last hook until the forward pass returns ({@link ModelProfile#tailNanos()}), so the components' times sum to less
  * than the total. Activation bytes are each activation's logical size, {@code numel × element size} (an expanded
- * view such as {@code hook_pos_embed} counts its full shape).
+ * view counts its full shape; {@code hook_pos_embed}, observed, is a copy of that shape, made for its hooks).
  *
  * <p>The total is the wall time of the hooked forward pass. Every hook point is observed, so each layer takes the route
  * a fully cached pass takes: attention computed explicitly (scores and pattern are hook points) and the MLP's
  * activation as an op of its own (its input is one), where an unobserved pass fuses them on devices that can; the
  * profile is that pass's, which may be slower than an unhooked one. The hooks themselves only read the clock and the
- * activations' shapes, a few microseconds per hook point, and cache nothing. The first forward pass of a
- * process is slower (libtorch warms up); use {@link #profile(HookedAutoModel, Tensor, int)} with warm-up runs for
- * steadier figures.
+ * activations' shapes, a few microseconds per hook point once the JVM has compiled them, and cache nothing. The first
+ * forward passes of a process are slower (libtorch warms up, the JVM compiles); use
+ * {@link #profile(HookedAutoModel, Tensor, int)} with warm-up runs (tens of them for the hooks' own cost to settle)
+ * for steadier figures.
  *
  * <p>On a CUDA device libtorch runs kernels asynchronously; the profiler then waits for each activation (by reading
  * one of its elements) before noting the clock, so times are those of the GPU work, at the cost of one small copy per
