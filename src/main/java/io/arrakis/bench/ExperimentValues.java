@@ -117,14 +117,10 @@ final class ExperimentValues {
 
     /** {@code s}, unless it has an unpaired surrogate; {@code what} it is (the string, a key) names it in the refusal. */
     private static String checkString(String s, String path, String what) {
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
-                i++;
-            } else if (Character.isSurrogate(c)) {
-                throw new IllegalArgumentException("cannot log " + path + ": " + what + " has an unpaired surrogate U+"
-                        + String.format("%04X", (int) c) + " at index " + i + ", which JSON cannot carry");
-            }
+        int at = Json.unpairedSurrogate(s);
+        if (at >= 0) {
+            throw new IllegalArgumentException("cannot log " + path + ": " + what + " has an unpaired surrogate U+"
+                    + String.format("%04X", (int) s.charAt(at)) + " at index " + at + ", which JSON cannot carry");
         }
         return s;
     }

@@ -94,16 +94,10 @@ public final class AttentionView {
                 throw new IllegalArgumentException("the head detectors need a positive batch and a non-negative"
                         + " length, got batch " + detectorBatch + " and length " + detectorSeqLen);
             }
-            if (title != null) {
-                for (int i = 0; i < title.length(); i++) {
-                    if (Character.isHighSurrogate(title.charAt(i)) && i + 1 < title.length()
-                            && Character.isLowSurrogate(title.charAt(i + 1))) {
-                        i++;
-                    } else if (Character.isSurrogate(title.charAt(i))) { // no page can carry it
-                        throw new IllegalArgumentException(String.format("the title has an unpaired surrogate U+%04X at"
-                                + " index %d", (int) title.charAt(i), i));
-                    }
-                }
+            int unpaired = title == null ? -1 : Json.unpairedSurrogate(title); // no page can carry it
+            if (unpaired >= 0) {
+                throw new IllegalArgumentException(String.format("the title has an unpaired surrogate U+%04X at index %d",
+                        (int) title.charAt(unpaired), unpaired));
             }
         }
 

@@ -80,17 +80,24 @@ public final class CompositionSweep {
         if (found.isEmpty()) {
             throw new IllegalArgumentException("--checkpoints: no folders given");
         }
-        Map<Path, String> byFolder = new LinkedHashMap<>();
+        checkDistinct(found, "--checkpoints: ");
         List<String> out = new ArrayList<>();
         for (String f : found) {
             Path folder = ModelFolder.resolve(Path.of(f));
-            String earlier = byFolder.putIfAbsent(realFolder(f), f);
-            if (earlier != null) {
-                throw new IllegalArgumentException("--checkpoints: " + f + " and " + earlier + " are the same model folder");
-            }
             out.add(folder.equals(Path.of(f)) ? f : folder.toString());
         }
         return out;
+    }
+
+    /** Refuses two names of one model folder (its rows would be there twice); {@code prefix} begins the message. */
+    private static void checkDistinct(List<String> names, String prefix) {
+        Map<Path, String> byFolder = new LinkedHashMap<>();
+        for (String name : names) {
+            String earlier = byFolder.putIfAbsent(realFolder(name), name);
+            if (earlier != null) {
+                throw new IllegalArgumentException(prefix + name + " and " + earlier + " are the same model folder");
+            }
+        }
     }
 
     /** The model folder {@code name} reaches, links and hub caches followed. */
@@ -144,13 +151,7 @@ public final class CompositionSweep {
      */
     public static long run(SparkSession spark, List<String> checkpoints, CompositionScores.Mode mode, String out,
                            Progress progress) {
-        Map<Path, String> byFolder = new LinkedHashMap<>();
-        for (String c : checkpoints) {
-            String earlier = byFolder.putIfAbsent(realFolder(c), c);
-            if (earlier != null) {
-                throw new IllegalArgumentException("checkpoints " + c + " and " + earlier + " are the same model folder");
-            }
-        }
+        checkDistinct(checkpoints, "checkpoints ");
         Sweeps.checkNew(spark, out);
         JavaSparkContext context = JavaSparkContext.fromSparkContext(spark.sparkContext());
         JavaRDD<Row> rows = context.parallelize(checkpoints, checkpoints.size())
