@@ -17,6 +17,8 @@ source scripts/lib/jdk.sh
 # JMH's forks inherit these from the JVM that runs JMH (scripts/lib/bench_suite.py passes the same to its JVMs)
 jvm_flags=(-XX:ErrorFile=target/hs_err_pid%p.log -XX:ReplayDataFile=target/replay_pid%p.log)
 export MAVEN_OPTS="${MAVEN_OPTS:-} ${jvm_flags[*]}"
+# and a JVM that times something starts with its heap committed and touched (see MEASURING_JVM_FLAGS there)
+measuring_flags=(-Xms256m -XX:+AlwaysPreTouch)
 
 suite=false
 install_python=false
@@ -40,7 +42,7 @@ build() {
 
 if ! $suite; then
     build
-    exec java "${jvm_flags[@]}" --enable-native-access=ALL-UNNAMED -cp "target/classes:$(cat target/bench.classpath)" org.openjdk.jmh.Main "$@"
+    exec java "${jvm_flags[@]}" "${measuring_flags[@]}" --enable-native-access=ALL-UNNAMED -cp "target/classes:$(cat target/bench.classpath)" org.openjdk.jmh.Main "$@"
 fi
 
 # Suite mode: stdout carries only the table or the JSON object.

@@ -28,6 +28,11 @@ COLUMNS = ("ours", "python", "javacpp", "djl", "reference")
 # inherit these flags: without jvmArgs of their own, JMH starts each fork with the arguments of the JVM that runs it.
 JVM_FLAGS = ["-XX:ErrorFile=target/hs_err_pid%p.log", "-XX:ReplayDataFile=target/replay_pid%p.log",
              "--enable-native-access=ALL-UNNAMED"]
+# What a JVM that times something adds (ours and the JVM peers alike; not the cold start-up row): a heap committed and
+# touched when it starts. Left to itself, G1 grows its young generation during the run, and each page the allocations
+# reach for the first time then costs a page fault inside a timed pass; on a VM with costly faults that showed as
+# phases of seconds in which every small pass was a third slower, whichever code it ran.
+MEASURING_JVM_FLAGS = JVM_FLAGS + ["-Xms256m", "-XX:+AlwaysPreTouch"]
 # JMH refuses to start while another JMH run on the machine (anyone's) holds a lock on this file.
 JMH_LOCK = "/tmp/jmh.lock"
 
@@ -210,7 +215,7 @@ def jmh_runner(java, cp, lock_wait_s=1800):
         if os.path.exists(out):
             os.remove(out)  # a file of an earlier suite must not stand in for a run that wrote none
         wait_for_jmh_lock(budget)
-        code, lines = run_logged([java] + JVM_FLAGS + ["-cp", cp, "org.openjdk.jmh.Main", pattern, "-rf", "json",
+        code, lines = run_logged([java] + MEASURING_JVM_FLAGS + ["-cp", cp, "org.openjdk.jmh.Main", pattern, "-rf", "json",
                                                        "-rff", out] + options)
         results = medians(json.load(open(out))) if os.path.exists(out) else {}
         return results, jmh_failures(lines), jmh_gave_nothing(code, lines)
@@ -299,7 +304,7 @@ def startup(java, cp, runs):
 def paired_ratios(java, cp, rounds):
     """Ours against ours, A and B alternating in one JVM: immune to drift between JMH forks (see PairedRatios)."""
     def attempt():
-        code, lines = run_logged([java, "-Xmx6g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.PairedRatios", str(rounds)])
+        code, lines = run_logged([java, "-Xmx6g"] + MEASURING_JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.PairedRatios", str(rounds)])
         if code != 0:
             return None, process_failure("PairedRatios", code, lines)
         result = next((l for l in reversed(lines) if l.startswith("{")), None)
@@ -321,7 +326,7 @@ def paired_with_python(java, cp, python, threads, turns, skip_reason, env=None):
 
 def paired_with_javacpp(java, cp, turns):
     """The same against JavaCPP's forward passes (JavaCppForwardTimes), each in a JVM of its own as its JMH rows are."""
-    javacpp_cmd = [java, "-Xmx4g", "-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent"] + JVM_FLAGS + [
+    javacpp_cmd = [java, "-Xmx4g", "-Dorg.bytedeco.javacpp.platform.preloadpath=/nonexistent"] + MEASURING_JVM_FLAGS + [
         "-cp", cp, "io.arrakis.peers.JavaCppForwardTimes"]
     return paired_forwards(java, cp, ("javacpp", "JavaCppForwardTimes", javacpp_cmd), turns, None)
 
@@ -333,7 +338,7 @@ def paired_forwards(java, cp, peer, turns, skip_reason, env=None):
     environment)."""
     if skip_reason:
         return {w: Figure(missing=skip_reason) for w in PAIRED_FORWARDS}, []
-    ours_cmd = [java, "-Xmx4g"] + JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.ForwardTimes"]
+    ours_cmd = [java, "-Xmx4g"] + MEASURING_JVM_FLAGS + ["-cp", cp, "io.arrakis.suite.ForwardTimes"]
     name, label, peer_cmd = peer
 
     def figures(who, cmd):

@@ -2,6 +2,7 @@
 real runs (testdata/): a JavaCPP fork that died of SIGSEGV, a benchmark whose set-up threw, JMH refusing to start."""
 import json
 import os
+import tempfile
 import unittest
 from unittest import mock
 
@@ -237,6 +238,32 @@ class PairedWithJavaCppTest(unittest.TestCase):
         with mock.patch.object(bench_suite, "run_logged", fake_run):
             figures, _ = bench_suite.paired_with_javacpp("java", "cp", 2)
         self.assertEqual({"JavaCppForwardTimes failed (exit 1)"}, {f.missing.split(":")[0] for f in figures.values()})
+
+
+@mock.patch.object(bench_suite, "log", lambda *args: None)
+class MeasuringJvmTest(unittest.TestCase):
+    def test_every_jvm_that_times_a_pass_touches_its_heap_first_and_the_cold_start_does_not(self):
+        commands = []
+
+        def fake_run(cmd, echo=True, env=None):
+            commands.append(cmd)
+            return 0, [json.dumps({"gpt2_tiny_forward": 1.0, "gpt2s_forward_f32": 1.0})]
+
+        with mock.patch.object(bench_suite, "run_logged", fake_run), \
+                mock.patch.object(bench_suite, "wait_for_jmh_lock", lambda budget: None), \
+                tempfile.TemporaryDirectory() as bench_dir, mock.patch.object(bench_suite, "BENCH_DIR", bench_dir):
+            bench_suite.paired_with_javacpp("java", "cp", 1)
+            bench_suite.paired_ratios("java", "cp", 1)
+            bench_suite.jmh_runner("java", "cp")("OursTinyForward", [])
+            timing = list(commands)
+            commands.clear()
+            bench_suite.startup("java", "cp", 1)
+        self.assertEqual(4, len(timing))  # ours, JavaCPP, PairedRatios, JMH
+        for cmd in timing:
+            self.assertIn("-XX:+AlwaysPreTouch", cmd)
+            self.assertIn("-Xms256m", cmd)
+        for cmd in commands:
+            self.assertNotIn("-XX:+AlwaysPreTouch", cmd)
 
 
 if __name__ == "__main__":
