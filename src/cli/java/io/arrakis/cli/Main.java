@@ -89,6 +89,9 @@ public final class Main implements Callable<Integer> {
     public static int run(String[] args, PrintStream out, PrintStream err) {
         CommandLine cli = new CommandLine(new Main(out, err));
         addIfBuilt(cli, "io.arrakis.cli.Sweep");
+        // after the subcommands are added: picocli registers a converter with the commands it has at that moment
+        cli.registerConverter(Long.class, Main::parseLong).registerConverter(Long.TYPE, Main::parseLong)
+                .registerConverter(Integer.class, Main::parseInt).registerConverter(Integer.TYPE, Main::parseInt);
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
@@ -299,7 +302,7 @@ public final class Main implements Callable<Integer> {
                 + " defaults)")
         private boolean centerWriting;
         @Option(names = "--top", paramLabel = "K", description = "how many pairs the table shows (default 10)")
-        private int top = 10;
+        private Integer top;
         @Option(names = "--png", paramLabel = "FILE", description = "also write a heatmap")
         private Path png;
         @Option(names = "--json", description = "all scores as JSON")
@@ -307,9 +310,14 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            if (json && top != null) {
+                throw new IllegalArgumentException("--top sets how many pairs the table shows; --json writes every"
+                        + " score: give one of them");
+            }
             CompositionScores.Options.Builder options = CompositionScores.Options.builder().baseline(baseline)
                     .foldLn(foldLn).centerWritingWeights(centerWriting);
-            composition(model, mode, options, atLeast(top, 1, "--top"), png, json, main.out, main.err);
+            composition(model, mode, options, atLeast(top == null ? 10 : top, 1, "--top"), png, json, main.out,
+                    main.err);
             return 0;
         }
     }
@@ -524,7 +532,7 @@ public final class Main implements Callable<Integer> {
         String[] parts = text.trim().split("\\.", -1);
         try {
             if (parts.length == 2) {
-                return Head.of(Integer.parseInt(parts[0]), Integer.parseInt(parts[1]));
+                return Head.of(parseInt(parts[0]), parseInt(parts[1]));
             }
         } catch (NumberFormatException e) {
             // falls through to the message
@@ -726,10 +734,30 @@ public final class Main implements Callable<Integer> {
     /** "1,2,3" → three ids. */
     private static long[] parseIdRow(String row, String option) {
         try {
-            return Arrays.stream(row.split(",", -1)).map(String::trim).mapToLong(Long::parseLong).toArray();
+            return Arrays.stream(row.split(",", -1)).map(String::trim).mapToLong(Main::parseLong).toArray();
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(option + ": '" + row + "' is not a comma-separated list of integers");
         }
+    }
+
+    /**
+     * An integer written in ASCII digits, after a minus sign for a negative one: Java's own parsing also takes a plus
+     * sign and the digits of any script ("٥" as 5), which no one types as a token id or a count on purpose.
+     */
+    static long parseLong(String text) {
+        return Long.parseLong(checkedInteger(text));
+    }
+
+    /** The same, within an int. */
+    static int parseInt(String text) {
+        return Integer.parseInt(checkedInteger(text));
+    }
+
+    private static String checkedInteger(String text) {
+        if (!text.matches("-?[0-9]+")) {
+            throw new NumberFormatException("'" + text + "' is not an integer in the digits 0 to 9");
+        }
+        return text;
     }
 
     /** The seed page's example, printed as JSON; notes go to {@code err} when the JSON goes to {@code out}. */
@@ -741,7 +769,11 @@ public final class Main implements Callable<Integer> {
                 if (kv.length != 2 || kv[0].isBlank()) {
                     throw new IllegalArgumentException("--config takes KEY=VALUE pairs, got '" + pair + "'");
                 }
-                overrides.put(kv[0].trim(), configValue(kv[1].trim()));
+                String key = kv[0].trim();
+                if (overrides.containsKey(key)) {
+                    throw new IllegalArgumentException("--config names " + key + " twice");
+                }
+                overrides.put(key, configValue(kv[1].trim()));
             }
         }
         PrintStream notes = json ? err : out;

@@ -470,6 +470,40 @@ class MainTest {
         }
     }
 
+    /**
+     * Were taken: a plus sign and other scripts' digits as integers, {@code --top} beside {@code --json} (which writes
+     * every score, so it was ignored), a {@code --config} key named twice (the last one won).
+     */
+    @Test
+    void integersInOtherDigitsAnIgnoredTopAndAConfigKeyNamedTwiceAreRefused() {
+        String model = GPT2.toString();
+        Map<String[], String> cases = new java.util.LinkedHashMap<>();
+        cases.put(new String[] {"forward", "--model", model, "--input-ids", "1,\u0665"}, "is not a comma-separated list");
+        cases.put(new String[] {"forward", "--model", model, "--input-ids", "+1,2"}, "is not a comma-separated list");
+        cases.put(new String[] {"heads", "--model", model, "--seed", "\u0967"}, "not an integer in the digits 0 to 9");
+        cases.put(new String[] {"heads", "--model", model, "--batch", "+2"}, "not an integer in the digits 0 to 9");
+        cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--top", "\uff13"},
+                "not an integer in the digits 0 to 9");
+        cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--json", "--top", "3"},
+                "--top sets how many pairs the table shows; --json writes every score");
+        cases.put(new String[] {"seed-example", "--config", "n_layers=1,d_model=64,n_layers=2"},
+                "--config names n_layers twice");
+        for (Map.Entry<String[], String> c : cases.entrySet()) {
+            String[] args = c.getKey();
+            Result r = run(args);
+            assertEquals(2, r.status(), String.join(" ", args) + ": " + r.err());
+            assertEquals(1, r.err().lines().count(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().startsWith("arrakis " + args[0] + ": ") && r.err().contains(c.getValue()),
+                    String.join(" ", args) + ": " + r.err());
+            assertEquals("", r.out(), String.join(" ", args));
+        }
+        // what stays valid: ASCII digits, a minus sign (refused as an id by its range, not its spelling)
+        assertEquals(0, run("forward", "--model", model, "--input-ids", " 1, 2").status());
+        Result negative = run("forward", "--model", model, "--input-ids", "-1");
+        assertEquals(2, negative.status());
+        assertTrue(!negative.err().contains("comma-separated"), negative.err());
+    }
+
     private static final Path TOKENIZERS = Fixtures.HF_MORE.resolve("tokenizers");
 
     private static List<Map<?, ?>> tokenizerCases(String kind) throws Exception {
