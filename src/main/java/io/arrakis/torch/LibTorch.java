@@ -97,7 +97,7 @@ public final class LibTorch {
      * @param folder where the shared libraries were loaded from
      * @param source "maven" for the bundled CPU build, or the variable or property that named the folder
      * @param cudaBuild whether a CUDA libtorch ({@code libtorch_cuda.so}) was loaded
-     * @param nativeHeap what was done to the C heap before loading: glibc's mmap threshold fixed, or why not
+     * @param nativeHeap what was done to the C heap before loading: glibc's malloc arenas bounded, or why not
      */
     public record Info(String version, String abiVersion, Path folder, String source, boolean cudaBuild,
             String nativeHeap) {
