@@ -219,6 +219,8 @@ public final class AttentionView {
             data.put("model", about);
             data.put("ids", idValues);
             data.put("tokens", labels(model, options.tokens(), idValues));
+            List<String> corruptedLabels = options.corrupted() == null ? null
+                    : labels(model, options.tokens(), options.corrupted().toLongArray());
             data.put("patterns", patterns(model, clean));
             step.run();
 
@@ -259,7 +261,7 @@ public final class AttentionView {
             step.run();
 
             data.put("patching", options.corrupted() == null ? null
-                    : patching(model, clean, options, receivers, routes, step));
+                    : patching(model, clean, options, corruptedLabels, receivers, routes, step));
         }
         return new AttentionView(data, options.title() != null ? options.title() : model.config().family());
     }
@@ -311,7 +313,16 @@ public final class AttentionView {
         if (tokenizer == null) {
             return LongStream.of(ids).mapToObj(id -> "#" + id).toList();
         }
-        return tokenizer.labels(ids);
+        List<String> labels = tokenizer.labels(ids);
+        for (int i = 0; i < labels.size(); i++) { // no page can carry it: refused before the work, not when written
+            int unpaired = Json.unpairedSurrogate(labels.get(i));
+            if (unpaired >= 0) {
+                throw new IllegalArgumentException(String.format("the tokenizer's label of token %d (id %d) has an"
+                        + " unpaired surrogate U+%04X at index %d", i, ids[i], (int) labels.get(i).charAt(unpaired),
+                        unpaired));
+            }
+        }
+        return labels;
     }
 
     /** Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it. */
@@ -388,7 +399,8 @@ public final class AttentionView {
         return shape.length == 1 ? new long[] {1, shape[0]} : shape;
     }
 
-    private static Map<String, Object> patching(HookedAutoModel model, Tensor clean, Options options, List<Head> receivers,
+    private static Map<String, Object> patching(HookedAutoModel model, Tensor clean, Options options,
+                                                List<String> corruptedLabels, List<Head> receivers,
                                                 List<PathPatching.Route> routes, Runnable step) {
         Tensor corrupted = options.corrupted().dim() == 1 ? options.corrupted().unsqueeze(0) : options.corrupted();
         long answer = options.answer() >= 0 ? options.answer() : topToken(model, clean);
@@ -422,7 +434,7 @@ public final class AttentionView {
         p.put("answer", answer);
         p.put("wrong", wrong);
         p.put("corrupted_ids", corruptedIds);
-        p.put("corrupted_tokens", labels(model, options.tokens(), corruptedIds));
+        p.put("corrupted_tokens", corruptedLabels);
         p.put("effects", effects);
         return p;
     }

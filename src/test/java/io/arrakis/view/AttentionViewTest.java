@@ -123,6 +123,40 @@ class AttentionViewTest {
                     () -> AttentionView.Options.defaults().withTitle("x\uD800"));
             assertTrue(title.getMessage().contains("the title has an unpaired surrogate U+D800 at index 1"),
                     title.getMessage());
+            // was: refused only when the page was written, after all the work
+            Tokenizer lone = new Tokenizer() {
+                public int vocabSize() {
+                    return 1000;
+                }
+
+                public long[] encode(String text) {
+                    throw new UnsupportedOperationException();
+                }
+
+                public String decode(long[] ids) {
+                    throw new UnsupportedOperationException();
+                }
+
+                public List<String> tokenStrings(long[] ids) {
+                    return java.util.Arrays.stream(ids).mapToObj(id -> id == 1 ? "a\uDC00" : "ok").toList();
+                }
+            };
+            boolean[] worked = {false};
+            AttentionView.Options withLone = AttentionView.Options.defaults().withTokens(lone)
+                    .withProgress((done, total) -> worked[0] = true);
+            IllegalArgumentException label = assertThrows(IllegalArgumentException.class,
+                    () -> AttentionView.of(model, ids(3, 1, 4), withLone));
+            assertEquals("the tokenizer's label of token 1 (id 1) has an unpaired surrogate U+DC00 at index 1",
+                    label.getMessage());
+            assertFalse(worked[0], "refused before the first step");
+            try (Tensor corrupted = ids(3, 1, 4)) {
+                AttentionView.Options patching = withLone.withPatching(corrupted, 2, 3, List.of(), List.of());
+                IllegalArgumentException corruptedLabel = assertThrows(IllegalArgumentException.class,
+                        () -> AttentionView.of(model, ids(3, 5, 4), patching));
+                assertEquals("the tokenizer's label of token 1 (id 1) has an unpaired surrogate U+DC00 at index 1",
+                        corruptedLabel.getMessage());
+                assertFalse(worked[0], "the corrupted input's labels are refused before the first step too");
+            }
         }
     }
 
