@@ -29,9 +29,8 @@ COLUMNS = ("ours", "python", "javacpp", "djl", "reference")
 JVM_FLAGS = ["-XX:ErrorFile=target/hs_err_pid%p.log", "-XX:ReplayDataFile=target/replay_pid%p.log",
              "--enable-native-access=ALL-UNNAMED"]
 # What a JVM that times something adds (ours and the JVM peers alike; not the cold start-up row): a heap committed and
-# touched when it starts. Left to itself, G1 grows its young generation during the run, and each page the allocations
-# reach for the first time then costs a page fault inside a timed pass; on a VM with costly faults that showed as
-# phases of seconds in which every small pass was a third slower, whichever code it ran.
+# touched when it starts, so that G1 growing its young generation does not fault pages in inside timed passes (see
+# BENCHMARKS.md).
 MEASURING_JVM_FLAGS = JVM_FLAGS + ["-Xms256m", "-XX:+AlwaysPreTouch"]
 # JMH refuses to start while another JMH run on the machine (anyone's) holds a lock on this file.
 JMH_LOCK = "/tmp/jmh.lock"

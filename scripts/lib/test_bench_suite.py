@@ -259,11 +259,12 @@ class MeasuringJvmTest(unittest.TestCase):
             commands.clear()
             bench_suite.startup("java", "cp", 1)
         self.assertEqual(4, len(timing))  # ours, JavaCPP, PairedRatios, JMH
-        for cmd in timing:
-            self.assertIn("-XX:+AlwaysPreTouch", cmd)
-            self.assertIn("-Xms256m", cmd)
+        for cmd in timing:  # JVM options, before the class path and the main class
+            self.assertLess(cmd.index("-XX:+AlwaysPreTouch"), cmd.index("-cp"))
+            self.assertLess(cmd.index("-Xms256m"), cmd.index("-cp"))
         for cmd in commands:
             self.assertNotIn("-XX:+AlwaysPreTouch", cmd)
+            self.assertNotIn("-Xms256m", cmd)
 
 
 if __name__ == "__main__":
