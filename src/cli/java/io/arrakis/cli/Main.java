@@ -90,8 +90,10 @@ public final class Main implements Callable<Integer> {
         CommandLine cli = new CommandLine(new Main(out, err));
         addIfBuilt(cli, "io.arrakis.cli.Sweep");
         // after the subcommands are added: picocli registers a converter with the commands it has at that moment
-        cli.registerConverter(Long.class, Main::parseLong).registerConverter(Long.TYPE, Main::parseLong)
-                .registerConverter(Integer.class, Main::parseInt).registerConverter(Integer.TYPE, Main::parseInt);
+        CommandLine.ITypeConverter<Long> asLong = text -> converted(text, Main::parseLong, "a long integer");
+        CommandLine.ITypeConverter<Integer> asInt = text -> converted(text, Main::parseInt, "an integer");
+        cli.registerConverter(Long.class, asLong).registerConverter(Long.TYPE, asLong)
+                .registerConverter(Integer.class, asInt).registerConverter(Integer.TYPE, asInt);
         cli.setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((e, arguments) -> badInput(err, e.getCommandLine(), e));
         cli.setExecutionExceptionHandler((e, command, parsed) -> {
@@ -301,7 +303,8 @@ public final class Main implements Callable<Integer> {
                 + " center_writing_weights (LayerNorm models only; with --fold-ln, TransformerLens's from_pretrained"
                 + " defaults)")
         private boolean centerWriting;
-        @Option(names = "--top", paramLabel = "K", description = "how many pairs the table shows (default 10)")
+        @Option(names = "--top", paramLabel = "K", description = "how many pairs the table shows (default 10; not"
+                + " with --json)")
         private Integer top;
         @Option(names = "--png", paramLabel = "FILE", description = "also write a heatmap")
         private Path png;
@@ -751,6 +754,16 @@ public final class Main implements Callable<Integer> {
     /** The same, within an int. */
     static int parseInt(String text) {
         return Integer.parseInt(checkedInteger(text));
+    }
+
+    /** {@code parse(text)} for picocli, which puts a conversion's own message after the option it names. */
+    private static <T> T converted(String text, java.util.function.Function<String, T> parse, String what) {
+        try {
+            return parse.apply(text);
+        } catch (NumberFormatException e) {
+            throw new CommandLine.TypeConversionException("'" + text + "' is not " + what + " (the digits 0 to 9, after"
+                    + " a minus sign for a negative one)");
+        }
     }
 
     private static String checkedInteger(String text) {

@@ -480,10 +480,13 @@ class MainTest {
         Map<String[], String> cases = new java.util.LinkedHashMap<>();
         cases.put(new String[] {"forward", "--model", model, "--input-ids", "1,\u0665"}, "is not a comma-separated list");
         cases.put(new String[] {"forward", "--model", model, "--input-ids", "+1,2"}, "is not a comma-separated list");
-        cases.put(new String[] {"heads", "--model", model, "--seed", "\u0967"}, "not an integer in the digits 0 to 9");
-        cases.put(new String[] {"heads", "--model", model, "--batch", "+2"}, "not an integer in the digits 0 to 9");
+        cases.put(new String[] {"heads", "--model", model, "--seed", "\u0967"},
+                "Invalid value for option '--seed': '\u0967' is not a long integer (the digits 0 to 9, after a minus sign");
+        cases.put(new String[] {"heads", "--model", model, "--batch", "+2"}, "'+2' is not an integer (the digits 0 to 9");
         cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--top", "\uff13"},
-                "not an integer in the digits 0 to 9");
+                "'\uff13' is not an integer (the digits 0 to 9");
+        cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--top", "99999999999"},
+                "'99999999999' is not an integer (the digits 0 to 9");
         cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--json", "--top", "3"},
                 "--top sets how many pairs the table shows; --json writes every score");
         cases.put(new String[] {"seed-example", "--config", "n_layers=1,d_model=64,n_layers=2"},
