@@ -188,14 +188,19 @@ final class Sweep implements Callable<Integer> {
         for (String address : url.substring("spark://".length()).split(",")) {
             int colon = address.endsWith("]") ? -1 : address.lastIndexOf(':'); // [IPv6] without a port
             String host = (colon < 0 ? address : address.substring(0, colon)).replaceAll("^\\[|]$", "");
+            int port;
             try {
-                int port = colon < 0 ? 7077 : Integer.parseInt(address.substring(colon + 1));
-                try (java.net.Socket socket = new java.net.Socket()) {
-                    socket.connect(new java.net.InetSocketAddress(host, port), 5_000);
-                    return;
-                }
+                port = colon < 0 ? 7077 : Main.parseInt(address.substring(colon + 1));
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--master " + url + ": '" + address + "' has no port number", e);
+                port = 0;
+            }
+            if (port < 1 || port > 65535) {
+                throw new IllegalArgumentException("--master " + url + ": '" + address + "' has no port number from 1"
+                        + " to 65535");
+            }
+            try (java.net.Socket socket = new java.net.Socket()) {
+                socket.connect(new java.net.InetSocketAddress(host, port), 5_000);
+                return;
             } catch (IOException | IllegalArgumentException e) {
                 silent.add(address + " (" + e.getMessage() + ")");
             }

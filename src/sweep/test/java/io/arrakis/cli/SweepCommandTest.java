@@ -74,6 +74,13 @@ class SweepCommandTest {
                 "--master", "spark://127.0.0.1:1");
         assertEquals("2", r[0], r[2]);
         assertTrue(r[2].contains("--master spark://127.0.0.1:1: no master answers at 127.0.0.1:1 ("), r[2]);
+        // were: a port beyond 65535 reported as a master that does not answer; "+1" and other scripts' digits taken
+        for (String port : List.of("70000", "0", "+7077", "\u0667\u0660\u0667\u0667")) {
+            r = run("sweep", "composition", "--checkpoints", MODEL, "--mode", "K", "--out",
+                    dir.resolve("c.csv").toString(), "--master", "spark://127.0.0.1:" + port);
+            assertEquals("2", r[0], r[2]);
+            assertTrue(r[2].contains("'127.0.0.1:" + port + "' has no port number from 1 to 65535"), r[2]);
+        }
     }
 
     @Test
