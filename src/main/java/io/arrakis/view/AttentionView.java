@@ -218,9 +218,9 @@ public final class AttentionView {
             about.put("name", options.title());
             data.put("model", about);
             data.put("ids", idValues);
-            data.put("tokens", labels(model, options.tokens(), idValues));
+            data.put("tokens", labels(model, options.tokens(), idValues, "input"));
             List<String> corruptedLabels = options.corrupted() == null ? null
-                    : labels(model, options.tokens(), options.corrupted().toLongArray());
+                    : labels(model, options.tokens(), options.corrupted().toLongArray(), "corrupted input");
             data.put("patterns", patterns(model, clean));
             step.run();
 
@@ -308,7 +308,8 @@ public final class AttentionView {
 
     // ------------------------------------------------------------------------------------------------ the parts
 
-    private static List<String> labels(HookedAutoModel model, Tokenizer given, long[] ids) {
+    /** The token labels of {@code ids}, the {@code input} named in a refusal. */
+    private static List<String> labels(HookedAutoModel model, Tokenizer given, long[] ids, String input) {
         Tokenizer tokenizer = given != null ? given : model.tokenizer().orElse(null);
         if (tokenizer == null) {
             return LongStream.of(ids).mapToObj(id -> "#" + id).toList();
@@ -317,9 +318,9 @@ public final class AttentionView {
         for (int i = 0; i < labels.size(); i++) { // no page can carry it: refused before the work, not when written
             int unpaired = Json.unpairedSurrogate(labels.get(i));
             if (unpaired >= 0) {
-                throw new IllegalArgumentException(String.format("the tokenizer's label of token %d (id %d) has an"
-                        + " unpaired surrogate U+%04X at index %d", i, ids[i], (int) labels.get(i).charAt(unpaired),
-                        unpaired));
+                throw new IllegalArgumentException(String.format("the tokenizer's label of the %s's token %d (id %d)"
+                        + " has an unpaired surrogate U+%04X at index %d", input, i, ids[i],
+                        (int) labels.get(i).charAt(unpaired), unpaired));
             }
         }
         return labels;

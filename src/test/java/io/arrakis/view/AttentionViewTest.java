@@ -146,15 +146,15 @@ class AttentionViewTest {
                     .withProgress((done, total) -> worked[0] = true);
             IllegalArgumentException label = assertThrows(IllegalArgumentException.class,
                     () -> AttentionView.of(model, ids(3, 1, 4), withLone));
-            assertEquals("the tokenizer's label of token 1 (id 1) has an unpaired surrogate U+DC00 at index 1",
-                    label.getMessage());
+            assertEquals("the tokenizer's label of the input's token 1 (id 1) has an unpaired surrogate U+DC00 at"
+                    + " index 1", label.getMessage());
             assertFalse(worked[0], "refused before the first step");
             try (Tensor corrupted = ids(3, 1, 4)) {
                 AttentionView.Options patching = withLone.withPatching(corrupted, 2, 3, List.of(), List.of());
                 IllegalArgumentException corruptedLabel = assertThrows(IllegalArgumentException.class,
                         () -> AttentionView.of(model, ids(3, 5, 4), patching));
-                assertEquals("the tokenizer's label of token 1 (id 1) has an unpaired surrogate U+DC00 at index 1",
-                        corruptedLabel.getMessage());
+                assertEquals("the tokenizer's label of the corrupted input's token 1 (id 1) has an unpaired"
+                        + " surrogate U+DC00 at index 1", corruptedLabel.getMessage());
                 assertFalse(worked[0], "the corrupted input's labels are refused before the first step too");
             }
         }
