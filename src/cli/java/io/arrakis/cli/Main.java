@@ -761,8 +761,8 @@ public final class Main implements Callable<Integer> {
         try {
             return parse.apply(text);
         } catch (NumberFormatException e) {
-            throw new CommandLine.TypeConversionException("'" + text + "' is not " + what + " (the digits 0 to 9, after"
-                    + " a minus sign for a negative one)");
+            throw new CommandLine.TypeConversionException(text.matches("-?[0-9]+") ? "'" + text + "' is too large for "
+                    + what : "'" + text + "' is not " + what + " (the digits 0 to 9, after a minus sign for a negative one)");
         }
     }
 

@@ -486,7 +486,7 @@ class MainTest {
         cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--top", "\uff13"},
                 "'\uff13' is not an integer (the digits 0 to 9");
         cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--top", "99999999999"},
-                "'99999999999' is not an integer (the digits 0 to 9");
+                "'99999999999' is too large for an integer");
         cases.put(new String[] {"composition", "--model", model, "--mode", "K", "--json", "--top", "3"},
                 "--top sets how many pairs the table shows; --json writes every score");
         cases.put(new String[] {"seed-example", "--config", "n_layers=1,d_model=64,n_layers=2"},
