@@ -38,6 +38,27 @@ class AttentionViewTest {
         return Tensor.of(values, 1, values.length);
     }
 
+    /** A tokenizer of 1,000 ids that only labels them, each as {@code label} gives it. */
+    private static Tokenizer labelling(java.util.function.LongFunction<String> label) {
+        return new Tokenizer() {
+            public int vocabSize() {
+                return 1000;
+            }
+
+            public long[] encode(String text) {
+                throw new UnsupportedOperationException();
+            }
+
+            public String decode(long[] ids) {
+                throw new UnsupportedOperationException();
+            }
+
+            public List<String> tokenStrings(long[] ids) {
+                return java.util.Arrays.stream(ids).mapToObj(label).toList();
+            }
+        };
+    }
+
     @Test
     void thePatternsAreForwardsAndTheStepsAreReported() {
         List<long[]> steps = new ArrayList<>();
@@ -124,23 +145,7 @@ class AttentionViewTest {
             assertTrue(title.getMessage().contains("the title has an unpaired surrogate U+D800 at index 1"),
                     title.getMessage());
             // was: refused only when the page was written, after all the work
-            Tokenizer lone = new Tokenizer() {
-                public int vocabSize() {
-                    return 1000;
-                }
-
-                public long[] encode(String text) {
-                    throw new UnsupportedOperationException();
-                }
-
-                public String decode(long[] ids) {
-                    throw new UnsupportedOperationException();
-                }
-
-                public List<String> tokenStrings(long[] ids) {
-                    return java.util.Arrays.stream(ids).mapToObj(id -> id == 1 ? "a\uDC00" : "ok").toList();
-                }
-            };
+            Tokenizer lone = labelling(id -> id == 1 ? "a\uDC00" : "ok");
             boolean[] worked = {false};
             AttentionView.Options withLone = AttentionView.Options.defaults().withTokens(lone)
                     .withProgress((done, total) -> worked[0] = true);
@@ -162,24 +167,7 @@ class AttentionViewTest {
 
     @Test
     void thePageInlinesItsDataAndNoStringCanEndItsScript() {
-        Tokenizer hostile = new Tokenizer() {
-            public int vocabSize() {
-                return 1000;
-            }
-
-            public long[] encode(String text) {
-                throw new UnsupportedOperationException();
-            }
-
-            public String decode(long[] ids) {
-                throw new UnsupportedOperationException();
-            }
-
-            public List<String> tokenStrings(long[] ids) {
-                return java.util.Arrays.stream(ids).mapToObj(id -> id == 2 ? "<!--<script>" : "</script><b>" + id + "</b>")
-                        .toList();
-            }
-        };
+        Tokenizer hostile = labelling(id -> id == 2 ? "<!--<script>" : "</script><b>" + id + "</b>");
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
             // "<!--<script>" in the data would keep the data's own </script> from ending it (the HTML parser's
             // script data escape), and "@DATA@" in the title was once filled in with the data, unescaped
