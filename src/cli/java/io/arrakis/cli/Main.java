@@ -176,9 +176,9 @@ public final class Main implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            main.out.println(LibTorch.load() + "; CPU float32 linear layers: "
-                    + (LibTorch.oneDnnLinear() ? "oneDNN" : "BLAS") + "; packed weights: "
-                    + (LibTorch.packedWeights() ? "on" : "off") + "; CPU bfloat16 model weights: "
+            main.out.println(LibTorch.load() + "; packed weights: "
+                    + (LibTorch.packedWeights() ? "on" : "off") + "; CPU float32 model weights: "
+                    + (LibTorch.oneDnnFloat32Weights() ? "oneDNN, packed" : "libtorch") + "; CPU bfloat16 model weights: "
                     + (LibTorch.oneDnnBfloat16Weights() ? "oneDNN, packed" : "libtorch") + "; CPU einsum products: "
                     + (LibTorch.batchedEinsum() ? "OpenBLAS batched" : "libtorch") + "; CUDA devices: "
                     + LibTorch.cudaDeviceCount());

@@ -154,11 +154,13 @@ public final class LibTorch {
     }
 
     /**
-     * Whether float32 linear layers on the CPU run oneDNN's inner product on libtorch's OpenMP threads (a libtorch
-     * built with oneDNN, as the bundled one is), rather than libtorch's BLAS.
+     * Whether float32 products with a model's weights on the CPU ({@link LinearWeight}) run oneDNN's inner product on
+     * packed copies of the weights (where their shapes allow), on libtorch's OpenMP threads: a libtorch with oneDNN (as
+     * the bundled one is) on a CPU with AVX2, packed weights on; elsewhere, and for every other float32 product,
+     * libtorch's BLAS.
      */
-    public static boolean oneDnnLinear() {
-        return OneDnnLinear.available();
+    public static boolean oneDnnFloat32Weights() {
+        return OneDnnLinear.float32() && packedWeights();
     }
 
     /**

@@ -10,8 +10,8 @@ import java.util.stream.Collectors;
 
 /**
  * A linear layer's weight {@code [out, in]} for repeated products, {@code x · weightᵀ + bias} as
- * {@link Tensor#linear}. On the CPU, float32 products with weights whose inputs are a multiple of 64, and bfloat16
- * products where the CPU has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
+ * {@link Tensor#linear}. On the CPU, float32 products with weights whose inputs are a multiple of 64 where the CPU has
+ * AVX2, and bfloat16 products where it has AVX-512, read a copy of the weight in oneDNN's own blocked layout (see
  * {@code OneDnnLinear}), freed by {@link #close}. A float32 copy has zero rows added up to a multiple of 64 outputs
  * where few are needed (GPT-2's vocabulary of 50,257 takes 47), and products through it return a view of their first
  * {@code out} columns. oneDNN lays a copy out for the number of threads that multiply
@@ -66,8 +66,9 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     /**
-     * {@code gelu(x · weightᵀ + bias)}, as {@link Tensor#linearGelu}: in one product for float32; in narrower dtypes
-     * the product is rounded to the dtype before the activation, as an unfused pass (and Hugging Face's) rounds it.
+     * {@code gelu(x · weightᵀ + bias)}, as {@link Tensor#linear} then {@link Tensor#gelu}: in one product through a
+     * packed float32 copy; in narrower dtypes the product is rounded to the dtype before the activation, as an
+     * unfused pass (and Hugging Face's) rounds it.
      */
     public Tensor applyGelu(Tensor x, Tensor bias, boolean tanhApproximation) {
         if (x.dtype() != DType.FLOAT32) {
@@ -90,8 +91,7 @@ public final class LinearWeight implements AutoCloseable {
     }
 
     private Tensor product(Tensor x, Tensor bias, OneDnnLinear.PostOp post) {
-        boolean oneDnnPlain = OneDnnLinear.covers(x, weight, bias);
-        if (oneDnnPlain || OneDnnLinear.coversPacked(x, weight, bias)) {
+        if (OneDnnLinear.covers(x, weight, bias)) {
             x.checkLinear(weight, bias);
             if (packable()) {
                 MemorySegment scratch = Native.out().asSlice(TEAM_SLOT, 8);
@@ -114,13 +114,14 @@ public final class LinearWeight implements AutoCloseable {
                     }
                 }
             }
-            if (oneDnnPlain) {
-                return OneDnnLinear.linear(x, weight, null, bias, post);
-            }
         }
         // libtorch's route, which checks the operands itself
-        return post == OneDnnLinear.PostOp.NONE ? x.linear(weight, bias)
-                : x.linearGelu(weight, bias, post == OneDnnLinear.PostOp.GELU_TANH);
+        if (post == OneDnnLinear.PostOp.NONE) {
+            return x.linear(weight, bias);
+        }
+        try (Tensor product = x.linear(weight, bias)) {
+            return product.gelu(post == OneDnnLinear.PostOp.GELU_TANH);
+        }
     }
 
     /** The product through a packed copy, narrowed back to this weight's outputs where the copy has more. */

@@ -7,27 +7,26 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
 /**
- * Float32 linear layers on the CPU through oneDNN's inner product, the shim {@code aoti_torch_cpu__linear_pointwise}
- * that PyTorch's compiler calls for linear layers on CPUs, instead of libtorch's BLAS route.
+ * Linear layers on the CPU through oneDNN's inner product, the shim {@code aoti_torch_cpu__linear_pointwise} that
+ * PyTorch's compiler calls for linear layers on CPUs, reading a model's weight in oneDNN's own blocked layout, packed
+ * once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models; see {@link LinearWeight}).
  *
- * <p>The bundled libtorch's BLAS is OpenBLAS, which keeps its own pool of threads beside libtorch's OpenMP pool; the
- * two pools take turns on the same cores within a forward pass, and OpenBLAS's threads keep spinning after each
- * product. oneDNN runs on libtorch's OpenMP pool, so a pass's products and its other ops share one pool, and it picks
- * its kernels for the CPU it finds. Products too small to split profitably get fewer threads
- * ({@link SmallOps#LINEAR_OUTPUT_GRAIN}). A libtorch built without oneDNN has no such shim and keeps the BLAS route,
- * as do operands it does not cover: other dtypes and devices, empty operands, weights other than a contiguous
- * {@code [out, in]} (libtorch 2.10's oneDNN linear corrupts the C heap with a transposed weight), strided biases.
+ * <p>oneDNN runs on libtorch's OpenMP pool, so a pass's products and its other ops share one pool, where the bundled
+ * libtorch's BLAS, OpenBLAS, keeps a pool of its own whose threads take turns with OpenMP's on the same cores; and on a
+ * packed weight it runs its brgemm kernels for that layout, as fast or faster than a general matrix product at every
+ * size and row count.
  *
- * <p>A weight multiplied again and again ({@link LinearWeight}) can also be handed over in oneDNN's own blocked
- * layout, packed once ({@code mkldnn::_reorder_linear_weight}, as PyTorch's compiler does for frozen models): on a
- * plain {@code [out, in]} weight oneDNN falls back to a general matrix product, on a packed one it runs its kernels
- * for that layout, as fast or faster at every size and row count. libtorch 2.10 multiplies wrongly, without a word,
- * by packed float32 weights of many output sizes that are not multiples of 32 (GPT-2's vocabulary among them), so
- * float32 weights are packed with zero rows added up to a multiple of 64 outputs, and only where their inputs are a
- * multiple of 64 and the rows added are few. In bfloat16, on CPUs with AVX-512 (where oneDNN
- * runs bfloat16 kernels; libtorch refuses its bfloat16 linear layers elsewhere), every weight is packed; plain
- * bfloat16 weights keep libtorch's route, which is as fast or faster than oneDNN's on them. {@link LinearWeight}
- * checks each packed copy against the weight as it is before using it.
+ * <p>Only packed weights, and only where those kernels run: on a plain {@code [out, in]} weight, or on a CPU without
+ * AVX2, oneDNN multiplies with its JIT-generated GEMM kernels, which in the oneDNN of libtorch 2.10 (3.7) point the
+ * stack pointer into a heap buffer while they run. A signal handled on that thread meanwhile, such as a sampling
+ * profiler's (async-profiler, JFR's CPU-time sampler), then writes its frame into the heap and corrupts it (oneDNN
+ * issue 4845). Every other product takes libtorch's route.
+ *
+ * <p>libtorch 2.10 multiplies wrongly, without a word, by packed float32 weights of many output sizes that are not
+ * multiples of 32 (GPT-2's vocabulary among them), so float32 weights are packed with zero rows added up to a multiple
+ * of 64 outputs, and only where their inputs are a multiple of 64 and the rows added are few. In bfloat16, on CPUs
+ * with AVX-512 (where oneDNN runs bfloat16 kernels; libtorch refuses its bfloat16 linear layers elsewhere), every
+ * weight is packed. {@link LinearWeight} checks each packed copy against the weight as it is before using it.
  */
 final class OneDnnLinear {
     private static final MethodHandle LINEAR_POINTWISE = Native.optionalFunction("aoti_torch_cpu__linear_pointwise",
@@ -57,10 +56,14 @@ final class OneDnnLinear {
         }
     }
 
+    private static final MethodHandle AVX2 = Native.optionalFunction("_ZN2at3cpu17is_avx2_supportedEv",
+            FunctionDescriptor.of(ValueLayout.JAVA_BOOLEAN));
     private static final MethodHandle AVX512 = Native.optionalFunction("_ZN2at3cpu19is_avx512_supportedEv",
             FunctionDescriptor.of(ValueLayout.JAVA_BOOLEAN));
+    /** Whether oneDNN's float32 linear layers run brgemm on packed weights here: the CPU has AVX2, as libtorch reports. */
+    private static final boolean FLOAT32 = available() && supported(AVX2, "is_avx2_supported");
     /** Whether oneDNN's bfloat16 linear layers run here: the CPU has AVX-512 F, BW, VL and DQ, as libtorch reports. */
-    private static final boolean BFLOAT16 = available() && avx512();
+    private static final boolean BFLOAT16 = available() && supported(AVX512, "is_avx512_supported");
 
     private static final Op REORDER = Op.of("mkldnn::_reorder_linear_weight", "");
 
@@ -69,9 +72,8 @@ final class OneDnnLinear {
 
     /**
      * Whether products with a weight {@code [out, in]} of {@code dtype} should read a packed copy of it, for operands
-     * {@link #covers} or {@link #coversPacked} accepts: every bfloat16 weight; a float32 one where {@code in} is a
-     * multiple of 64 and {@code out} is one too or takes at most a sixteenth more to round up to one (see
-     * {@link #packedOutputs}).
+     * {@link #covers} accepts: every bfloat16 weight; a float32 one where {@code in} is a multiple of 64 and
+     * {@code out} is one too or takes at most a sixteenth more to round up to one (see {@link #packedOutputs}).
      */
     static boolean packs(long out, long in, DType dtype) {
         return dtype == DType.BFLOAT16 || (in % 64 == 0 && packedOutputs(out, dtype) * 16 <= out * 17);
@@ -87,9 +89,8 @@ final class OneDnnLinear {
     }
 
     /**
-     * oneDNN's packed copy of a weight {@link #covers} or {@link #coversPacked} accepts, laid out for products of about
-     * {@code rows} rows on the calling thread's team as it is: an opaque tensor only {@link #linear} reads, on the
-     * same team.
+     * oneDNN's packed copy of a weight {@link #covers} accepts, laid out for products of about {@code rows} rows on
+     * the calling thread's team as it is: an opaque tensor only {@link #linear} reads, on the same team.
      */
     static Tensor pack(Tensor weight, long rows) {
         return Call.begin(REORDER, weight).tensor(weight).optI64(rows).tensorResult();
@@ -100,72 +101,62 @@ final class OneDnnLinear {
         return LINEAR_POINTWISE != null;
     }
 
-    /** Whether {@link #linear} computes {@code input · weightᵀ + bias} for these operands, already checked to fit. */
-    static boolean covers(Tensor input, Tensor weight, Tensor bias) {
-        return available() && input.device().isCpu() && input.dtype() == DType.FLOAT32 && input.numel() > 0
-                && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
+    /** Whether oneDNN's float32 linear layers run here, on packed weights. */
+    static boolean float32() {
+        return FLOAT32;
     }
 
-    /** Whether oneDNN's bfloat16 linear layers run here. */
+    /** Whether oneDNN's bfloat16 linear layers run here, on packed weights. */
     static boolean bfloat16() {
         return BFLOAT16;
     }
 
     /**
      * Whether {@link #linear} computes {@code input · weightᵀ + bias} for these operands, already checked to fit, when
-     * it reads a {@link #pack packed} copy of the weight: bfloat16 on a CPU where oneDNN runs it.
+     * it reads a {@link #pack packed} copy of the weight: float32 on a CPU with AVX2, bfloat16 on one with AVX-512.
      */
-    static boolean coversPacked(Tensor input, Tensor weight, Tensor bias) {
-        return BFLOAT16 && input.device().isCpu() && input.dtype() == DType.BFLOAT16 && input.numel() > 0
-                && weight.numel() > 0 && weight.isContiguous() && (bias == null || bias.isContiguous());
-    }
-
-    /** {@code post(input · weightᵀ + bias)} for operands {@link #covers} accepts. */
-    static Tensor linear(Tensor input, Tensor weight, Tensor bias, PostOp post) {
-        return linear(input, weight, null, bias, post);
+    static boolean covers(Tensor input, Tensor weight, Tensor bias) {
+        DType dtype = input.dtype();
+        return (dtype == DType.FLOAT32 ? FLOAT32 : dtype == DType.BFLOAT16 && BFLOAT16) && input.device().isCpu()
+                && input.numel() > 0 && weight.numel() > 0 && weight.isContiguous()
+                && (bias == null || bias.isContiguous());
     }
 
     /**
-     * The same, multiplying by {@code packed}, the {@link #pack packed} copy of {@code weight}, unless it is null;
-     * for operands {@link #coversPacked} accepts, {@code packed} must not be null. The caller holds {@code packed}
-     * ({@link Tensor#holdIfOpen}), which its owner may close meanwhile. A packed copy's layout depends on the
-     * number of threads it was packed for, and its products assume their own: they run on the calling thread's team as
-     * it is, which the caller sets to the team the copy was packed under; plain products get a team fitted to them.
+     * {@code post(input · weightᵀ + bias)}, multiplying by {@code packed}, the {@link #pack packed} copy of
+     * {@code weight}, for operands {@link #covers} accepts. The caller holds {@code packed}
+     * ({@link Tensor#holdIfOpen}), which its owner may close meanwhile. A packed copy's layout depends on the number of
+     * threads it was packed for, and its products assume their own: they run on the calling thread's team as it is,
+     * which the caller sets to the team the copy was packed under.
      */
     static Tensor linear(Tensor input, Tensor weight, Tensor packed, Tensor bias, PostOp post) {
-        MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle; 2: libtorch's thread count
-        long outputs = input.numel() / input.size(-1) * weight.size(0);
-        Tensor factor = packed != null ? packed : weight;
+        MemorySegment out = Native.out(); // slot 0: the result; 1: the bias handle
         int rc;
-        try (Tensor.Held in = input.hold(); Tensor.Held by = packed != null ? null : weight.hold();
-             Tensor.Held plus = bias == null ? null : bias.hold()) {
+        try (Tensor.Held in = input.hold(); Tensor.Held plus = bias == null ? null : bias.hold()) {
             MemorySegment biasSlot = MemorySegment.NULL;
             if (bias != null) {
                 biasSlot = out.asSlice(8, 8);
                 biasSlot.set(ValueLayout.ADDRESS, 0, bias.handle());
             }
-            int team = packed == null ? SmallOps.fitTeam(outputs, SmallOps.LINEAR_OUTPUT_GRAIN, out.asSlice(16, 8)) : 0;
             try {
-                rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), factor.handle(), biasSlot, post.attr,
+                rc = (int) LINEAR_POINTWISE.invokeExact(input.handle(), packed.handle(), biasSlot, post.attr,
                         MemorySegment.NULL, 0L, post.algorithm, out);
             } catch (Throwable t) {
                 throw new LibTorchException("aoti_torch_cpu__linear_pointwise failed: " + t, t);
-            } finally {
-                SmallOps.restore(team);
             }
         }
         Native.op(rc, "mkldnn::_linear_pointwise", input, weight, bias, post);
         return Tensor.adopt(out.get(ValueLayout.JAVA_LONG, 0));
     }
 
-    private static boolean avx512() {
-        if (AVX512 == null) {
+    private static boolean supported(MethodHandle check, String name) {
+        if (check == null) {
             return false;
         }
         try {
-            return (boolean) AVX512.invokeExact();
+            return (boolean) check.invokeExact();
         } catch (Throwable t) {
-            throw new LibTorchException("at::cpu::is_avx512_supported failed: " + t, t);
+            throw new LibTorchException("at::cpu::" + name + " failed: " + t, t);
         }
     }
 }

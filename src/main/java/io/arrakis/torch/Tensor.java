@@ -1625,25 +1625,7 @@ public final class Tensor implements AutoCloseable {
     /** {@code this @ weightᵀ + bias}, as {@code torch.nn.functional.linear}; {@code bias} may be null. */
     public Tensor linear(Tensor weight, Tensor bias) {
         checkLinear(weight, bias);
-        if (OneDnnLinear.covers(this, weight, bias)) {
-            return OneDnnLinear.linear(this, weight, bias, OneDnnLinear.PostOp.NONE);
-        }
         return Call.begin(LINEAR, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).tensorResult();
-    }
-
-    /**
-     * {@code gelu(this @ weightᵀ + bias)}, as {@link #linear} then {@link #gelu}: one op where the product can apply
-     * the activation as it writes its output (oneDNN on the CPU), two elsewhere.
-     */
-    public Tensor linearGelu(Tensor weight, Tensor bias, boolean tanhApproximation) {
-        checkLinear(weight, bias);
-        if (OneDnnLinear.covers(this, weight, bias)) {
-            return OneDnnLinear.linear(this, weight, bias,
-                    tanhApproximation ? OneDnnLinear.PostOp.GELU_TANH : OneDnnLinear.PostOp.GELU);
-        }
-        try (Tensor product = linear(weight, bias)) {
-            return product.gelu(tanhApproximation);
-        }
     }
 
     void checkLinear(Tensor weight, Tensor bias) {

@@ -46,7 +46,7 @@ class ForwardLaunchesTest {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel one = gpt2(1); HookedAutoModel two = gpt2(2)) {
             Tensor ids = Tensor.of(new long[] {1, 7, 42, 99, 3, 3, 0, 12}, 1, 8);
             long block = callsOfAPass(two, ids, CacheSpec.none()) - callsOfAPass(one, ids, CacheSpec.none());
-            assertEquals(LibTorch.oneDnnLinear() ? GPT2_BLOCK_CALLS_FUSED_GELU : GPT2_BLOCK_CALLS, block,
+            assertEquals(LibTorch.oneDnnFloat32Weights() ? GPT2_BLOCK_CALLS_FUSED_GELU : GPT2_BLOCK_CALLS, block,
                     "libtorch calls of one GPT-2 block");
             assertTrue(block <= 20);
         }

@@ -144,7 +144,7 @@ class LinearWeightTest {
                 for (long rows : new long[] {1, 7, 32, 130}) {
                     Tensor x = randn(DType.BFLOAT16, rows, 128);
                     assertCloseBfloat16(reference(x, w.weight(), bias), w.apply(x, bias), out + " outputs, " + rows + " rows");
-                    assertEquals(OneDnnLinear.coversPacked(x, w.weight(), bias), w.isPacked(),
+                    assertEquals(OneDnnLinear.covers(x, w.weight(), bias), w.isPacked(),
                             "bfloat16 weights are packed wherever oneDNN runs bfloat16 (AVX-512)");
                 }
                 Tensor x = randn(DType.BFLOAT16, 2, 9, 128);
@@ -160,7 +160,7 @@ class LinearWeightTest {
         assumeOneDnn();
         try (TensorScope scope = TensorScope.open()) {
             Tensor weight = randn(DType.BFLOAT16, 256, 128);
-            assumeTrue(OneDnnLinear.coversPacked(randn(DType.BFLOAT16, 1, 128), weight, null),
+            assumeTrue(OneDnnLinear.covers(randn(DType.BFLOAT16, 1, 128), weight, null),
                     "oneDNN runs no bfloat16 linear layers on this CPU");
             assertTrue(LinearWeight.agrees(weight, OneDnnLinear.pack(weight, 16)));
             Tensor other = weight.add(randn(DType.BFLOAT16, 256, 128).mul(0.1)); // off by about 10%
@@ -345,7 +345,7 @@ class LinearWeightTest {
             long[] later = longs(args[2]);
             for (DType dtype : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
                 Generator g = new Generator(5);
-                if (!OneDnnLinear.coversPacked(Tensor.zeros(new long[] {1, 64}, dtype, Device.CPU),
+                if (!OneDnnLinear.covers(Tensor.zeros(new long[] {1, 64}, dtype, Device.CPU),
                         Tensor.zeros(new long[] {64, 64}, dtype, Device.CPU), null) && dtype == DType.BFLOAT16) {
                     System.out.println(dtype + ": not packed here");
                     continue;

@@ -2,6 +2,10 @@ package io.arrakis.torch;
 
 import org.junit.jupiter.api.Test;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,8 +13,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * Float32 CPU linear layers through oneDNN equal the product computed in float64 by libtorch's BLAS route, for the
- * shapes and layouts a model passes; operands the shim does not take go the BLAS route and are right too.
+ * oneDNN's linear layers run where the CPU has the kernels they are safe with (brgemm: AVX2 for float32, AVX-512 for
+ * bfloat16, read from {@code /proc/cpuinfo}), on packed weights only, and equal the product computed in float64 by
+ * libtorch; {@link Tensor#linear} itself is libtorch's route for any operands and right too.
  */
 class OneDnnLinearTest {
     private final Generator g = new Generator(11);
@@ -26,13 +31,14 @@ class OneDnnLinearTest {
     }
 
     private static void assertLinear(Tensor x, Tensor w, Tensor b) {
-        Tensor expected = reference(x, w, b);
-        Tensor actual = x.linear(w, b);
-        assertArrayEquals(expected.shape(), actual.shape());
+        assertClose(reference(x, w, b), x.linear(w, b), "linear of " + x.describe() + " and " + w.describe());
+    }
+
+    private static void assertClose(Tensor expected, Tensor actual, String what) {
+        assertArrayEquals(expected.shape(), actual.shape(), what);
         double scale = Math.max(1, expected.abs().max().item());
         double diff = actual.sub(expected).abs().max().item();
-        assertTrue(diff <= 1e-5 * scale, "linear of " + x.describe() + " and " + w.describe() + " off by " + diff
-                + " (largest value " + scale + ")");
+        assertTrue(diff <= 1e-5 * scale, what + " off by " + diff + " (largest value " + scale + ")");
     }
 
     @Test
@@ -43,22 +49,32 @@ class OneDnnLinearTest {
     }
 
     @Test
-    void modelShapesMatchFloat64() {
+    void oneDnnRunsWhereTheCpuHasItsBrgemmKernels() throws Exception {
         assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo to read the CPU's features from");
+        Set<String> flags = Files.readAllLines(cpuinfo).stream().filter(line -> line.startsWith("flags"))
+                .findFirst().map(line -> Set.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+")))
+                .orElseThrow();
+        assertEquals(flags.contains("avx2"), OneDnnLinear.float32(), "float32 needs AVX2: " + flags);
+        assertEquals(flags.containsAll(Set.of("avx512f", "avx512bw", "avx512vl", "avx512dq")), OneDnnLinear.bfloat16(),
+                "bfloat16 needs AVX-512 F, BW, VL and DQ: " + flags);
+    }
+
+    @Test
+    void linearMatchesFloat64ForModelShapes() {
         long[][] shapes = {{1, 32, 128, 384}, {1, 128, 768, 2304}, {1, 32, 3072, 768}, {2, 7, 64, 1000}, {1, 1, 16, 8}};
         for (long[] s : shapes) {
             Tensor x = randn(s[0], s[1], s[2]);
             Tensor b = randn(s[3]);
             Tensor w = randn(s[3], s[2]);
-            assertTrue(OneDnnLinear.covers(x, w, b));
             assertLinear(x, w, b);
             assertLinear(x, w, null);
         }
     }
 
     @Test
-    void anyInputRankAndLayout() {
-        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+    void linearTakesAnyInputRankAndLayout() {
         Tensor w = randn(6, 5);
         Tensor b = randn(6);
         assertLinear(randn(5), w, b);                          // a vector: [6]
@@ -66,33 +82,37 @@ class OneDnnLinearTest {
         assertLinear(randn(2, 3, 4, 5), w, b);
         Tensor strided = randn(5, 3).transpose(0, 1);          // [3, 5], not contiguous
         assertFalse(strided.isContiguous());
-        assertTrue(OneDnnLinear.covers(strided, w, b));
         assertLinear(strided, w, b);
         Tensor rows = randn(10, 5).narrow(0, 4, 6);            // contiguous, at an offset into its storage
-        assertTrue(OneDnnLinear.covers(randn(3, 5), rows, b));
         assertLinear(randn(3, 5), rows, b);
     }
 
     @Test
-    void geluAppliedByTheProductEqualsTheActivationAfterIt() {
-        Tensor x = randn(2, 7, 64);
-        Tensor b = randn(96);
-        for (Tensor w : new Tensor[] {randn(96, 64), randn(100, 64).narrow(0, 2, 96), randn(64, 96).transpose(0, 1)}) {
-            for (boolean tanh : new boolean[] {true, false}) {
-                Tensor expected = reference(x, w, b).to(DType.FLOAT64).gelu(tanh).to(DType.FLOAT32);
-                Tensor actual = x.linearGelu(w, b, tanh);
-                double diff = actual.sub(expected).abs().max().item();
-                assertTrue(diff <= 1e-5 * Math.max(1, expected.abs().max().item()), "gelu(linear) off by " + diff
-                        + " (tanh " + tanh + ", weight " + w.describe() + ")");
+    void productsThroughAPackedWeightEqualFloat64WithOrWithoutTheGeluTheyApply() {
+        assumeTrue(OneDnnLinear.float32(), "oneDNN runs no float32 linear layers on this CPU");
+        for (long[] s : new long[][] {{7, 64, 128}, {32, 128, 384}, {128, 768, 2304}}) {
+            Tensor x = randn(1, s[0], s[1]);
+            Tensor w = randn(s[2], s[1]);
+            Tensor b = randn(s[2]);
+            Tensor packed = OneDnnLinear.pack(w, s[0]);
+            try (Tensor.Held held = packed.hold()) {
+                Tensor product = OneDnnLinear.linear(x, w, packed, b, OneDnnLinear.PostOp.NONE);
+                assertClose(reference(x, w, b), product, "product " + x.describe());
+                for (boolean tanh : new boolean[] {true, false}) {
+                    Tensor expected = reference(x, w, b).to(DType.FLOAT64).gelu(tanh).to(DType.FLOAT32);
+                    Tensor actual = OneDnnLinear.linear(x, w, packed, b,
+                            tanh ? OneDnnLinear.PostOp.GELU_TANH : OneDnnLinear.PostOp.GELU);
+                    assertClose(expected, actual, "gelu (tanh " + tanh + ") of the product " + x.describe());
+                }
             }
         }
     }
 
     @Test
-    void operandsTheShimDoesNotTakeGoTheBlasRoute() {
+    void operandsTheShimDoesNotTakeAreRefusedAndRightThroughLinear() {
         Tensor w = randn(6, 5);
         Tensor b = randn(6);
-        // a transposed weight: libtorch 2.10's oneDNN linear reads it right but corrupts the C heap doing so
+        // a transposed weight: it cannot be packed
         Tensor transposed = randn(5, 6).transpose(0, 1);
         assertFalse(OneDnnLinear.covers(randn(3, 5), transposed, b));
         assertLinear(randn(2, 3, 5), transposed, b);

@@ -67,17 +67,21 @@ public final class SmallOpsProbe {
             Tensor scores = q.matmul(k.transpose(-2, -1)).div(Math.sqrt(8)).maskedFill(future, Double.NEGATIVE_INFINITY);
             Tensor attention = scores.softmax(-1).matmul(v);
             System.out.println("sdpa=" + Tensor.scaledDotProductAttention(q, k, v, null, true, null).sub(attention).abs().max().item());
-            // linear layers: a small one on a cut team, a large one on the whole team (oneDNN, where libtorch has it)
-            long[][] linears = {{4, 64, 32}, {128, 768, 2304}};
+            // a model's linear layers: a small one on a one-thread copy, a large one on the whole team (oneDNN's
+            // packed weights, where this libtorch and CPU run them)
+            long[][] linears = {{4, 64, 64}, {128, 768, 2304}};
             for (int i = 0; i < linears.length; i++) {
                 long[] s = linears[i];
                 Tensor a = Tensor.randn(g, new long[] {1, s[0], s[1]}, DType.FLOAT32, Device.CPU);
                 Tensor w = Tensor.randn(g, new long[] {s[2], s[1]}, DType.FLOAT32, Device.CPU);
                 Tensor b = Tensor.randn(g, new long[] {s[2]}, DType.FLOAT32, Device.CPU);
                 Tensor exact = a.to(DType.FLOAT64).matmul(w.to(DType.FLOAT64).transpose(0, 1)).add(b.to(DType.FLOAT64));
-                double relative = a.linear(w, b).to(DType.FLOAT64).sub(exact).abs().max().item() / exact.abs().max().item();
-                System.out.println("linear" + i + "=" + relative + " linear" + i + "Route="
-                        + (OneDnnLinear.covers(a, w, b) ? "onednn" : "blas"));
+                try (LinearWeight weight = new LinearWeight(w)) {
+                    double relative = weight.apply(a, b).to(DType.FLOAT64).sub(exact).abs().max().item()
+                            / exact.abs().max().item();
+                    System.out.println("linear" + i + "=" + relative + " linear" + i + "Route="
+                            + (weight.isPacked() ? "onednn" : "blas"));
+                }
             }
             System.out.println("teamAfterOps=" + team(scratch));
         }
