@@ -39,16 +39,30 @@ public final class TensorScope implements AutoCloseable {
             handles.add(h);
         }
 
-        /** Frees what this scope still owns, newest first. */
-        @Override
-        public void run() {
+        /** Frees what this scope still owns, newest first; returns whether there was any. */
+        boolean free() {
+            boolean any = false;
             for (int i = handles.size() - 1; i >= 0; i--) {
                 NativeHandle h = handles.get(i);
                 if (h.owner == this) {
                     h.release();
+                    any = true;
                 }
             }
             handles.clear();
+            return any;
+        }
+
+        /**
+         * The backstop: frees what a scope nobody closed still owns once it is unreachable, which is when its thread
+         * has ended, and returns the free memory of the malloc arenas to the system as the end of a thread does
+         * ({@link NativeHeap}), rather than leave it to the next thread that takes the arena.
+         */
+        @Override
+        public void run() {
+            if (free()) {
+                NativeHeap.trim();
+            }
         }
     }
 
@@ -190,7 +204,8 @@ public final class TensorScope implements AutoCloseable {
         }
         closed = true;
         CURRENT.set(parent);
-        cleanable.clean();
+        owned.free();
+        cleanable.clean(); // the backstop's action then finds nothing left
     }
 
     private void checkOwner() {
