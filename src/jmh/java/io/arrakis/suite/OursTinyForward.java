@@ -8,6 +8,7 @@ import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
+import io.arrakis.torch.LinearWeight;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -28,7 +29,8 @@ import java.util.concurrent.TimeUnit;
  * Suite row {@code gpt2_tiny_forward}: the float32 forward pass (no cache) of the suite's tiny GPT-2 (2 layers,
  * d_model 128, 4 heads, 32 tokens), where a pass is a few dozen small ops and what each costs the host shows; its
  * {@code reference}, {@code matmulsAlone}: the pass's matrix products alone, with their biases, on operands of the same
- * shapes (per layer Q/K/V, output, MLP in and out; then the unembedding).
+ * shapes (per layer Q/K/V, output, MLP in and out; then the unembedding), each weight a {@link LinearWeight} as the
+ * model's are.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -39,7 +41,10 @@ import java.util.concurrent.TimeUnit;
 public class OursTinyForward {
     private HookedAutoModel model;
     private Tensor ids;
-    private final java.util.List<Tensor[]> products = new java.util.ArrayList<>(); // input, weight [out, in], bias
+    private final java.util.List<Product> products = new java.util.ArrayList<>();
+
+    private record Product(Tensor input, LinearWeight weight, Tensor bias) {
+    }
 
     @Setup
     public void setUp() {
@@ -57,20 +62,20 @@ public class OursTinyForward {
         products.add(operands(g, d, c.vocabSize(), false));
     }
 
-    private static Tensor[] operands(Generator g, long in, long out, boolean bias) {
-        return new Tensor[] {
-                Tensor.randn(g, new long[] {1, BenchCheckpoint.TINY_SEQ, in}, DType.FLOAT32, Device.CPU),
-                Tensor.randn(g, new long[] {out, in}, DType.FLOAT32, Device.CPU),
-                bias ? Tensor.randn(g, new long[] {out}, DType.FLOAT32, Device.CPU) : null};
+    private static Product operands(Generator g, long in, long out, boolean bias) {
+        return new Product(Tensor.randn(g, new long[] {1, BenchCheckpoint.TINY_SEQ, in}, DType.FLOAT32, Device.CPU),
+                new LinearWeight(Tensor.randn(g, new long[] {out, in}, DType.FLOAT32, Device.CPU)),
+                bias ? Tensor.randn(g, new long[] {out}, DType.FLOAT32, Device.CPU) : null);
     }
 
     @TearDown
     public void tearDown() {
-        for (Tensor[] p : products) {
-            for (Tensor t : p) {
-                if (t != null) {
-                    t.close();
-                }
+        for (Product p : products) {
+            p.weight().close();
+            p.weight().weight().close();
+            p.input().close();
+            if (p.bias() != null) {
+                p.bias().close();
             }
         }
         ids.close();
@@ -88,8 +93,8 @@ public class OursTinyForward {
     public long matmulsAlone() {
         long n = 0;
         try (TensorScope scope = TensorScope.open()) {
-            for (Tensor[] p : products) {
-                n += p[0].linear(p[1], p[2]).numel();
+            for (Product p : products) {
+                n += p.weight().apply(p.input(), p.bias()).numel();
             }
         }
         return n;

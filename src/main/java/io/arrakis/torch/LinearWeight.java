@@ -25,7 +25,7 @@ import java.util.stream.Collectors;
  * {@code ARRAKIS_PACKED_WEIGHTS=off} makes no copies.
  */
 public final class LinearWeight implements AutoCloseable {
-    /** The out-parameter slot this class reads libtorch's thread count into (OneDnnLinear uses the first three). */
+    /** The out-parameter slot this class reads libtorch's thread count into (OneDnnLinear uses the first two). */
     private static final long TEAM_SLOT = 24;
     /** Rows of the products a packed copy must get right before it is used. */
     private static final long[] CHECKED_ROWS = {1, 17};

@@ -27,7 +27,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       arenas the JVM's own threads made before libtorch loaded still count, and stay);</li>
  *   <li>when a thread that used libtorch has ended, a daemon thread hands the free memory of every arena back to the
  *       system ({@code malloc_trim(0)}), twice: at once, and again shortly after, for tensors of that thread that the
- *       garbage collector's backstop frees later.</li>
+ *       garbage collector's backstop frees later; the backstop of a {@link TensorScope} nobody closed trims too,
+ *       once it has freed the scope's tensors.</li>
  * </ul>
  * Forcing large blocks to {@code mmap} instead (a fixed {@code M_MMAP_THRESHOLD}) would bound memory too, but every
  * large tensor would then start on fresh pages, a page fault per 4 KiB, which virtual machines make expensive.

@@ -15,7 +15,8 @@ import java.lang.invoke.MethodHandle;
  * and oneDNN a linear layer over its output blocks, whatever their size. Waking OpenMP's pool and waiting for it at
  * the end costs more than the whole op on a small input, and a small model's forward pass is mostly such ops. Around
  * these ops the calling thread's OpenMP team is cut to as many threads as get at least a grain of work each (one, for
- * the smallest) and put back afterwards: an OpenMP setting of that thread only, so concurrent callers are unaffected,
+ * the smallest; a model's linear layer, whose packed weight is laid out for its team, gets one thread or all of them,
+ * see {@link LinearWeight}) and put back afterwards: an OpenMP setting of that thread only, so concurrent callers are unaffected,
  * and large inputs still use the whole pool. A virtual thread keeps the whole team: between the cut and the restore
  * it may move to another carrier, another OS thread with a setting of its own, leaving the first one cut.
  *
@@ -27,7 +28,7 @@ final class SmallOps {
     static final long ROW_GRAIN = 1L << 17;
     /** Multiply-adds per thread (batch · heads · queries · keys · head size) below which attention gets fewer threads. */
     static final long ATTENTION_GRAIN = 1L << 20;
-    /** Output elements per thread below which a oneDNN linear layer gets fewer threads. */
+    /** Output elements below which a model's oneDNN linear layer runs on one thread ({@link LinearWeight}). */
     static final long LINEAR_OUTPUT_GRAIN = 1L << 15;
 
     private static final MethodHandle SET_NUM_THREADS = Native.optionalFunction("omp_set_num_threads",

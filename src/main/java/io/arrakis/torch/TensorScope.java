@@ -30,6 +30,8 @@ public final class TensorScope implements AutoCloseable {
         private final List<NativeHandle> handles = new ArrayList<>();
         /** When the list reaches this size, handles already released are dropped from it, so long scopes stay small. */
         private int compactAt = 1024;
+        /** Set by {@link TensorScope#close}: the owner frees the scope, on a thread that lives on. */
+        private volatile boolean closedByOwner;
 
         void add(NativeHandle h) {
             if (handles.size() >= compactAt) {
@@ -39,28 +41,24 @@ public final class TensorScope implements AutoCloseable {
             handles.add(h);
         }
 
-        /** Frees what this scope still owns, newest first; returns whether there was any. */
-        boolean free() {
-            boolean any = false;
-            for (int i = handles.size() - 1; i >= 0; i--) {
-                NativeHandle h = handles.get(i);
-                if (h.owner == this) {
-                    h.release();
-                    any = true;
-                }
-            }
-            handles.clear();
-            return any;
-        }
-
         /**
-         * The backstop: frees what a scope nobody closed still owns once it is unreachable, which is when its thread
-         * has ended, and returns the free memory of the malloc arenas to the system as the end of a thread does
-         * ({@link NativeHeap}), rather than leave it to the next thread that takes the arena.
+         * Frees what this scope still owns, newest first. Run once: by {@link TensorScope#close}, or by the backstop once a scope
+         * nobody closed is unreachable, which is when its thread has ended; the backstop then also returns the free
+         * memory of the malloc arenas to the system, as the end of a thread does ({@link NativeHeap}), rather than
+         * leave it to the next thread that takes the arena.
          */
         @Override
         public void run() {
-            if (free()) {
+            boolean freed = false;
+            for (int i = handles.size() - 1; i >= 0; i--) {
+                NativeHandle h = handles.get(i);
+                if (h.owner == this && !h.isReleased()) {
+                    h.release();
+                    freed = true;
+                }
+            }
+            handles.clear();
+            if (freed && !closedByOwner) {
                 NativeHeap.trim();
             }
         }
@@ -204,8 +202,8 @@ public final class TensorScope implements AutoCloseable {
         }
         closed = true;
         CURRENT.set(parent);
-        owned.free();
-        cleanable.clean(); // the backstop's action then finds nothing left
+        owned.closedByOwner = true;
+        cleanable.clean();
     }
 
     private void checkOwner() {

@@ -141,7 +141,7 @@ class OneDnnLinearTest {
      */
     @Test
     void theBackstopCountsAPackedWeightsBytes() {
-        assumeTrue(OneDnnLinear.available(), "this libtorch has no oneDNN");
+        assumeTrue(OneDnnLinear.float32(), "oneDNN packs no float32 weights here");
         Tensor weight = randn(128, 64);
         Tensor packed = OneDnnLinear.pack(weight, 32);
         try (Tensor.Held held = packed.hold()) {
