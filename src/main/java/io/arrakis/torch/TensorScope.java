@@ -42,23 +42,22 @@ public final class TensorScope implements AutoCloseable {
         }
 
         /**
-         * Frees what this scope still owns, newest first. Run once: by {@link TensorScope#close}, or by the backstop once a scope
-         * nobody closed is unreachable, which is when its thread has ended; the backstop then also returns the free
-         * memory of the malloc arenas to the system, as the end of a thread does ({@link NativeHeap}), rather than
-         * leave it to the next thread that takes the arena.
+         * Frees what this scope still owns, newest first. Run once: by {@link TensorScope#close}, or by the backstop
+         * once a scope nobody closed is unreachable, which is when its thread has ended. The backstop then also returns
+         * the free memory of the malloc arenas to the system, as the end of a thread does ({@link NativeHeap}), rather
+         * than leave it to the next thread that takes the arena; whether or not it freed a tensor itself, as the
+         * tensors, unreachable too, may have been freed first by their own backstop.
          */
         @Override
         public void run() {
-            boolean freed = false;
             for (int i = handles.size() - 1; i >= 0; i--) {
                 NativeHandle h = handles.get(i);
-                if (h.owner == this && !h.isReleased()) {
+                if (h.owner == this) {
                     h.release();
-                    freed = true;
                 }
             }
             handles.clear();
-            if (freed && !closedByOwner) {
+            if (!closedByOwner) {
                 NativeHeap.trim();
             }
         }
