@@ -145,7 +145,8 @@ public final class HookedAutoConfig {
      * exactly, e.g. {@code gpt_neox} and {@code gemma3_text}; {@link #of} takes the families' own names too), its
      * family keys (or their aliases) override the defaults, and its other keys are kept in {@link #raw()} but
      * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented, unless it
-     * sets {@code "dequantize": true} (the checkpoint then holds plain weights).
+     * sets {@code "dequantize": true} (the checkpoint then holds plain weights), and so are {@code is_causal} other
+     * than {@code true} and a non-empty {@code per_layer_config}, which {@code transformers} reads for every family.
      *
      * @param configJson the file (UTF-8)
      * @return the configuration

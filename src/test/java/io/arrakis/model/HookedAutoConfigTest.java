@@ -64,6 +64,30 @@ class HookedAutoConfigTest {
         assertEquals(canonical, HookedAutoConfig.of(canonical).family());
     }
 
+    /**
+     * transformers builds every family's attention mask through {@code create_causal_mask}, which attends both ways
+     * when a config sets {@code is_causal} to anything false ({@code false}, {@code null}); and transformers 5 reads
+     * per-layer settings from {@code per_layer_config}. Neither is computed here, so either is refused by name.
+     */
+    @Test
+    void aConfigThatIsNotCausalOrSetsLayersApartIsRefusedInEveryFamily() {
+        for (io.arrakis.model.family.ModelFamily f : io.arrakis.model.family.Families.all()) {
+            String type = "{\"model_type\": \"" + f.modelType() + "\", ";
+            for (String notCausal : new String[] {"false", "null", "0"}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> HookedAutoConfig.fromJsonText(type + "\"is_causal\": " + notCausal + "}"), f.modelType());
+                assertTrue(e.getMessage().contains("is_causal") && e.getMessage().contains("only causal attention"),
+                        e.getMessage());
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig
+                    .fromJsonText(type + "\"per_layer_config\": {\"0\": {\"intermediate_size\": 32}}}"));
+            assertTrue(e.getMessage().contains("per_layer_config"), e.getMessage());
+            assertEquals(HookedAutoConfig.fromJsonText(type + "\"use_cache\": true}").architecture(),
+                    HookedAutoConfig.fromJsonText(type + "\"is_causal\": true, \"per_layer_config\": {}}").architecture(),
+                    f.modelType() + ": causal, with no per-layer settings, is what the family computes anyway");
+        }
+    }
+
     @Test
     void hfSpellingsMapToTheirFamilies() {
         assertEquals("gpt-neo", HookedAutoConfig.of("gpt_neo").family());

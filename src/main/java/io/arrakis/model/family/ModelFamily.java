@@ -92,6 +92,16 @@ public abstract class ModelFamily {
                     + " checkpoint first (transformers: load it with Mxfp4Config(dequantize=True) and save_pretrained)"
                     : ""));
         }
+        // transformers builds every family's attention mask from these, whatever the family: a config that is not
+        // causal attends both ways, and one with per-layer settings gives its layers other sizes or settings
+        if (raw.containsKey("is_causal") && !Boolean.TRUE.equals(raw.get("is_causal"))) {
+            throw ConfigValues.invalid("is_causal", raw.get("is_causal"), "is not supported: only causal attention is");
+        }
+        Object perLayer = raw.get("per_layer_config");
+        if (perLayer != null && !(perLayer instanceof Map<?, ?> m && m.isEmpty())) {
+            throw ConfigValues.invalid("per_layer_config", perLayer, "is not supported: every layer takes the"
+                    + " model's own settings");
+        }
         return architecture(new Settings(raw));
     }
 
