@@ -369,6 +369,57 @@ class AttentionComposerTest {
         }
     }
 
+    /**
+     * {@code foldLn} on a model with RMSNorm and grouped-query attention, against TransformerLens's recipe applied by
+     * hand to the checkpoint's own tensors: each head's {@code W_Q}, {@code W_K}, {@code W_V} (query head {@code h}
+     * reads key and value head {@code h / (heads / kvHeads)}) times {@code input_layernorm.weight} over d_model, with no
+     * centring after an RMSNorm.
+     */
+    @Test
+    void foldLnOnAnRmsNormGqaModelMatchesScoresOfWeightsFoldedByHandFromTheCheckpoint() {
+        Path dir = CompositionScoresTest.fixture("llama-tiny-gqa");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"))) {
+            HookedAutoConfig c = model.config();
+            int heads = c.nHeads();
+            int group = heads / c.nKvHeads();
+            long dh = c.dHead();
+            CompositionScores.Options fold = CompositionScores.Options.builder().foldLn(true).build();
+            for (Mode mode : Mode.values()) {
+                double[] f = CompositionScores.compute(model, mode, fold).scores().toDoubleArray();
+                for (int h1 = 0; h1 < heads; h1++) {
+                    Tensor ov = headIn(file, 0, "v_proj", h1 / group, dh).matmul(headOut(file, 0, h1, dh));
+                    for (int h2 = 0; h2 < heads; h2++) {
+                        Tensor q = headIn(file, 1, "q_proj", h2, dh);
+                        Tensor k = headIn(file, 1, "k_proj", h2 / group, dh);
+                        Tensor r = switch (mode) {
+                            case Q -> q.matmul(k.transpose(0, 1));
+                            case K -> k.matmul(q.transpose(0, 1));
+                            case V -> headIn(file, 1, "v_proj", h2 / group, dh).matmul(headOut(file, 1, h2, dh));
+                        };
+                        double expected = ov.matmul(r).norm().item() / (ov.norm().item() * r.norm().item());
+                        int index = ((0 * heads + h1) * c.nLayers() + 1) * heads + h2;
+                        assertEquals(expected, f[index], 1e-6, mode + " L0H" + h1 + " -> L1H" + h2);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Head {@code h}'s {@code [d_model, d_head]} input weight of a llama projection, folded with the layer's RMSNorm. */
+    private static Tensor headIn(SafeTensorsFile file, int layer, String projection, int h, long dh) {
+        String prefix = "model.layers." + layer + ".";
+        Tensor rows = file.tensor(prefix + "self_attn." + projection + ".weight").to(DType.FLOAT64).narrow(0, h * dh, dh);
+        Tensor norm = file.tensor(prefix + "input_layernorm.weight").to(DType.FLOAT64).view(-1, 1);
+        return rows.transpose(0, 1).mul(norm);
+    }
+
+    /** Head {@code h}'s {@code [d_head, d_model]} output weight, from the columns of {@code o_proj}. */
+    private static Tensor headOut(SafeTensorsFile file, int layer, int h, long dh) {
+        Tensor o = file.tensor("model.layers." + layer + ".self_attn.o_proj.weight").to(DType.FLOAT64);
+        return o.narrow(1, h * dh, dh).transpose(0, 1);
+    }
+
     /** Each column minus its mean over the rows (d_model), computed in plain Java. */
     private static Tensor centred(Tensor w) {
         long rows = w.size(0);
