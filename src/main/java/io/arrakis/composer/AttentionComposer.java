@@ -212,9 +212,11 @@ public final class AttentionComposer {
     // ------------------------------------------------------------------------------------------------ the standard tools
 
     /**
-     * Path patching (Wang et al.): the change in {@code metric} when {@code receiver}'s {@code route} input sees
-     * {@code sender}'s output on {@code corrupted} in place of that on {@code clean}; see
-     * {@link PathPatching#patch(HookedAutoModel, Tensor, Tensor, Head, Head, PathPatching.Route, Function)}.
+     * Path patching of the direct path ({@link PathPatching.Mode#PATH}): the change in {@code metric} when
+     * {@code receiver}'s {@code route} input sees {@code sender}'s output on {@code corrupted} in place of that on
+     * {@code clean}, with what lies between them frozen, MLPs included; see
+     * {@link PathPatching#patch(HookedAutoModel, Tensor, Tensor, Head, Head, PathPatching.Route, Function)}. Wang et
+     * al.'s recipe, where MLPs recompute, is {@link PathPatching.Mode#PATH_THROUGH_MLPS} through {@link PathPatching}.
      */
     public double pathPatching(Tensor clean, Tensor corrupted, Head sender, Head receiver, PathPatching.Route route,
                                PathPatching.Metric metric) {
