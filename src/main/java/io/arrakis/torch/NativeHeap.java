@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Keeps the C heap that libtorch's CPU tensors live on from growing as threads come and go.
@@ -27,8 +28,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       arenas the JVM's own threads made before libtorch loaded still count, and stay);</li>
  *   <li>when a thread that used libtorch has ended, a daemon thread hands the free memory of every arena back to the
  *       system ({@code malloc_trim(0)}), twice: at once, and again shortly after, for tensors of that thread that the
- *       garbage collector's backstop frees later; the backstop of a {@link TensorScope} nobody closed trims too,
- *       once it has freed the scope's tensors.</li>
+ *       garbage collector's backstop frees later; and at once when the backstop of a {@link TensorScope} nobody
+ *       closed has freed the scope's tensors.</li>
  * </ul>
  * Forcing large blocks to {@code mmap} instead (a fixed {@code M_MMAP_THRESHOLD}) would bound memory too, but every
  * large tensor would then start on fresh pages, a page fault per 4 KiB, which virtual machines make expensive.
@@ -125,41 +126,72 @@ final class NativeHeap {
         }
     }
 
-    private static Boolean register() {
+    /** Registers the calling thread with the trimmer, once however often its thread-locals are cleared. */
+    static Boolean register() {
         // malloc arenas belong to OS threads: a virtual thread's end frees none (its carrier lives on)
-        if (mallocTrim != null && !Thread.currentThread().isVirtual()) {
+        Thread current = Thread.currentThread();
+        if (mallocTrim != null && !current.isVirtual()) {
             synchronized (THREADS) {
-                THREADS.add(new WeakReference<>(Thread.currentThread()));
+                // a pool thread whose thread-locals its pool cleared registers again: keep it once
+                if (THREADS.stream().noneMatch(ref -> ref.get() == current)) {
+                    THREADS.add(new WeakReference<>(current));
+                }
             }
         }
         return Boolean.TRUE;
     }
 
+    /**
+     * Asks the trimmer to hand the free memory of every arena back to the system now, rather than at the next end of
+     * a thread; requests made while it trims are served by one more trim. Nothing where the policy does not apply.
+     */
+    static void trimSoon() {
+        Thread t = trimmer;
+        if (t != null) {
+            TRIM_ASKED.set(true);
+            LockSupport.unpark(t);
+        }
+    }
+
     private static final AtomicBoolean TRIMMER_STARTED = new AtomicBoolean();
+    private static final AtomicBoolean TRIM_ASKED = new AtomicBoolean();
+    private static volatile Thread trimmer;
 
     /** Starts the trimmer once per JVM, however many times loading is tried. */
     private static void startTrimmer() {
         if (!TRIMMER_STARTED.compareAndSet(false, true)) {
             return;
         }
-        Thread trimmer = new Thread(NativeHeap::trimWhenThreadsEnd, "arrakis-heap-trimmer");
-        trimmer.setDaemon(true);
-        trimmer.start();
+        Thread t = new Thread(NativeHeap::trimWhenThreadsEnd, "arrakis-heap-trimmer");
+        t.setDaemon(true);
+        trimmer = t;
+        t.start();
     }
 
     private static void trimWhenThreadsEnd() {
         boolean again = false;
         while (true) {
-            try {
-                Thread.sleep(POLL_MILLIS);
-            } catch (InterruptedException e) {
-                return;
+            long until = System.nanoTime() + POLL_MILLIS * 1_000_000L;
+            while (!TRIM_ASKED.get() && System.nanoTime() < until) {
+                LockSupport.parkNanos(until - System.nanoTime());
+                if (Thread.currentThread().isInterrupted()) {
+                    return;
+                }
             }
+            boolean asked = TRIM_ASKED.getAndSet(false);
             boolean ended = removeEndedThreads();
-            if (ended || again) {
+            if (ended || asked || again) {
                 trim();
             }
-            again = ended;
+            // memory the backstop frees shortly after a thread's end is handed back at the next poll
+            again = ended || asked;
+        }
+    }
+
+    /** How many times {@code thread} is registered with the trimmer now. */
+    static long registrations(Thread thread) {
+        synchronized (THREADS) {
+            return THREADS.stream().filter(ref -> ref.get() == thread).count();
         }
     }
 

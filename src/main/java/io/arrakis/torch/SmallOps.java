@@ -28,7 +28,7 @@ final class SmallOps {
     static final long ROW_GRAIN = 1L << 17;
     /** Multiply-adds per thread (batch · heads · queries · keys · head size) below which attention gets fewer threads. */
     static final long ATTENTION_GRAIN = 1L << 20;
-    /** Output elements below which a model's oneDNN linear layer runs on one thread ({@link LinearWeight}). */
+    /** Output elements per thread below which a model's linear layer multiplies through its one-thread copy. */
     static final long LINEAR_OUTPUT_GRAIN = 1L << 15;
 
     private static final MethodHandle SET_NUM_THREADS = Native.optionalFunction("omp_set_num_threads",

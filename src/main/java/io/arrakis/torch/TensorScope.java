@@ -1,6 +1,7 @@
 package io.arrakis.torch;
 
 import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -43,13 +44,15 @@ public final class TensorScope implements AutoCloseable {
 
         /**
          * Frees what this scope still owns, newest first. Run once: by {@link TensorScope#close}, or by the backstop
-         * once a scope nobody closed is unreachable, which is when its thread has ended. The backstop then also returns
-         * the free memory of the malloc arenas to the system, as the end of a thread does ({@link NativeHeap}), rather
-         * than leave it to the next thread that takes the arena; whether or not it freed a tensor itself, as the
-         * tensors, unreachable too, may have been freed first by their own backstop.
+         * once a scope nobody closed is unreachable: its thread has ended, or its pool cleared the thread's
+         * thread-locals. The backstop then also asks for the free memory of the malloc arenas to be handed back to
+         * the system ({@link NativeHeap#trimSoon}), rather than left to the next thread that takes the arena; whether
+         * or not it freed a tensor itself, as the tensors, unreachable too, may have been freed first by their own
+         * backstop.
          */
         @Override
         public void run() {
+            boolean ownedAny = !handles.isEmpty();
             for (int i = handles.size() - 1; i >= 0; i--) {
                 NativeHandle h = handles.get(i);
                 if (h.owner == this) {
@@ -57,8 +60,8 @@ public final class TensorScope implements AutoCloseable {
                 }
             }
             handles.clear();
-            if (!closedByOwner) {
-                NativeHeap.trim();
+            if (ownedAny && !closedByOwner) {
+                NativeHeap.trimSoon();
             }
         }
     }
@@ -203,6 +206,7 @@ public final class TensorScope implements AutoCloseable {
         CURRENT.set(parent);
         owned.closedByOwner = true;
         cleanable.clean();
+        Reference.reachabilityFence(this); // else the backstop could run the release instead, on its own thread
     }
 
     private void checkOwner() {

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The C heap policy: applied by default on glibc, left alone where the user chose otherwise. */
 class NativeHeapTest {
@@ -20,6 +21,19 @@ class NativeHeapTest {
         assertEquals("at most 16 malloc arenas; " + TRIMMING, outcome.reason());
         assertEquals("at most 2 malloc arenas; " + TRIMMING, NativeHeap.configure("bounded", Map.of(), 1).reason());
         assertTrue(NativeHeap.configure(null, Map.of("ARRAKIS_MALLOC", " bounded "), 2).applied());
+    }
+
+    /**
+     * A pool thread whose pool clears its thread-locals when it idles (the common pool's workers) runs the
+     * registration again on its next native call: the trimmer keeps it once, not once per task.
+     */
+    @Test
+    void aThreadRegisteringAgainIsKeptOnce() {
+        assumeTrue(LibTorch.load().nativeHeap().contains(TRIMMING), "the trimming policy is off here");
+        NativeHeap.noteThread();
+        NativeHeap.register();
+        NativeHeap.register();
+        assertEquals(1, NativeHeap.registrations(Thread.currentThread()));
     }
 
     @Test
