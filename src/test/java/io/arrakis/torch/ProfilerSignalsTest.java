@@ -1,5 +1,9 @@
 package io.arrakis.torch;
 
+import io.arrakis.model.CacheSpec;
+import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.ModelOutput;
 import io.arrakis.testing.ChildJvm;
 import org.junit.jupiter.api.Test;
 
@@ -9,6 +13,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
@@ -19,10 +24,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Products keep the C heap whole while a sampling profiler's signals arrive: a child JVM handles {@code SIGPROF}, as
  * async-profiler does, with a timer firing every 200 µs of CPU time, while it multiplies by plain and packed weights
- * in float32 (and bfloat16 where oneDNN runs it) and runs batched products; each result must equal the one computed
- * before the signals, and the child must live to exit cleanly: a signal's frame written into the heap (where oneDNN's
- * JIT GEMM kernels in libtorch 2.10 point the stack pointer) may only show when that memory is freed, as late as the
- * JVM's exit.
+ * in float32 (and bfloat16 where oneDNN runs it), runs batched products, and runs GPT-2's and Llama's forward passes
+ * in float32 and bfloat16 with and without a cache. Each result must equal the one computed before the signals, and
+ * the child must live to exit cleanly: a signal's frame written into the heap (where oneDNN's JIT GEMM kernels in
+ * libtorch 2.10 point the stack pointer) may only show when that memory is freed, as late as the JVM's exit.
  */
 class ProfilerSignalsTest {
 
@@ -30,7 +35,8 @@ class ProfilerSignalsTest {
     void productsSurviveAProfilersSignals() {
         assumeTrue(System.getProperty("os.name").equals("Linux") && System.getProperty("os.arch").equals("amd64"),
                 "the signal set-up below is Linux x86-64's");
-        String out = ChildJvm.of(Probe.class).run();
+        String out = ChildJvm.of(Probe.class, Fixtures.huggingFace("gpt2").toString(),
+                Fixtures.huggingFace("llama").toString()).run();
         assertTrue(out.contains("survived"), out);
     }
 
@@ -58,6 +64,20 @@ class ProfilerSignalsTest {
                 Tensor x16 = x.to(DType.BFLOAT16);
                 LinearWeight model16 = new LinearWeight(w.to(DType.BFLOAT16));
                 products.add(() -> model16.apply(x16, null));
+            }
+            // whole passes, fused and explicit attention, in both dtypes: every kernel a forward pass reaches
+            Tensor ids = Tensor.of(new long[] {1, 7, 42, 9, 3, 3, 0, 12, 5, 8, 13, 21, 34, 55, 2, 4}, 1, 16);
+            for (String folder : args) {
+                for (DType dtype : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
+                    HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(folder), dtype, Device.CPU);
+                    for (CacheSpec spec : new CacheSpec[] {CacheSpec.none(), CacheSpec.all()}) {
+                        products.add(() -> {
+                            try (ModelOutput out = m.forward(ids, spec)) {
+                                return out.logits().to(DType.FLOAT64);
+                            }
+                        });
+                    }
+                }
             }
             List<Tensor> expected = products.stream().map(Supplier::get).toList();
 
