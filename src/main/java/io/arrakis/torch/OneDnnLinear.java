@@ -19,8 +19,8 @@ import java.lang.invoke.MethodHandle;
  * <p>Only packed weights, and only where those kernels run: on a plain {@code [out, in]} weight, or on a CPU without
  * AVX2, oneDNN multiplies with its JIT-generated GEMM kernels, which in the oneDNN of libtorch 2.10 (3.7) point the
  * stack pointer into a heap buffer while they run. A signal handled on that thread meanwhile, such as a sampling
- * profiler's (async-profiler, JFR's CPU-time sampler), then writes its frame into the heap and corrupts it (oneDNN
- * issue 4845). Every other product takes libtorch's route.
+ * profiler's (async-profiler's, or any that times threads with signals), then writes its frame into the heap and
+ * corrupts it (oneDNN issue 4845). Every other product takes libtorch's route.
  *
  * <p>libtorch 2.10 multiplies wrongly, without a word, by packed float32 weights of many output sizes that are not
  * multiples of 32 (GPT-2's vocabulary among them), so float32 weights are packed with zero rows added up to a multiple
