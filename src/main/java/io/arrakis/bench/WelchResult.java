@@ -15,7 +15,9 @@ import java.util.TreeSet;
  * <p>{@code t = (mean(a) - mean(b)) / sqrt(var(a)/n(a) + var(b)/n(b))} with unbiased (n - 1) variances;
  * {@code degreesOfFreedom} is the Welch–Satterthwaite approximation (not rounded); {@code pValue} is two-sided,
  * {@code P(|T| >= |t|)} for Student's t with those degrees of freedom; the null hypothesis (equal means) is rejected
- * when {@code pValue < alpha}.
+ * when {@code pValue < alpha}. The p-value is a double: below the least positive double (about 4.9e-324) it is 0,
+ * which {@link #toString} shows as {@code p < 4.9E-324}, and below the least normal one (about 2.2e-308) it keeps
+ * fewer significant digits.
  *
  * @param t                Welch's t statistic
  * @param degreesOfFreedom the Welch–Satterthwaite degrees of freedom
@@ -123,8 +125,9 @@ public record WelchResult(double t, double degreesOfFreedom, double pValue, doub
      */
     @Override
     public String toString() {
-        return String.format(Locale.ROOT, "Welch's t-test: t = %.4g, df = %.4g, p = %.4g (two-sided) %s alpha = %s: %s"
-                        + " [%s; %s]", t, degreesOfFreedom, pValue, rejectNull ? "<" : ">=", alpha,
+        String p = pValue == 0 ? "p < " + Double.MIN_VALUE : String.format(Locale.ROOT, "p = %.4g", pValue);
+        return String.format(Locale.ROOT, "Welch's t-test: t = %.4g, df = %.4g, %s (two-sided) %s alpha = %s: %s"
+                        + " [%s; %s]", t, degreesOfFreedom, p, rejectNull ? "<" : ">=", alpha,
                 rejectNull ? "reject the null hypothesis" : "do not reject the null hypothesis", describe(a), describe(b));
     }
 

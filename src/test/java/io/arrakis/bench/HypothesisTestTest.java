@@ -204,6 +204,7 @@ class HypothesisTestTest {
         assertEquals(2, tiny.degreesOfFreedom(), 1e-12);
         assertEquals(0.0, tiny.pValue(), "about 3e-333, below the least double");
         assertTrue(tiny.rejectNull());
+        assertTrue(tiny.toString().contains("p < 4.9E-324 (two-sided)"), tiny.toString());
 
         WelchResult apart = HypothesisTest.welch(new double[] {1e300, 1.0000001e300}, new double[] {1e-10, 2e-10}, 0.05);
         assertEquals(5e-21, apart.b().variance(), 5e-21 * 1e-9);
