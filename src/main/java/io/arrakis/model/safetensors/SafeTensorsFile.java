@@ -304,7 +304,10 @@ public final class SafeTensorsFile implements AutoCloseable {
         try {
             root = Json.parse(text);
         } catch (Json.ParseException e) {
-            throw new SafeTensorsException(file, "the header: " + e.getMessage(), e);
+            // JSON that breaks off or runs on at the header's last character points at the length before it
+            String hint = n > 0 && e.offset() >= text.length() - 1 ? "; that is the header's end: is its length, "
+                    + n + " bytes in the file's first 8, right?" : "";
+            throw new SafeTensorsException(file, "the header: " + e.getMessage() + hint, e);
         }
         if (!(root instanceof Map<?, ?> entries)) {
             throw new SafeTensorsException(file, "the header must be a JSON object, found " + describe(root));

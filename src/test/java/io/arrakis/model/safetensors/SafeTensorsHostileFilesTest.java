@@ -145,6 +145,19 @@ class SafeTensorsHostileFilesTest {
         assertRejected(file(header, -2, 0), "the header length 18446744073709551614 exceeds the limit");
     }
 
+    /** A length one byte too long takes the data's first byte into the header; one too short cuts its last off. */
+    @Test
+    void aHeaderLengthOffByOneIsNamedAsTheLikelyCause() throws IOException {
+        byte[] header = ("{" + f32("a", "[1]", 0, 4) + "}").getBytes(StandardCharsets.UTF_8);
+        String hint = "that is the header's end: is its length, ";
+        assertRejected(file(header, header.length + 1, 4), hint + (header.length + 1) + " bytes in the file's first 8");
+        assertRejected(file(header, header.length - 1, 4), hint + (header.length - 1) + " bytes in the file's first 8");
+        SafeTensorsException early = assertRejected(file("{\"a\":x}".getBytes(StandardCharsets.UTF_8), -1, 0),
+                "invalid JSON");
+        assertTrue(!early.getMessage().contains(hint), "a problem inside the header is not blamed on its length: "
+                + early.getMessage());
+    }
+
     /** What a clone without Git LFS leaves in place of the weights (its first 8 bytes read as a 2.3e18-byte header). */
     @Test
     void aGitLfsPointerIsNamed() throws IOException {
