@@ -56,6 +56,8 @@ import java.util.concurrent.Callable;
         subcommands = {CommandLine.HelpCommand.class, Main.Info.class, Main.Demo.class, Main.SeedExampleCommand.class,
                 Main.Forward.class, Main.Tokenize.class, Main.Composition.class, Main.Heads.class, Main.View.class})
 public final class Main implements Callable<Integer> {
+    /** An integer as {@link #parseLong} takes it: ASCII digits, after a minus sign for a negative one. */
+    private static final java.util.regex.Pattern INTEGER = java.util.regex.Pattern.compile("-?[0-9]+");
     /** The exit status of a command stopped by a signal, as a shell reports Ctrl-C. */
     static final int INTERRUPTED = 130;
     /** Set once the JVM begins to shut down (Ctrl-C, SIGTERM): a command that fails meanwhile was interrupted. */
@@ -761,13 +763,17 @@ public final class Main implements Callable<Integer> {
         try {
             return parse.apply(text);
         } catch (NumberFormatException e) {
-            throw new CommandLine.TypeConversionException(text.matches("-?[0-9]+") ? "'" + text + "' is too large for "
+            throw new CommandLine.TypeConversionException(isInteger(text) ? "'" + text + "' is too large for "
                     + what : "'" + text + "' is not " + what + " (the digits 0 to 9, after a minus sign for a negative one)");
         }
     }
 
+    private static boolean isInteger(String text) {
+        return INTEGER.matcher(text).matches();
+    }
+
     private static String checkedInteger(String text) {
-        if (!text.matches("-?[0-9]+")) {
+        if (!isInteger(text)) {
             throw new NumberFormatException("'" + text + "' is not an integer in the digits 0 to 9");
         }
         return text;
