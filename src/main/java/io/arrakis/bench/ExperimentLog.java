@@ -3,6 +3,7 @@ package io.arrakis.bench;
 import io.arrakis.Version;
 import io.arrakis.json.Json;
 import io.arrakis.model.HookedAutoConfig;
+import io.arrakis.model.safetensors.SafeTensorsException;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
@@ -14,12 +15,14 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -50,7 +53,8 @@ import java.util.stream.Stream;
  * as {@code \n}, {@code \t}, ... or <code>&#92;u001F</code> with upper-case hex digits; everything else as UTF-8
  * text), so the text, and the version, are the same on every JDK this library runs on. Logging a version that exists
  * already <b>replaces</b> its record (the same content, run again: the latest run's time and environment
- * win), so a name lists each content once.
+ * win), so a name lists each content once; the tensor data the earlier record kept (its saved tensors, values stored
+ * under a larger value limit) stays in the new one where this run would not keep it.
  *
  * <h2>Values</h2>
  * Arguments and results may hold {@code null}, booleans, strings, characters, boxed integers and floating-point
@@ -263,6 +267,7 @@ public final class ExperimentLog {
             // before the JSON, so that a record never names a file that is not there
             SafeTensorsWriter.write(dir.resolve(tensorFile), data, Map.of("experiment", name, "version", version));
         }
+        keepEarlierData(dir, version, tensors);
 
         Map<String, Object> stored = new LinkedHashMap<>();
         stored.put("format", ExperimentRecord.FORMAT);
@@ -279,6 +284,55 @@ public final class ExperimentLog {
         Path file = dir.resolve(version + ".json");
         RecordFiles.writeAtomically(file, text.getBytes(StandardCharsets.UTF_8), midWrite);
         return ExperimentRecord.parse(text, file);
+    }
+
+    /**
+     * Gives each tensor this record keeps no data of the data the record of the same version already stored kept: its
+     * saved file, or its values once they match the tensor's SHA-256. A record that cannot be read is replaced as it is.
+     */
+    private static void keepEarlierData(Path dir, String version, List<ExperimentValues.TensorRef> tensors) {
+        if (tensors.stream().allMatch(ExperimentLog::keepsData)) {
+            return;
+        }
+        Map<String, TensorSummary> earlier = new HashMap<>();
+        ExperimentRecord r;
+        try {
+            r = RecordFiles.read(dir.resolve(version + ".json"));
+            if (r == null) {
+                return;
+            }
+            r.tensors().forEach(summary -> earlier.put(summary.key(), summary));
+        } catch (RuntimeException unreadable) {
+            return;
+        }
+        String tensorFile = version + ".safetensors";
+        for (ExperimentValues.TensorRef ref : tensors) {
+            TensorSummary old = earlier.get(ref.key());
+            if (keepsData(ref) || old == null || !old.sha256().equals(ref.summary().get("sha256"))) {
+                continue;
+            }
+            if (tensorFile.equals(old.file()) && Files.isRegularFile(dir.resolve(tensorFile))) {
+                ref.summary().put("file", tensorFile);
+                ref.summary().put("key", ref.key());
+            } else if (old.values() != null && valuesMatch(old, r)) {
+                ref.summary().put("values", old.values());
+            }
+        }
+    }
+
+    private static boolean keepsData(ExperimentValues.TensorRef ref) {
+        return ref.summary().containsKey("values") || ref.summary().containsKey("file");
+    }
+
+    private static boolean valuesMatch(TensorSummary summary, ExperimentRecord record) {
+        List<ExperimentValues.TensorRef> refs = new ArrayList<>();
+        long[] shape = summary.shape().stream().mapToLong(Long::longValue).toArray();
+        try (Tensor t = fromValues(summary, dtype(summary, record), shape, record)) {
+            ExperimentValues.encode(t, summary.key(), 0, refs);
+        } catch (RuntimeException damaged) {
+            return false;
+        }
+        return summary.sha256().equals(refs.getFirst().summary().get("sha256"));
     }
 
     /**
@@ -342,6 +396,8 @@ public final class ExperimentLog {
             return entries.filter(Files::isDirectory).filter(p -> RecordFiles.isName(p.getFileName().toString()))
                     .filter(p -> !RecordFiles.recordFiles(p).isEmpty()).map(p -> p.getFileName().toString()).sorted()
                     .toList();
+        } catch (NoSuchFileException removed) {
+            return List.of();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot list " + saveDir + ": " + e, e);
         }
@@ -412,10 +468,17 @@ public final class ExperimentLog {
                     + content + ", not " + r.version() + " (it was edited or damaged)");
         }
         // the version hashes each tensor's summary, its SHA-256 included, but not the values written beside it
-        for (TensorSummary summary : r.tensors()) {
+        List<TensorSummary> summaries;
+        try {
+            summaries = r.tensors();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("not a valid experiment record: " + r.file() + ": " + e.getMessage()
+                    + " (it was edited or damaged)", e);
+        }
+        for (TensorSummary summary : summaries) {
             if (summary.values() != null) {
                 long[] shape = summary.shape().stream().mapToLong(Long::longValue).toArray();
-                try (Tensor t = fromValues(summary, DType.parse(summary.dtype()), shape, r)) {
+                try (Tensor t = fromValues(summary, dtype(summary, r), shape, r)) {
                     checkHash(summary, t, r);
                 }
             }
@@ -431,7 +494,8 @@ public final class ExperimentLog {
      * @param key    the tensor's path in the record, e.g. {@code result.scores[2]}
      * @return a new CPU tensor, the caller's to close
      * @throws NoSuchElementException if the record has no tensor at {@code key}
-     * @throws IllegalStateException  if the tensor was logged without its data, or the data does not match its hash
+     * @throws IllegalStateException  if the tensor was logged without its data, its file cannot be read, or the data
+     *                                does not match its hash
      */
     public Tensor loadTensor(ExperimentRecord record, String key) {
         TensorSummary summary = record.tensors().stream().filter(s -> s.key().equals(key)).findFirst()
@@ -439,7 +503,7 @@ public final class ExperimentLog {
                         + " has no tensor at " + key + "; its tensors: "
                         + record.tensors().stream().map(TensorSummary::key).toList()));
         long[] shape = summary.shape().stream().mapToLong(Long::longValue).toArray();
-        DType dtype = DType.parse(summary.dtype());
+        DType dtype = dtype(summary, record);
         Tensor t;
         if (summary.file() != null) {
             Path file = record.file().getParent().resolve(summary.file()).normalize();
@@ -449,6 +513,9 @@ public final class ExperimentLog {
             }
             try (SafeTensorsFile st = SafeTensorsFile.open(file)) {
                 t = st.tensor(key);
+            } catch (SafeTensorsException | UncheckedIOException e) {
+                throw new IllegalStateException("tensor " + key + " of record " + record.file() + " cannot be read from"
+                        + " its file " + file + " (the file was removed, changed or damaged): " + e.getMessage(), e);
             }
             if (t.dtype() != dtype || !Arrays.equals(t.shape(), shape)) {
                 String read = t.dtype() + " " + Arrays.toString(t.shape());
@@ -471,6 +538,16 @@ public final class ExperimentLog {
             throw e;
         }
         return t;
+    }
+
+    /** The logged dtype of {@code summary}, refusing a name that is none as a damaged record. */
+    private static DType dtype(TensorSummary summary, ExperimentRecord record) {
+        try {
+            return DType.parse(summary.dtype());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("tensor " + summary.key() + " of record " + record.file() + ": "
+                    + e.getMessage() + " (the file was changed or damaged)", e);
+        }
     }
 
     /** Refuses a tensor read back for {@code summary} whose elements do not hash to the logged SHA-256. */

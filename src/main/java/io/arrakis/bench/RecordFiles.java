@@ -6,6 +6,7 @@ import io.arrakis.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -64,7 +65,13 @@ final class RecordFiles {
             text = Files.readString(file, StandardCharsets.UTF_8);
         } catch (NoSuchFileException missing) {
             return null;
+        } catch (CharacterCodingException e) {
+            throw new IllegalStateException("not a valid experiment record: " + file + ": it is not UTF-8 text (it was"
+                    + " edited or damaged)", e);
         } catch (IOException e) {
+            if (Files.isDirectory(file)) {
+                throw new IllegalStateException("not a valid experiment record: " + file + " is a folder", e);
+            }
             throw new UncheckedIOException("cannot read the experiment record " + file + ": " + e, e);
         }
         return ExperimentRecord.parse(text, file);

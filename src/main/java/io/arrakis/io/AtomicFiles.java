@@ -9,14 +9,16 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFileAttributeView;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Files written so that a reader sees the old content or the new, never a part: the bytes go to
  * {@code .<file name>.<random>.tmp} beside the file ({@code .<random>.tmp} where that name would be too long), are
  * forced to disk, and the temporary file is renamed over the
- * file with {@code ATOMIC_MOVE}. On failure the temporary file is deleted and the file is untouched; a crash can leave
- * only a temporary file, which readers of the folder should ignore.
+ * file with {@code ATOMIC_MOVE}, which is forced to disk too where the folder can be opened (POSIX systems). A file
+ * replaced keeps its POSIX permissions. On failure the temporary file is deleted and the file is untouched; a crash
+ * can leave only a temporary file, which readers of the folder should ignore.
  */
 public final class AtomicFiles {
     private static final int MAX_NAME_BYTES = 255;
@@ -48,16 +50,38 @@ public final class AtomicFiles {
                 : "." + random + ".tmp");
         try {
             try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+                keepPermissions(absolute, temp);
                 content.writeTo(channel, temp);
                 channel.force(true);
             }
             Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            forceFolder(absolute.getParent());
         } finally {
             try {
                 Files.deleteIfExists(temp);
             } catch (IOException ignored) {
                 // the write failed already, or succeeded; a stray temporary file is ignored by readers
             }
+        }
+    }
+
+    /** Gives {@code temp} the permissions of {@code file}, where it exists and the file system has POSIX permissions. */
+    private static void keepPermissions(Path file, Path temp) throws IOException {
+        if (Files.getFileStore(temp).supportsFileAttributeView(PosixFileAttributeView.class) && Files.exists(file)) {
+            Files.setPosixFilePermissions(temp, Files.getPosixFilePermissions(file));
+        }
+    }
+
+    /** Forces the folder's entries to disk, so the rename outlives a crash; where a folder cannot be opened, nothing. */
+    private static void forceFolder(Path folder) throws IOException {
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(folder, StandardOpenOption.READ);
+        } catch (IOException | UnsupportedOperationException e) {
+            return; // Windows opens no folder; its rename is as durable as its file system makes it
+        }
+        try (channel) {
+            channel.force(true);
         }
     }
 

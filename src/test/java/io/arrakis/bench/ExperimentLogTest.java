@@ -404,6 +404,65 @@ class ExperimentLogTest {
         }
     }
 
+    /**
+     * Was: logging a version again with options that keep less (a log without saving, a lower value limit) replaced
+     * its record by one without the data, so the saved tensor could no longer be loaded.
+     */
+    @Test
+    void loggingAVersionAgainKeepsTheDataItsRecordKept(@TempDir Path dir) {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor big = Tensor.arange(0, 2000, 1, DType.FLOAT32, io.arrakis.torch.Device.CPU);
+            Tensor small = Tensor.of(new float[] {1.5f, -2}, 2);
+            Map<String, Tensor> result = Map.of("big", big, "small", small);
+            ExperimentRecord saved = new ExperimentLog(dir, new ExperimentLog.Options(1024, true))
+                    .record("e", Map.of(), result, T0, ONE_SECOND, null);
+            ExperimentLog keepingLess = new ExperimentLog(dir, new ExperimentLog.Options(0, false));
+            ExperimentRecord again = keepingLess.record("e", Map.of(), result, T0.plusSeconds(60), ONE_SECOND, null);
+            assertEquals(saved.version(), again.version());
+            assertEquals(T0.plusSeconds(60), keepingLess.getVersion("e", saved.version()).startTime(), "replaced");
+            for (String key : List.of("result.big", "result.small")) {
+                try (Tensor back = keepingLess.loadTensor(keepingLess.getVersion("e", saved.version()), key)) {
+                    assertArrayEquals((key.endsWith("big") ? big : small).toFloatArray(), back.toFloatArray(), key);
+                }
+            }
+
+            // values kept under a larger limit stay when the tensors were never saved
+            Path other = dir.resolve("other");
+            new ExperimentLog(other).record("v", Map.of(), small, T0, ONE_SECOND, null);
+            ExperimentRecord r = new ExperimentLog(other, new ExperimentLog.Options(0, false))
+                    .record("v", Map.of(), small, T0, ONE_SECOND, null);
+            assertEquals(List.of(1.5, -2.0), r.tensors().getFirst().values());
+        }
+    }
+
+    /** Were: an IllegalArgumentException naming no file, an UncheckedIOException, and a SafeTensorsException. */
+    @Test
+    void damagedRecordsAndTensorFilesAreRefusedNamingTheFile(@TempDir Path dir) throws IOException {
+        ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));
+        try (TensorScope scope = TensorScope.open()) {
+            ExperimentRecord r = log.record("e", Map.of(), Tensor.of(new float[] {1, 2}, 2), T0, ONE_SECOND, null);
+            Path json = dir.resolve("e").resolve(r.version() + ".json");
+            String text = Files.readString(json);
+
+            Files.writeString(json, text.replaceFirst("\"values\" ?: ?\\[[^]]*]", "\"values\": [1.0]"));
+            assertNotEquals(text, Files.readString(json));
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> log.listVersions("e"));
+            assertTrue(e.getMessage().contains(json.toString()) && e.getMessage().contains("1 values"), e.getMessage());
+
+            byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+            bytes[bytes.length / 2] = (byte) 0xff;
+            Files.write(json, bytes);
+            e = assertThrows(IllegalStateException.class, () -> log.getVersion("e", r.version()));
+            assertTrue(e.getMessage().contains(json.toString()) && e.getMessage().contains("not UTF-8"), e.getMessage());
+
+            Files.writeString(json, text);
+            Files.delete(dir.resolve("e").resolve(r.version() + ".safetensors"));
+            e = assertThrows(IllegalStateException.class, () -> log.loadTensor(r, "result"));
+            assertTrue(e.getMessage().contains("cannot be read from its file") && e.getMessage().contains("no such file"),
+                    e.getMessage());
+        }
+    }
+
     @Test
     void aDamagedTensorFileIsDetected(@TempDir Path dir) throws IOException {
         ExperimentLog log = new ExperimentLog(dir, ExperimentLog.Options.defaults().withSaveTensors(true));

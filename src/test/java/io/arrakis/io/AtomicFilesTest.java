@@ -8,6 +8,9 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -64,5 +67,22 @@ class AtomicFilesTest {
         try (Stream<Path> entries = Files.list(dir.resolve("results"))) {
             assertEquals(2, entries.count(), "no temporary file is left");
         }
+    }
+
+    /** Was: the replacement took the umask's permissions, so a private file came back readable by all. */
+    @Test
+    void aReplacedFileKeepsItsPermissions(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("private.json");
+        write(file, "first");
+        Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rw-------");
+        Files.setPosixFilePermissions(file, owner);
+        write(file, "second");
+        assertEquals(owner, Files.getPosixFilePermissions(file));
+        Set<PosixFilePermission> shared = PosixFilePermissions.fromString("rw-rw-r--");
+        Files.setPosixFilePermissions(file, shared);
+        Path link = Files.createSymbolicLink(dir.resolve("link.json"), file.getFileName());
+        write(link, "third");
+        assertEquals(shared, Files.getPosixFilePermissions(file));
+        assertEquals("third", Files.readString(file));
     }
 }
