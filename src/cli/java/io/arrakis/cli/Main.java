@@ -8,11 +8,13 @@ import io.arrakis.composer.HeadDetectors;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.composer.ScoreReport;
 import io.arrakis.examples.SeedExample;
+import io.arrakis.io.ModelFolder;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
+import io.arrakis.plot.Heatmap;
 import io.arrakis.text.HfTokenizer;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -409,13 +411,17 @@ public final class Main implements Callable<Integer> {
     }
 
     /**
-     * Refuses, before any work, an output file that is a folder, whose nearest existing ancestor is no folder or cannot
-     * be written in, or that is one of the command's inputs: a file of the {@code model} folder that loading reads, or
-     * the {@code tokenizer} file (null for none).
+     * Refuses, before any work, an output file that is a folder or no file at all (a device, a pipe), whose nearest
+     * existing ancestor is no folder or cannot be written in, or that is one of the command's inputs by any path: a
+     * file of the folder the {@code model} loads from that loading reads, or the {@code tokenizer} file (null for none).
      */
     private static void checkOutput(Path file, String flag, Path model, Path tokenizer) {
         if (java.nio.file.Files.isDirectory(file)) {
             throw new IllegalArgumentException(flag + " " + file + " is a folder; name a file");
+        }
+        if (java.nio.file.Files.exists(file) && !java.nio.file.Files.isRegularFile(file)) {
+            throw new IllegalArgumentException(flag + " " + file + " is a device, pipe or socket; name a file (the"
+                    + " output replaces a whole file)");
         }
         for (Path p = file.toAbsolutePath().getParent(); p != null; p = p.getParent()) {
             if (java.nio.file.Files.exists(p)) {
@@ -432,18 +438,33 @@ public final class Main implements Callable<Integer> {
             return;
         }
         try {
-            String name = file.getFileName().toString();
-            boolean modelFile = name.equals("config.json") || name.equals("tokenizer.json")
-                    || name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json");
-            Path parent = file.toAbsolutePath().getParent();
-            if (modelFile && java.nio.file.Files.exists(model) && java.nio.file.Files.isSameFile(parent, model)
-                    || tokenizer != null && java.nio.file.Files.exists(tokenizer)
-                    && java.nio.file.Files.isSameFile(file, tokenizer)) {
-                throw new IllegalArgumentException(flag + " " + file + " is one of this command's inputs; name"
-                        + " another file");
+            List<Path> inputs = new ArrayList<>(modelFiles(model));
+            if (tokenizer != null) {
+                inputs.add(java.nio.file.Files.isDirectory(tokenizer) ? tokenizer.resolve("tokenizer.json") : tokenizer);
             }
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException("cannot compare " + flag + " " + file + " with the inputs", e);
+            for (Path input : inputs) { // the same file by any path: through links, or a hub cache's blobs
+                if (java.nio.file.Files.exists(input) && java.nio.file.Files.isSameFile(file, input)) {
+                    throw new IllegalArgumentException(flag + " " + file + " is one of this command's inputs ("
+                            + input + "); name another file");
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot compare " + flag + " " + file + " with the inputs", e);
+        }
+    }
+
+    /** The files of the folder the model loads from (a hub cache's snapshot) that loading reads. */
+    private static List<Path> modelFiles(Path model) throws IOException {
+        Path folder = ModelFolder.resolve(model);
+        if (!java.nio.file.Files.isDirectory(folder)) {
+            return List.of();
+        }
+        try (java.util.stream.Stream<Path> entries = java.nio.file.Files.list(folder)) {
+            return entries.filter(p -> {
+                String name = p.getFileName().toString();
+                return name.equals("config.json") || name.equals("tokenizer.json") || name.endsWith(".safetensors")
+                        || name.endsWith(".safetensors.index.json");
+            }).toList();
         }
     }
 
@@ -557,6 +578,7 @@ public final class Main implements Callable<Integer> {
                                     int top, Path png, boolean json, PrintStream out, PrintStream err) {
         if (png != null) {
             checkOutput(png, "--png", model, null);
+            Heatmap.requireFonts(); // before the scores, which may take long
         }
         ScoreReport report;
         CompositionScores.Options chosen;

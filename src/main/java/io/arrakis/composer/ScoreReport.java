@@ -33,6 +33,11 @@ import java.util.Objects;
  * The values are copied out of the tensors when the report is made; the tensors may be closed afterwards.
  */
 public final class ScoreReport {
+    /** The heatmap's side beyond which its cells shrink below 6 pixels. */
+    private static final int LARGE_SIDE = 8192;
+    /** The heatmap's pixels around its cells: labels, title and the colour scale. */
+    private static final int MARGIN = 200;
+
     private final int layers;
     private final int heads;
     private final boolean pairs;
@@ -296,14 +301,28 @@ public final class ScoreReport {
         return pairs ? Math.max(layers - 1, 1) * heads : heads;
     }
 
+    /** A cell's side: 6 to 32 pixels, fewer where that would draw more than {@link #LARGE_SIDE} pixels a side. */
     private int cellPixels() {
-        return Math.max(6, Math.min(32, 720 / Math.max(heatmapRows(), heatmapColumns())));
+        int cells = Math.max(heatmapRows(), heatmapColumns());
+        int cell = Math.max(6, Math.min(32, 720 / cells));
+        return MARGIN + cell * cells <= LARGE_SIDE ? cell : Math.max(1, (LARGE_SIDE - MARGIN) / cells);
     }
 
-    /** The size of the PNG that {@link #writeHeatmapPng} writes: grows with the number of cells. */
+    /**
+     * The size of the PNG that {@link #writeHeatmapPng} writes: grows with the number of cells, to about
+     * {@value #LARGE_SIDE} pixels a side, and beyond that with cells of one pixel.
+     *
+     * @throws IllegalArgumentException when even cells of one pixel would make it larger than {@link Heatmap#MAX_SIDE}
+     */
     public Dimension heatmapSize() {
         int cell = cellPixels();
-        return new Dimension(Math.max(480, 200 + heatmapColumns() * cell), Math.max(400, 190 + heatmapRows() * cell));
+        Dimension size = new Dimension(Math.max(480, MARGIN + heatmapColumns() * cell),
+                Math.max(400, MARGIN - 10 + heatmapRows() * cell));
+        if (size.width > Heatmap.MAX_SIDE || size.height > Heatmap.MAX_SIDE) {
+            throw new IllegalArgumentException("a heatmap of " + heatmapRows() + " x " + heatmapColumns()
+                    + " cells cannot be drawn: images are at most " + Heatmap.MAX_SIDE + " pixels a side");
+        }
+        return size;
     }
 
     /**

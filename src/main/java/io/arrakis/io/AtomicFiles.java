@@ -36,12 +36,20 @@ public final class AtomicFiles {
     /**
      * Writes {@code file} from {@code content} atomically; throws what writing, forcing or renaming threw. A symbolic
      * link is written through, as a shell's {@code >} does: the file it points to is replaced and the link kept.
+     *
+     * @throws IllegalArgumentException when {@code file} is a folder, or something other than a file (a device such as
+     *                                  {@code /dev/null}, a named pipe, a socket)
      */
     public static void write(Path file, Content content) throws IOException {
         Path absolute = throughLinks(file.toAbsolutePath());
         if (absolute.getFileName() == null || Files.isDirectory(absolute)) {
             throw new IllegalArgumentException("cannot write " + (file.toString().isEmpty() ? "''" : file)
                     + ": it names a folder, not a file");
+        }
+        if (Files.exists(absolute) && !Files.isRegularFile(absolute)) {
+            // renaming over a device or a pipe would replace it with a plain file
+            throw new IllegalArgumentException("cannot write " + file + ": it is a device, pipe or socket, not a file;"
+                    + " this write replaces a whole file, so name one");
         }
         String random = Long.toHexString(ThreadLocalRandom.current().nextLong());
         String tempName = "." + absolute.getFileName() + "." + random + ".tmp";

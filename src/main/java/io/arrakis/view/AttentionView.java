@@ -173,6 +173,7 @@ public final class AttentionView {
                 throw new IllegalArgumentException("the corrupted input has shape " + Arrays.toString(corrupted)
                         + " but the clean input " + Arrays.toString(clean) + "; path patching needs the same shape");
             }
+            checkTokenIds(options.corrupted(), model.config().vocabSize());
         }
         int layers = model.config().nLayers();
         int heads = model.config().nHeads();
@@ -365,6 +366,19 @@ public final class AttentionView {
     }
 
     /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
+    /** Refuses corrupted ids that patching, the page's last step, would refuse: of another dtype, or out of the vocabulary. */
+    private static void checkTokenIds(Tensor ids, int vocab) {
+        if (ids.dtype() != DType.INT64 && ids.dtype() != DType.INT32) {
+            throw new IllegalArgumentException("the corrupted input ids must be int64 (or int32), got " + ids);
+        }
+        for (long id : ids.toLongArray()) {
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("the corrupted input has token id " + id + " but the vocabulary has "
+                        + vocab + " tokens (ids 0 to " + (vocab - 1) + ")");
+            }
+        }
+    }
+
     private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers) {
         receivers.forEach(r -> PathPatching.checkReceiver(model.config(), r));
         long vocab = model.config().vocabSize();

@@ -384,6 +384,51 @@ class MainTest {
         assertFalse(Files.exists(dir.resolve("same.html")));
     }
 
+    /**
+     * Was: an output reaching a model file by another path (a hub cache's snapshot link, or a link named like an
+     * output) was written through, replacing the model's config with a page.
+     */
+    @Test
+    void anOutputThatReachesAModelFileThroughLinksIsRefused(@TempDir Path dir) throws Exception {
+        Path gpt2 = Fixtures.huggingFace("gpt2");
+        Path hub = io.arrakis.io.HubCacheLayout.build(dir.resolve("hub"), "models--x--y",
+                List.of(gpt2.resolve("config.json"), gpt2.resolve("model.safetensors")));
+        Path snapshotConfig = hub.resolve("snapshots").resolve(io.arrakis.io.HubCacheLayout.COMMIT).resolve("config.json");
+        byte[] config = Files.readAllBytes(snapshotConfig);
+        Path link = Files.createSymbolicLink(dir.resolve("page.html"), snapshotConfig);
+        for (Path out : List.of(snapshotConfig, link)) {
+            Result r = run("view", "--model", hub.toString(), "--input-ids", "1,2,3", "--out", out.toString());
+            assertEquals(2, r.status(), r.err());
+            assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+            r = run("composition", "--model", hub.toString(), "--mode", "Q", "--png", out.toString());
+            assertEquals(2, r.status(), r.err());
+            assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+        }
+        assertArrayEquals(config, Files.readAllBytes(snapshotConfig));
+
+        Path tokenizerFolder = Files.createDirectory(dir.resolve("tokenizer"));
+        Path tokenizer = Files.copy(Fixtures.tokenizer("bytelevel_bpe").resolve("tokenizer.json"),
+                tokenizerFolder.resolve("tokenizer.json"));
+        byte[] tokenizerBytes = Files.readAllBytes(tokenizer);
+        Result r = run("view", "--model", gpt2.toString(), "--text", "hi", "--tokenizer", tokenizerFolder.toString(),
+                "--out", tokenizer.toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+        assertArrayEquals(tokenizerBytes, Files.readAllBytes(tokenizer));
+    }
+
+    /** Was: a named pipe (or a device) given as the output was replaced by a plain file. */
+    @Test
+    void anOutputThatIsNoFileIsRefused(@TempDir Path dir) throws Exception {
+        Path pipe = dir.resolve("pipe");
+        assertEquals(0, new ProcessBuilder("mkfifo", pipe.toString()).start().waitFor());
+        Result r = run("view", "--model", Fixtures.huggingFace("gpt2").toString(), "--input-ids", "1,2,3", "--out",
+                pipe.toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is a device, pipe or socket"), r.err());
+        assertTrue(Files.exists(pipe) && !Files.isRegularFile(pipe));
+    }
+
     /** Was: a receiver or route named twice was patched, and shown, twice. */
     @Test
     void viewPatchesAReceiverNamedTwiceOnce(@TempDir Path dir) throws Exception {

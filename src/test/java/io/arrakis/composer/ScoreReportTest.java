@@ -182,6 +182,19 @@ class ScoreReportTest {
         assertTrue(e.getMessage().contains("one-layer"), e.getMessage());
     }
 
+    /** Was: cells of at least 6 pixels made a 46-layer, 64-head model's heatmap too large to draw, after its scores. */
+    @Test
+    void aLargeModelsHeatmapShrinksItsCellsToStayDrawable() {
+        int layers = 46;
+        int heads = 64;
+        ScoreReport r = ScoreReport.ofComposition(new double[layers * heads * layers * heads], null, layers, heads);
+        Dimension size = r.heatmapSize();
+        int cells = (layers - 1) * heads;
+        assertTrue(size.width <= 8192 && size.width >= cells && size.height >= cells, size.toString());
+        ScoreReport small = ScoreReport.ofComposition(handMade(), null, 2, 2);
+        assertEquals(new Dimension(480, 400), small.heatmapSize(), "small ones keep their minimum size");
+    }
+
     @Test
     void heatmapIsAReadablePngWithDistinctCells(@TempDir Path dir) throws Exception {
         assumeTrue(ScoreReport.canRenderText(), "skipped: this machine has no fonts (fontconfig), so no heatmap can be drawn");

@@ -15,6 +15,7 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AtomicFilesTest {
     private static void write(Path file, String text) throws IOException {
@@ -84,5 +85,15 @@ class AtomicFilesTest {
         write(link, "third");
         assertEquals(shared, Files.getPosixFilePermissions(file));
         assertEquals("third", Files.readString(file));
+    }
+
+    /** Was: the rename replaced a named pipe (or, run as root, a device such as /dev/null) with a plain file. */
+    @Test
+    void somethingThatIsNoFileIsNotReplaced(@TempDir Path dir) throws Exception {
+        Path pipe = dir.resolve("pipe");
+        assertEquals(0, new ProcessBuilder("mkfifo", pipe.toString()).start().waitFor());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> write(pipe, "x"));
+        assertTrue(e.getMessage().contains("is a device, pipe or socket"), e.getMessage());
+        assertTrue(Files.exists(pipe) && !Files.isRegularFile(pipe));
     }
 }

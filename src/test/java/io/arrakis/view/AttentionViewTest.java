@@ -270,7 +270,10 @@ class AttentionViewTest {
                     counted.withPatching(ids(3, 2, 1), 1, 2, List.of(Head.of(0, 1)), List.of()),
                     counted.withPatching(ids(3, 2, 1), 1, 2, List.of(Head.of(layers - 1, 99)), List.of()),
                     counted.withPatching(ids(3, 2, 1), model.config().vocabSize(), 2, List.of(), List.of()),
-                    counted.withPatching(ids(3, 2, 1), 5, 5, List.of(), List.of()))) {
+                    counted.withPatching(ids(3, 2, 1), 5, 5, List.of(), List.of()),
+                    counted.withPatching(ids(3, 2, model.config().vocabSize()), 1, 2, List.of(), List.of()),
+                    counted.withPatching(ids(3, -2, 1), 1, 2, List.of(), List.of()),
+                    counted.withPatching(Tensor.of(new float[] {3, 2, 1}, 1, 3), 1, 2, List.of(), List.of()))) {
                 assertThrows(IllegalArgumentException.class, () -> AttentionView.of(model, ids(1, 2, 3), bad));
             }
             assertEquals(0, steps[0], "refused before any step of the page's work");
