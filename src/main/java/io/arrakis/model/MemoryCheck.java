@@ -130,11 +130,16 @@ final class MemoryCheck {
             String smaller = dtype.byteSize() > 2
                     ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", 2.0 * parameters / GIB) : "";
             String copy = untiedCopy > 0 ? " (its file stores an unembedding beside its tied embeddings)" : "";
+            // by the config's own keys, which a HookedAutoConfig.with(...) and the CLI's --config both take
+            String fewer = config.nLayers() > 1
+                    ? String.format(Locale.ROOT, "use fewer layers (%s, e.g. %d)", config.hfKey("num_hidden_layers"),
+                            Math.max(1, config.nLayers() / 4))
+                    : String.format(Locale.ROOT, "use a smaller vocabulary or width (%s is %,d, %s %,d)",
+                            config.hfKey("vocab_size"), config.vocabSize(), config.hfKey("hidden_size"), config.dModel());
             throw new IllegalStateException(String.format(Locale.ROOT,
                     "%s with %,d parameters%s needs %.1f GiB for its weights in %s, but only %.1f GiB of memory is"
-                            + " available to this process; %suse fewer layers (e.g. with(\"%s\", %d))",
-                    config.family(), parameters, copy, needed / GIB, dtype, available / GIB, smaller,
-                    config.hfKey("num_hidden_layers"), Math.max(1, config.nLayers() / 4)));
+                            + " available to this process; %s%s",
+                    config.family(), parameters, copy, needed / GIB, dtype, available / GIB, smaller, fewer));
         }
     }
 }

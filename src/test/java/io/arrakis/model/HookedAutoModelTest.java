@@ -375,6 +375,8 @@ class HookedAutoModelTest {
                 () -> MemoryCheck.require(large, vocab * 1024, DType.FLOAT32, Device.CPU)).getMessage();
         assertTrue(message.contains("its file stores an unembedding beside its tied embeddings")
                 && message.contains("for its weights in float32"), message);
+        assertTrue(message.endsWith(String.format(java.util.Locale.ROOT,
+                "use a smaller vocabulary or width (vocab_size is %,d, n_embd 1,024)", vocab)), message);
     }
 
     /** Attention patterns grow with the square of the positions: caching them can need far more than the logits. */
