@@ -42,6 +42,7 @@ final class Call {
     private final long[][] listed = new long[MAX_SLOTS][]; // a list's tensor handles, which deleting it leaves
     private MemorySegment text = Arena.ofAuto().allocate(64);
     private int size;
+    private boolean ran; // the op took the stack's slots: false while they are still this call's to free
     private Op op;
     private long work; // > 0: a CPU op that gets fewer threads when each pool thread would get too little
     private long grain;
@@ -59,6 +60,10 @@ final class Call {
             }
         }
         Call call = CURRENT.get();
+        if (!call.ran) { // a call built and never run (a check threw midway) still owns what it pushed
+            call.abandon();
+        }
+        call.ran = false;
         call.op = op;
         call.size = 0;
         call.work = 0;
@@ -269,6 +274,7 @@ final class Call {
                 OpenBlasThreads.enter();
                 singleBlas = true;
             }
+            ran = true;
             rc = arrakis_torch_h.torch_call_dispatcher(op.nameSegment, op.overloadSegment, stack,
                     LibTorch.EXTENSION_BUILD_VERSION);
         } finally {

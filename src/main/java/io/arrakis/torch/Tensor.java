@@ -1922,14 +1922,16 @@ public final class Tensor implements AutoCloseable {
     /** Softmax along {@code dim}. */
     public Tensor softmax(int dim) {
         checkFloating("softmax");
-        return Call.begin(SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "softmax")).optDtype(null)
-                .fitTeam(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
+        int d = Shapes.normDim(dim, dim(), "softmax");
+        return Call.begin(SOFTMAX, this).tensor(this).i64(d).optDtype(null).fitTeam(this, numel(), SmallOps.ROW_GRAIN)
+                .tensorResult();
     }
 
     /** Log-softmax along {@code dim}. */
     public Tensor logSoftmax(int dim) {
         checkFloating("logSoftmax");
-        return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(Shapes.normDim(dim, dim(), "logSoftmax")).optDtype(null).tensorResult();
+        int d = Shapes.normDim(dim, dim(), "logSoftmax");
+        return Call.begin(LOG_SOFTMAX, this).tensor(this).i64(d).optDtype(null).tensorResult();
     }
 
     /** Layer normalisation over the last dimension; {@code weight} and {@code bias} may be null. */
@@ -2270,8 +2272,8 @@ public final class Tensor implements AutoCloseable {
 
     /** The sum along {@code dim}. */
     public Tensor sum(int dim, boolean keepDim) {
-        return Call.begin(SUM_DIM, this).tensor(this).optInts(new long[] {Shapes.normDim(dim, dim(), "sum")}).bool(keepDim)
-                .optDtype(null).tensorResult();
+        long d = Shapes.normDim(dim, dim(), "sum");
+        return Call.begin(SUM_DIM, this).tensor(this).optInts(new long[] {d}).bool(keepDim).optDtype(null).tensorResult();
     }
 
     /** The mean of all elements (floating point), as a 0-dim tensor. */
@@ -2283,8 +2285,8 @@ public final class Tensor implements AutoCloseable {
     /** The mean along {@code dim} (floating point). */
     public Tensor mean(int dim, boolean keepDim) {
         checkFloating("mean");
-        return Call.begin(MEAN_DIM, this).tensor(this).optInts(new long[] {Shapes.normDim(dim, dim(), "mean")}).bool(keepDim)
-                .optDtype(null).tensorResult();
+        long d = Shapes.normDim(dim, dim(), "mean");
+        return Call.begin(MEAN_DIM, this).tensor(this).optInts(new long[] {d}).bool(keepDim).optDtype(null).tensorResult();
     }
 
     /** The largest element, as a 0-dim tensor. */
@@ -2295,7 +2297,8 @@ public final class Tensor implements AutoCloseable {
 
     /** The largest values along {@code dim} and their indices: [values, indices]. */
     public List<Tensor> max(int dim, boolean keepDim) {
-        Call call = Call.begin(MAX_DIM, this).tensor(this).i64(checkReducedDim("max", dim)).bool(keepDim).run();
+        int d = checkReducedDim("max", dim);
+        Call call = Call.begin(MAX_DIM, this).tensor(this).i64(d).bool(keepDim).run();
         return List.of(call.tensorAt(0), call.tensorAt(1));
     }
 
@@ -2307,13 +2310,15 @@ public final class Tensor implements AutoCloseable {
 
     /** The smallest values along {@code dim} and their indices: [values, indices]. */
     public List<Tensor> min(int dim, boolean keepDim) {
-        Call call = Call.begin(MIN_DIM, this).tensor(this).i64(checkReducedDim("min", dim)).bool(keepDim).run();
+        int d = checkReducedDim("min", dim);
+        Call call = Call.begin(MIN_DIM, this).tensor(this).i64(d).bool(keepDim).run();
         return List.of(call.tensorAt(0), call.tensorAt(1));
     }
 
     /** The index of the largest element along {@code dim} (int64). */
     public Tensor argmax(int dim, boolean keepDim) {
-        return Call.begin(ARGMAX, this).tensor(this).optI64((long) checkReducedDim("argmax", dim)).bool(keepDim).tensorResult();
+        long d = checkReducedDim("argmax", dim);
+        return Call.begin(ARGMAX, this).tensor(this).optI64(d).bool(keepDim).tensorResult();
     }
 
     /** The {@code k} largest (or smallest) values along {@code dim}, sorted, and their indices: [values, indices]. */

@@ -190,6 +190,40 @@ class MemoryTest {
         }
     }
 
+    /**
+     * Was: a dim refused after the input's handle was pushed (softmax, sum, max, ... of a dim out of range) left the
+     * handle on the thread's stack, holding the tensor's memory for good. The reductions check first now, and a call
+     * built and never run is freed by the thread's next call whatever threw.
+     */
+    @Test
+    void aCallThatThrowsWhileItIsBuiltLeavesNothingBehind() {
+        Op mul = Op.of("aten::mul", "Tensor");
+        refusedMidBuild(mul);
+        long before = ResidentMemory.settled();
+        refusedMidBuild(mul); // 8 x 36 MB if the handles were leaked
+        long after = ResidentMemory.settled();
+        report("8 calls refused mid-build, each with a 36 MB input", before, after);
+        assertTrue(after - before < SLACK, "RSS grew by " + (after - before) / MB + " MB");
+    }
+
+    private static void refusedMidBuild(Op mul) {
+        List<java.util.function.Function<Tensor, Object>> refused = List.of(t -> t.softmax(1), t -> t.logSoftmax(-2),
+                t -> t.sum(1, false), t -> t.mean(2, true), t -> t.max(1, false), t -> t.min(-2, false),
+                t -> t.argmax(1, false), t -> Call.begin(mul, t, t).tensor(t).i64(Shapes.normDim(5, 1, "a late check")));
+        for (var call : refused) {
+            // above glibc's largest mmap threshold, so that freeing it returns it at once
+            try (Tensor big = Tensor.ones(36 * ONE_MB_FLOATS)) {
+                assertThrows(IllegalArgumentException.class, () -> call.apply(big));
+            }
+        }
+        try (Tensor empty = Tensor.ones(0)) {
+            assertThrows(IllegalArgumentException.class, () -> empty.max(0, false));
+        }
+        try (Tensor two = Tensor.ones(2)) {
+            assertEquals(2.0, two.mul(two).sum().item(), "the thread's stack works after");
+        }
+    }
+
     /** Tensors nobody closes are freed by the cleaner once unreachable: 4 GB made, RSS stays far below. */
     @Test
     void droppedTensorsAreFreedByTheCleaner() {
