@@ -39,6 +39,11 @@ import java.util.WeakHashMap;
  * {@link #narrow}, ...) share memory with their input, like PyTorch's. Their sizes and strides are computed here, as
  * ATen computes them, and the view is made without libtorch's dispatcher, so they cost no operator call; an op that
  * is a view only for some layouts ({@link #reshape}) calls libtorch when it copies.
+ *
+ * <p><b>Dtypes.</b> Results take PyTorch's dtypes. An op with a number ({@link #add(double)}, {@link #sub(double)},
+ * {@link #mul(double)}, {@link #div(double)}, {@link #pow(double)}) treats it as a Python float: a floating-point tensor
+ * keeps its dtype, and an integer or bool tensor gives float32 (exact for integers up to 2^24 in magnitude), so
+ * {@code ids.add(1)} is a float32 tensor; for integer results, use an integer tensor as the other operand.
  */
 public final class Tensor implements AutoCloseable {
     static {
@@ -1683,6 +1688,7 @@ public final class Tensor implements AutoCloseable {
             operands[0].checkSameDtype("einsum", operands[i]);
         }
         checkEinsumSubscripts(equation, terms);
+        checkEinsumSizes(equation, terms, operands);
         if (operands.length == 2) {
             Tensor batched = OpenBlasBatch.einsum(equation, operands[0], operands[1], 1.0);
             if (batched != null) {
@@ -1717,6 +1723,34 @@ public final class Tensor implements AutoCloseable {
             if (outputLabels.subList(0, i).contains(label)) {
                 throw new IllegalArgumentException("einsum: output subscript " + label + " appears twice in '"
                         + equation + "'");
+            }
+        }
+    }
+
+    /** Refuses, as libtorch would, a subscript whose dims differ in size, other than by a size of 1 broadcasting. */
+    private static void checkEinsumSizes(String equation, String[] terms, Tensor[] operands) {
+        java.util.Map<Character, long[]> seen = new java.util.HashMap<>(); // subscript -> {size, operand}
+        for (int i = 0; i < operands.length; i++) {
+            String term = terms[i];
+            int ellipsis = term.indexOf("...");
+            List<Character> before = einsumLabels(equation, ellipsis < 0 ? term : term.substring(0, ellipsis));
+            List<Character> after = ellipsis < 0 ? List.of() : einsumLabels(equation, term.substring(ellipsis + 3));
+            long[] shape = operands[i].shape();
+            if (shape.length < before.size() + after.size()) {
+                throw new IllegalArgumentException("einsum: term '" + term + "' of '" + equation + "' names at least "
+                        + (before.size() + after.size()) + " dims but operand " + i + " is " + operands[i].describe());
+            }
+            for (int k = 0; k < before.size() + after.size(); k++) {
+                char label = k < before.size() ? before.get(k) : after.get(k - before.size());
+                long size = shape[k < before.size() ? k : shape.length - after.size() + (k - before.size())];
+                long[] earlier = seen.get(label);
+                if (earlier == null || earlier[0] == 1) {
+                    seen.put(label, new long[] {size, i});
+                } else if (size != 1 && size != earlier[0]) {
+                    throw new IllegalArgumentException("einsum: subscript " + label + " of '" + equation + "' is "
+                            + earlier[0] + " long in operand " + earlier[1] + " but " + size + " in operand " + i + " "
+                            + operands[i].describe());
+                }
             }
         }
     }

@@ -142,6 +142,13 @@ class BadInputTest {
         c.add(new Case("einsum output label twice", IAE, () -> Tensor.einsum("ij->ii", f23), "einsum"));
         c.add(new Case("einsum ellipsis split by a space", IAE, () -> Tensor.einsum(". ..ij->ij", f23), "einsum"));
         c.add(new Case("einsum subscript not a letter", IAE, () -> Tensor.einsum("i_->i", f23), "einsum"));
+        // was: libtorch's refusal, with its reason on standard error only
+        c.add(new Case("einsum subscript of two sizes", IAE, () -> Tensor.einsum("ij,jk->ik", f23, f23),
+                "subscript j", "3 long in operand 0 but 2 in operand 1"));
+        c.add(new Case("einsum subscript of two sizes after an ellipsis", IAE,
+                () -> Tensor.einsum("...j,jk->...k", f34, f34), "subscript j", "4 long in operand 0 but 3"));
+        c.add(new Case("einsum ellipsis term longer than its operand", IAE,
+                () -> Tensor.einsum("ij...k,jk->i", f23, f34), "names at least 3 dims"));
         c.add(new Case("svd 1-d", IAE, () -> f3.svd(), "svd"));
         c.add(new Case("svd int64", IAE, () -> i22.svd(), "svd"));
         // was: LAPACK iterated for ever on an infinite entry

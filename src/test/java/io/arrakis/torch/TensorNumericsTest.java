@@ -1010,6 +1010,10 @@ class TensorNumericsTest {
             Tensor ell = Tensor.einsum("...j,j->...", f64(x, 2, 2, 3), f64(u, 3));
             assertArrayEquals(new long[] {2, 2}, ell.shape());
             assertClose(matmulRef(x, u, 4, 3, 1), ell.toDoubleArray(), TIGHT);
+            // a subscript of size 1 broadcasts against the other operand's, as in torch.einsum
+            Tensor broadcast = Tensor.einsum("bij,bjk->bik", f64(slice(x, 0, 6), 1, 2, 3), f64(y, 2, 3, 2));
+            assertArrayEquals(new long[] {2, 2, 2}, broadcast.shape());
+            assertClose(matmulRef(slice(x, 0, 6), slice(y, 6, 6), 2, 3, 2), slice(broadcast.toDoubleArray(), 4, 4), TIGHT);
         }
     }
 
