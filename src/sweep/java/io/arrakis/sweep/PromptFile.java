@@ -135,7 +135,10 @@ public final class PromptFile {
             out = new long[list.size()];
             for (int i = 0; i < out.length; i++) {
                 if (!(list.get(i) instanceof Long v)) {
-                    throw new IllegalArgumentException("\"" + key + "\"[" + i + "] is " + list.get(i) + ", not an integer token id");
+                    Object got = list.get(i);
+                    throw new IllegalArgumentException("\"" + key + "\"[" + i + "] is " + (got instanceof String string
+                            ? "the string " + Json.quote(string) : got instanceof Double d && Math.abs(d) >= 0x1p63
+                            ? "an integer out of range" : got) + ", not an integer token id");
                 }
                 out[i] = v;
             }

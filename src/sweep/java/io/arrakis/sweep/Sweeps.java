@@ -93,7 +93,8 @@ public final class Sweeps {
     private static final List<String> FAILURE_LOGGERS = List.of("org.apache.spark.SparkContext",
             "org.apache.spark.metrics.MetricsSystem",
             "org.apache.spark.executor.Executor",
-            "org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.util.Utils",
+            "org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.scheduler.TaskSchedulerImpl",
+            "org.apache.spark.util.Utils",
             "org.apache.spark.sql.execution.datasources.FileFormatWriter",
             "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter");
 

@@ -63,6 +63,8 @@ class PromptFileTest {
             "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5}` | \"wrong\" must be a token id",
             "`{\"clean\": [1, 2], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6, \"note\": 1}` | unknown key \"note\"",
             "`{\"clean\": [1, 2.5], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6}` | not an integer token id",
+            "`{\"clean\": [\"1\", 2], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6}` | \"clean\"[0] is the string \"1\", not",
+            "`{\"clean\": [1, 99999999999999999999], \"corrupted\": [1, 2], \"answer\": 5, \"wrong\": 6}` | [1] is an integer out of range",
             "`{\"clean\": [], \"corrupted\": [], \"answer\": 5, \"wrong\": 6}` | non-empty array",
             "`{\"clean\": [1], \"clean_text\": \"a\", \"corrupted\": [1], \"answer\": 5, \"wrong\": 6}` | exactly one of",
             "`{\"clean_text\": \"a\", \"corrupted_text\": \"b\", \"answer\": 5, \"wrong\": 6}` | needs a tokenizer",
