@@ -10,6 +10,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * collection once they have grown by {@link #STEP} since the last one asked for, less what collections found since,
  * as the JDK does for direct buffers. Tensors closed do not lower that mark: work whose tensors in use grow past a
  * step and are closed each time (a large cache per pass) pays one collection, not one each time.
+ *
+ * <p>The bytes counted are not all a forgotten tensor holds: glibc cannot reuse the block of a closed tensor that a
+ * live one above it pins (libtorch's aligned allocations ask for a little more than the block they freed), so one
+ * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the process's resident
+ * memory is watched too, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where
+ * it last asked asks for a collection as well, and for the free memory of glibc's arenas to be handed back.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
@@ -26,6 +32,11 @@ final class NativePressure {
     private static final AtomicLong LOWEST = new AtomicLong();
     private static final long MAX_GROWTH = 4 * STEP;
     private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
+    /** How many bytes of tensors made between two readings of the resident memory. */
+    private static final long RESIDENT_CHECK_BYTES = 64L << 20;
+    private static final AtomicLong MADE_SINCE_CHECK = new AtomicLong();
+    /** The resident memory that asks for the next collection; -1 before the first reading. */
+    private static final AtomicLong RESIDENT_MARK = new AtomicLong(-1);
     private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
@@ -34,6 +45,7 @@ final class NativePressure {
     /** A tensor of {@code bytes} was left to the backstop. */
     static void registered(long bytes) {
         REGISTERED.addAndGet(bytes);
+        MADE_SINCE_CHECK.addAndGet(bytes);
     }
 
     /** A tensor of {@code bytes} the backstop was responsible for was freed: closed, or {@code reaped}. */
@@ -54,8 +66,12 @@ final class NativePressure {
      */
     static void collectIfDue() {
         long now = REGISTERED.get();
+        long resident = -1;
         if (now < COLLECT_AT.get() && now - LOWEST.get() < MAX_GROWTH) {
-            return;
+            resident = residentPastMark();
+            if (resident < 0) {
+                return;
+            }
         }
         long time = System.nanoTime();
         long last = LAST_COLLECTION.get();
@@ -64,7 +80,32 @@ final class NativePressure {
             LOWEST.set(now);
             COLLECTIONS.incrementAndGet();
             System.gc();
+            if (resident >= 0) {
+                RESIDENT_MARK.set(resident + STEP);
+                NativeHeap.trimSoon();
+            }
         }
+    }
+
+    /**
+     * The resident memory when it has passed its mark, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made;
+     * else -1.
+     */
+    private static long residentPastMark() {
+        long made = MADE_SINCE_CHECK.get();
+        if (made < RESIDENT_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
+            return -1;
+        }
+        long resident = HostMemory.residentAnonymousBytes();
+        if (resident < 0) {
+            return -1;
+        }
+        long mark = RESIDENT_MARK.get();
+        if (mark < 0) {
+            RESIDENT_MARK.compareAndSet(mark, resident + STEP);
+            return -1;
+        }
+        return resident >= mark ? resident : -1;
     }
 
     /** The collections asked for so far. */

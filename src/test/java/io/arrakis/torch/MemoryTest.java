@@ -269,6 +269,44 @@ class MemoryTest {
                 + " MB above start: the dropped tensors waited for the Java heap to fill:\n" + out);
     }
 
+    /**
+     * Was: a 4-byte tensor forgotten beside each closed 8 MB one kept every closed block from being reused (glibc cannot
+     * place libtorch's aligned allocation in the block it freed while the small one pins it), so memory grew by 8 MB a
+     * round and no collection was asked for: the bytes left to the backstop were 4 a round. The resident memory now asks
+     * for one too. In a JVM of its own, as above.
+     */
+    @Test
+    void aForgottenSmallTensorDoesNotPinTheClosedOnesForever() {
+        String out = ChildJvm.of(PinnedByForgotten.class).jvmOption("-Xmn256m").run();
+        Matcher m = Pattern.compile("RSS (\\d+) -> peak (\\d+), step (\\d+)").matcher(out);
+        assertTrue(m.find(), out);
+        long before = Long.parseLong(m.group(1));
+        long peak = Long.parseLong(m.group(2));
+        long step = Long.parseLong(m.group(3));
+        assertTrue(peak - before < 2 * step + SLACK, "RSS peaked " + (peak - before) / MB + " MB above start:\n" + out);
+    }
+
+    /** Closes four steps of 8 MB tensors, forgetting a 4-byte one after each: prints as {@link DroppedTensors}. */
+    public static final class PinnedByForgotten {
+        public static void main(String[] args) {
+            LibTorch.load();
+            long before = ResidentMemory.settled();
+            long peak = before;
+            long rounds = 4 * NativePressure.STEP / (32L * ONE_MB_FLOATS);
+            for (long i = 0; i < rounds; i++) {
+                try (Tensor big = Tensor.zeros(8 * ONE_MB_FLOATS)) {
+                    Tensor.zeros(1); // forgotten
+                }
+                if (i % 16 == 15) {
+                    peak = Math.max(peak, ResidentMemory.rss());
+                }
+            }
+            ResidentMemory.report("MemoryTest", rounds + " closed 8 MB tensors, each with a forgotten 4-byte one (peak "
+                    + peak / MB + " MB, step " + NativePressure.STEP / MB + " MB)", before, ResidentMemory.settled());
+            System.out.println("RSS " + before + " -> peak " + peak + ", step " + NativePressure.STEP);
+        }
+    }
+
     /** Drops three steps of 1 MB tensors: prints {@code RSS <before> -> peak <peak>, step <step>} in bytes. */
     public static final class DroppedTensors {
         public static void main(String[] args) {
