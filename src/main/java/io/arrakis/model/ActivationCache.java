@@ -34,7 +34,7 @@ import java.util.Set;
 public final class ActivationCache implements AutoCloseable {
     private final Map<String, Tensor> entries = new LinkedHashMap<>();
     private final int layers;
-    private boolean closed;
+    private volatile boolean closed;
 
     ActivationCache(int layers) {
         this.layers = layers;
@@ -56,6 +56,9 @@ public final class ActivationCache implements AutoCloseable {
     public Tensor get(String hookName) {
         checkOpen();
         Tensor t = entries.get(hookName);
+        if (t == null || t.isClosed()) {
+            checkOpen(); // closed by another thread meanwhile
+        }
         if (t == null) {
             throw new IllegalArgumentException("no activation '" + hookName + "' in the cache; it holds " + entries.size()
                     + " entries" + (entries.isEmpty() ? "" : ", e.g. " + String.join(", ", entries.keySet().stream().limit(6).toList())));
@@ -233,11 +236,17 @@ public final class ActivationCache implements AutoCloseable {
         }
     }
 
-    /** Frees every entry. */
+    /** Frees every entry; closing again, from any thread, does nothing. */
     @Override
     public void close() {
-        closed = true;
-        entries.values().forEach(Tensor::close);
-        entries.clear();
+        List<Tensor> held;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            held = List.copyOf(entries.values());
+        }
+        held.forEach(Tensor::close);
     }
 }

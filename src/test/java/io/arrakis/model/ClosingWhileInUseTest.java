@@ -122,6 +122,33 @@ class ClosingWhileInUseTest {
      * Runs a pass whose hook, once {@code close()} has been called on another thread and waits for the pass, runs
      * {@code inHook}; returns when the pass and the close have both finished.
      */
+    /** Was: two threads closing one output at once could throw ConcurrentModificationException from its cache. */
+    @Test
+    void anOutputClosedByTwoThreadsAtOnceClosesOnce() throws Exception {
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("gpt2"))) {
+            Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4);
+            for (int i = 0; i < 300; i++) {
+                ModelOutput out = model.forward(ids);
+                java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(2);
+                Runnable close = () -> {
+                    try {
+                        start.await();
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                    out.close();
+                };
+                CompletableFuture<Void> other = CompletableFuture.runAsync(close, THREADS);
+                close.run();
+                other.get(1, TimeUnit.MINUTES);
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> out.cache().get("blocks.0.hook_resid_pre"));
+                assertTrue(e.getMessage().contains("cache is closed"), e.getMessage());
+            }
+            ids.close();
+        }
+    }
+
     private static void closeWhileAHookRuns(HookedAutoModel model, Runnable inHook) throws Exception {
         CountDownLatch inPass = new CountDownLatch(1);
         CountDownLatch closeQueued = new CountDownLatch(1);
