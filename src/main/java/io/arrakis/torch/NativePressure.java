@@ -13,9 +13,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The bytes counted are not all a forgotten tensor holds: glibc cannot reuse the block of a closed tensor that a
  * live one above it pins (libtorch's aligned allocations ask for a little more than the block they freed), so one
- * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the process's resident
- * memory is watched too, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where
- * it last asked asks for a collection as well, and for the free memory of glibc's arenas to be handed back.
+ * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the free memory glibc's
+ * arenas hold is watched too ({@link NativeHeap#freeHeldBytes}), read once per {@link #HELD_CHECK_BYTES} of tensors
+ * made: growth of a step over where it last asked asks for a collection as well, and for that memory to be handed
+ * back.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
@@ -32,11 +33,11 @@ final class NativePressure {
     private static final AtomicLong LOWEST = new AtomicLong();
     private static final long MAX_GROWTH = 4 * STEP;
     private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
-    /** How many bytes of tensors made between two readings of the resident memory. */
-    private static final long RESIDENT_CHECK_BYTES = 64L << 20;
+    /** How many bytes of tensors made between two readings of the free memory glibc holds. */
+    private static final long HELD_CHECK_BYTES = 64L << 20;
     private static final AtomicLong MADE_SINCE_CHECK = new AtomicLong();
-    /** The resident memory that asks for the next collection; -1 before the first reading. */
-    private static final AtomicLong RESIDENT_MARK = new AtomicLong(-1);
+    /** The free memory held that asks for the next collection; -1 before the first reading. */
+    private static final AtomicLong HELD_MARK = new AtomicLong(-1);
     private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
@@ -66,10 +67,10 @@ final class NativePressure {
      */
     static void collectIfDue() {
         long now = REGISTERED.get();
-        long resident = -1;
+        long held = -1;
         if (now < COLLECT_AT.get() && now - LOWEST.get() < MAX_GROWTH) {
-            resident = residentPastMark();
-            if (resident < 0) {
+            held = heldPastMark();
+            if (held < 0) {
                 return;
             }
         }
@@ -80,32 +81,32 @@ final class NativePressure {
             LOWEST.set(now);
             COLLECTIONS.incrementAndGet();
             System.gc();
-            if (resident >= 0) {
-                RESIDENT_MARK.set(resident + STEP);
+            if (held >= 0) {
+                HELD_MARK.set(held + STEP);
                 NativeHeap.trimSoon();
             }
         }
     }
 
     /**
-     * The resident memory when it has passed its mark, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made;
-     * else -1.
+     * The free memory glibc holds when it has passed its mark, read once per {@link #HELD_CHECK_BYTES} of tensors
+     * made; else -1.
      */
-    private static long residentPastMark() {
+    private static long heldPastMark() {
         long made = MADE_SINCE_CHECK.get();
-        if (made < RESIDENT_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
+        if (made < HELD_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
             return -1;
         }
-        long resident = HostMemory.residentAnonymousBytes();
-        if (resident < 0) {
+        long held = NativeHeap.freeHeldBytes();
+        if (held < 0) {
             return -1;
         }
-        long mark = RESIDENT_MARK.get();
+        long mark = HELD_MARK.get();
         if (mark < 0) {
-            RESIDENT_MARK.compareAndSet(mark, resident + STEP);
+            HELD_MARK.compareAndSet(mark, held + STEP);
             return -1;
         }
-        return resident >= mark ? resident : -1;
+        return held >= mark ? held : -1;
     }
 
     /** The collections asked for so far. */
