@@ -272,8 +272,8 @@ class MemoryTest {
     /**
      * Was: a 4-byte tensor forgotten beside each closed 8 MB one kept every closed block from being reused (glibc cannot
      * place libtorch's aligned allocation in the block it freed while the small one pins it), so memory grew by 8 MB a
-     * round and no collection was asked for: the bytes left to the backstop were 4 a round. The resident memory now asks
-     * for one too. In a JVM of its own, as above.
+     * round and no collection was asked for: the bytes left to the backstop were 4 a round. The free memory glibc
+     * holds now asks for one too. In a JVM of its own, as above.
      */
     @Test
     void aForgottenSmallTensorDoesNotPinTheClosedOnesForever() {
