@@ -1,12 +1,8 @@
 package io.arrakis.torch;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SegmentAllocator;
-import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
@@ -58,10 +54,6 @@ final class NativeHeap {
     private static final List<WeakReference<Thread>> THREADS = new ArrayList<>(); // guarded by itself
     private static final ThreadLocal<Boolean> REGISTERED = ThreadLocal.withInitial(NativeHeap::register);
     private static volatile MethodHandle mallocTrim; // set once the policy applies
-    /** glibc's {@code struct mallinfo2}: ten {@code size_t}, the ninth ({@code fordblks}) the free bytes arenas hold. */
-    private static final StructLayout MALLINFO2 = MemoryLayout.structLayout(java.util.Collections
-            .nCopies(10, ValueLayout.JAVA_LONG).toArray(MemoryLayout[]::new));
-    private static volatile MethodHandle mallinfo2; // with mallocTrim, where glibc has it
 
     private NativeHeap() {
     }
@@ -96,8 +88,6 @@ final class NativeHeap {
             return new Outcome(false, "the C library is not glibc: malloc left as it is");
         }
         mallocTrim = downcall(libc.find("malloc_trim"), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
-        mallinfo2 = libc.find("mallinfo2") // glibc 2.33 and later
-                .map(f -> Linker.nativeLinker().downcallHandle(f, FunctionDescriptor.of(MALLINFO2))).orElse(null);
         String trimming = "free arena memory returned when a thread that used libtorch ends";
         if (env.containsKey("MALLOC_ARENA_MAX") || env.getOrDefault("GLIBC_TUNABLES", "").contains("glibc.malloc.arena_max")) {
             return new Outcome(true, "arena limit from the environment; " + trimming);
@@ -133,23 +123,6 @@ final class NativeHeap {
             return released >= 0;
         } catch (Throwable t) {
             throw new LibTorchException("malloc_trim failed: " + t, t);
-        }
-    }
-
-    /**
-     * The memory glibc's arenas hold free (freed by the program, not handed back to the system), in bytes; -1 where
-     * the policy does not apply or glibc is older than 2.33.
-     */
-    static long freeHeldBytes() {
-        MethodHandle info = mallinfo2;
-        if (info == null) {
-            return -1;
-        }
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment m = (MemorySegment) info.invokeExact((SegmentAllocator) arena);
-            return m.getAtIndex(ValueLayout.JAVA_LONG, 8);
-        } catch (Throwable t) {
-            throw new LibTorchException("mallinfo2 failed: " + t, t);
         }
     }
 

@@ -1,5 +1,7 @@
 package io.arrakis.torch;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryMXBean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -13,10 +15,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The bytes counted are not all a forgotten tensor holds: glibc cannot reuse the block of a closed tensor that a
  * live one above it pins (libtorch's aligned allocations ask for a little more than the block they freed), so one
- * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the free memory glibc's
- * arenas hold is watched too ({@link NativeHeap#freeHeldBytes}), read once per {@link #HELD_CHECK_BYTES} of tensors
- * made: growth of a step over where it last asked asks for a collection as well, and for that memory to be handed
- * back.
+ * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the process's resident
+ * memory outside the JVM's own (its heap and other pools, as committed) is watched too, read once per
+ * {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where it settled after the last such
+ * collection asks for another, and for the free memory of glibc's arenas to be handed back.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
@@ -33,11 +35,14 @@ final class NativePressure {
     private static final AtomicLong LOWEST = new AtomicLong();
     private static final long MAX_GROWTH = 4 * STEP;
     private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
-    /** How many bytes of tensors made between two readings of the free memory glibc holds. */
-    private static final long HELD_CHECK_BYTES = 64L << 20;
+    /** How many bytes of tensors made between two readings of the resident memory. */
+    private static final long RESIDENT_CHECK_BYTES = 64L << 20;
     private static final AtomicLong MADE_SINCE_CHECK = new AtomicLong();
-    /** The free memory held that asks for the next collection; -1 before the first reading. */
-    private static final AtomicLong HELD_MARK = new AtomicLong(-1);
+    /**
+     * The resident memory outside the JVM's that asks for the next collection; -1 until the next reading sets it (at
+     * the start, and after a collection it asked for, once that has handed memory back).
+     */
+    private static final AtomicLong RESIDENT_MARK = new AtomicLong(-1);
     private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
@@ -67,10 +72,10 @@ final class NativePressure {
      */
     static void collectIfDue() {
         long now = REGISTERED.get();
-        long held = -1;
+        boolean resident = false;
         if (now < COLLECT_AT.get() && now - LOWEST.get() < MAX_GROWTH) {
-            held = heldPastMark();
-            if (held < 0) {
+            resident = residentPastMark();
+            if (!resident) {
                 return;
             }
         }
@@ -81,32 +86,34 @@ final class NativePressure {
             LOWEST.set(now);
             COLLECTIONS.incrementAndGet();
             System.gc();
-            if (held >= 0) {
-                HELD_MARK.set(held + STEP);
+            if (resident) {
+                RESIDENT_MARK.set(-1);
                 NativeHeap.trimSoon();
             }
         }
     }
 
     /**
-     * The free memory glibc holds when it has passed its mark, read once per {@link #HELD_CHECK_BYTES} of tensors
-     * made; else -1.
+     * Whether the resident memory outside the JVM's has passed its mark, read once per {@link #RESIDENT_CHECK_BYTES}
+     * of tensors made.
      */
-    private static long heldPastMark() {
+    private static boolean residentPastMark() {
         long made = MADE_SINCE_CHECK.get();
-        if (made < HELD_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
-            return -1;
+        if (made < RESIDENT_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
+            return false;
         }
-        long held = NativeHeap.freeHeldBytes();
-        if (held < 0) {
-            return -1;
+        long resident = HostMemory.residentAnonymousBytes();
+        if (resident < 0) {
+            return false;
         }
-        long mark = HELD_MARK.get();
+        MemoryMXBean jvm = ManagementFactory.getMemoryMXBean();
+        long outside = resident - jvm.getHeapMemoryUsage().getCommitted() - jvm.getNonHeapMemoryUsage().getCommitted();
+        long mark = RESIDENT_MARK.get();
         if (mark < 0) {
-            HELD_MARK.compareAndSet(mark, held + STEP);
-            return -1;
+            RESIDENT_MARK.compareAndSet(mark, outside + STEP);
+            return false;
         }
-        return held >= mark ? held : -1;
+        return outside >= mark;
     }
 
     /** The collections asked for so far. */
