@@ -16,8 +16,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * Files written so that a reader sees the old content or the new, never a part: the bytes go to
  * {@code .<file name>.<random>.tmp} beside the file ({@code .<random>.tmp} where that name would be too long), are
  * forced to disk, and the temporary file is renamed over the
- * file with {@code ATOMIC_MOVE}, which is forced to disk too where the folder can be opened (POSIX systems). A file
- * replaced keeps its POSIX permissions. On failure the temporary file is deleted and the file is untouched; a crash
+ * file with {@code ATOMIC_MOVE}, which is forced to disk too where the folder can be (POSIX systems). A file
+ * replaced keeps its POSIX permissions where the file system takes them. On failure the temporary file is deleted and the file is untouched; a crash
  * can leave only a temporary file, which readers of the folder should ignore.
  */
 public final class AtomicFiles {
@@ -73,23 +73,29 @@ public final class AtomicFiles {
         }
     }
 
-    /** Gives {@code temp} the permissions of {@code file}, where it exists and the file system has POSIX permissions. */
-    private static void keepPermissions(Path file, Path temp) throws IOException {
-        if (Files.getFileStore(temp).supportsFileAttributeView(PosixFileAttributeView.class) && Files.exists(file)) {
-            Files.setPosixFilePermissions(temp, Files.getPosixFilePermissions(file));
+    /**
+     * Gives {@code temp} the permissions of {@code file}, where it exists and the file system has POSIX permissions;
+     * where it refuses them (some mounted file systems), the file takes the default ones rather than fail the write.
+     */
+    private static void keepPermissions(Path file, Path temp) {
+        try {
+            if (Files.getFileStore(temp).supportsFileAttributeView(PosixFileAttributeView.class) && Files.exists(file)) {
+                Files.setPosixFilePermissions(temp, Files.getPosixFilePermissions(file));
+            }
+        } catch (IOException | UnsupportedOperationException e) {
+            // the content matters more than its mode
         }
     }
 
-    /** Forces the folder's entries to disk, so the rename outlives a crash; where a folder cannot be opened, nothing. */
-    private static void forceFolder(Path folder) throws IOException {
-        FileChannel channel;
-        try {
-            channel = FileChannel.open(folder, StandardOpenOption.READ);
-        } catch (IOException | UnsupportedOperationException e) {
-            return; // Windows opens no folder; its rename is as durable as its file system makes it
-        }
-        try (channel) {
+    /**
+     * Forces the folder's entries to disk, so the rename outlives a crash; where a folder cannot be opened or forced
+     * (Windows, some file systems), the rename is as durable as the file system makes it: it has happened either way.
+     */
+    private static void forceFolder(Path folder) {
+        try (FileChannel channel = FileChannel.open(folder, StandardOpenOption.READ)) {
             channel.force(true);
+        } catch (IOException | UnsupportedOperationException e) {
+            // the file is in place; only the durability of its name is the file system's
         }
     }
 

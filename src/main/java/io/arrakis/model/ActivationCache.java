@@ -105,8 +105,11 @@ public final class ActivationCache implements AutoCloseable {
 
     /** Frees one entry now. */
     public void remove(String hookName) {
-        checkOpen();
-        Tensor t = entries.remove(hookName);
+        Tensor t;
+        synchronized (this) { // not while close() copies the entries
+            checkOpen();
+            t = entries.remove(hookName);
+        }
         if (t != null) {
             t.close();
         }

@@ -365,7 +365,6 @@ public final class AttentionView {
         };
     }
 
-    /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
     /** Refuses corrupted ids that patching, the page's last step, would refuse: of another dtype, or out of the vocabulary. */
     private static void checkTokenIds(Tensor ids, int vocab) {
         if (ids.dtype() != DType.INT64 && ids.dtype() != DType.INT32) {
@@ -379,6 +378,7 @@ public final class AttentionView {
         }
     }
 
+    /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
     private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers) {
         receivers.forEach(r -> PathPatching.checkReceiver(model.config(), r));
         long vocab = model.config().vocabSize();

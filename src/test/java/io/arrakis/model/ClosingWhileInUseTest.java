@@ -118,10 +118,6 @@ class ClosingWhileInUseTest {
         }
     }
 
-    /**
-     * Runs a pass whose hook, once {@code close()} has been called on another thread and waits for the pass, runs
-     * {@code inHook}; returns when the pass and the close have both finished.
-     */
     /** Was: two threads closing one output at once could throw ConcurrentModificationException from its cache. */
     @Test
     void anOutputClosedByTwoThreadsAtOnceClosesOnce() throws Exception {
@@ -149,6 +145,10 @@ class ClosingWhileInUseTest {
         }
     }
 
+    /**
+     * Runs a pass whose hook, once {@code close()} has been called on another thread and waits for the pass, runs
+     * {@code inHook}; returns when the pass and the close have both finished.
+     */
     private static void closeWhileAHookRuns(HookedAutoModel model, Runnable inHook) throws Exception {
         CountDownLatch inPass = new CountDownLatch(1);
         CountDownLatch closeQueued = new CountDownLatch(1);
