@@ -15,10 +15,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The bytes counted are not all a forgotten tensor holds: glibc cannot reuse the block of a closed tensor that a
  * live one above it pins (libtorch's aligned allocations ask for a little more than the block they freed), so one
- * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the process's resident
- * memory outside the JVM's own (its heap and other pools, as committed) is watched too, read once per
- * {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where it settled after the last such
- * collection asks for another, and for the free memory of glibc's arenas to be handed back.
+ * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the resident memory that
+ * neither the JVM (its heap and other pools, as committed) nor the tensors left to the backstop account for is watched
+ * too, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where it settled after the
+ * last such collection asks for another, and for the free memory of glibc's arenas to be handed back.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
@@ -38,11 +38,10 @@ final class NativePressure {
     /** How many bytes of tensors made between two readings of the resident memory. */
     private static final long RESIDENT_CHECK_BYTES = 64L << 20;
     private static final AtomicLong MADE_SINCE_CHECK = new AtomicLong();
-    /**
-     * The resident memory outside the JVM's that asks for the next collection; -1 until the next reading sets it (at
-     * the start, and after a collection it asked for, once that has handed memory back).
-     */
-    private static final AtomicLong RESIDENT_MARK = new AtomicLong(-1);
+    /** {@link #RESIDENT_MARK} before a reading sets it: at the start, and after a collection it asked for. */
+    private static final long UNSET = Long.MIN_VALUE;
+    /** The resident memory nothing accounts for that asks for the next collection, or {@link #UNSET}. */
+    private static final AtomicLong RESIDENT_MARK = new AtomicLong(UNSET);
     private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
@@ -87,15 +86,16 @@ final class NativePressure {
             COLLECTIONS.incrementAndGet();
             System.gc();
             if (resident) {
-                RESIDENT_MARK.set(-1);
+                RESIDENT_MARK.set(UNSET); // read again once the collection and the trim have handed memory back
                 NativeHeap.trimSoon();
             }
         }
     }
 
     /**
-     * Whether the resident memory outside the JVM's has passed its mark, read once per {@link #RESIDENT_CHECK_BYTES}
-     * of tensors made.
+     * Whether the resident memory nothing accounts for has passed its mark, read once per
+     * {@link #RESIDENT_CHECK_BYTES} of tensors made. The JVM's committed memory may be untouched, so the figure can be
+     * negative: only its growth counts.
      */
     private static boolean residentPastMark() {
         long made = MADE_SINCE_CHECK.get();
@@ -107,13 +107,14 @@ final class NativePressure {
             return false;
         }
         MemoryMXBean jvm = ManagementFactory.getMemoryMXBean();
-        long outside = resident - jvm.getHeapMemoryUsage().getCommitted() - jvm.getNonHeapMemoryUsage().getCommitted();
+        long unaccounted = resident - jvm.getHeapMemoryUsage().getCommitted()
+                - jvm.getNonHeapMemoryUsage().getCommitted() - REGISTERED.get();
         long mark = RESIDENT_MARK.get();
-        if (mark < 0) {
-            RESIDENT_MARK.compareAndSet(mark, outside + STEP);
+        if (mark == UNSET) {
+            RESIDENT_MARK.compareAndSet(UNSET, unaccounted + STEP);
             return false;
         }
-        return outside >= mark;
+        return unaccounted >= mark;
     }
 
     /** The collections asked for so far. */
