@@ -7,7 +7,6 @@
  */
 module io.arrakis {
     requires transitive java.desktop;            // heatmaps are Java 2D images, in the API too
-    requires java.management;                    // the JVM's own memory, apart from the tensors'
     requires org.jfree.jfreechart;
     requires jtokkit;
     requires ai.djl.api;

@@ -38,11 +38,6 @@ public final class HostMemory {
         return capped(meminfo("MemAvailable:"), cgroupLimit(), true);
     }
 
-    /** This process's resident anonymous memory ({@code RssAnon}: its heaps, not its mapped files), read now; -1 where unknown. */
-    static long residentAnonymousBytes() {
-        return kilobytesAt(Path.of("/proc/self/status"), "RssAnon:");
-    }
-
     private static long readTotal() {
         long total = meminfo("MemTotal:");
         return total > 0 ? total + Math.max(0, meminfo("SwapTotal:")) : 0;
@@ -62,13 +57,8 @@ public final class HostMemory {
     }
 
     private static long meminfo(String key) {
-        return kilobytesAt(Path.of("/proc/meminfo"), key);
-    }
-
-    /** The figure in kB on the line of {@code file} that starts with {@code key}, in bytes; -1 where unknown. */
-    private static long kilobytesAt(Path file, String key) {
         try {
-            for (String line : Files.readAllLines(file)) {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
                 if (line.startsWith(key)) {
                     return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
                 }

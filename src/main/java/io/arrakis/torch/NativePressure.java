@@ -1,7 +1,5 @@
 package io.arrakis.torch;
 
-import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryMXBean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -12,13 +10,6 @@ import java.util.concurrent.atomic.AtomicLong;
  * collection once they have grown by {@link #STEP} since the last one asked for, less what collections found since,
  * as the JDK does for direct buffers. Tensors closed do not lower that mark: work whose tensors in use grow past a
  * step and are closed each time (a large cache per pass) pays one collection, not one each time.
- *
- * <p>The bytes counted are not all a forgotten tensor holds: glibc cannot reuse the block of a closed tensor that a
- * live one above it pins (libtorch's aligned allocations ask for a little more than the block they freed), so one
- * forgotten 4-byte tensor a pass can keep a closed pass's worth of memory each time. So the resident memory that
- * neither the JVM (its heap and other pools, as committed) nor the tensors left to the backstop account for is watched
- * too, read once per {@link #RESIDENT_CHECK_BYTES} of tensors made: growth of a step over where it settled after the
- * last such collection asks for another, and for the free memory of glibc's arenas to be handed back.
  */
 final class NativePressure {
     /** The growth that asks for a collection. */
@@ -35,13 +26,6 @@ final class NativePressure {
     private static final AtomicLong LOWEST = new AtomicLong();
     private static final long MAX_GROWTH = 4 * STEP;
     private static final AtomicLong LAST_COLLECTION = new AtomicLong(System.nanoTime() - MIN_INTERVAL_NANOS);
-    /** How many bytes of tensors made between two readings of the resident memory. */
-    private static final long RESIDENT_CHECK_BYTES = 64L << 20;
-    private static final AtomicLong MADE_SINCE_CHECK = new AtomicLong();
-    /** {@link #RESIDENT_MARK} before a reading sets it: at the start, and after a collection it asked for. */
-    private static final long UNSET = Long.MIN_VALUE;
-    /** The resident memory nothing accounts for that asks for the next collection, or {@link #UNSET}. */
-    private static final AtomicLong RESIDENT_MARK = new AtomicLong(UNSET);
     private static final AtomicLong COLLECTIONS = new AtomicLong();
 
     private NativePressure() {
@@ -50,7 +34,6 @@ final class NativePressure {
     /** A tensor of {@code bytes} was left to the backstop. */
     static void registered(long bytes) {
         REGISTERED.addAndGet(bytes);
-        MADE_SINCE_CHECK.addAndGet(bytes);
     }
 
     /** A tensor of {@code bytes} the backstop was responsible for was freed: closed, or {@code reaped}. */
@@ -71,12 +54,8 @@ final class NativePressure {
      */
     static void collectIfDue() {
         long now = REGISTERED.get();
-        boolean resident = false;
         if (now < COLLECT_AT.get() && now - LOWEST.get() < MAX_GROWTH) {
-            resident = residentPastMark();
-            if (!resident) {
-                return;
-            }
+            return;
         }
         long time = System.nanoTime();
         long last = LAST_COLLECTION.get();
@@ -85,36 +64,7 @@ final class NativePressure {
             LOWEST.set(now);
             COLLECTIONS.incrementAndGet();
             System.gc();
-            if (resident) {
-                RESIDENT_MARK.set(UNSET); // read again once the collection and the trim have handed memory back
-                NativeHeap.trimSoon();
-            }
         }
-    }
-
-    /**
-     * Whether the resident memory nothing accounts for has passed its mark, read once per
-     * {@link #RESIDENT_CHECK_BYTES} of tensors made. The JVM's committed memory may be untouched, so the figure can be
-     * negative: only its growth counts.
-     */
-    private static boolean residentPastMark() {
-        long made = MADE_SINCE_CHECK.get();
-        if (made < RESIDENT_CHECK_BYTES || !MADE_SINCE_CHECK.compareAndSet(made, 0)) {
-            return false;
-        }
-        long resident = HostMemory.residentAnonymousBytes();
-        if (resident < 0) {
-            return false;
-        }
-        MemoryMXBean jvm = ManagementFactory.getMemoryMXBean();
-        long unaccounted = resident - jvm.getHeapMemoryUsage().getCommitted()
-                - jvm.getNonHeapMemoryUsage().getCommitted() - REGISTERED.get();
-        long mark = RESIDENT_MARK.get();
-        if (mark == UNSET) {
-            RESIDENT_MARK.compareAndSet(UNSET, unaccounted + STEP);
-            return false;
-        }
-        return unaccounted >= mark;
     }
 
     /** The collections asked for so far. */

@@ -272,64 +272,6 @@ class MemoryTest {
                 + " MB above start: the dropped tensors waited for the Java heap to fill:\n" + out);
     }
 
-    /**
-     * Was: a 4-byte tensor forgotten beside each closed 8 MB one kept every closed block from being reused (glibc cannot
-     * place libtorch's aligned allocation in the block it freed while the small one pins it), so memory grew by 8 MB a
-     * round and no collection was asked for: the bytes left to the backstop were 4 a round. The resident memory nothing
-     * accounts for now asks for one too, each time from where the last left it: the peak stays where the first
-     * collections left it, also with a heap committed up front ({@code -Xms}), which the JVM need not touch. In JVMs of
-     * their own, as above.
-     */
-    @Test
-    void aForgottenSmallTensorDoesNotPinTheClosedOnesForever() {
-        org.junit.jupiter.api.Assumptions.assumeTrue(HostMemory.residentAnonymousBytes() >= 0,
-                "skipped: no resident memory figure here (not Linux)");
-        for (String heap : List.of("-Xms64m", "-Xms3g")) {
-            String out = ChildJvm.of(PinnedByForgotten.class).jvmOption("-Xmx3g").jvmOption("-Xmn256m").jvmOption(heap)
-                    .run();
-            Matcher m = Pattern.compile("RSS (\\d+) -> peaks (\\d+) then (\\d+), step (\\d+)").matcher(out);
-            assertTrue(m.find(), out);
-            long before = Long.parseLong(m.group(1));
-            long first = Long.parseLong(m.group(2));
-            long second = Long.parseLong(m.group(3));
-            long step = Long.parseLong(m.group(4));
-            assertTrue(first - before < 2 * step + SLACK, heap + ": RSS peaked " + (first - before) / MB
-                    + " MB above start:\n" + out);
-            assertTrue(second < first + step / 2, heap + ": RSS peaked " + (first - before) / MB + " MB above start in"
-                    + " the first half, " + (second - before) / MB + " MB in the second:\n" + out);
-        }
-    }
-
-    /**
-     * Closes twelve steps of 8 MB tensors, forgetting a 4-byte one after each: prints
-     * {@code RSS <before> -> peaks <first half's> then <second half's>, step <step>} in bytes.
-     */
-    public static final class PinnedByForgotten {
-        public static void main(String[] args) {
-            LibTorch.load();
-            long before = ResidentMemory.settled();
-            long[] peaks = {before, before};
-            long rounds = 12 * NativePressure.STEP / (32L * ONE_MB_FLOATS);
-            for (long i = 0; i < rounds; i++) {
-                try (Tensor big = Tensor.zeros(8 * ONE_MB_FLOATS)) {
-                    Tensor.zeros(1); // forgotten
-                }
-                if (i % 16 == 15) {
-                    int half = i < rounds / 2 ? 0 : 1;
-                    peaks[half] = Math.max(peaks[half], ResidentMemory.rss());
-                    if (peaks[half] > before + 3 * NativePressure.STEP) {
-                        break; // failed already: no need to take the machine's memory
-                    }
-                }
-            }
-            ResidentMemory.report("MemoryTest", rounds + " closed 8 MB tensors, each with a forgotten 4-byte one (peaks "
-                    + peaks[0] / MB + " then " + peaks[1] / MB + " MB, step " + NativePressure.STEP / MB + " MB)", before,
-                    ResidentMemory.settled());
-            System.out.println("RSS " + before + " -> peaks " + peaks[0] + " then " + peaks[1] + ", step "
-                    + NativePressure.STEP);
-        }
-    }
-
     /** Drops three steps of 1 MB tensors: prints {@code RSS <before> -> peak <peak>, step <step>} in bytes. */
     public static final class DroppedTensors {
         public static void main(String[] args) {
