@@ -78,7 +78,7 @@ final class Forward {
             Rotary rotary = rope == null ? null : rotaries.computeIfAbsent(rope, r -> rotary(r, pos));
             x = block(i, x, rotary);
         }
-        Tensor normalized = hook.at("ln_final.hook_normalized", norm(x, w.lnfw, w.lnfb));
+        Tensor normalized = hookedNorm("ln_final.", x, w.lnfw, w.lnfb);
         Tensor logits = w.project(normalized, w.unembed, w.unembedBias);
         if (c.logitScale() != 1.0) {
             logits = logits.mul(c.logitScale());
@@ -94,7 +94,7 @@ final class Forward {
         Weights.Layer l = w.layers.get(i);
         Weights.Fused f = w.fused.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
-        Tensor attnIn = c.inputNorms() ? norm(residPre, l.ln1w(), l.ln1b()) : residPre;
+        Tensor attnIn = c.inputNorms() ? hookedNorm(b + "ln1.", residPre, l.ln1w(), l.ln1b()) : residPre;
         Tensor attnOut = attention(i, b, l, f, attnIn, rotary);
         if (c.outputNorms()) { // gemma2, olmo2: the output is normalised before the residual sum
             attnOut = norm(attnOut, l.attnOutNorm(), null);
@@ -102,13 +102,13 @@ final class Forward {
         attnOut = hook.at(b + "hook_attn_out", toResidual(attnOut));
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
-            Tensor mlpOut = mlp(b, l, f, l.ln2w() == null ? attnIn : norm(residPre, l.ln2w(), l.ln2b()));
+            Tensor mlpOut = mlp(b, l, f, l.ln2w() == null ? attnIn : hookedNorm(b + "ln2.", residPre, l.ln2w(), l.ln2b()));
             Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
                     : residPre.add(attnOut).add(mlpOut);
             return hook.at(b + "hook_resid_post", residPost);
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
-        Tensor mlpOut = mlp(b, l, f, c.inputNorms() ? norm(residMid, l.ln2w(), l.ln2b()) : residMid);
+        Tensor mlpOut = mlp(b, l, f, c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid);
         return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
     }
 
@@ -433,6 +433,77 @@ final class Forward {
             case "gelu_fast" -> x.mul(0.5).mul(x.mul(0.7978845608).mul(x.mul(0.044715).mul(x).add(1.0)).tanh().add(1.0));
             default -> x.mul(0.5).mul(x.pow(3.0).mul(0.044715).add(x).mul(Math.sqrt(2.0 / Math.PI)).tanh().add(1.0));
         };
+    }
+
+    /**
+     * The family's norm of the residual stream {@code x} at hook points {@code name + "hook_scale"} (what each position
+     * is divided by, {@code [batch, pos, 1]}) and {@code name + "hook_normalized"} (the output, weight and bias
+     * applied). The scale is computed only where something observes it; where a hook runs there, the output is
+     * computed from the scale the hook leaves, so a replaced scale (a frozen norm) changes what follows.
+     */
+    private Tensor hookedNorm(String name, Tensor x, Tensor weight, Tensor bias) {
+        String scaleName = name + "hook_scale";
+        boolean hooked = hook.hooks(scaleName);
+        if (!hooked && !hook.observes(scaleName)) {
+            return hook.at(name + "hook_normalized", norm(x, weight, bias));
+        }
+        List<Tensor> normed = normAndScale(x, weight, bias);
+        Tensor scale = hook.at(scaleName, normed.get(1));
+        return hook.at(name + "hook_normalized", hooked ? dividedBy(x, scale, weight, bias) : normed.get(0));
+    }
+
+    /**
+     * {@link #norm}, and what it divided each position by, {@code [batch, pos, 1]}: the standard deviation (LayerNorm)
+     * or the root mean square (RMSNorm), the norm's eps added under the root; in float32 for float16 and bfloat16
+     * input, as the norms compute their statistics (TransformerLens's {@code hook_scale} likewise).
+     */
+    private List<Tensor> normAndScale(Tensor x, Tensor weight, Tensor bias) {
+        double eps = c.normEps();
+        return switch (c.norm()) {
+            case LAYER_NORM -> {
+                if (!reducedPrecision(x)) {
+                    yield x.layerNormAndScale(weight, bias, eps);
+                }
+                // libtorch's CPU kernel keeps a reduced-precision input's statistics in its dtype
+                yield List.of(x.layerNorm(weight, bias, eps), x.to(DType.FLOAT32).layerNormAndScale(null, null, eps).get(1));
+            }
+            case RMS_NORM_WEIGHT_IN_FLOAT32 -> x.rmsNormAndScale(weight, eps);
+            case RMS_NORM -> {
+                if (!reducedPrecision(x)) {
+                    yield x.rmsNormAndScale(weight, eps);
+                }
+                List<Tensor> normed = x.rmsNormAndScale(null, eps); // llama: back in the dtype before the weight
+                yield List.of(normed.get(0).mul(weight), normed.get(1));
+            }
+            case RMS_NORM_PLUS_ONE -> { // gemma: all in float32, cast back once
+                Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
+                List<Tensor> normed = x32.rmsNormAndScale(null, eps);
+                yield List.of(as(normed.get(0).mul(as(weight, x32).add(1.0)), x), normed.get(1));
+            }
+        };
+    }
+
+    /**
+     * The norm's output from {@code scale} (see {@link #normAndScale}): {@code (x - mean) / scale · w + b} for a LayerNorm,
+     * {@code x / scale · w} for an RMSNorm ({@code · (1 + w)} for gemma's), in float32 and rounded where
+     * {@link #norm} rounds.
+     */
+    private Tensor dividedBy(Tensor x, Tensor scale, Tensor weight, Tensor bias) {
+        Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
+        return switch (c.norm()) {
+            case LAYER_NORM -> {
+                Tensor scaled = x32.sub(x32.mean(-1, true)).div(scale).mul(as(weight, x32));
+                yield as(bias == null ? scaled : scaled.add(as(bias, x32)), x);
+            }
+            case RMS_NORM -> as(x32.div(scale), x).mul(weight); // llama: back in the dtype before the weight
+            case RMS_NORM_WEIGHT_IN_FLOAT32 -> as(x32.div(scale).mul(as(weight, x32)), x);
+            case RMS_NORM_PLUS_ONE -> as(x32.div(scale).mul(as(weight, x32).add(1.0)), x);
+        };
+    }
+
+    /** {@code t} in the dtype of {@code like}: itself where it already is. */
+    private static Tensor as(Tensor t, Tensor like) {
+        return t.dtype() == like.dtype() ? t : t.to(like.dtype());
     }
 
     /**

@@ -40,7 +40,11 @@ import java.util.function.Supplier;
  * <p>Hook points (per layer {@code i}): {@code hook_embed} (for gemma before its scale by {@code sqrt(d_model)},
  * which TransformerLens folds into W_E and so into its {@code hook_embed}, and for granite before its
  * {@code embedding_multiplier}), {@code hook_pos_embed} (learned positions),
- * {@code blocks.i.hook_resid_pre}, {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
+ * {@code blocks.i.hook_resid_pre}, {@code blocks.i.ln1.hook_scale} and {@code blocks.i.ln1.hook_normalized} (the
+ * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
+ * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
+ * that replaces the scale, say with a clean run's to freeze the norm, changes the output; olmo2, which normalises
+ * sublayer outputs only, has neither), {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
@@ -48,10 +52,13 @@ import java.util.function.Supplier;
  * Hugging Face computes their scores and softmax), {@code blocks.i.attn.hook_pattern},
  * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
  * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
- * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.mlp.hook_pre},
- * {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
+ * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
+ * {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the MLP has one of its own: phi, gpt-j,
+ * cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it ln1's output),
+ * {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied: what the unembedding reads,
+ * {@code ln_final.hook_scale}, {@code ln_final.hook_normalized} (the final norm's output, its weight and bias
+ * applied: what the unembedding reads,
  * as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm take the hook before the
  * weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale), {@code logits}. With
  * attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took, so rows sum to less
@@ -1156,9 +1163,16 @@ public final class HookedAutoModel implements AutoCloseable {
         if (!config.rotary()) {
             names.add("hook_pos_embed");
         }
+        boolean ln1 = config.architecture().inputNorms();
+        boolean ln2 = ln1 && (!config.parallelResidual() || config.checkpoint().tensors().values().stream()
+                .anyMatch(t -> t.parts().stream().anyMatch(p -> p.slot() == Slot.LN2_W)));
         for (int i = 0; i < config.nLayers(); i++) {
             String b = "blocks." + i + ".";
             names.add(b + "hook_resid_pre");
+            if (ln1) {
+                names.add(b + "ln1.hook_scale");
+                names.add(b + "ln1.hook_normalized");
+            }
             for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
                 names.add(b + "attn." + h);
             }
@@ -1176,6 +1190,10 @@ public final class HookedAutoModel implements AutoCloseable {
             names.add(b + "hook_attn_out");
             if (!config.parallelResidual()) {
                 names.add(b + "hook_resid_mid");
+            }
+            if (ln2) {
+                names.add(b + "ln2.hook_scale");
+                names.add(b + "ln2.hook_normalized");
             }
             if (config.numExperts() > 0) {
                 names.add(b + "mlp.hook_router_logits");
@@ -1196,6 +1214,7 @@ public final class HookedAutoModel implements AutoCloseable {
             names.add(b + "hook_mlp_out");
             names.add(b + "hook_resid_post");
         }
+        names.add("ln_final.hook_scale");
         names.add("ln_final.hook_normalized");
         names.add("logits");
         return names;

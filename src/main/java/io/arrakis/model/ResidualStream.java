@@ -32,11 +32,13 @@ import java.util.List;
  * ({@link Components#close}). A method that needs cache entries the cache lacks throws
  * {@link IllegalArgumentException} naming them and the {@link CacheSpec} that keeps them.
  *
- * <p>The cache holds no statistic of the final norm (TransformerLens's {@code ln_final.hook_scale}), so
- * {@link #applyLnToStack} recomputes it from the last block's {@code hook_resid_post} as the family's final norm
- * does: the variance of the centred stream (LayerNorm) or its mean square (RMSNorm), plus epsilon, in float32.
+ * <p>{@link #applyLnToStack} divides by the final norm's scale as the pass had it, {@code ln_final.hook_scale}, where
+ * the cache holds it (as TransformerLens does; a hook's replacement included), and otherwise recomputes it from the
+ * last block's {@code hook_resid_post} as the family's final norm does: the variance of the centred stream (LayerNorm)
+ * or its mean square (RMSNorm), plus epsilon, in float32.
  */
 public final class ResidualStream {
+    private static final String FINAL_SCALE = "ln_final.hook_scale";
     private final HookedAutoModel model;
     private final ActivationCache cache;
     private final Architecture arch;
@@ -239,9 +241,14 @@ public final class ResidualStream {
             try (TensorScope scope = TensorScope.open()) {
                 Weights w = model.weights();
                 boolean layerNorm = arch.norm() == Architecture.Norm.LAYER_NORM;
-                Tensor x = resid.dtype() == DType.FLOAT32 || resid.dtype() == DType.FLOAT64 ? resid : resid.to(DType.FLOAT32);
-                Tensor centred = layerNorm ? x.sub(x.mean(-1, true)) : x;
-                Tensor inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt();
+                Tensor inverseScale;
+                if (cache.contains(FINAL_SCALE)) {
+                    inverseScale = cache.get(FINAL_SCALE).reciprocal();
+                } else {
+                    Tensor x = resid.dtype() == DType.FLOAT32 || resid.dtype() == DType.FLOAT64 ? resid : resid.to(DType.FLOAT32);
+                    Tensor centred = layerNorm ? x.sub(x.mean(-1, true)) : x;
+                    inverseScale = centred.mul(centred).mean(-1, true).add(arch.normEps()).rsqrt();
+                }
                 DType wide = stack.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
                 Tensor widened = as(stack, wide);
                 Tensor parts = layerNorm ? widened.sub(widened.mean(-1, true)) : widened;

@@ -62,6 +62,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op LOG = Op.of("aten::log", "");
     private static final Op SQRT = Op.of("aten::sqrt", "");
     private static final Op RSQRT = Op.of("aten::rsqrt", "");
+    private static final Op RECIPROCAL = Op.of("aten::reciprocal", "");
     private static final Op ABS = Op.of("aten::abs", "");
     private static final Op TANH = Op.of("aten::tanh", "");
     private static final Op SIGMOID = Op.of("aten::sigmoid", "");
@@ -75,6 +76,8 @@ public final class Tensor implements AutoCloseable {
     private static final Op LOG_SOFTMAX = Op.of("aten::log_softmax", "int");
     private static final Op LAYER_NORM = Op.of("aten::layer_norm", "");
     private static final Op RMS_NORM = Op.of("aten::rms_norm", "");
+    private static final Op NATIVE_LAYER_NORM = Op.of("aten::native_layer_norm", "");
+    private static final Op FUSED_RMS_NORM = Op.of("aten::_fused_rms_norm", "");
     private static final Op EMBEDDING = Op.of("aten::embedding", "");
     private static final Op CAT = Op.of("aten::cat", "");
     private static final Op STACK = Op.of("aten::stack", "");
@@ -1540,6 +1543,11 @@ public final class Tensor implements AutoCloseable {
         return unary(RSQRT);
     }
 
+    /** Elementwise 1/x. */
+    public Tensor reciprocal() {
+        return unary(RECIPROCAL);
+    }
+
     /** Elementwise |x|. */
     public Tensor abs() {
         return unary(ABS);
@@ -1973,6 +1981,38 @@ public final class Tensor implements AutoCloseable {
         long[] normalized = checkNormWeights("layerNorm", weight, bias);
         return Call.begin(LAYER_NORM, this, weight, bias).tensor(this).ints(normalized).optTensor(weight).optTensor(bias)
                 .f64(eps).bool(true).fitTeam(this, numel(), SmallOps.ROW_GRAIN).tensorResult();
+    }
+
+    /**
+     * {@link #layerNorm}, and what it divided each row by: [output, scale], the scale {@code sqrt(var + eps)} of shape
+     * {@code [..., 1]}, in the dtype libtorch keeps these statistics in: for float16 and bfloat16 input, float32 on a
+     * GPU and the input's dtype on the CPU.
+     */
+    public List<Tensor> layerNormAndScale(Tensor weight, Tensor bias, double eps) {
+        long[] normalized = checkNormWeights("layerNormAndScale", weight, bias);
+        Call call = Call.begin(NATIVE_LAYER_NORM, this, weight, bias).tensor(this).ints(normalized).optTensor(weight)
+                .optTensor(bias).f64(eps).fitTeam(this, numel(), SmallOps.ROW_GRAIN).run();
+        Tensor out = call.tensorAt(0);
+        call.tensorAt(1).close(); // the mean
+        return List.of(out, reciprocalOf(call.tensorAt(2)));
+    }
+
+    /**
+     * {@link #rmsNorm}, and what it divided each row by: [output, scale], the scale {@code sqrt(mean(x²) + eps)} of
+     * shape {@code [..., 1]}, in float32 for float16 and bfloat16 input (whose statistics libtorch computes in float32).
+     */
+    public List<Tensor> rmsNormAndScale(Tensor weight, double eps) {
+        long[] normalized = checkNormWeights("rmsNormAndScale", weight, null);
+        Call call = Call.begin(FUSED_RMS_NORM, this, weight).tensor(this).ints(normalized).optTensor(weight).optF64(eps)
+                .run();
+        return List.of(call.tensorAt(0), reciprocalOf(call.tensorAt(1)));
+    }
+
+    /** {@code 1 / rstd}, closing {@code rstd}. */
+    private static Tensor reciprocalOf(Tensor rstd) {
+        try (rstd) {
+            return rstd.reciprocal();
+        }
     }
 
     /** RMS normalisation over the last dimension, {@code w · x / sqrt(mean(x²) + eps)}; {@code weight} may be null. */

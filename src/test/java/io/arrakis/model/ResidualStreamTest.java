@@ -9,6 +9,7 @@ import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -299,6 +300,33 @@ class ResidualStreamTest {
                     "blocks.1.hook_resid_post"))) {
                 assertEquals(6, new ResidualStream(model, out.cache()).decomposeResid(true).labels().size());
             }
+        }
+    }
+
+    /**
+     * As TransformerLens's {@code apply_ln_to_stack}, the stack is divided by the final norm's scale the pass cached,
+     * a hook's replacement included (here, doubled): the normalised decomposition still sums to the pass's own
+     * {@code ln_final.hook_normalized}, which is far from the unhooked reference's.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2", "llama"})
+    void aStackIsDividedByTheFinalScaleThePassCached(String family) {
+        Path dir = Fixtures.huggingFace(family);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput out = model.runWithHooks(reference.tensor("input_ids").copy(), CacheSpec.all(),
+                     HookedAutoModel.HookSpec.at("ln_final.hook_scale", (scale, name) -> scale.mul(2.0)))) {
+            ResidualStream resid = new ResidualStream(model, out.cache());
+            double[] normalized = withFinalNormBias(model, resid.decomposeResid(true).stack().sum(0, false)).toDoubleArray();
+            double[] cached = out.cache().get("ln_final.hook_normalized").toDoubleArray();
+            assertClose(cached, normalized, 1e-5, family + ": decomposition with the cached scale");
+            double[] unhooked = reference.tensor("ln_final.hook_normalized").toDoubleArray();
+            double furthest = 0;
+            for (int i = 0; i < cached.length; i++) {
+                furthest = Math.max(furthest, Math.abs(cached[i] - unhooked[i]));
+            }
+            assertTrue(furthest > 0.1, family + ": the doubled scale did not reach ln_final.hook_normalized");
         }
     }
 

@@ -190,6 +190,9 @@ class BadInputTest {
         c.add(new Case("layerNorm weight of wrong size", IAE, () -> f23.layerNorm(f4, null, 1e-5), "layerNorm"));
         c.add(new Case("layerNorm bias of wrong size", IAE, () -> f23.layerNorm(null, f4, 1e-5), "layerNorm"));
         c.add(new Case("layerNorm 2-d weight", IAE, () -> f23.layerNorm(f13, null, 1e-5), "layerNorm"));
+        c.add(new Case("layerNormAndScale weight of wrong size", IAE, () -> f23.layerNormAndScale(f4, null, 1e-5),
+                "layerNormAndScale"));
+        c.add(new Case("rmsNormAndScale 0-d", IAE, () -> s0.rmsNormAndScale(null, 1e-6), "rmsNormAndScale"));
         c.add(new Case("rmsNorm 0-d", IAE, () -> s0.rmsNorm(null, 1e-6), "rmsNorm"));
         c.add(new Case("rmsNorm weight of wrong size", IAE, () -> f23.rmsNorm(f4, 1e-6), "rmsNorm"));
         c.add(new Case("embedding 1-d table", IAE, () -> f3.embedding(i2), "embedding"));

@@ -1413,6 +1413,7 @@ class TensorNumericsTest {
             double eps = 1e-5;
             double[] plain = new double[x.length];
             double[] affine = new double[x.length];
+            double[] scales = new double[rows];
             for (int r = 0; r < rows; r++) {
                 double m = 0;
                 for (int i = 0; i < n; i++) {
@@ -1424,6 +1425,7 @@ class TensorNumericsTest {
                     v += (x[r * n + i] - m) * (x[r * n + i] - m);
                 }
                 v /= n; // biased variance, as layer norm uses
+                scales[r] = Math.sqrt(v + eps);
                 for (int i = 0; i < n; i++) {
                     plain[r * n + i] = (x[r * n + i] - m) / Math.sqrt(v + eps);
                     affine[r * n + i] = plain[r * n + i] * w[i] + b[i];
@@ -1440,6 +1442,11 @@ class TensorNumericsTest {
             Tensor batched = f64(x, 1, rows, n).layerNorm(f64(w, n), f64(b, n), eps);
             assertArrayEquals(new long[] {1, rows, n}, batched.shape());
             assertClose(affine, batched, 1e-12);
+            List<Tensor> withScale = f64(x, 1, rows, n).layerNormAndScale(f64(w, n), f64(b, n), eps);
+            assertClose(affine, withScale.get(0), 1e-12);
+            assertArrayEquals(new long[] {1, rows, 1}, withScale.get(1).shape());
+            assertClose(scales, withScale.get(1), 1e-12);
+            assertClose(scales, f32(x, rows, n).layerNormAndScale(null, null, eps).get(1).toDoubleArray(), 1e-5, 1e-5);
         }
 
         @Test
@@ -1451,12 +1458,14 @@ class TensorNumericsTest {
             double eps = 1e-6;
             double[] plain = new double[x.length];
             double[] weighted = new double[x.length];
+            double[] scales = new double[rows];
             for (int r = 0; r < rows; r++) {
                 double ms = 0;
                 for (int i = 0; i < n; i++) {
                     ms += x[r * n + i] * x[r * n + i];
                 }
                 ms /= n;
+                scales[r] = Math.sqrt(ms + eps);
                 for (int i = 0; i < n; i++) {
                     plain[r * n + i] = x[r * n + i] / Math.sqrt(ms + eps);
                     weighted[r * n + i] = w[i] * plain[r * n + i];
@@ -1465,6 +1474,12 @@ class TensorNumericsTest {
             assertClose(weighted, f64(x, rows, n).rmsNorm(f64(w, n), eps), 1e-12);
             assertClose(plain, f64(x, rows, n).rmsNorm(null, eps), 1e-12);
             assertClose(weighted, f32(x, rows, n).rmsNorm(f32(w, n), eps).toDoubleArray(), 1e-5, 1e-5);
+            List<Tensor> withScale = f64(x, rows, n).rmsNormAndScale(f64(w, n), eps);
+            assertClose(weighted, withScale.get(0), 1e-12);
+            assertArrayEquals(new long[] {rows, 1}, withScale.get(1).shape());
+            assertClose(scales, withScale.get(1), 1e-12);
+            List<Tensor> bf16 = f32(x, rows, n).to(DType.BFLOAT16).rmsNormAndScale(null, eps);
+            assertEquals(DType.FLOAT32, bf16.get(1).dtype()); // the statistics of reduced precision are float32
             // a large eps dominates: x / sqrt(eps) for a tiny x
             assertClose(new double[] {1e-3, -2e-3}, f64(new double[] {1e-3, -2e-3}, 2).rmsNorm(null, 1.0), 1e-8);
         }
