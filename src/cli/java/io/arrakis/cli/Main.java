@@ -760,11 +760,18 @@ public final class Main implements Callable<Integer> {
 
     /** "1,2,3" → three ids. */
     private static long[] parseIdRow(String row, String option) {
-        try {
-            return Arrays.stream(row.split(",", -1)).map(String::trim).mapToLong(Main::parseLong).toArray();
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(option + ": '" + row + "' is not a comma-separated list of integers");
+        String[] items = row.split(",", -1);
+        long[] ids = new long[items.length];
+        for (int i = 0; i < items.length; i++) {
+            String item = items[i].trim();
+            try {
+                ids[i] = parseLong(item);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(option + ": '" + row + "' is not a comma-separated list of integers"
+                        + (isInteger(item) ? " ('" + item + "' is too large for an id)" : ""));
+            }
         }
+        return ids;
     }
 
     /**

@@ -22,7 +22,7 @@ import java.util.Set;
 /**
  * A sweep's prompts: one JSON object per line, {@code {"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}},
  * with {@code "clean_text"}/{@code "corrupted_text"} in place of the ids where the model has a tokenizer, in UTF-8 (a
- * byte-order mark is skipped). Blank lines are skipped. Every mistake is reported with its line number and what is wrong, before any work starts.
+ * byte-order mark is skipped), lines ending in LF, CRLF or CR. Blank lines are skipped. Every mistake is reported with its line number and what is wrong, before any work starts.
  */
 public final class PromptFile {
     private static final Set<String> KEYS = Set.of("clean", "corrupted", "clean_text", "corrupted_text", "answer", "wrong");
@@ -70,16 +70,16 @@ public final class PromptFile {
         List<String> lines = new ArrayList<>();
         for (int from = start; from <= bytes.length; ) {
             int end = from;
-            while (end < bytes.length && bytes[end] != '\n') {
+            while (end < bytes.length && bytes[end] != '\n' && bytes[end] != '\r') {
                 end++;
             }
-            int length = end - from - (end > from && bytes[end - 1] == '\r' ? 1 : 0);
             try {
-                lines.add(utf8.decode(ByteBuffer.wrap(bytes, from, length)).toString());
+                lines.add(utf8.decode(ByteBuffer.wrap(bytes, from, end - from)).toString());
             } catch (CharacterCodingException e) {
                 throw new IllegalArgumentException(file + " line " + (lines.size() + 1) + ": not UTF-8 text", e);
             }
-            from = end + 1;
+            // a line ends at LF, CRLF or a lone CR (JSON text holds neither raw)
+            from = end + (end + 1 < bytes.length && bytes[end] == '\r' && bytes[end + 1] == '\n' ? 2 : 1);
         }
         return lines;
     }

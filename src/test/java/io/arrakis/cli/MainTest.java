@@ -525,6 +525,8 @@ class MainTest {
         Map<String[], String> cases = new java.util.LinkedHashMap<>();
         cases.put(new String[] {"forward", "--model", model, "--input-ids", "1,\u0665"}, "is not a comma-separated list");
         cases.put(new String[] {"forward", "--model", model, "--input-ids", "+1,2"}, "is not a comma-separated list");
+        cases.put(new String[] {"forward", "--model", model, "--input-ids", "1,99999999999999999999"},
+                "'99999999999999999999' is too large for an id");
         cases.put(new String[] {"heads", "--model", model, "--seed", "\u0967"},
                 "Invalid value for option '--seed': '\u0967' is not a long integer (the digits 0 to 9, after a minus sign");
         cases.put(new String[] {"heads", "--model", model, "--batch", "+2"}, "'+2' is not an integer (the digits 0 to 9");

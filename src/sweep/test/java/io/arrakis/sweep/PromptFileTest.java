@@ -42,6 +42,14 @@ class PromptFileTest {
     void theFilesEncodingIsCheckedByLine() throws IOException {
         Path bom = Files.write(dir.resolve("bom.jsonl"), ("\uFEFF" + GOOD + "\r\n" + GOOD).getBytes(java.nio.charset.StandardCharsets.UTF_8));
         assertEquals(2, PromptFile.read(bom, null, 10, 8).size());
+        // lines ended by a lone CR, as classic Mac editors write them (was: "unexpected { after the JSON value")
+        Path cr = Files.write(dir.resolve("cr.jsonl"), (GOOD + "\r" + GOOD + "\r\r{\"clean\": [1]}\r")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        IllegalArgumentException third = assertThrows(IllegalArgumentException.class, () -> PromptFile.read(cr, null, 10, 8));
+        assertTrue(third.getMessage().startsWith(cr + " line 4: "), third.getMessage());
+        Path mixed = Files.write(dir.resolve("mixed.jsonl"), (GOOD + "\r" + GOOD + "\r\n" + GOOD + "\n")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals(3, PromptFile.read(mixed, null, 10, 8).size());
         byte[] good = (GOOD + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
         byte[] bad = new byte[good.length + 2];
         System.arraycopy(good, 0, bad, 0, good.length);
