@@ -24,6 +24,7 @@ import org.apache.spark.sql.SparkSession;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -134,6 +135,7 @@ public final class Sweeps {
             }
             // where the job would fail only after its work, at its first write
             org.apache.hadoop.fs.Path probe = temporary(path);
+            List<org.apache.hadoop.fs.Path> created = missingFolders(fs, path); // the job's write makes them again
             try {
                 if (!fs.mkdirs(probe)) {
                     throw new IllegalArgumentException("--out " + out + ": cannot create a folder beside it");
@@ -142,9 +144,31 @@ public final class Sweeps {
                 throw new IllegalArgumentException("--out " + out + ": cannot write beside it: " + e.getMessage(), e);
             } finally {
                 fs.delete(probe, true);
+                removeEmpty(fs, created);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The folders above {@code path} that do not exist, deepest first. */
+    private static List<org.apache.hadoop.fs.Path> missingFolders(FileSystem fs, org.apache.hadoop.fs.Path path)
+            throws IOException {
+        List<org.apache.hadoop.fs.Path> missing = new ArrayList<>();
+        for (org.apache.hadoop.fs.Path p = path.getParent(); p != null && !fs.exists(p); p = p.getParent()) {
+            missing.add(p);
+        }
+        return missing;
+    }
+
+    /** Removes these folders, deepest first, where they are empty: what another writer put in one is theirs. */
+    private static void removeEmpty(FileSystem fs, List<org.apache.hadoop.fs.Path> folders) {
+        for (org.apache.hadoop.fs.Path folder : folders) {
+            try {
+                fs.delete(folder, false);
+            } catch (IOException notEmpty) {
+                return;
+            }
         }
     }
 
@@ -155,7 +179,8 @@ public final class Sweeps {
 
     /**
      * Writes {@code rows} to {@code out} whole or not at all: into a hidden sibling first, renamed to {@code out} when
-     * every task has committed; a failed job leaves nothing at {@code out}. Returns the rows written, read back.
+     * every task has committed; a failed job leaves nothing at {@code out}, nor the folders it made for it. Returns the
+     * rows written, read back.
      */
     static long write(SparkSession spark, Dataset<Row> rows, String out) {
         String format = format(out);
@@ -172,6 +197,8 @@ public final class Sweeps {
                 }
             };
             ShutdownHookManager.get().addShutdownHook(removeTemp, FileSystem.SHUTDOWN_HOOK_PRIORITY + 20);
+            List<org.apache.hadoop.fs.Path> created = missingFolders(fs, target);
+            boolean written = false;
             try {
                 rows.write().format(format).options(CSV_OPTIONS).save(temp.toString());
                 // a plain FileSystem.rename onto an existing folder moves the temporary inside it, where no reader
@@ -183,9 +210,13 @@ public final class Sweeps {
                     throw new IllegalStateException("--out " + out + " was written by someone else while this sweep"
                             + " ran; its rows were not written", e);
                 }
+                written = true;
             } finally {
                 try {
                     fs.delete(temp, true);
+                    if (!written) {
+                        removeEmpty(fs, created);
+                    }
                 } finally {
                     if (!ShutdownHookManager.get().isShutdownInProgress()) { // removing one then throws
                         ShutdownHookManager.get().removeShutdownHook(removeTemp);

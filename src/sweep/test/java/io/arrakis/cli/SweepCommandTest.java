@@ -37,7 +37,7 @@ class SweepCommandTest {
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
                 "{\"clean\": [1, 5, 9, 3], \"corrupted\": [2, 5, 9, 8], \"answer\": 72, \"wrong\": 71}",
                 "{\"clean\": [4, 4, 4, 4], \"corrupted\": [4, 4, 7, 4], \"answer\": 10, \"wrong\": 11}"));
-        String out = dir.resolve("r.csv").toString();
+        String out = dir.resolve("new/r.csv").toString(); // in a folder the sweep makes
         String[] r = run("sweep", "patching", "--model", MODEL, "--prompts", prompts.toString(), "--route", "Q",
                 "--receivers", "1.1,1.2", "--out", out, "--master", "local[2]", "--json");
         assertEquals("0", r[0], r[2]);
@@ -114,7 +114,7 @@ class SweepCommandTest {
         Files.copy(Path.of(MODEL).resolve("config.json"), weightless.resolve("config.json"));
         Path prompts = Files.write(dir.resolve("p.jsonl"), List.of(
                 "{\"clean\": [1, 5], \"corrupted\": [2, 5], \"answer\": 72, \"wrong\": 71}"));
-        String out = dir.resolve("never.csv").toString();
+        String out = dir.resolve("new/folders/never.csv").toString(); // was: the failed sweep left new/folders/
         // Spark logs to the process's standard error, not to the stream the command is given: was 355 lines there
         PrintStream processErr = System.err;
         ByteArrayOutputStream logged = new ByteArrayOutputStream();
@@ -131,7 +131,7 @@ class SweepCommandTest {
         assertTrue(r[2].startsWith("arrakis sweep patching: "), r[2]);
         String log = logged.toString(StandardCharsets.UTF_8);
         assertFalse(log.contains("\tat "), "Spark logged the task's failure with its stack trace:\n" + log);
-        assertFalse(Files.exists(Path.of(out)));
+        assertFalse(Files.exists(dir.resolve("new")), "the folders --out named are left");
     }
 
     /** Was: a libtorch that could not load in a Spark task gave the job's stack trace (178 lines). */
