@@ -12,13 +12,13 @@ import java.util.Objects;
 
 /**
  * Arrakis's {@code profile_model}: where one forward pass spends its time and how many bytes its activations take,
- * measured through read-only hooks on every hook point.
+ * measured through read-only hooks on every hook point but the norms' scales ({@code hook_scale}: a hook there makes
+ * the norm divide by what the hook leaves, ops no other pass runs).
  *
  * <p>How it measures: a hook at every hook point notes the clock when it fires; the time since the previous hook
  * returned (or, for the first, since the forward pass was called) is attributed to the hook point that fired, i.e.
  * to the computation that produced its activation. Work with no hook point of its own counts to the next hook point
- * that fires: the layer norm before attention counts to {@code attn.hook_q}, the one before the MLP to
- * {@code mlp.hook_pre}, rotary tables to {@code blocks.0.hook_resid_pre}, the final projection to {@code logits}; a
+ * that fires: rotary tables to {@code blocks.0.hook_resid_pre}, the final projection to {@code logits}; a
  * projection that makes several activations at once counts to the first of them (a fused Q, K and V projection to
  * {@code attn.hook_q}, leaving {@code hook_k} and {@code hook_v} almost nothing). Hooks the model holds
  * ({@code addHook}) run as in any pass, and their time counts to their hook points. The
@@ -27,8 +27,8 @@ import java.util.Objects;
  * than the total. Activation bytes are each activation's logical size, {@code numel × element size} (an expanded
  * view counts its full shape; {@code hook_pos_embed}, observed, is a copy of that shape, made for its hooks).
  *
- * <p>The total is the wall time of the hooked forward pass. Every hook point is observed, so each layer takes the route
- * a fully cached pass takes: attention computed explicitly (scores and pattern are hook points) and the MLP's
+ * <p>The total is the wall time of the hooked forward pass. Every other hook point is observed, so each layer takes the
+ * route a fully cached pass takes, less the norms' scales: attention computed explicitly (scores and pattern are hook points) and the MLP's
  * activation as an op of its own (its input is one), where an unobserved pass fuses them on devices that can; the
  * profile is that pass's, which may be slower than an unhooked one. The hooks themselves only read the clock and the
  * activations' shapes, a few microseconds per hook point once the JVM has compiled them, and cache nothing. The first
@@ -70,7 +70,7 @@ public final class ModelProfiler {
         long start = System.nanoTime();
         recorder.last = start;
         try (ModelOutput out = model.runWithHooks(inputIds, CacheSpec.none(),
-                HookedAutoModel.HookSpec.matching(name -> true, recorder::fire))) {
+                HookedAutoModel.HookSpec.matching(name -> !name.endsWith("hook_scale"), recorder::fire))) {
             if (recorder.sync) {
                 sync(out.logits());
             }

@@ -443,30 +443,43 @@ final class Forward {
      */
     private Tensor hookedNorm(String name, Tensor x, Tensor weight, Tensor bias) {
         String scaleName = name + "hook_scale";
-        boolean hooked = hook.hooks(scaleName);
-        if (!hooked && !hook.observes(scaleName)) {
-            return hook.at(name + "hook_normalized", norm(x, weight, bias));
+        String outName = name + "hook_normalized";
+        if (hook.hooks(scaleName)) {
+            return hook.at(outName, dividedBy(x, hook.at(scaleName, scale(x)), weight, bias));
+        }
+        if (!hook.observes(scaleName)) {
+            return hook.at(outName, norm(x, weight, bias));
         }
         List<Tensor> normed = normAndScale(x, weight, bias);
-        Tensor scale = hook.at(scaleName, normed.get(1));
-        return hook.at(name + "hook_normalized", hooked ? dividedBy(x, scale, weight, bias) : normed.get(0));
+        hook.at(scaleName, normed.get(1));
+        return hook.at(outName, normed.get(0));
     }
 
     /**
-     * {@link #norm}, and what it divided each position by, {@code [batch, pos, 1]}: the standard deviation (LayerNorm)
-     * or the root mean square (RMSNorm), the norm's eps added under the root; in float32 for float16 and bfloat16
-     * input, as the norms compute their statistics (TransformerLens's {@code hook_scale} likewise).
+     * What the family's norm divides each position of {@code x} by, {@code [batch, pos, 1]}: the standard deviation
+     * (LayerNorm) or the root mean square (RMSNorm), the norm's eps added under the root; in float32 for float16 and
+     * bfloat16 input, as the norms compute their statistics (TransformerLens's {@code hook_scale} likewise).
      */
+    private Tensor scale(Tensor x) {
+        try (TensorScope scope = TensorScope.open()) {
+            if (c.norm() != Architecture.Norm.LAYER_NORM) {
+                return scope.keep(x.rmsNormAndScale(null, c.normEps()).get(1));
+            }
+            // libtorch's CPU kernel keeps a reduced-precision input's statistics in that dtype
+            Tensor wide = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
+            return scope.keep(wide.layerNormAndScale(null, null, c.normEps()).get(1));
+        }
+    }
+
+    /** {@link #norm} and its {@link #scale}: [output, scale], each from the same op where libtorch's gives both. */
     private List<Tensor> normAndScale(Tensor x, Tensor weight, Tensor bias) {
         double eps = c.normEps();
+        if (reducedPrecision(x) && (c.norm() == Architecture.Norm.LAYER_NORM
+                || c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE)) {
+            return List.of(norm(x, weight, bias), scale(x));
+        }
         return switch (c.norm()) {
-            case LAYER_NORM -> {
-                if (!reducedPrecision(x)) {
-                    yield x.layerNormAndScale(weight, bias, eps);
-                }
-                // libtorch's CPU kernel keeps a reduced-precision input's statistics in its dtype
-                yield List.of(x.layerNorm(weight, bias, eps), x.to(DType.FLOAT32).layerNormAndScale(null, null, eps).get(1));
-            }
+            case LAYER_NORM -> x.layerNormAndScale(weight, bias, eps);
             case RMS_NORM_WEIGHT_IN_FLOAT32 -> x.rmsNormAndScale(weight, eps);
             case RMS_NORM -> {
                 if (!reducedPrecision(x)) {
@@ -475,30 +488,31 @@ final class Forward {
                 List<Tensor> normed = x.rmsNormAndScale(null, eps); // llama: back in the dtype before the weight
                 yield List.of(normed.get(0).mul(weight), normed.get(1));
             }
-            case RMS_NORM_PLUS_ONE -> { // gemma: all in float32, cast back once
-                Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
-                List<Tensor> normed = x32.rmsNormAndScale(null, eps);
-                yield List.of(as(normed.get(0).mul(as(weight, x32).add(1.0)), x), normed.get(1));
+            case RMS_NORM_PLUS_ONE -> {
+                List<Tensor> normed = x.rmsNormAndScale(null, eps);
+                yield List.of(normed.get(0).mul(weight.add(1.0)), normed.get(1));
             }
         };
     }
 
     /**
-     * The norm's output from {@code scale} (see {@link #normAndScale}): {@code (x - mean) / scale · w + b} for a LayerNorm,
+     * The norm's output from {@code scale} (see {@link #scale}): {@code (x - mean) / scale · w + b} for a LayerNorm,
      * {@code x / scale · w} for an RMSNorm ({@code · (1 + w)} for gemma's), in float32 and rounded where
      * {@link #norm} rounds.
      */
     private Tensor dividedBy(Tensor x, Tensor scale, Tensor weight, Tensor bias) {
-        Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
-        return switch (c.norm()) {
-            case LAYER_NORM -> {
-                Tensor scaled = x32.sub(x32.mean(-1, true)).div(scale).mul(as(weight, x32));
-                yield as(bias == null ? scaled : scaled.add(as(bias, x32)), x);
-            }
-            case RMS_NORM -> as(x32.div(scale), x).mul(weight); // llama: back in the dtype before the weight
-            case RMS_NORM_WEIGHT_IN_FLOAT32 -> as(x32.div(scale).mul(as(weight, x32)), x);
-            case RMS_NORM_PLUS_ONE -> as(x32.div(scale).mul(as(weight, x32).add(1.0)), x);
-        };
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
+            return scope.keep(switch (c.norm()) {
+                case LAYER_NORM -> {
+                    Tensor scaled = x32.sub(x32.mean(-1, true)).div(scale).mul(as(weight, x32));
+                    yield as(bias == null ? scaled : scaled.add(as(bias, x32)), x);
+                }
+                case RMS_NORM -> as(x32.div(scale), x).mul(weight); // llama: back in the dtype before the weight
+                case RMS_NORM_WEIGHT_IN_FLOAT32 -> as(x32.div(scale).mul(as(weight, x32)), x);
+                case RMS_NORM_PLUS_ONE -> as(x32.div(scale).mul(as(weight, x32).add(1.0)), x);
+            });
+        }
     }
 
     /** {@code t} in the dtype of {@code like}: itself where it already is. */

@@ -43,8 +43,8 @@ import java.util.function.Supplier;
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.ln1.hook_scale} and {@code blocks.i.ln1.hook_normalized} (the
  * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
  * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
- * that replaces the scale, say with a clean run's to freeze the norm, changes the output; olmo2, which normalises
- * sublayer outputs only, has neither), {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
+ * at the scale makes the norm divide by what it leaves, op by op, so a replaced scale, say a clean run's to freeze the
+ * norm, changes the output; olmo2, which normalises sublayer outputs only, has neither), {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,

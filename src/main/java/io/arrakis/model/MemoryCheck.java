@@ -84,6 +84,7 @@ final class MemoryCheck {
         }
         return switch (point) {
             case "logits", "hook_pos_embed" -> 0; // the logits are counted apart; the positions are one [pos, d_model]
+            case "hook_scale" -> 1;
             case "hook_q", "hook_q_normed", "hook_rot_q", "hook_z" -> (double) config.nHeads() * config.dHead();
             case "hook_k", "hook_k_normed", "hook_rot_k", "hook_v" -> (double) config.nKvHeads() * config.dHead();
             case "hook_attn_scores", "hook_pattern" -> (double) config.nHeads() * pos;

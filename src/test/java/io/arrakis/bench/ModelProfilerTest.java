@@ -39,10 +39,14 @@ class ModelProfilerTest {
     /** Checks every invariant that holds for any model: names, order, times, sums. */
     private static void checkConsistent(HookedAutoModel model, ModelProfile p) {
         List<String> fired = p.hooks().stream().map(ModelProfile.HookTiming::hookName).toList();
-        assertEquals(model.hookNames(), Set.copyOf(fired), "a timing at every hook point");
-        assertEquals(model.hookNames().size(), fired.size(), "one timing per hook point");
+        // but the norms' scales: a hook there would make the norm divide by what it leaves, ops no other pass runs
+        List<String> profiled = model.hookNames().stream().filter(n -> !n.endsWith("hook_scale")).toList();
+        assertTrue(profiled.size() < model.hookNames().size(), "a model without norm scales");
+        assertEquals(Set.copyOf(profiled), Set.copyOf(fired), "a timing at every hook point but the scales");
+        assertEquals(profiled.size(), fired.size(), "one timing per hook point");
         try (ModelOutput cached = model.forward(ids(model.config().vocabSize()))) {
-            assertEquals(new ArrayList<>(cached.cache().names()), fired, "in the order the forward pass reaches them");
+            assertEquals(cached.cache().names().stream().filter(n -> !n.endsWith("hook_scale")).toList(), fired,
+                    "in the order the forward pass reaches them");
         }
         long sum = 0;
         for (ModelProfile.HookTiming t : p.hooks()) {
