@@ -45,7 +45,7 @@ public final class ActivationCache implements AutoCloseable {
         return layers;
     }
 
-    void put(String name, Tensor activation) {
+    synchronized void put(String name, Tensor activation) {
         Tensor previous = entries.put(name, activation);
         if (previous != null && previous != activation) {
             previous.close();
@@ -54,39 +54,40 @@ public final class ActivationCache implements AutoCloseable {
 
     /** The activation at {@code hookName}; it stays owned by the cache. */
     public Tensor get(String hookName) {
-        checkOpen();
-        Tensor t = entries.get(hookName);
-        if (t == null || t.isClosed()) {
-            checkOpen(); // closed by another thread meanwhile
-        }
-        if (t == null) {
-            throw new IllegalArgumentException("no activation '" + hookName + "' in the cache; it holds " + entries.size()
-                    + " entries" + (entries.isEmpty() ? "" : ", e.g. " + String.join(", ", entries.keySet().stream().limit(6).toList())));
-        }
-        if (t.isClosed()) {
-            throw new IllegalStateException(entries.values().stream().allMatch(Tensor::isClosed)
-                    ? "the activation cache's entries, '" + hookName + "' among them, were freed when the TensorScope"
-                    + " open around its forward pass closed: use the cache inside that scope, or keep what should"
-                    + " outlive it"
-                    : "the activation cache's entry '" + hookName + "' was closed");
+        Tensor t;
+        synchronized (this) { // entries may be removed on another thread meanwhile
+            checkOpen();
+            t = entries.get(hookName);
+            if (t == null) {
+                throw new IllegalArgumentException("no activation '" + hookName + "' in the cache; it holds "
+                        + entries.size() + " entries" + (entries.isEmpty() ? ""
+                        : ", e.g. " + String.join(", ", entries.keySet().stream().limit(6).toList())));
+            }
+            if (t.isClosed()) {
+                throw new IllegalStateException(entries.values().stream().allMatch(Tensor::isClosed)
+                        ? "the activation cache's entries, '" + hookName + "' among them, were freed when the"
+                        + " TensorScope open around its forward pass closed: use the cache inside that scope, or keep"
+                        + " what should outlive it"
+                        : "the activation cache's entry '" + hookName + "' was closed");
+            }
         }
         return t;
     }
 
     /** Whether the cache holds {@code hookName}. */
-    public boolean contains(String hookName) {
+    public synchronized boolean contains(String hookName) {
         checkOpen();
         return entries.containsKey(hookName);
     }
 
     /** The hook names held, in the order the forward pass reached them: a copy, so entries may be removed meanwhile. */
-    public Set<String> names() {
+    public synchronized Set<String> names() {
         checkOpen();
         return Collections.unmodifiableSet(new LinkedHashSet<>(entries.keySet()));
     }
 
     /** The number of entries. */
-    public int size() {
+    public synchronized int size() {
         checkOpen();
         return entries.size();
     }
@@ -144,14 +145,23 @@ public final class ActivationCache implements AutoCloseable {
     public void writeJson(List<String> hookNames, Writer out) throws IOException {
         checkOpen();
         Map<String, Object> json = new LinkedHashMap<>();
+        List<JsonValues> reading = new ArrayList<>();
         for (String name : hookNames) {
             Tensor t = get(name);
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("shape", t.shape());
-            entry.put("data", (Iterable<Object>) () -> new JsonValues(t));
+            entry.put("data", (Iterable<Object>) () -> {
+                JsonValues values = new JsonValues(t);
+                reading.add(values);
+                return values;
+            });
             json.put(name, entry);
         }
-        Json.write(json, out);
+        try {
+            Json.write(json, out);
+        } finally { // a writer that failed part-way leaves a copy open
+            reading.forEach(v -> v.flat.close());
+        }
     }
 
     /** A tensor's values in row-major order as JSON writes them, read from native memory a block at a time. */

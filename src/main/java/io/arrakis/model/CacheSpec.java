@@ -31,6 +31,10 @@ public final class CacheSpec {
 
     /** Exactly these hook names; a name the model does not have is rejected by the forward pass. */
     public static CacheSpec only(String... names) {
+        Objects.requireNonNull(names, "names");
+        for (String name : names) {
+            Objects.requireNonNull(name, "a hook name given to CacheSpec.only is null");
+        }
         Set<String> set = Set.copyOf(Arrays.asList(names)); // a name given twice is cached once
         return new CacheSpec(set::contains, set);
     }

@@ -16,9 +16,10 @@ import java.util.Map;
 
 /**
  * One forward pass, top to bottom, for every family: the differences (norm, positions, rotary, MLP kind, residual
- * wiring, attention scaling and windows) are read from the config's {@link Architecture}. All tensors made here
- * belong to the caller's {@link io.arrakis.torch.TensorScope}; what the cache keeps is handed out by
- * {@link HookedAutoModel.Pass}.
+ * wiring, attention scaling and windows) are read from the config's {@link Architecture}. Tensors made here belong to
+ * the caller's {@link io.arrakis.torch.TensorScope}, except a block's own work, which {@link HookedAutoModel.Pass#block}
+ * frees when the block ends, so that a pass holds one block's intermediates at a time; what the cache keeps and what
+ * hooks saw is handed out or held by {@link HookedAutoModel.Pass}.
  *
  * <p>Attention takes one of two routes per layer. The fused route is one {@code scaled_dot_product_attention} (libtorch
  * picks flash, memory-efficient, cuDNN or math kernels); it is taken where nothing asks for the layer's scores or
@@ -76,17 +77,27 @@ final class Forward {
         for (int i = 0; i < c.nLayers(); i++) {
             Rope rope = c.rope(i);
             Rotary rotary = rope == null ? null : rotaries.computeIfAbsent(rope, r -> rotary(r, pos));
-            x = block(i, x, rotary);
+            int layer = i;
+            Tensor input = x;
+            x = hook.block(input, () -> block(layer, input, rotary));
         }
         Tensor normalized = hookedNorm("ln_final.", x, w.lnfw, w.lnfb);
         Tensor logits = w.project(normalized, w.unembed, w.unembedBias);
         if (c.logitScale() != 1.0) {
-            logits = logits.mul(c.logitScale());
+            logits = then(logits, l -> l.mul(c.logitScale()));
         }
         if (c.logitSoftcap() > 0) {
-            logits = softcap(logits, c.logitSoftcap());
+            double cap = c.logitSoftcap();
+            logits = then(then(then(logits, l -> l.div(cap)), Tensor::tanh), l -> l.mul(cap));
         }
         return hook.at("logits", logits);
+    }
+
+    /** {@code step} of {@code logits}, which are closed: the logits' steps hold two vocabulary-wide tensors at a time. */
+    private static Tensor then(Tensor logits, java.util.function.UnaryOperator<Tensor> step) {
+        try (logits) {
+            return step.apply(logits);
+        }
     }
 
     private Tensor block(int i, Tensor x, Rotary rotary) {

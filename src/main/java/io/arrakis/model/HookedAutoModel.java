@@ -119,6 +119,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
         /** A hook at one hook point. */
         public static HookSpec at(String hookName, Hook hook) {
+            java.util.Objects.requireNonNull(hookName, "hook name");
             return new HookSpec(hookName::equals, hookName, hook);
         }
 
@@ -339,6 +340,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Runs the model with {@code hooks} added for this call only; returns the logits. */
     public Tensor runWithHooks(Tensor inputIds, HookSpec... hooks) {
+        Objects.requireNonNull(hooks, "hooks");
         for (HookSpec h : hooks) {
             checkHookSpec(h);
         }
@@ -350,6 +352,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Runs the model with {@code hooks} added for this call only, caching what {@code spec} chooses. */
     public ModelOutput runWithHooks(Tensor inputIds, CacheSpec spec, HookSpec... hooks) {
         Objects.requireNonNull(spec, "spec");
+        Objects.requireNonNull(hooks, "hooks");
         for (HookSpec h : hooks) {
             checkHookSpec(h);
         }
@@ -544,6 +547,8 @@ public final class HookedAutoModel implements AutoCloseable {
         private final List<HookSpec> hooks;
         private final ActivationCache cache;
         private final java.util.IdentityHashMap<Tensor, Boolean> cached = new java.util.IdentityHashMap<>();
+        /** Activations hooks saw or returned: they live until the pass ends. */
+        private final java.util.IdentityHashMap<Tensor, Boolean> held = new java.util.IdentityHashMap<>();
 
         Pass(TensorScope scope, CacheSpec spec, List<HookSpec> hooks, ActivationCache cache) {
             this.scope = scope;
@@ -567,43 +572,76 @@ public final class HookedAutoModel implements AutoCloseable {
             return false;
         }
 
-        /** The activation after the hook point {@code name}. */
+        /**
+         * The activation after the hook point {@code name}. Hooks run with the pass's scope innermost, so what they
+         * make lives until the pass ends, as do the activations they saw and returned; the rest of a block's work is
+         * freed when the block ends ({@link #block}).
+         */
         Tensor at(String name, Tensor activation) {
             Tensor current = activation;
+            boolean hooked = false;
             for (HookSpec h : hooks) {
                 if (h.where().test(name)) {
-                    Tensor replacement;
-                    try {
-                        replacement = h.hook().apply(current, name);
-                    } catch (Throwable e) { // scopes the hook opened go with it, or the pass's own could not close
-                        try {
-                            scope.closeInnerScopes();
-                        } catch (RuntimeException closing) {
-                            e.addSuppressed(closing);
-                        }
-                        throw e;
-                    }
-                    int left = scope.closeInnerScopes();
-                    if (left > 0) {
-                        throw new IllegalStateException("the hook at " + name + " left " + left + " TensorScope(s) open"
-                                + " (closed now, their tensors freed): close the scopes a hook opens before it returns");
-                    }
+                    hooked = true;
+                    Tensor given = scope.claim(current);
+                    Tensor replacement = scope.callIn(() -> run(h, given, name));
                     if (current.isClosed()) {
                         throw new IllegalStateException("the hook at " + name + " closed the activation it was given,"
                                 + " which belongs to the forward pass; return a replacement instead");
                     }
                     if (replacement != null && replacement != current) {
-                        current = accepted(name, current, replacement);
+                        current = scope.claim(accepted(name, current, replacement));
                     }
                 }
+            }
+            if (hooked) {
+                held.put(activation, Boolean.TRUE);
+                held.put(current, Boolean.TRUE);
             }
             if (spec.keeps(name)) {
                 // one tensor can sit at two hook points (resid_post of a block is resid_pre of the next): give each
                 // entry its own handle so removing one entry leaves the other
                 Tensor entry = cached.put(current, Boolean.TRUE) == null ? current : current.alias();
-                cache.put(name, scope.keep(entry));
+                cache.put(name, scope.keep(scope.claim(entry)));
             }
             return current;
+        }
+
+        /** One hook's answer, with the scopes it left open closed; in the pass's scope (see {@link #at}). */
+        private Tensor run(HookSpec h, Tensor activation, String name) {
+            Tensor replacement;
+            try {
+                replacement = h.hook().apply(activation, name);
+            } catch (Throwable e) { // scopes the hook opened go with it, or the pass's own could not close
+                try {
+                    scope.closeInnerScopes();
+                } catch (RuntimeException closing) {
+                    e.addSuppressed(closing);
+                }
+                throw e;
+            }
+            int left = scope.closeInnerScopes();
+            if (left > 0) {
+                throw new IllegalStateException("the hook at " + name + " left " + left + " TensorScope(s) open"
+                        + " (closed now, their tensors freed): close the scopes a hook opens before it returns");
+            }
+            return replacement;
+        }
+
+        /**
+         * Runs block {@code work} in a scope of its own, freeing what it made but its result (the residual stream it
+         * returns), the cache's entries and what hooks saw or made; {@code input}, the residual stream it read, is
+         * closed too where neither the cache nor a hook holds it.
+         */
+        Tensor block(Tensor input, java.util.function.Supplier<Tensor> work) {
+            Tensor output;
+            try (TensorScope block = TensorScope.open()) {
+                output = block.keep(work.get());
+            }
+            if (output != input && !cached.containsKey(input) && !held.containsKey(input)) {
+                input.close();
+            }
+            return output;
         }
 
         /**

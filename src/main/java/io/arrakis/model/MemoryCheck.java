@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.Architecture;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.HostMemory;
@@ -18,10 +19,12 @@ final class MemoryCheck {
     }
 
     /**
-     * Refuses a CPU pass over ids {@code [batch, pos]} whose logits, or its logits and the activations {@code spec}
-     * caches, exceed the memory available: libtorch's failed allocation would otherwise print its C++ stack trace, and
-     * an allocation the kernel grants but cannot back ends the process. The activations are counted at their shapes
-     * in the model's dtype, each tensor once, and nothing the pass frees on the way: no more than the pass holds.
+     * Refuses a CPU pass over ids {@code [batch, pos]} whose logits, or its logits, the activations {@code spec} caches
+     * and one block's work, exceed the memory available: libtorch's failed allocation would otherwise print its C++
+     * stack trace, and an allocation the kernel grants but cannot back ends the process. The activations are counted
+     * at their shapes in the model's dtype, each tensor once; a block's work, which the pass frees as the block ends,
+     * as the most it holds at once ({@link #blockElementsPerToken}); the logits twice where a scale or soft-cap makes
+     * new ones from them.
      */
     static void requirePass(HookedAutoConfig config, Set<String> hookNames, CacheSpec spec, long batch, long pos,
                             DType dtype, Device device) {
@@ -29,10 +32,15 @@ final class MemoryCheck {
             return;
         }
         long tokens = batch * pos;
-        double logits = (double) tokens * config.vocabSize() * dtype.byteSize();
-        double cached = spec == CacheSpec.none() ? 0
-                : cachedElementsPerToken(config, hookNames, spec, pos) * tokens * dtype.byteSize();
-        if (logits + cached < HostMemory.usableBytes() / 8.0) {
+        Architecture a = config.architecture();
+        double logits = (double) tokens * config.vocabSize() * dtype.byteSize()
+                * (a.logitScale() != 1.0 || a.logitSoftcap() > 0 ? 2 : 1);
+        double cached = spec == CacheSpec.none() ? 0 : cachedBytesPerToken(config, hookNames, spec, pos, dtype) * tokens;
+        boolean explicitAttention = !Forward.fusedAttentionPays(device, dtype) || a.attentionSoftcap() > 0
+                || a.attentionSinks() || hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
+                || n.endsWith("hook_attn_scores")) && spec.keeps(n));
+        double work = blockElementsPerToken(config, pos, explicitAttention) * tokens * dtype.byteSize();
+        if (logits + cached + work < HostMemory.usableBytes() / 8.0) {
             return; // far from the limit: spare every pass reading the kernel's figures
         }
         long available = HostMemory.availableBytes();
@@ -45,25 +53,45 @@ final class MemoryCheck {
                     + " fewer sequences or positions at once", tokens, logits / GIB, config.vocabSize(), dtype,
                     available / GIB));
         }
-        if (logits + cached > available) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT, "caching this pass's activations over"
-                    + " [%d, %d] input ids needs at least %.1f GiB besides %.1f GiB of logits, but only %.1f GiB of"
-                    + " memory is available to this process; cache fewer hook points (CacheSpec.only or matching;"
-                    + " attention patterns and scores grow with the square of the positions), or run fewer sequences"
-                    + " or positions at once", batch, pos, cached / GIB, logits / GIB, available / GIB));
+        if (logits + cached + work > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, (cached > 0 ? "caching this pass's"
+                    + " activations over [%d, %d] input ids needs at least %.1f GiB besides %.1f GiB of logits and"
+                    + " %.1f GiB for a block's work, but only %.1f GiB of memory is available to this process; cache"
+                    + " fewer hook points (CacheSpec.only or matching; attention patterns and scores grow with the"
+                    + " square of the positions), or run fewer sequences or positions at once"
+                    : "a pass over [%d, %d] input ids needs %.1f GiB for its logits and %.1f GiB for a block's"
+                    + " work, but only %.1f GiB of memory is available to this process; run fewer sequences or"
+                    + " positions at once"), cached > 0
+                    ? new Object[] {batch, pos, cached / GIB, logits / GIB, work / GIB, available / GIB}
+                    : new Object[] {batch, pos, logits / GIB, work / GIB, available / GIB}));
         }
     }
 
-    /** The elements per token of the activations {@code spec} caches, besides the logits. */
-    private static double cachedElementsPerToken(HookedAutoConfig config, Set<String> hookNames, CacheSpec spec,
-                                                 long pos) {
-        double elements = 0;
+    /**
+     * The most elements per token one block holds at once besides what the cache keeps, with room to spare: the
+     * residual stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it
+     * (where it runs explicitly, scores in float32 and their pattern, with soft-capping's steps), its output, and the
+     * MLP's hidden activations (each expert's tokens together as many as the tokens' picks).
+     */
+    static double blockElementsPerToken(HookedAutoConfig config, long pos, boolean explicitAttention) {
+        Architecture a = config.architecture();
+        double qkv = (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
+        double hidden = (double) config.dMlp() * (config.gatedMlp() || a.moe() != null ? 4 : 2)
+                * (a.moe() != null ? config.expertsPerToken() : 1);
+        double attention = explicitAttention ? (double) config.nHeads() * pos * (a.attentionSoftcap() > 0 ? 6 : 3) : 0;
+        return 8.0 * config.dModel() + 2 * qkv + hidden + attention;
+    }
+
+    /** The bytes per token of the activations {@code spec} caches, besides the logits. */
+    private static double cachedBytesPerToken(HookedAutoConfig config, Set<String> hookNames, CacheSpec spec, long pos,
+                                              DType dtype) {
+        double bytes = 0;
         for (String name : hookNames) {
             if (spec.keeps(name) && !sameAsKept(name, spec)) {
-                elements += elementsPerToken(config, name, pos);
+                bytes += elementsPerToken(config, name, pos) * bytesPerElement(config, name, dtype);
             }
         }
-        return elements;
+        return bytes;
     }
 
     /** Whether the activation at {@code name} is one the cache already holds: a block's resid_pre is the last resid_post. */
@@ -83,7 +111,7 @@ final class MemoryCheck {
             return (double) config.dMlp() * config.expertsPerToken() / config.numExperts();
         }
         return switch (point) {
-            case "logits", "hook_pos_embed" -> 0; // the logits are counted apart; the positions are one [pos, d_model]
+            case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
             case "hook_q", "hook_q_normed", "hook_rot_q", "hook_z" -> (double) config.nHeads() * config.dHead();
             case "hook_k", "hook_k_normed", "hook_rot_k", "hook_v" -> (double) config.nKvHeads() * config.dHead();
@@ -95,15 +123,34 @@ final class MemoryCheck {
         };
     }
 
+    /** The bytes of an element of the activation at {@code name} in a model of {@code dtype}. */
+    private static int bytesPerElement(HookedAutoConfig config, String name, DType dtype) {
+        boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
+        Architecture a = config.architecture();
+        String point = name.substring(name.lastIndexOf('.') + 1);
+        return switch (point) {
+            case "hook_expert_indices" -> 8; // int64
+            case "hook_expert_weights" -> a.moe().routing() == io.arrakis.model.family.MixtureOfExperts.Routing
+                    .SOFTMAX_THEN_TOP_K ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
+            case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
+            case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
+            default -> dtype.byteSize();
+        };
+    }
+
     /**
      * Refuses a CPU stack of {@code components} tensors of {@code elementsEach} elements in {@code dtype} that cannot
-     * be held twice (its parts, then the stack they are joined into) in the memory available.
+     * be held three times (its parts, the stack they are joined into, and that stack with one more component), and,
+     * where the final norm is applied to it ({@code applyLn}), five more times in float32 (or float64) for that
+     * norm's steps, in the memory available.
      */
-    static void requireStack(String method, long components, long elementsEach, DType dtype, Device device) {
+    static void requireStack(String method, long components, long elementsEach, DType dtype, Device device,
+                             boolean applyLn) {
         if (!device.isCpu()) {
             return;
         }
-        double needed = 2.0 * components * elementsEach * dtype.byteSize();
+        double elements = (double) components * elementsEach;
+        double needed = 3 * elements * dtype.byteSize() + (applyLn ? 5 * elements * Math.max(4, dtype.byteSize()) : 0);
         if (needed < HostMemory.usableBytes() / 8.0) {
             return;
         }
@@ -132,9 +179,13 @@ final class MemoryCheck {
                     ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", 2.0 * parameters / GIB) : "";
             String copy = untiedCopy > 0 ? " (its file stores an unembedding beside its tied embeddings)" : "";
             // by the config's own keys, which a HookedAutoConfig.with(...) and the CLI's --config both take
-            String fewer = config.nLayers() > 1
-                    ? String.format(Locale.ROOT, "use fewer layers (%s, e.g. %d)", config.hfKey("num_hidden_layers"),
-                            Math.max(1, config.nLayers() / 4))
+            // as many layers as fit beside the rest of the weights, in this dtype
+            long perLayer = config.checkpoint().layer(0).stream().mapToLong(t -> t.numel()).sum();
+            long rest = parameters - perLayer * config.nLayers();
+            long fitting = Math.min(config.nLayers() - 1L, (available / dtype.byteSize() - rest) / Math.max(1, perLayer));
+            String fewer = fitting >= 1
+                    ? String.format(Locale.ROOT, "use fewer layers (%s, e.g. %d%s)", config.hfKey("num_hidden_layers"),
+                            fitting, config.raw().containsKey("attention_types") ? ", with attention_types to match" : "")
                     : String.format(Locale.ROOT, "use a smaller vocabulary or width (%s is %,d, %s %,d)",
                             config.hfKey("vocab_size"), config.vocabSize(), config.hfKey("hidden_size"), config.dModel());
             throw new IllegalStateException(String.format(Locale.ROOT,

@@ -199,7 +199,7 @@ public final class ResidualStream {
         List<Tensor> z = require("stackHeadResults", withFinalResid(names, includeRemainder || applyLn));
         long[] zShape = z.getFirst().shape(); // [batch, pos, heads, d_head]
         MemoryCheck.requireStack("stackHeadResults", (long) arch.nLayers() * arch.nHeads() + (includeRemainder ? 1 : 0),
-                zShape[0] * zShape[1] * model.config().dModel(), z.getFirst().dtype(), z.getFirst().device());
+                zShape[0] * zShape[1] * model.config().dModel(), z.getFirst().dtype(), z.getFirst().device(), applyLn);
         List<String> labels = new ArrayList<>();
         try (TensorScope scope = TensorScope.open()) {
             List<Tensor> perLayer = new ArrayList<>();

@@ -176,6 +176,55 @@ public final class TensorScope implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Makes this scope the owner of {@code t}, a tensor of a scope opened inside this one: it then lives as long as
+     * this scope rather than the inner one. A tensor of this scope, of an enclosing one or of none stays where it is.
+     *
+     * @throws IllegalStateException if this scope is closed or not this thread's, or {@code t} is closed or belongs to
+     *     another thread's scope
+     */
+    public <T extends Tensor> T claim(T t) {
+        checkOwner();
+        if (closed) {
+            throw new IllegalStateException("claim: this TensorScope is closed");
+        }
+        if (t.isClosed()) {
+            throw new IllegalStateException("claim: tensor " + t.name() + " is closed already");
+        }
+        TensorScope from = t.scope;
+        if (from != null && from != this && from.encloses(this)) {
+            adopt(t, t.nativeHandle());
+        } else if (from != null && from != this && !encloses(from)) {
+            throw new IllegalStateException("claim: tensor " + t.name() + " belongs to a TensorScope of another thread");
+        }
+        return t;
+    }
+
+    /**
+     * Runs {@code body} with this scope, open on this thread around the innermost one, as the innermost: what it makes
+     * outside scopes of its own belongs to this scope, and scopes it opens nest in this one. The scopes open inside
+     * this one before are the innermost again afterwards; any scope {@code body} left open is closed first.
+     */
+    public <R> R callIn(java.util.function.Supplier<R> body) {
+        checkOwner();
+        if (closed) {
+            throw new IllegalStateException("callIn: this TensorScope is closed");
+        }
+        TensorScope inner = CURRENT.get();
+        if (inner != this && (inner == null || !inner.encloses(this))) {
+            throw new IllegalStateException("callIn: this TensorScope is not among the thread's open scopes");
+        }
+        CURRENT.set(this);
+        try {
+            return body.get();
+        } finally {
+            if (!closed) {
+                closeInnerScopes();
+            }
+            CURRENT.set(inner);
+        }
+    }
+
     /** Whether {@code scope} is one this scope is nested in, which outlives it. */
     private boolean encloses(TensorScope scope) {
         for (TensorScope p = parent; p != null; p = p.parent) {

@@ -379,6 +379,35 @@ class HookedAutoModelTest {
                 "use a smaller vocabulary or width (vocab_size is %,d, n_embd 1,024)", vocab)), message);
     }
 
+    /**
+     * Was: the advice named a quarter of the layers, which need not fit (mixtral's 8 of 32 still needed 43 GiB of
+     * 22), and for gpt-neo a layer count its attention_types then refused.
+     */
+    @Test
+    void theWeightsRefusalAdvisesALayerCountThatFits() {
+        long available = io.arrakis.torch.HostMemory.availableBytes();
+        org.junit.jupiter.api.Assumptions.assumeTrue(available > 0, "skipped: memory unknown or full here");
+        // a layer of width 4096 holds 12 · 4096² parameters, 805 MB in float32: 256 of them fit nowhere
+        HookedAutoConfig large = HookedAutoConfig.of("gpt2").with(Map.of("n_embd", 4096, "n_layer", 256, "n_head", 32,
+                "vocab_size", 1000, "n_positions", 16));
+        String message = assertThrows(IllegalStateException.class,
+                () -> MemoryCheck.require(large, 0, DType.FLOAT32, Device.CPU)).getMessage();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("use fewer layers \\(n_layer, e\\.g\\. (\\d+)\\)$")
+                .matcher(message);
+        assertTrue(m.find(), message);
+        int layers = Integer.parseInt(m.group(1));
+        long needed = large.with(Map.of("n_layer", layers)).parameterCount() * 4;
+        assertTrue(needed <= available && needed + 12L * 4096 * 4096 * 4 > available,
+                layers + " layers need " + needed + " bytes, " + available + " are available");
+
+        HookedAutoConfig neo = HookedAutoConfig.of("gpt-neo").with(Map.of("hidden_size", 8192, "num_heads", 64));
+        String neoMessage = assertThrows(IllegalStateException.class,
+                () -> MemoryCheck.require(neo.with(Map.of("vocab_size", 1000)), 0, DType.FLOAT32, Device.CPU))
+                .getMessage();
+        assertTrue(neoMessage.contains(", with attention_types to match)") || neoMessage.contains("smaller vocabulary"),
+                neoMessage);
+    }
+
     /** Attention patterns grow with the square of the positions: caching them can need far more than the logits. */
     @Test
     void aPassWhoseCacheCannotFitIsRefusedBeforeAnythingIsAllocated() {
