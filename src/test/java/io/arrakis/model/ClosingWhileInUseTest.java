@@ -145,6 +145,35 @@ class ClosingWhileInUseTest {
         }
     }
 
+    /** Was: names() and get() copied or searched the entries while remove() changed them on another thread. */
+    @Test
+    void aCacheReadWhileAnotherThreadRemovesEntriesGivesEntriesOrNamesTheMissingOne() throws Exception {
+        HookedAutoConfig deep = TinyConfigs.of("gpt2").with(java.util.Map.of("n_layer", 48));
+        try (HookedAutoModel model = HookedAutoModel.create(deep, 1, io.arrakis.torch.DType.FLOAT32,
+                io.arrakis.torch.Device.CPU); Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4)) {
+            for (int round = 0; round < 100; round++) {
+                try (ModelOutput out = model.forward(ids)) {
+                    java.util.List<String> names = java.util.List.copyOf(out.cache().names());
+                    CompletableFuture<Void> reader = CompletableFuture.runAsync(() -> {
+                        for (String name : names) {
+                            out.cache().names();
+                            if (out.cache().contains(name)) {
+                                try {
+                                    out.cache().get(name);
+                                } catch (IllegalArgumentException removedMeanwhile) {
+                                    assertTrue(removedMeanwhile.getMessage().startsWith("no activation '" + name),
+                                            removedMeanwhile.getMessage());
+                                }
+                            }
+                        }
+                    }, THREADS);
+                    names.forEach(out.cache()::remove);
+                    reader.get(1, TimeUnit.MINUTES);
+                }
+            }
+        }
+    }
+
     /**
      * Runs a pass whose hook, once {@code close()} has been called on another thread and waits for the pass, runs
      * {@code inHook}; returns when the pass and the close have both finished.
