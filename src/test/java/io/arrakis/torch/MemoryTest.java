@@ -456,6 +456,55 @@ class MemoryTest {
     }
 
     @Test
+    void aClaimedTensorLivesAsLongAsTheClaimingScope() {
+        Tensor claimed;
+        Tensor left;
+        Tensor outerOwn;
+        try (TensorScope outer = TensorScope.open()) {
+            outerOwn = Tensor.ones(1);
+            try (TensorScope inner = TensorScope.open()) {
+                claimed = outer.claim(Tensor.ones(2));
+                left = Tensor.ones(3);
+                assertSame(outerOwn, inner.claim(outerOwn), "a tensor of an enclosing scope stays where it is");
+            }
+            assertTrue(left.isClosed());
+            assertFalse(claimed.isClosed(), "the inner scope freed a tensor the outer one claimed");
+            assertEquals(2.0, claimed.sum().item());
+        }
+        assertTrue(claimed.isClosed(), "the claiming scope did not free it");
+        assertTrue(outerOwn.isClosed());
+    }
+
+    @Test
+    void callInMakesAnEnclosingScopeInnermostForItsBody() {
+        Tensor made;
+        Tensor inBlock;
+        try (TensorScope outer = TensorScope.open()) {
+            try (TensorScope block = TensorScope.open()) {
+                made = outer.callIn(() -> {
+                    TensorScope.open(); // left open: closed when the body returns, with what was made in it
+                    return Tensor.ones(2);
+                });
+                assertTrue(made.isClosed(), "made inside a scope the body left open, which callIn closed");
+                inBlock = Tensor.ones(1); // the block is innermost again
+            }
+            assertTrue(inBlock.isClosed());
+            Tensor kept;
+            try (TensorScope block = TensorScope.open()) {
+                kept = outer.callIn(() -> Tensor.ones(4));
+            }
+            assertFalse(kept.isClosed(), "made in callIn, it belongs to the outer scope");
+        }
+        try (TensorScope a = TensorScope.open()) {
+            TensorScope b;
+            try (TensorScope inner = TensorScope.open()) {
+                b = inner;
+            }
+            assertThrows(IllegalStateException.class, () -> b.callIn(() -> null), "a closed scope");
+        }
+    }
+
+    @Test
     void nestedScopesEachCloseTheirOwn() {
         Tensor outerBefore;
         Tensor inner;
