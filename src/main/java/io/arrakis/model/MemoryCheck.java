@@ -15,19 +15,23 @@ import java.util.Set;
 final class MemoryCheck {
     private static final double GIB = 1024.0 * 1024 * 1024;
 
+    /** What a pass without a cache or hooks keeps to its end. */
+    static final java.util.function.Predicate<String> NOTHING = name -> false;
+
     private MemoryCheck() {
     }
 
     /**
-     * Refuses a CPU pass over ids {@code [batch, pos]} whose logits, or its logits, the activations {@code spec} caches
-     * and one block's work, exceed the memory available: libtorch's failed allocation would otherwise print its C++
-     * stack trace, and an allocation the kernel grants but cannot back ends the process. The activations are counted
-     * at their shapes in the model's dtype, each tensor once; a block's work, which the pass frees as the block ends,
-     * as the most it holds at once ({@link #blockElementsPerToken}); the logits twice where a scale or soft-cap makes
-     * new ones from them.
+     * Refuses a CPU pass over ids {@code [batch, pos]} whose logits, or its logits, the activations it keeps to its end
+     * ({@code kept}: what the cache keeps and what hooks see) and one block's work, exceed the memory available:
+     * libtorch's failed allocation would otherwise print its C++ stack trace, and an allocation the kernel grants but
+     * cannot back ends the process. The activations are counted at their shapes and dtypes, each tensor once (a
+     * query, key or value keeps the product of all three, a gated MLP's gate or up projection both); a block's work,
+     * which the pass frees as the block ends, as the most it holds at once ({@link #blockBytesPerToken}); the logits
+     * twice where a scale or soft-cap makes new ones from them.
      */
-    static void requirePass(HookedAutoConfig config, Set<String> hookNames, CacheSpec spec, long batch, long pos,
-                            DType dtype, Device device) {
+    static void requirePass(HookedAutoConfig config, Set<String> hookNames, java.util.function.Predicate<String> kept,
+                            long batch, long pos, DType dtype, Device device) {
         if (!device.isCpu()) {
             return;
         }
@@ -35,12 +39,12 @@ final class MemoryCheck {
         Architecture a = config.architecture();
         double logits = (double) tokens * config.vocabSize() * dtype.byteSize()
                 * (a.logitScale() != 1.0 || a.logitSoftcap() > 0 ? 2 : 1);
-        double cached = spec == CacheSpec.none() ? 0 : cachedBytesPerToken(config, hookNames, spec, pos, dtype) * tokens;
+        double held = kept == NOTHING ? 0 : keptBytesPerToken(config, hookNames, kept, pos, dtype) * tokens;
         boolean explicitAttention = !Forward.fusedAttentionPays(device, dtype) || a.attentionSoftcap() > 0
-                || a.attentionSinks() || hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
-                || n.endsWith("hook_attn_scores")) && spec.keeps(n));
-        double work = blockElementsPerToken(config, pos, explicitAttention) * tokens * dtype.byteSize();
-        if (logits + cached + work < HostMemory.usableBytes() / 8.0) {
+                || a.attentionSinks() || kept != NOTHING && hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
+                || n.endsWith("hook_attn_scores")) && kept.test(n));
+        double work = blockBytesPerToken(config, pos, explicitAttention, dtype) * tokens;
+        if (logits + held + work < HostMemory.usableBytes() / 8.0) {
             return; // far from the limit: spare every pass reading the kernel's figures
         }
         long available = HostMemory.availableBytes();
@@ -53,41 +57,65 @@ final class MemoryCheck {
                     + " fewer sequences or positions at once", tokens, logits / GIB, config.vocabSize(), dtype,
                     available / GIB));
         }
-        if (logits + cached + work > available) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT, (cached > 0 ? "caching this pass's"
-                    + " activations over [%d, %d] input ids needs at least %.1f GiB besides %.1f GiB of logits and"
-                    + " %.1f GiB for a block's work, but only %.1f GiB of memory is available to this process; cache"
-                    + " fewer hook points (CacheSpec.only or matching; attention patterns and scores grow with the"
-                    + " square of the positions), or run fewer sequences or positions at once"
+        if (logits + held + work > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, (held > 0 ? "caching this pass's"
+                    + " activations over [%d, %d] input ids (and holding what hooks see) needs at least %.1f GiB besides"
+                    + " %.1f GiB of logits and %.1f GiB for a block's work, but only %.1f GiB of memory is available"
+                    + " to this process; cache fewer hook points (CacheSpec.only or matching; attention patterns and"
+                    + " scores grow with the square of the positions), or run fewer sequences or positions at once"
                     : "a pass over [%d, %d] input ids needs %.1f GiB for its logits and %.1f GiB for a block's"
                     + " work, but only %.1f GiB of memory is available to this process; run fewer sequences or"
-                    + " positions at once"), cached > 0
-                    ? new Object[] {batch, pos, cached / GIB, logits / GIB, work / GIB, available / GIB}
+                    + " positions at once"), held > 0
+                    ? new Object[] {batch, pos, held / GIB, logits / GIB, work / GIB, available / GIB}
                     : new Object[] {batch, pos, logits / GIB, work / GIB, available / GIB}));
         }
     }
 
     /**
-     * The most elements per token one block holds at once besides what the cache keeps, with room to spare: the
-     * residual stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it
-     * (where it runs explicitly, scores in float32 and their pattern, with soft-capping's steps), its output, and the
-     * MLP's hidden activations (each expert's tokens together as many as the tokens' picks).
+     * The most bytes per token one block holds at once besides what the pass keeps, with room to spare: the residual
+     * stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it (where it
+     * runs explicitly, its scores, float32 where the family computes them so, with soft-capping's steps, and its
+     * pattern), its output, and the MLP's hidden activations (each expert's tokens together as many as the tokens'
+     * picks).
      */
-    static double blockElementsPerToken(HookedAutoConfig config, long pos, boolean explicitAttention) {
+    static double blockBytesPerToken(HookedAutoConfig config, long pos, boolean explicitAttention, DType dtype) {
         Architecture a = config.architecture();
         double qkv = (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
         double hidden = (double) config.dMlp() * (config.gatedMlp() || a.moe() != null ? 4 : 2)
                 * (a.moe() != null ? config.expertsPerToken() : 1);
-        double attention = explicitAttention ? (double) config.nHeads() * pos * (a.attentionSoftcap() > 0 ? 6 : 3) : 0;
-        return 8.0 * config.dModel() + 2 * qkv + hidden + attention;
+        double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
+        if (explicitAttention) {
+            boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
+            int scoreBytes = reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
+            bytes += (double) config.nHeads() * pos
+                    * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize());
+        }
+        return bytes;
     }
 
-    /** The bytes per token of the activations {@code spec} caches, besides the logits. */
-    private static double cachedBytesPerToken(HookedAutoConfig config, Set<String> hookNames, CacheSpec spec, long pos,
-                                              DType dtype) {
+    /**
+     * The bytes per token of the activations {@code kept}, besides the logits: a query, key or value keeps its layer's
+     * whole Q/K/V product (they are views of it), a gated MLP's gate or up projection both halves of theirs.
+     */
+    private static double keptBytesPerToken(HookedAutoConfig config, Set<String> hookNames,
+                                            java.util.function.Predicate<String> kept, long pos, DType dtype) {
         double bytes = 0;
+        Set<String> products = new java.util.HashSet<>(); // the layers' fused products counted already
         for (String name : hookNames) {
-            if (spec.keeps(name) && !sameAsKept(name, spec)) {
+            if (!kept.test(name) || sameAsKept(name, kept)) {
+                continue;
+            }
+            String layer = name.startsWith("blocks.") ? name.substring(0, name.indexOf('.', "blocks.".length()) + 1) : "";
+            String local = name.substring(layer.length());
+            if (local.equals("attn.hook_q") || local.equals("attn.hook_k") || local.equals("attn.hook_v")) {
+                if (products.add(layer + "qkv")) {
+                    bytes += (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead() * dtype.byteSize();
+                }
+            } else if (config.gatedMlp() && (local.equals("mlp.hook_pre") || local.equals("mlp.hook_pre_linear"))) {
+                if (products.add(layer + "gateUp")) {
+                    bytes += 2.0 * config.dMlp() * dtype.byteSize();
+                }
+            } else {
                 bytes += elementsPerToken(config, name, pos) * bytesPerElement(config, name, dtype);
             }
         }
@@ -95,12 +123,12 @@ final class MemoryCheck {
     }
 
     /** Whether the activation at {@code name} is one the cache already holds: a block's resid_pre is the last resid_post. */
-    private static boolean sameAsKept(String name, CacheSpec spec) {
+    private static boolean sameAsKept(String name, java.util.function.Predicate<String> kept) {
         if (!name.endsWith(".hook_resid_pre")) {
             return false;
         }
         int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
-        return layer > 0 && spec.keeps("blocks." + (layer - 1) + ".hook_resid_post");
+        return layer > 0 && kept.test("blocks." + (layer - 1) + ".hook_resid_post");
     }
 
     /** The elements per token of the activation at a hook point of {@link HookedAutoModel#hookNamesOf}. */
@@ -179,13 +207,16 @@ final class MemoryCheck {
                     ? String.format(Locale.ROOT, "load it in bfloat16 (%.1f GiB), or ", 2.0 * parameters / GIB) : "";
             String copy = untiedCopy > 0 ? " (its file stores an unembedding beside its tied embeddings)" : "";
             // by the config's own keys, which a HookedAutoConfig.with(...) and the CLI's --config both take
-            // as many layers as fit beside the rest of the weights, in this dtype
+            // as many layers as fit beside the rest of the weights in this dtype, leaving a quarter for the passes
             long perLayer = config.checkpoint().layer(0).stream().mapToLong(t -> t.numel()).sum();
             long rest = parameters - perLayer * config.nLayers();
-            long fitting = Math.min(config.nLayers() - 1L, (available / dtype.byteSize() - rest) / Math.max(1, perLayer));
+            long fitting = Math.min(config.nLayers() - 1L,
+                    (available / 4 * 3 / dtype.byteSize() - rest) / Math.max(1, perLayer));
+            String perLayerKey = java.util.stream.Stream.of("attention_types", "layer_types")
+                    .filter(k -> config.raw().get(k) != null).findFirst().orElse(null);
             String fewer = fitting >= 1
                     ? String.format(Locale.ROOT, "use fewer layers (%s, e.g. %d%s)", config.hfKey("num_hidden_layers"),
-                            fitting, config.raw().containsKey("attention_types") ? ", with attention_types to match" : "")
+                            fitting, perLayerKey == null ? "" : ", with " + perLayerKey + " to match")
                     : String.format(Locale.ROOT, "use a smaller vocabulary or width (%s is %,d, %s %,d)",
                             config.hfKey("vocab_size"), config.vocabSize(), config.hfKey("hidden_size"), config.dModel());
             throw new IllegalStateException(String.format(Locale.ROOT,

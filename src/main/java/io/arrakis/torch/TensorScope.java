@@ -71,6 +71,8 @@ public final class TensorScope implements AutoCloseable {
     private final Owned owned = new Owned();
     private final Cleaner.Cleanable cleanable;
     private boolean closed;
+    /** How many {@link #callIn} bodies run in this scope: it cannot close under them. */
+    private int running;
 
     private TensorScope(TensorScope parent) {
         this.parent = parent;
@@ -195,7 +197,8 @@ public final class TensorScope implements AutoCloseable {
         if (from != null && from != this && from.encloses(this)) {
             adopt(t, t.nativeHandle());
         } else if (from != null && from != this && !encloses(from)) {
-            throw new IllegalStateException("claim: tensor " + t.name() + " belongs to a TensorScope of another thread");
+            throw new IllegalStateException("claim: tensor " + t.name() + " belongs to a TensorScope neither inside"
+                    + " this one nor around it (a sibling, or another thread's)");
         }
         return t;
     }
@@ -215,12 +218,12 @@ public final class TensorScope implements AutoCloseable {
             throw new IllegalStateException("callIn: this TensorScope is not among the thread's open scopes");
         }
         CURRENT.set(this);
+        running++;
         try {
             return body.get();
         } finally {
-            if (!closed) {
-                closeInnerScopes();
-            }
+            running--;
+            closeInnerScopes();
             CURRENT.set(inner);
         }
     }
@@ -248,6 +251,10 @@ public final class TensorScope implements AutoCloseable {
             return;
         }
         checkOwner();
+        if (running > 0) {
+            throw new IllegalStateException("a TensorScope cannot close while code runs in it (callIn): the code"
+                    + " that called callIn closes it afterwards");
+        }
         if (CURRENT.get() != this) {
             throw new IllegalStateException("TensorScope closed out of order: close inner scopes first");
         }

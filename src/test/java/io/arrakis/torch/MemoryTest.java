@@ -501,6 +501,15 @@ class MemoryTest {
                 b = inner;
             }
             assertThrows(IllegalStateException.class, () -> b.callIn(() -> null), "a closed scope");
+            // was: the body closed the scope it ran in, and its thread's innermost scope was then a closed one
+            try (TensorScope inner = TensorScope.open()) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> a.callIn(() -> {
+                    a.close();
+                    return null;
+                }));
+                assertTrue(e.getMessage().contains("cannot close while code runs in it"), e.getMessage());
+                assertEquals(1.0, Tensor.ones(1).item(), "the inner scope is innermost again");
+            }
         }
     }
 
