@@ -15,6 +15,13 @@ import java.util.Set;
 final class MemoryCheck {
     private static final double GIB = 1024.0 * 1024 * 1024;
 
+    /**
+     * A pass or stack needing less than this fraction of all the memory this process may use is not checked against
+     * what is free now: it fails only where memory is all but full already, and reading the kernel's figures would
+     * cost a small pass a good share of its time.
+     */
+    private static final double SMALL = 64;
+
     /** What a pass without a cache or hooks keeps to its end. */
     static final java.util.function.Predicate<String> NOTHING = name -> false;
 
@@ -44,8 +51,8 @@ final class MemoryCheck {
                 || a.attentionSinks() || kept != NOTHING && hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
                 || n.endsWith("hook_attn_scores")) && kept.test(n));
         double work = blockBytesPerToken(config, pos, explicitAttention, dtype) * tokens;
-        if (logits + held + work < HostMemory.usableBytes() / 8.0) {
-            return; // far from the limit: spare every pass reading the kernel's figures
+        if (logits + held + work < HostMemory.usableBytes() / SMALL) {
+            return; // spare small passes reading the kernel's figures
         }
         long available = HostMemory.availableBytes();
         if (available < 0) {
@@ -179,7 +186,7 @@ final class MemoryCheck {
         }
         double elements = (double) components * elementsEach;
         double needed = 3 * elements * dtype.byteSize() + (applyLn ? 5 * elements * Math.max(4, dtype.byteSize()) : 0);
-        if (needed < HostMemory.usableBytes() / 8.0) {
+        if (needed < HostMemory.usableBytes() / SMALL) {
             return;
         }
         long available = HostMemory.availableBytes();
