@@ -19,8 +19,8 @@ import java.util.Objects;
  * <p>Components: {@code embed} ({@code hook_embed}, {@code hook_pos_embed}), {@code resid} ({@code hook_resid_pre},
  * {@code hook_resid_mid}, {@code hook_resid_post}: the residual additions), {@code attn} ({@code attn.*} and
  * {@code hook_attn_out}), {@code mlp} ({@code mlp.*} and {@code hook_mlp_out}), {@code ln}
- * ({@code ln1.*}, {@code ln2.*}, {@code ln_final.*}), {@code unembed} ({@code logits}); any other hook point is {@code other}. Hook
- * points outside the blocks have layer {@code -1}.
+ * ({@code ln1.*}, {@code ln2.*}, {@code ln_final.*}), {@code unembed} ({@code logits}); any other hook point is
+ * {@code other}. Hook points outside the blocks have layer {@code -1}.
  */
 public final class ModelProfile {
     /** The components, in the order tables list them. */

@@ -28,10 +28,11 @@ import java.util.Objects;
  * view counts its full shape; {@code hook_pos_embed}, observed, is a copy of that shape, made for its hooks).
  *
  * <p>The total is the wall time of the hooked forward pass. Every other hook point is observed, so each layer takes the
- * route a fully cached pass takes, less the norms' scales: attention computed explicitly (scores and pattern are hook points) and the MLP's
- * activation as an op of its own (its input is one), where an unobserved pass fuses them on devices that can; the
- * profile is that pass's, which may be slower than an unhooked one. The hooks themselves only read the clock and the
- * activations' shapes, a few microseconds per hook point once the JVM has compiled them, and cache nothing. The first
+ * route a fully cached pass takes, less the norms' scales: attention computed explicitly (scores and pattern are hook
+ * points) and the MLP's activation as an op of its own (its input is one), where an unobserved pass fuses them on
+ * devices that can; the profile is that pass's, which may be slower than an unhooked one. The hooks themselves only
+ * read the clock and the activations' shapes, a few microseconds per hook point once the JVM has compiled them, and
+ * cache nothing (what they see lives to the pass's end, as what any hook sees does). The first
  * forward passes of a process are slower (libtorch warms up, the JVM compiles); use
  * {@link #profile(HookedAutoModel, Tensor, int)} with warm-up runs (tens of them for the hooks' own cost to settle)
  * for steadier figures.

@@ -113,7 +113,8 @@ final class Forward {
         attnOut = hook.at(b + "hook_attn_out", toResidual(attnOut));
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
-            Tensor mlpOut = mlp(b, l, f, l.ln2w() == null ? attnIn : hookedNorm(b + "ln2.", residPre, l.ln2w(), l.ln2b()));
+            Tensor mlpIn = l.ln2w() == null ? attnIn : hookedNorm(b + "ln2.", residPre, l.ln2w(), l.ln2b());
+            Tensor mlpOut = mlp(b, l, f, mlpIn);
             Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
                     : residPre.add(attnOut).add(mlpOut);
             return hook.at(b + "hook_resid_post", residPost);

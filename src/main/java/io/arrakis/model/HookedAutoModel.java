@@ -44,7 +44,8 @@ import java.util.function.Supplier;
  * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
  * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
  * at the scale makes the norm divide by what it leaves, op by op, so a replaced scale, say a clean run's to freeze the
- * norm, changes the output; olmo2, which normalises sublayer outputs only, has neither), {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
+ * norm, changes the output; olmo2, which normalises sublayer outputs only, has neither),
+ * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
@@ -55,7 +56,8 @@ import java.util.function.Supplier;
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
  * {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the MLP has one of its own: phi, gpt-j,
  * cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it ln1's output),
- * {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection), {@code blocks.i.mlp.hook_post},
+ * {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
+ * {@code blocks.i.mlp.hook_post},
  * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
  * {@code ln_final.hook_scale}, {@code ln_final.hook_normalized} (the final norm's output, its weight and bias
  * applied: what the unembedding reads,

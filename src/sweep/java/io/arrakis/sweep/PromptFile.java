@@ -22,7 +22,8 @@ import java.util.Set;
 /**
  * A sweep's prompts: one JSON object per line, {@code {"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}},
  * with {@code "clean_text"}/{@code "corrupted_text"} in place of the ids where the model has a tokenizer, in UTF-8 (a
- * byte-order mark is skipped), lines ending in LF, CRLF or CR. Blank lines are skipped. Every mistake is reported with its line number and what is wrong, before any work starts.
+ * byte-order mark is skipped), lines ending in LF, CRLF or CR. Blank lines are skipped. Every mistake is reported with
+ * its line number and what is wrong, before any work starts.
  */
 public final class PromptFile {
     private static final Set<String> KEYS = Set.of("clean", "corrupted", "clean_text", "corrupted_text", "answer", "wrong");
