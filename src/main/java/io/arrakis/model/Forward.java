@@ -93,10 +93,10 @@ final class Forward {
         return hook.at("logits", logits);
     }
 
-    /** {@code step} of {@code logits}, which are closed: the logits' steps hold two vocabulary-wide tensors at a time. */
-    private static Tensor then(Tensor logits, java.util.function.UnaryOperator<Tensor> step) {
-        try (logits) {
-            return step.apply(logits);
+    /** {@code step} of {@code t}, which is then closed: a chain of such steps holds two of its tensors at a time. */
+    private static Tensor then(Tensor t, java.util.function.UnaryOperator<Tensor> step) {
+        try (t) {
+            return step.apply(t);
         }
     }
 
@@ -379,10 +379,13 @@ final class Forward {
         Tensor flat = x.reshape(tokens, c.dModel());
         List<Tensor> outputs = new ArrayList<>(moe.experts());
         for (int e = 0; e < moe.experts(); e++) {
-            Tensor rows = indices(routes.tokens()[e], x.device());
-            Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
-            Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
-            outputs.add(out.mul(weight).to(x.dtype())); // mixtral's float32 weights promote, as in Hugging Face
+            try (TensorScope expert = TensorScope.open()) { // each expert's work freed once its output is weighted
+                Tensor rows = indices(routes.tokens()[e], x.device());
+                Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
+                Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
+                // mixtral's float32 weights promote, as in Hugging Face
+                outputs.add(expert.keep(out.mul(weight).to(x.dtype())));
+            }
         }
         Tensor perToken = Tensor.cat(outputs, 0).indexSelect(0, indices(routes.order(), x.device()))
                 .view(tokens, k, c.dModel());
@@ -406,9 +409,11 @@ final class Forward {
      * gpt-oss: {@code (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)} with {@code g = clamp(gate, max = limit)}.
      */
     private static Tensor clampedSwiglu(MixtureOfExperts.ClampedSwiglu s, Tensor gate, Tensor up) {
-        Tensor g = gate.clamp(null, s.limit());
-        Tensor glu = g.mul(g.mul(s.alpha()).sigmoid());
-        return up.clamp(-s.limit(), s.limit()).add(1.0).mul(glu);
+        try (TensorScope steps = TensorScope.open()) { // the steps' tensors freed once the result is made
+            Tensor g = gate.clamp(null, s.limit());
+            Tensor glu = g.mul(g.mul(s.alpha()).sigmoid());
+            return steps.keep(up.clamp(-s.limit(), s.limit()).add(1.0).mul(glu));
+        }
     }
 
     private static Tensor expertSlice(Tensor perExpert, int e) {
@@ -440,11 +445,21 @@ final class Forward {
      * {@code 0.5 x (1 + tanh(0.7978845608 x (1 + 0.044715 x x)))}; {@code gelu_pytorch_tanh} is libtorch's one op.
      */
     private Tensor tanhGeluAsWritten(Tensor x) {
-        return switch (c.activation()) {
-            case "gelu_pytorch_tanh" -> x.gelu(true);
-            case "gelu_fast" -> x.mul(0.5).mul(x.mul(0.7978845608).mul(x.mul(0.044715).mul(x).add(1.0)).tanh().add(1.0));
-            default -> x.mul(0.5).mul(x.pow(3.0).mul(0.044715).add(x).mul(Math.sqrt(2.0 / Math.PI)).tanh().add(1.0));
-        };
+        if (c.activation().equals("gelu_pytorch_tanh")) {
+            return x.gelu(true);
+        }
+        // each step's input closed as the next is made, so the formula holds few tensors of x's size at once
+        Tensor inner = c.activation().equals("gelu_fast")
+                ? then(then(x.mul(0.7978845608), t -> {
+                    try (Tensor cubic = then(then(x.mul(0.044715), s -> s.mul(x)), s -> s.add(1.0))) {
+                        return t.mul(cubic);
+                    }
+                }), Tensor::tanh)
+                : then(then(then(then(x.pow(3.0), t -> t.mul(0.044715)), t -> t.add(x)),
+                        t -> t.mul(Math.sqrt(2.0 / Math.PI))), Tensor::tanh);
+        try (Tensor half = x.mul(0.5); Tensor plusOne = then(inner, t -> t.add(1.0))) {
+            return half.mul(plusOne);
+        }
     }
 
     /**

@@ -406,9 +406,11 @@ public final class HookedAutoModel implements AutoCloseable {
             checkCacheSpec(spec);
             List<HookSpec> hooks = new ArrayList<>(persistentHooks.stream().map(r -> r.spec).toList());
             hooks.addAll(callHooks);
-            // what the cache keeps, and what hooks see, lives to the pass's end
+            // what the cache keeps, and what hooks see and return, lives to the pass's end
+            java.util.function.Predicate<String> hooked = hooks.isEmpty() ? MemoryCheck.NOTHING
+                    : name -> hooks.stream().anyMatch(h -> h.where().test(name));
             Tensor ids = checkInput(inputIds, spec == CacheSpec.none() && hooks.isEmpty() ? MemoryCheck.NOTHING
-                    : name -> spec.keeps(name) || hooks.stream().anyMatch(h -> h.where().test(name)));
+                    : name -> spec.keeps(name) || hooked.test(name), hooked);
             ActivationCache cache = new ActivationCache(config.nLayers());
             try (TensorScope scope = TensorScope.open()) {
                 Pass pass = new Pass(scope, spec, hooks, cache);
@@ -500,7 +502,7 @@ public final class HookedAutoModel implements AutoCloseable {
     Tensor checkedIds(Tensor inputIds) {
         return using(() -> {
             checkNoHooks();
-            Tensor ids = checkInput(inputIds, MemoryCheck.NOTHING);
+            Tensor ids = checkInput(inputIds, MemoryCheck.NOTHING, MemoryCheck.NOTHING);
             return ids == inputIds ? inputIds.alias() : ids;
         });
     }
@@ -509,8 +511,12 @@ public final class HookedAutoModel implements AutoCloseable {
         captures.remove(captured);
     }
 
-    /** The ids as the pass takes them, after checking them and that the pass fits with what it keeps ({@code kept}). */
-    private Tensor checkInput(Tensor inputIds, java.util.function.Predicate<String> kept) {
+    /**
+     * The ids as the pass takes them, after checking them and that the pass fits with what it keeps ({@code kept}) and
+     * what its hooks may replace ({@code hooked}).
+     */
+    private Tensor checkInput(Tensor inputIds, java.util.function.Predicate<String> kept,
+                              java.util.function.Predicate<String> hooked) {
         if (inputIds.dtype() != DType.INT64 && inputIds.dtype() != DType.INT32) {
             throw new IllegalArgumentException("input ids must be int64 (or int32), got " + inputIds);
         }
@@ -526,7 +532,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
                     + config.maxPositions() + " (max_position_embeddings / n_positions)");
         }
-        MemoryCheck.requirePass(config, hookNames, kept, inputIds.numel() / pos, pos, dtype, device);
+        MemoryCheck.requirePass(config, hookNames, kept, hooked, inputIds.numel() / pos, pos, dtype, device);
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
         long[] values = inputIds.toLongArray();
         long min = Arrays.stream(values).min().orElseThrow();

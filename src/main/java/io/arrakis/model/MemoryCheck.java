@@ -30,7 +30,8 @@ final class MemoryCheck {
 
     /**
      * Refuses a CPU pass over ids {@code [batch, pos]} whose logits, or its logits, the activations it keeps to its end
-     * ({@code kept}: what the cache keeps and what hooks see) and one block's work, exceed the memory available:
+     * ({@code kept}: what the cache keeps and what hooks see, twice where {@code hooked}, which may replace it) and one
+     * block's work, exceed the memory available:
      * libtorch's failed allocation would otherwise print its C++ stack trace, and an allocation the kernel grants but
      * cannot back ends the process. The activations are counted at their shapes and dtypes, each tensor once (a
      * query, key or value keeps the product of all three, a gated MLP's gate or up projection both); a block's work,
@@ -38,7 +39,8 @@ final class MemoryCheck {
      * twice where a scale or soft-cap makes new ones from them.
      */
     static void requirePass(HookedAutoConfig config, Set<String> hookNames, java.util.function.Predicate<String> kept,
-                            long batch, long pos, DType dtype, Device device) {
+                            java.util.function.Predicate<String> hooked, long batch, long pos, DType dtype,
+                            Device device) {
         if (!device.isCpu()) {
             return;
         }
@@ -46,7 +48,7 @@ final class MemoryCheck {
         Architecture a = config.architecture();
         double logits = (double) tokens * config.vocabSize() * dtype.byteSize()
                 * (a.logitScale() != 1.0 || a.logitSoftcap() > 0 ? 2 : 1);
-        double held = kept == NOTHING ? 0 : keptBytesPerToken(config, hookNames, kept, pos, dtype) * tokens;
+        double held = kept == NOTHING ? 0 : keptBytesPerToken(config, hookNames, kept, hooked, pos, dtype) * tokens;
         boolean explicitAttention = !Forward.fusedAttentionPays(device, dtype) || a.attentionSoftcap() > 0
                 || a.attentionSinks() || kept != NOTHING && hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
                 || n.endsWith("hook_attn_scores")) && kept.test(n));
@@ -88,14 +90,25 @@ final class MemoryCheck {
     static double blockBytesPerToken(HookedAutoConfig config, long pos, boolean explicitAttention, DType dtype) {
         Architecture a = config.architecture();
         double qkv = (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
-        double hidden = (double) config.dMlp() * (config.gatedMlp() || a.moe() != null ? 4 : 2)
-                * (a.moe() != null ? config.expertsPerToken() : 1);
+        double hidden;
+        if (a.moe() != null) { // one expert's work at a time (gpt-oss's clamped SwiGLU makes more), then k outputs
+            // per token weighted, joined, reordered and summed
+            int k = config.expertsPerToken();
+            hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
+                    + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
+        } else { // a GELU written out step by step in reduced precision holds a few more of the MLP's width
+            boolean stepwise = !config.gatedMlp() && (dtype == DType.BFLOAT16 || dtype == DType.FLOAT16)
+                    && a.activationFunction() == Architecture.Activation.GELU_TANH;
+            hidden = (double) config.dMlp() * (config.gatedMlp() || stepwise ? 4 : 2);
+        }
         double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
         if (explicitAttention) {
             boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
-            int scoreBytes = reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
+            boolean wide = reduced && a.scoresInFloat32(); // queries and keys converted, scores made in float32
+            int scoreBytes = wide ? 4 : dtype.byteSize();
             bytes += (double) config.nHeads() * pos
-                    * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize());
+                    * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize())
+                    + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * config.dHead() : 0);
         }
         return bytes;
     }
@@ -105,12 +118,16 @@ final class MemoryCheck {
      * whole Q/K/V product (they are views of it), a gated MLP's gate or up projection both halves of theirs.
      */
     private static double keptBytesPerToken(HookedAutoConfig config, Set<String> hookNames,
-                                            java.util.function.Predicate<String> kept, long pos, DType dtype) {
+                                            java.util.function.Predicate<String> kept,
+                                            java.util.function.Predicate<String> hooked, long pos, DType dtype) {
         double bytes = 0;
         Set<String> products = new java.util.HashSet<>(); // the layers' fused products counted already
         for (String name : hookNames) {
             if (!kept.test(name) || sameAsKept(name, kept)) {
                 continue;
+            }
+            if (hooked.test(name)) { // a hook's replacement, beside what it replaced
+                bytes += elementsPerToken(config, name, pos) * bytesPerElement(config, name, dtype);
             }
             String layer = name.startsWith("blocks.") ? name.substring(0, name.indexOf('.', "blocks.".length()) + 1) : "";
             String local = name.substring(layer.length());

@@ -252,8 +252,8 @@ public final class TensorScope implements AutoCloseable {
         }
         checkOwner();
         if (running > 0) {
-            throw new IllegalStateException("a TensorScope cannot close while code runs in it (callIn): the code"
-                    + " that called callIn closes it afterwards");
+            throw new IllegalStateException("a TensorScope cannot close while code runs in it (a hook of a forward"
+                    + " pass, which runs in the pass's scope, or a TensorScope.callIn body): close it after that returns");
         }
         if (CURRENT.get() != this) {
             throw new IllegalStateException("TensorScope closed out of order: close inner scopes first");
