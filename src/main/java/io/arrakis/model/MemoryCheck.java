@@ -96,10 +96,11 @@ final class MemoryCheck {
             int k = config.expertsPerToken();
             hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
                     + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
-        } else { // a GELU written out step by step in reduced precision holds a few more of the MLP's width
-            boolean stepwise = !config.gatedMlp() && (dtype == DType.BFLOAT16 || dtype == DType.FLOAT16)
-                    && a.activationFunction() == Architecture.Activation.GELU_TANH;
-            hidden = (double) config.dMlp() * (config.gatedMlp() || stepwise ? 4 : 2);
+        } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width
+            boolean stepwise = (dtype == DType.BFLOAT16 || dtype == DType.FLOAT16)
+                    && a.activationFunction() == Architecture.Activation.GELU_TANH
+                    && !a.activation().equals("gelu_pytorch_tanh");
+            hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + (stepwise ? 2 : 0));
         }
         double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
         if (explicitAttention) {
