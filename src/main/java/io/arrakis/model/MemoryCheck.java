@@ -97,15 +97,13 @@ final class MemoryCheck {
             hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
                     + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
         } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width
-            boolean stepwise = (dtype == DType.BFLOAT16 || dtype == DType.FLOAT16)
-                    && a.activationFunction() == Architecture.Activation.GELU_TANH
+            boolean stepwise = reduced(dtype) && a.activationFunction() == Architecture.Activation.GELU_TANH
                     && !a.activation().equals("gelu_pytorch_tanh");
             hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + (stepwise ? 2 : 0));
         }
         double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
         if (explicitAttention) {
-            boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
-            boolean wide = reduced && a.scoresInFloat32(); // queries and keys converted, scores made in float32
+            boolean wide = reduced(dtype) && a.scoresInFloat32(); // queries and keys converted, scores made in float32
             int scoreBytes = wide ? 4 : dtype.byteSize();
             bytes += (double) config.nHeads() * pos
                     * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize())
@@ -176,9 +174,13 @@ final class MemoryCheck {
         };
     }
 
+    private static boolean reduced(DType dtype) {
+        return dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
+    }
+
     /** The bytes of an element of the activation at {@code name} in a model of {@code dtype}. */
     private static int bytesPerElement(HookedAutoConfig config, String name, DType dtype) {
-        boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
+        boolean reduced = reduced(dtype);
         Architecture a = config.architecture();
         String point = name.substring(name.lastIndexOf('.') + 1);
         return switch (point) {

@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.testing.ChildJvm;
+import io.arrakis.testing.ResidentMemory;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.LibTorch;
@@ -8,9 +9,6 @@ import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -23,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * peak resident set (VmHWM) no other test moves.
  */
 class PassMemoryTest {
-    private static final long MB = 1 << 20;
+    private static final long MB = ResidentMemory.MB;
 
     @Test
     void aPassPeaksAtOneBlocksIntermediatesWhateverItsDepth() {
@@ -41,7 +39,7 @@ class PassMemoryTest {
 
     /** Prints {@code peak rise: 2 layers <bytes>, 12 layers <bytes>}: VmHWM over one float32 pass, no cache. */
     public static final class Peaks {
-        public static void main(String[] args) throws IOException {
+        public static void main(String[] args) {
             LibTorch.load();
             long[] rises = new long[2];
             int[] depths = {2, 12};
@@ -55,22 +53,13 @@ class PassMemoryTest {
                     // warm-up on a small input (the JIT, libtorch's first calls): memory a large pass freed would
                     // stay with the allocator, and the measured pass would reuse it unseen
                     model.forward(ids.narrow(1, 0, 8), CacheSpec.none()).close();
-                    Files.writeString(Path.of("/proc/self/clear_refs"), "5"); // VmHWM := VmRSS
-                    long before = status("VmRSS");
+                    ResidentMemory.resetPeak();
+                    long before = ResidentMemory.rss();
                     model.forward(ids, CacheSpec.none()).close();
-                    rises[d] = status("VmHWM") - before;
+                    rises[d] = ResidentMemory.peak() - before;
                 }
             }
             System.out.println("peak rise: 2 layers " + rises[0] + ", 12 layers " + rises[1]);
-        }
-
-        private static long status(String field) throws IOException {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith(field + ":")) {
-                    return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
-                }
-            }
-            throw new IllegalStateException("no " + field + " in /proc/self/status");
         }
     }
 }

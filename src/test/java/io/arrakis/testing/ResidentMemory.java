@@ -14,16 +14,34 @@ public final class ResidentMemory {
 
     /** VmRSS now, in bytes. */
     public static long rss() {
+        return status("VmRSS");
+    }
+
+    /** VmHWM, the highest resident set since the process started or {@link #resetPeak}, in bytes. */
+    public static long peak() {
+        return status("VmHWM");
+    }
+
+    /** Sets VmHWM to the resident set now, so that {@link #peak} measures from here. */
+    public static void resetPeak() {
+        try {
+            Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static long status(String field) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmRSS:")) {
+                if (line.startsWith(field + ":")) {
                     return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
                 }
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        throw new IllegalStateException("no VmRSS in /proc/self/status");
+        throw new IllegalStateException("no " + field + " in /proc/self/status");
     }
 
     /**
