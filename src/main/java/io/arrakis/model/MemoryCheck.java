@@ -45,15 +45,11 @@ final class MemoryCheck {
             return;
         }
         long tokens = batch * pos;
-        Architecture a = config.architecture();
-        double logits = (double) tokens * config.vocabSize() * dtype.byteSize()
-                * (a.logitScale() != 1.0 || a.logitSoftcap() > 0 ? 2 : 1);
-        double held = kept == NOTHING ? 0 : keptBytesPerToken(config, hookNames, kept, hooked, pos, dtype) * tokens;
-        boolean explicitAttention = !Forward.fusedAttentionPays(device, dtype) || a.attentionSoftcap() > 0
-                || a.attentionSinks() || kept != NOTHING && hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
-                || n.endsWith("hook_attn_scores")) && kept.test(n));
-        double work = blockBytesPerToken(config, pos, explicitAttention, dtype) * tokens;
-        if (logits + held + work < HostMemory.usableBytes() / SMALL) {
+        PassBytes needed = passBytes(config, hookNames, kept, hooked, batch, pos, dtype, device);
+        double logits = needed.logits();
+        double held = needed.held();
+        double work = needed.work();
+        if (needed.total() < HostMemory.usableBytes() / SMALL) {
             return; // spare small passes reading the kernel's figures
         }
         long available = HostMemory.availableBytes();
@@ -78,6 +74,28 @@ final class MemoryCheck {
                     ? new Object[] {batch, pos, held / GIB, logits / GIB, work / GIB, available / GIB}
                     : new Object[] {batch, pos, logits / GIB, work / GIB, available / GIB}));
         }
+    }
+
+    /** A pass's memory as {@link #requirePass} counts it: its logits, what it keeps to its end, one block's work. */
+    record PassBytes(double logits, double held, double work) {
+        double total() {
+            return logits + held + work;
+        }
+    }
+
+    /** What {@link #requirePass} counts for a pass over ids {@code [batch, pos]}. */
+    static PassBytes passBytes(HookedAutoConfig config, Set<String> hookNames, java.util.function.Predicate<String> kept,
+                               java.util.function.Predicate<String> hooked, long batch, long pos, DType dtype,
+                               Device device) {
+        long tokens = batch * pos;
+        Architecture a = config.architecture();
+        double logits = (double) tokens * config.vocabSize() * dtype.byteSize()
+                * (a.logitScale() != 1.0 || a.logitSoftcap() > 0 ? 2 : 1);
+        double held = kept == NOTHING ? 0 : keptBytesPerToken(config, hookNames, kept, hooked, pos, dtype) * tokens;
+        boolean explicitAttention = !Forward.fusedAttentionPays(device, dtype) || a.attentionSoftcap() > 0
+                || a.attentionSinks() || kept != NOTHING && hookNames.stream().anyMatch(n -> (n.endsWith("hook_pattern")
+                || n.endsWith("hook_attn_scores")) && kept.test(n));
+        return new PassBytes(logits, held, blockBytesPerToken(config, pos, explicitAttention, dtype) * tokens);
     }
 
     /**

@@ -93,6 +93,12 @@ public final class ChildJvm {
         return this;
     }
 
+    /** Sets environment variable {@code key} of the child, replacing the value inherited from this JVM. */
+    public ChildJvm environment(String key, String value) {
+        environment.put(key, value);
+        return this;
+    }
+
     /**
      * The child loads the CPU libtorch bundled in the Maven jars: this JVM's libtorch folder
      * ({@code -Darrakis.libtorch}, {@code ARRAKIS_LIBTORCH}) is not passed on.

@@ -1,0 +1,128 @@
+package io.arrakis.model;
+
+import io.arrakis.model.HookedAutoModel.HookSpec;
+import io.arrakis.testing.ChildJvm;
+import io.arrakis.testing.ResidentMemory;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.LibTorch;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * What {@link MemoryCheck#requirePass} counts for a pass against what the pass takes: the peak of the resident set
+ * over it, in a JVM of its own where glibc hands every large block back as it is freed (so the peak is what was live)
+ * and the weights are not repacked on first use. An estimate well under the peak lets a pass the check admitted run
+ * out of memory; one far over it refuses passes that fit.
+ */
+class PassMemoryEstimateTest {
+    /** Below this the check admits passes that do not fit; the peak also holds libtorch's scratch buffers. */
+    private static final double LOWEST = 0.8;
+    /** Above this the check refuses passes that would fit in a third of the memory it asks for. */
+    private static final double HIGHEST = 3;
+
+    /**
+     * Family, dtype, what the pass keeps or hooks, and its layers: one case each. Passes that keep activations have
+     * more layers, so that what they keep outweighs one block's work.
+     */
+    private static final List<String> CASES = List.of(
+            "gpt2 FLOAT32 none 2", "gpt2 BFLOAT16 none 2", "gpt2 FLOAT32 all 6", "gpt2 FLOAT32 replace 6",
+            "llama BFLOAT16 none 2", "llama FLOAT32 all 6", "llama BFLOAT16 pattern 6",
+            "gemma2 BFLOAT16 none 2", "gemma2 FLOAT32 scores 6",
+            "gpt-j BFLOAT16 none 2", "phi BFLOAT16 none 2", "mixtral FLOAT32 none 2", "gpt-oss BFLOAT16 none 2");
+
+    private static final Map<String, Map<String, Object>> SIZES = Map.of(
+            "gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024),
+            "llama", Map.of("hidden_size", 256, "intermediate_size", 704,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000),
+            "gemma2", Map.of("hidden_size", 256, "intermediate_size", 1024,
+                    "num_attention_heads", 8, "num_key_value_heads", 4, "head_dim", 32, "query_pre_attn_scalar", 32,
+                    "sliding_window", 256, "vocab_size", 1000),
+            "gpt-j", Map.of("n_embd", 256, "n_head", 8, "rotary_dim", 16, "vocab_size", 1000,
+                    "n_positions", 1024),
+            "phi", Map.of("hidden_size", 256, "intermediate_size", 1024,
+                    "num_attention_heads", 8, "vocab_size", 1000, "max_position_embeddings", 1024),
+            "mixtral", Map.of("hidden_size", 256, "intermediate_size", 896,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "num_local_experts", 8,
+                    "num_experts_per_tok", 2, "vocab_size", 1000),
+            "gpt-oss", Map.of("hidden_size", 256, "intermediate_size", 256,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "head_dim", 32, "num_local_experts", 8,
+                    "num_experts_per_tok", 4, "sliding_window", 128, "vocab_size", 1000));
+
+    @Test
+    void theCheckCountsWhatAPassTakesWithinItsMargins() {
+        String out = ChildJvm.of(Estimates.class, CASES.toArray(String[]::new))
+                .property(LibTorch.PROPERTY_MALLOC, "default")
+                .property(LibTorch.PROPERTY_PACKED_WEIGHTS, "off")
+                .environment("MALLOC_MMAP_THRESHOLD_", "131072")
+                .run();
+        Matcher m = Pattern.compile("(?m)^(.+): estimate (\\d+), peak (\\d+)$").matcher(out);
+        List<String> outside = new ArrayList<>();
+        int cases = 0;
+        while (m.find()) {
+            cases++;
+            double ratio = Double.parseDouble(m.group(2)) / Double.parseDouble(m.group(3));
+            System.out.printf(Locale.ROOT, "%s: estimate / peak %.2f%n", m.group(1), ratio);
+            if (ratio < LOWEST || ratio > HIGHEST) {
+                outside.add(String.format(Locale.ROOT, "%s: estimate / peak %.2f", m.group(1), ratio));
+            }
+        }
+        assertTrue(cases == CASES.size(), out);
+        assertTrue(outside.isEmpty(), "estimates outside [" + LOWEST + ", " + HIGHEST + "] of the measured peak: "
+                + outside + "\n" + out);
+    }
+
+    /** Prints {@code <case>: estimate <bytes>, peak <bytes>} for each case named by its arguments. */
+    public static final class Estimates {
+        public static void main(String[] args) {
+            LibTorch.load();
+            for (String c : args) {
+                String[] parts = c.split(" ");
+                String family = parts[0];
+                DType dtype = DType.valueOf(parts[1]);
+                String mode = parts[2];
+                HookedAutoConfig sized = HookedAutoConfig.of(family).with(SIZES.get(family));
+                HookedAutoConfig config = sized.with(sized.raw().containsKey("n_layer") ? "n_layer"
+                        : "num_hidden_layers", Integer.parseInt(parts[3]));
+                try (TensorScope scope = TensorScope.open();
+                     HookedAutoModel model = HookedAutoModel.create(config, 1, dtype, Device.CPU)) {
+                    Tensor ids = Tensor.randint(new Generator(3), 0, config.vocabSize(), new long[] {4, 1024},
+                            Device.CPU);
+                    CacheSpec spec = mode.equals("all") ? CacheSpec.all() : CacheSpec.none();
+                    Predicate<String> where = switch (mode) {
+                        case "pattern" -> name -> name.endsWith("hook_pattern");
+                        case "scores" -> name -> name.endsWith("hook_attn_scores");
+                        case "replace" -> name -> !name.equals("logits");
+                        default -> null;
+                    };
+                    HookSpec[] hooks = where == null ? new HookSpec[0] : new HookSpec[] {HookSpec.matching(where,
+                            mode.equals("replace") ? (t, name) -> t.mul(1.0) : (t, name) -> null)};
+                    Predicate<String> hooked = where == null ? MemoryCheck.NOTHING : where;
+                    Predicate<String> kept = spec == CacheSpec.none() && where == null ? MemoryCheck.NOTHING
+                            : name -> spec.keeps(name) || hooked.test(name);
+                    double estimate = MemoryCheck.passBytes(config, model.hookNames(), kept, hooked, 4, 1024, dtype,
+                            Device.CPU).total();
+                    // a short pass first: libtorch's first calls and the JIT are not the pass's memory
+                    model.runWithHooks(ids.narrow(1, 0, 8), spec, hooks).close();
+                    ResidentMemory.resetPeak();
+                    long before = ResidentMemory.rss();
+                    model.runWithHooks(ids, spec, hooks).close();
+                    System.out.printf(Locale.ROOT, "%s: estimate %d, peak %d%n", c, (long) estimate,
+                            ResidentMemory.peak() - before);
+                }
+            }
+        }
+    }
+}
