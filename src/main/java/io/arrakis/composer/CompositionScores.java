@@ -6,6 +6,7 @@ import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
+import io.arrakis.torch.HostMemory;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 
@@ -14,6 +15,7 @@ import org.apache.commons.statistics.descriptive.StandardDeviation;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 
 /**
@@ -41,6 +43,8 @@ import java.util.Objects;
  * one matrix product {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (factors and product in float32, or
  * float64 for float64 models), done in blocks of one sender layer against the later layers, whose
  * {@code d_head × d_head} blocks' Frobenius norms (accumulated in float64 on the CPU) are the numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
+ * The factors are made one layer at a time: besides the model, the scores hold the two factors of all heads (each
+ * as large as all of W_Q in float32), one layer's weights and one block of the product.
  *
  * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models
  * with rotary position embeddings (Llama, GPT-NeoX, ...) queries and keys are rotated by position-dependent angles
@@ -79,7 +83,14 @@ public final class CompositionScores {
     }
 
     /** Which circuit of the receiving head the sender's output is composed with. */
-    public enum Mode { Q, K, V }
+    public enum Mode {
+        Q, K, V;
+
+        /** The receiver's weights the circuit is made of. */
+        String circuitWeights() {
+            return this == V ? "W_V or W_O" : "W_Q or W_K";
+        }
+    }
 
     /**
      * @param baseline        also sample the scores of Gaussian random heads of the same shapes (and ranks) and
@@ -87,7 +98,8 @@ public final class CompositionScores {
      * @param baselineSamples how many random (sender, receiver) pairs the baseline draws (≥ 2)
      * @param seed            the baseline's random seed
      * @param progress        told after each block of the big product how many head pairs are scored
-     * @param maxBlockElements the most elements of one block of the big product (bounds the memory used)
+     * @param maxBlockElements the most elements of one block of the big product (bounds the memory the product takes
+     *                        beside the factors)
      * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
      *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
      *                        families whose norm has no weight
@@ -214,12 +226,13 @@ public final class CompositionScores {
         progress.advanced(donePairs, totalPairs);
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         Device device = model.device();
+        requireFactorMemory(c, productType, device);
         try (TensorScope scope = TensorScope.open()) {
-            Fold fold = Fold.of(model, options);
-            Tensor senders = senderFactors(model, fold, n, productType);           // [n, d_head, d_model]
-            Tensor receivers = receiverFactors(model, fold, mode, n, productType); // [n, d_head, d_model], transposed
-            double[] senderNorm = safeNorms(senders, n);
-            double[] receiverNorm = safeNorms(receivers, n);
+            HeadWeights weights = HeadWeights.of(model, options);
+            Tensor senders = weights.senderFactors(productType);           // [n, d_head, d_model]
+            Tensor receivers = weights.receiverFactors(mode, productType); // [n, d_head, d_model], transposed
+            double[] senderNorm = safeNorms(senders, heads, "sender", "W_V or W_O");
+            double[] receiverNorm = safeNorms(receivers, heads, "receiver", mode.circuitWeights());
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
             Tensor receiverNorms = Tensor.of(receiverNorm, layers, heads).to(device);
             Tensor left = senders.reshape((long) n * dHead, dModel);
@@ -274,6 +287,22 @@ public final class CompositionScores {
     }
 
     /**
+     * Refuses, before anything is allocated, scores whose factors (sender and receiver, {@code [L·H, d_head, d_model]}
+     * each, held together) cannot fit in the memory available on the CPU.
+     */
+    private static void requireFactorMemory(HookedAutoConfig c, DType productType, Device device) {
+        double bytes = 2.0 * c.nLayers() * c.nHeads() * c.dHead() * c.dModel() * productType.byteSize();
+        long available = device.isCpu() ? HostMemory.availableBytes() : -1;
+        if (available >= 0 && bytes > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "composition scores of %d layers x %d heads"
+                    + " need %.1f GiB for their sender and receiver factors (%s, two of [layer * head, d_head,"
+                    + " d_model]), but %.1f GiB of memory is available; score a model with fewer layers, or pairs"
+                    + " one at a time with pair()", c.nLayers(), c.nHeads(), bytes / (1L << 30), productType,
+                    available / (double) (1L << 30)));
+        }
+    }
+
+    /**
      * The score of one pair, computed on its own in float64 (the norm scales a family folds into the weights are
      * formed as the model forms them: gemma's {@code 1 + w} in float32); 0 unless {@code sender.layer() <
      * receiver.layer()}, as in {@link #allPairs}. Throws {@link IllegalArgumentException} for a head the model lacks.
@@ -297,14 +326,13 @@ public final class CompositionScores {
             return 0.0;
         }
         try (TensorScope scope = TensorScope.open()) {
-            Fold fold = Fold.of(model, options);
-            Tensor a = headWeight(model, fold, Weight.V, sender).unsqueeze(0);
-            Tensor bt = headWeight(model, fold, Weight.O, sender).unsqueeze(0);
-            Tensor[] cd = circuit(model, fold, mode, receiver);
-            Tensor s = senderFactors(a, bt);
-            Tensor r = receiverFactors(cd[0].unsqueeze(0), cd[1].unsqueeze(0));
+            HeadWeights weights = HeadWeights.of(model, options);
+            Tensor s = weights.senderFactors(sender.layer(), DType.FLOAT64).narrow(0, sender.index(), 1);
+            Tensor r = weights.receiverFactors(mode, receiver.layer(), DType.FLOAT64).narrow(0, receiver.index(), 1);
+            double senderNorm = finite(s.norm().item(), sender, "sender", "W_V or W_O");
+            double receiverNorm = finite(r.norm().item(), receiver, "receiver", mode.circuitWeights());
             double num = s.bmm(r.transpose(1, 2)).norm().item();
-            double den = s.norm().item() * r.norm().item();
+            double den = senderNorm * receiverNorm;
             return den == 0 ? 0.0 : num / den;
         }
     }
@@ -314,90 +342,85 @@ public final class CompositionScores {
     private enum Weight { Q, K, V, O }
 
     /**
-     * One head's weight in float64, read from its layer only, prepared as {@code fold} says: W_Q, W_K, W_V
-     * {@code [d_model, d_head]} (key/value heads repeated per query head), W_O {@code [d_head, d_model]}.
+     * The heads' weights as the scores read them: W_Q and W_K times their q/k norm's scales, W_O times the
+     * attention-output norm's, and what the options do ({@link Fold}). Built one layer at a time, so that the scores
+     * hold the factors of all heads but the weights of one layer.
      */
-    private static Tensor headWeight(HookedAutoModel model, Fold fold, Weight w, Head h) {
-        int l = h.layer();
-        Tensor perLayer = switch (w) {
-            case Q -> model.W_Q(l);
-            case K -> model.W_K(l, true);
-            case V -> model.W_V(l, true);
-            case O -> model.W_O(l);
-        };
-        Tensor x = perLayer.select(0, h.index()).to(DType.FLOAT64);
-        Tensor linear = linearScales(model, w);
-        if (linear != null) { // the q/k norm scale per d_head feature, or the output norm's per d_model feature
-            Tensor scale = w == Weight.O ? linear.select(0, l) : linear.select(0, l).select(0, h.index());
-            x = x.mul(scale.to(DType.FLOAT64));
+    private record HeadWeights(HookedAutoModel model, Fold fold, Tensor queryScales, Tensor keyScales,
+                               Tensor outScales) {
+        static HeadWeights of(HookedAutoModel model, Options options) {
+            return new HeadWeights(model, Fold.of(model, options), model.queryNormWeights(),
+                    model.keyNormWeights(true), model.attentionOutNormWeights());
         }
-        if (w == Weight.O) {
-            return fold.centreWriting() ? x.sub(x.mean(1, true)) : x;
+
+        /**
+         * Block {@code layer}'s weight {@code w} in {@code dtype}: W_Q, W_K, W_V {@code [head, d_model, d_head]}
+         * (key/value heads repeated per query head), W_O {@code [head, d_head, d_model]}.
+         */
+        Tensor layer(Weight w, int layer, DType dtype) {
+            Tensor x = inType(switch (w) {
+                case Q -> model.W_Q(layer);
+                case K -> model.W_K(layer, true);
+                case V -> model.W_V(layer, true);
+                case O -> model.W_O(layer);
+            }, dtype);
+            Tensor scales = switch (w) { // per d_head feature of each head, or per d_model feature
+                case Q -> queryScales;
+                case K -> keyScales;
+                case V -> null;
+                case O -> outScales;
+            };
+            if (scales != null) {
+                Tensor scale = scales.select(0, layer).to(dtype);
+                x = x.mul(w == Weight.O ? scale.view(1, 1, -1) : scale.unsqueeze(1));
+            }
+            if (w == Weight.O) {
+                return fold.centreWriting() ? x.sub(x.mean(2, true)) : x;
+            }
+            if (fold.scales() == null) {
+                return x;
+            }
+            Tensor folded = x.mul(fold.scales().select(0, layer).to(dtype).view(1, -1, 1));
+            return fold.centreReading() ? folded.sub(folded.mean(1, true)) : folded;
         }
-        if (fold.scales() == null) {
-            return x;
+
+        /** Every head's sender factors, {@code [layer · head, d_head, d_model]}. */
+        Tensor senderFactors(DType dtype) {
+            return allLayers(layer -> senderFactors(layer, dtype), dtype);
         }
-        Tensor folded = x.mul(fold.scales().select(0, l).to(DType.FLOAT64).view(model.config().dModel(), 1));
-        return fold.centreReading() ? folded.sub(folded.mean(0, true)) : folded;
-    }
 
-    /** C and D of the receiver's circuit R = C Dᵀ, float64 {@code [d_model, d_head]} each. */
-    private static Tensor[] circuit(HookedAutoModel model, Fold fold, Mode mode, Head r) {
-        return switch (mode) {
-            case Q -> new Tensor[] {headWeight(model, fold, Weight.Q, r), headWeight(model, fold, Weight.K, r)};
-            case K -> new Tensor[] {headWeight(model, fold, Weight.K, r), headWeight(model, fold, Weight.Q, r)};
-            case V -> new Tensor[] {headWeight(model, fold, Weight.V, r),
-                    headWeight(model, fold, Weight.O, r).transpose(0, 1)};
-        };
-    }
-
-    // W_Q, W_K, W_V [layer, head, d_model, d_head] (key/value heads repeated per query head) with the norm folded as
-    // {@link Fold} says
-    private static Tensor wQ(HookedAutoModel model, Fold fold, DType dtype) {
-        return withQkNorm(foldInto(model.W_Q(), fold, dtype), model.queryNormWeights());
-    }
-
-    private static Tensor wK(HookedAutoModel model, Fold fold, DType dtype) {
-        return withQkNorm(foldInto(model.W_K(true), fold, dtype), model.keyNormWeights(true));
-    }
-
-    /** W_Q or W_K {@code [layer, head, d_model, d_head]} times the q/k norm's scale of each d_head feature, if any. */
-    private static Tensor withQkNorm(Tensor w, Tensor scales) {
-        return scales == null ? w : w.mul(scales.to(w.dtype()).unsqueeze(2));
-    }
-
-    /**
-     * W_O {@code [layer, head, d_head, d_model]} in {@code dtype}, times the attention-output norm's scales, if any, and
-     * centred as {@link Fold} says.
-     */
-    private static Tensor wO(HookedAutoModel model, Fold fold, DType dtype) {
-        Tensor w = inType(model.W_O(), dtype);
-        Tensor scales = model.attentionOutNormWeights();
-        Tensor scaled = scales == null ? w : w.mul(scales.to(dtype).view(scales.size(0), 1, 1, scales.size(1)));
-        return fold.centreWriting() ? scaled.sub(scaled.mean(3, true)) : scaled;
-    }
-
-    /** The scales {@link #headWeight} multiplies a weight by: q/k norms for W_Q/W_K, the output norm for W_O. */
-    private static Tensor linearScales(HookedAutoModel model, Weight w) {
-        return switch (w) {
-            case Q -> model.queryNormWeights();
-            case K -> model.keyNormWeights(true);
-            case V -> null;
-            case O -> model.attentionOutNormWeights();
-        };
-    }
-
-    private static Tensor wV(HookedAutoModel model, Fold fold, DType dtype) {
-        return foldInto(model.W_V(true), fold, dtype);
-    }
-
-    private static Tensor foldInto(Tensor w, Fold fold, DType dtype) {
-        Tensor converted = inType(w, dtype);
-        if (fold.scales() == null) {
-            return converted;
+        /** Block {@code layer}'s sender factors P Bᵀ, {@code [head, d_head, d_model]}. */
+        Tensor senderFactors(int layer, DType dtype) {
+            return CompositionScores.senderFactors(layer(Weight.V, layer, dtype), layer(Weight.O, layer, dtype));
         }
-        Tensor folded = converted.mul(fold.scales().to(dtype).view(fold.scales().size(0), 1, fold.scales().size(1), 1));
-        return fold.centreReading() ? folded.sub(folded.mean(2, true)) : folded;
+
+        /** Every head's receiver factors for {@code mode}, transposed: {@code [layer · head, d_head, d_model]}. */
+        Tensor receiverFactors(Mode mode, DType dtype) {
+            return allLayers(layer -> receiverFactors(mode, layer, dtype), dtype);
+        }
+
+        /** Block {@code layer}'s receiver factors of the circuit R = C Dᵀ, transposed: {@code [head, d_head, d_model]}. */
+        Tensor receiverFactors(Mode mode, int layer, DType dtype) {
+            return switch (mode) {
+                case Q -> CompositionScores.receiverFactors(layer(Weight.Q, layer, dtype), layer(Weight.K, layer, dtype));
+                case K -> CompositionScores.receiverFactors(layer(Weight.K, layer, dtype), layer(Weight.Q, layer, dtype));
+                case V -> CompositionScores.receiverFactors(layer(Weight.V, layer, dtype),
+                        layer(Weight.O, layer, dtype).transpose(1, 2));
+            };
+        }
+
+        /** The layers' factors written into one tensor as each is made, each layer's work freed before the next. */
+        private Tensor allLayers(java.util.function.IntFunction<Tensor> ofLayer, DType dtype) {
+            HookedAutoConfig c = model.config();
+            Tensor all = Tensor.empty(new long[] {(long) c.nLayers() * c.nHeads(), c.dHead(), c.dModel()}, dtype,
+                    model.device());
+            for (int layer = 0; layer < c.nLayers(); layer++) {
+                try (TensorScope scope = TensorScope.open()) {
+                    all.narrow(0, (long) layer * c.nHeads(), c.nHeads()).copyFrom(ofLayer.apply(layer));
+                }
+            }
+            return all;
+        }
     }
 
     /** {@code w} itself when it has {@code dtype} already, else a converted copy. */
@@ -426,25 +449,6 @@ public final class CompositionScores {
                         + " centred weights would not be the model's");
             }
         }
-    }
-
-    private static Tensor senderFactors(HookedAutoModel model, Fold fold, int n, DType dtype) {
-        HookedAutoConfig c = model.config();
-        Tensor a = wV(model, fold, dtype).reshape(n, c.dModel(), c.dHead());
-        Tensor bt = wO(model, fold, dtype).reshape(n, c.dHead(), c.dModel());
-        return senderFactors(a, bt);
-    }
-
-    private static Tensor receiverFactors(HookedAutoModel model, Fold fold, Mode mode, int n, DType dtype) {
-        HookedAutoConfig c = model.config();
-        long dm = c.dModel();
-        long dh = c.dHead();
-        return switch (mode) {
-            case Q -> receiverFactors(wQ(model, fold, dtype).reshape(n, dm, dh), wK(model, fold, dtype).reshape(n, dm, dh));
-            case K -> receiverFactors(wK(model, fold, dtype).reshape(n, dm, dh), wQ(model, fold, dtype).reshape(n, dm, dh));
-            case V -> receiverFactors(wV(model, fold, dtype).reshape(n, dm, dh),
-                    wO(model, fold, dtype).reshape(n, dh, dm).transpose(1, 2));
-        };
     }
 
     /**
@@ -482,15 +486,31 @@ public final class CompositionScores {
         return root.to(x.dtype());
     }
 
-    /** Frobenius norms of the n factors; a zero norm becomes +∞ so that its (zero) scores divide to 0. */
-    private static double[] safeNorms(Tensor factors, int n) {
+    /**
+     * Frobenius norms of the factors of every head, {@code heads} per layer; a zero norm becomes +∞ so that its (zero)
+     * scores divide to 0. A norm that is not finite is refused: it comes from NaN or infinite weights, whose scores
+     * would be NaN, which a score table shows as a pair without a score.
+     */
+    private static double[] safeNorms(Tensor factors, int heads, String role, String weights) {
+        int n = (int) factors.size(0);
         double[] norms = factors.reshape(n, -1).norm(1, false).toDoubleArray();
         for (int i = 0; i < n; i++) {
+            finite(norms[i], new Head(i / heads, i % heads), role, weights);
             if (norms[i] == 0) {
                 norms[i] = Double.POSITIVE_INFINITY;
             }
         }
         return norms;
+    }
+
+    /** {@code norm}, the norm of a head's factors, where it is finite. */
+    private static double finite(double norm, Head head, String role, String weights) {
+        if (!Double.isFinite(norm)) {
+            throw new IllegalArgumentException("the " + role + " " + head + " has no composition score: its " + weights
+                    + " holds NaN or infinite values (or values whose products overflow), so its circuit's norm is "
+                    + norm);
+        }
+        return norm;
     }
 
     /** Scores of independent Gaussian random heads with the model's shapes (rank d_head each). */

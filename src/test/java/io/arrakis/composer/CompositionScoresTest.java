@@ -295,4 +295,44 @@ class CompositionScoresTest {
         }
         return Tensor.of(out, (long) heads * dh, dm);
     }
+
+    /**
+     * A head whose weights hold NaN has no score: the composition is refused naming it, rather than giving NaN scores,
+     * which a score table shows as pairs without a score (as a detector's window-masked heads are).
+     */
+    @Test
+    void aHeadWithNonFiniteWeightsIsRefusedNamingIt(@TempDir Path dir) throws Exception {
+        Path clean = fixture("gpt2-tiny");
+        java.nio.file.Files.copy(clean.resolve("config.json"), dir.resolve("config.json"));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(clean.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : file.names()) {
+                tensors.put(name, file.tensor(name));
+            }
+            // Conv1D [d_model, 3 d_model]: the value columns start at 2 d_model, head 0's first
+            Tensor qkv = tensors.get("transformer.h.0.attn.c_attn.weight");
+            float[] values = qkv.toFloatArray();
+            values[2 * 32] = Float.NaN;
+            tensors.put("transformer.h.0.attn.c_attn.weight", Tensor.of(values, qkv.shape()));
+            io.arrakis.model.safetensors.SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of());
+        }
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             HookedAutoModel reference = HookedAutoModel.fromPretrained(clean)) {
+            for (Mode mode : Mode.values()) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> CompositionScores.allPairs(model, mode), mode.name());
+                assertTrue(e.getMessage().startsWith("the sender L0H0 has no composition score: its W_V or W_O holds"
+                        + " NaN"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class,
+                        () -> CompositionScores.pair(model, Head.of(0, 0), Head.of(1, 2), mode), mode.name());
+                assertTrue(e.getMessage().startsWith("the sender L0H0"), e.getMessage());
+                // the other heads' weights are the fixture's
+                assertEquals(CompositionScores.pair(reference, Head.of(0, 1), Head.of(1, 2), mode),
+                        CompositionScores.pair(model, Head.of(0, 1), Head.of(1, 2), mode), mode.name());
+            }
+            assertEquals(0.0, CompositionScores.pair(model, Head.of(1, 1), Head.of(0, 0), Mode.V),
+                    "no pair of a later sender is scored, whatever the receiver's weights");
+        }
+    }
 }
