@@ -230,7 +230,7 @@ public final class HookedAutoConfig {
                 overrides.put((String) e.getKey(), e.getValue());
             }
         }
-        return new HookedAutoConfig(f, f.merge(f.defaults(), overrides, true));
+        return new HookedAutoConfig(f, f.fromFile(overrides));
     }
 
     /**

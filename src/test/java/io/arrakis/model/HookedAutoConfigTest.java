@@ -688,6 +688,53 @@ class HookedAutoConfigTest {
     // -------------------------------------------------------------------- rotary scaling, refused settings
 
     @Test
+    void aGptNeoxFileIsReadAsGptNeoxConfigReadsIt() {
+        // GPTNeoXConfig (transformers 5.17) takes rotary_pct and rotary_emb_base (defaults 0.25 and 10000) into its
+        // rope_parameters where those lack them, and nothing from a top-level partial_rotary_factor or rope_theta
+        String neox = "{\"model_type\": \"gpt_neox\", \"hidden_size\": 64, \"num_attention_heads\": 4, ";
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> HookedAutoConfig.fromJsonText(neox + "\"partial_rotary_factor\": 1.0}"));
+        assertTrue(e.getMessage().startsWith("partial_rotary_factor = 1.0") && e.getMessage().contains("rotary_pct")
+                && e.getMessage().contains("0.25"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> HookedAutoConfig.fromJsonText(neox + "\"rotary_emb_base\": 20000, \"rope_theta\": 100}"));
+        assertTrue(e.getMessage().startsWith("rope_theta = 100") && e.getMessage().contains("20000"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(neox
+                + "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 500.0}, \"rope_theta\": 100}"));
+        // where they agree with what it reads, as transformers 4's files mirror them, they are the same settings
+        HookedAutoConfig mirrored = HookedAutoConfig.fromJsonText(neox + "\"rotary_pct\": 0.5, \"partial_rotary_factor\": 0.5,"
+                + " \"rotary_emb_base\": 20000, \"rope_theta\": 20000}");
+        assertEquals(8, mirrored.rotaryDim());
+        assertEquals(20000.0, mirrored.ropeTheta());
+        HookedAutoConfig defaults = HookedAutoConfig.fromJsonText(neox + "\"partial_rotary_factor\": 0.25,"
+                + " \"rope_theta\": 10000}");
+        assertEquals(4, defaults.rotaryDim());
+        HookedAutoConfig saved = HookedAutoConfig.fromJsonText(neox + "\"rope_parameters\": {\"rope_type\": \"default\","
+                + " \"rope_theta\": 500.0, \"partial_rotary_factor\": 1.0}, \"partial_rotary_factor\": 1.0}");
+        assertEquals(16, saved.rotaryDim());
+        assertEquals(500.0, saved.ropeTheta());
+        // HookedAutoConfig.with takes them as aliases, as GPTNeoXConfig's attributes
+        assertEquals(8, HookedAutoConfig.of("gpt-neox").with(Map.of("hidden_size", 64, "num_attention_heads", 4,
+                "partial_rotary_factor", 0.5)).rotaryDim());
+    }
+
+    @Test
+    void aHeadDimOtherThanTheHeadsWidthIsRefusedWhereTheProjectionsIgnoreIt() {
+        // gpt-neox's and stablelm's rotary embeddings read head_dim where a file gives one; their projections make
+        // heads hidden_size / num_attention_heads wide
+        for (String type : List.of("gpt_neox", "stablelm")) {
+            String file = "{\"model_type\": \"" + type + "\", \"hidden_size\": 64, \"num_attention_heads\": 4, "
+                    + (type.equals("stablelm") ? "\"num_key_value_heads\": 4, " : "");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> HookedAutoConfig.fromJsonText(file + "\"head_dim\": 32}").architecture(), type);
+            assertTrue(e.getMessage().startsWith("head_dim = 32") && e.getMessage().contains("= 16.0 wide"),
+                    e.getMessage());
+            assertEquals(16, HookedAutoConfig.fromJsonText(file + "\"head_dim\": 16}").dHead(), type);
+            assertEquals(16, HookedAutoConfig.fromJsonText(file + "\"head_dim\": null}").dHead(), type);
+        }
+    }
+
+    @Test
     void rotaryScalingIsReadAsTransformersReadsIt() {
         // meta-llama/Llama-3.1-8B's config.json keys (transformers 4 form: rope_scaling, top-level rope_theta)
         HookedAutoConfig llama31 = HookedAutoConfig.fromJsonText("""

@@ -19,14 +19,17 @@ import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.ropeParameters;
 import static io.arrakis.model.family.Key.str;
 import static io.arrakis.model.family.Key.tok;
+import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Slot.*;
 
 /**
  * GPT-NeoX ({@code transformers/models/gpt_neox}, Pythia): LayerNorm, rotary embeddings on
  * {@code int(d_head * rotary_pct)} dimensions, a two-layer MLP, {@code use_parallel_residual}, an untied
  * {@code embed_out}. {@code query_key_value} is fused per head: its rows are {@code [head, q | k | v, d_head]}.
- * GPTNeoXConfig mirrors {@code partial_rotary_factor} and {@code rope_theta} into its own keys, so files saved by
- * recent {@code transformers} carry both.
+ * {@code partial_rotary_factor} and {@code rope_theta} are aliases of {@code rotary_pct} and {@code rotary_emb_base}
+ * in {@link io.arrakis.model.HookedAutoConfig#with}; in a {@code config.json} GPTNeoXConfig ignores them (it reads
+ * {@code rotary_pct}, {@code rotary_emb_base} and {@code rope_parameters}), so there they are refused where they
+ * differ from what it reads.
  */
 final class GptNeox extends ModelFamily {
 
@@ -44,7 +47,29 @@ final class GptNeox extends ModelFamily {
     }
 
     @Override
+    void checkFile(Map<String, Object> file) {
+        refuseIgnored(file, "partial_rotary_factor", "rotary_pct", 0.25);
+        refuseIgnored(file, "rope_theta", "rotary_emb_base", 10000.0);
+    }
+
+    /** Refuses {@code ignored} where it differs from what GPTNeoXConfig reads: the rotary object's, else {@code read}. */
+    private static void refuseIgnored(Map<String, Object> file, String ignored, String read, double byDefault) {
+        if (!(file.get(ignored) instanceof Number given)) {
+            return; // absent, or a value the key's own type check refuses
+        }
+        Object rope = file.get("rope_scaling") != null ? file.get("rope_scaling") : file.get("rope_parameters");
+        Object used = rope instanceof Map<?, ?> m && m.get(ignored) != null ? m.get(ignored)
+                : file.containsKey(read) ? file.get(read) : byDefault;
+        if (used instanceof Number n && n.doubleValue() != given.doubleValue()) {
+            throw invalid(ignored, given, "is ignored in a gpt_neox config.json: GPTNeoXConfig reads " + read
+                    + " and rope_parameters, which give " + n + "; set " + read + " to the value meant, or remove "
+                    + ignored);
+        }
+    }
+
+    @Override
     Architecture architecture(Settings s) {
+        requireHeadDimOfWidth(s, "hidden_size", "num_attention_heads");
         boolean attentionBias = s.bool("attention_bias");
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")

@@ -64,6 +64,25 @@ public abstract class ModelFamily {
     }
 
     /**
+     * The configuration a {@code config.json}'s keys (all but {@code model_type}) give: {@link #merge} over the
+     * defaults, keeping keys the family does not define, after {@link #checkFile}.
+     *
+     * @throws IllegalArgumentException as {@link #merge} does, or for a key the family's configuration class ignores in a
+     *     file although this library would read it
+     */
+    public final Map<String, Object> fromFile(Map<String, Object> file) {
+        checkFile(file);
+        return merge(defaults(), file, true);
+    }
+
+    /**
+     * Refuses what a file gives that {@link #merge} would read but the family's configuration class ignores in a file
+     * (an alias it takes only as an attribute), where it differs from what that class reads; nothing by default.
+     */
+    void checkFile(Map<String, Object> file) {
+    }
+
+    /**
      * The family's key for a standard name ({@code num_hidden_layers} is {@code n_layer} for gpt2).
      *
      * @param standardName a name of the family's {@code attribute_map}, or any key
@@ -106,6 +125,19 @@ public abstract class ModelFamily {
     }
 
     abstract Architecture architecture(Settings s);
+
+    /**
+     * Refuses a {@code head_dim} other than {@code width / heads} in a family whose heads are that wide: its
+     * {@code transformers} rotary embedding reads {@code head_dim} where a file gives one, its projections do not.
+     */
+    static void requireHeadDimOfWidth(Settings s, String width, String heads) {
+        Object headDim = s.get("head_dim");
+        if (headDim != null && !(headDim instanceof Number n && n.doubleValue() * s.integer(heads) == s.integer(width))) {
+            throw ConfigValues.invalid("head_dim", headDim, "is not supported: the heads are " + width + " / " + heads
+                    + " = " + s.integer(width) / (double) s.integer(heads) + " wide, and transformers' rotary embedding"
+                    + " would read head_dim instead; remove it");
+        }
+    }
 
     /**
      * The checkpoint of a configuration of this family.

@@ -39,6 +39,7 @@ final class StableLm extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        requireHeadDimOfWidth(s, "hidden_size", "num_attention_heads");
         if (s.bool("qk_layernorm")) {
             throw invalid("qk_layernorm", true, "is not implemented (per-head LayerNorms on queries and keys)");
         }
