@@ -32,7 +32,7 @@ final class HfWeights {
         /** The tensor's shape, without loading it. */
         long[] shape(String name);
 
-        /** The tensor on the CPU in the file's dtype; the caller owns it. */
+        /** The tensor on the CPU in the file's dtype, in memory of its own (not a file's mapping); the caller owns it. */
         Tensor load(String name);
     }
 
@@ -249,8 +249,8 @@ final class HfWeights {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + raw.dtype() + "; weights must be floating point");
             }
             // nn.Linear's [out, in] stays as it is stored, and the model reads it through an [in, out] view
-            if (t.transposed() && raw.dtype() == dtype && device.isCpu()) { // a copy, off the checkpoint's memory
-                try (Tensor rows = raw.isContiguous() ? raw.copy() : raw.contiguous()) {
+            if (t.transposed() && raw.dtype() == dtype && device.isCpu()) {
+                try (Tensor rows = raw.contiguous()) {
                     return rows.transpose(0, 1);
                 }
             }
