@@ -41,7 +41,8 @@ public interface Tokenizer {
         }
         long[] ids = encode(text);
         long[] nothing = encode("");
-        boolean addsBos = nothing.length > 0 && nothing[0] == bos;
+        // the empty text's ids alone cannot tell a bos before the text from the same id as an eos after it
+        boolean addsBos = nothing.length > 0 && nothing[0] == bos && ids.length > 0 && ids[0] == bos;
         if (addsBos == prependBos) {
             return ids;
         }

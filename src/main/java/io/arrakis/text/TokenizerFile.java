@@ -33,10 +33,13 @@ import java.util.regex.PatternSyntaxException;
  *       throwing, refused with a message: a {@code Replace} whose pattern can match an empty string (judged in Java's
  *       regular expressions, which read Oniguruma's common syntax; one they do not read, or one that refers back to a
  *       group, is refused too), a {@code Replace} or {@code Split} regex that repeats a group holding a quantifier or
- *       an alternation ({@code (a+)+}, {@code (a|aa)+}, whose backtracking reaches Oniguruma's limit), a
- *       {@code Prepend} of nothing, a {@code Strip} decoder that strips from the end ({@code stop} above 0), a
- *       {@code Precompiled} normalizer whose character map does not parse, whose trie reads past its end or whose
- *       strings are cut inside a character, a BPE merge too short for the continuing-subword prefix cut off it, and a
+ *       an alternation ({@code (a+)+}, {@code (a|aa)+}, {@code (.*a){3}}, whose backtracking reaches Oniguruma's
+ *       limit; a regex of several unbounded quantifiers side by side, {@code a.*.*.*b}, can reach it too on a long
+ *       enough text, and is not refused: telling it from the common tokenizers' regexes is more than this reads), a
+ *       {@code Prepend} of nothing, a {@code FixedLength} of length 0, a {@code Strip} decoder that strips from the
+ *       end ({@code stop} above 0), a {@code Precompiled} normalizer whose character map does not parse (base64 with
+ *       bits left over included), whose trie reads past its end, whose strings are not UTF-8 or are cut inside a
+ *       character, a BPE merge too short for the continuing-subword prefix cut off it, and a
  *       template post-processor that names a special token it does not define, gives one ids and token strings of
  *       different counts, gives ids outside the vocabulary (encoding would give ids nothing can decode), or whose
  *       single-text template names a second text ({@code $B}).</li>
@@ -277,6 +280,10 @@ final class TokenizerFile {
                         + " tokenizers library fails on short tokens by ending the process");
             } else if ("Precompiled".equals(type)) {
                 checkCharsMap(map.get("precompiled_charsmap"));
+            } else if ("FixedLength".equals(type) && map.get("length") instanceof Number length
+                    && length.doubleValue() < 1) {
+                throw refused("a FixedLength pre-tokenizer of length " + length + ", on which Hugging Face's tokenizers"
+                        + " library ends the process when it encodes");
             } else if ("Prepend".equals(type) && "".equals(map.get("prepend"))) {
                 throw refused("a Prepend normalizer of the empty string, on which Hugging Face's tokenizers library"
                         + " ends the process");
@@ -382,16 +389,18 @@ final class TokenizerFile {
     /**
      * Whether {@code regex} puts an unbounded quantifier ({@code * + {n,}}, or a count of more than
      * {@value #MAX_HARMLESS_COUNT}) on something that can match one text in more than one way, as a group holding a
-     * quantifier or an alternation can ({@code (a+)+}, {@code (a|aa)+}, {@code (a?a)*}, {@code a{1,2}+}): the shape
-     * whose backtracking grows exponentially with the text. A few such groups backtrack little ({@code (a|b)+}); they
-     * are refused too, as telling them apart is more than this check reads.
+     * quantifier or an alternation can ({@code (a+)+}, {@code (a|aa)+}, {@code (a?a)*}, {@code a{1,2}+}), or any count
+     * of two or more on a group holding an unbounded quantifier ({@code (.*a){3}}): the shapes whose backtracking grows
+     * exponentially with the text, or as its length to the power of the count. A few such groups backtrack little
+     * ({@code (a|b)+}); they are refused too, as telling them apart is more than this check reads.
      */
     static boolean repeatsAnAmbiguousGroup(String regex) {
         String r = withoutClasses(regex);
-        // per open group: whether it holds a quantifier or an alternation
+        // per open group: whether it holds a quantifier or an alternation, and whether an unbounded quantifier
         java.util.ArrayDeque<boolean[]> groups = new java.util.ArrayDeque<>();
-        groups.push(new boolean[1]);
+        groups.push(new boolean[2]);
         boolean closedAmbiguous = false; // what was just read holds a quantifier or an alternation
+        boolean closedUnbounded = false; // what was just read holds an unbounded quantifier
         boolean afterQuantifier = false; // a ? or + after * + ? makes it lazy or possessive (after a count, + repeats)
         for (int i = 0; i < r.length(); i++) {
             char c = r.charAt(i);
@@ -407,26 +416,30 @@ final class TokenizerFile {
                 boolean unbounded = c == '*' || c == '+' || isCount && count.group(2) != null
                         && (count.group(3).isEmpty() || count.group(3).length() > 9
                         || Long.parseLong(count.group(3)) > MAX_HARMLESS_COUNT);
-                if (unbounded && closedAmbiguous) {
+                if (unbounded && closedAmbiguous || isCount && closedUnbounded && repeatsTwice(count)) {
                     return true;
                 }
                 groups.peek()[0] |= !exact;
+                groups.peek()[1] |= unbounded;
                 if (isCount) { // Oniguruma's Ruby syntax reads a{1,2}+ as (?:a{1,2})+
                     i = count.end() - 1;
                     closedAmbiguous = !exact;
+                    closedUnbounded = unbounded;
                     afterQuantifier = false;
                 } else {
                     closedAmbiguous = false;
+                    closedUnbounded = false;
                     afterQuantifier = true;
                 }
                 continue;
             }
             afterQuantifier = false;
             closedAmbiguous = false;
+            closedUnbounded = false;
             if (c == '\\') {
                 i++;
             } else if (c == '(') {
-                groups.push(new boolean[1]);
+                groups.push(new boolean[2]);
                 if (r.startsWith("?'", i + 1)) { // a named group, (?'name'
                     int close = r.indexOf('\'', i + 3);
                     i = close < 0 ? r.length() : close;
@@ -438,13 +451,22 @@ final class TokenizerFile {
                     i = j < r.length() && r.charAt(j) == ')' ? j - 1 : j;
                 }
             } else if (c == ')' && groups.size() > 1) {
-                closedAmbiguous = groups.pop()[0];
-                groups.peek()[0] |= closedAmbiguous;
+                boolean[] closed = groups.pop();
+                closedAmbiguous = closed[0];
+                closedUnbounded = closed[1];
+                groups.peek()[0] |= closed[0];
+                groups.peek()[1] |= closed[1];
             } else if (c == '|') {
                 groups.peek()[0] = true;
             }
         }
         return false;
+    }
+
+    /** Whether a count ({@link #COUNT}'s match) allows two or more repeats. */
+    private static boolean repeatsTwice(java.util.regex.Matcher count) {
+        String most = count.group(2) == null ? count.group(1) : count.group(3);
+        return most.isEmpty() || most.length() > 9 || Long.parseLong(most) >= 2;
     }
 
     /** {@code regex} with its character classes left out, escapes kept in pairs. */
@@ -560,13 +582,19 @@ final class TokenizerFile {
         byte[] bytes;
         try {
             bytes = charsMap instanceof String text ? Base64.getDecoder().decode(text) : null;
+            // Java's decoder ignores bits left over in the last character, which the library's refuses
+            if (bytes != null && !Base64.getEncoder().withoutPadding().encodeToString(bytes)
+                    .equals(((String) charsMap).replaceFirst("=+$", ""))) {
+                bytes = null;
+            }
         } catch (IllegalArgumentException e) {
             bytes = null;
         }
         if (bytes == null || !CharsMap.sound(bytes)) {
             throw refused("a Precompiled normalizer whose precompiled_charsmap is not a sound base64 character map"
-                    + " (its trie reads past its end, or points inside a character of its strings), which Hugging Face's"
-                    + " tokenizers library fails on by ending the process");
+                    + " (its base64 has bits left over, its trie reads past its end, its strings are not UTF-8, or a"
+                    + " leaf points inside a character), which Hugging Face's tokenizers library fails on by ending"
+                    + " the process");
         }
     }
 
@@ -580,8 +608,9 @@ final class TokenizerFile {
         }
 
         /**
-         * Whether every lookup the library makes reads inside the map: from every node the trie reaches, the unit for
-         * any next byte, and each leaf's string.
+         * Whether the library reads the map, and every lookup it makes reads inside it: its strings are UTF-8 (it reads
+         * them all as one Rust string), and from every node the trie reaches, the unit for any next byte and each
+         * leaf's string lie inside the map.
          */
         static boolean sound(byte[] bytes) {
             if (bytes.length < 4) {
@@ -596,6 +625,9 @@ final class TokenizerFile {
             buffer.position(4);
             buffer.asIntBuffer().get(units);
             long strings = bytes.length - 4 - (long) units.length * 4;
+            if (!isUtf8(bytes, 4 + units.length * 4, (int) strings)) {
+                return false;
+            }
             boolean[] seen = new boolean[units.length];
             java.util.ArrayDeque<Long> nodes = new java.util.ArrayDeque<>();
             nodes.add(offset(units[0]));
@@ -640,8 +672,12 @@ final class TokenizerFile {
             while (end < bytes.length && bytes[end] != 0) {
                 end++;
             }
+            return isUtf8(bytes, from, end - from);
+        }
+
+        private static boolean isUtf8(byte[] bytes, int from, int length) {
             try {
-                StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes, from, end - from));
+                StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes, from, length));
                 return true;
             } catch (java.nio.charset.CharacterCodingException e) {
                 return false;

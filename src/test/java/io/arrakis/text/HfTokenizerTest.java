@@ -97,6 +97,29 @@ class HfTokenizerTest {
         }
     }
 
+    /**
+     * A tokenizer that ends each text with {@code <|endoftext|>}, which is also the BOS: the id after the text is not
+     * taken for one before it (the first token was dropped, and no BOS prepended).
+     */
+    @Test
+    void anEndOfTextWithTheBeginningOfSequencesIdIsNotTakenForOne(@TempDir Path dir) throws Exception {
+        Map<String, Object> eos = Map.of("SpecialToken", Map.of("id", "<|endoftext|>", "type_id", 0L));
+        Map<String, Object> text = Map.of("Sequence", Map.of("id", "A", "type_id", 0L));
+        try (HfTokenizer plain = HfTokenizer.load(Fixtures.tokenizer("bytelevel_bpe"));
+             HfTokenizer appends = HfTokenizer.load(withField("bytelevel_bpe", "post_processor", Map.of("type",
+                     "TemplateProcessing", "single", List.of(text, eos), "pair", List.of(text, eos),
+                     "special_tokens", Map.of("<|endoftext|>", Map.of("id", "<|endoftext|>", "ids", List.of(0L),
+                             "tokens", List.of("<|endoftext|>")))), dir))) {
+            long[] ids = plain.encode("Hello world");
+            long[] withEos = java.util.Arrays.copyOf(ids, ids.length + 1);
+            assertArrayEquals(withEos, appends.encode("Hello world"), "the template appends id 0");
+            assertArrayEquals(withEos, appends.encode("Hello world", 0, false));
+            long[] withBoth = new long[ids.length + 2];
+            System.arraycopy(ids, 0, withBoth, 1, ids.length);
+            assertArrayEquals(withBoth, appends.encode("Hello world", 0, true));
+        }
+    }
+
     /** The cases include the empty string and text beyond ASCII, so the comparison above covers them. */
     @Test
     void theFixturesCoverEmptyAndUnicodeText() throws Exception {
@@ -282,6 +305,18 @@ class HfTokenizerTest {
              HfTokenizer plain = HfTokenizer.load(withField("unigram", "normalizer", null, dir))) {
             assertArrayEquals(plain.encode("Hello world"), idle.encode("Hello world"));
         }
+        // the same map with bits left over in its last base64 character (1,028 bytes: two bits after the last
+        // byte's), and with strings that are not UTF-8 after its trie, neither of which the library reads
+        String encoded = java.util.Base64.getEncoder().encodeToString(map);
+        assertTrue(encoded.endsWith("A="), encoded);
+        assertRefused(withField("unigram", "normalizer", Map.of("type", "Precompiled", "precompiled_charsmap",
+                encoded.substring(0, encoded.length() - 2) + "B="), dir), "precompiled_charsmap");
+        byte[] badStrings = java.util.Arrays.copyOf(map, map.length + 5);
+        System.arraycopy(new byte[] {'o', 'k', 0, (byte) 0xFF, 0}, 0, badStrings, map.length, 5);
+        assertRefused(withField("unigram", "normalizer", Map.of("type", "Precompiled", "precompiled_charsmap",
+                java.util.Base64.getEncoder().encodeToString(badStrings)), dir), "precompiled_charsmap");
+        assertRefused(withField("bytelevel_bpe", "pre_tokenizer", Map.of("type", "FixedLength", "length", 0L), dir),
+                "FixedLength pre-tokenizer of length 0");
     }
 
     /**
@@ -385,14 +420,19 @@ class HfTokenizerTest {
     void onlyRepeatedAmbiguousGroupsAreJudgedExponential() {
         for (String regex : List.of("(a+)+", "(a|aa)+", "(a|b)*", "(?:a?a)+", "(x{1,2})+", "((a|b)c)+", "(a*)*",
                 "(?i:a|b)+", "(a+?)+", "(a|b){2,}", "a{1,2}+b", "(?'n'a|aa)+b", "(a|aa){1,1000}b", "a{1,2}*",
-                "(a|aa){1,99999999999999999999}", "\\p{N}{1,3}+x")) {
+                "(a|aa){1,99999999999999999999}", "\\p{N}{1,3}+x", "(?:.*a){3}b", "(a+){2}", "(?:\\s+x){2,3}")) {
             assertTrue(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
         }
         for (String regex : List.of("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
                 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
                         + "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
                 "(?i:'s|'t)?x", "(ab)+", "(a{3})+", "(?:ab)*c", "[(a|b)]+", "\\(a|b\\)+", "(a|b){2}", "(a|b)?",
-                "(a|aa){1,3}b", "a{3}+", "a*+b", "(?'n'ab)+")) {
+                "(a|aa){1,3}b", "a{3}+", "a*+b", "(?'n'ab)+", "(a|b){8}", "(a+){1}",
+                // o200k's (GPT-4o's)
+                "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+                        + "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+                        + "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
+                        + "[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")) {
             assertFalse(TokenizerFile.repeatsAnAmbiguousGroup(regex), regex);
         }
     }
