@@ -43,8 +43,9 @@ import java.util.Objects;
  * one matrix product {@code [L·H·d_head, d_model] × [d_model, L·H·d_head]} (factors and product in float32, or
  * float64 for float64 models), done in blocks of one sender layer against the later layers, whose
  * {@code d_head × d_head} blocks' Frobenius norms (accumulated in float64 on the CPU) are the numerators. The denominators are |P Bᵀ|_F = |W_OV|_F and |C Q|_F = |R|_F.
- * The factors are made one layer at a time: besides the model, the scores hold the two factors of all heads (each
- * as large as all of W_Q in float32), one layer's weights and one block of the product.
+ * The factors are made a few layers at a time: besides the model, the scores hold the two factors of all heads (each
+ * as large as all of W_Q in float32), the weights of those layers and one block of the product, each bounded by
+ * {@link Options#maxBlockElements()} (one layer at least).
  *
  * <p><b>Rotary embeddings.</b> The score treats W_QK as the position-free bilinear form x_q W_Q W_Kᵀ x_kᵀ. In models
  * with rotary position embeddings (Llama, GPT-NeoX, ...) queries and keys are rotated by position-dependent angles
@@ -98,8 +99,8 @@ public final class CompositionScores {
      * @param baselineSamples how many random (sender, receiver) pairs the baseline draws (≥ 2)
      * @param seed            the baseline's random seed
      * @param progress        told after each block of the big product how many head pairs are scored
-     * @param maxBlockElements the most elements of one block of the big product (bounds the memory the product takes
-     *                        beside the factors)
+     * @param maxBlockElements the most elements of one block of the big product, and of the weights the factors are
+     *                        made from at once (one layer's at least): bounds the memory taken beside the factors
      * @param foldLn          fold each block's attention-input norm scale into W_Q, W_K, W_V and centre them after a
      *                        LayerNorm (TransformerLens's {@code fold_ln} with {@code center_weights}); a no-op for
      *                        families whose norm has no weight
@@ -327,8 +328,8 @@ public final class CompositionScores {
         }
         try (TensorScope scope = TensorScope.open()) {
             HeadWeights weights = HeadWeights.of(model, options);
-            Tensor s = weights.senderFactors(sender.layer(), DType.FLOAT64).narrow(0, sender.index(), 1);
-            Tensor r = weights.receiverFactors(mode, receiver.layer(), DType.FLOAT64).narrow(0, receiver.index(), 1);
+            Tensor s = weights.senderFactors(sender.layer(), 1, DType.FLOAT64).narrow(0, sender.index(), 1);
+            Tensor r = weights.receiverFactors(mode, receiver.layer(), 1, DType.FLOAT64).narrow(0, receiver.index(), 1);
             double senderNorm = finite(s.norm().item(), sender, "sender", "W_V or W_O");
             double receiverNorm = finite(r.norm().item(), receiver, "receiver", mode.circuitWeights());
             double num = s.bmm(r.transpose(1, 2)).norm().item();
@@ -343,27 +344,33 @@ public final class CompositionScores {
 
     /**
      * The heads' weights as the scores read them: W_Q and W_K times their q/k norm's scales, W_O times the
-     * attention-output norm's, and what the options do ({@link Fold}). Built one layer at a time, so that the scores
-     * hold the factors of all heads but the weights of one layer.
+     * attention-output norm's, and what the options do ({@link Fold}). Made a group of layers at a time, as many as
+     * {@link Options#maxBlockElements()} allows (at least one), so that the scores hold the factors of all heads but
+     * the weights of one group.
      */
     private record HeadWeights(HookedAutoModel model, Fold fold, Tensor queryScales, Tensor keyScales,
-                               Tensor outScales) {
+                               Tensor outScales, int layersPerGroup) {
+        /** The weights one layer's factors are made from, at most, in {@code d_model · d_head} blocks per head. */
+        private static final int BLOCKS_PER_LAYER = 4;
+
         static HeadWeights of(HookedAutoModel model, Options options) {
+            HookedAutoConfig c = model.config();
+            long layerElements = (long) BLOCKS_PER_LAYER * c.nHeads() * c.dHead() * c.dModel();
+            int perGroup = (int) Math.max(1, Math.min(c.nLayers(), options.maxBlockElements() / layerElements));
             return new HeadWeights(model, Fold.of(model, options), model.queryNormWeights(),
-                    model.keyNormWeights(true), model.attentionOutNormWeights());
+                    model.keyNormWeights(true), model.attentionOutNormWeights(), perGroup);
         }
 
         /**
-         * Block {@code layer}'s weight {@code w} in {@code dtype}: W_Q, W_K, W_V {@code [head, d_model, d_head]}
-         * (key/value heads repeated per query head), W_O {@code [head, d_head, d_model]}.
+         * Weight {@code w} of blocks {@code from .. from + count - 1} in {@code dtype}: W_Q, W_K, W_V
+         * {@code [layer · head, d_model, d_head]} (key/value heads repeated per query head), W_O
+         * {@code [layer · head, d_head, d_model]}.
          */
-        Tensor layer(Weight w, int layer, DType dtype) {
-            Tensor x = inType(switch (w) {
-                case Q -> model.W_Q(layer);
-                case K -> model.W_K(layer, true);
-                case V -> model.W_V(layer, true);
-                case O -> model.W_O(layer);
-            }, dtype);
+        Tensor group(Weight w, int from, int count, DType dtype) {
+            HookedAutoConfig c = model.config();
+            Tensor x = inType(count == c.nLayers() ? all(w) : count == 1 ? layer(w, from).unsqueeze(0)
+                    : Tensor.stack(java.util.stream.IntStream.range(from, from + count).mapToObj(l -> layer(w, l))
+                    .toList(), 0), dtype); // [layer, head, ., .]
             Tensor scales = switch (w) { // per d_head feature of each head, or per d_model feature
                 case Q -> queryScales;
                 case K -> keyScales;
@@ -371,52 +378,83 @@ public final class CompositionScores {
                 case O -> outScales;
             };
             if (scales != null) {
-                Tensor scale = scales.select(0, layer).to(dtype);
-                x = x.mul(w == Weight.O ? scale.view(1, 1, -1) : scale.unsqueeze(1));
+                Tensor scale = scales.narrow(0, from, count).to(dtype);
+                x = x.mul(w == Weight.O ? scale.view(count, 1, 1, -1) : scale.unsqueeze(2));
             }
             if (w == Weight.O) {
-                return fold.centreWriting() ? x.sub(x.mean(2, true)) : x;
+                x = fold.centreWriting() ? x.sub(x.mean(3, true)) : x;
+            } else if (fold.scales() != null) {
+                x = x.mul(fold.scales().narrow(0, from, count).to(dtype).view(count, 1, -1, 1));
+                x = fold.centreReading() ? x.sub(x.mean(2, true)) : x;
             }
-            if (fold.scales() == null) {
-                return x;
-            }
-            Tensor folded = x.mul(fold.scales().select(0, layer).to(dtype).view(1, -1, 1));
-            return fold.centreReading() ? folded.sub(folded.mean(1, true)) : folded;
+            return x.reshape((long) count * c.nHeads(), x.size(2), x.size(3));
+        }
+
+        private Tensor all(Weight w) {
+            return switch (w) {
+                case Q -> model.W_Q();
+                case K -> model.W_K(true);
+                case V -> model.W_V(true);
+                case O -> model.W_O();
+            };
+        }
+
+        private Tensor layer(Weight w, int layer) {
+            return switch (w) {
+                case Q -> model.W_Q(layer);
+                case K -> model.W_K(layer, true);
+                case V -> model.W_V(layer, true);
+                case O -> model.W_O(layer);
+            };
         }
 
         /** Every head's sender factors, {@code [layer · head, d_head, d_model]}. */
         Tensor senderFactors(DType dtype) {
-            return allLayers(layer -> senderFactors(layer, dtype), dtype);
+            return allGroups((from, count) -> senderFactors(from, count, dtype), dtype);
         }
 
-        /** Block {@code layer}'s sender factors P Bᵀ, {@code [head, d_head, d_model]}. */
-        Tensor senderFactors(int layer, DType dtype) {
-            return CompositionScores.senderFactors(layer(Weight.V, layer, dtype), layer(Weight.O, layer, dtype));
+        /** The sender factors P Bᵀ of blocks {@code from .. from + count - 1}, {@code [layer · head, d_head, d_model]}. */
+        Tensor senderFactors(int from, int count, DType dtype) {
+            return CompositionScores.senderFactors(group(Weight.V, from, count, dtype),
+                    group(Weight.O, from, count, dtype));
         }
 
         /** Every head's receiver factors for {@code mode}, transposed: {@code [layer · head, d_head, d_model]}. */
         Tensor receiverFactors(Mode mode, DType dtype) {
-            return allLayers(layer -> receiverFactors(mode, layer, dtype), dtype);
+            return allGroups((from, count) -> receiverFactors(mode, from, count, dtype), dtype);
         }
 
-        /** Block {@code layer}'s receiver factors of the circuit R = C Dᵀ, transposed: {@code [head, d_head, d_model]}. */
-        Tensor receiverFactors(Mode mode, int layer, DType dtype) {
+        /**
+         * The receiver factors of the circuit R = C Dᵀ of blocks {@code from .. from + count - 1}, transposed:
+         * {@code [layer · head, d_head, d_model]}.
+         */
+        Tensor receiverFactors(Mode mode, int from, int count, DType dtype) {
             return switch (mode) {
-                case Q -> CompositionScores.receiverFactors(layer(Weight.Q, layer, dtype), layer(Weight.K, layer, dtype));
-                case K -> CompositionScores.receiverFactors(layer(Weight.K, layer, dtype), layer(Weight.Q, layer, dtype));
-                case V -> CompositionScores.receiverFactors(layer(Weight.V, layer, dtype),
-                        layer(Weight.O, layer, dtype).transpose(1, 2));
+                case Q -> CompositionScores.receiverFactors(group(Weight.Q, from, count, dtype),
+                        group(Weight.K, from, count, dtype));
+                case K -> CompositionScores.receiverFactors(group(Weight.K, from, count, dtype),
+                        group(Weight.Q, from, count, dtype));
+                case V -> CompositionScores.receiverFactors(group(Weight.V, from, count, dtype),
+                        group(Weight.O, from, count, dtype).transpose(1, 2));
             };
         }
 
-        /** The layers' factors written into one tensor as each is made, each layer's work freed before the next. */
-        private Tensor allLayers(java.util.function.IntFunction<Tensor> ofLayer, DType dtype) {
+        /**
+         * The factors of every group of layers in one tensor: the only group's, or each written in as it is made,
+         * its work freed before the next.
+         */
+        private Tensor allGroups(java.util.function.BiFunction<Integer, Integer, Tensor> ofGroup, DType dtype) {
             HookedAutoConfig c = model.config();
-            Tensor all = Tensor.empty(new long[] {(long) c.nLayers() * c.nHeads(), c.dHead(), c.dModel()}, dtype,
+            int layers = c.nLayers();
+            if (layersPerGroup >= layers) {
+                return ofGroup.apply(0, layers);
+            }
+            Tensor all = Tensor.empty(new long[] {(long) layers * c.nHeads(), c.dHead(), c.dModel()}, dtype,
                     model.device());
-            for (int layer = 0; layer < c.nLayers(); layer++) {
+            for (int from = 0; from < layers; from += layersPerGroup) {
+                int count = Math.min(layersPerGroup, layers - from);
                 try (TensorScope scope = TensorScope.open()) {
-                    all.narrow(0, (long) layer * c.nHeads(), c.nHeads()).copyFrom(ofLayer.apply(layer));
+                    all.narrow(0, (long) from * c.nHeads(), (long) count * c.nHeads()).copyFrom(ofGroup.apply(from, count));
                 }
             }
             return all;
