@@ -84,14 +84,7 @@ public final class CompositionScores {
     }
 
     /** Which circuit of the receiving head the sender's output is composed with. */
-    public enum Mode {
-        Q, K, V;
-
-        /** The receiver's weights the circuit is made of. */
-        String circuitWeights() {
-            return this == V ? "W_V or W_O" : "W_Q or W_K";
-        }
-    }
+    public enum Mode { Q, K, V }
 
     /**
      * @param baseline        also sample the scores of Gaussian random heads of the same shapes (and ranks) and
@@ -232,8 +225,8 @@ public final class CompositionScores {
             HeadWeights weights = HeadWeights.of(model, options);
             Tensor senders = weights.senderFactors(productType);           // [n, d_head, d_model]
             Tensor receivers = weights.receiverFactors(mode, productType); // [n, d_head, d_model], transposed
-            double[] senderNorm = safeNorms(senders, heads, "sender", "W_V or W_O");
-            double[] receiverNorm = safeNorms(receivers, heads, "receiver", mode.circuitWeights());
+            double[] senderNorm = safeNorms(senders, n);
+            double[] receiverNorm = safeNorms(receivers, n);
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
             Tensor receiverNorms = Tensor.of(receiverNorm, layers, heads).to(device);
             Tensor left = senders.reshape((long) n * dHead, dModel);
@@ -330,10 +323,8 @@ public final class CompositionScores {
             HeadWeights weights = HeadWeights.of(model, options);
             Tensor s = weights.senderFactors(sender.layer(), 1, DType.FLOAT64).narrow(0, sender.index(), 1);
             Tensor r = weights.receiverFactors(mode, receiver.layer(), 1, DType.FLOAT64).narrow(0, receiver.index(), 1);
-            double senderNorm = finite(s.norm().item(), sender, "sender", "W_V or W_O");
-            double receiverNorm = finite(r.norm().item(), receiver, "receiver", mode.circuitWeights());
             double num = s.bmm(r.transpose(1, 2)).norm().item();
-            double den = senderNorm * receiverNorm;
+            double den = s.norm().item() * r.norm().item();
             return den == 0 ? 0.0 : num / den;
         }
     }
@@ -524,31 +515,15 @@ public final class CompositionScores {
         return root.to(x.dtype());
     }
 
-    /**
-     * Frobenius norms of the factors of every head, {@code heads} per layer; a zero norm becomes +∞ so that its (zero)
-     * scores divide to 0. A norm that is not finite is refused: it comes from NaN or infinite weights, whose scores
-     * would be NaN, which a score table shows as a pair without a score.
-     */
-    private static double[] safeNorms(Tensor factors, int heads, String role, String weights) {
-        int n = (int) factors.size(0);
+    /** Frobenius norms of the n factors; a zero norm becomes +∞ so that its (zero) scores divide to 0. */
+    private static double[] safeNorms(Tensor factors, int n) {
         double[] norms = factors.reshape(n, -1).norm(1, false).toDoubleArray();
         for (int i = 0; i < n; i++) {
-            finite(norms[i], new Head(i / heads, i % heads), role, weights);
             if (norms[i] == 0) {
                 norms[i] = Double.POSITIVE_INFINITY;
             }
         }
         return norms;
-    }
-
-    /** {@code norm}, the norm of a head's factors, where it is finite. */
-    private static double finite(double norm, Head head, String role, String weights) {
-        if (!Double.isFinite(norm)) {
-            throw new IllegalArgumentException("the " + role + " " + head + " has no composition score: its " + weights
-                    + " holds NaN or infinite values (or values whose products overflow), so its circuit's norm is "
-                    + norm);
-        }
-        return norm;
     }
 
     /** Scores of independent Gaussian random heads with the model's shapes (rank d_head each). */

@@ -36,9 +36,10 @@ import java.util.OptionalLong;
  * does not reach back as far as a score looks (1 position, {@code n - 1}, {@code n}) gets NaN for it: its heads cannot
  * attend there, which says nothing of what they would do, where a 0 would read as "not such a head". The model runs
  * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
- * are seen); a pattern that holds NaN or infinite values is refused. Random tokens may repeat inside the first copy;
- * as in the fixed-offset scores of Olsson et al. and ARENA, this is not corrected for (TransformerLens's
- * {@code detect_head} builds its induction and duplicate patterns from token equality, so it counts such repeats).
+ * are seen); a pattern that holds NaN (from NaN weights, or a hook) gives NaN scores too. Random tokens may repeat
+ * inside the first copy; as in the fixed-offset scores of Olsson et al. and ARENA, this is not corrected for
+ * (TransformerLens's {@code detect_head} builds its induction and duplicate patterns from token equality, so it counts
+ * such repeats).
  *
  * <p>With a beginning-of-sequence token ({@link #detect(HookedAutoModel, int, int, long, OptionalLong)}) every row
  * starts with it, as TransformerLens's {@code to_tokens} prepends one by default: pretrained models park attention on
@@ -127,10 +128,6 @@ public final class HeadDetectors {
                 ActivationCache cache = out.cache();
                 for (int l = 0; l < layers; l++) {
                     Tensor pattern = cache.get(names[l]).to(DType.FLOAT32); // [batch, head, query, key]
-                    if (!Double.isFinite(pattern.sum().item())) { // else its NaN scores would read as a window's
-                        throw new IllegalArgumentException("the attention pattern of layer " + l + " holds NaN or"
-                                + " infinite values (from the model's weights, or a hook), so its heads have no score");
-                    }
                     int window = window(c, l);
                     // each query of the repeat looks back seqLen - 1 keys (the token after its first occurrence) for
                     // induction, seqLen (the first occurrence itself) for duplicates; every query but the first one
