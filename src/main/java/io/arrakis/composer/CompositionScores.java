@@ -321,8 +321,8 @@ public final class CompositionScores {
         }
         try (TensorScope scope = TensorScope.open()) {
             HeadWeights weights = HeadWeights.of(model, options);
-            Tensor s = weights.senderFactors(sender.layer(), 1, DType.FLOAT64).narrow(0, sender.index(), 1);
-            Tensor r = weights.receiverFactors(mode, receiver.layer(), 1, DType.FLOAT64).narrow(0, receiver.index(), 1);
+            Tensor s = weights.senderFactors(Heads.of(sender), DType.FLOAT64);
+            Tensor r = weights.receiverFactors(mode, Heads.of(receiver), DType.FLOAT64);
             double num = s.bmm(r.transpose(1, 2)).norm().item();
             double den = s.norm().item() * r.norm().item();
             return den == 0 ? 0.0 : num / den;
@@ -332,6 +332,13 @@ public final class CompositionScores {
     // ------------------------------------------------------------------------------------------------ factors
 
     private enum Weight { Q, K, V, O }
+
+    /** Heads {@code head .. head + heads - 1} of blocks {@code layer .. layer + layers - 1}. */
+    private record Heads(int layer, int layers, int head, int heads) {
+        static Heads of(Head h) {
+            return new Heads(h.layer(), 1, h.index(), 1);
+        }
+    }
 
     /**
      * The heads' weights as the scores read them: W_Q and W_K times their q/k norm's scales, W_O times the
@@ -353,15 +360,17 @@ public final class CompositionScores {
         }
 
         /**
-         * Weight {@code w} of blocks {@code from .. from + count - 1} in {@code dtype}: W_Q, W_K, W_V
-         * {@code [layer · head, d_model, d_head]} (key/value heads repeated per query head), W_O
-         * {@code [layer · head, d_head, d_model]}.
+         * Weight {@code w} of {@code heads} in {@code dtype}: W_Q, W_K, W_V {@code [layer · head, d_model, d_head]}
+         * (key/value heads repeated per query head), W_O {@code [layer · head, d_head, d_model]}.
          */
-        Tensor group(Weight w, int from, int count, DType dtype) {
+        Tensor group(Weight w, Heads heads, DType dtype) {
             HookedAutoConfig c = model.config();
-            Tensor x = inType(count == c.nLayers() ? all(w) : count == 1 ? layer(w, from).unsqueeze(0)
+            int from = heads.layer();
+            int count = heads.layers();
+            Tensor x = count == c.nLayers() ? all(w) : count == 1 ? layer(w, from).unsqueeze(0)
                     : Tensor.stack(java.util.stream.IntStream.range(from, from + count).mapToObj(l -> layer(w, l))
-                    .toList(), 0), dtype); // [layer, head, ., .]
+                    .toList(), 0); // [layer, head, ., .]
+            x = inType(x.narrow(1, heads.head(), heads.heads()), dtype);
             Tensor scales = switch (w) { // per d_head feature of each head, or per d_model feature
                 case Q -> queryScales;
                 case K -> keyScales;
@@ -370,7 +379,8 @@ public final class CompositionScores {
             };
             if (scales != null) {
                 Tensor scale = scales.narrow(0, from, count).to(dtype);
-                x = x.mul(w == Weight.O ? scale.view(count, 1, 1, -1) : scale.unsqueeze(2));
+                x = x.mul(w == Weight.O ? scale.view(count, 1, 1, -1)
+                        : scale.narrow(1, heads.head(), heads.heads()).unsqueeze(2));
             }
             if (w == Weight.O) {
                 x = fold.centreWriting() ? x.sub(x.mean(3, true)) : x;
@@ -378,7 +388,7 @@ public final class CompositionScores {
                 x = x.mul(fold.scales().narrow(0, from, count).to(dtype).view(count, 1, -1, 1));
                 x = fold.centreReading() ? x.sub(x.mean(2, true)) : x;
             }
-            return x.reshape((long) count * c.nHeads(), x.size(2), x.size(3));
+            return x.reshape((long) count * heads.heads(), x.size(2), x.size(3));
         }
 
         private Tensor all(Weight w) {
@@ -401,32 +411,29 @@ public final class CompositionScores {
 
         /** Every head's sender factors, {@code [layer · head, d_head, d_model]}. */
         Tensor senderFactors(DType dtype) {
-            return allGroups((from, count) -> senderFactors(from, count, dtype), dtype);
+            return allGroups(heads -> senderFactors(heads, dtype), dtype);
         }
 
-        /** The sender factors P Bᵀ of blocks {@code from .. from + count - 1}, {@code [layer · head, d_head, d_model]}. */
-        Tensor senderFactors(int from, int count, DType dtype) {
-            return CompositionScores.senderFactors(group(Weight.V, from, count, dtype),
-                    group(Weight.O, from, count, dtype));
+        /** The sender factors P Bᵀ of {@code heads}, {@code [layer · head, d_head, d_model]}. */
+        Tensor senderFactors(Heads heads, DType dtype) {
+            return CompositionScores.senderFactors(group(Weight.V, heads, dtype), group(Weight.O, heads, dtype));
         }
 
         /** Every head's receiver factors for {@code mode}, transposed: {@code [layer · head, d_head, d_model]}. */
         Tensor receiverFactors(Mode mode, DType dtype) {
-            return allGroups((from, count) -> receiverFactors(mode, from, count, dtype), dtype);
+            return allGroups(heads -> receiverFactors(mode, heads, dtype), dtype);
         }
 
         /**
-         * The receiver factors of the circuit R = C Dᵀ of blocks {@code from .. from + count - 1}, transposed:
+         * The receiver factors of the circuit R = C Dᵀ of {@code heads}, transposed:
          * {@code [layer · head, d_head, d_model]}.
          */
-        Tensor receiverFactors(Mode mode, int from, int count, DType dtype) {
+        Tensor receiverFactors(Mode mode, Heads heads, DType dtype) {
             return switch (mode) {
-                case Q -> CompositionScores.receiverFactors(group(Weight.Q, from, count, dtype),
-                        group(Weight.K, from, count, dtype));
-                case K -> CompositionScores.receiverFactors(group(Weight.K, from, count, dtype),
-                        group(Weight.Q, from, count, dtype));
-                case V -> CompositionScores.receiverFactors(group(Weight.V, from, count, dtype),
-                        group(Weight.O, from, count, dtype).transpose(1, 2));
+                case Q -> CompositionScores.receiverFactors(group(Weight.Q, heads, dtype), group(Weight.K, heads, dtype));
+                case K -> CompositionScores.receiverFactors(group(Weight.K, heads, dtype), group(Weight.Q, heads, dtype));
+                case V -> CompositionScores.receiverFactors(group(Weight.V, heads, dtype),
+                        group(Weight.O, heads, dtype).transpose(1, 2));
             };
         }
 
@@ -434,18 +441,19 @@ public final class CompositionScores {
          * The factors of every group of layers in one tensor: the only group's, or each written in as it is made,
          * its work freed before the next.
          */
-        private Tensor allGroups(java.util.function.BiFunction<Integer, Integer, Tensor> ofGroup, DType dtype) {
+        private Tensor allGroups(java.util.function.Function<Heads, Tensor> ofGroup, DType dtype) {
             HookedAutoConfig c = model.config();
             int layers = c.nLayers();
             if (layersPerGroup >= layers) {
-                return ofGroup.apply(0, layers);
+                return ofGroup.apply(new Heads(0, layers, 0, c.nHeads()));
             }
             Tensor all = Tensor.empty(new long[] {(long) layers * c.nHeads(), c.dHead(), c.dModel()}, dtype,
                     model.device());
             for (int from = 0; from < layers; from += layersPerGroup) {
                 int count = Math.min(layersPerGroup, layers - from);
                 try (TensorScope scope = TensorScope.open()) {
-                    all.narrow(0, (long) from * c.nHeads(), (long) count * c.nHeads()).copyFrom(ofGroup.apply(from, count));
+                    all.narrow(0, (long) from * c.nHeads(), (long) count * c.nHeads())
+                            .copyFrom(ofGroup.apply(new Heads(from, count, 0, c.nHeads())));
                 }
             }
             return all;
@@ -505,14 +513,31 @@ public final class CompositionScores {
      */
     private static Tensor gramRoot(Tensor x) {
         Tensor gram = x.transpose(1, 2).bmm(x).to(DType.FLOAT64);
-        Tensor root;
+        // a head whose weights hold NaN or infinite values has a root of NaN, and the others theirs: the batched
+        // decompositions fail on such a matrix
+        int n = (int) gram.size(0);
+        double[] sums = gram.reshape(n, -1).sum(1, false).toDoubleArray();
+        boolean[] broken = new boolean[n];
+        boolean any = false;
+        for (int i = 0; i < n; i++) {
+            broken[i] = !Double.isFinite(sums[i]);
+            any |= broken[i];
+        }
+        if (!any) {
+            return decomposed(gram).to(x.dtype());
+        }
+        Tensor mask = Tensor.of(broken, n, 1, 1).to(gram.device());
+        return decomposed(gram.maskedFill(mask, 0.0)).maskedFill(mask, Double.NaN).to(x.dtype());
+    }
+
+    /** P with PᵀP = G for Gram matrices G {@code [n, d_head, d_head]}, as {@link #gramRoot} says. */
+    private static Tensor decomposed(Tensor gram) {
         try {
-            root = gram.cholesky().transpose(1, 2);
+            return gram.cholesky().transpose(1, 2);
         } catch (IllegalArgumentException singular) {
             List<Tensor> eigen = gram.eigh();
-            root = eigen.get(0).relu().sqrt().unsqueeze(-1).mul(eigen.get(1).transpose(1, 2));
+            return eigen.get(0).relu().sqrt().unsqueeze(-1).mul(eigen.get(1).transpose(1, 2));
         }
-        return root.to(x.dtype());
     }
 
     /** Frobenius norms of the n factors; a zero norm becomes +∞ so that its (zero) scores divide to 0. */

@@ -40,9 +40,10 @@ public interface Tokenizer {
                     + " ids 0 to " + (vocabSize() - 1));
         }
         long[] ids = encode(text);
-        long[] nothing = encode("");
-        // the empty text's ids alone cannot tell a bos before the text from the same id as an eos after it
-        boolean addsBos = nothing.length > 0 && nothing[0] == bos && ids.length > 0 && ids[0] == bos;
+        // whether the tokenizer puts bos before every text: a letter's ids begin with it (an end of text with the
+        // same id after the text, or a bos the text begins with, is none)
+        long[] letter = encode("a");
+        boolean addsBos = letter.length > 0 && letter[0] == bos;
         if (addsBos == prependBos) {
             return ids;
         }

@@ -117,6 +117,14 @@ class HfTokenizerTest {
             long[] withBoth = new long[ids.length + 2];
             System.arraycopy(ids, 0, withBoth, 1, ids.length);
             assertArrayEquals(withBoth, appends.encode("Hello world", 0, true));
+            // a BOS written in the text stays, and is no BOS the tokenizer added
+            long[] written = appends.encode("<|endoftext|>Hello world");
+            assertEquals(0, written[0]);
+            assertArrayEquals(written, appends.encode("<|endoftext|>Hello world", 0, false));
+            long[] writtenAndAdded = new long[written.length + 1];
+            System.arraycopy(written, 0, writtenAndAdded, 1, written.length);
+            assertArrayEquals(writtenAndAdded, appends.encode("<|endoftext|>Hello world", 0, true));
+            assertArrayEquals(new long[] {0}, appends.encode("", 0, false), "the empty text's end of text");
         }
     }
 
