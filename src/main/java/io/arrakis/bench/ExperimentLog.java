@@ -76,7 +76,8 @@ import java.util.stream.Stream;
  * under a temporary name ({@code .<file>.<random>.tmp}) in the same folder, forced to disk and then renamed over the
  * final name with {@code ATOMIC_MOVE}: a crash leaves at most a temporary file, which readers ignore and {@link
  * #removeTempFiles(Duration)} deletes (and, when tensors are saved, a complete safetensors file that no record names
- * yet, since it is written first). Any number of threads and processes may log into one folder at once.
+ * yet, since it is written first). Any number of threads and processes may log into one folder at once: a record is
+ * read, merged with the earlier one and written holding the lock of its experiment's {@code .lock} file.
  */
 public final class ExperimentLog {
     /** Hex digits in a version. */
@@ -267,8 +268,14 @@ public final class ExperimentLog {
             // before the JSON, so that a record never names a file that is not there
             SafeTensorsWriter.write(dir.resolve(tensorFile), data, Map.of("experiment", name, "version", version));
         }
-        keepEarlierData(dir, version, tensors);
+        return RecordFiles.locked(dir, () -> {
+            keepEarlierData(dir, version, tensors);
+            return write(dir, name, version, startTime, duration, modelConfig, args, res);
+        });
+    }
 
+    private ExperimentRecord write(Path dir, String name, String version, Instant startTime, Duration duration,
+                                   HookedAutoConfig modelConfig, Object args, Object res) {
         Map<String, Object> stored = new LinkedHashMap<>();
         stored.put("format", ExperimentRecord.FORMAT);
         stored.put("name", name);

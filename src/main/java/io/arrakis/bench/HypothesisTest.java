@@ -16,8 +16,10 @@ import java.util.function.ToDoubleFunction;
  * ({@code i -> statistic(new Generator(seed + i))}). Give the two hypotheses different seeds: with the same ones, the
  * samples are paired, which this unpaired test does not use. All null samples are drawn first, in index order, then all
  * alternative samples, on the calling thread. The null sample is {@link WelchResult#a()}, the alternative
- * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative)}), so
- * {@code t < 0} when the alternative's mean is larger.
+ * {@link WelchResult#b()} (the argument order of {@code scipy.stats.ttest_ind(null, alternative, equal_var=False)}),
+ * so {@code t < 0} when the alternative's mean is larger. Arrakis's {@code test_hypothesis} calls {@code ttest_ind}
+ * with scipy's default, Student's test with a pooled variance: its t is the same for samples of equal size, its
+ * degrees of freedom ({@code 2n - 2}) and p-value are not, unless the two variances are equal.
  *
  * <p>Each sample's mean and variance are computed where its largest magnitude is about 1, the mean with a correction
  * pass that keeps what rounding its sum lost, so a constant sample reports its value exactly and a spread in the last

@@ -6,16 +6,21 @@ import io.arrakis.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
@@ -23,6 +28,11 @@ import java.util.stream.Stream;
 final class RecordFiles {
     private static final Pattern RECORD_FILE = Pattern.compile("[0-9a-f]{" + ExperimentLog.VERSION_LENGTH + "}\\.json");
     private static final int MAX_NAME_BYTES = 200;
+    /** The file of an experiment's folder whose lock its writers take. */
+    static final String LOCK_FILE = ".lock";
+    /** This JVM's locks of folders, by the folder's hash: a file lock is held per process, not per thread. */
+    private static final ReentrantLock[] FOLDER_LOCKS = java.util.stream.Stream.generate(ReentrantLock::new).limit(64)
+            .toArray(ReentrantLock[]::new);
 
     private RecordFiles() {
     }
@@ -34,6 +44,25 @@ final class RecordFiles {
      *
      * @param midWrite called with the temporary file when half of the bytes are in it (a test seam)
      */
+    /**
+     * Runs {@code body} holding the lock of folder {@code dir}: a lock of this JVM and the lock of the folder's
+     * {@value #LOCK_FILE} file, which other processes take too; so that a record's read, merge and write is not
+     * interleaved with another writer's of the same folder.
+     */
+    static <T> T locked(Path dir, Supplier<T> body) {
+        ReentrantLock inThisJvm = FOLDER_LOCKS[Math.floorMod(dir.toAbsolutePath().normalize().hashCode(),
+                FOLDER_LOCKS.length)];
+        inThisJvm.lock();
+        try (FileChannel channel = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE); FileLock lock = channel.lock()) {
+            return body.get();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot lock " + dir.resolve(LOCK_FILE) + ": " + e, e);
+        } finally {
+            inThisJvm.unlock();
+        }
+    }
+
     static void writeAtomically(Path file, byte[] bytes, Consumer<Path> midWrite) {
         try {
             AtomicFiles.write(file, (channel, temp) -> {

@@ -825,7 +825,10 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s gate weights, laid out as {@link #W_in(int)}'s; null where the MLP is not gated. */
     public Tensor W_gate(int layer) {
-        return using(() -> config.gatedMlp() ? owned(layer(layer).wgate().alias()) : null);
+        return using(() -> {
+            Weights.Layer l = layer(layer);
+            return config.gatedMlp() ? owned(l.wgate().alias()) : null;
+        });
     }
 
     /** Block {@code layer}'s MLP output weights {@code [d_mlp, d_model]} ({@code [expert, d_mlp, d_model]}). */
@@ -840,7 +843,10 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s gate bias, laid out as {@link #b_in(int)}'s; null where the MLP is not gated. */
     public Tensor b_gate(int layer) {
-        return using(() -> config.gatedMlp() ? owned(mlpBias(layer(layer).bgate(), layer(layer).wgate())) : null);
+        return using(() -> {
+            Weights.Layer l = layer(layer);
+            return config.gatedMlp() ? owned(mlpBias(l.bgate(), l.wgate())) : null;
+        });
     }
 
     /** Block {@code layer}'s MLP output bias {@code [d_model]} ({@code [expert, d_model]}; zeros where none). */

@@ -11,6 +11,8 @@ import java.util.function.BiConsumer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * W_E, W_pos and the MLP's weights and biases in TransformerLens's layout ({@code [in, out]}) against the tensors of
@@ -51,6 +53,13 @@ class EmbeddingAndMlpWeightsTest {
             assertNull(model.W_gate(0));
             assertNull(model.b_gate(0));
             assertNull(model.b_gate());
+            // a layer the model lacks is refused before the gate is found missing, as in every other accessor
+            for (int layer : new int[] {-1, model.config().nLayers()}) {
+                assertTrue(assertThrows(IllegalArgumentException.class, () -> model.W_gate(layer)).getMessage()
+                        .contains("is not in this model"));
+                assertTrue(assertThrows(IllegalArgumentException.class, () -> model.b_gate(layer)).getMessage()
+                        .contains("is not in this model"));
+            }
             Tensor copy = model.W_in(0);
             copy.copyFrom(Tensor.zeros(copy.shape()));
             assertValuesEqual(file.tensor("transformer.h.0.mlp.c_fc.weight"), model.W_in(0), "a copy, not the model's memory");
