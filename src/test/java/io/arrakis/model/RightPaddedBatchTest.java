@@ -1,0 +1,43 @@
+package io.arrakis.model;
+
+import io.arrakis.testing.Close;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.nio.file.Path;
+import java.util.stream.Stream;
+
+/**
+ * Prompts of different lengths in one batch, padded at the end with any id: under causal attention a position sees
+ * only the ones before it, so each prompt's own positions give what its pass alone gives, in every family (sliding
+ * windows and mixtures of experts included), as the README says.
+ */
+class RightPaddedBatchTest {
+    static Stream<String> families() {
+        return HookedAutoConfig.supportedFamilies().stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("families")
+    void eachPromptOfARightPaddedBatchGetsItsOwnLogits(String family) {
+        Path dir = Fixtures.huggingFace(family);
+        long[] shorter = {5, 17, 3, 40, 11};
+        long[] longer = {7, 2, 30, 19, 4, 4, 25, 1, 12};
+        long[] padded = new long[2 * longer.length];
+        System.arraycopy(shorter, 0, padded, 0, shorter.length);
+        java.util.Arrays.fill(padded, shorter.length, longer.length, 0L);
+        System.arraycopy(longer, 0, padded, longer.length, longer.length);
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput batch = model.forward(Tensor.of(padded, 2, longer.length), CacheSpec.none());
+             ModelOutput alone = model.forward(Tensor.of(shorter, 1, shorter.length), CacheSpec.none());
+             ModelOutput other = model.forward(Tensor.of(longer, 1, longer.length), CacheSpec.none())) {
+            Close.assertAllClose(alone.logits().select(0, 0).toDoubleArray(),
+                    batch.logits().select(0, 0).narrow(0, 0, shorter.length).toDoubleArray(), 1e-5, 1e-5,
+                    family + ": the shorter prompt's positions");
+            Close.assertAllClose(other.logits().select(0, 0).toDoubleArray(),
+                    batch.logits().select(0, 1).toDoubleArray(), 1e-5, 1e-5, family + ": the longer prompt");
+        }
+    }
+}
