@@ -47,19 +47,35 @@ final class RecordFiles {
     /**
      * Runs {@code body} holding the lock of folder {@code dir}: a lock of this JVM and the lock of the folder's
      * {@value #LOCK_FILE} file, which other processes take too; so that a record's read, merge and write is not
-     * interleaved with another writer's of the same folder.
+     * interleaved with another writer's of the same folder. Where the file system has no locks (some network file
+     * systems), the lock of this JVM alone.
      */
     static <T> T locked(Path dir, Supplier<T> body) {
         ReentrantLock inThisJvm = FOLDER_LOCKS[Math.floorMod(dir.toAbsolutePath().normalize().hashCode(),
                 FOLDER_LOCKS.length)];
         inThisJvm.lock();
         try (FileChannel channel = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE); FileLock lock = channel.lock()) {
-            return body.get();
+                StandardOpenOption.WRITE)) {
+            FileLock lock = lockOrNull(channel);
+            try {
+                return body.get();
+            } finally {
+                if (lock != null) {
+                    lock.release();
+                }
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot lock " + dir.resolve(LOCK_FILE) + ": " + e, e);
         } finally {
             inThisJvm.unlock();
+        }
+    }
+
+    private static FileLock lockOrNull(FileChannel channel) {
+        try {
+            return channel.lock();
+        } catch (IOException noLocks) {
+            return null;
         }
     }
 
