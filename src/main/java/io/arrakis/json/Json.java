@@ -44,6 +44,8 @@ public final class Json {
 
     private static final JsonFactory FACTORY = JsonFactory.builder()
             .disable(StreamWriteFeature.AUTO_CLOSE_TARGET)                   // a caller's writer stays open
+            // a write that fails part-way leaves its document unfinished, not closed into one that parses
+            .disable(StreamWriteFeature.AUTO_CLOSE_CONTENT)
             // the text is already in memory: strings and names as long as a writer made them are read back
             .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
                     .maxStringLength(Integer.MAX_VALUE).maxNameLength(Integer.MAX_VALUE).build())
@@ -93,7 +95,7 @@ public final class Json {
             } catch (StreamConstraintsException e) { // it carries no location: the parser's is where it stopped
                 String limit = e.getOriginalMessage().contains("nesting") ? "nesting deeper than " + MAX_DEPTH
                         + " levels" : "beyond a limit of the reader";
-                throw new ParseException(limit + " (" + e.getOriginalMessage() + ")", offset(
+                throw new ParseException(limit + " (" + withoutParserAdvice(e.getOriginalMessage()) + ")", offset(
                         e.getLocation() != null ? e.getLocation() : p.currentLocation(), text));
             }
         } catch (JsonProcessingException e) {
@@ -157,7 +159,10 @@ public final class Json {
     private static String withoutParserAdvice(String message) {
         return message.replaceAll(": enable `[^`]*` to allow", "")
                 .replaceAll(" ?\\(not recognized as one since Feature '\\w+' not enabled for parser\\)", "")
-                .replaceAll(" ?\\(start marker at \\[.*?\\]\\)", "")
+                .replaceAll(" ?\\((start marker at|for (Object|Array) starting at) \\[.*?\\]\\)", "")
+                .replaceAll(", from `[^`]*`", "")
+                .replaceAll("Non-standard token '(NaN|[-+]?Infinity)'", "$1, a number Python's json writes but JSON"
+                        + " does not have: replace it (or remove its key)")
                 .replaceAll("end-of-input(?=\\w)", "end-of-input: ");
     }
 

@@ -41,8 +41,9 @@ import java.util.Objects;
  * @param title        the chart's title ({@code null}: none)
  * @param rowAxis      the vertical axis's label
  * @param columnAxis   the horizontal axis's label
- * @param rowLabels    one tick label per row
- * @param columnLabels one tick label per column (drawn vertically)
+ * @param rowLabels    one tick label per row, drawn as given (a caller showing untrusted text escapes its control
+ *                     and bidirectional characters first, as {@code Plots} does for tokens)
+ * @param columnLabels one tick label per column (drawn vertically), likewise
  * @param values       {@code values[row][column]}; NaN or infinite cells are left blank
  * @param legendTitle  the colour scale's label
  * @param lower        the value drawn with the bottom colour (dark purple); lower values are clamped to it
@@ -149,6 +150,15 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
             throw new IllegalArgumentException("the image size must be 1 to " + MAX_SIDE + " pixels a side, got "
                     + width + " × " + height);
+        }
+        // the image's pixels (4 bytes each) and the PNG encoder's rows, in the heap
+        long imageBytes = 4L * width * height;
+        Runtime runtime = Runtime.getRuntime();
+        long heapLeft = runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory());
+        if (2 * imageBytes > heapLeft) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "a %d × %d image needs about %d MB"
+                    + " of the JVM's heap to draw and encode, and %d MB is left (-Xmx); draw a smaller image", width,
+                    height, 2 * imageBytes >> 20, heapLeft >> 20));
         }
         headlessUnlessChosen();
         int rows = rowLabels.length;

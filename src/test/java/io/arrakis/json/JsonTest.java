@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -71,6 +72,35 @@ class JsonTest {
         assertEquals("[1,2,3]", Json.write(new java.util.ArrayDeque<>(List.of(1L, 2L, 3L))), "any collection");
     }
 
+    /** Was: a write that failed part-way was closed into a shorter document that parses. */
+    @Test
+    void aWriteThatFailsPartWayLeavesADocumentThatDoesNotParse() throws Exception {
+        Iterable<Object> failing = () -> java.util.stream.IntStream.range(0, 5).mapToObj(i -> {
+            if (i == 2) {
+                throw new IllegalStateException("no third element");
+            }
+            return (Object) 1.0;
+        }).iterator();
+        for (Object value : List.<Object>of(Map.of("x", Map.of("data", failing)), List.of(1.0, 2.0, Double.NaN))) {
+            java.io.StringWriter out = new java.io.StringWriter();
+            assertThrows(RuntimeException.class, () -> Json.write(value, out));
+            assertThrows(Json.ParseException.class, () -> Json.parse(out.toString()), out.toString());
+        }
+    }
+
+    /** Python's json writes NaN and Infinity into config.json files; the message says so, in this library's words. */
+    @Test
+    void messagesNamePythonsNonNumbersAndLeaveJacksonsInternalsOut() {
+        for (String bad : List.of("NaN", "Infinity", "-Infinity")) {
+            String m = assertThrows(Json.ParseException.class, () -> Json.parse("{\"score\": " + bad + "}")).getMessage();
+            assertTrue(m.contains(bad + ", a number Python's json writes but JSON does not have"), m);
+        }
+        for (String bad : List.of("{\"a\":[1,2]]", "[1,2}", "1" + "0".repeat(1500))) {
+            String m = assertThrows(Json.ParseException.class, () -> Json.parse(bad)).getMessage();
+            assertFalse(m.contains("REDACTED") || m.contains("StreamRead") || m.contains("`"), m);
+        }
+    }
+
     /** Was: strings and names past Jackson's default read limits were written but could not be read back. */
     @Test
     void whatTheWriterWritesIsReadBackHoweverLong() {
@@ -126,8 +156,8 @@ class JsonTest {
             "1e                | end-of-input: expected a digit for number exponent",
             ".5                | expected a valid value",
             "+1                | JSON spec does not allow numbers to have plus signs",
-            "NaN               | Non-standard token 'NaN'",
-            "Infinity          | Non-standard token 'Infinity'",
+            "NaN               | NaN, a number Python's json writes but JSON does not have",
+            "Infinity          | Infinity, a number Python's json writes but JSON does not have",
             "1e999             | out of range",
             "tru               | Unrecognized token 'tru'",
             "nul               | Unrecognized token 'nul'",

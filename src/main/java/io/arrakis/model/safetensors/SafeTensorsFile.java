@@ -477,7 +477,8 @@ public final class SafeTensorsFile implements AutoCloseable {
     static String describe(Object value) {
         return switch (value) {
             case null -> "null";
-            case String s -> "the string " + (s.length() > 40 ? Json.quote(s.substring(0, 40)) + "..." : Json.quote(s));
+            case String s -> "the string " + (s.codePointCount(0, s.length()) > 40
+                    ? Json.quote(s.substring(0, s.offsetByCodePoints(0, 40))) + "..." : Json.quote(s));
             case Long l -> "the number " + l;
             case Double d -> "the number " + d;
             case Boolean b -> b.toString();

@@ -107,7 +107,12 @@ class SafeTensorsHostileFilesTest {
                 Arguments.of("{\"__metadata__\":[]}", 16, "__metadata__ must be an object of strings, found an array"),
                 Arguments.of("{\"__metadata__\":{\"n\":1}}", 16, "__metadata__ must be an object of strings, but \"n\" is the number 1"),
                 Arguments.of("[".repeat(5000) + "]".repeat(5000), 0, "nesting deeper than 64 levels"),
-                Arguments.of("{\"a\\ud800\":1}", 0, "unpaired surrogate U+D800"));
+                Arguments.of("{\"a\\ud800\":1}", 0, "unpaired surrogate U+D800"),
+                // was: a value cut for the message inside a surrogate pair failed with Json.quote's own error
+                Arguments.of("{\"w\":\"" + "a".repeat(39) + "\ud83d\ude00tail\"}", 0,
+                        "found the string \"" + "a".repeat(39) + "\ud83d\ude00\"..."),
+                Arguments.of("{\"__metadata__\":\"" + "b".repeat(39) + "\ud83d\ude00tail\"}", 0,
+                        "found the string \"" + "b".repeat(39) + "\ud83d\ude00\"..."));
     }
 
     @ParameterizedTest(name = "[{index}] {2}")
