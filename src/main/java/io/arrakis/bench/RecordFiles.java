@@ -18,6 +18,7 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -48,34 +49,55 @@ final class RecordFiles {
      * Runs {@code body} holding the lock of folder {@code dir}: a lock of this JVM and the lock of the folder's
      * {@value #LOCK_FILE} file, which other processes take too; so that a record's read, merge and write is not
      * interleaved with another writer's of the same folder. Where the file system has no locks (some network file
-     * systems), the lock of this JVM alone.
+     * systems), or the lock file cannot be opened for writing (another user's), the lock of this JVM alone.
      */
     static <T> T locked(Path dir, Supplier<T> body) {
-        ReentrantLock inThisJvm = FOLDER_LOCKS[Math.floorMod(dir.toAbsolutePath().normalize().hashCode(),
-                FOLDER_LOCKS.length)];
-        inThisJvm.lock();
-        try (FileChannel channel = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE)) {
-            FileLock lock = lockOrNull(channel);
-            try {
-                return body.get();
-            } finally {
-                if (lock != null) {
-                    lock.release();
-                }
-            }
+        Path folder;
+        try {
+            folder = dir.toRealPath(); // one lock however the folder is reached: links, letter case
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot lock " + dir.resolve(LOCK_FILE) + ": " + e, e);
+            throw new UncheckedIOException("cannot read " + dir + ": " + e, e);
+        }
+        ReentrantLock inThisJvm = FOLDER_LOCKS[Math.floorMod(folder.hashCode(), FOLDER_LOCKS.length)];
+        inThisJvm.lock();
+        try {
+            FileChannel channel;
+            try {
+                channel = FileChannel.open(folder.resolve(LOCK_FILE), StandardOpenOption.CREATE,
+                        StandardOpenOption.WRITE);
+            } catch (IOException cannotOpen) {
+                return body.get();
+            }
+            try (channel) {
+                FileLock lock = lockOrNull(channel);
+                try {
+                    return body.get();
+                } finally {
+                    if (lock != null) {
+                        lock.release();
+                    }
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot unlock " + folder.resolve(LOCK_FILE) + ": " + e, e);
+            }
         } finally {
             inThisJvm.unlock();
         }
     }
 
+    /**
+     * The lock of {@code channel}'s file, once no other channel of this JVM holds it (one opened through another
+     * class loader's copy of this class); null where the file system has no locks.
+     */
     private static FileLock lockOrNull(FileChannel channel) {
-        try {
-            return channel.lock();
-        } catch (IOException noLocks) {
-            return null;
+        while (true) {
+            try {
+                return channel.lock();
+            } catch (java.nio.channels.OverlappingFileLockException heldInThisJvm) {
+                LockSupport.parkNanos(1_000_000);
+            } catch (IOException noLocks) {
+                return null;
+            }
         }
     }
 

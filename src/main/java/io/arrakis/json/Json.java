@@ -161,8 +161,8 @@ public final class Json {
                 .replaceAll(" ?\\(not recognized as one since Feature '\\w+' not enabled for parser\\)", "")
                 .replaceAll(" ?\\((start marker at|for (Object|Array) starting at) \\[.*?\\]\\)", "")
                 .replaceAll(", from `[^`]*`", "")
-                .replaceAll("Non-standard token '(NaN|[-+]?Infinity)'", "$1, a number Python's json writes but JSON"
-                        + " does not have: replace it (or remove its key)")
+                .replaceAll("Non-standard token '(NaN|-?Infinity)'", "$1, a number Python's json writes but JSON"
+                        + " does not have: replace or remove it")
                 .replaceAll("end-of-input(?=\\w)", "end-of-input: ");
     }
 

@@ -120,6 +120,12 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         }
     }
 
+    private static IllegalArgumentException tooLarge(int width, int height, long heapBytes, String why) {
+        return new IllegalArgumentException(String.format(java.util.Locale.ROOT, "a %d × %d image needs about %d MB"
+                + " of the JVM's heap to draw and encode, and %s; draw a smaller image", width, height, heapBytes >> 20,
+                why));
+    }
+
     /** Sets {@code java.awt.headless} to true where nothing set it (see {@link #writePng}). */
     private static void headlessUnlessChosen() {
         if (System.getProperty("java.awt.headless") == null) {
@@ -152,13 +158,10 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
                     + width + " × " + height);
         }
         // the image's pixels (4 bytes each) and the PNG encoder's rows, in the heap
-        long imageBytes = 4L * width * height;
-        Runtime runtime = Runtime.getRuntime();
-        long heapLeft = runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory());
-        if (2 * imageBytes > heapLeft) {
-            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "a %d × %d image needs about %d MB"
-                    + " of the JVM's heap to draw and encode, and %d MB is left (-Xmx); draw a smaller image", width,
-                    height, 2 * imageBytes >> 20, heapLeft >> 20));
+        long heapBytes = 2 * 4L * width * height;
+        if (heapBytes > Runtime.getRuntime().maxMemory()) {
+            throw tooLarge(width, height, heapBytes, "the JVM's whole heap is "
+                    + (Runtime.getRuntime().maxMemory() >> 20) + " MB (-Xmx)");
         }
         headlessUnlessChosen();
         int rows = rowLabels.length;
@@ -228,7 +231,12 @@ public record Heatmap(String title, String rowAxis, String columnAxis, String[] 
         DefaultXYZDataset dataset = new DefaultXYZDataset();
         dataset.addSeries("values", series);
         plot.setDataset(dataset);
-        BufferedImage image = chart.createBufferedImage(width, height);
+        BufferedImage image;
+        try {
+            image = chart.createBufferedImage(width, height);
+        } catch (OutOfMemoryError e) {
+            throw tooLarge(width, height, heapBytes, "the JVM's heap has not that much free");
+        }
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {

@@ -623,6 +623,39 @@ class ExperimentLogTest {
         assertTrue(out.strip().endsWith(expected.toString().strip()), "child read:\n" + out + "\nexpected:\n" + expected);
     }
 
+    /**
+     * Was: two logs reaching one folder by two paths (a link) took two locks of this JVM, and the second file lock
+     * failed with OverlappingFileLockException; a lock file that cannot be opened for writing (another user's; here a
+     * folder) stopped all logging into the folder.
+     */
+    @Test
+    void logsReachingAFolderByALinkShareItsLockAndALockFileThatCannotBeOpenedStopsNothing(@TempDir Path dir)
+            throws Exception {
+        Path real = Files.createDirectories(dir.resolve("real"));
+        Path link = Files.createSymbolicLink(dir.resolve("link"), real);
+        ExperimentLog direct = new ExperimentLog(real);
+        ExperimentLog linked = new ExperimentLog(link);
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            for (int round = 0; round < 50; round++) {
+                int r = round;
+                List<Future<ExperimentRecord>> both = new ArrayList<>();
+                for (ExperimentLog log : List.of(direct, linked)) {
+                    both.add(pool.submit(() -> log.record("e", Map.of("round", r), r, T0, ONE_SECOND, null)));
+                }
+                for (Future<ExperimentRecord> f : both) {
+                    f.get(1, TimeUnit.MINUTES);
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(50, direct.listVersions("e").size());
+        Files.createDirectories(real.resolve("f").resolve(".lock"));
+        ExperimentRecord written = direct.record("f", Map.of(), 1, T0, ONE_SECOND, null);
+        assertEquals(List.of(written), direct.listVersions("f"));
+    }
+
     /** The files of an experiment's folder but the lock its writers take. */
     private static List<Path> filesIn(Path folder) throws IOException {
         try (Stream<Path> files = Files.list(folder)) {

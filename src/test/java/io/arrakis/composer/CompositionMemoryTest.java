@@ -17,8 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * All-pairs composition scores hold the sender and receiver factors of every head, and the weights of as many layers
- * as their block size allows while they are made: not every layer's weights converted, repeated and scaled at once. In a JVM of its own, where glibc
- * hands every large block back as it is freed, so that the peak of the resident set is what was live.
+ * as their block size allows while they are made: not every layer's weights converted, repeated and scaled at once.
+ * In a JVM of its own, where glibc hands every large block back as it is freed, so that the peak of the resident set
+ * is what was live.
  */
 class CompositionMemoryTest {
     @Test

@@ -13,8 +13,8 @@ class HeatmapTest {
     @Test
     void anImageTheHeapCannotHoldIsRefusedBeforeItIsDrawn() {
         String out = ChildJvm.of(Large.class).jvmOption("-Xmx64m").run();
-        assertTrue(out.contains("refused: a 8192 × 8192 image needs about 512 MB of the JVM's heap to draw and encode"),
-                out);
+        assertTrue(out.contains("refused: a 8192 × 8192 image needs about 512 MB of the JVM's heap to draw and encode,"
+                + " and the JVM's whole heap is"), out);
     }
 
     /** Asks a JVM of a 64 MB heap for an 8192 × 8192 heatmap; prints the refusal. */
