@@ -259,6 +259,8 @@ public final class SafeTensorsDirectory implements AutoCloseable {
             root = Json.parse(text);
         } catch (Json.ParseException e) {
             throw new SafeTensorsException(index, e.getMessage(), e);
+        } catch (OutOfMemoryError e) { // what the parser built is garbage once this is thrown
+            throw SafeTensorsFile.tooLargeToParse(index, "the index", bytes.length);
         }
         if (!(root instanceof Map<?, ?> map)) {
             throw new SafeTensorsException(index, "must be a JSON object, found " + SafeTensorsFile.describe(root));

@@ -308,6 +308,8 @@ public final class SafeTensorsFile implements AutoCloseable {
             String hint = n > 0 && e.offset() >= text.length() - 1 ? "; that is the header's end: is its length, "
                     + n + " bytes in the file's first 8, right?" : "";
             throw new SafeTensorsException(file, "the header: " + e.getMessage() + hint, e);
+        } catch (OutOfMemoryError e) { // what the parser built is garbage once this is thrown
+            throw tooLargeToParse(file, "its header", n);
         }
         if (!(root instanceof Map<?, ?> entries)) {
             throw new SafeTensorsException(file, "the header must be a JSON object, found " + describe(root));
@@ -472,6 +474,12 @@ public final class SafeTensorsFile implements AutoCloseable {
             throw new SafeTensorsException(file, "the data section has " + (dataLength - end) + " bytes after the last"
                     + " tensor; safetensors data ends with its last tensor");
         }
+    }
+
+    /** A header or index of {@code bytes} whose parsed form the JVM's heap cannot hold: a hostile or broken file. */
+    static SafeTensorsException tooLargeToParse(Path file, String what, long bytes) {
+        return new SafeTensorsException(file, what + " of " + bytes + " bytes does not fit in this JVM's heap ("
+                + (Runtime.getRuntime().maxMemory() >> 20) + " MB, -Xmx) once parsed; a checkpoint's is a few MB at most");
     }
 
     static String describe(Object value) {

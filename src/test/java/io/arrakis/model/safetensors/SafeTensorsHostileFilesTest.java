@@ -121,6 +121,34 @@ class SafeTensorsHostileFilesTest {
         assertRejected(file(header, dataBytes), expected);
     }
 
+    /**
+     * Was: a header within the size limit whose parsed form the heap cannot hold (millions of tiny entries) failed with
+     * an OutOfMemoryError before its first entry was checked.
+     */
+    @Test
+    void aHeaderTheHeapCannotHoldOnceParsedIsRefused() throws IOException {
+        StringBuilder header = new StringBuilder("{");
+        for (int i = 0; header.length() < 20_000_000; i++) {
+            header.append(i == 0 ? "" : ",").append('"').append(i).append("\":{}");
+        }
+        Path file = file(header.append('}').toString(), 0);
+        String out = io.arrakis.testing.ChildJvm.of(Open.class, file.toString()).jvmOption("-Xmx128m").run();
+        assertTrue(out.contains("refused: " + file + ": its header of ") && out.contains("bytes does not fit in this"
+                + " JVM's heap"), out);
+    }
+
+    /** Opens the file its argument names; prints the refusal. */
+    public static final class Open {
+        public static void main(String[] args) {
+            try {
+                SafeTensorsFile.open(Path.of(args[0])).close();
+                System.out.println("opened");
+            } catch (SafeTensorsException e) {
+                System.out.println("refused: " + e.getMessage());
+            }
+        }
+    }
+
     /** The format's metadata is optional, and its own reader takes null for none (was: refused). */
     @Test
     void nullMetadataIsNone() throws IOException {
