@@ -440,7 +440,8 @@ public final class Main implements Callable<Integer> {
         try {
             List<Path> inputs = new ArrayList<>(modelFiles(model));
             if (tokenizer != null) {
-                inputs.add(java.nio.file.Files.isDirectory(tokenizer) ? tokenizer.resolve("tokenizer.json") : tokenizer);
+                inputs.add(java.nio.file.Files.isDirectory(tokenizer)
+                        ? ModelFolder.resolve(tokenizer).resolve("tokenizer.json") : tokenizer);
             }
             for (Path input : inputs) { // the same file by any path: through links, or a hub cache's blobs
                 if (java.nio.file.Files.exists(input) && java.nio.file.Files.isSameFile(file, input)) {
@@ -735,12 +736,22 @@ public final class Main implements Callable<Integer> {
             return prependBos ? model.toTokens(text, true) : model.toTokens(text);
         }
         try (HfTokenizer tokenizer = HfTokenizer.load(tokenizerPath)) {
+            Tensor ids;
             if (!prependBos) {
-                return tokenizer.encodeAsTensor(text);
+                ids = tokenizer.encodeAsTensor(text);
+            } else {
+                long bos = model.config().bosTokenId().orElseThrow(() -> new IllegalArgumentException("--prepend-bos:"
+                        + " the model's config.json names no single bos_token_id"));
+                ids = tokenizer.encodeAsTensor(text, bos, true);
             }
-            long bos = model.config().bosTokenId().orElseThrow(() -> new IllegalArgumentException("--prepend-bos: the"
-                    + " model's config.json names no bos_token_id"));
-            return tokenizer.encodeAsTensor(text, bos, true);
+            for (long id : ids.toLongArray()) {
+                if (id >= model.config().vocabSize()) {
+                    throw new IllegalArgumentException("--tokenizer " + tokenizerPath + " gives id " + id + ", which the"
+                            + " model's vocabulary of " + model.config().vocabSize() + " tokens does not have: is it"
+                            + " this model's tokenizer?");
+                }
+            }
+            return ids;
         }
     }
 

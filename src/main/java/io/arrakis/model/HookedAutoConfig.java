@@ -275,7 +275,8 @@ public final class HookedAutoConfig {
      * @return the id, or empty where the configuration sets none (or a list)
      */
     public OptionalLong bosTokenId() {
-        return raw.get("bos_token_id") instanceof Number id ? OptionalLong.of(id.longValue()) : OptionalLong.empty();
+        return raw.get("bos_token_id") instanceof Long || raw.get("bos_token_id") instanceof Integer
+                ? OptionalLong.of(((Number) raw.get("bos_token_id")).longValue()) : OptionalLong.empty();
     }
 
     /**

@@ -272,7 +272,8 @@ public final class HookedAutoModel implements AutoCloseable {
      * @throws IllegalStateException when the model has no tokenizer
      */
     public Tensor toTokens(String text) {
-        return requireTokenizer().encodeAsTensor(text);
+        Tokenizer tokenizer = requireTokenizer();
+        return embeddable(tokenizer.encodeAsTensor(text), tokenizer);
     }
 
     /**
@@ -285,10 +286,26 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor toTokens(String text, boolean prependBos) {
         Tokenizer tokenizer = requireTokenizer();
+        Object given = config.raw().get("bos_token_id");
         long bos = config.bosTokenId().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model's"
-                + " configuration names no bos_token_id, so there is no beginning-of-sequence token to prepend or"
-                + " remove; toTokens(text) gives the tokenizer's ids"));
-        return tokenizer.encodeAsTensor(text, bos, prependBos);
+                + " configuration names " + (given == null ? "no bos_token_id" : "no single bos_token_id (it is "
+                + given + ")") + ", so there is no beginning-of-sequence token to prepend or remove; toTokens(text)"
+                + " gives the tokenizer's ids"));
+        return embeddable(tokenizer.encodeAsTensor(text, bos, prependBos), tokenizer);
+    }
+
+    /** {@code ids} where the model embeds each of them; a tokenizer whose ids it does not is named. */
+    private Tensor embeddable(Tensor ids, Tokenizer tokenizer) {
+        long[] values = ids.toLongArray();
+        for (long id : values) {
+            if (id < 0 || id >= config.vocabSize()) {
+                ids.close();
+                throw new IllegalArgumentException("the tokenizer (" + tokenizer + ") gives id " + id + ", which this "
+                        + config.family() + " model's vocabulary of " + config.vocabSize() + " tokens does not have:"
+                        + " is the tokenizer this model's?");
+            }
+        }
+        return ids;
     }
 
     private Tokenizer requireTokenizer() {

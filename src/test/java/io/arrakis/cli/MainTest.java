@@ -415,6 +415,26 @@ class MainTest {
         assertEquals(2, r.status(), r.err());
         assertTrue(r.err().contains("is one of this command's inputs"), r.err());
         assertArrayEquals(tokenizerBytes, Files.readAllBytes(tokenizer));
+
+        // was: a --tokenizer hub cache folder's snapshot file was not seen as an input, and the page replaced its blob
+        Path tokenizerHub = io.arrakis.io.HubCacheLayout.build(dir.resolve("hub"), "models--x--tok", List.of(tokenizer));
+        Path snapshotTokenizer = tokenizerHub.resolve("snapshots").resolve(io.arrakis.io.HubCacheLayout.COMMIT)
+                .resolve("tokenizer.json");
+        r = run("view", "--model", gpt2.toString(), "--text", "hi", "--tokenizer", tokenizerHub.toString(),
+                "--out", snapshotTokenizer.toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is one of this command's inputs"), r.err());
+        assertArrayEquals(tokenizerBytes, Files.readAllBytes(snapshotTokenizer));
+    }
+
+    /** Was: a --tokenizer whose ids the model does not embed failed in the pass, naming neither it nor the cause. */
+    @Test
+    void aTokenizerWhoseIdsTheModelLacksIsNamed() {
+        Result r = run("forward", "--model", Fixtures.huggingFace("llama").toString(), "--text", "Hello world",
+                "--tokenizer", Fixtures.tokenizer("sentencepiece_bpe").resolve("tokenizer.json").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("sentencepiece_bpe") && r.err().contains("tokens does not have: is it this model's"
+                + " tokenizer?"), r.err());
     }
 
     /** Was: a named pipe (or a device) given as the output was replaced by a plain file. */

@@ -718,6 +718,22 @@ class HookedAutoConfigTest {
                 "partial_rotary_factor", 0.5)).rotaryDim());
     }
 
+    /** Was: qwen2 took any bos_token_id or eos_token_id (1.5 read as 1, a string as none). */
+    @Test
+    void qwen2ChecksItsTokenIdsAsEveryFamilyDoes() {
+        for (String bad : List.of("1.5", "\"1\"", "true")) {
+            for (String key : List.of("bos_token_id", "eos_token_id")) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig
+                        .fromJsonText("{\"model_type\": \"qwen2\", \"" + key + "\": " + bad + "}"), key + " " + bad);
+                assertTrue(e.getMessage().startsWith(key), e.getMessage());
+            }
+        }
+        HookedAutoConfig qwen = HookedAutoConfig.fromJsonText("{\"model_type\": \"qwen2\", \"bos_token_id\": 151643,"
+                + " \"eos_token_id\": [151645, 151643]}");
+        assertEquals(151643, qwen.bosTokenId().orElseThrow());
+        assertTrue(HookedAutoConfig.of("qwen2").bosTokenId().isEmpty(), "Qwen2Config's default is None");
+    }
+
     @Test
     void aHeadDimOtherThanTheHeadsWidthIsRefusedWhereTheProjectionsIgnoreIt() {
         // gpt-neox's and stablelm's rotary embeddings read head_dim where a file gives one; their projections make

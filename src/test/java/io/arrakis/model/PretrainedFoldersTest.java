@@ -202,6 +202,19 @@ class PretrainedFoldersTest {
             assertArrayEquals(new long[] {2, 3, 78, 8, 83, 10, 3, 40, 34, 23, 24},
                     model.toTokens("Hello world", true).toLongArray());
             assertArrayEquals(hello, model.toTokens("Hello world", false).toLongArray());
+            // ids of the tokenizer that gpt2-tiny's 96 embeddings lack: named as such, not left to fail in the pass
+            for (boolean prependBos : new boolean[] {false, true}) {
+                String m = assertThrows(IllegalArgumentException.class,
+                        () -> model.toTokens("The cat sat on the mat.", prependBos)).getMessage();
+                assertTrue(m.contains("gives id 185, which this gpt2 model's vocabulary of 96 tokens does not have"), m);
+            }
+            assertThrows(IllegalArgumentException.class, () -> model.toTokens("The cat sat on the mat."));
+        }
+        writeConfig(folder, folder, c -> c.put("bos_token_id", List.of(1L, 2L)));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            String m = assertThrows(IllegalStateException.class, () -> model.toTokens("Hello world", true))
+                    .getMessage();
+            assertTrue(m.contains("names no single bos_token_id (it is [1, 2])"), m);
         }
     }
 

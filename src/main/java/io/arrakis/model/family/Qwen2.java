@@ -37,7 +37,8 @@ final class Qwen2 extends ModelFamily {
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("use_sliding_window", false),
                 posOrNull("sliding_window", 4096), integer("max_window_layers", 28), listOrNull("layer_types"),
-                dbl("attention_dropout", 0.0), tok("pad_token_id", null), optionalHeadDim(), ropeParameters()),
+                dbl("attention_dropout", 0.0), tok("pad_token_id", null), tok("bos_token_id", null),
+                tok("eos_token_id", null), optionalHeadDim(), ropeParameters()),
                 Map.of()));
     }
 
