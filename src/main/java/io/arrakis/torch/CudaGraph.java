@@ -205,8 +205,11 @@ public final class CudaGraph implements AutoCloseable {
         CudaRuntime.synchronizeEvent(replayed);
         closed = true;
         try {
-            CudaRuntime.destroyEvent(replayed);
-            CudaRuntime.destroy(graph, exec);
+            try {
+                CudaRuntime.destroyEvent(replayed);
+            } finally {
+                CudaRuntime.destroy(graph, exec);
+            }
         } finally {
             Native.deleteHeldBack(heldBack);
             IDLE_STREAMS.get(device.index()).push(stream);
