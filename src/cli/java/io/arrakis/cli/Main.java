@@ -618,7 +618,7 @@ public final class Main implements Callable<Integer> {
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
             OptionalLong bosId = bos ? m.config().bosTokenId() : OptionalLong.empty();
             if (bos && bosId.isEmpty()) {
-                throw new IllegalArgumentException("--bos: this model's config.json sets no bos_token_id");
+                throw new IllegalArgumentException("--bos: this model's config.json sets no single bos_token_id");
             }
             // where the context is too short for any length, the library's refusal names the model's context
             int n = seqLen != null ? seqLen : (int) Math.max(2,

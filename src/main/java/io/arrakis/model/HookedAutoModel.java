@@ -270,6 +270,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * {@link #toTokens(String, boolean)} does what it does.
      *
      * @throws IllegalStateException when the model has no tokenizer
+     * @throws IllegalArgumentException when the tokenizer gives an id the model's vocabulary lacks
      */
     public Tensor toTokens(String text) {
         Tokenizer tokenizer = requireTokenizer();
@@ -282,7 +283,8 @@ public final class HookedAutoModel implements AutoCloseable {
      * {@link Tokenizer#encode(String, long, boolean)}.
      *
      * @throws IllegalStateException when the model has no tokenizer, or its configuration names no {@code bos_token_id}
-     * @throws IllegalArgumentException when that id is not one of the tokenizer's
+     * @throws IllegalArgumentException when that id is not one of the tokenizer's, or the tokenizer gives an id the
+     *     model's vocabulary lacks
      */
     public Tensor toTokens(String text, boolean prependBos) {
         Tokenizer tokenizer = requireTokenizer();

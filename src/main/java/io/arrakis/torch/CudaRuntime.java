@@ -113,11 +113,14 @@ final class CudaRuntime {
     }
 
     static void destroy(MemorySegment graph, MemorySegment exec) {
-        if (exec != null) {
-            cuda(call(Calls.GRAPH_EXEC_DESTROY, exec), "cudaGraphExecDestroy");
-        }
-        if (graph != null) {
-            cuda(call(Calls.GRAPH_DESTROY, graph), "cudaGraphDestroy");
+        try {
+            if (exec != null) {
+                cuda(call(Calls.GRAPH_EXEC_DESTROY, exec), "cudaGraphExecDestroy");
+            }
+        } finally {
+            if (graph != null) {
+                cuda(call(Calls.GRAPH_DESTROY, graph), "cudaGraphDestroy");
+            }
         }
     }
 

@@ -179,23 +179,28 @@ public final class SafeTensorsDirectory implements AutoCloseable {
     }
 
     private static SafeTensorsDirectory openSharded(Path dir, Path index) {
-        Map<?, ?> root = readIndex(index);
-        Object weightMapValue = root.get("weight_map");
-        if (!(weightMapValue instanceof Map<?, ?> weightMap)) {
-            throw new SafeTensorsException(index, "\"weight_map\" must be an object mapping tensor names to shard files, found "
-                    + SafeTensorsFile.describe(weightMapValue));
-        }
         Map<String, String> shardOf = new LinkedHashMap<>();
-        for (Map.Entry<?, ?> e : weightMap.entrySet()) {
-            String tensor = (String) e.getKey();
-            if (!(e.getValue() instanceof String shard)) {
-                throw new SafeTensorsException(index, "\"weight_map\" maps " + Json.quote(tensor) + " to "
-                        + SafeTensorsFile.describe(e.getValue()) + ", expected a shard file name");
+        Map<String, String> metadata;
+        try {
+            Map<?, ?> root = readIndex(index);
+            Object weightMapValue = root.get("weight_map");
+            if (!(weightMapValue instanceof Map<?, ?> weightMap)) {
+                throw new SafeTensorsException(index, "\"weight_map\" must be an object mapping tensor names to shard"
+                        + " files, found " + SafeTensorsFile.describe(weightMapValue));
             }
-            checkPlainFileName(index, tensor, shard);
-            shardOf.put(tensor, shard);
+            for (Map.Entry<?, ?> e : weightMap.entrySet()) {
+                String tensor = (String) e.getKey();
+                if (!(e.getValue() instanceof String shard)) {
+                    throw new SafeTensorsException(index, "\"weight_map\" maps " + Json.quote(tensor) + " to "
+                            + SafeTensorsFile.describe(e.getValue()) + ", expected a shard file name");
+                }
+                checkPlainFileName(index, tensor, shard);
+                shardOf.put(tensor, shard);
+            }
+            metadata = indexMetadata(index, root.get("metadata"));
+        } catch (OutOfMemoryError e) { // what reading it made is garbage once this is thrown
+            throw SafeTensorsFile.tooLargeToParse(index, "the index", index.toFile().length(), e);
         }
-        Map<String, String> metadata = indexMetadata(index, root.get("metadata"));
 
         List<SafeTensorsFile> files = new ArrayList<>();
         try {
@@ -259,8 +264,6 @@ public final class SafeTensorsDirectory implements AutoCloseable {
             root = Json.parse(text);
         } catch (Json.ParseException e) {
             throw new SafeTensorsException(index, e.getMessage(), e);
-        } catch (OutOfMemoryError e) { // what the parser built is garbage once this is thrown
-            throw SafeTensorsFile.tooLargeToParse(index, "the index", bytes.length);
         }
         if (!(root instanceof Map<?, ?> map)) {
             throw new SafeTensorsException(index, "must be a JSON object, found " + SafeTensorsFile.describe(root));

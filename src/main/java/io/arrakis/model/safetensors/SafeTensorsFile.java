@@ -122,7 +122,12 @@ public final class SafeTensorsFile implements AutoCloseable {
                 arena.close();
                 return null;
             }
-            Header header = parseHeader(file, mapping);
+            Header header;
+            try {
+                header = parseHeader(file, mapping);
+            } catch (OutOfMemoryError e) { // what reading it made is garbage once this is thrown
+                throw tooLargeToParse(file, "its header", mapping.get(U64_LE, 0), e);
+            }
             return new SafeTensorsFile(file, arena, mapping.asReadOnly(), header.tensors, header.metadata, fileKey);
         } catch (IOException e) {
             arena.close();
@@ -308,8 +313,6 @@ public final class SafeTensorsFile implements AutoCloseable {
             String hint = n > 0 && e.offset() >= text.length() - 1 ? "; that is the header's end: is its length, "
                     + n + " bytes in the file's first 8, right?" : "";
             throw new SafeTensorsException(file, "the header: " + e.getMessage() + hint, e);
-        } catch (OutOfMemoryError e) { // what the parser built is garbage once this is thrown
-            throw tooLargeToParse(file, "its header", n);
         }
         if (!(root instanceof Map<?, ?> entries)) {
             throw new SafeTensorsException(file, "the header must be a JSON object, found " + describe(root));
@@ -477,9 +480,10 @@ public final class SafeTensorsFile implements AutoCloseable {
     }
 
     /** A header or index of {@code bytes} whose parsed form the JVM's heap cannot hold: a hostile or broken file. */
-    static SafeTensorsException tooLargeToParse(Path file, String what, long bytes) {
+    static SafeTensorsException tooLargeToParse(Path file, String what, long bytes, OutOfMemoryError cause) {
         return new SafeTensorsException(file, what + " of " + bytes + " bytes does not fit in this JVM's heap ("
-                + (Runtime.getRuntime().maxMemory() >> 20) + " MB, -Xmx) once parsed; a checkpoint's is a few MB at most");
+                + (Runtime.getRuntime().maxMemory() >> 20) + " MB, -Xmx) once read, or the heap is full; a"
+                + " checkpoint's is a few MB at most", cause);
     }
 
     static String describe(Object value) {
