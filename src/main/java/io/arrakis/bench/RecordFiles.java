@@ -39,13 +39,6 @@ final class RecordFiles {
     }
 
     /**
-     * Writes {@code bytes} to {@code file} so that readers see the old content or the new, never a mix: into
-     * {@code .<file name>.<random>.tmp} in the same folder, forced to disk, then renamed over {@code file} with
-     * {@code ATOMIC_MOVE}. On failure the temporary file is deleted and {@code file} is untouched.
-     *
-     * @param midWrite called with the temporary file when half of the bytes are in it (a test seam)
-     */
-    /**
      * Runs {@code body} holding the lock of folder {@code dir}: a lock of this JVM and the lock of the folder's
      * {@value #LOCK_FILE} file, which other processes take too; so that a record's read, merge and write is not
      * interleaved with another writer's of the same folder. Where the file system has no locks (some network file
@@ -101,6 +94,13 @@ final class RecordFiles {
         }
     }
 
+    /**
+     * Writes {@code bytes} to {@code file} so that readers see the old content or the new, never a mix: into
+     * {@code .<file name>.<random>.tmp} in the same folder, forced to disk, then renamed over {@code file} with
+     * {@code ATOMIC_MOVE}. On failure the temporary file is deleted and {@code file} is untouched.
+     *
+     * @param midWrite called with the temporary file when half of the bytes are in it (a test seam)
+     */
     static void writeAtomically(Path file, byte[] bytes, Consumer<Path> midWrite) {
         try {
             AtomicFiles.write(file, (channel, temp) -> {
