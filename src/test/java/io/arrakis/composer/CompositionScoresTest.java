@@ -304,23 +304,18 @@ class CompositionScoresTest {
     @Test
     void aHeadWithNaNWeightsHasNaNScoresAndTheOthersTheirOwn(@TempDir Path dir) throws Exception {
         Path clean = fixture("gpt2-tiny");
-        java.nio.file.Files.copy(clean.resolve("config.json"), dir.resolve("config.json"));
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(clean.resolve("model.safetensors"))) {
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (String name : file.names()) {
-                tensors.put(name, file.tensor(name));
+        Fixtures.writeEdited(clean, dir, (name, t) -> {
+            if (!name.equals("transformer.h.0.attn.c_attn.weight")) {
+                return t;
             }
             // Conv1D [d_model, 3 d_model]: the value columns start at 2 d_model, head 0's first
-            Tensor qkv = tensors.get("transformer.h.0.attn.c_attn.weight");
-            float[] values = qkv.toFloatArray();
+            float[] values = t.toFloatArray();
             values[2 * 32] = Float.NaN;
             for (int row = 0; row < 32; row++) { // head 1's values: zero
                 java.util.Arrays.fill(values, row * 96 + 2 * 32 + 8, row * 96 + 2 * 32 + 16, 0f);
             }
-            tensors.put("transformer.h.0.attn.c_attn.weight", Tensor.of(values, qkv.shape()));
-            io.arrakis.model.safetensors.SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of());
-        }
+            return Tensor.of(values, t.shape());
+        });
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              HookedAutoModel reference = HookedAutoModel.fromPretrained(clean)) {
             for (Mode mode : Mode.values()) {

@@ -67,14 +67,20 @@ public final class Fixtures {
      * set to NaN: a model whose attention (or whatever that weight feeds) gives NaN.
      */
     public static void writeWithNaN(Path fixture, String suffix, Path dir) throws IOException {
+        writeEdited(fixture, dir, (name, t) -> name.endsWith(suffix)
+                ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
+    }
+
+    /** Copies the model folder {@code fixture} into {@code dir} with each tensor as {@code edit} gives it back. */
+    public static void writeEdited(Path fixture, Path dir, java.util.function.BiFunction<String, Tensor, Tensor> edit)
+            throws IOException {
         Files.createDirectories(dir);
         Files.copy(fixture.resolve("config.json"), dir.resolve("config.json"));
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         try (io.arrakis.torch.TensorScope scope = io.arrakis.torch.TensorScope.open();
              SafeTensorsFile file = SafeTensorsFile.open(fixture.resolve("model.safetensors"))) {
             for (String name : file.names()) {
-                Tensor t = file.tensor(name);
-                tensors.put(name, name.endsWith(suffix) ? Tensor.full(t.shape(), Double.NaN, t.dtype(), t.device()) : t);
+                tensors.put(name, edit.apply(name, file.tensor(name)));
             }
             SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
