@@ -239,7 +239,8 @@ public final class Main implements Callable<Integer> {
         private Input input;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for --text")
         private Path tokenizer;
-        @Option(names = "--prepend-bos", description = "begin --text with the model's bos_token_id, as TransformerLens's"
+        @Option(names = "--prepend-bos", description = "begin --text with the model's beginning-of-sequence token (its tokenizer's own, else"
+                + " the config's bos_token_id), as TransformerLens's"
                 + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
         private boolean prependBos;
         @Option(names = "--hooks", split = ",", paramLabel = "NAME", description = "hook points to print")
@@ -342,7 +343,8 @@ public final class Main implements Callable<Integer> {
         private int batch = 4;
         @Option(names = "--seed", paramLabel = "S", description = "the random seed (default 0)")
         private long seed;
-        @Option(names = "--bos", description = "start every sequence with the config's bos_token_id, as TransformerLens's"
+        @Option(names = "--bos", description = "start every sequence with the model's beginning-of-sequence token (its tokenizer's own,"
+                + " else the config's bos_token_id), as TransformerLens's"
                 + " to_tokens does")
         private boolean bos;
         @Option(names = "--json", description = "all scores as JSON")
@@ -371,7 +373,8 @@ public final class Main implements Callable<Integer> {
         private Corrupted corrupted;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for text and labels")
         private Path tokenizer;
-        @Option(names = "--prepend-bos", description = "begin --text and --corrupted-text with the model's bos_token_id, as TransformerLens's"
+        @Option(names = "--prepend-bos", description = "begin --text and --corrupted-text with the model's beginning-of-sequence token (the"
+                + " tokenizer's own, else the config's bos_token_id), as TransformerLens's"
                 + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
         private boolean prependBos;
         @Option(names = "--answer", paramLabel = "ID", description = "patching: the right token (default: the clean input's top token)")
@@ -616,9 +619,10 @@ public final class Main implements Callable<Integer> {
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              TerminalProgress progress = TerminalProgress.of("head detectors", "layers", json, err);
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
-            OptionalLong bosId = bos ? m.config().bosTokenId() : OptionalLong.empty();
+            OptionalLong bosId = bos ? m.bosTokenId() : OptionalLong.empty();
             if (bos && bosId.isEmpty()) {
-                throw new IllegalArgumentException("--bos: this model's config.json sets no single bos_token_id");
+                throw new IllegalArgumentException("--bos: this model's tokenizer puts no beginning-of-sequence token"
+                        + " before a text and its config.json sets no single bos_token_id");
             }
             // where the context is too short for any length, the library's refusal names the model's context
             int n = seqLen != null ? seqLen : (int) Math.max(2,
@@ -740,8 +744,10 @@ public final class Main implements Callable<Integer> {
             if (!prependBos) {
                 ids = tokenizer.encodeAsTensor(text);
             } else {
-                long bos = model.config().bosTokenId().orElseThrow(() -> new IllegalArgumentException("--prepend-bos:"
-                        + " the model's config.json names no single bos_token_id"));
+                OptionalLong added = tokenizer.addedBos();
+                long bos = (added.isPresent() ? added : model.config().bosTokenId()).orElseThrow(() ->
+                        new IllegalArgumentException("--prepend-bos: the tokenizer puts no beginning-of-sequence token"
+                                + " before a text and the model's config.json names no single bos_token_id"));
                 ids = tokenizer.encodeAsTensor(text, bos, true);
             }
             for (long id : ids.toLongArray()) {

@@ -339,7 +339,7 @@ public class BaseInterpretabilityBench implements AutoCloseable {
     /** The tokenizer that was set, else the model's own (its folder's {@code tokenizer.json}), when it has one. */
     public Optional<Tokenizer> tokenizer() {
         Tokenizer t = tokenizer;
-        return t != null ? Optional.of(t) : model.tokenizer().map(Tokenizer.class::cast);
+        return t != null ? Optional.of(t) : model.tokenizer();
     }
 
     /**

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -248,19 +249,53 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The tokenizer of the folder the model was loaded from ({@code tokenizer.json}), read on the first call; empty for
-     * a model without one. It is closed with the model.
+     * a model without one. The model owns it and closes it with itself, so it is handed out as a {@link Tokenizer},
+     * which has no {@code close}; {@link HfTokenizer#load} gives one of your own.
      *
      * @throws IllegalArgumentException when the folder's tokenizer.json cannot be read
      * @throws IllegalStateException when the model is closed
      */
-    public synchronized Optional<HfTokenizer> tokenizer() {
+    public synchronized Optional<Tokenizer> tokenizer() {
         if (closed) {
             throw new IllegalStateException("this " + config.family() + " model is closed");
         }
         if (tokenizer == null && tokenizerFile != null) {
             tokenizer = HfTokenizer.load(tokenizerFile);
         }
-        return Optional.ofNullable(tokenizer);
+        return Optional.ofNullable(tokenizer).map(OwnedTokenizer::new);
+    }
+
+    /** The model's tokenizer without its {@code close}. */
+    private record OwnedTokenizer(HfTokenizer tokenizer) implements Tokenizer {
+        @Override
+        public int vocabSize() {
+            return tokenizer.vocabSize();
+        }
+
+        @Override
+        public OptionalLong addedBos() {
+            return tokenizer.addedBos();
+        }
+
+        @Override
+        public long[] encode(String text) {
+            return tokenizer.encode(text);
+        }
+
+        @Override
+        public String decode(long[] ids) {
+            return tokenizer.decode(ids);
+        }
+
+        @Override
+        public List<String> tokenStrings(long[] ids) {
+            return tokenizer.tokenStrings(ids);
+        }
+
+        @Override
+        public String toString() {
+            return tokenizer.toString();
+        }
     }
 
     /**
@@ -278,22 +313,35 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
-     * {@code text} as input ids {@code [1, pos]} beginning with the configuration's {@code bos_token_id} where
+     * {@code text} as input ids {@code [1, pos]} beginning with the model's {@link #bosTokenId()} where
      * {@code prependBos}, and without it where not, as TransformerLens's {@code to_tokens(text, prepend_bos)}: see
      * {@link Tokenizer#encode(String, long, boolean)}.
      *
-     * @throws IllegalStateException when the model has no tokenizer, or its configuration names no {@code bos_token_id}
+     * @throws IllegalStateException when the model has no tokenizer, or no beginning-of-sequence token
      * @throws IllegalArgumentException when that id is not one of the tokenizer's, or the tokenizer gives an id the
      *     model's vocabulary lacks
      */
     public Tensor toTokens(String text, boolean prependBos) {
         Tokenizer tokenizer = requireTokenizer();
-        Object given = config.raw().get("bos_token_id");
-        long bos = config.bosTokenId().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model's"
-                + " configuration names " + (given == null ? "no bos_token_id" : "no single bos_token_id (it is "
-                + given + ")") + ", so there is no beginning-of-sequence token to prepend or remove; toTokens(text)"
-                + " gives the tokenizer's ids"));
+        long bos = bosTokenId().orElseThrow(() -> new IllegalStateException("this " + config.family() + " model has"
+                + " no beginning-of-sequence token: its tokenizer puts none before a text, and its configuration names "
+                + (config.raw().get("bos_token_id") == null ? "no bos_token_id" : "no single bos_token_id (it is "
+                + config.raw().get("bos_token_id") + ")") + "; toTokens(text) gives the tokenizer's ids"));
         return embeddable(tokenizer.encodeAsTensor(text, bos, prependBos), tokenizer);
+    }
+
+    /**
+     * The beginning-of-sequence token of this model's inputs: the one its tokenizer puts before every text, where it
+     * has a tokenizer that does (as Hugging Face's tokenizer and TransformerLens use it, whatever the configuration
+     * says), else the configuration's {@link HookedAutoConfig#bosTokenId() bos_token_id}.
+     *
+     * @return the id, or empty where there is neither
+     * @throws IllegalArgumentException when the folder's tokenizer.json cannot be read
+     * @throws IllegalStateException when the model is closed
+     */
+    public OptionalLong bosTokenId() {
+        OptionalLong added = tokenizer().map(Tokenizer::addedBos).orElse(OptionalLong.empty());
+        return added.isPresent() ? added : config.bosTokenId();
     }
 
     /** {@code ids} where the model embeds each of them; a tokenizer whose ids it does not is named. */

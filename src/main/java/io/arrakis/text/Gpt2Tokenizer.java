@@ -8,6 +8,7 @@ import com.knuddels.jtokkit.api.IntArrayList;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.OptionalLong;
 
 /**
  * GPT-2's tokenizer: the byte-level BPE {@code r50k_base} (50,257 tokens, {@code <|endoftext|>} = 50256), through
@@ -50,6 +51,12 @@ public final class Gpt2Tokenizer implements Tokenizer {
     @Override
     public int vocabSize() {
         return VOCAB_SIZE;
+    }
+
+    /** Empty: GPT-2's tokenizer puts nothing before a text. */
+    @Override
+    public OptionalLong addedBos() {
+        return OptionalLong.empty();
     }
 
     @Override

@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalLong;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
@@ -68,6 +69,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     private final ReadWriteLock lock = new ReentrantReadWriteLock(); // close waits until no call uses the native handle
     private boolean closed;
     private final int vocabSize;
+    private volatile OptionalLong addedBos; // null until first asked
 
     private HfTokenizer(HuggingFaceTokenizer tokenizer, Path file, int vocabSize) {
         this.tokenizer = tokenizer;
@@ -148,14 +150,36 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
                     + " match backtracks past Oniguruma's limit, which a long enough run of spaces reaches; encode the"
                     + " text in pieces");
         }
-        Encoding encoding = withHandle(() -> {
+        Encoding encoding = encoding(text);
+        return new Tokens(encoding.getIds(), List.of(encoding.getTokens()));
+    }
+
+    private Encoding encoding(String text) {
+        return withHandle(() -> {
             try {
                 return tokenizer.encode(text);
             } catch (RuntimeException e) { // the native tokenizer's own error, e.g. an unknown token it cannot name
                 throw new IllegalArgumentException(file + " could not encode the text: " + e.getMessage(), e);
             }
         });
-        return new Tokens(encoding.getIds(), List.of(encoding.getTokens()));
+    }
+
+    /**
+     * The special token the file's post-processor puts before every text, if any (read from a letter's encoding on
+     * the first call).
+     *
+     * @throws IllegalArgumentException where the tokenizer cannot encode the letter {@code a}
+     */
+    @Override
+    public OptionalLong addedBos() {
+        OptionalLong known = addedBos;
+        if (known == null) {
+            Encoding letter = encoding("a");
+            known = letter.getIds().length > 0 && letter.getSpecialTokenMask()[0] == 1
+                    ? OptionalLong.of(letter.getIds()[0]) : OptionalLong.empty();
+            addedBos = known;
+        }
+        return known;
     }
 
     /** The text of {@code ids}, special tokens skipped. */

@@ -5,6 +5,7 @@ import io.arrakis.torch.Tensor;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import java.util.OptionalLong;
 import java.util.stream.LongStream;
 
 /**
@@ -27,24 +28,33 @@ public interface Tokenizer {
     }
 
     /**
+     * The id this tokenizer puts before every text (a beginning-of-sequence token its post-processor adds, such as
+     * Llama's {@code <s>}), or empty where it puts none.
+     */
+    OptionalLong addedBos();
+
+    /**
      * The token ids of {@code text} beginning with the beginning-of-sequence token {@code bos} where
      * {@code prependBos}, and without it where not, as TransformerLens's {@code to_tokens(prepend_bos=...)}: a
-     * {@code bos} the tokenizer adds itself is kept or removed, one it does not add is prepended or left out. A
-     * {@code bos} written in the text stays.
+     * {@code bos} the tokenizer adds itself ({@link #addedBos()}) is kept or removed, one it does not add is prepended
+     * or left out. A {@code bos} written in the text stays.
      *
-     * @throws IllegalArgumentException for a {@code bos} outside {@code [0, vocabSize())}
+     * @throws IllegalArgumentException for a {@code bos} outside {@code [0, vocabSize())}, or other than the id the
+     *     tokenizer puts before every text (the text would begin with two)
      */
     default long[] encode(String text, long bos, boolean prependBos) {
         if (bos < 0 || bos >= vocabSize()) {
             throw new IllegalArgumentException("the beginning-of-sequence id " + bos + " is not one of this tokenizer's"
                     + " ids 0 to " + (vocabSize() - 1));
         }
+        OptionalLong added = addedBos();
+        if (added.isPresent() && added.getAsLong() != bos) {
+            throw new IllegalArgumentException("this tokenizer (" + this + ") begins every text with id "
+                    + added.getAsLong() + ", not the beginning-of-sequence id " + bos + " asked for: pass "
+                    + added.getAsLong() + ", or encode(text) for the tokenizer's own ids");
+        }
         long[] ids = encode(text);
-        // whether the tokenizer puts bos before every text: a letter's ids begin with it (an end of text with the
-        // same id after the text, or a bos the text begins with, is none)
-        long[] letter = encode("a");
-        boolean addsBos = letter.length > 0 && letter[0] == bos;
-        if (addsBos == prependBos) {
+        if (added.isPresent() == prependBos) {
             return ids;
         }
         return prependBos ? LongStream.concat(LongStream.of(bos), LongStream.of(ids)).toArray()

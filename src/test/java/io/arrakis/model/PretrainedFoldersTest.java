@@ -3,7 +3,7 @@ package io.arrakis.model;
 import io.arrakis.bench.BaseInterpretabilityBench;
 import io.arrakis.io.HubCacheLayout;
 import io.arrakis.json.Json;
-import io.arrakis.text.HfTokenizer;
+import io.arrakis.text.Tokenizer;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
@@ -17,6 +17,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -141,10 +142,11 @@ class PretrainedFoldersTest {
                 .findFirst().orElseThrow();
         long[] expected = ((List<?>) hello.get("ids")).stream().mapToLong(v -> (Long) v).toArray();
 
-        HfTokenizer tokenizer;
+        Tokenizer tokenizer;
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             tokenizer = model.tokenizer().orElseThrow();
-            assertEquals(folder.resolve("tokenizer.json"), tokenizer.file());
+            assertEquals("HfTokenizer[" + folder.resolve("tokenizer.json") + "]", tokenizer.toString());
+            assertFalse(tokenizer instanceof AutoCloseable, "the model closes its tokenizer, its users cannot");
             Tensor tokens = model.toTokens("Hello world");
             assertArrayEquals(new long[] {1, expected.length}, tokens.shape());
             assertArrayEquals(expected, tokens.toLongArray());
@@ -215,6 +217,38 @@ class PretrainedFoldersTest {
             String m = assertThrows(IllegalStateException.class, () -> model.toTokens("Hello world", true))
                     .getMessage();
             assertTrue(m.contains("names no single bos_token_id (it is [1, 2])"), m);
+        }
+    }
+
+    /**
+     * A tokenizer that puts a BOS of its own before every text, other than the configuration's bos_token_id: its own
+     * is the one used, as by Hugging Face's tokenizer and TransformerLens (it was prepended before it, two BOS).
+     */
+    @Test
+    void theTokenizersOwnBeginningOfSequenceWinsOverTheConfigs() throws Exception {
+        Path folder = gpt2TinyWithUnigram("own-bos");
+        Map<String, Object> json = new java.util.LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(folder.resolve("tokenizer.json")))).forEach((k, v) -> json.put((String) k, v));
+        json.put("post_processor", Map.of("type", "TemplateProcessing",
+                "single", List.of(Map.of("SpecialToken", Map.of("id", "</s>", "type_id", 0L)),
+                        Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "pair", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "special_tokens", Map.of("</s>", Map.of("id", "</s>", "ids", List.of(1L), "tokens", List.of("</s>")))));
+        Files.writeString(folder.resolve("tokenizer.json"), Json.write(json));
+        writeConfig(folder, folder, c -> c.put("bos_token_id", 2L));
+        long[] hello = {3, 78, 8, 83, 10, 3, 40, 34, 23, 24};
+        long[] withOwn = new long[hello.length + 1];
+        withOwn[0] = 1;
+        System.arraycopy(hello, 0, withOwn, 1, hello.length);
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals(java.util.OptionalLong.of(1), model.bosTokenId());
+            assertArrayEquals(withOwn, model.toTokens("Hello world").toLongArray());
+            assertArrayEquals(withOwn, model.toTokens("Hello world", true).toLongArray());
+            assertArrayEquals(hello, model.toTokens("Hello world", false).toLongArray());
+        }
+        writeConfig(folder, folder, c -> c.put("bos_token_id", null));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertArrayEquals(hello, model.toTokens("Hello world", false).toLongArray(), "no config BOS needed");
         }
     }
 

@@ -86,6 +86,11 @@ class HfTokenizerTest {
                 System.arraycopy(ids, 0, withBos, 1, ids.length);
                 assertArrayEquals(withBos, addsNone.encode(text, 0, true), text);
             }
+            assertEquals(java.util.OptionalLong.of(1), adds.addedBos(), "its post-processor puts <s> first");
+            assertEquals(java.util.OptionalLong.empty(), addsNone.addedBos());
+            String other = assertThrows(IllegalArgumentException.class, () -> adds.encode("Hi", 2, true)).getMessage();
+            assertTrue(other.contains("begins every text with id 1, not the beginning-of-sequence id 2"), other);
+            assertThrows(IllegalArgumentException.class, () -> adds.encode("Hi", 2, false), "nor removes it as 2");
             long[] written = adds.encode("<s>Hi");
             assertArrayEquals(new long[] {1, 1}, java.util.Arrays.copyOf(written, 2), "<s> in the text is a token too");
             assertArrayEquals(java.util.Arrays.copyOfRange(written, 1, written.length), adds.encode("<s>Hi", 1, false));
@@ -113,6 +118,7 @@ class HfTokenizerTest {
             long[] ids = plain.encode("Hello world");
             long[] withEos = java.util.Arrays.copyOf(ids, ids.length + 1);
             assertArrayEquals(withEos, appends.encode("Hello world"), "the template appends id 0");
+            assertEquals(java.util.OptionalLong.empty(), appends.addedBos(), "a token after the text is no BOS");
             assertArrayEquals(withEos, appends.encode("Hello world", 0, false));
             long[] withBoth = new long[ids.length + 2];
             System.arraycopy(ids, 0, withBoth, 1, ids.length);

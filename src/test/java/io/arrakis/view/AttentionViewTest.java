@@ -45,6 +45,10 @@ class AttentionViewTest {
                 return 1000;
             }
 
+            public java.util.OptionalLong addedBos() {
+                throw new UnsupportedOperationException();
+            }
+
             public long[] encode(String text) {
                 throw new UnsupportedOperationException();
             }
