@@ -96,6 +96,10 @@ class PromptFileTest {
                 return 26;
             }
 
+            public java.util.OptionalLong addedBos() {
+                return java.util.OptionalLong.empty();
+            }
+
             public long[] encode(String text) {
                 return text.chars().mapToLong(c -> c - 'a').toArray();
             }
