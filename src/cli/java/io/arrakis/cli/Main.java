@@ -239,9 +239,9 @@ public final class Main implements Callable<Integer> {
         private Input input;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for --text")
         private Path tokenizer;
-        @Option(names = "--prepend-bos", description = "begin --text with the model's beginning-of-sequence token (its tokenizer's own, else"
-                + " the config's bos_token_id), as TransformerLens's"
-                + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
+        @Option(names = "--prepend-bos", description = "begin --text with the model's beginning-of-sequence token"
+                + " (its tokenizer's own, else the config's bos_token_id), as TransformerLens's to_tokens does by"
+                + " default (without it: the tokenizer's ids, as Hugging Face gives them)")
         private boolean prependBos;
         @Option(names = "--hooks", split = ",", paramLabel = "NAME", description = "hook points to print")
         private List<String> hooks = new ArrayList<>();
@@ -343,9 +343,8 @@ public final class Main implements Callable<Integer> {
         private int batch = 4;
         @Option(names = "--seed", paramLabel = "S", description = "the random seed (default 0)")
         private long seed;
-        @Option(names = "--bos", description = "start every sequence with the model's beginning-of-sequence token (its tokenizer's own,"
-                + " else the config's bos_token_id), as TransformerLens's"
-                + " to_tokens does")
+        @Option(names = "--bos", description = "start every sequence with the model's beginning-of-sequence token"
+                + " (its tokenizer's own, else the config's bos_token_id), as TransformerLens's to_tokens does")
         private boolean bos;
         @Option(names = "--json", description = "all scores as JSON")
         private boolean json;
@@ -373,9 +372,10 @@ public final class Main implements Callable<Integer> {
         private Corrupted corrupted;
         @Option(names = "--tokenizer", paramLabel = "PATH", description = "a tokenizer.json (or its folder) for text and labels")
         private Path tokenizer;
-        @Option(names = "--prepend-bos", description = "begin --text and --corrupted-text with the model's beginning-of-sequence token (the"
-                + " tokenizer's own, else the config's bos_token_id), as TransformerLens's"
-                + " to_tokens does by default (without it: the tokenizer's ids, as Hugging Face gives them)")
+        @Option(names = "--prepend-bos", description = "begin --text and --corrupted-text with the model's"
+                + " beginning-of-sequence token (its tokenizer's own, else the config's bos_token_id), as"
+                + " TransformerLens's to_tokens does by default (without it: the tokenizer's ids, as Hugging Face"
+                + " gives them)")
         private boolean prependBos;
         @Option(names = "--answer", paramLabel = "ID", description = "patching: the right token (default: the clean input's top token)")
         private long answer = -1;

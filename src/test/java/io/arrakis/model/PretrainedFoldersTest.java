@@ -228,7 +228,8 @@ class PretrainedFoldersTest {
     void theTokenizersOwnBeginningOfSequenceWinsOverTheConfigs() throws Exception {
         Path folder = gpt2TinyWithUnigram("own-bos");
         Map<String, Object> json = new java.util.LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(folder.resolve("tokenizer.json")))).forEach((k, v) -> json.put((String) k, v));
+        ((Map<?, ?>) Json.parse(Files.readString(folder.resolve("tokenizer.json"))))
+                .forEach((k, v) -> json.put((String) k, v));
         json.put("post_processor", Map.of("type", "TemplateProcessing",
                 "single", List.of(Map.of("SpecialToken", Map.of("id", "</s>", "type_id", 0L)),
                         Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
