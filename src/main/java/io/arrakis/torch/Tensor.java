@@ -639,25 +639,21 @@ public final class Tensor implements AutoCloseable {
         // as PyTorch counts: int64 ranges in integers (in float64 a span past 2^53 rounds), the other dtypes in float64
         long n = dtype == DType.INT64 ? int64RangeLength((long) start, (long) end, (long) step)
                 : (long) Math.max(0, Math.ceil((end - start) / step));
-        if (n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("Tensor.arange: " + n + " elements is too many");
-        }
-        if (!dtype.isFloatingPoint()) {
-            long[] values = new long[(int) n];
-            long value = (long) start;
-            for (int i = 0; i < n; i++) { // each value lies between start and end, so stepping never overflows
-                values[i] = value;
-                value = i + 1 < n ? value + (long) step : value;
+        // the values are written into native memory, which Tensor.empty checks against the machine's
+        boolean integer = !dtype.isFloatingPoint();
+        try (Tensor t = empty(new long[] {n}, integer ? DType.INT64 : DType.FLOAT64, Device.CPU, "Tensor.arange")) {
+            MemorySegment values = t.asSegment();
+            if (integer) {
+                long value = (long) start;
+                for (long i = 0; i < n; i++) { // each value lies between start and end, so stepping never overflows
+                    values.setAtIndex(ValueLayout.JAVA_LONG, i, value);
+                    value = i + 1 < n ? value + (long) step : value;
+                }
+            } else {
+                for (long i = 0; i < n; i++) {
+                    values.setAtIndex(ValueLayout.JAVA_DOUBLE, i, start + i * step);
+                }
             }
-            try (Tensor t = of(values, n)) {
-                return t.to(dtype, device);
-            }
-        }
-        double[] values = new double[(int) n];
-        for (int i = 0; i < n; i++) {
-            values[i] = start + i * step;
-        }
-        try (Tensor t = of(values, n)) {
             return t.to(dtype, device);
         }
     }
@@ -1032,11 +1028,13 @@ public final class Tensor implements AutoCloseable {
         if (step <= 0) {
             throw new IllegalArgumentException("slice: step must be positive, got " + step);
         }
-        if (step > 1 && Math.abs(meta().strides[d]) > Long.MAX_VALUE / step) {
+        // a step past the dim's size takes one element at most, as that size does (libtorch's count overflows)
+        long taken = Math.min(step, Math.max(meta().shape[d], 1));
+        if (taken > 1 && Math.abs(meta().strides[d]) > Long.MAX_VALUE / taken) {
             throw new IllegalArgumentException("slice: a step of " + step + " on dim " + d + " of " + describe()
                     + " takes a stride beyond 2^63");
         }
-        return viewResult(Call.begin(SLICE, this).tensor(this).i64(d).optI64(start).optI64(end).i64(step).tensorResult());
+        return viewResult(Call.begin(SLICE, this).tensor(this).i64(d).optI64(start).optI64(end).i64(taken).tensorResult());
     }
 
     /** The sub-tensor at {@code index} along {@code dim}, which is removed. */
@@ -2172,6 +2170,22 @@ public final class Tensor implements AutoCloseable {
             first.checkSameDtype(op, t);
             first.checkSameDevice(op, t);
         }
+        long[] joined = new long[s0.length + (newDim ? 1 : 0)];
+        System.arraycopy(s0, 0, joined, 0, d);
+        System.arraycopy(s0, d, joined, newDim ? d + 1 : d, s0.length - d);
+        if (newDim) {
+            joined[d] = tensors.size();
+        } else {
+            joined[d] = 0;
+            for (Tensor t : tensors) {
+                try {
+                    joined[d] = Math.addExact(joined[d], t.meta().shape[d]);
+                } catch (ArithmeticException e) {
+                    throw new IllegalArgumentException(op + ": the sizes of dim " + d + " add up past 2^63");
+                }
+            }
+        }
+        Shapes.numel(joined, op);
     }
 
     /** Splits into pieces of {@code splitSize} along {@code dim} (the last may be smaller); views. */
@@ -2333,8 +2347,16 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("repeatInterleave: a 0-d tensor has no dim " + dim + " to repeat along;"
                     + " reshape(1) it first");
         }
-        long d = Shapes.normDim(dim, dim(), "repeatInterleave");
-        return Call.begin(REPEAT_INTERLEAVE, this).tensor(this).i64(repeats).optI64(d).none().tensorResult();
+        int d = Shapes.normDim(dim, dim(), "repeatInterleave");
+        long[] shape = shape();
+        try {
+            shape[d] = Math.multiplyExact(shape[d], repeats);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("repeatInterleave: " + repeats + " repeats of dim " + d + " of "
+                    + describe() + " make more than 2^63 elements");
+        }
+        Shapes.numel(shape, "repeatInterleave");
+        return Call.begin(REPEAT_INTERLEAVE, this).tensor(this).i64(repeats).optI64((long) d).none().tensorResult();
     }
 
     // ------------------------------------------------------------------------------------------------ reductions

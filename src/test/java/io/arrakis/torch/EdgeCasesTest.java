@@ -55,6 +55,56 @@ class EdgeCasesTest {
         }
     }
 
+    /**
+     * Was: the values were built in a Java array first, so an arange the machine holds failed with an OutOfMemoryError
+     * where the heap did not (here 128 MiB of values, a 64 MiB heap).
+     */
+    @Test
+    void anArangeLargerThanTheHeapIsBuiltInNativeMemory() {
+        String out = io.arrakis.testing.ChildJvm.of(LargeArange.class).jvmOption("-Xmx64m").run();
+        assertTrue(out.contains("16777216 values, last 16777215, float32 last 16777216"), out);
+    }
+
+    /** Prints the size and last value of an int64 arange of 2^24 values and of a float32 one. */
+    public static final class LargeArange {
+        public static void main(String[] args) {
+            try (Tensor t = Tensor.arange(1L << 24);
+                 Tensor f = Tensor.arange(1, (1 << 24) + 1, 1, DType.FLOAT32, Device.CPU)) {
+                System.out.println(t.numel() + " values, last " + (long) t.select(0, -1).item() + ", float32 last "
+                        + (long) f.select(0, -1).item());
+            }
+        }
+    }
+
+    /** Was: libtorch's own overflow, a TorchException whose cause was on standard error only. */
+    @Test
+    void opsWhoseResultsPass2To63AreRefusedInJava() {
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor huge = Tensor.ones(1).expand(1L << 62);
+            String m = message(IllegalArgumentException.class, () -> Tensor.cat(List.of(huge, huge), 0));
+            assertTrue(m.contains("cat: the sizes of dim 0 add up past 2^63"), m);
+            m = message(IllegalArgumentException.class, () -> Tensor.stack(List.of(huge, huge), 0));
+            assertTrue(m.contains("more than 2^63 elements"), m);
+            m = message(IllegalArgumentException.class, () -> Tensor.ones(4).repeatInterleave(1L << 61, 0));
+            assertTrue(m.contains("more than 2^63 elements"), m);
+            try (Tensor cut = Tensor.cat(List.of(huge.narrow(0, 0, 3), huge.narrow(0, 0, 2)), 0)) {
+                assertArrayEquals(new float[] {1, 1, 1, 1, 1}, cut.toFloatArray(), "what fits still joins");
+            }
+        }
+    }
+
+    /** Python's {@code t[:, 0:3:huge]} is the first column; libtorch counted a size of -1 for it. */
+    @Test
+    void aStepPastTheSizeTakesOneElement() {
+        try (Tensor t = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
+             Tensor s = t.slice(1, 0, 3, Long.MAX_VALUE);
+             Tensor second = t.slice(1, 1, 3, 1L << 62)) {
+            assertArrayEquals(new long[] {2, 1}, s.shape());
+            assertArrayEquals(new float[] {1, 4}, s.toFloatArray());
+            assertArrayEquals(new float[] {2, 5}, second.toFloatArray());
+        }
+    }
+
     /** Was: sizes whose sum wrapped around to the dim's size passed, giving overlapping pieces. */
     @Test
     void splitSizesThatOverflowAreRefused() {
