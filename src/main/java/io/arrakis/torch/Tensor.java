@@ -2088,6 +2088,9 @@ public final class Tensor implements AutoCloseable {
         if (causal && mask != null) {
             throw new IllegalArgumentException("scaledDotProductAttention: give a mask or causal=true, not both");
         }
+        if (scale != null && !Double.isFinite(scale)) { // libtorch's kernels give zeros for a NaN scale
+            throw new IllegalArgumentException("scaledDotProductAttention: the scale must be finite, got " + scale);
+        }
         int batchDims = Math.max(0, q.length - 3);
         long[] batch = query.broadcastShape("scaledDotProductAttention", Arrays.copyOf(q, batchDims),
                 Arrays.copyOf(k, batchDims), key);

@@ -224,6 +224,12 @@ class EdgeCasesTest {
             Tensor mask = Tensor.ones(new long[] {}, DType.BOOL, Device.CPU);
             m = message(IllegalArgumentException.class, () -> Tensor.scaledDotProductAttention(q, k2, k2, mask, false, null));
             assertTrue(m.contains("at least the 2 dims"), m);
+            // was: zeros, from libtorch's kernel, for a NaN scale
+            for (double scale : new double[] {Double.NaN, Double.POSITIVE_INFINITY}) {
+                m = message(IllegalArgumentException.class,
+                        () -> Tensor.scaledDotProductAttention(q, k2, k2, null, true, scale));
+                assertTrue(m.contains("the scale must be finite, got " + scale), m);
+            }
             // batch dims that broadcast are PyTorch's too
             Tensor oneBatch = Tensor.randn(new Generator(1), new long[] {1, 4, 6, 8}, DType.FLOAT32, Device.CPU);
             Tensor both = oneBatch.expand(2, 4, 6, 8).contiguous();
