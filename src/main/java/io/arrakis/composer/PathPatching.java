@@ -4,6 +4,7 @@ import io.arrakis.model.ActivationCache;
 import io.arrakis.model.CacheSpec;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
+import io.arrakis.model.HookedAutoModel.HookHandle;
 import io.arrakis.model.HookedAutoModel.HookSpec;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.torch.DType;
@@ -149,7 +150,7 @@ public final class PathPatching {
         checkCommon(model, receiver, route, metric, mode);
         checkInputs(clean, corrupted);
         checkSender(model, sender, receiver);
-        try (TensorScope scope = TensorScope.open();
+        try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
              CleanRun base = new CleanRun(model, clean, receiver.layer(), metric);
              ModelOutput corr = model.forward(corrupted, CacheSpec.only(zName(sender.layer())))) {
             Tensor z = corr.cache().get(zName(sender.layer())).select(2, sender.index());
@@ -170,7 +171,7 @@ public final class PathPatching {
         for (int l = 0; l < names.length; l++) {
             names[l] = zName(l);
         }
-        try (TensorScope scope = TensorScope.open();
+        try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
              CleanRun base = new CleanRun(model, clean, receiver.layer(), metric);
              ModelOutput corr = model.forward(corrupted, CacheSpec.only(names))) {
             return scope.keep(base.all(receiver, route, mode, (l, h) -> corr.cache().get(zName(l)).select(2, h)));
@@ -195,7 +196,8 @@ public final class PathPatching {
         Objects.requireNonNull(input, "input");
         Objects.requireNonNull(ablation, "ablation");
         checkSender(model, sender, receiver);
-        try (TensorScope scope = TensorScope.open(); CleanRun base = new CleanRun(model, input, receiver.layer(), metric)) {
+        try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
+             CleanRun base = new CleanRun(model, input, receiver.layer(), metric)) {
             return base.effect(sender, base.ablated(sender.layer(), sender.index(), ablation), receiver, route, mode);
         }
     }
@@ -207,7 +209,8 @@ public final class PathPatching {
         Objects.requireNonNull(input, "input");
         Objects.requireNonNull(ablation, "ablation");
         checkReceiver(model.config(), receiver);
-        try (TensorScope scope = TensorScope.open(); CleanRun base = new CleanRun(model, input, receiver.layer(), metric)) {
+        try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
+             CleanRun base = new CleanRun(model, input, receiver.layer(), metric)) {
             return scope.keep(base.all(receiver, route, mode, (l, h) -> base.ablated(l, h, ablation)));
         }
     }

@@ -94,6 +94,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private final Set<String> hookNames;
     /** The added hooks in order, each registration its own object, so that closing one removes no equal other. */
     private final List<Registration> persistentHooks = new CopyOnWriteArrayList<>();
+    private final ThreadLocal<List<HookSpec>> heldHooks = new ThreadLocal<>(); // see holdHooks
 
     private static final class Registration {
         private final HookSpec spec;
@@ -372,7 +373,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Adds a hook that runs in every forward pass until the returned handle is closed. A pass takes the hooks as they
-     * are when it starts: one added or removed meanwhile (by a hook, or another thread) counts from the next pass.
+     * are when it starts: one added or removed meanwhile (by a hook, or another thread) counts from the next pass, or
+     * from the first after a {@link #holdHooks() hold} ends.
      */
     public HookHandle addHook(HookSpec spec) {
         checkOpen();
@@ -381,6 +383,31 @@ public final class HookedAutoModel implements AutoCloseable {
         persistentHooks.add(registration);
         // its own registration, once: closing a handle must not remove (or reorder) a registration of an equal spec
         return () -> persistentHooks.remove(registration);
+    }
+
+    /**
+     * Holds the model's hooks as they are now for every pass this thread starts until the returned handle is closed
+     * (on this thread), so that the passes of one measurement (a clean and a patched run, say) run under the same
+     * hooks while other threads add or remove theirs. The library's tools of several passes (path patching, the
+     * attention view, the sweep) hold them; a hold taken inside another keeps the outer one.
+     */
+    public HookHandle holdHooks() {
+        checkOpen();
+        if (heldHooks.get() != null) {
+            return () -> { };
+        }
+        heldHooks.set(modelHooks());
+        return heldHooks::remove;
+    }
+
+    /** The model-wide hooks a pass this thread starts runs: those held, else those registered now. */
+    private List<HookSpec> passHooks() {
+        List<HookSpec> held = heldHooks.get();
+        return held != null ? held : modelHooks();
+    }
+
+    private List<HookSpec> modelHooks() {
+        return persistentHooks.stream().map(r -> r.spec).toList();
     }
 
     private void checkHookSpec(HookSpec spec) {
@@ -471,7 +498,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private ModelOutput run(Tensor inputIds, CacheSpec spec, List<HookSpec> callHooks) {
         return using(() -> {
             checkCacheSpec(spec);
-            List<HookSpec> hooks = new ArrayList<>(persistentHooks.stream().map(r -> r.spec).toList());
+            List<HookSpec> hooks = new ArrayList<>(passHooks());
             hooks.addAll(callHooks);
             // what the cache keeps, and what hooks see and return, lives to the pass's end
             java.util.function.Predicate<String> hooked = hooks.isEmpty() ? MemoryCheck.NOTHING
@@ -542,7 +569,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     private void checkNoHooks() {
         // one snapshot: another thread may remove hooks meanwhile
-        List<HookSpec> hooks = persistentHooks.stream().map(r -> r.spec).toList();
+        List<HookSpec> hooks = passHooks();
         if (!hooks.isEmpty()) {
             throw new IllegalStateException("this model has " + hooks.size() + " hook(s), e.g. "
                     + hooks.getFirst().description() + "; a CUDA graph replays kernels, not Java, so it cannot run"

@@ -209,7 +209,7 @@ public final class AttentionView {
 
         Map<String, Object> data = new LinkedHashMap<>();
         data.put("format", "arrakis-jvm view 1");
-        try (TensorScope scope = TensorScope.open()) {
+        try (HookedAutoModel.HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open()) {
             Tensor clean = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
             long[] idValues = clean.toLongArray();
             Map<String, Object> about = new LinkedHashMap<>();

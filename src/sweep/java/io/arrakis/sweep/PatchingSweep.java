@@ -72,7 +72,7 @@ public final class PatchingSweep {
     /** The rows of one prompt on {@code model}: what each task computes, without Spark. */
     public static List<Row> rows(HookedAutoModel model, PromptPair p, PathPatching.Route route, List<Head> receivers) {
         List<Row> rows = new ArrayList<>();
-        try (TensorScope scope = TensorScope.open()) {
+        try (HookedAutoModel.HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open()) {
             Tensor clean = Tensor.of(p.clean(), 1, p.clean().length);
             Tensor corrupted = Tensor.of(p.corrupted(), 1, p.corrupted().length);
             PathPatching.Metric metric = PathPatching.Metric.logitDiff(p.answer(), p.wrong());

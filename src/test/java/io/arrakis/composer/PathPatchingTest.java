@@ -112,6 +112,59 @@ class PathPatchingTest {
         }
     }
 
+    /**
+     * Was: each pass of a tool took the model's hooks as they were when it started, so a hook another thread added
+     * between the clean and the patched passes went into one side of the difference only (a value neither with nor
+     * without it). Here the metric has it added, after the clean pass, on a second thread.
+     */
+    @Test
+    void aHookAddedWhileAToolRunsCountsFromItsNextCall() throws Exception {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(2, 3)) {
+            double without = PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, RECEIVER, Route.Q, METRIC);
+            AtomicReference<HookHandle> added = new AtomicReference<>();
+            Metric addingOne = logits -> {
+                if (added.get() == null) {
+                    Thread other = Thread.ofPlatform().start(() -> added.set(m.addHook(
+                            HookSpec.at("blocks.1.hook_mlp_out", (a, name) -> a.mul(3.0)))));
+                    try {
+                        other.join();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+                return METRIC.apply(logits);
+            };
+            assertEquals(without, PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, RECEIVER, Route.Q, addingOne), 0.0);
+            double with = PathPatching.patch(m, CLEAN, CORRUPTED, SENDER, RECEIVER, Route.Q, METRIC);
+            assertTrue(with != without, "the next call runs the hook: " + with);
+            added.get().close();
+        }
+    }
+
+    /** A hold keeps this thread's passes on the hooks it found; one inside it keeps the outer one. */
+    @Test
+    void holdingTheHooksKeepsThisThreadsPassesOnThem() throws Exception {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(2, 3)) {
+            float[] plain = m.runWithHooks(CLEAN).toFloatArray();
+            AtomicReference<HookHandle> added = new AtomicReference<>();
+            try (HookHandle held = m.holdHooks()) {
+                Thread other = Thread.ofPlatform().start(() -> added.set(m.addHook(
+                        HookSpec.at("blocks.1.hook_mlp_out", (a, name) -> a.mul(3.0)))));
+                other.join();
+                try (HookHandle inner = m.holdHooks()) {
+                    assertArrayEquals(plain, m.runWithHooks(CLEAN).toFloatArray());
+                }
+                assertArrayEquals(plain, m.runWithHooks(CLEAN).toFloatArray(), "the inner hold left the outer");
+                float[][] elsewhere = new float[1][];
+                Thread reader = Thread.ofPlatform().start(() -> elsewhere[0] = m.runWithHooks(CLEAN).toFloatArray());
+                reader.join();
+                assertTrue(!java.util.Arrays.equals(plain, elsewhere[0]), "another thread's pass runs the new hook");
+            }
+            assertTrue(!java.util.Arrays.equals(plain, m.runWithHooks(CLEAN).toFloatArray()), "held no more");
+            added.get().close();
+        }
+    }
+
     @Test
     void everySendersEffectIsThePairsOwnValueInFloat64() {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel m = model(2, 3)) {
