@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -131,7 +132,8 @@ public final class SafeTensorsFile implements AutoCloseable {
             return new SafeTensorsFile(file, arena, mapping.asReadOnly(), header.tensors, header.metadata, fileKey);
         } catch (IOException e) {
             arena.close();
-            throw new SafeTensorsException(file, "cannot read: " + e, e);
+            throw new SafeTensorsException(file, e instanceof ClosedByInterruptException
+                    ? "not read: the thread reading it was interrupted" : "cannot read: " + e, e);
         } catch (InternalError fault) { // the JVM's answer to a read past the end of a mapped file that shrank
             arena.close();
             throw new SafeTensorsException(file, "the file became shorter while its header was read", fault);

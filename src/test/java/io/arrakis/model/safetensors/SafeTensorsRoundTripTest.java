@@ -116,6 +116,23 @@ class SafeTensorsRoundTripTest {
         }
     }
 
+    /** Was: "cannot read: java.nio.channels.ClosedByInterruptException", which made a sound file look damaged. */
+    @Test
+    void aReadByAnInterruptedThreadSaysSo() {
+        Path file = dir.resolve("one.safetensors");
+        SafeTensorsWriter.write(file, Map.of("x", Tensor.of(new float[] {1}, 1)), Map.of());
+        Thread.currentThread().interrupt();
+        try {
+            String m = assertThrows(SafeTensorsException.class, () -> SafeTensorsFile.open(file)).getMessage();
+            assertTrue(m.contains("not read: the thread reading it was interrupted"), m);
+        } finally {
+            Thread.interrupted();
+        }
+        try (SafeTensorsFile st = SafeTensorsFile.open(file)) {
+            assertEquals(List.of("x"), List.copyOf(st.names()));
+        }
+    }
+
     @Test
     void scalarsEmptyTensorsAndNonContiguousInputs() {
         Map<String, Tensor> in = new LinkedHashMap<>();
