@@ -619,7 +619,13 @@ public final class Main implements Callable<Integer> {
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(model);
              TerminalProgress progress = TerminalProgress.of("head detectors", "layers", json, err);
              HookedAutoModel.HookHandle layers = layerProgress(m, progress, json)) {
-            OptionalLong bosId = bos ? m.bosTokenId() : OptionalLong.empty();
+            OptionalLong bosId;
+            try {
+                bosId = bos ? m.bosTokenId() : OptionalLong.empty();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--bos: the model's beginning-of-sequence token is its tokenizer's"
+                        + " where it has one: " + e.getMessage(), e);
+            }
             if (bos && bosId.isEmpty()) {
                 throw new IllegalArgumentException("--bos: this model's tokenizer puts no beginning-of-sequence token"
                         + " before a text and its config.json sets no single bos_token_id");
@@ -744,10 +750,9 @@ public final class Main implements Callable<Integer> {
             if (!prependBos) {
                 ids = tokenizer.encodeAsTensor(text);
             } else {
-                OptionalLong added = tokenizer.addedBos();
-                long bos = (added.isPresent() ? added : model.config().bosTokenId()).orElseThrow(() ->
-                        new IllegalArgumentException("--prepend-bos: the tokenizer puts no beginning-of-sequence token"
-                                + " before a text and the model's config.json names no single bos_token_id"));
+                long bos = model.bosTokenId(tokenizer).orElseThrow(() -> new IllegalArgumentException("--prepend-bos:"
+                        + " the tokenizer puts no beginning-of-sequence token before a text and the model's config.json"
+                        + " names no single bos_token_id"));
                 ids = tokenizer.encodeAsTensor(text, bos, true);
             }
             for (long id : ids.toLongArray()) {

@@ -82,8 +82,10 @@ import java.util.function.Supplier;
  * the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
- * their handle is closed. {@link #close} waits for the passes and weight reads running on other threads to finish;
- * once it has begun, a pass or read that starts on a thread not already inside one is refused as closed.
+ * their handle is closed, except to the passes of a thread that {@link #holdHooks holds} the hooks it found (as the
+ * tools of several passes do), which see a hook added or removed meanwhile once the hold ends. {@link #close} waits
+ * for the passes and weight reads running on other threads to finish; once it has begun, a pass or read that starts
+ * on a thread not already inside one is refused as closed.
  */
 public final class HookedAutoModel implements AutoCloseable {
     private final HookedAutoConfig config;
@@ -94,7 +96,11 @@ public final class HookedAutoModel implements AutoCloseable {
     private final Set<String> hookNames;
     /** The added hooks in order, each registration its own object, so that closing one removes no equal other. */
     private final List<Registration> persistentHooks = new CopyOnWriteArrayList<>();
-    private final ThreadLocal<List<HookSpec>> heldHooks = new ThreadLocal<>(); // see holdHooks
+    private final ThreadLocal<HeldHooks> heldHooks = new ThreadLocal<>();
+
+    /** A thread's hold of the model-wide hooks (see holdHooks): its own object, so an old handle ends no later hold. */
+    private record HeldHooks(List<HookSpec> hooks, Thread holder) {
+    }
 
     private static final class Registration {
         private final HookSpec spec;
@@ -136,7 +142,7 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    /** Removes a hook added with {@link #addHook} when closed. */
+    /** Removes a hook added with {@link #addHook}, or ends a {@link #holdHooks hold}, when closed. */
     public interface HookHandle extends AutoCloseable {
         @Override
         void close();
@@ -341,7 +347,18 @@ public final class HookedAutoModel implements AutoCloseable {
      * @throws IllegalStateException when the model is closed
      */
     public OptionalLong bosTokenId() {
-        OptionalLong added = tokenizer().map(Tokenizer::addedBos).orElse(OptionalLong.empty());
+        return bosTokenId(tokenizer().orElse(null));
+    }
+
+    /**
+     * The beginning-of-sequence token of inputs that {@code tokenizer} makes for this model: the one it puts before
+     * every text, where it puts one, else the configuration's {@link HookedAutoConfig#bosTokenId() bos_token_id}.
+     *
+     * @param tokenizer the tokenizer, or null for none
+     * @return the id, or empty where there is neither
+     */
+    public OptionalLong bosTokenId(Tokenizer tokenizer) {
+        OptionalLong added = tokenizer == null ? OptionalLong.empty() : tokenizer.addedBos();
         return added.isPresent() ? added : config.bosTokenId();
     }
 
@@ -396,14 +413,23 @@ public final class HookedAutoModel implements AutoCloseable {
         if (heldHooks.get() != null) {
             return () -> { };
         }
-        heldHooks.set(modelHooks());
-        return heldHooks::remove;
+        HeldHooks hold = new HeldHooks(modelHooks(), Thread.currentThread());
+        heldHooks.set(hold);
+        return () -> {
+            if (Thread.currentThread() != hold.holder()) {
+                throw new IllegalStateException("a hold of the model's hooks ends on the thread that took it ("
+                        + hold.holder() + "), not on " + Thread.currentThread());
+            }
+            if (heldHooks.get() == hold) {
+                heldHooks.remove();
+            }
+        };
     }
 
     /** The model-wide hooks a pass this thread starts runs: those held, else those registered now. */
     private List<HookSpec> passHooks() {
-        List<HookSpec> held = heldHooks.get();
-        return held != null ? held : modelHooks();
+        HeldHooks held = heldHooks.get();
+        return held != null ? held.hooks() : modelHooks();
     }
 
     private List<HookSpec> modelHooks() {

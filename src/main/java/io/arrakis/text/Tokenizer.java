@@ -40,7 +40,7 @@ public interface Tokenizer {
      * or left out. A {@code bos} written in the text stays.
      *
      * @throws IllegalArgumentException for a {@code bos} outside {@code [0, vocabSize())}, or other than the id the
-     *     tokenizer puts before every text (the text would begin with two)
+     *     tokenizer puts before every text (which this would neither keep nor remove)
      */
     default long[] encode(String text, long bos, boolean prependBos) {
         if (bos < 0 || bos >= vocabSize()) {

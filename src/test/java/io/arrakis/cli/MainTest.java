@@ -679,6 +679,56 @@ class MainTest {
                 "GPT2Config's default BOS: " + otherBos.err());
     }
 
+    /**
+     * A tokenizer that puts a BOS of its own ({@code <unk>}, id 2) before every text, other than the config's
+     * bos_token_id (1): {@code --prepend-bos} and {@code heads --bos} use its own, as Hugging Face does (both gave
+     * {@code [1, 2, ...]} or sequences after 1). A folder whose tokenizer cannot be read says why {@code --bos} read
+     * it.
+     */
+    @Test
+    void theTokenizersOwnBeginningOfSequenceIsTheOneUsed(@TempDir Path dir) throws Exception {
+        Path gpt2 = Fixtures.huggingFace("gpt2");
+        Path folder = Files.createDirectories(dir.resolve("own-bos"));
+        for (Path file : HubCacheLayout.filesOf(gpt2)) {
+            Files.copy(file, folder.resolve(file.getFileName()));
+        }
+        Map<String, Object> json = new java.util.LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(TOKENIZERS.resolve("unigram").resolve("tokenizer.json"))))
+                .forEach((k, v) -> json.put((String) k, v));
+        json.put("post_processor", Map.of("type", "TemplateProcessing",
+                "single", List.of(Map.of("SpecialToken", Map.of("id", "<unk>", "type_id", 0L)),
+                        Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "pair", List.of(Map.of("Sequence", Map.of("id", "A", "type_id", 0L))),
+                "special_tokens", Map.of("<unk>", Map.of("id", "<unk>", "ids", List.of(2L),
+                        "tokens", List.of("<unk>")))));
+        Files.writeString(folder.resolve("tokenizer.json"), Json.write(json));
+        Map<?, ?> hello = tokenizerCases("unigram").stream().filter(c -> c.get("text").equals("Hello world"))
+                .findFirst().orElseThrow();
+        Result byIds = run("forward", "--model", gpt2.toString(), "--input-ids", "2," + joined(hello.get("ids")),
+                "--json");
+        assertEquals(0, byIds.status(), byIds.err());
+        for (Result r : List.of(run("forward", "--model", folder.toString(), "--text", "Hello world", "--prepend-bos",
+                        "--json"),
+                run("forward", "--model", gpt2.toString(), "--text", "Hello world", "--tokenizer",
+                        folder.resolve("tokenizer.json").toString(), "--prepend-bos", "--json"))) {
+            assertEquals(0, r.status(), r.err());
+            assertEquals(byIds.out(), r.out());
+        }
+        Result heads = run("heads", "--model", folder.toString(), "--seq-len", "6", "--batch", "2", "--bos", "--json");
+        assertEquals(0, heads.status(), heads.err());
+        double[] cli = flatten(((Map<?, ?>) Json.parse(heads.out().trim())).get("induction"), 2, new long[] {2, 4});
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(gpt2);
+             io.arrakis.composer.HeadDetectors.Scores s = io.arrakis.composer.HeadDetectors.detect(model, 6, 2, 0,
+                     java.util.OptionalLong.of(2))) {
+            assertTrue(Close.maxAbsDiff(s.induction().toDoubleArray(), cli) < 1e-6);
+        }
+        Files.writeString(folder.resolve("tokenizer.json"), "{\"version\": \"1.0\", \"model\": {\"type\": \"Nope\"}}");
+        Result unreadable = run("heads", "--model", folder.toString(), "--seq-len", "6", "--bos");
+        assertEquals(2, unreadable.status());
+        assertTrue(unreadable.err().contains("--bos: the model's beginning-of-sequence token is its tokenizer's where"
+                + " it has one"), unreadable.err());
+    }
+
     /** A hub cache folder as {@code --model}: the output of the plain folder. */
     @Test
     void forwardReadsAHubCacheFolder(@TempDir Path dir) throws Exception {

@@ -160,8 +160,27 @@ class PathPatchingTest {
                 reader.join();
                 assertTrue(!java.util.Arrays.equals(plain, elsewhere[0]), "another thread's pass runs the new hook");
             }
-            assertTrue(!java.util.Arrays.equals(plain, m.runWithHooks(CLEAN).toFloatArray()), "held no more");
-            added.get().close();
+            float[] hooked = m.runWithHooks(CLEAN).toFloatArray();
+            assertTrue(!java.util.Arrays.equals(plain, hooked), "held no more");
+            // an old handle ends no later hold, and another thread cannot end this one
+            HookHandle first = m.holdHooks();
+            first.close();
+            try (HookHandle second = m.holdHooks()) {
+                first.close();
+                AtomicReference<String> refused = new AtomicReference<>("not refused");
+                Thread stranger = Thread.ofPlatform().start(() -> {
+                    try {
+                        second.close();
+                    } catch (IllegalStateException e) {
+                        refused.set(e.getMessage());
+                    }
+                });
+                stranger.join();
+                assertTrue(refused.get().contains("ends on the thread that took it"), refused.get());
+                added.get().close();
+                assertArrayEquals(hooked, m.runWithHooks(CLEAN).toFloatArray(), "still held");
+            }
+            assertArrayEquals(plain, m.runWithHooks(CLEAN).toFloatArray());
         }
     }
 

@@ -128,6 +128,36 @@ class AttentionViewTest {
         }
     }
 
+    /**
+     * The page's passes run under the hooks the model had when it began: a hook another thread adds after the first
+     * step (here from the progress callback) changes neither its detectors nor its patching.
+     */
+    @Test
+    void aHookAddedWhileThePageIsMadeIsNotInIt() throws Exception {
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(MODEL)) {
+            AttentionView.Options options = AttentionView.Options.defaults().withDetectors(4, 2, 0)
+                    .withPatching(ids(3, 2, 4), 5, 6, List.of(), List.of());
+            String plain = Json.write(AttentionView.of(model, ids(3, 1, 4), options).data());
+            java.util.concurrent.atomic.AtomicReference<HookedAutoModel.HookHandle> added =
+                    new java.util.concurrent.atomic.AtomicReference<>();
+            String whileAdded = Json.write(AttentionView.of(model, ids(3, 1, 4), options.withProgress((done, total) -> {
+                if (added.get() == null) {
+                    Thread other = Thread.ofPlatform().start(() -> added.set(model.addHook(
+                            HookedAutoModel.HookSpec.at("blocks.0.hook_mlp_out", (a, name) -> a.mul(3.0)))));
+                    try {
+                        other.join();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+            })).data());
+            assertEquals(plain, whileAdded);
+            assertFalse(plain.equals(Json.write(AttentionView.of(model, ids(3, 1, 4), options).data())),
+                    "the next page has the hook");
+            added.get().close();
+        }
+    }
+
     /** Was: a detector length the model cannot take, or a title no page can carry, failed after all the other work. */
     @Test
     void badDetectorLengthsAndTitlesAreRefusedBeforeTheWork() {

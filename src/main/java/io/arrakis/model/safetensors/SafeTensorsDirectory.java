@@ -7,7 +7,6 @@ import io.arrakis.torch.Tensor;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.channels.ClosedByInterruptException;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -251,8 +250,7 @@ public final class SafeTensorsDirectory implements AutoCloseable {
             }
             bytes = Files.readAllBytes(index);
         } catch (IOException e) {
-            throw new SafeTensorsException(index, e instanceof ClosedByInterruptException
-                    ? "not read: the thread reading it was interrupted" : "cannot read: " + e, e);
+            throw new SafeTensorsException(index, "cannot read: " + e, e);
         }
         String text;
         try {
