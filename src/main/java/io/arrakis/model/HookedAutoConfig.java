@@ -147,6 +147,8 @@ public final class HookedAutoConfig {
      * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented, unless it
      * sets {@code "dequantize": true} (the checkpoint then holds plain weights), and so are {@code is_causal} other
      * than {@code true} and a non-empty {@code per_layer_config}, which {@code transformers} reads for every family.
+     * A multimodal Gemma 3 config ({@code model_type} {@code gemma3}, the 4B to 27B models) gives its text model's
+     * ({@code text_config}), which is all that text reaches.
      *
      * @param configJson the file (UTF-8)
      * @return the configuration
@@ -214,10 +216,11 @@ public final class HookedAutoConfig {
         } catch (Json.ParseException e) {
             throw new IllegalArgumentException(e.getMessage(), e);
         }
-        if (!(parsed instanceof Map<?, ?> top)) {
+        if (!(parsed instanceof Map<?, ?> file)) {
             throw new IllegalArgumentException("a config.json must hold a JSON object, got "
                     + ConfigValues.describe(parsed));
         }
+        Map<?, ?> top = MultimodalCheckpoint.textConfig(file);
         Object modelType = top.get("model_type");
         if (!(modelType instanceof String mt)) {
             throw new IllegalArgumentException("a config.json needs a string \"model_type\" (one of "

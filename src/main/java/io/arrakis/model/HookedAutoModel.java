@@ -178,8 +178,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("config.json's transformers_weights must be a file name, got " + weightsFile);
         }
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir, (String) weightsFile)) {
-            MemoryCheck.require(config, HfWeights.storedUntiedCopy(config, files.names()), dtype, device);
-            HfWeights.Source source = new HfWeights.Source() {
+            HfWeights.Source source = MultimodalCheckpoint.languageModel(new HfWeights.Source() {
                 @Override
                 public Set<String> names() {
                     return files.names();
@@ -194,7 +193,8 @@ public final class HookedAutoModel implements AutoCloseable {
                 public Tensor load(String name) {
                     return files.tensor(name);
                 }
-            };
+            });
+            MemoryCheck.require(config, HfWeights.storedUntiedCopy(config, source.names()), dtype, device);
             Path tokenizerFile = dir.resolve(HfTokenizer.FILE_NAME);
             return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device,
                     java.nio.file.Files.isRegularFile(tokenizerFile) ? tokenizerFile : null);

@@ -36,7 +36,8 @@ import static io.arrakis.model.family.Key.tok;
  * {@code sliding_window_pattern}-th layer is full, the others sliding.
  *
  * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
- * files on the Hub still carry in place of {@code rope_parameters}.
+ * files on the Hub still carry in place of {@code rope_parameters}. A multimodal checkpoint's config gives its
+ * {@code text_config} here (see {@code io.arrakis.model.MultimodalCheckpoint}).
  */
 final class Gemma3 extends ModelFamily {
     private static final Set<String> LAYER_TYPES = Set.of("full_attention", "sliding_attention");
