@@ -10,14 +10,16 @@ import java.util.stream.Collectors;
 
 /**
  * The language model of a multimodal checkpoint, which runs text as the text model alone does: Gemma 3's
- * {@code Gemma3ForConditionalGeneration} (the 4B, 12B and 27B models; {@code model_type} {@code gemma3}), whose
- * config holds the text model's in {@code text_config}. Its tensors are the text model's under another prefix,
- * {@code language_model.model.} as published and {@code model.language_model.} as {@code transformers} saves them
- * since 4.52, beside a vision tower and a projector that text does not reach.
+ * {@code Gemma3ForConditionalGeneration} (the 4B, 12B and 27B models; {@code model_type} {@code gemma3}), LLaVA's
+ * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1), whose configs hold the text model's
+ * in {@code text_config}. Their tensors are the text model's under another prefix, {@code language_model.model.} (and
+ * the head {@code language_model.lm_head.}) as published, {@code model.language_model.} as {@code transformers} saves
+ * them since 4.52, beside a vision tower and a projector that text does not reach.
  */
 final class MultimodalCheckpoint {
     /** The multimodal {@code model_type}s whose text model this reads, and that text model's {@code model_type}. */
-    private static final Map<String, String> TEXT_MODELS = Map.of("gemma3", "gemma3_text");
+    private static final Map<String, String> TEXT_MODELS = Map.of("gemma3", "gemma3_text", "llava", "llama",
+            "mistral3", "mistral");
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
