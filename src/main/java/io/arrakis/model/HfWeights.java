@@ -34,6 +34,11 @@ final class HfWeights {
 
         /** The tensor on the CPU in the file's dtype, in memory of its own (not a file's mapping); the caller owns it. */
         Tensor load(String name);
+
+        /** The name the file gives (or would give) the tensor {@code name}, for messages. */
+        default String storedName(String name) {
+            return name;
+        }
     }
 
     /**
@@ -130,8 +135,9 @@ final class HfWeights {
     private void checkTiedCopy(String name, Tensor embed) {
         long[] stored = source.shape(name);
         if (!Arrays.equals(stored, embed.shape())) {
-            throw new IllegalArgumentException("tensor '" + name + "' has shape " + Arrays.toString(stored) + ", but the"
-                    + " config ties the embeddings (tie_word_embeddings), so the unembedding is the embedding, "
+            throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' has shape "
+                    + Arrays.toString(stored) + ", but the config ties the embeddings (tie_word_embeddings), so the"
+                    + " unembedding is the embedding, "
                     + Arrays.toString(embed.shape()) + " — is config.json for this checkpoint?");
         }
     }
@@ -217,12 +223,13 @@ final class HfWeights {
                             + heads + " (its config's architectures: " + config.raw().get("architectures") + "):"
                             + " this library runs causal language models, whose head maps to the vocabulary");
                 }
-                throw new IllegalArgumentException("the checkpoint has no " + name + " but its config says the"
-                        + " embeddings are not tied (tie_word_embeddings=false)");
+                throw new IllegalArgumentException("the checkpoint has no " + source.storedName(name) + " but its"
+                        + " config says the embeddings are not tied (tie_word_embeddings=false)");
             }
             if (source.names().contains(name + "_blocks")) {
-                throw new IllegalArgumentException("tensor '" + name + "' is stored quantized, as '" + name
-                        + "_blocks' and '" + name + "_scales' (MXFP4, as gpt-oss publishes its experts), which is not"
+                String stored = source.storedName(name);
+                throw new IllegalArgumentException("tensor '" + stored + "' is stored quantized, as '" + stored
+                        + "_blocks' and '" + stored + "_scales' (MXFP4, as gpt-oss publishes its experts), which is not"
                         + " supported; dequantize the checkpoint first (transformers: load it with"
                         + " Mxfp4Config(dequantize=True) and save_pretrained)");
             }
@@ -230,23 +237,25 @@ final class HfWeights {
                 throw new IllegalArgumentException("the checkpoint holds no tensor at all (is the weight_map of its"
                         + " model.safetensors.index.json empty?)");
             }
-            throw new IllegalArgumentException("the checkpoint has no tensor '" + name + "', which a " + config.family()
-                    + " model with this config needs" + near(name));
+            throw new IllegalArgumentException("the checkpoint has no tensor '" + source.storedName(name) + "', which"
+                    + " a " + config.family() + " model with this config needs" + near(name));
         }
         used.add(name);
         if (source.names().contains(name + "_scale_inv")) {
-            throw new IllegalArgumentException("tensor '" + name + "' is stored quantized, with block scales in '" + name
-                    + "_scale_inv' (FP8, as DeepSeek-V3 and Qwen3's FP8 checkpoints publish their weights), which is"
-                    + " not supported; use the checkpoint in bfloat16, or dequantize it first");
+            String quantized = source.storedName(name);
+            throw new IllegalArgumentException("tensor '" + quantized + "' is stored quantized, with block scales in '"
+                    + quantized + "_scale_inv' (FP8, as DeepSeek-V3 and Qwen3's FP8 checkpoints publish their weights),"
+                    + " which is not supported; use the checkpoint in bfloat16, or dequantize it first");
         }
         long[] stored = source.shape(name); // from the header: a tensor of another size is never read
         if (!Arrays.equals(stored, t.shape())) {
-            throw new IllegalArgumentException("tensor '" + name + "' has shape " + clipped(Arrays.toString(stored))
-                    + " but the config needs " + Arrays.toString(t.shape()));
+            throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' has shape "
+                    + clipped(Arrays.toString(stored)) + " but the config needs " + Arrays.toString(t.shape()));
         }
         try (Tensor raw = source.load(name)) {
             if (!raw.dtype().isFloatingPoint()) {
-                throw new IllegalArgumentException("tensor '" + name + "' is " + raw.dtype() + "; weights must be floating point");
+                throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' is " + raw.dtype()
+                        + "; weights must be floating point");
             }
             // nn.Linear's [out, in] stays as it is stored, and the model reads it through an [in, out] view
             if (t.transposed() && raw.dtype() == dtype && device.isCpu()) {
@@ -263,8 +272,8 @@ final class HfWeights {
     private String near(String name) {
         String tail = name.substring(name.lastIndexOf('.', name.length() - 8) + 1);
         List<String> similar = source.names().stream().filter(n -> n.endsWith(tail)).limit(3).toList();
-        return similar.isEmpty() ? "" : " (the file has e.g. " + String.join(", ", similar.stream().map(HfWeights::clipped)
-                .toList()) + ")";
+        return similar.isEmpty() ? "" : " (the file has e.g. " + String.join(", ", similar.stream()
+                .map(n -> clipped(source.storedName(n))).toList()) + ")";
     }
 
     /** Text from the file as a message shows it: at most 100 characters, as a file may hold names of any length. */
@@ -283,7 +292,8 @@ final class HfWeights {
         if (!unexpected.isEmpty()) {
             weights.close();
             throw new IllegalArgumentException("the checkpoint has tensors a " + config.family() + " model with this config"
-                    + " does not use, e.g. " + String.join(", ", unexpected.stream().limit(5).map(HfWeights::clipped).toList())
+                    + " does not use, e.g. " + String.join(", ", unexpected.stream().limit(5)
+                    .map(n -> clipped(source.storedName(n))).toList())
                     + " — is config.json for this checkpoint?");
         }
     }

@@ -4,6 +4,7 @@ import io.arrakis.model.family.ConfigValues;
 import io.arrakis.torch.Tensor;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
@@ -17,9 +18,13 @@ import java.util.stream.Collectors;
  * them since 4.52, beside a vision tower and a projector that text does not reach.
  */
 final class MultimodalCheckpoint {
-    /** The multimodal {@code model_type}s whose text model this reads, and that text model's {@code model_type}. */
-    private static final Map<String, String> TEXT_MODELS = Map.of("gemma3", "gemma3_text", "llava", "llama",
-            "mistral3", "mistral");
+    /**
+     * The multimodal {@code model_type}s whose text model this reads, and the text models' {@code model_type}s, the
+     * default first. LLaVA and Mistral 3 put a plain {@code lm_head} on the text model's base, which is the text
+     * model's own head only in families whose causal model adds nothing to it.
+     */
+    private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
+            "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -39,21 +44,26 @@ final class MultimodalCheckpoint {
      * @throws IllegalArgumentException where {@code text_config} is not an object, or names another model type
      */
     static Map<?, ?> textConfig(Map<?, ?> top) {
-        String textModel = TEXT_MODELS.get(top.get("model_type"));
-        if (textModel == null || !top.containsKey("text_config")) {
+        List<String> textModels = top.get("model_type") instanceof String type ? TEXT_MODELS.get(type) : null;
+        if (textModels == null || !top.containsKey("text_config")) {
             return top;
         }
         if (!(top.get("text_config") instanceof Map<?, ?> text)) {
             throw new IllegalArgumentException("text_config must be a JSON object, got "
                     + ConfigValues.describe(top.get("text_config")));
         }
-        Object type = text.get("model_type");
-        if (type != null && !textModel.equals(type)) {
+        Object type = text.containsKey("model_type") ? text.get("model_type") : textModels.getFirst();
+        if (!textModels.contains(type)) {
             throw new IllegalArgumentException("text_config of a " + top.get("model_type") + " config has model_type "
-                    + ConfigValues.describe(type) + ", where " + textModel + " is its text model");
+                    + ConfigValues.describe(type) + "; its language model is read here where it is "
+                    + String.join(", ", textModels));
         }
         Map<Object, Object> config = new LinkedHashMap<>(text);
-        config.put("model_type", textModel);
+        config.put("model_type", type);
+        if (type.equals("gemma3_text")) {
+            // Gemma3ForConditionalGeneration's head does not soft-cap, whatever the text model's config says
+            config.put("final_logit_softcapping", null);
+        }
         for (String key : SHARED_KEYS) {
             if (top.containsKey(key)) {
                 config.putIfAbsent(key, top.get(key));
@@ -68,11 +78,16 @@ final class MultimodalCheckpoint {
      */
     static HfWeights.Source languageModel(HfWeights.Source source) {
         Set<String> names = source.names();
-        String prefix = names.stream().anyMatch(n -> n.startsWith(PUBLISHED)) ? PUBLISHED
-                : names.stream().anyMatch(n -> n.startsWith(SAVED)) ? SAVED : null;
-        if (prefix == null) {
+        boolean published = names.stream().anyMatch(n -> n.startsWith(PUBLISHED));
+        boolean saved = names.stream().anyMatch(n -> n.startsWith(SAVED));
+        if (published && saved) {
+            throw new IllegalArgumentException("the checkpoint holds a language model under both " + PUBLISHED + " and "
+                    + SAVED + "; a multimodal checkpoint has one of them");
+        }
+        if (!published && !saved) {
             return source;
         }
+        String prefix = published ? PUBLISHED : SAVED;
         Map<String, String> stored = names.stream()
                 .filter(n -> IMAGE_PARTS.stream().noneMatch(n::startsWith))
                 .collect(Collectors.toMap(n -> textName(n, prefix), n -> n, (a, b) -> {
@@ -95,7 +110,21 @@ final class MultimodalCheckpoint {
             public Tensor load(String name) {
                 return source.load(stored.get(name));
             }
+
+            @Override
+            public String storedName(String name) {
+                return stored.getOrDefault(name, storedForm(name, prefix));
+            }
         };
+    }
+
+    /** Where a checkpoint of this layout would store the text model's tensor {@code name}. */
+    private static String storedForm(String name, String prefix) {
+        if (name.startsWith("model.")) {
+            return prefix + name.substring("model.".length());
+        }
+        return name.startsWith("lm_head.") && prefix.equals(PUBLISHED)
+                ? PUBLISHED_HEAD + name.substring("lm_head.".length()) : name;
     }
 
     private static String textName(String name, String prefix) {

@@ -76,6 +76,59 @@ class MultimodalCheckpointTest {
         }
     }
 
+    /**
+     * Gemma3ForConditionalGeneration's head never soft-caps: a text_config that sets final_logit_softcapping (as one
+     * carried over from Gemma 2 may) still gives the reference's logits, which were computed without it.
+     */
+    @Test
+    void theMultimodalGemma3HeadDoesNotSoftCap() throws IOException {
+        Path folder = multimodal(GEMMA3, "gemma3", "model.language_model.", Map.of(),
+                Map.of("final_logit_softcapping", 1.0), "");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel text = HookedAutoModel.fromPretrained(GEMMA3);
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            Tensor ids = Tensor.of(new long[] {2, 5, 9, 17, 33}, 1, 5);
+            assertArrayEquals(text.runWithHooks(ids).toFloatArray(), model.runWithHooks(ids).toFloatArray());
+        }
+    }
+
+    /** LLaVA's language model may be a family with a plain head (Qwen 2 here); one with more to its head is refused. */
+    @Test
+    void llavaTakesTheTextModelsWhoseHeadIsPlain() throws IOException {
+        Path qwen2 = Fixtures.huggingFace("qwen2");
+        Path folder = multimodal(qwen2, "llava", "language_model.model.", Map.of(), Map.of("model_type", "qwen2"), "");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel text = HookedAutoModel.fromPretrained(qwen2);
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            Tensor ids = Tensor.of(new long[] {1, 5, 9, 2}, 1, 4);
+            assertArrayEquals(text.runWithHooks(ids).toFloatArray(), model.runWithHooks(ids).toFloatArray());
+        }
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(
+                "{\"model_type\": \"llava\", \"text_config\": {\"model_type\": \"gemma2\"}}")).getMessage();
+        assertTrue(m.contains("its language model is read here where it is llama, mistral, qwen2"), m);
+    }
+
+    /** Refusals name the tensors as the file stores them, and a file of both layouts is refused as such. */
+    @Test
+    void refusalsNameTheStoredTensors() throws IOException {
+        Path missing = multimodal(GEMMA3, "gemma3", "language_model.model.", Map.of(), Map.of(), "model.norm.weight");
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(missing))
+                .getMessage();
+        assertTrue(m.contains("the checkpoint has no tensor 'language_model.model.norm.weight'"), m);
+        Path both = multimodal(GEMMA3, "gemma3", "language_model.model.", Map.of());
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(both.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(name, weights.tensor(name).copy());
+            }
+            tensors.put("model.language_model.norm.weight", weights.tensor("language_model.model.norm.weight").copy());
+            SafeTensorsWriter.write(both.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(both)).getMessage();
+        assertTrue(m.contains("holds a language model under both language_model.model. and model.language_model."), m);
+    }
+
     /** The whole model's settings that concern the text model still count: a quantized one is refused as such. */
     @Test
     void theWholeModelsQuantizationIsRefused() throws IOException {
@@ -91,7 +144,7 @@ class MultimodalCheckpointTest {
         String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(
                 "{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": \"llama\"}}")).getMessage();
         assertTrue(m.contains("text_config of a gemma3 config has model_type \"llama\"")
-                && m.contains("where gemma3_text is its text model"), m);
+                && m.contains("its language model is read here where it is gemma3_text"), m);
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText(
                 "{\"model_type\": \"gemma3\"}")).getMessage();
         assertTrue(m.contains("a multimodal model's holds its text model's in text_config"), m);
@@ -102,11 +155,18 @@ class MultimodalCheckpointTest {
      * {@code prefix}, an image part beside them.
      */
     private Path multimodal(Path textFolder, String type, String prefix, Map<String, Object> more) throws IOException {
-        Path folder = Files.createDirectories(dir.resolve(type + "-" + prefix.replace('.', '-')));
+        return multimodal(textFolder, type, prefix, more, Map.of(), "");
+    }
+
+    /** ... with {@code textKeys} set in its text_config, and without the tensor {@code dropped} ("" for none). */
+    private Path multimodal(Path textFolder, String type, String prefix, Map<String, Object> more,
+                            Map<String, Object> textKeys, String dropped) throws IOException {
+        Path folder = Files.createTempDirectory(dir, type + "-" + prefix.replace('.', '-'));
         Map<String, Object> text = new LinkedHashMap<>();
         ((Map<?, ?>) Json.parse(Files.readString(textFolder.resolve("config.json"))))
                 .forEach((k, v) -> text.put((String) k, v));
         text.remove("architectures");
+        text.putAll(textKeys);
         Map<String, Object> top = new LinkedHashMap<>(more);
         top.put("architectures", List.of("ForConditionalGeneration"));
         top.put("model_type", type);
@@ -119,6 +179,9 @@ class MultimodalCheckpointTest {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             String head = prefix.startsWith("language_model.") ? "language_model.lm_head." : "lm_head.";
             for (String name : weights.names()) {
+                if (name.equals(dropped)) {
+                    continue;
+                }
                 tensors.put(name.startsWith("lm_head.") ? head + name.substring("lm_head.".length())
                         : prefix + name.substring("model.".length()), weights.tensor(name));
             }
