@@ -147,8 +147,8 @@ public final class HookedAutoConfig {
      * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented, unless it
      * sets {@code "dequantize": true} (the checkpoint then holds plain weights), and so are {@code is_causal} other
      * than {@code true} and a non-empty {@code per_layer_config}, which {@code transformers} reads for every family.
-     * A multimodal config of Gemma 3 ({@code model_type} {@code gemma3}, the 4B to 27B models), LLaVA or Mistral 3
-     * gives its text model's ({@code text_config}), which is all that text reaches.
+     * A multimodal config of Gemma 3 ({@code model_type} {@code gemma3}, the 4B to 27B models), LLaVA, Mistral 3,
+     * Qwen2-VL or Qwen2.5-VL gives its text model's, which is all that text reaches.
      *
      * @param configJson the file (UTF-8)
      * @return the configuration

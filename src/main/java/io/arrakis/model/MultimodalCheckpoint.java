@@ -15,7 +15,11 @@ import java.util.stream.Collectors;
  * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1), whose configs hold the text model's
  * in {@code text_config}. Their tensors are the text model's under another prefix, {@code language_model.model.} (and
  * the head {@code language_model.lm_head.}) as published, {@code model.language_model.} as {@code transformers} saves
- * them since 4.52, beside a vision tower and a projector that text does not reach.
+ * them since 4.52, beside a vision tower and a projector that text does not reach. Qwen2-VL and Qwen2.5-VL
+ * ({@code qwen2_vl}, {@code qwen2_5_vl}) are Qwen 2 with multimodal rotary embeddings (M-RoPE), whose three positions
+ * of a text token (time, height, width) are all its position, so that for text it is Qwen 2's rotary; their config
+ * gives the text model's keys at its top level or, as {@code transformers} 5 saves it, in {@code text_config}, and
+ * their tensors are the text model's own names or under {@code model.language_model.}, beside a {@code visual} tower.
  */
 final class MultimodalCheckpoint {
     /**
@@ -31,8 +35,9 @@ final class MultimodalCheckpoint {
     /** Keys of the whole model's config that concern its text model too, where text_config does not set them. */
     private static final Set<String> SHARED_KEYS = Set.of("quantization_config", "transformers_weights",
             "tie_word_embeddings");
+    private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
     private static final Set<String> IMAGE_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
-            "model.vision_tower.", "model.multi_modal_projector.");
+            "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.");
 
     private MultimodalCheckpoint() {
     }
@@ -44,6 +49,9 @@ final class MultimodalCheckpoint {
      * @throws IllegalArgumentException where {@code text_config} is not an object, or names another model type
      */
     static Map<?, ?> textConfig(Map<?, ?> top) {
+        if (top.get("model_type") instanceof String qwen && QWEN_VL.contains(qwen)) {
+            return qwenVlText(top, qwen);
+        }
         List<String> textModels = top.get("model_type") instanceof String type ? TEXT_MODELS.get(type) : null;
         if (textModels == null || !top.containsKey("text_config")) {
             return top;
@@ -64,12 +72,74 @@ final class MultimodalCheckpoint {
             // Gemma3ForConditionalGeneration's head does not soft-cap, whatever the text model's config says
             config.put("final_logit_softcapping", null);
         }
+        shareKeys(top, config);
+        return config;
+    }
+
+    private static void shareKeys(Map<?, ?> top, Map<Object, Object> config) {
         for (String key : SHARED_KEYS) {
             if (top.containsKey(key)) {
                 config.putIfAbsent(key, top.get(key));
             }
         }
+    }
+
+    /** Qwen2-VL's or Qwen2.5-VL's text model as a Qwen 2 config: its keys, with M-RoPE as the rotary it is for text. */
+    private static Map<?, ?> qwenVlText(Map<?, ?> top, String type) {
+        Map<Object, Object> config;
+        if (top.containsKey("text_config")) {
+            if (!(top.get("text_config") instanceof Map<?, ?> text)) {
+                throw new IllegalArgumentException("text_config must be a JSON object, got "
+                        + ConfigValues.describe(top.get("text_config")));
+            }
+            Object textType = text.get("model_type");
+            if (textType != null && !textType.equals(type + "_text")) {
+                throw new IllegalArgumentException("text_config of a " + type + " config has model_type "
+                        + ConfigValues.describe(textType) + ", where " + type + "_text is its text model");
+            }
+            config = new LinkedHashMap<>(text);
+            shareKeys(top, config);
+        } else {
+            config = new LinkedHashMap<>(top);
+            config.remove("vision_config");
+        }
+        config.put("model_type", "qwen2");
+        for (String key : List.of("rope_scaling", "rope_parameters")) {
+            if (config.get(key) instanceof Map<?, ?> rope && rope.containsKey("mrope_section")) {
+                config.put(key, withoutMrope(key, rope, config));
+            }
+        }
         return config;
+    }
+
+    /**
+     * {@code rope} without its M-RoPE sections, which must cover the rotary half of a head (transformers splits the
+     * head's angles by them); the type {@code mrope} that transformers 4 wrote is the default rotary.
+     */
+    private static Map<Object, Object> withoutMrope(String key, Map<?, ?> rope, Map<Object, Object> config) {
+        if (!(rope.get("mrope_section") instanceof List<?> sections)
+                || !sections.stream().allMatch(v -> v instanceof Long || v instanceof Integer)) {
+            throw new IllegalArgumentException(key + ".mrope_section must be a list of integers, got "
+                    + ConfigValues.describe(rope.get("mrope_section")));
+        }
+        long covered = sections.stream().mapToLong(v -> ((Number) v).longValue()).sum();
+        Object hidden = config.get("hidden_size");
+        Object heads = config.get("num_attention_heads");
+        long headDim = config.get("head_dim") instanceof Number h ? h.longValue()
+                : hidden instanceof Number d && heads instanceof Number n && n.longValue() > 0
+                ? d.longValue() / n.longValue() : -1;
+        if (headDim > 0 && covered * 2 != headDim) {
+            throw new IllegalArgumentException(key + ".mrope_section " + sections + " covers " + covered * 2 + " of a"
+                    + " head's " + headDim + " rotary dimensions");
+        }
+        Map<Object, Object> plain = new LinkedHashMap<>(rope);
+        plain.remove("mrope_section");
+        for (String typeKey : List.of("type", "rope_type")) {
+            if ("mrope".equals(plain.get(typeKey))) {
+                plain.put(typeKey, "default");
+            }
+        }
+        return plain;
     }
 
     /**
@@ -84,12 +154,12 @@ final class MultimodalCheckpoint {
             throw new IllegalArgumentException("the checkpoint holds a language model under both " + PUBLISHED + " and "
                     + SAVED + "; a multimodal checkpoint has one of them");
         }
-        if (!published && !saved) {
+        if (!published && !saved && names.stream().noneMatch(MultimodalCheckpoint::imagePart)) {
             return source;
         }
-        String prefix = published ? PUBLISHED : SAVED;
+        String prefix = published ? PUBLISHED : saved ? SAVED : "";
         Map<String, String> stored = names.stream()
-                .filter(n -> IMAGE_PARTS.stream().noneMatch(n::startsWith))
+                .filter(n -> !imagePart(n))
                 .collect(Collectors.toMap(n -> textName(n, prefix), n -> n, (a, b) -> {
                     throw new IllegalArgumentException("the checkpoint holds both " + a + " and " + b + ", one tensor"
                             + " of its language model under two names");
@@ -118,8 +188,15 @@ final class MultimodalCheckpoint {
         };
     }
 
+    private static boolean imagePart(String name) {
+        return IMAGE_PARTS.stream().anyMatch(name::startsWith);
+    }
+
     /** Where a checkpoint of this layout would store the text model's tensor {@code name}. */
     private static String storedForm(String name, String prefix) {
+        if (prefix.isEmpty()) {
+            return name;
+        }
         if (name.startsWith("model.")) {
             return prefix + name.substring("model.".length());
         }
@@ -128,6 +205,9 @@ final class MultimodalCheckpoint {
     }
 
     private static String textName(String name, String prefix) {
+        if (prefix.isEmpty()) {
+            return name;
+        }
         if (name.startsWith(prefix)) {
             return "model." + name.substring(prefix.length());
         }

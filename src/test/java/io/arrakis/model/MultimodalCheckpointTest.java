@@ -129,6 +129,69 @@ class MultimodalCheckpointTest {
         assertTrue(m.contains("holds a language model under both language_model.model. and model.language_model."), m);
     }
 
+    /**
+     * Qwen2.5-VL's text model is Qwen 2 with M-RoPE, which for text is Qwen 2's rotary: its config as transformers 4
+     * wrote it (text keys at the top, {@code rope_scaling} of type mrope, tensors under the text model's own names
+     * beside {@code visual.}) and as transformers 5 saves it ({@code text_config}, {@code rope_parameters} with
+     * {@code mrope_section}, tensors under {@code model.language_model.}) give what the qwen2 fixture gives.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void qwen25VlRunsAsItsQwen2TextModel(boolean savedByTransformers5) throws IOException {
+        Path qwen2 = Fixtures.huggingFace("qwen2");
+        Path folder = qwenVl(qwen2, savedByTransformers5, List.of(2L, 1L, 1L));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel text = HookedAutoModel.fromPretrained(qwen2);
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("qwen2", model.config().family());
+            Tensor ids = Tensor.of(new long[] {1, 5, 9, 2, 7, 3, 11}, 1, 7);
+            assertArrayEquals(text.runWithHooks(ids).toFloatArray(), model.runWithHooks(ids).toFloatArray());
+        }
+        Path wrong = qwenVl(qwen2, savedByTransformers5, List.of(2L, 2L, 2L));
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(wrong))
+                .getMessage();
+        assertTrue(m.contains("mrope_section [2, 2, 2] covers 12 of a head's 8 rotary dimensions"), m);
+    }
+
+    /** The qwen2 fixture (head_dim 8) as a Qwen2.5-VL checkpoint of either layout, with M-RoPE {@code sections}. */
+    private Path qwenVl(Path qwen2, boolean savedByTransformers5, List<Long> sections) throws IOException {
+        Path folder = Files.createTempDirectory(dir, "qwen2_5_vl");
+        Map<String, Object> text = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(qwen2.resolve("config.json"))))
+                .forEach((k, v) -> text.put((String) k, v));
+        text.remove("architectures");
+        text.remove("rope_parameters");
+        Map<String, Object> vision = Map.of("depth", 1L, "hidden_size", 8L);
+        Map<String, Object> top = new LinkedHashMap<>();
+        top.put("architectures", List.of("Qwen2_5_VLForConditionalGeneration"));
+        if (savedByTransformers5) {
+            text.put("model_type", "qwen2_5_vl_text");
+            text.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", 10000.0,
+                    "mrope_section", sections));
+            top.put("model_type", "qwen2_5_vl");
+            top.put("text_config", text);
+        } else {
+            top.putAll(text);
+            top.put("model_type", "qwen2_5_vl");
+            top.put("rope_theta", 10000.0);
+            top.put("rope_scaling", Map.of("type", "mrope", "mrope_section", sections));
+        }
+        top.put("vision_config", vision);
+        Files.writeString(folder.resolve("config.json"), Json.write(top));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(qwen2.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(savedByTransformers5 && name.startsWith("model.")
+                        ? "model.language_model." + name.substring("model.".length()) : name, weights.tensor(name));
+            }
+            tensors.put((savedByTransformers5 ? "model." : "") + "visual.patch_embed.proj.weight",
+                    Tensor.ones(8, 3, 2, 2));
+            SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        return folder;
+    }
+
     /** The whole model's settings that concern the text model still count: a quantized one is refused as such. */
     @Test
     void theWholeModelsQuantizationIsRefused() throws IOException {
