@@ -99,9 +99,15 @@ public final class HookedAutoConfig {
     private final Architecture arch;
     private final Checkpoint checkpoint;
     private final long parameterCount;
+    private final boolean multimodal; // read from a multimodal model's config.json (see MultimodalCheckpoint)
 
     /** Validates {@code raw} (already type-normalised) and derives the normalised view. */
     private HookedAutoConfig(ModelFamily family, Map<String, Object> raw) {
+        this(family, raw, false);
+    }
+
+    private HookedAutoConfig(ModelFamily family, Map<String, Object> raw, boolean multimodal) {
+        this.multimodal = multimodal;
         this.family = family;
         this.raw = Collections.unmodifiableMap(raw);
         this.arch = family.architecture(this.raw);
@@ -233,7 +239,12 @@ public final class HookedAutoConfig {
                 overrides.put((String) e.getKey(), e.getValue());
             }
         }
-        return new HookedAutoConfig(f, f.fromFile(overrides));
+        return new HookedAutoConfig(f, f.fromFile(overrides), top != file);
+    }
+
+    /** Whether this config is the text model's of a multimodal model's {@code config.json}. */
+    boolean multimodal() {
+        return multimodal;
     }
 
     /**

@@ -178,7 +178,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("config.json's transformers_weights must be a file name, got " + weightsFile);
         }
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir, (String) weightsFile)) {
-            HfWeights.Source source = MultimodalCheckpoint.languageModel(new HfWeights.Source() {
+            HfWeights.Source source = MultimodalCheckpoint.languageModel(config.multimodal(), new HfWeights.Source() {
                 @Override
                 public Set<String> names() {
                     return files.names();

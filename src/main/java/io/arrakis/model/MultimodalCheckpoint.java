@@ -53,7 +53,7 @@ final class MultimodalCheckpoint {
             return qwenVlText(top, qwen);
         }
         List<String> textModels = top.get("model_type") instanceof String type ? TEXT_MODELS.get(type) : null;
-        if (textModels == null || !top.containsKey("text_config")) {
+        if (textModels == null || top.get("text_config") == null) {
             return top;
         }
         if (!(top.get("text_config") instanceof Map<?, ?> text)) {
@@ -87,7 +87,7 @@ final class MultimodalCheckpoint {
     /** Qwen2-VL's or Qwen2.5-VL's text model as a Qwen 2 config: its keys, with M-RoPE as the rotary it is for text. */
     private static Map<?, ?> qwenVlText(Map<?, ?> top, String type) {
         Map<Object, Object> config;
-        if (top.containsKey("text_config")) {
+        if (top.get("text_config") != null) { // transformers reads a null one as absent
             if (!(top.get("text_config") instanceof Map<?, ?> text)) {
                 throw new IllegalArgumentException("text_config must be a JSON object, got "
                         + ConfigValues.describe(top.get("text_config")));
@@ -102,8 +102,13 @@ final class MultimodalCheckpoint {
         } else {
             config = new LinkedHashMap<>(top);
             config.remove("vision_config");
+            config.remove("text_config");
         }
         config.put("model_type", "qwen2");
+        // the text config classes' defaults where they differ from Qwen 2's
+        config.putIfAbsent("rope_theta", 1_000_000.0);
+        config.putIfAbsent("rms_norm_eps", 1e-5);
+        config.putIfAbsent("max_window_layers", 80);
         for (String key : List.of("rope_scaling", "rope_parameters")) {
             if (config.get(key) instanceof Map<?, ?> rope && rope.containsKey("mrope_section")) {
                 config.put(key, withoutMrope(key, rope, config));
@@ -117,9 +122,9 @@ final class MultimodalCheckpoint {
      * head's angles by them); the type {@code mrope} that transformers 4 wrote is the default rotary.
      */
     private static Map<Object, Object> withoutMrope(String key, Map<?, ?> rope, Map<Object, Object> config) {
-        if (!(rope.get("mrope_section") instanceof List<?> sections)
-                || !sections.stream().allMatch(v -> v instanceof Long || v instanceof Integer)) {
-            throw new IllegalArgumentException(key + ".mrope_section must be a list of integers, got "
+        if (!(rope.get("mrope_section") instanceof List<?> sections) || !sections.stream()
+                .allMatch(v -> (v instanceof Long || v instanceof Integer) && ((Number) v).longValue() >= 0)) {
+            throw new IllegalArgumentException(key + ".mrope_section must be a list of sizes (integers >= 0), got "
                     + ConfigValues.describe(rope.get("mrope_section")));
         }
         long covered = sections.stream().mapToLong(v -> ((Number) v).longValue()).sum();
@@ -145,8 +150,11 @@ final class MultimodalCheckpoint {
     /**
      * The language model's tensors of {@code source} under the text model's own names ({@code model.*},
      * {@code lm_head.*}), without the vision tower and projector; {@code source} itself where it holds a text model's.
+     *
+     * @param multimodal whether the config was a multimodal model's, whose image parts may sit beside a language
+     *     model under its own names (Qwen2-VL's)
      */
-    static HfWeights.Source languageModel(HfWeights.Source source) {
+    static HfWeights.Source languageModel(boolean multimodal, HfWeights.Source source) {
         Set<String> names = source.names();
         boolean published = names.stream().anyMatch(n -> n.startsWith(PUBLISHED));
         boolean saved = names.stream().anyMatch(n -> n.startsWith(SAVED));
@@ -154,7 +162,8 @@ final class MultimodalCheckpoint {
             throw new IllegalArgumentException("the checkpoint holds a language model under both " + PUBLISHED + " and "
                     + SAVED + "; a multimodal checkpoint has one of them");
         }
-        if (!published && !saved && names.stream().noneMatch(MultimodalCheckpoint::imagePart)) {
+        // a text model's config with a stray image tensor is refused as the wrong config, as before
+        if (!published && !saved && !(multimodal && names.stream().anyMatch(MultimodalCheckpoint::imagePart))) {
             return source;
         }
         String prefix = published ? PUBLISHED : saved ? SAVED : "";

@@ -130,53 +130,100 @@ class MultimodalCheckpointTest {
     }
 
     /**
-     * Qwen2.5-VL's text model is Qwen 2 with M-RoPE, which for text is Qwen 2's rotary: its config as transformers 4
-     * wrote it (text keys at the top, {@code rope_scaling} of type mrope, tensors under the text model's own names
-     * beside {@code visual.}) and as transformers 5 saves it ({@code text_config}, {@code rope_parameters} with
-     * {@code mrope_section}, tensors under {@code model.language_model.}) give what the qwen2 fixture gives.
+     * Qwen2-VL's and Qwen2.5-VL's text model is Qwen 2 with M-RoPE, which for text is Qwen 2's rotary: the config as
+     * transformers 4 wrote it (text keys at the top, {@code rope_scaling} of type mrope, tensors under the text model's
+     * own names beside {@code visual.}) and as transformers 5 saves it ({@code text_config}, {@code rope_parameters}
+     * with {@code mrope_section}, tensors under {@code model.language_model.}) give what the qwen2 fixture gives with
+     * the same rotary base, 1e6 here (the VL text configs' default, which a config without one gets; Qwen 2's is 1e4).
      */
     @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void qwen25VlRunsAsItsQwen2TextModel(boolean savedByTransformers5) throws IOException {
+    @CsvSource({"qwen2_vl, false, true", "qwen2_5_vl, false, true", "qwen2_5_vl, true, true",
+            "qwen2_5_vl, false, false", "qwen2_5_vl, true, false"})
+    void qwenVlRunsAsItsQwen2TextModel(String type, boolean savedByTransformers5, boolean givesTheta)
+            throws IOException {
         Path qwen2 = Fixtures.huggingFace("qwen2");
-        Path folder = qwenVl(qwen2, savedByTransformers5, List.of(2L, 1L, 1L));
+        Path reference = Files.createTempDirectory(dir, "qwen2-theta-1e6");
+        for (Path file : io.arrakis.io.HubCacheLayout.filesOf(qwen2)) {
+            Files.copy(file, reference.resolve(file.getFileName()));
+        }
+        Map<String, Object> textConfig = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(qwen2.resolve("config.json"))))
+                .forEach((k, v) -> textConfig.put((String) k, v));
+        textConfig.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", 1e6));
+        textConfig.put("rms_norm_eps", 1e-5);
+        Files.writeString(reference.resolve("config.json"), Json.write(textConfig));
+        Path folder = qwenVl(qwen2, type, savedByTransformers5, givesTheta, List.of(2L, 1L, 1L));
         try (TensorScope scope = TensorScope.open();
-             HookedAutoModel text = HookedAutoModel.fromPretrained(qwen2);
+             HookedAutoModel text = HookedAutoModel.fromPretrained(reference);
              HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             assertEquals("qwen2", model.config().family());
             Tensor ids = Tensor.of(new long[] {1, 5, 9, 2, 7, 3, 11}, 1, 7);
             assertArrayEquals(text.runWithHooks(ids).toFloatArray(), model.runWithHooks(ids).toFloatArray());
         }
-        Path wrong = qwenVl(qwen2, savedByTransformers5, List.of(2L, 2L, 2L));
-        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(wrong))
-                .getMessage();
-        assertTrue(m.contains("mrope_section [2, 2, 2] covers 12 of a head's 8 rotary dimensions"), m);
+        for (List<Long> sections : List.of(List.of(2L, 2L, 2L), List.of(6L, -1L, -1L))) {
+            Path wrong = qwenVl(qwen2, type, savedByTransformers5, givesTheta, sections);
+            String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(wrong))
+                    .getMessage();
+            assertTrue(m.contains("mrope_section"), m);
+        }
     }
 
-    /** The qwen2 fixture (head_dim 8) as a Qwen2.5-VL checkpoint of either layout, with M-RoPE {@code sections}. */
-    private Path qwenVl(Path qwen2, boolean savedByTransformers5, List<Long> sections) throws IOException {
-        Path folder = Files.createTempDirectory(dir, "qwen2_5_vl");
+    /** A text model's config with a stray image tensor in its checkpoint is still refused as the wrong config. */
+    @Test
+    void aTextModelsCheckpointWithAnImageTensorIsRefused() throws IOException {
+        Path qwen2 = Fixtures.huggingFace("qwen2");
+        Path folder = Files.createTempDirectory(dir, "qwen2-stray");
+        Files.copy(qwen2.resolve("config.json"), folder.resolve("config.json"));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(qwen2.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(name, weights.tensor(name));
+            }
+            tensors.put("visual.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(folder))
+                .getMessage();
+        assertTrue(m.contains("does not use, e.g. visual.patch_embed.proj.weight"), m);
+    }
+
+    /**
+     * The qwen2 fixture (head_dim 8) as a checkpoint of {@code type} in either layout, with M-RoPE {@code sections},
+     * and a rotary base of 1e6 given or left to the default.
+     */
+    private Path qwenVl(Path qwen2, String type, boolean savedByTransformers5, boolean givesTheta,
+                        List<Long> sections) throws IOException {
+        Path folder = Files.createTempDirectory(dir, type);
         Map<String, Object> text = new LinkedHashMap<>();
         ((Map<?, ?>) Json.parse(Files.readString(qwen2.resolve("config.json"))))
                 .forEach((k, v) -> text.put((String) k, v));
         text.remove("architectures");
         text.remove("rope_parameters");
-        Map<String, Object> vision = Map.of("depth", 1L, "hidden_size", 8L);
+        text.remove("rms_norm_eps"); // the VL text configs' default, 1e-5
         Map<String, Object> top = new LinkedHashMap<>();
-        top.put("architectures", List.of("Qwen2_5_VLForConditionalGeneration"));
+        top.put("architectures", List.of("ForConditionalGeneration"));
+        Map<String, Object> rope = new LinkedHashMap<>(Map.of("mrope_section", sections));
+        if (givesTheta) {
+            rope.put("rope_theta", 1e6);
+        }
         if (savedByTransformers5) {
-            text.put("model_type", "qwen2_5_vl_text");
-            text.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", 10000.0,
-                    "mrope_section", sections));
-            top.put("model_type", "qwen2_5_vl");
+            text.put("model_type", type + "_text");
+            rope.put("rope_type", "default");
+            text.put("rope_parameters", rope);
+            top.put("model_type", type);
             top.put("text_config", text);
         } else {
             top.putAll(text);
-            top.put("model_type", "qwen2_5_vl");
-            top.put("rope_theta", 10000.0);
-            top.put("rope_scaling", Map.of("type", "mrope", "mrope_section", sections));
+            top.put("model_type", type);
+            rope.remove("rope_theta");
+            if (givesTheta) {
+                top.put("rope_theta", 1e6);
+            }
+            rope.put("type", "mrope");
+            top.put("rope_scaling", rope);
         }
-        top.put("vision_config", vision);
+        top.put("vision_config", Map.of("depth", 1L, "hidden_size", 8L));
         Files.writeString(folder.resolve("config.json"), Json.write(top));
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile weights = SafeTensorsFile.open(qwen2.resolve("model.safetensors"))) {
