@@ -28,7 +28,8 @@ final class MultimodalCheckpoint {
      * model's own head only in families whose causal model adds nothing to it.
      */
     private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
-            "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"));
+            "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"),
+            "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -49,61 +50,47 @@ final class MultimodalCheckpoint {
      * @throws IllegalArgumentException where {@code text_config} is not an object, or names another model type
      */
     static Map<?, ?> textConfig(Map<?, ?> top) {
-        if (top.get("model_type") instanceof String qwen && QWEN_VL.contains(qwen)) {
-            return qwenVlText(top, qwen);
-        }
-        List<String> textModels = top.get("model_type") instanceof String type ? TEXT_MODELS.get(type) : null;
-        if (textModels == null || top.get("text_config") == null) {
-            return top;
-        }
-        if (!(top.get("text_config") instanceof Map<?, ?> text)) {
-            throw new IllegalArgumentException("text_config must be a JSON object, got "
-                    + ConfigValues.describe(top.get("text_config")));
-        }
-        Object type = text.containsKey("model_type") ? text.get("model_type") : textModels.getFirst();
-        if (!textModels.contains(type)) {
-            throw new IllegalArgumentException("text_config of a " + top.get("model_type") + " config has model_type "
-                    + ConfigValues.describe(type) + "; its language model is read here where it is "
-                    + String.join(", ", textModels));
-        }
-        Map<Object, Object> config = new LinkedHashMap<>(text);
-        config.put("model_type", type);
-        if (type.equals("gemma3_text")) {
-            // Gemma3ForConditionalGeneration's head does not soft-cap, whatever the text model's config says
-            config.put("final_logit_softcapping", null);
-        }
-        shareKeys(top, config);
-        return config;
-    }
-
-    private static void shareKeys(Map<?, ?> top, Map<Object, Object> config) {
-        for (String key : SHARED_KEYS) {
-            if (top.containsKey(key)) {
-                config.putIfAbsent(key, top.get(key));
-            }
-        }
-    }
-
-    /** Qwen2-VL's or Qwen2.5-VL's text model as a Qwen 2 config: its keys, with M-RoPE as the rotary it is for text. */
-    private static Map<?, ?> qwenVlText(Map<?, ?> top, String type) {
+        String type = top.get("model_type") instanceof String t ? t : null;
+        List<String> textModels = type == null ? null : TEXT_MODELS.get(type);
+        boolean qwen = type != null && QWEN_VL.contains(type);
         Map<Object, Object> config;
-        if (top.get("text_config") != null) { // transformers reads a null one as absent
+        if (textModels == null || top.get("text_config") == null && !qwen) {
+            return top;
+        } else if (top.get("text_config") == null) { // Qwen VL's text keys at the top, as transformers 4 wrote them
+            config = new LinkedHashMap<>(top);
+            config.remove("vision_config");
+            config.remove("text_config");
+        } else {
             if (!(top.get("text_config") instanceof Map<?, ?> text)) {
                 throw new IllegalArgumentException("text_config must be a JSON object, got "
                         + ConfigValues.describe(top.get("text_config")));
             }
-            Object textType = text.get("model_type");
-            if (textType != null && !textType.equals(type + "_text")) {
+            Object textType = text.containsKey("model_type") ? text.get("model_type") : textModels.getFirst();
+            if (!textModels.contains(textType)) {
                 throw new IllegalArgumentException("text_config of a " + type + " config has model_type "
-                        + ConfigValues.describe(textType) + ", where " + type + "_text is its text model");
+                        + ConfigValues.describe(textType) + "; its language model is read here where it is "
+                        + String.join(", ", textModels));
             }
             config = new LinkedHashMap<>(text);
-            shareKeys(top, config);
-        } else {
-            config = new LinkedHashMap<>(top);
-            config.remove("vision_config");
-            config.remove("text_config");
+            config.put("model_type", textType);
+            for (String key : SHARED_KEYS) {
+                if (top.containsKey(key)) {
+                    config.putIfAbsent(key, top.get(key));
+                }
+            }
         }
+        if ("gemma3_text".equals(config.get("model_type"))) {
+            // Gemma3ForConditionalGeneration's head does not soft-cap, whatever the text model's config says
+            config.put("final_logit_softcapping", null);
+        }
+        if (qwen) {
+            asQwen2(config);
+        }
+        return config;
+    }
+
+    /** Qwen2-VL's or Qwen2.5-VL's text config as a Qwen 2 one, with M-RoPE as the rotary it is for text. */
+    private static void asQwen2(Map<Object, Object> config) {
         config.put("model_type", "qwen2");
         // the text config classes' defaults where they differ from Qwen 2's
         config.putIfAbsent("rope_theta", 1_000_000.0);
@@ -114,7 +101,6 @@ final class MultimodalCheckpoint {
                 config.put(key, withoutMrope(key, rope, config));
             }
         }
-        return config;
     }
 
     /**

@@ -317,18 +317,26 @@ class MainTest {
     @Test
     void headsWithTheBeginningOfSequenceToken() {
         Path gpt2 = Fixtures.huggingFace("gpt2");
-        Result r = run("heads", "--model", gpt2.toString(), "--seq-len", "6", "--batch", "2", "--bos", "--json");
-        assertEquals(0, r.status(), r.err());
-        double[] cli = flatten(((Map<?, ?>) Json.parse(r.out().trim())).get("induction"), 2, new long[] {2, 4});
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(gpt2);
-             io.arrakis.composer.HeadDetectors.Scores s = io.arrakis.composer.HeadDetectors.detect(model, 6, 2, 0,
-                     java.util.OptionalLong.of(1))) {
-            assertTrue(Close.maxAbsDiff(s.induction().toDoubleArray(), cli) < 1e-6);
-        }
+        assertHeadsBeginWith(gpt2, gpt2, 1);
         assumeTrue(Files.isDirectory(GPT2) || System.getenv("CI") != null, "skipped: no shared fixtures");
         Result refused = run("heads", "--model", GPT2.toString(), "--bos");
         assertTrue(refused.status() != 0);
         assertTrue(refused.err().contains("50256") && refused.err().contains("vocabulary"), refused.err());
+    }
+
+    /**
+     * {@code heads --bos} on {@code model} gives the library's induction scores on {@code weights} with every sequence
+     * beginning with {@code bos}.
+     */
+    private void assertHeadsBeginWith(Path model, Path weights, long bos) {
+        Result r = run("heads", "--model", model.toString(), "--seq-len", "6", "--batch", "2", "--bos", "--json");
+        assertEquals(0, r.status(), r.err());
+        double[] cli = flatten(((Map<?, ?>) Json.parse(r.out().trim())).get("induction"), 2, new long[] {2, 4});
+        try (HookedAutoModel library = HookedAutoModel.fromPretrained(weights);
+             io.arrakis.composer.HeadDetectors.Scores s = io.arrakis.composer.HeadDetectors.detect(library, 6, 2, 0,
+                     java.util.OptionalLong.of(bos))) {
+            assertTrue(Close.maxAbsDiff(s.induction().toDoubleArray(), cli) < 1e-6);
+        }
     }
 
     /** Was: a libtorch that cannot be found printed a stack trace (or an initialiser's error) and exited with 1. */
@@ -714,14 +722,7 @@ class MainTest {
             assertEquals(0, r.status(), r.err());
             assertEquals(byIds.out(), r.out());
         }
-        Result heads = run("heads", "--model", folder.toString(), "--seq-len", "6", "--batch", "2", "--bos", "--json");
-        assertEquals(0, heads.status(), heads.err());
-        double[] cli = flatten(((Map<?, ?>) Json.parse(heads.out().trim())).get("induction"), 2, new long[] {2, 4});
-        try (HookedAutoModel model = HookedAutoModel.fromPretrained(gpt2);
-             io.arrakis.composer.HeadDetectors.Scores s = io.arrakis.composer.HeadDetectors.detect(model, 6, 2, 0,
-                     java.util.OptionalLong.of(2))) {
-            assertTrue(Close.maxAbsDiff(s.induction().toDoubleArray(), cli) < 1e-6);
-        }
+        assertHeadsBeginWith(folder, gpt2, 2);
         Files.writeString(folder.resolve("tokenizer.json"), "{\"version\": \"1.0\", \"model\": {\"type\": \"Nope\"}}");
         Result unreadable = run("heads", "--model", folder.toString(), "--seq-len", "6", "--bos");
         assertEquals(2, unreadable.status());

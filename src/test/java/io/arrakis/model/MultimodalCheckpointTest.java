@@ -146,9 +146,7 @@ class MultimodalCheckpointTest {
         for (Path file : io.arrakis.io.HubCacheLayout.filesOf(qwen2)) {
             Files.copy(file, reference.resolve(file.getFileName()));
         }
-        Map<String, Object> textConfig = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(qwen2.resolve("config.json"))))
-                .forEach((k, v) -> textConfig.put((String) k, v));
+        Map<String, Object> textConfig = config(qwen2);
         textConfig.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", 1e6));
         textConfig.put("rms_norm_eps", 1e-5);
         Files.writeString(reference.resolve("config.json"), Json.write(textConfig));
@@ -188,6 +186,14 @@ class MultimodalCheckpointTest {
         assertTrue(m.contains("does not use, e.g. visual.patch_embed.proj.weight"), m);
     }
 
+    /** The config.json of {@code folder}, as an editable map. */
+    private static Map<String, Object> config(Path folder) throws IOException {
+        Map<String, Object> config = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(folder.resolve("config.json"))))
+                .forEach((k, v) -> config.put((String) k, v));
+        return config;
+    }
+
     /**
      * The qwen2 fixture (head_dim 8) as a checkpoint of {@code type} in either layout, with M-RoPE {@code sections},
      * and a rotary base of 1e6 given or left to the default.
@@ -195,9 +201,7 @@ class MultimodalCheckpointTest {
     private Path qwenVl(Path qwen2, String type, boolean savedByTransformers5, boolean givesTheta,
                         List<Long> sections) throws IOException {
         Path folder = Files.createTempDirectory(dir, type);
-        Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(qwen2.resolve("config.json"))))
-                .forEach((k, v) -> text.put((String) k, v));
+        Map<String, Object> text = config(qwen2);
         text.remove("architectures");
         text.remove("rope_parameters");
         text.remove("rms_norm_eps"); // the VL text configs' default, 1e-5
@@ -272,9 +276,7 @@ class MultimodalCheckpointTest {
     private Path multimodal(Path textFolder, String type, String prefix, Map<String, Object> more,
                             Map<String, Object> textKeys, String dropped) throws IOException {
         Path folder = Files.createTempDirectory(dir, type + "-" + prefix.replace('.', '-'));
-        Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(textFolder.resolve("config.json"))))
-                .forEach((k, v) -> text.put((String) k, v));
+        Map<String, Object> text = config(textFolder);
         text.remove("architectures");
         text.putAll(textKeys);
         Map<String, Object> top = new LinkedHashMap<>(more);
