@@ -366,9 +366,10 @@ final class Forward {
         Tensor logits = hook.at(b + "mlp.hook_router_logits", w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
-        if (moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K) {
+        if (moe.routing() != MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.to(DType.FLOAT32).softmax(-1).topk(k, -1, true);
-            weights = top.get(0).div(top.get(0).sum(-1, true));
+            weights = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
+                    ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
         } else {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
@@ -383,7 +384,7 @@ final class Forward {
                 Tensor rows = indices(routes.tokens()[e], x.device());
                 Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
                 Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
-                // mixtral's float32 weights promote, as in Hugging Face
+                // float32 routing weights (mixtral, qwen3-moe) promote, as in Hugging Face
                 outputs.add(expert.keep(out.mul(weight).to(x.dtype())));
             }
         }

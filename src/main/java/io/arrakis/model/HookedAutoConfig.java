@@ -548,9 +548,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The sliding attention window: mistral's and phi3's {@code sliding_window} when not null, qwen2's and qwen3's
-     * when {@code use_sliding_window} (and not null); the windows of the other families that have one; empty
-     * otherwise. Which layers use it: {@link #isSlidingWindowLayer(int)}.
+     * The sliding attention window: mistral's and phi3's {@code sliding_window} when not null, qwen2's, qwen3's and
+     * qwen3-moe's when {@code use_sliding_window} (and not null); the windows of the other families that have one;
+     * empty otherwise. Which layers use it: {@link #isSlidingWindowLayer(int)}.
      *
      * @return the window, in positions (the query's own included), or empty
      */
@@ -560,10 +560,10 @@ public final class HookedAutoConfig {
 
     /**
      * Whether a layer attends through {@link #slidingWindow()}: for mistral, the layers {@code layer_types} marks
-     * {@code "sliding_attention"}, or every layer without it, when the window is set; every layer for phi3 when the
-     * window is set; for qwen2 and qwen3 with a window, the layers {@code layer_types} marks, or, without it, the
-     * layers from {@code max_window_layers} on; for the other families with sliding layers, those their
-     * {@code layer_types} or pattern marks.
+     * {@code "sliding_attention"}, or every layer without it, when the window is set; every layer for phi3 and
+     * qwen3-moe when the window is set; for qwen2 and qwen3 with a window, the layers {@code layer_types} marks, or,
+     * without it, the layers from {@code max_window_layers} on; for the other families with sliding layers, those
+     * their {@code layer_types} or pattern marks.
      *
      * @param layer the layer index, {@code 0 <= layer < nLayers()}
      * @return true when that layer uses the sliding window
@@ -599,7 +599,7 @@ public final class HookedAutoConfig {
 
     /**
      * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral and
-     * gpt-oss); 0 for a dense MLP.
+     * gpt-oss, {@code num_experts} of qwen3-moe); 0 for a dense MLP.
      *
      * @return the number of experts, or 0
      */

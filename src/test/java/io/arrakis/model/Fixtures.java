@@ -114,7 +114,7 @@ public final class Fixtures {
     /**
      * A registered family's Hugging Face reference model: {@code src/test/resources/fixtures-hf/<family>}, or, for a
      * family without one there, the folder of {@code shared/fixtures-hf-more} whose {@code config.json} has the
-     * family's {@code model_type}.
+     * family's {@code model_type}, or else the one {@link DerivedFixtures} derives from such a folder.
      *
      * @param family the family's name or {@code model_type}
      */
@@ -126,6 +126,7 @@ public final class Fixtures {
         }
         Path more = existing(HF_MORE);
         return moreFolders().filter(d -> f.modelType().equals(modelType(d))).findFirst()
+                .or(() -> DerivedFixtures.of(f.name()))
                 .orElseGet(() -> fail("the " + f.name() + " family has no Hugging Face fixture: neither " + own
                         + " nor a folder of " + more + " with model_type " + f.modelType()));
     }

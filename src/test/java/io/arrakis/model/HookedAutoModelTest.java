@@ -712,7 +712,8 @@ class HookedAutoModelTest {
      * {@code _init_weights} zeroes that row.
      */
     private static final Set<String> PADDED_EMBEDDINGS = Set.of("cohere", "gemma", "gemma2", "gemma3", "gpt-oss",
-            "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "stable-lm", "starcoder2");
+            "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "qwen3-moe",
+            "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

@@ -20,6 +20,11 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, ClampedSw
          * sum (so the weights are float32 whatever the model's dtype).
          */
         SOFTMAX_THEN_TOP_K,
+        /**
+         * Qwen3-MoE without {@code norm_topk_prob}: the softmax over all experts' logits in float32 and its
+         * {@code topK} largest values as they are (summing to less than 1).
+         */
+        SOFTMAX_THEN_TOP_K_AS_IS,
         /** gpt-oss: the softmax over the {@code topK} largest logits only, in the logits' dtype. */
         TOP_K_THEN_SOFTMAX
     }

@@ -1,0 +1,132 @@
+package io.arrakis.model;
+
+import io.arrakis.json.Json;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Generator;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+
+/**
+ * Reference models for families that no Hugging Face fixture was made for, each written once per build under
+ * {@code target/derived-fixtures} from one that was, holding the same function so that its reference activations
+ * hold unchanged.
+ *
+ * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top
+ * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
+ * (the gate and up rows and the down columns permuted alike, expert 0 as stored), so each computes the dense MLP;
+ * the routing weights sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's
+ * weights are random, so tokens go to different experts.
+ */
+final class DerivedFixtures {
+    static final Path DIR = Path.of("target/derived-fixtures");
+    static final int EXPERTS = 3;
+    static final int TOP_K = 2;
+
+    private DerivedFixtures() {
+    }
+
+    /** The derived fixture of {@code family}, written where missing; empty for a family none is derived for. */
+    static synchronized Optional<Path> of(String family) {
+        if (!family.equals("qwen3-moe")) {
+            return Optional.empty();
+        }
+        Path dir = DIR.resolve(family);
+        if (!Files.isRegularFile(dir.resolve("reference.safetensors"))) {
+            try {
+                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir);
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot write the derived fixture " + dir + ": " + e.getMessage(), e);
+            }
+        }
+        return Optional.of(dir);
+    }
+
+    private static void writeQwen3Moe(Path qwen3, Path dir) throws IOException {
+        Path partial = Files.createDirectories(DIR).resolve(dir.getFileName() + ".partial");
+        if (Files.exists(partial)) {
+            try (var files = Files.list(partial)) {
+                for (Path f : files.toList()) {
+                    Files.delete(f);
+                }
+            }
+        }
+        Files.createDirectories(partial);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(qwen3.resolve("config.json"))));
+        config.put("architectures", List.of("Qwen3MoeForCausalLM"));
+        config.put("model_type", "qwen3_moe");
+        config.put("num_experts", EXPERTS);
+        config.put("num_experts_per_tok", TOP_K);
+        config.put("norm_topk_prob", true);
+        config.put("moe_intermediate_size", config.get("intermediate_size"));
+        config.put("decoder_sparse_step", 1);
+        config.put("mlp_only_layers", List.of());
+        Files.writeString(partial.resolve("config.json"), Json.write(config));
+        Generator g = new Generator(7);
+        Random order = new Random(7);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(qwen3.resolve("model.safetensors"))) {
+            for (String name : file.names()) {
+                if (!name.endsWith(".mlp.gate_proj.weight")) {
+                    if (!name.contains(".mlp.")) {
+                        tensors.put(name, file.tensor(name));
+                    }
+                    continue;
+                }
+                String mlp = name.substring(0, name.length() - "gate_proj.weight".length());
+                Tensor gate = file.tensor(name);
+                Tensor up = file.tensor(mlp + "up_proj.weight");
+                Tensor down = file.tensor(mlp + "down_proj.weight");
+                long width = gate.size(0);
+                long dModel = gate.size(1);
+                // logits of about unit size on the normalised stream, so that no expert's softmax share is negligible
+                tensors.put(mlp + "gate.weight", Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32,
+                        Device.CPU).div(Math.sqrt(dModel)));
+                for (int e = 0; e < EXPERTS; e++) {
+                    Tensor units = Tensor.of(e == 0 ? identity(width) : shuffled(width, order), width);
+                    String expert = mlp + "experts." + e + ".";
+                    tensors.put(expert + "gate_proj.weight", gate.indexSelect(0, units).contiguous());
+                    tensors.put(expert + "up_proj.weight", up.indexSelect(0, units).contiguous());
+                    tensors.put(expert + "down_proj.weight", down.indexSelect(1, units).contiguous());
+                }
+            }
+            SafeTensorsWriter.write(partial.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        Files.copy(qwen3.resolve("reference.safetensors"), partial.resolve("reference.safetensors"));
+        Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static long[] identity(long n) {
+        long[] ids = new long[(int) n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = i;
+        }
+        return ids;
+    }
+
+    private static long[] shuffled(long n, Random random) {
+        List<Long> ids = new ArrayList<>();
+        for (long i = 0; i < n; i++) {
+            ids.add(i);
+        }
+        Collections.shuffle(ids, random);
+        return ids.stream().mapToLong(Long::longValue).toArray();
+    }
+}
