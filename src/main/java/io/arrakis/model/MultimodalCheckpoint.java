@@ -20,6 +20,8 @@ import java.util.stream.Collectors;
  * of a text token (time, height, width) are all its position, so that for text it is Qwen 2's rotary; their config
  * gives the text model's keys at its top level or, as {@code transformers} 5 saves it, in {@code text_config}, and
  * their tensors are the text model's own names or under {@code model.language_model.}, beside a {@code visual} tower.
+ * Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with M-RoPE, its config's {@code text_config} and its tensors under
+ * {@code model.language_model.}.
  */
 final class MultimodalCheckpoint {
     /**
@@ -29,7 +31,8 @@ final class MultimodalCheckpoint {
      */
     private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
             "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"),
-            "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"));
+            "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
+            "qwen3_vl", List.of("qwen3_vl_text"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -86,6 +89,9 @@ final class MultimodalCheckpoint {
         if (qwen) {
             asQwen2(config);
         }
+        if ("qwen3_vl_text".equals(config.get("model_type"))) {
+            asQwen3(config);
+        }
         return config;
     }
 
@@ -96,18 +102,40 @@ final class MultimodalCheckpoint {
         config.putIfAbsent("rope_theta", 1_000_000.0);
         config.putIfAbsent("rms_norm_eps", 1e-5);
         config.putIfAbsent("max_window_layers", 80);
+        dropMrope(config, true);
+    }
+
+    /**
+     * Qwen3-VL's text config as a Qwen3 one: its text model is Qwen3's, with M-RoPE whose sections interleave
+     * (time, height, width) angles, which for text is Qwen3's rotary; deepstack adds image features only.
+     */
+    private static void asQwen3(Map<Object, Object> config) {
+        config.put("model_type", "qwen3");
+        // Qwen3VLTextConfig's defaults where they differ from Qwen3's
+        config.putIfAbsent("rope_theta", 500_000.0);
+        config.putIfAbsent("max_position_embeddings", 128_000);
+        dropMrope(config, false);
+    }
+
+    /**
+     * Drops M-RoPE's entries from the config's rotary objects; {@code covering}: the sections must cover the rotary
+     * half of a head, as transformers splits the head's angles by them (interleaved ones it indexes instead).
+     */
+    private static void dropMrope(Map<Object, Object> config, boolean covering) {
         for (String key : List.of("rope_scaling", "rope_parameters")) {
             if (config.get(key) instanceof Map<?, ?> rope && rope.containsKey("mrope_section")) {
-                config.put(key, withoutMrope(key, rope, config));
+                config.put(key, withoutMrope(key, rope, config, covering));
             }
         }
     }
 
     /**
-     * {@code rope} without its M-RoPE sections, which must cover the rotary half of a head (transformers splits the
-     * head's angles by them); the type {@code mrope} that transformers 4 wrote is the default rotary.
+     * {@code rope} without its M-RoPE sections (which must cover the rotary half of a head where {@code covering}
+     * says) and the flag {@code mrope_interleaved}; the type {@code mrope} that transformers 4 wrote is the default
+     * rotary.
      */
-    private static Map<Object, Object> withoutMrope(String key, Map<?, ?> rope, Map<Object, Object> config) {
+    private static Map<Object, Object> withoutMrope(String key, Map<?, ?> rope, Map<Object, Object> config,
+                                                    boolean covering) {
         if (!(rope.get("mrope_section") instanceof List<?> sections) || !sections.stream()
                 .allMatch(v -> (v instanceof Long || v instanceof Integer) && ((Number) v).longValue() >= 0)) {
             throw new IllegalArgumentException(key + ".mrope_section must be a list of sizes (integers >= 0), got "
@@ -119,12 +147,17 @@ final class MultimodalCheckpoint {
         long headDim = config.get("head_dim") instanceof Number h ? h.longValue()
                 : hidden instanceof Number d && heads instanceof Number n && n.longValue() > 0
                 ? d.longValue() / n.longValue() : -1;
-        if (headDim > 0 && covered * 2 != headDim) {
+        if (covering && headDim > 0 && covered * 2 != headDim) {
             throw new IllegalArgumentException(key + ".mrope_section " + sections + " covers " + covered * 2 + " of a"
                     + " head's " + headDim + " rotary dimensions");
         }
+        if (rope.containsKey("mrope_interleaved") && !(rope.get("mrope_interleaved") instanceof Boolean)) {
+            throw new IllegalArgumentException(key + ".mrope_interleaved must be true or false, got "
+                    + ConfigValues.describe(rope.get("mrope_interleaved")));
+        }
         Map<Object, Object> plain = new LinkedHashMap<>(rope);
         plain.remove("mrope_section");
+        plain.remove("mrope_interleaved");
         for (String typeKey : List.of("type", "rope_type")) {
             if ("mrope".equals(plain.get(typeKey))) {
                 plain.put(typeKey, "default");

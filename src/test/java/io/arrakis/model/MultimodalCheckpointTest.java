@@ -166,6 +166,64 @@ class MultimodalCheckpointTest {
         }
     }
 
+    /**
+     * Qwen3-VL's text model is Qwen3 with interleaved M-RoPE, which for text is Qwen3's rotary: the qwen3 fixture as
+     * a Qwen3-VL checkpoint (its config's {@code text_config} as Qwen3-VL-8B's is written, tensors under
+     * {@code model.language_model.} beside {@code model.visual.}) gives the fixture's Hugging Face logits.
+     */
+    @Test
+    void qwen3VlRunsAsItsQwen3TextModel() throws IOException {
+        Path qwen3 = Fixtures.huggingFace("qwen3");
+        Path folder = qwen3Vl(qwen3, List.of(4L, 4L, 4L), true);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(qwen3.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("qwen3", model.config().family());
+            assertEquals(24, model.config().dHead());
+            double[] expected = reference.tensor("logits").toDoubleArray();
+            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
+            assertEquals(expected.length, logits.length);
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
+            }
+        }
+        // interleaved sections need not cover a head's rotary half; the base defaults to Qwen3VLTextConfig's
+        HookedAutoConfig unset = HookedAutoConfig.fromPretrained(qwen3Vl(qwen3, List.of(1L, 1L, 1L), false));
+        assertEquals(500_000.0, unset.ropeTheta());
+        Path negative = qwen3Vl(qwen3, List.of(4L, -1L, 4L), true);
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(negative))
+                .getMessage();
+        assertTrue(m.contains("mrope_section"), m);
+    }
+
+    /** The qwen3 fixture (head_dim 24) as a Qwen3-VL checkpoint with M-RoPE {@code sections}, its base given or not. */
+    private Path qwen3Vl(Path qwen3, List<Long> sections, boolean givesTheta) throws IOException {
+        Path folder = Files.createTempDirectory(dir, "qwen3_vl");
+        Map<String, Object> text = config(qwen3);
+        text.remove("architectures");
+        text.remove("rope_parameters");
+        text.put("model_type", "qwen3_vl_text");
+        text.put("rope_scaling", Map.of("mrope_interleaved", true, "mrope_section", sections, "rope_type", "default"));
+        if (givesTheta) {
+            text.put("rope_theta", 10000.0);
+        }
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures",
+                List.of("Qwen3VLForConditionalGeneration"), "model_type", "qwen3_vl", "text_config", text,
+                "vision_config", Map.of("depth", 1L, "hidden_size", 8L), "tie_word_embeddings", true));
+        Files.writeString(folder.resolve("config.json"), Json.write(top));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(qwen3.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(name.startsWith("model.") ? "model.language_model." + name.substring("model.".length())
+                        : name, weights.tensor(name));
+            }
+            tensors.put("model.visual.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        return folder;
+    }
+
     /** A text model's config with a stray image tensor in its checkpoint is still refused as the wrong config. */
     @Test
     void aTextModelsCheckpointWithAnImageTensorIsRefused() throws IOException {
