@@ -370,6 +370,7 @@ final class Forward {
             top = logits.to(DType.FLOAT32).softmax(-1).topk(k, -1, true);
             weights = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
                     ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
+            weights = moe.float32Weights() ? weights : weights.to(x.dtype());
         } else {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
@@ -384,7 +385,7 @@ final class Forward {
                 Tensor rows = indices(routes.tokens()[e], x.device());
                 Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
                 Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
-                // float32 routing weights (mixtral, qwen3-moe) promote, as in Hugging Face
+                // mixtral's float32 routing weights promote, as in Hugging Face
                 outputs.add(expert.keep(out.mul(weight).to(x.dtype())));
             }
         }

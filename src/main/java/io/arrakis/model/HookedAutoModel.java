@@ -72,7 +72,7 @@ import java.util.function.Supplier;
  * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
  * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and {@code blocks.i.mlp.hook_expert_weights}
  * {@code [batch, pos, k]} (their routing weights, aligned with the indices, summing to 1, or less for qwen3-moe without
- * {@code norm_topk_prob}; float32 for mixtral and qwen3-moe, which route in float32); replacing the indices or
+ * {@code norm_topk_prob}; float32 for mixtral, which weights the experts in float32); replacing the indices or
  * weights reroutes the tokens. TransformerLens's hooks of these names differ: its {@code hook_expert_weights} is
  * the softmax over every expert before the top k are chosen, {@code [batch * pos, experts]}, and its indices are
  * {@code [batch * pos, k]}. Then per expert {@code e}, on the

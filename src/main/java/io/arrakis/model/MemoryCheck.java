@@ -203,8 +203,7 @@ final class MemoryCheck {
         String point = name.substring(name.lastIndexOf('.') + 1);
         return switch (point) {
             case "hook_expert_indices" -> 8; // int64
-            case "hook_expert_weights" -> a.moe().routing() == io.arrakis.model.family.MixtureOfExperts.Routing
-                    .TOP_K_THEN_SOFTMAX ? dtype.byteSize() : Math.max(4, dtype.byteSize());
+            case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
             case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();

@@ -662,6 +662,10 @@ class HookedAutoModelTest {
         own.put("mixtral with a sliding window, three experts, top 1", Map.of("num_hidden_layers", 2,
                 "intermediate_size", 48, "num_key_value_heads", 2, "num_local_experts", 3, "num_experts_per_tok", 1,
                 "sliding_window", 3));
+        own.put("qwen3-moe with attention biases and a sliding window, three experts, top 2", Map.of(
+                "num_hidden_layers", 2, "moe_intermediate_size", 40, "num_key_value_heads", 2, "head_dim", 12,
+                "num_local_experts", 3, "num_experts_per_tok", 2, "attention_bias", true, "use_sliding_window", true,
+                "sliding_window", 3));
         own.put("gpt-oss without attention biases, full layers, three experts, top 1", Map.of("num_hidden_layers", 2,
                 "intermediate_size", 48, "num_key_value_heads", 2, "head_dim", 8, "num_local_experts", 3,
                 "num_experts_per_tok", 1, "attention_bias", false, "layer_types",

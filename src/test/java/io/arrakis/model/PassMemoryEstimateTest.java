@@ -41,7 +41,8 @@ class PassMemoryEstimateTest {
             "gpt2 FLOAT32 none 2", "gpt2 BFLOAT16 none 2", "gpt2 FLOAT32 all 6", "gpt2 FLOAT32 replace 6",
             "llama BFLOAT16 none 2", "llama FLOAT32 all 6", "llama BFLOAT16 pattern 6",
             "gemma2 BFLOAT16 none 2", "gemma2 FLOAT32 scores 6",
-            "gpt-j BFLOAT16 none 2", "phi BFLOAT16 none 2", "mixtral FLOAT32 none 2", "gpt-oss BFLOAT16 none 2");
+            "gpt-j BFLOAT16 none 2", "phi BFLOAT16 none 2", "mixtral FLOAT32 none 2", "gpt-oss BFLOAT16 none 2",
+            "qwen3-moe BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.of(
             "gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024),
@@ -57,6 +58,9 @@ class PassMemoryEstimateTest {
             "mixtral", Map.of("hidden_size", 256, "intermediate_size", 896,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "num_local_experts", 8,
                     "num_experts_per_tok", 2, "vocab_size", 1000),
+            "qwen3-moe", Map.of("hidden_size", 256, "moe_intermediate_size", 256,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "head_dim", 32, "num_local_experts", 8,
+                    "num_experts_per_tok", 4, "vocab_size", 1000),
             "gpt-oss", Map.of("hidden_size", 256, "intermediate_size", 256,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "head_dim", 32, "num_local_experts", 8,
                     "num_experts_per_tok", 4, "sliding_window", 128, "vocab_size", 1000));

@@ -24,8 +24,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Qwen3-MoE on the fixture {@link DerivedFixtures} makes from Hugging Face's qwen3 one (3 experts, each the dense MLP
  * with its units reordered, top 2): the pass equals the dense model's reference while tokens go to different
- * experts; without {@code norm_topk_prob} the weights are the top-2 softmax values as they are, computed here from the
- * router's logits, and the MLP's output is their sum times the dense MLP's, computed here from the qwen3 checkpoint.
+ * experts; without {@code norm_topk_prob} and with each expert's output scaled apart, the weights are the top-2
+ * softmax values as they are, computed here from the router's logits, and the MLP's output is the dense MLP's,
+ * computed here from the qwen3 checkpoint, times the weighted scales; in bfloat16 the weights are rounded to it.
  */
 class Qwen3MoeTest {
 
@@ -54,16 +55,22 @@ class Qwen3MoeTest {
         }
     }
 
+    /**
+     * Without {@code norm_topk_prob} a token's weights are its two largest softmax values as they are; with expert
+     * {@code e}'s output scaled by {@code e + 1} (its {@code down_proj} so), the MLP's output is
+     * {@code sum_j w_j (e_j + 1)} times the dense MLP's, which tells the experts apart.
+     */
     @Test
     void withoutNormTopkProbTheWeightsAreTheTopSoftmaxValuesAsTheyAre(@TempDir Path tmp) throws IOException {
         Path dir = tmp.resolve("unnormalised");
-        Files.createDirectories(dir);
+        Fixtures.writeEdited(moe(), dir, (name, t) -> name.contains(".mlp.experts.")
+                && name.endsWith("down_proj.weight")
+                ? t.mul(1 + Integer.parseInt(name.replaceAll(".*\\.experts\\.(\\d+)\\..*", "$1"))) : t);
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(moe().resolve("config.json"))));
+                Files.readString(dir.resolve("config.json"))));
         assertEquals(true, config.put("norm_topk_prob", false));
         Files.writeString(dir.resolve("config.json"), Json.write(config));
-        Files.copy(moe().resolve("model.safetensors"), dir.resolve("model.safetensors"));
         Path qwen3 = Fixtures.huggingFace("qwen3");
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile dense = SafeTensorsFile.open(qwen3.resolve("model.safetensors"));
@@ -73,6 +80,7 @@ class Qwen3MoeTest {
             long[] chosen = out.cache().get("blocks.1.mlp.hook_expert_indices").toLongArray();
             float[] w = out.cache().get("blocks.1.mlp.hook_expert_weights").toFloatArray();
             int tokens = w.length / 2;
+            double[] scale = new double[tokens];
             double[] share = new double[tokens];
             for (int t = 0; t < tokens; t++) {
                 double[] softmax = new double[3];
@@ -81,12 +89,15 @@ class Qwen3MoeTest {
                     softmax[e] = Math.exp(logits[t * 3 + e]);
                     sum += softmax[e];
                 }
-                int left = 3 - (int) chosen[t * 2] - (int) chosen[t * 2 + 1];
-                assertTrue(softmax[left] <= Math.min(softmax[(int) chosen[t * 2]], softmax[(int) chosen[t * 2 + 1]]),
+                int first = (int) chosen[t * 2];
+                int second = (int) chosen[t * 2 + 1];
+                int left = 3 - first - second;
+                assertTrue(softmax[left] <= Math.min(softmax[first], softmax[second]),
                         "token " + t + " left out its lowest expert");
-                assertEquals(softmax[(int) chosen[t * 2]] / sum, w[t * 2], 1e-6, "token " + t);
-                assertEquals(softmax[(int) chosen[t * 2 + 1]] / sum, w[t * 2 + 1], 1e-6, "token " + t);
+                assertEquals(softmax[first] / sum, w[t * 2], 1e-6, "token " + t);
+                assertEquals(softmax[second] / sum, w[t * 2 + 1], 1e-6, "token " + t);
                 share[t] = w[t * 2] + w[t * 2 + 1];
+                scale[t] = w[t * 2] * (first + 1) + w[t * 2 + 1] * (second + 1);
             }
             assertTrue(Arrays.stream(share).min().orElseThrow() < 0.9, "the expert left out had a share");
             Tensor x = out.cache().get("blocks.1.ln2.hook_normalized").reshape(tokens, -1);
@@ -96,17 +107,36 @@ class Qwen3MoeTest {
             double[] actual = out.cache().get("blocks.1.hook_mlp_out").toDoubleArray();
             int d = actual.length / tokens;
             for (int i = 0; i < actual.length; i++) {
-                assertEquals(share[i / d] * mlp[i], actual[i], 1e-5, "element " + i);
+                assertEquals(scale[i / d] * mlp[i], actual[i], 1e-5 * Math.max(1, Math.abs(actual[i])), "element " + i);
             }
         }
     }
 
+    /**
+     * In bfloat16 the routing weights are rounded to bfloat16 before they weight the experts, as transformers'
+     * router returns them: each is the float32 routing of the router's logits, rounded.
+     */
     @Test
-    void aBfloat16ModelRoutesInFloat32() {
+    void aBfloat16ModelRoundsItsRoutingWeightsToBfloat16() {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(moe(), DType.BFLOAT16, Device.CPU);
              ModelOutput out = model.forward(Fixtures.referenceInputIds(moe()))) {
-            assertEquals(DType.FLOAT32, out.cache().get("blocks.0.mlp.hook_expert_weights").dtype());
+            Tensor weights = out.cache().get("blocks.0.mlp.hook_expert_weights");
+            assertEquals(DType.BFLOAT16, weights.dtype());
+            float[] logits = out.cache().get("blocks.0.mlp.hook_router_logits").toFloatArray();
+            long[] chosen = out.cache().get("blocks.0.mlp.hook_expert_indices").toLongArray();
+            float[] w = weights.toFloatArray();
+            float[] expected = new float[w.length];
+            for (int t = 0; t < w.length / 2; t++) {
+                double a = Math.exp(logits[t * 3 + (int) chosen[t * 2]]);
+                double b = Math.exp(logits[t * 3 + (int) chosen[t * 2 + 1]]);
+                expected[t * 2] = (float) (a / (a + b));
+                expected[t * 2 + 1] = (float) (b / (a + b));
+            }
+            float[] rounded = Tensor.of(expected, expected.length).to(DType.BFLOAT16).toFloatArray();
+            for (int i = 0; i < w.length; i++) {
+                assertEquals(rounded[i], w[i], Math.ulp(rounded[i]) * 65536, "weight " + i + " is a bfloat16 step");
+            }
             assertEquals(DType.BFLOAT16, out.cache().get("blocks.0.hook_mlp_out").dtype());
         }
     }

@@ -87,7 +87,7 @@ final class GptOss extends ModelFamily {
         return LlamaLayout.standardKeys(withDefaultRotaryScaling(s)).headDim("head_dim")
                 .norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps").rotary("rope_theta", null).biases(bias, bias, false)
                 .slidingWindow(window).layerAttention(perLayer).attentionSinks()
-                .mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_SOFTMAX, ACTIVATION))
+                .mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_SOFTMAX, false, ACTIVATION))
                 .build();
     }
 

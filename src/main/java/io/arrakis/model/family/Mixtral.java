@@ -54,19 +54,20 @@ final class Mixtral extends ModelFamily {
     Architecture architecture(Settings s) {
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).slidingWindow(s.integerOrNull("sliding_window"))
-                .mixtureOfExperts(experts(s, Routing.SOFTMAX_THEN_TOP_K, null))
+                .mixtureOfExperts(experts(s, Routing.SOFTMAX_THEN_TOP_K, true, null))
                 .build();
     }
 
     /** The experts of {@code num_local_experts} and {@code num_experts_per_tok}, which must not exceed it. */
-    static MixtureOfExperts experts(Settings s, Routing routing, MixtureOfExperts.ClampedSwiglu activation) {
+    static MixtureOfExperts experts(Settings s, Routing routing, boolean float32Weights,
+                                    MixtureOfExperts.ClampedSwiglu activation) {
         int experts = s.integer("num_local_experts");
         int topK = s.integer("num_experts_per_tok");
         if (topK > experts) {
             throw invalid("num_experts_per_tok", topK, "exceeds num_local_experts = " + experts
                     + ": a token cannot go to more experts than there are");
         }
-        return new MixtureOfExperts(experts, topK, routing, activation);
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, activation);
     }
 
     @Override

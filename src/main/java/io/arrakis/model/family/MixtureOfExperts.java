@@ -8,16 +8,19 @@ package io.arrakis.model.family;
  * @param experts how many experts each layer has ({@code num_local_experts})
  * @param topK how many experts each token goes to ({@code num_experts_per_tok}), at most {@code experts}
  * @param routing how the routing weights follow from the router's logits
+ * @param float32Weights whether the routing weights stay float32 whatever the model's dtype (mixtral), rather than
+ *     rounded to it before they multiply the experts' outputs
  * @param clampedSwiglu gpt-oss's expert activation, or null for the family's gated activation
  *     {@code act(gate) * up}
  */
-public record MixtureOfExperts(int experts, int topK, Routing routing, ClampedSwiglu clampedSwiglu) {
+public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
+        ClampedSwiglu clampedSwiglu) {
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
         /**
-         * Mixtral: the softmax over all experts' logits in float32, its {@code topK} largest values, divided by their
-         * sum (so the weights are float32 whatever the model's dtype).
+         * Mixtral, Qwen3-MoE with {@code norm_topk_prob}: the softmax over all experts' logits in float32, its
+         * {@code topK} largest values, divided by their sum.
          */
         SOFTMAX_THEN_TOP_K,
         /**

@@ -30,10 +30,10 @@ import static io.arrakis.model.family.Slot.*;
  * on each query and key head before the rotary embedding, biases as {@code attention_bias} says) with a sparse
  * mixture of experts for the MLP. The router {@code gate} scores {@code num_experts} experts; each token goes to the
  * {@code num_experts_per_tok} with the highest softmax over all experts (in float32), weighted by those values,
- * divided by their sum where {@code norm_topk_prob} says; each expert is a gated MLP of width
- * {@code moe_intermediate_size}. With {@code use_sliding_window} every layer sees the last {@code sliding_window}
- * positions, as {@code transformers} 5 masks them. {@code head_dim} is read where the file gives it (the published
- * models do), else {@code hidden_size / num_attention_heads}.
+ * divided by their sum where {@code norm_topk_prob} says, then rounded to the model's dtype; each expert is a gated
+ * MLP of width {@code moe_intermediate_size}. With {@code use_sliding_window} every layer sees the last
+ * {@code sliding_window} positions, as {@code transformers} 5 masks them. {@code head_dim} is read where the file
+ * gives it (the published models do), else {@code hidden_size / num_attention_heads}.
  *
  * <p>Layers with a dense MLP among the experts' ({@code mlp_only_layers} naming a layer, or a
  * {@code decoder_sparse_step} other than 1) are refused: no published model has them.
@@ -71,7 +71,7 @@ final class Qwen3Moe extends ModelFamily {
         return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)
                 .biases(attentionBias, attentionBias, false).qkNorm(QkNorm.PER_HEAD).slidingWindow(window)
-                .mixtureOfExperts(Mixtral.experts(s, routing, null))
+                .mixtureOfExperts(Mixtral.experts(s, routing, false, null))
                 .build();
     }
 
@@ -90,7 +90,7 @@ final class Qwen3Moe extends ModelFamily {
         if (dense != null && dense.stream().anyMatch(i -> i instanceof Number n && n.doubleValue() >= 0
                 && n.doubleValue() < layers)) {
             throw invalid("mlp_only_layers", dense, "gives layers a dense MLP among the experts' (not implemented;"
-                    + " only an empty list is)");
+                    + " only a list naming no layer of the model is)");
         }
     }
 
