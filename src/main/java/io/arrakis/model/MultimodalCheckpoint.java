@@ -21,7 +21,7 @@ import java.util.stream.Collectors;
  * gives the text model's keys at its top level or, as {@code transformers} 5 saves it, in {@code text_config}, and
  * their tensors are the text model's own names or under {@code model.language_model.}, beside a {@code visual} tower.
  * Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with M-RoPE, its config's {@code text_config} and its tensors under
- * {@code model.language_model.}.
+ * {@code model.language_model.}; Qwen3-VL-MoE's ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family.
  */
 final class MultimodalCheckpoint {
     /**
@@ -32,7 +32,7 @@ final class MultimodalCheckpoint {
     private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
             "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
-            "qwen3_vl", List.of("qwen3_vl_text"));
+            "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -91,6 +91,8 @@ final class MultimodalCheckpoint {
         }
         if ("qwen3_vl_text".equals(config.get("model_type"))) {
             asQwen3(config);
+        } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
+            dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
         }
         return config;
     }

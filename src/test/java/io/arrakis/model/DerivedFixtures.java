@@ -30,7 +30,9 @@ import java.util.Random;
  * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
  * (the gate and up rows and the down columns permuted alike, expert 0 as stored), so each computes the dense MLP;
  * the routing weights sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's
- * weights are random, so tokens go to different experts.
+ * weights are random, so tokens go to different experts. {@code qwen3-vl-moe}: the same experts, fused as
+ * Qwen3-VL-MoE's text model stores them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj
+ * [experts, d_mlp, d_model]}), whose router always renormalises.
  */
 final class DerivedFixtures {
     static final Path DIR = Path.of("target/derived-fixtures");
@@ -42,13 +44,13 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written where missing; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!family.equals("qwen3-moe")) {
+        if (!family.equals("qwen3-moe") && !family.equals("qwen3-vl-moe")) {
             return Optional.empty();
         }
         Path dir = DIR.resolve(family);
         if (!Files.isRegularFile(dir.resolve("reference.safetensors"))) {
             try {
-                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir);
+                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir, family.equals("qwen3-vl-moe"));
             } catch (IOException e) {
                 throw new IllegalStateException("cannot write the derived fixture " + dir + ": " + e.getMessage(), e);
             }
@@ -56,7 +58,8 @@ final class DerivedFixtures {
         return Optional.of(dir);
     }
 
-    private static void writeQwen3Moe(Path qwen3, Path dir) throws IOException {
+    /** {@code fused}: Qwen3-VL-MoE's text model, else Qwen3-MoE. */
+    private static void writeQwen3Moe(Path qwen3, Path dir, boolean fused) throws IOException {
         Path partial = Files.createDirectories(DIR).resolve(dir.getFileName() + ".partial");
         if (Files.exists(partial)) {
             try (var files = Files.list(partial)) {
@@ -69,11 +72,16 @@ final class DerivedFixtures {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
                 Files.readString(qwen3.resolve("config.json"))));
-        config.put("architectures", List.of("Qwen3MoeForCausalLM"));
-        config.put("model_type", "qwen3_moe");
+        if (fused) {
+            config.remove("architectures");
+            config.put("model_type", "qwen3_vl_moe_text");
+        } else {
+            config.put("architectures", List.of("Qwen3MoeForCausalLM"));
+            config.put("model_type", "qwen3_moe");
+            config.put("norm_topk_prob", true);
+        }
         config.put("num_experts", EXPERTS);
         config.put("num_experts_per_tok", TOP_K);
-        config.put("norm_topk_prob", true);
         config.put("moe_intermediate_size", config.get("intermediate_size"));
         config.put("decoder_sparse_step", 1);
         config.put("mlp_only_layers", List.of());
@@ -99,12 +107,26 @@ final class DerivedFixtures {
                 // logits of about unit size on the normalised stream, so that no expert's softmax share is negligible
                 tensors.put(mlp + "gate.weight", Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32,
                         Device.CPU).div(Math.sqrt(dModel)));
+                List<Tensor> gateUp = new ArrayList<>();
+                List<Tensor> downs = new ArrayList<>();
                 for (int e = 0; e < EXPERTS; e++) {
                     Tensor units = Tensor.of(e == 0 ? identity(width) : shuffled(width, order), width);
+                    Tensor gateRows = gate.indexSelect(0, units);
+                    Tensor upRows = up.indexSelect(0, units);
+                    Tensor downColumns = down.indexSelect(1, units);
+                    if (fused) {
+                        gateUp.add(Tensor.cat(List.of(gateRows.transpose(0, 1), upRows.transpose(0, 1)), 1));
+                        downs.add(downColumns.transpose(0, 1));
+                        continue;
+                    }
                     String expert = mlp + "experts." + e + ".";
-                    tensors.put(expert + "gate_proj.weight", gate.indexSelect(0, units).contiguous());
-                    tensors.put(expert + "up_proj.weight", up.indexSelect(0, units).contiguous());
-                    tensors.put(expert + "down_proj.weight", down.indexSelect(1, units).contiguous());
+                    tensors.put(expert + "gate_proj.weight", gateRows.contiguous());
+                    tensors.put(expert + "up_proj.weight", upRows.contiguous());
+                    tensors.put(expert + "down_proj.weight", downColumns.contiguous());
+                }
+                if (fused) {
+                    tensors.put(mlp + "experts.gate_up_proj", Tensor.stack(gateUp, 0).contiguous());
+                    tensors.put(mlp + "experts.down_proj", Tensor.stack(downs, 0).contiguous());
                 }
             }
             SafeTensorsWriter.write(partial.resolve("model.safetensors"), tensors, Map.of("format", "pt"));

@@ -196,23 +196,52 @@ class MultimodalCheckpointTest {
         assertTrue(m.contains("mrope_section"), m);
     }
 
-    /** The qwen3 fixture (head_dim 24) as a Qwen3-VL checkpoint with M-RoPE {@code sections}, its base given or not. */
-    private Path qwen3Vl(Path qwen3, List<Long> sections, boolean givesTheta) throws IOException {
-        Path folder = Files.createTempDirectory(dir, "qwen3_vl");
-        Map<String, Object> text = config(qwen3);
+    /**
+     * Qwen3-VL-MoE's text model is the qwen3-vl-moe family: its derived fixture (qwen3's MLPs as fused experts that
+     * each compute it) as a Qwen3-VL-MoE checkpoint gives the qwen3 fixture's Hugging Face logits.
+     */
+    @Test
+    void qwen3VlMoeRunsAsItsTextModel() throws IOException {
+        Path moe = Fixtures.huggingFace("qwen3-vl-moe");
+        Path folder = qwen3Vl(moe, List.of(4L, 4L, 4L), true);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(moe.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("qwen3-vl-moe", model.config().family());
+            assertEquals(3, model.config().numExperts());
+            double[] expected = reference.tensor("logits").toDoubleArray();
+            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
+            assertEquals(expected.length, logits.length);
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
+            }
+        }
+        assertEquals(500_000.0, HookedAutoConfig.fromPretrained(qwen3Vl(moe, List.of(4L, 4L, 4L), false))
+                .ropeTheta(), "Qwen3VLMoeTextConfig's base");
+    }
+
+    /**
+     * A text fixture (qwen3's, head_dim 24, or one derived from it) as a Qwen3-VL or, from qwen3-vl-moe's, a
+     * Qwen3-VL-MoE checkpoint with M-RoPE {@code sections}, its base given or not.
+     */
+    private Path qwen3Vl(Path source, List<Long> sections, boolean givesTheta) throws IOException {
+        Map<String, Object> text = config(source);
+        boolean moe = "qwen3_vl_moe_text".equals(text.get("model_type"));
+        Path folder = Files.createTempDirectory(dir, moe ? "qwen3_vl_moe" : "qwen3_vl");
         text.remove("architectures");
         text.remove("rope_parameters");
-        text.put("model_type", "qwen3_vl_text");
+        text.put("model_type", moe ? "qwen3_vl_moe_text" : "qwen3_vl_text");
         text.put("rope_scaling", Map.of("mrope_interleaved", true, "mrope_section", sections, "rope_type", "default"));
         if (givesTheta) {
             text.put("rope_theta", 10000.0);
         }
-        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures",
-                List.of("Qwen3VLForConditionalGeneration"), "model_type", "qwen3_vl", "text_config", text,
-                "vision_config", Map.of("depth", 1L, "hidden_size", 8L), "tie_word_embeddings", true));
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures", List.of(moe
+                ? "Qwen3VLMoeForConditionalGeneration" : "Qwen3VLForConditionalGeneration"), "model_type",
+                moe ? "qwen3_vl_moe" : "qwen3_vl", "text_config", text, "vision_config",
+                Map.of("depth", 1L, "hidden_size", 8L), "tie_word_embeddings", true));
         Files.writeString(folder.resolve("config.json"), Json.write(top));
         try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile weights = SafeTensorsFile.open(qwen3.resolve("model.safetensors"))) {
+             SafeTensorsFile weights = SafeTensorsFile.open(source.resolve("model.safetensors"))) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             for (String name : weights.names()) {
                 tensors.put(name.startsWith("model.") ? "model.language_model." + name.substring("model.".length())

@@ -21,7 +21,8 @@ final class TinyConfigs {
         if (raw.containsKey("intermediate_size")) {
             o.put("intermediate_size", 48);
         }
-        if (raw.containsKey("moe_intermediate_size")) { // qwen3-moe: its default 128 experts, top 8, made small
+        // qwen3-moe's 128 experts, top 8, and qwen3-vl-moe's 60, top 4, made few
+        if (raw.containsKey("moe_intermediate_size")) {
             o.putAll(Map.of("moe_intermediate_size", 48, "num_local_experts", 4, "num_experts_per_tok", 2));
         }
         if (raw.containsKey("num_key_value_heads")) {

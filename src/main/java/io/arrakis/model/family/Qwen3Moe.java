@@ -79,7 +79,7 @@ final class Qwen3Moe extends ModelFamily {
      * Refuses a dense MLP on any layer: transformers gives layer {@code i} one where {@code mlp_only_layers} holds
      * {@code i} or {@code (i + 1) % decoder_sparse_step != 0}.
      */
-    private static void requireExpertsOnEveryLayer(Settings s) {
+    static void requireExpertsOnEveryLayer(Settings s) {
         int step = s.integer("decoder_sparse_step");
         if (step != 1) {
             throw invalid("decoder_sparse_step", step, step < 1 ? "must be at least 1"
