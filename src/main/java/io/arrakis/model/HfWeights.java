@@ -53,6 +53,8 @@ final class HfWeights {
     private final DType dtype;
     private final Device device;
     private final String missingPrefix;
+    /** See {@link #swappedLayout()}; null until asked. */
+    private Boolean swappedLayout;
     private final Set<String> used = new HashSet<>();
 
     private HfWeights(HookedAutoConfig config, Source source, DType dtype, Device device) {
@@ -248,11 +250,15 @@ final class HfWeights {
                     + " which is not supported; use the checkpoint in bfloat16, or dequantize it first");
         }
         long[] stored = source.shape(name); // from the header: a tensor of another size is never read
-        if (!Arrays.equals(stored, t.shape())) {
+        boolean swapped = t.swappable() && swappedLayout();
+        if (!Arrays.equals(stored, swapped ? t.swappedShape() : t.shape())) {
             throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' has shape "
-                    + clipped(Arrays.toString(stored)) + " but the config needs " + Arrays.toString(t.shape()));
+                    + clipped(Arrays.toString(stored)) + " but the config needs " + Arrays.toString(t.shape())
+                    + (t.swappable() ? " (or " + Arrays.toString(t.swappedShape()) + " as transformers 5 saves it,"
+                    + " as this checkpoint " + (swapped ? "does" : "does not") + " elsewhere)" : ""));
         }
-        try (Tensor raw = source.load(name)) {
+        try (Tensor loaded = source.load(name);
+             Tensor raw = swapped ? loaded.transpose(-2, -1).contiguous() : loaded.alias()) {
             if (!raw.dtype().isFloatingPoint()) {
                 throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' is " + raw.dtype()
                         + "; weights must be floating point");
@@ -267,6 +273,38 @@ final class HfWeights {
                 return t.transposed() ? rows.transpose(0, 1) : rows.alias();
             }
         }
+    }
+
+    /**
+     * Whether the file stores the {@link CheckpointTensor#swappable} tensors with their last two dimensions swapped
+     * (as transformers 5 saves them), as the shapes of those with two distinct shapes say: a tensor with one shape
+     * either way (Qwen3-VL-MoE's gate_up_proj where d_model is twice the experts' width) follows the others.
+     *
+     * @throws IllegalArgumentException where some are stored one way and some the other
+     */
+    private boolean swappedLayout() {
+        if (swappedLayout == null) {
+            boolean asPublished = false;
+            boolean swapped = false;
+            for (CheckpointTensor t : config.checkpoint().tensors().values()) {
+                String name = t.name().startsWith(missingPrefix) ? t.name().substring(missingPrefix.length())
+                        : t.name();
+                if (t.swappable() && source.names().contains(name)) {
+                    long[] stored = source.shape(name);
+                    boolean asIs = Arrays.equals(stored, t.shape());
+                    boolean other = Arrays.equals(stored, t.swappedShape());
+                    asPublished |= asIs && !other;
+                    swapped |= other && !asIs;
+                }
+            }
+            if (asPublished && swapped) {
+                throw new IllegalArgumentException("the checkpoint stores some fused expert tensors as published and"
+                        + " others with their last two dimensions swapped, as transformers 5 saves them; a checkpoint"
+                        + " has one layout");
+            }
+            swappedLayout = swapped;
+        }
+        return swappedLayout;
     }
 
     private String near(String name) {

@@ -113,6 +113,10 @@ final class MultimodalCheckpoint {
      */
     private static void asQwen3(Map<Object, Object> config) {
         config.put("model_type", "qwen3");
+        // Qwen3-VL's attention has no sliding window, whatever the config's Qwen3 keys say
+        for (String key : List.of("use_sliding_window", "sliding_window", "max_window_layers", "layer_types")) {
+            config.remove(key);
+        }
         // Qwen3VLTextConfig's defaults where they differ from Qwen3's
         config.putIfAbsent("rope_theta", 500_000.0);
         config.putIfAbsent("max_position_embeddings", 128_000);
@@ -121,7 +125,8 @@ final class MultimodalCheckpoint {
 
     /**
      * Drops M-RoPE's entries from the config's rotary objects; {@code covering}: the sections must cover the rotary
-     * half of a head, as transformers splits the head's angles by them (interleaved ones it indexes instead).
+     * half of a head, as transformers splits the head's angles by them; else they interleave, and transformers
+     * indexes three of them.
      */
     private static void dropMrope(Map<Object, Object> config, boolean covering) {
         for (String key : List.of("rope_scaling", "rope_parameters")) {
@@ -149,6 +154,10 @@ final class MultimodalCheckpoint {
         long headDim = config.get("head_dim") instanceof Number h ? h.longValue()
                 : hidden instanceof Number d && heads instanceof Number n && n.longValue() > 0
                 ? d.longValue() / n.longValue() : -1;
+        if (!covering && sections.size() != 3) {
+            throw new IllegalArgumentException(key + ".mrope_section must hold the sizes of three sections (time,"
+                    + " height, width), got " + sections);
+        }
         if (covering && headDim > 0 && covered * 2 != headDim) {
             throw new IllegalArgumentException(key + ".mrope_section " + sections + " covers " + covered * 2 + " of a"
                     + " head's " + headDim + " rotary dimensions");

@@ -172,6 +172,7 @@ class MultimodalCheckpointTest {
      * {@code model.language_model.} beside {@code model.visual.}) gives the fixture's Hugging Face logits.
      */
     @Test
+    @SuppressWarnings("unchecked")
     void qwen3VlRunsAsItsQwen3TextModel() throws IOException {
         Path qwen3 = Fixtures.huggingFace("qwen3");
         Path folder = qwen3Vl(qwen3, List.of(4L, 4L, 4L), true);
@@ -190,10 +191,19 @@ class MultimodalCheckpointTest {
         // interleaved sections need not cover a head's rotary half; the base defaults to Qwen3VLTextConfig's
         HookedAutoConfig unset = HookedAutoConfig.fromPretrained(qwen3Vl(qwen3, List.of(1L, 1L, 1L), false));
         assertEquals(500_000.0, unset.ropeTheta());
-        Path negative = qwen3Vl(qwen3, List.of(4L, -1L, 4L), true);
-        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(negative))
-                .getMessage();
-        assertTrue(m.contains("mrope_section"), m);
+        for (List<Long> sections : List.of(List.of(4L, -1L, 4L), List.of(6L, 6L))) {
+            Path wrong = qwen3Vl(qwen3, sections, true);
+            String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromPretrained(wrong))
+                    .getMessage();
+            assertTrue(m.contains("mrope_section"), m);
+        }
+        // Qwen3-VL's attention has no sliding window, whatever Qwen3 keys its text config carries
+        Map<String, Object> windowed = config(folder);
+        Map<String, Object> text = new LinkedHashMap<>((Map<String, Object>) windowed.get("text_config"));
+        text.putAll(Map.of("use_sliding_window", true, "sliding_window", 2, "max_window_layers", 0));
+        windowed.put("text_config", text);
+        Files.writeString(folder.resolve("config.json"), Json.write(windowed));
+        assertTrue(HookedAutoConfig.fromPretrained(folder).slidingWindow().isEmpty());
     }
 
     /**

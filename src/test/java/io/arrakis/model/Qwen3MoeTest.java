@@ -8,6 +8,8 @@ import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -17,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,21 +59,28 @@ class Qwen3MoeTest {
     }
 
     /**
-     * Without {@code norm_topk_prob} a token's weights are its two largest softmax values as they are; with expert
-     * {@code e}'s output scaled by {@code e + 1} (its {@code down_proj} so), the MLP's output is
-     * {@code sum_j w_j (e_j + 1)} times the dense MLP's, which tells the experts apart.
+     * A token's weights are its two largest softmax values, as they are without {@code norm_topk_prob} (qwen3-moe
+     * here) and divided by their sum in qwen3-vl-moe; with expert {@code e}'s output scaled by {@code e + 1} (its
+     * {@code down_proj} so), the MLP's output is {@code sum_j w_j (e_j + 1)} times the dense MLP's, which tells the
+     * experts apart.
      */
-    @Test
-    void withoutNormTopkProbTheWeightsAreTheTopSoftmaxValuesAsTheyAre(@TempDir Path tmp) throws IOException {
-        Path dir = tmp.resolve("unnormalised");
-        Fixtures.writeEdited(moe(), dir, (name, t) -> name.contains(".mlp.experts.")
-                && name.endsWith("down_proj.weight")
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-moe", "qwen3-vl-moe"})
+    void theWeightsAreTheTopSoftmaxValuesAndWeightTheirOwnExperts(String family, @TempDir Path tmp)
+            throws IOException {
+        boolean fused = family.equals("qwen3-vl-moe");
+        Path dir = tmp.resolve(family);
+        Fixtures.writeEdited(Fixtures.huggingFace(family), dir, (name, t) -> !name.contains("down_proj") ? t
+                : fused ? t.mul(Tensor.of(new float[] {1, 2, 3}, 3, 1, 1))
+                : name.contains(".mlp.experts.")
                 ? t.mul(1 + Integer.parseInt(name.replaceAll(".*\\.experts\\.(\\d+)\\..*", "$1"))) : t);
-        @SuppressWarnings("unchecked")
-        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(dir.resolve("config.json"))));
-        assertEquals(true, config.put("norm_topk_prob", false));
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        if (!fused) {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                    Files.readString(dir.resolve("config.json"))));
+            assertEquals(true, config.put("norm_topk_prob", false));
+            Files.writeString(dir.resolve("config.json"), Json.write(config));
+        }
         Path qwen3 = Fixtures.huggingFace("qwen3");
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
              SafeTensorsFile dense = SafeTensorsFile.open(qwen3.resolve("model.safetensors"));
@@ -84,22 +94,23 @@ class Qwen3MoeTest {
             double[] share = new double[tokens];
             for (int t = 0; t < tokens; t++) {
                 double[] softmax = new double[3];
-                double sum = 0;
                 for (int e = 0; e < 3; e++) {
                     softmax[e] = Math.exp(logits[t * 3 + e]);
-                    sum += softmax[e];
                 }
                 int first = (int) chosen[t * 2];
                 int second = (int) chosen[t * 2 + 1];
                 int left = 3 - first - second;
                 assertTrue(softmax[left] <= Math.min(softmax[first], softmax[second]),
                         "token " + t + " left out its lowest expert");
+                double sum = fused ? softmax[first] + softmax[second] : softmax[0] + softmax[1] + softmax[2];
                 assertEquals(softmax[first] / sum, w[t * 2], 1e-6, "token " + t);
                 assertEquals(softmax[second] / sum, w[t * 2 + 1], 1e-6, "token " + t);
                 share[t] = w[t * 2] + w[t * 2 + 1];
                 scale[t] = w[t * 2] * (first + 1) + w[t * 2 + 1] * (second + 1);
             }
-            assertTrue(Arrays.stream(share).min().orElseThrow() < 0.9, "the expert left out had a share");
+            if (!fused) {
+                assertTrue(Arrays.stream(share).min().orElseThrow() < 0.9, "the expert left out had a share");
+            }
             Tensor x = out.cache().get("blocks.1.ln2.hook_normalized").reshape(tokens, -1);
             double[] mlp = x.linear(dense.tensor(p + "mlp.gate_proj.weight"), null).silu()
                     .mul(x.linear(dense.tensor(p + "mlp.up_proj.weight"), null))
@@ -114,13 +125,15 @@ class Qwen3MoeTest {
 
     /**
      * In bfloat16 the routing weights are rounded to bfloat16 before they weight the experts, as transformers'
-     * router returns them: each is the float32 routing of the router's logits, rounded.
+     * routers return them: each is the float32 routing of the router's logits, rounded.
      */
-    @Test
-    void aBfloat16ModelRoundsItsRoutingWeightsToBfloat16() {
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-moe", "qwen3-vl-moe"})
+    void aBfloat16ModelRoundsItsRoutingWeightsToBfloat16(String family) {
+        Path dir = Fixtures.huggingFace(family);
         try (TensorScope scope = TensorScope.open();
-             HookedAutoModel model = HookedAutoModel.fromPretrained(moe(), DType.BFLOAT16, Device.CPU);
-             ModelOutput out = model.forward(Fixtures.referenceInputIds(moe()))) {
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(dir))) {
             Tensor weights = out.cache().get("blocks.0.mlp.hook_expert_weights");
             assertEquals(DType.BFLOAT16, weights.dtype());
             float[] logits = out.cache().get("blocks.0.mlp.hook_router_logits").toFloatArray();
@@ -139,6 +152,53 @@ class Qwen3MoeTest {
             }
             assertEquals(DType.BFLOAT16, out.cache().get("blocks.0.hook_mlp_out").dtype());
         }
+    }
+
+    /**
+     * Qwen3-VL-MoE's fused experts as transformers 5 saves them, their last two dimensions swapped: read so as
+     * the shapes of the file's expert tensors say, also where gate_up_proj has one shape either way (d_model twice
+     * the experts' width) and down_proj tells, whatever version the config names; a file with both layouts is
+     * refused.
+     */
+    @Test
+    void qwen3VlMoeReadsExpertsSavedByTransformers5(@TempDir Path tmp) throws IOException {
+        Path fixture = Fixtures.huggingFace("qwen3-vl-moe");
+        Path swapped = tmp.resolve("swapped");
+        Fixtures.writeEdited(fixture, swapped, (name, t) -> name.contains(".mlp.experts.")
+                ? t.transpose(1, 2).contiguous() : t);
+        Files.copy(fixture.resolve("reference.safetensors"), swapped.resolve("reference.safetensors"));
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(swapped);
+             SafeTensorsFile reference = SafeTensorsFile.open(fixture.resolve("reference.safetensors"))) {
+            assertTrue(model.runWithHooks(reference.tensor("input_ids")).allclose(reference.tensor("logits"), 1e-4,
+                    1e-4));
+        }
+        HookedAutoConfig square = TinyConfigs.of("qwen3-vl-moe").with(Map.of("hidden_size", 32,
+                "moe_intermediate_size", 16));
+        Path published = tmp.resolve("published");
+        Path saved = tmp.resolve("saved-by-5");
+        try (TensorScope scope = TensorScope.open()) {
+            Fixtures.writeRandomCheckpoint(square, 5, published);
+            Fixtures.writeEdited(published, saved, (name, t) -> name.contains(".mlp.experts.")
+                    ? t.transpose(1, 2).contiguous() : t);
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(saved.resolve("config.json"))));
+        config.put("transformers_version", "4.57.0");
+        Files.writeString(saved.resolve("config.json"), Json.write(config));
+        Tensor ids = Tensor.of(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel a = HookedAutoModel.fromPretrained(published);
+             HookedAutoModel b = HookedAutoModel.fromPretrained(saved)) {
+            assertArrayEquals(a.runWithHooks(ids).toFloatArray(), b.runWithHooks(ids).toFloatArray());
+        }
+        Path mixed = tmp.resolve("mixed");
+        try (TensorScope scope = TensorScope.open()) {
+            Fixtures.writeEdited(published, mixed, (name, t) -> name.equals("model.layers.1.mlp.experts.down_proj")
+                    ? t.transpose(1, 2).contiguous() : t);
+        }
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoModel.fromPretrained(mixed))
+                .getMessage();
+        assertTrue(m.contains("some fused expert tensors as published and others"), m);
     }
 
     /** Qwen3-30B-A3B's config.json as published (transformers 4.51). */

@@ -18,9 +18,12 @@ import java.util.List;
  * @param groups how many repetitions of the parts the last dimension holds
  * @param parts the slots filled, with their sizes per group
  * @param expert the expert whose slice of the slots this tensor fills, or -1 when it fills them whole
+ * @param swappable whether a file may also store it with its last two dimensions swapped, which loading swaps back
+ *     (Qwen3-VL-MoE's fused experts, which {@code transformers} 5 saves in {@code nn.Linear}'s {@code [out, in]}
+ *     order where the published files have {@code [in, out]})
  */
 public record CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts,
-        int expert) {
+        int expert, boolean swappable) {
 
     /**
      * A slot and how many columns of each group it takes.
@@ -36,7 +39,8 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
         parts = List.copyOf(parts);
         long last = transposed ? shape[0] : shape[shape.length - 1];
         long perGroup = parts.stream().mapToLong(Part::size).sum();
-        if (transposed && shape.length != 2 || parts.isEmpty() || last != groups * perGroup) {
+        if (transposed && shape.length != 2 || parts.isEmpty() || last != groups * perGroup
+                || swappable && (transposed || shape.length < 2)) {
             throw new IllegalStateException(name + ": shape " + Arrays.toString(shape) + " does not hold " + groups
                     + " groups of " + parts);
         }
@@ -44,7 +48,7 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
 
     /** A tensor that fills its slots whole. */
     public CheckpointTensor(String name, long[] shape, boolean transposed, int groups, List<Part> parts) {
-        this(name, shape, transposed, groups, parts, -1);
+        this(name, shape, transposed, groups, parts, -1, false);
     }
 
     /** A tensor loaded as stored, into one slot. */
@@ -118,10 +122,27 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
 
     /** This tensor as expert {@code index}'s slice of its slots. */
     CheckpointTensor ofExpert(int index) {
-        return new CheckpointTensor(name, shape, transposed, groups, parts, index);
+        return new CheckpointTensor(name, shape, transposed, groups, parts, index, swappable);
+    }
+
+    /** This tensor, which a file may also store with its last two dimensions swapped. */
+    CheckpointTensor orSwapped() {
+        return new CheckpointTensor(name, shape, transposed, groups, parts, expert, true);
+    }
+
+    /**
+     * The shape with its last two dimensions swapped, as a file stores a {@link #swappable} tensor swapped.
+     *
+     * @return a new array
+     */
+    public long[] swappedShape() {
+        long[] swapped = shape.clone();
+        swapped[shape.length - 1] = shape[shape.length - 2];
+        swapped[shape.length - 2] = shape[shape.length - 1];
+        return swapped;
     }
 
     CheckpointTensor named(String newName) {
-        return new CheckpointTensor(newName, shape, transposed, groups, parts, expert);
+        return new CheckpointTensor(newName, shape, transposed, groups, parts, expert, swappable);
     }
 }

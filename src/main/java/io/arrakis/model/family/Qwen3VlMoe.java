@@ -36,7 +36,8 @@ import static io.arrakis.model.family.Slot.*;
  * <p>Keys: {@code Qwen3VLMoeTextConfig} of {@code transformers} 5.17, plus the rotary keys 4.x files carry in place of
  * {@code rope_parameters}. Checkpoint: the experts of a layer fused as published, {@code mlp.experts.gate_up_proj}
  * {@code [experts, d_model, 2 moe_intermediate_size]} (each expert's gate columns, then its up columns) and
- * {@code mlp.experts.down_proj [experts, moe_intermediate_size, d_model]}, and the router {@code mlp.gate}.
+ * {@code mlp.experts.down_proj [experts, moe_intermediate_size, d_model]}, or both with their last two dimensions
+ * swapped, as {@code transformers} 5 saves them; and the router {@code mlp.gate}.
  */
 final class Qwen3VlMoe extends ModelFamily {
 
@@ -86,8 +87,8 @@ final class Qwen3VlMoe extends ModelFamily {
                 .layer(stored("post_attention_layernorm.weight", LN2_W, d),
                         linear("mlp.gate.weight", W_ROUTER, experts, d),
                         fusedStored("mlp.experts.gate_up_proj", new long[] {experts, d, 2L * mlp},
-                                part(W_GATE, mlp), part(W_IN, mlp)),
-                        stored("mlp.experts.down_proj", W_OUT, experts, mlp, d))
+                                part(W_GATE, mlp), part(W_IN, mlp)).orSwapped(),
+                        stored("mlp.experts.down_proj", W_OUT, experts, mlp, d).orSwapped())
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)
                 .build();
