@@ -464,6 +464,19 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * Whether a layer applies the rotary embeddings to its queries and keys: every layer of a {@link #rotary()}
+     * model but smollm3's NoPE layers ({@code no_rope_layers}), which take no positions at all.
+     *
+     * @param layer the layer index, {@code 0 <= layer < nLayers()}
+     * @return true where the layer rotates
+     * @throws IndexOutOfBoundsException for a layer outside the model
+     */
+    public boolean rotates(int layer) {
+        Objects.checkIndex(layer, arch.nLayers());
+        return arch.rope(layer) != null;
+    }
+
+    /**
      * How many leading dimensions of each head are rotated: {@code int(dHead * factor)} with the factor
      * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3, phi), 1 elsewhere; gpt-j's
      * {@code rotary_dim}; 0 when not {@link #rotary()}.

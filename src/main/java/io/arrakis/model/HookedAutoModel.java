@@ -49,9 +49,10 @@ import java.util.function.Supplier;
  * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
- * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (rotary families), {@code blocks.i.attn.hook_attn_scores} (scaled,
- * soft-capped where the family caps them, masked with -inf; float32 for gpt-neo and gpt-j in reduced precision, as
- * Hugging Face computes their scores and softmax), {@code blocks.i.attn.hook_pattern},
+ * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (layers that rotate, {@link HookedAutoConfig#rotates}),
+ * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32
+ * for gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
+ * {@code blocks.i.attn.hook_pattern},
  * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
  * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
@@ -1157,7 +1158,8 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * The rotary position embedding block {@code layer}'s attention applies to queries and keys
      * ({@code hook_q → hook_rot_q}, after any query/key norm), for {@code x [batch, pos, heads, d_head]} at positions
-     * {@code 0..pos-1}; a new tensor.
+     * {@code 0..pos-1}; a new tensor, a copy of {@code x} for a layer that does not rotate
+     * ({@link HookedAutoConfig#rotates}).
      *
      * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
      */
@@ -1170,6 +1172,9 @@ public final class HookedAutoModel implements AutoCloseable {
             if (x.dim() != 4 || x.size(3) != config.dHead()) {
                 throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead()
                         + "], got shape " + java.util.Arrays.toString(x.shape()));
+            }
+            if (!config.rotates(layer)) {
+                return x.copy();
             }
             try (TensorScope scope = TensorScope.open()) {
                 Architecture a = config.architecture();
@@ -1356,7 +1361,7 @@ public final class HookedAutoModel implements AutoCloseable {
                 names.add(b + "attn.hook_q_normed");
                 names.add(b + "attn.hook_k_normed");
             }
-            if (config.rotary()) {
+            if (config.rotates(i)) {
                 names.add(b + "attn.hook_rot_q");
                 names.add(b + "attn.hook_rot_k");
             }

@@ -32,7 +32,8 @@ import java.util.Random;
  * the routing weights sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's
  * weights are random, so tokens go to different experts. {@code qwen3-vl-moe}: the same experts, fused as
  * Qwen3-VL-MoE's text model stores them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj
- * [experts, d_mlp, d_model]}), whose router always renormalises.
+ * [experts, d_mlp, d_model]}), whose router always renormalises. {@code smollm3}: the llama fixture with every layer
+ * rotating ({@code no_rope_layers} all 1), which is Llama.
  */
 final class DerivedFixtures {
     static final Path DIR = Path.of("target/derived-fixtures");
@@ -44,13 +45,19 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written where missing; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!family.equals("qwen3-moe") && !family.equals("qwen3-vl-moe")) {
+        if (!List.of("qwen3-moe", "qwen3-vl-moe", "smollm3").contains(family)) {
             return Optional.empty();
         }
         Path dir = DIR.resolve(family);
         if (!Files.isRegularFile(dir.resolve("reference.safetensors"))) {
             try {
-                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir, family.equals("qwen3-vl-moe"));
+                Path partial = emptyFolder(DIR.resolve(family + ".partial"));
+                if (family.equals("smollm3")) {
+                    writeSmolLm3(Fixtures.huggingFace("llama"), partial);
+                } else {
+                    writeQwen3Moe(Fixtures.huggingFace("qwen3"), partial, family.equals("qwen3-vl-moe"));
+                }
+                Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException e) {
                 throw new IllegalStateException("cannot write the derived fixture " + dir + ": " + e.getMessage(), e);
             }
@@ -58,17 +65,35 @@ final class DerivedFixtures {
         return Optional.of(dir);
     }
 
-    /** {@code fused}: Qwen3-VL-MoE's text model, else Qwen3-MoE. */
-    private static void writeQwen3Moe(Path qwen3, Path dir, boolean fused) throws IOException {
-        Path partial = Files.createDirectories(DIR).resolve(dir.getFileName() + ".partial");
-        if (Files.exists(partial)) {
-            try (var files = Files.list(partial)) {
+    private static Path emptyFolder(Path dir) throws IOException {
+        if (Files.exists(dir)) {
+            try (var files = Files.list(dir)) {
                 for (Path f : files.toList()) {
                     Files.delete(f);
                 }
             }
         }
-        Files.createDirectories(partial);
+        return Files.createDirectories(dir);
+    }
+
+    /** The llama fixture as SmolLM3 with every layer rotating: Llama's computation. */
+    private static void writeSmolLm3(Path llama, Path dir) throws IOException {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(llama.resolve("config.json"))));
+        config.put("architectures", List.of("SmolLM3ForCausalLM"));
+        config.put("model_type", "smollm3");
+        config.remove("pretraining_tp");
+        config.put("no_rope_layers", java.util.Collections.nCopies(
+                ((Number) config.get("num_hidden_layers")).intValue(), 1));
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        for (String file : List.of("model.safetensors", "reference.safetensors")) {
+            Files.copy(llama.resolve(file), dir.resolve(file));
+        }
+    }
+
+    /** {@code fused}: Qwen3-VL-MoE's text model, else Qwen3-MoE. */
+    private static void writeQwen3Moe(Path qwen3, Path partial, boolean fused) throws IOException {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
                 Files.readString(qwen3.resolve("config.json"))));
@@ -132,7 +157,6 @@ final class DerivedFixtures {
             SafeTensorsWriter.write(partial.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
         Files.copy(qwen3.resolve("reference.safetensors"), partial.resolve("reference.safetensors"));
-        Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
     }
 
     private static long[] identity(long n) {

@@ -666,6 +666,9 @@ class HookedAutoModelTest {
                 "num_hidden_layers", 2, "moe_intermediate_size", 40, "num_key_value_heads", 2, "head_dim", 12,
                 "num_local_experts", 3, "num_experts_per_tok", 2, "attention_bias", true, "use_sliding_window", true,
                 "sliding_window", 3));
+        own.put("smollm3 with a sliding NoPE layer and biases", Map.of("num_hidden_layers", 2, "intermediate_size", 48,
+                "num_key_value_heads", 2, "no_rope_layer_interval", 2, "use_sliding_window", true, "sliding_window", 3,
+                "attention_bias", true, "mlp_bias", true, "pad_token_id", 0));
         own.put("gpt-oss without attention biases, full layers, three experts, top 1", Map.of("num_hidden_layers", 2,
                 "intermediate_size", 48, "num_key_value_heads", 2, "head_dim", 8, "num_local_experts", 3,
                 "num_experts_per_tok", 1, "attention_bias", false, "layer_types",
@@ -717,7 +720,7 @@ class HookedAutoModelTest {
      */
     private static final Set<String> PADDED_EMBEDDINGS = Set.of("cohere", "gemma", "gemma2", "gemma3", "gpt-oss",
             "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "qwen3-moe",
-            "qwen3-vl-moe", "stable-lm", "starcoder2");
+            "qwen3-vl-moe", "smollm3", "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

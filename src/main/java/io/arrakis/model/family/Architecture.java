@@ -27,8 +27,8 @@ import java.util.List;
  *     {@code scaleAttention}: d_head, or gemma2's {@code query_pre_attn_scalar}
  * @param attentionSoftcap attention scores become {@code cap · tanh(scores / cap)} before the mask; 0 for none
  * @param logitSoftcap the logits become {@code cap · tanh(logits / cap)}; 0 for none
- * @param layerRopes per layer, its rotary embedding (gemma3's sliding layers have their own base); null: every
- *     layer uses {@code rope}
+ * @param layerRopes per layer, its rotary embedding (gemma3's sliding layers have their own base), or null for a
+ *     layer that does not rotate (smollm3's NoPE layers); null: every layer uses {@code rope}
  * @param rotaryInterleaved whether rotary embeddings turn adjacent features {@code (2i, 2i + 1)} of a head (GPT-J's
  *     {@code rotate_every_two}) rather than the halves {@code (i, i + dim / 2)} ({@code rotate_half})
  * @param attentionMultiplier a factor the attention scores are multiplied by (granite's {@code attention_multiplier},
@@ -145,7 +145,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("layerAttention has " + layerAttention.size() + " entries for "
                     + nLayers + " layers");
         }
-        layerRopes = layerRopes == null ? (rope == null ? null : Collections.nCopies(nLayers, rope)) : List.copyOf(layerRopes);
+        layerRopes = layerRopes == null ? (rope == null ? null : Collections.nCopies(nLayers, rope))
+                : Collections.unmodifiableList(new java.util.ArrayList<>(layerRopes));
         if (layerRopes != null && layerRopes.size() != nLayers) {
             throw new IllegalArgumentException("layerRopes has " + layerRopes.size() + " entries for " + nLayers
                     + " layers");
@@ -156,7 +157,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * The rotary embedding of a layer.
      *
      * @param layer the layer index
-     * @return its rope, or null without rotary embeddings
+     * @return its rope, or null without rotary embeddings or for a layer that does not rotate
      */
     public Rope rope(int layer) {
         return layerRopes == null ? null : layerRopes.get(layer);

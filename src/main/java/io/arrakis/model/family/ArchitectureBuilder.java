@@ -3,6 +3,7 @@ package io.arrakis.model.family;
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
 
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumMap;
 import java.util.List;
@@ -68,6 +69,7 @@ final class ArchitectureBuilder {
     private double attentionSoftcap;
     private double logitSoftcap;
     private final Map<LayerAttention, RotaryObject> rotaryOf = new EnumMap<>(LayerAttention.class);
+    private List<Boolean> rotates;
     private String rotaryDimKey;
     private boolean rotaryInterleaved;
     private double attentionMultiplier = 1.0;
@@ -341,6 +343,12 @@ final class ArchitectureBuilder {
     private record RotaryObject(String key, Map<?, ?> entries, String thetaKey) {
     }
 
+    /** Which layers apply the rotary embedding (smollm3's NoPE layers do not); every layer without this. */
+    ArchitectureBuilder rotatingLayers(List<Boolean> perLayer) {
+        rotates = List.copyOf(perLayer);
+        return this;
+    }
+
     /** A sparse mixture of experts in place of the dense MLP. */
     ArchitectureBuilder mixtureOfExperts(MixtureOfExperts experts) {
         moe = experts;
@@ -415,6 +423,13 @@ final class ArchitectureBuilder {
             Rope keyed = rope;
             layerRopes = attention.stream().map(kind -> byKind.getOrDefault(kind, keyed)).toList();
             rope = byKind.getOrDefault(LayerAttention.FULL, rope);
+        }
+        if (rope != null && rotates != null) {
+            List<Rope> perLayer = new ArrayList<>(layers);
+            for (int i = 0; i < layers; i++) {
+                perLayer.add(!rotates.get(i) ? null : layerRopes == null ? rope : layerRopes.get(i));
+            }
+            layerRopes = perLayer;
         }
 
         double init = s.number("initializer_range");
