@@ -1,5 +1,7 @@
 package io.arrakis.model;
 
+import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.Head;
 import io.arrakis.json.Json;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.Tensor;
@@ -20,11 +22,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * SmolLM3's NoPE layers on the llama fixture made SmolLM3 ({@link DerivedFixtures}): with layer 1 a NoPE layer, layer
- * 0 still gives Hugging Face's residual stream, and layer 1's pattern is the causal softmax of its unrotated queries
- * and keys, computed here from its hooks; the configuration's defaults and refusals.
+ * SmolLM3's NoPE layers on the llama fixture made SmolLM3 ({@link DerivedFixtures}): with layer 1 a NoPE layer that
+ * slides, layer 0 still gives Hugging Face's residual stream, layer 1's pattern is the windowed causal softmax of its
+ * unrotated queries and keys, computed here from its hooks, and the tools that rotate as the pass does leave layer 1's
+ * queries as they are; the configuration's defaults and refusals.
  */
 class SmolLm3Test {
+
+    private static final int WINDOW = 3;
 
     @Test
     void aNoPeLayerAttendsWithUnrotatedQueriesAndKeys(@TempDir Path tmp) throws IOException {
@@ -35,7 +40,8 @@ class SmolLm3Test {
         Map<String, Object> config = (Map<String, Object>) Json.parse(Files.readString(
                 fixture.resolve("config.json")));
         Map<String, Object> edited = new java.util.LinkedHashMap<>(config);
-        edited.put("no_rope_layers", List.of(1, 0));
+        edited.putAll(Map.of("no_rope_layers", List.of(1, 0, 1), "use_sliding_window", true, "sliding_window",
+                WINDOW)); // a list longer than the layers is read for its first ones, as transformers reads it
         Files.writeString(dir.resolve("config.json"), Json.write(edited));
         Files.copy(fixture.resolve("model.safetensors"), dir.resolve("model.safetensors"));
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
@@ -48,6 +54,7 @@ class SmolLm3Test {
             assertTrue(out.cache().get("blocks.1.hook_resid_pre").allclose(reference.tensor("blocks.1.hook_resid_pre"),
                     1e-4, 1e-4), "the rotating layer 0 is Llama's");
             assertFalse(out.logits().allclose(reference.tensor("logits"), 1e-3, 1e-3), "layer 1 differs from Llama's");
+            assertTrue(model.config().isSlidingWindowLayer(1) && !model.config().isSlidingWindowLayer(0));
 
             Tensor q = out.cache().get("blocks.1.attn.hook_q");
             Tensor k = out.cache().get("blocks.1.attn.hook_k");
@@ -65,7 +72,8 @@ class SmolLm3Test {
                     for (int i = 0; i < pos; i++) {
                         double[] scores = new double[i + 1];
                         double max = Double.NEGATIVE_INFINITY;
-                        for (int j = 0; j <= i; j++) {
+                        int first = Math.max(0, i - WINDOW + 1);
+                        for (int j = first; j <= i; j++) {
                             double dot = 0;
                             int qAt = ((b * pos + i) * heads + h) * d;
                             int kAt = ((b * pos + j) * kvHeads + kh) * d;
@@ -76,17 +84,22 @@ class SmolLm3Test {
                             max = Math.max(max, scores[j]);
                         }
                         double sum = 0;
-                        for (int j = 0; j <= i; j++) {
+                        for (int j = first; j <= i; j++) {
                             sum += Math.exp(scores[j] - max);
                         }
                         for (int j = 0; j < pos; j++) {
-                            double expected = j <= i ? Math.exp(scores[j] - max) / sum : 0;
+                            double expected = j >= first && j <= i ? Math.exp(scores[j] - max) / sum : 0;
                             assertEquals(expected, pattern[((b * heads + h) * pos + i) * pos + j], 1e-5,
                                     "batch " + b + " head " + h + " query " + i + " key " + j);
                         }
                     }
                 }
             }
+            assertArrayEquals(qs, model.rotate(1, q).toFloatArray(), "a NoPE layer's rotation leaves queries be");
+            assertFalse(q.allclose(model.rotate(0, q), 1e-3, 1e-3));
+            Head head = Head.of(1, 1);
+            assertTrue(new AttentionComposer(model).attentionPathPatching(reference.tensor("input_ids"), head, head)
+                    .allclose(out.logits(), 1e-5, 1e-5), "recomputing a NoPE head as the pass does changes nothing");
         }
     }
 
@@ -109,6 +122,9 @@ class SmolLm3Test {
         assertArrayEquals(new boolean[] {false, true, false, true}, new boolean[] {tiny.isSlidingWindowLayer(0),
                 tiny.isSlidingWindowLayer(1), tiny.isSlidingWindowLayer(2), tiny.isSlidingWindowLayer(3)},
                 "by default the NoPE layers slide");
+
+        assertTrue(TinyConfigs.of("smollm3").with("attention_bias", true).checkpoint().tensors()
+                .containsKey("model.layers.0.self_attn.o_proj.bias"), "attention_bias biases o_proj too, as Llama's");
 
         HookedAutoConfig base = TinyConfigs.of("smollm3");
         for (Map<String, Object> wrong : List.<Map<String, Object>>of(Map.of("no_rope_layers", List.of(1)),
