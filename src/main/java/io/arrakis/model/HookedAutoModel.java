@@ -68,15 +68,15 @@ import java.util.function.Supplier;
  * attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took, so rows sum to less
  * than 1.
  *
- * <p>A sparse mixture of experts (mixtral, gpt-oss, qwen3-moe) has, in place of the dense MLP's {@code mlp.hook_pre},
- * {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
+ * <p>A sparse mixture of experts (mixtral, gpt-oss, qwen3-moe, qwen3-vl-moe, olmoe) has, in place of the dense MLP's
+ * {@code mlp.hook_pre}, {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
  * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
- * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and {@code blocks.i.mlp.hook_expert_weights}
- * {@code [batch, pos, k]} (their routing weights, aligned with the indices, summing to 1, or less for qwen3-moe without
- * {@code norm_topk_prob}; float32 for mixtral, which weights the experts in float32); replacing the indices or
- * weights reroutes the tokens. TransformerLens's hooks of these names differ: its {@code hook_expert_weights} is
- * the softmax over every expert before the top k are chosen, {@code [batch * pos, experts]}, and its indices are
- * {@code [batch * pos, k]}. Then per expert {@code e}, on the
+ * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and
+ * {@code blocks.i.mlp.hook_expert_weights} {@code [batch, pos, k]} (their routing weights, aligned with the indices,
+ * summing to 1, or less for qwen3-moe and olmoe without {@code norm_topk_prob}; float32 for mixtral, which weights
+ * the experts in float32); replacing the indices or weights reroutes the tokens. TransformerLens's hooks of these
+ * names differ: its {@code hook_expert_weights} is the softmax over every expert before the top k are chosen,
+ * {@code [batch * pos, experts]}, and its indices are {@code [batch * pos, k]}. Then per expert {@code e}, on the
  * rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
  * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection, as the dense gated MLP's {@code hook_pre} is),
  * {@code hook_pre_linear} (the up projection) and {@code hook_post} (the activation's output); TransformerLens's

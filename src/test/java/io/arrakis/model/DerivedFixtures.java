@@ -24,7 +24,7 @@ import java.util.Random;
 /**
  * Reference models for families that no Hugging Face fixture was made for, each written once per build under
  * {@code target/derived-fixtures} from one that was, holding the same function so that its reference activations
- * hold unchanged.
+ * hold unchanged; olmoe's, which no fixture's function is, is {@link OlmoeReference}'s.
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top
  * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
@@ -45,7 +45,7 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written where missing; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!List.of("qwen3-moe", "qwen3-vl-moe", "smollm3").contains(family)) {
+        if (!List.of("qwen3-moe", "qwen3-vl-moe", "smollm3", "olmoe").contains(family)) {
             return Optional.empty();
         }
         Path dir = DIR.resolve(family);
@@ -54,6 +54,8 @@ final class DerivedFixtures {
                 Path partial = emptyFolder(DIR.resolve(family + ".partial"));
                 if (family.equals("smollm3")) {
                     writeSmolLm3(Fixtures.huggingFace("llama"), partial);
+                } else if (family.equals("olmoe")) {
+                    OlmoeReference.write(partial);
                 } else {
                     writeQwen3Moe(Fixtures.huggingFace("qwen3"), partial, family.equals("qwen3-vl-moe"));
                 }

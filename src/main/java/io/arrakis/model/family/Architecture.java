@@ -135,7 +135,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         NONE,
         /** one norm over each head's d_head features, its weight shared by the heads (qwen3, gemma3) */
         PER_HEAD,
-        /** one norm over the whole projection, every head's features together (olmo2) */
+        /** one norm over the whole projection, every head's features together (olmo2, olmoe) */
         WHOLE
     }
 
