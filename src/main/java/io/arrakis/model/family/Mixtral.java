@@ -61,10 +61,16 @@ final class Mixtral extends ModelFamily {
     /** The experts of {@code num_local_experts} and {@code num_experts_per_tok}, which must not exceed it. */
     static MixtureOfExperts experts(Settings s, Routing routing, boolean float32Weights,
                                     MixtureOfExperts.ClampedSwiglu activation) {
-        int experts = s.integer("num_local_experts");
+        return experts(s, "num_local_experts", routing, float32Weights, activation);
+    }
+
+    /** The experts of {@code expertsKey} and {@code num_experts_per_tok}, which must not exceed it. */
+    static MixtureOfExperts experts(Settings s, String expertsKey, Routing routing, boolean float32Weights,
+                                    MixtureOfExperts.ClampedSwiglu activation) {
+        int experts = s.integer(expertsKey);
         int topK = s.integer("num_experts_per_tok");
         if (topK > experts) {
-            throw invalid("num_experts_per_tok", topK, "exceeds num_local_experts = " + experts
+            throw invalid("num_experts_per_tok", topK, "exceeds " + expertsKey + " = " + experts
                     + ": a token cannot go to more experts than there are");
         }
         return new MixtureOfExperts(experts, topK, routing, float32Weights, activation);

@@ -47,10 +47,10 @@ final class Olmoe extends ModelFamily {
                 tok("bos_token_id", null), tok("eos_token_id", 50279), bool("tie_word_embeddings", false),
                 posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"), bool("attention_bias", false),
                 dbl("attention_dropout", 0.0), dblOrNull("clip_qkv", null), pos("num_experts_per_tok", 8),
-                count("num_local_experts", 64), bool("output_router_logits", false),
+                count("num_experts", 64), bool("output_router_logits", false),
                 dbl("router_aux_loss_coef", 0.01), bool("norm_topk_prob", false), optionalHeadDim(),
                 ropeParameters()),
-                Map.of("num_experts", "num_local_experts")));
+                Map.of("num_local_experts", "num_experts")));
     }
 
     @Override
@@ -65,7 +65,7 @@ final class Olmoe extends ModelFamily {
         Routing routing = s.bool("norm_topk_prob") ? Routing.SOFTMAX_THEN_TOP_K : Routing.SOFTMAX_THEN_TOP_K_AS_IS;
         return LlamaLayout.standardKeys(s).norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)
                 .biases(attentionBias, attentionBias, false).qkNorm(QkNorm.WHOLE)
-                .mixtureOfExperts(Mixtral.experts(s, routing, false, null))
+                .mixtureOfExperts(Mixtral.experts(s, "num_experts", routing, false, null))
                 .build();
     }
 
