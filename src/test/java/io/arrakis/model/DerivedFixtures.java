@@ -12,9 +12,10 @@ import io.arrakis.torch.TensorScope;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,9 +23,10 @@ import java.util.Optional;
 import java.util.Random;
 
 /**
- * Reference models for families that no Hugging Face fixture was made for, each written once per build under
- * {@code target/derived-fixtures} from one that was, holding the same function so that its reference activations
- * hold unchanged; olmoe's, which no fixture's function is, is {@link OlmoeReference}'s.
+ * Reference models for families that no Hugging Face fixture was made for, each written once per test JVM into a
+ * temporary folder (deleted as the JVM exits, so that none outlives the code that derived it) from one that was,
+ * holding the same function so that its reference activations hold unchanged; olmoe's, which no fixture's function
+ * is, is {@link OlmoeReference}'s.
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top
  * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
@@ -36,46 +38,55 @@ import java.util.Random;
  * rotating ({@code no_rope_layers} all 1), which is Llama.
  */
 final class DerivedFixtures {
-    static final Path DIR = Path.of("target/derived-fixtures");
     static final int EXPERTS = 3;
     static final int TOP_K = 2;
+    private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
+    private static Path root; // guarded by the class
 
     private DerivedFixtures() {
     }
 
-    /** The derived fixture of {@code family}, written where missing; empty for a family none is derived for. */
+    /** The derived fixture of {@code family}, written at the first call; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "smollm3", "olmoe").contains(family)) {
             return Optional.empty();
         }
-        Path dir = DIR.resolve(family);
-        if (!Files.isRegularFile(dir.resolve("reference.safetensors"))) {
-            try {
-                Path partial = emptyFolder(DIR.resolve(family + ".partial"));
-                if (family.equals("smollm3")) {
-                    writeSmolLm3(Fixtures.huggingFace("llama"), partial);
-                } else if (family.equals("olmoe")) {
-                    OlmoeReference.write(partial);
-                } else {
-                    writeQwen3Moe(Fixtures.huggingFace("qwen3"), partial, family.equals("qwen3-vl-moe"));
-                }
-                Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
-            } catch (IOException e) {
-                throw new IllegalStateException("cannot write the derived fixture " + dir + ": " + e.getMessage(), e);
-            }
+        Path written = WRITTEN.get(family);
+        if (written != null) {
+            return Optional.of(written);
         }
-        return Optional.of(dir);
+        try {
+            Path dir = Files.createDirectory(root().resolve(family));
+            if (family.equals("smollm3")) {
+                writeSmolLm3(Fixtures.huggingFace("llama"), dir);
+            } else if (family.equals("olmoe")) {
+                OlmoeReference.write(dir);
+            } else {
+                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir, family.equals("qwen3-vl-moe"));
+            }
+            WRITTEN.put(family, dir);
+            return Optional.of(dir);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write the derived fixture of " + family + ": " + e.getMessage(), e);
+        }
     }
 
-    private static Path emptyFolder(Path dir) throws IOException {
-        if (Files.exists(dir)) {
-            try (var files = Files.list(dir)) {
-                for (Path f : files.toList()) {
-                    Files.delete(f);
+    /** This JVM's folder of derived fixtures, removed with what it holds as the JVM exits. */
+    private static Path root() throws IOException {
+        if (root == null) {
+            Path made = Files.createTempDirectory("arrakis-derived-fixtures-");
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                try (var paths = Files.walk(made)) {
+                    for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+                        Files.deleteIfExists(p);
+                    }
+                } catch (IOException e) {
+                    // a temporary folder left behind is harmless
                 }
-            }
+            }));
+            root = made;
         }
-        return Files.createDirectories(dir);
+        return root;
     }
 
     /** The llama fixture as SmolLM3 with every layer rotating: Llama's computation. */
@@ -86,7 +97,7 @@ final class DerivedFixtures {
         config.put("architectures", List.of("SmolLM3ForCausalLM"));
         config.put("model_type", "smollm3");
         config.remove("pretraining_tp");
-        config.put("no_rope_layers", java.util.Collections.nCopies(
+        config.put("no_rope_layers", Collections.nCopies(
                 ((Number) config.get("num_hidden_layers")).intValue(), 1));
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         for (String file : List.of("model.safetensors", "reference.safetensors")) {
@@ -95,7 +106,7 @@ final class DerivedFixtures {
     }
 
     /** {@code fused}: Qwen3-VL-MoE's text model, else Qwen3-MoE. */
-    private static void writeQwen3Moe(Path qwen3, Path partial, boolean fused) throws IOException {
+    private static void writeQwen3Moe(Path qwen3, Path dir, boolean fused) throws IOException {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
                 Files.readString(qwen3.resolve("config.json"))));
@@ -112,7 +123,7 @@ final class DerivedFixtures {
         config.put("moe_intermediate_size", config.get("intermediate_size"));
         config.put("decoder_sparse_step", 1);
         config.put("mlp_only_layers", List.of());
-        Files.writeString(partial.resolve("config.json"), Json.write(config));
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
         Generator g = new Generator(7);
         Random order = new Random(7);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
@@ -156,9 +167,9 @@ final class DerivedFixtures {
                     tensors.put(mlp + "experts.down_proj", Tensor.stack(downs, 0).contiguous());
                 }
             }
-            SafeTensorsWriter.write(partial.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
-        Files.copy(qwen3.resolve("reference.safetensors"), partial.resolve("reference.safetensors"));
+        Files.copy(qwen3.resolve("reference.safetensors"), dir.resolve("reference.safetensors"));
     }
 
     private static long[] identity(long n) {
