@@ -442,8 +442,23 @@ public final class HookedAutoModel implements AutoCloseable {
         Objects.requireNonNull(spec, "hook spec");
         if (hookNames.stream().noneMatch(spec.where())) {
             throw new IllegalArgumentException("no hook point of this " + config.family() + " model matches "
-                    + spec.description() + "; hook points look like " + String.join(", ", hookNames.stream().limit(5).toList()));
+                    + spec.description() + unrotated(spec.description()) + "; hook points look like "
+                    + String.join(", ", hookNames.stream().limit(5).toList()));
         }
+    }
+
+    private static final java.util.regex.Pattern ROTATION = java.util.regex.Pattern.compile(
+            "blocks\\.(\\d{1,9})\\.attn\\.hook_rot_[qk]");
+
+    /** Why {@code name}, a rotation's hook point, is none here: its layer does not rotate; else nothing. */
+    private String unrotated(String name) {
+        java.util.regex.Matcher m = ROTATION.matcher(name);
+        if (!m.matches() || !config.rotary()) {
+            return "";
+        }
+        int layer = Integer.parseInt(m.group(1));
+        return layer < config.nLayers() && !config.rotates(layer)
+                ? " (layer " + layer + " applies no rotary embedding: a NoPE layer)" : "";
     }
 
     // ------------------------------------------------------------------------------------------------ forward
@@ -517,7 +532,7 @@ public final class HookedAutoModel implements AutoCloseable {
             for (String name : explicit) {
                 if (!hookNames.contains(name)) {
                     throw new IllegalArgumentException("CacheSpec names '" + name + "', which is not a hook point of this "
-                            + config.family() + " model");
+                            + config.family() + " model" + unrotated(name));
                 }
             }
         }

@@ -51,6 +51,9 @@ class SmolLm3Test {
             assertFalse(model.config().rotates(1));
             assertTrue(model.hookNames().contains("blocks.0.attn.hook_rot_q"));
             assertFalse(model.hookNames().contains("blocks.1.attn.hook_rot_q"), "a NoPE layer has no rotation");
+            String m = assertThrows(IllegalArgumentException.class, () -> model.forward(reference.tensor("input_ids"),
+                    CacheSpec.only("blocks.1.attn.hook_rot_k"))).getMessage();
+            assertTrue(m.contains("layer 1 applies no rotary embedding: a NoPE layer"), m);
             assertTrue(out.cache().get("blocks.1.hook_resid_pre").allclose(reference.tensor("blocks.1.hook_resid_pre"),
                     1e-4, 1e-4), "the rotating layer 0 is Llama's");
             assertFalse(out.logits().allclose(reference.tensor("logits"), 1e-3, 1e-3), "layer 1 differs from Llama's");
