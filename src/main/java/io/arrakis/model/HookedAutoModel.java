@@ -1098,7 +1098,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * Block {@code layer}'s query norm applied to queries {@code q [batch, pos, heads, d_head]}
      * ({@code hook_q → hook_q_normed}) exactly as the forward pass applies it; a copy where the family has none. A
-     * norm over the whole projection (olmo2) needs every query head.
+     * norm over the whole projection (olmo2, olmoe) needs every query head.
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
         return using(() -> normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries"));

@@ -114,7 +114,7 @@ public final class Fixtures {
     /**
      * A registered family's Hugging Face reference model: {@code src/test/resources/fixtures-hf/<family>}, or, for a
      * family without one there, the folder of {@code shared/fixtures-hf-more} whose {@code config.json} has the
-     * family's {@code model_type}, or else the one {@link DerivedFixtures} derives from such a folder.
+     * family's {@code model_type}, or else the one {@link DerivedFixtures} derives.
      *
      * @param family the family's name or {@code model_type}
      */

@@ -1,5 +1,7 @@
 package io.arrakis.model;
 
+import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.Head;
 import io.arrakis.json.Json;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -81,6 +83,19 @@ class OlmoeTest {
                 assertEquals(rounded[i], w[i], dtype == DType.FLOAT32 ? 1e-6 : Math.ulp(rounded[i]) * 65536,
                         "weight " + i);
             }
+        }
+    }
+
+    /** As olmo2's, its query norm spans every head, so one head's query has no normalised value of its own. */
+    @Test
+    void singleHeadOperationsAreRefusedAsOlmo2s() {
+        Path fixture = Fixtures.huggingFace("olmoe");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(fixture)) {
+            Head head = Head.of(1, 0);
+            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                    () -> new AttentionComposer(model).attentionPathPatching(Fixtures.referenceInputIds(fixture), head,
+                            head));
+            assertTrue(e.getMessage().contains("normalises the queries of all"), e.getMessage());
         }
     }
 

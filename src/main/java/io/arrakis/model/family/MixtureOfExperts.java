@@ -5,7 +5,7 @@ package io.arrakis.model.family;
  * the token goes to the {@code topK} experts with the highest logits, and the MLP's output for it is the sum of
  * those experts' outputs, each multiplied by its routing weight. An expert is a gated MLP.
  *
- * @param experts how many experts each layer has ({@code num_local_experts})
+ * @param experts how many experts each layer has ({@code num_local_experts} or {@code num_experts})
  * @param topK how many experts each token goes to ({@code num_experts_per_tok}), at most {@code experts}
  * @param routing how the routing weights follow from the router's logits
  * @param float32Weights whether the routing weights stay float32 whatever the model's dtype (mixtral), rather than
@@ -19,12 +19,12 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
         /**
-         * Mixtral, Qwen3-MoE with {@code norm_topk_prob}: the softmax over all experts' logits in float32, its
-         * {@code topK} largest values, divided by their sum.
+         * Mixtral, Qwen3-VL-MoE, and Qwen3-MoE and OLMoE with {@code norm_topk_prob}: the softmax over all experts'
+         * logits in float32, its {@code topK} largest values, divided by their sum.
          */
         SOFTMAX_THEN_TOP_K,
         /**
-         * Qwen3-MoE without {@code norm_topk_prob}: the softmax over all experts' logits in float32 and its
+         * Qwen3-MoE and OLMoE without {@code norm_topk_prob}: the softmax over all experts' logits in float32 and its
          * {@code topK} largest values as they are (summing to less than 1).
          */
         SOFTMAX_THEN_TOP_K_AS_IS,
