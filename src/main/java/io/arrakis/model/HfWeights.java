@@ -254,8 +254,8 @@ final class HfWeights {
         if (!Arrays.equals(stored, swapped ? t.swappedShape() : t.shape())) {
             throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' has shape "
                     + clipped(Arrays.toString(stored)) + " but the config needs " + Arrays.toString(t.shape())
-                    + (t.swappable() ? " (or " + Arrays.toString(t.swappedShape()) + " as transformers 5 saves it,"
-                    + " as this checkpoint " + (swapped ? "does" : "does not") + " elsewhere)" : ""));
+                    + (t.swappable() ? " (or " + Arrays.toString(t.swappedShape()) + ", swapped as transformers 5 saves"
+                    + " it" + (swapped ? ", as the checkpoint's other expert tensors are" : "") + ")" : ""));
         }
         try (Tensor loaded = source.load(name);
              Tensor raw = swapped ? loaded.transpose(-2, -1).contiguous() : loaded.alias()) {

@@ -26,6 +26,8 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A decoder-only transformer with TransformerLens hook points — the Java form of Arrakis's {@code HookedAutoModel}.
@@ -447,12 +449,11 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    private static final java.util.regex.Pattern ROTATION = java.util.regex.Pattern.compile(
-            "blocks\\.(\\d{1,9})\\.attn\\.hook_rot_[qk]");
+    private static final Pattern ROTATION = Pattern.compile("blocks\\.(\\d{1,9})\\.attn\\.hook_rot_[qk]");
 
     /** Why {@code name}, a rotation's hook point, is none here: its layer does not rotate; else nothing. */
     private String unrotated(String name) {
-        java.util.regex.Matcher m = ROTATION.matcher(name);
+        Matcher m = ROTATION.matcher(name);
         if (!m.matches() || !config.rotary()) {
             return "";
         }

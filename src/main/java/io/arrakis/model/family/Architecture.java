@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 
@@ -146,7 +147,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
                     + nLayers + " layers");
         }
         layerRopes = layerRopes == null ? (rope == null ? null : Collections.nCopies(nLayers, rope))
-                : Collections.unmodifiableList(new java.util.ArrayList<>(layerRopes));
+                : Collections.unmodifiableList(new ArrayList<>(layerRopes));
         if (layerRopes != null && layerRopes.size() != nLayers) {
             throw new IllegalArgumentException("layerRopes has " + layerRopes.size() + " entries for " + nLayers
                     + " layers");
