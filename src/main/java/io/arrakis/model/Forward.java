@@ -395,7 +395,21 @@ final class Forward {
         for (int j = 1; j < k; j++) {
             sum = sum.add(perToken.select(1, j));
         }
-        return sum.view(batch, pos, c.dModel());
+        Tensor routed = sum.view(batch, pos, c.dModel());
+        return moe.hasSharedExpert() ? routed.add(sharedExpert(b, l, x)) : routed;
+    }
+
+    /**
+     * qwen2-moe's shared expert, a gated MLP every token goes to, its output weighted by the sigmoid of a linear gate
+     * on the token.
+     */
+    private Tensor sharedExpert(String b, Weights.Layer l, Tensor x) {
+        String name = b + "mlp.shared_expert.";
+        Tensor gate = hook.at(name + "hook_pre", w.project(x, l.sharedGate(), null));
+        Tensor up = hook.at(name + "hook_pre_linear", w.project(x, l.sharedIn(), null));
+        Tensor post = hook.at(name + "hook_post", activation(gate).mul(up));
+        Tensor weight = hook.at(b + "mlp.hook_shared_expert_gate", w.project(x, l.sharedExpertGate(), null).sigmoid());
+        return weight.mul(w.project(post, l.sharedOut(), null));
     }
 
     /** One expert of layer {@code l}, a gated MLP, on the rows {@code x [tokens, d_model]} routed to it. */

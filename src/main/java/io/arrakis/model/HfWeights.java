@@ -150,7 +150,8 @@ final class HfWeights {
                 t.get(Slot.WO), t.get(Slot.BO), t.get(Slot.W_IN), t.get(Slot.B_IN), t.get(Slot.W_GATE),
                 t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT), t.get(Slot.Q_NORM), t.get(Slot.K_NORM),
                 t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W), t.get(Slot.W_ROUTER), t.get(Slot.B_ROUTER),
-                t.get(Slot.SINKS));
+                t.get(Slot.SINKS), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN), t.get(Slot.SHARED_W_OUT),
+                t.get(Slot.SHARED_EXPERT_GATE));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

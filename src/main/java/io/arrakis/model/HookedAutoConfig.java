@@ -612,7 +612,7 @@ public final class HookedAutoConfig {
 
     /**
      * How many experts each layer's sparse mixture-of-experts MLP has ({@code num_local_experts} of mixtral and
-     * gpt-oss, {@code num_experts} of qwen3-moe, qwen3-vl-moe and olmoe); 0 for a dense MLP.
+     * gpt-oss, {@code num_experts} of qwen3-moe, qwen3-vl-moe, olmoe and qwen2-moe); 0 for a dense MLP.
      *
      * @return the number of experts, or 0
      */

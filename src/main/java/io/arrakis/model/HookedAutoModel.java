@@ -70,20 +70,22 @@ import java.util.regex.Pattern;
  * attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took, so rows sum to less
  * than 1.
  *
- * <p>A sparse mixture of experts (mixtral, gpt-oss, qwen3-moe, qwen3-vl-moe, olmoe) has, in place of the dense MLP's
- * {@code mlp.hook_pre}, {@code hook_pre_linear} and {@code hook_post}: {@code blocks.i.mlp.hook_router_logits}
- * {@code [batch, pos, experts]} (the router's output), {@code blocks.i.mlp.hook_expert_indices}
- * {@code [batch, pos, k]} (int64, each token's chosen experts, best first) and
- * {@code blocks.i.mlp.hook_expert_weights} {@code [batch, pos, k]} (their routing weights, aligned with the indices,
- * summing to 1, or less for qwen3-moe and olmoe without {@code norm_topk_prob}; float32 for mixtral, which weights
- * the experts in float32); replacing the indices or weights reroutes the tokens. TransformerLens's hooks of these
- * names differ: its {@code hook_expert_weights} is the softmax over every expert before the top k are chosen,
- * {@code [batch * pos, experts]}, and its indices are {@code [batch * pos, k]}. Then per expert {@code e}, on the
- * rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
+ * <p>A sparse mixture of experts (mixtral, gpt-oss, qwen3-moe, qwen3-vl-moe, olmoe, qwen2-moe) has, in place of the
+ * dense MLP's {@code mlp.hook_pre}, {@code hook_pre_linear} and {@code hook_post}:
+ * {@code blocks.i.mlp.hook_router_logits} {@code [batch, pos, experts]} (the router's output),
+ * {@code blocks.i.mlp.hook_expert_indices} {@code [batch, pos, k]} (int64, each token's chosen experts, best first)
+ * and {@code blocks.i.mlp.hook_expert_weights} {@code [batch, pos, k]} (their routing weights, aligned with the
+ * indices, summing to 1, or less for qwen3-moe, olmoe and qwen2-moe without {@code norm_topk_prob}; float32 for
+ * mixtral, which weights the experts in float32); replacing the indices or weights reroutes the tokens.
+ * TransformerLens's hooks of these names differ: its {@code hook_expert_weights} is the softmax over every expert
+ * before the top k are chosen, {@code [batch * pos, experts]}, and its indices are {@code [batch * pos, k]}. Then per
+ * expert {@code e}, on the rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
  * {@code blocks.i.mlp.experts.e.hook_pre} (the gate projection, as the dense gated MLP's {@code hook_pre} is),
  * {@code hook_pre_linear} (the up projection) and {@code hook_post} (the activation's output); TransformerLens's
- * experts name the gate projection {@code hook_gate} and the up projection {@code hook_pre}. {@code hook_mlp_out} is
- * the experts' weighted sum.
+ * experts name the gate projection {@code hook_gate} and the up projection {@code hook_pre}. A shared expert
+ * (qwen2-moe), which every token goes to, has {@code blocks.i.mlp.shared_expert.hook_pre}, {@code hook_pre_linear} and
+ * {@code hook_post} {@code [batch, pos, d_shared]}, and {@code blocks.i.mlp.hook_shared_expert_gate}
+ * {@code [batch, pos, 1]}, the sigmoid weighting its output. {@code hook_mlp_out} is the experts' weighted sum.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed, except to the passes of a thread that {@link #holdHooks holds} the hooks it found (as the
@@ -1400,6 +1402,12 @@ public final class HookedAutoModel implements AutoCloseable {
                     names.add(b + "mlp.experts." + e + ".hook_pre");
                     names.add(b + "mlp.experts." + e + ".hook_pre_linear");
                     names.add(b + "mlp.experts." + e + ".hook_post");
+                }
+                if (config.architecture().moe().hasSharedExpert()) {
+                    names.add(b + "mlp.shared_expert.hook_pre");
+                    names.add(b + "mlp.shared_expert.hook_pre_linear");
+                    names.add(b + "mlp.shared_expert.hook_post");
+                    names.add(b + "mlp.hook_shared_expert_gate");
                 }
             } else {
                 names.add(b + "mlp.hook_pre");

@@ -179,6 +179,9 @@ final class MemoryCheck {
             // each expert sees only its tokens; together they see each token top-k times
             return (double) config.dMlp() * config.expertsPerToken() / config.numExperts();
         }
+        if (name.contains(".shared_expert.")) {
+            return config.architecture().moe().sharedWidth();
+        }
         return switch (point) {
             case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
@@ -188,6 +191,7 @@ final class MemoryCheck {
             case "hook_pre", "hook_pre_linear", "hook_post" -> config.dMlp();
             case "hook_router_logits" -> config.numExperts();
             case "hook_expert_indices", "hook_expert_weights" -> config.expertsPerToken();
+            case "hook_shared_expert_gate" -> 1;
             default -> config.dModel(); // the embeddings, the residual stream, attention and MLP outputs, final norm
         };
     }

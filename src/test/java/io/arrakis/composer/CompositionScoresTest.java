@@ -55,7 +55,7 @@ class CompositionScoresTest {
      * unless the sender's layer comes first.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"mixtral", "gpt_oss", "qwen3_moe"})
+    @ValueSource(strings = {"mixtral", "gpt_oss", "qwen3_moe", "qwen2_moe"})
     void allPairsRunOnTheNewerFamilies(String modelType) {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace(modelType))) {

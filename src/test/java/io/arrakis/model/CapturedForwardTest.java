@@ -75,7 +75,7 @@ class CapturedForwardTest {
 
         @Test
         void mixtureOfExpertsIsRefusedBecauseRoutingReadsBackToTheHost() {
-            for (String family : List.of("mixtral", "gpt-oss", "qwen3-moe")) {
+            for (String family : List.of("mixtral", "gpt-oss", "qwen3-moe", "qwen2-moe")) {
                 try (HookedAutoModel model = tiny(family, Device.CPU)) {
                     UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
                             () -> model.capture(1, 8, CacheSpec.none()));

@@ -34,8 +34,10 @@ import java.util.Random;
  * the routing weights sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's
  * weights are random, so tokens go to different experts. {@code qwen3-vl-moe}: the same experts, fused as
  * Qwen3-VL-MoE's text model stores them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj
- * [experts, d_mlp, d_model]}), whose router always renormalises. {@code smollm3}: the llama fixture with every layer
- * rotating ({@code no_rope_layers} all 1), which is Llama.
+ * [experts, d_mlp, d_model]}), whose router always renormalises. {@code qwen2-moe}: the qwen2 fixture likewise, its
+ * experts made of the first half of the dense MLP's units and its shared expert of the other half, with a gate of
+ * zeros, whose sigmoid (one half) its doubled down projection undoes: the two halves sum to the dense MLP.
+ * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -48,7 +50,7 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written at the first call; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!List.of("qwen3-moe", "qwen3-vl-moe", "smollm3", "olmoe").contains(family)) {
+        if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -62,7 +64,8 @@ final class DerivedFixtures {
             } else if (family.equals("olmoe")) {
                 OlmoeReference.write(dir);
             } else {
-                writeQwen3Moe(Fixtures.huggingFace("qwen3"), dir, family.equals("qwen3-vl-moe"));
+                writeMixture(Fixtures.huggingFace(family.equals("qwen2-moe") ? "qwen2" : "qwen3"), dir,
+                        Mixture.of(family));
             }
             WRITTEN.put(family, dir);
             return Optional.of(dir);
@@ -105,22 +108,51 @@ final class DerivedFixtures {
         }
     }
 
-    /** {@code fused}: Qwen3-VL-MoE's text model, else Qwen3-MoE. */
-    private static void writeQwen3Moe(Path qwen3, Path dir, boolean fused) throws IOException {
+    /** The mixtures derived from a dense fixture: their config and how their experts are stored. */
+    private enum Mixture {
+        QWEN3_MOE, QWEN3_VL_MOE, QWEN2_MOE;
+
+        static Mixture of(String family) {
+            return switch (family) {
+                case "qwen3-vl-moe" -> QWEN3_VL_MOE;
+                case "qwen2-moe" -> QWEN2_MOE;
+                default -> QWEN3_MOE;
+            };
+        }
+    }
+
+    /**
+     * {@code dense}'s MLPs as experts: each the dense MLP's units (for qwen2-moe the first half of them) in another
+     * order, and for qwen2-moe a shared expert of the other half, its output doubled where its gate's sigmoid halves
+     * it.
+     */
+    private static void writeMixture(Path dense, Path dir, Mixture kind) throws IOException {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(qwen3.resolve("config.json"))));
-        if (fused) {
-            config.remove("architectures");
-            config.put("model_type", "qwen3_vl_moe_text");
-        } else {
-            config.put("architectures", List.of("Qwen3MoeForCausalLM"));
-            config.put("model_type", "qwen3_moe");
-            config.put("norm_topk_prob", true);
+                Files.readString(dense.resolve("config.json"))));
+        int width = ((Number) config.get("intermediate_size")).intValue();
+        int routedWidth = kind == Mixture.QWEN2_MOE ? width / 2 : width;
+        switch (kind) {
+            case QWEN3_VL_MOE -> {
+                config.remove("architectures");
+                config.put("model_type", "qwen3_vl_moe_text");
+            }
+            case QWEN3_MOE -> {
+                config.put("architectures", List.of("Qwen3MoeForCausalLM"));
+                config.put("model_type", "qwen3_moe");
+                config.put("norm_topk_prob", true);
+            }
+            case QWEN2_MOE -> {
+                config.put("architectures", List.of("Qwen2MoeForCausalLM"));
+                config.put("model_type", "qwen2_moe");
+                config.put("norm_topk_prob", true);
+                config.put("qkv_bias", true);
+                config.put("shared_expert_intermediate_size", width - routedWidth);
+            }
         }
         config.put("num_experts", EXPERTS);
         config.put("num_experts_per_tok", TOP_K);
-        config.put("moe_intermediate_size", config.get("intermediate_size"));
+        config.put("moe_intermediate_size", routedWidth);
         config.put("decoder_sparse_step", 1);
         config.put("mlp_only_layers", List.of());
         Files.writeString(dir.resolve("config.json"), Json.write(config));
@@ -128,7 +160,7 @@ final class DerivedFixtures {
         Random order = new Random(7);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile file = SafeTensorsFile.open(qwen3.resolve("model.safetensors"))) {
+             SafeTensorsFile file = SafeTensorsFile.open(dense.resolve("model.safetensors"))) {
             for (String name : file.names()) {
                 if (!name.endsWith(".mlp.gate_proj.weight")) {
                     if (!name.contains(".mlp.")) {
@@ -140,7 +172,6 @@ final class DerivedFixtures {
                 Tensor gate = file.tensor(name);
                 Tensor up = file.tensor(mlp + "up_proj.weight");
                 Tensor down = file.tensor(mlp + "down_proj.weight");
-                long width = gate.size(0);
                 long dModel = gate.size(1);
                 // logits of about unit size on the normalised stream, so that no expert's softmax share is negligible
                 tensors.put(mlp + "gate.weight", Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32,
@@ -148,11 +179,12 @@ final class DerivedFixtures {
                 List<Tensor> gateUp = new ArrayList<>();
                 List<Tensor> downs = new ArrayList<>();
                 for (int e = 0; e < EXPERTS; e++) {
-                    Tensor units = Tensor.of(e == 0 ? identity(width) : shuffled(width, order), width);
+                    Tensor units = Tensor.of(e == 0 ? identity(routedWidth) : shuffled(routedWidth, order),
+                            routedWidth);
                     Tensor gateRows = gate.indexSelect(0, units);
                     Tensor upRows = up.indexSelect(0, units);
                     Tensor downColumns = down.indexSelect(1, units);
-                    if (fused) {
+                    if (kind == Mixture.QWEN3_VL_MOE) {
                         gateUp.add(Tensor.cat(List.of(gateRows.transpose(0, 1), upRows.transpose(0, 1)), 1));
                         downs.add(downColumns.transpose(0, 1));
                         continue;
@@ -162,14 +194,25 @@ final class DerivedFixtures {
                     tensors.put(expert + "up_proj.weight", upRows.contiguous());
                     tensors.put(expert + "down_proj.weight", downColumns.contiguous());
                 }
-                if (fused) {
+                if (kind == Mixture.QWEN3_VL_MOE) {
                     tensors.put(mlp + "experts.gate_up_proj", Tensor.stack(gateUp, 0).contiguous());
                     tensors.put(mlp + "experts.down_proj", Tensor.stack(downs, 0).contiguous());
+                }
+                if (kind == Mixture.QWEN2_MOE) {
+                    int sharedWidth = width - routedWidth;
+                    tensors.put(mlp + "shared_expert.gate_proj.weight", gate.narrow(0, routedWidth, sharedWidth)
+                            .contiguous());
+                    tensors.put(mlp + "shared_expert.up_proj.weight", up.narrow(0, routedWidth, sharedWidth)
+                            .contiguous());
+                    tensors.put(mlp + "shared_expert.down_proj.weight", down.narrow(1, routedWidth, sharedWidth)
+                            .mul(2.0).contiguous());
+                    tensors.put(mlp + "shared_expert_gate.weight", Tensor.zeros(new long[] {1, dModel},
+                            DType.FLOAT32, Device.CPU));
                 }
             }
             SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
-        Files.copy(qwen3.resolve("reference.safetensors"), dir.resolve("reference.safetensors"));
+        Files.copy(dense.resolve("reference.safetensors"), dir.resolve("reference.safetensors"));
     }
 
     private static long[] identity(long n) {

@@ -21,9 +21,13 @@ final class TinyConfigs {
         if (raw.containsKey("intermediate_size")) {
             o.put("intermediate_size", 48);
         }
-        // qwen3-moe's 128 experts, top 8, and qwen3-vl-moe's 60, top 4, made few
+        // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
         if (raw.containsKey("moe_intermediate_size")) {
-            o.putAll(Map.of("moe_intermediate_size", 48, "num_local_experts", 4, "num_experts_per_tok", 2));
+            o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
+                    : "num_local_experts", 4, "num_experts_per_tok", 2));
+        }
+        if (raw.containsKey("shared_expert_intermediate_size")) {
+            o.put("shared_expert_intermediate_size", 40);
         }
         if (raw.containsKey("num_key_value_heads")) {
             o.put("num_key_value_heads", 2);

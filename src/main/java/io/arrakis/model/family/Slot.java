@@ -26,7 +26,15 @@ public enum Slot {
     /** the router's bias {@code [experts]}; gpt-oss draws it like a weight */
     B_ROUTER(true, Init.NORMAL),
     /** a learned sink logit per head {@code [heads]} (gpt-oss) */
-    SINKS(true, Init.NORMAL);
+    SINKS(true, Init.NORMAL),
+    /** the gate projection {@code [d_model, d_shared]} of a shared expert beside the routed ones (qwen2-moe) */
+    SHARED_W_GATE(true, Init.NORMAL),
+    /** the shared expert's up projection {@code [d_model, d_shared]} */
+    SHARED_W_IN(true, Init.NORMAL),
+    /** the shared expert's down projection {@code [d_shared, d_model]} */
+    SHARED_W_OUT(true, Init.NORMAL),
+    /** the logit of the sigmoid that weights the shared expert's output, {@code [d_model, 1]} */
+    SHARED_EXPERT_GATE(true, Init.NORMAL);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
