@@ -85,7 +85,8 @@ import java.util.regex.Pattern;
  * experts name the gate projection {@code hook_gate} and the up projection {@code hook_pre}. A shared expert
  * (qwen2-moe), which every token goes to, has {@code blocks.i.mlp.shared_expert.hook_pre}, {@code hook_pre_linear} and
  * {@code hook_post} {@code [batch, pos, d_shared]}, and {@code blocks.i.mlp.hook_shared_expert_gate}
- * {@code [batch, pos, 1]}, the sigmoid weighting its output. {@code hook_mlp_out} is the experts' weighted sum.
+ * {@code [batch, pos, 1]}, the sigmoid weighting its output. {@code hook_mlp_out} is the experts' weighted sum, plus
+ * the shared expert's gated output.
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed, except to the passes of a thread that {@link #holdHooks holds} the hooks it found (as the
@@ -927,7 +928,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * MLP input weights {@code [layer, d_model, d_mlp]}: the up projection of a gated MLP (whose output is
      * {@code mlp.hook_pre_linear}), with an expert dimension after the layer's in a mixture of experts
-     * ({@code [layer, expert, d_model, d_mlp]}); a new tensor.
+     * ({@code [layer, expert, d_model, d_mlp]}: the routed experts', a shared expert's not among them); a new tensor.
      */
     public Tensor W_in() {
         return using(() -> stackLayers(l -> layer(l).win().alias()));

@@ -24,9 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Qwen2-MoE's shared expert on the fixture {@link DerivedFixtures} makes from Hugging Face's qwen2 one (three
- * experts of the dense MLP's first half of units, a shared expert of the other half): with a random shared gate and
- * {@code norm_topk_prob} false, the MLP's output is the routing weights' sum times the first half's MLP plus the
- * gate's sigmoid times the doubled second half's, computed here from the qwen2 checkpoint; the configuration.
+ * experts of the dense MLP's first half of units, a shared expert of the other half): with a random shared gate,
+ * {@code norm_topk_prob} false and expert {@code e}'s output scaled by {@code e + 1}, the MLP's output is
+ * {@code sum_j w_j (e_j + 1)} times the first half's MLP plus the gate's sigmoid times the doubled second half's,
+ * computed here from the qwen2 checkpoint; the configuration.
  */
 class Qwen2MoeTest {
 
@@ -35,8 +36,11 @@ class Qwen2MoeTest {
         Path fixture = Fixtures.huggingFace("qwen2-moe");
         Path dir = tmp.resolve("gated");
         Generator g = new Generator(3);
+        // a random shared gate, and expert e's output scaled by e + 1, which tells the routed experts apart
         Fixtures.writeEdited(fixture, dir, (name, t) -> name.endsWith("shared_expert_gate.weight")
-                ? Tensor.randn(g, t.shape(), DType.FLOAT32, Device.CPU) : t);
+                ? Tensor.randn(g, t.shape(), DType.FLOAT32, Device.CPU)
+                : name.contains(".mlp.experts.") && name.endsWith("down_proj.weight")
+                ? t.mul(1 + Integer.parseInt(name.replaceAll(".*\\.experts\\.(\\d+)\\..*", "$1"))) : t);
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
                 Files.readString(dir.resolve("config.json"))));
@@ -50,6 +54,7 @@ class Qwen2MoeTest {
             String p = "model.layers.1.";
             int half = model.config().dMlp();
             float[] w = out.cache().get("blocks.1.mlp.hook_expert_weights").toFloatArray();
+            long[] chosen = out.cache().get("blocks.1.mlp.hook_expert_indices").toLongArray();
             int tokens = w.length / 2;
             Tensor x = out.cache().get("blocks.1.ln2.hook_normalized").reshape(tokens, -1);
             Tensor gate = dense.tensor(p + "mlp.gate_proj.weight");
@@ -67,9 +72,9 @@ class Qwen2MoeTest {
             double least = 1;
             for (int i = 0; i < actual.length; i++) {
                 int t = i / d;
-                double share = w[t * 2] + w[t * 2 + 1];
-                least = Math.min(least, share);
-                assertEquals(share * first[i] + sigmoid[t] * second[i], actual[i], 1e-5 * Math.max(1,
+                least = Math.min(least, w[t * 2] + w[t * 2 + 1]);
+                double scale = w[t * 2] * (chosen[t * 2] + 1) + w[t * 2 + 1] * (chosen[t * 2 + 1] + 1);
+                assertEquals(scale * first[i] + sigmoid[t] * second[i], actual[i], 1e-5 * Math.max(1,
                         Math.abs(actual[i])), "element " + i);
             }
             assertTrue(least < 0.9, "the expert left out had a share");
@@ -111,6 +116,7 @@ class Qwen2MoeTest {
         HookedAutoConfig tiny = TinyConfigs.of("qwen2-moe");
         for (Map<String, Object> wrong : List.<Map<String, Object>>of(Map.of("use_sliding_window", true),
                 Map.of("layer_types", List.of("full_attention", "sliding_attention")),
+                Map.of("layer_types", List.of("full_attention")),
                 Map.of("decoder_sparse_step", 2))) {
             String key = wrong.keySet().iterator().next();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> tiny.with(wrong).dModel());

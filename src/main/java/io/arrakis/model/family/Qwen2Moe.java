@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.MixtureOfExperts.Routing;
 
@@ -65,10 +66,10 @@ final class Qwen2Moe extends ModelFamily {
             throw invalid("use_sliding_window", true, "is not implemented for qwen2-moe (no published model slides);"
                     + " only false is");
         }
-        List<?> types = s.listOrNull("layer_types");
-        if (types != null && types.stream().anyMatch(t -> !"full_attention".equals(t))) {
-            throw invalid("layer_types", types, "may only mark full_attention layers: sliding windows are not"
-                    + " implemented for qwen2-moe");
+        List<LayerAttention> types = LayerTypes.read(s, s.integer("num_hidden_layers"));
+        if (types != null && types.contains(LayerAttention.SLIDING)) {
+            throw invalid("layer_types", s.get("layer_types"), "may only mark full_attention layers: sliding windows"
+                    + " are not implemented for qwen2-moe");
         }
         Routing routing = s.bool("norm_topk_prob") ? Routing.SOFTMAX_THEN_TOP_K : Routing.SOFTMAX_THEN_TOP_K_AS_IS;
         boolean qkvBias = s.bool("qkv_bias");
