@@ -370,7 +370,7 @@ final class Forward {
             top = logits.to(DType.FLOAT32).softmax(-1).topk(k, -1, true);
             weights = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
                     ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
-            weights = moe.float32Weights() ? weights : weights.to(x.dtype());
+            weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
         } else {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);

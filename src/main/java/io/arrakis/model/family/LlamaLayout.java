@@ -2,14 +2,17 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import static io.arrakis.model.family.CheckpointTensor.linear;
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Slot.*;
 
 /**
  * What the Llama-style families share: the standard key names of their configuration classes, and the checkpoint
- * layout {@code model.layers.{i}.self_attn.{q,k,v,o}_proj}, {@code mlp.{gate,up,down}_proj},
- * {@code input_layernorm}, {@code post_attention_layernorm}, {@code model.norm}, {@code lm_head}.
+ * layout {@code model.layers.{i}.self_attn.{q,k,v,o}_proj}, {@code mlp.{gate,up,down}_proj} (or a mixture of
+ * experts' tensors), {@code input_layernorm}, {@code post_attention_layernorm}, {@code model.norm}, {@code lm_head}.
  */
 final class LlamaLayout {
     private LlamaLayout() {
@@ -40,6 +43,37 @@ final class LlamaLayout {
 
     /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
     static Checkpoint checkpoint(Architecture a, boolean normBias, CheckpointTensor... attentionNorms) {
+        return checkpoint(a, normBias, null, attentionNorms);
+    }
+
+    /**
+     * The layout with a mixture of experts' tensors {@code moe} (its router, then its experts') in place of the dense
+     * MLP's, after {@code post_attention_layernorm}.
+     */
+    static Checkpoint checkpoint(Architecture a, List<CheckpointTensor> moe, CheckpointTensor... attentionNorms) {
+        return checkpoint(a, a.norm() == Norm.LAYER_NORM, moe, attentionNorms);
+    }
+
+    /**
+     * Each expert's {@code gate_proj}, {@code up_proj} and {@code down_proj} under {@code prefix + e + "."}, one
+     * tensor per expert as Qwen's and OLMoE's mixtures store them.
+     */
+    static List<CheckpointTensor> experts(Architecture a, String prefix) {
+        long d = a.dModel();
+        long mlp = a.dMlp();
+        List<CheckpointTensor> tensors = new ArrayList<>();
+        for (int e = 0; e < a.moe().experts(); e++) {
+            String expert = prefix + e + ".";
+            tensors.add(linear(expert + "gate_proj.weight", W_GATE, mlp, d).ofExpert(e));
+            tensors.add(linear(expert + "up_proj.weight", W_IN, mlp, d).ofExpert(e));
+            tensors.add(linear(expert + "down_proj.weight", W_OUT, d, mlp).ofExpert(e));
+        }
+        return tensors;
+    }
+
+    /** The layout; {@code moe} null for a dense MLP. */
+    private static Checkpoint checkpoint(Architecture a, boolean normBias, List<CheckpointTensor> moe,
+                                         CheckpointTensor... attentionNorms) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -63,10 +97,11 @@ final class LlamaLayout {
                 .layerIf(a.outputNorms(), stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d))
                 .layerIf(a.outputNorms() && a.inputNorms(), stored("pre_feedforward_layernorm.weight", LN2_W, d))
                 .layerIf(a.outputNorms(), stored("post_feedforward_layernorm.weight", MLP_OUT_NORM_W, d))
-                .layer(linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
-                        linear("mlp.down_proj.weight", W_OUT, d, mlp))
-                .layerIf(a.mlpBias(), stored("mlp.gate_proj.bias", B_GATE, mlp), stored("mlp.up_proj.bias", B_IN, mlp),
-                        stored("mlp.down_proj.bias", B_OUT, d))
+                .layerIf(moe == null, linear("mlp.gate_proj.weight", W_GATE, mlp, d),
+                        linear("mlp.up_proj.weight", W_IN, mlp, d), linear("mlp.down_proj.weight", W_OUT, d, mlp))
+                .layerIf(moe == null && a.mlpBias(), stored("mlp.gate_proj.bias", B_GATE, mlp),
+                        stored("mlp.up_proj.bias", B_IN, mlp), stored("mlp.down_proj.bias", B_OUT, d))
+                .layer(moe == null ? new CheckpointTensor[0] : moe.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .globalIf(normBias, stored("norm.bias", LNF_B, d))
                 .unembedding("lm_head.weight", a)

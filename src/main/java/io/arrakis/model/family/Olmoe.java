@@ -4,6 +4,7 @@ import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.Architecture.QkNorm;
 import io.arrakis.model.family.MixtureOfExperts.Routing;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -71,30 +72,12 @@ final class Olmoe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
-        long mlp = a.dMlp();
-        Checkpoint.Builder b = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
-                .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layer(stored("input_layernorm.weight", LN1_W, d),
-                        linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
-                        linear("self_attn.v_proj.weight", WV, kv, d))
-                .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
-                        stored("self_attn.v_proj.bias", BV, kv))
-                .layer(stored("self_attn.q_norm.weight", Q_NORM, q), stored("self_attn.k_norm.weight", K_NORM, kv),
-                        linear("self_attn.o_proj.weight", WO, d, q))
-                .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layer(stored("post_attention_layernorm.weight", LN2_W, d),
-                        linear("mlp.gate.weight", W_ROUTER, a.moe().experts(), d));
-        for (int e = 0; e < a.moe().experts(); e++) {
-            String expert = "mlp.experts." + e + ".";
-            b.layer(linear(expert + "gate_proj.weight", W_GATE, mlp, d).ofExpert(e),
-                    linear(expert + "up_proj.weight", W_IN, mlp, d).ofExpert(e),
-                    linear(expert + "down_proj.weight", W_OUT, d, mlp).ofExpert(e));
-        }
-        return b.global(stored("norm.weight", LNF_W, d))
-                .unembedding("lm_head.weight", a)
-                .build();
+        List<CheckpointTensor> moe = new ArrayList<>();
+        moe.add(linear("mlp.gate.weight", W_ROUTER, a.moe().experts(), a.dModel()));
+        moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
+        return LlamaLayout.checkpoint(a, moe, stored("self_attn.q_norm.weight", Q_NORM, q),
+                stored("self_attn.k_norm.weight", K_NORM, kv));
     }
 }

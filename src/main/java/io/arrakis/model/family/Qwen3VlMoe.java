@@ -69,28 +69,13 @@ final class Qwen3VlMoe extends ModelFamily {
     @Override
     public Checkpoint checkpoint(Architecture a) {
         long d = a.dModel();
-        long q = (long) a.nHeads() * a.dHead();
-        long kv = (long) a.nKvHeads() * a.dHead();
         int mlp = a.dMlp();
         int experts = a.moe().experts();
-        return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
-                .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layer(stored("input_layernorm.weight", LN1_W, d),
-                        linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
-                        linear("self_attn.v_proj.weight", WV, kv, d))
-                .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
-                        stored("self_attn.v_proj.bias", BV, kv))
-                .layer(stored("self_attn.q_norm.weight", Q_NORM, a.dHead()),
-                        stored("self_attn.k_norm.weight", K_NORM, a.dHead()),
-                        linear("self_attn.o_proj.weight", WO, d, q))
-                .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layer(stored("post_attention_layernorm.weight", LN2_W, d),
-                        linear("mlp.gate.weight", W_ROUTER, experts, d),
+        return LlamaLayout.checkpoint(a, List.of(linear("mlp.gate.weight", W_ROUTER, experts, d),
                         fusedStored("mlp.experts.gate_up_proj", new long[] {experts, d, 2L * mlp},
                                 part(W_GATE, mlp), part(W_IN, mlp)).orSwapped(),
-                        stored("mlp.experts.down_proj", W_OUT, experts, mlp, d).orSwapped())
-                .global(stored("norm.weight", LNF_W, d))
-                .unembedding("lm_head.weight", a)
-                .build();
+                        stored("mlp.experts.down_proj", W_OUT, experts, mlp, d).orSwapped()),
+                stored("self_attn.q_norm.weight", Q_NORM, a.dHead()),
+                stored("self_attn.k_norm.weight", K_NORM, a.dHead()));
     }
 }
