@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.Architecture.RotaryPrecision;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Rope;
 import io.arrakis.torch.DType;
@@ -241,11 +242,11 @@ final class Forward {
         return tables.get(new Key(window, pos, device), () -> List.of(mask(layer, pos, device))).getFirst();
     }
 
-    /** The rotary tables of {@code rope} for this length, in the weights' dtype and on their device. */
+    /** The rotary tables of {@code rope} for this length, in the family's dtype for them, on the weights' device. */
     private Rotary rotary(Rope rope, long pos) {
         record Key(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
         }
-        DType dtype = w.embed.dtype();
+        DType dtype = Rotary.tableDtype(c, w.embed.dtype());
         Device device = w.embed.device();
         List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device), () -> {
             if (tables.capturing()) {
@@ -255,7 +256,7 @@ final class Forward {
             }
             return Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device);
         });
-        return new Rotary(rope.dim(), c.rotaryInterleaved(), c.rotaryInFloat32(), cosSin.get(0), cosSin.get(1));
+        return new Rotary(rope.dim(), c.rotaryInterleaved(), Rotary.inFloat32(c), cosSin.get(0), cosSin.get(1));
     }
 
     /**
@@ -596,15 +597,25 @@ final class Forward {
      * queries and once through keys. A pair {@code (a, b)} becomes {@code (a·cos − b·sin, b·cos + a·sin)}: the
      * features swapped within their pairs times {@code sin} with the sign of the pair's first feature flipped.
      *
-     * @param inFloat32 whether float16 and bfloat16 inputs are rotated in float32 and converted back (cohere)
-     * @param cos {@code [1, pos, 1, rotaryDim]}
+     * @param inFloat32 whether float16 and bfloat16 inputs are rotated in float32 and converted back
+     * @param cos {@code [1, pos, 1, rotaryDim]}, in the dtype {@link #tableDtype} gives
      * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second
      */
     record Rotary(int rotaryDim, boolean interleaved, boolean inFloat32, Tensor cos, Tensor signedSin) {
 
         static Rotary of(Architecture a, Rope rope, long pos, DType dtype, Device device) {
-            List<Tensor> t = tables(rope, a.rotaryInterleaved(), pos, dtype, device);
-            return new Rotary(rope.dim(), a.rotaryInterleaved(), a.rotaryInFloat32(), t.get(0), t.get(1));
+            List<Tensor> t = tables(rope, a.rotaryInterleaved(), pos, tableDtype(a, dtype), device);
+            return new Rotary(rope.dim(), a.rotaryInterleaved(), inFloat32(a), t.get(0), t.get(1));
+        }
+
+        /** The dtype of cos and sin in a model of {@code dtype}. */
+        static DType tableDtype(Architecture a, DType dtype) {
+            boolean reduced = dtype == DType.BFLOAT16 || dtype == DType.FLOAT16;
+            return reduced && a.rotaryPrecision() == RotaryPrecision.FLOAT32 ? DType.FLOAT32 : dtype;
+        }
+
+        static boolean inFloat32(Architecture a) {
+            return a.rotaryPrecision() != RotaryPrecision.MODEL_DTYPE;
         }
 
         /** cos and signed sin for positions {@code 0 .. pos-1}. */

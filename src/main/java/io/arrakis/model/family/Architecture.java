@@ -49,8 +49,7 @@ import java.util.List;
  * @param outputsSummedFirst with a parallel residual, whether the attention and MLP outputs are summed before the
  *     residual stream is added (gpt-j, gpt-neox, falcon, phi) rather than the residual stream plus the attention's, then
  *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
- * @param rotaryInFloat32 whether a float16 or bfloat16 model rotates its queries and keys in float32 (with cos and
- *     sin in the model's dtype), the result then converted back (cohere)
+ * @param rotaryPrecision in which dtype a float16 or bfloat16 model's rotary embedding computes
  * @param paddingIndex the token whose embedding row a new model starts with zeros ({@code pad_token_id}, which the
  *     family's embedding takes as its {@code padding_idx}); -1 for none
  */
@@ -62,11 +61,21 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
-        boolean rotaryInFloat32, boolean outputsSummedFirst, int paddingIndex) {
+        RotaryPrecision rotaryPrecision, boolean outputsSummedFirst, int paddingIndex) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {
         return embeddingScaleRounded ? dtype.round(embeddingScale) : embeddingScale;
+    }
+
+    /** In which dtype a float16 or bfloat16 model's rotary embedding computes; float32 models compute in float32. */
+    public enum RotaryPrecision {
+        /** cos, sin and the rotation in the model's dtype. */
+        MODEL_DTYPE,
+        /** cos and sin rounded to the model's dtype, the rotation in float32, its result converted back (cohere). */
+        FLOAT32_ROTATION,
+        /** cos, sin and the rotation in float32, the result converted back (olmo2, olmo3). */
+        FLOAT32
     }
 
     /** How the residual stream is normalised. */

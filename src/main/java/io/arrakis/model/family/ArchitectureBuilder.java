@@ -2,6 +2,7 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.Norm;
+import io.arrakis.model.family.Architecture.RotaryPrecision;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -79,7 +80,7 @@ final class ArchitectureBuilder {
     private MixtureOfExperts moe;
     private boolean attentionSinks;
     private boolean scoresInFloat32;
-    private boolean rotaryInFloat32;
+    private RotaryPrecision rotaryPrecision = RotaryPrecision.MODEL_DTYPE;
     private boolean outputsSummedFirst;
 
     ArchitectureBuilder(Settings s) {
@@ -367,9 +368,9 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** Queries and keys rotated in float32 for float16 and bfloat16 models. */
-    ArchitectureBuilder rotaryInFloat32() {
-        rotaryInFloat32 = true;
+    /** In which dtype float16 and bfloat16 models compute the rotary embedding (by default, theirs). */
+    ArchitectureBuilder rotaryPrecision(RotaryPrecision precision) {
+        rotaryPrecision = precision;
         return this;
     }
 
@@ -446,7 +447,7 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, embeddingScaleRounded, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryInFloat32,
+                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision,
                 outputsSummedFirst, paddingIndex(vocab));
     }
 

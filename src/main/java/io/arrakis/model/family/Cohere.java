@@ -1,6 +1,7 @@
 package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
+import io.arrakis.model.family.Architecture.RotaryPrecision;
 
 import java.util.List;
 import java.util.Map;
@@ -46,7 +47,7 @@ final class Cohere extends ModelFamily {
         }
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
-                .rotary("rope_theta", null).rotaryInterleaved().rotaryInFloat32().parallelResidual(true).sharedNorm(true)
+                .rotary("rope_theta", null).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32_ROTATION).parallelResidual(true).sharedNorm(true)
                 .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"))
                 .build();
     }

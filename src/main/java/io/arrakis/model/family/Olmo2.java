@@ -2,6 +2,7 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.Architecture.QkNorm;
+import io.arrakis.model.family.Architecture.RotaryPrecision;
 
 import java.util.List;
 import java.util.Map;
@@ -23,8 +24,8 @@ import static io.arrakis.model.family.Key.tok;
  * OLMo 2 ({@code transformers/models/olmo2}): Llama's attention and gated MLP, but the blocks normalise the outputs
  * of attention and MLP ({@code post_attention_layernorm}, {@code post_feedforward_layernorm}) instead of their
  * inputs, and one RMSNorm normalises the whole query projection ({@code q_norm}, {@code [heads·d_head]}) and one the
- * whole key projection before the rotary embedding; biases on the four attention projections as
- * {@code attention_bias} says.
+ * whole key projection before the rotary embedding, which float16 and bfloat16 models compute in float32 (cos and
+ * sin too); biases on the four attention projections as {@code attention_bias} says.
  *
  * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
  * files on the Hub still carry in place of {@code rope_parameters}.
@@ -47,7 +48,8 @@ final class Olmo2 extends ModelFamily {
     Architecture architecture(Settings s) {
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps")
-                .rotary("rope_theta", null).biases(attentionBias, attentionBias, false).qkNorm(QkNorm.WHOLE)
+                .rotary("rope_theta", null).rotaryPrecision(RotaryPrecision.FLOAT32)
+                .biases(attentionBias, attentionBias, false).qkNorm(QkNorm.WHOLE)
                 .sublayerNorms(false, true)
                 .build();
     }
