@@ -38,10 +38,13 @@ import java.util.Random;
  * experts made of the first half of the dense MLP's units and its shared expert of the other half, with a gate of
  * zeros, whose sigmoid (one half) its doubled down projection undoes: the two halves sum to the dense MLP.
  * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
+ * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
+ * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
     static final int TOP_K = 2;
+    static final int OLMO3_WINDOW = 16;
     private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
     private static Path root; // guarded by the class
 
@@ -50,7 +53,7 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written at the first call; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe").contains(family)) {
+        if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -61,6 +64,8 @@ final class DerivedFixtures {
             Path dir = Files.createDirectory(root().resolve(family));
             if (family.equals("smollm3")) {
                 writeSmolLm3(Fixtures.huggingFace("llama"), dir);
+            } else if (family.equals("olmo3")) {
+                writeOlmo3(Fixtures.huggingFace("olmo2"), dir);
             } else if (family.equals("olmoe")) {
                 OlmoeReference.write(dir);
             } else {
@@ -105,6 +110,23 @@ final class DerivedFixtures {
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         for (String file : List.of("model.safetensors", "reference.safetensors")) {
             Files.copy(llama.resolve(file), dir.resolve(file));
+        }
+    }
+
+    /** The olmo2 fixture as OLMo 3: a sliding layer that sees every token, then a full one; OLMo 2's function. */
+    private static void writeOlmo3(Path olmo2, Path dir) throws IOException {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(olmo2.resolve("config.json"))));
+        config.put("architectures", List.of("Olmo3ForCausalLM"));
+        config.put("model_type", "olmo3");
+        Object rotary = config.remove("rope_parameters");
+        config.put("rope_parameters", Map.of("full_attention", rotary, "sliding_attention", rotary));
+        config.put("layer_types", List.of("sliding_attention", "full_attention"));
+        config.put("sliding_window", OLMO3_WINDOW);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        for (String file : List.of("model.safetensors", "reference.safetensors")) {
+            Files.copy(olmo2.resolve(file), dir.resolve(file));
         }
     }
 

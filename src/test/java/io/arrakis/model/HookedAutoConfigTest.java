@@ -864,7 +864,7 @@ class HookedAutoConfigTest {
     static final Set<String> UNSCALED_ROTARY = Set.of("phi3");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
-    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3");
+    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3");
 
     /** A rotary object as the value of {@code key}: for those families, the full layers' object. */
     static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {

@@ -60,45 +60,10 @@ class SmolLm3Test {
             assertTrue(model.config().isSlidingWindowLayer(1) && !model.config().isSlidingWindowLayer(0));
 
             Tensor q = out.cache().get("blocks.1.attn.hook_q");
-            Tensor k = out.cache().get("blocks.1.attn.hook_k");
-            long batch = q.size(0);
-            int pos = (int) q.size(1);
-            int heads = model.config().nHeads();
-            int kvHeads = model.config().nKvHeads();
-            int d = model.config().dHead();
-            float[] qs = q.toFloatArray();
-            float[] ks = k.toFloatArray();
-            float[] pattern = out.cache().get("blocks.1.attn.hook_pattern").toFloatArray();
-            for (int b = 0; b < batch; b++) {
-                for (int h = 0; h < heads; h++) {
-                    int kh = h / (heads / kvHeads);
-                    for (int i = 0; i < pos; i++) {
-                        double[] scores = new double[i + 1];
-                        double max = Double.NEGATIVE_INFINITY;
-                        int first = Math.max(0, i - WINDOW + 1);
-                        for (int j = first; j <= i; j++) {
-                            double dot = 0;
-                            int qAt = ((b * pos + i) * heads + h) * d;
-                            int kAt = ((b * pos + j) * kvHeads + kh) * d;
-                            for (int e = 0; e < d; e++) {
-                                dot += qs[qAt + e] * ks[kAt + e];
-                            }
-                            scores[j] = dot / Math.sqrt(d);
-                            max = Math.max(max, scores[j]);
-                        }
-                        double sum = 0;
-                        for (int j = first; j <= i; j++) {
-                            sum += Math.exp(scores[j] - max);
-                        }
-                        for (int j = 0; j < pos; j++) {
-                            double expected = j >= first && j <= i ? Math.exp(scores[j] - max) / sum : 0;
-                            assertEquals(expected, pattern[((b * heads + h) * pos + i) * pos + j], 1e-5,
-                                    "batch " + b + " head " + h + " query " + i + " key " + j);
-                        }
-                    }
-                }
-            }
-            assertArrayEquals(qs, model.rotate(1, q).toFloatArray(), "a NoPE layer's rotation leaves queries be");
+            WindowedCausalSoftmax.assertPattern(q, out.cache().get("blocks.1.attn.hook_k"),
+                    out.cache().get("blocks.1.attn.hook_pattern"), WINDOW, 1e-5);
+            assertArrayEquals(q.toFloatArray(), model.rotate(1, q).toFloatArray(),
+                    "a NoPE layer's rotation leaves queries be");
             assertFalse(q.allclose(model.rotate(0, q), 1e-3, 1e-3));
             Head head = Head.of(1, 1);
             assertTrue(new AttentionComposer(model).attentionPathPatching(reference.tensor("input_ids"), head, head)

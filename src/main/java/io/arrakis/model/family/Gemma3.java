@@ -6,7 +6,6 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
@@ -40,8 +39,6 @@ import static io.arrakis.model.family.Key.tok;
  * {@code text_config} here (see {@code io.arrakis.model.MultimodalCheckpoint}).
  */
 final class Gemma3 extends ModelFamily {
-    private static final Set<String> LAYER_TYPES = Set.of("full_attention", "sliding_attention");
-
     Gemma3() {
         super("gemma3", "gemma3_text", Keys.of(List.of(
                 pos("vocab_size", 262_208), pos("hidden_size", 2304), pos("intermediate_size", 9216),
@@ -64,13 +61,9 @@ final class Gemma3 extends ModelFamily {
             throw invalid("text_config", s.get("text_config"), "belongs to Gemma3ForConditionalGeneration's config"
                     + " (model_type gemma3); only the text model's config (model_type gemma3_text) is supported");
         }
-        Map<?, ?> rp = s.mapOrNull("rope_parameters");
-        if (rp != null && !LAYER_TYPES.containsAll(rp.keySet())) {
-            throw invalid("rope_parameters", rp, "must hold one object per layer type (full_attention,"
-                    + " sliding_attention) for gemma3");
-        }
+        Map<?, ?> rp = LayerTypes.rotaryObjects(s, "gemma3");
         Map<?, ?> scaling = s.mapOrNull("rope_scaling");
-        Map<Object, Object> full = new LinkedHashMap<>(layerTypeObject(rp, "full_attention"));
+        Map<Object, Object> full = new LinkedHashMap<>(LayerTypes.rotaryObject(rp, "full_attention"));
         if (scaling != null) {
             full.putAll(scaling);
         }
@@ -79,17 +72,8 @@ final class Gemma3 extends ModelFamily {
                 .rotaryOf(LayerAttention.FULL, scaling != null ? "rope_scaling" : "rope_parameters.full_attention",
                         full, "rope_theta")
                 .rotaryOf(LayerAttention.SLIDING, "rope_parameters.sliding_attention",
-                        layerTypeObject(rp, "sliding_attention"), "rope_local_base_freq")
+                        LayerTypes.rotaryObject(rp, "sliding_attention"), "rope_local_base_freq")
                 .build();
-    }
-
-    /** The rotary object of one layer type in {@code rope_parameters}; empty when there is none. */
-    private static Map<?, ?> layerTypeObject(Map<?, ?> rp, String layerType) {
-        Object entry = rp == null ? null : rp.get(layerType);
-        if (entry != null && !(entry instanceof Map<?, ?>)) {
-            throw invalid("rope_parameters." + layerType, entry, "must be a JSON object");
-        }
-        return entry == null ? Map.of() : (Map<?, ?>) entry;
     }
 
     @Override

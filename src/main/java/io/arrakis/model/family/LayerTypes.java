@@ -5,6 +5,7 @@ import io.arrakis.model.family.Architecture.LayerAttention;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 
 import static io.arrakis.model.family.ConfigValues.describe;
@@ -67,5 +68,29 @@ final class LayerTypes {
             perLayer.add((i + 1) % period != 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
         }
         return perLayer;
+    }
+
+    /**
+     * {@code rope_parameters} as {@code transformers} 5 writes it for a family with a rotary embedding per layer
+     * type: one object per type; null when the key is null.
+     *
+     * @throws IllegalArgumentException naming the key when it holds anything else
+     */
+    static Map<?, ?> rotaryObjects(Settings s, String family) {
+        Map<?, ?> rp = s.mapOrNull("rope_parameters");
+        if (rp != null && !Set.of("full_attention", "sliding_attention").containsAll(rp.keySet())) {
+            throw invalid("rope_parameters", rp, "must hold one object per layer type (full_attention,"
+                    + " sliding_attention) for " + family);
+        }
+        return rp;
+    }
+
+    /** The rotary object of one layer type in {@link #rotaryObjects}; empty when there is none. */
+    static Map<?, ?> rotaryObject(Map<?, ?> rotaryObjects, String layerType) {
+        Object entry = rotaryObjects == null ? null : rotaryObjects.get(layerType);
+        if (entry != null && !(entry instanceof Map<?, ?>)) {
+            throw invalid("rope_parameters." + layerType, entry, "must be a JSON object");
+        }
+        return entry == null ? Map.of() : (Map<?, ?>) entry;
     }
 }

@@ -46,16 +46,25 @@ final class Olmo2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        return olmo2Layout(s).build();
+    }
+
+    /** OLMo 2's blocks, which OLMo 3's share. */
+    static ArchitectureBuilder olmo2Layout(Settings s) {
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps")
                 .rotary("rope_theta", null).rotaryPrecision(RotaryPrecision.FLOAT32)
                 .biases(attentionBias, attentionBias, false).qkNorm(QkNorm.WHOLE)
-                .sublayerNorms(false, true)
-                .build();
+                .sublayerNorms(false, true);
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a);
+    }
+
+    /** Llama's layout with the query and key norms. */
+    static Checkpoint checkpointOf(Architecture a) {
         return LlamaLayout.checkpoint(a, stored("self_attn.q_norm.weight", Slot.Q_NORM, (long) a.nHeads() * a.dHead()),
                 stored("self_attn.k_norm.weight", Slot.K_NORM, (long) a.nKvHeads() * a.dHead()));
     }
