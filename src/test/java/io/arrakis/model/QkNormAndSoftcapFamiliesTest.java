@@ -358,6 +358,28 @@ class QkNormAndSoftcapFamiliesTest {
         }
     }
 
+    /**
+     * Gemma3Attention keeps {@code attn_logit_softcapping} but passes no soft-cap to its attention, so a value changes
+     * nothing, where gemma2's caps the scores. Was: gemma3's scores were capped.
+     */
+    @Test
+    void gemma3LeavesItsAttentionScoresUncappedAsTransformersDoes() {
+        Tensor ids = Tensor.of(new long[] {1, 2, 3, 4, 5}, 1, 5);
+        for (String family : List.of("gemma2", "gemma3")) {
+            HookedAutoConfig plain = TinyConfigs.of(family).with("attn_logit_softcapping", null);
+            try (TensorScope scope = TensorScope.open();
+                 HookedAutoModel uncapped = HookedAutoModel.create(plain, 3, DType.FLOAT32, Device.CPU);
+                 HookedAutoModel capped = HookedAutoModel.create(plain.with("attn_logit_softcapping", 0.05), 3,
+                         DType.FLOAT32, Device.CPU);
+                 ModelOutput a = uncapped.forward(ids, CacheSpec.only("logits", "blocks.0.attn.hook_attn_scores"));
+                 ModelOutput b = capped.forward(ids, CacheSpec.only("logits", "blocks.0.attn.hook_attn_scores"))) {
+                boolean same = a.cache().get("blocks.0.attn.hook_attn_scores").allclose(
+                        b.cache().get("blocks.0.attn.hook_attn_scores"), 0, 0) && a.logits().allclose(b.logits(), 0, 0);
+                assertEquals(family.equals("gemma3"), same, family);
+            }
+        }
+    }
+
     /** With output norms, hook_attn_out is what joins the residual stream: resid_mid = resid_pre + attn_out. */
     @ParameterizedTest
     @ValueSource(strings = {"olmo2", "gemma2"})

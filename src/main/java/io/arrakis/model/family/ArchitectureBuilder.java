@@ -314,7 +314,10 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** Tanh soft-capping of the attention scores and of the logits, from keys that may be null (no capping). */
+    /**
+     * Tanh soft-capping of the attention scores and of the logits, from keys whose values may be null (no capping);
+     * a null key caps nothing.
+     */
     ArchitectureBuilder softcaps(String attentionKey, String logitKey) {
         attentionSoftcap = softcap(attentionKey);
         logitSoftcap = softcap(logitKey);
@@ -322,6 +325,9 @@ final class ArchitectureBuilder {
     }
 
     private double softcap(String key) {
+        if (key == null) {
+            return 0.0;
+        }
         Double cap = (Double) s.get(key);
         if (cap != null && !(cap > 0.0)) {
             throw invalid(key, cap, "must be positive (or null for no soft-capping)");

@@ -26,13 +26,15 @@ import static io.arrakis.model.family.Key.tok;
 /**
  * Gemma 3's text model ({@code transformers/models/gemma3}, {@code Gemma3TextConfig}, {@code model_type}
  * {@code gemma3_text}): Gemma 2's blocks (norms before and after attention and MLP, attention scalar, optional
- * soft-capping, sliding layers) with a {@code (1 + w)} RMSNorm on each query and key head ({@code q_norm},
- * {@code k_norm}) before the rotary embedding, and a rotary base per kind of layer: {@code transformers} 5 writes
- * {@code rope_parameters} as one object per layer type ({@code full_attention}, {@code sliding_attention}), each
- * with its {@code rope_type}; older files give {@code rope_theta} (full layers), {@code rope_local_base_freq}
- * (sliding layers) and {@code rope_scaling} (full layers, merged into the full layers' object as
- * {@code Gemma3TextConfig.convert_rope_params_to_dict} does). Without {@code layer_types}, every
- * {@code sliding_window_pattern}-th layer is full, the others sliding.
+ * soft-capping of the logits, sliding layers) with a {@code (1 + w)} RMSNorm on each query and key head
+ * ({@code q_norm}, {@code k_norm}) before the rotary embedding, and a rotary base per kind of layer:
+ * {@code transformers} 5 writes {@code rope_parameters} as one object per layer type ({@code full_attention},
+ * {@code sliding_attention}), each with its {@code rope_type}; older files give {@code rope_theta} (full layers),
+ * {@code rope_local_base_freq} (sliding layers) and {@code rope_scaling} (full layers, merged into the full layers'
+ * object as {@code Gemma3TextConfig.convert_rope_params_to_dict} does). Without {@code layer_types}, every
+ * {@code sliding_window_pattern}-th layer is full, the others sliding. {@code attn_logit_softcapping} is read by the
+ * configuration class, but Gemma3Attention passes no soft-cap to its attention, so any value is accepted and none
+ * applied, as in {@code transformers}.
  *
  * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class, plus the older keys that
  * files on the Hub still carry in place of {@code rope_parameters}. A multimodal checkpoint's config gives its
@@ -68,6 +70,7 @@ final class Gemma3 extends ModelFamily {
             full.putAll(scaling);
         }
         return Gemma2.gemma2Layout(s, s.integer("sliding_window_pattern")).qkNorm(QkNorm.PER_HEAD)
+                .softcaps(null, "final_logit_softcapping")
                 .rotary("rope_theta", null)
                 .rotaryOf(LayerAttention.FULL, scaling != null ? "rope_scaling" : "rope_parameters.full_attention",
                         full, "rope_theta")
