@@ -445,7 +445,8 @@ final class Forward {
     private Tensor activation(Tensor x) {
         return switch (c.activationFunction()) {
             case GELU_TANH -> reducedPrecision(x) ? tanhGeluAsWritten(x) : x.gelu(true);
-            case GELU -> x.gelu(false);
+            case GELU -> reducedPrecision(x) && c.activation().equals("gelu_python") ? erfGeluAsWritten(x)
+                    : x.gelu(false);
             case SILU -> x.silu();
             case RELU -> x.relu();
         };
@@ -475,6 +476,17 @@ final class Forward {
                 : then(then(then(then(x.pow(3.0), t -> t.mul(0.044715)), t -> t.add(x)),
                         t -> t.mul(Math.sqrt(2.0 / Math.PI))), Tensor::tanh);
         try (Tensor half = x.mul(0.5); Tensor plusOne = then(inner, t -> t.add(1.0))) {
+            return half.mul(plusOne);
+        }
+    }
+
+    /**
+     * {@code gelu_python} as {@code transformers} writes it, {@code x * 0.5 * (1 + erf(x / sqrt(2)))}, op by op in
+     * {@code x}'s dtype, each op rounding in float16 and bfloat16; {@code gelu} is libtorch's one op.
+     */
+    private static Tensor erfGeluAsWritten(Tensor x) {
+        try (Tensor half = x.mul(0.5);
+             Tensor plusOne = then(then(x.div(Math.sqrt(2.0)), Tensor::erf), t -> t.add(1.0))) {
             return half.mul(plusOne);
         }
     }

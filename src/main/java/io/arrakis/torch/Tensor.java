@@ -65,6 +65,7 @@ public final class Tensor implements AutoCloseable {
     private static final Op RECIPROCAL = Op.of("aten::reciprocal", "");
     private static final Op ABS = Op.of("aten::abs", "");
     private static final Op TANH = Op.of("aten::tanh", "");
+    private static final Op ERF = Op.of("aten::erf", "");
     private static final Op SIGMOID = Op.of("aten::sigmoid", "");
     private static final Op IS_NAN = Op.of("aten::isnan", "");
     private static final Op RELU = Op.of("aten::relu", "");
@@ -1554,6 +1555,11 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise hyperbolic tangent. */
     public Tensor tanh() {
         return unary(TANH);
+    }
+
+    /** Elementwise error function, {@code erf(x) = 2/sqrt(pi) ∫_0^x exp(-t²) dt}. */
+    public Tensor erf() {
+        return unary(ERF);
     }
 
     /** Elementwise logistic sigmoid. */

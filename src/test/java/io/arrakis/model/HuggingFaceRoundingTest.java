@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.testing.Bfloat16;
+import io.arrakis.testing.Erf;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Generator;
@@ -88,6 +89,28 @@ class HuggingFaceRoundingTest {
                 float inner = Bfloat16.round(c * Bfloat16.round(x + Bfloat16.round(0.044715f * Bfloat16.round(x * x * x))));
                 asWritten[i] = Bfloat16.round(Bfloat16.round(0.5f * x) * Bfloat16.round(1 + Bfloat16.round((float) Math.tanh(inner))));
                 oneOp[i] = Bfloat16.round((float) (0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))));
+            }
+            assertAgree(asWritten, got, oneOp);
+        }
+    }
+
+    /** {@code gelu_python}: {@code x * 0.5 * (1 + erf(x / sqrt(2)))}, each op rounding. */
+    @Test
+    void geluPythonRoundsAfterEachOp() {
+        HookedAutoConfig config = TinyConfigs.of("gpt2").with("activation_function", "gelu_python");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 5, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(config), CacheSpec.only("blocks.0.mlp.hook_pre",
+                     "blocks.0.mlp.hook_post"))) {
+            float[] pre = out.cache().get("blocks.0.mlp.hook_pre").toFloatArray();
+            float[] got = out.cache().get("blocks.0.mlp.hook_post").toFloatArray();
+            float[] asWritten = new float[pre.length];
+            float[] oneOp = new float[pre.length];
+            for (int i = 0; i < pre.length; i++) {
+                float x = pre[i];
+                float erf = Bfloat16.round((float) Erf.erf(Bfloat16.round(x / (float) Math.sqrt(2.0))));
+                asWritten[i] = Bfloat16.round(Bfloat16.round(x * 0.5f) * Bfloat16.round(1 + erf));
+                oneOp[i] = Bfloat16.round((float) (x * 0.5 * (1 + Erf.erf(x / Math.sqrt(2.0)))));
             }
             assertAgree(asWritten, got, oneOp);
         }

@@ -21,6 +21,7 @@ import java.util.Random;
 import java.util.function.DoubleBinaryOperator;
 import java.util.function.DoubleUnaryOperator;
 
+import static io.arrakis.testing.Erf.erf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -139,26 +140,6 @@ class TensorNumericsTest {
 
     static double[] slice(double[] a, int from, int len) {
         return Arrays.copyOfRange(a, from, from + len);
-    }
-
-    /**
-     * erf(z) = 2/√π · e^{−z²} · Σ_{n≥0} 2ⁿ z^{2n+1} / (1·3·5···(2n+1)) (A&amp;S 7.1.6): every term is positive, so the sum
-     * has no cancellation and is accurate to a few ulps for the |z| ≤ 6 used here.
-     */
-    static double erf(double z) {
-        if (z < 0) {
-            return -erf(-z);
-        }
-        double term = z;
-        double sum = z;
-        for (int n = 1; n < 500; n++) {
-            term *= 2 * z * z / (2 * n + 1);
-            sum += term;
-            if (term < 1e-17 * sum) {
-                break;
-            }
-        }
-        return Math.min(1.0, 2 / Math.sqrt(Math.PI) * Math.exp(-z * z) * sum);
     }
 
     static double phi(double x) {
@@ -1316,6 +1297,16 @@ class TensorNumericsTest {
             double[] spot = f64(new double[] {1, -1}, 2).gelu().toDoubleArray();
             assertEquals(0.841344746068543, spot[0], 1e-14);
             assertEquals(-0.158655253931457, spot[1], 1e-14);
+        }
+
+        @Test
+        void erfIsTheErrorFunction() {
+            double[] x = linspace(-6, 6, 97);
+            assertClose(map(x, v -> erf(v)), f64(x, x.length).erf(), 1e-14);
+            assertClose(map(x, v -> erf(v)), f32(x, x.length).erf().toDoubleArray(), F32, 1e-6);
+            // published values: erf(0.5) = 0.520499877813047, erf(1) = 0.842700792949715, erf(2) = 0.995322265018953
+            double[] spot = f64(new double[] {0.5, 1, -2}, 3).erf().toDoubleArray();
+            assertArrayEquals(new double[] {0.520499877813047, 0.842700792949715, -0.995322265018953}, spot, 1e-14);
         }
 
         @Test
