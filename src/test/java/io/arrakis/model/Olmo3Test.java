@@ -121,6 +121,24 @@ class Olmo3Test {
         assertEquals(7_298_011_136L, sevenB.parameterCount());
     }
 
+    /**
+     * Olmo3Config.convert_rope_params_to_dict merges rope_scaling over the full layers' object, and gives the sliding
+     * layers without a base of their own 500000, whatever the full layers' base.
+     */
+    @Test
+    void rotaryObjectsResolveAsOlmo3ConfigMergesThem() {
+        HookedAutoConfig merged = tiny().with(Map.of("rope_parameters", Map.of("full_attention", Map.of("rope_type",
+                "default", "rope_theta", 10000)), "rope_scaling", Map.of("rope_type", "linear", "factor", 2.0)));
+        assertEquals(new Rope.Linear(2.0), merged.architecture().rope(3).scaling(), "rope_scaling wins");
+        assertEquals(10000.0, merged.architecture().rope(3).theta());
+        assertEquals(500000.0, merged.architecture().rope(0).theta(), "the sliding layers' default");
+        assertEquals(new Rope.Unscaled(), merged.architecture().rope(0).scaling());
+        for (String family : List.of("olmo3", "gemma3")) {
+            assertRefused(() -> HookedAutoConfig.of(family).with("rope_scaling", Map.of("type", "linear", "factor",
+                    2.0)), "rope_scaling.type", "older key");
+        }
+    }
+
     @Test
     void refusals() {
         assertRefused(() -> tiny().with("rope_theta", 10000), "rope_theta",

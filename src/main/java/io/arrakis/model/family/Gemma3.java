@@ -3,7 +3,6 @@ package io.arrakis.model.family;
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.QkNorm;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -65,10 +64,7 @@ final class Gemma3 extends ModelFamily {
         }
         Map<?, ?> rp = LayerTypes.rotaryObjects(s, "gemma3");
         Map<?, ?> scaling = s.mapOrNull("rope_scaling");
-        Map<Object, Object> full = new LinkedHashMap<>(LayerTypes.rotaryObject(rp, "full_attention"));
-        if (scaling != null) {
-            full.putAll(scaling);
-        }
+        Map<Object, Object> full = LayerTypes.fullLayerRotary(rp, scaling);
         return Gemma2.gemma2Layout(s, s.integer("sliding_window_pattern")).qkNorm(QkNorm.PER_HEAD)
                 .softcaps(null, "final_logit_softcapping")
                 .rotary("rope_theta", null)

@@ -3,6 +3,7 @@ package io.arrakis.model.family;
 import io.arrakis.model.family.Architecture.LayerAttention;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -83,6 +84,25 @@ final class LayerTypes {
                     + " sliding_attention) for " + family);
         }
         return rp;
+    }
+
+    /**
+     * The full layers' rotary object: the one of {@link #rotaryObjects} with {@code rope_scaling} merged in, as the
+     * {@code convert_rope_params_to_dict} of gemma3 and olmo3 merge them. Without {@code rope_parameters} they merge it
+     * into {@code {"rope_type": "default"}}, so a {@code rope_scaling} that names its type with the older key
+     * {@code "type"} alone leaves the layers unscaled in {@code transformers} 5.17, where 4.x scaled them: refused.
+     */
+    static Map<Object, Object> fullLayerRotary(Map<?, ?> rotaryObjects, Map<?, ?> scaling) {
+        Map<Object, Object> full = new LinkedHashMap<>(rotaryObject(rotaryObjects, "full_attention"));
+        if (scaling != null) {
+            if (rotaryObjects == null && scaling.containsKey("type") && !scaling.containsKey("rope_type")) {
+                throw invalid("rope_scaling.type", scaling.get("type"), "is the older key, which transformers 5.17"
+                        + " does not read for the full layers without rope_type (they stay unscaled; 4.x scaled them);"
+                        + " give rope_type");
+            }
+            full.putAll(scaling);
+        }
+        return full;
     }
 
     /** The rotary object of one layer type in {@link #rotaryObjects}; empty when there is none. */

@@ -2,7 +2,6 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.LayerAttention;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -58,11 +57,8 @@ final class Olmo3 extends ModelFamily {
             throw invalid("sliding_window", null, "must be set: layer_types has sliding_attention layers");
         }
         Map<?, ?> rp = LayerTypes.rotaryObjects(s, "olmo3");
-        Map<Object, Object> full = new LinkedHashMap<>(LayerTypes.rotaryObject(rp, "full_attention"));
         Map<?, ?> scaling = s.mapOrNull("rope_scaling");
-        if (scaling != null) {
-            full.putAll(scaling);
-        }
+        Map<Object, Object> full = LayerTypes.fullLayerRotary(rp, scaling);
         Map<?, ?> slidingObject = LayerTypes.rotaryObject(rp, "sliding_attention");
         double theta = s.number("rope_theta");
         if (sliding && !slidingObject.containsKey("rope_theta") && theta != DEFAULT_THETA) {
