@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.RotaryPrecision;
 import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.model.family.QueryTemperature;
 import io.arrakis.model.family.Rope;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -152,8 +153,9 @@ final class Forward {
             z = patternTimesValues(pattern, v);
         } else {
             Tensor mask = windowed(layer, pos) ? additiveMask(layer, pos, q) : null;
-            z = Tensor.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask,
-                    mask == null, scoreScale()).transpose(1, 2);
+            Tensor queries = tempered(q).transpose(1, 2);
+            z = Tensor.scaledDotProductAttention(queries, k.transpose(1, 2), v.transpose(1, 2), mask, mask == null,
+                    scoreScale()).transpose(1, 2);
         }
         z = hook.at(b + "attn.hook_z", z);
         return w.project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
@@ -174,9 +176,11 @@ final class Forward {
      * Attention scores {@code [batch, head, query, key]} of queries {@code [batch, pos, head, d_head]} and keys
      * {@code [batch, pos, kv_head, d_head]} (after rotary embeddings; query head {@code h} reads key head
      * {@code h / (heads / kv_heads)}): scaled (see {@link #scoreScale}), soft-capped where the family caps them, -inf
-     * where the layer's mask forbids; in float32 where the family computes them so from reduced precision.
+     * where the layer's mask forbids; in float32 where the family computes them so from reduced precision. The
+     * queries are first multiplied by the family's temperature at their positions ({@link #tempered}).
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
+        q = tempered(q);
         if (c.scoresInFloat32() && reducedPrecision(q)) {
             q = q.to(DType.FLOAT32);
             k = k.to(DType.FLOAT32);
@@ -240,6 +244,35 @@ final class Forward {
         record Key(int window, long pos, Device device) {
         }
         return tables.get(new Key(window, pos, device), () -> List.of(mask(layer, pos, device))).getFirst();
+    }
+
+    /**
+     * Rotated queries {@code [batch, pos, heads, d_head]} times the family's temperature at each position, rounded
+     * to their dtype first, as ministral3 multiplies them; the queries themselves where the factor is 1 throughout.
+     */
+    private Tensor tempered(Tensor q) {
+        QueryTemperature t = c.queryTemperature();
+        long pos = q.size(1);
+        if (t == null || !t.scales(pos)) {
+            return q;
+        }
+        record Key(QueryTemperature t, long pos, DType dtype, Device device) {
+        }
+        Tensor factors = tables.get(new Key(t, pos, q.dtype(), q.device()), () -> {
+            if (tables.capturing()) {
+                throw new IllegalStateException("the query temperatures for " + pos + " positions are not built, and"
+                        + " building them copies from the host, which a CUDA graph capture cannot contain: run a pass"
+                        + " of this length before capturing one (HookedAutoModel.capture does)");
+            }
+            double[] values = new double[(int) pos];
+            for (int p = 0; p < pos; p++) {
+                values[p] = t.at(p);
+            }
+            try (Tensor host = Tensor.of(values, 1, pos, 1, 1)) {
+                return List.of(host.to(q.dtype(), q.device()));
+            }
+        }).getFirst();
+        return q.mul(factors);
     }
 
     /** The rotary tables of {@code rope} for this length, in the family's dtype for them, on the weights' device. */

@@ -1153,7 +1153,8 @@ public final class HookedAutoModel implements AutoCloseable {
      * Block {@code layer}'s attention scores {@code [batch, head, query, key]} for queries and keys
      * {@code [batch, pos, head, d_head]} as they enter the dot product (normalised and rotated where the family does
      * so, one key head per query head): scaled, soft-capped where the family caps them, and -inf where the layer's
-     * mask forbids, as the forward pass computes {@code hook_attn_scores}. A new tensor.
+     * mask forbids, as the forward pass computes {@code hook_attn_scores}; ministral3's queries are first multiplied
+     * by their positions' temperature, which {@code hook_rot_q} does not hold. A new tensor.
      */
     public Tensor attentionScores(int layer, Tensor q, Tensor k) {
         return using(() -> {

@@ -12,16 +12,17 @@ import java.util.stream.Collectors;
 /**
  * The language model of a multimodal checkpoint, which runs text as the text model alone does: Gemma 3's
  * {@code Gemma3ForConditionalGeneration} (the 4B, 12B and 27B models; {@code model_type} {@code gemma3}), LLaVA's
- * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1), whose configs hold the text model's
- * in {@code text_config}. Their tensors are the text model's under another prefix, {@code language_model.model.} (and
- * the head {@code language_model.lm_head.}) as published, {@code model.language_model.} as {@code transformers} saves
- * them since 4.52, beside a vision tower and a projector that text does not reach. Qwen2-VL and Qwen2.5-VL
- * ({@code qwen2_vl}, {@code qwen2_5_vl}) are Qwen 2 with multimodal rotary embeddings (M-RoPE), whose three positions
- * of a text token (time, height, width) are all its position, so that for text it is Qwen 2's rotary; their config
- * gives the text model's keys at its top level or, as {@code transformers} 5 saves it, in {@code text_config}, and
- * their tensors are the text model's own names or under {@code model.language_model.}, beside a {@code visual} tower.
- * Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with M-RoPE, its config's {@code text_config} and its tensors under
- * {@code model.language_model.}; Qwen3-VL-MoE's ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family.
+ * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1, Ministral 3), whose configs hold the
+ * text model's in {@code text_config}. Their tensors are the text model's under another prefix,
+ * {@code language_model.model.} (and the head {@code language_model.lm_head.}) as published,
+ * {@code model.language_model.} as {@code transformers} saves them since 4.52, beside a vision tower and a projector
+ * that text does not reach. Qwen2-VL and Qwen2.5-VL ({@code qwen2_vl}, {@code qwen2_5_vl}) are Qwen 2 with multimodal
+ * rotary embeddings (M-RoPE), whose three positions of a text token (time, height, width) are all its position, so
+ * that for text it is Qwen 2's rotary; their config gives the text model's keys at its top level or, as
+ * {@code transformers} 5 saves it, in {@code text_config}, and their tensors are the text model's own names or under
+ * {@code model.language_model.}, beside a {@code visual} tower. Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with
+ * M-RoPE, its config's {@code text_config} and its tensors under {@code model.language_model.}; Qwen3-VL-MoE's
+ * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family.
  */
 final class MultimodalCheckpoint {
     /**
@@ -30,7 +31,8 @@ final class MultimodalCheckpoint {
      * model's own head only in families whose causal model adds nothing to it.
      */
     private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
-            "llava", List.of("llama", "mistral", "qwen2"), "mistral3", List.of("mistral", "llama", "qwen2"),
+            "llava", List.of("llama", "mistral", "qwen2"),
+            "mistral3", List.of("mistral", "llama", "qwen2", "ministral3"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
             "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"));
     private static final String PUBLISHED = "language_model.model.";

@@ -39,12 +39,14 @@ import java.util.Random;
  * zeros, whose sigmoid (one half) its doubled down projection undoes: the two halves sum to the dense MLP.
  * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
  * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
- * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2.
+ * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2. {@code ministral3}: the mistral fixture with
+ * a query temperature whose interval ({@value #MINISTRAL3_INTERVAL}) holds the reference's tokens, which is Mistral.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
     static final int TOP_K = 2;
     static final int OLMO3_WINDOW = 16;
+    static final int MINISTRAL3_INTERVAL = 64;
     private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
     private static Path root; // guarded by the class
 
@@ -53,7 +55,8 @@ final class DerivedFixtures {
 
     /** The derived fixture of {@code family}, written at the first call; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
-        if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3").contains(family)) {
+        if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
+                "ministral3").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -64,6 +67,8 @@ final class DerivedFixtures {
             Path dir = Files.createDirectory(root().resolve(family));
             if (family.equals("smollm3")) {
                 writeSmolLm3(Fixtures.huggingFace("llama"), dir);
+            } else if (family.equals("ministral3")) {
+                writeMinistral3(Fixtures.huggingFace("mistral"), dir);
             } else if (family.equals("olmo3")) {
                 writeOlmo3(Fixtures.huggingFace("olmo2"), dir);
             } else if (family.equals("olmoe")) {
@@ -127,6 +132,24 @@ final class DerivedFixtures {
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         for (String file : List.of("model.safetensors", "reference.safetensors")) {
             Files.copy(olmo2.resolve(file), dir.resolve(file));
+        }
+    }
+
+    /** The mistral fixture as Ministral 3, its query temperature 1 at every reference token: Mistral's function. */
+    private static void writeMinistral3(Path mistral, Path dir) throws IOException {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(mistral.resolve("config.json"))));
+        config.put("architectures", List.of("Ministral3ForCausalLM"));
+        config.put("model_type", "ministral3");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> rotary = new LinkedHashMap<>((Map<String, Object>) config.get("rope_parameters"));
+        rotary.put("llama_4_scaling_beta", 0.1);
+        rotary.put("original_max_position_embeddings", MINISTRAL3_INTERVAL);
+        config.put("rope_parameters", rotary);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        for (String file : List.of("model.safetensors", "reference.safetensors")) {
+            Files.copy(mistral.resolve(file), dir.resolve(file));
         }
     }
 

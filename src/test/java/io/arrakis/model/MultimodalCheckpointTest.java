@@ -57,12 +57,13 @@ class MultimodalCheckpointTest {
     }
 
     /**
-     * LLaVA's and Mistral 3's language models (Llama, Mistral; untied heads, stored as {@code language_model.lm_head.}
-     * or {@code lm_head.}) give what the text models' own checkpoints give.
+     * LLaVA's and Mistral 3's language models (Llama, Mistral, Ministral 3; untied heads, stored as
+     * {@code language_model.lm_head.} or {@code lm_head.}) give what the text models' own checkpoints give.
      */
     @ParameterizedTest
     @CsvSource({"llava, llama, language_model.model.", "llava, llama, model.language_model.",
-            "mistral3, mistral, language_model.model.", "mistral3, mistral, model.language_model."})
+            "mistral3, mistral, language_model.model.", "mistral3, mistral, model.language_model.",
+            "mistral3, ministral3, model.language_model."})
     void theLanguageModelsOfLlavaAndMistral3RunAsTheirTextModels(String type, String family, String prefix)
             throws IOException {
         Path textFolder = Fixtures.huggingFace(family);

@@ -50,6 +50,7 @@ import java.util.List;
  *     residual stream is added (gpt-j, gpt-neox, falcon, phi) rather than the residual stream plus the attention's, then
  *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
  * @param rotaryPrecision in which dtype a float16 or bfloat16 model's rotary embedding computes
+ * @param queryTemperature the factor on each position's rotated queries (ministral3); null for none
  * @param paddingIndex the token whose embedding row a new model starts with zeros ({@code pad_token_id}, which the
  *     family's embedding takes as its {@code padding_idx}); -1 for none
  */
@@ -61,7 +62,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double attentionScalar, double attentionSoftcap, double logitSoftcap, List<Rope> layerRopes,
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
-        RotaryPrecision rotaryPrecision, boolean outputsSummedFirst, int paddingIndex) {
+        RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
+        int paddingIndex) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

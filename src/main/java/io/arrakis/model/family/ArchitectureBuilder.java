@@ -81,6 +81,7 @@ final class ArchitectureBuilder {
     private boolean attentionSinks;
     private boolean scoresInFloat32;
     private RotaryPrecision rotaryPrecision = RotaryPrecision.MODEL_DTYPE;
+    private QueryTemperature queryTemperature;
     private boolean outputsSummedFirst;
 
     ArchitectureBuilder(Settings s) {
@@ -380,6 +381,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** A factor on each position's rotated queries. */
+    ArchitectureBuilder queryTemperature(QueryTemperature temperature) {
+        queryTemperature = temperature;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -453,7 +460,7 @@ final class ArchitectureBuilder {
                 outBias, mlpBias, scaleAttention, attention, slidingWindow, localWindow, embeddingScale, embeddingScaleRounded, init,
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
-                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision,
+                logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab));
     }
 
