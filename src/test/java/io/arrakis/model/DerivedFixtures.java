@@ -41,6 +41,7 @@ import java.util.Random;
  * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
  * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2. {@code ministral3}: the mistral fixture with
  * a query temperature whose interval ({@value #MINISTRAL3_INTERVAL}) holds the reference's tokens, which is Mistral.
+ * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -56,7 +57,7 @@ final class DerivedFixtures {
     /** The derived fixture of {@code family}, written at the first call; empty for a family none is derived for. */
     static synchronized Optional<Path> of(String family) {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
-                "ministral3").contains(family)) {
+                "ministral3", "ministral").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -67,6 +68,8 @@ final class DerivedFixtures {
             Path dir = Files.createDirectory(root().resolve(family));
             if (family.equals("smollm3")) {
                 writeSmolLm3(Fixtures.huggingFace("llama"), dir);
+            } else if (family.equals("ministral")) {
+                writeMinistral(Fixtures.huggingFace("mistral"), dir);
             } else if (family.equals("ministral3")) {
                 writeMinistral3(Fixtures.huggingFace("mistral"), dir);
             } else if (family.equals("olmo3")) {
@@ -132,6 +135,19 @@ final class DerivedFixtures {
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         for (String file : List.of("model.safetensors", "reference.safetensors")) {
             Files.copy(olmo2.resolve(file), dir.resolve(file));
+        }
+    }
+
+    /** The mistral fixture under ministral's model_type, whose configuration and layers are Mistral's. */
+    private static void writeMinistral(Path mistral, Path dir) throws IOException {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
+                Files.readString(mistral.resolve("config.json"))));
+        config.put("architectures", List.of("MinistralForCausalLM"));
+        config.put("model_type", "ministral");
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        for (String file : List.of("model.safetensors", "reference.safetensors")) {
+            Files.copy(mistral.resolve(file), dir.resolve(file));
         }
     }
 

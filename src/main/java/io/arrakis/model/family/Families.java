@@ -10,7 +10,8 @@ public final class Families {
             new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(), new Qwen3(), new Olmo2(),
             new Gemma2(), new Gemma3(), new Granite(), new Starcoder2(), new Phi(), new GptJ(), new Falcon(),
             new Cohere(), new Mixtral(), new GptOss(), new Qwen3Moe(), new Qwen3VlMoe(),
-            new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3());
+            new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
+            new Ministral());
 
     private Families() {
     }

@@ -27,7 +27,12 @@ import static io.arrakis.model.family.Key.tok;
 final class Mistral extends ModelFamily {
 
     Mistral() {
-        super("mistral", "mistral", Keys.of(List.of(
+        super("mistral", "mistral", keys());
+    }
+
+    /** MistralConfig's keys, which MinistralConfig inherits. */
+    static Keys keys() {
+        return Keys.of(List.of(
                 pos("vocab_size", 32000), pos("hidden_size", 4096), pos("intermediate_size", 14336),
                 count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 8),
                 posOrNull("head_dim", null), str("hidden_act", "silu"), pos("max_position_embeddings", 4096 * 32),
@@ -35,11 +40,16 @@ final class Mistral extends ModelFamily {
                 tok("pad_token_id", null), tok("bos_token_id", 1), tok("eos_token_id", 2),
                 bool("tie_word_embeddings", false), posDbl("rope_theta", 10000.0), posOrNull("sliding_window", 4096),
                 dbl("attention_dropout", 0.0), listOrNull("layer_types"), optionalRopeScaling(), ropeParameters()),
-                Map.of()));
+                Map.of());
     }
 
     @Override
     Architecture architecture(Settings s) {
+        return architectureOf(s);
+    }
+
+    /** Mistral's architecture, which ministral's is. */
+    static Architecture architectureOf(Settings s) {
         Integer window = s.integerOrNull("sliding_window");
         // with layer_types transformers reads the config as ministral's: the window on the sliding layers only
         List<LayerAttention> perLayer = LayerTypes.read(s, s.integer("num_hidden_layers"));
