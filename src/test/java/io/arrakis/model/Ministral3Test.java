@@ -51,18 +51,13 @@ class Ministral3Test {
             Tensor ids = reference.tensor("input_ids");
             int pos = (int) ids.size(1);
             assertTrue(pos > 2 * INTERVAL, "the reference reaches the third interval");
-            double[] factors = new double[pos];
-            for (int p = 0; p < pos; p++) {
-                factors[p] = 1 + BETA * Math.log(1 + p / INTERVAL);
-            }
-            Tensor temperature = Tensor.of(factors, 1, pos, 1, 1).to(io.arrakis.torch.DType.FLOAT32);
-            try (ModelOutput out = model.forward(ids)) {
-                for (int layer = 0; layer < model.config().nLayers(); layer++) {
-                    String b = "blocks." + layer + ".attn.";
-                    WindowedCausalSoftmax.assertPattern(out.cache().get(b + "hook_rot_q").mul(temperature),
-                            out.cache().get(b + "hook_rot_k"), out.cache().get(b + "hook_pattern"),
-                            model.config().slidingWindow().orElseThrow(), 1e-5);
+            for (int length : new int[] {INTERVAL, INTERVAL + 1}) { // none scaled, then the last query alone
+                try (ModelOutput out = model.forward(ids.narrow(1, 0, length))) {
+                    assertTemperedPatterns(model, out, length);
                 }
+            }
+            try (ModelOutput out = model.forward(ids)) {
+                assertTemperedPatterns(model, out, pos);
                 assertFalse(out.cache().get("blocks.1.hook_resid_pre").allclose(
                         reference.tensor("blocks.1.hook_resid_pre"), 1e-4, 1e-4),
                         "the temperature changes what layer 0 writes");
@@ -74,6 +69,41 @@ class Ministral3Test {
                         .allclose(out.logits(), 1e-5, 1e-5), "recomputing a head as the pass does changes nothing");
             }
         }
+    }
+
+    /** Each layer's pattern is the windowed softmax of its rotated queries, times their temperature, and keys. */
+    private static void assertTemperedPatterns(HookedAutoModel model, ModelOutput out, int pos) {
+        double[] factors = new double[pos];
+        for (int p = 0; p < pos; p++) {
+            factors[p] = 1 + BETA * Math.log(1 + p / INTERVAL);
+        }
+        Tensor temperature = Tensor.of(factors, 1, pos, 1, 1).to(io.arrakis.torch.DType.FLOAT32);
+        for (int layer = 0; layer < model.config().nLayers(); layer++) {
+            String b = "blocks." + layer + ".attn.";
+            WindowedCausalSoftmax.assertPattern(out.cache().get(b + "hook_rot_q").mul(temperature),
+                    out.cache().get(b + "hook_rot_k"), out.cache().get(b + "hook_pattern"),
+                    model.config().slidingWindow().orElseThrow(), 1e-5);
+        }
+    }
+
+    /**
+     * The temperature's settings come from where the rotary ones do: rope_scaling over rope_parameters (an empty one
+     * is none), a top-level original_max_position_embeddings over both for the rope types that read it.
+     */
+    @Test
+    void theTemperatureIsReadWhereTheRotarySettingsAre() {
+        Map<String, Object> parameters = Map.of("rope_type", "default", "llama_4_scaling_beta", 0.1,
+                "original_max_position_embeddings", 8);
+        HookedAutoConfig scaled = tiny(parameters).with("rope_scaling", Map.of("rope_type", "linear", "factor", 2.0,
+                "llama_4_scaling_beta", 0.3, "original_max_position_embeddings", 16));
+        assertEquals(new io.arrakis.model.family.QueryTemperature(0.3, 16), scaled.architecture().queryTemperature());
+        assertEquals(new Rope.Linear(2.0), scaled.architecture().rope().scaling());
+        assertEquals(new io.arrakis.model.family.QueryTemperature(0.1, 8),
+                tiny(parameters).with("rope_scaling", Map.of()).architecture().queryTemperature());
+        HookedAutoConfig topLevel = HookedAutoConfig.fromJsonText("{\"model_type\": \"ministral3\","
+                + " \"num_hidden_layers\": 2, \"original_max_position_embeddings\": 8192}");
+        assertEquals(8192, topLevel.architecture().queryTemperature().interval());
+        assertEquals(8192, ((Rope.Yarn) topLevel.architecture().rope().scaling()).originalMaxPositions());
     }
 
     @Test
@@ -97,6 +127,10 @@ class Ministral3Test {
                 "must be a number");
         assertRefused(() -> tiny(Map.of("rope_type", "default", "llama_4_scaling_beta", 0.1)),
                 "original_max_position_embeddings", "must be a positive integer");
+        Map<String, Object> nullType = new LinkedHashMap<>();
+        nullType.put("rope_type", null);
+        nullType.put("llama_4_scaling_beta", 0.1);
+        assertRefused(() -> tiny(nullType), "rope_parameters.rope_type", "must be a rope type's name");
         HookedAutoConfig yarn = tiny(Map.of("rope_type", "yarn", "factor", 2.0, "llama_4_scaling_beta", 0.1));
         assertEquals(64, yarn.architecture().queryTemperature().interval(),
                 "yarn's original_max_position_embeddings defaults to max_position_embeddings");

@@ -55,6 +55,7 @@ final class Ministral3 extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         Map<?, ?> scaling = s.mapOrNull("rope_scaling");
+        scaling = scaling == null || scaling.isEmpty() ? null : scaling; // rope_scaling or rope_parameters, in Python
         String key = scaling != null ? "rope_scaling" : "rope_parameters";
         Map<?, ?> given = scaling != null ? scaling : s.mapOrNull("rope_parameters");
         Map<Object, Object> rotary = new LinkedHashMap<>(given != null ? given : DEFAULT_ROTARY);
@@ -66,9 +67,15 @@ final class Ministral3 extends ModelFamily {
                     + " by 1 + llama_4_scaling_beta · ln(1 + floor(position / original_max_position_embeddings))");
         }
         Object type = rotary.containsKey("rope_type") ? rotary.get("rope_type") : rotary.getOrDefault("type", "default");
+        if (!(type instanceof String)) {
+            throw invalid(key + ".rope_type", type, "must be a rope type's name");
+        }
         Object original = rotary.get("original_max_position_embeddings");
-        if (original == null && DEFAULTING_ORIGINAL.contains(type)) {
-            original = s.integer("max_position_embeddings");
+        if (DEFAULTING_ORIGINAL.contains(type)) {
+            // as the rotary scaling reads it: a top-level value wins (standardize_rope_params), then the entry, then
+            // max_position_embeddings; the attention reads the same entry
+            Object topLevel = s.get("original_max_position_embeddings");
+            original = topLevel != null ? topLevel : original != null ? original : s.integer("max_position_embeddings");
         }
         if (!(original instanceof Integer interval) || interval < 1) {
             throw invalid(key + ".original_max_position_embeddings", original, "must be a positive integer: the"
