@@ -47,7 +47,7 @@ import java.util.regex.Pattern;
  * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
  * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
  * at the scale makes the norm divide by what it leaves, op by op, so a replaced scale, say a clean run's to freeze the
- * norm, changes the output; olmo2 and olmo3, which normalise sublayer outputs only, have neither),
+ * norm, changes the output; olmo2, olmo3 and exaone4, which normalise sublayer outputs only, have neither),
  * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
  * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
  * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
@@ -1074,8 +1074,8 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * Block {@code layer}'s first norm (the attention's input norm, {@code ln_1} / {@code input_layernorm}) applied to
      * {@code resid [..., d_model]} (e.g. {@code blocks.{layer}.hook_resid_pre}) exactly as the forward pass applies
-     * it; a copy of {@code resid} where the family's attention reads the residual stream as it is (olmo2, olmo3). A new
-     * tensor.
+     * it; a copy of {@code resid} where the family's attention reads the residual stream as it is (olmo2, olmo3,
+     * exaone4). A new tensor.
      */
     public Tensor normalize(int layer, Tensor resid) {
         return using(() -> {

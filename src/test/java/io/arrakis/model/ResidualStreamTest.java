@@ -262,7 +262,12 @@ class ResidualStreamTest {
                 return;
             }
             ResidualStream.Components streams = resid.accumulatedResid(true, false);
-            assertEquals(List.of("0_pre", "0_mid", "1_pre", "1_mid", "final_post"), streams.labels());
+            List<String> labels = new java.util.ArrayList<>();
+            for (int layer = 0; layer < model.config().nLayers(); layer++) {
+                labels.addAll(List.of(layer + "_pre", layer + "_mid"));
+            }
+            labels.add("final_post");
+            assertEquals(labels, streams.labels());
             assertArrayEquals(out.cache().get("blocks.1.hook_resid_mid").toFloatArray(),
                     streams.stack().select(0, 3).toFloatArray());
         }

@@ -29,7 +29,7 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
 
     /** The value type a key takes. */
     enum Kind {
-        INT, DOUBLE, BOOL, STRING, TOKEN_IDS, LIST, MAP
+        INT, DOUBLE, BOOL, STRING, INT_OR_STRING, TOKEN_IDS, LIST, MAP
     }
 
     static Key pos(String name, int dflt) {
@@ -75,6 +75,11 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
 
     static Key strOrNull(String name, String dflt) {
         return new Key(name, Kind.STRING, true, dflt, true, false, Integer.MAX_VALUE);
+    }
+
+    /** An integer or a string, or null (exaone4's {@code sliding_window_pattern}: a period or "LLLG"). */
+    static Key intOrStringOrNull(String name, Object dflt) {
+        return new Key(name, Kind.INT_OR_STRING, true, dflt, true, false, Integer.MAX_VALUE);
     }
 
     static Key tok(String name, Integer dflt) {
@@ -163,6 +168,13 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
                     throw invalid(label, value, "must be a string");
                 }
                 return value;
+            }
+            case INT_OR_STRING -> {
+                Integer i = asInt(value);
+                if (i == null && !(value instanceof String)) {
+                    throw invalid(label, value, "must be an integer or a string");
+                }
+                return i != null ? i : value;
             }
             case TOKEN_IDS -> {
                 Integer i = asInt(value);
