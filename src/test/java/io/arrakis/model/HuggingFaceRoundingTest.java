@@ -117,6 +117,66 @@ class HuggingFaceRoundingTest {
     }
 
     /**
+     * EXAONE 4 normalises each query head by Llama's RMSNorm (rounded before its weight, then after), then rotates it in
+     * bfloat16 with cos and sin rounded to bfloat16, as its rotary embedding returns them (OLMo 2's, whose blocks it
+     * shares, keeps both in float32).
+     */
+    @Test
+    void exaone4NormalisesEachHeadThenRotatesInBfloat16() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("exaone4"), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
+                     "blocks.0.attn.hook_q_normed", "blocks.0.attn.hook_rot_q"))) {
+            int d = model.config().dHead();
+            float eps = (float) model.config().normEps();
+            float[] w = model.weights().layers.get(0).qNorm().toFloatArray();
+            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
+            float[] twoRoundings = new float[q.length];
+            float[] oneRounding = new float[q.length];
+            for (int row = 0; row < q.length / d; row++) {
+                float sum = 0;
+                for (int i = 0; i < d; i++) {
+                    sum += q[row * d + i] * q[row * d + i];
+                }
+                float inv = (float) (1 / Math.sqrt(sum / d + eps));
+                for (int i = 0; i < d; i++) {
+                    float h = q[row * d + i] * inv;
+                    twoRoundings[row * d + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                    oneRounding[row * d + i] = Bfloat16.round(w[i] * h);
+                }
+            }
+            float[] normed = out.cache().get("blocks.0.attn.hook_q_normed").toFloatArray();
+            assertAgree(twoRoundings, normed, oneRounding);
+
+            float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
+            int heads = model.config().nHeads();
+            int half = d / 2;
+            float[] inBfloat16 = new float[normed.length];
+            float[] inFloat32 = new float[normed.length];
+            for (int p = 0; p < POS; p++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < half; i++) {
+                        float angle = (float) p * invFreq[i];
+                        float c = (float) Math.cos(angle);
+                        float sn = (float) Math.sin(angle);
+                        float cb = Bfloat16.round(c);
+                        float sb = Bfloat16.round(sn);
+                        int first = (p * heads + h) * d + i;
+                        float a = normed[first];
+                        float b = normed[first + half];
+                        inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
+                        inBfloat16[first + half] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
+                        inFloat32[first] = Bfloat16.round(a * c + -b * sn);
+                        inFloat32[first + half] = Bfloat16.round(b * c + a * sn);
+                    }
+                }
+            }
+            assertAgree(inBfloat16, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inFloat32);
+        }
+    }
+
+    /**
      * Granite multiplies its embeddings by {@code embedding_multiplier}, a Python float: in float32, rounded once.
      * Gemma's normalizer is a tensor in the model's dtype, rounded first (its test is the fixtures' parity). Was:
      * granite's multiplier rounded first too (12.3 as 12.3125).

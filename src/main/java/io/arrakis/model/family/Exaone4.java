@@ -40,7 +40,7 @@ final class Exaone4 extends ModelFamily {
     Exaone4() {
         super("exaone4", "exaone4", Keys.of(List.of(
                 pos("vocab_size", 102400), pos("hidden_size", 4096), pos("intermediate_size", 16384),
-                count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 32),
+                count("num_hidden_layers", 32), pos("num_attention_heads", 32), pos("num_key_value_heads", 32),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), tok("bos_token_id", 0), tok("eos_token_id", 2),
                 tok("pad_token_id", null), bool("tie_word_embeddings", false), dbl("attention_dropout", 0.0),
