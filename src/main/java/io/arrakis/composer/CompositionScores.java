@@ -57,8 +57,8 @@ import java.util.Objects;
  * <p><b>Norms inside the attention, and soft-capping.</b> Some families put non-linear steps between the linear
  * weights and what a head computes: an RMSNorm of the queries and keys after their projections (qwen3, gemma3 and
  * exaone4 per head, olmo2 and olmo3 over all heads together), an RMSNorm of the attention's output before it joins the
- * residual stream (gemma2, gemma3, olmo2, olmo3, exaone4), a tanh soft-cap of the attention scores (gemma2), a scale
- * other than {@code d_head^-1/2} (gemma2's {@code query_pre_attn_scalar}). Each of those RMSNorms is
+ * residual stream (gemma2, gemma3, olmo2, olmo3, exaone4, glm4), a tanh soft-cap of the attention scores (gemma2), a
+ * scale other than {@code d_head^-1/2} (gemma2's {@code query_pre_attn_scalar}). Each of those RMSNorms is
  * {@code w ⊙ x / rms(x)}: a diagonal linear map (its weight, or {@code 1 + w} for the gemma norms) times one positive
  * number per token, the inverse RMS. The scores are defined on the linear map that remains when the per-token number
  * is left out: the query-norm scale multiplies the columns (d_head side) of W_Q, the key-norm scale those of W_K, the
