@@ -177,6 +177,45 @@ class HuggingFaceRoundingTest {
     }
 
     /**
+     * ERNIE 4.5 turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32, with float32 cos and sin, and
+     * rounds once: {@code Bfloat16.round(a·c − b·s)}; Llama's bfloat16 tables and arithmetic round otherwise.
+     */
+    @Test
+    void ernie45RotatesInterleavedPairsInFloat32() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("ernie4_5"), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
+                     "blocks.0.attn.hook_rot_q"))) {
+            int d = model.config().dHead();
+            int heads = model.config().nHeads();
+            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
+            float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
+            float[] inFloat32 = new float[q.length];
+            float[] inBfloat16 = new float[q.length];
+            for (int p = 0; p < POS; p++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < d / 2; i++) {
+                        float angle = (float) p * invFreq[i];
+                        float c = (float) Math.cos(angle);
+                        float sn = (float) Math.sin(angle);
+                        float cb = Bfloat16.round(c);
+                        float sb = Bfloat16.round(sn);
+                        int first = (p * heads + h) * d + 2 * i;
+                        float a = q[first];
+                        float b = q[first + 1];
+                        inFloat32[first] = Bfloat16.round(a * c + -b * sn);
+                        inFloat32[first + 1] = Bfloat16.round(b * c + a * sn);
+                        inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
+                        inBfloat16[first + 1] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
+                    }
+                }
+            }
+            assertAgree(inFloat32, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inBfloat16);
+        }
+    }
+
+    /**
      * Granite multiplies its embeddings by {@code embedding_multiplier}, a Python float: in float32, rounded once.
      * Gemma's normalizer is a tensor in the model's dtype, rounded first (its test is the fixtures' parity). Was:
      * granite's multiplier rounded first too (12.3 as 12.3125).
