@@ -177,6 +177,67 @@ class HuggingFaceRoundingTest {
     }
 
     /**
+     * GLM-4 normalises by Llama's RMSNorm (rounded before its weight, then after) and turns the adjacent pairs of the
+     * first half of each bfloat16 query head in bfloat16, with cos and sin rounded to bfloat16 as its rotary embedding
+     * returns them.
+     */
+    @Test
+    void glm4NormalisesAsLlamaAndRotatesInterleavedPairsInBfloat16() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("glm4"), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
+                     "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
+            int width = model.config().dModel();
+            float eps = (float) model.config().normEps();
+            float[] w = model.normWeights().select(0, 0).toFloatArray();
+            float[] x = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+            float[] twoRoundings = new float[x.length];
+            float[] oneRounding = new float[x.length];
+            for (int p = 0; p < POS; p++) {
+                float sum = 0;
+                for (int i = 0; i < width; i++) {
+                    sum += x[p * width + i] * x[p * width + i];
+                }
+                float inv = (float) (1 / Math.sqrt(sum / width + eps));
+                for (int i = 0; i < width; i++) {
+                    float h = x[p * width + i] * inv;
+                    twoRoundings[p * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                    oneRounding[p * width + i] = Bfloat16.round(w[i] * h);
+                }
+            }
+            assertAgree(twoRoundings, out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), oneRounding);
+
+            int d = model.config().dHead();
+            int heads = model.config().nHeads();
+            int rotary = model.config().rotaryDim();
+            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
+            float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
+            float[] inBfloat16 = q.clone();
+            float[] inFloat32 = q.clone();
+            for (int p = 0; p < POS; p++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < rotary / 2; i++) {
+                        float angle = (float) p * invFreq[i];
+                        float c = (float) Math.cos(angle);
+                        float sn = (float) Math.sin(angle);
+                        float cb = Bfloat16.round(c);
+                        float sb = Bfloat16.round(sn);
+                        int first = (p * heads + h) * d + 2 * i;
+                        float a = q[first];
+                        float b = q[first + 1];
+                        inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
+                        inBfloat16[first + 1] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
+                        inFloat32[first] = Bfloat16.round(a * c + -b * sn);
+                        inFloat32[first + 1] = Bfloat16.round(b * c + a * sn);
+                    }
+                }
+            }
+            assertAgree(inBfloat16, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inFloat32);
+        }
+    }
+
+    /**
      * ERNIE 4.5 turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32, with float32 cos and sin, and
      * rounds once: {@code Bfloat16.round(a·c − b·s)}; Llama's bfloat16 tables and arithmetic round otherwise.
      */

@@ -15,7 +15,6 @@ import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
-import static io.arrakis.model.family.Key.posOrNull;
 import static io.arrakis.model.family.Key.ropeParameters;
 import static io.arrakis.model.family.Key.str;
 import static io.arrakis.model.family.Key.tok;
@@ -53,8 +52,8 @@ final class Glm4 extends ModelFamily {
     Glm4() {
         super("glm4", "glm4", Keys.of(List.of(
                 pos("vocab_size", 151552), pos("hidden_size", 4096), pos("intermediate_size", 13696),
-                count("num_hidden_layers", 40), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", 2),
-                posOrNull("head_dim", 128), str("hidden_act", "silu"), dbl("attention_dropout", 0.0),
+                count("num_hidden_layers", 40), pos("num_attention_heads", 32), pos("num_key_value_heads", 2),
+                pos("head_dim", 128), str("hidden_act", "silu"), dbl("attention_dropout", 0.0),
                 pos("max_position_embeddings", 131072), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 0.00000015625), bool("use_cache", true), bool("tie_word_embeddings", false),
                 tok("pad_token_id", 151329), tok("eos_token_id", null), tok("bos_token_id", null),
