@@ -816,8 +816,8 @@ class HookedAutoConfigTest {
     /** Configuration classes that type these keys int refuse a null, as transformers' strict dataclasses do. */
     @Test
     void keysTransformersTypesAsIntRefuseNull() {
-        for (String[] familyAndKey : new String[][] {{"exaone4", "num_key_value_heads"}, {"glm4", "num_key_value_heads"},
-                {"glm4", "head_dim"}}) {
+        for (String[] familyAndKey : new String[][] {{"exaone4", "num_key_value_heads"},
+                {"glm4", "num_key_value_heads"}, {"glm4", "head_dim"}}) {
             String m = assertThrows(IllegalArgumentException.class,
                     () -> HookedAutoConfig.of(familyAndKey[0]).with(familyAndKey[1], null)).getMessage();
             assertTrue(m.contains(familyAndKey[1]) && m.contains("may not be null"), m);
