@@ -20,8 +20,9 @@ import java.util.Random;
  * and up the two halves of {@code gate_up_proj}, to its input; RMSNorm is {@code x / sqrt(mean(x^2) + eps) * w}; the
  * attention adds biases to its queries, keys and values, turns the first {@value #ROTARY} features of each query and
  * key head by the rotary embedding in the interleaved convention (frequency i, over {@value #ROTARY} dimensions,
- * turns the pair {@code (2i, 2i + 1)}), and takes a causal softmax over grouped key/value heads. The references are
- * named and shaped as those of {@code shared/fixtures-hf-more}.
+ * turns the pair {@code (2i, 2i + 1)}), and takes a causal softmax over grouped key/value heads. GLM's
+ * ({@code GlmForCausalLM}) is the same without {@code post_self_attn_layernorm} and {@code post_mlp_layernorm}. The
+ * references are named and shaped as those of {@code shared/fixtures-hf-more}.
  */
 final class Glm4Reference {
     private static final int VOCAB = 96;
@@ -40,9 +41,10 @@ final class Glm4Reference {
     private Glm4Reference() {
     }
 
-    /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
-    static void write(Path dir) throws IOException {
-        HookedAutoConfig config = HookedAutoConfig.of("glm4").with(Map.ofEntries(Map.entry("vocab_size", VOCAB),
+    /** Writes the config, checkpoint and reference of {@code family} (glm4 or glm) into {@code dir}. */
+    static void write(Path dir, String family) throws IOException {
+        boolean outputNorms = family.equals("glm4");
+        HookedAutoConfig config = HookedAutoConfig.of(family).with(Map.ofEntries(Map.entry("vocab_size", VOCAB),
                 Map.entry("hidden_size", D), Map.entry("intermediate_size", MLP),
                 Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
                 Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
@@ -75,12 +77,12 @@ final class Glm4Reference {
             }
             Map<String, Tensor> reference = new LinkedHashMap<>();
             reference.put("input_ids", Tensor.of(ids, BATCH, POS));
-            forward(w, ids, reference);
+            forward(w, ids, reference, outputNorms);
             SafeTensorsWriter.write(dir.resolve("reference.safetensors"), reference, Map.of("format", "pt"));
         }
     }
 
-    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out) {
+    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out, boolean outputNorms) {
         int n = BATCH * POS;
         double[] x = new double[n * D];
         for (int t = 0; t < n; t++) {
@@ -134,7 +136,7 @@ final class Glm4Reference {
             }
             out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
             double[] attention = linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD);
-            add(x, rmsNorm(attention, n, D, w.get(p + "post_self_attn_layernorm.weight")));
+            add(x, outputNorms ? rmsNorm(attention, n, D, w.get(p + "post_self_attn_layernorm.weight")) : attention);
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"));
             double[] gateUp = linear(h2, n, w.get(p + "mlp.gate_up_proj.weight"), 2 * MLP, D);
             double[] act = new double[n * MLP];
@@ -146,7 +148,7 @@ final class Glm4Reference {
                 }
             }
             double[] mlp = linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP);
-            add(x, rmsNorm(mlp, n, D, w.get(p + "post_mlp_layernorm.weight")));
+            add(x, outputNorms ? rmsNorm(mlp, n, D, w.get(p + "post_mlp_layernorm.weight")) : mlp);
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"));
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));

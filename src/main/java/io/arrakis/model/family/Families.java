@@ -11,7 +11,8 @@ public final class Families {
             new Gemma2(), new Gemma3(), new Granite(), new Starcoder2(), new Phi(), new GptJ(), new Falcon(),
             new Cohere(), new Mixtral(), new GptOss(), new Qwen3Moe(), new Qwen3VlMoe(),
             new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
-            new Ministral(), new Exaone4(), new Glm4(), new Ernie45());
+            new Ministral(), new Exaone4(), new Glm4(), new Ernie45(),
+            new Glm());
 
     private Families() {
     }
