@@ -26,7 +26,7 @@ final class Ernie45Reference {
     private static final int D = 32;
     private static final int HEADS = 4;
     private static final int KV = 2;
-    private static final int HD = D / HEADS;
+    private static final int HD = 12; // not D / HEADS, so that head_dim counts
     private static final int MLP = 24;
     private static final int LAYERS = 2;
     private static final int ROTARY = HD;

@@ -188,26 +188,7 @@ class HuggingFaceRoundingTest {
                      Device.CPU);
              ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
                      "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
-            int width = model.config().dModel();
-            float eps = (float) model.config().normEps();
-            float[] w = model.normWeights().select(0, 0).toFloatArray();
-            float[] x = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
-            float[] twoRoundings = new float[x.length];
-            float[] oneRounding = new float[x.length];
-            for (int p = 0; p < POS; p++) {
-                float sum = 0;
-                for (int i = 0; i < width; i++) {
-                    sum += x[p * width + i] * x[p * width + i];
-                }
-                float inv = (float) (1 / Math.sqrt(sum / width + eps));
-                for (int i = 0; i < width; i++) {
-                    float h = x[p * width + i] * inv;
-                    twoRoundings[p * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
-                    oneRounding[p * width + i] = Bfloat16.round(w[i] * h);
-                }
-            }
-            assertAgree(twoRoundings, out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), oneRounding);
-
+            assertFirstNormRoundsAsLlamas(model, out);
             int d = model.config().dHead();
             int heads = model.config().nHeads();
             int rotary = model.config().rotaryDim();
@@ -238,7 +219,33 @@ class HuggingFaceRoundingTest {
     }
 
     /**
-     * ERNIE 4.5 turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32, with float32 cos and sin, and
+     * Block 0's input norm as Llama's RMSNorm rounds in bfloat16: normalised in float32, rounded, then multiplied by
+     * the weight and rounded again; {@code out} caches {@code hook_resid_pre} and {@code ln1.hook_normalized}.
+     */
+    private static void assertFirstNormRoundsAsLlamas(HookedAutoModel model, ModelOutput out) {
+        int width = model.config().dModel();
+        float eps = (float) model.config().normEps();
+        float[] w = model.normWeights().select(0, 0).toFloatArray();
+        float[] x = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+        float[] twoRoundings = new float[x.length];
+        float[] oneRounding = new float[x.length];
+        for (int p = 0; p < x.length / width; p++) {
+            float sum = 0;
+            for (int i = 0; i < width; i++) {
+                sum += x[p * width + i] * x[p * width + i];
+            }
+            float inv = (float) (1 / Math.sqrt(sum / width + eps));
+            for (int i = 0; i < width; i++) {
+                float h = x[p * width + i] * inv;
+                twoRoundings[p * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                oneRounding[p * width + i] = Bfloat16.round(w[i] * h);
+            }
+        }
+        assertAgree(twoRoundings, out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), oneRounding);
+    }
+
+    /**
+     * ERNIE 4.5 normalises as Llama does and turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32, with float32 cos and sin, and
      * rounds once: {@code Bfloat16.round(a·c − b·s)}; Llama's bfloat16 tables and arithmetic round otherwise.
      */
     @Test
@@ -246,8 +253,9 @@ class HuggingFaceRoundingTest {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("ernie4_5"), DType.BFLOAT16,
                      Device.CPU);
-             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
-                     "blocks.0.attn.hook_rot_q"))) {
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
+                     "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
+            assertFirstNormRoundsAsLlamas(model, out);
             int d = model.config().dHead();
             int heads = model.config().nHeads();
             float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();

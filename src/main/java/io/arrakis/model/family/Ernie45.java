@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
@@ -34,14 +35,14 @@ final class Ernie45 extends ModelFamily {
                 count("num_hidden_layers", 18), pos("num_attention_heads", 16), posOrNull("num_key_value_heads", 2),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 131072), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), tok("pad_token_id", 0), tok("bos_token_id", 1),
-                tok("eos_token_id", 2), bool("tie_word_embeddings", true), bool("use_bias", false),
+                tok("eos_token_id", 2), bool("tie_word_embeddings", true), boolOrNull("use_bias", false),
                 posOrNull("head_dim", 128), posDbl("rope_theta", 500000.0), optionalRopeScaling(), ropeParameters()),
                 Map.of()));
     }
 
     @Override
     Architecture architecture(Settings s) {
-        boolean bias = s.bool("use_bias");
+        boolean bias = Boolean.TRUE.equals(s.get("use_bias")); // null: nn.Linear(bias=None) has none
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32)
                 .biases(bias, bias, bias)
