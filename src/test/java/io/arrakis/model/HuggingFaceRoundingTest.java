@@ -245,8 +245,9 @@ class HuggingFaceRoundingTest {
     }
 
     /**
-     * ERNIE 4.5 normalises as Llama does and turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32, with float32 cos and sin, and
-     * rounds once: {@code Bfloat16.round(a·c − b·s)}; Llama's bfloat16 tables and arithmetic round otherwise.
+     * ERNIE 4.5 normalises as Llama does and turns each adjacent pair {@code (a, b)} of a bfloat16 query in float32,
+     * with float32 cos and sin, and rounds once: {@code Bfloat16.round(a·c − b·s)}; Llama's bfloat16 tables and
+     * arithmetic round otherwise.
      */
     @Test
     void ernie45RotatesInterleavedPairsInFloat32() {
