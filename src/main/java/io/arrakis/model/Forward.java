@@ -109,7 +109,7 @@ final class Forward {
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
         Tensor attnIn = c.inputNorms() ? hookedNorm(b + "ln1.", residPre, l.ln1w(), l.ln1b()) : residPre;
         Tensor attnOut = attention(i, b, l, f, attnIn, rotary);
-        if (c.outputNorms()) { // gemma2, olmo2: the output is normalised before the residual sum
+        if (c.outputNorms()) { // the output is normalised before the residual sum (gemma2, olmo2, glm4, ...)
             attnOut = norm(attnOut, l.attnOutNorm(), null);
         }
         attnOut = hook.at(b + "hook_attn_out", toResidual(attnOut));
@@ -693,7 +693,9 @@ final class Forward {
         /** Rotates {@code x [batch, pos, heads, d_head]}. */
         Tensor apply(Tensor x) {
             if (inFloat32 && reducedPrecision(x)) {
-                return rotate(x.to(DType.FLOAT32)).to(x.dtype());
+                try (TensorScope steps = TensorScope.open()) { // the float32 steps freed once the result is made
+                    return steps.keep(rotate(x.to(DType.FLOAT32)).to(x.dtype()));
+                }
             }
             return rotate(x);
         }

@@ -11,11 +11,11 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
 /**
- * A model's tables that depend only on the input's length, device and dtype (rotary cos/sin, attention masks), built
- * once and reused by every forward pass. A lookup hands out new handles ({@link Tensor#alias()}), owned by the
- * caller's scope, so evicting an entry never frees a table a pass on another thread is still using. The least recently
- * used entries go beyond {@link #CAPACITY}. Tables missing while a CUDA graph is captured are built for that pass
- * alone, where that needs no copy from the host (masks; rotary tables do).
+ * A model's tables that depend only on the input's length, device and dtype (rotary cos/sin, attention masks, query
+ * temperatures), built once and reused by every forward pass. A lookup hands out new handles ({@link Tensor#alias()}),
+ * owned by the caller's scope, so evicting an entry never frees a table a pass on another thread is still using. The
+ * least recently used entries go beyond {@link #CAPACITY}. Tables missing while a CUDA graph is captured are built for
+ * that pass alone, where that needs no copy from the host (masks; rotary tables and query temperatures do).
  */
 final class ForwardTables implements AutoCloseable {
     static final int CAPACITY = 32;

@@ -117,9 +117,9 @@ class HuggingFaceRoundingTest {
     }
 
     /**
-     * EXAONE 4 normalises each query head by Llama's RMSNorm (rounded before its weight, then after), then rotates it in
-     * bfloat16 with cos and sin rounded to bfloat16, as its rotary embedding returns them (OLMo 2's, whose blocks it
-     * shares, keeps both in float32).
+     * EXAONE 4 normalises each query head by Llama's RMSNorm (rounded before its weight, then after), then rotates it
+     * in bfloat16 with cos and sin rounded to bfloat16, as its rotary embedding returns them (OLMo 2's, whose blocks
+     * it shares, keeps both in float32).
      */
     @Test
     void exaone4NormalisesEachHeadThenRotatesInBfloat16() {

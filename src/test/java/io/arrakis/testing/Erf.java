@@ -6,8 +6,8 @@ public final class Erf {
     }
 
     /**
-     * erf(z) = 2/√π · e^{−z²} · Σ_{n≥0} 2ⁿ z^{2n+1} / (1·3·5···(2n+1)) (A&amp;S 7.1.6): every term is positive, so the sum
-     * has no cancellation and is accurate to a few ulps for |z| ≤ 6.
+     * erf(z) = 2/√π · e^{−z²} · Σ_{n≥0} 2ⁿ z^{2n+1} / (1·3·5···(2n+1)) (A&amp;S 7.1.6): every term is positive, so
+     * the sum has no cancellation and is accurate to some tens of ulps for |z| ≤ 6.
      */
     public static double erf(double z) {
         if (z < 0) {

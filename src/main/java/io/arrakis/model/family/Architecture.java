@@ -76,7 +76,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         MODEL_DTYPE,
         /** cos and sin rounded to the model's dtype, the rotation in float32, its result converted back (cohere). */
         FLOAT32_ROTATION,
-        /** cos, sin and the rotation in float32, the result converted back (olmo2, olmo3). */
+        /** cos, sin and the rotation in float32, the result converted back (olmo2, olmo3, ernie4_5). */
         FLOAT32
     }
 
@@ -145,9 +145,9 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
     public enum QkNorm {
         /** none */
         NONE,
-        /** one norm over each head's d_head features, its weight shared by the heads (qwen3, gemma3) */
+        /** one norm over each head's d_head features, its weight shared by the heads (qwen3, gemma3, exaone4) */
         PER_HEAD,
-        /** one norm over the whole projection, every head's features together (olmo2, olmoe) */
+        /** one norm over the whole projection, every head's features together (olmo2, olmo3, olmoe) */
         WHOLE
     }
 

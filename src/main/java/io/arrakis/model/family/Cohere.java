@@ -47,7 +47,8 @@ final class Cohere extends ModelFamily {
         }
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
-                .rotary("rope_theta", null).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32_ROTATION).parallelResidual(true).sharedNorm(true)
+                .rotary("rope_theta", null).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32_ROTATION)
+                .parallelResidual(true).sharedNorm(true)
                 .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"))
                 .build();
     }

@@ -8,7 +8,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
@@ -44,7 +43,8 @@ final class Exaone4 extends ModelFamily {
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), tok("bos_token_id", 0), tok("eos_token_id", 2),
                 tok("pad_token_id", null), bool("tie_word_embeddings", false), dbl("attention_dropout", 0.0),
-                posOrNull("sliding_window", 4096), intOrStringOrNull("sliding_window_pattern", 4), listOrNull("layer_types"),
+                posOrNull("sliding_window", 4096), intOrStringOrNull("sliding_window_pattern", 4),
+                listOrNull("layer_types"),
                 posDbl("rope_theta", 10000.0), optionalRopeScaling(), ropeParameters(), optionalHeadDim()),
                 Map.of()));
     }
@@ -75,8 +75,8 @@ final class Exaone4 extends ModelFamily {
             return given;
         }
         if (window == null) {
-            throw invalid("layer_types", null, "must be given when sliding_window is null: Exaone4Config then divides by"
-                    + " a sliding_window_pattern of 0");
+            throw invalid("layer_types", null, "must be given when sliding_window is null: Exaone4Config then"
+                    + " divides by a sliding_window_pattern of 0");
         }
         Object pattern = s.get("sliding_window_pattern");
         if (!(pattern instanceof Integer period) || period < 1) {
@@ -88,7 +88,6 @@ final class Exaone4 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return LlamaLayout.checkpoint(a, stored("self_attn.q_norm.weight", Slot.Q_NORM, a.dHead()),
-                stored("self_attn.k_norm.weight", Slot.K_NORM, a.dHead()));
+        return LlamaLayout.checkpoint(a, LlamaLayout.qkNorms(a));
     }
 }

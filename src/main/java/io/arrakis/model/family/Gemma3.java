@@ -6,7 +6,6 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.boolOrNull;
@@ -77,7 +76,6 @@ final class Gemma3 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return LlamaLayout.checkpoint(a, stored("self_attn.q_norm.weight", Slot.Q_NORM, a.dHead()),
-                stored("self_attn.k_norm.weight", Slot.K_NORM, a.dHead()));
+        return LlamaLayout.checkpoint(a, LlamaLayout.qkNorms(a));
     }
 }

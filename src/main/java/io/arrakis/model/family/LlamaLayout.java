@@ -1,6 +1,7 @@
 package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
+import io.arrakis.model.family.Architecture.QkNorm;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -52,6 +53,18 @@ final class LlamaLayout {
      */
     static Checkpoint checkpoint(Architecture a, List<CheckpointTensor> moe, CheckpointTensor... attentionNorms) {
         return checkpoint(a, a.norm() == Norm.LAYER_NORM, moe, attentionNorms);
+    }
+
+    /**
+     * The query and key norms' weights, {@code self_attn.q_norm} and {@code self_attn.k_norm}: one head's features for
+     * a norm per head, all heads' for a norm over the whole projection.
+     */
+    static CheckpointTensor[] qkNorms(Architecture a) {
+        boolean whole = a.qkNorm() == QkNorm.WHOLE;
+        long q = whole ? (long) a.nHeads() * a.dHead() : a.dHead();
+        long k = whole ? (long) a.nKvHeads() * a.dHead() : a.dHead();
+        return new CheckpointTensor[] {stored("self_attn.q_norm.weight", Q_NORM, q),
+                stored("self_attn.k_norm.weight", K_NORM, k)};
     }
 
     /**

@@ -66,7 +66,8 @@ final class Ministral3 extends ModelFamily {
             throw invalid(key + ".llama_4_scaling_beta", beta, "must be a number: ministral3 multiplies its queries"
                     + " by 1 + llama_4_scaling_beta · ln(1 + floor(position / original_max_position_embeddings))");
         }
-        Object type = rotary.containsKey("rope_type") ? rotary.get("rope_type") : rotary.getOrDefault("type", "default");
+        Object type = rotary.containsKey("rope_type") ? rotary.get("rope_type")
+                : rotary.getOrDefault("type", "default");
         if (!(type instanceof String)) {
             throw invalid(key + ".rope_type", type, "must be a rope type's name");
         }

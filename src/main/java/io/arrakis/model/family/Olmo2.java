@@ -7,7 +7,6 @@ import io.arrakis.model.family.Architecture.RotaryPrecision;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
@@ -65,7 +64,6 @@ final class Olmo2 extends ModelFamily {
 
     /** Llama's layout with the query and key norms. */
     static Checkpoint checkpointOf(Architecture a) {
-        return LlamaLayout.checkpoint(a, stored("self_attn.q_norm.weight", Slot.Q_NORM, (long) a.nHeads() * a.dHead()),
-                stored("self_attn.k_norm.weight", Slot.K_NORM, (long) a.nKvHeads() * a.dHead()));
+        return LlamaLayout.checkpoint(a, LlamaLayout.qkNorms(a));
     }
 }

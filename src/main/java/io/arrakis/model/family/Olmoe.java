@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 
 import static io.arrakis.model.family.CheckpointTensor.linear;
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
@@ -72,12 +71,9 @@ final class Olmoe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        long q = (long) a.nHeads() * a.dHead();
-        long kv = (long) a.nKvHeads() * a.dHead();
         List<CheckpointTensor> moe = new ArrayList<>();
         moe.add(linear("mlp.gate.weight", W_ROUTER, a.moe().experts(), a.dModel()));
         moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
-        return LlamaLayout.checkpoint(a, moe, stored("self_attn.q_norm.weight", Q_NORM, q),
-                stored("self_attn.k_norm.weight", K_NORM, kv));
+        return LlamaLayout.checkpoint(a, moe, LlamaLayout.qkNorms(a));
     }
 }

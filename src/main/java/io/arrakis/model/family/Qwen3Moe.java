@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 
 import static io.arrakis.model.family.CheckpointTensor.linear;
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
@@ -100,7 +99,6 @@ final class Qwen3Moe extends ModelFamily {
         List<CheckpointTensor> moe = new ArrayList<>();
         moe.add(linear("mlp.gate.weight", W_ROUTER, a.moe().experts(), a.dModel()));
         moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
-        return LlamaLayout.checkpoint(a, moe, stored("self_attn.q_norm.weight", Q_NORM, a.dHead()),
-                stored("self_attn.k_norm.weight", K_NORM, a.dHead()));
+        return LlamaLayout.checkpoint(a, moe, LlamaLayout.qkNorms(a));
     }
 }

@@ -75,7 +75,6 @@ final class Qwen3VlMoe extends ModelFamily {
                         fusedStored("mlp.experts.gate_up_proj", new long[] {experts, d, 2L * mlp},
                                 part(W_GATE, mlp), part(W_IN, mlp)).orSwapped(),
                         stored("mlp.experts.down_proj", W_OUT, experts, mlp, d).orSwapped()),
-                stored("self_attn.q_norm.weight", Q_NORM, a.dHead()),
-                stored("self_attn.k_norm.weight", K_NORM, a.dHead()));
+                LlamaLayout.qkNorms(a));
     }
 }
