@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
+import java.util.function.Consumer;
 
 /**
  * Reference models for families that no Hugging Face fixture was made for, each written once per test JVM into a
@@ -114,65 +115,54 @@ final class DerivedFixtures {
 
     /** The llama fixture as SmolLM3 with every layer rotating: Llama's computation. */
     private static void writeSmolLm3(Path llama, Path dir) throws IOException {
-        @SuppressWarnings("unchecked")
-        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(llama.resolve("config.json"))));
-        config.put("architectures", List.of("SmolLM3ForCausalLM"));
-        config.put("model_type", "smollm3");
-        config.remove("pretraining_tp");
-        config.put("no_rope_layers", Collections.nCopies(
-                ((Number) config.get("num_hidden_layers")).intValue(), 1));
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
-        for (String file : List.of("model.safetensors", "reference.safetensors")) {
-            Files.copy(llama.resolve(file), dir.resolve(file));
-        }
+        asFamily(llama, dir, "smollm3", "SmolLM3ForCausalLM", config -> {
+            config.remove("pretraining_tp");
+            config.put("no_rope_layers", Collections.nCopies(
+                    ((Number) config.get("num_hidden_layers")).intValue(), 1));
+        });
     }
 
     /** The olmo2 fixture as OLMo 3: a sliding layer that sees every token, then a full one; OLMo 2's function. */
     private static void writeOlmo3(Path olmo2, Path dir) throws IOException {
-        @SuppressWarnings("unchecked")
-        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(olmo2.resolve("config.json"))));
-        config.put("architectures", List.of("Olmo3ForCausalLM"));
-        config.put("model_type", "olmo3");
-        Object rotary = config.remove("rope_parameters");
-        config.put("rope_parameters", Map.of("full_attention", rotary, "sliding_attention", rotary));
-        config.put("layer_types", List.of("sliding_attention", "full_attention"));
-        config.put("sliding_window", OLMO3_WINDOW);
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
-        for (String file : List.of("model.safetensors", "reference.safetensors")) {
-            Files.copy(olmo2.resolve(file), dir.resolve(file));
-        }
+        asFamily(olmo2, dir, "olmo3", "Olmo3ForCausalLM", config -> {
+            Object rotary = config.remove("rope_parameters");
+            config.put("rope_parameters", Map.of("full_attention", rotary, "sliding_attention", rotary));
+            config.put("layer_types", List.of("sliding_attention", "full_attention"));
+            config.put("sliding_window", OLMO3_WINDOW);
+        });
     }
 
     /** The mistral fixture under ministral's model_type, whose configuration and layers are Mistral's. */
     private static void writeMinistral(Path mistral, Path dir) throws IOException {
-        @SuppressWarnings("unchecked")
-        Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(mistral.resolve("config.json"))));
-        config.put("architectures", List.of("MinistralForCausalLM"));
-        config.put("model_type", "ministral");
-        Files.writeString(dir.resolve("config.json"), Json.write(config));
-        for (String file : List.of("model.safetensors", "reference.safetensors")) {
-            Files.copy(mistral.resolve(file), dir.resolve(file));
-        }
+        asFamily(mistral, dir, "ministral", "MinistralForCausalLM", config -> { });
     }
 
     /** The mistral fixture as Ministral 3, its query temperature 1 at every reference token: Mistral's function. */
     private static void writeMinistral3(Path mistral, Path dir) throws IOException {
+        asFamily(mistral, dir, "ministral3", "Ministral3ForCausalLM", config -> {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> rotary = new LinkedHashMap<>((Map<String, Object>) config.get("rope_parameters"));
+            rotary.put("llama_4_scaling_beta", 0.1);
+            rotary.put("original_max_position_embeddings", MINISTRAL3_INTERVAL);
+            config.put("rope_parameters", rotary);
+        });
+    }
+
+    /**
+     * {@code fixture}'s checkpoint and reference as they are, under a config of {@code modelType} (computed by
+     * {@code architecture}) that {@code edit} makes from the fixture's.
+     */
+    private static void asFamily(Path fixture, Path dir, String modelType, String architecture,
+                                 Consumer<Map<String, Object>> edit) throws IOException {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
-                Files.readString(mistral.resolve("config.json"))));
-        config.put("architectures", List.of("Ministral3ForCausalLM"));
-        config.put("model_type", "ministral3");
-        @SuppressWarnings("unchecked")
-        Map<String, Object> rotary = new LinkedHashMap<>((Map<String, Object>) config.get("rope_parameters"));
-        rotary.put("llama_4_scaling_beta", 0.1);
-        rotary.put("original_max_position_embeddings", MINISTRAL3_INTERVAL);
-        config.put("rope_parameters", rotary);
+                Files.readString(fixture.resolve("config.json"))));
+        config.put("architectures", List.of(architecture));
+        config.put("model_type", modelType);
+        edit.accept(config);
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         for (String file : List.of("model.safetensors", "reference.safetensors")) {
-            Files.copy(mistral.resolve(file), dir.resolve(file));
+            Files.copy(fixture.resolve(file), dir.resolve(file));
         }
     }
 

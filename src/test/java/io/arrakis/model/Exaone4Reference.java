@@ -1,27 +1,30 @@
 package io.arrakis.model;
 
-import io.arrakis.model.safetensors.SafeTensorsWriter;
-import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
-import io.arrakis.torch.TensorScope;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Random;
+
+import static io.arrakis.model.ReferenceMath.add;
+import static io.arrakis.model.ReferenceMath.attention;
+import static io.arrakis.model.ReferenceMath.embed;
+import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.rmsNorm;
+import static io.arrakis.model.ReferenceMath.rotateHalf;
+import static io.arrakis.model.ReferenceMath.silu;
+import static io.arrakis.model.ReferenceMath.tensor;
 
 /**
  * An EXAONE 4 reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights
- * drawn around 1, so that every norm's weight counts) and the activations of {@code Exaone4ForCausalLM}'s forward
- * pass as transformers' modeling file defines it, computed here in double precision in plain Java, apart from the
- * library's forward pass. Each decoder layer adds {@code post_attention_layernorm(attention(x))}, then
- * {@code post_feedforward_layernorm(down(silu(gate x) * up x))}, to its input; the attention normalises each query
- * and key head by RMSNorm ({@code x / sqrt(mean(x^2) + eps) * w}), turns them by {@code rotate_half} rotary
- * embeddings on the sliding layers only (the full layers use no position embedding, "global NoPE"), and takes a
- * causal softmax over grouped key/value heads, the sliding layers over their last {@value #WINDOW} positions. With
- * {@value #LAYERS} layers and {@code sliding_window_pattern} 4, layers 0 to 2 slide and layer 3 is full. The
- * references are named and shaped as those of {@code shared/fixtures-hf-more}.
+ * drawn around 1, so that every norm's weight counts) and the activations of {@code Exaone4ForCausalLM}'s forward pass
+ * as transformers' modeling file defines it, computed here in double precision in plain Java, apart from the library's
+ * forward pass ({@link ReferenceMath}). Each decoder layer adds {@code post_attention_layernorm(attention(x))}, then
+ * {@code post_feedforward_layernorm(down(silu(gate x) * up x))}, to its input; the attention normalises each query and
+ * key head by RMSNorm ({@code x / sqrt(mean(x^2) + eps) * w}), turns them by {@code rotate_half} rotary embeddings on
+ * the sliding layers only (the full layers use no position embedding, "global NoPE"), and takes a causal softmax over
+ * grouped key/value heads, the sliding layers over their last {@value #WINDOW} positions. With {@value #LAYERS} layers
+ * and {@code sliding_window_pattern} 4, layers 0 to 2 slide and layer 3 is full.
  */
 final class Exaone4Reference {
     static final int WINDOW = 3;
@@ -48,169 +51,37 @@ final class Exaone4Reference {
                 Map.entry("num_key_value_heads", KV), Map.entry("sliding_window", WINDOW),
                 Map.entry("sliding_window_pattern", 4), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA)));
-        Random random = new Random(13);
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        Map<String, double[]> w = new LinkedHashMap<>();
-        try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 13, DType.FLOAT32);
-            for (String name : source.names()) {
-                Tensor t = source.load(name);
-                float[] values = t.toFloatArray();
-                if (name.contains("norm")) {
-                    for (int i = 0; i < values.length; i++) {
-                        values[i] = (float) (1 + 0.2 * random.nextGaussian());
-                    }
-                }
-                tensors.put(name, Tensor.of(values, t.shape()));
-                double[] asDouble = new double[values.length];
-                for (int i = 0; i < values.length; i++) {
-                    asDouble[i] = values[i];
-                }
-                w.put(name, asDouble);
-            }
-            Fixtures.writeCheckpoint(config, tensors, dir);
-            long[] ids = new long[BATCH * POS];
-            for (int i = 0; i < ids.length; i++) {
-                ids[i] = random.nextInt(VOCAB);
-            }
-            Map<String, Tensor> reference = new LinkedHashMap<>();
-            reference.put("input_ids", Tensor.of(ids, BATCH, POS));
-            forward(w, ids, reference);
-            SafeTensorsWriter.write(dir.resolve("reference.safetensors"), reference, Map.of("format", "pt"));
-        }
+        ReferenceMath.write(config, 13, BATCH, POS, dir, Exaone4Reference::forward);
     }
 
     private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out) {
         int n = BATCH * POS;
-        double[] x = new double[n * D];
-        for (int t = 0; t < n; t++) {
-            System.arraycopy(w.get("model.embed_tokens.weight"), (int) ids[t] * D, x, t * D, D);
-        }
+        double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
             String p = "model.layers." + layer + ".";
             boolean sliding = layer != 3;
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] q = rmsNorm(linear(x, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D), n * HEADS, HD,
-                    w.get(p + "self_attn.q_norm.weight"));
+                    w.get(p + "self_attn.q_norm.weight"), EPS);
             double[] k = rmsNorm(linear(x, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D), n * KV, HD,
-                    w.get(p + "self_attn.k_norm.weight"));
+                    w.get(p + "self_attn.k_norm.weight"), EPS);
             double[] v = linear(x, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D);
             if (sliding) {
-                rotate(q, HEADS);
-                rotate(k, KV);
+                rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
+                rotateHalf(k, BATCH, POS, KV, HD, THETA);
             }
             double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = new double[n * HEADS * HD];
-            for (int b = 0; b < BATCH; b++) {
-                for (int head = 0; head < HEADS; head++) {
-                    int kvHead = head / (HEADS / KV);
-                    for (int i = 0; i < POS; i++) {
-                        int first = sliding ? Math.max(0, i - WINDOW + 1) : 0;
-                        double[] scores = new double[i + 1];
-                        double max = Double.NEGATIVE_INFINITY;
-                        int qAt = ((b * POS + i) * HEADS + head) * HD;
-                        for (int j = first; j <= i; j++) {
-                            int kAt = ((b * POS + j) * KV + kvHead) * HD;
-                            double dot = 0;
-                            for (int e = 0; e < HD; e++) {
-                                dot += q[qAt + e] * k[kAt + e];
-                            }
-                            scores[j] = dot / Math.sqrt(HD);
-                            max = Math.max(max, scores[j]);
-                        }
-                        double sum = 0;
-                        for (int j = first; j <= i; j++) {
-                            scores[j] = Math.exp(scores[j] - max);
-                            sum += scores[j];
-                        }
-                        for (int j = first; j <= i; j++) {
-                            double prob = scores[j] / sum;
-                            pattern[((b * HEADS + head) * POS + i) * POS + j] = prob;
-                            int vAt = ((b * POS + j) * KV + kvHead) * HD;
-                            for (int e = 0; e < HD; e++) {
-                                z[qAt + e] += prob * v[vAt + e];
-                            }
-                        }
-                    }
-                }
-            }
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, sliding ? WINDOW : Integer.MAX_VALUE, pattern);
             out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
             double[] attention = linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD);
-            add(x, rmsNorm(attention, n, D, w.get(p + "post_attention_layernorm.weight")));
-            double[] gate = linear(x, n, w.get(p + "mlp.gate_proj.weight"), MLP, D);
-            double[] up = linear(x, n, w.get(p + "mlp.up_proj.weight"), MLP, D);
-            for (int i = 0; i < gate.length; i++) {
-                gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
-            }
-            double[] mlp = linear(gate, n, w.get(p + "mlp.down_proj.weight"), D, MLP);
-            add(x, rmsNorm(mlp, n, D, w.get(p + "post_feedforward_layernorm.weight")));
+            add(x, rmsNorm(attention, n, D, w.get(p + "post_attention_layernorm.weight"), EPS));
+            double[] act = silu(linear(x, n, w.get(p + "mlp.gate_proj.weight"), MLP, D),
+                    linear(x, n, w.get(p + "mlp.up_proj.weight"), MLP, D));
+            double[] mlp = linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP);
+            add(x, rmsNorm(mlp, n, D, w.get(p + "post_feedforward_layernorm.weight"), EPS));
         }
-        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"));
+        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
         out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
-    }
-
-    /** {@code x [n, in] · w[out, in]ᵀ}. */
-    private static double[] linear(double[] x, int n, double[] w, int out, int in) {
-        double[] y = new double[n * out];
-        for (int r = 0; r < n; r++) {
-            for (int o = 0; o < out; o++) {
-                double s = 0;
-                for (int i = 0; i < in; i++) {
-                    s += x[r * in + i] * w[o * in + i];
-                }
-                y[r * out + o] = s;
-            }
-        }
-        return y;
-    }
-
-    /** RMSNorm of each of the {@code n} rows of {@code width} features. */
-    private static double[] rmsNorm(double[] x, int n, int width, double[] weight) {
-        double[] y = new double[x.length];
-        for (int r = 0; r < n; r++) {
-            double squares = 0;
-            for (int i = 0; i < width; i++) {
-                squares += x[r * width + i] * x[r * width + i];
-            }
-            double scale = 1 / Math.sqrt(squares / width + EPS);
-            for (int i = 0; i < width; i++) {
-                y[r * width + i] = x[r * width + i] * scale * weight[i];
-            }
-        }
-        return y;
-    }
-
-    /** {@code rotate_half} rotary embeddings on {@code x [batch, pos, heads, HD]} in place, at positions 0.. */
-    private static void rotate(double[] x, int heads) {
-        int half = HD / 2;
-        for (int b = 0; b < BATCH; b++) {
-            for (int pos = 0; pos < POS; pos++) {
-                for (int head = 0; head < heads; head++) {
-                    int at = ((b * POS + pos) * heads + head) * HD;
-                    for (int i = 0; i < half; i++) {
-                        double angle = pos / Math.pow(THETA, 2.0 * i / HD);
-                        double first = x[at + i];
-                        double second = x[at + i + half];
-                        x[at + i] = first * Math.cos(angle) - second * Math.sin(angle);
-                        x[at + i + half] = second * Math.cos(angle) + first * Math.sin(angle);
-                    }
-                }
-            }
-        }
-    }
-
-    private static void add(double[] x, double[] y) {
-        for (int i = 0; i < x.length; i++) {
-            x[i] += y[i];
-        }
-    }
-
-    private static Tensor tensor(double[] values, long... shape) {
-        float[] f = new float[values.length];
-        for (int i = 0; i < f.length; i++) {
-            f[i] = (float) values[i];
-        }
-        return Tensor.of(f, shape);
     }
 }

@@ -1,28 +1,32 @@
 package io.arrakis.model;
 
-import io.arrakis.model.safetensors.SafeTensorsWriter;
-import io.arrakis.torch.DType;
 import io.arrakis.torch.Tensor;
-import io.arrakis.torch.TensorScope;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Random;
+
+import static io.arrakis.model.ReferenceMath.add;
+import static io.arrakis.model.ReferenceMath.attention;
+import static io.arrakis.model.ReferenceMath.embed;
+import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.plus;
+import static io.arrakis.model.ReferenceMath.rmsNorm;
+import static io.arrakis.model.ReferenceMath.rotateInterleaved;
+import static io.arrakis.model.ReferenceMath.tensor;
 
 /**
  * A GLM-4 reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights drawn
  * around 1 and its biases around 0, so that every one counts) and the activations of {@code Glm4ForCausalLM}'s forward
  * pass as transformers' modeling file defines it, computed here in double precision in plain Java, apart from the
- * library's forward pass. Each decoder layer adds {@code post_self_attn_layernorm(attention(input_layernorm(x)))},
- * then {@code post_mlp_layernorm(down(silu(gate h) * up h))} with {@code h = post_attention_layernorm(x)} and gate
- * and up the two halves of {@code gate_up_proj}, to its input; RMSNorm is {@code x / sqrt(mean(x^2) + eps) * w}; the
+ * library's forward pass ({@link ReferenceMath}). Each decoder layer adds
+ * {@code post_self_attn_layernorm(attention(input_layernorm(x)))}, then
+ * {@code post_mlp_layernorm(down(silu(gate h) * up h))} with {@code h = post_attention_layernorm(x)} and gate and up
+ * the two halves of {@code gate_up_proj}, to its input; RMSNorm is {@code x / sqrt(mean(x^2) + eps) * w}; the
  * attention adds biases to its queries, keys and values, turns the first {@value #ROTARY} features of each query and
- * key head by the rotary embedding in the interleaved convention (frequency i, over {@value #ROTARY} dimensions,
- * turns the pair {@code (2i, 2i + 1)}), and takes a causal softmax over grouped key/value heads. GLM's
- * ({@code GlmForCausalLM}) is the same without {@code post_self_attn_layernorm} and {@code post_mlp_layernorm}. The
- * references are named and shaped as those of {@code shared/fixtures-hf-more}.
+ * key head by the rotary embedding in the interleaved convention (frequency i, over {@value #ROTARY} dimensions, turns
+ * the pair {@code (2i, 2i + 1)}), and takes a causal softmax over grouped key/value heads. GLM's
+ * ({@code GlmForCausalLM}) is the same without {@code post_self_attn_layernorm} and {@code post_mlp_layernorm}.
  */
 final class Glm4Reference {
     private static final int VOCAB = 96;
@@ -50,94 +54,31 @@ final class Glm4Reference {
                 Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
                 Map.entry("rms_norm_eps", EPS), Map.entry("pad_token_id", 0)));
-        Random random = new Random(17);
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        Map<String, double[]> w = new LinkedHashMap<>();
-        try (TensorScope scope = TensorScope.open()) {
-            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 17, DType.FLOAT32);
-            for (String name : source.names()) {
-                Tensor t = source.load(name);
-                float[] values = t.toFloatArray();
-                if (name.contains("norm") || name.endsWith(".bias")) {
-                    for (int i = 0; i < values.length; i++) {
-                        values[i] = (float) ((name.contains("norm") ? 1 : 0) + 0.2 * random.nextGaussian());
-                    }
-                }
-                tensors.put(name, Tensor.of(values, t.shape()));
-                double[] asDouble = new double[values.length];
-                for (int i = 0; i < values.length; i++) {
-                    asDouble[i] = values[i];
-                }
-                w.put(name, asDouble);
-            }
-            Fixtures.writeCheckpoint(config, tensors, dir);
-            long[] ids = new long[BATCH * POS];
-            for (int i = 0; i < ids.length; i++) {
-                ids[i] = random.nextInt(VOCAB);
-            }
-            Map<String, Tensor> reference = new LinkedHashMap<>();
-            reference.put("input_ids", Tensor.of(ids, BATCH, POS));
-            forward(w, ids, reference, outputNorms);
-            SafeTensorsWriter.write(dir.resolve("reference.safetensors"), reference, Map.of("format", "pt"));
-        }
+        ReferenceMath.write(config, 17, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, out, outputNorms));
     }
 
     private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out, boolean outputNorms) {
         int n = BATCH * POS;
-        double[] x = new double[n * D];
-        for (int t = 0; t < n; t++) {
-            System.arraycopy(w.get("model.embed_tokens.weight"), (int) ids[t] * D, x, t * D, D);
-        }
+        double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
             String p = "model.layers." + layer + ".";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
-            double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"));
+            double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
             double[] q = plus(linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D),
                     w.get(p + "self_attn.q_proj.bias"));
             double[] k = plus(linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D),
                     w.get(p + "self_attn.k_proj.bias"));
             double[] v = plus(linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D),
                     w.get(p + "self_attn.v_proj.bias"));
-            rotate(q, HEADS);
-            rotate(k, KV);
+            rotateInterleaved(q, BATCH, POS, HEADS, HD, ROTARY, THETA);
+            rotateInterleaved(k, BATCH, POS, KV, HD, ROTARY, THETA);
             double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = new double[n * HEADS * HD];
-            for (int b = 0; b < BATCH; b++) {
-                for (int head = 0; head < HEADS; head++) {
-                    int kvHead = head / (HEADS / KV);
-                    for (int i = 0; i < POS; i++) {
-                        double[] scores = new double[i + 1];
-                        double max = Double.NEGATIVE_INFINITY;
-                        int qAt = ((b * POS + i) * HEADS + head) * HD;
-                        for (int j = 0; j <= i; j++) {
-                            int kAt = ((b * POS + j) * KV + kvHead) * HD;
-                            double dot = 0;
-                            for (int e = 0; e < HD; e++) {
-                                dot += q[qAt + e] * k[kAt + e];
-                            }
-                            scores[j] = dot / Math.sqrt(HD);
-                            max = Math.max(max, scores[j]);
-                        }
-                        double sum = 0;
-                        for (int j = 0; j <= i; j++) {
-                            scores[j] = Math.exp(scores[j] - max);
-                            sum += scores[j];
-                        }
-                        for (int j = 0; j <= i; j++) {
-                            double prob = scores[j] / sum;
-                            pattern[((b * HEADS + head) * POS + i) * POS + j] = prob;
-                            int vAt = ((b * POS + j) * KV + kvHead) * HD;
-                            for (int e = 0; e < HD; e++) {
-                                z[qAt + e] += prob * v[vAt + e];
-                            }
-                        }
-                    }
-                }
-            }
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, pattern);
             out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
             double[] attention = linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD);
-            add(x, outputNorms ? rmsNorm(attention, n, D, w.get(p + "post_self_attn_layernorm.weight")) : attention);
-            double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"));
+            add(x, outputNorms ? rmsNorm(attention, n, D, w.get(p + "post_self_attn_layernorm.weight"), EPS)
+                    : attention);
+            double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             double[] gateUp = linear(h2, n, w.get(p + "mlp.gate_up_proj.weight"), 2 * MLP, D);
             double[] act = new double[n * MLP];
             for (int t = 0; t < n; t++) {
@@ -148,85 +89,10 @@ final class Glm4Reference {
                 }
             }
             double[] mlp = linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP);
-            add(x, outputNorms ? rmsNorm(mlp, n, D, w.get(p + "post_mlp_layernorm.weight")) : mlp);
+            add(x, outputNorms ? rmsNorm(mlp, n, D, w.get(p + "post_mlp_layernorm.weight"), EPS) : mlp);
         }
-        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"));
+        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
         out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
-    }
-
-    /** {@code x [n, width]} plus {@code bias [width]} on each row. */
-    private static double[] plus(double[] x, double[] bias) {
-        double[] y = x.clone();
-        for (int i = 0; i < y.length; i++) {
-            y[i] += bias[i % bias.length];
-        }
-        return y;
-    }
-
-    /** {@code x [n, in] · w[out, in]ᵀ}. */
-    private static double[] linear(double[] x, int n, double[] w, int out, int in) {
-        double[] y = new double[n * out];
-        for (int r = 0; r < n; r++) {
-            for (int o = 0; o < out; o++) {
-                double s = 0;
-                for (int i = 0; i < in; i++) {
-                    s += x[r * in + i] * w[o * in + i];
-                }
-                y[r * out + o] = s;
-            }
-        }
-        return y;
-    }
-
-    /** RMSNorm of each of the {@code n} rows of {@code width} features. */
-    private static double[] rmsNorm(double[] x, int n, int width, double[] weight) {
-        double[] y = new double[x.length];
-        for (int r = 0; r < n; r++) {
-            double squares = 0;
-            for (int i = 0; i < width; i++) {
-                squares += x[r * width + i] * x[r * width + i];
-            }
-            double scale = 1 / Math.sqrt(squares / width + EPS);
-            for (int i = 0; i < width; i++) {
-                y[r * width + i] = x[r * width + i] * scale * weight[i];
-            }
-        }
-        return y;
-    }
-
-    /**
-     * Interleaved rotary embeddings on the first {@value #ROTARY} features of each head of {@code x [batch, pos,
-     * heads, HD]} in place, at positions 0..: frequency i of {@value #ROTARY} dimensions turns the pair (2i, 2i + 1).
-     */
-    private static void rotate(double[] x, int heads) {
-        for (int b = 0; b < BATCH; b++) {
-            for (int pos = 0; pos < POS; pos++) {
-                for (int head = 0; head < heads; head++) {
-                    int at = ((b * POS + pos) * heads + head) * HD;
-                    for (int i = 0; i < ROTARY / 2; i++) {
-                        double angle = pos / Math.pow(THETA, 2.0 * i / ROTARY);
-                        double first = x[at + 2 * i];
-                        double second = x[at + 2 * i + 1];
-                        x[at + 2 * i] = first * Math.cos(angle) - second * Math.sin(angle);
-                        x[at + 2 * i + 1] = second * Math.cos(angle) + first * Math.sin(angle);
-                    }
-                }
-            }
-        }
-    }
-
-    private static void add(double[] x, double[] y) {
-        for (int i = 0; i < x.length; i++) {
-            x[i] += y[i];
-        }
-    }
-
-    private static Tensor tensor(double[] values, long... shape) {
-        float[] f = new float[values.length];
-        for (int i = 0; i < f.length; i++) {
-            f[i] = (float) values[i];
-        }
-        return Tensor.of(f, shape);
     }
 }

@@ -128,51 +128,13 @@ class HuggingFaceRoundingTest {
                      Device.CPU);
              ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
                      "blocks.0.attn.hook_q_normed", "blocks.0.attn.hook_rot_q"))) {
-            int d = model.config().dHead();
-            float eps = (float) model.config().normEps();
-            float[] w = model.weights().layers.get(0).qNorm().toFloatArray();
-            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
-            float[] twoRoundings = new float[q.length];
-            float[] oneRounding = new float[q.length];
-            for (int row = 0; row < q.length / d; row++) {
-                float sum = 0;
-                for (int i = 0; i < d; i++) {
-                    sum += q[row * d + i] * q[row * d + i];
-                }
-                float inv = (float) (1 / Math.sqrt(sum / d + eps));
-                for (int i = 0; i < d; i++) {
-                    float h = q[row * d + i] * inv;
-                    twoRoundings[row * d + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
-                    oneRounding[row * d + i] = Bfloat16.round(w[i] * h);
-                }
-            }
             float[] normed = out.cache().get("blocks.0.attn.hook_q_normed").toFloatArray();
-            assertAgree(twoRoundings, normed, oneRounding);
+            assertNormRoundsAsLlamas(out.cache().get("blocks.0.attn.hook_q").toFloatArray(), model.config().dHead(),
+                    model.weights().layers.get(0).qNorm().toFloatArray(), model.config().normEps(), normed);
 
-            float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
-            int heads = model.config().nHeads();
-            int half = d / 2;
-            float[] inBfloat16 = new float[normed.length];
-            float[] inFloat32 = new float[normed.length];
-            for (int p = 0; p < POS; p++) {
-                for (int h = 0; h < heads; h++) {
-                    for (int i = 0; i < half; i++) {
-                        float angle = (float) p * invFreq[i];
-                        float c = (float) Math.cos(angle);
-                        float sn = (float) Math.sin(angle);
-                        float cb = Bfloat16.round(c);
-                        float sb = Bfloat16.round(sn);
-                        int first = (p * heads + h) * d + i;
-                        float a = normed[first];
-                        float b = normed[first + half];
-                        inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
-                        inBfloat16[first + half] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
-                        inFloat32[first] = Bfloat16.round(a * c + -b * sn);
-                        inFloat32[first + half] = Bfloat16.round(b * c + a * sn);
-                    }
-                }
-            }
-            assertAgree(inBfloat16, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inFloat32);
+            Rotations expected = Rotations.of(model, normed, false);
+            assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inFloat32());
         }
     }
 
@@ -189,14 +151,28 @@ class HuggingFaceRoundingTest {
              ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
                      "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
             assertFirstNormRoundsAsLlamas(model, out);
+            Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), true);
+            assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inFloat32());
+        }
+    }
+
+    /**
+     * Block 0's rotation of bfloat16 queries {@code [1, POS, heads, d_head]} worked out both ways transformers rounds
+     * it: {@code inBfloat16} with cos and sin rounded to bfloat16 and each product and sum rounded,
+     * {@code inFloat32} with float32 cos, sin and arithmetic, rounded once. Frequency i turns the pair
+     * {@code (i, i + rotary / 2)}, or {@code (2i, 2i + 1)} where {@code interleaved}, among the first
+     * {@code rotaryDim} features; the others pass through.
+     */
+    record Rotations(float[] inBfloat16, float[] inFloat32) {
+        static Rotations of(HookedAutoModel model, float[] q, boolean interleaved) {
             int d = model.config().dHead();
             int heads = model.config().nHeads();
             int rotary = model.config().rotaryDim();
-            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
             float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
             float[] inBfloat16 = q.clone();
             float[] inFloat32 = q.clone();
-            for (int p = 0; p < POS; p++) {
+            for (int p = 0; p < q.length / (heads * d); p++) {
                 for (int h = 0; h < heads; h++) {
                     for (int i = 0; i < rotary / 2; i++) {
                         float angle = (float) p * invFreq[i];
@@ -204,44 +180,48 @@ class HuggingFaceRoundingTest {
                         float sn = (float) Math.sin(angle);
                         float cb = Bfloat16.round(c);
                         float sb = Bfloat16.round(sn);
-                        int first = (p * heads + h) * d + 2 * i;
+                        int first = (p * heads + h) * d + (interleaved ? 2 * i : i);
+                        int second = interleaved ? first + 1 : first + rotary / 2;
                         float a = q[first];
-                        float b = q[first + 1];
+                        float b = q[second];
                         inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
-                        inBfloat16[first + 1] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
+                        inBfloat16[second] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
                         inFloat32[first] = Bfloat16.round(a * c + -b * sn);
-                        inFloat32[first + 1] = Bfloat16.round(b * c + a * sn);
+                        inFloat32[second] = Bfloat16.round(b * c + a * sn);
                     }
                 }
             }
-            assertAgree(inBfloat16, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inFloat32);
+            return new Rotations(inBfloat16, inFloat32);
         }
     }
 
-    /**
-     * Block 0's input norm as Llama's RMSNorm rounds in bfloat16: normalised in float32, rounded, then multiplied by
-     * the weight and rounded again; {@code out} caches {@code hook_resid_pre} and {@code ln1.hook_normalized}.
-     */
+    /** Block 0's input norm as Llama's RMSNorm rounds in bfloat16; {@code out} caches its input and output. */
     private static void assertFirstNormRoundsAsLlamas(HookedAutoModel model, ModelOutput out) {
-        int width = model.config().dModel();
-        float eps = (float) model.config().normEps();
-        float[] w = model.normWeights().select(0, 0).toFloatArray();
-        float[] x = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+        assertNormRoundsAsLlamas(out.cache().get("blocks.0.hook_resid_pre").toFloatArray(), model.config().dModel(),
+                model.normWeights().select(0, 0).toFloatArray(), model.config().normEps(),
+                out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray());
+    }
+
+    /**
+     * {@code got}, the bfloat16 RMSNorm of each row of {@code width} features of {@code x}, as Llama's rounds it:
+     * normalised in float32, rounded, then multiplied by the weight {@code w} and rounded again.
+     */
+    private static void assertNormRoundsAsLlamas(float[] x, int width, float[] w, double eps, float[] got) {
         float[] twoRoundings = new float[x.length];
         float[] oneRounding = new float[x.length];
-        for (int p = 0; p < x.length / width; p++) {
+        for (int row = 0; row < x.length / width; row++) {
             float sum = 0;
             for (int i = 0; i < width; i++) {
-                sum += x[p * width + i] * x[p * width + i];
+                sum += x[row * width + i] * x[row * width + i];
             }
-            float inv = (float) (1 / Math.sqrt(sum / width + eps));
+            float inv = (float) (1 / Math.sqrt(sum / width + (float) eps));
             for (int i = 0; i < width; i++) {
-                float h = x[p * width + i] * inv;
-                twoRoundings[p * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
-                oneRounding[p * width + i] = Bfloat16.round(w[i] * h);
+                float h = x[row * width + i] * inv;
+                twoRoundings[row * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                oneRounding[row * width + i] = Bfloat16.round(w[i] * h);
             }
         }
-        assertAgree(twoRoundings, out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), oneRounding);
+        assertAgree(twoRoundings, got, oneRounding);
     }
 
     /**
@@ -257,31 +237,9 @@ class HuggingFaceRoundingTest {
              ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
                      "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
             assertFirstNormRoundsAsLlamas(model, out);
-            int d = model.config().dHead();
-            int heads = model.config().nHeads();
-            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
-            float[] invFreq = model.config().architecture().rope(0).inverseFrequencies();
-            float[] inFloat32 = new float[q.length];
-            float[] inBfloat16 = new float[q.length];
-            for (int p = 0; p < POS; p++) {
-                for (int h = 0; h < heads; h++) {
-                    for (int i = 0; i < d / 2; i++) {
-                        float angle = (float) p * invFreq[i];
-                        float c = (float) Math.cos(angle);
-                        float sn = (float) Math.sin(angle);
-                        float cb = Bfloat16.round(c);
-                        float sb = Bfloat16.round(sn);
-                        int first = (p * heads + h) * d + 2 * i;
-                        float a = q[first];
-                        float b = q[first + 1];
-                        inFloat32[first] = Bfloat16.round(a * c + -b * sn);
-                        inFloat32[first + 1] = Bfloat16.round(b * c + a * sn);
-                        inBfloat16[first] = Bfloat16.round(Bfloat16.round(a * cb) + Bfloat16.round(-b * sb));
-                        inBfloat16[first + 1] = Bfloat16.round(Bfloat16.round(b * cb) + Bfloat16.round(a * sb));
-                    }
-                }
-            }
-            assertAgree(inFloat32, out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(), inBfloat16);
+            Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), true);
+            assertAgree(expected.inFloat32(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inBfloat16());
         }
     }
 
