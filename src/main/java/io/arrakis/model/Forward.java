@@ -482,6 +482,7 @@ final class Forward {
                     : x.gelu(false);
             case SILU -> x.silu();
             case RELU -> x.relu();
+            case RELU2 -> then(x.relu(), relu -> relu.mul(relu));
         };
     }
 

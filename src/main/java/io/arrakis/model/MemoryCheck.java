@@ -114,10 +114,11 @@ final class MemoryCheck {
             int k = config.expertsPerToken();
             hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
                     + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
-        } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width
+        } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width, relu^2 one
             boolean stepwise = reduced(dtype) && (a.activationFunction() == Architecture.Activation.GELU_TANH
                     && !a.activation().equals("gelu_pytorch_tanh") || a.activation().equals("gelu_python"));
-            hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + (stepwise ? 2 : 0));
+            int steps = stepwise ? 2 : a.activationFunction() == Architecture.Activation.RELU2 ? 1 : 0;
+            hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + steps);
         }
         double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
         if (explicitAttention) {

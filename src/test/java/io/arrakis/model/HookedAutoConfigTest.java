@@ -914,7 +914,7 @@ class HookedAutoConfigTest {
         HookedAutoConfig c = HookedAutoConfig.of(family);
         String key = Stream.of("activation_function", "hidden_activation", "hidden_act", "activation")
                 .filter(k -> c.raw().get(k) != null).findFirst().orElseThrow();
-        for (String act : List.of("quick_gelu", "relu2", "gelu_10", "hardswish", "sqrtsoftplus")) {
+        for (String act : List.of("quick_gelu", "relu6", "gelu_10", "hardswish", "sqrtsoftplus")) {
             String m = rejects(c, key, act);
             assertTrue(m.contains(key) && m.contains("\"" + act + "\"") && m.contains("not implemented"), m);
         }

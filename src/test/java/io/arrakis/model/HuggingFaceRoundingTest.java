@@ -8,6 +8,8 @@ import io.arrakis.torch.Generator;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -152,6 +154,25 @@ class HuggingFaceRoundingTest {
                      "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
             assertFirstNormRoundsAsLlamas(model, out);
             Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), true);
+            assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inFloat32());
+        }
+    }
+
+    /**
+     * Seed-OSS and Arcee compute as Llama does in bfloat16: the norm rounded before its weight, then after, and the
+     * {@code rotate_half} rotation with cos and sin rounded to bfloat16, each product and sum rounded.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"seed-oss", "arcee"})
+    void llamasBlocksRoundAsLlamasInBfloat16(String family) {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace(family), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
+                     "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
+            assertFirstNormRoundsAsLlamas(model, out);
+            Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), false);
             assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
                     expected.inFloat32());
         }

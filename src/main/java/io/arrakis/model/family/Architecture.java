@@ -112,7 +112,9 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** the tanh approximation of GELU */
         GELU_TANH("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast"),
         SILU("silu", "swish"),
-        RELU("relu");
+        RELU("relu"),
+        /** {@code relu(x)^2}, rounded once where the square is made */
+        RELU2("relu2");
 
         private final List<String> names;
 

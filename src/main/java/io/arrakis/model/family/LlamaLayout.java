@@ -12,8 +12,9 @@ import static io.arrakis.model.family.Slot.*;
 
 /**
  * What the Llama-style families share: the standard key names of their configuration classes, and the checkpoint
- * layout {@code model.layers.{i}.self_attn.{q,k,v,o}_proj}, {@code mlp.{gate,up,down}_proj} (or a mixture of
- * experts' tensors), {@code input_layernorm}, {@code post_attention_layernorm}, {@code model.norm}, {@code lm_head}.
+ * layout {@code model.layers.{i}.self_attn.{q,k,v,o}_proj}, {@code mlp.{gate,up,down}_proj} (no gate for an MLP
+ * without one; or a mixture of experts' tensors), {@code input_layernorm}, {@code post_attention_layernorm},
+ * {@code model.norm}, {@code lm_head}.
  */
 final class LlamaLayout {
     private LlamaLayout() {
@@ -25,10 +26,15 @@ final class LlamaLayout {
      * {@code hidden_act}, for a gated MLP whose embedding's padding row is {@code pad_token_id}'s.
      */
     static ArchitectureBuilder standardKeys(Settings s) {
+        return ungatedKeys(s).gatedMlp();
+    }
+
+    /** {@link #standardKeys}' keys for an MLP without a gate, {@code down(act(up(x)))} (arcee). */
+    static ArchitectureBuilder ungatedKeys(Settings s) {
         return new ArchitectureBuilder(s)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").mlpWidth("intermediate_size")
-                .positions("max_position_embeddings").activation("hidden_act").gatedMlp().paddingToken("pad_token_id");
+                .positions("max_position_embeddings").activation("hidden_act").paddingToken("pad_token_id");
     }
 
     /**
@@ -110,10 +116,12 @@ final class LlamaLayout {
                 .layerIf(a.outputNorms(), stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d))
                 .layerIf(a.outputNorms() && a.inputNorms(), stored("pre_feedforward_layernorm.weight", LN2_W, d))
                 .layerIf(a.outputNorms(), stored("post_feedforward_layernorm.weight", MLP_OUT_NORM_W, d))
-                .layerIf(moe == null, linear("mlp.gate_proj.weight", W_GATE, mlp, d),
-                        linear("mlp.up_proj.weight", W_IN, mlp, d), linear("mlp.down_proj.weight", W_OUT, d, mlp))
-                .layerIf(moe == null && a.mlpBias(), stored("mlp.gate_proj.bias", B_GATE, mlp),
-                        stored("mlp.up_proj.bias", B_IN, mlp), stored("mlp.down_proj.bias", B_OUT, d))
+                .layerIf(moe == null && a.gatedMlp(), linear("mlp.gate_proj.weight", W_GATE, mlp, d))
+                .layerIf(moe == null, linear("mlp.up_proj.weight", W_IN, mlp, d),
+                        linear("mlp.down_proj.weight", W_OUT, d, mlp))
+                .layerIf(moe == null && a.mlpBias() && a.gatedMlp(), stored("mlp.gate_proj.bias", B_GATE, mlp))
+                .layerIf(moe == null && a.mlpBias(), stored("mlp.up_proj.bias", B_IN, mlp),
+                        stored("mlp.down_proj.bias", B_OUT, d))
                 .layer(moe == null ? new CheckpointTensor[0] : moe.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .globalIf(normBias, stored("norm.bias", LNF_B, d))
