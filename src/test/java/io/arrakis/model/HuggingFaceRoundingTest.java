@@ -228,21 +228,54 @@ class HuggingFaceRoundingTest {
      * normalised in float32, rounded, then multiplied by the weight {@code w} and rounded again.
      */
     private static void assertNormRoundsAsLlamas(float[] x, int width, float[] w, double eps, float[] got) {
-        float[] twoRoundings = new float[x.length];
-        float[] oneRounding = new float[x.length];
-        for (int row = 0; row < x.length / width; row++) {
-            float sum = 0;
-            for (int i = 0; i < width; i++) {
-                sum += x[row * width + i] * x[row * width + i];
+        NormRoundings expected = NormRoundings.of(x, width, w, eps);
+        assertAgree(expected.twice(), got, expected.once());
+    }
+
+    /**
+     * The bfloat16 RMSNorm of each row of {@code width} features of {@code x} worked out both ways transformers rounds
+     * it: {@code twice} normalised in float32, rounded, then multiplied by the weight {@code w} and rounded again (as
+     * Llama's); {@code once} multiplied by the weight in float32 and rounded once.
+     */
+    record NormRoundings(float[] twice, float[] once) {
+        static NormRoundings of(float[] x, int width, float[] w, double eps) {
+            float[] twice = new float[x.length];
+            float[] once = new float[x.length];
+            for (int row = 0; row < x.length / width; row++) {
+                float sum = 0;
+                for (int i = 0; i < width; i++) {
+                    sum += x[row * width + i] * x[row * width + i];
+                }
+                float inv = (float) (1 / Math.sqrt(sum / width + (float) eps));
+                for (int i = 0; i < width; i++) {
+                    float h = x[row * width + i] * inv;
+                    twice[row * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
+                    once[row * width + i] = Bfloat16.round(w[i] * h);
+                }
             }
-            float inv = (float) (1 / Math.sqrt(sum / width + (float) eps));
-            for (int i = 0; i < width; i++) {
-                float h = x[row * width + i] * inv;
-                twoRoundings[row * width + i] = Bfloat16.round(w[i] * Bfloat16.round(h));
-                oneRounding[row * width + i] = Bfloat16.round(w[i] * h);
-            }
+            return new NormRoundings(twice, once);
         }
-        assertAgree(twoRoundings, got, oneRounding);
+    }
+
+    /**
+     * Helium multiplies its norm's weight in float32 and rounds once, and turns the adjacent pairs of each bfloat16
+     * query head in bfloat16, with cos and sin rounded to bfloat16, as Llama's rotary embedding returns them.
+     */
+    @Test
+    void heliumRoundsItsNormOnceAndRotatesInterleavedPairsInBfloat16() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("helium"), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
+                     "blocks.0.ln1.hook_normalized", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q"))) {
+            NormRoundings norm = NormRoundings.of(out.cache().get("blocks.0.hook_resid_pre").toFloatArray(),
+                    model.config().dModel(), model.normWeights().select(0, 0).toFloatArray(),
+                    model.config().normEps());
+            assertAgree(norm.once(), out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), norm.twice());
+            Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), true);
+            assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inFloat32());
+        }
     }
 
     /**

@@ -59,10 +59,12 @@ final class RandomConfigs {
             if (raw.get("head_dim") != null && d % heads != 0) {
                 continue;
             }
-            HookedAutoConfig c;
-            try {
-                c = defaults.with(o);
-            } catch (IllegalArgumentException e) {
+            HookedAutoConfig c = validOrNull(defaults, o);
+            if (c == null && raw.get("head_dim") != null) { // helium's heads must span the width: set both at once
+                o.put("head_dim", d / heads);
+                c = validOrNull(defaults, o);
+            }
+            if (c == null) {
                 continue;
             }
             if (r.nextInt(3) == 0) {
@@ -73,6 +75,15 @@ final class RandomConfigs {
             return decorated(family, c, r, layers, heads, positions);
         }
         throw new IllegalStateException("no configuration of " + family + " drawn");
+    }
+
+    /** {@code defaults} with {@code overrides}, or null where they are invalid together. */
+    private static HookedAutoConfig validOrNull(HookedAutoConfig defaults, Map<String, Object> overrides) {
+        try {
+            return defaults.with(overrides);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     private static HookedAutoConfig decorated(String family, HookedAutoConfig c, Random r, int layers, int heads,
