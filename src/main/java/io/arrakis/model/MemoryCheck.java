@@ -114,10 +114,12 @@ final class MemoryCheck {
             int k = config.expertsPerToken();
             hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
                     + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
-        } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width, relu^2 one
+        } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width; relu^2
+            // holds one more beside an ungated MLP's input (a gated MLP's is freed before its product with up)
             boolean stepwise = reduced(dtype) && (a.activationFunction() == Architecture.Activation.GELU_TANH
                     && !a.activation().equals("gelu_pytorch_tanh") || a.activation().equals("gelu_python"));
-            int steps = stepwise ? 2 : a.activationFunction() == Architecture.Activation.RELU2 ? 1 : 0;
+            boolean squared = a.activationFunction() == Architecture.Activation.RELU2 && !config.gatedMlp();
+            int steps = stepwise ? 2 : squared ? 1 : 0;
             hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + steps);
         }
         double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();

@@ -41,11 +41,14 @@ class ArceeTest {
     }
 
     @Test
-    void theMlpHasNoGateAndItsBiasesFollowMlpBias() {
+    void theMlpHasNoGateAndTheBiasesFollowTheirKeys() {
         Set<String> names = TinyConfigs.of("arcee").with("mlp_bias", true).checkpoint().tensors().keySet();
         assertTrue(names.containsAll(Set.of("model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.up_proj.bias",
                 "model.layers.0.mlp.down_proj.weight", "model.layers.0.mlp.down_proj.bias")), names.toString());
         assertTrue(names.stream().noneMatch(n -> n.contains("gate_proj")), names.toString());
+        Set<String> biased = TinyConfigs.of("arcee").with("attention_bias", true).checkpoint().tensors().keySet();
+        assertTrue(biased.containsAll(Set.of("model.layers.0.self_attn.q_proj.bias",
+                "model.layers.0.self_attn.o_proj.bias")), "attention_bias biases all four projections: " + biased);
     }
 
     @Test

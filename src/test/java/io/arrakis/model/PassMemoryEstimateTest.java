@@ -42,13 +42,15 @@ class PassMemoryEstimateTest {
             "llama BFLOAT16 none 2", "llama FLOAT32 all 6", "llama BFLOAT16 pattern 6",
             "gemma2 BFLOAT16 none 2", "gemma2 FLOAT32 scores 6",
             "gpt-j BFLOAT16 none 2", "phi BFLOAT16 none 2", "mixtral FLOAT32 none 2", "gpt-oss BFLOAT16 none 2",
-            "qwen3-moe BFLOAT16 none 2", "olmo2 BFLOAT16 none 2");
+            "qwen3-moe BFLOAT16 none 2", "olmo2 BFLOAT16 none 2", "arcee FLOAT32 none 2", "arcee BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.of(
             "gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024),
             "llama", Map.of("hidden_size", 256, "intermediate_size", 704,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000),
             "olmo2", Map.of("hidden_size", 256, "intermediate_size", 704,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000),
+            "arcee", Map.of("hidden_size", 256, "intermediate_size", 4096,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000),
             "gemma2", Map.of("hidden_size", 256, "intermediate_size", 1024,
                     "num_attention_heads", 8, "num_key_value_heads", 4, "head_dim", 32, "query_pre_attn_scalar", 32,
