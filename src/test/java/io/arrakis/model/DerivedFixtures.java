@@ -27,9 +27,9 @@ import java.util.function.Consumer;
  * Reference models for families that no Hugging Face fixture was made for, each written once per test JVM into a
  * temporary folder (deleted as the JVM exits, so that none outlives the code that derived it) from one that was,
  * holding the same function so that its reference activations hold unchanged; those of olmoe, exaone4, glm4, glm,
- * ernie4_5, seed-oss, arcee and helium, which no fixture's function is, are {@link OlmoeReference}'s,
+ * ernie4_5, seed-oss, arcee, helium and vaultgemma, which no fixture's function is, are {@link OlmoeReference}'s,
  * {@link Exaone4Reference}'s, {@link Glm4Reference}'s, {@link Ernie45Reference}'s, {@link SeedOssReference}'s,
- * {@link ArceeReference}'s and {@link HeliumReference}'s.
+ * {@link ArceeReference}'s, {@link HeliumReference}'s and {@link VaultGemmaReference}'s.
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top
  * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
@@ -61,7 +61,7 @@ final class DerivedFixtures {
     static synchronized Optional<Path> of(String family) {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
-                "arcee", "helium").contains(family)) {
+                "arcee", "helium", "vaultgemma").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -92,6 +92,8 @@ final class DerivedFixtures {
                 ArceeReference.write(dir);
             } else if (family.equals("helium")) {
                 HeliumReference.write(dir);
+            } else if (family.equals("vaultgemma")) {
+                VaultGemmaReference.write(dir);
             } else {
                 writeMixture(Fixtures.huggingFace(family.equals("qwen2-moe") ? "qwen2" : "qwen3"), dir,
                         Mixture.of(family));

@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
             "starcoder2", "falcon", "cohere");
-    private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text");
+    private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma");
 
     static List<Path> fixtures() {
         List<Path> dirs = new ArrayList<>(List.of(Fixtures.dir("gpt2-tiny"), Fixtures.dir("llama-tiny-gqa")));
@@ -234,8 +234,9 @@ class NormHooksTest {
     }
 
     private static String[] ln2Names(String modelType) {
-        return modelType.startsWith("gemma") && !modelType.equals("gemma")
-                ? new String[] {"pre_feedforward_layernorm"} // gemma2/3's post_attention_layernorm normalises the output
+        // gemma2/3's post_attention_layernorm normalises the output; vaultgemma keeps their name without it
+        return modelType.startsWith("gemma") && !modelType.equals("gemma") || modelType.equals("vaultgemma")
+                ? new String[] {"pre_feedforward_layernorm"}
                 : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp"};
     }
 

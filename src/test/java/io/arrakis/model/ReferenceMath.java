@@ -14,9 +14,9 @@ import java.util.Random;
 /**
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
- * {@link HeliumReference}): a tiny random checkpoint, and the steps of a forward pass in double precision in plain
- * Java, apart from the library's. Activations are {@code [tokens, features]} row-major arrays; the references are
- * named and shaped as those of {@code shared/fixtures-hf-more}.
+ * {@link HeliumReference}, {@link VaultGemmaReference}): a tiny random checkpoint, and the steps of a forward pass in
+ * double precision in plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major
+ * arrays; the references are named and shaped as those of {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {
@@ -130,6 +130,15 @@ final class ReferenceMath {
      */
     static double[] attention(double[] q, double[] k, double[] v, int batch, int pos, int heads, int kv, int hd,
                               int window, double[] pattern) {
+        return attention(q, k, v, batch, pos, heads, kv, hd, window, hd, 0, pattern);
+    }
+
+    /**
+     * {@link #attention} with the scores divided by {@code sqrt(scalar)} (gemma2's {@code query_pre_attn_scalar}) and,
+     * where {@code softcap > 0}, soft-capped ({@code softcap * tanh(score / softcap)}) before the softmax.
+     */
+    static double[] attention(double[] q, double[] k, double[] v, int batch, int pos, int heads, int kv, int hd,
+                              int window, double scalar, double softcap, double[] pattern) {
         double[] z = new double[batch * pos * heads * hd];
         for (int b = 0; b < batch; b++) {
             for (int head = 0; head < heads; head++) {
@@ -145,7 +154,8 @@ final class ReferenceMath {
                         for (int e = 0; e < hd; e++) {
                             dot += q[qAt + e] * k[kAt + e];
                         }
-                        scores[j] = dot / Math.sqrt(hd);
+                        double score = dot / Math.sqrt(scalar);
+                        scores[j] = softcap > 0 ? softcap * Math.tanh(score / softcap) : score;
                         max = Math.max(max, scores[j]);
                     }
                     double sum = 0;

@@ -12,7 +12,8 @@ public final class Families {
             new Cohere(), new Mixtral(), new GptOss(), new Qwen3Moe(), new Qwen3VlMoe(),
             new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
             new Ministral(), new Exaone4(), new Glm4(), new Ernie45(),
-            new Glm(), new SeedOss(), new Arcee(), new Helium());
+            new Glm(), new SeedOss(), new Arcee(), new Helium(),
+            new VaultGemma());
 
     private Families() {
     }

@@ -36,7 +36,12 @@ import static io.arrakis.model.family.Key.tok;
 final class Gemma2 extends ModelFamily {
 
     Gemma2() {
-        super("gemma2", "gemma2", Keys.of(List.of(
+        super("gemma2", "gemma2", Keys.of(keys(), Map.of()));
+    }
+
+    /** {@code Gemma2Config}'s keys, and the older rotary keys. */
+    static List<Key> keys() {
+        return List.of(
                 pos("vocab_size", 256000), pos("hidden_size", 2304), pos("intermediate_size", 9216),
                 count("num_hidden_layers", 26), pos("num_attention_heads", 8), pos("num_key_value_heads", 4),
                 pos("head_dim", 256), str("hidden_activation", "gelu_pytorch_tanh"),
@@ -46,8 +51,7 @@ final class Gemma2 extends ModelFamily {
                 dbl("attention_dropout", 0.0), posDbl("query_pre_attn_scalar", 256), posOrNull("sliding_window", 4096),
                 listOrNull("layer_types"), dblOrNull("final_logit_softcapping", 30.0),
                 dblOrNull("attn_logit_softcapping", 50.0), boolOrNull("use_bidirectional_attention", null),
-                optionalRopeScaling(), ropeParameters()),
-                Map.of()));
+                optionalRopeScaling(), ropeParameters());
     }
 
     @Override

@@ -50,7 +50,15 @@ final class LlamaLayout {
 
     /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
     static Checkpoint checkpoint(Architecture a, boolean normBias, CheckpointTensor... attentionNorms) {
-        return checkpoint(a, normBias, null, attentionNorms);
+        return checkpoint(a, normBias, null, "post_attention_layernorm", attentionNorms);
+    }
+
+    /**
+     * The layout of Gemma 2's blocks without their output norms (vaultgemma), whose MLP's input norm keeps its name
+     * {@code pre_feedforward_layernorm}.
+     */
+    static Checkpoint checkpointWithPreFeedforwardNorm(Architecture a) {
+        return checkpoint(a, false, null, "pre_feedforward_layernorm");
     }
 
     /**
@@ -58,7 +66,7 @@ final class LlamaLayout {
      * MLP's, after {@code post_attention_layernorm}.
      */
     static Checkpoint checkpoint(Architecture a, List<CheckpointTensor> moe, CheckpointTensor... attentionNorms) {
-        return checkpoint(a, a.norm() == Norm.LAYER_NORM, moe, attentionNorms);
+        return checkpoint(a, a.norm() == Norm.LAYER_NORM, moe, "post_attention_layernorm", attentionNorms);
     }
 
     /**
@@ -90,9 +98,12 @@ final class LlamaLayout {
         return tensors;
     }
 
-    /** The layout; {@code moe} null for a dense MLP. */
+    /**
+     * The layout; {@code moe} null for a dense MLP; {@code mlpNorm} the name of the MLP's input norm where no norm
+     * follows the sublayers.
+     */
     private static Checkpoint checkpoint(Architecture a, boolean normBias, List<CheckpointTensor> moe,
-                                         CheckpointTensor... attentionNorms) {
+                                         String mlpNorm, CheckpointTensor... attentionNorms) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -111,8 +122,8 @@ final class LlamaLayout {
                 .layer(attentionNorms)
                 .layer(linear("self_attn.o_proj.weight", WO, d, q))
                 .layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layerIf(preMlpNorm, stored("post_attention_layernorm.weight", LN2_W, d))
-                .layerIf(preMlpNorm && normBias, stored("post_attention_layernorm.bias", LN2_B, d))
+                .layerIf(preMlpNorm, stored(mlpNorm + ".weight", LN2_W, d))
+                .layerIf(preMlpNorm && normBias, stored(mlpNorm + ".bias", LN2_B, d))
                 .layerIf(a.outputNorms(), stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d))
                 .layerIf(a.outputNorms() && a.inputNorms(), stored("pre_feedforward_layernorm.weight", LN2_W, d))
                 .layerIf(a.outputNorms(), stored("post_feedforward_layernorm.weight", MLP_OUT_NORM_W, d))
