@@ -664,19 +664,23 @@ final class Forward {
             return a.rotaryPrecision() != RotaryPrecision.MODEL_DTYPE;
         }
 
-        /** cos and signed sin for positions {@code 0 .. pos-1}. */
+        /**
+         * cos and signed sin for positions {@code 0 .. pos-1}, in float32 and then rounded to {@code dtype}, as
+         * Hugging Face's rotary embeddings compute them: the angle, its cos and sin, and their product with the
+         * attention factor each rounded to float32.
+         */
         static List<Tensor> tables(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
             int rotaryDim = rope.dim();
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
-            double scale = rope.attentionFactor();
-            double[] cosValues = new double[(int) pos * rotaryDim];
-            double[] sinValues = new double[(int) pos * rotaryDim];
+            float scale = (float) rope.attentionFactor();
+            float[] cosValues = new float[(int) pos * rotaryDim];
+            float[] sinValues = new float[(int) pos * rotaryDim];
             for (int p = 0; p < pos; p++) {
                 for (int i = 0; i < half; i++) {
-                    float angle = (float) p * invFreq[i]; // in float32, as Hugging Face computes it
-                    double cv = Math.cos(angle) * scale;
-                    double sv = Math.sin(angle) * scale;
+                    float angle = (float) p * invFreq[i];
+                    float cv = (float) Math.cos(angle) * scale;
+                    float sv = (float) Math.sin(angle) * scale;
                     int first = interleaved ? 2 * i : i; // the two features frequency i turns
                     int second = interleaved ? 2 * i + 1 : i + half;
                     cosValues[p * rotaryDim + first] = cv;
