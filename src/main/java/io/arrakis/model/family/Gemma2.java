@@ -56,7 +56,15 @@ final class Gemma2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        refuseBidirectionalAttention(s);
         return gemma2Layout(s, 2).rotary("rope_theta", null).build();
+    }
+
+    /** Refuses {@code use_bidirectional_attention}, which Gemma 2's and Gemma 3's attention read; causal only. */
+    static void refuseBidirectionalAttention(Settings s) {
+        if (Boolean.TRUE.equals(s.get("use_bidirectional_attention"))) {
+            throw invalid("use_bidirectional_attention", true, "is not supported: only causal attention is");
+        }
     }
 
     /**
@@ -69,9 +77,6 @@ final class Gemma2 extends ModelFamily {
         int heads = s.integer("num_attention_heads");
         if (width % heads != 0) { // the configuration class's validate_architecture, although head_dim is explicit
             throw invalid("hidden_size", width, "is not a multiple of num_attention_heads = " + heads);
-        }
-        if (Boolean.TRUE.equals(s.get("use_bidirectional_attention"))) {
-            throw invalid("use_bidirectional_attention", true, "is not supported: only causal attention is");
         }
         List<LayerAttention> perLayer = LayerTypes.readOrEvery(s, s.integer("num_hidden_layers"), period);
         Integer window = s.integerOrNull("sliding_window");

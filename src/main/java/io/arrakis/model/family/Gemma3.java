@@ -64,6 +64,7 @@ final class Gemma3 extends ModelFamily {
         Map<?, ?> rp = LayerTypes.rotaryObjects(s, "gemma3");
         Map<?, ?> scaling = s.mapOrNull("rope_scaling");
         Map<Object, Object> full = LayerTypes.fullLayerRotary(rp, scaling);
+        Gemma2.refuseBidirectionalAttention(s);
         return Gemma2.gemma2Layout(s, s.integer("sliding_window_pattern")).qkNorm(QkNorm.PER_HEAD)
                 .softcaps(null, "final_logit_softcapping")
                 .rotary("rope_theta", null)
