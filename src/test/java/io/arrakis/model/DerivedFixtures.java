@@ -31,26 +31,28 @@ import java.util.function.Consumer;
  * {@link Exaone4Reference}'s, {@link Glm4Reference}'s, {@link Ernie45Reference}'s, {@link SeedOssReference}'s,
  * {@link ArceeReference}'s, {@link HeliumReference}'s and {@link VaultGemmaReference}'s.
  *
- * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top
- * {@value #TOP_K} with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order
- * (the gate and up rows and the down columns permuted alike, expert 0 as stored), so each computes the dense MLP;
- * the routing weights sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's
- * weights are random, so tokens go to different experts. {@code qwen3-vl-moe}: the same experts, fused as
- * Qwen3-VL-MoE's text model stores them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj
- * [experts, d_mlp, d_model]}), whose router always renormalises. {@code qwen2-moe}: the qwen2 fixture likewise, its
- * experts made of the first half of the dense MLP's units and its shared expert of the other half, with a gate of
- * zeros, whose sigmoid (one half) its doubled down projection undoes: the two halves sum to the dense MLP.
- * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
- * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
- * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2. {@code ministral3}: the mistral fixture with
- * a query temperature whose interval ({@value #MINISTRAL3_INTERVAL}) holds the reference's tokens, which is Mistral.
- * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}.
+ * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top {@value #TOP_K}
+ * with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order (the gate and up
+ * rows and the down columns permuted alike, expert 0 as stored), so each computes the dense MLP; the routing weights
+ * sum to 1, so their weighted sum is it too, whichever experts a token goes to. The router's weights are random, so
+ * tokens go to different experts. {@code qwen3-vl-moe}: the same experts, fused as Qwen3-VL-MoE's text model stores
+ * them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj [experts, d_mlp, d_model]}), whose router
+ * always renormalises. {@code qwen2-moe}: the qwen2 fixture likewise, its experts made of the first half of the dense
+ * MLP's units and its shared expert of the other half, with a gate of zeros, whose sigmoid (one half) its doubled down
+ * projection undoes: the two halves sum to the dense MLP. {@code smollm3}: the llama fixture with every layer rotating
+ * ({@code no_rope_layers} all 1), which is Llama. {@code olmo3}: the olmo2 fixture with a sliding layer whose window
+ * ({@value #OLMO3_WINDOW}) holds the reference's tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2.
+ * {@code ministral3}: the mistral fixture with a query temperature whose interval ({@value #MINISTRAL3_INTERVAL})
+ * holds the reference's tokens, which is Mistral. {@code ministral}: the mistral fixture as it is, under ministral's
+ * {@code model_type}. {@code cohere2}: the cohere fixture with every layer sliding, so rotating, in a window
+ * ({@value #COHERE2_WINDOW}) that holds the reference's tokens, which is Cohere.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
     static final int TOP_K = 2;
     static final int OLMO3_WINDOW = 16;
     static final int MINISTRAL3_INTERVAL = 64;
+    static final int COHERE2_WINDOW = 64;
     private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
     private static Path root; // guarded by the class
 
@@ -61,7 +63,7 @@ final class DerivedFixtures {
     static synchronized Optional<Path> of(String family) {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
-                "arcee", "helium", "vaultgemma").contains(family)) {
+                "arcee", "helium", "vaultgemma", "cohere2").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -76,6 +78,8 @@ final class DerivedFixtures {
                 writeMinistral(Fixtures.huggingFace("mistral"), dir);
             } else if (family.equals("ministral3")) {
                 writeMinistral3(Fixtures.huggingFace("mistral"), dir);
+            } else if (family.equals("cohere2")) {
+                writeCohere2(Fixtures.huggingFace("cohere"), dir);
             } else if (family.equals("olmo3")) {
                 writeOlmo3(Fixtures.huggingFace("olmo2"), dir);
             } else if (family.equals("olmoe")) {
@@ -139,6 +143,16 @@ final class DerivedFixtures {
             config.put("rope_parameters", Map.of("full_attention", rotary, "sliding_attention", rotary));
             config.put("layer_types", List.of("sliding_attention", "full_attention"));
             config.put("sliding_window", OLMO3_WINDOW);
+        });
+    }
+
+    /** The cohere fixture as Cohere 2 with every layer sliding in a window that holds its tokens: Cohere's function. */
+    private static void writeCohere2(Path cohere, Path dir) throws IOException {
+        asFamily(cohere, dir, "cohere2", "Cohere2ForCausalLM", config -> {
+            config.remove("use_qk_norm");
+            config.put("layer_types", Collections.nCopies(((Number) config.get("num_hidden_layers")).intValue(),
+                    "sliding_attention"));
+            config.put("sliding_window", COHERE2_WINDOW);
         });
     }
 

@@ -98,6 +98,14 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.MAP, true, null, true, false, Integer.MAX_VALUE);
     }
 
+    /**
+     * A positive integer that the configuration class reads only where a file gives it, not one of its arguments
+     * (cohere2's {@code sliding_window_pattern}).
+     */
+    static Key optionalPos(String name) {
+        return new Key(name, Kind.INT, false, null, false, true, Integer.MAX_VALUE);
+    }
+
     /** {@code head_dim} where the configuration class has no such argument but the modeling code reads it. */
     static Key optionalHeadDim() {
         return new Key("head_dim", Kind.INT, true, null, false, true, Integer.MAX_VALUE);
