@@ -47,14 +47,15 @@ class Cohere2Test {
         HookedAutoConfig c = TinyConfigs.of("cohere2").with("num_hidden_layers", 4).with("sliding_window_pattern", 2);
         assertEquals(List.of(true, false, true, false),
                 List.of(c.rotates(0), c.rotates(1), c.rotates(2), c.rotates(3)));
-        String m = assertThrows(IllegalArgumentException.class,
-                () -> TinyConfigs.of("cohere2").with("sliding_window", null).architecture()).getMessage();
-        assertTrue(m.contains("sliding_window") && m.contains("sliding_attention"), m);
+        HookedAutoConfig allFull = TinyConfigs.of("cohere2").with("layer_types",
+                List.of("full_attention", "full_attention"));
+        assertFalse(allFull.rotates(0) || allFull.rotates(1), "full layers never rotate");
         Map<String, Object> fullWithoutWindow = new HashMap<>();
         fullWithoutWindow.put("sliding_window", null);
         fullWithoutWindow.put("layer_types", List.of("full_attention", "full_attention"));
-        HookedAutoConfig allFull = TinyConfigs.of("cohere2").with(fullWithoutWindow);
-        assertFalse(allFull.rotates(0) || allFull.rotates(1), "full layers never rotate");
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> TinyConfigs.of("cohere2").with(fullWithoutWindow)).getMessage();
+        assertTrue(m.contains("sliding_window = null") && m.contains("must be set"), m);
     }
 
     @Test

@@ -27,8 +27,8 @@ import static io.arrakis.model.family.Key.tok;
  * Cohere's Command R7B and Command A ({@code transformers/models/cohere2}): {@link Cohere}'s parallel blocks, norm,
  * interleaved rotary embeddings and logit scale, with sliding-window layers that rotate and full layers that do not
  * (NoPE). {@code layer_types} gives the layers, else every {@code sliding_window_pattern}-th layer (4 without it) is
- * full, as {@code Cohere2Config} fills them in. A null {@code sliding_window} with sliding layers is refused: those
- * layers would then neither slide nor rotate.
+ * full, as {@code Cohere2Config} fills them in. A null {@code sliding_window} is refused, as transformers' model
+ * fails without one, whatever the layers.
  *
  * <p>Keys: {@code Cohere2Config} of {@code transformers} 5.17 (rotary base 10000), plus the keys 4.x files carry
  * ({@code sliding_window_pattern}, {@code rope_theta}, {@code rope_scaling}, {@code head_dim}). Checkpoint: Llama's
@@ -56,9 +56,9 @@ final class Cohere2 extends ModelFamily {
         List<LayerAttention> perLayer = LayerTypes.readOrEvery(s, s.integer("num_hidden_layers"),
                 pattern == null ? PATTERN : pattern);
         Integer window = s.integerOrNull("sliding_window");
-        if (window == null && perLayer.contains(LayerAttention.SLIDING)) {
-            throw invalid("sliding_window", null, "must be set when there are sliding_attention layers: Cohere 2's"
-                    + " sliding layers are the ones that rotate");
+        if (window == null) {
+            throw invalid("sliding_window", null, "must be set: Cohere2Model builds a sliding-window mask for every"
+                    + " pass, which fails without one");
         }
         List<Boolean> rotates = new ArrayList<>(perLayer.size());
         for (LayerAttention kind : perLayer) {
