@@ -22,7 +22,9 @@ import java.util.stream.Collectors;
  * {@code transformers} 5 saves it, in {@code text_config}, and their tensors are the text model's own names or under
  * {@code model.language_model.}, beside a {@code visual} tower. Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with
  * M-RoPE, its config's {@code text_config} and its tensors under {@code model.language_model.}; Qwen3-VL-MoE's
- * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family.
+ * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family. EXAONE 4.5's ({@code exaone4_5}) is EXAONE 4, which
+ * text reaches at positions 0, 1, ... (its 2D rotary embeddings are the vision tower's), its tensors likewise under
+ * {@code model.language_model.}.
  */
 final class MultimodalCheckpoint {
     /**
@@ -34,7 +36,8 @@ final class MultimodalCheckpoint {
             "llava", List.of("llama", "mistral", "qwen2"),
             "mistral3", List.of("mistral", "llama", "qwen2", "ministral3"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
-            "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"));
+            "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"),
+            "exaone4_5", List.of("exaone4", "exaone4_5_text"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -95,6 +98,8 @@ final class MultimodalCheckpoint {
             asQwen3(config);
         } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
+        } else if ("exaone4_5_text".equals(config.get("model_type"))) {
+            config.put("model_type", "exaone4"); // EXAONE 4.5's first name for its text model, which transformers maps
         }
         return config;
     }

@@ -264,6 +264,48 @@ class MultimodalCheckpointTest {
         return folder;
     }
 
+    /**
+     * EXAONE 4.5's language model is EXAONE 4: the exaone4 reference model as an EXAONE 4.5 checkpoint, its text
+     * config's model_type {@code exaone4_5_text} (the first release's), {@code exaone4} or absent (the default), gives
+     * the reference's logits.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"exaone4_5_text", "exaone4", ""})
+    void exaone45RunsAsItsExaone4TextModel(String textType) throws IOException {
+        Path exaone4 = Fixtures.huggingFace("exaone4");
+        Path folder = Files.createTempDirectory(dir, "exaone4_5");
+        Map<String, Object> text = config(exaone4);
+        text.remove("architectures");
+        text.remove("model_type");
+        if (!textType.isEmpty()) {
+            text.put("model_type", textType);
+        }
+        Files.writeString(folder.resolve("config.json"), Json.write(Map.of("architectures",
+                List.of("Exaone4_5_ForConditionalGeneration"), "model_type", "exaone4_5", "text_config", text,
+                "vision_config", Map.of("depth", 1L, "hidden_size", 8L), "tie_word_embeddings", false)));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(exaone4.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(name.startsWith("model.") ? "model.language_model." + name.substring("model.".length())
+                        : name, weights.tensor(name));
+            }
+            tensors.put("model.visual.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(exaone4.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("exaone4", model.config().family());
+            double[] expected = reference.tensor("logits").toDoubleArray();
+            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
+            assertEquals(expected.length, logits.length);
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
+            }
+        }
+    }
+
     /** A text model's config with a stray image tensor in its checkpoint is still refused as the wrong config. */
     @Test
     void aTextModelsCheckpointWithAnImageTensorIsRefused() throws IOException {
