@@ -400,14 +400,21 @@ final class Forward {
         Tensor logits = hook.at(b + "mlp.hook_router_logits", w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
-        if (moe.routing() != MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
-            top = logits.to(DType.FLOAT32).softmax(-1).topk(k, -1, true);
-            weights = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
-                    ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
-            weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
-        } else {
+        MixtureOfExperts.Routing routing = moe.routing();
+        if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
+        } else {
+            Tensor wide = logits.to(DType.FLOAT32);
+            if (routing == MixtureOfExperts.Routing.TOP_K_THEN_FLOAT32_SOFTMAX) {
+                top = wide.topk(k, -1, true);
+                weights = top.get(0).softmax(-1);
+            } else {
+                top = wide.softmax(-1).topk(k, -1, true);
+                weights = routing == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
+                        ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
+            }
+            weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
         }
         Tensor chosen = hook.at(b + "mlp.hook_expert_indices", top.get(1));
         weights = hook.at(b + "mlp.hook_expert_weights", weights).reshape(tokens * k, 1);

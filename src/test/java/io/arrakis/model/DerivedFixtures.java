@@ -39,13 +39,16 @@ import java.util.function.Consumer;
  * them ({@code gate_up_proj [experts, d_model, 2 d_mlp]}, {@code down_proj [experts, d_mlp, d_model]}), whose router
  * always renormalises. {@code qwen2-moe}: the qwen2 fixture likewise, its experts made of the first half of the dense
  * MLP's units and its shared expert of the other half, with a gate of zeros, whose sigmoid (one half) its doubled down
- * projection undoes: the two halves sum to the dense MLP. {@code smollm3}: the llama fixture with every layer rotating
- * ({@code no_rope_layers} all 1), which is Llama. {@code olmo3}: the olmo2 fixture with a sliding layer whose window
- * ({@value #OLMO3_WINDOW}) holds the reference's tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2.
- * {@code ministral3}: the mistral fixture with a query temperature whose interval ({@value #MINISTRAL3_INTERVAL})
- * holds the reference's tokens, which is Mistral. {@code ministral}: the mistral fixture as it is, under ministral's
- * {@code model_type}. {@code cohere2}: the cohere fixture with every layer sliding, so rotating, in a window
- * ({@value #COHERE2_WINDOW}) that holds the reference's tokens, which is Cohere.
+ * projection undoes: the two halves sum to the dense MLP. {@code granitemoe}: the granite fixture with the same
+ * experts, fused as Granite's files store them ({@code input_linear [experts, 2 d_mlp, d_model]}, gate rows then up
+ * rows, and {@code output_linear [experts, d_model, d_mlp]}), whose softmax over the top logits sums to 1.
+ * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
+ * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
+ * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2. {@code ministral3}: the mistral fixture with a
+ * query temperature whose interval ({@value #MINISTRAL3_INTERVAL}) holds the reference's tokens, which is Mistral.
+ * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}. {@code cohere2}: the cohere
+ * fixture with every layer sliding, so rotating, in a window ({@value #COHERE2_WINDOW}) that holds the reference's
+ * tokens, which is Cohere.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -63,7 +66,7 @@ final class DerivedFixtures {
     static synchronized Optional<Path> of(String family) {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
-                "arcee", "helium", "vaultgemma", "cohere2").contains(family)) {
+                "arcee", "helium", "vaultgemma", "cohere2", "granitemoe").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -99,8 +102,12 @@ final class DerivedFixtures {
             } else if (family.equals("vaultgemma")) {
                 VaultGemmaReference.write(dir);
             } else {
-                writeMixture(Fixtures.huggingFace(family.equals("qwen2-moe") ? "qwen2" : "qwen3"), dir,
-                        Mixture.of(family));
+                String dense = switch (family) {
+                    case "qwen2-moe" -> "qwen2";
+                    case "granitemoe" -> "granite";
+                    default -> "qwen3";
+                };
+                writeMixture(Fixtures.huggingFace(dense), dir, Mixture.of(family));
             }
             WRITTEN.put(family, dir);
             return Optional.of(dir);
@@ -192,12 +199,13 @@ final class DerivedFixtures {
 
     /** The mixtures derived from a dense fixture: their config and how their experts are stored. */
     private enum Mixture {
-        QWEN3_MOE, QWEN3_VL_MOE, QWEN2_MOE;
+        QWEN3_MOE, QWEN3_VL_MOE, QWEN2_MOE, GRANITE_MOE;
 
         static Mixture of(String family) {
             return switch (family) {
                 case "qwen3-vl-moe" -> QWEN3_VL_MOE;
                 case "qwen2-moe" -> QWEN2_MOE;
+                case "granitemoe" -> GRANITE_MOE;
                 default -> QWEN3_MOE;
             };
         }
@@ -231,12 +239,19 @@ final class DerivedFixtures {
                 config.put("qkv_bias", true);
                 config.put("shared_expert_intermediate_size", width - routedWidth);
             }
+            case GRANITE_MOE -> {
+                config.put("architectures", List.of("GraniteMoeForCausalLM"));
+                config.put("model_type", "granitemoe");
+                config.remove("mlp_bias");
+            }
         }
-        config.put("num_experts", EXPERTS);
+        config.put(kind == Mixture.GRANITE_MOE ? "num_local_experts" : "num_experts", EXPERTS);
         config.put("num_experts_per_tok", TOP_K);
-        config.put("moe_intermediate_size", routedWidth);
-        config.put("decoder_sparse_step", 1);
-        config.put("mlp_only_layers", List.of());
+        if (kind != Mixture.GRANITE_MOE) {
+            config.put("moe_intermediate_size", routedWidth);
+            config.put("decoder_sparse_step", 1);
+            config.put("mlp_only_layers", List.of());
+        }
         Files.writeString(dir.resolve("config.json"), Json.write(config));
         Generator g = new Generator(7);
         Random order = new Random(7);
@@ -251,13 +266,15 @@ final class DerivedFixtures {
                     continue;
                 }
                 String mlp = name.substring(0, name.length() - "gate_proj.weight".length());
+                String moe = kind == Mixture.GRANITE_MOE ? mlp.replace(".mlp.", ".block_sparse_moe.") : mlp;
                 Tensor gate = file.tensor(name);
                 Tensor up = file.tensor(mlp + "up_proj.weight");
                 Tensor down = file.tensor(mlp + "down_proj.weight");
                 long dModel = gate.size(1);
                 // logits of about unit size on the normalised stream, so that no expert's softmax share is negligible
-                tensors.put(mlp + "gate.weight", Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32,
-                        Device.CPU).div(Math.sqrt(dModel)));
+                String router = kind == Mixture.GRANITE_MOE ? "router.layer.weight" : "gate.weight";
+                tensors.put(moe + router, Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32, Device.CPU)
+                        .div(Math.sqrt(dModel)));
                 List<Tensor> gateUp = new ArrayList<>();
                 List<Tensor> downs = new ArrayList<>();
                 for (int e = 0; e < EXPERTS; e++) {
@@ -271,6 +288,11 @@ final class DerivedFixtures {
                         downs.add(downColumns.transpose(0, 1));
                         continue;
                     }
+                    if (kind == Mixture.GRANITE_MOE) { // nn.Linear's [out, in]: gate rows then up rows
+                        gateUp.add(Tensor.cat(List.of(gateRows, upRows), 0));
+                        downs.add(downColumns);
+                        continue;
+                    }
                     String expert = mlp + "experts." + e + ".";
                     tensors.put(expert + "gate_proj.weight", gateRows.contiguous());
                     tensors.put(expert + "up_proj.weight", upRows.contiguous());
@@ -279,6 +301,10 @@ final class DerivedFixtures {
                 if (kind == Mixture.QWEN3_VL_MOE) {
                     tensors.put(mlp + "experts.gate_up_proj", Tensor.stack(gateUp, 0).contiguous());
                     tensors.put(mlp + "experts.down_proj", Tensor.stack(downs, 0).contiguous());
+                }
+                if (kind == Mixture.GRANITE_MOE) {
+                    tensors.put(moe + "input_linear.weight", Tensor.stack(gateUp, 0).contiguous());
+                    tensors.put(moe + "output_linear.weight", Tensor.stack(downs, 0).contiguous());
                 }
                 if (kind == Mixture.QWEN2_MOE) {
                     int sharedWidth = width - routedWidth;

@@ -31,7 +31,9 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          */
         SOFTMAX_THEN_TOP_K_AS_IS,
         /** gpt-oss: the softmax over the {@code topK} largest logits only, in the logits' dtype. */
-        TOP_K_THEN_SOFTMAX
+        TOP_K_THEN_SOFTMAX,
+        /** granitemoe: the softmax over the {@code topK} largest logits only, in float32. */
+        TOP_K_THEN_FLOAT32_SOFTMAX
     }
 
     /**
