@@ -24,7 +24,8 @@ import java.util.stream.Collectors;
  * M-RoPE, its config's {@code text_config} and its tensors under {@code model.language_model.}; Qwen3-VL-MoE's
  * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family. EXAONE 4.5's ({@code exaone4_5}) is EXAONE 4, which
  * text reaches at positions 0, 1, ... (its 2D rotary embeddings are the vision tower's), its tensors likewise under
- * {@code model.language_model.}.
+ * {@code model.language_model.}, beside multi-token-prediction layers ({@code mtp.}) that a pass does not use, and
+ * its head tied by the whole model's {@code tie_word_embeddings} alone.
  */
 final class MultimodalCheckpoint {
     /**
@@ -45,8 +46,12 @@ final class MultimodalCheckpoint {
     private static final Set<String> SHARED_KEYS = Set.of("quantization_config", "transformers_weights",
             "tie_word_embeddings");
     private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
-    private static final Set<String> IMAGE_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
-            "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.");
+    /**
+     * What text does not reach: the vision towers and projectors, and EXAONE 4.5's multi-token-prediction layers,
+     * which transformers' model leaves unread too.
+     */
+    private static final Set<String> UNREAD_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
+            "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.");
 
     private MultimodalCheckpoint() {
     }
@@ -98,8 +103,14 @@ final class MultimodalCheckpoint {
             asQwen3(config);
         } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
-        } else if ("exaone4_5_text".equals(config.get("model_type"))) {
-            config.put("model_type", "exaone4"); // EXAONE 4.5's first name for its text model, which transformers maps
+        }
+        if ("exaone4_5".equals(type)) {
+            // its head is tied by the whole model's key alone, false by default, whatever text_config says
+            config.put("tie_word_embeddings", top.containsKey("tie_word_embeddings")
+                    ? top.get("tie_word_embeddings") : false);
+            if ("exaone4_5_text".equals(config.get("model_type"))) {
+                config.put("model_type", "exaone4"); // the first release's name, which transformers maps
+            }
         }
         return config;
     }
@@ -186,7 +197,8 @@ final class MultimodalCheckpoint {
 
     /**
      * The language model's tensors of {@code source} under the text model's own names ({@code model.*},
-     * {@code lm_head.*}), without the vision tower and projector; {@code source} itself where it holds a text model's.
+     * {@code lm_head.*}), without what text does not reach (the vision tower and projector; EXAONE 4.5's
+     * multi-token-prediction layers); {@code source} itself where it holds a text model's.
      *
      * @param multimodal whether the config was a multimodal model's, whose image parts may sit beside a language
      *     model under its own names (Qwen2-VL's)
@@ -200,12 +212,12 @@ final class MultimodalCheckpoint {
                     + SAVED + "; a multimodal checkpoint has one of them");
         }
         // a text model's config with a stray image tensor is refused as the wrong config, as before
-        if (!published && !saved && !(multimodal && names.stream().anyMatch(MultimodalCheckpoint::imagePart))) {
+        if (!published && !saved && !(multimodal && names.stream().anyMatch(MultimodalCheckpoint::unread))) {
             return source;
         }
         String prefix = published ? PUBLISHED : saved ? SAVED : "";
         Map<String, String> stored = names.stream()
-                .filter(n -> !imagePart(n))
+                .filter(n -> !unread(n))
                 .collect(Collectors.toMap(n -> textName(n, prefix), n -> n, (a, b) -> {
                     throw new IllegalArgumentException("the checkpoint holds both " + a + " and " + b + ", one tensor"
                             + " of its language model under two names");
@@ -234,8 +246,8 @@ final class MultimodalCheckpoint {
         };
     }
 
-    private static boolean imagePart(String name) {
-        return IMAGE_PARTS.stream().anyMatch(name::startsWith);
+    private static boolean unread(String name) {
+        return UNREAD_PARTS.stream().anyMatch(name::startsWith);
     }
 
     /** Where a checkpoint of this layout would store the text model's tensor {@code name}. */

@@ -20,6 +20,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -266,11 +267,13 @@ class MultimodalCheckpointTest {
 
     /**
      * EXAONE 4.5's language model is EXAONE 4: the exaone4 reference model as an EXAONE 4.5 checkpoint, its text
-     * config's model_type {@code exaone4_5_text} (the first release's), {@code exaone4} or absent (the default), gives
-     * the reference's logits.
+     * config's model_type {@code exaone4_5_text} (the first release's), {@code exaone4} or absent (the default), with
+     * multi-token-prediction layers beside it, gives the reference's logits; its head is tied by the whole model's
+     * {@code tie_word_embeddings} alone.
      */
     @ParameterizedTest
     @ValueSource(strings = {"exaone4_5_text", "exaone4", ""})
+    @SuppressWarnings("unchecked")
     void exaone45RunsAsItsExaone4TextModel(String textType) throws IOException {
         Path exaone4 = Fixtures.huggingFace("exaone4");
         Path folder = Files.createTempDirectory(dir, "exaone4_5");
@@ -291,8 +294,18 @@ class MultimodalCheckpointTest {
                         : name, weights.tensor(name));
             }
             tensors.put("model.visual.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            tensors.put("mtp.fc.weight", Tensor.ones(4, 4));
+            tensors.put("mtp.layers.0.post_attention_layernorm.weight", Tensor.ones(4));
             SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
+        Map<String, Object> tiedInText = config(folder);
+        Map<String, Object> textTied = new LinkedHashMap<>((Map<String, Object>) tiedInText.get("text_config"));
+        textTied.put("tie_word_embeddings", true);
+        tiedInText.put("text_config", textTied);
+        assertFalse(HookedAutoConfig.fromJsonText(Json.write(tiedInText)).architecture().tiedEmbeddings(),
+                "text_config's tie_word_embeddings is not what ties the whole model's head");
+        tiedInText.put("tie_word_embeddings", true);
+        assertTrue(HookedAutoConfig.fromJsonText(Json.write(tiedInText)).architecture().tiedEmbeddings());
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile reference = SafeTensorsFile.open(exaone4.resolve("reference.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
