@@ -559,7 +559,7 @@ final class Forward {
      */
     private Tensor scale(Tensor x) {
         try (TensorScope scope = TensorScope.open()) {
-            if (c.norm() != Architecture.Norm.LAYER_NORM) {
+            if (!c.norm().centres()) {
                 return scope.keep(x.rmsNormAndScale(null, c.normEps()).get(1));
             }
             // libtorch's CPU kernel keeps a reduced-precision input's statistics in that dtype
@@ -571,12 +571,12 @@ final class Forward {
     /** {@link #norm} and its {@link #scale}: [output, scale], each from the same op where libtorch's gives both. */
     private List<Tensor> normAndScale(Tensor x, Tensor weight, Tensor bias) {
         double eps = c.normEps();
-        if (reducedPrecision(x) && (c.norm() == Architecture.Norm.LAYER_NORM
-                || c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE)) {
+        if (reducedPrecision(x) && (c.norm().centres() || c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE)) {
             return List.of(norm(x, weight, bias), scale(x));
         }
         return switch (c.norm()) {
             case LAYER_NORM -> x.layerNormAndScale(weight, bias, eps);
+            case LAYER_NORM_PLUS_ONE -> x.layerNormAndScale(weight.add(1.0), bias, eps);
             case RMS_NORM_WEIGHT_IN_FLOAT32 -> x.rmsNormAndScale(weight, eps);
             case RMS_NORM -> {
                 if (!reducedPrecision(x)) {
@@ -594,15 +594,16 @@ final class Forward {
 
     /**
      * The norm's output from {@code scale} (see {@link #scale}): {@code (x - mean) / scale · w + b} for a LayerNorm,
-     * {@code x / scale · w} for an RMSNorm ({@code · (1 + w)} for gemma's), in float32 and rounded where
-     * {@link #norm} rounds.
+     * {@code x / scale · w} for an RMSNorm ({@code · (1 + w)} for gemma's and nemotron's), in float32 and rounded
+     * where {@link #norm} rounds.
      */
     private Tensor dividedBy(Tensor x, Tensor scale, Tensor weight, Tensor bias) {
         try (TensorScope scope = TensorScope.open()) {
             Tensor x32 = reducedPrecision(x) ? x.to(DType.FLOAT32) : x;
             return scope.keep(switch (c.norm()) {
-                case LAYER_NORM -> {
-                    Tensor scaled = x32.sub(x32.mean(-1, true)).div(scale).mul(as(weight, x32));
+                case LAYER_NORM, LAYER_NORM_PLUS_ONE -> {
+                    Tensor w = c.norm() == Architecture.Norm.LAYER_NORM ? weight : weight.add(1.0);
+                    Tensor scaled = x32.sub(x32.mean(-1, true)).div(scale).mul(as(w, x32));
                     yield as(bias == null ? scaled : scaled.add(as(bias, x32)), x);
                 }
                 case RMS_NORM -> as(x32.div(scale), x).mul(weight); // llama: back in the dtype before the weight
@@ -618,12 +619,17 @@ final class Forward {
     }
 
     /**
-     * The family's norm (LayerNorm, RMSNorm, or gemma's (1 + w) RMSNorm) of {@code x} with these parameters, rounded in
-     * float16 and bfloat16 where the family's model rounds.
+     * The family's norm (LayerNorm, RMSNorm, or gemma's and nemotron's with (1 + w)) of {@code x} with these
+     * parameters, rounded in float16 and bfloat16 where the family's model rounds.
      */
     Tensor norm(Tensor x, Tensor weight, Tensor bias) {
         if (c.norm() == Architecture.Norm.LAYER_NORM) {
             return x.layerNorm(weight, bias, c.normEps());
+        }
+        if (c.norm() == Architecture.Norm.LAYER_NORM_PLUS_ONE) {
+            try (Tensor scale = weight.add(1.0)) { // nemotron: 1 + w in the model's dtype, then libtorch's LayerNorm
+                return x.layerNorm(scale, bias, c.normEps());
+            }
         }
         if (c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE) {
             // gemma: x · rsqrt(mean(x²) + eps) · (1 + w), all in float32, cast back once

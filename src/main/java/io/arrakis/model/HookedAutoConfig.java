@@ -419,17 +419,17 @@ public final class HookedAutoConfig {
      * @return true for RMSNorm
      */
     public boolean rmsNorm() {
-        return arch.norm() != Architecture.Norm.LAYER_NORM;
+        return !arch.norm().centres();
     }
 
     /**
-     * Whether the RMSNorm scales by {@code (1 + weight)} (gemma, whose weights start at zero) instead of
-     * {@code weight}.
+     * Whether the norm scales by {@code (1 + weight)} (gemma's RMSNorms and nemotron's LayerNorms, whose weights start
+     * at zero) instead of {@code weight}.
      *
-     * @return true for gemma
+     * @return true for gemma and nemotron
      */
     public boolean normAddsOne() {
-        return arch.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE;
+        return arch.norm().addsOne();
     }
 
     /**

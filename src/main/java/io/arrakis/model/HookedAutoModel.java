@@ -1222,8 +1222,9 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the
-     * norm weight in the model's dtype, or {@code 1 + w} for gemma's {@code (1 + w)} RMSNorms (in float32 for a
-     * float16 or bfloat16 model, as its forward pass forms it); null where the family's norm has no weight. Folding
+     * norm weight in the model's dtype, or {@code 1 + w} for {@code (1 + w)} norms as the forward pass forms it
+     * (gemma's in float32 for a float16 or bfloat16 model, nemotron's in the model's dtype); null where the family's
+     * norm has no weight. Folding
      * them into the rows of W_Q, W_K, W_V is the weights' part of TransformerLens's {@code fold_ln}, which for
      * LayerNorm families also folds the norm's bias into b_Q, b_K, b_V and centres the weights. A new tensor.
      */
@@ -1235,7 +1236,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     if (l.ln1w() == null) {
                         return null;
                     }
-                    perLayer.add(config.normAddsOne() ? plusOne(l.ln1w()) : l.ln1w());
+                    perLayer.add(config.normAddsOne() ? plusOne(l.ln1w(), config.architecture().norm()) : l.ln1w());
                 }
                 return scope.keep(Tensor.stack(perLayer, 0));
             }
@@ -1264,7 +1265,7 @@ public final class HookedAutoModel implements AutoCloseable {
         boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
         return stackLayers(l -> {
             Tensor w = weight.apply(layer(l));
-            Tensor scale = config.normAddsOne() ? plusOne(w) : w;
+            Tensor scale = config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
             Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead()) : scale.view(heads, config.dHead());
             return repeatKv(perHeadScale, repeatKv);
         });
@@ -1284,17 +1285,19 @@ public final class HookedAutoModel implements AutoCloseable {
             }
             return stackLayers(l -> {
                 Tensor w = layer(l).attnOutNorm();
-                return config.normAddsOne() ? plusOne(w) : w;
+                return config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
             });
         });
     }
 
     /**
-     * A gemma norm's scale {@code 1 + w} as its forward pass forms it: in float32 for a float16 or bfloat16 model, where
-     * the dtype would round it.
+     * A {@code (1 + w)} norm's scale as its forward pass forms it: gemma's in float32 for a float16 or bfloat16 model,
+     * where the dtype would round it; nemotron's LayerNorm's in the model's dtype.
      */
-    static Tensor plusOne(Tensor w) {
-        return (w.dtype() == DType.FLOAT16 || w.dtype() == DType.BFLOAT16 ? w.to(DType.FLOAT32) : w).add(1.0);
+    static Tensor plusOne(Tensor w, Architecture.Norm norm) {
+        boolean widened = norm != Architecture.Norm.LAYER_NORM_PLUS_ONE
+                && (w.dtype() == DType.FLOAT16 || w.dtype() == DType.BFLOAT16);
+        return (widened ? w.to(DType.FLOAT32) : w).add(1.0);
     }
 
     private void checkLayer(int layer) {
@@ -1453,7 +1456,8 @@ public final class HookedAutoModel implements AutoCloseable {
             this.tensors = config.checkpoint().tensors();
             this.seed = seed;
             this.std = config.initializerRange();
-            this.normsStartAtZero = config.normAddsOne(); // gemma's (1 + w) norms: w = 0 is the identity scale
+            // gemma's (1 + w) norms start at w = 0, the identity scale; transformers starts nemotron's at w = 1
+            this.normsStartAtZero = config.architecture().norm() == Architecture.Norm.RMS_NORM_PLUS_ONE;
             this.paddingIndex = config.architecture().paddingIndex();
             this.dtype = dtype;
             this.progress = progress;

@@ -240,7 +240,7 @@ public final class ResidualStream {
         return model.using(() -> {
             try (TensorScope scope = TensorScope.open()) {
                 Weights w = model.weights();
-                boolean layerNorm = arch.norm() == Architecture.Norm.LAYER_NORM;
+                boolean layerNorm = arch.norm().centres();
                 Tensor inverseScale;
                 if (cache.contains(FINAL_SCALE)) {
                     inverseScale = cache.get(FINAL_SCALE).reciprocal();
@@ -252,7 +252,7 @@ public final class ResidualStream {
                 DType wide = stack.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
                 Tensor widened = as(stack, wide);
                 Tensor parts = layerNorm ? widened.sub(widened.mean(-1, true)) : widened;
-                Tensor weight = model.config().normAddsOne() ? HookedAutoModel.plusOne(w.lnfw) : w.lnfw;
+                Tensor weight = model.config().normAddsOne() ? HookedAutoModel.plusOne(w.lnfw, arch.norm()) : w.lnfw;
                 return scope.keep(as(parts.mul(as(inverseScale, wide)).mul(as(weight, wide)), stack.dtype()));
             }
         });

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.testing.Bfloat16;
 import io.arrakis.testing.Erf;
 import io.arrakis.torch.DType;
@@ -175,6 +176,48 @@ class HuggingFaceRoundingTest {
             Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), false);
             assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
                     expected.inFloat32());
+        }
+    }
+
+    /**
+     * Nemotron's {@code LayerNorm1P} forms {@code 1 + w} from the bfloat16 weight in bfloat16, rounding it, before
+     * libtorch's LayerNorm computes {@code (x - mean) / sqrt(var + eps) * (1 + w) + b} in float32 and rounds once.
+     */
+    @Test
+    void nemotronFormsOnePlusItsNormWeightInBfloat16() {
+        Path dir = Fixtures.huggingFace("nemotron");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+             SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.hook_resid_pre",
+                     "blocks.0.ln1.hook_normalized"))) {
+            float[] x = out.cache().get("blocks.0.hook_resid_pre").toFloatArray();
+            float[] w = weights.tensor("model.layers.0.input_layernorm.weight").toFloatArray();
+            float[] b = weights.tensor("model.layers.0.input_layernorm.bias").toFloatArray();
+            int width = w.length;
+            float[] inBfloat16 = new float[x.length];
+            float[] inFloat32 = new float[x.length];
+            for (int row = 0; row < x.length / width; row++) {
+                float mean = 0;
+                for (int i = 0; i < width; i++) {
+                    mean += x[row * width + i];
+                }
+                mean /= width;
+                float variance = 0;
+                for (int i = 0; i < width; i++) {
+                    float centred = x[row * width + i] - mean;
+                    variance += centred * centred;
+                }
+                float rstd = (float) (1 / Math.sqrt(variance / width + (float) model.config().normEps()));
+                for (int i = 0; i < width; i++) {
+                    float weight = Bfloat16.round(w[i]);
+                    float normed = (x[row * width + i] - mean) * rstd;
+                    inBfloat16[row * width + i] = Bfloat16.round(normed * Bfloat16.round(1 + weight)
+                            + Bfloat16.round(b[i]));
+                    inFloat32[row * width + i] = Bfloat16.round(normed * (1 + weight) + Bfloat16.round(b[i]));
+                }
+            }
+            assertAgree(inBfloat16, out.cache().get("blocks.0.ln1.hook_normalized").toFloatArray(), inFloat32);
         }
     }
 

@@ -36,8 +36,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
-            "starcoder2", "falcon", "cohere", "cohere2");
-    private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma");
+            "starcoder2", "falcon", "cohere", "cohere2", "nemotron");
+    private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",
+            "nemotron");
 
     static List<Path> fixtures() {
         List<Path> dirs = new ArrayList<>(List.of(Fixtures.dir("gpt2-tiny"), Fixtures.dir("llama-tiny-gqa")));

@@ -14,9 +14,10 @@ import java.util.Random;
 /**
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
- * {@link HeliumReference}, {@link VaultGemmaReference}): a tiny random checkpoint, and the steps of a forward pass in
- * double precision in plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major
- * arrays; the references are named and shaped as those of {@code shared/fixtures-hf-more}.
+ * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}): a tiny random checkpoint, and the
+ * steps of a forward pass in double precision in plain Java, apart from the library's. Activations are
+ * {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
+ * {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {
@@ -114,6 +115,27 @@ final class ReferenceMath {
         return y;
     }
 
+    /** LayerNorm {@code (x - mean) / sqrt(var + eps) * w + b} of each of the {@code n} rows of {@code width} values. */
+    static double[] layerNorm(double[] x, int n, int width, double[] weight, double[] bias, double eps) {
+        double[] y = new double[x.length];
+        for (int r = 0; r < n; r++) {
+            double mean = 0;
+            for (int i = 0; i < width; i++) {
+                mean += x[r * width + i] / width;
+            }
+            double variance = 0;
+            for (int i = 0; i < width; i++) {
+                double centred = x[r * width + i] - mean;
+                variance += centred * centred / width;
+            }
+            double scale = 1 / Math.sqrt(variance + eps);
+            for (int i = 0; i < width; i++) {
+                y[r * width + i] = (x[r * width + i] - mean) * scale * weight[i] + bias[i];
+            }
+        }
+        return y;
+    }
+
     /** {@code silu(gate) * up}, written into {@code gate}. */
     static double[] silu(double[] gate, double[] up) {
         for (int i = 0; i < gate.length; i++) {
@@ -182,13 +204,21 @@ final class ReferenceMath {
      * i turns the pair {@code (i, i + hd / 2)}.
      */
     static void rotateHalf(double[] x, int batch, int pos, int heads, int hd, double theta) {
-        int half = hd / 2;
+        rotateHalf(x, batch, pos, heads, hd, hd, theta);
+    }
+
+    /**
+     * {@link #rotateHalf} on the first {@code rotary} features of each head, the others left as they are: frequency i
+     * of {@code rotary} dimensions turns the pair {@code (i, i + rotary / 2)}.
+     */
+    static void rotateHalf(double[] x, int batch, int pos, int heads, int hd, int rotary, double theta) {
+        int half = rotary / 2;
         for (int b = 0; b < batch; b++) {
             for (int p = 0; p < pos; p++) {
                 for (int head = 0; head < heads; head++) {
                     int at = ((b * pos + p) * heads + head) * hd;
                     for (int i = 0; i < half; i++) {
-                        double angle = p / Math.pow(theta, 2.0 * i / hd);
+                        double angle = p / Math.pow(theta, 2.0 * i / rotary);
                         double first = x[at + i];
                         double second = x[at + i + half];
                         x[at + i] = first * Math.cos(angle) - second * Math.sin(angle);

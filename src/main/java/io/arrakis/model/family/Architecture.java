@@ -92,7 +92,22 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** RMSNorm whose weight multiplies in float32, converted back once (olmo2, gpt-oss). */
         RMS_NORM_WEIGHT_IN_FLOAT32,
         /** RMSNorm scaled by {@code (1 + weight)}, as Gemma stores it (weights start at zero). */
-        RMS_NORM_PLUS_ONE
+        RMS_NORM_PLUS_ONE,
+        /**
+         * LayerNorm scaled by {@code (1 + weight)} (nemotron's {@code LayerNorm1P}), {@code 1 + weight} formed in the
+         * model's dtype.
+         */
+        LAYER_NORM_PLUS_ONE;
+
+        /** Whether the norm subtracts the mean first (a LayerNorm). */
+        public boolean centres() {
+            return this == LAYER_NORM || this == LAYER_NORM_PLUS_ONE;
+        }
+
+        /** Whether the weight scales as {@code 1 + weight}. */
+        public boolean addsOne() {
+            return this == RMS_NORM_PLUS_ONE || this == LAYER_NORM_PLUS_ONE;
+        }
     }
 
     /** Which keys a layer's queries see, besides causality. */

@@ -45,7 +45,7 @@ final class LlamaLayout {
      * projections.
      */
     static Checkpoint checkpoint(Architecture a, CheckpointTensor... attentionNorms) {
-        return checkpoint(a, a.norm() == Norm.LAYER_NORM, attentionNorms);
+        return checkpoint(a, a.norm().centres(), attentionNorms);
     }
 
     /** The layout, with LayerNorm biases only where {@code normBias} says (cohere's LayerNorms have none). */
@@ -66,7 +66,7 @@ final class LlamaLayout {
      * MLP's, after {@code post_attention_layernorm}.
      */
     static Checkpoint checkpoint(Architecture a, List<CheckpointTensor> moe, CheckpointTensor... attentionNorms) {
-        return checkpoint(a, a.norm() == Norm.LAYER_NORM, moe, "post_attention_layernorm", attentionNorms);
+        return checkpoint(a, a.norm().centres(), moe, "post_attention_layernorm", attentionNorms);
     }
 
     /**

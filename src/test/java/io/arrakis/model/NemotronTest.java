@@ -1,0 +1,43 @@
+package io.arrakis.model;
+
+import io.arrakis.model.family.Architecture;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Nemotron's defaults, {@code NemotronConfig}'s, and where its partial rotary factor comes from. Its forward pass is
+ * checked against {@link NemotronReference} by {@link ModelParityTest} and every family-generic test, its bfloat16
+ * {@code LayerNorm1P} by {@link HuggingFaceRoundingTest}.
+ */
+class NemotronTest {
+
+    @Test
+    void defaultsAreNemotronConfigs() {
+        HookedAutoConfig c = HookedAutoConfig.of("nemotron");
+        Architecture a = c.architecture();
+        assertEquals(Architecture.Norm.LAYER_NORM_PLUS_ONE, a.norm());
+        assertTrue(c.normAddsOne() && !c.rmsNorm());
+        assertEquals(Architecture.Activation.RELU2, a.activationFunction());
+        assertFalse(a.gatedMlp() || a.qkvBias() || a.mlpBias() || a.tiedEmbeddings());
+        assertEquals(128, c.dHead());
+        assertEquals(64, c.rotaryDim(), "partial_rotary_factor 0.5, as NemotronConfig defaults it");
+        // untied 256000 x 6144 embedding and head; per layer q, k, v and o 6144 x 6144, up and down 6144 x 24576, two
+        // LayerNorms with bias; the final one
+        assertEquals(2L * 256000 * 6144 + 32L * (4L * 6144 * 6144 + 2L * 6144 * 24576 + 4 * 6144) + 2 * 6144,
+                c.parameterCount());
+        assertEquals(17_642_041_344L, c.parameterCount());
+    }
+
+    @Test
+    void thePartialRotaryFactorOfRopeParametersWins() {
+        HookedAutoConfig c = TinyConfigs.of("nemotron").with(Map.of("head_dim", 16, "rope_parameters",
+                Map.of("rope_type", "default", "rope_theta", 10000.0, "partial_rotary_factor", 0.25)));
+        assertEquals(4, c.rotaryDim());
+        assertEquals(8, TinyConfigs.of("nemotron").with("head_dim", 16).rotaryDim());
+    }
+}
