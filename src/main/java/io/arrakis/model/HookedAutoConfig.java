@@ -423,8 +423,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether the norm scales by {@code (1 + weight)} (gemma's RMSNorms and nemotron's LayerNorms, whose weights start
-     * at zero) instead of {@code weight}.
+     * Whether the norm scales by {@code (1 + weight)} (gemma's RMSNorms and nemotron's LayerNorms) instead of
+     * {@code weight}.
      *
      * @return true for gemma and nemotron
      */

@@ -1,18 +1,24 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Nemotron's defaults, {@code NemotronConfig}'s, and where its partial rotary factor comes from. Its forward pass is
- * checked against {@link NemotronReference} by {@link ModelParityTest} and every family-generic test, its bfloat16
- * {@code LayerNorm1P} by {@link HuggingFaceRoundingTest}.
+ * Nemotron's defaults, {@code NemotronConfig}'s (whose null {@code num_key_value_heads}, which transformers' model
+ * cannot be built from, reads here as one key/value head per query head), where its partial rotary factor comes from,
+ * and its norms' weights. Its forward pass is checked against {@link NemotronReference} by {@link ModelParityTest} and
+ * every family-generic test, its bfloat16 {@code LayerNorm1P} by {@link HuggingFaceRoundingTest}.
  */
 class NemotronTest {
 
@@ -31,6 +37,34 @@ class NemotronTest {
         assertEquals(2L * 256000 * 6144 + 32L * (4L * 6144 * 6144 + 2L * 6144 * 24576 + 4 * 6144) + 2 * 6144,
                 c.parameterCount());
         assertEquals(17_642_041_344L, c.parameterCount());
+    }
+
+    /** As transformers initialises {@code LayerNorm1P}: weight 1 (so the norm scales by 2) and bias 0. */
+    @Test
+    void aRandomModelsNormWeightsStartAtOne() {
+        try (HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("nemotron"), 1, DType.FLOAT32, Device.CPU)) {
+            for (float v : model.weights().lnfw.toFloatArray()) {
+                assertEquals(1f, v);
+            }
+            for (float v : model.weights().lnfb.toFloatArray()) {
+                assertEquals(0f, v);
+            }
+        }
+    }
+
+    /** The norms' effective scales that the tools read are {@code 1 + w} formed in bfloat16, as the pass forms them. */
+    @Test
+    void theEffectiveNormScalesOfABfloat16ModelAreFormedInBfloat16() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("nemotron"), DType.BFLOAT16,
+                     Device.CPU)) {
+            Tensor scales = model.normWeights();
+            assertEquals(DType.BFLOAT16, scales.dtype());
+            Tensor w = model.weights().layers.get(0).ln1w();
+            assertArrayEquals(w.add(1.0).toFloatArray(), scales.select(0, 0).toFloatArray());
+            assertFalse(w.to(DType.FLOAT32).add(1.0).allclose(scales.select(0, 0).to(DType.FLOAT32), 0, 0),
+                    "1 + w in float32 is told apart");
+        }
     }
 
     @Test

@@ -146,7 +146,7 @@ class NormHooksTest {
      * and every later activation with it; a hook that returns the scale unchanged leaves the reference's logits.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa", "gemma"})
+    @ValueSource(strings = {"gpt2-tiny", "llama-tiny-gqa", "gemma", "nemotron"})
     void aReplacedScaleIsWhatTheNormDividesBy(String fixture) throws IOException {
         Path dir = fixture.contains("-tiny") ? Fixtures.dir(fixture) : Fixtures.huggingFace(fixture);
         String modelType = Fixtures.modelType(dir);
@@ -187,7 +187,7 @@ class NormHooksTest {
      * norm that gives its scale is the same computation as the one that does not.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "llama", "gemma", "gpt-oss"})
+    @ValueSource(strings = {"gpt2", "llama", "gemma", "gpt-oss", "nemotron"})
     void observingTheScalesLeavesABfloat16PassUnchanged(String family) {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace(family), DType.BFLOAT16,

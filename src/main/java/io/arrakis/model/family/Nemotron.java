@@ -21,7 +21,9 @@ import static io.arrakis.model.family.Key.tok;
  * with rotary embeddings on the first {@code int(d_head · partial_rotary_factor)} features of each head, LayerNorms
  * with bias that scale by {@code (1 + weight)} ({@code LayerNorm1P}, {@code 1 + weight} formed in the model's dtype),
  * and an MLP without a gate, {@code down(relu2(up(x)))}; biases on the attention's four projections as
- * {@code attention_bias} says and on the MLP's as {@code mlp_bias} says.
+ * {@code attention_bias} says and on the MLP's as {@code mlp_bias} says. A null {@code num_key_value_heads} (the
+ * configuration class's default, from which transformers' model cannot be built) gives each query head its own key and
+ * value head; the published configs set it.
  *
  * <p>Keys: {@code NemotronConfig} of {@code transformers} 5.17 ({@code partial_rotary_factor} 0.5 unless the file or
  * its {@code rope_parameters} give one, as the class defaults it), plus the rotary keys 4.x files carry. Checkpoint:
