@@ -721,8 +721,8 @@ class HookedAutoModelTest {
     private static final Set<String> PADDED_EMBEDDINGS = Set.of("cohere", "cohere2", "gemma", "gemma2", "gemma3",
             "gpt-oss", "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "qwen3-moe",
             "qwen3-vl-moe", "smollm3", "olmoe", "qwen2-moe", "olmo3", "ministral3", "ministral", "exaone4", "glm4",
-            "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "stable-lm",
-            "starcoder2");
+            "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "jais2",
+            "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

@@ -13,7 +13,8 @@ public final class Families {
             new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
             new Ministral(), new Exaone4(), new Glm4(), new Ernie45(),
             new Glm(), new SeedOss(), new Arcee(), new Helium(),
-            new VaultGemma(), new Cohere2(), new GraniteMoe(), new Nemotron());
+            new VaultGemma(), new Cohere2(), new GraniteMoe(), new Nemotron(),
+            new Jais2());
 
     private Families() {
     }
