@@ -28,6 +28,9 @@ class ArceeTest {
         HookedAutoConfig c = HookedAutoConfig.of("arcee");
         assertEquals(80, c.dHead(), "hidden_size / heads");
         assertEquals(32, c.nKvHeads(), "num_key_value_heads null: every head its own");
+        assertEquals(10000.0, c.ropeTheta());
+        assertEquals(1e-5, c.normEps());
+        assertEquals(4096, c.maxPositions());
         Architecture a = c.architecture();
         assertEquals(Architecture.Activation.RELU2, a.activationFunction());
         assertFalse(a.gatedMlp() || a.qkvBias() || a.outBias() || a.mlpBias() || a.tiedEmbeddings());

@@ -32,6 +32,9 @@ class GraniteMoeTest {
         assertEquals(MixtureOfExperts.Routing.TOP_K_THEN_FLOAT32_SOFTMAX, moe.routing());
         assertFalse(moe.float32Weights(), "type_as(hidden_states): rounded to the model's dtype");
         assertFalse(c.architecture().tiedEmbeddings());
+        assertEquals(10000.0, c.ropeTheta());
+        assertEquals(1e-6, c.normEps());
+        assertEquals(2048, c.maxPositions());
         // untied 32000 x 4096 embedding and head; per layer q, k, v and o 4096 x 4096, the router 8 x 4096, eight
         // gated experts 3 x 4096 x 11008, two norms; the final norm
         assertEquals(2L * 32000 * 4096 + 32L * (4L * 4096 * 4096 + 8 * 4096 + 8L * 3 * 4096 * 11008 + 2 * 4096)

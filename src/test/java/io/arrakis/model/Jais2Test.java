@@ -27,6 +27,11 @@ class Jais2Test {
         assertFalse(a.gatedMlp() || a.tiedEmbeddings());
         assertEquals(128, c.dHead());
         assertEquals(26, c.nKvHeads());
+        assertEquals(10000.0, c.ropeTheta(), "LlamaConfig's default_theta");
+        assertEquals(1e-5, c.normEps());
+        assertEquals(8192, c.maxPositions());
+        assertEquals(0, c.raw().get("bos_token_id"));
+        assertEquals(150024, c.raw().get("eos_token_id"));
         // untied 150272 x 3328 embedding and head; per layer q, k, v and o 3328 x 3328 with their biases, up and down
         // 3328 x 26624 with theirs, two LayerNorms with bias; the final one
         assertEquals(2L * 150272 * 3328 + 32L * (4L * 3328 * 3328 + 4 * 3328 + 2L * 3328 * 26624 + 26624 + 3328

@@ -31,6 +31,11 @@ class NemotronTest {
         assertEquals(Architecture.Activation.RELU2, a.activationFunction());
         assertFalse(a.gatedMlp() || a.qkvBias() || a.mlpBias() || a.tiedEmbeddings());
         assertEquals(128, c.dHead());
+        assertEquals(10000.0, c.ropeTheta());
+        assertEquals(1e-5, c.normEps());
+        assertEquals(4096, c.maxPositions());
+        assertEquals(2, c.raw().get("bos_token_id"));
+        assertEquals(3, c.raw().get("eos_token_id"));
         assertEquals(64, c.rotaryDim(), "partial_rotary_factor 0.5, as NemotronConfig defaults it");
         // untied 256000 x 6144 embedding and head; per layer q, k, v and o 6144 x 6144, up and down 6144 x 24576, two
         // LayerNorms with bias; the final one

@@ -21,6 +21,8 @@ class SeedOssTest {
         assertEquals(128, c.dHead(), "head_dim, not hidden_size / heads");
         assertEquals(8, c.nKvHeads());
         assertEquals(10000.0, c.ropeTheta(), "SeedOssConfig.default_theta, Llama's");
+        assertEquals(1e-6, c.normEps());
+        assertEquals(524288, c.maxPositions());
         Architecture a = c.architecture();
         assertTrue(a.qkvBias(), "attention_bias defaults to true");
         assertFalse(a.outBias() || a.mlpBias() || a.tiedEmbeddings());
