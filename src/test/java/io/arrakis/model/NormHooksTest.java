@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * references computed here in double precision from each fixture's own residual stream (the reference's, not ours),
  * the norm weights read from the checkpoint and the eps from {@code config.json}: a LayerNorm divides by
  * {@code sqrt(var + eps)}, an RMSNorm by {@code sqrt(mean(x²) + eps)}; the output is {@code (x - mean) / scale · w + b},
- * {@code x / scale · w}, or for gemma's norms {@code x / scale · (1 + w)}.
+ * {@code x / scale · w}, with {@code 1 + w} in place of {@code w} for gemma's and nemotron's norms.
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
