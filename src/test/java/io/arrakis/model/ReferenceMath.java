@@ -14,10 +14,10 @@ import java.util.Random;
 /**
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
- * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference}): a tiny
- * random checkpoint, and the steps of a forward pass in double precision in plain Java, apart from the library's.
- * Activations are {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
- * {@code shared/fixtures-hf-more}.
+ * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference},
+ * {@link HyperClovaxReference}): a tiny random checkpoint, and the steps of a forward pass in double precision in
+ * plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major arrays; the references
+ * are named and shaped as those of {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {

@@ -1,0 +1,109 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static io.arrakis.model.ReferenceMath.attention;
+import static io.arrakis.model.ReferenceMath.embed;
+import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.plus;
+import static io.arrakis.model.ReferenceMath.rmsNorm;
+import static io.arrakis.model.ReferenceMath.rotateHalf;
+import static io.arrakis.model.ReferenceMath.silu;
+import static io.arrakis.model.ReferenceMath.tensor;
+
+/**
+ * A HyperCLOVA X reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights
+ * drawn around 1 and its biases around 0, so that every one counts) and the activations of
+ * {@code HyperCLOVAXForCausalLM}'s forward pass as transformers' modeling file defines it, computed here in double
+ * precision in plain Java, apart from the library's forward pass ({@link ReferenceMath}): embeddings times
+ * {@code embedding_multiplier}; Llama's RMSNorm {@code x / sqrt(mean(x^2) + eps) * w} before attention and MLP and
+ * after each ({@code post_norm1}, {@code post_norm2}), whose output the residual multiplier scales before the sum;
+ * biases on the four attention projections; the rotary embedding in the {@code rotate_half} convention; scores scaled
+ * by {@code attention_multiplier}; a gated SiLU MLP; and an untied head whose logits {@code logits_scaling}
+ * multiplies. The multipliers are set apart from 1 and from each other so that each counts.
+ */
+final class HyperClovaxReference {
+    private static final int VOCAB = 96;
+    private static final int D = 32;
+    private static final int HEADS = 4;
+    private static final int KV = 2;
+    private static final int HD = 12; // not D / HEADS, so that head_dim counts
+    private static final int MLP = 24;
+    private static final int LAYERS = 2;
+    private static final double EPS = 1e-6;
+    private static final double THETA = 1000.0; // not the default, so that rope_theta counts
+    private static final double EMBEDDING = 2.0;
+    private static final double RESIDUAL = 0.5;
+    private static final double ATTENTION = 0.3;
+    private static final double LOGITS = 0.25;
+    private static final int BATCH = 2;
+    private static final int POS = 10;
+
+    private HyperClovaxReference() {
+    }
+
+    /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
+    static void write(Path dir) throws IOException {
+        HookedAutoConfig config = HookedAutoConfig.of("hyperclovax").with(Map.ofEntries(
+                Map.entry("vocab_size", VOCAB), Map.entry("hidden_size", D), Map.entry("intermediate_size", MLP),
+                Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
+                Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
+                Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
+                Map.entry("rms_norm_eps", EPS), Map.entry("attention_bias", true),
+                Map.entry("embedding_multiplier", EMBEDDING), Map.entry("residual_multiplier", RESIDUAL),
+                Map.entry("attention_multiplier", ATTENTION), Map.entry("logits_scaling", LOGITS)));
+        ReferenceMath.write(config, 47, BATCH, POS, dir, HyperClovaxReference::forward);
+    }
+
+    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out) {
+        int n = BATCH * POS;
+        double[] x = embed(w, ids, D);
+        for (int i = 0; i < x.length; i++) {
+            x[i] *= EMBEDDING;
+        }
+        for (int layer = 0; layer < LAYERS; layer++) {
+            String p = "model.layers." + layer + ".";
+            out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
+            double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
+            double[] q = plus(linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D),
+                    w.get(p + "self_attn.q_proj.bias"));
+            double[] k = plus(linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D),
+                    w.get(p + "self_attn.k_proj.bias"));
+            double[] v = plus(linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D),
+                    w.get(p + "self_attn.v_proj.bias"));
+            rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
+            rotateHalf(k, BATCH, POS, KV, HD, THETA);
+            double[] pattern = new double[BATCH * HEADS * POS * POS];
+            // scores times the multiplier: divided by sqrt(1 / multiplier^2)
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, 1 / (ATTENTION * ATTENTION),
+                    0, pattern);
+            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] attn = rmsNorm(plus(linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD),
+                    w.get(p + "self_attn.o_proj.bias")), n, D, w.get(p + "post_norm1.weight"), EPS);
+            addScaled(x, attn);
+            double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
+            double[] act = silu(linear(h2, n, w.get(p + "mlp.gate_proj.weight"), MLP, D),
+                    linear(h2, n, w.get(p + "mlp.up_proj.weight"), MLP, D));
+            addScaled(x, rmsNorm(linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP), n, D,
+                    w.get(p + "post_norm2.weight"), EPS));
+        }
+        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
+        out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
+        double[] logits = linear(last, n, w.get("lm_head.weight"), VOCAB, D);
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] *= LOGITS;
+        }
+        out.put("logits", tensor(logits, BATCH, POS, VOCAB));
+    }
+
+    /** {@code x += RESIDUAL * y}. */
+    private static void addScaled(double[] x, double[] y) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] += RESIDUAL * y[i];
+        }
+    }
+}
