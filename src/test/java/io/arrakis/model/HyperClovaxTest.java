@@ -27,6 +27,13 @@ class HyperClovaxTest {
         assertEquals(0.25, c.with("logits_scaling", 0.25).architecture().logitScale(), "multiplied, not divided");
         assertEquals(10000.0, c.ropeTheta());
         assertEquals(1e-6, c.normEps());
+        assertEquals(2048, c.maxPositions());
+        assertEquals(1, c.raw().get("bos_token_id"));
+        assertEquals(2, c.raw().get("eos_token_id"));
+        assertEquals(1.0, a.embeddingScale(io.arrakis.torch.DType.FLOAT32));
+        assertEquals(1.0, a.residualMultiplier());
+        assertEquals(Math.pow(12, -0.5), TinyConfigs.of("hyperclovax").with("head_dim", 12).architecture()
+                .attentionMultiplier(), 1e-15, "a null attention_multiplier: the resolved head_dim's ^-1/2");
         assertFalse(a.tiedEmbeddings());
         // untied 32000 x 4096 embedding and head; per layer q, k, v and o 4096 x 4096, the gated MLP 3 x 4096 x 11008,
         // four norms; the final norm
