@@ -4,7 +4,6 @@ import io.arrakis.model.family.Rope;
 import io.arrakis.testing.Bfloat16;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
-import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 

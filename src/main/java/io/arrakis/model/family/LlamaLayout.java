@@ -1,6 +1,5 @@
 package io.arrakis.model.family;
 
-import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.Architecture.QkNorm;
 
 import java.util.ArrayList;
