@@ -10,6 +10,7 @@ import static io.arrakis.model.ReferenceMath.add;
 import static io.arrakis.model.ReferenceMath.attention;
 import static io.arrakis.model.ReferenceMath.embed;
 import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.reluSquared;
 import static io.arrakis.model.ReferenceMath.rmsNorm;
 import static io.arrakis.model.ReferenceMath.rotateHalf;
 import static io.arrakis.model.ReferenceMath.tensor;
@@ -61,16 +62,11 @@ final class ArceeReference {
             double[] v = linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D);
             rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
             rotateHalf(k, BATCH, POS, KV, HD, THETA);
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
             add(x, linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             double[] act = linear(h2, n, w.get(p + "mlp.up_proj.weight"), MLP, D);
-            for (int i = 0; i < act.length; i++) {
-                double relu = Math.max(act[i], 0);
-                act[i] = relu * relu;
-            }
+            reluSquared(act);
             out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, MLP));
             add(x, linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP));
         }

@@ -70,9 +70,8 @@ final class Exaone4Reference {
                 rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
                 rotateHalf(k, BATCH, POS, KV, HD, THETA);
             }
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, sliding ? WINDOW : Integer.MAX_VALUE, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, sliding ? WINDOW : Integer.MAX_VALUE, layer,
+                    out);
             double[] attention = linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD);
             add(x, rmsNorm(attention, n, D, w.get(p + "post_attention_layernorm.weight"), EPS));
             double[] act = silu(linear(x, n, w.get(p + "mlp.gate_proj.weight"), MLP, D),

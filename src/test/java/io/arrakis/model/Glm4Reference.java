@@ -10,7 +10,7 @@ import static io.arrakis.model.ReferenceMath.add;
 import static io.arrakis.model.ReferenceMath.attention;
 import static io.arrakis.model.ReferenceMath.embed;
 import static io.arrakis.model.ReferenceMath.linear;
-import static io.arrakis.model.ReferenceMath.plus;
+import static io.arrakis.model.ReferenceMath.projection;
 import static io.arrakis.model.ReferenceMath.rmsNorm;
 import static io.arrakis.model.ReferenceMath.rotateInterleaved;
 import static io.arrakis.model.ReferenceMath.tensor;
@@ -64,17 +64,12 @@ final class Glm4Reference {
             String p = "model.layers." + layer + ".";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
-            double[] q = plus(linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D),
-                    w.get(p + "self_attn.q_proj.bias"));
-            double[] k = plus(linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D),
-                    w.get(p + "self_attn.k_proj.bias"));
-            double[] v = plus(linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D),
-                    w.get(p + "self_attn.v_proj.bias"));
+            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
+            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
+            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
             rotateInterleaved(q, BATCH, POS, HEADS, HD, ROTARY, THETA);
             rotateInterleaved(k, BATCH, POS, KV, HD, ROTARY, THETA);
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
             double[] attention = linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD);
             add(x, outputNorms ? rmsNorm(attention, n, D, w.get(p + "post_self_attn_layernorm.weight"), EPS)
                     : attention);

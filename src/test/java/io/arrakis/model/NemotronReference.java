@@ -11,7 +11,8 @@ import static io.arrakis.model.ReferenceMath.attention;
 import static io.arrakis.model.ReferenceMath.embed;
 import static io.arrakis.model.ReferenceMath.layerNorm;
 import static io.arrakis.model.ReferenceMath.linear;
-import static io.arrakis.model.ReferenceMath.plus;
+import static io.arrakis.model.ReferenceMath.projection;
+import static io.arrakis.model.ReferenceMath.reluSquared;
 import static io.arrakis.model.ReferenceMath.rotateHalf;
 import static io.arrakis.model.ReferenceMath.tensor;
 
@@ -60,27 +61,18 @@ final class NemotronReference {
             String p = "model.layers." + layer + ".";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = layerNorm1P(x, n, w, p + "input_layernorm.");
-            double[] q = plus(linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D),
-                    w.get(p + "self_attn.q_proj.bias"));
-            double[] k = plus(linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D),
-                    w.get(p + "self_attn.k_proj.bias"));
-            double[] v = plus(linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D),
-                    w.get(p + "self_attn.v_proj.bias"));
+            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
+            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
+            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
             rotateHalf(q, BATCH, POS, HEADS, HD, ROTARY, THETA);
             rotateHalf(k, BATCH, POS, KV, HD, ROTARY, THETA);
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
-            add(x, plus(linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD),
-                    w.get(p + "self_attn.o_proj.bias")));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, true));
             double[] h2 = layerNorm1P(x, n, w, p + "post_attention_layernorm.");
-            double[] act = plus(linear(h2, n, w.get(p + "mlp.up_proj.weight"), MLP, D), w.get(p + "mlp.up_proj.bias"));
-            for (int i = 0; i < act.length; i++) {
-                double relu = Math.max(act[i], 0);
-                act[i] = relu * relu;
-            }
+            double[] act = projection(w, p + "mlp.up_proj", h2, n, MLP, D, true);
+            reluSquared(act);
             out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, MLP));
-            add(x, plus(linear(act, n, w.get(p + "mlp.down_proj.weight"), D, MLP), w.get(p + "mlp.down_proj.bias")));
+            add(x, projection(w, p + "mlp.down_proj", act, n, D, MLP, true));
         }
         double[] last = layerNorm1P(x, n, w, "model.norm.");
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));

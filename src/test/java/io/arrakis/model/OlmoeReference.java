@@ -68,9 +68,7 @@ final class OlmoeReference {
             double[] v = linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D);
             rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
             rotateHalf(k, BATCH, POS, KV, HD, THETA);
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
             add(x, linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             double[] router = linear(h2, n, w.get(p + "mlp.gate.weight"), EXPERTS, D);

@@ -115,6 +115,32 @@ final class ReferenceMath {
         return y;
     }
 
+    /**
+     * The {@code nn.Linear} {@code name} of the checkpoint {@code w} ({@code name.weight [out, in]}) on the {@code n}
+     * rows of {@code x}, plus {@code name.bias} where {@code biased}, which the checkpoint must then hold.
+     */
+    static double[] projection(Map<String, double[]> w, String name, double[] x, int n, int out, int in,
+                               boolean biased) {
+        double[] y = linear(x, n, w.get(name + ".weight"), out, in);
+        if (!biased) {
+            return y;
+        }
+        double[] bias = w.get(name + ".bias");
+        if (bias == null) {
+            throw new IllegalStateException("the checkpoint has no " + name + ".bias");
+        }
+        return plus(y, bias);
+    }
+
+    /** {@code relu(x)^2} ({@code relu2}), written into {@code x}. */
+    static double[] reluSquared(double[] x) {
+        for (int i = 0; i < x.length; i++) {
+            double relu = Math.max(x[i], 0);
+            x[i] = relu * relu;
+        }
+        return x;
+    }
+
     /** LayerNorm {@code (x - mean) / sqrt(var + eps) * w + b} of each of the {@code n} rows of {@code width} values. */
     static double[] layerNorm(double[] x, int n, int width, double[] weight, double[] bias, double eps) {
         double[] y = new double[x.length];
@@ -145,14 +171,15 @@ final class ReferenceMath {
     }
 
     /**
-     * Causal softmax attention of queries {@code [batch, pos, heads, hd]} over keys and values {@code [batch, pos,
-     * kv, hd]} (query head h reads key head {@code h / (heads / kv)}), scaled by {@code hd^-1/2}, each query seeing its
-     * last {@code window} positions ({@link Integer#MAX_VALUE}: all); returns z {@code [batch, pos, heads, hd]} and
-     * writes the probabilities into {@code pattern [batch, heads, pos, pos]}.
+     * Causal softmax attention of block {@code layer}'s queries {@code [batch, pos, heads, hd]} over keys and values
+     * {@code [batch, pos, kv, hd]} (query head h reads key head {@code h / (heads / kv)}), scaled by {@code hd^-1/2},
+     * each query seeing its last {@code window} positions ({@link Integer#MAX_VALUE}: all); returns z
+     * {@code [batch, pos, heads, hd]} and puts the probabilities {@code [batch, heads, pos, pos]} into {@code out} as
+     * {@code blocks.{layer}.attn.hook_pattern}.
      */
     static double[] attention(double[] q, double[] k, double[] v, int batch, int pos, int heads, int kv, int hd,
-                              int window, double[] pattern) {
-        return attention(q, k, v, batch, pos, heads, kv, hd, window, hd, 0, pattern);
+                              int window, int layer, Map<String, Tensor> out) {
+        return attention(q, k, v, batch, pos, heads, kv, hd, window, hd, 0, layer, out);
     }
 
     /**
@@ -160,7 +187,15 @@ final class ReferenceMath {
      * where {@code softcap > 0}, soft-capped ({@code softcap * tanh(score / softcap)}) before the softmax.
      */
     static double[] attention(double[] q, double[] k, double[] v, int batch, int pos, int heads, int kv, int hd,
-                              int window, double scalar, double softcap, double[] pattern) {
+                              int window, double scalar, double softcap, int layer, Map<String, Tensor> out) {
+        double[] pattern = new double[batch * heads * pos * pos];
+        double[] z = attend(q, k, v, batch, pos, heads, kv, hd, window, scalar, softcap, pattern);
+        out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, batch, heads, pos, pos));
+        return z;
+    }
+
+    private static double[] attend(double[] q, double[] k, double[] v, int batch, int pos, int heads, int kv, int hd,
+                                   int window, double scalar, double softcap, double[] pattern) {
         double[] z = new double[batch * pos * heads * hd];
         for (int b = 0; b < batch; b++) {
             for (int head = 0; head < heads; head++) {

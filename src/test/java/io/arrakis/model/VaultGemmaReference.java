@@ -75,10 +75,9 @@ final class VaultGemmaReference {
             double[] v = linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D);
             rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
             rotateHalf(k, BATCH, POS, KV, HD, THETA);
-            double[] pattern = new double[BATCH * HEADS * POS * POS];
+
             int window = layer == 0 ? WINDOW : Integer.MAX_VALUE;
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, window, SCALAR, ATTENTION_CAP, pattern);
-            out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, window, SCALAR, ATTENTION_CAP, layer, out);
             add(x, linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD));
             double[] h2 = gemmaNorm(x, n, w.get(p + "pre_feedforward_layernorm.weight"));
             double[] gate = linear(h2, n, w.get(p + "mlp.gate_proj.weight"), MLP, D);

@@ -5,7 +5,6 @@ import io.arrakis.model.family.Architecture.Norm;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -44,12 +43,7 @@ final class Arcee extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        int width = s.integer("hidden_size");
-        int heads = s.integer("num_attention_heads");
-        if (width % heads != 0) {
-            throw invalid("hidden_size", width, "is not a multiple of num_attention_heads = " + heads
-                    + ", which ArceeConfig requires even where head_dim is set");
-        }
+        LlamaLayout.requireHeadsDivideWidth(s, "ArceeConfig");
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.ungatedKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(attentionBias, attentionBias, s.bool("mlp_bias"))

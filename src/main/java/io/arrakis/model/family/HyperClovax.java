@@ -7,7 +7,6 @@ import java.util.Map;
 
 import static io.arrakis.model.family.CheckpointTensor.linear;
 import static io.arrakis.model.family.CheckpointTensor.stored;
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -50,12 +49,9 @@ final class HyperClovax extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        LlamaLayout.requireHeadsDivideWidth(s, "HyperCLOVAXConfig");
         int width = s.integer("hidden_size");
         int heads = s.integer("num_attention_heads");
-        if (width % heads != 0) {
-            throw invalid("hidden_size", width, "is not a multiple of num_attention_heads = " + heads
-                    + ", which HyperCLOVAXConfig requires even where head_dim is set");
-        }
         Integer headDim = s.integerOrNull("head_dim");
         Double multiplier = (Double) s.get("attention_multiplier");
         double scale = multiplier != null ? multiplier : 1 / Math.sqrt(headDim != null ? headDim : width / heads);

@@ -5,7 +5,6 @@ import io.arrakis.model.family.Architecture.Norm;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -45,12 +44,7 @@ final class Jais2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        int width = s.integer("hidden_size");
-        int heads = s.integer("num_attention_heads");
-        if (width % heads != 0) {
-            throw invalid("hidden_size", width, "is not a multiple of num_attention_heads = " + heads
-                    + ", which Jais2Config requires even where head_dim is set");
-        }
+        LlamaLayout.requireHeadsDivideWidth(s, "Jais2Config");
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.ungatedKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
                 .rotary("rope_theta", null).biases(attentionBias, attentionBias, s.bool("mlp_bias"))

@@ -28,6 +28,19 @@ final class LlamaLayout {
         return ungatedKeys(s).gatedMlp();
     }
 
+    /**
+     * Refuses a {@code hidden_size} that {@code num_attention_heads} does not divide, as {@code configClass}'s
+     * {@code validate_architecture} does even where {@code head_dim} is set.
+     */
+    static void requireHeadsDivideWidth(Settings s, String configClass) {
+        int width = s.integer("hidden_size");
+        int heads = s.integer("num_attention_heads");
+        if (width % heads != 0) {
+            throw ConfigValues.invalid("hidden_size", width, "is not a multiple of num_attention_heads = " + heads
+                    + ", which " + configClass + " requires even where head_dim is set");
+        }
+    }
+
     /** {@link #standardKeys}' keys for an MLP without a gate, {@code down(act(up(x)))} (arcee). */
     static ArchitectureBuilder ungatedKeys(Settings s) {
         return new ArchitectureBuilder(s)
