@@ -86,7 +86,11 @@ final class HfWeights {
                 unembed = reader.tiedUnembedding(checkpoint, embed);
                 reader.used.addAll(checkpoint.tolerated());
             }
-            weights = keep(scope, new Weights(embed, global.get(Slot.POS_EMBED), layers, global.get(Slot.LNF_W),
+            Tensor positions = global.get(Slot.POS_EMBED);
+            if (positions != null && checkpoint.positionsFrom() > 0) {
+                positions = positions.narrow(0, checkpoint.positionsFrom(), config.maxPositions());
+            }
+            weights = keep(scope, new Weights(embed, positions, layers, global.get(Slot.LNF_W),
                     global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS)));
         }
         reader.checkAllUsed(weights);

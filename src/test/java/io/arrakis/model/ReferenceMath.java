@@ -15,9 +15,9 @@ import java.util.Random;
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
  * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference},
- * {@link HyperClovaxReference}): a tiny random checkpoint, and the steps of a forward pass in double precision in
- * plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major arrays; the references
- * are named and shaped as those of {@code shared/fixtures-hf-more}.
+ * {@link HyperClovaxReference}, {@link OptReference}): a tiny random checkpoint, and the steps of a forward pass in
+ * double precision in plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major
+ * arrays; the references are named and shaped as those of {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {
@@ -68,9 +68,14 @@ final class ReferenceMath {
 
     /** The rows of {@code model.embed_tokens.weight} that {@code ids} pick, {@code [ids, d]}. */
     static double[] embed(Map<String, double[]> w, long[] ids, int d) {
+        return embed(w.get("model.embed_tokens.weight"), ids, d);
+    }
+
+    /** The rows of {@code table [rows, d]} that {@code ids} pick, {@code [ids, d]}. */
+    static double[] embed(double[] table, long[] ids, int d) {
         double[] x = new double[ids.length * d];
         for (int t = 0; t < ids.length; t++) {
-            System.arraycopy(w.get("model.embed_tokens.weight"), (int) ids[t] * d, x, t * d, d);
+            System.arraycopy(table, (int) ids[t] * d, x, t * d, d);
         }
         return x;
     }

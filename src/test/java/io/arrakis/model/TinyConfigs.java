@@ -21,6 +21,9 @@ final class TinyConfigs {
         if (raw.containsKey("intermediate_size")) {
             o.put("intermediate_size", 48);
         }
+        if (raw.containsKey("ffn_dim")) { // opt's
+            o.put("ffn_dim", 48);
+        }
         // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
         if (raw.containsKey("moe_intermediate_size")) {
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"

@@ -62,6 +62,7 @@ final class ArchitectureBuilder {
     private double embeddingScale = 1.0;
     private boolean embeddingScaleRounded;
     private String paddingKey;
+    private String initializerKey = "initializer_range";
     private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
     private boolean inputNorms = true;
     private boolean outputNorms;
@@ -157,6 +158,19 @@ final class ArchitectureBuilder {
     ArchitectureBuilder norm(Norm kind, String epsKey) {
         norm = kind;
         normEps = s.number(epsKey);
+        return this;
+    }
+
+    /** The key of the weights' initial standard deviation, where it is not {@code initializer_range}. */
+    ArchitectureBuilder initializerRange(String key) {
+        initializerKey = key;
+        return this;
+    }
+
+    /** A norm whose eps no key sets (OPT's {@code nn.LayerNorm} default). */
+    ArchitectureBuilder norm(Norm kind, double eps) {
+        norm = kind;
+        normEps = eps;
         return this;
     }
 
@@ -446,9 +460,9 @@ final class ArchitectureBuilder {
             layerRopes = perLayer;
         }
 
-        double init = s.number("initializer_range");
+        double init = s.number(initializerKey);
         if (!(init >= 0.0)) {
-            throw invalid("initializer_range", init, "must be >= 0");
+            throw invalid(initializerKey, init, "must be >= 0");
         }
 
         if (attentionScalarKey != null && !(attentionScalar > 0.0)) {

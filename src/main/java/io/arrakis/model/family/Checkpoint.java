@@ -18,6 +18,7 @@ public final class Checkpoint {
     private final List<CheckpointTensor> global;
     private final List<CheckpointTensor> perLayer;
     private final List<String> tolerated;
+    private final int positionsFrom;
 
     private Checkpoint(Builder b) {
         this.basePrefix = b.basePrefix;
@@ -26,6 +27,7 @@ public final class Checkpoint {
         this.global = List.copyOf(b.global);
         this.perLayer = List.copyOf(b.perLayer);
         this.tolerated = List.copyOf(b.tolerated);
+        this.positionsFrom = b.positionsFrom;
     }
 
     /**
@@ -47,6 +49,16 @@ public final class Checkpoint {
      */
     public String basePrefix() {
         return basePrefix;
+    }
+
+    /**
+     * The row of the learned position table that position 0 reads: the rows ahead of it are stored but never read
+     * (OPT's two).
+     *
+     * @return 0 for most families
+     */
+    public int positionsFrom() {
+        return positionsFrom;
     }
 
     /**
@@ -123,6 +135,7 @@ public final class Checkpoint {
         private final List<CheckpointTensor> global = new ArrayList<>();
         private final List<CheckpointTensor> perLayer = new ArrayList<>();
         private final List<String> tolerated = new ArrayList<>();
+        private int positionsFrom;
 
         private Builder(String basePrefix, String layerPrefix, int layers) {
             this.basePrefix = basePrefix;
@@ -135,6 +148,12 @@ public final class Checkpoint {
             for (CheckpointTensor t : tensors) {
                 global.add(t.named(basePrefix + t.name()));
             }
+            return this;
+        }
+
+        /** Position 0 reads row {@code row} of the learned position table; the rows ahead of it are never read. */
+        Builder positionsFrom(int row) {
+            positionsFrom = row;
             return this;
         }
 

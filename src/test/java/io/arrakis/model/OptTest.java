@@ -1,0 +1,92 @@
+package io.arrakis.model;
+
+import io.arrakis.model.family.Architecture;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * OPT's defaults, {@code OPTConfig}'s (OPT-125M's), its layout, its position table's offset and its refusals. Its
+ * forward pass is checked against {@link OptReference} by {@link ModelParityTest} and every family-generic test.
+ */
+class OptTest {
+
+    @Test
+    void defaultsAreOpt125m() {
+        HookedAutoConfig c = HookedAutoConfig.of("opt");
+        Architecture a = c.architecture();
+        assertEquals(Architecture.Norm.LAYER_NORM, a.norm());
+        assertEquals(1e-5, c.normEps(), "nn.LayerNorm's default: OPTConfig has no eps");
+        assertEquals(Architecture.Activation.RELU, a.activationFunction());
+        assertTrue(a.qkvBias() && a.outBias() && a.mlpBias() && a.tiedEmbeddings() && a.scaleAttention());
+        assertFalse(c.rotary() || a.gatedMlp() || a.parallelResidual());
+        assertEquals(64, c.dHead());
+        assertEquals(12, c.nKvHeads());
+        assertEquals(3072, c.dMlp());
+        assertEquals(2048, c.maxPositions());
+        assertEquals(0.02, c.initializerRange(), "init_std");
+        assertEquals(1, a.paddingIndex());
+        // the tied 50272 x 768 embedding, the 2050 x 768 position table (two rows ahead of position 0); per layer
+        // q, k, v and out 768 x 768 with their biases, fc1 and fc2 768 x 3072 with theirs, two LayerNorms; the last
+        assertEquals(50272L * 768 + 2050L * 768 + 12L * (4L * 768 * 768 + 4 * 768 + 2L * 768 * 3072 + 3072 + 768
+                + 4 * 768) + 2 * 768, c.parameterCount());
+        assertEquals(125_239_296L, c.parameterCount(), "OPT-125M's parameters as transformers counts them");
+    }
+
+    @Test
+    void theLayoutIsOptForCausalLMs() {
+        Map<String, ?> tensors = TinyConfigs.of("opt").checkpoint().tensors();
+        assertTrue(tensors.keySet().containsAll(Set.of("model.decoder.embed_tokens.weight",
+                "model.decoder.embed_positions.weight", "model.decoder.layers.1.self_attn_layer_norm.bias",
+                "model.decoder.layers.0.self_attn.out_proj.bias", "model.decoder.layers.0.fc1.bias",
+                "model.decoder.layers.0.final_layer_norm.weight", "model.decoder.final_layer_norm.bias")),
+                tensors.keySet().toString());
+        assertFalse(tensors.containsKey("lm_head.weight"), "tied to the embedding");
+        Set<String> unbiased = TinyConfigs.of("opt").with("enable_bias", false).checkpoint().tensors().keySet();
+        assertTrue(unbiased.stream().noneMatch(n -> n.endsWith("proj.bias") || n.endsWith("fc1.bias")
+                || n.endsWith("fc2.bias")), unbiased.toString());
+        assertTrue(unbiased.contains("model.decoder.layers.0.final_layer_norm.bias"), "the LayerNorms keep theirs");
+    }
+
+    @Test
+    void positionZeroReadsTheTablesThirdRow(@TempDir Path dir) throws Exception {
+        HookedAutoConfig config = TinyConfigs.of("opt");
+        Fixtures.writeRandomCheckpoint(config, 5, dir);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+            Tensor table = file.tensor("model.decoder.embed_positions.weight");
+            assertArrayEquals(new long[] {16 + 2, 32}, table.shape());
+            Tensor positions = model.W_pos();
+            assertArrayEquals(new long[] {16, 32}, positions.shape());
+            assertArrayEquals(table.narrow(0, 2, 16).toFloatArray(), positions.toFloatArray());
+        }
+    }
+
+    @Test
+    void whatItDoesNotImplementIsRefused() {
+        HookedAutoConfig tiny = TinyConfigs.of("opt");
+        for (Map.Entry<String, Object> e : Map.<String, Object>of("do_layer_norm_before", false,
+                "word_embed_proj_dim", 16, "layer_norm_elementwise_affine", false, "_remove_final_layer_norm", true,
+                "num_attention_heads", 5).entrySet()) {
+            String m = assertThrows(IllegalArgumentException.class,
+                    () -> tiny.with(e.getKey(), e.getValue()).architecture(), e.getKey()).getMessage();
+            assertTrue(m.startsWith(e.getKey() + " = "), m);
+        }
+        assertNull(tiny.raw().get("word_embed_proj_dim"));
+        assertEquals(32, tiny.with("word_embed_proj_dim", 32).dModel(), "the width itself is OPT's default");
+    }
+}
