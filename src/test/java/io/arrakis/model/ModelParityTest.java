@@ -88,7 +88,7 @@ class ModelParityTest {
         }
     }
 
-    private static void assertParity(Path dir, String fixture, int minimumCompared) {
+    static void assertParity(Path dir, String fixture, int minimumCompared) {
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile reference = SafeTensorsFile.open(dir.resolve("reference.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(dir);

@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
-            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2");
+            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode");
     private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",
             "nemotron");
 
@@ -231,14 +231,14 @@ class NormHooksTest {
     }
 
     private static String[] ln1Names(String modelType) {
-        return new String[] {"input_layernorm", "ln_1", "ln_attn"};
+        return new String[] {"input_layernorm", "ln_1", "ln_attn", "self_attn_layer_norm"};
     }
 
     private static String[] ln2Names(String modelType) {
         // gemma2/3's post_attention_layernorm normalises the output; vaultgemma keeps their name without it
         return modelType.startsWith("gemma") && !modelType.equals("gemma") || modelType.equals("vaultgemma")
                 ? new String[] {"pre_feedforward_layernorm"}
-                : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp"};
+                : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp", "final_layer_norm"};
     }
 
     /** Layer {@code layer}'s norm parameter ({@code weight} or {@code bias}) of one of these module names, or null. */
@@ -259,6 +259,9 @@ class NormHooksTest {
 
     private static double eps(Path dir) throws IOException {
         Map<?, ?> config = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("config.json")));
+        if ("opt".equals(config.get("model_type"))) {
+            return 1e-5; // OPTConfig has no eps: nn.LayerNorm's default
+        }
         for (String key : List.of("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps", "norm_epsilon", "norm_eps")) {
             if (config.get(key) instanceof Number n) {
                 return n.doubleValue();

@@ -15,9 +15,10 @@ import java.util.Random;
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
  * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference},
- * {@link HyperClovaxReference}, {@link OptReference}): a tiny random checkpoint, and the steps of a forward pass in
- * double precision in plain Java, apart from the library's. Activations are {@code [tokens, features]} row-major
- * arrays; the references are named and shaped as those of {@code shared/fixtures-hf-more}.
+ * {@link HyperClovaxReference}, {@link OptReference}, {@link GptBigCodeReference}): a tiny random checkpoint, and the
+ * steps of a forward pass in double precision in plain Java, apart from the library's. Activations are
+ * {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
+ * {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {
@@ -42,9 +43,10 @@ final class ReferenceMath {
             for (String name : source.names()) {
                 Tensor t = source.load(name);
                 float[] values = t.toFloatArray();
-                if (name.contains("norm") || name.endsWith(".bias")) {
+                boolean norm = name.contains("norm") || name.contains(".ln_"); // GPT-2's names: ln_1, ln_f
+                if (norm || name.endsWith(".bias")) {
                     for (int i = 0; i < values.length; i++) {
-                        values[i] = (float) ((name.contains("norm") ? 1 : 0) + 0.2 * random.nextGaussian());
+                        values[i] = (float) ((norm ? 1 : 0) + 0.2 * random.nextGaussian());
                     }
                 }
                 tensors.put(name, Tensor.of(values, t.shape()));
