@@ -153,9 +153,9 @@ final class Forward {
             z = patternTimesValues(pattern, v);
         } else {
             Tensor mask = windowed(layer, pos) ? additiveMask(layer, pos, q) : null;
-            Tensor queries = tempered(q).transpose(1, 2);
+            Tensor queries = productQueries(q).transpose(1, 2);
             z = Tensor.scaledDotProductAttention(queries, k.transpose(1, 2), v.transpose(1, 2), mask, mask == null,
-                    scoreScale()).transpose(1, 2);
+                    productScale()).transpose(1, 2);
         }
         z = hook.at(b + "attn.hook_z", z);
         return w.project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
@@ -173,14 +173,29 @@ final class Forward {
     }
 
     /**
+     * The queries as they enter the product with the keys: multiplied by the family's temperature at their positions
+     * ({@link #tempered}), and by {@link #scoreScale} where the family scales them first.
+     */
+    private Tensor productQueries(Tensor q) {
+        Tensor tempered = tempered(q);
+        return c.queriesScaledFirst() ? tempered.mul(scoreScale()) : tempered;
+    }
+
+    /** The factor on the query-key product: {@link #scoreScale}, or 1 where the queries were scaled first. */
+    private double productScale() {
+        return c.queriesScaledFirst() ? 1.0 : scoreScale();
+    }
+
+    /**
      * Attention scores {@code [batch, head, query, key]} of queries {@code [batch, pos, head, d_head]} and keys
      * {@code [batch, pos, kv_head, d_head]} (after rotary embeddings; query head {@code h} reads key head
      * {@code h / (heads / kv_heads)}): scaled (see {@link #scoreScale}), soft-capped where the family caps them, -inf
      * where the layer's mask forbids; in float32 where the family computes them so from reduced precision. The
-     * queries are first multiplied by the family's temperature at their positions ({@link #tempered}).
+     * queries are first multiplied by the family's temperature at their positions, and by the scale where the family
+     * scales them first ({@link #productQueries}).
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
-        q = tempered(q);
+        q = productQueries(q);
         if (c.scoresInFloat32() && reducedPrecision(q)) {
             q = q.to(DType.FLOAT32);
             k = k.to(DType.FLOAT32);
@@ -194,11 +209,12 @@ final class Forward {
         Tensor scores;
         if (c.attentionSoftcap() > 0) {
             Tensor product = Tensor.einsum(equation, queries, k);
-            Tensor capped = softcap(scoreScale() == 1.0 ? product : product.mul(scoreScale()), c.attentionSoftcap());
+            Tensor capped = softcap(productScale() == 1.0 ? product : product.mul(productScale()),
+                    c.attentionSoftcap());
             // chosen, not added: an infinite score at a forbidden key would make its row NaN through inf + -inf
             scores = negativeInfinity(capped).where(forbidden, capped);
         } else { // the same, in the one tensor the product writes
-            scores = Tensor.einsumMasked(equation, queries, k, scoreScale(), forbidden, NEGATIVE_INFINITY);
+            scores = Tensor.einsumMasked(equation, queries, k, productScale(), forbidden, NEGATIVE_INFINITY);
         }
         return groups == 1 ? scores : scores.reshape(s[0], s[2], s[1], k.size(1));
     }

@@ -393,8 +393,9 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The context length ({@code n_positions} / {@code max_position_embeddings}); for gpt2 and gpt-neo the number
-     * of learned position embeddings.
+     * The context length ({@code n_positions} / {@code max_position_embeddings}); for the families that learn position
+     * embeddings (gpt2, gpt-neo, gpt-bigcode, opt) the number of them ({@link HookedAutoModel#W_pos()}'s rows; opt's
+     * checkpoint stores two more, ahead of position 0).
      *
      * @return n_ctx
      */
@@ -454,8 +455,8 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether positions enter through rotary embeddings on queries and keys (all but gpt2 and gpt-neo, which learn
-     * position embeddings).
+     * Whether positions enter through rotary embeddings on queries and keys (all but gpt2, gpt-neo, gpt-bigcode and
+     * opt, which learn position embeddings).
      *
      * @return true for rotary
      */

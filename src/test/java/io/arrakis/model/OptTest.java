@@ -2,12 +2,16 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -73,6 +77,41 @@ class OptTest {
             Tensor positions = model.W_pos();
             assertArrayEquals(new long[] {16, 32}, positions.shape());
             assertArrayEquals(table.narrow(0, 2, 16).toFloatArray(), positions.toFloatArray());
+        }
+    }
+
+    @Test
+    void float16QueriesAreScaledBeforeTheirProductAsOptScalesThem(@TempDir Path dir) throws Exception {
+        // layer 0's queries and keys 100 in every feature (weights 0, biases 100): q·k = 8 · 100² = 80,000 overflows
+        // float16 (65,504), (q · 8^-1/2)·k = 28,284 does not, and every key of a query scores the same
+        HookedAutoConfig config = TinyConfigs.of("opt");
+        try (TensorScope scope = TensorScope.open()) {
+            HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : source.names()) {
+                Tensor t = source.load(name);
+                if (name.matches("model\\.decoder\\.layers\\.0\\.self_attn\\.[qk]_proj\\..*")) {
+                    t = Tensor.full(t.shape(), name.endsWith(".bias") ? 100 : 0, DType.FLOAT32, Device.CPU);
+                }
+                tensors.put(name, t);
+            }
+            Fixtures.writeCheckpoint(config, tensors, dir);
+            Tensor ids = Tensor.of(new long[] {3, 1, 4, 1, 5, 9}, 1, 6);
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT16, Device.CPU)) {
+                for (CacheSpec spec : List.of(CacheSpec.none(), CacheSpec.all())) {
+                    try (ModelOutput out = model.forward(ids, spec)) {
+                        for (float logit : out.logits().to(DType.FLOAT32).toFloatArray()) {
+                            assertTrue(Float.isFinite(logit), "a logit of " + logit);
+                        }
+                        if (spec.keeps("blocks.0.attn.hook_pattern")) {
+                            float[] p = out.cache().get("blocks.0.attn.hook_pattern").to(DType.FLOAT32).toFloatArray();
+                            for (int query = 0; query < 6; query++) { // head 0's rows: uniform over the keys it sees
+                                assertEquals(1.0 / (query + 1), p[query * 6], 1e-3, "query " + query);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

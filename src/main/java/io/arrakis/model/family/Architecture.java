@@ -53,6 +53,8 @@ import java.util.List;
  * @param queryTemperature the factor on each position's rotated queries (ministral3); null for none
  * @param paddingIndex the token whose embedding row a new model starts with zeros ({@code pad_token_id}, which the
  *     family's embedding takes as its {@code padding_idx}); -1 for none
+ * @param queriesScaledFirst whether the queries are multiplied by the score factor before their product with the keys
+ *     (opt), rather than the product after (in float16 the unscaled product can overflow where the family's does not)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -63,7 +65,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
-        int paddingIndex) {
+        int paddingIndex, boolean queriesScaledFirst) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

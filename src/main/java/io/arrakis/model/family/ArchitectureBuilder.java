@@ -63,6 +63,7 @@ final class ArchitectureBuilder {
     private boolean embeddingScaleRounded;
     private String paddingKey;
     private String initializerKey = "initializer_range";
+    private boolean queriesScaledFirst;
     private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
     private boolean inputNorms = true;
     private boolean outputNorms;
@@ -383,6 +384,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** The queries multiplied by the score factor before their product with the keys, not the product after. */
+    ArchitectureBuilder queriesScaledFirst() {
+        queriesScaledFirst = true;
+        return this;
+    }
+
     /** In a parallel block, the attention and MLP outputs summed before the residual stream is added. */
     ArchitectureBuilder outputsSummedFirst() {
         outputsSummedFirst = true;
@@ -475,7 +482,7 @@ final class ArchitectureBuilder {
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
-                outputsSummedFirst, paddingIndex(vocab));
+                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst);
     }
 
     /**

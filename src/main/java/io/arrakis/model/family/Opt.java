@@ -24,9 +24,9 @@ import static io.arrakis.model.family.Slot.*;
  * Its position table stores two rows ahead of position 0 (fairseq's padding offset) that no position reads; loading
  * leaves them out, so {@code W_pos} row {@code p} is position {@code p}, as in TransformerLens.
  *
- * <p>{@code transformers} multiplies the queries by {@code head_dim^-1/2} before their product with the keys; here the
- * product is scaled, which is the same in float32 and can differ by a rounding of the queries in float16 and bfloat16.
- * Refused: OPT-350M's post-norm blocks ({@code do_layer_norm_before = false}) and its embeddings projected in and out
+ * <p>As {@code transformers} does, the queries are multiplied by {@code head_dim^-1/2} before their product with the
+ * keys, not the product after: in float16 the unscaled product can overflow where OPT's does not. Refused: OPT-350M's
+ * post-norm blocks ({@code do_layer_norm_before = false}) and its embeddings projected in and out
  * ({@code word_embed_proj_dim} other than {@code hidden_size}), LayerNorms without weights
  * ({@code layer_norm_elementwise_affine = false}) and a missing final norm ({@code _remove_final_layer_norm}).
  *
@@ -74,7 +74,7 @@ final class Opt extends ModelFamily {
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads").mlpWidth("ffn_dim")
                 .positions("max_position_embeddings").paddingToken("pad_token_id")
                 .norm(Norm.LAYER_NORM, 1e-5).activation("activation_function").learnedPositions()
-                .biases(bias, bias, bias).initializerRange("init_std")
+                .biases(bias, bias, bias).initializerRange("init_std").queriesScaledFirst()
                 .build();
     }
 
@@ -84,7 +84,8 @@ final class Opt extends ModelFamily {
         long mlp = a.dMlp();
         return Checkpoint.builder("model.", "decoder.layers.%d.", a.nLayers())
                 .global(stored("decoder.embed_tokens.weight", EMBED, a.vocabSize(), d),
-                        stored("decoder.embed_positions.weight", POS_EMBED, a.maxPositions() + POSITION_OFFSET, d))
+                        stored("decoder.embed_positions.weight", POS_EMBED,
+                                (long) a.maxPositions() + POSITION_OFFSET, d))
                 .positionsFrom(POSITION_OFFSET)
                 .layer(stored("self_attn_layer_norm.weight", LN1_W, d), stored("self_attn_layer_norm.bias", LN1_B, d),
                         linear("self_attn.q_proj.weight", WQ, d, d), linear("self_attn.k_proj.weight", WK, d, d),
