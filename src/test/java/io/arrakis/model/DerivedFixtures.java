@@ -50,7 +50,8 @@ import java.util.function.Consumer;
  * query temperature whose interval ({@value #MINISTRAL3_INTERVAL}) holds the reference's tokens, which is Mistral.
  * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}. {@code cohere2}: the cohere
  * fixture with every layer sliding, so rotating, in a window ({@value #COHERE2_WINDOW}) that holds the reference's
- * tokens, which is Cohere.
+ * tokens, which is Cohere. {@code cwm}: the llama3 fixture (Llama 3.1's rotary scaling) with its second layer sliding
+ * in a window of exactly the reference's {@value #CWM_WINDOW} tokens, which is that Llama.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -58,6 +59,7 @@ final class DerivedFixtures {
     static final int OLMO3_WINDOW = 16;
     static final int MINISTRAL3_INTERVAL = 64;
     static final int COHERE2_WINDOW = 64;
+    static final int CWM_WINDOW = 10;
     private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
     private static Path root; // guarded by the class
 
@@ -69,7 +71,7 @@ final class DerivedFixtures {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
-                "hyperclovax", "opt", "gpt-bigcode").contains(family)) {
+                "hyperclovax", "opt", "gpt-bigcode", "cwm").contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -86,6 +88,8 @@ final class DerivedFixtures {
                 writeMinistral3(Fixtures.huggingFace("mistral"), dir);
             } else if (family.equals("cohere2")) {
                 writeCohere2(Fixtures.huggingFace("cohere"), dir);
+            } else if (family.equals("cwm")) {
+                writeCwm(Fixtures.HF_MORE.resolve("llama3"), dir);
             } else if (family.equals("olmo3")) {
                 writeOlmo3(Fixtures.huggingFace("olmo2"), dir);
             } else if (family.equals("olmoe")) {
@@ -173,6 +177,15 @@ final class DerivedFixtures {
             config.put("layer_types", Collections.nCopies(((Number) config.get("num_hidden_layers")).intValue(),
                     "sliding_attention"));
             config.put("sliding_window", COHERE2_WINDOW);
+        });
+    }
+
+    /** The llama3 fixture as CWM, its second layer sliding in a window of the reference's length: that Llama. */
+    private static void writeCwm(Path llama3, Path dir) throws IOException {
+        asFamily(llama3, dir, "cwm", "CwmForCausalLM", config -> {
+            config.remove("attention_bias"); // not a key of CwmConfig
+            config.put("layer_types", List.of("full_attention", "sliding_attention"));
+            config.put("sliding_window", CWM_WINDOW);
         });
     }
 
