@@ -116,13 +116,14 @@ final class Forward {
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpIn = l.ln2w() == null ? attnIn : hookedNorm(b + "ln2.", residPre, l.ln2w(), l.ln2b());
-            Tensor mlpOut = mlp(b, l, f, mlpIn);
+            Tensor mlpOut = mlp(i, b, l, f, mlpIn);
             Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
                     : residPre.add(attnOut).add(mlpOut);
             return hook.at(b + "hook_resid_post", residPost);
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
-        Tensor mlpOut = mlp(b, l, f, c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid);
+        Tensor mlpOut = mlp(i, b, l, f,
+                c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid);
         return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
     }
 
@@ -349,8 +350,8 @@ final class Forward {
         return future.where(future, ones.tril(-window));
     }
 
-    private Tensor mlp(String b, Weights.Layer l, Weights.Fused f, Tensor x) {
-        if (c.moe() != null) {
+    private Tensor mlp(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x) {
+        if (c.moe() != null && c.moe().sparse(layer)) {
             return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(b, l, x)));
         }
         if (c.gatedMlp()) {
@@ -413,11 +414,16 @@ final class Forward {
         long pos = x.size(1);
         long tokens = batch * pos;
         int k = moe.topK();
-        Tensor logits = hook.at(b + "mlp.hook_router_logits", w.project(x, l.wrouter(), l.brouter()));
+        MixtureOfExperts.Routing routing = moe.routing();
+        boolean sigmoid = routing == MixtureOfExperts.Routing.SIGMOID_GROUPED;
+        Tensor logits = hook.at(b + "mlp.hook_router_logits",
+                sigmoid ? float32RouterLogits(x, l) : w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
-        MixtureOfExperts.Routing routing = moe.routing();
-        if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
+        if (sigmoid) {
+            top = sigmoidGroupedChoice(logits, l.expertScoreBias());
+            weights = top.get(0);
+        } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
         } else {
@@ -457,16 +463,104 @@ final class Forward {
     }
 
     /**
-     * qwen2-moe's shared expert, a gated MLP every token goes to, its output weighted by the sigmoid of a linear gate
-     * on the token.
+     * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s router logits: from the token and the router's weight
+     * converted to float32, whatever the model's dtype.
+     */
+    private Tensor float32RouterLogits(Tensor x, Weights.Layer l) {
+        if (x.dtype() == DType.FLOAT32 && l.wrouter().dtype() == DType.FLOAT32) {
+            return w.project(x, l.wrouter(), null);
+        }
+        return x.to(DType.FLOAT32).matmul(l.wrouter().to(DType.FLOAT32));
+    }
+
+    /**
+     * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s choice from float32 {@code logits [batch, pos, experts]}:
+     * each token's weights {@code [batch, pos, topK]} and experts, the largest first, as {@link Tensor#topk} gives
+     * them. The groups a token may choose from are found on the host, where the routes are read anyway.
+     */
+    private List<Tensor> sigmoidGroupedChoice(Tensor logits, Tensor scoreBias) {
+        MixtureOfExperts moe = c.moe();
+        MixtureOfExperts.Grouped g = moe.grouped();
+        Tensor scores = logits.sigmoid();
+        Tensor choice = scores.add(scoreBias.dtype() == DType.FLOAT32 ? scoreBias : scoreBias.to(DType.FLOAT32));
+        if (g.topGroups() < g.groups()) {
+            choice = choice.add(groupMask(choice, g));
+        }
+        List<Tensor> top = choice.topk(moe.topK(), -1, true);
+        long[] shape = logits.shape();
+        long tokens = shape[0] * shape[1];
+        long[] chosen = top.get(1).toLongArray();
+        long[] flat = new long[chosen.length];
+        for (int i = 0; i < chosen.length; i++) {
+            flat[i] = i / moe.topK() * moe.experts() + chosen[i];
+        }
+        Tensor weights = scores.reshape(tokens * moe.experts()).indexSelect(0, indices(flat, logits.device()))
+                .view(shape[0], shape[1], moe.topK());
+        if (g.normalized()) {
+            weights = weights.div(weights.sum(-1, true).add(1e-20));
+        }
+        return List.of(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), top.get(1));
+    }
+
+    /**
+     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (the lower
+     * group first where sums tie), -inf for the others, in the shape of {@code choice [batch, pos, experts]}.
+     */
+    private static Tensor groupMask(Tensor choice, MixtureOfExperts.Grouped g) {
+        float[] values = choice.toFloatArray();
+        long[] shape = choice.shape();
+        int experts = (int) shape[2];
+        int size = experts / g.groups();
+        float[] mask = new float[values.length];
+        float[] sums = new float[g.groups()];
+        for (int at = 0; at < values.length; at += experts) {
+            for (int group = 0; group < g.groups(); group++) {
+                float best = Float.NEGATIVE_INFINITY;
+                float second = Float.NEGATIVE_INFINITY;
+                for (int e = group * size; e < (group + 1) * size; e++) {
+                    float v = values[at + e];
+                    if (v > best) {
+                        second = best;
+                        best = v;
+                    } else if (v > second) {
+                        second = v;
+                    }
+                }
+                sums[group] = best + second;
+            }
+            boolean[] kept = new boolean[g.groups()];
+            for (int n = 0; n < g.topGroups(); n++) {
+                int pick = -1;
+                for (int group = 0; group < g.groups(); group++) {
+                    if (!kept[group] && (pick < 0 || sums[group] > sums[pick])) {
+                        pick = group;
+                    }
+                }
+                kept[pick] = true;
+            }
+            for (int e = 0; e < experts; e++) {
+                mask[at + e] = kept[e / size] ? 0f : Float.NEGATIVE_INFINITY;
+            }
+        }
+        Tensor host = Tensor.of(mask, shape);
+        return choice.device().isCpu() ? host : host.to(choice.device());
+    }
+
+    /**
+     * The shared expert, a gated MLP every token goes to: its output weighted by the sigmoid of a linear gate on the
+     * token (qwen2-moe), or as it is (DeepSeek-V3's, GLM-4.5's).
      */
     private Tensor sharedExpert(String b, Weights.Layer l, Tensor x) {
         String name = b + "mlp.shared_expert.";
         Tensor gate = hook.at(name + "hook_pre", w.project(x, l.sharedGate(), null));
         Tensor up = hook.at(name + "hook_pre_linear", w.project(x, l.sharedIn(), null));
         Tensor post = hook.at(name + "hook_post", activation(gate).mul(up));
+        Tensor out = w.project(post, l.sharedOut(), null);
+        if (!c.moe().sharedGated()) {
+            return out;
+        }
         Tensor weight = hook.at(b + "mlp.hook_shared_expert_gate", w.project(x, l.sharedExpertGate(), null).sigmoid());
-        return weight.mul(w.project(post, l.sharedOut(), null));
+        return weight.mul(out);
     }
 
     /** One expert of layer {@code l}, a gated MLP, on the rows {@code x [tokens, d_model]} routed to it. */

@@ -155,7 +155,7 @@ final class HfWeights {
                 t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT), t.get(Slot.Q_NORM), t.get(Slot.K_NORM),
                 t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W), t.get(Slot.W_ROUTER), t.get(Slot.B_ROUTER),
                 t.get(Slot.SINKS), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN), t.get(Slot.SHARED_W_OUT),
-                t.get(Slot.SHARED_EXPERT_GATE));
+                t.get(Slot.SHARED_EXPERT_GATE), t.get(Slot.EXPERT_SCORE_BIAS));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */
@@ -268,13 +268,15 @@ final class HfWeights {
                 throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' is " + raw.dtype()
                         + "; weights must be floating point");
             }
+            // a slot Hugging Face keeps in float32 stays float32 in a narrower model
+            DType target = t.parts().getFirst().slot().float32() && dtype.byteSize() < 4 ? DType.FLOAT32 : dtype;
             // nn.Linear's [out, in] stays as it is stored, and the model reads it through an [in, out] view
-            if (t.transposed() && raw.dtype() == dtype && device.isCpu()) {
+            if (t.transposed() && raw.dtype() == target && device.isCpu()) {
                 try (Tensor rows = raw.contiguous()) {
                     return rows.transpose(0, 1);
                 }
             }
-            try (Tensor converted = raw.to(dtype, device); Tensor rows = converted.contiguous()) {
+            try (Tensor converted = raw.to(target, device); Tensor rows = converted.contiguous()) {
                 return t.transposed() ? rows.transpose(0, 1) : rows.alias();
             }
         }
@@ -328,7 +330,8 @@ final class HfWeights {
     private void checkAllUsed(Weights weights) {
         TreeSet<String> unexpected = new TreeSet<>();
         for (String n : source.names()) {
-            if (!used.contains(n) && IGNORABLE_SUFFIXES.stream().noneMatch(n::endsWith)) {
+            if (!used.contains(n) && IGNORABLE_SUFFIXES.stream().noneMatch(n::endsWith)
+                    && config.checkpoint().unread().stream().noneMatch(p -> (missingPrefix + n).startsWith(p))) {
                 unexpected.add(n);
             }
         }

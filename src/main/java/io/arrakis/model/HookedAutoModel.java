@@ -1019,6 +1019,12 @@ public final class HookedAutoModel implements AutoCloseable {
             List<Tensor> layers = new ArrayList<>();
             for (int l = 0; l < config.nLayers(); l++) {
                 layers.add(perLayer.apply(l));
+                if (!Arrays.equals(layers.get(l).shape(), layers.getFirst().shape())) {
+                    throw new UnsupportedOperationException("this " + config.family() + " model's layers 0 and " + l
+                            + " hold these weights in different shapes, " + Arrays.toString(layers.getFirst().shape())
+                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts): ask for"
+                            + " them per layer");
+                }
             }
             return scope.keep(Tensor.stack(layers, 0));
         }
@@ -1399,7 +1405,7 @@ public final class HookedAutoModel implements AutoCloseable {
                 names.add(b + "ln2.hook_scale");
                 names.add(b + "ln2.hook_normalized");
             }
-            if (config.numExperts() > 0) {
+            if (config.numExperts() > 0 && config.architecture().moe().sparse(i)) {
                 names.add(b + "mlp.hook_router_logits");
                 names.add(b + "mlp.hook_expert_indices");
                 names.add(b + "mlp.hook_expert_weights");
@@ -1412,7 +1418,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     names.add(b + "mlp.shared_expert.hook_pre");
                     names.add(b + "mlp.shared_expert.hook_pre_linear");
                     names.add(b + "mlp.shared_expert.hook_post");
-                    names.add(b + "mlp.hook_shared_expert_gate");
+                    if (config.architecture().moe().sharedGated()) {
+                        names.add(b + "mlp.hook_shared_expert_gate");
+                    }
                 }
             } else {
                 names.add(b + "mlp.hook_pre");

@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.HostMemory;
@@ -110,10 +111,10 @@ final class MemoryCheck {
         double qkv = (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
         double hidden;
         if (a.moe() != null) { // one expert's work at a time (gpt-oss's clamped SwiGLU makes more), then k outputs
-            // per token weighted, joined, reordered and summed
+            // per token weighted, joined, reordered and summed; or a dense layer's gated MLP, where the larger
             int k = config.expertsPerToken();
-            hidden = (double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
-                    + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize());
+            hidden = Math.max((double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
+                    + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize()), 4.0 * a.moe().denseWidth());
         } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width; relu^2
             // holds one more beside an ungated MLP's input (a gated MLP's is freed before its product with up)
             boolean stepwise = reduced(dtype) && (a.activationFunction() == Architecture.Activation.GELU_TANH
@@ -157,7 +158,7 @@ final class MemoryCheck {
                 }
             } else if (config.gatedMlp() && (local.equals("mlp.hook_pre") || local.equals("mlp.hook_pre_linear"))) {
                 if (products.add(layer + "gateUp")) {
-                    bytes += 2.0 * config.dMlp() * dtype.byteSize();
+                    bytes += 2.0 * mlpWidth(config, name) * dtype.byteSize();
                 }
             } else {
                 bytes += elementsPerToken(config, name, pos) * bytesPerElement(config, name, dtype);
@@ -173,6 +174,16 @@ final class MemoryCheck {
         }
         int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
         return layer > 0 && kept.test("blocks." + (layer - 1) + ".hook_resid_post");
+    }
+
+    /** The MLP width of the block hook point {@code name} is in: a dense layer's among experts, or d_mlp. */
+    private static int mlpWidth(HookedAutoConfig config, String name) {
+        MixtureOfExperts moe = config.architecture().moe();
+        if (moe == null || !name.startsWith("blocks.")) {
+            return config.dMlp();
+        }
+        int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
+        return moe.sparse(layer) ? config.dMlp() : moe.denseWidth();
     }
 
     /** The elements per token of the activation at a hook point of {@link HookedAutoModel#hookNamesOf}. */
@@ -191,7 +202,7 @@ final class MemoryCheck {
             case "hook_q", "hook_q_normed", "hook_rot_q", "hook_z" -> (double) config.nHeads() * config.dHead();
             case "hook_k", "hook_k_normed", "hook_rot_k", "hook_v" -> (double) config.nKvHeads() * config.dHead();
             case "hook_attn_scores", "hook_pattern" -> (double) config.nHeads() * pos;
-            case "hook_pre", "hook_pre_linear", "hook_post" -> config.dMlp();
+            case "hook_pre", "hook_pre_linear", "hook_post" -> mlpWidth(config, name);
             case "hook_router_logits" -> config.numExperts();
             case "hook_expert_indices", "hook_expert_weights" -> config.expertsPerToken();
             case "hook_shared_expert_gate" -> 1;
@@ -211,6 +222,8 @@ final class MemoryCheck {
         return switch (point) {
             case "hook_expert_indices" -> 8; // int64
             case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
+            case "hook_router_logits" -> a.moe().routing() == MixtureOfExperts.Routing.SIGMOID_GROUPED ? 4
+                    : dtype.byteSize();
             case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();

@@ -21,9 +21,9 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * precision in plain Java, apart from the library's forward pass ({@link ReferenceMath}): token embeddings plus learned
  * positions; pre-norm blocks with LayerNorm {@code (x - mean) / sqrt(var + eps) * w + b}; {@code c_attn} split as
  * {@code GPTBigCodeAttention.forward} splits it (multi-query: the first {@code d_model} outputs the queries, then one
- * head's key and one head's value; otherwise each head's query, key and value in turn); a causal softmax of the scores
- * scaled by {@code head_dim^-1/2}; an MLP {@code c_proj(gelu_pytorch_tanh(c_fc(x)))}; the final LayerNorm and a head
- * tied to the token embeddings.
+ * head's key and one head's value; otherwise each head's query, key and value in turn); a causal softmax of the scores,
+ * scaled by {@code head_dim^-1/2} where {@code scale_attn_weights}; an MLP {@code c_proj(act(c_fc(x)))}; the final
+ * LayerNorm and a head tied to the token embeddings or its own ({@link Variant}).
  */
 final class GptBigCodeReference {
     private static final int VOCAB = 96;
@@ -36,22 +36,37 @@ final class GptBigCodeReference {
     private static final int BATCH = 2;
     private static final int POS = 10;
 
+    /**
+     * Which model: multi-query attention or a key and value head per query head; scores scaled by
+     * {@code head_dim^-1/2} ({@code scale_attn_weights}) or not; the tanh GELU ({@code gelu_pytorch_tanh}) or ReLU;
+     * a head tied to the token embeddings or its own {@code lm_head}.
+     */
+    record Variant(boolean multiQuery, boolean scaled, boolean relu, boolean tied, long seed) {
+        /** {@code GPTBigCodeConfig}'s defaults: the family's derived fixture. */
+        static final Variant DEFAULTS = new Variant(true, true, false, true, 53);
+        /** A key and value head per query head. */
+        static final Variant EVERY_HEAD = new Variant(false, true, false, true, 59);
+        /** Unscaled scores, ReLU and an untied head, with multi-query attention. */
+        static final Variant UNSCALED_RELU_UNTIED = new Variant(true, false, true, false, 67);
+    }
+
     private GptBigCodeReference() {
     }
 
-    /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
-    static void write(Path dir, boolean multiQuery) throws IOException {
+    /** Writes config.json, model.safetensors and reference.safetensors of {@code v} into {@code dir}. */
+    static void write(Path dir, Variant v) throws IOException {
         HookedAutoConfig config = HookedAutoConfig.of("gpt-bigcode").with(Map.ofEntries(
                 Map.entry("vocab_size", VOCAB), Map.entry("n_embd", D), Map.entry("n_inner", MLP),
                 Map.entry("n_layer", LAYERS), Map.entry("n_head", HEADS), Map.entry("initializer_range", 0.2),
                 Map.entry("n_positions", 16), Map.entry("layer_norm_epsilon", EPS),
-                Map.entry("multi_query", multiQuery)));
-        int kv = multiQuery ? 1 : HEADS;
-        ReferenceMath.write(config, multiQuery ? 53 : 59, BATCH, POS, dir,
-                (w, ids, out) -> forward(w, ids, kv, out));
+                Map.entry("multi_query", v.multiQuery()), Map.entry("scale_attn_weights", v.scaled()),
+                Map.entry("activation_function", v.relu() ? "relu" : "gelu_pytorch_tanh"),
+                Map.entry("tie_word_embeddings", v.tied())));
+        ReferenceMath.write(config, v.seed(), BATCH, POS, dir, (w, ids, out) -> forward(w, ids, v, out));
     }
 
-    private static void forward(Map<String, double[]> w, long[] ids, int kv, Map<String, Tensor> out) {
+    private static void forward(Map<String, double[]> w, long[] ids, Variant variant, Map<String, Tensor> out) {
+        int kv = variant.multiQuery() ? 1 : HEADS;
         int n = BATCH * POS;
         double[] x = embed(w.get("transformer.wte.weight"), ids, D);
         long[] positions = new long[n];
@@ -83,19 +98,22 @@ final class GptBigCodeReference {
                     }
                 }
             }
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, kv, HD, Integer.MAX_VALUE, layer, out);
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, kv, HD, Integer.MAX_VALUE, variant.scaled() ? HD : 1, 0,
+                    layer, out);
             add(x, projection(w, p + "attn.c_proj", z, n, D, D, true));
             double[] h2 = layerNorm(x, n, D, w.get(p + "ln_2.weight"), w.get(p + "ln_2.bias"), EPS);
             double[] act = projection(w, p + "mlp.c_fc", h2, n, MLP, D, true);
             for (int i = 0; i < act.length; i++) {
                 double a = act[i];
-                act[i] = 0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a * a * a)));
+                act[i] = variant.relu() ? Math.max(0, a)
+                        : 0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a * a * a)));
             }
             out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, MLP));
             add(x, projection(w, p + "mlp.c_proj", act, n, D, MLP, true));
         }
         double[] last = layerNorm(x, n, D, w.get("transformer.ln_f.weight"), w.get("transformer.ln_f.bias"), EPS);
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
-        out.put("logits", tensor(linear(last, n, w.get("transformer.wte.weight"), VOCAB, D), BATCH, POS, VOCAB));
+        double[] head = w.get(variant.tied() ? "transformer.wte.weight" : "lm_head.weight");
+        out.put("logits", tensor(linear(last, n, head, VOCAB, D), BATCH, POS, VOCAB));
     }
 }

@@ -16,7 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * GPT-BigCode's defaults, {@code GPTBigCodeConfig}'s, both layouts of its fused projection, the softmax settings that
  * change nothing and its refusals. Its multi-query forward pass is checked against {@link GptBigCodeReference} by
- * {@link ModelParityTest} and every family-generic test; here, the same reference without multi-query attention.
+ * {@link ModelParityTest} and every family-generic test; here, the same reference without multi-query attention, and
+ * with unscaled scores, ReLU and an untied head.
  */
 class GptBigCodeTest {
 
@@ -53,8 +54,14 @@ class GptBigCodeTest {
 
     @Test
     void withoutMultiQueryAttentionEveryHookMatchesItsReference(@TempDir Path dir) throws Exception {
-        GptBigCodeReference.write(dir, false);
+        GptBigCodeReference.write(dir, GptBigCodeReference.Variant.EVERY_HEAD);
         ModelParityTest.assertParity(dir, "gpt-bigcode without multi_query", 2 * 2 + 2);
+    }
+
+    @Test
+    void unscaledScoresReluAndAnUntiedHeadMatchTheirReference(@TempDir Path dir) throws Exception {
+        GptBigCodeReference.write(dir, GptBigCodeReference.Variant.UNSCALED_RELU_UNTIED);
+        ModelParityTest.assertParity(dir, "gpt-bigcode, scale_attn_weights false, relu, untied", 2 * 2 + 2);
     }
 
     @Test

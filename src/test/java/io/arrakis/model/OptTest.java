@@ -4,8 +4,10 @@ import io.arrakis.model.family.Architecture;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
+import io.arrakis.torch.LibTorch;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * OPT's defaults, {@code OPTConfig}'s (OPT-125M's), its layout, its position table's offset and its refusals. Its
@@ -82,8 +85,23 @@ class OptTest {
 
     @Test
     void float16QueriesAreScaledBeforeTheirProductAsOptScalesThem(@TempDir Path dir) throws Exception {
-        // layer 0's queries and keys 100 in every feature (weights 0, biases 100): q·k = 8 · 100² = 80,000 overflows
-        // float16 (65,504), (q · 8^-1/2)·k = 28,284 does not, and every key of a query scores the same
+        assertFiniteWithUniformPatterns(dir, Device.CPU);
+    }
+
+    /** The same where the fused route runs in float16: on a GPU. */
+    @Test
+    @Tag("gpu")
+    void onAGpuBothRoutesScaleTheQueriesFirst(@TempDir Path dir) throws Exception {
+        assumeTrue(LibTorch.cudaAvailable(), "skipped: no GPU (" + LibTorch.load() + ")");
+        assertFiniteWithUniformPatterns(dir, Device.cuda(0));
+    }
+
+    /**
+     * A float16 model whose layer 0 has queries and keys of 100 in every feature (weights 0, biases 100): q·k = 8 ·
+     * 100² = 80,000 overflows float16 (65,504), (q · 8^-1/2)·k = 28,284 does not, and every key of a query scores the
+     * same. Its logits are finite on both routes, and its patterns uniform.
+     */
+    private static void assertFiniteWithUniformPatterns(Path dir, Device device) throws Exception {
         HookedAutoConfig config = TinyConfigs.of("opt");
         try (TensorScope scope = TensorScope.open()) {
             HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 3, DType.FLOAT32);
@@ -97,14 +115,16 @@ class OptTest {
             }
             Fixtures.writeCheckpoint(config, tensors, dir);
             Tensor ids = Tensor.of(new long[] {3, 1, 4, 1, 5, 9}, 1, 6);
-            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT16, Device.CPU)) {
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT16, device)) {
+                Tensor onDevice = device.isCpu() ? ids : ids.to(device);
                 for (CacheSpec spec : List.of(CacheSpec.none(), CacheSpec.all())) {
-                    try (ModelOutput out = model.forward(ids, spec)) {
-                        for (float logit : out.logits().to(DType.FLOAT32).toFloatArray()) {
+                    try (ModelOutput out = model.forward(onDevice, spec)) {
+                        for (float logit : out.logits().to(DType.FLOAT32).to(Device.CPU).toFloatArray()) {
                             assertTrue(Float.isFinite(logit), "a logit of " + logit);
                         }
                         if (spec.keeps("blocks.0.attn.hook_pattern")) {
-                            float[] p = out.cache().get("blocks.0.attn.hook_pattern").to(DType.FLOAT32).toFloatArray();
+                            float[] p = out.cache().get("blocks.0.attn.hook_pattern").to(DType.FLOAT32)
+                                    .to(Device.CPU).toFloatArray();
                             for (int query = 0; query < 6; query++) { // head 0's rows: uniform over the keys it sees
                                 assertEquals(1.0 / (query + 1), p[query * 6], 1e-3, "query " + query);
                             }

@@ -7,11 +7,11 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * Random small configurations of a family (1 to 3 layers, d_model 32 to 96, 6 to 24 positions), with the settings
- * that choose how attention is computed drawn too where the family has them: key/value heads, an explicit head
- * dimension, sliding windows and which layers slide, soft-capping, the rotary fraction, base and scaling, biases,
- * parallel residuals, activations, falcon's layouts, granite's multipliers and the experts of a mixture. A value the
- * family refuses is left at its default.
+ * Random small configurations of a family (1 to 3 layers, d_model 32 to 96, 6 to 24 positions), with the settings that
+ * choose how attention is computed drawn too where the family has them: key/value heads, an explicit head dimension,
+ * sliding windows and which layers slide, soft-capping, the rotary fraction, base and scaling, biases, parallel
+ * residuals, activations, falcon's layouts, granite's multipliers and the experts of a mixture (glm4-moe's groups and
+ * dense layers too). A value the family refuses is left at its default.
  */
 final class RandomConfigs {
     private RandomConfigs() {
@@ -157,6 +157,16 @@ final class RandomConfigs {
         }
         if (family.equals("cohere")) {
             c = tryWith(c, Map.of("logit_scale", pick(r, List.of(0.0625, 0.5, 1.0))));
+        }
+        if (family.equals("glm4-moe")) { // a few experts in one or two groups, dense first layers or none
+            int groups = pick(r, List.of(1, 2));
+            int experts = groups * (2 + r.nextInt(3));
+            int topGroups = 1 + r.nextInt(groups);
+            c = tryWith(c, Map.of("n_routed_experts", experts, "n_group", groups, "topk_group", topGroups,
+                    "num_experts_per_tok", 1 + r.nextInt(Math.min(3, topGroups * experts / groups)),
+                    "moe_intermediate_size", pick(r, List.of(16, 32)), "first_k_dense_replace", r.nextInt(2),
+                    "routed_scaling_factor", pick(r, List.of(1.0, 2.5)), "norm_topk_prob", r.nextBoolean(),
+                    "use_qk_norm", r.nextBoolean(), "attention_bias", r.nextBoolean()));
         }
         if (raw.containsKey("num_local_experts")) {
             int experts = 2 + r.nextInt(5);

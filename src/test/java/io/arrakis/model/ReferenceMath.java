@@ -15,9 +15,9 @@ import java.util.Random;
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
  * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference},
- * {@link HyperClovaxReference}, {@link OptReference}, {@link GptBigCodeReference}): a tiny random checkpoint, and the
- * steps of a forward pass in double precision in plain Java, apart from the library's. Activations are
- * {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
+ * {@link HyperClovaxReference}, {@link OptReference}, {@link GptBigCodeReference}, {@link Glm4MoeReference}): a tiny
+ * random checkpoint, and the steps of a forward pass in double precision in plain Java, apart from the library's.
+ * Activations are {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
  * {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
@@ -44,7 +44,7 @@ final class ReferenceMath {
                 Tensor t = source.load(name);
                 float[] values = t.toFloatArray();
                 boolean norm = name.contains("norm") || name.contains(".ln_"); // GPT-2's names: ln_1, ln_f
-                if (norm || name.endsWith(".bias")) {
+                if (norm || name.endsWith(".bias") || name.endsWith("_bias")) { // e_score_correction_bias too
                     for (int i = 0; i < values.length; i++) {
                         values[i] = (float) ((norm ? 1 : 0) + 0.2 * random.nextGaussian());
                     }

@@ -68,7 +68,8 @@ class RoutesOnRandomConfigsTest {
         ModelOutput explicit32 = f32.forward(ids, CacheSpec.matching(n -> n.endsWith("hook_pattern")
                 || n.endsWith("mlp.hook_expert_indices") || n.endsWith("mlp.hook_expert_weights")));
         // float64 takes float32's expert choices, so that a near tie in a router does not read as a difference
-        HookedAutoModel.HookSpec[] sameExperts = config.numExperts() == 0 ? new HookedAutoModel.HookSpec[0]
+        boolean routed = f32.hookNames().stream().anyMatch(n -> n.endsWith("mlp.hook_expert_indices"));
+        HookedAutoModel.HookSpec[] sameExperts = !routed ? new HookedAutoModel.HookSpec[0]
                 : new HookedAutoModel.HookSpec[] {HookedAutoModel.HookSpec.matching(
                         n -> n.endsWith("mlp.hook_expert_indices") || n.endsWith("mlp.hook_expert_weights"),
                         (t, n) -> explicit32.cache().get(n).to(t.dtype()))};

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntPredicate;
 
 /**
  * A family's Hugging Face checkpoint for one configuration ({@code *ForCausalLM}, as {@code save_pretrained} writes
@@ -16,9 +17,10 @@ public final class Checkpoint {
     private final String layerPrefix;
     private final int layers;
     private final List<CheckpointTensor> global;
-    private final List<CheckpointTensor> perLayer;
+    private final List<LayerTensor> perLayer;
     private final List<String> tolerated;
     private final int positionsFrom;
+    private final List<String> unread;
 
     private Checkpoint(Builder b) {
         this.basePrefix = b.basePrefix;
@@ -28,6 +30,7 @@ public final class Checkpoint {
         this.perLayer = List.copyOf(b.perLayer);
         this.tolerated = List.copyOf(b.tolerated);
         this.positionsFrom = b.positionsFrom;
+        this.unread = List.copyOf(b.unread);
     }
 
     /**
@@ -49,6 +52,16 @@ public final class Checkpoint {
      */
     public String basePrefix() {
         return basePrefix;
+    }
+
+    /**
+     * Prefixes of tensors a checkpoint may hold that the model does not read (GLM-4.5's multi-token prediction
+     * layers after its last block).
+     *
+     * @return an unmodifiable list of full-name prefixes
+     */
+    public List<String> unread() {
+        return unread;
     }
 
     /**
@@ -79,8 +92,10 @@ public final class Checkpoint {
     public List<CheckpointTensor> layer(int layer) {
         String prefix = basePrefix + layerPrefix.formatted(layer);
         List<CheckpointTensor> named = new ArrayList<>(perLayer.size());
-        for (CheckpointTensor t : perLayer) {
-            named.add(t.named(prefix + t.name()));
+        for (LayerTensor t : perLayer) {
+            if (t.layers().test(layer)) {
+                named.add(t.tensor().named(prefix + t.tensor().name()));
+            }
         }
         return named;
     }
@@ -116,15 +131,19 @@ public final class Checkpoint {
      * @throws ArithmeticException if it overflows a long
      */
     public long parameterCount() {
-        long block = 0;
-        for (CheckpointTensor t : perLayer) {
-            block = Math.addExact(block, t.numel());
+        long total = 0;
+        for (LayerTensor t : perLayer) {
+            long times = java.util.stream.IntStream.range(0, layers).filter(t.layers()).count();
+            total = Math.addExact(total, Math.multiplyExact(t.tensor().numel(), times));
         }
-        long total = Math.multiplyExact(block, (long) layers);
         for (CheckpointTensor t : global) {
             total = Math.addExact(total, t.numel());
         }
         return total;
+    }
+
+    /** A block tensor and the blocks that have it. */
+    private record LayerTensor(CheckpointTensor tensor, IntPredicate layers) {
     }
 
     /** Collects a family's tensors in the order its modules are declared. */
@@ -133,9 +152,10 @@ public final class Checkpoint {
         private final String layerPrefix;
         private final int layers;
         private final List<CheckpointTensor> global = new ArrayList<>();
-        private final List<CheckpointTensor> perLayer = new ArrayList<>();
+        private final List<LayerTensor> perLayer = new ArrayList<>();
         private final List<String> tolerated = new ArrayList<>();
         private int positionsFrom;
+        private final List<String> unread = new ArrayList<>();
 
         private Builder(String basePrefix, String layerPrefix, int layers) {
             this.basePrefix = basePrefix;
@@ -148,6 +168,12 @@ public final class Checkpoint {
             for (CheckpointTensor t : tensors) {
                 global.add(t.named(basePrefix + t.name()));
             }
+            return this;
+        }
+
+        /** Tensors under {@code prefix} (after the base prefix) are in some files but not read. */
+        Builder unread(String prefix) {
+            unread.add(basePrefix + prefix);
             return this;
         }
 
@@ -164,7 +190,14 @@ public final class Checkpoint {
 
         /** Tensors of every block, named after the block's prefix. */
         Builder layer(CheckpointTensor... tensors) {
-            perLayer.addAll(List.of(tensors));
+            return layerWhere(l -> true, tensors);
+        }
+
+        /** Tensors of the blocks {@code layers} accepts (GLM-4.5's experts from its first sparse layer on). */
+        Builder layerWhere(IntPredicate layers, CheckpointTensor... tensors) {
+            for (CheckpointTensor t : tensors) {
+                perLayer.add(new LayerTensor(t, layers));
+            }
             return this;
         }
 

@@ -14,7 +14,8 @@ public final class Families {
             new Ministral(), new Exaone4(), new Glm4(), new Ernie45(),
             new Glm(), new SeedOss(), new Arcee(), new Helium(),
             new VaultGemma(), new Cohere2(), new GraniteMoe(), new Nemotron(),
-            new Jais2(), new HyperClovax(), new Opt(), new GptBigCode(), new Cwm());
+            new Jais2(), new HyperClovax(), new Opt(), new GptBigCode(), new Cwm(),
+            new Glm4Moe());
 
     private Families() {
     }

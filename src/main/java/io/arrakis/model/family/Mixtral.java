@@ -73,7 +73,7 @@ final class Mixtral extends ModelFamily {
             throw invalid("num_experts_per_tok", topK, "exceeds " + expertsKey + " = " + experts
                     + ": a token cannot go to more experts than there are");
         }
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, 0, activation);
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, activation);
     }
 
     @Override

@@ -1,5 +1,7 @@
 package io.arrakis.model.family;
 
+import java.util.List;
+
 /**
  * A sparse mixture-of-experts MLP in place of the dense one: a linear router gives each token one logit per expert,
  * the token goes to the {@code topK} experts with the highest logits, and the MLP's output for it is the sum of
@@ -10,13 +12,19 @@ package io.arrakis.model.family;
  * @param routing how the routing weights follow from the router's logits
  * @param float32Weights whether the routing weights stay float32 whatever the model's dtype (mixtral), rather than
  *     rounded to it before they multiply the experts' outputs
- * @param sharedWidth the width of a shared expert every token goes to beside its routed ones, its output weighted
- *     by the sigmoid of a linear gate (qwen2-moe's {@code shared_expert}); 0 for none
+ * @param sharedWidth the width of a shared expert every token goes to beside its routed ones; 0 for none
  * @param clampedSwiglu gpt-oss's expert activation, or null for the family's gated activation
  *     {@code act(gate) * up}
+ * @param sharedGated whether the shared expert's output is weighted by the sigmoid of a linear gate on the token
+ *     (qwen2-moe's {@code shared_expert_gate}) rather than added as it is (DeepSeek-V3's {@code shared_experts})
+ * @param grouped the settings of {@link Routing#SIGMOID_GROUPED} routing, null for the other kinds
+ * @param sparseLayers per layer, whether its MLP is this mixture rather than a dense gated MLP of
+ *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
+ * @param denseWidth the width of the dense layers' MLP; 0 where every layer is sparse
  */
 public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights, int sharedWidth,
-        ClampedSwiglu clampedSwiglu) {
+        ClampedSwiglu clampedSwiglu, boolean sharedGated, Grouped grouped, List<Boolean> sparseLayers,
+        int denseWidth) {
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
@@ -33,7 +41,26 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         /** gpt-oss: the softmax over the {@code topK} largest logits only, in the logits' dtype. */
         TOP_K_THEN_SOFTMAX,
         /** granitemoe: the softmax over the {@code topK} largest logits only, in float32. */
-        TOP_K_THEN_FLOAT32_SOFTMAX
+        TOP_K_THEN_FLOAT32_SOFTMAX,
+        /**
+         * DeepSeek-V3's, and GLM-4.5's: the router's logits made in float32 from the token and the router's weight
+         * in float32, their sigmoids as scores; a token chooses its {@code topK} experts by score plus the expert's
+         * correction bias, among the experts of the {@link Grouped#topGroups} groups whose two best biased scores sum
+         * highest; its weights are the chosen experts' scores without the bias, divided by their sum (plus
+         * {@code 1e-20}) where {@link Grouped#normalized}, times {@link Grouped#routedScale}. They stay float32.
+         */
+        SIGMOID_GROUPED
+    }
+
+    /**
+     * The settings of {@link Routing#SIGMOID_GROUPED} routing.
+     *
+     * @param groups how many groups of consecutive experts there are ({@code n_group}), a divisor of the experts
+     * @param topGroups how many groups a token's experts may come from ({@code topk_group})
+     * @param normalized whether the chosen scores are divided by their sum ({@code norm_topk_prob})
+     * @param routedScale the factor on the weights ({@code routed_scaling_factor})
+     */
+    public record Grouped(int groups, int topGroups, boolean normalized, double routedScale) {
     }
 
     /**
@@ -51,11 +78,44 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         if (sharedWidth < 0) {
             throw new IllegalArgumentException("a shared expert's width must be >= 0, got " + sharedWidth);
         }
+        if ((routing == Routing.SIGMOID_GROUPED) != (grouped != null)) {
+            throw new IllegalArgumentException("grouped settings go with SIGMOID_GROUPED routing only");
+        }
+        sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
 
-    /** These experts with a shared expert of {@code width} beside them. */
+    /** Experts routed as {@code routing} says, without a shared expert, every layer sparse. */
+    public MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
+                            ClampedSwiglu clampedSwiglu) {
+        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0);
+    }
+
+    /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
+    public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
+        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0);
+    }
+
+    /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
     public MixtureOfExperts withSharedExpert(int width) {
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu);
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, true, grouped,
+                sparseLayers, denseWidth);
+    }
+
+    /** These experts with a shared expert of {@code width} beside them, its output added as it is. */
+    public MixtureOfExperts withUngatedSharedExpert(int width) {
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, false, grouped,
+                sparseLayers, denseWidth);
+    }
+
+    /** These experts on the layers {@code sparse} marks, a dense gated MLP of {@code width} on the others. */
+    public MixtureOfExperts withDenseLayers(List<Boolean> sparse, int width) {
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
+                grouped, sparse, width);
+    }
+
+    /** Whether layer {@code layer}'s MLP is this mixture. */
+    public boolean sparse(int layer) {
+        return sparseLayers == null || sparseLayers.get(layer);
     }
 
     /** Whether a shared expert runs beside the routed ones. */

@@ -34,7 +34,12 @@ public enum Slot {
     /** the shared expert's down projection {@code [d_shared, d_model]} */
     SHARED_W_OUT(true, Init.NORMAL),
     /** the logit of the sigmoid that weights the shared expert's output, {@code [d_model, 1]} */
-    SHARED_EXPERT_GATE(true, Init.NORMAL);
+    SHARED_EXPERT_GATE(true, Init.NORMAL),
+    /**
+     * the per-expert bias {@code [experts]} added to the router's scores to choose experts, not to weight them
+     * ({@code e_score_correction_bias}); float32 in every model, as Hugging Face keeps it
+     */
+    EXPERT_SCORE_BIAS(true, Init.ZERO);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
@@ -61,6 +66,15 @@ public enum Slot {
      */
     public boolean perLayer() {
         return perLayer;
+    }
+
+    /**
+     * Whether a float16 or bfloat16 model holds it in float32 (Hugging Face's {@code _keep_in_fp32_modules}).
+     *
+     * @return true for {@link #EXPERT_SCORE_BIAS}
+     */
+    public boolean float32() {
+        return this == EXPERT_SCORE_BIAS;
     }
 
     /**

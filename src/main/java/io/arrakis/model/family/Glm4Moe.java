@@ -1,0 +1,124 @@
+package io.arrakis.model.family;
+
+import io.arrakis.model.family.Architecture.Norm;
+import io.arrakis.model.family.MixtureOfExperts.Grouped;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+import static io.arrakis.model.family.CheckpointTensor.linear;
+import static io.arrakis.model.family.CheckpointTensor.stored;
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.count;
+import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.pos;
+import static io.arrakis.model.family.Key.posDbl;
+import static io.arrakis.model.family.Key.ropeParameters;
+import static io.arrakis.model.family.Key.str;
+import static io.arrakis.model.family.Key.tok;
+import static io.arrakis.model.family.Slot.*;
+
+/**
+ * GLM-4.5 ({@code transformers/models/glm4_moe}; GLM-4.5, GLM-4.5-Air, GLM-4.6, GLM-4.7): Llama's attention with
+ * biases on the query, key and value projections as {@code attention_bias} says, per-head query and key RMSNorms where
+ * {@code use_qk_norm} is set, and the rotary embedding ({@code rotate_half}) on the first
+ * {@code partial_rotary_factor} (by default half) of each head. The first {@code first_k_dense_replace} layers have a
+ * dense gated MLP of {@code intermediate_size}; the others DeepSeek-V3's mixture: {@code n_routed_experts} experts of
+ * {@code moe_intermediate_size} routed by {@link MixtureOfExperts.Routing#SIGMOID_GROUPED} (sigmoid scores, the
+ * correction bias {@code e_score_correction_bias} choosing, {@code n_group} groups of which {@code topk_group} may be
+ * chosen from, {@code norm_topk_prob}, {@code routed_scaling_factor}) and a shared expert of
+ * {@code n_shared_experts × moe_intermediate_size} added as it is. A checkpoint's multi-token prediction layer, stored
+ * as the block after the last ({@code num_nextn_predict_layers}: 1 in every published model), is not read.
+ *
+ * <p>Keys: {@code Glm4MoeConfig} of {@code transformers} 5.17, plus {@code partial_rotary_factor}, the rotary keys 4.x
+ * files carry and {@code head_dim}, which its attention reads from the file: 128 where the file has none, as every
+ * published file sets it (the class would take {@code hidden_size // num_attention_heads}, 42 for its own defaults,
+ * whose half is no rotary width; a file of other shapes then fails to load, naming the first tensor that differs).
+ * Checkpoint: the experts one tensor each, as the published files and {@code save_pretrained} store them.
+ */
+final class Glm4Moe extends ModelFamily {
+
+    Glm4Moe() {
+        super("glm4-moe", "glm4_moe", Keys.of(List.of(
+                pos("vocab_size", 151552), pos("hidden_size", 4096), pos("intermediate_size", 10944),
+                count("num_hidden_layers", 46), pos("num_attention_heads", 96), pos("num_key_value_heads", 8),
+                str("hidden_act", "silu"), pos("max_position_embeddings", 131072), dbl("initializer_range", 0.02),
+                posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), bool("tie_word_embeddings", false),
+                ropeParameters(), bool("attention_bias", false), dbl("attention_dropout", 0.0),
+                pos("moe_intermediate_size", 1408), pos("num_experts_per_tok", 8), pos("n_shared_experts", 1),
+                pos("n_routed_experts", 128), posDbl("routed_scaling_factor", 1.0), pos("n_group", 1),
+                pos("topk_group", 1), count("first_k_dense_replace", 1), bool("norm_topk_prob", true),
+                bool("use_qk_norm", false), tok("bos_token_id", null), tok("eos_token_id", null),
+                tok("pad_token_id", null), count("num_nextn_predict_layers", 1), pos("head_dim", 128),
+                posDbl("partial_rotary_factor", 0.5), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling")),
+                Map.of("num_local_experts", "n_routed_experts", "num_mtp_layers", "num_nextn_predict_layers")));
+    }
+
+    @Override
+    Architecture architecture(Settings s) {
+        int experts = s.integer("n_routed_experts");
+        int groups = s.integer("n_group");
+        int topGroups = s.integer("topk_group");
+        int topK = s.integer("num_experts_per_tok");
+        if (experts % groups != 0 || experts / groups < 2) {
+            throw invalid("n_group", groups, "must divide n_routed_experts = " + experts + " into groups of at least"
+                    + " two experts, whose two best scores rank the groups");
+        }
+        if (topGroups > groups) {
+            throw invalid("topk_group", topGroups, "exceeds n_group = " + groups);
+        }
+        if (topK > topGroups * (experts / groups)) {
+            throw invalid("num_experts_per_tok", topK, "exceeds the " + topGroups * (experts / groups) + " experts of"
+                    + " the topk_group = " + topGroups + " groups a token may choose from");
+        }
+        int layers = s.integer("num_hidden_layers");
+        int firstSparse = s.integer("first_k_dense_replace");
+        List<Boolean> sparse = IntStream.range(0, layers).mapToObj(i -> i >= firstSparse).toList();
+        MixtureOfExperts moe = MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups,
+                        s.bool("norm_topk_prob"), s.number("routed_scaling_factor")))
+                .withUngatedSharedExpert(s.integer("n_shared_experts") * s.integer("moe_intermediate_size"))
+                .withDenseLayers(sparse, s.integer("intermediate_size"));
+        boolean bias = s.bool("attention_bias");
+        ArchitectureBuilder b = LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
+                .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", "partial_rotary_factor")
+                .biases(bias, false, false).mixtureOfExperts(moe);
+        return (s.bool("use_qk_norm") ? b.qkNorm(Architecture.QkNorm.PER_HEAD) : b).build();
+    }
+
+    @Override
+    public Checkpoint checkpoint(Architecture a) {
+        long d = a.dModel();
+        long q = (long) a.nHeads() * a.dHead();
+        long kv = (long) a.nKvHeads() * a.dHead();
+        MixtureOfExperts moe = a.moe();
+        long dense = moe.denseWidth();
+        long shared = moe.sharedWidth();
+        List<CheckpointTensor> sparse = new ArrayList<>(List.of(
+                linear("mlp.gate.weight", W_ROUTER, moe.experts(), d),
+                stored("mlp.gate.e_score_correction_bias", EXPERT_SCORE_BIAS, moe.experts())));
+        sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
+        sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
+                linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
+                linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+        Checkpoint.Builder builder = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
+                .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
+                .layer(stored("input_layernorm.weight", LN1_W, d),
+                        linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
+                        linear("self_attn.v_proj.weight", WV, kv, d))
+                .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
+                        stored("self_attn.v_proj.bias", BV, kv))
+                .layerIf(a.qkNorm() != Architecture.QkNorm.NONE, LlamaLayout.qkNorms(a))
+                .layer(linear("self_attn.o_proj.weight", WO, d, q), stored("post_attention_layernorm.weight", LN2_W, d))
+                .layerWhere(l -> !moe.sparse(l), linear("mlp.gate_proj.weight", W_GATE, dense, d),
+                        linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
+                .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
+                .global(stored("norm.weight", LNF_W, d))
+                .unembedding("lm_head.weight", a)
+                .unread("layers." + a.nLayers() + ".");
+        return builder.build();
+    }
+}

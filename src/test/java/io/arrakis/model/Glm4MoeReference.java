@@ -1,0 +1,168 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static io.arrakis.model.ReferenceMath.add;
+import static io.arrakis.model.ReferenceMath.attention;
+import static io.arrakis.model.ReferenceMath.embed;
+import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.projection;
+import static io.arrakis.model.ReferenceMath.rmsNorm;
+import static io.arrakis.model.ReferenceMath.rotateHalf;
+import static io.arrakis.model.ReferenceMath.silu;
+import static io.arrakis.model.ReferenceMath.tensor;
+
+/**
+ * A GLM-4.5 reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights
+ * drawn around 1, its biases and the experts' correction bias around 0, so that every one counts) and the activations
+ * of {@code Glm4MoeForCausalLM}'s forward pass as transformers' modeling file defines it, computed here in double
+ * precision in plain Java, apart from the library's forward pass ({@link ReferenceMath}): RMSNorm blocks; biased query,
+ * key and value projections; per-head query and key RMSNorms; the rotary embedding ({@code rotate_half}) on the first
+ * half of each head (head_dim not hidden / heads); a causal softmax over grouped key/value heads; a dense gated SiLU
+ * MLP in layer 0 and, after it, {@code Glm4MoeTopkRouter}'s routing (sigmoid scores; the correction bias added to
+ * choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the highest sum of their two best biased scores;
+ * the top {@value #TOP_K} of their experts; their unbiased scores over their sum, times {@value #SCALE}), the chosen
+ * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head.
+ */
+final class Glm4MoeReference {
+    private static final int VOCAB = 96;
+    private static final int D = 32;
+    private static final int HEADS = 4;
+    private static final int KV = 2;
+    private static final int HD = 12; // not D / HEADS, so that head_dim counts
+    private static final int ROTARY = HD / 2; // partial_rotary_factor 0.5
+    private static final int DENSE = 40;
+    private static final int EXPERT = 16;
+    private static final int EXPERTS = 8;
+    private static final int TOP_K = 3;
+    private static final int GROUPS = 4;
+    private static final int TOP_GROUPS = 2;
+    private static final double SCALE = 1.7;
+    private static final int SHARED = 2 * EXPERT;
+    private static final int LAYERS = 3;
+    private static final double EPS = 1e-5;
+    private static final double THETA = 1000.0;
+    private static final int BATCH = 2;
+    private static final int POS = 10;
+
+    private Glm4MoeReference() {
+    }
+
+    /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
+    static void write(Path dir) throws IOException {
+        HookedAutoConfig config = HookedAutoConfig.of("glm4_moe").with(Map.ofEntries(Map.entry("vocab_size", VOCAB),
+                Map.entry("hidden_size", D), Map.entry("intermediate_size", DENSE),
+                Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
+                Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
+                Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
+                Map.entry("moe_intermediate_size", EXPERT), Map.entry("n_routed_experts", EXPERTS),
+                Map.entry("num_experts_per_tok", TOP_K), Map.entry("n_group", GROUPS),
+                Map.entry("topk_group", TOP_GROUPS), Map.entry("routed_scaling_factor", SCALE),
+                Map.entry("n_shared_experts", SHARED / EXPERT), Map.entry("first_k_dense_replace", 1),
+                Map.entry("use_qk_norm", true), Map.entry("attention_bias", true)));
+        ReferenceMath.write(config, 61, BATCH, POS, dir, Glm4MoeReference::forward);
+    }
+
+    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out) {
+        int n = BATCH * POS;
+        double[] x = embed(w, ids, D);
+        for (int layer = 0; layer < LAYERS; layer++) {
+            String p = "model.layers." + layer + ".";
+            out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
+            double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
+            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
+            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
+            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
+            q = rmsNorm(q, n * HEADS, HD, w.get(p + "self_attn.q_norm.weight"), EPS);
+            k = rmsNorm(k, n * KV, HD, w.get(p + "self_attn.k_norm.weight"), EPS);
+            rotateHalf(q, BATCH, POS, HEADS, HD, ROTARY, THETA);
+            rotateHalf(k, BATCH, POS, KV, HD, ROTARY, THETA);
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, false));
+            double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
+            if (layer == 0) {
+                double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
+                        projection(w, p + "mlp.up_proj", h2, n, DENSE, D, false));
+                out.put("blocks.0.mlp.hook_post", tensor(act, BATCH, POS, DENSE));
+                add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
+            } else {
+                add(x, mixture(w, p + "mlp.", h2, n, layer, out));
+            }
+        }
+        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
+        out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
+        out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
+    }
+
+    /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
+    private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
+                                    Map<String, Tensor> out) {
+        double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
+        double[] bias = w.get(p + "gate.e_score_correction_bias");
+        double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
+                linear(h, n, w.get(p + "shared_experts.up_proj.weight"), SHARED, D)), n,
+                w.get(p + "shared_experts.down_proj.weight"), D, SHARED);
+        double[] chosenOut = new double[n * TOP_K];
+        double[] weightsOut = new double[n * TOP_K];
+        int size = EXPERTS / GROUPS;
+        for (int t = 0; t < n; t++) {
+            double[] score = new double[EXPERTS];
+            double[] choice = new double[EXPERTS];
+            for (int e = 0; e < EXPERTS; e++) {
+                score[e] = 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
+                choice[e] = score[e] + bias[e];
+            }
+            double[] groupScore = new double[GROUPS];
+            for (int g = 0; g < GROUPS; g++) {
+                double[] members = java.util.Arrays.copyOfRange(choice, g * size, (g + 1) * size);
+                java.util.Arrays.sort(members);
+                groupScore[g] = members[size - 1] + members[size - 2];
+            }
+            boolean[] allowed = new boolean[GROUPS];
+            for (int pick = 0; pick < TOP_GROUPS; pick++) {
+                int best = -1;
+                for (int g = 0; g < GROUPS; g++) {
+                    if (!allowed[g] && (best < 0 || groupScore[g] > groupScore[best])) {
+                        best = g;
+                    }
+                }
+                allowed[best] = true;
+            }
+            int[] chosen = new int[TOP_K];
+            boolean[] taken = new boolean[EXPERTS];
+            double sum = 0;
+            for (int j = 0; j < TOP_K; j++) {
+                int best = -1;
+                for (int e = 0; e < EXPERTS; e++) {
+                    if (allowed[e / size] && !taken[e] && (best < 0 || choice[e] > choice[best])) {
+                        best = e;
+                    }
+                }
+                taken[best] = true;
+                chosen[j] = best;
+                sum += score[best];
+            }
+            double[] row = java.util.Arrays.copyOfRange(h, t * D, (t + 1) * D);
+            for (int j = 0; j < TOP_K; j++) {
+                int e = chosen[j];
+                double weight = score[e] / (sum + 1e-20) * SCALE;
+                chosenOut[t * TOP_K + j] = e;
+                weightsOut[t * TOP_K + j] = weight;
+                String expert = p + "experts." + e + ".";
+                double[] act = silu(linear(row, 1, w.get(expert + "gate_proj.weight"), EXPERT, D),
+                        linear(row, 1, w.get(expert + "up_proj.weight"), EXPERT, D));
+                double[] o = linear(act, 1, w.get(expert + "down_proj.weight"), D, EXPERT);
+                for (int i = 0; i < D; i++) {
+                    y[t * D + i] += weight * o[i];
+                }
+            }
+        }
+        out.put("blocks." + layer + ".mlp.hook_expert_indices", tensor(chosenOut, BATCH, POS, TOP_K));
+        out.put("blocks." + layer + ".mlp.hook_expert_weights", tensor(weightsOut, BATCH, POS, TOP_K));
+        return y;
+    }
+}
