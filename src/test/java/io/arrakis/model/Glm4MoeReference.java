@@ -26,7 +26,8 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * MLP in layer 0 and, after it, {@code Glm4MoeTopkRouter}'s routing (sigmoid scores; the correction bias added to
  * choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the highest sum of their two best biased scores;
  * the top {@value #TOP_K} of their experts; their unbiased scores over their sum, times {@value #SCALE}), the chosen
- * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head.
+ * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head. Solar Open's
+ * is the same without query/key norms and dense layer, the whole head rotating.
  */
 final class Glm4MoeReference {
     private static final int VOCAB = 96;
@@ -52,22 +53,30 @@ final class Glm4MoeReference {
     private Glm4MoeReference() {
     }
 
-    /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
-    static void write(Path dir) throws IOException {
-        HookedAutoConfig config = HookedAutoConfig.of("glm4_moe").with(Map.ofEntries(Map.entry("vocab_size", VOCAB),
-                Map.entry("hidden_size", D), Map.entry("intermediate_size", DENSE),
-                Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
-                Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
+    /**
+     * Writes config.json, model.safetensors and reference.safetensors into {@code dir}: GLM-4.5's, or, where
+     * {@code solarOpen}, Solar Open's (Llama's attention: no query/key norms, the whole head rotating; every layer
+     * sparse).
+     */
+    static void write(Path dir, boolean solarOpen) throws IOException {
+        Map<String, Object> values = new java.util.LinkedHashMap<>(Map.ofEntries(Map.entry("vocab_size", VOCAB),
+                Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
+                Map.entry("num_attention_heads", HEADS), Map.entry("num_key_value_heads", KV),
+                Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
                 Map.entry("moe_intermediate_size", EXPERT), Map.entry("n_routed_experts", EXPERTS),
                 Map.entry("num_experts_per_tok", TOP_K), Map.entry("n_group", GROUPS),
                 Map.entry("topk_group", TOP_GROUPS), Map.entry("routed_scaling_factor", SCALE),
-                Map.entry("n_shared_experts", SHARED / EXPERT), Map.entry("first_k_dense_replace", 1),
-                Map.entry("use_qk_norm", true), Map.entry("attention_bias", true)));
-        ReferenceMath.write(config, 61, BATCH, POS, dir, Glm4MoeReference::forward);
+                Map.entry("n_shared_experts", SHARED / EXPERT), Map.entry("attention_bias", true)));
+        if (!solarOpen) {
+            values.putAll(Map.of("intermediate_size", DENSE, "first_k_dense_replace", 1, "use_qk_norm", true));
+        }
+        HookedAutoConfig config = HookedAutoConfig.of(solarOpen ? "solar_open" : "glm4_moe").with(values);
+        ReferenceMath.write(config, solarOpen ? 71 : 61, BATCH, POS, dir,
+                (w, ids, out) -> forward(w, ids, solarOpen, out));
     }
 
-    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out) {
+    private static void forward(Map<String, double[]> w, long[] ids, boolean solarOpen, Map<String, Tensor> out) {
         int n = BATCH * POS;
         double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
@@ -77,14 +86,16 @@ final class Glm4MoeReference {
             double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
             double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
             double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
-            q = rmsNorm(q, n * HEADS, HD, w.get(p + "self_attn.q_norm.weight"), EPS);
-            k = rmsNorm(k, n * KV, HD, w.get(p + "self_attn.k_norm.weight"), EPS);
-            rotateHalf(q, BATCH, POS, HEADS, HD, ROTARY, THETA);
-            rotateHalf(k, BATCH, POS, KV, HD, ROTARY, THETA);
+            if (!solarOpen) {
+                q = rmsNorm(q, n * HEADS, HD, w.get(p + "self_attn.q_norm.weight"), EPS);
+                k = rmsNorm(k, n * KV, HD, w.get(p + "self_attn.k_norm.weight"), EPS);
+            }
+            rotateHalf(q, BATCH, POS, HEADS, HD, solarOpen ? HD : ROTARY, THETA);
+            rotateHalf(k, BATCH, POS, KV, HD, solarOpen ? HD : ROTARY, THETA);
             double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
             add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, false));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
-            if (layer == 0) {
+            if (layer == 0 && !solarOpen) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
                         projection(w, p + "mlp.up_proj", h2, n, DENSE, D, false));
                 out.put("blocks.0.mlp.hook_post", tensor(act, BATCH, POS, DENSE));

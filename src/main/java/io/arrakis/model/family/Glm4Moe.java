@@ -60,6 +60,22 @@ final class Glm4Moe extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        int layers = s.integer("num_hidden_layers");
+        int firstSparse = s.integer("first_k_dense_replace");
+        List<Boolean> sparse = IntStream.range(0, layers).mapToObj(i -> i >= firstSparse).toList();
+        boolean bias = s.bool("attention_bias");
+        ArchitectureBuilder b = LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
+                .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", "partial_rotary_factor")
+                .biases(bias, false, false)
+                .mixtureOfExperts(mixture(s).withDenseLayers(sparse, s.integer("intermediate_size")));
+        return (s.bool("use_qk_norm") ? b.qkNorm(Architecture.QkNorm.PER_HEAD) : b).build();
+    }
+
+    /**
+     * The mixture GLM-4.5's configuration keys describe (which Solar Open's share): experts routed as
+     * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}, a shared expert added ungated; every layer sparse.
+     */
+    static MixtureOfExperts mixture(Settings s) {
         int experts = s.integer("n_routed_experts");
         int groups = s.integer("n_group");
         int topGroups = s.integer("topk_group");
@@ -75,22 +91,21 @@ final class Glm4Moe extends ModelFamily {
             throw invalid("num_experts_per_tok", topK, "exceeds the " + topGroups * (experts / groups) + " experts of"
                     + " the topk_group = " + topGroups + " groups a token may choose from");
         }
-        int layers = s.integer("num_hidden_layers");
-        int firstSparse = s.integer("first_k_dense_replace");
-        List<Boolean> sparse = IntStream.range(0, layers).mapToObj(i -> i >= firstSparse).toList();
-        MixtureOfExperts moe = MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups,
-                        s.bool("norm_topk_prob"), s.number("routed_scaling_factor")))
-                .withUngatedSharedExpert(s.integer("n_shared_experts") * s.integer("moe_intermediate_size"))
-                .withDenseLayers(sparse, s.integer("intermediate_size"));
-        boolean bias = s.bool("attention_bias");
-        ArchitectureBuilder b = LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
-                .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", "partial_rotary_factor")
-                .biases(bias, false, false).mixtureOfExperts(moe);
-        return (s.bool("use_qk_norm") ? b.qkNorm(Architecture.QkNorm.PER_HEAD) : b).build();
+        return MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups, s.bool("norm_topk_prob"),
+                        s.number("routed_scaling_factor")))
+                .withUngatedSharedExpert(s.integer("n_shared_experts") * s.integer("moe_intermediate_size"));
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a, true);
+    }
+
+    /**
+     * The layout of GLM-4.5's blocks and of Solar Open's; where {@code multiTokenPrediction}, the block after the last
+     * (GLM-4.5's multi-token prediction layer) is not read.
+     */
+    static Checkpoint checkpointOf(Architecture a, boolean multiTokenPrediction) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -117,8 +132,7 @@ final class Glm4Moe extends ModelFamily {
                         linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
-                .unembedding("lm_head.weight", a)
-                .unread("layers." + a.nLayers() + ".");
-        return builder.build();
+                .unembedding("lm_head.weight", a);
+        return (multiTokenPrediction ? builder.unread("layers." + a.nLayers() + ".") : builder).build();
     }
 }
