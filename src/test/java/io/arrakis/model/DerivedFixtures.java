@@ -27,12 +27,12 @@ import java.util.function.Consumer;
  * Reference models for families that no Hugging Face fixture was made for, each written once per test JVM into a
  * temporary folder (deleted as the JVM exits, so that none outlives the code that derived it) from one that was,
  * holding the same function so that its reference activations hold unchanged; those of olmoe, exaone4, glm4, glm,
- * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe and
- * solar-open, which no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s,
+ * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe,
+ * solar-open and exaone-moe, which no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s,
  * {@link Glm4Reference}'s, {@link Ernie45Reference}'s, {@link SeedOssReference}'s, {@link ArceeReference}'s,
  * {@link HeliumReference}'s, {@link VaultGemmaReference}'s, {@link NemotronReference}'s, {@link Jais2Reference}'s,
  * {@link HyperClovaxReference}'s, {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and
- * {@link Glm4MoeReference}'s (both).
+ * {@link Glm4MoeReference}'s (all three).
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top {@value #TOP_K}
  * with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order (the gate and up
@@ -72,7 +72,8 @@ final class DerivedFixtures {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
-                "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open").contains(family)) {
+                "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe")
+                .contains(family)) {
             return Optional.empty();
         }
         Path written = WRITTEN.get(family);
@@ -119,8 +120,12 @@ final class DerivedFixtures {
                 OptReference.write(dir);
             } else if (family.equals("gpt-bigcode")) {
                 GptBigCodeReference.write(dir, GptBigCodeReference.Variant.DEFAULTS);
-            } else if (family.equals("glm4-moe") || family.equals("solar-open")) {
-                Glm4MoeReference.write(dir, family.equals("solar-open"));
+            } else if (family.equals("glm4-moe")) {
+                Glm4MoeReference.write(dir, Glm4MoeReference.Kind.GLM4_MOE);
+            } else if (family.equals("solar-open")) {
+                Glm4MoeReference.write(dir, Glm4MoeReference.Kind.SOLAR_OPEN);
+            } else if (family.equals("exaone-moe")) {
+                Glm4MoeReference.write(dir, Glm4MoeReference.Kind.EXAONE_MOE);
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";

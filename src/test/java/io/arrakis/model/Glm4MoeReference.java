@@ -4,6 +4,7 @@ import io.arrakis.torch.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 import static io.arrakis.model.ReferenceMath.add;
@@ -27,7 +28,7 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the highest sum of their two best biased scores;
  * the top {@value #TOP_K} of their experts; their unbiased scores over their sum, times {@value #SCALE}), the chosen
  * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head. Solar Open's
- * is the same without query/key norms and dense layer, the whole head rotating.
+ * and EXAONE MoE's differ as {@link Kind} says.
  */
 final class Glm4MoeReference {
     private static final int VOCAB = 96;
@@ -53,55 +54,93 @@ final class Glm4MoeReference {
     private Glm4MoeReference() {
     }
 
-    /**
-     * Writes config.json, model.safetensors and reference.safetensors into {@code dir}: GLM-4.5's, or, where
-     * {@code solarOpen}, Solar Open's (Llama's attention: no query/key norms, the whole head rotating; every layer
-     * sparse).
-     */
-    static void write(Path dir, boolean solarOpen) throws IOException {
+    /** Which of the families that share these experts. */
+    enum Kind {
+        /** glm4_moe: query/key norms and biases, half of each head rotating, layer 0 dense. */
+        GLM4_MOE("glm4_moe", 61),
+        /** The same without {@code norm_topk_prob}: the chosen scores as they are, times the scale. */
+        GLM4_MOE_AS_IS("glm4_moe", 79),
+        /** solar_open: Llama's attention with biases, the whole head rotating, every layer sparse. */
+        SOLAR_OPEN("solar_open", 71),
+        /**
+         * exaone_moe: query/key norms, no biases, layers 0 and 1 sliding in a window of {@value #WINDOW} (shorter
+         * than the input) and rotating the whole head, layer 2 full and not rotating; layer 1 dense.
+         */
+        EXAONE_MOE("exaone_moe", 73);
+
+        private final String modelType;
+        private final long seed;
+
+        Kind(String modelType, long seed) {
+            this.modelType = modelType;
+            this.seed = seed;
+        }
+
+        boolean dense(int layer) {
+            return this == GLM4_MOE || this == GLM4_MOE_AS_IS ? layer == 0 : this == EXAONE_MOE && layer == 1;
+        }
+    }
+
+    /** EXAONE MoE's sliding window. */
+    static final int WINDOW = 4;
+
+    /** Writes config.json, model.safetensors and reference.safetensors of {@code kind}'s model into {@code dir}. */
+    static void write(Path dir, Kind kind) throws IOException {
         Map<String, Object> values = new java.util.LinkedHashMap<>(Map.ofEntries(Map.entry("vocab_size", VOCAB),
                 Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
                 Map.entry("num_attention_heads", HEADS), Map.entry("num_key_value_heads", KV),
                 Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
-                Map.entry("moe_intermediate_size", EXPERT), Map.entry("n_routed_experts", EXPERTS),
-                Map.entry("num_experts_per_tok", TOP_K), Map.entry("n_group", GROUPS),
-                Map.entry("topk_group", TOP_GROUPS), Map.entry("routed_scaling_factor", SCALE),
-                Map.entry("n_shared_experts", SHARED / EXPERT), Map.entry("attention_bias", true)));
-        if (!solarOpen) {
-            values.putAll(Map.of("intermediate_size", DENSE, "first_k_dense_replace", 1, "use_qk_norm", true));
+                Map.entry("moe_intermediate_size", EXPERT), Map.entry("num_experts_per_tok", TOP_K),
+                Map.entry("n_group", GROUPS), Map.entry("topk_group", TOP_GROUPS),
+                Map.entry("routed_scaling_factor", SCALE)));
+        switch (kind) {
+            case GLM4_MOE, GLM4_MOE_AS_IS -> values.putAll(Map.of("n_routed_experts", EXPERTS,
+                    "n_shared_experts", SHARED / EXPERT, "attention_bias", true, "intermediate_size", DENSE,
+                    "first_k_dense_replace", 1, "use_qk_norm", true, "norm_topk_prob", kind != Kind.GLM4_MOE_AS_IS));
+            case SOLAR_OPEN -> values.putAll(Map.of("n_routed_experts", EXPERTS, "n_shared_experts", SHARED / EXPERT,
+                    "attention_bias", true));
+            case EXAONE_MOE -> values.putAll(Map.of("num_experts", EXPERTS, "num_shared_experts", SHARED / EXPERT,
+                    "intermediate_size", DENSE, "mlp_layer_types", List.of("sparse", "dense", "sparse"),
+                    "layer_types", List.of("sliding_attention", "sliding_attention", "full_attention"),
+                    "sliding_window", WINDOW));
         }
-        HookedAutoConfig config = HookedAutoConfig.of(solarOpen ? "solar_open" : "glm4_moe").with(values);
-        ReferenceMath.write(config, solarOpen ? 71 : 61, BATCH, POS, dir,
-                (w, ids, out) -> forward(w, ids, solarOpen, out));
+        HookedAutoConfig config = HookedAutoConfig.of(kind.modelType).with(values);
+        ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
     }
 
-    private static void forward(Map<String, double[]> w, long[] ids, boolean solarOpen, Map<String, Tensor> out) {
+    private static void forward(Map<String, double[]> w, long[] ids, Kind kind, Map<String, Tensor> out) {
         int n = BATCH * POS;
+        boolean biased = kind != Kind.EXAONE_MOE;
         double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
             String p = "model.layers." + layer + ".";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
-            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
-            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
-            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
-            if (!solarOpen) {
+            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, biased);
+            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, biased);
+            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, biased);
+            if (kind != Kind.SOLAR_OPEN) {
                 q = rmsNorm(q, n * HEADS, HD, w.get(p + "self_attn.q_norm.weight"), EPS);
                 k = rmsNorm(k, n * KV, HD, w.get(p + "self_attn.k_norm.weight"), EPS);
             }
-            rotateHalf(q, BATCH, POS, HEADS, HD, solarOpen ? HD : ROTARY, THETA);
-            rotateHalf(k, BATCH, POS, KV, HD, solarOpen ? HD : ROTARY, THETA);
-            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
+            boolean full = kind == Kind.EXAONE_MOE && layer == 2;
+            if (!full) { // EXAONE's full layer does not rotate
+                int rotary = kind.modelType.equals("glm4_moe") ? ROTARY : HD;
+                rotateHalf(q, BATCH, POS, HEADS, HD, rotary, THETA);
+                rotateHalf(k, BATCH, POS, KV, HD, rotary, THETA);
+            }
+            int window = kind == Kind.EXAONE_MOE && !full ? WINDOW : Integer.MAX_VALUE;
+            double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, window, layer, out);
             add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, false));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
-            if (layer == 0 && !solarOpen) {
+            if (kind.dense(layer)) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
                         projection(w, p + "mlp.up_proj", h2, n, DENSE, D, false));
-                out.put("blocks.0.mlp.hook_post", tensor(act, BATCH, POS, DENSE));
+                out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
                 add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
             } else {
-                add(x, mixture(w, p + "mlp.", h2, n, layer, out));
+                add(x, mixture(w, p + "mlp.", h2, n, layer, kind != Kind.GLM4_MOE_AS_IS, out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
@@ -111,7 +150,7 @@ final class Glm4MoeReference {
 
     /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
     private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
-                                    Map<String, Tensor> out) {
+                                    boolean normalized, Map<String, Tensor> out) {
         double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
         double[] bias = w.get(p + "gate.e_score_correction_bias");
         double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
@@ -160,7 +199,7 @@ final class Glm4MoeReference {
             double[] row = java.util.Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
                 int e = chosen[j];
-                double weight = score[e] / (sum + 1e-20) * SCALE;
+                double weight = (normalized ? score[e] / (sum + 1e-20) : score[e]) * SCALE;
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";

@@ -2,6 +2,7 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -120,6 +121,41 @@ class Glm4MoeTest {
                 assertTrue(out.cache().contains("blocks.0.mlp.hook_pre_linear"));
             }
         }
+    }
+
+    @Test
+    void withoutNormTopkProbTheChosenScoresWeightAsTheyAre(@TempDir Path dir) throws Exception {
+        Glm4MoeReference.write(dir, Glm4MoeReference.Kind.GLM4_MOE_AS_IS);
+        ModelParityTest.assertParity(dir, "glm4-moe without norm_topk_prob", 2 * 3 + 2);
+    }
+
+    @Test
+    void aBfloat16ModelsRouterMultipliesInFloat32() {
+        // the router's input and weight as the bfloat16 model holds them, multiplied in float32
+        Path fixture = Fixtures.huggingFace("glm4-moe");
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile file = SafeTensorsFile.open(fixture.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(fixture, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(Fixtures.referenceInputIds(fixture))) {
+            Tensor input = out.cache().get("blocks.1.ln2.hook_normalized").to(DType.FLOAT32);
+            Tensor weight = file.tensor("model.layers.1.mlp.gate.weight").to(DType.BFLOAT16).to(DType.FLOAT32);
+            Tensor expected = input.matmul(weight.transpose(0, 1));
+            Tensor logits = out.cache().get("blocks.1.mlp.hook_router_logits");
+            assertEquals(DType.FLOAT32, logits.dtype());
+            double scale = expected.abs().max().item();
+            assertTrue(logits.sub(expected).abs().max().item() <= 1e-5 * scale,
+                    "router logits off float32's by " + logits.sub(expected).abs().max().item());
+        }
+    }
+
+    @Test
+    void noDenseLayerAndNoPredictionLayerAreAccepted() {
+        HookedAutoConfig tiny = TinyConfigs.of("glm4-moe").with(Map.of("first_k_dense_replace", 0,
+                "num_nextn_predict_layers", 0));
+        assertTrue(tiny.architecture().moe().sparse(0) && tiny.architecture().moe().sparse(1));
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> tiny.with("first_k_dense_replace", -1).architecture()).getMessage();
+        assertTrue(m.startsWith("first_k_dense_replace = -1"), m);
     }
 
     @Test

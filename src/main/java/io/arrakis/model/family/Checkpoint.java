@@ -171,9 +171,9 @@ public final class Checkpoint {
             return this;
         }
 
-        /** Tensors under {@code prefix} (after the base prefix) are in some files but not read. */
+        /** Tensors whose full names start with {@code prefix} are in some files but not read. */
         Builder unread(String prefix) {
-            unread.add(basePrefix + prefix);
+            unread.add(prefix);
             return this;
         }
 

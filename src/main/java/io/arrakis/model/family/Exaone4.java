@@ -52,6 +52,14 @@ final class Exaone4 extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         int layers = s.integer("num_hidden_layers");
+        return attention(s, layers).sublayerNorms(false, true).build();
+    }
+
+    /**
+     * EXAONE 4's attention, which EXAONE MoE's is: per-head query and key norms, the layers of
+     * {@link #layerAttention}, and, with a window, only the sliding layers rotating.
+     */
+    static ArchitectureBuilder attention(Settings s, int layers) {
         Integer window = s.integerOrNull("sliding_window");
         List<LayerAttention> perLayer = layerAttention(s, layers, window);
         if (window == null && perLayer.contains(LayerAttention.SLIDING)) {
@@ -64,8 +72,7 @@ final class Exaone4 extends ModelFamily {
         }
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).rotatingLayers(rotates).qkNorm(QkNorm.PER_HEAD)
-                .sublayerNorms(false, true).slidingWindow(window).layerAttention(perLayer)
-                .build();
+                .slidingWindow(window).layerAttention(perLayer);
     }
 
     /** {@code layer_types}, or every {@code sliding_window_pattern}-th layer full as Exaone4Config fills it in. */

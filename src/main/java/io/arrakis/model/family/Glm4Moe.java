@@ -14,6 +14,7 @@ import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
+import static io.arrakis.model.family.Key.integer;
 import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
@@ -51,9 +52,9 @@ final class Glm4Moe extends ModelFamily {
                 ropeParameters(), bool("attention_bias", false), dbl("attention_dropout", 0.0),
                 pos("moe_intermediate_size", 1408), pos("num_experts_per_tok", 8), pos("n_shared_experts", 1),
                 pos("n_routed_experts", 128), posDbl("routed_scaling_factor", 1.0), pos("n_group", 1),
-                pos("topk_group", 1), count("first_k_dense_replace", 1), bool("norm_topk_prob", true),
+                pos("topk_group", 1), integer("first_k_dense_replace", 1), bool("norm_topk_prob", true),
                 bool("use_qk_norm", false), tok("bos_token_id", null), tok("eos_token_id", null),
-                tok("pad_token_id", null), count("num_nextn_predict_layers", 1), pos("head_dim", 128),
+                tok("pad_token_id", null), integer("num_nextn_predict_layers", 1), pos("head_dim", 128),
                 posDbl("partial_rotary_factor", 0.5), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling")),
                 Map.of("num_local_experts", "n_routed_experts", "num_mtp_layers", "num_nextn_predict_layers")));
     }
@@ -61,8 +62,7 @@ final class Glm4Moe extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         int layers = s.integer("num_hidden_layers");
-        int firstSparse = s.integer("first_k_dense_replace");
-        List<Boolean> sparse = IntStream.range(0, layers).mapToObj(i -> i >= firstSparse).toList();
+        List<Boolean> sparse = sparseFrom(s, layers);
         boolean bias = s.bool("attention_bias");
         ArchitectureBuilder b = LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", "partial_rotary_factor")
@@ -71,17 +71,31 @@ final class Glm4Moe extends ModelFamily {
         return (s.bool("use_qk_norm") ? b.qkNorm(Architecture.QkNorm.PER_HEAD) : b).build();
     }
 
+    /** Every layer from {@code first_k_dense_replace} on sparse (0: every layer; at least the layers: none). */
+    static List<Boolean> sparseFrom(Settings s, int layers) {
+        int firstSparse = s.integer("first_k_dense_replace");
+        if (firstSparse < 0) {
+            throw invalid("first_k_dense_replace", firstSparse, "must be >= 0: it counts the dense layers");
+        }
+        return IntStream.range(0, layers).mapToObj(i -> i >= firstSparse).toList();
+    }
+
     /**
      * The mixture GLM-4.5's configuration keys describe (which Solar Open's share): experts routed as
      * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}, a shared expert added ungated; every layer sparse.
      */
     static MixtureOfExperts mixture(Settings s) {
-        int experts = s.integer("n_routed_experts");
+        return mixture(s, "n_routed_experts", "n_shared_experts");
+    }
+
+    /** {@link #mixture(Settings)} with the experts and shared experts counted under these keys (EXAONE's). */
+    static MixtureOfExperts mixture(Settings s, String expertsKey, String sharedKey) {
+        int experts = s.integer(expertsKey);
         int groups = s.integer("n_group");
         int topGroups = s.integer("topk_group");
         int topK = s.integer("num_experts_per_tok");
         if (experts % groups != 0 || experts / groups < 2) {
-            throw invalid("n_group", groups, "must divide n_routed_experts = " + experts + " into groups of at least"
+            throw invalid("n_group", groups, "must divide " + expertsKey + " = " + experts + " into groups of at least"
                     + " two experts, whose two best scores rank the groups");
         }
         if (topGroups > groups) {
@@ -93,19 +107,19 @@ final class Glm4Moe extends ModelFamily {
         }
         return MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups, s.bool("norm_topk_prob"),
                         s.number("routed_scaling_factor")))
-                .withUngatedSharedExpert(s.integer("n_shared_experts") * s.integer("moe_intermediate_size"));
+                .withUngatedSharedExpert(s.integer(sharedKey) * s.integer("moe_intermediate_size"));
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return checkpointOf(a, true);
+        return checkpointOf(a, "model.layers." + a.nLayers() + ".");
     }
 
     /**
-     * The layout of GLM-4.5's blocks and of Solar Open's; where {@code multiTokenPrediction}, the block after the last
-     * (GLM-4.5's multi-token prediction layer) is not read.
+     * The layout of GLM-4.5's blocks, Solar Open's and EXAONE MoE's; tensors under {@code unread} (a model's
+     * multi-token prediction layer; null for none) are not read.
      */
-    static Checkpoint checkpointOf(Architecture a, boolean multiTokenPrediction) {
+    static Checkpoint checkpointOf(Architecture a, String unread) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -133,6 +147,6 @@ final class Glm4Moe extends ModelFamily {
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a);
-        return (multiTokenPrediction ? builder.unread("layers." + a.nLayers() + ".") : builder).build();
+        return (unread != null ? builder.unread(unread) : builder).build();
     }
 }

@@ -56,6 +56,6 @@ final class SolarOpen extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return Glm4Moe.checkpointOf(a, false);
+        return Glm4Moe.checkpointOf(a, null);
     }
 }
