@@ -420,9 +420,12 @@ final class Forward {
                 sigmoid ? float32RouterLogits(x, l) : w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
+        long[] picks = null; // the experts as read back to the host, where the routing needed them
         if (sigmoid) {
-            top = sigmoidGroupedChoice(logits, l.expertScoreBias());
-            weights = top.get(0);
+            Choice choice = sigmoidGroupedChoice(logits, l.expertScoreBias());
+            top = List.of(choice.weights(), choice.experts());
+            weights = choice.weights();
+            picks = choice.picks();
         } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
@@ -440,7 +443,8 @@ final class Forward {
         }
         Tensor chosen = hook.at(b + "mlp.hook_expert_indices", top.get(1));
         weights = hook.at(b + "mlp.hook_expert_weights", weights).reshape(tokens * k, 1);
-        ExpertRoutes routes = ExpertRoutes.of(chosen.toLongArray(), k, moe.experts(), b + "mlp.hook_expert_indices");
+        ExpertRoutes routes = ExpertRoutes.of(chosen == top.get(1) && picks != null ? picks : chosen.toLongArray(), k,
+                moe.experts(), b + "mlp.hook_expert_indices");
         Tensor flat = x.reshape(tokens, c.dModel());
         List<Tensor> outputs = new ArrayList<>(moe.experts());
         for (int e = 0; e < moe.experts(); e++) {
@@ -473,20 +477,24 @@ final class Forward {
         return x.to(DType.FLOAT32).matmul(l.wrouter().to(DType.FLOAT32));
     }
 
+    /** Each token's routing weights and experts {@code [batch, pos, topK]}, and the experts read back to the host. */
+    private record Choice(Tensor weights, Tensor experts, long[] picks) {
+    }
+
     /**
      * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s choice from float32 {@code logits [batch, pos, experts]}:
-     * each token's weights {@code [batch, pos, topK]} and experts, the largest first, as {@link Tensor#topk} gives
-     * them. The groups a token may choose from are found on the host, where the routes are read anyway.
+     * the experts with the largest biased scores first, as {@link Tensor#topk} gives them. The groups a token may
+     * choose from, and its weights, are found with the experts read back to the host, where the routes are read anyway.
      */
-    private List<Tensor> sigmoidGroupedChoice(Tensor logits, Tensor scoreBias) {
+    private Choice sigmoidGroupedChoice(Tensor logits, Tensor scoreBias) {
         MixtureOfExperts moe = c.moe();
         MixtureOfExperts.Grouped g = moe.grouped();
         Tensor scores = logits.sigmoid();
-        Tensor choice = scores.add(scoreBias.dtype() == DType.FLOAT32 ? scoreBias : scoreBias.to(DType.FLOAT32));
+        Tensor biased = scores.add(scoreBias.dtype() == DType.FLOAT32 ? scoreBias : scoreBias.to(DType.FLOAT32));
         if (g.topGroups() < g.groups()) {
-            choice = choice.add(groupMask(choice, g));
+            biased = biased.add(groupMask(biased, g));
         }
-        List<Tensor> top = choice.topk(moe.topK(), -1, true);
+        List<Tensor> top = biased.topk(moe.topK(), -1, true);
         long[] shape = logits.shape();
         long tokens = shape[0] * shape[1];
         long[] chosen = top.get(1).toLongArray();
@@ -499,7 +507,7 @@ final class Forward {
         if (g.normalized()) {
             weights = weights.div(weights.sum(-1, true).add(1e-20));
         }
-        return List.of(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), top.get(1));
+        return new Choice(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), top.get(1), chosen);
     }
 
     /**

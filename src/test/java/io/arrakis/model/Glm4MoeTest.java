@@ -149,6 +149,21 @@ class Glm4MoeTest {
     }
 
     @Test
+    void replacedExpertIndicesRouteTheTokens() {
+        Path fixture = Fixtures.huggingFace("glm4-moe");
+        try (TensorScope scope = TensorScope.open(); HookedAutoModel model = HookedAutoModel.fromPretrained(fixture);
+             ModelOutput out = model.runWithHooks(Fixtures.referenceInputIds(fixture), CacheSpec.all(),
+                     HookedAutoModel.HookSpec.at("blocks.1.mlp.hook_expert_indices", (indices, name) ->
+                             Tensor.of(new long[] {0, 1, 2}, 1, 1, 3).expand(indices.shape()).contiguous()))) {
+            long tokens = out.cache().get("blocks.1.mlp.hook_router_logits").numel() / 8;
+            for (int e = 0; e < 8; e++) {
+                assertEquals(e < 3 ? tokens : 0, out.cache().get("blocks.1.mlp.experts." + e + ".hook_post").size(0),
+                        "expert " + e);
+            }
+        }
+    }
+
+    @Test
     void noDenseLayerAndNoPredictionLayerAreAccepted() {
         HookedAutoConfig tiny = TinyConfigs.of("glm4-moe").with(Map.of("first_k_dense_replace", 0,
                 "num_nextn_predict_layers", 0));
