@@ -45,6 +45,8 @@ import java.util.function.Consumer;
  * projection undoes: the two halves sum to the dense MLP. {@code granitemoe}: the granite fixture with the same
  * experts, fused as Granite's files store them ({@code input_linear [experts, 2 d_mlp, d_model]}, gate rows then up
  * rows, and {@code output_linear [experts, d_model, d_mlp]}), whose softmax over the top logits sums to 1.
+ * {@code granitemoeshared}: the same experts of the first half of the units, and a shared MLP of the other half
+ * ({@code shared_mlp.input_linear}, gate rows then up rows), added as it is: the two halves sum to the dense MLP.
  * {@code smollm3}: the llama fixture with every layer rotating ({@code no_rope_layers} all 1), which is Llama.
  * {@code olmo3}: the olmo2 fixture with a sliding layer whose window ({@value #OLMO3_WINDOW}) holds the reference's
  * tokens and both kinds of layer rotating as OLMo 2's, which is OLMo 2. {@code ministral3}: the mistral fixture with a
@@ -72,7 +74,8 @@ final class DerivedFixtures {
         if (!List.of("qwen3-moe", "qwen3-vl-moe", "qwen2-moe", "smollm3", "olmoe", "olmo3",
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
-                "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe")
+                "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
+                "granitemoeshared")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -129,7 +132,7 @@ final class DerivedFixtures {
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";
-                    case "granitemoe" -> "granite";
+                    case "granitemoe", "granitemoeshared" -> "granite";
                     default -> "qwen3";
                 };
                 writeMixture(Fixtures.huggingFace(dense), dir, Mixture.of(family));
@@ -233,13 +236,14 @@ final class DerivedFixtures {
 
     /** The mixtures derived from a dense fixture: their config and how their experts are stored. */
     private enum Mixture {
-        QWEN3_MOE, QWEN3_VL_MOE, QWEN2_MOE, GRANITE_MOE;
+        QWEN3_MOE, QWEN3_VL_MOE, QWEN2_MOE, GRANITE_MOE, GRANITE_MOE_SHARED;
 
         static Mixture of(String family) {
             return switch (family) {
                 case "qwen3-vl-moe" -> QWEN3_VL_MOE;
                 case "qwen2-moe" -> QWEN2_MOE;
                 case "granitemoe" -> GRANITE_MOE;
+                case "granitemoeshared" -> GRANITE_MOE_SHARED;
                 default -> QWEN3_MOE;
             };
         }
@@ -255,7 +259,9 @@ final class DerivedFixtures {
         Map<String, Object> config = new LinkedHashMap<>((Map<String, Object>) Json.parse(
                 Files.readString(dense.resolve("config.json"))));
         int width = ((Number) config.get("intermediate_size")).intValue();
-        int routedWidth = kind == Mixture.QWEN2_MOE ? width / 2 : width;
+        boolean shared = kind == Mixture.QWEN2_MOE || kind == Mixture.GRANITE_MOE_SHARED;
+        boolean granite = kind == Mixture.GRANITE_MOE || kind == Mixture.GRANITE_MOE_SHARED;
+        int routedWidth = shared ? width / 2 : width;
         switch (kind) {
             case QWEN3_VL_MOE -> {
                 config.remove("architectures");
@@ -278,10 +284,17 @@ final class DerivedFixtures {
                 config.put("model_type", "granitemoe");
                 config.remove("mlp_bias");
             }
+            case GRANITE_MOE_SHARED -> {
+                config.put("architectures", List.of("GraniteMoeSharedForCausalLM"));
+                config.put("model_type", "granitemoeshared");
+                config.remove("mlp_bias");
+                config.put("intermediate_size", routedWidth);
+                config.put("shared_intermediate_size", width - routedWidth);
+            }
         }
-        config.put(kind == Mixture.GRANITE_MOE ? "num_local_experts" : "num_experts", EXPERTS);
+        config.put(granite ? "num_local_experts" : "num_experts", EXPERTS);
         config.put("num_experts_per_tok", TOP_K);
-        if (kind != Mixture.GRANITE_MOE) {
+        if (!granite) {
             config.put("moe_intermediate_size", routedWidth);
             config.put("decoder_sparse_step", 1);
             config.put("mlp_only_layers", List.of());
@@ -300,13 +313,13 @@ final class DerivedFixtures {
                     continue;
                 }
                 String mlp = name.substring(0, name.length() - "gate_proj.weight".length());
-                String moe = kind == Mixture.GRANITE_MOE ? mlp.replace(".mlp.", ".block_sparse_moe.") : mlp;
+                String moe = granite ? mlp.replace(".mlp.", ".block_sparse_moe.") : mlp;
                 Tensor gate = file.tensor(name);
                 Tensor up = file.tensor(mlp + "up_proj.weight");
                 Tensor down = file.tensor(mlp + "down_proj.weight");
                 long dModel = gate.size(1);
                 // logits of about unit size on the normalised stream, so that no expert's softmax share is negligible
-                String router = kind == Mixture.GRANITE_MOE ? "router.layer.weight" : "gate.weight";
+                String router = granite ? "router.layer.weight" : "gate.weight";
                 tensors.put(moe + router, Tensor.randn(g, new long[] {EXPERTS, dModel}, DType.FLOAT32, Device.CPU)
                         .div(Math.sqrt(dModel)));
                 List<Tensor> gateUp = new ArrayList<>();
@@ -322,7 +335,7 @@ final class DerivedFixtures {
                         downs.add(downColumns.transpose(0, 1));
                         continue;
                     }
-                    if (kind == Mixture.GRANITE_MOE) { // nn.Linear's [out, in]: gate rows then up rows
+                    if (granite) { // nn.Linear's [out, in]: gate rows then up rows
                         gateUp.add(Tensor.cat(List.of(gateRows, upRows), 0));
                         downs.add(downColumns);
                         continue;
@@ -336,9 +349,17 @@ final class DerivedFixtures {
                     tensors.put(mlp + "experts.gate_up_proj", Tensor.stack(gateUp, 0).contiguous());
                     tensors.put(mlp + "experts.down_proj", Tensor.stack(downs, 0).contiguous());
                 }
-                if (kind == Mixture.GRANITE_MOE) {
+                if (granite) {
                     tensors.put(moe + "input_linear.weight", Tensor.stack(gateUp, 0).contiguous());
                     tensors.put(moe + "output_linear.weight", Tensor.stack(downs, 0).contiguous());
+                }
+                if (kind == Mixture.GRANITE_MOE_SHARED) { // the other half of the units, gate rows then up rows
+                    int sharedWidth = width - routedWidth;
+                    String block = mlp.replace(".mlp.", ".shared_mlp.");
+                    tensors.put(block + "input_linear.weight", Tensor.cat(List.of(
+                            gate.narrow(0, routedWidth, sharedWidth), up.narrow(0, routedWidth, sharedWidth)), 0)
+                            .contiguous());
+                    tensors.put(block + "output_linear.weight", down.narrow(1, routedWidth, sharedWidth).contiguous());
                 }
                 if (kind == Mixture.QWEN2_MOE) {
                     int sharedWidth = width - routedWidth;

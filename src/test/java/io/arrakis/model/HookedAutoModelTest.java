@@ -722,8 +722,8 @@ class HookedAutoModelTest {
             "gpt-oss", "granite", "llama", "mistral", "mixtral", "olmo2", "phi", "phi3", "qwen2", "qwen3", "qwen3-moe",
             "qwen3-vl-moe", "smollm3", "olmoe", "qwen2-moe", "olmo3", "ministral3", "ministral", "exaone4", "glm4",
             "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "jais2",
-            "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "stable-lm",
-            "starcoder2");
+            "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "granitemoeshared",
+            "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

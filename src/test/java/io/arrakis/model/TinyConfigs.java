@@ -32,6 +32,9 @@ final class TinyConfigs {
         if (raw.containsKey("shared_expert_intermediate_size")) {
             o.put("shared_expert_intermediate_size", 40);
         }
+        if (raw.containsKey("shared_intermediate_size")) { // granitemoeshared's, 0 (none) by default
+            o.put("shared_intermediate_size", 40);
+        }
         if (raw.containsKey("num_key_value_heads")) {
             o.put("num_key_value_heads", 2);
         }

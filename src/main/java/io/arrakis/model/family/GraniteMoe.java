@@ -44,7 +44,12 @@ import static io.arrakis.model.family.Slot.W_ROUTER;
 final class GraniteMoe extends ModelFamily {
 
     GraniteMoe() {
-        super("granitemoe", "granitemoe", Keys.of(List.of(
+        super("granitemoe", "granitemoe", Keys.of(keys(), Map.of()));
+    }
+
+    /** GraniteMoeConfig's keys, which GraniteMoeSharedConfig's extend. */
+    static List<Key> keys() {
+        return List.of(
                 pos("vocab_size", 32000), pos("hidden_size", 4096), pos("intermediate_size", 11008),
                 count("num_hidden_layers", 32), pos("num_attention_heads", 32), posOrNull("num_key_value_heads", null),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
@@ -54,12 +59,16 @@ final class GraniteMoe extends ModelFamily {
                 dbl("logits_scaling", 1.0), dbl("residual_multiplier", 1.0), dbl("attention_multiplier", 1.0),
                 count("num_local_experts", 8), pos("num_experts_per_tok", 2), boolOrNull("output_router_logits", false),
                 dblOrNull("router_aux_loss_coef", 0.001), posDbl("rope_theta", 10000.0), optionalRopeScaling(),
-                ropeParameters(), optionalHeadDim()),
-                Map.of()));
+                ropeParameters(), optionalHeadDim());
     }
 
     @Override
     Architecture architecture(Settings s) {
+        return architectureOf(s, Mixtral.experts(s, Routing.TOP_K_THEN_FLOAT32_SOFTMAX, false, null));
+    }
+
+    /** Granite's blocks and multipliers with these experts (granitemoeshared's have a shared expert beside them). */
+    static Architecture architectureOf(Settings s, MixtureOfExperts experts) {
         double logitsScaling = s.number("logits_scaling");
         if (logitsScaling == 0.0) {
             throw invalid("logits_scaling", logitsScaling, "must not be 0: the logits are divided by it");
@@ -70,19 +79,24 @@ final class GraniteMoe extends ModelFamily {
                 .embeddingMultiplier(s.number("embedding_multiplier"))
                 .scaleAttention(false).attentionMultiplier(s.number("attention_multiplier"))
                 .residualMultiplier(s.number("residual_multiplier")).logitScale(1.0 / logitsScaling)
-                .mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_FLOAT32_SOFTMAX, false, null))
+                .mixtureOfExperts(experts)
                 .build();
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return LlamaLayout.checkpoint(a, experts(a));
+    }
+
+    /** The router's and the experts' tensors of Granite's files. */
+    static List<CheckpointTensor> experts(Architecture a) {
         long d = a.dModel();
         int mlp = a.dMlp();
         int experts = a.moe().experts();
         // stored [experts, out, in], nn.Linear's order, which is these [experts, in, out] tensors swapped
-        return LlamaLayout.checkpoint(a, List.of(linear("block_sparse_moe.router.layer.weight", W_ROUTER, experts, d),
+        return List.of(linear("block_sparse_moe.router.layer.weight", W_ROUTER, experts, d),
                 fusedStored("block_sparse_moe.input_linear.weight", new long[] {experts, d, 2L * mlp},
                         part(W_GATE, mlp), part(W_IN, mlp)).orSwapped(),
-                stored("block_sparse_moe.output_linear.weight", W_OUT, experts, mlp, d).orSwapped()));
+                stored("block_sparse_moe.output_linear.weight", W_OUT, experts, mlp, d).orSwapped());
     }
 }
