@@ -5,6 +5,7 @@ import io.arrakis.model.family.MixtureOfExperts;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -43,6 +44,19 @@ class ExaoneMoeTest {
         long attention = 4 * d * d + 2 * 128;
         long sparse = 64 * 3 * d * 1024 + 3 * d * 1024 + 64 * d + 64;
         assertEquals(2 * 102400 * d + 32 * (attention + 2 * d) + 3 * d * 16384 + 31 * sparse + d, c.parameterCount());
+    }
+
+    @Test
+    void theCorrectionBiasHasItsPublishedNameAndHeadDimFollowsTheHeads() {
+        HookedAutoConfig tiny = TinyConfigs.of("exaone-moe");
+        Set<String> names = tiny.checkpoint().tensors().keySet();
+        assertTrue(names.contains("model.layers.1.mlp.e_score_correction_bias"), names.toString());
+        assertFalse(names.contains("model.layers.1.mlp.gate.e_score_correction_bias"), names.toString());
+        assertEquals(16, tiny.with("num_attention_heads", 2).with("num_key_value_heads", 2).dHead(),
+                "hidden_size / num_attention_heads where head_dim is absent");
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> tiny.with("sliding_window", null).architecture()).getMessage();
+        assertTrue(m.startsWith("sliding_window"), m);
     }
 
     @Test

@@ -140,7 +140,9 @@ final class Glm4MoeReference {
                 out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
                 add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
             } else {
-                add(x, mixture(w, p + "mlp.", h2, n, layer, kind != Kind.GLM4_MOE_AS_IS, out));
+                // EXAONE's files name the correction bias mlp.e_score_correction_bias, the others' mlp.gate.*
+                String bias = p + (kind == Kind.EXAONE_MOE ? "mlp." : "mlp.gate.") + "e_score_correction_bias";
+                add(x, mixture(w, p + "mlp.", h2, n, layer, kind != Kind.GLM4_MOE_AS_IS, w.get(bias), out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
@@ -150,9 +152,8 @@ final class Glm4MoeReference {
 
     /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
     private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
-                                    boolean normalized, Map<String, Tensor> out) {
+                                    boolean normalized, double[] bias, Map<String, Tensor> out) {
         double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
-        double[] bias = w.get(p + "gate.e_score_correction_bias");
         double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
                 linear(h, n, w.get(p + "shared_experts.up_proj.weight"), SHARED, D)), n,
                 w.get(p + "shared_experts.down_proj.weight"), D, SHARED);

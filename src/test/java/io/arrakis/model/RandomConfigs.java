@@ -10,8 +10,8 @@ import java.util.Random;
  * Random small configurations of a family (1 to 3 layers, d_model 32 to 96, 6 to 24 positions), with the settings that
  * choose how attention is computed drawn too where the family has them: key/value heads, an explicit head dimension,
  * sliding windows and which layers slide, soft-capping, the rotary fraction, base and scaling, biases, parallel
- * residuals, activations, falcon's layouts, granite's multipliers and the experts of a mixture (glm4-moe's groups and
- * dense layers too). A value the family refuses is left at its default.
+ * residuals, activations, falcon's layouts, granite's multipliers and the experts of a mixture (the groups and dense
+ * layers of glm4-moe's kind too). A value the family refuses is left at its default.
  */
 final class RandomConfigs {
     private RandomConfigs() {
@@ -158,15 +158,27 @@ final class RandomConfigs {
         if (family.equals("cohere")) {
             c = tryWith(c, Map.of("logit_scale", pick(r, List.of(0.0625, 0.5, 1.0))));
         }
-        if (family.equals("glm4-moe")) { // a few experts in one or two groups, dense first layers or none
+        if (raw.containsKey("routed_scaling_factor")) { // glm4-moe, solar-open, exaone-moe: a few experts in one or two
+            // groups, dense first layers or none
             int groups = pick(r, List.of(1, 2));
             int experts = groups * (2 + r.nextInt(3));
             int topGroups = 1 + r.nextInt(groups);
-            c = tryWith(c, Map.of("n_routed_experts", experts, "n_group", groups, "topk_group", topGroups,
-                    "num_experts_per_tok", 1 + r.nextInt(Math.min(3, topGroups * experts / groups)),
-                    "moe_intermediate_size", pick(r, List.of(16, 32)), "first_k_dense_replace", r.nextInt(2),
-                    "routed_scaling_factor", pick(r, List.of(1.0, 2.5)), "norm_topk_prob", r.nextBoolean(),
-                    "use_qk_norm", r.nextBoolean(), "attention_bias", r.nextBoolean()));
+            Map<String, Object> mixture = new LinkedHashMap<>(Map.of(
+                    raw.containsKey("num_experts") ? "num_experts" : "n_routed_experts", experts, "n_group", groups,
+                    "topk_group", topGroups, "num_experts_per_tok",
+                    1 + r.nextInt(Math.min(3, topGroups * experts / groups)),
+                    "moe_intermediate_size", pick(r, List.of(16, 32)),
+                    "routed_scaling_factor", pick(r, List.of(1.0, 2.5)), "norm_topk_prob", r.nextBoolean()));
+            if (raw.containsKey("first_k_dense_replace")) {
+                mixture.put("first_k_dense_replace", r.nextInt(2));
+            }
+            if (raw.containsKey("use_qk_norm")) {
+                mixture.put("use_qk_norm", r.nextBoolean());
+            }
+            if (raw.containsKey("attention_bias")) {
+                mixture.put("attention_bias", r.nextBoolean());
+            }
+            c = tryWith(c, mixture);
         }
         if (raw.containsKey("num_local_experts")) {
             int experts = 2 + r.nextInt(5);

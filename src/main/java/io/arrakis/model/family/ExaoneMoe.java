@@ -15,7 +15,6 @@ import static io.arrakis.model.family.Key.optionalHeadDim;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
-import static io.arrakis.model.family.Key.posOrNull;
 import static io.arrakis.model.family.Key.ropeParameters;
 import static io.arrakis.model.family.Key.str;
 import static io.arrakis.model.family.Key.tok;
@@ -26,7 +25,9 @@ import static io.arrakis.model.family.Key.tok;
  * OLMoE's, and {@link Glm4Moe GLM-4.5}'s mixture of experts ({@code num_experts}, a shared expert of
  * {@code num_shared_experts × moe_intermediate_size}) on the layers {@code mlp_layer_types} marks {@code "sparse"}, by
  * default all but the first {@code first_k_dense_replace}; the others have a dense gated MLP of
- * {@code intermediate_size}. A checkpoint's multi-token prediction weights ({@code mtp.*}) are not read.
+ * {@code intermediate_size}. The experts' correction bias is stored as {@code mlp.e_score_correction_bias}, as the
+ * published files and transformers' {@code save_pretrained} name it; the multi-token prediction weights
+ * ({@code mtp.*}) are not read. {@code sliding_window} may not be null, as {@code ExaoneMoeConfig} requires.
  *
  * <p>Keys: {@code ExaoneMoeConfig} of {@code transformers} 5.17, plus the rotary keys 4.x files carry. Checkpoint:
  * GLM-4.5's layout.
@@ -40,7 +41,7 @@ final class ExaoneMoe extends ModelFamily {
                 str("hidden_act", "silu"), pos("max_position_embeddings", 2048), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), tok("bos_token_id", 1), tok("eos_token_id", 53),
                 tok("pad_token_id", 0), bool("tie_word_embeddings", false), ropeParameters(),
-                dbl("attention_dropout", 0.0), posOrNull("sliding_window", 4096),
+                dbl("attention_dropout", 0.0), pos("sliding_window", 4096),
                 intOrStringOrNull("sliding_window_pattern", 4), listOrNull("layer_types"),
                 listOrNull("mlp_layer_types"), integer("first_k_dense_replace", 1), pos("moe_intermediate_size", 1024),
                 pos("num_experts", 64), pos("num_experts_per_tok", 8), pos("num_shared_experts", 1),
@@ -81,6 +82,6 @@ final class ExaoneMoe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return Glm4Moe.checkpointOf(a, "mtp.");
+        return Glm4Moe.checkpointOf(a, "mtp.", "mlp.e_score_correction_bias");
     }
 }

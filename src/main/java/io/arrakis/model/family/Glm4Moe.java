@@ -112,14 +112,15 @@ final class Glm4Moe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return checkpointOf(a, "model.layers." + a.nLayers() + ".");
+        return checkpointOf(a, "model.layers." + a.nLayers() + ".", "mlp.gate.e_score_correction_bias");
     }
 
     /**
-     * The layout of GLM-4.5's blocks, Solar Open's and EXAONE MoE's; tensors under {@code unread} (a model's
-     * multi-token prediction layer; null for none) are not read.
+     * The layout of GLM-4.5's blocks, Solar Open's and EXAONE MoE's, the experts' correction bias stored as
+     * {@code scoreBias} in a block; tensors under {@code unread} (a model's multi-token prediction layer; null for
+     * none) are not read.
      */
-    static Checkpoint checkpointOf(Architecture a, String unread) {
+    static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -128,7 +129,7 @@ final class Glm4Moe extends ModelFamily {
         long shared = moe.sharedWidth();
         List<CheckpointTensor> sparse = new ArrayList<>(List.of(
                 linear("mlp.gate.weight", W_ROUTER, moe.experts(), d),
-                stored("mlp.gate.e_score_correction_bias", EXPERT_SCORE_BIAS, moe.experts())));
+                stored(scoreBias, EXPERT_SCORE_BIAS, moe.experts())));
         sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
         sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
                 linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),

@@ -56,6 +56,6 @@ final class SolarOpen extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return Glm4Moe.checkpointOf(a, null);
+        return Glm4Moe.checkpointOf(a, null, "mlp.gate.e_score_correction_bias");
     }
 }
