@@ -1491,6 +1491,7 @@ public final class HookedAutoModel implements AutoCloseable {
                 case ZERO -> Tensor.zeros(shape, dtype, Device.CPU);
                 case NORMAL -> Tensor.normal(new Generator(seed * 0x9E3779B97F4A7C15L + name.hashCode()), shape, 0.0, std,
                         dtype, Device.CPU);
+                case CONSTANT -> Tensor.full(shape, tensor.parts().getFirst().slot().initialValue(), dtype, Device.CPU);
             };
             if (paddingIndex >= 0 && tensor.parts().stream().anyMatch(part -> part.slot() == Slot.EMBED)) {
                 Tensor row = drawnTensor.select(0, paddingIndex);

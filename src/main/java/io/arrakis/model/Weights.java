@@ -36,12 +36,12 @@ final class Weights implements AutoCloseable {
                  Tensor win, Tensor bin, Tensor wgate, Tensor bgate, Tensor wout, Tensor bout,
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
                  Tensor sinks, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut, Tensor sharedExpertGate,
-                 Tensor expertScoreBias) {
+                 Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN, Tensor xieluBeta, Tensor xieluEps) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
                     qNorm, kNorm, attnOutNorm, mlpOutNorm, wrouter, brouter, sinks, sharedGate, sharedIn, sharedOut,
-                    sharedExpertGate, expertScoreBias}) {
+                    sharedExpertGate, expertScoreBias, xieluAlphaP, xieluAlphaN, xieluBeta, xieluEps}) {
                 if (t != null) {
                     list.add(t);
                 }
@@ -150,7 +150,8 @@ final class Weights implements AutoCloseable {
                 linearLayout(l.win), l.bin, linearLayout(l.wgate), l.bgate, linearLayout(l.wout), l.bout, l.qNorm,
                 l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks,
                 linearLayout(l.sharedGate), linearLayout(l.sharedIn), linearLayout(l.sharedOut),
-                linearLayout(l.sharedExpertGate), l.expertScoreBias);
+                linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP, l.xieluAlphaN, l.xieluBeta,
+                l.xieluEps);
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -210,7 +211,8 @@ final class Weights implements AutoCloseable {
         }
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
-                l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias);
+                l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps);
     }
 
     private static void closeAll(Tensor... tensors) {

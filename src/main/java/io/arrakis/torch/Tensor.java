@@ -59,6 +59,8 @@ public final class Tensor implements AutoCloseable {
     private static final Op POW = Op.of("aten::pow", "Tensor_Tensor");
     private static final Op NEG = Op.of("aten::neg", "");
     private static final Op EXP = Op.of("aten::exp", "");
+    private static final Op EXPM1 = Op.of("aten::expm1", "");
+    private static final Op GT = Op.of("aten::gt", "Tensor");
     private static final Op LOG = Op.of("aten::log", "");
     private static final Op SQRT = Op.of("aten::sqrt", "");
     private static final Op RSQRT = Op.of("aten::rsqrt", "");
@@ -1525,6 +1527,21 @@ public final class Tensor implements AutoCloseable {
     /** Elementwise e^x. */
     public Tensor exp() {
         return unary(EXP);
+    }
+
+    /** Elementwise e^x - 1, exact near 0 where {@code exp() - 1} cancels. */
+    public Tensor expm1() {
+        return unary(EXPM1);
+    }
+
+    /** Whether each element is greater than {@code value}, as a bool tensor of this shape ({@code torch.gt}). */
+    public Tensor gt(double value) {
+        if (Double.isNaN(value)) {
+            throw new IllegalArgumentException("gt: the value must not be NaN");
+        }
+        try (Tensor v = scalar(value)) {
+            return Call.begin(GT, this, v).tensor(this).tensor(v).tensorResult();
+        }
     }
 
     /** Elementwise natural logarithm. */

@@ -27,12 +27,12 @@ import java.util.function.Consumer;
  * Reference models for families that no Hugging Face fixture was made for, each written once per test JVM into a
  * temporary folder (deleted as the JVM exits, so that none outlives the code that derived it) from one that was,
  * holding the same function so that its reference activations hold unchanged; those of olmoe, exaone4, glm4, glm,
- * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe,
- * solar-open and exaone-moe, which no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s,
+ * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe, solar-open,
+ * exaone-moe and apertus, which no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s,
  * {@link Glm4Reference}'s, {@link Ernie45Reference}'s, {@link SeedOssReference}'s, {@link ArceeReference}'s,
  * {@link HeliumReference}'s, {@link VaultGemmaReference}'s, {@link NemotronReference}'s, {@link Jais2Reference}'s,
  * {@link HyperClovaxReference}'s, {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and
- * {@link Glm4MoeReference}'s (all three).
+ * {@link Glm4MoeReference}'s (all three) and {@link ApertusReference}'s.
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top {@value #TOP_K}
  * with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order (the gate and up
@@ -75,7 +75,7 @@ final class DerivedFixtures {
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
                 "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
-                "granitemoeshared")
+                "granitemoeshared", "apertus")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -129,6 +129,8 @@ final class DerivedFixtures {
                 Glm4MoeReference.write(dir, Glm4MoeReference.Kind.SOLAR_OPEN);
             } else if (family.equals("exaone-moe")) {
                 Glm4MoeReference.write(dir, Glm4MoeReference.Kind.EXAONE_MOE);
+            } else if (family.equals("apertus")) {
+                ApertusReference.write(dir);
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";

@@ -231,14 +231,15 @@ class NormHooksTest {
     }
 
     private static String[] ln1Names(String modelType) {
-        return new String[] {"input_layernorm", "ln_1", "ln_attn", "self_attn_layer_norm"};
+        return new String[] {"input_layernorm", "ln_1", "ln_attn", "self_attn_layer_norm", "attention_layernorm"};
     }
 
     private static String[] ln2Names(String modelType) {
         // gemma2/3's post_attention_layernorm normalises the output; vaultgemma keeps their name without it
         return modelType.startsWith("gemma") && !modelType.equals("gemma") || modelType.equals("vaultgemma")
                 ? new String[] {"pre_feedforward_layernorm"}
-                : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp", "final_layer_norm"};
+                : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp", "final_layer_norm",
+                        "feedforward_layernorm"};
     }
 
     /** Layer {@code layer}'s norm parameter ({@code weight} or {@code bias}) of one of these module names, or null. */

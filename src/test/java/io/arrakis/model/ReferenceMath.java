@@ -15,10 +15,10 @@ import java.util.Random;
  * What the reference models written by hand share ({@link OlmoeReference}, {@link Exaone4Reference},
  * {@link Glm4Reference}, {@link Ernie45Reference}, {@link SeedOssReference}, {@link ArceeReference},
  * {@link HeliumReference}, {@link VaultGemmaReference}, {@link NemotronReference}, {@link Jais2Reference},
- * {@link HyperClovaxReference}, {@link OptReference}, {@link GptBigCodeReference}, {@link Glm4MoeReference}): a tiny
- * random checkpoint, and the steps of a forward pass in double precision in plain Java, apart from the library's.
- * Activations are {@code [tokens, features]} row-major arrays; the references are named and shaped as those of
- * {@code shared/fixtures-hf-more}.
+ * {@link HyperClovaxReference}, {@link OptReference}, {@link GptBigCodeReference}, {@link Glm4MoeReference},
+ * {@link ApertusReference}): a tiny random checkpoint, and the steps of a forward pass in double precision in plain
+ * Java, apart from the library's. Activations are {@code [tokens, features]} row-major arrays; the references are
+ * named and shaped as those of {@code shared/fixtures-hf-more}.
  */
 final class ReferenceMath {
     private ReferenceMath() {
@@ -47,6 +47,11 @@ final class ReferenceMath {
                 if (norm || name.endsWith(".bias") || name.endsWith("_bias")) { // e_score_correction_bias too
                     for (int i = 0; i < values.length; i++) {
                         values[i] = (float) ((norm ? 1 : 0) + 0.2 * random.nextGaussian());
+                    }
+                }
+                if (name.contains("act_fn.alpha")) { // Apertus's xIELU parameters, apart from their initial values
+                    for (int i = 0; i < values.length; i++) {
+                        values[i] += (float) (0.5 * random.nextGaussian());
                     }
                 }
                 tensors.put(name, Tensor.of(values, t.shape()));

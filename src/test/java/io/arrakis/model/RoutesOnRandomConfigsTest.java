@@ -145,6 +145,8 @@ class RoutesOnRandomConfigsTest {
                     case ZERO -> Tensor.normal(g, t.shape(), 0.0, 0.3, DType.FLOAT32, Device.CPU);
                     case NORMAL -> Tensor.normal(g, t.shape(), 0.0, embedding(t) ? embedStd
                             : 1.3 / Math.sqrt(config.dModel()), DType.FLOAT32, Device.CPU);
+                    case CONSTANT -> Tensor.normal(g, t.shape(), t.parts().getFirst().slot().initialValue(), 0.3,
+                            DType.FLOAT32, Device.CPU); // apertus's xIELU parameters
                 };
                 tensors.put(e.getKey(), v.to(DType.BFLOAT16).to(DType.FLOAT32));
             }

@@ -131,7 +131,13 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         SILU("silu", "swish"),
         RELU("relu"),
         /** {@code relu(x)^2}, rounded once where the square is made */
-        RELU2("relu2");
+        RELU2("relu2"),
+        /**
+         * xIELU (Apertus): {@code alpha_p x^2 + beta x} for {@code x > 0}, else
+         * {@code (expm1(min(x, eps)) - x) alpha_n + beta x}, with each layer's learned {@code alpha_p} and
+         * {@code alpha_n}
+         */
+        XIELU("xielu");
 
         private final List<String> names;
 

@@ -64,6 +64,7 @@ final class ArchitectureBuilder {
     private String paddingKey;
     private String initializerKey = "initializer_range";
     private boolean queriesScaledFirst;
+    private boolean xieluLayout;
     private Architecture.QkNorm qkNorm = Architecture.QkNorm.NONE;
     private boolean inputNorms = true;
     private boolean outputNorms;
@@ -408,6 +409,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** The checkpoint holds each layer's xIELU parameters beside an ungated MLP (Apertus), should it use xIELU. */
+    ArchitectureBuilder xieluLayout() {
+        xieluLayout = true;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -430,6 +437,11 @@ final class ArchitectureBuilder {
         if (activationUsed && Architecture.Activation.of(activation) == null) {
             throw invalid(activationKey, activation, "is not implemented; implemented activations: "
                     + String.join(", ", Architecture.Activation.names()));
+        }
+        if (activationUsed && Architecture.Activation.of(activation) == Architecture.Activation.XIELU
+                && (!xieluLayout || gatedMlp || moe != null)) {
+            throw invalid(activationKey, activation, "is implemented only for Apertus's MLP, whose checkpoints hold"
+                    + " each layer's xIELU parameters (mlp.act_fn.*) where this family's keep none");
         }
 
         int headDim;

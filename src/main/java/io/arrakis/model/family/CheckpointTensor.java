@@ -37,7 +37,7 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
     public CheckpointTensor {
         shape = shape.clone();
         parts = List.copyOf(parts);
-        long last = transposed ? shape[0] : shape[shape.length - 1];
+        long last = transposed ? shape[0] : shape.length == 0 ? 1 : shape[shape.length - 1]; // a 0-d buffer: one
         long perGroup = parts.stream().mapToLong(Part::size).sum();
         if (transposed && shape.length != 2 || parts.isEmpty() || last != groups * perGroup
                 || swappable && (transposed || shape.length < 2)) {
@@ -51,9 +51,10 @@ public record CheckpointTensor(String name, long[] shape, boolean transposed, in
         this(name, shape, transposed, groups, parts, -1, false);
     }
 
-    /** A tensor loaded as stored, into one slot. */
+    /** A tensor loaded as stored, into one slot; with no shape, a 0-d buffer. */
     static CheckpointTensor stored(String name, Slot slot, long... shape) {
-        return new CheckpointTensor(name, shape, false, 1, List.of(new Part(slot, shape[shape.length - 1])));
+        return new CheckpointTensor(name, shape, false, 1,
+                List.of(new Part(slot, shape.length == 0 ? 1 : shape[shape.length - 1])));
     }
 
     /** An {@code nn.Linear} weight {@code [out, in]}, into one slot as {@code [in, out]}. */

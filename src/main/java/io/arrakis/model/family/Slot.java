@@ -39,7 +39,21 @@ public enum Slot {
      * the per-expert bias {@code [experts]} added to the router's scores to choose experts, not to weight them
      * ({@code e_score_correction_bias}); float32 in every model, as Hugging Face keeps it
      */
-    EXPERT_SCORE_BIAS(true, Init.ZERO);
+    EXPERT_SCORE_BIAS(true, Init.ZERO),
+    /**
+     * xIELU's positive-side parameter {@code [1]} (Apertus's {@code mlp.act_fn.alpha_p}): the factor on {@code x^2}
+     * is its softplus; it starts as {@code log(expm1(0.8))}
+     */
+    XIELU_ALPHA_P(true, Init.CONSTANT, Math.log(Math.expm1(0.8))),
+    /**
+     * xIELU's negative-side parameter {@code [1]}: the factor is {@code beta} plus its softplus; it starts as
+     * {@code log(expm1(0.8 - 0.5))}
+     */
+    XIELU_ALPHA_N(true, Init.CONSTANT, Math.log(Math.expm1(0.8 - 0.5))),
+    /** xIELU's linear factor {@code beta}, a 0-d buffer, 0.5 */
+    XIELU_BETA(true, Init.CONSTANT, 0.5),
+    /** xIELU's {@code eps}, a 0-d buffer capping the negative side's input, -1e-6 */
+    XIELU_EPS(true, Init.CONSTANT, -1e-6);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
@@ -48,15 +62,32 @@ public enum Slot {
         /** zeros (biases) */
         ZERO,
         /** the identity scale of the norm: ones, or zeros for {@code (1 + w)} norms */
-        NORM
+        NORM,
+        /** the slot's {@link #initialValue()} everywhere */
+        CONSTANT
     }
 
     private final boolean perLayer;
     private final Init init;
+    private final double initialValue;
 
     Slot(boolean perLayer, Init init) {
+        this(perLayer, init, 0);
+    }
+
+    Slot(boolean perLayer, Init init, double initialValue) {
         this.perLayer = perLayer;
         this.init = init;
+        this.initialValue = initialValue;
+    }
+
+    /**
+     * The value a new model fills a {@link Init#CONSTANT} slot with.
+     *
+     * @return the value
+     */
+    public double initialValue() {
+        return initialValue;
     }
 
     /**
