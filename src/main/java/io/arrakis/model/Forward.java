@@ -369,7 +369,7 @@ final class Forward {
             post = w.projectGelu(x, l.win(), l.bin(), act == Architecture.Activation.GELU_TANH);
         } else {
             Tensor pre = hook.at(b + "mlp.hook_pre", w.project(x, l.win(), l.bin()));
-            post = act == Architecture.Activation.XIELU ? xielu(l, pre) : activation(pre);
+            post = act == Architecture.Activation.XIELU ? xielu(w.xielu.get(layer), pre) : activation(pre);
         }
         post = hook.at(b + "mlp.hook_post", post);
         return hook.at(b + "hook_mlp_out", mlpOutput(l, w.project(post, l.wout(), l.bout())));
@@ -614,50 +614,22 @@ final class Forward {
     }
 
     /**
-     * Apertus's xIELU of {@code x} with layer {@code l}'s parameters, op by op in {@code x}'s dtype as transformers'
+     * Apertus's xIELU of {@code x} with its layer's factors {@code f}, op by op in {@code x}'s dtype as transformers'
      * {@code XIELUActivation} computes it without its CUDA kernel: {@code alpha_p x x + beta x} where {@code x > 0},
-     * else {@code (expm1(min(x, eps)) - x) alpha_n + beta x}, with {@code alpha_p = softplus(l.alpha_p)} and
-     * {@code alpha_n = beta + softplus(l.alpha_n)} in the parameters' dtype, the model's.
+     * else {@code (expm1(min(x, eps)) - x) alpha_n + beta x}.
      */
-    private Tensor xielu(Weights.Layer l, Tensor x) {
-        XieluFactors f = xieluFactors(l, x.dtype());
-        try (TensorScope steps = TensorScope.open()) { // the steps' tensors freed once the result is made
-            Tensor linear = x.mul(f.beta());
-            Tensor positive = x.mul(f.alphaP()).mul(x).add(linear);
-            Tensor negative = x.clamp(null, f.eps()).expm1().sub(x).mul(f.alphaN()).add(linear);
-            return steps.keep(positive.where(x.gt(0), negative));
+    private static Tensor xielu(Weights.XieluFactors f, Tensor x) {
+        // each step freed as soon as the next is made: at most the two sides, the linear term and a step at once
+        Tensor positive;
+        Tensor negative;
+        try (Tensor linear = x.mul(f.beta())) {
+            positive = then(then(x.mul(f.alphaP()), t -> t.mul(x)), t -> t.add(linear));
+            negative = then(then(then(then(x.clamp(null, f.eps()), Tensor::expm1), t -> t.sub(x)),
+                    t -> t.mul(f.alphaN())), t -> t.add(linear));
         }
-    }
-
-    /** A layer's xIELU factors as numbers, each exact in the model's dtype. */
-    private record XieluFactors(double alphaP, double alphaN, double beta, double eps) {
-    }
-
-    /**
-     * Layer {@code l}'s xIELU factors, read from its parameters once per model and dtype (a read from the device,
-     * which a CUDA graph capture cannot contain: a pass before the capture builds them) and kept with the model's
-     * tables.
-     */
-    private XieluFactors xieluFactors(Weights.Layer l, DType dtype) {
-        record Key(Tensor alphaP, DType dtype) {
+        try (positive; negative; Tensor mask = x.gt(0)) {
+            return positive.where(mask, negative);
         }
-        double[] f = tables.get(new Key(l.xieluAlphaP(), dtype), () -> {
-            if (tables.capturing()) {
-                throw new IllegalStateException("the xIELU factors are not read yet, and reading them copies from the"
-                        + " device, which a CUDA graph capture cannot contain: run a pass before capturing one");
-            }
-            double beta = l.xieluBeta().to(DType.FLOAT64).item();
-            double alphaP = dtype.round(softplus(l.xieluAlphaP().to(DType.FLOAT64).item()));
-            double alphaN = dtype.round(beta + dtype.round(softplus(l.xieluAlphaN().to(DType.FLOAT64).item())));
-            double eps = l.xieluEps().to(DType.FLOAT64).item();
-            return List.of(Tensor.of(new double[] {alphaP, alphaN, beta, eps}, 4)); // on the host: read each pass
-        }).getFirst().toDoubleArray();
-        return new XieluFactors(f[0], f[1], f[2], f[3]);
-    }
-
-    /** {@code log(1 + e^x)}, as torch's softplus computes it (x itself above 20). */
-    private static double softplus(double x) {
-        return x > 20 ? x : Math.log1p(Math.exp(x));
     }
 
     private static boolean reducedPrecision(Tensor x) {

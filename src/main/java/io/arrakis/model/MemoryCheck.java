@@ -120,7 +120,7 @@ final class MemoryCheck {
             boolean stepwise = reduced(dtype) && (a.activationFunction() == Architecture.Activation.GELU_TANH
                     && !a.activation().equals("gelu_pytorch_tanh") || a.activation().equals("gelu_python"));
             boolean squared = a.activationFunction() == Architecture.Activation.RELU2 && !config.gatedMlp();
-            // xIELU holds its linear term, both sides and their mask at once
+            // xIELU holds both its sides, its linear term and the step being made at once
             boolean xielu = a.activationFunction() == Architecture.Activation.XIELU;
             int steps = xielu ? 4 : stepwise ? 2 : squared ? 1 : 0;
             hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + steps);

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.torch.DType;
 import io.arrakis.torch.LinearWeight;
 import io.arrakis.torch.Tensor;
 
@@ -51,6 +52,26 @@ final class Weights implements AutoCloseable {
     }
 
     /**
+     * A layer's xIELU factors as numbers, each exact in the model's dtype, the parameters' ({@code alpha_p} and
+     * {@code alpha_n} are the softplus of the learned ones, {@code alpha_n} plus {@code beta}, each rounded there as
+     * transformers' XIELUActivation computes them in the parameters' dtype). Read once, when the weights load.
+     */
+    record XieluFactors(double alphaP, double alphaN, double beta, double eps) {
+        static XieluFactors of(Layer l) {
+            DType dtype = l.xieluAlphaP.dtype();
+            double beta = l.xieluBeta.to(DType.FLOAT64).item();
+            double alphaP = dtype.round(softplus(l.xieluAlphaP.to(DType.FLOAT64).item()));
+            double alphaN = dtype.round(beta + dtype.round(softplus(l.xieluAlphaN.to(DType.FLOAT64).item())));
+            return new XieluFactors(alphaP, alphaN, beta, l.xieluEps.to(DType.FLOAT64).item());
+        }
+
+        /** {@code log(1 + e^x)}, as torch's softplus computes it (x itself above 20). */
+        private static double softplus(double x) {
+            return x > 20 ? x : Math.log1p(Math.exp(x));
+        }
+    }
+
+    /**
      * One block's projections fused for the forward pass, {@code [in, out]} like the others: {@code qkv} is
      * {@code [d_model, (heads + 2·kv_heads)·d_head]} (queries, keys, values side by side) with {@code qkvBias} (null
      * where the family has no attention biases), {@code gateUp} {@code [d_model, 2·d_mlp]} (gate, then up) with
@@ -68,6 +89,8 @@ final class Weights implements AutoCloseable {
     final Tensor lnfb;       // null for RMSNorm
     final Tensor unembed;    // [d_model, vocab]
     final Tensor unembedBias; // [vocab] or null
+    /** Per layer, its xIELU factors (Apertus), or null where its MLP has no xIELU. */
+    final List<XieluFactors> xielu;
     /** Each 2-d {@code [in, out]} weight's products, through its {@code [out, in]} view, which linear layers take. */
     private final Map<Tensor, LinearWeight> linear = new IdentityHashMap<>();
 
@@ -88,6 +111,11 @@ final class Weights implements AutoCloseable {
         this.lnfb = lnfb;
         this.unembed = linearLayout(unembed);
         this.unembedBias = unembedBias;
+        List<XieluFactors> factors = new ArrayList<>();
+        for (Layer l : this.layers) {
+            factors.add(l.xieluAlphaP == null ? null : XieluFactors.of(l));
+        }
+        this.xielu = java.util.Collections.unmodifiableList(factors);
         for (int i = 0; i < this.layers.size(); i++) {
             Layer l = this.layers.get(i);
             Fused f = this.fused.get(i);

@@ -5,10 +5,12 @@ import io.arrakis.model.family.Rope;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -70,7 +72,8 @@ class ApertusTest {
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile file = SafeTensorsFile.open(fixture.resolve("model.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(fixture, bf16, Device.CPU);
-             ModelOutput out = model.forward(Fixtures.referenceInputIds(fixture))) {
+             ModelOutput out = model.runWithHooks(Fixtures.referenceInputIds(fixture), CacheSpec.all(),
+                     HookedAutoModel.HookSpec.at("blocks.1.mlp.hook_pre", ApertusTest::withEdgeInputs))) {
             String f = "model.layers.1.mlp.act_fn.";
             double beta = bf16.round(file.tensor(f + "beta").item());
             double eps = bf16.round(file.tensor(f + "eps").item());
@@ -95,5 +98,22 @@ class ApertusTest {
             }
             assertTrue(negative > 0 && negative < pre.length, "both sides were reached");
         }
+    }
+
+    /** {@code pre} with its first values replaced by 0, -0 and values about {@code eps} (-1e-6) and beyond. */
+    private static Tensor withEdgeInputs(Tensor pre, String name) {
+        float[] values = pre.to(DType.FLOAT32).toFloatArray();
+        float[] edges = {0f, -0f, -5e-7f, -1e-6f, -2e-6f, 1e-7f, -30f, 30f};
+        System.arraycopy(edges, 0, values, 0, edges.length);
+        return Tensor.of(values, pre.shape()).to(pre.dtype());
+    }
+
+    @Test
+    void anEmptyRopeScalingKeepsTheFilledInRotaryEmbeddingAndAttentionBiasReachesTheOutput() {
+        assertEquals(new Rope.Llama3(8.0, 1.0, 4.0, 8192),
+                HookedAutoConfig.of("apertus").with("rope_scaling", Map.of()).architecture().rope(0).scaling());
+        Set<String> biased = TinyConfigs.of("apertus").with("attention_bias", true).checkpoint().tensors().keySet();
+        assertTrue(biased.containsAll(Set.of("model.layers.0.self_attn.q_proj.bias",
+                "model.layers.0.self_attn.o_proj.bias")), biased.toString());
     }
 }

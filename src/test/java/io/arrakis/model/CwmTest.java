@@ -54,6 +54,9 @@ class CwmTest {
                 "rope_theta", 5000.0)).architecture().rope(0);
         assertEquals(new Rope.Unscaled(), given.scaling());
         assertEquals(5000.0, given.theta());
+        assertEquals(new Rope.Llama3(16.0, 1.0, 4.0, 8192),
+                HookedAutoConfig.of("cwm").with("rope_scaling", Map.of()).architecture().rope(0).scaling(),
+                "an empty rope_scaling leaves CwmConfig's");
     }
 
     @Test

@@ -54,7 +54,9 @@ final class Apertus extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        Settings rotary = s.get("rope_parameters") == null && s.get("rope_scaling") == null
+        // transformers then takes rope_scaling over it only where that is a non-empty object
+        Settings rotary = s.get("rope_parameters") == null
+                && (s.get("rope_scaling") == null || s.get("rope_scaling") instanceof Map<?, ?> m && m.isEmpty())
                 ? s.with("rope_parameters", DEFAULT_ROPE) : s;
         boolean bias = s.bool("attention_bias");
         return LlamaLayout.ungatedKeys(rotary).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
