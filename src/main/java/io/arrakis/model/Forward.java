@@ -352,7 +352,7 @@ final class Forward {
 
     private Tensor mlp(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x) {
         if (c.moe() != null && c.moe().sparse(layer)) {
-            return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(b, l, x)));
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(layer, b, l, x)));
         }
         if (c.gatedMlp()) {
             List<Tensor> gateUp = w.project(x, f.gateUp(), f.gateUpBias()).chunk(2, -1);
@@ -409,7 +409,7 @@ final class Forward {
      * eager experts accumulate them (its grouped implementation sums a token's outputs in one op, which in reduced
      * precision may round a last bit otherwise).
      */
-    private Tensor mixtureOfExperts(String b, Weights.Layer l, Tensor x) {
+    private Tensor mixtureOfExperts(int layer, String b, Weights.Layer l, Tensor x) {
         MixtureOfExperts moe = c.moe();
         long batch = x.size(0);
         long pos = x.size(1);
@@ -418,7 +418,7 @@ final class Forward {
         MixtureOfExperts.Routing routing = moe.routing();
         boolean sigmoid = routing == MixtureOfExperts.Routing.SIGMOID_GROUPED;
         Tensor logits = hook.at(b + "mlp.hook_router_logits",
-                sigmoid ? float32RouterLogits(x, l) : w.project(x, l.wrouter(), l.brouter()));
+                sigmoid ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
@@ -469,13 +469,11 @@ final class Forward {
 
     /**
      * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s router logits: from the token and the router's weight
-     * converted to float32, whatever the model's dtype.
+     * in float32, whatever the model's dtype (the weight's float32 copy made when the model loaded).
      */
-    private Tensor float32RouterLogits(Tensor x, Weights.Layer l) {
-        if (x.dtype() == DType.FLOAT32 && l.wrouter().dtype() == DType.FLOAT32) {
-            return w.project(x, l.wrouter(), null);
-        }
-        return x.to(DType.FLOAT32).matmul(l.wrouter().to(DType.FLOAT32));
+    private Tensor float32RouterLogits(int layer, Tensor x, Weights.Layer l) {
+        Tensor router = w.float32Routers.get(layer);
+        return router == null ? w.project(x, l.wrouter(), null) : x.to(DType.FLOAT32).matmul(router);
     }
 
     /** Each token's routing weights and experts {@code [batch, pos, topK]}, and the experts read back to the host. */

@@ -91,6 +91,12 @@ final class Weights implements AutoCloseable {
     final Tensor unembedBias; // [vocab] or null
     /** Per layer, its xIELU factors (Apertus), or null where its MLP has no xIELU. */
     final List<XieluFactors> xielu;
+    /**
+     * Per layer, its router's weight in float32 where the layer routes by sigmoid scores (whose logits are made in
+     * float32 from a float32 copy of the weight, as transformers makes them) and the model's dtype is another; null
+     * elsewhere. Copied once, here, not in every pass.
+     */
+    final List<Tensor> float32Routers;
     /** Each 2-d {@code [in, out]} weight's products, through its {@code [out, in]} view, which linear layers take. */
     private final Map<Tensor, LinearWeight> linear = new IdentityHashMap<>();
 
@@ -116,6 +122,12 @@ final class Weights implements AutoCloseable {
             factors.add(l.xieluAlphaP == null ? null : XieluFactors.of(l));
         }
         this.xielu = java.util.Collections.unmodifiableList(factors);
+        List<Tensor> routers = new ArrayList<>();
+        for (Layer l : this.layers) {
+            boolean copied = l.expertScoreBias != null && l.wrouter.dtype() != DType.FLOAT32;
+            routers.add(copied ? l.wrouter.to(DType.FLOAT32) : null);
+        }
+        this.float32Routers = java.util.Collections.unmodifiableList(routers);
         for (int i = 0; i < this.layers.size(); i++) {
             Layer l = this.layers.get(i);
             Fused f = this.fused.get(i);
@@ -265,6 +277,7 @@ final class Weights implements AutoCloseable {
             }
         }
         linear.values().forEach(products -> list.add(products.weight()));
+        float32Routers.stream().filter(java.util.Objects::nonNull).forEach(list::add);
         for (Tensor t : new Tensor[] {embed, posEmbed, lnfw, lnfb, unembed, unembedBias}) {
             if (t != null) {
                 list.add(t);
