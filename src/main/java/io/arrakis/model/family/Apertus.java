@@ -54,10 +54,7 @@ final class Apertus extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        // transformers then takes rope_scaling over it only where that is a non-empty object
-        Settings rotary = s.get("rope_parameters") == null
-                && (s.get("rope_scaling") == null || s.get("rope_scaling") instanceof Map<?, ?> m && m.isEmpty())
-                ? s.with("rope_parameters", DEFAULT_ROPE) : s;
+        Settings rotary = RopeScalings.withDefault(s, DEFAULT_ROPE);
         boolean bias = s.bool("attention_bias");
         return LlamaLayout.ungatedKeys(rotary).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).qkNorm(QkNorm.PER_HEAD).biases(bias, bias, false).xieluLayout()

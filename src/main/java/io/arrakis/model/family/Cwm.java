@@ -65,10 +65,7 @@ final class Cwm extends ModelFamily {
             throw invalid("sliding_window", null, "leaves the sliding_attention layers of layer_types without a"
                     + " window");
         }
-        // transformers then takes rope_scaling over it only where that is a non-empty object
-        Settings rotary = s.get("rope_parameters") == null
-                && (s.get("rope_scaling") == null || s.get("rope_scaling") instanceof Map<?, ?> m && m.isEmpty())
-                ? s.with("rope_parameters", DEFAULT_ROPE) : s;
+        Settings rotary = RopeScalings.withDefault(s, DEFAULT_ROPE);
         return LlamaLayout.standardKeys(rotary).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(false, false, s.bool("mlp_bias"))
                 .slidingWindow(window).layerAttention(perLayer)

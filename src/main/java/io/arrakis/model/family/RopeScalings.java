@@ -33,6 +33,16 @@ final class RopeScalings {
     private final Map<?, ?> entries;
     private final String key;
 
+    /**
+     * {@code s} with {@code rope_parameters} set to {@code filledIn} where the configuration class fills it in when
+     * absent (CwmConfig, ApertusConfig): neither it nor a non-empty {@code rope_scaling} is given, the latter being
+     * what transformers then takes over it.
+     */
+    static Settings withDefault(Settings s, Map<String, Object> filledIn) {
+        boolean scaling = s.get("rope_scaling") instanceof Map<?, ?> m && !m.isEmpty();
+        return s.get("rope_parameters") == null && !scaling ? s.with("rope_parameters", filledIn) : s;
+    }
+
     private RopeScalings(Map<?, ?> entries, String key) {
         this.entries = entries;
         this.key = key;
