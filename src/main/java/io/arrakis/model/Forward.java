@@ -416,14 +416,14 @@ final class Forward {
         long tokens = batch * pos;
         int k = moe.topK();
         MixtureOfExperts.Routing routing = moe.routing();
-        boolean sigmoid = routing == MixtureOfExperts.Routing.SIGMOID_GROUPED;
+        boolean grouped = routing == MixtureOfExperts.Routing.SIGMOID_GROUPED;
         Tensor logits = hook.at(b + "mlp.hook_router_logits",
-                sigmoid ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
+                grouped ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
-        if (sigmoid) {
-            Choice choice = sigmoidGroupedChoice(logits, l.expertScoreBias());
+        if (grouped || routing == MixtureOfExperts.Routing.SIGMOID_BIASED) {
+            Choice choice = sigmoidChoice(logits, l.expertScoreBias(), x.dtype());
             top = List.of(choice.weights(), choice.experts());
             weights = choice.weights();
             picks = choice.picks();
@@ -481,16 +481,19 @@ final class Forward {
     }
 
     /**
-     * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s choice from float32 {@code logits [batch, pos, experts]}:
-     * the experts with the largest biased scores first, as {@link Tensor#topk} gives them. The groups a token may
-     * choose from, and its weights, are found with the experts read back to the host, where the routes are read anyway.
+     * The choice of the sigmoid routings from {@code logits [batch, pos, experts]}: the experts with the largest
+     * biased scores first, as {@link Tensor#topk} gives them. {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s
+     * groups a token may choose from, and the weights, are found with the experts read back to the host, where the
+     * routes are read anyway. {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the
+     * model's {@code dtype} before it is added to the float32 scores, as transformers holds it in that dtype.
      */
-    private Choice sigmoidGroupedChoice(Tensor logits, Tensor scoreBias) {
+    private Choice sigmoidChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
-        MixtureOfExperts.Grouped g = moe.grouped();
-        Tensor scores = logits.sigmoid();
-        Tensor biased = scores.add(scoreBias.dtype() == DType.FLOAT32 ? scoreBias : scoreBias.to(DType.FLOAT32));
-        if (g.topGroups() < g.groups()) {
+        MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED
+        Tensor scores = (logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32)).sigmoid();
+        DType biasDtype = g != null ? DType.FLOAT32 : dtype; // added as libtorch promotes, float32 or wider
+        Tensor biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
+        if (g != null && g.topGroups() < g.groups()) {
             biased = biased.add(groupMask(biased, g));
         }
         List<Tensor> top = biased.topk(moe.topK(), -1, true);
@@ -503,6 +506,9 @@ final class Forward {
         }
         Tensor weights = scores.reshape(tokens * moe.experts()).indexSelect(0, indices(flat, logits.device()))
                 .view(shape[0], shape[1], moe.topK());
+        if (g == null) {
+            return new Choice(weights.div(weights.sum(-1, true)), top.get(1), chosen);
+        }
         if (g.normalized()) {
             weights = weights.div(weights.sum(-1, true).add(1e-20));
         }

@@ -2,6 +2,7 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Checkpoint;
 import io.arrakis.model.family.CheckpointTensor;
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Slot;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -91,7 +92,8 @@ final class HfWeights {
                 positions = positions.narrow(0, checkpoint.positionsFrom(), config.maxPositions());
             }
             weights = keep(scope, new Weights(embed, positions, layers, global.get(Slot.LNF_W),
-                    global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS)));
+                    global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS), config.architecture().moe() != null
+                    && config.architecture().moe().routing() == MixtureOfExperts.Routing.SIGMOID_GROUPED));
         }
         reader.checkAllUsed(weights);
         return weights;

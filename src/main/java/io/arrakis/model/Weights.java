@@ -92,15 +92,18 @@ final class Weights implements AutoCloseable {
     /** Per layer, its xIELU factors (Apertus), or null where its MLP has no xIELU. */
     final List<XieluFactors> xielu;
     /**
-     * Per layer, its router's weight in float32 where the layer routes by sigmoid scores (whose logits are made in
-     * float32 from a float32 copy of the weight, as transformers makes them) and the model's dtype is another; null
-     * elsewhere. Copied once, here, not in every pass.
+     * Per layer, its router's weight in float32 where the model routes as
+     * {@link io.arrakis.model.family.MixtureOfExperts.Routing#SIGMOID_GROUPED} (whose logits are made in float32 from
+     * a float32 copy of the weight, as transformers makes them) and its dtype is another; null elsewhere. Copied
+     * once, here, not in every pass.
      */
     final List<Tensor> float32Routers;
     /** Each 2-d {@code [in, out]} weight's products, through its {@code [out, in]} view, which linear layers take. */
     private final Map<Tensor, LinearWeight> linear = new IdentityHashMap<>();
 
-    Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed, Tensor unembedBias) {
+    /** @param float32Routing whether routers make their logits in float32 ({@link #float32Routers}) */
+    Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed,
+            Tensor unembedBias, boolean float32Routing) {
         this.embed = embed;
         this.posEmbed = posEmbed;
         List<Layer> fusedLayers = new ArrayList<>();
@@ -124,7 +127,7 @@ final class Weights implements AutoCloseable {
         this.xielu = java.util.Collections.unmodifiableList(factors);
         List<Tensor> routers = new ArrayList<>();
         for (Layer l : this.layers) {
-            boolean copied = l.expertScoreBias != null && l.wrouter.dtype() != DType.FLOAT32;
+            boolean copied = float32Routing && l.wrouter != null && l.wrouter.dtype() != DType.FLOAT32;
             routers.add(copied ? l.wrouter.to(DType.FLOAT32) : null);
         }
         this.float32Routers = java.util.Collections.unmodifiableList(routers);

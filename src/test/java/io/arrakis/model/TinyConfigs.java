@@ -29,6 +29,9 @@ final class TinyConfigs {
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
                     : "num_local_experts", 4, "num_experts_per_tok", 2));
         }
+        if (raw.get("num_local_experts") instanceof Integer experts && experts > 8) { // minimax-m2's 256, top 8
+            o.putAll(Map.of("num_local_experts", 4, "num_experts_per_tok", 2));
+        }
         if (raw.containsKey("shared_expert_intermediate_size")) {
             o.put("shared_expert_intermediate_size", 40);
         }

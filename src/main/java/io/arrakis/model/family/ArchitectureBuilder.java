@@ -48,6 +48,8 @@ final class ArchitectureBuilder {
     private Boolean rotary;
     private String thetaKey;
     private String factorKey;
+    private boolean factorGiven;
+    private String rotaryWidthKey;
     private double theta;
     private double factor;
     private Rope.Scaling scaling;
@@ -207,6 +209,16 @@ final class ArchitectureBuilder {
         return this;
     }
 
+
+    /**
+     * Where the configuration sets {@code dimKey}, the rotary embedding turns that many features of each head instead
+     * of the fraction {@link #rotary}'s {@code factorKey} gives (MiniMax-M2's {@code rotary_dim}, which its own
+     * modeling code reads); a fraction given as well must give the same width.
+     */
+    ArchitectureBuilder rotaryWidth(String dimKey) {
+        rotaryWidthKey = dimKey;
+        return this;
+    }
 
     /**
      * Rotary embeddings on the first {@code dimKey} features of each head with a fixed base (gpt-j, whose modeling
@@ -546,7 +558,8 @@ final class ArchitectureBuilder {
     private void readRotation() {
         if (rotaryDimKey == null) {
             theta = s.number(thetaKey);
-            factor = factorKey != null ? s.number(factorKey) : 1.0;
+            factorGiven = factorKey != null && s.has(factorKey); // absent only where the key is optional
+            factor = factorGiven ? s.number(factorKey) : 1.0;
         }
         Object topLevelFactor = factorKey == null ? s.get("partial_rotary_factor") : null;
         if (topLevelFactor != null && !Double.valueOf(1.0).equals(ConfigValues.asDouble(topLevelFactor))) {
@@ -584,6 +597,7 @@ final class ArchitectureBuilder {
             }
             factor = partial;
             factorKey = rotaryKey + ".partial_rotary_factor";
+            factorGiven = true;
         }
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
     }
@@ -643,6 +657,17 @@ final class ArchitectureBuilder {
             throw invalid(thetaKey, theta, "must be > 0");
         }
         int dim = (int) Math.floor(headDim * factor); // Python: int(head_dim * factor)
+        if (rotaryWidthKey != null && s.has(rotaryWidthKey)) {
+            int width = s.integer(rotaryWidthKey);
+            if (width % 2 != 0 || width > headDim) {
+                throw invalid(rotaryWidthKey, width, "must be even and at most the head dimension " + headDim);
+            }
+            if (factorGiven && width != dim) {
+                throw invalid(rotaryWidthKey, width, "disagrees with " + factorKey + " = " + factor + ", which rotates "
+                        + dim + " of the " + headDim + " features of a head; give one of them");
+            }
+            return new Rope(width, theta, scaling).checked();
+        }
         if (dim < 2 || dim % 2 != 0) {
             String problem = "gives a rotary dimension of " + dim + " for head dimension " + headDim
                     + "; it must be a positive even number";

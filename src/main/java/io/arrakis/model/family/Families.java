@@ -15,7 +15,8 @@ public final class Families {
             new Glm(), new SeedOss(), new Arcee(), new Helium(),
             new VaultGemma(), new Cohere2(), new GraniteMoe(), new Nemotron(),
             new Jais2(), new HyperClovax(), new Opt(), new GptBigCode(), new Cwm(),
-            new Glm4Moe(), new SolarOpen(), new ExaoneMoe(), new GraniteMoeShared(), new Apertus());
+            new Glm4Moe(), new SolarOpen(), new ExaoneMoe(), new GraniteMoeShared(), new Apertus(),
+            new MiniMaxM2());
 
     private Families() {
     }

@@ -106,6 +106,14 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.INT, false, null, false, true, Integer.MAX_VALUE);
     }
 
+    /**
+     * This key recognised (type-checked, honoured) where a file gives it but absent from the defaults: a key the
+     * published files carry that the configuration class does not define (MiniMax-M2's {@code rotary_dim}, ...).
+     */
+    Key optional() {
+        return new Key(name, kind, nullable, null, false, positive, max);
+    }
+
     /** {@code head_dim} where the configuration class has no such argument but the modeling code reads it. */
     static Key optionalHeadDim() {
         return new Key("head_dim", Kind.INT, true, null, false, true, Integer.MAX_VALUE);

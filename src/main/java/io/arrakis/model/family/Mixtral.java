@@ -78,6 +78,15 @@ final class Mixtral extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a, List.of(), List.of());
+    }
+
+    /**
+     * Mixtral's layout, with {@code attentionNorms} after the attention's projections and {@code moeExtras} after
+     * the router in each block (MiniMax-M2's query/key norms and correction bias).
+     */
+    static Checkpoint checkpointOf(Architecture a, List<CheckpointTensor> attentionNorms,
+                                   List<CheckpointTensor> moeExtras) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -86,9 +95,11 @@ final class Mixtral extends ModelFamily {
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d),
                         linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
-                        linear("self_attn.v_proj.weight", WV, kv, d), linear("self_attn.o_proj.weight", WO, d, q),
-                        stored("post_attention_layernorm.weight", LN2_W, d),
-                        linear("block_sparse_moe.gate.weight", W_ROUTER, a.moe().experts(), d));
+                        linear("self_attn.v_proj.weight", WV, kv, d), linear("self_attn.o_proj.weight", WO, d, q))
+                .layer(attentionNorms.toArray(CheckpointTensor[]::new))
+                .layer(stored("post_attention_layernorm.weight", LN2_W, d),
+                        linear("block_sparse_moe.gate.weight", W_ROUTER, a.moe().experts(), d))
+                .layer(moeExtras.toArray(CheckpointTensor[]::new));
         for (int e = 0; e < a.moe().experts(); e++) {
             String expert = "block_sparse_moe.experts." + e + ".";
             b.layer(linear(expert + "w1.weight", W_GATE, mlp, d).ofExpert(e),

@@ -50,7 +50,13 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * highest; its weights are the chosen experts' scores without the bias, divided by their sum (plus
          * {@code 1e-20}) where {@link Grouped#normalized}, times {@link Grouped#routedScale}. They stay float32.
          */
-        SIGMOID_GROUPED
+        SIGMOID_GROUPED,
+        /**
+         * MiniMax-M2's: the router's logits in the model's dtype, their sigmoids in float32 as scores; a token chooses
+         * its {@code topK} experts by score plus the expert's correction bias, rounded to the model's dtype; its
+         * weights are the chosen experts' scores without the bias, divided by their sum. They stay float32.
+         */
+        SIGMOID_BIASED
     }
 
     /**
