@@ -2,6 +2,7 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.RotaryPrecision;
+import io.arrakis.model.family.LatentAttention;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.QueryTemperature;
 import io.arrakis.model.family.Rope;
@@ -132,9 +133,9 @@ final class Forward {
         long pos = x.size(1);
         int heads = c.nHeads();
         int kvHeads = c.nKvHeads();
-        int dHead = c.dHead();
-        List<Tensor> qkv = w.project(x, f.qkv(), f.qkvBias()).view(batch, pos, heads + 2L * kvHeads, dHead)
-                .split(new long[] {heads, kvHeads, kvHeads}, 2);
+        List<Tensor> qkv = c.latentAttention() != null ? latentQueriesKeysValues(l, x)
+                : w.project(x, f.qkv(), f.qkvBias()).view(batch, pos, heads + 2L * kvHeads, c.dHead())
+                        .split(new long[] {heads, kvHeads, kvHeads}, 2);
         Tensor q = hook.at(b + "attn.hook_q", qkv.get(0));
         Tensor k = hook.at(b + "attn.hook_k", qkv.get(1));
         Tensor v = hook.at(b + "attn.hook_v", qkv.get(2));
@@ -159,7 +160,31 @@ final class Forward {
                     productScale()).transpose(1, 2);
         }
         z = hook.at(b + "attn.hook_z", z);
-        return w.project(z.reshape(batch, pos, (long) heads * dHead), l.wo(), l.bo());
+        return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV()), l.wo(), l.bo());
+    }
+
+    /**
+     * Multi-head latent attention's queries and keys {@code [batch, pos, heads, nope + rope]} and values
+     * {@code [batch, pos, heads, v]}: the queries from their latent (or {@code wq}), the keys' and values' from
+     * theirs, each latent normalised; every head's key ends with the one rotated key the down-projection gives.
+     */
+    private List<Tensor> latentQueriesKeysValues(Weights.Layer l, Tensor x) {
+        LatentAttention m = c.latentAttention();
+        Weights.Latent t = l.latent();
+        long batch = x.size(0);
+        long pos = x.size(1);
+        int heads = c.nHeads();
+        double eps = LatentAttention.LATENT_NORM_EPS;
+        Tensor q = m.queryRank() == 0 ? w.project(x, l.wq(), null)
+                : w.project(norm(w.project(x, t.wqa(), t.bqa()), t.qaNorm(), null, eps), t.wqb(), null);
+        Tensor compressed = w.project(x, t.wkva(), t.bkva());
+        Tensor keysValues = w.project(norm(compressed.narrow(-1, 0, m.keyValueRank()), t.kvaNorm(), null, eps),
+                t.wkvb(), null).view(batch, pos, heads, m.nopeDim() + m.valueDim());
+        Tensor sharedKey = compressed.narrow(-1, m.keyValueRank(), m.ropeDim()).unsqueeze(2)
+                .expand(batch, pos, heads, m.ropeDim());
+        Tensor k = Tensor.cat(List.of(keysValues.narrow(-1, 0, m.nopeDim()), sharedKey), -1);
+        return List.of(q.view(batch, pos, heads, m.queryKeyDim()), k,
+                keysValues.narrow(-1, m.nopeDim(), m.valueDim()));
     }
 
     /** Whether this layer's attention runs explicitly (see the class comment). */
@@ -306,7 +331,7 @@ final class Forward {
             }
             return Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device);
         });
-        return new Rotary(rope.dim(), c.rotaryInterleaved(), Rotary.inFloat32(c), cosSin.get(0), cosSin.get(1));
+        return Rotary.of(c, rope, cosSin);
     }
 
     /**
@@ -766,48 +791,65 @@ final class Forward {
      * parameters, rounded in float16 and bfloat16 where the family's model rounds.
      */
     Tensor norm(Tensor x, Tensor weight, Tensor bias) {
+        return norm(x, weight, bias, c.normEps());
+    }
+
+    /** {@link #norm(Tensor, Tensor, Tensor)} with {@code eps} in place of the configuration's. */
+    private Tensor norm(Tensor x, Tensor weight, Tensor bias, double eps) {
         if (c.norm() == Architecture.Norm.LAYER_NORM) {
-            return x.layerNorm(weight, bias, c.normEps());
+            return x.layerNorm(weight, bias, eps);
         }
         if (c.norm() == Architecture.Norm.LAYER_NORM_PLUS_ONE) {
             try (Tensor scale = weight.add(1.0)) { // nemotron: 1 + w in the model's dtype, then libtorch's LayerNorm
-                return x.layerNorm(scale, bias, c.normEps());
+                return x.layerNorm(scale, bias, eps);
             }
         }
         if (c.norm() == Architecture.Norm.RMS_NORM_PLUS_ONE) {
             // gemma: x · rsqrt(mean(x²) + eps) · (1 + w), all in float32, cast back once
             if (x.dtype() == DType.FLOAT32 || x.dtype() == DType.FLOAT64) {
-                return x.rmsNorm(null, c.normEps()).mul(weight.add(1.0));
+                return x.rmsNorm(null, eps).mul(weight.add(1.0));
             }
             try (Tensor x32 = x.to(DType.FLOAT32); Tensor w32 = weight.to(DType.FLOAT32);
-                 Tensor scale = w32.add(1.0); Tensor normed = x32.rmsNorm(null, c.normEps());
+                 Tensor scale = w32.add(1.0); Tensor normed = x32.rmsNorm(null, eps);
                  Tensor out = normed.mul(scale)) {
                 return out.to(x.dtype());
             }
         }
         if (c.norm() == Architecture.Norm.RMS_NORM && reducedPrecision(x)) {
-            return x.rmsNorm(null, c.normEps()).mul(weight); // llama: back in the dtype before the weight
+            return x.rmsNorm(null, eps).mul(weight); // llama: back in the dtype before the weight
         }
-        return x.rmsNorm(weight, c.normEps());
+        return x.rmsNorm(weight, eps);
     }
 
     /**
-     * Rotary position embeddings: the first {@code rotaryDim} features of each head are rotated, the rest pass
-     * through. Frequency {@code i} turns the pair {@code (i, i + rotaryDim / 2)} in the {@code rotate_half} convention
-     * of Llama and GPT-NeoX, the adjacent pair {@code (2i, 2i + 1)} in GPT-J's {@code rotate_every_two} (interleaved).
-     * cos and sin carry the rope's attention factor (YaRN's), so it scales the attention scores twice, once through
-     * queries and once through keys. A pair {@code (a, b)} becomes {@code (a·cos − b·sin, b·cos + a·sin)}: the
-     * features swapped within their pairs times {@code sin} with the sign of the pair's first feature flipped.
+     * Rotary position embeddings: the first {@code rotaryDim} features of each head are rotated, the rest pass through;
+     * in latent attention the last ones are, those before them passing through, and where its rotated features are
+     * stored in adjacent pairs they are first laid out as halves, {@code (x0, x2, ..., x1, x3, ...)}, as DeepSeek-V3's
+     * attention lays them out. Frequency {@code i} turns the pair {@code (i, i + rotaryDim / 2)} in the
+     * {@code rotate_half} convention of Llama and GPT-NeoX, the adjacent pair {@code (2i, 2i + 1)} in GPT-J's
+     * {@code rotate_every_two} (interleaved). cos and sin carry the rope's attention factor (YaRN's), so it scales the
+     * attention scores twice, once through queries and once through keys. A pair {@code (a, b)} becomes
+     * {@code (a·cos − b·sin, b·cos + a·sin)}: the features swapped within their pairs times {@code sin} with the sign
+     * of the pair's first feature flipped.
      *
      * @param inFloat32 whether float16 and bfloat16 inputs are rotated in float32 and converted back
+     * @param last whether the last {@code rotaryDim} features rotate rather than the first (latent attention)
+     * @param pairsToHalves whether those features are laid out from adjacent pairs as halves before they rotate
      * @param cos {@code [1, pos, 1, rotaryDim]}, in the dtype {@link #tableDtype} gives
      * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second
      */
-    record Rotary(int rotaryDim, boolean interleaved, boolean inFloat32, Tensor cos, Tensor signedSin) {
+    record Rotary(int rotaryDim, boolean interleaved, boolean inFloat32, boolean last, boolean pairsToHalves,
+                  Tensor cos, Tensor signedSin) {
 
         static Rotary of(Architecture a, Rope rope, long pos, DType dtype, Device device) {
-            List<Tensor> t = tables(rope, a.rotaryInterleaved(), pos, tableDtype(a, dtype), device);
-            return new Rotary(rope.dim(), a.rotaryInterleaved(), inFloat32(a), t.get(0), t.get(1));
+            return of(a, rope, tables(rope, a.rotaryInterleaved(), pos, tableDtype(a, dtype), device));
+        }
+
+        /** The rotation of {@code rope} in {@code a}'s layout, with these tables [cos, signed sin]. */
+        static Rotary of(Architecture a, Rope rope, List<Tensor> cosSin) {
+            LatentAttention latent = a.latentAttention();
+            return new Rotary(rope.dim(), a.rotaryInterleaved(), inFloat32(a), latent != null,
+                    latent != null && latent.ropeInterleaved(), cosSin.get(0), cosSin.get(1));
         }
 
         /** The dtype of cos and sin in a model of {@code dtype}. */
@@ -863,9 +905,21 @@ final class Forward {
 
         private Tensor rotate(Tensor x) {
             long dHead = x.size(-1);
-            Tensor rot = rotaryDim == dHead ? x : x.narrow(-1, 0, rotaryDim);
+            long passing = dHead - rotaryDim;
+            Tensor rot = passing == 0 ? x : x.narrow(-1, last ? passing : 0, rotaryDim);
+            if (pairsToHalves) {
+                long[] shape = rot.shape();
+                long[] pairs = Arrays.copyOf(shape, shape.length + 1);
+                pairs[shape.length - 1] = rotaryDim / 2;
+                pairs[shape.length] = 2;
+                rot = rot.reshape(pairs).transpose(-1, -2).reshape(shape);
+            }
             Tensor out = rot.mul(cos).add(swapWithinPairs(rot).mul(signedSin));
-            return rotaryDim == dHead ? out : Tensor.cat(List.of(out, x.narrow(-1, rotaryDim, dHead - rotaryDim)), -1);
+            if (passing == 0) {
+                return out;
+            }
+            Tensor through = x.narrow(-1, last ? 0 : rotaryDim, passing);
+            return Tensor.cat(last ? List.of(through, out) : List.of(out, through), -1);
         }
 
         /** Each pair {@code (a, b)} that a frequency turns becomes {@code (b, a)}. */

@@ -158,7 +158,10 @@ final class HfWeights {
                 t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W), t.get(Slot.W_ROUTER), t.get(Slot.B_ROUTER),
                 t.get(Slot.SINKS), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN), t.get(Slot.SHARED_W_OUT),
                 t.get(Slot.SHARED_EXPERT_GATE), t.get(Slot.EXPERT_SCORE_BIAS), t.get(Slot.XIELU_ALPHA_P),
-                t.get(Slot.XIELU_ALPHA_N), t.get(Slot.XIELU_BETA), t.get(Slot.XIELU_EPS));
+                t.get(Slot.XIELU_ALPHA_N), t.get(Slot.XIELU_BETA), t.get(Slot.XIELU_EPS),
+                t.get(Slot.W_KV_A) == null ? null : new Weights.Latent(t.get(Slot.W_Q_A), t.get(Slot.B_Q_A),
+                        t.get(Slot.Q_A_NORM), t.get(Slot.W_Q_B), t.get(Slot.W_KV_A), t.get(Slot.B_KV_A),
+                        t.get(Slot.KV_A_NORM), t.get(Slot.W_KV_B)));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

@@ -374,6 +374,16 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The dimension of one value head, and of {@code hook_z}'s heads: {@link #dHead()}, but for multi-head latent
+     * attention (deepseek-v3), whose query and key heads are wider than its value heads.
+     *
+     * @return d_head of the values
+     */
+    public int dHeadV() {
+        return arch.dHeadV();
+    }
+
+    /**
      * The hidden width of the MLP ({@code n_inner} / {@code intermediate_size}; {@code 4 * dModel} where those are
      * null in gpt2 and gpt-neo).
      *

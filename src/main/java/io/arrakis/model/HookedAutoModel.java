@@ -835,7 +835,10 @@ public final class HookedAutoModel implements AutoCloseable {
         return using(() -> stackLayers(l -> repeatKv(perHeadIn(layer(l).wv(), config.nKvHeads()), repeatKv)));
     }
 
-    /** Output weights {@code [layer, head, d_head, d_model]}, a new tensor. */
+    /**
+     * Output weights {@code [layer, head, d_head, d_model]} ({@code d_head} of the values,
+     * {@link HookedAutoConfig#dHeadV}), a new tensor.
+     */
     public Tensor W_O() {
         return using(() -> stackLayers(this::perHeadOut));
     }
@@ -875,7 +878,7 @@ public final class HookedAutoModel implements AutoCloseable {
         return using(() -> owned(repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv)));
     }
 
-    /** Block {@code layer}'s output weights {@code [head, d_head, d_model]}, a new tensor. */
+    /** Block {@code layer}'s output weights {@code [head, d_head, d_model]} ({@code d_head} of the values). */
     public Tensor W_O(int layer) {
         return using(() -> owned(perHeadOut(layer)));
     }
@@ -1037,17 +1040,32 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private Tensor perHeadIn(Tensor w, int heads) {
+        refuseLatentAttention();
         try (Tensor view = w.view(config.dModel(), heads, config.dHead())) {
             return view.permute(1, 0, 2);
         }
     }
 
     private Tensor perHeadOut(int layer) {
-        return layer(layer).wo().view(config.nHeads(), config.dHead(), config.dModel());
+        return layer(layer).wo().view(config.nHeads(), config.dHeadV(), config.dModel());
     }
 
     private Tensor perHeadBias(Tensor b, int heads) {
+        refuseLatentAttention();
         return b == null ? Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device) : b.view(heads, config.dHead());
+    }
+
+    /**
+     * Latent attention has no per-head query, key or value weights: each passes through an RMSNorm between its two
+     * projections, so no matrix maps the residual stream to them.
+     */
+    private void refuseLatentAttention() {
+        if (config.architecture().latentAttention() != null) {
+            throw new UnsupportedOperationException("this " + config.family() + " model's attention is multi-head"
+                    + " latent attention: its queries, keys and values are projected from latents that an RMSNorm"
+                    + " normalises, so no per-head W_Q, W_K, W_V (or their biases) exists; read hook_q, hook_k and"
+                    + " hook_v instead (W_O exists)");
+        }
     }
 
     private Tensor outBias(int layer) {

@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.LatentAttention;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -100,6 +101,20 @@ final class MemoryCheck {
     }
 
     /**
+     * The elements per token of a layer's queries, keys and values as the pass makes them: one fused product, or,
+     * for latent attention, the queries, the keys (made whole per head), the keys' and values' product, and the
+     * latents with their norms.
+     */
+    private static double queriesKeysValues(HookedAutoConfig config) {
+        LatentAttention m = config.architecture().latentAttention();
+        if (m == null) {
+            return (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
+        }
+        return (double) config.nHeads() * (2L * m.queryKeyDim() + m.nopeDim() + m.valueDim())
+                + 2.0 * (m.keyValueRank() + m.ropeDim() + m.queryRank());
+    }
+
+    /**
      * The most bytes per token one block holds at once besides what the pass keeps, with room to spare: the residual
      * stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it (where it
      * runs explicitly, its scores, float32 where the family computes them so, with soft-capping's steps, and its
@@ -108,7 +123,7 @@ final class MemoryCheck {
      */
     static double blockBytesPerToken(HookedAutoConfig config, long pos, boolean explicitAttention, DType dtype) {
         Architecture a = config.architecture();
-        double qkv = (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
+        double qkv = queriesKeysValues(config);
         double hidden;
         if (a.moe() != null) { // one expert's work at a time (gpt-oss's clamped SwiGLU makes more), then k outputs
             // per token weighted, joined, reordered and summed; or a dense layer's gated MLP, where the larger
@@ -156,7 +171,7 @@ final class MemoryCheck {
             String local = name.substring(layer.length());
             if (local.equals("attn.hook_q") || local.equals("attn.hook_k") || local.equals("attn.hook_v")) {
                 if (products.add(layer + "qkv")) {
-                    bytes += (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead() * dtype.byteSize();
+                    bytes += queriesKeysValues(config) * dtype.byteSize();
                 }
             } else if (config.gatedMlp() && (local.equals("mlp.hook_pre") || local.equals("mlp.hook_pre_linear"))) {
                 if (products.add(layer + "gateUp")) {
@@ -201,8 +216,10 @@ final class MemoryCheck {
         return switch (point) {
             case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
-            case "hook_q", "hook_q_normed", "hook_rot_q", "hook_z" -> (double) config.nHeads() * config.dHead();
-            case "hook_k", "hook_k_normed", "hook_rot_k", "hook_v" -> (double) config.nKvHeads() * config.dHead();
+            case "hook_q", "hook_q_normed", "hook_rot_q" -> (double) config.nHeads() * config.dHead();
+            case "hook_z" -> (double) config.nHeads() * config.dHeadV();
+            case "hook_k", "hook_k_normed", "hook_rot_k" -> (double) config.nKvHeads() * config.dHead();
+            case "hook_v" -> (double) config.nKvHeads() * config.dHeadV();
             case "hook_attn_scores", "hook_pattern" -> (double) config.nHeads() * pos;
             case "hook_pre", "hook_pre_linear", "hook_post" -> mlpWidth(config, name);
             case "hook_router_logits" -> config.numExperts();

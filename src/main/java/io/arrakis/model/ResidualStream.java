@@ -91,11 +91,12 @@ public final class ResidualStream {
                     || name.endsWith("hook_resid_post") || name.endsWith("hook_attn_out") || name.endsWith("hook_mlp_out")
                     || name.equals("hook_embed") || name.equals("hook_pos_embed") || name.equals("ln_final.hook_normalized");
             boolean wrong = stream ? shape[shape.length - 1] != config.dModel()
-                    : name.endsWith("attn.hook_z") && (shape[shape.length - 2] != a.nHeads() || shape[shape.length - 1] != a.dHead());
+                    : name.endsWith("attn.hook_z") && (shape[shape.length - 2] != a.nHeads()
+                    || shape[shape.length - 1] != a.dHeadV());
             if (wrong) {
                 throw new IllegalArgumentException("the cache's " + name + " is " + Arrays.toString(shape)
                         + ", which a pass of this model (d_model " + config.dModel() + ", " + a.nHeads() + " heads of "
-                        + a.dHead() + ") does not make: give the cache of a pass of this model");
+                        + a.dHeadV() + ") does not make: give the cache of a pass of this model");
             }
         }
     }

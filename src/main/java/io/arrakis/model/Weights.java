@@ -37,7 +37,8 @@ final class Weights implements AutoCloseable {
                  Tensor win, Tensor bin, Tensor wgate, Tensor bgate, Tensor wout, Tensor bout,
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
                  Tensor sinks, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut, Tensor sharedExpertGate,
-                 Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN, Tensor xieluBeta, Tensor xieluEps) {
+                 Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN, Tensor xieluBeta, Tensor xieluEps,
+                 Latent latent) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
@@ -47,7 +48,30 @@ final class Weights implements AutoCloseable {
                     list.add(t);
                 }
             }
+            if (latent != null) {
+                list.addAll(latent.all());
+            }
             return list;
+        }
+    }
+
+    /**
+     * A block's latent attention ({@link io.arrakis.model.family.LatentAttention}), {@code [in, out]} like the
+     * others: the queries' down-projection {@code wqa}, its bias {@code bqa}, their latent's norm {@code qaNorm} and
+     * up-projection {@code wqb} (all four null where the layer's {@code wq} projects the queries), the keys' and
+     * values' down-projection {@code wkva} with the shared rotated key and its bias {@code bkva}, their latent's norm
+     * {@code kvaNorm} and up-projection {@code wkvb}; biases null where the family has none.
+     */
+    record Latent(Tensor wqa, Tensor bqa, Tensor qaNorm, Tensor wqb, Tensor wkva, Tensor bkva, Tensor kvaNorm,
+                  Tensor wkvb) {
+        List<Tensor> all() {
+            return java.util.stream.Stream.of(wqa, bqa, qaNorm, wqb, wkva, bkva, kvaNorm, wkvb)
+                    .filter(java.util.Objects::nonNull).toList();
+        }
+
+        private Latent inLinearLayout() {
+            return new Latent(linearLayout(wqa), bqa, qaNorm, linearLayout(wqb), linearLayout(wkva), bkva, kvaNorm,
+                    linearLayout(wkvb));
         }
     }
 
@@ -138,6 +162,9 @@ final class Weights implements AutoCloseable {
                     l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate}) {
                 addLinearView(w);
             }
+            if (l.latent != null) {
+                l.latent.all().forEach(this::addLinearView);
+            }
         }
         addLinearView(this.unembed);
     }
@@ -189,12 +216,13 @@ final class Weights implements AutoCloseable {
 
     /** The layer with its unfused projections in the linear layout; Q, K and V are laid out when they are fused. */
     private static Layer inLinearLayout(Layer l) {
-        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, l.wq, l.bq, l.wk, l.bk, l.wv, l.bv, linearLayout(l.wo), l.bo,
+        Tensor wq = l.latent == null ? l.wq : linearLayout(l.wq); // latent attention's queries are not fused
+        return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, l.bq, l.wk, l.bk, l.wv, l.bv, linearLayout(l.wo), l.bo,
                 linearLayout(l.win), l.bin, linearLayout(l.wgate), l.bgate, linearLayout(l.wout), l.bout, l.qNorm,
                 l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks,
                 linearLayout(l.sharedGate), linearLayout(l.sharedIn), linearLayout(l.sharedOut),
                 linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP, l.xieluAlphaN, l.xieluBeta,
-                l.xieluEps);
+                l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout());
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -212,8 +240,8 @@ final class Weights implements AutoCloseable {
 
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
-        Tensor qkv = sideBySide(l.wq, l.wk, l.wv);
-        Tensor qkvBias = l.bq == null && l.bk == null && l.bv == null ? null
+        Tensor qkv = l.latent != null ? null : sideBySide(l.wq, l.wk, l.wv);
+        Tensor qkvBias = l.latent != null || l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
         if (l.wgate == null || l.wgate.dim() != 2) {
             return new Fused(qkv, qkvBias, null, null);
@@ -230,16 +258,24 @@ final class Weights implements AutoCloseable {
 
     /** The layer with its fused weights replaced by views of {@code f}; the separate copies are freed. */
     private static Layer viewsOf(Layer l, Fused f) {
-        long q = l.wq.size(1);
-        long k = l.wk.size(1);
-        long v = l.wv.size(1);
-        Tensor wq = f.qkv.narrow(1, 0, q);
-        Tensor wk = f.qkv.narrow(1, q, k);
-        Tensor wv = f.qkv.narrow(1, q + k, v);
-        Tensor bq = l.bq == null ? null : f.qkvBias.narrow(0, 0, q);
-        Tensor bk = l.bk == null ? null : f.qkvBias.narrow(0, q, k);
-        Tensor bv = l.bv == null ? null : f.qkvBias.narrow(0, q + k, v);
-        closeAll(l.wq, l.wk, l.wv, l.bq, l.bk, l.bv);
+        Tensor wq = l.wq;
+        Tensor wk = l.wk;
+        Tensor wv = l.wv;
+        Tensor bq = l.bq;
+        Tensor bk = l.bk;
+        Tensor bv = l.bv;
+        if (f.qkv != null) {
+            long q = l.wq.size(1);
+            long k = l.wk.size(1);
+            long v = l.wv.size(1);
+            wq = f.qkv.narrow(1, 0, q);
+            wk = f.qkv.narrow(1, q, k);
+            wv = f.qkv.narrow(1, q + k, v);
+            bq = l.bq == null ? null : f.qkvBias.narrow(0, 0, q);
+            bk = l.bk == null ? null : f.qkvBias.narrow(0, q, k);
+            bv = l.bv == null ? null : f.qkvBias.narrow(0, q + k, v);
+            closeAll(l.wq, l.wk, l.wv, l.bq, l.bk, l.bv);
+        }
         Tensor wgate = l.wgate;
         Tensor win = l.win;
         Tensor bgate = l.bgate;
@@ -255,7 +291,7 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent);
     }
 
     private static void closeAll(Tensor... tensors) {

@@ -76,7 +76,7 @@ final class DerivedFixtures {
                 "ministral3", "ministral", "exaone4", "glm4", "ernie4_5", "glm", "seed-oss",
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
                 "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
-                "granitemoeshared", "apertus", "minimax-m2")
+                "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -134,6 +134,8 @@ final class DerivedFixtures {
                 ApertusReference.write(dir);
             } else if (family.equals("minimax-m2")) {
                 MiniMaxM2Reference.write(dir);
+            } else if (family.equals("deepseek-v3")) {
+                DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.LATENT_QUERIES);
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";

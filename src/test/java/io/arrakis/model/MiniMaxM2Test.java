@@ -148,6 +148,8 @@ class MiniMaxM2Test {
         String m = assertThrows(IllegalArgumentException.class,
                 () -> tiny.with("attn_type_list", List.of(1)).architecture()).getMessage();
         assertTrue(m.startsWith("attn_type_list = [1]"), m);
+        assertEquals(tiny.architecture(), tiny.with("attn_type_list", List.of(1, 1, 0)).architecture(),
+                "the published list of more layers than a shortened config keeps");
         Map<String, Object> published = Map.of("use_qk_norm", true, "qk_norm_type", "per_layer", "scoring_func",
                 "sigmoid", "use_routing_bias", true, "shared_intermediate_size", 0, "attn_type_list", List.of(1, 1));
         assertEquals(tiny.architecture(), tiny.with(published).architecture(), "the published values change nothing");

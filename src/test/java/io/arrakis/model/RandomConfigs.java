@@ -10,8 +10,8 @@ import java.util.Random;
  * Random small configurations of a family (1 to 3 layers, d_model 32 to 96, 6 to 24 positions), with the settings that
  * choose how attention is computed drawn too where the family has them: key/value heads, an explicit head dimension,
  * sliding windows and which layers slide, soft-capping, the rotary fraction, base and scaling, biases, parallel
- * residuals, activations, falcon's layouts, granite's multipliers and the experts of a mixture (the groups and dense
- * layers of glm4-moe's kind too). A value the family refuses is left at its default.
+ * residuals, activations, falcon's layouts, granite's multipliers, the experts of a mixture (the groups and dense
+ * layers of glm4-moe's kind too) and deepseek-v3's latent attention. A value the family refuses is left at its default.
  */
 final class RandomConfigs {
     private RandomConfigs() {
@@ -129,8 +129,15 @@ final class RandomConfigs {
                 c = tryWith(c, Map.of(key, pick(r, List.of(0.25, 0.5, 0.75, 1.0))));
             }
         }
-        if (raw.containsKey("rotary_dim")) {
+        if (raw.containsKey("rotary_dim") || family.equals("minimax-m2")) { // minimax-m2's is a published file's key
             c = tryWith(c, Map.of("rotary_dim", pick(r, List.of(2, 4, 6, 8, c.dHead()))));
+        }
+        if (raw.containsKey("kv_lora_rank")) { // deepseek-v3's latents: their widths and layout
+            Map<String, Object> latent = new LinkedHashMap<>(Map.of("kv_lora_rank", pick(r, List.of(4, 12)),
+                    "qk_nope_head_dim", pick(r, List.of(0, 4, 8)), "qk_rope_head_dim", pick(r, List.of(2, 4, 6)),
+                    "v_head_dim", pick(r, List.of(3, 8)), "rope_interleave", r.nextBoolean()));
+            latent.put("q_lora_rank", r.nextBoolean() ? null : pick(r, List.of(8, 16)));
+            c = tryWith(c, latent);
         }
         for (String key : List.of("rope_theta", "rotary_emb_base", "rope_local_base_freq")) {
             if (raw.containsKey(key) && r.nextBoolean()) {

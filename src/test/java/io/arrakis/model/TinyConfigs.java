@@ -29,7 +29,7 @@ final class TinyConfigs {
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
                     : "num_local_experts", 4, "num_experts_per_tok", 2));
         }
-        if (raw.get("num_local_experts") instanceof Integer experts && experts > 8) { // minimax-m2's 256, top 8
+        if (family.equals("minimax-m2")) { // its 256 experts, top 8
             o.putAll(Map.of("num_local_experts", 4, "num_experts_per_tok", 2));
         }
         if (raw.containsKey("shared_expert_intermediate_size")) {
@@ -40,6 +40,16 @@ final class TinyConfigs {
         }
         if (raw.containsKey("num_key_value_heads")) {
             o.put("num_key_value_heads", 2);
+        }
+        if (raw.containsKey("kv_lora_rank")) { // deepseek-v3's latents made small, its value heads narrower
+            o.putAll(Map.of("q_lora_rank", 16, "kv_lora_rank", 12, "qk_nope_head_dim", 6, "qk_rope_head_dim", 4,
+                    "v_head_dim", 6, "num_key_value_heads", 4));
+        }
+        if (raw.get("n_group") instanceof Integer groups && groups > 2) { // deepseek-v3's 8 groups of its 256 experts
+            o.putAll(Map.of("n_group", 2, "topk_group", 1));
+        }
+        if (raw.get("first_k_dense_replace") instanceof Integer dense && dense > 1) { // one dense layer, one sparse
+            o.put("first_k_dense_replace", 1);
         }
         if (raw.get("head_dim") != null) {
             o.put("head_dim", 8);

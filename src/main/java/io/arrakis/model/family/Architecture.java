@@ -55,6 +55,8 @@ import java.util.List;
  *     family's embedding takes as its {@code padding_idx}); -1 for none
  * @param queriesScaledFirst whether the queries are multiplied by the score factor before their product with the keys
  *     (opt), rather than the product after (in float16 the unscaled product can overflow where the family's does not)
+ * @param latentAttention the queries', keys' and values' latents (DeepSeek-V3's multi-head latent attention), or null
+ *     where they are projected per head; {@code dHead} is then a query or key head's width
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -65,7 +67,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
-        int paddingIndex, boolean queriesScaledFirst) {
+        int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {
@@ -198,6 +200,15 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      */
     public Rope rope(int layer) {
         return layerRopes == null ? null : layerRopes.get(layer);
+    }
+
+    /**
+     * The width of a value head, and of {@code hook_z}'s heads: {@code dHead}, or the latent attention's value width.
+     *
+     * @return the width
+     */
+    public int dHeadV() {
+        return latentAttention == null ? dHead : latentAttention.valueDim();
     }
 
     /**

@@ -49,6 +49,7 @@ final class ArchitectureBuilder {
     private String thetaKey;
     private String factorKey;
     private boolean factorGiven;
+    private LatentAttention latentAttention;
     private String rotaryWidthKey;
     private double theta;
     private double factor;
@@ -209,6 +210,16 @@ final class ArchitectureBuilder {
         return this;
     }
 
+
+    /**
+     * Multi-head latent attention: heads of {@code latent.queryKeyDim()} query and key features, the rotary embedding
+     * on the last {@code latent.ropeDim()} of them.
+     */
+    ArchitectureBuilder latentAttention(LatentAttention latent) {
+        latentAttention = latent;
+        explicitHeadDim = latent.queryKeyDim();
+        return this;
+    }
 
     /**
      * Where the configuration sets {@code dimKey}, the rotary embedding turns that many features of each head instead
@@ -471,7 +482,7 @@ final class ArchitectureBuilder {
             throw invalid(headsKey, heads, "is not a multiple of " + kvHeadsKey + " = " + kv);
         }
 
-        Rope rope = rotary ? rope(headDim) : null;
+        Rope rope = rotary ? rope(latentAttention != null ? latentAttention.ropeDim() : headDim) : null;
         List<LayerAttention> attention = layerAttention != null ? layerAttention
                 : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
         List<Rope> layerRopes = null;
@@ -506,7 +517,7 @@ final class ArchitectureBuilder {
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
-                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst);
+                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention);
     }
 
     /**

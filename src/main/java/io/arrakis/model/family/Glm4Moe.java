@@ -124,6 +124,22 @@ final class Glm4Moe extends ModelFamily {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
+        List<CheckpointTensor> attention = new ArrayList<>(List.of(linear("self_attn.q_proj.weight", WQ, q, d),
+                linear("self_attn.k_proj.weight", WK, kv, d), linear("self_attn.v_proj.weight", WV, kv, d)));
+        if (a.qkvBias()) {
+            attention.addAll(List.of(stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
+                    stored("self_attn.v_proj.bias", BV, kv)));
+        }
+        if (a.qkNorm() != Architecture.QkNorm.NONE) {
+            attention.addAll(List.of(LlamaLayout.qkNorms(a)));
+        }
+        attention.add(linear("self_attn.o_proj.weight", WO, d, q));
+        return checkpointOf(a, unread, scoreBias, attention);
+    }
+
+    /** {@link #checkpointOf(Architecture, String, String)} with these {@code attention} tensors (DeepSeek-V3's). */
+    static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
+        long d = a.dModel();
         MixtureOfExperts moe = a.moe();
         long dense = moe.denseWidth();
         long shared = moe.sharedWidth();
@@ -136,13 +152,9 @@ final class Glm4Moe extends ModelFamily {
                 linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
         Checkpoint.Builder builder = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layer(stored("input_layernorm.weight", LN1_W, d),
-                        linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
-                        linear("self_attn.v_proj.weight", WV, kv, d))
-                .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
-                        stored("self_attn.v_proj.bias", BV, kv))
-                .layerIf(a.qkNorm() != Architecture.QkNorm.NONE, LlamaLayout.qkNorms(a))
-                .layer(linear("self_attn.o_proj.weight", WO, d, q), stored("post_attention_layernorm.weight", LN2_W, d))
+                .layer(stored("input_layernorm.weight", LN1_W, d))
+                .layer(attention.toArray(CheckpointTensor[]::new))
+                .layer(stored("post_attention_layernorm.weight", LN2_W, d))
                 .layerWhere(l -> !moe.sparse(l), linear("mlp.gate_proj.weight", W_GATE, dense, d),
                         linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))

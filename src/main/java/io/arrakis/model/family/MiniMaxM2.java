@@ -38,10 +38,10 @@ import static io.arrakis.model.family.Key.tok;
  * Here {@code rotary_dim} counts where given, and a {@code partial_rotary_factor} given with it must agree. Refused:
  * {@code use_qk_norm} false, a {@code qk_norm_type} other than {@code "per_layer"} (one norm over all heads), a
  * {@code scoring_func} other than {@code "sigmoid"}, {@code use_routing_bias} false, a shared expert
- * ({@code shared_intermediate_size} above 0), an {@code attn_type_list} entry other than 1 (0 is MiniMax-Text-01's
- * linear attention) and a {@code sliding_window}: transformers' model has none of them. A checkpoint's multi-token
- * prediction modules ({@code use_mtp}) are not part of the model; their tensors, if a file holds any, are refused by
- * name.
+ * ({@code shared_intermediate_size} above 0), an {@code attn_type_list} entry other than 1 for a layer (0 is
+ * MiniMax-Text-01's linear attention) and a {@code sliding_window}: transformers' model has none of them. A
+ * checkpoint's multi-token prediction modules ({@code use_mtp}) are not part of the model; their tensors, if a file
+ * holds any, are refused by name.
  */
 final class MiniMaxM2 extends ModelFamily {
 
@@ -73,8 +73,9 @@ final class MiniMaxM2 extends ModelFamily {
         refuseUnless(s, "use_routing_bias", true, "transformers' MiniMax-M2 adds each expert's correction bias");
         refuseUnless(s, "shared_intermediate_size", 0, "a shared expert is not implemented for minimax_m2");
         refuseUnless(s, "sliding_window", null, "transformers' MiniMax-M2 attends to every earlier token");
-        List<?> kinds = s.listOrNull("attn_type_list");
-        if (kinds != null && (kinds.size() != layers || kinds.stream().anyMatch(k -> !Integer.valueOf(1).equals(k)))) {
+        List<?> kinds = s.listOrNull("attn_type_list"); // MiniMax's code reads a layer's entry: later ones are unread
+        if (kinds != null && (kinds.size() < layers
+                || kinds.subList(0, layers).stream().anyMatch(k -> !Integer.valueOf(1).equals(k)))) {
             throw invalid("attn_type_list", kinds, "must hold 1 (softmax attention) for each of the " + layers
                     + " layers: linear attention (0) is not implemented");
         }

@@ -37,7 +37,8 @@ public enum Slot {
     SHARED_EXPERT_GATE(true, Init.NORMAL),
     /**
      * the per-expert bias {@code [experts]} added to the router's scores to choose experts, not to weight them
-     * ({@code e_score_correction_bias}); float32 in every model, as Hugging Face keeps it
+     * ({@code e_score_correction_bias}); held in float32 in every model, as Hugging Face keeps DeepSeek-V3's and
+     * GLM-4.5's (MiniMax-M2's routing rounds it to the model's dtype where it uses it, as Hugging Face holds it there)
      */
     EXPERT_SCORE_BIAS(true, Init.ZERO),
     /**
@@ -53,7 +54,26 @@ public enum Slot {
     /** xIELU's linear factor {@code beta}, a 0-d buffer, 0.5 */
     XIELU_BETA(true, Init.CONSTANT, 0.5),
     /** xIELU's {@code eps}, a 0-d buffer capping the negative side's input, -1e-6 */
-    XIELU_EPS(true, Init.CONSTANT, -1e-6);
+    XIELU_EPS(true, Init.CONSTANT, -1e-6),
+    /** latent attention's query down-projection {@code [d_model, q_lora_rank]} ({@code q_a_proj}) */
+    W_Q_A(true, Init.NORMAL),
+    /** its bias {@code [q_lora_rank]} */
+    B_Q_A(true, Init.ZERO),
+    /** the weight of the RMSNorm of the queries' latent {@code [q_lora_rank]} ({@code q_a_layernorm}) */
+    Q_A_NORM(true, Init.NORM),
+    /** the queries' up-projection {@code [q_lora_rank, heads·(nope + rope)]} ({@code q_b_proj}) */
+    W_Q_B(true, Init.NORMAL),
+    /**
+     * the keys' and values' down-projection with the shared rotated key, {@code [d_model, kv_lora_rank + rope]}
+     * ({@code kv_a_proj_with_mqa})
+     */
+    W_KV_A(true, Init.NORMAL),
+    /** its bias {@code [kv_lora_rank + rope]} */
+    B_KV_A(true, Init.ZERO),
+    /** the weight of the RMSNorm of the keys' and values' latent {@code [kv_lora_rank]} ({@code kv_a_layernorm}) */
+    KV_A_NORM(true, Init.NORM),
+    /** the keys' and values' up-projection {@code [kv_lora_rank, heads·(nope + v)]} ({@code kv_b_proj}) */
+    W_KV_B(true, Init.NORMAL);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {

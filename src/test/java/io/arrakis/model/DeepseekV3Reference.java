@@ -1,0 +1,282 @@
+package io.arrakis.model;
+
+import io.arrakis.torch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static io.arrakis.model.ReferenceMath.add;
+import static io.arrakis.model.ReferenceMath.embed;
+import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.projection;
+import static io.arrakis.model.ReferenceMath.rmsNorm;
+import static io.arrakis.model.ReferenceMath.rotateHalf;
+import static io.arrakis.model.ReferenceMath.silu;
+import static io.arrakis.model.ReferenceMath.tensor;
+
+/**
+ * A DeepSeek-V3 reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights
+ * drawn around 1, its biases and the experts' correction bias around 0, so that every one counts) and the activations
+ * of {@code DeepseekV3ForCausalLM}'s forward pass as transformers' modeling file defines it, computed here in double
+ * precision in plain Java, apart from the library's forward pass ({@link ReferenceMath}): RMSNorm blocks (eps
+ * {@value #EPS}); multi-head latent attention, the queries {@code q_b_proj(RMSNorm(q_a_proj(x)))} or
+ * {@code q_proj(x)}, the keys' and values' latent and the shared rotated key from {@code kv_a_proj_with_mqa(x)}, the
+ * latent normalised (eps 1e-6, the norms' default, not the configuration's) and expanded by {@code kv_b_proj} into each
+ * head's unrotated key and value ({@value #VALUE} features, fewer than a key's {@value #NOPE} + {@value #ROPE}); the
+ * rotary embedding on the last {@value #ROPE} features of each query and key head, laid out from adjacent pairs as
+ * halves first where {@code rope_interleave}; a causal softmax scaled by {@code (nope + rope)^-1/2}; a dense gated SiLU
+ * MLP in the first layer where {@code first_k_dense_replace} is 1, and {@code DeepseekV3TopkRouter}'s routing after it
+ * (sigmoid scores; the correction bias added to choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the
+ * highest sum of their two best biased scores; the top {@value #TOP_K} of their experts; their unbiased scores over
+ * their sum, times {@value #SCALE}), the chosen experts' outputs so weighted and summed, plus the shared expert's; the
+ * final norm and an untied head.
+ */
+final class DeepseekV3Reference {
+    private static final int VOCAB = 96;
+    private static final int D = 32;
+    private static final int HEADS = 4;
+    private static final int Q_RANK = 16;
+    private static final int KV_RANK = 12;
+    private static final int NOPE = 6;
+    private static final int ROPE = 4;
+    private static final int QK = NOPE + ROPE;
+    private static final int VALUE = 5;
+    private static final int DENSE = 40;
+    private static final int EXPERT = 16;
+    private static final int EXPERTS = 8;
+    private static final int TOP_K = 3;
+    private static final int GROUPS = 4;
+    private static final int TOP_GROUPS = 2;
+    private static final double SCALE = 1.7;
+    private static final int SHARED = 2 * EXPERT;
+    private static final int LAYERS = 3;
+    private static final double EPS = 0.05; // far from the latent norms' 1e-6, so that using it there would show
+    private static final double LATENT_EPS = 1e-6;
+    private static final double THETA = 1000.0;
+    private static final int BATCH = 2;
+    private static final int POS = 10;
+
+    private DeepseekV3Reference() {
+    }
+
+    /** Which DeepSeek-V3 settings the model has. */
+    enum Kind {
+        /** queries from their own latent, the rotated features interleaved, layer 0 dense */
+        LATENT_QUERIES(89),
+        /** queries by {@code q_proj}, the rotated features as halves, attention biases, every layer sparse */
+        DIRECT_QUERIES(97);
+
+        private final long seed;
+
+        Kind(long seed) {
+            this.seed = seed;
+        }
+    }
+
+    /** Writes config.json, model.safetensors and reference.safetensors of {@code kind}'s model into {@code dir}. */
+    static void write(Path dir, Kind kind) throws IOException {
+        boolean latent = kind == Kind.LATENT_QUERIES;
+        Map<String, Object> values = new LinkedHashMap<>(Map.ofEntries(Map.entry("vocab_size", VOCAB),
+                Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
+                Map.entry("num_attention_heads", HEADS), Map.entry("num_key_value_heads", HEADS),
+                Map.entry("kv_lora_rank", KV_RANK), Map.entry("qk_nope_head_dim", NOPE),
+                Map.entry("qk_rope_head_dim", ROPE), Map.entry("v_head_dim", VALUE),
+                Map.entry("intermediate_size", DENSE),
+                Map.entry("moe_intermediate_size", EXPERT), Map.entry("n_routed_experts", EXPERTS),
+                Map.entry("n_shared_experts", SHARED / EXPERT), Map.entry("num_experts_per_tok", TOP_K),
+                Map.entry("n_group", GROUPS), Map.entry("topk_group", TOP_GROUPS),
+                Map.entry("routed_scaling_factor", SCALE), Map.entry("rms_norm_eps", EPS),
+                Map.entry("initializer_range", 0.2), Map.entry("max_position_embeddings", 64),
+                Map.entry("rope_theta", THETA)));
+        values.put("q_lora_rank", latent ? Q_RANK : null);
+        values.put("rope_interleave", latent);
+        values.put("attention_bias", !latent);
+        values.put("first_k_dense_replace", latent ? 1 : 0);
+        HookedAutoConfig config = HookedAutoConfig.of("deepseek_v3").with(values);
+        ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
+    }
+
+    private static void forward(Map<String, double[]> w, long[] ids, Kind kind, Map<String, Tensor> out) {
+        int n = BATCH * POS;
+        boolean latent = kind == Kind.LATENT_QUERIES;
+        double[] x = embed(w, ids, D);
+        for (int layer = 0; layer < LAYERS; layer++) {
+            String p = "model.layers." + layer + ".";
+            String a = p + "self_attn.";
+            out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
+            double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
+            double[] q = latent ? linear(rmsNorm(projection(w, a + "q_a_proj", h, n, Q_RANK, D, false), n, Q_RANK,
+                    w.get(a + "q_a_layernorm.weight"), LATENT_EPS), n, w.get(a + "q_b_proj.weight"), HEADS * QK, Q_RANK)
+                    : linear(h, n, w.get(a + "q_proj.weight"), HEADS * QK, D);
+            double[] compressed = projection(w, a + "kv_a_proj_with_mqa", h, n, KV_RANK + ROPE, D, !latent);
+            double[] kvLatent = new double[n * KV_RANK];
+            double[] sharedKey = new double[n * ROPE];
+            for (int t = 0; t < n; t++) {
+                System.arraycopy(compressed, t * (KV_RANK + ROPE), kvLatent, t * KV_RANK, KV_RANK);
+                System.arraycopy(compressed, t * (KV_RANK + ROPE) + KV_RANK, sharedKey, t * ROPE, ROPE);
+            }
+            double[] kv = linear(rmsNorm(kvLatent, n, KV_RANK, w.get(a + "kv_a_layernorm.weight"), LATENT_EPS), n,
+                    w.get(a + "kv_b_proj.weight"), HEADS * (NOPE + VALUE), KV_RANK);
+            double[] k = new double[n * HEADS * QK];
+            double[] v = new double[n * HEADS * VALUE];
+            for (int t = 0; t < n; t++) {
+                for (int head = 0; head < HEADS; head++) {
+                    int from = (t * HEADS + head) * (NOPE + VALUE);
+                    System.arraycopy(kv, from, k, (t * HEADS + head) * QK, NOPE);
+                    System.arraycopy(sharedKey, t * ROPE, k, (t * HEADS + head) * QK + NOPE, ROPE);
+                    System.arraycopy(kv, from + NOPE, v, (t * HEADS + head) * VALUE, VALUE);
+                }
+            }
+            out.put("blocks." + layer + ".attn.hook_q", tensor(q, BATCH, POS, HEADS, QK));
+            out.put("blocks." + layer + ".attn.hook_k", tensor(k, BATCH, POS, HEADS, QK));
+            out.put("blocks." + layer + ".attn.hook_v", tensor(v, BATCH, POS, HEADS, VALUE));
+            rotateLast(q, latent);
+            rotateLast(k, latent);
+            out.put("blocks." + layer + ".attn.hook_rot_q", tensor(q, BATCH, POS, HEADS, QK));
+            out.put("blocks." + layer + ".attn.hook_rot_k", tensor(k, BATCH, POS, HEADS, QK));
+            double[] z = attention(q, k, v, layer, out);
+            out.put("blocks." + layer + ".attn.hook_z", tensor(z, BATCH, POS, HEADS, VALUE));
+            add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, !latent));
+            double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
+            if (latent && layer == 0) {
+                double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
+                        projection(w, p + "mlp.up_proj", h2, n, DENSE, D, false));
+                out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
+                add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
+            } else {
+                add(x, mixture(w, p + "mlp.", h2, n, layer, out));
+            }
+        }
+        double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
+        out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
+        out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
+    }
+
+    /**
+     * The rotary embedding on the last {@value #ROPE} features of each head of {@code x [batch, pos, heads, qk]}, in
+     * place: {@code rotate_half}'s, on features first laid out from adjacent pairs as halves where {@code interleaved}.
+     */
+    private static void rotateLast(double[] x, boolean interleaved) {
+        int rows = BATCH * POS * HEADS;
+        double[] rotated = new double[rows * ROPE];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < ROPE; i++) {
+                int from = interleaved ? (i < ROPE / 2 ? 2 * i : 2 * (i - ROPE / 2) + 1) : i;
+                rotated[r * ROPE + i] = x[r * QK + NOPE + from];
+            }
+        }
+        rotateHalf(rotated, BATCH, POS, HEADS, ROPE, THETA);
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(rotated, r * ROPE, x, r * QK + NOPE, ROPE);
+        }
+    }
+
+    /** Causal attention of queries and keys of {@value #QK} features over values of {@value #VALUE}. */
+    private static double[] attention(double[] q, double[] k, double[] v, int layer, Map<String, Tensor> out) {
+        double[] pattern = new double[BATCH * HEADS * POS * POS];
+        double[] z = new double[BATCH * POS * HEADS * VALUE];
+        for (int b = 0; b < BATCH; b++) {
+            for (int head = 0; head < HEADS; head++) {
+                for (int i = 0; i < POS; i++) {
+                    double[] scores = new double[i + 1];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j <= i; j++) {
+                        double dot = 0;
+                        for (int e = 0; e < QK; e++) {
+                            dot += q[((b * POS + i) * HEADS + head) * QK + e]
+                                    * k[((b * POS + j) * HEADS + head) * QK + e];
+                        }
+                        scores[j] = dot / Math.sqrt(QK);
+                        max = Math.max(max, scores[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j <= i; j++) {
+                        scores[j] = Math.exp(scores[j] - max);
+                        sum += scores[j];
+                    }
+                    for (int j = 0; j <= i; j++) {
+                        double prob = scores[j] / sum;
+                        pattern[((b * HEADS + head) * POS + i) * POS + j] = prob;
+                        for (int e = 0; e < VALUE; e++) {
+                            z[((b * POS + i) * HEADS + head) * VALUE + e] += prob
+                                    * v[((b * POS + j) * HEADS + head) * VALUE + e];
+                        }
+                    }
+                }
+            }
+        }
+        out.put("blocks." + layer + ".attn.hook_pattern", tensor(pattern, BATCH, HEADS, POS, POS));
+        return z;
+    }
+
+    /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
+    private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
+                                    Map<String, Tensor> out) {
+        double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
+        double[] bias = w.get(p + "gate.e_score_correction_bias");
+        double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
+                linear(h, n, w.get(p + "shared_experts.up_proj.weight"), SHARED, D)), n,
+                w.get(p + "shared_experts.down_proj.weight"), D, SHARED);
+        double[] chosenOut = new double[n * TOP_K];
+        double[] weightsOut = new double[n * TOP_K];
+        int size = EXPERTS / GROUPS;
+        for (int t = 0; t < n; t++) {
+            double[] score = new double[EXPERTS];
+            double[] choice = new double[EXPERTS];
+            for (int e = 0; e < EXPERTS; e++) {
+                score[e] = 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
+                choice[e] = score[e] + bias[e];
+            }
+            double[] groupScore = new double[GROUPS];
+            for (int g = 0; g < GROUPS; g++) {
+                double[] members = Arrays.copyOfRange(choice, g * size, (g + 1) * size);
+                Arrays.sort(members);
+                groupScore[g] = members[size - 1] + members[size - 2];
+            }
+            boolean[] allowed = new boolean[GROUPS];
+            for (int pick = 0; pick < TOP_GROUPS; pick++) {
+                int best = -1;
+                for (int g = 0; g < GROUPS; g++) {
+                    if (!allowed[g] && (best < 0 || groupScore[g] > groupScore[best])) {
+                        best = g;
+                    }
+                }
+                allowed[best] = true;
+            }
+            int[] chosen = new int[TOP_K];
+            boolean[] taken = new boolean[EXPERTS];
+            double sum = 0;
+            for (int j = 0; j < TOP_K; j++) {
+                int best = -1;
+                for (int e = 0; e < EXPERTS; e++) {
+                    if (allowed[e / size] && !taken[e] && (best < 0 || choice[e] > choice[best])) {
+                        best = e;
+                    }
+                }
+                taken[best] = true;
+                chosen[j] = best;
+                sum += score[best];
+            }
+            double[] row = Arrays.copyOfRange(h, t * D, (t + 1) * D);
+            for (int j = 0; j < TOP_K; j++) {
+                int e = chosen[j];
+                double weight = score[e] / (sum + 1e-20) * SCALE;
+                chosenOut[t * TOP_K + j] = e;
+                weightsOut[t * TOP_K + j] = weight;
+                String expert = p + "experts." + e + ".";
+                double[] act = silu(linear(row, 1, w.get(expert + "gate_proj.weight"), EXPERT, D),
+                        linear(row, 1, w.get(expert + "up_proj.weight"), EXPERT, D));
+                double[] o = linear(act, 1, w.get(expert + "down_proj.weight"), D, EXPERT);
+                for (int i = 0; i < D; i++) {
+                    y[t * D + i] += weight * o[i];
+                }
+            }
+        }
+        out.put("blocks." + layer + ".mlp.hook_expert_indices", tensor(chosenOut, BATCH, POS, TOP_K));
+        out.put("blocks." + layer + ".mlp.hook_expert_weights", tensor(weightsOut, BATCH, POS, TOP_K));
+        return y;
+    }
+}

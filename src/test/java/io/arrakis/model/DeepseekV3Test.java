@@ -1,0 +1,130 @@
+package io.arrakis.model;
+
+import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.LatentAttention;
+import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * DeepSeek-V3's defaults, {@code DeepseekV3Config}'s, with their published parameter count; its queries taken by
+ * {@code q_proj} with attention biases (against {@link DeepseekV3Reference}); the scores' YaRN factor; the per-head
+ * weights latent attention has and has not; its refusals. Its forward pass with queries from their latent is checked
+ * against {@link DeepseekV3Reference} by {@link ModelParityTest} and every family-generic test.
+ */
+class DeepseekV3Test {
+
+    @Test
+    void defaultsAreDeepseekV3ConfigsWithItsPublished671BillionParameters() {
+        HookedAutoConfig c = HookedAutoConfig.of("deepseek_v3");
+        Architecture a = c.architecture();
+        assertEquals(new LatentAttention(1536, 512, 128, 64, 128, true), a.latentAttention());
+        assertEquals(192, c.dHead(), "a query or key head: 128 features without position, 64 rotated");
+        assertEquals(128, c.dHeadV());
+        assertEquals(128, a.nKvHeads());
+        assertEquals(64, a.rope(0).dim());
+        assertEquals(10000.0, a.rope(0).theta());
+        assertEquals(1.0, a.attentionMultiplier());
+        MixtureOfExperts moe = a.moe();
+        assertEquals(MixtureOfExperts.Routing.SIGMOID_GROUPED, moe.routing());
+        assertEquals(new MixtureOfExperts.Grouped(8, 4, true, 2.5), moe.grouped());
+        assertEquals(2048, moe.sharedWidth());
+        assertEquals(18432, moe.denseWidth());
+        assertFalse(moe.sparse(2));
+        assertTrue(moe.sparse(3) && moe.sparse(60));
+        long d = 7168;
+        long attention = d * 1536 + 1536 + 1536 * 128 * 192 + d * (512 + 64) + 512 + 512 * 128 * (128 + 128)
+                + 128 * 128 * d + 2 * d;
+        long sparse = 256 * 3 * d * 2048 + 3 * d * 2048 + 256 * d + 256;
+        long count = 2 * 129280 * d + 61 * attention + 3 * 3 * d * 18432 + 58 * sparse + d;
+        assertEquals(count, c.parameterCount());
+        assertEquals(671.0, count / 1e9, 0.05, "DeepSeek-V3's 671B, its prediction layer left out");
+    }
+
+    @Test
+    void queriesByQProjWithAttentionBiasesMatchTheReference(@TempDir Path dir) throws Exception {
+        DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.DIRECT_QUERIES);
+        ModelParityTest.assertParity(dir, "deepseek-v3 with q_proj", 3 * 9 + 2);
+    }
+
+    @Test
+    void aYarnScalingMultipliesTheScoresByItsMscaleSquared() {
+        Map<String, Object> yarn = Map.of("rope_type", "yarn", "factor", 40.0, "mscale", 1.0, "mscale_all_dim", 1.0,
+                "original_max_position_embeddings", 16, "beta_fast", 32, "beta_slow", 1);
+        HookedAutoConfig config = TinyConfigs.of("deepseek-v3").with("rope_scaling", yarn);
+        double mscale = 0.1 * Math.log(40) + 1;
+        assertEquals(mscale * mscale, config.architecture().attentionMultiplier(), 1e-12);
+        assertEquals(1.0, config.with("rope_scaling", Map.of("rope_type", "yarn", "factor", 40.0,
+                "original_max_position_embeddings", 16)).architecture().attentionMultiplier(), "no mscale_all_dim");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 5, DType.FLOAT64, Device.CPU);
+             ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4, 1, 5, 9}, 1, 6))) {
+            Tensor q = out.cache().get("blocks.1.attn.hook_rot_q");
+            Tensor k = out.cache().get("blocks.1.attn.hook_rot_k");
+            Tensor expected = Tensor.einsum("bqhd,bkhd->bhqk", q, k).mul(mscale * mscale / Math.sqrt(10));
+            Tensor scores = out.cache().get("blocks.1.attn.hook_attn_scores");
+            for (int i = 0; i < 6; i++) {
+                for (int j = 0; j <= i; j++) {
+                    Tensor actual = scores.select(2, i).select(2, j);
+                    assertTrue(actual.allclose(expected.select(2, i).select(2, j), 1e-12, 1e-12), i + ", " + j);
+                }
+            }
+        }
+    }
+
+    @Test
+    void latentAttentionHasOutputWeightsPerHeadButNoQueryKeyOrValueWeights() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("deepseek-v3"), 3, DType.FLOAT32,
+                     Device.CPU)) {
+            assertArrayEquals(new long[] {2, 4, 6, 32}, model.W_O().shape(), "value heads of v_head_dim 6");
+            assertArrayEquals(new long[] {4, 6, 32}, model.W_O(1).shape());
+            Map<String, Supplier<Tensor>> refused = new HashMap<>(Map.of("W_Q", model::W_Q,
+                    "W_K", () -> model.W_K(true), "W_V", () -> model.W_V(false), "b_Q", model::b_Q,
+                    "b_K", () -> model.b_K(false), "b_V", () -> model.b_V(true), "W_Q(0)", () -> model.W_Q(0)));
+            for (Map.Entry<String, Supplier<Tensor>> e : refused.entrySet()) {
+                String m = assertThrows(UnsupportedOperationException.class, () -> e.getValue().get(), e.getKey())
+                        .getMessage();
+                assertTrue(m.contains("multi-head latent attention"), m);
+            }
+            try (ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4}, 1, 3))) {
+                assertArrayEquals(new long[] {1, 3, 4, 10}, out.cache().get("blocks.0.attn.hook_k").shape());
+                assertArrayEquals(new long[] {1, 3, 4, 6}, out.cache().get("blocks.0.attn.hook_v").shape());
+                assertArrayEquals(new long[] {1, 3, 4, 6}, out.cache().get("blocks.0.attn.hook_z").shape());
+            }
+        }
+    }
+
+    @Test
+    void headsThatTheLatentCannotGiveAreRefused() {
+        HookedAutoConfig tiny = TinyConfigs.of("deepseek-v3");
+        Map<String, Object> refused = new HashMap<>(Map.of("num_key_value_heads", 2, "qk_rope_head_dim", 3));
+        refused.put("v_head_dim", null);
+        for (Map.Entry<String, Object> e : refused.entrySet()) {
+            String m = assertThrows(IllegalArgumentException.class,
+                    () -> tiny.with(e.getKey(), e.getValue()).architecture(), e.getKey()).getMessage();
+            assertTrue(m.startsWith(e.getKey() + " = "), m);
+        }
+        assertEquals(0, tiny.with("q_lora_rank", null).architecture().latentAttention().queryRank());
+        assertTrue(tiny.with("q_lora_rank", null).checkpoint().tensors()
+                .containsKey("model.layers.0.self_attn.q_proj.weight"));
+        assertFalse(tiny.checkpoint().tensors().containsKey("model.layers.0.self_attn.q_proj.weight"));
+        assertEquals(List.of("model.layers.2."), tiny.checkpoint().unread(), "the prediction layer after the last");
+    }
+}
