@@ -365,7 +365,8 @@ public final class HookedAutoConfig {
 
     /**
      * The dimension of one head: {@code head_dim} where set (gemma always; llama, mistral, qwen2, phi3 optionally),
-     * else {@code dModel / nHeads}.
+     * else {@code dModel / nHeads}; in latent attention (deepseek-v3) that of a query or key head,
+     * {@code qk_nope_head_dim + qk_rope_head_dim} ({@link #dHeadV()} is its value heads').
      *
      * @return d_head
      */
@@ -490,7 +491,10 @@ public final class HookedAutoConfig {
     /**
      * How many leading dimensions of each head are rotated: {@code int(dHead * factor)} with the factor
      * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3, phi), 1 elsewhere; gpt-j's
-     * {@code rotary_dim}; 0 when not {@link #rotary()}.
+     * {@code rotary_dim}; 0 when not {@link #rotary()}. In latent attention (deepseek-v3) the rotated dimensions are
+     * the last {@code qk_rope_head_dim} of each query and key head, and where {@code rope_interleave} is set
+     * {@code hook_rot_q} and {@code hook_rot_k} hold them laid out from the stored adjacent pairs as halves
+     * ({@code x0, x2, ..., x1, x3, ...}), as transformers' attention rotates them.
      *
      * @return the rotary dimension, even
      */

@@ -845,17 +845,19 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return using(() -> stackLayers(l -> perHeadBias(layer(l).bq(), config.nHeads())));
+        return using(() -> stackLayers(l -> perHeadBias(layer(l).bq(), layer(l).wq(), config.nHeads())));
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), layer(l).wk(),
+                config.nKvHeads()), repeatKv)));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), layer(l).wv(),
+                config.nKvHeads()), repeatKv)));
     }
 
     /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
@@ -885,17 +887,19 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
     public Tensor b_Q(int layer) {
-        return using(() -> owned(perHeadBias(layer(layer).bq(), config.nHeads())));
+        return using(() -> owned(perHeadBias(layer(layer).bq(), layer(layer).wq(), config.nHeads())));
     }
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bk(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bk(), layer(layer).wk(),
+                config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bv(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bv(), layer(layer).wv(),
+                config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s output bias {@code [d_model]} (zeros where the family has none). */
@@ -1040,7 +1044,7 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private Tensor perHeadIn(Tensor w, int heads) {
-        refuseLatentAttention();
+        refuseLatentAttention(w);
         try (Tensor view = w.view(config.dModel(), heads, config.dHead())) {
             return view.permute(1, 0, 2);
         }
@@ -1050,21 +1054,23 @@ public final class HookedAutoModel implements AutoCloseable {
         return layer(layer).wo().view(config.nHeads(), config.dHeadV(), config.dModel());
     }
 
-    private Tensor perHeadBias(Tensor b, int heads) {
-        refuseLatentAttention();
+    /** The per-head view of the bias {@code b} of the projection {@code w} (zeros where it has none). */
+    private Tensor perHeadBias(Tensor b, Tensor w, int heads) {
+        refuseLatentAttention(w);
         return b == null ? Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device) : b.view(heads, config.dHead());
     }
 
     /**
-     * Latent attention has no per-head query, key or value weights: each passes through an RMSNorm between its two
-     * projections, so no matrix maps the residual stream to them.
+     * Refuses a projection latent attention does not have ({@code w} null): its keys and values, and its queries where
+     * they have a latent of their own, pass an RMSNorm between two projections, so no matrix maps the residual stream
+     * to them.
      */
-    private void refuseLatentAttention() {
-        if (config.architecture().latentAttention() != null) {
+    private void refuseLatentAttention(Tensor w) {
+        if (w == null) {
             throw new UnsupportedOperationException("this " + config.family() + " model's attention is multi-head"
-                    + " latent attention: its queries, keys and values are projected from latents that an RMSNorm"
-                    + " normalises, so no per-head W_Q, W_K, W_V (or their biases) exists; read hook_q, hook_k and"
-                    + " hook_v instead (W_O exists)");
+                    + " latent attention: its keys and values (and its queries, where q_lora_rank gives them a latent)"
+                    + " are projected from latents that an RMSNorm normalises, so no per-head W_K, W_V (or W_Q), nor"
+                    + " their biases, exists; read hook_q, hook_k and hook_v instead (W_O exists)");
         }
     }
 

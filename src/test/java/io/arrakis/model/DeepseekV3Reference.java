@@ -64,9 +64,9 @@ final class DeepseekV3Reference {
 
     /** Which DeepSeek-V3 settings the model has. */
     enum Kind {
-        /** queries from their own latent, the rotated features interleaved, layer 0 dense */
+        /** queries from their own latent, the rotated features interleaved, attention biases, layer 0 dense */
         LATENT_QUERIES(89),
-        /** queries by {@code q_proj}, the rotated features as halves, attention biases, every layer sparse */
+        /** queries by {@code q_proj}, the rotated features as halves, no biases, every layer sparse */
         DIRECT_QUERIES(97);
 
         private final long seed;
@@ -93,7 +93,7 @@ final class DeepseekV3Reference {
                 Map.entry("rope_theta", THETA)));
         values.put("q_lora_rank", latent ? Q_RANK : null);
         values.put("rope_interleave", latent);
-        values.put("attention_bias", !latent);
+        values.put("attention_bias", latent);
         values.put("first_k_dense_replace", latent ? 1 : 0);
         HookedAutoConfig config = HookedAutoConfig.of("deepseek_v3").with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
@@ -108,10 +108,10 @@ final class DeepseekV3Reference {
             String a = p + "self_attn.";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
-            double[] q = latent ? linear(rmsNorm(projection(w, a + "q_a_proj", h, n, Q_RANK, D, false), n, Q_RANK,
+            double[] q = latent ? linear(rmsNorm(projection(w, a + "q_a_proj", h, n, Q_RANK, D, true), n, Q_RANK,
                     w.get(a + "q_a_layernorm.weight"), LATENT_EPS), n, w.get(a + "q_b_proj.weight"), HEADS * QK, Q_RANK)
                     : linear(h, n, w.get(a + "q_proj.weight"), HEADS * QK, D);
-            double[] compressed = projection(w, a + "kv_a_proj_with_mqa", h, n, KV_RANK + ROPE, D, !latent);
+            double[] compressed = projection(w, a + "kv_a_proj_with_mqa", h, n, KV_RANK + ROPE, D, latent);
             double[] kvLatent = new double[n * KV_RANK];
             double[] sharedKey = new double[n * ROPE];
             for (int t = 0; t < n; t++) {
@@ -139,7 +139,7 @@ final class DeepseekV3Reference {
             out.put("blocks." + layer + ".attn.hook_rot_k", tensor(k, BATCH, POS, HEADS, QK));
             double[] z = attention(q, k, v, layer, out);
             out.put("blocks." + layer + ".attn.hook_z", tensor(z, BATCH, POS, HEADS, VALUE));
-            add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, !latent));
+            add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, latent));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             if (latent && layer == 0) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),

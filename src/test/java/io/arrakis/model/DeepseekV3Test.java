@@ -24,9 +24,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * DeepSeek-V3's defaults, {@code DeepseekV3Config}'s, with their published parameter count; its queries taken by
- * {@code q_proj} with attention biases (against {@link DeepseekV3Reference}); the scores' YaRN factor; the per-head
- * weights latent attention has and has not; its refusals. Its forward pass with queries from their latent is checked
- * against {@link DeepseekV3Reference} by {@link ModelParityTest} and every family-generic test.
+ * {@code q_proj} without biases (against {@link DeepseekV3Reference}), and their per-head weights; the scores' YaRN
+ * factor; the per-head weights latent attention has and has not; its refusals. Its forward pass with queries from their
+ * latent is checked against {@link DeepseekV3Reference} by {@link ModelParityTest} and every family-generic test.
  */
 class DeepseekV3Test {
 
@@ -58,17 +58,17 @@ class DeepseekV3Test {
     }
 
     @Test
-    void queriesByQProjWithAttentionBiasesMatchTheReference(@TempDir Path dir) throws Exception {
+    void queriesByQProjMatchTheReference(@TempDir Path dir) throws Exception {
         DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.DIRECT_QUERIES);
         ModelParityTest.assertParity(dir, "deepseek-v3 with q_proj", 3 * 9 + 2);
     }
 
     @Test
     void aYarnScalingMultipliesTheScoresByItsMscaleSquared() {
-        Map<String, Object> yarn = Map.of("rope_type", "yarn", "factor", 40.0, "mscale", 1.0, "mscale_all_dim", 1.0,
+        Map<String, Object> yarn = Map.of("rope_type", "yarn", "factor", 40.0, "mscale", 0.8, "mscale_all_dim", 0.6,
                 "original_max_position_embeddings", 16, "beta_fast", 32, "beta_slow", 1);
         HookedAutoConfig config = TinyConfigs.of("deepseek-v3").with("rope_scaling", yarn);
-        double mscale = 0.1 * Math.log(40) + 1;
+        double mscale = 0.1 * 0.6 * Math.log(40) + 1; // mscale_all_dim's
         assertEquals(mscale * mscale, config.architecture().attentionMultiplier(), 1e-12);
         assertEquals(1.0, config.with("rope_scaling", Map.of("rope_type", "yarn", "factor", 40.0,
                 "original_max_position_embeddings", 16)).architecture().attentionMultiplier(), "no mscale_all_dim");
@@ -85,6 +85,22 @@ class DeepseekV3Test {
                     assertTrue(actual.allclose(expected.select(2, i).select(2, j), 1e-12, 1e-12), i + ", " + j);
                 }
             }
+        }
+    }
+
+    @Test
+    void queriesByQProjHavePerHeadWeights() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(TinyConfigs.of("deepseek-v3").with("q_lora_rank", null),
+                     3, DType.FLOAT64, Device.CPU);
+             ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4}, 1, 3))) {
+            Tensor wq = model.W_Q();
+            assertArrayEquals(new long[] {2, 4, 32, 10}, wq.shape());
+            Tensor expected = Tensor.einsum("bpd,hde->bphe", out.cache().get("blocks.1.ln1.hook_normalized"),
+                    wq.select(0, 1));
+            assertTrue(out.cache().get("blocks.1.attn.hook_q").allclose(expected, 1e-12, 1e-12));
+            assertEquals(0.0, model.b_Q(1).abs().max().item(), "q_proj has no bias");
+            assertThrows(UnsupportedOperationException.class, () -> model.W_K(false));
         }
     }
 
@@ -114,7 +130,8 @@ class DeepseekV3Test {
     @Test
     void headsThatTheLatentCannotGiveAreRefused() {
         HookedAutoConfig tiny = TinyConfigs.of("deepseek-v3");
-        Map<String, Object> refused = new HashMap<>(Map.of("num_key_value_heads", 2, "qk_rope_head_dim", 3));
+        Map<String, Object> refused = new HashMap<>(Map.of("num_key_value_heads", 2, "qk_rope_head_dim", 3,
+                "topk_method", "greedy", "scoring_func", "softmax", "moe_layer_freq", 2));
         refused.put("v_head_dim", null);
         for (Map.Entry<String, Object> e : refused.entrySet()) {
             String m = assertThrows(IllegalArgumentException.class,
@@ -126,5 +143,12 @@ class DeepseekV3Test {
                 .containsKey("model.layers.0.self_attn.q_proj.weight"));
         assertFalse(tiny.checkpoint().tensors().containsKey("model.layers.0.self_attn.q_proj.weight"));
         assertEquals(List.of("model.layers.2."), tiny.checkpoint().unread(), "the prediction layer after the last");
+        Map<String, Object> nulls = new HashMap<>();
+        nulls.put("rope_interleave", null);
+        nulls.put("norm_topk_prob", null);
+        Architecture a = tiny.with(nulls).architecture(); // read as false, as transformers' modeling file reads them
+        assertFalse(a.latentAttention().ropeInterleaved() || a.moe().grouped().normalized());
+        assertEquals(tiny.architecture(), tiny.with(Map.of("topk_method", "noaux_tc", "scoring_func", "sigmoid",
+                "moe_layer_freq", 1)).architecture(), "the published routing keys change nothing");
     }
 }

@@ -46,6 +46,16 @@ public final class ConfigValues {
         return new IllegalArgumentException(key + " = " + describe(value) + " " + problem);
     }
 
+    /**
+     * Refuses {@code key} where the settings give it a value other than {@code accepted}: a key of published files
+     * that the configuration class does not define, whose other values ask for what the model does not compute.
+     */
+    static void refuseUnless(Settings s, String key, Object accepted, String why) {
+        if (s.has(key) && !java.util.Objects.equals(s.get(key), accepted)) {
+            throw invalid(key, s.get(key), "is not implemented: " + why);
+        }
+    }
+
     /** Normalises any JSON-representable value; deep, unmodifiable copies of lists and maps. */
     static Object normalise(String name, Object value) {
         return normalise(name, value, 1);

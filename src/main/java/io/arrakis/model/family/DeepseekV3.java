@@ -9,7 +9,9 @@ import java.util.Map;
 import static io.arrakis.model.family.CheckpointTensor.linear;
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.ConfigValues.refuseUnless;
 import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.integer;
@@ -23,7 +25,7 @@ import static io.arrakis.model.family.Key.tok;
 import static io.arrakis.model.family.Slot.*;
 
 /**
- * DeepSeek-V3 ({@code transformers/models/deepseek_v3}; DeepSeek-V3, V3.1, R1, Kimi K2, Moonlight): multi-head latent
+ * DeepSeek-V3 ({@code transformers/models/deepseek_v3}; DeepSeek-V3, V3.1, R1, Moonlight): multi-head latent
  * attention ({@link LatentAttention}: {@code q_lora_rank}, {@code kv_lora_rank}, {@code qk_nope_head_dim},
  * {@code qk_rope_head_dim}, {@code v_head_dim}; the rotary embedding, of {@code qk_rope_head_dim} features, on the last
  * features of each query and key head, laid out from adjacent pairs as halves first where {@code rope_interleave}),
@@ -32,11 +34,14 @@ import static io.arrakis.model.family.Slot.*;
  * gated MLP and the others GLM-4.5's mixture ({@link Glm4Moe#mixture}: sigmoid-grouped routing and a shared expert).
  * The multi-token prediction layer stored as the block after the last is not read.
  *
- * <p>Keys: {@code DeepseekV3Config} of {@code transformers} 5.17, plus the rotary keys 4.x files carry. Refused:
- * {@code num_key_value_heads} other than {@code num_attention_heads} (the latent gives every head its own key and
- * value, which transformers' attention would repeat again) and a null {@code v_head_dim}. Checkpoint: the experts one
- * tensor each, as the published files and {@code save_pretrained} store them; quantized files (the published
- * DeepSeek-V3's and Kimi K2's float8 weights) are refused, as every family's are.
+ * <p>Keys: {@code DeepseekV3Config} of {@code transformers} 5.17 ({@code rope_interleave} and {@code norm_topk_prob}
+ * null read as false, as its modeling file reads them), plus the rotary keys 4.x files carry and the published files'
+ * {@code topk_method}, {@code scoring_func} and {@code moe_layer_freq}, refused unless {@code "noaux_tc"},
+ * {@code "sigmoid"} and 1, as transformers routes. Also refused: {@code num_key_value_heads} other than
+ * {@code num_attention_heads} (the latent gives every head its own key and value, which transformers' attention would
+ * repeat again) and a null {@code v_head_dim}. Checkpoint: the experts one tensor each, as the published files and
+ * {@code save_pretrained} store them; quantized files (the published DeepSeek-V3's float8 weights) are refused, as
+ * every family's are.
  */
 final class DeepseekV3 extends ModelFamily {
 
@@ -48,17 +53,23 @@ final class DeepseekV3 extends ModelFamily {
                 posDbl("routed_scaling_factor", 2.5), pos("kv_lora_rank", 512), posOrNull("q_lora_rank", 1536),
                 pos("qk_rope_head_dim", 64), posOrNull("v_head_dim", 128), integer("qk_nope_head_dim", 128),
                 pos("n_group", 8), pos("topk_group", 4), pos("num_experts_per_tok", 8),
-                integer("first_k_dense_replace", 3), bool("norm_topk_prob", true), str("hidden_act", "silu"),
+                integer("first_k_dense_replace", 3), boolOrNull("norm_topk_prob", true), str("hidden_act", "silu"),
                 pos("max_position_embeddings", 4096), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", null), tok("bos_token_id", 0), tok("eos_token_id", 1),
                 pos("pretraining_tp", 1), bool("tie_word_embeddings", false), ropeParameters(),
-                bool("rope_interleave", true), bool("attention_bias", false), dbl("attention_dropout", 0.0),
-                integer("num_nextn_predict_layers", 1), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling")),
+                boolOrNull("rope_interleave", true), bool("attention_bias", false), dbl("attention_dropout", 0.0),
+                integer("num_nextn_predict_layers", 1), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"),
+                str("topk_method", "noaux_tc").optional(), str("scoring_func", "sigmoid").optional(),
+                integer("moe_layer_freq", 1).optional()),
                 Map.of("num_local_experts", "n_routed_experts", "num_mtp_layers", "num_nextn_predict_layers")));
     }
 
     @Override
     Architecture architecture(Settings s) {
+        // the published files' routing keys, which the class does not define: DeepSeek's code routes as they say
+        refuseUnless(s, "topk_method", "noaux_tc", "only DeepSeek-V3's \"noaux_tc\" routing is implemented");
+        refuseUnless(s, "scoring_func", "sigmoid", "only DeepSeek-V3's sigmoid scores are implemented");
+        refuseUnless(s, "moe_layer_freq", 1, "every layer from first_k_dense_replace on is sparse in transformers");
         int heads = s.integer("num_attention_heads");
         Integer kvHeads = s.integerOrNull("num_key_value_heads");
         if (kvHeads != null && kvHeads != heads) {
@@ -78,7 +89,7 @@ final class DeepseekV3 extends ModelFamily {
             throw invalid("qk_rope_head_dim", ropeDim, "must be even: the rotary embedding turns pairs of features");
         }
         LatentAttention latent = new LatentAttention(queryRank == null ? 0 : queryRank, s.integer("kv_lora_rank"),
-                s.integer("qk_nope_head_dim"), ropeDim, valueDim, s.bool("rope_interleave"));
+                s.integer("qk_nope_head_dim"), ropeDim, valueDim, Boolean.TRUE.equals(s.get("rope_interleave")));
         int layers = s.integer("num_hidden_layers");
         return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").latentAttention(latent)
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)

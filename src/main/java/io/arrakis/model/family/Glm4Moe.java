@@ -105,8 +105,9 @@ final class Glm4Moe extends ModelFamily {
             throw invalid("num_experts_per_tok", topK, "exceeds the " + topGroups * (experts / groups) + " experts of"
                     + " the topk_group = " + topGroups + " groups a token may choose from");
         }
-        return MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups, s.bool("norm_topk_prob"),
-                        s.number("routed_scaling_factor")))
+        // DeepSeek-V3's may be null, which its router reads as false
+        return MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups,
+                        Boolean.TRUE.equals(s.get("norm_topk_prob")), s.number("routed_scaling_factor")))
                 .withUngatedSharedExpert(s.integer(sharedKey) * s.integer("moe_intermediate_size"));
     }
 

@@ -9,6 +9,7 @@ import java.util.Map;
 
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.ConfigValues.refuseUnless;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -83,13 +84,6 @@ final class MiniMaxM2 extends ModelFamily {
                 .rotary("rope_theta", "partial_rotary_factor").rotaryWidth("rotary_dim").qkNorm(QkNorm.WHOLE)
                 .mixtureOfExperts(Mixtral.experts(s, Routing.SIGMOID_BIASED, true, null))
                 .build();
-    }
-
-    /** Refuses {@code key} where the file gives it another value than {@code accepted}. */
-    private static void refuseUnless(Settings s, String key, Object accepted, String why) {
-        if (s.has(key) && !java.util.Objects.equals(s.get(key), accepted)) {
-            throw invalid(key, s.get(key), "is not implemented: " + why);
-        }
     }
 
     @Override
