@@ -32,7 +32,7 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * (sigmoid scores; the correction bias added to choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the
  * highest sum of their two best biased scores; the top {@value #TOP_K} of their experts; their unbiased scores over
  * their sum, times {@value #SCALE}), the chosen experts' outputs so weighted and summed, plus the shared expert's; the
- * final norm and an untied head.
+ * final norm and an untied head. GLM-4.7-Flash's ({@code glm4_moe_lite}) differs as {@link Kind} says.
  */
 final class DeepseekV3Reference {
     private static final int VOCAB = 96;
@@ -67,18 +67,31 @@ final class DeepseekV3Reference {
         /** queries from their own latent, the rotated features interleaved, attention biases, layer 0 dense */
         LATENT_QUERIES(89),
         /** queries by {@code q_proj}, the rotated features as halves, no biases, every layer sparse */
-        DIRECT_QUERIES(97);
+        DIRECT_QUERIES(97),
+        /**
+         * GLM-4.7-Flash ({@code glm4_moe_lite}): queries from their latent, interleaved, no biases, its
+         * {@code mlp_layer_types} making layer 1 dense between sparse ones
+         */
+        GLM4_MOE_LITE(101);
 
         private final long seed;
 
         Kind(long seed) {
             this.seed = seed;
         }
+
+        boolean latentQueries() {
+            return this != DIRECT_QUERIES;
+        }
+
+        boolean dense(int layer) {
+            return this == LATENT_QUERIES ? layer == 0 : this == GLM4_MOE_LITE && layer == 1;
+        }
     }
 
     /** Writes config.json, model.safetensors and reference.safetensors of {@code kind}'s model into {@code dir}. */
     static void write(Path dir, Kind kind) throws IOException {
-        boolean latent = kind == Kind.LATENT_QUERIES;
+        boolean latent = kind.latentQueries();
         Map<String, Object> values = new LinkedHashMap<>(Map.ofEntries(Map.entry("vocab_size", VOCAB),
                 Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
                 Map.entry("num_attention_heads", HEADS), Map.entry("num_key_value_heads", HEADS),
@@ -93,25 +106,31 @@ final class DeepseekV3Reference {
                 Map.entry("rope_theta", THETA)));
         values.put("q_lora_rank", latent ? Q_RANK : null);
         values.put("rope_interleave", latent);
-        values.put("attention_bias", latent);
-        values.put("first_k_dense_replace", latent ? 1 : 0);
-        HookedAutoConfig config = HookedAutoConfig.of("deepseek_v3").with(values);
+        values.put("attention_bias", kind == Kind.LATENT_QUERIES);
+        if (kind == Kind.GLM4_MOE_LITE) {
+            values.put("mlp_layer_types", java.util.List.of("sparse", "dense", "sparse"));
+        } else {
+            values.put("first_k_dense_replace", latent ? 1 : 0);
+        }
+        HookedAutoConfig config = HookedAutoConfig.of(kind == Kind.GLM4_MOE_LITE ? "glm4_moe_lite" : "deepseek_v3")
+                .with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
     }
 
     private static void forward(Map<String, double[]> w, long[] ids, Kind kind, Map<String, Tensor> out) {
         int n = BATCH * POS;
-        boolean latent = kind == Kind.LATENT_QUERIES;
+        boolean latent = kind.latentQueries();
+        boolean biased = kind == Kind.LATENT_QUERIES;
         double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
             String p = "model.layers." + layer + ".";
             String a = p + "self_attn.";
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
-            double[] q = latent ? linear(rmsNorm(projection(w, a + "q_a_proj", h, n, Q_RANK, D, true), n, Q_RANK,
+            double[] q = latent ? linear(rmsNorm(projection(w, a + "q_a_proj", h, n, Q_RANK, D, biased), n, Q_RANK,
                     w.get(a + "q_a_layernorm.weight"), LATENT_EPS), n, w.get(a + "q_b_proj.weight"), HEADS * QK, Q_RANK)
                     : linear(h, n, w.get(a + "q_proj.weight"), HEADS * QK, D);
-            double[] compressed = projection(w, a + "kv_a_proj_with_mqa", h, n, KV_RANK + ROPE, D, latent);
+            double[] compressed = projection(w, a + "kv_a_proj_with_mqa", h, n, KV_RANK + ROPE, D, biased);
             double[] kvLatent = new double[n * KV_RANK];
             double[] sharedKey = new double[n * ROPE];
             for (int t = 0; t < n; t++) {
@@ -139,9 +158,9 @@ final class DeepseekV3Reference {
             out.put("blocks." + layer + ".attn.hook_rot_k", tensor(k, BATCH, POS, HEADS, QK));
             double[] z = attention(q, k, v, layer, out);
             out.put("blocks." + layer + ".attn.hook_z", tensor(z, BATCH, POS, HEADS, VALUE));
-            add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, latent));
+            add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, biased));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
-            if (latent && layer == 0) {
+            if (kind.dense(layer)) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
                         projection(w, p + "mlp.up_proj", h2, n, DENSE, D, false));
                 out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));

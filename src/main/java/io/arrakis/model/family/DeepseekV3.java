@@ -70,6 +70,17 @@ final class DeepseekV3 extends ModelFamily {
         refuseUnless(s, "topk_method", "noaux_tc", "only DeepSeek-V3's \"noaux_tc\" routing is implemented");
         refuseUnless(s, "scoring_func", "sigmoid", "only DeepSeek-V3's sigmoid scores are implemented");
         refuseUnless(s, "moe_layer_freq", 1, "every layer from first_k_dense_replace on is sparse in transformers");
+        int layers = s.integer("num_hidden_layers");
+        return latentLayout(s).mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(Glm4Moe.sparseFrom(s, layers),
+                s.integer("intermediate_size"))).build();
+    }
+
+    /**
+     * DeepSeek-V3's blocks, which GLM-4.7-Flash's share, less their mixture: latent attention as its keys say (heads
+     * other than {@code num_attention_heads} for keys and values refused), the rotary embedding, the scores' factor,
+     * the biases of {@code attention_bias}, RMSNorms and experts of {@code moe_intermediate_size}.
+     */
+    static ArchitectureBuilder latentLayout(Settings s) {
         int heads = s.integer("num_attention_heads");
         Integer kvHeads = s.integerOrNull("num_key_value_heads");
         if (kvHeads != null && kvHeads != heads) {
@@ -90,13 +101,9 @@ final class DeepseekV3 extends ModelFamily {
         }
         LatentAttention latent = new LatentAttention(queryRank == null ? 0 : queryRank, s.integer("kv_lora_rank"),
                 s.integer("qk_nope_head_dim"), ropeDim, valueDim, Boolean.TRUE.equals(s.get("rope_interleave")));
-        int layers = s.integer("num_hidden_layers");
         return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").latentAttention(latent)
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)
-                .attentionMultiplier(scoreFactor(s)).biases(false, s.bool("attention_bias"), false)
-                .mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(Glm4Moe.sparseFrom(s, layers),
-                        s.integer("intermediate_size")))
-                .build();
+                .attentionMultiplier(scoreFactor(s)).biases(false, s.bool("attention_bias"), false);
     }
 
     /**
@@ -121,6 +128,11 @@ final class DeepseekV3 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a);
+    }
+
+    /** DeepSeek-V3's layout, which GLM-4.7-Flash's shares; the prediction layer after the last block not read. */
+    static Checkpoint checkpointOf(Architecture a) {
         LatentAttention m = a.latentAttention();
         long d = a.dModel();
         long heads = a.nHeads();

@@ -1,10 +1,8 @@
 package io.arrakis.model.family;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -61,23 +59,8 @@ final class ExaoneMoe extends ModelFamily {
 
     /** {@code mlp_layer_types}, or every layer from {@code first_k_dense_replace} on sparse. */
     private static List<Boolean> sparseLayers(Settings s, int layers) {
-        List<?> types = s.listOrNull("mlp_layer_types");
-        if (types == null) {
-            return Glm4Moe.sparseFrom(s, layers);
-        }
-        if (types.size() != layers) {
-            throw invalid("mlp_layer_types", types, "has " + types.size() + " entries but num_hidden_layers = "
-                    + layers);
-        }
-        List<Boolean> sparse = new ArrayList<>(layers);
-        for (Object t : types) {
-            if (!"dense".equals(t) && !"sparse".equals(t)) {
-                throw invalid("mlp_layer_types", types, "entries must be \"dense\" or \"sparse\", got "
-                        + ConfigValues.describe(t));
-            }
-            sparse.add("sparse".equals(t));
-        }
-        return sparse;
+        List<Boolean> types = Glm4Moe.mlpLayerTypes(s, layers);
+        return types != null ? types : Glm4Moe.sparseFrom(s, layers);
     }
 
     @Override

@@ -81,6 +81,30 @@ final class Glm4Moe extends ModelFamily {
     }
 
     /**
+     * Per layer, whether {@code mlp_layer_types} marks it {@code "sparse"} rather than {@code "dense"}; null where the
+     * key is null.
+     */
+    static List<Boolean> mlpLayerTypes(Settings s, int layers) {
+        List<?> types = s.listOrNull("mlp_layer_types");
+        if (types == null) {
+            return null;
+        }
+        if (types.size() != layers) {
+            throw invalid("mlp_layer_types", types, "has " + types.size() + " entries but num_hidden_layers = "
+                    + layers);
+        }
+        List<Boolean> sparse = new ArrayList<>(layers);
+        for (Object t : types) {
+            if (!"dense".equals(t) && !"sparse".equals(t)) {
+                throw invalid("mlp_layer_types", types, "entries must be \"dense\" or \"sparse\", got "
+                        + ConfigValues.describe(t));
+            }
+            sparse.add("sparse".equals(t));
+        }
+        return sparse;
+    }
+
+    /**
      * The mixture GLM-4.5's configuration keys describe (which Solar Open's share): experts routed as
      * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}, a shared expert added ungated; every layer sparse.
      */
