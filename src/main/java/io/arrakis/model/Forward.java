@@ -441,14 +441,13 @@ final class Forward {
         long tokens = batch * pos;
         int k = moe.topK();
         MixtureOfExperts.Routing routing = moe.routing();
-        boolean grouped = routing == MixtureOfExperts.Routing.SIGMOID_GROUPED;
         Tensor logits = hook.at(b + "mlp.hook_router_logits",
-                grouped ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
+                moe.float32Logits() ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
-        if (grouped || routing == MixtureOfExperts.Routing.SIGMOID_BIASED) {
-            Choice choice = sigmoidChoice(logits, l.expertScoreBias(), x.dtype());
+        if (moe.grouped() != null || routing == MixtureOfExperts.Routing.SIGMOID_BIASED) {
+            Choice choice = scoredChoice(logits, l.expertScoreBias(), x.dtype());
             top = List.of(choice.weights(), choice.experts());
             weights = choice.weights();
             picks = choice.picks();
@@ -493,8 +492,8 @@ final class Forward {
     }
 
     /**
-     * {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s router logits: from the token and the router's weight
-     * in float32, whatever the model's dtype (the weight's float32 copy made when the model loaded).
+     * The grouped routings' router logits: from the token and the router's weight in float32, whatever the model's
+     * dtype (the weight's float32 copy made when the model loaded).
      */
     private Tensor float32RouterLogits(int layer, Tensor x, Weights.Layer l) {
         Tensor router = w.float32Routers.get(layer);
@@ -506,20 +505,26 @@ final class Forward {
     }
 
     /**
-     * The choice of the sigmoid routings from {@code logits [batch, pos, experts]}: the experts with the largest
-     * biased scores first, as {@link Tensor#topk} gives them. {@link MixtureOfExperts.Routing#SIGMOID_GROUPED}'s
-     * groups a token may choose from, and the weights, are found with the experts read back to the host, where the
-     * routes are read anyway. {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the
-     * model's {@code dtype} before it is added to the float32 scores, as transformers holds it in that dtype.
+     * The choice of the scored routings from {@code logits [batch, pos, experts]}: the experts with the largest
+     * (biased) scores first, as {@link Tensor#topk} gives them. The groups a token may choose from, and the weights,
+     * are found with the experts read back to the host, where the routes are read anyway.
+     * {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the model's {@code dtype} before
+     * it is added to the float32 scores, as transformers holds it in that dtype;
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased.
      */
-    private Choice sigmoidChoice(Tensor logits, Tensor scoreBias, DType dtype) {
+    private Choice scoredChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
         MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED
-        Tensor scores = (logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32)).sigmoid();
-        DType biasDtype = g != null ? DType.FLOAT32 : dtype; // added as libtorch promotes, float32 or wider
-        Tensor biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
+        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED;
+        Tensor wide = logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32);
+        Tensor scores = softmax ? wide.softmax(-1) : wide.sigmoid();
+        Tensor biased = scores;
+        if (!softmax) {
+            DType biasDtype = g != null ? DType.FLOAT32 : dtype; // added as libtorch promotes, float32 or wider
+            biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
+        }
         if (g != null && g.topGroups() < g.groups()) {
-            biased = biased.add(groupMask(biased, g));
+            biased = biased.add(groupMask(biased, g, softmax));
         }
         List<Tensor> top = biased.topk(moe.topK(), -1, true);
         long[] shape = logits.shape();
@@ -541,10 +546,11 @@ final class Forward {
     }
 
     /**
-     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (the lower
-     * group first where sums tie), -inf for the others, in the shape of {@code choice [batch, pos, experts]}.
+     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (or, where
+     * {@code byBest}, whose best score is highest; the lower group first where they tie), -inf for the others, in the
+     * shape of {@code choice [batch, pos, experts]}.
      */
-    private static Tensor groupMask(Tensor choice, MixtureOfExperts.Grouped g) {
+    private static Tensor groupMask(Tensor choice, MixtureOfExperts.Grouped g, boolean byBest) {
         float[] values = choice.toFloatArray();
         long[] shape = choice.shape();
         int experts = (int) shape[2];
@@ -564,7 +570,7 @@ final class Forward {
                         second = v;
                     }
                 }
-                sums[group] = best + second;
+                sums[group] = byBest ? best : best + second;
             }
             boolean[] kept = new boolean[g.groups()];
             for (int n = 0; n < g.topGroups(); n++) {

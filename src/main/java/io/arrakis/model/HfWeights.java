@@ -2,7 +2,6 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Checkpoint;
 import io.arrakis.model.family.CheckpointTensor;
-import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Slot;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -93,7 +92,7 @@ final class HfWeights {
             }
             weights = keep(scope, new Weights(embed, positions, layers, global.get(Slot.LNF_W),
                     global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS), config.architecture().moe() != null
-                    && config.architecture().moe().routing() == MixtureOfExperts.Routing.SIGMOID_GROUPED));
+                    && config.architecture().moe().float32Logits()));
         }
         reader.checkAllUsed(weights);
         return weights;

@@ -241,8 +241,7 @@ final class MemoryCheck {
         return switch (point) {
             case "hook_expert_indices" -> 8; // int64
             case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
-            case "hook_router_logits" -> a.moe().routing() == MixtureOfExperts.Routing.SIGMOID_GROUPED ? 4
-                    : dtype.byteSize();
+            case "hook_router_logits" -> a.moe().float32Logits() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
             case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();

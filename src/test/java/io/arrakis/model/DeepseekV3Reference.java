@@ -32,7 +32,8 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * (sigmoid scores; the correction bias added to choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the
  * highest sum of their two best biased scores; the top {@value #TOP_K} of their experts; their unbiased scores over
  * their sum, times {@value #SCALE}), the chosen experts' outputs so weighted and summed, plus the shared expert's; the
- * final norm and an untied head. GLM-4.7-Flash's ({@code glm4_moe_lite}) differs as {@link Kind} says.
+ * final norm and an untied head. GLM-4.7-Flash's ({@code glm4_moe_lite}) and DeepSeek-V2's differ as {@link Kind}
+ * says.
  */
 final class DeepseekV3Reference {
     private static final int VOCAB = 96;
@@ -72,7 +73,13 @@ final class DeepseekV3Reference {
          * GLM-4.7-Flash ({@code glm4_moe_lite}): queries from their latent, interleaved, no biases, its
          * {@code mlp_layer_types} making layer 1 dense between sparse ones
          */
-        GLM4_MOE_LITE(101);
+        GLM4_MOE_LITE(101),
+        /**
+         * DeepSeek-V2 ({@code deepseek_v2}): queries from their latent, the rotated features turned in adjacent pairs
+         * and left in that order, layer 0 dense, softmax scores chosen among the experts of the groups with the best
+         * single score and weighted unnormalised
+         */
+        DEEPSEEK_V2(103);
 
         private final long seed;
 
@@ -85,7 +92,11 @@ final class DeepseekV3Reference {
         }
 
         boolean dense(int layer) {
-            return this == LATENT_QUERIES ? layer == 0 : this == GLM4_MOE_LITE && layer == 1;
+            return this == LATENT_QUERIES || this == DEEPSEEK_V2 ? layer == 0 : this == GLM4_MOE_LITE && layer == 1;
+        }
+
+        String modelType() {
+            return this == GLM4_MOE_LITE ? "glm4_moe_lite" : this == DEEPSEEK_V2 ? "deepseek_v2" : "deepseek_v3";
         }
     }
 
@@ -105,15 +116,18 @@ final class DeepseekV3Reference {
                 Map.entry("initializer_range", 0.2), Map.entry("max_position_embeddings", 64),
                 Map.entry("rope_theta", THETA)));
         values.put("q_lora_rank", latent ? Q_RANK : null);
-        values.put("rope_interleave", latent);
+        if (kind != Kind.DEEPSEEK_V2) {
+            values.put("rope_interleave", latent);
+        } else {
+            values.putAll(Map.of("topk_method", "group_limited_greedy", "norm_topk_prob", false));
+        }
         values.put("attention_bias", kind == Kind.LATENT_QUERIES);
         if (kind == Kind.GLM4_MOE_LITE) {
             values.put("mlp_layer_types", java.util.List.of("sparse", "dense", "sparse"));
         } else {
             values.put("first_k_dense_replace", latent ? 1 : 0);
         }
-        HookedAutoConfig config = HookedAutoConfig.of(kind == Kind.GLM4_MOE_LITE ? "glm4_moe_lite" : "deepseek_v3")
-                .with(values);
+        HookedAutoConfig config = HookedAutoConfig.of(kind.modelType()).with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
     }
 
@@ -152,8 +166,8 @@ final class DeepseekV3Reference {
             out.put("blocks." + layer + ".attn.hook_q", tensor(q, BATCH, POS, HEADS, QK));
             out.put("blocks." + layer + ".attn.hook_k", tensor(k, BATCH, POS, HEADS, QK));
             out.put("blocks." + layer + ".attn.hook_v", tensor(v, BATCH, POS, HEADS, VALUE));
-            rotateLast(q, latent);
-            rotateLast(k, latent);
+            rotateLast(q, kind);
+            rotateLast(k, kind);
             out.put("blocks." + layer + ".attn.hook_rot_q", tensor(q, BATCH, POS, HEADS, QK));
             out.put("blocks." + layer + ".attn.hook_rot_k", tensor(k, BATCH, POS, HEADS, QK));
             double[] z = attention(q, k, v, layer, out);
@@ -166,7 +180,7 @@ final class DeepseekV3Reference {
                 out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
                 add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
             } else {
-                add(x, mixture(w, p + "mlp.", h2, n, layer, out));
+                add(x, mixture(w, p + "mlp.", h2, n, layer, kind == Kind.DEEPSEEK_V2, out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
@@ -176,10 +190,23 @@ final class DeepseekV3Reference {
 
     /**
      * The rotary embedding on the last {@value #ROPE} features of each head of {@code x [batch, pos, heads, qk]}, in
-     * place: {@code rotate_half}'s, on features first laid out from adjacent pairs as halves where {@code interleaved}.
+     * place: {@code rotate_half}'s, on features first laid out from adjacent pairs as halves where the kind interleaves
+     * (DeepSeek-V3's {@code rope_interleave}); DeepSeek-V2's complex rotation of adjacent pairs, left in that order.
      */
-    private static void rotateLast(double[] x, boolean interleaved) {
+    private static void rotateLast(double[] x, Kind kind) {
         int rows = BATCH * POS * HEADS;
+        if (kind == Kind.DEEPSEEK_V2) {
+            double[] pairs = new double[rows * ROPE];
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(x, r * QK + NOPE, pairs, r * ROPE, ROPE);
+            }
+            ReferenceMath.rotateInterleaved(pairs, BATCH, POS, HEADS, ROPE, ROPE, THETA);
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(pairs, r * ROPE, x, r * QK + NOPE, ROPE);
+            }
+            return;
+        }
+        boolean interleaved = kind.latentQueries();
         double[] rotated = new double[rows * ROPE];
         for (int r = 0; r < rows; r++) {
             for (int i = 0; i < ROPE; i++) {
@@ -233,9 +260,9 @@ final class DeepseekV3Reference {
 
     /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
     private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
-                                    Map<String, Tensor> out) {
+                                    boolean softmax, Map<String, Tensor> out) {
         double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
-        double[] bias = w.get(p + "gate.e_score_correction_bias");
+        double[] bias = softmax ? new double[EXPERTS] : w.get(p + "gate.e_score_correction_bias");
         double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
                 linear(h, n, w.get(p + "shared_experts.up_proj.weight"), SHARED, D)), n,
                 w.get(p + "shared_experts.down_proj.weight"), D, SHARED);
@@ -245,15 +272,24 @@ final class DeepseekV3Reference {
         for (int t = 0; t < n; t++) {
             double[] score = new double[EXPERTS];
             double[] choice = new double[EXPERTS];
+            double max = Double.NEGATIVE_INFINITY;
+            double total = 0;
             for (int e = 0; e < EXPERTS; e++) {
-                score[e] = 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
+                max = Math.max(max, logits[t * EXPERTS + e]);
+            }
+            for (int e = 0; e < EXPERTS; e++) {
+                total += Math.exp(logits[t * EXPERTS + e] - max);
+            }
+            for (int e = 0; e < EXPERTS; e++) {
+                score[e] = softmax ? Math.exp(logits[t * EXPERTS + e] - max) / total
+                        : 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
                 choice[e] = score[e] + bias[e];
             }
             double[] groupScore = new double[GROUPS];
-            for (int g = 0; g < GROUPS; g++) {
+            for (int g = 0; g < GROUPS; g++) { // the best score (DeepSeek-V2), or the sum of the two best
                 double[] members = Arrays.copyOfRange(choice, g * size, (g + 1) * size);
                 Arrays.sort(members);
-                groupScore[g] = members[size - 1] + members[size - 2];
+                groupScore[g] = members[size - 1] + (softmax ? 0 : members[size - 2]);
             }
             boolean[] allowed = new boolean[GROUPS];
             for (int pick = 0; pick < TOP_GROUPS; pick++) {
@@ -282,7 +318,7 @@ final class DeepseekV3Reference {
             double[] row = Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
                 int e = chosen[j];
-                double weight = score[e] / (sum + 1e-20) * SCALE;
+                double weight = (softmax ? score[e] : score[e] / (sum + 1e-20)) * SCALE;
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";

@@ -165,7 +165,7 @@ final class RandomConfigs {
         if (family.equals("cohere")) {
             c = tryWith(c, Map.of("logit_scale", pick(r, List.of(0.0625, 0.5, 1.0))));
         }
-        if (raw.containsKey("routed_scaling_factor")) { // glm4-moe, solar-open, exaone-moe: a few experts in one or two
+        if (raw.containsKey("routed_scaling_factor")) { // glm4-moe's kind, deepseek's: a few experts in one or two
             // groups, dense first layers or none
             int groups = pick(r, List.of(1, 2));
             int experts = groups * (2 + r.nextInt(3));
@@ -178,6 +178,10 @@ final class RandomConfigs {
                     "routed_scaling_factor", pick(r, List.of(1.0, 2.5)), "norm_topk_prob", r.nextBoolean()));
             if (raw.containsKey("first_k_dense_replace")) {
                 mixture.put("first_k_dense_replace", r.nextInt(2));
+            }
+            if (raw.containsKey("topk_method")) { // deepseek-v2's: greedy or by groups, never normalised
+                mixture.put("topk_method", groups > 1 || r.nextBoolean() ? "group_limited_greedy" : "greedy");
+                mixture.put("norm_topk_prob", false);
             }
             if (raw.containsKey("use_qk_norm")) {
                 mixture.put("use_qk_norm", r.nextBoolean());

@@ -27,7 +27,8 @@ final class TinyConfigs {
         // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
         if (raw.containsKey("moe_intermediate_size")) {
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
-                    : "num_local_experts", 4, "num_experts_per_tok", 2));
+                    : raw.containsKey("n_routed_experts") ? "n_routed_experts" : "num_local_experts", 4,
+                    "num_experts_per_tok", 2));
         }
         if (family.equals("minimax-m2")) { // its 256 experts, top 8
             o.putAll(Map.of("num_local_experts", 4, "num_experts_per_tok", 2));

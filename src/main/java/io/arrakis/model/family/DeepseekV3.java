@@ -133,6 +133,14 @@ final class DeepseekV3 extends ModelFamily {
 
     /** DeepSeek-V3's layout, which GLM-4.7-Flash's shares; the prediction layer after the last block not read. */
     static Checkpoint checkpointOf(Architecture a) {
+        return checkpointOf(a, "model.layers." + a.nLayers() + ".", "mlp.gate.e_score_correction_bias");
+    }
+
+    /**
+     * DeepSeek-V3's layout with tensors under {@code unread} not read (null: none) and the experts' correction bias
+     * stored as {@code scoreBias} (null: none, DeepSeek-V2's).
+     */
+    static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias) {
         LatentAttention m = a.latentAttention();
         long d = a.dModel();
         long heads = a.nHeads();
@@ -158,7 +166,6 @@ final class DeepseekV3 extends ModelFamily {
         if (a.outBias()) {
             attention.add(stored("self_attn.o_proj.bias", BO, d));
         }
-        return Glm4Moe.checkpointOf(a, "model.layers." + a.nLayers() + ".", "mlp.gate.e_score_correction_bias",
-                attention);
+        return Glm4Moe.checkpointOf(a, unread, scoreBias, attention);
     }
 }

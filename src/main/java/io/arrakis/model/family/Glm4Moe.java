@@ -162,15 +162,19 @@ final class Glm4Moe extends ModelFamily {
         return checkpointOf(a, unread, scoreBias, attention);
     }
 
-    /** {@link #checkpointOf(Architecture, String, String)} with these {@code attention} tensors (DeepSeek-V3's). */
+    /**
+     * {@link #checkpointOf(Architecture, String, String)} with these {@code attention} tensors (DeepSeek-V3's), without
+     * a correction bias where {@code scoreBias} is null (DeepSeek-V2's).
+     */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
         long d = a.dModel();
         MixtureOfExperts moe = a.moe();
         long dense = moe.denseWidth();
         long shared = moe.sharedWidth();
-        List<CheckpointTensor> sparse = new ArrayList<>(List.of(
-                linear("mlp.gate.weight", W_ROUTER, moe.experts(), d),
-                stored(scoreBias, EXPERT_SCORE_BIAS, moe.experts())));
+        List<CheckpointTensor> sparse = new ArrayList<>(List.of(linear("mlp.gate.weight", W_ROUTER, moe.experts(), d)));
+        if (scoreBias != null) {
+            sparse.add(stored(scoreBias, EXPERT_SCORE_BIAS, moe.experts()));
+        }
         sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
         sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
                 linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),

@@ -56,11 +56,19 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * its {@code topK} experts by score plus the expert's correction bias, rounded to the model's dtype; its
          * weights are the chosen experts' scores without the bias, divided by their sum. They stay float32.
          */
-        SIGMOID_BIASED
+        SIGMOID_BIASED,
+        /**
+         * DeepSeek-V2's: the router's logits made in float32 from the token and the router's weight in float32, their
+         * softmax over all experts as scores; a token chooses its {@code topK} experts by score among the experts of
+         * the {@link Grouped#topGroups} groups whose best score is highest ({@code group_limited_greedy}; one group:
+         * {@code greedy}); its weights are the chosen scores times {@link Grouped#routedScale}, never normalised. They
+         * stay float32.
+         */
+        SOFTMAX_GROUPED
     }
 
     /**
-     * The settings of {@link Routing#SIGMOID_GROUPED} routing.
+     * The settings of {@link Routing#SIGMOID_GROUPED} and {@link Routing#SOFTMAX_GROUPED} routing.
      *
      * @param groups how many groups of consecutive experts there are ({@code n_group}), a divisor of the experts
      * @param topGroups how many groups a token's experts may come from ({@code topk_group})
@@ -85,8 +93,9 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         if (sharedWidth < 0) {
             throw new IllegalArgumentException("a shared expert's width must be >= 0, got " + sharedWidth);
         }
-        if ((routing == Routing.SIGMOID_GROUPED) != (grouped != null)) {
-            throw new IllegalArgumentException("grouped settings go with SIGMOID_GROUPED routing only");
+        if ((routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED) != (grouped != null)) {
+            throw new IllegalArgumentException("grouped settings go with SIGMOID_GROUPED and SOFTMAX_GROUPED routing"
+                    + " only");
         }
         sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
@@ -100,6 +109,16 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0);
+    }
+
+    /** Experts routed as {@link Routing#SOFTMAX_GROUPED} with {@code grouped}'s settings, every layer sparse. */
+    public static MixtureOfExperts softmaxGrouped(int experts, int topK, Grouped grouped) {
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0);
+    }
+
+    /** Whether the router's logits are made in float32 whatever the model's dtype (the grouped routings). */
+    public boolean float32Logits() {
+        return grouped != null;
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
