@@ -491,10 +491,11 @@ public final class HookedAutoConfig {
     /**
      * How many leading dimensions of each head are rotated: {@code int(dHead * factor)} with the factor
      * {@code rotary_pct} (gpt-neox) or {@code partial_rotary_factor} (stable-lm, phi3, phi), 1 elsewhere; gpt-j's
-     * {@code rotary_dim}; 0 when not {@link #rotary()}. In latent attention (deepseek-v3) the rotated dimensions are
-     * the last {@code qk_rope_head_dim} of each query and key head, and where {@code rope_interleave} is set
-     * {@code hook_rot_q} and {@code hook_rot_k} hold them laid out from the stored adjacent pairs as halves
-     * ({@code x0, x2, ..., x1, x3, ...}), as transformers' attention rotates them.
+     * {@code rotary_dim}; 0 when not {@link #rotary()}. In latent attention (deepseek-v3, glm4-moe-lite,
+     * deepseek-v2) the rotated dimensions are the last {@code qk_rope_head_dim} of each query and key head; where
+     * {@code rope_interleave} is set (deepseek-v3, glm4-moe-lite) {@code hook_rot_q} and {@code hook_rot_k} hold them
+     * laid out from the stored adjacent pairs as halves ({@code x0, x2, ..., x1, x3, ...}), as transformers' attention
+     * rotates them, where deepseek-v2 keeps the pairs in place.
      *
      * @return the rotary dimension, even
      */

@@ -114,6 +114,11 @@ final class MemoryCheck {
                 + 2.0 * (m.keyValueRank() + m.ropeDim() + m.queryRank());
     }
 
+    /** The width of a mixture's dense layers' MLP; 0 where no layer is dense (whatever the width's key says). */
+    private static int denseWidth(MixtureOfExperts moe) {
+        return moe.sparseLayers() != null && moe.sparseLayers().contains(false) ? moe.denseWidth() : 0;
+    }
+
     /**
      * The most bytes per token one block holds at once besides what the pass keeps, with room to spare: the residual
      * stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it (where it
@@ -129,7 +134,7 @@ final class MemoryCheck {
             // per token weighted, joined, reordered and summed; or a dense layer's gated MLP, where the larger
             int k = config.expertsPerToken();
             hidden = Math.max((double) config.dMlp() * (a.moe().clampedSwiglu() != null ? 9 : 4) * k
-                    + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize()), 4.0 * a.moe().denseWidth());
+                    + 4.0 * k * config.dModel() * Math.max(1, 4 / dtype.byteSize()), 4.0 * denseWidth(a.moe()));
         } else { // a GELU written out step by step in reduced precision holds two more of the MLP's width; relu^2
             // holds one more beside an ungated MLP's input (a gated MLP's is freed before its product with up)
             boolean stepwise = reduced(dtype) && (a.activationFunction() == Architecture.Activation.GELU_TANH
@@ -241,7 +246,7 @@ final class MemoryCheck {
         return switch (point) {
             case "hook_expert_indices" -> 8; // int64
             case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
-            case "hook_router_logits" -> a.moe().float32Logits() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
+            case "hook_router_logits" -> a.moe().float32Logits() ? 4 : dtype.byteSize();
             case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();

@@ -3,6 +3,11 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.LatentAttention;
 import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -56,7 +61,8 @@ class DeepseekV2Test {
                  "aux_loss_alpha": 0.001, "seq_aux": true, "rope_theta": 10000, "rope_scaling": {"type": "yarn",
                  "factor": 40, "original_max_position_embeddings": 4096, "beta_fast": 32, "beta_slow": 1,
                  "mscale": 0.707, "mscale_all_dim": 0.707}, "max_position_embeddings": 163840, "rms_norm_eps": 1e-06,
-                 "tie_word_embeddings": false, "bos_token_id": 100000, "eos_token_id": 100001, "torch_dtype": "bfloat16"}
+                 "tie_word_embeddings": false, "bos_token_id": 100000, "eos_token_id": 100001,
+                 "torch_dtype": "bfloat16"}
                 """;
         Files.writeString(dir.resolve("config.json"), json);
         HookedAutoConfig c = HookedAutoConfig.fromJson(dir.resolve("config.json"));
@@ -67,6 +73,37 @@ class DeepseekV2Test {
         double mscale = 0.1 * 0.707 * Math.log(40) + 1;
         assertEquals(mscale * mscale, c.architecture().attentionMultiplier(), 1e-12);
         assertEquals(15_706_484_224L, c.parameterCount(), "DeepSeek-V2-Lite's 15.7B");
+    }
+
+    @Test
+    void aBfloat16ModelsRouterMultipliesInFloat32(@TempDir Path dir) throws Exception {
+        // the router's input and weight as the bfloat16 model holds them, multiplied in float32
+        HookedAutoConfig config = TinyConfigs.of("deepseek-v2");
+        try (TensorScope scope = TensorScope.open()) {
+            Fixtures.writeRandomCheckpoint(config, 7, dir);
+            try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+                 HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+                 ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4, 1, 5, 9}, 1, 6))) {
+                Tensor input = out.cache().get("blocks.1.ln2.hook_normalized").to(DType.FLOAT32);
+                Tensor weight = file.tensor("model.layers.1.mlp.gate.weight").to(DType.BFLOAT16).to(DType.FLOAT32);
+                Tensor expected = input.matmul(weight.transpose(0, 1));
+                Tensor logits = out.cache().get("blocks.1.mlp.hook_router_logits");
+                assertEquals(DType.FLOAT32, logits.dtype());
+                double scale = expected.abs().max().item();
+                assertTrue(logits.sub(expected).abs().max().item() <= 1e-5 * scale,
+                        "router logits off float32's by " + logits.sub(expected).abs().max().item());
+                assertEquals(DType.FLOAT32, out.cache().get("blocks.1.mlp.hook_expert_weights").dtype());
+            }
+        }
+    }
+
+    @Test
+    void aRopeInterleaveKeyInTheFileIsNotRead(@TempDir Path dir) throws Exception {
+        // transformers' DeepSeek-V2 attention reads none: its rotated features stay in adjacent pairs
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"deepseek_v2\", \"rope_interleave\": true}");
+        Architecture a = HookedAutoConfig.fromJson(dir.resolve("config.json")).architecture();
+        assertFalse(a.latentAttention().ropeInterleaved());
+        assertTrue(a.rotaryInterleaved());
     }
 
     @Test

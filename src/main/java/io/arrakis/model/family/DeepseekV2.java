@@ -36,9 +36,9 @@ import static io.arrakis.model.family.Key.tok;
  * published files' {@code scoring_func} and {@code moe_layer_freq} (refused unless {@code "softmax"} and 1), except
  * that {@code num_experts_per_tok}, which the class leaves null (its router then fails), defaults to DeepSeek-V2-Lite's
  * 6. Refused: {@code norm_topk_prob} true (transformers never normalises the chosen scores, DeepSeek's own code does:
- * the published models set false), another {@code topk_method}, {@code mlp_bias} true (the experts have no biases in
- * the published models), the latent attention's refusals, and {@code hidden_size} not a multiple of the heads, as the
- * class validates.
+ * the published models set false), another {@code topk_method}, {@code mlp_bias} true (biases on the dense and shared
+ * MLPs, which no published model has), the latent attention's refusals, and {@code hidden_size} not a multiple of the
+ * heads, as the class validates.
  */
 final class DeepseekV2 extends ModelFamily {
 
@@ -70,11 +70,13 @@ final class DeepseekV2 extends ModelFamily {
                     + " the chosen scores, DeepSeek's own code does; the published models set false");
         }
         if (s.bool("mlp_bias")) {
-            throw invalid("mlp_bias", true, "is not implemented: DeepSeek-V2's experts have no biases");
+            throw invalid("mlp_bias", true, "is not implemented: it would bias the dense and shared MLPs beside"
+                    + " experts that have none, which no published DeepSeek-V2 does");
         }
         LlamaLayout.requireHeadsDivideWidth(s, "DeepseekV2Config");
         int layers = s.integer("num_hidden_layers");
-        return DeepseekV3.latentLayout(s).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32)
+        // its attention reads no rope_interleave: a file's is left unread (SGLang's, which reads it, turns pairs too)
+        return DeepseekV3.latentLayout(s, false).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32)
                 .mixtureOfExperts(mixture(s).withDenseLayers(Glm4Moe.sparseFrom(s, layers),
                         s.integer("intermediate_size")))
                 .build();

@@ -71,16 +71,18 @@ final class DeepseekV3 extends ModelFamily {
         refuseUnless(s, "scoring_func", "sigmoid", "only DeepSeek-V3's sigmoid scores are implemented");
         refuseUnless(s, "moe_layer_freq", 1, "every layer from first_k_dense_replace on is sparse in transformers");
         int layers = s.integer("num_hidden_layers");
-        return latentLayout(s).mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(Glm4Moe.sparseFrom(s, layers),
-                s.integer("intermediate_size"))).build();
+        return latentLayout(s, Boolean.TRUE.equals(s.get("rope_interleave")))
+                .mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(Glm4Moe.sparseFrom(s, layers),
+                        s.integer("intermediate_size"))).build();
     }
 
     /**
-     * DeepSeek-V3's blocks, which GLM-4.7-Flash's share, less their mixture: latent attention as its keys say (heads
-     * other than {@code num_attention_heads} for keys and values refused), the rotary embedding, the scores' factor,
-     * the biases of {@code attention_bias}, RMSNorms and experts of {@code moe_intermediate_size}.
+     * DeepSeek-V3's blocks, which GLM-4.7-Flash's and DeepSeek-V2's share, less their mixture: latent attention as its
+     * keys say (heads other than {@code num_attention_heads} for keys and values refused), its rotated features laid
+     * out from adjacent pairs as halves where {@code pairsToHalves} ({@code rope_interleave}), the rotary embedding,
+     * the scores' factor, the biases of {@code attention_bias}, RMSNorms and experts of {@code moe_intermediate_size}.
      */
-    static ArchitectureBuilder latentLayout(Settings s) {
+    static ArchitectureBuilder latentLayout(Settings s, boolean pairsToHalves) {
         int heads = s.integer("num_attention_heads");
         Integer kvHeads = s.integerOrNull("num_key_value_heads");
         if (kvHeads != null && kvHeads != heads) {
@@ -100,7 +102,7 @@ final class DeepseekV3 extends ModelFamily {
             throw invalid("qk_rope_head_dim", ropeDim, "must be even: the rotary embedding turns pairs of features");
         }
         LatentAttention latent = new LatentAttention(queryRank == null ? 0 : queryRank, s.integer("kv_lora_rank"),
-                s.integer("qk_nope_head_dim"), ropeDim, valueDim, Boolean.TRUE.equals(s.get("rope_interleave")));
+                s.integer("qk_nope_head_dim"), ropeDim, valueDim, pairsToHalves);
         return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").latentAttention(latent)
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)
                 .attentionMultiplier(scoreFactor(s)).biases(false, s.bool("attention_bias"), false);

@@ -66,8 +66,8 @@ final class Glm4MoeLite extends ModelFamily {
             throw invalid("first_k_dense_replace", s.get("first_k_dense_replace"), "disagrees with the dense layers"
                     + " of mlp_layer_types, which transformers reads instead: give mlp_layer_types");
         }
-        return DeepseekV3.latentLayout(s).mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(sparse,
-                s.integer("intermediate_size"))).build();
+        return DeepseekV3.latentLayout(s, s.bool("rope_interleave"))
+                .mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(sparse, s.integer("intermediate_size"))).build();
     }
 
     @Override
