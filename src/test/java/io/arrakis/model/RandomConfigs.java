@@ -180,7 +180,8 @@ final class RandomConfigs {
                 mixture.put("first_k_dense_replace", r.nextInt(2));
             }
             if (raw.containsKey("topk_method")) { // deepseek-v2's: greedy or by groups, never normalised
-                mixture.put("topk_method", r.nextBoolean() ? "group_limited_greedy" : "greedy"); // greedy: groups unread
+                // greedy leaves the groups unread
+                mixture.put("topk_method", r.nextBoolean() ? "group_limited_greedy" : "greedy");
                 mixture.put("norm_topk_prob", false);
             }
             if (raw.containsKey("use_qk_norm")) {
