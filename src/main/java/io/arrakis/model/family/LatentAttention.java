@@ -12,8 +12,9 @@ package io.arrakis.model.family;
  * @param nopeDim the features of a query or key head without rotary embedding ({@code qk_nope_head_dim})
  * @param ropeDim the rotated features that follow them ({@code qk_rope_head_dim})
  * @param valueDim the features of a value head ({@code v_head_dim})
- * @param ropeInterleaved whether the rotated features are stored in adjacent pairs, which the attention lays out as
- *     halves before rotating them ({@code rope_interleave})
+ * @param ropeInterleaved whether, as {@code rope_interleave} says (DeepSeek-V3), the rotated features are stored in
+ *     adjacent pairs that the attention lays out as halves before rotating them; false where they rotate as stored
+ *     (DeepSeek-V2's pairs turn in place)
  */
 public record LatentAttention(int queryRank, int keyValueRank, int nopeDim, int ropeDim, int valueDim,
                               boolean ropeInterleaved) {
