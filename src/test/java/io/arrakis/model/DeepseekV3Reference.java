@@ -268,7 +268,6 @@ final class DeepseekV3Reference {
                 w.get(p + "shared_experts.down_proj.weight"), D, SHARED);
         double[] chosenOut = new double[n * TOP_K];
         double[] weightsOut = new double[n * TOP_K];
-        int size = EXPERTS / GROUPS;
         for (int t = 0; t < n; t++) {
             double[] score = new double[EXPERTS];
             double[] choice = new double[EXPERTS];
@@ -285,35 +284,11 @@ final class DeepseekV3Reference {
                         : 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
                 choice[e] = score[e] + bias[e];
             }
-            double[] groupScore = new double[GROUPS];
-            for (int g = 0; g < GROUPS; g++) { // the best score (DeepSeek-V2), or the sum of the two best
-                double[] members = Arrays.copyOfRange(choice, g * size, (g + 1) * size);
-                Arrays.sort(members);
-                groupScore[g] = members[size - 1] + (softmax ? 0 : members[size - 2]);
-            }
-            boolean[] allowed = new boolean[GROUPS];
-            for (int pick = 0; pick < TOP_GROUPS; pick++) {
-                int best = -1;
-                for (int g = 0; g < GROUPS; g++) {
-                    if (!allowed[g] && (best < 0 || groupScore[g] > groupScore[best])) {
-                        best = g;
-                    }
-                }
-                allowed[best] = true;
-            }
-            int[] chosen = new int[TOP_K];
-            boolean[] taken = new boolean[EXPERTS];
+            // DeepSeek-V2 ranks the groups by their best score, the others by the sum of their two best
+            int[] chosen = ReferenceMath.topExperts(choice, TOP_K, GROUPS, TOP_GROUPS, softmax);
             double sum = 0;
-            for (int j = 0; j < TOP_K; j++) {
-                int best = -1;
-                for (int e = 0; e < EXPERTS; e++) {
-                    if (allowed[e / size] && !taken[e] && (best < 0 || choice[e] > choice[best])) {
-                        best = e;
-                    }
-                }
-                taken[best] = true;
-                chosen[j] = best;
-                sum += score[best];
+            for (int e : chosen) {
+                sum += score[e];
             }
             double[] row = Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
@@ -322,9 +297,8 @@ final class DeepseekV3Reference {
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";
-                double[] act = silu(linear(row, 1, w.get(expert + "gate_proj.weight"), EXPERT, D),
-                        linear(row, 1, w.get(expert + "up_proj.weight"), EXPERT, D));
-                double[] o = linear(act, 1, w.get(expert + "down_proj.weight"), D, EXPERT);
+                double[] o = ReferenceMath.gatedExpert(w, expert + "gate_proj.weight", expert + "up_proj.weight",
+                        expert + "down_proj.weight", row, D, EXPERT);
                 for (int i = 0; i < D; i++) {
                     y[t * D + i] += weight * o[i];
                 }

@@ -13,7 +13,6 @@ import static io.arrakis.model.ReferenceMath.linear;
 import static io.arrakis.model.ReferenceMath.projection;
 import static io.arrakis.model.ReferenceMath.rmsNorm;
 import static io.arrakis.model.ReferenceMath.rotateHalf;
-import static io.arrakis.model.ReferenceMath.silu;
 import static io.arrakis.model.ReferenceMath.tensor;
 
 /**
@@ -101,19 +100,10 @@ final class MiniMaxM2Reference {
                 score[e] = 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
                 choice[e] = score[e] + bias[e];
             }
-            int[] chosen = new int[TOP_K];
-            boolean[] taken = new boolean[EXPERTS];
+            int[] chosen = ReferenceMath.topExperts(choice, TOP_K, 1, 1, false);
             double sum = 0;
-            for (int j = 0; j < TOP_K; j++) {
-                int best = -1;
-                for (int e = 0; e < EXPERTS; e++) {
-                    if (!taken[e] && (best < 0 || choice[e] > choice[best])) {
-                        best = e;
-                    }
-                }
-                taken[best] = true;
-                chosen[j] = best;
-                sum += score[best];
+            for (int e : chosen) {
+                sum += score[e];
             }
             double[] row = java.util.Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
@@ -122,9 +112,8 @@ final class MiniMaxM2Reference {
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";
-                double[] act = silu(linear(row, 1, w.get(expert + "w1.weight"), EXPERT, D),
-                        linear(row, 1, w.get(expert + "w3.weight"), EXPERT, D));
-                double[] o = linear(act, 1, w.get(expert + "w2.weight"), D, EXPERT);
+                double[] o = ReferenceMath.gatedExpert(w, expert + "w1.weight", expert + "w3.weight",
+                        expert + "w2.weight", row, D, EXPERT);
                 for (int i = 0; i < D; i++) {
                     y[t * D + i] += weight * o[i];
                 }

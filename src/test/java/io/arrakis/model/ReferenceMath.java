@@ -297,6 +297,58 @@ final class ReferenceMath {
         }
     }
 
+    /**
+     * The {@code k} experts with the largest {@code choice}, best first, among those of the {@code topGroups} of the
+     * {@code groups} groups of consecutive experts that rank highest by their best choice ({@code byBest}) or by the
+     * sum of their two best (the lower group first where they tie); with every group allowed, among all.
+     */
+    static int[] topExperts(double[] choice, int k, int groups, int topGroups, boolean byBest) {
+        int size = choice.length / groups;
+        boolean[] allowed = new boolean[groups];
+        if (topGroups == groups) {
+            java.util.Arrays.fill(allowed, true);
+        } else {
+            double[] groupScore = new double[groups];
+            for (int g = 0; g < groups; g++) {
+                double[] members = java.util.Arrays.copyOfRange(choice, g * size, (g + 1) * size);
+                java.util.Arrays.sort(members);
+                groupScore[g] = members[size - 1] + (byBest ? 0 : members[size - 2]);
+            }
+            for (int pick = 0; pick < topGroups; pick++) {
+                int best = -1;
+                for (int g = 0; g < groups; g++) {
+                    if (!allowed[g] && (best < 0 || groupScore[g] > groupScore[best])) {
+                        best = g;
+                    }
+                }
+                allowed[best] = true;
+            }
+        }
+        int[] chosen = new int[k];
+        boolean[] taken = new boolean[choice.length];
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < choice.length; e++) {
+                if (allowed[e / size] && !taken[e] && (best < 0 || choice[e] > choice[best])) {
+                    best = e;
+                }
+            }
+            taken[best] = true;
+            chosen[j] = best;
+        }
+        return chosen;
+    }
+
+    /**
+     * An expert's gated SiLU MLP {@code down(silu(gate x) * up x)} on one row {@code x [d]}, of {@code width} hidden
+     * units, its weights named {@code gate}, {@code up} and {@code down}.
+     */
+    static double[] gatedExpert(Map<String, double[]> w, String gate, String up, String down, double[] x, int d,
+                                int width) {
+        double[] act = silu(linear(x, 1, w.get(gate), width, d), linear(x, 1, w.get(up), width, d));
+        return linear(act, 1, w.get(down), d, width);
+    }
+
     static void add(double[] x, double[] y) {
         for (int i = 0; i < x.length; i++) {
             x[i] += y[i];
