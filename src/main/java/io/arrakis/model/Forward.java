@@ -134,7 +134,7 @@ final class Forward {
         int heads = c.nHeads();
         int kvHeads = c.nKvHeads();
         List<Tensor> qkv = c.latentAttention() != null ? latentQueriesKeysValues(l, x)
-                : w.project(x, f.qkv(), f.qkvBias()).view(batch, pos, heads + 2L * kvHeads, c.dHead())
+                : clipped(w.project(x, f.qkv(), f.qkvBias())).view(batch, pos, heads + 2L * kvHeads, c.dHead())
                         .split(new long[] {heads, kvHeads, kvHeads}, 2);
         Tensor q = hook.at(b + "attn.hook_q", qkv.get(0));
         Tensor k = hook.at(b + "attn.hook_k", qkv.get(1));
@@ -161,6 +161,20 @@ final class Forward {
         }
         z = hook.at(b + "attn.hook_z", z);
         return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV()), l.wo(), l.bo());
+    }
+
+    /** The projected queries, keys and values clamped to the family's {@code clip_qkv}; as they are without one. */
+    private Tensor clipped(Tensor qkv) {
+        double bound = c.clipQkv();
+        if (bound == 0) {
+            return qkv;
+        }
+        record Key(double bound, DType dtype, Device device) {
+        }
+        List<Tensor> bounds = tables.get(new Key(bound, qkv.dtype(), qkv.device()), () -> List.of(
+                Tensor.full(new long[] {}, -bound, qkv.dtype(), qkv.device()),
+                Tensor.full(new long[] {}, bound, qkv.dtype(), qkv.device())));
+        return qkv.clampBetween(bounds.get(0), bounds.get(1));
     }
 
     /**

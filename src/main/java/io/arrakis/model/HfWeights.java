@@ -76,9 +76,12 @@ final class HfWeights {
         Weights weights;
         try (TensorScope scope = TensorScope.open()) {
             Map<Slot, Tensor> global = reader.read(checkpoint.global());
+            reader.unitWeightsUnlessStored(global, Slot.LNF_W);
             List<Weights.Layer> layers = new ArrayList<>();
             for (int i = 0; i < config.nLayers(); i++) {
-                layers.add(layer(reader.read(checkpoint.layer(i))));
+                Map<Slot, Tensor> read = reader.read(checkpoint.layer(i));
+                reader.unitWeightsUnlessStored(read, Slot.LN1_W, Slot.LN2_W);
+                layers.add(layer(read));
             }
             Tensor embed = global.get(Slot.EMBED);
             Tensor unembed = global.get(Slot.UNEMBED);
@@ -96,6 +99,19 @@ final class HfWeights {
         }
         reader.checkAllUsed(weights);
         return weights;
+    }
+
+    /**
+     * Puts a weight of ones in these norm slots where the family's norms have no parameters (OLMo's), so that the
+     * forward pass and every tool that reads a norm's weight read what the norm applies.
+     */
+    private void unitWeightsUnlessStored(Map<Slot, Tensor> slots, Slot... norms) {
+        if (config.architecture().normParameters()) {
+            return;
+        }
+        for (Slot norm : norms) {
+            slots.put(norm, Tensor.ones(new long[] {config.dModel()}, dtype, device));
+        }
     }
 
     /**

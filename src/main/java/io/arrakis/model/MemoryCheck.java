@@ -145,7 +145,8 @@ final class MemoryCheck {
             int steps = xielu ? 4 : stepwise ? 2 : squared ? 1 : 0;
             hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + steps);
         }
-        double bytes = (8.0 * config.dModel() + 2 * qkv + hidden) * dtype.byteSize();
+        // the projection, and its clamped copy where clip_qkv clamps it
+        double bytes = (8.0 * config.dModel() + (a.clipQkv() > 0 ? 3 : 2) * qkv + hidden) * dtype.byteSize();
         if (explicitAttention) {
             boolean wide = reduced(dtype) && a.scoresInFloat32(); // queries and keys converted, scores made in float32
             int scoreBytes = wide ? 4 : dtype.byteSize();

@@ -1508,6 +1508,11 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
+    /** Elementwise {@code min(max(this, min), max)}, the bounds 0-dim tensors on this tensor's device (kept by callers). */
+    public Tensor clampBetween(Tensor min, Tensor max) {
+        return Call.begin(CLAMP, this, min, max).tensor(this).optTensor(min).optTensor(max).tensorResult();
+    }
+
     /** A 0-dim bound for clamp: clamp takes no host number with a GPU tensor, so it is made there, without a copy. */
     private Tensor boundFor(double value) {
         if (device().isCpu()) {

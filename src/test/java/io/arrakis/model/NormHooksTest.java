@@ -32,11 +32,14 @@ import static org.junit.jupiter.api.Assertions.fail;
  * references computed here in double precision from each fixture's own residual stream (the reference's, not ours),
  * the norm weights read from the checkpoint and the eps from {@code config.json}: a LayerNorm divides by
  * {@code sqrt(var + eps)}, an RMSNorm by {@code sqrt(mean(x²) + eps)}; the output is {@code (x - mean) / scale · w + b},
- * {@code x / scale · w}, with {@code 1 + w} in place of {@code w} for gemma's and nemotron's norms.
+ * {@code x / scale · w}, with {@code 1 + w} in place of {@code w} for gemma's and nemotron's norms and 1 for OLMo's,
+ * which have no parameters.
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
-            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode");
+            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode", "olmo");
+    /** Norms that only normalise: no weight or bias in the checkpoint. */
+    private static final Set<String> PARAMETERLESS_TYPES = Set.of("olmo");
     private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",
             "nemotron");
 
@@ -52,6 +55,12 @@ class NormHooksTest {
     private record Norm(String modelType, double eps) {
         boolean layerNorm() {
             return LAYER_NORM_TYPES.contains(modelType);
+        }
+
+        /** The norm's parameter ({@code weight} or {@code bias}) of layer {@code layer}; null where it has none. */
+        float[] parameter(SafeTensorsFile weights, int layer, String[] modules, String kind) {
+            return PARAMETERLESS_TYPES.contains(modelType) ? null
+                    : NormHooksTest.parameter(weights, layer, modules, kind);
         }
 
         double[] scale(float[] x, int width) {
@@ -81,7 +90,7 @@ class NormHooksTest {
                 }
                 mean = layerNorm() ? mean / width : 0;
                 for (int j = 0; j < width; j++) {
-                    double weight = PLUS_ONE_TYPES.contains(modelType) ? 1.0 + w[j] : w[j];
+                    double weight = w == null ? 1.0 : PLUS_ONE_TYPES.contains(modelType) ? 1.0 + w[j] : w[j];
                     out[row * width + j] = (x[row * width + j] - mean) / scale[row] * weight + (b == null ? 0 : b[j]);
                 }
             }
@@ -173,8 +182,8 @@ class NormHooksTest {
                 }
                 assertClose(scale, doubled.cache().toFloatArray("blocks.0.ln1.hook_scale"), "doubled scale");
                 String[] names = ln1Names(modelType);
-                assertClose(norm.output(x, width, scale, parameter(weights, 0, names, "weight"),
-                                parameter(weights, 0, names, "bias")),
+                assertClose(norm.output(x, width, scale, norm.parameter(weights, 0, names, "weight"),
+                                norm.parameter(weights, 0, names, "bias")),
                         doubled.cache().toFloatArray("blocks.0.ln1.hook_normalized"), "output of the doubled scale");
                 double diff = doubled.logits().sub(expected).abs().max().item();
                 assertTrue(diff > 1e-2 * largest, "the doubled scale did not reach the logits: " + diff);
@@ -207,8 +216,8 @@ class NormHooksTest {
                              int layer, String[] names) {
         double[] scale = norm.scale(x, width);
         assertClose(scale, out.cache().toFloatArray(prefix + "hook_scale"), prefix + "hook_scale");
-        double[] expected = norm.output(x, width, scale, parameter(weights, layer, names, "weight"),
-                parameter(weights, layer, names, "bias"));
+        double[] expected = norm.output(x, width, scale, norm.parameter(weights, layer, names, "weight"),
+                norm.parameter(weights, layer, names, "bias"));
         assertClose(expected, out.cache().toFloatArray(prefix + "hook_normalized"), prefix + "hook_normalized");
         return 1;
     }
@@ -260,8 +269,8 @@ class NormHooksTest {
 
     private static double eps(Path dir) throws IOException {
         Map<?, ?> config = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("config.json")));
-        if ("opt".equals(config.get("model_type"))) {
-            return 1e-5; // OPTConfig has no eps: nn.LayerNorm's default
+        if ("opt".equals(config.get("model_type")) || "olmo".equals(config.get("model_type"))) {
+            return 1e-5; // neither OPTConfig nor OlmoConfig has an eps: nn.LayerNorm's default, OlmoLayerNorm's own
         }
         for (String key : List.of("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps", "norm_epsilon", "norm_eps")) {
             if (config.get(key) instanceof Number n) {

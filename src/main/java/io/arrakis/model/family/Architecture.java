@@ -57,6 +57,11 @@ import java.util.List;
  *     (opt), rather than the product after (in float16 the unscaled product can overflow where the family's does not)
  * @param latentAttention the queries', keys' and values' latents (DeepSeek-V3's multi-head latent attention), or null
  *     where they are projected per head; {@code dHead} is then a query or key head's width
+ * @param normParameters whether the residual stream's norms have a weight (and a LayerNorm a bias) in the checkpoint;
+ *     false for OLMo's, which only normalise: the model then holds a weight of ones for each, so that tools reading
+ *     a norm's weight read what the norm applies
+ * @param clipQkv the queries, keys and values are clamped to {@code [-clipQkv, clipQkv]} as they leave their
+ *     projections (OLMo's {@code clip_qkv}); 0 for none
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -67,7 +72,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         boolean rotaryInterleaved, double attentionMultiplier, double residualMultiplier, double logitScale,
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
-        int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention) {
+        int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
+        double clipQkv) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

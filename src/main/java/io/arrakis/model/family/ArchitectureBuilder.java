@@ -89,6 +89,8 @@ final class ArchitectureBuilder {
     private RotaryPrecision rotaryPrecision = RotaryPrecision.MODEL_DTYPE;
     private QueryTemperature queryTemperature;
     private boolean outputsSummedFirst;
+    private boolean normParameters = true;
+    private double clipQkv;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -438,6 +440,24 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Norms that only normalise, with no weight or bias in the checkpoint (OLMo's). */
+    ArchitectureBuilder normsWithoutParameters() {
+        normParameters = false;
+        return this;
+    }
+
+    /** The bound that queries, keys and values are clamped to, from {@code key} (null: no clamp). */
+    ArchitectureBuilder clipQkv(String key) {
+        Object bound = s.get(key);
+        if (bound != null) {
+            clipQkv = s.number(key);
+            if (!(clipQkv > 0.0)) {
+                throw invalid(key, bound, "must be positive, or null for no clipping");
+            }
+        }
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -507,6 +527,10 @@ final class ArchitectureBuilder {
             throw invalid(initializerKey, init, "must be >= 0");
         }
 
+        if (!normParameters && (parallelResidual || outputNorms || !inputNorms)) {
+            throw new IllegalStateException("norms without parameters are implemented for pre-norm sequential blocks"
+                    + " only");
+        }
         if (attentionScalarKey != null && !(attentionScalar > 0.0)) {
             throw invalid(attentionScalarKey, attentionScalar, "must be positive");
         }
@@ -517,7 +541,7 @@ final class ArchitectureBuilder {
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
-                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention);
+                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv);
     }
 
     /**

@@ -122,11 +122,12 @@ final class LlamaLayout {
         long mlp = a.dMlp();
         // Llama's post_attention_layernorm is the MLP's input norm; with output norms (gemma2, olmo2) it normalises
         // the attention's output, and the MLP's input norm is pre_feedforward_layernorm
-        boolean preMlpNorm = !a.sharedNorm() && !a.outputNorms();
+        boolean preMlpNorm = !a.sharedNorm() && !a.outputNorms() && a.normParameters();
+        boolean inputNorms = a.inputNorms() && a.normParameters(); // OLMo's norms have no parameters
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layerIf(a.inputNorms(), stored("input_layernorm.weight", LN1_W, d))
-                .layerIf(a.inputNorms() && normBias, stored("input_layernorm.bias", LN1_B, d))
+                .layerIf(inputNorms, stored("input_layernorm.weight", LN1_W, d))
+                .layerIf(inputNorms && normBias, stored("input_layernorm.bias", LN1_B, d))
                 .layer(linear("self_attn.q_proj.weight", WQ, q, d), linear("self_attn.k_proj.weight", WK, kv, d),
                         linear("self_attn.v_proj.weight", WV, kv, d))
                 .layerIf(a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q), stored("self_attn.k_proj.bias", BK, kv),
@@ -146,8 +147,8 @@ final class LlamaLayout {
                 .layerIf(moe == null && a.mlpBias(), stored("mlp.up_proj.bias", B_IN, mlp),
                         stored("mlp.down_proj.bias", B_OUT, d))
                 .layer(moe == null ? new CheckpointTensor[0] : moe.toArray(CheckpointTensor[]::new))
-                .global(stored("norm.weight", LNF_W, d))
-                .globalIf(normBias, stored("norm.bias", LNF_B, d))
+                .globalIf(a.normParameters(), stored("norm.weight", LNF_W, d))
+                .globalIf(a.normParameters() && normBias, stored("norm.bias", LNF_B, d))
                 .unembedding("lm_head.weight", a)
                 .build();
     }
