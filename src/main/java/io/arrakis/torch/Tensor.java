@@ -1508,7 +1508,7 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** Elementwise {@code min(max(this, min), max)}, the bounds 0-dim tensors on this tensor's device (kept by callers). */
+    /** Elementwise {@code min(max(this, min), max)}, the bounds 0-dim tensors on this tensor's device. */
     public Tensor clampBetween(Tensor min, Tensor max) {
         return Call.begin(CLAMP, this, min, max).tensor(this).optTensor(min).optTensor(max).tensorResult();
     }
