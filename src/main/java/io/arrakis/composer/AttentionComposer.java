@@ -251,10 +251,10 @@ public final class AttentionComposer {
 
     /**
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
-     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (query and key norms, rotary
-     * embeddings, scaling, soft-capping, mask); {@code sink} is its attention sink logit, or null. A family that
-     * normalises all heads' queries together (olmo2, olmo3, olmoe) has no such value for a head alone:
-     * {@link HookedAutoModel#normalizeQueries} refuses it.
+     * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (OLMo's clamp of the projections,
+     * query and key norms before or, in nanochat, after rotary embeddings, scaling, soft-capping, mask); {@code sink}
+     * is its attention sink logit, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe)
+     * has no such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
      */
     private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
                          Tensor sink) {
@@ -262,12 +262,22 @@ public final class AttentionComposer {
         long batch = x.size(0);
         long pos = x.size(1);
         int dHead = c.dHead();
-        Tensor q = model.normalizeQueries(layer, project(x, wq, bq).view(batch, pos, 1, dHead));
-        Tensor k = model.normalizeKeys(layer, project(x, wk, bk).view(batch, pos, 1, dHead));
-        Tensor v = project(x, wv, bv).view(batch, pos, 1, dHead);
+        double clip = c.clipQkv();
+        Tensor q = clipped(project(x, wq, bq), clip).view(batch, pos, 1, dHead);
+        Tensor k = clipped(project(x, wk, bk), clip).view(batch, pos, 1, dHead);
+        Tensor v = clipped(project(x, wv, bv), clip).view(batch, pos, 1, dHead);
+        boolean normedFirst = !c.qkNormAfterRotary();
+        if (normedFirst) {
+            q = model.normalizeQueries(layer, q);
+            k = model.normalizeKeys(layer, k);
+        }
         if (c.rotary()) {
             q = model.rotate(layer, q);
             k = model.rotate(layer, k);
+        }
+        if (!normedFirst) {
+            q = model.normalizeQueries(layer, q);
+            k = model.normalizeKeys(layer, k);
         }
         Tensor scores = model.attentionScores(layer, q, k);
         Tensor pattern = model.attentionPattern(scores, sink == null ? null : sink.view(1));
@@ -282,6 +292,11 @@ public final class AttentionComposer {
      */
     private static Tensor project(Tensor x, Tensor w, Tensor b) {
         return x.linear(w.transpose(0, 1).contiguous(), b);
+    }
+
+    /** A projection clamped to {@code [-clip, clip]} as the forward pass clamps OLMo's ({@code clip_qkv}); 0: none. */
+    private static Tensor clipped(Tensor projected, double clip) {
+        return clip > 0 ? projected.clamp(-clip, clip) : projected;
     }
 
     /** {@code z [batch, pos, head, d_head]} with head {@code index} replaced by {@code zHead [batch, pos, d_head]}. */

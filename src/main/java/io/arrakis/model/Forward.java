@@ -76,6 +76,9 @@ final class Forward {
             }
             x = x.add(hook.at("hook_pos_embed", positions));
         }
+        if (c.embeddingNorm()) { // nanochat's final norm, which has no parameters, normalises the embeddings too
+            x = hookedNorm("ln_embed.", x, w.lnfw, w.lnfb);
+        }
         Map<Rope, Rotary> rotaries = new HashMap<>(); // one per distinct rope: gemma3's sliding layers have their own
         for (int i = 0; i < c.nLayers(); i++) {
             Rope rope = c.rope(i);
@@ -139,13 +142,18 @@ final class Forward {
         Tensor q = hook.at(b + "attn.hook_q", qkv.get(0));
         Tensor k = hook.at(b + "attn.hook_k", qkv.get(1));
         Tensor v = hook.at(b + "attn.hook_v", qkv.get(2));
-        if (c.qkNorm() != Architecture.QkNorm.NONE) {
+        boolean normed = c.qkNorm() != Architecture.QkNorm.NONE;
+        if (normed && !c.qkNormAfterRotary()) {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
             k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
         }
         if (rotary != null) {
             q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
             k = hook.at(b + "attn.hook_rot_k", rotary.apply(k));
+        }
+        if (normed && c.qkNormAfterRotary()) { // nanochat normalises the rotated queries and keys
+            q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
+            k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
         }
         Tensor z;
         if (explicitAttention(b, l, q)) {
@@ -333,17 +341,18 @@ final class Forward {
 
     /** The rotary tables of {@code rope} for this length, in the family's dtype for them, on the weights' device. */
     private Rotary rotary(Rope rope, long pos) {
-        record Key(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
+        record Key(Rope rope, boolean interleaved, boolean reversed, long pos, DType dtype, Device device) {
         }
         DType dtype = Rotary.tableDtype(c, w.embed.dtype());
         Device device = w.embed.device();
-        List<Tensor> cosSin = tables.get(new Key(rope, c.rotaryInterleaved(), pos, dtype, device), () -> {
+        Key key = new Key(rope, c.rotaryInterleaved(), c.rotaryReversed(), pos, dtype, device);
+        List<Tensor> cosSin = tables.get(key, () -> {
             if (tables.capturing()) {
                 throw new IllegalStateException("the rotary tables for " + pos + " positions are not built, and"
                         + " building them copies from the host, which a CUDA graph capture cannot contain: run a pass"
                         + " of this length before capturing one (HookedAutoModel.capture does)");
             }
-            return Rotary.tables(rope, c.rotaryInterleaved(), pos, dtype, device);
+            return Rotary.tables(rope, c.rotaryInterleaved(), c.rotaryReversed(), pos, dtype, device);
         });
         return Rotary.of(c, rope, cosSin);
     }
@@ -850,19 +859,21 @@ final class Forward {
      * {@code rotate_every_two} (interleaved). cos and sin carry the rope's attention factor (YaRN's), so it scales the
      * attention scores twice, once through queries and once through keys. A pair {@code (a, b)} becomes
      * {@code (a·cos − b·sin, b·cos + a·sin)}: the features swapped within their pairs times {@code sin} with the sign
-     * of the pair's first feature flipped.
+     * of the pair's first feature flipped (of its second where the family turns pairs the other way, nanochat).
      *
      * @param inFloat32 whether float16 and bfloat16 inputs are rotated in float32 and converted back
      * @param last whether the last {@code rotaryDim} features rotate rather than the first (latent attention)
      * @param pairsToHalves whether those features are laid out from adjacent pairs as halves before they rotate
      * @param cos {@code [1, pos, 1, rotaryDim]}, in the dtype {@link #tableDtype} gives
-     * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second
+     * @param signedSin the same shape, {@code -sin} at each pair's first feature and {@code sin} at its second (the
+     *     other way round where the rotation is reversed)
      */
     record Rotary(int rotaryDim, boolean interleaved, boolean inFloat32, boolean last, boolean pairsToHalves,
                   Tensor cos, Tensor signedSin) {
 
         static Rotary of(Architecture a, Rope rope, long pos, DType dtype, Device device) {
-            return of(a, rope, tables(rope, a.rotaryInterleaved(), pos, tableDtype(a, dtype), device));
+            return of(a, rope, tables(rope, a.rotaryInterleaved(), a.rotaryReversed(), pos, tableDtype(a, dtype),
+                    device));
         }
 
         /** The rotation of {@code rope} in {@code a}'s layout, with these tables [cos, signed sin]. */
@@ -887,7 +898,8 @@ final class Forward {
          * Hugging Face's rotary embeddings compute them: the angle, its cos and sin, and their product with the
          * attention factor each rounded to float32.
          */
-        static List<Tensor> tables(Rope rope, boolean interleaved, long pos, DType dtype, Device device) {
+        static List<Tensor> tables(Rope rope, boolean interleaved, boolean reversed, long pos, DType dtype,
+                                   Device device) {
             int rotaryDim = rope.dim();
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies();
@@ -903,8 +915,8 @@ final class Forward {
                     int second = interleaved ? 2 * i + 1 : i + half;
                     cosValues[p * rotaryDim + first] = cv;
                     cosValues[p * rotaryDim + second] = cv;
-                    sinValues[p * rotaryDim + first] = -sv;
-                    sinValues[p * rotaryDim + second] = sv;
+                    sinValues[p * rotaryDim + first] = reversed ? sv : -sv;
+                    sinValues[p * rotaryDim + second] = reversed ? -sv : sv;
                 }
             }
             try (Tensor cosHost = Tensor.of(cosValues, 1, pos, 1, rotaryDim);

@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Checkpoint;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.family.Slot;
@@ -80,7 +81,7 @@ final class HfWeights {
             List<Weights.Layer> layers = new ArrayList<>();
             for (int i = 0; i < config.nLayers(); i++) {
                 Map<Slot, Tensor> read = reader.read(checkpoint.layer(i));
-                reader.unitWeightsUnlessStored(read, Slot.LN1_W, Slot.LN2_W);
+                reader.unitWeightsUnlessStored(read, Slot.LN1_W, Slot.LN2_W, Slot.Q_NORM, Slot.K_NORM);
                 layers.add(layer(read));
             }
             Tensor embed = global.get(Slot.EMBED);
@@ -102,15 +103,25 @@ final class HfWeights {
     }
 
     /**
-     * Puts a weight of ones in these norm slots where the family's norms have no parameters (OLMo's), so that the
-     * forward pass and every tool that reads a norm's weight read what the norm applies.
+     * Puts a weight of ones in these norm slots where the family's norms have no parameters (OLMo's, nanochat's), so
+     * that the forward pass and every tool that reads a norm's weight read what the norm applies; the query and key
+     * norms' only where the family has them.
      */
     private void unitWeightsUnlessStored(Map<Slot, Tensor> slots, Slot... norms) {
-        if (config.architecture().normParameters()) {
+        Architecture a = config.architecture();
+        if (a.normParameters()) {
             return;
         }
+        boolean whole = a.qkNorm() == Architecture.QkNorm.WHOLE;
         for (Slot norm : norms) {
-            slots.put(norm, Tensor.ones(new long[] {config.dModel()}, dtype, device));
+            long width = switch (norm) {
+                case Q_NORM -> whole ? (long) a.nHeads() * a.dHead() : a.dHead();
+                case K_NORM -> whole ? (long) a.nKvHeads() * a.dHead() : a.dHead();
+                default -> a.dModel();
+            };
+            if (a.qkNorm() != Architecture.QkNorm.NONE || (norm != Slot.Q_NORM && norm != Slot.K_NORM)) {
+                slots.put(norm, Tensor.ones(new long[] {width}, dtype, device));
+            }
         }
     }
 

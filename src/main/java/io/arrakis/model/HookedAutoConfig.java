@@ -476,6 +476,25 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The bound projected queries, keys and values are clamped to, {@code [-clipQkv, clipQkv]} (OLMo's
+     * {@code clip_qkv}).
+     *
+     * @return the bound, or 0 for none
+     */
+    public double clipQkv() {
+        return arch.clipQkv();
+    }
+
+    /**
+     * Whether the query and key norms follow the rotary embedding (nanochat) rather than precede it.
+     *
+     * @return true where {@code hook_q_normed} is made from {@code hook_rot_q}
+     */
+    public boolean qkNormAfterRotary() {
+        return arch.qkNormAfterRotary();
+    }
+
+    /**
      * Whether a layer applies the rotary embeddings to its queries and keys: every layer of a {@link #rotary()}
      * model but smollm3's NoPE layers ({@code no_rope_layers}), which take no positions at all.
      *

@@ -40,35 +40,33 @@ import java.util.regex.Pattern;
  * }
  * }</pre>
  *
- * <p>Hook points (per layer {@code i}): {@code hook_embed} (for gemma before its scale by {@code sqrt(d_model)},
- * which TransformerLens folds into W_E and so into its {@code hook_embed}, and for granite before its
- * {@code embedding_multiplier}), {@code hook_pos_embed} (learned positions),
+ * <p>Hook points (per layer {@code i}): {@code hook_embed} (for gemma before its scale by {@code sqrt(d_model)}, which
+ * TransformerLens folds into W_E and so into its {@code hook_embed}, and for granite before its
+ * {@code embedding_multiplier}), {@code hook_pos_embed} (learned positions), {@code ln_embed.hook_scale} and
+ * {@code ln_embed.hook_normalized} (nanochat's norm of the embeddings before the first block, as {@code ln1}'s below),
  * {@code blocks.i.hook_resid_pre}, {@code blocks.i.ln1.hook_scale} and {@code blocks.i.ln1.hook_normalized} (the
  * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
  * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
  * at the scale makes the norm divide by what it leaves, op by op, so a replaced scale, say a clean run's to freeze the
  * norm, changes the output; olmo2, olmo3 and exaone4, which normalise sublayer outputs only, have neither),
- * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]},
- * key/value heads for grouped-query attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that
- * normalise queries and keys after their projections: the norm's output, before rotary embeddings),
+ * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]}, key/value heads for grouped-query
+ * attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that normalise queries and keys after their
+ * projections: the norm's output, before rotary embeddings; after them in nanochat),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (layers that rotate, {@link HookedAutoConfig#rotates}),
- * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32
- * for gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
- * {@code blocks.i.attn.hook_pattern},
- * {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
- * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
- * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
- * {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the MLP has one of its own: phi, gpt-j,
- * cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it ln1's output),
- * {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
- * {@code blocks.i.mlp.hook_post},
- * {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
- * {@code ln_final.hook_scale}, {@code ln_final.hook_normalized} (the final norm's output, its weight and bias
- * applied: what the unembedding reads,
- * as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm take the hook before the
- * weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale), {@code logits}. With
- * attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took, so rows sum to less
- * than 1.
+ * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32 for
+ * gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
+ * {@code blocks.i.attn.hook_pattern}, {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds
+ * to the residual stream: after the output norm of families that normalise it, and after granite's
+ * {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual),
+ * {@code blocks.i.ln2.hook_scale} and {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the
+ * MLP has one of its own: phi, gpt-j, cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it
+ * ln1's output), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
+ * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * {@code ln_final.hook_scale}, {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied:
+ * what the unembedding reads, as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm
+ * take the hook before the weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale),
+ * {@code logits}. With attention sinks (gpt-oss) {@code hook_pattern} leaves out the share of each row the sink took,
+ * so rows sum to less than 1.
  *
  * <p>A sparse mixture of experts (mixtral, gpt-oss, qwen3-moe, qwen3-vl-moe, olmoe, qwen2-moe) has, in place of the
  * dense MLP's {@code mlp.hook_pre}, {@code hook_pre_linear} and {@code hook_post}:
@@ -1131,8 +1129,9 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Block {@code layer}'s query norm applied to queries {@code q [batch, pos, heads, d_head]}
-     * ({@code hook_q → hook_q_normed}) exactly as the forward pass applies it; a copy where the family has none. A
-     * norm over the whole projection (olmo2, olmo3, olmoe) needs every query head.
+     * ({@code hook_q → hook_q_normed}; in nanochat, after the rotation, {@code hook_rot_q → hook_q_normed}) exactly as
+     * the forward pass applies it; a copy where the family has none. A norm over the whole projection (olmo2, olmo3,
+     * olmoe) needs every query head.
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
         return using(() -> normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries"));
@@ -1207,8 +1206,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * The rotary position embedding block {@code layer}'s attention applies to queries and keys
-     * ({@code hook_q → hook_rot_q}, after any query/key norm), for {@code x [batch, pos, heads, d_head]} at positions
-     * {@code 0..pos-1}; a new tensor, a copy of {@code x} for a layer that does not rotate
+     * ({@code hook_q → hook_rot_q}, after any query/key norm but nanochat's), for {@code x [batch, pos, heads, d_head]}
+     * at positions {@code 0..pos-1}; a new tensor, a copy of {@code x} for a layer that does not rotate
      * ({@link HookedAutoConfig#rotates}).
      *
      * @throws IllegalStateException when the family has no rotary embeddings ({@link HookedAutoConfig#rotary()})
@@ -1397,6 +1396,10 @@ public final class HookedAutoModel implements AutoCloseable {
         if (!config.rotary()) {
             names.add("hook_pos_embed");
         }
+        if (config.architecture().embeddingNorm()) {
+            names.add("ln_embed.hook_scale");
+            names.add("ln_embed.hook_normalized");
+        }
         boolean ln1 = config.architecture().inputNorms();
         boolean ln2 = ln1 && (!config.parallelResidual() || config.checkpoint().tensors().values().stream()
                 .anyMatch(t -> t.parts().stream().anyMatch(p -> p.slot() == Slot.LN2_W)));
@@ -1410,14 +1413,13 @@ public final class HookedAutoModel implements AutoCloseable {
             for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
                 names.add(b + "attn." + h);
             }
-            if (config.architecture().qkNorm() != Architecture.QkNorm.NONE) {
-                names.add(b + "attn.hook_q_normed");
-                names.add(b + "attn.hook_k_normed");
-            }
-            if (config.rotates(i)) {
-                names.add(b + "attn.hook_rot_q");
-                names.add(b + "attn.hook_rot_k");
-            }
+            List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
+                    : List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed");
+            List<String> rotated = config.rotates(i) ? List.of(b + "attn.hook_rot_q", b + "attn.hook_rot_k")
+                    : List.of();
+            boolean normedLast = config.architecture().qkNormAfterRotary();
+            names.addAll(normedLast ? rotated : normed); // in the order the pass makes them
+            names.addAll(normedLast ? normed : rotated);
             names.add(b + "attn.hook_attn_scores");
             names.add(b + "attn.hook_pattern");
             names.add(b + "attn.hook_z");

@@ -139,21 +139,22 @@ public final class ResidualStream {
     }
 
     /**
-     * What each part of the model wrote into the final residual stream, as TransformerLens's
-     * {@code decompose_resid()}: {@code "embed"}, {@code "pos_embed"} where the family learns positions, then per
-     * block {@code "0_attn_out"}, {@code "0_mlp_out"}, ... The components sum to the last block's
-     * {@code hook_resid_post} in every family: {@code "embed"} is {@code hook_embed} times the family's embedding
-     * scale (gemma's {@code sqrt(d_model)}, granite's {@code embedding_multiplier}), which the forward pass applies
-     * after that hook, and {@code hook_attn_out}/{@code hook_mlp_out} are what joins the residual stream, after any
-     * output norm (gemma2, gemma3, olmo2, olmo3, exaone4, glm4, hyperclovax) or residual multiplier (granite's), in
-     * parallel blocks too. A hook that replaced a residual stream itself ({@code hook_resid_pre},
-     * {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that sum, as it does in TransformerLens: the
-     * components say what was written, not what was replaced.
+     * What each part of the model wrote into the final residual stream, as TransformerLens's {@code decompose_resid()}:
+     * {@code "embed"}, {@code "pos_embed"} where the family learns positions, then per block {@code "0_attn_out"},
+     * {@code "0_mlp_out"}, ... The components sum to the last block's {@code hook_resid_post} in every family:
+     * {@code "embed"} is {@code hook_embed} times the family's embedding scale (gemma's {@code sqrt(d_model)},
+     * granite's {@code embedding_multiplier}), which the forward pass applies after that hook (nanochat's normalised
+     * embedding, the first block's {@code hook_resid_pre}), and {@code hook_attn_out}/{@code hook_mlp_out} are what
+     * joins the residual stream, after any output norm (gemma2, gemma3, olmo2, olmo3, exaone4, glm4, hyperclovax) or
+     * residual multiplier (granite's), in parallel blocks too. A hook that replaced a residual stream itself
+     * ({@code hook_resid_pre}, {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that sum, as it does
+     * in TransformerLens: the components say what was written, not what was replaced.
      *
      * @param applyLn pass the stack through {@link #applyLnToStack}
      */
     public Components decomposeResid(boolean applyLn) {
-        List<String> names = new ArrayList<>(List.of("hook_embed"));
+        // where the embeddings are normalised (nanochat), what enters the first block is the embedding's part
+        List<String> names = new ArrayList<>(List.of(arch.embeddingNorm() ? "blocks.0.hook_resid_pre" : "hook_embed"));
         List<String> labels = new ArrayList<>(List.of("embed"));
         if (!arch.rotary()) {
             names.add("hook_pos_embed");
@@ -167,7 +168,7 @@ public final class ResidualStream {
         }
         List<Tensor> parts = new ArrayList<>(require("decomposeResid", withFinalResid(names, applyLn)));
         try (TensorScope scope = TensorScope.open()) {
-            if (arch.embeddingScale() != 1.0) { // as the forward pass scales it
+            if (arch.embeddingScale() != 1.0 && !arch.embeddingNorm()) { // as the forward pass scales it
                 parts.set(0, parts.getFirst().mul(arch.embeddingScale(model.dtype())));
             }
             Tensor stack = Tensor.stack(parts.subList(0, labels.size()), 0);

@@ -181,6 +181,9 @@ class AttentionComposerTest {
             checkOwnHead(model, Head.of(0, 1)); // attention sinks, a sliding window, YaRN
             checkOwnHead(model, Head.of(1, 2));
         }
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("olmo"))) {
+            checkOwnHead(model, Head.of(1, 2)); // queries, keys and values clamped by clip_qkv
+        }
     }
 
     @Test
@@ -234,6 +237,9 @@ class AttentionComposerTest {
         }
         try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("gpt_oss"))) {
             checkPathPatching(model, Head.of(1, 0), Head.of(0, 2)); // attention sinks
+        }
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("olmo"))) {
+            checkPathPatching(model, Head.of(0, 3), Head.of(1, 1)); // clip_qkv
         }
     }
 

@@ -19,9 +19,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The composer on the fixture models of the families with query/key norms, output norms and soft-capping (qwen3,
- * olmo2, gemma2, gemma3): composition scores by their definition in {@link CompositionScores} (norm scales folded
- * into W_Q, W_K and W_O), composite heads and weight swaps computed as the forward pass computes a head.
+ * The composer on the fixture models of the families with query/key norms, output norms and soft-capping (qwen3, olmo2,
+ * gemma2, gemma3, and nanochat, whose norms follow the rotation): composition scores by their definition in
+ * {@link CompositionScores} (norm scales folded into W_Q, W_K and W_O), composite heads and weight swaps computed as
+ * the forward pass computes a head.
  */
 class ComposerOnQkNormFamiliesTest {
     private static final Tensor IDS = Tensor.of(new long[] {5, 9, 2, 33, 4, 17, 8, 1, 60, 12, 3, 44, 7, 7, 21, 2}, 2, 8);
@@ -100,7 +101,7 @@ class ComposerOnQkNormFamiliesTest {
 
     /** A composite of a head with itself, alpha = 1, is that head's term of the attention output. */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen3", "gemma2", "gemma3"})
+    @ValueSource(strings = {"qwen3", "gemma2", "gemma3", "nanochat"})
     void composedHeadOfOneHeadIsThatHeadsTerm(String family) {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = load(family)) {
             AttentionComposer composer = new AttentionComposer(model);
@@ -119,7 +120,7 @@ class ComposerOnQkNormFamiliesTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen3", "gemma2", "gemma3"})
+    @ValueSource(strings = {"qwen3", "gemma2", "gemma3", "nanochat"})
     void swappingAHeadForItselfChangesNothing(String family) {
         try (TensorScope scope = TensorScope.open(); HookedAutoModel model = load(family);
              ModelOutput clean = model.forward(IDS, CacheSpec.none())) {

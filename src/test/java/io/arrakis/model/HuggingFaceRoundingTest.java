@@ -226,10 +226,15 @@ class HuggingFaceRoundingTest {
      * it: {@code inBfloat16} with cos and sin rounded to bfloat16 and each product and sum rounded,
      * {@code inFloat32} with float32 cos, sin and arithmetic, rounded once. Frequency i turns the pair
      * {@code (i, i + rotary / 2)}, or {@code (2i, 2i + 1)} where {@code interleaved}, among the first
-     * {@code rotaryDim} features; the others pass through.
+     * {@code rotaryDim} features; the others pass through. {@code reversed}: the pair turns the other way, as
+     * nanochat's {@code rotate_half} ({@code cat(x2, -x1)}) turns it.
      */
     record Rotations(float[] inBfloat16, float[] inFloat32) {
         static Rotations of(HookedAutoModel model, float[] q, boolean interleaved) {
+            return of(model, q, interleaved, false);
+        }
+
+        static Rotations of(HookedAutoModel model, float[] q, boolean interleaved, boolean reversed) {
             int d = model.config().dHead();
             int heads = model.config().nHeads();
             int rotary = model.config().rotaryDim();
@@ -241,7 +246,7 @@ class HuggingFaceRoundingTest {
                     for (int i = 0; i < rotary / 2; i++) {
                         float angle = (float) p * invFreq[i];
                         float c = (float) Math.cos(angle);
-                        float sn = (float) Math.sin(angle);
+                        float sn = reversed ? -(float) Math.sin(angle) : (float) Math.sin(angle);
                         float cb = Bfloat16.round(c);
                         float sb = Bfloat16.round(sn);
                         int first = (p * heads + h) * d + (interleaved ? 2 * i : i);
@@ -337,6 +342,38 @@ class HuggingFaceRoundingTest {
             Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), true);
             assertAgree(expected.inFloat32(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
                     expected.inBfloat16());
+        }
+    }
+
+    /**
+     * OLMo normalises without a weight in float32 and rounds once, and rotates a bfloat16 query in float32 with float32
+     * cos and sin, rounding once (its rotary embedding returns float32 tables, which promote the products).
+     */
+    @Test
+    void olmoRotatesInFloat32() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("olmo"), DType.BFLOAT16,
+                     Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
+                     "blocks.0.attn.hook_rot_q"))) {
+            Rotations expected = Rotations.of(model, out.cache().get("blocks.0.attn.hook_q").toFloatArray(), false);
+            assertAgree(expected.inFloat32(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    expected.inBfloat16());
+        }
+    }
+
+    /** nanochat turns each bfloat16 query pair the other way, with bfloat16 cos and sin, each step rounded. */
+    @Test
+    void nanochatRotatesTheOtherWayInBfloat16() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(Fixtures.huggingFace("nanochat"),
+                     DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(model.config()), CacheSpec.only("blocks.0.attn.hook_q",
+                     "blocks.0.attn.hook_rot_q"))) {
+            float[] q = out.cache().get("blocks.0.attn.hook_q").toFloatArray();
+            Rotations expected = Rotations.of(model, q, false, true);
+            assertAgree(expected.inBfloat16(), out.cache().get("blocks.0.attn.hook_rot_q").toFloatArray(),
+                    Rotations.of(model, q, false).inBfloat16());
         }
     }
 

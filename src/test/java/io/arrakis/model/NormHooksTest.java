@@ -29,17 +29,17 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The norms' hook points ({@code blocks.i.ln1/ln2.hook_scale/hook_normalized}, {@code ln_final.hook_scale}) against
- * references computed here in double precision from each fixture's own residual stream (the reference's, not ours),
- * the norm weights read from the checkpoint and the eps from {@code config.json}: a LayerNorm divides by
- * {@code sqrt(var + eps)}, an RMSNorm by {@code sqrt(mean(x²) + eps)}; the output is {@code (x - mean) / scale · w + b},
- * {@code x / scale · w}, with {@code 1 + w} in place of {@code w} for gemma's and nemotron's norms and 1 for OLMo's,
- * which have no parameters.
+ * references computed here in double precision from each fixture's own residual stream (the reference's, not ours), the
+ * norm weights read from the checkpoint and the eps from {@code config.json}: a LayerNorm divides by
+ * {@code sqrt(var + eps)}, an RMSNorm by {@code sqrt(mean(x²) + eps)}; the output is
+ * {@code (x - mean) / scale · w + b}, {@code x / scale · w}, with {@code 1 + w} in place of {@code w} for gemma's and
+ * nemotron's norms and 1 for OLMo's and nanochat's, which have no parameters.
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
             "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode", "olmo");
     /** Norms that only normalise: no weight or bias in the checkpoint. */
-    private static final Set<String> PARAMETERLESS_TYPES = Set.of("olmo");
+    private static final Set<String> PARAMETERLESS_TYPES = Set.of("olmo", "nanochat");
     private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",
             "nemotron");
 

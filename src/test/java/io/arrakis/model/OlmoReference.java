@@ -12,6 +12,7 @@ import static io.arrakis.model.ReferenceMath.attention;
 import static io.arrakis.model.ReferenceMath.embed;
 import static io.arrakis.model.ReferenceMath.layerNorm;
 import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.projection;
 import static io.arrakis.model.ReferenceMath.rotateHalf;
 import static io.arrakis.model.ReferenceMath.silu;
 import static io.arrakis.model.ReferenceMath.tensor;
@@ -21,9 +22,10 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * {@code OlmoForCausalLM}'s forward pass as transformers' modeling file defines it, computed here in double precision
  * in plain Java, apart from the library's forward pass ({@link ReferenceMath}): Llama's pre-norm blocks whose norms
  * are {@code OlmoLayerNorm}s, {@code (x - mean) / sqrt(var + 1e-5)} with no weight or bias; the projected queries,
- * keys and values clamped to {@code [-clip_qkv, clip_qkv]} ({@value #CLIP}, which clips a good part of them); the
- * rotary embedding over the whole head in the {@code rotate_half} convention; a causal softmax over grouped key/value
- * heads; a gated SiLU MLP; the embeddings tied, as OLMo-1B's are.
+ * keys and values, their biases added ({@code attention_bias}, which the output projection has too), clamped to
+ * {@code [-clip_qkv, clip_qkv]} ({@value #CLIP}, which clips a good part of them); the rotary embedding over the whole
+ * head in the {@code rotate_half} convention; a causal softmax over grouped key/value heads; a gated SiLU MLP; the
+ * embeddings tied, as OLMo-1B's are.
  */
 final class OlmoReference {
     static final double CLIP = 1.5;
@@ -49,7 +51,8 @@ final class OlmoReference {
                 Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
                 Map.entry("num_key_value_heads", KV), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
-                Map.entry("clip_qkv", CLIP), Map.entry("tie_word_embeddings", true)));
+                Map.entry("clip_qkv", CLIP), Map.entry("tie_word_embeddings", true),
+                Map.entry("attention_bias", true)));
         ReferenceMath.write(config, 31, BATCH, POS, dir, OlmoReference::forward);
     }
 
@@ -61,15 +64,15 @@ final class OlmoReference {
             out.put("blocks." + layer + ".hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = normalised(x, n);
             out.put("blocks." + layer + ".ln1.hook_normalized", tensor(h, BATCH, POS, D));
-            double[] q = clipped(linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D));
-            double[] k = clipped(linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D));
-            double[] v = clipped(linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D));
+            double[] q = clipped(projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true));
+            double[] k = clipped(projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true));
+            double[] v = clipped(projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true));
             out.put("blocks." + layer + ".attn.hook_q", tensor(q, BATCH, POS, HEADS, HD));
             out.put("blocks." + layer + ".attn.hook_v", tensor(v, BATCH, POS, KV, HD));
             rotateHalf(q, BATCH, POS, HEADS, HD, THETA);
             rotateHalf(k, BATCH, POS, KV, HD, THETA);
             double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
-            add(x, linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD));
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, true));
             double[] h2 = normalised(x, n);
             double[] gate = linear(h2, n, w.get(p + "mlp.gate_proj.weight"), MLP, D);
             double[] up = linear(h2, n, w.get(p + "mlp.up_proj.weight"), MLP, D);

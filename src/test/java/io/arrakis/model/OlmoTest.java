@@ -87,6 +87,15 @@ class OlmoTest {
         assertTrue(m.contains("clip_qkv") && (m.contains("positive") || m.contains("finite")), m);
     }
 
+    /** The original format's config (ai2-olmo's hf_olmo), whose model_type is olmo too, is refused by its keys. */
+    @Test
+    void theOriginalFormatIsRefused() {
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText("""
+                {"model_type": "olmo", "architectures": ["OLMoForCausalLM"], "d_model": 2048, "n_heads": 16,
+                 "n_layers": 16, "mlp_ratio": 8, "vocab_size": 50280}""").architecture()).getMessage();
+        assertTrue(m.contains("d_model") && m.contains("OLMo-1B-hf"), m);
+    }
+
     /** The clamp bounds queries, keys and values, as rounded to bfloat16, and leaves the rest as projected. */
     @Test
     void clipQkvBoundsTheProjectionsInBfloat16() {

@@ -43,7 +43,7 @@ class RotaryTablesTest {
         assertTrue(fromDouble > expected.length / 10, "the order is not told apart: " + fromDouble);
         for (DType dtype : List.of(DType.FLOAT32, DType.BFLOAT16)) {
             try (TensorScope scope = TensorScope.open()) {
-                float[] cos = Forward.Rotary.tables(rope, false, POS, dtype, Device.CPU).getFirst()
+                float[] cos = Forward.Rotary.tables(rope, false, false, POS, dtype, Device.CPU).getFirst()
                         .to(DType.FLOAT32).toFloatArray();
                 for (int p = 0; p < POS; p++) {
                     for (int i = 0; i < half; i++) {

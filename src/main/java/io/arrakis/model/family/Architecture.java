@@ -62,6 +62,12 @@ import java.util.List;
  *     a norm's weight read what the norm applies
  * @param clipQkv the queries, keys and values are clamped to {@code [-clipQkv, clipQkv]} as they leave their
  *     projections (OLMo's {@code clip_qkv}); 0 for none
+ * @param embeddingNorm whether the embeddings are normalised, by the final norm's function, before the first block
+ *     (nanochat)
+ * @param qkNormAfterRotary whether the query and key norms come after the rotary embedding rather than before it
+ *     (nanochat)
+ * @param rotaryReversed whether the rotary embedding turns each pair the other way, {@code (a·cos + b·sin,
+ *     b·cos − a·sin)}, as nanochat's {@code rotate_half} ({@code cat(x2, -x1)}) does
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -73,7 +79,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
-        double clipQkv) {
+        double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

@@ -91,6 +91,9 @@ final class ArchitectureBuilder {
     private boolean outputsSummedFirst;
     private boolean normParameters = true;
     private double clipQkv;
+    private boolean embeddingNorm;
+    private boolean qkNormAfterRotary;
+    private boolean rotaryReversed;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -458,6 +461,24 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** The embeddings normalised before the first block, as the final norm normalises. */
+    ArchitectureBuilder embeddingNorm() {
+        embeddingNorm = true;
+        return this;
+    }
+
+    /** The query and key norms after the rotary embedding. */
+    ArchitectureBuilder qkNormAfterRotary() {
+        qkNormAfterRotary = true;
+        return this;
+    }
+
+    /** The rotary embedding turning each pair the other way. */
+    ArchitectureBuilder rotaryReversed() {
+        rotaryReversed = true;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -541,7 +562,8 @@ final class ArchitectureBuilder {
                 qkNorm, inputNorms, outputNorms, attentionScalarKey != null ? attentionScalar : headDim,
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
-                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv);
+                outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
+                embeddingNorm, qkNormAfterRotary, rotaryReversed);
     }
 
     /**

@@ -16,7 +16,8 @@ public final class Families {
             new VaultGemma(), new Cohere2(), new GraniteMoe(), new Nemotron(),
             new Jais2(), new HyperClovax(), new Opt(), new GptBigCode(), new Cwm(),
             new Glm4Moe(), new SolarOpen(), new ExaoneMoe(), new GraniteMoeShared(), new Apertus(),
-            new MiniMaxM2(), new DeepseekV3(), new Glm4MoeLite(), new DeepseekV2(), new Olmo());
+            new MiniMaxM2(), new DeepseekV3(), new Glm4MoeLite(), new DeepseekV2(), new Olmo(),
+            new NanoChat());
 
     private Families() {
     }

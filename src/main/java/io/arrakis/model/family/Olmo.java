@@ -47,6 +47,11 @@ final class Olmo extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        if (s.has("d_model")) { // OLMoConfig of ai2-olmo's hf_olmo, whose model_type is olmo too
+            throw ConfigValues.invalid("d_model", s.get("d_model"), "is a key of the original OLMo format (hf_olmo's"
+                    + " OLMoForCausalLM: allenai/OLMo-1B, OLMo-7B), which transformers does not load; use the converted"
+                    + " checkpoints (allenai/OLMo-1B-hf, OLMo-7B-hf)");
+        }
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, NORM_EPS)
                 .normsWithoutParameters().rotary("rope_theta", null).rotaryPrecision(RotaryPrecision.FLOAT32)
