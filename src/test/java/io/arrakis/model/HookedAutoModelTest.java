@@ -727,8 +727,8 @@ class HookedAutoModelTest {
             "qwen3-vl-moe", "smollm3", "olmoe", "qwen2-moe", "olmo3", "ministral3", "ministral", "exaone4", "glm4",
             "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "jais2",
             "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "granitemoeshared",
-            "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat", "stable-lm",
-            "starcoder2");
+            "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat",
+            "hunyuan-v1-dense", "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

@@ -94,6 +94,7 @@ final class ArchitectureBuilder {
     private boolean embeddingNorm;
     private boolean qkNormAfterRotary;
     private boolean rotaryReversed;
+    private boolean ntkAlpha;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -479,6 +480,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
+    ArchitectureBuilder ntkAlphaRope() {
+        ntkAlpha = true;
+        return this;
+    }
+
     /** A learned sink logit per head in the attention softmax. */
     ArchitectureBuilder attentionSinks() {
         attentionSinks = true;
@@ -656,7 +663,11 @@ final class ArchitectureBuilder {
             factorKey = rotaryKey + ".partial_rotary_factor";
             factorGiven = true;
         }
-        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions);
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions, ntkAlpha);
+        if (scaling instanceof Rope.NtkAlpha && explicitHeadDim == null) {
+            throw invalid(rotaryKey + ".alpha", rp.get("alpha"), "needs head_dim, which the rotary embedding reads"
+                    + " for it (transformers fails without)");
+        }
     }
 
     /**

@@ -42,6 +42,13 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
+     * HunYuan's {@code "dynamic"} rope with an {@code alpha}: the unscaled frequencies of the base
+     * {@code theta · alpha^(dim / (dim - 2))}, which its rotary embedding keeps up to {@code max_position_embeddings}.
+     */
+    public record NtkAlpha(double alpha) implements Scaling {
+    }
+
+    /**
      * The {@code dim / 2} inverse frequencies, in float32.
      *
      * @return a new array
@@ -49,6 +56,7 @@ public record Rope(int dim, double theta, Scaling scaling) {
     public float[] inverseFrequencies() {
         return switch (scaling) {
             case Unscaled u -> unscaled();
+            case NtkAlpha a -> unscaled(theta * Math.pow(a.alpha(), (double) dim / (dim - 2)));
             case Linear l -> linear(l);
             case Llama3 l -> llama3(l);
             case Yarn y -> yarn(y);
@@ -84,9 +92,14 @@ public record Rope(int dim, double theta, Scaling scaling) {
 
     /** {@code 1 / theta^(2i / dim)}, the float32 exponent as {@code arange(0, dim, 2).float() / dim}. */
     private float[] unscaled() {
+        return unscaled(theta);
+    }
+
+    /** {@code 1 / base^(2i / dim)}, as {@link #unscaled()}. */
+    private float[] unscaled(double base) {
         float[] inv = new float[dim / 2];
         for (int i = 0; i < inv.length; i++) {
-            inv[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / dim));
+            inv[i] = (float) (1.0 / Math.pow(base, (float) (2 * i) / dim));
         }
         return inv;
     }

@@ -56,11 +56,24 @@ final class RopeScalings {
      *     keeps the pretraining length there), or null
      */
     static Rope.Scaling read(Map<?, ?> entries, String key, int maxPositions, Integer originalMaxPositions) {
-        return new RopeScalings(entries, key).scaling(maxPositions, originalMaxPositions);
+        return read(entries, key, maxPositions, originalMaxPositions, false);
     }
 
-    private Rope.Scaling scaling(int maxPositions, Integer originalOverride) {
+    /**
+     * {@link #read(Map, String, int, Integer)}, where {@code ntkAlpha} says that the family reads a
+     * {@code "dynamic"} type with an {@code alpha} entry as HunYuan's rotary embedding does ({@link Rope.NtkAlpha}),
+     * ignoring the type's other entries, as it does below {@code max_position_embeddings}.
+     */
+    static Rope.Scaling read(Map<?, ?> entries, String key, int maxPositions, Integer originalMaxPositions,
+                             boolean ntkAlpha) {
+        return new RopeScalings(entries, key).scaling(maxPositions, originalMaxPositions, ntkAlpha);
+    }
+
+    private Rope.Scaling scaling(int maxPositions, Integer originalOverride, boolean ntkAlpha) {
         String type = type();
+        if (ntkAlpha && type.equals("dynamic") && entries.get("alpha") != null) {
+            return new Rope.NtkAlpha(positive("alpha"));
+        }
         if (NOT_IMPLEMENTED.contains(type)) {
             throw invalid(key + ".rope_type", type, "is not implemented; implemented rope types: "
                     + String.join(", ", ENTRIES.keySet().stream().sorted().toList()));

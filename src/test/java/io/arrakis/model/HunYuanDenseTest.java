@@ -1,0 +1,79 @@
+package io.arrakis.model;
+
+import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.Rope;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * HunYuan's dense defaults, {@code HunYuanDenseV1Config}'s, its attention norms' names, and its dynamic rope with an
+ * {@code alpha}. Its forward pass is checked against {@link HunYuanDenseReference} (norms after the rotation, the
+ * alpha's base) by {@link ModelParityTest} and every family-generic test.
+ */
+class HunYuanDenseTest {
+    private static final Map<String, Object> ALPHA_ROPE = Map.of("type", "dynamic", "alpha", 1000.0, "factor", 1.0,
+            "beta_fast", 32, "beta_slow", 1, "mscale", 1.0, "mscale_all_dim", 1.0);
+
+    @Test
+    void defaultsAreHunYuanDenseV1Configs() {
+        HookedAutoConfig c = HookedAutoConfig.of("hunyuan_v1_dense");
+        assertEquals("hunyuan-v1-dense", c.family());
+        assertEquals(128, c.dHead(), "hidden_size / heads");
+        assertEquals(32, c.nKvHeads(), "num_key_value_heads null: every head its own");
+        assertEquals(10000.0, c.ropeTheta());
+        assertEquals(1e-5, c.normEps());
+        assertEquals(2048, c.maxPositions());
+        Architecture a = c.architecture();
+        assertEquals(Architecture.QkNorm.PER_HEAD, a.qkNorm());
+        assertTrue(a.qkNormAfterRotary() && a.normParameters() && a.gatedMlp());
+        assertFalse(a.rotaryReversed() || a.qkvBias() || a.outBias() || a.tiedEmbeddings());
+        assertEquals(new Rope.Unscaled(), a.rope().scaling());
+        // untied 290943 x 4096 embedding and head; per layer q, k, v and o 4096 x 4096, the gated MLP 3 x 4096 x
+        // 11008, two norms and the query and key norms of 128; the final norm
+        assertEquals(2L * 290943 * 4096 + 32L * (4L * 4096 * 4096 + 3L * 4096 * 11008 + 2 * 4096 + 2 * 128) + 4096,
+                c.parameterCount());
+    }
+
+    @Test
+    void theAttentionNormsAreQueryAndKeyLayernorm() {
+        Set<String> names = TinyConfigs.of("hunyuan-v1-dense").checkpoint().tensors().keySet();
+        assertTrue(names.containsAll(Set.of("model.layers.0.self_attn.query_layernorm.weight",
+                "model.layers.0.self_attn.key_layernorm.weight")), names.toString());
+        assertTrue(names.stream().noneMatch(n -> n.contains("q_norm") || n.contains("k_norm")), names.toString());
+    }
+
+    /** The base is rope_theta · alpha^(head_dim / (head_dim - 2)); the type's other entries are not read. */
+    @Test
+    void aDynamicRopeWithAnAlphaRaisesTheBase() {
+        HookedAutoConfig c = HookedAutoConfig.of("hunyuan_v1_dense").with(Map.of("head_dim", 128,
+                "rope_scaling", ALPHA_ROPE, "max_position_embeddings", 32768));
+        Rope rope = c.architecture().rope();
+        assertEquals(new Rope.NtkAlpha(1000.0), rope.scaling());
+        float[] expected = new Rope(128, 10000.0 * Math.pow(1000.0, 128.0 / 126), new Rope.Unscaled())
+                .inverseFrequencies();
+        assertArrayEquals(expected, rope.inverseFrequencies());
+        assertEquals(1.0, rope.attentionFactor());
+    }
+
+    @Test
+    void anAlphaNeedsAHeadDimAndOtherDynamicRopesAreRefused() {
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
+                .with("rope_scaling", ALPHA_ROPE).architecture()).getMessage();
+        assertTrue(m.contains("alpha") && m.contains("head_dim"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
+                .with(Map.of("head_dim", 128, "rope_scaling", Map.of("type", "dynamic", "factor", 2.0)))
+                .architecture()).getMessage();
+        assertTrue(m.contains("dynamic") && m.contains("not implemented"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("llama")
+                .with("rope_scaling", Map.of("type", "dynamic", "alpha", 1000.0)).architecture()).getMessage();
+        assertTrue(m.contains("dynamic") && m.contains("not implemented"), "only HunYuan reads an alpha: " + m);
+    }
+}
