@@ -28,11 +28,11 @@ import java.util.function.Consumer;
  * temporary folder (deleted as the JVM exits, so that none outlives the code that derived it) from one that was,
  * holding the same function so that its reference activations hold unchanged; those of olmoe, exaone4, glm4, glm,
  * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe, solar-open,
- * exaone-moe, apertus, minimax-m2, deepseek-v3, glm4-moe-lite, deepseek-v2, olmo, nanochat and hunyuan-v1-dense, which
- * no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s, {@link Glm4Reference}'s,
+ * exaone-moe, apertus, minimax-m2, deepseek-v3, glm4-moe-lite, deepseek-v2, olmo, nanochat, hunyuan-v1-dense and dots1,
+ * which no fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s, {@link Glm4Reference}'s,
  * {@link Ernie45Reference}'s, {@link SeedOssReference}'s, {@link ArceeReference}'s, {@link HeliumReference}'s,
  * {@link VaultGemmaReference}'s, {@link NemotronReference}'s, {@link Jais2Reference}'s, {@link HyperClovaxReference}'s,
- * {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and {@link Glm4MoeReference}'s (all three),
+ * {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and {@link Glm4MoeReference}'s (all four),
  * {@link ApertusReference}'s, {@link MiniMaxM2Reference}'s, {@link DeepseekV3Reference}'s (deepseek-v3's,
  * glm4-moe-lite's and deepseek-v2's), {@link OlmoReference}'s and {@link NanoChatReference}'s.
  *
@@ -78,7 +78,7 @@ final class DerivedFixtures {
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
                 "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
                 "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite",
-                "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense")
+                "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -148,6 +148,8 @@ final class DerivedFixtures {
                 NanoChatReference.write(dir);
             } else if (family.equals("hunyuan-v1-dense")) {
                 HunYuanDenseReference.write(dir);
+            } else if (family.equals("dots1")) {
+                Glm4MoeReference.write(dir, Glm4MoeReference.Kind.DOTS1);
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";

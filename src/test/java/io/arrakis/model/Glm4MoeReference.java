@@ -27,8 +27,8 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * MLP in layer 0 and, after it, {@code Glm4MoeTopkRouter}'s routing (sigmoid scores; the correction bias added to
  * choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the highest sum of their two best biased scores;
  * the top {@value #TOP_K} of their experts; their unbiased scores over their sum, times {@value #SCALE}), the chosen
- * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head. Solar Open's
- * and EXAONE MoE's differ as {@link Kind} says.
+ * experts' outputs so weighted and summed, plus the shared expert's; the final norm and an untied head. Solar Open's,
+ * EXAONE MoE's and dots1's differ as {@link Kind} says.
  */
 final class Glm4MoeReference {
     private static final int VOCAB = 96;
@@ -66,7 +66,9 @@ final class Glm4MoeReference {
          * exaone_moe: query/key norms, no biases, layers 0 and 1 sliding in a window of {@value #WINDOW} (shorter
          * than the input) and rotating the whole head, layer 2 full and not rotating; layer 1 dense.
          */
-        EXAONE_MOE("exaone_moe", 73);
+        EXAONE_MOE("exaone_moe", 73),
+        /** dots1: query/key norms, biases on all four projections, the whole head rotating, layer 0 dense. */
+        DOTS1("dots1", 83);
 
         private final String modelType;
         private final long seed;
@@ -77,7 +79,8 @@ final class Glm4MoeReference {
         }
 
         boolean dense(int layer) {
-            return this == GLM4_MOE || this == GLM4_MOE_AS_IS ? layer == 0 : this == EXAONE_MOE && layer == 1;
+            return this == GLM4_MOE || this == GLM4_MOE_AS_IS || this == DOTS1 ? layer == 0
+                    : this == EXAONE_MOE && layer == 1;
         }
     }
 
@@ -93,7 +96,7 @@ final class Glm4MoeReference {
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
                 Map.entry("moe_intermediate_size", EXPERT), Map.entry("num_experts_per_tok", TOP_K),
                 Map.entry("n_group", GROUPS), Map.entry("topk_group", TOP_GROUPS),
-                Map.entry("routed_scaling_factor", SCALE)));
+                Map.entry("routed_scaling_factor", SCALE), Map.entry("rms_norm_eps", EPS)));
         switch (kind) {
             case GLM4_MOE, GLM4_MOE_AS_IS -> values.putAll(Map.of("n_routed_experts", EXPERTS,
                     "n_shared_experts", SHARED / EXPERT, "attention_bias", true, "intermediate_size", DENSE,
@@ -104,6 +107,9 @@ final class Glm4MoeReference {
                     "intermediate_size", DENSE, "mlp_layer_types", List.of("sparse", "dense", "sparse"),
                     "layer_types", List.of("sliding_attention", "sliding_attention", "full_attention"),
                     "sliding_window", WINDOW));
+            case DOTS1 -> values.putAll(Map.of("n_routed_experts", EXPERTS, "n_shared_experts", SHARED / EXPERT,
+                    "attention_bias", true, "intermediate_size", DENSE, "first_k_dense_replace", 1,
+                    "norm_topk_prob", true));
         }
         HookedAutoConfig config = HookedAutoConfig.of(kind.modelType).with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
@@ -132,7 +138,7 @@ final class Glm4MoeReference {
             }
             int window = kind == Kind.EXAONE_MOE && !full ? WINDOW : Integer.MAX_VALUE;
             double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, window, layer, out);
-            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, false));
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, kind == Kind.DOTS1));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             if (kind.dense(layer)) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),

@@ -141,7 +141,7 @@ final class Glm4Moe extends ModelFamily {
     }
 
     /**
-     * The layout of GLM-4.5's blocks, Solar Open's and EXAONE MoE's, the experts' correction bias stored as
+     * The layout of GLM-4.5's blocks, Solar Open's, EXAONE MoE's and dots1's, the experts' correction bias stored as
      * {@code scoreBias} in a block; tensors under {@code unread} (a model's multi-token prediction layer; null for
      * none) are not read.
      */
@@ -159,6 +159,9 @@ final class Glm4Moe extends ModelFamily {
             attention.addAll(List.of(LlamaLayout.qkNorms(a)));
         }
         attention.add(linear("self_attn.o_proj.weight", WO, d, q));
+        if (a.outBias()) { // dots1's, as Qwen3's attention_bias says
+            attention.add(stored("self_attn.o_proj.bias", BO, d));
+        }
         return checkpointOf(a, unread, scoreBias, attention);
     }
 
