@@ -919,7 +919,8 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * Token embeddings {@code [vocab, d_model]} as stored, a new tensor: {@code hook_embed} reads rows of it. The pass
      * then multiplies by {@link HookedAutoConfig#embeddingScale()} where it is not 1 (gemma's {@code sqrt(d_model)},
-     * granite's {@code embedding_multiplier}), which TransformerLens folds into its {@code W_E}.
+     * granite's {@code embedding_multiplier}), which TransformerLens folds into its {@code W_E}, and nanochat's
+     * normalises the embeddings ({@code ln_embed}) before the first block.
      */
     public Tensor W_E() {
         return using(() -> owned(weights.embed.alias()));
@@ -1252,8 +1253,8 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the
      * norm weight in the model's dtype, or {@code 1 + w} for {@code (1 + w)} norms as the forward pass forms it
-     * (gemma's in float32 for a float16 or bfloat16 model, nemotron's in the model's dtype); null where the family's
-     * norm has no weight. Folding
+     * (gemma's in float32 for a float16 or bfloat16 model, nemotron's in the model's dtype), ones for norms without
+     * parameters (olmo's, nanochat's); null where the blocks have no input norm (olmo2, olmo3, exaone4). Folding
      * them into the rows of W_Q, W_K, W_V is the weights' part of TransformerLens's {@code fold_ln}, which for
      * LayerNorm families also folds the norm's bias into b_Q, b_K, b_V and centres the weights. A new tensor.
      */

@@ -26,7 +26,8 @@ class ReducedPrecisionComposerTest {
      * skipped the forward's max subtraction; its experts then routed differently and logits moved by 0.6.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "gpt2", "stable-lm", "starcoder2", "gpt-oss", "llama"})
+    @ValueSource(strings = {"qwen2", "gpt2", "stable-lm", "starcoder2", "gpt-oss", "llama", "olmo", "nanochat",
+            "hunyuan-v1-dense"})
     void aHeadSwappedForItselfGivesTheForwardPassesLogits(String family) {
         Path dir = Fixtures.huggingFace(family);
         try (TensorScope scope = TensorScope.open();

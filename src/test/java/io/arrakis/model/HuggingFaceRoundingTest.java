@@ -362,6 +362,34 @@ class HuggingFaceRoundingTest {
         }
     }
 
+    /**
+     * The logit soft-cap in bfloat16 rounds after each of its three ops, as {@code logits / cap}, {@code tanh} and
+     * {@code * cap} do in transformers (gemma2, gemma3, nanochat); the raw logits come from the same model without the
+     * cap. A cap of 15, unlike a power of two, rounds in its division and product.
+     */
+    @Test
+    void theLogitSoftcapRoundsAfterEachOpInBfloat16() {
+        // weights wide enough for logits that the cap bends (the final norm leaves the stream at unit scale)
+        HookedAutoConfig capped = TinyConfigs.of("nanochat").with("final_logit_softcapping", 15.0)
+                .with("initializer_range", 2.0);
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(capped, 7, DType.BFLOAT16, Device.CPU);
+             HookedAutoModel raw = HookedAutoModel.create(capped.with("final_logit_softcapping", null), 7,
+                     DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(ids(capped), CacheSpec.none());
+             ModelOutput rawOut = raw.forward(ids(capped), CacheSpec.none())) {
+            float[] logits = rawOut.logits().toFloatArray();
+            float[] got = out.logits().toFloatArray();
+            float[] stepwise = new float[logits.length];
+            float[] once = new float[logits.length];
+            for (int i = 0; i < logits.length; i++) {
+                stepwise[i] = Bfloat16.round(Bfloat16.round((float) Math.tanh(Bfloat16.round(logits[i] / 15f))) * 15f);
+                once[i] = Bfloat16.round((float) (15 * Math.tanh(logits[i] / 15.0)));
+            }
+            assertAgree(stepwise, got, once);
+        }
+    }
+
     /** nanochat turns each bfloat16 query pair the other way, with bfloat16 cos and sin, each step rounded. */
     @Test
     void nanochatRotatesTheOtherWayInBfloat16() {

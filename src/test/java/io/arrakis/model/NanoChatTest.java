@@ -12,6 +12,7 @@ import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -82,5 +83,14 @@ class NanoChatTest {
             assertTrue(out.cache().get("ln_embed.hook_normalized")
                     .allclose(out.cache().get("blocks.0.hook_resid_pre"), 0, 0));
         }
+    }
+
+    /** The nanochat repository's own config, whose model_type is nanochat too, is refused by its keys. */
+    @Test
+    void theRepositorysOwnFormatIsRefused() {
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText("""
+                {"model_type": "nanochat", "n_embd": 2048, "n_layer": 32, "n_head": 16, "sequence_len": 2048,
+                 "vocab_size": 65536}""").architecture()).getMessage();
+        assertTrue(m.contains("n_embd") && m.contains("NanoChatForCausalLM"), m);
     }
 }

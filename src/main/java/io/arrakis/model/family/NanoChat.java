@@ -50,6 +50,11 @@ final class NanoChat extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        if (s.has("n_embd")) { // the nanochat repository's own config, whose model_type is nanochat too
+            throw ConfigValues.invalid("n_embd", s.get("n_embd"), "is a key of the nanochat repository's own format,"
+                    + " which transformers does not load; convert the checkpoint to transformers' NanoChatForCausalLM"
+                    + " (as karpathy/nanochat-d32 is)");
+        }
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.ungatedKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .normsWithoutParameters().embeddingNorm().qkNorm(QkNorm.PER_HEAD).qkNormAfterRotary()
