@@ -533,13 +533,15 @@ final class Forward {
      * are found with the experts read back to the host, where the routes are read anyway.
      * {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the model's {@code dtype} before
      * it is added to the float32 scores, as transformers holds it in that dtype;
-     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased.
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased, and
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE}'s the same in the logits' dtype.
      */
     private Choice scoredChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
         MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED
-        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED;
-        Tensor wide = logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32);
+        boolean inModelDtype = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
+        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED || inModelDtype;
+        Tensor wide = inModelDtype || logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32);
         Tensor scores = softmax ? wide.softmax(-1) : wide.sigmoid();
         Tensor biased = scores;
         if (!softmax) {
@@ -547,7 +549,7 @@ final class Forward {
             biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
         }
         if (g != null && g.topGroups() < g.groups()) {
-            biased = biased.add(groupMask(biased, g, softmax));
+            biased = biased.add(groupMask(biased, g, softmax && !inModelDtype));
         }
         List<Tensor> top = biased.topk(moe.topK(), -1, true);
         long[] shape = logits.shape();
@@ -569,9 +571,10 @@ final class Forward {
     }
 
     /**
-     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (or, where
-     * {@code byBest}, whose best score is highest; the lower group first where they tie), -inf for the others, in the
-     * shape of {@code choice [batch, pos, experts]}.
+     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (the sum
+     * rounded to {@code choice}'s dtype, as transformers sums them in it; or, where {@code byBest}, whose best score is
+     * highest; the lower group first where they tie), -inf for the others, in the shape of
+     * {@code choice [batch, pos, experts]}.
      */
     private static Tensor groupMask(Tensor choice, MixtureOfExperts.Grouped g, boolean byBest) {
         float[] values = choice.toFloatArray();
@@ -593,7 +596,7 @@ final class Forward {
                         second = v;
                     }
                 }
-                sums[group] = byBest ? best : best + second;
+                sums[group] = byBest ? best : (float) choice.dtype().round(best + second);
             }
             boolean[] kept = new boolean[g.groups()];
             for (int n = 0; n < g.topGroups(); n++) {

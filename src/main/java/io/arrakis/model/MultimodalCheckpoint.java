@@ -12,20 +12,20 @@ import java.util.stream.Collectors;
 /**
  * The language model of a multimodal checkpoint, which runs text as the text model alone does: Gemma 3's
  * {@code Gemma3ForConditionalGeneration} (the 4B, 12B and 27B models; {@code model_type} {@code gemma3}), LLaVA's
- * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1, Ministral 3), whose configs hold the
- * text model's in {@code text_config}. Their tensors are the text model's under another prefix,
+ * ({@code llava}, a Llama) and Mistral 3's ({@code mistral3}, Mistral Small 3.1, Ministral 3, Mistral Small 4), whose
+ * configs hold the text model's in {@code text_config}. Their tensors are the text model's under another prefix,
  * {@code language_model.model.} (and the head {@code language_model.lm_head.}) as published,
  * {@code model.language_model.} as {@code transformers} saves them since 4.52, beside a vision tower and a projector
  * that text does not reach. Qwen2-VL and Qwen2.5-VL ({@code qwen2_vl}, {@code qwen2_5_vl}) are Qwen 2 with multimodal
- * rotary embeddings (M-RoPE), whose three positions of a text token (time, height, width) are all its position, so
- * that for text it is Qwen 2's rotary; their config gives the text model's keys at its top level or, as
- * {@code transformers} 5 saves it, in {@code text_config}, and their tensors are the text model's own names or under
+ * rotary embeddings (M-RoPE), whose three positions of a text token (time, height, width) are all its position, so that
+ * for text it is Qwen 2's rotary; their config gives the text model's keys at its top level or, as {@code transformers}
+ * 5 saves it, in {@code text_config}, and their tensors are the text model's own names or under
  * {@code model.language_model.}, beside a {@code visual} tower. Qwen3-VL ({@code qwen3_vl}) is likewise Qwen3 with
  * M-RoPE, its config's {@code text_config} and its tensors under {@code model.language_model.}; Qwen3-VL-MoE's
  * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family. EXAONE 4.5's ({@code exaone4_5}) is EXAONE 4, which
  * text reaches at positions 0, 1, ... (its 2D rotary embeddings are the vision tower's), its tensors likewise under
- * {@code model.language_model.}, beside multi-token-prediction layers ({@code mtp.}) that a pass does not use, and
- * its head tied by the whole model's {@code tie_word_embeddings} alone.
+ * {@code model.language_model.}, beside multi-token-prediction layers ({@code mtp.}) that a pass does not use, and its
+ * head tied by the whole model's {@code tie_word_embeddings} alone.
  */
 final class MultimodalCheckpoint {
     /**
@@ -35,7 +35,7 @@ final class MultimodalCheckpoint {
      */
     private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
             "llava", List.of("llama", "mistral", "qwen2"),
-            "mistral3", List.of("mistral", "llama", "qwen2", "ministral3"),
+            "mistral3", List.of("mistral", "llama", "qwen2", "ministral3", "mistral4"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
             "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"),
             "exaone4_5", List.of("exaone4", "exaone4_5_text"));

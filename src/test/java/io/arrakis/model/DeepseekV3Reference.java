@@ -32,8 +32,8 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * (sigmoid scores; the correction bias added to choose; the {@value #TOP_GROUPS} of {@value #GROUPS} groups with the
  * highest sum of their two best biased scores; the top {@value #TOP_K} of their experts; their unbiased scores over
  * their sum, times {@value #SCALE}), the chosen experts' outputs so weighted and summed, plus the shared expert's; the
- * final norm and an untied head. GLM-4.7-Flash's ({@code glm4_moe_lite}) and DeepSeek-V2's differ as {@link Kind}
- * says.
+ * final norm and an untied head. GLM-4.7-Flash's ({@code glm4_moe_lite}), DeepSeek-V2's and Mistral 4's differ as
+ * {@link Kind} says.
  */
 final class DeepseekV3Reference {
     private static final int VOCAB = 96;
@@ -59,6 +59,9 @@ final class DeepseekV3Reference {
     private static final double THETA = 1000.0;
     private static final int BATCH = 2;
     private static final int POS = 10;
+    /** Mistral 4's temperature: {@code llama_4_scaling_beta} and its interval of positions. */
+    private static final double BETA = 0.3;
+    private static final int INTERVAL = 4;
 
     private DeepseekV3Reference() {
     }
@@ -79,7 +82,14 @@ final class DeepseekV3Reference {
          * and left in that order, layer 0 dense, softmax scores chosen among the experts of the groups with the best
          * single score and weighted unnormalised
          */
-        DEEPSEEK_V2(103);
+        DEEPSEEK_V2(103),
+        /**
+         * Mistral 4 ({@code mistral4}): queries from their latent, interleaved, attention biases, layer 0 dense,
+         * Llama 4's temperature on the rotated queries ({@value #BETA} over {@value #INTERVAL} positions, so that it
+         * changes within the input), softmax scores chosen among the experts of the groups whose two best scores sum
+         * highest, normalised
+         */
+        MISTRAL4(107);
 
         private final long seed;
 
@@ -92,11 +102,21 @@ final class DeepseekV3Reference {
         }
 
         boolean dense(int layer) {
-            return this == LATENT_QUERIES || this == DEEPSEEK_V2 ? layer == 0 : this == GLM4_MOE_LITE && layer == 1;
+            return this == LATENT_QUERIES || this == DEEPSEEK_V2 || this == MISTRAL4 ? layer == 0
+                    : this == GLM4_MOE_LITE && layer == 1;
         }
 
         String modelType() {
-            return this == GLM4_MOE_LITE ? "glm4_moe_lite" : this == DEEPSEEK_V2 ? "deepseek_v2" : "deepseek_v3";
+            return switch (this) {
+                case GLM4_MOE_LITE -> "glm4_moe_lite";
+                case DEEPSEEK_V2 -> "deepseek_v2";
+                case MISTRAL4 -> "mistral4";
+                default -> "deepseek_v3";
+            };
+        }
+
+        boolean softmaxScores() {
+            return this == DEEPSEEK_V2 || this == MISTRAL4;
         }
     }
 
@@ -121,7 +141,15 @@ final class DeepseekV3Reference {
         } else {
             values.putAll(Map.of("topk_method", "group_limited_greedy", "norm_topk_prob", false));
         }
-        values.put("attention_bias", kind == Kind.LATENT_QUERIES);
+        values.put("attention_bias", kind == Kind.LATENT_QUERIES || kind == Kind.MISTRAL4);
+        if (kind == Kind.MISTRAL4) { // YaRN of factor 1 rotates as the plain rope does; the temperature is Llama 4's
+            values.put("rope_parameters", Map.ofEntries(Map.entry("rope_type", "yarn"), Map.entry("rope_theta", THETA),
+                    Map.entry("factor", 1.0), Map.entry("original_max_position_embeddings", INTERVAL),
+                    Map.entry("beta_fast", 32.0), Map.entry("beta_slow", 1.0), Map.entry("mscale", 1.0),
+                    Map.entry("mscale_all_dim", 1.0), Map.entry("llama_4_scaling_beta", BETA),
+                    Map.entry("partial_rotary_factor", (double) ROPE / QK), Map.entry("max_position_embeddings", 64)));
+            values.put("norm_topk_prob", true);
+        }
         if (kind == Kind.GLM4_MOE_LITE) {
             values.put("mlp_layer_types", java.util.List.of("sparse", "dense", "sparse"));
         } else {
@@ -134,7 +162,7 @@ final class DeepseekV3Reference {
     private static void forward(Map<String, double[]> w, long[] ids, Kind kind, Map<String, Tensor> out) {
         int n = BATCH * POS;
         boolean latent = kind.latentQueries();
-        boolean biased = kind == Kind.LATENT_QUERIES;
+        boolean biased = kind == Kind.LATENT_QUERIES || kind == Kind.MISTRAL4;
         double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
             String p = "model.layers." + layer + ".";
@@ -170,7 +198,7 @@ final class DeepseekV3Reference {
             rotateLast(k, kind);
             out.put("blocks." + layer + ".attn.hook_rot_q", tensor(q, BATCH, POS, HEADS, QK));
             out.put("blocks." + layer + ".attn.hook_rot_k", tensor(k, BATCH, POS, HEADS, QK));
-            double[] z = attention(q, k, v, layer, out);
+            double[] z = attention(kind == Kind.MISTRAL4 ? tempered(q) : q, k, v, layer, out);
             out.put("blocks." + layer + ".attn.hook_z", tensor(z, BATCH, POS, HEADS, VALUE));
             add(x, projection(w, a + "o_proj", z, n, D, HEADS * VALUE, biased));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
@@ -180,7 +208,7 @@ final class DeepseekV3Reference {
                 out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
                 add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
             } else {
-                add(x, mixture(w, p + "mlp.", h2, n, layer, kind == Kind.DEEPSEEK_V2, out));
+                add(x, mixture(w, p + "mlp.", h2, n, layer, kind, out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
@@ -218,6 +246,19 @@ final class DeepseekV3Reference {
         for (int r = 0; r < rows; r++) {
             System.arraycopy(rotated, r * ROPE, x, r * QK + NOPE, ROPE);
         }
+    }
+
+    /**
+     * Mistral 4's queries {@code [batch, pos, heads, qk]} times Llama 4's temperature at their positions,
+     * {@code 1 + beta · ln(1 + floor(position / interval))}: a new array.
+     */
+    private static double[] tempered(double[] q) {
+        double[] t = q.clone();
+        for (int i = 0; i < t.length; i++) {
+            int position = i / (HEADS * QK) % POS;
+            t[i] *= 1 + BETA * Math.log(1 + Math.floor((double) position / INTERVAL));
+        }
+        return t;
     }
 
     /** Causal attention of queries and keys of {@value #QK} features over values of {@value #VALUE}. */
@@ -259,8 +300,9 @@ final class DeepseekV3Reference {
     }
 
     /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
-    private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
-                                    boolean softmax, Map<String, Tensor> out) {
+    private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer, Kind kind,
+                                    Map<String, Tensor> out) {
+        boolean softmax = kind.softmaxScores();
         double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
         double[] bias = softmax ? new double[EXPERTS] : w.get(p + "gate.e_score_correction_bias");
         double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
@@ -285,7 +327,7 @@ final class DeepseekV3Reference {
                 choice[e] = score[e] + bias[e];
             }
             // DeepSeek-V2 ranks the groups by their best score, the others by the sum of their two best
-            int[] chosen = ReferenceMath.topExperts(choice, TOP_K, GROUPS, TOP_GROUPS, softmax);
+            int[] chosen = ReferenceMath.topExperts(choice, TOP_K, GROUPS, TOP_GROUPS, kind == Kind.DEEPSEEK_V2);
             double sum = 0;
             for (int e : chosen) {
                 sum += score[e];
@@ -293,7 +335,7 @@ final class DeepseekV3Reference {
             double[] row = Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
                 int e = chosen[j];
-                double weight = (softmax ? score[e] : score[e] / (sum + 1e-20)) * SCALE;
+                double weight = (kind == Kind.DEEPSEEK_V2 ? score[e] : score[e] / (sum + 1e-20)) * SCALE;
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";

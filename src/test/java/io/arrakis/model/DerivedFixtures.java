@@ -78,7 +78,7 @@ final class DerivedFixtures {
                 "arcee", "helium", "vaultgemma", "cohere2", "granitemoe", "nemotron", "jais2",
                 "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
                 "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite",
-                "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1")
+                "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1", "mistral4")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -150,6 +150,8 @@ final class DerivedFixtures {
                 HunYuanDenseReference.write(dir);
             } else if (family.equals("dots1")) {
                 Glm4MoeReference.write(dir, Glm4MoeReference.Kind.DOTS1);
+            } else if (family.equals("mistral4")) {
+                DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.MISTRAL4);
             } else {
                 String dense = switch (family) {
                     case "qwen2-moe" -> "qwen2";

@@ -64,7 +64,7 @@ class MultimodalCheckpointTest {
     @ParameterizedTest
     @CsvSource({"llava, llama, language_model.model.", "llava, llama, model.language_model.",
             "mistral3, mistral, language_model.model.", "mistral3, mistral, model.language_model.",
-            "mistral3, ministral3, model.language_model."})
+            "mistral3, ministral3, model.language_model.", "mistral3, mistral4, model.language_model."})
     void theLanguageModelsOfLlavaAndMistral3RunAsTheirTextModels(String type, String family, String prefix)
             throws IOException {
         Path textFolder = Fixtures.huggingFace(family);

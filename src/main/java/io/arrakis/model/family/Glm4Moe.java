@@ -114,6 +114,17 @@ final class Glm4Moe extends ModelFamily {
 
     /** {@link #mixture(Settings)} with the experts and shared experts counted under these keys (EXAONE's). */
     static MixtureOfExperts mixture(Settings s, String expertsKey, String sharedKey) {
+        return MixtureOfExperts.sigmoidGrouped(s.integer(expertsKey), s.integer("num_experts_per_tok"),
+                        grouped(s, expertsKey))
+                .withUngatedSharedExpert(s.integer(sharedKey) * s.integer("moe_intermediate_size"));
+    }
+
+    /**
+     * The groups of routing that ranks them by their two best scores (DeepSeek-V3's, Mistral 4's), once
+     * {@code n_group} is checked to divide the experts counted under {@code expertsKey} into groups of two or more,
+     * and {@code topk_group} and {@code num_experts_per_tok} to be choosable.
+     */
+    static Grouped grouped(Settings s, String expertsKey) {
         int experts = s.integer(expertsKey);
         int groups = s.integer("n_group");
         int topGroups = s.integer("topk_group");
@@ -130,9 +141,8 @@ final class Glm4Moe extends ModelFamily {
                     + " the topk_group = " + topGroups + " groups a token may choose from");
         }
         // DeepSeek-V3's may be null, which its router reads as false
-        return MixtureOfExperts.sigmoidGrouped(experts, topK, new Grouped(groups, topGroups,
-                        Boolean.TRUE.equals(s.get("norm_topk_prob")), s.number("routed_scaling_factor")))
-                .withUngatedSharedExpert(s.integer(sharedKey) * s.integer("moe_intermediate_size"));
+        return new Grouped(groups, topGroups, Boolean.TRUE.equals(s.get("norm_topk_prob")),
+                s.number("routed_scaling_factor"));
     }
 
     @Override

@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 
 import static io.arrakis.model.family.ConfigValues.asDouble;
 import static io.arrakis.model.family.ConfigValues.invalid;
@@ -54,43 +55,70 @@ final class Ministral3 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        Map<?, ?> scaling = s.mapOrNull("rope_scaling");
-        scaling = scaling == null || scaling.isEmpty() ? null : scaling; // rope_scaling or rope_parameters, in Python
-        String key = scaling != null ? "rope_scaling" : "rope_parameters";
-        Map<?, ?> given = scaling != null ? scaling : s.mapOrNull("rope_parameters");
-        Map<Object, Object> rotary = new LinkedHashMap<>(given != null ? given : DEFAULT_ROTARY);
-        rotary.putIfAbsent("rope_theta", s.number("rope_theta"));
-        rotary.remove("max_position_embeddings"); // Ministral3Config's own copy, which no rope type reads
-        Object beta = rotary.remove("llama_4_scaling_beta");
-        if (!(beta instanceof Number)) {
-            throw invalid(key + ".llama_4_scaling_beta", beta, "must be a number: ministral3 multiplies its queries"
-                    + " by 1 + llama_4_scaling_beta · ln(1 + floor(position / original_max_position_embeddings))");
-        }
-        Object type = rotary.containsKey("rope_type") ? rotary.get("rope_type")
-                : rotary.getOrDefault("type", "default");
-        if (!(type instanceof String)) {
-            throw invalid(key + ".rope_type", type, "must be a rope type's name");
-        }
-        Object original = rotary.get("original_max_position_embeddings");
-        if (DEFAULTING_ORIGINAL.contains(type)) {
-            // as the rotary scaling reads it: a top-level value wins (standardize_rope_params), then the entry, then
-            // max_position_embeddings; the attention reads the same entry
-            Object topLevel = s.get("original_max_position_embeddings");
-            original = topLevel != null ? topLevel : original != null ? original : s.integer("max_position_embeddings");
-        }
-        if (!(original instanceof Integer interval) || interval < 1) {
-            throw invalid(key + ".original_max_position_embeddings", original, "must be a positive integer: the"
-                    + " interval of ministral3's query temperature");
-        }
-        if (!DEFAULTING_ORIGINAL.contains(type)) {
-            rotary.remove("original_max_position_embeddings"); // read by the temperature only
-        }
-        Settings rotating = scaling != null ? s.with("rope_scaling", rotary).with("rope_parameters", null)
-                : s.with("rope_parameters", rotary);
-        return LlamaLayout.standardKeys(rotating).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
+        Llama4Rotary rotary = Llama4Rotary.read(s, DEFAULT_ROTARY, "ministral3", entries -> { });
+        return LlamaLayout.standardKeys(rotary.settings()).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).slidingWindow(s.integerOrNull("sliding_window"))
-                .queryTemperature(new QueryTemperature(asDouble(beta), interval))
+                .queryTemperature(rotary.temperature())
                 .build();
+    }
+
+    /**
+     * The rotary settings of a family with Llama 4's attention temperature (ministral3, mistral4), which its
+     * {@code rope_parameters} (or {@code rope_scaling}, which replaces it where a file gives it, as
+     * {@code convert_rope_params_to_dict} does) carry beside the rope: {@code llama_4_scaling_beta}, read over
+     * {@code original_max_position_embeddings} positions, both taken out, with {@code max_position_embeddings} (the
+     * configuration's own copy, which no rope type reads); a top-level {@code rope_theta} fills in a missing base.
+     *
+     * @param settings the settings with the rope object the builder reads
+     * @param temperature the query temperature
+     */
+    record Llama4Rotary(Settings settings, QueryTemperature temperature) {
+
+        /**
+         * Reads {@code s}'s rope object, or {@code defaults} where it gives none (as the family's configuration class
+         * fills it in); {@code adjust} sees the object before the builder does (to check or take out entries only the
+         * family reads).
+         */
+        static Llama4Rotary read(Settings s, Map<String, Object> defaults, String family,
+                                 Consumer<Map<Object, Object>> adjust) {
+            Map<?, ?> scaling = s.mapOrNull("rope_scaling");
+            scaling = scaling == null || scaling.isEmpty() ? null : scaling; // rope_scaling or rope_parameters
+            String key = scaling != null ? "rope_scaling" : "rope_parameters";
+            Map<?, ?> given = scaling != null ? scaling : s.mapOrNull("rope_parameters");
+            Map<Object, Object> rotary = new LinkedHashMap<>(given != null ? given : defaults);
+            rotary.putIfAbsent("rope_theta", s.number("rope_theta"));
+            rotary.remove("max_position_embeddings");
+            Object beta = rotary.remove("llama_4_scaling_beta");
+            if (!(beta instanceof Number)) {
+                throw invalid(key + ".llama_4_scaling_beta", beta, "must be a number: " + family + " multiplies its"
+                        + " queries by 1 + llama_4_scaling_beta · ln(1 + floor(position /"
+                        + " original_max_position_embeddings))");
+            }
+            Object type = rotary.containsKey("rope_type") ? rotary.get("rope_type")
+                    : rotary.getOrDefault("type", "default");
+            if (!(type instanceof String)) {
+                throw invalid(key + ".rope_type", type, "must be a rope type's name");
+            }
+            Object original = rotary.get("original_max_position_embeddings");
+            if (DEFAULTING_ORIGINAL.contains(type)) {
+                // as the rotary scaling reads it: a top-level value wins (standardize_rope_params), then the entry,
+                // then max_position_embeddings; the attention reads the same entry
+                Object topLevel = s.get("original_max_position_embeddings");
+                original = topLevel != null ? topLevel : original != null ? original
+                        : s.integer("max_position_embeddings");
+            }
+            if (!(original instanceof Integer interval) || interval < 1) {
+                throw invalid(key + ".original_max_position_embeddings", original, "must be a positive integer: the"
+                        + " interval of " + family + "'s query temperature");
+            }
+            if (!DEFAULTING_ORIGINAL.contains(type)) {
+                rotary.remove("original_max_position_embeddings"); // read by the temperature only
+            }
+            adjust.accept(rotary);
+            Settings rotating = scaling != null ? s.with("rope_scaling", rotary).with("rope_parameters", null)
+                    : s.with("rope_parameters", rotary);
+            return new Llama4Rotary(rotating, new QueryTemperature(asDouble(beta), interval));
+        }
     }
 
     @Override

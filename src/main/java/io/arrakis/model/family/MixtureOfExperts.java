@@ -18,7 +18,7 @@ import java.util.List;
  *     {@code act(gate) * up}
  * @param sharedGated whether the shared expert's output is weighted by the sigmoid of a linear gate on the token
  *     (qwen2-moe's {@code shared_expert_gate}) rather than added as it is (DeepSeek-V3's {@code shared_experts})
- * @param grouped the settings of {@link Routing#SIGMOID_GROUPED} routing, null for the other kinds
+ * @param grouped the settings of the grouped routings, null for the other kinds
  * @param sparseLayers per layer, whether its MLP is this mixture rather than a dense gated MLP of
  *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
  * @param denseWidth the width of the dense layers' MLP; 0 where every layer is sparse
@@ -64,7 +64,15 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * {@code greedy}); its weights are the chosen scores times {@link Grouped#routedScale}, never normalised. They
          * stay float32.
          */
-        SOFTMAX_GROUPED
+        SOFTMAX_GROUPED,
+        /**
+         * Mistral 4's: the router's logits and their softmax over all experts in the model's dtype as scores; a token
+         * chooses its {@code topK} experts by score among the experts of the {@link Grouped#topGroups} groups whose
+         * two best scores sum highest (the sums rounded to the model's dtype); its weights are the chosen scores,
+         * divided by their sum (plus {@code 1e-20}) where {@link Grouped#normalized}, times
+         * {@link Grouped#routedScale}, each step rounded to the model's dtype.
+         */
+        SOFTMAX_GROUPED_IN_MODEL_DTYPE
     }
 
     /**
@@ -93,9 +101,9 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         if (sharedWidth < 0) {
             throw new IllegalArgumentException("a shared expert's width must be >= 0, got " + sharedWidth);
         }
-        if ((routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED) != (grouped != null)) {
-            throw new IllegalArgumentException("grouped settings go with SIGMOID_GROUPED and SOFTMAX_GROUPED routing"
-                    + " only");
+        if ((routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED
+                || routing == Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE) != (grouped != null)) {
+            throw new IllegalArgumentException("grouped settings go with the grouped routings only");
         }
         sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
@@ -116,9 +124,18 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0);
     }
 
-    /** Whether the router's logits are made in float32 whatever the model's dtype (the grouped routings). */
+    /** Experts routed as {@link Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} with {@code grouped}'s settings. */
+    public static MixtureOfExperts softmaxGroupedInModelDtype(int experts, int topK, Grouped grouped) {
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null, false,
+                grouped, null, 0);
+    }
+
+    /**
+     * Whether the router's logits are made in float32 whatever the model's dtype (the grouped routings but
+     * Mistral 4's).
+     */
     public boolean float32Logits() {
-        return grouped != null;
+        return grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
