@@ -151,4 +151,30 @@ class DeepseekV3Test {
         assertEquals(tiny.architecture(), tiny.with(Map.of("topk_method", "noaux_tc", "scoring_func", "sigmoid",
                 "moe_layer_freq", 1)).architecture(), "the published routing keys change nothing");
     }
+
+    /**
+     * Kimi K2's config names its model {@code kimi_k2}, which transformers reads as {@code deepseek_v3} (Kimi K2.5's
+     * config does so for its text model): it loads as this family, here with Kimi K2's shape (384 experts, top 8,
+     * one dense layer), about a trillion parameters.
+     */
+    @Test
+    void kimiK2sModelTypeLoadsAsDeepSeekV3() {
+        HookedAutoConfig c = HookedAutoConfig.fromJsonText("""
+                {"model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 7168,
+                 "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61,
+                 "num_attention_heads": 64, "num_key_value_heads": 64, "n_shared_experts": 1,
+                 "n_routed_experts": 384, "routed_scaling_factor": 2.827, "kv_lora_rank": 512, "q_lora_rank": 1536,
+                 "qk_rope_head_dim": 64, "v_head_dim": 128, "qk_nope_head_dim": 128, "n_group": 1, "topk_group": 1,
+                 "num_experts_per_tok": 8, "first_k_dense_replace": 1, "norm_topk_prob": true,
+                 "vocab_size": 163840, "max_position_embeddings": 131072, "rope_theta": 50000.0,
+                 "rope_scaling": {"type": "yarn", "factor": 32.0, "original_max_position_embeddings": 4096,
+                  "beta_fast": 1.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0},
+                 "num_nextn_predict_layers": 0, "topk_method": "noaux_tc", "scoring_func": "sigmoid",
+                 "tie_word_embeddings": false}""");
+        assertEquals("deepseek-v3", c.family());
+        assertEquals(384, c.numExperts());
+        assertEquals(8, c.expertsPerToken());
+        assertFalse(c.architecture().moe().sparse(0));
+        assertTrue(c.parameterCount() > 1.0e12 && c.parameterCount() < 1.1e12, "parameters: " + c.parameterCount());
+    }
 }

@@ -879,14 +879,18 @@ class HookedAutoConfigTest {
     static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3");
 
     /**
-     * A rotary object as the value of {@code key}: for those families, the full layers' object; for ministral3, with
-     * the query temperature's settings it requires.
+     * A rotary object as the value of {@code key}: for those families, the full layers' object; for ministral3 and
+     * mistral4, with the query temperature's settings they require (and for mistral4 the share of its default query
+     * heads that rotates, unless the object gives one).
      */
     static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {
-        if (family.equals("ministral3")) {
+        if (family.equals("ministral3") || family.equals("mistral4")) {
             Map<String, Object> tempered = new LinkedHashMap<>(object);
             tempered.putIfAbsent("llama_4_scaling_beta", 0.1);
             tempered.putIfAbsent("original_max_position_embeddings", 64);
+            if (family.equals("mistral4")) {
+                tempered.putIfAbsent("partial_rotary_factor", 0.5); // qk_rope_head_dim 64 of 128
+            }
             return tempered;
         }
         return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters")

@@ -25,14 +25,15 @@ import static io.arrakis.model.family.Key.tok;
 import static io.arrakis.model.family.Slot.*;
 
 /**
- * DeepSeek-V3 ({@code transformers/models/deepseek_v3}; DeepSeek-V3, V3.1, R1, Moonlight): multi-head latent
+ * DeepSeek-V3 ({@code transformers/models/deepseek_v3}; DeepSeek-V3, V3.1, R1, Moonlight, and Kimi K2, whose
+ * {@code model_type} {@code kimi_k2} transformers reads as DeepSeek-V3's in Kimi K2.5's config): multi-head latent
  * attention ({@link LatentAttention}: {@code q_lora_rank}, {@code kv_lora_rank}, {@code qk_nope_head_dim},
  * {@code qk_rope_head_dim}, {@code v_head_dim}; the rotary embedding, of {@code qk_rope_head_dim} features, on the last
- * features of each query and key head, laid out from adjacent pairs as halves first where {@code rope_interleave}),
- * its scores scaled by {@code (nope + rope)^-1/2}, times {@code mscale(factor, mscale_all_dim)^2} where a rotary
- * scaling sets {@code mscale_all_dim}; RMSNorm blocks whose first {@code first_k_dense_replace} layers have a dense
- * gated MLP and the others GLM-4.5's mixture ({@link Glm4Moe#mixture}: sigmoid-grouped routing and a shared expert).
- * The multi-token prediction layer stored as the block after the last is not read.
+ * features of each query and key head, laid out from adjacent pairs as halves first where {@code rope_interleave}), its
+ * scores scaled by {@code (nope + rope)^-1/2}, times {@code mscale(factor, mscale_all_dim)^2} where a rotary scaling
+ * sets {@code mscale_all_dim}; RMSNorm blocks whose first {@code first_k_dense_replace} layers have a dense gated MLP
+ * and the others GLM-4.5's mixture ({@link Glm4Moe#mixture}: sigmoid-grouped routing and a shared expert). The
+ * multi-token prediction layer stored as the block after the last is not read.
  *
  * <p>Keys: {@code DeepseekV3Config} of {@code transformers} 5.17 ({@code rope_interleave} and {@code norm_topk_prob}
  * null read as false, as its modeling file reads them), plus the rotary keys 4.x files carry and the published files'
@@ -62,6 +63,12 @@ final class DeepseekV3 extends ModelFamily {
                 str("topk_method", "noaux_tc").optional(), str("scoring_func", "sigmoid").optional(),
                 integer("moe_layer_freq", 1).optional()),
                 Map.of("num_local_experts", "n_routed_experts", "num_mtp_layers", "num_nextn_predict_layers")));
+    }
+
+    /** Kimi K2's {@code kimi_k2}, DeepSeek-V3's blocks, which transformers reads as {@code deepseek_v3}. */
+    @Override
+    public List<String> otherModelTypes() {
+        return List.of("kimi_k2");
     }
 
     @Override

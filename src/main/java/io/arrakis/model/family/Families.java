@@ -43,7 +43,7 @@ public final class Families {
         Objects.requireNonNull(name, what);
         String n = name.toLowerCase(Locale.ROOT);
         for (ModelFamily f : ALL) {
-            if (f.name().equals(n) || f.modelType().equals(n)) {
+            if (f.name().equals(n) || f.hasModelType(n)) {
                 return f;
             }
         }
@@ -62,7 +62,7 @@ public final class Families {
     public static ModelFamily forModelType(String modelType) {
         Objects.requireNonNull(modelType, "model_type");
         for (ModelFamily f : ALL) {
-            if (f.modelType().equals(modelType)) {
+            if (f.hasModelType(modelType)) {
                 return f;
             }
         }

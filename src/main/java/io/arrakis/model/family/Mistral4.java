@@ -70,12 +70,6 @@ final class Mistral4 extends ModelFamily {
                 throw invalid("rope_parameters.partial_rotary_factor", partial, "must make qk_rope_head_dim = "
                         + rope + " of the " + head + " features of a query head rotate, as the attention rotates");
             }
-            Object type = entries.containsKey("rope_type") ? entries.get("rope_type") : entries.get("type");
-            if ((type == null || "default".equals(type)) && head != rope) {
-                throw invalid("rope_parameters.rope_type", "default", "makes transformers' rotary tables of the whole"
-                        + " head (" + head + " features) for the " + rope + " that rotate, on which its attention"
-                        + " fails; give a scaled rope type");
-            }
         });
         Settings r = rotary.settings();
         for (String key : List.of("n_group", "topk_group", "num_experts_per_tok")) {
@@ -84,13 +78,19 @@ final class Mistral4 extends ModelFamily {
             }
         }
         int layers = r.integer("num_hidden_layers");
-        return DeepseekV3.latentLayout(r, Boolean.TRUE.equals(r.get("rope_interleave")))
+        Architecture a = DeepseekV3.latentLayout(r, Boolean.TRUE.equals(r.get("rope_interleave")))
                 .queryTemperature(rotary.temperature())
                 .mixtureOfExperts(MixtureOfExperts.softmaxGroupedInModelDtype(r.integer("n_routed_experts"),
                         r.integer("num_experts_per_tok"), Glm4Moe.grouped(r, "n_routed_experts"))
                         .withUngatedSharedExpert(r.integer("n_shared_experts") * r.integer("moe_intermediate_size"))
                         .withDenseLayers(Glm4Moe.sparseFrom(r, layers), r.integer("intermediate_size")))
                 .build();
+        if (a.rope().scaling() instanceof Rope.Unscaled && head != rope) {
+            throw invalid("rope_parameters.rope_type", "default", "makes transformers' rotary tables of the whole head"
+                    + " (" + head + " features) for the " + rope + " that rotate, on which its attention fails; give a"
+                    + " scaled rope type");
+        }
+        return a;
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -39,6 +40,20 @@ public abstract class ModelFamily {
      */
     public final String modelType() {
         return modelType;
+    }
+
+    /**
+     * Other {@code model_type}s whose configurations transformers reads as this family's.
+     *
+     * @return none by default
+     */
+    public List<String> otherModelTypes() {
+        return List.of();
+    }
+
+    /** Whether a {@code config.json}'s {@code model_type} names this family. */
+    final boolean hasModelType(String type) {
+        return modelType.equals(type) || otherModelTypes().contains(type);
     }
 
     /**
