@@ -30,6 +30,7 @@ class Dots1Test {
         assertEquals(6, c.expertsPerToken());
         assertTrue(a.moe().sparse(0), "first_k_dense_replace 0: every layer sparse");
         assertEquals(2 * 1408, a.moe().sharedWidth());
+        assertFalse(a.moe().grouped().normalized(), "Dots1Config's norm_topk_prob is false");
         assertTrue(a.layerAttention().stream().allMatch(l -> l == Architecture.LayerAttention.FULL),
                 "max_window_layers = num_hidden_layers: no sliding layer");
     }
@@ -42,6 +43,11 @@ class Dots1Test {
         assertEquals(4, c.architecture().attentionWindow(1));
         HookedAutoConfig none = TinyConfigs.of("dots1").with("sliding_window", null).with("max_window_layers", 1);
         assertEquals(0, none.architecture().attentionWindow(1), "no window: every layer full");
+        assertEquals(0, TinyConfigs.of("dots1").with("sliding_window", null).with("max_window_layers", null)
+                .architecture().attentionWindow(1), "Dots1Config takes a null max_window_layers without a window");
+        String m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("dots1")
+                .with("max_window_layers", null).architecture()).getMessage();
+        assertTrue(m.contains("max_window_layers") && m.contains("sliding_window"), m);
     }
 
     @Test

@@ -67,7 +67,10 @@ final class Glm4MoeReference {
          * than the input) and rotating the whole head, layer 2 full and not rotating; layer 1 dense.
          */
         EXAONE_MOE("exaone_moe", 73),
-        /** dots1: query/key norms, biases on all four projections, the whole head rotating, layer 0 dense. */
+        /**
+         * dots1: query/key norms, biases on all four projections, the whole head rotating, layer 0 dense, the chosen
+         * scores as they are ({@code norm_topk_prob} false by default), times the scale.
+         */
         DOTS1("dots1", 83);
 
         private final String modelType;
@@ -108,8 +111,7 @@ final class Glm4MoeReference {
                     "layer_types", List.of("sliding_attention", "sliding_attention", "full_attention"),
                     "sliding_window", WINDOW));
             case DOTS1 -> values.putAll(Map.of("n_routed_experts", EXPERTS, "n_shared_experts", SHARED / EXPERT,
-                    "attention_bias", true, "intermediate_size", DENSE, "first_k_dense_replace", 1,
-                    "norm_topk_prob", true));
+                    "attention_bias", true, "intermediate_size", DENSE, "first_k_dense_replace", 1));
         }
         HookedAutoConfig config = HookedAutoConfig.of(kind.modelType).with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
@@ -148,7 +150,8 @@ final class Glm4MoeReference {
             } else {
                 // EXAONE's files name the correction bias mlp.e_score_correction_bias, the others' mlp.gate.*
                 String bias = p + (kind == Kind.EXAONE_MOE ? "mlp." : "mlp.gate.") + "e_score_correction_bias";
-                add(x, mixture(w, p + "mlp.", h2, n, layer, kind != Kind.GLM4_MOE_AS_IS, w.get(bias), out));
+                boolean normalized = kind != Kind.GLM4_MOE_AS_IS && kind != Kind.DOTS1; // dots1's default: false
+                add(x, mixture(w, p + "mlp.", h2, n, layer, normalized, w.get(bias), out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);

@@ -10,17 +10,19 @@ import static io.arrakis.model.ReferenceMath.add;
 import static io.arrakis.model.ReferenceMath.attention;
 import static io.arrakis.model.ReferenceMath.embed;
 import static io.arrakis.model.ReferenceMath.linear;
+import static io.arrakis.model.ReferenceMath.projection;
 import static io.arrakis.model.ReferenceMath.rmsNorm;
 import static io.arrakis.model.ReferenceMath.rotateHalf;
 import static io.arrakis.model.ReferenceMath.silu;
 import static io.arrakis.model.ReferenceMath.tensor;
 
 /**
- * A HunYuan dense reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm
- * weights drawn around 1) and the activations of {@code HunYuanDenseV1ForCausalLM}'s forward pass as transformers'
- * modeling file defines it, computed here in double precision in plain Java, apart from the library's forward pass
- * ({@link ReferenceMath}): Llama's pre-norm blocks with RMSNorm {@code x / sqrt(mean(x^2) + eps) * w}; queries and keys
- * rotated in the {@code rotate_half} convention with the base of its dynamic rope with an {@code alpha},
+ * A HunYuan dense reference model for which no Hugging Face run was at hand: a tiny random checkpoint (its norm weights
+ * drawn around 1) and the activations of {@code HunYuanDenseV1ForCausalLM}'s forward pass as transformers' modeling
+ * file defines it, computed here in double precision in plain Java, apart from the library's forward pass
+ * ({@link ReferenceMath}): Llama's pre-norm blocks with RMSNorm {@code x / sqrt(mean(x^2) + eps) * w}; biased query,
+ * key, value and output projections ({@code attention_bias}); queries and keys rotated in the {@code rotate_half}
+ * convention with the base of its dynamic rope with an {@code alpha},
  * {@code rope_theta · alpha^(head_dim / (head_dim - 2))}, then each head normalised by {@code query_layernorm} and
  * {@code key_layernorm}; a causal softmax over grouped key/value heads; a gated SiLU MLP; an untied head.
  */
@@ -51,7 +53,7 @@ final class HunYuanDenseReference {
                 Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
                 Map.entry("num_key_value_heads", KV), Map.entry("head_dim", HD), Map.entry("initializer_range", 0.2),
                 Map.entry("max_position_embeddings", 64), Map.entry("rope_parameters", rope),
-                Map.entry("rms_norm_eps", EPS)));
+                Map.entry("rms_norm_eps", EPS), Map.entry("attention_bias", true)));
         ReferenceMath.write(config, 41, BATCH, POS, dir, HunYuanDenseReference::forward);
     }
 
@@ -64,9 +66,9 @@ final class HunYuanDenseReference {
             String b = "blocks." + layer + ".";
             out.put(b + "hook_resid_pre", tensor(x, BATCH, POS, D));
             double[] h = rmsNorm(x, n, D, w.get(p + "input_layernorm.weight"), EPS);
-            double[] q = linear(h, n, w.get(p + "self_attn.q_proj.weight"), HEADS * HD, D);
-            double[] k = linear(h, n, w.get(p + "self_attn.k_proj.weight"), KV * HD, D);
-            double[] v = linear(h, n, w.get(p + "self_attn.v_proj.weight"), KV * HD, D);
+            double[] q = projection(w, p + "self_attn.q_proj", h, n, HEADS * HD, D, true);
+            double[] k = projection(w, p + "self_attn.k_proj", h, n, KV * HD, D, true);
+            double[] v = projection(w, p + "self_attn.v_proj", h, n, KV * HD, D, true);
             rotateHalf(q, BATCH, POS, HEADS, HD, base);
             rotateHalf(k, BATCH, POS, KV, HD, base);
             out.put(b + "attn.hook_rot_q", tensor(q, BATCH, POS, HEADS, HD));
@@ -75,7 +77,7 @@ final class HunYuanDenseReference {
             out.put(b + "attn.hook_q_normed", tensor(q, BATCH, POS, HEADS, HD));
             out.put(b + "attn.hook_k_normed", tensor(k, BATCH, POS, KV, HD));
             double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, Integer.MAX_VALUE, layer, out);
-            add(x, linear(z, n, w.get(p + "self_attn.o_proj.weight"), D, HEADS * HD));
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, true));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             double[] gate = linear(h2, n, w.get(p + "mlp.gate_proj.weight"), MLP, D);
             double[] up = linear(h2, n, w.get(p + "mlp.up_proj.weight"), MLP, D);

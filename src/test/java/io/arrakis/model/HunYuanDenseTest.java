@@ -26,7 +26,7 @@ class HunYuanDenseTest {
     void defaultsAreHunYuanDenseV1Configs() {
         HookedAutoConfig c = HookedAutoConfig.of("hunyuan_v1_dense");
         assertEquals("hunyuan-v1-dense", c.family());
-        assertEquals(128, c.dHead(), "hidden_size / heads");
+        assertEquals(128, c.dHead(), "head_dim, which the class leaves null, defaults to the published models' 128");
         assertEquals(32, c.nKvHeads(), "num_key_value_heads null: every head its own");
         assertEquals(10000.0, c.ropeTheta());
         assertEquals(1e-5, c.normEps());
@@ -64,10 +64,13 @@ class HunYuanDenseTest {
     }
 
     @Test
-    void anAlphaNeedsAHeadDimAndOtherDynamicRopesAreRefused() {
+    void aNullHeadDimAnAlphaWithoutFactorAndOtherDynamicRopesAreRefused() {
         String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
-                .with("rope_scaling", ALPHA_ROPE).architecture()).getMessage();
-        assertTrue(m.contains("alpha") && m.contains("head_dim"), m);
+                .with("head_dim", null)).getMessage();
+        assertTrue(m.contains("head_dim"), "transformers' attention fails on a null head_dim: " + m);
+        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
+                .with("rope_scaling", Map.of("type", "dynamic", "alpha", 1000.0)).architecture()).getMessage();
+        assertTrue(m.contains("factor"), "transformers' validation of a dynamic rope requires a factor: " + m);
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
                 .with(Map.of("head_dim", 128, "rope_scaling", Map.of("type", "dynamic", "factor", 2.0)))
                 .architecture()).getMessage();

@@ -664,10 +664,6 @@ final class ArchitectureBuilder {
             factorGiven = true;
         }
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions, ntkAlpha);
-        if (scaling instanceof Rope.NtkAlpha && explicitHeadDim == null) {
-            throw invalid(rotaryKey + ".alpha", rp.get("alpha"), "needs head_dim, which the rotary embedding reads"
-                    + " for it (transformers fails without)");
-        }
     }
 
     /**

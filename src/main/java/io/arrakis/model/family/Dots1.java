@@ -14,6 +14,7 @@ import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.integer;
+import static io.arrakis.model.family.Key.integerOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.optionalHeadDim;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
@@ -51,7 +52,7 @@ final class Dots1 extends ModelFamily {
                 dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6), bool("use_cache", true),
                 bool("tie_word_embeddings", false), ropeParameters(), bool("attention_bias", false),
                 dblOrNull("attention_dropout", 0.0), posDbl("routed_scaling_factor", 1.0),
-                posOrNull("sliding_window", 4096), integer("max_window_layers", 62), listOrNull("layer_types"),
+                posOrNull("sliding_window", 4096), integerOrNull("max_window_layers", 62), listOrNull("layer_types"),
                 tok("pad_token_id", null), tok("bos_token_id", null), tok("eos_token_id", null), optionalHeadDim(),
                 posDbl("rope_theta", 10000.0), optionalRopeScaling()),
                 Map.of("num_local_experts", "n_routed_experts")));

@@ -10,7 +10,6 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
-import static io.arrakis.model.family.Key.optionalHeadDim;
 import static io.arrakis.model.family.Key.optionalRopeScaling;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
@@ -30,7 +29,9 @@ import static io.arrakis.model.family.Slot.Q_NORM;
  * attention projections as {@code attention_bias} says.
  *
  * <p>Keys: {@code HunYuanDenseV1Config} of {@code transformers} 5.17, plus the rotary keys 4.x files carry in place
- * of {@code rope_parameters}. Checkpoint: Llama's layout with the two attention norms.
+ * of {@code rope_parameters}, except that {@code head_dim}, which the class leaves null (its attention and rotary
+ * embedding then fail), defaults to the published models' 128 and may not be null. Checkpoint: Llama's layout with
+ * the two attention norms.
  */
 final class HunYuanDense extends ModelFamily {
 
@@ -42,7 +43,7 @@ final class HunYuanDense extends ModelFamily {
                 posDbl("rms_norm_eps", 1e-5), bool("use_cache", true), tok("pad_token_id", 0),
                 tok("bos_token_id", 1), tok("eos_token_id", 2), tok("eod_token_id", 3), pos("pretraining_tp", 1),
                 bool("tie_word_embeddings", false), bool("attention_bias", false), dbl("attention_dropout", 0.0),
-                optionalHeadDim(), posDbl("rope_theta", 10000.0), optionalRopeScaling(), ropeParameters()),
+                pos("head_dim", 128), posDbl("rope_theta", 10000.0), optionalRopeScaling(), ropeParameters()),
                 Map.of()));
     }
 

@@ -45,6 +45,10 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
         return new Key(name, Kind.INT, true, dflt, true, true, Integer.MAX_VALUE);
     }
 
+    static Key integerOrNull(String name, Integer dflt) {
+        return new Key(name, Kind.INT, true, dflt, true, false, Integer.MAX_VALUE);
+    }
+
     static Key integer(String name, int dflt) {
         return new Key(name, Kind.INT, false, dflt, true, false, Integer.MAX_VALUE);
     }

@@ -68,8 +68,12 @@ final class Qwen2 extends ModelFamily {
             }
             perLayer.addAll(types);
         } else {
-            int maxWindowLayers = s.integer("max_window_layers");
-            if (maxWindowLayers < 0) {
+            Integer maxWindowLayers = s.integerOrNull("max_window_layers"); // dots1's may be null without a window
+            if (windowOn && maxWindowLayers == null) {
+                throw invalid("max_window_layers", null, "must be set where sliding_window is: it is the first"
+                        + " sliding layer");
+            }
+            if (maxWindowLayers != null && maxWindowLayers < 0) {
                 throw invalid("max_window_layers", maxWindowLayers, "must be >= 0");
             }
             for (int i = 0; i < layers; i++) {

@@ -72,6 +72,7 @@ final class RopeScalings {
     private Rope.Scaling scaling(int maxPositions, Integer originalOverride, boolean ntkAlpha) {
         String type = type();
         if (ntkAlpha && type.equals("dynamic") && entries.get("alpha") != null) {
+            require("factor"); // transformers validates a dynamic rope by it, though the alpha's base ignores it
             return new Rope.NtkAlpha(positive("alpha"));
         }
         if (NOT_IMPLEMENTED.contains(type)) {
