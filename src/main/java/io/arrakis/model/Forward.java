@@ -571,45 +571,27 @@ final class Forward {
     }
 
     /**
-     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (the sum
-     * rounded to {@code choice}'s dtype, as transformers sums them in it; or, where {@code byBest}, whose best score is
-     * highest; the lower group first where they tie), -inf for the others, in the shape of
-     * {@code choice [batch, pos, experts]}.
+     * 0 for the experts of each token's {@code topGroups} groups whose two best biased scores sum highest (or, where
+     * {@code byBest}, whose best score is highest), -inf for the others, in the shape of
+     * {@code choice [batch, pos, experts]}. The groups' scores are summed in {@code choice}'s dtype and ranked by
+     * libtorch's unsorted top-k, as transformers' routers rank them, so that equal scores, frequent in bfloat16, keep
+     * the groups they keep.
      */
     private static Tensor groupMask(Tensor choice, MixtureOfExperts.Grouped g, boolean byBest) {
-        float[] values = choice.toFloatArray();
         long[] shape = choice.shape();
         int experts = (int) shape[2];
         int size = experts / g.groups();
-        float[] mask = new float[values.length];
-        float[] sums = new float[g.groups()];
-        for (int at = 0; at < values.length; at += experts) {
-            for (int group = 0; group < g.groups(); group++) {
-                float best = Float.NEGATIVE_INFINITY;
-                float second = Float.NEGATIVE_INFINITY;
-                for (int e = group * size; e < (group + 1) * size; e++) {
-                    float v = values[at + e];
-                    if (v > best) {
-                        second = best;
-                        best = v;
-                    } else if (v > second) {
-                        second = v;
-                    }
-                }
-                sums[group] = byBest ? best : (float) choice.dtype().round(best + second);
-            }
-            boolean[] kept = new boolean[g.groups()];
-            for (int n = 0; n < g.topGroups(); n++) {
-                int pick = -1;
-                for (int group = 0; group < g.groups(); group++) {
-                    if (!kept[group] && (pick < 0 || sums[group] > sums[pick])) {
-                        pick = group;
-                    }
-                }
-                kept[pick] = true;
-            }
-            for (int e = 0; e < experts; e++) {
-                mask[at + e] = kept[e / size] ? 0f : Float.NEGATIVE_INFINITY;
+        long[] kept;
+        try (TensorScope scope = TensorScope.open()) {
+            Tensor best = choice.view(shape[0], shape[1], g.groups(), size).topk(byBest ? 1 : 2, -1, true).get(0);
+            kept = best.sum(-1, false).topk(g.topGroups(), -1, true, false).get(1).toLongArray();
+        }
+        float[] mask = new float[(int) (shape[0] * shape[1] * experts)];
+        java.util.Arrays.fill(mask, Float.NEGATIVE_INFINITY);
+        for (int token = 0; token < kept.length / g.topGroups(); token++) {
+            for (int j = 0; j < g.topGroups(); j++) {
+                int from = token * experts + (int) kept[token * g.topGroups() + j] * size;
+                java.util.Arrays.fill(mask, from, from + size, 0f);
             }
         }
         Tensor host = Tensor.of(mask, shape);

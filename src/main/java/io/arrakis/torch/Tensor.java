@@ -2450,12 +2450,20 @@ public final class Tensor implements AutoCloseable {
 
     /** The {@code k} largest (or smallest) values along {@code dim}, sorted, and their indices: [values, indices]. */
     public List<Tensor> topk(long k, int dim, boolean largest) {
+        return topk(k, dim, largest, true);
+    }
+
+    /**
+     * {@link #topk(long, int, boolean)}, the values in libtorch's order where {@code sorted} is false (among equal
+     * values, which ones it keeps may then differ from the sorted call's, as in PyTorch).
+     */
+    public List<Tensor> topk(long k, int dim, boolean largest, boolean sorted) {
         int d = Shapes.normDim(dim, dim(), "topk");
         long size = dim() == 0 ? 1 : meta().shape[d];
         if (k < 0 || k > size) {
             throw new IllegalArgumentException("topk: k=" + k + " is outside [0, " + size + "] for dim " + d + " of " + describe());
         }
-        Call call = Call.begin(TOPK, this).tensor(this).i64(k).i64(d).bool(largest).bool(true).run();
+        Call call = Call.begin(TOPK, this).tensor(this).i64(k).i64(d).bool(largest).bool(sorted).run();
         return List.of(call.tensorAt(0), call.tensorAt(1));
     }
 

@@ -249,6 +249,31 @@ final class DeepseekV3Reference {
     }
 
     /**
+     * Expert {@code e}'s gate, up and down weights in {@code nn.Linear}'s {@code [out, in]} layout, from Mistral 4's
+     * fused tensors as written: {@code gate_up_proj [experts, d, 2 · expert]} (gate columns, then up columns) and
+     * {@code down_proj [experts, expert, d]}.
+     */
+    private static Map<String, double[]> fusedExpert(Map<String, double[]> w, String p, int e) {
+        double[] gateUp = w.get(p + "experts.gate_up_proj");
+        double[] down = w.get(p + "experts.down_proj");
+        double[] gate = new double[EXPERT * D];
+        double[] up = new double[EXPERT * D];
+        double[] out = new double[D * EXPERT];
+        for (int i = 0; i < D; i++) {
+            for (int o = 0; o < EXPERT; o++) {
+                gate[o * D + i] = gateUp[(e * D + i) * 2 * EXPERT + o];
+                up[o * D + i] = gateUp[(e * D + i) * 2 * EXPERT + EXPERT + o];
+            }
+        }
+        for (int i = 0; i < EXPERT; i++) {
+            for (int o = 0; o < D; o++) {
+                out[o * EXPERT + i] = down[(e * EXPERT + i) * D + o];
+            }
+        }
+        return Map.of("gate", gate, "up", up, "down", out);
+    }
+
+    /**
      * Mistral 4's queries {@code [batch, pos, heads, qk]} times Llama 4's temperature at their positions,
      * {@code 1 + beta · ln(1 + floor(position / interval))}: a new array.
      */
@@ -339,8 +364,10 @@ final class DeepseekV3Reference {
                 chosenOut[t * TOP_K + j] = e;
                 weightsOut[t * TOP_K + j] = weight;
                 String expert = p + "experts." + e + ".";
-                double[] o = ReferenceMath.gatedExpert(w, expert + "gate_proj.weight", expert + "up_proj.weight",
-                        expert + "down_proj.weight", row, D, EXPERT);
+                double[] o = kind == Kind.MISTRAL4
+                        ? ReferenceMath.gatedExpert(fusedExpert(w, p, e), "gate", "up", "down", row, D, EXPERT)
+                        : ReferenceMath.gatedExpert(w, expert + "gate_proj.weight", expert + "up_proj.weight",
+                                expert + "down_proj.weight", row, D, EXPERT);
                 for (int i = 0; i < D; i++) {
                     y[t * D + i] += weight * o[i];
                 }

@@ -150,6 +150,11 @@ final class DeepseekV3 extends ModelFamily {
      * stored as {@code scoreBias} (null: none, DeepSeek-V2's).
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias) {
+        return Glm4Moe.checkpointOf(a, unread, scoreBias, latentAttentionTensors(a));
+    }
+
+    /** The tensors of DeepSeek-V3's latent attention, as its blocks store them. */
+    static List<CheckpointTensor> latentAttentionTensors(Architecture a) {
         LatentAttention m = a.latentAttention();
         long d = a.dModel();
         long heads = a.nHeads();
@@ -175,6 +180,6 @@ final class DeepseekV3 extends ModelFamily {
         if (a.outBias()) {
             attention.add(stored("self_attn.o_proj.bias", BO, d));
         }
-        return Glm4Moe.checkpointOf(a, unread, scoreBias, attention);
+        return attention;
     }
 }

@@ -180,6 +180,12 @@ final class Glm4Moe extends ModelFamily {
      * a correction bias where {@code scoreBias} is null (DeepSeek-V2's).
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
+        return checkpointOf(a, unread, scoreBias, attention, LlamaLayout.experts(a, "mlp.experts."));
+    }
+
+    /** {@link #checkpointOf(Architecture, String, String, List)} with these {@code experts} (Mistral 4's fused). */
+    static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention,
+                                   List<CheckpointTensor> experts) {
         long d = a.dModel();
         MixtureOfExperts moe = a.moe();
         long dense = moe.denseWidth();
@@ -188,7 +194,7 @@ final class Glm4Moe extends ModelFamily {
         if (scoreBias != null) {
             sparse.add(stored(scoreBias, EXPERT_SCORE_BIAS, moe.experts()));
         }
-        sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
+        sparse.addAll(experts);
         sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
                 linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
                 linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));

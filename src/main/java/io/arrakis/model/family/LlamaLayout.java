@@ -5,7 +5,9 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.ArrayList;
 import java.util.List;
 
+import static io.arrakis.model.family.CheckpointTensor.fusedStored;
 import static io.arrakis.model.family.CheckpointTensor.linear;
+import static io.arrakis.model.family.CheckpointTensor.part;
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Slot.*;
 
@@ -108,6 +110,21 @@ final class LlamaLayout {
             tensors.add(linear(expert + "down_proj.weight", W_OUT, d, mlp).ofExpert(e));
         }
         return tensors;
+    }
+
+    /**
+     * The experts of a layer fused under {@code prefix} as {@code transformers} 5 saves them:
+     * {@code gate_up_proj [experts, 2 · d_mlp, d_model]} (each expert's gate rows, then its up rows) and
+     * {@code down_proj [experts, d_model, d_mlp]}, or each with its last two dimensions swapped, as Qwen3-VL-MoE's
+     * published files store them.
+     */
+    static List<CheckpointTensor> fusedExperts(Architecture a, String prefix) {
+        long d = a.dModel();
+        int mlp = a.dMlp();
+        int experts = a.moe().experts();
+        return List.of(fusedStored(prefix + "gate_up_proj", new long[] {experts, d, 2L * mlp}, part(W_GATE, mlp),
+                        part(W_IN, mlp)).orSwapped(),
+                stored(prefix + "down_proj", W_OUT, experts, mlp, d).orSwapped());
     }
 
     /**

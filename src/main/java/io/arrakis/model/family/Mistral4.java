@@ -26,14 +26,16 @@ import static io.arrakis.model.family.Key.tok;
  * ({@link Ministral3.Llama4Rotary}, YaRN by default), and a mixture routed as
  * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} (softmax scores in the model's dtype, the groups
  * whose two best scores sum highest, {@code norm_topk_prob}, {@code routed_scaling_factor}) beside a shared expert of
- * {@code n_shared_experts × moe_intermediate_size}. Its rope object's {@code partial_rotary_factor} must make
- * {@code qk_rope_head_dim} of the query and key heads, and its type must not be {@code "default"} where heads have
- * unrotated features: transformers' rotary embedding then makes tables of the whole head, on which its attention
- * fails.
+ * {@code n_shared_experts × moe_intermediate_size}. Its rope object's {@code partial_rotary_factor} (where
+ * {@code rope_parameters} lack one, {@code qk_rope_head_dim / (qk_nope_head_dim + qk_rope_head_dim)}, as the class
+ * fills it in; for an older {@code rope_scaling} object, the top-level key) must make {@code qk_rope_head_dim} of the
+ * query and key heads rotate, and its type must not be {@code "default"} where heads have unrotated features:
+ * transformers' rotary embedding then makes tables of the whole head, on which its attention fails.
  *
  * <p>Keys: {@code Mistral4Config} of {@code transformers} 5.17, plus the rotary keys 4.x files carry
  * ({@code rope_interleave} and {@code norm_topk_prob} null read as false). Checkpoint: DeepSeek-V3's layout without
- * the experts' correction bias or a prediction layer.
+ * the experts' correction bias or a prediction layer, its experts fused as {@code transformers} stores them
+ * ({@link LlamaLayout#fusedExperts}).
  */
 final class Mistral4 extends ModelFamily {
 
@@ -63,15 +65,22 @@ final class Mistral4 extends ModelFamily {
                 Map.entry("beta_fast", 32.0), Map.entry("beta_slow", 1.0), Map.entry("mscale_all_dim", 1.0),
                 Map.entry("mscale", 1.0), Map.entry("llama_4_scaling_beta", 0.1),
                 Map.entry("partial_rotary_factor", (double) rope / head));
+        // Mistral4Config gives its rope_parameters the rotating share where they lack one; an older rope_scaling
+        // object, which replaces them, takes a top-level partial_rotary_factor instead
+        boolean fromScaling = s.get("rope_scaling") instanceof Map<?, ?> m && !m.isEmpty();
+        Object topLevel = s.get("partial_rotary_factor");
         Ministral3.Llama4Rotary rotary = Ministral3.Llama4Rotary.read(s, defaults, "mistral4", entries -> {
             Object partial = entries.remove("partial_rotary_factor");
+            if (partial == null) {
+                partial = fromScaling ? topLevel : (Object) ((double) rope / head);
+            }
             double factor = partial == null ? 1.0 : asDouble(partial);
             if ((int) (head * factor) != rope) { // the rotary embedding's width, as transformers derives it
                 throw invalid("rope_parameters.partial_rotary_factor", partial, "must make qk_rope_head_dim = "
                         + rope + " of the " + head + " features of a query head rotate, as the attention rotates");
             }
         });
-        Settings r = rotary.settings();
+        Settings r = rotary.settings().with("partial_rotary_factor", null); // read above, for the rope only
         for (String key : List.of("n_group", "topk_group", "num_experts_per_tok")) {
             if (r.get(key) == null) {
                 throw invalid(key, null, "must be set: the router needs it");
@@ -95,6 +104,7 @@ final class Mistral4 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return DeepseekV3.checkpointOf(a, null, null);
+        return Glm4Moe.checkpointOf(a, null, null, DeepseekV3.latentAttentionTensors(a),
+                LlamaLayout.fusedExperts(a, "mlp.experts."));
     }
 }

@@ -4,13 +4,11 @@ import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.Architecture.QkNorm;
 import io.arrakis.model.family.MixtureOfExperts.Routing;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.CheckpointTensor.fusedStored;
 import static io.arrakis.model.family.CheckpointTensor.linear;
-import static io.arrakis.model.family.CheckpointTensor.part;
-import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
@@ -68,13 +66,9 @@ final class Qwen3VlMoe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        long d = a.dModel();
-        int mlp = a.dMlp();
-        int experts = a.moe().experts();
-        return LlamaLayout.checkpoint(a, List.of(linear("mlp.gate.weight", W_ROUTER, experts, d),
-                        fusedStored("mlp.experts.gate_up_proj", new long[] {experts, d, 2L * mlp},
-                                part(W_GATE, mlp), part(W_IN, mlp)).orSwapped(),
-                        stored("mlp.experts.down_proj", W_OUT, experts, mlp, d).orSwapped()),
-                LlamaLayout.qkNorms(a));
+        List<CheckpointTensor> moe = new ArrayList<>(List.of(linear("mlp.gate.weight", W_ROUTER, a.moe().experts(),
+                a.dModel())));
+        moe.addAll(LlamaLayout.fusedExperts(a, "mlp.experts."));
+        return LlamaLayout.checkpoint(a, moe, LlamaLayout.qkNorms(a));
     }
 }
