@@ -151,7 +151,7 @@ final class Forward {
             q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
             k = hook.at(b + "attn.hook_rot_k", rotary.apply(k));
         }
-        if (normed && c.qkNormAfterRotary()) { // nanochat normalises the rotated queries and keys
+        if (normed && c.qkNormAfterRotary()) { // nanochat and HunYuan normalise the rotated queries and keys
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
             k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
         }
@@ -587,11 +587,11 @@ final class Forward {
             kept = best.sum(-1, false).topk(g.topGroups(), -1, true, false).get(1).toLongArray();
         }
         float[] mask = new float[(int) (shape[0] * shape[1] * experts)];
-        java.util.Arrays.fill(mask, Float.NEGATIVE_INFINITY);
+        Arrays.fill(mask, Float.NEGATIVE_INFINITY);
         for (int token = 0; token < kept.length / g.topGroups(); token++) {
             for (int j = 0; j < g.topGroups(); j++) {
                 int from = token * experts + (int) kept[token * g.topGroups() + j] * size;
-                java.util.Arrays.fill(mask, from, from + size, 0f);
+                Arrays.fill(mask, from, from + size, 0f);
             }
         }
         Tensor host = Tensor.of(mask, shape);

@@ -114,14 +114,15 @@ final class HfWeights {
         }
         boolean whole = a.qkNorm() == Architecture.QkNorm.WHOLE;
         for (Slot norm : norms) {
+            if ((norm == Slot.Q_NORM || norm == Slot.K_NORM) && a.qkNorm() == Architecture.QkNorm.NONE) {
+                continue;
+            }
             long width = switch (norm) {
                 case Q_NORM -> whole ? (long) a.nHeads() * a.dHead() : a.dHead();
                 case K_NORM -> whole ? (long) a.nKvHeads() * a.dHead() : a.dHead();
                 default -> a.dModel();
             };
-            if (a.qkNorm() != Architecture.QkNorm.NONE || (norm != Slot.Q_NORM && norm != Slot.K_NORM)) {
-                slots.put(norm, Tensor.ones(new long[] {width}, dtype, device));
-            }
+            slots.put(norm, Tensor.ones(new long[] {width}, dtype, device));
         }
     }
 

@@ -20,7 +20,8 @@ import java.util.List;
  *     family has none
  * @param embeddingScaleRounded whether the embeddings are multiplied by the scale rounded to the model's dtype (a
  *     tensor in it: gemma's normalizer) or by the number itself (granite's multiplier, a Python float)
- * @param qkNorm the norms of queries and keys after their projections, before rotary embeddings
+ * @param qkNorm the norms of queries and keys after their projections, before rotary embeddings (after them where
+ *     {@code qkNormAfterRotary})
  * @param inputNorms whether attention and MLP read a normalised residual stream (false: olmo2 reads it as is)
  * @param outputNorms whether the attention and MLP outputs are normalised before they are added to the residual
  *     stream (gemma2's and olmo2's post-norms)
@@ -58,14 +59,14 @@ import java.util.List;
  * @param latentAttention the queries', keys' and values' latents (DeepSeek-V3's multi-head latent attention), or null
  *     where they are projected per head; {@code dHead} is then a query or key head's width
  * @param normParameters whether the residual stream's norms have a weight (and a LayerNorm a bias) in the checkpoint;
- *     false for OLMo's, which only normalise: the model then holds a weight of ones for each, so that tools reading
- *     a norm's weight read what the norm applies
+ *     false for OLMo's and nanochat's, which only normalise: the model then holds a weight of ones for each, so
+ *     that tools reading a norm's weight read what the norm applies
  * @param clipQkv the queries, keys and values are clamped to {@code [-clipQkv, clipQkv]} as they leave their
  *     projections (OLMo's {@code clip_qkv}); 0 for none
  * @param embeddingNorm whether the embeddings are normalised, by the final norm's function, before the first block
  *     (nanochat)
  * @param qkNormAfterRotary whether the query and key norms come after the rotary embedding rather than before it
- *     (nanochat)
+ *     (nanochat, hunyuan-v1-dense)
  * @param rotaryReversed whether the rotary embedding turns each pair the other way, {@code (a·cos + b·sin,
  *     b·cos − a·sin)}, as nanochat's {@code rotate_half} ({@code cat(x2, -x1)}) does
  */

@@ -444,7 +444,7 @@ final class ArchitectureBuilder {
         return this;
     }
 
-    /** Norms that only normalise, with no weight or bias in the checkpoint (OLMo's). */
+    /** Norms that only normalise, with no weight or bias in the checkpoint (OLMo's, nanochat's). */
     ArchitectureBuilder normsWithoutParameters() {
         normParameters = false;
         return this;
