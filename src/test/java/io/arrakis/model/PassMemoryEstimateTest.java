@@ -45,7 +45,8 @@ class PassMemoryEstimateTest {
             "qwen3-moe BFLOAT16 none 2", "olmo2 BFLOAT16 none 2", "arcee FLOAT32 none 2", "arcee BFLOAT16 none 2",
             "apertus FLOAT32 none 2", "apertus BFLOAT16 none 2", "glm4-moe BFLOAT16 none 2",
             "minimax-m2 BFLOAT16 none 2", "deepseek-v3 BFLOAT16 none 2", "deepseek-v3 FLOAT32 all 6",
-            "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2");
+            "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2", "nanochat BFLOAT16 none 2", "mistral4 BFLOAT16 none 2",
+            "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
@@ -55,6 +56,23 @@ class PassMemoryEstimateTest {
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
             Map.entry("olmo", Map.of("hidden_size", 256, "intermediate_size", 704, "clip_qkv", 8.0,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
+            Map.entry("nanochat", Map.of("hidden_size", 256, "intermediate_size", 1024,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
+            Map.entry("hunyuan-v1-dense", Map.of("hidden_size", 256, "intermediate_size", 704, "head_dim", 32,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
+            Map.entry("dots1", Map.ofEntries(Map.entry("hidden_size", 256), Map.entry("moe_intermediate_size", 256),
+                    Map.entry("intermediate_size", 1024), Map.entry("num_attention_heads", 8),
+                    Map.entry("num_key_value_heads", 2), Map.entry("head_dim", 32), Map.entry("n_routed_experts", 8),
+                    Map.entry("n_group", 2), Map.entry("topk_group", 1), Map.entry("num_experts_per_tok", 2),
+                    Map.entry("first_k_dense_replace", 1), Map.entry("vocab_size", 1000))),
+            Map.entry("mistral4", Map.ofEntries(Map.entry("hidden_size", 256),
+                    Map.entry("moe_intermediate_size", 256), Map.entry("intermediate_size", 1024),
+                    Map.entry("num_attention_heads", 8), Map.entry("num_key_value_heads", 8),
+                    Map.entry("q_lora_rank", 96), Map.entry("kv_lora_rank", 64), Map.entry("qk_nope_head_dim", 32),
+                    Map.entry("qk_rope_head_dim", 16), Map.entry("v_head_dim", 24), Map.entry("n_routed_experts", 8),
+                    Map.entry("n_group", 2), Map.entry("topk_group", 1), Map.entry("num_experts_per_tok", 2),
+                    Map.entry("first_k_dense_replace", 1), Map.entry("vocab_size", 1000),
+                    Map.entry("max_position_embeddings", 4096))),
             Map.entry("arcee", Map.of("hidden_size", 256, "intermediate_size", 4096,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
             Map.entry("apertus", Map.of("hidden_size", 256, "intermediate_size", 4096,
