@@ -45,8 +45,8 @@ class PassMemoryEstimateTest {
             "qwen3-moe BFLOAT16 none 2", "olmo2 BFLOAT16 none 2", "arcee FLOAT32 none 2", "arcee BFLOAT16 none 2",
             "apertus FLOAT32 none 2", "apertus BFLOAT16 none 2", "glm4-moe BFLOAT16 none 2",
             "minimax-m2 BFLOAT16 none 2", "deepseek-v3 BFLOAT16 none 2", "deepseek-v3 FLOAT32 all 6",
-            "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2", "nanochat BFLOAT16 none 2", "mistral4 BFLOAT16 none 2",
-            "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2");
+            "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2", "nanochat BFLOAT16 none 2",
+            "mistral4 BFLOAT16 none 2", "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
