@@ -3,6 +3,7 @@ package io.arrakis.model.family;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.stream.Stream;
 
 /** The supported model families: the one list that a new family is added to. */
 public final class Families {
@@ -72,11 +73,12 @@ public final class Families {
     }
 
     /**
-     * The {@code model_type} of every family, comma-separated.
+     * The {@code model_type}s every family reads (its own, then the others it takes), comma-separated.
      *
      * @return e.g. {@code "gpt2, gpt_neo, ..."}
      */
     public static String modelTypes() {
-        return String.join(", ", ALL.stream().map(ModelFamily::modelType).toList());
+        return String.join(", ", ALL.stream()
+                .flatMap(f -> Stream.concat(Stream.of(f.modelType()), f.otherModelTypes().stream())).toList());
     }
 }
