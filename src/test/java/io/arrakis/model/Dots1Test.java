@@ -48,6 +48,11 @@ class Dots1Test {
         String m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("dots1")
                 .with("max_window_layers", null).architecture()).getMessage();
         assertTrue(m.contains("max_window_layers") && m.contains("sliding_window"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("dots1").with("sliding_window", null)
+                .with("layer_types", java.util.List.of("full_attention", "sliding_attention"))
+                .architecture()).getMessage();
+        assertTrue(m.contains("sliding_window null") && !m.contains("use_sliding_window"), "dots1 has no such key: "
+                + m);
     }
 
     @Test

@@ -55,7 +55,8 @@ final class Qwen2 extends ModelFamily {
 
     /**
      * Per layer, sliding where the window is on and {@code layer_types} marks the layer {@code "sliding_attention"}
-     * or, without it, from {@code max_window_layers} on (qwen2 and qwen3).
+     * or, without it, from {@code max_window_layers} on (qwen2, qwen3 and dots1, which has no
+     * {@code use_sliding_window}).
      */
     static List<LayerAttention> slidingLayers(Settings s, int layers, boolean windowOn) {
         List<LayerAttention> types = LayerTypes.read(s, layers);
@@ -64,7 +65,8 @@ final class Qwen2 extends ModelFamily {
             if (!windowOn && types.contains(LayerAttention.SLIDING)) {
                 // transformers drops the window without use_sliding_window, then refuses sliding layers with none
                 throw invalid("layer_types", s.get("layer_types"), "has sliding_attention layers, but"
-                        + " use_sliding_window is false or sliding_window null, so there is no window for them");
+                        + (s.has("use_sliding_window") ? " use_sliding_window is false or" : "")
+                        + " sliding_window null, so there is no window for them");
             }
             perLayer.addAll(types);
         } else {
