@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import java.util.Map;
 import java.util.Set;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -57,9 +56,15 @@ class HunYuanDenseTest {
                 "rope_scaling", ALPHA_ROPE, "max_position_embeddings", 32768));
         Rope rope = c.architecture().rope();
         assertEquals(new Rope.NtkAlpha(1000.0), rope.scaling());
-        float[] expected = new Rope(128, 10000.0 * Math.pow(1000.0, 128.0 / 126), new Rope.Unscaled())
-                .inverseFrequencies();
-        assertArrayEquals(expected, rope.inverseFrequencies());
+        // HunYuanDenseV1RotaryEmbedding: base = rope_theta * alpha ** (dim / (dim - 2)), 1 / base ** (arange(0, dim, 2)
+        // / dim) in float32, within a float32 unit of this double computation
+        double base = 10000.0 * Math.pow(1000.0, 128.0 / 126);
+        float[] inverse = rope.inverseFrequencies();
+        assertEquals(64, inverse.length);
+        for (int i = 0; i < inverse.length; i++) {
+            double expected = 1 / Math.pow(base, 2.0 * i / 128);
+            assertEquals(expected, inverse[i], Math.ulp((float) expected), "frequency " + i);
+        }
         assertEquals(1.0, rope.attentionFactor());
     }
 
