@@ -46,6 +46,15 @@ public final class ConfigValues {
         return new IllegalArgumentException(key + " = " + describe(value) + " " + problem);
     }
 
+    /** Refuses each of {@code keys} that the settings leave null, saying {@code why} it must be set. */
+    static void requireSet(Settings s, String why, String... keys) {
+        for (String key : keys) {
+            if (s.get(key) == null) {
+                throw invalid(key, null, "must be set: " + why);
+            }
+        }
+    }
+
     /**
      * Refuses {@code key} where the settings give it a value other than {@code accepted}: a key of published files
      * that the configuration class does not define, whose other values ask for what the model does not compute.

@@ -7,7 +7,6 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.count;
@@ -60,12 +59,8 @@ final class Dots1 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        for (String key : List.of("n_routed_experts", "n_shared_experts", "num_experts_per_tok", "n_group",
-                "topk_group")) {
-            if (s.get(key) == null) {
-                throw invalid(key, null, "must be set: the mixture of experts needs it");
-            }
-        }
+        ConfigValues.requireSet(s, "the mixture of experts needs it", "n_routed_experts", "n_shared_experts",
+                "num_experts_per_tok", "n_group", "topk_group");
         int layers = s.integer("num_hidden_layers");
         Integer window = s.integerOrNull("sliding_window");
         List<LayerAttention> perLayer = Qwen2.slidingLayers(s, layers, window != null);

@@ -81,11 +81,7 @@ final class Mistral4 extends ModelFamily {
             }
         });
         Settings r = rotary.settings().with("partial_rotary_factor", null); // read above, for the rope only
-        for (String key : List.of("n_group", "topk_group", "num_experts_per_tok")) {
-            if (r.get(key) == null) {
-                throw invalid(key, null, "must be set: the router needs it");
-            }
-        }
+        ConfigValues.requireSet(r, "the router needs it", "n_group", "topk_group", "num_experts_per_tok");
         int layers = r.integer("num_hidden_layers");
         Architecture a = DeepseekV3.latentLayout(r, Boolean.TRUE.equals(r.get("rope_interleave")))
                 .queryTemperature(rotary.temperature())
