@@ -515,12 +515,14 @@ final class Forward {
     }
 
     /**
-     * The grouped routings' router logits: from the token and the router's weight in float32, whatever the model's
-     * dtype (the weight's float32 copy made when the model loaded).
+     * The router logits of {@link MixtureOfExperts#float32Logits}: from the token and the router's weight in float32,
+     * whatever the model's dtype (the weight's float32 copy made when the model loaded, or the weight itself where the
+     * model holds it in float32).
      */
     private Tensor float32RouterLogits(int layer, Tensor x, Weights.Layer l) {
         Tensor router = w.float32Routers.get(layer);
-        return router == null ? w.project(x, l.wrouter(), null) : x.to(DType.FLOAT32).matmul(router);
+        Tensor wide = x.dtype() == DType.FLOAT32 ? x : x.to(DType.FLOAT32);
+        return router == null ? w.project(wide, l.wrouter(), null) : wide.matmul(router);
     }
 
     /** Each token's routing weights and experts {@code [batch, pos, topK]}, and the experts read back to the host. */

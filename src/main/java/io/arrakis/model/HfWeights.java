@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Checkpoint;
 import io.arrakis.model.family.CheckpointTensor;
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Slot;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -301,8 +302,11 @@ final class HfWeights {
                 throw new IllegalArgumentException("tensor '" + source.storedName(name) + "' is " + raw.dtype()
                         + "; weights must be floating point");
             }
-            // a slot Hugging Face keeps in float32 stays float32 in a narrower model
-            DType target = t.parts().getFirst().slot().float32() && dtype.byteSize() < 4 ? DType.FLOAT32 : dtype;
+            // a slot Hugging Face keeps in float32 stays float32 in a narrower model; a float32 router in any
+            Slot slot = t.parts().getFirst().slot();
+            MixtureOfExperts moe = config.architecture().moe();
+            DType target = slot.float32() && dtype.byteSize() < 4
+                    || slot == Slot.W_ROUTER && moe != null && moe.float32Router() ? DType.FLOAT32 : dtype;
             // nn.Linear's [out, in] stays as it is stored, and the model reads it through an [in, out] view
             if (t.transposed() && raw.dtype() == target && device.isCpu()) {
                 try (Tensor rows = raw.contiguous()) {

@@ -118,7 +118,8 @@ final class Weights implements AutoCloseable {
     /**
      * Per layer, its router's weight in float32 where the model's routing makes its logits in float32
      * ({@link io.arrakis.model.family.MixtureOfExperts#float32Logits}, from a float32 copy of the weight, as
-     * transformers makes them) and its dtype is another; null elsewhere. Copied once, here, not in every pass.
+     * transformers makes them) and its dtype is another; null elsewhere, and where the model holds the router in
+     * float32 ({@link io.arrakis.model.family.MixtureOfExperts#float32Router}). Copied once, here, not in every pass.
      */
     final List<Tensor> float32Routers;
     /** Each 2-d {@code [in, out]} weight's products, through its {@code [out, in]} view, which linear layers take. */

@@ -29,7 +29,7 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
 
     /** The value type a key takes. */
     enum Kind {
-        INT, DOUBLE, BOOL, STRING, INT_OR_STRING, TOKEN_IDS, LIST, MAP
+        INT, DOUBLE, BOOL, STRING, INT_OR_STRING, TOKEN_IDS, LIST, MAP, POS_OR_POS_LIST
     }
 
     static Key pos(String name, int dflt) {
@@ -84,6 +84,11 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
     /** An integer or a string, or null (exaone4's {@code sliding_window_pattern}: a period or "LLLG"). */
     static Key intOrStringOrNull(String name, Object dflt) {
         return new Key(name, Kind.INT_OR_STRING, true, dflt, true, false, Integer.MAX_VALUE);
+    }
+
+    /** A positive integer, or a list of them, one per layer (HunYuan-MoE's {@code moe_topk}). */
+    static Key posOrPerLayer(String name, int dflt) {
+        return new Key(name, Kind.POS_OR_POS_LIST, false, dflt, true, true, Integer.MAX_VALUE);
     }
 
     static Key tok(String name, Integer dflt) {
@@ -213,6 +218,21 @@ record Key(String name, Kind kind, boolean nullable, Object defaultValue, boolea
                     return Collections.unmodifiableList(ids);
                 }
                 throw invalid(label, value, "must be a token id or a list of token ids");
+            }
+            case POS_OR_POS_LIST -> {
+                Object values = value instanceof List<?> ? value : List.of(value);
+                List<Object> ints = new ArrayList<>();
+                for (Object o : (List<?>) values) {
+                    Integer i = o == null ? null : asInt(o);
+                    if (i == null || i <= 0) {
+                        throw invalid(label, value, "must be a positive integer or a list of them, one per layer");
+                    }
+                    ints.add(i);
+                }
+                if (ints.isEmpty()) {
+                    throw invalid(label, value, "must be a positive integer or a list of them, one per layer");
+                }
+                return value instanceof List<?> ? Collections.unmodifiableList(ints) : ints.getFirst();
             }
             case LIST -> {
                 if (!(value instanceof List<?>)) {

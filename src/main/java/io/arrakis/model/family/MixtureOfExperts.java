@@ -22,10 +22,12 @@ import java.util.List;
  * @param sparseLayers per layer, whether its MLP is this mixture rather than a dense gated MLP of
  *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
  * @param denseWidth the width of the dense layers' MLP; 0 where every layer is sparse
+ * @param float32Router whether the router's weight is held in float32 whatever the model's dtype, as loaded from the
+ *     checkpoint, and makes its logits in float32 from the token in float32 (HunYuan-MoE's {@code gate.wg})
  */
 public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights, int sharedWidth,
         ClampedSwiglu clampedSwiglu, boolean sharedGated, Grouped grouped, List<Boolean> sparseLayers,
-        int denseWidth) {
+        int denseWidth, boolean float32Router) {
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
@@ -111,49 +113,57 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** Experts routed as {@code routing} says, without a shared expert, every layer sparse. */
     public MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
                             ClampedSwiglu clampedSwiglu) {
-        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0);
+        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false);
     }
 
     /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
-        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0,
+                false);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts softmaxGrouped(int experts, int topK, Grouped grouped) {
-        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0,
+                false);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} with {@code grouped}'s settings. */
     public static MixtureOfExperts softmaxGroupedInModelDtype(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null, false,
-                grouped, null, 0);
+                grouped, null, 0, false);
     }
 
     /**
      * Whether the router's logits are made in float32 whatever the model's dtype (the grouped routings but
-     * Mistral 4's).
+     * Mistral 4's, from a float32 copy of the model's router; a {@link #float32Router}).
      */
     public boolean float32Logits() {
-        return grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
+        return float32Router || grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
     public MixtureOfExperts withSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, true, grouped,
-                sparseLayers, denseWidth);
+                sparseLayers, denseWidth, float32Router);
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output added as it is. */
     public MixtureOfExperts withUngatedSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, false, grouped,
-                sparseLayers, denseWidth);
+                sparseLayers, denseWidth, float32Router);
     }
 
     /** These experts on the layers {@code sparse} marks, a dense gated MLP of {@code width} on the others. */
     public MixtureOfExperts withDenseLayers(List<Boolean> sparse, int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
-                grouped, sparse, width);
+                grouped, sparse, width, float32Router);
+    }
+
+    /** These experts with their router's weight held in float32 ({@link #float32Router}). */
+    public MixtureOfExperts withFloat32Router() {
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
+                grouped, sparseLayers, denseWidth, true);
     }
 
     /** Whether layer {@code layer}'s MLP is this mixture. */
