@@ -469,7 +469,8 @@ final class Forward {
         List<Tensor> top;
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
-        if (moe.grouped() != null || routing == MixtureOfExperts.Routing.SIGMOID_BIASED) {
+        if (moe.grouped() != null || routing == MixtureOfExperts.Routing.SIGMOID_BIASED
+                || routing == MixtureOfExperts.Routing.SOFTMAX_BIASED) {
             Choice choice = scoredChoice(logits, l.expertScoreBias(), x.dtype());
             top = List.of(choice.weights(), choice.experts());
             weights = choice.weights();
@@ -487,8 +488,8 @@ final class Forward {
                 weights = routing == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
                         ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
             }
-            weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
         }
+        weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
         Tensor chosen = hook.at(b + "mlp.hook_expert_indices", top.get(1));
         weights = hook.at(b + "mlp.hook_expert_weights", weights).reshape(tokens * k, 1);
         ExpertRoutes routes = ExpertRoutes.of(chosen == top.get(1) && picks != null ? picks : chosen.toLongArray(), k,
@@ -535,19 +536,22 @@ final class Forward {
      * are found with the experts read back to the host, where the routes are read anyway.
      * {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the model's {@code dtype} before
      * it is added to the float32 scores, as transformers holds it in that dtype;
-     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased, and
-     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE}'s the same in the logits' dtype.
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased,
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE}'s the same in the logits' dtype, and
+     * {@link MixtureOfExperts.Routing#SOFTMAX_BIASED}'s the softmax with the float32 bias added to choose.
      */
     private Choice scoredChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
-        MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED
+        MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED and SOFTMAX_BIASED
         boolean inModelDtype = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
-        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED || inModelDtype;
+        boolean softmaxBiased = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_BIASED;
+        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED || inModelDtype || softmaxBiased;
         Tensor wide = inModelDtype || logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32);
         Tensor scores = softmax ? wide.softmax(-1) : wide.sigmoid();
         Tensor biased = scores;
-        if (!softmax) {
-            DType biasDtype = g != null ? DType.FLOAT32 : dtype; // added as libtorch promotes, float32 or wider
+        if (!softmax || softmaxBiased) {
+            // added as libtorch promotes, float32 or wider
+            DType biasDtype = g != null || softmaxBiased ? DType.FLOAT32 : dtype;
             biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
         }
         if (g != null && g.topGroups() < g.groups()) {
@@ -564,7 +568,8 @@ final class Forward {
         Tensor weights = scores.reshape(tokens * moe.experts()).indexSelect(0, indices(flat, logits.device()))
                 .view(shape[0], shape[1], moe.topK());
         if (g == null) {
-            return new Choice(weights.div(weights.sum(-1, true)), top.get(1), chosen);
+            Tensor sum = weights.sum(-1, true);
+            return new Choice(weights.div(softmaxBiased ? sum.clamp(moe.normMin(), null) : sum), top.get(1), chosen);
         }
         if (g.normalized()) {
             weights = weights.div(weights.sum(-1, true).add(1e-20));

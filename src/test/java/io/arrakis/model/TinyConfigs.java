@@ -27,11 +27,15 @@ final class TinyConfigs {
         // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
         if (raw.containsKey("moe_intermediate_size")) {
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
-                    : raw.containsKey("n_routed_experts") ? "n_routed_experts" : "num_local_experts", 4,
+                    : raw.containsKey("n_routed_experts") ? "n_routed_experts"
+                    : raw.containsKey("moe_num_experts") ? "moe_num_experts" : "num_local_experts", 4,
                     "num_experts_per_tok", 2));
         }
         if (family.equals("minimax-m2")) { // its 256 experts, top 8
             o.putAll(Map.of("num_local_experts", 4, "num_experts_per_tok", 2));
+        }
+        if (family.equals("hunyuan-v1-moe")) { // one expert, top 1, by default
+            o.putAll(Map.of("num_experts", 4, "moe_topk", 2));
         }
         if (raw.containsKey("shared_expert_intermediate_size")) {
             o.put("shared_expert_intermediate_size", 40);

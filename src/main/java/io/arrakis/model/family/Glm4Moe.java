@@ -156,6 +156,14 @@ final class Glm4Moe extends ModelFamily {
      * none) are not read.
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias) {
+        return checkpointOf(a, unread, scoreBias, attentionTensors(a));
+    }
+
+    /**
+     * GLM-4.5's attention tensors: the query, key and value projections with their biases where
+     * {@link Architecture#qkvBias}, the query and key norms where it has them, the output projection and its bias.
+     */
+    static List<CheckpointTensor> attentionTensors(Architecture a) {
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
@@ -172,7 +180,7 @@ final class Glm4Moe extends ModelFamily {
         if (a.outBias()) { // dots1's, as Qwen3's attention_bias says
             attention.add(stored("self_attn.o_proj.bias", BO, d));
         }
-        return checkpointOf(a, unread, scoreBias, attention);
+        return attention;
     }
 
     /**
@@ -180,24 +188,31 @@ final class Glm4Moe extends ModelFamily {
      * a correction bias where {@code scoreBias} is null (DeepSeek-V2's).
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
-        return checkpointOf(a, unread, scoreBias, attention, LlamaLayout.experts(a, "mlp.experts."));
+        return checkpointOf(a, unread, scoreBias == null ? null : stored(scoreBias, EXPERT_SCORE_BIAS, a.moe().experts()),
+                attention, LlamaLayout.experts(a, "mlp.experts."));
     }
 
-    /** {@link #checkpointOf(Architecture, String, String, List)} with these {@code experts} (Mistral 4's fused). */
-    static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention,
-                                   List<CheckpointTensor> experts) {
+    /**
+     * {@link #checkpointOf(Architecture, String, String, List)} with this {@code scoreBias} tensor (ERNIE 4.5's
+     * {@code [1, experts]}) and these {@code experts} (Mistral 4's fused); the shared experts' tensors where it has
+     * them.
+     */
+    static Checkpoint checkpointOf(Architecture a, String unread, CheckpointTensor scoreBias,
+                                   List<CheckpointTensor> attention, List<CheckpointTensor> experts) {
         long d = a.dModel();
         MixtureOfExperts moe = a.moe();
         long dense = moe.denseWidth();
         long shared = moe.sharedWidth();
         List<CheckpointTensor> sparse = new ArrayList<>(List.of(linear("mlp.gate.weight", W_ROUTER, moe.experts(), d)));
         if (scoreBias != null) {
-            sparse.add(stored(scoreBias, EXPERT_SCORE_BIAS, moe.experts()));
+            sparse.add(scoreBias);
         }
         sparse.addAll(experts);
-        sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
-                linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
-                linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+        if (moe.hasSharedExpert()) {
+            sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
+                    linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
+                    linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+        }
         Checkpoint.Builder builder = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d))

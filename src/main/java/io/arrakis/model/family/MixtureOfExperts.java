@@ -23,11 +23,14 @@ import java.util.List;
  *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
  * @param denseWidth the width of the dense layers' MLP; 0 where every layer is sparse
  * @param float32Router whether the router's weight is held in float32 whatever the model's dtype, as loaded from the
- *     checkpoint, and makes its logits in float32 from the token in float32 (HunYuan-MoE's {@code gate.wg})
+ *     checkpoint, and makes its logits in float32 from the token in float32 (HunYuan-MoE's {@code gate.wg}, ERNIE
+ *     4.5's {@code gate.weight})
+ * @param normMin the least sum {@link Routing#SOFTMAX_BIASED} divides the chosen scores by ({@code moe_norm_min}); 0
+ *     for the other routings
  */
 public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights, int sharedWidth,
         ClampedSwiglu clampedSwiglu, boolean sharedGated, Grouped grouped, List<Boolean> sparseLayers,
-        int denseWidth, boolean float32Router) {
+        int denseWidth, boolean float32Router, double normMin) {
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
@@ -74,7 +77,14 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * divided by their sum (plus {@code 1e-20}) where {@link Grouped#normalized}, times
          * {@link Grouped#routedScale}, each step rounded to the model's dtype.
          */
-        SOFTMAX_GROUPED_IN_MODEL_DTYPE
+        SOFTMAX_GROUPED_IN_MODEL_DTYPE,
+        /**
+         * ERNIE 4.5's: the router's logits in float32 ({@link MixtureOfExperts#float32Router}), their softmax as
+         * scores; a token chooses its {@code topK} experts by score plus the expert's float32 correction bias; its
+         * weights are the chosen scores without the bias, divided by their sum or by {@link MixtureOfExperts#normMin}
+         * where the sum is smaller, then rounded to the model's dtype.
+         */
+        SOFTMAX_BIASED
     }
 
     /**
@@ -113,25 +123,25 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** Experts routed as {@code routing} says, without a shared expert, every layer sparse. */
     public MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
                             ClampedSwiglu clampedSwiglu) {
-        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false);
+        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false, 0);
     }
 
     /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0,
-                false);
+                false, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts softmaxGrouped(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0,
-                false);
+                false, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} with {@code grouped}'s settings. */
     public static MixtureOfExperts softmaxGroupedInModelDtype(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null, false,
-                grouped, null, 0, false);
+                grouped, null, 0, false, 0);
     }
 
     /**
@@ -145,25 +155,34 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
     public MixtureOfExperts withSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, true, grouped,
-                sparseLayers, denseWidth, float32Router);
+                sparseLayers, denseWidth, float32Router, normMin);
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output added as it is. */
     public MixtureOfExperts withUngatedSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, false, grouped,
-                sparseLayers, denseWidth, float32Router);
+                sparseLayers, denseWidth, float32Router, normMin);
     }
 
     /** These experts on the layers {@code sparse} marks, a dense gated MLP of {@code width} on the others. */
     public MixtureOfExperts withDenseLayers(List<Boolean> sparse, int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
-                grouped, sparse, width, float32Router);
+                grouped, sparse, width, float32Router, normMin);
     }
 
     /** These experts with their router's weight held in float32 ({@link #float32Router}). */
     public MixtureOfExperts withFloat32Router() {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
-                grouped, sparseLayers, denseWidth, true);
+                grouped, sparseLayers, denseWidth, true, normMin);
+    }
+
+    /**
+     * ERNIE 4.5's experts, routed as {@link Routing#SOFTMAX_BIASED} by a float32 router, dividing by at least
+     * {@code normMin}, every layer sparse.
+     */
+    public static MixtureOfExperts softmaxBiased(int experts, int topK, double normMin) {
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_BIASED, false, 0, null, false, null, null, 0, true,
+                normMin);
     }
 
     /** Whether layer {@code layer}'s MLP is this mixture. */
