@@ -112,9 +112,9 @@ class Ernie45MoeTest {
     }
 
     /**
-     * In a bfloat16 model the router and the correction bias keep the float32 values the checkpoint stores (transformers
-     * keeps them in float32), the logits are float32, and the weights are rounded to bfloat16 before they weight the
-     * experts' outputs, as {@code Ernie4_5_MoeTopKRouter} returns them.
+     * In a bfloat16 model the router and the correction bias keep the float32 values the checkpoint stores
+     * (transformers keeps them in float32), the logits are float32, and the weights are rounded to bfloat16 before they
+     * weight the experts' outputs, as {@code Ernie4_5_MoeTopKRouter} returns them.
      */
     @Test
     void aBfloat16ModelRoutesInFloat32AndWeightsInBfloat16() {

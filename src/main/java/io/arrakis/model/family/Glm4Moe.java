@@ -188,8 +188,8 @@ final class Glm4Moe extends ModelFamily {
      * a correction bias where {@code scoreBias} is null (DeepSeek-V2's).
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
-        return checkpointOf(a, unread, scoreBias == null ? null : stored(scoreBias, EXPERT_SCORE_BIAS, a.moe().experts()),
-                attention, LlamaLayout.experts(a, "mlp.experts."));
+        CheckpointTensor bias = scoreBias == null ? null : stored(scoreBias, EXPERT_SCORE_BIAS, a.moe().experts());
+        return checkpointOf(a, unread, bias, attention, LlamaLayout.experts(a, "mlp.experts."));
     }
 
     /**
