@@ -22,8 +22,8 @@ import java.util.TreeSet;
 
 /**
  * Reads a Hugging Face checkpoint's tensors into {@link Weights} as the family's {@link Checkpoint} describes them:
- * each tensor checked against its shape, converted to the model's dtype and device, transposed where it is an
- * {@code nn.Linear} weight, split where Hugging Face fuses projections.
+ * each tensor checked against its shape, converted to the model's dtype (or float32, where Hugging Face keeps it so)
+ * and device, transposed where it is an {@code nn.Linear} weight, split where Hugging Face fuses projections.
  */
 final class HfWeights {
 

@@ -61,7 +61,10 @@ class HunYuanMoeTest {
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_moe")
                 .with(Map.of("num_hidden_layers", 3, "num_experts", 8, "moe_topk", List.of(2, 2))).architecture())
                 .getMessage();
-        assertTrue(m.contains("moe_topk") && m.contains("one entry per layer"), m);
+        assertTrue(m.contains("moe_topk") && m.contains("an entry for each layer"), m);
+        assertEquals(4, HookedAutoConfig.of("hunyuan_v1_moe").with(Map.of("num_experts", 8, "num_hidden_layers", 4,
+                "moe_topk", List.of(4, 4, 4, 4, 2, 1))).with("num_hidden_layers", 4).architecture().moe().topK(),
+                "entries beyond the last layer are not read, as transformers reads a layer's own");
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_moe")
                 .with(Map.of("num_experts", 8, "moe_topk", 9)).architecture()).getMessage();
         assertTrue(m.contains("moe_topk") && m.contains("exceeds num_experts"), m);
@@ -117,6 +120,15 @@ class HunYuanMoeTest {
                 }
             }
             assertEquals(DType.FLOAT32, out.cache().get("blocks.1.mlp.hook_expert_weights").dtype());
+        }
+        // transformers' gate.wg is float32 in a float64 model too, its logits made in float32
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel double64 = HookedAutoModel.fromPretrained(dir, DType.FLOAT64, Device.CPU);
+             ModelOutput out = double64.forward(Tensor.of(new long[] {3, 9, 27}, 1, 3), CacheSpec.only(
+                     "blocks.1.mlp.hook_router_logits"))) {
+            assertEquals(DType.FLOAT32, double64.weights().layers.get(1).wrouter().dtype());
+            assertEquals(DType.FLOAT64, double64.weights().layers.get(1).wq().dtype());
+            assertEquals(DType.FLOAT32, out.cache().get("blocks.1.mlp.hook_router_logits").dtype());
         }
     }
 }

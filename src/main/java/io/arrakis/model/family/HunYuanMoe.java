@@ -41,7 +41,7 @@ import static io.arrakis.model.family.Slot.W_ROUTER;
  *
  * <p>Keys: {@code HunYuanMoEV1Config} of {@code transformers} 5.17, plus the rotary keys 4.x files carry in place of
  * {@code rope_parameters}, except that {@code head_dim} defaults to the published models' 128 and may not be null, as
- * for HunYuan dense. {@code moe_topk} may be a list, one entry per layer, as the class allows; entries that differ are
+ * for HunYuan dense. {@code moe_topk} may be a list, an entry per layer, as the class allows; entries that differ are
  * refused (not implemented). Checkpoint: Llama's layout with the two attention norms, {@code mlp.gate.wg}, one tensor
  * per expert, {@code mlp.experts.{e}.gate_proj/up_proj/down_proj}, and
  * {@code mlp.shared_mlp.gate_proj/up_proj/down_proj}, as the published files and {@code save_pretrained} store them.
@@ -79,17 +79,21 @@ final class HunYuanMoe extends ModelFamily {
                 .build();
     }
 
-    /** {@code moe_topk}: one number, or one per layer, all the same. */
+    /**
+     * {@code moe_topk}: one number, or one per layer, all the same; entries beyond the last layer are not read, as
+     * transformers reads a layer's own.
+     */
     private static int topK(Settings s) {
         Object value = s.get("moe_topk");
         if (value instanceof Integer k) {
             return k;
         }
-        List<?> perLayer = (List<?>) value;
+        List<?> listed = (List<?>) value;
         int layers = s.integer("num_hidden_layers");
-        if (perLayer.size() != layers) {
-            throw invalid("moe_topk", value, "must hold one entry per layer (num_hidden_layers = " + layers + ")");
+        if (listed.size() < layers) {
+            throw invalid("moe_topk", value, "must hold an entry for each layer (num_hidden_layers = " + layers + ")");
         }
+        List<?> perLayer = listed.subList(0, layers);
         if (new HashSet<>(perLayer).size() > 1) {
             throw invalid("moe_topk", value, "differs between layers, which is not implemented; only the same top k"
                     + " on every layer is");
