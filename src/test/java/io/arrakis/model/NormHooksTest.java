@@ -110,7 +110,8 @@ class NormHooksTest {
              ModelOutput out = model.forward(reference.tensor("input_ids").copy())) {
             int width = (int) model.config().dModel();
             int layers = model.config().nLayers();
-            boolean inputNorms = !Set.of("olmo2", "olmo3", "exaone4").contains(modelType); // sublayer outputs only
+            // sublayer outputs only
+            boolean inputNorms = !Set.of("olmo2", "olmo3", "flex_olmo", "exaone4").contains(modelType);
             int checked = 0;
             for (int i = 0; i < layers; i++) {
                 String b = "blocks." + i + ".";

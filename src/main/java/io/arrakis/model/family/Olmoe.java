@@ -71,6 +71,11 @@ final class Olmoe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a);
+    }
+
+    /** Llama's layout with the query and key norms, the router {@code mlp.gate} and one tensor per expert. */
+    static Checkpoint checkpointOf(Architecture a) {
         List<CheckpointTensor> moe = new ArrayList<>();
         moe.add(linear("mlp.gate.weight", W_ROUTER, a.moe().experts(), a.dModel()));
         moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
