@@ -894,7 +894,7 @@ final class Forward {
                                    Device device) {
             int rotaryDim = rope.dim();
             int half = rotaryDim / 2;
-            float[] invFreq = rope.inverseFrequencies();
+            float[] invFreq = rope.inverseFrequencies(pos);
             float scale = (float) rope.attentionFactor();
             float[] cosValues = new float[(int) pos * rotaryDim];
             float[] sinValues = new float[(int) pos * rotaryDim];

@@ -793,11 +793,14 @@ class HookedAutoConfigTest {
                 {"model_type": "qwen2", "original_max_position_embeddings": 4096,
                  "rope_scaling": {"type": "linear", "factor": 2.0}}
                 """).architecture().rope().scaling());
-        // Phi3Config takes default and longrope only (reading yarn and su as longrope), and longrope is refused
-        for (String type : List.of("yarn", "linear", "su")) {
+        // Phi3Config takes default and longrope only, reading yarn and su as longrope, which needs its factors
+        for (String type : List.of("yarn", "su")) {
             String m = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", type, "factor", 4.0));
-            assertTrue(m.contains("rope_scaling.rope_type") && m.contains(type), m);
+            assertTrue(m.contains("short_factor") && m.contains("\"longrope\" requires"), m);
         }
+        String linearPhi3 = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", "linear",
+                "factor", 4.0));
+        assertTrue(linearPhi3.contains("rope_scaling.rope_type") && linearPhi3.contains("linear"), linearPhi3);
         // Llama's model rotates the whole head whatever partial_rotary_factor says: refused, not guessed
         String partial = rejects(HookedAutoConfig.of("llama"), "rope_parameters", Map.of("rope_type", "default",
                 "partial_rotary_factor", 0.5));
@@ -835,13 +838,16 @@ class HookedAutoConfigTest {
             String at = rotaryObjectKey(family, key);
             String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "dynamic", "factor", 2.0)));
             assertTrue(m.contains(at + ".rope_type") && m.contains("\"dynamic\"") && m.contains("not implemented"), m);
+            // longrope takes one factor per rotary frequency
             m = rejects(c, key, rotaryObject(family, key, Map.of("type", "longrope", "short_factor", List.of(1.0),
                     "long_factor", List.of(1.0))));
             boolean olderKeyRefused = ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_scaling")
                     && m.contains(at + ".type") && m.contains("older key");
-            assertTrue((m.contains(at + ".rope_type") || olderKeyRefused) && m.contains("\"longrope\""), m);
+            assertTrue(olderKeyRefused || (FIXED_ROTARY.contains(family) ? m.contains("no scaling")
+                    : m.contains("short_factor has 1 entries")), m);
             m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "su")));
-            assertTrue(m.contains(at + ".rope_type") && m.contains("\"su\""), m);
+            assertTrue(LONGROPE_ONLY.contains(family) ? m.contains("short_factor") // Phi3Config reads su as longrope
+                    : m.contains(at + ".rope_type") && m.contains("\"su\""), m);
             m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "default", "mrope_section",
                     List.of(16, 24, 24))));
             assertTrue(m.contains(at) && m.contains("mrope_section"), m);
@@ -860,7 +866,7 @@ class HookedAutoConfigTest {
                 assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("no scaling"), m);
                 m = rejects(c, key, Map.of("rope_theta", 5e5));
                 assertTrue(m.contains(at + ".rope_theta") && m.contains("fixed base"), m);
-            } else if (UNSCALED_ROTARY.contains(family)) {
+            } else if (LONGROPE_ONLY.contains(family)) {
                 m = rejects(c, key, linear);
                 assertTrue(m.contains(at + ".rope_type = \"linear\"") && m.contains("longrope"), m);
             } else {
@@ -872,8 +878,8 @@ class HookedAutoConfigTest {
     /** Families whose modeling file fixes the rotary base and applies no scaling. */
     static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
 
-    /** Families whose configuration class takes no rotary scaling that the forward pass computes. */
-    static final Set<String> UNSCALED_ROTARY = Set.of("phi3");
+    /** Families whose configuration class takes no rotary scaling but longrope. */
+    static final Set<String> LONGROPE_ONLY = Set.of("phi3");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
     static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3");

@@ -17,7 +17,7 @@ import java.util.stream.IntStream;
 
 import static io.arrakis.model.HookedAutoConfigTest.FIXED_ROTARY;
 import static io.arrakis.model.HookedAutoConfigTest.ROTARY_PER_LAYER_TYPE;
-import static io.arrakis.model.HookedAutoConfigTest.UNSCALED_ROTARY;
+import static io.arrakis.model.HookedAutoConfigTest.LONGROPE_ONLY;
 import static io.arrakis.model.HookedAutoConfigTest.rotaryObject;
 import static io.arrakis.model.HookedAutoConfigTest.rotaryObjectKey;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -48,7 +48,7 @@ class RopeScalingOfEveryFamilyTest {
         String dynamic = refusal(fixture, family, entries(fixture, family, "rope_type", "dynamic", "factor", 2.0));
         assertTrue(dynamic.contains(at + ".rope_type") && dynamic.contains("\"dynamic\""), dynamic);
         Map<String, Object> linear = entries(fixture, family, "rope_type", "linear", "factor", 2.0);
-        if (FIXED_ROTARY.contains(family) || UNSCALED_ROTARY.contains(family)) {
+        if (FIXED_ROTARY.contains(family) || LONGROPE_ONLY.contains(family)) {
             String m = refusal(fixture, family, linear);
             assertTrue(m.contains(at + ".rope_type") && m.contains("\"linear\""), m);
             return;

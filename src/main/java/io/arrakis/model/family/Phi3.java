@@ -2,6 +2,7 @@ package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.Norm;
 
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -27,8 +28,9 @@ import static io.arrakis.model.family.Slot.*;
  * Phi-3 ({@code transformers/models/phi3}): Llama without biases, rotary embeddings on
  * {@code int(d_head * partial_rotary_factor)} dimensions, {@code sliding_window} on every layer when not null, and
  * fused projections: {@code qkv_proj} ({@code [q | k | v]} rows) and {@code gate_up_proj} ({@code [gate | up]}).
- * Its rotary embedding is unscaled: transformers' configuration class takes only {@code longrope} besides (the
- * long-context models' scaling, and what it makes of {@code yarn} and {@code su}), which is refused here.
+ * Its rotary embedding is unscaled or {@code longrope} (the long-context models': Phi-3-mini-128k, Phi-3.5-mini,
+ * Phi-4-mini), which transformers' configuration class also makes of {@code su} and {@code yarn}, and whose
+ * pretraining context is the top-level {@code original_max_position_embeddings}; it takes no other type.
  */
 final class Phi3 extends ModelFamily {
 
@@ -48,18 +50,37 @@ final class Phi3 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        Architecture a = LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
-                .rotary("rope_theta", "partial_rotary_factor")
+        Architecture a = LlamaLayout.standardKeys(suAndYarnAsLongRope(s)).headDim("head_dim")
+                .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", "partial_rotary_factor")
                 .slidingWindow(s.integerOrNull("sliding_window"))
                 .build();
-        if (!(a.rope().scaling() instanceof Rope.Unscaled)) {
+        if (!(a.rope().scaling() instanceof Rope.Unscaled || a.rope().scaling() instanceof Rope.LongRope)) {
             String key = s.get("rope_scaling") instanceof Map<?, ?> m && !m.isEmpty() ? "rope_scaling" : "rope_parameters";
             Map<?, ?> object = (Map<?, ?>) s.get(key);
             throw invalid(key + ".rope_type", object.containsKey("rope_type") ? object.get("rope_type") : object.get("type"),
                     "is not a rope type of Phi-3: transformers' Phi3Config takes \"default\" and \"longrope\" (it reads"
-                    + " \"yarn\" and \"su\" as \"longrope\"), and longrope is not implemented");
+                    + " \"yarn\" and \"su\" as \"longrope\")");
         }
         return a;
+    }
+
+    /**
+     * The settings with a rotary object of type {@code "su"} or {@code "yarn"} read as {@code "longrope"}, as
+     * Phi3Config reads it.
+     */
+    private static Settings suAndYarnAsLongRope(Settings s) {
+        Settings read = s;
+        for (String key : List.of("rope_scaling", "rope_parameters")) {
+            if (s.get(key) instanceof Map<?, ?> object) {
+                Map<Object, Object> renamed = new LinkedHashMap<>(object);
+                for (String typeKey : List.of("rope_type", "type")) {
+                    renamed.computeIfPresent(typeKey, (k, type) -> type.equals("su") || type.equals("yarn")
+                            ? "longrope" : type);
+                }
+                read = read.with(key, renamed);
+            }
+        }
+        return read;
     }
 
     @Override

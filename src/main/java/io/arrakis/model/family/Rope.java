@@ -1,5 +1,7 @@
 package io.arrakis.model.family;
 
+import java.util.List;
+
 /**
  * Rotary position embeddings: the first {@code dim} features of each head are rotated by angles
  * {@code position * inverseFrequencies()[i]}, and cos and sin are multiplied by {@link #attentionFactor()}. The
@@ -49,17 +51,42 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
-     * The {@code dim / 2} inverse frequencies, in float32.
+     * {@code "longrope"} (Phi-3's long-context models): each frequency divided by its own factor, of
+     * {@code shortFactor} for a pass of at most {@code originalMaxPositions} positions and of {@code longFactor} for a
+     * longer one, as transformers switches them by the pass's length; cos and sin scaled by {@code attentionFactor}.
+     */
+    public record LongRope(List<Double> shortFactor, List<Double> longFactor, int originalMaxPositions,
+            double attentionFactor) implements Scaling {
+        public LongRope {
+            shortFactor = List.copyOf(shortFactor);
+            longFactor = List.copyOf(longFactor);
+        }
+    }
+
+    /**
+     * The {@code dim / 2} inverse frequencies of a pass within the pretraining context (longrope's short factors), in
+     * float32.
      *
      * @return a new array
      */
     public float[] inverseFrequencies() {
+        return inverseFrequencies(1);
+    }
+
+    /**
+     * The {@code dim / 2} inverse frequencies of a pass over {@code positions} positions, in float32: longrope's long
+     * factors where that is more than its pretraining context, the same frequencies for any length otherwise.
+     *
+     * @return a new array
+     */
+    public float[] inverseFrequencies(long positions) {
         return switch (scaling) {
             case Unscaled u -> unscaled();
             case NtkAlpha a -> unscaled(theta * Math.pow(a.alpha(), (double) dim / (dim - 2)));
             case Linear l -> linear(l);
             case Llama3 l -> llama3(l);
             case Yarn y -> yarn(y);
+            case LongRope l -> longRope(positions > l.originalMaxPositions() ? l.longFactor() : l.shortFactor());
         };
     }
 
@@ -70,7 +97,21 @@ public record Rope(int dim, double theta, Scaling scaling) {
      *     it (e.g. YaRN's correction range with {@code theta} 1, or a vanishing beta)
      */
     Rope checked() {
-        float[] inv = inverseFrequencies();
+        if (scaling instanceof LongRope l) {
+            for (List<Double> factors : List.of(l.shortFactor(), l.longFactor())) {
+                if (factors.size() != dim / 2) {
+                    throw new IllegalArgumentException("longrope's " + (factors == l.shortFactor() ? "short" : "long")
+                            + "_factor has " + factors.size() + " entries, but rotating " + dim + " features of a"
+                            + " head takes one per frequency, " + dim / 2);
+                }
+            }
+            check(inverseFrequencies((long) l.originalMaxPositions() + 1));
+        }
+        check(inverseFrequencies());
+        return this;
+    }
+
+    private void check(float[] inv) {
         for (int i = 0; i < inv.length; i++) {
             if (!(inv[i] > 0) || Float.isInfinite(inv[i])) {
                 throw new IllegalArgumentException("rotary embeddings with rope_theta " + theta + " and " + scaling
@@ -78,16 +119,19 @@ public record Rope(int dim, double theta, Scaling scaling) {
                         + "; every one must be a positive number");
             }
         }
-        return this;
     }
 
     /**
-     * The factor cos and sin are multiplied by: YaRN's {@code attention_factor}, 1 otherwise.
+     * The factor cos and sin are multiplied by: YaRN's and longrope's {@code attention_factor}, 1 otherwise.
      *
      * @return the factor
      */
     public double attentionFactor() {
-        return scaling instanceof Yarn y ? y.attentionFactor() : 1.0;
+        return switch (scaling) {
+            case Yarn y -> y.attentionFactor();
+            case LongRope l -> l.attentionFactor();
+            default -> 1.0;
+        };
     }
 
     /** {@code 1 / theta^(2i / dim)}, the float32 exponent as {@code arange(0, dim, 2).float() / dim}. */
@@ -100,6 +144,16 @@ public record Rope(int dim, double theta, Scaling scaling) {
         float[] inv = new float[dim / 2];
         for (int i = 0; i < inv.length; i++) {
             inv[i] = (float) (1.0 / Math.pow(base, (float) (2 * i) / dim));
+        }
+        return inv;
+    }
+
+    /** {@code 1 / (factor_i · theta^(2i / dim))}, each step in float32, as {@code _compute_longrope_parameters}. */
+    private float[] longRope(List<Double> factors) {
+        float[] inv = new float[dim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            float power = (float) Math.pow(theta, (float) (2 * i) / dim);
+            inv[i] = 1.0f / (factors.get(i).floatValue() * power);
         }
         return inv;
     }

@@ -1,5 +1,6 @@
 package io.arrakis.model.family;
 
+import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -25,10 +26,12 @@ final class RopeScalings {
             "linear", Set.of("factor"),
             "llama3", Set.of("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
             "yarn", Set.of("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
-                    "mscale", "mscale_all_dim", "truncate"));
+                    "mscale", "mscale_all_dim", "truncate"),
+            "longrope", Set.of("short_factor", "long_factor", "factor", "attention_factor",
+                    "original_max_position_embeddings"));
 
     /** Types of {@code transformers}' {@code ROPE_INIT_FUNCTIONS} that the forward pass does not compute. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("dynamic", "longrope", "proportional");
+    private static final List<String> NOT_IMPLEMENTED = List.of("dynamic", "proportional");
 
     private final Map<?, ?> entries;
     private final String key;
@@ -103,6 +106,7 @@ final class RopeScalings {
             case "linear" -> new Rope.Linear(positive("factor"));
             case "llama3" -> llama3(original);
             case "yarn" -> yarn(original, maxPositions);
+            case "longrope" -> longRope(original, maxPositions);
             default -> throw new AssertionError(type);
         };
     }
@@ -156,6 +160,42 @@ final class RopeScalings {
         // Python's `beta or default`: 0 and None both mean the default
         return new Rope.Yarn(factor, attentionFactor, betaFast == null || betaFast == 0 ? 32 : betaFast,
                 betaSlow == null || betaSlow == 0 ? 1 : betaSlow, original, t);
+    }
+
+    /**
+     * {@code _compute_longrope_parameters}: a null factor is the context's growth; without an attention factor,
+     * {@code sqrt(1 + ln(factor) / ln(original))}, or 1 where the factor is at most 1.
+     */
+    private Rope.LongRope longRope(int original, int maxPositions) {
+        List<Double> shortFactor = factors("short_factor");
+        List<Double> longFactor = factors("long_factor");
+        double factor = entries.get("factor") == null ? (double) maxPositions / original : positive("factor");
+        Double attentionFactor = optionalNumber("attention_factor");
+        if (attentionFactor == null) {
+            attentionFactor = factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+        } else if (!(attentionFactor > 0) || attentionFactor.isInfinite()) {
+            throw invalid(key + ".attention_factor", attentionFactor, "must be a positive number (cos and sin are"
+                    + " scaled by it)");
+        }
+        return new Rope.LongRope(shortFactor, longFactor, original, attentionFactor);
+    }
+
+    /** A list of positive numbers, one per rotary frequency (its length is checked against the rotary dimension). */
+    private List<Double> factors(String name) {
+        require(name);
+        if (!(entries.get(name) instanceof List<?> list) || list.isEmpty()) {
+            throw invalid(key + "." + name, entries.get(name), "must be a list of positive numbers, one per rotary"
+                    + " frequency");
+        }
+        List<Double> factors = new ArrayList<>();
+        for (Object v : list) {
+            if (!(v instanceof Number n) || !(n.doubleValue() > 0) || Double.isInfinite(n.doubleValue())) {
+                throw invalid(key + "." + name, entries.get(name), "must be a list of positive numbers, one per"
+                        + " rotary frequency");
+            }
+            factors.add(n.doubleValue());
+        }
+        return factors;
     }
 
     private static double mscale(double scale, double mscale) {
