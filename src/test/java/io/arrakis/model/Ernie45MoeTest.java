@@ -2,6 +2,8 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.testing.Bfloat16;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -68,6 +70,8 @@ class Ernie45MoeTest {
                 c.architecture().moe().sparseLayers());
         c = HookedAutoConfig.of("ernie4_5_moe").with(Map.of("num_hidden_layers", 3, "moe_layer_start_index", 0));
         assertEquals(List.of(true, true, true), c.architecture().moe().sparseLayers(), "-1: up to the last layer");
+        assertEquals(List.of(false, false, false), c.with("moe_layer_end_index", -2).architecture().moe()
+                .sparseLayers(), "only -1 means the last layer: -2 ends before the first");
     }
 
     @Test
@@ -131,6 +135,68 @@ class Ernie45MoeTest {
             assertTrue(layer.expertScoreBias().allclose(wide.weights().layers.get(1).expertScoreBias(), 0, 0));
             assertEquals(DType.FLOAT32, out.cache().get("blocks.1.mlp.hook_router_logits").dtype());
             assertEquals(DType.BFLOAT16, out.cache().get("blocks.1.mlp.hook_expert_weights").dtype());
+        }
+    }
+
+    /**
+     * In bfloat16 each token's experts and weights are {@code Ernie4_5_MoeTopKRouter}'s, step by step: the float32
+     * logits of the bfloat16 token and the float32 router, their softmax, the top two of the softmax plus the float32
+     * correction bias, the unbiased scores divided by their sum or 0.4, rounded to bfloat16.
+     */
+    @Test
+    void aBfloat16ModelChoosesAndWeightsAsTheRouterDoes() {
+        Path dir = DerivedFixtures.of("ernie4_5-moe").orElseThrow();
+        long[] ids = new long[40];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = (i * 37 + 11) % 96;
+        }
+        for (int layer : new int[] {1, 2}) {
+            String b = "blocks." + layer + ".";
+            String p = "model.layers." + layer + ".mlp.";
+            try (TensorScope scope = TensorScope.open();
+                 SafeTensorsFile checkpoint = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+                 HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.BFLOAT16, Device.CPU);
+                 ModelOutput out = model.forward(Tensor.of(ids, 2, 20), CacheSpec.only(b + "ln2.hook_normalized",
+                         b + "mlp.hook_expert_weights", b + "mlp.hook_expert_indices"))) {
+                float[] x = out.cache().get(b + "ln2.hook_normalized").toFloatArray(); // bfloat16 values
+                float[] router = checkpoint.tensor(p + "gate.weight").toFloatArray(); // [experts, d], float32
+                float[] bias = checkpoint.tensor(p + "moe_statics.e_score_correction_bias").toFloatArray();
+                int d = model.config().dModel();
+                int experts = bias.length;
+                long[] chosen = out.cache().get(b + "mlp.hook_expert_indices").toLongArray();
+                float[] weights = out.cache().get(b + "mlp.hook_expert_weights").toFloatArray();
+                for (int t = 0; t < ids.length; t++) {
+                    double[] probs = new double[experts];
+                    double total = 0;
+                    for (int e = 0; e < experts; e++) {
+                        double logit = 0;
+                        for (int i = 0; i < d; i++) {
+                            logit += (double) x[t * d + i] * router[e * d + i];
+                        }
+                        probs[e] = Math.exp(logit);
+                        total += probs[e];
+                    }
+                    int first = -1;
+                    int second = -1;
+                    for (int e = 0; e < experts; e++) {
+                        probs[e] /= total;
+                        float choice = (float) probs[e] + bias[e]; // in float32, as the float32 bias adds
+                        if (first < 0 || choice > (float) probs[first] + bias[first]) {
+                            second = first;
+                            first = e;
+                        } else if (second < 0 || choice > (float) probs[second] + bias[second]) {
+                            second = e;
+                        }
+                    }
+                    assertEquals(first, chosen[2 * t], b + " token " + t);
+                    assertEquals(second, chosen[2 * t + 1], b + " token " + t);
+                    double sum = Math.max(probs[first] + probs[second], 0.4);
+                    assertEquals(Bfloat16.round((float) (probs[first] / sum)), weights[2 * t], 0.0079,
+                            b + " token " + t);
+                    assertEquals(Bfloat16.round((float) (probs[second] / sum)), weights[2 * t + 1], 0.0079,
+                            b + " token " + t);
+                }
+            }
         }
     }
 }
