@@ -475,6 +475,11 @@ final class Forward {
             top = List.of(choice.weights(), choice.experts());
             weights = choice.weights();
             picks = choice.picks();
+        } else if (routing == MixtureOfExperts.Routing.SPARSE_MIXER) {
+            Choice choice = sparseMixer(logits);
+            top = List.of(choice.weights(), choice.experts());
+            weights = choice.weights();
+            picks = choice.picks();
         } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
@@ -575,6 +580,57 @@ final class Forward {
             weights = weights.div(weights.sum(-1, true).add(1e-20));
         }
         return new Choice(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), top.get(1), chosen);
+    }
+
+    /**
+     * {@link MixtureOfExperts.Routing#SPARSE_MIXER}'s choice from {@code logits [batch, pos, experts]}, in their dtype,
+     * as {@code sparsemixer} of transformers' PhiMoE computes it outside training: the best expert, then the best of
+     * the others, each weighted by its share of a softmax over the logits close enough to its own.
+     */
+    private Choice sparseMixer(Tensor logits) {
+        long[] shape = logits.shape();
+        int experts = (int) shape[2];
+        long tokens = shape[0] * shape[1];
+        Tensor magnitude = logits.abs();
+        List<Tensor> first = logits.max(-1, true);
+        long[] firstPicks = first.get(1).toLongArray();
+        Tensor firstWeight = sparseMixerWeight(logits, logits, magnitude, first.get(0), firstPicks);
+        boolean[] taken = new boolean[(int) tokens * experts];
+        for (int t = 0; t < tokens; t++) {
+            taken[t * experts + (int) firstPicks[t]] = true;
+        }
+        Tensor takenMask = Tensor.of(taken, shape);
+        Tensor others = logits.maskedFill(logits.device().isCpu() ? takenMask : takenMask.to(logits.device()),
+                Double.NEGATIVE_INFINITY);
+        List<Tensor> second = others.max(-1, true);
+        long[] secondPicks = second.get(1).toLongArray();
+        Tensor secondWeight = sparseMixerWeight(others, logits, magnitude, second.get(0), secondPicks);
+        long[] picks = new long[(int) tokens * 2];
+        for (int t = 0; t < tokens; t++) {
+            picks[2 * t] = firstPicks[t];
+            picks[2 * t + 1] = secondPicks[t];
+        }
+        Tensor chosen = Tensor.cat(List.of(first.get(1), second.get(1)), -1);
+        return new Choice(Tensor.cat(List.of(firstWeight, secondWeight), -1), chosen, picks);
+    }
+
+    /**
+     * The softmax of {@code candidates} over the experts whose logit lies within {@code 2 · jitterEps} of
+     * {@code best}, relative to the larger of its magnitude and {@code best}, at each token's {@code picks}
+     * {@code [batch, pos, 1]}.
+     */
+    private Tensor sparseMixerWeight(Tensor candidates, Tensor logits, Tensor magnitude, Tensor best, long[] picks) {
+        long[] shape = logits.shape();
+        int experts = (int) shape[2];
+        Tensor factor = magnitude.where(magnitude.sub(best).gt(0.0), best); // abs().clamp(min=best)
+        Tensor far = best.sub(logits).div(factor).gt(2 * c.moe().jitterEps());
+        Tensor gates = candidates.maskedFill(far, Double.NEGATIVE_INFINITY).softmax(-1);
+        long[] flat = new long[picks.length];
+        for (int t = 0; t < picks.length; t++) {
+            flat[t] = (long) t * experts + picks[t];
+        }
+        return gates.reshape(picks.length * (long) experts).indexSelect(0, indices(flat, logits.device()))
+                .view(shape[0], shape[1], 1);
     }
 
     /**
@@ -895,7 +951,7 @@ final class Forward {
             int rotaryDim = rope.dim();
             int half = rotaryDim / 2;
             float[] invFreq = rope.inverseFrequencies(pos);
-            float scale = (float) rope.attentionFactor();
+            float scale = (float) rope.attentionFactor(pos);
             float[] cosValues = new float[(int) pos * rotaryDim];
             float[] sinValues = new float[(int) pos * rotaryDim];
             for (int p = 0; p < pos; p++) {

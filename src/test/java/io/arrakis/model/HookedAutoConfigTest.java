@@ -793,11 +793,14 @@ class HookedAutoConfigTest {
                 {"model_type": "qwen2", "original_max_position_embeddings": 4096,
                  "rope_scaling": {"type": "linear", "factor": 2.0}}
                 """).architecture().rope().scaling());
-        // Phi3Config takes default and longrope only, reading yarn and su as longrope, which needs its factors
-        for (String type : List.of("yarn", "su")) {
-            String m = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", type, "factor", 4.0));
-            assertTrue(m.contains("short_factor") && m.contains("\"longrope\" requires"), m);
-        }
+        // Phi3Config takes default and longrope only, reading yarn as longrope, which needs its factors, and su too
+        // where the object holds its original context
+        String yarnPhi3 = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", "yarn", "factor",
+                4.0));
+        assertTrue(yarnPhi3.contains("short_factor") && yarnPhi3.contains("\"longrope\" requires"), yarnPhi3);
+        String suPhi3 = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", "su", "factor", 4.0,
+                "original_max_position_embeddings", 4096));
+        assertTrue(suPhi3.contains("short_factor") && suPhi3.contains("\"longrope\" requires"), suPhi3);
         String linearPhi3 = rejects(HookedAutoConfig.of("phi3"), "rope_scaling", Map.of("rope_type", "linear",
                 "factor", 4.0));
         assertTrue(linearPhi3.contains("rope_scaling.rope_type") && linearPhi3.contains("linear"), linearPhi3);
@@ -844,13 +847,19 @@ class HookedAutoConfigTest {
             boolean olderKeyRefused = ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_scaling")
                     && m.contains(at + ".type") && m.contains("older key");
             assertTrue(olderKeyRefused || (FIXED_ROTARY.contains(family) ? m.contains("no scaling")
-                    : m.contains("short_factor has 1 entries")), m);
+                    : family.equals("phimoe") ? m.contains("short_mscale") : m.contains("short_factor has 1 entries")),
+                    m);
             m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "su")));
-            assertTrue(LONGROPE_ONLY.contains(family) ? m.contains("short_factor") // Phi3Config reads su as longrope
+            assertTrue(family.equals("phi3") ? m.contains("original_max_position_embeddings") // su is longrope there
                     : m.contains(at + ".rope_type") && m.contains("\"su\""), m);
             m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "default", "mrope_section",
                     List.of(16, 24, 24))));
             assertTrue(m.contains(at) && m.contains("mrope_section"), m);
+            if (family.equals("phimoe")) { // its rotary embedding takes default and longrope only
+                m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "llama3", "factor", 8.0)));
+                assertTrue(m.contains(at + ".rope_type") && m.contains("PhiMoE"), m);
+                continue;
+            }
             m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "llama3", "factor", 8.0,
                     "low_freq_factor", 1.0)));
             assertTrue(m.contains(at) && m.contains("high_freq_factor"), m);
@@ -879,7 +888,7 @@ class HookedAutoConfigTest {
     static final Set<String> FIXED_ROTARY = Set.of("gpt-j");
 
     /** Families whose configuration class takes no rotary scaling but longrope. */
-    static final Set<String> LONGROPE_ONLY = Set.of("phi3");
+    static final Set<String> LONGROPE_ONLY = Set.of("phi3", "phimoe");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
     static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3");

@@ -728,8 +728,8 @@ class HookedAutoModelTest {
             "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "jais2",
             "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "granitemoeshared",
             "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat", "dots1",
-            "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "stable-lm",
-            "starcoder2");
+            "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe",
+            "stable-lm", "starcoder2");
 
     @ParameterizedTest
     @MethodSource("families")

@@ -88,20 +88,42 @@ class LongRopeTest {
         }
     }
 
+    /**
+     * Each frequency in transformers' float32 steps: {@code base ** (arange(0, dim, 2).float() / dim)} rounded to
+     * float32, times the factor as float32, and 1 over that in float32.
+     */
+    @Test
+    void theFrequenciesAreTransformersFloat32Steps() {
+        Rope rope = phi3(longRope()).architecture().rope();
+        for (int pos : new int[] {ORIGINAL, ORIGINAL + 1}) {
+            List<Double> factors = pos > ORIGINAL ? LONG : SHORT;
+            float[] inverse = rope.inverseFrequencies(pos);
+            for (int i = 0; i < 6; i++) {
+                float power = (float) Math.pow(10000.0, (float) (2 * i) / 12);
+                assertEquals(1.0f / (factors.get(i).floatValue() * power), inverse[i], 0f, pos + ": frequency " + i);
+            }
+        }
+    }
+
     @Test
     void explicitFactorsAndTheOlderNamesAreRead() {
         assertEquals(1.25, phi3(longRope("attention_factor", 1.25)).architecture().rope().attentionFactor());
         assertEquals(Math.sqrt(1 + Math.log(2.0) / Math.log(ORIGINAL)), phi3(longRope("factor", 2.0)).architecture()
                 .rope().attentionFactor(), 1e-12, "a factor given wins over max / original");
         assertEquals(1.0, phi3(longRope("factor", 1.0)).architecture().rope().attentionFactor());
-        for (String older : List.of("su", "yarn")) { // Phi3Config reads both as longrope
-            assertEquals(phi3(longRope()).architecture().rope(), phi3(longRope("type", older)).architecture().rope(),
-                    older);
-        }
+        assertEquals(1.0, phi3(longRope("factor", 0.5)).architecture().rope().attentionFactor(), "at most 1: 1");
+        // Phi3Config reads both as longrope, su only with the original context in the object, where it moves none
+        assertEquals(phi3(longRope()).architecture().rope(), phi3(longRope("type", "yarn")).architecture().rope());
+        assertEquals(phi3(longRope()).architecture().rope(), phi3(longRope("type", "su",
+                "original_max_position_embeddings", 4096)).architecture().rope(), "the top-level one wins");
+        String m = assertThrows(IllegalArgumentException.class, () -> phi3(longRope("type", "su")).architecture())
+                .getMessage();
+        assertTrue(m.contains("rope_scaling.type") && m.contains("original_max_position_embeddings"), m);
         // transformers reads longrope for every family, from the rotary object's own original context
         Rope llama = HookedAutoConfig.of("llama").with(Map.of("head_dim", 12, "max_position_embeddings", 64,
                 "rope_parameters", longRope("original_max_position_embeddings", 16))).architecture().rope();
-        assertEquals(new Rope.LongRope(SHORT, LONG, 16, Math.sqrt(1 + Math.log(4.0) / Math.log(16))), llama.scaling());
+        double expected = Math.sqrt(1 + Math.log(4.0) / Math.log(16));
+        assertEquals(new Rope.LongRope(SHORT, LONG, 16, expected, expected), llama.scaling());
     }
 
     @Test

@@ -80,7 +80,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         boolean sharedNorm, MixtureOfExperts moe, boolean attentionSinks, boolean scoresInFloat32,
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
-        double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed) {
+        double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
+        boolean unembeddingBias) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

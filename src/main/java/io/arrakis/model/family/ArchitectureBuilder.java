@@ -94,7 +94,8 @@ final class ArchitectureBuilder {
     private boolean embeddingNorm;
     private boolean qkNormAfterRotary;
     private boolean rotaryReversed;
-    private boolean ntkAlpha;
+    private RopeScalings.Reading ropeReading = RopeScalings.Reading.TRANSFORMERS;
+    private boolean unembeddingBias;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -480,9 +481,21 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** The rotary object read as PhiMoE's rotary embedding reads it ({@link RopeScalings.Reading#PHIMOE}). */
+    ArchitectureBuilder phimoeRope() {
+        ropeReading = RopeScalings.Reading.PHIMOE;
+        return this;
+    }
+
+    /** A bias on the unembedding, {@code lm_head.bias} (phi, gpt-j, and PhiMoE where {@code lm_head_bias}). */
+    ArchitectureBuilder unembeddingBias(boolean present) {
+        unembeddingBias = present;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
-        ntkAlpha = true;
+        ropeReading = RopeScalings.Reading.NTK_ALPHA;
         return this;
     }
 
@@ -570,7 +583,7 @@ final class ArchitectureBuilder {
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
-                embeddingNorm, qkNormAfterRotary, rotaryReversed);
+                embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias);
     }
 
     /**
@@ -663,7 +676,7 @@ final class ArchitectureBuilder {
             factorKey = rotaryKey + ".partial_rotary_factor";
             factorGiven = true;
         }
-        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions, ntkAlpha);
+        scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions, ropeReading);
     }
 
     /**

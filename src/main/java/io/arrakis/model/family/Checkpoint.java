@@ -209,7 +209,8 @@ public final class Checkpoint {
         /**
          * The unembedding, an {@code nn.Linear} {@code [vocab, d_model]} outside the base model ({@code name} is not
          * prefixed); with tied embeddings it is the embedding, unless the file stores a copy with other values, which
-         * transformers 5 then keeps untied.
+         * transformers 5 then keeps untied. Its bias {@code [vocab]}, where {@link Architecture#unembeddingBias}, is
+         * {@code name} with {@code .bias} for {@code .weight}.
          */
         Builder unembedding(String name, Architecture a) {
             if (a.tiedEmbeddings()) {
@@ -217,12 +218,10 @@ public final class Checkpoint {
             } else {
                 global.add(CheckpointTensor.linear(name, Slot.UNEMBED, a.vocabSize(), a.dModel()));
             }
-            return this;
-        }
-
-        /** The unembedding's bias {@code [vocab]}, outside the base model ({@code name} is not prefixed). */
-        Builder unembeddingBias(String name, Architecture a) {
-            global.add(CheckpointTensor.stored(name, Slot.UNEMBED_BIAS, a.vocabSize()));
+            if (a.unembeddingBias()) {
+                global.add(CheckpointTensor.stored(name.replaceFirst("\\.weight$", ".bias"), Slot.UNEMBED_BIAS,
+                        a.vocabSize()));
+            }
             return this;
         }
 

@@ -48,6 +48,7 @@ final class GptJ extends ModelFamily {
                 .norm(Norm.LAYER_NORM, "layer_norm_epsilon").activation("activation_function")
                 .rotaryOnFirst("rotary_dim", 10000.0).rotaryInterleaved()
                 .parallelResidual(true).outputsSummedFirst().sharedNorm(true).biases(false, false, true).scoresInFloat32()
+                .unembeddingBias(true)
                 .build();
     }
 
@@ -64,7 +65,6 @@ final class GptJ extends ModelFamily {
                         linear("mlp.fc_out.weight", W_OUT, d, mlp), stored("mlp.fc_out.bias", B_OUT, d))
                 .global(stored("ln_f.weight", LNF_W, d), stored("ln_f.bias", LNF_B, d))
                 .unembedding("lm_head.weight", a)
-                .unembeddingBias("lm_head.bias", a)
                 .build();
     }
 }

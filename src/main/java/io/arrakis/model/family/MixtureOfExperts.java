@@ -27,10 +27,11 @@ import java.util.List;
  *     4.5's {@code gate.weight})
  * @param normMin the least sum {@link Routing#SOFTMAX_BIASED} divides the chosen scores by ({@code moe_norm_min}); 0
  *     for the other routings
+ * @param jitterEps {@link Routing#SPARSE_MIXER}'s {@code router_jitter_noise}; 0 for the other routings
  */
 public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights, int sharedWidth,
         ClampedSwiglu clampedSwiglu, boolean sharedGated, Grouped grouped, List<Boolean> sparseLayers,
-        int denseWidth, boolean float32Router, double normMin) {
+        int denseWidth, boolean float32Router, double normMin, double jitterEps) {
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
@@ -84,7 +85,14 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * weights are the chosen scores without the bias, divided by their sum or by {@link MixtureOfExperts#normMin}
          * where the sum is smaller, then rounded to the model's dtype.
          */
-        SOFTMAX_BIASED
+        SOFTMAX_BIASED,
+        /**
+         * PhiMoE's sparsemixer, as it routes outside training, in the logits' dtype: the first expert is the one with
+         * the largest logit, weighted by its share of the softmax over the logits within {@code 2 · jitterEps} of it
+         * (relative to the larger of the logit's magnitude and the largest); the second likewise among the others,
+         * the first left out of its softmax. Two experts, whatever {@code topK} the file gives.
+         */
+        SPARSE_MIXER
     }
 
     /**
@@ -123,25 +131,25 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** Experts routed as {@code routing} says, without a shared expert, every layer sparse. */
     public MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
                             ClampedSwiglu clampedSwiglu) {
-        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false, 0);
+        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0,
-                false, 0);
+                false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts softmaxGrouped(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0,
-                false, 0);
+                false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} with {@code grouped}'s settings. */
     public static MixtureOfExperts softmaxGroupedInModelDtype(int experts, int topK, Grouped grouped) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null, false,
-                grouped, null, 0, false, 0);
+                grouped, null, 0, false, 0, 0);
     }
 
     /**
@@ -155,25 +163,25 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
     public MixtureOfExperts withSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, true, grouped,
-                sparseLayers, denseWidth, float32Router, normMin);
+                sparseLayers, denseWidth, float32Router, normMin, jitterEps);
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output added as it is. */
     public MixtureOfExperts withUngatedSharedExpert(int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, false, grouped,
-                sparseLayers, denseWidth, float32Router, normMin);
+                sparseLayers, denseWidth, float32Router, normMin, jitterEps);
     }
 
     /** These experts on the layers {@code sparse} marks, a dense gated MLP of {@code width} on the others. */
     public MixtureOfExperts withDenseLayers(List<Boolean> sparse, int width) {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
-                grouped, sparse, width, float32Router, normMin);
+                grouped, sparse, width, float32Router, normMin, jitterEps);
     }
 
     /** These experts with their router's weight held in float32 ({@link #float32Router}). */
     public MixtureOfExperts withFloat32Router() {
         return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
-                grouped, sparseLayers, denseWidth, true, normMin);
+                grouped, sparseLayers, denseWidth, true, normMin, jitterEps);
     }
 
     /**
@@ -182,7 +190,13 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
      */
     public static MixtureOfExperts softmaxBiased(int experts, int topK, double normMin) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_BIASED, false, 0, null, false, null, null, 0, true,
-                normMin);
+                normMin, 0);
+    }
+
+    /** PhiMoE's experts, routed as {@link Routing#SPARSE_MIXER} with {@code jitterEps}, two per token. */
+    public static MixtureOfExperts sparseMixer(int experts, double jitterEps) {
+        return new MixtureOfExperts(experts, 2, Routing.SPARSE_MIXER, false, 0, null, false, null, null, 0, false, 0,
+                jitterEps);
     }
 
     /** Whether layer {@code layer}'s MLP is this mixture. */

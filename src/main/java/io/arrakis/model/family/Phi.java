@@ -53,6 +53,7 @@ final class Phi extends ModelFamily {
                 .positions("max_position_embeddings").paddingToken("pad_token_id").activation("hidden_act")
                 .norm(Norm.LAYER_NORM, "layer_norm_eps").rotary("rope_theta", "partial_rotary_factor")
                 .parallelResidual(true).outputsSummedFirst().sharedNorm(true).biases(true, true, true)
+                .unembeddingBias(true)
                 .build();
     }
 
@@ -73,7 +74,6 @@ final class Phi extends ModelFamily {
                         stored("input_layernorm.weight", LN1_W, d), stored("input_layernorm.bias", LN1_B, d))
                 .global(stored("final_layernorm.weight", LNF_W, d), stored("final_layernorm.bias", LNF_B, d))
                 .unembedding("lm_head.weight", a)
-                .unembeddingBias("lm_head.bias", a)
                 .build();
     }
 }

@@ -66,7 +66,9 @@ final class Phi3 extends ModelFamily {
 
     /**
      * The settings with a rotary object of type {@code "su"} or {@code "yarn"} read as {@code "longrope"}, as
-     * Phi3Config reads it.
+     * Phi3Config reads it. It renames the type after moving the top-level {@code original_max_position_embeddings}
+     * into the object, which it does for {@code "yarn"} but not {@code "su"}, and then requires the key there: an
+     * {@code "su"} object without it is refused, as transformers refuses it.
      */
     private static Settings suAndYarnAsLongRope(Settings s) {
         Settings read = s;
@@ -74,8 +76,15 @@ final class Phi3 extends ModelFamily {
             if (s.get(key) instanceof Map<?, ?> object) {
                 Map<Object, Object> renamed = new LinkedHashMap<>(object);
                 for (String typeKey : List.of("rope_type", "type")) {
-                    renamed.computeIfPresent(typeKey, (k, type) -> type.equals("su") || type.equals("yarn")
-                            ? "longrope" : type);
+                    Object type = object.get(typeKey);
+                    if ("su".equals(type) && !object.containsKey("original_max_position_embeddings")) {
+                        throw invalid(key + "." + typeKey, type, "needs original_max_position_embeddings in the"
+                                + " object itself: Phi3Config reads \"su\" as \"longrope\", which requires it there,"
+                                + " but moves a top-level one there only for \"longrope\" and \"yarn\"");
+                    }
+                    if ("su".equals(type) || "yarn".equals(type)) {
+                        renamed.put(typeKey, "longrope");
+                    }
                 }
                 read = read.with(key, renamed);
             }

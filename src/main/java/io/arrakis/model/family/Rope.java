@@ -3,8 +3,9 @@ package io.arrakis.model.family;
 import java.util.List;
 
 /**
- * Rotary position embeddings: the first {@code dim} features of each head are rotated by angles
- * {@code position * inverseFrequencies()[i]}, and cos and sin are multiplied by {@link #attentionFactor()}. The
+ * Rotary position embeddings: in a pass over {@code n} positions the first {@code dim} features of each head are
+ * rotated by angles {@code position * inverseFrequencies(n)[i]}, and cos and sin are multiplied by
+ * {@link #attentionFactor(long) attentionFactor(n)}; only longrope's depend on {@code n}. The
  * frequencies are computed as {@code transformers} 5 computes them ({@code ROPE_INIT_FUNCTIONS} of
  * {@code modeling_rope_utils.py}), in float32.
  *
@@ -53,10 +54,12 @@ public record Rope(int dim, double theta, Scaling scaling) {
     /**
      * {@code "longrope"} (Phi-3's long-context models): each frequency divided by its own factor, of
      * {@code shortFactor} for a pass of at most {@code originalMaxPositions} positions and of {@code longFactor} for a
-     * longer one, as transformers switches them by the pass's length; cos and sin scaled by {@code attentionFactor}.
+     * longer one, as transformers switches them by the pass's length; cos and sin scaled by
+     * {@code shortAttentionFactor} or {@code longAttentionFactor} likewise (the same but for PhiMoE's
+     * {@code short_mscale} and {@code long_mscale}).
      */
     public record LongRope(List<Double> shortFactor, List<Double> longFactor, int originalMaxPositions,
-            double attentionFactor) implements Scaling {
+            double shortAttentionFactor, double longAttentionFactor) implements Scaling {
         public LongRope {
             shortFactor = List.copyOf(shortFactor);
             longFactor = List.copyOf(longFactor);
@@ -122,14 +125,26 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
-     * The factor cos and sin are multiplied by: YaRN's and longrope's {@code attention_factor}, 1 otherwise.
+     * The factor cos and sin are multiplied by in a pass within the pretraining context: YaRN's and longrope's, 1
+     * otherwise.
      *
      * @return the factor
      */
     public double attentionFactor() {
+        return attentionFactor(1);
+    }
+
+    /**
+     * The factor cos and sin are multiplied by in a pass over {@code positions} positions: YaRN's
+     * {@code attention_factor}, longrope's for the side of its pretraining context the pass is on, 1 otherwise.
+     *
+     * @return the factor
+     */
+    public double attentionFactor(long positions) {
         return switch (scaling) {
             case Yarn y -> y.attentionFactor();
-            case LongRope l -> l.attentionFactor();
+            case LongRope l -> positions > l.originalMaxPositions() ? l.longAttentionFactor()
+                    : l.shortAttentionFactor();
             default -> 1.0;
         };
     }

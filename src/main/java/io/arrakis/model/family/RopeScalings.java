@@ -59,24 +59,41 @@ final class RopeScalings {
      *     keeps the pretraining length there), or null
      */
     static Rope.Scaling read(Map<?, ?> entries, String key, int maxPositions, Integer originalMaxPositions) {
-        return read(entries, key, maxPositions, originalMaxPositions, false);
+        return read(entries, key, maxPositions, originalMaxPositions, Reading.TRANSFORMERS);
     }
 
-    /**
-     * {@link #read(Map, String, int, Integer)}, where {@code ntkAlpha} says that the family reads a
-     * {@code "dynamic"} type with an {@code alpha} entry as HunYuan's rotary embedding does ({@link Rope.NtkAlpha}),
-     * ignoring the type's other entries, as it does below {@code max_position_embeddings}.
-     */
+    /** How a family's rotary embedding reads its rotary object. */
+    enum Reading {
+        /** As {@code ROPE_INIT_FUNCTIONS} of {@code transformers}. */
+        TRANSFORMERS,
+        /**
+         * A {@code "dynamic"} type with an {@code alpha} entry as HunYuan's rotary embedding reads it
+         * ({@link Rope.NtkAlpha}), ignoring the type's other entries, as it does below
+         * {@code max_position_embeddings}.
+         */
+        NTK_ALPHA,
+        /**
+         * PhiMoE's rotary embedding: {@code "default"}, or {@code "longrope"} with its short factors whatever the
+         * pass's length and cos and sin scaled by {@code short_mscale} within the pretraining context and by
+         * {@code long_mscale} beyond it; no other type.
+         */
+        PHIMOE
+    }
+
+    /** {@link #read(Map, String, int, Integer)} as the family's rotary embedding reads it. */
     static Rope.Scaling read(Map<?, ?> entries, String key, int maxPositions, Integer originalMaxPositions,
-                             boolean ntkAlpha) {
-        return new RopeScalings(entries, key).scaling(maxPositions, originalMaxPositions, ntkAlpha);
+                             Reading reading) {
+        return new RopeScalings(entries, key).scaling(maxPositions, originalMaxPositions, reading);
     }
 
-    private Rope.Scaling scaling(int maxPositions, Integer originalOverride, boolean ntkAlpha) {
+    private Rope.Scaling scaling(int maxPositions, Integer originalOverride, Reading reading) {
         String type = type();
-        if (ntkAlpha && type.equals("dynamic") && entries.get("alpha") != null) {
+        if (reading == Reading.NTK_ALPHA && type.equals("dynamic") && entries.get("alpha") != null) {
             require("factor"); // transformers validates a dynamic rope by it, though the alpha's base ignores it
             return new Rope.NtkAlpha(positive("alpha"));
+        }
+        if (reading == Reading.PHIMOE && !type.equals("default")) {
+            return phimoe(type, maxPositions, originalOverride);
         }
         if (NOT_IMPLEMENTED.contains(type)) {
             throw invalid(key + ".rope_type", type, "is not implemented; implemented rope types: "
@@ -98,9 +115,7 @@ final class RopeScalings {
                     + "\" does not take" + (taken.isEmpty() ? "" : " (it takes " + String.join(", ", taken.stream()
                     .sorted().toList()) + ")"));
         }
-        int original = originalOverride != null ? originalOverride
-                : entries.containsKey("original_max_position_embeddings")
-                        ? positiveInt("original_max_position_embeddings") : maxPositions;
+        int original = original(maxPositions, originalOverride);
         return switch (type) {
             case "default" -> new Rope.Unscaled();
             case "linear" -> new Rope.Linear(positive("factor"));
@@ -109,6 +124,13 @@ final class RopeScalings {
             case "longrope" -> longRope(original, maxPositions);
             default -> throw new AssertionError(type);
         };
+    }
+
+    /** The pretraining context: the top-level one, the object's own, or {@code max_position_embeddings}. */
+    private int original(int maxPositions, Integer originalOverride) {
+        return originalOverride != null ? originalOverride
+                : entries.containsKey("original_max_position_embeddings")
+                        ? positiveInt("original_max_position_embeddings") : maxPositions;
     }
 
     private String type() {
@@ -163,6 +185,41 @@ final class RopeScalings {
     }
 
     /**
+     * PhiMoE's longrope: {@code PhimoeRotaryEmbedding} recomputes its frequencies without the pass's length, so with
+     * the short factors for any length, and multiplies cos and sin by {@code long_mscale} beyond the pretraining
+     * context and {@code short_mscale} within it, in place of the longrope's attention factor. The long factors are
+     * required, as transformers validates them, and not read.
+     */
+    private Rope.LongRope phimoe(String type, int maxPositions, Integer originalOverride) {
+        if (!type.equals("longrope")) {
+            throw invalid(key + ".rope_type", type, "is not implemented for PhiMoE, whose rotary embedding scales cos"
+                    + " and sin by short_mscale or long_mscale: only \"default\" and \"longrope\" are");
+        }
+        Set<String> taken = new LinkedHashSet<>(ENTRIES.get("longrope"));
+        taken.addAll(List.of("short_mscale", "long_mscale"));
+        for (Object name : entries.keySet()) {
+            if (!COMMON.contains(name) && !taken.contains(name)) {
+                throw invalid(key, entries, "has " + name + ", which PhiMoE's longrope does not take (it takes "
+                        + String.join(", ", taken.stream().sorted().toList()) + ")");
+            }
+        }
+        Rope.LongRope read = longRope(original(maxPositions, originalOverride), maxPositions);
+        double shortMscale = finite("short_mscale");
+        double longMscale = finite("long_mscale");
+        return new Rope.LongRope(read.shortFactor(), read.shortFactor(), read.originalMaxPositions(), shortMscale,
+                longMscale);
+    }
+
+    private double finite(String name) {
+        require(name);
+        Double v = optionalNumber(name);
+        if (v == null || v.isNaN() || v.isInfinite()) {
+            throw invalid(key + "." + name, entries.get(name), "must be a finite number");
+        }
+        return v;
+    }
+
+    /**
      * {@code _compute_longrope_parameters}: a null factor is the context's growth; without an attention factor,
      * {@code sqrt(1 + ln(factor) / ln(original))}, or 1 where the factor is at most 1.
      */
@@ -177,7 +234,7 @@ final class RopeScalings {
             throw invalid(key + ".attention_factor", attentionFactor, "must be a positive number (cos and sin are"
                     + " scaled by it)");
         }
-        return new Rope.LongRope(shortFactor, longFactor, original, attentionFactor);
+        return new Rope.LongRope(shortFactor, longFactor, original, attentionFactor, attentionFactor);
     }
 
     /** A list of positive numbers, one per rotary frequency (its length is checked against the rotary dimension). */
