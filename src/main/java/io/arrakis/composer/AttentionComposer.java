@@ -120,11 +120,11 @@ public final class AttentionComposer {
      * applied as in the forward pass, and the composite's query, key and value ({@code x · W + b}, with biases the
      * means of the two heads' biases, like the weights) go through causal attention as layer l computes it (query and
      * key norms, the model's scaling, rotary embeddings and soft-capping where the family has them, the layer's local
-     * or sliding window) and are projected with {@code wO} (no output bias: it belongs to the layer, not to a head;
-     * nor the norm some families apply to the attention's output, which acts on the sum of the heads). With attention
-     * sinks (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases. With head1 == head2
-     * and alpha = 1 this is exactly that head's term of the attention output ({@code hook_z} of the head times its W_O
-     * slice). Families that normalise all heads' queries together (olmo2, olmo3, olmoe) are refused with
+     * or sliding window) and are projected with {@code wO} (no output bias: it belongs to the layer, not to a head; nor
+     * the norm some families apply to the attention's output, which acts on the sum of the heads). With attention sinks
+     * (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases. With head1 == head2 and
+     * alpha = 1 this is exactly that head's term of the attention output ({@code hook_z} of the head times its W_O
+     * slice). Families that normalise all heads' queries together (olmo2, olmo3, olmoe, flex-olmo) are refused with
      * {@link UnsupportedOperationException}: one head's query has no normalised value on its own.
      *
      * @param inputIds int64 ids {@code [batch, pos]} or {@code [pos]}
@@ -170,14 +170,14 @@ public final class AttentionComposer {
     // ------------------------------------------------------------------------------------------------ weight swapping
 
     /**
-     * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when
-     * {@code destHead}'s attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value
-     * weights and biases on destHead's own input (its layer's normalised residual stream), with destHead's layer's
-     * query and key norms, attention scaling, rotary embeddings, soft-capping and mask (and srcHead's attention sink,
-     * where the family has sinks; olmo2, olmo3 and olmoe are refused, as in {@link #applyComposedHead}); every other
-     * head and the rest of the model are unchanged, and destHead keeps its own W_O. With src == dest the logits are
-     * those of a plain forward pass (up to rounding). This is a weight swap, not path patching in the sense of Wang et
-     * al. (clean vs corrupted inputs): that is {@link #pathPatching}.
+     * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
+     * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases on
+     * destHead's own input (its layer's normalised residual stream), with destHead's layer's query and key norms,
+     * attention scaling, rotary embeddings, soft-capping and mask (and srcHead's attention sink, where the family has
+     * sinks; olmo2, olmo3, olmoe and flex-olmo are refused, as in {@link #applyComposedHead}); every other head and the
+     * rest of the model are unchanged, and destHead keeps its own W_O. With src == dest the logits are those of a plain
+     * forward pass (up to rounding). This is a weight swap, not path patching in the sense of Wang et al. (clean vs
+     * corrupted inputs): that is {@link #pathPatching}.
      */
     public Tensor attentionPathPatching(Tensor inputIds, Head srcHead, Head destHead) {
         Objects.requireNonNull(srcHead, "srcHead");
@@ -253,8 +253,8 @@ public final class AttentionComposer {
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
      * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (OLMo's clamp of the projections,
      * query and key norms before or, in nanochat, after rotary embeddings, scaling, soft-capping, mask); {@code sink}
-     * is its attention sink logit, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe)
-     * has no such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
+     * is its attention sink logit, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe,
+     * flex-olmo) has no such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
      */
     private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
                          Tensor sink) {

@@ -36,8 +36,9 @@ import java.util.function.Function;
  *       {@code blocks.l.hook_mlp_out} for {@code sender.layer < l < receiver.layer}, and the sender layer's MLP — is
  *       frozen to its clean value, so the receiver's input differs from clean by the sender's change in contribution
  *       alone (the sender layer's other heads read the clean {@code resid_pre} and are clean already; in families that
- *       normalise the attention's output, gemma2, gemma3, olmo2, olmo3, exaone4 and glm4, that norm acts on all heads'
- *       sum, so one head's change also rescales the others' terms in the sender layer's {@code hook_attn_out}); in
+ *       normalise the attention's output, gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4 and glm4, that norm acts on
+ *       all heads' sum, so one head's change also rescales the others' terms in the sender layer's
+ *       {@code hook_attn_out}); in
  *       {@link Mode#PATH_THROUGH_MLPS} only the attention outputs are frozen and every MLP recomputes, so the sender
  *       also reaches the receiver through MLPs (the recipe of Wang et al. as ARENA's IOI exercises implement it: every
  *       head but the sender frozen, MLPs not); in {@link Mode#TOTAL} nothing is frozen, so intermediate heads and MLPs
@@ -49,9 +50,9 @@ import java.util.function.Function;
  * projection from the full residual (norm included), the method is exact for every norm, bias and family, and needs no
  * weights. In families that normalise queries and keys the Q and K routes carry the normalised value
  * ({@code hook_q_normed}, {@code hook_k_normed}), so that patching one head's value leaves the other heads' as they
- * were even in olmo2, olmo3 and olmoe, which normalise all heads together. For grouped-query attention the K and V
- * routes patch the receiver's key/value head, which the other query heads of its group share: the result is the whole
- * group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
+ * were even in olmo2, olmo3, olmoe and flex-olmo, which normalise all heads together. For grouped-query attention the K
+ * and V routes patch the receiver's key/value head, which the other query heads of its group share: the result is the
+ * whole group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
  * the batch and positions on that input.
@@ -312,8 +313,8 @@ public final class PathPatching {
 
         /**
          * Where the route's value is replaced: its hook point, or, in families that normalise queries and keys, the
-         * normalised query or key, since olmo2, olmo3 and olmoe normalise all heads' queries (keys) together and
-         * replacing one head's raw query would change the others' through the shared norm (per head, as in qwen3,
+         * normalised query or key, since olmo2, olmo3, olmoe and flex-olmo normalise all heads' queries (keys) together
+         * and replacing one head's raw query would change the others' through the shared norm (per head, as in qwen3,
          * either point is exact).
          */
         private static String patchedHook(HookedAutoModel model, Route route, int layer) {

@@ -48,7 +48,7 @@ import java.util.regex.Pattern;
  * attention's input norm: what it divides each position by, {@code [batch, pos, 1]}, the standard deviation or root
  * mean square with eps, float32 for float16 and bfloat16 models; and its output, as for {@code ln_final} below; a hook
  * at the scale makes the norm divide by what it leaves, op by op, so a replaced scale, say a clean run's to freeze the
- * norm, changes the output; olmo2, olmo3 and exaone4, which normalise sublayer outputs only, have neither),
+ * norm, changes the output; olmo2, olmo3, flex-olmo and exaone4, which normalise sublayer outputs only, have neither),
  * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]}, key/value heads for grouped-query
  * attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that normalise queries and keys after their
  * projections: the norm's output, before rotary embeddings; after them in nanochat),
@@ -1102,8 +1102,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Block {@code layer}'s first norm (the attention's input norm, {@code ln_1} / {@code input_layernorm}) applied to
-     * {@code resid [..., d_model]} (e.g. {@code blocks.{layer}.hook_resid_pre}) exactly as the forward pass applies
-     * it; a copy of {@code resid} where the family's attention reads the residual stream as it is (olmo2, olmo3,
+     * {@code resid [..., d_model]} (e.g. {@code blocks.{layer}.hook_resid_pre}) exactly as the forward pass applies it;
+     * a copy of {@code resid} where the family's attention reads the residual stream as it is (olmo2, olmo3, flex-olmo,
      * exaone4). A new tensor.
      */
     public Tensor normalize(int layer, Tensor resid) {
@@ -1130,9 +1130,9 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Block {@code layer}'s query norm applied to queries {@code q [batch, pos, heads, d_head]}
-     * ({@code hook_q → hook_q_normed}; in nanochat, after the rotation, {@code hook_rot_q → hook_q_normed}) exactly as
-     * the forward pass applies it; a copy where the family has none. A norm over the whole projection (olmo2, olmo3,
-     * olmoe) needs every query head.
+     * ({@code hook_q → hook_q_normed}; in nanochat and HunYuan, after the rotation, {@code hook_rot_q → hook_q_normed})
+     * exactly as the forward pass applies it; a copy where the family has none. A norm over the whole projection
+     * (olmo2, olmo3, olmoe, flex-olmo) needs every query head.
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
         return using(() -> normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries"));
@@ -1251,12 +1251,12 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /**
-     * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the
-     * norm weight in the model's dtype, or {@code 1 + w} for {@code (1 + w)} norms as the forward pass forms it
-     * (gemma's in float32 for a float16 or bfloat16 model, nemotron's in the model's dtype), ones for norms without
-     * parameters (olmo's, nanochat's); null where the blocks have no input norm (olmo2, olmo3, exaone4). Folding
-     * them into the rows of W_Q, W_K, W_V is the weights' part of TransformerLens's {@code fold_ln}, which for
-     * LayerNorm families also folds the norm's bias into b_Q, b_K, b_V and centres the weights. A new tensor.
+     * The effective scales of each block's first norm (the attention's input norm), {@code [layer, d_model]}: the norm
+     * weight in the model's dtype, or {@code 1 + w} for {@code (1 + w)} norms as the forward pass forms it (gemma's in
+     * float32 for a float16 or bfloat16 model, nemotron's in the model's dtype), ones for norms without parameters
+     * (olmo's, nanochat's); null where the blocks have no input norm (olmo2, olmo3, flex-olmo, exaone4). Folding them
+     * into the rows of W_Q, W_K, W_V is the weights' part of TransformerLens's {@code fold_ln}, which for LayerNorm
+     * families also folds the norm's bias into b_Q, b_K, b_V and centres the weights. A new tensor.
      */
     public Tensor normWeights() {
         return using(() -> {

@@ -28,6 +28,10 @@ class FlexOlmoTest {
         Architecture a = c.architecture();
         assertEquals(Architecture.QkNorm.WHOLE, a.qkNorm());
         assertTrue(a.outputNorms());
+        // Olmo2RMSNorm multiplies by its weight before the cast back, and the rotary embedding keeps float32: what
+        // the double-precision reference cannot tell apart, the flags that HuggingFaceRoundingTest checks for olmo2
+        assertEquals(Architecture.Norm.RMS_NORM_WEIGHT_IN_FLOAT32, a.norm());
+        assertEquals(Architecture.RotaryPrecision.FLOAT32, a.rotaryPrecision());
         MixtureOfExperts moe = a.moe();
         assertEquals(7, moe.experts());
         assertEquals(5, moe.topK());
