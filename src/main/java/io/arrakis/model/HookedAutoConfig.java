@@ -70,8 +70,8 @@ import java.util.OptionalLong;
  *   <li>Rotary scaling: the object {@code rope_scaling} (or {@code rope_parameters}; given both, they must agree)
  *       is read as {@code transformers} 5 reads it. Its {@code rope_theta} and {@code partial_rotary_factor} take
  *       precedence over the top-level keys, and its {@code rope_type} (or {@code type}) {@code "default"},
- *       {@code "linear"}, {@code "llama3"} or {@code "yarn"} scales the frequencies; other types
- *       ({@code "dynamic"}, {@code "longrope"}, ...) and entries the type does not take are refused.</li>
+ *       {@code "linear"}, {@code "llama3"}, {@code "yarn"}, {@code "dynamic"} or {@code "longrope"} scales the
+ *       frequencies; other types ({@code "proportional"}, ...) and entries the type does not take are refused.</li>
  * </ul>
  *
  * <h2>Validation</h2>

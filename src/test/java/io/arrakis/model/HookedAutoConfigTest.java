@@ -839,8 +839,9 @@ class HookedAutoConfigTest {
         HookedAutoConfig c = HookedAutoConfig.of(family);
         for (String key : List.of("rope_scaling", "rope_parameters")) {
             String at = rotaryObjectKey(family, key);
-            String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "dynamic", "factor", 2.0)));
-            assertTrue(m.contains(at + ".rope_type") && m.contains("\"dynamic\"") && m.contains("not implemented"), m);
+            String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "proportional", "factor", 2.0)));
+            assertTrue(m.contains(at + ".rope_type") && m.contains("\"proportional\"") && m.contains("not implemented"),
+                    m);
             // longrope takes one factor per rotary frequency
             m = rejects(c, key, rotaryObject(family, key, Map.of("type", "longrope", "short_factor", List.of(1.0),
                     "long_factor", List.of(1.0))));

@@ -76,12 +76,12 @@ class HunYuanDenseTest {
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
                 .with("rope_scaling", Map.of("type", "dynamic", "alpha", 1000.0)).architecture()).getMessage();
         assertTrue(m.contains("factor"), "transformers' validation of a dynamic rope requires a factor: " + m);
-        m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("hunyuan_v1_dense")
-                .with(Map.of("head_dim", 128, "rope_scaling", Map.of("type", "dynamic", "factor", 2.0)))
-                .architecture()).getMessage();
-        assertTrue(m.contains("dynamic") && m.contains("not implemented"), m);
+        // without an alpha, transformers' dynamic NTK scaling, as for every family
+        assertEquals(new Rope.DynamicNtk(2.0, 2048), HookedAutoConfig.of("hunyuan_v1_dense").with(Map.of("head_dim",
+                128, "rope_scaling", Map.of("type", "dynamic", "factor", 2.0))).architecture().rope().scaling());
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("llama")
-                .with("rope_scaling", Map.of("type", "dynamic", "alpha", 1000.0)).architecture()).getMessage();
-        assertTrue(m.contains("dynamic") && m.contains("not implemented"), "only HunYuan reads an alpha: " + m);
+                .with("rope_scaling", Map.of("type", "dynamic", "alpha", 1000.0, "factor", 2.0)).architecture())
+                .getMessage();
+        assertTrue(m.contains("alpha") && m.contains("does not take"), "only HunYuan reads an alpha: " + m);
     }
 }

@@ -253,10 +253,10 @@ class QkNormAndSoftcapFamiliesTest {
                 "full_attention"))).slidingWindow().isPresent(), "no window is needed without sliding layers");
 
         HookedAutoConfig gemma3 = HookedAutoConfig.of("gemma3");
-        assertRefused(gemma3, Map.of("rope_scaling", Map.of("rope_type", "dynamic", "factor", 8.0)),
-                "rope_scaling.rope_type", "dynamic");
-        assertRefused(gemma3, Map.of("rope_parameters", Map.of("full_attention", Map.of("rope_type", "dynamic",
-                "factor", 2.0))), "rope_parameters.full_attention.rope_type", "dynamic");
+        assertRefused(gemma3, Map.of("rope_scaling", Map.of("rope_type", "proportional", "factor", 8.0)),
+                "rope_scaling.rope_type", "proportional");
+        assertRefused(gemma3, Map.of("rope_parameters", Map.of("full_attention", Map.of("rope_type", "proportional",
+                "factor", 2.0))), "rope_parameters.full_attention.rope_type", "proportional");
         assertRefused(gemma3, Map.of("rope_parameters", Map.of("sliding_attention", Map.of("rope_type", "linear",
                 "factor", 2.0, "partial_rotary_factor", 0.5))), "rope_parameters.sliding_attention.partial_rotary_factor");
         assertRefused(gemma3, Map.of("rope_parameters", Map.of("rope_type", "default", "rope_theta", 1e4)),

@@ -26,8 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every registered rotary family reads {@code rope_parameters} through the same rotary-scaling machinery, on the
- * configuration of its own Hugging Face fixture: a rope type the forward pass does not compute ({@code dynamic}) is
- * refused by name, and linear scaling by 2 halves every rotation angle, so the scaled model rotates a vector at
+ * configuration of its own Hugging Face fixture: a rope type the forward pass does not compute ({@code proportional})
+ * is refused by name, and linear scaling by 2 halves every rotation angle, so the scaled model rotates a vector at
  * position 2p exactly as the unscaled one rotates it at position p, and its {@code hook_rot_q} differs from the
  * unscaled model's wherever the position is not 0; a family whose modeling file applies no scaling refuses it by name.
  */
@@ -45,8 +45,10 @@ class RopeScalingOfEveryFamilyTest {
         HookedAutoConfig fixture = HookedAutoConfig.fromJson(dir.resolve("config.json"));
         String at = rotaryObjectKey(family, KEY);
 
-        String dynamic = refusal(fixture, family, entries(fixture, family, "rope_type", "dynamic", "factor", 2.0));
-        assertTrue(dynamic.contains(at + ".rope_type") && dynamic.contains("\"dynamic\""), dynamic);
+        String proportional = refusal(fixture, family, entries(fixture, family, "rope_type", "proportional", "factor",
+                2.0));
+        assertTrue(proportional.contains(at + ".rope_type") && proportional.contains("\"proportional\""),
+                proportional);
         Map<String, Object> linear = entries(fixture, family, "rope_type", "linear", "factor", 2.0);
         if (FIXED_ROTARY.contains(family) || LONGROPE_ONLY.contains(family)) {
             String m = refusal(fixture, family, linear);

@@ -52,6 +52,15 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
+     * {@code "dynamic"} (dynamic NTK scaling): unscaled for a pass of at most {@code maxPositions} positions; for a
+     * longer pass of {@code n}, the unscaled frequencies of the base
+     * {@code theta · (factor · n / maxPositions - (factor - 1))^(dim / (dim - 2))}, as transformers computes them for
+     * a model whose passes so far were no longer than this one.
+     */
+    public record DynamicNtk(double factor, int maxPositions) implements Scaling {
+    }
+
+    /**
      * {@code "longrope"} (Phi-3's long-context models): each frequency divided by its own factor, of
      * {@code shortFactor} for a pass of at most {@code originalMaxPositions} positions and of {@code longFactor} for a
      * longer one, as transformers switches them by the pass's length; cos and sin scaled by
@@ -90,6 +99,7 @@ public record Rope(int dim, double theta, Scaling scaling) {
             case Llama3 l -> llama3(l);
             case Yarn y -> yarn(y);
             case LongRope l -> longRope(positions > l.originalMaxPositions() ? l.longFactor() : l.shortFactor());
+            case DynamicNtk n -> positions > n.maxPositions() ? dynamicNtk(n, positions) : unscaled();
         };
     }
 
@@ -159,6 +169,22 @@ public record Rope(int dim, double theta, Scaling scaling) {
         float[] inv = new float[dim / 2];
         for (int i = 0; i < inv.length; i++) {
             inv[i] = (float) (1.0 / Math.pow(base, (float) (2 * i) / dim));
+        }
+        return inv;
+    }
+
+    /**
+     * {@code _compute_dynamic_ntk_parameters} for {@code positions} beyond the context, each step in float32 as its
+     * tensor arithmetic on the length takes it: the base's growth, its power, the base, then
+     * {@code 1 / base^(2i / dim)}.
+     */
+    private float[] dynamicNtk(DynamicNtk n, long positions) {
+        float factor = (float) n.factor();
+        float growth = factor * positions / n.maxPositions() - (float) (n.factor() - 1);
+        float base = (float) theta * (float) Math.pow(growth, (float) ((double) dim / (dim - 2)));
+        float[] inv = new float[dim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = 1.0f / (float) Math.pow(base, (float) (2 * i) / dim);
         }
         return inv;
     }

@@ -28,10 +28,11 @@ final class RopeScalings {
             "yarn", Set.of("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
                     "mscale", "mscale_all_dim", "truncate"),
             "longrope", Set.of("short_factor", "long_factor", "factor", "attention_factor",
-                    "original_max_position_embeddings"));
+                    "original_max_position_embeddings"),
+            "dynamic", Set.of("factor"));
 
     /** Types of {@code transformers}' {@code ROPE_INIT_FUNCTIONS} that the forward pass does not compute. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("dynamic", "proportional");
+    private static final List<String> NOT_IMPLEMENTED = List.of("proportional");
 
     private final Map<?, ?> entries;
     private final String key;
@@ -122,6 +123,7 @@ final class RopeScalings {
             case "llama3" -> llama3(original);
             case "yarn" -> yarn(original, maxPositions);
             case "longrope" -> longRope(original, maxPositions);
+            case "dynamic" -> new Rope.DynamicNtk(positive("factor"), maxPositions);
             default -> throw new AssertionError(type);
         };
     }
