@@ -46,7 +46,9 @@ class PassMemoryEstimateTest {
             "apertus FLOAT32 none 2", "apertus BFLOAT16 none 2", "glm4-moe BFLOAT16 none 2",
             "minimax-m2 BFLOAT16 none 2", "deepseek-v3 BFLOAT16 none 2", "deepseek-v3 FLOAT32 all 6",
             "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2", "nanochat BFLOAT16 none 2",
-            "mistral4 BFLOAT16 none 2", "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2");
+            "mistral4 BFLOAT16 none 2", "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2",
+            "hunyuan-v1-moe BFLOAT16 none 2", "ernie4_5-moe BFLOAT16 none 2", "flex-olmo BFLOAT16 none 2",
+            "phimoe BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
@@ -60,6 +62,17 @@ class PassMemoryEstimateTest {
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
             Map.entry("hunyuan-v1-dense", Map.of("hidden_size", 256, "intermediate_size", 704, "head_dim", 32,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "vocab_size", 1000)),
+            Map.entry("hunyuan-v1-moe", Map.of("hidden_size", 256, "intermediate_size", 256, "head_dim", 32,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "num_experts", 8, "moe_topk", 2,
+                    "vocab_size", 1000)),
+            Map.entry("ernie4_5-moe", Map.of("hidden_size", 256, "intermediate_size", 1024,
+                    "moe_intermediate_size", 256, "num_attention_heads", 8, "num_key_value_heads", 2,
+                    "moe_num_experts", 8, "moe_k", 2, "vocab_size", 1000)),
+            Map.entry("flex-olmo", Map.of("hidden_size", 256, "intermediate_size", 256, "num_attention_heads", 8,
+                    "num_key_value_heads", 2, "num_experts", 8, "num_experts_per_tok", 2, "vocab_size", 1000,
+                    "pad_token_id", 1, "eos_token_id", 2)),
+            Map.entry("phimoe", Map.of("hidden_size", 256, "intermediate_size", 256, "num_attention_heads", 8,
+                    "num_key_value_heads", 2, "num_local_experts", 8, "vocab_size", 1000)),
             Map.entry("dots1", Map.ofEntries(Map.entry("hidden_size", 256), Map.entry("moe_intermediate_size", 256),
                     Map.entry("intermediate_size", 1024), Map.entry("num_attention_heads", 8),
                     Map.entry("num_key_value_heads", 2), Map.entry("head_dim", 32), Map.entry("n_routed_experts", 8),
