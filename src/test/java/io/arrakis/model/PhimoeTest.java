@@ -3,6 +3,11 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Rope;
+import io.arrakis.testing.Bfloat16;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
 
 import java.util.Collections;
@@ -73,6 +78,79 @@ class PhimoeTest {
         Architecture a = c.architecture();
         assertTrue(a.qkvBias() && a.outBias() && a.unembeddingBias());
         assertEquals(131072, a.slidingWindow());
+        // cos and sin rounded to the model's dtype and the rotation in it, as PhimoeRotaryEmbedding's .to(x.dtype)
+        assertEquals(Architecture.RotaryPrecision.MODEL_DTYPE, a.rotaryPrecision());
+        // PhimoeConfig copies the object's pretraining context over a top-level one, which it never reads
+        assertEquals(4096, originalOf(", \"original_max_position_embeddings\": 4096", 2048));
+        assertEquals(131072, originalOf("", 4096), "max_position_embeddings where the object has none");
+    }
+
+    /** The pretraining context of a config.json with this top-level one and a rope object with {@code entry}. */
+    private static int originalOf(String entry, int topLevel) {
+        String factors = String.join(", ", Collections.nCopies(64, "1.0"));
+        HookedAutoConfig c = HookedAutoConfig.fromJsonText("{\"model_type\": \"phimoe\", "
+                + "\"original_max_position_embeddings\": " + topLevel + ", \"rope_scaling\": {\"type\": \"longrope\", "
+                + "\"short_factor\": [" + factors + "], \"long_factor\": [" + factors + "], \"short_mscale\": 1.2, "
+                + "\"long_mscale\": 1.2" + entry + "}}");
+        return ((Rope.LongRope) c.architecture().rope().scaling()).originalMaxPositions();
+    }
+
+    /**
+     * In bfloat16 the sparsemixer works in the logits' dtype, step by step as transformers' {@code sparsemixer}:
+     * {@code (max - s) / max(|s|, max)} rounded to bfloat16 at each step and compared with {@code 2 · jitter} as
+     * bfloat16, the softmax of the kept logits rounded once to bfloat16, the first expert left out of the second
+     * choice.
+     */
+    @Test
+    void aBfloat16ModelRoutesInBfloat16AsTheSparsemixerDoes() {
+        HookedAutoConfig config = TinyConfigs.of("phimoe").with(Map.of("router_jitter_noise", 0.3,
+                "num_local_experts", 6));
+        long[] ids = new long[24];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = (i * 29 + 7) % config.vocabSize();
+        }
+        float threshold = Bfloat16.round(0.6f);
+        int kept = 0;
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 3, DType.BFLOAT16, Device.CPU);
+             ModelOutput out = model.forward(Tensor.of(ids, 2, 12), CacheSpec.only("blocks.1.mlp.hook_router_logits",
+                     "blocks.1.mlp.hook_expert_indices", "blocks.1.mlp.hook_expert_weights"))) {
+            float[] logits = out.cache().get("blocks.1.mlp.hook_router_logits").toFloatArray();
+            long[] chosen = out.cache().get("blocks.1.mlp.hook_expert_indices").toLongArray();
+            float[] weights = out.cache().get("blocks.1.mlp.hook_expert_weights").toFloatArray();
+            for (int t = 0; t < ids.length; t++) {
+                float[] s = java.util.Arrays.copyOfRange(logits, t * 6, t * 6 + 6);
+                int first = best(s, -1);
+                int second = best(s, first);
+                assertEquals(first, chosen[2 * t], "token " + t);
+                assertEquals(second, chosen[2 * t + 1], "token " + t);
+                int[] picks = {first, second};
+                for (int j = 0; j < 2; j++) {
+                    float top = s[picks[j]];
+                    double sum = 0;
+                    for (int e = 0; e < 6; e++) {
+                        float factor = Math.max(Math.abs(s[e]), top);
+                        float ratio = Bfloat16.round(Bfloat16.round(top - s[e]) / factor);
+                        if (e != (j == 0 ? -1 : first) && !(ratio > threshold)) {
+                            sum += Math.exp((double) s[e] - top);
+                            kept += e != picks[j] ? 1 : 0;
+                        }
+                    }
+                    assertEquals(Bfloat16.round((float) (1 / sum)), weights[2 * t + j], 0.0, "token " + t + ", "
+                            + (j == 0 ? "first" : "second"));
+                }
+            }
+        }
+        assertTrue(kept > 10, "the softmaxes should hold other experts often enough to count: " + kept);
+    }
+
+    /** The expert with the largest logit, {@code excluded} left out; the first on ties, as torch.max. */
+    private static int best(float[] s, int excluded) {
+        int best = -1;
+        for (int e = 0; e < s.length; e++) {
+            best = e != excluded && (best < 0 || s[e] > s[best]) ? e : best;
+        }
+        return best;
     }
 
     @Test

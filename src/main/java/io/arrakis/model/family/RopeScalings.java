@@ -94,7 +94,7 @@ final class RopeScalings {
             return new Rope.NtkAlpha(positive("alpha"));
         }
         if (reading == Reading.PHIMOE && !type.equals("default")) {
-            return phimoe(type, maxPositions, originalOverride);
+            return phimoe(type, maxPositions);
         }
         if (NOT_IMPLEMENTED.contains(type)) {
             throw invalid(key + ".rope_type", type, "is not implemented; implemented rope types: "
@@ -190,9 +190,10 @@ final class RopeScalings {
      * PhiMoE's longrope: {@code PhimoeRotaryEmbedding} recomputes its frequencies without the pass's length, so with
      * the short factors for any length, and multiplies cos and sin by {@code long_mscale} beyond the pretraining
      * context and {@code short_mscale} within it, in place of the longrope's attention factor. The long factors are
-     * required, as transformers validates them, and not read.
+     * required, as transformers validates them, and not read. The pretraining context is the object's own or
+     * {@code max_position_embeddings}: PhimoeConfig copies the object's over a top-level one, which it never reads.
      */
-    private Rope.LongRope phimoe(String type, int maxPositions, Integer originalOverride) {
+    private Rope.LongRope phimoe(String type, int maxPositions) {
         if (!type.equals("longrope")) {
             throw invalid(key + ".rope_type", type, "is not implemented for PhiMoE, whose rotary embedding scales cos"
                     + " and sin by short_mscale or long_mscale: only \"default\" and \"longrope\" are");
@@ -205,7 +206,7 @@ final class RopeScalings {
                         + String.join(", ", taken.stream().sorted().toList()) + ")");
             }
         }
-        Rope.LongRope read = longRope(original(maxPositions, originalOverride), maxPositions);
+        Rope.LongRope read = longRope(original(maxPositions, null), maxPositions);
         double shortMscale = finite("short_mscale");
         double longMscale = finite("long_mscale");
         return new Rope.LongRope(read.shortFactor(), read.shortFactor(), read.originalMaxPositions(), shortMscale,
