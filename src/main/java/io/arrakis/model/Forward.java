@@ -483,6 +483,13 @@ final class Forward {
         } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SOFTMAX) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
+        } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID
+                || routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED) {
+            top = logits.topk(k, -1, true);
+            weights = top.get(0).sigmoid();
+            if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED) {
+                weights = weights.div(weights.sum(-1, true));
+            }
         } else {
             Tensor wide = logits.to(DType.FLOAT32);
             if (routing == MixtureOfExperts.Routing.TOP_K_THEN_FLOAT32_SOFTMAX) {
@@ -517,7 +524,11 @@ final class Forward {
             sum = sum.add(perToken.select(1, j));
         }
         Tensor routed = sum.view(batch, pos, c.dModel());
-        return moe.hasSharedExpert() ? routed.add(sharedExpert(b, l, x)) : routed;
+        if (!moe.hasSharedExpert()) {
+            return routed;
+        }
+        Tensor both = routed.add(sharedExpert(b, l, x));
+        return moe.shared() == MixtureOfExperts.Shared.AVERAGED ? both.div(2.0) : both;
     }
 
     /**

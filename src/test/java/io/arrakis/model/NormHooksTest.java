@@ -37,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class NormHooksTest {
     private static final Set<String> LAYER_NORM_TYPES = Set.of("gpt2", "gpt_neo", "gpt_neox", "gptj", "phi", "stablelm",
-            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode", "olmo", "phimoe");
+            "starcoder2", "falcon", "cohere", "cohere2", "nemotron", "jais2", "opt", "gpt_bigcode", "olmo", "phimoe",
+            "cohere2_moe");
     /** Norms that only normalise: no weight or bias in the checkpoint. */
     private static final Set<String> PARAMETERLESS_TYPES = Set.of("olmo", "nanochat");
     private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",

@@ -16,8 +16,7 @@ import java.util.List;
  * @param sharedWidth the width of a shared expert every token goes to beside its routed ones; 0 for none
  * @param clampedSwiglu gpt-oss's expert activation, or null for the family's gated activation
  *     {@code act(gate) * up}
- * @param sharedGated whether the shared expert's output is weighted by the sigmoid of a linear gate on the token
- *     (qwen2-moe's {@code shared_expert_gate}) rather than added as it is (DeepSeek-V3's {@code shared_experts})
+ * @param shared how a shared expert's output joins the routed experts' ({@link Shared})
  * @param grouped the settings of the grouped routings, null for the other kinds
  * @param sparseLayers per layer, whether its MLP is this mixture rather than a dense gated MLP of
  *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
@@ -30,8 +29,18 @@ import java.util.List;
  * @param jitterEps {@link Routing#SPARSE_MIXER}'s {@code router_jitter_noise}; 0 for the other routings
  */
 public record MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights, int sharedWidth,
-        ClampedSwiglu clampedSwiglu, boolean sharedGated, Grouped grouped, List<Boolean> sparseLayers,
+        ClampedSwiglu clampedSwiglu, Shared shared, Grouped grouped, List<Boolean> sparseLayers,
         int denseWidth, boolean float32Router, double normMin, double jitterEps) {
+
+    /** How a shared expert's output joins the routed experts' sum. */
+    public enum Shared {
+        /** Added as it is (DeepSeek-V3's {@code shared_experts}). */
+        ADDED,
+        /** Weighted by the sigmoid of a linear gate on the token first (qwen2-moe's {@code shared_expert_gate}). */
+        GATED,
+        /** Averaged with it, {@code (routed + shared) / 2} (Cohere2-MoE's {@code "average"}). */
+        AVERAGED
+    }
 
     /** How the routing weights of a token's chosen experts are computed. */
     public enum Routing {
@@ -87,6 +96,13 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          */
         SOFTMAX_BIASED,
         /**
+         * Cohere2-MoE's {@code "sigmoid"}: the sigmoids of the {@code topK} largest logits, in the logits' dtype, as
+         * they are.
+         */
+        TOP_K_THEN_SIGMOID,
+        /** {@link #TOP_K_THEN_SIGMOID} divided by their sum ({@code norm_topk_prob}), in the logits' dtype. */
+        TOP_K_THEN_SIGMOID_NORMALIZED,
+        /**
          * PhiMoE's sparsemixer, as it routes outside training, in the logits' dtype: the first expert is the one with
          * the largest logit, weighted by its share of the softmax over the logits within {@code 2 · jitterEps} of it
          * (relative to the larger of the logit's magnitude and the largest); the second likewise among the others,
@@ -131,25 +147,25 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     /** Experts routed as {@code routing} says, without a shared expert, every layer sparse. */
     public MixtureOfExperts(int experts, int topK, Routing routing, boolean float32Weights,
                             ClampedSwiglu clampedSwiglu) {
-        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, false, null, null, 0, false, 0, 0);
+        this(experts, topK, routing, float32Weights, 0, clampedSwiglu, Shared.ADDED, null, null, 0, false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SIGMOID_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts sigmoidGrouped(int experts, int topK, Grouped grouped) {
-        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, false, grouped, null, 0,
-                false, 0, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_GROUPED, true, 0, null, Shared.ADDED, grouped, null,
+                0, false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED} with {@code grouped}'s settings, every layer sparse. */
     public static MixtureOfExperts softmaxGrouped(int experts, int topK, Grouped grouped) {
-        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, false, grouped, null, 0,
-                false, 0, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED, true, 0, null, Shared.ADDED, grouped, null,
+                0, false, 0, 0);
     }
 
     /** Experts routed as {@link Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE} with {@code grouped}'s settings. */
     public static MixtureOfExperts softmaxGroupedInModelDtype(int experts, int topK, Grouped grouped) {
-        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null, false,
-                grouped, null, 0, false, 0, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE, false, 0, null,
+                Shared.ADDED, grouped, null, 0, false, 0, 0);
     }
 
     /**
@@ -162,25 +178,36 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
 
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */
     public MixtureOfExperts withSharedExpert(int width) {
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, true, grouped,
-                sparseLayers, denseWidth, float32Router, normMin, jitterEps);
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, Shared.GATED,
+                grouped, sparseLayers, denseWidth, float32Router, normMin, jitterEps);
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output added as it is. */
     public MixtureOfExperts withUngatedSharedExpert(int width) {
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, false, grouped,
-                sparseLayers, denseWidth, float32Router, normMin, jitterEps);
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, Shared.ADDED,
+                grouped, sparseLayers, denseWidth, float32Router, normMin, jitterEps);
+    }
+
+    /** These experts with a shared expert of {@code width} beside them, its output and theirs averaged. */
+    public MixtureOfExperts withAveragedSharedExpert(int width) {
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, width, clampedSwiglu, Shared.AVERAGED,
+                grouped, sparseLayers, denseWidth, float32Router, normMin, jitterEps);
+    }
+
+    /** Whether a shared expert's output is weighted by a sigmoid gate ({@link Shared#GATED}). */
+    public boolean sharedGated() {
+        return shared == Shared.GATED;
     }
 
     /** These experts on the layers {@code sparse} marks, a dense gated MLP of {@code width} on the others. */
     public MixtureOfExperts withDenseLayers(List<Boolean> sparse, int width) {
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, shared,
                 grouped, sparse, width, float32Router, normMin, jitterEps);
     }
 
     /** These experts with their router's weight held in float32 ({@link #float32Router}). */
     public MixtureOfExperts withFloat32Router() {
-        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, sharedGated,
+        return new MixtureOfExperts(experts, topK, routing, float32Weights, sharedWidth, clampedSwiglu, shared,
                 grouped, sparseLayers, denseWidth, true, normMin, jitterEps);
     }
 
@@ -189,14 +216,14 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
      * {@code normMin}, every layer sparse.
      */
     public static MixtureOfExperts softmaxBiased(int experts, int topK, double normMin) {
-        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_BIASED, false, 0, null, false, null, null, 0, true,
-                normMin, 0);
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_BIASED, false, 0, null, Shared.ADDED, null, null, 0,
+                true, normMin, 0);
     }
 
     /** PhiMoE's experts, routed as {@link Routing#SPARSE_MIXER} with {@code jitterEps}, two per token. */
     public static MixtureOfExperts sparseMixer(int experts, double jitterEps) {
-        return new MixtureOfExperts(experts, 2, Routing.SPARSE_MIXER, false, 0, null, false, null, null, 0, false, 0,
-                jitterEps);
+        return new MixtureOfExperts(experts, 2, Routing.SPARSE_MIXER, false, 0, null, Shared.ADDED, null, null, 0,
+                false, 0, jitterEps);
     }
 
     /** Whether layer {@code layer}'s MLP is this mixture. */
