@@ -24,7 +24,8 @@ import static io.arrakis.model.ReferenceMath.tensor;
  * (first_k_dense_replace 1) with full attention that rotates all the same (prefix_dense_sliding_window_pattern 1);
  * then, sliding_window_pattern 2, a sliding layer that rotates (interleaved) and a full one that does not; the
  * experts' top two logits weighted by their softmax ({@link Kind#SOFTMAX_AVERAGED}, averaged with one shared expert)
- * or their sigmoids divided by their sum ({@link Kind#SIGMOID_SUMMED}, added to it); the logits scaled by
+ * or their sigmoids, divided by their sum or not ({@link Kind#SIGMOID_SUMMED}, {@link Kind#SIGMOID_AS_IS}, added to
+ * it); the logits scaled by
  * {@code logit_scale}, the head tied to the embedding.
  */
 final class Cohere2MoeReference {
@@ -50,7 +51,9 @@ final class Cohere2MoeReference {
         /** {@code expert_selection_fn "softmax"}, the shared expert averaged in: Cohere2MoeConfig's defaults. */
         SOFTMAX_AVERAGED,
         /** {@code "sigmoid"} with {@code norm_topk_prob}, the shared expert summed in. */
-        SIGMOID_SUMMED
+        SIGMOID_SUMMED,
+        /** {@code "sigmoid"} without {@code norm_topk_prob}, the sigmoids as they are, the shared expert summed in. */
+        SIGMOID_AS_IS
     }
 
     private Cohere2MoeReference() {
@@ -58,7 +61,8 @@ final class Cohere2MoeReference {
 
     /** Writes config.json, model.safetensors and reference.safetensors into {@code dir}. */
     static void write(Path dir, Kind kind) throws IOException {
-        boolean sigmoid = kind == Kind.SIGMOID_SUMMED;
+        boolean sigmoid = kind != Kind.SOFTMAX_AVERAGED;
+        boolean normalized = kind != Kind.SIGMOID_AS_IS;
         HookedAutoConfig config = HookedAutoConfig.of("cohere2_moe").with(Map.ofEntries(
                 Map.entry("vocab_size", VOCAB), Map.entry("hidden_size", D), Map.entry("intermediate_size", EXPERT),
                 Map.entry("num_hidden_layers", LAYERS), Map.entry("num_attention_heads", HEADS),
@@ -70,11 +74,13 @@ final class Cohere2MoeReference {
                 Map.entry("num_experts", EXPERTS), Map.entry("num_experts_per_tok", TOP_K),
                 Map.entry("num_shared_experts", 1), Map.entry("shared_expert_combination_strategy",
                         sigmoid ? "sum" : "average"),
-                Map.entry("expert_selection_fn", sigmoid ? "sigmoid" : "softmax")));
-        ReferenceMath.write(config, 61, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, out, sigmoid));
+                Map.entry("expert_selection_fn", sigmoid ? "sigmoid" : "softmax"),
+                Map.entry("norm_topk_prob", normalized)));
+        ReferenceMath.write(config, 61, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, out, sigmoid, normalized));
     }
 
-    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out, boolean sigmoid) {
+    private static void forward(Map<String, double[]> w, long[] ids, Map<String, Tensor> out, boolean sigmoid,
+                                boolean normalized) {
         int n = BATCH * POS;
         double[] x = embed(w, ids, D);
         for (int layer = 0; layer < LAYERS; layer++) {
@@ -99,7 +105,7 @@ final class Cohere2MoeReference {
                         linear(h, n, w.get(p + "mlp.up_proj.weight"), DENSE, D));
                 mlp = linear(act, n, w.get(p + "mlp.down_proj.weight"), D, DENSE);
             } else {
-                mlp = mixture(w, p + "mlp.", h, n, b, sigmoid, out);
+                mlp = mixture(w, p + "mlp.", h, n, b, sigmoid, normalized, out);
             }
             out.put(b + "hook_mlp_out", tensor(mlp, BATCH, POS, D));
             add(x, attn);
@@ -116,7 +122,7 @@ final class Cohere2MoeReference {
 
     /** The experts' weighted outputs joined with the shared expert's, recording the router's choices. */
     private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, String b, boolean sigmoid,
-                                    Map<String, Tensor> out) {
+                                    boolean normalized, Map<String, Tensor> out) {
         double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
         double[] y = new double[n * D];
         double[] chosenOut = new double[n * TOP_K];
@@ -132,7 +138,7 @@ final class Cohere2MoeReference {
             }
             double[] row = java.util.Arrays.copyOfRange(h, t * D, (t + 1) * D);
             for (int j = 0; j < TOP_K; j++) {
-                weight[j] /= sum; // the softmax over the top k, or the normalised sigmoids
+                weight[j] /= sigmoid && !normalized ? 1 : sum; // the softmax over the top k, or the sigmoids
                 chosenOut[t * TOP_K + j] = chosen[j];
                 weightsOut[t * TOP_K + j] = weight[j];
                 String expert = p + "experts." + chosen[j] + ".";

@@ -85,6 +85,11 @@ class Cohere2MoeTest {
         m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("cohere2_moe").with(nullWindow)
                 .architecture()).getMessage();
         assertTrue(m.contains("sliding_window"), m);
+        for (int firstDense : new int[] {-1, 41}) {
+            m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("cohere2_moe")
+                    .with("first_k_dense_replace", firstDense).architecture()).getMessage();
+            assertTrue(m.contains("first_k_dense_replace"), m);
+        }
     }
 
     @Test
@@ -100,10 +105,15 @@ class Cohere2MoeTest {
     }
 
     @Test
-    void sigmoidRoutingNormalisedWithTheSharedExpertSummedMatchesItsReference(@TempDir Path dir) throws Exception {
-        Cohere2MoeReference.write(dir, Cohere2MoeReference.Kind.SIGMOID_SUMMED);
-        assertEquals(MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED,
-                HookedAutoConfig.fromJson(dir.resolve("config.json")).architecture().moe().routing());
-        ModelParityTest.assertParity(dir, "cohere2-moe with sigmoid routing", 2 * 3 + 2);
+    void sigmoidRoutingWithTheSharedExpertSummedMatchesItsReference(@TempDir Path dir) throws Exception {
+        for (Cohere2MoeReference.Kind kind : List.of(Cohere2MoeReference.Kind.SIGMOID_SUMMED,
+                Cohere2MoeReference.Kind.SIGMOID_AS_IS)) {
+            Path at = dir.resolve(kind.name());
+            Cohere2MoeReference.write(at, kind);
+            assertEquals(kind == Cohere2MoeReference.Kind.SIGMOID_SUMMED
+                    ? MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED : MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID,
+                    HookedAutoConfig.fromJson(at.resolve("config.json")).architecture().moe().routing());
+            ModelParityTest.assertParity(at, "cohere2-moe, " + kind, 2 * 3 + 2);
+        }
     }
 }

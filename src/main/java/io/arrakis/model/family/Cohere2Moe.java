@@ -144,6 +144,11 @@ final class Cohere2Moe extends ModelFamily {
         if (given != null) {
             return given;
         }
+        if (firstDense < 0 || firstDense > layers) {
+            throw invalid("first_k_dense_replace", firstDense, "must be from 0 to num_hidden_layers = " + layers
+                    + ": Cohere2MoeConfig fills in that many prefix layer types before the others, and refuses the"
+                    + " list of another length that it gives");
+        }
         int prefix = s.integer("prefix_dense_sliding_window_pattern");
         int pattern = s.integer("sliding_window_pattern");
         List<LayerAttention> types = new ArrayList<>(layers);

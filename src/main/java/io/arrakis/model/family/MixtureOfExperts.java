@@ -5,8 +5,8 @@ import java.util.List;
 /**
  * A sparse mixture-of-experts MLP in place of the dense one: a linear router gives each token one logit per expert,
  * the token goes to the {@code topK} experts its {@link Routing} ranks highest, and the MLP's output for it is the sum
- * of those experts' outputs, each multiplied by its routing weight, plus a shared expert's where there is one. An
- * expert is a gated MLP.
+ * of those experts' outputs, each multiplied by its routing weight, joined with a shared expert's where there is one
+ * ({@link Shared}). An expert is a gated MLP.
  *
  * @param experts how many experts each layer has ({@code num_local_experts} or {@code num_experts})
  * @param topK how many experts each token goes to ({@code num_experts_per_tok}), at most {@code experts}
