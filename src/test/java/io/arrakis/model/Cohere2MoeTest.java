@@ -110,9 +110,10 @@ class Cohere2MoeTest {
                 Cohere2MoeReference.Kind.SIGMOID_AS_IS)) {
             Path at = dir.resolve(kind.name());
             Cohere2MoeReference.write(at, kind);
-            assertEquals(kind == Cohere2MoeReference.Kind.SIGMOID_SUMMED
-                    ? MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED : MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID,
-                    HookedAutoConfig.fromJson(at.resolve("config.json")).architecture().moe().routing());
+            MixtureOfExperts.Routing routing = kind == Cohere2MoeReference.Kind.SIGMOID_SUMMED
+                    ? MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED
+                    : MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID;
+            assertEquals(routing, HookedAutoConfig.fromJson(at.resolve("config.json")).architecture().moe().routing());
             ModelParityTest.assertParity(at, "cohere2-moe, " + kind, 2 * 3 + 2);
         }
     }
