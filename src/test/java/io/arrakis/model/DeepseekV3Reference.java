@@ -89,7 +89,12 @@ final class DeepseekV3Reference {
          * changes within the input), softmax scores chosen among the experts of the groups whose two best scores sum
          * highest, normalised
          */
-        MISTRAL4(107);
+        MISTRAL4(107),
+        /**
+         * Youtu-LLM ({@code youtu}): queries from their latent, interleaved, no biases, every layer's MLP dense, the
+         * head tied to the embedding
+         */
+        YOUTU(109);
 
         private final long seed;
 
@@ -103,7 +108,7 @@ final class DeepseekV3Reference {
 
         boolean dense(int layer) {
             return this == LATENT_QUERIES || this == DEEPSEEK_V2 || this == MISTRAL4 ? layer == 0
-                    : this == GLM4_MOE_LITE && layer == 1;
+                    : this == YOUTU || this == GLM4_MOE_LITE && layer == 1;
         }
 
         String modelType() {
@@ -111,6 +116,7 @@ final class DeepseekV3Reference {
                 case GLM4_MOE_LITE -> "glm4_moe_lite";
                 case DEEPSEEK_V2 -> "deepseek_v2";
                 case MISTRAL4 -> "mistral4";
+                case YOUTU -> "youtu";
                 default -> "deepseek_v3";
             };
         }
@@ -122,6 +128,19 @@ final class DeepseekV3Reference {
 
     /** Writes config.json, model.safetensors and reference.safetensors of {@code kind}'s model into {@code dir}. */
     static void write(Path dir, Kind kind) throws IOException {
+        if (kind == Kind.YOUTU) {
+            HookedAutoConfig config = HookedAutoConfig.of("youtu").with(Map.ofEntries(Map.entry("vocab_size", VOCAB),
+                    Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
+                    Map.entry("num_attention_heads", HEADS), Map.entry("num_key_value_heads", HEADS),
+                    Map.entry("kv_lora_rank", KV_RANK), Map.entry("q_lora_rank", Q_RANK),
+                    Map.entry("qk_nope_head_dim", NOPE), Map.entry("qk_rope_head_dim", ROPE),
+                    Map.entry("v_head_dim", VALUE), Map.entry("intermediate_size", DENSE),
+                    Map.entry("rms_norm_eps", EPS), Map.entry("initializer_range", 0.2),
+                    Map.entry("max_position_embeddings", 64), Map.entry("rope_theta", THETA),
+                    Map.entry("rope_interleave", true)));
+            ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
+            return;
+        }
         boolean latent = kind.latentQueries();
         Map<String, Object> values = new LinkedHashMap<>(Map.ofEntries(Map.entry("vocab_size", VOCAB),
                 Map.entry("hidden_size", D), Map.entry("num_hidden_layers", LAYERS),
@@ -213,7 +232,8 @@ final class DeepseekV3Reference {
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
-        out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
+        double[] head = w.containsKey("lm_head.weight") ? w.get("lm_head.weight") : w.get("model.embed_tokens.weight");
+        out.put("logits", tensor(linear(last, n, head, VOCAB, D), BATCH, POS, VOCAB));
     }
 
     /**

@@ -87,9 +87,14 @@ final class DeepseekV3 extends ModelFamily {
      * DeepSeek-V3's blocks, which GLM-4.7-Flash's and DeepSeek-V2's share, less their mixture: latent attention as its
      * keys say (heads other than {@code num_attention_heads} for keys and values refused), its rotated features laid
      * out from adjacent pairs as halves where {@code pairsToHalves} ({@code rope_interleave}), the rotary embedding,
-     * the scores' factor, the biases of {@code attention_bias}, RMSNorms and experts of {@code moe_intermediate_size}.
+     * the scores' factor, the biases of {@code attention_bias}, RMSNorms and MLPs of {@code moe_intermediate_size}.
      */
     static ArchitectureBuilder latentLayout(Settings s, boolean pairsToHalves) {
+        return latentLayout(s, pairsToHalves, "moe_intermediate_size");
+    }
+
+    /** {@link #latentLayout(Settings, boolean)} with MLPs of {@code mlpWidthKey} (Youtu's dense ones). */
+    static ArchitectureBuilder latentLayout(Settings s, boolean pairsToHalves, String mlpWidthKey) {
         int heads = s.integer("num_attention_heads");
         Integer kvHeads = s.integerOrNull("num_key_value_heads");
         if (kvHeads != null && kvHeads != heads) {
@@ -110,7 +115,7 @@ final class DeepseekV3 extends ModelFamily {
         }
         LatentAttention latent = new LatentAttention(queryRank == null ? 0 : queryRank, s.integer("kv_lora_rank"),
                 s.integer("qk_nope_head_dim"), ropeDim, valueDim, pairsToHalves);
-        return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").latentAttention(latent)
+        return LlamaLayout.standardKeys(s).mlpWidth(mlpWidthKey).latentAttention(latent)
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null)
                 .attentionMultiplier(scoreFactor(s)).biases(false, s.bool("attention_bias"), false);
     }
