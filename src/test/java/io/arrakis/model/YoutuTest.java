@@ -29,8 +29,9 @@ class YoutuTest {
         assertNull(a.moe(), "every layer's MLP is dense");
         assertTrue(a.tiedEmbeddings());
         assertFalse(a.outBias());
-        assertEquals(Math.sqrt(2.0 / (5.0 * 2048)), a.initializerRange(), 1e-15,
-                "a null initializer_range is sqrt(2 / (5 hidden_size)), as YoutuConfig fills it in");
+        // YoutuConfig: 2.0 / (5.0 * self.hidden_size) ** 0.5, the power first
+        assertEquals(0.019764235376052372, a.initializerRange(), 1e-15,
+                "a null initializer_range is 2 / sqrt(5 hidden_size), as YoutuConfig fills it in");
         // tied 128256 x 2048 embedding; per layer q_a 1536 x 2048 and its norm, q_b 3072 x 1536, kv_a 576 x 2048 and
         // its norm of 512, kv_b 4096 x 512, o 2048 x 2048, two norms, the MLP 3 x 2048 x 6144; the final norm
         long layer = 1536L * 2048 + 1536 + 3072L * 1536 + 576L * 2048 + 512 + 4096L * 512 + 2048L * 2048 + 2 * 2048

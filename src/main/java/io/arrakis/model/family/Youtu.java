@@ -32,8 +32,9 @@ import static io.arrakis.model.family.Slot.W_OUT;
  * {@code rope_interleave}) and a dense gated MLP of {@code intermediate_size} on every layer; embeddings tied.
  *
  * <p>Keys: {@code YoutuConfig} of {@code transformers} 5.17, plus the rotary keys 4.x files carry. A null
- * {@code initializer_range} is {@code sqrt(2 / (5 · hidden_size))}, as the class fills it in. Checkpoint: Llama's
- * layout with DeepSeek-V3's attention tensors.
+ * {@code initializer_range} is {@code 2 / sqrt(5 · hidden_size)}, as the class fills it in (it sets the spread of
+ * random weights only; {@code embedding_initializer_range} is accepted and not read). Checkpoint: Llama's layout with
+ * DeepSeek-V3's attention tensors.
  */
 final class Youtu extends ModelFamily {
 
@@ -55,7 +56,7 @@ final class Youtu extends ModelFamily {
     @Override
     Architecture architecture(Settings s) {
         Settings filled = s.get("initializer_range") != null ? s
-                : s.with("initializer_range", Math.sqrt(2.0 / (5.0 * s.integer("hidden_size"))));
+                : s.with("initializer_range", 2.0 / Math.sqrt(5.0 * s.integer("hidden_size")));
         return DeepseekV3.latentLayout(filled, Boolean.TRUE.equals(s.get("rope_interleave")), "intermediate_size")
                 .build();
     }
