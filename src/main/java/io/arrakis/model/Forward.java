@@ -470,13 +470,10 @@ final class Forward {
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
         if (moe.grouped() != null || routing == MixtureOfExperts.Routing.SIGMOID_BIASED
-                || routing == MixtureOfExperts.Routing.SOFTMAX_BIASED) {
-            Choice choice = scoredChoice(logits, l.expertScoreBias(), x.dtype());
-            top = List.of(choice.weights(), choice.experts());
-            weights = choice.weights();
-            picks = choice.picks();
-        } else if (routing == MixtureOfExperts.Routing.SPARSE_MIXER) {
-            Choice choice = sparseMixer(logits);
+                || routing == MixtureOfExperts.Routing.SOFTMAX_BIASED
+                || routing == MixtureOfExperts.Routing.SPARSE_MIXER) {
+            Choice choice = routing == MixtureOfExperts.Routing.SPARSE_MIXER ? sparseMixer(logits)
+                    : scoredChoice(logits, l.expertScoreBias(), x.dtype());
             top = List.of(choice.weights(), choice.experts());
             weights = choice.weights();
             picks = choice.picks();

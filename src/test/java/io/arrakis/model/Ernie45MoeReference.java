@@ -104,19 +104,9 @@ final class Ernie45MoeReference {
         double[] chosenOut = new double[n * TOP_K];
         double[] weightsOut = new double[n * TOP_K];
         for (int t = 0; t < n; t++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (int e = 0; e < EXPERTS; e++) {
-                max = Math.max(max, logits[t * EXPERTS + e]);
-            }
-            double[] probs = new double[EXPERTS];
-            double total = 0;
-            for (int e = 0; e < EXPERTS; e++) {
-                probs[e] = Math.exp(logits[t * EXPERTS + e] - max);
-                total += probs[e];
-            }
+            double[] probs = ReferenceMath.softmax(logits, t * EXPERTS, EXPERTS);
             double[] choice = new double[EXPERTS];
             for (int e = 0; e < EXPERTS; e++) {
-                probs[e] /= total;
                 choice[e] = probs[e] + bias[e];
             }
             int[] chosen = ReferenceMath.topExperts(choice, TOP_K, 1, 1, false);

@@ -92,19 +92,7 @@ final class FlexOlmoReference {
         double[] chosenOut = new double[n * TOP_K];
         double[] weightsOut = new double[n * TOP_K];
         for (int t = 0; t < n; t++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (int e = 0; e < EXPERTS; e++) {
-                max = Math.max(max, logits[t * EXPERTS + e]);
-            }
-            double[] probs = new double[EXPERTS];
-            double total = 0;
-            for (int e = 0; e < EXPERTS; e++) {
-                probs[e] = Math.exp(logits[t * EXPERTS + e] - max);
-                total += probs[e];
-            }
-            for (int e = 0; e < EXPERTS; e++) {
-                probs[e] /= total;
-            }
+            double[] probs = ReferenceMath.softmax(logits, t * EXPERTS, EXPERTS);
             int[] chosen = ReferenceMath.topExperts(probs, TOP_K, 1, 1, false);
             double sum = 0;
             for (int e : chosen) {

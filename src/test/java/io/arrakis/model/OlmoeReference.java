@@ -74,7 +74,7 @@ final class OlmoeReference {
             double[] router = linear(h2, n, w.get(p + "mlp.gate.weight"), EXPERTS, D);
             double[] mlp = new double[n * D];
             for (int t = 0; t < n; t++) {
-                double[] probs = softmax(router, t * EXPERTS, EXPERTS);
+                double[] probs = ReferenceMath.softmax(router, t * EXPERTS, EXPERTS);
                 boolean[] taken = new boolean[EXPERTS];
                 double[] row = java.util.Arrays.copyOfRange(h2, t * D, (t + 1) * D);
                 for (int j = 0; j < TOP_K; j++) {
@@ -97,22 +97,5 @@ final class OlmoeReference {
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
         out.put("ln_final.hook_normalized", tensor(last, BATCH, POS, D));
         out.put("logits", tensor(linear(last, n, w.get("lm_head.weight"), VOCAB, D), BATCH, POS, VOCAB));
-    }
-
-    private static double[] softmax(double[] x, int from, int size) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < size; i++) {
-            max = Math.max(max, x[from + i]);
-        }
-        double[] y = new double[size];
-        double sum = 0;
-        for (int i = 0; i < size; i++) {
-            y[i] = Math.exp(x[from + i] - max);
-            sum += y[i];
-        }
-        for (int i = 0; i < size; i++) {
-            y[i] /= sum;
-        }
-        return y;
     }
 }

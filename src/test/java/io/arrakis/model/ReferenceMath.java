@@ -349,6 +349,24 @@ final class ReferenceMath {
         return linear(act, 1, w.get(down), d, width);
     }
 
+    /** The softmax of {@code size} values of {@code x} from {@code from}, the largest subtracted first. */
+    static double[] softmax(double[] x, int from, int size) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < size; i++) {
+            max = Math.max(max, x[from + i]);
+        }
+        double[] y = new double[size];
+        double sum = 0;
+        for (int i = 0; i < size; i++) {
+            y[i] = Math.exp(x[from + i] - max);
+            sum += y[i];
+        }
+        for (int i = 0; i < size; i++) {
+            y[i] /= sum;
+        }
+        return y;
+    }
+
     static void add(double[] x, double[] y) {
         for (int i = 0; i < x.length; i++) {
             x[i] += y[i];
