@@ -837,7 +837,7 @@ class HookedAutoConfigTest {
     @MethodSource("rotaryFamilies")
     void everyRotaryFamilyRefusesRotarySettingsItDoesNotCompute(String family) {
         HookedAutoConfig c = HookedAutoConfig.of(family);
-        for (String key : List.of("rope_scaling", "rope_parameters")) {
+        for (String key : Stream.of("rope_scaling", "rope_parameters").filter(c.raw()::containsKey).toList()) {
             String at = rotaryObjectKey(family, key);
             String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "proportional", "factor", 2.0)));
             assertTrue(m.contains(at + ".rope_type") && m.contains("\"proportional\"") && m.contains("not implemented"),
@@ -892,12 +892,12 @@ class HookedAutoConfigTest {
     static final Set<String> LONGROPE_ONLY = Set.of("phi3", "phimoe");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
-    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3");
+    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3", "mellum");
 
     /**
-     * A rotary object as the value of {@code key}: for those families, the full layers' object; for ministral3 and
-     * mistral4, with the query temperature's settings they require (and for mistral4 the share of its default query
-     * heads that rotates, unless the object gives one).
+     * A rotary object as the value of {@code key}: for those families, the full layers' object (for mellum with a
+     * base, which its objects must give); for ministral3 and mistral4, with the query temperature's settings they
+     * require (and for mistral4 the share of its default query heads that rotates, unless the object gives one).
      */
     static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {
         if (family.equals("ministral3") || family.equals("mistral4")) {
@@ -908,6 +908,11 @@ class HookedAutoConfigTest {
                 tempered.putIfAbsent("partial_rotary_factor", 0.5); // qk_rope_head_dim 64 of 128
             }
             return tempered;
+        }
+        if (family.equals("mellum")) {
+            Map<String, Object> based = new LinkedHashMap<>(object);
+            based.putIfAbsent("rope_theta", 500_000.0);
+            object = based;
         }
         return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters")
                 ? Map.of("full_attention", object) : object;

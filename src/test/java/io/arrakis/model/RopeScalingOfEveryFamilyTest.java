@@ -57,10 +57,10 @@ class RopeScalingOfEveryFamilyTest {
         }
         // mistral4's default rope spans the whole head in transformers, which its attention cannot use: linear scaling
         // by 1 rotates as the default rope would
-        HookedAutoConfig unscaled = fixture.with(KEY, rotaryObject(family, KEY, family.equals("mistral4")
+        HookedAutoConfig unscaled = fixture.with(KEY, rotary(fixture, family, family.equals("mistral4")
                 ? entries(fixture, family, "rope_type", "linear", "factor", 1.0)
                 : entries(fixture, family, "rope_type", "default")));
-        HookedAutoConfig scaled = fixture.with(KEY, rotaryObject(family, KEY, linear));
+        HookedAutoConfig scaled = fixture.with(KEY, rotary(fixture, family, linear));
         int layer = IntStream.range(0, scaled.nLayers())
                 .filter(l -> scaled.architecture().rope(l).scaling() instanceof Rope.Linear).findFirst().orElseThrow();
         int pos = 6;
@@ -95,7 +95,22 @@ class RopeScalingOfEveryFamilyTest {
 
     private static String refusal(HookedAutoConfig fixture, String family, Map<String, Object> object) {
         return assertThrows(IllegalArgumentException.class,
-                () -> fixture.with(KEY, rotaryObject(family, KEY, object))).getMessage();
+                () -> fixture.with(KEY, rotary(fixture, family, object))).getMessage();
+    }
+
+    /**
+     * {@code object} as the fixture's rotary object, or as its full layers' where it has one per layer type, the other
+     * types' objects kept (mellum's sliding layers need theirs).
+     */
+    private static Map<String, ?> rotary(HookedAutoConfig fixture, String family, Map<String, Object> object) {
+        Map<String, ?> value = rotaryObject(family, KEY, object);
+        if (ROTARY_PER_LAYER_TYPE.contains(family) && fixture.raw().get(KEY) instanceof Map<?, ?> perType) {
+            Map<String, Object> merged = new LinkedHashMap<>();
+            perType.forEach((type, own) -> merged.put((String) type, own));
+            merged.putAll(value);
+            return merged;
+        }
+        return value;
     }
 
     /**
