@@ -122,10 +122,11 @@ public final class AttentionComposer {
      * key norms, the model's scaling, rotary embeddings and soft-capping where the family has them, the layer's local
      * or sliding window) and are projected with {@code wO} (no output bias: it belongs to the layer, not to a head; nor
      * the norm some families apply to the attention's output, which acts on the sum of the heads). With attention sinks
-     * (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases. With head1 == head2 and
-     * alpha = 1 this is exactly that head's term of the attention output ({@code hook_z} of the head times its W_O
-     * slice). Families that normalise all heads' queries together (olmo2, olmo3, olmoe, flex-olmo) are refused with
-     * {@link UnsupportedOperationException}: one head's query has no normalised value on its own.
+     * (gpt-oss) the composite's sink logit is the mean of the two heads', like its biases, and with an output gate
+     * (afmoe) so are its gate's weights. With head1 == head2 and alpha = 1 this is exactly that head's term of the
+     * attention output ({@code hook_z} of the head times its W_O slice). Families that normalise all heads' queries
+     * together (olmo2, olmo3, olmoe, flex-olmo) are refused with {@link UnsupportedOperationException}: one head's
+     * query has no normalised value on its own.
      *
      * @param inputIds int64 ids {@code [batch, pos]} or {@code [pos]}
      */
@@ -154,7 +155,8 @@ public final class AttentionComposer {
             Tensor bk = mean(l -> model.b_K(l, true), h1, h2);
             Tensor bv = mean(l -> model.b_V(l, true), h1, h2);
             Tensor sink = c.attentionSinks() ? sink(h1).add(sink(h2)).div(2.0) : null;
-            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink);
+            Tensor wg = c.attentionOutputGate() ? mean(model::W_G, h1, h2) : null;
+            Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink, wg);
             return scope.keep(z.matmul(composite.wO()));
         }
     }
@@ -173,11 +175,11 @@ public final class AttentionComposer {
      * Arrakis's {@code attention_path_patching}: the model's logits {@code [batch, pos, vocab]} when {@code destHead}'s
      * attention output ({@code hook_z}) is recomputed with {@code srcHead}'s query, key and value weights and biases on
      * destHead's own input (its layer's normalised residual stream), with destHead's layer's query and key norms,
-     * attention scaling, rotary embeddings, soft-capping and mask (and srcHead's attention sink, where the family has
-     * sinks; olmo2, olmo3, olmoe and flex-olmo are refused, as in {@link #applyComposedHead}); every other head and the
-     * rest of the model are unchanged, and destHead keeps its own W_O. With src == dest the logits are those of a plain
-     * forward pass (up to rounding). This is a weight swap, not path patching in the sense of Wang et al. (clean vs
-     * corrupted inputs): that is {@link #pathPatching}.
+     * attention scaling, rotary embeddings, soft-capping and mask (and srcHead's attention sink and output gate, where
+     * the family has them; olmo2, olmo3, olmoe and flex-olmo are refused, as in {@link #applyComposedHead}); every
+     * other head and the rest of the model are unchanged, and destHead keeps its own W_O. With src == dest the logits
+     * are those of a plain forward pass (up to rounding). This is a weight swap, not path patching in the sense of Wang
+     * et al. (clean vs corrupted inputs): that is {@link #pathPatching}.
      */
     public Tensor attentionPathPatching(Tensor inputIds, Head srcHead, Head destHead) {
         Objects.requireNonNull(srcHead, "srcHead");
@@ -196,13 +198,14 @@ public final class AttentionComposer {
             Tensor bk = slice(l -> model.b_K(l, true), srcHead);
             Tensor bv = slice(l -> model.b_V(l, true), srcHead);
             Tensor sink = c.attentionSinks() ? sink(srcHead) : null;
+            Tensor wg = c.attentionOutputGate() ? slice(model::W_G, srcHead) : null;
             HookSpec capture = HookSpec.at(b + "hook_resid_pre", (act, name) -> {
                 resid[0] = act;
                 return null;
             });
             HookSpec replace = HookSpec.at(b + "attn.hook_z", (z, name) -> {
                 Tensor x = model.normalize(layer, resid[0]);
-                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv, sink).to(z.dtype());
+                Tensor zNew = headZ(layer, x, wq, bq, wk, bk, wv, bv, sink, wg).to(z.dtype());
                 return replaceHead(z, destHead.index(), zNew);
             });
             return scope.keep(model.runWithHooks(inputIds, capture, replace));
@@ -253,11 +256,12 @@ public final class AttentionComposer {
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
      * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (OLMo's clamp of the projections,
      * query and key norms before or, in nanochat, after rotary embeddings, scaling, soft-capping, mask); {@code sink}
-     * is its attention sink logit, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe,
+     * is its attention sink logit, or null; {@code wg [d_model, d_head]} its output gate's weights, which multiply z by
+     * {@code sigmoid(x · wg)}, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe,
      * flex-olmo) has no such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
      */
     private Tensor headZ(int layer, Tensor x, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
-                         Tensor sink) {
+                         Tensor sink, Tensor wg) {
         HookedAutoConfig c = model.config();
         long batch = x.size(0);
         long pos = x.size(1);
@@ -283,7 +287,8 @@ public final class AttentionComposer {
         Tensor pattern = model.attentionPattern(scores, sink == null ? null : sink.view(1));
         // the scores may be float32 in a reduced-precision model (gpt-neo, gpt-j), the pattern is the values' dtype
         pattern = pattern.dtype() == v.dtype() ? pattern : pattern.to(v.dtype());
-        return Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
+        Tensor z = Tensor.einsum("bhqk,bkhd->bqhd", pattern, v).reshape(batch, pos, dHead);
+        return wg == null ? z : z.mul(project(x, wg, null).sigmoid());
     }
 
     /**

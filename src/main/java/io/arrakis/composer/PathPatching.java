@@ -36,8 +36,8 @@ import java.util.function.Function;
  *       {@code blocks.l.hook_mlp_out} for {@code sender.layer < l < receiver.layer}, and the sender layer's MLP — is
  *       frozen to its clean value, so the receiver's input differs from clean by the sender's change in contribution
  *       alone (the sender layer's other heads read the clean {@code resid_pre} and are clean already; in families that
- *       normalise the attention's output, gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4 and glm4, that norm acts on
- *       all heads' sum, so one head's change also rescales the others' terms in the sender layer's
+ *       normalise the attention's output, gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4 and afmoe, that norm
+ *       acts on all heads' sum, so one head's change also rescales the others' terms in the sender layer's
  *       {@code hook_attn_out}); in
  *       {@link Mode#PATH_THROUGH_MLPS} only the attention outputs are frozen and every MLP recomputes, so the sender
  *       also reaches the receiver through MLPs (the recipe of Wang et al. as ARENA's IOI exercises implement it: every

@@ -167,6 +167,10 @@ final class Forward {
             z = Tensor.scaledDotProductAttention(queries, k.transpose(1, 2), v.transpose(1, 2), mask, mask == null,
                     productScale()).transpose(1, 2);
         }
+        if (c.attentionOutputGate()) {
+            Tensor gate = w.project(x, l.attnGate(), null).view(batch, pos, heads, c.dHeadV()).sigmoid();
+            z = z.mul(hook.at(b + "attn.hook_gate", gate));
+        }
         z = hook.at(b + "attn.hook_z", z);
         return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV()), l.wo(), l.bo());
     }
@@ -555,7 +559,7 @@ final class Forward {
      */
     private Choice scoredChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
-        MixtureOfExperts.Grouped g = moe.grouped(); // null for SIGMOID_BIASED and SOFTMAX_BIASED
+        MixtureOfExperts.Grouped g = moe.grouped(); // null for SOFTMAX_BIASED and MiniMax-M2's SIGMOID_BIASED
         boolean inModelDtype = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
         boolean softmaxBiased = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_BIASED;
         boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED || inModelDtype || softmaxBiased;
@@ -564,7 +568,7 @@ final class Forward {
         Tensor biased = scores;
         if (!softmax || softmaxBiased) {
             // added as libtorch promotes, float32 or wider
-            DType biasDtype = g != null || softmaxBiased ? DType.FLOAT32 : dtype;
+            DType biasDtype = moe.routing() == MixtureOfExperts.Routing.SIGMOID_BIASED ? dtype : DType.FLOAT32;
             biased = scores.add(scoreBias.dtype() == biasDtype ? scoreBias : scoreBias.to(biasDtype));
         }
         if (g != null && g.topGroups() < g.groups()) {

@@ -184,9 +184,9 @@ final class HfWeights {
                 t.get(Slot.WO), t.get(Slot.BO), t.get(Slot.W_IN), t.get(Slot.B_IN), t.get(Slot.W_GATE),
                 t.get(Slot.B_GATE), t.get(Slot.W_OUT), t.get(Slot.B_OUT), t.get(Slot.Q_NORM), t.get(Slot.K_NORM),
                 t.get(Slot.ATTN_OUT_NORM_W), t.get(Slot.MLP_OUT_NORM_W), t.get(Slot.W_ROUTER), t.get(Slot.B_ROUTER),
-                t.get(Slot.SINKS), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN), t.get(Slot.SHARED_W_OUT),
-                t.get(Slot.SHARED_EXPERT_GATE), t.get(Slot.EXPERT_SCORE_BIAS), t.get(Slot.XIELU_ALPHA_P),
-                t.get(Slot.XIELU_ALPHA_N), t.get(Slot.XIELU_BETA), t.get(Slot.XIELU_EPS),
+                t.get(Slot.SINKS), t.get(Slot.W_ATTN_GATE), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN),
+                t.get(Slot.SHARED_W_OUT), t.get(Slot.SHARED_EXPERT_GATE), t.get(Slot.EXPERT_SCORE_BIAS),
+                t.get(Slot.XIELU_ALPHA_P), t.get(Slot.XIELU_ALPHA_N), t.get(Slot.XIELU_BETA), t.get(Slot.XIELU_EPS),
                 t.get(Slot.W_KV_A) == null ? null : new Weights.Latent(t.get(Slot.W_Q_A), t.get(Slot.B_Q_A),
                         t.get(Slot.Q_A_NORM), t.get(Slot.W_Q_B), t.get(Slot.W_KV_A), t.get(Slot.B_KV_A),
                         t.get(Slot.KV_A_NORM), t.get(Slot.W_KV_B)));

@@ -675,6 +675,16 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * Whether each head's output is multiplied by the sigmoid of a projection of the attention's input before the
+     * output projection (afmoe; {@link HookedAutoModel#W_G}, {@code attn.hook_gate}).
+     *
+     * @return true with an output gate
+     */
+    public boolean attentionOutputGate() {
+        return arch.attentionOutputGate();
+    }
+
+    /**
      * The factor the token embeddings are multiplied by before the first block: {@code sqrt(hidden_size)} for
      * gemma, granite's {@code embedding_multiplier}, 1 otherwise.
      *

@@ -55,8 +55,10 @@ import java.util.regex.Pattern;
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (layers that rotate, {@link HookedAutoConfig#rotates}),
  * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32 for
  * gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
- * {@code blocks.i.attn.hook_pattern}, {@code blocks.i.attn.hook_z}, {@code blocks.i.hook_attn_out} (what the block adds
- * to the residual stream: after the output norm of families that normalise it, and after granite's
+ * {@code blocks.i.attn.hook_pattern}, {@code blocks.i.attn.hook_gate} (families that gate each head's output, afmoe:
+ * the sigmoid gate, {@code [batch, pos, head, d_head]}, that multiplies it), {@code blocks.i.attn.hook_z} (the heads'
+ * outputs as the output projection reads them, gated where the family gates them), {@code blocks.i.hook_attn_out} (what
+ * the block adds to the residual stream: after the output norm of families that normalise it, and after granite's
  * {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual),
  * {@code blocks.i.ln2.hook_scale} and {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the
  * MLP has one of its own: phi, gpt-j, cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it
@@ -1012,6 +1014,18 @@ public final class HookedAutoModel implements AutoCloseable {
         });
     }
 
+    /**
+     * Block {@code layer}'s attention output gate weights {@code [head, d_model, d_head]} (afmoe: each head's
+     * {@code hook_z} is its attention's output times {@code sigmoid(x · W_G)}, {@code x} the attention's normalised
+     * input), a new tensor; null where the family has no such gate.
+     */
+    public Tensor W_G(int layer) {
+        return using(() -> {
+            Tensor gate = layer(layer).attnGate();
+            return gate == null ? null : owned(perHeadIn(gate, config.nHeads()));
+        });
+    }
+
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);
@@ -1423,6 +1437,9 @@ public final class HookedAutoModel implements AutoCloseable {
             names.addAll(normedLast ? normed : rotated);
             names.add(b + "attn.hook_attn_scores");
             names.add(b + "attn.hook_pattern");
+            if (config.architecture().attentionOutputGate()) {
+                names.add(b + "attn.hook_gate");
+            }
             names.add(b + "attn.hook_z");
             names.add(b + "hook_attn_out");
             if (!config.parallelResidual()) {

@@ -223,7 +223,7 @@ final class MemoryCheck {
             case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
             case "hook_q", "hook_q_normed", "hook_rot_q" -> (double) config.nHeads() * config.dHead();
-            case "hook_z" -> (double) config.nHeads() * config.dHeadV();
+            case "hook_z", "hook_gate" -> (double) config.nHeads() * config.dHeadV();
             case "hook_k", "hook_k_normed", "hook_rot_k" -> (double) config.nKvHeads() * config.dHead();
             case "hook_v" -> (double) config.nKvHeads() * config.dHeadV();
             case "hook_attn_scores", "hook_pattern" -> (double) config.nHeads() * pos;

@@ -146,9 +146,9 @@ public final class ResidualStream {
      * granite's {@code embedding_multiplier}), which the forward pass applies after that hook (nanochat's normalised
      * embedding, the first block's {@code hook_resid_pre}), and {@code hook_attn_out}/{@code hook_mlp_out} are what
      * joins the residual stream, after any output norm (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4,
-     * hyperclovax) or residual multiplier (granite's), in parallel blocks too. A hook that replaced a residual stream
-     * itself ({@code hook_resid_pre}, {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that sum, as
-     * it does in TransformerLens: the components say what was written, not what was replaced.
+     * hyperclovax, afmoe) or residual multiplier (granite's), in parallel blocks too. A hook that replaced a residual
+     * stream itself ({@code hook_resid_pre}, {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that
+     * sum, as it does in TransformerLens: the components say what was written, not what was replaced.
      *
      * @param applyLn pass the stack through {@link #applyLnToStack}
      */
@@ -186,8 +186,8 @@ public final class ResidualStream {
      *     stack sums to it
      * @param applyLn pass the stack through {@link #applyLnToStack}
      * @throws UnsupportedOperationException for families that normalise the attention output before it joins the
-     *     residual stream (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4, hyperclovax): what joins is no sum
-     *     of per-head terms
+     *     residual stream (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4, hyperclovax, afmoe): what joins
+     *     is no sum of per-head terms
      */
     public Components stackHeadResults(boolean includeRemainder, boolean applyLn) {
         if (arch.outputNorms()) {

@@ -28,22 +28,24 @@ final class Weights implements AutoCloseable {
      * {@code mlpOutNorm} those of the norms of the attention and MLP outputs; null where the family has none. In a
      * mixture of experts the MLP weights hold every expert's with a leading expert dimension
      * ({@code win [experts, d_model, d_mlp]}, {@code bin [experts, d_mlp]}, ...) and {@code wrouter [d_model, experts]}/
-     * {@code brouter} is the router; {@code sinks [heads]} are attention sinks' logits; a shared expert beside the
-     * routed ones has {@code sharedGate}, {@code sharedIn} {@code [d_model, d_shared]}, {@code sharedOut}
-     * {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the family has none.
+     * {@code brouter} is the router; {@code sinks [heads]} are attention sinks' logits; {@code attnGate
+     * [d_model, heads·d_head]} gates the heads' outputs ({@link io.arrakis.model.family.Slot#W_ATTN_GATE}); a shared
+     * expert beside the routed ones has {@code sharedGate}, {@code sharedIn} {@code [d_model, d_shared]},
+     * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
+     * family has none.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
                  Tensor win, Tensor bin, Tensor wgate, Tensor bgate, Tensor wout, Tensor bout,
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
-                 Tensor sinks, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut, Tensor sharedExpertGate,
-                 Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN, Tensor xieluBeta, Tensor xieluEps,
-                 Latent latent) {
+                 Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
+                 Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
+                 Tensor xieluBeta, Tensor xieluEps, Latent latent) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
-                    qNorm, kNorm, attnOutNorm, mlpOutNorm, wrouter, brouter, sinks, sharedGate, sharedIn, sharedOut,
-                    sharedExpertGate, expertScoreBias, xieluAlphaP, xieluAlphaN, xieluBeta, xieluEps}) {
+                    qNorm, kNorm, attnOutNorm, mlpOutNorm, wrouter, brouter, sinks, attnGate, sharedGate, sharedIn,
+                    sharedOut, sharedExpertGate, expertScoreBias, xieluAlphaP, xieluAlphaN, xieluBeta, xieluEps}) {
                 if (t != null) {
                     list.add(t);
                 }
@@ -159,7 +161,7 @@ final class Weights implements AutoCloseable {
             Layer l = this.layers.get(i);
             Fused f = this.fused.get(i);
             for (Tensor w : new Tensor[] {f.qkv, f.gateUp, l.wq, l.wk, l.wv, l.wo, l.win, l.wgate, l.wout, l.wrouter,
-                    l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate}) {
+                    l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate}) {
                 addLinearView(w);
             }
             if (l.latent != null) {
@@ -220,9 +222,9 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, l.bq, l.wk, l.bk, l.wv, l.bv, linearLayout(l.wo), l.bo,
                 linearLayout(l.win), l.bin, linearLayout(l.wgate), l.bgate, linearLayout(l.wout), l.bout, l.qNorm,
                 l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks,
-                linearLayout(l.sharedGate), linearLayout(l.sharedIn), linearLayout(l.sharedOut),
-                linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP, l.xieluAlphaN, l.xieluBeta,
-                l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout());
+                linearLayout(l.attnGate), linearLayout(l.sharedGate), linearLayout(l.sharedIn),
+                linearLayout(l.sharedOut), linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP,
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout());
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -290,7 +292,7 @@ final class Weights implements AutoCloseable {
         }
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
-                l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
+                l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
                 l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent);
     }
 

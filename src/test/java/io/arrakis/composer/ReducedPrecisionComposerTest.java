@@ -27,7 +27,7 @@ class ReducedPrecisionComposerTest {
      */
     @ParameterizedTest
     @ValueSource(strings = {"qwen2", "gpt2", "stable-lm", "starcoder2", "gpt-oss", "llama", "olmo", "nanochat",
-            "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "phimoe", "mellum"})
+            "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "phimoe", "mellum", "afmoe"})
     void aHeadSwappedForItselfGivesTheForwardPassesLogits(String family) {
         Path dir = Fixtures.huggingFace(family);
         try (TensorScope scope = TensorScope.open();

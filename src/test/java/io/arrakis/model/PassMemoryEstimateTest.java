@@ -48,7 +48,8 @@ class PassMemoryEstimateTest {
             "deepseek-v2 BFLOAT16 none 2", "olmo BFLOAT16 none 2", "nanochat BFLOAT16 none 2",
             "mistral4 BFLOAT16 none 2", "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2",
             "hunyuan-v1-moe BFLOAT16 none 2", "ernie4_5-moe BFLOAT16 none 2", "flex-olmo BFLOAT16 none 2",
-            "phimoe BFLOAT16 none 2", "cohere2-moe BFLOAT16 none 2", "mellum BFLOAT16 none 2");
+            "phimoe BFLOAT16 none 2", "cohere2-moe BFLOAT16 none 2", "mellum BFLOAT16 none 2",
+            "afmoe BFLOAT16 none 2");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
@@ -77,6 +78,9 @@ class PassMemoryEstimateTest {
             Map.entry("mellum", Map.of("hidden_size", 256, "moe_intermediate_size", 256, "num_attention_heads", 8,
                     "num_key_value_heads", 2, "head_dim", 32, "num_experts", 8, "num_experts_per_tok", 2,
                     "vocab_size", 1000)),
+            Map.entry("afmoe", Map.of("hidden_size", 256, "moe_intermediate_size", 256, "intermediate_size", 1024,
+                    "num_attention_heads", 8, "num_key_value_heads", 2, "head_dim", 32, "num_experts", 8,
+                    "num_experts_per_tok", 2, "vocab_size", 1000)),
             Map.entry("phimoe", Map.of("hidden_size", 256, "intermediate_size", 256, "num_attention_heads", 8,
                     "num_key_value_heads", 2, "num_local_experts", 8, "vocab_size", 1000)),
             Map.entry("dots1", Map.ofEntries(Map.entry("hidden_size", 256), Map.entry("moe_intermediate_size", 256),

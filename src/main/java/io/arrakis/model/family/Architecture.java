@@ -69,6 +69,8 @@ import java.util.List;
  *     (nanochat, hunyuan-v1-dense)
  * @param rotaryReversed whether the rotary embedding turns each pair the other way, {@code (a·cos + b·sin,
  *     b·cos − a·sin)}, as nanochat's {@code rotate_half} ({@code cat(x2, -x1)}) does
+ * @param attentionOutputGate whether each head's output {@code z} is multiplied by the sigmoid of a projection of the
+ *     attention's input before the output projection ({@link Slot#W_ATTN_GATE}; afmoe)
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -81,7 +83,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
-        boolean unembeddingBias) {
+        boolean unembeddingBias, boolean attentionOutputGate) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

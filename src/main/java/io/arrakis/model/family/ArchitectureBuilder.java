@@ -96,6 +96,7 @@ final class ArchitectureBuilder {
     private boolean rotaryReversed;
     private RopeScalings.Reading ropeReading = RopeScalings.Reading.TRANSFORMERS;
     private boolean unembeddingBias;
+    private boolean attentionOutputGate;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -493,6 +494,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Each head's output gated by the sigmoid of a projection of the attention's input ({@link Slot#W_ATTN_GATE}). */
+    ArchitectureBuilder attentionOutputGate() {
+        attentionOutputGate = true;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
         ropeReading = RopeScalings.Reading.NTK_ALPHA;
@@ -583,7 +590,7 @@ final class ArchitectureBuilder {
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
-                embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias);
+                embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate);
     }
 
     /**

@@ -17,7 +17,8 @@ import java.util.List;
  * @param clampedSwiglu gpt-oss's expert activation, or null for the family's gated activation
  *     {@code act(gate) * up}
  * @param shared how a shared expert's output joins the routed experts' ({@link Shared})
- * @param grouped the settings of the grouped routings, null for the other kinds
+ * @param grouped the settings of the grouped routings and of a scaled {@link Routing#SIGMOID_BIASED}, null for the
+ *     other kinds
  * @param sparseLayers per layer, whether its MLP is this mixture rather than a dense gated MLP of
  *     {@code denseWidth} ({@code first_k_dense_replace}, {@code mlp_layer_types}); null: every layer's is
  * @param denseWidth the width of the dense layers' MLP; 0 where every layer is sparse
@@ -69,7 +70,9 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         /**
          * MiniMax-M2's: the router's logits in the model's dtype, their sigmoids in float32 as scores; a token chooses
          * its {@code topK} experts by score plus the expert's correction bias, rounded to the model's dtype; its
-         * weights are the chosen experts' scores without the bias, divided by their sum. They stay float32.
+         * weights are the chosen experts' scores without the bias, divided by their sum. They stay float32. With
+         * {@link Grouped} settings (AfMoE's, one group), divided by their sum plus {@code 1e-20} where
+         * {@link Grouped#normalized}, times {@link Grouped#routedScale}.
          */
         SIGMOID_BIASED,
         /**
@@ -112,7 +115,7 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     }
 
     /**
-     * The settings of {@link Routing#SIGMOID_GROUPED} and {@link Routing#SOFTMAX_GROUPED} routing.
+     * The settings of the grouped routings, and of AfMoE's scaled {@link Routing#SIGMOID_BIASED} routing.
      *
      * @param groups how many groups of consecutive experts there are ({@code n_group}), a divisor of the experts
      * @param topGroups how many groups a token's experts may come from ({@code topk_group})
@@ -137,9 +140,12 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         if (sharedWidth < 0) {
             throw new IllegalArgumentException("a shared expert's width must be >= 0, got " + sharedWidth);
         }
-        if ((routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED
-                || routing == Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE) != (grouped != null)) {
-            throw new IllegalArgumentException("grouped settings go with the grouped routings only");
+        boolean groupedRouting = routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED
+                || routing == Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
+        if (routing == Routing.SIGMOID_BIASED ? grouped != null && grouped.groups() != 1
+                : groupedRouting != (grouped != null)) {
+            throw new IllegalArgumentException("grouped settings go with the grouped routings only, and with"
+                    + " SIGMOID_BIASED in one group");
         }
         sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
@@ -173,7 +179,17 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
      * Mistral 4's, from a float32 copy of the model's router; a {@link #float32Router}).
      */
     public boolean float32Logits() {
-        return float32Router || grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
+        return float32Router || grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE
+                && routing != Routing.SIGMOID_BIASED;
+    }
+
+    /**
+     * AfMoE's experts, routed as {@link Routing#SIGMOID_BIASED} with the weights divided by their sum (plus
+     * {@code 1e-20}) and times {@code routedScale}, kept in float32; every layer sparse.
+     */
+    public static MixtureOfExperts sigmoidBiasedScaled(int experts, int topK, double routedScale) {
+        return new MixtureOfExperts(experts, topK, Routing.SIGMOID_BIASED, true, 0, null, Shared.ADDED,
+                new Grouped(1, 1, true, routedScale), null, 0, false, 0, 0);
     }
 
     /** These experts with a shared expert of {@code width} beside them, its output weighted by a sigmoid gate. */

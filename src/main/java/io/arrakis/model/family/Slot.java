@@ -27,6 +27,11 @@ public enum Slot {
     B_ROUTER(true, Init.NORMAL),
     /** a learned sink logit per head {@code [heads]} (gpt-oss) */
     SINKS(true, Init.NORMAL),
+    /**
+     * the attention's output gate {@code [d_model, heads·d_head]}: each head's {@code z} is multiplied by the sigmoid
+     * of its slice of {@code x @ W} before the output projection (afmoe's {@code gate_proj})
+     */
+    W_ATTN_GATE(true, Init.NORMAL),
     /** the gate projection {@code [d_model, d_shared]} of a shared expert beside the routed ones (qwen2-moe) */
     SHARED_W_GATE(true, Init.NORMAL),
     /** the shared expert's up projection {@code [d_model, d_shared]} */
