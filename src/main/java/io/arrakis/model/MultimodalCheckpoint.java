@@ -25,7 +25,9 @@ import java.util.stream.Collectors;
  * ({@code qwen3_vl_moe}) text model is the qwen3-vl-moe family. EXAONE 4.5's ({@code exaone4_5}) is EXAONE 4, which
  * text reaches at positions 0, 1, ... (its 2D rotary embeddings are the vision tower's), its tensors likewise under
  * {@code model.language_model.}, beside multi-token-prediction layers ({@code mtp.}) that a pass does not use, and its
- * head tied by the whole model's {@code tie_word_embeddings} alone.
+ * head tied by the whole model's {@code tie_word_embeddings} alone. Kimi K2.5's ({@code kimi_k25}) is DeepSeek-V3
+ * (its text config's {@code model_type} {@code kimi_k2} or {@code deepseek_v3}), named as LLaVA's are, beside a vision
+ * tower and an {@code mm_projector}; its head too is tied by the whole model's key alone, which is true by default.
  */
 final class MultimodalCheckpoint {
     /**
@@ -38,7 +40,7 @@ final class MultimodalCheckpoint {
             "mistral3", List.of("mistral", "llama", "qwen2", "ministral3", "mistral4"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
             "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"),
-            "exaone4_5", List.of("exaone4", "exaone4_5_text"));
+            "exaone4_5", List.of("exaone4", "exaone4_5_text"), "kimi_k25", List.of("deepseek_v3", "kimi_k2"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -51,7 +53,8 @@ final class MultimodalCheckpoint {
      * which transformers' model leaves unread too.
      */
     private static final Set<String> UNREAD_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
-            "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.");
+            "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.", "mm_projector.",
+            "model.mm_projector.");
 
     private MultimodalCheckpoint() {
     }
@@ -104,12 +107,16 @@ final class MultimodalCheckpoint {
         } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
         }
-        if ("exaone4_5".equals(type)) {
-            // its head is tied by the whole model's key alone, false by default, whatever text_config says
+        if ("exaone4_5".equals(type) || "kimi_k25".equals(type)) {
+            // the head is tied by the whole model's key alone, whatever text_config says: false by default for
+            // EXAONE 4.5, true for Kimi K2.5 (Kimi_K25Config's default)
             config.put("tie_word_embeddings", top.containsKey("tie_word_embeddings")
-                    ? top.get("tie_word_embeddings") : false);
+                    ? top.get("tie_word_embeddings") : "kimi_k25".equals(type));
             if ("exaone4_5_text".equals(config.get("model_type"))) {
                 config.put("model_type", "exaone4"); // the first release's name, which transformers maps
+            }
+            if ("kimi_k2".equals(config.get("model_type"))) {
+                config.put("model_type", "deepseek_v3"); // Kimi K2's own name, which Kimi_K25Config maps
             }
         }
         return config;

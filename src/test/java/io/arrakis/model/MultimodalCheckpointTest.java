@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Multimodal checkpoints (Gemma 3's, LLaVA's, Mistral 3's: the config holds the text model's in {@code text_config},
- * the tensors sit beside a vision tower) load as their language model, which text alone reaches: made here from text
- * fixtures of {@code transformers}, whose results (and gemma3's reference) they must give.
+ * Multimodal checkpoints (Gemma 3's, LLaVA's, Mistral 3's, Kimi K2.5's: the config holds the text model's in
+ * {@code text_config}, the tensors sit beside a vision tower) load as their language model, which text alone reaches:
+ * made here from text fixtures of {@code transformers}, whose results (and gemma3's reference) they must give.
  */
 class MultimodalCheckpointTest {
     private static final Path GEMMA3 = Fixtures.HF_MORE.resolve("gemma3");
@@ -310,6 +310,53 @@ class MultimodalCheckpointTest {
              SafeTensorsFile reference = SafeTensorsFile.open(exaone4.resolve("reference.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
             assertEquals("exaone4", model.config().family());
+            double[] expected = reference.tensor("logits").toDoubleArray();
+            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
+            assertEquals(expected.length, logits.length);
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
+            }
+        }
+    }
+
+    /**
+     * Kimi K2.5's language model is DeepSeek-V3: the deepseek-v3 reference model as a Kimi K2.5 checkpoint as published
+     * ({@code language_model.model.}, {@code language_model.lm_head.}, a vision tower and an {@code mm_projector}
+     * beside it), its text config's model_type {@code kimi_k2} or {@code deepseek_v3}, gives the reference's logits;
+     * its head is tied by the whole model's {@code tie_word_embeddings} alone, true where the key is absent, as
+     * Kimi_K25Config's default.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"kimi_k2", "deepseek_v3"})
+    void kimiK25RunsAsItsDeepseekV3TextModel(String textType) throws IOException {
+        Path deepseek = Fixtures.huggingFace("deepseek-v3");
+        Path folder = Files.createTempDirectory(dir, "kimi_k25");
+        Map<String, Object> text = config(deepseek);
+        text.remove("architectures");
+        text.put("model_type", textType);
+        text.put("tie_word_embeddings", true); // not what ties the whole model's head
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures",
+                List.of("KimiK25ForConditionalGeneration"), "model_type", "kimi_k25", "text_config", text,
+                "vision_config", Map.of("depth", 1L, "hidden_size", 8L)));
+        assertTrue(HookedAutoConfig.fromJsonText(Json.write(top)).architecture().tiedEmbeddings(),
+                "Kimi_K25Config ties the head by default");
+        top.put("tie_word_embeddings", false);
+        Files.writeString(folder.resolve("config.json"), Json.write(top));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(deepseek.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put(name.startsWith("model.") ? "language_model.model." + name.substring("model.".length())
+                        : "language_model." + name, weights.tensor(name));
+            }
+            tensors.put("vision_tower.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            tensors.put("mm_projector.proj.0.weight", Tensor.ones(4, 4));
+            SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(deepseek.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("deepseek-v3", model.config().family());
             double[] expected = reference.tensor("logits").toDoubleArray();
             float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
             assertEquals(expected.length, logits.length);
