@@ -895,9 +895,10 @@ class HookedAutoConfigTest {
     static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3", "mellum");
 
     /**
-     * A rotary object as the value of {@code key}: for those families, the full layers' object (for mellum with a
-     * base, which its objects must give); for ministral3 and mistral4, with the query temperature's settings they
-     * require (and for mistral4 the share of its default query heads that rotates, unless the object gives one).
+     * A rotary object as the value of {@code key}: for those families, the full layers' object (for mellum under
+     * either key, with the base its objects must give, and the pretraining context where its type needs one); for
+     * ministral3 and mistral4, with the query temperature's settings they require (and for mistral4 the share of its
+     * default query heads that rotates, unless the object gives one).
      */
     static Map<String, ?> rotaryObject(String family, String key, Map<String, ?> object) {
         if (family.equals("ministral3") || family.equals("mistral4")) {
@@ -912,15 +913,23 @@ class HookedAutoConfigTest {
         if (family.equals("mellum")) {
             Map<String, Object> based = new LinkedHashMap<>(object);
             based.putIfAbsent("rope_theta", 500_000.0);
+            Object type = object.containsKey("rope_type") ? object.get("rope_type") : object.get("type");
+            if (type != null && List.of("yarn", "longrope", "llama3").contains(type)) {
+                based.putIfAbsent("original_max_position_embeddings", 4096);
+            }
             object = based;
         }
-        return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters")
-                ? Map.of("full_attention", object) : object;
+        return perLayerType(family, key) ? Map.of("full_attention", object) : object;
     }
 
     /** Where {@link #rotaryObject} puts the object, as messages name it. */
     static String rotaryObjectKey(String family, String key) {
-        return ROTARY_PER_LAYER_TYPE.contains(family) && key.equals("rope_parameters") ? key + ".full_attention" : key;
+        return perLayerType(family, key) ? key + ".full_attention" : key;
+    }
+
+    /** Whether {@code family} holds one rotary object per layer type under {@code key}. */
+    private static boolean perLayerType(String family, String key) {
+        return ROTARY_PER_LAYER_TYPE.contains(family) && (key.equals("rope_parameters") || family.equals("mellum"));
     }
 
     static List<String> families() {

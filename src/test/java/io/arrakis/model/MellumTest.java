@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.MixtureOfExperts;
+import io.arrakis.model.family.Rope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,6 +32,7 @@ class MellumTest {
         Architecture a = c.architecture();
         assertEquals(Architecture.QkNorm.PER_HEAD, a.qkNorm());
         assertEquals(128, a.dHead());
+        assertEquals(1e-6, a.normEps());
         assertFalse(a.tiedEmbeddings() || a.qkvBias() || a.outBias());
         MixtureOfExperts moe = a.moe();
         assertEquals(MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K, moe.routing());
@@ -70,8 +72,36 @@ class MellumTest {
         Architecture s = scaled.architecture();
         assertEquals(1000.0, s.rope(0).theta());
         assertEquals(250_000.0, s.rope(1).theta());
-        assertFalse(s.rope(1).scaling() instanceof io.arrakis.model.family.Rope.Unscaled, "the full layers' linear");
-        assertTrue(s.rope(0).scaling() instanceof io.arrakis.model.family.Rope.Unscaled);
+        assertEquals(new Rope.Linear(4.0), s.rope(1).scaling(), "the full layers' linear");
+        assertTrue(s.rope(0).scaling() instanceof Rope.Unscaled);
+        // an object without rope_type is default, or the older key's type, as MellumConfig's validation fills it in;
+        // a partial_rotary_factor of 1 is the whole head
+        Architecture older = c.with("rope_parameters", Map.of(
+                "full_attention", Map.of("type", "linear", "rope_theta", 250_000.0, "factor", 2.0),
+                "sliding_attention", Map.of("rope_theta", 1000, "partial_rotary_factor", 1.0))).architecture();
+        assertEquals(new Rope.Linear(2.0), older.rope(1).scaling());
+        assertEquals(new Rope(128, 1000.0, new Rope.Unscaled()), older.rope(0));
+    }
+
+    /**
+     * A rope_scaling key takes the place of rope_parameters, as transformers' setter puts it there whatever
+     * rope_parameters holds.
+     */
+    @Test
+    void ropeScalingTakesThePlaceOfRopeParameters() {
+        Map<String, Object> objects = Map.of(
+                "full_attention", Map.of("rope_type", "linear", "rope_theta", 500_000.0, "factor", 4.0),
+                "sliding_attention", Map.of("rope_type", "default", "rope_theta", 1000.0));
+        HookedAutoConfig c = HookedAutoConfig.of("mellum").with(Map.of("num_hidden_layers", 2,
+                "layer_types", List.of("sliding_attention", "full_attention"), "rope_scaling", objects,
+                "rope_parameters", Map.of("full_attention", Map.of("rope_type", "default", "rope_theta", 7.0),
+                        "sliding_attention", Map.of("rope_type", "default", "rope_theta", 7.0))));
+        Architecture a = c.architecture();
+        assertEquals(1000.0, a.rope(0).theta());
+        assertEquals(new Rope.Linear(4.0), a.rope(1).scaling());
+        String m = assertThrows(IllegalArgumentException.class, () -> c.with("rope_scaling",
+                Map.of("rope_type", "linear", "factor", 4.0)).architecture()).getMessage();
+        assertTrue(m.startsWith("rope_scaling"), m);
     }
 
     @Test
@@ -84,12 +114,24 @@ class MellumTest {
                 "default"));
         Map<String, Object> partial = Map.of("full_attention", Map.of("rope_type", "default", "rope_theta", 1e4,
                 "partial_rotary_factor", 0.5), "sliding_attention", flat);
-        Map<String, Object> yarnWithoutContext = Map.of("full_attention", Map.of("rope_type", "yarn",
-                "rope_theta", 1e4, "factor", 4.0), "sliding_attention", flat);
-        for (Map<String, Object> rp : List.of(flat, fullOnly, noTheta, partial, yarnWithoutContext)) {
+        List<Map<String, Object>> withoutContext = List.of(
+                Map.of("rope_type", "yarn", "rope_theta", 1e4, "factor", 4.0),
+                Map.of("type", "yarn", "rope_theta", 1e4, "factor", 4.0),
+                Map.of("rope_type", "llama3", "rope_theta", 1e4, "factor", 8.0, "low_freq_factor", 1.0,
+                        "high_freq_factor", 4.0),
+                Map.of("rope_type", "longrope", "rope_theta", 1e4, "short_factor", java.util.Collections.nCopies(64,
+                        1.0), "long_factor", java.util.Collections.nCopies(64, 1.0)));
+        for (Map<String, Object> rp : List.of(flat, fullOnly, noTheta, partial)) {
             String m = assertThrows(IllegalArgumentException.class, () -> slidingAndFull.with("rope_parameters", rp)
                     .architecture(), rp.toString()).getMessage();
             assertTrue(m.contains("rope_parameters"), m);
+        }
+        for (Map<String, Object> full : withoutContext) {
+            String m = assertThrows(IllegalArgumentException.class, () -> slidingAndFull.with("rope_parameters",
+                    Map.of("full_attention", full, "sliding_attention", flat)).architecture(), full.toString())
+                    .getMessage();
+            assertTrue(m.startsWith("rope_parameters.full_attention") && m.contains("original_max_position_embeddings"),
+                    m);
         }
         // a model of full layers alone needs no sliding layers' object
         assertEquals(10_000.0, HookedAutoConfig.of("mellum").with(Map.of("rope_parameters", fullOnly))

@@ -614,9 +614,10 @@ final class ArchitectureBuilder {
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
     private Rope rope(int dim, RotaryObject object) {
         Map<?, ?> entries = object.entries();
-        if (entries.containsKey("partial_rotary_factor")) {
+        if (entries.containsKey("partial_rotary_factor")
+                && !Double.valueOf(1.0).equals(ConfigValues.asDouble(entries.get("partial_rotary_factor")))) {
             throw invalid(object.key() + ".partial_rotary_factor", entries.get("partial_rotary_factor"),
-                    "is not implemented per layer type");
+                    "is not implemented per layer type (only 1, the whole head)");
         }
         if (entries.containsKey("truncate") && !Boolean.TRUE.equals(entries.get("truncate"))) {
             // transformers' yarn reads truncate from the top level of rope_parameters, where per-layer-type

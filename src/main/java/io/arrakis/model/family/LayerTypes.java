@@ -78,10 +78,15 @@ final class LayerTypes {
      * @throws IllegalArgumentException naming the key when it holds anything else
      */
     static Map<?, ?> rotaryObjects(Settings s, String family) {
-        Map<?, ?> rp = s.mapOrNull("rope_parameters");
+        return rotaryObjects(s, "rope_parameters", family);
+    }
+
+    /** {@link #rotaryObjects(Settings, String)} under {@code key} (mellum's {@code rope_scaling} takes its place). */
+    static Map<?, ?> rotaryObjects(Settings s, String key, String family) {
+        Map<?, ?> rp = s.mapOrNull(key);
         if (rp != null && !Set.of("full_attention", "sliding_attention").containsAll(rp.keySet())) {
-            throw invalid("rope_parameters", rp, "must hold one object per layer type (full_attention,"
-                    + " sliding_attention) for " + family);
+            throw invalid(key, rp, "must hold one object per layer type (full_attention, sliding_attention) for "
+                    + family);
         }
         return rp;
     }
@@ -107,9 +112,14 @@ final class LayerTypes {
 
     /** The rotary object of one layer type in {@link #rotaryObjects}; empty when there is none. */
     static Map<?, ?> rotaryObject(Map<?, ?> rotaryObjects, String layerType) {
+        return rotaryObject(rotaryObjects, "rope_parameters", layerType);
+    }
+
+    /** {@link #rotaryObject(Map, String)} of the objects under {@code key}. */
+    static Map<?, ?> rotaryObject(Map<?, ?> rotaryObjects, String key, String layerType) {
         Object entry = rotaryObjects == null ? null : rotaryObjects.get(layerType);
         if (entry != null && !(entry instanceof Map<?, ?>)) {
-            throw invalid("rope_parameters." + layerType, entry, "must be a JSON object");
+            throw invalid(key + "." + layerType, entry, "must be a JSON object");
         }
         return entry == null ? Map.of() : (Map<?, ?>) entry;
     }

@@ -15,6 +15,7 @@ import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
 import static io.arrakis.model.family.Key.posOrNull;
@@ -34,8 +35,9 @@ import static io.arrakis.model.family.Key.tok;
  *
  * <p>{@code rope_parameters} must hold an object with its {@code rope_theta} for every kind of layer the model has:
  * MellumConfig neither moves a top-level {@code rope_theta} in nor fills one, so its rotary embedding fails without.
- * A {@code partial_rotary_factor} is refused: the rotary embedding would narrow its tables to it while Mellum's
- * attention rotates whole heads, which fails.
+ * A {@code rope_scaling} key, which transformers' setter puts in place of {@code rope_parameters} whatever that holds,
+ * is read in its place. A {@code partial_rotary_factor} other than 1 is refused: the rotary embedding would narrow its
+ * tables to it while Mellum's attention rotates whole heads, which fails.
  *
  * <p>Keys: {@code MellumConfig} of {@code transformers} 5.17. Checkpoint: Llama's layout with the query and key norms,
  * the router {@code mlp.gate.weight} and one tensor per expert ({@code mlp.experts.{e}.gate_proj/up_proj/down_proj}),
@@ -54,8 +56,8 @@ final class Mellum extends ModelFamily {
                 count("num_hidden_layers", 28), pos("num_attention_heads", 32), pos("num_key_value_heads", 4),
                 str("hidden_act", "silu"), pos("max_position_embeddings", 131072), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
-                ropeParameters(), bool("attention_bias", false), posOrNull("sliding_window", 1024),
-                dbl("attention_dropout", 0.0), pos("moe_intermediate_size", 896), pos("num_experts_per_tok", 8),
+                ropeParameters(), mapOrNull("rope_scaling"), bool("attention_bias", false),
+                posOrNull("sliding_window", 1024), dbl("attention_dropout", 0.0), pos("moe_intermediate_size", 896), pos("num_experts_per_tok", 8),
                 count("num_local_experts", 64), bool("norm_topk_prob", true), bool("output_router_logits", false),
                 dbl("router_aux_loss_coef", 0.001), tok("pad_token_id", null), tok("bos_token_id", null),
                 tok("eos_token_id", null), pos("head_dim", 128), listOrNull("layer_types"),
@@ -80,9 +82,10 @@ final class Mellum extends ModelFamily {
         if (sparse != null) {
             moe = moe.withDenseLayers(sparse, s.integer("intermediate_size"));
         }
-        Map<?, ?> rp = s.get("rope_parameters") == null ? DEFAULT_ROTARY : LayerTypes.rotaryObjects(s, "mellum");
-        Map<?, ?> full = rotaryObject(rp, LayerAttention.FULL, attention);
-        Map<?, ?> slidingObject = rotaryObject(rp, LayerAttention.SLIDING, attention);
+        String key = s.get("rope_scaling") != null ? "rope_scaling" : "rope_parameters";
+        Map<?, ?> rp = s.get(key) == null ? DEFAULT_ROTARY : LayerTypes.rotaryObjects(s, key, "mellum");
+        Map<?, ?> full = rotaryObject(rp, key, LayerAttention.FULL, attention);
+        Map<?, ?> slidingObject = rotaryObject(rp, key, LayerAttention.SLIDING, attention);
         boolean attentionBias = s.bool("attention_bias");
         // the builder's model-wide base, which each kind of layer's own object overrides
         Map<?, ?> first = full.isEmpty() ? slidingObject : full;
@@ -91,31 +94,34 @@ final class Mellum extends ModelFamily {
                 .mlpWidth("moe_intermediate_size").headDim("head_dim").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", null).biases(attentionBias, attentionBias, false).qkNorm(QkNorm.PER_HEAD)
                 .slidingWindow(window).layerAttention(attention)
-                .rotaryOf(LayerAttention.FULL, "rope_parameters.full_attention", full, "rope_theta")
-                .rotaryOf(LayerAttention.SLIDING, "rope_parameters.sliding_attention", slidingObject, "rope_theta")
+                .rotaryOf(LayerAttention.FULL, key + ".full_attention", full, "rope_theta")
+                .rotaryOf(LayerAttention.SLIDING, key + ".sliding_attention", slidingObject, "rope_theta")
                 .mixtureOfExperts(moe)
                 .build();
     }
 
     /**
-     * The rotary object of {@code kind}'s layers, which must give its {@code rope_theta} where the model has such
-     * layers; empty where it has none.
+     * The rotary object of {@code kind}'s layers under {@code key}, which must give its {@code rope_theta} where the
+     * model has such layers; empty where it has none.
      */
-    private static Map<?, ?> rotaryObject(Map<?, ?> rp, LayerAttention kind, List<LayerAttention> attention) {
+    private static Map<?, ?> rotaryObject(Map<?, ?> rp, String key, LayerAttention kind,
+                                          List<LayerAttention> attention) {
         String type = kind == LayerAttention.FULL ? "full_attention" : "sliding_attention";
         if (!attention.contains(kind)) {
             return Map.of();
         }
-        Map<?, ?> object = LayerTypes.rotaryObject(rp, type);
+        Map<?, ?> object = LayerTypes.rotaryObject(rp, key, type);
         Object theta = object.get("rope_theta");
         if (!(theta instanceof Integer || theta instanceof Long || theta instanceof Double)
                 || !(((Number) theta).doubleValue() > 0)) {
-            throw invalid("rope_parameters." + type, rp.get(type), "must be an object with a positive rope_theta:"
+            throw invalid(key + "." + type, rp.get(type), "must be an object with a positive rope_theta:"
                     + " layer_types has " + type + " layers, whose rotary embedding MellumConfig reads from it alone");
         }
-        Object ropeType = object.get("rope_type");
-        if (SCALINGS_WITH_CONTEXT.contains(ropeType) && !object.containsKey("original_max_position_embeddings")) {
-            throw invalid("rope_parameters." + type, object, "needs original_max_position_embeddings for rope_type "
+        // the type as MellumConfig's validation fills it in: rope_type, else the older type, else default
+        Object ropeType = object.get("rope_type") != null ? object.get("rope_type") : object.get("type");
+        if (ropeType != null && SCALINGS_WITH_CONTEXT.contains(ropeType)
+                && !object.containsKey("original_max_position_embeddings")) {
+            throw invalid(key + "." + type, object, "needs original_max_position_embeddings for rope_type "
                     + ropeType + ", which MellumConfig's validation requires there");
         }
         return object;
