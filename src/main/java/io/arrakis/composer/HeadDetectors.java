@@ -209,7 +209,7 @@ public final class HeadDetectors {
             throw new IllegalArgumentException("the beginning-of-sequence token " + bos.getAsLong() + " is outside the"
                     + " vocabulary [0, " + vocab + ")");
         }
-        long max = model.config().maxPositions();
+        long max = model.config().longestPass();
         long positions = 2L * seqLen + (bos.isPresent() ? 1 : 0);
         long least = 4 + (bos.isPresent() ? 1 : 0);
         if (max < least) {

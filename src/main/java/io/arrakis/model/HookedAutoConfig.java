@@ -8,6 +8,7 @@ import io.arrakis.model.family.Checkpoint;
 import io.arrakis.model.family.ConfigValues;
 import io.arrakis.model.family.Families;
 import io.arrakis.model.family.ModelFamily;
+import io.arrakis.model.family.SparseAttention;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -412,6 +413,18 @@ public final class HookedAutoConfig {
      */
     public int maxPositions() {
         return arch.maxPositions();
+    }
+
+    /**
+     * The most positions a pass takes: {@link #maxPositions()}, or fewer where the family's attention turns sparse
+     * beyond them (DeepSeek-V3.2's {@code index_topk}: its indexer then keeps only that many keys per query, which is
+     * not implemented; within it every key is kept, and attention is dense).
+     *
+     * @return the longest input a pass accepts
+     */
+    public int longestPass() {
+        SparseAttention indexer = arch.sparseAttention();
+        return indexer != null ? Math.min(indexer.topK(), arch.maxPositions()) : arch.maxPositions();
     }
 
     /**

@@ -594,9 +594,9 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private CapturedForward record(int batch, int pos, CacheSpec spec) {
-        if (batch < 1 || pos < 1 || pos > config.maxPositions()) {
+        if (batch < 1 || pos < 1 || pos > config.longestPass()) {
             throw new IllegalArgumentException("cannot capture ids of shape [" + batch + ", " + pos + "]: batch and"
-                    + " positions must be at least 1, positions at most " + config.maxPositions());
+                    + " positions must be at least 1, positions at most " + config.longestPass());
         }
         checkCacheSpec(spec);
         checkNoHooks();
@@ -672,6 +672,12 @@ public final class HookedAutoModel implements AutoCloseable {
         if (pos > config.maxPositions()) {
             throw new IllegalArgumentException("the input has " + pos + " positions but this model has "
                     + config.maxPositions() + " (max_position_embeddings / n_positions)");
+        }
+        if (pos > config.longestPass()) {
+            throw new IllegalArgumentException("the input has " + pos + " positions, but beyond "
+                    + config.longestPass() + " (index_topk) this model's indexer attends to a chosen few keys per"
+                    + " query, which is not implemented; passes of at most " + config.longestPass() + " positions"
+                    + " attend to every key, as its model does");
         }
         MemoryCheck.requirePass(config, hookNames, kept, hooked, inputIds.numel() / pos, pos, dtype, device);
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does

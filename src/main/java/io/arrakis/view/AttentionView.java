@@ -147,7 +147,7 @@ public final class AttentionView {
 
     /** The head detectors' sequence length when none is given: up to 50, and at most half the model's positions. */
     public static int defaultDetectorSeqLen(HookedAutoModel model) {
-        return (int) Math.max(2, Math.min(50, model.config().maxPositions() / 2));
+        return (int) Math.max(2, Math.min(50, model.config().longestPass() / 2));
     }
 
     /**
@@ -236,7 +236,7 @@ public final class AttentionView {
             data.put("composition", Map.of("modes", modes));
 
             int seqLen = options.detectorSeqLen() > 0 ? options.detectorSeqLen() : defaultDetectorSeqLen(model);
-            boolean tooShort = options.detectorSeqLen() <= 0 && model.config().maxPositions() < 2L * seqLen;
+            boolean tooShort = options.detectorSeqLen() <= 0 && model.config().longestPass() < 2L * seqLen;
             Map<String, Object> detectors = new LinkedHashMap<>();
             detectors.put("seq_len", tooShort ? null : seqLen); // null: the detectors did not run
             detectors.put("batch", options.detectorBatch());

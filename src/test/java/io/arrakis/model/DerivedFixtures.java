@@ -59,7 +59,9 @@ import java.util.function.Consumer;
  * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}. {@code cohere2}: the cohere
  * fixture with every layer sliding, so rotating, in a window ({@value #COHERE2_WINDOW}) that holds the reference's
  * tokens, which is Cohere. {@code cwm}: the llama3 fixture (Llama 3.1's rotary scaling) with its second layer sliding
- * in a window of exactly the reference's {@value #CWM_WINDOW} tokens, which is that Llama.
+ * in a window of exactly the reference's {@value #CWM_WINDOW} tokens, which is that Llama. {@code deepseek-v32}: the
+ * deepseek-v3 reference model with its indexer's weights added, whose {@code index_topk} keeps every key of the
+ * reference's {@value #DEEPSEEK_V32_TOP_K} positions, which is DeepSeek-V3.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -68,6 +70,7 @@ final class DerivedFixtures {
     static final int MINISTRAL3_INTERVAL = 64;
     static final int COHERE2_WINDOW = 64;
     static final int CWM_WINDOW = 10;
+    static final int DEEPSEEK_V32_TOP_K = 10;
     private static final Map<String, Path> WRITTEN = new HashMap<>(); // guarded by the class
     private static Path root; // guarded by the class
 
@@ -82,7 +85,8 @@ final class DerivedFixtures {
                 "hyperclovax", "opt", "gpt-bigcode", "cwm", "glm4-moe", "solar-open", "exaone-moe",
                 "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite",
                 "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1", "mistral4", "hunyuan-v1-moe",
-                "ernie4_5-moe", "flex-olmo", "phimoe", "cohere2-moe", "youtu", "mellum", "afmoe")
+                "ernie4_5-moe", "flex-olmo", "phimoe", "cohere2-moe", "youtu", "mellum", "afmoe",
+                "deepseek-v32")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -166,6 +170,8 @@ final class DerivedFixtures {
                 PhimoeReference.write(dir);
             } else if (family.equals("youtu")) {
                 DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.YOUTU);
+            } else if (family.equals("deepseek-v32")) {
+                writeDeepseekV32(of("deepseek-v3").orElseThrow(), dir);
             } else if (family.equals("afmoe")) {
                 AfmoeReference.write(dir, AfmoeReference.Kind.ROUTE_SCALED);
             } else if (family.equals("mellum")) {
@@ -241,6 +247,50 @@ final class DerivedFixtures {
             config.put("layer_types", List.of("full_attention", "sliding_attention"));
             config.put("sliding_window", CWM_WINDOW);
         });
+    }
+
+    /**
+     * The deepseek-v3 reference model (queries from their latent, interleaved) as DeepSeek-V3.2, its indexer's weights
+     * added: with {@code index_topk} the reference's {@value #DEEPSEEK_V32_TOP_K} positions, every key is kept, so it
+     * attends as DeepSeek-V3 does.
+     */
+    private static void writeDeepseekV32(Path deepseekV3, Path dir) throws IOException {
+        asFamily(deepseekV3, dir, "deepseek_v32", "DeepseekV32ForCausalLM", config -> {
+            config.remove("rope_interleave"); // not a key of DeepseekV32Config, which always interleaves
+            config.remove("pretraining_tp");
+            config.put("index_topk", DEEPSEEK_V32_TOP_K);
+            config.put("index_n_heads", 2);
+            config.put("index_head_dim", 6);
+        });
+        Random random = new Random(32);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(deepseekV3.resolve("model.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            weights.names().forEach(n -> tensors.put(n, weights.tensor(n)));
+            long d = ((Number) parse(dir).get("hidden_size")).longValue();
+            long queryRank = ((Number) parse(dir).get("q_lora_rank")).longValue();
+            for (int l = 0; l < ((Number) parse(dir).get("num_hidden_layers")).intValue(); l++) {
+                String p = "model.layers." + l + ".self_attn.indexer.";
+                tensors.put(p + "wq_b.weight", gaussian(random, 2 * 6, queryRank));
+                tensors.put(p + "wk.weight", gaussian(random, 6, d));
+                tensors.put(p + "k_norm.weight", gaussian(random, 6));
+                tensors.put(p + "k_norm.bias", gaussian(random, 6));
+                tensors.put(p + "weights_proj.weight", gaussian(random, 2, d));
+            }
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        }
+    }
+
+    private static Map<?, ?> parse(Path dir) throws IOException {
+        return (Map<?, ?>) Json.parse(Files.readString(dir.resolve("config.json")));
+    }
+
+    private static Tensor gaussian(Random random, long... shape) {
+        float[] values = new float[(int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        return Tensor.of(values, shape);
     }
 
     /** The mistral fixture under ministral's model_type, whose configuration and layers are Mistral's. */

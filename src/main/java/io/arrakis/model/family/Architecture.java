@@ -71,6 +71,8 @@ import java.util.List;
  *     b·cos − a·sin)}, as nanochat's {@code rotate_half} ({@code cat(x2, -x1)}) does
  * @param attentionOutputGate whether each head's output {@code z} is multiplied by the sigmoid of a projection of the
  *     attention's input before the output projection ({@link Slot#W_ATTN_GATE}; afmoe)
+ * @param sparseAttention the indexer that chooses the keys each query attends to (DeepSeek-V3.2), or null where
+ *     attention is dense
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -83,7 +85,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
-        boolean unembeddingBias, boolean attentionOutputGate) {
+        boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

@@ -97,6 +97,7 @@ final class ArchitectureBuilder {
     private RopeScalings.Reading ropeReading = RopeScalings.Reading.TRANSFORMERS;
     private boolean unembeddingBias;
     private boolean attentionOutputGate;
+    private SparseAttention sparseAttention;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -500,6 +501,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Queries attending to the keys an indexer chooses ({@link Architecture#sparseAttention}). */
+    ArchitectureBuilder sparseAttention(SparseAttention indexer) {
+        sparseAttention = indexer;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
         ropeReading = RopeScalings.Reading.NTK_ALPHA;
@@ -590,7 +597,8 @@ final class ArchitectureBuilder {
                 attentionSoftcap, logitSoftcap, layerRopes, rotaryInterleaved, attentionMultiplier, residualMultiplier,
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
-                embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate);
+                embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
+                sparseAttention);
     }
 
     /**

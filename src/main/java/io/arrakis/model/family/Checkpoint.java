@@ -21,6 +21,7 @@ public final class Checkpoint {
     private final List<String> tolerated;
     private final int positionsFrom;
     private final List<String> unread;
+    private final long unreadParameters;
 
     private Checkpoint(Builder b) {
         this.basePrefix = b.basePrefix;
@@ -31,6 +32,7 @@ public final class Checkpoint {
         this.tolerated = List.copyOf(b.tolerated);
         this.positionsFrom = b.positionsFrom;
         this.unread = List.copyOf(b.unread);
+        this.unreadParameters = b.unreadParameters;
     }
 
     /**
@@ -125,7 +127,8 @@ public final class Checkpoint {
     }
 
     /**
-     * The number of parameters: the elements of every tensor, the unembedding counted once when tied.
+     * The number of parameters: the elements of every tensor, the unembedding counted once when tied, and the
+     * parameters of the model the forward pass does not read ({@link Builder#unreadInLayers}).
      *
      * @return the count
      * @throws ArithmeticException if it overflows a long
@@ -139,7 +142,7 @@ public final class Checkpoint {
         for (CheckpointTensor t : global) {
             total = Math.addExact(total, t.numel());
         }
-        return total;
+        return Math.addExact(total, unreadParameters);
     }
 
     /** A block tensor and the blocks that have it. */
@@ -154,6 +157,7 @@ public final class Checkpoint {
         private final List<CheckpointTensor> global = new ArrayList<>();
         private final List<LayerTensor> perLayer = new ArrayList<>();
         private final List<String> tolerated = new ArrayList<>();
+        private long unreadParameters;
         private int positionsFrom;
         private final List<String> unread = new ArrayList<>();
 
@@ -174,6 +178,19 @@ public final class Checkpoint {
         /** Tensors whose full names start with {@code prefix} are in some files but not read. */
         Builder unread(String prefix) {
             unread.add(prefix);
+            return this;
+        }
+
+        /**
+         * A module of every block, under {@code suffix} after the block's prefix, that the model has but the forward
+         * pass does not read (DeepSeek-V3.2's indexer, whose choice is every key within the passes it takes): its
+         * tensors are not loaded, and its {@code parameters} per block count in {@link #parameterCount}.
+         */
+        Builder unreadInLayers(String suffix, long parameters) {
+            for (int i = 0; i < layers; i++) {
+                unread.add(basePrefix + layerPrefix.formatted(i) + suffix);
+            }
+            unreadParameters = Math.addExact(unreadParameters, Math.multiplyExact(parameters, layers));
             return this;
         }
 

@@ -113,8 +113,8 @@ final class Ernie45Moe extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return Glm4Moe.checkpointOf(a, "model.mtp_",
+        return Glm4Moe.layout(a, "model.mtp_",
                 stored("mlp.moe_statics.e_score_correction_bias", EXPERT_SCORE_BIAS, 1, a.moe().experts()),
-                Glm4Moe.attentionTensors(a), LlamaLayout.experts(a, "mlp.experts."));
+                Glm4Moe.attentionTensors(a), LlamaLayout.experts(a, "mlp.experts.")).build();
     }
 }

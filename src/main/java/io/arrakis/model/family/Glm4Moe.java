@@ -189,16 +189,16 @@ final class Glm4Moe extends ModelFamily {
      */
     static Checkpoint checkpointOf(Architecture a, String unread, String scoreBias, List<CheckpointTensor> attention) {
         CheckpointTensor bias = scoreBias == null ? null : stored(scoreBias, EXPERT_SCORE_BIAS, a.moe().experts());
-        return checkpointOf(a, unread, bias, attention, LlamaLayout.experts(a, "mlp.experts."));
+        return layout(a, unread, bias, attention, LlamaLayout.experts(a, "mlp.experts.")).build();
     }
 
     /**
-     * {@link #checkpointOf(Architecture, String, String, List)} with this {@code scoreBias} tensor (ERNIE 4.5's
-     * {@code [1, experts]}) and these {@code experts} (Mistral 4's fused); the shared experts' tensors where it has
-     * them.
+     * The builder of {@link #checkpointOf(Architecture, String, String, List)}'s layout with this {@code scoreBias}
+     * tensor (ERNIE 4.5's {@code [1, experts]}) and these {@code experts} (Mistral 4's fused); the shared experts'
+     * tensors where it has them.
      */
-    static Checkpoint checkpointOf(Architecture a, String unread, CheckpointTensor scoreBias,
-                                   List<CheckpointTensor> attention, List<CheckpointTensor> experts) {
+    static Checkpoint.Builder layout(Architecture a, String unread, CheckpointTensor scoreBias,
+                                     List<CheckpointTensor> attention, List<CheckpointTensor> experts) {
         long d = a.dModel();
         MixtureOfExperts moe = a.moe();
         long dense = moe.denseWidth();
@@ -223,6 +223,6 @@ final class Glm4Moe extends ModelFamily {
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a);
-        return (unread != null ? builder.unread(unread) : builder).build();
+        return unread != null ? builder.unread(unread) : builder;
     }
 }

@@ -100,7 +100,7 @@ final class Mistral4 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return Glm4Moe.checkpointOf(a, null, null, DeepseekV3.latentAttentionTensors(a),
-                LlamaLayout.fusedExperts(a, "mlp.experts."));
+        return Glm4Moe.layout(a, null, null, DeepseekV3.latentAttentionTensors(a),
+                LlamaLayout.fusedExperts(a, "mlp.experts.")).build();
     }
 }
