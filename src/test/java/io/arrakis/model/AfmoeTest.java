@@ -1,5 +1,7 @@
 package io.arrakis.model;
 
+import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.Head;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.MixtureOfExperts;
@@ -140,6 +142,33 @@ class AfmoeTest {
         }
         try (HookedAutoModel llama = HookedAutoModel.create(TinyConfigs.of("llama"), 5, DType.FLOAT32, Device.CPU)) {
             assertEquals(null, llama.W_G(0), "no output gate");
+        }
+    }
+
+    /**
+     * The composer recomputes a head with its gate: a composite of one head with itself is that head's term of the
+     * attention output ({@code hook_z} times its W_O), and a weight swap within a layer gives the destination the
+     * source's whole head, gate included, as a run that copies the source's {@code hook_z} there.
+     */
+    @Test
+    void theComposerGatesAHeadAsTheForwardPassDoes() {
+        Path dir = Fixtures.huggingFace("afmoe");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir, DType.FLOAT32, Device.CPU)) {
+            Tensor ids = Fixtures.referenceInputIds(dir);
+            AttentionComposer composer = new AttentionComposer(model);
+            String zName = "blocks.1.attn.hook_z";
+            Tensor z = model.forward(ids, CacheSpec.only(zName)).cache().get(zName);
+            Tensor term = z.select(2, 2).matmul(model.W_O(1).select(0, 2));
+            Tensor composed = composer.applyComposedHead(ids, composer.headComposition(new Head(1, 2),
+                    new Head(1, 2), 1.0));
+            assertTrue(term.allclose(composed, 1e-5, 1e-5), "a composite of head 1.2 with itself");
+            Tensor swapped = composer.attentionPathPatching(ids, new Head(1, 0), new Head(1, 1));
+            Tensor copied = model.runWithHooks(ids, HookedAutoModel.HookSpec.at(zName, (all, name) -> {
+                Tensor source = all.narrow(2, 0, 1);
+                return Tensor.cat(List.of(source, source, all.narrow(2, 2, all.size(2) - 2)), 2);
+            }));
+            assertTrue(copied.allclose(swapped, 1e-4, 1e-4), "head 1.0's weights and gate in head 1.1's place");
         }
     }
 
