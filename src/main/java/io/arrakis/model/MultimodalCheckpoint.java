@@ -28,6 +28,8 @@ import java.util.stream.Collectors;
  * head tied by the whole model's {@code tie_word_embeddings} alone. Kimi K2.5's ({@code kimi_k25}) is DeepSeek-V3
  * (its text config's {@code model_type} {@code kimi_k2} or {@code deepseek_v3}), named as LLaVA's are, beside a vision
  * tower and an {@code mm_projector}; its head too is tied by the whole model's key alone, which is true by default.
+ * Kimi K2.5's model embeds its media placeholders ({@code image_token_id}, {@code video_token_id}) as token 0 in every
+ * pass, text alone too; here an id is embedded as the token it is.
  */
 final class MultimodalCheckpoint {
     /**

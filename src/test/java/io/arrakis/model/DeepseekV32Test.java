@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.composer.HeadDetectors;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -38,6 +39,8 @@ class DeepseekV32Test {
         long indexer = 64L * 128 * 1536 + 128L * 7168 + 2 * 128 + 64L * 7168;
         assertEquals(v3.parameterCount() + 61 * indexer, c.parameterCount());
         assertEquals(List.of(false, false, false, true), a.moe().sparseLayers().subList(0, 4));
+        assertTrue(c.checkpoint().unread().contains("model.layers.61."), "the prediction layer after the last");
+        assertEquals(1000, c.with("max_position_embeddings", 1000).longestPass(), "the context, where shorter");
     }
 
     @Test
@@ -52,6 +55,9 @@ class DeepseekV32Test {
             m = assertThrows(IllegalArgumentException.class, () -> model.capture(1, 5, CacheSpec.none()))
                     .getMessage();
             assertTrue(m.contains("at most 4"), m);
+            // the head detectors size their repeated sequences by the passes the model takes
+            m = assertThrows(IllegalArgumentException.class, () -> HeadDetectors.detect(model, 3, 1, 7)).getMessage();
+            assertTrue(m.contains("use seqLen <= 2"), m);
         }
     }
 
@@ -71,6 +77,13 @@ class DeepseekV32Test {
         String m = assertThrows(IllegalArgumentException.class, () -> c.with("index_head_dim", 32).architecture())
                 .getMessage();
         assertTrue(m.contains("index_head_dim") && m.contains("qk_rope_head_dim"), m);
+        c.with("index_head_dim", 64).architecture(); // every feature rotated
+        for (Map.Entry<String, ?> routing : List.<Map.Entry<String, ?>>of(Map.entry("topk_method", "greedy"),
+                Map.entry("scoring_func", "softmax"), Map.entry("moe_layer_freq", 2))) {
+            m = assertThrows(IllegalArgumentException.class, () -> c.with(routing.getKey(), routing.getValue())
+                    .architecture()).getMessage();
+            assertTrue(m.contains(routing.getKey()), m);
+        }
         Map<String, Object> noQueryLatent = new java.util.HashMap<>();
         noQueryLatent.put("q_lora_rank", null);
         m = assertThrows(IllegalArgumentException.class, () -> c.with(noQueryLatent).architecture()).getMessage();

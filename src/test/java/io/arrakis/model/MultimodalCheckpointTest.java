@@ -322,13 +322,14 @@ class MultimodalCheckpointTest {
     /**
      * Kimi K2.5's language model is DeepSeek-V3: the deepseek-v3 reference model as a Kimi K2.5 checkpoint as published
      * ({@code language_model.model.}, {@code language_model.lm_head.}, a vision tower and an {@code mm_projector}
-     * beside it), its text config's model_type {@code kimi_k2} or {@code deepseek_v3}, gives the reference's logits;
-     * its head is tied by the whole model's {@code tie_word_embeddings} alone, true where the key is absent, as
-     * Kimi_K25Config's default.
+     * beside it) or as transformers saves it ({@code model.language_model.}, {@code lm_head.},
+     * {@code model.vision_tower.}, {@code model.mm_projector.}), its text config's model_type {@code kimi_k2} or
+     * {@code deepseek_v3}, gives the reference's logits; its head is tied by the whole model's
+     * {@code tie_word_embeddings} alone, true where the key is absent, as Kimi_K25Config's default.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"kimi_k2", "deepseek_v3"})
-    void kimiK25RunsAsItsDeepseekV3TextModel(String textType) throws IOException {
+    @CsvSource({"kimi_k2, true", "deepseek_v3, true", "kimi_k2, false"})
+    void kimiK25RunsAsItsDeepseekV3TextModel(String textType, boolean published) throws IOException {
         Path deepseek = Fixtures.huggingFace("deepseek-v3");
         Path folder = Files.createTempDirectory(dir, "kimi_k25");
         Map<String, Object> text = config(deepseek);
@@ -345,12 +346,14 @@ class MultimodalCheckpointTest {
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile weights = SafeTensorsFile.open(deepseek.resolve("model.safetensors"))) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
+            String model = published ? "language_model.model." : "model.language_model.";
             for (String name : weights.names()) {
-                tensors.put(name.startsWith("model.") ? "language_model.model." + name.substring("model.".length())
-                        : "language_model." + name, weights.tensor(name));
+                tensors.put(name.startsWith("model.") ? model + name.substring("model.".length())
+                        : published ? "language_model." + name : name, weights.tensor(name));
             }
-            tensors.put("vision_tower.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
-            tensors.put("mm_projector.proj.0.weight", Tensor.ones(4, 4));
+            String outside = published ? "" : "model.";
+            tensors.put(outside + "vision_tower.patch_embed.proj.weight", Tensor.ones(8, 3, 2, 2));
+            tensors.put(outside + "mm_projector.proj.0.weight", Tensor.ones(4, 4));
             SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
         try (TensorScope scope = TensorScope.open();

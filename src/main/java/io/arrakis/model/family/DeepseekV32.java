@@ -7,7 +7,6 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.ConfigValues.refuseUnless;
 import static io.arrakis.model.family.Key.bool;
-import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.integer;
@@ -45,7 +44,7 @@ final class DeepseekV32 extends ModelFamily {
                 posDbl("routed_scaling_factor", 2.5), pos("kv_lora_rank", 512), pos("q_lora_rank", 1536),
                 pos("qk_rope_head_dim", 64), pos("v_head_dim", 128), integer("qk_nope_head_dim", 128),
                 pos("n_group", 8), pos("topk_group", 4), pos("num_experts_per_tok", 8),
-                boolOrNull("norm_topk_prob", true), str("hidden_act", "silu"),
+                bool("norm_topk_prob", true), str("hidden_act", "silu"),
                 pos("max_position_embeddings", 163840), dbl("initializer_range", 0.02), posDbl("rms_norm_eps", 1e-6),
                 bool("use_cache", true), tok("pad_token_id", null), tok("bos_token_id", 0), tok("eos_token_id", 1),
                 bool("tie_word_embeddings", false), ropeParameters(), listOrNull("mlp_layer_types"),
