@@ -57,10 +57,10 @@ final class Mellum extends ModelFamily {
                 str("hidden_act", "silu"), pos("max_position_embeddings", 131072), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
                 ropeParameters(), mapOrNull("rope_scaling"), bool("attention_bias", false),
-                posOrNull("sliding_window", 1024), dbl("attention_dropout", 0.0), pos("moe_intermediate_size", 896), pos("num_experts_per_tok", 8),
-                count("num_local_experts", 64), bool("norm_topk_prob", true), bool("output_router_logits", false),
-                dbl("router_aux_loss_coef", 0.001), tok("pad_token_id", null), tok("bos_token_id", null),
-                tok("eos_token_id", null), pos("head_dim", 128), listOrNull("layer_types"),
+                posOrNull("sliding_window", 1024), dbl("attention_dropout", 0.0), pos("moe_intermediate_size", 896),
+                pos("num_experts_per_tok", 8), count("num_local_experts", 64), bool("norm_topk_prob", true),
+                bool("output_router_logits", false), dbl("router_aux_loss_coef", 0.001), tok("pad_token_id", null),
+                tok("bos_token_id", null), tok("eos_token_id", null), pos("head_dim", 128), listOrNull("layer_types"),
                 listOrNull("mlp_layer_types")),
                 Map.of("num_experts", "num_local_experts")));
     }
