@@ -38,6 +38,7 @@ class DeepseekV32Test {
         HookedAutoConfig v3 = HookedAutoConfig.of("deepseek_v3").with("max_position_embeddings", 163840);
         long indexer = 64L * 128 * 1536 + 128L * 7168 + 2 * 128 + 64L * 7168;
         assertEquals(v3.parameterCount() + 61 * indexer, c.parameterCount());
+        assertEquals(671.9, c.parameterCount() / 1e9, 0.05, "the published 685B less the 14B prediction layer");
         assertEquals(List.of(false, false, false, true), a.moe().sparseLayers().subList(0, 4));
         assertTrue(c.checkpoint().unread().contains("model.layers.61."), "the prediction layer after the last");
         assertEquals(1000, c.with("max_position_embeddings", 1000).longestPass(), "the context, where shorter");

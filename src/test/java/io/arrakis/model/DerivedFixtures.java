@@ -59,9 +59,10 @@ import java.util.function.Consumer;
  * {@code ministral}: the mistral fixture as it is, under ministral's {@code model_type}. {@code cohere2}: the cohere
  * fixture with every layer sliding, so rotating, in a window ({@value #COHERE2_WINDOW}) that holds the reference's
  * tokens, which is Cohere. {@code cwm}: the llama3 fixture (Llama 3.1's rotary scaling) with its second layer sliding
- * in a window of exactly the reference's {@value #CWM_WINDOW} tokens, which is that Llama. {@code deepseek-v32}: the
- * deepseek-v3 reference model with its indexer's weights added, whose {@code index_topk} keeps every key of the
- * reference's {@value #DEEPSEEK_V32_TOP_K} positions, which is DeepSeek-V3.
+ * in a window of exactly the reference's {@value #CWM_WINDOW} tokens, which is that Llama. {@code deepseek-v32} and
+ * {@code glm-moe-dsa}: the deepseek-v3 reference model with its indexers' weights added (GLM-5's on its first and last
+ * layers, the middle one sharing), whose {@code index_topk} keeps every key of the reference's
+ * {@value #DEEPSEEK_V32_TOP_K} positions, which is DeepSeek-V3.
  */
 final class DerivedFixtures {
     static final int EXPERTS = 3;
@@ -86,7 +87,7 @@ final class DerivedFixtures {
                 "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite",
                 "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1", "mistral4", "hunyuan-v1-moe",
                 "ernie4_5-moe", "flex-olmo", "phimoe", "cohere2-moe", "youtu", "mellum", "afmoe",
-                "deepseek-v32")
+                "deepseek-v32", "glm-moe-dsa")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -171,7 +172,10 @@ final class DerivedFixtures {
             } else if (family.equals("youtu")) {
                 DeepseekV3Reference.write(dir, DeepseekV3Reference.Kind.YOUTU);
             } else if (family.equals("deepseek-v32")) {
-                writeDeepseekV32(of("deepseek-v3").orElseThrow(), dir);
+                writeSparseAttention(of("deepseek-v3").orElseThrow(), dir, "deepseek_v32", null);
+            } else if (family.equals("glm-moe-dsa")) {
+                writeSparseAttention(of("deepseek-v3").orElseThrow(), dir, "glm_moe_dsa",
+                        List.of("full", "shared", "full"));
             } else if (family.equals("afmoe")) {
                 AfmoeReference.write(dir, AfmoeReference.Kind.ROUTE_SCALED);
             } else if (family.equals("mellum")) {
@@ -250,17 +254,23 @@ final class DerivedFixtures {
     }
 
     /**
-     * The deepseek-v3 reference model (queries from their latent, interleaved) as DeepSeek-V3.2, its indexer's weights
-     * added: with {@code index_topk} the reference's {@value #DEEPSEEK_V32_TOP_K} positions, every key is kept, so it
-     * attends as DeepSeek-V3 does.
+     * The deepseek-v3 reference model (queries from their latent, interleaved) as DeepSeek-V3.2 or GLM-5
+     * ({@code modelType}), its indexers' weights added (GLM-5's on the layers {@code indexerTypes} marks
+     * {@code "full"}): with {@code index_topk} the reference's {@value #DEEPSEEK_V32_TOP_K} positions, every key is
+     * kept, so it attends as DeepSeek-V3 does.
      */
-    private static void writeDeepseekV32(Path deepseekV3, Path dir) throws IOException {
-        asFamily(deepseekV3, dir, "deepseek_v32", "DeepseekV32ForCausalLM", config -> {
+    private static void writeSparseAttention(Path deepseekV3, Path dir, String modelType, List<String> indexerTypes)
+            throws IOException {
+        String architecture = modelType.equals("deepseek_v32") ? "DeepseekV32ForCausalLM" : "GlmMoeDsaForCausalLM";
+        asFamily(deepseekV3, dir, modelType, architecture, config -> {
             config.remove("rope_interleave"); // not a key of DeepseekV32Config, which always interleaves
             config.remove("pretraining_tp");
             config.put("index_topk", DEEPSEEK_V32_TOP_K);
             config.put("index_n_heads", 2);
             config.put("index_head_dim", 6);
+            if (indexerTypes != null) {
+                config.put("indexer_types", indexerTypes);
+            }
         });
         Random random = new Random(32);
         try (TensorScope scope = TensorScope.open();
@@ -270,6 +280,9 @@ final class DerivedFixtures {
             long d = ((Number) parse(dir).get("hidden_size")).longValue();
             long queryRank = ((Number) parse(dir).get("q_lora_rank")).longValue();
             for (int l = 0; l < ((Number) parse(dir).get("num_hidden_layers")).intValue(); l++) {
+                if (indexerTypes != null && indexerTypes.get(l).equals("shared")) {
+                    continue;
+                }
                 String p = "model.layers." + l + ".self_attn.indexer.";
                 tensors.put(p + "wq_b.weight", gaussian(random, 2 * 6, queryRank));
                 tensors.put(p + "wk.weight", gaussian(random, 6, d));

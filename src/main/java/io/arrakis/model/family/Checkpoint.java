@@ -182,15 +182,18 @@ public final class Checkpoint {
         }
 
         /**
-         * A module of every block, under {@code suffix} after the block's prefix, that the model has but the forward
-         * pass does not read (DeepSeek-V3.2's indexer, whose choice is every key within the passes it takes): its
-         * tensors are not loaded, and its {@code parameters} per block count in {@link #parameterCount}.
+         * A module of the blocks {@code present} accepts, under {@code suffix} after the block's prefix, that the model
+         * has but the forward pass does not read (DeepSeek-V3.2's indexer, whose choice is every key within the passes
+         * it takes): its tensors are not loaded, and its {@code parameters} per block count in
+         * {@link #parameterCount}.
          */
-        Builder unreadInLayers(String suffix, long parameters) {
+        Builder unreadInLayers(IntPredicate present, String suffix, long parameters) {
             for (int i = 0; i < layers; i++) {
-                unread.add(basePrefix + layerPrefix.formatted(i) + suffix);
+                if (present.test(i)) {
+                    unread.add(basePrefix + layerPrefix.formatted(i) + suffix);
+                    unreadParameters = Math.addExact(unreadParameters, parameters);
+                }
             }
-            unreadParameters = Math.addExact(unreadParameters, Math.multiplyExact(parameters, layers));
             return this;
         }
 

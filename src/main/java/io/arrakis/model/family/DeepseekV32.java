@@ -59,6 +59,14 @@ final class DeepseekV32 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
+        return dsaLayout(s, java.util.Collections.nCopies(s.integer("num_hidden_layers"), true));
+    }
+
+    /**
+     * DeepSeek-V3.2's blocks, which GLM-5's share, with an indexer on the layers {@code indexed} marks (the others
+     * reuse an earlier layer's choice).
+     */
+    static Architecture dsaLayout(Settings s, List<Boolean> indexed) {
         refuseUnless(s, "topk_method", "noaux_tc", "only DeepSeek-V3's \"noaux_tc\" routing is implemented");
         refuseUnless(s, "scoring_func", "sigmoid", "only DeepSeek-V3's sigmoid scores are implemented");
         refuseUnless(s, "moe_layer_freq", 1, "every layer from first_k_dense_replace on is sparse in transformers");
@@ -80,16 +88,22 @@ final class DeepseekV32 extends ModelFamily {
         return DeepseekV3.latentLayout(s, true)
                 .mixtureOfExperts(Glm4Moe.mixture(s).withDenseLayers(sparse != null ? sparse
                         : Glm4Moe.sparseFrom(s, layers), s.integer("intermediate_size")))
-                .sparseAttention(new SparseAttention(s.integer("index_topk"), indexHeads, indexDim))
+                .sparseAttention(new SparseAttention(s.integer("index_topk"), indexHeads, indexDim, indexed))
                 .build();
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return dsaCheckpoint(a);
+    }
+
+    /** DeepSeek-V3's layout with each indexed layer's indexer, unread; the prediction layer after the last not read. */
+    static Checkpoint dsaCheckpoint(Architecture a) {
         CheckpointTensor bias = stored("mlp.gate.e_score_correction_bias", EXPERT_SCORE_BIAS, a.moe().experts());
+        SparseAttention indexer = a.sparseAttention();
         return Glm4Moe.layout(a, "model.layers." + a.nLayers() + ".", bias, DeepseekV3.latentAttentionTensors(a),
-                LlamaLayout.experts(a, "mlp.experts.")).unreadInLayers("self_attn.indexer.",
-                        a.sparseAttention().parameters(a.dModel(), a.latentAttention().queryRank()))
+                LlamaLayout.experts(a, "mlp.experts.")).unreadInLayers(indexer.indexed()::get, "self_attn.indexer.",
+                        indexer.parameters(a.dModel(), a.latentAttention().queryRank()))
                 .build();
     }
 }
