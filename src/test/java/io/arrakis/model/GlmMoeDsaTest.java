@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.SparseAttention;
 import org.junit.jupiter.api.Test;
 
@@ -26,6 +27,11 @@ class GlmMoeDsaTest {
         assertEquals(new SparseAttention(2048, 32, 128, Collections.nCopies(78, true)), indexer);
         assertEquals(2048, c.longestPass());
         assertEquals(1e-5, c.architecture().normEps());
+        assertEquals(202752, c.maxPositions());
+        MixtureOfExperts moe = c.architecture().moe();
+        assertEquals(new MixtureOfExperts.Grouped(1, 1, true, 2.5), moe.grouped());
+        assertEquals(List.of(256, 8), List.of(moe.experts(), moe.topK()));
+        assertEquals(List.of(false, false, false, true), moe.sparseLayers().subList(0, 4));
         // the same blocks with every indexer's parameters: wq_b 32 x 128 x 2048, wk 128 x 6144, k_norm 2 x 128,
         // weights_proj 32 x 6144, on each of the 78 layers
         long perIndexer = 32L * 128 * 2048 + 128L * 6144 + 2 * 128 + 32L * 6144;
@@ -45,9 +51,15 @@ class GlmMoeDsaTest {
                 List.of("full", "shared", "full", "full", "shared")).architecture().sparseAttention().indexed());
         assertEquals(List.of(true, true, false, false, true), c.with("index_topk_pattern", "FFSSF").architecture()
                 .sparseAttention().indexed());
-        // full where max(i - offset + 1, 0) is a multiple of the frequency
+        // full where max(i - offset + 1, 0) is a multiple of the frequency (at least 1), the offset 2 by default
         assertEquals(List.of(true, true, false, true, false), c.with(Map.of("index_topk_freq", 2,
                 "index_skip_topk_offset", 2)).architecture().sparseAttention().indexed());
+        assertEquals(List.of(true, true, false, true, false), c.with("index_topk_freq", 2).architecture()
+                .sparseAttention().indexed());
+        assertEquals(List.of(true, false, true, false, true), c.with(Map.of("index_topk_freq", 2,
+                "index_skip_topk_offset", 1)).architecture().sparseAttention().indexed());
+        assertEquals(Collections.nCopies(5, true), c.with("index_topk_freq", 0).architecture().sparseAttention()
+                .indexed());
         for (Map.Entry<String, ?> bad : List.<Map.Entry<String, ?>>of(
                 Map.entry("indexer_types", List.of("shared", "full", "full", "full", "full")),
                 Map.entry("indexer_types", List.of("full", "full")),
