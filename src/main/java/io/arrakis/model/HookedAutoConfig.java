@@ -101,14 +101,16 @@ public final class HookedAutoConfig {
     private final Checkpoint checkpoint;
     private final long parameterCount;
     private final boolean multimodal; // read from a multimodal model's config.json (see MultimodalCheckpoint)
+    private final long[] placeholderIds; // ids its multimodal model embeds as token 0 (see MultimodalCheckpoint)
 
     /** Validates {@code raw} (already type-normalised) and derives the normalised view. */
     private HookedAutoConfig(ModelFamily family, Map<String, Object> raw) {
-        this(family, raw, false);
+        this(family, raw, false, new long[0]);
     }
 
-    private HookedAutoConfig(ModelFamily family, Map<String, Object> raw, boolean multimodal) {
+    private HookedAutoConfig(ModelFamily family, Map<String, Object> raw, boolean multimodal, long[] placeholderIds) {
         this.multimodal = multimodal;
+        this.placeholderIds = placeholderIds.clone();
         this.family = family;
         this.raw = Collections.unmodifiableMap(raw);
         this.arch = family.architecture(this.raw);
@@ -240,12 +242,20 @@ public final class HookedAutoConfig {
                 overrides.put((String) e.getKey(), e.getValue());
             }
         }
-        return new HookedAutoConfig(f, f.fromFile(overrides), top != file);
+        return new HookedAutoConfig(f, f.fromFile(overrides), top != file, MultimodalCheckpoint.placeholderIds(file));
     }
 
     /** Whether this config is the text model's of a multimodal model's {@code config.json}. */
     boolean multimodal() {
         return multimodal;
+    }
+
+    /**
+     * The token ids the multimodal model embeds as token 0 in every pass, text alone too (Kimi K2.5's media
+     * placeholders); empty for others.
+     */
+    long[] placeholderIds() {
+        return placeholderIds.clone();
     }
 
     /**
@@ -278,7 +288,7 @@ public final class HookedAutoConfig {
      */
     public HookedAutoConfig with(Map<String, ?> overrides) {
         Objects.requireNonNull(overrides, "overrides");
-        return new HookedAutoConfig(family, family.merge(raw, overrides, false));
+        return new HookedAutoConfig(family, family.merge(raw, overrides, false), false, placeholderIds);
     }
 
     // --------------------------------------------------------------------------------------------- accessors

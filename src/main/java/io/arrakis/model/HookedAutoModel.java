@@ -682,6 +682,15 @@ public final class HookedAutoModel implements AutoCloseable {
         MemoryCheck.requirePass(config, hookNames, kept, hooked, inputIds.numel() / pos, pos, dtype, device);
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
         long[] values = inputIds.toLongArray();
+        boolean replaced = false;
+        for (long placeholder : config.placeholderIds()) { // embedded as token 0, as the multimodal model does
+            for (int i = 0; i < values.length; i++) {
+                if (values[i] == placeholder) {
+                    values[i] = 0;
+                    replaced = true;
+                }
+            }
+        }
         long min = Arrays.stream(values).min().orElseThrow();
         long max = Arrays.stream(values).max().orElseThrow();
         if (min < 0 || max >= config.vocabSize()) {
@@ -689,7 +698,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     + config.vocabSize() + " tokens (ids 0 to " + (config.vocabSize() - 1) + ")");
         }
         long[] shape = {inputIds.dim() == 1 ? 1 : inputIds.size(0), pos};
-        if (!inputIds.device().isCpu()) {
+        if (replaced || !inputIds.device().isCpu()) {
             return Tensor.of(values, shape); // the embedding copies host ids to the model's device without waiting
         }
         return inputIds.dim() == 1 ? inputIds.unsqueeze(0) : inputIds;

@@ -29,7 +29,7 @@ import java.util.stream.Collectors;
  * (its text config's {@code model_type} {@code kimi_k2} or {@code deepseek_v3}), named as LLaVA's are, beside a vision
  * tower and an {@code mm_projector}; its head too is tied by the whole model's key alone, which is true by default.
  * Kimi K2.5's model embeds its media placeholders ({@code image_token_id}, {@code video_token_id}) as token 0 in every
- * pass, text alone too; here an id is embedded as the token it is.
+ * pass, text alone too, and so does a pass here ({@link #placeholderIds}).
  */
 final class MultimodalCheckpoint {
     /**
@@ -148,6 +148,31 @@ final class MultimodalCheckpoint {
         config.putIfAbsent("rope_theta", 500_000.0);
         config.putIfAbsent("max_position_embeddings", 128_000);
         dropMrope(config, false);
+    }
+
+    /**
+     * The ids a multimodal model of {@code top}'s config embeds as token 0 whatever the input: Kimi K2.5's
+     * {@code image_token_id} and {@code video_token_id} (163605 and 163840 by default, the latter the vocabulary's
+     * size), which its model replaces before the embedding; none for the others, whose placeholders are embedded as
+     * the tokens they are.
+     *
+     * @throws IllegalArgumentException where such an id is not an integer
+     */
+    static long[] placeholderIds(Map<?, ?> top) {
+        if (!"kimi_k25".equals(top.get("model_type"))) {
+            return new long[0];
+        }
+        long[] ids = new long[2];
+        String[] keys = {"image_token_id", "video_token_id"};
+        long[] defaults = {163605, 163840};
+        for (int i = 0; i < 2; i++) {
+            Object id = top.containsKey(keys[i]) ? top.get(keys[i]) : defaults[i];
+            if (!(id instanceof Integer || id instanceof Long)) {
+                throw new IllegalArgumentException(keys[i] + " must be a token id, got " + ConfigValues.describe(id));
+            }
+            ids[i] = ((Number) id).longValue();
+        }
+        return ids;
     }
 
     /**

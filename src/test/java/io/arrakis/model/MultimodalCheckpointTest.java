@@ -331,17 +331,66 @@ class MultimodalCheckpointTest {
     @CsvSource({"kimi_k2, true", "deepseek_v3, true", "kimi_k2, false"})
     void kimiK25RunsAsItsDeepseekV3TextModel(String textType, boolean published) throws IOException {
         Path deepseek = Fixtures.huggingFace("deepseek-v3");
-        Path folder = Files.createTempDirectory(dir, "kimi_k25");
+        Map<String, Object> top = kimiK25Config(deepseek, textType);
+        assertTrue(HookedAutoConfig.fromJsonText(Json.write(top)).architecture().tiedEmbeddings(),
+                "Kimi_K25Config ties the head by default");
+        top.put("tie_word_embeddings", false);
+        Path folder = kimiK25(deepseek, top, published);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(deepseek.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals("deepseek-v3", model.config().family());
+            double[] expected = reference.tensor("logits").toDoubleArray();
+            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
+            assertEquals(expected.length, logits.length);
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
+            }
+        }
+    }
+
+    /**
+     * Kimi K2.5's model embeds its media placeholders, {@code image_token_id} and {@code video_token_id} (by default
+     * the vocabulary's size, past its last token), as token 0 in every pass: so does a pass here, where the text model
+     * alone embeds them as the tokens they are.
+     */
+    @Test
+    void kimiK25EmbedsItsMediaPlaceholdersAsTokenZero() throws IOException {
+        Path deepseek = Fixtures.huggingFace("deepseek-v3");
+        Map<String, Object> top = kimiK25Config(deepseek, "kimi_k2");
+        top.put("tie_word_embeddings", false);
+        top.put("image_token_id", 7L);
+        long vocab = ((Number) config(deepseek).get("vocab_size")).longValue();
+        top.put("video_token_id", vocab);
+        Path folder = kimiK25(deepseek, top, true);
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel kimi = HookedAutoModel.fromPretrained(folder);
+             HookedAutoModel text = HookedAutoModel.fromPretrained(deepseek)) {
+            Tensor withPlaceholders = Tensor.of(new long[] {3, 7, 5, vocab, 9, 7}, 1, 6);
+            Tensor withZeros = Tensor.of(new long[] {3, 0, 5, 0, 9, 0}, 1, 6);
+            float[] expected = text.runWithHooks(withZeros).toFloatArray();
+            assertArrayEquals(expected, kimi.runWithHooks(withPlaceholders).toFloatArray());
+            assertFalse(java.util.Arrays.equals(expected, text.runWithHooks(Tensor.of(new long[] {3, 7, 5, 0, 9, 7},
+                    1, 6)).toFloatArray()), "token 7 is not token 0 to the text model");
+        }
+    }
+
+    /** A Kimi K2.5 config whose text config is {@code deepseek}'s, of model_type {@code textType}. */
+    private static Map<String, Object> kimiK25Config(Path deepseek, String textType) throws IOException {
         Map<String, Object> text = config(deepseek);
         text.remove("architectures");
         text.put("model_type", textType);
         text.put("tie_word_embeddings", true); // not what ties the whole model's head
-        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures",
-                List.of("KimiK25ForConditionalGeneration"), "model_type", "kimi_k25", "text_config", text,
-                "vision_config", Map.of("depth", 1L, "hidden_size", 8L)));
-        assertTrue(HookedAutoConfig.fromJsonText(Json.write(top)).architecture().tiedEmbeddings(),
-                "Kimi_K25Config ties the head by default");
-        top.put("tie_word_embeddings", false);
+        return new LinkedHashMap<>(Map.of("architectures", List.of("KimiK25ForConditionalGeneration"), "model_type",
+                "kimi_k25", "text_config", text, "vision_config", Map.of("depth", 1L, "hidden_size", 8L)));
+    }
+
+    /**
+     * A Kimi K2.5 checkpoint of config {@code top} holding {@code deepseek}'s tensors as published or as transformers
+     * saves them, beside a vision tower and a projector.
+     */
+    private Path kimiK25(Path deepseek, Map<String, Object> top, boolean published) throws IOException {
+        Path folder = Files.createTempDirectory(dir, "kimi_k25");
         Files.writeString(folder.resolve("config.json"), Json.write(top));
         try (TensorScope scope = TensorScope.open();
              SafeTensorsFile weights = SafeTensorsFile.open(deepseek.resolve("model.safetensors"))) {
@@ -356,17 +405,7 @@ class MultimodalCheckpointTest {
             tensors.put(outside + "mm_projector.proj.0.weight", Tensor.ones(4, 4));
             SafeTensorsWriter.write(folder.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile reference = SafeTensorsFile.open(deepseek.resolve("reference.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
-            assertEquals("deepseek-v3", model.config().family());
-            double[] expected = reference.tensor("logits").toDoubleArray();
-            float[] logits = model.runWithHooks(reference.tensor("input_ids")).toFloatArray();
-            assertEquals(expected.length, logits.length);
-            for (int i = 0; i < expected.length; i++) {
-                assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), "logit " + i);
-            }
-        }
+        return folder;
     }
 
     /** A text model's config with a stray image tensor in its checkpoint is still refused as the wrong config. */
