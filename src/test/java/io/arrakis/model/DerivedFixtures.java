@@ -29,15 +29,15 @@ import java.util.function.Consumer;
  * holding the same function so that its reference activations hold unchanged; those of olmoe, exaone4, glm4, glm,
  * ernie4_5, seed-oss, arcee, helium, vaultgemma, nemotron, jais2, hyperclovax, opt, gpt-bigcode, glm4-moe, solar-open,
  * exaone-moe, apertus, minimax-m2, deepseek-v3, glm4-moe-lite, deepseek-v2, olmo, nanochat, hunyuan-v1-dense, dots1,
- * mistral4, hunyuan-v1-moe, ernie4_5-moe, flex-olmo, phimoe, cohere2-moe, youtu, mellum and afmoe, which no fixture's
- * function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s, {@link Glm4Reference}'s,
+ * hy-v3, mistral4, hunyuan-v1-moe, ernie4_5-moe, flex-olmo, phimoe, cohere2-moe, youtu, mellum and afmoe, which no
+ * fixture's function is, are {@link OlmoeReference}'s, {@link Exaone4Reference}'s, {@link Glm4Reference}'s,
  * {@link Ernie45Reference}'s, {@link SeedOssReference}'s, {@link ArceeReference}'s, {@link HeliumReference}'s,
  * {@link VaultGemmaReference}'s, {@link NemotronReference}'s, {@link Jais2Reference}'s, {@link HyperClovaxReference}'s,
- * {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and {@link Glm4MoeReference}'s (all four),
+ * {@link OptReference}'s, {@link GptBigCodeReference}'s (multi-query) and {@link Glm4MoeReference}'s (all five),
  * {@link ApertusReference}'s, {@link MiniMaxM2Reference}'s, {@link DeepseekV3Reference}'s (deepseek-v3's,
  * glm4-moe-lite's, deepseek-v2's, mistral4's and youtu's), {@link OlmoReference}'s, {@link NanoChatReference}'s,
  * {@link HunYuanMoeReference}'s, {@link Ernie45MoeReference}'s, {@link FlexOlmoReference}'s, {@link PhimoeReference}'s,
- * {@link Cohere2MoeReference}'s {@link MellumReference}'s and {@link AfmoeReference}'s.
+ * {@link Cohere2MoeReference}'s, {@link MellumReference}'s and {@link AfmoeReference}'s.
  *
  * <p>{@code qwen3-moe}: the qwen3 fixture with each layer's MLP made {@value #EXPERTS} experts, top {@value #TOP_K}
  * with {@code norm_topk_prob}. Every expert is the dense MLP with its hidden units in another order (the gate and up
@@ -87,7 +87,7 @@ final class DerivedFixtures {
                 "granitemoeshared", "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite",
                 "deepseek-v2", "olmo", "nanochat", "hunyuan-v1-dense", "dots1", "mistral4", "hunyuan-v1-moe",
                 "ernie4_5-moe", "flex-olmo", "phimoe", "cohere2-moe", "youtu", "mellum", "afmoe",
-                "deepseek-v32", "glm-moe-dsa")
+                "deepseek-v32", "glm-moe-dsa", "hy-v3")
                 .contains(family)) {
             return Optional.empty();
         }
@@ -157,6 +157,8 @@ final class DerivedFixtures {
                 NanoChatReference.write(dir);
             } else if (family.equals("hunyuan-v1-dense")) {
                 HunYuanDenseReference.write(dir);
+            } else if (family.equals("hy-v3")) {
+                Glm4MoeReference.write(dir, Glm4MoeReference.Kind.HY_V3);
             } else if (family.equals("dots1")) {
                 Glm4MoeReference.write(dir, Glm4MoeReference.Kind.DOTS1);
             } else if (family.equals("mistral4")) {

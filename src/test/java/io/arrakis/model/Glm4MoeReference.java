@@ -71,7 +71,13 @@ final class Glm4MoeReference {
          * dots1: query/key norms, biases on all four projections, the whole head rotating, layer 0 dense, the chosen
          * scores as they are ({@code norm_topk_prob} false by default), times the scale.
          */
-        DOTS1("dots1", 83);
+        DOTS1("dots1", 83),
+        /**
+         * hy_v3: query/key norms, biases on all four projections, the whole head rotating, layer 0 dense (the
+         * default mlp_layer_types), one group of experts, and the router, its bias and the shared experts named
+         * {@code mlp.router.gate}, {@code mlp.expert_bias} and {@code mlp.shared_mlp}.
+         */
+        HY_V3("hy_v3", 89);
 
         private final String modelType;
         private final long seed;
@@ -82,7 +88,7 @@ final class Glm4MoeReference {
         }
 
         boolean dense(int layer) {
-            return this == GLM4_MOE || this == GLM4_MOE_AS_IS || this == DOTS1 ? layer == 0
+            return this == GLM4_MOE || this == GLM4_MOE_AS_IS || this == DOTS1 || this == HY_V3 ? layer == 0
                     : this == EXAONE_MOE && layer == 1;
         }
     }
@@ -112,6 +118,13 @@ final class Glm4MoeReference {
                     "sliding_window", WINDOW));
             case DOTS1 -> values.putAll(Map.of("n_routed_experts", EXPERTS, "n_shared_experts", SHARED / EXPERT,
                     "attention_bias", true, "intermediate_size", DENSE, "first_k_dense_replace", 1));
+            case HY_V3 -> {
+                for (String ungrouped : List.of("n_group", "topk_group", "routed_scaling_factor")) {
+                    values.remove(ungrouped);
+                }
+                values.putAll(Map.of("num_experts", EXPERTS, "num_shared_experts", SHARED / EXPERT,
+                        "attention_bias", true, "intermediate_size", DENSE, "router_scaling_factor", SCALE));
+            }
         }
         HookedAutoConfig config = HookedAutoConfig.of(kind.modelType).with(values);
         ReferenceMath.write(config, kind.seed, BATCH, POS, dir, (w, ids, out) -> forward(w, ids, kind, out));
@@ -140,7 +153,8 @@ final class Glm4MoeReference {
             }
             int window = kind == Kind.EXAONE_MOE && !full ? WINDOW : Integer.MAX_VALUE;
             double[] z = attention(q, k, v, BATCH, POS, HEADS, KV, HD, window, layer, out);
-            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD, kind == Kind.DOTS1));
+            add(x, projection(w, p + "self_attn.o_proj", z, n, D, HEADS * HD,
+                    kind == Kind.DOTS1 || kind == Kind.HY_V3));
             double[] h2 = rmsNorm(x, n, D, w.get(p + "post_attention_layernorm.weight"), EPS);
             if (kind.dense(layer)) {
                 double[] act = silu(projection(w, p + "mlp.gate_proj", h2, n, DENSE, D, false),
@@ -148,10 +162,15 @@ final class Glm4MoeReference {
                 out.put("blocks." + layer + ".mlp.hook_post", tensor(act, BATCH, POS, DENSE));
                 add(x, projection(w, p + "mlp.down_proj", act, n, D, DENSE, false));
             } else {
-                // EXAONE's files name the correction bias mlp.e_score_correction_bias, the others' mlp.gate.*
-                String bias = p + (kind == Kind.EXAONE_MOE ? "mlp." : "mlp.gate.") + "e_score_correction_bias";
+                // EXAONE's files name the correction bias mlp.e_score_correction_bias, hy_v3's mlp.expert_bias, the
+                // others' mlp.gate.*
+                String bias = p + switch (kind) {
+                    case EXAONE_MOE -> "mlp.e_score_correction_bias";
+                    case HY_V3 -> "mlp.expert_bias";
+                    default -> "mlp.gate.e_score_correction_bias";
+                };
                 boolean normalized = kind != Kind.GLM4_MOE_AS_IS && kind != Kind.DOTS1; // dots1's default: false
-                add(x, mixture(w, p + "mlp.", h2, n, layer, normalized, w.get(bias), out));
+                add(x, mixture(w, p + "mlp.", h2, n, layer, normalized, w.get(bias), kind, out));
             }
         }
         double[] last = rmsNorm(x, n, D, w.get("model.norm.weight"), EPS);
@@ -161,11 +180,13 @@ final class Glm4MoeReference {
 
     /** The routed experts' weighted outputs plus the shared expert's, recording each token's experts and weights. */
     private static double[] mixture(Map<String, double[]> w, String p, double[] h, int n, int layer,
-                                    boolean normalized, double[] bias, Map<String, Tensor> out) {
-        double[] logits = linear(h, n, w.get(p + "gate.weight"), EXPERTS, D);
-        double[] y = linear(silu(linear(h, n, w.get(p + "shared_experts.gate_proj.weight"), SHARED, D),
-                linear(h, n, w.get(p + "shared_experts.up_proj.weight"), SHARED, D)), n,
-                w.get(p + "shared_experts.down_proj.weight"), D, SHARED);
+                                    boolean normalized, double[] bias, Kind kind, Map<String, Tensor> out) {
+        boolean hy = kind == Kind.HY_V3;
+        double[] logits = linear(h, n, w.get(p + (hy ? "router.gate.weight" : "gate.weight")), EXPERTS, D);
+        String shared = p + (hy ? "shared_mlp." : "shared_experts.");
+        double[] y = linear(silu(linear(h, n, w.get(shared + "gate_proj.weight"), SHARED, D),
+                linear(h, n, w.get(shared + "up_proj.weight"), SHARED, D)), n,
+                w.get(shared + "down_proj.weight"), D, SHARED);
         double[] chosenOut = new double[n * TOP_K];
         double[] weightsOut = new double[n * TOP_K];
         for (int t = 0; t < n; t++) {
@@ -175,7 +196,8 @@ final class Glm4MoeReference {
                 score[e] = 1 / (1 + Math.exp(-logits[t * EXPERTS + e]));
                 choice[e] = score[e] + bias[e];
             }
-            int[] chosen = ReferenceMath.topExperts(choice, TOP_K, GROUPS, TOP_GROUPS, false);
+            int[] chosen = hy ? ReferenceMath.topExperts(choice, TOP_K, 1, 1, false)
+                    : ReferenceMath.topExperts(choice, TOP_K, GROUPS, TOP_GROUPS, false);
             double sum = 0;
             for (int e : chosen) {
                 sum += score[e];

@@ -729,7 +729,7 @@ class HookedAutoModelTest {
             "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "granitemoeshared",
             "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat", "dots1",
             "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe",
-            "cohere2-moe", "youtu", "mellum", "afmoe", "deepseek-v32", "glm-moe-dsa", "stable-lm",
+            "cohere2-moe", "youtu", "mellum", "afmoe", "deepseek-v32", "glm-moe-dsa", "hy-v3", "stable-lm",
             "starcoder2");
 
     @ParameterizedTest
