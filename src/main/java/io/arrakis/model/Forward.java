@@ -574,24 +574,54 @@ final class Forward {
         if (g != null && g.topGroups() < g.groups()) {
             biased = biased.add(groupMask(biased, g, softmax && !inModelDtype));
         }
-        List<Tensor> top = biased.topk(moe.topK(), -1, true);
+        // ERNIE's and AfMoE's routers sort their top k; the others take libtorch's unsorted top k, which decides the
+        // order in which they sum the chosen scores, and so how the sum rounds
+        boolean sortedChoice = softmaxBiased || moe.routing() == MixtureOfExperts.Routing.SIGMOID_BIASED && g != null;
+        int k = moe.topK();
+        List<Tensor> top = biased.topk(k, -1, true, sortedChoice);
         long[] shape = logits.shape();
-        long tokens = shape[0] * shape[1];
         long[] chosen = top.get(1).toLongArray();
-        long[] flat = new long[chosen.length];
-        for (int i = 0; i < chosen.length; i++) {
-            flat[i] = i / moe.topK() * moe.experts() + chosen[i];
-        }
-        Tensor weights = scores.reshape(tokens * moe.experts()).indexSelect(0, indices(flat, logits.device()))
-                .view(shape[0], shape[1], moe.topK());
+        long[] bestFirst = sortedChoice ? chosen : bestFirst(chosen, top.get(0).toDoubleArray(), k);
+        Tensor experts = sortedChoice ? top.get(1) : indices(bestFirst, logits.device()).view(shape[0], shape[1], k);
+        Tensor inChoiceOrder = chosenScores(scores, chosen, shape);
+        Tensor weights = sortedChoice ? inChoiceOrder : chosenScores(scores, bestFirst, shape);
+        Tensor sum = inChoiceOrder.sum(-1, true);
         if (g == null) {
-            Tensor sum = weights.sum(-1, true);
-            return new Choice(weights.div(softmaxBiased ? sum.clamp(moe.normMin(), null) : sum), top.get(1), chosen);
+            return new Choice(weights.div(softmaxBiased ? sum.clamp(moe.normMin(), null) : sum), experts, bestFirst);
         }
         if (g.normalized()) {
-            weights = weights.div(weights.sum(-1, true).add(1e-20));
+            weights = weights.div(sum.add(1e-20));
         }
-        return new Choice(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), top.get(1), chosen);
+        return new Choice(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), experts, bestFirst);
+    }
+
+    /** Each token's chosen experts {@code [tokens · k]} reordered by their (biased) scores, best first. */
+    private static long[] bestFirst(long[] chosen, double[] values, int k) {
+        long[] ordered = new long[chosen.length];
+        Integer[] slots = new Integer[k];
+        for (int t = 0; t < chosen.length / k; t++) {
+            int from = t * k;
+            for (int j = 0; j < k; j++) {
+                slots[j] = from + j;
+            }
+            java.util.Arrays.sort(slots, (a, b) -> Double.compare(values[b], values[a])); // stable: ties keep order
+            for (int j = 0; j < k; j++) {
+                ordered[from + j] = chosen[slots[j]];
+            }
+        }
+        return ordered;
+    }
+
+    /** The {@code scores} at each token's {@code experts [tokens · k]}, {@code [batch, pos, k]}. */
+    private Tensor chosenScores(Tensor scores, long[] experts, long[] shape) {
+        int k = c.moe().topK();
+        int count = c.moe().experts();
+        long[] flat = new long[experts.length];
+        for (int i = 0; i < experts.length; i++) {
+            flat[i] = (long) (i / k) * count + experts[i];
+        }
+        return scores.reshape(shape[0] * shape[1] * count).indexSelect(0, indices(flat, scores.device()))
+                .view(shape[0], shape[1], k);
     }
 
     /**

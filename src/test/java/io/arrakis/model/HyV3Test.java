@@ -26,6 +26,9 @@ class HyV3Test {
         Architecture a = c.architecture();
         assertEquals(Architecture.QkNorm.PER_HEAD, a.qkNorm());
         assertEquals(Architecture.Norm.RMS_NORM, a.norm());
+        assertEquals(1e-5, a.normEps());
+        assertEquals(131072, a.maxPositions());
+        assertEquals(64, HookedAutoConfig.of("hy_v3").with("num_local_experts", 64).numExperts(), "an alias");
         assertEquals(11_158_840.0, a.rope(0).theta(), "HYV3Config's default_theta");
         assertFalse(a.tiedEmbeddings() || a.qkvBias() || a.outBias());
         MixtureOfExperts moe = a.moe();
@@ -50,13 +53,13 @@ class HyV3Test {
                 "mlp_layer_types", List.of("sparse", "dense", "sparse")));
         assertEquals(List.of(true, false, true), c.architecture().moe().sparseLayers());
         for (Map.Entry<String, ?> bad : List.<Map.Entry<String, ?>>of(Map.entry("mlp_bias", true),
-                Map.entry("num_experts_per_tok", 193), Map.entry("num_shared_experts", -1),
+                Map.entry("num_experts_per_tok", 193), Map.entry("num_shared_experts", 0),
                 Map.entry("mlp_layer_types", List.of("dense")))) {
             String m = assertThrows(IllegalArgumentException.class, () -> c.with(bad.getKey(), bad.getValue())
                     .architecture(), bad.toString()).getMessage();
             assertTrue(m.contains(bad.getKey()), m);
         }
-        assertFalse(c.with("num_shared_experts", 0).architecture().moe().hasSharedExpert());
+        assertEquals(3 * 1536, c.with("num_shared_experts", 3).architecture().moe().sharedWidth());
     }
 
     @Test

@@ -90,15 +90,14 @@ final class HyV3 extends ModelFamily {
                     + ": a token cannot go to more experts than there are");
         }
         int shared = s.integer("num_shared_experts");
-        if (shared < 0) {
-            throw invalid("num_shared_experts", shared, "must be >= 0");
+        if (shared < 1) {
+            throw invalid("num_shared_experts", shared, "must be at least 1: with none, transformers builds a shared"
+                    + " MLP of intermediate_size all the same (its width's `or` fallback), which is not implemented");
         }
         MixtureOfExperts moe = MixtureOfExperts.sigmoidGrouped(experts, topK,
                         new MixtureOfExperts.Grouped(1, 1, true, s.number("router_scaling_factor")))
-                .withDenseLayers(sparse, s.integer("intermediate_size"));
-        if (shared > 0) {
-            moe = moe.withUngatedSharedExpert(shared * s.integer("moe_intermediate_size"));
-        }
+                .withDenseLayers(sparse, s.integer("intermediate_size"))
+                .withUngatedSharedExpert(shared * s.integer("moe_intermediate_size"));
         boolean attentionBias = s.bool("attention_bias");
         return LlamaLayout.standardKeys(s).mlpWidth("moe_intermediate_size").headDim("head_dim")
                 .norm(Norm.RMS_NORM, "rms_norm_eps").rotary("rope_theta", null).qkNorm(QkNorm.PER_HEAD)
