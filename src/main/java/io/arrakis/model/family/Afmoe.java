@@ -32,13 +32,7 @@ import static io.arrakis.model.family.Slot.LN1_W;
 import static io.arrakis.model.family.Slot.LN2_W;
 import static io.arrakis.model.family.Slot.LNF_W;
 import static io.arrakis.model.family.Slot.MLP_OUT_NORM_W;
-import static io.arrakis.model.family.Slot.SHARED_W_GATE;
-import static io.arrakis.model.family.Slot.SHARED_W_IN;
-import static io.arrakis.model.family.Slot.SHARED_W_OUT;
 import static io.arrakis.model.family.Slot.W_ATTN_GATE;
-import static io.arrakis.model.family.Slot.W_GATE;
-import static io.arrakis.model.family.Slot.W_IN;
-import static io.arrakis.model.family.Slot.W_OUT;
 import static io.arrakis.model.family.Slot.W_ROUTER;
 
 /**
@@ -150,9 +144,7 @@ final class Afmoe extends ModelFamily {
                 stored("mlp.expert_bias", EXPERT_SCORE_BIAS, moe.experts())));
         sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
         if (moe.hasSharedExpert()) {
-            sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
-                    linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
-                    linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+            sparse.addAll(LlamaLayout.sharedExpert("mlp.shared_experts.", shared, d));
         }
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
@@ -161,8 +153,7 @@ final class Afmoe extends ModelFamily {
                 .layer(stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d),
                         stored("pre_mlp_layernorm.weight", LN2_W, d),
                         stored("post_mlp_layernorm.weight", MLP_OUT_NORM_W, d))
-                .layerWhere(l -> !moe.sparse(l), linear("mlp.gate_proj.weight", W_GATE, dense, d),
-                        linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
+                .layerWhere(l -> !moe.sparse(l), LlamaLayout.denseMlp(dense, d))
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)

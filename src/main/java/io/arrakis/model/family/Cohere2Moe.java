@@ -28,12 +28,6 @@ import static io.arrakis.model.family.Key.tok;
 import static io.arrakis.model.family.Slot.EMBED;
 import static io.arrakis.model.family.Slot.LN1_W;
 import static io.arrakis.model.family.Slot.LNF_W;
-import static io.arrakis.model.family.Slot.SHARED_W_GATE;
-import static io.arrakis.model.family.Slot.SHARED_W_IN;
-import static io.arrakis.model.family.Slot.SHARED_W_OUT;
-import static io.arrakis.model.family.Slot.W_GATE;
-import static io.arrakis.model.family.Slot.W_IN;
-import static io.arrakis.model.family.Slot.W_OUT;
 import static io.arrakis.model.family.Slot.W_ROUTER;
 
 /**
@@ -168,17 +162,14 @@ final class Cohere2Moe extends ModelFamily {
         List<CheckpointTensor> sparse = new ArrayList<>(List.of(linear("mlp.gate.weight", W_ROUTER, moe.experts(), d)));
         sparse.addAll(LlamaLayout.experts(a, "mlp.experts."));
         if (moe.hasSharedExpert()) {
-            sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
-                    linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
-                    linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+            sparse.addAll(LlamaLayout.sharedExpert("mlp.shared_experts.", shared, d));
         }
         long dense = moe.denseWidth();
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d))
                 .layer(Glm4Moe.attentionTensors(a).toArray(CheckpointTensor[]::new))
-                .layerWhere(l -> !moe.sparse(l), linear("mlp.gate_proj.weight", W_GATE, dense, d),
-                        linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
+                .layerWhere(l -> !moe.sparse(l), LlamaLayout.denseMlp(dense, d))
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)

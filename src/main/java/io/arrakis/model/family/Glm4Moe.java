@@ -209,17 +209,14 @@ final class Glm4Moe extends ModelFamily {
         }
         sparse.addAll(experts);
         if (moe.hasSharedExpert()) {
-            sparse.addAll(List.of(linear("mlp.shared_experts.gate_proj.weight", SHARED_W_GATE, shared, d),
-                    linear("mlp.shared_experts.up_proj.weight", SHARED_W_IN, shared, d),
-                    linear("mlp.shared_experts.down_proj.weight", SHARED_W_OUT, d, shared)));
+            sparse.addAll(LlamaLayout.sharedExpert("mlp.shared_experts.", shared, d));
         }
         Checkpoint.Builder builder = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d))
                 .layer(attention.toArray(CheckpointTensor[]::new))
                 .layer(stored("post_attention_layernorm.weight", LN2_W, d))
-                .layerWhere(l -> !moe.sparse(l), linear("mlp.gate_proj.weight", W_GATE, dense, d),
-                        linear("mlp.up_proj.weight", W_IN, dense, d), linear("mlp.down_proj.weight", W_OUT, d, dense))
+                .layerWhere(l -> !moe.sparse(l), LlamaLayout.denseMlp(dense, d))
                 .layerWhere(moe::sparse, sparse.toArray(CheckpointTensor[]::new))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a);

@@ -25,9 +25,6 @@ import static io.arrakis.model.family.Key.str;
 import static io.arrakis.model.family.Key.tok;
 import static io.arrakis.model.family.Slot.K_NORM;
 import static io.arrakis.model.family.Slot.Q_NORM;
-import static io.arrakis.model.family.Slot.SHARED_W_GATE;
-import static io.arrakis.model.family.Slot.SHARED_W_IN;
-import static io.arrakis.model.family.Slot.SHARED_W_OUT;
 import static io.arrakis.model.family.Slot.W_ROUTER;
 
 /**
@@ -106,10 +103,8 @@ final class HunYuanMoe extends ModelFamily {
         long d = a.dModel();
         long shared = a.moe().sharedWidth();
         List<CheckpointTensor> moe = new ArrayList<>(List.of(
-                linear("mlp.gate.wg.weight", W_ROUTER, a.moe().experts(), d),
-                linear("mlp.shared_mlp.gate_proj.weight", SHARED_W_GATE, shared, d),
-                linear("mlp.shared_mlp.up_proj.weight", SHARED_W_IN, shared, d),
-                linear("mlp.shared_mlp.down_proj.weight", SHARED_W_OUT, d, shared)));
+                linear("mlp.gate.wg.weight", W_ROUTER, a.moe().experts(), d)));
+        moe.addAll(LlamaLayout.sharedExpert("mlp.shared_mlp.", shared, d));
         moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
         return LlamaLayout.checkpoint(a, moe, stored("self_attn.query_layernorm.weight", Q_NORM, a.dHead()),
                 stored("self_attn.key_layernorm.weight", K_NORM, a.dHead()));

@@ -96,6 +96,22 @@ final class LlamaLayout {
     }
 
     /**
+     * A shared expert's gated MLP of {@code width} under {@code prefix} ({@code gate_proj}, {@code up_proj},
+     * {@code down_proj}), as the mixtures with one store it.
+     */
+    static List<CheckpointTensor> sharedExpert(String prefix, long width, long d) {
+        return List.of(linear(prefix + "gate_proj.weight", SHARED_W_GATE, width, d),
+                linear(prefix + "up_proj.weight", SHARED_W_IN, width, d),
+                linear(prefix + "down_proj.weight", SHARED_W_OUT, d, width));
+    }
+
+    /** The dense layers' gated MLP of {@code width} among a mixture's ({@code mlp.gate_proj}, ...). */
+    static CheckpointTensor[] denseMlp(long width, long d) {
+        return new CheckpointTensor[] {linear("mlp.gate_proj.weight", W_GATE, width, d),
+                linear("mlp.up_proj.weight", W_IN, width, d), linear("mlp.down_proj.weight", W_OUT, d, width)};
+    }
+
+    /**
      * Each expert's {@code gate_proj}, {@code up_proj} and {@code down_proj} under {@code prefix + e + "."}, one
      * tensor per expert as Qwen's and OLMoE's mixtures store them.
      */
