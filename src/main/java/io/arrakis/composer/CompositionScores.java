@@ -355,6 +355,7 @@ public final class CompositionScores {
         private static final int BLOCKS_PER_LAYER = 4;
 
         static HeadWeights of(HookedAutoModel model, Options options) {
+            model.config().requireSoftmaxAttention("composition");
             HookedAutoConfig c = model.config();
             long layerElements = (long) BLOCKS_PER_LAYER * c.nHeads() * c.dHead() * c.dModel();
             int perGroup = (int) Math.max(1, Math.min(c.nLayers(), options.maxBlockElements() / layerElements));

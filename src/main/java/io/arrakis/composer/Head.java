@@ -22,11 +22,16 @@ public record Head(int layer, int index) {
 
     /**
      * Throws {@link IllegalArgumentException} unless this head exists in a model of config {@code c}: layers
-     * {@code 0..nLayers-1}, query heads {@code 0..nHeads-1}. {@code what} names the role in the message
-     * ("sender", "receiver", ...).
+     * {@code 0..nLayers-1} that attend by softmax, query heads {@code 0..nHeads-1}. {@code what} names the role in the
+     * message ("sender", "receiver", ...).
      */
     public void checkIn(HookedAutoConfig c, String what) {
         if (layer < c.nLayers() && index < c.nHeads()) {
+            if (c.linearAttention(layer)) {
+                throw new IllegalArgumentException((what == null || what.isEmpty() ? "head " : what + " head ") + this
+                        + " is in layer " + layer + ", which mixes tokens by linear attention: it has no attention"
+                        + " heads");
+            }
             return;
         }
         StringBuilder m = new StringBuilder();

@@ -34,7 +34,8 @@ import java.util.OptionalLong;
  *
  * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. A layer whose sliding or local window
  * does not reach back as far as a score looks (1 position, {@code n - 1}, {@code n}) gets NaN for it: its heads cannot
- * attend there, which says nothing of what they would do, where a 0 would read as "not such a head". The model runs
+ * attend there, which says nothing of what they would do, where a 0 would read as "not such a head"; so does a
+ * linear-attention layer ({@link HookedAutoConfig#linearAttention}), which has no pattern. The model runs
  * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
  * are seen); a pattern that holds NaN (from NaN weights, or a hook) gives NaN scores too. Random tokens may repeat
  * inside the first copy; as in the fixed-offset scores of Olsson et al. and ARENA, this is not corrected for
@@ -115,19 +116,28 @@ public final class HeadDetectors {
         HookedAutoConfig c = model.config();
         int layers = c.nLayers();
         int o = bos.isPresent() ? 1 : 0; // where the repeated tokens start
-        String[] names = new String[layers];
+        List<String> names = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            names[l] = "blocks." + l + ".attn.hook_pattern";
+            if (!c.linearAttention(l)) {
+                names.add(pattern(l));
+            }
         }
         try (TensorScope scope = TensorScope.open()) {
             Tensor ids = repeatedTokens(model, seqLen, batch, seed, bos);
             List<Tensor> p = new ArrayList<>();
             List<Tensor> in = new ArrayList<>();
             List<Tensor> d = new ArrayList<>();
-            try (ModelOutput out = model.forward(ids, CacheSpec.only(names))) {
+            try (ModelOutput out = model.forward(ids, CacheSpec.only(names.toArray(String[]::new)))) {
                 ActivationCache cache = out.cache();
                 for (int l = 0; l < layers; l++) {
-                    Tensor pattern = cache.get(names[l]).to(DType.FLOAT32); // [batch, head, query, key]
+                    if (c.linearAttention(l)) { // no pattern to score
+                        Tensor none = Tensor.full(new long[] {c.nHeads()}, Double.NaN, DType.FLOAT32, model.device());
+                        p.add(none);
+                        in.add(none);
+                        d.add(none);
+                        continue;
+                    }
+                    Tensor pattern = cache.get(pattern(l)).to(DType.FLOAT32); // [batch, head, query, key]
                     int window = window(c, l);
                     // each query of the repeat looks back seqLen - 1 keys (the token after its first occurrence) for
                     // induction, seqLen (the first occurrence itself) for duplicates; every query but the first one
@@ -140,6 +150,10 @@ public final class HeadDetectors {
             return new Scores(scope.keep(Tensor.stack(p, 0).to(Device.CPU)), scope.keep(Tensor.stack(in, 0).to(Device.CPU)),
                     scope.keep(Tensor.stack(d, 0).to(Device.CPU)));
         }
+    }
+
+    private static String pattern(int layer) {
+        return "blocks." + layer + ".attn.hook_pattern";
     }
 
     /** How many positions a query of {@code layer} sees, its own included; 0 for every earlier one. */

@@ -364,6 +364,7 @@ public final class PathPatching {
         if (model == null || receiver == null || route == null || metric == null || mode == null) {
             throw new IllegalArgumentException("model, receiver, route, metric and mode must not be null");
         }
+        model.config().requireSoftmaxAttention("path patching");
     }
 
     private static void checkInputs(Tensor clean, Tensor corrupted) {

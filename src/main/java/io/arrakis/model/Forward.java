@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.RotaryPrecision;
 import io.arrakis.model.family.LatentAttention;
+import io.arrakis.model.family.LinearAttention;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.QueryTemperature;
 import io.arrakis.model.family.Rope;
@@ -112,7 +113,8 @@ final class Forward {
         Weights.Fused f = w.fused.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
         Tensor attnIn = c.inputNorms() ? hookedNorm(b + "ln1.", residPre, l.ln1w(), l.ln1b()) : residPre;
-        Tensor attnOut = attention(i, b, l, f, attnIn, rotary);
+        Tensor attnOut = c.linearAttentionAt(i) ? linearAttention(b, l, f, attnIn)
+                : attention(i, b, l, f, attnIn, rotary);
         if (c.outputNorms()) { // the output is normalised before the residual sum (gemma2, olmo2, glm4, ...)
             attnOut = norm(attnOut, l.attnOutNorm(), null);
         }
@@ -173,6 +175,59 @@ final class Forward {
         }
         z = hook.at(b + "attn.hook_z", z);
         return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV()), l.wo(), l.bo());
+    }
+
+    /**
+     * A linear-attention layer's token mixer ({@link LinearAttention}), as transformers' {@code Qwen3_5GatedDeltaNet}
+     * computes it: its four input projections as one product, the causal convolution and SiLU over queries, keys and
+     * values, the decay rates in float32, the gated delta rule ({@link GatedDeltaRule}), then each head's output
+     * normalised, gated and projected.
+     */
+    private Tensor linearAttention(String b, Weights.Layer l, Weights.Fused f, Tensor x) {
+        LinearAttention m = c.linearAttention();
+        Weights.Linear t = l.linear();
+        long batch = x.size(0);
+        long pos = x.size(1);
+        long keys = (long) m.keyHeads() * m.keyDim();
+        long values = (long) m.valueHeads() * m.valueDim();
+        List<Tensor> in = w.project(x, f.linearIn(), null)
+                .split(new long[] {m.convChannels(), values, m.valueHeads(), m.valueHeads()}, -1);
+        // padded on both ends, the convolution's last kernel - 1 outputs would read later positions: dropped
+        Tensor convolved = in.get(0).transpose(1, 2).conv1d(t.conv(), m.convKernel() - 1, m.convChannels())
+                .narrow(2, 0, pos).silu().transpose(1, 2);
+        List<Tensor> qkv = convolved.split(new long[] {keys, keys, values}, -1);
+        String a = b + "linear_attn.";
+        Tensor q = hook.at(a + "hook_q", qkv.get(0).reshape(batch, pos, m.keyHeads(), m.keyDim()));
+        Tensor k = hook.at(a + "hook_k", qkv.get(1).reshape(batch, pos, m.keyHeads(), m.keyDim()));
+        Tensor v = hook.at(a + "hook_v", qkv.get(2).reshape(batch, pos, m.valueHeads(), m.valueDim()));
+        Tensor beta = hook.at(a + "hook_beta", in.get(2).sigmoid());
+        Tensor rate = in.get(3).to(DType.FLOAT32).add(t.dtBias()).softplus();
+        Tensor decay = hook.at(a + "hook_decay", t.aLog().to(DType.FLOAT32).exp().neg().mul(rate));
+        Tensor core = hook.at(a + "hook_core", GatedDeltaRule.apply(q, k, v, decay, beta, chunkFuture(x.device())));
+        Tensor gate = hook.at(a + "hook_gate", in.get(1).reshape(batch, pos, m.valueHeads(), m.valueDim()));
+        Tensor z = hook.at(a + "hook_z", gatedNorm(core, gate, t.norm()));
+        return w.project(z.reshape(batch, pos, values), t.wout(), null);
+    }
+
+    /** The strictly upper triangle of a {@link GatedDeltaRule#CHUNK}-position chunk on {@code device}. */
+    private Tensor chunkFuture(Device device) {
+        record Key(int chunk, Device device) {
+        }
+        int n = GatedDeltaRule.CHUNK;
+        return tables.get(new Key(n, device), () -> List.of(
+                Tensor.ones(new long[] {n, n}, DType.BOOL, device).triu(1))).getFirst();
+    }
+
+    /**
+     * Linear attention's gated RMSNorm of each head's output {@code core}: normalised in float32, back in the model's
+     * dtype times the weight, times the SiLU of the float32 gate, rounded back once.
+     */
+    private Tensor gatedNorm(Tensor core, Tensor gate, Tensor weight) {
+        if (!reducedPrecision(core)) {
+            return core.rmsNorm(weight, c.normEps()).mul(gate.silu());
+        }
+        Tensor scaled = core.rmsNorm(null, c.normEps()).mul(weight);
+        return scaled.mul(gate.to(DType.FLOAT32).silu()).to(core.dtype());
     }
 
     /** The projected queries, keys and values clamped to the family's {@code clip_qkv}; as they are without one. */

@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.Progress;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
+import io.arrakis.model.family.LinearAttention;
 import io.arrakis.model.family.Slot;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
@@ -57,7 +58,14 @@ import java.util.regex.Pattern;
  * gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
  * {@code blocks.i.attn.hook_pattern}, {@code blocks.i.attn.hook_gate} (families that gate each head's output, afmoe:
  * the sigmoid gate, {@code [batch, pos, head, d_head]}, that multiplies it), {@code blocks.i.attn.hook_z} (the heads'
- * outputs as the output projection reads them, gated where the family gates them), {@code blocks.i.hook_attn_out} (what
+ * outputs as the output projection reads them, gated where the family gates them); in place of the {@code attn.} hooks
+ * a linear-attention layer ({@link HookedAutoConfig#linearAttention}, Qwen3.5's gated DeltaNet) has
+ * {@code blocks.i.linear_attn.hook_q/hook_k} ({@code [batch, pos, key_head, key_dim]}) and {@code hook_v}
+ * ({@code [batch, pos, value_head, value_dim]}), after the convolution and SiLU, before the L2 norm,
+ * {@code blocks.i.linear_attn.hook_beta} and {@code hook_decay} ({@code [batch, pos, value_head]}: the sigmoid of
+ * {@code in_proj_b}, and the float32 log of the step's decay), {@code hook_core} (the delta rule's output),
+ * {@code hook_gate} ({@code in_proj_z}'s output) and {@code hook_z} (the gated norm's output, which {@code out_proj}
+ * reads), the last three {@code [batch, pos, value_head, value_dim]}; {@code blocks.i.hook_attn_out} (what
  * the block adds to the residual stream: after the output norm of families that normalise it, and after granite's
  * {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual),
  * {@code blocks.i.ln2.hook_scale} and {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the
@@ -837,17 +845,17 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
     public Tensor W_Q() {
-        return using(() -> stackLayers(l -> perHeadIn(layer(l).wq(), config.nHeads())));
+        return using(() -> stackLayers(l -> perHeadIn(softmaxLayer(l).wq(), config.nHeads())));
     }
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(layer(l).wk(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(layer(l).wv(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wv(), config.nKvHeads()), repeatKv)));
     }
 
     /**
@@ -860,18 +868,18 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return using(() -> stackLayers(l -> perHeadBias(layer(l).bq(), layer(l).wq(), config.nHeads())));
+        return using(() -> stackLayers(l -> perHeadBias(softmaxLayer(l).bq(), softmaxLayer(l).wq(), config.nHeads())));
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bk(), layer(l).wk(),
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bk(), softmaxLayer(l).wk(),
                 config.nKvHeads()), repeatKv)));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(layer(l).bv(), layer(l).wv(),
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bv(), softmaxLayer(l).wv(),
                 config.nKvHeads()), repeatKv)));
     }
 
@@ -882,38 +890,42 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s query weights {@code [head, d_model, d_head]}, a new tensor (one layer's worth of memory). */
     public Tensor W_Q(int layer) {
-        return using(() -> owned(perHeadIn(layer(layer).wq(), config.nHeads())));
+        return using(() -> owned(perHeadIn(softmaxLayer(layer).wq(), config.nHeads())));
     }
 
     /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(layer(layer).wk(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wk(), config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(layer(layer).wv(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wv(), config.nKvHeads()), repeatKv)));
     }
 
-    /** Block {@code layer}'s output weights {@code [head, d_head, d_model]} ({@code d_head} of the values). */
+    /**
+     * Block {@code layer}'s output weights {@code [head, d_head, d_model]} ({@code d_head} of the values); for a
+     * linear-attention layer, its {@code out_proj} per value head {@code [value_head, value_dim, d_model]}, which
+     * {@code blocks.i.linear_attn.hook_z} multiplies.
+     */
     public Tensor W_O(int layer) {
         return using(() -> owned(perHeadOut(layer)));
     }
 
     /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
     public Tensor b_Q(int layer) {
-        return using(() -> owned(perHeadBias(layer(layer).bq(), layer(layer).wq(), config.nHeads())));
+        return using(() -> owned(perHeadBias(softmaxLayer(layer).bq(), softmaxLayer(layer).wq(), config.nHeads())));
     }
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bk(), layer(layer).wk(),
+        return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bk(), softmaxLayer(layer).wk(),
                 config.nKvHeads()), repeatKv)));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(layer(layer).bv(), layer(layer).wv(),
+        return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bv(), softmaxLayer(layer).wv(),
                 config.nKvHeads()), repeatKv)));
     }
 
@@ -1036,7 +1048,7 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor W_G(int layer) {
         return using(() -> {
-            Tensor gate = layer(layer).attnGate();
+            Tensor gate = softmaxLayer(layer).attnGate();
             return gate == null ? null : owned(perHeadIn(gate, config.nHeads()));
         });
     }
@@ -1044,6 +1056,24 @@ public final class HookedAutoModel implements AutoCloseable {
     private Weights.Layer layer(int layer) {
         checkLayer(layer);
         return weights.layers.get(layer);
+    }
+
+    /** Block {@code layer}'s weights, refusing a linear-attention layer, which no per-head query map reads. */
+    private Weights.Layer softmaxLayer(int layer) {
+        Weights.Layer l = layer(layer);
+        if (l.linear() != null) {
+            throw new UnsupportedOperationException("layer " + layer + " of this " + config.family() + " model mixes"
+                    + " tokens by linear attention (gated DeltaNet): its queries, keys and values pass a convolution"
+                    + " over positions, so no per-head W_Q, W_K, W_V, W_G nor their biases map the residual stream to"
+                    + " them; read blocks." + layer + ".linear_attn.hook_q/k/v instead (W_O(" + layer + ") exists:"
+                    + " its value heads' out_proj). Softmax-attention layers: " + softmaxLayers());
+        }
+        return l;
+    }
+
+    private List<Integer> softmaxLayers() {
+        return java.util.stream.IntStream.range(0, config.nLayers())
+                .filter(i -> !config.architecture().linearAttentionAt(i)).boxed().toList();
     }
 
     // The per-layer pieces below are views of the weights (or fresh zeros): stacking copies them once, and owned()
@@ -1078,7 +1108,13 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
+    /** Each head's rows of the output projection; a linear-attention layer's, each value head's of its out_proj. */
     private Tensor perHeadOut(int layer) {
+        Weights.Linear linear = layer(layer).linear();
+        if (linear != null) {
+            LinearAttention m = config.architecture().linearAttention();
+            return linear.wout().view(m.valueHeads(), m.valueDim(), config.dModel());
+        }
         return layer(layer).wo().view(config.nHeads(), config.dHeadV(), config.dModel());
     }
 
@@ -1440,22 +1476,14 @@ public final class HookedAutoModel implements AutoCloseable {
                 names.add(b + "ln1.hook_scale");
                 names.add(b + "ln1.hook_normalized");
             }
-            for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
-                names.add(b + "attn." + h);
+            if (config.architecture().linearAttentionAt(i)) {
+                for (String h : new String[] {"hook_q", "hook_k", "hook_v", "hook_beta", "hook_decay", "hook_core",
+                        "hook_gate", "hook_z"}) {
+                    names.add(b + "linear_attn." + h);
+                }
+            } else {
+                attentionHookNames(config, i, names);
             }
-            List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
-                    : List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed");
-            List<String> rotated = config.rotates(i) ? List.of(b + "attn.hook_rot_q", b + "attn.hook_rot_k")
-                    : List.of();
-            boolean normedLast = config.architecture().qkNormAfterRotary();
-            names.addAll(normedLast ? rotated : normed); // in the order the pass makes them
-            names.addAll(normedLast ? normed : rotated);
-            names.add(b + "attn.hook_attn_scores");
-            names.add(b + "attn.hook_pattern");
-            if (config.architecture().attentionOutputGate()) {
-                names.add(b + "attn.hook_gate");
-            }
-            names.add(b + "attn.hook_z");
             names.add(b + "hook_attn_out");
             if (!config.parallelResidual()) {
                 names.add(b + "hook_resid_mid");
@@ -1495,6 +1523,27 @@ public final class HookedAutoModel implements AutoCloseable {
         names.add("ln_final.hook_normalized");
         names.add("logits");
         return names;
+    }
+
+    /** A softmax-attention layer's hook points, in the order the pass makes them. */
+    private static void attentionHookNames(HookedAutoConfig config, int i, Set<String> names) {
+        String b = "blocks." + i + ".";
+        for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
+            names.add(b + "attn." + h);
+        }
+        List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
+                : List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed");
+        List<String> rotated = config.rotates(i) ? List.of(b + "attn.hook_rot_q", b + "attn.hook_rot_k")
+                : List.of();
+        boolean normedLast = config.architecture().qkNormAfterRotary();
+        names.addAll(normedLast ? rotated : normed); // in the order the pass makes them
+        names.addAll(normedLast ? normed : rotated);
+        names.add(b + "attn.hook_attn_scores");
+        names.add(b + "attn.hook_pattern");
+        if (config.architecture().attentionOutputGate()) {
+            names.add(b + "attn.hook_gate");
+        }
+        names.add(b + "attn.hook_z");
     }
 
     /**

@@ -2,6 +2,7 @@ package io.arrakis.model;
 
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.LatentAttention;
+import io.arrakis.model.family.LinearAttention;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -123,8 +124,8 @@ final class MemoryCheck {
      * The most bytes per token one block holds at once besides what the pass keeps, with room to spare: the residual
      * stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it (where it
      * runs explicitly, its scores, float32 where the family computes them so, with soft-capping's steps, and its
-     * pattern), its output, and the MLP's hidden activations (each expert's tokens together as many as the tokens'
-     * picks).
+     * pattern), its output, the MLP's hidden activations (each expert's tokens together as many as the tokens'
+     * picks), and linear attention's work where the model has it.
      */
     static double blockBytesPerToken(HookedAutoConfig config, long pos, boolean explicitAttention, DType dtype) {
         Architecture a = config.architecture();
@@ -153,6 +154,13 @@ final class MemoryCheck {
             bytes += (double) config.nHeads() * pos
                     * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize())
                     + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * config.dHead() : 0);
+        }
+        LinearAttention linear = a.linearAttention();
+        if (linear != null) { // the delta rule's float32 work: its inputs' copies, a chunk's three square matrices,
+            // the corrections, the keys that read the state, and the output
+            int k = linear.keyDim();
+            int v = linear.valueDim();
+            bytes += 4.0 * linear.valueHeads() * (6.0 * (2 * k + v) + 3.0 * GatedDeltaRule.CHUNK + 2.0 * (k + v));
         }
         return bytes;
     }
@@ -219,6 +227,14 @@ final class MemoryCheck {
         if (name.contains(".shared_expert.")) {
             return config.architecture().moe().sharedWidth();
         }
+        LinearAttention linear = config.architecture().linearAttention();
+        if (name.contains(".linear_attn.")) {
+            return switch (point) {
+                case "hook_q", "hook_k" -> (double) linear.keyHeads() * linear.keyDim();
+                case "hook_beta", "hook_decay" -> linear.valueHeads();
+                default -> (double) linear.valueHeads() * linear.valueDim(); // values, outputs, gates
+            };
+        }
         return switch (point) {
             case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
@@ -248,7 +264,7 @@ final class MemoryCheck {
             case "hook_expert_indices" -> 8; // int64
             case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
             case "hook_router_logits" -> a.moe().float32Logits() ? 4 : dtype.byteSize();
-            case "hook_scale" -> reduced ? 4 : dtype.byteSize(); // the norms' statistics are float32
+            case "hook_scale", "hook_decay" -> reduced ? 4 : dtype.byteSize(); // norms' statistics, decays: float32
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();
         };

@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.model.family.ConfigValues;
+import io.arrakis.model.family.MultimodalRotary;
 import io.arrakis.torch.Tensor;
 
 import java.util.LinkedHashMap;
@@ -42,7 +43,8 @@ final class MultimodalCheckpoint {
             "mistral3", List.of("mistral", "llama", "qwen2", "ministral3", "mistral4"),
             "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
             "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"),
-            "exaone4_5", List.of("exaone4", "exaone4_5_text"), "kimi_k25", List.of("deepseek_v3", "kimi_k2"));
+            "exaone4_5", List.of("exaone4", "exaone4_5_text"), "kimi_k25", List.of("deepseek_v3", "kimi_k2"),
+            "qwen3_5", List.of("qwen3_5_text"));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -176,57 +178,21 @@ final class MultimodalCheckpoint {
     }
 
     /**
-     * Drops M-RoPE's entries from the config's rotary objects; {@code covering}: the sections must cover the rotary
-     * half of a head, as transformers splits the head's angles by them; else they interleave, and transformers
-     * indexes three of them.
+     * Drops M-RoPE's entries from the config's rotary objects ({@link MultimodalRotary}); {@code covering}: the
+     * sections must cover the rotary half of a head, as transformers splits the head's angles by them; else they
+     * interleave, and transformers indexes three of them.
      */
     private static void dropMrope(Map<Object, Object> config, boolean covering) {
-        for (String key : List.of("rope_scaling", "rope_parameters")) {
-            if (config.get(key) instanceof Map<?, ?> rope && rope.containsKey("mrope_section")) {
-                config.put(key, withoutMrope(key, rope, config, covering));
-            }
-        }
-    }
-
-    /**
-     * {@code rope} without its M-RoPE sections (which must cover the rotary half of a head where {@code covering}
-     * says) and the flag {@code mrope_interleaved}; the type {@code mrope} that transformers 4 wrote is the default
-     * rotary.
-     */
-    private static Map<Object, Object> withoutMrope(String key, Map<?, ?> rope, Map<Object, Object> config,
-                                                    boolean covering) {
-        if (!(rope.get("mrope_section") instanceof List<?> sections) || !sections.stream()
-                .allMatch(v -> (v instanceof Long || v instanceof Integer) && ((Number) v).longValue() >= 0)) {
-            throw new IllegalArgumentException(key + ".mrope_section must be a list of sizes (integers >= 0), got "
-                    + ConfigValues.describe(rope.get("mrope_section")));
-        }
-        long covered = sections.stream().mapToLong(v -> ((Number) v).longValue()).sum();
         Object hidden = config.get("hidden_size");
         Object heads = config.get("num_attention_heads");
         long headDim = config.get("head_dim") instanceof Number h ? h.longValue()
                 : hidden instanceof Number d && heads instanceof Number n && n.longValue() > 0
                 ? d.longValue() / n.longValue() : -1;
-        if (!covering && sections.size() != 3) {
-            throw new IllegalArgumentException(key + ".mrope_section must hold the sizes of three sections (time,"
-                    + " height, width), got " + sections);
-        }
-        if (covering && headDim > 0 && covered * 2 != headDim) {
-            throw new IllegalArgumentException(key + ".mrope_section " + sections + " covers " + covered * 2 + " of a"
-                    + " head's " + headDim + " rotary dimensions");
-        }
-        if (rope.containsKey("mrope_interleaved") && !(rope.get("mrope_interleaved") instanceof Boolean)) {
-            throw new IllegalArgumentException(key + ".mrope_interleaved must be true or false, got "
-                    + ConfigValues.describe(rope.get("mrope_interleaved")));
-        }
-        Map<Object, Object> plain = new LinkedHashMap<>(rope);
-        plain.remove("mrope_section");
-        plain.remove("mrope_interleaved");
-        for (String typeKey : List.of("type", "rope_type")) {
-            if ("mrope".equals(plain.get(typeKey))) {
-                plain.put(typeKey, "default");
+        for (String key : List.of("rope_scaling", "rope_parameters")) {
+            if (config.get(key) instanceof Map<?, ?> rope && rope.containsKey("mrope_section")) {
+                config.put(key, MultimodalRotary.withoutSections(key, rope, covering ? headDim : 0));
             }
         }
-        return plain;
     }
 
     /**

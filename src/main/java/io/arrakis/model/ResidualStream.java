@@ -91,7 +91,7 @@ public final class ResidualStream {
                     || name.endsWith("hook_resid_post") || name.endsWith("hook_attn_out") || name.endsWith("hook_mlp_out")
                     || name.equals("hook_embed") || name.equals("hook_pos_embed") || name.equals("ln_final.hook_normalized");
             boolean wrong = stream ? shape[shape.length - 1] != config.dModel()
-                    : name.endsWith("attn.hook_z") && (shape[shape.length - 2] != a.nHeads()
+                    : name.endsWith(".attn.hook_z") && (shape[shape.length - 2] != a.nHeads()
                     || shape[shape.length - 1] != a.dHeadV());
             if (wrong) {
                 throw new IllegalArgumentException("the cache's " + name + " is " + Arrays.toString(shape)
@@ -178,7 +178,8 @@ public final class ResidualStream {
 
     /**
      * Each attention head's output, {@code z · W_O} times granite's residual multiplier, labelled {@code "L0H0"},
-     * {@code "L0H1"}, ..., as TransformerLens's {@code stack_head_results()}. A block's heads sum to its
+     * {@code "L0H1"}, ..., as TransformerLens's {@code stack_head_results()}; a linear-attention layer's heads are its
+     * value heads, each {@code linear_attn.hook_z} times its rows of {@code out_proj}. A block's heads sum to its
      * {@code hook_attn_out} less its output bias {@code b_O} (times the multiplier), which, like everything else in
      * the stream, belongs to the remainder.
      *
@@ -196,20 +197,23 @@ public final class ResidualStream {
                     + " decomposeResid gives each block's whole attention output");
         }
         List<String> names = new ArrayList<>();
+        long components = includeRemainder ? 1 : 0;
         for (int l = 0; l < arch.nLayers(); l++) {
-            names.add("blocks." + l + ".attn.hook_z");
+            boolean linear = arch.linearAttentionAt(l);
+            names.add("blocks." + l + (linear ? ".linear_attn.hook_z" : ".attn.hook_z"));
+            components += linear ? arch.linearAttention().valueHeads() : arch.nHeads();
         }
         List<Tensor> z = require("stackHeadResults", withFinalResid(names, includeRemainder || applyLn));
         long[] zShape = z.getFirst().shape(); // [batch, pos, heads, d_head]
-        MemoryCheck.requireStack("stackHeadResults", (long) arch.nLayers() * arch.nHeads() + (includeRemainder ? 1 : 0),
-                zShape[0] * zShape[1] * model.config().dModel(), z.getFirst().dtype(), z.getFirst().device(), applyLn);
+        MemoryCheck.requireStack("stackHeadResults", components, zShape[0] * zShape[1] * model.config().dModel(),
+                z.getFirst().dtype(), z.getFirst().device(), applyLn);
         List<String> labels = new ArrayList<>();
         try (TensorScope scope = TensorScope.open()) {
             List<Tensor> perLayer = new ArrayList<>();
             for (int l = 0; l < arch.nLayers(); l++) {
                 Tensor heads = Tensor.einsum("bphd,hdm->hbpm", z.get(l), model.W_O(l));
                 perLayer.add(arch.residualMultiplier() == 1.0 ? heads : heads.mul(arch.residualMultiplier()));
-                for (int h = 0; h < arch.nHeads(); h++) {
+                for (int h = 0; h < heads.size(0); h++) {
                     labels.add("L" + l + "H" + h);
                 }
             }

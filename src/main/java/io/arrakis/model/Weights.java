@@ -32,7 +32,7 @@ final class Weights implements AutoCloseable {
      * [d_model, heads·d_head]} gates the heads' outputs ({@link io.arrakis.model.family.Slot#W_ATTN_GATE}); a shared
      * expert beside the routed ones has {@code sharedGate}, {@code sharedIn} {@code [d_model, d_shared]},
      * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
-     * family has none.
+     * family has none. A linear-attention layer has {@code linear} in place of the attention's weights.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
@@ -40,7 +40,7 @@ final class Weights implements AutoCloseable {
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
                  Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
                  Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
-                 Tensor xieluBeta, Tensor xieluEps, Latent latent) {
+                 Tensor xieluBeta, Tensor xieluEps, Latent latent, Linear linear) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
@@ -53,7 +53,24 @@ final class Weights implements AutoCloseable {
             if (latent != null) {
                 list.addAll(latent.all());
             }
+            if (linear != null) {
+                list.addAll(linear.all());
+            }
             return list;
+        }
+    }
+
+    /**
+     * A linear-attention layer's token mixer ({@link io.arrakis.model.family.LinearAttention}), {@code [in, out]}
+     * like the others: the projections of queries, keys and values {@code wqkv}, of the output gate {@code wz}, of
+     * {@code beta} {@code wb} and of the decay rate {@code wa}; the convolution {@code conv [channels, 1, kernel]};
+     * {@code dtBias} and {@code aLog} {@code [value_heads]}; the gated norm's weight {@code norm [value_dim]}; the
+     * output projection {@code wout [value_heads·value_dim, d_model]}.
+     */
+    record Linear(Tensor wqkv, Tensor wz, Tensor wb, Tensor wa, Tensor conv, Tensor dtBias, Tensor aLog, Tensor norm,
+                  Tensor wout) {
+        List<Tensor> all() {
+            return List.of(wqkv, wz, wb, wa, conv, dtBias, aLog, norm, wout);
         }
     }
 
@@ -101,10 +118,13 @@ final class Weights implements AutoCloseable {
      * One block's projections fused for the forward pass, {@code [in, out]} like the others: {@code qkv} is
      * {@code [d_model, (heads + 2·kv_heads)·d_head]} (queries, keys, values side by side) with {@code qkvBias} (null
      * where the family has no attention biases), {@code gateUp} {@code [d_model, 2·d_mlp]} (gate, then up) with
-     * {@code gateUpBias}, null where the MLP is not gated or is a mixture of experts. The layer's {@code wq}, {@code wk},
-     * {@code wv}, {@code wgate}, {@code win} and their biases are views of these, so fusing costs no memory.
+     * {@code gateUpBias}, null where the MLP is not gated or is a mixture of experts; {@code linearIn}
+     * {@code [d_model, channels + 2·value_heads + value_heads·value_dim]} is a linear-attention layer's four input
+     * projections side by side (queries, keys and values, gate, beta, decay rate), null elsewhere. The layer's
+     * {@code wq}, {@code wk}, {@code wv}, {@code wgate}, {@code win}, their biases and its linear attention's input
+     * projections are views of these, so fusing costs no memory.
      */
-    record Fused(Tensor qkv, Tensor qkvBias, Tensor gateUp, Tensor gateUpBias) {
+    record Fused(Tensor qkv, Tensor qkvBias, Tensor gateUp, Tensor gateUpBias, Tensor linearIn) {
     }
 
     final Tensor embed;      // [vocab, d_model]
@@ -167,6 +187,10 @@ final class Weights implements AutoCloseable {
             if (l.latent != null) {
                 l.latent.all().forEach(this::addLinearView);
             }
+            if (l.linear != null) {
+                addLinearView(f.linearIn);
+                addLinearView(l.linear.wout);
+            }
         }
         addLinearView(this.unembed);
     }
@@ -224,7 +248,9 @@ final class Weights implements AutoCloseable {
                 l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks,
                 linearLayout(l.attnGate), linearLayout(l.sharedGate), linearLayout(l.sharedIn),
                 linearLayout(l.sharedOut), linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout());
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout(),
+                l.linear == null ? null : new Linear(l.linear.wqkv, l.linear.wz, l.linear.wb, l.linear.wa,
+                        l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm, linearLayout(l.linear.wout)));
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -242,16 +268,19 @@ final class Weights implements AutoCloseable {
 
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
-        Tensor qkv = l.latent != null ? null : sideBySide(l.wq, l.wk, l.wv);
-        Tensor qkvBias = l.latent != null || l.bq == null && l.bk == null && l.bv == null ? null
+        boolean perHead = l.latent == null && l.linear == null;
+        Tensor qkv = perHead ? sideBySide(l.wq, l.wk, l.wv) : null;
+        Tensor qkvBias = !perHead || l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
+        Linear m = l.linear;
+        Tensor linearIn = m == null ? null : sideBySide(m.wqkv, m.wz, m.wb, m.wa);
         if (l.wgate == null || l.wgate.dim() != 2) {
-            return new Fused(qkv, qkvBias, null, null);
+            return new Fused(qkv, qkvBias, null, null, linearIn);
         }
         Tensor gateUp = sideBySide(l.wgate, l.win);
         Tensor gateUpBias = l.bgate == null && l.bin == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bgate, l.wgate), biasOrZeros(l.bin, l.win)), 0);
-        return new Fused(qkv, qkvBias, gateUp, gateUpBias);
+        return new Fused(qkv, qkvBias, gateUp, gateUpBias, linearIn);
     }
 
     private static Tensor biasOrZeros(Tensor bias, Tensor weight) {
@@ -290,10 +319,23 @@ final class Weights implements AutoCloseable {
             bin = l.bin == null ? null : f.gateUpBias.narrow(0, mlp, mlp);
             closeAll(l.wgate, l.win, l.bgate, l.bin);
         }
+        Linear linear = l.linear;
+        if (f.linearIn != null) {
+            long[] widths = {linear.wqkv.size(1), linear.wz.size(1), linear.wb.size(1), linear.wa.size(1)};
+            Tensor[] views = new Tensor[4];
+            long from = 0;
+            for (int i = 0; i < 4; i++) {
+                views[i] = f.linearIn.narrow(1, from, widths[i]);
+                from += widths[i];
+            }
+            closeAll(linear.wqkv, linear.wz, linear.wb, linear.wa);
+            linear = new Linear(views[0], views[1], views[2], views[3], linear.conv, linear.dtBias, linear.aLog,
+                    linear.norm, linear.wout);
+        }
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent, linear);
     }
 
     private static void closeAll(Tensor... tensors) {
@@ -311,7 +353,7 @@ final class Weights implements AutoCloseable {
             list.addAll(l.all());
         }
         for (Fused f : fused) {
-            for (Tensor t : new Tensor[] {f.qkv, f.qkvBias, f.gateUp, f.gateUpBias}) {
+            for (Tensor t : new Tensor[] {f.qkv, f.qkvBias, f.gateUp, f.gateUpBias, f.linearIn}) {
                 if (t != null) {
                     list.add(t);
                 }

@@ -62,6 +62,10 @@ public final class Tensor implements AutoCloseable {
     private static final Op EXPM1 = Op.of("aten::expm1", "");
     private static final Op GT = Op.of("aten::gt", "Tensor");
     private static final Op LOG = Op.of("aten::log", "");
+    private static final Op LOG1P = Op.of("aten::log1p", "");
+    private static final Op CUMSUM = Op.of("aten::cumsum", "");
+    private static final Op CONV1D = Op.of("aten::conv1d", "");
+    private static final Op SOLVE_TRIANGULAR = Op.of("aten::linalg_solve_triangular", "");
     private static final Op SQRT = Op.of("aten::sqrt", "");
     private static final Op RSQRT = Op.of("aten::rsqrt", "");
     private static final Op RECIPROCAL = Op.of("aten::reciprocal", "");
@@ -1554,6 +1558,26 @@ public final class Tensor implements AutoCloseable {
         return unary(LOG);
     }
 
+    /** Elementwise {@code log(1 + x)}, exact near 0 where {@code add(1).log()} rounds x away. */
+    public Tensor log1p() {
+        return unary(LOG1P);
+    }
+
+    /** Elementwise {@code log(1 + e^x)}, x itself above 20, as {@code torch.nn.functional.softplus} computes it. */
+    public Tensor softplus() {
+        checkFloatingPoint("softplus");
+        try (TensorScope steps = TensorScope.open()) {
+            Tensor smooth = exp().log1p();
+            return steps.keep(where(gt(20.0), smooth));
+        }
+    }
+
+    private void checkFloatingPoint(String op) {
+        if (!dtype().isFloatingPoint()) {
+            throw new IllegalArgumentException(op + ": needs a floating-point tensor, got " + describe());
+        }
+    }
+
     /** Elementwise square root. */
     public Tensor sqrt() {
         return unary(SQRT);
@@ -1683,6 +1707,48 @@ public final class Tensor implements AutoCloseable {
             checkSameDtype("linear", bias);
             checkSameDevice("linear", bias);
         }
+    }
+
+    /**
+     * The solution {@code X} of {@code this · X = b} for a triangular {@code this [..., n, n]} and
+     * {@code b [..., n, k]}, batch dims broadcast, as
+     * {@code torch.linalg.solve_triangular(this, b, upper=upper, unitriangular=...)}: only the triangle {@code upper}
+     * names is read, and with {@code unitriangular} its diagonal is taken as ones.
+     */
+    public Tensor solveTriangular(Tensor b, boolean upper, boolean unitriangular) {
+        long[] a = meta().shape;
+        long[] r = b.meta().shape;
+        if (a.length < 2 || r.length < 2 || a[a.length - 1] != a[a.length - 2] || r[r.length - 2] != a[a.length - 1]) {
+            throw new IllegalArgumentException("solveTriangular: needs [..., n, n] and [..., n, k], got " + describe()
+                    + " and " + b.describe());
+        }
+        broadcastShape("solveTriangular", Arrays.copyOf(a, a.length - 2), Arrays.copyOf(r, r.length - 2), b);
+        checkFloatingPoint("solveTriangular");
+        checkSameDtype("solveTriangular", b);
+        checkSameDevice("solveTriangular", b);
+        return Call.begin(SOLVE_TRIANGULAR, this, b).tensor(this).tensor(b).bool(upper).bool(true).bool(unitriangular)
+                .tensorResult();
+    }
+
+    /**
+     * A one-dimensional convolution of {@code this [batch, channels, length]} by {@code weight
+     * [out, channels / groups, kernel]}, stride 1, {@code padding} zeros on both ends, no bias, as
+     * {@code torch.nn.functional.conv1d}: {@code [batch, out, length + 2·padding − kernel + 1]}.
+     */
+    public Tensor conv1d(Tensor weight, long padding, long groups) {
+        long[] x = meta().shape;
+        long[] w = weight.meta().shape;
+        if (x.length != 3 || w.length != 3 || groups < 1 || x[1] % groups != 0 || w[0] % groups != 0
+                || w[1] * groups != x[1] || padding < 0 || x[2] + 2 * padding < w[2]) {
+            throw new IllegalArgumentException("conv1d: input " + describe() + " does not fit weight "
+                    + weight.describe() + " with " + groups + " groups and padding " + padding + " (input [batch,"
+                    + " channels, length], weight [out, channels / groups, kernel], kernel <= padded length)");
+        }
+        checkFloatingPoint("conv1d");
+        checkSameDtype("conv1d", weight);
+        checkSameDevice("conv1d", weight);
+        return Call.begin(CONV1D, this, weight).tensor(this).tensor(weight).none().ints(1).ints(padding).ints(1)
+                .i64(groups).tensorResult();
     }
 
     /** Batched matrix product of {@code [b, n, m] @ [b, m, p]}. */
@@ -2391,6 +2457,15 @@ public final class Tensor implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------------------------------------ reductions
+
+    /** The running sums along {@code dim}, as {@code torch.cumsum}. */
+    public Tensor cumsum(int dim) {
+        if (dim() == 0) {
+            throw new IllegalArgumentException("cumsum: a 0-d tensor has no dim " + dim);
+        }
+        int d = Shapes.normDim(dim, dim(), "cumsum");
+        return Call.begin(CUMSUM, this).tensor(this).i64(d).optDtype(null).tensorResult();
+    }
 
     /** The sum of all elements, as a 0-dim tensor. */
     public Tensor sum() {

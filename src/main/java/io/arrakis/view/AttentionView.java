@@ -156,9 +156,11 @@ public final class AttentionView {
      * @throws IllegalArgumentException for more than one sequence, a corrupted input of another shape, a one-layer
      *     model asked for patching, or patching whose clean and corrupted inputs predict the same token with no
      *     answer and wrong token given
+     * @throws UnsupportedOperationException for a model with linear-attention layers
      */
     public static AttentionView of(HookedAutoModel model, Tensor ids, Options options) {
         Objects.requireNonNull(options, "options");
+        model.config().requireSoftmaxAttention("the attention view");
         if (ids.dim() < 1 || ids.dim() > 2) {
             throw new IllegalArgumentException("the input ids must be [pos] or [1, pos], got shape "
                     + Arrays.toString(ids.shape()));

@@ -26,12 +26,16 @@ class GpuCheckTest {
         Map<String, Object> result = (Map<String, Object>) Json.parse(Files.readString(out));
         assertEquals("cpu", ((Map<String, Object>) result.get("meta")).get("device"));
         List<Object> parity = (List<Object>) result.get("parity");
-        assertEquals(10, parity.size(), "nine fixtures and gpt2s: " + parity);
+        assertEquals(11, parity.size(), "ten fixtures and gpt2s: " + parity);
         for (Object o : parity) {
             Map<String, Object> row = (Map<String, Object>) o;
             assertFalse(row.containsKey("error"), row.toString());
             assertEquals(0.0, ((Number) row.get("device_vs_cpu_logits_max_abs")).doubleValue(), 1e-6, row.toString());
-            assertTrue(((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < 0.1, row.toString());
+            // qwen3-5's linear attention amplifies bfloat16's rounding: transformers' own bfloat16 pass of that fixture
+            // on these ids is 0.10 from its float32 one, the others' below 0.05
+            double bound = row.get("model").equals("qwen3-5") ? 0.15 : 0.1;
+            assertTrue(((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < bound,
+                    row.toString());
             Path files = dir.resolve("work/parity").resolve((String) row.get("model"));
             assertTrue(Files.size(files.resolve("ours_cpu_logits.f32")) > 0);
             assertTrue(Files.isRegularFile(files.resolve("ids.txt")));

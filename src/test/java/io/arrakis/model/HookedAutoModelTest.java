@@ -710,6 +710,11 @@ class HookedAutoModelTest {
             assertArrayEquals(new long[] {2, 5, heads, dv}, out.cache().get("blocks.1.attn.hook_z").shape());
             assertArrayEquals(new long[] {2, heads, 5, 5}, out.cache().get("blocks.1.attn.hook_pattern").shape());
             assertArrayEquals(new long[] {2, 5, 32}, out.cache().get("blocks.1.hook_resid_post").shape());
+            if (config.architecture().linearAttention() != null) { // layer 0's linear attention (Qwen35Test)
+                assertArrayEquals(new long[] {heads, 32, d}, model.W_Q(1).shape());
+                assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
+                return;
+            }
             if (config.architecture().latentAttention() == null) { // which has no per-head W_Q (DeepseekV3Test)
                 assertArrayEquals(new long[] {2, heads, 32, d}, model.W_Q().shape());
             }
@@ -730,7 +735,7 @@ class HookedAutoModelTest {
             "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat", "dots1",
             "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe",
             "cohere2-moe", "youtu", "mellum", "afmoe", "deepseek-v32", "glm-moe-dsa", "hy-v3", "stable-lm",
-            "starcoder2");
+            "starcoder2", "qwen3-5");
 
     @ParameterizedTest
     @MethodSource("families")

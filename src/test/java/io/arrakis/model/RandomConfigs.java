@@ -11,7 +11,8 @@ import java.util.Random;
  * choose how attention is computed drawn too where the family has them: key/value heads, an explicit head dimension,
  * sliding windows and which layers slide, soft-capping, the rotary fraction, base and scaling, biases, parallel
  * residuals, activations, falcon's layouts, granite's multipliers, the experts of a mixture (the groups and dense
- * layers of glm4-moe's kind too) and deepseek-v3's latent attention. A value the family refuses is left at its default.
+ * layers of glm4-moe's kind too), deepseek-v3's latent attention and qwen3.5's linear attention. A value the family
+ * refuses is left at its default.
  */
 final class RandomConfigs {
     private RandomConfigs() {
@@ -114,6 +115,13 @@ final class RandomConfigs {
                 o.put("layer_types", layerTypes(r, layers, "full_attention", "sliding_attention"));
             }
             c = tryWith(c, o);
+        }
+        if (raw.containsKey("linear_num_value_heads")) { // qwen3.5's linear attention: its heads and layers
+            int keyHeads = pick(r, List.of(1, 2));
+            c = tryWith(c, Map.of("linear_num_key_heads", keyHeads, "linear_num_value_heads", keyHeads
+                    * pick(r, List.of(1, 2)), "linear_key_head_dim", pick(r, List.of(4, 8)), "linear_value_head_dim",
+                    pick(r, List.of(4, 6)), "linear_conv_kernel_dim", pick(r, List.of(2, 4)),
+                    "layer_types", layerTypes(r, layers, "full_attention", "linear_attention")));
         }
         if (raw.containsKey("attn_logit_softcapping")) {
             c = tryWith(c, nullable("attn_logit_softcapping", r.nextBoolean() ? null : pick(r, List.of(1.0, 3.0, 50.0))));

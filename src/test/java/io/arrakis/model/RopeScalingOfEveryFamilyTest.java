@@ -62,7 +62,8 @@ class RopeScalingOfEveryFamilyTest {
                 : entries(fixture, family, "rope_type", "default")));
         HookedAutoConfig scaled = fixture.with(KEY, rotary(fixture, family, linear));
         int layer = IntStream.range(0, scaled.nLayers())
-                .filter(l -> scaled.architecture().rope(l).scaling() instanceof Rope.Linear).findFirst().orElseThrow();
+                .filter(l -> scaled.architecture().rope(l) != null
+                        && scaled.architecture().rope(l).scaling() instanceof Rope.Linear).findFirst().orElseThrow();
         int pos = 6;
         long[] ids = IntStream.range(0, pos).mapToLong(i -> (7L * i + 3) % fixture.vocabSize()).toArray();
         try (TensorScope scope = TensorScope.open();

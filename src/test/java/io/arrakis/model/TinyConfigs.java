@@ -65,6 +65,10 @@ final class TinyConfigs {
         if (raw.get("pad_token_id") instanceof Integer pad && pad >= 64) { // phi3's default lies outside vocabulary 64
             o.put("pad_token_id", null);
         }
+        if (raw.containsKey("linear_num_value_heads")) { // qwen3.5's linear attention small, its layer 1 softmax
+            o.putAll(Map.of("linear_num_key_heads", 2, "linear_num_value_heads", 4, "linear_key_head_dim", 8,
+                    "linear_value_head_dim", 8, "layer_types", List.of("linear_attention", "full_attention")));
+        }
         if (raw.containsKey("attention_types")) {
             o.put("attention_types", List.of(List.of(List.of("global", "local"), 1)));
             o.put("window_size", 4);

@@ -73,6 +73,8 @@ import java.util.List;
  *     attention's input before the output projection ({@link Slot#W_ATTN_GATE}; afmoe)
  * @param sparseAttention the indexer that chooses the keys each query attends to (DeepSeek-V3.2), or null where
  *     attention is dense
+ * @param linearAttention the gated DeltaNet of the layers that mix tokens by linear attention (Qwen3.5), or null where
+ *     every layer attends by softmax
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -85,7 +87,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         RotaryPrecision rotaryPrecision, QueryTemperature queryTemperature, boolean outputsSummedFirst,
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
-        boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention) {
+        boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
+        LinearAttention linearAttention) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {
@@ -208,6 +211,20 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("layerRopes has " + layerRopes.size() + " entries for " + nLayers
                     + " layers");
         }
+        if (linearAttention != null && linearAttention.layers().size() != nLayers) {
+            throw new IllegalArgumentException("linearAttention has " + linearAttention.layers().size()
+                    + " entries for " + nLayers + " layers");
+        }
+    }
+
+    /**
+     * Whether a layer mixes tokens by linear attention ({@link #linearAttention}) rather than by softmax attention.
+     *
+     * @param layer the layer index
+     * @return true for a linear-attention layer
+     */
+    public boolean linearAttentionAt(int layer) {
+        return linearAttention != null && linearAttention.at(layer);
     }
 
     /**

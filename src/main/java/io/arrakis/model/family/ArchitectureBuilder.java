@@ -98,6 +98,7 @@ final class ArchitectureBuilder {
     private boolean unembeddingBias;
     private boolean attentionOutputGate;
     private SparseAttention sparseAttention;
+    private LinearAttention linearAttention;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -507,6 +508,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** Linear attention in the layers {@code deltaNet} names ({@link Architecture#linearAttention}). */
+    ArchitectureBuilder linearAttention(LinearAttention deltaNet) {
+        linearAttention = deltaNet;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
         ropeReading = RopeScalings.Reading.NTK_ALPHA;
@@ -598,7 +605,7 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention);
+                sparseAttention, linearAttention);
     }
 
     /**

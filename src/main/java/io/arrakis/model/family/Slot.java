@@ -78,7 +78,31 @@ public enum Slot {
     /** the weight of the RMSNorm of the keys' and values' latent {@code [kv_lora_rank]} ({@code kv_a_layernorm}) */
     KV_A_NORM(true, Init.NORM),
     /** the keys' and values' up-projection {@code [kv_lora_rank, heads·(nope + v)]} ({@code kv_b_proj}) */
-    W_KV_B(true, Init.NORMAL);
+    W_KV_B(true, Init.NORMAL),
+    /**
+     * linear attention's ({@link LinearAttention}) projection of queries, keys and values {@code [d_model, channels]}
+     * ({@code in_proj_qkv}), before the convolution
+     */
+    LIN_W_QKV(true, Init.NORMAL),
+    /** linear attention's output gate {@code [d_model, value_heads·value_dim]} ({@code in_proj_z}) */
+    LIN_W_Z(true, Init.NORMAL),
+    /** linear attention's projection to each value head's {@code beta} {@code [d_model, value_heads]} */
+    LIN_W_B(true, Init.NORMAL),
+    /** linear attention's projection to each value head's decay rate {@code [d_model, value_heads]} */
+    LIN_W_A(true, Init.NORMAL),
+    /** linear attention's depthwise causal convolution {@code [channels, 1, kernel]} */
+    LIN_CONV(true, Init.NORMAL),
+    /** linear attention's {@code dt_bias} {@code [value_heads]}, added before the softplus; starts at 1 */
+    LIN_DT_BIAS(true, Init.CONSTANT, 1.0),
+    /**
+     * linear attention's {@code A_log} {@code [value_heads]}: each step decays the state by
+     * {@code exp(−exp(A_log) · softplus(a + dt_bias))}; starts at 0 (transformers draws {@code log U(0.01, 16)})
+     */
+    LIN_A_LOG(true, Init.CONSTANT, 0.0),
+    /** the weight {@code [value_dim]} of linear attention's gated RMSNorm, which multiplies by it as it is */
+    LIN_NORM(true, Init.CONSTANT, 1.0),
+    /** linear attention's output projection {@code [value_heads·value_dim, d_model]} ({@code out_proj}) */
+    LIN_W_OUT(true, Init.NORMAL);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {

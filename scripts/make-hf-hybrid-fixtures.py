@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Make the Hugging Face reference fixture of a hybrid model: Qwen3.5's text model.
+
+Qwen3.5 (`transformers/models/qwen3_5`) mixes gated DeltaNet layers (linear attention: a causal convolution, then
+the gated delta rule's recurrence) with gated softmax-attention layers, which `make-hf-fixtures.py`'s uniform
+attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM` (float32, CPU, eval mode, eager
+attention), redraws every parameter from a seeded generator, runs one forward pass on seeded ids long enough for
+more than one of the delta rule's 64-position chunks, and records its activations as transformers computes them.
+
+Usage
+-----
+    python3 scripts/make-hf-hybrid-fixtures.py [OUT]
+
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixture goes to OUT/qwen3-5.
+
+Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
+
+Output in OUT/qwen3-5/
+----------------------
+config.json, generation_config.json, model.safetensors: as `save_pretrained` writes them.
+reference.safetensors:
+    input_ids                          int64   [batch, pos]
+    blocks.{i}.hook_resid_pre/post     float32 [batch, pos, d_model]  the input and output of decoder layer i
+    blocks.{i}.hook_attn_out           float32 [batch, pos, d_model]  the token mixer's output (either kind)
+    blocks.{i}.hook_mlp_out            float32 [batch, pos, d_model]
+  full-attention layers:
+    blocks.{i}.attn.hook_q             float32 [batch, pos, heads, d_head]      q_proj's query half, before q_norm
+    blocks.{i}.attn.hook_k/hook_v      float32 [batch, pos, kv_heads, d_head]   before k_norm and rotary
+    blocks.{i}.attn.hook_gate          float32 [batch, pos, heads, d_head]      sigmoid of q_proj's gate half
+    blocks.{i}.attn.hook_pattern       float32 [batch, heads, query, key]
+    blocks.{i}.attn.hook_z             float32 [batch, pos, heads, d_head]      o_proj's input (gated)
+  linear-attention layers (the delta rule's arguments and result, as transformers passes them):
+    blocks.{i}.linear_attn.hook_q/k    float32 [batch, pos, key_heads, key_dim]  after the convolution and SiLU
+    blocks.{i}.linear_attn.hook_v      float32 [batch, pos, value_heads, value_dim]
+    blocks.{i}.linear_attn.hook_beta   float32 [batch, pos, value_heads]         sigmoid of in_proj_b
+    blocks.{i}.linear_attn.hook_decay  float32 [batch, pos, value_heads]         g, the log of each step's decay
+    blocks.{i}.linear_attn.hook_core   float32 [batch, pos, value_heads, value_dim]  the delta rule's output
+    blocks.{i}.linear_attn.hook_gate   float32 [batch, pos, value_heads, value_dim]  in_proj_z's output
+    blocks.{i}.linear_attn.hook_z      float32 [batch, pos, value_heads, value_dim]  out_proj's input
+    ln_final.hook_normalized, logits
+    bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
+README.md: how it was made, with the versions.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import datetime
+import platform
+import shutil
+import sys
+
+SEED = 3505
+BATCH = 2
+SEQ = 75  # more than one 64-position chunk, and not a multiple of 64
+
+CONFIG = dict(
+    vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+    num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=128, rms_norm_eps=1e-6,
+    tie_word_embeddings=False, attention_bias=False,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25,
+                     "mrope_section": [1, 1, 0], "mrope_interleaved": True},
+    linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2,
+    linear_num_value_heads=4, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+)  # layer_types left out: Qwen3_5TextConfig fills in three linear layers, then a full one
+
+
+def redraw(model, gen):
+    """Every parameter from the seeded generator, at scales that keep every activation of order one."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(tuple(p.shape), generator=gen)
+            if name.endswith("A_log"):  # decays exp(-A * softplus(a + dt_bias)) spread over (0, 1)
+                p.copy_(torch.log(torch.rand(tuple(p.shape), generator=gen) * 1.5 + 0.1))
+            elif name.endswith("dt_bias"):
+                p.copy_(0.5 * noise)
+            elif name.endswith("linear_attn.norm.weight"):  # the gated norm multiplies by its weight itself
+                p.copy_(1.0 + 0.2 * noise)
+            elif "norm" in name:  # Qwen3.5's RMSNorms multiply by (1 + weight)
+                p.copy_(0.2 * noise)
+            elif name.endswith("conv1d.weight"):
+                p.copy_(0.5 * noise)
+            else:
+                p.copy_(noise / p.shape[-1] ** 0.5)
+        for layer in model.model.layers:
+            if hasattr(layer, "linear_attn"):
+                # each query near its own key, as trained models' are: random queries and keys read nearly nothing of
+                # the state, which makes a model whose bfloat16 pass drifts far from its float32 one
+                keys = model.config.linear_num_key_heads * model.config.linear_key_head_dim
+                for w in (layer.linear_attn.in_proj_qkv.weight, layer.linear_attn.conv1d.weight):
+                    noise = torch.randn(tuple(w[:keys].shape), generator=gen)
+                    w[:keys] = w[keys:2 * keys] + 0.15 * noise * w[:keys].std()
+
+
+def main(argv):
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+    from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+    from transformers.models.qwen3_5 import modeling_qwen3_5 as m
+
+    out = os.path.join(argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf", "qwen3-5")
+    gen = torch.Generator().manual_seed(SEED)
+    config = Qwen3_5TextConfig(attn_implementation="eager", **CONFIG)
+    model = Qwen3_5ForCausalLM(config).to(torch.float32).eval()
+    redraw(model, gen)
+    ids = torch.randint(0, CONFIG["vocab_size"], (BATCH, SEQ), generator=gen)
+
+    rec = {}
+
+    def keep(key, t):
+        rec[key] = t.detach().to(torch.float32).contiguous().clone()
+
+    layers = model.model.layers
+    linear = [i for i, t in enumerate(config.layer_types) if t == "linear_attention"]
+    delta_layer = iter(linear)  # the delta rule is called once per linear layer, in order
+    chunk = m.torch_chunk_gated_delta_rule
+
+    def recorded_delta_rule(query, key, value, g, beta, **kwargs):
+        i = next(delta_layer)
+        ratio = config.linear_num_value_heads // config.linear_num_key_heads
+        b = "blocks.%d.linear_attn." % i
+        keep(b + "hook_q", query[:, :, ::ratio])  # each key head repeated per value head by then: one copy
+        keep(b + "hook_k", key[:, :, ::ratio])
+        keep(b + "hook_v", value)
+        keep(b + "hook_beta", beta)
+        keep(b + "hook_decay", g)
+        result = chunk(query, key, value, g=g, beta=beta, **kwargs)
+        keep(b + "hook_core", result[0])
+        return result
+
+    m.torch_chunk_gated_delta_rule = recorded_delta_rule
+    handles = []
+    heads, d_head = config.num_attention_heads, config.head_dim
+    for i, layer in enumerate(layers):
+        b = "blocks.%d." % i
+        handles.append(layer.register_forward_pre_hook(
+            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
+            with_kwargs=True))
+        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
+        handles.append(layer.mlp.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        if i in linear:
+            a = layer.linear_attn
+            vh, vd = config.linear_num_value_heads, config.linear_value_head_dim
+            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
+            handles.append(a.in_proj_z.register_forward_hook(
+                lambda mod, args, o, b=b: keep(b + "linear_attn.hook_gate", o.unflatten(-1, (vh, vd)))))
+            handles.append(a.out_proj.register_forward_pre_hook(
+                lambda mod, args, b=b: keep(b + "linear_attn.hook_z", args[0].unflatten(-1, (vh, vd)))))
+        else:
+            a = layer.self_attn
+
+            def q_and_gate(mod, args, o, b=b):
+                q, gate = o.unflatten(-1, (heads, 2 * d_head)).chunk(2, dim=-1)
+                keep(b + "attn.hook_q", q)
+                keep(b + "attn.hook_gate", torch.sigmoid(gate))
+
+            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o[0])))
+            handles.append(a.q_proj.register_forward_hook(q_and_gate))
+            handles.append(a.k_proj.register_forward_hook(
+                lambda mod, args, o, b=b: keep(b + "attn.hook_k", o.unflatten(-1, (-1, d_head)))))
+            handles.append(a.v_proj.register_forward_hook(
+                lambda mod, args, o, b=b: keep(b + "attn.hook_v", o.unflatten(-1, (-1, d_head)))))
+            handles.append(a.o_proj.register_forward_pre_hook(
+                lambda mod, args, b=b: keep(b + "attn.hook_z", args[0].unflatten(-1, (heads, d_head)))))
+    handles.append(model.model.norm.register_forward_hook(
+        lambda mod, args, o: keep("ln_final.hook_normalized", o)))
+    with torch.no_grad():
+        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
+    for h in handles:
+        h.remove()
+    m.torch_chunk_gated_delta_rule = chunk
+    full = [i for i in range(config.num_hidden_layers) if i not in linear]
+    if len(result.attentions) != len(full):
+        raise RuntimeError("%d attention patterns for %d full-attention layers" % (len(result.attentions), len(full)))
+    for i, pattern in zip(full, result.attentions):
+        keep("blocks.%d.attn.hook_pattern" % i, pattern)
+    keep("logits", result.logits)
+    last = rec["blocks.%d.hook_resid_post" % (config.num_hidden_layers - 1)]
+    if not torch.allclose(model.lm_head(model.model.norm(last)), rec["logits"], atol=1e-5):
+        raise RuntimeError("the logits are not the last residual stream's through the final norm and head")
+
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    model.save_pretrained(out)
+    bfloat16 = Qwen3_5ForCausalLM.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="eager").eval()
+    with torch.no_grad():
+        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
+    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("# Qwen3.5's text model, made by transformers\n\n"
+                "Made by `scripts/make-hf-hybrid-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
+                "`Qwen3_5ForCausalLM` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear "
+                "attention with 2 key heads and 4 value heads of 8, convolution kernel 4), float32, CPU, eager "
+                "attention, every parameter redrawn from a generator seeded with %d (the query rows of the linear "
+                "attention's projection and convolution are its key rows plus 15%% noise, so that queries find their "
+                "keys as in a trained model); `reference.safetensors` holds one forward pass of %d x %d seeded ids, "
+                "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
+                "tensor).\n"
+                % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   transformers.__version__, torch.__version__, platform.python_version(),
+                   ", ".join(config.layer_types), SEED, BATCH, SEQ))
+    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
