@@ -1,22 +1,23 @@
 #!/usr/bin/env python3
-"""Make the Hugging Face reference fixture of a hybrid model: Qwen3.5's text model.
+"""Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts.
 
-Qwen3.5 (`transformers/models/qwen3_5`) mixes gated DeltaNet layers (linear attention: a causal convolution, then
-the gated delta rule's recurrence) with gated softmax-attention layers, which `make-hf-fixtures.py`'s uniform
-attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM` (float32, CPU, eval mode, eager
-attention), redraws every parameter from a seeded generator, runs one forward pass on seeded ids long enough for
-more than one of the delta rule's 64-position chunks, and records its activations as transformers computes them.
+Qwen3.5 (`transformers/models/qwen3_5`, `qwen3_5_moe`) mixes gated DeltaNet layers (linear attention: a causal
+convolution, then the gated delta rule's recurrence) with gated softmax-attention layers, which
+`make-hf-fixtures.py`'s uniform attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM` and
+`Qwen3_5MoeForCausalLM` (float32, CPU, eval mode, eager attention), redraws every parameter from a seeded generator,
+runs one forward pass on seeded ids long enough for more than one of the delta rule's 64-position chunks, and records
+its activations as transformers computes them.
 
 Usage
 -----
     python3 scripts/make-hf-hybrid-fixtures.py [OUT]
 
-    OUT  output folder (default: src/test/resources/fixtures-hf); the fixture goes to OUT/qwen3-5.
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5 and OUT/qwen3-5-moe.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 
-Output in OUT/qwen3-5/
-----------------------
+Output in OUT/qwen3-5/ and OUT/qwen3-5-moe/
+--------------------------------------------
 config.json, generation_config.json, model.safetensors: as `save_pretrained` writes them.
 reference.safetensors:
     input_ids                          int64   [batch, pos]
@@ -58,7 +59,7 @@ BATCH = 2
 SEQ = 75  # more than one 64-position chunk, and not a multiple of 64
 
 CONFIG = dict(
-    vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+    vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
     num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=128, rms_norm_eps=1e-6,
     tie_word_embeddings=False, attention_bias=False,
     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25,
@@ -97,17 +98,32 @@ def redraw(model, gen):
                     w[:keys] = w[keys:2 * keys] + 0.15 * noise * w[:keys].std()
 
 
+# folder, model module, config class, causal LM class, the settings besides CONFIG
+FAMILIES = [
+    ("qwen3-5", "qwen3_5", "Qwen3_5TextConfig", "Qwen3_5ForCausalLM", dict(intermediate_size=64)),
+    ("qwen3-5-moe", "qwen3_5_moe", "Qwen3_5MoeTextConfig", "Qwen3_5MoeForCausalLM",
+     dict(moe_intermediate_size=16, shared_expert_intermediate_size=24, num_experts=4, num_experts_per_tok=2)),
+]
+
+
 def main(argv):
+    for family in FAMILIES:
+        make(argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf", *family)
+
+
+def make(root, folder, module, config_class, model_class, settings):
+    import importlib
+
     import torch
     import transformers
     from safetensors.torch import save_file
-    from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
-    from transformers.models.qwen3_5 import modeling_qwen3_5 as m
 
-    out = os.path.join(argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf", "qwen3-5")
+    m = importlib.import_module("transformers.models.%s.modeling_%s" % (module, module))
+    causal_lm = getattr(transformers, model_class)
+    out = os.path.join(root, folder)
     gen = torch.Generator().manual_seed(SEED)
-    config = Qwen3_5TextConfig(attn_implementation="eager", **CONFIG)
-    model = Qwen3_5ForCausalLM(config).to(torch.float32).eval()
+    config = getattr(transformers, config_class)(attn_implementation="eager", **CONFIG, **settings)
+    model = causal_lm(config).to(torch.float32).eval()
     redraw(model, gen)
     ids = torch.randint(0, CONFIG["vocab_size"], (BATCH, SEQ), generator=gen)
 
@@ -189,23 +205,24 @@ def main(argv):
         shutil.rmtree(out)
     os.makedirs(out)
     model.save_pretrained(out)
-    bfloat16 = Qwen3_5ForCausalLM.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="eager").eval()
+    bfloat16 = causal_lm.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="eager").eval()
     with torch.no_grad():
         keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
     save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
     with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# Qwen3.5's text model, made by transformers\n\n"
+        f.write("# %s, made by transformers\n\n"
                 "Made by `scripts/make-hf-hybrid-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
-                "`Qwen3_5ForCausalLM` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear "
-                "attention with 2 key heads and 4 value heads of 8, convolution kernel 4), float32, CPU, eager "
+                "`%s` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear "
+                "attention with 2 key heads and 4 value heads of 8, convolution kernel 4; %s), float32, CPU, eager "
                 "attention, every parameter redrawn from a generator seeded with %d (the query rows of the linear "
                 "attention's projection and convolution are its key rows plus 15%% noise, so that queries find their "
                 "keys as in a trained model); `reference.safetensors` holds one forward pass of %d x %d seeded ids, "
                 "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
                 "tensor).\n"
-                % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(),
-                   ", ".join(config.layer_types), SEED, BATCH, SEQ))
+                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   transformers.__version__, torch.__version__, platform.python_version(), model_class,
+                   ", ".join(config.layer_types), ", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH,
+                   SEQ))
     print("wrote %s: %d tensors" % (out, len(rec) + 1))
 
 

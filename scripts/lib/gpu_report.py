@@ -62,7 +62,9 @@ def main():
         # a model with linear-attention layers has no composition scores to compare
         compared = checks if "composition_device_vs_cpu_max_abs" in j or "error" in j else checks[:2]
         ok = "error" not in j and all(within(c, F32_TOL) for c in compared)
-        bf16 = p.get("hf_vs_ours_device_bf16_max_rel", j.get("device_bf16_vs_cpu_f32_logits_max_rel"))
+        # a mixture's bfloat16 pass may route tokens to other experts: its distance from float32 bounds nothing
+        own_bf16 = None if j.get("mixture_of_experts") else j.get("device_bf16_vs_cpu_f32_logits_max_rel")
+        bf16 = p.get("hf_vs_ours_device_bf16_max_rel", own_bf16)
         ok = ok and (bf16 is None or within(bf16, BF16_REL_TOL))
         for key in ("hf_vs_ours_cpu_f32_ok", "hf_vs_ours_device_f32_ok"):
             if key in p:

@@ -29,10 +29,10 @@ import java.util.stream.Stream;
  * is the Python half and reads what this writes.
  *
  * <ul>
- *   <li>Parity: each Hugging Face fixture ({@code fixtures-hf}: nine families and Qwen3.5's hybrid) and a
+ *   <li>Parity: each Hugging Face fixture ({@code fixtures-hf}: nine families and Qwen3.5's two hybrids) and a
  *       GPT-2-small-shaped random checkpoint, forward on the device against the CPU (logits and every cached
  *       activation, float32), bfloat16 on the device against float32 on the CPU (logits), and all-pairs Q/K/V
- *       composition scores on the device against the CPU (not for the hybrid, whose linear-attention layers have no
+ *       composition scores on the device against the CPU (not for the hybrids, whose linear-attention layers have no
  *       heads to compose). Our logits (CPU and device, float32) and the ids are written beside each model for the
  *       Python half, which compares them with Hugging Face {@code transformers} on the same weights.</li>
  *   <li>Benchmarks: forward latency (no cache) in bfloat16 of GPT-2-small and a ~1.1B-parameter Llama shape
@@ -254,6 +254,7 @@ public final class GpuCheck {
             writeIds(dir.resolve("ids.txt"), ids.toLongArray(), seq);
             row.put("batch", 2);
             row.put("seq", seq);
+            row.put("mixture_of_experts", cpu.config().numExperts() > 0);
             try (ModelOutput a = cpu.forward(ids); ModelOutput b = dev.forward(ids.to(device));
                  ModelOutput c = devBf16.forward(ids.to(device), CacheSpec.none())) {
                 float[] la = host(a.logits());

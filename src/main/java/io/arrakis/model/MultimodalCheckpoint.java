@@ -30,7 +30,9 @@ import java.util.stream.Collectors;
  * (its text config's {@code model_type} {@code kimi_k2} or {@code deepseek_v3}), named as LLaVA's are, beside a vision
  * tower and an {@code mm_projector}; its head too is tied by the whole model's key alone, which is true by default.
  * Kimi K2.5's model embeds its media placeholders ({@code image_token_id}, {@code video_token_id}) as token 0 in every
- * pass, text alone too, and so does a pass here ({@link #placeholderIds}).
+ * pass, text alone too, and so does a pass here ({@link #placeholderIds}). Qwen3.5's ({@code qwen3_5},
+ * {@code qwen3_5_moe}) are the qwen3-5 and qwen3-5-moe families, their tensors under {@code model.language_model.},
+ * beside a {@code visual} tower and multi-token-prediction layers.
  */
 final class MultimodalCheckpoint {
     /**
@@ -38,13 +40,14 @@ final class MultimodalCheckpoint {
      * default first. LLaVA and Mistral 3 put a plain {@code lm_head} on the text model's base, which is the text
      * model's own head only in families whose causal model adds nothing to it.
      */
-    private static final Map<String, List<String>> TEXT_MODELS = Map.of("gemma3", List.of("gemma3_text"),
-            "llava", List.of("llama", "mistral", "qwen2"),
-            "mistral3", List.of("mistral", "llama", "qwen2", "ministral3", "mistral4"),
-            "qwen2_vl", List.of("qwen2_vl_text"), "qwen2_5_vl", List.of("qwen2_5_vl_text"),
-            "qwen3_vl", List.of("qwen3_vl_text"), "qwen3_vl_moe", List.of("qwen3_vl_moe_text"),
-            "exaone4_5", List.of("exaone4", "exaone4_5_text"), "kimi_k25", List.of("deepseek_v3", "kimi_k2"),
-            "qwen3_5", List.of("qwen3_5_text"));
+    private static final Map<String, List<String>> TEXT_MODELS = Map.ofEntries(
+            Map.entry("gemma3", List.of("gemma3_text")), Map.entry("llava", List.of("llama", "mistral", "qwen2")),
+            Map.entry("mistral3", List.of("mistral", "llama", "qwen2", "ministral3", "mistral4")),
+            Map.entry("qwen2_vl", List.of("qwen2_vl_text")), Map.entry("qwen2_5_vl", List.of("qwen2_5_vl_text")),
+            Map.entry("qwen3_vl", List.of("qwen3_vl_text")), Map.entry("qwen3_vl_moe", List.of("qwen3_vl_moe_text")),
+            Map.entry("exaone4_5", List.of("exaone4", "exaone4_5_text")),
+            Map.entry("kimi_k25", List.of("deepseek_v3", "kimi_k2")), Map.entry("qwen3_5", List.of("qwen3_5_text")),
+            Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";

@@ -8,7 +8,7 @@ import java.util.stream.Stream;
 /** The supported model families: the one list that a new family is added to. */
 public final class Families {
     private static final List<ModelFamily> ALL = List.of(new Gpt2(), new GptNeo(), new GptNeox(), new Llama(),
-            new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(), new Qwen3(), new Qwen35(), new Olmo2(),
+            new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(), new Qwen3(), new Olmo2(),
             new Gemma2(), new Gemma3(), new Granite(), new Starcoder2(), new Phi(), new GptJ(), new Falcon(),
             new Cohere(), new Mixtral(), new GptOss(), new Qwen3Moe(), new Qwen3VlMoe(),
             new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
@@ -20,7 +20,7 @@ public final class Families {
             new MiniMaxM2(), new DeepseekV3(), new Glm4MoeLite(), new DeepseekV2(), new Olmo(),
             new NanoChat(), new HunYuanDense(), new Dots1(), new Mistral4(), new HunYuanMoe(), new Ernie45Moe(),
             new FlexOlmo(), new Phimoe(), new Cohere2Moe(), new Youtu(), new Mellum(), new Afmoe(), new DeepseekV32(),
-            new GlmMoeDsa(), new HyV3());
+            new GlmMoeDsa(), new HyV3(), new Qwen35(), new Qwen35Moe());
 
     private Families() {
     }

@@ -81,7 +81,15 @@ final class Qwen35 extends ModelFamily {
     }
 
     @Override
-    Architecture architecture(Settings settings) {
+    Architecture architecture(Settings s) {
+        return hybrid(s, "intermediate_size").build();
+    }
+
+    /**
+     * Qwen3.5's blocks, their gated MLP as wide as {@code mlpWidthKey} says: what its mixture of experts shares
+     * ({@link Qwen35Moe}).
+     */
+    static ArchitectureBuilder hybrid(Settings settings, String mlpWidthKey) {
         Settings s = MultimodalRotary.withoutSections(settings);
         if (s.bool("attention_bias")) {
             throw invalid("attention_bias", true, "is not implemented for qwen3_5_text: q_proj's bias would hold the"
@@ -98,10 +106,12 @@ final class Qwen35 extends ModelFamily {
         List<Boolean> rotates = linear.stream().map(l -> !l).toList();
         LinearAttention deltaNet = new LinearAttention(keyHeads, valueHeads, s.integer("linear_key_head_dim"),
                 s.integer("linear_value_head_dim"), s.integer("linear_conv_kernel_dim"), linear);
-        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.RMS_NORM_PLUS_ONE, "rms_norm_eps")
+        return new ArchitectureBuilder(s).width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
+                .keyValueHeads("num_key_value_heads").mlpWidth(mlpWidthKey).gatedMlp()
+                .positions("max_position_embeddings").activation("hidden_act").paddingToken("pad_token_id")
+                .headDim("head_dim").norm(Norm.RMS_NORM_PLUS_ONE, "rms_norm_eps")
                 .rotary("rope_theta", "partial_rotary_factor").rotatingLayers(rotates).qkNorm(QkNorm.PER_HEAD)
-                .attentionOutputGate().linearAttention(deltaNet)
-                .build();
+                .attentionOutputGate().linearAttention(deltaNet);
     }
 
     /**
@@ -134,6 +144,11 @@ final class Qwen35 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return layout(a, LlamaLayout.denseMlp(a.dMlp(), a.dModel()));
+    }
+
+    /** The checkpoint of Qwen3.5's blocks with {@code mlp} as each layer's MLP. */
+    static Checkpoint layout(Architecture a, CheckpointTensor... mlp) {
         LinearAttention m = a.linearAttention();
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
@@ -157,7 +172,7 @@ final class Qwen35 extends ModelFamily {
                         stored("linear_attn.norm.weight", LIN_NORM, m.valueDim()),
                         linear("linear_attn.out_proj.weight", LIN_W_OUT, d, values))
                 .layer(stored("post_attention_layernorm.weight", LN2_W, d))
-                .layer(LlamaLayout.denseMlp(a.dMlp(), d))
+                .layer(mlp)
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)
                 .build();
