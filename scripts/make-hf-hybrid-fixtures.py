@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
-"""Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts.
+"""Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts, and
+Qwen3-Next.
 
-Qwen3.5 (`transformers/models/qwen3_5`, `qwen3_5_moe`) mixes gated DeltaNet layers (linear attention: a causal
-convolution, then the gated delta rule's recurrence) with gated softmax-attention layers, which
-`make-hf-fixtures.py`'s uniform attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM` and
-`Qwen3_5MoeForCausalLM` (float32, CPU, eval mode, eager attention), redraws every parameter from a seeded generator,
-runs one forward pass on seeded ids long enough for more than one of the delta rule's 64-position chunks, and records
-its activations as transformers computes them.
+They (`transformers/models/qwen3_5`, `qwen3_5_moe`, `qwen3_next`) mix gated DeltaNet layers (linear attention: a
+causal convolution, then the gated delta rule's recurrence) with gated softmax-attention layers, which
+`make-hf-fixtures.py`'s uniform attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM`,
+`Qwen3_5MoeForCausalLM` and `Qwen3NextForCausalLM` (float32, CPU, eval mode, eager attention), redraws every parameter
+from a seeded generator, runs one forward pass on seeded ids long enough for more than one of the delta rule's
+64-position chunks, and records its activations as transformers computes them.
 
 Usage
 -----
     python3 scripts/make-hf-hybrid-fixtures.py [OUT]
 
-    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5 and OUT/qwen3-5-moe.
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5, OUT/qwen3-5-moe and
+         OUT/qwen3-next.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 
-Output in OUT/qwen3-5/ and OUT/qwen3-5-moe/
---------------------------------------------
+Output in each folder
+---------------------
 config.json, generation_config.json, model.safetensors: as `save_pretrained` writes them.
 reference.safetensors:
     input_ids                          int64   [batch, pos]
@@ -36,7 +38,7 @@ reference.safetensors:
     blocks.{i}.linear_attn.hook_beta   float32 [batch, pos, value_heads]         sigmoid of in_proj_b
     blocks.{i}.linear_attn.hook_decay  float32 [batch, pos, value_heads]         g, the log of each step's decay
     blocks.{i}.linear_attn.hook_core   float32 [batch, pos, value_heads, value_dim]  the delta rule's output
-    blocks.{i}.linear_attn.hook_gate   float32 [batch, pos, value_heads, value_dim]  in_proj_z's output
+    blocks.{i}.linear_attn.hook_gate   float32 [batch, pos, value_heads, value_dim]  the gated norm's gate
     blocks.{i}.linear_attn.hook_z      float32 [batch, pos, value_heads, value_dim]  out_proj's input
     ln_final.hook_normalized, logits
     bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
@@ -59,14 +61,11 @@ BATCH = 2
 SEQ = 75  # more than one 64-position chunk, and not a multiple of 64
 
 CONFIG = dict(
-    vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-    num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=128, rms_norm_eps=1e-6,
-    tie_word_embeddings=False, attention_bias=False,
-    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25,
-                     "mrope_section": [1, 1, 0], "mrope_interleaved": True},
-    linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2,
-    linear_num_value_heads=4, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-)  # layer_types left out: Qwen3_5TextConfig fills in three linear layers, then a full one
+    vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+    hidden_act="silu", max_position_embeddings=128, rms_norm_eps=1e-6, tie_word_embeddings=False,
+    attention_bias=False, linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8,
+    linear_num_key_heads=2, linear_num_value_heads=4, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+)  # layer_types left out: the config classes fill in three linear layers, then a full one
 
 
 def redraw(model, gen):
@@ -88,21 +87,36 @@ def redraw(model, gen):
                 p.copy_(0.5 * noise)
             else:
                 p.copy_(noise / p.shape[-1] ** 0.5)
+        c = model.config
         for layer in model.model.layers:
             if hasattr(layer, "linear_attn"):
                 # each query near its own key, as trained models' are: random queries and keys read nearly nothing of
                 # the state, which makes a model whose bfloat16 pass drifts far from its float32 one
-                keys = model.config.linear_num_key_heads * model.config.linear_key_head_dim
-                for w in (layer.linear_attn.in_proj_qkv.weight, layer.linear_attn.conv1d.weight):
-                    noise = torch.randn(tuple(w[:keys].shape), generator=gen)
-                    w[:keys] = w[keys:2 * keys] + 0.15 * noise * w[:keys].std()
+                a = layer.linear_attn
+                keys = c.linear_num_key_heads * c.linear_key_head_dim
+                fused = getattr(a, "in_proj_qkv", None)  # Qwen3-Next groups its rows by key head instead
+                rows = [(fused.weight, slice(0, keys), slice(keys, 2 * keys))] if fused is not None else [
+                    (a.in_proj_qkvz.weight.view(c.linear_num_key_heads, -1, c.hidden_size),
+                     (slice(None), slice(0, c.linear_key_head_dim)),
+                     (slice(None), slice(c.linear_key_head_dim, 2 * c.linear_key_head_dim)))]
+                rows.append((a.conv1d.weight, slice(0, keys), slice(keys, 2 * keys)))
+                for w, queries, keys_ in rows:
+                    noise = torch.randn(tuple(w[queries].shape), generator=gen)
+                    w[queries] = w[keys_] + 0.15 * noise * w[queries].std()
 
+
+ROPE = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25}
+MROPE = dict(ROPE, mrope_section=[1, 1, 0], mrope_interleaved=True)  # Qwen3.5's sections, which text does not see
+EXPERTS = dict(moe_intermediate_size=16, shared_expert_intermediate_size=24, num_experts=4, num_experts_per_tok=2)
 
 # folder, model module, config class, causal LM class, the settings besides CONFIG
 FAMILIES = [
-    ("qwen3-5", "qwen3_5", "Qwen3_5TextConfig", "Qwen3_5ForCausalLM", dict(intermediate_size=64)),
+    ("qwen3-5", "qwen3_5", "Qwen3_5TextConfig", "Qwen3_5ForCausalLM", dict(intermediate_size=64,
+                                                                           rope_parameters=MROPE)),
     ("qwen3-5-moe", "qwen3_5_moe", "Qwen3_5MoeTextConfig", "Qwen3_5MoeForCausalLM",
-     dict(moe_intermediate_size=16, shared_expert_intermediate_size=24, num_experts=4, num_experts_per_tok=2)),
+     dict(EXPERTS, rope_parameters=MROPE)),
+    ("qwen3-next", "qwen3_next", "Qwen3NextConfig", "Qwen3NextForCausalLM",  # layer 1's MLP dense
+     dict(EXPERTS, intermediate_size=64, mlp_only_layers=[1], rope_parameters=ROPE)),
 ]
 
 
@@ -164,8 +178,8 @@ def make(root, folder, module, config_class, model_class, settings):
             a = layer.linear_attn
             vh, vd = config.linear_num_value_heads, config.linear_value_head_dim
             handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
-            handles.append(a.in_proj_z.register_forward_hook(
-                lambda mod, args, o, b=b: keep(b + "linear_attn.hook_gate", o.unflatten(-1, (vh, vd)))))
+            handles.append(a.norm.register_forward_pre_hook(  # the gated norm's gate, as it reads it
+                lambda mod, args, b=b: keep(b + "linear_attn.hook_gate", args[1].reshape(BATCH, SEQ, vh, vd))))
             handles.append(a.out_proj.register_forward_pre_hook(
                 lambda mod, args, b=b: keep(b + "linear_attn.hook_z", args[0].unflatten(-1, (vh, vd)))))
         else:

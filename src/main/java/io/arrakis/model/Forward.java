@@ -179,8 +179,8 @@ final class Forward {
 
     /**
      * A linear-attention layer's token mixer ({@link LinearAttention}), as transformers' {@code Qwen3_5GatedDeltaNet}
-     * computes it: its four input projections as one product, the causal convolution and SiLU over queries, keys and
-     * values, the decay rates in float32, the gated delta rule ({@link GatedDeltaRule}), then each head's output
+     * computes it: its input projections as one product, the causal convolution and the model's activation over
+     * queries, keys and values, the decay rates in float32, the gated delta rule ({@link GatedDeltaRule}), then each head's output
      * normalised, gated and projected.
      */
     private Tensor linearAttention(String b, Weights.Layer l, Weights.Fused f, Tensor x) {
@@ -193,8 +193,8 @@ final class Forward {
         List<Tensor> in = w.project(x, f.linearIn(), null)
                 .split(new long[] {m.convChannels(), values, m.valueHeads(), m.valueHeads()}, -1);
         // padded on both ends, the convolution's last kernel - 1 outputs would read later positions: dropped
-        Tensor convolved = in.get(0).transpose(1, 2).conv1d(t.conv(), m.convKernel() - 1, m.convChannels())
-                .narrow(2, 0, pos).silu().transpose(1, 2);
+        Tensor convolved = activation(in.get(0).transpose(1, 2).conv1d(t.conv(), m.convKernel() - 1,
+                m.convChannels()).narrow(2, 0, pos)).transpose(1, 2);
         List<Tensor> qkv = convolved.split(new long[] {keys, keys, values}, -1);
         String a = b + "linear_attn.";
         Tensor q = hook.at(a + "hook_q", qkv.get(0).reshape(batch, pos, m.keyHeads(), m.keyDim()));

@@ -190,9 +190,10 @@ final class HfWeights {
                 t.get(Slot.W_KV_A) == null ? null : new Weights.Latent(t.get(Slot.W_Q_A), t.get(Slot.B_Q_A),
                         t.get(Slot.Q_A_NORM), t.get(Slot.W_Q_B), t.get(Slot.W_KV_A), t.get(Slot.B_KV_A),
                         t.get(Slot.KV_A_NORM), t.get(Slot.W_KV_B)),
-                t.get(Slot.LIN_W_QKV) == null ? null : new Weights.Linear(t.get(Slot.LIN_W_QKV), t.get(Slot.LIN_W_Z),
-                        t.get(Slot.LIN_W_B), t.get(Slot.LIN_W_A), t.get(Slot.LIN_CONV), t.get(Slot.LIN_DT_BIAS),
-                        t.get(Slot.LIN_A_LOG), t.get(Slot.LIN_NORM), t.get(Slot.LIN_W_OUT)));
+                t.get(Slot.LIN_W_Q) == null ? null : new Weights.Linear(t.get(Slot.LIN_W_Q), t.get(Slot.LIN_W_K),
+                        t.get(Slot.LIN_W_V), t.get(Slot.LIN_W_Z), t.get(Slot.LIN_W_B), t.get(Slot.LIN_W_A),
+                        t.get(Slot.LIN_CONV), t.get(Slot.LIN_DT_BIAS), t.get(Slot.LIN_A_LOG), t.get(Slot.LIN_NORM),
+                        t.get(Slot.LIN_W_OUT)));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

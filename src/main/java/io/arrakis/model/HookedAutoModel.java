@@ -1087,7 +1087,8 @@ public final class HookedAutoModel implements AutoCloseable {
                 if (!Arrays.equals(layers.get(l).shape(), layers.getFirst().shape())) {
                     throw new UnsupportedOperationException("this " + config.family() + " model's layers 0 and " + l
                             + " hold these weights in different shapes, " + Arrays.toString(layers.getFirst().shape())
-                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts): ask for"
+                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, or softmax"
+                            + " and linear attention): ask for"
                             + " them per layer");
                 }
             }
@@ -1200,12 +1201,12 @@ public final class HookedAutoModel implements AutoCloseable {
      * (olmo2, olmo3, olmoe, flex-olmo) needs every query head.
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
-        return using(() -> normalizeQk(layer, q, layer(layer).qNorm(), config.nHeads(), "queries"));
+        return using(() -> normalizeQk(layer, q, softmaxLayer(layer).qNorm(), config.nHeads(), "queries"));
     }
 
     /** Block {@code layer}'s key norm applied to keys {@code [batch, pos, kv_heads, d_head]}, as {@link #normalizeQueries}. */
     public Tensor normalizeKeys(int layer, Tensor k) {
-        return using(() -> normalizeQk(layer, k, layer(layer).kNorm(), config.nKvHeads(), "keys"));
+        return using(() -> normalizeQk(layer, k, softmaxLayer(layer).kNorm(), config.nKvHeads(), "keys"));
     }
 
     private Tensor normalizeQk(int layer, Tensor x, Tensor weight, int heads, String what) {
@@ -1253,7 +1254,7 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor attentionScores(int layer, Tensor q, Tensor k) {
         return using(() -> {
-            checkLayer(layer);
+            softmaxLayer(layer);
             long[] qs = q.shape();
             long[] ks = k.shape();
             // the mask is [pos, pos]: keys of another length would broadcast against it without a word
@@ -1308,7 +1309,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("attentionMask: pos must not be negative, got " + pos);
         }
         return using(() -> {
-            checkLayer(layer);
+            softmaxLayer(layer);
             try (TensorScope scope = TensorScope.open()) {
                 return scope.keep(new Forward(config, weights, tables, null).mask(layer, pos, device));
             }
@@ -1359,7 +1360,7 @@ public final class HookedAutoModel implements AutoCloseable {
         }
         boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
         return stackLayers(l -> {
-            Tensor w = weight.apply(layer(l));
+            Tensor w = weight.apply(softmaxLayer(l));
             Tensor scale = config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
             Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead()) : scale.view(heads, config.dHead());
             return repeatKv(perHeadScale, repeatKv);

@@ -167,7 +167,8 @@ final class MemoryCheck {
 
     /**
      * The bytes per token of the activations {@code kept}, besides the logits: a query, key or value keeps its layer's
-     * whole Q/K/V product (they are views of it), a gated MLP's gate or up projection both halves of theirs.
+     * whole Q/K/V product (they are views of it; in linear attention, of the convolution's output), linear attention's
+     * gate its input projections' product, a gated MLP's gate or up projection both halves of theirs.
      */
     private static double keptBytesPerToken(HookedAutoConfig config, Set<String> hookNames,
                                             java.util.function.Predicate<String> kept,
@@ -183,10 +184,19 @@ final class MemoryCheck {
             }
             String layer = name.startsWith("blocks.") ? name.substring(0, name.indexOf('.', "blocks.".length()) + 1) : "";
             String local = name.substring(layer.length());
+            LinearAttention linear = config.architecture().linearAttention();
             if (local.equals("attn.hook_q") || local.equals("attn.hook_k") || local.equals("attn.hook_v")) {
                 if (products.add(layer + "qkv")) {
                     bytes += queriesKeysValues(config) * dtype.byteSize();
                 }
+            } else if (local.equals("linear_attn.hook_q") || local.equals("linear_attn.hook_k")
+                    || local.equals("linear_attn.hook_v")) { // views of the convolution's output
+                if (products.add(layer + "convolved")) {
+                    bytes += (double) linear.convChannels() * dtype.byteSize();
+                }
+            } else if (local.equals("linear_attn.hook_gate")) { // a view of the input projections' product
+                bytes += ((double) linear.convChannels() + (double) linear.valueHeads() * (linear.valueDim() + 2))
+                        * dtype.byteSize();
             } else if (config.gatedMlp() && (local.equals("mlp.hook_pre") || local.equals("mlp.hook_pre_linear"))) {
                 if (products.add(layer + "gateUp")) {
                     bytes += 2.0 * mlpWidth(config, name) * dtype.byteSize();

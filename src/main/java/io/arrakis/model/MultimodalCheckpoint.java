@@ -32,7 +32,8 @@ import java.util.stream.Collectors;
  * Kimi K2.5's model embeds its media placeholders ({@code image_token_id}, {@code video_token_id}) as token 0 in every
  * pass, text alone too, and so does a pass here ({@link #placeholderIds}). Qwen3.5's ({@code qwen3_5},
  * {@code qwen3_5_moe}) are the qwen3-5 and qwen3-5-moe families, their tensors under {@code model.language_model.},
- * beside a {@code visual} tower and multi-token-prediction layers.
+ * beside a {@code visual} tower and multi-token-prediction layers; their head too is tied by the whole model's key
+ * alone, which is false by default.
  */
 final class MultimodalCheckpoint {
     /**
@@ -55,6 +56,8 @@ final class MultimodalCheckpoint {
     private static final Set<String> SHARED_KEYS = Set.of("quantization_config", "transformers_weights",
             "tie_word_embeddings");
     private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
+    /** The multimodal models whose head is tied by their own {@code tie_word_embeddings}, not their text model's. */
+    private static final Set<String> TIED_BY_TOP_KEY = Set.of("exaone4_5", "kimi_k25", "qwen3_5", "qwen3_5_moe");
     /**
      * What text does not reach: the vision towers and projectors, and EXAONE 4.5's multi-token-prediction layers,
      * which transformers' model leaves unread too.
@@ -114,9 +117,9 @@ final class MultimodalCheckpoint {
         } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
         }
-        if ("exaone4_5".equals(type) || "kimi_k25".equals(type)) {
+        if (TIED_BY_TOP_KEY.contains(type)) {
             // the head is tied by the whole model's key alone, whatever text_config says: false by default for
-            // EXAONE 4.5, true for Kimi K2.5 (Kimi_K25Config's default)
+            // EXAONE 4.5 and Qwen3.5, true for Kimi K2.5 (Kimi_K25Config's default)
             config.put("tie_word_embeddings", top.containsKey("tie_word_embeddings")
                     ? top.get("tie_word_embeddings") : "kimi_k25".equals(type));
             if ("exaone4_5_text".equals(config.get("model_type"))) {

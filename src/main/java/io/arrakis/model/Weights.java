@@ -62,15 +62,25 @@ final class Weights implements AutoCloseable {
 
     /**
      * A linear-attention layer's token mixer ({@link io.arrakis.model.family.LinearAttention}), {@code [in, out]}
-     * like the others: the projections of queries, keys and values {@code wqkv}, of the output gate {@code wz}, of
-     * {@code beta} {@code wb} and of the decay rate {@code wa}; the convolution {@code conv [channels, 1, kernel]};
+     * like the others: the projections of queries {@code wq}, keys {@code wk} and values {@code wv}, of the output gate
+     * {@code wz}, of {@code beta} {@code wb} and of the decay rate {@code wa}; the convolution over queries, keys and
+     * values {@code conv [channels, 1, kernel]};
      * {@code dtBias} and {@code aLog} {@code [value_heads]}; the gated norm's weight {@code norm [value_dim]}; the
      * output projection {@code wout [value_heads·value_dim, d_model]}.
      */
-    record Linear(Tensor wqkv, Tensor wz, Tensor wb, Tensor wa, Tensor conv, Tensor dtBias, Tensor aLog, Tensor norm,
-                  Tensor wout) {
+    record Linear(Tensor wq, Tensor wk, Tensor wv, Tensor wz, Tensor wb, Tensor wa, Tensor conv, Tensor dtBias,
+                  Tensor aLog, Tensor norm, Tensor wout) {
         List<Tensor> all() {
-            return List.of(wqkv, wz, wb, wa, conv, dtBias, aLog, norm, wout);
+            return List.of(wq, wk, wv, wz, wb, wa, conv, dtBias, aLog, norm, wout);
+        }
+
+        private Linear withInputs(Tensor[] inputs) {
+            return new Linear(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], conv, dtBias, aLog, norm,
+                    wout);
+        }
+
+        private Tensor[] inputs() {
+            return new Tensor[] {wq, wk, wv, wz, wb, wa};
         }
     }
 
@@ -119,8 +129,8 @@ final class Weights implements AutoCloseable {
      * {@code [d_model, (heads + 2·kv_heads)·d_head]} (queries, keys, values side by side) with {@code qkvBias} (null
      * where the family has no attention biases), {@code gateUp} {@code [d_model, 2·d_mlp]} (gate, then up) with
      * {@code gateUpBias}, null where the MLP is not gated or is a mixture of experts; {@code linearIn}
-     * {@code [d_model, channels + 2·value_heads + value_heads·value_dim]} is a linear-attention layer's four input
-     * projections side by side (queries, keys and values, gate, beta, decay rate), null elsewhere. The layer's
+     * {@code [d_model, channels + value_heads·value_dim + 2·value_heads]} is a linear-attention layer's input
+     * projections side by side (queries, keys, values, gate, beta, decay rate), null elsewhere. The layer's
      * {@code wq}, {@code wk}, {@code wv}, {@code wgate}, {@code win}, their biases and its linear attention's input
      * projections are views of these, so fusing costs no memory.
      */
@@ -249,8 +259,9 @@ final class Weights implements AutoCloseable {
                 linearLayout(l.attnGate), linearLayout(l.sharedGate), linearLayout(l.sharedIn),
                 linearLayout(l.sharedOut), linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP,
                 l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout(),
-                l.linear == null ? null : new Linear(l.linear.wqkv, l.linear.wz, l.linear.wb, l.linear.wa,
-                        l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm, linearLayout(l.linear.wout)));
+                l.linear == null ? null : new Linear(l.linear.wq, l.linear.wk, l.linear.wv, l.linear.wz, l.linear.wb,
+                        l.linear.wa, l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm,
+                        linearLayout(l.linear.wout)));
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -273,7 +284,7 @@ final class Weights implements AutoCloseable {
         Tensor qkvBias = !perHead || l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
         Linear m = l.linear;
-        Tensor linearIn = m == null ? null : sideBySide(m.wqkv, m.wz, m.wb, m.wa);
+        Tensor linearIn = m == null ? null : sideBySide(m.inputs());
         if (l.wgate == null || l.wgate.dim() != 2) {
             return new Fused(qkv, qkvBias, null, null, linearIn);
         }
@@ -321,16 +332,15 @@ final class Weights implements AutoCloseable {
         }
         Linear linear = l.linear;
         if (f.linearIn != null) {
-            long[] widths = {linear.wqkv.size(1), linear.wz.size(1), linear.wb.size(1), linear.wa.size(1)};
-            Tensor[] views = new Tensor[4];
+            Tensor[] inputs = linear.inputs();
+            Tensor[] views = new Tensor[inputs.length];
             long from = 0;
-            for (int i = 0; i < 4; i++) {
-                views[i] = f.linearIn.narrow(1, from, widths[i]);
-                from += widths[i];
+            for (int i = 0; i < inputs.length; i++) {
+                views[i] = f.linearIn.narrow(1, from, inputs[i].size(1));
+                from += inputs[i].size(1);
             }
-            closeAll(linear.wqkv, linear.wz, linear.wb, linear.wa);
-            linear = new Linear(views[0], views[1], views[2], views[3], linear.conv, linear.dtBias, linear.aLog,
-                    linear.norm, linear.wout);
+            closeAll(inputs);
+            linear = linear.withInputs(views);
         }
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,

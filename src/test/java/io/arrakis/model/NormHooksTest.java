@@ -42,7 +42,7 @@ class NormHooksTest {
     /** Norms that only normalise: no weight or bias in the checkpoint. */
     private static final Set<String> PARAMETERLESS_TYPES = Set.of("olmo", "nanochat");
     private static final Set<String> PLUS_ONE_TYPES = Set.of("gemma", "gemma2", "gemma3", "gemma3_text", "vaultgemma",
-            "nemotron", "qwen3_5_text", "qwen3_5_moe_text");
+            "nemotron", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_next");
 
     static List<Path> fixtures() {
         List<Path> dirs = new ArrayList<>(List.of(Fixtures.dir("gpt2-tiny"), Fixtures.dir("llama-tiny-gqa")));

@@ -20,7 +20,8 @@ public final class Families {
             new MiniMaxM2(), new DeepseekV3(), new Glm4MoeLite(), new DeepseekV2(), new Olmo(),
             new NanoChat(), new HunYuanDense(), new Dots1(), new Mistral4(), new HunYuanMoe(), new Ernie45Moe(),
             new FlexOlmo(), new Phimoe(), new Cohere2Moe(), new Youtu(), new Mellum(), new Afmoe(), new DeepseekV32(),
-            new GlmMoeDsa(), new HyV3(), new Qwen35(), new Qwen35Moe());
+            new GlmMoeDsa(), new HyV3(), new Qwen35(), new Qwen35Moe(),
+            new Qwen3Next());
 
     private Families() {
     }

@@ -6,6 +6,7 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 import static io.arrakis.model.family.CheckpointTensor.fusedLinear;
 import static io.arrakis.model.family.CheckpointTensor.linear;
@@ -31,7 +32,9 @@ import static io.arrakis.model.family.Slot.LIN_NORM;
 import static io.arrakis.model.family.Slot.LIN_W_A;
 import static io.arrakis.model.family.Slot.LIN_W_B;
 import static io.arrakis.model.family.Slot.LIN_W_OUT;
-import static io.arrakis.model.family.Slot.LIN_W_QKV;
+import static io.arrakis.model.family.Slot.LIN_W_K;
+import static io.arrakis.model.family.Slot.LIN_W_Q;
+import static io.arrakis.model.family.Slot.LIN_W_V;
 import static io.arrakis.model.family.Slot.LIN_W_Z;
 import static io.arrakis.model.family.Slot.LN1_W;
 import static io.arrakis.model.family.Slot.LN2_W;
@@ -144,17 +147,36 @@ final class Qwen35 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return layout(a, LlamaLayout.denseMlp(a.dMlp(), a.dModel()));
+        return layout(a, inputProjections(a), b -> b.layer(LlamaLayout.denseMlp(a.dMlp(), a.dModel())));
     }
 
-    /** The checkpoint of Qwen3.5's blocks with {@code mlp} as each layer's MLP. */
-    static Checkpoint layout(Architecture a, CheckpointTensor... mlp) {
+    /**
+     * A linear-attention layer's input projections as Qwen3.5 stores them: {@code in_proj_qkv} (queries, keys and
+     * values, in that order), {@code in_proj_z}, {@code in_proj_b}, {@code in_proj_a}.
+     */
+    static CheckpointTensor[] inputProjections(Architecture a) {
+        LinearAttention m = a.linearAttention();
+        long d = a.dModel();
+        long keys = (long) m.keyHeads() * m.keyDim();
+        long values = (long) m.valueHeads() * m.valueDim();
+        return new CheckpointTensor[] {fusedLinear("linear_attn.in_proj_qkv.weight", d, 1, part(LIN_W_Q, keys),
+                part(LIN_W_K, keys), part(LIN_W_V, values)),
+                linear("linear_attn.in_proj_z.weight", LIN_W_Z, values, d),
+                linear("linear_attn.in_proj_b.weight", LIN_W_B, m.valueHeads(), d),
+                linear("linear_attn.in_proj_a.weight", LIN_W_A, m.valueHeads(), d)};
+    }
+
+    /**
+     * The checkpoint of Qwen3.5's blocks with {@code inputs} as a linear-attention layer's input projections, and
+     * the MLP tensors {@code mlp} adds after {@code post_attention_layernorm}.
+     */
+    static Checkpoint layout(Architecture a, CheckpointTensor[] inputs, UnaryOperator<Checkpoint.Builder> mlp) {
         LinearAttention m = a.linearAttention();
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
         long values = (long) m.valueHeads() * m.valueDim();
-        return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
+        Checkpoint.Builder blocks = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d))
                 .layerWhere(l -> !m.at(l), fusedLinear("self_attn.q_proj.weight", d, a.nHeads(), part(WQ, a.dHead()),
@@ -162,18 +184,16 @@ final class Qwen35 extends ModelFamily {
                         linear("self_attn.k_proj.weight", WK, kv, d), linear("self_attn.v_proj.weight", WV, kv, d))
                 .layerWhere(l -> !m.at(l), LlamaLayout.qkNorms(a))
                 .layerWhere(l -> !m.at(l), linear("self_attn.o_proj.weight", WO, d, q))
-                .layerWhere(m::at, linear("linear_attn.in_proj_qkv.weight", LIN_W_QKV, m.convChannels(), d),
-                        linear("linear_attn.in_proj_z.weight", LIN_W_Z, values, d),
-                        linear("linear_attn.in_proj_b.weight", LIN_W_B, m.valueHeads(), d),
-                        linear("linear_attn.in_proj_a.weight", LIN_W_A, m.valueHeads(), d),
-                        stored("linear_attn.conv1d.weight", LIN_CONV, m.convChannels(), 1, m.convKernel()),
+                .layerWhere(m::at, inputs)
+                .layerWhere(m::at, stored("linear_attn.conv1d.weight", LIN_CONV, m.convChannels(), 1, m.convKernel()),
                         stored("linear_attn.dt_bias", LIN_DT_BIAS, m.valueHeads()),
                         stored("linear_attn.A_log", LIN_A_LOG, m.valueHeads()),
                         stored("linear_attn.norm.weight", LIN_NORM, m.valueDim()),
                         linear("linear_attn.out_proj.weight", LIN_W_OUT, d, values))
-                .layer(stored("post_attention_layernorm.weight", LN2_W, d))
-                .layer(mlp)
+                .layer(stored("post_attention_layernorm.weight", LN2_W, d));
+        return mlp.apply(blocks)
                 .global(stored("norm.weight", LNF_W, d))
+                .unread("mtp.") // the multi-token-prediction layer, which transformers' causal model leaves unread
                 .unembedding("lm_head.weight", a)
                 .build();
     }

@@ -68,6 +68,6 @@ final class Qwen35Moe extends ModelFamily {
         moe.addAll(LlamaLayout.experts(a, "mlp.experts."));
         moe.addAll(LlamaLayout.sharedExpert("mlp.shared_expert.", a.moe().sharedWidth(), d));
         moe.add(linear("mlp.shared_expert_gate.weight", SHARED_EXPERT_GATE, 1, d));
-        return Qwen35.layout(a, moe.toArray(CheckpointTensor[]::new));
+        return Qwen35.layout(a, Qwen35.inputProjections(a), b -> b.layer(moe.toArray(CheckpointTensor[]::new)));
     }
 }

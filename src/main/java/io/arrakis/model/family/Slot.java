@@ -79,11 +79,12 @@ public enum Slot {
     KV_A_NORM(true, Init.NORM),
     /** the keys' and values' up-projection {@code [kv_lora_rank, heads·(nope + v)]} ({@code kv_b_proj}) */
     W_KV_B(true, Init.NORMAL),
-    /**
-     * linear attention's ({@link LinearAttention}) projection of queries, keys and values {@code [d_model, channels]}
-     * ({@code in_proj_qkv}), before the convolution
-     */
-    LIN_W_QKV(true, Init.NORMAL),
+    /** linear attention's ({@link LinearAttention}) query projection {@code [d_model, key_heads·key_dim]} */
+    LIN_W_Q(true, Init.NORMAL),
+    /** linear attention's key projection {@code [d_model, key_heads·key_dim]} */
+    LIN_W_K(true, Init.NORMAL),
+    /** linear attention's value projection {@code [d_model, value_heads·value_dim]} */
+    LIN_W_V(true, Init.NORMAL),
     /** linear attention's output gate {@code [d_model, value_heads·value_dim]} ({@code in_proj_z}) */
     LIN_W_Z(true, Init.NORMAL),
     /** linear attention's projection to each value head's {@code beta} {@code [d_model, value_heads]} */
