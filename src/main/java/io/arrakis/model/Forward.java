@@ -180,8 +180,8 @@ final class Forward {
     /**
      * A linear-attention layer's token mixer ({@link LinearAttention}), as transformers' {@code Qwen3_5GatedDeltaNet}
      * computes it: its input projections as one product, the causal convolution and the model's activation over
-     * queries, keys and values, the decay rates in float32, the gated delta rule ({@link GatedDeltaRule}), then each head's output
-     * normalised, gated and projected.
+     * queries, keys and values, the decay rates in float32, the gated delta rule ({@link GatedDeltaRule}), then each
+     * head's output normalised, gated and projected.
      */
     private Tensor linearAttention(String b, Weights.Layer l, Weights.Fused f, Tensor x) {
         LinearAttention m = c.linearAttention();

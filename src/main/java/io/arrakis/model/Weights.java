@@ -75,8 +75,8 @@ final class Weights implements AutoCloseable {
         }
 
         private Linear withInputs(Tensor[] inputs) {
-            return new Linear(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], conv, dtBias, aLog, norm,
-                    wout);
+            return new Linear(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], conv, dtBias, aLog,
+                    norm, wout);
         }
 
         private Tensor[] inputs() {
