@@ -116,7 +116,7 @@ FAMILIES = [
     ("qwen3-5-moe", "qwen3_5_moe", "Qwen3_5MoeTextConfig", "Qwen3_5MoeForCausalLM",
      dict(EXPERTS, rope_parameters=MROPE)),
     ("qwen3-next", "qwen3_next", "Qwen3NextConfig", "Qwen3NextForCausalLM",  # layer 1's MLP dense
-     dict(EXPERTS, intermediate_size=64, mlp_only_layers=[1], rope_parameters=ROPE)),
+     dict(EXPERTS, intermediate_size=64, mlp_only_layers=[1], rope_parameters=ROPE, linear_value_head_dim=12)),
 ]
 
 
@@ -136,7 +136,7 @@ def make(root, folder, module, config_class, model_class, settings):
     causal_lm = getattr(transformers, model_class)
     out = os.path.join(root, folder)
     gen = torch.Generator().manual_seed(SEED)
-    config = getattr(transformers, config_class)(attn_implementation="eager", **CONFIG, **settings)
+    config = getattr(transformers, config_class)(attn_implementation="eager", **dict(CONFIG, **settings))
     model = causal_lm(config).to(torch.float32).eval()
     redraw(model, gen)
     ids = torch.randint(0, CONFIG["vocab_size"], (BATCH, SEQ), generator=gen)
@@ -227,7 +227,8 @@ def make(root, folder, module, config_class, model_class, settings):
         f.write("# %s, made by transformers\n\n"
                 "Made by `scripts/make-hf-hybrid-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
                 "`%s` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear "
-                "attention with 2 key heads and 4 value heads of 8, convolution kernel 4; %s), float32, CPU, eager "
+                "attention with %d key heads of %d and %d value heads of %d, convolution kernel 4; %s), float32, CPU, "
+                "eager "
                 "attention, every parameter redrawn from a generator seeded with %d (the query rows of the linear "
                 "attention's projection and convolution are its key rows plus 15%% noise, so that queries find their "
                 "keys as in a trained model); `reference.safetensors` holds one forward pass of %d x %d seeded ids, "
@@ -235,8 +236,9 @@ def make(root, folder, module, config_class, model_class, settings):
                 "tensor).\n"
                 % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    transformers.__version__, torch.__version__, platform.python_version(), model_class,
-                   ", ".join(config.layer_types), ", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH,
-                   SEQ))
+                   ", ".join(config.layer_types), config.linear_num_key_heads, config.linear_key_head_dim,
+                   config.linear_num_value_heads, config.linear_value_head_dim,
+                   ", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH, SEQ))
     print("wrote %s: %d tensors" % (out, len(rec) + 1))
 
 

@@ -193,7 +193,7 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new IllegalArgumentException("config.json's transformers_weights must be a file name, got " + weightsFile);
         }
         try (SafeTensorsDirectory files = SafeTensorsDirectory.open(dir, (String) weightsFile)) {
-            HfWeights.Source source = MultimodalCheckpoint.languageModel(config.multimodal(), new HfWeights.Source() {
+            HfWeights.Source stored = MultimodalCheckpoint.languageModel(config.multimodal(), new HfWeights.Source() {
                 @Override
                 public Set<String> names() {
                     return files.names();
@@ -209,6 +209,7 @@ public final class HookedAutoModel implements AutoCloseable {
                     return files.tensor(name);
                 }
             });
+            HfWeights.Source source = FusedExperts.perExpert(stored, config.checkpoint().tensors().keySet());
             MemoryCheck.require(config, HfWeights.storedUntiedCopy(config, source.names()), dtype, device);
             Path tokenizerFile = dir.resolve(HfTokenizer.FILE_NAME);
             return new HookedAutoModel(config, HfWeights.load(config, source, dtype, device), dtype, device,

@@ -156,11 +156,11 @@ final class MemoryCheck {
                     + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * config.dHead() : 0);
         }
         LinearAttention linear = a.linearAttention();
-        if (linear != null) { // the delta rule's float32 work: its inputs' copies, a chunk's three square matrices,
-            // the corrections, the keys that read the state, and the output
+        if (linear != null) { // the delta rule's float32 work: its inputs' copies and steps, a chunk's square matrices
+            // with the steps that make them, the corrections, the keys that read the state, and the output
             int k = linear.keyDim();
             int v = linear.valueDim();
-            bytes += 4.0 * linear.valueHeads() * (6.0 * (2 * k + v) + 3.0 * GatedDeltaRule.CHUNK + 2.0 * (k + v));
+            bytes += 4.0 * linear.valueHeads() * (8.0 * (2 * k + v) + 6.0 * GatedDeltaRule.CHUNK + 2.0 * (k + v));
         }
         return bytes;
     }

@@ -49,7 +49,7 @@ class PassMemoryEstimateTest {
             "mistral4 BFLOAT16 none 2", "dots1 BFLOAT16 none 2", "hunyuan-v1-dense BFLOAT16 none 2",
             "hunyuan-v1-moe BFLOAT16 none 2", "ernie4_5-moe BFLOAT16 none 2", "flex-olmo BFLOAT16 none 2",
             "phimoe BFLOAT16 none 2", "cohere2-moe BFLOAT16 none 2", "mellum BFLOAT16 none 2",
-            "afmoe BFLOAT16 none 2");
+            "afmoe BFLOAT16 none 2", "qwen3-5 BFLOAT16 none 4", "qwen3-5 FLOAT32 all 8", "qwen3-next BFLOAT16 none 4");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
@@ -78,6 +78,15 @@ class PassMemoryEstimateTest {
             Map.entry("mellum", Map.of("hidden_size", 256, "moe_intermediate_size", 256, "num_attention_heads", 8,
                     "num_key_value_heads", 2, "head_dim", 32, "num_experts", 8, "num_experts_per_tok", 2,
                     "vocab_size", 1000)),
+            Map.entry("qwen3-5", Map.of("hidden_size", 256, "intermediate_size", 704, "num_attention_heads", 8,
+                    "num_key_value_heads", 2, "head_dim", 32, "linear_num_key_heads", 16, "linear_num_value_heads", 32,
+                    "linear_key_head_dim", 64, "linear_value_head_dim", 64, "vocab_size", 1000)),
+            Map.entry("qwen3-next", Map.ofEntries(Map.entry("hidden_size", 256), Map.entry("intermediate_size", 704),
+                    Map.entry("moe_intermediate_size", 256), Map.entry("shared_expert_intermediate_size", 256),
+                    Map.entry("num_attention_heads", 8), Map.entry("num_key_value_heads", 2), Map.entry("head_dim", 32),
+                    Map.entry("linear_num_key_heads", 4), Map.entry("linear_num_value_heads", 8),
+                    Map.entry("linear_key_head_dim", 32), Map.entry("linear_value_head_dim", 32),
+                    Map.entry("num_experts", 8), Map.entry("num_experts_per_tok", 2), Map.entry("vocab_size", 1000))),
             Map.entry("afmoe", Map.of("hidden_size", 256, "moe_intermediate_size", 256, "intermediate_size", 1024,
                     "num_attention_heads", 8, "num_key_value_heads", 2, "head_dim", 32, "num_experts", 8,
                     "num_experts_per_tok", 2, "vocab_size", 1000)),

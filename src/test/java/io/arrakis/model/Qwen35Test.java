@@ -233,13 +233,14 @@ class Qwen35Test {
      * {@code Qwen3_5Config} reads it: a top-level true ties a head the file does not store whatever
      * {@code text_config} says, and a top-level false (the default) reads the stored head.
      */
-    @Test
-    void theMultimodalHeadIsTiedByTheWholeModelsKey() throws IOException {
+    @ParameterizedTest
+    @CsvSource({"qwen3-5, qwen3_5", "qwen3-5-moe, qwen3_5_moe"})
+    void theMultimodalHeadIsTiedByTheWholeModelsKey(String family, String modelType) throws IOException {
         Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(FIXTURE.resolve("config.json"))))
+        ((Map<?, ?>) Json.parse(Files.readString(Fixtures.huggingFace(family).resolve("config.json"))))
                 .forEach((k, v) -> text.put((String) k, v));
         text.put("tie_word_embeddings", false);
-        Map<String, Object> top = new LinkedHashMap<>(Map.of("model_type", "qwen3_5", "text_config", text,
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("model_type", modelType, "text_config", text,
                 "tie_word_embeddings", true));
         Files.writeString(dir.resolve("config.json"), Json.write(top));
         assertTrue(HookedAutoConfig.fromPretrained(dir).tiedEmbeddings());
@@ -247,6 +248,54 @@ class Qwen35Test {
         text.put("tie_word_embeddings", true);
         Files.writeString(dir.resolve("config.json"), Json.write(top));
         assertFalse(HookedAutoConfig.fromPretrained(dir).tiedEmbeddings(), "Qwen3_5Config's default");
+    }
+
+    /**
+     * The published Qwen3.5 mixtures store each layer's experts fused, {@code mlp.experts.gate_up_proj
+     * [experts, 2 · d_mlp, d_model]} and {@code mlp.experts.down_proj [experts, d_model, d_mlp]}, as transformers 5
+     * lays them out, where {@code save_pretrained} writes one tensor per expert: the fixture's experts so fused load as
+     * they are, in a text model's checkpoint and a multimodal one.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fusedExpertsLoadAsPublished(boolean multimodal) throws IOException {
+        Path fixture = Fixtures.huggingFace("qwen3-5-moe");
+        Map<String, Object> text = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json"))))
+                .forEach((k, v) -> text.put((String) k, v));
+        Files.writeString(dir.resolve("config.json"), Json.write(multimodal ? Map.of("model_type", "qwen3_5_moe",
+                "text_config", text) : text));
+        String prefix = multimodal ? "model.language_model." : "model.";
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(fixture.resolve("model.safetensors"));
+             SafeTensorsFile reference = SafeTensorsFile.open(fixture.resolve("reference.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                if (!name.contains(".mlp.experts.")) {
+                    tensors.put(name.startsWith("model.") ? prefix + name.substring("model.".length()) : name,
+                            weights.tensor(name));
+                }
+            }
+            for (int l = 0; l < 4; l++) {
+                String experts = "model.layers." + l + ".mlp.experts.";
+                List<Tensor> gateUp = new java.util.ArrayList<>();
+                List<Tensor> down = new java.util.ArrayList<>();
+                for (int e = 0; e < 4; e++) {
+                    gateUp.add(Tensor.cat(List.of(weights.tensor(experts + e + ".gate_proj.weight"),
+                            weights.tensor(experts + e + ".up_proj.weight")), 0));
+                    down.add(weights.tensor(experts + e + ".down_proj.weight"));
+                }
+                String fused = prefix + "layers." + l + ".mlp.experts.";
+                tensors.put(fused + "gate_up_proj", Tensor.stack(gateUp, 0));
+                tensors.put(fused + "down_proj", Tensor.stack(down, 0));
+            }
+            assertArrayEquals(new long[] {4, 32, 32}, tensors.get(prefix + "layers.0.mlp.experts.gate_up_proj").shape());
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                assertTrue(model.runWithHooks(reference.tensor("input_ids")).allclose(reference.tensor("logits"), 1e-4,
+                        1e-4));
+            }
+        }
     }
 
     /** A text model's checkpoint with its multi-token-prediction layer loads, the layer unread, as in transformers. */

@@ -29,9 +29,10 @@ import static io.arrakis.model.family.Slot.W_ROUTER;
  * {@code shared_expert_gate}; every layer's MLP is such a mixture.
  *
  * <p>Keys: {@code Qwen3_5MoeTextConfig} of {@code transformers} 5.17 with the keyword arguments Qwen3.5's reads.
- * Checkpoint: Qwen3.5's names with one tensor per expert ({@code mlp.experts.{e}.gate_proj/up_proj/down_proj}), the
- * router {@code mlp.gate} and {@code mlp.shared_expert.*}, {@code mlp.shared_expert_gate}, as the published files and
- * {@code save_pretrained} store them.
+ * Checkpoint: Qwen3.5's names with one tensor per expert ({@code mlp.experts.{e}.gate_proj/up_proj/down_proj}, as
+ * {@code save_pretrained} writes them; the published files' fused {@code mlp.experts.gate_up_proj} and
+ * {@code down_proj} are read as those, {@code io.arrakis.model.FusedExperts}), the router {@code mlp.gate},
+ * {@code mlp.shared_expert.*} and {@code mlp.shared_expert_gate}.
  */
 final class Qwen35Moe extends ModelFamily {
 
