@@ -127,6 +127,10 @@ public final class Plots {
                 throw new IllegalArgumentException("layer " + layers[i] + " does not exist: this " + model.config().family()
                         + " model has layers 0 to " + (nLayers - 1));
             }
+            if (model.config().linearAttention(layers[i])) {
+                throw new IllegalArgumentException("layer " + layers[i] + " of this " + model.config().family()
+                        + " model mixes tokens by linear attention, which has no attention pattern to plot");
+            }
             names[i] = patternName(layers[i]);
         }
         try (ModelOutput out = model.forward(inputIds, CacheSpec.only(names))) {

@@ -47,7 +47,8 @@ final class FusedExperts {
                 continue; // not the layout described above: the per-expert names stay missing, and are reported so
             }
             for (int e = 0; e < gateUp[0]; e++) {
-                slices.put(prefix + e + ".gate_proj.weight", new Slice(name, e, 0, width, new long[] {width, gateUp[2]}));
+                slices.put(prefix + e + ".gate_proj.weight", new Slice(name, e, 0, width,
+                        new long[] {width, gateUp[2]}));
                 slices.put(prefix + e + ".up_proj.weight", new Slice(name, e, width, width,
                         new long[] {width, gateUp[2]}));
                 slices.put(prefix + e + ".down_proj.weight", new Slice(down, e, 0, gateUp[2],

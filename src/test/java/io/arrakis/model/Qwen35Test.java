@@ -1,5 +1,6 @@
 package io.arrakis.model;
 
+import io.arrakis.bench.Plots;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.HeadDetectors;
@@ -198,9 +199,7 @@ class Qwen35Test {
     @CsvSource({"qwen3-5, qwen3_5", "qwen3-5-moe, qwen3_5_moe"})
     void theMultimodalCheckpointRunsAsItsTextModel(String family, String modelType) throws IOException {
         Path fixture = Fixtures.huggingFace(family);
-        Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json"))))
-                .forEach((k, v) -> text.put((String) k, v));
+        Map<String, Object> text = config(fixture);
         text.remove("architectures");
         Map<String, Object> top = Map.of("architectures", List.of("Qwen3_5ForConditionalGeneration"), "model_type",
                 modelType, "text_config", text, "vision_config", Map.of("depth", 1L, "hidden_size", 8L),
@@ -236,9 +235,7 @@ class Qwen35Test {
     @ParameterizedTest
     @CsvSource({"qwen3-5, qwen3_5", "qwen3-5-moe, qwen3_5_moe"})
     void theMultimodalHeadIsTiedByTheWholeModelsKey(String family, String modelType) throws IOException {
-        Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(Fixtures.huggingFace(family).resolve("config.json"))))
-                .forEach((k, v) -> text.put((String) k, v));
+        Map<String, Object> text = config(Fixtures.huggingFace(family));
         text.put("tie_word_embeddings", false);
         Map<String, Object> top = new LinkedHashMap<>(Map.of("model_type", modelType, "text_config", text,
                 "tie_word_embeddings", true));
@@ -260,9 +257,7 @@ class Qwen35Test {
     @ValueSource(booleans = {false, true})
     void fusedExpertsLoadAsPublished(boolean multimodal) throws IOException {
         Path fixture = Fixtures.huggingFace("qwen3-5-moe");
-        Map<String, Object> text = new LinkedHashMap<>();
-        ((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json"))))
-                .forEach((k, v) -> text.put((String) k, v));
+        Map<String, Object> text = config(fixture);
         Files.writeString(dir.resolve("config.json"), Json.write(multimodal ? Map.of("model_type", "qwen3_5_moe",
                 "text_config", text) : text));
         String prefix = multimodal ? "model.language_model." : "model.";
@@ -289,7 +284,8 @@ class Qwen35Test {
                 tensors.put(fused + "gate_up_proj", Tensor.stack(gateUp, 0));
                 tensors.put(fused + "down_proj", Tensor.stack(down, 0));
             }
-            assertArrayEquals(new long[] {4, 32, 32}, tensors.get(prefix + "layers.0.mlp.experts.gate_up_proj").shape());
+            assertArrayEquals(new long[] {4, 32, 32},
+                    tensors.get(prefix + "layers.0.mlp.experts.gate_up_proj").shape());
             SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
             try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
                 assertTrue(model.runWithHooks(reference.tensor("input_ids")).allclose(reference.tensor("logits"), 1e-4,
@@ -433,6 +429,17 @@ class Qwen35Test {
             m = assertThrows(IllegalArgumentException.class, () -> Head.of(1, 0).checkIn(model.config(), "sender"))
                     .getMessage();
             assertTrue(m.contains("L1H0") && m.contains("linear attention"), m);
+            m = assertThrows(IllegalArgumentException.class, () -> Plots.attentionPatterns(model, ids, new int[] {0},
+                    new int[] {0}, null, dir, 400, 400)).getMessage();
+            assertTrue(m.contains("layer 0") && m.contains("no attention pattern"), m);
         }
+    }
+
+    /** The fixture's {@code config.json} as a map to change. */
+    private static Map<String, Object> config(Path fixture) throws IOException {
+        Map<String, Object> config = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(fixture.resolve("config.json"))))
+                .forEach((k, v) -> config.put((String) k, v));
+        return config;
     }
 }

@@ -60,8 +60,9 @@ import static io.arrakis.model.family.Slot.W_ATTN_GATE;
  * <p>Keys: {@code Qwen3_5TextConfig} of {@code transformers} 5.17 with the keyword arguments it reads
  * ({@code partial_rotary_factor}, {@code full_attention_interval}) and the rotary keys files carry in place of
  * {@code rope_parameters}. Checkpoint: {@code Qwen3_5ForCausalLM}'s names ({@code self_attn.*} on the softmax layers,
- * {@code linear_attn.*} on the others). {@code attention_bias} is refused: the gate's half of the query bias is not
- * implemented, and the published models have none.
+ * {@code linear_attn.*} on the others; the multi-token-prediction layer {@code mtp.*} unread, as transformers leaves
+ * it). {@code attention_bias} is refused: the gate's half of the query bias is not implemented, and the published
+ * models have none.
  */
 final class Qwen35 extends ModelFamily {
     /** transformers' older names of layer types, which it maps before reading them. */
