@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
 
 import static io.arrakis.model.family.CheckpointTensor.fusedLinear;
 import static io.arrakis.model.family.CheckpointTensor.linear;
@@ -70,9 +71,17 @@ final class Qwen35 extends ModelFamily {
             "linear_attention", "attention", "full_attention");
 
     Qwen35() {
-        super("qwen3-5", "qwen3_5_text", Keys.of(List.of(
-                pos("vocab_size", 248320), pos("hidden_size", 4096), pos("intermediate_size", 12288),
-                count("num_hidden_layers", 32), pos("num_attention_heads", 16), pos("num_key_value_heads", 4),
+        super("qwen3-5", "qwen3_5_text", Keys.of(hybridKeys(pos("vocab_size", 248320), pos("hidden_size", 4096),
+                pos("intermediate_size", 12288), count("num_hidden_layers", 32), pos("num_attention_heads", 16),
+                pos("num_key_value_heads", 4)), Map.of()));
+    }
+
+    /**
+     * {@code keys} and the keys, with their defaults, that the configuration classes of Qwen3.5's blocks share
+     * ({@code Qwen3_5TextConfig}, {@code Qwen3_5MoeTextConfig}, {@code Qwen3NextConfig}).
+     */
+    static List<Key> hybridKeys(Key... keys) {
+        return Stream.concat(java.util.Arrays.stream(keys), Stream.of(
                 str("hidden_act", "silu"), pos("max_position_embeddings", 32768), dbl("initializer_range", 0.02),
                 posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
                 ropeParameters(), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"),
@@ -80,8 +89,7 @@ final class Qwen35 extends ModelFamily {
                 pos("head_dim", 256), pos("linear_conv_kernel_dim", 4), pos("linear_key_head_dim", 128),
                 pos("linear_value_head_dim", 128), pos("linear_num_key_heads", 16), pos("linear_num_value_heads", 32),
                 listOrNull("layer_types"), pos("full_attention_interval", 4), tok("pad_token_id", null),
-                tok("bos_token_id", null), tok("eos_token_id", null)),
-                Map.of()));
+                tok("bos_token_id", null), tok("eos_token_id", null))).toList();
     }
 
     @Override

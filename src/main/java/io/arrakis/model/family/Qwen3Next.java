@@ -16,12 +16,7 @@ import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.integer;
 import static io.arrakis.model.family.Key.listOrNull;
-import static io.arrakis.model.family.Key.mapOrNull;
 import static io.arrakis.model.family.Key.pos;
-import static io.arrakis.model.family.Key.posDbl;
-import static io.arrakis.model.family.Key.ropeParameters;
-import static io.arrakis.model.family.Key.str;
-import static io.arrakis.model.family.Key.tok;
 import static io.arrakis.model.family.Slot.LIN_W_A;
 import static io.arrakis.model.family.Slot.LIN_W_B;
 import static io.arrakis.model.family.Slot.LIN_W_K;
@@ -48,21 +43,13 @@ import static io.arrakis.model.family.Slot.W_ROUTER;
 final class Qwen3Next extends ModelFamily {
 
     Qwen3Next() {
-        super("qwen3-next", "qwen3_next", Keys.of(List.of(
-                pos("vocab_size", 151936), pos("hidden_size", 2048), pos("intermediate_size", 5632),
-                count("num_hidden_layers", 48), pos("num_attention_heads", 16), pos("num_key_value_heads", 2),
-                str("hidden_act", "silu"), pos("max_position_embeddings", 32768), dbl("initializer_range", 0.02),
-                posDbl("rms_norm_eps", 1e-6), bool("use_cache", true), bool("tie_word_embeddings", false),
-                ropeParameters(), posDbl("rope_theta", 10000.0), mapOrNull("rope_scaling"),
-                posDbl("partial_rotary_factor", 0.25), bool("attention_bias", false), dbl("attention_dropout", 0.0),
-                pos("head_dim", 256), pos("linear_conv_kernel_dim", 4), pos("linear_key_head_dim", 128),
-                pos("linear_value_head_dim", 128), pos("linear_num_key_heads", 16), pos("linear_num_value_heads", 32),
-                integer("decoder_sparse_step", 1), pos("moe_intermediate_size", 512),
-                pos("shared_expert_intermediate_size", 512), pos("num_experts_per_tok", 10), count("num_experts", 512),
-                bool("norm_topk_prob", true), bool("output_router_logits", false), dbl("router_aux_loss_coef", 0.001),
-                listOrNull("mlp_only_layers"), listOrNull("layer_types"), pos("full_attention_interval", 4),
-                tok("pad_token_id", null), tok("bos_token_id", null), tok("eos_token_id", null)),
-                Map.of()));
+        super("qwen3-next", "qwen3_next", Keys.of(Qwen35.hybridKeys(pos("vocab_size", 151936),
+                pos("hidden_size", 2048), pos("intermediate_size", 5632), count("num_hidden_layers", 48),
+                pos("num_attention_heads", 16), pos("num_key_value_heads", 2), integer("decoder_sparse_step", 1),
+                pos("moe_intermediate_size", 512), pos("shared_expert_intermediate_size", 512),
+                pos("num_experts_per_tok", 10), count("num_experts", 512), bool("norm_topk_prob", true),
+                bool("output_router_logits", false), dbl("router_aux_loss_coef", 0.001),
+                listOrNull("mlp_only_layers")), Map.of()));
     }
 
     @Override
