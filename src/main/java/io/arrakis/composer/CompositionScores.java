@@ -14,6 +14,7 @@ import org.apache.commons.statistics.descriptive.Mean;
 import org.apache.commons.statistics.descriptive.StandardDeviation;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
@@ -79,6 +80,12 @@ import java.util.Objects;
  * one more key, which has no value. A sink changes how much of each row the real keys receive (the pattern's rows sum
  * to less than 1), but not W_Q, W_K, W_V or W_O, from which alone the scores are defined: they are those of the same
  * weights without sinks, and they do not see that a head which gives most of its attention to its sink writes little.
+ *
+ * <p><b>Linear attention.</b> The linear-attention layers of Qwen3.5 and Qwen3-Next (gated DeltaNet) have no heads in
+ * this sense: a convolution over positions comes between the residual stream and their queries, keys and values. The
+ * scores of such a model are those of its softmax-attention layers' heads, as if the other layers were not there, and
+ * every pair with a head of a linear-attention layer is NaN (in the baseline-corrected scores too), as {@link
+ * ScoreReport} and the attention view leave out.
  *
  * <p>A head whose W_OV or R is zero scores 0 against everything.
  */
@@ -212,7 +219,8 @@ public final class CompositionScores {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(options, "options");
         HookedAutoConfig c = model.config();
-        int layers = c.nLayers();
+        int[] scored = softmaxLayers(c);
+        int layers = scored.length;
         int heads = c.nHeads();
         int dHead = c.dHead();
         int dModel = c.dModel();
@@ -223,11 +231,11 @@ public final class CompositionScores {
         progress.advanced(donePairs, totalPairs);
         DType productType = model.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         Device device = model.device();
-        requireFactorMemory(c, productType, device);
+        requireFactorMemory(c, layers, productType, device);
         try (TensorScope scope = TensorScope.open()) {
             HeadWeights weights = HeadWeights.of(model, options);
-            Tensor senders = weights.senderFactors(productType);           // [n, d_head, d_model]
-            Tensor receivers = weights.receiverFactors(mode, productType); // [n, d_head, d_model], transposed
+            Tensor senders = weights.senderFactors(scored, productType);           // [n, d_head, d_model]
+            Tensor receivers = weights.receiverFactors(mode, scored, productType); // [n, d_head, d_model], transposed
             double[] senderNorm = safeNorms(senders, n);
             double[] receiverNorm = safeNorms(receivers, n);
             Tensor senderNorms = Tensor.of(senderNorm, layers, heads).to(device);
@@ -264,9 +272,9 @@ public final class CompositionScores {
                 Tensor score = numerator.div(denominator);
                 rows.add(Tensor.cat(List.of(Tensor.zeros(new long[] {heads, l1 + 1, heads}, DType.FLOAT64, device), score), 1));
             }
-            Tensor scores = scope.keep(Tensor.stack(rows, 0));
+            Tensor scores = Tensor.stack(rows, 0);
             if (!options.baseline()) {
-                return new Result(scores, null, Double.NaN, Double.NaN);
+                return new Result(scope.keep(everyLayer(scores, scored, c)), null, Double.NaN, Double.NaN);
             }
             double[] sample = baselineSample(c, options.baselineSamples(), options.seed(), device);
             double mean = Mean.of(sample).getAsDouble();
@@ -278,23 +286,49 @@ public final class CompositionScores {
                 }
             }
             Tensor mask = Tensor.of(notPair, layers, 1, layers, 1).to(device);
-            Tensor corrected = scope.keep(scores.sub(mean).maskedFill(mask, 0.0));
-            return new Result(scores, corrected, mean, std);
+            Tensor corrected = scores.sub(mean).maskedFill(mask, 0.0);
+            return new Result(scope.keep(everyLayer(scores, scored, c)), scope.keep(everyLayer(corrected, scored, c)),
+                    mean, std);
         }
+    }
+
+    /** The layers that attend by softmax, whose heads the scores are made of: every layer but linear-attention ones. */
+    private static int[] softmaxLayers(HookedAutoConfig c) {
+        return java.util.stream.IntStream.range(0, c.nLayers()).filter(l -> !c.linearAttention(l)).toArray();
+    }
+
+    /**
+     * Scores {@code [S, H, S, H]} of the softmax-attention layers {@code scored} as {@code [L, H, L, H]} of all
+     * layers, NaN for every pair with a head of a linear-attention layer; the scores themselves where every layer
+     * attends by softmax.
+     */
+    private static Tensor everyLayer(Tensor scores, int[] scored, HookedAutoConfig c) {
+        if (scored.length == c.nLayers()) {
+            return scores;
+        }
+        int heads = c.nHeads();
+        Tensor all = Tensor.full(new long[] {c.nLayers(), heads, c.nLayers(), heads}, Double.NaN, DType.FLOAT64,
+                scores.device());
+        for (int i = 0; i < scored.length; i++) {
+            for (int j = 0; j < scored.length; j++) {
+                all.select(0, scored[i]).select(1, scored[j]).copyFrom(scores.select(0, i).select(1, j));
+            }
+        }
+        return all;
     }
 
     /**
      * Refuses, before anything is allocated, scores whose factors (sender and receiver, {@code [L·H, d_head, d_model]}
-     * each, held together) cannot fit in the memory available on the CPU.
+     * each for the {@code layers} scored, held together) cannot fit in the memory available on the CPU.
      */
-    private static void requireFactorMemory(HookedAutoConfig c, DType productType, Device device) {
-        double bytes = 2.0 * c.nLayers() * c.nHeads() * c.dHead() * c.dModel() * productType.byteSize();
+    private static void requireFactorMemory(HookedAutoConfig c, int layers, DType productType, Device device) {
+        double bytes = 2.0 * layers * c.nHeads() * c.dHead() * c.dModel() * productType.byteSize();
         long available = device.isCpu() ? HostMemory.availableBytes() : -1;
         if (available >= 0 && bytes > available) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "composition scores of %d layers x %d heads"
                     + " need %.1f GiB for their sender and receiver factors (%s, two of [layer * head, d_head,"
                     + " d_model]), but %.1f GiB of memory is available; score a model with fewer layers, or pairs"
-                    + " one at a time with pair()", c.nLayers(), c.nHeads(), bytes / (1L << 30), productType,
+                    + " one at a time with pair()", layers, c.nHeads(), bytes / (1L << 30), productType,
                     available / (double) (1L << 30)));
         }
     }
@@ -336,10 +370,10 @@ public final class CompositionScores {
 
     private enum Weight { Q, K, V, O }
 
-    /** Heads {@code head .. head + heads - 1} of blocks {@code layer .. layer + layers - 1}. */
-    private record Heads(int layer, int layers, int head, int heads) {
+    /** Heads {@code head .. head + heads - 1} of each of the blocks {@code layers}, in that order. */
+    private record Heads(int[] layers, int head, int heads) {
         static Heads of(Head h) {
-            return new Heads(h.layer(), 1, h.index(), 1);
+            return new Heads(new int[] {h.layer()}, h.index(), 1);
         }
     }
 
@@ -349,18 +383,15 @@ public final class CompositionScores {
      * {@link Options#maxBlockElements()} allows (at least one), so that the scores hold the factors of all heads but
      * the weights of one group.
      */
-    private record HeadWeights(HookedAutoModel model, Fold fold, Tensor queryScales, Tensor keyScales,
-                               Tensor outScales, int layersPerGroup) {
+    private record HeadWeights(HookedAutoModel model, Fold fold, int layersPerGroup) {
         /** The weights one layer's factors are made from, at most, in {@code d_model · d_head} blocks per head. */
         private static final int BLOCKS_PER_LAYER = 4;
 
         static HeadWeights of(HookedAutoModel model, Options options) {
-            model.config().requireSoftmaxAttention("composition");
             HookedAutoConfig c = model.config();
             long layerElements = (long) BLOCKS_PER_LAYER * c.nHeads() * c.dHead() * c.dModel();
             int perGroup = (int) Math.max(1, Math.min(c.nLayers(), options.maxBlockElements() / layerElements));
-            return new HeadWeights(model, Fold.of(model, options), model.queryNormWeights(),
-                    model.keyNormWeights(true), model.attentionOutNormWeights(), perGroup);
+            return new HeadWeights(model, Fold.of(model, options), perGroup);
         }
 
         /**
@@ -368,54 +399,46 @@ public final class CompositionScores {
          * (key/value heads repeated per query head), W_O {@code [layer · head, d_head, d_model]}.
          */
         Tensor group(Weight w, Heads heads, DType dtype) {
-            HookedAutoConfig c = model.config();
-            int from = heads.layer();
-            int count = heads.layers();
-            Tensor x = count == c.nLayers() ? all(w) : count == 1 ? layer(w, from).unsqueeze(0)
-                    : Tensor.stack(java.util.stream.IntStream.range(from, from + count).mapToObj(l -> layer(w, l))
-                    .toList(), 0); // [layer, head, ., .]
-            x = inType(x.narrow(1, heads.head(), heads.heads()), dtype);
-            Tensor scales = switch (w) { // per d_head feature of each head, or per d_model feature
-                case Q -> queryScales;
-                case K -> keyScales;
-                case V -> null;
-                case O -> outScales;
-            };
-            if (scales != null) {
-                Tensor scale = scales.narrow(0, from, count).to(dtype);
-                x = x.mul(w == Weight.O ? scale.view(count, 1, 1, -1)
-                        : scale.narrow(1, heads.head(), heads.heads()).unsqueeze(2));
+            List<Tensor> perLayer = new ArrayList<>(heads.layers().length);
+            for (int layer : heads.layers()) {
+                perLayer.add(layer(w, layer, heads, dtype));
             }
-            if (w == Weight.O) {
-                x = fold.centreWriting() ? x.sub(x.mean(3, true)) : x;
-            } else if (fold.scales() != null) {
-                x = x.mul(fold.scales().narrow(0, from, count).to(dtype).view(count, 1, -1, 1));
-                x = fold.centreReading() ? x.sub(x.mean(2, true)) : x;
-            }
-            return x.reshape((long) count * heads.heads(), x.size(2), x.size(3));
+            Tensor x = perLayer.size() == 1 ? perLayer.get(0) : Tensor.cat(perLayer, 0);
+            return x.reshape((long) heads.layers().length * heads.heads(), x.size(1), x.size(2));
         }
 
-        private Tensor all(Weight w) {
-            return switch (w) {
-                case Q -> model.W_Q();
-                case K -> model.W_K(true);
-                case V -> model.W_V(true);
-                case O -> model.W_O();
-            };
-        }
-
-        private Tensor layer(Weight w, int layer) {
-            return switch (w) {
+        /** Weight {@code w} of {@code heads}' heads in block {@code layer}, {@code [head, ., .]}. */
+        private Tensor layer(Weight w, int layer, Heads heads, DType dtype) {
+            Tensor all = switch (w) {
                 case Q -> model.W_Q(layer);
                 case K -> model.W_K(layer, true);
                 case V -> model.W_V(layer, true);
                 case O -> model.W_O(layer);
             };
+            Tensor x = inType(all.narrow(0, heads.head(), heads.heads()), dtype);
+            Tensor scale = switch (w) { // per d_head feature of each head, or per d_model feature
+                case Q -> model.queryNormWeights(layer);
+                case K -> model.keyNormWeights(layer, true);
+                case V -> null;
+                case O -> model.attentionOutNormWeights(layer);
+            };
+            if (scale != null) {
+                x = x.mul(w == Weight.O ? scale.to(dtype).view(1, 1, -1)
+                        : scale.to(dtype).narrow(0, heads.head(), heads.heads()).unsqueeze(1));
+            }
+            if (w == Weight.O) {
+                return fold.centreWriting() ? x.sub(x.mean(2, true)) : x;
+            }
+            if (fold.scales() != null) {
+                x = x.mul(fold.scales().select(0, layer).to(dtype).view(1, -1, 1));
+                x = fold.centreReading() ? x.sub(x.mean(1, true)) : x;
+            }
+            return x;
         }
 
-        /** Every head's sender factors, {@code [layer · head, d_head, d_model]}. */
-        Tensor senderFactors(DType dtype) {
-            return allGroups(heads -> senderFactors(heads, dtype), dtype);
+        /** The sender factors of every head of {@code layers}, {@code [layer · head, d_head, d_model]}. */
+        Tensor senderFactors(int[] layers, DType dtype) {
+            return allGroups(layers, heads -> senderFactors(heads, dtype), dtype);
         }
 
         /** The sender factors P Bᵀ of {@code heads}, {@code [layer · head, d_head, d_model]}. */
@@ -423,9 +446,9 @@ public final class CompositionScores {
             return CompositionScores.senderFactors(group(Weight.V, heads, dtype), group(Weight.O, heads, dtype));
         }
 
-        /** Every head's receiver factors for {@code mode}, transposed: {@code [layer · head, d_head, d_model]}. */
-        Tensor receiverFactors(Mode mode, DType dtype) {
-            return allGroups(heads -> receiverFactors(mode, heads, dtype), dtype);
+        /** The receiver factors for {@code mode} of every head of {@code layers}, transposed. */
+        Tensor receiverFactors(Mode mode, int[] layers, DType dtype) {
+            return allGroups(layers, heads -> receiverFactors(mode, heads, dtype), dtype);
         }
 
         /**
@@ -442,22 +465,23 @@ public final class CompositionScores {
         }
 
         /**
-         * The factors of every group of layers in one tensor: the only group's, or each written in as it is made,
-         * its work freed before the next.
+         * The factors of every head of {@code layers} in one tensor: the only group's, or each group's written in as
+         * it is made, its work freed before the next.
          */
-        private Tensor allGroups(java.util.function.Function<Heads, Tensor> ofGroup, DType dtype) {
+        private Tensor allGroups(int[] layers, java.util.function.Function<Heads, Tensor> ofGroup, DType dtype) {
             HookedAutoConfig c = model.config();
-            int layers = c.nLayers();
-            if (layersPerGroup >= layers) {
-                return ofGroup.apply(new Heads(0, layers, 0, c.nHeads()));
+            int heads = c.nHeads();
+            if (layersPerGroup >= layers.length) {
+                return ofGroup.apply(new Heads(layers, 0, heads));
             }
-            Tensor all = Tensor.empty(new long[] {(long) layers * c.nHeads(), c.dHead(), c.dModel()}, dtype,
+            Tensor all = Tensor.empty(new long[] {(long) layers.length * heads, c.dHead(), c.dModel()}, dtype,
                     model.device());
-            for (int from = 0; from < layers; from += layersPerGroup) {
-                int count = Math.min(layersPerGroup, layers - from);
+            for (int from = 0; from < layers.length; from += layersPerGroup) {
+                int count = Math.min(layersPerGroup, layers.length - from);
                 try (TensorScope scope = TensorScope.open()) {
-                    all.narrow(0, (long) from * c.nHeads(), (long) count * c.nHeads())
-                            .copyFrom(ofGroup.apply(new Heads(from, count, 0, c.nHeads())));
+                    all.narrow(0, (long) from * heads, (long) count * heads)
+                            .copyFrom(ofGroup.apply(new Heads(Arrays.copyOfRange(layers, from, from + count), 0,
+                                    heads)));
                 }
             }
             return all;

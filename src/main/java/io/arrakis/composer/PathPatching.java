@@ -54,6 +54,10 @@ import java.util.function.Function;
  * and V routes patch the receiver's key/value head, which the other query heads of its group share: the result is the
  * whole group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
+ * <p>In models with linear-attention layers (Qwen3.5, Qwen3-Next), senders and receivers are heads of the
+ * softmax-attention layers; a linear-attention layer between them is an attention output like any other, frozen or
+ * recomputed as the mode says.
+ *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
  * the batch and positions on that input.
  */
@@ -161,17 +165,15 @@ public final class PathPatching {
 
     /**
      * Every head in the layers below the receiver as a sender to {@code receiver}: {@code [layers, heads]} float64 on
-     * the CPU, with NaN where a head is not a sender (layers at or above the receiver's).
+     * the CPU, with NaN where a head is not a sender (layers at or above the receiver's, and linear-attention layers).
      */
     public static Tensor patchAllSenders(HookedAutoModel model, Tensor clean, Tensor corrupted, Head receiver, Route route,
                                          Function<Tensor, Double> metric, Mode mode) {
         checkCommon(model, receiver, route, metric, mode);
         checkInputs(clean, corrupted);
         checkReceiver(model.config(), receiver);
-        String[] names = new String[receiver.layer()];
-        for (int l = 0; l < names.length; l++) {
-            names[l] = zName(l);
-        }
+        String[] names = java.util.stream.IntStream.range(0, receiver.layer()).filter(l -> !model.config()
+                .linearAttention(l)).mapToObj(PathPatching::zName).toArray(String[]::new);
         try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
              CleanRun base = new CleanRun(model, clean, receiver.layer(), metric);
              ModelOutput corr = model.forward(corrupted, CacheSpec.only(names))) {
@@ -203,7 +205,10 @@ public final class PathPatching {
         }
     }
 
-    /** The one-sided form for every sender below {@code receiver}: {@code [layers, heads]}, NaN where not a sender. */
+    /**
+     * The one-sided form for every sender below {@code receiver}: {@code [layers, heads]}, NaN where not a sender (as
+     * in {@link #patchAllSenders}).
+     */
     public static Tensor ablateAllSenders(HookedAutoModel model, Tensor input, Head receiver, Route route,
                                           Function<Tensor, Double> metric, Ablation ablation, Mode mode) {
         checkCommon(model, receiver, route, metric, mode);
@@ -328,7 +333,7 @@ public final class PathPatching {
             double[] values = new double[layers * heads];
             Arrays.fill(values, Double.NaN);
             for (int l = 0; l < receiver.layer(); l++) {
-                for (int h = 0; h < heads; h++) {
+                for (int h = 0; h < heads && !model.config().linearAttention(l); h++) {
                     try (TensorScope scope = TensorScope.open()) {
                         values[l * heads + h] = effect(new Head(l, h), senderZ.apply(l, h), receiver, route, mode);
                     }
@@ -364,7 +369,6 @@ public final class PathPatching {
         if (model == null || receiver == null || route == null || metric == null || mode == null) {
             throw new IllegalArgumentException("model, receiver, route, metric and mode must not be null");
         }
-        model.config().requireSoftmaxAttention("path patching");
     }
 
     private static void checkInputs(Tensor clean, Tensor corrupted) {
@@ -378,8 +382,8 @@ public final class PathPatching {
     }
 
     /**
-     * Refuses a receiver that is not a head of {@code config}'s model, or is in layer 0, to which no head sends: what
-     * the patching of all senders checks, for callers that check before other work.
+     * Refuses a receiver that is not a head of {@code config}'s model, or that no head sends to (in layer 0, or above
+     * linear-attention layers only): what the patching of all senders checks, for callers that check before other work.
      *
      * @param config   the model's configuration
      * @param receiver the receiving head
@@ -389,6 +393,10 @@ public final class PathPatching {
         checkHead(config, receiver, "receiver");
         if (receiver.layer() == 0) {
             throw new IllegalArgumentException("the receiver " + receiver + " is in layer 0: no head sends to it");
+        }
+        if (java.util.stream.IntStream.range(0, receiver.layer()).allMatch(config::linearAttention)) {
+            throw new IllegalArgumentException("no head sends to the receiver " + receiver + ": the layers below it"
+                    + " mix tokens by linear attention, which has no heads");
         }
     }
 
@@ -400,6 +408,7 @@ public final class PathPatching {
             throw new IllegalArgumentException("the " + role + " " + head + " is out of range: the model has "
                     + c.nLayers() + " layers of " + c.nHeads() + " heads");
         }
+        head.checkIn(c, role); // in range: refuses a head of a linear-attention layer
     }
 
     private static void checkSender(HookedAutoModel model, Head sender, Head receiver) {

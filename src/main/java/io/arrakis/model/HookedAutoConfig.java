@@ -521,9 +521,8 @@ public final class HookedAutoConfig {
      * Whether a layer mixes tokens by linear attention (Qwen3.5's gated DeltaNet: a recurrent state each position
      * decays and corrects, {@link io.arrakis.model.family.LinearAttention}) rather than by softmax attention. Such a
      * layer has no attention pattern and no per-head query, key or value maps: its hooks are
-     * {@code blocks.i.linear_attn.*}; the head detectors give its heads no score, and the tools that read every
-     * layer's heads (composition scores, path patching, the attention view) refuse such a model
-     * ({@link #requireSoftmaxAttention}).
+     * {@code blocks.i.linear_attn.*}; the head detectors and composition scores give its heads no score (NaN), and
+     * path patching, which patches heads of the other layers, refuses them as senders and receivers.
      *
      * @param layer the layer index, {@code 0 <= layer < nLayers()}
      * @return true for a linear-attention layer
@@ -532,24 +531,6 @@ public final class HookedAutoConfig {
     public boolean linearAttention(int layer) {
         Objects.checkIndex(layer, arch.nLayers());
         return arch.linearAttentionAt(layer);
-    }
-
-    /**
-     * Refuses a model with linear-attention layers ({@link #linearAttention}) for a tool that reads the heads of every
-     * layer.
-     *
-     * @param tool what needs them, for the message
-     * @throws UnsupportedOperationException naming the linear-attention layers
-     */
-    public void requireSoftmaxAttention(String tool) {
-        List<Integer> linear = java.util.stream.IntStream.range(0, arch.nLayers()).filter(arch::linearAttentionAt)
-                .boxed().toList();
-        if (!linear.isEmpty()) {
-            throw new UnsupportedOperationException(tool + " reads every layer's attention heads, and layers "
-                    + linear + " of this " + family() + " model mix tokens by linear attention (gated DeltaNet), which"
-                    + " has no attention pattern or per-head query and key maps; the head detectors score its"
-                    + " softmax-attention layers");
-        }
     }
 
     /**

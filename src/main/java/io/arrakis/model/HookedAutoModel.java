@@ -1097,6 +1097,13 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
+    /** A copy of what {@code make} gives (a weight, a view of one, or work on it), the work freed. */
+    private static Tensor copied(java.util.function.Supplier<Tensor> make) {
+        try (TensorScope scope = TensorScope.open()) {
+            return scope.keep(make.get().copy());
+        }
+    }
+
     private static Tensor owned(Tensor viewOrFresh) {
         try (viewOrFresh) {
             return viewOrFresh.isContiguous() ? viewOrFresh.copy() : viewOrFresh.contiguous();
@@ -1347,25 +1354,38 @@ public final class HookedAutoModel implements AutoCloseable {
      * no query norm. A new tensor.
      */
     public Tensor queryNormWeights() {
-        return using(() -> qkNormScales(Weights.Layer::qNorm, config.nHeads(), false));
+        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+                : stackLayers(l -> qkNormScale(softmaxLayer(l).qNorm(), config.nHeads(), false)));
     }
 
     /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
     public Tensor keyNormWeights(boolean repeatKv) {
-        return using(() -> qkNormScales(Weights.Layer::kNorm, config.nKvHeads(), repeatKv));
+        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+                : stackLayers(l -> qkNormScale(softmaxLayer(l).kNorm(), config.nKvHeads(), repeatKv)));
     }
 
-    private Tensor qkNormScales(java.util.function.Function<Weights.Layer, Tensor> weight, int heads, boolean repeatKv) {
-        if (config.architecture().qkNorm() == Architecture.QkNorm.NONE) {
-            return null;
-        }
+    /**
+     * Block {@code layer}'s query-norm scales {@code [head, d_head]}, as {@link #queryNormWeights()} gives every
+     * layer's; null where the family has no query norm. A new tensor.
+     */
+    public Tensor queryNormWeights(int layer) {
+        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+                : copied(() -> qkNormScale(softmaxLayer(layer).qNorm(), config.nHeads(), false)));
+    }
+
+    /** Block {@code layer}'s key-norm scales {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
+    public Tensor keyNormWeights(int layer, boolean repeatKv) {
+        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+                : copied(() -> qkNormScale(softmaxLayer(layer).kNorm(), config.nKvHeads(), repeatKv)));
+    }
+
+    /** A query or key norm's weight {@code w} as per-head scales {@code [heads, d_head]}, a view where it can be. */
+    private Tensor qkNormScale(Tensor w, int heads, boolean repeatKv) {
         boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
-        return stackLayers(l -> {
-            Tensor w = weight.apply(softmaxLayer(l));
-            Tensor scale = config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
-            Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead()) : scale.view(heads, config.dHead());
-            return repeatKv(perHeadScale, repeatKv);
-        });
+        Tensor scale = config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
+        Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead())
+                : scale.view(heads, config.dHead());
+        return repeatKv(perHeadScale, repeatKv);
     }
 
     /**
@@ -1376,15 +1396,17 @@ public final class HookedAutoModel implements AutoCloseable {
      * normalise the attention's output. A new tensor.
      */
     public Tensor attentionOutNormWeights() {
-        return using(() -> {
-            if (!config.architecture().outputNorms()) {
-                return null;
-            }
-            return stackLayers(l -> {
-                Tensor w = layer(l).attnOutNorm();
-                return config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
-            });
-        });
+        return using(() -> config.architecture().outputNorms() ? stackLayers(this::attentionOutNormScale) : null);
+    }
+
+    /** Block {@code layer}'s attention-output norm scales {@code [d_model]}, as {@link #attentionOutNormWeights()}. */
+    public Tensor attentionOutNormWeights(int layer) {
+        return using(() -> config.architecture().outputNorms() ? copied(() -> attentionOutNormScale(layer)) : null);
+    }
+
+    private Tensor attentionOutNormScale(int layer) {
+        Tensor w = layer(layer).attnOutNorm();
+        return config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
     }
 
     /**

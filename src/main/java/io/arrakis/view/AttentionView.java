@@ -10,6 +10,7 @@ import io.arrakis.io.AtomicFiles;
 import io.arrakis.io.IoErrors;
 import io.arrakis.json.Json;
 import io.arrakis.model.CacheSpec;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.ModelOutput;
 import io.arrakis.text.Tokenizer;
@@ -47,7 +48,8 @@ import java.util.stream.LongStream;
  * {@code blocks.L.attn.hook_pattern} of {@link HookedAutoModel#forward}, the composition scores those of
  * {@link CompositionScores#compute}, the head scores those of {@link HeadDetectors#detect}, the effects those of
  * {@link PathPatching#patchAllSenders}. A value that is no finite number (a head a detector cannot measure, a weight a
- * model computed as NaN or infinite) shows as {@code ·}.
+ * model computed as NaN or infinite) shows as {@code ·}. A linear-attention layer (Qwen3.5, Qwen3-Next) has no pattern
+ * and its heads no scores: the page says so.
  */
 public final class AttentionView {
     private static final String TEMPLATE = "page.html";
@@ -79,7 +81,7 @@ public final class AttentionView {
      * @param answer            the token whose logit difference to {@code wrong} the patching measures at the last
      *                          position; -1 for the clean input's top token
      * @param wrong             the other token; -1 for the corrupted input's top token
-     * @param receivers         the receiving heads; empty for every head of the last layer
+     * @param receivers         the receiving heads; empty for every head of the last layer (attending by softmax)
      * @param routes            the receivers' inputs to patch; empty for Q, K and V
      * @param progress          told how many of the page's steps are done
      */
@@ -156,11 +158,9 @@ public final class AttentionView {
      * @throws IllegalArgumentException for more than one sequence, a corrupted input of another shape, a one-layer
      *     model asked for patching, or patching whose clean and corrupted inputs predict the same token with no
      *     answer and wrong token given
-     * @throws UnsupportedOperationException for a model with linear-attention layers
      */
     public static AttentionView of(HookedAutoModel model, Tensor ids, Options options) {
         Objects.requireNonNull(options, "options");
-        model.config().requireSoftmaxAttention("the attention view");
         if (ids.dim() < 1 || ids.dim() > 2) {
             throw new IllegalArgumentException("the input ids must be [pos] or [1, pos], got shape "
                     + Arrays.toString(ids.shape()));
@@ -329,17 +329,21 @@ public final class AttentionView {
         return labels;
     }
 
-    /** Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it. */
+    /**
+     * Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it; null
+     * for a linear-attention layer, which has none.
+     */
     private static List<Object> patterns(HookedAutoModel model, Tensor clean) {
         int layers = model.config().nLayers();
-        String[] names = new String[layers];
+        List<String> names = new ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
-            names[l] = "blocks." + l + ".attn.hook_pattern";
+            names.add(model.config().linearAttention(l) ? null : "blocks." + l + ".attn.hook_pattern");
         }
         List<Object> out = new ArrayList<>(layers);
-        try (ModelOutput result = model.forward(clean, CacheSpec.only(names))) {
+        try (ModelOutput result = model.forward(clean, CacheSpec.only(names.stream().filter(Objects::nonNull)
+                .toArray(String[]::new)))) {
             for (String name : names) {
-                out.add(floats(result.cache().get(name).toFloatArray()));
+                out.add(name == null ? null : floats(result.cache().get(name).toFloatArray()));
             }
         }
         return out;
@@ -396,17 +400,21 @@ public final class AttentionView {
         }
     }
 
+    /** The receivers given, else every head of the last softmax-attention layer. */
     private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
-        int layers = model.config().nLayers();
-        if (layers < 2) {
-            throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has one layer");
+        HookedAutoConfig c = model.config();
+        int[] softmax = java.util.stream.IntStream.range(0, c.nLayers()).filter(l -> !c.linearAttention(l)).toArray();
+        if (softmax.length < 2) {
+            throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has "
+                    + (c.nLayers() == 1 ? "one layer" : softmax.length + " layer attending by softmax, the others"
+                    + " by linear attention, which has no heads"));
         }
         if (!given.isEmpty()) {
             return given;
         }
         List<Head> last = new ArrayList<>();
-        for (int h = 0; h < model.config().nHeads(); h++) {
-            last.add(Head.of(layers - 1, h));
+        for (int h = 0; h < c.nHeads(); h++) {
+            last.add(Head.of(softmax[softmax.length - 1], h));
         }
         return last;
     }

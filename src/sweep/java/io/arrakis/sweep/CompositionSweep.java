@@ -4,6 +4,7 @@ import io.arrakis.io.ModelFolder;
 
 import io.arrakis.Progress;
 import io.arrakis.composer.CompositionScores;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.Tensor;
 import org.apache.spark.api.java.JavaRDD;
@@ -27,7 +28,7 @@ import java.util.stream.Stream;
 /**
  * All-pairs composition scores of many checkpoints (training steps, or a zoo of models), as one Spark job: a task per
  * checkpoint, which it loads, scores and closes; one row per (checkpoint, sender, receiver) with the sender's layer
- * below the receiver's.
+ * below the receiver's, both attending by softmax (the heads of linear-attention layers have no score).
  */
 public final class CompositionSweep {
     /** The columns of the output. */
@@ -127,13 +128,14 @@ public final class CompositionSweep {
             throw new IllegalArgumentException("checkpoint " + checkpoint + ": " + e.getMessage(), e);
         }
         try (HookedAutoModel model = loaded; Tensor scores = CompositionScores.allPairs(model, mode)) {
-            int layers = model.config().nLayers();
-            int heads = model.config().nHeads();
+            HookedAutoConfig c = model.config();
+            int layers = c.nLayers();
+            int heads = c.nHeads();
             double[] s = scores.toDoubleArray();
             for (int l1 = 0; l1 < layers; l1++) {
-                for (int h1 = 0; h1 < heads; h1++) {
+                for (int h1 = 0; h1 < heads && !c.linearAttention(l1); h1++) {
                     for (int l2 = l1 + 1; l2 < layers; l2++) {
-                        for (int h2 = 0; h2 < heads; h2++) {
+                        for (int h2 = 0; h2 < heads && !c.linearAttention(l2); h2++) {
                             rows.add(RowFactory.create(checkpoint, l1, h1, l2, h2, mode.name(),
                                     s[((l1 * heads + h1) * layers + l2) * heads + h2]));
                         }

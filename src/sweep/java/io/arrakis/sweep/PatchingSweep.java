@@ -30,7 +30,8 @@ import static org.apache.spark.sql.functions.col;
 /**
  * Path patching of every sender into chosen receivers over many prompt pairs, as one Spark job: a task per slice of
  * prompts, each on its executor's model ({@link ExecutorModels}); one row per (prompt, sender, receiver) with the
- * sender's layer below the receiver's, its effect exactly {@link PathPatching#patch}'s value for that pair and prompt.
+ * sender's layer below the receiver's (a softmax-attention layer), its effect exactly {@link PathPatching#patch}'s
+ * value for that pair and prompt.
  */
 public final class PatchingSweep {
     /** The columns of the output. */
@@ -55,15 +56,24 @@ public final class PatchingSweep {
     private PatchingSweep() {
     }
 
-    /** Every head of layers 1 and up: the receivers of {@code --receivers all}. */
+    /**
+     * Every head of the layers above the first that attends by softmax, linear-attention layers left out: the
+     * receivers of {@code --receivers all}.
+     */
     public static List<Head> allReceivers(HookedAutoConfig config) {
         if (config.nLayers() < 2) {
             throw new IllegalArgumentException("this model has one layer: no head receives from another");
         }
+        int[] softmax = java.util.stream.IntStream.range(0, config.nLayers()).filter(l -> !config.linearAttention(l))
+                .toArray();
+        if (softmax.length < 2) {
+            throw new IllegalArgumentException("this model has " + softmax.length + " layer attending by softmax, the"
+                    + " others by linear attention, which has no heads: no head receives from another");
+        }
         List<Head> heads = new ArrayList<>();
-        for (int l = 1; l < config.nLayers(); l++) {
+        for (int i = 1; i < softmax.length; i++) {
             for (int h = 0; h < config.nHeads(); h++) {
-                heads.add(Head.of(l, h));
+                heads.add(Head.of(softmax[i], h));
             }
         }
         return heads;
@@ -83,7 +93,7 @@ public final class PatchingSweep {
                 double[] effects = PathPatching.patchAllSenders(model, clean, corrupted, receiver, route, metric,
                         PathPatching.Mode.PATH).toDoubleArray();
                 for (int l = 0; l < receiver.layer(); l++) {
-                    for (int h = 0; h < heads; h++) {
+                    for (int h = 0; h < heads && !model.config().linearAttention(l); h++) {
                         rows.add(RowFactory.create(p.id(), l, h, receiver.layer(), receiver.index(), route.name(),
                                 effects[l * heads + h], cleanMetric, corruptedMetric));
                     }

@@ -38,6 +38,9 @@ class GpuCheckTest {
             assertTrue(row.get("mixture_of_experts").equals(true)
                     || ((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < bound,
                     row.toString());
+            Map<String, Object> composition = (Map<String, Object>) row.get("composition_device_vs_cpu_max_abs");
+            assertEquals(3, composition.size(), row.toString());
+            composition.values().forEach(d -> assertEquals(0.0, ((Number) d).doubleValue(), row.toString()));
             Path files = dir.resolve("work/parity").resolve((String) row.get("model"));
             assertTrue(Files.size(files.resolve("ours_cpu_logits.f32")) > 0);
             assertTrue(Files.isRegularFile(files.resolve("ids.txt")));
@@ -68,6 +71,8 @@ class GpuCheckTest {
         assertEquals(0.0, GpuCheck.maxAbs(new float[] {1, 2}, new float[] {1, 2}));
         assertEquals(Double.POSITIVE_INFINITY, GpuCheck.maxAbs(new float[] {1}, new float[] {1, 2}));
         assertTrue(Double.isNaN(GpuCheck.maxAbs(new float[] {Float.NaN}, new float[] {1})));
+        assertEquals(0.5, GpuCheck.maxAbsOfScores(new float[] {Float.NaN, 1}, new float[] {Float.NaN, 1.5f}));
+        assertTrue(Double.isNaN(GpuCheck.maxAbsOfScores(new float[] {Float.NaN, 1}, new float[] {0, 1})));
         assertEquals(Device.CPU, Device.parse("CPU"));
     }
 }

@@ -408,7 +408,7 @@ class Qwen35Test {
     }
 
     @Test
-    void headDetectorsScoreTheSoftmaxLayersAndTheToolsThatReadEveryLayerRefuse() {
+    void theToolsScoreTheSoftmaxLayerAndRefuseTheLinearOnes() {
         try (TensorScope scope = TensorScope.open();
              HookedAutoModel model = HookedAutoModel.fromPretrained(FIXTURE);
              HeadDetectors.Scores s = HeadDetectors.detect(model, 8, 2, 1)) {
@@ -419,13 +419,16 @@ class Qwen35Test {
                     assertEquals(i < 12, Double.isNaN(v[i]), "layer " + i / 4 + ", head " + i % 4);
                 }
             }
-            String m = assertThrows(UnsupportedOperationException.class,
-                    () -> CompositionScores.allPairs(model, CompositionScores.Mode.Q)).getMessage();
-            assertTrue(m.contains("composition") && m.contains("[0, 1, 2]"), m);
+            // one softmax layer: no pair of heads to compose, nor a sender for its heads
+            double[] scores = CompositionScores.allPairs(model, CompositionScores.Mode.Q).toDoubleArray();
+            for (int i = 0; i < scores.length; i++) {
+                boolean lastToLast = i / 64 == 3 && i / 4 % 4 == 3;
+                assertEquals(lastToLast ? 0.0 : Double.NaN, scores[i], "entry " + i);
+            }
             Tensor ids = Tensor.of(new long[] {1, 2, 3, 4}, 1, 4);
-            m = assertThrows(UnsupportedOperationException.class, () -> PathPatching.patch(model, ids, ids,
-                    Head.of(0, 0), Head.of(3, 0), PathPatching.Route.Q, logits -> 0.0)).getMessage();
-            assertTrue(m.contains("path patching"), m);
+            String m = assertThrows(IllegalArgumentException.class, () -> PathPatching.patchAllSenders(model, ids, ids,
+                    Head.of(3, 0), PathPatching.Route.Q, logits -> 0.0, PathPatching.Mode.PATH)).getMessage();
+            assertTrue(m.contains("no head sends") && m.contains("linear attention"), m);
             m = assertThrows(IllegalArgumentException.class, () -> Head.of(1, 0).checkIn(model.config(), "sender"))
                     .getMessage();
             assertTrue(m.contains("L1H0") && m.contains("linear attention"), m);

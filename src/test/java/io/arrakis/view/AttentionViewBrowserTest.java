@@ -242,6 +242,40 @@ class AttentionViewBrowserTest {
         }
     }
 
+    /**
+     * A page of Qwen3.5's fixture, three linear-attention layers and one softmax layer: the linear layers are named so
+     * in the layer list and show, on hover, that they have no pattern; the softmax layer's weights are forward's.
+     */
+    @Test
+    void aLinearAttentionLayerShowsThatItHasNoPattern() {
+        Path hybrid = dir.resolve("hybrid.html");
+        Path model = Fixtures.huggingFace("qwen3-5");
+        String ids = "1,5,9,3,7,2";
+        cli("view", "--model", model.toString(), "--input-ids", ids, "--out", hybrid.toString());
+        String name = "blocks.3.attn.hook_pattern";
+        Map<?, ?> pattern = (Map<?, ?>) ((Map<?, ?>) Json.parse(cli("forward", "--model", model.toString(),
+                "--input-ids", ids, "--hooks", name, "--json"))).get(name);
+        try {
+            browser.get(hybrid.toUri().toString());
+            Select layer = new Select(browser.findElement(By.id("pattern-layer")));
+            assertEquals(List.of("0 (linear attention)", "1 (linear attention)", "2 (linear attention)", "3"),
+                    layer.getOptions().stream().map(WebElement::getText).toList());
+            WebElement canvas = browser.findElement(By.id("pattern-canvas"));
+            layer.selectByValue("1");
+            assertTrue(hover(canvas, 4, 2).contains("layer 1 mixes tokens by linear attention"), "no pattern");
+            layer.selectByValue("3");
+            new Select(browser.findElement(By.id("pattern-head"))).selectByValue("2");
+            String shown = hover(canvas, 4, 2);
+            double expected = number(((List<?>) pattern.get("data")).get(2 * 36 + 4 * 6 + 2));
+            assertEquals(expected, Double.parseDouble(shown.substring(shown.lastIndexOf(':') + 1).trim()), 5e-5, shown);
+            List<LogEntry> severe = browser.manage().logs().get(LogType.BROWSER).getAll().stream()
+                    .filter(e -> e.getLevel().intValue() >= Level.WARNING.intValue()).toList();
+            assertEquals(List.of(), severe.stream().map(LogEntry::getMessage).toList(), "console errors and warnings");
+        } finally {
+            browser.get(page.toUri().toString());
+        }
+    }
+
     @Test
     void aScoreThatIsNoNumberRanksLast() {
         new Select(browser.findElement(By.id("composition-mode"))).selectByValue("Q");
