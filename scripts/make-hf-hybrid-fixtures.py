@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts, and
-Qwen3-Next.
+"""Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts,
+Qwen3-Next, and LFM2.
 
 They (`transformers/models/qwen3_5`, `qwen3_5_moe`, `qwen3_next`) mix gated DeltaNet layers (linear attention: a
 causal convolution, then the gated delta rule's recurrence) with gated softmax-attention layers, which
 `make-hf-fixtures.py`'s uniform attention hooks cannot describe. This script builds a tiny `Qwen3_5ForCausalLM`,
 `Qwen3_5MoeForCausalLM` and `Qwen3NextForCausalLM` (float32, CPU, eval mode, eager attention), redraws every parameter
 from a seeded generator, runs one forward pass on seeded ids long enough for more than one of the delta rule's
-64-position chunks, and records its activations as transformers computes them.
+64-position chunks, and records its activations as transformers computes them. LFM2 (`transformers/models/lfm2`)
+mixes short-convolution layers with softmax attention: a tiny `Lfm2ForCausalLM` made the same way.
 
 Usage
 -----
     python3 scripts/make-hf-hybrid-fixtures.py [OUT]
 
-    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5, OUT/qwen3-5-moe and
-         OUT/qwen3-next.
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5, OUT/qwen3-5-moe,
+         OUT/qwen3-next and OUT/lfm2.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 
@@ -40,6 +41,12 @@ reference.safetensors:
     blocks.{i}.linear_attn.hook_core   float32 [batch, pos, value_heads, value_dim]  the delta rule's output
     blocks.{i}.linear_attn.hook_gate   float32 [batch, pos, value_heads, value_dim]  the gated norm's gate
     blocks.{i}.linear_attn.hook_z      float32 [batch, pos, value_heads, value_dim]  out_proj's input
+  LFM2's convolution layers:
+    blocks.{i}.conv.hook_b/c/x         float32 [batch, pos, d_model]  in_proj's three gates
+    blocks.{i}.conv.hook_conv          float32 [batch, pos, d_model]  the causal convolution of B * x
+    blocks.{i}.conv.hook_z             float32 [batch, pos, d_model]  out_proj's input, C times the convolution
+  LFM2's attention layers: attn.hook_q/k/v as above (no gate), attn.hook_q_normed/k_normed (after q_layernorm and
+    k_layernorm), attn.hook_pattern, attn.hook_z
     ln_final.hook_normalized, logits
     bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
 README.md: how it was made, with the versions.
@@ -120,9 +127,102 @@ FAMILIES = [
 ]
 
 
+# LFM2: short-convolution layers between two softmax-attention ones; its MLP width adjusted from 50 to 48 (two thirds,
+# rounded up to a multiple of 16); biases on the convolutions
+LFM2 = dict(
+    vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    intermediate_size=50, block_multiple_of=16, max_position_embeddings=128, norm_eps=1e-5, conv_bias=True,
+    conv_L_cache=3, layer_types=["conv", "full_attention", "conv", "full_attention"], tie_word_embeddings=True,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+)
+
+
 def main(argv):
+    root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf"
     for family in FAMILIES:
-        make(argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf", *family)
+        make(root, *family)
+    make_lfm2(root)
+
+
+def make_lfm2(root):
+    """LFM2's fixture: its convolution layers' gates, convolution and product, its attention layers' hooks."""
+    import torch
+    import transformers
+    from transformers.models.lfm2 import modeling_lfm2 as m
+
+    gen = torch.Generator().manual_seed(SEED)
+    config = transformers.Lfm2Config(attn_implementation="eager", **LFM2)
+    model = transformers.Lfm2ForCausalLM(config).to(torch.float32).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(tuple(p.shape), generator=gen)
+            p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / p.shape[-1] ** 0.5)
+    ids = torch.randint(0, LFM2["vocab_size"], (BATCH, SEQ), generator=gen)
+    rec = {}
+
+    def keep(key, t):
+        rec[key] = t.detach().to(torch.float32).contiguous().clone()
+
+    conv_layers = [i for i, t in enumerate(config.layer_types) if t == "conv"]
+    conv_layer = iter(conv_layers)  # the convolution is called once per convolution layer, in order
+    conv_fn = m.causal_conv1d_fn
+
+    def recorded_conv(hidden_states, *args, **kwargs):
+        out = conv_fn(hidden_states, *args, **kwargs)
+        keep("blocks.%d.conv.hook_conv" % next(conv_layer), out.transpose(1, 2))
+        return out
+
+    m.causal_conv1d_fn = recorded_conv
+    heads, d_head = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    d = config.hidden_size
+    handles = []
+    for i, layer in enumerate(model.model.layers):
+        b = "blocks.%d." % i
+        handles.append(layer.register_forward_pre_hook(
+            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
+            with_kwargs=True))
+        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
+        handles.append(layer.feed_forward.register_forward_hook(
+            lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        if i in conv_layers:
+            c = layer.conv
+
+            def gates(mod, args, o, b=b):
+                keep(b + "conv.hook_b", o[..., :d])
+                keep(b + "conv.hook_c", o[..., d:2 * d])
+                keep(b + "conv.hook_x", o[..., 2 * d:])
+
+            handles.append(c.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
+            handles.append(c.in_proj.register_forward_hook(gates))
+            handles.append(c.out_proj.register_forward_pre_hook(
+                lambda mod, args, b=b: keep(b + "conv.hook_z", args[0])))
+        else:
+            a = layer.self_attn
+            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o[0])))
+            for proj, hook in ((a.q_proj, "attn.hook_q"), (a.k_proj, "attn.hook_k"), (a.v_proj, "attn.hook_v")):
+                handles.append(proj.register_forward_hook(
+                    lambda mod, args, o, b=b, hook=hook: keep(b + hook, o.unflatten(-1, (-1, d_head)))))
+            for norm, hook in ((a.q_layernorm, "attn.hook_q_normed"), (a.k_layernorm, "attn.hook_k_normed")):
+                handles.append(norm.register_forward_hook(lambda mod, args, o, b=b, hook=hook: keep(b + hook, o)))
+            handles.append(a.out_proj.register_forward_pre_hook(
+                lambda mod, args, b=b: keep(b + "attn.hook_z", args[0].unflatten(-1, (heads, d_head)))))
+    handles.append(model.model.embedding_norm.register_forward_hook(
+        lambda mod, args, o: keep("ln_final.hook_normalized", o)))
+    with torch.no_grad():
+        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
+    for h in handles:
+        h.remove()
+    m.causal_conv1d_fn = conv_fn
+    if next(conv_layer, None) is not None:
+        raise RuntimeError("the convolution ran fewer times than there are convolution layers")
+    full = [i for i in range(config.num_hidden_layers) if i not in conv_layers]
+    for i, pattern in zip(full, result.attentions, strict=True):
+        keep("blocks.%d.attn.hook_pattern" % i, pattern)
+    keep("logits", result.logits)
+    save(root, "lfm2", model, transformers.Lfm2ForCausalLM, ids, rec,
+         "`Lfm2ForCausalLM` (layer types %s; d_model 32, 4 heads of 8 with 2 key/value heads, convolution kernel 3 with"
+         " biases, MLP 48 wide from intermediate_size 50), float32, CPU, eager attention, every parameter redrawn from"
+         " a generator seeded with %d" % (", ".join(config.layer_types), SEED))
 
 
 def make(root, folder, module, config_class, model_class, settings):
@@ -130,11 +230,9 @@ def make(root, folder, module, config_class, model_class, settings):
 
     import torch
     import transformers
-    from safetensors.torch import save_file
 
     m = importlib.import_module("transformers.models.%s.modeling_%s" % (module, module))
     causal_lm = getattr(transformers, model_class)
-    out = os.path.join(root, folder)
     gen = torch.Generator().manual_seed(SEED)
     config = getattr(transformers, config_class)(attn_implementation="eager", **dict(CONFIG, **settings))
     model = causal_lm(config).to(torch.float32).eval()
@@ -215,30 +313,38 @@ def make(root, folder, module, config_class, model_class, settings):
     if not torch.allclose(model.lm_head(model.model.norm(last)), rec["logits"], atol=1e-5):
         raise RuntimeError("the logits are not the last residual stream's through the final norm and head")
 
+    save(root, folder, model, causal_lm, ids, rec,
+         "`%s` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear attention with %d key heads"
+         " of %d and %d value heads of %d, convolution kernel 4; %s), float32, CPU, eager attention, every parameter"
+         " redrawn from a generator seeded with %d (the query rows of the linear attention's projection and"
+         " convolution are its key rows plus 15%% noise, so that queries find their keys as in a trained model)"
+         % (model_class, ", ".join(config.layer_types), config.linear_num_key_heads, config.linear_key_head_dim,
+            config.linear_num_value_heads, config.linear_value_head_dim,
+            ", ".join("%s %s" % kv for kv in settings.items()), SEED))
+
+
+def save(root, folder, model, causal_lm, ids, rec, made):
+    """Writes the model, its reference (with the saved model's bfloat16 logits) and a README saying how it was made."""
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    out = os.path.join(root, folder)
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
     model.save_pretrained(out)
     bfloat16 = causal_lm.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="eager").eval()
     with torch.no_grad():
-        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
+        rec["bfloat16.logits"] = bfloat16(input_ids=ids, use_cache=False).logits.to(torch.float32)
     save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# %s, made by transformers\n\n"
                 "Made by `scripts/make-hf-hybrid-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
-                "`%s` (layer types %s; d_model 32, 4 heads of 16 with 2 key/value heads, linear "
-                "attention with %d key heads of %d and %d value heads of %d, convolution kernel 4; %s), float32, CPU, "
-                "eager "
-                "attention, every parameter redrawn from a generator seeded with %d (the query rows of the linear "
-                "attention's projection and convolution are its key rows plus 15%% noise, so that queries find their "
-                "keys as in a trained model); `reference.safetensors` holds one forward pass of %d x %d seeded ids, "
-                "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
-                "tensor).\n"
+                "%s; `reference.safetensors` holds one forward pass of %d x %d seeded ids, and the logits of the same "
+                "pass with the weights in bfloat16 (the script's docstring lists each tensor).\n"
                 % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(), model_class,
-                   ", ".join(config.layer_types), config.linear_num_key_heads, config.linear_key_head_dim,
-                   config.linear_num_value_heads, config.linear_value_head_dim,
-                   ", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH, SEQ))
+                   transformers.__version__, torch.__version__, platform.python_version(), made, BATCH, SEQ))
     print("wrote %s: %d tensors" % (out, len(rec) + 1))
 
 

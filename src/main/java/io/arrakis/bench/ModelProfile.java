@@ -125,7 +125,8 @@ public final class ModelProfile {
         if (local.startsWith("hook_resid_")) {
             return "resid";
         }
-        if (local.startsWith("attn.") || local.startsWith("linear_attn.") || local.equals("hook_attn_out")) {
+        if (local.startsWith("attn.") || local.startsWith("linear_attn.") || local.startsWith("conv.")
+                || local.equals("hook_attn_out")) {
             return "attn";
         }
         if (local.startsWith("mlp.") || local.equals("hook_mlp_out")) {

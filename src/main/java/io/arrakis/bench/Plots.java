@@ -127,9 +127,10 @@ public final class Plots {
                 throw new IllegalArgumentException("layer " + layers[i] + " does not exist: this " + model.config().family()
                         + " model has layers 0 to " + (nLayers - 1));
             }
-            if (model.config().linearAttention(layers[i])) {
+            if (!model.config().attentionHeads(layers[i])) {
                 throw new IllegalArgumentException("layer " + layers[i] + " of this " + model.config().family()
-                        + " model mixes tokens by linear attention, which has no attention pattern to plot");
+                        + " model mixes tokens by " + model.config().mixer(layers[i]).description() + ", which has no"
+                        + " attention pattern to plot");
             }
             names[i] = patternName(layers[i]);
         }

@@ -294,7 +294,7 @@ public final class CompositionScores {
 
     /** The layers that attend by softmax, whose heads the scores are made of: every layer but linear-attention ones. */
     private static int[] softmaxLayers(HookedAutoConfig c) {
-        return java.util.stream.IntStream.range(0, c.nLayers()).filter(l -> !c.linearAttention(l)).toArray();
+        return java.util.stream.IntStream.range(0, c.nLayers()).filter(c::attentionHeads).toArray();
     }
 
     /**

@@ -27,10 +27,10 @@ public record Head(int layer, int index) {
      */
     public void checkIn(HookedAutoConfig c, String what) {
         if (layer < c.nLayers() && index < c.nHeads()) {
-            if (c.linearAttention(layer)) {
+            if (!c.attentionHeads(layer)) {
                 throw new IllegalArgumentException((what == null || what.isEmpty() ? "head " : what + " head ") + this
-                        + " is in layer " + layer + ", which mixes tokens by linear attention: it has no attention"
-                        + " heads");
+                        + " is in layer " + layer + ", which mixes tokens by " + c.mixer(layer).description()
+                        + ": it has no attention heads");
             }
             return;
         }

@@ -118,7 +118,7 @@ public final class HeadDetectors {
         int o = bos.isPresent() ? 1 : 0; // where the repeated tokens start
         List<String> names = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            if (!c.linearAttention(l)) {
+            if (c.attentionHeads(l)) {
                 names.add(pattern(l));
             }
         }
@@ -130,7 +130,7 @@ public final class HeadDetectors {
             try (ModelOutput out = model.forward(ids, CacheSpec.only(names.toArray(String[]::new)))) {
                 ActivationCache cache = out.cache();
                 for (int l = 0; l < layers; l++) {
-                    if (c.linearAttention(l)) { // no pattern to score
+                    if (!c.attentionHeads(l)) { // no pattern to score
                         Tensor none = Tensor.full(new long[] {c.nHeads()}, Double.NaN, DType.FLOAT32, model.device());
                         p.add(none);
                         in.add(none);

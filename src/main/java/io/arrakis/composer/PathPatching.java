@@ -172,8 +172,8 @@ public final class PathPatching {
         checkCommon(model, receiver, route, metric, mode);
         checkInputs(clean, corrupted);
         checkReceiver(model.config(), receiver);
-        String[] names = java.util.stream.IntStream.range(0, receiver.layer()).filter(l -> !model.config()
-                .linearAttention(l)).mapToObj(PathPatching::zName).toArray(String[]::new);
+        String[] names = java.util.stream.IntStream.range(0, receiver.layer()).filter(model.config()::attentionHeads)
+                .mapToObj(PathPatching::zName).toArray(String[]::new);
         try (HookHandle held = model.holdHooks(); TensorScope scope = TensorScope.open();
              CleanRun base = new CleanRun(model, clean, receiver.layer(), metric);
              ModelOutput corr = model.forward(corrupted, CacheSpec.only(names))) {
@@ -333,7 +333,7 @@ public final class PathPatching {
             double[] values = new double[layers * heads];
             Arrays.fill(values, Double.NaN);
             for (int l = 0; l < receiver.layer(); l++) {
-                for (int h = 0; h < heads && !model.config().linearAttention(l); h++) {
+                for (int h = 0; h < heads && model.config().attentionHeads(l); h++) {
                     try (TensorScope scope = TensorScope.open()) {
                         values[l * heads + h] = effect(new Head(l, h), senderZ.apply(l, h), receiver, route, mode);
                     }
@@ -394,9 +394,9 @@ public final class PathPatching {
         if (receiver.layer() == 0) {
             throw new IllegalArgumentException("the receiver " + receiver + " is in layer 0: no head sends to it");
         }
-        if (java.util.stream.IntStream.range(0, receiver.layer()).allMatch(config::linearAttention)) {
+        if (java.util.stream.IntStream.range(0, receiver.layer()).noneMatch(config::attentionHeads)) {
             throw new IllegalArgumentException("no head sends to the receiver " + receiver + ": the layers below it"
-                    + " mix tokens by linear attention, which has no heads");
+                    + " have no attention heads (they mix tokens by " + config.mixers(0, receiver.layer()) + ")");
         }
     }
 

@@ -7,6 +7,7 @@ import io.arrakis.model.family.LinearAttention;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.QueryTemperature;
 import io.arrakis.model.family.Rope;
+import io.arrakis.model.family.ShortConvolution;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -113,8 +114,11 @@ final class Forward {
         Weights.Fused f = w.fused.get(i);
         Tensor residPre = hook.at(b + "hook_resid_pre", x);
         Tensor attnIn = c.inputNorms() ? hookedNorm(b + "ln1.", residPre, l.ln1w(), l.ln1b()) : residPre;
-        Tensor attnOut = c.linearAttentionAt(i) ? linearAttention(b, l, f, attnIn)
-                : attention(i, b, l, f, attnIn, rotary);
+        Tensor attnOut = switch (c.mixer(i)) {
+            case SOFTMAX_ATTENTION -> attention(i, b, l, f, attnIn, rotary);
+            case LINEAR_ATTENTION -> linearAttention(b, l, f, attnIn);
+            case SHORT_CONVOLUTION -> shortConvolution(b, l, attnIn);
+        };
         if (c.outputNorms()) { // the output is normalised before the residual sum (gemma2, olmo2, glm4, ...)
             attnOut = norm(attnOut, l.attnOutNorm(), null);
         }
@@ -207,6 +211,27 @@ final class Forward {
         Tensor gate = hook.at(a + "hook_gate", in.get(1).reshape(batch, pos, m.valueHeads(), m.valueDim()));
         Tensor z = hook.at(a + "hook_z", gatedNorm(core, gate, t.norm()));
         return w.project(z.reshape(batch, pos, values), t.wout(), null);
+    }
+
+    /**
+     * A short-convolution layer's token mixer ({@link ShortConvolution}), as transformers' {@code Lfm2ShortConv}
+     * computes it: the gates B, C and x from one projection, B · x convolved causally over positions, channel by
+     * channel, times C, projected back.
+     */
+    private Tensor shortConvolution(String b, Weights.Layer l, Tensor x) {
+        Weights.Conv t = l.conv();
+        long pos = x.size(1);
+        long d = c.dModel();
+        List<Tensor> gates = w.project(x, t.win(), t.bin()).split(new long[] {d, d, d}, -1);
+        String a = b + "conv.";
+        Tensor gateB = hook.at(a + "hook_b", gates.get(0));
+        Tensor gateC = hook.at(a + "hook_c", gates.get(1));
+        Tensor in = hook.at(a + "hook_x", gates.get(2));
+        // padded on both ends, the convolution's last kernel - 1 outputs would read later positions: dropped
+        Tensor convolved = hook.at(a + "hook_conv", gateB.mul(in).transpose(1, 2).conv1d(t.kernel(), t.kernelBias(),
+                c.shortConvolution().kernel() - 1, d).narrow(2, 0, pos).transpose(1, 2));
+        Tensor z = hook.at(a + "hook_z", gateC.mul(convolved));
+        return w.project(z, t.wout(), t.bout());
     }
 
     /** The strictly upper triangle of a {@link GatedDeltaRule#CHUNK}-position chunk on {@code device}. */

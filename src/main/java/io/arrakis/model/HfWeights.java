@@ -193,7 +193,10 @@ final class HfWeights {
                 t.get(Slot.LIN_W_Q) == null ? null : new Weights.Linear(t.get(Slot.LIN_W_Q), t.get(Slot.LIN_W_K),
                         t.get(Slot.LIN_W_V), t.get(Slot.LIN_W_Z), t.get(Slot.LIN_W_B), t.get(Slot.LIN_W_A),
                         t.get(Slot.LIN_CONV), t.get(Slot.LIN_DT_BIAS), t.get(Slot.LIN_A_LOG), t.get(Slot.LIN_NORM),
-                        t.get(Slot.LIN_W_OUT)));
+                        t.get(Slot.LIN_W_OUT)),
+                t.get(Slot.CONV_W_IN) == null ? null : new Weights.Conv(t.get(Slot.CONV_W_IN), t.get(Slot.CONV_B_IN),
+                        t.get(Slot.CONV_KERNEL), t.get(Slot.CONV_KERNEL_BIAS), t.get(Slot.CONV_W_OUT),
+                        t.get(Slot.CONV_B_OUT)));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

@@ -518,19 +518,41 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * Whether a layer mixes tokens by linear attention (Qwen3.5's gated DeltaNet: a recurrent state each position
-     * decays and corrects, {@link io.arrakis.model.family.LinearAttention}) rather than by softmax attention. Such a
-     * layer has no attention pattern and no per-head query, key or value maps: its hooks are
-     * {@code blocks.i.linear_attn.*}; the head detectors and composition scores give its heads no score (NaN), and
-     * path patching, which patches heads of the other layers, refuses them as senders and receivers.
+     * How a layer mixes tokens: softmax attention, linear attention (Qwen3.5's gated DeltaNet: a recurrent state each
+     * position decays and corrects, {@link io.arrakis.model.family.LinearAttention}, hooks
+     * {@code blocks.i.linear_attn.*}) or a short convolution (LFM2's, {@link io.arrakis.model.family.ShortConvolution},
+     * hooks {@code blocks.i.conv.*}). Only softmax attention has heads ({@link #attentionHeads}).
      *
      * @param layer the layer index, {@code 0 <= layer < nLayers()}
-     * @return true for a linear-attention layer
+     * @return its mixer
      * @throws IndexOutOfBoundsException for a layer outside the model
      */
-    public boolean linearAttention(int layer) {
+    public Architecture.Mixer mixer(int layer) {
         Objects.checkIndex(layer, arch.nLayers());
-        return arch.linearAttentionAt(layer);
+        return arch.mixer(layer);
+    }
+
+    /**
+     * Whether a layer has attention heads, an attention pattern and per-head query, key and value maps: it attends by
+     * softmax ({@link #mixer}). The head detectors and composition scores give the heads of other layers no score
+     * (NaN); path patching, which patches heads, refuses them as senders and receivers.
+     *
+     * @param layer the layer index, {@code 0 <= layer < nLayers()}
+     * @return true for a softmax-attention layer
+     * @throws IndexOutOfBoundsException for a layer outside the model
+     */
+    public boolean attentionHeads(int layer) {
+        return mixer(layer) == Architecture.Mixer.SOFTMAX_ATTENTION;
+    }
+
+    /**
+     * The mixers of layers {@code from .. to - 1} that have no heads, for messages: "linear attention (gated
+     * DeltaNet)".
+     */
+    public String mixers(int from, int to) {
+        return java.util.stream.IntStream.range(from, to).mapToObj(this::mixer)
+                .filter(m -> m != Architecture.Mixer.SOFTMAX_ATTENTION).distinct().map(Architecture.Mixer::description)
+                .collect(java.util.stream.Collectors.joining(" and "));
     }
 
     /**

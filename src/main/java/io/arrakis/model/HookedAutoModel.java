@@ -907,7 +907,8 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * Block {@code layer}'s output weights {@code [head, d_head, d_model]} ({@code d_head} of the values); for a
      * linear-attention layer, its {@code out_proj} per value head {@code [value_head, value_dim, d_model]}, which
-     * {@code blocks.i.linear_attn.hook_z} multiplies.
+     * {@code blocks.i.linear_attn.hook_z} multiplies; for a short-convolution layer, its {@code out_proj} as one head
+     * {@code [1, d_model, d_model]}, which {@code blocks.i.conv.hook_z} multiplies.
      */
     public Tensor W_O(int layer) {
         return using(() -> owned(perHeadOut(layer)));
@@ -1059,22 +1060,24 @@ public final class HookedAutoModel implements AutoCloseable {
         return weights.layers.get(layer);
     }
 
-    /** Block {@code layer}'s weights, refusing a linear-attention layer, which no per-head query map reads. */
+    /** Block {@code layer}'s weights, refusing a layer without heads, which no per-head query map reads. */
     private Weights.Layer softmaxLayer(int layer) {
         Weights.Layer l = layer(layer);
-        if (l.linear() != null) {
+        String why = switch (config.mixer(layer)) {
+            case SOFTMAX_ATTENTION -> null;
+            case LINEAR_ATTENTION -> "its queries, keys and values pass a convolution over positions, so no per-head"
+                    + " W_Q, W_K, W_V, W_G nor their biases map the residual stream to them; read blocks." + layer
+                    + ".linear_attn.hook_q/k/v instead (W_O(" + layer + ") exists: its value heads' out_proj)";
+            case SHORT_CONVOLUTION -> "it has no heads, queries, keys or values; read blocks." + layer
+                    + ".conv.hook_b/c/x instead (W_O(" + layer + ") exists: its out_proj, as one head)";
+        };
+        if (why != null) {
             throw new UnsupportedOperationException("layer " + layer + " of this " + config.family() + " model mixes"
-                    + " tokens by linear attention (gated DeltaNet): its queries, keys and values pass a convolution"
-                    + " over positions, so no per-head W_Q, W_K, W_V, W_G nor their biases map the residual stream to"
-                    + " them; read blocks." + layer + ".linear_attn.hook_q/k/v instead (W_O(" + layer + ") exists:"
-                    + " its value heads' out_proj). Softmax-attention layers: " + softmaxLayers());
+                    + " tokens by " + config.mixer(layer).description() + ": " + why + ". Softmax-attention layers: "
+                    + java.util.stream.IntStream.range(0, config.nLayers()).filter(config::attentionHeads).boxed()
+                    .toList());
         }
         return l;
-    }
-
-    private List<Integer> softmaxLayers() {
-        return java.util.stream.IntStream.range(0, config.nLayers())
-                .filter(i -> !config.architecture().linearAttentionAt(i)).boxed().toList();
     }
 
     // The per-layer pieces below are views of the weights (or fresh zeros): stacking copies them once, and owned()
@@ -1119,12 +1122,15 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Each head's rows of the output projection; a linear-attention layer's, each value head's of its out_proj. */
     private Tensor perHeadOut(int layer) {
-        Weights.Linear linear = layer(layer).linear();
-        if (linear != null) {
-            LinearAttention m = config.architecture().linearAttention();
-            return linear.wout().view(m.valueHeads(), m.valueDim(), config.dModel());
-        }
-        return layer(layer).wo().view(config.nHeads(), config.dHeadV(), config.dModel());
+        Weights.Layer l = layer(layer);
+        return switch (config.mixer(layer)) {
+            case SOFTMAX_ATTENTION -> l.wo().view(config.nHeads(), config.dHeadV(), config.dModel());
+            case LINEAR_ATTENTION -> {
+                LinearAttention m = config.architecture().linearAttention();
+                yield l.linear().wout().view(m.valueHeads(), m.valueDim(), config.dModel());
+            }
+            case SHORT_CONVOLUTION -> l.conv().wout().view(1, config.dModel(), config.dModel());
+        };
     }
 
     /** The per-head view of the bias {@code b} of the projection {@code w} (zeros where it has none). */
@@ -1148,7 +1154,8 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private Tensor outBias(int layer) {
-        Tensor bo = layer(layer).bo();
+        Weights.Layer l = layer(layer);
+        Tensor bo = l.conv() != null ? l.conv().bout() : l.bo();
         return bo != null ? bo.view(config.dModel()) : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
     }
 
@@ -1500,13 +1507,19 @@ public final class HookedAutoModel implements AutoCloseable {
                 names.add(b + "ln1.hook_scale");
                 names.add(b + "ln1.hook_normalized");
             }
-            if (config.architecture().linearAttentionAt(i)) {
-                for (String h : new String[] {"hook_q", "hook_k", "hook_v", "hook_beta", "hook_decay", "hook_core",
-                        "hook_gate", "hook_z"}) {
-                    names.add(b + "linear_attn." + h);
+            switch (config.architecture().mixer(i)) {
+                case SOFTMAX_ATTENTION -> attentionHookNames(config, i, names);
+                case LINEAR_ATTENTION -> {
+                    for (String h : new String[] {"hook_q", "hook_k", "hook_v", "hook_beta", "hook_decay", "hook_core",
+                            "hook_gate", "hook_z"}) {
+                        names.add(b + "linear_attn." + h);
+                    }
                 }
-            } else {
-                attentionHookNames(config, i, names);
+                case SHORT_CONVOLUTION -> {
+                    for (String h : new String[] {"hook_b", "hook_c", "hook_x", "hook_conv", "hook_z"}) {
+                        names.add(b + "conv." + h);
+                    }
+                }
             }
             names.add(b + "hook_attn_out");
             if (!config.parallelResidual()) {

@@ -168,7 +168,8 @@ final class MemoryCheck {
     /**
      * The bytes per token of the activations {@code kept}, besides the logits: a query, key or value keeps its layer's
      * whole Q/K/V product (they are views of it; in linear attention, of the convolution's output), linear attention's
-     * gate its input projections' product, a gated MLP's gate or up projection both halves of theirs.
+     * gate its input projections' product, a short convolution's gates their product, a gated MLP's gate or up
+     * projection both halves of theirs.
      */
     private static double keptBytesPerToken(HookedAutoConfig config, Set<String> hookNames,
                                             java.util.function.Predicate<String> kept,
@@ -193,6 +194,10 @@ final class MemoryCheck {
                     || local.equals("linear_attn.hook_v")) { // views of the convolution's output
                 if (products.add(layer + "convolved")) {
                     bytes += (double) linear.convChannels() * dtype.byteSize();
+                }
+            } else if (local.equals("conv.hook_b") || local.equals("conv.hook_c") || local.equals("conv.hook_x")) {
+                if (products.add(layer + "gates")) { // views of the short convolution's input projection
+                    bytes += 3.0 * config.dModel() * dtype.byteSize();
                 }
             } else if (local.equals("linear_attn.hook_gate")) { // a view of the input projections' product
                 bytes += ((double) linear.convChannels() + (double) linear.valueHeads() * (linear.valueDim() + 2))
@@ -236,6 +241,9 @@ final class MemoryCheck {
         }
         if (name.contains(".shared_expert.")) {
             return config.architecture().moe().sharedWidth();
+        }
+        if (name.contains(".conv.")) { // a short convolution's gates, convolution and product: d_model each
+            return config.dModel();
         }
         LinearAttention linear = config.architecture().linearAttention();
         if (name.contains(".linear_attn.")) {

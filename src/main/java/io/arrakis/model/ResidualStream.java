@@ -179,7 +179,8 @@ public final class ResidualStream {
     /**
      * Each attention head's output, {@code z · W_O} times granite's residual multiplier, labelled {@code "L0H0"},
      * {@code "L0H1"}, ..., as TransformerLens's {@code stack_head_results()}; a linear-attention layer's heads are its
-     * value heads, each {@code linear_attn.hook_z} times its rows of {@code out_proj}. A block's heads sum to its
+     * value heads, each {@code linear_attn.hook_z} times its rows of {@code out_proj}, and a short-convolution layer
+     * is one head, {@code conv.hook_z} times its {@code out_proj}. A block's heads sum to its
      * {@code hook_attn_out} less its output bias {@code b_O} (times the multiplier), which, like everything else in
      * the stream, belongs to the remainder.
      *
@@ -199,9 +200,16 @@ public final class ResidualStream {
         List<String> names = new ArrayList<>();
         long components = includeRemainder ? 1 : 0;
         for (int l = 0; l < arch.nLayers(); l++) {
-            boolean linear = arch.linearAttentionAt(l);
-            names.add("blocks." + l + (linear ? ".linear_attn.hook_z" : ".attn.hook_z"));
-            components += linear ? arch.linearAttention().valueHeads() : arch.nHeads();
+            switch (arch.mixer(l)) {
+                case SOFTMAX_ATTENTION -> names.add("blocks." + l + ".attn.hook_z");
+                case LINEAR_ATTENTION -> names.add("blocks." + l + ".linear_attn.hook_z");
+                case SHORT_CONVOLUTION -> names.add("blocks." + l + ".conv.hook_z");
+            }
+            components += switch (arch.mixer(l)) {
+                case SOFTMAX_ATTENTION -> arch.nHeads();
+                case LINEAR_ATTENTION -> arch.linearAttention().valueHeads();
+                case SHORT_CONVOLUTION -> 1;
+            };
         }
         List<Tensor> z = require("stackHeadResults", withFinalResid(names, includeRemainder || applyLn));
         long[] zShape = z.getFirst().shape(); // [batch, pos, heads, d_head]
@@ -211,7 +219,8 @@ public final class ResidualStream {
         try (TensorScope scope = TensorScope.open()) {
             List<Tensor> perLayer = new ArrayList<>();
             for (int l = 0; l < arch.nLayers(); l++) {
-                Tensor heads = Tensor.einsum("bphd,hdm->hbpm", z.get(l), model.W_O(l));
+                Tensor zl = z.get(l).dim() == 3 ? z.get(l).unsqueeze(2) : z.get(l); // a convolution's: one head
+                Tensor heads = Tensor.einsum("bphd,hdm->hbpm", zl, model.W_O(l));
                 perLayer.add(arch.residualMultiplier() == 1.0 ? heads : heads.mul(arch.residualMultiplier()));
                 for (int h = 0; h < heads.size(0); h++) {
                     labels.add("L" + l + "H" + h);

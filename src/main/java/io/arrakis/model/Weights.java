@@ -32,7 +32,8 @@ final class Weights implements AutoCloseable {
      * [d_model, heads·d_head]} gates the heads' outputs ({@link io.arrakis.model.family.Slot#W_ATTN_GATE}); a shared
      * expert beside the routed ones has {@code sharedGate}, {@code sharedIn} {@code [d_model, d_shared]},
      * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
-     * family has none. A linear-attention layer has {@code linear} in place of the attention's weights.
+     * family has none. A linear-attention layer has {@code linear} in place of the attention's weights, a
+     * short-convolution layer {@code conv}.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
@@ -40,7 +41,7 @@ final class Weights implements AutoCloseable {
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
                  Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
                  Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
-                 Tensor xieluBeta, Tensor xieluEps, Latent latent, Linear linear) {
+                 Tensor xieluBeta, Tensor xieluEps, Latent latent, Linear linear, Conv conv) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
@@ -56,7 +57,27 @@ final class Weights implements AutoCloseable {
             if (linear != null) {
                 list.addAll(linear.all());
             }
+            if (conv != null) {
+                list.addAll(conv.all());
+            }
             return list;
+        }
+    }
+
+    /**
+     * A short-convolution layer's token mixer ({@link io.arrakis.model.family.ShortConvolution}), {@code [in, out]}
+     * like the others: the input projection {@code win [d_model, 3·d_model]} (the gates B, C and x side by side), the
+     * depthwise kernel {@code kernel [d_model, 1, length]}, the output projection {@code wout [d_model, d_model]}, and
+     * their biases, null without {@code conv_bias}.
+     */
+    record Conv(Tensor win, Tensor bin, Tensor kernel, Tensor kernelBias, Tensor wout, Tensor bout) {
+        List<Tensor> all() {
+            return java.util.stream.Stream.of(win, bin, kernel, kernelBias, wout, bout)
+                    .filter(java.util.Objects::nonNull).toList();
+        }
+
+        private Conv inLinearLayout() {
+            return new Conv(linearLayout(win), bin, kernel, kernelBias, linearLayout(wout), bout);
         }
     }
 
@@ -201,6 +222,10 @@ final class Weights implements AutoCloseable {
                 addLinearView(f.linearIn);
                 addLinearView(l.linear.wout);
             }
+            if (l.conv != null) {
+                addLinearView(l.conv.win);
+                addLinearView(l.conv.wout);
+            }
         }
         addLinearView(this.unembed);
     }
@@ -261,7 +286,7 @@ final class Weights implements AutoCloseable {
                 l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout(),
                 l.linear == null ? null : new Linear(l.linear.wq, l.linear.wk, l.linear.wv, l.linear.wz, l.linear.wb,
                         l.linear.wa, l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm,
-                        linearLayout(l.linear.wout)));
+                        linearLayout(l.linear.wout)), l.conv == null ? null : l.conv.inLinearLayout());
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -279,7 +304,7 @@ final class Weights implements AutoCloseable {
 
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
-        boolean perHead = l.latent == null && l.linear == null;
+        boolean perHead = l.wq != null && l.latent == null;
         Tensor qkv = perHead ? sideBySide(l.wq, l.wk, l.wv) : null;
         Tensor qkvBias = !perHead || l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);
@@ -345,7 +370,7 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent, linear);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent, linear, l.conv);
     }
 
     private static void closeAll(Tensor... tensors) {

@@ -1736,6 +1736,11 @@ public final class Tensor implements AutoCloseable {
      * {@code torch.nn.functional.conv1d}: {@code [batch, out, length + 2·padding − kernel + 1]}.
      */
     public Tensor conv1d(Tensor weight, long padding, long groups) {
+        return conv1d(weight, null, padding, groups);
+    }
+
+    /** {@link #conv1d(Tensor, long, long)} with a {@code bias [out]} added to each output channel, or null for none. */
+    public Tensor conv1d(Tensor weight, Tensor bias, long padding, long groups) {
         long[] x = meta().shape;
         long[] w = weight.meta().shape;
         if (x.length != 3 || w.length != 3 || groups < 1 || x[1] % groups != 0 || w[0] % groups != 0
@@ -1744,11 +1749,19 @@ public final class Tensor implements AutoCloseable {
                     + weight.describe() + " with " + groups + " groups and padding " + padding + " (input [batch,"
                     + " channels, length], weight [out, channels / groups, kernel], kernel <= padded length)");
         }
+        if (bias != null && !java.util.Arrays.equals(bias.meta().shape, new long[] {w[0]})) {
+            throw new IllegalArgumentException("conv1d: the bias " + bias.describe() + " must be [" + w[0]
+                    + "], one per output channel of weight " + weight.describe());
+        }
         checkFloatingPoint("conv1d");
         checkSameDtype("conv1d", weight);
         checkSameDevice("conv1d", weight);
-        return Call.begin(CONV1D, this, weight).tensor(this).tensor(weight).none().ints(1).ints(padding).ints(1)
-                .i64(groups).tensorResult();
+        if (bias != null) {
+            checkSameDtype("conv1d", bias);
+            checkSameDevice("conv1d", bias);
+        }
+        return Call.begin(CONV1D, this, weight, bias).tensor(this).tensor(weight).optTensor(bias).ints(1)
+                .ints(padding).ints(1).i64(groups).tensorResult();
     }
 
     /** Batched matrix product of {@code [b, n, m] @ [b, m, p]}. */

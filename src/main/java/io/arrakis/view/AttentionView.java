@@ -337,7 +337,7 @@ public final class AttentionView {
         int layers = model.config().nLayers();
         List<String> names = new ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
-            names.add(model.config().linearAttention(l) ? null : "blocks." + l + ".attn.hook_pattern");
+            names.add(model.config().attentionHeads(l) ? "blocks." + l + ".attn.hook_pattern" : null);
         }
         List<Object> out = new ArrayList<>(layers);
         try (ModelOutput result = model.forward(clean, CacheSpec.only(names.stream().filter(Objects::nonNull)
@@ -403,11 +403,11 @@ public final class AttentionView {
     /** The receivers given, else every head of the last softmax-attention layer. */
     private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
         HookedAutoConfig c = model.config();
-        int[] softmax = java.util.stream.IntStream.range(0, c.nLayers()).filter(l -> !c.linearAttention(l)).toArray();
+        int[] softmax = java.util.stream.IntStream.range(0, c.nLayers()).filter(c::attentionHeads).toArray();
         if (softmax.length < 2) {
             throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has "
                     + (c.nLayers() == 1 ? "one layer" : softmax.length + " layer attending by softmax, the others"
-                    + " by linear attention, which has no heads"));
+                    + " mixing tokens by " + c.mixers(0, c.nLayers()) + ", which has no heads"));
         }
         if (!given.isEmpty()) {
             return given;

@@ -133,9 +133,9 @@ public final class CompositionSweep {
             int heads = c.nHeads();
             double[] s = scores.toDoubleArray();
             for (int l1 = 0; l1 < layers; l1++) {
-                for (int h1 = 0; h1 < heads && !c.linearAttention(l1); h1++) {
+                for (int h1 = 0; h1 < heads && c.attentionHeads(l1); h1++) {
                     for (int l2 = l1 + 1; l2 < layers; l2++) {
-                        for (int h2 = 0; h2 < heads && !c.linearAttention(l2); h2++) {
+                        for (int h2 = 0; h2 < heads && c.attentionHeads(l2); h2++) {
                             rows.add(RowFactory.create(checkpoint, l1, h1, l2, h2, mode.name(),
                                     s[((l1 * heads + h1) * layers + l2) * heads + h2]));
                         }

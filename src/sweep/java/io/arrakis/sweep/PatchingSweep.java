@@ -57,18 +57,19 @@ public final class PatchingSweep {
     }
 
     /**
-     * Every head of the layers above the first that attends by softmax, linear-attention layers left out: the
-     * receivers of {@code --receivers all}.
+     * Every head of the layers above the first that attends by softmax, layers without heads left out (linear
+     * attention, short convolutions): the receivers of {@code --receivers all}.
      */
     public static List<Head> allReceivers(HookedAutoConfig config) {
         if (config.nLayers() < 2) {
             throw new IllegalArgumentException("this model has one layer: no head receives from another");
         }
-        int[] softmax = java.util.stream.IntStream.range(0, config.nLayers()).filter(l -> !config.linearAttention(l))
+        int[] softmax = java.util.stream.IntStream.range(0, config.nLayers()).filter(config::attentionHeads)
                 .toArray();
         if (softmax.length < 2) {
             throw new IllegalArgumentException("this model has " + softmax.length + " layer attending by softmax, the"
-                    + " others by linear attention, which has no heads: no head receives from another");
+                    + " others mixing tokens by " + config.mixers(0, config.nLayers()) + ", which has no heads: no"
+                    + " head receives from another");
         }
         List<Head> heads = new ArrayList<>();
         for (int i = 1; i < softmax.length; i++) {
@@ -93,7 +94,7 @@ public final class PatchingSweep {
                 double[] effects = PathPatching.patchAllSenders(model, clean, corrupted, receiver, route, metric,
                         PathPatching.Mode.PATH).toDoubleArray();
                 for (int l = 0; l < receiver.layer(); l++) {
-                    for (int h = 0; h < heads && !model.config().linearAttention(l); h++) {
+                    for (int h = 0; h < heads && model.config().attentionHeads(l); h++) {
                         rows.add(RowFactory.create(p.id(), l, h, receiver.layer(), receiver.index(), route.name(),
                                 effects[l * heads + h], cleanMetric, corruptedMetric));
                     }

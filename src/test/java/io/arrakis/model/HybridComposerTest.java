@@ -22,6 +22,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,7 +77,7 @@ class HybridComposerTest {
         try (TensorScope scope = TensorScope.open()) {
             Map<String, Tensor> t = checkpoint();
             try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
-                assertTrue(model.config().linearAttention(LINEAR));
+                assertFalse(model.config().attentionHeads(LINEAR));
                 for (Mode mode : Mode.values()) {
                     Tensor scores = CompositionScores.allPairs(model, mode);
                     assertArrayEquals(new long[] {LAYERS, HEADS, LAYERS, HEADS}, scores.shape());

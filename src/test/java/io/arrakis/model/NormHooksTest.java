@@ -242,7 +242,8 @@ class NormHooksTest {
     }
 
     private static String[] ln1Names(String modelType) {
-        return new String[] {"input_layernorm", "ln_1", "ln_attn", "self_attn_layer_norm", "attention_layernorm"};
+        return new String[] {"input_layernorm", "ln_1", "ln_attn", "self_attn_layer_norm", "attention_layernorm",
+                "operator_norm"};
     }
 
     private static String[] ln2Names(String modelType) {
@@ -250,7 +251,7 @@ class NormHooksTest {
         return modelType.startsWith("gemma") && !modelType.equals("gemma") || modelType.equals("vaultgemma")
                 ? new String[] {"pre_feedforward_layernorm"}
                 : new String[] {"post_attention_layernorm", "ln_2", "ln_mlp", "final_layer_norm",
-                        "feedforward_layernorm"};
+                        "feedforward_layernorm", "ffn_norm"};
     }
 
     /** Layer {@code layer}'s norm parameter ({@code weight} or {@code bias}) of one of these module names, or null. */

@@ -63,7 +63,8 @@ class Qwen35Test {
         assertEquals(List.of(16, 32, 128, 128, 4), List.of(m.keyHeads(), m.valueHeads(), m.keyDim(), m.valueDim(),
                 m.convKernel()));
         for (int l = 0; l < 32; l++) { // every fourth layer attends by softmax, and only those rotate
-            assertEquals(l % 4 != 3, c.linearAttention(l), "layer " + l);
+            assertEquals(l % 4 != 3 ? Architecture.Mixer.LINEAR_ATTENTION : Architecture.Mixer.SOFTMAX_ATTENTION,
+                    c.mixer(l), "layer " + l);
             assertEquals(l % 4 == 3, c.rotates(l), "layer " + l);
         }
         assertEquals(10000.0, a.rope(3).theta());

@@ -227,13 +227,19 @@ class ResidualStreamTest {
                 return;
             }
             ResidualStream.Components heads = resid.stackHeadResults(true, false);
-            int h = a.nHeads();
-            assertEquals(a.nLayers() * h + 1, heads.labels().size());
+            // a linear-attention layer's heads are its value heads, a short convolution is one head
+            int[] perLayer = java.util.stream.IntStream.range(0, a.nLayers()).map(l -> switch (a.mixer(l)) {
+                case SOFTMAX_ATTENTION -> a.nHeads();
+                case LINEAR_ATTENTION -> a.linearAttention().valueHeads();
+                case SHORT_CONVOLUTION -> 1;
+            }).toArray();
+            int all = java.util.Arrays.stream(perLayer).sum();
+            assertEquals(all + 1, heads.labels().size());
             assertEquals("L0H0", heads.labels().getFirst());
-            assertEquals("L" + (a.nLayers() - 1) + "H" + (h - 1), heads.labels().get(a.nLayers() * h - 1));
+            assertEquals("L" + (a.nLayers() - 1) + "H" + (perLayer[a.nLayers() - 1] - 1), heads.labels().get(all - 1));
             assertEquals("remainder", heads.labels().getLast());
-            for (int l = 0; l < a.nLayers(); l++) {
-                Tensor sum = heads.stack().narrow(0, (long) l * h, h).sum(0, false)
+            for (int l = 0, first = 0; l < a.nLayers(); first += perLayer[l], l++) {
+                Tensor sum = heads.stack().narrow(0, first, perLayer[l]).sum(0, false)
                         .add(model.b_O(l).mul(a.residualMultiplier()));
                 assertClose(out.cache().get("blocks." + l + ".hook_attn_out").toDoubleArray(), sum.toDoubleArray(), 1e-5,
                         family + " heads of layer " + l);

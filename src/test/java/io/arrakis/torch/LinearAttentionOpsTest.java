@@ -72,6 +72,12 @@ class LinearAttentionOpsTest {
             assertThrows(IllegalArgumentException.class, () -> x.conv1d(w, 2, 1), "2 input channels, 1 group");
             assertThrows(IllegalArgumentException.class, () -> x.conv1d(Tensor.of(new double[] {1}, 1, 1, 1), 0, 2));
             assertThrows(IllegalArgumentException.class, () -> x.conv1d(Tensor.of(new double[9], 1, 1, 9), 0, 2));
+            // a bias per output channel: each of its outputs moves by that channel's
+            double[] biased = x.conv1d(w, Tensor.of(new double[] {0.5, -3}, 2), 2, 2).toDoubleArray();
+            for (int i = 0; i < 12; i++) {
+                assertEquals(expected[i] + (i < 6 ? 0.5 : -3), biased[i], 1e-12, "output " + i);
+            }
+            assertThrows(IllegalArgumentException.class, () -> x.conv1d(w, Tensor.of(new double[] {1}, 1), 2, 2));
         }
     }
 

@@ -74,7 +74,9 @@ import java.util.List;
  * @param sparseAttention the indexer that chooses the keys each query attends to (DeepSeek-V3.2), or null where
  *     attention is dense
  * @param linearAttention the gated DeltaNet of the layers that mix tokens by linear attention (Qwen3.5), or null where
- *     every layer attends by softmax
+ *     no layer does
+ * @param shortConvolution the short convolution of the layers that mix tokens by one (LFM2), or null where no layer
+ *     does
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -88,7 +90,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
-        LinearAttention linearAttention) {
+        LinearAttention linearAttention, ShortConvolution shortConvolution) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {
@@ -215,6 +217,46 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("linearAttention has " + linearAttention.layers().size()
                     + " entries for " + nLayers + " layers");
         }
+        if (shortConvolution != null && shortConvolution.layers().size() != nLayers) {
+            throw new IllegalArgumentException("shortConvolution has " + shortConvolution.layers().size()
+                    + " entries for " + nLayers + " layers");
+        }
+    }
+
+    /** How a layer mixes information between positions. */
+    public enum Mixer {
+        /** attention heads, each a softmax over keys */
+        SOFTMAX_ATTENTION("softmax attention"),
+        /** {@link LinearAttention}: a recurrent state per value head, no pattern */
+        LINEAR_ATTENTION("linear attention (gated DeltaNet)"),
+        /** {@link ShortConvolution}: a few positions back, per channel, no heads */
+        SHORT_CONVOLUTION("a short convolution");
+
+        private final String description;
+
+        Mixer(String description) {
+            this.description = description;
+        }
+
+        /** What the mixer is, for messages: "linear attention (gated DeltaNet)". */
+        public String description() {
+            return description;
+        }
+    }
+
+    /**
+     * How a layer mixes tokens: softmax attention, or {@link #linearAttention} or {@link #shortConvolution} where
+     * they name the layer.
+     *
+     * @param layer the layer index
+     * @return its mixer
+     */
+    public Mixer mixer(int layer) {
+        if (linearAttention != null && linearAttention.at(layer)) {
+            return Mixer.LINEAR_ATTENTION;
+        }
+        return shortConvolution != null && shortConvolution.at(layer) ? Mixer.SHORT_CONVOLUTION
+                : Mixer.SOFTMAX_ATTENTION;
     }
 
     /**
@@ -224,7 +266,18 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return true for a linear-attention layer
      */
     public boolean linearAttentionAt(int layer) {
-        return linearAttention != null && linearAttention.at(layer);
+        return mixer(layer) == Mixer.LINEAR_ATTENTION;
+    }
+
+    /**
+     * Whether a layer has attention heads: it mixes tokens by softmax attention, not by linear attention or a short
+     * convolution.
+     *
+     * @param layer the layer index
+     * @return true for a softmax-attention layer
+     */
+    public boolean attentionHeadsAt(int layer) {
+        return mixer(layer) == Mixer.SOFTMAX_ATTENTION;
     }
 
     /**

@@ -99,6 +99,7 @@ final class ArchitectureBuilder {
     private boolean attentionOutputGate;
     private SparseAttention sparseAttention;
     private LinearAttention linearAttention;
+    private ShortConvolution shortConvolution;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -149,6 +150,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** The MLP width as a family computes it from its keys (LFM2's). */
+    ArchitectureBuilder computedMlpWidth(int mlp) {
+        mlpWidth = mlp;
+        return this;
+    }
+
     /** The MLP width, {@code 4 * width} where the key is null (gpt2's {@code n_inner}). */
     ArchitectureBuilder mlpWidthOrFourTimesWidth(String key) {
         Integer given = s.integerOrNull(key);
@@ -193,6 +200,13 @@ final class ArchitectureBuilder {
     ArchitectureBuilder activation(String key) {
         activationKey = key;
         activation = s.string(key);
+        return this;
+    }
+
+    /** An MLP activation the family fixes, no key setting it (LFM2's SiLU), by its {@code transformers} name. */
+    ArchitectureBuilder fixedActivation(String name) {
+        activationKey = "the fixed activation";
+        activation = name;
         return this;
     }
 
@@ -514,6 +528,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** A short convolution in the layers {@code conv} names ({@link Architecture#shortConvolution}). */
+    ArchitectureBuilder shortConvolution(ShortConvolution conv) {
+        shortConvolution = conv;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
         ropeReading = RopeScalings.Reading.NTK_ALPHA;
@@ -605,7 +625,7 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention, linearAttention);
+                sparseAttention, linearAttention, shortConvolution);
     }
 
     /**

@@ -103,7 +103,22 @@ public enum Slot {
     /** the weight {@code [value_dim]} of linear attention's gated RMSNorm, which multiplies by it as it is */
     LIN_NORM(true, Init.CONSTANT, 1.0),
     /** linear attention's output projection {@code [value_heads·value_dim, d_model]} ({@code out_proj}) */
-    LIN_W_OUT(true, Init.NORMAL);
+    LIN_W_OUT(true, Init.NORMAL),
+    /**
+     * a short convolution's ({@link ShortConvolution}) input projection {@code [d_model, 3·d_model]}: its gates
+     * {@code B}, {@code C} and {@code x} side by side ({@code in_proj})
+     */
+    CONV_W_IN(true, Init.NORMAL),
+    /** its bias {@code [3·d_model]} */
+    CONV_B_IN(true, Init.ZERO),
+    /** the short convolution's depthwise causal kernel {@code [d_model, 1, kernel]} */
+    CONV_KERNEL(true, Init.NORMAL),
+    /** its bias {@code [d_model]} */
+    CONV_KERNEL_BIAS(true, Init.ZERO),
+    /** the short convolution's output projection {@code [d_model, d_model]} ({@code out_proj}) */
+    CONV_W_OUT(true, Init.NORMAL),
+    /** its bias {@code [d_model]} */
+    CONV_B_OUT(true, Init.ZERO);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
