@@ -381,7 +381,8 @@ public final class Main implements Callable<Integer> {
         private long answer = -1;
         @Option(names = "--wrong", paramLabel = "ID", description = "patching: the wrong token (default: the corrupted input's top token)")
         private long wrong = -1;
-        @Option(names = "--receivers", split = ",", paramLabel = "L.H", description = "patching: receiving heads (default: the last layer's)")
+        @Option(names = "--receivers", split = ",", paramLabel = "L.H",
+                description = "patching: receiving heads (default: the last softmax-attention layer's)")
         private List<String> receivers = new ArrayList<>();
         @Option(names = "--routes", split = ",", paramLabel = "Q|K|V", description = "patching: the receivers' inputs (default: Q,K,V)")
         private List<PathPatching.Route> routes = new ArrayList<>();

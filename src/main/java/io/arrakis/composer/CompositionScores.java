@@ -56,36 +56,38 @@ import java.util.Objects;
  * distance. V-composition is unaffected (W_OV involves no rotation).
  *
  * <p><b>Norms inside the attention, and soft-capping.</b> Some families put non-linear steps between the linear weights
- * and what a head computes: an RMSNorm of the queries and keys after their projections (qwen3, gemma3 and exaone4 per
- * head, olmo2, olmo3 and flex-olmo over all heads together), an RMSNorm of the attention's output before it joins the
- * residual stream (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4, afmoe), a tanh soft-cap of the attention
- * scores (gemma2), a scale other than {@code d_head^-1/2} (gemma2's {@code query_pre_attn_scalar}), a sigmoid gate on
- * each head's output (afmoe: {@code sigmoid(x · W_G)}, which depends on the input and is left out of every score). Each
- * of those RMSNorms is {@code w ⊙ x / rms(x)}: a diagonal linear map (its weight, or {@code 1 + w} for the gemma norms)
- * times one positive number per token, the inverse RMS. The scores are defined on the linear map that remains when the
- * per-token number is left out: the query-norm scale multiplies the columns (d_head side) of W_Q, the key-norm scale
- * those of W_K, the output-norm scale the columns (d_model side) of W_O, in every score and always (they are part of
- * the head's circuit, unlike the attention-input norm, which {@link Options#foldLn()} folds on request). So the
- * Q-composition circuit of a qwen3 head is W_Q diag(w_q ⊙ w_k) W_Kᵀ at Δ = 0 (the rotation comes after the norms and
- * cancels at equal positions), and a gemma2 head writes W_V W_O diag(1 + w_post). Where the norms follow the rotation,
- * nanochat's have no weight, so it still cancels; HunYuan's weights are folded as qwen3's are, which is its circuit for
- * a query and key both at position 0 (elsewhere the rotation mixes each turning pair's two weights, unless they are
- * equal). This is the most faithful linear reading: a score is a ratio of Frobenius norms, unchanged when R or W_OV is
- * multiplied by a positive number, and the left-out RMS factors are such numbers for each (query, key) pair or token,
- * although they depend on the input (a sender's write changes the receiver's RMS), which no weight-based score can
- * capture. The soft-cap is a monotone squashing of each score after the bilinear form and the attention scalar a global
- * factor; neither enters the scores, which describe the bilinear form before them.
+ * and what a head computes: an RMSNorm of the queries and keys after their projections (qwen3, gemma3, exaone4,
+ * qwen3-5, qwen3-next and lfm2 per head, olmo2, olmo3 and flex-olmo over all heads together), an RMSNorm of the
+ * attention's output before it joins the residual stream (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4,
+ * afmoe), a tanh soft-cap of the attention scores (gemma2), a scale other than {@code d_head^-1/2} (gemma2's
+ * {@code query_pre_attn_scalar}), a sigmoid gate on each head's output (afmoe, qwen3-5, qwen3-next:
+ * {@code sigmoid(x · W_G)}, which depends on the input and is left out of every score). Each of those RMSNorms is
+ * {@code w ⊙ x / rms(x)}: a diagonal linear map (its weight, or {@code 1 + w} for gemma's and qwen3-5's) times one
+ * positive number per token, the inverse RMS. The scores are defined on the linear map that remains when the per-token
+ * number is left out: the query-norm scale multiplies the columns (d_head side) of W_Q, the key-norm scale those of
+ * W_K, the output-norm scale the columns (d_model side) of W_O, in every score and always (they are part of the head's
+ * circuit, unlike the attention-input norm, which {@link Options#foldLn()} folds on request). So the Q-composition
+ * circuit of a qwen3 head is W_Q diag(w_q ⊙ w_k) W_Kᵀ at Δ = 0 (the rotation comes after the norms and cancels at equal
+ * positions), and a gemma2 head writes W_V W_O diag(1 + w_post). Where the norms follow the rotation, nanochat's have
+ * no weight, so it still cancels; HunYuan's weights are folded as qwen3's are, which is its circuit for a query and key
+ * both at position 0 (elsewhere the rotation mixes each turning pair's two weights, unless they are equal). This is the
+ * most faithful linear reading: a score is a ratio of Frobenius norms, unchanged when R or W_OV is multiplied by a
+ * positive number, and the left-out RMS factors are such numbers for each (query, key) pair or token, although they
+ * depend on the input (a sender's write changes the receiver's RMS), which no weight-based score can capture. The
+ * soft-cap is a monotone squashing of each score after the bilinear form and the attention scalar a global factor;
+ * neither enters the scores, which describe the bilinear form before them.
  *
  * <p><b>Attention sinks.</b> gpt-oss gives each head a learned sink logit that joins the softmax of its scores as
  * one more key, which has no value. A sink changes how much of each row the real keys receive (the pattern's rows sum
  * to less than 1), but not W_Q, W_K, W_V or W_O, from which alone the scores are defined: they are those of the same
  * weights without sinks, and they do not see that a head which gives most of its attention to its sink writes little.
  *
- * <p><b>Linear attention.</b> The linear-attention layers of Qwen3.5 and Qwen3-Next (gated DeltaNet) have no heads in
- * this sense: a convolution over positions comes between the residual stream and their queries, keys and values. The
- * scores of such a model are those of its softmax-attention layers' heads, as if the other layers were not there, and
- * every pair with a head of a linear-attention layer is NaN (in the baseline-corrected scores too), as {@link
- * ScoreReport} and the attention view leave out.
+ * <p><b>Layers without heads.</b> The linear-attention layers of Qwen3.5 and Qwen3-Next (gated DeltaNet) and the
+ * short-convolution layers of LFM2 have no heads in this sense: a convolution over positions comes between the
+ * residual stream and what mixes tokens. The scores of such a model are those of its softmax-attention layers' heads,
+ * as if the other layers were not there, and every pair with a head of another layer is NaN (in the baseline-corrected
+ * scores too), as {@link ScoreReport} and the attention view leave out; a model with no softmax-attention layer is
+ * refused.
  *
  * <p>A head whose W_OV or R is zero scores 0 against everything.
  */
@@ -220,6 +222,10 @@ public final class CompositionScores {
         Objects.requireNonNull(options, "options");
         HookedAutoConfig c = model.config();
         int[] scored = softmaxLayers(c);
+        if (scored.length == 0) {
+            throw new IllegalArgumentException("no layer of this " + c.family() + " model attends by softmax (they mix"
+                    + " tokens by " + c.mixers(0, c.nLayers()) + "): it has no attention heads to compose");
+        }
         int layers = scored.length;
         int heads = c.nHeads();
         int dHead = c.dHead();
@@ -472,7 +478,9 @@ public final class CompositionScores {
             HookedAutoConfig c = model.config();
             int heads = c.nHeads();
             if (layersPerGroup >= layers.length) {
-                return ofGroup.apply(new Heads(layers, 0, heads));
+                try (TensorScope scope = TensorScope.open()) {
+                    return scope.keep(ofGroup.apply(new Heads(layers, 0, heads)));
+                }
             }
             Tensor all = Tensor.empty(new long[] {(long) layers.length * heads, c.dHead(), c.dModel()}, dtype,
                     model.device());

@@ -189,9 +189,12 @@ public final class AttentionView {
                     + (options.baseline() ? " x 2 with the baseline" : "") + "), more than a browser takes in one page"
                     + " (" + MAX_PAGE_VALUES + " values); use the composer's API or the composition command");
         }
-        long patternValues = allHeads * tokens * tokens;
+        // patterns of the layers that attend by softmax only
+        long patternHeads = java.util.stream.IntStream.range(0, layers).filter(model.config()::attentionHeads).count()
+                * heads;
+        long patternValues = patternHeads * tokens * tokens;
         if (patternValues + compositionValues > MAX_PAGE_VALUES) {
-            long most = (long) Math.floor(Math.sqrt((double) (MAX_PAGE_VALUES - compositionValues) / allHeads));
+            long most = (long) Math.floor(Math.sqrt((double) (MAX_PAGE_VALUES - compositionValues) / patternHeads));
             throw new IllegalArgumentException("a page of every head's attention pattern on " + tokens + " tokens would"
                     + " hold " + patternValues + " weights (layers x heads x tokens^2) besides " + compositionValues
                     + " composition scores, more than a browser takes in one page (" + MAX_PAGE_VALUES + " values);"

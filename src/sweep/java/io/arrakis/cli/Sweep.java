@@ -222,6 +222,11 @@ final class Sweep implements Callable<Integer> {
             if (heads.contains(head)) {
                 throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is named twice");
             }
+            try { // a head of a layer without heads, or with none below it: before Spark starts
+                PathPatching.checkReceiver(config, head);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--receivers: " + e.getMessage(), e);
+            }
             heads.add(head);
         }
         return heads;

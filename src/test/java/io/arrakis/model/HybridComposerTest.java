@@ -49,14 +49,20 @@ class HybridComposerTest {
     Path dir;
 
     private static HookedAutoConfig config() {
+        return config("full_attention", "linear_attention", "full_attention", "full_attention");
+    }
+
+    private static HookedAutoConfig config(String... layerTypes) {
         return TinyConfigs.of("qwen3-5").with(Map.of("num_hidden_layers", LAYERS, "num_key_value_heads", KV_HEADS,
-                "head_dim", D_HEAD, "layer_types", List.of("full_attention", "linear_attention", "full_attention",
-                        "full_attention")));
+                "head_dim", D_HEAD, "layer_types", List.of(layerTypes)));
     }
 
     /** Writes the checkpoint, its query and key norms random too (they start at zero), and returns its tensors. */
     private Map<String, Tensor> checkpoint() throws Exception {
-        HookedAutoConfig config = config();
+        return checkpoint(config());
+    }
+
+    private Map<String, Tensor> checkpoint(HookedAutoConfig config) throws Exception {
         HookedAutoModel.RandomSource source = new HookedAutoModel.RandomSource(config, 11, DType.FLOAT32);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         for (String name : source.names()) {
@@ -257,6 +263,36 @@ class HybridComposerTest {
                     assertEquals("L3H" + h, ((Map<?, ?>) effects.get(h)).get("receiver"));
                 }
             }
+        }
+    }
+
+    /** Patching's default receivers are the heads of the last layer that attends by softmax. */
+    @Test
+    void theViewPatchesTheLastSoftmaxLayerWhereTheLastLayerIsLinear() throws Exception {
+        try (TensorScope scope = TensorScope.open()) {
+            checkpoint(config("full_attention", "full_attention", "full_attention", "linear_attention"));
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                AttentionView view = AttentionView.of(model, Tensor.of(new long[] {3, 14, 15, 9}, 1, 4),
+                        AttentionView.Options.defaults().withPatching(Tensor.of(new long[] {3, 14, 15, 60}, 1, 4), 7,
+                                21, List.of(), List.of(Route.V)));
+                List<?> effects = (List<?>) ((Map<?, ?>) view.data().get("patching")).get("effects");
+                assertEquals(List.of("L2H0", "L2H1", "L2H2", "L2H3"), effects.stream()
+                        .map(e -> ((Map<?, ?>) e).get("receiver")).toList());
+            }
+        }
+    }
+
+    /** A model none of whose layers attends by softmax has no heads to compose: refused, saying so. */
+    @Test
+    void compositionRefusesAModelWithoutAttentionHeads() {
+        HookedAutoConfig linear = config("linear_attention", "linear_attention", "linear_attention",
+                "linear_attention");
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(linear, 1, DType.FLOAT32, Device.CPU)) {
+            String m = assertThrows(IllegalArgumentException.class, () -> CompositionScores.allPairs(model, Mode.K))
+                    .getMessage();
+            assertTrue(m.contains("no layer") && m.contains("linear attention") && m.contains("no attention heads"),
+                    m);
         }
     }
 }

@@ -244,7 +244,8 @@ class AttentionViewBrowserTest {
 
     /**
      * A page of Qwen3.5's fixture, three linear-attention layers and one softmax layer: the linear layers are named so
-     * in the layer list and show, on hover, that they have no pattern; the softmax layer's weights are forward's.
+     * in the layer list and show, on hover, that they have no pattern; the softmax layer's weights are forward's; no
+     * pair is ranked, and a pair with a linear layer's head says it has no score.
      */
     @Test
     void aLinearAttentionLayerShowsThatItHasNoPattern() {
@@ -268,6 +269,11 @@ class AttentionViewBrowserTest {
             String shown = hover(canvas, 4, 2);
             double expected = number(((List<?>) pattern.get("data")).get(2 * 36 + 4 * 6 + 2));
             assertEquals(expected, Double.parseDouble(shown.substring(shown.lastIndexOf(':') + 1).trim()), 5e-5, shown);
+            // no pair of heads to rank: the one attention layer's heads receive only from linear layers
+            assertEquals(0, browser.findElements(By.cssSelector("#top-pairs tr.pair")).size());
+            String pair = hover(browser.findElement(By.id("composition-canvas")), 0, 12);
+            assertTrue(pair.contains("L0H0") && pair.contains("L3H0") && pair.contains("layer 0 has no attention heads"),
+                    pair);
             List<LogEntry> severe = browser.manage().logs().get(LogType.BROWSER).getAll().stream()
                     .filter(e -> e.getLevel().intValue() >= Level.WARNING.intValue()).toList();
             assertEquals(List.of(), severe.stream().map(LogEntry::getMessage).toList(), "console errors and warnings");

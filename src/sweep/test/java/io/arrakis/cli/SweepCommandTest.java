@@ -211,5 +211,15 @@ class SweepCommandTest {
             String bad = receivers.endsWith(",") ? "" : receivers;
             assertTrue(r[2].startsWith("arrakis sweep patching: --receivers: '" + bad + "'"), r[2]);
         }
+        // lfm2's layer 2 is a convolution, and below its attention layer 1 there are no heads
+        String lfm2 = Fixtures.huggingFace("lfm2").toString();
+        for (String receivers : List.of("2.0", "1.0")) {
+            String[] r = run("sweep", "patching", "--model", lfm2, "--prompts", prompts.toString(), "--route", "V",
+                    "--receivers", receivers, "--out", dir.resolve("x.csv").toString());
+            assertEquals("2", r[0]);
+            assertTrue(r[2].startsWith("arrakis sweep patching: --receivers: ") && (receivers.equals("2.0")
+                    ? r[2].contains("L2H0") && r[2].contains("short convolution") : r[2].contains("no head sends")),
+                    r[2]);
+        }
     }
 }

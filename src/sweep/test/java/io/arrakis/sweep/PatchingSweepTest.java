@@ -5,6 +5,7 @@ import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.model.Fixtures;
+import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
@@ -286,25 +287,27 @@ class PatchingSweepTest {
     @Test
     void compositionOfEachCheckpointIsItsAllPairsScores() {
         Path llama = Fixtures.huggingFace("llama");
-        List<String> checkpoints = List.of(MODEL.toString(), llama.toString());
+        // lfm2: convolution layers 0 and 2, whose heads have no score, left out
+        List<String> checkpoints = List.of(MODEL.toString(), llama.toString(), Fixtures.huggingFace("lfm2").toString());
         List<long[]> reports = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
         long rows = CompositionSweep.run(spark, checkpoints, CompositionScores.Mode.Q, out("q.parquet"),
                 (done, total) -> reports.add(new long[] {done, total}));
         // was: the read-back jobs' tasks counted too, so that 2 checkpoints ended as more of more
-        assertEquals(List.of("1/2", "2/2"), reports.stream().map(r -> r[0] + "/" + r[1]).toList());
+        assertEquals(List.of("1/3", "2/3", "3/3"), reports.stream().map(r -> r[0] + "/" + r[1]).toList());
         List<Row> all = Sweeps.read(spark, out("q.parquet")).collectAsList();
         assertEquals(rows, all.size());
         for (String c : checkpoints) {
             try (HookedAutoModel m = HookedAutoModel.fromPretrained(Path.of(c));
                  Tensor scores = CompositionScores.allPairs(m, CompositionScores.Mode.Q)) {
-                int layers = m.config().nLayers();
+                long layers = java.util.stream.IntStream.range(0, m.config().nLayers())
+                        .filter(m.config()::attentionHeads).count();
                 int heads = m.config().nHeads();
                 List<Row> mine = all.stream().filter(r -> r.getAs("checkpoint").equals(c)).toList();
                 assertEquals(layers * (layers - 1) / 2 * heads * heads, mine.size(), c);
                 for (Row r : mine) {
                     int l1 = r.getAs("sender_layer");
                     int l2 = r.getAs("receiver_layer");
-                    assertTrue(l1 < l2);
+                    assertTrue(l1 < l2 && m.config().attentionHeads(l1) && m.config().attentionHeads(l2));
                     int h1 = r.getAs("sender_head");
                     int h2 = r.getAs("receiver_head");
                     double expected = scores.select(0, l1).select(0, h1).select(0, l2).select(0, h2).item();
@@ -312,6 +315,18 @@ class PatchingSweepTest {
                 }
             }
         }
+    }
+
+    /** The receivers of {@code --receivers all} are the heads of the attention layers above the first. */
+    @Test
+    void allReceiversLeaveOutLayersWithoutHeads() {
+        HookedAutoConfig lfm2 = HookedAutoConfig.fromJson(Fixtures.huggingFace("lfm2").resolve("config.json"));
+        assertEquals(List.of(Head.of(3, 0), Head.of(3, 1), Head.of(3, 2), Head.of(3, 3)),
+                PatchingSweep.allReceivers(lfm2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.allReceivers(
+                lfm2.with("layer_types", List.of("conv", "full_attention", "conv", "conv"))));
+        assertTrue(e.getMessage().contains("1 layer attending by softmax") && e.getMessage().contains("convolution"),
+                e.getMessage());
     }
 
     /**
