@@ -35,7 +35,8 @@ import java.util.OptionalLong;
  * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. A layer whose sliding or local window
  * does not reach back as far as a score looks (1 position, {@code n - 1}, {@code n}) gets NaN for it: its heads cannot
  * attend there, which says nothing of what they would do, where a 0 would read as "not such a head"; so does a
- * linear-attention layer ({@link HookedAutoConfig#linearAttention}), which has no pattern. The model runs
+ * layer without heads ({@link HookedAutoConfig#attentionHeads}: linear attention, a short convolution), which has no
+ * pattern. The model runs
  * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
  * are seen); a pattern that holds NaN (from NaN weights, or a hook) gives NaN scores too. Random tokens may repeat
  * inside the first copy; as in the fixed-offset scores of Olsson et al. and ARENA, this is not corrected for

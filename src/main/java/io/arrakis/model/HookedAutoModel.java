@@ -59,13 +59,16 @@ import java.util.regex.Pattern;
  * {@code blocks.i.attn.hook_pattern}, {@code blocks.i.attn.hook_gate} (families that gate each head's output, afmoe:
  * the sigmoid gate, {@code [batch, pos, head, d_head]}, that multiplies it), {@code blocks.i.attn.hook_z} (the heads'
  * outputs as the output projection reads them, gated where the family gates them); in place of the {@code attn.} hooks
- * a linear-attention layer ({@link HookedAutoConfig#linearAttention}, Qwen3.5's gated DeltaNet) has
+ * a linear-attention layer ({@link HookedAutoConfig#mixer}, Qwen3.5's gated DeltaNet) has
  * {@code blocks.i.linear_attn.hook_q/hook_k} ({@code [batch, pos, key_head, key_dim]}) and {@code hook_v}
  * ({@code [batch, pos, value_head, value_dim]}), after the convolution and SiLU, before the L2 norm,
  * {@code blocks.i.linear_attn.hook_beta} and {@code hook_decay} ({@code [batch, pos, value_head]}: the sigmoid of
  * {@code in_proj_b}, and the float32 log of the step's decay), {@code hook_core} (the delta rule's output),
  * {@code hook_gate} ({@code in_proj_z}'s output) and {@code hook_z} (the gated norm's output, which {@code out_proj}
- * reads), the last three {@code [batch, pos, value_head, value_dim]}; {@code blocks.i.hook_attn_out} (what
+ * reads), the last three {@code [batch, pos, value_head, value_dim]}, and a short-convolution layer (LFM2's)
+ * {@code blocks.i.conv.hook_b}, {@code hook_c} and {@code hook_x} (its input projection's three gates),
+ * {@code hook_conv} (the causal convolution of B · x) and {@code hook_z} (C times it, which {@code out_proj} reads),
+ * each {@code [batch, pos, d_model]}; {@code blocks.i.hook_attn_out} (what
  * the block adds to the residual stream: after the output norm of families that normalise it, and after granite's
  * {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual),
  * {@code blocks.i.ln2.hook_scale} and {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the
@@ -1091,9 +1094,8 @@ public final class HookedAutoModel implements AutoCloseable {
                 if (!Arrays.equals(layers.get(l).shape(), layers.getFirst().shape())) {
                     throw new UnsupportedOperationException("this " + config.family() + " model's layers 0 and " + l
                             + " hold these weights in different shapes, " + Arrays.toString(layers.getFirst().shape())
-                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, or softmax"
-                            + " and linear attention): ask for"
-                            + " them per layer");
+                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, or layers"
+                            + " that mix tokens differently): ask for them per layer");
                 }
             }
             return scope.keep(Tensor.stack(layers, 0));

@@ -710,7 +710,7 @@ class HookedAutoModelTest {
             assertArrayEquals(new long[] {2, 5, heads, dv}, out.cache().get("blocks.1.attn.hook_z").shape());
             assertArrayEquals(new long[] {2, heads, 5, 5}, out.cache().get("blocks.1.attn.hook_pattern").shape());
             assertArrayEquals(new long[] {2, 5, 32}, out.cache().get("blocks.1.hook_resid_post").shape());
-            if (config.architecture().linearAttention() != null) { // layer 0's linear attention (Qwen35Test)
+            if (!config.attentionHeads(0)) { // layer 0's linear attention or convolution (Qwen35Test, Lfm2Test)
                 assertArrayEquals(new long[] {heads, 32, d}, model.W_Q(1).shape());
                 assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
                 return;

@@ -90,12 +90,69 @@ class Lfm2Test {
         // int(2 * 1000 / 3) = 666, int(1.5 * 666) = 999, rounded up to 1024
         assertEquals(1024, c.with(Map.of("intermediate_size", 1000, "block_ffn_dim_multiplier", 1.5))
                 .architecture().dMlp());
-        Map<String, Object> noMultiplier = new LinkedHashMap<>();
-        noMultiplier.put("intermediate_size", 1000);
-        noMultiplier.put("block_ffn_dim_multiplier", null);
-        assertEquals(666, c.with(noMultiplier).architecture().dMlp(), "two thirds only, not rounded up");
         assertEquals(1000, c.with(Map.of("intermediate_size", 1000, "block_auto_adjust_ff_dim", false))
                 .architecture().dMlp());
+        // block_ff_dim, where given, in place of intermediate_size: int(2 * 9000 / 3) = 6000, rounded up to 6144
+        assertEquals(6144, c.with(Map.of("intermediate_size", 1000, "block_ff_dim", 9000)).architecture().dMlp());
+        Map<String, Object> noMultiplier = new LinkedHashMap<>();
+        noMultiplier.put("block_ffn_dim_multiplier", null);
+        assertThrows(IllegalArgumentException.class, () -> c.with(noMultiplier), "transformers refuses it too");
+    }
+
+    /** A {@code head_dim} other than {@code hidden_size / num_attention_heads}, which Lfm2Attention reads. */
+    @Test
+    void headDimIsRead() {
+        Architecture a = HookedAutoConfig.of("lfm2").with(Map.of("hidden_size", 32, "num_attention_heads", 4,
+                "num_key_value_heads", 2, "head_dim", 16)).architecture();
+        assertEquals(16, a.dHead());
+        assertEquals(8, HookedAutoConfig.of("lfm2").with(Map.of("hidden_size", 32, "num_attention_heads", 4,
+                "num_key_value_heads", 2))
+                .architecture().dHead());
+    }
+
+    /**
+     * The convolution over {@code conv_L_cache} positions, written out: each channel of B · x at a position and the
+     * three before it (kernel 4), times the kernel's weights, plus its bias, zeros before the first position.
+     */
+    @Test
+    void theConvolutionReadsItsKernelsPositions() throws Exception {
+        HookedAutoConfig config = TinyConfigs.of("lfm2").with(Map.of("conv_L_cache", 4, "conv_bias", true));
+        Fixtures.writeRandomCheckpoint(config, 4, dir);
+        int kernel = 4;
+        int d = 32;
+        int pos = 7;
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(dir.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(dir);
+             ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4, 1, 5, 9, 2}, 1, pos))) {
+            double[] w = weights.tensor("model.layers.0.conv.conv.weight").toDoubleArray(); // [d, 1, kernel]
+            double[] bias = weights.tensor("model.layers.0.conv.conv.bias").toDoubleArray();
+            double[] b = out.cache().get("blocks.0.conv.hook_b").toDoubleArray(); // [1, pos, d]
+            double[] x = out.cache().get("blocks.0.conv.hook_x").toDoubleArray();
+            double[] conv = out.cache().get("blocks.0.conv.hook_conv").toDoubleArray();
+            for (int t = 0; t < pos; t++) {
+                for (int ch = 0; ch < d; ch++) {
+                    double expected = bias[ch];
+                    for (int j = 0; j < kernel; j++) {
+                        int at = t - (kernel - 1) + j;
+                        expected += at < 0 ? 0 : w[ch * kernel + j] * b[at * d + ch] * x[at * d + ch];
+                    }
+                    assertEquals(expected, conv[t * d + ch], 1e-5, "position " + t + ", channel " + ch);
+                }
+            }
+        }
+    }
+
+    /** A model every layer of which is a convolution has no heads to compose: refused, saying so. */
+    @Test
+    void compositionRefusesAModelWithoutAttentionLayers() {
+        HookedAutoConfig conv = TinyConfigs.of("lfm2").with("layer_types", List.of("conv", "conv"));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(conv, 1, DType.FLOAT32, Device.CPU)) {
+            String m = assertThrows(IllegalArgumentException.class,
+                    () -> CompositionScores.allPairs(model, CompositionScores.Mode.Q)).getMessage();
+            assertTrue(m.contains("no layer") && m.contains("short convolution"), m);
+        }
     }
 
     @Test

@@ -272,8 +272,8 @@ class AttentionViewBrowserTest {
             // no pair of heads to rank: the one attention layer's heads receive only from linear layers
             assertEquals(0, browser.findElements(By.cssSelector("#top-pairs tr.pair")).size());
             String pair = hover(browser.findElement(By.id("composition-canvas")), 0, 12);
-            assertTrue(pair.contains("L0H0") && pair.contains("L3H0") && pair.contains("layer 0 has no attention heads"),
-                    pair);
+            assertTrue(pair.contains("L0H0") && pair.contains("L3H0")
+                    && pair.contains("layer 0 has no attention heads"), pair);
             List<LogEntry> severe = browser.manage().logs().get(LogType.BROWSER).getAll().stream()
                     .filter(e -> e.getLevel().intValue() >= Level.WARNING.intValue()).toList();
             assertEquals(List.of(), severe.stream().map(LogEntry::getMessage).toList(), "console errors and warnings");

@@ -12,12 +12,11 @@ import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.describe;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
-import static io.arrakis.model.family.Key.boolOrNull;
 import static io.arrakis.model.family.Key.count;
 import static io.arrakis.model.family.Key.dbl;
-import static io.arrakis.model.family.Key.dblOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.mapOrNull;
+import static io.arrakis.model.family.Key.optionalHeadDim;
 import static io.arrakis.model.family.Key.optionalPos;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.posDbl;
@@ -54,7 +53,8 @@ import static io.arrakis.model.family.Slot.W_OUT;
  *
  * <p>Keys: {@code Lfm2Config} of {@code transformers} 5.17, with the keyword arguments it reads in place of two of them
  * ({@code block_ff_dim} for {@code intermediate_size}, {@code tie_embedding} for {@code tie_word_embeddings}) and
- * {@code rope_theta}, which files carry in place of {@code rope_parameters}. Other keys of the published files
+ * {@code rope_theta}, which files carry in place of {@code rope_parameters}, and {@code head_dim}, which its attention
+ * reads where a file sets it. Other keys of the published files
  * ({@code block_dim}, {@code conv_dim}, {@code block_use_swiglu}, ...) are not read by transformers either.
  * Checkpoint: {@code Lfm2ForCausalLM}'s names.
  */
@@ -68,22 +68,22 @@ final class Lfm2 extends ModelFamily {
                 bool("use_cache", true), tok("pad_token_id", 0), tok("bos_token_id", 1), tok("eos_token_id", 2),
                 bool("tie_word_embeddings", true), ropeParameters(), posDbl("rope_theta", 1_000_000.0),
                 mapOrNull("rope_scaling"), bool("conv_bias", false), pos("conv_L_cache", 3),
-                pos("block_multiple_of", 256), dblOrNull("block_ffn_dim_multiplier", 1.0),
+                pos("block_multiple_of", 256), dbl("block_ffn_dim_multiplier", 1.0),
                 bool("block_auto_adjust_ff_dim", true), listOrNull("full_attn_idxs"), listOrNull("layer_types"),
-                optionalPos("block_ff_dim"), boolOrNull("tie_embedding", null).optional()),
+                optionalPos("block_ff_dim"), bool("tie_embedding", true).optional(), optionalHeadDim()),
                 Map.of()));
     }
 
     @Override
     Architecture architecture(Settings settings) {
         Settings s = settings;
-        if (s.has("tie_embedding") && s.get("tie_embedding") != null) {
+        if (s.has("tie_embedding")) {
             s = s.with("tie_word_embeddings", s.bool("tie_embedding"));
         }
         int layers = s.integer("num_hidden_layers");
         List<Boolean> conv = convLayers(s, layers);
         return new ArchitectureBuilder(s).width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
-                .keyValueHeads("num_key_value_heads").computedMlpWidth(mlpWidth(s)).gatedMlp()
+                .keyValueHeads("num_key_value_heads").headDim("head_dim").computedMlpWidth(mlpWidth(s)).gatedMlp()
                 .positions("max_position_embeddings").fixedActivation("silu").paddingToken("pad_token_id")
                 .norm(Norm.RMS_NORM, "norm_eps").rotary("rope_theta", null)
                 .rotatingLayers(conv.stream().map(c -> !c).toList()).qkNorm(QkNorm.PER_HEAD)
@@ -93,24 +93,20 @@ final class Lfm2 extends ModelFamily {
 
     /**
      * The MLP's width as {@code Lfm2MLP} makes it: {@code intermediate_size} (or {@code block_ff_dim}), and with
-     * {@code block_auto_adjust_ff_dim} two thirds of it, times {@code block_ffn_dim_multiplier} where set, rounded up
-     * to a multiple of {@code block_multiple_of}, each product truncated as Python's {@code int()} does.
+     * {@code block_auto_adjust_ff_dim} two thirds of it, times {@code block_ffn_dim_multiplier}, rounded up to a
+     * multiple of {@code block_multiple_of}, each product truncated as Python's {@code int()} does.
      */
     static int mlpWidth(Settings s) {
-        int width = s.has("block_ff_dim") && s.get("block_ff_dim") != null ? s.integer("block_ff_dim")
-                : s.integer("intermediate_size");
+        int width = s.integer(s.has("block_ff_dim") ? "block_ff_dim" : "intermediate_size");
         if (!s.bool("block_auto_adjust_ff_dim")) {
             return width;
         }
-        long adjusted = (long) (2.0 * width / 3);
-        if (s.get("block_ffn_dim_multiplier") != null) {
-            double multiplier = s.number("block_ffn_dim_multiplier");
-            if (!(multiplier > 0)) {
-                throw invalid("block_ffn_dim_multiplier", multiplier, "must be positive");
-            }
-            long multiple = s.integer("block_multiple_of");
-            adjusted = multiple * (((long) (multiplier * adjusted) + multiple - 1) / multiple);
+        double multiplier = s.number("block_ffn_dim_multiplier");
+        if (!(multiplier > 0)) {
+            throw invalid("block_ffn_dim_multiplier", multiplier, "must be positive");
         }
+        long multiple = s.integer("block_multiple_of");
+        long adjusted = multiple * (((long) (multiplier * (long) (2.0 * width / 3)) + multiple - 1) / multiple);
         if (adjusted < 1 || adjusted > Integer.MAX_VALUE) {
             throw invalid("intermediate_size", width, "gives an MLP of " + adjusted + " features once adjusted");
         }
