@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Make the Hugging Face reference fixtures of hybrid models: Qwen3.5's text models, dense and mixture of experts,
-Qwen3-Next, and LFM2.
+Qwen3-Next, LFM2 and LFM2-MoE.
 
 They (`transformers/models/qwen3_5`, `qwen3_5_moe`, `qwen3_next`) mix gated DeltaNet layers (linear attention: a
 causal convolution, then the gated delta rule's recurrence) with gated softmax-attention layers, which
@@ -8,14 +8,15 @@ causal convolution, then the gated delta rule's recurrence) with gated softmax-a
 `Qwen3_5MoeForCausalLM` and `Qwen3NextForCausalLM` (float32, CPU, eval mode, eager attention), redraws every parameter
 from a seeded generator, runs one forward pass on seeded ids long enough for more than one of the delta rule's
 64-position chunks, and records its activations as transformers computes them. LFM2 (`transformers/models/lfm2`)
-mixes short-convolution layers with softmax attention: a tiny `Lfm2ForCausalLM` made the same way.
+mixes short-convolution layers with softmax attention: a tiny `Lfm2ForCausalLM` made the same way, and a tiny
+`Lfm2MoeForCausalLM` (`lfm2_moe`), the same blocks with a mixture of experts.
 
 Usage
 -----
     python3 scripts/make-hf-hybrid-fixtures.py [OUT]
 
     OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/qwen3-5, OUT/qwen3-5-moe,
-         OUT/qwen3-next and OUT/lfm2.
+         OUT/qwen3-next, OUT/lfm2 and OUT/lfm2-moe.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 
@@ -47,6 +48,9 @@ reference.safetensors:
     blocks.{i}.conv.hook_z             float32 [batch, pos, d_model]  out_proj's input, C times the convolution
   LFM2's attention layers: attn.hook_q/k/v as above (no gate), attn.hook_q_normed/k_normed (after q_layernorm and
     k_layernorm), attn.hook_pattern, attn.hook_z
+  LFM2-MoE's sparse layers:
+    blocks.{i}.mlp.hook_router_logits  float32 [batch, pos, experts]  the router's logits
+    blocks.{i}.mlp.hook_expert_weights float32 [batch, pos, top_k]    the chosen experts' weights, best first
     ln_final.hook_normalized, logits
     bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
 README.md: how it was made, with the versions.
@@ -137,27 +141,51 @@ LFM2 = dict(
 )
 
 
+# LFM2-MoE: LFM2's blocks without convolution biases, a dense first layer (MLP 48), then 4 experts of 16, top 2, picked
+# with each layer's expert bias, their weights normalised and scaled by 1.5
+LFM2_MOE = dict(
+    vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    intermediate_size=48, moe_intermediate_size=16, num_dense_layers=1, num_experts=4, num_experts_per_tok=2,
+    use_expert_bias=True, routed_scaling_factor=1.5, norm_topk_prob=True, max_position_embeddings=128,
+    norm_eps=1e-5, conv_bias=False, conv_L_cache=3, layer_types=["conv", "full_attention", "conv", "full_attention"],
+    tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=1,
+    eos_token_id=2, pad_token_id=0,
+)
+
+
 def main(argv):
     root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf"
     for family in FAMILIES:
         make(root, *family)
-    make_lfm2(root)
+    make_lfm2(root, "lfm2", LFM2, "lfm2", "Lfm2Config", "Lfm2ForCausalLM",
+              "d_model 32, 4 heads of 8 with 2 key/value heads, convolution kernel 3 with biases, MLP 48 wide from"
+              " intermediate_size 50")
+    make_lfm2(root, "lfm2-moe", LFM2_MOE, "lfm2_moe", "Lfm2MoeConfig", "Lfm2MoeForCausalLM",
+              "d_model 32, 4 heads of 8 with 2 key/value heads, convolution kernel 3 without biases, layer 0's MLP"
+              " 48 wide, then 4 experts of 16, top 2, expert biases drawn too, routed_scaling_factor 1.5")
 
 
-def make_lfm2(root):
-    """LFM2's fixture: its convolution layers' gates, convolution and product, its attention layers' hooks."""
+def make_lfm2(root, folder, settings, module, config_class, model_class, about):
+    """LFM2's (or LFM2-MoE's) fixture: its convolution layers' gates, convolution and product, its attention layers'
+    hooks, and a mixture's router logits and expert weights."""
+    import importlib
+
     import torch
     import transformers
-    from transformers.models.lfm2 import modeling_lfm2 as m
 
+    m = importlib.import_module("transformers.models.%s.modeling_%s" % (module, module))
     gen = torch.Generator().manual_seed(SEED)
-    config = transformers.Lfm2Config(attn_implementation="eager", **LFM2)
-    model = transformers.Lfm2ForCausalLM(config).to(torch.float32).eval()
+    config = getattr(transformers, config_class)(attn_implementation="eager", **settings)
+    causal_lm = getattr(transformers, model_class)
+    model = causal_lm(config).to(torch.float32).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(tuple(p.shape), generator=gen)
             p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / p.shape[-1] ** 0.5)
-    ids = torch.randint(0, LFM2["vocab_size"], (BATCH, SEQ), generator=gen)
+        for name, b in model.named_buffers():
+            if name.endswith("expert_bias"):  # zeros when made: drawn, so that the bias changes some choices
+                b.copy_(0.3 * torch.randn(tuple(b.shape), generator=gen))
+    ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
     rec = {}
 
     def keep(key, t):
@@ -184,6 +212,13 @@ def make_lfm2(root):
         handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
         handles.append(layer.feed_forward.register_forward_hook(
             lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        if hasattr(layer.feed_forward, "gate"):  # a mixture: the router's logits and the chosen experts' weights
+
+            def routing(mod, args, o, b=b):
+                keep(b + "mlp.hook_router_logits", o[0].reshape(BATCH, SEQ, -1))
+                keep(b + "mlp.hook_expert_weights", o[1].reshape(BATCH, SEQ, -1))
+
+            handles.append(layer.feed_forward.gate.register_forward_hook(routing))
         if i in conv_layers:
             c = layer.conv
 
@@ -219,10 +254,9 @@ def make_lfm2(root):
     for i, pattern in zip(full, result.attentions, strict=True):
         keep("blocks.%d.attn.hook_pattern" % i, pattern)
     keep("logits", result.logits)
-    save(root, "lfm2", model, transformers.Lfm2ForCausalLM, ids, rec,
-         "`Lfm2ForCausalLM` (layer types %s; d_model 32, 4 heads of 8 with 2 key/value heads, convolution kernel 3 with"
-         " biases, MLP 48 wide from intermediate_size 50), float32, CPU, eager attention, every parameter redrawn from"
-         " a generator seeded with %d" % (", ".join(config.layer_types), SEED))
+    save(root, folder, model, causal_lm, ids, rec,
+         "`%s` (layer types %s; %s), float32, CPU, eager attention, every parameter redrawn from a generator seeded"
+         " with %d" % (model_class, ", ".join(config.layer_types), about, SEED))
 
 
 def make(root, folder, module, config_class, model_class, settings):

@@ -29,7 +29,7 @@ import java.util.stream.Stream;
  * is the Python half and reads what this writes.
  *
  * <ul>
- *   <li>Parity: each Hugging Face fixture ({@code fixtures-hf}: nine families and four hybrids) and a
+ *   <li>Parity: each Hugging Face fixture ({@code fixtures-hf}: nine families and five hybrids) and a
  *       GPT-2-small-shaped random checkpoint, forward on the device against the CPU (logits and every cached
  *       activation, float32), bfloat16 on the device against float32 on the CPU (logits), and all-pairs Q/K/V
  *       composition scores on the device against the CPU. Our logits (CPU and device, float32) and the ids are

@@ -634,15 +634,20 @@ final class Forward {
      * {@link MixtureOfExperts.Routing#SIGMOID_BIASED}'s correction bias is rounded to the model's {@code dtype} before
      * it is added to the float32 scores, as transformers holds it in that dtype;
      * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED}'s scores are the softmax over the experts, unbiased,
-     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE}'s the same in the logits' dtype, and
-     * {@link MixtureOfExperts.Routing#SOFTMAX_BIASED}'s the softmax with the float32 bias added to choose.
+     * {@link MixtureOfExperts.Routing#SOFTMAX_GROUPED_IN_MODEL_DTYPE}'s the same in the logits' dtype,
+     * {@link MixtureOfExperts.Routing#SOFTMAX_BIASED}'s the softmax with the float32 bias added to choose, and
+     * {@link MixtureOfExperts.Routing#SIGMOID_BIASED_IN_MODEL_DTYPE}'s the sigmoid in the logits' dtype, the float32
+     * bias added to choose.
      */
     private Choice scoredChoice(Tensor logits, Tensor scoreBias, DType dtype) {
         MixtureOfExperts moe = c.moe();
         MixtureOfExperts.Grouped g = moe.grouped(); // null for SOFTMAX_BIASED and MiniMax-M2's SIGMOID_BIASED
-        boolean inModelDtype = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
+        boolean sigmoidInModelDtype = moe.routing() == MixtureOfExperts.Routing.SIGMOID_BIASED_IN_MODEL_DTYPE;
+        boolean inModelDtype = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE
+                || sigmoidInModelDtype;
         boolean softmaxBiased = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_BIASED;
-        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED || inModelDtype || softmaxBiased;
+        boolean softmax = moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED
+                || moe.routing() == MixtureOfExperts.Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE || softmaxBiased;
         Tensor wide = inModelDtype || logits.dtype() == DType.FLOAT32 ? logits : logits.to(DType.FLOAT32);
         Tensor scores = softmax ? wide.softmax(-1) : wide.sigmoid();
         Tensor biased = scores;
@@ -654,9 +659,10 @@ final class Forward {
         if (g != null && g.topGroups() < g.groups()) {
             biased = biased.add(groupMask(biased, g, softmax && !inModelDtype));
         }
-        // ERNIE's and AfMoE's routers sort their top k; the others take libtorch's unsorted top k, which decides the
-        // order in which they sum the chosen scores, and so how the sum rounds
-        boolean sortedChoice = softmaxBiased || moe.routing() == MixtureOfExperts.Routing.SIGMOID_BIASED && g != null;
+        // ERNIE's, AfMoE's and LFM2-MoE's routers sort their top k; the others take libtorch's unsorted top k, which
+        // decides the order in which they sum the chosen scores, and so how the sum rounds
+        boolean sortedChoice = softmaxBiased || sigmoidInModelDtype
+                || moe.routing() == MixtureOfExperts.Routing.SIGMOID_BIASED && g != null;
         int k = moe.topK();
         List<Tensor> top = biased.topk(k, -1, true, sortedChoice);
         long[] shape = logits.shape();
@@ -670,7 +676,7 @@ final class Forward {
             return new Choice(weights.div(softmaxBiased ? sum.clamp(moe.normMin(), null) : sum), experts, bestFirst);
         }
         if (g.normalized()) {
-            weights = weights.div(sum.add(1e-20));
+            weights = weights.div(sum.add(sigmoidInModelDtype ? 1e-6 : 1e-20));
         }
         return new Choice(g.routedScale() == 1.0 ? weights : weights.mul(g.routedScale()), experts, bestFirst);
     }

@@ -69,6 +69,9 @@ final class TinyConfigs {
             o.putAll(Map.of("linear_num_key_heads", 2, "linear_num_value_heads", 4, "linear_key_head_dim", 8,
                     "linear_value_head_dim", 8, "layer_types", List.of("linear_attention", "full_attention")));
         }
+        if (raw.get("num_dense_layers") instanceof Integer dense && dense > 1) { // lfm2-moe's: one dense, one sparse
+            o.put("num_dense_layers", 1);
+        }
         if (raw.containsKey("conv_L_cache")) { // lfm2: a convolution layer, then an attention one
             o.put("layer_types", List.of("conv", "full_attention"));
         }

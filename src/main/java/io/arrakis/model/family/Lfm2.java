@@ -6,6 +6,7 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 import static io.arrakis.model.family.CheckpointTensor.linear;
 import static io.arrakis.model.family.CheckpointTensor.stored;
@@ -76,19 +77,23 @@ final class Lfm2 extends ModelFamily {
 
     @Override
     Architecture architecture(Settings settings) {
-        Settings s = settings;
-        if (s.has("tie_embedding")) {
-            s = s.with("tie_word_embeddings", s.bool("tie_embedding"));
-        }
-        int layers = s.integer("num_hidden_layers");
-        List<Boolean> conv = convLayers(s, layers);
+        Settings s = withTiedEmbedding(settings);
+        return blocks(s, convLayers(s, s.integer("num_hidden_layers"))).computedMlpWidth(mlpWidth(s)).build();
+    }
+
+    /** {@code s} with {@code tie_embedding}, where a file gives it, as {@code tie_word_embeddings}. */
+    static Settings withTiedEmbedding(Settings s) {
+        return s.has("tie_embedding") ? s.with("tie_word_embeddings", s.bool("tie_embedding")) : s;
+    }
+
+    /** LFM2's blocks, their layers {@code conv} convolutions, the others attending; the MLP's width left to set. */
+    static ArchitectureBuilder blocks(Settings s, List<Boolean> conv) {
         return new ArchitectureBuilder(s).width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
-                .keyValueHeads("num_key_value_heads").headDim("head_dim").computedMlpWidth(mlpWidth(s)).gatedMlp()
+                .keyValueHeads("num_key_value_heads").headDim("head_dim").gatedMlp()
                 .positions("max_position_embeddings").fixedActivation("silu").paddingToken("pad_token_id")
                 .norm(Norm.RMS_NORM, "norm_eps").rotary("rope_theta", null)
                 .rotatingLayers(conv.stream().map(c -> !c).toList()).qkNorm(QkNorm.PER_HEAD)
-                .shortConvolution(new ShortConvolution(s.integer("conv_L_cache"), s.bool("conv_bias"), conv))
-                .build();
+                .shortConvolution(new ShortConvolution(s.integer("conv_L_cache"), s.bool("conv_bias"), conv));
     }
 
     /**
@@ -136,9 +141,15 @@ final class Lfm2 extends ModelFamily {
             }
             return conv;
         }
+        return convLayers(types, layers);
+    }
+
+    /** Per layer, whether {@code layer_types} ({@code "conv"} or {@code "full_attention"}) makes it a convolution. */
+    static List<Boolean> convLayers(List<?> types, int layers) {
         if (types.size() != layers) {
             throw invalid("layer_types", types, "has " + types.size() + " entries but num_hidden_layers = " + layers);
         }
+        List<Boolean> conv = new ArrayList<>(layers);
         for (Object type : types) {
             if (!"conv".equals(type) && !"full_attention".equals(type)) {
                 throw invalid("layer_types", types, "entries must be \"conv\" or \"full_attention\", got "
@@ -151,12 +162,19 @@ final class Lfm2 extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        long d = a.dModel();
+        long mlp = a.dMlp();
+        return layout(a, b -> b.layer(linear("feed_forward.w1.weight", W_GATE, mlp, d),
+                linear("feed_forward.w3.weight", W_IN, mlp, d), linear("feed_forward.w2.weight", W_OUT, d, mlp)));
+    }
+
+    /** LFM2's checkpoint, with the feed-forward tensors {@code feedForward} adds after each block's {@code ffn_norm}. */
+    static Checkpoint layout(Architecture a, UnaryOperator<Checkpoint.Builder> feedForward) {
         ShortConvolution m = a.shortConvolution();
         long d = a.dModel();
         long q = (long) a.nHeads() * a.dHead();
         long kv = (long) a.nKvHeads() * a.dHead();
-        long mlp = a.dMlp();
-        return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
+        Checkpoint.Builder blocks = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("operator_norm.weight", LN1_W, d))
                 .layerWhere(l -> !m.at(l), linear("self_attn.q_proj.weight", WQ, q, d),
@@ -169,9 +187,8 @@ final class Lfm2 extends ModelFamily {
                         linear("conv.out_proj.weight", CONV_W_OUT, d, d))
                 .layerWhere(l -> m.at(l) && m.bias(), stored("conv.in_proj.bias", CONV_B_IN, 3 * d),
                         stored("conv.conv.bias", CONV_KERNEL_BIAS, d), stored("conv.out_proj.bias", CONV_B_OUT, d))
-                .layer(stored("ffn_norm.weight", LN2_W, d))
-                .layer(linear("feed_forward.w1.weight", W_GATE, mlp, d), linear("feed_forward.w3.weight", W_IN, mlp, d),
-                        linear("feed_forward.w2.weight", W_OUT, d, mlp))
+                .layer(stored("ffn_norm.weight", LN2_W, d));
+        return feedForward.apply(blocks)
                 .global(stored("embedding_norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)
                 .build();

@@ -76,6 +76,13 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          */
         SIGMOID_BIASED,
         /**
+         * LFM2-MoE's: the router's logits and their sigmoids in the model's dtype as scores; a token chooses its
+         * {@code topK} experts by score plus the expert's float32 bias, best first; its weights are the chosen experts'
+         * scores without the bias, in the model's dtype, divided by their sum plus {@code 1e-6} where
+         * {@link Grouped#normalized}, times {@link Grouped#routedScale}. One group.
+         */
+        SIGMOID_BIASED_IN_MODEL_DTYPE,
+        /**
          * DeepSeek-V2's: the router's logits made in float32 from the token and the router's weight in float32, their
          * softmax over all experts as scores; a token chooses its {@code topK} experts by score among the experts of
          * the {@link Grouped#topGroups} groups whose best score is highest ({@code group_limited_greedy}; one group:
@@ -143,9 +150,10 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         boolean groupedRouting = routing == Routing.SIGMOID_GROUPED || routing == Routing.SOFTMAX_GROUPED
                 || routing == Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE;
         if (routing == Routing.SIGMOID_BIASED ? grouped != null && grouped.groups() != 1
+                : routing == Routing.SIGMOID_BIASED_IN_MODEL_DTYPE ? grouped == null || grouped.groups() != 1
                 : groupedRouting != (grouped != null)) {
-            throw new IllegalArgumentException("grouped settings go with the grouped routings only, and with"
-                    + " SIGMOID_BIASED in one group");
+            throw new IllegalArgumentException("grouped settings go with the grouped routings only, with"
+                    + " SIGMOID_BIASED in one group, and SIGMOID_BIASED_IN_MODEL_DTYPE needs them in one group");
         }
         sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
@@ -180,7 +188,7 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
      */
     public boolean float32Logits() {
         return float32Router || grouped != null && routing != Routing.SOFTMAX_GROUPED_IN_MODEL_DTYPE
-                && routing != Routing.SIGMOID_BIASED;
+                && routing != Routing.SIGMOID_BIASED && routing != Routing.SIGMOID_BIASED_IN_MODEL_DTYPE;
     }
 
     /**
