@@ -33,7 +33,9 @@ import java.util.stream.Collectors;
  * pass, text alone too, and so does a pass here ({@link #placeholderIds}). Qwen3.5's ({@code qwen3_5},
  * {@code qwen3_5_moe}) are the qwen3-5 and qwen3-5-moe families, their tensors under {@code model.language_model.},
  * beside a {@code visual} tower and multi-token-prediction layers; their head too is tied by the whole model's key
- * alone, which is false by default.
+ * alone, which is false by default. LFM2-VL's ({@code lfm2_vl}) is the lfm2 family, its tensors under
+ * {@code model.language_model.} beside a vision tower and a projector, its head tied by the whole model's key alone,
+ * which is true by default.
  */
 final class MultimodalCheckpoint {
     /**
@@ -48,7 +50,7 @@ final class MultimodalCheckpoint {
             Map.entry("qwen3_vl", List.of("qwen3_vl_text")), Map.entry("qwen3_vl_moe", List.of("qwen3_vl_moe_text")),
             Map.entry("exaone4_5", List.of("exaone4", "exaone4_5_text")),
             Map.entry("kimi_k25", List.of("deepseek_v3", "kimi_k2")), Map.entry("qwen3_5", List.of("qwen3_5_text")),
-            Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")));
+            Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")), Map.entry("lfm2_vl", List.of("lfm2")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -57,7 +59,10 @@ final class MultimodalCheckpoint {
             "tie_word_embeddings");
     private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
     /** The multimodal models whose head is tied by their own {@code tie_word_embeddings}, not their text model's. */
-    private static final Set<String> TIED_BY_TOP_KEY = Set.of("exaone4_5", "kimi_k25", "qwen3_5", "qwen3_5_moe");
+    private static final Set<String> TIED_BY_TOP_KEY = Set.of("exaone4_5", "kimi_k25", "qwen3_5", "qwen3_5_moe",
+            "lfm2_vl");
+    /** Of those, the ones whose whole model's config ties the head by default. */
+    private static final Set<String> TIED_BY_DEFAULT = Set.of("kimi_k25", "lfm2_vl");
     /**
      * What text does not reach: the vision towers and projectors, and EXAONE 4.5's multi-token-prediction layers,
      * which transformers' model leaves unread too.
@@ -119,9 +124,9 @@ final class MultimodalCheckpoint {
         }
         if (TIED_BY_TOP_KEY.contains(type)) {
             // the head is tied by the whole model's key alone, whatever text_config says: false by default for
-            // EXAONE 4.5 and Qwen3.5, true for Kimi K2.5 (Kimi_K25Config's default)
+            // EXAONE 4.5 and Qwen3.5, true for Kimi K2.5 and LFM2-VL (their config classes' defaults)
             config.put("tie_word_embeddings", top.containsKey("tie_word_embeddings")
-                    ? top.get("tie_word_embeddings") : "kimi_k25".equals(type));
+                    ? top.get("tie_word_embeddings") : TIED_BY_DEFAULT.contains(type));
             if ("exaone4_5_text".equals(config.get("model_type"))) {
                 config.put("model_type", "exaone4"); // the first release's name, which transformers maps
             }

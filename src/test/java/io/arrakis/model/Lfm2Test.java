@@ -8,6 +8,7 @@ import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.ShortConvolution;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -251,6 +252,44 @@ class Lfm2Test {
             assertTrue(heads.stack().select(0, 0).allclose(out.cache().get("blocks.0.hook_attn_out").sub(bias), 1e-5,
                     1e-5));
             assertFalse(bias.abs().max().item() == 0, "the fixture's convolutions have biases");
+        }
+    }
+
+    /**
+     * An LFM2-VL checkpoint ({@code lfm2_vl}: the text model's tensors under {@code model.language_model.}, a vision
+     * tower and a projector beside them) runs as its text model, its head tied by the whole model's
+     * {@code tie_word_embeddings} alone, true by default (as transformers' Lfm2VlForConditionalGeneration ties it).
+     */
+    @Test
+    void theMultimodalCheckpointRunsAsItsTextModel() throws Exception {
+        Map<String, Object> text = new LinkedHashMap<>();
+        ((Map<?, ?>) Json.parse(Files.readString(FIXTURE.resolve("config.json"))))
+                .forEach((k, v) -> text.put((String) k, v));
+        text.remove("architectures");
+        text.put("tie_word_embeddings", false); // the whole model's key decides
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("architectures", List.of("Lfm2VlForConditionalGeneration"),
+                "model_type", "lfm2_vl", "text_config", text, "vision_config", Map.of("model_type",
+                        "siglip2_vision_model", "hidden_size", 16L)));
+        Files.writeString(dir.resolve("config.json"), Json.write(top));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             SafeTensorsFile reference = SafeTensorsFile.open(FIXTURE.resolve("reference.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                tensors.put("model.language_model." + name.substring("model.".length()), weights.tensor(name));
+            }
+            tensors.put("model.vision_tower.embeddings.patch_embedding.weight", Tensor.ones(16, 48));
+            tensors.put("model.multi_modal_projector.linear_1.weight", Tensor.ones(16, 64));
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                assertEquals("lfm2", model.config().family());
+                assertTrue(model.config().tiedEmbeddings());
+                assertTrue(model.runWithHooks(reference.tensor("input_ids")).allclose(reference.tensor("logits"),
+                        1e-4, 1e-4));
+            }
+            top.put("tie_word_embeddings", false);
+            Files.writeString(dir.resolve("config.json"), Json.write(top));
+            assertFalse(HookedAutoConfig.fromPretrained(dir).tiedEmbeddings());
         }
     }
 }

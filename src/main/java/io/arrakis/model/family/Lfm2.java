@@ -168,7 +168,7 @@ final class Lfm2 extends ModelFamily {
                 linear("feed_forward.w3.weight", W_IN, mlp, d), linear("feed_forward.w2.weight", W_OUT, d, mlp)));
     }
 
-    /** LFM2's checkpoint, with the feed-forward tensors {@code feedForward} adds after each block's {@code ffn_norm}. */
+    /** LFM2's checkpoint, with the feed-forward tensors {@code feedForward} adds after each block's ffn_norm. */
     static Checkpoint layout(Architecture a, UnaryOperator<Checkpoint.Builder> feedForward) {
         ShortConvolution m = a.shortConvolution();
         long d = a.dModel();
