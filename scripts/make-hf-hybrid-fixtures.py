@@ -141,11 +141,12 @@ LFM2 = dict(
 )
 
 
-# LFM2-MoE: LFM2's blocks without convolution biases, a dense first layer (MLP 48), then 4 experts of 16, top 2, picked
-# with each layer's expert bias, their weights normalised and scaled by 1.5
+# LFM2-MoE: LFM2's blocks without convolution biases, a dense first layer (MLP 48), then 8 experts of 16, top 4 as the
+# published model's (where a token's four outputs summed at once and one by one round apart in bfloat16), picked with
+# each layer's expert bias, their weights normalised and scaled by 1.5
 LFM2_MOE = dict(
     vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-    intermediate_size=48, moe_intermediate_size=16, num_dense_layers=1, num_experts=4, num_experts_per_tok=2,
+    intermediate_size=48, moe_intermediate_size=16, num_dense_layers=1, num_experts=8, num_experts_per_tok=4,
     use_expert_bias=True, routed_scaling_factor=1.5, norm_topk_prob=True, max_position_embeddings=128,
     norm_eps=1e-5, conv_bias=False, conv_L_cache=3, layer_types=["conv", "full_attention", "conv", "full_attention"],
     tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=1,
@@ -162,7 +163,7 @@ def main(argv):
               " intermediate_size 50")
     make_lfm2(root, "lfm2-moe", LFM2_MOE, "lfm2_moe", "Lfm2MoeConfig", "Lfm2MoeForCausalLM",
               "d_model 32, 4 heads of 8 with 2 key/value heads, convolution kernel 3 without biases, layer 0's MLP"
-              " 48 wide, then 4 experts of 16, top 2, expert biases drawn too, routed_scaling_factor 1.5")
+              " 48 wide, then 8 experts of 16, top 4, expert biases drawn too, routed_scaling_factor 1.5")
 
 
 def make_lfm2(root, folder, settings, module, config_class, model_class, about):

@@ -224,7 +224,7 @@ public final class CompositionScores {
         int[] scored = softmaxLayers(c);
         if (scored.length == 0) {
             throw new IllegalArgumentException("no layer of this " + c.family() + " model attends by softmax (they mix"
-                    + " tokens by " + c.mixers(0, c.nLayers()) + "): it has no attention heads to compose");
+                    + " tokens by " + c.headlessMixers(0, c.nLayers()) + "): it has no attention heads to compose");
         }
         int layers = scored.length;
         int heads = c.nHeads();

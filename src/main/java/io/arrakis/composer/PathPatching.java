@@ -396,7 +396,8 @@ public final class PathPatching {
         }
         if (java.util.stream.IntStream.range(0, receiver.layer()).noneMatch(config::attentionHeads)) {
             throw new IllegalArgumentException("no head sends to the receiver " + receiver + ": the layers below it"
-                    + " have no attention heads (they mix tokens by " + config.mixers(0, receiver.layer()) + ")");
+                    + " have no attention heads (they mix tokens by " + config.headlessMixers(0, receiver.layer())
+                    + ")");
         }
     }
 

@@ -537,9 +537,9 @@ final class Forward {
     /**
      * A sparse mixture of experts: the router's logits choose each token's experts and their weights; each expert
      * runs on the tokens routed to it (in token order; on none when no token chose it), its outputs multiplied by
-     * their weights; a token's output is the sum of its experts' in expert order, the order in which Hugging Face's
-     * eager experts accumulate them (its grouped implementation sums a token's outputs in one op, which in reduced
-     * precision may round a last bit otherwise).
+     * their weights; a token's output is the sum of its experts' outputs in one reduction, as the grouped experts
+     * that {@code transformers} 5 runs by default sum them (its eager experts add them one by one, which in reduced
+     * precision rounds at each step).
      */
     private Tensor mixtureOfExperts(int layer, String b, Weights.Layer l, Tensor x) {
         MixtureOfExperts moe = c.moe();
@@ -600,11 +600,7 @@ final class Forward {
         }
         Tensor perToken = Tensor.cat(outputs, 0).indexSelect(0, indices(routes.order(), x.device()))
                 .view(tokens, k, c.dModel());
-        Tensor sum = perToken.select(1, 0);
-        for (int j = 1; j < k; j++) {
-            sum = sum.add(perToken.select(1, j));
-        }
-        Tensor routed = sum.view(batch, pos, c.dModel());
+        Tensor routed = perToken.sum(1, false).view(batch, pos, c.dModel());
         if (!moe.hasSharedExpert()) {
             return routed;
         }

@@ -546,10 +546,10 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The mixers of layers {@code from .. to - 1} that have no heads, for messages: "linear attention (gated
-     * DeltaNet)".
+     * What mixes tokens in the layers {@code from .. to - 1} that have no heads, each kind once, for messages: "linear
+     * attention (gated DeltaNet)", or "" where every one of them has heads.
      */
-    public String mixers(int from, int to) {
+    public String headlessMixers(int from, int to) {
         return java.util.stream.IntStream.range(from, to).mapToObj(this::mixer)
                 .filter(m -> m != Architecture.Mixer.SOFTMAX_ATTENTION).distinct().map(Architecture.Mixer::description)
                 .collect(java.util.stream.Collectors.joining(" and "));

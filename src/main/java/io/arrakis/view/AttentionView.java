@@ -410,7 +410,7 @@ public final class AttentionView {
         if (softmax.length < 2) {
             throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has "
                     + (c.nLayers() == 1 ? "one layer" : softmax.length + " layer attending by softmax, the others"
-                    + " mixing tokens by " + c.mixers(0, c.nLayers()) + ", which has no heads"));
+                    + " mixing tokens by " + c.headlessMixers(0, c.nLayers()) + ", which has no heads"));
         }
         if (!given.isEmpty()) {
             return given;

@@ -68,8 +68,8 @@ public final class PatchingSweep {
                 .toArray();
         if (softmax.length < 2) {
             throw new IllegalArgumentException("this model has " + softmax.length + " layer attending by softmax, the"
-                    + " others mixing tokens by " + config.mixers(0, config.nLayers()) + ", which has no heads: no"
-                    + " head receives from another");
+                    + " others mixing tokens by " + config.headlessMixers(0, config.nLayers()) + ", which has no"
+                    + " heads: no head receives from another");
         }
         List<Head> heads = new ArrayList<>();
         for (int i = 1; i < softmax.length; i++) {

@@ -95,10 +95,9 @@ class RoutesOnRandomConfigsTest {
         explicit32.close();
     }
 
-    /** A random layer that attends by softmax, or -1 where every layer's attention is linear. */
+    /** A random layer that attends by softmax, or -1 where no layer does. */
     private static int softmaxLayer(HookedAutoConfig config, Random random) {
-        int[] softmax = IntStream.range(0, config.nLayers())
-                .filter(l -> !config.architecture().linearAttentionAt(l)).toArray();
+        int[] softmax = IntStream.range(0, config.nLayers()).filter(config::attentionHeads).toArray();
         return softmax.length == 0 ? -1 : softmax[random.nextInt(softmax.length)];
     }
 

@@ -260,27 +260,6 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
     }
 
     /**
-     * Whether a layer mixes tokens by linear attention ({@link #linearAttention}) rather than by softmax attention.
-     *
-     * @param layer the layer index
-     * @return true for a linear-attention layer
-     */
-    public boolean linearAttentionAt(int layer) {
-        return mixer(layer) == Mixer.LINEAR_ATTENTION;
-    }
-
-    /**
-     * Whether a layer has attention heads: it mixes tokens by softmax attention, not by linear attention or a short
-     * convolution.
-     *
-     * @param layer the layer index
-     * @return true for a softmax-attention layer
-     */
-    public boolean attentionHeadsAt(int layer) {
-        return mixer(layer) == Mixer.SOFTMAX_ATTENTION;
-    }
-
-    /**
      * The rotary embedding of a layer.
      *
      * @param layer the layer index

@@ -63,6 +63,10 @@ final class Lfm2Moe extends ModelFamily {
         Settings s = Lfm2.withTiedEmbedding(settings);
         int layers = s.integer("num_hidden_layers");
         List<?> types = s.listOrNull("layer_types");
+        if (types == null && s.listOrNull("full_attn_idxs") != null) {
+            throw invalid("full_attn_idxs", s.listOrNull("full_attn_idxs"), "is not read by Lfm2MoeConfig, which"
+                    + " takes the layer types from layer_types alone: set layer_types");
+        }
         if (!s.bool("use_expert_bias")) {
             throw invalid("use_expert_bias", false, "is not implemented: lfm2_moe's routing here picks experts with"
                     + " each layer's expert_bias, as the published models do");
