@@ -594,13 +594,15 @@ final class Forward {
                 Tensor rows = indices(routes.tokens()[e], x.device());
                 Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
                 Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
-                // mixtral's float32 routing weights promote, as in Hugging Face
-                outputs.add(expert.keep(out.mul(weight).to(x.dtype())));
+                // mixtral's float32 routing weights promote the weighted outputs, which are summed so, as in
+                // transformers, and rounded to the model's dtype once
+                outputs.add(expert.keep(out.mul(weight)));
             }
         }
         Tensor perToken = Tensor.cat(outputs, 0).indexSelect(0, indices(routes.order(), x.device()))
                 .view(tokens, k, c.dModel());
-        Tensor routed = perToken.sum(1, false).view(batch, pos, c.dModel());
+        Tensor summed = perToken.sum(1, false);
+        Tensor routed = (summed.dtype() == x.dtype() ? summed : summed.to(x.dtype())).view(batch, pos, c.dModel());
         if (!moe.hasSharedExpert()) {
             return routed;
         }
