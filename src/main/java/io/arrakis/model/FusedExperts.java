@@ -11,8 +11,9 @@ import java.util.Set;
  * A checkpoint whose experts are stored fused, {@code mlp.experts.gate_up_proj [experts, 2 · d_mlp, d_model]} (each
  * expert's gate rows, then its up rows) and {@code mlp.experts.down_proj [experts, d_model, d_mlp]}, as
  * {@code transformers} 5 lays them out and Qwen3.5's mixtures are published, read by a family whose checkpoint names
- * each expert's {@code gate_proj}, {@code up_proj} and {@code down_proj} (which {@code transformers} converts the fused
- * tensors to and from): each expert's tensor is its slice of the fused one. A fused tensor is loaded once for all its
+ * each expert's {@code gate_proj}, {@code up_proj} and {@code down_proj} (or LFM2-MoE's {@code w1}, {@code w3} and
+ * {@code w2}; {@code transformers} converts the fused tensors to and from those): each expert's tensor is its slice of
+ * the fused one. A fused tensor is loaded once for all its
  * experts' slices and freed when the last is taken.
  */
 final class FusedExperts {
@@ -37,7 +38,10 @@ final class FusedExperts {
             String prefix = name.substring(0, name.length() - "gate_up_proj".length());
             String down = prefix + "down_proj";
             long[] gateUp = source.shape(name);
-            if (!expected.contains(prefix + "0.gate_proj.weight") || !source.names().contains(down)
+            // each expert's gate, up and down projection, as Qwen's mixtures name them or as LFM2-MoE's do
+            String[] parts = expected.contains(prefix + "0.w1.weight") ? new String[] {"w1", "w3", "w2"}
+                    : new String[] {"gate_proj", "up_proj", "down_proj"};
+            if (!expected.contains(prefix + "0." + parts[0] + ".weight") || !source.names().contains(down)
                     || gateUp.length != 3 || gateUp[1] % 2 != 0) {
                 continue;
             }
@@ -47,11 +51,11 @@ final class FusedExperts {
                 continue; // not the layout described above: the per-expert names stay missing, and are reported so
             }
             for (int e = 0; e < gateUp[0]; e++) {
-                slices.put(prefix + e + ".gate_proj.weight", new Slice(name, e, 0, width,
+                slices.put(prefix + e + "." + parts[0] + ".weight", new Slice(name, e, 0, width,
                         new long[] {width, gateUp[2]}));
-                slices.put(prefix + e + ".up_proj.weight", new Slice(name, e, width, width,
+                slices.put(prefix + e + "." + parts[1] + ".weight", new Slice(name, e, width, width,
                         new long[] {width, gateUp[2]}));
-                slices.put(prefix + e + ".down_proj.weight", new Slice(down, e, 0, gateUp[2],
+                slices.put(prefix + e + "." + parts[2] + ".weight", new Slice(down, e, 0, gateUp[2],
                         new long[] {gateUp[2], width}));
             }
             hidden.add(name);

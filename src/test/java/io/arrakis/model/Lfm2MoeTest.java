@@ -4,6 +4,7 @@ import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -167,6 +168,43 @@ class Lfm2MoeTest {
                  ModelOutput out = model.forward(Tensor.of(new long[] {3, 1, 4, 1, 5}, 1, 5))) {
                 assertArrayEquals(new long[] {3, 2, 3, 2, 3, 2, 3, 2, 3, 2},
                         out.cache().get("blocks.1.mlp.hook_expert_indices").toLongArray());
+            }
+        }
+    }
+
+    /**
+     * The experts fused as transformers 5 lays them out ({@code save_pretrained(save_original_format=False)}, by its
+     * conversion of lfm2_moe's {@code experts.*.w1/w3} into {@code experts.gate_up_proj}, each expert's w1 rows then its
+     * w3 rows, and {@code w2} into {@code experts.down_proj}) load as the per-expert tensors they were made from.
+     */
+    @Test
+    void fusedExpertsLoadAsTheirExperts() throws Exception {
+        Files.copy(FIXTURE.resolve("config.json"), dir.resolve("config.json"));
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             SafeTensorsFile reference = SafeTensorsFile.open(FIXTURE.resolve("reference.safetensors"))) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String name : weights.names()) {
+                if (!name.contains(".feed_forward.experts.")) {
+                    tensors.put(name, weights.tensor(name));
+                }
+            }
+            for (int l = 1; l < 4; l++) {
+                String experts = "model.layers." + l + ".feed_forward.experts.";
+                List<Tensor> gateUp = new java.util.ArrayList<>();
+                List<Tensor> down = new java.util.ArrayList<>();
+                for (int e = 0; e < 8; e++) {
+                    gateUp.add(Tensor.cat(List.of(weights.tensor(experts + e + ".w1.weight"),
+                            weights.tensor(experts + e + ".w3.weight")), 0));
+                    down.add(weights.tensor(experts + e + ".w2.weight"));
+                }
+                tensors.put(experts + "gate_up_proj", Tensor.stack(gateUp, 0));
+                tensors.put(experts + "down_proj", Tensor.stack(down, 0));
+            }
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                assertTrue(model.runWithHooks(reference.tensor("input_ids")).allclose(reference.tensor("logits"),
+                        1e-4, 1e-4));
             }
         }
     }
