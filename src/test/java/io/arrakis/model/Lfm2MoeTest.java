@@ -174,8 +174,8 @@ class Lfm2MoeTest {
 
     /**
      * The experts fused as transformers 5 lays them out ({@code save_pretrained(save_original_format=False)}, by its
-     * conversion of lfm2_moe's {@code experts.*.w1/w3} into {@code experts.gate_up_proj}, each expert's w1 rows then its
-     * w3 rows, and {@code w2} into {@code experts.down_proj}) load as the per-expert tensors they were made from.
+     * conversion of lfm2_moe's {@code experts.*.w1/w3} into {@code experts.gate_up_proj}, each expert's w1 rows then
+     * its w3 rows, and {@code w2} into {@code experts.down_proj}) load as the per-expert tensors they were made from.
      */
     @Test
     void fusedExpertsLoadAsTheirExperts() throws Exception {
