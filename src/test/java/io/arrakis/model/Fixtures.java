@@ -29,6 +29,12 @@ public final class Fixtures {
     /** One folder per family, named as the family, with every hook of a block as reference. */
     static final Path HF = Path.of("src/test/resources/fixtures-hf");
     /**
+     * One folder per family whose attention has no per-head projections to record from outside (MiniCPM3's latent
+     * attention), named as the family; as references each block's input, output, attention and MLP outputs, the final
+     * norm and the logits.
+     */
+    static final Path HF_RESIDUAL = Path.of("src/test/resources/fixtures-hf-residual");
+    /**
      * One folder per later family, and variants of earlier ones; as references each block's {@code hook_resid_pre}
      * and {@code attn.hook_pattern}, {@code ln_final.hook_normalized} and {@code logits}.
      */
@@ -112,9 +118,10 @@ public final class Fixtures {
     }
 
     /**
-     * A registered family's Hugging Face reference model: {@code src/test/resources/fixtures-hf/<family>}, or, for a
-     * family without one there, the folder of {@code shared/fixtures-hf-more} whose {@code config.json} has the
-     * family's {@code model_type}, or else the one {@link DerivedFixtures} derives.
+     * A registered family's Hugging Face reference model: {@code src/test/resources/fixtures-hf/<family>} (or
+     * {@code fixtures-hf-residual/<family>}), or, for a family without one there, the folder of
+     * {@code shared/fixtures-hf-more} whose {@code config.json} has the family's {@code model_type}, or else the one
+     * {@link DerivedFixtures} derives.
      *
      * @param family the family's name or {@code model_type}
      */
@@ -123,6 +130,9 @@ public final class Fixtures {
         Path own = HF.resolve(f.name());
         if (Files.isDirectory(own)) {
             return own;
+        }
+        if (Files.isDirectory(HF_RESIDUAL.resolve(f.name()))) {
+            return HF_RESIDUAL.resolve(f.name());
         }
         Path more = existing(HF_MORE);
         return moreFolders().filter(d -> f.modelType().equals(modelType(d))).findFirst()

@@ -63,6 +63,11 @@ final class Youtu extends ModelFamily {
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
+        return checkpointOf(a);
+    }
+
+    /** Llama's layout with DeepSeek-V3's latent attention tensors and a dense gated MLP on every layer. */
+    static Checkpoint checkpointOf(Architecture a) {
         long d = a.dModel();
         long mlp = a.dMlp();
         return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
