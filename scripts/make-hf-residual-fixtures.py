@@ -50,11 +50,13 @@ FAMILIES = [
     ("minicpm3", "MiniCPM3Config", "MiniCPM3ForCausalLM",
      dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
           num_key_value_heads=4, q_lora_rank=16, kv_lora_rank=12, qk_nope_head_dim=8, qk_rope_head_dim=4,
-          v_head_dim=6, scale_emb=12, scale_depth=1.4, dim_model_base=8, max_position_embeddings=128,
+          v_head_dim=6, scale_emb=12.3, scale_depth=1.4, dim_model_base=10, max_position_embeddings=128,
           rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
           rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
      "3 layers, d_model 32, 4 heads, latent attention with query rank 16, key/value rank 12, 8 unrotated and 4 rotated"
-     " query/key features and 6 value features per head, scale_emb 12, scale_depth 1.4, dim_model_base 8"),
+     " query/key features and 6 value features per head, scale_emb 12.3 (which bfloat16 rounds), scale_depth 1.4,"
+     " dim_model_base 10 (the final norm's output divided by 3.2, which rounds otherwise than the logits times"
+     " 0.3125)"),
 ]
 
 

@@ -90,7 +90,8 @@ final class Forward {
             x = hook.block(input, () -> block(layer, input, rotary));
         }
         Tensor normalized = hookedNorm("ln_final.", x, w.lnfw, w.lnfb);
-        Tensor logits = w.project(normalized, w.unembed, w.unembedBias);
+        double divisor = c.headInputDivisor();
+        Tensor logits = w.project(divisor == 1.0 ? normalized : normalized.div(divisor), w.unembed, w.unembedBias);
         if (c.logitScale() != 1.0) {
             logits = then(logits, l -> l.mul(c.logitScale()));
         }

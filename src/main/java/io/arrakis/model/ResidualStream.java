@@ -319,7 +319,8 @@ public final class ResidualStream {
                     directions = directions.sub(unembeddingRows(rows, incorrectTokens, "incorrect tokens"));
                 }
                 Tensor attrs = applyLnToStack(stack).mul(directions).sum(-1, false);
-                return scope.keep(arch.logitScale() == 1.0 ? attrs : attrs.mul(arch.logitScale()));
+                double factor = arch.logitScale() / arch.headInputDivisor();
+                return scope.keep(factor == 1.0 ? attrs : attrs.mul(factor));
             }
         });
     }

@@ -40,7 +40,8 @@ class MiniCpm3Test {
         assertEquals(12.0, a.embeddingScale());
         assertTrue(a.embeddingScaleRounded() && a.tiedEmbeddings() && !a.rotaryInterleaved());
         assertEquals(1.4 / Math.sqrt(62), a.residualMultiplier(), 1e-15);
-        assertEquals(0.1, a.logitScale(), 1e-15, "dim_model_base / hidden_size");
+        assertEquals(10.0, a.headInputDivisor(), "hidden_size / dim_model_base");
+        assertEquals(1.0, a.logitScale());
         long d = 2560;
         long attention = d * 768 + 768 + 768L * 40 * 96 + d * (256 + 32) + 256 + 256L * 40 * 128 + 40L * 64 * d;
         long block = attention + 3 * d * 6400 + 2 * d;
@@ -54,15 +55,23 @@ class MiniCpm3Test {
         none.put("dim_model_base", null);
         Architecture a = HookedAutoConfig.of("minicpm3").with(none).architecture();
         assertEquals(1.0, a.residualMultiplier(), 1e-15, "scale_depth sqrt(num_hidden_layers)");
-        assertEquals(1.0, a.logitScale(), "dim_model_base hidden_size");
+        assertEquals(1.0, a.headInputDivisor(), "dim_model_base hidden_size");
+        // a null v_head_dim is hidden_size / num_attention_heads, whatever qk_nope_head_dim is
+        Map<String, Object> nope = new HashMap<>();
+        nope.put("qk_nope_head_dim", 32);
+        assertEquals(64, HookedAutoConfig.of("minicpm3").with(nope).architecture().latentAttention().valueDim());
+        String heads = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("minicpm3")
+                .with("hidden_size", 2570)).getMessage();
+        assertTrue(heads.contains("hidden_size") && heads.contains("num_attention_heads"), heads);
         String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.of("minicpm3")
                 .with("mlp_bias", true)).getMessage();
         assertTrue(m.contains("mlp_bias") && m.contains("not implemented"), m);
     }
 
     /**
-     * In bfloat16 its logits lie on average at most a tenth as far from transformers' as transformers' float32 ones
-     * (transformers divides the final norm's output before the head where this scales the logits after it).
+     * In bfloat16 its logits lie on average at most a tenth as far from transformers' as transformers' float32 ones:
+     * the fixture's final norm output is divided by 3.2 before the head, which rounds otherwise than the logits times
+     * 0.3125, and its scale_emb, 12.3, is rounded to bfloat16.
      */
     @Test
     void theBfloat16PassIsTransformers() {

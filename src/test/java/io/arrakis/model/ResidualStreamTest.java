@@ -102,8 +102,8 @@ class ResidualStreamTest {
             double[] logits = reference.tensor("logits").toDoubleArray();
             // what the biases give each token: b_U, and the final norm's bias through W_U
             Tensor normBias = model.weights().lnfb;
-            double[] bias = (normBias == null ? model.b_U()
-                    : normBias.unsqueeze(0).matmul(model.W_U()).squeeze(0).add(model.b_U())).toDoubleArray();
+            double[] bias = (normBias == null ? model.b_U() : normBias.div(a.headInputDivisor()).unsqueeze(0)
+                    .matmul(model.W_U()).squeeze(0).add(model.b_U())).toDoubleArray();
             long[] t = tokens.toLongArray();
             long[] u = ids.toLongArray();
             int vocab = a.vocabSize();
@@ -473,10 +473,13 @@ class ResidualStreamTest {
         return bias == null ? normalized : normalized.add(bias);
     }
 
-    /** The logits of a normalised stream as the forward pass makes them: unembedding, bias, scale, soft-cap. */
+    /**
+     * The logits of a normalised stream as the forward pass makes them: MiniCPM3's division, unembedding, bias, scale,
+     * soft-cap.
+     */
     private static Tensor logits(HookedAutoModel model, Tensor normalized) {
         Architecture a = model.config().architecture();
-        Tensor logits = normalized.matmul(model.W_U()).add(model.b_U()).mul(a.logitScale());
+        Tensor logits = normalized.div(a.headInputDivisor()).matmul(model.W_U()).add(model.b_U()).mul(a.logitScale());
         return a.logitSoftcap() > 0 ? logits.div(a.logitSoftcap()).tanh().mul(a.logitSoftcap()) : logits;
     }
 

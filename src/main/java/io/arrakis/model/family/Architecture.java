@@ -77,6 +77,8 @@ import java.util.List;
  *     no layer does
  * @param shortConvolution the short convolution of the layers that mix tokens by one (LFM2), or null where no layer
  *     does
+ * @param headInputDivisor what the final norm's output is divided by before the unembedding (MiniCPM3's
+ *     {@code logits_scaling}); 1 otherwise
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -90,7 +92,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
-        LinearAttention linearAttention, ShortConvolution shortConvolution) {
+        LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor) {
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {

@@ -100,6 +100,7 @@ final class ArchitectureBuilder {
     private SparseAttention sparseAttention;
     private LinearAttention linearAttention;
     private ShortConvolution shortConvolution;
+    private double headInputDivisor = 1.0;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -528,6 +529,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** What the final norm's output is divided by before the unembedding ({@link Architecture#headInputDivisor}). */
+    ArchitectureBuilder headInputDivisor(double divisor) {
+        headInputDivisor = divisor;
+        return this;
+    }
+
     /** A short convolution in the layers {@code conv} names ({@link Architecture#shortConvolution}). */
     ArchitectureBuilder shortConvolution(ShortConvolution conv) {
         shortConvolution = conv;
@@ -625,7 +632,7 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention, linearAttention, shortConvolution);
+                sparseAttention, linearAttention, shortConvolution, headInputDivisor);
     }
 
     /**

@@ -21,13 +21,14 @@ import static io.arrakis.model.family.Key.tok;
  * latent attention ({@link DeepseekV3#latentLayout}; its rotated features turned as halves, not pairs), a dense gated
  * MLP, the token embeddings multiplied by {@code scale_emb} (rounded to the model's dtype, as its scaled embedding
  * holds it), each attention and MLP output by {@code scale_depth / sqrt(num_hidden_layers)} before it joins the
- * residual stream, and the logits by {@code dim_model_base / hidden_size} (transformers divides the final norm's output
- * before the head: the same product, which in bfloat16 may round a last bit apart).
+ * residual stream, and the final norm's output divided by {@code hidden_size / dim_model_base} before the head.
  *
  * <p>Keys: {@code MiniCPM3Config} of {@code transformers} 5.17 (a {@code LlamaConfig} with its own defaults); a null
  * {@code v_head_dim}, {@code scale_depth} or {@code dim_model_base} is {@code hidden_size / num_attention_heads},
- * {@code sqrt(num_hidden_layers)} and {@code hidden_size}, as the class fills them in. Refused: {@code mlp_bias} true
- * (not implemented; the published model has none). Checkpoint: Llama's layout with DeepSeek-V3's attention tensors.
+ * {@code sqrt(num_hidden_layers)} and {@code hidden_size}, as the class fills them in. MiniCPM3-4B's {@code longrope}
+ * {@code rope_scaling} gives no {@code factor}, which transformers 5.17 fails on: it is read as Phi-3's are,
+ * {@code max_position_embeddings / original_max_position_embeddings} (1 there). Refused: {@code mlp_bias} true (not
+ * implemented; the published model has none). Checkpoint: Llama's layout with DeepSeek-V3's attention tensors.
  */
 final class MiniCpm3 extends ModelFamily {
 
@@ -52,6 +53,7 @@ final class MiniCpm3 extends ModelFamily {
         if (s.bool("mlp_bias")) {
             throw invalid("mlp_bias", true, "is not implemented: the published MiniCPM3's MLP has no biases");
         }
+        LlamaLayout.requireHeadsDivideWidth(s, "MiniCPM3Config");
         int width = s.integer("hidden_size");
         int layers = s.integer("num_hidden_layers");
         Settings filled = s.get("v_head_dim") != null ? s
@@ -59,7 +61,7 @@ final class MiniCpm3 extends ModelFamily {
         double depth = s.get("scale_depth") == null ? Math.sqrt(layers) : s.number("scale_depth");
         int base = s.get("dim_model_base") == null ? width : s.integer("dim_model_base");
         return DeepseekV3.latentLayout(filled, false, "intermediate_size").embeddingScale(s.number("scale_emb"))
-                .residualMultiplier(depth / Math.sqrt(layers)).logitScale((double) base / width).build();
+                .residualMultiplier(depth / Math.sqrt(layers)).headInputDivisor((double) width / base).build();
     }
 
     @Override
