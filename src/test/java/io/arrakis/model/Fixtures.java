@@ -6,7 +6,9 @@ import io.arrakis.model.family.ModelFamily;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.torch.DType;
+import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -139,6 +141,28 @@ public final class Fixtures {
                 .or(() -> DerivedFixtures.of(f.name()))
                 .orElseGet(() -> fail("the " + f.name() + " family has no Hugging Face fixture: neither " + own
                         + " nor a folder of " + more + " with model_type " + f.modelType()));
+    }
+
+    /**
+     * How far transformers' bfloat16 pass of a fixture ({@code bfloat16.logits} of its reference, the saved model
+     * loaded in bfloat16) lies from our bfloat16 pass of the same model and from the reference tensor {@code other}
+     * (the float32 {@code logits}, say): the mean absolute distances of the logits, {@code {ours, other's}}.
+     */
+    static double[] bfloat16Distances(Path fixture, String other) {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(fixture.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(fixture, DType.BFLOAT16, Device.CPU)) {
+            double[] expected = reference.tensor("bfloat16.logits").toDoubleArray();
+            double[] theirs = reference.tensor(other).toDoubleArray();
+            double[] ours = model.runWithHooks(reference.tensor("input_ids")).to(DType.FLOAT64).toDoubleArray();
+            double fromOurs = 0;
+            double fromTheirs = 0;
+            for (int i = 0; i < expected.length; i++) {
+                fromOurs += Math.abs(ours[i] - expected[i]);
+                fromTheirs += Math.abs(theirs[i] - expected[i]);
+            }
+            return new double[] {fromOurs / expected.length, fromTheirs / expected.length};
+        }
     }
 
     /** Whether a fixture of {@link #huggingFace} holds every hook of a block (those of fixtures-hf do). */

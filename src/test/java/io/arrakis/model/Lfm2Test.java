@@ -175,21 +175,8 @@ class Lfm2Test {
      */
     @Test
     void theBfloat16PassIsTransformers() {
-        try (TensorScope scope = TensorScope.open();
-             SafeTensorsFile reference = SafeTensorsFile.open(FIXTURE.resolve("reference.safetensors"));
-             HookedAutoModel model = HookedAutoModel.fromPretrained(FIXTURE, DType.BFLOAT16, Device.CPU)) {
-            double[] expected = reference.tensor("bfloat16.logits").toDoubleArray();
-            double[] float32 = reference.tensor("logits").toDoubleArray();
-            double[] logits = model.runWithHooks(reference.tensor("input_ids")).to(DType.FLOAT64).toDoubleArray();
-            double ours = 0;
-            double theirs = 0;
-            for (int i = 0; i < expected.length; i++) {
-                ours += Math.abs(logits[i] - expected[i]);
-                theirs += Math.abs(float32[i] - expected[i]);
-            }
-            assertTrue(ours <= theirs / 10, "mean distance " + ours / expected.length + ", float32's "
-                    + theirs / expected.length);
-        }
+        double[] d = Fixtures.bfloat16Distances(FIXTURE, "logits");
+        assertTrue(d[0] <= d[1] / 10, "mean distance " + d[0] + ", float32's " + d[1]);
     }
 
     /**
