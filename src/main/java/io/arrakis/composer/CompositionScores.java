@@ -305,7 +305,7 @@ public final class CompositionScores {
 
     /**
      * Scores {@code [S, H, S, H]} of the softmax-attention layers {@code scored} as {@code [L, H, L, H]} of all
-     * layers, NaN for every pair with a head of a linear-attention layer; the scores themselves where every layer
+     * layers, NaN for every pair with a head of a layer without heads; the scores themselves where every layer
      * attends by softmax.
      */
     private static Tensor everyLayer(Tensor scores, int[] scored, HookedAutoConfig c) {

@@ -54,9 +54,9 @@ import java.util.function.Function;
  * and V routes patch the receiver's key/value head, which the other query heads of its group share: the result is the
  * whole group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
- * <p>In models with linear-attention layers (Qwen3.5, Qwen3-Next), senders and receivers are heads of the
- * softmax-attention layers; a linear-attention layer between them is an attention output like any other, frozen or
- * recomputed as the mode says.
+ * <p>In models with layers without heads (the linear attention of Qwen3.5 and Qwen3-Next, the short convolutions of
+ * LFM2), senders and receivers are heads of the softmax-attention layers; such a layer between them is an attention
+ * output like any other, frozen or recomputed as the mode says.
  *
  * <p>The one-sided forms ({@link #ablate}) use a single input: the sender's z is replaced by zeros or by its mean over
  * the batch and positions on that input.
@@ -165,7 +165,7 @@ public final class PathPatching {
 
     /**
      * Every head in the layers below the receiver as a sender to {@code receiver}: {@code [layers, heads]} float64 on
-     * the CPU, with NaN where a head is not a sender (layers at or above the receiver's, and linear-attention layers).
+     * the CPU, with NaN where a head is not a sender (layers at or above the receiver's, and layers without heads).
      */
     public static Tensor patchAllSenders(HookedAutoModel model, Tensor clean, Tensor corrupted, Head receiver, Route route,
                                          Function<Tensor, Double> metric, Mode mode) {
@@ -383,7 +383,7 @@ public final class PathPatching {
 
     /**
      * Refuses a receiver that is not a head of {@code config}'s model, or that no head sends to (in layer 0, or above
-     * linear-attention layers only): what the patching of all senders checks, for callers that check before other work.
+     * layers without heads only): what the patching of all senders checks, for callers that check before other work.
      *
      * @param config   the model's configuration
      * @param receiver the receiving head
@@ -409,7 +409,7 @@ public final class PathPatching {
             throw new IllegalArgumentException("the " + role + " " + head + " is out of range: the model has "
                     + c.nLayers() + " layers of " + c.nHeads() + " heads");
         }
-        head.checkIn(c, role); // in range: refuses a head of a linear-attention layer
+        head.checkIn(c, role); // in range: refuses a head of a layer without heads
     }
 
     private static void checkSender(HookedAutoModel model, Head sender, Head receiver) {

@@ -41,15 +41,16 @@ import java.util.stream.LongStream;
  * A model on one input as one self-contained HTML page: the attention pattern of every layer and head (token labels on
  * both axes, every second or more where a cell is under 8 pixels, past 80 tokens; the weight on hover), Q-, K- and
  * V-composition of every head pair with the strongest pairs ranked, the previous-token, induction and duplicate-token
- * scores of every head, and, given a corrupted input, the path-patching effect of every sender on chosen receivers.
- * All script and style are inline: the page needs no network and opens from {@code file://}.
+ * scores of every head, and, given a corrupted input, the path-patching effect of every sender on chosen receivers. All
+ * script and style are inline: the page needs no network and opens from {@code file://}.
  *
  * <p>The numbers are those of the library's other outputs for the same inputs: the patterns are
  * {@code blocks.L.attn.hook_pattern} of {@link HookedAutoModel#forward}, the composition scores those of
  * {@link CompositionScores#compute}, the head scores those of {@link HeadDetectors#detect}, the effects those of
  * {@link PathPatching#patchAllSenders}. A value that is no finite number (a head a detector cannot measure, a weight a
- * model computed as NaN or infinite) shows as {@code ·}. A linear-attention layer (Qwen3.5, Qwen3-Next) has no pattern
- * and its heads no scores: the page says so.
+ * model computed as NaN or infinite) shows as {@code ·}. A layer without heads (the linear attention of Qwen3.5 and
+ * Qwen3-Next, the short convolutions of LFM2) has no pattern and its heads no scores: the page says so, naming what
+ * mixes its tokens.
  */
 public final class AttentionView {
     private static final String TEMPLATE = "page.html";
@@ -221,6 +222,13 @@ public final class AttentionView {
             about.put("family", model.config().family());
             about.put("layers", layers);
             about.put("heads", heads);
+            // per layer, what mixes its tokens where it has no heads ("linear attention"), else null
+            List<String> mixers = new ArrayList<>(layers);
+            for (int l = 0; l < layers; l++) {
+                mixers.add(model.config().attentionHeads(l) ? null
+                        : model.config().mixer(l).name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
+            }
+            about.put("mixers", mixers);
             about.put("name", options.title());
             data.put("model", about);
             data.put("ids", idValues);
@@ -334,7 +342,7 @@ public final class AttentionView {
 
     /**
      * Per layer, the pattern {@code [head, query, key]} of the one sequence, flat, as forward's JSON writes it; null
-     * for a linear-attention layer, which has none.
+     * for a layer without heads (linear attention, a short convolution), which has none.
      */
     private static List<Object> patterns(HookedAutoModel model, Tensor clean) {
         int layers = model.config().nLayers();

@@ -28,7 +28,7 @@ import java.util.stream.Stream;
 /**
  * All-pairs composition scores of many checkpoints (training steps, or a zoo of models), as one Spark job: a task per
  * checkpoint, which it loads, scores and closes; one row per (checkpoint, sender, receiver) with the sender's layer
- * below the receiver's, both attending by softmax (the heads of linear-attention layers have no score).
+ * below the receiver's, both attending by softmax (layers without heads have no score).
  */
 public final class CompositionSweep {
     /** The columns of the output. */

@@ -214,6 +214,12 @@ class Lfm2Test {
                 assertTrue(!scored || (l1 < l2 ? q[i] > 0 : q[i] == 0), "entry " + i + ": " + q[i]);
             }
 
+            // the page names what mixes each headless layer's tokens
+            Map<?, ?> about = (Map<?, ?>) io.arrakis.view.AttentionView.of(model, ids,
+                    io.arrakis.view.AttentionView.Options.defaults().withDetectors(4, 1, 0)).data().get("model");
+            assertEquals(java.util.Arrays.asList("short convolution", null, "short convolution", null),
+                    about.get("mixers"));
+
             Tensor corrupted = ids.copy();
             corrupted.narrow(1, 11, 1).copyFrom(Tensor.of(new long[] {42}, 1, 1));
             double[] effects = PathPatching.patchAllSenders(model, ids, corrupted, Head.of(3, 0),
