@@ -98,6 +98,7 @@ public final class AttentionComposer {
         HookedAutoConfig c = model.config();
         head1.checkIn(c, "first");
         head2.checkIn(c, "second");
+        requireSameWidth(c, head1, head2, "averaged");
         Tensor wq;
         Tensor wk;
         Tensor wv;
@@ -141,12 +142,12 @@ public final class AttentionComposer {
         HookedAutoConfig c = model.config();
         h1.checkIn(c, "first");
         h2.checkIn(c, "second");
-        long[] in = {c.dModel(), c.dHead()};
+        int layer = h1.layer();
+        long[] in = {c.dModel(), c.dHead(layer)};
         for (Tensor w : new Tensor[] {composite.wQ(), composite.wK(), composite.wV()}) {
             checkShape(w, in, "W_Q, W_K and W_V");
         }
-        checkShape(composite.wO(), new long[] {c.dHead(), c.dModel()}, "W_O");
-        int layer = h1.layer();
+        checkShape(composite.wO(), new long[] {c.dHead(layer), c.dModel()}, "W_O");
         String residName = "blocks." + layer + ".hook_resid_pre";
         try (TensorScope scope = TensorScope.open();
              ModelOutput out = model.forward(inputIds, CacheSpec.only(residName))) {
@@ -158,6 +159,19 @@ public final class AttentionComposer {
             Tensor wg = c.attentionOutputGate() ? mean(model::W_G, h1, h2) : null;
             Tensor z = headZ(layer, x, composite.wQ(), bq, composite.wK(), bk, composite.wV(), bv, sink, wg);
             return scope.keep(z.matmul(composite.wO()));
+        }
+    }
+
+    /**
+     * Refuses two heads of layers whose heads differ in width (Gemma 4's sliding and full-attention layers): their
+     * weights cannot be {@code what}.
+     */
+    private static void requireSameWidth(HookedAutoConfig c, Head a, Head b, String what) {
+        if (c.dHead(a.layer()) != c.dHead(b.layer())) {
+            throw new IllegalArgumentException("heads " + a + " and " + b + " are " + c.dHead(a.layer()) + " and "
+                    + c.dHead(b.layer()) + " features wide (layers " + a.layer() + " and " + b.layer() + " of this "
+                    + c.family() + " model differ), so their weights cannot be " + what + "; pick heads of layers"
+                    + " whose heads are as wide");
         }
     }
 
@@ -187,6 +201,7 @@ public final class AttentionComposer {
         HookedAutoConfig c = model.config();
         srcHead.checkIn(c, "source");
         destHead.checkIn(c, "destination");
+        requireSameWidth(c, srcHead, destHead, "swapped");
         int layer = destHead.layer();
         String b = "blocks." + layer + ".";
         Tensor[] resid = new Tensor[1];
@@ -255,7 +270,8 @@ public final class AttentionComposer {
     /**
      * One head's attention output z {@code [batch, pos, d_head]} at block {@code layer} for normalised input
      * {@code x [batch, pos, d_model]}, computed as the forward pass computes a head's (OLMo's clamp of the projections,
-     * query and key norms before or, in nanochat, after rotary embeddings, scaling, soft-capping, mask); {@code sink}
+     * query and key norms before or, in nanochat, after rotary embeddings, gemma4's value norm, scaling, soft-capping,
+     * mask); {@code sink}
      * is its attention sink logit, or null; {@code wg [d_model, d_head]} its output gate's weights, which multiply z by
      * {@code sigmoid(x · wg)}, or null. A family that normalises all heads' queries together (olmo2, olmo3, olmoe,
      * flex-olmo) has no such value for a head alone: {@link HookedAutoModel#normalizeQueries} refuses it.
@@ -265,11 +281,11 @@ public final class AttentionComposer {
         HookedAutoConfig c = model.config();
         long batch = x.size(0);
         long pos = x.size(1);
-        int dHead = c.dHead();
+        int dHead = c.dHead(layer);
         double clip = c.clipQkv();
         Tensor q = clipped(project(x, wq, bq), clip).view(batch, pos, 1, dHead);
         Tensor k = clipped(project(x, wk, bk), clip).view(batch, pos, 1, dHead);
-        Tensor v = clipped(project(x, wv, bv), clip).view(batch, pos, 1, dHead);
+        Tensor v = model.normalizeValues(layer, clipped(project(x, wv, bv), clip).view(batch, pos, 1, dHead));
         boolean normedFirst = !c.qkNormAfterRotary();
         if (normedFirst) {
             q = model.normalizeQueries(layer, q);

@@ -228,7 +228,7 @@ public final class CompositionScores {
         }
         int layers = scored.length;
         int heads = c.nHeads();
-        int dHead = c.dHead();
+        int dHead = c.widestHead(); // narrower heads' factors are padded with zero rows
         int dModel = c.dModel();
         int n = layers * heads;
         long totalPairs = (long) layers * (layers - 1) / 2 * heads * heads;
@@ -282,7 +282,7 @@ public final class CompositionScores {
             if (!options.baseline()) {
                 return new Result(scope.keep(everyLayer(scores, scored, c)), null, Double.NaN, Double.NaN);
             }
-            double[] sample = baselineSample(c, options.baselineSamples(), options.seed(), device);
+            double[] sample = baselineSample(c, scored, options.baselineSamples(), options.seed(), device);
             double mean = Mean.of(sample).getAsDouble();
             double std = StandardDeviation.of(sample).getAsDouble(); // the sample's, with n - 1
             boolean[] notPair = new boolean[layers * layers];
@@ -328,7 +328,7 @@ public final class CompositionScores {
      * each for the {@code layers} scored, held together) cannot fit in the memory available on the CPU.
      */
     private static void requireFactorMemory(HookedAutoConfig c, int layers, DType productType, Device device) {
-        double bytes = 2.0 * layers * c.nHeads() * c.dHead() * c.dModel() * productType.byteSize();
+        double bytes = 2.0 * layers * c.nHeads() * c.widestHead() * c.dModel() * productType.byteSize();
         long available = device.isCpu() ? HostMemory.availableBytes() : -1;
         if (available >= 0 && bytes > available) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "composition scores of %d layers x %d heads"
@@ -395,7 +395,7 @@ public final class CompositionScores {
 
         static HeadWeights of(HookedAutoModel model, Options options) {
             HookedAutoConfig c = model.config();
-            long layerElements = (long) BLOCKS_PER_LAYER * c.nHeads() * c.dHead() * c.dModel();
+            long layerElements = (long) BLOCKS_PER_LAYER * c.nHeads() * c.widestHead() * c.dModel();
             int perGroup = (int) Math.max(1, Math.min(c.nLayers(), options.maxBlockElements() / layerElements));
             return new HeadWeights(model, Fold.of(model, options), perGroup);
         }
@@ -449,7 +449,8 @@ public final class CompositionScores {
 
         /** The sender factors P Bᵀ of {@code heads}, {@code [layer · head, d_head, d_model]}. */
         Tensor senderFactors(Heads heads, DType dtype) {
-            return CompositionScores.senderFactors(group(Weight.V, heads, dtype), group(Weight.O, heads, dtype));
+            return byWidth(heads, h -> CompositionScores.senderFactors(group(Weight.V, h, dtype),
+                    group(Weight.O, h, dtype)));
         }
 
         /** The receiver factors for {@code mode} of every head of {@code layers}, transposed. */
@@ -462,12 +463,32 @@ public final class CompositionScores {
          * {@code [layer · head, d_head, d_model]}.
          */
         Tensor receiverFactors(Mode mode, Heads heads, DType dtype) {
-            return switch (mode) {
-                case Q -> CompositionScores.receiverFactors(group(Weight.Q, heads, dtype), group(Weight.K, heads, dtype));
-                case K -> CompositionScores.receiverFactors(group(Weight.K, heads, dtype), group(Weight.Q, heads, dtype));
-                case V -> CompositionScores.receiverFactors(group(Weight.V, heads, dtype),
-                        group(Weight.O, heads, dtype).transpose(1, 2));
-            };
+            return byWidth(heads, h -> switch (mode) {
+                case Q -> CompositionScores.receiverFactors(group(Weight.Q, h, dtype), group(Weight.K, h, dtype));
+                case K -> CompositionScores.receiverFactors(group(Weight.K, h, dtype), group(Weight.Q, h, dtype));
+                case V -> CompositionScores.receiverFactors(group(Weight.V, h, dtype),
+                        group(Weight.O, h, dtype).transpose(1, 2));
+            });
+        }
+
+        /**
+         * The factors {@code [layer · head, d_head, d_model]} that {@code factors} makes of {@code heads}; where
+         * layers' heads differ in width (gemma4), made a layer at a time, each padded with zero rows to the widest
+         * head's: zero rows change no product's norm, so the scores are those of the heads as they are.
+         */
+        private Tensor byWidth(Heads heads, java.util.function.Function<Heads, Tensor> factors) {
+            HookedAutoConfig c = model.config();
+            int widest = c.widestHead();
+            if (Arrays.stream(heads.layers()).allMatch(l -> c.dHead(l) == widest)) {
+                return factors.apply(heads);
+            }
+            List<Tensor> perLayer = new ArrayList<>(heads.layers().length);
+            for (int layer : heads.layers()) {
+                Tensor f = factors.apply(new Heads(new int[] {layer}, heads.head(), heads.heads()));
+                perLayer.add(f.size(1) == widest ? f : Tensor.cat(List.of(f, Tensor.zeros(
+                        new long[] {f.size(0), widest - f.size(1), f.size(2)}, f.dtype(), f.device())), 1));
+            }
+            return perLayer.size() == 1 ? perLayer.getFirst() : Tensor.cat(perLayer, 0);
         }
 
         /**
@@ -482,8 +503,8 @@ public final class CompositionScores {
                     return scope.keep(ofGroup.apply(new Heads(layers, 0, heads)));
                 }
             }
-            Tensor all = Tensor.empty(new long[] {(long) layers.length * heads, c.dHead(), c.dModel()}, dtype,
-                    model.device());
+            Tensor all = Tensor.empty(new long[] {(long) layers.length * heads, c.widestHead(),
+                    c.dModel()}, dtype, model.device());
             for (int from = 0; from < layers.length; from += layersPerGroup) {
                 int count = Math.min(layersPerGroup, layers.length - from);
                 try (TensorScope scope = TensorScope.open()) {
@@ -587,20 +608,75 @@ public final class CompositionScores {
         return norms;
     }
 
-    /** Scores of independent Gaussian random heads with the model's shapes (rank d_head each). */
-    private static double[] baselineSample(HookedAutoConfig c, int samples, long seed, Device device) {
-        Generator g = new Generator(seed);
-        long[] shape = {samples, c.dModel(), c.dHead()};
-        try (TensorScope scope = TensorScope.open()) {
-            Tensor a = Tensor.randn(g, shape, DType.FLOAT64, device);
-            Tensor b = Tensor.randn(g, shape, DType.FLOAT64, device);
-            Tensor cc = Tensor.randn(g, shape, DType.FLOAT64, device);
-            Tensor d = Tensor.randn(g, shape, DType.FLOAT64, device);
-            Tensor s = senderFactors(a, b.transpose(1, 2));
-            Tensor r = receiverFactors(cc, d);
-            Tensor num = s.bmm(r.transpose(1, 2)).reshape(samples, -1).norm(1, false);
-            Tensor den = s.reshape(samples, -1).norm(1, false).mul(r.reshape(samples, -1).norm(1, false));
-            return num.div(den).toDoubleArray();
+    /**
+     * Scores of independent Gaussian random heads with the model's shapes (rank d_head each). Where layers' heads
+     * differ in width (gemma4), each pair of sender and receiver widths gets the share of the samples that the pairs
+     * of {@code scored} layers with those widths have, its largest-remainder rounding.
+     */
+    private static double[] baselineSample(HookedAutoConfig c, int[] scored, int samples, long seed, Device device) {
+        record Widths(int sender, int receiver) {
         }
+        java.util.Map<Widths, Long> pairs = new java.util.TreeMap<>(java.util.Comparator.comparingInt(Widths::sender)
+                .thenComparingInt(Widths::receiver));
+        for (int i = 0; i < scored.length; i++) {
+            for (int j = i + 1; j < scored.length; j++) {
+                pairs.merge(new Widths(c.dHead(scored[i]), c.dHead(scored[j])), 1L, Long::sum);
+            }
+        }
+        if (pairs.isEmpty()) { // one layer: no pair, but the baseline of its heads' width all the same
+            pairs.put(new Widths(c.dHead(scored[0]), c.dHead(scored[0])), 1L);
+        }
+        List<Widths> widths = List.copyOf(pairs.keySet());
+        int[] counts = shares(widths.stream().mapToLong(pairs::get).toArray(), samples);
+        Generator g = new Generator(seed);
+        double[] sample = new double[samples];
+        int filled = 0;
+        try (TensorScope scope = TensorScope.open()) {
+            for (int w = 0; w < widths.size(); w++) {
+                int n = counts[w];
+                if (n == 0) {
+                    continue;
+                }
+                long[] sending = {n, c.dModel(), widths.get(w).sender()};
+                long[] receiving = {n, c.dModel(), widths.get(w).receiver()};
+                Tensor a = Tensor.randn(g, sending, DType.FLOAT64, device);
+                Tensor b = Tensor.randn(g, sending, DType.FLOAT64, device);
+                Tensor cc = Tensor.randn(g, receiving, DType.FLOAT64, device);
+                Tensor d = Tensor.randn(g, receiving, DType.FLOAT64, device);
+                Tensor s = senderFactors(a, b.transpose(1, 2));
+                Tensor r = receiverFactors(cc, d);
+                Tensor num = s.bmm(r.transpose(1, 2)).reshape(n, -1).norm(1, false);
+                Tensor den = s.reshape(n, -1).norm(1, false).mul(r.reshape(n, -1).norm(1, false));
+                double[] scores = num.div(den).toDoubleArray();
+                System.arraycopy(scores, 0, sample, filled, n);
+                filled += n;
+            }
+        }
+        return sample;
+    }
+
+    /** {@code total} split in proportion to {@code weights}, rounded by largest remainder (ties to the first). */
+    private static int[] shares(long[] weights, int total) {
+        long sum = Arrays.stream(weights).sum();
+        int[] counts = new int[weights.length];
+        double[] remainders = new double[weights.length];
+        int given = 0;
+        for (int i = 0; i < weights.length; i++) {
+            double exact = (double) total * weights[i] / sum;
+            counts[i] = (int) Math.floor(exact);
+            remainders[i] = exact - counts[i];
+            given += counts[i];
+        }
+        for (; given < total; given++) {
+            int best = 0;
+            for (int i = 1; i < weights.length; i++) {
+                if (remainders[i] > remainders[best]) {
+                    best = i;
+                }
+            }
+            counts[best]++;
+            remainders[best] = -1;
+        }
+        return counts;
     }
 }

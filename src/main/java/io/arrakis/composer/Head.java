@@ -38,10 +38,11 @@ public record Head(int layer, int index) {
         m.append(what == null || what.isEmpty() ? "head " : what + " head ").append(this)
                 .append(" is not in this model: layers 0..").append(c.nLayers() - 1)
                 .append(", heads 0..").append(c.nHeads() - 1);
-        if (c.nKvHeads() != c.nHeads()) {
+        int kvHeads = layer < c.nLayers() ? c.nKvHeads(layer) : c.nKvHeads();
+        if (kvHeads != c.nHeads()) {
             m.append(" (query heads: this grouped-query model has ").append(c.nHeads()).append(" query heads sharing ")
-                    .append(c.nKvHeads()).append(" key/value heads; a head is named by its query-head index, its key/value"
-                            + " head is index / ").append(c.nHeads() / c.nKvHeads()).append(")");
+                    .append(kvHeads).append(" key/value heads; a head is named by its query-head index, its key/value"
+                            + " head is index / ").append(c.nHeads() / kvHeads).append(")");
         }
         throw new IllegalArgumentException(m.toString());
     }

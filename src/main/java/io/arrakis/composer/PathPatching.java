@@ -33,7 +33,8 @@ import java.util.function.Function;
  *   <li>a run where the sender head's {@code hook_z} is replaced by its corrupted value, caching the receiver layer's
  *       {@code hook_q}/{@code hook_k}/{@code hook_v}: in {@link Mode#PATH} (the default) every attention and MLP output
  *       that could carry the sender's change on its way to the receiver — {@code blocks.l.hook_attn_out} and
- *       {@code blocks.l.hook_mlp_out} for {@code sender.layer < l < receiver.layer}, and the sender layer's MLP — is
+ *       {@code blocks.l.hook_mlp_out} (and gemma4's {@code blocks.l.hook_per_layer_out}, which reads the stream as an
+ *       MLP does) for {@code sender.layer < l < receiver.layer}, and the sender layer's MLP — is
  *       frozen to its clean value, so the receiver's input differs from clean by the sender's change in contribution
  *       alone (the sender layer's other heads read the clean {@code resid_pre} and are clean already; in families that
  *       normalise the attention's output, gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4 and afmoe, that norm
@@ -289,13 +290,16 @@ public final class PathPatching {
             Set<String> frozen = new HashSet<>();
             if (mode != Mode.TOTAL) {
                 boolean mlps = mode == Mode.PATH;
+                // gemma4's per-layer inputs reach the stream through a gate that reads it, as an MLP does
+                List<String> mlpLike = List.of(".hook_mlp_out", ".hook_per_layer_out");
                 if (mlps) {
-                    frozen.add("blocks." + sender.layer() + ".hook_mlp_out");
+                    mlpLike.forEach(h -> frozen.add("blocks." + sender.layer() + h));
                 }
                 for (int l = sender.layer() + 1; l < receiver.layer(); l++) {
                     frozen.add("blocks." + l + ".hook_attn_out");
                     if (mlps) {
-                        frozen.add("blocks." + l + ".hook_mlp_out");
+                        int layer = l;
+                        mlpLike.forEach(h -> frozen.add("blocks." + layer + h));
                     }
                 }
             }
@@ -306,7 +310,8 @@ public final class PathPatching {
                 }));
             }
             String routeName = patchedHook(model, route, receiver.layer());
-            int index = route == Route.Q ? receiver.index() : receiver.index() / (c.nHeads() / c.nKvHeads());
+            int index = route == Route.Q ? receiver.index()
+                    : receiver.index() / (c.nHeads() / c.nKvHeads(receiver.layer()));
             try (TensorScope scope = TensorScope.open();
                  ModelOutput second = model.runWithHooks(ids, CacheSpec.only(routeName), hooks.toArray(HookSpec[]::new))) {
                 Tensor routed = second.cache().get(routeName).select(2, index);

@@ -81,13 +81,15 @@ final class Forward {
         if (c.embeddingNorm()) { // nanochat's final norm, which has no parameters, normalises the embeddings too
             x = hookedNorm("ln_embed.", x, w.lnfw, w.lnfb);
         }
+        Tensor perLayerInputs = c.perLayerInputs() == null ? null : perLayerInputs(ids, x);
         Map<Rope, Rotary> rotaries = new HashMap<>(); // one per distinct rope: gemma3's sliding layers have their own
         for (int i = 0; i < c.nLayers(); i++) {
             Rope rope = c.rope(i);
             Rotary rotary = rope == null ? null : rotaries.computeIfAbsent(rope, r -> rotary(r, pos));
             int layer = i;
             Tensor input = x;
-            x = hook.block(input, () -> block(layer, input, rotary));
+            Tensor own = perLayerInputs == null ? null : perLayerInputs.select(2, i);
+            x = hook.block(input, () -> block(layer, input, rotary, own));
         }
         Tensor normalized = hookedNorm("ln_final.", x, w.lnfw, w.lnfb);
         double divisor = c.headInputDivisor();
@@ -109,7 +111,34 @@ final class Forward {
         }
     }
 
-    private Tensor block(int i, Tensor x, Rotary rotary) {
+    /**
+     * Gemma 4's per-layer inputs {@code [batch, pos, layers, width]} ({@link Architecture.PerLayerInputs}): the
+     * tokens' rows of the per-layer embedding times {@code sqrt(width)} (rounded to its dtype), plus the projection
+     * of the token embeddings {@code embedded} times {@code d_model^-1/2}, each layer's slice normalised, the sum
+     * times {@code 2^-1/2}, in the order {@code Gemma4TextModel} rounds them.
+     */
+    private Tensor perLayerInputs(Tensor ids, Tensor embedded) {
+        Architecture.PerLayerInputs p = c.perLayerInputs();
+        Weights.PerLayerEmbedding e = w.perLayerEmbedding;
+        long batch = ids.size(0);
+        long pos = ids.size(1);
+        Tensor tokens = e.embed().embedding(ids).mul(e.embed().dtype().round(Math.sqrt(p.width())))
+                .view(batch, pos, c.nLayers(), p.width());
+        Tensor projected = w.project(embedded, e.projection(), null).mul(1 / Math.sqrt(c.dModel()))
+                .view(batch, pos, c.nLayers(), p.width());
+        return norm(projected, e.norm(), null).add(tokens).mul(1 / Math.sqrt(2));
+    }
+
+    /**
+     * What a block adds to the residual stream from its per-layer input {@code input [batch, pos, width]} after its
+     * MLP: the gate's activation on the stream {@code resid}, times the input, projected back and normalised.
+     */
+    private Tensor perLayerOut(String b, Weights.PerLayerInput l, Tensor resid, Tensor input) {
+        Tensor gated = activation(w.project(resid, l.gate(), null)).mul(hook.at(b + "hook_per_layer_input", input));
+        return hook.at(b + "hook_per_layer_out", norm(w.project(gated, l.out(), null), l.norm(), null));
+    }
+
+    private Tensor block(int i, Tensor x, Rotary rotary, Tensor perLayerInput) {
         String b = "blocks." + i + ".";
         Weights.Layer l = w.layers.get(i);
         Weights.Fused f = w.fused.get(i);
@@ -130,25 +159,37 @@ final class Forward {
             Tensor mlpOut = mlp(i, b, l, f, mlpIn);
             Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
                     : residPre.add(attnOut).add(mlpOut);
-            return hook.at(b + "hook_resid_post", residPost);
+            return hook.at(b + "hook_resid_post", scaled(l, residPost));
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
         Tensor mlpOut = mlp(i, b, l, f,
                 c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid);
-        return hook.at(b + "hook_resid_post", residMid.add(mlpOut));
+        Tensor residPost = residMid.add(mlpOut);
+        if (perLayerInput != null) {
+            residPost = residPost.add(perLayerOut(b, l.perLayerInput(), residPost, perLayerInput));
+        }
+        return hook.at(b + "hook_resid_post", scaled(l, residPost));
+    }
+
+    /** The block's output times its layer scalar where the family has one (gemma4), as it is otherwise. */
+    private static Tensor scaled(Weights.Layer l, Tensor residPost) {
+        return l.layerScalar() == null ? residPost : residPost.mul(l.layerScalar());
     }
 
     private Tensor attention(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x, Rotary rotary) {
         long batch = x.size(0);
         long pos = x.size(1);
         int heads = c.nHeads();
-        int kvHeads = c.nKvHeads();
+        int kvHeads = c.nKvHeads(layer);
         List<Tensor> qkv = c.latentAttention() != null ? latentQueriesKeysValues(l, x)
-                : clipped(w.project(x, f.qkv(), f.qkvBias())).view(batch, pos, heads + 2L * kvHeads, c.dHead())
+                : clipped(w.project(x, f.qkv(), f.qkvBias())).view(batch, pos, heads + 2L * kvHeads, c.dHead(layer))
                         .split(new long[] {heads, kvHeads, kvHeads}, 2);
         Tensor q = hook.at(b + "attn.hook_q", qkv.get(0));
         Tensor k = hook.at(b + "attn.hook_k", qkv.get(1));
         Tensor v = hook.at(b + "attn.hook_v", qkv.get(2));
+        if (c.valueNorm()) { // gemma4: each value head divided by its RMS, without a weight
+            v = hook.at(b + "attn.hook_v_normed", v.rmsNorm(null, c.normEps()));
+        }
         boolean normed = c.qkNorm() != Architecture.QkNorm.NONE;
         if (normed && !c.qkNormAfterRotary()) {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
@@ -175,11 +216,11 @@ final class Forward {
                     productScale()).transpose(1, 2);
         }
         if (c.attentionOutputGate()) {
-            Tensor gate = w.project(x, l.attnGate(), null).view(batch, pos, heads, c.dHeadV()).sigmoid();
+            Tensor gate = w.project(x, l.attnGate(), null).view(batch, pos, heads, c.dHeadV(layer)).sigmoid();
             z = z.mul(hook.at(b + "attn.hook_gate", gate));
         }
         z = hook.at(b + "attn.hook_z", z);
-        return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV()), l.wo(), l.bo());
+        return w.project(z.reshape(batch, pos, (long) heads * c.dHeadV(layer)), l.wo(), l.bo());
     }
 
     /**

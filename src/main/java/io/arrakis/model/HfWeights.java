@@ -83,6 +83,12 @@ final class HfWeights {
             for (int i = 0; i < config.nLayers(); i++) {
                 Map<Slot, Tensor> read = reader.read(checkpoint.layer(i));
                 reader.unitWeightsUnlessStored(read, Slot.LN1_W, Slot.LN2_W, Slot.Q_NORM, Slot.K_NORM);
+                if (config.architecture().valuesAreKeys(i)) { // the same projection, read twice by the pass
+                    read.put(Slot.WV, read.get(Slot.WK).copy());
+                    if (read.get(Slot.BK) != null) {
+                        read.put(Slot.BV, read.get(Slot.BK).copy());
+                    }
+                }
                 layers.add(layer(read));
             }
             Tensor embed = global.get(Slot.EMBED);
@@ -95,8 +101,12 @@ final class HfWeights {
             if (positions != null && checkpoint.positionsFrom() > 0) {
                 positions = positions.narrow(0, checkpoint.positionsFrom(), config.maxPositions());
             }
+            Weights.PerLayerEmbedding perLayer = global.get(Slot.PLE_EMBED) == null ? null
+                    : new Weights.PerLayerEmbedding(global.get(Slot.PLE_EMBED), global.get(Slot.PLE_PROJECTION),
+                            global.get(Slot.PLE_PROJECTION_NORM));
             weights = keep(scope, new Weights(embed, positions, layers, global.get(Slot.LNF_W),
-                    global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS), config.architecture().moe() != null
+                    global.get(Slot.LNF_B), unembed, global.get(Slot.UNEMBED_BIAS), perLayer,
+                    config.architecture().moe() != null
                     && config.architecture().moe().float32Logits()));
         }
         reader.checkAllUsed(weights);
@@ -187,6 +197,7 @@ final class HfWeights {
                 t.get(Slot.SINKS), t.get(Slot.W_ATTN_GATE), t.get(Slot.SHARED_W_GATE), t.get(Slot.SHARED_W_IN),
                 t.get(Slot.SHARED_W_OUT), t.get(Slot.SHARED_EXPERT_GATE), t.get(Slot.EXPERT_SCORE_BIAS),
                 t.get(Slot.XIELU_ALPHA_P), t.get(Slot.XIELU_ALPHA_N), t.get(Slot.XIELU_BETA), t.get(Slot.XIELU_EPS),
+                t.get(Slot.LAYER_SCALAR),
                 t.get(Slot.W_KV_A) == null ? null : new Weights.Latent(t.get(Slot.W_Q_A), t.get(Slot.B_Q_A),
                         t.get(Slot.Q_A_NORM), t.get(Slot.W_Q_B), t.get(Slot.W_KV_A), t.get(Slot.B_KV_A),
                         t.get(Slot.KV_A_NORM), t.get(Slot.W_KV_B)),
@@ -196,7 +207,9 @@ final class HfWeights {
                         t.get(Slot.LIN_W_OUT)),
                 t.get(Slot.CONV_W_IN) == null ? null : new Weights.Conv(t.get(Slot.CONV_W_IN), t.get(Slot.CONV_B_IN),
                         t.get(Slot.CONV_KERNEL), t.get(Slot.CONV_KERNEL_BIAS), t.get(Slot.CONV_W_OUT),
-                        t.get(Slot.CONV_B_OUT)));
+                        t.get(Slot.CONV_B_OUT)),
+                t.get(Slot.PLE_GATE) == null ? null : new Weights.PerLayerInput(t.get(Slot.PLE_GATE),
+                        t.get(Slot.PLE_OUT), t.get(Slot.PLE_OUT_NORM)));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

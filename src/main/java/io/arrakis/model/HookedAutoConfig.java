@@ -15,6 +15,7 @@ import java.io.UncheckedIOException;
 import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -155,7 +156,8 @@ public final class HookedAutoConfig {
      * family keys (or their aliases) override the defaults, and its other keys are kept in {@link #raw()} but
      * otherwise ignored; a {@code quantization_config} is refused, as quantized models are not implemented, unless it
      * sets {@code "dequantize": true} (the checkpoint then holds plain weights), and so are {@code is_causal} other
-     * than {@code true} and a non-empty {@code per_layer_config}, which {@code transformers} reads for every family.
+     * than {@code true} and a non-empty {@code per_layer_config}, which {@code transformers} reads for every family
+     * (but Gemma 4's, whose overrides of its layers' heads the family reads).
      * A multimodal config of Gemma 3 ({@code model_type} {@code gemma3}, the 4B to 27B models), LLaVA, Mistral 3,
      * Qwen2-VL or Qwen2.5-VL gives its text model's, which is all that text reaches.
      *
@@ -375,9 +377,42 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The key/value heads of one layer: {@link #nKvHeads()}, but where layers differ (Gemma 4's full-attention
+     * layers have their own {@code num_key_value_heads}).
+     *
+     * @param layer the layer index
+     * @return its key/value head count
+     */
+    public int nKvHeads(int layer) {
+        return arch.nKvHeads(layer);
+    }
+
+    /**
+     * The width of one layer's query and key heads: {@link #dHead()}, but where layers differ (Gemma 4's
+     * full-attention layers have their own {@code head_dim}).
+     *
+     * @param layer the layer index
+     * @return its d_head
+     */
+    public int dHead(int layer) {
+        return arch.dHead(layer);
+    }
+
+    /**
+     * The width of one layer's value heads, and of its {@code hook_z}'s: {@link #dHeadV()}, but where layers differ.
+     *
+     * @param layer the layer index
+     * @return its d_head of the values
+     */
+    public int dHeadV(int layer) {
+        return arch.dHeadV(layer);
+    }
+
+    /**
      * The dimension of one head: {@code head_dim} where set (gemma always; llama, mistral, qwen2, phi3 optionally),
      * else {@code dModel / nHeads}; in latent attention (deepseek-v3) that of a query or key head,
-     * {@code qk_nope_head_dim + qk_rope_head_dim} ({@link #dHeadV()} is its value heads').
+     * {@code qk_nope_head_dim + qk_rope_head_dim} ({@link #dHeadV()} is its value heads'). Where layers differ
+     * (Gemma 4), the width of the layers the configuration does not override; {@link #dHead(int)} gives each layer's.
      *
      * @return d_head
      */
@@ -393,6 +428,15 @@ public final class HookedAutoConfig {
      */
     public int dHeadV() {
         return arch.dHeadV();
+    }
+
+    /**
+     * The widest query or key head of any layer: {@link #dHead()}, but where layers differ (Gemma 4).
+     *
+     * @return the width
+     */
+    public int widestHead() {
+        return arch.widestHead();
     }
 
     /**
@@ -826,8 +870,27 @@ public final class HookedAutoConfig {
 
     private String summary() {
         return "d_model=" + arch.dModel() + ", n_layers=" + arch.nLayers() + ", n_heads=" + arch.nHeads()
-                + ", n_kv_heads=" + arch.nKvHeads() + ", d_head=" + arch.dHead() + ", d_mlp=" + arch.dMlp()
+                + ", n_kv_heads=" + arch.nKvHeads() + ", d_head=" + arch.dHead() + layerHeads()
+                + ", d_mlp=" + arch.dMlp()
                 + ", d_vocab=" + arch.vocabSize() + ", n_ctx=" + arch.maxPositions();
+    }
+
+    /** The layers whose heads differ from the model-wide ones, as {@code " (layers 5, 11: 2 kv heads of 512)"}. */
+    private String layerHeads() {
+        if (arch.layerHeads() == null) {
+            return "";
+        }
+        Map<String, List<Integer>> byShape = new LinkedHashMap<>();
+        for (int l = 0; l < arch.nLayers(); l++) {
+            if (arch.nKvHeads(l) != arch.nKvHeads() || arch.dHead(l) != arch.dHead()) {
+                byShape.computeIfAbsent(arch.nKvHeads(l) + " kv heads of " + arch.dHead(l), k -> new ArrayList<>())
+                        .add(l);
+            }
+        }
+        StringBuilder b = new StringBuilder();
+        byShape.forEach((shape, layers) -> b.append(" (layers ").append(layers.stream().map(String::valueOf)
+                .collect(java.util.stream.Collectors.joining(", "))).append(": ").append(shape).append(')'));
+        return b.toString();
     }
 
     // ------------------------------------------------------------------------------------------- internals

@@ -53,6 +53,7 @@ import java.util.regex.Pattern;
  * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]}, key/value heads for grouped-query
  * attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that normalise queries and keys after their
  * projections: the norm's output, before rotary embeddings; after them in nanochat),
+ * {@code blocks.i.attn.hook_v_normed} (gemma4, which divides each value head by its RMS before attention),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (layers that rotate, {@link HookedAutoConfig#rotates}),
  * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32 for
  * gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
@@ -68,13 +69,16 @@ import java.util.regex.Pattern;
  * reads), the last three {@code [batch, pos, value_head, value_dim]}, and a short-convolution layer (LFM2's)
  * {@code blocks.i.conv.hook_b}, {@code hook_c} and {@code hook_x} (its input projection's three gates),
  * {@code hook_conv} (the causal convolution of B · x) and {@code hook_z} (C times it, which {@code out_proj} reads),
- * each {@code [batch, pos, d_model]}; {@code blocks.i.hook_attn_out} (what
- * the block adds to the residual stream: after the output norm of families that normalise it, and after granite's
- * {@code residual_multiplier}, as is {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual),
- * {@code blocks.i.ln2.hook_scale} and {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the
- * MLP has one of its own: phi, gpt-j, cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it
- * ln1's output), {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
- * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_resid_post},
+ * each {@code [batch, pos, d_model]}; {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
+ * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
+ * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
+ * {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the MLP has one of its own: phi, gpt-j,
+ * cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it ln1's output),
+ * {@code blocks.i.mlp.hook_pre}, {@code blocks.i.mlp.hook_pre_linear} (gated MLPs: the up projection),
+ * {@code blocks.i.mlp.hook_post}, {@code blocks.i.hook_mlp_out}, {@code blocks.i.hook_per_layer_input} and
+ * {@code blocks.i.hook_per_layer_out} (gemma4's per-layer embeddings: the block's own input
+ * {@code [batch, pos, width]}, and what the block adds from it to the residual stream after its MLP),
+ * {@code blocks.i.hook_resid_post} (times gemma4's layer scalar, which multiplies the whole stream a block outputs),
  * {@code ln_final.hook_scale}, {@code ln_final.hook_normalized} (the final norm's output, its weight and bias applied:
  * what the unembedding reads, as TransformerLens's unfolded LayerNorm has it; its folded LayerNormPre and its RMSNorm
  * take the hook before the weight and bias, the stream centred where the norm is a LayerNorm and divided by its scale),
@@ -849,17 +853,17 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query weights {@code [layer, head, d_model, d_head]}, a new tensor. */
     public Tensor W_Q() {
-        return using(() -> stackLayers(l -> perHeadIn(softmaxLayer(l).wq(), config.nHeads())));
+        return using(() -> stackLayers(l -> perHeadIn(softmaxLayer(l).wq(), l)));
     }
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wk(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wk(), l), repeatKv)));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wv(), config.nKvHeads()), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wv(), l), repeatKv)));
     }
 
     /**
@@ -872,19 +876,19 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Query biases {@code [layer, head, d_head]} (zeros where the family has none), a new tensor. */
     public Tensor b_Q() {
-        return using(() -> stackLayers(l -> perHeadBias(softmaxLayer(l).bq(), softmaxLayer(l).wq(), config.nHeads())));
+        return using(() -> stackLayers(l -> perHeadBias(softmaxLayer(l).bq(), softmaxLayer(l).wq(), l)));
     }
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
         return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bk(), softmaxLayer(l).wk(),
-                config.nKvHeads()), repeatKv)));
+                l), repeatKv)));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
         return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bv(), softmaxLayer(l).wv(),
-                config.nKvHeads()), repeatKv)));
+                l), repeatKv)));
     }
 
     /** Output biases {@code [layer, d_model]} (zeros where the family has none), a new tensor. */
@@ -894,17 +898,17 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s query weights {@code [head, d_model, d_head]}, a new tensor (one layer's worth of memory). */
     public Tensor W_Q(int layer) {
-        return using(() -> owned(perHeadIn(softmaxLayer(layer).wq(), config.nHeads())));
+        return using(() -> owned(perHeadIn(softmaxLayer(layer).wq(), layer)));
     }
 
     /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wk(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wk(), layer), repeatKv)));
     }
 
     /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wv(), config.nKvHeads()), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wv(), layer), repeatKv)));
     }
 
     /**
@@ -919,19 +923,19 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s query biases {@code [head, d_head]} (zeros where the family has none). */
     public Tensor b_Q(int layer) {
-        return using(() -> owned(perHeadBias(softmaxLayer(layer).bq(), softmaxLayer(layer).wq(), config.nHeads())));
+        return using(() -> owned(perHeadBias(softmaxLayer(layer).bq(), softmaxLayer(layer).wq(), layer)));
     }
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
         return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bk(), softmaxLayer(layer).wk(),
-                config.nKvHeads()), repeatKv)));
+                layer), repeatKv)));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
         return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bv(), softmaxLayer(layer).wv(),
-                config.nKvHeads()), repeatKv)));
+                layer), repeatKv)));
     }
 
     /** Block {@code layer}'s output bias {@code [d_model]} (zeros where the family has none). */
@@ -1054,7 +1058,7 @@ public final class HookedAutoModel implements AutoCloseable {
     public Tensor W_G(int layer) {
         return using(() -> {
             Tensor gate = softmaxLayer(layer).attnGate();
-            return gate == null ? null : owned(perHeadIn(gate, config.nHeads()));
+            return gate == null ? null : owned(perHeadIn(gate, layer));
         });
     }
 
@@ -1094,8 +1098,8 @@ public final class HookedAutoModel implements AutoCloseable {
                 if (!Arrays.equals(layers.get(l).shape(), layers.getFirst().shape())) {
                     throw new UnsupportedOperationException("this " + config.family() + " model's layers 0 and " + l
                             + " hold these weights in different shapes, " + Arrays.toString(layers.getFirst().shape())
-                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, or layers"
-                            + " that mix tokens differently): ask for them per layer");
+                            + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, layers"
+                            + " that mix tokens differently, or heads of different widths): ask for them per layer");
                 }
             }
             return scope.keep(Tensor.stack(layers, 0));
@@ -1115,9 +1119,11 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    private Tensor perHeadIn(Tensor w, int heads) {
+    /** The heads {@code [head, d_model, d_head]} of block {@code layer}'s {@code w [d_model, heads · d_head]}. */
+    private Tensor perHeadIn(Tensor w, int layer) {
         refuseLatentAttention(w);
-        try (Tensor view = w.view(config.dModel(), heads, config.dHead())) {
+        int dHead = config.dHead(layer);
+        try (Tensor view = w.view(config.dModel(), w.size(1) / dHead, dHead)) {
             return view.permute(1, 0, 2);
         }
     }
@@ -1126,7 +1132,7 @@ public final class HookedAutoModel implements AutoCloseable {
     private Tensor perHeadOut(int layer) {
         Weights.Layer l = layer(layer);
         return switch (config.mixer(layer)) {
-            case SOFTMAX_ATTENTION -> l.wo().view(config.nHeads(), config.dHeadV(), config.dModel());
+            case SOFTMAX_ATTENTION -> l.wo().view(config.nHeads(), config.dHeadV(layer), config.dModel());
             case LINEAR_ATTENTION -> {
                 LinearAttention m = config.architecture().linearAttention();
                 yield l.linear().wout().view(m.valueHeads(), m.valueDim(), config.dModel());
@@ -1136,9 +1142,11 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     /** The per-head view of the bias {@code b} of the projection {@code w} (zeros where it has none). */
-    private Tensor perHeadBias(Tensor b, Tensor w, int heads) {
+    private Tensor perHeadBias(Tensor b, Tensor w, int layer) {
         refuseLatentAttention(w);
-        return b == null ? Tensor.zeros(new long[] {heads, config.dHead()}, dtype, device) : b.view(heads, config.dHead());
+        int dHead = config.dHead(layer);
+        long heads = w.size(1) / dHead;
+        return b == null ? Tensor.zeros(new long[] {heads, dHead}, dtype, device) : b.view(heads, dHead);
     }
 
     /**
@@ -1173,11 +1181,12 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private Tensor repeatKv(Tensor perKvHead, boolean repeat) {
-        if (!repeat || config.nKvHeads() == config.nHeads()) {
+        long kvHeads = perKvHead.size(0);
+        if (!repeat || kvHeads == config.nHeads()) {
             return perKvHead;
         }
         try (perKvHead) {
-            return perKvHead.repeatInterleave(config.nHeads() / config.nKvHeads(), 0);
+            return perKvHead.repeatInterleave(config.nHeads() / kvHeads, 0);
         }
     }
 
@@ -1223,14 +1232,32 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s key norm applied to keys {@code [batch, pos, kv_heads, d_head]}, as {@link #normalizeQueries}. */
     public Tensor normalizeKeys(int layer, Tensor k) {
-        return using(() -> normalizeQk(layer, k, softmaxLayer(layer).kNorm(), config.nKvHeads(), "keys"));
+        return using(() -> normalizeQk(layer, k, softmaxLayer(layer).kNorm(), config.nKvHeads(layer), "keys"));
+    }
+
+    /**
+     * Block {@code layer}'s value norm applied to values {@code [batch, pos, kv_heads, d_head]} as the forward pass
+     * computes {@code hook_v_normed}: each head divided by its RMS (gemma4's {@code v_norm}); a copy of {@code v}
+     * where the family does not normalise values. A new tensor.
+     */
+    public Tensor normalizeValues(int layer, Tensor v) {
+        return using(() -> {
+            softmaxLayer(layer);
+            checkHeads(layer, v, "values");
+            return config.architecture().valueNorm() ? v.rmsNorm(null, config.normEps()) : v.copy();
+        });
+    }
+
+    /** Refuses {@code x} unless it is {@code [batch, pos, heads, d_head]} with block {@code layer}'s head width. */
+    private void checkHeads(int layer, Tensor x, String what) {
+        if (x.dim() != 4 || x.size(3) != config.dHead(layer)) {
+            throw new IllegalArgumentException("the " + what + " must be [batch, pos, heads, d_head = "
+                    + config.dHead(layer) + "], got shape " + java.util.Arrays.toString(x.shape()));
+        }
     }
 
     private Tensor normalizeQk(int layer, Tensor x, Tensor weight, int heads, String what) {
-        if (x.dim() != 4 || x.size(3) != config.dHead()) {
-            throw new IllegalArgumentException("the " + what + " must be [batch, pos, heads, d_head = " + config.dHead()
-                    + "], got shape " + java.util.Arrays.toString(x.shape()));
-        }
+        checkHeads(layer, x, what);
         Architecture.QkNorm kind = config.architecture().qkNorm();
         if (kind == Architecture.QkNorm.NONE) {
             return x.copy();
@@ -1276,10 +1303,11 @@ public final class HookedAutoModel implements AutoCloseable {
             long[] ks = k.shape();
             // the mask is [pos, pos]: keys of another length would broadcast against it without a word
             // the scale is the model's: queries of another head size would be scaled as its heads without a word
-            if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != config.dHead()
-                    || ks[3] != config.dHead() || ks[2] == 0 || qs[2] % ks[2] != 0) {
+            int dHead = config.dHead(layer);
+            if (qs.length != 4 || ks.length != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != dHead
+                    || ks[3] != dHead || ks[2] == 0 || qs[2] % ks[2] != 0) {
                 throw new IllegalArgumentException("attentionScores: queries and keys must be [batch, pos, heads,"
-                        + " d_head = " + config.dHead() + "] with the same batch and positions, and query heads a"
+                        + " d_head = " + dHead + "] with the same batch and positions, and query heads a"
                         + " multiple of key heads; got " + Arrays.toString(qs) + " and " + Arrays.toString(ks));
             }
             try (TensorScope scope = TensorScope.open()) {
@@ -1302,8 +1330,8 @@ public final class HookedAutoModel implements AutoCloseable {
             if (!config.rotary()) {
                 throw new IllegalStateException("this " + config.family() + " model has no rotary position embeddings");
             }
-            if (x.dim() != 4 || x.size(3) != config.dHead()) {
-                throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead()
+            if (x.dim() != 4 || x.size(3) != config.dHead(layer)) {
+                throw new IllegalArgumentException("rotate expects [batch, pos, heads, d_head = " + config.dHead(layer)
                         + "], got shape " + java.util.Arrays.toString(x.shape()));
             }
             if (!config.rotates(layer)) {
@@ -1364,13 +1392,13 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor queryNormWeights() {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : stackLayers(l -> qkNormScale(softmaxLayer(l).qNorm(), config.nHeads(), false)));
+                : stackLayers(l -> qkNormScale(softmaxLayer(l).qNorm(), config.nHeads(), l, false)));
     }
 
     /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
     public Tensor keyNormWeights(boolean repeatKv) {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : stackLayers(l -> qkNormScale(softmaxLayer(l).kNorm(), config.nKvHeads(), repeatKv)));
+                : stackLayers(l -> qkNormScale(softmaxLayer(l).kNorm(), config.nKvHeads(l), l, repeatKv)));
     }
 
     /**
@@ -1379,21 +1407,21 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor queryNormWeights(int layer) {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : copied(() -> qkNormScale(softmaxLayer(layer).qNorm(), config.nHeads(), false)));
+                : copied(() -> qkNormScale(softmaxLayer(layer).qNorm(), config.nHeads(), layer, false)));
     }
 
     /** Block {@code layer}'s key-norm scales {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor keyNormWeights(int layer, boolean repeatKv) {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : copied(() -> qkNormScale(softmaxLayer(layer).kNorm(), config.nKvHeads(), repeatKv)));
+                : copied(() -> qkNormScale(softmaxLayer(layer).kNorm(), config.nKvHeads(layer), layer, repeatKv)));
     }
 
     /** A query or key norm's weight {@code w} as per-head scales {@code [heads, d_head]}, a view where it can be. */
-    private Tensor qkNormScale(Tensor w, int heads, boolean repeatKv) {
+    private Tensor qkNormScale(Tensor w, int heads, int layer, boolean repeatKv) {
         boolean perHead = config.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
         Tensor scale = config.normAddsOne() ? plusOne(w, config.architecture().norm()) : w;
-        Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, config.dHead())
-                : scale.view(heads, config.dHead());
+        int dHead = config.dHead(layer);
+        Tensor perHeadScale = perHead ? scale.unsqueeze(0).expand(heads, dHead) : scale.view(heads, dHead);
         return repeatKv(perHeadScale, repeatKv);
     }
 
@@ -1556,6 +1584,10 @@ public final class HookedAutoModel implements AutoCloseable {
                 names.add(b + "mlp.hook_post");
             }
             names.add(b + "hook_mlp_out");
+            if (config.architecture().perLayerInputs() != null) {
+                names.add(b + "hook_per_layer_input");
+                names.add(b + "hook_per_layer_out");
+            }
             names.add(b + "hook_resid_post");
         }
         names.add("ln_final.hook_scale");
@@ -1569,6 +1601,9 @@ public final class HookedAutoModel implements AutoCloseable {
         String b = "blocks." + i + ".";
         for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
             names.add(b + "attn." + h);
+        }
+        if (config.architecture().valueNorm()) {
+            names.add(b + "attn.hook_v_normed");
         }
         List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
                 : List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed");

@@ -108,8 +108,10 @@ final class MemoryCheck {
      */
     private static double queriesKeysValues(HookedAutoConfig config) {
         LatentAttention m = config.architecture().latentAttention();
-        if (m == null) {
-            return (double) (config.nHeads() + 2L * config.nKvHeads()) * config.dHead();
+        if (m == null) { // the widest layer's, where layers differ
+            return java.util.stream.IntStream.range(0, config.nLayers())
+                    .mapToDouble(l -> (double) (config.nHeads() + 2L * config.nKvHeads(l)) * config.dHead(l)).max()
+                    .orElse(0);
         }
         return (double) config.nHeads() * (2L * m.queryKeyDim() + m.nopeDim() + m.valueDim())
                 + 2.0 * (m.keyValueRank() + m.ropeDim() + m.queryRank());
@@ -153,7 +155,7 @@ final class MemoryCheck {
             int scoreBytes = wide ? 4 : dtype.byteSize();
             bytes += (double) config.nHeads() * pos
                     * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize())
-                    + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * config.dHead() : 0);
+                    + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * a.widestHead() : 0);
         }
         LinearAttention linear = a.linearAttention();
         if (linear != null) { // the delta rule's float32 work: its inputs' copies and steps, a chunk's square matrices
@@ -256,17 +258,24 @@ final class MemoryCheck {
         return switch (point) {
             case "logits" -> 0; // counted apart
             case "hook_scale" -> 1;
-            case "hook_q", "hook_q_normed", "hook_rot_q" -> (double) config.nHeads() * config.dHead();
-            case "hook_z", "hook_gate" -> (double) config.nHeads() * config.dHeadV();
-            case "hook_k", "hook_k_normed", "hook_rot_k" -> (double) config.nKvHeads() * config.dHead();
-            case "hook_v" -> (double) config.nKvHeads() * config.dHeadV();
+            case "hook_q", "hook_q_normed", "hook_rot_q" -> (double) config.nHeads() * config.dHead(layerOf(name));
+            case "hook_z", "hook_gate" -> (double) config.nHeads() * config.dHeadV(layerOf(name));
+            case "hook_k", "hook_k_normed", "hook_rot_k" ->
+                    (double) config.nKvHeads(layerOf(name)) * config.dHead(layerOf(name));
+            case "hook_v", "hook_v_normed" -> (double) config.nKvHeads(layerOf(name)) * config.dHeadV(layerOf(name));
             case "hook_attn_scores", "hook_pattern" -> (double) config.nHeads() * pos;
             case "hook_pre", "hook_pre_linear", "hook_post" -> mlpWidth(config, name);
             case "hook_router_logits" -> config.numExperts();
             case "hook_expert_indices", "hook_expert_weights" -> config.expertsPerToken();
             case "hook_shared_expert_gate" -> 1;
+            case "hook_per_layer_input" -> config.architecture().perLayerInputs().width();
             default -> config.dModel(); // the embeddings, the residual stream, attention and MLP outputs, final norm
         };
+    }
+
+    /** The layer of a {@code blocks.{layer}.} hook point. */
+    private static int layerOf(String name) {
+        return Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
     }
 
     private static boolean reduced(DType dtype) {

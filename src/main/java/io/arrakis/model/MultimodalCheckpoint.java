@@ -35,7 +35,10 @@ import java.util.stream.Collectors;
  * beside a {@code visual} tower and multi-token-prediction layers; their head too is tied by the whole model's key
  * alone, which is false by default. LFM2-VL's ({@code lfm2_vl}) is the lfm2 family, its tensors under
  * {@code model.language_model.} beside a vision tower and a projector, its head tied by the whole model's key alone,
- * which is true by default.
+ * which is true by default. Gemma 4's ({@code gemma4}, {@code Gemma4ForConditionalGeneration}) is the gemma4 family,
+ * its tensors under {@code model.language_model.} beside vision and audio towers and their embedders
+ * ({@code embed_vision}, {@code embed_audio}), its head likewise tied by the whole model's key, true by default, and
+ * soft-capped as its text model's config says.
  */
 final class MultimodalCheckpoint {
     /**
@@ -50,7 +53,8 @@ final class MultimodalCheckpoint {
             Map.entry("qwen3_vl", List.of("qwen3_vl_text")), Map.entry("qwen3_vl_moe", List.of("qwen3_vl_moe_text")),
             Map.entry("exaone4_5", List.of("exaone4", "exaone4_5_text")),
             Map.entry("kimi_k25", List.of("deepseek_v3", "kimi_k2")), Map.entry("qwen3_5", List.of("qwen3_5_text")),
-            Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")), Map.entry("lfm2_vl", List.of("lfm2")));
+            Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")), Map.entry("lfm2_vl", List.of("lfm2")),
+            Map.entry("gemma4", List.of("gemma4_text")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -60,16 +64,16 @@ final class MultimodalCheckpoint {
     private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
     /** The multimodal models whose head is tied by their own {@code tie_word_embeddings}, not their text model's. */
     private static final Set<String> TIED_BY_TOP_KEY = Set.of("exaone4_5", "kimi_k25", "qwen3_5", "qwen3_5_moe",
-            "lfm2_vl");
+            "lfm2_vl", "gemma4");
     /** Of those, the ones whose whole model's config ties the head by default. */
-    private static final Set<String> TIED_BY_DEFAULT = Set.of("kimi_k25", "lfm2_vl");
+    private static final Set<String> TIED_BY_DEFAULT = Set.of("kimi_k25", "lfm2_vl", "gemma4");
     /**
      * What text does not reach: the vision towers and projectors, and EXAONE 4.5's multi-token-prediction layers,
      * which transformers' model leaves unread too.
      */
     private static final Set<String> UNREAD_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
             "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.", "mm_projector.",
-            "model.mm_projector.");
+            "model.mm_projector.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.");
 
     private MultimodalCheckpoint() {
     }

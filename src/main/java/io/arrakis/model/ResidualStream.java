@@ -7,6 +7,7 @@ import io.arrakis.torch.TensorScope;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -90,15 +91,21 @@ public final class ResidualStream {
             boolean stream = name.endsWith("hook_resid_pre") || name.endsWith("hook_resid_mid")
                     || name.endsWith("hook_resid_post") || name.endsWith("hook_attn_out") || name.endsWith("hook_mlp_out")
                     || name.equals("hook_embed") || name.equals("hook_pos_embed") || name.equals("ln_final.hook_normalized");
+            int dHeadV = name.endsWith(".attn.hook_z") ? a.dHeadV(layerOf(name)) : 0;
             boolean wrong = stream ? shape[shape.length - 1] != config.dModel()
                     : name.endsWith(".attn.hook_z") && (shape[shape.length - 2] != a.nHeads()
-                    || shape[shape.length - 1] != a.dHeadV());
+                    || shape[shape.length - 1] != dHeadV);
             if (wrong) {
                 throw new IllegalArgumentException("the cache's " + name + " is " + Arrays.toString(shape)
                         + ", which a pass of this model (d_model " + config.dModel() + ", " + a.nHeads() + " heads of "
-                        + a.dHeadV() + ") does not make: give the cache of a pass of this model");
+                        + dHeadV + " there) does not make: give the cache of a pass of this model");
             }
         }
+    }
+
+    /** The layer of a {@code blocks.{layer}.} cache entry. */
+    private static int layerOf(String name) {
+        return Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
     }
 
     /**
@@ -141,14 +148,17 @@ public final class ResidualStream {
     /**
      * What each part of the model wrote into the final residual stream, as TransformerLens's {@code decompose_resid()}:
      * {@code "embed"}, {@code "pos_embed"} where the family learns positions, then per block {@code "0_attn_out"},
-     * {@code "0_mlp_out"}, ... The components sum to the last block's {@code hook_resid_post} in every family:
-     * {@code "embed"} is {@code hook_embed} times the family's embedding scale (gemma's {@code sqrt(d_model)},
-     * granite's {@code embedding_multiplier}), which the forward pass applies after that hook (nanochat's normalised
-     * embedding, the first block's {@code hook_resid_pre}), and {@code hook_attn_out}/{@code hook_mlp_out} are what
-     * joins the residual stream, after any output norm (gemma2, gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4,
-     * hyperclovax, afmoe) or residual multiplier (granite's), in parallel blocks too. A hook that replaced a residual
-     * stream itself ({@code hook_resid_pre}, {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that
-     * sum, as it does in TransformerLens: the components say what was written, not what was replaced.
+     * {@code "0_mlp_out"} (and gemma4's {@code "0_per_layer_out"}, its per-layer input's term), ... The components sum
+     * to the last block's {@code hook_resid_post} in every family: {@code "embed"} is {@code hook_embed} times the
+     * family's embedding scale (gemma's {@code sqrt(d_model)}, granite's {@code embedding_multiplier}), which the
+     * forward pass applies after that hook (nanochat's normalised embedding, the first block's {@code hook_resid_pre}),
+     * and {@code hook_attn_out}/{@code hook_mlp_out} are what joins the residual stream, after any output norm (gemma2,
+     * gemma3, olmo2, olmo3, flex-olmo, exaone4, glm4, hyperclovax, afmoe) or residual multiplier (granite's), in
+     * parallel blocks too; where each block multiplies the stream it outputs by a scalar (gemma4's
+     * {@code layer_scalar}), each component is multiplied by those of its block and every later one, as the stream
+     * carries it to the end. A hook that replaced a residual stream itself ({@code hook_resid_pre},
+     * {@code hook_resid_mid}, {@code hook_resid_post}) in the pass breaks that sum, as it does in TransformerLens: the
+     * components say what was written, not what was replaced.
      *
      * @param applyLn pass the stack through {@link #applyLnToStack}
      */
@@ -160,20 +170,42 @@ public final class ResidualStream {
             names.add("hook_pos_embed");
             labels.add("pos_embed");
         }
+        // per component, the first block it passes: the embeddings pass every block
+        List<Integer> layerOf = new ArrayList<>(Collections.nCopies(names.size(), 0));
         for (int l = 0; l < arch.nLayers(); l++) {
-            names.add("blocks." + l + ".hook_attn_out");
-            labels.add(l + "_attn_out");
-            names.add("blocks." + l + ".hook_mlp_out");
-            labels.add(l + "_mlp_out");
+            List<String> outputs = arch.perLayerInputs() == null ? List.of("attn_out", "mlp_out")
+                    : List.of("attn_out", "mlp_out", "per_layer_out");
+            for (String output : outputs) {
+                names.add("blocks." + l + ".hook_" + output);
+                labels.add(l + "_" + output);
+                layerOf.add(l);
+            }
         }
         List<Tensor> parts = new ArrayList<>(require("decomposeResid", withFinalResid(names, applyLn)));
         try (TensorScope scope = TensorScope.open()) {
             if (arch.embeddingScale() != 1.0 && !arch.embeddingNorm()) { // as the forward pass scales it
                 parts.set(0, parts.getFirst().mul(arch.embeddingScale(model.dtype())));
             }
+            if (arch.layerScalars()) {
+                double[] fromLayer = scalarProducts();
+                for (int i = 0; i < labels.size(); i++) {
+                    parts.set(i, parts.get(i).mul(fromLayer[layerOf.get(i)]));
+                }
+            }
             Tensor stack = Tensor.stack(parts.subList(0, labels.size()), 0);
             return new Components(scope.keep(applyLn ? applyLnToStack(stack) : stack), labels);
         }
+    }
+
+    /** Per layer, the product of its layer scalar and every later one's. */
+    private double[] scalarProducts() {
+        double[] products = new double[arch.nLayers()];
+        double product = 1.0;
+        for (int l = arch.nLayers() - 1; l >= 0; l--) {
+            product *= model.weights().layers.get(l).layerScalar().toDoubleArray()[0];
+            products[l] = product;
+        }
+        return products;
     }
 
     /**

@@ -32,8 +32,9 @@ final class Weights implements AutoCloseable {
      * [d_model, heads·d_head]} gates the heads' outputs ({@link io.arrakis.model.family.Slot#W_ATTN_GATE}); a shared
      * expert beside the routed ones has {@code sharedGate}, {@code sharedIn} {@code [d_model, d_shared]},
      * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
-     * family has none. A linear-attention layer has {@code linear} in place of the attention's weights, a
-     * short-convolution layer {@code conv}.
+     * family has none. {@code layerScalar [1]} multiplies the residual stream the block outputs (null where the family
+     * has none). A linear-attention layer has {@code linear} in place of the attention's weights, a short-convolution
+     * layer {@code conv}.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
@@ -41,12 +42,14 @@ final class Weights implements AutoCloseable {
                  Tensor qNorm, Tensor kNorm, Tensor attnOutNorm, Tensor mlpOutNorm, Tensor wrouter, Tensor brouter,
                  Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
                  Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
-                 Tensor xieluBeta, Tensor xieluEps, Latent latent, Linear linear, Conv conv) {
+                 Tensor xieluBeta, Tensor xieluEps, Tensor layerScalar, Latent latent, Linear linear, Conv conv,
+                 PerLayerInput perLayerInput) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
                     qNorm, kNorm, attnOutNorm, mlpOutNorm, wrouter, brouter, sinks, attnGate, sharedGate, sharedIn,
-                    sharedOut, sharedExpertGate, expertScoreBias, xieluAlphaP, xieluAlphaN, xieluBeta, xieluEps}) {
+                    sharedOut, sharedExpertGate, expertScoreBias, xieluAlphaP, xieluAlphaN, xieluBeta, xieluEps,
+                    layerScalar}) {
                 if (t != null) {
                     list.add(t);
                 }
@@ -60,7 +63,36 @@ final class Weights implements AutoCloseable {
             if (conv != null) {
                 list.addAll(conv.all());
             }
+            if (perLayerInput != null) {
+                list.addAll(perLayerInput.all());
+            }
             return list;
+        }
+    }
+
+    /**
+     * A block's use of its per-layer input ({@link io.arrakis.model.family.Architecture.PerLayerInputs}),
+     * {@code [in, out]} like the others: the gate {@code gate [d_model, width]}, the projection back
+     * {@code out [width, d_model]} and its norm's weight {@code norm [d_model]}.
+     */
+    record PerLayerInput(Tensor gate, Tensor out, Tensor norm) {
+        List<Tensor> all() {
+            return List.of(gate, out, norm);
+        }
+
+        private PerLayerInput inLinearLayout() {
+            return new PerLayerInput(linearLayout(gate), linearLayout(out), norm);
+        }
+    }
+
+    /**
+     * The per-layer embeddings' shared weights: the embedding {@code embed [vocab, layers · width]}, the projection of
+     * the token embeddings {@code projection [d_model, layers · width]} ({@code [in, out]}) and the weight of the norm
+     * of each layer's slice of it, {@code norm [width]}.
+     */
+    record PerLayerEmbedding(Tensor embed, Tensor projection, Tensor norm) {
+        List<Tensor> all() {
+            return List.of(embed, projection, norm);
         }
     }
 
@@ -166,6 +198,7 @@ final class Weights implements AutoCloseable {
     final Tensor lnfb;       // null for RMSNorm
     final Tensor unembed;    // [d_model, vocab]
     final Tensor unembedBias; // [vocab] or null
+    final PerLayerEmbedding perLayerEmbedding; // null where blocks have no input of their own
     /** Per layer, its xIELU factors (Apertus), or null where its MLP has no xIELU. */
     final List<XieluFactors> xielu;
     /**
@@ -180,8 +213,10 @@ final class Weights implements AutoCloseable {
 
     /** @param float32Routing whether routers make their logits in float32 ({@link #float32Routers}) */
     Weights(Tensor embed, Tensor posEmbed, List<Layer> layers, Tensor lnfw, Tensor lnfb, Tensor unembed,
-            Tensor unembedBias, boolean float32Routing) {
+            Tensor unembedBias, PerLayerEmbedding perLayerEmbedding, boolean float32Routing) {
         this.embed = embed;
+        this.perLayerEmbedding = perLayerEmbedding == null ? null : new PerLayerEmbedding(perLayerEmbedding.embed(),
+                linearLayout(perLayerEmbedding.projection()), perLayerEmbedding.norm());
         this.posEmbed = posEmbed;
         List<Layer> fusedLayers = new ArrayList<>();
         List<Fused> fusedParts = new ArrayList<>();
@@ -226,8 +261,15 @@ final class Weights implements AutoCloseable {
                 addLinearView(l.conv.win);
                 addLinearView(l.conv.wout);
             }
+            if (l.perLayerInput != null) {
+                addLinearView(l.perLayerInput.gate());
+                addLinearView(l.perLayerInput.out());
+            }
         }
         addLinearView(this.unembed);
+        if (this.perLayerEmbedding != null) {
+            addLinearView(this.perLayerEmbedding.projection());
+        }
     }
 
     private void addLinearView(Tensor w) {
@@ -283,10 +325,12 @@ final class Weights implements AutoCloseable {
                 l.kNorm, l.attnOutNorm, l.mlpOutNorm, linearLayout(l.wrouter), l.brouter, l.sinks,
                 linearLayout(l.attnGate), linearLayout(l.sharedGate), linearLayout(l.sharedIn),
                 linearLayout(l.sharedOut), linearLayout(l.sharedExpertGate), l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent == null ? null : l.latent.inLinearLayout(),
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar,
+                l.latent == null ? null : l.latent.inLinearLayout(),
                 l.linear == null ? null : new Linear(l.linear.wq, l.linear.wk, l.linear.wv, l.linear.wz, l.linear.wb,
                         l.linear.wa, l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm,
-                        linearLayout(l.linear.wout)), l.conv == null ? null : l.conv.inLinearLayout());
+                        linearLayout(l.linear.wout)), l.conv == null ? null : l.conv.inLinearLayout(),
+                l.perLayerInput == null ? null : l.perLayerInput.inLinearLayout());
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -370,7 +414,7 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.latent, linear, l.conv);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar, l.latent, linear, l.conv, l.perLayerInput);
     }
 
     private static void closeAll(Tensor... tensors) {
@@ -400,6 +444,9 @@ final class Weights implements AutoCloseable {
             if (t != null) {
                 list.add(t);
             }
+        }
+        if (perLayerEmbedding != null) {
+            list.addAll(perLayerEmbedding.all());
         }
         return list;
     }

@@ -81,8 +81,13 @@ class HookedAutoConfigTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig
                     .fromJsonText(type + "\"per_layer_config\": {\"0\": {\"intermediate_size\": 32}}}"));
             assertTrue(e.getMessage().contains("per_layer_config"), e.getMessage());
-            assertEquals(HookedAutoConfig.fromJsonText(type + "\"use_cache\": true}").architecture(),
-                    HookedAutoConfig.fromJsonText(type + "\"is_causal\": true, \"per_layer_config\": {}}").architecture(),
+            HookedAutoConfig given = HookedAutoConfig.fromJsonText(type + "\"is_causal\": true, \"per_layer_config\": {}}");
+            if (f.modelType().equals("gemma4_text")) { // it reads the overrides: none leaves the full layers' heads
+                assertEquals(256, given.dHead(5)); // at head_dim, where Gemma4TextConfig would set global_head_dim
+                assertEquals(512, HookedAutoConfig.fromJsonText(type + "\"use_cache\": true}").dHead(5));
+                continue;
+            }
+            assertEquals(HookedAutoConfig.fromJsonText(type + "\"use_cache\": true}").architecture(), given.architecture(),
                     f.modelType() + ": causal, with no per-layer settings, is what the family computes anyway");
         }
     }
@@ -839,9 +844,16 @@ class HookedAutoConfigTest {
         HookedAutoConfig c = HookedAutoConfig.of(family);
         for (String key : Stream.of("rope_scaling", "rope_parameters").filter(c.raw()::containsKey).toList()) {
             String at = rotaryObjectKey(family, key);
-            String m = rejects(c, key, rotaryObject(family, key, Map.of("rope_type", "proportional", "factor", 2.0)));
-            assertTrue(m.contains(at + ".rope_type") && m.contains("\"proportional\"") && m.contains("not implemented"),
-                    m);
+            Map<String, ?> proportional = rotaryObject(family, key, Map.of("rope_type", "proportional", "factor", 2.0));
+            String m;
+            if (family.equals("gemma4")) { // its full layers' own type (Gemma4Test)
+                assertEquals(new Rope.Proportional(1.0, 2.0), c.with(key, proportional).architecture().rope()
+                        .scaling());
+            } else {
+                m = rejects(c, key, proportional);
+                assertTrue(m.contains(at + ".rope_type") && m.contains("\"proportional\"")
+                        && m.contains("not implemented"), m);
+            }
             // longrope takes one factor per rotary frequency
             m = rejects(c, key, rotaryObject(family, key, Map.of("type", "longrope", "short_factor", List.of(1.0),
                     "long_factor", List.of(1.0))));
@@ -898,7 +910,7 @@ class HookedAutoConfigTest {
     static final Set<String> LONGROPE_ONLY = Set.of("phi3", "phimoe");
 
     /** Families whose {@code rope_parameters} hold one rotary object per layer type. */
-    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3", "mellum");
+    static final Set<String> ROTARY_PER_LAYER_TYPE = Set.of("gemma3", "olmo3", "mellum", "gemma4");
 
     /**
      * A rotary object as the value of {@code key}: for those families, the full layers' object (for mellum under
@@ -924,6 +936,12 @@ class HookedAutoConfigTest {
                 based.putIfAbsent("original_max_position_embeddings", 4096);
             }
             object = based;
+        }
+        if (family.equals("gemma4")) { // its objects take no base from the top level, and sliding layers need theirs
+            Map<String, Object> based = new LinkedHashMap<>(object);
+            based.putIfAbsent("rope_theta", 1_000_000.0);
+            return Map.of("full_attention", based, "sliding_attention", Map.of("rope_type", "default", "rope_theta",
+                    10_000.0));
         }
         return perLayerType(family, key) ? Map.of("full_attention", object) : object;
     }

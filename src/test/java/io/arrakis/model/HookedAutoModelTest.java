@@ -701,16 +701,22 @@ class HookedAutoModelTest {
                 assertTrue(Float.isFinite(v), "logits are not finite");
             }
             int heads = config.nHeads();
-            int d = config.dHead();
-            int dv = config.dHeadV(); // deepseek-v3's value heads are narrower than its query and key heads
+            int d = config.dHead(1); // gemma4's full layer 1 has heads of its own width
+            int dv = config.dHeadV(1); // deepseek-v3's value heads are narrower than its query and key heads
             assertArrayEquals(new long[] {2, 5, heads, d}, out.cache().get("blocks.1.attn.hook_q").shape());
-            assertArrayEquals(new long[] {2, 5, config.nKvHeads(), d}, out.cache().get("blocks.1.attn.hook_k").shape());
-            assertArrayEquals(new long[] {2, 5, config.nKvHeads(), dv},
+            assertArrayEquals(new long[] {2, 5, config.nKvHeads(1), d},
+                    out.cache().get("blocks.1.attn.hook_k").shape());
+            assertArrayEquals(new long[] {2, 5, config.nKvHeads(1), dv},
                     out.cache().get("blocks.1.attn.hook_v").shape());
             assertArrayEquals(new long[] {2, 5, heads, dv}, out.cache().get("blocks.1.attn.hook_z").shape());
             assertArrayEquals(new long[] {2, heads, 5, 5}, out.cache().get("blocks.1.attn.hook_pattern").shape());
             assertArrayEquals(new long[] {2, 5, 32}, out.cache().get("blocks.1.hook_resid_post").shape());
             if (!config.attentionHeads(0)) { // layer 0's linear attention or convolution (Qwen35Test, Lfm2Test)
+                assertArrayEquals(new long[] {heads, 32, d}, model.W_Q(1).shape());
+                assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
+                return;
+            }
+            if (config.architecture().layerHeads() != null) { // gemma4's layers' heads differ: per layer (Gemma4Test)
                 assertArrayEquals(new long[] {heads, 32, d}, model.W_Q(1).shape());
                 assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
                 return;
@@ -733,7 +739,7 @@ class HookedAutoModelTest {
             "ernie4_5", "glm", "seed-oss", "arcee", "helium", "vaultgemma", "granitemoe", "nemotron", "jais2",
             "hyperclovax", "opt", "cwm", "glm4-moe", "solar-open", "exaone-moe", "granitemoeshared",
             "apertus", "minimax-m2", "deepseek-v3", "glm4-moe-lite", "deepseek-v2", "olmo", "nanochat", "dots1",
-            "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe",
+            "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe", "gemma4",
             "cohere2-moe", "youtu", "mellum", "afmoe", "deepseek-v32", "glm-moe-dsa", "hy-v3", "stable-lm",
             "starcoder2", "qwen3-5", "qwen3-5-moe", "qwen3-next", "lfm2",
             "lfm2-moe", "minicpm3");

@@ -54,6 +54,9 @@ class ResidualStreamTest {
             List<String> labels = new ArrayList<>(a.rotary() ? List.of("embed") : List.of("embed", "pos_embed"));
             for (int l = 0; l < layers; l++) {
                 labels.addAll(List.of(l + "_attn_out", l + "_mlp_out"));
+                if (a.perLayerInputs() != null) { // gemma4's per-layer embeddings add a third term
+                    labels.add(l + "_per_layer_out");
+                }
             }
             assertEquals(labels, parts.labels());
             assertClose(finalResid.toDoubleArray(), sumOverComponents(parts.stack()), 1e-5, family + " decomposition");

@@ -25,7 +25,7 @@ final class TinyConfigs {
             o.put("ffn_dim", 48);
         }
         // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
-        if (raw.containsKey("moe_intermediate_size")) {
+        if (raw.containsKey("moe_intermediate_size") && !family.equals("gemma4")) { // gemma4's experts: not implemented
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
                     : raw.containsKey("n_routed_experts") ? "n_routed_experts"
                     : raw.containsKey("moe_num_experts") ? "moe_num_experts" : "num_local_experts", 4,
@@ -74,6 +74,9 @@ final class TinyConfigs {
         }
         if (raw.containsKey("conv_L_cache")) { // lfm2: a convolution layer, then an attention one
             o.put("layer_types", List.of("conv", "full_attention"));
+        }
+        if (raw.containsKey("vocab_size_per_layer_input")) { // gemma4's per-layer embeddings and full layers made small
+            o.putAll(Map.of("vocab_size_per_layer_input", 64, "hidden_size_per_layer_input", 4, "global_head_dim", 16));
         }
         if (raw.containsKey("attention_types")) {
             o.put("attention_types", List.of(List.of(List.of("global", "local"), 1)));

@@ -79,6 +79,15 @@ import java.util.List;
  *     does
  * @param headInputDivisor what the final norm's output is divided by before the unembedding (MiniCPM3's
  *     {@code logits_scaling}); 1 otherwise
+ * @param layerHeads per layer, its key/value heads and head width where layers differ (Gemma 4's full-attention
+ *     layers have wider heads, and fewer key/value heads, than its sliding ones), or null where every layer has
+ *     {@code nKvHeads} heads of {@code dHead}
+ * @param valueNorm whether each value head is divided by its RMS, without a weight, before attention (Gemma 4's
+ *     {@code v_norm})
+ * @param layerScalars whether each block ends by multiplying the whole residual stream by a learned scalar of its
+ *     own ({@link io.arrakis.model.family.Slot#LAYER_SCALAR}; Gemma 4's {@code layer_scalar})
+ * @param perLayerInputs each block's own input from the tokens and their embeddings (Gemma 4's per-layer
+ *     embeddings), or null where blocks read the residual stream alone
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -92,7 +101,32 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
-        LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor) {
+        LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor,
+        List<LayerHeads> layerHeads, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs) {
+
+    /**
+     * Gemma 4's per-layer embeddings (PLE): every block gets an input of {@code width} features per token, the sum,
+     * times {@code 2^-1/2}, of the token's row of a second embedding ({@code [vocab, layers · width]}, times
+     * {@code sqrt(width)}) and a projection of the token embeddings ({@code [d_model, layers · width]}, times
+     * {@code d_model^-1/2}, each layer's slice normalised); after its MLP, the block adds
+     * {@code norm(W_out · (act(W_gate · resid) ⊙ input))} to the residual stream.
+     *
+     * @param vocab the rows of the per-layer embedding ({@code vocab_size_per_layer_input})
+     * @param width the features of a block's input ({@code hidden_size_per_layer_input})
+     */
+    public record PerLayerInputs(int vocab, int width) {
+    }
+
+    /**
+     * One layer's attention heads where layers differ.
+     *
+     * @param kvHeads its key/value heads
+     * @param dHead the width of each of its query, key and value heads
+     * @param valuesAreKeys whether its values are its keys' projection (Gemma 4's {@code attention_k_eq_v}: no
+     *     {@code v_proj}; the values leave {@code k_proj} before the key norm and the rotary embedding)
+     */
+    public record LayerHeads(int kvHeads, int dHead, boolean valuesAreKeys) {
+    }
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
     public double embeddingScale(io.arrakis.torch.DType dtype) {
@@ -223,6 +257,64 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("shortConvolution has " + shortConvolution.layers().size()
                     + " entries for " + nLayers + " layers");
         }
+        layerHeads = layerHeads == null ? null : List.copyOf(layerHeads);
+        if (layerHeads != null && layerHeads.size() != nLayers) {
+            throw new IllegalArgumentException("layerHeads has " + layerHeads.size() + " entries for " + nLayers
+                    + " layers");
+        }
+        if (layerHeads != null && latentAttention != null) {
+            throw new IllegalArgumentException("per-layer heads and latent attention do not combine");
+        }
+    }
+
+    /**
+     * The key/value heads of a layer: {@code nKvHeads}, or the layer's own where layers differ.
+     *
+     * @param layer the layer index
+     * @return its key/value heads
+     */
+    public int nKvHeads(int layer) {
+        return layerHeads == null ? nKvHeads : layerHeads.get(layer).kvHeads();
+    }
+
+    /**
+     * The width of a layer's query and key heads: {@code dHead}, or the layer's own where layers differ.
+     *
+     * @param layer the layer index
+     * @return the width
+     */
+    public int dHead(int layer) {
+        return layerHeads == null ? dHead : layerHeads.get(layer).dHead();
+    }
+
+    /**
+     * The width of a layer's value heads, and of its {@code hook_z}'s: {@link #dHeadV()}, or the layer's own head
+     * width where layers differ.
+     *
+     * @param layer the layer index
+     * @return the width
+     */
+    public int dHeadV(int layer) {
+        return layerHeads == null ? dHeadV() : layerHeads.get(layer).dHead();
+    }
+
+    /**
+     * Whether a layer's values are its keys' projection ({@link LayerHeads#valuesAreKeys}).
+     *
+     * @param layer the layer index
+     * @return true where it has no value projection of its own
+     */
+    public boolean valuesAreKeys(int layer) {
+        return layerHeads != null && layerHeads.get(layer).valuesAreKeys();
+    }
+
+    /**
+     * The widest query or key head of any layer: {@code dHead} where every layer has the same.
+     *
+     * @return the width
+     */
+    public int widestHead() {
+        return layerHeads == null ? dHead : layerHeads.stream().mapToInt(LayerHeads::dHead).max().orElseThrow();
     }
 
     /** How a layer mixes information between positions. */

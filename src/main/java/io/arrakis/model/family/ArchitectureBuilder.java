@@ -101,6 +101,11 @@ final class ArchitectureBuilder {
     private LinearAttention linearAttention;
     private ShortConvolution shortConvolution;
     private double headInputDivisor = 1.0;
+    private List<Architecture.LayerHeads> layerHeads;
+    private boolean valueNorm;
+    private boolean layerScalars;
+    private Architecture.PerLayerInputs perLayerInputs;
+    private boolean proportionalRotary;
 
     ArchitectureBuilder(Settings s) {
         this.s = s;
@@ -541,6 +546,39 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /**
+     * Each layer's key/value heads and head width ({@link Architecture#layerHeads}); a layer's rotary embedding then
+     * turns its own head width.
+     */
+    ArchitectureBuilder layerHeads(List<Architecture.LayerHeads> perLayer) {
+        layerHeads = List.copyOf(perLayer);
+        return this;
+    }
+
+    /** Value heads divided by their RMS before attention ({@link Architecture#valueNorm}). */
+    ArchitectureBuilder valueNorm() {
+        valueNorm = true;
+        return this;
+    }
+
+    /** A learned scalar per block on the residual stream it outputs ({@link Architecture#layerScalars}). */
+    ArchitectureBuilder layerScalars() {
+        layerScalars = true;
+        return this;
+    }
+
+    /** Rotary objects per layer type may be {@code "proportional"} ({@link Rope.Proportional}: Gemma 4's). */
+    ArchitectureBuilder proportionalRotary() {
+        proportionalRotary = true;
+        return this;
+    }
+
+    /** Each block's own input from the tokens ({@link Architecture#perLayerInputs}). */
+    ArchitectureBuilder perLayerInputs(Architecture.PerLayerInputs inputs) {
+        perLayerInputs = inputs;
+        return this;
+    }
+
     /** A {@code "dynamic"} rope type with an {@code alpha} read as HunYuan's ({@link Rope.NtkAlpha}). */
     ArchitectureBuilder ntkAlphaRope() {
         ropeReading = RopeScalings.Reading.NTK_ALPHA;
@@ -590,18 +628,31 @@ final class ArchitectureBuilder {
         if (heads % kv != 0) {
             throw invalid(headsKey, heads, "is not a multiple of " + kvHeadsKey + " = " + kv);
         }
+        if (layerHeads != null && layerHeads.size() != layers) {
+            throw new IllegalStateException("layerHeads has " + layerHeads.size() + " entries for " + layers
+                    + " layers");
+        }
 
         Rope rope = rotary ? rope(latentAttention != null ? latentAttention.ropeDim() : headDim) : null;
         List<LayerAttention> attention = layerAttention != null ? layerAttention
                 : Collections.nCopies(layers, slidingWindow > 0 ? LayerAttention.SLIDING : LayerAttention.FULL);
         List<Rope> layerRopes = null;
         if (rope != null && !rotaryOf.isEmpty()) {
-            Map<LayerAttention, Rope> byKind = new EnumMap<>(LayerAttention.class);
-            int dim = rope.dim();
-            rotaryOf.forEach((kind, object) -> byKind.put(kind, rope(dim, object)));
-            Rope keyed = rope;
-            layerRopes = attention.stream().map(kind -> byKind.getOrDefault(kind, keyed)).toList();
-            rope = byKind.getOrDefault(LayerAttention.FULL, rope);
+            record KindAndWidth(LayerAttention kind, int dim) {
+            }
+            Map<KindAndWidth, Rope> ropes = new java.util.HashMap<>();
+            List<Rope> perLayer = new ArrayList<>(layers);
+            for (int i = 0; i < layers; i++) {
+                int dim = layerHeads == null ? rope.dim() : layerHeads.get(i).dHead();
+                RotaryObject object = rotaryOf.get(attention.get(i));
+                perLayer.add(object == null ? rope : ropes.computeIfAbsent(new KindAndWidth(attention.get(i), dim),
+                        k -> rope(k.dim(), object)));
+            }
+            layerRopes = perLayer;
+            if (rotaryOf.containsKey(LayerAttention.FULL)) { // the first full layer's, on its own head width
+                int full = attention.indexOf(LayerAttention.FULL);
+                rope = full >= 0 ? perLayer.get(full) : rope(rope.dim(), rotaryOf.get(LayerAttention.FULL));
+            }
         }
         if (rope != null && rotates != null) {
             List<Rope> perLayer = new ArrayList<>(layers);
@@ -632,7 +683,8 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention, linearAttention, shortConvolution, headInputDivisor);
+                sparseAttention, linearAttention, shortConvolution, headInputDivisor, layerHeads, valueNorm,
+                layerScalars, perLayerInputs);
     }
 
     /**
@@ -656,10 +708,10 @@ final class ArchitectureBuilder {
     /** The rope of one kind of layer from its own rotary object, on the model's rotary dimension. */
     private Rope rope(int dim, RotaryObject object) {
         Map<?, ?> entries = object.entries();
-        if (entries.containsKey("partial_rotary_factor")
+        if (entries.containsKey("partial_rotary_factor") && !"proportional".equals(entries.get("rope_type"))
                 && !Double.valueOf(1.0).equals(ConfigValues.asDouble(entries.get("partial_rotary_factor")))) {
             throw invalid(object.key() + ".partial_rotary_factor", entries.get("partial_rotary_factor"),
-                    "is not implemented per layer type (only 1, the whole head)");
+                    "is not implemented per layer type (only 1, the whole head, or a proportional rope's)");
         }
         if (entries.containsKey("truncate") && !Boolean.TRUE.equals(entries.get("truncate"))) {
             // transformers' yarn reads truncate from the top level of rope_parameters, where per-layer-type
@@ -673,7 +725,12 @@ final class ArchitectureBuilder {
         if (!(base > 0.0)) {
             throw invalid(key, base, "must be > 0");
         }
-        return new Rope(dim, base, RopeScalings.read(entries, object.key(), positions, null)).checked();
+        Rope.Scaling scaled = RopeScalings.read(entries, object.key(), positions, null);
+        if (scaled instanceof Rope.Proportional && !proportionalRotary) {
+            throw invalid(object.key() + ".rope_type", "proportional", "is not implemented for this family (only for"
+                    + " Gemma 4's)");
+        }
+        return new Rope(dim, base, scaled).checked();
     }
 
     /**
@@ -727,6 +784,10 @@ final class ArchitectureBuilder {
             factorGiven = true;
         }
         scaling = RopeScalings.read(rp, rotaryKey, positions, originalMaxPositions, ropeReading);
+        if (scaling instanceof Rope.Proportional) { // its fraction would also narrow the rotated features here
+            throw invalid(rotaryKey + ".rope_type", "proportional", "is not implemented in a model-wide rotary"
+                    + " object (only in Gemma 4's objects per layer type)");
+        }
     }
 
     /**

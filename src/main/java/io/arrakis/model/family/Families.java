@@ -9,7 +9,7 @@ import java.util.stream.Stream;
 public final class Families {
     private static final List<ModelFamily> ALL = List.of(new Gpt2(), new GptNeo(), new GptNeox(), new Llama(),
             new Gemma(), new Phi3(), new Qwen2(), new Mistral(), new StableLm(), new Qwen3(), new Olmo2(),
-            new Gemma2(), new Gemma3(), new Granite(), new Starcoder2(), new Phi(), new GptJ(), new Falcon(),
+            new Gemma2(), new Gemma3(), new Gemma4(), new Granite(), new Starcoder2(), new Phi(), new GptJ(), new Falcon(),
             new Cohere(), new Mixtral(), new GptOss(), new Qwen3Moe(), new Qwen3VlMoe(),
             new SmolLm3(), new Olmoe(), new Qwen2Moe(), new Olmo3(), new Ministral3(),
             new Ministral(), new Exaone4(), new Glm4(), new Ernie45(),

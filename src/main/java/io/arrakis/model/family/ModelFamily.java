@@ -132,7 +132,7 @@ public abstract class ModelFamily {
             throw ConfigValues.invalid("is_causal", raw.get("is_causal"), "is not supported: only causal attention is");
         }
         Object perLayer = raw.get("per_layer_config");
-        if (perLayer != null && !(perLayer instanceof Map<?, ?> m && m.isEmpty())) {
+        if (perLayer != null && !(perLayer instanceof Map<?, ?> m && m.isEmpty()) && !readsPerLayerConfig()) {
             throw ConfigValues.invalid("per_layer_config", perLayer, "is not supported: every layer takes the"
                     + " model's own settings");
         }
@@ -140,6 +140,11 @@ public abstract class ModelFamily {
     }
 
     abstract Architecture architecture(Settings s);
+
+    /** Whether the family reads {@code per_layer_config} itself (Gemma 4: its layers' heads); refused otherwise. */
+    boolean readsPerLayerConfig() {
+        return false;
+    }
 
     /**
      * Refuses a {@code head_dim} other than {@code width / heads} in a family whose heads are that wide: its

@@ -61,6 +61,18 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     /**
+     * {@code "proportional"} (Gemma 4's full-attention layers): the first {@code floor(rotatedFraction · dim / 2)}
+     * frequencies are {@code 1 / theta^(2i / dim)}, over the whole head's {@code dim}, the others 0, so that their
+     * pairs {@code (i, i + dim / 2)} turn by no angle; each divided by {@code factor}.
+     */
+    public record Proportional(double rotatedFraction, double factor) implements Scaling {
+        /** How many of the {@code dim / 2} frequencies are not 0. */
+        int rotated(int dim) {
+            return (int) Math.floor(rotatedFraction * dim / 2); // Python: int(fraction * head_dim // 2)
+        }
+    }
+
+    /**
      * {@code "longrope"} (Phi-3's long-context models): each frequency divided by its own factor, of
      * {@code shortFactor} for a pass of at most {@code originalMaxPositions} positions and of {@code longFactor} for a
      * longer one, as transformers switches them by the pass's length; cos and sin scaled by
@@ -100,6 +112,7 @@ public record Rope(int dim, double theta, Scaling scaling) {
             case Yarn y -> yarn(y);
             case LongRope l -> longRope(positions > l.originalMaxPositions() ? l.longFactor() : l.shortFactor());
             case DynamicNtk n -> positions > n.maxPositions() ? dynamicNtk(n, positions) : unscaled();
+            case Proportional p -> proportional(p);
         };
     }
 
@@ -125,7 +138,8 @@ public record Rope(int dim, double theta, Scaling scaling) {
     }
 
     private void check(float[] inv) {
-        for (int i = 0; i < inv.length; i++) {
+        int turning = scaling instanceof Proportional p ? p.rotated(dim) : inv.length; // the rest are 0 by design
+        for (int i = 0; i < turning; i++) {
             if (!(inv[i] > 0) || Float.isInfinite(inv[i])) {
                 throw new IllegalArgumentException("rotary embeddings with rope_theta " + theta + " and " + scaling
                         + " give the inverse frequency " + inv[i] + " for dimension " + 2 * i + " of " + dim
@@ -203,6 +217,15 @@ public record Rope(int dim, double theta, Scaling scaling) {
         float[] inv = unscaled();
         for (int i = 0; i < inv.length; i++) {
             inv[i] /= (float) l.factor();
+        }
+        return inv;
+    }
+
+    /** {@code _compute_proportional_rope_parameters}: the unscaled frequencies, the unrotated ones 0, over the factor. */
+    private float[] proportional(Proportional p) {
+        float[] inv = unscaled();
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = i < p.rotated(dim) ? inv[i] / (float) p.factor() : 0f;
         }
         return inv;
     }

@@ -29,10 +29,8 @@ final class RopeScalings {
                     "mscale", "mscale_all_dim", "truncate"),
             "longrope", Set.of("short_factor", "long_factor", "factor", "attention_factor",
                     "original_max_position_embeddings"),
-            "dynamic", Set.of("factor"));
-
-    /** Types of {@code transformers}' {@code ROPE_INIT_FUNCTIONS} that the forward pass does not compute. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("proportional");
+            "dynamic", Set.of("factor"),
+            "proportional", Set.of("factor"));
 
     private final Map<?, ?> entries;
     private final String key;
@@ -96,10 +94,6 @@ final class RopeScalings {
         if (reading == Reading.PHIMOE && !type.equals("default")) {
             return phimoe(type, maxPositions);
         }
-        if (NOT_IMPLEMENTED.contains(type)) {
-            throw invalid(key + ".rope_type", type, "is not implemented; implemented rope types: "
-                    + String.join(", ", ENTRIES.keySet().stream().sorted().toList()));
-        }
         Set<String> taken = ENTRIES.get(type);
         if (taken == null) {
             throw invalid(key + ".rope_type", type, "is not a rope type of transformers; implemented: "
@@ -124,6 +118,7 @@ final class RopeScalings {
             case "yarn" -> yarn(original, maxPositions);
             case "longrope" -> longRope(original, maxPositions);
             case "dynamic" -> new Rope.DynamicNtk(positive("factor"), maxPositions);
+            case "proportional" -> proportional();
             default -> throw new AssertionError(type);
         };
     }
@@ -146,6 +141,15 @@ final class RopeScalings {
             throw invalid(key + ".rope_type", chosen, "must be a string");
         }
         return s;
+    }
+
+    /** {@code _compute_proportional_rope_parameters}: the fraction of frequencies that turn, 1 and a factor of 1 by default. */
+    private Rope.Proportional proportional() {
+        double fraction = entries.get("partial_rotary_factor") == null ? 1.0 : positive("partial_rotary_factor");
+        if (fraction > 1) {
+            throw invalid(key + ".partial_rotary_factor", fraction, "must be at most 1 (the whole head)");
+        }
+        return new Rope.Proportional(fraction, entries.get("factor") == null ? 1.0 : positive("factor"));
     }
 
     private Rope.Llama3 llama3(int original) {

@@ -118,7 +118,21 @@ public enum Slot {
     /** the short convolution's output projection {@code [d_model, d_model]} ({@code out_proj}) */
     CONV_W_OUT(true, Init.NORMAL),
     /** its bias {@code [d_model]} */
-    CONV_B_OUT(true, Init.ZERO);
+    CONV_B_OUT(true, Init.ZERO),
+    /** the scalar {@code [1]} a block multiplies the residual stream it outputs by (Gemma 4's {@code layer_scalar}) */
+    LAYER_SCALAR(true, Init.CONSTANT, 1.0),
+    /** the per-layer embedding {@code [vocab, layers · width]} (Gemma 4's {@code embed_tokens_per_layer}) */
+    PLE_EMBED(false, Init.NORMAL),
+    /** the projection of the embeddings to every layer's input {@code [d_model, layers · width]} */
+    PLE_PROJECTION(false, Init.NORMAL),
+    /** the weight of the norm of each layer's slice of that projection {@code [width]} */
+    PLE_PROJECTION_NORM(false, Init.NORM),
+    /** a block's gate on its input, {@code [d_model, width]} ({@code per_layer_input_gate}) */
+    PLE_GATE(true, Init.NORMAL),
+    /** a block's projection of the gated input {@code [width, d_model]} ({@code per_layer_projection}) */
+    PLE_OUT(true, Init.NORMAL),
+    /** the weight of the norm of that projection {@code [d_model]} ({@code post_per_layer_input_norm}) */
+    PLE_OUT_NORM(true, Init.NORM);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Make the Hugging Face reference fixtures of Gemma 4's text model (`transformers/models/gemma4`).
+
+Gemma 4's layers do not share one head shape: its full-attention layers have wider heads and fewer key/value heads
+than its sliding ones, and, with `attention_k_eq_v`, no value projection (their values are their keys' projection),
+so `make-hf-fixtures.py`'s uniform hooks cannot describe it; and with per-layer embeddings each block adds a third
+term to the residual stream. This script builds two tiny `Gemma4ForCausalLM` (float32, CPU, eval mode, eager
+attention): `gemma4`, with per-layer embeddings and full layers with a value projection (as the E2B and E4B models,
+without their shared keys and values), and `gemma4-k-eq-v`, without per-layer embeddings and with full layers whose
+values are their keys (as the 31B model). It redraws every parameter and each layer's `layer_scalar` from a seeded
+generator, runs one forward pass on seeded ids longer than the sliding window, and records its activations as
+transformers computes them.
+
+Usage
+-----
+    python3 scripts/make-hf-gemma4-fixtures.py [OUT]
+
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/gemma4 and
+         OUT/gemma4-k-eq-v.
+
+Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
+
+Output
+------
+config.json, generation_config.json, model.safetensors: as `save_pretrained` writes them (the full layers' heads as
+    `per_layer_config` overrides).
+reference.safetensors:
+    input_ids                          int64   [batch, pos]
+    blocks.{i}.hook_resid_pre/post     float32 [batch, pos, d_model]  the input and output of decoder layer i (the
+                                                                      output times the layer's layer_scalar)
+    blocks.{i}.hook_attn_out           float32 [batch, pos, d_model]  post_attention_layernorm's output
+    blocks.{i}.hook_mlp_out            float32 [batch, pos, d_model]  post_feedforward_layernorm's output
+    blocks.{i}.attn.hook_q             float32 [batch, pos, heads, d_head]     q_proj's output, before q_norm
+    blocks.{i}.attn.hook_k/hook_v      float32 [batch, pos, kv_heads, d_head]  k_proj's and v_proj's (k_proj's for a
+                                                                              layer without v_proj), before the norms
+    blocks.{i}.attn.hook_v_normed      float32 [batch, pos, kv_heads, d_head]  v_norm's output
+    blocks.{i}.attn.hook_pattern       float32 [batch, heads, query, key]
+    blocks.{i}.attn.hook_z             float32 [batch, pos, heads, d_head]     o_proj's input
+    blocks.{i}.hook_per_layer_input    float32 [batch, pos, width]     the layer's per-layer input (gemma4)
+    blocks.{i}.hook_per_layer_out      float32 [batch, pos, d_model]   post_per_layer_input_norm's output (gemma4)
+    ln_final.hook_normalized, logits
+    bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
+README.md: how it was made, with the versions.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import datetime
+import platform
+import shutil
+import sys
+
+SEED = 4404
+BATCH = 2
+SEQ = 13
+
+# five layers, sliding ones with 4 heads of 8 and 2 key/value heads, full ones (2 and 4) with 4 heads of 16 (and, where
+# their values are their keys, one key/value head); a window of 4; the full layers' proportional rope turns half of
+# its frequencies; soft-capped logits; no shared keys and values, or experts
+CONFIG = dict(
+    vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=5, num_attention_heads=4,
+    num_key_value_heads=2, head_dim=8, global_head_dim=16, num_global_key_value_heads=1,
+    num_kv_shared_layers=0, enable_moe_block=False, sliding_window=4,
+    layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+                     "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.5,
+                                        "rope_theta": 1000.0}},
+    final_logit_softcapping=3.0, max_position_embeddings=128, rms_norm_eps=1e-6, tie_word_embeddings=True,
+    bos_token_id=2, eos_token_id=1, pad_token_id=0,
+)
+
+# folder, the settings besides CONFIG
+FIXTURES = [
+    ("gemma4", dict(attention_k_eq_v=False, hidden_size_per_layer_input=4, vocab_size_per_layer_input=96)),
+    ("gemma4-k-eq-v", dict(attention_k_eq_v=True, hidden_size_per_layer_input=0)),
+]
+
+
+def main(argv):
+    root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf"
+    for folder, settings in FIXTURES:
+        make(root, folder, dict(CONFIG, **settings))
+
+
+def make(root, folder, settings):
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    config = transformers.Gemma4TextConfig(attn_implementation="eager", **settings)
+    model = transformers.Gemma4ForCausalLM(config).to(torch.float32).eval()
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(tuple(p.shape), generator=gen)
+            if "q_norm" in name or "k_norm" in name:  # scores of the order of a trained model's, which scales none
+                p.copy_(0.5 + 0.1 * noise)
+            else:
+                p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / p.shape[-1] ** 0.5)
+        for layer in model.model.layers:
+            layer.layer_scalar.copy_(0.5 + torch.rand(1, generator=gen))
+    ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
+
+    rec = {}
+
+    def keep(key, t):
+        rec[key] = t.detach().to(torch.float32).contiguous().clone()
+
+    handles = []
+    for i, layer in enumerate(model.model.layers):
+        b = "blocks.%d." % i
+        a = layer.self_attn
+        d_head = a.head_dim
+        heads = lambda o, d=d_head: o.unflatten(-1, (-1, d))
+        handles.append(layer.register_forward_pre_hook(
+            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
+            with_kwargs=True))
+        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
+        handles.append(layer.post_attention_layernorm.register_forward_hook(
+            lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
+        handles.append(layer.post_feedforward_layernorm.register_forward_hook(
+            lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        handles.append(a.q_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_q", h(o))))
+        handles.append(a.k_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_k", h(o))))
+        values = a.v_proj if a.v_proj is not None else a.k_proj
+        handles.append(values.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_v", h(o))))
+        handles.append(a.v_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_v_normed", o)))
+        handles.append(a.o_proj.register_forward_pre_hook(
+            lambda mod, args, b=b, h=heads: keep(b + "attn.hook_z", h(args[0]))))
+        if config.hidden_size_per_layer_input:
+            handles.append(layer.register_forward_pre_hook(
+                lambda mod, args, kw, b=b: keep(b + "hook_per_layer_input",
+                                                args[1] if len(args) > 1 else kw["per_layer_input"]),
+                with_kwargs=True))
+            handles.append(layer.post_per_layer_input_norm.register_forward_hook(
+                lambda mod, args, o, b=b: keep(b + "hook_per_layer_out", o)))
+    handles.append(model.model.norm.register_forward_hook(lambda mod, args, o: keep("ln_final.hook_normalized", o)))
+    with torch.no_grad():
+        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
+    for h in handles:
+        h.remove()
+    keep("logits", result.logits)
+    for i, pattern in enumerate(result.attentions):
+        keep("blocks.%d.attn.hook_pattern" % i, pattern)
+
+    out = os.path.join(root, folder)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    model.save_pretrained(out)
+    bfloat16 = transformers.Gemma4ForCausalLM.from_pretrained(out, dtype=torch.bfloat16,
+                                                              attn_implementation="eager").eval()
+    with torch.no_grad():
+        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
+    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("# %s, made by transformers\n\n"
+                "Made by `scripts/make-hf-gemma4-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
+                "`Gemma4ForCausalLM` (%s), float32, CPU, eager attention, every parameter and layer scalar redrawn "
+                "from a generator seeded with %d; `reference.safetensors` holds one forward pass of %d x %d seeded ids "
+                "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
+                "tensor).\n"
+                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   transformers.__version__, torch.__version__, platform.python_version(),
+                   ", ".join("%s %s" % kv for kv in settings.items() if kv[0] != "rope_parameters")
+                   + ", rope_parameters " + str(settings["rope_parameters"]), SEED, BATCH, SEQ))
+    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,324 @@
+package io.arrakis.model;
+
+import io.arrakis.composer.AttentionComposer;
+import io.arrakis.composer.CompositionScores;
+import io.arrakis.composer.CompositionScores.Mode;
+import io.arrakis.composer.Head;
+import io.arrakis.json.Json;
+import io.arrakis.model.family.Architecture;
+import io.arrakis.model.family.Architecture.LayerAttention;
+import io.arrakis.model.family.Architecture.LayerHeads;
+import io.arrakis.model.family.Rope;
+import io.arrakis.model.safetensors.SafeTensorsFile;
+import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.torch.DType;
+import io.arrakis.torch.Tensor;
+import io.arrakis.torch.TensorScope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Gemma 4's text model: {@code Gemma4TextConfig}'s defaults (their parameters counted by transformers on the meta
+ * device), the full layers' heads from {@code per_layer_config} or the older keys, the refusals, the bfloat16 passes
+ * against transformers', and the tools on layers whose heads differ in width. The float32 hooks of the {@code gemma4}
+ * fixture (per-layer embeddings, full layers with values of their own) are checked by {@link ModelParityTest}, its
+ * residual stream's decomposition by {@link ResidualStreamTest}; the hooks of {@code gemma4-k-eq-v} (full layers whose
+ * values are their keys) here.
+ */
+class Gemma4Test {
+    private static final Path FIXTURE = Fixtures.huggingFace("gemma4");
+    private static final Path KEYS_AS_VALUES = Fixtures.HF.resolve("gemma4-k-eq-v");
+    private static final int D_MODEL = 32;
+    private static final int HEADS = 4;
+
+    @TempDir
+    Path dir;
+
+    /**
+     * The defaults describe a 30-layer model whose every sixth layer is full, with heads of 512 there (global_head_dim)
+     * and per-layer embeddings of 256. Its parameter count is transformers' ({@code Gemma4ForCausalLM} of the default
+     * config on the meta device: 5,077,177,856) plus the 30 {@code layer_scalar} buffers its checkpoint holds.
+     */
+    @Test
+    void defaultsAreGemma4TextConfigs() {
+        HookedAutoConfig c = HookedAutoConfig.of("gemma4");
+        Architecture a = c.architecture();
+        assertEquals(List.of(2304, 30, 8, 4, 256, 9216), List.of(a.dModel(), a.nLayers(), a.nHeads(), a.nKvHeads(),
+                a.dHead(), a.dMlp()));
+        for (int l = 0; l < 30; l++) {
+            boolean full = l % 6 == 5;
+            assertEquals(full ? LayerAttention.FULL : LayerAttention.SLIDING, a.layerAttention().get(l), "layer " + l);
+            // attention_k_eq_v is false by default, so num_global_key_value_heads does not apply
+            assertEquals(new LayerHeads(4, full ? 512 : 256, false), a.layerHeads().get(l), "layer " + l);
+        }
+        assertEquals(new Architecture.PerLayerInputs(262_144, 256), a.perLayerInputs());
+        assertEquals(512, c.widestHead());
+        assertEquals(5_077_177_856L + 30, c.parameterCount());
+
+        Rope sliding = a.rope(0);
+        assertEquals(new Rope(256, 10_000.0, new Rope.Unscaled()), sliding);
+        Rope full = a.rope(5);
+        assertEquals(new Rope(512, 1_000_000.0, new Rope.Proportional(0.25, 1.0)), full);
+        float[] inv = full.inverseFrequencies();
+        assertEquals(256, inv.length);
+        for (int i = 0; i < inv.length; i++) { // int(0.25 * 512 // 2) = 64 frequencies turn, over the whole head
+            float expected = i < 64 ? (float) (1 / Math.pow(1_000_000.0, (float) (2 * i) / 512)) : 0f;
+            assertEquals(expected, inv[i], Math.ulp(expected), "frequency " + i);
+        }
+    }
+
+    @Test
+    void theFullLayersKeysAreTheirValuesAsTransformersComputes() {
+        ModelParityTest.assertParity(KEYS_AS_VALUES, "gemma4-k-eq-v", 20);
+        HookedAutoConfig c = HookedAutoConfig.fromJson(KEYS_AS_VALUES.resolve("config.json"));
+        assertTrue(c.architecture().valuesAreKeys(2) && !c.architecture().valuesAreKeys(1));
+        try (SafeTensorsFile weights = SafeTensorsFile.open(KEYS_AS_VALUES.resolve("model.safetensors"))) {
+            assertFalse(weights.names().contains("model.layers.2.self_attn.v_proj.weight"));
+            assertEquals(weights.names().stream().mapToLong(n -> weights.info(n).numel()).sum(), c.parameterCount());
+        }
+    }
+
+    /** transformers 5.17's model loaded in bfloat16, against ours: far closer than float32's logits are. */
+    @Test
+    void theBfloat16PassesAreTransformers() {
+        for (Path fixture : List.of(FIXTURE, KEYS_AS_VALUES)) {
+            double[] d = Fixtures.bfloat16Distances(fixture, "logits");
+            assertTrue(d[0] <= d[1] / 10, fixture + ": mean distance " + d[0] + ", float32's " + d[1]);
+        }
+    }
+
+    /**
+     * A file written before {@code per_layer_config} gives the full layers' heads by {@code global_head_dim} and, with
+     * {@code attention_k_eq_v}, {@code num_global_key_value_heads}, as Gemma4TextConfig fills them in; transformers
+     * counts 167,894 parameters, layer scalars included, for such a config of six layers.
+     */
+    @Test
+    void anOlderConfigGivesTheFullLayersHeadsByItsGlobalKeys() throws Exception {
+        Map<String, Object> file = config(KEYS_AS_VALUES);
+        file.remove("per_layer_config");
+        file.putAll(Map.of("global_head_dim", 16, "num_global_key_value_heads", 1));
+        assertEquals(HookedAutoConfig.fromJson(KEYS_AS_VALUES.resolve("config.json")).architecture().layerHeads(),
+                read(file).architecture().layerHeads());
+        file.put("attention_k_eq_v", false); // the kv-head override is gated by it
+        assertEquals(new LayerHeads(2, 16, false), read(file).architecture().layerHeads().get(2));
+
+        Map<String, Object> older = new LinkedHashMap<>(Map.of("model_type", "gemma4_text", "hidden_size", 64,
+                "num_hidden_layers", 6, "num_attention_heads", 4, "num_key_value_heads", 2, "head_dim", 8,
+                "global_head_dim", 32, "num_global_key_value_heads", 1, "attention_k_eq_v", true));
+        older.putAll(Map.of("hidden_size_per_layer_input", 0, "vocab_size", 100, "intermediate_size", 96));
+        HookedAutoConfig c = read(older);
+        assertEquals(167_894, c.parameterCount());
+        assertEquals(new LayerHeads(1, 32, true), c.architecture().layerHeads().get(5));
+        assertEquals(new LayerHeads(2, 8, false), c.architecture().layerHeads().get(4));
+    }
+
+    @Test
+    void theLastLayerAttendsToEverythingWhateverLayerTypesSays() {
+        Architecture a = TinyConfigs.of("gemma4").with(Map.of("layer_types",
+                List.of("sliding_attention", "sliding_attention"))).architecture();
+        assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.FULL), a.layerAttention());
+    }
+
+    @Test
+    void whatIsNotImplementedIsRefusedByName() {
+        HookedAutoConfig c = TinyConfigs.of("gemma4");
+        Map<String, Object> rope = new LinkedHashMap<>();
+        rope.put("sliding_attention", Map.of("rope_type", "default", "rope_theta", 10_000.0));
+        List<Object[]> cases = List.of(
+                new Object[] {Map.of("num_kv_shared_layers", 1), "num_kv_shared_layers"},
+                new Object[] {Map.of("enable_moe_block", true), "enable_moe_block"},
+                new Object[] {Map.of("use_bidirectional_attention", "all"), "use_bidirectional_attention"},
+                new Object[] {Map.of("per_layer_config", Map.of("1", Map.of("intermediate_size", 8))),
+                        "intermediate_size"},
+                new Object[] {Map.of("per_layer_config", Map.of("2", Map.of("head_dim", 8))), "outside the layers"},
+                new Object[] {Map.of("per_layer_config", Map.of("full", Map.of("head_dim", 8))), "layer indices"},
+                new Object[] {Map.of("num_global_key_value_heads", 3, "attention_k_eq_v", true),
+                        "num_global_key_value_heads"},
+                new Object[] {Map.of("rope_parameters", rope), "full_attention"},
+                new Object[] {Map.of("vocab_size_per_layer_input", 32), "vocab_size_per_layer_input"},
+                new Object[] {Map.of("hidden_size_per_layer_input", -1), "hidden_size_per_layer_input"});
+        for (Object[] k : cases) {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> overrides = (Map<String, Object>) k[0];
+            String m = assertThrows(IllegalArgumentException.class, () -> c.with(overrides).architecture(),
+                    overrides.toString()).getMessage();
+            assertTrue(m.contains((String) k[1]), m);
+        }
+        // sliding layers of two widths: a layer type's rotary embedding has one
+        Architecture wide = TinyConfigs.of("gemma4").with(Map.of("num_hidden_layers", 3)).architecture();
+        assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.SLIDING, LayerAttention.FULL),
+                wide.layerAttention());
+        String m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("gemma4").with(Map.of(
+                "num_hidden_layers", 3, "per_layer_config", Map.of("0", Map.of("head_dim", 4))))).getMessage();
+        assertTrue(m.contains("one width"), m);
+    }
+
+    /**
+     * The scores of heads of different widths, sliding layers' of 8 and full layers' of 16, are the definition's,
+     * computed in float64 from the checkpoint's tensors (query and key maps times their norms' weights, the output
+     * map times the attention output norm's; a full layer's value map is its key projection).
+     */
+    @Test
+    void compositionScoresAreTheDefinitionAcrossHeadWidths() {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile t = SafeTensorsFile.open(KEYS_AS_VALUES.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(KEYS_AS_VALUES)) {
+            int layers = model.config().nLayers();
+            for (Mode mode : Mode.values()) {
+                double[] s = CompositionScores.allPairs(model, mode).toDoubleArray();
+                int checked = 0;
+                for (int l1 = 0; l1 < layers; l1++) {
+                    for (int l2 = l1 + 1; l2 < layers; l2++) {
+                        for (int h1 = 0; h1 < HEADS; h1++) {
+                            for (int h2 = 0; h2 < HEADS; h2++) {
+                                double v = s[((l1 * HEADS + h1) * layers + l2) * HEADS + h2];
+                                assertEquals(definition(t, model.config(), mode, l1, h1, l2, h2), v, 1e-6,
+                                        mode + " L" + l1 + "H" + h1 + " -> L" + l2 + "H" + h2);
+                                checked++;
+                            }
+                        }
+                    }
+                }
+                assertEquals(10 * HEADS * HEADS, checked);
+                assertEquals(definition(t, model.config(), mode, 1, 3, 2, 0),
+                        CompositionScores.pair(model, Head.of(1, 3), Head.of(2, 0), mode), 1e-7, mode.name());
+            }
+            try (CompositionScores.Result r = CompositionScores.compute(model, Mode.Q,
+                    CompositionScores.Options.builder().baseline(true).baselineSamples(50).build())) {
+                assertTrue(r.baselineMean() > 0 && r.baselineMean() < 1 && r.baselineStd() > 0, r.toString());
+            }
+        }
+    }
+
+    /** The score of one pair from the checkpoint's tensors, as the published definition states it, in float64. */
+    private static double definition(SafeTensorsFile t, HookedAutoConfig c, Mode mode, int l1, int h1, int l2,
+                                      int h2) {
+        Tensor ov = wv(t, c, l1, h1).matmul(wo(t, c, l1, h1));
+        Tensor qk = wq(t, c, l2, h2).matmul(wk(t, c, l2, h2).transpose(0, 1));
+        Tensor r = switch (mode) {
+            case Q -> qk;
+            case K -> qk.transpose(0, 1);
+            case V -> wv(t, c, l2, h2).matmul(wo(t, c, l2, h2));
+        };
+        return ov.matmul(r).norm().item() / (ov.norm().item() * r.norm().item());
+    }
+
+    private static Tensor tensor(SafeTensorsFile t, int layer, String name) {
+        return t.tensor("model.layers." + layer + "." + name).to(DType.FLOAT64);
+    }
+
+    /** Rows {@code [d_head, d_model]} of head {@code h} of a projection with {@code heads} heads. */
+    private static Tensor rows(SafeTensorsFile t, HookedAutoConfig c, int layer, String name, int heads, int h) {
+        return tensor(t, layer, "self_attn." + name).view(heads, c.dHead(layer), D_MODEL).select(0, h);
+    }
+
+    private static Tensor wq(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
+        return rows(t, c, layer, "q_proj.weight", HEADS, h).transpose(0, 1)
+                .mul(tensor(t, layer, "self_attn.q_norm.weight").view(1, -1));
+    }
+
+    private static Tensor wk(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
+        int kv = c.nKvHeads(layer);
+        return rows(t, c, layer, "k_proj.weight", kv, h / (HEADS / kv)).transpose(0, 1)
+                .mul(tensor(t, layer, "self_attn.k_norm.weight").view(1, -1));
+    }
+
+    private static Tensor wv(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
+        int kv = c.nKvHeads(layer);
+        String values = c.architecture().valuesAreKeys(layer) ? "k_proj.weight" : "v_proj.weight";
+        return rows(t, c, layer, values, kv, h / (HEADS / kv)).transpose(0, 1);
+    }
+
+    /** Head h's output map {@code [d_head, d_model]}, times the attention output norm's weight. */
+    private static Tensor wo(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
+        int d = c.dHead(layer);
+        return tensor(t, layer, "self_attn.o_proj.weight").narrow(1, (long) h * d, d).transpose(0, 1)
+                .mul(tensor(t, layer, "post_attention_layernorm.weight").view(1, D_MODEL));
+    }
+
+    /**
+     * Per-layer weights keep each layer's width, stacked ones are refused, and so are composites and weight swaps of
+     * two heads of different widths.
+     */
+    @Test
+    void headsOfDifferentWidthsAreNotMixed() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(KEYS_AS_VALUES)) {
+            assertArrayEquals(new long[] {HEADS, D_MODEL, 16}, model.W_Q(2).shape());
+            assertArrayEquals(new long[] {1, D_MODEL, 16}, model.W_K(2, false).shape());
+            assertArrayEquals(new long[] {HEADS, D_MODEL, 16}, model.W_V(2, true).shape());
+            assertArrayEquals(new long[] {HEADS, 8, D_MODEL}, model.W_O(1).shape());
+            assertArrayEquals(model.W_K(2, false).toFloatArray(), model.W_V(2, false).toFloatArray());
+            String m = assertThrows(UnsupportedOperationException.class, model::W_Q).getMessage();
+            assertTrue(m.contains("different widths"), m);
+            AttentionComposer composer = new AttentionComposer(model);
+            m = assertThrows(IllegalArgumentException.class, () -> composer.headComposition(Head.of(1, 0),
+                    Head.of(2, 0))).getMessage();
+            assertTrue(m.contains("8 and 16"), m);
+            Tensor ids = Tensor.of(new long[] {5, 17, 2, 40, 9, 33}, 1, 6);
+            assertThrows(IllegalArgumentException.class, () -> composer.attentionPathPatching(ids, Head.of(2, 1),
+                    Head.of(0, 1)));
+            // a composite of one head with itself is that head's term of the attention output, values normalised
+            try (AttentionComposer.HeadComposition self = composer.headComposition(Head.of(2, 1), Head.of(2, 1), 1.0);
+                 ModelOutput out = model.forward(ids)) {
+                Tensor z = out.cache().get("blocks.2.attn.hook_z").select(2, 1); // [batch, pos, d_head]
+                Tensor expected = z.matmul(model.W_O(2).select(0, 1));
+                assertArrayEquals(expected.toFloatArray(), composer.applyComposedHead(ids, self).toFloatArray(), 1e-5f);
+            }
+        }
+    }
+
+    /**
+     * Gemma4ForConditionalGeneration's checkpoint (its config's text model in {@code text_config}, its tensors under
+     * {@code model.language_model.} beside the vision tower's and its embedder's, the head tied by the whole model's
+     * key) runs text as its text model does.
+     */
+    @Test
+    void theMultimodalCheckpointRunsAsItsTextModel() throws Exception {
+        Map<String, Object> top = new LinkedHashMap<>(Map.of("model_type", "gemma4", "text_config", config(FIXTURE),
+                "vision_config", Map.of("model_type", "gemma4_vision", "hidden_size", 16)));
+        Files.writeString(dir.resolve("config.json"), Json.write(top));
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             SafeTensorsFile reference = SafeTensorsFile.open(FIXTURE.resolve("reference.safetensors"))) {
+            for (String name : weights.names()) {
+                tensors.put("model.language_model." + name.substring("model.".length()), weights.tensor(name));
+            }
+            tensors.put("model.vision_tower.encoder.weight", Tensor.zeros(new long[] {2}, DType.FLOAT32,
+                    io.arrakis.torch.Device.CPU));
+            tensors.put("model.embed_vision.embedding_projection.weight", Tensor.zeros(new long[] {2},
+                    DType.FLOAT32, io.arrakis.torch.Device.CPU));
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of());
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(dir)) {
+                assertEquals("gemma4", model.config().family());
+                assertArrayEquals(reference.tensor("logits").toFloatArray(),
+                        model.runWithHooks(reference.tensor("input_ids")).toFloatArray(), 1e-4f);
+            }
+        }
+    }
+
+    private static Map<String, Object> config(Path fixture) throws Exception {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> file = (Map<String, Object>) Json.parse(Files.readString(fixture.resolve("config.json")));
+        return new LinkedHashMap<>(file);
+    }
+
+    private HookedAutoConfig read(Map<String, Object> file) throws Exception {
+        Path json = dir.resolve("config.json");
+        Files.writeString(json, Json.write(file));
+        return HookedAutoConfig.fromJson(json);
+    }
+}
