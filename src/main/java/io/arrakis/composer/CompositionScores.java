@@ -656,7 +656,7 @@ public final class CompositionScores {
     }
 
     /** {@code total} split in proportion to {@code weights}, rounded by largest remainder (ties to the first). */
-    private static int[] shares(long[] weights, int total) {
+    static int[] shares(long[] weights, int total) {
         long sum = Arrays.stream(weights).sum();
         int[] counts = new int[weights.length];
         double[] remainders = new double[weights.length];

@@ -229,14 +229,18 @@ public final class PathPatching {
     }
 
     private static boolean isFreezable(String name, int below) {
-        if (!name.startsWith("blocks.") || !(name.endsWith(".hook_attn_out") || name.endsWith(".hook_mlp_out"))) {
+        if (!name.startsWith("blocks.") || !(name.endsWith(".hook_attn_out") || name.endsWith(".hook_mlp_out")
+                || name.endsWith(".hook_per_layer_out"))) {
             return false;
         }
         int layer = Integer.parseInt(name.substring(7, name.indexOf('.', 7)));
         return layer < below;
     }
 
-    /** The clean run: its metric and cached z, attention and MLP outputs below the receiver's layer. */
+    /**
+     * The clean run: its metric and cached z, attention and MLP outputs (and gemma4's per-layer terms) below the
+     * receiver's layer.
+     */
     private static final class CleanRun implements AutoCloseable {
         private final HookedAutoModel model;
         private final Tensor ids;

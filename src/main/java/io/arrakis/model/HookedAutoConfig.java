@@ -102,16 +102,17 @@ public final class HookedAutoConfig {
     private final Checkpoint checkpoint;
     private final long parameterCount;
     private final boolean multimodal; // read from a multimodal model's config.json (see MultimodalCheckpoint)
-    private final long[] placeholderIds; // ids its multimodal model embeds as token 0 (see MultimodalCheckpoint)
+    private final MultimodalCheckpoint.Placeholders placeholders; // ids its multimodal model embeds as another
 
     /** Validates {@code raw} (already type-normalised) and derives the normalised view. */
     private HookedAutoConfig(ModelFamily family, Map<String, Object> raw) {
-        this(family, raw, false, new long[0]);
+        this(family, raw, false, MultimodalCheckpoint.Placeholders.NONE);
     }
 
-    private HookedAutoConfig(ModelFamily family, Map<String, Object> raw, boolean multimodal, long[] placeholderIds) {
+    private HookedAutoConfig(ModelFamily family, Map<String, Object> raw, boolean multimodal,
+                             MultimodalCheckpoint.Placeholders placeholders) {
         this.multimodal = multimodal;
-        this.placeholderIds = placeholderIds.clone();
+        this.placeholders = placeholders;
         this.family = family;
         this.raw = Collections.unmodifiableMap(raw);
         this.arch = family.architecture(this.raw);
@@ -244,7 +245,7 @@ public final class HookedAutoConfig {
                 overrides.put((String) e.getKey(), e.getValue());
             }
         }
-        return new HookedAutoConfig(f, f.fromFile(overrides), top != file, MultimodalCheckpoint.placeholderIds(file));
+        return new HookedAutoConfig(f, f.fromFile(overrides), top != file, MultimodalCheckpoint.placeholders(file));
     }
 
     /** Whether this config is the text model's of a multimodal model's {@code config.json}. */
@@ -253,11 +254,11 @@ public final class HookedAutoConfig {
     }
 
     /**
-     * The token ids the multimodal model embeds as token 0 in every pass, text alone too (Kimi K2.5's media
-     * placeholders); empty for others.
+     * The token ids the multimodal model embeds as another in every pass, text alone too (the media placeholders of
+     * Kimi K2.5 and Gemma 4), and that id; no ids for others.
      */
-    long[] placeholderIds() {
-        return placeholderIds.clone();
+    MultimodalCheckpoint.Placeholders placeholders() {
+        return placeholders;
     }
 
     /**
@@ -290,7 +291,7 @@ public final class HookedAutoConfig {
      */
     public HookedAutoConfig with(Map<String, ?> overrides) {
         Objects.requireNonNull(overrides, "overrides");
-        return new HookedAutoConfig(family, family.merge(raw, overrides, false), false, placeholderIds);
+        return new HookedAutoConfig(family, family.merge(raw, overrides, false), false, placeholders);
     }
 
     // --------------------------------------------------------------------------------------------- accessors
@@ -619,7 +620,8 @@ public final class HookedAutoConfig {
      * deepseek-v2) the rotated dimensions are the last {@code qk_rope_head_dim} of each query and key head; where
      * {@code rope_interleave} is set (deepseek-v3, glm4-moe-lite) {@code hook_rot_q} and {@code hook_rot_k} hold them
      * laid out from the stored adjacent pairs as halves ({@code x0, x2, ..., x1, x3, ...}), as transformers' attention
-     * rotates them, where deepseek-v2 keeps the pairs in place.
+     * rotates them, where deepseek-v2 keeps the pairs in place. Where layer types rotate differently (gemma3, gemma4),
+     * the full layers'; gemma4's proportional rope counts the whole head, whose later pairs turn by no angle.
      *
      * @return the rotary dimension, even
      */
@@ -630,7 +632,8 @@ public final class HookedAutoConfig {
     /**
      * The rotary base ({@code rope_theta}, gpt-neox {@code rotary_emb_base}, 10000 for gpt-j, or the rotary
      * object's {@code rope_theta}); 0 when not {@link #rotary()}. A {@code rope_type} other than {@code "default"}
-     * rescales the frequencies derived from it.
+     * rescales the frequencies derived from it. Where layer types rotate differently (gemma3, gemma4), the full
+     * layers'.
      *
      * @return theta
      */

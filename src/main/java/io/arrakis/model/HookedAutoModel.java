@@ -699,10 +699,11 @@ public final class HookedAutoModel implements AutoCloseable {
         // ids on the host are read there; ids on a GPU are read back, which waits for it: the pass itself never does
         long[] values = inputIds.toLongArray();
         boolean replaced = false;
-        for (long placeholder : config.placeholderIds()) { // embedded as token 0, as the multimodal model does
+        MultimodalCheckpoint.Placeholders placeholders = config.placeholders();
+        for (long placeholder : placeholders.ids()) { // embedded as another token, as the multimodal model does
             for (int i = 0; i < values.length; i++) {
                 if (values[i] == placeholder) {
-                    values[i] = 0;
+                    values[i] = placeholders.replacement();
                     replaced = true;
                 }
             }

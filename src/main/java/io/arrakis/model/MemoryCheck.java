@@ -155,7 +155,8 @@ final class MemoryCheck {
             int scoreBytes = wide ? 4 : dtype.byteSize();
             bytes += (double) config.nHeads() * pos
                     * (scoreBytes * (a.attentionSoftcap() > 0 ? 8 : 2) + 2 * dtype.byteSize())
-                    + (wide ? 4.0 * (config.nHeads() + config.nKvHeads()) * a.widestHead() : 0);
+                    + (wide ? 4.0 * java.util.stream.IntStream.range(0, config.nLayers())
+                            .map(l -> (config.nHeads() + config.nKvHeads(l)) * config.dHead(l)).max().orElse(0) : 0);
         }
         LinearAttention linear = a.linearAttention();
         if (linear != null) { // the delta rule's float32 work: its inputs' copies and steps, a chunk's square matrices

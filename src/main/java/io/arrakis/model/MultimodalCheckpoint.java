@@ -30,7 +30,7 @@ import java.util.stream.Collectors;
  * (its text config's {@code model_type} {@code kimi_k2} or {@code deepseek_v3}), named as LLaVA's are, beside a vision
  * tower and an {@code mm_projector}; its head too is tied by the whole model's key alone, which is true by default.
  * Kimi K2.5's model embeds its media placeholders ({@code image_token_id}, {@code video_token_id}) as token 0 in every
- * pass, text alone too, and so does a pass here ({@link #placeholderIds}). Qwen3.5's ({@code qwen3_5},
+ * pass, text alone too, and so does a pass here ({@link #placeholders}). Qwen3.5's ({@code qwen3_5},
  * {@code qwen3_5_moe}) are the qwen3-5 and qwen3-5-moe families, their tensors under {@code model.language_model.},
  * beside a {@code visual} tower and multi-token-prediction layers; their head too is tied by the whole model's key
  * alone, which is false by default. LFM2-VL's ({@code lfm2_vl}) is the lfm2 family, its tensors under
@@ -38,7 +38,8 @@ import java.util.stream.Collectors;
  * which is true by default. Gemma 4's ({@code gemma4}, {@code Gemma4ForConditionalGeneration}) is the gemma4 family,
  * its tensors under {@code model.language_model.} beside vision and audio towers and their embedders
  * ({@code embed_vision}, {@code embed_audio}), its head likewise tied by the whole model's key, true by default, and
- * soft-capped as its text model's config says.
+ * soft-capped as its text model's config says; its model embeds its media placeholders as its text model's padding
+ * token in every pass, and so does a pass here.
  */
 final class MultimodalCheckpoint {
     /**
@@ -168,28 +169,58 @@ final class MultimodalCheckpoint {
     }
 
     /**
-     * The ids a multimodal model of {@code top}'s config embeds as token 0 whatever the input: Kimi K2.5's
-     * {@code image_token_id} and {@code video_token_id} (163605 and 163840 by default, the latter the vocabulary's
-     * size), which its model replaces before the embedding; none for the others, whose placeholders are embedded as
-     * the tokens they are.
+     * The ids a multimodal model swaps for another before its embedding in every pass, text alone too, and the id
+     * it puts in their place.
+     *
+     * @param ids the placeholder ids
+     * @param replacement the id they are embedded as
+     */
+    record Placeholders(long[] ids, long replacement) {
+        static final Placeholders NONE = new Placeholders(new long[0], 0);
+    }
+
+    /**
+     * The placeholders of a multimodal model of {@code top}'s config: Kimi K2.5's {@code image_token_id} and
+     * {@code video_token_id} (163605 and 163840 by default, the latter the vocabulary's size), embedded as token 0;
+     * Gemma 4's {@code image_token_id}, {@code video_token_id} and {@code audio_token_id} (258880, 258884 and 258881 by
+     * default; null for none), embedded as its text model's {@code pad_token_id}, per-layer embeddings too; none for
+     * the others, whose placeholders are embedded as the tokens they are.
      *
      * @throws IllegalArgumentException where such an id is not an integer
      */
-    static long[] placeholderIds(Map<?, ?> top) {
-        if (!"kimi_k25".equals(top.get("model_type"))) {
-            return new long[0];
+    static Placeholders placeholders(Map<?, ?> top) {
+        Object type = top.get("model_type");
+        if ("kimi_k25".equals(type)) {
+            return new Placeholders(ids(top, new String[] {"image_token_id", "video_token_id"},
+                    new long[] {163605, 163840}, false), 0);
         }
-        long[] ids = new long[2];
-        String[] keys = {"image_token_id", "video_token_id"};
-        long[] defaults = {163605, 163840};
-        for (int i = 0; i < 2; i++) {
+        if (!"gemma4".equals(type)) {
+            return Placeholders.NONE;
+        }
+        Object pad = top.get("text_config") instanceof Map<?, ?> text && text.containsKey("pad_token_id")
+                ? text.get("pad_token_id") : Integer.valueOf(0);
+        if (!(pad instanceof Integer || pad instanceof Long)) {
+            throw new IllegalArgumentException("text_config.pad_token_id must be a token id: Gemma 4's multimodal"
+                    + " model embeds its media placeholders as it; got " + ConfigValues.describe(pad));
+        }
+        return new Placeholders(ids(top, new String[] {"image_token_id", "video_token_id", "audio_token_id"},
+                new long[] {258_880, 258_884, 258_881}, true), ((Number) pad).longValue());
+    }
+
+    /** The ids under {@code keys} (their {@code defaults} where absent), the null ones left out where allowed. */
+    private static long[] ids(Map<?, ?> top, String[] keys, long[] defaults, boolean nullable) {
+        List<Long> ids = new java.util.ArrayList<>();
+        for (int i = 0; i < keys.length; i++) {
             Object id = top.containsKey(keys[i]) ? top.get(keys[i]) : defaults[i];
+            if (id == null && nullable) {
+                continue;
+            }
             if (!(id instanceof Integer || id instanceof Long)) {
                 throw new IllegalArgumentException(keys[i] + " must be a token id, got " + ConfigValues.describe(id));
             }
-            ids[i] = ((Number) id).longValue();
+            ids.add(((Number) id).longValue());
         }
-        return ids;
+        return ids.stream().mapToLong(Long::longValue).toArray();
     }
 
     /**

@@ -340,4 +340,17 @@ class CompositionScoresTest {
             }
         }
     }
+
+    /**
+     * The baseline's samples split between pairs of head widths in proportion to the pairs of layers with each, by
+     * largest remainder: 3, 5, 1 and 1 pairs of 10 take 15, 25, 5 and 5 of 50 samples; thirds of 10 give the extra one
+     * to the first; 2 to 1 of 4 is 2.67 and 1.33, the larger remainder rounding up.
+     */
+    @Test
+    void baselineSamplesAreSharedByLargestRemainder() {
+        assertArrayEquals(new int[] {15, 25, 5, 5}, CompositionScores.shares(new long[] {3, 5, 1, 1}, 50));
+        assertArrayEquals(new int[] {4, 3, 3}, CompositionScores.shares(new long[] {1, 1, 1}, 10));
+        assertArrayEquals(new int[] {3, 1}, CompositionScores.shares(new long[] {2, 1}, 4));
+        assertArrayEquals(new int[] {7}, CompositionScores.shares(new long[] {6}, 7));
+    }
 }

@@ -4,6 +4,8 @@ import io.arrakis.composer.AttentionComposer;
 import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.CompositionScores.Mode;
 import io.arrakis.composer.Head;
+import io.arrakis.composer.PathPatching;
+import io.arrakis.model.HookedAutoModel.HookSpec;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
@@ -19,6 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -124,11 +127,80 @@ class Gemma4Test {
         assertEquals(new LayerHeads(2, 8, false), c.architecture().layerHeads().get(4));
     }
 
+    /** Forced full, the last layer gets the full layers' heads too (TinyConfigs' global_head_dim, 16). */
     @Test
     void theLastLayerAttendsToEverythingWhateverLayerTypesSays() {
         Architecture a = TinyConfigs.of("gemma4").with(Map.of("layer_types",
                 List.of("sliding_attention", "sliding_attention"))).architecture();
         assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.FULL), a.layerAttention());
+        assertEquals(List.of(new LayerHeads(2, 8, false), new LayerHeads(2, 16, false)), a.layerHeads());
+    }
+
+    /** A top-level {@code partial_rotary_factor} fills in the proportional rope's, as standardize_rope_params does. */
+    @Test
+    void aTopLevelRotaryFractionIsTheProportionalRopes() {
+        HookedAutoConfig c = TinyConfigs.of("gemma4");
+        Map<String, Object> rope = Map.of("full_attention", Map.of("rope_type", "proportional", "rope_theta", 1e4),
+                "sliding_attention", Map.of("rope_type", "default", "rope_theta", 1e4));
+        assertEquals(new Rope.Proportional(0.5, 1.0), c.with(Map.of("rope_parameters", rope,
+                "partial_rotary_factor", 0.5)).architecture().rope(1).scaling());
+        assertEquals(new Rope.Proportional(1.0, 1.0), c.with(Map.of("rope_parameters", rope)).architecture().rope(1)
+                .scaling());
+    }
+
+    /**
+     * Path patching's default mode freezes every intermediate attention output and MLP, and the per-layer terms
+     * beside the MLPs, which read the stream as they do: the effect on the receiver's query is what hooks that freeze
+     * them all give, and differs from what they give with the per-layer terms left to recompute.
+     */
+    @Test
+    void pathPatchingFreezesThePerLayerTermsWithTheMlps() {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.fromPretrained(FIXTURE)) {
+            Tensor clean = Tensor.of(new long[] {3, 14, 15, 9, 26, 5, 35, 8}, 1, 8);
+            Tensor corrupted = Tensor.of(new long[] {3, 14, 15, 9, 26, 5, 35, 60}, 1, 8);
+            PathPatching.Metric metric = PathPatching.Metric.logitDiff(7, 21);
+            double patched = PathPatching.patch(model, clean, corrupted, Head.of(0, 2), Head.of(3, 1),
+                    PathPatching.Route.Q, metric);
+            assertEquals(byHooks(model, clean, corrupted, metric, true), patched, 1e-9);
+            assertTrue(Math.abs(byHooks(model, clean, corrupted, metric, false) - patched) > 1e-6, "" + patched);
+        }
+    }
+
+    /** Sender L0H2's corrupted z, to receiver L3H1's normalised query, what lies between frozen to clean. */
+    private static double byHooks(HookedAutoModel model, Tensor clean, Tensor corrupted, PathPatching.Metric metric,
+                                  boolean freezePerLayerTerms) {
+        List<String> frozen = new ArrayList<>();
+        for (int l = 0; l < 3; l++) {
+            frozen.add("blocks." + l + ".hook_mlp_out");
+            if (l > 0) {
+                frozen.add("blocks." + l + ".hook_attn_out");
+            }
+            if (freezePerLayerTerms) {
+                frozen.add("blocks." + l + ".hook_per_layer_out");
+            }
+        }
+        String query = "blocks.3.attn.hook_q_normed";
+        try (ModelOutput base = model.forward(clean, CacheSpec.only(frozen.toArray(String[]::new)));
+             ModelOutput corr = model.forward(corrupted, CacheSpec.only("blocks.0.attn.hook_z"))) {
+            Tensor z = corr.cache().get("blocks.0.attn.hook_z").select(2, 2);
+            List<HookSpec> hooks = new ArrayList<>();
+            hooks.add(HookSpec.at("blocks.0.attn.hook_z", (a, n) -> replaceHead(a, 2, z)));
+            hooks.add(HookSpec.matching(frozen::contains, (a, n) -> base.cache().get(n).copy()));
+            try (ModelOutput second = model.runWithHooks(clean, CacheSpec.only(query),
+                    hooks.toArray(HookSpec[]::new))) {
+                Tensor routed = second.cache().get(query).select(2, 1);
+                Tensor logits = model.runWithHooks(clean, HookSpec.at(query, (a, n) -> replaceHead(a, 1, routed)));
+                return metric.apply(logits) - metric.apply(base.logits());
+            }
+        }
+    }
+
+    /** {@code x [batch, pos, head, d]} with head {@code h} replaced by {@code value [batch, pos, d]}. */
+    private static Tensor replaceHead(Tensor x, int h, Tensor value) {
+        Tensor out = x.copy();
+        out.select(2, h).copyFrom(value);
+        return out;
     }
 
     @Test
@@ -162,7 +234,7 @@ class Gemma4Test {
                 wide.layerAttention());
         String m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("gemma4").with(Map.of(
                 "num_hidden_layers", 3, "per_layer_config", Map.of("0", Map.of("head_dim", 4))))).getMessage();
-        assertTrue(m.contains("one width"), m);
+        assertTrue(m.contains("not alike"), m);
     }
 
     /**
@@ -195,10 +267,34 @@ class Gemma4Test {
                 assertEquals(definition(t, model.config(), mode, 1, 3, 2, 0),
                         CompositionScores.pair(model, Head.of(1, 3), Head.of(2, 0), mode), 1e-7, mode.name());
             }
-            try (CompositionScores.Result r = CompositionScores.compute(model, Mode.Q,
-                    CompositionScores.Options.builder().baseline(true).baselineSamples(50).build())) {
-                assertTrue(r.baselineMean() > 0 && r.baselineMean() < 1 && r.baselineStd() > 0, r.toString());
-            }
+        }
+    }
+
+    /**
+     * The baseline of heads of two widths (sliding layers' 2, full layers' 32) samples each pair of widths as often
+     * as the model's pairs of layers have it (the shares: {@code CompositionScoresTest}): its mean lies between those
+     * of models whose heads all have one of the widths, and is neither.
+     */
+    @Test
+    void theBaselineSamplesThePairsOfWidthsTheModelHas() {
+        HookedAutoConfig mixed = TinyConfigs.of("gemma4").with(Map.of("num_hidden_layers", 5, "layer_types",
+                List.of("sliding_attention", "sliding_attention", "full_attention", "sliding_attention",
+                        "full_attention"), "head_dim", 2, "global_head_dim", 32));
+        double narrow = baselineMean(mixed.with(Map.of("per_layer_config", Map.of())));
+        double wide = baselineMean(mixed.with(Map.of("head_dim", 32, "per_layer_config", Map.of())));
+        double both = baselineMean(mixed);
+        // random heads compose nearly alike whatever their rank: the pure models' means are close, and the mixed one's,
+        // drawn in shares by the same generator, is neither of them (it would be one where its samples took one width)
+        assertTrue(narrow < both && both < wide, narrow + " < " + both + " < " + wide);
+        assertTrue(both - narrow > 1e-4 && wide - both > 1e-4, narrow + " < " + both + " < " + wide);
+    }
+
+    private static double baselineMean(HookedAutoConfig config) {
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 3, DType.FLOAT32, io.arrakis.torch.Device.CPU);
+             CompositionScores.Result r = CompositionScores.compute(model, Mode.Q,
+                     CompositionScores.Options.builder().baseline(true).baselineSamples(400).build())) {
+            return r.baselineMean();
         }
     }
 
@@ -283,12 +379,14 @@ class Gemma4Test {
     /**
      * Gemma4ForConditionalGeneration's checkpoint (its config's text model in {@code text_config}, its tensors under
      * {@code model.language_model.} beside the vision tower's and its embedder's, the head tied by the whole model's
-     * key) runs text as its text model does.
+     * key) runs text as its text model does, but for its media placeholders, which its model embeds as the padding
+     * token in every pass.
      */
     @Test
     void theMultimodalCheckpointRunsAsItsTextModel() throws Exception {
         Map<String, Object> top = new LinkedHashMap<>(Map.of("model_type", "gemma4", "text_config", config(FIXTURE),
-                "vision_config", Map.of("model_type", "gemma4_vision", "hidden_size", 16)));
+                "vision_config", Map.of("model_type", "gemma4_vision", "hidden_size", 16), "image_token_id", 95,
+                "audio_token_id", 91, "video_token_id", 92)); // none of them among the reference's ids
         Files.writeString(dir.resolve("config.json"), Json.write(top));
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         try (TensorScope scope = TensorScope.open();
@@ -306,6 +404,12 @@ class Gemma4Test {
                 assertEquals("gemma4", model.config().family());
                 assertArrayEquals(reference.tensor("logits").toFloatArray(),
                         model.runWithHooks(reference.tensor("input_ids")).toFloatArray(), 1e-4f);
+                // its media placeholders are embedded as the padding token, per-layer embeddings too
+                Tensor asPadding = model.runWithHooks(Tensor.of(new long[] {5, 0, 11, 0, 13, 0}, 1, 6));
+                assertArrayEquals(asPadding.toFloatArray(), model.runWithHooks(Tensor.of(new long[] {5, 95, 11, 91, 13,
+                        92}, 1, 6)).toFloatArray());
+                assertFalse(asPadding.allclose(model.runWithHooks(Tensor.of(new long[] {5, 95, 11, 91, 13, 93}, 1, 6)),
+                        1e-3, 1e-3), "a token that is no placeholder");
             }
         }
     }

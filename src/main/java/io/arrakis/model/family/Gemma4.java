@@ -83,7 +83,8 @@ final class Gemma4 extends ModelFamily {
                 bool("enable_moe_block", false), bool("use_double_wide_mlp", false), posOrNull("num_experts", null),
                 posOrNull("top_k_experts", null), posOrNull("moe_intermediate_size", null),
                 posOrNull("global_head_dim", 512), posOrNull("num_global_key_value_heads", null),
-                mapOrNull("per_layer_config"), dblOrNull("rope_theta", null)),
+                mapOrNull("per_layer_config").optional(), dblOrNull("rope_theta", null),
+                dblOrNull("partial_rotary_factor", null).optional()),
                 Map.of()));
     }
 
@@ -119,8 +120,8 @@ final class Gemma4 extends ModelFamily {
         if (!(full.get("rope_theta") instanceof Number theta)) {
             throw invalid("rope_parameters.full_attention.rope_theta", full.get("rope_theta"), "must be a number");
         }
-        // the model-wide base is the full layers' (each layer type's object gives its own)
-        Settings t = s.with("rope_theta", theta.doubleValue());
+        // the model-wide base is the full layers' (each layer type's object gives its own, and its fraction)
+        Settings t = s.with("rope_theta", theta.doubleValue()).with("partial_rotary_factor", null);
         return new ArchitectureBuilder(t)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
                 .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
@@ -161,9 +162,9 @@ final class Gemma4 extends ModelFamily {
     }
 
     /**
-     * A layer type's rotary object: the configuration's, its {@code rope_theta} defaulting to the top-level one as
-     * {@code standardize_rope_params} fills it in, or the configuration class's default object where
-     * {@code rope_parameters} is null.
+     * A layer type's rotary object: the configuration's, its {@code rope_theta} and {@code partial_rotary_factor}
+     * defaulting to the top-level ones as {@code standardize_rope_params} fills them in, or the configuration class's
+     * default object where {@code rope_parameters} is null.
      */
     private static Map<?, ?> rotaryObject(Settings s, Map<?, ?> objects, String type, Map<String, Object> dflt,
                                           boolean used) {
@@ -176,6 +177,10 @@ final class Gemma4 extends ModelFamily {
         Map<Object, Object> object = new LinkedHashMap<>(LayerTypes.rotaryObject(objects, type));
         if (s.get("rope_theta") != null) {
             object.putIfAbsent("rope_theta", s.get("rope_theta"));
+        }
+        // filled in too, and read by the proportional rope alone (Gemma 4's default rope turns the whole head)
+        if (s.get("partial_rotary_factor") != null && "proportional".equals(object.get("rope_type"))) {
+            object.putIfAbsent("partial_rotary_factor", s.get("partial_rotary_factor"));
         }
         if (used && object.get("rope_theta") == null) {
             throw invalid("rope_parameters." + type, objects.get(type), "has no rope_theta, nor does the"
@@ -195,7 +200,7 @@ final class Gemma4 extends ModelFamily {
         boolean keysAreValues = s.bool("attention_k_eq_v");
         Map<Integer, Map<?, ?>> overrides = new HashMap<>();
         Map<?, ?> perLayer = s.mapOrNull("per_layer_config");
-        if (perLayer != null) {
+        if (perLayer != null) { // given: the configuration class then fills nothing in
             perLayer.forEach((key, value) -> overrides.put(layerIndex(perLayer, key, layers), overridesOf(key, value)));
         } else {
             Map<String, Object> full = new LinkedHashMap<>();
@@ -212,7 +217,7 @@ final class Gemma4 extends ModelFamily {
         }
         int queryHeads = s.integer("num_attention_heads");
         List<LayerHeads> heads = new ArrayList<>(layers);
-        Map<LayerAttention, Integer> widthOfKind = new HashMap<>();
+        Map<LayerAttention, LayerHeads> headsOfKind = new HashMap<>();
         for (int l = 0; l < layers; l++) {
             Map<?, ?> o = overrides.getOrDefault(l, Map.of());
             int width = o.get("head_dim") != null ? (Integer) o.get("head_dim") : s.integer("head_dim");
@@ -223,12 +228,14 @@ final class Gemma4 extends ModelFamily {
                         ? "per_layer_config." + l + ".num_key_value_heads" : "num_global_key_value_heads";
                 throw invalid(key, kv, "does not divide num_attention_heads = " + queryHeads);
             }
-            Integer before = widthOfKind.putIfAbsent(kinds.get(l), width);
-            if (before != null && before != width) { // the rotary embedding of a layer type has one width
-                throw invalid("per_layer_config", perLayer, "gives layers of one type heads of " + before + " and "
-                        + width + " features; transformers' rotary embedding of a layer type takes one width");
+            LayerHeads these = new LayerHeads(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL);
+            LayerHeads before = headsOfKind.putIfAbsent(kinds.get(l), these);
+            if (before != null && !before.equals(these)) { // transformers' rotary embedding reads one per type
+                throw invalid("per_layer_config", perLayer, "gives layers of one type different heads, "
+                        + before.kvHeads() + " key/value heads of " + before.dHead() + " and " + kv + " of " + width
+                        + "; transformers refuses a layer type whose layers are not alike");
             }
-            heads.add(new LayerHeads(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL));
+            heads.add(these);
         }
         return heads;
     }
