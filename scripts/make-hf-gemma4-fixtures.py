@@ -5,9 +5,10 @@ Gemma 4's layers do not share one head shape: its full-attention layers have wid
 than its sliding ones, and, with `attention_k_eq_v`, no value projection (their values are their keys' projection),
 so `make-hf-fixtures.py`'s uniform hooks cannot describe it; and with per-layer embeddings each block adds a third
 term to the residual stream. This script builds two tiny `Gemma4ForCausalLM` (float32, CPU, eval mode, eager
-attention): `gemma4`, with per-layer embeddings and full layers with a value projection (as the E2B and E4B models,
-without their shared keys and values), and `gemma4-k-eq-v`, without per-layer embeddings and with full layers whose
-values are their keys (as the 31B model). It redraws every parameter and each layer's `layer_scalar` from a seeded
+attention): `gemma4`, with per-layer embeddings, full layers with a value projection, and its last two layers
+attending to the keys and values of the last earlier layer of their type (`num_kv_shared_layers`), their MLPs twice
+as wide (`use_double_wide_mlp`), and `gemma4-k-eq-v`, without per-layer embeddings and with full layers whose values
+are their keys. It redraws every parameter and each layer's `layer_scalar` from a seeded
 generator, runs one forward pass on seeded ids longer than the sliding window, and records its activations as
 transformers computes them.
 
@@ -32,8 +33,9 @@ reference.safetensors:
     blocks.{i}.hook_mlp_out            float32 [batch, pos, d_model]  post_feedforward_layernorm's output
     blocks.{i}.attn.hook_q             float32 [batch, pos, heads, d_head]     q_proj's output, before q_norm
     blocks.{i}.attn.hook_k/hook_v      float32 [batch, pos, kv_heads, d_head]  k_proj's and v_proj's (k_proj's for a
-                                                                              layer without v_proj), before the norms
-    blocks.{i}.attn.hook_v_normed      float32 [batch, pos, kv_heads, d_head]  v_norm's output
+                                                                              layer without v_proj), before the norms;
+                                                                              none in a layer that shares them
+    blocks.{i}.attn.hook_v_normed      float32 [batch, pos, kv_heads, d_head]  v_norm's output (likewise)
     blocks.{i}.attn.hook_pattern       float32 [batch, heads, query, key]
     blocks.{i}.attn.hook_z             float32 [batch, pos, heads, d_head]     o_proj's input
     blocks.{i}.hook_per_layer_input    float32 [batch, pos, width]     the layer's per-layer input (gemma4)
@@ -60,11 +62,11 @@ SEQ = 13
 
 # five layers, sliding ones with 4 heads of 8 and 2 key/value heads, full ones (2 and 4) with 4 heads of 16 (and, where
 # their values are their keys, one key/value head); a window of 4; the full layers' proportional rope turns half of
-# its frequencies; soft-capped logits; no shared keys and values, or experts
+# its frequencies; soft-capped logits; no experts
 CONFIG = dict(
     vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=5, num_attention_heads=4,
-    num_key_value_heads=2, head_dim=8, global_head_dim=16, num_global_key_value_heads=1,
-    num_kv_shared_layers=0, enable_moe_block=False, sliding_window=4,
+    num_key_value_heads=2, head_dim=8, global_head_dim=16, num_global_key_value_heads=1, enable_moe_block=False,
+    sliding_window=4,
     layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"],
     rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
                      "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.5,
@@ -75,8 +77,9 @@ CONFIG = dict(
 
 # folder, the settings besides CONFIG
 FIXTURES = [
-    ("gemma4", dict(attention_k_eq_v=False, hidden_size_per_layer_input=4, vocab_size_per_layer_input=96)),
-    ("gemma4-k-eq-v", dict(attention_k_eq_v=True, hidden_size_per_layer_input=0)),
+    ("gemma4", dict(attention_k_eq_v=False, hidden_size_per_layer_input=4, vocab_size_per_layer_input=96,
+                    num_kv_shared_layers=2, use_double_wide_mlp=True)),
+    ("gemma4-k-eq-v", dict(attention_k_eq_v=True, hidden_size_per_layer_input=0, num_kv_shared_layers=0)),
 ]
 
 
@@ -125,10 +128,13 @@ def make(root, folder, settings):
         handles.append(layer.post_feedforward_layernorm.register_forward_hook(
             lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
         handles.append(a.q_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_q", h(o))))
-        handles.append(a.k_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_k", h(o))))
-        values = a.v_proj if a.v_proj is not None else a.k_proj
-        handles.append(values.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_v", h(o))))
-        handles.append(a.v_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_v_normed", o)))
+        if not a.is_kv_shared_layer:  # a sharing layer projects queries only
+            handles.append(a.k_proj.register_forward_hook(
+                lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_k", h(o))))
+            values = a.v_proj if a.v_proj is not None else a.k_proj
+            handles.append(values.register_forward_hook(
+                lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_v", h(o))))
+            handles.append(a.v_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_v_normed", o)))
         handles.append(a.o_proj.register_forward_pre_hook(
             lambda mod, args, b=b, h=heads: keep(b + "attn.hook_z", h(args[0]))))
         if config.hidden_size_per_layer_input:

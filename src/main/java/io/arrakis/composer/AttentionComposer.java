@@ -163,10 +163,18 @@ public final class AttentionComposer {
     }
 
     /**
-     * Refuses two heads of layers whose heads differ in width (Gemma 4's sliding and full-attention layers): their
-     * weights cannot be {@code what}.
+     * Refuses two heads of layers whose heads differ in width (Gemma 4's sliding and full-attention layers), or a
+     * head of a layer that shares an earlier layer's keys and values (Gemma 4's): their weights cannot be
+     * {@code what}.
      */
     private static void requireSameWidth(HookedAutoConfig c, Head a, Head b, String what) {
+        for (Head h : new Head[] {a, b}) {
+            if (c.keysFrom(h.layer()) != h.layer()) {
+                throw new IllegalArgumentException("head " + h + " attends to layer " + c.keysFrom(h.layer())
+                        + "'s keys and values, which it shares, and projects none of its own: its weights cannot be "
+                        + what);
+            }
+        }
         if (c.dHead(a.layer()) != c.dHead(b.layer())) {
             throw new IllegalArgumentException("heads " + a + " and " + b + " are " + c.dHead(a.layer()) + " and "
                     + c.dHead(b.layer()) + " features wide (layers " + a.layer() + " and " + b.layer() + " of this "

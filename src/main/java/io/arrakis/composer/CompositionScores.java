@@ -27,7 +27,10 @@ import java.util.Objects;
  *
  * with R = W_QK (Q-composition), W_QKᵀ (K) or W_OV (V), in the row-vector convention W_QK = W_Q W_Kᵀ and
  * W_OV = W_V W_O, each {@code d_model × d_model} per head; key/value heads of grouped-query models are repeated per
- * query head; scores are zero unless l1 &lt; l2. By default the weights are the raw ones; with
+ * query head; scores are zero unless l1 &lt; l2. Where a layer's queries attend to an earlier layer's keys and values
+ * (gemma4's sharing layers), its W_K and W_V are that layer's, read from that layer's stream, so its K- and
+ * V-composition scores are zero unless the sender comes before that layer; heads of different widths compare as they
+ * are. By default the weights are the raw ones; with
  * {@link Options#foldLn()} each block's attention-input norm scale ({@link HookedAutoModel#normWeights()}: the norm
  * weight, or 1 + w for gemma) is folded into the rows (d_model side) of its W_Q, W_K and W_V, as TransformerLens's
  * {@code fold_ln} does, and after a LayerNorm (not an RMSNorm) the folded weights are centred along d_model, as its
@@ -197,8 +200,8 @@ public final class CompositionScores {
     }
 
     /**
-     * Scores {@code [L, H, L, H]} float64; with a baseline, also the scores minus the baseline's mean (zero unless
-     * l1 &lt; l2) and the mean and standard deviation of the baseline sample, else null and NaN.
+     * Scores {@code [L, H, L, H]} float64; with a baseline, also the scores minus the baseline's mean (zero where the
+     * scores are zero by definition) and the mean and standard deviation of the baseline sample, else null and NaN.
      */
     public record Result(Tensor scores, Tensor baselineCorrected, double baselineMean, double baselineStd)
             implements AutoCloseable {
@@ -279,19 +282,25 @@ public final class CompositionScores {
                 rows.add(Tensor.cat(List.of(Tensor.zeros(new long[] {heads, l1 + 1, heads}, DType.FLOAT64, device), score), 1));
             }
             Tensor scores = Tensor.stack(rows, 0);
+            boolean[] notPair = new boolean[layers * layers];
+            boolean unread = false; // a pair whose receiver reads keys and values made before the sender writes
+            for (int l1 = 0; l1 < layers; l1++) {
+                for (int l2 = 0; l2 < layers; l2++) {
+                    boolean before = l1 < l2 && mode != Mode.Q && scored[l1] >= c.keysFrom(scored[l2]);
+                    notPair[l1 * layers + l2] = l1 >= l2 || before;
+                    unread |= before;
+                }
+            }
+            Tensor mask = Tensor.of(notPair, layers, 1, layers, 1).to(device);
+            if (unread) {
+                scores = scores.maskedFill(mask, 0.0);
+            }
             if (!options.baseline()) {
                 return new Result(scope.keep(everyLayer(scores, scored, c)), null, Double.NaN, Double.NaN);
             }
             double[] sample = baselineSample(c, scored, options.baselineSamples(), options.seed(), device);
             double mean = Mean.of(sample).getAsDouble();
             double std = StandardDeviation.of(sample).getAsDouble(); // the sample's, with n - 1
-            boolean[] notPair = new boolean[layers * layers];
-            for (int l1 = 0; l1 < layers; l1++) {
-                for (int l2 = 0; l2 < layers; l2++) {
-                    notPair[l1 * layers + l2] = l1 >= l2;
-                }
-            }
-            Tensor mask = Tensor.of(notPair, layers, 1, layers, 1).to(device);
             Tensor corrected = scores.sub(mean).maskedFill(mask, 0.0);
             return new Result(scope.keep(everyLayer(scores, scored, c)), scope.keep(everyLayer(corrected, scored, c)),
                     mean, std);
@@ -359,7 +368,8 @@ public final class CompositionScores {
         sender.checkIn(c, "sender");
         receiver.checkIn(c, "receiver");
         Fold.check(c, options);
-        if (sender.layer() >= receiver.layer()) {
+        if (sender.layer() >= receiver.layer()
+                || mode != Mode.Q && sender.layer() >= c.keysFrom(receiver.layer())) { // keys made before it writes
             return 0.0;
         }
         try (TensorScope scope = TensorScope.open()) {
@@ -413,18 +423,22 @@ public final class CompositionScores {
             return x.reshape((long) heads.layers().length * heads.heads(), x.size(1), x.size(2));
         }
 
-        /** Weight {@code w} of {@code heads}' heads in block {@code layer}, {@code [head, ., .]}. */
+        /**
+         * Weight {@code w} of {@code heads}' heads in block {@code layer}, {@code [head, ., .]}; a layer that attends
+         * to an earlier layer's keys and values (gemma4) reads them with that layer's weights, from its stream.
+         */
         private Tensor layer(Weight w, int layer, Heads heads, DType dtype) {
+            int reads = w == Weight.K || w == Weight.V ? model.config().keysFrom(layer) : layer;
             Tensor all = switch (w) {
                 case Q -> model.W_Q(layer);
-                case K -> model.W_K(layer, true);
-                case V -> model.W_V(layer, true);
+                case K -> model.W_K(reads, true);
+                case V -> model.W_V(reads, true);
                 case O -> model.W_O(layer);
             };
             Tensor x = inType(all.narrow(0, heads.head(), heads.heads()), dtype);
             Tensor scale = switch (w) { // per d_head feature of each head, or per d_model feature
                 case Q -> model.queryNormWeights(layer);
-                case K -> model.keyNormWeights(layer, true);
+                case K -> model.keyNormWeights(reads, true);
                 case V -> null;
                 case O -> model.attentionOutNormWeights(layer);
             };
@@ -436,7 +450,7 @@ public final class CompositionScores {
                 return fold.centreWriting() ? x.sub(x.mean(2, true)) : x;
             }
             if (fold.scales() != null) {
-                x = x.mul(fold.scales().select(0, layer).to(dtype).view(1, -1, 1));
+                x = x.mul(fold.scales().select(0, reads).to(dtype).view(1, -1, 1));
                 x = fold.centreReading() ? x.sub(x.mean(1, true)) : x;
             }
             return x;

@@ -55,6 +55,9 @@ import java.util.function.Function;
  * and V routes patch the receiver's key/value head, which the other query heads of its group share: the result is the
  * whole group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
+ * <p>A receiver whose layer attends to an earlier layer's keys and values (gemma4's sharing layers) has a query route
+ * only.
+ *
  * <p>In models with layers without heads (the linear attention of Qwen3.5 and Qwen3-Next, the short convolutions of
  * LFM2), senders and receivers are heads of the softmax-attention layers; such a layer between them is an attention
  * output like any other, frozen or recomputed as the mode says.
@@ -377,6 +380,13 @@ public final class PathPatching {
                                     Mode mode) {
         if (model == null || receiver == null || route == null || metric == null || mode == null) {
             throw new IllegalArgumentException("model, receiver, route, metric and mode must not be null");
+        }
+        HookedAutoConfig c = model.config();
+        if (route != Route.Q && receiver.layer() < c.nLayers() && c.keysFrom(receiver.layer()) != receiver.layer()) {
+            int from = c.keysFrom(receiver.layer());
+            throw new IllegalArgumentException("receiver " + receiver + "'s keys and values are layer " + from + "'s,"
+                    + " which it shares: it has no " + route + " input of its own; patch route " + route + " of a"
+                    + " head of layer " + from + ", whose keys and values every layer sharing them reads");
         }
     }
 

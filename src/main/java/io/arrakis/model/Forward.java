@@ -43,6 +43,8 @@ final class Forward {
     private final Weights w;
     private final ForwardTables tables;
     private final HookedAutoModel.Pass hook;
+    /** The keys and values of the layers whose later layers attend to them (gemma4's sharing), by layer. */
+    private final Map<Integer, List<Tensor>> sharedKeysValues = new HashMap<>();
 
     Forward(HookedAutoConfig config, Weights weights, ForwardTables tables, HookedAutoModel.Pass pass) {
         this.c = config.architecture();
@@ -181,6 +183,9 @@ final class Forward {
         long pos = x.size(1);
         int heads = c.nHeads();
         int kvHeads = c.nKvHeads(layer);
+        if (c.keysFrom(layer) != layer) { // gemma4: its queries attend to an earlier layer's keys and values
+            return sharingAttention(layer, b, l, x, rotary);
+        }
         List<Tensor> qkv = c.latentAttention() != null ? latentQueriesKeysValues(l, x)
                 : clipped(w.project(x, f.qkv(), f.qkvBias())).view(batch, pos, heads + 2L * kvHeads, c.dHead(layer))
                         .split(new long[] {heads, kvHeads, kvHeads}, 2);
@@ -203,6 +208,35 @@ final class Forward {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
             k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
         }
+        if (c.keysShared(layer)) {
+            sharedKeysValues.put(layer, List.of(hook.outliving(k), hook.outliving(v)));
+        }
+        return attend(layer, b, l, x, q, k, v);
+    }
+
+    /**
+     * The attention of a layer whose queries attend to the keys and values of layer {@code keysFrom} as that layer's
+     * attention used them (normalised and rotated): its own queries, normalised and rotated, and no key or value
+     * projection.
+     */
+    private Tensor sharingAttention(int layer, String b, Weights.Layer l, Tensor x, Rotary rotary) {
+        Tensor q = hook.at(b + "attn.hook_q", w.project(x, l.wq(), l.bq())
+                .view(x.size(0), x.size(1), c.nHeads(), c.dHead(layer)));
+        if (c.qkNorm() != Architecture.QkNorm.NONE) {
+            q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
+        }
+        if (rotary != null) {
+            q = hook.at(b + "attn.hook_rot_q", rotary.apply(q));
+        }
+        List<Tensor> kv = sharedKeysValues.get(c.keysFrom(layer));
+        return attend(layer, b, l, x, q, kv.get(0), kv.get(1));
+    }
+
+    /** Attention of queries {@code q}, keys {@code k} and values {@code v}, as ready, through the output projection. */
+    private Tensor attend(int layer, String b, Weights.Layer l, Tensor x, Tensor q, Tensor k, Tensor v) {
+        long batch = x.size(0);
+        long pos = x.size(1);
+        int heads = c.nHeads();
         Tensor z;
         if (explicitAttention(b, l, q)) {
             Tensor scores = hook.at(b + "attn.hook_attn_scores", scores(layer, q, k));

@@ -432,6 +432,17 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The layer whose keys and values a layer's queries attend to: its own, but in Gemma 4's layers that share an
+     * earlier layer's ({@code num_kv_shared_layers}), which project none.
+     *
+     * @param layer the layer index
+     * @return that layer's index
+     */
+    public int keysFrom(int layer) {
+        return arch.keysFrom(layer);
+    }
+
+    /**
      * The widest query or key head of any layer: {@link #dHead()}, but where layers differ (Gemma 4).
      *
      * @return the width

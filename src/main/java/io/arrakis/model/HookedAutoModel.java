@@ -53,7 +53,8 @@ import java.util.regex.Pattern;
  * {@code blocks.i.attn.hook_q/hook_k/hook_v} ({@code [batch, pos, head, d_head]}, key/value heads for grouped-query
  * attention), {@code blocks.i.attn.hook_q_normed/hook_k_normed} (families that normalise queries and keys after their
  * projections: the norm's output, before rotary embeddings; after them in nanochat),
- * {@code blocks.i.attn.hook_v_normed} (gemma4, which divides each value head by its RMS before attention),
+ * {@code blocks.i.attn.hook_v_normed} (gemma4, which divides each value head by its RMS before attention; its layers
+ * that attend to an earlier layer's keys and values, {@link HookedAutoConfig#keysFrom}, have the query hooks alone),
  * {@code blocks.i.attn.hook_rot_q/hook_rot_k} (layers that rotate, {@link HookedAutoConfig#rotates}),
  * {@code blocks.i.attn.hook_attn_scores} (scaled, soft-capped where the family caps them, masked with -inf; float32 for
  * gpt-neo and gpt-j in reduced precision, as Hugging Face computes their scores and softmax),
@@ -812,6 +813,11 @@ public final class HookedAutoModel implements AutoCloseable {
             return replacement;
         }
 
+        /** A handle to {@code t} that lives until the pass ends, past the block that made it. */
+        Tensor outliving(Tensor t) {
+            return scope.claim(t.alias());
+        }
+
         /**
          * Runs block {@code work} in a scope of its own, freeing what it made but its result (the residual stream it
          * returns), the cache's entries and what hooks saw or made; {@code input}, the residual stream it read, is
@@ -859,12 +865,12 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Key weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wk(), l), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(keyValueLayer(l).wk(), l), repeatKv)));
     }
 
     /** Value weights {@code [layer, kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadIn(softmaxLayer(l).wv(), l), repeatKv)));
+        return using(() -> stackLayers(l -> repeatKv(perHeadIn(keyValueLayer(l).wv(), l), repeatKv)));
     }
 
     /**
@@ -882,13 +888,13 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Key biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_K(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bk(), softmaxLayer(l).wk(),
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(keyValueLayer(l).bk(), keyValueLayer(l).wk(),
                 l), repeatKv)));
     }
 
     /** Value biases {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head; zeros where none). */
     public Tensor b_V(boolean repeatKv) {
-        return using(() -> stackLayers(l -> repeatKv(perHeadBias(softmaxLayer(l).bv(), softmaxLayer(l).wv(),
+        return using(() -> stackLayers(l -> repeatKv(perHeadBias(keyValueLayer(l).bv(), keyValueLayer(l).wv(),
                 l), repeatKv)));
     }
 
@@ -904,12 +910,12 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s key weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wk(), layer), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(keyValueLayer(layer).wk(), layer), repeatKv)));
     }
 
     /** Block {@code layer}'s value weights {@code [kv_head, d_model, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor W_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadIn(softmaxLayer(layer).wv(), layer), repeatKv)));
+        return using(() -> owned(repeatKv(perHeadIn(keyValueLayer(layer).wv(), layer), repeatKv)));
     }
 
     /**
@@ -929,13 +935,13 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s key biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_K(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bk(), softmaxLayer(layer).wk(),
+        return using(() -> owned(repeatKv(perHeadBias(keyValueLayer(layer).bk(), keyValueLayer(layer).wk(),
                 layer), repeatKv)));
     }
 
     /** Block {@code layer}'s value biases {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor b_V(int layer, boolean repeatKv) {
-        return using(() -> owned(repeatKv(perHeadBias(softmaxLayer(layer).bv(), softmaxLayer(layer).wv(),
+        return using(() -> owned(repeatKv(perHeadBias(keyValueLayer(layer).bv(), keyValueLayer(layer).wv(),
                 layer), repeatKv)));
     }
 
@@ -1088,6 +1094,21 @@ public final class HookedAutoModel implements AutoCloseable {
         return l;
     }
 
+    /**
+     * Block {@code layer}'s weights where it projects keys and values of its own; refused where its queries attend to
+     * an earlier layer's (gemma4's sharing layers), naming that layer.
+     */
+    private Weights.Layer keyValueLayer(int layer) {
+        Weights.Layer l = softmaxLayer(layer);
+        int from = config.architecture().keysFrom(layer);
+        if (from != layer) {
+            throw new UnsupportedOperationException("layer " + layer + " of this " + config.family() + " model projects"
+                    + " no keys or values: its queries attend to layer " + from + "'s, as that layer's attention uses"
+                    + " them; ask for layer " + from + "'s key and value weights, biases and key norm");
+        }
+        return l;
+    }
+
     // The per-layer pieces below are views of the weights (or fresh zeros): stacking copies them once, and owned()
     // copies a single layer's, so that no caller can write into the model.
 
@@ -1233,7 +1254,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /** Block {@code layer}'s key norm applied to keys {@code [batch, pos, kv_heads, d_head]}, as {@link #normalizeQueries}. */
     public Tensor normalizeKeys(int layer, Tensor k) {
-        return using(() -> normalizeQk(layer, k, softmaxLayer(layer).kNorm(), config.nKvHeads(layer), "keys"));
+        return using(() -> normalizeQk(layer, k, keyValueLayer(layer).kNorm(), config.nKvHeads(layer), "keys"));
     }
 
     /**
@@ -1243,7 +1264,7 @@ public final class HookedAutoModel implements AutoCloseable {
      */
     public Tensor normalizeValues(int layer, Tensor v) {
         return using(() -> {
-            softmaxLayer(layer);
+            keyValueLayer(layer);
             checkHeads(layer, v, "values");
             return config.architecture().valueNorm() ? v.rmsNorm(null, config.normEps()) : v.copy();
         });
@@ -1399,7 +1420,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
     public Tensor keyNormWeights(boolean repeatKv) {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : stackLayers(l -> qkNormScale(softmaxLayer(l).kNorm(), config.nKvHeads(l), l, repeatKv)));
+                : stackLayers(l -> qkNormScale(keyValueLayer(l).kNorm(), config.nKvHeads(l), l, repeatKv)));
     }
 
     /**
@@ -1414,7 +1435,7 @@ public final class HookedAutoModel implements AutoCloseable {
     /** Block {@code layer}'s key-norm scales {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor keyNormWeights(int layer, boolean repeatKv) {
         return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
-                : copied(() -> qkNormScale(softmaxLayer(layer).kNorm(), config.nKvHeads(layer), layer, repeatKv)));
+                : copied(() -> qkNormScale(keyValueLayer(layer).kNorm(), config.nKvHeads(layer), layer, repeatKv)));
     }
 
     /** A query or key norm's weight {@code w} as per-head scales {@code [heads, d_head]}, a view where it can be. */
@@ -1600,16 +1621,18 @@ public final class HookedAutoModel implements AutoCloseable {
     /** A softmax-attention layer's hook points, in the order the pass makes them. */
     private static void attentionHookNames(HookedAutoConfig config, int i, Set<String> names) {
         String b = "blocks." + i + ".";
-        for (String h : new String[] {"hook_q", "hook_k", "hook_v"}) {
+        boolean ownKeys = config.architecture().keysFrom(i) == i; // gemma4's sharing layers project queries alone
+        for (String h : ownKeys ? new String[] {"hook_q", "hook_k", "hook_v"} : new String[] {"hook_q"}) {
             names.add(b + "attn." + h);
         }
-        if (config.architecture().valueNorm()) {
+        if (config.architecture().valueNorm() && ownKeys) {
             names.add(b + "attn.hook_v_normed");
         }
         List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
-                : List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed");
-        List<String> rotated = config.rotates(i) ? List.of(b + "attn.hook_rot_q", b + "attn.hook_rot_k")
-                : List.of();
+                : ownKeys ? List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed")
+                : List.of(b + "attn.hook_q_normed");
+        List<String> rotated = !config.rotates(i) ? List.of()
+                : ownKeys ? List.of(b + "attn.hook_rot_q", b + "attn.hook_rot_k") : List.of(b + "attn.hook_rot_q");
         boolean normedLast = config.architecture().qkNormAfterRotary();
         names.addAll(normedLast ? rotated : normed); // in the order the pass makes them
         names.addAll(normedLast ? normed : rotated);

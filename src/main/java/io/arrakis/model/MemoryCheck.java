@@ -146,7 +146,8 @@ final class MemoryCheck {
             // xIELU holds both its sides, its linear term and the step being made at once
             boolean xielu = a.activationFunction() == Architecture.Activation.XIELU;
             int steps = xielu ? 4 : stepwise ? 2 : squared ? 1 : 0;
-            hidden = (double) config.dMlp() * ((config.gatedMlp() ? 4 : 2) + steps);
+            int widest = java.util.stream.IntStream.range(0, config.nLayers()).map(a::dMlp).max().orElse(0);
+            hidden = (double) widest * ((config.gatedMlp() ? 4 : 2) + steps);
         }
         // the projection, and its clamped copy where clip_qkv clamps it
         double bytes = (8.0 * config.dModel() + (a.clipQkv() > 0 ? 3 : 2) * qkv + hidden) * dtype.byteSize();
@@ -228,10 +229,13 @@ final class MemoryCheck {
     /** The MLP width of the block hook point {@code name} is in: a dense layer's among experts, or d_mlp. */
     private static int mlpWidth(HookedAutoConfig config, String name) {
         MixtureOfExperts moe = config.architecture().moe();
-        if (moe == null || !name.startsWith("blocks.")) {
+        if (!name.startsWith("blocks.")) {
             return config.dMlp();
         }
         int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
+        if (moe == null) {
+            return config.architecture().dMlp(layer); // gemma4 doubles it in some layers
+        }
         return moe.sparse(layer) ? config.dMlp() : moe.denseWidth();
     }
 

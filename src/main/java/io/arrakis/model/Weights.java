@@ -348,7 +348,8 @@ final class Weights implements AutoCloseable {
 
     /** The block's projections concatenated, once, at load. */
     private static Fused fuse(Layer l) {
-        boolean perHead = l.wq != null && l.latent == null;
+        // gemma4's layers that share an earlier layer's keys and values project queries alone
+        boolean perHead = l.wq != null && l.wk != null && l.latent == null;
         Tensor qkv = perHead ? sideBySide(l.wq, l.wk, l.wv) : null;
         Tensor qkvBias = !perHead || l.bq == null && l.bk == null && l.bv == null ? null
                 : Tensor.cat(List.of(biasOrZeros(l.bq, l.wq), biasOrZeros(l.bk, l.wk), biasOrZeros(l.bv, l.wv)), 0);

@@ -64,7 +64,7 @@ class Gemma4Test {
             boolean full = l % 6 == 5;
             assertEquals(full ? LayerAttention.FULL : LayerAttention.SLIDING, a.layerAttention().get(l), "layer " + l);
             // attention_k_eq_v is false by default, so num_global_key_value_heads does not apply
-            assertEquals(new LayerHeads(4, full ? 512 : 256, false), a.layerHeads().get(l), "layer " + l);
+            assertEquals(new LayerHeads(4, full ? 512 : 256, false, -1, 9216), a.layerHeads().get(l), "layer " + l);
         }
         assertEquals(new Architecture.PerLayerInputs(262_144, 256), a.perLayerInputs());
         assertEquals(512, c.widestHead());
@@ -115,7 +115,7 @@ class Gemma4Test {
         assertEquals(HookedAutoConfig.fromJson(KEYS_AS_VALUES.resolve("config.json")).architecture().layerHeads(),
                 read(file).architecture().layerHeads());
         file.put("attention_k_eq_v", false); // the kv-head override is gated by it
-        assertEquals(new LayerHeads(2, 16, false), read(file).architecture().layerHeads().get(2));
+        assertEquals(new LayerHeads(2, 16, false, -1, 48), read(file).architecture().layerHeads().get(2));
 
         Map<String, Object> older = new LinkedHashMap<>(Map.of("model_type", "gemma4_text", "hidden_size", 64,
                 "num_hidden_layers", 6, "num_attention_heads", 4, "num_key_value_heads", 2, "head_dim", 8,
@@ -123,8 +123,8 @@ class Gemma4Test {
         older.putAll(Map.of("hidden_size_per_layer_input", 0, "vocab_size", 100, "intermediate_size", 96));
         HookedAutoConfig c = read(older);
         assertEquals(167_894, c.parameterCount());
-        assertEquals(new LayerHeads(1, 32, true), c.architecture().layerHeads().get(5));
-        assertEquals(new LayerHeads(2, 8, false), c.architecture().layerHeads().get(4));
+        assertEquals(new LayerHeads(1, 32, true, -1, 96), c.architecture().layerHeads().get(5));
+        assertEquals(new LayerHeads(2, 8, false, -1, 96), c.architecture().layerHeads().get(4));
     }
 
     /** Forced full, the last layer gets the full layers' heads too (TinyConfigs' global_head_dim, 16). */
@@ -133,7 +133,8 @@ class Gemma4Test {
         Architecture a = TinyConfigs.of("gemma4").with(Map.of("layer_types",
                 List.of("sliding_attention", "sliding_attention"))).architecture();
         assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.FULL), a.layerAttention());
-        assertEquals(List.of(new LayerHeads(2, 8, false), new LayerHeads(2, 16, false)), a.layerHeads());
+        assertEquals(List.of(new LayerHeads(2, 8, false, -1, 48), new LayerHeads(2, 16, false, -1, 48)),
+                a.layerHeads());
     }
 
     /** A top-level {@code partial_rotary_factor} fills in the proportional rope's, as standardize_rope_params does. */
@@ -209,7 +210,8 @@ class Gemma4Test {
         Map<String, Object> rope = new LinkedHashMap<>();
         rope.put("sliding_attention", Map.of("rope_type", "default", "rope_theta", 10_000.0));
         List<Object[]> cases = List.of(
-                new Object[] {Map.of("num_kv_shared_layers", 1), "num_kv_shared_layers"},
+                new Object[] {Map.of("num_kv_shared_layers", 2), "num_kv_shared_layers"},
+                new Object[] {Map.of("num_kv_shared_layers", 1), "no layer before 1"},
                 new Object[] {Map.of("enable_moe_block", true), "enable_moe_block"},
                 new Object[] {Map.of("use_bidirectional_attention", "all"), "use_bidirectional_attention"},
                 new Object[] {Map.of("per_layer_config", Map.of("1", Map.of("intermediate_size", 8))),
@@ -298,6 +300,57 @@ class Gemma4Test {
         }
     }
 
+    /**
+     * In the {@code gemma4} fixture the last two layers attend to the keys and values of layers 1 and 2 (the last
+     * earlier sliding and full ones), project none and have MLPs twice as wide; their scores take those layers' key
+     * and value maps, and their K- and V-composition scores are 0 from senders at or after those layers, whose output
+     * the keys and values never see. Their own key and value weights, composites and K and V path patching are
+     * refused, naming the layer they share.
+     */
+    @Test
+    void layersThatShareKeysAndValuesReadThemFromTheLayerTheyShare() {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile t = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(FIXTURE)) {
+            HookedAutoConfig c = model.config();
+            assertEquals(List.of(0, 1, 2, 1, 2), java.util.stream.IntStream.range(0, 5).map(c::keysFrom).boxed()
+                    .toList());
+            assertEquals(List.of(48, 48, 48, 96, 96), java.util.stream.IntStream.range(0, 5)
+                    .map(c.architecture()::dMlp).boxed().toList());
+            for (Mode mode : Mode.values()) {
+                double[] s = CompositionScores.allPairs(model, mode).toDoubleArray();
+                int zero = 0;
+                for (int l1 = 0; l1 < 5; l1++) {
+                    for (int l2 = l1 + 1; l2 < 5; l2++) {
+                        boolean unseen = mode != Mode.Q && l1 >= c.keysFrom(l2);
+                        for (int h1 = 0; h1 < HEADS; h1++) {
+                            for (int h2 = 0; h2 < HEADS; h2++) {
+                                double v = s[((l1 * HEADS + h1) * 5 + l2) * HEADS + h2];
+                                String pair = mode + " L" + l1 + "H" + h1 + " -> L" + l2 + "H" + h2;
+                                assertEquals(unseen ? 0.0 : definition(t, c, mode, l1, h1, l2, h2), v, 1e-6, pair);
+                                zero += unseen ? 1 : 0;
+                            }
+                        }
+                    }
+                }
+                // senders 1 and 2 to layer 3 (which reads layer 1), 2 and 3 to layer 4 (which reads layer 2)
+                assertEquals(mode == Mode.Q ? 0 : 4 * HEADS * HEADS, zero, mode.name());
+                assertEquals(mode == Mode.Q ? definition(t, c, mode, 2, 1, 3, 0) : 0.0,
+                        CompositionScores.pair(model, Head.of(2, 1), Head.of(3, 0), mode), 1e-7, mode.name());
+            }
+            String m = assertThrows(UnsupportedOperationException.class, () -> model.W_K(3, false)).getMessage();
+            assertTrue(m.contains("layer 1's"), m);
+            m = assertThrows(IllegalArgumentException.class, () -> new AttentionComposer(model)
+                    .headComposition(Head.of(4, 0), Head.of(4, 1))).getMessage();
+            assertTrue(m.contains("layer 2's"), m);
+            Tensor ids = Tensor.of(new long[] {3, 14, 15, 9, 26}, 1, 5);
+            m = assertThrows(IllegalArgumentException.class, () -> PathPatching.patch(model, ids, ids, Head.of(0, 0),
+                    Head.of(3, 0), PathPatching.Route.K, PathPatching.Metric.logitDiff(7, 21))).getMessage();
+            assertTrue(m.contains("layer 1's"), m);
+            assertFalse(model.hookNames().contains("blocks.3.attn.hook_k"));
+        }
+    }
+
     /** The score of one pair from the checkpoint's tensors, as the published definition states it, in float64. */
     private static double definition(SafeTensorsFile t, HookedAutoConfig c, Mode mode, int l1, int h1, int l2,
                                       int h2) {
@@ -325,16 +378,19 @@ class Gemma4Test {
                 .mul(tensor(t, layer, "self_attn.q_norm.weight").view(1, -1));
     }
 
+    /** The key map of head h's key/value head, times the key norm's weight: the layer's whose keys it reads. */
     private static Tensor wk(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
-        int kv = c.nKvHeads(layer);
-        return rows(t, c, layer, "k_proj.weight", kv, h / (HEADS / kv)).transpose(0, 1)
-                .mul(tensor(t, layer, "self_attn.k_norm.weight").view(1, -1));
+        int from = c.keysFrom(layer);
+        int kv = c.nKvHeads(from);
+        return rows(t, c, from, "k_proj.weight", kv, h / (HEADS / kv)).transpose(0, 1)
+                .mul(tensor(t, from, "self_attn.k_norm.weight").view(1, -1));
     }
 
     private static Tensor wv(SafeTensorsFile t, HookedAutoConfig c, int layer, int h) {
-        int kv = c.nKvHeads(layer);
-        String values = c.architecture().valuesAreKeys(layer) ? "k_proj.weight" : "v_proj.weight";
-        return rows(t, c, layer, values, kv, h / (HEADS / kv)).transpose(0, 1);
+        int from = c.keysFrom(layer);
+        int kv = c.nKvHeads(from);
+        String values = c.architecture().valuesAreKeys(from) ? "k_proj.weight" : "v_proj.weight";
+        return rows(t, c, from, values, kv, h / (HEADS / kv)).transpose(0, 1);
     }
 
     /** Head h's output map {@code [d_head, d_model]}, times the attention output norm's weight. */

@@ -124,8 +124,12 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @param dHead the width of each of its query, key and value heads
      * @param valuesAreKeys whether its values are its keys' projection (Gemma 4's {@code attention_k_eq_v}: no
      *     {@code v_proj}; the values leave {@code k_proj} before the key norm and the rotary embedding)
+     * @param keysFrom the earlier layer whose keys and values, as its attention uses them, this layer's queries
+     *     attend to (Gemma 4's {@code num_kv_shared_layers}: the layer has no key or value projection); -1 for its own
+     * @param mlpWidth the width of its MLP's hidden layer (Gemma 4's {@code use_double_wide_mlp} doubles it in layers
+     *     that share keys and values)
      */
-    public record LayerHeads(int kvHeads, int dHead, boolean valuesAreKeys) {
+    public record LayerHeads(int kvHeads, int dHead, boolean valuesAreKeys, int keysFrom, int mlpWidth) {
     }
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
@@ -306,6 +310,37 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      */
     public boolean valuesAreKeys(int layer) {
         return layerHeads != null && layerHeads.get(layer).valuesAreKeys();
+    }
+
+    /**
+     * The layer whose keys and values a layer's queries attend to: its own, or an earlier one's
+     * ({@link LayerHeads#keysFrom}).
+     *
+     * @param layer the layer index
+     * @return that layer's index
+     */
+    public int keysFrom(int layer) {
+        return layerHeads == null || layerHeads.get(layer).keysFrom() < 0 ? layer : layerHeads.get(layer).keysFrom();
+    }
+
+    /**
+     * Whether a later layer attends to a layer's keys and values ({@link LayerHeads#keysFrom}).
+     *
+     * @param layer the layer index
+     * @return true where one does
+     */
+    public boolean keysShared(int layer) {
+        return layerHeads != null && layerHeads.stream().anyMatch(h -> h.keysFrom() == layer);
+    }
+
+    /**
+     * The width of a layer's MLP hidden layer: {@code dMlp}, or the layer's own where layers differ.
+     *
+     * @param layer the layer index
+     * @return the width
+     */
+    public int dMlp(int layer) {
+        return layerHeads == null ? dMlp : layerHeads.get(layer).mlpWidth();
     }
 
     /**

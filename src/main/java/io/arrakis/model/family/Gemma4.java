@@ -52,11 +52,13 @@ import static io.arrakis.model.family.Slot.*;
  *   {@code "proportional"} ({@link Rope.Proportional}), each over its layers' own head width;</li>
  *   <li>a learned {@code layer_scalar} that multiplies the residual stream each block outputs;</li>
  *   <li>where {@code hidden_size_per_layer_input} &gt; 0 (its default, 256), per-layer embeddings
- *   ({@link PerLayerInputs}).</li>
+ *   ({@link PerLayerInputs});</li>
+ *   <li>the last {@code num_kv_shared_layers} layers attending to the keys and values of the last earlier layer of
+ *   their type, as that layer's attention uses them, with no key or value projection of their own
+ *   ({@link Architecture.LayerHeads#keysFrom}), their MLPs twice as wide with {@code use_double_wide_mlp}.</li>
  * </ul>
- * The last layer is full attention whatever {@code layer_types} says, as the configuration class forces it. Layers
- * sharing an earlier layer's keys and values ({@code num_kv_shared_layers} &gt; 0) and the mixture-of-experts block
- * ({@code enable_moe_block}: the 26B A4B model) are not implemented and refused, as is
+ * The last layer is full attention whatever {@code layer_types} says, as the configuration class forces it. The
+ * mixture-of-experts block ({@code enable_moe_block}: the 26B A4B model) is not implemented and refused, as is
  * {@code use_bidirectional_attention = "all"}; {@code "vision"} makes only image tokens attend both ways, so text
  * passes are causal.
  *
@@ -145,11 +147,6 @@ final class Gemma4 extends ModelFamily {
 
     /** Refuses the parts of Gemma 4 that are not implemented, naming the key that asks for each. */
     private static void refuseUnimplemented(Settings s) {
-        int shared = s.integer("num_kv_shared_layers");
-        if (shared != 0) {
-            throw invalid("num_kv_shared_layers", shared, "makes the last layers reuse an earlier layer's keys and"
-                    + " values, which is not implemented; 0 turns it off");
-        }
         if (s.bool("enable_moe_block")) {
             throw invalid("enable_moe_block", true, "adds a mixture of experts beside each MLP (Gemma 4's 26B A4B),"
                     + " which is not implemented");
@@ -216,6 +213,13 @@ final class Gemma4 extends ModelFamily {
             }
         }
         int queryHeads = s.integer("num_attention_heads");
+        int shared = s.integer("num_kv_shared_layers");
+        if (shared < 0 || shared >= layers) {
+            throw invalid("num_kv_shared_layers", shared, "must lie in [0, num_hidden_layers = " + layers + "): the"
+                    + " layers it counts from the end reuse the keys and values of earlier ones");
+        }
+        int firstShared = layers - shared;
+        int mlp = s.integer("intermediate_size");
         List<LayerHeads> heads = new ArrayList<>(layers);
         Map<LayerAttention, LayerHeads> headsOfKind = new HashMap<>();
         for (int l = 0; l < layers; l++) {
@@ -228,12 +232,22 @@ final class Gemma4 extends ModelFamily {
                         ? "per_layer_config." + l + ".num_key_value_heads" : "num_global_key_value_heads";
                 throw invalid(key, kv, "does not divide num_attention_heads = " + queryHeads);
             }
-            LayerHeads these = new LayerHeads(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL);
+            LayerHeads these = new LayerHeads(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL, -1,
+                    mlp);
             LayerHeads before = headsOfKind.putIfAbsent(kinds.get(l), these);
             if (before != null && !before.equals(these)) { // transformers' rotary embedding reads one per type
                 throw invalid("per_layer_config", perLayer, "gives layers of one type different heads, "
                         + before.kvHeads() + " key/value heads of " + before.dHead() + " and " + kv + " of " + width
                         + "; transformers refuses a layer type whose layers are not alike");
+            }
+            if (l >= firstShared) { // the keys and values of the last earlier layer of its type, as it uses them
+                int from = kinds.subList(0, firstShared).lastIndexOf(kinds.get(l));
+                if (from < 0) {
+                    throw invalid("num_kv_shared_layers", shared, "makes layer " + l + " reuse the keys and values"
+                            + " of an earlier " + kinds.get(l).name().toLowerCase(java.util.Locale.ROOT) + " layer,"
+                            + " and no layer before " + firstShared + " is one");
+                }
+                these = new LayerHeads(kv, width, false, from, s.bool("use_double_wide_mlp") ? 2 * mlp : mlp);
             }
             heads.add(these);
         }
@@ -280,7 +294,6 @@ final class Gemma4 extends ModelFamily {
     @Override
     public Checkpoint checkpoint(Architecture a) {
         long d = a.dModel();
-        long mlp = a.dMlp();
         Checkpoint.Builder b = Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
                 .layer(stored("input_layernorm.weight", LN1_W, d));
@@ -297,24 +310,31 @@ final class Gemma4 extends ModelFamily {
         for (LayerHeads h : new LinkedHashSet<>(a.layerHeads())) {
             long q = (long) a.nHeads() * h.dHead();
             long kv = (long) h.kvHeads() * h.dHead();
+            long mlp = h.mlpWidth();
+            boolean own = h.keysFrom() < 0; // a layer that shares keys and values projects none
             java.util.function.IntPredicate these = l -> a.layerHeads().get(l).equals(h);
             b.layerWhere(these, linear("self_attn.q_proj.weight", WQ, q, d),
-                            linear("self_attn.k_proj.weight", WK, kv, d))
-                    .layerWhere(l -> these.test(l) && !h.valuesAreKeys(), linear("self_attn.v_proj.weight", WV, kv, d))
-                    .layerWhere(l -> these.test(l) && a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q),
-                            stored("self_attn.k_proj.bias", BK, kv))
-                    .layerWhere(l -> these.test(l) && a.qkvBias() && !h.valuesAreKeys(),
-                            stored("self_attn.v_proj.bias", BV, kv))
-                    .layerWhere(these, stored("self_attn.q_norm.weight", Q_NORM, h.dHead()),
-                            stored("self_attn.k_norm.weight", K_NORM, h.dHead()),
-                            linear("self_attn.o_proj.weight", WO, d, q));
+                            stored("self_attn.q_norm.weight", Q_NORM, h.dHead()),
+                            linear("self_attn.o_proj.weight", WO, d, q),
+                            linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
+                            linear("mlp.down_proj.weight", W_OUT, d, mlp))
+                    .layerWhere(l -> these.test(l) && own, linear("self_attn.k_proj.weight", WK, kv, d),
+                            stored("self_attn.k_norm.weight", K_NORM, h.dHead()))
+                    .layerWhere(l -> these.test(l) && own && !h.valuesAreKeys(),
+                            linear("self_attn.v_proj.weight", WV, kv, d))
+                    .layerWhere(l -> these.test(l) && a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q))
+                    .layerWhere(l -> these.test(l) && a.qkvBias() && own, stored("self_attn.k_proj.bias", BK, kv))
+                    .layerWhere(l -> these.test(l) && a.qkvBias() && own && !h.valuesAreKeys(),
+                            stored("self_attn.v_proj.bias", BV, kv));
+        }
+        for (String unused : List.of("k_proj.", "v_proj.", "k_norm.", "v_norm.")) { // transformers ignores them too
+            b.unreadInLayers(l -> a.keysFrom(l) != l, "self_attn." + unused, 0);
         }
         return b.layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
                 .layer(stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d),
                         stored("pre_feedforward_layernorm.weight", LN2_W, d),
                         stored("post_feedforward_layernorm.weight", MLP_OUT_NORM_W, d),
-                        linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
-                        linear("mlp.down_proj.weight", W_OUT, d, mlp), stored("layer_scalar", LAYER_SCALAR, 1))
+                        stored("layer_scalar", LAYER_SCALAR, 1))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)
                 .build();
