@@ -56,7 +56,8 @@ import java.util.function.Function;
  * whole group's effect, and every query head of a group, taken as the receiver, gets the same value by those routes.
  *
  * <p>A receiver whose layer attends to an earlier layer's keys and values (gemma4's sharing layers) has a query route
- * only.
+ * only; the key and value routes of a head of the layer it shares reach every layer sharing them too, as in the
+ * model.
  *
  * <p>In models with layers without heads (the linear attention of Qwen3.5 and Qwen3-Next, the short convolutions of
  * LFM2), senders and receivers are heads of the softmax-attention layers; such a layer between them is an attention
@@ -381,9 +382,22 @@ public final class PathPatching {
         if (model == null || receiver == null || route == null || metric == null || mode == null) {
             throw new IllegalArgumentException("model, receiver, route, metric and mode must not be null");
         }
-        HookedAutoConfig c = model.config();
-        if (route != Route.Q && receiver.layer() < c.nLayers() && c.keysFrom(receiver.layer()) != receiver.layer()) {
-            int from = c.keysFrom(receiver.layer());
+        checkRoute(model.config(), receiver, route);
+    }
+
+    /**
+     * Refuses the key and value routes of a receiver whose layer attends to an earlier layer's keys and values
+     * (gemma4's sharing layers), naming that layer.
+     *
+     * @param config   the model's configuration
+     * @param receiver the receiving head
+     * @param route    its route
+     * @throws IllegalArgumentException for such a receiver and a K or V route
+     */
+    public static void checkRoute(HookedAutoConfig config, Head receiver, Route route) {
+        int layer = receiver.layer();
+        if (route != Route.Q && layer < config.nLayers() && config.keysFrom(layer) != layer) {
+            int from = config.keysFrom(layer);
             throw new IllegalArgumentException("receiver " + receiver + "'s keys and values are layer " + from + "'s,"
                     + " which it shares: it has no " + route + " input of its own; patch route " + route + " of a"
                     + " head of layer " + from + ", whose keys and values every layer sharing them reads");

@@ -432,6 +432,17 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The width of one layer's MLP hidden layer: {@link #dMlp()}, but where layers differ (Gemma 4's
+     * {@code use_double_wide_mlp} doubles it in the layers that share keys and values).
+     *
+     * @param layer the layer index
+     * @return its width
+     */
+    public int dMlp(int layer) {
+        return arch.dMlp(layer);
+    }
+
+    /**
      * The layer whose keys and values a layer's queries attend to: its own, but in Gemma 4's layers that share an
      * earlier layer's ({@code num_kv_shared_layers}), which project none.
      *

@@ -470,9 +470,22 @@ public final class HookedAutoModel implements AutoCloseable {
     }
 
     private static final Pattern ROTATION = Pattern.compile("blocks\\.(\\d{1,9})\\.attn\\.hook_rot_[qk]");
+    private static final Pattern KEYS_VALUES = Pattern.compile(
+            "blocks\\.(\\d{1,9})\\.attn\\.hook_(k|v|k_normed|v_normed|rot_k)");
 
-    /** Why {@code name}, a rotation's hook point, is none here: its layer does not rotate; else nothing. */
+    /**
+     * Why {@code name}, a rotation's or a key's or value's hook point, is none here: its layer does not rotate, or
+     * attends to an earlier layer's keys and values; else nothing.
+     */
     private String unrotated(String name) {
+        Matcher kv = KEYS_VALUES.matcher(name);
+        if (kv.matches() && Integer.parseInt(kv.group(1)) < config.nLayers()) {
+            int layer = Integer.parseInt(kv.group(1));
+            if (config.keysFrom(layer) != layer) {
+                return " (layer " + layer + " attends to layer " + config.keysFrom(layer) + "'s keys and values and"
+                        + " makes none: hook that layer's)";
+            }
+        }
         Matcher m = ROTATION.matcher(name);
         if (!m.matches() || !config.rotary()) {
             return "";
@@ -1121,7 +1134,8 @@ public final class HookedAutoModel implements AutoCloseable {
                     throw new UnsupportedOperationException("this " + config.family() + " model's layers 0 and " + l
                             + " hold these weights in different shapes, " + Arrays.toString(layers.getFirst().shape())
                             + " and " + Arrays.toString(layers.get(l).shape()) + " (a dense MLP and experts, layers"
-                            + " that mix tokens differently, or heads of different widths): ask for them per layer");
+                            + " that mix tokens differently, heads or MLPs of different widths): ask for them per"
+                            + " layer");
                 }
             }
             return scope.keep(Tensor.stack(layers, 0));

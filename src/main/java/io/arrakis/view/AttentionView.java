@@ -82,7 +82,8 @@ public final class AttentionView {
      * @param answer            the token whose logit difference to {@code wrong} the patching measures at the last
      *                          position; -1 for the clean input's top token
      * @param wrong             the other token; -1 for the corrupted input's top token
-     * @param receivers         the receiving heads; empty for every head of the last layer (attending by softmax)
+     * @param receivers         the receiving heads; empty for every head of the last layer attending by softmax with
+     *                          keys and values of its own
      * @param routes            the receivers' inputs to patch; empty for Q, K and V
      * @param progress          told how many of the page's steps are done
      */
@@ -205,10 +206,11 @@ public final class AttentionView {
             HeadDetectors.check(model, options.detectorSeqLen(), options.detectorBatch(), OptionalLong.empty());
         }
         List<Head> receivers = options.corrupted() == null ? List.of() : receivers(model, options.receivers());
+        List<PathPatching.Route> routes = options.routes().isEmpty() ? List.of(PathPatching.Route.values())
+                : options.routes();
         if (options.corrupted() != null) {
-            checkPatching(model, options, receivers);
+            checkPatching(model, options, receivers, routes);
         }
-        List<PathPatching.Route> routes = options.routes().isEmpty() ? List.of(PathPatching.Route.values()) : options.routes();
         long steps = 1 + CompositionScores.Mode.values().length + 1 + (long) receivers.size() * routes.size();
         long[] done = {0};
         Runnable step = () -> options.progress().advanced(++done[0], steps);
@@ -395,9 +397,11 @@ public final class AttentionView {
         }
     }
 
-    /** What patching would refuse after the rest of the page's work: its receivers, answer and wrong token. */
-    private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers) {
+    /** What patching would refuse after the rest of the page's work: its receivers, routes, answer and wrong token. */
+    private static void checkPatching(HookedAutoModel model, Options options, List<Head> receivers,
+                                      List<PathPatching.Route> routes) {
         receivers.forEach(r -> PathPatching.checkReceiver(model.config(), r));
+        receivers.forEach(r -> routes.forEach(route -> PathPatching.checkRoute(model.config(), r, route)));
         long vocab = model.config().vocabSize();
         for (long token : new long[] {options.answer(), options.wrong()}) {
             if (token >= vocab) {
@@ -411,10 +415,14 @@ public final class AttentionView {
         }
     }
 
-    /** The receivers given, else every head of the last softmax-attention layer. */
+    /**
+     * The receivers given, else every head of the last softmax-attention layer with keys and values of its own (not
+     * one of gemma4's sharing layers, which have a query route alone).
+     */
     private static List<Head> receivers(HookedAutoModel model, List<Head> given) {
         HookedAutoConfig c = model.config();
         int[] softmax = java.util.stream.IntStream.range(0, c.nLayers()).filter(c::attentionHeads).toArray();
+        int[] ownKeys = java.util.Arrays.stream(softmax).filter(l -> c.keysFrom(l) == l).toArray();
         if (softmax.length < 2) {
             throw new IllegalArgumentException("path patching needs a sender below the receiver; this model has "
                     + (c.nLayers() == 1 ? "one layer" : softmax.length + " layer attending by softmax, the others"
@@ -425,7 +433,7 @@ public final class AttentionView {
         }
         List<Head> last = new ArrayList<>();
         for (int h = 0; h < c.nHeads(); h++) {
-            last.add(Head.of(softmax[softmax.length - 1], h));
+            last.add(Head.of(ownKeys[ownKeys.length - 1], h));
         }
         return last;
     }

@@ -80,7 +80,8 @@ final class Sweep implements Callable<Integer> {
             try (HfTokenizer tokenizer = Files.isRegularFile(tokenizerFile) ? HfTokenizer.load(tokenizerFile) : null) {
                 pairs = PromptFile.read(prompts, tokenizer, config.vocabSize(), config.maxPositions());
             }
-            heads = receivers.equals("all") ? PatchingSweep.allReceivers(config) : parseReceivers(receivers, config);
+            heads = receivers.equals("all") ? PatchingSweep.allReceivers(config, route)
+                    : parseReceivers(receivers, config, route);
             PatchingSweep.Result result;
             try (SparkSession spark = job.start();
                  TerminalProgress progress = TerminalProgress.of("sweep patching", "tasks", json, main.err)) {
@@ -209,7 +210,7 @@ final class Sweep implements Callable<Integer> {
     }
 
     /** "1.0,2.3" → those heads, each checked against the model. */
-    private static List<Head> parseReceivers(String text, HookedAutoConfig config) {
+    private static List<Head> parseReceivers(String text, HookedAutoConfig config, PathPatching.Route route) {
         List<Head> heads = new ArrayList<>();
         for (String part : text.split(",", -1)) {
             Head head = Main.parseHead(part);
@@ -222,8 +223,9 @@ final class Sweep implements Callable<Integer> {
             if (heads.contains(head)) {
                 throw new IllegalArgumentException("--receivers: '" + part.trim() + "' is named twice");
             }
-            try { // a head of a layer without heads, or with none below it: before Spark starts
+            try { // a head of a layer without heads, or with none below it, or no such route: before Spark starts
                 PathPatching.checkReceiver(config, head);
+                PathPatching.checkRoute(config, head, route);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("--receivers: " + e.getMessage(), e);
             }

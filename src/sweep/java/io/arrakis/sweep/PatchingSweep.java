@@ -58,9 +58,10 @@ public final class PatchingSweep {
 
     /**
      * Every head of the layers above the first that attends by softmax, layers without heads left out (linear
-     * attention, short convolutions): the receivers of {@code --receivers all}.
+     * attention, short convolutions), and for the key and value routes layers that share an earlier layer's keys and
+     * values (gemma4's): the receivers of {@code --receivers all}.
      */
-    public static List<Head> allReceivers(HookedAutoConfig config) {
+    public static List<Head> allReceivers(HookedAutoConfig config, PathPatching.Route route) {
         if (config.nLayers() < 2) {
             throw new IllegalArgumentException("this model has one layer: no head receives from another");
         }
@@ -73,6 +74,9 @@ public final class PatchingSweep {
         }
         List<Head> heads = new ArrayList<>();
         for (int i = 1; i < softmax.length; i++) {
+            if (route != PathPatching.Route.Q && config.keysFrom(softmax[i]) != softmax[i]) {
+                continue;
+            }
             for (int h = 0; h < config.nHeads(); h++) {
                 heads.add(Head.of(softmax[i], h));
             }
@@ -125,6 +129,7 @@ public final class PatchingSweep {
         String folder = ModelFolder.resolve(Path.of(modelFolder)).toAbsolutePath().normalize().toString();
         HookedAutoConfig config = HookedAutoConfig.fromJson(Path.of(folder, "config.json"));
         receivers.forEach(r -> PathPatching.checkReceiver(config, r));
+        receivers.forEach(r -> PathPatching.checkRoute(config, r, route));
         long start = System.nanoTime();
         int[] receiverPairs = new int[2 * receivers.size()]; // records are not serializable; the pairs are
         for (int i = 0; i < receivers.size(); i++) {

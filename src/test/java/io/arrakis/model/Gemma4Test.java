@@ -351,6 +351,71 @@ class Gemma4Test {
         }
     }
 
+    /**
+     * With the attention-input norms folded in, a sharing layer's keys carry the norm of the layer whose stream they
+     * are made from (layer 1's for layer 3), its queries its own; the attention page patches, by default, the last
+     * layer with keys and values of its own, every route.
+     */
+    @Test
+    void aSharingLayersKeysFoldTheNormOfTheLayerTheyAreMadeIn() {
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile t = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(FIXTURE)) {
+            HookedAutoConfig c = model.config();
+            Tensor ov = wv(t, c, 0, 0).mul(norm(t, 0)).matmul(wo(t, c, 0, 0));
+            Tensor qk = wq(t, c, 3, 0).mul(norm(t, 3)).matmul(wk(t, c, 3, 0).mul(norm(t, 1)).transpose(0, 1));
+            double expected = ov.matmul(qk.transpose(0, 1)).norm().item() / (ov.norm().item() * qk.norm().item());
+            assertEquals(expected, CompositionScores.pair(model, Head.of(0, 0), Head.of(3, 0), Mode.K,
+                    CompositionScores.Options.builder().foldLn(true).build()), 1e-7);
+
+            Tensor ids = Tensor.of(new long[] {3, 14, 15, 9, 26}, 1, 5);
+            Tensor corrupted = Tensor.of(new long[] {3, 14, 15, 9, 60}, 1, 5);
+            io.arrakis.view.AttentionView view = io.arrakis.view.AttentionView.of(model, ids,
+                    io.arrakis.view.AttentionView.Options.defaults().withPatching(corrupted, 7, 21, List.of(),
+                            List.of()));
+            List<?> effects = (List<?>) ((Map<?, ?>) view.data().get("patching")).get("effects");
+            assertEquals(HEADS * 3, effects.size());
+            assertTrue(effects.stream().allMatch(e -> ((String) ((Map<?, ?>) e).get("receiver")).startsWith("L2H")),
+                    effects.toString());
+        }
+    }
+
+    /** A layer's attention-input norm weight as a column {@code [d_model, 1]}, which multiplies a map's rows. */
+    private static Tensor norm(SafeTensorsFile t, int layer) {
+        return tensor(t, layer, "input_layernorm.weight").view(D_MODEL, 1);
+    }
+
+    /**
+     * Sharing layers' MLPs are twice as wide only with use_double_wide_mlp; a checkpoint that still holds their key
+     * and value projections and norms loads (transformers ignores them too) and computes the same logits.
+     */
+    @Test
+    void sharingLayersMlpWidthAndLeftoverProjections() throws Exception {
+        Map<String, Object> file = config(FIXTURE);
+        file.put("use_double_wide_mlp", false);
+        assertEquals(48, read(file).architecture().dMlp(3));
+        Path copy = dir.resolve("leftovers");
+        Files.createDirectories(copy);
+        Files.copy(FIXTURE.resolve("config.json"), copy.resolve("config.json"));
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile weights = SafeTensorsFile.open(FIXTURE.resolve("model.safetensors"));
+             SafeTensorsFile reference = SafeTensorsFile.open(FIXTURE.resolve("reference.safetensors"))) {
+            for (String name : weights.names()) {
+                tensors.put(name, weights.tensor(name));
+            }
+            for (String left : List.of("k_proj.weight", "v_proj.weight", "k_norm.weight")) {
+                Tensor own = weights.tensor("model.layers.1.self_attn." + left);
+                tensors.put("model.layers.3.self_attn." + left, own);
+            }
+            SafeTensorsWriter.write(copy.resolve("model.safetensors"), tensors, Map.of());
+            try (HookedAutoModel model = HookedAutoModel.fromPretrained(copy)) {
+                assertArrayEquals(reference.tensor("logits").toFloatArray(),
+                        model.runWithHooks(reference.tensor("input_ids")).toFloatArray(), 1e-4f);
+            }
+        }
+    }
+
     /** The score of one pair from the checkpoint's tensors, as the published definition states it, in float64. */
     private static double definition(SafeTensorsFile t, HookedAutoConfig c, Mode mode, int l1, int h1, int l2,
                                       int h2) {

@@ -32,11 +32,11 @@ class GpuCheckTest {
             assertFalse(row.containsKey("error"), row.toString());
             assertEquals(0.0, ((Number) row.get("device_vs_cpu_logits_max_abs")).doubleValue(), 1e-6, row.toString());
             // qwen3.5's linear attention amplifies bfloat16's rounding: transformers' own bfloat16 pass of the qwen3-5
-            // fixture on these ids is 0.10 from its float32 one, the others' below 0.05; so does gemma4's fixture,
-            // whose last layers attend to earlier layers' keys and values (transformers' lies up to 0.48 away on 32
-            // random tokens; Gemma4Test compares the bfloat16 pass with transformers' own); a mixture's bfloat16 pass
-            // may route tokens to other experts (transformers' of qwen3-5-moe lies 0.3 to 0.4 away)
-            double bound = row.get("model").equals("qwen3-5") ? 0.15 : row.get("model").equals("gemma4") ? 0.6 : 0.1;
+            // fixture on these ids is 0.10 from its float32 one, the others' below 0.05; so do gemma4's ill-conditioned
+            // random weights (transformers' own lies up to 0.6 away on 2 x 32 random tokens; Gemma4Test compares the
+            // bfloat16 pass with transformers' own); a mixture's bfloat16 pass may route tokens to other experts
+            // (transformers' of qwen3-5-moe lies 0.3 to 0.4 away)
+            double bound = row.get("model").equals("qwen3-5") ? 0.15 : row.get("model").equals("gemma4") ? 0.7 : 0.1;
             assertTrue(row.get("mixture_of_experts").equals(true)
                     || ((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < bound,
                     row.toString());

@@ -35,7 +35,7 @@ class ClusterSweepTest {
         String model = PatchingSweepTest.MODEL.toAbsolutePath().toString();
         List<io.arrakis.composer.Head> receivers;
         try (HookedAutoModel m = HookedAutoModel.fromPretrained(PatchingSweepTest.MODEL)) {
-            receivers = PatchingSweep.allReceivers(m.config());
+            receivers = PatchingSweep.allReceivers(m.config(), PathPatching.Route.V);
         }
         List<String> local;
         try (SparkSession spark = Sweeps.session("local[2]", Map.of("spark.ui.enabled", "false"))) {

@@ -322,11 +322,28 @@ class PatchingSweepTest {
     void allReceiversLeaveOutLayersWithoutHeads() {
         HookedAutoConfig lfm2 = HookedAutoConfig.fromJson(Fixtures.huggingFace("lfm2").resolve("config.json"));
         assertEquals(List.of(Head.of(3, 0), Head.of(3, 1), Head.of(3, 2), Head.of(3, 3)),
-                PatchingSweep.allReceivers(lfm2));
+                PatchingSweep.allReceivers(lfm2, PathPatching.Route.V));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.allReceivers(
-                lfm2.with("layer_types", List.of("conv", "full_attention", "conv", "conv"))));
+                lfm2.with("layer_types", List.of("conv", "full_attention", "conv", "conv")), PathPatching.Route.V));
         assertTrue(e.getMessage().contains("1 layer attending by softmax") && e.getMessage().contains("convolution"),
                 e.getMessage());
+    }
+
+    /**
+     * Gemma 4's layers 3 and 4 attend to layers 1's and 2's keys and values: receivers of the query route, not of the
+     * key and value routes, which a sweep refuses for them before any work.
+     */
+    @Test
+    void allReceiversOfTheKeyAndValueRoutesLeaveOutLayersThatShareThem() {
+        HookedAutoConfig gemma4 = HookedAutoConfig.fromJson(Fixtures.huggingFace("gemma4").resolve("config.json"));
+        assertEquals(4 * 4, PatchingSweep.allReceivers(gemma4, PathPatching.Route.Q).size());
+        List<Head> keys = PatchingSweep.allReceivers(gemma4, PathPatching.Route.K);
+        assertEquals(2 * 4, keys.size());
+        assertTrue(keys.stream().allMatch(h -> h.layer() <= 2), keys.toString());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PatchingSweep.run(spark,
+                Fixtures.huggingFace("gemma4").toString(), prompts(1), PathPatching.Route.V, List.of(Head.of(3, 0)),
+                dir.resolve("none.parquet").toString(), io.arrakis.Progress.NONE));
+        assertTrue(e.getMessage().contains("layer 1's"), e.getMessage());
     }
 
     /**
