@@ -895,14 +895,14 @@ public final class HookedAutoConfig {
 
     private String summary() {
         return "d_model=" + arch.dModel() + ", n_layers=" + arch.nLayers() + ", n_heads=" + arch.nHeads()
-                + ", n_kv_heads=" + arch.nKvHeads() + ", d_head=" + arch.dHead() + layerHeads()
+                + ", n_kv_heads=" + arch.nKvHeads() + ", d_head=" + arch.dHead() + layerShapes()
                 + ", d_mlp=" + arch.dMlp()
                 + ", d_vocab=" + arch.vocabSize() + ", n_ctx=" + arch.maxPositions();
     }
 
     /** The layers whose heads differ from the model-wide ones, as {@code " (layers 5, 11: 2 kv heads of 512)"}. */
-    private String layerHeads() {
-        if (arch.layerHeads() == null) {
+    private String layerShapes() {
+        if (arch.layerShapes() == null) {
             return "";
         }
         Map<String, List<Integer>> byShape = new LinkedHashMap<>();

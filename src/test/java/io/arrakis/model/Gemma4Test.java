@@ -9,7 +9,7 @@ import io.arrakis.model.HookedAutoModel.HookSpec;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
-import io.arrakis.model.family.Architecture.LayerHeads;
+import io.arrakis.model.family.Architecture.LayerShape;
 import io.arrakis.model.family.Rope;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
@@ -64,7 +64,7 @@ class Gemma4Test {
             boolean full = l % 6 == 5;
             assertEquals(full ? LayerAttention.FULL : LayerAttention.SLIDING, a.layerAttention().get(l), "layer " + l);
             // attention_k_eq_v is false by default, so num_global_key_value_heads does not apply
-            assertEquals(new LayerHeads(4, full ? 512 : 256, false, -1, 9216), a.layerHeads().get(l), "layer " + l);
+            assertEquals(new LayerShape(4, full ? 512 : 256, false, -1, 9216), a.layerShapes().get(l), "layer " + l);
         }
         assertEquals(new Architecture.PerLayerInputs(262_144, 256), a.perLayerInputs());
         assertEquals(512, c.widestHead());
@@ -112,10 +112,10 @@ class Gemma4Test {
         Map<String, Object> file = config(KEYS_AS_VALUES);
         file.remove("per_layer_config");
         file.putAll(Map.of("global_head_dim", 16, "num_global_key_value_heads", 1));
-        assertEquals(HookedAutoConfig.fromJson(KEYS_AS_VALUES.resolve("config.json")).architecture().layerHeads(),
-                read(file).architecture().layerHeads());
+        assertEquals(HookedAutoConfig.fromJson(KEYS_AS_VALUES.resolve("config.json")).architecture().layerShapes(),
+                read(file).architecture().layerShapes());
         file.put("attention_k_eq_v", false); // the kv-head override is gated by it
-        assertEquals(new LayerHeads(2, 16, false, -1, 48), read(file).architecture().layerHeads().get(2));
+        assertEquals(new LayerShape(2, 16, false, -1, 48), read(file).architecture().layerShapes().get(2));
 
         Map<String, Object> older = new LinkedHashMap<>(Map.of("model_type", "gemma4_text", "hidden_size", 64,
                 "num_hidden_layers", 6, "num_attention_heads", 4, "num_key_value_heads", 2, "head_dim", 8,
@@ -123,8 +123,8 @@ class Gemma4Test {
         older.putAll(Map.of("hidden_size_per_layer_input", 0, "vocab_size", 100, "intermediate_size", 96));
         HookedAutoConfig c = read(older);
         assertEquals(167_894, c.parameterCount());
-        assertEquals(new LayerHeads(1, 32, true, -1, 96), c.architecture().layerHeads().get(5));
-        assertEquals(new LayerHeads(2, 8, false, -1, 96), c.architecture().layerHeads().get(4));
+        assertEquals(new LayerShape(1, 32, true, -1, 96), c.architecture().layerShapes().get(5));
+        assertEquals(new LayerShape(2, 8, false, -1, 96), c.architecture().layerShapes().get(4));
     }
 
     /** Forced full, the last layer gets the full layers' heads too (TinyConfigs' global_head_dim, 16). */
@@ -133,8 +133,8 @@ class Gemma4Test {
         Architecture a = TinyConfigs.of("gemma4").with(Map.of("layer_types",
                 List.of("sliding_attention", "sliding_attention"))).architecture();
         assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.FULL), a.layerAttention());
-        assertEquals(List.of(new LayerHeads(2, 8, false, -1, 48), new LayerHeads(2, 16, false, -1, 48)),
-                a.layerHeads());
+        assertEquals(List.of(new LayerShape(2, 8, false, -1, 48), new LayerShape(2, 16, false, -1, 48)),
+                a.layerShapes());
     }
 
     /** A top-level {@code partial_rotary_factor} fills in the proportional rope's, as standardize_rope_params does. */

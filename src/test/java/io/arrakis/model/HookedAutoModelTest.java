@@ -716,7 +716,7 @@ class HookedAutoModelTest {
                 assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
                 return;
             }
-            if (config.architecture().layerHeads() != null) { // gemma4's layers' heads differ: per layer (Gemma4Test)
+            if (config.architecture().layerShapes() != null) { // gemma4's layers' heads differ: per layer (Gemma4Test)
                 assertArrayEquals(new long[] {heads, 32, d}, model.W_Q(1).shape());
                 assertArrayEquals(new long[] {heads, dv, 32}, model.W_O(1).shape());
                 return;

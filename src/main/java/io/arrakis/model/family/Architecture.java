@@ -79,9 +79,10 @@ import java.util.List;
  *     does
  * @param headInputDivisor what the final norm's output is divided by before the unembedding (MiniCPM3's
  *     {@code logits_scaling}); 1 otherwise
- * @param layerHeads per layer, its key/value heads and head width where layers differ (Gemma 4's full-attention
- *     layers have wider heads, and fewer key/value heads, than its sliding ones), or null where every layer has
- *     {@code nKvHeads} heads of {@code dHead}
+ * @param layerShapes per layer, its key/value heads, head width, keys and MLP width where layers differ (Gemma 4's
+ *     full-attention layers have wider heads, and fewer key/value heads, than its sliding ones; its last layers may
+ *     attend to earlier layers' keys and values), or null where every layer has {@code nKvHeads} heads of
+ *     {@code dHead}, keys of its own and an MLP of {@code dMlp}
  * @param valueNorm whether each value head is divided by its RMS, without a weight, before attention (Gemma 4's
  *     {@code v_norm})
  * @param layerScalars whether each block ends by multiplying the whole residual stream by a learned scalar of its
@@ -102,7 +103,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
         LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor,
-        List<LayerHeads> layerHeads, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs) {
+        List<LayerShape> layerShapes, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs) {
 
     /**
      * Gemma 4's per-layer embeddings (PLE): every block gets an input of {@code width} features per token, the sum,
@@ -118,7 +119,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
     }
 
     /**
-     * One layer's attention heads where layers differ.
+     * One layer's attention and MLP shapes where layers differ.
      *
      * @param kvHeads its key/value heads
      * @param dHead the width of each of its query, key and value heads
@@ -129,7 +130,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @param mlpWidth the width of its MLP's hidden layer (Gemma 4's {@code use_double_wide_mlp} doubles it in layers
      *     that share keys and values)
      */
-    public record LayerHeads(int kvHeads, int dHead, boolean valuesAreKeys, int keysFrom, int mlpWidth) {
+    public record LayerShape(int kvHeads, int dHead, boolean valuesAreKeys, int keysFrom, int mlpWidth) {
     }
 
     /** The factor the token embeddings are multiplied by in a model of {@code dtype}, as the family multiplies. */
@@ -261,12 +262,12 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("shortConvolution has " + shortConvolution.layers().size()
                     + " entries for " + nLayers + " layers");
         }
-        layerHeads = layerHeads == null ? null : List.copyOf(layerHeads);
-        if (layerHeads != null && layerHeads.size() != nLayers) {
-            throw new IllegalArgumentException("layerHeads has " + layerHeads.size() + " entries for " + nLayers
+        layerShapes = layerShapes == null ? null : List.copyOf(layerShapes);
+        if (layerShapes != null && layerShapes.size() != nLayers) {
+            throw new IllegalArgumentException("layerShapes has " + layerShapes.size() + " entries for " + nLayers
                     + " layers");
         }
-        if (layerHeads != null && latentAttention != null) {
+        if (layerShapes != null && latentAttention != null) {
             throw new IllegalArgumentException("per-layer heads and latent attention do not combine");
         }
     }
@@ -278,7 +279,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return its key/value heads
      */
     public int nKvHeads(int layer) {
-        return layerHeads == null ? nKvHeads : layerHeads.get(layer).kvHeads();
+        return layerShapes == null ? nKvHeads : layerShapes.get(layer).kvHeads();
     }
 
     /**
@@ -288,7 +289,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return the width
      */
     public int dHead(int layer) {
-        return layerHeads == null ? dHead : layerHeads.get(layer).dHead();
+        return layerShapes == null ? dHead : layerShapes.get(layer).dHead();
     }
 
     /**
@@ -299,38 +300,38 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return the width
      */
     public int dHeadV(int layer) {
-        return layerHeads == null ? dHeadV() : layerHeads.get(layer).dHead();
+        return layerShapes == null ? dHeadV() : layerShapes.get(layer).dHead();
     }
 
     /**
-     * Whether a layer's values are its keys' projection ({@link LayerHeads#valuesAreKeys}).
+     * Whether a layer's values are its keys' projection ({@link LayerShape#valuesAreKeys}).
      *
      * @param layer the layer index
      * @return true where it has no value projection of its own
      */
     public boolean valuesAreKeys(int layer) {
-        return layerHeads != null && layerHeads.get(layer).valuesAreKeys();
+        return layerShapes != null && layerShapes.get(layer).valuesAreKeys();
     }
 
     /**
      * The layer whose keys and values a layer's queries attend to: its own, or an earlier one's
-     * ({@link LayerHeads#keysFrom}).
+     * ({@link LayerShape#keysFrom}).
      *
      * @param layer the layer index
      * @return that layer's index
      */
     public int keysFrom(int layer) {
-        return layerHeads == null || layerHeads.get(layer).keysFrom() < 0 ? layer : layerHeads.get(layer).keysFrom();
+        return layerShapes == null || layerShapes.get(layer).keysFrom() < 0 ? layer : layerShapes.get(layer).keysFrom();
     }
 
     /**
-     * Whether a later layer attends to a layer's keys and values ({@link LayerHeads#keysFrom}).
+     * Whether a later layer attends to a layer's keys and values ({@link LayerShape#keysFrom}).
      *
      * @param layer the layer index
      * @return true where one does
      */
     public boolean keysShared(int layer) {
-        return layerHeads != null && layerHeads.stream().anyMatch(h -> h.keysFrom() == layer);
+        return layerShapes != null && layerShapes.stream().anyMatch(h -> h.keysFrom() == layer);
     }
 
     /**
@@ -340,7 +341,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return the width
      */
     public int dMlp(int layer) {
-        return layerHeads == null ? dMlp : layerHeads.get(layer).mlpWidth();
+        return layerShapes == null ? dMlp : layerShapes.get(layer).mlpWidth();
     }
 
     /**
@@ -349,7 +350,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      * @return the width
      */
     public int widestHead() {
-        return layerHeads == null ? dHead : layerHeads.stream().mapToInt(LayerHeads::dHead).max().orElseThrow();
+        return layerShapes == null ? dHead : layerShapes.stream().mapToInt(LayerShape::dHead).max().orElseThrow();
     }
 
     /** How a layer mixes information between positions. */

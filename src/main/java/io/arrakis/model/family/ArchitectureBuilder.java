@@ -101,7 +101,7 @@ final class ArchitectureBuilder {
     private LinearAttention linearAttention;
     private ShortConvolution shortConvolution;
     private double headInputDivisor = 1.0;
-    private List<Architecture.LayerHeads> layerHeads;
+    private List<Architecture.LayerShape> layerShapes;
     private boolean valueNorm;
     private boolean layerScalars;
     private Architecture.PerLayerInputs perLayerInputs;
@@ -547,11 +547,11 @@ final class ArchitectureBuilder {
     }
 
     /**
-     * Each layer's key/value heads and head width ({@link Architecture#layerHeads}); a layer's rotary embedding then
-     * turns its own head width.
+     * Each layer's heads, keys and MLP width ({@link Architecture#layerShapes}); a layer's rotary embedding then turns
+     * its own head width.
      */
-    ArchitectureBuilder layerHeads(List<Architecture.LayerHeads> perLayer) {
-        layerHeads = List.copyOf(perLayer);
+    ArchitectureBuilder layerShapes(List<Architecture.LayerShape> perLayer) {
+        layerShapes = List.copyOf(perLayer);
         return this;
     }
 
@@ -628,8 +628,8 @@ final class ArchitectureBuilder {
         if (heads % kv != 0) {
             throw invalid(headsKey, heads, "is not a multiple of " + kvHeadsKey + " = " + kv);
         }
-        if (layerHeads != null && layerHeads.size() != layers) {
-            throw new IllegalStateException("layerHeads has " + layerHeads.size() + " entries for " + layers
+        if (layerShapes != null && layerShapes.size() != layers) {
+            throw new IllegalStateException("layerShapes has " + layerShapes.size() + " entries for " + layers
                     + " layers");
         }
 
@@ -643,7 +643,7 @@ final class ArchitectureBuilder {
             Map<KindAndWidth, Rope> ropes = new java.util.HashMap<>();
             List<Rope> perLayer = new ArrayList<>(layers);
             for (int i = 0; i < layers; i++) {
-                int dim = layerHeads == null ? rope.dim() : layerHeads.get(i).dHead();
+                int dim = layerShapes == null ? rope.dim() : layerShapes.get(i).dHead();
                 RotaryObject object = rotaryOf.get(attention.get(i));
                 perLayer.add(object == null ? rope : ropes.computeIfAbsent(new KindAndWidth(attention.get(i), dim),
                         k -> rope(k.dim(), object)));
@@ -683,7 +683,7 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention, linearAttention, shortConvolution, headInputDivisor, layerHeads, valueNorm,
+                sparseAttention, linearAttention, shortConvolution, headInputDivisor, layerShapes, valueNorm,
                 layerScalars, perLayerInputs);
     }
 

@@ -1,7 +1,7 @@
 package io.arrakis.model.family;
 
 import io.arrakis.model.family.Architecture.LayerAttention;
-import io.arrakis.model.family.Architecture.LayerHeads;
+import io.arrakis.model.family.Architecture.LayerShape;
 import io.arrakis.model.family.Architecture.Norm;
 import io.arrakis.model.family.Architecture.PerLayerInputs;
 import io.arrakis.model.family.Architecture.QkNorm;
@@ -55,7 +55,7 @@ import static io.arrakis.model.family.Slot.*;
  *   ({@link PerLayerInputs});</li>
  *   <li>the last {@code num_kv_shared_layers} layers attending to the keys and values of the last earlier layer of
  *   their type, as that layer's attention uses them, with no key or value projection of their own
- *   ({@link Architecture.LayerHeads#keysFrom}), their MLPs twice as wide with {@code use_double_wide_mlp}.</li>
+ *   ({@link Architecture.LayerShape#keysFrom}), their MLPs twice as wide with {@code use_double_wide_mlp}.</li>
  * </ul>
  * The last layer is full attention whatever {@code layer_types} says, as the configuration class forces it. The
  * mixture-of-experts block ({@code enable_moe_block}: the 26B A4B model) is not implemented and refused, as is
@@ -102,7 +102,7 @@ final class Gemma4 extends ModelFamily {
         if (layers > 0) {
             kinds.set(layers - 1, LayerAttention.FULL); // as Gemma4TextConfig forces it, with a warning
         }
-        List<LayerHeads> heads = layerHeads(s, kinds);
+        List<LayerShape> shapes = layerShapes(s, kinds);
         Map<?, ?> objects = LayerTypes.rotaryObjects(s, "gemma4");
         Map<?, ?> full = rotaryObject(s, objects, "full_attention", Map.of("rope_type", "proportional",
                 "partial_rotary_factor", 0.25, "rope_theta", 1_000_000.0), kinds.contains(LayerAttention.FULL));
@@ -131,7 +131,7 @@ final class Gemma4 extends ModelFamily {
                 .gatedMlp().norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps").sublayerNorms(true, true)
                 .biases(bias, bias, false).embeddingScale(Math.sqrt(s.integer("hidden_size")))
                 .scaleAttention(false).softcaps(null, "final_logit_softcapping")
-                .slidingWindow(s.integer("sliding_window")).layerAttention(kinds).layerHeads(heads)
+                .slidingWindow(s.integer("sliding_window")).layerAttention(kinds).layerShapes(shapes)
                 .qkNorm(QkNorm.PER_HEAD).valueNorm().layerScalars()
                 .perLayerInputs(perLayerWidth == 0 ? null : new PerLayerInputs(perLayerVocab, perLayerWidth))
                 .rotary("rope_theta", null).proportionalRotary()
@@ -187,12 +187,13 @@ final class Gemma4 extends ModelFamily {
     }
 
     /**
-     * Each layer's heads: {@code per_layer_config}'s overrides where it is given, else the full layers'
+     * Each layer's shape: its heads from {@code per_layer_config}'s overrides where it is given, else the full layers'
      * {@code global_head_dim} and, with {@code attention_k_eq_v}, {@code num_global_key_value_heads}, as
      * {@code Gemma4TextConfig.__post_init__} fills them in; a full layer's values are its keys with
-     * {@code attention_k_eq_v}.
+     * {@code attention_k_eq_v}; the last {@code num_kv_shared_layers} layers read the keys and values of the last
+     * earlier layer of their type, their MLPs doubled with {@code use_double_wide_mlp}.
      */
-    static List<LayerHeads> layerHeads(Settings s, List<LayerAttention> kinds) {
+    static List<LayerShape> layerShapes(Settings s, List<LayerAttention> kinds) {
         int layers = kinds.size();
         boolean keysAreValues = s.bool("attention_k_eq_v");
         Map<Integer, Map<?, ?>> overrides = new HashMap<>();
@@ -220,8 +221,8 @@ final class Gemma4 extends ModelFamily {
         }
         int firstShared = layers - shared;
         int mlp = s.integer("intermediate_size");
-        List<LayerHeads> heads = new ArrayList<>(layers);
-        Map<LayerAttention, LayerHeads> headsOfKind = new HashMap<>();
+        List<LayerShape> shapes = new ArrayList<>(layers);
+        Map<LayerAttention, LayerShape> shapeOfKind = new HashMap<>();
         for (int l = 0; l < layers; l++) {
             Map<?, ?> o = overrides.getOrDefault(l, Map.of());
             int width = o.get("head_dim") != null ? (Integer) o.get("head_dim") : s.integer("head_dim");
@@ -232,9 +233,9 @@ final class Gemma4 extends ModelFamily {
                         ? "per_layer_config." + l + ".num_key_value_heads" : "num_global_key_value_heads";
                 throw invalid(key, kv, "does not divide num_attention_heads = " + queryHeads);
             }
-            LayerHeads these = new LayerHeads(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL, -1,
+            LayerShape these = new LayerShape(kv, width, keysAreValues && kinds.get(l) == LayerAttention.FULL, -1,
                     mlp);
-            LayerHeads before = headsOfKind.putIfAbsent(kinds.get(l), these);
+            LayerShape before = shapeOfKind.putIfAbsent(kinds.get(l), these);
             if (before != null && !before.equals(these)) { // transformers' rotary embedding reads one per type
                 throw invalid("per_layer_config", perLayer, "gives layers of one type different heads, "
                         + before.kvHeads() + " key/value heads of " + before.dHead() + " and " + kv + " of " + width
@@ -247,11 +248,11 @@ final class Gemma4 extends ModelFamily {
                             + " of an earlier " + kinds.get(l).name().toLowerCase(java.util.Locale.ROOT) + " layer,"
                             + " and no layer before " + firstShared + " is one");
                 }
-                these = new LayerHeads(kv, width, false, from, s.bool("use_double_wide_mlp") ? 2 * mlp : mlp);
+                these = new LayerShape(kv, width, false, from, s.bool("use_double_wide_mlp") ? 2 * mlp : mlp);
             }
-            heads.add(these);
+            shapes.add(these);
         }
-        return heads;
+        return shapes;
     }
 
     /** A {@code per_layer_config} key: a layer index in {@code [0, layers)}, as a number or its string. */
@@ -307,12 +308,12 @@ final class Gemma4 extends ModelFamily {
                             linear("per_layer_projection.weight", PLE_OUT, d, p.width()),
                             stored("post_per_layer_input_norm.weight", PLE_OUT_NORM, d));
         }
-        for (LayerHeads h : new LinkedHashSet<>(a.layerHeads())) {
+        for (LayerShape h : new LinkedHashSet<>(a.layerShapes())) {
             long q = (long) a.nHeads() * h.dHead();
             long kv = (long) h.kvHeads() * h.dHead();
             long mlp = h.mlpWidth();
             boolean own = h.keysFrom() < 0; // a layer that shares keys and values projects none
-            java.util.function.IntPredicate these = l -> a.layerHeads().get(l).equals(h);
+            java.util.function.IntPredicate these = l -> a.layerShapes().get(l).equals(h);
             b.layerWhere(these, linear("self_attn.q_proj.weight", WQ, q, d),
                             stored("self_attn.q_norm.weight", Q_NORM, h.dHead()),
                             linear("self_attn.o_proj.weight", WO, d, q),
