@@ -116,6 +116,12 @@ class Gemma4Test {
                 read(file).architecture().layerShapes());
         file.put("attention_k_eq_v", false); // the kv-head override is gated by it
         assertEquals(new LayerShape(2, 16, false, -1, 48), read(file).architecture().layerShapes().get(2));
+        // given, even empty, the overrides are all there is: the full layers keep head_dim
+        file.put("per_layer_config", Map.of());
+        assertEquals(new LayerShape(2, 8, false, -1, 48), read(file).architecture().layerShapes().get(2));
+        file.put("per_layer_config", null); // so would null be in transformers, which this library reads as absent
+        String m = assertThrows(IllegalArgumentException.class, () -> read(file)).getMessage();
+        assertTrue(m.contains("per_layer_config") && m.contains("{}"), m);
 
         Map<String, Object> older = new LinkedHashMap<>(Map.of("model_type", "gemma4_text", "hidden_size", 64,
                 "num_hidden_layers", 6, "num_attention_heads", 4, "num_key_value_heads", 2, "head_dim", 8,

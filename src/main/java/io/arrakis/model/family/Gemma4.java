@@ -145,6 +145,19 @@ final class Gemma4 extends ModelFamily {
         return true;
     }
 
+    /**
+     * Refuses {@code "per_layer_config": null}: Gemma4TextConfig takes the key as given, and then fills in no full
+     * layer's heads (they keep {@code head_dim}), where a null optional key here is one left out.
+     */
+    @Override
+    void checkFile(Map<String, Object> file) {
+        if (file.containsKey("per_layer_config") && file.get("per_layer_config") == null) {
+            throw invalid("per_layer_config", null, "is read by transformers as given, which leaves every layer's"
+                    + " heads at head_dim; give {} for that, or leave the key out for the full layers'"
+                    + " global_head_dim");
+        }
+    }
+
     /** Refuses the parts of Gemma 4 that are not implemented, naming the key that asks for each. */
     private static void refuseUnimplemented(Settings s) {
         if (s.bool("enable_moe_block")) {
