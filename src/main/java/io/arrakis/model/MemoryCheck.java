@@ -222,7 +222,7 @@ final class MemoryCheck {
         if (!name.endsWith(".hook_resid_pre")) {
             return false;
         }
-        int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
+        int layer = layerOf(name);
         return layer > 0 && kept.test("blocks." + (layer - 1) + ".hook_resid_post");
     }
 
@@ -232,7 +232,7 @@ final class MemoryCheck {
         if (!name.startsWith("blocks.")) {
             return config.dMlp();
         }
-        int layer = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
+        int layer = layerOf(name);
         if (moe == null) {
             return config.architecture().dMlp(layer); // gemma4 doubles it in some layers
         }
@@ -279,7 +279,7 @@ final class MemoryCheck {
     }
 
     /** The layer of a {@code blocks.{layer}.} hook point. */
-    private static int layerOf(String name) {
+    static int layerOf(String name) {
         return Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
     }
 

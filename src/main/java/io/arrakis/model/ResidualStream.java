@@ -91,7 +91,7 @@ public final class ResidualStream {
             boolean stream = name.endsWith("hook_resid_pre") || name.endsWith("hook_resid_mid")
                     || name.endsWith("hook_resid_post") || name.endsWith("hook_attn_out") || name.endsWith("hook_mlp_out")
                     || name.equals("hook_embed") || name.equals("hook_pos_embed") || name.equals("ln_final.hook_normalized");
-            int dHeadV = name.endsWith(".attn.hook_z") ? a.dHeadV(layerOf(name)) : 0;
+            int dHeadV = name.endsWith(".attn.hook_z") ? a.dHeadV(MemoryCheck.layerOf(name)) : 0;
             boolean wrong = stream ? shape[shape.length - 1] != config.dModel()
                     : name.endsWith(".attn.hook_z") && (shape[shape.length - 2] != a.nHeads()
                     || shape[shape.length - 1] != dHeadV);
@@ -101,11 +101,6 @@ public final class ResidualStream {
                         + dHeadV + " there) does not make: give the cache of a pass of this model");
             }
         }
-    }
-
-    /** The layer of a {@code blocks.{layer}.} cache entry. */
-    private static int layerOf(String name) {
-        return Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
     }
 
     /**

@@ -5,7 +5,6 @@ import io.arrakis.composer.CompositionScores;
 import io.arrakis.composer.CompositionScores.Mode;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
-import io.arrakis.model.HookedAutoModel.HookSpec;
 import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
@@ -187,62 +186,7 @@ class Gemma4Test {
                 frozen.add("blocks." + l + ".hook_per_layer_out");
             }
         }
-        String query = "blocks.3.attn.hook_q_normed";
-        try (ModelOutput base = model.forward(clean, CacheSpec.only(frozen.toArray(String[]::new)));
-             ModelOutput corr = model.forward(corrupted, CacheSpec.only("blocks.0.attn.hook_z"))) {
-            Tensor z = corr.cache().get("blocks.0.attn.hook_z").select(2, 2);
-            List<HookSpec> hooks = new ArrayList<>();
-            hooks.add(HookSpec.at("blocks.0.attn.hook_z", (a, n) -> replaceHead(a, 2, z)));
-            hooks.add(HookSpec.matching(frozen::contains, (a, n) -> base.cache().get(n).copy()));
-            try (ModelOutput second = model.runWithHooks(clean, CacheSpec.only(query),
-                    hooks.toArray(HookSpec[]::new))) {
-                Tensor routed = second.cache().get(query).select(2, 1);
-                Tensor logits = model.runWithHooks(clean, HookSpec.at(query, (a, n) -> replaceHead(a, 1, routed)));
-                return metric.apply(logits) - metric.apply(base.logits());
-            }
-        }
-    }
-
-    /** {@code x [batch, pos, head, d]} with head {@code h} replaced by {@code value [batch, pos, d]}. */
-    private static Tensor replaceHead(Tensor x, int h, Tensor value) {
-        Tensor out = x.copy();
-        out.select(2, h).copyFrom(value);
-        return out;
-    }
-
-    @Test
-    void whatIsNotImplementedIsRefusedByName() {
-        HookedAutoConfig c = TinyConfigs.of("gemma4");
-        Map<String, Object> rope = new LinkedHashMap<>();
-        rope.put("sliding_attention", Map.of("rope_type", "default", "rope_theta", 10_000.0));
-        List<Object[]> cases = List.of(
-                new Object[] {Map.of("num_kv_shared_layers", 2), "num_kv_shared_layers"},
-                new Object[] {Map.of("num_kv_shared_layers", 1), "no layer before 1"},
-                new Object[] {Map.of("enable_moe_block", true), "enable_moe_block"},
-                new Object[] {Map.of("use_bidirectional_attention", "all"), "use_bidirectional_attention"},
-                new Object[] {Map.of("per_layer_config", Map.of("1", Map.of("intermediate_size", 8))),
-                        "intermediate_size"},
-                new Object[] {Map.of("per_layer_config", Map.of("2", Map.of("head_dim", 8))), "outside the layers"},
-                new Object[] {Map.of("per_layer_config", Map.of("full", Map.of("head_dim", 8))), "layer indices"},
-                new Object[] {Map.of("num_global_key_value_heads", 3, "attention_k_eq_v", true),
-                        "num_global_key_value_heads"},
-                new Object[] {Map.of("rope_parameters", rope), "full_attention"},
-                new Object[] {Map.of("vocab_size_per_layer_input", 32), "vocab_size_per_layer_input"},
-                new Object[] {Map.of("hidden_size_per_layer_input", -1), "hidden_size_per_layer_input"});
-        for (Object[] k : cases) {
-            @SuppressWarnings("unchecked")
-            Map<String, Object> overrides = (Map<String, Object>) k[0];
-            String m = assertThrows(IllegalArgumentException.class, () -> c.with(overrides).architecture(),
-                    overrides.toString()).getMessage();
-            assertTrue(m.contains((String) k[1]), m);
-        }
-        // sliding layers of two widths: a layer type's rotary embedding has one
-        Architecture wide = TinyConfigs.of("gemma4").with(Map.of("num_hidden_layers", 3)).architecture();
-        assertEquals(List.of(LayerAttention.SLIDING, LayerAttention.SLIDING, LayerAttention.FULL),
-                wide.layerAttention());
-        String m = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.of("gemma4").with(Map.of(
-                "num_hidden_layers", 3, "per_layer_config", Map.of("0", Map.of("head_dim", 4))))).getMessage();
-        assertTrue(m.contains("not alike"), m);
+        return PathPatchingByHooks.queryEffect(model, clean, corrupted, metric, Head.of(0, 2), Head.of(3, 1), frozen);
     }
 
     /**

@@ -5,7 +5,6 @@ import io.arrakis.composer.CompositionScores.Mode;
 import io.arrakis.composer.Head;
 import io.arrakis.composer.PathPatching;
 import io.arrakis.composer.PathPatching.Route;
-import io.arrakis.model.HookedAutoModel.HookSpec;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
 import io.arrakis.torch.Tensor;
@@ -201,10 +200,8 @@ class HybridComposerTest {
     }
 
     /**
-     * Path patching of L0H2 into L2H1's query (Wang et al.'s definition) assembled from the model's hooks: the
-     * sender's z from the corrupted input, the outputs between sender and receiver (the sender layer's MLP, the linear
-     * layer's output and its MLP; or the MLPs alone) clean, the receiver's normalised query taken from that run into a
-     * clean one.
+     * Path patching of L0H2 into L2H1's query assembled from the model's hooks, the outputs between sender and
+     * receiver (the sender layer's MLP, the linear layer's output and its MLP; or the MLPs alone) clean.
      */
     private static double byHooks(HookedAutoModel model, Tensor clean, Tensor corrupted, PathPatching.Metric metric,
                                   boolean freezeLinear) {
@@ -212,27 +209,7 @@ class HybridComposerTest {
         if (freezeLinear) {
             frozen.add("blocks.1.hook_attn_out");
         }
-        String query = "blocks.2.attn.hook_q_normed";
-        try (ModelOutput base = model.forward(clean, CacheSpec.only(frozen.toArray(String[]::new)));
-             ModelOutput corr = model.forward(corrupted, CacheSpec.only("blocks.0.attn.hook_z"))) {
-            Tensor z = corr.cache().get("blocks.0.attn.hook_z").select(2, 2);
-            List<HookSpec> hooks = new ArrayList<>();
-            hooks.add(HookSpec.at("blocks.0.attn.hook_z", (a, n) -> replaceHead(a, 2, z)));
-            hooks.add(HookSpec.matching(frozen::contains, (a, n) -> base.cache().get(n).copy()));
-            try (ModelOutput second = model.runWithHooks(clean, CacheSpec.only(query),
-                    hooks.toArray(HookSpec[]::new))) {
-                Tensor routed = second.cache().get(query).select(2, 1);
-                Tensor logits = model.runWithHooks(clean, HookSpec.at(query, (a, n) -> replaceHead(a, 1, routed)));
-                return metric.apply(logits) - metric.apply(base.logits());
-            }
-        }
-    }
-
-    /** {@code x [batch, pos, head, d]} with head {@code h} replaced by {@code value [batch, pos, d]}. */
-    private static Tensor replaceHead(Tensor x, int h, Tensor value) {
-        Tensor out = x.copy();
-        out.select(2, h).copyFrom(value);
-        return out;
+        return PathPatchingByHooks.queryEffect(model, clean, corrupted, metric, Head.of(0, 2), Head.of(2, 1), frozen);
     }
 
     @Test
