@@ -4,20 +4,20 @@
 Gemma 4's layers do not share one head shape: its full-attention layers have wider heads and fewer key/value heads
 than its sliding ones, and, with `attention_k_eq_v`, no value projection (their values are their keys' projection),
 so `make-hf-fixtures.py`'s uniform hooks cannot describe it; and with per-layer embeddings each block adds a third
-term to the residual stream. This script builds two tiny `Gemma4ForCausalLM` (float32, CPU, eval mode, eager
+term to the residual stream. This script builds three tiny `Gemma4ForCausalLM` (float32, CPU, eval mode, eager
 attention): `gemma4`, with per-layer embeddings, full layers with a value projection, and its last two layers
 attending to the keys and values of the last earlier layer of their type (`num_kv_shared_layers`), their MLPs twice
-as wide (`use_double_wide_mlp`), and `gemma4-k-eq-v`, without per-layer embeddings and with full layers whose values
-are their keys. It redraws every parameter and each layer's `layer_scalar` from a seeded
-generator, runs one forward pass on seeded ids longer than the sliding window, and records its activations as
-transformers computes them.
+as wide (`use_double_wide_mlp`), `gemma4-k-eq-v`, without per-layer embeddings and with full layers whose values are
+their keys, and `gemma4-moe`, like it with experts beside each block's MLP (`enable_moe_block`). It redraws every
+parameter and each layer's `layer_scalar` from a seeded generator, runs one forward pass on seeded ids longer than
+the sliding window, and records its activations as transformers computes them.
 
 Usage
 -----
     python3 scripts/make-hf-gemma4-fixtures.py [OUT]
 
-    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/gemma4 and
-         OUT/gemma4-k-eq-v.
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/gemma4,
+         OUT/gemma4-k-eq-v and OUT/gemma4-moe.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 
@@ -40,6 +40,12 @@ reference.safetensors:
     blocks.{i}.attn.hook_z             float32 [batch, pos, heads, d_head]     o_proj's input
     blocks.{i}.hook_per_layer_input    float32 [batch, pos, width]     the layer's per-layer input (gemma4)
     blocks.{i}.hook_per_layer_out      float32 [batch, pos, d_model]   post_per_layer_input_norm's output (gemma4)
+    blocks.{i}.mlp.hook_router_logits  float32 [batch, pos, experts]  router.proj's output (gemma4-moe)
+    blocks.{i}.mlp.hook_expert_weights float32 [batch, pos, top_k]    the router's weights, times per_expert_scale
+    blocks.{i}.mlp.hook_expert_indices float32 [batch, pos, top_k]    the router's experts, best first
+    blocks.{i}.mlp.shared_expert.hook_pre/hook_pre_linear/hook_post
+                                       float32 [batch, pos, d_mlp]    the block MLP's gate_proj and up_proj outputs
+                                                                      and down_proj's input (gemma4-moe)
     ln_final.hook_normalized, logits
     bfloat16.logits                    float32 [batch, pos, vocab]  the logits of the saved model loaded in bfloat16
 README.md: how it was made, with the versions.
@@ -62,7 +68,7 @@ SEQ = 13
 
 # five layers, sliding ones with 4 heads of 8 and 2 key/value heads, full ones (2 and 4) with 4 heads of 16 (and, where
 # their values are their keys, one key/value head); a window of 4; the full layers' proportional rope turns half of
-# its frequencies; soft-capped logits; no experts
+# its frequencies; soft-capped logits; no experts but in gemma4-moe
 CONFIG = dict(
     vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=5, num_attention_heads=4,
     num_key_value_heads=2, head_dim=8, global_head_dim=16, num_global_key_value_heads=1, enable_moe_block=False,
@@ -80,6 +86,8 @@ FIXTURES = [
     ("gemma4", dict(attention_k_eq_v=False, hidden_size_per_layer_input=4, vocab_size_per_layer_input=96,
                     num_kv_shared_layers=2, use_double_wide_mlp=True)),
     ("gemma4-k-eq-v", dict(attention_k_eq_v=True, hidden_size_per_layer_input=0, num_kv_shared_layers=0)),
+    ("gemma4-moe", dict(attention_k_eq_v=True, hidden_size_per_layer_input=0, num_kv_shared_layers=0,
+                        enable_moe_block=True, num_experts=4, top_k_experts=2, moe_intermediate_size=16)),
 ]
 
 
@@ -102,8 +110,9 @@ def make(root, folder, settings):
             noise = torch.randn(tuple(p.shape), generator=gen)
             if "q_norm" in name or "k_norm" in name:  # scores of the order of a trained model's, which scales none
                 p.copy_(0.5 + 0.1 * noise)
-            else:
-                p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / p.shape[-1] ** 0.5)
+            else:  # norms' weights and the router's scales near 1
+                near_one = "norm" in name or name.endswith("scale")
+                p.copy_(1.0 + 0.2 * noise if near_one else noise / p.shape[-1] ** 0.5)
         for layer in model.model.layers:
             layer.layer_scalar.copy_(0.5 + torch.rand(1, generator=gen))
     ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
@@ -144,6 +153,20 @@ def make(root, folder, settings):
                 with_kwargs=True))
             handles.append(layer.post_per_layer_input_norm.register_forward_hook(
                 lambda mod, args, o, b=b: keep(b + "hook_per_layer_out", o)))
+        if config.enable_moe_block:
+            tokens = lambda t: t.view(BATCH, SEQ, -1)
+            handles.append(layer.router.proj.register_forward_hook(
+                lambda mod, args, o, b=b, v=tokens: keep(b + "mlp.hook_router_logits", v(o))))
+            handles.append(layer.router.register_forward_hook(
+                lambda mod, args, o, b=b, v=tokens: keep(b + "mlp.hook_expert_weights", v(o[1]))
+                or keep(b + "mlp.hook_expert_indices", v(o[2]))))
+            shared = b + "mlp.shared_expert."
+            handles.append(layer.mlp.gate_proj.register_forward_hook(
+                lambda mod, args, o, n=shared: keep(n + "hook_pre", o)))
+            handles.append(layer.mlp.up_proj.register_forward_hook(
+                lambda mod, args, o, n=shared: keep(n + "hook_pre_linear", o)))
+            handles.append(layer.mlp.down_proj.register_forward_pre_hook(
+                lambda mod, args, n=shared: keep(n + "hook_post", args[0])))
     handles.append(model.model.norm.register_forward_hook(lambda mod, args, o: keep("ln_final.hook_normalized", o)))
     with torch.no_grad():
         result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)

@@ -29,17 +29,17 @@ import java.util.stream.Stream;
  * is the Python half and reads what this writes.
  *
  * <ul>
- *   <li>Parity: each Hugging Face fixture ({@code fixtures-hf}: nine families and five hybrids) and a
- *       GPT-2-small-shaped random checkpoint, forward on the device against the CPU (logits and every cached
- *       activation, float32), bfloat16 on the device against float32 on the CPU (logits), and all-pairs Q/K/V
- *       composition scores on the device against the CPU. Our logits (CPU and device, float32) and the ids are
- *       written beside each model for the Python half, which compares them with Hugging Face {@code transformers} on
- *       the same weights.</li>
+ *   <li>Parity: each Hugging Face fixture of {@code fixtures-hf} and a GPT-2-small-shaped random checkpoint, forward on
+ *       the device against the CPU (logits and every cached activation, float32), bfloat16 on the device against
+ *       float32 on the CPU (logits), and all-pairs Q/K/V composition scores on the device against the CPU. Our logits
+ *       (CPU and device, float32) and the ids are written beside each model for the Python half, which compares them
+ *       with Hugging Face {@code transformers} on the same weights.</li>
  *   <li>Benchmarks: forward latency (no cache) in bfloat16 of GPT-2-small and a ~1.1B-parameter Llama shape
- *       (TinyLlama's: 22 layers, d_model 2048, 32 heads, 4 KV heads, MLP 5632, vocab 32000) at 128 and 1024 tokens;
- *       the same passes captured as one CUDA graph and replayed (on a GPU); all-pairs Q-composition (float32) of GPT-2-small and of a Llama-7B attention shape (32 layers x 32 heads,
- *       d_model 4096, d_head 128). Each: warm-up, then the median of N runs; the clock is read after one element of
- *       the result has been copied to the host, which waits for the GPU.</li>
+ *       (TinyLlama's: 22 layers, d_model 2048, 32 heads, 4 KV heads, MLP 5632, vocab 32000) at 128 and 1024 tokens; the
+ *       same passes captured as one CUDA graph and replayed (on a GPU); all-pairs Q-composition (float32) of
+ *       GPT-2-small and of a Llama-7B attention shape (32 layers x 32 heads, d_model 4096, d_head 128). Each: warm-up,
+ *       then the median of N runs; the clock is read after one element of the result has been copied to the host, which
+ *       waits for the GPU.</li>
  * </ul>
  *
  * Usage: {@code GpuCheck --device cuda|cpu [--quick] [--work DIR] [--out FILE] [--runs N] [--warmup N]}.

@@ -158,14 +158,14 @@ final class Forward {
         if (c.parallelResidual()) {
             // gpt-neox normalises the MLP's input on its own; stable-lm feeds it the attention's (no ln2)
             Tensor mlpIn = l.ln2w() == null ? attnIn : hookedNorm(b + "ln2.", residPre, l.ln2w(), l.ln2b());
-            Tensor mlpOut = mlp(i, b, l, f, mlpIn);
+            Tensor mlpOut = mlp(i, b, l, f, mlpIn, residPre);
             Tensor residPost = c.outputsSummedFirst() ? attnOut.add(mlpOut).add(residPre)
                     : residPre.add(attnOut).add(mlpOut);
             return hook.at(b + "hook_resid_post", scaled(l, residPost));
         }
         Tensor residMid = hook.at(b + "hook_resid_mid", residPre.add(attnOut));
         Tensor mlpOut = mlp(i, b, l, f,
-                c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid);
+                c.inputNorms() ? hookedNorm(b + "ln2.", residMid, l.ln2w(), l.ln2b()) : residMid, residMid);
         Tensor residPost = residMid.add(mlpOut);
         if (perLayerInput != null) {
             residPost = residPost.add(perLayerOut(b, l.perLayerInput(), residPost, perLayerInput));
@@ -558,9 +558,10 @@ final class Forward {
         return future.where(future, ones.tril(-window));
     }
 
-    private Tensor mlp(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x) {
+    /** The MLP of {@code x}, its normalised input; {@code resid}, the stream it reads, for Gemma 4's experts. */
+    private Tensor mlp(int layer, String b, Weights.Layer l, Weights.Fused f, Tensor x, Tensor resid) {
         if (c.moe() != null && c.moe().sparse(layer)) {
-            return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(layer, b, l, x)));
+            return hook.at(b + "hook_mlp_out", mlpOutput(l, mixtureOfExperts(layer, b, l, x, resid)));
         }
         if (c.gatedMlp()) {
             List<Tensor> gateUp = w.project(x, f.gateUp(), f.gateUpBias()).chunk(2, -1);
@@ -615,17 +616,22 @@ final class Forward {
      * runs on the tokens routed to it (in token order; on none when no token chose it), its outputs multiplied by
      * their weights; a token's output is the sum of its experts' outputs in one reduction, as the grouped experts
      * that {@code transformers} 5 runs by default sum them (its eager experts add them one by one, which in reduced
-     * precision rounds at each step).
+     * precision rounds at each step). Gemma 4's router and experts read the residual stream {@code resid} through
+     * norms of their own ({@link MixtureOfExperts.Shared#NORMED}), the others the MLP's input {@code x}.
      */
-    private Tensor mixtureOfExperts(int layer, String b, Weights.Layer l, Tensor x) {
+    private Tensor mixtureOfExperts(int layer, String b, Weights.Layer l, Tensor x, Tensor resid) {
         MixtureOfExperts moe = c.moe();
+        Weights.NormedExperts normed = l.normedExperts();
+        Tensor routerIn = normed == null ? x
+                : resid.rmsNorm(null, c.normEps()).mul(normed.routerScale()).mul(1 / Math.sqrt(c.dModel()));
+        Tensor expertsIn = normed == null ? x : norm(resid, normed.inNorm(), null);
         long batch = x.size(0);
         long pos = x.size(1);
         long tokens = batch * pos;
         int k = moe.topK();
         MixtureOfExperts.Routing routing = moe.routing();
-        Tensor logits = hook.at(b + "mlp.hook_router_logits",
-                moe.float32Logits() ? float32RouterLogits(layer, x, l) : w.project(x, l.wrouter(), l.brouter()));
+        Tensor logits = hook.at(b + "mlp.hook_router_logits", moe.float32Logits()
+                ? float32RouterLogits(layer, routerIn, l) : w.project(routerIn, l.wrouter(), l.brouter()));
         List<Tensor> top;
         Tensor weights;
         long[] picks = null; // the experts as read back to the host, where the routing needed them
@@ -654,8 +660,12 @@ final class Forward {
                 weights = top.get(0).softmax(-1);
             } else {
                 top = wide.softmax(-1).topk(k, -1, true);
-                weights = routing == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K
-                        ? top.get(0).div(top.get(0).sum(-1, true)) : top.get(0);
+                weights = routing == MixtureOfExperts.Routing.SOFTMAX_THEN_TOP_K_AS_IS ? top.get(0)
+                        : top.get(0).div(top.get(0).sum(-1, true));
+                if (normed != null) {
+                    weights = weights.mul(normed.expertScale().indexSelect(0, top.get(1).reshape(-1)).view(
+                            top.get(1).shape()));
+                }
             }
         }
         weights = moe.float32Weights() || weights.dtype() == x.dtype() ? weights : weights.to(x.dtype());
@@ -663,7 +673,7 @@ final class Forward {
         weights = hook.at(b + "mlp.hook_expert_weights", weights).reshape(tokens * k, 1);
         ExpertRoutes routes = ExpertRoutes.of(chosen == top.get(1) && picks != null ? picks : chosen.toLongArray(), k,
                 moe.experts(), b + "mlp.hook_expert_indices");
-        Tensor flat = x.reshape(tokens, c.dModel());
+        Tensor flat = expertsIn.reshape(tokens, c.dModel());
         List<Tensor> outputs = new ArrayList<>(moe.experts());
         for (int e = 0; e < moe.experts(); e++) {
             try (TensorScope expert = TensorScope.open()) { // each expert's work freed once its output is weighted
@@ -681,6 +691,9 @@ final class Forward {
         Tensor routed = (summed.dtype() == x.dtype() ? summed : summed.to(x.dtype())).view(batch, pos, c.dModel());
         if (!moe.hasSharedExpert()) {
             return routed;
+        }
+        if (normed != null) {
+            return norm(sharedExpert(b, l, x), normed.sharedOutNorm(), null).add(norm(routed, normed.outNorm(), null));
         }
         Tensor both = routed.add(sharedExpert(b, l, x));
         return moe.shared() == MixtureOfExperts.Shared.AVERAGED ? both.div(2.0) : both;

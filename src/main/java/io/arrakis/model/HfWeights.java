@@ -209,7 +209,10 @@ final class HfWeights {
                         t.get(Slot.CONV_KERNEL), t.get(Slot.CONV_KERNEL_BIAS), t.get(Slot.CONV_W_OUT),
                         t.get(Slot.CONV_B_OUT)),
                 t.get(Slot.PLE_GATE) == null ? null : new Weights.PerLayerInput(t.get(Slot.PLE_GATE),
-                        t.get(Slot.PLE_OUT), t.get(Slot.PLE_OUT_NORM)));
+                        t.get(Slot.PLE_OUT), t.get(Slot.PLE_OUT_NORM)),
+                t.get(Slot.ROUTER_SCALE) == null ? null : new Weights.NormedExperts(t.get(Slot.ROUTER_SCALE),
+                        t.get(Slot.EXPERT_SCALE), t.get(Slot.EXPERTS_IN_NORM_W), t.get(Slot.SHARED_OUT_NORM_W),
+                        t.get(Slot.EXPERTS_OUT_NORM_W)));
     }
 
     /** Loads the tensors and fills their slots; expert slices are stacked in expert order. */

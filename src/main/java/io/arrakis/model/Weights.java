@@ -34,7 +34,8 @@ final class Weights implements AutoCloseable {
      * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
      * family has none. {@code layerScalar [1]} multiplies the residual stream the block outputs (null where the family
      * has none). A linear-attention layer has {@code linear} in place of the attention's weights, a short-convolution
-     * layer {@code conv}.
+     * layer {@code conv}; Gemma 4's experts beside the MLP have {@code normedExperts} besides the mixture's weights,
+     * its MLP in the shared expert's.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
@@ -43,7 +44,7 @@ final class Weights implements AutoCloseable {
                  Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
                  Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
                  Tensor xieluBeta, Tensor xieluEps, Tensor layerScalar, Latent latent, Linear linear, Conv conv,
-                 PerLayerInput perLayerInput) {
+                 PerLayerInput perLayerInput, NormedExperts normedExperts) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
@@ -66,6 +67,9 @@ final class Weights implements AutoCloseable {
             if (perLayerInput != null) {
                 list.addAll(perLayerInput.all());
             }
+            if (normedExperts != null) {
+                list.addAll(normedExperts.all());
+            }
             return list;
         }
     }
@@ -82,6 +86,18 @@ final class Weights implements AutoCloseable {
 
         private PerLayerInput inLinearLayout() {
             return new PerLayerInput(linearLayout(gate), linearLayout(out), norm);
+        }
+    }
+
+    /**
+     * The parts of Gemma 4's experts beside the block's MLP
+     * ({@link io.arrakis.model.family.MixtureOfExperts.Shared#NORMED}): the router's scale {@code routerScale
+     * [d_model]} and the experts' factors on their weights {@code expertScale [experts]}, and the weights
+     * {@code [d_model]} of the experts' input norm and of the norms of the shared expert's and the experts' outputs.
+     */
+    record NormedExperts(Tensor routerScale, Tensor expertScale, Tensor inNorm, Tensor sharedOutNorm, Tensor outNorm) {
+        List<Tensor> all() {
+            return List.of(routerScale, expertScale, inNorm, sharedOutNorm, outNorm);
         }
     }
 
@@ -330,7 +346,7 @@ final class Weights implements AutoCloseable {
                 l.linear == null ? null : new Linear(l.linear.wq, l.linear.wk, l.linear.wv, l.linear.wz, l.linear.wb,
                         l.linear.wa, l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm,
                         linearLayout(l.linear.wout)), l.conv == null ? null : l.conv.inLinearLayout(),
-                l.perLayerInput == null ? null : l.perLayerInput.inLinearLayout());
+                l.perLayerInput == null ? null : l.perLayerInput.inLinearLayout(), l.normedExperts);
     }
 
     /** {@code [in, out]} weights side by side, {@code [in, Σ out]}, in the linear layout. */
@@ -415,7 +431,8 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar, l.latent, linear, l.conv, l.perLayerInput);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar, l.latent, linear, l.conv, l.perLayerInput,
+                l.normedExperts);
     }
 
     private static void closeAll(Tensor... tensors) {

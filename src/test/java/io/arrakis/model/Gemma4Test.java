@@ -9,6 +9,7 @@ import io.arrakis.json.Json;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.LayerAttention;
 import io.arrakis.model.family.Architecture.LayerShape;
+import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.Rope;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
@@ -37,11 +38,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * against transformers', and the tools on layers whose heads differ in width. The float32 hooks of the {@code gemma4}
  * fixture (per-layer embeddings, full layers with values of their own) are checked by {@link ModelParityTest}, its
  * residual stream's decomposition by {@link ResidualStreamTest}; the hooks of {@code gemma4-k-eq-v} (full layers whose
- * values are their keys) here.
+ * values are their keys) and {@code gemma4-moe} (experts beside each block's MLP) here.
  */
 class Gemma4Test {
     private static final Path FIXTURE = Fixtures.huggingFace("gemma4");
     private static final Path KEYS_AS_VALUES = Fixtures.HF.resolve("gemma4-k-eq-v");
+    private static final Path EXPERTS = Fixtures.HF.resolve("gemma4-moe");
     private static final int D_MODEL = 32;
     private static final int HEADS = 4;
 
@@ -92,10 +94,61 @@ class Gemma4Test {
         }
     }
 
+    /**
+     * The experts beside each block's MLP: the router's logits, experts and weights (the per-expert scales make them
+     * sum to other than 1), the block's MLP as their shared expert and the normalised sum as transformers computes
+     * them; every tensor of the checkpoint read, the parameters counted as the file holds them.
+     */
+    @Test
+    void theExpertsBesideEachMlpAreTransformers() {
+        ModelParityTest.assertParity(EXPERTS, "gemma4-moe", 80);
+        HookedAutoConfig c = HookedAutoConfig.fromJson(EXPERTS.resolve("config.json"));
+        assertEquals(MixtureOfExperts.besideNormedMlp(4, 2, 48), c.architecture().moe());
+        assertEquals(List.of(16, 16), List.of(c.dMlp(), c.dMlp(4)));
+        try (SafeTensorsFile weights = SafeTensorsFile.open(EXPERTS.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(EXPERTS)) {
+            assertEquals(weights.names().stream().mapToLong(n -> weights.info(n).numel()).sum(), c.parameterCount());
+            assertTrue(model.hookNames().containsAll(List.of("blocks.4.mlp.shared_expert.hook_post",
+                    "blocks.4.mlp.experts.3.hook_pre", "blocks.4.mlp.hook_expert_weights")));
+            assertFalse(model.hookNames().contains("blocks.4.mlp.hook_shared_expert_gate"));
+            assertFalse(model.hookNames().contains("blocks.4.mlp.hook_pre"));
+        }
+    }
+
+    /**
+     * The 26B A4B model's shape (the default config with 128 experts of 704, 8 per token, no per-layer embeddings,
+     * the full layers' values their keys): transformers counts 21,670,120,960 parameters on the meta device, and the
+     * checkpoint holds the 30 layer scalars besides. A setting the experts need is asked for, and
+     * {@code use_double_wide_mlp}, which would widen their shared expert in some layers, refused.
+     */
+    @Test
+    void theMixtureOfExpertsConfigsAreCountedAndChecked() {
+        HookedAutoConfig c = HookedAutoConfig.of("gemma4").with(Map.of("enable_moe_block", true, "num_experts", 128,
+                "top_k_experts", 8, "moe_intermediate_size", 704, "hidden_size_per_layer_input", 0,
+                "attention_k_eq_v", true, "num_global_key_value_heads", 2));
+        assertEquals(21_670_120_960L + 30, c.parameterCount());
+        assertEquals(MixtureOfExperts.besideNormedMlp(128, 8, 9216), c.architecture().moe());
+
+        HookedAutoConfig tiny = TinyConfigs.of("gemma4");
+        String m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
+                "num_experts", 4, "moe_intermediate_size", 16))).getMessage();
+        assertTrue(m.contains("top_k_experts") && m.contains("enable_moe_block"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
+                "num_experts", 4, "top_k_experts", 5, "moe_intermediate_size", 16))).getMessage();
+        assertTrue(m.contains("top_k_experts") && m.contains("num_experts = 4"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
+                "num_experts", 4, "top_k_experts", 2, "moe_intermediate_size", 16, "num_kv_shared_layers", 1,
+                "use_double_wide_mlp", true))).getMessage();
+        assertTrue(m.contains("use_double_wide_mlp") && m.contains("shared expert"), m);
+        assertEquals(MixtureOfExperts.besideNormedMlp(4, 2, 48), tiny.with(Map.of("enable_moe_block", true,
+                "num_experts", 4, "top_k_experts", 2, "moe_intermediate_size", 16, "use_double_wide_mlp", true))
+                .architecture().moe());
+    }
+
     /** transformers 5.17's model loaded in bfloat16, against ours: far closer than float32's logits are. */
     @Test
     void theBfloat16PassesAreTransformers() {
-        for (Path fixture : List.of(FIXTURE, KEYS_AS_VALUES)) {
+        for (Path fixture : List.of(FIXTURE, KEYS_AS_VALUES, EXPERTS)) {
             double[] d = Fixtures.bfloat16Distances(fixture, "logits");
             assertTrue(d[0] <= d[1] / 10, fixture + ": mean distance " + d[0] + ", float32's " + d[1]);
         }

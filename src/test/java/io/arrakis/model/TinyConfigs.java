@@ -25,7 +25,7 @@ final class TinyConfigs {
             o.put("ffn_dim", 48);
         }
         // the many experts of qwen3-moe (128, top 8), qwen3-vl-moe and qwen2-moe (60, top 4) made few
-        if (raw.containsKey("moe_intermediate_size") && !family.equals("gemma4")) { // gemma4's experts: not implemented
+        if (raw.containsKey("moe_intermediate_size") && !family.equals("gemma4")) { // gemma4's: off by default
             o.putAll(Map.of("moe_intermediate_size", 48, raw.containsKey("num_experts") ? "num_experts"
                     : raw.containsKey("n_routed_experts") ? "n_routed_experts"
                     : raw.containsKey("moe_num_experts") ? "moe_num_experts" : "num_local_experts", 4,

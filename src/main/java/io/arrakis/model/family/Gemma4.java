@@ -55,12 +55,14 @@ import static io.arrakis.model.family.Slot.*;
  *   ({@link PerLayerInputs});</li>
  *   <li>the last {@code num_kv_shared_layers} layers attending to the keys and values of the last earlier layer of
  *   their type, as that layer's attention uses them, with no key or value projection of their own
- *   ({@link Architecture.LayerShape#keysFrom}), their MLPs twice as wide with {@code use_double_wide_mlp}.</li>
+ *   ({@link Architecture.LayerShape#keysFrom}), their MLPs twice as wide with {@code use_double_wide_mlp};</li>
+ *   <li>with {@code enable_moe_block} (the 26B A4B model), {@code num_experts} experts of {@code moe_intermediate_size}
+ *   beside each block's MLP, which is their shared expert, {@code top_k_experts} per token
+ *   ({@link MixtureOfExperts#besideNormedMlp}).</li>
  * </ul>
- * The last layer is full attention whatever {@code layer_types} says, as the configuration class forces it. The
- * mixture-of-experts block ({@code enable_moe_block}: the 26B A4B model) is not implemented and refused, as is
- * {@code use_bidirectional_attention = "all"}; {@code "vision"} makes only image tokens attend both ways, so text
- * passes are causal.
+ * The last layer is full attention whatever {@code layer_types} says, as the configuration class forces it.
+ * {@code use_bidirectional_attention = "all"} is refused; {@code "vision"} makes only image tokens attend both ways,
+ * so text passes are causal.
  *
  * <p>The keys and defaults are those of {@code transformers} 5.17's configuration class. A multimodal checkpoint's
  * config ({@code gemma4}, {@code Gemma4ForConditionalGeneration}) gives its {@code text_config} here (see
@@ -102,6 +104,7 @@ final class Gemma4 extends ModelFamily {
         if (layers > 0) {
             kinds.set(layers - 1, LayerAttention.FULL); // as Gemma4TextConfig forces it, with a warning
         }
+        MixtureOfExperts experts = experts(s);
         List<LayerShape> shapes = layerShapes(s, kinds);
         Map<?, ?> objects = LayerTypes.rotaryObjects(s, "gemma4");
         Map<?, ?> full = rotaryObject(s, objects, "full_attention", Map.of("rope_type", "proportional",
@@ -126,13 +129,14 @@ final class Gemma4 extends ModelFamily {
         Settings t = s.with("rope_theta", theta.doubleValue()).with("partial_rotary_factor", null);
         return new ArchitectureBuilder(t)
                 .width("hidden_size").layers("num_hidden_layers").heads("num_attention_heads")
-                .keyValueHeads("num_key_value_heads").headDim("head_dim").mlpWidth("intermediate_size")
+                .keyValueHeads("num_key_value_heads").headDim("head_dim")
+                .mlpWidth(experts == null ? "intermediate_size" : "moe_intermediate_size")
                 .positions("max_position_embeddings").paddingToken("pad_token_id").activation("hidden_activation")
                 .gatedMlp().norm(Norm.RMS_NORM_WEIGHT_IN_FLOAT32, "rms_norm_eps").sublayerNorms(true, true)
                 .biases(bias, bias, false).embeddingScale(Math.sqrt(s.integer("hidden_size")))
                 .scaleAttention(false).softcaps(null, "final_logit_softcapping")
                 .slidingWindow(s.integer("sliding_window")).layerAttention(kinds).layerShapes(shapes)
-                .qkNorm(QkNorm.PER_HEAD).valueNorm().layerScalars()
+                .qkNorm(QkNorm.PER_HEAD).valueNorm().layerScalars().mixtureOfExperts(experts)
                 .perLayerInputs(perLayerWidth == 0 ? null : new PerLayerInputs(perLayerVocab, perLayerWidth))
                 .rotary("rope_theta", null).proportionalRotary()
                 .rotaryOf(LayerAttention.FULL, "rope_parameters.full_attention", full, "rope_theta")
@@ -158,12 +162,35 @@ final class Gemma4 extends ModelFamily {
         }
     }
 
+    /**
+     * The experts beside each block's MLP where {@code enable_moe_block} asks for them, else null; refused where a
+     * setting they need is missing, or where {@code use_double_wide_mlp} would widen some blocks' MLPs, their shared
+     * expert, which is not implemented.
+     */
+    private static MixtureOfExperts experts(Settings s) {
+        if (!s.bool("enable_moe_block")) {
+            return null;
+        }
+        for (String key : List.of("num_experts", "top_k_experts", "moe_intermediate_size")) {
+            if (s.integerOrNull(key) == null) {
+                throw invalid(key, null, "must be given with enable_moe_block");
+            }
+        }
+        int experts = s.integer("num_experts");
+        int topK = s.integer("top_k_experts");
+        if (topK > experts) {
+            throw invalid("top_k_experts", topK, "is more than num_experts = " + experts);
+        }
+        if (s.bool("use_double_wide_mlp") && s.integer("num_kv_shared_layers") > 0) {
+            throw invalid("use_double_wide_mlp", true, "widens the MLP of the layers that share keys and values,"
+                    + " which with enable_moe_block is the experts' shared expert; a shared expert whose width"
+                    + " differs between layers is not implemented");
+        }
+        return MixtureOfExperts.besideNormedMlp(experts, topK, s.integer("intermediate_size"));
+    }
+
     /** Refuses the parts of Gemma 4 that are not implemented, naming the key that asks for each. */
     private static void refuseUnimplemented(Settings s) {
-        if (s.bool("enable_moe_block")) {
-            throw invalid("enable_moe_block", true, "adds a mixture of experts beside each MLP (Gemma 4's 26B A4B),"
-                    + " which is not implemented");
-        }
         Object bidirectional = s.get("use_bidirectional_attention");
         if (bidirectional != null && !"vision".equals(bidirectional)) {
             throw invalid("use_bidirectional_attention", bidirectional, "is not implemented: text attends causally"
@@ -233,7 +260,7 @@ final class Gemma4 extends ModelFamily {
                     + " layers it counts from the end reuse the keys and values of earlier ones");
         }
         int firstShared = layers - shared;
-        int mlp = s.integer("intermediate_size");
+        int mlp = s.integer(s.bool("enable_moe_block") ? "moe_intermediate_size" : "intermediate_size");
         List<LayerShape> shapes = new ArrayList<>(layers);
         Map<LayerAttention, LayerShape> shapeOfKind = new HashMap<>();
         for (int l = 0; l < layers; l++) {
@@ -329,9 +356,9 @@ final class Gemma4 extends ModelFamily {
             java.util.function.IntPredicate these = l -> a.layerShapes().get(l).equals(h);
             b.layerWhere(these, linear("self_attn.q_proj.weight", WQ, q, d),
                             stored("self_attn.q_norm.weight", Q_NORM, h.dHead()),
-                            linear("self_attn.o_proj.weight", WO, d, q),
-                            linear("mlp.gate_proj.weight", W_GATE, mlp, d), linear("mlp.up_proj.weight", W_IN, mlp, d),
-                            linear("mlp.down_proj.weight", W_OUT, d, mlp))
+                            linear("self_attn.o_proj.weight", WO, d, q))
+                    .layerWhere(l -> these.test(l) && a.moe() == null, linear("mlp.gate_proj.weight", W_GATE, mlp, d),
+                            linear("mlp.up_proj.weight", W_IN, mlp, d), linear("mlp.down_proj.weight", W_OUT, d, mlp))
                     .layerWhere(l -> these.test(l) && own, linear("self_attn.k_proj.weight", WK, kv, d),
                             stored("self_attn.k_norm.weight", K_NORM, h.dHead()))
                     .layerWhere(l -> these.test(l) && own && !h.valuesAreKeys(),
@@ -343,6 +370,17 @@ final class Gemma4 extends ModelFamily {
         }
         for (String unused : List.of("k_proj.", "v_proj.", "k_norm.", "v_norm.")) { // transformers ignores them too
             b.unreadInLayers(l -> a.keysFrom(l) != l, "self_attn." + unused, 0);
+        }
+        MixtureOfExperts moe = a.moe();
+        if (moe != null) { // the block's MLP is the experts' shared expert
+            b.layer(LlamaLayout.sharedExpert("mlp.", moe.sharedWidth(), d).toArray(CheckpointTensor[]::new))
+                    .layer(LlamaLayout.fusedExperts(a, "experts.").toArray(CheckpointTensor[]::new))
+                    .layer(linear("router.proj.weight", W_ROUTER, moe.experts(), d),
+                            stored("router.scale", ROUTER_SCALE, d),
+                            stored("router.per_expert_scale", EXPERT_SCALE, moe.experts()),
+                            stored("pre_feedforward_layernorm_2.weight", EXPERTS_IN_NORM_W, d),
+                            stored("post_feedforward_layernorm_1.weight", SHARED_OUT_NORM_W, d),
+                            stored("post_feedforward_layernorm_2.weight", EXPERTS_OUT_NORM_W, d));
         }
         return b.layerIf(a.outBias(), stored("self_attn.o_proj.bias", BO, d))
                 .layer(stored("post_attention_layernorm.weight", ATTN_OUT_NORM_W, d),

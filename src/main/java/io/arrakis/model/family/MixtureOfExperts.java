@@ -40,7 +40,14 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         /** Weighted by the sigmoid of a linear gate on the token first (qwen2-moe's {@code shared_expert_gate}). */
         GATED,
         /** Averaged with it, {@code (routed + shared) / 2} (Cohere2-MoE's {@code "average"}). */
-        AVERAGED
+        AVERAGED,
+        /**
+         * Gemma 4's: the shared expert is the block's MLP on its own input norm; the routed experts read the residual
+         * stream through a norm of theirs ({@code pre_feedforward_layernorm_2}); each output is normalised
+         * ({@code post_feedforward_layernorm_1}, {@code _2}) before the two are added. Routed as
+         * {@link Routing#SOFTMAX_THEN_TOP_K_SCALED}.
+         */
+        NORMED
     }
 
     /** How the routing weights of a token's chosen experts are computed. */
@@ -55,6 +62,13 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
          * float32 and its {@code topK} largest values as they are (summing to less than 1).
          */
         SOFTMAX_THEN_TOP_K_AS_IS,
+        /**
+         * Gemma 4's: the router reads the residual stream before the MLP, RMS-normalised without a weight, times its
+         * scale ({@code router.scale}) and {@code d_model^-1/2}; {@link #SOFTMAX_THEN_TOP_K}'s weights, each times
+         * its expert's scale ({@code per_expert_scale}). They stay float32. With a {@link Shared#NORMED} shared
+         * expert only.
+         */
+        SOFTMAX_THEN_TOP_K_SCALED,
         /** gpt-oss: the softmax over the {@code topK} largest logits only, in the logits' dtype. */
         TOP_K_THEN_SOFTMAX,
         /** granitemoe: the softmax over the {@code topK} largest logits only, in float32. */
@@ -155,6 +169,9 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
             throw new IllegalArgumentException("grouped settings go with the grouped routings only, with"
                     + " SIGMOID_BIASED in one group, and SIGMOID_BIASED_IN_MODEL_DTYPE needs them in one group");
         }
+        if ((routing == Routing.SOFTMAX_THEN_TOP_K_SCALED) != (shared == Shared.NORMED && sharedWidth > 0)) {
+            throw new IllegalArgumentException("Gemma 4's scaled routing and its normalised shared expert go together");
+        }
         sparseLayers = sparseLayers == null ? null : List.copyOf(sparseLayers);
     }
 
@@ -242,6 +259,15 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
     public static MixtureOfExperts softmaxBiased(int experts, int topK, double normMin) {
         return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_BIASED, false, 0, null, Shared.ADDED, null, null, 0,
                 true, normMin, 0);
+    }
+
+    /**
+     * Gemma 4's experts beside the block's MLP of {@code mlpWidth} as their shared expert ({@link Shared#NORMED}),
+     * routed as {@link Routing#SOFTMAX_THEN_TOP_K_SCALED}, every layer sparse.
+     */
+    public static MixtureOfExperts besideNormedMlp(int experts, int topK, int mlpWidth) {
+        return new MixtureOfExperts(experts, topK, Routing.SOFTMAX_THEN_TOP_K_SCALED, true, mlpWidth, null,
+                Shared.NORMED, null, null, 0, false, 0, 0);
     }
 
     /** PhiMoE's experts, routed as {@link Routing#SPARSE_MIXER} with {@code jitterEps}, two per token. */

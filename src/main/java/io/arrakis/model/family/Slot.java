@@ -132,7 +132,17 @@ public enum Slot {
     /** a block's projection of the gated input {@code [width, d_model]} ({@code per_layer_projection}) */
     PLE_OUT(true, Init.NORMAL),
     /** the weight of the norm of that projection {@code [d_model]} ({@code post_per_layer_input_norm}) */
-    PLE_OUT_NORM(true, Init.NORM);
+    PLE_OUT_NORM(true, Init.NORM),
+    /** the scale {@code [d_model]} on the router's normalised input (Gemma 4's {@code router.scale}) */
+    ROUTER_SCALE(true, Init.CONSTANT, 1.0),
+    /** each expert's factor on its routing weights {@code [experts]} (Gemma 4's {@code router.per_expert_scale}) */
+    EXPERT_SCALE(true, Init.CONSTANT, 1.0),
+    /** the weight of the experts' own input norm {@code [d_model]} (Gemma 4's {@code pre_feedforward_layernorm_2}) */
+    EXPERTS_IN_NORM_W(true, Init.NORM),
+    /** the weight of the norm of the shared expert's output {@code [d_model]} ({@code post_feedforward_layernorm_1}) */
+    SHARED_OUT_NORM_W(true, Init.NORM),
+    /** the weight of the norm of the experts' output {@code [d_model]} ({@code post_feedforward_layernorm_2}) */
+    EXPERTS_OUT_NORM_W(true, Init.NORM);
 
     /** How Hugging Face initialises a tensor of this slot in a new model. */
     public enum Init {
