@@ -195,7 +195,7 @@ final class Forward {
         if (c.valueNorm()) { // gemma4: each value head divided by its RMS, without a weight
             v = hook.at(b + "attn.hook_v_normed", v.rmsNorm(null, c.normEps()));
         }
-        boolean normed = c.qkNorm() != Architecture.QkNorm.NONE;
+        boolean normed = c.qkNorm(layer) != Architecture.QkNorm.NONE;
         if (normed && !c.qkNormAfterRotary()) {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
             k = hook.at(b + "attn.hook_k_normed", qkNorm(k, l.kNorm()));
@@ -222,7 +222,7 @@ final class Forward {
     private Tensor sharingAttention(int layer, String b, Weights.Layer l, Tensor x, Rotary rotary) {
         Tensor q = hook.at(b + "attn.hook_q", w.project(x, l.wq(), l.bq())
                 .view(x.size(0), x.size(1), c.nHeads(), c.dHead(layer)));
-        if (c.qkNorm() != Architecture.QkNorm.NONE) {
+        if (c.qkNorm(layer) != Architecture.QkNorm.NONE) {
             q = hook.at(b + "attn.hook_q_normed", qkNorm(q, l.qNorm()));
         }
         if (rotary != null) {
@@ -245,7 +245,7 @@ final class Forward {
             z = patternTimesValues(pattern, v);
         } else {
             Tensor mask = windowed(layer, pos) ? additiveMask(layer, pos, q) : null;
-            Tensor queries = productQueries(q).transpose(1, 2);
+            Tensor queries = productQueries(layer, q).transpose(1, 2);
             z = Tensor.scaledDotProductAttention(queries, k.transpose(1, 2), v.transpose(1, 2), mask, mask == null,
                     productScale()).transpose(1, 2);
         }
@@ -384,8 +384,8 @@ final class Forward {
      * The queries as they enter the product with the keys: multiplied by the family's temperature at their positions
      * ({@link #tempered}), and by {@link #scoreScale} where the family scales them first.
      */
-    private Tensor productQueries(Tensor q) {
-        Tensor tempered = tempered(q);
+    private Tensor productQueries(int layer, Tensor q) {
+        Tensor tempered = tempered(layer, q);
         return c.queriesScaledFirst() ? tempered.mul(scoreScale()) : tempered;
     }
 
@@ -403,7 +403,7 @@ final class Forward {
      * scales them first ({@link #productQueries}).
      */
     Tensor scores(int layer, Tensor q, Tensor k) {
-        q = productQueries(q);
+        q = productQueries(layer, q);
         if (c.scoresInFloat32() && reducedPrecision(q)) {
             q = q.to(DType.FLOAT32);
             k = k.to(DType.FLOAT32);
@@ -446,18 +446,22 @@ final class Forward {
         return Tensor.einsum("bngqk,bknd->bqngd", grouped, v).reshape(p[0], p[2], p[1], v.size(3));
     }
 
-    /** Whether the layer's mask is more than causal at this length: a local or sliding window shorter than the input. */
+    /**
+     * Whether the layer's mask is more than causal at this length: a local or sliding window, or a chunk, shorter than
+     * the input.
+     */
     private boolean windowed(int layer, long pos) {
-        int window = c.attentionWindow(layer);
+        int window = Math.max(c.attentionWindow(layer), c.attentionChunk(layer));
         return window > 0 && window < pos;
     }
 
     /** The layer's mask at this length as 0 (may look) and -inf (may not), in the dtype and on the device of {@code like}. */
     private Tensor additiveMask(int layer, long pos, Tensor like) {
         int window = windowed(layer, pos) ? c.attentionWindow(layer) : 0;
-        record Key(int window, long pos, DType dtype, Device device) {
+        int chunk = windowed(layer, pos) ? c.attentionChunk(layer) : 0;
+        record Key(int window, int chunk, long pos, DType dtype, Device device) {
         }
-        return tables.get(new Key(window, pos, like.dtype(), like.device()), () -> List.of(
+        return tables.get(new Key(window, chunk, pos, like.dtype(), like.device()), () -> List.of(
                 Tensor.zeros(new long[] {pos, pos}, like.dtype(), like.device())
                         .maskedFill(forbidden(layer, pos, like.device()), Double.NEGATIVE_INFINITY))).getFirst();
     }
@@ -465,24 +469,28 @@ final class Forward {
     /** Where the layer's queries may not look at this length, {@code [query, key]} bool on {@code device}. */
     private Tensor forbidden(int layer, long pos, Device device) {
         int window = windowed(layer, pos) ? c.attentionWindow(layer) : 0;
-        record Key(int window, long pos, Device device) {
+        int chunk = windowed(layer, pos) ? c.attentionChunk(layer) : 0;
+        record Key(int window, int chunk, long pos, Device device) {
         }
-        return tables.get(new Key(window, pos, device), () -> List.of(mask(layer, pos, device))).getFirst();
+        return tables.get(new Key(window, chunk, pos, device), () -> List.of(mask(layer, pos, device))).getFirst();
     }
 
     /**
-     * Rotated queries {@code [batch, pos, heads, d_head]} times the family's temperature at each position, rounded
-     * to their dtype first, as ministral3 multiplies them; the queries themselves where the factor is 1 throughout.
+     * The queries {@code [batch, pos, heads, d_head]} of a layer times the family's temperature at each position, the
+     * factors rounded to the queries' dtype first as ministral3 multiplies them, or in float32, the product rounded
+     * once, as llama4 does; the queries themselves where the factor is 1 throughout, or where the layer rotates and
+     * the temperature is for the others (llama4).
      */
-    private Tensor tempered(Tensor q) {
+    private Tensor tempered(int layer, Tensor q) {
         QueryTemperature t = c.queryTemperature();
         long pos = q.size(1);
-        if (t == null || !t.scales(pos)) {
+        if (t == null || !t.scales(pos) || t.unrotatedOnly() && c.rope(layer) != null) {
             return q;
         }
+        DType dtype = t.inFloat32() ? DType.FLOAT32 : q.dtype();
         record Key(QueryTemperature t, long pos, DType dtype, Device device) {
         }
-        Tensor factors = tables.get(new Key(t, pos, q.dtype(), q.device()), () -> {
+        Tensor factors = tables.get(new Key(t, pos, dtype, q.device()), () -> {
             if (tables.capturing()) {
                 throw new IllegalStateException("the query temperatures for " + pos + " positions are not built, and"
                         + " building them copies from the host, which a CUDA graph capture cannot contain: run a pass"
@@ -493,10 +501,10 @@ final class Forward {
                 values[p] = t.at(p);
             }
             try (Tensor host = Tensor.of(values, 1, pos, 1, 1)) {
-                return List.of(host.to(q.dtype(), q.device()));
+                return List.of(host.to(dtype, q.device()));
             }
         }).getFirst();
-        return q.mul(factors);
+        return dtype == q.dtype() ? q.mul(factors) : then(q.mul(factors), p -> p.to(q.dtype()));
     }
 
     /** The rotary tables of {@code rope} for this length, in the family's dtype for them, on the weights' device. */
@@ -546,10 +554,30 @@ final class Forward {
         return combined.sub(combined.max(-1, true).getFirst()).softmax(-1).narrow(-1, 0, scores.size(3));
     }
 
-    /** True where a query may not look: the future, and keys beyond a local or sliding window. */
+    /**
+     * True where a query may not look: the future, keys beyond a local or sliding window, and keys of earlier chunks
+     * than the query's.
+     */
     Tensor mask(int layer, long pos, Device device) {
         Tensor ones = Tensor.ones(new long[] {pos, pos}, DType.BOOL, device);
         Tensor future = ones.triu(1);
+        int chunk = c.attentionChunk(layer);
+        if (chunk > 0 && chunk < pos) {
+            if (tables.capturing()) {
+                throw new IllegalStateException("the chunked mask for " + pos + " positions is not built, and building"
+                        + " it copies from the host, which a CUDA graph capture cannot contain: run a pass of this"
+                        + " length before capturing one (HookedAutoModel.capture does)");
+            }
+            double[] chunkOf = new double[(int) pos];
+            for (int p = 0; p < pos; p++) {
+                chunkOf[p] = p / chunk;
+            }
+            try (Tensor host = Tensor.of(chunkOf, pos, 1); Tensor chunks = host.to(device);
+                 Tensor apart = chunks.sub(chunks.view(1, pos))) {
+                // a key at or before the query lies in an earlier chunk where the query's chunk number is larger
+                return future.where(future, apart.gt(0.5));
+            }
+        }
         int window = c.attentionWindow(layer);
         if (window <= 0 || window >= pos) {
             return future;
@@ -594,6 +622,9 @@ final class Forward {
      * over all heads' features together (olmo2), the family's kind of RMSNorm.
      */
     Tensor qkNorm(Tensor x, Tensor weight) {
+        if (c.qkNorm() == Architecture.QkNorm.ROTATED_UNWEIGHTED) { // llama4's L2 norm, computed as an RMS norm
+            return x.rmsNorm(null, c.normEps());
+        }
         if (c.qkNorm() == Architecture.QkNorm.PER_HEAD) {
             return norm(x, weight, null);
         }
@@ -647,7 +678,8 @@ final class Forward {
             top = logits.topk(k, -1, true);
             weights = top.get(0).softmax(-1);
         } else if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID
-                || routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED) {
+                || routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED
+                || routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_ON_INPUTS) {
             top = logits.topk(k, -1, true);
             weights = top.get(0).sigmoid();
             if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_NORMALIZED) {
@@ -678,8 +710,13 @@ final class Forward {
         for (int e = 0; e < moe.experts(); e++) {
             try (TensorScope expert = TensorScope.open()) { // each expert's work freed once its output is weighted
                 Tensor rows = indices(routes.tokens()[e], x.device());
-                Tensor out = expert(b + "mlp.experts." + e + ".", l, e, flat.indexSelect(0, rows));
                 Tensor weight = weights.indexSelect(0, indices(routes.slots()[e], x.device()));
+                Tensor in = flat.indexSelect(0, rows);
+                if (routing == MixtureOfExperts.Routing.TOP_K_THEN_SIGMOID_ON_INPUTS) { // llama4 weighs the input
+                    outputs.add(expert.keep(expert(b + "mlp.experts." + e + ".", l, e, in.mul(weight))));
+                    continue;
+                }
+                Tensor out = expert(b + "mlp.experts." + e + ".", l, e, in);
                 // mixtral's float32 routing weights promote the weighted outputs, which are summed so, as in
                 // transformers, and rounded to the model's dtype once
                 outputs.add(expert.keep(out.mul(weight)));

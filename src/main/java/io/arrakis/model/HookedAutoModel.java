@@ -91,8 +91,10 @@ import java.util.regex.Pattern;
  * {@code blocks.i.mlp.hook_router_logits} {@code [batch, pos, experts]} (the router's output),
  * {@code blocks.i.mlp.hook_expert_indices} {@code [batch, pos, k]} (int64, each token's chosen experts, best first)
  * and {@code blocks.i.mlp.hook_expert_weights} {@code [batch, pos, k]} (their routing weights, aligned with the
- * indices, summing to 1, or less for qwen3-moe, olmoe and qwen2-moe without {@code norm_topk_prob}; float32 for
- * mixtral, which weights the experts in float32); replacing the indices or weights reroutes the tokens.
+ * indices, as the family's routing makes them: summing to 1 for mixtral, or less for qwen3-moe, olmoe and qwen2-moe
+ * without {@code norm_topk_prob}, times each expert's scale for gemma4, sigmoids for llama4, which multiplies each
+ * chosen expert's input by its weight; float32 for mixtral, which weights the experts in float32); replacing the
+ * indices or weights reroutes the tokens.
  * TransformerLens's hooks of these names differ: its {@code hook_expert_weights} is the softmax over every expert
  * before the top k are chosen, {@code [batch * pos, experts]}, and its indices are {@code [batch * pos, k]}. Then per
  * expert {@code e}, on the rows {@code [n, d_mlp]} of the n tokens routed to it in (batch, pos) order (n may be 0):
@@ -102,7 +104,9 @@ import java.util.regex.Pattern;
  * (qwen2-moe), which every token goes to, has {@code blocks.i.mlp.shared_expert.hook_pre}, {@code hook_pre_linear} and
  * {@code hook_post} {@code [batch, pos, d_shared]}, and {@code blocks.i.mlp.hook_shared_expert_gate}
  * {@code [batch, pos, 1]}, the sigmoid weighting its output. {@code hook_mlp_out} is the experts' weighted sum, plus
- * the shared expert's gated output.
+ * the shared expert's gated output; gemma4's block MLP is its experts' shared expert, the two outputs normalised
+ * each before their sum is, and its router and experts read the residual stream through norms of their own, which
+ * have no hooks ({@code ln2} feeds its shared expert alone).
  *
  * <p>Forward passes may run on many threads at once; hooks added with {@link #addHook} apply to all of them until
  * their handle is closed, except to the passes of a thread that {@link #holdHooks holds} the hooks it found (as the
@@ -1294,7 +1298,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     private Tensor normalizeQk(int layer, Tensor x, Tensor weight, int heads, String what) {
         checkHeads(layer, x, what);
-        Architecture.QkNorm kind = config.architecture().qkNorm();
+        Architecture.QkNorm kind = config.architecture().qkNorm(layer);
         if (kind == Architecture.QkNorm.NONE) {
             return x.copy();
         }
@@ -1423,33 +1427,38 @@ public final class HookedAutoModel implements AutoCloseable {
     /**
      * The effective scales of the query norms, {@code [layer, head, d_head]} in the model's dtype (the weight, or
      * {@code 1 + w} for gemma3's norms, in float32 as {@link #normWeights()} says; a norm over the whole projection
-     * sliced per head); null where the family has
-     * no query norm. A new tensor.
+     * sliced per head); null where the family has no query norm, or one without a weight (llama4). A new tensor.
      */
     public Tensor queryNormWeights() {
-        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+        return using(() -> !qkNormWeighted() ? null
                 : stackLayers(l -> qkNormScale(softmaxLayer(l).qNorm(), config.nHeads(), l, false)));
     }
 
     /** The effective scales of the key norms, {@code [layer, kv_head, d_head]} ({@code repeatKv}: one per query head), as {@link #queryNormWeights()}. */
     public Tensor keyNormWeights(boolean repeatKv) {
-        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+        return using(() -> !qkNormWeighted() ? null
                 : stackLayers(l -> qkNormScale(keyValueLayer(l).kNorm(), config.nKvHeads(l), l, repeatKv)));
     }
 
     /**
      * Block {@code layer}'s query-norm scales {@code [head, d_head]}, as {@link #queryNormWeights()} gives every
-     * layer's; null where the family has no query norm. A new tensor.
+     * layer's; null where the family has no query norm, or one without a weight. A new tensor.
      */
     public Tensor queryNormWeights(int layer) {
-        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+        return using(() -> !qkNormWeighted() ? null
                 : copied(() -> qkNormScale(softmaxLayer(layer).qNorm(), config.nHeads(), layer, false)));
     }
 
     /** Block {@code layer}'s key-norm scales {@code [kv_head, d_head]} ({@code repeatKv}: one per query head). */
     public Tensor keyNormWeights(int layer, boolean repeatKv) {
-        return using(() -> config.architecture().qkNorm() == Architecture.QkNorm.NONE ? null
+        return using(() -> !qkNormWeighted() ? null
                 : copied(() -> qkNormScale(keyValueLayer(layer).kNorm(), config.nKvHeads(layer), layer, repeatKv)));
+    }
+
+    /** Whether the family's query and key norms have weights (llama4's L2 norm has none, nor a scale but 1). */
+    private boolean qkNormWeighted() {
+        Architecture.QkNorm kind = config.architecture().qkNorm();
+        return kind != Architecture.QkNorm.NONE && kind != Architecture.QkNorm.ROTATED_UNWEIGHTED;
     }
 
     /** A query or key norm's weight {@code w} as per-head scales {@code [heads, d_head]}, a view where it can be. */
@@ -1642,7 +1651,7 @@ public final class HookedAutoModel implements AutoCloseable {
         if (config.architecture().valueNorm() && ownKeys) {
             names.add(b + "attn.hook_v_normed");
         }
-        List<String> normed = config.architecture().qkNorm() == Architecture.QkNorm.NONE ? List.of()
+        List<String> normed = config.architecture().qkNorm(i) == Architecture.QkNorm.NONE ? List.of()
                 : ownKeys ? List.of(b + "attn.hook_q_normed", b + "attn.hook_k_normed")
                 : List.of(b + "attn.hook_q_normed");
         List<String> rotated = !config.rotates(i) ? List.of()

@@ -39,7 +39,9 @@ import java.util.stream.Collectors;
  * its tensors under {@code model.language_model.} beside vision and audio towers and their embedders
  * ({@code embed_vision}, {@code embed_audio}), its head likewise tied by the whole model's key, true by default, and
  * soft-capped as its text model's config says; its model embeds its media placeholders as its text model's padding
- * token in every pass, and so does a pass here.
+ * token in every pass, and so does a pass here. Llama 4's ({@code llama4}, {@code Llama4ForConditionalGeneration}, as
+ * Scout and Maverick are published) is the llama4 family, named as LLaVA's are, beside a {@code vision_model} and a
+ * projector.
  */
 final class MultimodalCheckpoint {
     /**
@@ -55,7 +57,7 @@ final class MultimodalCheckpoint {
             Map.entry("exaone4_5", List.of("exaone4", "exaone4_5_text")),
             Map.entry("kimi_k25", List.of("deepseek_v3", "kimi_k2")), Map.entry("qwen3_5", List.of("qwen3_5_text")),
             Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")), Map.entry("lfm2_vl", List.of("lfm2")),
-            Map.entry("gemma4", List.of("gemma4_text")));
+            Map.entry("gemma4", List.of("gemma4_text")), Map.entry("llama4", List.of("llama4_text")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -74,7 +76,7 @@ final class MultimodalCheckpoint {
      */
     private static final Set<String> UNREAD_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
             "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.", "mm_projector.",
-            "model.mm_projector.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.");
+            "model.mm_projector.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.", "vision_model.");
 
     private MultimodalCheckpoint() {
     }

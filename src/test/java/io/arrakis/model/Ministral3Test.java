@@ -96,9 +96,10 @@ class Ministral3Test {
                 "original_max_position_embeddings", 8);
         HookedAutoConfig scaled = tiny(parameters).with("rope_scaling", Map.of("rope_type", "linear", "factor", 2.0,
                 "llama_4_scaling_beta", 0.3, "original_max_position_embeddings", 16));
-        assertEquals(new io.arrakis.model.family.QueryTemperature(0.3, 16), scaled.architecture().queryTemperature());
+        assertEquals(new io.arrakis.model.family.QueryTemperature(0.3, 16, 0, false, false),
+                scaled.architecture().queryTemperature());
         assertEquals(new Rope.Linear(2.0), scaled.architecture().rope().scaling());
-        assertEquals(new io.arrakis.model.family.QueryTemperature(0.1, 8),
+        assertEquals(new io.arrakis.model.family.QueryTemperature(0.1, 8, 0, false, false),
                 tiny(parameters).with("rope_scaling", Map.of()).architecture().queryTemperature());
         HookedAutoConfig topLevel = HookedAutoConfig.fromJsonText("{\"model_type\": \"ministral3\","
                 + " \"num_hidden_layers\": 2, \"original_max_position_embeddings\": 8192}");
@@ -112,7 +113,7 @@ class Ministral3Test {
         Rope rope = defaults.architecture().rope();
         assertEquals(1_000_000.0, rope.theta());
         assertEquals(new Rope.Yarn(16.0, 1.0, 32.0, 1.0, 16384, true), rope.scaling());
-        assertEquals(new io.arrakis.model.family.QueryTemperature(0.1, 16384),
+        assertEquals(new io.arrakis.model.family.QueryTemperature(0.1, 16384, 0, false, false),
                 defaults.architecture().queryTemperature());
         assertTrue(defaults.slidingWindow().isEmpty());
         // untied 131072 x 4096 embedding and unembedding; per layer q and o 2 x 4096², k and v 2 x 4096 x 1024, the

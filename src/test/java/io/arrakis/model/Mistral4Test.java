@@ -44,7 +44,7 @@ class Mistral4Test {
         Rope.Yarn yarn = assertInstanceOf(Rope.Yarn.class, rope.scaling());
         assertEquals(128.0, yarn.factor());
         assertEquals(8192, yarn.originalMaxPositions());
-        assertEquals(new QueryTemperature(0.1, 8192), a.queryTemperature());
+        assertEquals(new QueryTemperature(0.1, 8192, 0, false, false), a.queryTemperature());
         double mscale = 0.1 * Math.log(128) + 1;
         assertEquals(mscale * mscale, a.attentionMultiplier(), 1e-12, "yarn_apply_mscale's factor on the scores");
         MixtureOfExperts moe = a.moe();

@@ -51,7 +51,8 @@ import java.util.List;
  *     residual stream is added (gpt-j, gpt-neox, falcon, phi) rather than the residual stream plus the attention's, then
  *     the MLP's (stable-lm, cohere): the same sum, rounded as the family's model rounds it
  * @param rotaryPrecision in which dtype a float16 or bfloat16 model's rotary embedding computes
- * @param queryTemperature the factor on each position's rotated queries (ministral3); null for none
+ * @param queryTemperature the factor on each position's queries (ministral3's rotated ones, llama4's in the layers
+ *     that do not rotate); null for none
  * @param paddingIndex the token whose embedding row a new model starts with zeros ({@code pad_token_id}, which the
  *     family's embedding takes as its {@code padding_idx}); -1 for none
  * @param queriesScaledFirst whether the queries are multiplied by the score factor before their product with the keys
@@ -89,6 +90,8 @@ import java.util.List;
  *     own ({@link io.arrakis.model.family.Slot#LAYER_SCALAR}; Gemma 4's {@code layer_scalar})
  * @param perLayerInputs each block's own input from the tokens and their embeddings (Gemma 4's per-layer
  *     embeddings), or null where blocks read the residual stream alone
+ * @param attentionChunk the chunk of {@link LayerAttention#CHUNKED} layers, in positions (Llama 4's
+ *     {@code attention_chunk_size}); 0 when the family has none
  */
 public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, int dHead, int dMlp, int vocabSize,
         int maxPositions, Norm norm, double normEps, String activation, boolean gatedMlp, Rope rope,
@@ -103,7 +106,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
         LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor,
-        List<LayerShape> layerShapes, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs) {
+        List<LayerShape> layerShapes, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs,
+        int attentionChunk) {
 
     /**
      * Gemma 4's per-layer embeddings (PLE): every block gets an input of {@code width} features per token, the sum,
@@ -185,7 +189,9 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** gpt-neo's local attention: the last {@code localWindow} positions */
         LOCAL,
         /** the last {@code slidingWindow} positions */
-        SLIDING
+        SLIDING,
+        /** Llama 4's chunked attention: the earlier positions of the query's own chunk of {@code attentionChunk} */
+        CHUNKED
     }
 
     /** The MLP activations the forward pass computes, by the {@code transformers} names that mean them. */
@@ -239,7 +245,12 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** one norm over each head's d_head features, its weight shared by the heads (qwen3, gemma3, exaone4) */
         PER_HEAD,
         /** one norm over the whole projection, every head's features together (olmo2, olmo3, olmoe) */
-        WHOLE
+        WHOLE,
+        /**
+         * Llama 4's L2 norm: one norm over each head's features without a weight, in the layers that rotate only
+         * ({@link #qkNorm(int)}), after the rotary embedding
+         */
+        ROTATED_UNWEIGHTED
     }
 
     public Architecture {
@@ -434,9 +445,30 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
      */
     public int attentionWindow(int layer) {
         return switch (layerAttention.get(layer)) {
-            case FULL -> 0;
+            case FULL, CHUNKED -> 0;
             case LOCAL -> localWindow;
             case SLIDING -> slidingWindow;
         };
+    }
+
+    /**
+     * The chunk a layer's queries attend within ({@link LayerAttention#CHUNKED}), in positions.
+     *
+     * @param layer the layer index
+     * @return {@code attentionChunk}, or 0 where the layer's attention is not chunked
+     */
+    public int attentionChunk(int layer) {
+        return layerAttention.get(layer) == LayerAttention.CHUNKED ? attentionChunk : 0;
+    }
+
+    /**
+     * The norm of a layer's queries and keys: {@code qkNorm}, but none in a layer that does not rotate where the norm
+     * is {@link QkNorm#ROTATED_UNWEIGHTED}.
+     *
+     * @param layer the layer index
+     * @return the kind of norm
+     */
+    public QkNorm qkNorm(int layer) {
+        return qkNorm == QkNorm.ROTATED_UNWEIGHTED && rope(layer) == null ? QkNorm.NONE : qkNorm;
     }
 }

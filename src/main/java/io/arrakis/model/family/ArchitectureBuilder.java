@@ -62,6 +62,7 @@ final class ArchitectureBuilder {
     private List<LayerAttention> layerAttention;
     private int slidingWindow;
     private int localWindow;
+    private int attentionChunk;
     private double embeddingScale = 1.0;
     private boolean embeddingScaleRounded;
     private String paddingKey;
@@ -315,6 +316,12 @@ final class ArchitectureBuilder {
     }
 
     /** The window of local layers. */
+    /** Llama 4's chunked attention: {@link Architecture.LayerAttention#CHUNKED} layers attend within {@code chunk}. */
+    ArchitectureBuilder attentionChunk(int chunk) {
+        attentionChunk = chunk;
+        return this;
+    }
+
     ArchitectureBuilder localWindow(int window) {
         localWindow = window;
         return this;
@@ -684,7 +691,7 @@ final class ArchitectureBuilder {
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
                 sparseAttention, linearAttention, shortConvolution, headInputDivisor, layerShapes, valueNorm,
-                layerScalars, perLayerInputs);
+                layerScalars, perLayerInputs, attentionChunk);
     }
 
     /**

@@ -117,7 +117,7 @@ final class Ministral3 extends ModelFamily {
             adjust.accept(rotary);
             Settings rotating = scaling != null ? s.with("rope_scaling", rotary).with("rope_parameters", null)
                     : s.with("rope_parameters", rotary);
-            return new Llama4Rotary(rotating, new QueryTemperature(asDouble(beta), interval));
+            return new Llama4Rotary(rotating, new QueryTemperature(asDouble(beta), interval, 0, false, false));
         }
     }
 

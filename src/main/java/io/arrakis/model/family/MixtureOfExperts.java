@@ -127,6 +127,11 @@ public record MixtureOfExperts(int experts, int topK, Routing routing, boolean f
         /** {@link #TOP_K_THEN_SIGMOID} divided by their sum ({@code norm_topk_prob}), in the logits' dtype. */
         TOP_K_THEN_SIGMOID_NORMALIZED,
         /**
+         * Llama 4's: {@link #TOP_K_THEN_SIGMOID}'s weights, rounded to the model's dtype, multiplying each chosen
+         * expert's input rather than its output.
+         */
+        TOP_K_THEN_SIGMOID_ON_INPUTS,
+        /**
          * PhiMoE's sparsemixer, as it routes outside training, in the logits' dtype: the first expert is the one with
          * the largest logit, weighted by its share of the softmax over the logits within {@code 2 · jitterEps} of it
          * (relative to the larger of the logit's magnitude and the largest); the second likewise among the others,

@@ -64,7 +64,7 @@ final class SmolLm3 extends ModelFamily {
     }
 
     /** {@code no_rope_layers} (1 rotates, 0 does not; at least one entry per layer), or its default. */
-    private static List<Boolean> rotatingLayers(Settings s, int layers) {
+    static List<Boolean> rotatingLayers(Settings s, int layers) {
         List<?> given = s.listOrNull("no_rope_layers");
         List<Boolean> rotates = new ArrayList<>(layers);
         if (given == null) {
