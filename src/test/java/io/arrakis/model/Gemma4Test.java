@@ -103,8 +103,9 @@ class Gemma4Test {
     void theExpertsBesideEachMlpAreTransformers() {
         ModelParityTest.assertParity(EXPERTS, "gemma4-moe", 80);
         HookedAutoConfig c = HookedAutoConfig.fromJson(EXPERTS.resolve("config.json"));
-        assertEquals(MixtureOfExperts.besideNormedMlp(4, 2, 48), c.architecture().moe());
-        assertEquals(List.of(16, 16), List.of(c.dMlp(), c.dMlp(4)));
+        MixtureOfExperts moe = c.architecture().moe();
+        assertEquals(List.of(4, 2, 48, 16, 16), List.of(moe.experts(), moe.topK(), moe.sharedWidth(), c.dMlp(),
+                c.dMlp(4)));
         try (SafeTensorsFile weights = SafeTensorsFile.open(EXPERTS.resolve("model.safetensors"));
              HookedAutoModel model = HookedAutoModel.fromPretrained(EXPERTS)) {
             assertEquals(weights.names().stream().mapToLong(n -> weights.info(n).numel()).sum(), c.parameterCount());
@@ -116,10 +117,11 @@ class Gemma4Test {
     }
 
     /**
-     * The 26B A4B model's shape (the default config with 128 experts of 704, 8 per token, no per-layer embeddings,
-     * the full layers' values their keys): transformers counts 21,670,120,960 parameters on the meta device, and the
-     * checkpoint holds the 30 layer scalars besides. A setting the experts need is asked for, and
-     * {@code use_double_wide_mlp}, which would widen their shared expert in some layers, refused.
+     * The default config with the 26B A4B model's experts (128 of 704, 8 per token; no per-layer embeddings, the full
+     * layers' values their keys): transformers counts 21,670,120,960 parameters on the meta device, and the
+     * checkpoint holds the 30 layer scalars besides. Each setting the experts need is asked for;
+     * {@code use_double_wide_mlp}, which would widen their shared expert in the layers that share keys and values, is
+     * refused where some do; Gemma 4's routing goes with its shared expert only.
      */
     @Test
     void theMixtureOfExpertsConfigsAreCountedAndChecked() {
@@ -127,22 +129,32 @@ class Gemma4Test {
                 "top_k_experts", 8, "moe_intermediate_size", 704, "hidden_size_per_layer_input", 0,
                 "attention_k_eq_v", true, "num_global_key_value_heads", 2));
         assertEquals(21_670_120_960L + 30, c.parameterCount());
-        assertEquals(MixtureOfExperts.besideNormedMlp(128, 8, 9216), c.architecture().moe());
+        MixtureOfExperts moe = c.architecture().moe();
+        assertEquals(List.of(128, 8, 9216, 704), List.of(moe.experts(), moe.topK(), moe.sharedWidth(), c.dMlp()));
 
+        Map<String, Object> experts = Map.of("enable_moe_block", true, "num_experts", 4, "top_k_experts", 2,
+                "moe_intermediate_size", 16);
         HookedAutoConfig tiny = TinyConfigs.of("gemma4");
-        String m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
-                "num_experts", 4, "moe_intermediate_size", 16))).getMessage();
-        assertTrue(m.contains("top_k_experts") && m.contains("enable_moe_block"), m);
-        m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
-                "num_experts", 4, "top_k_experts", 5, "moe_intermediate_size", 16))).getMessage();
+        for (String key : experts.keySet()) {
+            if (!key.equals("enable_moe_block")) {
+                Map<String, Object> without = new LinkedHashMap<>(experts);
+                without.remove(key);
+                String m = assertThrows(IllegalArgumentException.class, () -> tiny.with(without)).getMessage();
+                assertTrue(m.contains(key) && m.contains("enable_moe_block"), m);
+            }
+        }
+        String m = assertThrows(IllegalArgumentException.class, () -> tiny.with(experts).with("top_k_experts", 5))
+                .getMessage();
         assertTrue(m.contains("top_k_experts") && m.contains("num_experts = 4"), m);
-        m = assertThrows(IllegalArgumentException.class, () -> tiny.with(Map.of("enable_moe_block", true,
-                "num_experts", 4, "top_k_experts", 2, "moe_intermediate_size", 16, "num_kv_shared_layers", 1,
-                "use_double_wide_mlp", true))).getMessage();
+        // three layers, the last full one sharing the first one's keys and values: valid, doubled, without experts
+        HookedAutoConfig sharing = tiny.with(Map.of("num_hidden_layers", 3, "layer_types", List.of("full_attention",
+                "sliding_attention", "full_attention"), "num_kv_shared_layers", 1, "use_double_wide_mlp", true));
+        assertEquals(96, sharing.architecture().dMlp(2));
+        m = assertThrows(IllegalArgumentException.class, () -> sharing.with(experts)).getMessage();
         assertTrue(m.contains("use_double_wide_mlp") && m.contains("shared expert"), m);
-        assertEquals(MixtureOfExperts.besideNormedMlp(4, 2, 48), tiny.with(Map.of("enable_moe_block", true,
-                "num_experts", 4, "top_k_experts", 2, "moe_intermediate_size", 16, "use_double_wide_mlp", true))
-                .architecture().moe());
+        assertEquals(48, tiny.with(experts).with("use_double_wide_mlp", true).architecture().moe().sharedWidth());
+        assertThrows(IllegalArgumentException.class, () -> MixtureOfExperts.besideNormedMlp(4, 2, 48)
+                .withSharedExpert(48));
     }
 
     /** transformers 5.17's model loaded in bfloat16, against ours: far closer than float32's logits are. */
