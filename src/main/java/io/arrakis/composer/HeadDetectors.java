@@ -34,7 +34,8 @@ import java.util.OptionalLong;
  *
  * <p>Each score lies in [0, 1]: 1 means the head puts all its attention there. A layer whose sliding or local window
  * does not reach back as far as a score looks (1 position, {@code n - 1}, {@code n}) gets NaN for it: its heads cannot
- * attend there, which says nothing of what they would do, where a 0 would read as "not such a head"; so does a
+ * attend there, which says nothing of what they would do, where a 0 would read as "not such a head"; a chunked layer
+ * (llama4) averages over the queries whose key lies in their chunk alone, NaN where none does; so does a
  * layer without heads ({@link HookedAutoConfig#attentionHeads}: linear attention, a short convolution), which has no
  * pattern. The model runs
  * once, caching only the attention patterns (so hooks added with {@link HookedAutoModel#addHook} that rewrite a pattern
@@ -140,12 +141,13 @@ public final class HeadDetectors {
                     }
                     Tensor pattern = cache.get(pattern(l)).to(DType.FLOAT32); // [batch, head, query, key]
                     int window = window(c, l);
+                    int chunk = c.attentionChunk(l);
                     // each query of the repeat looks back seqLen - 1 keys (the token after its first occurrence) for
                     // induction, seqLen (the first occurrence itself) for duplicates; every query but the first one
                     // back 1 for the previous token
-                    p.add(score(pattern, window, 1, o, 2L * seqLen - 1));
-                    in.add(score(pattern, window, seqLen - 1, o + 1, seqLen));
-                    d.add(score(pattern, window, seqLen, o, seqLen));
+                    p.add(score(pattern, window, chunk, 1, o, 2L * seqLen - 1));
+                    in.add(score(pattern, window, chunk, seqLen - 1, o + 1, seqLen));
+                    d.add(score(pattern, window, chunk, seqLen, o, seqLen));
                 }
             }
             return new Scores(scope.keep(Tensor.stack(p, 0).to(Device.CPU)), scope.keep(Tensor.stack(in, 0).to(Device.CPU)),
@@ -167,14 +169,30 @@ public final class HeadDetectors {
 
     /**
      * The mean attention of {@code count} queries to the key {@code distance} positions back, averaged over the batch:
-     * {@code [head]}; the queries are entries {@code first ..} of that diagonal of the pattern. NaN where the layer's
-     * window (0: none) does not reach {@code distance} positions back.
+     * {@code [head]}; the queries are entries {@code first ..} of that diagonal of the pattern (the keys at
+     * {@code first ..}), in a chunked layer (a {@code chunk} other than 0) those whose key lies in their chunk alone.
+     * NaN where the layer's window (0: none) does not reach {@code distance} positions back, or no query's chunk does.
      */
-    private static Tensor score(Tensor pattern, int window, int distance, long first, long count) {
-        if (window > 0 && distance >= window) {
+    private static Tensor score(Tensor pattern, int window, int chunk, int distance, long first, long count) {
+        Tensor diagonal = pattern.diagonal(-distance, 2, 3).narrow(2, first, count);
+        double[] seen = new double[(int) count];
+        int queries = 0;
+        for (int j = 0; j < count; j++) {
+            long key = first + j;
+            if (chunk == 0 || (key + distance) / chunk == key / chunk) {
+                seen[j] = 1;
+                queries++;
+            }
+        }
+        if (window > 0 && distance >= window || queries == 0) {
             return Tensor.full(new long[] {pattern.size(1)}, Double.NaN, DType.FLOAT32, pattern.device());
         }
-        return pattern.diagonal(-distance, 2, 3).narrow(2, first, count).sum(2, false).mean(0, false).div(count);
+        if (queries == count) {
+            return diagonal.sum(2, false).mean(0, false).div(count);
+        }
+        try (Tensor host = Tensor.of(seen, count); Tensor mask = host.to(DType.FLOAT32, pattern.device())) {
+            return diagonal.mul(mask).sum(2, false).mean(0, false).div(queries);
+        }
     }
 
     /**

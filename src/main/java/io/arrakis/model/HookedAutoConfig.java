@@ -766,6 +766,19 @@ public final class HookedAutoConfig {
     }
 
     /**
+     * The chunk a layer's queries attend within (llama4's chunked layers: the earlier positions of the query's own
+     * chunk of {@code attention_chunk_size}); 0 for the layers of the other kinds and families.
+     *
+     * @param layer the layer index, {@code 0 <= layer < nLayers()}
+     * @return the chunk, in positions, or 0
+     * @throws IndexOutOfBoundsException for a layer outside the model
+     */
+    public int attentionChunk(int layer) {
+        Objects.checkIndex(layer, arch.nLayers());
+        return arch.attentionChunk(layer);
+    }
+
+    /**
      * The window of gpt-neo's local layers ({@code window_size}): a query sees itself and the
      * {@code window_size - 1} positions before it; 0 for the other families.
      *

@@ -1387,7 +1387,8 @@ public final class HookedAutoModel implements AutoCloseable {
 
     /**
      * Block {@code layer}'s attention mask for {@code pos} positions, bool {@code [pos, pos]} on the model's device:
-     * true where query q may not look at key k (the future, and keys beyond a local or sliding window); a new tensor.
+     * true where query q may not look at key k (the future, keys beyond a local or sliding window, and keys of earlier
+     * chunks than the query's in a chunked layer); a new tensor.
      */
     public Tensor attentionMask(int layer, long pos) {
         if (pos < 0) {

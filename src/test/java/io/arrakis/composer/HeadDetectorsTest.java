@@ -1,6 +1,7 @@
 package io.arrakis.composer;
 
 import io.arrakis.model.CacheSpec;
+import io.arrakis.model.Fixtures;
 import io.arrakis.model.HookedAutoConfig;
 import io.arrakis.model.HookedAutoModel;
 import io.arrakis.model.HookedAutoModel.HookSpec;
@@ -262,6 +263,45 @@ class HeadDetectorsTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> HeadDetectors.argmax(s.previousToken()));
             assertTrue(e.getMessage().contains("window"), e.getMessage());
+        }
+    }
+
+    /**
+     * A chunked layer (llama4's, chunks of {@code N}: the first and the repeated tokens each fill one) scores the
+     * queries whose key lies in their chunk alone: no duplicate's first occurrence does (NaN), one induction key does
+     * (the last query's), and the previous token of every query but the repeat's first; the full layer scores all.
+     */
+    @Test
+    void chunkedLayersScoreTheQueriesWhoseKeyIsInTheirChunk() {
+        HookedAutoConfig config = HookedAutoConfig.fromJson(Fixtures.huggingFace("llama4").resolve("config.json"))
+                .with("attention_chunk_size", N);
+        int t = 2 * N;
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel model = HookedAutoModel.create(config, 4, DType.FLOAT32, Device.CPU);
+             HeadDetectors.Scores s = HeadDetectors.detect(model, N, BATCH, 3);
+             ModelOutput out = model.forward(HeadDetectors.repeatedTokens(model, N, BATCH, 3), CacheSpec.all())) {
+            assertEquals(List.of(N, 0), List.of(config.attentionChunk(0), config.attentionChunk(3)));
+            for (int l = 0; l < 4; l++) {
+                float[] p = out.cache().get("blocks." + l + ".attn.hook_pattern").toFloatArray();
+                boolean chunked = l < 3;
+                for (int h = 0; h < 4; h++) {
+                    double prev = 0;
+                    double ind = 0;
+                    for (int b = 0; b < BATCH; b++) {
+                        int base = (b * 4 + h) * t * t;
+                        for (int i = 1; i < t; i++) {
+                            prev += chunked && i == N ? 0 : p[base + i * t + i - 1];
+                        }
+                        for (int j = chunked ? N - 1 : 0; j < N; j++) {
+                            ind += p[base + (N + j) * t + j + 1];
+                        }
+                    }
+                    Head head = new Head(l, h);
+                    assertEquals(prev / BATCH / (chunked ? t - 2 : t - 1), at(s.previousToken(), head), 1e-5);
+                    assertEquals(ind / BATCH / (chunked ? 1 : N), at(s.induction(), head), 1e-5);
+                    assertEquals(chunked, Double.isNaN(at(s.duplicateToken(), head)), head.toString());
+                }
+            }
         }
     }
 

@@ -152,14 +152,13 @@ final class RopeScalings {
         return new Rope.Proportional(fraction, entries.get("factor") == null ? 1.0 : positive("factor"));
     }
 
+    /**
+     * {@code llama3}: any positive factors, as transformers takes them (Llama 4 Scout's are equal, which leaves no
+     * frequency between the bands to smooth).
+     */
     private Rope.Llama3 llama3(int original) {
-        double factor = positive("factor");
-        double low = positive("low_freq_factor");
-        double high = positive("high_freq_factor");
-        if (!(high > low)) {
-            throw invalid(key + ".high_freq_factor", high, "must be greater than low_freq_factor = " + low);
-        }
-        return new Rope.Llama3(factor, low, high, original);
+        return new Rope.Llama3(positive("factor"), positive("low_freq_factor"), positive("high_freq_factor"),
+                original);
     }
 
     /** {@code _compute_yarn_parameters}: a null factor is the context's growth, the attention factor is YaRN's mscale. */
