@@ -41,7 +41,14 @@ import java.util.stream.Collectors;
  * soft-capped as its text model's config says; its model embeds its media placeholders as its text model's padding
  * token in every pass, and so does a pass here. Llama 4's ({@code llama4}, {@code Llama4ForConditionalGeneration}, as
  * Scout and Maverick are published) is the llama4 family, named as LLaVA's are, beside a {@code vision_model} and a
- * projector.
+ * projector. LLaVA-NeXT's ({@code llava_next}, a Llama, Mistral or Qwen 2), LLaVA-OneVision's
+ * ({@code llava_onevision}, a Qwen 2), InternVL's ({@code internvl}, InternVL3 and 3.5 as transformers converts them:
+ * a Qwen 2 or Qwen3), Aya Vision's ({@code aya_vision}, a Cohere 2 or Cohere) and Command A Vision's
+ * ({@code cohere2_vision}, a Cohere 2) are named as LLaVA's are or as transformers saves them, LLaVA-NeXT's and
+ * OneVision's beside an {@code image_newline}; the heads of InternVL, Aya Vision and Command A Vision are tied by the
+ * whole model's key, true by default, LLaVA-NeXT's by it too, false by default, LLaVA's and OneVision's where either
+ * key says so; Aya Vision's and Command A Vision's heads do not scale the logits by the Cohere text model's
+ * {@code logit_scale}.
  */
 final class MultimodalCheckpoint {
     /**
@@ -57,7 +64,12 @@ final class MultimodalCheckpoint {
             Map.entry("exaone4_5", List.of("exaone4", "exaone4_5_text")),
             Map.entry("kimi_k25", List.of("deepseek_v3", "kimi_k2")), Map.entry("qwen3_5", List.of("qwen3_5_text")),
             Map.entry("qwen3_5_moe", List.of("qwen3_5_moe_text")), Map.entry("lfm2_vl", List.of("lfm2")),
-            Map.entry("gemma4", List.of("gemma4_text")), Map.entry("llama4", List.of("llama4_text")));
+            Map.entry("gemma4", List.of("gemma4_text")), Map.entry("llama4", List.of("llama4_text")),
+            Map.entry("llava_next", List.of("llama", "mistral", "qwen2")),
+            Map.entry("llava_onevision", List.of("qwen2", "llama", "mistral")),
+            Map.entry("internvl", List.of("qwen2", "qwen3", "llama")),
+            Map.entry("aya_vision", List.of("cohere2", "cohere")),
+            Map.entry("cohere2_vision", List.of("cohere2")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -67,16 +79,25 @@ final class MultimodalCheckpoint {
     private static final Set<String> QWEN_VL = Set.of("qwen2_vl", "qwen2_5_vl");
     /** The multimodal models whose head is tied by their own {@code tie_word_embeddings}, not their text model's. */
     private static final Set<String> TIED_BY_TOP_KEY = Set.of("exaone4_5", "kimi_k25", "qwen3_5", "qwen3_5_moe",
-            "lfm2_vl", "gemma4");
+            "lfm2_vl", "gemma4", "llava_next", "internvl", "aya_vision", "cohere2_vision");
     /** Of those, the ones whose whole model's config ties the head by default. */
-    private static final Set<String> TIED_BY_DEFAULT = Set.of("kimi_k25", "lfm2_vl", "gemma4");
+    private static final Set<String> TIED_BY_DEFAULT = Set.of("kimi_k25", "lfm2_vl", "gemma4", "internvl", "aya_vision",
+            "cohere2_vision");
+    /**
+     * The multimodal models whose head is tied where either their own {@code tie_word_embeddings} or their text
+     * model's is (their config classes set theirs from their text model's).
+     */
+    private static final Set<String> TIED_BY_EITHER_KEY = Set.of("llava", "llava_onevision");
+    /** The multimodal models whose plain head leaves out their text model's {@code logit_scale} (Cohere's). */
+    private static final Set<String> UNSCALED_HEAD = Set.of("aya_vision", "cohere2_vision");
     /**
      * What text does not reach: the vision towers and projectors, and EXAONE 4.5's multi-token-prediction layers,
      * which transformers' model leaves unread too.
      */
     private static final Set<String> UNREAD_PARTS = Set.of("vision_tower.", "multi_modal_projector.",
             "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "mtp.", "mm_projector.",
-            "model.mm_projector.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.", "vision_model.");
+            "model.mm_projector.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.", "vision_model.",
+            "image_newline", "model.image_newline");
 
     private MultimodalCheckpoint() {
     }
@@ -120,6 +141,12 @@ final class MultimodalCheckpoint {
         if ("gemma3_text".equals(config.get("model_type"))) {
             // Gemma3ForConditionalGeneration's head does not soft-cap, whatever the text model's config says
             config.put("final_logit_softcapping", null);
+        }
+        if (UNSCALED_HEAD.contains(type)) {
+            config.put("logit_scale", 1.0);
+        }
+        if (TIED_BY_EITHER_KEY.contains(type) && Boolean.TRUE.equals(top.get("tie_word_embeddings"))) {
+            config.put("tie_word_embeddings", true);
         }
         if (qwen) {
             asQwen2(config);

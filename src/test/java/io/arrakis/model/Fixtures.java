@@ -37,6 +37,11 @@ public final class Fixtures {
      */
     static final Path HF_RESIDUAL = Path.of("src/test/resources/fixtures-hf-residual");
     /**
+     * One folder per vision-language model type whose language model runs text here, saved by transformers; as
+     * reference the whole model's logits for text ids ({@code scripts/make-hf-multimodal-fixtures.py}).
+     */
+    static final Path HF_MULTIMODAL = Path.of("src/test/resources/fixtures-hf-multimodal");
+    /**
      * One folder per later family, and variants of earlier ones; as references each block's {@code hook_resid_pre}
      * and {@code attn.hook_pattern}, {@code ln_final.hook_normalized} and {@code logits}.
      */

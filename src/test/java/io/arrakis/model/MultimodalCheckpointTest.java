@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.json.Json;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
+import io.arrakis.testing.Close;
 import io.arrakis.torch.Tensor;
 import io.arrakis.torch.TensorScope;
 import org.junit.jupiter.api.Test;
@@ -27,7 +28,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Multimodal checkpoints (Gemma 3's, LLaVA's, Mistral 3's, Kimi K2.5's: the config holds the text model's in
  * {@code text_config}, the tensors sit beside a vision tower) load as their language model, which text alone reaches:
- * made here from text fixtures of {@code transformers}, whose results (and gemma3's reference) they must give.
+ * made here from text fixtures of {@code transformers}, whose results (and gemma3's reference) they must give, or saved
+ * by {@code transformers} with its own logits ({@code fixtures-hf-multimodal}).
  */
 class MultimodalCheckpointTest {
     private static final Path GEMMA3 = Fixtures.HF_MORE.resolve("gemma3");
@@ -75,6 +77,85 @@ class MultimodalCheckpointTest {
             assertEquals(family, model.config().family());
             Tensor ids = Tensor.of(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
             assertArrayEquals(text.runWithHooks(ids).toFloatArray(), model.runWithHooks(ids).toFloatArray());
+        }
+    }
+
+    /**
+     * LLaVA-NeXT's, LLaVA-OneVision's, InternVL's, Aya Vision's and Command A Vision's language models, named as
+     * published or as transformers saves them, give what the text models' own checkpoints give; Aya Vision's and
+     * Command A Vision's plain heads leave out the Cohere text model's {@code logit_scale}.
+     */
+    @ParameterizedTest
+    @CsvSource({"llava_next, llama, language_model.model.", "llava_next, mistral, model.language_model.",
+            "llava_onevision, qwen2, language_model.model.", "internvl, qwen2, language_model.model.",
+            "internvl, qwen3, model.language_model.", "aya_vision, cohere2, language_model.model.",
+            "aya_vision, cohere, model.language_model.", "cohere2_vision, cohere2, model.language_model."})
+    void theLanguageModelsOfMoreVisionModelsRunAsTheirTextModels(String type, String family, String prefix)
+            throws IOException {
+        Path textFolder = Fixtures.huggingFace(family);
+        Map<String, Object> text = config(textFolder);
+        // the head is untied as the text fixture's is, whatever the whole model's default
+        Path folder = multimodal(textFolder, type, prefix, Map.of("tie_word_embeddings",
+                text.getOrDefault("tie_word_embeddings", false)));
+        try (TensorScope scope = TensorScope.open();
+             HookedAutoModel textModel = HookedAutoModel.fromPretrained(textFolder);
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals(family, model.config().family());
+            Tensor ids = Tensor.of(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
+            double scale = family.startsWith("cohere") ? textModel.config().architecture().logitScale() : 1.0;
+            assertTrue(scale != 1.0 || !family.startsWith("cohere"), "the Cohere fixtures scale their logits");
+            float[] expected = textModel.runWithHooks(ids).toFloatArray();
+            float[] actual = model.runWithHooks(ids).toFloatArray();
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i] / scale, actual[i], 1e-5 * Math.max(1, Math.abs(expected[i] / scale)),
+                        "logit " + i);
+            }
+        }
+    }
+
+    /**
+     * The same models as transformers saves them (their names, their tied or untied heads, Aya Vision's and Command A
+     * Vision's unscaled logits over a Cohere 2 that scales them) give transformers' own logits for text alone.
+     */
+    @ParameterizedTest
+    @CsvSource({"llava_next, llama", "llava_onevision, qwen2", "internvl, qwen2", "aya_vision, cohere2",
+            "cohere2_vision, cohere2"})
+    void visionModelsSavedByTransformersGiveItsLogitsForText(String type, String family) {
+        Path folder = Fixtures.HF_MULTIMODAL.resolve(type);
+        try (TensorScope scope = TensorScope.open();
+             SafeTensorsFile reference = SafeTensorsFile.open(folder.resolve("reference.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            assertEquals(family, model.config().family());
+            Close.assertAllClose(reference.tensor("logits").toDoubleArray(),
+                    model.runWithHooks(reference.tensor("input_ids")).toDoubleArray(), 1e-5, 1e-5, type);
+        }
+    }
+
+    /**
+     * Whose key ties the head, as transformers 5.17 ties it: InternVL's whole model's key, true by default, whatever
+     * its text model's says; LLaVA-NeXT's likewise, false by default; LLaVA-OneVision's where either key says so.
+     */
+    @Test
+    void theVisionModelsHeadsAreTiedByTheKeysTransformersReads() throws IOException {
+        Path qwen2 = Fixtures.huggingFace("qwen2");
+        Path llama = Fixtures.huggingFace("llama");
+        Map<String, Object> untied = Map.of("tie_word_embeddings", false);
+        assertTrue(tied(multimodal(qwen2, "internvl", "model.language_model.", Map.of(), untied, "lm_head.weight")));
+        assertFalse(tied(multimodal(qwen2, "internvl", "model.language_model.", untied, Map.of("tie_word_embeddings",
+                true), "")));
+        assertFalse(tied(multimodal(llama, "llava_next", "model.language_model.", Map.of(), Map.of(), "")));
+        assertTrue(tied(multimodal(llama, "llava_next", "model.language_model.", Map.of("tie_word_embeddings", true),
+                untied, "lm_head.weight")));
+        assertTrue(tied(multimodal(qwen2, "llava_onevision", "model.language_model.", Map.of("tie_word_embeddings",
+                true), untied, "lm_head.weight")));
+        assertTrue(tied(multimodal(qwen2, "llava_onevision", "model.language_model.", untied, Map.of(
+                "tie_word_embeddings", true), "lm_head.weight")));
+        assertFalse(tied(multimodal(qwen2, "llava_onevision", "model.language_model.", untied, untied, "")));
+    }
+
+    private static boolean tied(Path folder) {
+        try (HookedAutoModel model = HookedAutoModel.fromPretrained(folder)) {
+            return model.config().tiedEmbeddings();
         }
     }
 
@@ -542,6 +623,9 @@ class MultimodalCheckpointTest {
             String image = prefix.startsWith("model.") ? "model." : "";
             tensors.put(image + "vision_tower.vision_model.embeddings.patch_embedding.weight", Tensor.ones(8, 3, 2, 2));
             tensors.put(image + "multi_modal_projector.mm_input_projection_weight", Tensor.ones(8, 64));
+            if (type.equals("llava_next") || type.equals("llava_onevision")) {
+                tensors.put(image + "image_newline", Tensor.ones(8));
+            }
             if (prefix.startsWith("language_model.") && !weights.names().contains("lm_head.weight")) {
                 tensors.put("language_model.lm_head.weight", weights.tensor("model.embed_tokens.weight").copy());
             }

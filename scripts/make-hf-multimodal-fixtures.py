@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Make Hugging Face reference fixtures of vision-language checkpoints whose language model runs text here.
+
+Each is a tiny `...ForConditionalGeneration` of `transformers` (float32, CPU, eval mode, random weights drawn from a
+seeded generator), saved by `save_pretrained` as transformers names its tensors and ties its head, with the logits it
+gives for seeded text ids (no image): LLaVA-NeXT (a Llama), LLaVA-OneVision (a Qwen 2), InternVL (a Qwen 2), Aya
+Vision (a Cohere 2, whose text model scales its logits and whose multimodal head does not) and Command A Vision (a
+Cohere 2), each with a vision tower and a projector that text does not reach.
+
+Usage
+-----
+    python3 scripts/make-hf-multimodal-fixtures.py [OUT]
+
+    OUT  output folder (default: src/test/resources/fixtures-hf-multimodal); one folder per model type.
+
+Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
+
+Output
+------
+config.json, generation_config.json, model.safetensors: as `save_pretrained` writes them.
+reference.safetensors:
+    input_ids  int64   [batch, pos]
+    logits     float32 [batch, pos, vocab]  the whole model's logits for the ids alone
+README.md: how it was made, with the versions.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import datetime
+import platform
+import shutil
+import sys
+
+SEED = 4406
+BATCH = 2
+SEQ = 7
+
+SIZES = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64)
+TEXT = {
+    "llama": dict(SIZES, model_type="llama"),
+    "qwen2": dict(SIZES, model_type="qwen2"),
+    "cohere2": dict(SIZES, model_type="cohere2", sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                    logit_scale=0.25, bos_token_id=1, eos_token_id=2, pad_token_id=0),
+}
+VISION = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+              patch_size=14)
+
+# folder: config class, model class, text model, the whole model's other settings
+MODELS = {
+    "llava_next": ("LlavaNextConfig", "LlavaNextForConditionalGeneration", "llama",
+                   dict(vision_config=dict(VISION, model_type="clip_vision_model", projection_dim=16),
+                        image_token_index=90, image_grid_pinpoints=[[28, 28]])),
+    "llava_onevision": ("LlavaOnevisionConfig", "LlavaOnevisionForConditionalGeneration", "qwen2",
+                        dict(vision_config=dict(VISION, model_type="siglip_vision_model"), image_token_index=90,
+                             video_token_index=91, image_grid_pinpoints=[[28, 28]])),
+    "internvl": ("InternVLConfig", "InternVLForConditionalGeneration", "qwen2",
+                 dict(vision_config=dict(VISION, image_size=[28, 28], patch_size=[14, 14]), image_token_id=90)),
+    "aya_vision": ("AyaVisionConfig", "AyaVisionForConditionalGeneration", "cohere2",
+                   dict(vision_config=dict(VISION, model_type="siglip_vision_model"), image_token_index=90,
+                        downsample_factor=2)),
+    "cohere2_vision": ("Cohere2VisionConfig", "Cohere2VisionForConditionalGeneration", "cohere2",
+                       dict(vision_config=dict(VISION, model_type="siglip_vision_model"), image_token_id=90,
+                            downsample_factor=2, alignment_intermediate_size=32)),
+}
+
+
+def main(argv):
+    root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf-multimodal"
+    for folder, spec in MODELS.items():
+        make(root, folder, *spec)
+
+
+def make(root, folder, config_class, model_class, text, settings):
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    config = getattr(transformers, config_class)(text_config=dict(TEXT[text]), **settings)
+    model = getattr(transformers, model_class)(config).to(torch.float32).eval()
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(tuple(p.shape), generator=gen)
+            p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / max(p.shape[-1], 1) ** 0.5)
+    ids = torch.randint(0, 89, (BATCH, SEQ), generator=gen)  # below the image and video ids
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    out = os.path.join(root, folder)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    model.save_pretrained(out)
+    save_file({"input_ids": ids, "logits": logits.contiguous()}, os.path.join(out, "reference.safetensors"))
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("# %s, made by transformers\n\n"
+                "Made by `scripts/make-hf-multimodal-fixtures.py` on %s with transformers %s, torch %s, Python %s: a "
+                "tiny `%s` with a %s text model, float32, CPU, every parameter redrawn from a generator seeded with "
+                "%d; `reference.safetensors` holds its logits for %d x %d seeded ids alone.\n"
+                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   transformers.__version__, torch.__version__, platform.python_version(), model_class, text, SEED,
+                   BATCH, SEQ))
+    print("wrote %s" % out)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
