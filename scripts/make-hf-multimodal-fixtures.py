@@ -4,8 +4,9 @@
 Each is a tiny `...ForConditionalGeneration` of `transformers` (float32, CPU, eval mode, random weights drawn from a
 seeded generator), saved by `save_pretrained` as transformers names its tensors and ties its head, with the logits it
 gives for seeded text ids (no image): LLaVA-NeXT (a Llama), LLaVA-OneVision (a Qwen 2), InternVL (a Qwen 2), Aya
-Vision (a Cohere 2, whose text model scales its logits and whose multimodal head does not) and Command A Vision (a
-Cohere 2), each with a vision tower and a projector that text does not reach.
+Vision (a Cohere 2, whose text model scales its logits and whose multimodal head does not), Command A Vision (a
+Cohere 2) and GLM-4.5V (GLM-4.5's mixture of experts with M-RoPE, plain for text), each with a vision tower and a
+projector that text does not reach.
 
 Usage
 -----
@@ -46,6 +47,11 @@ TEXT = {
     "qwen2": dict(SIZES, model_type="qwen2"),
     "cohere2": dict(SIZES, model_type="cohere2", sliding_window=4, layer_types=["sliding_attention", "full_attention"],
                     logit_scale=0.25, bos_token_id=1, eos_token_id=2, pad_token_id=0),
+    # a dense layer, then experts; M-RoPE over the rotated half of each head, which for text is a plain rope
+    "glm4v_moe_text": dict(SIZES, model_type="glm4v_moe_text", head_dim=16, moe_intermediate_size=16,
+                           n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1],
+                                            "partial_rotary_factor": 0.5}),
 }
 VISION = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
               patch_size=14)
@@ -66,6 +72,11 @@ MODELS = {
     "cohere2_vision": ("Cohere2VisionConfig", "Cohere2VisionForConditionalGeneration", "cohere2",
                        dict(vision_config=dict(VISION, model_type="siglip_vision_model"), image_token_id=90,
                             downsample_factor=2, alignment_intermediate_size=32)),
+    "glm4v_moe": ("Glm4vMoeConfig", "Glm4vMoeForConditionalGeneration", "glm4v_moe_text",
+                  dict(vision_config=dict(hidden_size=16, depth=1, num_heads=2, intermediate_size=32, out_hidden_size=32,
+                                          patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
+                       image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
+                       video_start_token_id=94, video_end_token_id=95)),
 }
 
 

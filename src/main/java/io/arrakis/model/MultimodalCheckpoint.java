@@ -48,7 +48,8 @@ import java.util.stream.Collectors;
  * OneVision's beside an {@code image_newline}; the heads of InternVL, Aya Vision and Command A Vision are tied by the
  * whole model's key, true by default, LLaVA-NeXT's by it too, false by default, LLaVA's and OneVision's where either
  * key says so; Aya Vision's and Command A Vision's heads do not scale the logits by the Cohere text model's
- * {@code logit_scale}.
+ * {@code logit_scale}. GLM-4.5V's and GLM-4.6V's ({@code glm4v_moe}) is the glm4-moe family with M-RoPE, which is
+ * GLM-4.5's rotary for text, its tensors under {@code model.language_model.} beside a {@code visual} tower.
  */
 final class MultimodalCheckpoint {
     /**
@@ -69,7 +70,7 @@ final class MultimodalCheckpoint {
             Map.entry("llava_onevision", List.of("qwen2", "llama", "mistral")),
             Map.entry("internvl", List.of("qwen2", "qwen3", "llama")),
             Map.entry("aya_vision", List.of("cohere2", "cohere")),
-            Map.entry("cohere2_vision", List.of("cohere2")));
+            Map.entry("cohere2_vision", List.of("cohere2")), Map.entry("glm4v_moe", List.of("glm4v_moe_text")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -155,6 +156,8 @@ final class MultimodalCheckpoint {
             asQwen3(config);
         } else if ("qwen3_vl_moe_text".equals(config.get("model_type"))) {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
+        } else if ("glm4v_moe_text".equals(config.get("model_type"))) {
+            asGlm4Moe(config);
         }
         if (TIED_BY_TOP_KEY.contains(type)) {
             // the head is tied by the whole model's key alone, whatever text_config says: false by default for
@@ -179,6 +182,20 @@ final class MultimodalCheckpoint {
         config.putIfAbsent("rms_norm_eps", 1e-5);
         config.putIfAbsent("max_window_layers", 80);
         dropMrope(config, true);
+    }
+
+    /**
+     * GLM-4.5V's text config as a GLM-4.5 one: its text model is GLM-4.5's mixture of experts without query and key
+     * norms, with M-RoPE over the rotated part of each head, which for text is GLM-4.5's rotary.
+     */
+    private static void asGlm4Moe(Map<Object, Object> config) {
+        config.put("model_type", "glm4_moe");
+        // Glm4vMoeTextConfig's defaults where they differ from Glm4MoeConfig's
+        config.putIfAbsent("vocab_size", 151_424);
+        config.putIfAbsent("max_position_embeddings", 65_536);
+        config.putIfAbsent("attention_bias", true);
+        config.put("use_qk_norm", false);
+        dropMrope(config, false);
     }
 
     /**

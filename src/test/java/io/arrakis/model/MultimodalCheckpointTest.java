@@ -1,6 +1,7 @@
 package io.arrakis.model;
 
 import io.arrakis.json.Json;
+import io.arrakis.model.family.Architecture;
 import io.arrakis.model.safetensors.SafeTensorsFile;
 import io.arrakis.model.safetensors.SafeTensorsWriter;
 import io.arrakis.testing.Close;
@@ -119,7 +120,7 @@ class MultimodalCheckpointTest {
      */
     @ParameterizedTest
     @CsvSource({"llava_next, llama", "llava_onevision, qwen2", "internvl, qwen2", "aya_vision, cohere2",
-            "cohere2_vision, cohere2"})
+            "cohere2_vision, cohere2", "glm4v_moe, glm4-moe"})
     void visionModelsSavedByTransformersGiveItsLogitsForText(String type, String family) {
         Path folder = Fixtures.HF_MULTIMODAL.resolve(type);
         try (TensorScope scope = TensorScope.open();
@@ -129,6 +130,18 @@ class MultimodalCheckpointTest {
             Close.assertAllClose(reference.tensor("logits").toDoubleArray(),
                     model.runWithHooks(reference.tensor("input_ids")).toDoubleArray(), 1e-5, 1e-5, type);
         }
+    }
+
+    /** GLM-4.5V's text config takes Glm4vMoeTextConfig's defaults where they differ from GLM-4.5's. */
+    @Test
+    void glm45vsTextConfigHasItsOwnDefaults() {
+        HookedAutoConfig c = HookedAutoConfig.fromJsonText("{\"model_type\": \"glm4v_moe\", \"text_config\":"
+                + " {\"num_hidden_layers\": 2, \"rope_parameters\": {\"rope_type\": \"default\","
+                + " \"rope_theta\": 10000.0, \"mrope_section\": [8, 12, 12], \"partial_rotary_factor\": 0.5}}}");
+        assertEquals("glm4-moe", c.family());
+        assertEquals(List.of(151_424, 65_536), List.of(c.vocabSize(), c.maxPositions()));
+        assertTrue(c.architecture().qkvBias());
+        assertEquals(Architecture.QkNorm.NONE, c.architecture().qkNorm());
     }
 
     /**
