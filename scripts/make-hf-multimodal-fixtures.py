@@ -5,8 +5,8 @@ Each is a tiny `...ForConditionalGeneration` of `transformers` (float32, CPU, ev
 seeded generator), saved by `save_pretrained` as transformers names its tensors and ties its head, with the logits it
 gives for seeded text ids (no image): LLaVA-NeXT (a Llama), LLaVA-OneVision (a Qwen 2), InternVL (a Qwen 2), Aya
 Vision (a Cohere 2, whose text model scales its logits and whose multimodal head does not), Command A Vision (a
-Cohere 2) and GLM-4.5V (GLM-4.5's mixture of experts with M-RoPE, plain for text), each with a vision tower and a
-projector that text does not reach.
+Cohere 2), GLM-4.5V (GLM-4.5's mixture of experts with M-RoPE, plain for text) and GLM-4.1V (GLM-4's dense blocks,
+likewise), each with a vision tower and a projector that text does not reach.
 
 Usage
 -----
@@ -52,6 +52,9 @@ TEXT = {
                            n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1],
                                             "partial_rotary_factor": 0.5}),
+    # GLM-4's dense blocks; its rotary as the configuration class fills it in
+    "glm4v_text": dict(SIZES, model_type="glm4v_text",
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}),
 }
 VISION = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
               patch_size=14)
@@ -77,6 +80,11 @@ MODELS = {
                                           patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
                        image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
                        video_start_token_id=94, video_end_token_id=95)),
+    "glm4v": ("Glm4vConfig", "Glm4vForConditionalGeneration", "glm4v_text",
+              dict(vision_config=dict(hidden_size=16, depth=1, num_heads=2, intermediate_size=32, out_hidden_size=32,
+                                      patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
+                   image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
+                   video_start_token_id=94, video_end_token_id=95)),
 }
 
 

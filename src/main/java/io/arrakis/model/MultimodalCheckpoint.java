@@ -49,7 +49,8 @@ import java.util.stream.Collectors;
  * whole model's key, true by default, LLaVA-NeXT's by it too, false by default, LLaVA's and OneVision's where either
  * key says so; Aya Vision's and Command A Vision's heads do not scale the logits by the Cohere text model's
  * {@code logit_scale}. GLM-4.5V's and GLM-4.6V's ({@code glm4v_moe}) is the glm4-moe family with M-RoPE, which is
- * GLM-4.5's rotary for text, its tensors under {@code model.language_model.} beside a {@code visual} tower.
+ * GLM-4.5's rotary for text, its tensors under {@code model.language_model.} beside a {@code visual} tower; GLM-4.1V's
+ * ({@code glm4v}) is likewise the glm4 family.
  */
 final class MultimodalCheckpoint {
     /**
@@ -70,7 +71,8 @@ final class MultimodalCheckpoint {
             Map.entry("llava_onevision", List.of("qwen2", "llama", "mistral")),
             Map.entry("internvl", List.of("qwen2", "qwen3", "llama")),
             Map.entry("aya_vision", List.of("cohere2", "cohere")),
-            Map.entry("cohere2_vision", List.of("cohere2")), Map.entry("glm4v_moe", List.of("glm4v_moe_text")));
+            Map.entry("cohere2_vision", List.of("cohere2")), Map.entry("glm4v_moe", List.of("glm4v_moe_text")),
+            Map.entry("glm4v", List.of("glm4v_text")));
     private static final String PUBLISHED = "language_model.model.";
     private static final String SAVED = "model.language_model.";
     private static final String PUBLISHED_HEAD = "language_model.lm_head.";
@@ -158,6 +160,8 @@ final class MultimodalCheckpoint {
             dropMrope(config, false); // the qwen3-vl-moe family is its text model, with Qwen3's rotary for text
         } else if ("glm4v_moe_text".equals(config.get("model_type"))) {
             asGlm4Moe(config);
+        } else if ("glm4v_text".equals(config.get("model_type"))) {
+            asGlm4(config);
         }
         if (TIED_BY_TOP_KEY.contains(type)) {
             // the head is tied by the whole model's key alone, whatever text_config says: false by default for
@@ -195,6 +199,28 @@ final class MultimodalCheckpoint {
         config.putIfAbsent("max_position_embeddings", 65_536);
         config.putIfAbsent("attention_bias", true);
         config.put("use_qk_norm", false);
+        dropMrope(config, false);
+    }
+
+    /**
+     * GLM-4.1V's text config as a GLM-4 one: GLM-4's blocks whose heads are {@code hidden_size / num_attention_heads}
+     * wide, rotated whole unless its rotary object gives a fraction, biases on the query, key and value projections,
+     * with M-RoPE, which for text is GLM-4's rotary.
+     */
+    private static void asGlm4(Map<Object, Object> config) {
+        config.put("model_type", "glm4");
+        if (config.get("hidden_size") instanceof Number d && config.get("num_attention_heads") instanceof Number n
+                && n.intValue() > 0) {
+            config.put("head_dim", d.intValue() / n.intValue()); // its attention reads no head_dim
+        }
+        config.put("attention_bias", true);
+        Object fraction = config.get("rope_parameters") instanceof Map<?, ?> rope ? rope.get("partial_rotary_factor")
+                : null;
+        config.put("partial_rotary_factor", fraction != null ? fraction : 1.0);
+        // Glm4vTextConfig's defaults where they differ from Glm4Config's
+        config.putIfAbsent("rms_norm_eps", 1e-5);
+        config.putIfAbsent("max_position_embeddings", 32_768);
+        config.putIfAbsent("pad_token_id", null);
         dropMrope(config, false);
     }
 

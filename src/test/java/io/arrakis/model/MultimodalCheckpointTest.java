@@ -120,7 +120,7 @@ class MultimodalCheckpointTest {
      */
     @ParameterizedTest
     @CsvSource({"llava_next, llama", "llava_onevision, qwen2", "internvl, qwen2", "aya_vision, cohere2",
-            "cohere2_vision, cohere2", "glm4v_moe, glm4-moe"})
+            "cohere2_vision, cohere2", "glm4v_moe, glm4-moe", "glm4v, glm4"})
     void visionModelsSavedByTransformersGiveItsLogitsForText(String type, String family) {
         Path folder = Fixtures.HF_MULTIMODAL.resolve(type);
         try (TensorScope scope = TensorScope.open();
