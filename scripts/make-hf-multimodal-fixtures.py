@@ -58,6 +58,11 @@ TEXT = {
 }
 VISION = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
               patch_size=14)
+# GLM-4.1V's and GLM-4.5V's vision tower and their image and video tokens
+GLM_VISION = dict(vision_config=dict(hidden_size=16, depth=1, num_heads=2, intermediate_size=32, out_hidden_size=32,
+                                     patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
+                  image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
+                  video_start_token_id=94, video_end_token_id=95)
 
 # folder: config class, model class, text model, the whole model's other settings
 MODELS = {
@@ -75,16 +80,8 @@ MODELS = {
     "cohere2_vision": ("Cohere2VisionConfig", "Cohere2VisionForConditionalGeneration", "cohere2",
                        dict(vision_config=dict(VISION, model_type="siglip_vision_model"), image_token_id=90,
                             downsample_factor=2, alignment_intermediate_size=32)),
-    "glm4v_moe": ("Glm4vMoeConfig", "Glm4vMoeForConditionalGeneration", "glm4v_moe_text",
-                  dict(vision_config=dict(hidden_size=16, depth=1, num_heads=2, intermediate_size=32, out_hidden_size=32,
-                                          patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
-                       image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
-                       video_start_token_id=94, video_end_token_id=95)),
-    "glm4v": ("Glm4vConfig", "Glm4vForConditionalGeneration", "glm4v_text",
-              dict(vision_config=dict(hidden_size=16, depth=1, num_heads=2, intermediate_size=32, out_hidden_size=32,
-                                      patch_size=14, image_size=28, spatial_merge_size=2, temporal_patch_size=2),
-                   image_token_id=90, video_token_id=91, image_start_token_id=92, image_end_token_id=93,
-                   video_start_token_id=94, video_end_token_id=95)),
+    "glm4v_moe": ("Glm4vMoeConfig", "Glm4vMoeForConditionalGeneration", "glm4v_moe_text", GLM_VISION),
+    "glm4v": ("Glm4vConfig", "Glm4vForConditionalGeneration", "glm4v_text", GLM_VISION),
 }
 
 
