@@ -204,19 +204,33 @@ final class MultimodalCheckpoint {
 
     /**
      * GLM-4.1V's text config as a GLM-4 one: GLM-4's blocks whose heads are {@code hidden_size / num_attention_heads}
-     * wide, rotated whole unless its rotary object gives a fraction, biases on the query, key and value projections,
-     * with M-RoPE, which for text is GLM-4's rotary.
+     * wide, biases on the query, key and value projections, with M-RoPE, which for text is GLM-4's rotary. Its
+     * rotary embedding turns {@code int(head_dim · fraction)} features of each head: the file's {@code head_dim} where
+     * it gives one (its attention reads none), the fraction of its rotary object, else the file's top-level one, which
+     * transformers moves into it, else 1.
      */
     private static void asGlm4(Map<Object, Object> config) {
         config.put("model_type", "glm4");
-        if (config.get("hidden_size") instanceof Number d && config.get("num_attention_heads") instanceof Number n
-                && n.intValue() > 0) {
-            config.put("head_dim", d.intValue() / n.intValue()); // its attention reads no head_dim
-        }
         config.put("attention_bias", true);
-        Object fraction = config.get("rope_parameters") instanceof Map<?, ?> rope ? rope.get("partial_rotary_factor")
-                : null;
-        config.put("partial_rotary_factor", fraction != null ? fraction : 1.0);
+        if (config.get("hidden_size") instanceof Number d && config.get("num_attention_heads") instanceof Number n
+                && n.intValue() > 0 && d.intValue() % n.intValue() == 0) {
+            int width = d.intValue() / n.intValue();
+            Object fraction = config.get("partial_rotary_factor");
+            for (String key : List.of("rope_scaling", "rope_parameters")) {
+                if (config.get(key) instanceof Map<?, ?> rope && rope.get("partial_rotary_factor") != null) {
+                    fraction = rope.get("partial_rotary_factor");
+                }
+            }
+            double rotaryHead = config.get("head_dim") instanceof Number h ? h.doubleValue() : width;
+            double rotated = rotaryHead * (fraction instanceof Number f ? f.doubleValue() : 1.0);
+            if (!(rotated > 0 && rotated <= width)) {
+                throw new IllegalArgumentException("GLM-4.1V's text config rotates " + rotated + " features of heads"
+                        + " of hidden_size / num_attention_heads = " + width + " (head_dim " + rotaryHead
+                        + " times partial_rotary_factor " + fraction + "); transformers' attention cannot either");
+            }
+            config.put("head_dim", width);
+            config.put("partial_rotary_factor", rotated / width);
+        }
         // Glm4vTextConfig's defaults where they differ from Glm4Config's
         config.putIfAbsent("rms_norm_eps", 1e-5);
         config.putIfAbsent("max_position_embeddings", 32_768);

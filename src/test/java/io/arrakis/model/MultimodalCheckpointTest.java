@@ -145,6 +145,36 @@ class MultimodalCheckpointTest {
     }
 
     /**
+     * GLM-4.1V's rotary embedding turns as many features of each head as transformers' does (its
+     * {@code Glm4vTextRotaryEmbedding} on the same config): all unless a fraction is given, in its rotary object (as
+     * {@code rope_parameters} or 4.x's {@code rope_scaling}) or at the text config's top level, which transformers
+     * moves into it; of a {@code head_dim} the file gives, which its attention does not read, its heads
+     * {@code hidden_size / num_attention_heads} wide whatever.
+     */
+    @Test
+    void glm41vsRotaryTurnsWhatTransformersTurns() {
+        String rope = "{\"rope_type\": \"default\", \"rope_theta\": 10000.0, \"mrope_section\": [8, 12, 12]";
+        Map<String, Integer> rotated = new LinkedHashMap<>();
+        rotated.put("\"rope_parameters\": " + rope + "}", 128);
+        rotated.put("\"rope_parameters\": " + rope + ", \"partial_rotary_factor\": 0.5}", 64);
+        rotated.put("\"rope_scaling\": " + rope + ", \"partial_rotary_factor\": 0.5}", 64);
+        rotated.put("\"partial_rotary_factor\": 0.5, \"rope_scaling\": " + rope + "}", 64);
+        rotated.put("\"head_dim\": 64, \"rope_parameters\": " + rope + "}", 64);
+        rotated.put("\"head_dim\": 64, \"partial_rotary_factor\": 0.5, \"rope_parameters\": " + rope + "}", 32);
+        rotated.forEach((keys, dims) -> {
+            HookedAutoConfig c = HookedAutoConfig.fromJsonText("{\"model_type\": \"glm4v\", \"text_config\": {"
+                    + "\"num_hidden_layers\": 2, \"hidden_size\": 4096, \"num_attention_heads\": 32, " + keys + "}}");
+            assertEquals("glm4", c.family());
+            assertEquals(128, c.dHead());
+            assertEquals(dims, c.architecture().rope().dim(), keys);
+        });
+        String m = assertThrows(IllegalArgumentException.class, () -> HookedAutoConfig.fromJsonText("{\"model_type\":"
+                + " \"glm4v\", \"text_config\": {\"hidden_size\": 4096, \"num_attention_heads\": 32,"
+                + " \"head_dim\": 256}}")).getMessage();
+        assertTrue(m.contains("rotates 256.0 features of heads of hidden_size / num_attention_heads = 128"), m);
+    }
+
+    /**
      * Whose key ties the head, as transformers 5.17 ties it: InternVL's whole model's key, true by default, whatever
      * its text model's says; LLaVA-NeXT's likewise, false by default; LLaVA-OneVision's where either key says so.
      */
