@@ -46,11 +46,11 @@ import java.util.stream.Collectors;
  * a Qwen 2 or Qwen3), Aya Vision's ({@code aya_vision}, a Cohere 2 or Cohere) and Command A Vision's
  * ({@code cohere2_vision}, a Cohere 2) are named as LLaVA's are or as transformers saves them, LLaVA-NeXT's and
  * OneVision's beside an {@code image_newline}; the heads of InternVL, Aya Vision and Command A Vision are tied by the
- * whole model's key, true by default, LLaVA-NeXT's by it too, false by default, LLaVA's and OneVision's where either
- * key says so; Aya Vision's and Command A Vision's heads do not scale the logits by the Cohere text model's
- * {@code logit_scale}. GLM-4.5V's and GLM-4.6V's ({@code glm4v_moe}) is the glm4-moe family with M-RoPE, which is
- * GLM-4.5's rotary for text, its tensors under {@code model.language_model.} beside a {@code visual} tower; GLM-4.1V's
- * ({@code glm4v}) is likewise the glm4 family.
+ * whole model's key, true by default, LLaVA-NeXT's by it too, false by default, LLaVA's, OneVision's and GLM-4V's
+ * where either key says so; Aya Vision's and Command A Vision's heads do not scale the logits by the Cohere text
+ * model's {@code logit_scale}. GLM-4.5V's and GLM-4.6V's ({@code glm4v_moe}) is the glm4-moe family with M-RoPE,
+ * which is GLM-4.5's rotary for text, its tensors under {@code model.language_model.} beside a {@code visual} tower;
+ * GLM-4.1V's ({@code glm4v}) is likewise the glm4 family.
  */
 final class MultimodalCheckpoint {
     /**
@@ -90,7 +90,7 @@ final class MultimodalCheckpoint {
      * The multimodal models whose head is tied where either their own {@code tie_word_embeddings} or their text
      * model's is (their config classes set theirs from their text model's).
      */
-    private static final Set<String> TIED_BY_EITHER_KEY = Set.of("llava", "llava_onevision");
+    private static final Set<String> TIED_BY_EITHER_KEY = Set.of("llava", "llava_onevision", "glm4v", "glm4v_moe");
     /** The multimodal models whose plain head leaves out their text model's {@code logit_scale} (Cohere's). */
     private static final Set<String> UNSCALED_HEAD = Set.of("aya_vision", "cohere2_vision");
     /**
@@ -198,7 +198,11 @@ final class MultimodalCheckpoint {
         config.putIfAbsent("vocab_size", 151_424);
         config.putIfAbsent("max_position_embeddings", 65_536);
         config.putIfAbsent("attention_bias", true);
-        config.put("use_qk_norm", false);
+        config.put("use_qk_norm", false); // its attention has no query and key norms, whatever the file says
+        if (config.get("head_dim") == null && config.getOrDefault("hidden_size", 4096) instanceof Number d
+                && config.getOrDefault("num_attention_heads", 96) instanceof Number n && n.intValue() > 0) {
+            config.put("head_dim", d.intValue() / n.intValue()); // as its attention falls back, where GLM-4.5's is 128
+        }
         dropMrope(config, false);
     }
 
@@ -212,8 +216,15 @@ final class MultimodalCheckpoint {
     private static void asGlm4(Map<Object, Object> config) {
         config.put("model_type", "glm4");
         config.put("attention_bias", true);
+        // Glm4vTextConfig's defaults, which the heads' width follows, where they differ from Glm4Config's
+        config.putIfAbsent("hidden_size", 4096);
+        config.putIfAbsent("num_attention_heads", 32);
         if (config.get("hidden_size") instanceof Number d && config.get("num_attention_heads") instanceof Number n
-                && n.intValue() > 0 && d.intValue() % n.intValue() == 0) {
+                && n.intValue() > 0) {
+            if (d.intValue() % n.intValue() != 0) {
+                throw new IllegalArgumentException("GLM-4.1V's text config has hidden_size = " + d + ", not a multiple"
+                        + " of num_attention_heads = " + n + ", which its heads' width is");
+            }
             int width = d.intValue() / n.intValue();
             Object fraction = config.get("partial_rotary_factor");
             for (String key : List.of("rope_scaling", "rope_parameters")) {
@@ -231,7 +242,6 @@ final class MultimodalCheckpoint {
             config.put("head_dim", width);
             config.put("partial_rotary_factor", rotated / width);
         }
-        // Glm4vTextConfig's defaults where they differ from Glm4Config's
         config.putIfAbsent("rms_norm_eps", 1e-5);
         config.putIfAbsent("max_position_embeddings", 32_768);
         config.putIfAbsent("pad_token_id", null);

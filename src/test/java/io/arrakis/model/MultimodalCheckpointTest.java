@@ -132,16 +132,29 @@ class MultimodalCheckpointTest {
         }
     }
 
-    /** GLM-4.5V's text config takes Glm4vMoeTextConfig's defaults where they differ from GLM-4.5's. */
+    /**
+     * GLM-4.5V's and GLM-4.1V's text configs take their config classes' defaults where they differ from GLM-4.5's
+     * and GLM-4's: GLM-4.5V's heads {@code hidden_size / num_attention_heads} wide where the file gives no
+     * {@code head_dim}, as its attention falls back, and no query and key norms whatever {@code use_qk_norm} says;
+     * GLM-4.1V's 4096 / 32 heads rotated whole, its norms' epsilon and positions.
+     */
     @Test
-    void glm45vsTextConfigHasItsOwnDefaults() {
+    void glmVisionTextConfigsHaveTheirOwnDefaults() {
+        String rope = "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0,"
+                + " \"mrope_section\": [8, 12, 12]";
         HookedAutoConfig c = HookedAutoConfig.fromJsonText("{\"model_type\": \"glm4v_moe\", \"text_config\":"
-                + " {\"num_hidden_layers\": 2, \"rope_parameters\": {\"rope_type\": \"default\","
-                + " \"rope_theta\": 10000.0, \"mrope_section\": [8, 12, 12], \"partial_rotary_factor\": 0.5}}}");
+                + " {\"num_hidden_layers\": 2, \"hidden_size\": 1024, \"num_attention_heads\": 16,"
+                + " \"use_qk_norm\": true, " + rope + ", \"partial_rotary_factor\": 0.5}}}");
         assertEquals("glm4-moe", c.family());
-        assertEquals(List.of(151_424, 65_536), List.of(c.vocabSize(), c.maxPositions()));
+        assertEquals(List.of(151_424, 65_536, 64), List.of(c.vocabSize(), c.maxPositions(), c.dHead()));
         assertTrue(c.architecture().qkvBias());
         assertEquals(Architecture.QkNorm.NONE, c.architecture().qkNorm());
+        HookedAutoConfig v = HookedAutoConfig.fromJsonText("{\"model_type\": \"glm4v\", \"text_config\":"
+                + " {\"num_hidden_layers\": 2, " + rope + "}}}");
+        assertEquals("glm4", v.family());
+        assertEquals(List.of(4096, 128, 128, 32_768), List.of(v.dModel(), v.dHead(), v.architecture().rope().dim(),
+                v.maxPositions()));
+        assertEquals(1e-5, v.architecture().normEps());
     }
 
     /**
@@ -176,7 +189,8 @@ class MultimodalCheckpointTest {
 
     /**
      * Whose key ties the head, as transformers 5.17 ties it: InternVL's whole model's key, true by default, whatever
-     * its text model's says; LLaVA-NeXT's likewise, false by default; LLaVA-OneVision's where either key says so.
+     * its text model's says; LLaVA-NeXT's likewise, false by default; LLaVA-OneVision's, GLM-4.1V's and GLM-4.5V's
+     * where either key says so.
      */
     @Test
     void theVisionModelsHeadsAreTiedByTheKeysTransformersReads() throws IOException {
@@ -194,6 +208,17 @@ class MultimodalCheckpointTest {
         assertTrue(tied(multimodal(qwen2, "llava_onevision", "model.language_model.", untied, Map.of(
                 "tie_word_embeddings", true), "lm_head.weight")));
         assertFalse(tied(multimodal(qwen2, "llava_onevision", "model.language_model.", untied, untied, "")));
+        // GLM-4.1V's and GLM-4.5V's likewise
+        for (String type : List.of("glm4v", "glm4v_moe")) {
+            for (boolean top : new boolean[] {false, true}) {
+                for (boolean text : new boolean[] {false, true}) {
+                    HookedAutoConfig c = HookedAutoConfig.fromJsonText("{\"model_type\": \"" + type + "\","
+                            + " \"tie_word_embeddings\": " + top + ", \"text_config\": {\"num_hidden_layers\": 2,"
+                            + " \"head_dim\": 128, \"tie_word_embeddings\": " + text + "}}");
+                    assertEquals(top || text, c.tiedEmbeddings(), type + ", " + top + ", " + text);
+                }
+            }
+        }
     }
 
     private static boolean tied(Path folder) {
