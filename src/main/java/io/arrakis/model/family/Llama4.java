@@ -6,8 +6,6 @@ import io.arrakis.model.family.Architecture.QkNorm;
 import io.arrakis.model.family.Architecture.RotaryPrecision;
 import io.arrakis.model.family.MixtureOfExperts.Routing;
 
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -138,10 +136,7 @@ final class Llama4 extends ModelFamily {
                 sparse.add(l);
             }
         }
-        List<Boolean> perLayer = new ArrayList<>(Collections.nCopies(layers, false));
-        for (int l = 0; l < layers; l++) {
-            perLayer.set(l, sparse.contains(l));
-        }
+        List<Boolean> perLayer = java.util.stream.IntStream.range(0, layers).mapToObj(sparse::contains).toList();
         MixtureOfExperts moe = Mixtral.experts(s, Routing.TOP_K_THEN_SIGMOID_ON_INPUTS, false, null)
                 .withUngatedSharedExpert(s.integer("intermediate_size"));
         return perLayer.contains(false) ? moe.withDenseLayers(perLayer, s.integer("intermediate_size_mlp")) : moe;
