@@ -625,6 +625,15 @@ final class Forward {
         if (c.qkNorm() == Architecture.QkNorm.ROTATED_UNWEIGHTED) { // llama4's L2 norm, computed as an RMS norm
             return x.rmsNorm(null, c.normEps());
         }
+        if (c.qkNorm() == Architecture.QkNorm.PER_HEAD_OWN_WEIGHTS) { // cohere: in float32, rounded once
+            if (!reducedPrecision(x)) {
+                return x.layerNorm(null, null, c.normEps()).mul(weight);
+            }
+            try (TensorScope steps = TensorScope.open()) {
+                Tensor normed = x.to(DType.FLOAT32).layerNorm(null, null, c.normEps());
+                return steps.keep(normed.mul(weight.to(DType.FLOAT32)).to(x.dtype()));
+            }
+        }
         if (c.qkNorm() == Architecture.QkNorm.PER_HEAD) {
             return norm(x, weight, null);
         }

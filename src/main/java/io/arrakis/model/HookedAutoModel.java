@@ -1264,7 +1264,7 @@ public final class HookedAutoModel implements AutoCloseable {
      * Block {@code layer}'s query norm applied to queries {@code q [batch, pos, heads, d_head]}
      * ({@code hook_q → hook_q_normed}; in nanochat and HunYuan, after the rotation, {@code hook_rot_q → hook_q_normed})
      * exactly as the forward pass applies it; a copy where the family has none. A norm over the whole projection
-     * (olmo2, olmo3, olmoe, flex-olmo) needs every query head.
+     * (olmo2, olmo3, olmoe, flex-olmo) needs every query head, and so do norms with weights per head (cohere's).
      */
     public Tensor normalizeQueries(int layer, Tensor q) {
         return using(() -> normalizeQk(layer, q, softmaxLayer(layer).qNorm(), config.nHeads(), "queries"));
@@ -1306,6 +1306,11 @@ public final class HookedAutoModel implements AutoCloseable {
             throw new UnsupportedOperationException("this " + config.family() + " model normalises the " + what
                     + " of all " + heads + " heads together, so the " + what + " of " + x.size(2)
                     + " head(s) alone have no normalised value");
+        }
+        if (kind == Architecture.QkNorm.PER_HEAD_OWN_WEIGHTS && x.size(2) != heads) {
+            throw new IllegalArgumentException("this " + config.family() + " model normalises each of its " + heads
+                    + " heads' " + what + " with weights of its own, so give the " + what + " of all of them, got "
+                    + x.size(2));
         }
         try (TensorScope scope = TensorScope.open()) {
             return scope.keep(new Forward(config, weights, tables, null).qkNorm(x, weight));

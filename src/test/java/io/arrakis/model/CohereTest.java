@@ -12,9 +12,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Cohere (Command-R): CohereConfig's defaults, the refused {@code use_qk_norm}, and its interleaved rotary embedding
- * over the whole head against the rotation worked out by hand (the forward pass itself is checked against Hugging
- * Face by {@link ModelParityTest}).
+ * Cohere (Command-R): CohereConfig's defaults, Command R+'s query and key norms ({@code use_qk_norm}) against the
+ * {@code cohere-qk-norm} fixture of transformers, and its interleaved rotary embedding over the whole head against the
+ * rotation worked out by hand (the forward pass itself is checked against Hugging Face by {@link ModelParityTest}).
  */
 class CohereTest {
 
@@ -35,11 +35,41 @@ class CohereTest {
         assertEquals(34_980_831_232L, c.parameterCount());
     }
 
+    /**
+     * Command R+'s norms: a LayerNorm over each query and key head with a weight per head and feature, before the
+     * rotary embedding; every hook as transformers computes it, the bfloat16 pass as transformers' rounds, every
+     * tensor of the checkpoint counted, and the per-head weights as the effective scales the composition reads.
+     */
     @Test
-    void qkNormIsRefused() {
-        String m = assertThrows(IllegalArgumentException.class,
-                () -> HookedAutoConfig.of("cohere").with("use_qk_norm", true)).getMessage();
-        assertTrue(m.contains("use_qk_norm") && m.contains("true"), m);
+    void commandRPlusQueryAndKeyNormsAreTransformers() {
+        java.nio.file.Path fixture = Fixtures.HF.resolve("cohere-qk-norm");
+        ModelParityTest.assertParity(fixture, "cohere-qk-norm", 16);
+        double[] d = Fixtures.bfloat16Distances(fixture, "logits");
+        assertTrue(d[0] <= d[1] / 10, "mean distance " + d[0] + ", float32's " + d[1]);
+        HookedAutoConfig c = HookedAutoConfig.fromJson(fixture.resolve("config.json"));
+        assertEquals(Architecture.QkNorm.PER_HEAD_OWN_WEIGHTS, c.architecture().qkNorm());
+        try (TensorScope scope = TensorScope.open();
+             io.arrakis.model.safetensors.SafeTensorsFile weights = io.arrakis.model.safetensors.SafeTensorsFile.open(
+                     fixture.resolve("model.safetensors"));
+             HookedAutoModel model = HookedAutoModel.fromPretrained(fixture)) {
+            assertEquals(weights.names().stream().mapToLong(n -> weights.info(n).numel()).sum(), c.parameterCount());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(
+                    weights.tensor("model.layers.1.self_attn.k_norm.weight").toFloatArray(),
+                    model.keyNormWeights(1, false).toFloatArray());
+            // with repeated key heads, query head 3 reads key head 1's scales
+            org.junit.jupiter.api.Assertions.assertArrayEquals(
+                    weights.tensor("model.layers.1.self_attn.k_norm.weight").select(0, 1).toFloatArray(),
+                    model.keyNormWeights(1, true).select(0, 3).toFloatArray());
+            try (io.arrakis.model.safetensors.SafeTensorsFile reference = io.arrakis.model.safetensors.SafeTensorsFile
+                    .open(fixture.resolve("reference.safetensors"))) {
+                Tensor q = reference.tensor("blocks.1.attn.hook_q");
+                io.arrakis.testing.Close.assertAllClose(reference.tensor("blocks.1.attn.hook_q_normed").toDoubleArray(),
+                        model.normalizeQueries(1, q).toDoubleArray(), 1e-5, 1e-5, "queries normalised");
+                String m = assertThrows(IllegalArgumentException.class, () -> model.normalizeQueries(1,
+                        q.narrow(2, 0, 2))).getMessage();
+                assertTrue(m.contains("weights of its own"), m);
+            }
+        }
     }
 
     /** Position p turns the pair (2i, 2i+1) of each head by p · theta^(-2i / d_head). */

@@ -247,6 +247,11 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** one norm over the whole projection, every head's features together (olmo2, olmo3, olmoe) */
         WHOLE,
         /**
+         * cohere's ({@code use_qk_norm}, Command R+): a LayerNorm without bias over each head's features, with a
+         * weight of its own per head and feature ({@code [heads, d_head]}), in float32
+         */
+        PER_HEAD_OWN_WEIGHTS,
+        /**
          * Llama 4's L2 norm: one norm over each head's features without a weight, in the layers that rotate only
          * ({@link #qkNorm(int)}), after the rotary embedding
          */

@@ -6,7 +6,6 @@ import io.arrakis.model.family.Architecture.RotaryPrecision;
 import java.util.List;
 import java.util.Map;
 
-import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.dbl;
 import static io.arrakis.model.family.Key.mapOrNull;
@@ -22,8 +21,10 @@ import static io.arrakis.model.family.Key.tok;
 /**
  * Cohere Command-R ({@code transformers/models/cohere}): Llama's projections and gated MLP, attention and MLP in
  * parallel on one LayerNorm without bias ({@code input_layernorm}), rotary embeddings in the interleaved
- * ({@code rotate_every_two}) convention, computed in float32 for float16 and bfloat16 models, and logits multiplied by {@code logit_scale}. {@code use_qk_norm}
- * (Command-R+'s LayerNorms on queries and keys) is not implemented.
+ * ({@code rotate_every_two}) convention, computed in float32 for float16 and bfloat16 models, and logits multiplied
+ * by {@code logit_scale}. With {@code use_qk_norm} (Command R+) each query and key head goes through a LayerNorm
+ * without bias, with a weight per head and feature, before the rotary embedding
+ * ({@link Architecture.QkNorm#PER_HEAD_OWN_WEIGHTS}).
  */
 final class Cohere extends ModelFamily {
 
@@ -42,19 +43,17 @@ final class Cohere extends ModelFamily {
 
     @Override
     Architecture architecture(Settings s) {
-        if (s.bool("use_qk_norm")) {
-            throw invalid("use_qk_norm", true, "is not supported (per-head LayerNorms on queries and keys)");
-        }
         boolean attentionBias = s.bool("attention_bias");
-        return LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
+        ArchitectureBuilder b = LlamaLayout.standardKeys(s).headDim("head_dim").norm(Norm.LAYER_NORM, "layer_norm_eps")
                 .rotary("rope_theta", null).rotaryInterleaved().rotaryPrecision(RotaryPrecision.FLOAT32_ROTATION)
                 .parallelResidual(true).sharedNorm(true)
-                .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"))
-                .build();
+                .biases(attentionBias, attentionBias, false).logitScale(s.number("logit_scale"));
+        return (s.bool("use_qk_norm") ? b.qkNorm(Architecture.QkNorm.PER_HEAD_OWN_WEIGHTS) : b).build();
     }
 
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        return LlamaLayout.checkpoint(a, false);
+        return LlamaLayout.checkpoint(a, false, a.qkNorm() == Architecture.QkNorm.NONE ? new CheckpointTensor[0]
+                : LlamaLayout.qkNorms(a));
     }
 }

@@ -88,6 +88,10 @@ final class LlamaLayout {
      * a norm per head, all heads' for a norm over the whole projection.
      */
     static CheckpointTensor[] qkNorms(Architecture a) {
+        if (a.qkNorm() == QkNorm.PER_HEAD_OWN_WEIGHTS) {
+            return new CheckpointTensor[] {stored("self_attn.q_norm.weight", Q_NORM, a.nHeads(), a.dHead()),
+                    stored("self_attn.k_norm.weight", K_NORM, a.nKvHeads(), a.dHead())};
+        }
         boolean whole = a.qkNorm() == QkNorm.WHOLE;
         long q = whole ? (long) a.nHeads() * a.dHead() : a.dHead();
         long k = whole ? (long) a.nKvHeads() * a.dHead() : a.dHead();
