@@ -29,15 +29,10 @@ README.md: how it was made, with the versions.
 """
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import datetime
-import platform
-import shutil
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hf_fixtures  # noqa: E402  (keeps transformers offline)
 
 SEED = 4407
 BATCH = 2
@@ -50,65 +45,32 @@ SETTINGS = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_
 def main(argv):
     import torch
     import transformers
-    from safetensors.torch import save_file
 
     root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf"
     config = transformers.CohereConfig(attn_implementation="eager", **SETTINGS)
     model = transformers.CohereForCausalLM(config).to(torch.float32).eval()
     gen = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(tuple(p.shape), generator=gen)
-            p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / p.shape[-1] ** 0.5)
+    hf_fixtures.redraw(model, gen)
     ids = torch.randint(0, SETTINGS["vocab_size"], (BATCH, SEQ), generator=gen)
-    rec = {}
 
-    def keep(key, t):
-        rec[key] = t.detach().to(torch.float32).contiguous().clone()
-
-    handles = []
+    rec = hf_fixtures.Recorder()
     for i, layer in enumerate(model.model.layers):
         b = "blocks.%d." % i
         a = layer.self_attn
         heads = lambda o, d=a.head_dim: o.unflatten(-1, (-1, d))
-        handles.append(layer.register_forward_pre_hook(
-            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))
-        handles.append(layer.register_forward_hook(
-            lambda mod, args, o, b=b: keep(b + "hook_resid_post", o[0] if isinstance(o, tuple) else o)))
-        handles.append(a.q_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_q", h(o))))
-        handles.append(a.k_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_k", h(o))))
-        handles.append(a.q_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_q_normed", o)))
-        handles.append(a.k_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_k_normed", o)))
-    handles.append(model.model.norm.register_forward_hook(lambda mod, args, o: keep("ln_final.hook_normalized", o)))
-    with torch.no_grad():
-        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
-    for h in handles:
-        h.remove()
-    keep("logits", result.logits)
-    for i, pattern in enumerate(result.attentions):
-        keep("blocks.%d.attn.hook_pattern" % i, pattern)
-
-    out = os.path.join(root, "cohere-qk-norm")
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    bfloat16 = transformers.CohereForCausalLM.from_pretrained(out, dtype=torch.bfloat16,
-                                                              attn_implementation="eager").eval()
-    with torch.no_grad():
-        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
-    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# cohere-qk-norm, made by transformers\n\n"
-                "Made by `scripts/make-hf-cohere-qk-norm-fixture.py` on %s with transformers %s, torch %s, Python %s: "
-                "a tiny `CohereForCausalLM` (%s), float32, CPU, eager attention, every parameter redrawn from a "
-                "generator seeded with %d; `reference.safetensors` holds one forward pass of %d x %d seeded ids and "
-                "the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
-                "tensor).\n"
-                % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(),
-                   ", ".join("%s %s" % kv for kv in SETTINGS.items()), SEED, BATCH, SEQ))
-    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+        rec.layer(layer, b)
+        rec.output(a.q_proj, b + "attn.hook_q", heads)
+        rec.output(a.k_proj, b + "attn.hook_k", heads)
+        rec.output(a.q_norm, b + "attn.hook_q_normed")
+        rec.output(a.k_norm, b + "attn.hook_k_normed")
+    rec.output(model.model.norm, "ln_final.hook_normalized")
+    rec.run(model, ids)
+    hf_fixtures.save(os.path.join(root, "cohere-qk-norm"), "make-hf-cohere-qk-norm-fixture.py", model, ids,
+                     rec.tensors, "a tiny `CohereForCausalLM` (%s), float32, CPU, eager attention, every parameter "
+                     "redrawn from a generator seeded with %d; `reference.safetensors` holds one forward pass of %d x "
+                     "%d seeded ids and the logits of the same pass with the weights in bfloat16 (the script's "
+                     "docstring lists each tensor)." % (", ".join("%s %s" % kv for kv in SETTINGS.items()), SEED,
+                                                         BATCH, SEQ), transformers.CohereForCausalLM)
 
 
 if __name__ == "__main__":

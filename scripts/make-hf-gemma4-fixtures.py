@@ -52,15 +52,10 @@ README.md: how it was made, with the versions.
 """
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import datetime
-import platform
-import shutil
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hf_fixtures  # noqa: E402  (keeps transformers offline)
 
 SEED = 4404
 BATCH = 2
@@ -97,106 +92,66 @@ def main(argv):
         make(root, folder, dict(CONFIG, **settings))
 
 
+def value(name, p, noise):
+    """Query and key norms near 0.5, which scale scores to the order of a trained model's (Gemma 4 scales none); the
+    other norms' weights and the router's scales near 1; the rest scaled by their last dimension."""
+    if "q_norm" in name or "k_norm" in name:
+        return 0.5 + 0.1 * noise
+    return 1.0 + 0.2 * noise if "norm" in name or name.endswith("scale") else noise / p.shape[-1] ** 0.5
+
+
 def make(root, folder, settings):
     import torch
     import transformers
-    from safetensors.torch import save_file
 
     config = transformers.Gemma4TextConfig(attn_implementation="eager", **settings)
     model = transformers.Gemma4ForCausalLM(config).to(torch.float32).eval()
     gen = torch.Generator().manual_seed(SEED)
+    hf_fixtures.redraw(model, gen, value)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(tuple(p.shape), generator=gen)
-            if "q_norm" in name or "k_norm" in name:  # scores of the order of a trained model's, which scales none
-                p.copy_(0.5 + 0.1 * noise)
-            else:  # norms' weights and the router's scales near 1
-                near_one = "norm" in name or name.endswith("scale")
-                p.copy_(1.0 + 0.2 * noise if near_one else noise / p.shape[-1] ** 0.5)
         for layer in model.model.layers:
             layer.layer_scalar.copy_(0.5 + torch.rand(1, generator=gen))
     ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
 
-    rec = {}
-
-    def keep(key, t):
-        rec[key] = t.detach().to(torch.float32).contiguous().clone()
-
-    handles = []
+    rec = hf_fixtures.Recorder()
+    tokens = lambda t: t.view(BATCH, SEQ, -1)
     for i, layer in enumerate(model.model.layers):
         b = "blocks.%d." % i
         a = layer.self_attn
-        d_head = a.head_dim
-        heads = lambda o, d=d_head: o.unflatten(-1, (-1, d))
-        handles.append(layer.register_forward_pre_hook(
-            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))
-        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
-        handles.append(layer.post_attention_layernorm.register_forward_hook(
-            lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
-        handles.append(layer.post_feedforward_layernorm.register_forward_hook(
-            lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
-        handles.append(a.q_proj.register_forward_hook(lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_q", h(o))))
+        heads = lambda o, d=a.head_dim: o.unflatten(-1, (-1, d))
+        rec.layer(layer, b)
+        rec.output(layer.post_attention_layernorm, b + "hook_attn_out")
+        rec.output(layer.post_feedforward_layernorm, b + "hook_mlp_out")
+        rec.output(a.q_proj, b + "attn.hook_q", heads)
         if not a.is_kv_shared_layer:  # a sharing layer projects queries only
-            handles.append(a.k_proj.register_forward_hook(
-                lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_k", h(o))))
-            values = a.v_proj if a.v_proj is not None else a.k_proj
-            handles.append(values.register_forward_hook(
-                lambda mod, args, o, b=b, h=heads: keep(b + "attn.hook_v", h(o))))
-            handles.append(a.v_norm.register_forward_hook(lambda mod, args, o, b=b: keep(b + "attn.hook_v_normed", o)))
-        handles.append(a.o_proj.register_forward_pre_hook(
-            lambda mod, args, b=b, h=heads: keep(b + "attn.hook_z", h(args[0]))))
+            rec.output(a.k_proj, b + "attn.hook_k", heads)
+            rec.output(a.v_proj if a.v_proj is not None else a.k_proj, b + "attn.hook_v", heads)
+            rec.output(a.v_norm, b + "attn.hook_v_normed")
+        rec.input(a.o_proj, b + "attn.hook_z", heads)
         if config.hidden_size_per_layer_input:
-            handles.append(layer.register_forward_pre_hook(
-                lambda mod, args, kw, b=b: keep(b + "hook_per_layer_input",
-                                                args[1] if len(args) > 1 else kw["per_layer_input"]),
-                with_kwargs=True))
-            handles.append(layer.post_per_layer_input_norm.register_forward_hook(
-                lambda mod, args, o, b=b: keep(b + "hook_per_layer_out", o)))
+            rec.argument(layer, b + "hook_per_layer_input", 1, "per_layer_input")
+            rec.output(layer.post_per_layer_input_norm, b + "hook_per_layer_out")
         if config.enable_moe_block:
-            tokens = lambda t: t.view(BATCH, SEQ, -1)
-            handles.append(layer.router.proj.register_forward_hook(
-                lambda mod, args, o, b=b, v=tokens: keep(b + "mlp.hook_router_logits", v(o))))
-            handles.append(layer.router.register_forward_hook(
-                lambda mod, args, o, b=b, v=tokens: keep(b + "mlp.hook_expert_weights", v(o[1]))
-                or keep(b + "mlp.hook_expert_indices", v(o[2]))))
-            shared = b + "mlp.shared_expert."
-            handles.append(layer.mlp.gate_proj.register_forward_hook(
-                lambda mod, args, o, n=shared: keep(n + "hook_pre", o)))
-            handles.append(layer.mlp.up_proj.register_forward_hook(
-                lambda mod, args, o, n=shared: keep(n + "hook_pre_linear", o)))
-            handles.append(layer.mlp.down_proj.register_forward_pre_hook(
-                lambda mod, args, n=shared: keep(n + "hook_post", args[0])))
-    handles.append(model.model.norm.register_forward_hook(lambda mod, args, o: keep("ln_final.hook_normalized", o)))
-    with torch.no_grad():
-        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
-    for h in handles:
-        h.remove()
-    keep("logits", result.logits)
-    for i, pattern in enumerate(result.attentions):
-        keep("blocks.%d.attn.hook_pattern" % i, pattern)
+            rec.output(layer.router.proj, b + "mlp.hook_router_logits", tokens)
+            def routed(o, b=b):  # the router's probabilities, weights and experts
+                rec.keep(b + "mlp.hook_expert_weights", tokens(o[1]))
+                rec.keep(b + "mlp.hook_expert_indices", tokens(o[2]))
 
-    out = os.path.join(root, folder)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    bfloat16 = transformers.Gemma4ForCausalLM.from_pretrained(out, dtype=torch.bfloat16,
-                                                              attn_implementation="eager").eval()
-    with torch.no_grad():
-        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
-    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# %s, made by transformers\n\n"
-                "Made by `scripts/make-hf-gemma4-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
-                "`Gemma4ForCausalLM` (%s), float32, CPU, eager attention, every parameter and layer scalar redrawn "
-                "from a generator seeded with %d; `reference.safetensors` holds one forward pass of %d x %d seeded ids "
-                "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
-                "tensor).\n"
-                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(),
-                   ", ".join("%s %s" % kv for kv in settings.items() if kv[0] != "rope_parameters")
-                   + ", rope_parameters " + str(settings["rope_parameters"]), SEED, BATCH, SEQ))
-    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+            rec.call(layer.router, routed)
+            shared = b + "mlp.shared_expert."
+            rec.output(layer.mlp.gate_proj, shared + "hook_pre")
+            rec.output(layer.mlp.up_proj, shared + "hook_pre_linear")
+            rec.input(layer.mlp.down_proj, shared + "hook_post")
+    rec.output(model.model.norm, "ln_final.hook_normalized")
+    rec.run(model, ids)
+    hf_fixtures.save(os.path.join(root, folder), "make-hf-gemma4-fixtures.py", model, ids, rec.tensors,
+                     "a tiny `Gemma4ForCausalLM` (%s), float32, CPU, eager attention, every parameter and layer "
+                     "scalar redrawn from a generator seeded with %d; `reference.safetensors` holds one forward pass "
+                     "of %d x %d seeded ids and the logits of the same pass with the weights in bfloat16 (the "
+                     "script's docstring lists each tensor)."
+                     % (", ".join("%s %s" % kv for kv in settings.items() if kv[0] != "rope_parameters")
+                        + ", rope_parameters " + str(settings["rope_parameters"]), SEED, BATCH, SEQ),
+                     transformers.Gemma4ForCausalLM)
 
 
 if __name__ == "__main__":

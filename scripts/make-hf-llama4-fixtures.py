@@ -45,15 +45,10 @@ README.md: how it was made, with the versions.
 """
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import datetime
-import platform
-import shutil
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hf_fixtures  # noqa: E402  (keeps transformers offline)
 
 SEED = 4405
 BATCH = 2
@@ -77,102 +72,63 @@ def main(argv):
     make(root, "llama4", SETTINGS)
 
 
+def value(name, p, noise):
+    """Norms near 1, the fused experts ([experts, in, out]) scaled by their input width, the rest by their last."""
+    if "experts." in name and "shared" not in name and "norm" not in name:
+        return noise / p.shape[-2] ** 0.5
+    return hf_fixtures.near_one_or_scaled(name, p, noise)
+
+
 def make(root, folder, settings):
     import torch
     import transformers
-    from safetensors.torch import save_file
 
     config = transformers.Llama4TextConfig(attn_implementation="eager", **settings)
     model = transformers.Llama4ForCausalLM(config).to(torch.float32).eval()
     gen = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(tuple(p.shape), generator=gen)
-            if "norm" in name:
-                p.copy_(1.0 + 0.2 * noise)
-            elif "experts." in name and "shared" not in name:  # [experts, in, out]: scaled by the input width
-                p.copy_(noise / p.shape[-2] ** 0.5)
-            else:
-                p.copy_(noise / p.shape[-1] ** 0.5)
+    hf_fixtures.redraw(model, gen, value)
     ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
 
-    rec = {}
-
-    def keep(key, t):
-        rec[key] = t.detach().to(torch.float32).contiguous().clone()
-
+    rec = hf_fixtures.Recorder()
     tokens = lambda t: t.reshape(BATCH, SEQ, -1)
-    handles = []
     for i, layer in enumerate(model.model.layers):
         b = "blocks.%d." % i
         a = layer.self_attn
         heads = lambda o, d=a.head_dim: o.unflatten(-1, (-1, d))
-        handles.append(layer.register_forward_pre_hook(
-            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))
-        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
-        handles.append(a.o_proj.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
-        handles.append(a.o_proj.register_forward_pre_hook(
-            lambda mod, args, b=b, h=heads: keep(b + "attn.hook_z", h(args[0]))))
+        rec.layer(layer, b)
+        rec.output(a.o_proj, b + "hook_attn_out")
+        rec.input(a.o_proj, b + "attn.hook_z", heads)
         for proj, hook in ((a.q_proj, "hook_q"), (a.k_proj, "hook_k"), (a.v_proj, "hook_v")):
-            handles.append(proj.register_forward_hook(
-                lambda mod, args, o, n=b + "attn." + hook, h=heads: keep(n, h(o))))
+            rec.output(proj, b + "attn." + hook, heads)
         if hasattr(a, "qk_norm"):  # called on the rotated queries, then on the rotated keys
             calls = []
-            handles.append(a.qk_norm.register_forward_hook(
-                lambda mod, args, o, b=b, calls=calls: (calls.append(1), keep(
-                    b + ("attn.hook_q_normed" if len(calls) % 2 == 1 else "attn.hook_k_normed"), o)) and None))
+            rec.call(a.qk_norm, lambda o, b=b, calls=calls: calls.append(1) or rec.keep(
+                b + ("attn.hook_q_normed" if len(calls) % 2 == 1 else "attn.hook_k_normed"), o))
         ff = layer.feed_forward
-        handles.append(ff.register_forward_hook(
-            lambda mod, args, o, b=b: keep(b + "hook_mlp_out", tokens(o[0] if isinstance(o, tuple) else o))))
+        rec.output(ff, b + "hook_mlp_out", tokens)
         if layer.is_moe_layer:
-            k = config.num_experts_per_tok
-
-            def routed(mod, args, o, b=b, k=k):
+            def routed(o, b=b, k=config.num_experts_per_tok):
                 scores, logits = o
-                keep(b + "mlp.hook_router_logits", tokens(logits))
+                rec.keep(b + "mlp.hook_router_logits", tokens(logits))
                 chosen = torch.topk(logits, k, dim=1).indices
-                keep(b + "mlp.hook_expert_indices", tokens(chosen))
-                keep(b + "mlp.hook_expert_weights", tokens(scores.gather(1, chosen)))
+                rec.keep(b + "mlp.hook_expert_indices", tokens(chosen))
+                rec.keep(b + "mlp.hook_expert_weights", tokens(scores.gather(1, chosen)))
 
-            handles.append(ff.router.register_forward_hook(routed))
+            rec.call(ff.router, routed)
             mlp, prefix = ff.shared_expert, b + "mlp.shared_expert."
         else:
             mlp, prefix = ff, b + "mlp."
-        handles.append(mlp.gate_proj.register_forward_hook(
-            lambda mod, args, o, n=prefix: keep(n + "hook_pre", tokens(o))))
-        handles.append(mlp.up_proj.register_forward_hook(
-            lambda mod, args, o, n=prefix: keep(n + "hook_pre_linear", tokens(o))))
-        handles.append(mlp.down_proj.register_forward_pre_hook(
-            lambda mod, args, n=prefix: keep(n + "hook_post", tokens(args[0]))))
-    handles.append(model.model.norm.register_forward_hook(lambda mod, args, o: keep("ln_final.hook_normalized", o)))
-    with torch.no_grad():
-        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
-    for h in handles:
-        h.remove()
-    keep("logits", result.logits)
-    for i, pattern in enumerate(result.attentions):
-        keep("blocks.%d.attn.hook_pattern" % i, pattern)
-
-    out = os.path.join(root, folder)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    bfloat16 = transformers.Llama4ForCausalLM.from_pretrained(out, dtype=torch.bfloat16,
-                                                              attn_implementation="eager").eval()
-    with torch.no_grad():
-        keep("bfloat16.logits", bfloat16(input_ids=ids, use_cache=False).logits)
-    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# %s, made by transformers\n\n"
-                "Made by `scripts/make-hf-llama4-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
-                "`Llama4ForCausalLM` (%s), float32, CPU, eager attention, every parameter redrawn from a generator "
-                "seeded with %d; `reference.safetensors` holds one forward pass of %d x %d seeded ids and the logits "
-                "of the same pass with the weights in bfloat16 (the script's docstring lists each tensor).\n"
-                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(),
-                   ", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH, SEQ))
-    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+        rec.output(mlp.gate_proj, prefix + "hook_pre", tokens)
+        rec.output(mlp.up_proj, prefix + "hook_pre_linear", tokens)
+        rec.input(mlp.down_proj, prefix + "hook_post", tokens)
+    rec.output(model.model.norm, "ln_final.hook_normalized")
+    rec.run(model, ids)
+    hf_fixtures.save(os.path.join(root, folder), "make-hf-llama4-fixtures.py", model, ids, rec.tensors,
+                     "a tiny `Llama4ForCausalLM` (%s), float32, CPU, eager attention, every parameter redrawn from a "
+                     "generator seeded with %d; `reference.safetensors` holds one forward pass of %d x %d seeded ids "
+                     "and the logits of the same pass with the weights in bfloat16 (the script's docstring lists each "
+                     "tensor)." % (", ".join("%s %s" % kv for kv in settings.items()), SEED, BATCH, SEQ),
+                     transformers.Llama4ForCausalLM)
 
 
 if __name__ == "__main__":

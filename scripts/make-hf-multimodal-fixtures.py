@@ -26,15 +26,10 @@ README.md: how it was made, with the versions.
 """
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import datetime
-import platform
-import shutil
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hf_fixtures  # noqa: E402  (keeps transformers offline)
 
 SEED = 4406
 BATCH = 2
@@ -94,32 +89,18 @@ def main(argv):
 def make(root, folder, config_class, model_class, text, settings):
     import torch
     import transformers
-    from safetensors.torch import save_file
 
     config = getattr(transformers, config_class)(text_config=dict(TEXT[text]), **settings)
     model = getattr(transformers, model_class)(config).to(torch.float32).eval()
     gen = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(tuple(p.shape), generator=gen)
-            p.copy_(1.0 + 0.2 * noise if "norm" in name else noise / max(p.shape[-1], 1) ** 0.5)
+    hf_fixtures.redraw(model, gen)
     ids = torch.randint(0, 89, (BATCH, SEQ), generator=gen)  # below the image and video ids
     with torch.no_grad():
         logits = model(input_ids=ids).logits
-    out = os.path.join(root, folder)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    save_file({"input_ids": ids, "logits": logits.contiguous()}, os.path.join(out, "reference.safetensors"))
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# %s, made by transformers\n\n"
-                "Made by `scripts/make-hf-multimodal-fixtures.py` on %s with transformers %s, torch %s, Python %s: a "
-                "tiny `%s` with a %s text model, float32, CPU, every parameter redrawn from a generator seeded with "
-                "%d; `reference.safetensors` holds its logits for %d x %d seeded ids alone.\n"
-                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(), model_class, text, SEED,
-                   BATCH, SEQ))
-    print("wrote %s" % out)
+    hf_fixtures.save(os.path.join(root, folder), "make-hf-multimodal-fixtures.py", model, ids, {"logits": logits},
+                     "a tiny `%s` with a %s text model, float32, CPU, every parameter redrawn from a generator seeded "
+                     "with %d; `reference.safetensors` holds its logits for %d x %d seeded ids alone."
+                     % (model_class, text, SEED, BATCH, SEQ))
 
 
 if __name__ == "__main__":
