@@ -63,8 +63,9 @@ class Recorder:
         self.argument(layer, prefix + "hook_resid_pre", 0, "hidden_states")
         self.output(layer, prefix + "hook_resid_post")
 
-    def run(self, model, ids):
-        """One eager pass of model on ids, recording its logits and each layer's pattern; the hooks removed."""
+    def run(self, model, ids, pattern_layers=None):
+        """One eager pass of model on ids, recording its logits and each layer's pattern; the hooks removed.
+        pattern_layers: the layers whose patterns transformers returns, in order (None: every layer)."""
         import torch
 
         with torch.no_grad():
@@ -73,7 +74,9 @@ class Recorder:
             h.remove()
         self.handles = []
         self.keep("logits", result.logits)
-        for i, pattern in enumerate(result.attentions):
+        layers = pattern_layers if pattern_layers is not None else range(len(result.attentions))
+        assert len(layers) == len(result.attentions), "%d patterns for layers %s" % (len(result.attentions), layers)
+        for i, pattern in zip(layers, result.attentions):
             self.keep("blocks.%d.attn.hook_pattern" % i, pattern)
 
 

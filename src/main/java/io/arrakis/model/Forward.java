@@ -4,6 +4,7 @@ import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.Architecture.RotaryPrecision;
 import io.arrakis.model.family.LatentAttention;
 import io.arrakis.model.family.LinearAttention;
+import io.arrakis.model.family.Mamba2;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.model.family.QueryTemperature;
 import io.arrakis.model.family.Rope;
@@ -150,6 +151,7 @@ final class Forward {
             case SOFTMAX_ATTENTION -> attention(i, b, l, f, attnIn, rotary);
             case LINEAR_ATTENTION -> linearAttention(b, l, f, attnIn);
             case SHORT_CONVOLUTION -> shortConvolution(b, l, attnIn);
+            case MAMBA2 -> mamba2(b, l, attnIn);
         };
         if (c.outputNorms()) { // the output is normalised before the residual sum (gemma2, olmo2, glm4, ...)
             attnOut = norm(attnOut, l.attnOutNorm(), null);
@@ -308,6 +310,57 @@ final class Forward {
                 c.shortConvolution().kernel() - 1, d).narrow(2, 0, pos).transpose(1, 2));
         Tensor z = hook.at(a + "hook_z", gateC.mul(convolved));
         return w.project(z, t.wout(), t.bout());
+    }
+
+    /**
+     * A Mamba-2 layer's token mixer ({@link Mamba2}), as transformers' {@code GraniteMoeHybridMambaLayer} computes it
+     * without kernels: the gate, the convolution's channels and the time steps from one projection; x, B and C
+     * convolved causally and through the model's activation; the time steps' softplus within their limits; the state
+     * space ({@link Mamba2Scan}) in float32; its output times the SiLU of the gate RMS-normalised over all heads
+     * together in float32, times the norm's weight, projected back in the model's dtype.
+     */
+    private Tensor mamba2(String b, Weights.Layer l, Tensor x) {
+        Mamba2 m = c.mamba2();
+        Weights.Mamba t = l.mamba();
+        long batch = x.size(0);
+        long pos = x.size(1);
+        long groupChannels = (long) m.groups() * m.stateSize();
+        List<Tensor> in = w.project(x, t.win(), t.bin()).split(new long[] {m.inner(), m.convChannels(), m.heads()},
+                -1);
+        // padded on both ends, the convolution's last kernel - 1 outputs would read later positions: dropped
+        Tensor convolved = activation(in.get(1).transpose(1, 2).conv1d(t.conv(), t.convBias(), m.convKernel() - 1,
+                m.convChannels()).narrow(2, 0, pos)).transpose(1, 2);
+        List<Tensor> xbc = convolved.split(new long[] {m.inner(), groupChannels, groupChannels}, -1);
+        String a = b + "mamba.";
+        Tensor xs = hook.at(a + "hook_x", xbc.get(0).reshape(batch, pos, m.heads(), m.headDim()));
+        Tensor bs = hook.at(a + "hook_b", xbc.get(1).reshape(batch, pos, m.groups(), m.stateSize()));
+        Tensor cs = hook.at(a + "hook_c", xbc.get(2).reshape(batch, pos, m.groups(), m.stateSize()));
+        Tensor dt = in.get(2).add(t.dtBias()).softplus();
+        if (m.dtMin() > 0 || m.dtMax() < Double.POSITIVE_INFINITY) { // a softplus is never below 0
+            dt = dt.clamp(m.dtMin(), m.dtMax() < Double.POSITIVE_INFINITY ? m.dtMax() : null);
+        }
+        dt = hook.at(a + "hook_dt", dt);
+        Tensor decayRate = t.aLog().to(DType.FLOAT32).exp().neg();
+        Tensor ssm = hook.at(a + "hook_ssm", Mamba2Scan.apply(xs, dt, decayRate, bs, cs, t.skip(), m.chunk(),
+                n -> triangles(n, x.device())));
+        Tensor gate = hook.at(a + "hook_gate", in.get(0).reshape(batch, pos, m.heads(), m.headDim()));
+        Tensor gated = ssm.mul(gate.to(DType.FLOAT32).silu()).reshape(batch, pos, m.inner());
+        Tensor z = gated.rmsNorm(null, c.normEps()).mul(t.norm()).to(x.dtype()).view(batch, pos, m.heads(),
+                m.headDim());
+        z = hook.at(a + "hook_z", z);
+        return w.project(z.reshape(batch, pos, m.inner()), t.wout(), t.bout());
+    }
+
+    /**
+     * The triangles {@link Mamba2Scan} masks an {@code n}-position square with: the strictly lower one of ones in
+     * float32 and the strictly upper one as bool, on {@code device}.
+     */
+    private List<Tensor> triangles(int n, Device device) {
+        record Key(int size, Device device) {
+        }
+        return tables.get(new Key(n, device), () -> List.of(
+                Tensor.ones(new long[] {n, n}, DType.FLOAT32, device).tril(-1),
+                Tensor.ones(new long[] {n, n}, DType.BOOL, device).triu(1)));
     }
 
     /** The strictly upper triangle of a {@link GatedDeltaRule#CHUNK}-position chunk on {@code device}. */

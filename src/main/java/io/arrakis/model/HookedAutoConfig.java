@@ -587,8 +587,9 @@ public final class HookedAutoConfig {
     /**
      * How a layer mixes tokens: softmax attention, linear attention (Qwen3.5's gated DeltaNet: a recurrent state each
      * position decays and corrects, {@link io.arrakis.model.family.LinearAttention}, hooks
-     * {@code blocks.i.linear_attn.*}) or a short convolution (LFM2's, {@link io.arrakis.model.family.ShortConvolution},
-     * hooks {@code blocks.i.conv.*}). Only softmax attention has heads ({@link #attentionHeads}).
+     * {@code blocks.i.linear_attn.*}), a short convolution (LFM2's, {@link io.arrakis.model.family.ShortConvolution},
+     * hooks {@code blocks.i.conv.*}) or a Mamba-2 state space (Granite 4.0's, {@link io.arrakis.model.family.Mamba2},
+     * hooks {@code blocks.i.mamba.*}). Only softmax attention has heads ({@link #attentionHeads}).
      *
      * @param layer the layer index, {@code 0 <= layer < nLayers()}
      * @return its mixer

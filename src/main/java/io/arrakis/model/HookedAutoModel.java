@@ -4,6 +4,7 @@ import io.arrakis.Progress;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.CheckpointTensor;
 import io.arrakis.model.family.LinearAttention;
+import io.arrakis.model.family.Mamba2;
 import io.arrakis.model.family.Slot;
 import io.arrakis.model.safetensors.SafeTensorsDirectory;
 import io.arrakis.text.HfTokenizer;
@@ -1101,6 +1102,9 @@ public final class HookedAutoModel implements AutoCloseable {
                     + ".linear_attn.hook_q/k/v instead (W_O(" + layer + ") exists: its value heads' out_proj)";
             case SHORT_CONVOLUTION -> "it has no heads, queries, keys or values; read blocks." + layer
                     + ".conv.hook_b/c/x instead (W_O(" + layer + ") exists: its out_proj, as one head)";
+            case MAMBA2 -> "its heads read x, B and C through a convolution over positions, so no per-head W_Q, W_K,"
+                    + " W_V nor their biases map the residual stream to them; read blocks." + layer
+                    + ".mamba.hook_x/b/c/dt instead (W_O(" + layer + ") exists: its heads' out_proj)";
         };
         if (why != null) {
             throw new UnsupportedOperationException("layer " + layer + " of this " + config.family() + " model mixes"
@@ -1168,7 +1172,10 @@ public final class HookedAutoModel implements AutoCloseable {
         }
     }
 
-    /** Each head's rows of the output projection; a linear-attention layer's, each value head's of its out_proj. */
+    /**
+     * Each head's rows of the output projection; a linear-attention layer's, each value head's of its out_proj; a
+     * Mamba-2 layer's, each head's.
+     */
     private Tensor perHeadOut(int layer) {
         Weights.Layer l = layer(layer);
         return switch (config.mixer(layer)) {
@@ -1178,6 +1185,10 @@ public final class HookedAutoModel implements AutoCloseable {
                 yield l.linear().wout().view(m.valueHeads(), m.valueDim(), config.dModel());
             }
             case SHORT_CONVOLUTION -> l.conv().wout().view(1, config.dModel(), config.dModel());
+            case MAMBA2 -> {
+                Mamba2 m = config.architecture().mamba2();
+                yield l.mamba().wout().view(m.heads(), m.headDim(), config.dModel());
+            }
         };
     }
 
@@ -1205,7 +1216,7 @@ public final class HookedAutoModel implements AutoCloseable {
 
     private Tensor outBias(int layer) {
         Weights.Layer l = layer(layer);
-        Tensor bo = l.conv() != null ? l.conv().bout() : l.bo();
+        Tensor bo = l.conv() != null ? l.conv().bout() : l.mamba() != null ? l.mamba().bout() : l.bo();
         return bo != null ? bo.view(config.dModel()) : Tensor.zeros(new long[] {config.dModel()}, dtype, device);
     }
 
@@ -1599,6 +1610,12 @@ public final class HookedAutoModel implements AutoCloseable {
                 case SHORT_CONVOLUTION -> {
                     for (String h : new String[] {"hook_b", "hook_c", "hook_x", "hook_conv", "hook_z"}) {
                         names.add(b + "conv." + h);
+                    }
+                }
+                case MAMBA2 -> {
+                    for (String h : new String[] {"hook_x", "hook_b", "hook_c", "hook_dt", "hook_ssm", "hook_gate",
+                            "hook_z"}) {
+                        names.add(b + "mamba." + h);
                     }
                 }
             }

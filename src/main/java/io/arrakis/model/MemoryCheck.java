@@ -3,6 +3,7 @@ package io.arrakis.model;
 import io.arrakis.model.family.Architecture;
 import io.arrakis.model.family.LatentAttention;
 import io.arrakis.model.family.LinearAttention;
+import io.arrakis.model.family.Mamba2;
 import io.arrakis.model.family.MixtureOfExperts;
 import io.arrakis.torch.DType;
 import io.arrakis.torch.Device;
@@ -127,7 +128,7 @@ final class MemoryCheck {
      * stream in and out and its sums, the norms' outputs, the Q/K/V product and what attention makes of it (where it
      * runs explicitly, its scores, float32 where the family computes them so, with soft-capping's steps, and its
      * pattern), its output, the MLP's hidden activations (each expert's tokens together as many as the tokens'
-     * picks), and linear attention's work where the model has it.
+     * picks), and linear attention's or a Mamba-2 layer's work where the model has them.
      */
     static double blockBytesPerToken(HookedAutoConfig config, long pos, boolean explicitAttention, DType dtype) {
         Architecture a = config.architecture();
@@ -166,6 +167,12 @@ final class MemoryCheck {
             int v = linear.valueDim();
             bytes += 4.0 * linear.valueHeads() * (8.0 * (2 * k + v) + 6.0 * GatedDeltaRule.CHUNK + 2.0 * (k + v));
         }
+        Mamba2 mamba = a.mamba2();
+        if (mamba != null) { // the projection and the convolution's output; the scan's float32 work: its inputs'
+            // copies and steps, a chunk's square matrices with the steps that make them, and the output
+            bytes += (mamba.projection() + 2.0 * mamba.convChannels()) * dtype.byteSize() + 4.0 * mamba.heads()
+                    * (8.0 * mamba.headDim() + 6.0 * mamba.stateSize() + 6.0 * mamba.chunk());
+        }
         return bytes;
     }
 
@@ -203,6 +210,12 @@ final class MemoryCheck {
                 if (products.add(layer + "gates")) { // views of the short convolution's input projection
                     bytes += 3.0 * config.dModel() * dtype.byteSize();
                 }
+            } else if (local.equals("mamba.hook_x") || local.equals("mamba.hook_b") || local.equals("mamba.hook_c")) {
+                if (products.add(layer + "convolved")) { // views of the convolution's output
+                    bytes += (double) config.architecture().mamba2().convChannels() * dtype.byteSize();
+                }
+            } else if (local.equals("mamba.hook_gate")) { // a view of the input projection's product
+                bytes += (double) config.architecture().mamba2().projection() * dtype.byteSize();
             } else if (local.equals("linear_attn.hook_gate")) { // a view of the input projections' product
                 bytes += ((double) linear.convChannels() + (double) linear.valueHeads() * (linear.valueDim() + 2))
                         * dtype.byteSize();
@@ -252,6 +265,14 @@ final class MemoryCheck {
         if (name.contains(".conv.")) { // a short convolution's gates, convolution and product: d_model each
             return config.dModel();
         }
+        Mamba2 mamba = config.architecture().mamba2();
+        if (name.contains(".mamba.")) {
+            return switch (point) {
+                case "hook_b", "hook_c" -> (double) mamba.groups() * mamba.stateSize();
+                case "hook_dt" -> mamba.heads();
+                default -> mamba.inner(); // x, the state space's output, the gate, the normed output
+            };
+        }
         LinearAttention linear = config.architecture().linearAttention();
         if (name.contains(".linear_attn.")) {
             return switch (point) {
@@ -296,7 +317,7 @@ final class MemoryCheck {
             case "hook_expert_indices" -> 8; // int64
             case "hook_expert_weights" -> a.moe().float32Weights() ? Math.max(4, dtype.byteSize()) : dtype.byteSize();
             case "hook_router_logits" -> a.moe().float32Logits() ? 4 : dtype.byteSize();
-            case "hook_scale", "hook_decay" -> reduced ? 4 : dtype.byteSize(); // norms' statistics, decays: float32
+            case "hook_scale", "hook_decay", "hook_ssm" -> reduced ? 4 : dtype.byteSize(); // float32 in the pass
             case "hook_attn_scores" -> reduced && a.scoresInFloat32() ? 4 : dtype.byteSize();
             default -> dtype.byteSize();
         };

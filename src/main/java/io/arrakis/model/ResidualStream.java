@@ -231,11 +231,13 @@ public final class ResidualStream {
                 case SOFTMAX_ATTENTION -> names.add("blocks." + l + ".attn.hook_z");
                 case LINEAR_ATTENTION -> names.add("blocks." + l + ".linear_attn.hook_z");
                 case SHORT_CONVOLUTION -> names.add("blocks." + l + ".conv.hook_z");
+                case MAMBA2 -> names.add("blocks." + l + ".mamba.hook_z");
             }
             components += switch (arch.mixer(l)) {
                 case SOFTMAX_ATTENTION -> arch.nHeads();
                 case LINEAR_ATTENTION -> arch.linearAttention().valueHeads();
                 case SHORT_CONVOLUTION -> 1;
+                case MAMBA2 -> arch.mamba2().heads();
             };
         }
         List<Tensor> z = require("stackHeadResults", withFinalResid(names, includeRemainder || applyLn));

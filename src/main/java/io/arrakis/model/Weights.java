@@ -34,8 +34,8 @@ final class Weights implements AutoCloseable {
      * {@code sharedOut} {@code [d_shared, d_model]} and {@code sharedExpertGate [d_model, 1]}; all null where the
      * family has none. {@code layerScalar [1]} multiplies the residual stream the block outputs (null where the family
      * has none). A linear-attention layer has {@code linear} in place of the attention's weights, a short-convolution
-     * layer {@code conv}; Gemma 4's experts beside the MLP have {@code normedExperts} besides the mixture's weights,
-     * its MLP in the shared expert's.
+     * layer {@code conv}, a Mamba-2 layer {@code mamba}; Gemma 4's experts beside the MLP have {@code normedExperts}
+     * besides the mixture's weights, its MLP in the shared expert's.
      */
     record Layer(Tensor ln1w, Tensor ln1b, Tensor ln2w, Tensor ln2b,
                  Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv, Tensor wo, Tensor bo,
@@ -44,7 +44,7 @@ final class Weights implements AutoCloseable {
                  Tensor sinks, Tensor attnGate, Tensor sharedGate, Tensor sharedIn, Tensor sharedOut,
                  Tensor sharedExpertGate, Tensor expertScoreBias, Tensor xieluAlphaP, Tensor xieluAlphaN,
                  Tensor xieluBeta, Tensor xieluEps, Tensor layerScalar, Latent latent, Linear linear, Conv conv,
-                 PerLayerInput perLayerInput, NormedExperts normedExperts) {
+                 Mamba mamba, PerLayerInput perLayerInput, NormedExperts normedExperts) {
         List<Tensor> all() {
             List<Tensor> list = new ArrayList<>();
             for (Tensor t : new Tensor[] {ln1w, ln1b, ln2w, ln2b, wq, bq, wk, bk, wv, bv, wo, bo, win, bin, wgate, bgate, wout, bout,
@@ -63,6 +63,9 @@ final class Weights implements AutoCloseable {
             }
             if (conv != null) {
                 list.addAll(conv.all());
+            }
+            if (mamba != null) {
+                list.addAll(mamba.all());
             }
             if (perLayerInput != null) {
                 list.addAll(perLayerInput.all());
@@ -126,6 +129,26 @@ final class Weights implements AutoCloseable {
 
         private Conv inLinearLayout() {
             return new Conv(linearLayout(win), bin, kernel, kernelBias, linearLayout(wout), bout);
+        }
+    }
+
+    /**
+     * A Mamba-2 layer's token mixer ({@link io.arrakis.model.family.Mamba2}), {@code [in, out]} like the others: the
+     * input projection {@code win [d_model, inner + channels + heads]} (gate, x, B, C, time steps) and its bias
+     * {@code bin}, the convolution {@code conv [channels, 1, kernel]} and its bias {@code convBias}, {@code dtBias},
+     * {@code aLog} and {@code skip} (the {@code D}) {@code [heads]}, the gated norm's weight {@code norm [inner]}, the
+     * output projection {@code wout [inner, d_model]} and its bias {@code bout}; biases null where the model has none.
+     */
+    record Mamba(Tensor win, Tensor bin, Tensor conv, Tensor convBias, Tensor dtBias, Tensor aLog, Tensor skip,
+                 Tensor norm, Tensor wout, Tensor bout) {
+        List<Tensor> all() {
+            return java.util.stream.Stream.of(win, bin, conv, convBias, dtBias, aLog, skip, norm, wout, bout)
+                    .filter(java.util.Objects::nonNull).toList();
+        }
+
+        private Mamba inLinearLayout() {
+            return new Mamba(linearLayout(win), bin, conv, convBias, dtBias, aLog, skip, norm, linearLayout(wout),
+                    bout);
         }
     }
 
@@ -277,6 +300,10 @@ final class Weights implements AutoCloseable {
                 addLinearView(l.conv.win);
                 addLinearView(l.conv.wout);
             }
+            if (l.mamba != null) {
+                addLinearView(l.mamba.win);
+                addLinearView(l.mamba.wout);
+            }
             if (l.perLayerInput != null) {
                 addLinearView(l.perLayerInput.gate());
                 addLinearView(l.perLayerInput.out());
@@ -346,6 +373,7 @@ final class Weights implements AutoCloseable {
                 l.linear == null ? null : new Linear(l.linear.wq, l.linear.wk, l.linear.wv, l.linear.wz, l.linear.wb,
                         l.linear.wa, l.linear.conv, l.linear.dtBias, l.linear.aLog, l.linear.norm,
                         linearLayout(l.linear.wout)), l.conv == null ? null : l.conv.inLinearLayout(),
+                l.mamba == null ? null : l.mamba.inLinearLayout(),
                 l.perLayerInput == null ? null : l.perLayerInput.inLinearLayout(), l.normedExperts);
     }
 
@@ -431,8 +459,8 @@ final class Weights implements AutoCloseable {
         return new Layer(l.ln1w, l.ln1b, l.ln2w, l.ln2b, wq, bq, wk, bk, wv, bv, l.wo, l.bo, win, bin, wgate, bgate,
                 l.wout, l.bout, l.qNorm, l.kNorm, l.attnOutNorm, l.mlpOutNorm, l.wrouter, l.brouter, l.sinks,
                 l.attnGate, l.sharedGate, l.sharedIn, l.sharedOut, l.sharedExpertGate, l.expertScoreBias, l.xieluAlphaP,
-                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar, l.latent, linear, l.conv, l.perLayerInput,
-                l.normedExperts);
+                l.xieluAlphaN, l.xieluBeta, l.xieluEps, l.layerScalar, l.latent, linear, l.conv, l.mamba,
+                l.perLayerInput, l.normedExperts);
     }
 
     private static void closeAll(Tensor... tensors) {

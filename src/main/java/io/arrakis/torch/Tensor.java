@@ -1563,12 +1563,17 @@ public final class Tensor implements AutoCloseable {
         return unary(LOG1P);
     }
 
-    /** Elementwise {@code log(1 + e^x)}, x itself above 20, as {@code torch.nn.functional.softplus} computes it. */
+    /**
+     * Elementwise {@code log(1 + e^x)}, x itself above 20, as {@code torch.nn.functional.softplus} computes it: in
+     * float32 for a float16 or bfloat16 tensor, rounded once.
+     */
     public Tensor softplus() {
         checkFloatingPoint("softplus");
         try (TensorScope steps = TensorScope.open()) {
-            Tensor smooth = exp().log1p();
-            return steps.keep(where(gt(20.0), smooth));
+            boolean reduced = dtype() == DType.BFLOAT16 || dtype() == DType.FLOAT16;
+            Tensor x = reduced ? to(DType.FLOAT32) : this;
+            Tensor smooth = x.where(x.gt(20.0), x.exp().log1p());
+            return steps.keep(reduced ? smooth.to(dtype()) : smooth);
         }
     }
 

@@ -26,7 +26,7 @@ class GpuCheckTest {
         Map<String, Object> result = (Map<String, Object>) Json.parse(Files.readString(out));
         assertEquals("cpu", ((Map<String, Object>) result.get("meta")).get("device"));
         List<Object> parity = (List<Object>) result.get("parity");
-        assertEquals(20, parity.size(), "nineteen fixtures and gpt2s: " + parity);
+        assertEquals(22, parity.size(), "twenty-one fixtures and gpt2s: " + parity);
         for (Object o : parity) {
             Map<String, Object> row = (Map<String, Object>) o;
             assertFalse(row.containsKey("error"), row.toString());

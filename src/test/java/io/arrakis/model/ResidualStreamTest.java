@@ -230,11 +230,13 @@ class ResidualStreamTest {
                 return;
             }
             ResidualStream.Components heads = resid.stackHeadResults(true, false);
-            // a linear-attention layer's heads are its value heads, a short convolution is one head
+            // a linear-attention layer's heads are its value heads, a short convolution is one head, a Mamba-2 layer's
+            // heads are its state space's
             int[] perLayer = java.util.stream.IntStream.range(0, a.nLayers()).map(l -> switch (a.mixer(l)) {
                 case SOFTMAX_ATTENTION -> a.nHeads();
                 case LINEAR_ATTENTION -> a.linearAttention().valueHeads();
                 case SHORT_CONVOLUTION -> 1;
+                case MAMBA2 -> a.mamba2().heads();
             }).toArray();
             int all = java.util.Arrays.stream(perLayer).sum();
             assertEquals(all + 1, heads.labels().size());

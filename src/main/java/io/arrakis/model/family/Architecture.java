@@ -78,6 +78,8 @@ import java.util.List;
  *     no layer does
  * @param shortConvolution the short convolution of the layers that mix tokens by one (LFM2), or null where no layer
  *     does
+ * @param mamba2 the state space of the layers that mix tokens by one (Granite 4.0's Mamba-2 layers), or null where no
+ *     layer does
  * @param headInputDivisor what the final norm's output is divided by before the unembedding (MiniCPM3's
  *     {@code logits_scaling}); 1 otherwise
  * @param layerShapes per layer, its key/value heads, head width, keys and MLP width where layers differ (Gemma 4's
@@ -105,7 +107,7 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         int paddingIndex, boolean queriesScaledFirst, LatentAttention latentAttention, boolean normParameters,
         double clipQkv, boolean embeddingNorm, boolean qkNormAfterRotary, boolean rotaryReversed,
         boolean unembeddingBias, boolean attentionOutputGate, SparseAttention sparseAttention,
-        LinearAttention linearAttention, ShortConvolution shortConvolution, double headInputDivisor,
+        LinearAttention linearAttention, ShortConvolution shortConvolution, Mamba2 mamba2, double headInputDivisor,
         List<LayerShape> layerShapes, boolean valueNorm, boolean layerScalars, PerLayerInputs perLayerInputs,
         int attentionChunk) {
 
@@ -278,6 +280,10 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
             throw new IllegalArgumentException("shortConvolution has " + shortConvolution.layers().size()
                     + " entries for " + nLayers + " layers");
         }
+        if (mamba2 != null && mamba2.layers().size() != nLayers) {
+            throw new IllegalArgumentException("mamba2 has " + mamba2.layers().size() + " entries for " + nLayers
+                    + " layers");
+        }
         layerShapes = layerShapes == null ? null : List.copyOf(layerShapes);
         if (layerShapes != null && layerShapes.size() != nLayers) {
             throw new IllegalArgumentException("layerShapes has " + layerShapes.size() + " entries for " + nLayers
@@ -376,7 +382,9 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
         /** {@link LinearAttention}: a recurrent state per value head, no pattern */
         LINEAR_ATTENTION("linear attention (gated DeltaNet)"),
         /** {@link ShortConvolution}: a few positions back, per channel, no heads */
-        SHORT_CONVOLUTION("a short convolution");
+        SHORT_CONVOLUTION("a short convolution"),
+        /** {@link Mamba2}: a decaying state per head, read by each position, no pattern */
+        MAMBA2("a Mamba-2 state space");
 
         private final String description;
 
@@ -391,8 +399,8 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
     }
 
     /**
-     * How a layer mixes tokens: softmax attention, or {@link #linearAttention} or {@link #shortConvolution} where
-     * they name the layer.
+     * How a layer mixes tokens: softmax attention, or {@link #linearAttention}, {@link #shortConvolution} or
+     * {@link #mamba2} where they name the layer.
      *
      * @param layer the layer index
      * @return its mixer
@@ -400,6 +408,9 @@ public record Architecture(int dModel, int nLayers, int nHeads, int nKvHeads, in
     public Mixer mixer(int layer) {
         if (linearAttention != null && linearAttention.at(layer)) {
             return Mixer.LINEAR_ATTENTION;
+        }
+        if (mamba2 != null && mamba2.at(layer)) {
+            return Mixer.MAMBA2;
         }
         return shortConvolution != null && shortConvolution.at(layer) ? Mixer.SHORT_CONVOLUTION
                 : Mixer.SOFTMAX_ATTENTION;

@@ -101,6 +101,7 @@ final class ArchitectureBuilder {
     private SparseAttention sparseAttention;
     private LinearAttention linearAttention;
     private ShortConvolution shortConvolution;
+    private Mamba2 mamba2;
     private double headInputDivisor = 1.0;
     private List<Architecture.LayerShape> layerShapes;
     private boolean valueNorm;
@@ -553,6 +554,12 @@ final class ArchitectureBuilder {
         return this;
     }
 
+    /** A Mamba-2 state space in the layers {@code mamba} names ({@link Architecture#mamba2}). */
+    ArchitectureBuilder mamba2(Mamba2 mamba) {
+        mamba2 = mamba;
+        return this;
+    }
+
     /**
      * Each layer's heads, keys and MLP width ({@link Architecture#layerShapes}); a layer's rotary embedding then turns
      * its own head width.
@@ -690,7 +697,7 @@ final class ArchitectureBuilder {
                 logitScale, sharedNorm, moe, attentionSinks, scoresInFloat32, rotaryPrecision, queryTemperature,
                 outputsSummedFirst, paddingIndex(vocab), queriesScaledFirst, latentAttention, normParameters, clipQkv,
                 embeddingNorm, qkNormAfterRotary, rotaryReversed, unembeddingBias, attentionOutputGate,
-                sparseAttention, linearAttention, shortConvolution, headInputDivisor, layerShapes, valueNorm,
+                sparseAttention, linearAttention, shortConvolution, mamba2, headInputDivisor, layerShapes, valueNorm,
                 layerScalars, perLayerInputs, attentionChunk);
     }
 

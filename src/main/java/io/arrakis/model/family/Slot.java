@@ -119,6 +119,29 @@ public enum Slot {
     CONV_W_OUT(true, Init.NORMAL),
     /** its bias {@code [d_model]} */
     CONV_B_OUT(true, Init.ZERO),
+    /**
+     * a Mamba-2 layer's ({@link Mamba2}) input projection {@code [d_model, inner + channels + heads]}: the gate, the
+     * convolution's channels {@code x}, {@code B}, {@code C} and the time steps side by side ({@code in_proj})
+     */
+    MAMBA_W_IN(true, Init.NORMAL),
+    /** its bias {@code [inner + channels + heads]} */
+    MAMBA_B_IN(true, Init.ZERO),
+    /** a Mamba-2 layer's depthwise causal convolution {@code [channels, 1, kernel]} ({@code conv1d}) */
+    MAMBA_CONV(true, Init.NORMAL),
+    /** its bias {@code [channels]} */
+    MAMBA_CONV_BIAS(true, Init.ZERO),
+    /** a Mamba-2 layer's {@code dt_bias} {@code [heads]}, added to the time steps before the softplus */
+    MAMBA_DT_BIAS(true, Init.CONSTANT, 1.0),
+    /** a Mamba-2 layer's {@code A_log} {@code [heads]}: each step decays the state by {@code exp(−exp(A_log) · dt)} */
+    MAMBA_A_LOG(true, Init.CONSTANT, 0.0),
+    /** a Mamba-2 layer's {@code D} {@code [heads]}: each head's output adds {@code D · x} */
+    MAMBA_D(true, Init.CONSTANT, 1.0),
+    /** the weight {@code [inner]} of a Mamba-2 layer's gated RMSNorm */
+    MAMBA_NORM(true, Init.CONSTANT, 1.0),
+    /** a Mamba-2 layer's output projection {@code [inner, d_model]} ({@code out_proj}) */
+    MAMBA_W_OUT(true, Init.NORMAL),
+    /** its bias {@code [d_model]} */
+    MAMBA_B_OUT(true, Init.ZERO),
     /** the scalar {@code [1]} a block multiplies the residual stream it outputs by (Gemma 4's {@code layer_scalar}) */
     LAYER_SCALAR(true, Init.CONSTANT, 1.0),
     /** the per-layer embedding {@code [vocab, layers · width]} (Gemma 4's {@code embed_tokens_per_layer}) */
