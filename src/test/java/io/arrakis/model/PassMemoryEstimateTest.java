@@ -50,7 +50,8 @@ class PassMemoryEstimateTest {
             "hunyuan-v1-moe BFLOAT16 none 2", "ernie4_5-moe BFLOAT16 none 2", "flex-olmo BFLOAT16 none 2",
             "phimoe BFLOAT16 none 2", "cohere2-moe BFLOAT16 none 2", "mellum BFLOAT16 none 2",
             "afmoe BFLOAT16 none 2", "qwen3-5 BFLOAT16 none 4", "qwen3-5 FLOAT32 all 8", "qwen3-next BFLOAT16 none 4",
-            "lfm2 BFLOAT16 none 4", "lfm2 FLOAT32 all 4", "lfm2 FLOAT32 replace 4");
+            "lfm2 BFLOAT16 none 4", "lfm2 FLOAT32 all 4", "lfm2 FLOAT32 replace 4",
+            "granitemoehybrid BFLOAT16 none 4", "granitemoehybrid FLOAT32 all 4");
 
     private static final Map<String, Map<String, Object>> SIZES = Map.ofEntries(
             Map.entry("gpt2", Map.of("n_embd", 256, "n_head", 4, "vocab_size", 1000, "n_positions", 1024)),
@@ -88,6 +89,13 @@ class PassMemoryEstimateTest {
                     Map.entry("linear_num_key_heads", 4), Map.entry("linear_num_value_heads", 8),
                     Map.entry("linear_key_head_dim", 32), Map.entry("linear_value_head_dim", 32),
                     Map.entry("num_experts", 8), Map.entry("num_experts_per_tok", 2), Map.entry("vocab_size", 1000))),
+            Map.entry("granitemoehybrid", Map.ofEntries(Map.entry("hidden_size", 256),
+                    Map.entry("intermediate_size", 256), Map.entry("shared_intermediate_size", 512),
+                    Map.entry("num_attention_heads", 8), Map.entry("num_key_value_heads", 2),
+                    Map.entry("num_local_experts", 8), Map.entry("num_experts_per_tok", 2),
+                    Map.entry("mamba_n_heads", 16), Map.entry("mamba_d_state", 64), Map.entry("vocab_size", 1000),
+                    Map.entry("num_hidden_layers", 4),
+                    Map.entry("layer_types", List.of("mamba", "mamba", "attention", "mamba")))),
             Map.entry("lfm2", Map.of("hidden_size", 256, "intermediate_size", 1056, "num_attention_heads", 8,
                     "num_key_value_heads", 2, "vocab_size", 1000, "full_attn_idxs", List.of(2))),
             Map.entry("afmoe", Map.of("hidden_size", 256, "moe_intermediate_size", 256, "intermediate_size", 1024,
