@@ -26,7 +26,7 @@ class GpuCheckTest {
         Map<String, Object> result = (Map<String, Object>) Json.parse(Files.readString(out));
         assertEquals("cpu", ((Map<String, Object>) result.get("meta")).get("device"));
         List<Object> parity = (List<Object>) result.get("parity");
-        assertEquals(22, parity.size(), "twenty-one fixtures and gpt2s: " + parity);
+        assertEquals(23, parity.size(), "twenty-two fixtures and gpt2s: " + parity);
         for (Object o : parity) {
             Map<String, Object> row = (Map<String, Object>) o;
             assertFalse(row.containsKey("error"), row.toString());
@@ -35,8 +35,12 @@ class GpuCheckTest {
             // fixture on these ids is 0.10 from its float32 one, the others' below 0.05; so do gemma4's ill-conditioned
             // random weights (transformers' own lies up to 0.6 away on 2 x 32 random tokens; Gemma4Test compares the
             // bfloat16 pass with transformers' own); a mixture's bfloat16 pass may route tokens to other experts
-            // (transformers' of qwen3-5-moe lies 0.3 to 0.4 away)
-            double bound = row.get("model").equals("qwen3-5") ? 0.15 : row.get("model").equals("gemma4") ? 0.7 : 0.1;
+            // (transformers' of qwen3-5-moe lies 0.3 to 0.4 away); bamba's slowly decaying states carry the rounding
+            // across positions (transformers' own bfloat16 pass of its fixture on these ids lies 0.402 away, 0.107 of
+            // the largest logit)
+            Object model = row.get("model");
+            double bound = model.equals("qwen3-5") || model.equals("bamba") ? 0.15 : model.equals("gemma4") ? 0.7
+                    : 0.1;
             assertTrue(row.get("mixture_of_experts").equals(true)
                     || ((Number) row.get("device_bf16_vs_cpu_f32_logits_max_rel")).doubleValue() < bound,
                     row.toString());

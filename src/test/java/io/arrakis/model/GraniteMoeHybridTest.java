@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Granite 4.0 ({@code granitemoehybrid}): its Mamba-2 layers, attention layers and MLPs against the two fixtures
- * transformers made ({@code scripts/make-hf-granitemoehybrid-fixtures.py}), published configs with the parameters
+ * transformers made ({@code scripts/make-hf-mamba2-fixtures.py}), published configs with the parameters
  * transformers counts for them, the refusals, and what the tools make of a Mamba layer's heads.
  */
 class GraniteMoeHybridTest {

@@ -742,7 +742,7 @@ class HookedAutoModelTest {
             "mistral4", "hunyuan-v1-dense", "hunyuan-v1-moe", "ernie4_5-moe", "flex-olmo", "phimoe", "gemma4",
             "cohere2-moe", "youtu", "mellum", "afmoe", "deepseek-v32", "glm-moe-dsa", "hy-v3", "stable-lm",
             "starcoder2", "qwen3-5", "qwen3-5-moe", "qwen3-next", "lfm2",
-            "lfm2-moe", "minicpm3", "llama4", "granitemoehybrid");
+            "lfm2-moe", "minicpm3", "llama4", "granitemoehybrid", "bamba");
 
     @ParameterizedTest
     @MethodSource("families")

@@ -75,9 +75,13 @@ final class TinyConfigs {
         if (raw.containsKey("conv_L_cache")) { // lfm2: a convolution layer, then an attention one
             o.put("layer_types", List.of("conv", "full_attention"));
         }
-        if (raw.containsKey("mamba_n_heads")) { // granite 4.0's Mamba layers made small: a Mamba layer, then attention
-            o.putAll(Map.of("mamba_n_heads", 8, "mamba_d_state", 8, "mamba_chunk_size", 4, "layer_types",
-                    List.of("mamba", "attention")));
+        if (raw.containsKey("mamba_n_heads")) { // Mamba layers made small: a Mamba layer, then attention
+            o.putAll(Map.of("mamba_n_heads", 8, "mamba_d_state", 8, "mamba_chunk_size", 4));
+            if (raw.containsKey("attn_layer_indices")) { // bamba's
+                o.put("attn_layer_indices", List.of(1));
+            } else {
+                o.put("layer_types", List.of("mamba", "attention"));
+            }
         }
         if (raw.containsKey("vocab_size_per_layer_input")) { // gemma4's per-layer embeddings and full layers made small
             o.putAll(Map.of("vocab_size_per_layer_input", 64, "hidden_size_per_layer_input", 4, "global_head_dim", 16));

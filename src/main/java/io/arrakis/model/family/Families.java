@@ -21,7 +21,8 @@ public final class Families {
             new NanoChat(), new HunYuanDense(), new Dots1(), new Mistral4(), new HunYuanMoe(), new Ernie45Moe(),
             new FlexOlmo(), new Phimoe(), new Cohere2Moe(), new Youtu(), new Mellum(), new Afmoe(), new DeepseekV32(),
             new GlmMoeDsa(), new HyV3(), new Qwen35(), new Qwen35Moe(),
-            new Qwen3Next(), new Lfm2(), new Lfm2Moe(), new MiniCpm3(), new Llama4(), new GraniteMoeHybrid());
+            new Qwen3Next(), new Lfm2(), new Lfm2Moe(), new MiniCpm3(), new Llama4(), new GraniteMoeHybrid(),
+            new Bamba());
 
     private Families() {
     }

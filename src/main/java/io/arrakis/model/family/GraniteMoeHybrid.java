@@ -13,9 +13,7 @@ import static io.arrakis.model.family.CheckpointTensor.part;
 import static io.arrakis.model.family.CheckpointTensor.stored;
 import static io.arrakis.model.family.ConfigValues.describe;
 import static io.arrakis.model.family.ConfigValues.invalid;
-import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.integer;
-import static io.arrakis.model.family.Key.intOrStringOrNull;
 import static io.arrakis.model.family.Key.listOrNull;
 import static io.arrakis.model.family.Key.pos;
 import static io.arrakis.model.family.Key.strOrNull;
@@ -59,8 +57,8 @@ import static io.arrakis.model.family.Slot.W_OUT;
  *
  * <p>Keys: {@code GraniteMoeHybridConfig} of {@code transformers} 5.17, its {@code layers_block_type} alias, the legacy
  * type names {@code "mamba"} and {@code "attention"} it maps, and the keys 4.x files carry ({@code rope_theta},
- * {@code rope_scaling}, {@code head_dim}). A null {@code time_step_limit}, which transformers' pass cannot take, is
- * read as no limit. Checkpoint: Granite MoE's, with {@code mamba.*} in place of {@code self_attn.*} in Mamba layers.
+ * {@code rope_scaling}, {@code head_dim}); the Mamba layers' keys are {@link Mamba2#keys}. Checkpoint: Granite MoE's,
+ * with {@code mamba.*} in place of {@code self_attn.*} in Mamba layers.
  */
 final class GraniteMoeHybrid extends ModelFamily {
     private static final Map<String, Boolean> MAMBA_TYPES = Map.of("mamba", true, "linear_attention", true,
@@ -78,10 +76,8 @@ final class GraniteMoeHybrid extends ModelFamily {
             default -> k;
         }).toList());
         keys.addAll(List.of(pos("shared_intermediate_size", 1024), strOrNull("position_embedding_type", null),
-                listOrNull("layer_types"), pos("mamba_n_heads", 128), pos("mamba_n_groups", 1),
-                pos("mamba_d_state", 256), intOrStringOrNull("mamba_d_head", "auto"), pos("mamba_d_conv", 4),
-                pos("mamba_expand", 2), pos("mamba_chunk_size", 256), bool("mamba_conv_bias", true),
-                bool("mamba_proj_bias", false), listOrNull("time_step_limit")));
+                listOrNull("layer_types")));
+        keys.addAll(Mamba2.keys());
         return keys;
     }
 
@@ -105,7 +101,7 @@ final class GraniteMoeHybrid extends ModelFamily {
                 .embeddingMultiplier(s.number("embedding_multiplier"))
                 .scaleAttention(false).attentionMultiplier(s.number("attention_multiplier"))
                 .residualMultiplier(s.number("residual_multiplier")).logitScale(1.0 / logitsScaling)
-                .mamba2(mamba2(s, mamba));
+                .mamba2(Mamba2.of(s, mamba));
         if (experts) {
             b.mixtureOfExperts(Mixtral.experts(s, Routing.TOP_K_THEN_FLOAT32_SOFTMAX, false, null)
                     .withUngatedSharedExpert(s.integer("shared_intermediate_size")));
@@ -159,89 +155,54 @@ final class GraniteMoeHybrid extends ModelFamily {
         return mamba;
     }
 
-    /** The state space of the layers {@code layers} marks, as {@code GraniteMoeHybridConfig} sizes it. */
-    private static Mamba2 mamba2(Settings s, List<Boolean> layers) {
-        long inner = (long) s.integer("mamba_expand") * s.integer("hidden_size");
-        int heads = s.integer("mamba_n_heads");
-        if (inner % heads != 0) {
-            throw invalid("mamba_n_heads", heads, "must divide mamba_expand * hidden_size = " + inner);
-        }
-        Object given = s.get("mamba_d_head");
-        int headDim;
-        if ("auto".equals(given)) {
-            headDim = (int) (inner / heads);
-        } else if (given instanceof Integer d && d > 0) {
-            headDim = d;
-        } else {
-            throw invalid("mamba_d_head", given, "must be a positive integer or \"auto\"");
-        }
-        if ((long) headDim * heads != inner) {
-            throw invalid("mamba_d_head", given, "times mamba_n_heads = " + heads + " must be mamba_expand *"
-                    + " hidden_size = " + inner);
-        }
-        int groups = s.integer("mamba_n_groups");
-        if (heads % groups != 0) {
-            throw invalid("mamba_n_groups", groups, "must divide mamba_n_heads = " + heads + ": each head reads one"
-                    + " group of B and C");
-        }
-        double[] limit = timeStepLimit(s.listOrNull("time_step_limit"));
-        return new Mamba2(heads, headDim, groups, s.integer("mamba_d_state"), s.integer("mamba_d_conv"),
-                s.integer("mamba_chunk_size"), s.bool("mamba_conv_bias"), s.bool("mamba_proj_bias"), limit[0],
-                limit[1], layers);
-    }
-
-    /**
-     * {@code time_step_limit} as its least and greatest time step; no limit where it is null. transformers 5 writes
-     * an infinite bound as {@code {"__float__": "Infinity"}}, which JSON's numbers cannot hold.
-     */
-    private static double[] timeStepLimit(List<?> limit) {
-        if (limit == null) {
-            return new double[] {0.0, Double.POSITIVE_INFINITY};
-        }
-        double[] bounds = new double[2];
-        for (int i = 0; i < bounds.length && limit.size() == 2; i++) {
-            Object bound = limit.get(i);
-            bounds[i] = bound instanceof Number n ? n.doubleValue()
-                    : bound instanceof Map<?, ?> m && m.size() == 1 && m.get("__float__") instanceof String f
-                    && (f.equals("Infinity") || f.equals("-Infinity")) ? Double.parseDouble(f) : Double.NaN;
-        }
-        if (limit.size() != 2 || !(bounds[0] <= bounds[1])) {
-            throw invalid("time_step_limit", limit, "must be two numbers, the least time step and the greatest");
-        }
-        return bounds;
-    }
-
     @Override
     public Checkpoint checkpoint(Architecture a) {
-        Mamba2 m = a.mamba2();
         long d = a.dModel();
-        long q = (long) a.nHeads() * a.dHead();
-        long kv = (long) a.nKvHeads() * a.dHead();
-        return Checkpoint.builder("model.", "layers.%d.", a.nLayers())
+        return mixers(Checkpoint.builder("model.", "layers.%d.", a.nLayers())
                 .global(stored("embed_tokens.weight", EMBED, a.vocabSize(), d))
-                .layer(stored("input_layernorm.weight", LN1_W, d))
-                .layerWhere(l -> !m.at(l), linear("self_attn.q_proj.weight", WQ, q, d),
-                        linear("self_attn.k_proj.weight", WK, kv, d), linear("self_attn.v_proj.weight", WV, kv, d))
-                .layerWhere(l -> !m.at(l) && a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q),
-                        stored("self_attn.k_proj.bias", BK, kv), stored("self_attn.v_proj.bias", BV, kv))
-                .layerWhere(l -> !m.at(l), linear("self_attn.o_proj.weight", WO, d, q))
-                .layerWhere(l -> !m.at(l) && a.outBias(), stored("self_attn.o_proj.bias", BO, d))
-                .layerWhere(m::at, linear("mamba.in_proj.weight", MAMBA_W_IN, m.projection(), d),
-                        stored("mamba.conv1d.weight", MAMBA_CONV, m.convChannels(), 1, m.convKernel()),
-                        stored("mamba.dt_bias", MAMBA_DT_BIAS, m.heads()),
-                        stored("mamba.A_log", MAMBA_A_LOG, m.heads()), stored("mamba.D", MAMBA_D, m.heads()),
-                        stored("mamba.norm.weight", MAMBA_NORM, m.inner()),
-                        linear("mamba.out_proj.weight", MAMBA_W_OUT, d, m.inner()))
-                .layerWhere(l -> m.at(l) && m.convBias(),
-                        stored("mamba.conv1d.bias", MAMBA_CONV_BIAS, m.convChannels()))
-                .layerWhere(l -> m.at(l) && m.projectionBias(),
-                        stored("mamba.in_proj.bias", MAMBA_B_IN, m.projection()),
-                        stored("mamba.out_proj.bias", MAMBA_B_OUT, d))
+                .layer(stored("input_layernorm.weight", LN1_W, d)), a)
                 .layer(stored("post_attention_layernorm.weight", LN2_W, d))
                 .layer(mlp(a))
                 .global(stored("norm.weight", LNF_W, d))
                 .unembedding("lm_head.weight", a)
                 .build();
+    }
+
+    /**
+     * Each layer's mixer, as Granite 4.0 and Bamba store them: Llama's attention ({@code self_attn.*}, with biases
+     * where the model has them) in attention layers, {@link #mambaLayer} in Mamba layers.
+     */
+    static Checkpoint.Builder mixers(Checkpoint.Builder b, Architecture a) {
+        Mamba2 m = a.mamba2();
+        long d = a.dModel();
+        long q = (long) a.nHeads() * a.dHead();
+        long kv = (long) a.nKvHeads() * a.dHead();
+        return b.layerWhere(l -> !m.at(l), linear("self_attn.q_proj.weight", WQ, q, d),
+                        linear("self_attn.k_proj.weight", WK, kv, d), linear("self_attn.v_proj.weight", WV, kv, d))
+                .layerWhere(l -> !m.at(l) && a.qkvBias(), stored("self_attn.q_proj.bias", BQ, q),
+                        stored("self_attn.k_proj.bias", BK, kv), stored("self_attn.v_proj.bias", BV, kv))
+                .layerWhere(l -> !m.at(l), linear("self_attn.o_proj.weight", WO, d, q))
+                .layerWhere(l -> !m.at(l) && a.outBias(), stored("self_attn.o_proj.bias", BO, d))
+                .layerWhere(m::at, mambaLayer(a));
+    }
+
+    /** A Mamba layer's tensors ({@code mamba.*}). */
+    private static CheckpointTensor[] mambaLayer(Architecture a) {
+        Mamba2 m = a.mamba2();
+        List<CheckpointTensor> tensors = new ArrayList<>(List.of(
+                linear("mamba.in_proj.weight", MAMBA_W_IN, m.projection(), a.dModel()),
+                stored("mamba.conv1d.weight", MAMBA_CONV, m.convChannels(), 1, m.convKernel()),
+                stored("mamba.dt_bias", MAMBA_DT_BIAS, m.heads()), stored("mamba.A_log", MAMBA_A_LOG, m.heads()),
+                stored("mamba.D", MAMBA_D, m.heads()), stored("mamba.norm.weight", MAMBA_NORM, m.inner()),
+                linear("mamba.out_proj.weight", MAMBA_W_OUT, a.dModel(), m.inner())));
+        if (m.convBias()) {
+            tensors.add(stored("mamba.conv1d.bias", MAMBA_CONV_BIAS, m.convChannels()));
+        }
+        if (m.projectionBias()) {
+            tensors.add(stored("mamba.in_proj.bias", MAMBA_B_IN, m.projection()));
+            tensors.add(stored("mamba.out_proj.bias", MAMBA_B_OUT, a.dModel()));
+        }
+        return tensors.toArray(CheckpointTensor[]::new);
     }
 
     /** The block's MLP tensors: the experts' and the shared MLP, or the shared MLP alone as the dense MLP. */

@@ -1,10 +1,18 @@
 package io.arrakis.model.family;
 
 import java.util.List;
+import java.util.Map;
+
+import static io.arrakis.model.family.ConfigValues.invalid;
+import static io.arrakis.model.family.Key.bool;
+import static io.arrakis.model.family.Key.intOrStringOrNull;
+import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.pos;
 
 /**
- * Mamba-2's selective state space, the token mixer of Granite 4.0's {@code "mamba"} layers in place of attention, as
- * transformers' {@code GraniteMoeHybridMambaLayer} (Bamba's mixer) computes it without the CUDA kernels. One projection
+ * Mamba-2's selective state space, the token mixer of Granite 4.0's and Bamba's {@code "mamba"} layers in place of
+ * attention, as transformers' {@code BambaMixer} (Granite 4.0's {@code GraniteMoeHybridMambaLayer}) computes it without
+ * the CUDA kernels. One projection
  * of the layer's input ({@code in_proj}) gives a gate of {@code heads · headDim} channels, the channels {@code x},
  * {@code B} and {@code C} side by side, and a time step per head. {@code x}, {@code B} and {@code C} pass through a
  * causal depthwise convolution of {@code convKernel} positions and the model's activation; the time step {@code dt} is
@@ -36,6 +44,73 @@ public record Mamba2(int heads, int headDim, int groups, int stateSize, int conv
         if (heads % groups != 0) {
             throw new IllegalArgumentException("heads " + heads + " is not a multiple of groups " + groups);
         }
+    }
+
+    /**
+     * The keys of the Mamba-2 mixer that Bamba's config and those built on it share, with BambaConfig's defaults
+     * ({@code mamba_d_head} {@code "auto"}: {@code mamba_expand · hidden_size / mamba_n_heads}).
+     */
+    static List<Key> keys() {
+        return List.of(pos("mamba_n_heads", 128), pos("mamba_n_groups", 1), pos("mamba_d_state", 256),
+                intOrStringOrNull("mamba_d_head", "auto"), pos("mamba_d_conv", 4), pos("mamba_expand", 2),
+                pos("mamba_chunk_size", 256), bool("mamba_conv_bias", true), bool("mamba_proj_bias", false),
+                listOrNull("time_step_limit"));
+    }
+
+    /**
+     * The state space of the layers {@code layers} marks, as {@link #keys} size it, checked as
+     * {@code validate_architecture} checks them. A null {@code time_step_limit}, which transformers' pass cannot
+     * take, is read as no limit.
+     */
+    static Mamba2 of(Settings s, List<Boolean> layers) {
+        long inner = (long) s.integer("mamba_expand") * s.integer("hidden_size");
+        int heads = s.integer("mamba_n_heads");
+        if (inner % heads != 0) {
+            throw invalid("mamba_n_heads", heads, "must divide mamba_expand * hidden_size = " + inner);
+        }
+        Object given = s.get("mamba_d_head");
+        int headDim;
+        if ("auto".equals(given)) {
+            headDim = (int) (inner / heads);
+        } else if (given instanceof Integer d && d > 0) {
+            headDim = d;
+        } else {
+            throw invalid("mamba_d_head", given, "must be a positive integer or \"auto\"");
+        }
+        if ((long) headDim * heads != inner) {
+            throw invalid("mamba_d_head", given, "times mamba_n_heads = " + heads + " must be mamba_expand *"
+                    + " hidden_size = " + inner);
+        }
+        int groups = s.integer("mamba_n_groups");
+        if (heads % groups != 0) {
+            throw invalid("mamba_n_groups", groups, "must divide mamba_n_heads = " + heads + ": each head reads one"
+                    + " group of B and C");
+        }
+        double[] limit = timeStepLimit(s.listOrNull("time_step_limit"));
+        return new Mamba2(heads, headDim, groups, s.integer("mamba_d_state"), s.integer("mamba_d_conv"),
+                s.integer("mamba_chunk_size"), s.bool("mamba_conv_bias"), s.bool("mamba_proj_bias"), limit[0],
+                limit[1], layers);
+    }
+
+    /**
+     * {@code time_step_limit} as its least and greatest time step; no limit where it is null. transformers 5 writes
+     * an infinite bound as {@code {"__float__": "Infinity"}}, which JSON's numbers cannot hold.
+     */
+    private static double[] timeStepLimit(List<?> limit) {
+        if (limit == null) {
+            return new double[] {0.0, Double.POSITIVE_INFINITY};
+        }
+        double[] bounds = new double[2];
+        for (int i = 0; i < bounds.length && limit.size() == 2; i++) {
+            Object bound = limit.get(i);
+            bounds[i] = bound instanceof Number n ? n.doubleValue()
+                    : bound instanceof Map<?, ?> m && m.size() == 1 && m.get("__float__") instanceof String f
+                    && (f.equals("Infinity") || f.equals("-Infinity")) ? Double.parseDouble(f) : Double.NaN;
+        }
+        if (limit.size() != 2 || !(bounds[0] <= bounds[1])) {
+            throw invalid("time_step_limit", limit, "must be two numbers, the least time step and the greatest");
+        }
+        return bounds;
     }
 
     /**

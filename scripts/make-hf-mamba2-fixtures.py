@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
-"""Make the Hugging Face reference fixtures of Granite 4.0 (`transformers/models/granitemoehybrid`).
+"""Make the Hugging Face reference fixtures of the Mamba-2 hybrids: Granite 4.0
+(`transformers/models/granitemoehybrid`) and Bamba (`transformers/models/bamba`).
 
-Granite 4.0's hybrids mix tokens by Mamba-2 state spaces in most layers and by attention in a few; its dense model is
-the same family with attention alone. This script builds two tiny `GraniteMoeHybridForCausalLM` (float32, CPU, eval
-mode, eager attention), redraws every parameter from a seeded generator (the Mamba layers' `A_log` around log 0.05, so
-that a state outlives a chunk), runs one forward pass on seeded ids and records what transformers computes:
+These models mix tokens by Mamba-2 state spaces in most layers and by attention in a few; Granite 4.0's dense model is
+the same family with attention alone. This script builds tiny `GraniteMoeHybridForCausalLM` and `BambaForCausalLM`
+(float32, CPU, eval mode, eager attention), redraws every parameter from a seeded generator (the Mamba layers' `A_log`
+around log 0.05, so that a state outlives a chunk), runs one forward pass on seeded ids and records what transformers
+computes:
 
 - granitemoehybrid: Granite 4.0-H's shape. Mamba, attention, Mamba, Mamba layers; no rotary embedding ("nope"); a
   mixture of experts beside the shared MLP; two groups of B and C; biases on the projections; a time-step limit;
   chunks of 4 positions over 11, so that states cross chunks and the last chunk is padded.
 - granitemoehybrid-dense: Granite 4.0-Micro's shape with Mamba layers: no experts (the shared MLP is the MLP), the
   rotary embedding on the attention layers, one group, no projection biases, no limit, one chunk.
+- bamba: Mamba, attention, Mamba layers (`attn_layer_indices`), the rotary embedding on half of each head, biases on
+  the attention and MLP projections, four groups, chunks of 3.
 
 Usage
 -----
-    python3 scripts/make-hf-granitemoehybrid-fixtures.py [OUT]
+    python3 scripts/make-hf-mamba2-fixtures.py [OUT]
 
-    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/granitemoehybrid and
-         OUT/granitemoehybrid-dense.
+    OUT  output folder (default: src/test/resources/fixtures-hf); the fixtures go to OUT/granitemoehybrid,
+         OUT/granitemoehybrid-dense and OUT/bamba.
 
 Requirements: Python >= 3.10, torch, transformers 5.17, safetensors. Runs on CPU in seconds; nothing is downloaded.
 The Mamba layers run transformers' torch fallbacks (`causal_conv1d_fn`, `mamba2_chunk_scan`): no kernels are fetched.
@@ -54,18 +58,22 @@ COMMON = dict(vocab_size=96, hidden_size=32, num_attention_heads=4, num_key_valu
               max_position_embeddings=64, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0,
               embedding_multiplier=2.0, attention_multiplier=0.3, residual_multiplier=0.5, logits_scaling=3.0,
               mamba_n_heads=8, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2)
+BAMBA = dict(vocab_size=96, hidden_size=32, intermediate_size=40, num_hidden_layers=3, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+             pad_token_id=0, attn_layer_indices=[1], mamba_n_heads=8, mamba_d_state=8, mamba_d_conv=4,
+             mamba_expand=2, mamba_n_groups=4, mamba_chunk_size=3, mamba_proj_bias=False, attention_bias=True,
+             mlp_bias=True, tie_word_embeddings=False)
 FIXTURES = {
-    "granitemoehybrid": (7101, dict(COMMON, intermediate_size=24, shared_intermediate_size=40, num_hidden_layers=4,
-                                    layer_types=["mamba", "attention", "mamba", "mamba"],
-                                    position_embedding_type="nope", num_local_experts=4, num_experts_per_tok=2,
-                                    mamba_n_groups=2, mamba_chunk_size=4, mamba_conv_bias=True,
-                                    mamba_proj_bias=True, attention_bias=True, time_step_limit=[0.0, 0.9],
-                                    tie_word_embeddings=True)),
-    "granitemoehybrid-dense": (7102, dict(COMMON, intermediate_size=24, shared_intermediate_size=48,
-                                          num_hidden_layers=3, layer_types=["attention", "mamba", "attention"],
-                                          position_embedding_type="rope", num_local_experts=0,
-                                          num_experts_per_tok=0, mamba_n_groups=1, mamba_conv_bias=False,
-                                          tie_word_embeddings=False)),
+    "granitemoehybrid": ("GraniteMoeHybridConfig", "GraniteMoeHybridForCausalLM", 7101, dict(
+        COMMON, intermediate_size=24, shared_intermediate_size=40, num_hidden_layers=4,
+        layer_types=["mamba", "attention", "mamba", "mamba"], position_embedding_type="nope", num_local_experts=4,
+        num_experts_per_tok=2, mamba_n_groups=2, mamba_chunk_size=4, mamba_conv_bias=True, mamba_proj_bias=True,
+        attention_bias=True, time_step_limit=[0.0, 0.9], tie_word_embeddings=True)),
+    "granitemoehybrid-dense": ("GraniteMoeHybridConfig", "GraniteMoeHybridForCausalLM", 7102, dict(
+        COMMON, intermediate_size=24, shared_intermediate_size=48, num_hidden_layers=3,
+        layer_types=["attention", "mamba", "attention"], position_embedding_type="rope", num_local_experts=0,
+        num_experts_per_tok=0, mamba_n_groups=1, mamba_conv_bias=False, tie_word_embeddings=False)),
+    "bamba": ("BambaConfig", "BambaForCausalLM", 7103, BAMBA),
 }
 
 
@@ -74,14 +82,17 @@ def value(name, p, noise):
     return -3.0 + 1.5 * noise if name.endswith("A_log") else hf_fixtures.near_one_or_scaled(name, p, noise)
 
 
-def make(root, name, seed, settings):
+def make(root, name, config_class, model_class, seed, settings):
+    import importlib
+
     import torch
     import torch.nn.functional as F
     import transformers
-    from transformers.models.granitemoehybrid import modeling_granitemoehybrid as modeling
 
-    config = transformers.GraniteMoeHybridConfig(attn_implementation="eager", **settings)
-    model = transformers.GraniteMoeHybridForCausalLM(config).to(torch.float32).eval()
+    family = model_class[:-len("ForCausalLM")].lower()
+    modeling = importlib.import_module("transformers.models.%s.modeling_%s" % (family, family))
+    config = getattr(transformers, config_class)(attn_implementation="eager", **settings)
+    model = getattr(transformers, model_class)(config).to(torch.float32).eval()
     gen = torch.Generator().manual_seed(seed)
     hf_fixtures.redraw(model, gen, value)
     ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
@@ -92,7 +103,7 @@ def make(root, name, seed, settings):
     for i, layer in enumerate(model.model.layers):
         b = "blocks.%d." % i
         rec.layer(layer, b)
-        if layer.mamba is not None:
+        if getattr(layer, "mamba", None) is not None:
             m = layer.mamba
             scans.append(b + "mamba.")
             heads = lambda t, m=m: t.unflatten(-1, (m.num_heads, m.head_dim))
@@ -106,7 +117,8 @@ def make(root, name, seed, settings):
             rec.output(a.q_proj, b + "attn.hook_q", split)
             rec.output(a.k_proj, b + "attn.hook_k", split)
             rec.output(a.v_proj, b + "attn.hook_v", split)
-    rec.output(model.model.norm, "ln_final.hook_normalized")
+    final_norm = model.model.final_layernorm if hasattr(model.model, "final_layernorm") else model.model.norm
+    rec.output(final_norm, "ln_final.hook_normalized")
 
     scan = modeling.mamba2_chunk_scan
     calls = iter(scans)
@@ -127,19 +139,19 @@ def make(root, name, seed, settings):
     finally:
         modeling.mamba2_chunk_scan = scan
     assert next(calls, None) is None, "a Mamba layer's scan did not run through mamba2_chunk_scan"
-    hf_fixtures.save(os.path.join(root, name), "make-hf-granitemoehybrid-fixtures.py", model, ids, rec.tensors,
-                     "a tiny `GraniteMoeHybridForCausalLM` (%s), float32, CPU, eager attention, every parameter "
+    hf_fixtures.save(os.path.join(root, name), "make-hf-mamba2-fixtures.py", model, ids, rec.tensors,
+                     "a tiny `%s` (%s), float32, CPU, eager attention, every parameter "
                      "redrawn from a generator seeded with %d (`A_log` as -3 + 1.5 noise); `reference.safetensors` "
                      "holds one forward pass of %d x %d seeded ids and the logits of the same pass with the weights "
                      "in bfloat16 (the script's docstring lists each tensor)."
-                     % (", ".join("%s %s" % kv for kv in settings.items()), seed, BATCH, SEQ),
-                     transformers.GraniteMoeHybridForCausalLM)
+                     % (model_class, ", ".join("%s %s" % kv for kv in settings.items()), seed, BATCH, SEQ),
+                     getattr(transformers, model_class))
 
 
 def main(argv):
     root = argv[1] if len(argv) > 1 else "src/test/resources/fixtures-hf"
-    for name, (seed, settings) in FIXTURES.items():
-        make(root, name, seed, settings)
+    for name, (config_class, model_class, seed, settings) in FIXTURES.items():
+        make(root, name, config_class, model_class, seed, settings)
 
 
 if __name__ == "__main__":
