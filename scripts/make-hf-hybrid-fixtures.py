@@ -57,15 +57,10 @@ README.md: how it was made, with the versions.
 """
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import datetime
-import platform
-import shutil
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hf_fixtures  # noqa: E402  (keeps transformers offline)
 
 SEED = 3505
 BATCH = 2
@@ -187,10 +182,7 @@ def make_lfm2(root, folder, settings, module, config_class, model_class, about):
             if name.endswith("expert_bias"):  # zeros when made: drawn, so that the bias changes some choices
                 b.copy_(0.3 * torch.randn(tuple(b.shape), generator=gen))
     ids = torch.randint(0, settings["vocab_size"], (BATCH, SEQ), generator=gen)
-    rec = {}
-
-    def keep(key, t):
-        rec[key] = t.detach().to(torch.float32).contiguous().clone()
+    rec = hf_fixtures.Recorder()
 
     conv_layers = [i for i, t in enumerate(config.layer_types) if t == "conv"]
     conv_layer = iter(conv_layers)  # the convolution is called once per convolution layer, in order
@@ -198,63 +190,49 @@ def make_lfm2(root, folder, settings, module, config_class, model_class, about):
 
     def recorded_conv(hidden_states, *args, **kwargs):
         out = conv_fn(hidden_states, *args, **kwargs)
-        keep("blocks.%d.conv.hook_conv" % next(conv_layer), out.transpose(1, 2))
+        rec.keep("blocks.%d.conv.hook_conv" % next(conv_layer), out.transpose(1, 2))
         return out
 
     m.causal_conv1d_fn = recorded_conv
     heads, d_head = config.num_attention_heads, config.hidden_size // config.num_attention_heads
     d = config.hidden_size
-    handles = []
     for i, layer in enumerate(model.model.layers):
         b = "blocks.%d." % i
-        handles.append(layer.register_forward_pre_hook(
-            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))
-        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
-        handles.append(layer.feed_forward.register_forward_hook(
-            lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        rec.layer(layer, b)
+        rec.output(layer.feed_forward, b + "hook_mlp_out")
         if hasattr(layer.feed_forward, "gate"):  # a mixture: the router's logits and the chosen experts' weights
 
-            def routing(mod, args, o, b=b):
-                keep(b + "mlp.hook_router_logits", o[0].reshape(BATCH, SEQ, -1))
-                keep(b + "mlp.hook_expert_weights", o[1].reshape(BATCH, SEQ, -1))
+            def routing(o, b=b):
+                rec.keep(b + "mlp.hook_router_logits", o[0].reshape(BATCH, SEQ, -1))
+                rec.keep(b + "mlp.hook_expert_weights", o[1].reshape(BATCH, SEQ, -1))
 
-            handles.append(layer.feed_forward.gate.register_forward_hook(routing))
+            rec.call(layer.feed_forward.gate, routing)
         if i in conv_layers:
             c = layer.conv
 
-            def gates(mod, args, o, b=b):
-                keep(b + "conv.hook_b", o[..., :d])
-                keep(b + "conv.hook_c", o[..., d:2 * d])
-                keep(b + "conv.hook_x", o[..., 2 * d:])
+            def gates(o, b=b):
+                rec.keep(b + "conv.hook_b", o[..., :d])
+                rec.keep(b + "conv.hook_c", o[..., d:2 * d])
+                rec.keep(b + "conv.hook_x", o[..., 2 * d:])
 
-            handles.append(c.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
-            handles.append(c.in_proj.register_forward_hook(gates))
-            handles.append(c.out_proj.register_forward_pre_hook(
-                lambda mod, args, b=b: keep(b + "conv.hook_z", args[0])))
+            rec.output(c, b + "hook_attn_out")
+            rec.call(c.in_proj, gates)
+            rec.input(c.out_proj, b + "conv.hook_z")
         else:
             a = layer.self_attn
-            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o[0])))
+            rec.output(a, b + "hook_attn_out")
             for proj, hook in ((a.q_proj, "attn.hook_q"), (a.k_proj, "attn.hook_k"), (a.v_proj, "attn.hook_v")):
-                handles.append(proj.register_forward_hook(
-                    lambda mod, args, o, b=b, hook=hook: keep(b + hook, o.unflatten(-1, (-1, d_head)))))
-            for norm, hook in ((a.q_layernorm, "attn.hook_q_normed"), (a.k_layernorm, "attn.hook_k_normed")):
-                handles.append(norm.register_forward_hook(lambda mod, args, o, b=b, hook=hook: keep(b + hook, o)))
-            handles.append(a.out_proj.register_forward_pre_hook(
-                lambda mod, args, b=b: keep(b + "attn.hook_z", args[0].unflatten(-1, (heads, d_head)))))
-    handles.append(model.model.embedding_norm.register_forward_hook(
-        lambda mod, args, o: keep("ln_final.hook_normalized", o)))
-    with torch.no_grad():
-        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
-    for h in handles:
-        h.remove()
-    m.causal_conv1d_fn = conv_fn
+                rec.output(proj, b + hook, lambda o: o.unflatten(-1, (-1, d_head)))
+            rec.output(a.q_layernorm, b + "attn.hook_q_normed")
+            rec.output(a.k_layernorm, b + "attn.hook_k_normed")
+            rec.input(a.out_proj, b + "attn.hook_z", lambda t: t.unflatten(-1, (heads, d_head)))
+    rec.output(model.model.embedding_norm, "ln_final.hook_normalized")
+    try:
+        rec.run(model, ids, [i for i in range(config.num_hidden_layers) if i not in conv_layers])
+    finally:
+        m.causal_conv1d_fn = conv_fn
     if next(conv_layer, None) is not None:
         raise RuntimeError("the convolution ran fewer times than there are convolution layers")
-    full = [i for i in range(config.num_hidden_layers) if i not in conv_layers]
-    for i, pattern in zip(full, result.attentions, strict=True):
-        keep("blocks.%d.attn.hook_pattern" % i, pattern)
-    keep("logits", result.logits)
     save(root, folder, model, causal_lm, ids, rec,
          "`%s` (layer types %s; %s), float32, CPU, eager attention, every parameter redrawn from a generator seeded"
          " with %d" % (model_class, ", ".join(config.layer_types), about, SEED))
@@ -273,11 +251,7 @@ def make(root, folder, module, config_class, model_class, settings):
     model = causal_lm(config).to(torch.float32).eval()
     redraw(model, gen)
     ids = torch.randint(0, CONFIG["vocab_size"], (BATCH, SEQ), generator=gen)
-
-    rec = {}
-
-    def keep(key, t):
-        rec[key] = t.detach().to(torch.float32).contiguous().clone()
+    rec = hf_fixtures.Recorder()
 
     layers = model.model.layers
     linear = [i for i, t in enumerate(config.layer_types) if t == "linear_attention"]
@@ -288,64 +262,50 @@ def make(root, folder, module, config_class, model_class, settings):
         i = next(delta_layer)
         ratio = config.linear_num_value_heads // config.linear_num_key_heads
         b = "blocks.%d.linear_attn." % i
-        keep(b + "hook_q", query[:, :, ::ratio])  # each key head repeated per value head by then: one copy
-        keep(b + "hook_k", key[:, :, ::ratio])
-        keep(b + "hook_v", value)
-        keep(b + "hook_beta", beta)
-        keep(b + "hook_decay", g)
+        rec.keep(b + "hook_q", query[:, :, ::ratio])  # each key head repeated per value head by then: one copy
+        rec.keep(b + "hook_k", key[:, :, ::ratio])
+        rec.keep(b + "hook_v", value)
+        rec.keep(b + "hook_beta", beta)
+        rec.keep(b + "hook_decay", g)
         result = chunk(query, key, value, g=g, beta=beta, **kwargs)
-        keep(b + "hook_core", result[0])
+        rec.keep(b + "hook_core", result[0])
         return result
 
     m.torch_chunk_gated_delta_rule = recorded_delta_rule
-    handles = []
     heads, d_head = config.num_attention_heads, config.head_dim
     for i, layer in enumerate(layers):
         b = "blocks.%d." % i
-        handles.append(layer.register_forward_pre_hook(
-            lambda mod, args, kw, b=b: keep(b + "hook_resid_pre", args[0] if args else kw["hidden_states"]),
-            with_kwargs=True))
-        handles.append(layer.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_resid_post", o)))
-        handles.append(layer.mlp.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_mlp_out", o)))
+        rec.layer(layer, b)
+        rec.output(layer.mlp, b + "hook_mlp_out")
         if i in linear:
             a = layer.linear_attn
             vh, vd = config.linear_num_value_heads, config.linear_value_head_dim
-            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o)))
-            handles.append(a.norm.register_forward_pre_hook(  # the gated norm's gate, as it reads it
-                lambda mod, args, b=b: keep(b + "linear_attn.hook_gate", args[1].reshape(BATCH, SEQ, vh, vd))))
-            handles.append(a.out_proj.register_forward_pre_hook(
-                lambda mod, args, b=b: keep(b + "linear_attn.hook_z", args[0].unflatten(-1, (vh, vd)))))
+            rec.output(a, b + "hook_attn_out")
+            rec.handles.append(a.norm.register_forward_pre_hook(  # the gated norm's gate, as it reads it
+                lambda mod, args, b=b: rec.keep(b + "linear_attn.hook_gate", args[1].reshape(BATCH, SEQ, vh, vd))))
+            rec.input(a.out_proj, b + "linear_attn.hook_z", lambda t: t.unflatten(-1, (vh, vd)))
         else:
             a = layer.self_attn
 
-            def q_and_gate(mod, args, o, b=b):
+            def q_and_gate(o, b=b):
                 q, gate = o.unflatten(-1, (heads, 2 * d_head)).chunk(2, dim=-1)
-                keep(b + "attn.hook_q", q)
-                keep(b + "attn.hook_gate", torch.sigmoid(gate))
+                rec.keep(b + "attn.hook_q", q)
+                rec.keep(b + "attn.hook_gate", torch.sigmoid(gate))
 
-            handles.append(a.register_forward_hook(lambda mod, args, o, b=b: keep(b + "hook_attn_out", o[0])))
-            handles.append(a.q_proj.register_forward_hook(q_and_gate))
-            handles.append(a.k_proj.register_forward_hook(
-                lambda mod, args, o, b=b: keep(b + "attn.hook_k", o.unflatten(-1, (-1, d_head)))))
-            handles.append(a.v_proj.register_forward_hook(
-                lambda mod, args, o, b=b: keep(b + "attn.hook_v", o.unflatten(-1, (-1, d_head)))))
-            handles.append(a.o_proj.register_forward_pre_hook(
-                lambda mod, args, b=b: keep(b + "attn.hook_z", args[0].unflatten(-1, (heads, d_head)))))
-    handles.append(model.model.norm.register_forward_hook(
-        lambda mod, args, o: keep("ln_final.hook_normalized", o)))
+            rec.output(a, b + "hook_attn_out")
+            rec.call(a.q_proj, q_and_gate)
+            rec.output(a.k_proj, b + "attn.hook_k", lambda o: o.unflatten(-1, (-1, d_head)))
+            rec.output(a.v_proj, b + "attn.hook_v", lambda o: o.unflatten(-1, (-1, d_head)))
+            rec.input(a.o_proj, b + "attn.hook_z", lambda t: t.unflatten(-1, (heads, d_head)))
+    rec.output(model.model.norm, "ln_final.hook_normalized")
+    try:
+        rec.run(model, ids, [i for i in range(config.num_hidden_layers) if i not in linear])
+    finally:
+        m.torch_chunk_gated_delta_rule = chunk
+    last = rec.tensors["blocks.%d.hook_resid_post" % (config.num_hidden_layers - 1)]
     with torch.no_grad():
-        result = model(input_ids=ids, output_attentions=True, use_cache=False, return_dict=True)
-    for h in handles:
-        h.remove()
-    m.torch_chunk_gated_delta_rule = chunk
-    full = [i for i in range(config.num_hidden_layers) if i not in linear]
-    if len(result.attentions) != len(full):
-        raise RuntimeError("%d attention patterns for %d full-attention layers" % (len(result.attentions), len(full)))
-    for i, pattern in zip(full, result.attentions):
-        keep("blocks.%d.attn.hook_pattern" % i, pattern)
-    keep("logits", result.logits)
-    last = rec["blocks.%d.hook_resid_post" % (config.num_hidden_layers - 1)]
-    if not torch.allclose(model.lm_head(model.model.norm(last)), rec["logits"], atol=1e-5):
+        logits = model.lm_head(model.model.norm(last))
+    if not torch.allclose(logits, rec.tensors["logits"], atol=1e-5):
         raise RuntimeError("the logits are not the last residual stream's through the final norm and head")
 
     save(root, folder, model, causal_lm, ids, rec,
@@ -359,28 +319,11 @@ def make(root, folder, module, config_class, model_class, settings):
 
 
 def save(root, folder, model, causal_lm, ids, rec, made):
-    """Writes the model, its reference (with the saved model's bfloat16 logits) and a README saying how it was made."""
-    import torch
-    import transformers
-    from safetensors.torch import save_file
-
-    out = os.path.join(root, folder)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-    model.save_pretrained(out)
-    bfloat16 = causal_lm.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="eager").eval()
-    with torch.no_grad():
-        rec["bfloat16.logits"] = bfloat16(input_ids=ids, use_cache=False).logits.to(torch.float32)
-    save_file(dict(rec, input_ids=ids), os.path.join(out, "reference.safetensors"))
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write("# %s, made by transformers\n\n"
-                "Made by `scripts/make-hf-hybrid-fixtures.py` on %s with transformers %s, torch %s, Python %s: a tiny "
-                "%s; `reference.safetensors` holds one forward pass of %d x %d seeded ids, and the logits of the same "
-                "pass with the weights in bfloat16 (the script's docstring lists each tensor).\n"
-                % (folder, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   transformers.__version__, torch.__version__, platform.python_version(), made, BATCH, SEQ))
-    print("wrote %s: %d tensors" % (out, len(rec) + 1))
+    """The fixture folder, with the saved model's bfloat16 logits and a README saying how it was made."""
+    hf_fixtures.save(os.path.join(root, folder), "make-hf-hybrid-fixtures.py", model, ids, rec.tensors,
+                     "a tiny %s; `reference.safetensors` holds one forward pass of %d x %d seeded ids, and the logits "
+                     "of the same pass with the weights in bfloat16 (the script's docstring lists each tensor)."
+                     % (made, BATCH, SEQ), causal_lm)
 
 
 if __name__ == "__main__":
