@@ -101,10 +101,10 @@ class GraniteMoeHybridTest {
     }
 
     /**
-     * Granite 4.0-H-Tiny's config.json (4.x's form: the legacy layer type names under the {@code layers_block_type}
-     * alias, {@code rope_theta}, keys transformers does not read) and Granite 4.0-H-350M's (dense, {@code layer_types},
-     * no experts): each layer's mixer as listed, and the parameters transformers 5.17 counts for them on the meta
-     * device (6,939,037,248, the published 7B; 340,332,224, the published 340M).
+     * Granite 4.0-H-Tiny's config.json and Granite 4.0-H-350M's (dense, no experts), in 4.x's form: the legacy layer
+     * type names under {@code layer_types}, {@code rope_theta}, keys transformers does not read. Each layer's mixer as
+     * listed, and the parameters transformers 5.17 counts for them on the meta device (6,939,037,248, the published
+     * 7B; 340,332,224, the published 340M). The {@code layers_block_type} alias names the same layers.
      */
     @Test
     void publishedConfigsLoadWithTransformersCounts() throws IOException {
@@ -116,13 +116,17 @@ class GraniteMoeHybridTest {
             }
         }
         Map<String, Object> tiny = published(1536, 40, 512, 1024, 64, 6, 64);
-        tiny.put("layers_block_type", tinyTypes);
+        tiny.put("layer_types", tinyTypes);
         HookedAutoConfig c = read(tiny);
         assertEquals(6_939_037_248L, c.parameterCount());
         assertEquals(List.of(5, 15, 25, 35), java.util.stream.IntStream.range(0, 40).filter(c::attentionHeads).boxed()
                 .toList());
         assertEquals(Architecture.Mixer.MAMBA2, c.mixer(0));
         assertEquals(6, c.expertsPerToken());
+        tiny.remove("layer_types");
+        tiny.put("layers_block_type", tinyTypes.stream().map(t -> t.equals("mamba") ? "linear_attention"
+                : "full_attention").toList());
+        assertEquals(c.architecture().mamba2().layers(), read(tiny).architecture().mamba2().layers());
 
         List<String> smallTypes = new ArrayList<>(Collections.nCopies(32, "mamba"));
         for (int attention : new int[] {10, 13, 17, 27}) {
@@ -170,6 +174,7 @@ class GraniteMoeHybridTest {
         refused.put(Map.of("mamba_n_groups", 3), "mamba_n_groups");
         refused.put(Map.of("time_step_limit", List.of(1.0, 0.5)), "time_step_limit");
         refused.put(Map.of("time_step_limit", List.of(0.0, Map.of("__float__", "NaN"))), "time_step_limit");
+        refused.put(Collections.singletonMap("time_step_limit", null), "time_step_limit"); // transformers' pass fails
         refused.put(Map.of("num_experts_per_tok", 0), "num_experts_per_tok");
         refused.put(Map.of("num_local_experts", -1), "num_local_experts");
         refused.forEach((settings, key) -> {

@@ -56,9 +56,10 @@ import static io.arrakis.model.family.Slot.W_OUT;
  * attention reads positions only through the causal mask and the Mamba layers.
  *
  * <p>Keys: {@code GraniteMoeHybridConfig} of {@code transformers} 5.17, its {@code layers_block_type} alias, the legacy
- * type names {@code "mamba"} and {@code "attention"} it maps, and the keys 4.x files carry ({@code rope_theta},
- * {@code rope_scaling}, {@code head_dim}); the Mamba layers' keys are {@link Mamba2#keys}. Checkpoint: Granite MoE's,
- * with {@code mamba.*} in place of {@code self_attn.*} in Mamba layers.
+ * type names {@code "mamba"} and {@code "attention"} it maps (read under the alias too, where transformers 5.17 refuses
+ * them), and the keys 4.x files carry ({@code rope_theta}, {@code rope_scaling}, {@code head_dim}); the Mamba layers'
+ * keys are {@link Mamba2#keys}. Checkpoint: Granite MoE's, with {@code mamba.*} in place of {@code self_attn.*} in
+ * Mamba layers.
  */
 final class GraniteMoeHybrid extends ModelFamily {
     private static final Map<String, Boolean> MAMBA_TYPES = Map.of("mamba", true, "linear_attention", true,

@@ -6,7 +6,7 @@ import java.util.Map;
 import static io.arrakis.model.family.ConfigValues.invalid;
 import static io.arrakis.model.family.Key.bool;
 import static io.arrakis.model.family.Key.intOrStringOrNull;
-import static io.arrakis.model.family.Key.listOrNull;
+import static io.arrakis.model.family.Key.list;
 import static io.arrakis.model.family.Key.pos;
 
 /**
@@ -48,19 +48,19 @@ public record Mamba2(int heads, int headDim, int groups, int stateSize, int conv
 
     /**
      * The keys of the Mamba-2 mixer that Bamba's config and those built on it share, with BambaConfig's defaults
-     * ({@code mamba_d_head} {@code "auto"}: {@code mamba_expand · hidden_size / mamba_n_heads}).
+     * ({@code mamba_d_head} {@code "auto"}: {@code mamba_expand · hidden_size / mamba_n_heads}; {@code time_step_limit}
+     * no limit, spelt as transformers 5 writes it).
      */
     static List<Key> keys() {
         return List.of(pos("mamba_n_heads", 128), pos("mamba_n_groups", 1), pos("mamba_d_state", 256),
                 intOrStringOrNull("mamba_d_head", "auto"), pos("mamba_d_conv", 4), pos("mamba_expand", 2),
                 pos("mamba_chunk_size", 256), bool("mamba_conv_bias", true), bool("mamba_proj_bias", false),
-                listOrNull("time_step_limit"));
+                list("time_step_limit", List.of(0.0, Map.of("__float__", "Infinity"))));
     }
 
     /**
      * The state space of the layers {@code layers} marks, as {@link #keys} size it, checked as
-     * {@code validate_architecture} checks them. A null {@code time_step_limit}, which transformers' pass cannot
-     * take, is read as no limit.
+     * {@code validate_architecture} checks them.
      */
     static Mamba2 of(Settings s, List<Boolean> layers) {
         long inner = (long) s.integer("mamba_expand") * s.integer("hidden_size");
@@ -93,13 +93,10 @@ public record Mamba2(int heads, int headDim, int groups, int stateSize, int conv
     }
 
     /**
-     * {@code time_step_limit} as its least and greatest time step; no limit where it is null. transformers 5 writes
-     * an infinite bound as {@code {"__float__": "Infinity"}}, which JSON's numbers cannot hold.
+     * {@code time_step_limit} as its least and greatest time step. transformers 5 writes an infinite bound as
+     * {@code {"__float__": "Infinity"}}, which JSON's numbers cannot hold.
      */
     private static double[] timeStepLimit(List<?> limit) {
-        if (limit == null) {
-            return new double[] {0.0, Double.POSITIVE_INFINITY};
-        }
         double[] bounds = new double[2];
         for (int i = 0; i < bounds.length && limit.size() == 2; i++) {
             Object bound = limit.get(i);
