@@ -71,8 +71,13 @@ import java.util.regex.Pattern;
  * reads), the last three {@code [batch, pos, value_head, value_dim]}, and a short-convolution layer (LFM2's)
  * {@code blocks.i.conv.hook_b}, {@code hook_c} and {@code hook_x} (its input projection's three gates),
  * {@code hook_conv} (the causal convolution of B · x) and {@code hook_z} (C times it, which {@code out_proj} reads),
- * each {@code [batch, pos, d_model]}; {@code blocks.i.hook_attn_out} (what the block adds to the residual stream: after
- * the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
+ * each {@code [batch, pos, d_model]}, and a Mamba-2 layer (Granite 4.0's, Bamba's) {@code blocks.i.mamba.hook_x}
+ * ({@code [batch, pos, head, head_dim]}), {@code hook_b} and {@code hook_c} ({@code [batch, pos, group, state]}), after
+ * the convolution and activation, {@code hook_dt} ({@code [batch, pos, head]}: the time steps after their softplus and
+ * limits), {@code hook_ssm} (the state space's output with its {@code D · x}, float32), {@code hook_gate}
+ * ({@code in_proj}'s gate) and {@code hook_z} (the gated norm's output, which {@code out_proj} reads), the last three
+ * {@code [batch, pos, head, head_dim]}; {@code blocks.i.hook_attn_out} (what the block adds to the residual stream:
+ * after the output norm of families that normalise it, and after granite's {@code residual_multiplier}, as is
  * {@code hook_mlp_out}), {@code blocks.i.hook_resid_mid} (sequential residual), {@code blocks.i.ln2.hook_scale} and
  * {@code blocks.i.ln2.hook_normalized} (the MLP's input norm, as ln1's, where the MLP has one of its own: phi, gpt-j,
  * cohere, and falcon and stable-lm in their parallel layouts with one norm, feed it ln1's output),
