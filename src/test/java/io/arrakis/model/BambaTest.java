@@ -70,8 +70,13 @@ class BambaTest {
         assertEquals(Architecture.Mixer.MAMBA2, c.mixer(0));
     }
 
+    /**
+     * What transformers refuses (layer types it cannot set, groups that do not divide the heads),
+     * and what it would silently not do (attention layers outside the model, a top-level rotary fraction it replaces
+     * by 0.5), is refused, naming the key.
+     */
     @Test
-    void whatBambaConfigCannotTakeIsRefused() {
+    void unreadOrImpossibleSettingsAreRefused() {
         HookedAutoConfig tiny = TinyConfigs.of("bamba");
         Map<Map<String, Object>, String> refused = new LinkedHashMap<>();
         refused.put(Map.of("layers_block_type", List.of("mamba", "attention")), "layers_block_type");
@@ -85,5 +90,20 @@ class BambaTest {
             assertTrue(e.getMessage().contains(key), e.getMessage());
         });
         assertEquals(List.of(true, true), tiny.with("attn_layer_indices", null).architecture().mamba2().layers());
+    }
+
+    /**
+     * The rotary embedding reads {@code rope_parameters}' own {@code partial_rotary_factor} where it has one (1 and
+     * 0.25 of each 8-feature head), as transformers' does; without one, 0.5.
+     */
+    @Test
+    void rotaryParametersOwnFractionIsRead() {
+        HookedAutoConfig tiny = TinyConfigs.of("bamba");
+        assertEquals(4, tiny.architecture().rope(1).dim());
+        for (double fraction : new double[] {1.0, 0.25}) {
+            Architecture a = tiny.with("rope_parameters", Map.of("rope_type", "default", "rope_theta", 10000.0,
+                    "partial_rotary_factor", fraction)).architecture();
+            assertEquals((int) (8 * fraction), a.rope(1).dim(), "fraction " + fraction);
+        }
     }
 }

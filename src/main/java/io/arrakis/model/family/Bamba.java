@@ -39,14 +39,17 @@ import static io.arrakis.model.family.Slot.W_OUT;
 /**
  * IBM's Bamba ({@code transformers/models/bamba}; Bamba-9B): Llama's blocks where every layer but those
  * {@code attn_layer_indices} lists mixes tokens by a Mamba-2 state space ({@link Mamba2}) in place of attention. The
- * attention layers rotate the first half of each head ({@code partial_rotary_factor} 0.5, which
- * {@code BambaConfig} sets whatever a file says). The MLP's input norm is {@code pre_ff_layernorm}, the final norm
- * {@code final_layernorm}, the MLP {@code feed_forward}.
+ * attention layers rotate the first half of each head: {@code BambaConfig} sets the top-level
+ * {@code partial_rotary_factor} to 0.5 whatever a file says, and the rotary embedding reads the one of
+ * {@code rope_parameters} where that object has its own. The MLP's input norm is {@code pre_ff_layernorm}, the final
+ * norm {@code final_layernorm}, the MLP {@code feed_forward}.
  *
  * <p>Keys: {@code BambaConfig} of {@code transformers} 5.17 with the Mamba keys of {@link Mamba2#keys}, and the keys
  * 4.x files carry ({@code rope_theta}, {@code rope_scaling}, {@code head_dim}). {@code layers_block_type} (and its
  * alias {@code layer_types}) is computed from {@code attn_layer_indices}; transformers cannot set it, and neither is it
- * read here: refused. Checkpoint: {@code BambaForCausalLM}'s names.
+ * read here: refused. Refused too, where transformers would silently not do what they say: a top-level
+ * {@code partial_rotary_factor} other than 0.5 and {@code attn_layer_indices} entries outside the layers.
+ * Checkpoint: {@code BambaForCausalLM}'s names.
  */
 final class Bamba extends ModelFamily {
     private static final double ROTARY_FACTOR = 0.5;
@@ -76,12 +79,10 @@ final class Bamba extends ModelFamily {
             throw invalid("layers_block_type", s.listOrNull("layers_block_type"), "is computed from"
                     + " attn_layer_indices, which bamba's config reads in its place: give attn_layer_indices");
         }
-        Map<?, ?> rotary = s.mapOrNull("rope_parameters");
-        Object factor = rotary != null && rotary.containsKey("partial_rotary_factor")
-                ? rotary.get("partial_rotary_factor") : s.get("partial_rotary_factor");
+        Object factor = s.get("partial_rotary_factor");
         if (!(factor instanceof Number n) || n.doubleValue() != ROTARY_FACTOR) {
             throw invalid("partial_rotary_factor", factor, "is set to " + ROTARY_FACTOR + " by BambaConfig whatever a"
-                    + " file says; give " + ROTARY_FACTOR + " or leave it out");
+                    + " file says; give rope_parameters.partial_rotary_factor for another rotary width");
         }
         List<Boolean> mamba = mambaLayers(s, s.integer("num_hidden_layers"));
         boolean attentionBias = s.bool("attention_bias");
