@@ -313,11 +313,12 @@ final class Forward {
     }
 
     /**
-     * A Mamba-2 layer's token mixer ({@link Mamba2}), as transformers' {@code GraniteMoeHybridMambaLayer} computes it
-     * without kernels: the gate, the convolution's channels and the time steps from one projection; x, B and C
-     * convolved causally and through the model's activation; the time steps' softplus within their limits; the state
-     * space ({@link Mamba2Scan}) in float32; its output times the SiLU of the gate RMS-normalised over all heads
-     * together in float32, times the norm's weight, projected back in the model's dtype.
+     * A Mamba-2 layer's token mixer ({@link Mamba2}), as transformers' {@code BambaMixer} (Granite 4.0's
+     * {@code GraniteMoeHybridMambaLayer}) computes it without kernels: the gate, the convolution's channels and the
+     * time steps from one projection; x, B and C convolved causally and through the model's activation; the time steps'
+     * softplus within their limits; the state space ({@link Mamba2Scan}) in float32; its output times the SiLU of the
+     * gate RMS-normalised over all heads together in float32, times the norm's weight, projected back in the model's
+     * dtype.
      */
     private Tensor mamba2(String b, Weights.Layer l, Tensor x) {
         Mamba2 m = c.mamba2();

@@ -45,11 +45,11 @@ final class Mamba2Scan {
         int chunks = (int) (padded / size);
         try (TensorScope steps = TensorScope.open()) {
             long perGroup = heads / b.size(2);
-            Tensor steps32 = dt.to(DType.FLOAT32);
+            Tensor timeSteps = dt.to(DType.FLOAT32);
             Tensor inputs = x.to(DType.FLOAT32);
             Tensor skipped = inputs.mul(skip.to(DType.FLOAT32).unsqueeze(-1));
-            Tensor xs = inChunks(headsFirst(inputs.mul(steps32.unsqueeze(-1)), padded), chunks, size);
-            Tensor logDecay = headsFirst(steps32.mul(a).unsqueeze(-1), padded).view(batch, heads, chunks, size);
+            Tensor xs = inChunks(headsFirst(inputs.mul(timeSteps.unsqueeze(-1)), padded), chunks, size);
+            Tensor logDecay = headsFirst(timeSteps.mul(a).unsqueeze(-1), padded).view(batch, heads, chunks, size);
             Tensor bs = inChunks(headsFirst(perHead(b, perGroup), padded), chunks, size);
             Tensor cs = inChunks(headsFirst(perHead(c, perGroup), padded), chunks, size);
 
