@@ -58,7 +58,7 @@ class BambaTest {
                 "num_hidden_layers", 32, "num_attention_heads", 32, "num_key_value_heads", 8, "intermediate_size",
                 14336, "vocab_size", 128256, "mamba_n_heads", 128, "mamba_d_head", 64, "mamba_d_state", 128));
         file.putAll(Map.of("mamba_n_groups", 1, "mamba_chunk_size", 256, "attn_layer_indices", List.of(9, 18, 27),
-                "rope_theta", 10000.0, "num_logits_to_keep", 1));
+                "rope_theta", 10000.0, "num_logits_to_keep", 1, "attn_rotary_emb", 64));
         Files.writeString(dir.resolve("config.json"), Json.write(file));
         HookedAutoConfig c = HookedAutoConfig.fromJson(dir.resolve("config.json"));
         assertEquals(9_780_235_392L, c.parameterCount());
@@ -71,9 +71,9 @@ class BambaTest {
     }
 
     /**
-     * What transformers refuses (layer types it cannot set, groups that do not divide the heads),
-     * and what it would silently not do (attention layers outside the model, a top-level rotary fraction it replaces
-     * by 0.5), is refused, naming the key.
+     * What transformers refuses (layer types it cannot set, groups that do not divide the heads), and what it would
+     * silently not do (attention layers outside the model, a top-level rotary fraction it replaces by 0.5, 4.x's rotary
+     * width it no longer reads), is refused, naming the key.
      */
     @Test
     void unreadOrImpossibleSettingsAreRefused() {
@@ -83,6 +83,7 @@ class BambaTest {
         refused.put(Map.of("layer_types", List.of("mamba", "attention")), "layers_block_type");
         refused.put(Map.of("attn_layer_indices", List.of(2)), "attn_layer_indices");
         refused.put(Map.of("partial_rotary_factor", 1.0), "partial_rotary_factor");
+        refused.put(Map.of("attn_rotary_emb", 8), "attn_rotary_emb"); // 4.x's width: 5.17 rotates 4 of 8
         refused.put(Map.of("mamba_n_groups", 3), "mamba_n_groups");
         refused.forEach((settings, key) -> {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

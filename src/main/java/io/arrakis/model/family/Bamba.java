@@ -48,7 +48,9 @@ import static io.arrakis.model.family.Slot.W_OUT;
  * 4.x files carry ({@code rope_theta}, {@code rope_scaling}, {@code head_dim}). {@code layers_block_type} (and its
  * alias {@code layer_types}) is computed from {@code attn_layer_indices}; transformers cannot set it, and neither is it
  * read here: refused. Refused too, where transformers would silently not do what they say: a top-level
- * {@code partial_rotary_factor} other than 0.5 and {@code attn_layer_indices} entries outside the layers.
+ * {@code partial_rotary_factor} other than 0.5, {@code attn_layer_indices} entries outside the layers, and an
+ * {@code attn_rotary_emb} (the rotary width of 4.x's config, which published files carry) other than the width
+ * rotated.
  * Checkpoint: {@code BambaForCausalLM}'s names.
  */
 final class Bamba extends ModelFamily {
@@ -69,7 +71,8 @@ final class Bamba extends ModelFamily {
         keys.addAll(Mamba2.keys());
         keys.addAll(List.of(dblOrNull("z_loss_coefficient", 0.0), ropeParameters(), bool("attention_bias", false),
                 bool("mlp_bias", false), posDbl("rope_theta", 10000.0), optionalRopeScaling(), optionalHeadDim(),
-                dbl("partial_rotary_factor", ROTARY_FACTOR), listOrNull("layers_block_type")));
+                dbl("partial_rotary_factor", ROTARY_FACTOR), listOrNull("layers_block_type"),
+                posOrNull("attn_rotary_emb", null)));
         return keys;
     }
 
@@ -86,12 +89,19 @@ final class Bamba extends ModelFamily {
         }
         List<Boolean> mamba = mambaLayers(s, s.integer("num_hidden_layers"));
         boolean attentionBias = s.bool("attention_bias");
-        return new ArchitectureBuilder(s).width("hidden_size").layers("num_hidden_layers")
+        Architecture a = new ArchitectureBuilder(s).width("hidden_size").layers("num_hidden_layers")
                 .heads("num_attention_heads").keyValueHeads("num_key_value_heads").headDim("head_dim")
                 .mlpWidth("intermediate_size").gatedMlp().positions("max_position_embeddings").activation("hidden_act")
                 .paddingToken("pad_token_id").norm(Norm.RMS_NORM, "rms_norm_eps")
                 .rotary("rope_theta", "partial_rotary_factor").rotatingLayers(mamba.stream().map(m -> !m).toList())
                 .biases(attentionBias, attentionBias, s.bool("mlp_bias")).mamba2(Mamba2.of(s, mamba)).build();
+        Integer rotated = s.integerOrNull("attn_rotary_emb");
+        if (rotated != null && rotated != a.rope().dim()) {
+            throw invalid("attn_rotary_emb", rotated, "is the rotary width transformers 4.x read, which 5.17 does not:"
+                    + " it rotates " + a.rope().dim() + " features of each head; give"
+                    + " rope_parameters.partial_rotary_factor for another width");
+        }
+        return a;
     }
 
     /** Per layer, whether it is a Mamba layer: every layer {@code attn_layer_indices} does not list. */
