@@ -53,20 +53,22 @@ final class Mamba2Scan {
             Tensor bs = inChunks(headsFirst(perHead(b, perGroup), padded), chunks, size);
             Tensor cs = inChunks(headsFirst(perHead(c, perGroup), padded), chunks, size);
 
-            Tensor cumulative = logDecay.cumsum(-1); // the log of the decay from a chunk's start to each position
             // within a chunk: [i, j] C_i · B_j times the decay from position j to i, 0 where j comes after i
             Tensor within = cs.matmul(bs.transpose(-1, -2)).mul(segmentSum(logDecay, triangles.apply(size)).exp());
             Tensor out = within.matmul(xs);
-            // the state each chunk ends with, from its own positions; then the state each chunk starts with
-            Tensor toEnd = cumulative.narrow(-1, size - 1, 1).sub(cumulative).exp().unsqueeze(-1);
-            Tensor ending = bs.mul(toEnd).transpose(-1, -2).matmul(xs); // [batch, heads, chunks, state, head_dim]
-            Tensor chunkDecay = Tensor.cat(List.of(Tensor.zeros(new long[] {batch, heads, 1}, DType.FLOAT32,
-                    x.device()), cumulative.select(-1, size - 1)), -1);
-            Tensor ends = Tensor.cat(List.of(Tensor.zeros(new long[] {batch, heads, 1, state * headDim},
-                    DType.FLOAT32, x.device()), ending.reshape(batch, heads, chunks, state * headDim)), 2);
-            Tensor starting = segmentSum(chunkDecay, triangles.apply(chunks + 1)).exp().matmul(ends)
-                    .narrow(2, 0, chunks).view(batch, heads, chunks, state, headDim);
-            out = out.add(cs.matmul(starting).mul(cumulative.exp().unsqueeze(-1)));
+            if (chunks > 1) { // the first chunk starts from a zero state; each later one from what those before leave
+                Tensor cumulative = logDecay.cumsum(-1); // the log of the decay from a chunk's start to each position
+                // the state each chunk ends with, from its own positions; then the state each chunk starts with
+                Tensor toEnd = cumulative.narrow(-1, size - 1, 1).sub(cumulative).exp().unsqueeze(-1);
+                Tensor ending = bs.mul(toEnd).transpose(-1, -2).matmul(xs); // [batch, heads, chunks, state, head_dim]
+                Tensor chunkDecay = Tensor.cat(List.of(Tensor.zeros(new long[] {batch, heads, 1}, DType.FLOAT32,
+                        x.device()), cumulative.select(-1, size - 1)), -1);
+                Tensor ends = Tensor.cat(List.of(Tensor.zeros(new long[] {batch, heads, 1, state * headDim},
+                        DType.FLOAT32, x.device()), ending.reshape(batch, heads, chunks, state * headDim)), 2);
+                Tensor starting = segmentSum(chunkDecay, triangles.apply(chunks + 1)).exp().matmul(ends)
+                        .narrow(2, 0, chunks).view(batch, heads, chunks, state, headDim);
+                out = out.add(cs.matmul(starting).mul(cumulative.exp().unsqueeze(-1)));
+            }
             Tensor y = out.view(batch, heads, padded, headDim).narrow(2, 0, pos).transpose(1, 2).add(skipped);
             return steps.keep(y.contiguous());
         }
