@@ -7,6 +7,9 @@ import io.arrakis.torch.TensorScope;
 import java.util.ArrayList;
 import java.util.List;
 
+import static io.arrakis.model.PositionChunks.headsFirst;
+import static io.arrakis.model.PositionChunks.inChunks;
+
 /**
  * The gated delta rule of linear attention ({@link io.arrakis.model.family.LinearAttention}) over a whole pass, in
  * float32, computed as transformers' {@code torch_chunk_gated_delta_rule} computes it: positions in chunks of
@@ -46,10 +49,10 @@ final class GatedDeltaRule {
             Tensor values = headsFirst(v, padded);
             Tensor betas = headsFirst(beta.unsqueeze(-1), padded);
             Tensor g = headsFirst(decay.unsqueeze(-1), padded).view(batch, heads, chunks, CHUNK);
-            Tensor kBeta = inChunks(keys.mul(betas), chunks);
-            Tensor vBeta = inChunks(values.mul(betas), chunks);
-            queries = inChunks(queries, chunks);
-            keys = inChunks(keys, chunks);
+            Tensor kBeta = inChunks(keys.mul(betas), chunks, CHUNK);
+            Tensor vBeta = inChunks(values.mul(betas), chunks, CHUNK);
+            queries = inChunks(queries, chunks, CHUNK);
+            keys = inChunks(keys, chunks, CHUNK);
 
             Tensor cumulative = g.cumsum(-1); // the log of the decay from a chunk's start to each position
             // [i, j]: the decay between positions j and i of a chunk; 0 where j comes after i
@@ -78,23 +81,6 @@ final class GatedDeltaRule {
                     .transpose(1, 2);
             return steps.keep(out.to(v.dtype()));
         }
-    }
-
-    /** {@code x [batch, pos, heads, d]} as {@code [batch, heads, padded, d]} in float32, zeros after its positions. */
-    private static Tensor headsFirst(Tensor x, long padded) {
-        Tensor wide = (x.dtype() == DType.FLOAT32 ? x : x.to(DType.FLOAT32)).transpose(1, 2);
-        long pos = wide.size(2);
-        if (padded == pos) {
-            return wide.contiguous();
-        }
-        long[] shape = wide.shape();
-        shape[2] = padded - pos;
-        return Tensor.cat(List.of(wide, Tensor.zeros(shape, DType.FLOAT32, x.device())), 2);
-    }
-
-    /** {@code x [batch, heads, padded, d]} as {@code [batch, heads, chunks, CHUNK, d]}. */
-    private static Tensor inChunks(Tensor x, int chunks) {
-        return x.view(x.size(0), x.size(1), chunks, CHUNK, x.size(3));
     }
 
     /** {@code x / sqrt(Σ x² + 1e-6)} over the last dim, as the FLA library and transformers normalise. */

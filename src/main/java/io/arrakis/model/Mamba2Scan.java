@@ -7,6 +7,9 @@ import io.arrakis.torch.TensorScope;
 import java.util.List;
 import java.util.function.IntFunction;
 
+import static io.arrakis.model.PositionChunks.headsFirst;
+import static io.arrakis.model.PositionChunks.inChunks;
+
 /**
  * The state space of a Mamba-2 layer ({@link io.arrakis.model.family.Mamba2}) over a whole pass, in float32, computed
  * as transformers' {@code mamba2_chunk_scan} (the fallback of the {@code mamba_ssm} kernel) computes it: positions in
@@ -89,20 +92,4 @@ final class Mamba2Scan {
         return perGroup == 1 ? wide : wide.repeatInterleave(perGroup, 2);
     }
 
-    /** {@code x [batch, pos, heads, d]} as {@code [batch, heads, padded, d]}, zeros after its positions. */
-    private static Tensor headsFirst(Tensor x, long padded) {
-        Tensor wide = x.transpose(1, 2);
-        long pos = wide.size(2);
-        if (padded == pos) {
-            return wide.contiguous();
-        }
-        long[] shape = wide.shape();
-        shape[2] = padded - pos;
-        return Tensor.cat(List.of(wide, Tensor.zeros(shape, DType.FLOAT32, x.device())), 2);
-    }
-
-    /** {@code x [batch, heads, padded, d]} as {@code [batch, heads, chunks, chunk, d]}. */
-    private static Tensor inChunks(Tensor x, int chunks, int chunk) {
-        return x.view(x.size(0), x.size(1), chunks, chunk, x.size(3));
-    }
 }
